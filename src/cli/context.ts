@@ -1,0 +1,75 @@
+// What CLI commands share: which runbook and repository they act on, and the
+// Temporal connection. Options come from flags first, then the environment.
+import { LifeboatError } from '../errors';
+import { loadRunbook } from '../runbook/load';
+import { clusterName, type Runbook } from '../runbook/schema';
+import { openRepository } from '../repository';
+import type { Repository } from '../repository/types';
+
+export interface RepoOptions {
+  runbook?: string;
+  repo?: string;
+  cluster?: string;
+  runbooksDir?: string;
+}
+
+export interface RepoTarget {
+  runbook?: Runbook;
+  repo: Repository;
+  cluster: string;
+}
+
+/** `--runbook orders` or `--repo <url> --cluster <name>` (shared/DESIGN.md §6). */
+export async function resolveRepoTarget(opts: RepoOptions): Promise<RepoTarget> {
+  if (opts.runbook) {
+    if (opts.repo) {
+      throw new LifeboatError('INPUT_INVALID', '--runbook and --repo were both given; pass one of them', {
+        hints: ['--runbook orders reads the repository from the runbook; --repo/--cluster name it directly'],
+      });
+    }
+    const runbook = await loadRunbook(opts.runbook, opts.runbooksDir);
+    const repo = await openRepository(runbook.repository.url, runbook.repository);
+    return { runbook, repo, cluster: opts.cluster ?? clusterName(runbook) };
+  }
+  if (opts.repo) {
+    if (!opts.cluster) {
+      throw new LifeboatError('INPUT_INVALID', '--repo needs --cluster <name>', {
+        hints: ['the repository holds several clusters under <repo>/<cluster>/'],
+      });
+    }
+    return { repo: await openRepository(opts.repo, {}), cluster: opts.cluster };
+  }
+  throw new LifeboatError('INPUT_INVALID', 'no repository: pass --runbook <name> or --repo <url> --cluster <name>', {
+    hints: ['e.g. lifeboat backups --runbook orders', 'or lifeboat backups --repo file:///var/lib/lifeboat/repo --cluster orders'],
+  });
+}
+
+export async function requireRunbook(opts: RepoOptions, command: string): Promise<Runbook> {
+  if (!opts.runbook) {
+    throw new LifeboatError('INPUT_INVALID', `${command} needs --runbook <name>`, {
+      hints: [`e.g. lifeboat ${command} --runbook orders`],
+    });
+  }
+  return loadRunbook(opts.runbook, opts.runbooksDir);
+}
+
+export interface TemporalOptions {
+  address?: string;
+  namespace?: string;
+}
+
+export function temporalAddress(opts: TemporalOptions): { address: string; namespace: string } {
+  return {
+    address: opts.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
+    namespace: opts.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default',
+  };
+}
+
+/** Parses a positive integer flag; bad values are usage errors naming the flag. */
+export function intOption(value: unknown, flag: string, min = 1): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isInteger(n) || n < min) {
+    throw new LifeboatError('INPUT_INVALID', `${flag}: expected an integer of at least ${min}, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}

@@ -1,0 +1,152 @@
+// The `lifeboat` CLI (shared/DESIGN.md §9). Every command is declared here so
+// that `--help` is complete, but its code is loaded only when it runs:
+// PostgreSQL starts `archive-push` and `archive-get` once per WAL segment, and
+// loading the Temporal client or the AWS SDK for them would cost more than
+// the work itself.
+//
+// Exit codes: 0 success, 1 the operation failed, 2 bad usage or input.
+import { Command, CommanderError, Option } from 'commander';
+import { EXIT, runCommand } from './run';
+
+const program = new Command();
+
+program
+  .name('lifeboat')
+  .description('PostgreSQL disaster recovery as durable Temporal workflows: backups, WAL archive, recovery, drills.')
+  .version(require('../../../package.json').version as string)
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride()
+  .configureOutput({ outputError: (str, write) => write(str) });
+
+const repoOptions = (cmd: Command) =>
+  cmd
+    .option('--runbook <name|file>', 'runbook name (in --runbooks-dir) or path to a runbook YAML file')
+    .option('--repo <url>', 'repository URL (file:///path or s3://bucket/prefix) instead of a runbook')
+    .option('--cluster <name>', 'cluster name in the repository (with --repo)')
+    .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)');
+
+const temporalOptions = (cmd: Command) =>
+  cmd
+    .option('--address <host:port>', 'Temporal frontend (env TEMPORAL_ADDRESS, default 127.0.0.1:7233)')
+    .option('--namespace <ns>', 'Temporal namespace (env TEMPORAL_NAMESPACE, default "default")');
+
+program
+  .command('dev')
+  .description(
+    'embedded stack for trying Lifeboat: Temporal dev server with its UI on 127.0.0.1:8233, a sandbox primary ' +
+      'archiving to a file:// repository under .lifeboat/, a worker, and a first base backup',
+  )
+  .option('--state-dir <dir>', 'where the sandbox keeps its data', '.lifeboat/dev')
+  .option('--ui-port <port>', 'Temporal Web UI port', '8233')
+  .option('--temporal-port <port>', 'Temporal frontend port', '7233')
+  .option('--pg-port <port>', 'sandbox primary port', '55432')
+  .action((opts) => runCommand(() => import('./commands/dev'), opts));
+
+temporalOptions(
+  program
+    .command('worker')
+    .description('poll the `lifeboat` task queue and, with --host, `lifeboat-host-<host>` for that host\'s disk and processes')
+    .option('--host <host>', 'also run host activities (base backup staging, restore, pg_ctl) for this host')
+    .option('--no-shared', 'with --host: poll only the host queue, not `lifeboat`')
+    .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)'),
+).action((opts) => runCommand(() => import('./commands/worker'), opts));
+
+const runbookCmd = program.command('runbook').description('work with runbook files');
+runbookCmd
+  .command('validate')
+  .description('check runbook files against the schema; errors name the YAML path and line')
+  .argument('<file...>', 'runbook YAML files')
+  .option('--json', 'print the result as JSON')
+  .action((files: string[], opts) => runCommand(() => import('./commands/runbook-validate'), { ...opts, files }));
+
+temporalOptions(
+  repoOptions(
+    program
+      .command('backup')
+      .description('start the `baseBackup` workflow for a runbook and wait for the verified backup')
+      .option('--no-wait', 'print the workflow id and return at once')
+      .option('--json', 'print the result as JSON'),
+  ),
+).action((opts) => runCommand(() => import('./commands/backup'), opts));
+
+repoOptions(
+  program
+    .command('backups')
+    .description('list the base backups in the repository (id, start/end time and LSN, timeline, size, verified)')
+    .option('--json', 'print the catalog as JSON'),
+).action((opts) => runCommand(() => import('./commands/backups'), opts));
+
+repoOptions(
+  program
+    .command('check')
+    .description(
+      'archiver health (pg_stat_archiver against the RPO) and WAL chain continuity from the oldest backup; exits 1 when unhealthy',
+    )
+    .option('--no-primary', 'skip the archiver health query (check the repository only)')
+    .option('--json', 'print the report as JSON'),
+).action((opts) => runCommand(() => import('./commands/check'), opts));
+
+temporalOptions(
+  repoOptions(
+    program
+      .command('expire')
+      .description('apply retention: keep the runbook\'s newest full backups and the WAL they need')
+      .option('--dry-run', 'list what would be deleted and delete nothing')
+      .option('--local', 'run in this process instead of through the `expireBackups` workflow')
+      .option('--keep <n>', 'full backups to keep (default: runbook backup.retainFull)')
+      .option('--json', 'print the result as JSON'),
+  ),
+).action((opts) => runCommand(() => import('./commands/expire'), opts));
+
+repoOptions(
+  program
+    .command('archive-push')
+    .description(
+      "PostgreSQL's archive_command: archive-push %p. Idempotent, atomic, checksummed, compressed; " +
+        'also pushes other segments already waiting in pg_wal/archive_status',
+    )
+    .argument('<path>', 'the WAL file to archive (%p, relative to the data directory)')
+    .addOption(new Option('--parallel <n>', 'segments pushed at once, this one included').default('4'))
+    .option('--no-ahead', 'push only the given file'),
+).action((path: string, opts) => runCommand(() => import('./commands/archive-push'), { ...opts, path }));
+
+repoOptions(
+  program
+    .command('archive-get')
+    .description(
+      "PostgreSQL's restore_command: archive-get %f %p. Verifies the checksum, serves from a prefetch spool; " +
+        'exit 1 means "not in the archive" (the normal end of recovery), exit 255 aborts recovery on corruption',
+    )
+    .argument('<file>', 'WAL file name PostgreSQL asks for (%f)')
+    .argument('<path>', 'where to put it (%p)')
+    .addOption(new Option('--prefetch <n>', 'segments to download ahead of replay').default('8'))
+    .option('--spool-dir <dir>', 'prefetch spool (default pg_wal/.lifeboat-prefetch beside %p)'),
+).action((file: string, path: string, opts) =>
+  runCommand(() => import('./commands/archive-get'), { ...opts, file, path }),
+);
+
+repoOptions(
+  program
+    .command('archive-prefetch', { hidden: true })
+    .description('internal: downloads segments into the archive-get spool')
+    .argument('<file>', 'first segment to fetch')
+    .requiredOption('--spool-dir <dir>', 'prefetch spool')
+    .addOption(new Option('--count <n>', 'how many segments').default('8')),
+).action((file: string, opts) => runCommand(() => import('./commands/archive-prefetch'), { ...opts, file }));
+
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with exitCode 0.
+      process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      return;
+    }
+    throw err;
+  }
+}
+
+void main();
+
+export { Option };

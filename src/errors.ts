@@ -1,0 +1,116 @@
+// The closed catalogue of Lifeboat failure types (shared/DESIGN.md §8).
+//
+// Activities throw ApplicationFailure with one of these as `type`; workflows
+// branch on the type string, never on `instanceof` (the workflow sandbox is
+// another realm). Adding a code without deciding whether it is retryable
+// fails to compile in `isRetryable` below.
+import { z } from 'zod';
+
+export const ErrorCode = z.enum([
+  'WAL_GAP',
+  'WAL_CHECKSUM_MISMATCH',
+  'WAL_NOT_FOUND',
+  'ARCHIVE_CONFLICT',
+  'BACKUP_NOT_FOUND',
+  'BACKUP_VERIFY_FAILED',
+  'BACKUP_FAILED',
+  'RECOVERY_ENDED_BEFORE_TARGET',
+  'PG_RUNNING',
+  'PG_UNREACHABLE',
+  'DATA_DIR_NOT_EMPTY',
+  'INVARIANT_FAILED',
+  'GATE_NOT_ENFORCED',
+  'NOT_AN_APPROVER',
+  'RUNBOOK_INVALID',
+  'RUNBOOK_NOT_FOUND',
+  'INPUT_INVALID',
+  'REPOSITORY_UNREACHABLE',
+  'REPOSITORY_INVALID',
+  'SECRET_MISSING',
+  'TOOL_FAILED',
+]);
+export type ErrorCode = z.infer<typeof ErrorCode>;
+
+/** Whether Temporal should retry an activity that failed with this code. */
+export function isRetryable(code: ErrorCode): boolean {
+  switch (code) {
+    // Transient: the network, a store or a server that may come back.
+    case 'PG_UNREACHABLE':
+    case 'REPOSITORY_UNREACHABLE':
+    case 'TOOL_FAILED':
+      return true;
+    // Facts about data or configuration: retrying changes nothing, an
+    // operator must look.
+    case 'WAL_GAP':
+    case 'WAL_CHECKSUM_MISMATCH':
+    case 'WAL_NOT_FOUND':
+    case 'ARCHIVE_CONFLICT':
+    case 'BACKUP_NOT_FOUND':
+    case 'BACKUP_VERIFY_FAILED':
+    case 'BACKUP_FAILED':
+    case 'RECOVERY_ENDED_BEFORE_TARGET':
+    case 'PG_RUNNING':
+    case 'DATA_DIR_NOT_EMPTY':
+    case 'INVARIANT_FAILED':
+    case 'GATE_NOT_ENFORCED':
+    case 'NOT_AN_APPROVER':
+    case 'RUNBOOK_INVALID':
+    case 'RUNBOOK_NOT_FOUND':
+    case 'INPUT_INVALID':
+    case 'REPOSITORY_INVALID':
+    case 'SECRET_MISSING':
+      return false;
+    default: {
+      const unhandled: never = code;
+      throw new Error(`no retry decision for error code ${String(unhandled)}`);
+    }
+  }
+}
+
+/**
+ * An error an operator can act on: what failed, then HINT lines.
+ * `message` already contains the hints so that every printer shows them.
+ */
+export class LifeboatError extends Error {
+  readonly code: ErrorCode;
+  readonly hints: readonly string[];
+  readonly details: Record<string, unknown>;
+
+  constructor(
+    code: ErrorCode,
+    what: string,
+    opts: { hints?: string[]; cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    const hints = opts.hints ?? [];
+    super([what, ...hints.map((h) => `HINT: ${h}`)].join('\n'), { cause: opts.cause });
+    this.name = 'LifeboatError';
+    this.code = code;
+    this.hints = hints;
+    this.details = opts.details ?? {};
+  }
+}
+
+export function isLifeboatError(err: unknown): err is LifeboatError {
+  return err instanceof LifeboatError;
+}
+
+/** Adds context as an error travels up: "while extracting base backup X: ...". */
+export function withContext(context: string, err: unknown): Error {
+  if (err instanceof LifeboatError) {
+    const [first, ...rest] = err.message.split('\n');
+    const wrapped = new LifeboatError(err.code, `${context}: ${first ?? ''}`, {
+      hints: [...err.hints],
+      cause: err,
+      details: err.details,
+    });
+    void rest;
+    return wrapped;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new Error(`${context}: ${message}`, { cause: err });
+}
+
+/** Message of any thrown value, for printing. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,26 @@
+// Opens a repository by URL: file:///path (the embedded default) or
+// s3://bucket/prefix (any S3-compatible store). The S3 client is loaded only
+// for s3:// URLs: it costs more start-up time than archive-push may spend.
+import { LifeboatError } from '../errors';
+import type { Repository } from './types';
+
+export interface RepositoryEnvOptions {
+  /** Environment variable holding the S3 endpoint (MinIO, Ceph...). */
+  endpointEnv?: string;
+  /** Environment variable holding the S3 region. */
+  regionEnv?: string;
+}
+
+export async function openRepository(url: string, opts: RepositoryEnvOptions = {}): Promise<Repository> {
+  if (url.startsWith('file://')) {
+    const { FileRepository } = await import('./file');
+    return new FileRepository(url);
+  }
+  if (url.startsWith('s3://')) {
+    const { S3Repository } = await import('./s3');
+    return S3Repository.fromUrl(url, opts);
+  }
+  throw new LifeboatError('REPOSITORY_INVALID', `unsupported repository URL ${JSON.stringify(url)}`, {
+    hints: ['use file:///absolute/path or s3://bucket/prefix'],
+  });
+}

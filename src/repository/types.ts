@@ -1,0 +1,53 @@
+// The backup repository behind one small interface (shared/DESIGN.md §6).
+// `file://` and `s3://` implement it; everything above (archive-push/get,
+// base backups, catalog, expiry, evidence) is written against this only.
+//
+// Layout under the repository root, per cluster:
+//   <cluster>/base/<backupId>/   base.tar.zst, backup_manifest, backup.json
+//   <cluster>/wal/<segment>.zst  and <cluster>/wal/<timeline>.history
+//   <cluster>/evidence/<runId>.json, <cluster>/audit/<runId>.jsonl
+import type { Readable } from 'node:stream';
+
+export interface ObjectInfo {
+  /** Key relative to the repository root, '/'-separated. */
+  key: string;
+  /** Stored size in bytes (after compression). */
+  size: number;
+  /** sha256 (hex) of the object's original, uncompressed content, when recorded. */
+  sha256?: string;
+  lastModified?: Date;
+}
+
+export interface PutOptions {
+  /** sha256 (hex) of the original content, stored beside the object. */
+  sha256: string;
+  /**
+   * Create only: fail with `exists: true` rather than overwrite. The stored
+   * object is never touched when it already exists.
+   */
+  ifAbsent?: boolean;
+  contentType?: string;
+  /** Called with the bytes written so far, for heartbeats. */
+  onProgress?: (bytes: number) => void;
+}
+
+export type PutResult = { written: true } | { written: false; existing: ObjectInfo };
+
+export interface Repository {
+  /** What to print: the URL without credentials. */
+  readonly url: string;
+  /** Stores a small object or a stream. Atomic: readers see all of it or nothing. */
+  put(key: string, body: Buffer | Readable, opts: PutOptions): Promise<PutResult>;
+  /** Whole object in memory (segments, metadata); undefined when absent. */
+  get(key: string): Promise<{ body: Buffer; info: ObjectInfo } | undefined>;
+  /** Streams a large object (base backups); undefined when absent. */
+  getStream(key: string): Promise<{ stream: Readable; info: ObjectInfo } | undefined>;
+  /** Object metadata without the body; undefined when absent. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** Every object under a prefix (recursive), sorted by key. */
+  list(prefix: string): Promise<ObjectInfo[]>;
+  /** Removes objects that are provably ours to remove (expiry only). */
+  delete(keys: string[]): Promise<void>;
+  /** Appends a line to a log object (audit log); creates it when absent. */
+  append(key: string, line: string): Promise<void>;
+}

@@ -1,0 +1,237 @@
+// The runbook schema (shared/DESIGN.md §5): one zod schema, parsed at the
+// edge, so a typo fails fast with the path of the bad field. Secrets never
+// appear here: runbooks name environment variables (`*Env`) that workers read.
+//
+// This module is imported by workflow code too (zod works in the sandbox):
+// keep it free of Node builtins.
+import { z } from 'zod';
+
+const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const ENV_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const DURATION_RE = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
+
+export const identifier = (what: string) =>
+  z
+    .string({ error: `expected ${what} (lower-case letters, digits, '-' or '_')` })
+    .regex(NAME_RE, { error: `expected ${what} (lower-case letters, digits, '-' or '_', at most 63 characters)` });
+
+const envName = z
+  .string({ error: 'expected the name of an environment variable' })
+  .regex(ENV_RE, { error: 'expected the name of an environment variable (letters, digits and _), not its value' });
+
+const port = z
+  .number({ error: 'expected an integer between 1 and 65535' })
+  .int({ error: 'expected an integer between 1 and 65535' })
+  .min(1, { error: 'expected an integer between 1 and 65535' })
+  .max(65535, { error: 'expected an integer between 1 and 65535' });
+
+const nonEmpty = (what: string) =>
+  z.string({ error: `expected ${what}` }).trim().min(1, { error: `expected ${what}, got an empty string` });
+
+const absolutePath = (what: string) =>
+  z
+    .string({ error: `expected ${what} as an absolute path` })
+    .refine((p) => p.startsWith('/'), { error: `expected ${what} as an absolute path (starting with /)` });
+
+/** Parses "15m", "24h", "1h30m", "90s", "2d" or a number of seconds into seconds. */
+export function parseDurationSeconds(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
+  const m = DURATION_RE.exec(value.trim());
+  if (!m || value.trim() === '') return undefined;
+  const [, d, h, min, s] = m;
+  return Number(d ?? 0) * 86400 + Number(h ?? 0) * 3600 + Number(min ?? 0) * 60 + Number(s ?? 0);
+}
+
+const duration = z
+  .union([z.string(), z.number()], { error: 'expected a duration such as "15m", "24h" or "1h30m"' })
+  .transform((v, ctx) => {
+    const seconds = parseDurationSeconds(v);
+    if (seconds === undefined || seconds <= 0) {
+      ctx.addIssue({ code: 'custom', message: 'expected a duration such as "15m", "24h" or "1h30m"' });
+      return z.NEVER;
+    }
+    return seconds;
+  });
+
+const repositoryUrl = z
+  .string({ error: 'expected a repository URL (file:///path or s3://bucket/prefix)' })
+  .refine((u) => /^file:\/\/\/./.test(u) || /^s3:\/\/[a-z0-9][a-z0-9.-]{1,62}(\/.*)?$/.test(u), {
+    error: 'expected a repository URL (file:///absolute/path or s3://bucket/prefix)',
+  });
+
+export const Primary = z.strictObject({
+  host: nonEmpty('a host name or address'),
+  port: port.default(5432),
+  database: nonEmpty('a database name'),
+  user: nonEmpty('a role name'),
+  passwordEnv: envName.optional(),
+});
+
+export const Cluster = z.strictObject({
+  /** Name of the cluster in the repository; defaults to the runbook's name. */
+  name: identifier('a cluster name').optional(),
+  primary: Primary,
+  pgBin: absolutePath('the PostgreSQL bin directory').default('/usr/lib/postgresql/15/bin'),
+  osUser: nonEmpty('an operating-system user').default('postgres'),
+});
+
+export const Repository = z.strictObject({
+  url: repositoryUrl,
+  endpointEnv: envName.optional(),
+  regionEnv: envName.optional(),
+});
+
+export const RestoreMode = z.enum(['side-by-side', 'in-place'], {
+  error: 'expected "side-by-side" or "in-place"',
+});
+
+export const Restore = z.strictObject({
+  host: identifier('a host name'),
+  dataDir: absolutePath('the data directory'),
+  port,
+  mode: RestoreMode.default('side-by-side'),
+});
+
+const gate = z.strictObject({ gate: nonEmpty('a gate name') });
+
+export const Gates = z.strictObject({
+  table: nonEmpty('a table name').default('system_gate'),
+  writers: z.strictObject({
+    gate: nonEmpty('a gate name').default('writers'),
+    readOnlyRoles: z.array(nonEmpty('a role name'), { error: 'expected a list of role names' }).min(1, {
+      error: 'expected at least one application role',
+    }),
+  }),
+  backgroundJobs: gate.optional(),
+  outbox: z
+    .strictObject({
+      gate: nonEmpty('a gate name'),
+      table: nonEmpty('a table name'),
+      idColumn: nonEmpty('a column name').default('id'),
+      publishedColumn: nonEmpty('a column name').default('published_at'),
+    })
+    .optional(),
+});
+
+const namedSql = z.strictObject({ name: nonEmpty('a name'), sql: nonEmpty('an SQL statement') });
+
+export const Invariant = z.strictObject({
+  name: nonEmpty('a name'),
+  sql: nonEmpty('an SQL query returning one value'),
+  expect: z.union([z.string(), z.number(), z.boolean()], {
+    error: 'expected the value the query must return (a number, string or boolean)',
+  }),
+});
+
+export const Cache = z.union(
+  [
+    z.strictObject({ redis: z.strictObject({ urlEnv: envName, patterns: z.array(nonEmpty('a key pattern')).min(1) }) }),
+    z.strictObject({
+      http: z.strictObject({ urlEnv: envName, method: z.enum(['POST', 'PURGE', 'DELETE']).default('POST') }),
+    }),
+    z.strictObject({ command: z.strictObject({ argv: z.array(nonEmpty('an argument')).min(1) }) }),
+  ],
+  { error: 'expected one of { redis: {...} }, { http: {...} } or { command: {...} }' },
+);
+
+export const Traffic = z.union(
+  [
+    z.strictObject({ pgbouncer: z.strictObject({ adminUrlEnv: envName, database: nonEmpty('a database name') }) }),
+    z.strictObject({ command: z.strictObject({ argv: z.array(nonEmpty('an argument')).min(1) }) }),
+  ],
+  { error: 'expected { pgbouncer: {...} } or { command: {...} }' },
+);
+
+export const ApprovalPolicy = z
+  .strictObject({
+    approvers: z.array(identifier('an approver name'), { error: 'expected a list of approver names' }).min(1, {
+      error: 'expected at least one approver',
+    }),
+    min: z.number().int().min(1, { error: 'expected an integer of at least 1' }).default(1),
+    escalateAfter: duration.optional(),
+  })
+  .refine((p) => p.min <= new Set(p.approvers).size, {
+    error: 'min is larger than the number of distinct approvers: no decision could ever pass',
+    path: ['min'],
+  });
+
+export const APPROVAL_STEPS = ['approve-fence', 'approve-promote', 'approve-resume'] as const;
+
+export const Approvals = z.partialRecord(
+  z.enum(APPROVAL_STEPS, { error: `expected one of ${APPROVAL_STEPS.join(', ')}` }),
+  ApprovalPolicy,
+);
+
+export const Objectives = z.strictObject({
+  rpoSeconds: z.number().int().positive({ error: 'expected a positive number of seconds' }),
+  rtoSeconds: z.number().int().positive({ error: 'expected a positive number of seconds' }),
+});
+
+export const Drill = z.strictObject({
+  host: identifier('a host name'),
+  dataDir: absolutePath('the drill data directory'),
+  port,
+  targetWindow: duration.default('24h'),
+});
+
+export const Backup = z.strictObject({
+  /** The host whose worker runs pg_basebackup (its `lifeboat-host-<host>` queue). */
+  host: identifier('a host name').optional(),
+  /** How many full backups `expireBackups` keeps. */
+  retainFull: z.number().int().min(1, { error: 'expected an integer of at least 1' }).default(2),
+  /** Where the backup is staged and verified before upload. */
+  scratchDir: absolutePath('the scratch directory').optional(),
+});
+
+export const Runbook = z
+  .strictObject({
+    name: identifier('a runbook name'),
+    cluster: Cluster,
+    repository: Repository,
+    restore: Restore,
+    backup: Backup.default({ retainFull: 2 }),
+    gates: Gates.optional(),
+    capture: z.array(namedSql).default([]),
+    invariants: z.array(Invariant).default([]),
+    caches: z.array(Cache).default([]),
+    traffic: Traffic.optional(),
+    approvals: Approvals.default({}),
+    objectives: Objectives,
+    drill: Drill.optional(),
+    notify: z.strictObject({ webhookUrlEnv: envName }).optional(),
+  })
+  .superRefine((rb, ctx) => {
+    if (rb.drill && rb.drill.host === rb.restore.host && rb.drill.dataDir === rb.restore.dataDir) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['drill', 'dataDir'],
+        message: 'must differ from restore.dataDir on the same host: a drill would overwrite a recovery',
+      });
+    }
+    if (rb.drill && rb.drill.host === rb.restore.host && rb.drill.port === rb.restore.port) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['drill', 'port'],
+        message: 'must differ from restore.port on the same host',
+      });
+    }
+  });
+
+export type Runbook = z.output<typeof Runbook>;
+export type RunbookInput = z.input<typeof Runbook>;
+
+/** The cluster's name in the repository. */
+export function clusterName(rb: Runbook): string {
+  return rb.cluster.name ?? rb.name;
+}
+
+/** The host whose worker takes base backups. */
+export function backupHost(rb: Runbook): string {
+  return rb.backup.host ?? rb.restore.host;
+}
+
+export function hostQueue(host: string): string {
+  return `lifeboat-host-${host}`;
+}
+
+export const TASK_QUEUE = 'lifeboat';

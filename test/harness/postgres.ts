@@ -1,0 +1,151 @@
+// A fresh PostgreSQL 15 primary for a test: run as the `postgres` OS user (the
+// server refuses root), on a free loopback port, in a temporary directory,
+// archiving through `lifeboat archive-push`. `stop()` removes what it made;
+// a process exit stops any server still running.
+import { execFile, execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { Client } from 'pg';
+import { freePort, waitFor } from './ports';
+import { lifeboatCommand } from '../../src/tools';
+
+const run = promisify(execFile);
+export const PG_BIN = process.env.LIFEBOAT_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+const running = new Set<string>();
+
+process.on('exit', () => {
+  for (const dataDir of running) {
+    try {
+      execFileSync('runuser', ['-u', 'postgres', '--', `${PG_BIN}/pg_ctl`, '-D', dataDir, 'stop', '-m', 'immediate', '-w'], { stdio: 'ignore' });
+    } catch {
+      /* already down */
+    }
+  }
+});
+
+export interface PrimaryOptions {
+  /** archive-push target; without it archiving is off. */
+  archive?: { repo: string; cluster: string; env?: Record<string, string> };
+  /** Extra postgresql.conf lines. */
+  conf?: string[];
+}
+
+export interface Primary {
+  port: number;
+  dataDir: string;
+  /** Temporary directory holding dataDir, the socket and logs; owned by postgres. */
+  root: string;
+  logFile: string;
+  /** Connection settings for the superuser `postgres` (trust on loopback: tests only). */
+  connection: { host: string; port: number; user: string; database: string };
+  query<T extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** pg_ctl as the postgres user. */
+  pgCtl(...args: string[]): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function asPostgres(bin: string, args: string[], env: Record<string, string> = {}): Promise<string> {
+  const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const { stdout } = await run('runuser', ['-u', 'postgres', '--', 'env', ...envArgs, bin, ...args], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+/** A temporary directory the postgres user owns. */
+export function postgresTempDir(label: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `lifeboat-${label}-`));
+  const pw = execFileSync('id', ['-u', 'postgres']).toString().trim();
+  const gr = execFileSync('id', ['-g', 'postgres']).toString().trim();
+  chownSync(dir, Number(pw), Number(gr));
+  chmodSync(dir, 0o700);
+  return dir;
+}
+
+export async function startPrimary(opts: PrimaryOptions = {}): Promise<Primary> {
+  const root = postgresTempDir('pg');
+  const dataDir = path.join(root, 'data');
+  const logFile = path.join(root, 'postgres.log');
+  const port = await freePort();
+  await asPostgres(`${PG_BIN}/initdb`, ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
+
+  const archiveEnv = opts.archive?.env ?? {};
+  const conf = [
+    `listen_addresses = '127.0.0.1'`,
+    `port = ${port}`,
+    `unix_socket_directories = '${root}'`,
+    `wal_level = replica`,
+    `max_wal_senders = 10`,
+    `fsync = off`,
+    `full_page_writes = on`,
+    `log_min_messages = warning`,
+    ...(opts.archive
+      ? [
+          `archive_mode = on`,
+          `archive_command = '${lifeboatCommand()} archive-push %p --repo ${opts.archive.repo} --cluster ${opts.archive.cluster}'`,
+        ]
+      : []),
+    ...(opts.conf ?? []),
+  ];
+  appendFileSync(path.join(dataDir, 'postgresql.conf'), `\n# lifeboat test harness\n${conf.join('\n')}\n`);
+  writeFileSync(
+    path.join(dataDir, 'pg_hba.conf'),
+    ['local all all trust', 'host all all 127.0.0.1/32 trust', 'host replication all 127.0.0.1/32 trust', ''].join('\n'),
+  );
+
+  const pgCtl = (...args: string[]) => asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, ...args], archiveEnv);
+  await pgCtl('-l', logFile, '-w', '-t', '60', 'start');
+  running.add(dataDir);
+
+  const connection = { host: '127.0.0.1', port, user: 'postgres', database: 'postgres' };
+  const query = async <T extends Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> => {
+    const client = new Client(connection);
+    await client.connect();
+    try {
+      const res = await client.query(sql, params);
+      return res.rows as T[];
+    } finally {
+      await client.end();
+    }
+  };
+  await waitFor('postgres to accept connections', async () => ((await query('select 1')).length === 1 ? true : undefined));
+
+  return {
+    port,
+    dataDir,
+    root,
+    logFile,
+    connection,
+    query,
+    pgCtl,
+    async stop() {
+      if (running.has(dataDir)) {
+        await pgCtl('stop', '-m', 'fast', '-w').catch(() => pgCtl('stop', '-m', 'immediate', '-w').catch(() => ''));
+        running.delete(dataDir);
+      }
+      // The directory is the harness's own temporary directory: provably ours.
+      if (existsSync(root)) rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Forces a segment switch and waits until the archiver has archived it. */
+export async function switchAndWaitArchived(pg: Primary, timeoutMs = 60_000): Promise<string> {
+  const [row] = await pg.query<{ walfile: string }>(
+    `select pg_walfile_name(pg_switch_wal()) as walfile`,
+  );
+  const walfile = row!.walfile;
+  await waitFor(
+    `segment ${walfile} to be archived`,
+    async () => {
+      const [s] = await pg.query<{ last_archived_wal: string | null; failed_count: string; last_failed_wal: string | null }>(
+        'select last_archived_wal, failed_count, last_failed_wal from pg_stat_archiver',
+      );
+      return s && s.last_archived_wal !== null && s.last_archived_wal >= walfile ? true : undefined;
+    },
+    { timeoutMs, intervalMs: 200 },
+  );
+  return walfile;
+}
