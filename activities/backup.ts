@@ -1,0 +1,35 @@
+// Activities of the baseBackup workflow. `runBaseBackup` runs on the backup
+// host's queue (`lifeboat-host-<host>`): it needs that host's disk for staging.
+import { Context } from '@temporalio/activity';
+import { takeBaseBackup, type BackupProgress } from '../src/backup/base-backup';
+import type { BackupMeta } from '../src/catalog/backup-meta';
+import { loadRunbook } from '../src/runbook/load';
+import type { Runbook } from '../src/runbook/schema';
+import { asActivityFailure } from './failure';
+
+export interface RunbookRef {
+  /** Runbook name, looked up in the worker's runbooks directory. */
+  runbook: string;
+}
+
+/** The parsed runbook, for routing: it holds env var names, never secrets. */
+export async function resolveRunbook(input: RunbookRef): Promise<Runbook> {
+  try {
+    return await loadRunbook(input.runbook);
+  } catch (err) {
+    throw asActivityFailure(err);
+  }
+}
+
+export async function runBaseBackup(input: RunbookRef): Promise<BackupMeta> {
+  const ctx = Context.current();
+  try {
+    const runbook = await loadRunbook(input.runbook);
+    return await takeBaseBackup({
+      runbook,
+      onProgress: (p: BackupProgress) => ctx.heartbeat(p),
+    });
+  } catch (err) {
+    throw asActivityFailure(err);
+  }
+}

@@ -1,0 +1,260 @@
+// Takes a verified base backup of a runbook's primary into its repository:
+//   1. pg_basebackup in plain format (with the WAL it needs, -X stream) into a
+//      scratch directory on this host;
+//   2. pg_verifybackup against the manifest pg_basebackup wrote: a backup
+//      that does not verify never reaches the repository;
+//   3. tar + zstd into one object (thousands of small objects would make
+//      every S3 restore slow), sha256 of the tar recorded;
+//   4. upload the archive, backup_manifest, and backup.json last: its
+//      presence is what makes a backup count in the catalog.
+// PostgreSQL 15's pg_verifybackup reads plain-format backups only, hence
+// plain format then our own tar, rather than pg_basebackup -Ft.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Client } from 'pg';
+import { LifeboatError, errorMessage } from '../errors';
+import { primaryClientConfig, primaryLibpqEnv } from '../pg/connect';
+import { clusterName, type Runbook } from '../runbook/schema';
+import { openRepository } from '../repository';
+import { keys } from '../repository/layout';
+import type { Repository } from '../repository/types';
+import { formatLsn, parseLsn, segmentName, segnoOfLsn } from '../wal/names';
+import { BACKUP_META_VERSION, BackupMeta, type StoredFile } from '../catalog/backup-meta';
+import { runTool } from './run-tool';
+
+export const BASE_ARCHIVE = 'base.tar.zst';
+export const MANIFEST = 'backup_manifest';
+
+export interface BackupProgress {
+  phase: 'copy' | 'verify' | 'pack' | 'upload' | 'done';
+  bytesDone: number;
+  bytesTotal?: number;
+}
+
+export interface TakeBaseBackupOptions {
+  runbook: Runbook;
+  /** Where the backup is staged; default runbook backup.scratchDir or the OS temp dir. */
+  scratchDir?: string;
+  onProgress?: (p: BackupProgress) => void;
+  /** For tests and retries: an explicit id; default from the start time. */
+  backupId?: string;
+}
+
+function backupIdFor(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+async function uniqueBackupId(repo: Repository, cluster: string, wanted: string): Promise<string> {
+  if (!(await repo.head(keys.backupMeta(cluster, wanted)))) {
+    const existing = await repo.list(keys.backupPrefix(cluster, wanted));
+    if (existing.length === 0) return wanted;
+  }
+  for (let i = 1; i < 100; i++) {
+    const id = `${wanted}-${i}`;
+    if ((await repo.list(keys.backupPrefix(cluster, id))).length === 0) return id;
+  }
+  throw new LifeboatError('BACKUP_FAILED', `could not find a free backup id near ${wanted}`);
+}
+
+interface PrimaryFacts {
+  pgVersion: string;
+  systemIdentifier: string;
+  walSegmentSize: number;
+}
+
+async function readPrimaryFacts(runbook: Runbook): Promise<PrimaryFacts> {
+  const client = new Client(primaryClientConfig(runbook));
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ v: string; sysid: string; seg: string }>(
+      `select current_setting('server_version') as v,
+              (select system_identifier::text from pg_control_system()) as sysid,
+              (select setting from pg_settings where name = 'wal_segment_size') as seg`,
+    );
+    const r = rows[0]!;
+    return { pgVersion: r.v, systemIdentifier: r.sysid, walSegmentSize: Number(r.seg) };
+  } catch (err) {
+    const p = runbook.cluster.primary;
+    throw new LifeboatError('PG_UNREACHABLE', `cannot reach the primary ${p.user}@${p.host}:${p.port}/${p.database}: ${errorMessage(err)}`, {
+      hints: ['is PostgreSQL running and reachable from this worker?', 'does the role have REPLICATION and a pg_hba.conf replication entry?'],
+      cause: err,
+    });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+interface LabelFacts {
+  startLsn: string;
+  timeline: number;
+  startTime: string;
+}
+
+/** Reads backup_label, which pg_basebackup writes into a plain-format copy. */
+export function parseBackupLabel(text: string): LabelFacts {
+  const lsn = /START WAL LOCATION: ([0-9A-F]+\/[0-9A-F]+)/.exec(text)?.[1];
+  const tli = /START TIMELINE: (\d+)/.exec(text)?.[1];
+  const time = /START TIME: (.+)/.exec(text)?.[1];
+  if (!lsn || !tli || !time) throw new LifeboatError('BACKUP_FAILED', `backup_label is not readable:\n${text}`);
+  // "2026-11-21 19:01:02 UTC": PostgreSQL writes the server's log_timezone.
+  const parsed = new Date(time.replace(' ', 'T').replace(/ (UTC|GMT)$/, 'Z'));
+  return { startLsn: lsn, timeline: Number(tli), startTime: Number.isNaN(parsed.getTime()) ? time : parsed.toISOString() };
+}
+
+/** End LSN of the backup from the manifest's WAL-Ranges (the last range ends where the backup ends). */
+export function manifestEndLsn(manifestText: string): { endLsn: string; endTimeline: number } {
+  const manifest = JSON.parse(manifestText) as { 'WAL-Ranges'?: Array<{ Timeline: number; 'End-LSN': string }> };
+  const ranges = manifest['WAL-Ranges'] ?? [];
+  const last = ranges[ranges.length - 1];
+  if (!last) throw new LifeboatError('BACKUP_FAILED', 'backup_manifest has no WAL-Ranges');
+  return { endLsn: last['End-LSN'], endTimeline: last.Timeline };
+}
+
+async function pack(dataDir: string, out: string, onBytes: (n: number) => void): Promise<{ sha256: string; size: number }> {
+  // tar | (hash, count) | zstd > out: the checksum is of the uncompressed tar,
+  // so it also catches a decompressor that goes wrong.
+  const tar = spawn('tar', ['-C', dataDir, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const zstd = spawn('zstd', ['-q', '-3', '-T0', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const hash = createHash('sha256');
+  let size = 0;
+  let tarErr = '';
+  let zstdErr = '';
+  tar.stderr.on('data', (d: Buffer) => (tarErr += d.toString()));
+  zstd.stderr.on('data', (d: Buffer) => (zstdErr += d.toString()));
+  tar.stdout.on('data', (chunk: Buffer) => {
+    hash.update(chunk);
+    size += chunk.length;
+    onBytes(size);
+  });
+  tar.stdout.pipe(zstd.stdin);
+  const file = createWriteStream(out);
+  zstd.stdout.pipe(file);
+  const exited = (p: ReturnType<typeof spawn>) => new Promise<number>((res, rej) => { p.on('error', rej); p.on('close', (c) => res(c ?? 1)); });
+  const [tc, zc] = await Promise.all([exited(tar), exited(zstd), new Promise((res, rej) => { file.on('finish', res); file.on('error', rej); })]);
+  if (tc !== 0) throw new LifeboatError('BACKUP_FAILED', `tar of ${dataDir} failed (exit ${tc}): ${tarErr.trim()}`);
+  if (zc !== 0) {
+    throw new LifeboatError('BACKUP_FAILED', `zstd failed (exit ${zc}): ${zstdErr.trim()}`, {
+      hints: ['is the zstd package installed on this host? (scripts/setup.sh installs it)'],
+    });
+  }
+  return { sha256: hash.digest('hex'), size };
+}
+
+export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<BackupMeta> {
+  const { runbook } = opts;
+  const cluster = clusterName(runbook);
+  const bin = runbook.cluster.pgBin;
+  const progress = opts.onProgress ?? (() => undefined);
+  const repo = await openRepository(runbook.repository.url, runbook.repository);
+  const facts = await readPrimaryFacts(runbook);
+  const started = new Date();
+  const backupId = await uniqueBackupId(repo, cluster, opts.backupId ?? backupIdFor(started));
+  const scratchRoot = opts.scratchDir ?? runbook.backup.scratchDir ?? path.join(os.tmpdir(), 'lifeboat-backup');
+  // A directory named after the backup id that this call creates: provably ours to remove afterwards.
+  const work = path.join(scratchRoot, `${cluster}-${backupId}`);
+  const dataDir = path.join(work, 'data');
+  await mkdir(scratchRoot, { recursive: true });
+  await mkdir(work, { recursive: false }).catch((err: NodeJS.ErrnoException) => {
+    throw new LifeboatError('DATA_DIR_NOT_EMPTY', `scratch directory ${work} already exists`, {
+      hints: ['another backup with this id may be running on this host; it is left untouched'],
+      cause: err,
+    });
+  });
+  try {
+    const label = `lifeboat ${cluster} ${backupId}`;
+    await runTool(
+      `${bin}/pg_basebackup`,
+      ['-D', dataDir, '-Fp', '-X', 'stream', '-c', 'fast', '-l', label, '--manifest-checksums=SHA256', '-P'],
+      {
+        env: primaryLibpqEnv(runbook),
+        what: 'pg_basebackup',
+        hints: ['does the role have REPLICATION, and does pg_hba.conf allow a replication connection from this host?'],
+        onStderr: (text) => {
+          // -P writes "  1234/56789 kB (2%), 0/1 tablespace" lines ending in \r.
+          const m = /(\d+)\/(\d+) kB/.exec(text.split('\r').filter(Boolean).pop() ?? '');
+          if (m) progress({ phase: 'copy', bytesDone: Number(m[1]) * 1024, bytesTotal: Number(m[2]) * 1024 });
+        },
+      },
+    );
+    const toolVersion = (await runTool(`${bin}/pg_basebackup`, ['--version'], { what: 'pg_basebackup --version' })).trim();
+    const copied = new Date();
+
+    progress({ phase: 'verify', bytesDone: 0 });
+    await runTool(`${bin}/pg_verifybackup`, ['-q', dataDir], {
+      what: 'pg_verifybackup',
+      code: 'BACKUP_VERIFY_FAILED',
+      hints: ['the copy did not match its manifest; nothing was stored. Run the backup again and check the host\'s disk'],
+    });
+    const verifiedAt = new Date();
+
+    const labelFacts = parseBackupLabel(await readFile(path.join(dataDir, 'backup_label'), 'utf8'));
+    const manifestText = await readFile(path.join(dataDir, MANIFEST), 'utf8');
+    const { endLsn } = manifestEndLsn(manifestText);
+    const seg = facts.walSegmentSize;
+    const startWal = segmentName(labelFacts.timeline, segnoOfLsn(labelFacts.startLsn, seg), seg);
+    // End-LSN points just past the last record: the segment holding the byte before it.
+    const endWal = segmentName(labelFacts.timeline, segnoOfLsn(parseLsn(endLsn) - 1n, seg), seg);
+
+    const archivePath = path.join(work, BASE_ARCHIVE);
+    const packed = await pack(dataDir, archivePath, (n) => progress({ phase: 'pack', bytesDone: n }));
+    const storedSize = (await stat(archivePath)).size;
+    const manifestSha = createHash('sha256').update(manifestText).digest('hex');
+
+    progress({ phase: 'upload', bytesDone: 0, bytesTotal: storedSize });
+    const files: StoredFile[] = [
+      { name: BASE_ARCHIVE, storedSize, size: packed.size, sha256: packed.sha256, compression: 'zstd' },
+      { name: MANIFEST, storedSize: Buffer.byteLength(manifestText), size: Buffer.byteLength(manifestText), sha256: manifestSha, compression: 'none' },
+    ];
+    await repo.put(keys.backupFile(cluster, backupId, BASE_ARCHIVE), createReadStream(archivePath), {
+      sha256: packed.sha256,
+      ifAbsent: true,
+      onProgress: (n) => progress({ phase: 'upload', bytesDone: n, bytesTotal: storedSize }),
+    });
+    await repo.put(keys.backupFile(cluster, backupId, MANIFEST), Buffer.from(manifestText), { sha256: manifestSha, ifAbsent: true });
+    const stored = await repo.head(keys.backupFile(cluster, backupId, BASE_ARCHIVE));
+    if (!stored || stored.size !== storedSize || stored.sha256 !== packed.sha256) {
+      throw new LifeboatError('BACKUP_FAILED', `uploaded ${BASE_ARCHIVE} of backup ${backupId} does not match what was packed`, {
+        hints: [`expected ${storedSize} bytes with sha256 ${packed.sha256}, found ${stored ? `${stored.size} bytes, sha256 ${stored.sha256 ?? 'none'}` : 'nothing'}`],
+      });
+    }
+
+    const meta = BackupMeta.parse({
+      version: BACKUP_META_VERSION,
+      backupId,
+      cluster,
+      pgVersion: facts.pgVersion,
+      systemIdentifier: facts.systemIdentifier,
+      type: 'full',
+      tool: 'pg_basebackup',
+      toolVersion,
+      startTime: labelFacts.startTime.includes('T') ? labelFacts.startTime : started.toISOString(),
+      endTime: copied.toISOString(),
+      startLsn: formatLsn(parseLsn(labelFacts.startLsn)),
+      endLsn: formatLsn(parseLsn(endLsn)),
+      timeline: labelFacts.timeline,
+      startWal,
+      endWal,
+      walSegmentSize: seg,
+      sizeBytes: packed.size,
+      storedBytes: files.reduce((n, f) => n + f.storedSize, 0),
+      files,
+      manifestSha256: manifestSha,
+      verifiedAt: verifiedAt.toISOString(),
+      verifiedBy: 'pg_verifybackup',
+      label,
+    });
+    const metaText = `${JSON.stringify(meta, null, 2)}\n`;
+    await repo.put(keys.backupMeta(cluster, backupId), Buffer.from(metaText), {
+      sha256: createHash('sha256').update(metaText).digest('hex'),
+      ifAbsent: true,
+    });
+    progress({ phase: 'done', bytesDone: storedSize, bytesTotal: storedSize });
+    return meta;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

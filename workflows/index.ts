@@ -1,0 +1,6 @@
+// Lifeboat's workflows (shared/DESIGN.md §4): deterministic orchestration only.
+// This folder is bundled into Temporal's workflow sandbox: no pg, child
+// processes, files, S3, Date.now or Math.random here (eslint holds that line);
+// every side effect is an activity in ../activities.
+export { baseBackup } from './base-backup';
+export { expireBackups } from './expire-backups';
