@@ -134,7 +134,7 @@ async function pack(dataDir: string, out: string, onBytes: (n: number) => void):
   const file = createWriteStream(out);
   zstd.stdout.pipe(file);
   const exited = (p: ReturnType<typeof spawn>) => new Promise<number>((res, rej) => { p.on('error', rej); p.on('close', (c) => res(c ?? 1)); });
-  const [tc, zc] = await Promise.all([exited(tar), exited(zstd), new Promise((res, rej) => { file.on('finish', res); file.on('error', rej); })]);
+  const [tc, zc] = await Promise.all([exited(tar), exited(zstd), new Promise<void>((res, rej) => { file.on('finish', () => res()); file.on('error', rej); })]);
   if (tc !== 0) throw new LifeboatError('BACKUP_FAILED', `tar of ${dataDir} failed (exit ${tc}): ${tarErr.trim()}`);
   if (zc !== 0) {
     throw new LifeboatError('BACKUP_FAILED', `zstd failed (exit ${zc}): ${zstdErr.trim()}`, {

@@ -15,7 +15,9 @@ const USAGE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 ]);
 
 export interface CommandModule {
-  run(opts: Record<string, unknown>): Promise<number>;
+  // Each command declares the options commander parsed for it.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  run(opts: any): Promise<number>;
 }
 
 export async function runCommand(load: () => Promise<CommandModule>, opts: Record<string, unknown>): Promise<void> {

@@ -59,38 +59,50 @@ const repositoryUrl = z
     error: 'expected a repository URL (file:///absolute/path or s3://bucket/prefix)',
   });
 
-export const Primary = z.strictObject({
-  host: nonEmpty('a host name or address'),
-  port: port.default(5432),
-  database: nonEmpty('a database name'),
-  user: nonEmpty('a role name'),
-  passwordEnv: envName.optional(),
-});
+export const Primary = z.strictObject(
+  {
+    host: nonEmpty('a host name or address'),
+    port: port.default(5432),
+    database: nonEmpty('a database name'),
+    user: nonEmpty('a role name'),
+    passwordEnv: envName.optional(),
+  },
+  { error: 'expected a mapping with host, port, database, user and passwordEnv' },
+);
 
-export const Cluster = z.strictObject({
-  /** Name of the cluster in the repository; defaults to the runbook's name. */
-  name: identifier('a cluster name').optional(),
-  primary: Primary,
-  pgBin: absolutePath('the PostgreSQL bin directory').default('/usr/lib/postgresql/15/bin'),
-  osUser: nonEmpty('an operating-system user').default('postgres'),
-});
+export const Cluster = z.strictObject(
+  {
+    /** Name of the cluster in the repository; defaults to the runbook's name. */
+    name: identifier('a cluster name').optional(),
+    primary: Primary,
+    pgBin: absolutePath('the PostgreSQL bin directory').default('/usr/lib/postgresql/15/bin'),
+    osUser: nonEmpty('an operating-system user').default('postgres'),
+  },
+  { error: 'expected a mapping with primary (and optionally name, pgBin, osUser)' },
+);
 
-export const Repository = z.strictObject({
-  url: repositoryUrl,
-  endpointEnv: envName.optional(),
-  regionEnv: envName.optional(),
-});
+export const Repository = z.strictObject(
+  {
+    url: repositoryUrl,
+    endpointEnv: envName.optional(),
+    regionEnv: envName.optional(),
+  },
+  { error: 'expected a mapping with url (and for s3://, endpointEnv)' },
+);
 
 export const RestoreMode = z.enum(['side-by-side', 'in-place'], {
   error: 'expected "side-by-side" or "in-place"',
 });
 
-export const Restore = z.strictObject({
-  host: identifier('a host name'),
-  dataDir: absolutePath('the data directory'),
-  port,
-  mode: RestoreMode.default('side-by-side'),
-});
+export const Restore = z.strictObject(
+  {
+    host: identifier('a host name'),
+    dataDir: absolutePath('the data directory'),
+    port,
+    mode: RestoreMode.default('side-by-side'),
+  },
+  { error: 'expected a mapping with host, dataDir, port and mode' },
+);
 
 const gate = z.strictObject({ gate: nonEmpty('a gate name') });
 
@@ -123,13 +135,27 @@ export const Invariant = z.strictObject({
   }),
 });
 
+const commandArgv = z
+  .array(nonEmpty('an argument'), { error: 'expected a list: the program, then its arguments' })
+  .min(1, { error: 'expected at least the program to run' });
+
 export const Cache = z.union(
   [
-    z.strictObject({ redis: z.strictObject({ urlEnv: envName, patterns: z.array(nonEmpty('a key pattern')).min(1) }) }),
     z.strictObject({
-      http: z.strictObject({ urlEnv: envName, method: z.enum(['POST', 'PURGE', 'DELETE']).default('POST') }),
+      redis: z.strictObject({
+        urlEnv: envName,
+        patterns: z
+          .array(nonEmpty('a key pattern'), { error: 'expected a list of key patterns such as "orders:*"' })
+          .min(1, { error: 'expected at least one key pattern such as "orders:*"' }),
+      }),
     }),
-    z.strictObject({ command: z.strictObject({ argv: z.array(nonEmpty('an argument')).min(1) }) }),
+    z.strictObject({
+      http: z.strictObject({
+        urlEnv: envName,
+        method: z.enum(['POST', 'PURGE', 'DELETE'], { error: 'expected POST, PURGE or DELETE' }).default('POST'),
+      }),
+    }),
+    z.strictObject({ command: z.strictObject({ argv: commandArgv }) }),
   ],
   { error: 'expected one of { redis: {...} }, { http: {...} } or { command: {...} }' },
 );
@@ -137,22 +163,36 @@ export const Cache = z.union(
 export const Traffic = z.union(
   [
     z.strictObject({ pgbouncer: z.strictObject({ adminUrlEnv: envName, database: nonEmpty('a database name') }) }),
-    z.strictObject({ command: z.strictObject({ argv: z.array(nonEmpty('an argument')).min(1) }) }),
+    z.strictObject({ command: z.strictObject({ argv: commandArgv }) }),
   ],
   { error: 'expected { pgbouncer: {...} } or { command: {...} }' },
 );
 
 export const ApprovalPolicy = z
-  .strictObject({
-    approvers: z.array(identifier('an approver name'), { error: 'expected a list of approver names' }).min(1, {
-      error: 'expected at least one approver',
-    }),
-    min: z.number().int().min(1, { error: 'expected an integer of at least 1' }).default(1),
-    escalateAfter: duration.optional(),
-  })
-  .refine((p) => p.min <= new Set(p.approvers).size, {
-    error: 'min is larger than the number of distinct approvers: no decision could ever pass',
-    path: ['min'],
+  .strictObject(
+    {
+      approvers: z.array(identifier('an approver name'), { error: 'expected a list of approver names' }).min(1, {
+        error: 'expected at least one approver',
+      }),
+      min: z
+        .number({ error: 'expected an integer of at least 1' })
+        .int({ error: 'expected an integer of at least 1' })
+        .min(1, { error: 'expected an integer of at least 1' })
+        .default(1),
+      escalateAfter: duration.optional(),
+    },
+    { error: 'expected a mapping with approvers (and optionally min, escalateAfter)' },
+  )
+  .superRefine((p, ctx) => {
+    const distinct = new Set(p.approvers).size;
+    // With no approvers the list itself is reported; a second line about min would only confuse.
+    if (distinct > 0 && p.min > distinct) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['min'],
+        message: `expected at most ${distinct} (the number of distinct approvers), or no decision could ever pass`,
+      });
+    }
   });
 
 export const APPROVAL_STEPS = ['approve-fence', 'approve-promote', 'approve-resume'] as const;
@@ -162,23 +202,32 @@ export const Approvals = z.partialRecord(
   ApprovalPolicy,
 );
 
-export const Objectives = z.strictObject({
-  rpoSeconds: z.number().int().positive({ error: 'expected a positive number of seconds' }),
-  rtoSeconds: z.number().int().positive({ error: 'expected a positive number of seconds' }),
-});
+const seconds = z
+  .number({ error: 'expected a positive whole number of seconds' })
+  .int({ error: 'expected a positive whole number of seconds' })
+  .positive({ error: 'expected a positive whole number of seconds' });
+
+export const Objectives = z.strictObject(
+  { rpoSeconds: seconds, rtoSeconds: seconds },
+  { error: 'expected a mapping with rpoSeconds and rtoSeconds' },
+);
 
 export const Drill = z.strictObject({
   host: identifier('a host name'),
   dataDir: absolutePath('the drill data directory'),
   port,
-  targetWindow: duration.default('24h'),
+  targetWindow: duration.default(24 * 3600),
 });
 
 export const Backup = z.strictObject({
   /** The host whose worker runs pg_basebackup (its `lifeboat-host-<host>` queue). */
   host: identifier('a host name').optional(),
   /** How many full backups `expireBackups` keeps. */
-  retainFull: z.number().int().min(1, { error: 'expected an integer of at least 1' }).default(2),
+  retainFull: z
+    .number({ error: 'expected an integer of at least 1' })
+    .int({ error: 'expected an integer of at least 1' })
+    .min(1, { error: 'expected an integer of at least 1' })
+    .default(2),
   /** Where the backup is staged and verified before upload. */
   scratchDir: absolutePath('the scratch directory').optional(),
 });
@@ -191,28 +240,30 @@ export const Runbook = z
     restore: Restore,
     backup: Backup.default({ retainFull: 2 }),
     gates: Gates.optional(),
-    capture: z.array(namedSql).default([]),
-    invariants: z.array(Invariant).default([]),
-    caches: z.array(Cache).default([]),
+    capture: z.array(namedSql, { error: 'expected a list of { name, sql }' }).default([]),
+    invariants: z.array(Invariant, { error: 'expected a list of { name, sql, expect }' }).default([]),
+    caches: z.array(Cache, { error: 'expected a list of caches ({ redis: ... }, { http: ... } or { command: ... })' }).default([]),
     traffic: Traffic.optional(),
     approvals: Approvals.default({}),
     objectives: Objectives,
     drill: Drill.optional(),
-    notify: z.strictObject({ webhookUrlEnv: envName }).optional(),
+    notify: z.strictObject({ webhookUrlEnv: envName }, { error: 'expected a mapping with webhookUrlEnv' }).optional(),
   })
   .superRefine((rb, ctx) => {
-    if (rb.drill && rb.drill.host === rb.restore.host && rb.drill.dataDir === rb.restore.dataDir) {
+    if (!rb.drill || rb.drill.host !== rb.restore.host) return;
+    // Same host: a drill must not touch what a real recovery uses.
+    if (rb.drill.dataDir === rb.restore.dataDir) {
       ctx.addIssue({
         code: 'custom',
         path: ['drill', 'dataDir'],
-        message: 'must differ from restore.dataDir on the same host: a drill would overwrite a recovery',
+        message: `expected a directory other than restore.dataDir on host ${rb.restore.host} (a drill there would overwrite a recovery)`,
       });
     }
-    if (rb.drill && rb.drill.host === rb.restore.host && rb.drill.port === rb.restore.port) {
+    if (rb.drill.port === rb.restore.port) {
       ctx.addIssue({
         code: 'custom',
         path: ['drill', 'port'],
-        message: 'must differ from restore.port on the same host',
+        message: `expected a port other than restore.port on host ${rb.restore.host} (the drill instance could not start beside a recovery)`,
       });
     }
   });

@@ -2,16 +2,22 @@
 // server refuses root), on a free loopback port, in a temporary directory,
 // archiving through `lifeboat archive-push`. `stop()` removes what it made;
 // a process exit stops any server still running.
-import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { freePort, waitFor } from './ports';
 import { lifeboatCommand } from '../../src/tools';
+import {
+  asOsUser,
+  chownToOsUser,
+  initSandboxPrimary,
+  pgCtl as pgCtlAs,
+  startSandboxPrimary,
+  type SandboxPg,
+} from '../../src/dev/sandbox-pg';
 
-const run = promisify(execFile);
 export const PG_BIN = process.env.LIFEBOAT_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 const running = new Set<string>();
 
@@ -46,57 +52,38 @@ export interface Primary {
   stop(): Promise<void>;
 }
 
-export async function asPostgres(bin: string, args: string[], env: Record<string, string> = {}): Promise<string> {
-  const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-  const { stdout } = await run('runuser', ['-u', 'postgres', '--', 'env', ...envArgs, bin, ...args], {
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return stdout;
+export function asPostgres(bin: string, args: string[], env: Record<string, string> = {}): Promise<string> {
+  return asOsUser('postgres', bin, args, env);
 }
 
 /** A temporary directory the postgres user owns. */
 export function postgresTempDir(label: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), `lifeboat-${label}-`));
-  const pw = execFileSync('id', ['-u', 'postgres']).toString().trim();
-  const gr = execFileSync('id', ['-g', 'postgres']).toString().trim();
-  chownSync(dir, Number(pw), Number(gr));
+  chownToOsUser(dir, 'postgres');
   chmodSync(dir, 0o700);
   return dir;
 }
 
 export async function startPrimary(opts: PrimaryOptions = {}): Promise<Primary> {
   const root = postgresTempDir('pg');
-  const dataDir = path.join(root, 'data');
-  const logFile = path.join(root, 'postgres.log');
-  const port = await freePort();
-  await asPostgres(`${PG_BIN}/initdb`, ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
-
-  const archiveEnv = opts.archive?.env ?? {};
-  const conf = [
-    `listen_addresses = '127.0.0.1'`,
-    `port = ${port}`,
-    `unix_socket_directories = '${root}'`,
-    `wal_level = replica`,
-    `max_wal_senders = 10`,
-    `fsync = off`,
-    `full_page_writes = on`,
-    `log_min_messages = warning`,
-    ...(opts.archive
-      ? [
-          `archive_mode = on`,
-          `archive_command = '${lifeboatCommand()} archive-push %p --repo ${opts.archive.repo} --cluster ${opts.archive.cluster}'`,
-        ]
-      : []),
-    ...(opts.conf ?? []),
-  ];
-  appendFileSync(path.join(dataDir, 'postgresql.conf'), `\n# lifeboat test harness\n${conf.join('\n')}\n`);
-  writeFileSync(
-    path.join(dataDir, 'pg_hba.conf'),
-    ['local all all trust', 'host all all 127.0.0.1/32 trust', 'host replication all 127.0.0.1/32 trust', ''].join('\n'),
-  );
-
-  const pgCtl = (...args: string[]) => asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, ...args], archiveEnv);
-  await pgCtl('-l', logFile, '-w', '-t', '60', 'start');
+  const sandbox: SandboxPg = {
+    dataDir: path.join(root, 'data'),
+    port: await freePort(),
+    socketDir: root,
+    logFile: path.join(root, 'postgres.log'),
+    pgBin: PG_BIN,
+    osUser: 'postgres',
+    env: opts.archive?.env ?? {},
+  };
+  const { dataDir, port, logFile } = sandbox;
+  await initSandboxPrimary(sandbox, {
+    archiveCommand: opts.archive
+      ? `${lifeboatCommand()} archive-push %p --repo ${opts.archive.repo} --cluster ${opts.archive.cluster}`
+      : undefined,
+    conf: ['fsync = off', ...(opts.conf ?? [])],
+  });
+  const pgCtl = (...args: string[]) => pgCtlAs(sandbox, ...args);
+  await startSandboxPrimary(sandbox);
   running.add(dataDir);
 
   const connection = { host: '127.0.0.1', port, user: 'postgres', database: 'postgres' };

@@ -1,0 +1,62 @@
+// The Lifeboat worker: polls `lifeboat` (workflows, and activities that reach
+// systems over the network) and, with a host, `lifeboat-host-<host>`
+// (activities that need that host's disk and processes). See DESIGN.md §3.
+import * as path from 'node:path';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import * as activities from '../activities';
+import { hostQueue, TASK_QUEUE } from './runbook/schema';
+
+export interface WorkerConfig {
+  address: string;
+  namespace: string;
+  /** Poll this host's queue too. */
+  host?: string;
+  /** Poll the shared `lifeboat` queue (default true). */
+  shared?: boolean;
+  /** Overrides the shared task queue (tests run isolated queues side by side). */
+  taskQueue?: string;
+}
+
+export interface RunningWorkers {
+  workers: Worker[];
+  /** Resolves when every worker has stopped. */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+function workflowsPath(): string {
+  // dist/src/worker.js → dist/workflows; src/worker.ts → workflows (the
+  // Temporal bundler compiles TypeScript itself).
+  return require.resolve(path.join(__dirname, '..', 'workflows'));
+}
+
+export async function startWorkers(cfg: WorkerConfig): Promise<RunningWorkers> {
+  const connection = await NativeConnection.connect({ address: cfg.address });
+  const base: Pick<WorkerOptions, 'connection' | 'namespace'> = { connection, namespace: cfg.namespace };
+  const workers: Worker[] = [];
+  if (cfg.shared !== false) {
+    workers.push(
+      await Worker.create({
+        ...base,
+        taskQueue: cfg.taskQueue ?? TASK_QUEUE,
+        workflowsPath: workflowsPath(),
+        activities,
+      }),
+    );
+  }
+  if (cfg.host) {
+    workers.push(await Worker.create({ ...base, taskQueue: hostQueue(cfg.host), activities }));
+  }
+  if (workers.length === 0) throw new Error('nothing to poll: --no-shared needs --host <host>');
+  const done = Promise.all(workers.map((w) => w.run())).then(async () => {
+    await connection.close();
+  });
+  return {
+    workers,
+    done,
+    async shutdown() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await done;
+    },
+  };
+}

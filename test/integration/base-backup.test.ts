@@ -1,0 +1,115 @@
+// baseBackup on the real Temporal server, against a real PostgreSQL primary,
+// into both repository kinds (file:// and MinIO as s3://).
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { startPrimary, postgresTempDir, asPostgres, PG_BIN, type Primary } from '../harness/postgres';
+import { s3Env, s3RepoUrl, temporalAddress, useS3Env } from '../harness/services';
+import { demoRunbookYaml } from '../../src/dev/demo-runbook';
+import { startWorkers, type RunningWorkers } from '../../src/worker';
+import { openRepository } from '../../src/repository';
+import { keys } from '../../src/repository/layout';
+import type { BackupMeta } from '../../src/catalog/backup-meta';
+
+const exec = promisify(execFile);
+const CLI = path.resolve(__dirname, '../../bin/lifeboat');
+const runbooksDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-runbooks-'));
+const taskQueue = `lifeboat-test-backup-${process.pid}`;
+const host = `bb${process.pid}`;
+
+let workers: RunningWorkers;
+let client: Client;
+const cleanups: Array<() => Promise<void> | void> = [];
+
+beforeAll(async () => {
+  useS3Env();
+  process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
+  workers = await startWorkers({ address: temporalAddress(), namespace: 'default', host, taskQueue });
+  client = new Client({ connection: await Connection.connect({ address: temporalAddress() }) });
+});
+
+afterAll(async () => {
+  await workers?.shutdown();
+  await client?.connection.close();
+  for (const c of cleanups.reverse()) await c();
+  rmSync(runbooksDir, { recursive: true, force: true });
+});
+
+async function primaryWithRunbook(kind: 'file' | 's3'): Promise<{ pg: Primary; name: string; repoUrl: string }> {
+  const name = `bb-${kind}`;
+  const repoUrl = kind === 'file' ? `file://${postgresTempDir('repo')}` : s3RepoUrl(name);
+  const pg = await startPrimary({ archive: { repo: repoUrl, cluster: name, env: kind === 's3' ? s3Env() : {} } });
+  cleanups.push(() => pg.stop());
+  const state = postgresTempDir('state');
+  cleanups.push(() => rmSync(state, { recursive: true, force: true }));
+  writeFileSync(
+    path.join(runbooksDir, `${name}.yaml`),
+    demoRunbookYaml({
+      name,
+      pgPort: pg.port,
+      pgUser: 'postgres',
+      database: 'postgres',
+      repoUrl,
+      endpointEnv: kind === 's3' ? 'S3_ENDPOINT' : undefined,
+      host,
+      stateDir: state,
+      restorePort: pg.port + 1,
+      drillPort: pg.port + 2,
+    }),
+  );
+  await pg.query('create table t as select g as id, md5(g::text) as v from generate_series(1, 20000) g');
+  return { pg, name, repoUrl };
+}
+
+describe.each(['file', 's3'] as const)('baseBackup into a %s:// repository', (kind) => {
+  it('stores a backup that pg_verifybackup accepts and that `lifeboat backups` lists as verified', async () => {
+    const { name, repoUrl } = await primaryWithRunbook(kind);
+    const meta = await client.workflow.execute('baseBackup', {
+      taskQueue,
+      workflowId: `test-backup-${name}-${Date.now()}`,
+      args: [{ runbook: name }],
+    });
+    const backup = meta as BackupMeta;
+    expect(backup.cluster).toBe(name);
+    expect(backup.verifiedBy).toBe('pg_verifybackup');
+    expect(backup.timeline).toBe(1);
+    expect(backup.startWal).toMatch(/^00000001[0-9A-F]{16}$/);
+    expect(backup.sizeBytes).toBeGreaterThan(1_000_000);
+
+    // The stored copy, not just the staged one, must verify: download,
+    // decompress, extract and run pg_verifybackup against its manifest.
+    const repo = await openRepository(repoUrl, { endpointEnv: kind === 's3' ? 'S3_ENDPOINT' : undefined });
+    const stored = await repo.get(keys.backupFile(name, backup.backupId, 'base.tar.zst'));
+    expect(stored).toBeDefined();
+    const extractDir = postgresTempDir('extract');
+    cleanups.push(() => rmSync(extractDir, { recursive: true, force: true }));
+    const tarball = path.join(extractDir, 'base.tar.zst');
+    writeFileSync(tarball, stored!.body);
+    mkdirSync(path.join(extractDir, 'data'));
+    await exec('tar', ['--zstd', '-xf', tarball, '-C', path.join(extractDir, 'data')]);
+    await exec('chown', ['-R', 'postgres:postgres', extractDir]);
+    await asPostgres(`${PG_BIN}/pg_verifybackup`, ['-q', path.join(extractDir, 'data')]);
+
+    const { stdout } = await exec(process.execPath, [CLI, 'backups', '--runbook', name, '--json'], {
+      env: { ...process.env, ...s3Env(), LIFEBOAT_RUNBOOKS_DIR: runbooksDir },
+    });
+    const listed = JSON.parse(stdout) as unknown;
+    expect(JSON.stringify(listed)).toContain(backup.backupId);
+    expect(JSON.stringify(listed)).toContain(backup.verifiedAt);
+  });
+});
+
+it('fails a baseBackup whose input names no runbook, naming the field', async () => {
+  const err = await client.workflow
+    .execute('baseBackup', { taskQueue, workflowId: `test-backup-bad-${Date.now()}`, args: [{ runbook: 42 }] })
+    .catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+  expect(cause.type).toBe('INPUT_INVALID');
+  expect(cause.message).toContain('runbook: expected the runbook name');
+});
