@@ -119,10 +119,26 @@ repoOptions(
     )
     .argument('<file>', 'WAL file name PostgreSQL asks for (%f)')
     .argument('<path>', 'where to put it (%p)')
-    .addOption(new Option('--prefetch <n>', 'segments to download ahead of replay').default('8'))
-    .option('--spool-dir <dir>', 'prefetch spool (default pg_wal/.lifeboat-prefetch beside %p)'),
+    .addOption(new Option('--prefetch <n>', 'segments to download ahead of replay (0: none)').default('8'))
+    .option('--spool-dir <dir>', 'prefetch spool (default pg_wal/.lifeboat-prefetch in the data directory)')
+    // Any failure of restore_command other than "not in the archive" must
+    // abort recovery (exit > 125), never read as its end: a mistyped option
+    // or a broken install included.
+    .exitOverride((err) => {
+      if (err.exitCode !== 0) process.exit(255);
+      throw err;
+    }),
 ).action((file: string, path: string, opts) =>
-  runCommand(() => import('./commands/archive-get'), { ...opts, file, path }),
+  runCommand(
+    () =>
+      import('./commands/archive-get').catch((err: unknown) => ({
+        run: async () => {
+          process.stderr.write(`lifeboat archive-get: FATAL: cannot load the command: ${String(err)}\n`);
+          return 255;
+        },
+      })),
+    { ...opts, file, path },
+  ),
 );
 
 repoOptions(

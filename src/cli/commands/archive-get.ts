@@ -1,0 +1,115 @@
+// `lifeboat archive-get %f %p`: PostgreSQL's restore_command (shared/DESIGN.md §6).
+//
+// Exit codes are how PostgreSQL decides what recovery does next:
+//   0    the file is at %p, verified.
+//   1    the archive does not have it: PostgreSQL takes this as the end of
+//        the archive (or of the timeline) and ends recovery or promotes.
+//   255  anything else. PostgreSQL treats an exit status above 125 (like a
+//        shell's "command not found" or a signal) as fatal and aborts
+//        recovery instead of ending it. A corrupt segment or an unreachable
+//        repository must stop recovery loudly: answering 1 would make
+//        PostgreSQL promote at the last good segment and silently lose
+//        every transaction after it.
+// Nothing is written at %p unless it is complete and verified.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { errorMessage } from '../../errors';
+import { fetchWalFileWithRetry, Spool, writeFileAtomic } from '../../wal/get';
+import { isSegmentName, nextSegmentName } from '../../wal/names';
+import { archiveTargetId, checkWalFileName } from '../../wal/push';
+
+export const EXIT_FATAL = 255;
+const EXIT_ABSENT = 1;
+
+export interface ArchiveGetOptions {
+  file: string;
+  path: string;
+  prefetch?: string;
+  spoolDir?: string;
+  repo?: string;
+  cluster?: string;
+  runbook?: string;
+  runbooksDir?: string;
+}
+
+export async function run(opts: ArchiveGetOptions): Promise<number> {
+  try {
+    return await restore(opts);
+  } catch (err) {
+    process.stderr.write(
+      `lifeboat archive-get: FATAL: cannot restore ${opts.file}: ${errorMessage(err)}\n` +
+        'HINT: recovery is aborted on purpose rather than ended early at this file; fix the cause and start PostgreSQL again to resume\n',
+    );
+    return EXIT_FATAL;
+  }
+}
+
+async function restore(opts: ArchiveGetOptions): Promise<number> {
+  const walFile = opts.file;
+  checkWalFileName(walFile);
+  // %p is relative to the data directory, PostgreSQL's working directory.
+  const dest = path.resolve(opts.path);
+  const prefetch = nonNegativeInt(opts.prefetch ?? '8', '--prefetch');
+  const spoolDir = path.resolve(opts.spoolDir ?? defaultSpoolDir(dest));
+  const spool = new Spool(spoolDir, archiveTargetId(opts));
+  const segment = isSegmentName(walFile);
+
+  // A spool hit needs neither the repository nor the runbook.
+  if (segment && (await spool.take(walFile, dest))) {
+    await startPrefetch(opts, spool, walFile, prefetch);
+    return 0;
+  }
+  const { resolveRepoTarget } = await import('../context');
+  const { repo, cluster } = await resolveRepoTarget(opts);
+  try {
+    const got = await fetchWalFileWithRetry(repo, cluster, walFile);
+    if (!got) {
+      process.stderr.write(`lifeboat archive-get: ${walFile} is not in the archive ${repo.url} (cluster ${cluster})\n`);
+      return EXIT_ABSENT;
+    }
+    await writeFileAtomic(dest, got.content);
+  } finally {
+    (repo as { destroy?: () => void }).destroy?.();
+  }
+  if (segment) await startPrefetch(opts, spool, walFile, prefetch);
+  return 0;
+}
+
+/** pg_wal/.lifeboat-prefetch in the data directory; beside %p when run elsewhere. */
+function defaultSpoolDir(dest: string): string {
+  if (existsSync('PG_VERSION')) return path.resolve('pg_wal', '.lifeboat-prefetch');
+  return path.join(path.dirname(dest), '.lifeboat-prefetch');
+}
+
+/**
+ * Starts a detached prefetcher for the segments after `walFile`, unless at
+ * least half of them are already spooled or on their way: each start costs a
+ * Node process (and for s3:// the AWS SDK) on a machine busy replaying.
+ */
+async function startPrefetch(opts: ArchiveGetOptions, spool: Spool, walFile: string, count: number): Promise<void> {
+  if (count === 0) return;
+  try {
+    if ((await spool.readyAhead(walFile, count)) >= Math.ceil(count / 2)) return;
+    const script = process.argv[1];
+    if (!script) return;
+    const args = [script, 'archive-prefetch', nextSegmentName(walFile), '--count', String(count), '--spool-dir', spool.dir];
+    for (const [flag, value] of [
+      ['--repo', opts.repo],
+      ['--cluster', opts.cluster],
+      ['--runbook', opts.runbook],
+      ['--runbooks-dir', opts.runbooksDir],
+    ] as const) {
+      if (value) args.push(flag, value);
+    }
+    spawn(process.execPath, args, { detached: true, stdio: 'ignore' }).unref();
+  } catch {
+    // Prefetching only saves time; the file PostgreSQL asked for is in place.
+  }
+}
+
+function nonNegativeInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag}: expected an integer of at least 0, got ${JSON.stringify(value)}`);
+  return n;
+}

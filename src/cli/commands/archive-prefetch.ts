@@ -1,0 +1,32 @@
+// `lifeboat archive-prefetch <first> --count n --spool-dir d`: internal. Started
+// detached by archive-get to download the next segments of the timeline
+// into the spool while PostgreSQL replays. Nobody reads its output; a
+// failure here only means archive-get downloads those segments itself.
+import * as path from 'node:path';
+import { archiveTargetId, checkWalFileName } from '../../wal/push';
+import { Spool } from '../../wal/get';
+import { resolveRepoTarget, intOption } from '../context';
+import { EXIT } from '../run';
+
+export interface ArchivePrefetchOptions {
+  file: string;
+  spoolDir: string;
+  count?: string;
+  repo?: string;
+  cluster?: string;
+  runbook?: string;
+  runbooksDir?: string;
+}
+
+export async function run(opts: ArchivePrefetchOptions): Promise<number> {
+  checkWalFileName(opts.file);
+  const count = intOption(opts.count ?? '8', '--count');
+  const { repo, cluster } = await resolveRepoTarget(opts);
+  try {
+    const spool = new Spool(path.resolve(opts.spoolDir), archiveTargetId(opts));
+    await spool.prefetch(repo, cluster, opts.file, count);
+    return EXIT.ok;
+  } finally {
+    (repo as { destroy?: () => void }).destroy?.();
+  }
+}
