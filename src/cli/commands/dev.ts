@@ -3,12 +3,12 @@
 // primary with a small demo schema archiving to a file:// repository under
 // the project, a worker polling both queues, a first base backup; then it
 // prints where to look and what to try, and runs until Ctrl-C.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client as PgClient } from 'pg';
 import { LifeboatError } from '../../errors';
-import { requireTool, lifeboatCommand, projectRoot } from '../../tools';
+import { lifeboatCommand, projectRoot } from '../../tools';
+import { startTemporalDevServer } from '../../dev/temporal-server';
 import { demoRunbookYaml, DEMO_SCHEMA_SQL, DEMO_SEED_SQL } from '../../dev/demo-runbook';
 import {
   asOsUser,
@@ -34,33 +34,11 @@ function say(line: string): void {
   process.stderr.write(`[lifeboat dev] ${line}\n`);
 }
 
-async function waitForTemporal(address: string, child: ChildProcess, logFile: string): Promise<void> {
-  const { Connection } = await import('@temporalio/client');
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) {
-      throw new LifeboatError('TOOL_FAILED', `the Temporal dev server exited with code ${child.exitCode}`, {
-        hints: [`see ${logFile}`, 'is another Temporal server already using the port? pass --temporal-port / --ui-port'],
-      });
-    }
-    try {
-      const conn = await Connection.connect({ address, connectTimeout: 1000 });
-      await conn.workflowService.getSystemInfo({});
-      await conn.close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-  throw new LifeboatError('TOOL_FAILED', `the Temporal dev server did not answer on ${address} within 60 s`, { hints: [`see ${logFile}`] });
-}
-
 export async function run(opts: DevOptions): Promise<number> {
   const uiPort = intOption(opts.uiPort, '--ui-port');
   const temporalPort = intOption(opts.temporalPort, '--temporal-port');
   const pgPort = intOption(opts.pgPort, '--pg-port');
   const state = path.resolve(opts.stateDir);
-  const temporalBin = requireTool('temporal');
   mkdirSync(state, { recursive: true });
   mkdirSync(path.join(state, 'runbooks'), { recursive: true });
   // archive_command runs as the postgres OS user and writes the repository:
@@ -79,17 +57,14 @@ export async function run(opts: DevOptions): Promise<number> {
     });
   }
 
-  const children: ChildProcess[] = [];
-  const temporalLog = path.join(state, 'temporal.log');
   say(`starting the Temporal dev server (frontend 127.0.0.1:${temporalPort}, UI http://127.0.0.1:${uiPort})`);
-  const temporal = spawn(
-    temporalBin,
-    ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(temporalPort), '--ui-port', String(uiPort),
-      '--db-filename', path.join(state, 'temporal.db'), '--log-level', 'warn'],
-    { stdio: ['ignore', openSync(temporalLog, 'a'), openSync(temporalLog, 'a')] },
-  );
-  children.push(temporal);
-  const address = `127.0.0.1:${temporalPort}`;
+  const temporal = await startTemporalDevServer({
+    port: temporalPort,
+    uiPort,
+    dbFilename: path.join(state, 'temporal.db'),
+    logFile: path.join(state, 'temporal.log'),
+  });
+  const address = temporal.address;
 
   const pg: SandboxPg = {
     dataDir: path.join(state, 'pg', 'data'),
@@ -106,7 +81,7 @@ export async function run(opts: DevOptions): Promise<number> {
   const stopAll = async () => {
     if (workers) await workers.shutdown().catch(() => undefined);
     if (pgStarted) await stopSandboxPrimary(pg);
-    for (const c of children) c.kill('SIGTERM');
+    await temporal.stop();
   };
   try {
     if (fresh) say(`creating the sandbox primary in ${pg.dataDir}`);
@@ -124,7 +99,6 @@ export async function run(opts: DevOptions): Promise<number> {
     );
     process.env.LIFEBOAT_RUNBOOKS_DIR = path.dirname(runbookFile);
 
-    await waitForTemporal(address, temporal, temporalLog);
     const { startWorkers } = await import('../../worker');
     workers = await startWorkers({ address, namespace: 'default', host: HOST });
     say(`worker polling ${TASK_QUEUE} and lifeboat-host-${HOST}`);
