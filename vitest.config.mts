@@ -14,5 +14,7 @@ export default defineConfig({
     hookTimeout: 180_000,
     teardownTimeout: 60_000,
     reporters: ['default'],
+    // Workers in tests log warnings and errors only.
+    env: { LIFEBOAT_LOG_LEVEL: 'WARN' },
   },
 });

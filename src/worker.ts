@@ -1,8 +1,9 @@
 // The Lifeboat worker: polls `lifeboat` (workflows, and activities that reach
 // systems over the network) and, with a host, `lifeboat-host-<host>`
 // (activities that need that host's disk and processes). See DESIGN.md §3.
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities';
 import { hostQueue, TASK_QUEUE } from './runbook/schema';
 
@@ -27,10 +28,24 @@ export interface RunningWorkers {
 function workflowsPath(): string {
   // dist/src/worker.js → dist/workflows; src/worker.ts → workflows (the
   // Temporal bundler compiles TypeScript itself).
-  return require.resolve(path.join(__dirname, '..', 'workflows'));
+  const dir = path.join(__dirname, '..', 'workflows');
+  const file = ['index.js', 'index.ts'].map((f) => path.join(dir, f)).find((f) => existsSync(f));
+  if (!file) throw new Error(`workflows not found in ${dir}: run npm run build`);
+  return file;
+}
+
+let runtimeInstalled = false;
+
+/** LIFEBOAT_LOG_LEVEL (TRACE, DEBUG, INFO, WARN, ERROR) sets the worker's log level; the runtime is installed once per process. */
+function installRuntime(): void {
+  const level = process.env.LIFEBOAT_LOG_LEVEL?.toUpperCase();
+  if (runtimeInstalled || !level) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger(level as LogLevel) });
 }
 
 export async function startWorkers(cfg: WorkerConfig): Promise<RunningWorkers> {
+  installRuntime();
   const connection = await NativeConnection.connect({ address: cfg.address });
   const base: Pick<WorkerOptions, 'connection' | 'namespace'> = { connection, namespace: cfg.namespace };
   const workers: Worker[] = [];
