@@ -1,0 +1,284 @@
+// The WAL archive end to end: PostgreSQL's own archiver runs `lifeboat
+// archive-push` into a file:// and an s3:// repository, and `lifeboat
+// archive-get` is run as PostgreSQL would run it, as a real process (node
+// bin/lifeboat, built by `npm run build`).
+import { execFile } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { compress, decompress } from '@mongodb-js/zstd';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresTempDir, startPrimary, switchAndWaitArchived, type Primary } from '../harness/postgres';
+import { waitFor } from '../harness/ports';
+import { s3Env, s3RepoUrl, useS3Env } from '../harness/services';
+import { openRepository } from '../../src/repository';
+import { keys } from '../../src/repository/layout';
+import type { Repository } from '../../src/repository/types';
+import { isSegmentName } from '../../src/wal/names';
+import { projectRoot } from '../../src/tools';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function lifeboat(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [path.join(projectRoot(), 'bin', 'lifeboat'), ...args],
+      { cwd: opts.cwd, env: { ...process.env, ...opts.env }, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+const cleanups: Array<() => unknown> = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+function tempDir(label: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `lifeboat-${label}-`));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', (kind) => {
+  const cluster = `archive-${kind}`;
+  let repoUrl: string;
+  let env: Record<string, string>;
+  let primary: Primary;
+  let repo: Repository;
+  /** Segments PostgreSQL has archived, oldest first. */
+  let archived: string[];
+  const pgWal = () => path.join(primary.dataDir, 'pg_wal');
+  const repoArgs = () => ['--repo', repoUrl, '--cluster', cluster];
+
+  beforeAll(async () => {
+    useS3Env();
+    env = kind === 's3' ? s3Env() : {};
+    if (kind === 'file') {
+      const root = postgresTempDir('repo');
+      cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+      repoUrl = `file://${root}`;
+    } else {
+      repoUrl = s3RepoUrl(cluster);
+    }
+    // wal_keep_size keeps archived segments in pg_wal to compare against.
+    primary = await startPrimary({ archive: { repo: repoUrl, cluster, env }, conf: ['wal_keep_size = 1GB'] });
+    cleanups.push(() => primary.stop());
+    repo = await openRepository(repoUrl);
+
+    // Several segments' worth of pgbench-like writes, with switches between.
+    await primary.query('create table accounts (id int primary key, balance int, filler text)');
+    for (let round = 0; round < 3; round++) {
+      await primary.query(
+        `insert into accounts select g, 0, md5(g::text) || repeat('x', 60) from generate_series($1::int, $1::int + 59999) g`,
+        [round * 60000],
+      );
+      await primary.query('update accounts set balance = balance + 1 where id % 7 = $1', [round]);
+      await switchAndWaitArchived(primary);
+    }
+    archived = (await repo.list(keys.walPrefix(cluster)))
+      .map((o) => path.basename(o.key).replace(/\.zst$/, ''))
+      .filter(isSegmentName);
+  });
+
+  it('holds every segment PostgreSQL archived, with the sha256 of the segment in pg_wal', async () => {
+    const [stats] = await primary.query<{ archived_count: string; failed_count: string }>(
+      'select archived_count, failed_count from pg_stat_archiver',
+    );
+    expect(stats!.failed_count).toBe('0');
+    const done = readdirSync(path.join(pgWal(), 'archive_status'))
+      .filter((n) => n.endsWith('.done'))
+      .map((n) => n.slice(0, -'.done'.length))
+      .filter(isSegmentName);
+    expect(archived.length).toBeGreaterThanOrEqual(6);
+    expect(archived).toEqual(expect.arrayContaining(done));
+    for (const walFile of done) {
+      const original = readFileSync(path.join(pgWal(), walFile));
+      const stored = await repo.get(keys.wal(cluster, walFile));
+      expect({ walFile, recorded: stored!.info.sha256 }).toEqual({ walFile, recorded: sha(original) });
+      const content = await decompress(stored!.body);
+      expect({ walFile, content: sha(content) }).toEqual({ walFile, content: sha(original) });
+      expect(stored!.body.length).toBeLessThan(original.length);
+    }
+    // Every segment pushed ahead of PostgreSQL's call was later asked for and its marker used.
+    const markers = path.join(pgWal(), '.lifeboat-pushed');
+    expect(existsSync(markers) ? readdirSync(markers) : []).toEqual([]);
+  });
+
+  it('accepts a second push of the same segment and leaves the archive as it was', async () => {
+    const walFile = archived[1]!;
+    const before = await repo.get(keys.wal(cluster, walFile));
+    const res = await lifeboat(['archive-push', `pg_wal/${walFile}`, ...repoArgs(), '--no-ahead'], { cwd: primary.dataDir, env });
+    expect(res).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect((await repo.get(keys.wal(cluster, walFile)))!.body.equals(before!.body)).toBe(true);
+  });
+
+  it('refuses a push of different content under an archived name, exits 1 and keeps the archived copy byte for byte', async () => {
+    const walFile = archived[1]!;
+    const before = await repo.get(keys.wal(cluster, walFile));
+    const other = path.join(tempDir('otherwal'), walFile);
+    copyFileSync(path.join(pgWal(), walFile), other);
+    const changed = readFileSync(other);
+    changed[1000] = changed[1000]! ^ 0xff;
+    writeFileSync(other, changed);
+
+    const res = await lifeboat(['archive-push', other, ...repoArgs(), '--no-ahead'], { env });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toBe(
+      `lifeboat: ${walFile} is already archived in ${repo.url} (cluster ${cluster}) with different content: ` +
+        `archived sha256 ${before!.info.sha256}, ${other} sha256 ${sha(changed)}; the archived copy is kept\n` +
+        'HINT: two servers may be archiving into the same repository and cluster name: check archive_command (--repo/--cluster or the runbook) on every server\n' +
+        'HINT: a server restored from a backup must archive on a new timeline or into its own cluster name\n' +
+        'HINT: PostgreSQL retries this file until archive-push succeeds; pg_wal grows meanwhile\n',
+    );
+    const after = await repo.get(keys.wal(cluster, walFile));
+    expect(after!.body.equals(before!.body)).toBe(true);
+    expect(after!.info.sha256).toBe(before!.info.sha256);
+  });
+
+  it('pushes segments already waiting in archive_status ahead, and answers PostgreSQL\'s later call for one from its marker alone', async () => {
+    // A pg_wal of its own, holding copies of real segments under new names.
+    const wal = path.join(tempDir('ahead'), 'pg_wal');
+    const names = ['000000050000000000000001', '000000050000000000000002', '000000050000000000000003'];
+    const status = path.join(wal, 'archive_status');
+    for (const [i, name] of names.entries()) {
+      mkdirSync(status, { recursive: true });
+      copyFileSync(path.join(pgWal(), archived[i]!), path.join(wal, name));
+      writeFileSync(path.join(status, `${name}.ready`), '');
+    }
+    const push = (name: string) => lifeboat(['archive-push', `pg_wal/${name}`, ...repoArgs(), '--parallel', '3'], { cwd: path.dirname(wal), env });
+
+    expect(await push(names[0]!)).toEqual({ code: 0, stdout: '', stderr: '' });
+    for (const name of names) expect((await repo.head(keys.wal(cluster, name)))?.sha256).toBe(sha(readFileSync(path.join(wal, name))));
+    expect(readdirSync(path.join(wal, '.lifeboat-pushed')).sort()).toEqual([names[1], names[2]]);
+    expect(readdirSync(status).sort()).toEqual(names.map((n) => `${n}.ready`));
+
+    // The marker answers without the repository: the object is gone and stays gone.
+    await repo.delete([keys.wal(cluster, names[1]!)]);
+    expect(await push(names[1]!)).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(await repo.head(keys.wal(cluster, names[1]!))).toBeUndefined();
+    expect(readdirSync(path.join(wal, '.lifeboat-pushed'))).toEqual([names[2]]);
+
+    // A file that changed since its marker was written is pushed for real, and refused.
+    const changed = readFileSync(path.join(wal, names[2]!));
+    changed[100] = changed[100]! ^ 0xff;
+    writeFileSync(path.join(wal, names[2]!), changed);
+    const res = await push(names[2]!);
+    expect(res.code).toBe(1);
+    expect(res.stderr.split('\n')[0]).toBe(
+      `lifeboat: ${names[2]} is already archived in ${repo.url} (cluster ${cluster}) with different content: ` +
+        `archived sha256 ${sha(readFileSync(path.join(pgWal(), archived[2]!)))}, ${path.join(wal, names[2]!)} sha256 ${sha(changed)}; the archived copy is kept`,
+    );
+    await repo.delete(names.map((n) => keys.wal(cluster, n)));
+  });
+
+  it('restores an archived segment byte-identical to the one in pg_wal', async () => {
+    const walFile = archived[2]!;
+    const dir = tempDir('restore');
+    const res = await lifeboat(['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', '0'], { cwd: dir, env });
+    expect(res).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(sha(readFileSync(path.join(dir, 'RECOVERYXLOG')))).toBe(sha(readFileSync(path.join(pgWal(), walFile))));
+  });
+
+  it('answers exit 1 with one plain line for a segment the archive does not have, and writes nothing', async () => {
+    const dir = tempDir('absent');
+    const res = await lifeboat(['archive-get', '0000000100000000000000FE', 'RECOVERYXLOG', ...repoArgs()], { cwd: dir, env });
+    expect(res).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `lifeboat archive-get: 0000000100000000000000FE is not in the archive ${repo.url} (cluster ${cluster})\n`,
+    });
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('aborts recovery with exit 255 and writes nothing at %p when an archived segment does not match its checksum', async () => {
+    const source = await repo.get(keys.wal(cluster, archived[0]!));
+    const recorded = source!.info.sha256!;
+    // Valid zstd, wrong content: only the checksum can tell.
+    const wrong = Buffer.alloc(16 * 1024 * 1024, 1);
+    await repo.put(keys.wal(cluster, '0000000100000000000000F0'), await compress(wrong, 1), { sha256: recorded });
+    const dir = tempDir('corrupt');
+    const res = await lifeboat(['archive-get', '0000000100000000000000F0', 'RECOVERYXLOG', ...repoArgs()], { cwd: dir, env });
+    expect(res.code).toBe(255);
+    expect(res.stderr).toBe(
+      `lifeboat archive-get: FATAL: cannot restore 0000000100000000000000F0: 0000000100000000000000F0 in ${repo.url} ` +
+        `(cluster ${cluster}, object ${cluster}/wal/0000000100000000000000F0.zst) does not match its checksum: ` +
+        `recorded sha256 ${recorded}, content sha256 ${sha(wrong)}\n` +
+        'HINT: the archived copy is damaged; recovery cannot continue past it with this archive\n' +
+        'HINT: if the primary still has this file in pg_wal, archive it again into a fresh repository or cluster name\n' +
+        'HINT: otherwise recover to a target before this segment, or from a newer base backup\n' +
+        'HINT: recovery is aborted on purpose rather than ended early at this file; fix the cause and start PostgreSQL again to resume\n',
+    );
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('aborts with exit 255 and writes nothing when an archived segment is not zstd data at all', async () => {
+    const source = await repo.get(keys.wal(cluster, archived[0]!));
+    const damaged = Buffer.from(source!.body);
+    damaged.fill(0, 0, 4096);
+    await repo.put(keys.wal(cluster, '0000000100000000000000F1'), damaged, { sha256: source!.info.sha256! });
+    const dir = tempDir('garbled');
+    const res = await lifeboat(['archive-get', '0000000100000000000000F1', 'RECOVERYXLOG', ...repoArgs()], { cwd: dir, env });
+    expect(res.code).toBe(255);
+    expect(res.stderr.split('\n')[0]).toBe(
+      `lifeboat archive-get: FATAL: cannot restore 0000000100000000000000F1: 0000000100000000000000F1 in ${repo.url} ` +
+        `(cluster ${cluster}, object ${cluster}/wal/0000000100000000000000F1.zst) cannot be decompressed ` +
+        `(not zstd data (bad frame magic)); ${damaged.length} bytes stored`,
+    );
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('aborts with exit 255, not 1, when restore_command is given an option it does not know', async () => {
+    const dir = tempDir('usage');
+    const res = await lifeboat(['archive-get', archived[0]!, 'RECOVERYXLOG', '--no-such-option', ...repoArgs()], { cwd: dir, env });
+    expect(res.code).toBe(255);
+    expect(res.stderr).toBe("error: unknown option '--no-such-option'\n(run with --help for usage)\n");
+  });
+
+  it('prefetches the following segments into the spool and serves the next request from it', async () => {
+    const dir = tempDir('prefetch');
+    const spool = path.join(dir, 'spool');
+    const [first, second, third] = archived as [string, string, string];
+    const args = (walFile: string) => ['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', '4', '--spool-dir', spool];
+
+    expect(await lifeboat(args(first), { cwd: dir, env })).toEqual({ code: 0, stdout: '', stderr: '' });
+    await waitFor('the prefetcher to spool the next two segments', async () => {
+      const names = existsSync(spool) ? readdirSync(spool) : [];
+      return [second, `${second}.sha256`, third, `${third}.sha256`].every((n) => names.includes(n)) ? true : undefined;
+    });
+
+    // With the archived object gone, only the spool can answer.
+    const key = keys.wal(cluster, second);
+    const stored = await repo.get(key);
+    await repo.delete([key]);
+    try {
+      expect(await lifeboat(args(second), { cwd: dir, env })).toEqual({ code: 0, stdout: '', stderr: '' });
+      expect(sha(readFileSync(path.join(dir, 'RECOVERYXLOG')))).toBe(sha(readFileSync(path.join(pgWal(), second))));
+      expect(readdirSync(spool)).not.toContain(second);
+    } finally {
+      await repo.put(key, stored!.body, { sha256: stored!.info.sha256! });
+    }
+  });
+
+  it('never serves a spooled segment that no longer matches its checksum', async () => {
+    const dir = tempDir('badspool');
+    const spool = path.join(dir, 'spool');
+    const walFile = archived[3]!;
+    const args = ['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', '0', '--spool-dir', spool];
+    expect((await lifeboat(['archive-prefetch', walFile, '--count', '1', '--spool-dir', spool, ...repoArgs()], { env })).code).toBe(0);
+    const spooled = readFileSync(path.join(spool, walFile));
+    spooled[5000] = spooled[5000]! ^ 0xff;
+    writeFileSync(path.join(spool, walFile), spooled);
+
+    expect(await lifeboat(args, { cwd: dir, env })).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(sha(readFileSync(path.join(dir, 'RECOVERYXLOG')))).toBe(sha(readFileSync(path.join(pgWal(), walFile))));
+  });
+});
