@@ -23,6 +23,8 @@ export interface RunningWorkers {
   /** Resolves when every worker has stopped. */
   done: Promise<void>;
   shutdown(): Promise<void>;
+  /** Runs until SIGINT or SIGTERM, then shuts the workers down and resolves. */
+  runUntilSignal(): Promise<void>;
 }
 
 function workflowsPath(): string {
@@ -38,10 +40,12 @@ let runtimeInstalled = false;
 
 /** LIFEBOAT_LOG_LEVEL (TRACE, DEBUG, INFO, WARN, ERROR) sets the worker's log level; the runtime is installed once per process. */
 function installRuntime(): void {
-  const level = process.env.LIFEBOAT_LOG_LEVEL?.toUpperCase();
-  if (runtimeInstalled || !level) return;
+  if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger(level as LogLevel) });
+  const level = (process.env.LIFEBOAT_LOG_LEVEL?.toUpperCase() ?? 'INFO') as LogLevel;
+  // Signals are ours to handle (runUntilSignal): the runtime's own handler
+  // lets the process exit before whoever started the workers has cleaned up.
+  Runtime.install({ logger: new DefaultLogger(level), shutdownSignals: [] });
 }
 
 export async function startWorkers(cfg: WorkerConfig): Promise<RunningWorkers> {
@@ -66,12 +70,28 @@ export async function startWorkers(cfg: WorkerConfig): Promise<RunningWorkers> {
   const done = Promise.all(workers.map((w) => w.run())).then(async () => {
     await connection.close();
   });
+  const shutdown = async () => {
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    await done;
+  };
   return {
     workers,
     done,
-    async shutdown() {
-      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
-      await done;
+    shutdown,
+    async runUntilSignal() {
+      // A pending promise alone does not keep Node alive; this timer does,
+      // until the workers have drained.
+      const keepAlive = setInterval(() => undefined, 60_000);
+      const onSignal = () => void shutdown();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        await done;
+      } finally {
+        clearInterval(keepAlive);
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
     },
   };
 }

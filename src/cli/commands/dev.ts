@@ -20,6 +20,7 @@ import {
 } from '../../dev/sandbox-pg';
 import { intOption } from '../context';
 import { TASK_QUEUE } from '../../runbook/schema';
+import type { RunningWorkers } from '../../worker';
 
 const HOST = 'sandbox';
 
@@ -77,7 +78,7 @@ export async function run(opts: DevOptions): Promise<number> {
   const repoUrl = `file://${path.join(state, 'repo')}`;
   const fresh = !existsSync(path.join(pg.dataDir, 'PG_VERSION'));
   let pgStarted = false;
-  let workers: { shutdown(): Promise<void>; done: Promise<void> } | undefined;
+  let workers: RunningWorkers | undefined;
   const stopAll = async () => {
     if (workers) await workers.shutdown().catch(() => undefined);
     if (pgStarted) await stopSandboxPrimary(pg);
@@ -118,7 +119,8 @@ export async function run(opts: DevOptions): Promise<number> {
       say(`base backup ${(meta as { backupId: string }).backupId} verified and stored`);
     }
     printWelcome({ uiPort, address, state, pgPort });
-    await workers.done;
+    await workers.runUntilSignal();
+    say('stopping');
     return 0;
   } finally {
     await stopAll();

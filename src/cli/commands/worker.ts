@@ -13,7 +13,6 @@ export async function run(opts: TemporalOptions & { host?: string; shared?: bool
     `lifeboat worker polling ${queues.join(' and ')} on ${address} (namespace ${namespace}); ` +
       `runbooks from ${process.env.LIFEBOAT_RUNBOOKS_DIR ?? path.resolve('runbooks')}. Ctrl-C stops it.\n`,
   );
-  // The Temporal runtime shuts the workers down on SIGINT/SIGTERM; run() then resolves.
-  await running.done;
+  await running.runUntilSignal();
   return 0;
 }
