@@ -13,7 +13,7 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 180_000,
     teardownTimeout: 60_000,
-    reporters: ['default'],
+    reporters: ['default', './test/harness/summary-reporter.ts'],
     // Workers in tests log warnings and errors only.
     env: { LIFEBOAT_LOG_LEVEL: 'WARN' },
   },
