@@ -8,13 +8,36 @@ import { isLifeboatError, isRetryable, errorMessage } from '../src/errors';
 export function asActivityFailure(err: unknown): Error {
   if (err instanceof ApplicationFailure) return err;
   if (isLifeboatError(err)) {
+    const details = jsonSafe(err.details);
     return ApplicationFailure.create({
       type: err.code,
       message: err.message,
       nonRetryable: !isRetryable(err.code),
-      details: Object.keys(err.details).length > 0 ? [err.details] : undefined,
+      details: details && Object.keys(details).length > 0 ? [details] : undefined,
     });
   }
   // Unknown errors stay retryable: Temporal's retry policy bounds them.
   return ApplicationFailure.create({ type: 'UNEXPECTED', message: errorMessage(err), nonRetryable: false });
+}
+
+/** Runs an activity body and converts whatever it throws (see asActivityFailure). */
+export async function lifeboatActivity<T>(body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    throw asActivityFailure(err);
+  }
+}
+
+/**
+ * Details travel through the payload converter (JSON): a bigint or a cycle
+ * there would make the failure itself fail to serialize and hide the real
+ * error, so anything that is not plain JSON is dropped or stringified here.
+ */
+function jsonSafe(details: Record<string, unknown>): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(JSON.stringify(details, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
 }

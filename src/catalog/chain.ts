@@ -311,7 +311,12 @@ export interface HealthProblem {
 }
 
 /** The chain report's findings as operator-readable lines. */
-export function describeChainProblems(report: ChainReport, newestBackupId?: string): HealthProblem[] {
+export function describeChainProblems(
+  report: ChainReport,
+  newestBackupId?: string,
+  /** How commands in hints name the repository: "--runbook orders" or "--repo <url> --cluster <name>". */
+  repoArgs = '--runbook <name>',
+): HealthProblem[] {
   const problems: HealthProblem[] = [];
   for (const gap of report.gaps) {
     const what =
@@ -331,8 +336,8 @@ export function describeChainProblems(report: ChainReport, newestBackupId?: stri
       hints: [
         `a restore from an earlier backup stops at ${gap.first}: point-in-time recovery past it is impossible`,
         ...(lines.length > 0 ? [`timeline${lines.length > 1 ? 's' : ''} ${lines.join(', ')} continue${lines.length > 1 ? '' : 's'} this line`] : []),
-        `if the primary still has it in pg_wal, push it again: lifeboat archive-push pg_wal/${gap.first} (as the postgres user, in the data directory)`,
-        'otherwise take a new base backup now (lifeboat backup --runbook <name>): restores from it do not need the lost WAL',
+        `if the primary still has it in pg_wal, push it again as the postgres user, in the data directory: lifeboat archive-push pg_wal/${gap.first} ${repoArgs}`,
+        `otherwise take a new base backup now (lifeboat backup ${repoArgs.startsWith('--runbook') ? repoArgs : '--runbook <name>'}): restores from it do not need the lost WAL`,
       ],
     });
   }
@@ -342,7 +347,7 @@ export function describeChainProblems(report: ChainReport, newestBackupId?: stri
       message: `timeline history file ${m.file} is missing (${m.neededFor})`,
       hints: [
         `a restore cannot follow the switch to timeline ${m.timeline} without it`,
-        `PostgreSQL archives it when a server is promoted; if that server still runs, push pg_wal/${m.file} again with lifeboat archive-push`,
+        `PostgreSQL archives it when a server is promoted; if that server still runs, push it again: lifeboat archive-push pg_wal/${m.file} ${repoArgs}`,
       ],
     });
   }

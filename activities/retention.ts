@@ -1,0 +1,118 @@
+// Activities of the expireBackups workflow (shared/DESIGN.md §4): plan what
+// retention allows, then delete it. Both run on the `lifeboat` queue: they
+// need only the repository.
+//
+// applyExpiry never trusts the plan alone: it reads the repository again and
+// deletes only what the approved plan and the repository as it is now both
+// allow (src/catalog/retention.ts reconcilePlans), because backups can finish
+// or vanish between the plan and its application (a dry run reviewed by a
+// person, a retried activity).
+import { Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
+import { deleteBackupObjects, readCatalog, readWalArchive } from '../src/catalog/catalog';
+import {
+  planRetention,
+  reconcilePlans,
+  summarizeWal,
+  walFilesToDelete,
+  type RetentionPlan,
+  type WalCutoff,
+  type WalDeleteSummary,
+} from '../src/catalog/retention';
+import { openRepository } from '../src/repository';
+import { loadRunbook } from '../src/runbook/load';
+import { clusterName } from '../src/runbook/schema';
+import { lifeboatActivity } from './failure';
+
+export interface ExpiryPlan extends RetentionPlan {
+  runbook: string;
+  cluster: string;
+  repository: string;
+}
+
+export interface ExpiryApplied {
+  deletedBackups: { backupId: string; objects: number; storedBytes: number }[];
+  skippedBackups: { backupId: string; reason: string }[];
+  /** The cutoff actually applied: the stricter of the plan's and the repository's as it is now. */
+  walCutoff?: WalCutoff;
+  walDeleted: WalDeleteSummary[];
+  walDeletedCount: number;
+  walDeletedBytes: number;
+}
+
+export interface ExpiryProgress {
+  phase: 'backups' | 'wal' | 'done';
+  done: number;
+  total: number;
+}
+
+/** Objects per delete call: S3 DeleteObjects takes at most 1000; smaller batches heartbeat more often. */
+const WAL_BATCH = 200;
+
+async function open(runbookRef: string) {
+  const runbook = await loadRunbook(runbookRef);
+  const repo = await openRepository(runbook.repository.url, runbook.repository);
+  return { runbook, repo, cluster: clusterName(runbook) };
+}
+
+export async function planExpiry(input: { runbook: string; keep?: number }): Promise<ExpiryPlan> {
+  return lifeboatActivity(async () => {
+    const { runbook, repo, cluster } = await open(input.runbook);
+    const [entries, archive] = await Promise.all([readCatalog(repo, cluster), readWalArchive(repo, cluster)]);
+    const plan = planRetention(entries, archive.files, input.keep ?? runbook.backup.retainFull);
+    return { ...plan, runbook: runbook.name, cluster, repository: repo.url };
+  });
+}
+
+export async function applyExpiry(input: { runbook: string; plan: ExpiryPlan }): Promise<ExpiryApplied> {
+  return lifeboatActivity(async () => {
+    const { repo, cluster } = await open(input.runbook);
+    const [entries, archive] = await Promise.all([readCatalog(repo, cluster), readWalArchive(repo, cluster)]);
+    const fresh = planRetention(entries, archive.files, input.plan.keep);
+    const decided = reconcilePlans(input.plan, fresh);
+    // Oldest first (names sort by timeline, then segment): a deletion cut
+    // short leaves the archive without holes, only shorter at its old end.
+    const doomed = decided.cutoff ? walFilesToDelete(archive.files, decided.cutoff) : [];
+    const total = decided.backups.length + doomed.length;
+    let done = 0;
+    beat({ phase: 'backups', done, total });
+
+    const deletedBackups: ExpiryApplied['deletedBackups'] = [];
+    for (const backupId of decided.backups) {
+      deletedBackups.push({ backupId, ...(await deleteBackupObjects(repo, cluster, backupId)) });
+      beat({ phase: 'backups', done: ++done, total });
+    }
+    for (let i = 0; i < doomed.length; i += WAL_BATCH) {
+      const batch = doomed.slice(i, i + WAL_BATCH);
+      await repo.delete(batch.flatMap((f) => f.keys));
+      done += batch.length;
+      beat({ phase: 'wal', done, total });
+    }
+    beat({ phase: 'done', done, total });
+
+    return {
+      deletedBackups,
+      skippedBackups: decided.skippedBackups,
+      ...(decided.cutoff ? { walCutoff: decided.cutoff } : {}),
+      walDeleted: decided.cutoff ? summarizeWal(doomed, decided.cutoff.walSegmentSize) : [],
+      walDeletedCount: doomed.length,
+      walDeletedBytes: doomed.reduce((n, f) => n + f.size, 0),
+    };
+  });
+}
+
+/**
+ * Progress as heartbeat details; outside an activity (`lifeboat expire
+ * --local`) there is no one to tell. A cancelled workflow stops the
+ * deletion between batches: what was deleted stays deleted, the rest stays.
+ */
+function beat(progress: ExpiryProgress): void {
+  let ctx: Context;
+  try {
+    ctx = Context.current();
+  } catch {
+    return;
+  }
+  ctx.heartbeat(progress);
+  if (ctx.cancellationSignal.aborted) throw new CancelledFailure('expiry cancelled; objects already deleted stay deleted');
+}

@@ -1,0 +1,118 @@
+// `lifeboat check`: is this cluster recoverable right now? Archiver health on
+// the primary (pg_stat_archiver against the runbook's RPO) and continuity of
+// the archived WAL from the oldest verified backup to the newest segment.
+// Exit 0 healthy, 1 unhealthy: usable from cron and monitoring as it is.
+import { readArchiverStatus, type ArchiverStatus } from '../../catalog/archiver';
+import { isComplete, readCatalog, readWalArchive } from '../../catalog/catalog';
+import { analyzeChain, describeChainProblems, type ChainReport, type HealthProblem } from '../../catalog/chain';
+import { isLifeboatError } from '../../errors';
+import { resolveRepoTarget, type RepoOptions } from '../context';
+import { formatDuration } from '../format';
+import { EXIT, printJson } from '../run';
+import { shortTime } from './backups';
+
+export async function run(opts: RepoOptions & { json?: boolean; primary?: boolean }): Promise<number> {
+  const { runbook, repo, cluster } = await resolveRepoTarget(opts);
+  const problems: HealthProblem[] = [];
+  const notes: string[] = [];
+
+  let archiver: ArchiverStatus | undefined;
+  if (!runbook) notes.push('archiver not checked: --repo/--cluster name no primary, so only the WAL chain in the repository is checked');
+  else if (opts.primary === false) notes.push('archiver not checked (--no-primary): only the WAL chain in the repository is checked');
+  else {
+    try {
+      archiver = await readArchiverStatus(runbook);
+      problems.push(...archiver.problems);
+    } catch (err) {
+      if (!isLifeboatError(err) || (err.code !== 'PG_UNREACHABLE' && err.code !== 'SECRET_MISSING')) throw err;
+      const [what = '', ...rest] = err.message.split('\n');
+      problems.push({ kind: 'primary-unreachable', message: what, hints: rest.map((h) => h.replace(/^HINT: /, '')) });
+    }
+  }
+
+  const [entries, archive] = await Promise.all([readCatalog(repo, cluster), readWalArchive(repo, cluster)]);
+  const complete = entries.filter(isComplete);
+  const chain = analyzeChain({
+    walFiles: archive.files.map((f) => f.name),
+    histories: archive.histories,
+    backups: complete.map((e) => ({
+      backupId: e.backupId,
+      timeline: e.meta.timeline,
+      startWal: e.meta.startWal,
+      startLsn: e.meta.startLsn,
+    })),
+    walSegmentSize: complete[complete.length - 1]?.meta.walSegmentSize,
+  });
+  if (complete.length === 0) {
+    problems.push({
+      kind: 'no-backup',
+      message: `no verified base backup of cluster ${cluster} in ${repo.url}: nothing can be restored`,
+      hints: [
+        runbook ? `take one: lifeboat backup --runbook ${runbook.name}` : 'take one: lifeboat backup --runbook <name>',
+        ...(entries.length > 0 ? [`${entries.length} incomplete backup director${entries.length === 1 ? 'y is' : 'ies are'} there: see lifeboat backups`] : []),
+      ],
+    });
+  }
+  const repoArgs = runbook ? `--runbook ${runbook.name}` : `--repo ${repo.url} --cluster ${cluster}`;
+  problems.push(...describeChainProblems(chain, complete[complete.length - 1]?.backupId, repoArgs));
+  for (const e of entries) if (e.status === 'incomplete') notes.push(`backup ${e.backupId} is incomplete and ignored: ${e.problem}`);
+
+  const healthy = problems.length === 0;
+  if (opts.json) {
+    printJson({
+      healthy,
+      repository: repo.url,
+      cluster,
+      archiver: archiver ?? null,
+      backups: { verified: complete.map((e) => e.backupId), incomplete: entries.filter((e) => e.status === 'incomplete') },
+      chain,
+      problems,
+      notes,
+    });
+    return healthy ? EXIT.ok : EXIT.failed;
+  }
+
+  const out: string[] = [`cluster ${cluster} in ${repo.url}`];
+  out.push(
+    complete.length === 0
+      ? 'backups: none verified'
+      : `backups: ${complete.length} verified, oldest ${complete[0]!.backupId}, newest ${complete[complete.length - 1]!.backupId}`,
+  );
+  if (archiver) out.push(archiverLine(archiver));
+  for (const line of chainLines(chain)) out.push(line);
+  for (const n of notes) out.push(`note: ${n}`);
+  out.push('');
+  for (const p of problems) {
+    out.push(p.message);
+    for (const h of p.hints) out.push(`  HINT: ${h}`);
+  }
+  out.push(healthy ? 'healthy' : `unhealthy: ${problems.length} problem${problems.length === 1 ? '' : 's'}`);
+  process.stdout.write(`${out.join('\n')}\n`);
+  return healthy ? EXIT.ok : EXIT.failed;
+}
+
+function archiverLine(a: ArchiverStatus): string {
+  const last =
+    a.lastArchivedWal && a.lastArchivedTime
+      ? `last archived ${a.lastArchivedWal} at ${shortTime(a.lastArchivedTime)}` +
+        (a.archivedAgeSeconds !== null ? ` (${formatDuration(a.archivedAgeSeconds)} ago)` : '')
+      : 'nothing archived since the counters started';
+  const failures = `${a.failedCount} failure${a.failedCount === 1 ? '' : 's'}`;
+  const position = a.currentLsn ? `, writing at ${a.currentLsn}` : '';
+  return `archiver: ${last}, ${failures}${position}; RPO ${a.rpoSeconds} s`;
+}
+
+function chainLines(chain: ChainReport): string[] {
+  if (chain.timelines.length === 0) return ['WAL: the archive is empty'];
+  return chain.timelines.map((t) => {
+    const span = t.firstSegment ? `${t.firstSegment} .. ${t.lastSegment} (${t.segmentCount} segment${t.segmentCount === 1 ? '' : 's'})` : 'no segments yet';
+    const parent = t.parents[t.parents.length - 1];
+    const from = parent ? `, branched from timeline ${parent.timeline} at ${parent.switchLsn}` : '';
+    const checked = t.checkedFrom
+      ? `, checked from ${t.checkedFrom.segment}${t.checkedFrom.backupId ? ` (backup ${t.checkedFrom.backupId})` : ''}`
+      : t.segmentCount > 0
+        ? ', not checked: no backup replays into it'
+        : '';
+    return `WAL timeline ${t.timeline}: ${span}${from}${checked}`;
+  });
+}

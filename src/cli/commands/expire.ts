@@ -1,0 +1,114 @@
+// `lifeboat expire --runbook <name>`: retention. By default it starts the
+// `expireBackups` workflow on the `lifeboat` queue and waits, so the run is
+// recorded in Temporal like every other operation; `--local` runs the same
+// activities in this process (no Temporal needed). `--dry-run` deletes nothing.
+import type { ExpiryApplied, ExpiryPlan } from '../../../activities/retention';
+import type { ExpireBackupsInput, ExpireBackupsResult } from '../../../workflows/expire-backups';
+import { connectClient, timestampedId } from '../../client/temporal';
+import { ErrorCode, LifeboatError, errorMessage } from '../../errors';
+import { resolveRunbookPath } from '../../runbook/load';
+import { TASK_QUEUE } from '../../runbook/schema';
+import { intOption, requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
+import { formatBytes } from '../format';
+import { printJson } from '../run';
+
+type Options = RepoOptions & TemporalOptions & { dryRun?: boolean; local?: boolean; keep?: string; json?: boolean };
+
+export async function run(opts: Options): Promise<number> {
+  if (opts.repo) {
+    throw new LifeboatError('INPUT_INVALID', 'expire works on a runbook\'s repository: pass --runbook <name>, not --repo', {
+      hints: ['the runbook says how many backups to keep (backup.retainFull) and how to reach the repository'],
+    });
+  }
+  const runbook = await requireRunbook(opts, 'expire');
+  const keep = opts.keep !== undefined ? intOption(opts.keep, '--keep') : undefined;
+  const dryRun = opts.dryRun === true;
+
+  let result: ExpireBackupsResult;
+  let workflowId: string | undefined;
+  if (opts.local) {
+    // The same activities the workflow runs, given the runbook file this
+    // command resolved (the activities would otherwise look in LIFEBOAT_RUNBOOKS_DIR).
+    const { planExpiry, applyExpiry } = await import('../../../activities/retention');
+    const ref = resolveRunbookPath(opts.runbook!, opts.runbooksDir);
+    const plan = await planExpiry({ runbook: ref, ...(keep !== undefined ? { keep } : {}) });
+    const nothing = plan.expire.length === 0 && plan.walDeleteCount === 0;
+    const applied = dryRun || nothing ? undefined : await applyExpiry({ runbook: ref, plan });
+    result = { runbook: runbook.name, dryRun, plan, ...(applied ? { applied } : {}) };
+  } else {
+    const { address, namespace } = temporalAddress(opts);
+    const client = await connectClient(address, namespace);
+    workflowId = timestampedId(`expire-${runbook.name}`);
+    const input: ExpireBackupsInput = { runbook: runbook.name, dryRun, ...(keep !== undefined ? { keep } : {}) };
+    try {
+      const handle = await client.workflow.start('expireBackups', { taskQueue: TASK_QUEUE, workflowId, args: [input] });
+      process.stderr.write(`started expireBackups ${workflowId} (runbook ${runbook.name}); waiting for a worker on task queue ${TASK_QUEUE}\n`);
+      result = (await handle.result()) as ExpireBackupsResult;
+    } catch (err) {
+      throw unwrapFailure(err, workflowId);
+    } finally {
+      await client.connection.close();
+    }
+  }
+
+  if (opts.json) printJson({ ...(workflowId ? { workflowId } : {}), ...result });
+  else process.stdout.write(`${describe(result.plan, result.applied, dryRun).join('\n')}\n`);
+  return 0;
+}
+
+/** The report an operator reads: what went (or would go), what stayed and why. */
+function describe(plan: ExpiryPlan, applied: ExpiryApplied | undefined, dryRun: boolean): string[] {
+  const out = [
+    `expire ${plan.runbook}: cluster ${plan.cluster} in ${plan.repository}, keep the ${plan.keep} newest verified backup${plan.keep === 1 ? '' : 's'}` +
+      (dryRun ? ' (dry run: nothing deleted)' : ''),
+  ];
+  if (plan.nothingToDo) out.push(`nothing to delete: ${plan.nothingToDo}`);
+  const verb = dryRun ? 'would delete' : 'deleted';
+
+  out.push('backups kept:');
+  for (const k of plan.kept) out.push(`  ${k.backupId}  ${k.reason}`);
+  for (const i of plan.incomplete) out.push(`  ${i.backupId}  incomplete, never deleted by expiry: ${i.problem}`);
+  if (plan.kept.length === 0 && plan.incomplete.length === 0) out.push('  (none)');
+
+  const gone = applied
+    ? applied.deletedBackups.map((b) => `  ${b.backupId}  ${formatBytes(b.storedBytes)}, ${plan.expire.find((e) => e.backupId === b.backupId)?.reason ?? ''}`)
+    : dryRun
+      ? plan.expire.map((e) => `  ${e.backupId}  ${formatBytes(e.storedBytes)}, ${e.reason}`)
+      : [];
+  out.push(`backups ${verb}:`, ...(gone.length > 0 ? gone : ['  (none)']));
+  for (const s of applied?.skippedBackups ?? []) out.push(`  ${s.backupId} skipped: ${s.reason}`);
+
+  const wal = applied ? applied.walDeleted : dryRun ? plan.walDelete : [];
+  const walCount = applied ? applied.walDeletedCount : dryRun ? plan.walDeleteCount : 0;
+  const walBytes = applied ? applied.walDeletedBytes : dryRun ? plan.walDeleteBytes : 0;
+  out.push(`WAL ${verb}: ${walCount} segment${walCount === 1 ? '' : 's'}${walCount > 0 ? `, ${formatBytes(walBytes)}` : ''}`);
+  for (const w of wal) out.push(`  timeline ${w.timeline}: ${w.first} .. ${w.last} (${w.count})`);
+
+  const cutoff = applied?.walCutoff ?? plan.walCutoff;
+  const keptWal = plan.walKeptCount + (plan.walDeleteCount - walCount);
+  out.push(
+    cutoff
+      ? `WAL kept: ${keptWal} file${keptWal === 1 ? '' : 's'}: every segment from ${cutoff.beforeSegment} on (backup ${cutoff.backupId}, the oldest kept, starts there), ` +
+          `segments of timelines after ${cutoff.timeline}, and ${plan.historyFilesKept} timeline history file${plan.historyFilesKept === 1 ? '' : 's'} (always kept)`
+      : `WAL kept: all ${keptWal} file${keptWal === 1 ? '' : 's'}`,
+  );
+  return out;
+}
+
+/**
+ * A failed workflow arrives as WorkflowFailedError > ActivityFailure >
+ * ApplicationFailure; the operator needs the innermost message (it has the
+ * HINT lines) and its code decides the exit status.
+ */
+function unwrapFailure(err: unknown, workflowId: string): Error {
+  let inner: unknown = err;
+  let app: { type?: string | null; message: string } | undefined;
+  for (let i = 0; i < 10 && inner instanceof Error; i++) {
+    if (inner.name === 'ApplicationFailure') app = inner as { type?: string | null; message: string };
+    inner = inner.cause;
+  }
+  if (!app) return err instanceof Error ? new Error(`expireBackups ${workflowId}: ${errorMessage(err)}`, { cause: err }) : new Error(String(err));
+  const code = ErrorCode.safeParse(app.type);
+  const message = `expireBackups ${workflowId} failed: ${app.message}`;
+  return code.success ? new LifeboatError(code.data, message, { cause: err }) : new Error(message, { cause: err });
+}

@@ -1,0 +1,64 @@
+// expireBackups({ runbook, dryRun?, keep? }): retention that never deletes
+// WAL a retained backup needs (shared/DESIGN.md §4). Plan, then apply unless
+// this is a dry run; the result holds both, so the workflow history shows
+// what was planned and what was actually deleted.
+import { log, proxyActivities } from '@temporalio/workflow';
+import { z } from 'zod';
+import type * as retention from '../activities/retention';
+import type { ExpiryApplied, ExpiryPlan } from '../activities/retention';
+import { parseWorkflowInput } from './input';
+
+export const ExpireBackupsInput = z.strictObject({
+  runbook: z.string({ error: 'expected the runbook name, e.g. "orders"' }).min(1, { error: 'expected the runbook name' }),
+  dryRun: z.boolean({ error: 'expected true or false' }).optional(),
+  keep: z
+    .number({ error: 'expected the number of full backups to keep' })
+    .int({ error: 'expected an integer of at least 1' })
+    .min(1, { error: 'expected an integer of at least 1: retention always keeps a verified backup' })
+    .optional(),
+});
+export type ExpireBackupsInput = z.infer<typeof ExpireBackupsInput>;
+
+export interface ExpireBackupsResult {
+  runbook: string;
+  dryRun: boolean;
+  plan: ExpiryPlan;
+  /** What was deleted; absent on a dry run or when the plan deletes nothing. */
+  applied?: ExpiryApplied;
+}
+
+// Listing a large WAL archive on S3 takes a while, but planning has no
+// progress to report: a generous start-to-close bound instead of heartbeats.
+const { planExpiry } = proxyActivities<typeof retention>({
+  startToCloseTimeout: '15 minutes',
+  retry: { maximumAttempts: 5, initialInterval: '5 seconds' },
+});
+
+// Deleting tens of thousands of objects can take long; the heartbeat (per
+// batch) is what tells a dead worker from a slow store. A retry re-reads the
+// repository, so it never deletes twice or more than the plan allowed.
+const { applyExpiry } = proxyActivities<typeof retention>({
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '2 minutes',
+  retry: { maximumAttempts: 5, initialInterval: '10 seconds' },
+});
+
+export async function expireBackups(input: ExpireBackupsInput): Promise<ExpireBackupsResult> {
+  const { runbook, dryRun = false, keep } = parseWorkflowInput(ExpireBackupsInput, input, 'expireBackups');
+  const plan = await planExpiry({ runbook, ...(keep !== undefined ? { keep } : {}) });
+  log.info('expiry planned', {
+    runbook,
+    keep: plan.keep,
+    expire: plan.expire.map((e) => e.backupId),
+    walDeleteCount: plan.walDeleteCount,
+    dryRun,
+  });
+  if (dryRun || (plan.expire.length === 0 && plan.walDeleteCount === 0)) return { runbook, dryRun, plan };
+  const applied = await applyExpiry({ runbook, plan });
+  log.info('expiry applied', {
+    runbook,
+    deletedBackups: applied.deletedBackups.map((b) => b.backupId),
+    walDeletedCount: applied.walDeletedCount,
+  });
+  return { runbook, dryRun, plan, applied };
+}
