@@ -128,7 +128,7 @@ export function planRetention(
   }
   const walCutoff: WalCutoff = { timeline, beforeSegment: cut.meta.startWal, walSegmentSize: segSize, backupId: cut.backupId };
   const doomed = walFilesToDelete(walFiles, walCutoff);
-  const walDelete = summarize(doomed, segSize);
+  const walDelete = summarizeWal(doomed, segSize);
   const walDeleteBytes = doomed.reduce((n, f) => n + f.size, 0);
   return {
     ...base,
@@ -193,7 +193,8 @@ export function reconcilePlans(approved: RetentionPlan, fresh: RetentionPlan): R
   return { backups, skippedBackups, ...(cutoff ? { cutoff } : {}) };
 }
 
-function summarize(files: readonly RetentionWalFile[], segSize: number): WalDeleteSummary[] {
+/** Per timeline: first and last segment, count and stored bytes. */
+export function summarizeWal(files: readonly RetentionWalFile[], segSize: number): WalDeleteSummary[] {
   const byTli = new Map<number, { files: { name: string; segno: bigint; size: number }[] }>();
   for (const f of files) {
     const { timeline, segno } = parseSegmentName(f.name, segSize);
