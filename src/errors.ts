@@ -73,6 +73,8 @@ export function isRetryable(code: ErrorCode): boolean {
  */
 export class LifeboatError extends Error {
   readonly code: ErrorCode;
+  /** What failed, without the HINT lines (may span lines: a runbook's list of errors). */
+  readonly what: string;
   readonly hints: readonly string[];
   readonly details: Record<string, unknown>;
 
@@ -85,6 +87,7 @@ export class LifeboatError extends Error {
     super([what, ...hints.map((h) => `HINT: ${h}`)].join('\n'), { cause: opts.cause });
     this.name = 'LifeboatError';
     this.code = code;
+    this.what = what;
     this.hints = hints;
     this.details = opts.details ?? {};
   }
@@ -97,14 +100,13 @@ export function isLifeboatError(err: unknown): err is LifeboatError {
 /** Adds context as an error travels up: "while extracting base backup X: ...". */
 export function withContext(context: string, err: unknown): Error {
   if (err instanceof LifeboatError) {
-    const [first, ...rest] = err.message.split('\n');
-    const wrapped = new LifeboatError(err.code, `${context}: ${first ?? ''}`, {
+    // Prefix `what`, not the message: the message ends in HINT lines, which
+    // must stay last, and `what` may span lines (every error of a runbook).
+    return new LifeboatError(err.code, `${context}: ${err.what}`, {
       hints: [...err.hints],
       cause: err,
       details: err.details,
     });
-    void rest;
-    return wrapped;
   }
   const message = err instanceof Error ? err.message : String(err);
   return new Error(`${context}: ${message}`, { cause: err });
