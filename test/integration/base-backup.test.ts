@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { type ApplicationFailure } from '@temporalio/common';
 import { startPrimary, postgresTempDir, asPostgres, PG_BIN, type Primary } from '../harness/postgres';
 import { s3Env, s3RepoUrl, temporalAddress, useS3Env } from '../harness/services';
 import { demoRunbookYaml } from '../../src/dev/demo-runbook';
