@@ -7,7 +7,12 @@ import type { z } from 'zod';
 export function parseWorkflowInput<T extends z.ZodType>(schema: T, input: unknown, workflow: string): z.output<T> {
   const parsed = schema.safeParse(input);
   if (parsed.success) return parsed.data;
-  const lines = parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(input)'}: ${i.message}`);
+  const lines = parsed.error.issues.map((i) => {
+    const at = i.path.length ? i.path.join('.') : '(input)';
+    // A misspelt field is the commonest mistake in a hand-typed UI input: name it.
+    if (i.code === 'unrecognized_keys') return `${i.keys.join(', ')}: unknown field${i.keys.length > 1 ? 's' : ''} in ${at}`;
+    return `${at}: ${i.message}`;
+  });
   throw ApplicationFailure.create({
     type: 'INPUT_INVALID',
     nonRetryable: true,
