@@ -41,8 +41,11 @@ fi
 
 # --- npm dependencies ------------------------------------------------------
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "installing npm dependencies (npm ci)"
-  npm ci --no-audit --no-fund >&2
+  log "installing npm dependencies (the versions in package-lock.json)"
+  # Not `npm ci`: npm 11 leaves other platforms' optional binaries (@swc/core-*)
+  # out of the lock file it writes, and `npm ci` then refuses that same lock.
+  # `install --no-save` installs the locked versions and leaves the lock alone.
+  npm install --no-audit --no-fund --no-save >&2
 fi
 
 # --- Temporal CLI and MinIO from their Go modules ----------------------------
