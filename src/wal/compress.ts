@@ -15,12 +15,26 @@ export const ZSTD_LEVEL = 1;
 /** zstd's frame magic number, little-endian 0xFD2FB528. */
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 
-// The native addon is loaded on first use: the marker path of archive-push
-// and a spool hit of archive-get never need it.
-let zstd: typeof import('@mongodb-js/zstd') | undefined;
-function codec(): typeof import('@mongodb-js/zstd') {
-  zstd ??= require('@mongodb-js/zstd') as typeof import('@mongodb-js/zstd');
-  return zstd;
+interface ZstdBinding {
+  compress(data: Buffer, level?: number): Promise<Buffer>;
+  decompress(data: Buffer): Promise<Buffer>;
+}
+
+// The native binding itself, loaded on first use (the marker path of
+// archive-push and a spool hit of archive-get never need it). Not the
+// package's index: in @mongodb-js/zstd 1.2.2 its `compress(buf, level)`
+// drops `level` and always compresses at zstd's default, 3. The name is in
+// a variable because the binding ships no type declarations.
+const ZSTD_BINDING = '@mongodb-js/zstd/bindings';
+let binding: Promise<ZstdBinding> | undefined;
+function codec(): Promise<ZstdBinding> {
+  binding ??= import(ZSTD_BINDING) as Promise<ZstdBinding>;
+  return binding;
+}
+
+/** zstd at any level, for comparing levels (bench/archive.ts); archiving uses ZSTD_LEVEL. */
+export async function zstdCompress(data: Buffer, level: number): Promise<Buffer> {
+  return (await codec()).compress(data, level);
 }
 
 export function sha256Hex(data: Buffer): string {
@@ -34,7 +48,7 @@ export function isCompressed(walFile: string): boolean {
 
 /** The stored form of a WAL file's content. */
 export async function encodeWal(walFile: string, content: Buffer): Promise<Buffer> {
-  return isCompressed(walFile) ? codec().compress(content, ZSTD_LEVEL) : content;
+  return isCompressed(walFile) ? zstdCompress(content, ZSTD_LEVEL) : content;
 }
 
 /**
@@ -47,5 +61,10 @@ export async function decodeWal(walFile: string, stored: Buffer): Promise<Buffer
   if (stored.length < 4 || !stored.subarray(0, 4).equals(ZSTD_MAGIC)) {
     throw new Error('not zstd data (bad frame magic)');
   }
-  return codec().decompress(stored);
+  try {
+    return await (await codec()).decompress(stored);
+  } catch (err) {
+    // Errors from the addon carry no stack and a bare message.
+    throw new Error(`zstd: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
