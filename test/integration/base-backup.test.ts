@@ -8,9 +8,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { type ApplicationFailure } from '@temporalio/common';
-import { startPrimary, postgresTempDir, asPostgres, PG_BIN, type Primary } from '../harness/postgres';
-import { s3Env, s3RepoUrl, temporalAddress, useS3Env } from '../harness/services';
-import { demoRunbookYaml } from '../../src/dev/demo-runbook';
+import { postgresTempDir, asPostgres, PG_BIN } from '../harness/postgres';
+import { startTestCluster, type RepoKind, type TestCluster } from '../harness/cluster';
+import { s3Env, temporalAddress, useS3Env } from '../harness/services';
 import { startWorkers, type RunningWorkers } from '../../src/worker';
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
@@ -40,35 +40,16 @@ afterAll(async () => {
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 
-async function primaryWithRunbook(kind: 'file' | 's3'): Promise<{ pg: Primary; name: string; repoUrl: string }> {
-  const name = `bb-${kind}`;
-  const repoUrl = kind === 'file' ? `file://${postgresTempDir('repo')}` : s3RepoUrl(name);
-  const pg = await startPrimary({ archive: { repo: repoUrl, cluster: name, env: kind === 's3' ? s3Env() : {} } });
-  cleanups.push(() => pg.stop());
-  const state = postgresTempDir('state');
-  cleanups.push(() => rmSync(state, { recursive: true, force: true }));
-  writeFileSync(
-    path.join(runbooksDir, `${name}.yaml`),
-    demoRunbookYaml({
-      name,
-      pgPort: pg.port,
-      pgUser: 'postgres',
-      database: 'postgres',
-      repoUrl,
-      endpointEnv: kind === 's3' ? 'S3_ENDPOINT' : undefined,
-      host,
-      stateDir: state,
-      restorePort: pg.port + 1,
-      drillPort: pg.port + 2,
-    }),
-  );
-  await pg.query('create table t as select g as id, md5(g::text) as v from generate_series(1, 20000) g');
-  return { pg, name, repoUrl };
+async function clusterWithData(kind: RepoKind): Promise<TestCluster> {
+  const cluster = await startTestCluster({ name: `bb-${kind}`, kind, runbooksDir, host });
+  cleanups.push(() => cluster.stop());
+  await cluster.pg.query('create table t as select g as id, md5(g::text) as v from generate_series(1, 20000) g');
+  return cluster;
 }
 
 describe.each(['file', 's3'] as const)('baseBackup into a %s:// repository', (kind) => {
   it('stores a backup that pg_verifybackup accepts and that `lifeboat backups` lists as verified', async () => {
-    const { name, repoUrl } = await primaryWithRunbook(kind);
+    const { name, repoUrl, endpointEnv } = await clusterWithData(kind);
     const meta = await client.workflow.execute('baseBackup', {
       taskQueue,
       workflowId: `test-backup-${name}-${Date.now()}`,
@@ -83,7 +64,7 @@ describe.each(['file', 's3'] as const)('baseBackup into a %s:// repository', (ki
 
     // The stored copy, not just the staged one, must verify: download,
     // decompress, extract and run pg_verifybackup against its manifest.
-    const repo = await openRepository(repoUrl, { endpointEnv: kind === 's3' ? 'S3_ENDPOINT' : undefined });
+    const repo = await openRepository(repoUrl, { endpointEnv });
     const stored = await repo.get(keys.backupFile(name, backup.backupId, 'base.tar.zst'));
     expect(stored).toBeDefined();
     const extractDir = postgresTempDir('extract');

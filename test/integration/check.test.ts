@@ -2,13 +2,12 @@
 // run build`) against a real PostgreSQL 15 primary whose own archiver pushes
 // WAL into a file:// and an s3:// (MinIO) repository, after a real base backup.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import type { BackupMeta } from '../../src/catalog/backup-meta';
-import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
 import type { Repository } from '../../src/repository/types';
@@ -16,8 +15,9 @@ import { loadRunbook } from '../../src/runbook/load';
 import { projectRoot } from '../../src/tools';
 import { isSegmentName } from '../../src/wal/names';
 import { waitFor } from '../harness/ports';
-import { postgresTempDir, startPrimary, switchAndWaitArchived, type Primary } from '../harness/postgres';
-import { s3Env, s3RepoUrl, useS3Env } from '../harness/services';
+import { switchAndWaitArchived, type Primary } from '../harness/postgres';
+import { startTestCluster } from '../harness/cluster';
+import { s3Env, useS3Env } from '../harness/services';
 
 const runbooksDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-check-runbooks-'));
 const host = `chk${process.pid}`;
@@ -62,28 +62,9 @@ interface Cluster {
 
 /** A primary archiving into a fresh repository, one verified base backup, then `switches` archived segments. */
 async function clusterWithBackup(kind: 'file' | 's3', name: string, opts: { rpoSeconds?: number; switches?: number } = {}): Promise<Cluster> {
-  const repoUrl = kind === 'file' ? `file://${postgresTempDir('repo')}` : s3RepoUrl(name);
-  if (kind === 'file') cleanups.push(() => rmSync(new URL(repoUrl).pathname, { recursive: true, force: true }));
-  const pg = await startPrimary({ archive: { repo: repoUrl, cluster: name, env: kind === 's3' ? s3Env() : {} } });
-  cleanups.push(() => pg.stop());
-  const state = postgresTempDir('state');
-  cleanups.push(() => rmSync(state, { recursive: true, force: true }));
-  writeFileSync(
-    path.join(runbooksDir, `${name}.yaml`),
-    demoRunbookYaml({
-      name,
-      pgPort: pg.port,
-      pgUser: 'postgres',
-      database: 'postgres',
-      repoUrl,
-      endpointEnv: kind === 's3' ? 'S3_ENDPOINT' : undefined,
-      host,
-      stateDir: state,
-      restorePort: pg.port + 1,
-      drillPort: pg.port + 2,
-      rpoSeconds: opts.rpoSeconds ?? 300,
-    }),
-  );
+  const cluster = await startTestCluster({ name, kind, runbooksDir, host, runbook: { rpoSeconds: opts.rpoSeconds ?? 300 } });
+  cleanups.push(() => cluster.stop());
+  const { pg, repoUrl } = cluster;
   await pg.query('create table t (id int, v text)');
   const backup = await takeBaseBackup({ runbook: await loadRunbook(name) });
   const switched: string[] = [];

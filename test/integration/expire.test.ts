@@ -2,7 +2,7 @@
 // primary with archived WAL between them, `expireBackups` with keep=2 run by a
 // worker polling a queue of its own, then the repository is inspected.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
@@ -14,14 +14,14 @@ import { takeBaseBackup } from '../../src/backup/base-backup';
 import type { BackupMeta } from '../../src/catalog/backup-meta';
 import { isComplete, readCatalog, readWalArchive } from '../../src/catalog/catalog';
 import { analyzeChain } from '../../src/catalog/chain';
-import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { openRepository } from '../../src/repository';
 import type { Repository } from '../../src/repository/types';
 import { loadRunbook } from '../../src/runbook/load';
 import { projectRoot } from '../../src/tools';
 import { isSegmentName } from '../../src/wal/names';
 import type { ExpireBackupsResult } from '../../workflows/expire-backups';
-import { postgresTempDir, startPrimary, switchAndWaitArchived, type Primary } from '../harness/postgres';
+import { switchAndWaitArchived, type Primary } from '../harness/postgres';
+import { startTestCluster } from '../harness/cluster';
 import { temporalAddress } from '../harness/services';
 
 const runbooksDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-expire-runbooks-'));
@@ -58,28 +58,16 @@ async function segments(): Promise<string[]> {
 
 beforeAll(async () => {
   process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
-  const repoDir = postgresTempDir('repo');
-  cleanups.push(() => rmSync(repoDir, { recursive: true, force: true }));
-  const repoUrl = `file://${repoDir}`;
-  pg = await startPrimary({ archive: { repo: repoUrl, cluster: name } });
-  cleanups.push(() => pg.stop());
-  const state = postgresTempDir('state');
-  cleanups.push(() => rmSync(state, { recursive: true, force: true }));
-  writeFileSync(
-    path.join(runbooksDir, `${name}.yaml`),
-    demoRunbookYaml({
-      name,
-      pgPort: pg.port,
-      pgUser: 'postgres',
-      database: 'postgres',
-      repoUrl,
-      host: `exp${process.pid}`,
-      stateDir: state,
-      restorePort: pg.port + 1,
-      drillPort: pg.port + 2,
-      retainFull: 3,
-    }),
-  );
+  const cluster = await startTestCluster({
+    name,
+    kind: 'file',
+    runbooksDir,
+    host: `exp${process.pid}`,
+    runbook: { retainFull: 3 },
+  });
+  cleanups.push(() => cluster.stop());
+  pg = cluster.pg;
+  const repoUrl = cluster.repoUrl;
   repo = await openRepository(repoUrl);
 
   // Three backups with archived WAL before, between and after them.
@@ -126,7 +114,7 @@ it('a dry run plans the oldest backup and its WAL away, and deletes nothing', as
   expect(result.plan.kept.map((k) => k.backupId)).toEqual([second.backupId, backups[2]!.backupId]);
   expect(result.plan.walCutoff?.beforeSegment).toBe(second.startWal);
   expect(result.plan.walDeleteCount).toBeGreaterThan(0);
-  expect(result.plan.walDelete[0]?.last < second.startWal).toBe(true);
+  expect(result.plan.walDelete[0]!.last < second.startWal).toBe(true);
 
   // The CLI's in-process dry run says the same, as an operator reads it.
   const cli = await lifeboat(['expire', '--runbook', name, '--keep', '2', '--dry-run', '--local']);

@@ -8,12 +8,12 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Client } from 'pg';
-import { postgresTempDir, startPrimary, switchAndWaitArchived, PG_BIN, type Primary } from '../harness/postgres';
+import { postgresTempDir, switchAndWaitArchived, PG_BIN } from '../harness/postgres';
+import { startTestCluster } from '../harness/cluster';
 import { freePort, waitFor } from '../harness/ports';
-import { s3Env, s3RepoUrl, useS3Env } from '../harness/services';
+import { s3Env, useS3Env } from '../harness/services';
 import { takeBaseBackup } from '../../src/backup/base-backup';
-import { demoRunbookYaml } from '../../src/dev/demo-runbook';
-import { validateRunbookText } from '../../src/runbook/load';
+import { loadRunbook } from '../../src/runbook/load';
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
 import { lifeboatCommand } from '../../src/tools';
@@ -28,31 +28,13 @@ afterAll(async () => {
 describe.each(['file', 's3'] as const)('a hand-configured PITR from a %s:// repository', (kind) => {
   it('replays through archive-get to a named restore point and has exactly the rows of that moment', async () => {
     useS3Env();
-    const cluster = `pitr-${kind}`;
-    const repoUrl = kind === 'file' ? `file://${postgresTempDir('repo')}` : s3RepoUrl(cluster);
+    const runbooksDir = postgresTempDir('runbooks');
+    cleanups.push(() => rmSync(runbooksDir, { recursive: true, force: true }));
+    const tc = await startTestCluster({ name: `pitr-${kind}`, kind, runbooksDir, host: 'local' });
+    cleanups.push(() => tc.stop());
+    const { name: cluster, repoUrl, pg: primary } = tc;
     const env = kind === 's3' ? s3Env() : {};
-    const primary: Primary = await startPrimary({ archive: { repo: repoUrl, cluster, env } });
-    cleanups.push(() => primary.stop());
-    const state = postgresTempDir('state');
-    cleanups.push(() => rmSync(state, { recursive: true, force: true }));
-
-    const parsed = validateRunbookText(
-      demoRunbookYaml({
-        name: cluster,
-        pgPort: primary.port,
-        pgUser: 'postgres',
-        database: 'postgres',
-        repoUrl,
-        endpointEnv: kind === 's3' ? 'S3_ENDPOINT' : undefined,
-        host: 'local',
-        stateDir: state,
-        restorePort: primary.port + 1,
-        drillPort: primary.port + 2,
-      }),
-      'test',
-    );
-    if (!parsed.ok) throw new Error(parsed.errors.join('\n'));
-    const runbook = parsed.runbook;
+    const runbook = await loadRunbook(tc.runbookFile);
 
     await primary.query('create table t (id int primary key, v text)');
     await primary.query(`insert into t select g, 'before backup' from generate_series(1, 100) g`);
