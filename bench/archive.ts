@@ -290,7 +290,7 @@ async function main(): Promise<void> {
     for (const [name, command] of runs) {
       await produceReadyWal(pg, SEGMENTS);
       const r = await drain(pg, command);
-      log(row([name, r.segments, r.seconds, r.segments / r.seconds, (r.segments * SEG_MB) / r.seconds]));
+      log(row([name, String(r.segments), r.seconds, r.segments / r.seconds, (r.segments * SEG_MB) / r.seconds]));
     }
     log();
 
