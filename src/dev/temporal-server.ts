@@ -6,6 +6,7 @@ import { openSync } from 'node:fs';
 import { Connection } from '@temporalio/client';
 import { LifeboatError } from '../errors';
 import { findTool } from '../tools';
+import { stopChild } from './child';
 
 export interface DevServerOptions {
   port: number;
@@ -65,18 +66,14 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<De
   if (opts.dbFilename) args.push('--db-filename', opts.dbFilename);
   const log = openSync(opts.logFile, 'a');
   const child = spawn(bin, args, { stdio: ['ignore', log, log] });
-  await waitUntilServing(address, child, opts.logFile);
+  try {
+    await waitUntilServing(address, child, opts.logFile);
+  } catch (err) {
+    await stopChild(child);
+    throw err;
+  }
   return {
     address,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        child.once('exit', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        child.kill('SIGTERM');
-      }),
+    stop: () => stopChild(child),
   };
 }

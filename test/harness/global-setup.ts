@@ -10,6 +10,7 @@ import type { TestProject } from 'vitest/node';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { startTemporalDevServer } from '../../src/dev/temporal-server';
 import { requireTool } from '../../src/tools';
+import { stopChild } from '../../src/dev/child';
 import { freePort, waitFor } from './ports';
 
 declare module 'vitest' {
@@ -36,16 +37,7 @@ async function startMinio(root: string): Promise<{ endpoint: string; stop: () =>
       stdio: ['ignore', log, log],
     },
   );
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      child.kill('SIGTERM');
-    });
+  const stop = () => stopChild(child);
   const endpoint = `http://127.0.0.1:${port}`;
   try {
     await waitFor('MinIO', async () => {
