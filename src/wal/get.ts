@@ -244,8 +244,10 @@ export class Spool {
     await Promise.all(
       entries
         .filter((e) => {
+          // Locks too: a prefetcher still busy with one of these only
+          // leaves a file that the next clean-up removes.
           const name = e.slice(0, 24);
-          return isSegmentName(name) && name < first && !e.endsWith('.lock');
+          return isSegmentName(name) && name < first;
         })
         .map((e) => fs.rm(path.join(this.dir, e), { force: true })),
     );
