@@ -4,9 +4,11 @@
 // branch on the type string, never on `instanceof` (the workflow sandbox is
 // another realm). Adding a code without deciding whether it is retryable
 // fails to compile in `isRetryable` below.
-import { z } from 'zod';
+//
+// A plain list, not a zod enum: every `lifeboat` process loads this file,
+// archive-push once per WAL segment, and zod costs tens of milliseconds.
 
-export const ErrorCode = z.enum([
+export const ERROR_CODES = [
   'WAL_GAP',
   'WAL_CHECKSUM_MISMATCH',
   'WAL_NOT_FOUND',
@@ -28,8 +30,12 @@ export const ErrorCode = z.enum([
   'REPOSITORY_INVALID',
   'SECRET_MISSING',
   'TOOL_FAILED',
-]);
-export type ErrorCode = z.infer<typeof ErrorCode>;
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);
+}
 
 /** Whether Temporal should retry an activity that failed with this code. */
 export function isRetryable(code: ErrorCode): boolean {

@@ -1,8 +1,7 @@
 // What CLI commands share: which runbook and repository they act on, and the
 // Temporal connection. Options come from flags first, then the environment.
 import { LifeboatError } from '../errors';
-import { loadRunbook } from '../runbook/load';
-import { clusterName, type Runbook } from '../runbook/schema';
+import type { Runbook } from '../runbook/schema';
 import { openRepository } from '../repository';
 import type { Repository } from '../repository/types';
 
@@ -27,6 +26,10 @@ export async function resolveRepoTarget(opts: RepoOptions): Promise<RepoTarget> 
         hints: ['--runbook orders reads the repository from the runbook; --repo/--cluster name it directly'],
       });
     }
+    // Loaded here, not at the top: yaml and the schema cost archive-push with
+    // --repo/--cluster start-up time it does not need.
+    const { loadRunbook } = await import('../runbook/load');
+    const { clusterName } = await import('../runbook/schema');
     const runbook = await loadRunbook(opts.runbook, opts.runbooksDir);
     const repo = await openRepository(runbook.repository.url, runbook.repository);
     return { runbook, repo, cluster: opts.cluster ?? clusterName(runbook) };
@@ -50,6 +53,7 @@ export async function requireRunbook(opts: RepoOptions, command: string): Promis
       hints: [`e.g. lifeboat ${command} --runbook orders`],
     });
   }
+  const { loadRunbook } = await import('../runbook/load');
   return loadRunbook(opts.runbook, opts.runbooksDir);
 }
 

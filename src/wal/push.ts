@@ -5,8 +5,7 @@
 // PostgreSQL runs archive_command once per file, one at a time, and only
 // moves on when it exits 0. Starting a process per 16 MB segment caps the
 // archive rate, so each call also pushes a few of the next `.ready` files in
-// parallel and leaves a marker (pg_wal/.lifeboat-pushed/<name>, holding the
-// sha256 and the archive target) for each. When PostgreSQL later asks for
+// parallel and leaves a marker (src/wal/marker.ts) for each. When PostgreSQL later asks for
 // one of those, the call checks the file against its marker and exits 0
 // without touching the network. archive_status itself belongs to
 // PostgreSQL: it is read here, never written.
@@ -17,8 +16,7 @@ import { keys } from '../repository/layout';
 import type { Repository } from '../repository/types';
 import { decodeWal, encodeWal, sha256Hex } from './compress';
 import { walFileKind } from './names';
-
-export const PUSHED_MARKER_DIR = '.lifeboat-pushed';
+import { fileIdentity, markerDir, markerText, writeMarker } from './marker';
 
 export interface PushOutcome {
   walFile: string;
@@ -27,11 +25,6 @@ export interface PushOutcome {
   sha256: string;
   bytes: number;
   storedBytes: number;
-}
-
-/** Where archive-push sends WAL, as written in archive_command; markers are valid only for the same target. */
-export function archiveTargetId(opts: { repo?: string; runbook?: string; cluster?: string }): string {
-  return opts.runbook ? `runbook=${opts.runbook} cluster=${opts.cluster ?? ''}` : `repo=${opts.repo ?? ''} cluster=${opts.cluster ?? ''}`;
 }
 
 /** Refuses names PostgreSQL never archives, so a key can never leave <cluster>/wal/. */
@@ -89,37 +82,6 @@ async function shaOfArchived(repo: Repository, key: string, walFile: string): Pr
   }
 }
 
-function markerDir(pgWalDir: string): string {
-  return path.join(pgWalDir, PUSHED_MARKER_DIR);
-}
-
-/**
- * True when an earlier call already archived this file for the same target:
- * its marker names the target and the sha256 of exactly these bytes. The
- * marker is used once and removed.
- */
-export async function consumePushedMarker(file: string, target: string): Promise<boolean> {
-  const marker = path.join(markerDir(path.dirname(file)), path.basename(file));
-  let text: string;
-  try {
-    text = await fs.readFile(marker, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-  const [sha, ...rest] = text.trim().split(' ');
-  let same = false;
-  if (rest.join(' ') === target) {
-    try {
-      same = sha256Hex(await fs.readFile(file)) === sha;
-    } catch {
-      same = false; // the push that follows reports why the file cannot be read
-    }
-  }
-  await fs.rm(marker, { force: true });
-  return same;
-}
-
 /**
  * Pushes up to `max` other files PostgreSQL has marked ready (history files
  * first, then oldest first, the order its archiver uses), in parallel, and
@@ -150,8 +112,13 @@ export async function pushAhead(
   await fs.mkdir(markerDir(pgWalDir), { recursive: true, mode: 0o700 });
   const results = await Promise.allSettled(
     batch.map(async (walFile) => {
-      const outcome = await pushWalFile(repo, cluster, path.join(pgWalDir, walFile));
-      await writeMarker(pgWalDir, walFile, `${outcome.sha256} ${target}\n`);
+      const file = path.join(pgWalDir, walFile);
+      const before = fileIdentity(file);
+      const outcome = await pushWalFile(repo, cluster, file);
+      // Marked only when the file did not change while it was read and pushed.
+      if (before !== undefined && fileIdentity(file) === before) {
+        await writeMarker(pgWalDir, walFile, markerText(before, outcome.sha256, target));
+      }
       return outcome;
     }),
   );
@@ -162,13 +129,6 @@ export async function pushAhead(
     else failed.push({ walFile: batch[i] as string, error: r.reason });
   });
   return { pushed, failed };
-}
-
-async function writeMarker(pgWalDir: string, walFile: string, text: string): Promise<void> {
-  const dir = markerDir(pgWalDir);
-  const tmp = path.join(dir, `.${walFile}.${process.pid}.tmp`);
-  await fs.writeFile(tmp, text, { mode: 0o600 });
-  await fs.rename(tmp, path.join(dir, walFile));
 }
 
 /** A marker whose file is no longer ready will never be asked for (archive_mode changed, file removed). */

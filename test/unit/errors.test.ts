@@ -1,11 +1,11 @@
 // The error catalogue (shared/DESIGN.md §8): every code has a retry decision,
 // messages carry HINT lines, and context added on the way up keeps both.
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, LifeboatError, errorMessage, isLifeboatError, isRetryable, withContext } from '../../src/errors';
+import { ERROR_CODES, type ErrorCode, LifeboatError, errorMessage, isLifeboatError, isRetryable, withContext } from '../../src/errors';
 
 describe('isRetryable', () => {
   it('decides every code in the catalogue', () => {
-    for (const code of ErrorCode.options) expect(typeof isRetryable(code), code).toBe('boolean');
+    for (const code of ERROR_CODES) expect(typeof isRetryable(code), code).toBe('boolean');
   });
 
   it('retries what may come back on its own: a server, a store, a tool', () => {

@@ -17,7 +17,8 @@ import * as path from 'node:path';
 import { errorMessage } from '../../errors';
 import { fetchWalFileWithRetry, Spool, writeFileAtomic } from '../../wal/get';
 import { isSegmentName, nextSegmentName } from '../../wal/names';
-import { archiveTargetId, checkWalFileName } from '../../wal/push';
+import { checkWalFileName } from '../../wal/push';
+import { archiveTargetId } from '../../wal/marker';
 
 export const EXIT_FATAL = 255;
 const EXIT_ABSENT = 1;

@@ -3,7 +3,8 @@
 // into the spool while PostgreSQL replays. Nobody reads its output; a
 // failure here only means archive-get downloads those segments itself.
 import * as path from 'node:path';
-import { archiveTargetId, checkWalFileName } from '../../wal/push';
+import { checkWalFileName } from '../../wal/push';
+import { archiveTargetId } from '../../wal/marker';
 import { Spool } from '../../wal/get';
 import { resolveRepoTarget, intOption } from '../context';
 import { EXIT } from '../run';

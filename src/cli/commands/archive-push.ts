@@ -9,7 +9,8 @@
 // same content). Any other exit makes PostgreSQL keep the file and retry.
 import * as path from 'node:path';
 import { errorMessage } from '../../errors';
-import { archiveTargetId, checkWalFileName, consumePushedMarker, pushAhead, pushWalFile } from '../../wal/push';
+import { checkWalFileName, pushAhead, pushWalFile } from '../../wal/push';
+import { archiveTargetId, consumePushedMarker } from '../../wal/marker';
 import { EXIT } from '../run';
 
 export interface ArchivePushOptions {
@@ -27,7 +28,7 @@ export async function run(opts: ArchivePushOptions): Promise<number> {
   const file = path.resolve(opts.path);
   checkWalFileName(path.basename(file));
   const target = archiveTargetId(opts);
-  if (await consumePushedMarker(file, target)) return EXIT.ok;
+  if (consumePushedMarker(file, target)) return EXIT.ok;
 
   const { resolveRepoTarget, intOption } = await import('../context');
   const parallel = intOption(opts.parallel ?? '4', '--parallel');

@@ -5,7 +5,7 @@
 import type { ExpiryApplied, ExpiryPlan } from '../../../activities/retention';
 import type { ExpireBackupsInput, ExpireBackupsResult } from '../../../workflows/expire-backups';
 import { connectClient, timestampedId } from '../../client/temporal';
-import { ErrorCode, LifeboatError, errorMessage } from '../../errors';
+import { isErrorCode, LifeboatError, errorMessage } from '../../errors';
 import { resolveRunbookPath } from '../../runbook/load';
 import { TASK_QUEUE } from '../../runbook/schema';
 import { intOption, requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
@@ -108,7 +108,6 @@ function unwrapFailure(err: unknown, workflowId: string): Error {
     inner = inner.cause;
   }
   if (!app) return err instanceof Error ? new Error(`expireBackups ${workflowId}: ${errorMessage(err)}`, { cause: err }) : new Error(String(err));
-  const code = ErrorCode.safeParse(app.type);
   const message = `expireBackups ${workflowId} failed: ${app.message}`;
-  return code.success ? new LifeboatError(code.data, message, { cause: err }) : new Error(message, { cause: err });
+  return isErrorCode(app.type) ? new LifeboatError(app.type, message, { cause: err }) : new Error(message, { cause: err });
 }
