@@ -103,12 +103,20 @@ repoOptions(
     .command('archive-push')
     .description(
       "PostgreSQL's archive_command: archive-push %p. Idempotent, atomic, checksummed, compressed; " +
-        'also pushes other segments already waiting in pg_wal/archive_status',
+        'a detached read-ahead pusher archives the other files waiting in pg_wal/archive_status, so later calls find their work done',
     )
     .argument('<path>', 'the WAL file to archive (%p, relative to the data directory)')
-    .addOption(new Option('--parallel <n>', 'segments pushed at once, this one included').default('4'))
-    .option('--no-ahead', 'push only the given file'),
+    .addOption(new Option('--parallel <n>', 'files the read-ahead pusher archives at once').default('4'))
+    .option('--no-ahead', 'push only the given file, start no read-ahead pusher'),
 ).action((path: string, opts) => runCommand(() => import('./commands/archive-push'), { ...opts, path }));
+
+repoOptions(
+  program
+    .command('archive-push-ahead', { hidden: true })
+    .description('internal: the read-ahead pusher archive-push starts beside PostgreSQL\'s archiver')
+    .requiredOption('--pg-wal <dir>', 'the pg_wal directory to watch')
+    .addOption(new Option('--parallel <n>', 'files archived at once').default('4')),
+).action((opts) => runCommand(() => import('./commands/archive-push-ahead'), opts));
 
 repoOptions(
   program

@@ -18,6 +18,19 @@ import { isSegmentName } from '../../src/wal/names';
 import { decodeWal, encodeWal } from '../../src/wal/compress';
 import { projectRoot } from '../../src/tools';
 
+/** Markers of files pushed ahead (not the pusher's own pid, log or claim files). */
+function markerNames(pgWalDir: string): string[] {
+  const dir = path.join(pgWalDir, '.lifeboat-pushed');
+  return existsSync(dir) ? readdirSync(dir).filter((n) => isSegmentName(n) || n.endsWith('.history')).sort() : [];
+}
+
+/** Waits until the read-ahead pusher of this pg_wal has gone idle and exited. */
+async function pusherGone(pgWalDir: string): Promise<void> {
+  await waitFor('the read-ahead pusher to exit', async () =>
+    existsSync(path.join(pgWalDir, '.lifeboat-pushed', '.pusher.pid')) ? undefined : true,
+  { timeoutMs: 30_000 });
+}
+
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 interface Run {
@@ -108,9 +121,10 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
       expect({ walFile, content: sha(content) }).toEqual({ walFile, content: sha(original) });
       expect(stored!.body.length).toBeLessThan(original.length);
     }
-    // Every segment pushed ahead of PostgreSQL's call was later asked for and its marker used.
-    const markers = path.join(pgWal(), '.lifeboat-pushed');
-    expect(existsSync(markers) ? readdirSync(markers) : []).toEqual([]);
+    // Every segment pushed ahead of PostgreSQL's call was later asked for and
+    // its marker used; the pusher, once idle, leaves nothing behind.
+    await pusherGone(pgWal());
+    expect(markerNames(pgWal())).toEqual([]);
   });
 
   it('accepts a second push of the same segment and leaves the archive as it was', async () => {
@@ -157,15 +171,19 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
     const push = (name: string) => lifeboat(['archive-push', `pg_wal/${name}`, ...repoArgs(), '--parallel', '3'], { cwd: path.dirname(wal), env });
 
     expect(await push(names[0]!)).toEqual({ code: 0, stdout: '', stderr: '' });
+    // The pusher archives the other two in the background and marks them.
+    await waitFor('read-ahead markers', async () =>
+      names.slice(1).every((n) => markerNames(wal).includes(n)) ? true : undefined,
+    );
     for (const name of names) expect((await repo.head(keys.wal(cluster, name)))?.sha256).toBe(sha(readFileSync(path.join(wal, name))));
-    expect(readdirSync(path.join(wal, '.lifeboat-pushed')).sort()).toEqual([names[1], names[2]]);
+    // archive_status is PostgreSQL's: read, never written.
     expect(readdirSync(status).sort()).toEqual(names.map((n) => `${n}.ready`));
 
     // The marker answers without the repository: the object is gone and stays gone.
     await repo.delete([keys.wal(cluster, names[1]!)]);
     expect(await push(names[1]!)).toEqual({ code: 0, stdout: '', stderr: '' });
     expect(await repo.head(keys.wal(cluster, names[1]!))).toBeUndefined();
-    expect(readdirSync(path.join(wal, '.lifeboat-pushed'))).toEqual([names[2]]);
+    expect(markerNames(wal)).not.toContain(names[1]);
 
     // A file that changed since its marker was written is pushed for real, and refused.
     const changed = readFileSync(path.join(wal, names[2]!));
@@ -177,6 +195,7 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
       `lifeboat: ${names[2]} is already archived in ${repo.url} (cluster ${cluster}) with different content: ` +
         `archived sha256 ${sha(readFileSync(path.join(pgWal(), archived[2]!)))}, ${path.join(wal, names[2]!)} sha256 ${sha(changed)}; the archived copy is kept`,
     );
+    await pusherGone(wal);
     await repo.delete(names.map((n) => keys.wal(cluster, n)));
   });
 

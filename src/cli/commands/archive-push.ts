@@ -1,16 +1,16 @@
 // `lifeboat archive-push %p`: PostgreSQL's archive_command (shared/DESIGN.md §6).
 //
 // PostgreSQL starts this once per WAL file and waits, so start-up time is
-// archive throughput: the marker check below runs before the repository,
-// the runbook loader or the AWS SDK is loaded, and a file pushed ahead by an
-// earlier call costs one read and one sha256, no network.
+// archive throughput. A file that the read-ahead pusher (src/wal/ahead.ts)
+// already archived is answered from its marker, in bin/lifeboat before this
+// module loads, or below before the repository or the AWS SDK is loaded.
 //
 // Exit 0 only when the file is durably archived (or already was, with the
 // same content). Any other exit makes PostgreSQL keep the file and retry.
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { errorMessage } from '../../errors';
-import { checkWalFileName, pushAhead, pushWalFile } from '../../wal/push';
-import { archiveTargetId, consumePushedMarker } from '../../wal/marker';
+import { checkWalFileName, pushWalFile } from '../../wal/push';
+import { archiveTargetId, consumePushedMarker, markerDir } from '../../wal/marker';
 import { EXIT } from '../run';
 
 export interface ArchivePushOptions {
@@ -23,39 +23,46 @@ export interface ArchivePushOptions {
   ahead?: boolean;
 }
 
+/** The archive target as options for the pusher process, exactly as this call got it. */
+function targetArgv(opts: ArchivePushOptions): string[] {
+  const argv: string[] = [];
+  if (opts.runbook) argv.push('--runbook', opts.runbook);
+  if (opts.runbooksDir) argv.push('--runbooks-dir', opts.runbooksDir);
+  if (opts.repo) argv.push('--repo', opts.repo);
+  if (opts.cluster) argv.push('--cluster', opts.cluster);
+  return argv;
+}
+
 export async function run(opts: ArchivePushOptions): Promise<number> {
   // %p is relative to the data directory, PostgreSQL's working directory.
   const file = path.resolve(opts.path);
-  checkWalFileName(path.basename(file));
+  const walFile = path.basename(file);
+  const pgWalDir = path.dirname(file);
+  checkWalFileName(walFile);
   const target = archiveTargetId(opts);
   if (consumePushedMarker(file, target)) return EXIT.ok;
 
   const { resolveRepoTarget, intOption } = await import('../context');
   const parallel = intOption(opts.parallel ?? '4', '--parallel');
+  // Read-ahead only where PostgreSQL keeps archive_status: a real pg_wal.
+  const ahead = opts.ahead !== false && parallel > 1 && existsSync(path.join(pgWalDir, 'archive_status'));
+  let claimed = false;
+  if (ahead) {
+    const { claim, ensurePusher, waitForClaim } = await import('../../wal/ahead');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(markerDir(pgWalDir), { recursive: true, mode: 0o700 });
+    ensurePusher(pgWalDir, [...targetArgv(opts), '--parallel', String(parallel)]);
+    // The pusher may be archiving this very file: wait for it rather than push twice.
+    await waitForClaim(pgWalDir, walFile);
+    if (consumePushedMarker(file, target)) return EXIT.ok;
+    claimed = claim(pgWalDir, walFile);
+  }
   const { repo, cluster } = await resolveRepoTarget(opts);
   try {
-    const ahead =
-      opts.ahead !== false && parallel > 1
-        ? pushAhead(repo, cluster, path.dirname(file), path.basename(file), parallel - 1, target).catch((error: unknown) => ({
-            pushed: [],
-            failed: [{ walFile: '(read-ahead)', error }],
-          }))
-        : undefined;
-    try {
-      await pushWalFile(repo, cluster, file);
-    } finally {
-      // PostgreSQL logs our stderr; one line per file it will ask about
-      // again anyway, where the full error is reported.
-      for (const f of (await ahead)?.failed ?? []) {
-        process.stderr.write(`lifeboat archive-push: read-ahead of ${f.walFile} failed: ${firstLine(errorMessage(f.error))}\n`);
-      }
-    }
+    await pushWalFile(repo, cluster, file);
     return EXIT.ok;
   } finally {
+    if (claimed) (await import('../../wal/ahead')).release(pgWalDir, walFile);
     (repo as { destroy?: () => void }).destroy?.();
   }
-}
-
-function firstLine(text: string): string {
-  return text.split('\n', 1)[0] ?? '';
 }
