@@ -6,6 +6,7 @@
 // PostgreSQL 15 primary whose WAL comes from pgbench. Every lifeboat call is
 // a fresh process, as PostgreSQL runs it. Environment:
 //   BENCH_SEGMENTS  segments per drain run and per latency series (default 32)
+//   BENCH_ONLY=drain  only the archiver drain and live runs; BENCHMARKS.md is left alone
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync, copyFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -19,6 +20,7 @@ import { decodeWal, zstdCompress } from '../src/wal/compress';
 
 const SEGMENTS = Math.max(12, Number(process.env.BENCH_SEGMENTS ?? 32));
 const SEG_MB = 16;
+const DRAIN_ONLY = process.env.BENCH_ONLY === 'drain';
 const LIFEBOAT = path.join(projectRoot(), 'bin', 'lifeboat');
 const out: string[] = [];
 const log = (line = '') => {
@@ -171,104 +173,111 @@ async function main(): Promise<void> {
     log(`pgbench produced WAL at ${genRate.toFixed(1)} MiB/s on this machine (archiving paused).`);
     log();
 
-    // Codecs, in this process, one segment at a time.
-    log('### Compression of pgbench WAL (one core, per segment)');
-    log();
-    log('| codec | stored size | compress MiB/s | decompress MiB/s |');
-    log('|---|---|---|---|');
-    const bufs = ready.map((n) => readFileSync(path.join(segDir, n)));
-    const seg = ready[0]!;
-    const codecs: [string, (b: Buffer) => Promise<Buffer>, (b: Buffer) => Promise<Buffer>][] = [
-      ['zstd 1', (b) => zstdCompress(b, 1), (b) => decodeWal(seg, b)],
-      ['zstd 3', (b) => zstdCompress(b, 3), (b) => decodeWal(seg, b)],
-      ['gzip 1', async (b) => gzipSync(b, { level: 1 }), async (b) => gunzipSync(b)],
-    ];
-    for (const [name, enc, dec] of codecs) {
-      await dec(await enc(bufs[0]!)); // load and warm up before timing
-      // Best of three passes over all segments: other processes share the cores.
-      let best = { size: 0, tc: Infinity, td: Infinity };
-      for (let pass = 0; pass < 3; pass++) {
-        let size = 0;
-        let tc = 0;
-        let td = 0;
-        for (const b of bufs) {
-          let t = process.hrtime.bigint();
-          const c = await enc(b);
-          tc += ms(t);
-          t = process.hrtime.bigint();
-          await dec(c);
-          td += ms(t);
-          size += c.length;
+    // BENCH_ONLY=drain measures the archiver drain and the live run only (quicker while tuning).
+    if (!DRAIN_ONLY) {
+      // Codecs, in this process, one segment at a time.
+      log('### Compression of pgbench WAL (one core, per segment)');
+      log();
+      log('| codec | stored size | compress MiB/s | decompress MiB/s |');
+      log('|---|---|---|---|');
+      const bufs = ready.map((n) => readFileSync(path.join(segDir, n)));
+      const seg = ready[0]!;
+      const codecs: [string, (b: Buffer) => Promise<Buffer>, (b: Buffer) => Promise<Buffer>][] = [
+        ['zstd 1', (b) => zstdCompress(b, 1), (b) => decodeWal(seg, b)],
+        ['zstd 3', (b) => zstdCompress(b, 3), (b) => decodeWal(seg, b)],
+        ['gzip 1', async (b) => gzipSync(b, { level: 1 }), async (b) => gunzipSync(b)],
+      ];
+      for (const [name, enc, dec] of codecs) {
+        await dec(await enc(bufs[0]!)); // load and warm up before timing
+        // Best of three passes over all segments: other processes share the cores.
+        let best = { size: 0, tc: Infinity, td: Infinity };
+        for (let pass = 0; pass < 3; pass++) {
+          let size = 0;
+          let tc = 0;
+          let td = 0;
+          for (const b of bufs) {
+            let t = process.hrtime.bigint();
+            const c = await enc(b);
+            tc += ms(t);
+            t = process.hrtime.bigint();
+            await dec(c);
+            td += ms(t);
+            size += c.length;
+          }
+          best = { size, tc: Math.min(best.tc, tc), td: Math.min(best.td, td) };
         }
-        best = { size, tc: Math.min(best.tc, tc), td: Math.min(best.td, td) };
+        const mib = bufs.length * SEG_MB;
+        log(row([name, `${((100 * best.size) / (mib * 2 ** 20)).toFixed(1)} %`, mib / (best.tc / 1000), mib / (best.td / 1000)]));
       }
-      const mib = bufs.length * SEG_MB;
-      log(row([name, `${((100 * best.size) / (mib * 2 ** 20)).toFixed(1)} %`, mib / (best.tc / 1000), mib / (best.td / 1000)]));
-    }
-    log();
+      log();
 
-    // One process per segment, no read-ahead: PostgreSQL's view of one call.
-    log('### One call per segment (a new process each, sequential)');
-    log();
-    log('| command | mean ms | p50 ms | p95 ms | MiB/s |');
-    log('|---|---|---|---|---|');
-    const report = (name: string, xs: number[]) => {
-      const s = stats(xs);
-      log(row([name, s.mean, s.p50, s.p95, SEG_MB / (s.mean / 1000)]));
-    };
-    const pushDir = (label: string) => {
-      const wal = path.join(work, `data-${label}`, 'pg_wal');
-      mkdirSync(path.join(wal, 'archive_status'), { recursive: true });
-      for (const n of ready) linkSync(path.join(segDir, n), path.join(wal, n));
-      return path.dirname(wal);
-    };
-    const cpDest = path.join(work, 'cp-archive');
-    mkdirSync(cpDest);
-    const cpDir = pushDir('cp');
-    report('`cp` (archive)', ready.map((n) => timed('cp', [`pg_wal/${n}`, path.join(cpDest, n)], { cwd: cpDir })));
-    const fDir = pushDir('file');
-    report('archive-push file://', ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${n}`, ...file('lat'), '--no-ahead'], { cwd: fDir })));
-    const sDir = pushDir('s3');
-    report('archive-push s3://', ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${n}`, ...s3('lat'), '--no-ahead'], { cwd: sDir, env })));
-    const getDir = path.join(work, 'get');
-    mkdirSync(getDir);
-    report('`cp` (restore)', ready.map((n) => timed('cp', [path.join(cpDest, n), 'RECOVERYXLOG'], { cwd: getDir })));
-    report('archive-get file://', ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-get', n, 'RECOVERYXLOG', ...file('lat'), '--prefetch', '0'], { cwd: getDir })));
-    report('archive-get s3://', ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-get', n, 'RECOVERYXLOG', ...s3('lat'), '--prefetch', '0'], { cwd: getDir, env })));
-    for (const [label, args, e] of [['file://', file('lat'), {}], ['s3://', s3('lat'), env]] as const) {
-      const dir = path.join(work, `replay-${label.replace(/\W/g, '')}`);
-      mkdirSync(dir);
-      const spool = ['--prefetch', '8', '--spool-dir', path.join(dir, 'spool')];
-      report(`archive-get ${label} with prefetch 8`, ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-get', n, 'RECOVERYXLOG', ...args, ...spool], { cwd: dir, env: e })));
-    }
-    log();
-    log('Prefetch rows: calls back to back, with no replay time between them, so the background downloads compete with the calls for the 2 cores.');
-    log();
+      // One process per segment, no read-ahead: PostgreSQL's view of one call.
+      log('### One call per segment (a new process each, sequential)');
+      log();
+      log('| command | mean ms | p50 ms | p95 ms | MiB/s |');
+      log('|---|---|---|---|---|');
+      const report = (name: string, xs: number[]) => {
+        const s = stats(xs);
+        log(row([name, s.mean, s.p50, s.p95, SEG_MB / (s.mean / 1000)]));
+      };
+      const pushDir = (label: string) => {
+        const wal = path.join(work, `data-${label}`, 'pg_wal');
+        mkdirSync(path.join(wal, 'archive_status'), { recursive: true });
+        for (const n of ready) linkSync(path.join(segDir, n), path.join(wal, n));
+        return path.dirname(wal);
+      };
+      const cpDest = path.join(work, 'cp-archive');
+      mkdirSync(cpDest);
+      const cpDir = pushDir('cp');
+      report('`cp` (archive)', ready.map((n) => timed('cp', [`pg_wal/${n}`, path.join(cpDest, n)], { cwd: cpDir })));
+      const fDir = pushDir('file');
+      report('archive-push file://', ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${n}`, ...file('lat'), '--no-ahead'], { cwd: fDir })));
+      const sDir = pushDir('s3');
+      report('archive-push s3://', ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${n}`, ...s3('lat'), '--no-ahead'], { cwd: sDir, env })));
+      const getDir = path.join(work, 'get');
+      mkdirSync(getDir);
+      report('`cp` (restore)', ready.map((n) => timed('cp', [path.join(cpDest, n), 'RECOVERYXLOG'], { cwd: getDir })));
+      report('archive-get file://', ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-get', n, 'RECOVERYXLOG', ...file('lat'), '--prefetch', '0'], { cwd: getDir })));
+      report('archive-get s3://', ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-get', n, 'RECOVERYXLOG', ...s3('lat'), '--prefetch', '0'], { cwd: getDir, env })));
+      for (const [label, args, e] of [['file://', file('lat'), {}], ['s3://', s3('lat'), env]] as const) {
+        const dir = path.join(work, `replay-${label.replace(/\W/g, '')}`);
+        mkdirSync(dir);
+        const spool = ['--prefetch', '8', '--spool-dir', path.join(dir, 'spool')];
+        report(`archive-get ${label} with prefetch 8`, ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-get', n, 'RECOVERYXLOG', ...args, ...spool], { cwd: dir, env: e })));
+      }
+      log();
+      log('Prefetch rows: calls back to back, with no replay time between them, so the background downloads compete with the calls for the 2 cores.');
+      log();
 
-    // Start-up cost alone.
-    log('### Start-up (a new process each, mean of 10)');
-    log();
-    log('| what | mean ms | p95 ms |');
-    log('|---|---|---|');
-    const startup = (name: string, f: (i: number) => number) => {
-      const xs = Array.from({ length: 10 }, (_, i) => f(i));
-      const s = stats(xs);
-      log(row([name, s.mean, s.p95]));
-    };
-    startup('`node -e 0`', () => timed(process.execPath, ['-e', '0']));
-    startup('`lifeboat --version`', () => timed(process.execPath, [LIFEBOAT, '--version']));
-    const histDir = pushDir('hist');
-    for (let i = 0; i < 20; i++) writeFileSync(path.join(histDir, 'pg_wal', `${(i + 2).toString(16).toUpperCase().padStart(8, '0')}.history`), '1\t0/3000000\tno recovery target specified\n');
-    const hist = (i: number) => `pg_wal/${(i + 2).toString(16).toUpperCase().padStart(8, '0')}.history`;
-    startup('archive-push of a fresh history file, file://', (i) => timed(process.execPath, [LIFEBOAT, 'archive-push', hist(i), ...file('cold'), '--no-ahead'], { cwd: histDir }));
-    startup('archive-push of a fresh history file, s3://', (i) => timed(process.execPath, [LIFEBOAT, 'archive-push', hist(i + 10), ...s3('cold'), '--no-ahead'], { cwd: histDir, env }));
-    // Markers: one call pushes 11 segments ahead, the next 10 calls are marker hits.
-    const mDir = pushDir('marker');
-    for (const n of ready.slice(0, 11)) writeFileSync(path.join(mDir, 'pg_wal', 'archive_status', `${n}.ready`), '');
-    timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${ready[0]}`, ...s3('marker'), '--parallel', '11'], { cwd: mDir, env });
-    startup('archive-push of a segment already pushed ahead (marker, no network)', (i) => timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${ready[i + 1]}`, ...s3('marker')], { cwd: mDir, env }));
-    startup('archive-push of a fresh segment, s3:// (for comparison)', (i) => timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${ready[(i + 11) % ready.length]}`, ...s3('fresh'), '--no-ahead'], { cwd: mDir, env }));
-    log();
+      // Start-up cost alone.
+      log('### Start-up (a new process each, mean of 10)');
+      log();
+      log('| what | mean ms | p95 ms |');
+      log('|---|---|---|');
+      const startup = (name: string, f: (i: number) => number) => {
+        const xs = Array.from({ length: 10 }, (_, i) => f(i));
+        const s = stats(xs);
+        log(row([name, s.mean, s.p95]));
+      };
+      startup('`node -e 0`', () => timed(process.execPath, ['-e', '0']));
+      startup('`lifeboat --version`', () => timed(process.execPath, [LIFEBOAT, '--version']));
+      const histDir = pushDir('hist');
+      for (let i = 0; i < 20; i++) writeFileSync(path.join(histDir, 'pg_wal', `${(i + 2).toString(16).toUpperCase().padStart(8, '0')}.history`), '1\t0/3000000\tno recovery target specified\n');
+      const hist = (i: number) => `pg_wal/${(i + 2).toString(16).toUpperCase().padStart(8, '0')}.history`;
+      startup('archive-push of a fresh history file, file://', (i) => timed(process.execPath, [LIFEBOAT, 'archive-push', hist(i), ...file('cold'), '--no-ahead'], { cwd: histDir }));
+      startup('archive-push of a fresh history file, s3://', (i) => timed(process.execPath, [LIFEBOAT, 'archive-push', hist(i + 10), ...s3('cold'), '--no-ahead'], { cwd: histDir, env }));
+      // Markers: one call pushes 11 segments ahead, the next 10 calls are marker hits.
+      const mDir = pushDir('marker');
+      for (const n of ready.slice(0, 11)) writeFileSync(path.join(mDir, 'pg_wal', 'archive_status', `${n}.ready`), '');
+      timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${ready[0]}`, ...s3('marker'), '--parallel', '10'], { cwd: mDir, env });
+      // The read-ahead pusher works in the background: time the calls once it has marked all ten.
+      await waitFor('the read-ahead pusher to mark ten segments', async () =>
+        ready.slice(1, 11).every((n) => existsSync(path.join(mDir, 'pg_wal', '.lifeboat-pushed', n))) ? true : undefined,
+      { timeoutMs: 120_000 });
+      startup('archive-push of a segment already pushed ahead (marker, no network)', (i) => timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${ready[i + 1]}`, ...s3('marker')], { cwd: mDir, env }));
+      startup('archive-push of a fresh segment, s3:// (for comparison)', (i) => timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${ready[(i + 11) % ready.length]}`, ...s3('fresh'), '--no-ahead'], { cwd: mDir, env }));
+      log();
+    }
 
     // PostgreSQL's own archiver draining a backlog.
     log(`### PostgreSQL's archiver draining ${SEGMENTS}+ ready segments`);
@@ -320,7 +329,7 @@ async function main(): Promise<void> {
     });
     rmSync(work, { recursive: true, force: true });
   }
-  writeSection(out.join('\n'));
+  if (!DRAIN_ONLY) writeSection(out.join('\n'));
 }
 
 /** Replaces the measured part of the "Archive" section of BENCHMARKS.md, keeping the prose. */

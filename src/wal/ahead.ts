@@ -13,6 +13,7 @@
 // Two pushes of one file would still be safe (archive-push is idempotent);
 // claims only save the work.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage } from '../errors';
@@ -21,9 +22,16 @@ import { fileIdentity, markerDir, markerText, writeMarker } from './marker';
 import { walFileKind } from './names';
 import { pushWalFile } from './push';
 
-const PUSHER_PID = '.pusher.pid';
 const IDLE_EXIT_MS = 3000;
 const POLL_MS = 50;
+
+/**
+ * One pusher per pg_wal and archive target: after archive_command changes,
+ * a pusher still finishing for the old target must not stand in for the new.
+ */
+export function pusherPidFile(pgWalDir: string, target: string): string {
+  return path.join(markerDir(pgWalDir), `.pusher-${createHash('sha256').update(target).digest('hex').slice(0, 12)}.pid`);
+}
 
 export function isAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
@@ -60,8 +68,8 @@ export function readyFiles(pgWalDir: string): string[] {
 }
 
 /** Starts the pusher for this pg_wal unless one is running. `argv` names the archive target as archive_command does. */
-export function ensurePusher(pgWalDir: string, argv: string[]): void {
-  const pid = readPid(path.join(markerDir(pgWalDir), PUSHER_PID));
+export function ensurePusher(pgWalDir: string, target: string, argv: string[]): void {
+  const pid = readPid(pusherPidFile(pgWalDir, target));
   if (pid !== undefined && isAlive(pid)) return;
   // Only worth a process when something besides the file being pushed now is waiting.
   if (readyFiles(pgWalDir).length < 2) return;
@@ -120,7 +128,7 @@ export async function runPusher(opts: {
   const { pgWalDir } = opts;
   const dir = markerDir(pgWalDir);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const pidFile = path.join(dir, PUSHER_PID);
+  const pidFile = pusherPidFile(pgWalDir, opts.target);
   try {
     fs.writeFileSync(pidFile, String(process.pid), { flag: 'wx', mode: 0o600 });
   } catch {
@@ -130,6 +138,7 @@ export async function runPusher(opts: {
   }
   let pushed = 0;
   let failed = 0;
+  opts.log(`started: read-ahead for ${opts.target}, ${opts.parallel} at a time`);
   // A file that failed here is left to PostgreSQL's own call, which reports why.
   const gaveUp = new Set<string>();
   const inFlight = new Map<string, Promise<void>>();
@@ -140,8 +149,13 @@ export async function runPusher(opts: {
       const ready = readyFiles(pgWalDir);
       removeStaleMarkers(dir, done, new Set(ready));
       const todo = ready.filter((n) => !done.has(n) && !done.has(`${n}.claim`) && !gaveUp.has(n) && !inFlight.has(n));
+      // Stay at most a window ahead of PostgreSQL: markers it has not asked
+      // for yet count against it. When it stops asking (archiving paused, or
+      // archive_command changed) the window stays full and the pusher exits.
+      const waiting = ready.filter((n) => done.has(n)).length;
+      let room = opts.parallel * 2 - waiting - inFlight.size;
       for (const walFile of todo) {
-        if (inFlight.size >= opts.parallel) break;
+        if (inFlight.size >= opts.parallel || room <= 0) break;
         if (!claim(pgWalDir, walFile)) continue;
         const file = path.join(pgWalDir, walFile);
         const task = (async () => {
@@ -162,12 +176,14 @@ export async function runPusher(opts: {
           }
         })();
         inFlight.set(walFile, task);
+        room--;
       }
       if (inFlight.size > 0) {
         idleSince = Date.now();
         await Promise.race(inFlight.values());
       } else if (Date.now() - idleSince > IDLE_EXIT_MS) {
         removeStaleMarkers(dir, new Set(fs.readdirSync(dir)), new Set(readyFiles(pgWalDir)));
+        opts.log(`idle, exiting: ${pushed} pushed, ${failed} failed`);
         return { pushed, failed };
       } else {
         await new Promise((r) => setTimeout(r, POLL_MS));

@@ -27,7 +27,10 @@ function markerNames(pgWalDir: string): string[] {
 /** Waits until the read-ahead pusher of this pg_wal has gone idle and exited. */
 async function pusherGone(pgWalDir: string): Promise<void> {
   await waitFor('the read-ahead pusher to exit', async () =>
-    existsSync(path.join(pgWalDir, '.lifeboat-pushed', '.pusher.pid')) ? undefined : true,
+    existsSync(path.join(pgWalDir, '.lifeboat-pushed')) &&
+    readdirSync(path.join(pgWalDir, '.lifeboat-pushed')).some((n) => n.startsWith('.pusher-'))
+      ? undefined
+      : true,
   { timeoutMs: 30_000 });
 }
 

@@ -51,18 +51,20 @@ export async function run(opts: ArchivePushOptions): Promise<number> {
     const { claim, ensurePusher, waitForClaim } = await import('../../wal/ahead');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(markerDir(pgWalDir), { recursive: true, mode: 0o700 });
-    ensurePusher(pgWalDir, [...targetArgv(opts), '--parallel', String(parallel)]);
+    ensurePusher(pgWalDir, target, [...targetArgv(opts), '--parallel', String(parallel)]);
     // The pusher may be archiving this very file: wait for it rather than push twice.
     await waitForClaim(pgWalDir, walFile);
     if (consumePushedMarker(file, target)) return EXIT.ok;
     claimed = claim(pgWalDir, walFile);
   }
-  const { repo, cluster } = await resolveRepoTarget(opts);
+  let repo: Awaited<ReturnType<typeof resolveRepoTarget>>['repo'] | undefined;
   try {
-    await pushWalFile(repo, cluster, file);
+    const target = await resolveRepoTarget(opts);
+    repo = target.repo;
+    await pushWalFile(repo, target.cluster, file);
     return EXIT.ok;
   } finally {
     if (claimed) (await import('../../wal/ahead')).release(pgWalDir, walFile);
-    (repo as { destroy?: () => void }).destroy?.();
+    (repo as { destroy?: () => void } | undefined)?.destroy?.();
   }
 }
