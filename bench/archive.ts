@@ -231,19 +231,19 @@ async function main(): Promise<void> {
       const cpDir = pushDir('cp');
       report('`cp` (archive)', ready.map((n) => timed('cp', [`pg_wal/${n}`, path.join(cpDest, n)], { cwd: cpDir })));
       const fDir = pushDir('file');
-      report('archive-push file://', ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${n}`, ...file('lat'), '--no-ahead'], { cwd: fDir })));
+      report('archive-push file://', ready.map((n) => timed(LIFEBOAT, ['archive-push', `pg_wal/${n}`, ...file('lat'), '--no-ahead'], { cwd: fDir })));
       const sDir = pushDir('s3');
-      report('archive-push s3://', ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${n}`, ...s3('lat'), '--no-ahead'], { cwd: sDir, env })));
+      report('archive-push s3://', ready.map((n) => timed(LIFEBOAT, ['archive-push', `pg_wal/${n}`, ...s3('lat'), '--no-ahead'], { cwd: sDir, env })));
       const getDir = path.join(work, 'get');
       mkdirSync(getDir);
       report('`cp` (restore)', ready.map((n) => timed('cp', [path.join(cpDest, n), 'RECOVERYXLOG'], { cwd: getDir })));
-      report('archive-get file://', ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-get', n, 'RECOVERYXLOG', ...file('lat'), '--prefetch', '0'], { cwd: getDir })));
-      report('archive-get s3://', ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-get', n, 'RECOVERYXLOG', ...s3('lat'), '--prefetch', '0'], { cwd: getDir, env })));
+      report('archive-get file://', ready.map((n) => timed(LIFEBOAT, ['archive-get', n, 'RECOVERYXLOG', ...file('lat'), '--prefetch', '0'], { cwd: getDir })));
+      report('archive-get s3://', ready.map((n) => timed(LIFEBOAT, ['archive-get', n, 'RECOVERYXLOG', ...s3('lat'), '--prefetch', '0'], { cwd: getDir, env })));
       for (const [label, args, e] of [['file://', file('lat'), {}], ['s3://', s3('lat'), env]] as const) {
         const dir = path.join(work, `replay-${label.replace(/\W/g, '')}`);
         mkdirSync(dir);
         const spool = ['--prefetch', '8', '--spool-dir', path.join(dir, 'spool')];
-        report(`archive-get ${label} with prefetch 8`, ready.map((n) => timed(process.execPath, [LIFEBOAT, 'archive-get', n, 'RECOVERYXLOG', ...args, ...spool], { cwd: dir, env: e })));
+        report(`archive-get ${label} with prefetch 8`, ready.map((n) => timed(LIFEBOAT, ['archive-get', n, 'RECOVERYXLOG', ...args, ...spool], { cwd: dir, env: e })));
       }
       log();
       log('Prefetch rows: calls back to back, with no replay time between them, so the background downloads compete with the calls for the 2 cores.');
@@ -260,22 +260,22 @@ async function main(): Promise<void> {
         log(row([name, s.mean, s.p95]));
       };
       startup('`node -e 0`', () => timed(process.execPath, ['-e', '0']));
-      startup('`lifeboat --version`', () => timed(process.execPath, [LIFEBOAT, '--version']));
+      startup('`lifeboat --version`', () => timed(LIFEBOAT, ['--version']));
       const histDir = pushDir('hist');
       for (let i = 0; i < 20; i++) writeFileSync(path.join(histDir, 'pg_wal', `${(i + 2).toString(16).toUpperCase().padStart(8, '0')}.history`), '1\t0/3000000\tno recovery target specified\n');
       const hist = (i: number) => `pg_wal/${(i + 2).toString(16).toUpperCase().padStart(8, '0')}.history`;
-      startup('archive-push of a fresh history file, file://', (i) => timed(process.execPath, [LIFEBOAT, 'archive-push', hist(i), ...file('cold'), '--no-ahead'], { cwd: histDir }));
-      startup('archive-push of a fresh history file, s3://', (i) => timed(process.execPath, [LIFEBOAT, 'archive-push', hist(i + 10), ...s3('cold'), '--no-ahead'], { cwd: histDir, env }));
+      startup('archive-push of a fresh history file, file://', (i) => timed(LIFEBOAT, ['archive-push', hist(i), ...file('cold'), '--no-ahead'], { cwd: histDir }));
+      startup('archive-push of a fresh history file, s3://', (i) => timed(LIFEBOAT, ['archive-push', hist(i + 10), ...s3('cold'), '--no-ahead'], { cwd: histDir, env }));
       // Markers: one call pushes 11 segments ahead, the next 10 calls are marker hits.
       const mDir = pushDir('marker');
       for (const n of ready.slice(0, 11)) writeFileSync(path.join(mDir, 'pg_wal', 'archive_status', `${n}.ready`), '');
-      timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${ready[0]}`, ...s3('marker'), '--parallel', '10'], { cwd: mDir, env });
+      timed(LIFEBOAT, ['archive-push', `pg_wal/${ready[0]}`, ...s3('marker'), '--parallel', '10'], { cwd: mDir, env });
       // The read-ahead pusher works in the background: time the calls once it has marked all ten.
       await waitFor('the read-ahead pusher to mark ten segments', async () =>
         ready.slice(1, 11).every((n) => existsSync(path.join(mDir, 'pg_wal', '.lifeboat-pushed', n))) ? true : undefined,
       { timeoutMs: 120_000 });
-      startup('archive-push of a segment already pushed ahead (marker, no network)', (i) => timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${ready[i + 1]}`, ...s3('marker')], { cwd: mDir, env }));
-      startup('archive-push of a fresh segment, s3:// (for comparison)', (i) => timed(process.execPath, [LIFEBOAT, 'archive-push', `pg_wal/${ready[(i + 11) % ready.length]}`, ...s3('fresh'), '--no-ahead'], { cwd: mDir, env }));
+      startup('archive-push of a segment already pushed ahead (marker, no network)', (i) => timed(LIFEBOAT, ['archive-push', `pg_wal/${ready[i + 1]}`, ...s3('marker')], { cwd: mDir, env }));
+      startup('archive-push of a fresh segment, s3:// (for comparison)', (i) => timed(LIFEBOAT, ['archive-push', `pg_wal/${ready[(i + 11) % ready.length]}`, ...s3('fresh'), '--no-ahead'], { cwd: mDir, env }));
       log();
     }
 

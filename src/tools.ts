@@ -41,7 +41,15 @@ export function projectRoot(): string {
   return process.cwd();
 }
 
-/** The command line that runs this CLI, for archive_command and restore_command. */
+/**
+ * The command line that runs this CLI, for archive_command and
+ * restore_command: bin/lifeboat with this Node, whatever the postmaster's PATH.
+ */
 export function lifeboatCommand(): string {
-  return `${process.execPath} ${path.join(projectRoot(), 'bin', 'lifeboat')}`;
+  return `LIFEBOAT_NODE=${process.execPath} ${path.join(projectRoot(), 'bin', 'lifeboat')}`;
+}
+
+/** The compiled CLI entry, for Lifeboat's own child processes (no shell in between). */
+export function cliMain(): string {
+  return path.join(projectRoot(), 'dist', 'src', 'cli', 'main.js');
 }

@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage } from '../errors';
+import { cliMain } from '../tools';
 import type { Repository } from '../repository/types';
 import { fileIdentity, markerDir, markerText, writeMarker } from './marker';
 import { walFileKind } from './names';
@@ -73,8 +74,7 @@ export function ensurePusher(pgWalDir: string, target: string, argv: string[]): 
   if (pid !== undefined && isAlive(pid)) return;
   // Only worth a process when something besides the file being pushed now is waiting.
   if (readyFiles(pgWalDir).length < 2) return;
-  const bin = path.join(__dirname, '..', '..', '..', 'bin', 'lifeboat');
-  const child = spawn(process.execPath, [bin, 'archive-push-ahead', '--pg-wal', pgWalDir, ...argv], {
+  const child = spawn(process.execPath, [cliMain(), 'archive-push-ahead', '--pg-wal', pgWalDir, ...argv], {
     detached: true,
     stdio: 'ignore',
   });

@@ -1,8 +1,8 @@
 // Markers of WAL files that a read-ahead push archived before PostgreSQL
 // asked for them (pg_wal/.lifeboat-pushed/<name>). PostgreSQL calls
 // archive_command for one file at a time, and for a file already pushed the
-// whole call is this check, so this module loads nothing but node:fs and
-// node:path: bin/lifeboat answers a marker hit before the CLI is loaded.
+// whole call is this check: bin/lifeboat (sh) answers a marker hit without
+// starting Node, and archive-push checks again before loading anything else.
 //
 // A marker holds the file's identity when it was pushed (device, inode, size,
 // modification time in ns), its sha256 and the archive target. PostgreSQL
@@ -23,11 +23,17 @@ export function markerDir(pgWalDir: string): string {
   return path.join(pgWalDir, PUSHED_MARKER_DIR);
 }
 
-/** dev:ino:size:mtimeNs of a file, or undefined when it cannot be read. */
+/**
+ * dev:ino:size:mtime (seconds.nanoseconds) of a file, or undefined when it
+ * cannot be read. The form is GNU stat's `%d:%i:%s:%.9Y`, so bin/lifeboat
+ * can check a marker without starting Node.
+ */
 export function fileIdentity(file: string): string | undefined {
   try {
     const st = fs.statSync(file, { bigint: true });
-    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+    const sec = st.mtimeNs / 1_000_000_000n;
+    const nsec = (st.mtimeNs % 1_000_000_000n).toString().padStart(9, '0');
+    return `${st.dev}:${st.ino}:${st.size}:${sec}.${nsec}`;
   } catch {
     return undefined;
   }
@@ -61,33 +67,4 @@ export function consumePushedMarker(file: string, target: string): boolean {
   const [identity, sha, ...rest] = text.trim().split(' ');
   if (!identity || !sha || rest.join(' ') !== target) return false;
   return fileIdentity(file) === identity;
-}
-
-/**
- * The fast path bin/lifeboat takes for `archive-push <path> [options]`:
- * true when a marker answers the call. Anything it does not understand
- * (other options, odd forms) returns false, and the full command runs.
- */
-export function fastArchivePush(argv: readonly string[], cwd = process.cwd()): boolean {
-  const opts: { repo?: string; runbook?: string; cluster?: string } = {};
-  let file: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    const m = /^--(repo|runbook|cluster)(?:=(.*))?$/.exec(arg);
-    if (m) {
-      const value = m[2] ?? argv[++i];
-      if (value === undefined) return false;
-      opts[m[1] as 'repo' | 'runbook' | 'cluster'] = value;
-    } else if (arg === '--no-ahead') {
-      continue;
-    } else if (arg === '--parallel' || arg === '--runbooks-dir') {
-      i++;
-    } else if (arg.startsWith('-') || file !== undefined) {
-      return false;
-    } else {
-      file = arg;
-    }
-  }
-  if (!file) return false;
-  return consumePushedMarker(path.resolve(cwd, file), archiveTargetId(opts));
 }

@@ -27,7 +27,7 @@ const env = () => ({ ...process.env, ...s3Env(), LIFEBOAT_RUNBOOKS_DIR: runbooks
 
 async function lifeboat(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: env(), maxBuffer: 16 << 20 });
+    const { stdout, stderr } = await exec(CLI, args, { env: env(), maxBuffer: 16 << 20 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -37,7 +37,7 @@ async function lifeboat(...args: string[]): Promise<{ code: number; stdout: stri
 
 beforeAll(async () => {
   cluster = await startTestCluster({ name: 'e2e', kind: 's3', runbooksDir, host, runbook: { retainFull: 1 } });
-  worker = spawn(process.execPath, [CLI, 'worker', '--host', host], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  worker = spawn(CLI, ['worker', '--host', host], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
   worker.stdout!.on('data', (d: Buffer) => (workerLog += d.toString()));
   worker.stderr!.on('data', (d: Buffer) => (workerLog += d.toString()));
   await waitFor('the worker to poll', async () => (workerLog.includes('lifeboat worker polling') ? true : undefined), {

@@ -45,8 +45,8 @@ interface Run {
 function lifeboat(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
-      process.execPath,
-      [path.join(projectRoot(), 'bin', 'lifeboat'), ...args],
+      path.join(projectRoot(), 'bin', 'lifeboat'),
+      args,
       { cwd: opts.cwd, env: { ...process.env, ...opts.env }, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );

@@ -76,7 +76,7 @@ describe.each(['file', 's3'] as const)('baseBackup into a %s:// repository', (ki
     await exec('chown', ['-R', 'postgres:postgres', extractDir]);
     await asPostgres(`${PG_BIN}/pg_verifybackup`, ['-q', path.join(extractDir, 'data')]);
 
-    const { stdout } = await exec(process.execPath, [CLI, 'backups', '--runbook', name, '--json'], {
+    const { stdout } = await exec(CLI, ['backups', '--runbook', name, '--json'], {
       env: { ...process.env, ...s3Env(), LIFEBOAT_RUNBOOKS_DIR: runbooksDir },
     });
     const listed = JSON.parse(stdout) as unknown;

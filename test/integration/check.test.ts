@@ -32,8 +32,8 @@ interface Run {
 function lifeboat(args: string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
-      process.execPath,
-      [path.join(projectRoot(), 'bin', 'lifeboat'), ...args],
+      path.join(projectRoot(), 'bin', 'lifeboat'),
+      args,
       { env: { ...process.env, ...s3Env(), LIFEBOAT_RUNBOOKS_DIR: runbooksDir }, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );

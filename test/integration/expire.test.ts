@@ -39,8 +39,8 @@ let workerRun: Promise<void>;
 function lifeboat(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
-      process.execPath,
-      [path.join(projectRoot(), 'bin', 'lifeboat'), ...args],
+      path.join(projectRoot(), 'bin', 'lifeboat'),
+      args,
       { env: { ...process.env, LIFEBOAT_RUNBOOKS_DIR: runbooksDir }, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );

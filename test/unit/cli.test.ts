@@ -10,7 +10,7 @@ const CLI = path.resolve(__dirname, '../../bin/lifeboat');
 
 async function lifeboat(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: { ...process.env, LIFEBOAT_RUNBOOKS_DIR: '/nonexistent' } });
+    const { stdout, stderr } = await exec(CLI, args, { env: { ...process.env, LIFEBOAT_RUNBOOKS_DIR: '/nonexistent' } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };

@@ -247,7 +247,7 @@ describe('loadRunbook', () => {
 describe('lifeboat runbook validate (the built CLI)', () => {
   const run = promisify(execFile);
   const lifeboat = (...args: string[]) =>
-    run(process.execPath, [path.join(ROOT, 'bin/lifeboat'), 'runbook', 'validate', ...args], { cwd: tmp }).then(
+    run(path.join(ROOT, 'bin/lifeboat'), ['runbook', 'validate', ...args], { cwd: tmp }).then(
       (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
     );
