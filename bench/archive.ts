@@ -293,6 +293,8 @@ async function main(): Promise<void> {
       ['archive-push file:// --no-ahead', `${lb} archive-push %p ${file('drain-f1').join(' ')} --no-ahead`],
       ['archive-push file:// --parallel 4', `${lb} archive-push %p ${file('drain-f4').join(' ')} --parallel 4`],
       ['archive-push s3:// --no-ahead', `${lb} archive-push %p ${s3('drain-s1').join(' ')} --no-ahead`],
+      ['archive-push s3:// --parallel 2', `${lb} archive-push %p ${s3('drain-s2').join(' ')} --parallel 2`],
+      ['archive-push s3:// --parallel 3', `${lb} archive-push %p ${s3('drain-s3').join(' ')} --parallel 3`],
       ['archive-push s3:// --parallel 4', `${lb} archive-push %p ${s3('drain-s4').join(' ')} --parallel 4`],
       ['archive-push s3:// --parallel 8', `${lb} archive-push %p ${s3('drain-s8').join(' ')} --parallel 8`],
     ];
