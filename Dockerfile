@@ -11,7 +11,8 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# Not `npm ci`: see scripts/setup.sh (npm's lock omits other platforms' optional binaries).
+RUN npm install --no-audit --no-fund --no-save
 COPY tsconfig.json ./
 COPY src ./src
 COPY workflows ./workflows
