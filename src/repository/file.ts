@@ -85,15 +85,21 @@ export class FileRepository implements Repository {
     }
   }
 
-  async get(key: string): Promise<{ body: Buffer; info: ObjectInfo } | undefined> {
+  /** The object's file opened for reading; undefined when absent (and the repository is there). */
+  private async openForRead(key: string): Promise<{ file: string; handle: fs.FileHandle } | undefined> {
     const file = this.pathOf(key);
-    let handle: fs.FileHandle;
     try {
-      handle = await fs.open(file, 'r');
+      return { file, handle: await fs.open(file, 'r') };
     } catch (err) {
       if (isCode(err, 'ENOENT')) return this.absent(key);
       throw this.ioError('read', key, err);
     }
+  }
+
+  async get(key: string): Promise<{ body: Buffer; info: ObjectInfo } | undefined> {
+    const opened = await this.openForRead(key);
+    if (!opened) return undefined;
+    const { file, handle } = opened;
     try {
       const [body, st] = await Promise.all([handle.readFile(), handle.stat()]);
       return { body, info: await this.infoOf(key, file, st) };
@@ -105,14 +111,9 @@ export class FileRepository implements Repository {
   }
 
   async getStream(key: string): Promise<{ stream: Readable; info: ObjectInfo } | undefined> {
-    const file = this.pathOf(key);
-    let handle: fs.FileHandle;
-    try {
-      handle = await fs.open(file, 'r');
-    } catch (err) {
-      if (isCode(err, 'ENOENT')) return this.absent(key);
-      throw this.ioError('read', key, err);
-    }
+    const opened = await this.openForRead(key);
+    if (!opened) return undefined;
+    const { file, handle } = opened;
     try {
       const info = await this.infoOf(key, file, await handle.stat());
       return { stream: handle.createReadStream(), info };
