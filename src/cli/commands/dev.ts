@@ -79,11 +79,21 @@ export async function run(opts: DevOptions): Promise<number> {
   const fresh = !existsSync(path.join(pg.dataDir, 'PG_VERSION'));
   let pgStarted = false;
   let workers: RunningWorkers | undefined;
-  const stopAll = async () => {
-    if (workers) await workers.shutdown().catch(() => undefined);
-    if (pgStarted) await stopSandboxPrimary(pg);
-    await temporal.stop();
+  let stopping: Promise<void> | undefined;
+  const stopAll = () =>
+    (stopping ??= (async () => {
+      if (workers) await workers.shutdown().catch(() => undefined);
+      if (pgStarted) await stopSandboxPrimary(pg);
+      await temporal.stop();
+    })());
+  // Ctrl-C while starting up must not leave the dev server or the sandbox
+  // primary running; once up, runUntilSignal takes the signals over.
+  const onEarlySignal = () => {
+    say('interrupted during start-up: stopping what was started');
+    void stopAll().finally(() => process.exit(130));
   };
+  process.once('SIGINT', onEarlySignal);
+  process.once('SIGTERM', onEarlySignal);
   try {
     if (fresh) say(`creating the sandbox primary in ${pg.dataDir}`);
     await initSandboxPrimary(pg, {
@@ -118,7 +128,10 @@ export async function run(opts: DevOptions): Promise<number> {
       });
       say(`base backup ${(meta as { backupId: string }).backupId} verified and stored`);
     }
+    await client.connection.close();
     printWelcome({ uiPort, address, state, pgPort });
+    process.off('SIGINT', onEarlySignal);
+    process.off('SIGTERM', onEarlySignal);
     await workers.runUntilSignal();
     say('stopping');
     return 0;
