@@ -1,13 +1,13 @@
 // baseBackup on the real Temporal server, against a real PostgreSQL primary,
 // into both repository kinds (file:// and MinIO as s3://).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { type ApplicationFailure } from '@temporalio/common';
+import type { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { postgresTempDir, asPostgres, PG_BIN } from '../harness/postgres';
 import { startTestCluster, type RepoKind, type TestCluster } from '../harness/cluster';
 import { s3Env, temporalAddress, useS3Env } from '../harness/services';
@@ -93,4 +93,36 @@ it('fails a baseBackup whose input names no runbook, naming the field', async ()
   const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
   expect(cause.type).toBe('INPUT_INVALID');
   expect(cause.message).toContain('runbook: expected the runbook name');
+});
+
+it('fails at once, naming the variable and never a value, when the runbook password variable is unset on the worker', async () => {
+  const cluster = await startTestCluster({ name: 'bb-secret', kind: 'file', runbooksDir, host });
+  cleanups.push(() => cluster.stop());
+  const yaml = readFileSync(cluster.runbookFile, 'utf8').replace(
+    'user: postgres }',
+    'user: postgres, passwordEnv: LIFEBOAT_TEST_UNSET_PASSWORD }',
+  );
+  writeFileSync(cluster.runbookFile, yaml);
+  delete process.env.LIFEBOAT_TEST_UNSET_PASSWORD;
+
+  const handle = await client.workflow.start('baseBackup', {
+    taskQueue,
+    workflowId: `test-backup-secret-${Date.now()}`,
+    args: [{ runbook: 'bb-secret' }],
+  });
+  const err = await handle.result().catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const activityFailure = (err as WorkflowFailedError).cause as ActivityFailure;
+  const cause = activityFailure.cause as ApplicationFailure;
+  expect(cause.type).toBe('SECRET_MISSING');
+  expect(cause.nonRetryable).toBe(true);
+  expect(cause.message).toBe(
+    'environment variable LIFEBOAT_TEST_UNSET_PASSWORD is not set in this process\n' +
+      `HINT: runbook bb-secret reads the password of postgres@127.0.0.1:${cluster.pg.port} from LIFEBOAT_TEST_UNSET_PASSWORD\n` +
+      'HINT: set it in the environment of the worker or CLI (never in the runbook)',
+  );
+  // Not retried: a missing secret does not appear by waiting.
+  const history = await handle.fetchHistory();
+  const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+  expect(attempts.every((a) => a === 1)).toBe(true);
 });
