@@ -30,6 +30,11 @@ export const ERROR_CODES = [
   'REPOSITORY_INVALID',
   'SECRET_MISSING',
   'TOOL_FAILED',
+  'SQL_FAILED',
+  'CACHE_INVALIDATION_FAILED',
+  'TRAFFIC_SWITCH_FAILED',
+  'RECOVERY_ABORTED',
+  'RECOVERY_REJECTED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -44,6 +49,8 @@ export function isRetryable(code: ErrorCode): boolean {
     case 'PG_UNREACHABLE':
     case 'REPOSITORY_UNREACHABLE':
     case 'TOOL_FAILED':
+    case 'CACHE_INVALIDATION_FAILED':
+    case 'TRAFFIC_SWITCH_FAILED':
       return true;
     // Facts about data or configuration: retrying changes nothing, an
     // operator must look.
@@ -65,6 +72,9 @@ export function isRetryable(code: ErrorCode): boolean {
     case 'INPUT_INVALID':
     case 'REPOSITORY_INVALID':
     case 'SECRET_MISSING':
+    case 'SQL_FAILED':
+    case 'RECOVERY_ABORTED':
+    case 'RECOVERY_REJECTED':
       return false;
     default: {
       const unhandled: never = code;

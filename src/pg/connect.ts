@@ -45,3 +45,12 @@ export function primaryLibpqEnv(runbook: Runbook): Record<string, string> {
   if (typeof cfg.password === 'string') env.PGPASSWORD = cfg.password;
   return env;
 }
+
+/**
+ * The restored instance on the restore host: the primary's role, password
+ * and database (the restored copy has the same roles and pg_hba.conf), at
+ * restore.address and restore.port.
+ */
+export function restoredClientConfig(runbook: Runbook, overrides: Partial<ClientConfig> = {}): ClientConfig {
+  return primaryClientConfig(runbook, { host: runbook.restore.address, port: runbook.restore.port, ...overrides });
+}

@@ -100,8 +100,13 @@ export const Restore = z.strictObject(
     dataDir: absolutePath('the data directory'),
     port,
     mode: RestoreMode.default('side-by-side'),
+    /**
+     * Extension: the address clients (pgbouncer, invariant checks) use to reach
+     * the restored instance. The restore host's worker connects through it too.
+     */
+    address: nonEmpty('a host name or address').default('127.0.0.1'),
   },
-  { error: 'expected a mapping with host, dataDir, port and mode' },
+  { error: 'expected a mapping with host, dataDir, port and mode (and optionally address)' },
 );
 
 const gate = z.strictObject({ gate: nonEmpty('a gate name') });
@@ -162,7 +167,20 @@ export const Cache = z.union(
 
 export const Traffic = z.union(
   [
-    z.strictObject({ pgbouncer: z.strictObject({ adminUrlEnv: envName, database: nonEmpty('a database name') }) }),
+    z.strictObject({
+      pgbouncer: z.strictObject({
+        adminUrlEnv: envName,
+        database: nonEmpty('a database name'),
+        /**
+         * Extension: the file pgbouncer.ini includes (`%include`) for this
+         * database's line; Lifeboat rewrites that line to point at the
+         * promoted instance before RELOAD. Written by the worker of `host`.
+         */
+        databasesFile: absolutePath('the pgbouncer databases file'),
+        /** The host whose worker can write databasesFile; defaults to restore.host. */
+        host: identifier('a host name').optional(),
+      }),
+    }),
     z.strictObject({ command: z.strictObject({ argv: commandArgv }) }),
   ],
   { error: 'expected { pgbouncer: {...} } or { command: {...} }' },
@@ -195,12 +213,41 @@ export const ApprovalPolicy = z
     }
   });
 
+/** Steps that may ever be skipped; restore, replay, promote and evidence never can. */
+export const SKIPPABLE_STEP_IDS = [
+  'capture-forensics',
+  'disable-writers',
+  'disable-background-jobs',
+  'pause-outbox',
+  'run-invariants',
+  'reconcile-outbox',
+  'invalidate-caches',
+  'resume-traffic',
+  'enable-background-jobs',
+  'resume-outbox',
+] as const;
+
 export const APPROVAL_STEPS = ['approve-fence', 'approve-promote', 'approve-resume'] as const;
 
+/** `approve-resume: false` turns the resume approval off (it is on by default). */
 export const Approvals = z.partialRecord(
   z.enum(APPROVAL_STEPS, { error: `expected one of ${APPROVAL_STEPS.join(', ')}` }),
-  ApprovalPolicy,
+  z.union([ApprovalPolicy, z.literal(false)], {
+    error: 'expected a mapping with approvers (and optionally min, escalateAfter), or false to turn the approval off',
+  }),
 );
+
+/**
+ * Steps an operator may skip when they fail. The gate steps are there by
+ * default: when the primary is the thing that died, they cannot succeed.
+ */
+export const DEFAULT_SKIPPABLE = [
+  'capture-forensics',
+  'disable-writers',
+  'disable-background-jobs',
+  'pause-outbox',
+  'invalidate-caches',
+] as const;
 
 const seconds = z
   .number({ error: 'expected a positive whole number of seconds' })
@@ -245,6 +292,13 @@ export const Runbook = z
     caches: z.array(Cache, { error: 'expected a list of caches ({ redis: ... }, { http: ... } or { command: ... })' }).default([]),
     traffic: Traffic.optional(),
     approvals: Approvals.default({}),
+    /** Extension: step ids an operator may skip after a failure (DESIGN.md §4.1). */
+    skippable: z
+      .array(
+        z.enum(SKIPPABLE_STEP_IDS, { error: `expected a step id that can be skipped: ${SKIPPABLE_STEP_IDS.join(', ')}` }),
+        { error: 'expected a list of step ids' },
+      )
+      .default([...DEFAULT_SKIPPABLE]),
     objectives: Objectives,
     drill: Drill.optional(),
     notify: z.strictObject({ webhookUrlEnv: envName }, { error: 'expected a mapping with webhookUrlEnv' }).optional(),

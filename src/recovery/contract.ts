@@ -1,0 +1,409 @@
+// The recovery runbook's public contract (shared/DESIGN.md §4, §4.1, §4.2, §7):
+// the input of `recoverToPointInTime`, its step ids, the shapes of its
+// signals, update and query, and what each activity takes and returns.
+// Operators type these names into the Temporal UI and bots send them: extend,
+// never rename.
+//
+// Imported by workflow code (zod works in the sandbox) and by activities and
+// the CLI: keep it free of Node builtins.
+import { z } from 'zod';
+import type { Runbook } from '../runbook/schema';
+
+// ---------------------------------------------------------------- target
+
+const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$/;
+const LSN_RE = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
+
+/** Exactly one of time, name, lsn, xid or latest (DESIGN.md §4). */
+export const Target = z.union(
+  [
+    z.strictObject({
+      time: z
+        .string({ error: 'expected an ISO 8601 time with a zone, e.g. "2026-06-04T14:31:59Z"' })
+        .regex(ISO_WITH_ZONE, { error: 'expected an ISO 8601 time with a zone, e.g. "2026-06-04T14:31:59Z"' })
+        .refine((s) => !Number.isNaN(Date.parse(s)), { error: 'expected a real date and time' }),
+    }),
+    z.strictObject({
+      name: z.string().min(1, { error: 'expected the restore point name' }).max(63, { error: 'restore point names are at most 63 bytes' }),
+    }),
+    z.strictObject({ lsn: z.string().regex(LSN_RE, { error: 'expected an LSN such as "0/3000060"' }) }),
+    z.strictObject({
+      xid: z.union([z.string().regex(/^\d+$/), z.number().int().positive()], { error: 'expected a transaction id (a positive integer)' }).transform(String),
+    }),
+    z.strictObject({ latest: z.literal(true, { error: 'expected true' }) }),
+  ],
+  { error: 'expected exactly one of { "time": "..." }, { "name": "..." }, { "lsn": "..." }, { "xid": "..." } or { "latest": true }' },
+);
+export type Target = z.output<typeof Target>;
+
+export function describeTarget(t: Target): string {
+  if ('time' in t) return `time ${t.time}`;
+  if ('name' in t) return `restore point "${t.name}"`;
+  if ('lsn' in t) return `LSN ${t.lsn}`;
+  if ('xid' in t) return `transaction ${t.xid}`;
+  return 'the end of the archive';
+}
+
+// ---------------------------------------------------------------- input
+
+export const RecoveryInput = z.strictObject({
+  runbook: z.string({ error: 'expected the runbook name, e.g. "orders"' }).min(1, { error: 'expected the runbook name' }),
+  target: Target,
+  incident: z.string({ error: 'expected the incident reference, e.g. "INC-1234"' }).max(200).optional(),
+  reason: z.string({ error: 'expected a short reason' }).max(2000).optional(),
+  mode: z.enum(['side-by-side', 'in-place'], { error: 'expected "side-by-side" or "in-place"' }).optional(),
+  dryRun: z.boolean({ error: 'expected true or false' }).optional(),
+  /** Extension: restore this backup instead of the one preflight would choose. */
+  backupId: z.string().regex(/^\d{8}T\d{6}Z(?:-[a-z0-9]{1,8})?$/, { error: 'expected a backup id such as 20261121T190102Z' }).optional(),
+});
+export type RecoveryInput = z.input<typeof RecoveryInput>;
+
+// ---------------------------------------------------------------- steps
+
+export const STEP_IDS = [
+  'preflight',
+  'capture-forensics',
+  'approve-fence',
+  'disable-writers',
+  'disable-background-jobs',
+  'pause-outbox',
+  'restore-base-backup',
+  'replay-wal',
+  'run-invariants',
+  'approve-promote',
+  'promote',
+  'reconcile-outbox',
+  'invalidate-caches',
+  'approve-resume',
+  'resume-traffic',
+  'enable-background-jobs',
+  'resume-outbox',
+  'record-evidence',
+] as const;
+export type StepId = (typeof STEP_IDS)[number];
+export const StepIdSchema = z.enum(STEP_IDS, { error: `expected a step id: ${STEP_IDS.join(', ')}` });
+
+export const STEP_TITLES: Record<StepId, string> = {
+  preflight: 'Preflight: backup chosen, WAL chain checked',
+  'capture-forensics': 'Capture what the restore will erase',
+  'approve-fence': 'Approve fencing the primary',
+  'disable-writers': 'Fence writers (proven by a refused write)',
+  'disable-background-jobs': 'Stop background jobs',
+  'pause-outbox': 'Pause the outbox publisher',
+  'restore-base-backup': 'Restore the base backup',
+  'replay-wal': 'Replay WAL to the target and pause',
+  'run-invariants': 'Check invariants on the paused copy',
+  'approve-promote': 'Approve promotion',
+  promote: 'Promote and re-assert the gates',
+  'reconcile-outbox': 'Reconcile the outbox',
+  'invalidate-caches': 'Invalidate caches',
+  'approve-resume': 'Approve resuming traffic',
+  'resume-traffic': 'Resume traffic, writers on',
+  'enable-background-jobs': 'Background jobs on',
+  'resume-outbox': 'Outbox publisher on',
+  'record-evidence': 'Record the evidence',
+};
+
+export type StepState = 'pending' | 'running' | 'awaiting-approval' | 'done' | 'skipped' | 'failed';
+
+export interface StepError {
+  /** A code of the closed catalogue (src/errors.ts), or UNEXPECTED. */
+  type: string;
+  message: string;
+  hints: string[];
+}
+
+export interface StepRecord {
+  id: StepId;
+  title: string;
+  state: StepState;
+  startedAt?: string;
+  finishedAt?: string;
+  /** How many times the step body ran (retries and retargets run it again). */
+  runs: number;
+  error?: StepError;
+  /** Why it was skipped, and by whom. */
+  skipped?: { by: string; reason: string };
+  /** A one-line outcome, shown in the checklist. */
+  summary?: string;
+}
+
+// ---------------------------------------------------------------- messages
+
+const who = z
+  .string({ error: 'expected who decides, e.g. "alice"' })
+  .trim()
+  .min(1, { error: 'expected who decides, e.g. "alice"' })
+  .max(100);
+
+export const ApproveSignal = z.object({ step: StepIdSchema, by: who, comment: z.string().max(2000).optional() });
+export const RejectSignal = z.object({ step: StepIdSchema, by: who, reason: z.string().max(2000).optional() });
+export const StepSignal = z.object({ step: StepIdSchema, by: who, reason: z.string().max(2000).optional() });
+export const RetargetSignal = z.object({ by: who, target: Target, comment: z.string().max(2000).optional() });
+
+export const DECISIONS = ['approve', 'reject', 'retry', 'skip', 'abort'] as const;
+export type DecisionKind = (typeof DECISIONS)[number];
+
+export const DecideUpdate = z.object({
+  step: StepIdSchema,
+  decision: z.enum(DECISIONS, { error: `expected one of ${DECISIONS.join(', ')}` }),
+  by: who,
+  comment: z.string().max(2000).optional(),
+});
+export type DecideUpdate = z.infer<typeof DecideUpdate>;
+
+/** An accepted decision, as kept in status, the audit log and the evidence. */
+export interface DecisionRecord {
+  step: StepId;
+  by: string;
+  at: string;
+  decision: DecisionKind | 'retarget';
+  comment?: string;
+  /** For retarget: the new target. */
+  target?: Target;
+  /** signal or update. */
+  via: 'signal' | 'update';
+}
+
+/** A message that was not acted on, listed in status (and the audit log). */
+export interface IgnoredMessage {
+  at: string;
+  via: 'signal' | 'update';
+  name: string;
+  by?: string;
+  step?: string;
+  why: string;
+}
+
+export interface PendingDecision {
+  step: StepId;
+  kind: 'approval' | 'failed';
+  since: string;
+  /** Who may decide; empty means anyone named. */
+  approvers: string[];
+  min: number;
+  approvedBy: string[];
+  /** How to give the decision, in words an operator can copy. */
+  how: string[];
+}
+
+export interface ReplayPosition {
+  lsn: string;
+  /** Last replayed commit time. */
+  time?: string;
+  paused: boolean;
+}
+
+export interface RecoveryStatus {
+  workflow: 'recoverToPointInTime';
+  runbook: string;
+  cluster?: string;
+  incident?: string;
+  reason?: string;
+  target: Target;
+  mode: 'side-by-side' | 'in-place';
+  dryRun: boolean;
+  phase: 'running' | 'waiting' | 'finished' | 'aborted' | 'rejected';
+  startedAt: string;
+  steps: StepRecord[];
+  decisions: DecisionRecord[];
+  ignored: IgnoredMessage[];
+  pending?: PendingDecision;
+  backup?: BackupChoice;
+  replay?: ReplayPosition;
+  invariants?: InvariantResult[];
+  rpoObservedSeconds?: number;
+  evidenceKey?: string;
+}
+
+// ---------------------------------------------------------------- activity I/O
+
+/** Every activity names the runbook; workers load it from their runbooks directory. */
+export interface RunbookRef {
+  runbook: string;
+}
+
+export interface BackupChoice {
+  backupId: string;
+  startLsn: string;
+  endLsn: string;
+  startTime: string;
+  endTime: string;
+  timeline: number;
+  sizeBytes: number;
+  storedBytes: number;
+  /** Why this one, in words ("newest verified backup that finished before 14:31:59"). */
+  why: string;
+}
+
+export interface PreflightInput extends RunbookRef {
+  target: Target;
+  mode: 'side-by-side' | 'in-place';
+  dryRun: boolean;
+  backupId?: string;
+}
+
+export interface PreflightResult {
+  runbook: Runbook;
+  cluster: string;
+  backup: BackupChoice;
+  /** First segment the restore needs, and the newest archived segment of the chain. */
+  walFrom: string;
+  walTo?: string;
+  walSegmentsAvailable: number;
+  primaryReachable: boolean;
+  /** Archiver health when the primary answered (one line), else why it was not read. */
+  archiver?: string;
+  rtoEstimateSeconds: number;
+  warnings: string[];
+}
+
+export interface CaptureResult {
+  capturedAt: string;
+  primaryReachable: boolean;
+  /** Outbox high-water mark: max(id) of rows published on the old primary. */
+  outboxHighWater?: string;
+  captures: Array<{ name: string; rowCount: number; rows: unknown[]; truncated: boolean; error?: string }>;
+}
+
+export interface GateInput extends RunbookRef {
+  /** Where the gate is set: the (old) primary, or the restored instance on the restore host. */
+  where: 'primary' | 'restored';
+  enabled: boolean;
+}
+
+export interface GateResult {
+  gate: string;
+  enabled: boolean;
+  /** Writers only: roles altered, sessions ended, and the proof. */
+  rolesAltered?: string[];
+  sessionsTerminated?: number;
+  proof?: string;
+}
+
+export interface RestoreInput extends RunbookRef {
+  backupId: string;
+  mode: 'side-by-side' | 'in-place';
+  /** Workflow id and run id: mark the data directory as ours. */
+  workflowId: string;
+  runId: string;
+}
+
+export interface RestoreResult {
+  dataDir: string;
+  port: number;
+  /** Where an existing data directory was moved (never deleted). */
+  movedAside?: string;
+  bytes: number;
+  files: number;
+  /** ISO time the extraction finished. */
+  finishedAt: string;
+}
+
+/** Heartbeat details of restore-base-backup (read by `lifeboat status`). */
+export interface RestoreProgress {
+  phase: 'preparing' | 'downloading' | 'verifying' | 'done';
+  bytes: number;
+  totalBytes: number;
+}
+
+export interface ReplayInput extends RunbookRef {
+  target: Target;
+  workflowId: string;
+  runId: string;
+  /** True when an earlier replay of this run paused and only the target moved. */
+  continueFrom?: boolean;
+}
+
+export interface ReplayResult {
+  paused: true;
+  lsn: string;
+  /** Last replayed commit time; absent when no commit was replayed. */
+  time?: string;
+  timeline: number;
+  walSegmentsReplayed: number;
+  walBytesReplayed: number;
+}
+
+/** Heartbeat details of replay-wal. */
+export interface ReplayProgress {
+  phase: 'starting' | 'replaying' | 'paused';
+  lsn?: string;
+  time?: string;
+  targetLsn?: string;
+  targetTime?: string;
+  /** The first LSN the replay needed (the backup's start). */
+  startLsn?: string;
+}
+
+export interface InvariantResult {
+  name: string;
+  passed: boolean;
+  value: string;
+  expected?: string;
+  builtin?: boolean;
+  error?: string;
+}
+
+export interface PromoteResult {
+  promotedAt: string;
+  timeline: number;
+  lsn: string;
+  gates: GateResult[];
+}
+
+export interface OutboxResult {
+  table?: string;
+  highWater?: string;
+  markedPublished: number;
+  skippedReason?: string;
+}
+
+export interface CacheResult {
+  kind: 'redis' | 'http' | 'command';
+  target: string;
+  deleted?: number;
+  status?: number;
+}
+
+export interface TrafficResult {
+  kind: 'pgbouncer' | 'command' | 'none';
+  pointedAt?: string;
+  steps: string[];
+}
+
+export interface Evidence {
+  runId: string;
+  workflowId: string;
+  kind: 'recovery' | 'drill';
+  runbook: string;
+  cluster: string;
+  incident?: string;
+  reason?: string;
+  dryRun?: boolean;
+  mode?: 'side-by-side' | 'in-place';
+  backupId?: string;
+  target: Target;
+  startedAt: string;
+  promotedAt?: string;
+  finishedAt: string;
+  rtoObservedSeconds?: number;
+  rpoObservedSeconds?: number;
+  rtoPhases?: Record<string, number>;
+  replayedToLsn?: string;
+  replayedToTime?: string;
+  walSegmentsReplayed?: number;
+  walBytesReplayed?: number;
+  baseBackupBytes?: number;
+  invariants: InvariantResult[];
+  invariantOverride?: { by: string; reason: string };
+  approvals: Array<{ step: string; by: string; at: string; decision: string; comment?: string }>;
+  steps: Array<{ id: string; state: StepState; startedAt?: string; finishedAt?: string; summary?: string; error?: string }>;
+  forensics?: CaptureResult;
+  outbox?: OutboxResult;
+  caches?: CacheResult[];
+  traffic?: TrafficResult;
+  objectives?: { rpoSeconds: number; rtoSeconds: number; rpoMet?: boolean; rtoMet?: boolean };
+  validationStatus: 'passed' | 'failed' | 'aborted' | 'rejected';
+  notes: string[];
+}
