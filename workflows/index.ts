@@ -4,3 +4,4 @@
 // every side effect is an activity in ../activities.
 export { baseBackup } from './base-backup';
 export { expireBackups } from './expire-backups';
+export { recoverToPointInTime } from './recover-to-point-in-time';

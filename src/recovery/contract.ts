@@ -136,7 +136,13 @@ const who = z
   .min(1, { error: 'expected who decides, e.g. "alice"' })
   .max(100);
 
-export const ApproveSignal = z.object({ step: StepIdSchema, by: who, comment: z.string().max(2000).optional() });
+export const ApproveSignal = z.object({
+  step: StepIdSchema,
+  by: who,
+  comment: z.string().max(2000).optional(),
+  /** approve-promote after a failed invariant: must be true, with the reason in comment. */
+  override: z.boolean().optional(),
+});
 export const RejectSignal = z.object({ step: StepIdSchema, by: who, reason: z.string().max(2000).optional() });
 export const StepSignal = z.object({ step: StepIdSchema, by: who, reason: z.string().max(2000).optional() });
 export const RetargetSignal = z.object({ by: who, target: Target, comment: z.string().max(2000).optional() });
@@ -149,6 +155,8 @@ export const DecideUpdate = z.object({
   decision: z.enum(DECISIONS, { error: `expected one of ${DECISIONS.join(', ')}` }),
   by: who,
   comment: z.string().max(2000).optional(),
+  /** approve-promote after a failed invariant: must be true, with the reason in comment. */
+  override: z.boolean().optional(),
 });
 export type DecideUpdate = z.infer<typeof DecideUpdate>;
 
@@ -159,6 +167,8 @@ export interface DecisionRecord {
   at: string;
   decision: DecisionKind | 'retarget';
   comment?: string;
+  /** approve-promote given although an invariant failed. */
+  override?: boolean;
   /** For retarget: the new target. */
   target?: Target;
   /** signal or update. */
@@ -214,6 +224,15 @@ export interface RecoveryStatus {
   invariants?: InvariantResult[];
   rpoObservedSeconds?: number;
   evidenceKey?: string;
+}
+
+/** One line of `<cluster>/audit/<runId>.jsonl`. */
+export interface AuditLine {
+  at: string;
+  event: 'decision' | 'ignored' | 'step';
+  decision?: DecisionRecord;
+  ignored?: IgnoredMessage;
+  note?: string;
 }
 
 // ---------------------------------------------------------------- activity I/O

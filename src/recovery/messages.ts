@@ -8,6 +8,8 @@ export interface ApprovePayload {
   step: StepId;
   by: string;
   comment?: string;
+  /** approve-promote after a failed invariant: true, with the reason in comment. */
+  override?: boolean;
 }
 export interface RejectPayload {
   step: StepId;

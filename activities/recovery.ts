@@ -1,0 +1,153 @@
+// Activities of recoverToPointInTime that need only the repository and the
+// primary's catalog views: preflight (which backup, is the WAL there), the
+// audit log, the evidence record and escalation notices. All run on the
+// shared `lifeboat` queue.
+import { createHash } from 'node:crypto';
+import { readArchiverStatus } from '../src/catalog/archiver';
+import { listBackups, readWalArchive } from '../src/catalog/catalog';
+import { errorMessage, isLifeboatError } from '../src/errors';
+import type { AuditLine, Evidence, PendingDecision, PreflightInput, PreflightResult } from '../src/recovery/contract';
+import { describeTarget } from '../src/recovery/contract';
+import { checkWalCoverage, chooseBackup, estimateRtoSeconds, type ArchivedWal } from '../src/recovery/plan';
+import { openRepository } from '../src/repository';
+import { keys, walFileOfKey } from '../src/repository/layout';
+import { loadRunbook } from '../src/runbook/load';
+import { clusterName } from '../src/runbook/schema';
+import { lifeboatActivity } from './failure';
+
+/**
+ * Step 1: the runbook, the repository, the backup to restore and the WAL to
+ * replay; archiver health when the primary answers. Touches nothing.
+ */
+export async function preflight(input: PreflightInput): Promise<PreflightResult> {
+  return lifeboatActivity(async () => {
+    const runbook = await loadRunbook(input.runbook);
+    const cluster = clusterName(runbook);
+    const repo = await openRepository(runbook.repository.url, runbook.repository);
+    const [backups, archive, listed] = await Promise.all([
+      listBackups(repo, cluster),
+      readWalArchive(repo, cluster),
+      repo.list(keys.walPrefix(cluster)),
+    ]);
+    const backup = chooseBackup(backups, input.target, cluster, input.backupId);
+    const meta = backups.find((b) => b.backupId === backup.backupId)!;
+    const files: ArchivedWal[] = [];
+    for (const o of listed) {
+      const name = walFileOfKey(cluster, o.key);
+      if (name !== undefined) files.push({ name, ...(o.lastModified ? { lastModified: o.lastModified } : {}) });
+    }
+    const coverage = checkWalCoverage({
+      backup: meta,
+      target: input.target,
+      files,
+      histories: archive.histories,
+      cluster,
+      repoArgs: `--runbook ${runbook.name}`,
+    });
+    const warnings = [...coverage.warnings];
+    let primaryReachable = false;
+    let archiver: string | undefined;
+    try {
+      const s = await readArchiverStatus(runbook);
+      primaryReachable = true;
+      archiver =
+        s.problems.length === 0
+          ? `healthy: last archived ${s.lastArchivedWal ?? '(none)'} ${s.archivedAgeSeconds ?? '?'}s ago`
+          : s.problems.map((p) => p.message).join('; ');
+      for (const p of s.problems) warnings.push(`archiver: ${p.message}`);
+    } catch (err) {
+      // The primary may be the thing that died: that is information, not a failure.
+      archiver = `not read: ${(isLifeboatError(err) ? err.what : errorMessage(err)).split('\n')[0]}`;
+      warnings.push(`the primary does not answer (${archiver.slice(10)}): the gate steps will fail and can be skipped with a reason`);
+    }
+    return {
+      runbook,
+      cluster,
+      backup,
+      walFrom: coverage.walFrom,
+      ...(coverage.walTo ? { walTo: coverage.walTo } : {}),
+      walSegmentsAvailable: coverage.segmentsAvailable,
+      primaryReachable,
+      ...(archiver ? { archiver } : {}),
+      rtoEstimateSeconds: estimateRtoSeconds(backup.sizeBytes, coverage.walBytes),
+      warnings: [`restoring to ${describeTarget(input.target)} from backup ${backup.backupId}: ${backup.why}`, ...warnings],
+    };
+  });
+}
+
+/**
+ * Appends to `<cluster>/audit/<runId>.jsonl`. The workflow sends every line
+ * with a sequence number and the activity skips lines already there, so a
+ * retried append never writes a line twice.
+ */
+export async function appendAudit(input: { runbook: string; runId: string; workflowId: string; seq: number; line: AuditLine }): Promise<void> {
+  return lifeboatActivity(async () => {
+    const runbook = await loadRunbook(input.runbook);
+    const cluster = clusterName(runbook);
+    const repo = await openRepository(runbook.repository.url, runbook.repository);
+    const key = keys.audit(cluster, input.runId);
+    const existing = await repo.get(key);
+    if (existing) {
+      const seen = existing.body
+        .toString('utf8')
+        .split('\n')
+        .filter(Boolean)
+        .some((l) => {
+          try {
+            return (JSON.parse(l) as { seq?: number }).seq === input.seq;
+          } catch {
+            return false;
+          }
+        });
+      if (seen) return;
+    }
+    await repo.append(key, JSON.stringify({ seq: input.seq, workflowId: input.workflowId, runId: input.runId, ...input.line }));
+  });
+}
+
+/** Step 17: the evidence record (DESIGN.md §7), at `<cluster>/evidence/<runId>.json`. */
+export async function writeEvidence(input: { runbook: string; evidence: Evidence }): Promise<{ key: string; repository: string }> {
+  return lifeboatActivity(async () => {
+    const runbook = await loadRunbook(input.runbook);
+    const cluster = clusterName(runbook);
+    const repo = await openRepository(runbook.repository.url, runbook.repository);
+    const key = keys.evidence(cluster, input.evidence.runId);
+    const body = Buffer.from(JSON.stringify(input.evidence, null, 2) + '\n');
+    await repo.put(key, body, { sha256: createHash('sha256').update(body).digest('hex'), contentType: 'application/json' });
+    return { key, repository: repo.url };
+  });
+}
+
+/**
+ * A decision has waited longer than the runbook's escalateAfter: post it to
+ * the runbook's webhook when there is one. Never approves anything; a
+ * notifier that fails is reported to the workflow, which records it and goes
+ * on waiting.
+ */
+export async function notifyEscalation(input: {
+  runbook: string;
+  workflowId: string;
+  pending: PendingDecision;
+  waitedSeconds: number;
+}): Promise<{ delivered: boolean; detail: string }> {
+  return lifeboatActivity(async () => {
+    const runbook = await loadRunbook(input.runbook);
+    const env = runbook.notify?.webhookUrlEnv;
+    const url = env ? process.env[env] : undefined;
+    const text =
+      `Lifeboat ${input.workflowId}: ${input.pending.step} has waited ${Math.round(input.waitedSeconds / 60)} min for ` +
+      `${input.pending.min} approval(s) from ${input.pending.approvers.join(', ') || 'any approver'}; ` +
+      `approved so far by ${input.pending.approvedBy.join(', ') || 'nobody'}.`;
+    if (!env) return { delivered: false, detail: `no notify.webhookUrlEnv in runbook ${runbook.name}: ${text}` };
+    if (!url) return { delivered: false, detail: `environment variable ${env} is not set on this worker` };
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'escalation', runbook: runbook.name, workflowId: input.workflowId, pending: input.pending, text }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!res.ok) throw new Error(`webhook from ${env} answered HTTP ${res.status}`);
+    return { delivered: true, detail: `posted to $${env} (HTTP ${res.status})` };
+  });
+}
+

@@ -1,0 +1,42 @@
+// The activity functions recoverToPointInTime calls, as one interface: the
+// workflow proxies it, the worker registers implementations that must match
+// it (checked at compile time in activities/index.ts), and workflow-logic
+// tests register fakes of the same shape.
+import type {
+  AuditLine,
+  CacheResult,
+  CaptureResult,
+  Evidence,
+  GateInput,
+  GateResult,
+  InvariantResult,
+  OutboxResult,
+  PendingDecision,
+  PreflightInput,
+  PreflightResult,
+  ReplayInput,
+  ReplayResult,
+  RestoreInput,
+  RestoreResult,
+  Target,
+  TrafficResult,
+} from './contract';
+
+export type GateName = 'writers' | 'backgroundJobs' | 'outbox';
+
+export interface RecoveryActivities {
+  preflight(input: PreflightInput): Promise<PreflightResult>;
+  captureForensics(input: { runbook: string; target: Target }): Promise<CaptureResult>;
+  setGate(input: GateInput & { gate: GateName }): Promise<GateResult>;
+  restoreBaseBackup(input: RestoreInput): Promise<RestoreResult>;
+  replayWal(input: ReplayInput): Promise<ReplayResult>;
+  runInvariants(input: { runbook: string }): Promise<InvariantResult[]>;
+  promoteRestored(input: { runbook: string; workflowId: string; runId: string }): Promise<{ promotedAt: string; timeline: number; lsn: string }>;
+  stopRestored(input: { runbook: string; workflowId: string }): Promise<{ stopped: boolean; dataDir: string }>;
+  reconcileOutbox(input: { runbook: string; highWater?: string }): Promise<OutboxResult>;
+  invalidateCaches(input: { runbook: string }): Promise<CacheResult[]>;
+  resumeTraffic(input: { runbook: string }): Promise<TrafficResult>;
+  appendAudit(input: { runbook: string; runId: string; workflowId: string; seq: number; line: AuditLine }): Promise<void>;
+  writeEvidence(input: { runbook: string; evidence: Evidence }): Promise<{ key: string; repository: string }>;
+  notifyEscalation(input: { runbook: string; workflowId: string; pending: PendingDecision; waitedSeconds: number }): Promise<{ delivered: boolean; detail: string }>;
+}

@@ -1,0 +1,194 @@
+// recoverToPointInTime(RecoveryInput): the disaster-recovery runbook of
+// DESIGN.md §4.1, one line per step. The machinery every step goes through
+// (state, approvals, retry/skip/abort, the checklist) is in ./recovery/machine.
+import { ApplicationFailure, log, workflowInfo } from '@temporalio/workflow';
+import { RecoveryInput, describeTarget, type Evidence, type ReplayResult, type Target } from '../src/recovery/contract';
+import { clusterName, type Runbook } from '../src/runbook/schema';
+import { parseLsn as parseLsnInWorkflow } from '../src/wal/names';
+import { hostActivities, sharedActivities } from './recovery/proxies';
+import { buildEvidence, type RunFacts } from './recovery/evidence';
+import { RecoveryMachine, RunAborted } from './recovery/machine';
+import { parseWorkflowInput } from './input';
+
+export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evidence> {
+  const input = parseWorkflowInput(RecoveryInput, rawInput, 'recoverToPointInTime');
+  const { workflowId, runId } = workflowInfo();
+  const dryRun = input.dryRun ?? false;
+  const run = new RecoveryMachine({
+    runbook: input.runbook,
+    target: input.target,
+    mode: input.mode ?? 'side-by-side',
+    dryRun,
+    ...(input.incident ? { incident: input.incident } : {}),
+    ...(input.reason ? { reason: input.reason } : {}),
+  });
+  run.installHandlers();
+  run.publish();
+  const act = sharedActivities();
+  const name = input.runbook;
+  const facts: RunFacts = { input, workflowId, runId, validationStatus: 'passed', notes: [] };
+  const auditDone = run.auditLoop((seq, line) => act.appendAudit({ runbook: name, runId, workflowId, seq, line }));
+  const notify = async (pending: Parameters<typeof act.notifyEscalation>[0]['pending'], waitedSeconds: number) => {
+    const r = await act.notifyEscalation({ runbook: name, workflowId, pending, waitedSeconds }).catch((err: unknown) => ({ delivered: false, detail: String(err) }));
+    run.audit({ at: new Date().toISOString(), event: 'step', note: `escalation for ${pending.step}: ${r.detail}` });
+  };
+
+  try {
+    // 1. preflight: backup chosen, WAL chain checked, nothing touched.
+    const plan = await run.step('preflight', () => act.preflight({ runbook: name, target: run.target, mode: run.status().mode, dryRun, ...(input.backupId ? { backupId: input.backupId } : {}) }), (p) => `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}, RTO estimate ${Math.round(p.rtoEstimateSeconds / 60)} min`);
+    if (!plan) throw ApplicationFailure.nonRetryable('preflight cannot be skipped', 'RUNBOOK_INVALID');
+    const runbook: Runbook = plan.runbook;
+    run.runbook = runbook;
+    facts.runbook = runbook;
+    facts.cluster = clusterName(runbook);
+    facts.notes.push(...plan.warnings);
+    run.extra.cluster = facts.cluster;
+    run.extra.backup = plan.backup;
+    const host = hostActivities(runbook);
+    const ref = { runbook: name };
+    const gates = runbook.gates;
+
+    // 2. capture-forensics: what the restore will erase, while the primary answers.
+    facts.forensics = await run.step('capture-forensics', () => act.captureForensics({ runbook: name, target: run.target }), (c) => (c.primaryReachable ? `high-water mark ${c.outboxHighWater ?? '(none)'}, ${c.captures.length} capture(s)` : 'primary did not answer: nothing captured'));
+
+    if (dryRun) {
+      for (const id of ['approve-fence', 'disable-writers', 'disable-background-jobs', 'pause-outbox'] as const) run.notApplicable(id, 'dry run: no gate is touched');
+    } else {
+      // 3. approve-fence.
+      await run.approval('approve-fence', notify);
+      // 4-6. fence writers (proven), stop background jobs, pause the outbox.
+      if (gates) await run.step('disable-writers', () => act.setPrimaryGate({ ...ref, gate: 'writers', where: 'primary', enabled: false }), (g) => g.proof ?? 'writers fenced');
+      else run.notApplicable('disable-writers', 'no gates in the runbook');
+      if (gates?.backgroundJobs) await run.step('disable-background-jobs', () => act.setPrimaryGate({ ...ref, gate: 'backgroundJobs', where: 'primary', enabled: false }), () => `${gates.backgroundJobs!.gate} off`);
+      else run.notApplicable('disable-background-jobs', 'no gates.backgroundJobs in the runbook');
+      if (gates?.outbox) await run.step('pause-outbox', () => act.setPrimaryGate({ ...ref, gate: 'outbox', where: 'primary', enabled: false }), () => `${gates.outbox!.gate} off`);
+      else run.notApplicable('pause-outbox', 'no gates.outbox in the runbook');
+    }
+
+    // 7-10. restore, replay to the target and pause, check, approve. A
+    // retarget goes round again: later continues the replay, earlier restores again.
+    let backupId = plan.backup.backupId;
+    let restoreNeeded = true;
+    let continueFrom = false;
+    let replay: ReplayResult | undefined;
+    for (;;) {
+      if (restoreNeeded) {
+        await run.step('restore-base-backup', async () => {
+          if (run.steps.get('restore-base-backup')!.runs > 1 || backupId !== plan.backup.backupId) {
+            const again = await act.preflight({ runbook: name, target: run.target, mode: run.status().mode, dryRun });
+            backupId = again.backup.backupId;
+            run.extra.backup = again.backup;
+          }
+          return host.restoreBaseBackup({ ...ref, backupId, mode: run.status().mode, workflowId, runId });
+        }, (r) => `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${r.movedAside ? `; old directory moved to ${r.movedAside}` : ''}`);
+      }
+      replay = await run.step('replay-wal', () => host.replayWal({ ...ref, target: run.target, workflowId, runId, ...(continueFrom ? { continueFrom: true } : {}) }), (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`);
+      if (!replay) throw ApplicationFailure.nonRetryable('replay-wal cannot be skipped', 'RUNBOOK_INVALID');
+      run.extra.replay = { lsn: replay.lsn, ...(replay.time ? { time: replay.time } : {}), paused: true };
+      facts.walSegmentsReplayed = replay.walSegmentsReplayed;
+      facts.walBytesReplayed = replay.walBytesReplayed;
+      const rpo = observedRpo(run.target, replay);
+      if (rpo !== undefined) run.extra.rpoObservedSeconds = rpo;
+      // 9. run-invariants on the paused, read-only copy.
+      const invariants = (await run.step('run-invariants', () => host.runInvariants(ref), (r) => `${r.filter((i) => i.passed).length} of ${r.length} passed`)) ?? [];
+      run.extra.invariants = invariants;
+      run.failedInvariants = invariants.filter((i) => !i.passed).map((i) => i.name);
+      if (dryRun) break;
+      // 10. approve-promote (or retarget).
+      if ((await run.approval('approve-promote', notify)) === 'approved') break;
+      const moved = run.takeRetarget()!;
+      const later = isLater(run.target, moved.target, replay);
+      log.info('retarget', { from: describeTarget(run.target), to: describeTarget(moved.target), later });
+      facts.notes.push(`retargeted by ${moved.by} from ${describeTarget(run.target)} to ${describeTarget(moved.target)}: ${later ? 'replay continued' : 'restored again'}`);
+      run.target = moved.target;
+      restoreNeeded = !later;
+      continueFrom = later;
+      if (!later) run.reopen('restore-base-backup');
+      run.reopen('replay-wal');
+      run.reopen('run-invariants');
+    }
+
+    if (dryRun) {
+      await host.stopRestored({ runbook: name, workflowId });
+      for (const id of ['approve-promote', 'promote', 'reconcile-outbox', 'invalidate-caches', 'approve-resume', 'resume-traffic', 'enable-background-jobs', 'resume-outbox'] as const) {
+        run.notApplicable(id, 'dry run: nothing promoted, no traffic touched');
+      }
+      facts.notes.push('dry run: the restored copy was stopped and its data directory kept');
+      if (run.failedInvariants.length > 0) facts.validationStatus = 'failed';
+    } else {
+      // 11. promote, then re-assert the gates inside the promoted copy before anything connects.
+      const promoted = await run.step('promote', async () => {
+        const p = await host.promoteRestored({ ...ref, workflowId, runId });
+        if (gates) await host.setRestoredGate({ ...ref, gate: 'writers', where: 'restored', enabled: false });
+        if (gates?.backgroundJobs) await host.setRestoredGate({ ...ref, gate: 'backgroundJobs', where: 'restored', enabled: false });
+        if (gates?.outbox) await host.setRestoredGate({ ...ref, gate: 'outbox', where: 'restored', enabled: false });
+        return p;
+      }, (p) => `promoted on timeline ${p.timeline} at ${p.promotedAt}; gates re-asserted`);
+      facts.promotedAt = promoted?.promotedAt;
+      // 12. reconcile-outbox: rows published before the incident are not sent again.
+      if (gates?.outbox) facts.outbox = await run.step('reconcile-outbox', () => host.reconcileOutbox({ ...ref, ...(facts.forensics?.outboxHighWater ? { highWater: facts.forensics.outboxHighWater } : {}) }), (o) => o.skippedReason ?? `${o.markedPublished} row(s) marked published (at or below ${o.highWater})`);
+      else run.notApplicable('reconcile-outbox', 'no gates.outbox in the runbook');
+      // 13. invalidate-caches.
+      if (runbook.caches.length > 0) facts.caches = await run.step('invalidate-caches', () => act.invalidateCaches(ref), (c) => c.map((x) => `${x.target}${x.deleted !== undefined ? `: ${x.deleted} deleted` : ''}`).join('; '));
+      else run.notApplicable('invalidate-caches', 'no caches in the runbook');
+      // 14. approve-resume (on unless the runbook turns it off).
+      if (runbook.approvals['approve-resume'] === false) run.notApplicable('approve-resume', 'turned off in the runbook (approvals.approve-resume: false)');
+      else await run.approval('approve-resume', notify);
+      // 15. resume-traffic, then writers on.
+      facts.traffic = await run.step('resume-traffic', async () => {
+        const t = await host.resumeTraffic(ref);
+        if (gates) await host.setRestoredGate({ ...ref, gate: 'writers', where: 'restored', enabled: true });
+        return t;
+      }, (t) => `${t.kind}${t.pointedAt ? ` now points at ${t.pointedAt}` : ''}; writers on`);
+      // 16. background jobs, then the outbox publisher.
+      if (gates?.backgroundJobs) await run.step('enable-background-jobs', () => host.setRestoredGate({ ...ref, gate: 'backgroundJobs', where: 'restored', enabled: true }), () => 'background jobs on');
+      else run.notApplicable('enable-background-jobs', 'no gates.backgroundJobs in the runbook');
+      if (gates?.outbox) await run.step('resume-outbox', () => host.setRestoredGate({ ...ref, gate: 'outbox', where: 'restored', enabled: true }), () => 'outbox publisher on');
+      else run.notApplicable('resume-outbox', 'no gates.outbox in the runbook');
+      if (run.invariantOverride) facts.validationStatus = 'failed';
+    }
+
+    // 17. record-evidence: written to the repository and returned.
+    const evidence = buildEvidence(run, facts);
+    await run.step('record-evidence', () => act.writeEvidence({ runbook: name, evidence }), (w) => `${w.repository}/${w.key}`);
+    run.end('finished');
+    run.closeAudit();
+    await auditDone;
+    return evidence;
+  } catch (err) {
+    if (!(err instanceof RunAborted)) throw err;
+    // The safe state is fenced: nothing is reopened. The evidence says why it stopped.
+    facts.validationStatus = err.kind;
+    facts.notes.push(`${err.kind} at ${err.step} by ${err.by}: ${err.reason}; gates left as they were`);
+    run.end(err.kind);
+    const evidence = buildEvidence(run, facts);
+    await act.writeEvidence({ runbook: name, evidence }).catch((e: unknown) => log.error('evidence not written', { error: String(e) }));
+    run.closeAudit();
+    await auditDone;
+    throw ApplicationFailure.create({
+      type: err.kind === 'aborted' ? 'RECOVERY_ABORTED' : 'RECOVERY_REJECTED',
+      nonRetryable: true,
+      message: `recovery ${err.kind} at ${err.step} by ${err.by}: ${err.reason}\nHINT: writers, background jobs and the outbox were left as they were (fenced if fencing ran): reopen them deliberately\nHINT: the evidence record is in the repository under evidence/${runId}.json`,
+    });
+  }
+}
+
+/** Target time minus the last replayed commit: the data given up. */
+function observedRpo(target: Target, replay: ReplayResult): number | undefined {
+  if (!('time' in target) || !replay.time) return undefined;
+  return Math.max(0, Math.round((Date.parse(target.time) - Date.parse(replay.time)) / 1000));
+}
+
+/**
+ * Whether replay can simply continue to the new target. Only when the new
+ * target is provably at or after the current one in the same terms; anything
+ * else (an earlier target, a restore point, a different kind) restores again,
+ * because PostgreSQL cannot replay backwards.
+ */
+function isLater(current: Target, next: Target, replay: ReplayResult): boolean {
+  if ('latest' in current) return false;
+  if ('latest' in next) return true;
+  if ('time' in current && 'time' in next) return Date.parse(next.time) >= Date.parse(current.time);
+  if ('lsn' in current && 'lsn' in next) return parseLsnInWorkflow(next.lsn) >= parseLsnInWorkflow(current.lsn) && parseLsnInWorkflow(next.lsn) >= parseLsnInWorkflow(replay.lsn);
+  return false;
+}

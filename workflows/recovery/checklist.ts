@@ -1,0 +1,48 @@
+// The markdown the Temporal UI shows as the run's current details: the steps
+// as a checklist, and the decision that waits, with how to give it.
+import { describeTarget, type RecoveryStatus, type StepRecord } from '../../src/recovery/contract';
+
+const MARK: Record<StepRecord['state'], string> = {
+  pending: '[ ]',
+  running: '[ ] ⏳',
+  'awaiting-approval': '[ ] ✋',
+  done: '[x]',
+  skipped: '[x] ~',
+  failed: '[ ] ❌',
+};
+
+export function renderChecklist(s: RecoveryStatus, workflowId: string): string {
+  const head = [
+    `**Recovery of \`${s.runbook}\` to ${describeTarget(s.target)}**${s.incident ? ` · ${s.incident}` : ''} · ${s.mode}${s.dryRun ? ' · dry run' : ''}`,
+  ];
+  if (s.backup) head.push(`Backup \`${s.backup.backupId}\` (${s.backup.why})`);
+  if (s.replay) head.push(`Replayed to \`${s.replay.lsn}\`${s.replay.time ? ` (last commit ${s.replay.time})` : ''}${s.replay.paused ? ', paused' : ''}`);
+  if (s.rpoObservedSeconds !== undefined) head.push(`Observed RPO: ${s.rpoObservedSeconds} s`);
+  const lines = s.steps.map((st) => {
+    const note = st.summary ?? (st.error ? `${st.error.type}: ${st.error.message.split('\n')[0]}` : '');
+    return `- ${MARK[st.state]} \`${st.id}\` ${st.title}${note ? ` — ${note}` : ''}`;
+  });
+  const out = [...head, '', ...lines];
+  if (s.invariants?.some((i) => !i.passed)) {
+    out.push('', `**Failed invariants:** ${s.invariants.filter((i) => !i.passed).map((i) => `${i.name} (got ${i.value}${i.expected !== undefined ? `, expected ${i.expected}` : ''})`).join('; ')}`);
+  }
+  const p = s.pending;
+  if (p) {
+    out.push('');
+    if (p.kind === 'approval') {
+      const who = p.approvers.length ? p.approvers.join(', ') : 'any named approver';
+      out.push(`**Waiting for approval: \`${p.step}\`** since ${p.since}: ${p.approvedBy.length} of ${p.min} (${p.approvedBy.join(', ') || 'none yet'}); may approve: ${who}.`);
+    } else {
+      const err = s.steps.find((x) => x.id === p.step)?.error;
+      out.push(`**\`${p.step}\` failed** since ${p.since}: ${err?.message.split('\n')[0] ?? ''}`);
+      for (const h of err?.hints ?? []) out.push(`> HINT: ${h}`);
+    }
+    for (const h of p.how) out.push(`- ${h}`);
+  }
+  if (s.ignored.length > 0) {
+    const last = s.ignored[s.ignored.length - 1]!;
+    out.push('', `Ignored messages: ${s.ignored.length} (last: ${last.name} from ${last.by ?? '?'}: ${last.why})`);
+  }
+  out.push('', `Query \`status\` for everything, or: lifeboat status ${workflowId} --watch`);
+  return out.join('\n');
+}

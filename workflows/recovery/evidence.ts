@@ -1,0 +1,90 @@
+// The evidence record of a recovery (DESIGN.md §7), built from the run's
+// state. Times come from activity results and step timestamps.
+import type { CacheResult, CaptureResult, Evidence, OutboxResult, RecoveryInput, TrafficResult } from '../../src/recovery/contract';
+import type { Runbook } from '../../src/runbook/schema';
+import type { RecoveryMachine } from './machine';
+
+export interface RunFacts {
+  input: RecoveryInput;
+  runbook?: Runbook;
+  cluster?: string;
+  workflowId: string;
+  runId: string;
+  promotedAt?: string;
+  forensics?: CaptureResult;
+  outbox?: OutboxResult;
+  caches?: CacheResult[];
+  traffic?: TrafficResult;
+  walSegmentsReplayed?: number;
+  walBytesReplayed?: number;
+  validationStatus: Evidence['validationStatus'];
+  notes: string[];
+}
+
+const seconds = (from?: string, to?: string) =>
+  from && to ? Math.max(0, Math.round((Date.parse(to) - Date.parse(from)) / 1000)) : undefined;
+
+export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
+  const s = m.status();
+  const finishedAt = new Date().toISOString();
+  const step = (id: string) => s.steps.find((x) => x.id === id);
+  const restore = step('restore-base-backup');
+  const replay = step('replay-wal');
+  const rto = seconds(s.startedAt, f.promotedAt);
+  const phases: Record<string, number> = {};
+  const add = (name: string, a?: string, b?: string) => {
+    const v = seconds(a, b);
+    if (v !== undefined) phases[name] = v;
+  };
+  add('restore', restore?.startedAt, restore?.finishedAt);
+  add('replay', replay?.startedAt, replay?.finishedAt);
+  if (rto !== undefined) phases.rest = Math.max(0, rto - (phases.restore ?? 0) - (phases.replay ?? 0));
+  const objectives = f.runbook?.objectives;
+  return {
+    runId: f.runId,
+    workflowId: f.workflowId,
+    kind: 'recovery',
+    runbook: f.input.runbook,
+    cluster: f.cluster ?? f.input.runbook,
+    ...(f.input.incident ? { incident: f.input.incident } : {}),
+    ...(f.input.reason ? { reason: f.input.reason } : {}),
+    dryRun: s.dryRun,
+    mode: s.mode,
+    ...(s.backup ? { backupId: s.backup.backupId, baseBackupBytes: s.backup.sizeBytes } : {}),
+    target: s.target,
+    startedAt: s.startedAt,
+    ...(f.promotedAt ? { promotedAt: f.promotedAt } : {}),
+    finishedAt,
+    ...(rto !== undefined ? { rtoObservedSeconds: rto, rtoPhases: phases } : {}),
+    ...(s.rpoObservedSeconds !== undefined ? { rpoObservedSeconds: s.rpoObservedSeconds } : {}),
+    ...(s.replay ? { replayedToLsn: s.replay.lsn, ...(s.replay.time ? { replayedToTime: s.replay.time } : {}) } : {}),
+    ...(f.walSegmentsReplayed !== undefined ? { walSegmentsReplayed: f.walSegmentsReplayed } : {}),
+    ...(f.walBytesReplayed !== undefined ? { walBytesReplayed: f.walBytesReplayed } : {}),
+    invariants: s.invariants ?? [],
+    ...(m.invariantOverride ? { invariantOverride: m.invariantOverride } : {}),
+    approvals: s.decisions.map((d) => ({ step: d.step, by: d.by, at: d.at, decision: d.decision, ...(d.comment ? { comment: d.comment } : {}) })),
+    steps: s.steps.map((st) => ({
+      id: st.id,
+      state: st.state,
+      ...(st.startedAt ? { startedAt: st.startedAt } : {}),
+      ...(st.finishedAt ? { finishedAt: st.finishedAt } : {}),
+      ...(st.summary ? { summary: st.summary } : {}),
+      ...(st.error ? { error: `${st.error.type}: ${st.error.message}` } : {}),
+    })),
+    ...(f.forensics ? { forensics: f.forensics } : {}),
+    ...(f.outbox ? { outbox: f.outbox } : {}),
+    ...(f.caches ? { caches: f.caches } : {}),
+    ...(f.traffic ? { traffic: f.traffic } : {}),
+    ...(objectives
+      ? {
+          objectives: {
+            ...objectives,
+            ...(s.rpoObservedSeconds !== undefined ? { rpoMet: s.rpoObservedSeconds <= objectives.rpoSeconds } : {}),
+            ...(rto !== undefined ? { rtoMet: rto <= objectives.rtoSeconds } : {}),
+          },
+        }
+      : {}),
+    validationStatus: f.validationStatus,
+    notes: f.notes,
+  };
+}

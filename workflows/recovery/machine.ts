@@ -1,0 +1,548 @@
+// The step machinery of recoverToPointInTime, in one place that every step
+// goes through: step state and timestamps, approvals with quorum and
+// escalation, failed steps waiting for retry/skip/abort, the signals, the
+// `decide` update and the `status` query, the audit trail and the
+// current-details checklist the Temporal UI shows.
+//
+// One rule set decides whether a message is acted on (`refusal` below): the
+// update's validator throws its answer back to the caller, a signal that
+// fails it is ignored and listed in status (a signal cannot answer).
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import {
+  ApproveSignal,
+  DecideUpdate,
+  RejectSignal,
+  RetargetSignal,
+  STEP_IDS,
+  STEP_TITLES,
+  StepSignal,
+  type AuditLine,
+  type DecisionKind,
+  type DecisionRecord,
+  type IgnoredMessage,
+  type PendingDecision,
+  type RecoveryStatus,
+  type StepError,
+  type StepId,
+  type StepRecord,
+  type Target,
+} from '../../src/recovery/contract';
+import {
+  abortSignal,
+  approveSignal,
+  decideUpdate,
+  rejectSignal,
+  retargetSignal,
+  retrySignal,
+  skipSignal,
+  statusQuery,
+} from '../../src/recovery/messages';
+import type { Runbook } from '../../src/runbook/schema';
+import { renderChecklist } from './checklist';
+
+/** Thrown inside the workflow when an operator aborts; caught at the top. */
+export class RunAborted extends Error {
+  constructor(
+    readonly step: StepId,
+    readonly by: string,
+    readonly reason: string,
+    readonly kind: 'aborted' | 'rejected',
+  ) {
+    super(`${kind} at ${step} by ${by}: ${reason}`);
+    this.name = 'RunAborted';
+  }
+}
+
+interface Policy {
+  approvers: string[];
+  min: number;
+  escalateAfterSeconds?: number;
+}
+
+type Incoming =
+  | { name: 'approve'; step: StepId; by: string; comment?: string; override?: boolean }
+  | { name: 'reject'; step: StepId; by: string; comment?: string }
+  | { name: 'retry' | 'skip' | 'abort'; step: StepId; by: string; comment?: string }
+  | { name: 'retarget'; by: string; target: Target; comment?: string };
+
+const now = () => new Date().toISOString();
+
+export class RecoveryMachine {
+  readonly steps = new Map<StepId, StepRecord>();
+  readonly decisions: DecisionRecord[] = [];
+  readonly ignored: IgnoredMessage[] = [];
+  readonly startedAt = now();
+  runbook?: Runbook;
+  pending?: PendingDecision;
+  phase: RecoveryStatus['phase'] = 'running';
+  /** Names of invariants that failed on the paused copy: approving promotion then needs an override. */
+  failedInvariants: string[] = [];
+  invariantOverride?: { by: string; reason: string };
+  retargetRequest?: { by: string; target: Target; comment?: string };
+  abortRequest?: { step: StepId; by: string; reason: string };
+  rejection?: { step: StepId; by: string; reason: string };
+  /** Everything else status shows (backup, replay position, invariants...). */
+  extra: Partial<RecoveryStatus> = {};
+
+  private approvedBy = new Set<string>();
+  private currentStep?: StepId;
+  private currentScope?: CancellationScope;
+  private resolution?: 'retry' | 'skip';
+  private readonly auditQueue: AuditLine[] = [];
+  private auditSeq = 0;
+  private finished = false;
+
+  constructor(private base: Pick<RecoveryStatus, 'runbook' | 'target' | 'mode' | 'dryRun' | 'incident' | 'reason'>) {
+    for (const id of STEP_IDS) this.steps.set(id, { id, title: STEP_TITLES[id], state: 'pending', runs: 0 });
+  }
+
+  get target(): Target {
+    return this.base.target;
+  }
+
+  set target(t: Target) {
+    this.base = { ...this.base, target: t };
+  }
+
+  // ------------------------------------------------------------ handlers
+
+  installHandlers(): void {
+    const signal = (name: Incoming['name'], parse: (raw: unknown) => Incoming | string) => (raw: unknown) => {
+      const parsed = parse(raw);
+      if (typeof parsed === 'string') return this.ignore('signal', name, raw, parsed);
+      const why = this.refusal(parsed);
+      if (why) return this.ignore('signal', name, raw, why);
+      this.apply(parsed, 'signal');
+    };
+    const stepMsg = (name: 'retry' | 'skip' | 'abort') => (raw: unknown) => {
+      const r = StepSignal.safeParse(raw);
+      return r.success ? { name, step: r.data.step, by: r.data.by, comment: r.data.reason } : describeIssues(r.error.issues);
+    };
+    setHandler(
+      approveSignal,
+      signal('approve', (raw) => {
+        const r = ApproveSignal.safeParse(raw);
+        return r.success ? { name: 'approve', ...r.data } : describeIssues(r.error.issues);
+      }),
+      { description: 'Approve the step awaiting approval. {"step": "approve-promote", "by": "alice", "comment": "rows checked"}; after a failed invariant add "override": true and the reason in comment.' },
+    );
+    setHandler(
+      rejectSignal,
+      signal('reject', (raw) => {
+        const r = RejectSignal.safeParse(raw);
+        return r.success ? { name: 'reject', step: r.data.step, by: r.data.by, comment: r.data.reason } : describeIssues(r.error.issues);
+      }),
+      { description: 'Reject the step awaiting approval; the run stops there, fenced. {"step": "approve-promote", "by": "alice", "reason": "..."}' },
+    );
+    setHandler(
+      retargetSignal,
+      signal('retarget', (raw) => {
+        const r = RetargetSignal.safeParse(raw);
+        return r.success ? { name: 'retarget', ...r.data } : describeIssues(r.error.issues);
+      }),
+      { description: 'At approve-promote: move the target. A later one continues the replay, an earlier one restores again. {"by": "alice", "target": {"time": "2026-06-04T14:31:00Z"}}' },
+    );
+    setHandler(retrySignal, signal('retry', stepMsg('retry')), { description: 'Run a failed step again. {"step": "disable-writers", "by": "alice"}' });
+    setHandler(skipSignal, signal('skip', stepMsg('skip')), {
+      description: 'Skip a failed step the runbook marks skippable, with a reason. {"step": "disable-writers", "by": "alice", "reason": "primary is gone"}',
+    });
+    setHandler(abortSignal, signal('abort', stepMsg('abort')), {
+      description: 'Stop the run at the current step, with a reason. Writers stay fenced. {"step": "replay-wal", "by": "alice", "reason": "..."}',
+    });
+    setHandler(
+      decideUpdate,
+      (d: DecideUpdate): StepRecord => {
+        const msg = toIncoming(d);
+        this.apply(msg, 'update');
+        return { ...this.steps.get(d.step)! };
+      },
+      {
+        validator: (raw: DecideUpdate) => {
+          const r = DecideUpdate.safeParse(raw);
+          if (!r.success) throw new Error(`decide: ${describeIssues(r.error.issues)}`);
+          const why = this.refusal(toIncoming(r.data));
+          if (why) throw new Error(why);
+        },
+        description:
+          'Decide a step and get an answer: {"step": "approve-promote", "decision": "approve"|"reject"|"retry"|"skip"|"abort", "by": "alice", "comment": "..."}. Refused with a reason for a wrong step, a non-approver or a repeated decision.',
+      },
+    );
+    setHandler(statusQuery, () => this.status(), {
+      description: 'Where the recovery stands: steps with state and timing, decisions, the pending approval, replay progress.',
+    });
+  }
+
+  /** Why a message must not be acted on, or undefined when it may. */
+  private refusal(m: Incoming): string | undefined {
+    const step = m.name === 'retarget' ? 'approve-promote' : m.step;
+    const rec = this.steps.get(step)!;
+    if (this.phase === 'finished' || this.phase === 'aborted' || this.phase === 'rejected') return `the run has ended (${this.phase}): nothing to decide`;
+    if (m.name === 'abort') {
+      if (this.abortRequest) return `an abort by ${this.abortRequest.by} is already being carried out`;
+      if (this.currentStep !== m.step) return `${m.step} is not the current step${this.currentStep ? ` (current: ${this.currentStep}, ${this.steps.get(this.currentStep)!.state})` : ''}: name the current step to abort`;
+      if (!m.comment?.trim()) return 'abort needs a reason';
+      return this.notAllowed(m.by, this.operators(), 'abort this run');
+    }
+    if (m.name === 'retry' || m.name === 'skip') {
+      if (rec.state !== 'failed' || this.pending?.step !== step) return `${step} has not failed (it is ${rec.state}): only a failed step can be ${m.name === 'retry' ? 'retried' : 'skipped'}`;
+      if (this.resolution) return `a ${this.resolution} of ${step} is already being carried out`;
+      if (m.name === 'skip') {
+        const skippable = this.runbook?.skippable ?? [];
+        if (!(skippable as readonly string[]).includes(step))
+          return `${step} cannot be skipped: the runbook's skippable steps are ${skippable.join(', ') || '(none)'}; retry or abort instead`;
+        if (!m.comment?.trim()) return 'skip needs a reason (it goes into the evidence)';
+      }
+      return this.notAllowed(m.by, this.operators(), `${m.name} ${step}`);
+    }
+    // approve, reject, retarget: only the step awaiting approval, only its approvers.
+    if (rec.state !== 'awaiting-approval' || this.pending?.step !== step) {
+      const waiting = this.pending?.kind === 'approval' ? ` (awaiting approval: ${this.pending.step})` : ' (no step is awaiting approval)';
+      return `${step} is not awaiting approval: it is ${rec.state}${waiting}`;
+    }
+    const policy = this.policy(step);
+    const denied = this.notAllowed(m.by, policy.approvers, `decide ${step}`);
+    if (denied) return denied;
+    if (m.name === 'approve') {
+      if (this.approvedBy.has(m.by)) return `${m.by} has already approved ${step}: ${policy.min} distinct approvers are needed, ${this.approvedBy.size} so far`;
+      if (step === 'approve-promote' && this.failedInvariants.length > 0 && !(m.override && m.comment?.trim()))
+        return `invariants failed on the paused copy (${this.failedInvariants.join(', ')}): approving promotion needs "override": true and the reason in comment (lifeboat approve ... --override --comment "<why>")`;
+    }
+    if (m.name === 'retarget' && this.retargetRequest) return `a retarget by ${this.retargetRequest.by} is already being carried out`;
+    return undefined;
+  }
+
+  private notAllowed(by: string, allowed: string[], what: string): string | undefined {
+    if (allowed.length === 0 || allowed.includes(by)) return undefined;
+    return `NOT_AN_APPROVER: ${by} may not ${what}; allowed: ${allowed.join(', ')}`;
+  }
+
+  /** Who may retry, skip or abort: everyone named in any approval policy (anyone when none is configured). */
+  private operators(): string[] {
+    const all = new Set<string>();
+    for (const p of Object.values(this.runbook?.approvals ?? {})) if (p) for (const a of p.approvers) all.add(a);
+    return [...all];
+  }
+
+  policy(step: StepId): Policy {
+    const approvals = this.runbook?.approvals ?? {};
+    const own = (approvals as Record<string, unknown>)[step] as Runbook['approvals']['approve-fence'];
+    const p = own || (step === 'approve-resume' ? approvals['approve-promote'] : undefined);
+    if (!p) return { approvers: [], min: 1 };
+    return {
+      approvers: p.approvers,
+      min: own ? p.min : 1,
+      ...(own && p.escalateAfter ? { escalateAfterSeconds: p.escalateAfter } : {}),
+    };
+  }
+
+  private apply(m: Incoming, via: 'signal' | 'update'): void {
+    const at = now();
+    const step = m.name === 'retarget' ? 'approve-promote' : m.step;
+    const record: DecisionRecord = {
+      step,
+      by: m.by,
+      at,
+      decision: m.name,
+      via,
+      ...(m.comment ? { comment: m.comment } : {}),
+      ...(m.name === 'approve' && m.override ? { override: true } : {}),
+      ...(m.name === 'retarget' ? { target: m.target } : {}),
+    };
+    this.decisions.push(record);
+    this.audit({ at, event: 'decision', decision: record });
+    const rec = this.steps.get(step)!;
+    switch (m.name) {
+      case 'approve': {
+        this.approvedBy.add(m.by);
+        if (m.override && step === 'approve-promote') this.invariantOverride = { by: m.by, reason: m.comment ?? '' };
+        if (this.pending) this.pending = { ...this.pending, approvedBy: [...this.approvedBy] };
+        if (this.approvedBy.size >= this.policy(step).min) this.finish(rec, 'done', `approved by ${[...this.approvedBy].join(', ')}`);
+        break;
+      }
+      case 'reject':
+        this.rejection = { step, by: m.by, reason: m.comment ?? '(no reason given)' };
+        break;
+      case 'retarget':
+        this.retargetRequest = { by: m.by, target: m.target, ...(m.comment ? { comment: m.comment } : {}) };
+        break;
+      case 'retry':
+      case 'skip':
+        this.resolution = m.name;
+        if (m.name === 'skip') rec.skipped = { by: m.by, reason: m.comment ?? '' };
+        break;
+      case 'abort':
+        this.abortRequest = { step, by: m.by, reason: m.comment ?? '' };
+        this.currentScope?.cancel();
+        break;
+    }
+    this.publish();
+  }
+
+  private ignore(via: 'signal' | 'update', name: string, raw: unknown, why: string): void {
+    const p = (raw ?? {}) as { by?: unknown; step?: unknown };
+    const item: IgnoredMessage = {
+      at: now(),
+      via,
+      name,
+      why,
+      ...(typeof p.by === 'string' ? { by: p.by.slice(0, 100) } : {}),
+      ...(typeof p.step === 'string' ? { step: p.step.slice(0, 100) } : {}),
+    };
+    this.ignored.push(item);
+    this.audit({ at: item.at, event: 'ignored', ignored: item });
+    log.warn('message ignored', { ...item });
+    this.publish();
+  }
+
+  // ------------------------------------------------------------ steps
+
+  /**
+   * Runs one step: state, timestamps, and on failure a wait for an operator.
+   * Returns the body's result, or undefined when the operator skipped it.
+   */
+  async step<T>(id: StepId, body: () => Promise<T>, summarize?: (r: T) => string): Promise<T | undefined> {
+    const rec = this.steps.get(id)!;
+    this.currentStep = id;
+    for (;;) {
+      this.checkAbort(id);
+      rec.state = 'running';
+      rec.startedAt ??= now();
+      delete rec.finishedAt;
+      delete rec.error;
+      rec.runs += 1;
+      this.publish();
+      try {
+        const scope = new CancellationScope();
+        this.currentScope = scope;
+        const result = await scope.run(body);
+        this.currentScope = undefined;
+        this.finish(rec, 'done', summarize?.(result));
+        return result;
+      } catch (err) {
+        this.currentScope = undefined;
+        this.checkAbort(id);
+        if (isCancellation(err)) throw err;
+        rec.state = 'failed';
+        rec.error = stepError(err);
+        log.warn('step failed', { step: id, type: rec.error.type, message: rec.error.message });
+        this.pending = {
+          step: id,
+          kind: 'failed',
+          since: now(),
+          approvers: this.operators(),
+          min: 1,
+          approvedBy: [],
+          how: this.howToResolve(id),
+        };
+        this.publish();
+        await condition(() => this.resolution !== undefined || this.abortRequest !== undefined);
+        this.pending = undefined;
+        this.checkAbort(id);
+        const resolution = this.resolution;
+        this.resolution = undefined;
+        if (resolution === 'skip') {
+          this.finish(rec, 'skipped', `skipped by ${rec.skipped?.by}: ${rec.skipped?.reason}`);
+          return undefined;
+        }
+        // retry: go round again.
+      }
+    }
+  }
+
+  /** Marks a step as not run, with why (not configured, dry run...). */
+  notApplicable(id: StepId, reason: string): void {
+    const rec = this.steps.get(id)!;
+    rec.skipped = { by: 'lifeboat', reason };
+    this.finish(rec, 'skipped', reason);
+  }
+
+  /** Puts a step back to pending so it runs again (after a retarget). */
+  reopen(id: StepId): void {
+    const rec = this.steps.get(id)!;
+    rec.state = 'pending';
+    delete rec.finishedAt;
+    delete rec.summary;
+    delete rec.error;
+  }
+
+  /**
+   * Waits for an approval step's quorum. Returns 'approved', or 'retarget'
+   * (approve-promote only); rejection and abort end the run.
+   */
+  async approval(id: StepId, notify: (pending: PendingDecision, waitedSeconds: number) => Promise<void>): Promise<'approved' | 'retarget'> {
+    const rec = this.steps.get(id)!;
+    this.currentStep = id;
+    this.checkAbort(id);
+    const policy = this.policy(id);
+    this.approvedBy = new Set();
+    rec.state = 'awaiting-approval';
+    rec.startedAt ??= now();
+    rec.runs += 1;
+    this.pending = {
+      step: id,
+      kind: 'approval',
+      since: now(),
+      approvers: policy.approvers,
+      min: policy.min,
+      approvedBy: [],
+      how: this.howToApprove(id),
+    };
+    this.publish();
+    const decided = () => rec.state !== 'awaiting-approval' || !!this.rejection || !!this.abortRequest || !!this.retargetRequest;
+    let waited = 0;
+    for (;;) {
+      if (policy.escalateAfterSeconds === undefined) {
+        await condition(decided);
+        break;
+      }
+      if (await condition(decided, policy.escalateAfterSeconds * 1000)) break;
+      // Escalation notifies again; it never approves.
+      waited += policy.escalateAfterSeconds;
+      await notify(this.pending, waited);
+    }
+    this.pending = undefined;
+    this.checkAbort(id);
+    if (this.rejection) {
+      this.finish(rec, 'failed', `rejected by ${this.rejection.by}: ${this.rejection.reason}`);
+      throw new RunAborted(id, this.rejection.by, this.rejection.reason, 'rejected');
+    }
+    if (this.retargetRequest) {
+      rec.state = 'pending';
+      this.publish();
+      return 'retarget';
+    }
+    return 'approved';
+  }
+
+  private checkAbort(id: StepId): void {
+    if (!this.abortRequest) return;
+    const rec = this.steps.get(id)!;
+    rec.state = 'failed';
+    rec.error = { type: 'RECOVERY_ABORTED', message: `aborted by ${this.abortRequest.by}: ${this.abortRequest.reason}`, hints: [] };
+    rec.finishedAt = now();
+    this.pending = undefined;
+    this.publish();
+    throw new RunAborted(this.abortRequest.step, this.abortRequest.by, this.abortRequest.reason, 'aborted');
+  }
+
+  takeRetarget(): { by: string; target: Target; comment?: string } | undefined {
+    const r = this.retargetRequest;
+    this.retargetRequest = undefined;
+    return r;
+  }
+
+  private finish(rec: StepRecord, state: 'done' | 'skipped' | 'failed', summary?: string): void {
+    rec.state = state;
+    rec.finishedAt = now();
+    if (summary !== undefined) rec.summary = summary;
+    this.publish();
+  }
+
+  // ------------------------------------------------------------ operator view
+
+  private howToApprove(step: StepId): string[] {
+    const id = workflowInfo().workflowId;
+    const over = step === 'approve-promote' && this.failedInvariants.length > 0;
+    const extra = over ? ', "override": true, "comment": "<why promote despite failed invariants>"' : '';
+    return [
+      `Temporal UI: send signal approve with {"step": "${step}", "by": "<you>"${extra}} (or reject with a reason)`,
+      `CLI: lifeboat approve ${id} ${step} --as <you>${over ? ' --override --comment "<why>"' : ''}`,
+      ...(step === 'approve-promote' ? [`to move the target instead: lifeboat retarget ${id} --to-time <iso> --as <you>`] : []),
+    ];
+  }
+
+  private howToResolve(step: StepId): string[] {
+    const id = workflowInfo().workflowId;
+    const skippable = (this.runbook?.skippable as readonly string[] | undefined)?.includes(step);
+    return [
+      `retry: lifeboat retry ${id} ${step} --as <you> (or signal retry {"step": "${step}", "by": "<you>"})`,
+      ...(skippable ? [`skip: lifeboat skip ${id} ${step} --as <you> --reason "<why>"`] : []),
+      `abort: lifeboat abort ${id} ${step} --as <you> --reason "<why>" (writers stay fenced)`,
+    ];
+  }
+
+  status(): RecoveryStatus {
+    return {
+      workflow: 'recoverToPointInTime',
+      ...this.base,
+      phase: this.phase === 'running' && this.pending ? 'waiting' : this.phase,
+      startedAt: this.startedAt,
+      steps: STEP_IDS.map((id) => ({ ...this.steps.get(id)! })),
+      decisions: [...this.decisions],
+      ignored: [...this.ignored],
+      ...(this.pending ? { pending: this.pending } : {}),
+      ...this.extra,
+    };
+  }
+
+  publish(): void {
+    setCurrentDetails(renderChecklist(this.status(), workflowInfo().workflowId));
+  }
+
+  end(phase: 'finished' | 'aborted' | 'rejected'): void {
+    this.phase = phase;
+    this.currentStep = undefined;
+    this.publish();
+  }
+
+  // ------------------------------------------------------------ audit
+
+  audit(line: AuditLine): void {
+    this.auditQueue.push(line);
+  }
+
+  /** Writes audit lines one at a time, in order, for as long as the run lives. */
+  async auditLoop(append: (seq: number, line: AuditLine) => Promise<void>): Promise<void> {
+    for (;;) {
+      await condition(() => this.auditQueue.length > 0 || this.finished);
+      const line = this.auditQueue.shift();
+      if (!line) return;
+      this.auditSeq += 1;
+      try {
+        await append(this.auditSeq, line);
+      } catch (err) {
+        // Retried at length by the activity's policy; a store down for longer
+        // must not stop a recovery. The decision is still in status and history.
+        log.error('audit line not written', { seq: this.auditSeq, error: String(err) });
+      }
+    }
+  }
+
+  /** Lets the audit loop drain and stop. */
+  closeAudit(): void {
+    this.finished = true;
+  }
+}
+
+function toIncoming(d: DecideUpdate): Incoming {
+  if (d.decision === 'approve') return { name: 'approve', step: d.step, by: d.by, ...(d.comment ? { comment: d.comment } : {}), ...(d.override ? { override: true } : {}) };
+  return { name: d.decision as Exclude<DecisionKind, 'approve'>, step: d.step, by: d.by, ...(d.comment ? { comment: d.comment } : {}) };
+}
+
+function describeIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
+  return issues.map((i) => `${i.path.length ? i.path.map(String).join('.') : '(payload)'}: ${i.message}`).join('; ');
+}
+
+/** What an operator needs from a failure: its type, its message, its hints. */
+export function stepError(err: unknown): StepError {
+  let e: unknown = err;
+  // ActivityFailure wraps the ApplicationFailure the activity threw.
+  while (e instanceof Error && e.cause instanceof Error && !(e instanceof ApplicationFailure)) e = e.cause;
+  const type = e instanceof ApplicationFailure ? (e.type ?? 'UNEXPECTED') : 'UNEXPECTED';
+  const text = e instanceof Error ? e.message : String(e);
+  const lines = text.split('\n');
+  return {
+    type,
+    message: lines.filter((l) => !l.startsWith('HINT: ')).join('\n'),
+    hints: lines.filter((l) => l.startsWith('HINT: ')).map((l) => l.slice(6)),
+  };
+}
