@@ -1,0 +1,216 @@
+// The writer gate (DESIGN.md §4.1 step 4): the gate row off, the application
+// roles made read-only for every new session, their open sessions ended, and
+// then proof: a new session as the application role tries a write that
+// PostgreSQL must refuse with SQLSTATE 25006 (read_only_sql_transaction).
+//
+// Why a login as the role and not `SET ROLE` in Lifeboat's own session:
+// `ALTER ROLE ... SET` takes effect when that role logs in; SET ROLE does not
+// apply it, so only a real login shows what the application's next
+// connection will get, including a stronger per-database override
+// (`ALTER ROLE app IN DATABASE appdb SET default_transaction_read_only = off`)
+// that silently defeats the role-wide setting.
+import { Client, type ClientConfig } from 'pg';
+import { LifeboatError, errorMessage } from '../errors';
+import type { GateResult } from '../recovery/contract';
+import { writeGateRow } from './row-gate';
+import { inTransaction, isUnreachable, quoteIdent, quoteQualified, sqlFailed, sqlState, unreachableError, withClient, type Endpoint } from './sql';
+
+export interface WriterGateSpec {
+  table: string;
+  gate: string;
+  roles: string[];
+}
+
+/** How long pg_terminate_backend waits for each session to end (PostgreSQL 14+). */
+const TERMINATE_WAIT_MS = 5000;
+
+export async function setWriterGate(endpoint: Endpoint, spec: WriterGateSpec, enabled: boolean): Promise<GateResult> {
+  const self = String(endpoint.config.user);
+  if (spec.roles.includes(self)) {
+    // Fencing our own role would leave Lifeboat unable to reopen the gate.
+    throw new LifeboatError('RUNBOOK_INVALID', `gates.writers.readOnlyRoles lists ${self}, the role Lifeboat itself connects as`, {
+      hints: ['list only the application roles there; Lifeboat needs a role that can still write to reopen the gate'],
+    });
+  }
+  return enabled ? reopen(endpoint, spec) : fence(endpoint, spec);
+}
+
+async function alterRoles(client: Client, roles: string[], clause: string): Promise<void> {
+  for (const role of roles) {
+    try {
+      await client.query(`alter role ${quoteIdent(role)} ${clause}`);
+    } catch (err) {
+      if (sqlState(err) === '42704') {
+        throw new LifeboatError('RUNBOOK_INVALID', `role ${role} named in gates.writers.readOnlyRoles does not exist on this server`, {
+          hints: ['check the role names in the runbook against: select rolname from pg_roles'],
+          cause: err,
+        });
+      }
+      throw sqlFailed(`could not run ALTER ROLE ${role} ${clause}`, err);
+    }
+  }
+}
+
+async function reopen(endpoint: Endpoint, spec: WriterGateSpec): Promise<GateResult> {
+  await withClient(endpoint, (client) =>
+    inTransaction(client, 'begin', async () => {
+      await writeGateRow(client, spec.table, spec.gate, true);
+      await alterRoles(client, spec.roles, 'reset default_transaction_read_only');
+    }),
+  );
+  return { gate: spec.gate, enabled: true, rolesAltered: [...spec.roles] };
+}
+
+async function fence(endpoint: Endpoint, spec: WriterGateSpec): Promise<GateResult> {
+  return withClient(endpoint, async (client) => {
+    // Row and roles in one transaction, committed before any session is
+    // ended: a pool that reconnects at once already gets a read-only session.
+    await inTransaction(client, 'begin', async () => {
+      await writeGateRow(client, spec.table, spec.gate, false);
+      await alterRoles(client, spec.roles, 'set default_transaction_read_only = on');
+    });
+    const sessionsTerminated = await endSessions(client, spec.roles);
+    const overrides = await readWriteOverrides(client, spec.roles);
+    const prover = await proofRole(client, spec.roles);
+    const outcome = await attemptWrite(endpoint, prover, spec.table);
+    if (!outcome.refused || overrides.length > 0) throw notEnforced(endpoint, prover, outcome, overrides);
+    return { gate: spec.gate, enabled: false, rolesAltered: [...spec.roles], sessionsTerminated, proof: outcome.text };
+  });
+}
+
+/** Ends the roles' sessions and waits for each to be gone; one still alive could keep writing. */
+async function endSessions(client: Client, roles: string[]): Promise<number> {
+  let rows: Array<{ pid: number; usename: string; ended: boolean }>;
+  try {
+    ({ rows } = await client.query<{ pid: number; usename: string; ended: boolean }>(
+      `select pid, usename, pg_terminate_backend(pid, $2) as ended
+         from pg_stat_activity
+        where usename = any($1::text[]) and pid <> pg_backend_pid() and backend_type = 'client backend'`,
+      [roles, TERMINATE_WAIT_MS],
+    ));
+  } catch (err) {
+    throw sqlFailed(`could not end the sessions of ${roles.join(', ')}`, err);
+  }
+  const alive = rows.filter((r) => !r.ended);
+  if (alive.length > 0) {
+    throw new LifeboatError(
+      'GATE_NOT_ENFORCED',
+      `writer gate: ${alive.length} session(s) of ${roles.join(', ')} did not end within ${TERMINATE_WAIT_MS / 1000} s (pid ${alive.map((r) => r.pid).join(', ')}); they can still write`,
+      {
+        hints: [
+          'see what they are doing: select pid, state, query from pg_stat_activity where pid in (...)',
+          'retry the step, or end them by hand: select pg_terminate_backend(pid)',
+        ],
+      },
+    );
+  }
+  return rows.length;
+}
+
+interface Override {
+  role: string;
+  setting: string;
+}
+
+/**
+ * Per-database settings of the roles that turn read-only off again in this
+ * database: they win over the role-wide setting at login, so each one is a
+ * role the gate does not hold, whichever role the write proof used.
+ */
+async function readWriteOverrides(client: Client, roles: string[]): Promise<Override[]> {
+  const { rows } = await client.query<{ role: string; setting: string }>(
+    `select r.rolname as role, cfg as setting
+       from pg_db_role_setting s
+       join pg_roles r on r.oid = s.setrole
+       cross join lateral unnest(s.setconfig) as cfg
+      where r.rolname = any($1::text[])
+        and s.setdatabase = (select oid from pg_database where datname = current_database())
+        and cfg like 'default_transaction_read_only=%'
+        and lower(split_part(cfg, '=', 2)) not in ('on', 'true', 'yes', '1', 't', 'y')`,
+    [roles],
+  );
+  return rows;
+}
+
+/** The first listed role that can log in: settings of a group role do not reach its members' logins. */
+async function proofRole(client: Client, roles: string[]): Promise<string> {
+  const { rows } = await client.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1::text[]) and rolcanlogin', [roles]);
+  const canLogin = new Set(rows.map((r) => r.rolname));
+  const role = roles.find((r) => canLogin.has(r));
+  if (!role) {
+    throw new LifeboatError('RUNBOOK_INVALID', `none of gates.writers.readOnlyRoles (${roles.join(', ')}) can log in, so making them read-only fences nobody`, {
+      hints: ['ALTER ROLE ... SET applies to logins of that very role, not to members of a group role: list the roles the application logs in as'],
+    });
+  }
+  return role;
+}
+
+interface WriteOutcome {
+  refused: boolean;
+  /** The refusal (the proof) or what happened instead. */
+  text: string;
+}
+
+async function attemptWrite(endpoint: Endpoint, role: string, table: string): Promise<WriteOutcome> {
+  const statement = `update ${quoteQualified(table)} set updated_at = updated_at where false`;
+  const config: ClientConfig = {
+    ...endpoint.config,
+    user: role,
+    // The runbook holds no password for the application role: the proof works
+    // where pg_hba.conf lets this worker log in as the role without one (trust
+    // on loopback in the sandbox, cert elsewhere). Never send Lifeboat's own
+    // password, nor fall back to PGPASSWORD from the environment.
+    password: () => {
+      throw new ProofLoginError(`the server asks for a password for ${role}, and the runbook holds none`);
+    },
+    application_name: 'lifeboat-gate-proof',
+    // An explicit value also keeps PGOPTIONS from the worker's environment out
+    // of this session: what it proves must be what the role itself gets.
+    options: '-c statement_timeout=10s',
+  };
+  const client = new Client(config);
+  client.on('error', () => undefined);
+  try {
+    try {
+      await client.connect();
+    } catch (err) {
+      if (isUnreachable(err)) throw unreachableError(endpoint, err);
+      return { refused: false, text: `could not log in as ${role} to attempt a write: ${errorMessage(err)}` };
+    }
+    try {
+      // Rolled back either way: if the gate does not hold, nothing is written.
+      await client.query('begin');
+      await client.query(statement);
+      return { refused: false, text: `as ${role}, "${statement}" succeeded: new sessions of ${role} can write` };
+    } catch (err) {
+      const state = sqlState(err);
+      if (state === '25006') return { refused: true, text: `as ${role}, "${statement}" was refused: ${errorMessage(err)} (SQLSTATE 25006)` };
+      return { refused: false, text: `as ${role}, "${statement}" failed for another reason than read-only: ${errorMessage(err)}${state ? ` (SQLSTATE ${state})` : ''}` };
+    } finally {
+      await client.query('rollback').catch(() => undefined);
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+class ProofLoginError extends Error {}
+
+function notEnforced(endpoint: Endpoint, role: string, outcome: WriteOutcome, overrides: Override[]): LifeboatError {
+  const db = String(endpoint.config.database);
+  const lines = [outcome.text, ...overrides.map((o) => `role ${o.role} has ${o.setting} in database ${db}, which wins over the role-wide setting`)];
+  const hints = [
+    ...overrides.map((o) => `if that override is not needed: ALTER ROLE ${quoteIdent(o.role)} IN DATABASE ${quoteIdent(db)} RESET default_transaction_read_only; then retry the step`),
+    'the gate row is off and ALTER ROLE ... SET default_transaction_read_only = on was run, but writes by the application are not proven to be refused',
+  ];
+  if (!outcome.refused && outcome.text.startsWith('could not log in')) {
+    hints.push(
+      `Lifeboat proves the gate by logging in as ${role} without a password: allow that from this worker in pg_hba.conf (e.g. a cert entry), or`,
+      `prove it by hand (psql as ${role}, a write must fail with "cannot execute ... in a read-only transaction") and skip the step with that reason`,
+    );
+  }
+  return new LifeboatError('GATE_NOT_ENFORCED', `writer gate on ${endpoint.label} is not enforced:\n  ${lines.join('\n  ')}`, {
+    hints,
+    details: { role, overrides: overrides.map((o) => `${o.role}: ${o.setting}`) },
+  });
+}
