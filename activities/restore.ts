@@ -1,0 +1,49 @@
+// Activities of recoverToPointInTime that own the restored data directory
+// and its postmaster (shared/DESIGN.md §4.1 steps 7, 8 and the promotion of
+// 11). They run on the restore host's queue (`lifeboat-host-<host>`): they
+// need its disk and its processes. The work lives in src/restore/; here are
+// heartbeats, cancellation and the failure types.
+import { Context } from '@temporalio/activity';
+import type { ReplayInput, ReplayResult, RestoreInput, RestoreProgress, RestoreResult } from '../src/recovery/contract';
+import { loadRunbook } from '../src/runbook/load';
+import { promoteRestored as promote, stopRestored as stop } from '../src/restore/instance';
+import { replayWal as replay } from '../src/restore/replay';
+import { restoreBaseBackup as restore } from '../src/restore/restore';
+import { lifeboatActivity } from './failure';
+
+/** Fetches and extracts the base backup into restore.dataDir; heartbeats RestoreProgress while downloading. */
+export async function restoreBaseBackup(input: RestoreInput): Promise<RestoreResult> {
+  return lifeboatActivity(async () => {
+    const ctx = Context.current();
+    const runbook = await loadRunbook(input.runbook);
+    let last = 0;
+    return restore(runbook, input, {
+      signal: ctx.cancellationSignal,
+      onProgress: (p: RestoreProgress) => {
+        // Every chunk reports; a heartbeat a second is plenty.
+        if (p.phase === 'downloading' && Date.now() - last < 1000) return;
+        last = Date.now();
+        ctx.heartbeat(p);
+      },
+    });
+  });
+}
+
+/** Starts recovery on the restored copy and waits until it pauses at the target; heartbeats ReplayProgress. */
+export async function replayWal(input: ReplayInput): Promise<ReplayResult> {
+  return lifeboatActivity(async () => {
+    const ctx = Context.current();
+    const runbook = await loadRunbook(input.runbook);
+    return replay(runbook, input, { signal: ctx.cancellationSignal, onProgress: (p) => ctx.heartbeat(p) });
+  });
+}
+
+/** Promotes the paused copy; a repeated call reports the promotion that already happened. */
+export async function promoteRestored(input: { runbook: string; workflowId: string; runId: string }): Promise<{ promotedAt: string; timeline: number; lsn: string }> {
+  return lifeboatActivity(async () => promote(await loadRunbook(input.runbook), input));
+}
+
+/** Stops the restored postmaster and keeps its directory (the end of a dry run). */
+export async function stopRestored(input: { runbook: string; workflowId: string }): Promise<{ stopped: boolean; dataDir: string }> {
+  return lifeboatActivity(async () => stop(await loadRunbook(input.runbook), input));
+}

@@ -1,0 +1,236 @@
+// Fetching a base backup out of the repository into a data directory:
+//   repository stream -> zstd -d -> sha256 -> tar -x (as the OS user)
+// then the sha256 of the tar against backup.json, then pg_verifybackup
+// against the manifest stored beside it (itself checked against
+// backup.json). Nothing is staged on disk: a restore host needs room for
+// the data directory, not for a second copy of it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BASE_ARCHIVE, MANIFEST } from '../backup/base-backup';
+import type { BackupMeta } from '../catalog/backup-meta';
+import { readCatalog } from '../catalog/catalog';
+import { LifeboatError, errorMessage, isLifeboatError } from '../errors';
+import { keys } from '../repository/layout';
+import type { Repository } from '../repository/types';
+import { MARKER_FILE } from './marker';
+import { baseEnv, chownToUser, runAsOsUser, spawnAsOsUser } from './os-user';
+import type { PgHost } from './postmaster';
+
+/** The complete backup `backupId` of the cluster, or BACKUP_NOT_FOUND saying which ones there are. */
+export async function findBackup(repo: Repository, cluster: string, backupId: string, runbookName: string): Promise<BackupMeta> {
+  const entries = await readCatalog(repo, cluster);
+  const entry = entries.find((e) => e.backupId === backupId);
+  if (entry?.status === 'complete') return entry.meta;
+  const complete = entries.filter((e) => e.status === 'complete').map((e) => e.backupId);
+  const available = complete.length > 0 ? `complete backups there: ${complete.slice(-5).join(', ')}` : 'the repository holds no complete backup of this cluster';
+  throw new LifeboatError(
+    'BACKUP_NOT_FOUND',
+    entry
+      ? `backup ${backupId} of cluster ${cluster} in ${repo.url} is incomplete: ${entry.problem}`
+      : `backup ${backupId} of cluster ${cluster} is not in ${repo.url}`,
+    {
+      hints: [available, `list them with: lifeboat backups --runbook ${runbookName}`, 'start the recovery again with one of them (or without backupId, so preflight chooses)'],
+      details: { backupId, cluster },
+    },
+  );
+}
+
+export interface ExtractResult {
+  /** Bytes of the tar, i.e. of the data directory as restored. */
+  bytes: number;
+  /** Bytes read from the repository. */
+  storedBytes: number;
+  /** Files listed in the backup's manifest. */
+  files: number;
+}
+
+export interface ExtractOptions {
+  repo: Repository;
+  cluster: string;
+  meta: BackupMeta;
+  pg: PgHost;
+  /** Bytes read from the repository so far, and how many there are. */
+  onDownload: (bytes: number, total: number) => void;
+  onVerify: () => void;
+  signal?: AbortSignal;
+}
+
+export async function extractBaseBackup(opts: ExtractOptions): Promise<ExtractResult> {
+  const { repo, cluster, meta, pg } = opts;
+  const entry = meta.files.find((f) => f.name === BASE_ARCHIVE);
+  const key = keys.backupFile(cluster, meta.backupId, BASE_ARCHIVE);
+  if (!entry) {
+    throw new LifeboatError('BACKUP_VERIFY_FAILED', `backup.json of backup ${meta.backupId} lists no ${BASE_ARCHIVE}`, {
+      hints: ['this backup was not written by Lifeboat\'s baseBackup; restore another one'],
+    });
+  }
+  const got = await repo.getStream(key);
+  if (!got) {
+    throw new LifeboatError('BACKUP_NOT_FOUND', `${key} is missing from ${repo.url}, though backup.json of backup ${meta.backupId} lists it`, {
+      hints: ['was it deleted by hand? restore another backup (lifeboat backups lists them)'],
+    });
+  }
+  const tar = await untar(got.stream, entry.storedSize, opts);
+  if (tar.sha256 !== entry.sha256) {
+    throw new LifeboatError(
+      'BACKUP_VERIFY_FAILED',
+      `${BASE_ARCHIVE} of backup ${meta.backupId} does not match backup.json: sha256 of the content is ${tar.sha256} (${tar.bytes} bytes), backup.json says ${entry.sha256} (${entry.size} bytes)`,
+      { hints: verifyHints(pg.dataDir) },
+    );
+  }
+  opts.onVerify();
+  const files = await verifyAgainstManifest(opts);
+  return { bytes: tar.bytes, storedBytes: tar.storedBytes, files };
+}
+
+function verifyHints(dataDir: string): string[] {
+  return [
+    `the restored copy in ${dataDir} is kept as it is for inspection; a retry moves it aside and restores again`,
+    'if it fails again, the stored backup is damaged: recover from another backup (lifeboat backups lists them)',
+  ];
+}
+
+function exitOf(child: ChildProcess, stderr: { text: string }): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  child.stderr?.on('data', (d: Buffer) => (stderr.text = (stderr.text + d.toString()).slice(-4096)));
+  return new Promise((resolve) => {
+    child.on('error', (e) => {
+      stderr.text += e.message;
+      resolve({ code: 127, signal: null });
+    });
+    child.on('close', (code, signal) => resolve({ code, signal }));
+  });
+}
+
+async function untar(
+  source: Readable,
+  total: number,
+  opts: ExtractOptions,
+): Promise<{ sha256: string; bytes: number; storedBytes: number }> {
+  const { pg, meta } = opts;
+  const zstd = spawn('zstd', ['-d', '-q', '-c'], { env: baseEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  // As the OS user, so every file is theirs without a chown -R afterwards.
+  // The marker is never taken from the archive: a backup of a promoted
+  // Lifeboat restore contains one, and it names another recovery.
+  const tar = spawnAsOsUser(
+    pg.osUser,
+    'tar',
+    ['-x', '-f', '-', '-C', pg.dataDir, '--no-same-owner', `--exclude=${MARKER_FILE}`, `--exclude=${MARKER_FILE}.tmp`],
+    baseEnv(),
+    ['pipe', 'ignore', 'pipe'],
+  );
+  let storedBytes = 0;
+  let bytes = 0;
+  const hash = createHash('sha256');
+  // Which stream failed first tells a broken download (retryable) from a
+  // decompressor or tar that stopped reading: pipeline() then destroys the
+  // source with that error too.
+  let first = undefined as { where: 'source' | 'other'; err: Error } | undefined;
+  source.on('error', (err) => (first ??= { where: 'source', err }));
+  for (const s of [zstd.stdin, zstd.stdout, tar.stdin]) s?.on('error', (err) => (first ??= { where: 'other', err }));
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      storedBytes += chunk.length;
+      opts.onDownload(storedBytes, total);
+      cb(null, chunk);
+    },
+  });
+  const hasher = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const zstdErr = { text: '' };
+  const tarErr = { text: '' };
+  const signal = opts.signal;
+  const onAbort = () => {
+    zstd.kill('SIGKILL');
+    tar.kill('SIGKILL');
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const [, , zx, tx] = await Promise.allSettled([
+    pipeline(source, counter, zstd.stdin),
+    pipeline(zstd.stdout, hasher, tar.stdin!),
+    exitOf(zstd, zstdErr),
+    exitOf(tar, tarErr),
+  ]);
+  signal?.removeEventListener('abort', onAbort);
+  signal?.throwIfAborted();
+  const where = `${BASE_ARCHIVE} of backup ${meta.backupId}`;
+  if (first?.where === 'source') {
+    const e = first.err;
+    if (isLifeboatError(e)) throw e;
+    throw new LifeboatError('REPOSITORY_UNREACHABLE', `the download of ${where} broke after ${storedBytes} of ${total} bytes: ${errorMessage(e)}`, {
+      hints: [`is ${opts.repo.url} reachable from this host?`, 'a retry moves the partial copy aside and downloads again'],
+      cause: e,
+    });
+  }
+  const z = zx.status === 'fulfilled' ? zx.value : { code: 1, signal: null };
+  const t = tx.status === 'fulfilled' ? tx.value : { code: 1, signal: null };
+  // zstd killed by SIGPIPE, or reporting a write error, means tar stopped reading first.
+  const zstdBroken = z.code !== 0 && z.signal === null && !/write error|broken pipe/i.test(zstdErr.text);
+  if (zstdBroken) {
+    throw new LifeboatError('BACKUP_VERIFY_FAILED', `${where} cannot be decompressed (zstd exit ${z.code}): ${zstdErr.text.trim() || 'no message'}`, {
+      hints: [...verifyHints(pg.dataDir), 'is the zstd package installed on this host? (scripts/setup.sh installs it)'],
+    });
+  }
+  if (t.code !== 0) {
+    throw new LifeboatError(
+      'TOOL_FAILED',
+      `tar could not extract ${where} into ${pg.dataDir} as ${pg.osUser} (${t.signal ? `signal ${t.signal}` : `exit ${t.code}`}): ${tarErr.text.trim().split('\n').slice(-4).join('\n  ')}`,
+      { hints: [`is there room for ${meta.sizeBytes} bytes on the file system of ${pg.dataDir}?`, `can ${pg.osUser} write there?`] },
+    );
+  }
+  return { sha256: hash.digest('hex'), bytes, storedBytes };
+}
+
+/** pg_verifybackup -n against the stored manifest; returns how many files the manifest lists. */
+async function verifyAgainstManifest(opts: ExtractOptions): Promise<number> {
+  const { repo, cluster, meta, pg } = opts;
+  const key = keys.backupFile(cluster, meta.backupId, MANIFEST);
+  const got = await repo.get(key);
+  if (!got) {
+    throw new LifeboatError('BACKUP_NOT_FOUND', `${key} is missing from ${repo.url}, though backup.json of backup ${meta.backupId} lists it`, {
+      hints: ['without its manifest the restored copy cannot be checked; restore another backup'],
+    });
+  }
+  const sha = createHash('sha256').update(got.body).digest('hex');
+  if (sha !== meta.manifestSha256) {
+    throw new LifeboatError('BACKUP_VERIFY_FAILED', `${MANIFEST} of backup ${meta.backupId} has sha256 ${sha}, backup.json says ${meta.manifestSha256}`, {
+      hints: verifyHints(pg.dataDir),
+    });
+  }
+  let files = 0;
+  try {
+    files = ((JSON.parse(got.body.toString('utf8')) as { Files?: unknown[] }).Files ?? []).length;
+  } catch {
+    // pg_verifybackup below says what is wrong with it.
+  }
+  // A directory of our own beside nothing else, for the OS user to read.
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'lifeboat-manifest-'));
+  try {
+    const manifest = path.join(tmp, MANIFEST);
+    await writeFile(manifest, got.body, { mode: 0o600 });
+    await chownToUser(manifest, pg.osUser);
+    await chownToUser(tmp, pg.osUser);
+    // -n: the WAL is checked by replay itself; -i: the marker is ours, not the backup's.
+    const r = await runAsOsUser(pg.osUser, `${pg.pgBin}/pg_verifybackup`, ['-n', '-q', '-m', manifest, '-i', MARKER_FILE, pg.dataDir]);
+    if (r.code !== 0) {
+      const lines = (r.stderr || r.stdout).split('\n').map((l) => l.trim()).filter(Boolean).slice(-8);
+      throw new LifeboatError(
+        'BACKUP_VERIFY_FAILED',
+        `pg_verifybackup found that ${pg.dataDir} does not match the manifest of backup ${meta.backupId} (exit ${r.code}):\n  ${lines.join('\n  ')}`,
+        { hints: verifyHints(pg.dataDir) },
+      );
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return files;
+}

@@ -1,0 +1,124 @@
+// The recovery settings of a restored data directory: one delimited block at
+// the end of postgresql.auto.conf, replaced whole on every replay-wal, plus
+// the signal file that puts PostgreSQL into recovery.
+//
+// postgresql.auto.conf is read after postgresql.conf and its last setting of
+// a name wins, so the block overrides the primary's own port and listen
+// addresses without editing the files the backup brought along.
+import { rm, readFile, rename, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Target } from '../recovery/contract';
+import { chownToUser } from './os-user';
+
+export const BLOCK_BEGIN = '# lifeboat recovery begin';
+export const BLOCK_END = '# lifeboat recovery end';
+const AUTO_CONF = 'postgresql.auto.conf';
+
+export interface RecoverySettings {
+  port: number;
+  listenAddress: string;
+  socketDir: string;
+  restoreCommand: string;
+  target: Target;
+  /** For the comment line: who wrote the block. */
+  workflowId: string;
+}
+
+function quote(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** Single-quotes a word for the shell restore_command runs in, when it needs it. */
+export function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+export function recoveryLines(s: RecoverySettings): string[] {
+  const t = s.target;
+  const target = 'time' in t
+    ? [`recovery_target_time = ${quote(t.time)}`]
+    : 'name' in t
+      ? [`recovery_target_name = ${quote(t.name)}`]
+      : 'lsn' in t
+        ? [`recovery_target_lsn = ${quote(t.lsn)}`]
+        : 'xid' in t
+          ? [`recovery_target_xid = ${quote(t.xid)}`]
+          : // latest: no target; standby mode replays to the end of the archive (replay.ts).
+            [];
+  return [
+    BLOCK_BEGIN,
+    `# Written by Lifeboat for workflow ${s.workflowId}; replaced on every replay-wal.`,
+    `port = ${s.port}`,
+    `listen_addresses = ${quote(s.listenAddress)}`,
+    `unix_socket_directories = ${quote(s.socketDir)}`,
+    // Pausing needs hot_standby: without it, recovery_target_action = 'pause' acts like 'shutdown'.
+    `hot_standby = on`,
+    // The copy must never stream from, or clean up the archive of, whatever
+    // the backed-up server followed if it was itself a standby.
+    `primary_conninfo = ''`,
+    `primary_slot_name = ''`,
+    `archive_cleanup_command = ''`,
+    `recovery_end_command = ''`,
+    `restore_command = ${quote(s.restoreCommand)}`,
+    `recovery_target_timeline = 'latest'`,
+    ...target,
+    `recovery_target_action = 'pause'`,
+    BLOCK_END,
+  ];
+}
+
+const TARGET_LINE = /^\s*recovery_target(_[a-z]+)?\s*=/;
+
+/**
+ * `existing` with Lifeboat's block replaced by `block` at the end. Target
+ * settings outside the block go too: ALTER SYSTEM rewrites the file without
+ * comments, and a stale recovery_target_time beside a new recovery_target_name
+ * would stop PostgreSQL with "multiple recovery targets specified".
+ */
+export function withRecoveryBlock(existing: string, block: string[]): string {
+  const kept: string[] = [];
+  let inBlock = false;
+  for (const line of existing.split('\n')) {
+    if (line.trim() === BLOCK_BEGIN) inBlock = true;
+    else if (line.trim() === BLOCK_END) inBlock = false;
+    else if (!inBlock && !TARGET_LINE.test(line)) kept.push(line);
+  }
+  while (kept.length > 0 && kept[kept.length - 1]!.trim() === '') kept.pop();
+  return `${[...kept, ...block].join('\n')}\n`;
+}
+
+/** Writes the block into postgresql.auto.conf (atomically, owned by the OS user); true when it changed. */
+export async function writeRecoveryConf(dataDir: string, settings: RecoverySettings, osUser: string): Promise<boolean> {
+  const file = path.join(dataDir, AUTO_CONF);
+  const before = await readFile(file, 'utf8').catch(() => '');
+  const after = withRecoveryBlock(before, recoveryLines(settings));
+  if (before === after) return false;
+  const tmp = `${file}.lifeboat-tmp`;
+  try {
+    await writeFile(tmp, after, { mode: 0o600 });
+    await chownToUser(tmp, osUser);
+    await rename(tmp, file);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  return true;
+}
+
+/**
+ * recovery.signal for a target (recovery ends there and pauses), or
+ * standby.signal for the end of the archive: in archive recovery with no
+ * target PostgreSQL promotes by itself when restore_command finds no next
+ * segment, which Lifeboat must never let happen; a standby keeps asking.
+ */
+export async function writeSignalFile(dataDir: string, kind: 'recovery' | 'standby', osUser: string): Promise<void> {
+  const other = kind === 'recovery' ? 'standby.signal' : 'recovery.signal';
+  // With both present PostgreSQL picks standby mode: remove the other first.
+  await rm(path.join(dataDir, other), { force: true });
+  const file = path.join(dataDir, `${kind}.signal`);
+  await writeFile(file, '', { mode: 0o600 });
+  await chownToUser(file, osUser);
+}
+
+export function signalKind(target: Target): 'recovery' | 'standby' {
+  return 'latest' in target ? 'standby' : 'recovery';
+}

@@ -1,0 +1,283 @@
+// replay-wal: write the recovery settings, start PostgreSQL on the restored
+// copy, and wait until replay pauses at the target. Never promotes.
+//
+// The postmaster outlives the worker (pg_ctl detaches it), so a worker that
+// dies mid-replay loses nothing: the retried activity finds the postmaster
+// running with the same target and only waits again.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client } from 'pg';
+import { readWalArchive } from '../catalog/catalog';
+import { LifeboatError } from '../errors';
+import { restoredClientConfig } from '../pg/connect';
+import { describeTarget, type ReplayInput, type ReplayProgress, type ReplayResult, type Target } from '../recovery/contract';
+import { openRepository } from '../repository';
+import type { Repository } from '../repository/types';
+import { clusterName, type Runbook } from '../runbook/schema';
+import { lifeboatCommand } from '../tools';
+import { formatLsn, parseLsn, parseSegmentName, segnoOfLsn, walFileKind } from '../wal/names';
+import { requireOurMarker, updateMarker, type RestoreMarker } from './marker';
+import { postmasterEnv } from './os-user';
+import { fileSize, lastLines, postmasterRunning, readLogFrom, requirePgData, runFiles, startPostmaster, stopPostmaster, type PgHost } from './postmaster';
+import { shellWord, signalKind, writeRecoveryConf, writeSignalFile } from './recovery-conf';
+import { restoreHost } from './restore';
+
+export interface ReplayHooks {
+  onProgress: (p: ReplayProgress) => void;
+  signal?: AbortSignal;
+  /** How often the instance is polled; heartbeats go out at most every 2 s. */
+  pollMs?: number;
+}
+
+/** Polls in a row without replay moving before "latest" may decide the archive has ended. */
+const STABLE_POLLS = 3;
+/** After pg_ctl start, how long a missing postmaster may still be starting rather than dead. */
+const START_GRACE_MS = 10_000;
+
+export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: ReplayHooks): Promise<ReplayResult> {
+  const pg = restoreHost(runbook);
+  let marker = await requireOurMarker(pg.dataDir, input.workflowId, 'replay-wal');
+  if (marker.state === 'promoted') {
+    throw new LifeboatError('PG_RUNNING', `replay-wal: the restored copy in ${pg.dataDir} was already promoted at ${marker.promotedAt ?? marker.at}; it can replay no further`, {
+      hints: ['a different target needs a fresh restore (retarget restores again)'],
+    });
+  }
+  if (marker.state === 'extracting') {
+    throw new LifeboatError('BACKUP_NOT_FOUND', `replay-wal: the extraction of backup ${marker.backupId} into ${pg.dataDir} never finished`, {
+      hints: ['retry restore-base-backup: it moves this copy aside and restores again'],
+    });
+  }
+  requirePgData(pg.dataDir, 'to replay');
+  // Fail on a missing password variable before starting anything.
+  const clientConfig = restoredClientConfig(runbook, { connectionTimeoutMillis: 5000, query_timeout: 15_000, application_name: 'lifeboat-replay' });
+  const cluster = clusterName(runbook);
+  const files = marker.logFile && marker.socketDir ? { logFile: marker.logFile, socketDir: marker.socketDir } : await runFiles(pg);
+  const running = await postmasterRunning(pg);
+
+  let started: { at: number; logFrom: number } | undefined;
+  if (!(running && marker.target && sameTarget(marker.target, input.target))) {
+    if (running && !input.continueFrom) {
+      throw new LifeboatError(
+        'INPUT_INVALID',
+        `replay-wal: the restored copy in ${pg.dataDir} is replaying towards ${marker.target ? describeTarget(marker.target) : 'another target'}, not ${describeTarget(input.target)}`,
+        { hints: ['a later target continues with continueFrom: true; an earlier one needs a fresh restore'] },
+      );
+    }
+    await writeRecoveryConf(
+      pg.dataDir,
+      {
+        port: runbook.restore.port,
+        listenAddress: runbook.restore.address,
+        socketDir: files.socketDir,
+        restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}`,
+        target: input.target,
+        workflowId: input.workflowId,
+      },
+      pg.osUser,
+    );
+    await writeSignalFile(pg.dataDir, signalKind(input.target), pg.osUser);
+    marker = await updateMarker(pg.dataDir, marker, { state: 'replaying', target: input.target, ...files }, pg.osUser);
+    // continueFrom: a restart keeps the data; replay goes on from the last restartpoint.
+    if (running) await stopPostmaster(pg, 'restarting replay towards a new target');
+    const logFrom = await fileSize(files.logFile);
+    await startPostmaster(pg, files.logFile, postmasterEnv(runbook));
+    started = { at: Date.now(), logFrom };
+  }
+  const repo = await openRepository(runbook.repository.url, runbook.repository);
+  return waitForPause({ runbook, pg, input, marker, logFile: files.logFile, started, repo, cluster, clientConfig, hooks });
+}
+
+function sameTarget(a: Target, b: Target): boolean {
+  return describeTarget(a) === describeTarget(b);
+}
+
+interface Observed {
+  inRecovery: boolean;
+  pause: string | null;
+  lsn: string | null;
+  time: string | null;
+  timeline: number;
+}
+
+async function observe(client: Client): Promise<Observed> {
+  const { rows } = await client.query<{ r: boolean; pause: string | null; lsn: string | null; ts: string | null; tli: number }>(
+    `select pg_is_in_recovery() as r,
+            case when pg_is_in_recovery() then pg_get_wal_replay_pause_state() end as pause,
+            pg_last_wal_replay_lsn()::text as lsn,
+            to_char(pg_last_xact_replay_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as ts,
+            (select timeline_id from pg_control_checkpoint()) as tli`,
+  );
+  const r = rows[0]!;
+  return { inRecovery: r.r, pause: r.pause, lsn: r.lsn, time: r.ts, timeline: Number(r.tli) };
+}
+
+interface WaitArgs {
+  runbook: Runbook;
+  pg: PgHost;
+  input: ReplayInput;
+  marker: RestoreMarker;
+  logFile: string;
+  /** Set when this call started the postmaster: where its log lines begin. */
+  started?: { at: number; logFrom: number };
+  repo: Repository;
+  cluster: string;
+  clientConfig: ReturnType<typeof restoredClientConfig>;
+  hooks: ReplayHooks;
+}
+
+async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
+  const { hooks, input, marker } = a;
+  const pollMs = hooks.pollMs ?? 1000;
+  const latest = 'latest' in input.target;
+  const archiveEnd = new ArchiveEnd(a.repo, a.cluster, marker.backup.walSegmentSize);
+  const base: ReplayProgress = {
+    phase: 'starting',
+    startLsn: marker.backup.startLsn,
+    ...('lsn' in input.target ? { targetLsn: input.target.lsn } : {}),
+    ...('time' in input.target ? { targetTime: input.target.time } : {}),
+  };
+  let lastBeat = 0;
+  let lastPhase = '';
+  const beat = (p: ReplayProgress) => {
+    if (p.phase === lastPhase && Date.now() - lastBeat < 2000) return;
+    lastBeat = Date.now();
+    lastPhase = p.phase;
+    hooks.onProgress(p);
+  };
+  let client: Client | undefined;
+  let seenRunning = false;
+  let lastLsn: string | null = null;
+  let stable = 0;
+  let pauseAsked = false;
+  try {
+    for (;;) {
+      hooks.signal?.throwIfAborted();
+      let o: Observed | undefined;
+      try {
+        if (!client) {
+          client = new Client(a.clientConfig);
+          // A server that dies under an open connection emits 'error' on the client.
+          client.on('error', () => undefined);
+          await client.connect();
+        }
+        o = await observe(client);
+        seenRunning = true;
+      } catch {
+        await client?.end().catch(() => undefined);
+        client = undefined;
+      }
+      if (!o) {
+        if (await postmasterRunning(a.pg)) seenRunning = true;
+        else if (seenRunning || !a.started || Date.now() - a.started.at > START_GRACE_MS) throw await whyItStopped(a, lastLsn);
+        beat({ ...base, phase: 'starting' });
+        await sleep(pollMs, undefined, { signal: hooks.signal });
+        continue;
+      }
+      if (!o.inRecovery) {
+        throw new LifeboatError('PG_RUNNING', `the restored copy in ${a.pg.dataDir} is no longer in recovery: something promoted it while Lifeboat waited for replay to pause`, {
+          hints: [
+            'Lifeboat never promotes during replay-wal; look for pg_promote() or pg_ctl promote in its server log: ' + a.logFile,
+            'its data may be past the target; restore again (retarget) before trusting it',
+          ],
+        });
+      }
+      const progress: ReplayProgress = { ...base, phase: 'replaying', ...(o.lsn ? { lsn: o.lsn } : {}), ...(o.time ? { time: o.time } : {}) };
+      if (o.pause === 'paused') {
+        hooks.onProgress({ ...progress, phase: 'paused' });
+        return result(marker, o);
+      }
+      stable = o.lsn !== null && o.lsn === lastLsn ? stable + 1 : 0;
+      lastLsn = o.lsn;
+      if (latest && !pauseAsked && o.lsn && stable >= STABLE_POLLS) {
+        const end = await archiveEnd.newest();
+        if (end) progress.targetLsn = formatLsn(end.endLsn);
+        // Every archived segment is replayed once replay is past the start of the newest one.
+        if (end && parseLsn(o.lsn) > end.startLsn) {
+          await client!.query('select pg_wal_replay_pause()');
+          pauseAsked = true;
+        }
+      }
+      beat(progress);
+      await sleep(pollMs, undefined, { signal: hooks.signal });
+    }
+  } finally {
+    await client?.end().catch(() => undefined);
+  }
+}
+
+function result(marker: RestoreMarker, o: Observed): ReplayResult {
+  const seg = marker.backup.walSegmentSize;
+  const start = parseLsn(marker.backup.startLsn);
+  const at = o.lsn ? parseLsn(o.lsn) : start;
+  // A pause right after a segment switch sits on the next segment's first byte: that segment was not replayed.
+  const last = at > start ? at - 1n : start;
+  return {
+    paused: true,
+    lsn: formatLsn(at),
+    ...(o.time ? { time: o.time } : {}),
+    timeline: o.timeline,
+    walSegmentsReplayed: Number(segnoOfLsn(last, seg) - segnoOfLsn(start, seg)) + 1,
+    walBytesReplayed: Number(at > start ? at - start : 0n),
+  };
+}
+
+/** The newest archived segment of the cluster, re-read at most every few seconds. */
+class ArchiveEnd {
+  private cached?: { at: number; value?: { name: string; startLsn: bigint; endLsn: bigint } };
+  constructor(
+    private readonly repo: Repository,
+    private readonly cluster: string,
+    private readonly segSize: number,
+  ) {}
+
+  async newest(maxAgeMs = 5000): Promise<{ name: string; startLsn: bigint; endLsn: bigint } | undefined> {
+    if (this.cached && Date.now() - this.cached.at < maxAgeMs) return this.cached.value;
+    const { files } = await readWalArchive(this.repo, this.cluster);
+    let best: { name: string; segno: bigint } | undefined;
+    for (const f of files) {
+      if (walFileKind(f.name) !== 'segment') continue;
+      const { segno } = parseSegmentName(f.name, this.segSize);
+      if (!best || segno > best.segno || (segno === best.segno && f.name > best.name)) best = { name: f.name, segno };
+    }
+    const size = BigInt(this.segSize);
+    const value = best ? { name: best.name, startLsn: best.segno * size, endLsn: (best.segno + 1n) * size } : undefined;
+    this.cached = { at: Date.now(), value };
+    return value;
+  }
+}
+
+const ENDED_BEFORE_TARGET = 'recovery ended before configured recovery target was reached';
+
+/** The error for a postmaster that exited during replay, read from its log. */
+async function whyItStopped(a: WaitArgs, lastLsn: string | null): Promise<LifeboatError> {
+  const log = await readLogFrom(a.logFile, a.started?.logFrom ?? 0);
+  const target = describeTarget(a.input.target);
+  if (log.includes(ENDED_BEFORE_TARGET)) {
+    const redoDone = [...log.matchAll(/redo done at ([0-9A-F]+\/[0-9A-F]+)/g)].pop()?.[1] ?? lastLsn ?? undefined;
+    const lastCommit = [...log.matchAll(/last completed transaction was at log time (.+)/g)].pop()?.[1]?.trim();
+    const end = await new ArchiveEnd(a.repo, a.cluster, a.marker.backup.walSegmentSize).newest(0).catch(() => undefined);
+    const reached = [redoDone ? `LSN ${redoDone}` : undefined, lastCommit ? `last commit at ${lastCommit}` : undefined].filter(Boolean).join(', ');
+    return new LifeboatError(
+      'RECOVERY_ENDED_BEFORE_TARGET',
+      `recovery of ${a.cluster} in ${a.pg.dataDir} ended before reaching ${target}: the archive ends at segment ${end?.name ?? '(none)'}${reached ? ` (replay reached ${reached})` : ''}`,
+      {
+        hints: [
+          `choose an earlier target${reached ? `: the furthest this archive reaches is ${reached}` : ''}`,
+          `if WAL after ${end?.name ?? 'that segment'} should exist, check the archiver on the primary: select last_archived_wal, last_failed_wal, failed_count from pg_stat_archiver; and run lifeboat check --runbook ${a.runbook.name}`,
+          `nothing was promoted: PostgreSQL in ${a.pg.dataDir} has stopped, still in archive recovery (server log: ${a.logFile})`,
+        ],
+        details: { archiveEnd: end?.name, replayedTo: redoDone, lastCommit },
+      },
+    );
+  }
+  const lines = lastLines(log, 10);
+  return new LifeboatError(
+    'TOOL_FAILED',
+    `PostgreSQL in ${a.pg.dataDir} stopped while replaying towards ${target}; the last lines of its log (${a.logFile}):\n  ${lines.length > 0 ? lines.join('\n  ') : '(empty)'}`,
+    {
+      hints: [
+        'nothing was promoted; a retry of replay-wal starts it again and replay resumes from its last restartpoint',
+        'lines from lifeboat archive-get name a WAL file the repository could not serve: check the repository, then retry',
+      ],
+    },
+  );
+}
