@@ -1,0 +1,24 @@
+// The invalidate-caches step of recoverToPointInTime (DESIGN.md §4.1 step
+// 13). Runs on the `lifeboat` queue: Redis, purge endpoints and hooks are
+// reached over the network (a command hook runs on whichever worker takes
+// the task, so it must be installed on every worker of that queue).
+import { Context } from '@temporalio/activity';
+import { invalidateRunbookCaches } from '../src/caches';
+import type { CacheResult } from '../src/recovery/contract';
+import { loadRunbook } from '../src/runbook/load';
+import { lifeboatActivity } from './failure';
+
+/** Each cache of the runbook, in runbook order; heartbeats a CacheProgress after each batch. */
+export async function invalidateCaches(input: { runbook: string }): Promise<CacheResult[]> {
+  const ctx = Context.current();
+  try {
+    return await lifeboatActivity(async () => {
+      const runbook = await loadRunbook(input.runbook);
+      return invalidateRunbookCaches(runbook, { onProgress: (p) => ctx.heartbeat(p), signal: ctx.cancellationSignal });
+    });
+  } catch (err) {
+    // Temporal reports a cancellation only for the CancelledFailure it gave us.
+    if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+    throw err;
+  }
+}

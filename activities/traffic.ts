@@ -1,0 +1,23 @@
+// The resume-traffic step of recoverToPointInTime (DESIGN.md §4.1 step 15).
+// Runs on the queue of trafficHost(runbook) (src/traffic/host.ts:
+// traffic.pgbouncer.host, else restore.host), because it rewrites the
+// pgbouncer databases file on that host's disk.
+import { Context } from '@temporalio/activity';
+import type { TrafficResult } from '../src/recovery/contract';
+import { loadRunbook } from '../src/runbook/load';
+import { switchRunbookTraffic } from '../src/traffic';
+import { lifeboatActivity } from './failure';
+
+export async function resumeTraffic(input: { runbook: string }): Promise<TrafficResult> {
+  const ctx = Context.current();
+  try {
+    return await lifeboatActivity(async () => {
+      const runbook = await loadRunbook(input.runbook);
+      return switchRunbookTraffic(runbook, { progress: (p) => ctx.heartbeat(p), signal: ctx.cancellationSignal });
+    });
+  } catch (err) {
+    // Temporal reports a cancellation only for the CancelledFailure it gave us.
+    if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+    throw err;
+  }
+}

@@ -1,0 +1,77 @@
+// Redis: every key matching the runbook's patterns is deleted, with SCAN
+// (never KEYS, which blocks the server for the whole keyspace) and UNLINK
+// (the memory is freed in a background thread, so a large value does not
+// stall the server either).
+//
+// SCAN guarantees every key that exists for the whole iteration is returned
+// at least once; a key returned twice is simply not counted again, since
+// UNLINK reports what it actually removed. Writers are fenced while this
+// step runs, so nothing should be adding keys behind the cursor.
+//
+// One node only: against Redis Cluster, SCAN walks the node it is sent to.
+import { createClient, RESP_TYPES } from 'redis';
+import { LifeboatError, errorMessage } from '../errors';
+import type { CacheResult } from '../recovery/contract';
+import { hostOf, redact, urlFromEnv } from './secret-url';
+import type { CacheInvalidator, InvalidationContext } from './types';
+
+/** Keys asked of SCAN per call, and so deleted per UNLINK at most. */
+export const SCAN_COUNT = 1000;
+
+export function redisInvalidator(cfg: { urlEnv: string; patterns: string[] }, runbook: string): CacheInvalidator {
+  const url = urlFromEnv(cfg.urlEnv, { runbook, what: 'the Redis whose keys are invalidated', protocols: ['redis:', 'rediss:'] });
+  const target = `redis $${cfg.urlEnv} ${cfg.patterns.join(' ')}`;
+  const where = `Redis at $${cfg.urlEnv} (${hostOf(url, 6379)})`;
+  return {
+    target,
+    async invalidate(ctx: InvalidationContext): Promise<CacheResult> {
+      let lastError: unknown;
+      const client = createClient({
+        url: url.href,
+        // Fail rather than reconnect behind our back: a retry of the whole
+        // activity is visible in the workflow history, a silent reconnect is not.
+        socket: { connectTimeout: 10_000, socketTimeout: 60_000, reconnectStrategy: false },
+      });
+      // Without a listener an 'error' event would crash the worker.
+      client.on('error', (err: unknown) => (lastError = err));
+      let deleted = 0;
+      let pattern = cfg.patterns[0] ?? '';
+      try {
+        await client.connect();
+        // Keys as bytes: a key that is not valid UTF-8 would otherwise come
+        // back mangled from SCAN and UNLINK would miss it.
+        const bytes = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+        for (pattern of cfg.patterns) {
+          let cursor = '0';
+          do {
+            ctx.signal?.throwIfAborted();
+            const page = await bytes.scan(cursor, { MATCH: pattern, COUNT: SCAN_COUNT });
+            cursor = page.cursor.toString();
+            if (page.keys.length > 0) deleted += await bytes.unlink(page.keys);
+            ctx.progress(deleted);
+          } while (cursor !== '0');
+        }
+      } catch (err) {
+        if (ctx.signal?.aborted) throw err;
+        const why = redact(errorMessage(lastError ?? err), url);
+        const auth = /WRONGPASS|NOAUTH|NOPERM/.test(why);
+        throw new LifeboatError(
+          'CACHE_INVALIDATION_FAILED',
+          `${where}: deleting keys matching "${pattern}" failed after ${deleted} deleted: ${why}`,
+          {
+            hints: [
+              auth
+                ? `check the user and password in ${cfg.urlEnv} on this worker, and that the user may SCAN and UNLINK`
+                : `is Redis up and reachable from this worker? (redis-cli -h ${url.hostname} -p ${url.port || 6379} ping)`,
+              'deleting again is safe: retry the step',
+            ],
+            details: { deleted },
+          },
+        );
+      } finally {
+        if (client.isOpen) client.destroy();
+      }
+      return { kind: 'redis', target, deleted };
+    },
+  };
+}

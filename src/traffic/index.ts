@@ -1,0 +1,47 @@
+// Traffic switching after promotion (DESIGN.md §4.1 step 15): point the
+// application's connections at the promoted instance. One file per kind
+// behind TrafficSwitcher (types.ts): pgbouncer's PAUSE/RELOAD/RESUME
+// (pgbouncer.ts, with databases-file.ts and pgbouncer-admin.ts), or a
+// command hook (command.ts); a new kind is one file and one line in
+// `trafficSwitcher`. host.ts says on which worker the step must run.
+import type { TrafficResult } from '../recovery/contract';
+import type { Runbook } from '../runbook/schema';
+import { commandSwitcher } from './command';
+import { pgbouncerSwitcher } from './pgbouncer';
+import { describeTarget, type RestoredTarget, type TrafficContext, type TrafficSwitcher } from './types';
+
+export type { RestoredTarget, TrafficContext, TrafficProgress, TrafficSwitcher } from './types';
+export { trafficHost } from './host';
+
+/** The promoted instance as clients reach it: restore.address and port, the primary's database. */
+export function restoredTarget(runbook: Runbook): RestoredTarget {
+  return { host: runbook.restore.address, port: runbook.restore.port, database: runbook.cluster.primary.database };
+}
+
+/** Without a traffic section clients are someone else's job; the result says so. */
+function noSwitcher(runbook: string): TrafficSwitcher {
+  return {
+    kind: 'none',
+    switchTo(target: RestoredTarget): Promise<TrafficResult> {
+      return Promise.resolve({
+        kind: 'none',
+        steps: [`runbook ${runbook} configures no traffic switch: point clients at ${describeTarget(target)} yourself`],
+      });
+    },
+  };
+}
+
+export function trafficSwitcher(runbook: Runbook, opts: { pauseTimeoutMs?: number } = {}): TrafficSwitcher {
+  const traffic = runbook.traffic;
+  if (!traffic) return noSwitcher(runbook.name);
+  if ('pgbouncer' in traffic) return pgbouncerSwitcher(traffic.pgbouncer, runbook.name, opts);
+  return commandSwitcher(traffic.command);
+}
+
+export async function switchRunbookTraffic(
+  runbook: Runbook,
+  ctx: TrafficContext,
+  opts: { pauseTimeoutMs?: number } = {},
+): Promise<TrafficResult> {
+  return trafficSwitcher(runbook, opts).switchTo(restoredTarget(runbook), ctx);
+}
