@@ -149,12 +149,15 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     }
 
     // 17. record-evidence: written to the repository and returned.
-    const evidence = buildEvidence(run, facts);
-    await run.step('record-evidence', () => act.writeEvidence({ runbook: name, evidence }), (w) => `${w.repository}/${w.key}`);
+    let evidence: Evidence | undefined;
+    await run.step('record-evidence', () => {
+      evidence = buildEvidence(run, facts);
+      return act.writeEvidence({ runbook: name, evidence });
+    }, (w) => `${w.repository}/${w.key}`);
     run.end('finished');
     run.closeAudit();
     await auditDone;
-    return evidence;
+    return evidence!;
   } catch (err) {
     if (!(err instanceof RunAborted)) throw err;
     // The safe state is fenced: nothing is reopened. The evidence says why it stopped.

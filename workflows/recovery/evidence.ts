@@ -63,11 +63,12 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
     invariants: s.invariants ?? [],
     ...(m.invariantOverride ? { invariantOverride: m.invariantOverride } : {}),
     approvals: s.decisions.map((d) => ({ step: d.step, by: d.by, at: d.at, decision: d.decision, ...(d.comment ? { comment: d.comment } : {}) })),
+    // Built while record-evidence runs: writing this record is that step's end.
     steps: s.steps.map((st) => ({
       id: st.id,
-      state: st.state,
+      state: st.id === 'record-evidence' && st.state === 'running' ? 'done' : st.state,
       ...(st.startedAt ? { startedAt: st.startedAt } : {}),
-      ...(st.finishedAt ? { finishedAt: st.finishedAt } : {}),
+      ...(st.finishedAt ? { finishedAt: st.finishedAt } : st.id === 'record-evidence' && st.state === 'running' ? { finishedAt } : {}),
       ...(st.summary ? { summary: st.summary } : {}),
       ...(st.error ? { error: `${st.error.type}: ${st.error.message}` } : {}),
     })),

@@ -1,0 +1,228 @@
+// recoverToPointInTime's orchestration on a real Temporal dev server, with
+// fake activities: approvals and quorum, the UI's way of signalling, the
+// decide update's refusals, failed steps, retarget, abort and dry run.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { approveSignal, decideUpdate, retargetSignal, abortSignal } from '../../src/recovery/messages';
+import { requireTool } from '../../src/tools';
+import type { Evidence } from '../../src/recovery/contract';
+import { temporalAddress } from '../harness/services';
+import { startHarness, TIME_TARGET, type Harness } from './recovery-harness';
+
+const exec = promisify(execFile);
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.stop();
+  h = undefined;
+});
+
+/** A signal sent through the Temporal service by its own CLI: what the Web UI's signal dialog does. */
+async function uiSignal(workflowId: string, name: string, input: unknown): Promise<void> {
+  await exec(requireTool('temporal'), ['workflow', 'signal', '--address', temporalAddress(), '--workflow-id', workflowId, '--name', name, '--input', JSON.stringify(input)]);
+}
+
+const refusal = async (p: Promise<unknown>): Promise<string> => {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+  return ((err as WorkflowUpdateFailedError).cause as Error).message;
+};
+
+describe('recoverToPointInTime', () => {
+  it('runs every step in order with UI signals, the decide update and a quorum of two, and returns complete evidence', async () => {
+    h = await startHarness('happy');
+    const wf = await h.start({ target: TIME_TARGET, incident: 'INC-1234', reason: 'bad UPDATE on orders' });
+    let s = await h.waitForStep(wf, 'approve-fence', 'awaiting-approval');
+    expect(s.pending).toMatchObject({ step: 'approve-fence', kind: 'approval', approvers: ['alice', 'bob'], min: 1, approvedBy: [] });
+    expect(s.steps.slice(0, 2).map((x) => x.state)).toEqual(['done', 'done']);
+    expect(h.calls.log.some((l) => l.startsWith('setGate'))).toBe(false);
+
+    // A non-approver's signal is ignored and listed; an approver's (sent like the UI) is taken.
+    await uiSignal(wf.workflowId, 'approve', { step: 'approve-fence', by: 'mallory' });
+    await uiSignal(wf.workflowId, 'approve', { step: 'approve-fence', by: 'alice', comment: 'fence it' });
+    s = await h.waitForStep(wf, 'approve-promote', 'awaiting-approval');
+    expect(s.ignored).toEqual([
+      expect.objectContaining({ via: 'signal', name: 'approve', by: 'mallory', step: 'approve-fence', why: 'NOT_AN_APPROVER: mallory may not decide approve-fence; allowed: alice, bob' }),
+    ]);
+    expect(s.steps.find((x) => x.id === 'disable-writers')?.summary).toBe('ERROR: cannot execute UPDATE in a read-only transaction');
+    expect(s.rpoObservedSeconds).toBe(2);
+
+    // The update answers: a non-approver, a wrong step and a repeated decision are refused.
+    expect(await refusal(wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-promote', decision: 'approve', by: 'mallory' }] }))).toBe(
+      'NOT_AN_APPROVER: mallory may not decide approve-promote; allowed: alice, bob, carol',
+    );
+    expect(await refusal(wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-resume', decision: 'approve', by: 'alice' }] }))).toBe(
+      'approve-resume is not awaiting approval: it is pending (awaiting approval: approve-promote)',
+    );
+    const first = await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-promote', decision: 'approve', by: 'alice', comment: 'rows look right' }] });
+    expect(first).toMatchObject({ id: 'approve-promote', state: 'awaiting-approval' });
+    expect(await refusal(wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-promote', decision: 'approve', by: 'alice' }] }))).toBe(
+      'alice has already approved approve-promote: 2 distinct approvers are needed, 1 so far',
+    );
+    s = await h.status(wf);
+    expect(s.pending).toMatchObject({ step: 'approve-promote', approvedBy: ['alice'], min: 2 });
+    expect(h.calls.log.some((l) => l.startsWith('promoteRestored'))).toBe(false);
+    await uiSignal(wf.workflowId, 'approve', { step: 'approve-promote', by: 'bob' });
+
+    // approve-resume defaults to approve-promote's approvers, one of them.
+    await h.waitForStep(wf, 'approve-resume', 'awaiting-approval');
+    await wf.signal(approveSignal, { step: 'approve-resume', by: 'carol' });
+    const evidence = (await wf.result()) as Evidence;
+
+    expect(h.calls.log.map((l) => l.split(' ')[0] + (l.includes('"gate"') ? ` ${JSON.parse(l.slice(l.indexOf(' ') + 1)).gate}/${JSON.parse(l.slice(l.indexOf(' ') + 1)).where}/${JSON.parse(l.slice(l.indexOf(' ') + 1)).enabled}` : ''))).toEqual([
+      'preflight',
+      'captureForensics',
+      'setGate writers/primary/false',
+      'setGate backgroundJobs/primary/false',
+      'setGate outbox/primary/false',
+      'restoreBaseBackup',
+      'replayWal',
+      'runInvariants',
+      'promoteRestored',
+      'setGate writers/restored/false',
+      'setGate backgroundJobs/restored/false',
+      'setGate outbox/restored/false',
+      'reconcileOutbox',
+      'invalidateCaches',
+      'resumeTraffic',
+      'setGate writers/restored/true',
+      'setGate backgroundJobs/restored/true',
+      'setGate outbox/restored/true',
+    ]);
+    expect(h.calls.log).toContain('reconcileOutbox {"highWater":"450"}');
+    expect(evidence).toMatchObject({
+      kind: 'recovery',
+      runbook: 'orders',
+      incident: 'INC-1234',
+      backupId: '20261121T120000Z',
+      target: TIME_TARGET,
+      promotedAt: '2026-11-21T14:45:00Z',
+      rpoObservedSeconds: 2,
+      replayedToLsn: '0/5000060',
+      walSegmentsReplayed: 4,
+      validationStatus: 'passed',
+      outbox: { markedPublished: 12 },
+    });
+    expect(evidence.approvals.map((a) => `${a.step}:${a.by}:${a.decision}`)).toEqual([
+      'approve-fence:alice:approve',
+      'approve-promote:alice:approve',
+      'approve-promote:bob:approve',
+      'approve-resume:carol:approve',
+    ]);
+    expect(evidence.steps.map((x) => x.state)).toEqual(Array(18).fill('done'));
+    expect(h.calls.evidence).toHaveLength(1);
+    // Every accepted decision and the ignored signal reached the audit log, in order.
+    expect(h.calls.audit.map((a) => `${a.event}:${a.decision?.by ?? a.ignored?.by}`)).toEqual([
+      'ignored:mallory',
+      'decision:alice',
+      'decision:alice',
+      'decision:bob',
+      'decision:carol',
+    ]);
+  });
+
+  it('parks a failed step for the operator: skip needs a reason and a skippable step, retry runs it again', async () => {
+    h = await startHarness('failed', {}, {
+      failures: {
+        setGate: [{ type: 'PG_UNREACHABLE', message: 'cannot connect to the primary 127.0.0.1:5999\nHINT: the primary may be the thing that died' }],
+        replayWal: [{ type: 'UNEXPECTED', message: 'postmaster exited' }],
+      },
+    });
+    const wf = await h.start({ target: TIME_TARGET });
+    await h.waitForStep(wf, 'approve-fence', 'awaiting-approval');
+    await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-fence', decision: 'approve', by: 'bob' }] });
+    let s = await h.waitForStep(wf, 'disable-writers', 'failed');
+    expect(s.steps.find((x) => x.id === 'disable-writers')?.error).toEqual({ type: 'PG_UNREACHABLE', message: 'cannot connect to the primary 127.0.0.1:5999', hints: ['the primary may be the thing that died'] });
+    expect(s.pending).toMatchObject({ step: 'disable-writers', kind: 'failed' });
+    expect(s.pending!.how[1]).toMatch(/^skip: lifeboat skip recover-.* disable-writers --as <you> --reason "<why>"$/);
+    expect(await refusal(wf.executeUpdate(decideUpdate, { args: [{ step: 'disable-writers', decision: 'skip', by: 'bob' }] }))).toBe('skip needs a reason (it goes into the evidence)');
+    expect(await refusal(wf.executeUpdate(decideUpdate, { args: [{ step: 'replay-wal', decision: 'retry', by: 'bob' }] }))).toBe(
+      'replay-wal has not failed (it is pending): only a failed step can be retried',
+    );
+    const skipped = await wf.executeUpdate(decideUpdate, { args: [{ step: 'disable-writers', decision: 'skip', by: 'bob', comment: 'primary host is gone' }] });
+    expect(skipped).toMatchObject({ id: 'disable-writers', skipped: { by: 'bob', reason: 'primary host is gone' } });
+
+    s = await h.waitForStep(wf, 'replay-wal', 'failed');
+    expect(await refusal(wf.executeUpdate(decideUpdate, { args: [{ step: 'replay-wal', decision: 'skip', by: 'bob', comment: 'x' }] }))).toBe(
+      "replay-wal cannot be skipped: the runbook's skippable steps are capture-forensics, disable-writers, disable-background-jobs, pause-outbox, invalidate-caches; retry or abort instead",
+    );
+    await wf.executeUpdate(decideUpdate, { args: [{ step: 'replay-wal', decision: 'retry', by: 'alice' }] });
+    s = await h.waitForStep(wf, 'approve-promote', 'awaiting-approval');
+    expect(s.steps.find((x) => x.id === 'replay-wal')).toMatchObject({ state: 'done', runs: 2 });
+    expect(s.steps.find((x) => x.id === 'disable-writers')).toMatchObject({ state: 'skipped', summary: 'skipped by bob: primary host is gone' });
+    // Abort from here: nothing reopened, the run fails with the reason, evidence says aborted.
+    await wf.signal(abortSignal, { step: 'approve-promote', by: 'alice', reason: 'wrong target, starting over' });
+    const err = await wf.result().then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect(((err as WorkflowFailedError).cause as Error).message).toContain('recovery aborted at approve-promote by alice: wrong target, starting over');
+    expect(h.calls.log.filter((l) => l.startsWith('setGate')).every((l) => l.includes('"enabled":false'))).toBe(true);
+    expect(h.calls.evidence[0]).toMatchObject({ validationStatus: 'aborted' });
+  });
+
+  it('retargets later by continuing the replay, and earlier by restoring again', async () => {
+    h = await startHarness('retarget', { approvals: { 'approve-fence': { approvers: ['alice'] }, 'approve-promote': { approvers: ['alice'] }, 'approve-resume': false } });
+    const wf = await h.start({ target: TIME_TARGET });
+    await h.waitForStep(wf, 'approve-fence', 'awaiting-approval');
+    await wf.signal(approveSignal, { step: 'approve-fence', by: 'alice' });
+    await h.waitForStep(wf, 'approve-promote', 'awaiting-approval');
+    await wf.signal(retargetSignal, { by: 'alice', target: { time: '2026-11-21T14:32:30Z' } });
+    await waitForCalls(h, 'replayWal', 2);
+    await h.waitForStep(wf, 'approve-promote', 'awaiting-approval');
+    expect(h.calls.log.filter((l) => l.startsWith('restoreBaseBackup'))).toHaveLength(1);
+    expect(h.calls.log.filter((l) => l.startsWith('replayWal'))[1]).toBe('replayWal {"target":{"time":"2026-11-21T14:32:30Z"},"continueFrom":true}');
+
+    await wf.signal(retargetSignal, { by: 'alice', target: { time: '2026-11-21T14:20:00Z' } });
+    await waitForCalls(h, 'replayWal', 3);
+    const s = await h.waitForStep(wf, 'approve-promote', 'awaiting-approval');
+    expect(h.calls.log.filter((l) => l.startsWith('restoreBaseBackup'))).toHaveLength(2);
+    expect(h.calls.log.filter((l) => l.startsWith('replayWal'))[2]).toBe('replayWal {"target":{"time":"2026-11-21T14:20:00Z"},"continueFrom":false}');
+    expect(s.target).toEqual({ time: '2026-11-21T14:20:00Z' });
+    await wf.signal(approveSignal, { step: 'approve-promote', by: 'alice' });
+    const evidence = (await wf.result()) as Evidence;
+    expect(evidence.target).toEqual({ time: '2026-11-21T14:20:00Z' });
+    expect(evidence.steps.find((x) => x.id === 'approve-resume')).toMatchObject({ state: 'skipped', summary: 'turned off in the runbook (approvals.approve-resume: false)' });
+  });
+
+  it('needs an explicit override with a reason to promote past a failed invariant, and records it', async () => {
+    h = await startHarness('invariant', { approvals: { 'approve-promote': { approvers: ['alice'] }, 'approve-resume': false } }, { invariantsFail: true });
+    const wf = await h.start({ target: TIME_TARGET });
+    await h.waitForStep(wf, 'approve-fence', 'awaiting-approval');
+    await wf.signal(approveSignal, { step: 'approve-fence', by: 'anyone' });
+    const s = await h.waitForStep(wf, 'approve-promote', 'awaiting-approval');
+    expect(s.invariants?.filter((i) => !i.passed).map((i) => i.name)).toEqual(['no negative amounts']);
+    expect(await refusal(wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-promote', decision: 'approve', by: 'alice' }] }))).toBe(
+      'invariants failed on the paused copy (no negative amounts): approving promotion needs "override": true and the reason in comment (lifeboat approve ... --override --comment "<why>")',
+    );
+    await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-promote', decision: 'approve', by: 'alice', override: true, comment: 'three refunds are negative by design' }] });
+    const evidence = (await wf.result()) as Evidence;
+    expect(evidence.invariantOverride).toEqual({ by: 'alice', reason: 'three refunds are negative by design' });
+    expect(evidence.validationStatus).toBe('failed');
+  });
+
+  it('a dry run restores and checks but touches no gate and no traffic', async () => {
+    h = await startHarness('dry');
+    const wf = await h.start({ target: TIME_TARGET, dryRun: true });
+    const evidence = (await wf.result()) as Evidence;
+    expect(h.calls.log.map((l) => l.split(' ')[0])).toEqual(['preflight', 'captureForensics', 'restoreBaseBackup', 'replayWal', 'runInvariants', 'stopRestored']);
+    expect(evidence.dryRun).toBe(true);
+    expect(evidence.steps.filter((x) => x.state === 'skipped').map((x) => x.id)).toEqual([
+      'approve-fence', 'disable-writers', 'disable-background-jobs', 'pause-outbox',
+      'approve-promote', 'promote', 'reconcile-outbox', 'invalidate-caches', 'approve-resume', 'resume-traffic', 'enable-background-jobs', 'resume-outbox',
+    ]);
+  });
+
+  it('fails at once on a bad input, naming the field', async () => {
+    h = await startHarness('badinput');
+    const wf = await h.start({ target: { time: '2026-11-21 14:31:59' } });
+    const err = await wf.result().then(() => undefined, (e: unknown) => e);
+    expect(((err as WorkflowFailedError).cause as Error).message).toBe(
+      'recoverToPointInTime input is not valid:\n  target.time: expected an ISO 8601 time with a zone, e.g. "2026-06-04T14:31:59Z"\nHINT: the input is one JSON object, e.g. {"runbook": "orders"}',
+    );
+  });
+});
+
+async function waitForCalls(harness: Harness, name: string, n: number): Promise<void> {
+  const { waitFor } = await import('../harness/ports');
+  await waitFor(`${n} calls of ${name}`, async () => (harness.calls.log.filter((l) => l.startsWith(name)).length >= n ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
+}
