@@ -1,5 +1,28 @@
 // Lifeboat's activities: every side effect, grouped by the system it touches.
 // One worker registers all of them; which ones run where is decided by the
 // task queue a workflow schedules them on (`lifeboat` or `lifeboat-host-<host>`).
+import type { RecoveryActivities } from '../src/recovery/activity-types';
+import * as caches from './caches';
+import * as forensics from './forensics';
+import * as gates from './gates';
+import * as invariants from './invariants';
+import * as outbox from './outbox';
+import * as recovery from './recovery';
+import * as restore from './restore';
+import * as traffic from './traffic';
+
 export * from './backup';
 export * from './retention';
+export * from './recovery';
+export * from './restore';
+export * from './gates';
+export * from './forensics';
+export * from './invariants';
+export * from './outbox';
+export * from './caches';
+export * from './traffic';
+
+// What recoverToPointInTime proxies must be what the worker registers: a
+// mismatch fails to compile here rather than at 3 a.m. in a workflow task.
+const recoveryActivities: RecoveryActivities = { ...recovery, ...restore, ...gates, ...forensics, ...invariants, ...outbox, ...caches, ...traffic };
+void recoveryActivities;
