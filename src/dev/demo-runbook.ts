@@ -22,6 +22,12 @@ export interface DemoRunbookParams {
   retainFull?: number;
   rpoSeconds?: number;
   pgBin?: string;
+  /** Variable holding the Redis URL of the application's cache (keys orders:*). */
+  redisUrlEnv?: string;
+  /** pgbouncer in front of the application: admin URL variable and the file its [databases] includes. */
+  pgbouncer?: { adminUrlEnv: string; databasesFile: string; database?: string };
+  /** Approver names: approve-fence takes one of them, approve-promote two (or one when only one is named). */
+  approvers?: string[];
 }
 
 export function demoRunbookYaml(p: DemoRunbookParams): string {
@@ -46,9 +52,26 @@ gates:
   outbox: { gate: outbox_publisher, table: outbox, idColumn: id, publishedColumn: published_at }
 invariants:
   - { name: no negative amounts, sql: "select count(*) from orders where amount < 0", expect: 0 }
-objectives: { rpoSeconds: ${p.rpoSeconds ?? 300}, rtoSeconds: 2700 }
+${extras(p)}objectives: { rpoSeconds: ${p.rpoSeconds ?? 300}, rtoSeconds: 2700 }
 drill: { host: ${p.host}, dataDir: ${p.stateDir}/drill, port: ${p.drillPort}, targetWindow: 24h }
 `;
+}
+
+function extras(p: DemoRunbookParams): string {
+  const out: string[] = [];
+  if (p.redisUrlEnv) out.push(`caches:\n  - redis: { urlEnv: ${p.redisUrlEnv}, patterns: ["orders:*"] }`);
+  if (p.pgbouncer) {
+    out.push(
+      `traffic:\n  pgbouncer: { adminUrlEnv: ${p.pgbouncer.adminUrlEnv}, database: ${p.pgbouncer.database ?? p.database ?? 'appdb'}, databasesFile: ${p.pgbouncer.databasesFile} }`,
+    );
+  }
+  if (p.approvers?.length) {
+    const list = p.approvers.join(', ');
+    out.push(
+      `approvals:\n  approve-fence: { approvers: [${list}] }\n  approve-promote: { approvers: [${list}], min: ${Math.min(2, p.approvers.length)} }`,
+    );
+  }
+  return out.map((x) => `${x}\n`).join('');
 }
 
 /** The demo application's schema: orders, the gates and an outbox (DESIGN.md §4.1). */
