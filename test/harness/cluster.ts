@@ -28,7 +28,7 @@ export async function startTestCluster(opts: {
   kind: RepoKind;
   runbooksDir: string;
   host: string;
-  runbook?: Partial<Pick<DemoRunbookParams, 'rpoSeconds' | 'retainFull'>>;
+  runbook?: Partial<Pick<DemoRunbookParams, 'rpoSeconds' | 'retainFull' | 'redisUrlEnv' | 'pgbouncer' | 'approvers'>>;
 }): Promise<TestCluster> {
   const { name, kind } = opts;
   const repoDir = kind === 'file' ? postgresTempDir('repo') : undefined;
