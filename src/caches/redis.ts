@@ -35,7 +35,7 @@ export function redisInvalidator(cfg: { urlEnv: string; patterns: string[] }, ru
       // Without a listener an 'error' event would crash the worker.
       client.on('error', (err: unknown) => (lastError = err));
       let deleted = 0;
-      let pattern = cfg.patterns[0] ?? '';
+      let pattern: string | undefined;
       try {
         await client.connect();
         // Keys as bytes: a key that is not valid UTF-8 would otherwise come
@@ -55,9 +55,10 @@ export function redisInvalidator(cfg: { urlEnv: string; patterns: string[] }, ru
         if (ctx.signal?.aborted) throw err;
         const why = redact(errorMessage(lastError ?? err), url);
         const auth = /WRONGPASS|NOAUTH|NOPERM/.test(why);
+        const doing = pattern === undefined ? 'cannot connect' : `deleting keys matching "${pattern}" failed after ${deleted} deleted`;
         throw new LifeboatError(
           'CACHE_INVALIDATION_FAILED',
-          `${where}: deleting keys matching "${pattern}" failed after ${deleted} deleted: ${why}`,
+          `${where}: ${doing}: ${why}`,
           {
             hints: [
               auth
