@@ -70,6 +70,11 @@ async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure>
   return err as ApplicationFailure;
 }
 
+/** setGate as the worker runs it, inside an activity context (whose workflow id feeds the skip hint). */
+const gate = (input: Parameters<typeof setGate>[0]) => env.run(setGate, input) as ReturnType<typeof setGate>;
+const capture = (input: Parameters<typeof captureForensics>[0]) => env.run(captureForensics, input) as ReturnType<typeof captureForensics>;
+const reconcile = (input: Parameters<typeof reconcileOutbox>[0]) => env.run(reconcileOutbox, input) as ReturnType<typeof reconcileOutbox>;
+
 const gateRows = () => appdb<{ gate_name: string; enabled: boolean }>('select gate_name, enabled from system_gate order by gate_name');
 
 beforeAll(async () => {
@@ -104,7 +109,7 @@ describe('writer gate', () => {
     await open.query(`insert into orders (customer, status, amount) values ('before fence', 'pending', 1)`);
     const [{ pid }] = (await open.query<{ pid: number }>('select pg_backend_pid() as pid')).rows as [{ pid: number }];
 
-    const result = await env.run(setGate, { runbook: 'orders', where: 'primary', gate: 'writers', enabled: false });
+    const result = await gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: false });
 
     expect(result).toEqual({ gate: 'writers', enabled: false, rolesAltered: ['app'], sessionsTerminated: 1, proof: PROOF });
     expect(await pg.query('select 1 from pg_stat_activity where pid = $1', [pid])).toEqual([]);
@@ -117,8 +122,8 @@ describe('writer gate', () => {
   });
 
   it('fencing twice ends in the same state, with nothing left to end the second time', async () => {
-    await env.run(setGate, { runbook: 'orders', where: 'primary', gate: 'writers', enabled: false });
-    const again = await env.run(setGate, { runbook: 'orders', where: 'primary', gate: 'writers', enabled: false });
+    await gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: false });
+    const again = await gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: false });
     expect(again).toEqual({ gate: 'writers', enabled: false, rolesAltered: ['app'], sessionsTerminated: 0, proof: PROOF });
     const settings = await appdb<{ setconfig: string[] }>(
       `select setconfig from pg_db_role_setting where setrole = 'app'::regrole and setdatabase = 0`,
@@ -127,7 +132,7 @@ describe('writer gate', () => {
   });
 
   it('reopening the writer gate lets app write again', async () => {
-    const result = await env.run(setGate, { runbook: 'orders', where: 'primary', gate: 'writers', enabled: true });
+    const result = await gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: true });
     expect(result).toEqual({ gate: 'writers', enabled: true, rolesAltered: ['app'] });
     const fresh = await appSession();
     const inserted = await fresh.query(`insert into orders (customer, status, amount) values ('after reopen', 'pending', 1)`);
@@ -139,7 +144,7 @@ describe('writer gate', () => {
   it('reports GATE_NOT_ENFORCED when app turns read-only off again in its database', async () => {
     await pg.query('alter role app in database appdb set default_transaction_read_only = off');
     try {
-      const failure = await failureOf(env.run(setGate, { runbook: 'orders', where: 'primary', gate: 'writers', enabled: false }));
+      const failure = await failureOf(gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: false }));
       expect(failure.type).toBe('GATE_NOT_ENFORCED');
       expect(failure.nonRetryable).toBe(true);
       expect(failure.message).toBe(
@@ -153,14 +158,14 @@ describe('writer gate', () => {
       );
     } finally {
       await pg.query('alter role app in database appdb reset default_transaction_read_only');
-      await env.run(setGate, { runbook: 'orders', where: 'primary', gate: 'writers', enabled: true });
+      await gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: true });
     }
   });
 
   it('says the primary may be the thing that died, and how to skip, when it does not answer', async () => {
     const deadPort = await freePort();
     writeRunbook('dead-primary', { port: deadPort });
-    const failure = await failureOf(env.run(setGate, { runbook: 'dead-primary', where: 'primary', gate: 'writers', enabled: false }));
+    const failure = await failureOf(gate({ runbook: 'dead-primary', where: 'primary', gate: 'writers', enabled: false }));
     expect(failure.type).toBe('PG_UNREACHABLE');
     expect(failure.nonRetryable).toBe(false);
     expect(failure.message).toBe(
@@ -176,11 +181,11 @@ describe('writer gate', () => {
 
 describe('row gates', () => {
   it('turns background jobs and the outbox publisher off and on, on the primary and on the restored instance', async () => {
-    expect(await env.run(setGate, { runbook: 'orders', where: 'primary', gate: 'backgroundJobs', enabled: false })).toEqual({
+    expect(await gate({ runbook: 'orders', where: 'primary', gate: 'backgroundJobs', enabled: false })).toEqual({
       gate: 'background_jobs',
       enabled: false,
     });
-    expect(await env.run(setGate, { runbook: 'orders', where: 'primary', gate: 'outbox', enabled: false })).toEqual({
+    expect(await gate({ runbook: 'orders', where: 'primary', gate: 'outbox', enabled: false })).toEqual({
       gate: 'outbox_publisher',
       enabled: false,
     });
@@ -189,8 +194,8 @@ describe('row gates', () => {
       { gate_name: 'outbox_publisher', enabled: false },
       { gate_name: 'writers', enabled: true },
     ]);
-    await env.run(setGate, { runbook: 'orders', where: 'restored', gate: 'backgroundJobs', enabled: true });
-    await env.run(setGate, { runbook: 'orders', where: 'restored', gate: 'outbox', enabled: true });
+    await gate({ runbook: 'orders', where: 'restored', gate: 'backgroundJobs', enabled: true });
+    await gate({ runbook: 'orders', where: 'restored', gate: 'outbox', enabled: true });
     expect(await gateRows()).toEqual([
       { gate_name: 'background_jobs', enabled: true },
       { gate_name: 'outbox_publisher', enabled: true },
@@ -200,14 +205,14 @@ describe('row gates', () => {
 
   it('creates a gate row that is missing', async () => {
     await appdb(`delete from system_gate where gate_name = 'background_jobs'`);
-    await env.run(setGate, { runbook: 'orders', where: 'primary', gate: 'backgroundJobs', enabled: false });
+    await gate({ runbook: 'orders', where: 'primary', gate: 'backgroundJobs', enabled: false });
     expect(await gateRows()).toContainEqual({ gate_name: 'background_jobs', enabled: false });
-    await env.run(setGate, { runbook: 'orders', where: 'primary', gate: 'backgroundJobs', enabled: true });
+    await gate({ runbook: 'orders', where: 'primary', gate: 'backgroundJobs', enabled: true });
   });
 
   it('refuses a gate the runbook does not configure, naming the missing field', async () => {
     writeRunbook('no-jobs-gate', { port: pg.port, drop: /^ {2}backgroundJobs: .*\n/m });
-    const failure = await failureOf(env.run(setGate, { runbook: 'no-jobs-gate', where: 'primary', gate: 'backgroundJobs', enabled: false }));
+    const failure = await failureOf(gate({ runbook: 'no-jobs-gate', where: 'primary', gate: 'backgroundJobs', enabled: false }));
     expect(failure.type).toBe('RUNBOOK_INVALID');
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toBe(
@@ -227,7 +232,7 @@ describe('forensics and the outbox', () => {
     await appdb(`update orders set status = 'canceled', updated_at = now() + interval '1 hour' where id in (7, 8)`);
     const target = { time: mark!.t };
 
-    const result = await env.run(captureForensics, { runbook: 'orders', target });
+    const result = await capture({ runbook: 'orders', target });
 
     expect(result.primaryReachable).toBe(true);
     expect(result.outboxHighWater).toBe('450');
@@ -248,7 +253,7 @@ describe('forensics and the outbox', () => {
   });
 
   it('records that the primary did not answer, without failing', async () => {
-    const result = await env.run(captureForensics, { runbook: 'dead-primary', target: { latest: true } });
+    const result = await capture({ runbook: 'dead-primary', target: { latest: true } });
     expect(result).toEqual({ capturedAt: result.capturedAt, primaryReachable: false, captures: [] });
   });
 
@@ -256,7 +261,7 @@ describe('forensics and the outbox', () => {
     // As after a restore from before their publication: 441-450 were published
     // on the old primary but come back unpublished; 451-500 were never published.
     await appdb('update outbox set published_at = null where id > 440');
-    const result = await env.run(reconcileOutbox, { runbook: 'orders', highWater: '450' });
+    const result = await reconcile({ runbook: 'orders', highWater: '450' });
     expect(result).toEqual({ table: 'outbox', highWater: '450', markedPublished: 10 });
     const [counts] = await appdb<{ published: string; unpublished: string; first_unpublished: string }>(
       `select count(*) filter (where published_at is not null) as published,
@@ -267,13 +272,13 @@ describe('forensics and the outbox', () => {
   });
 
   it('skips reconciliation without a high-water mark or without an outbox, and says why', async () => {
-    expect(await env.run(reconcileOutbox, { runbook: 'orders' })).toEqual({
+    expect(await reconcile({ runbook: 'orders' })).toEqual({
       table: 'outbox',
       markedPublished: 0,
       skippedReason: 'no high-water mark was captured (the primary did not answer, or had published no outbox rows)',
     });
     writeRunbook('no-outbox', { port: pg.port, drop: /^ {2}outbox: .*\n/m });
-    expect(await env.run(reconcileOutbox, { runbook: 'no-outbox', highWater: '450' })).toEqual({
+    expect(await reconcile({ runbook: 'no-outbox', highWater: '450' })).toEqual({
       markedPublished: 0,
       skippedReason: 'runbook no-outbox configures no outbox (gates.outbox)',
     });
