@@ -16,13 +16,13 @@ export async function restoreBaseBackup(input: RestoreInput): Promise<RestoreRes
   return lifeboatActivity(async () => {
     const ctx = Context.current();
     const runbook = await loadRunbook(input.runbook);
-    let last = 0;
+    let last = { phase: '', at: 0 };
     return restore(runbook, input, {
       signal: ctx.cancellationSignal,
       onProgress: (p: RestoreProgress) => {
-        // Every chunk reports; a heartbeat a second is plenty.
-        if (p.phase === 'downloading' && Date.now() - last < 1000) return;
-        last = Date.now();
+        // Every downloaded chunk reports; a heartbeat a second is plenty.
+        if (p.phase === last.phase && Date.now() - last.at < 1000) return;
+        last = { phase: p.phase, at: Date.now() };
         ctx.heartbeat(p);
       },
     });

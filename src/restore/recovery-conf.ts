@@ -33,10 +33,20 @@ export function shellWord(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * An ISO 8601 time as recovery_target_time accepts it. The setting is parsed
+ * when the postmaster reads its configuration, before time zone
+ * abbreviations are loaded, so "Z" is refused ("invalid value for parameter")
+ * where "+00:00" is not. Rewritten as text: a Date would drop microseconds.
+ */
+export function pgTime(iso: string): string {
+  return iso.replace(/^(\d{4}-\d{2}-\d{2})T/, '$1 ').replace(/[Zz]$/, '+00:00');
+}
+
 export function recoveryLines(s: RecoverySettings): string[] {
   const t = s.target;
   const target = 'time' in t
-    ? [`recovery_target_time = ${quote(t.time)}`]
+    ? [`recovery_target_time = ${quote(pgTime(t.time))}`]
     : 'name' in t
       ? [`recovery_target_name = ${quote(t.name)}`]
       : 'lsn' in t
