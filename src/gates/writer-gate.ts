@@ -63,6 +63,8 @@ async function reopen(endpoint: Endpoint, spec: WriterGateSpec): Promise<GateRes
 
 async function fence(endpoint: Endpoint, spec: WriterGateSpec): Promise<GateResult> {
   return withClient(endpoint, async (client) => {
+    // Before touching anything: a runbook whose roles cannot log in would fence nobody.
+    const prover = await proofRole(client, spec.roles);
     // Row and roles in one transaction, committed before any session is
     // ended: a pool that reconnects at once already gets a read-only session.
     await inTransaction(client, 'begin', async () => {
@@ -71,7 +73,6 @@ async function fence(endpoint: Endpoint, spec: WriterGateSpec): Promise<GateResu
     });
     const sessionsTerminated = await endSessions(client, spec.roles);
     const overrides = await readWriteOverrides(client, spec.roles);
-    const prover = await proofRole(client, spec.roles);
     const outcome = await attemptWrite(endpoint, prover, spec.table);
     if (!outcome.refused || overrides.length > 0) throw notEnforced(endpoint, prover, outcome, overrides);
     return { gate: spec.gate, enabled: false, rolesAltered: [...spec.roles], sessionsTerminated, proof: outcome.text };

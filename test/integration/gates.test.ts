@@ -25,7 +25,7 @@ const cleanups: Array<() => Promise<unknown>> = [];
 
 const PROOF = 'as app, "update "system_gate" set updated_at = updated_at where false" was refused: cannot execute UPDATE in a read-only transaction (SQLSTATE 25006)';
 
-function writeRunbook(name: string, opts: { port: number; extra?: string; drop?: RegExp }): void {
+function writeRunbook(name: string, opts: { port: number; extra?: string; drop?: RegExp; replace?: [RegExp, string] }): void {
   let yaml = demoRunbookYaml({
     name,
     pgPort: opts.port,
@@ -39,6 +39,7 @@ function writeRunbook(name: string, opts: { port: number; extra?: string; drop?:
     drillPort: opts.port + 1,
   });
   if (opts.drop) yaml = yaml.replace(opts.drop, '');
+  if (opts.replace) yaml = yaml.replace(...opts.replace);
   writeFileSync(path.join(runbooksDir, `${name}.yaml`), yaml + (opts.extra ?? ''));
 }
 
@@ -160,6 +161,43 @@ describe('writer gate', () => {
       await pg.query('alter role app in database appdb reset default_transaction_read_only');
       await gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: true });
     }
+  });
+
+  it('reports GATE_NOT_ENFORCED with how to prove it by hand when it cannot log in as app', async () => {
+    // A connection limit of 0 refuses app's logins (not a superuser's): the proof cannot be made.
+    await pg.query('alter role app connection limit 0');
+    try {
+      const failure = await failureOf(gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: false }));
+      expect(failure.type).toBe('GATE_NOT_ENFORCED');
+      expect(failure.message).toBe(
+        [
+          'writer gate on the primary is not enforced:',
+          '  could not log in as app to attempt a write: too many connections for role "app"',
+          'HINT: the gate row is off and ALTER ROLE ... SET default_transaction_read_only = on was run, but writes by the application are not proven to be refused',
+          'HINT: Lifeboat proves the gate by logging in as app without a password: allow that from this worker in pg_hba.conf (e.g. a cert entry), or',
+          'HINT: prove it by hand (psql as app, a write must fail with "cannot execute ... in a read-only transaction") and skip the step with that reason',
+        ].join('\n'),
+      );
+    } finally {
+      await pg.query('alter role app connection limit -1');
+      await gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: true });
+    }
+  });
+
+  it('refuses to fence roles that cannot log in, since their settings reach no session', async () => {
+    await pg.query('create role app_group nologin');
+    writeRunbook('group-role', { port: pg.port, replace: [/readOnlyRoles: \[app\]/, 'readOnlyRoles: [app_group]'] });
+    const failure = await failureOf(gate({ runbook: 'group-role', where: 'primary', gate: 'writers', enabled: false }));
+    expect(failure.type).toBe('RUNBOOK_INVALID');
+    expect(failure.message).toBe(
+      [
+        'none of gates.writers.readOnlyRoles (app_group) can log in, so making them read-only fences nobody',
+        'HINT: ALTER ROLE ... SET applies to logins of that very role, not to members of a group role: list the roles the application logs in as',
+      ].join('\n'),
+    );
+    // Refused before anything was touched.
+    expect(await gateRows()).toContainEqual({ gate_name: 'writers', enabled: true });
+    expect(await appdb(`select 1 from pg_db_role_setting where setrole = 'app_group'::regrole`)).toEqual([]);
   });
 
   it('says the primary may be the thing that died, and how to skip, when it does not answer', async () => {
