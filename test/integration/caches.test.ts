@@ -2,17 +2,21 @@
 // password, so we can see it never leaks), a real HTTP server standing in for
 // a purge endpoint, and real command hooks. The activity runs in Temporal's
 // MockActivityEnvironment and reads a runbook from a temporary directory.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { invalidateCaches } from '../../activities/caches';
 import type { CacheProgress } from '../../src/caches';
+import { runHook } from '../../src/caches/run-hook';
 import { demoRunbookYaml } from '../../src/dev/demo-runbook';
+import type { CacheResult } from '../../src/recovery/contract';
+import { waitFor } from '../harness/ports';
 import { startRedis, type TestRedis } from '../harness/redis';
 
 const PASSWORD = 'hunter2-redis-pw';
@@ -41,10 +45,10 @@ function writeRunbook(name: string, caches: string): string {
   return name;
 }
 
-async function run(runbook: string, beats: CacheProgress[] = []) {
+async function run(runbook: string, beats: CacheProgress[] = []): Promise<CacheResult[]> {
   const env = new MockActivityEnvironment();
   env.on('heartbeat', (d: CacheProgress) => beats.push(d));
-  return env.run(invalidateCaches, { runbook });
+  return env.run<[{ runbook: string }], CacheResult[], typeof invalidateCaches>(invalidateCaches, { runbook });
 }
 
 async function seed(prefix: string, count: number): Promise<void> {
@@ -196,6 +200,43 @@ describe('command', () => {
         'HINT: then retry the step',
       ].join('\n'),
     });
+  });
+});
+
+describe('hook time limits', () => {
+  it('stops a hook that does not finish in time, with the children it started', async () => {
+    const pidFile = path.join(root, 'grandchild.pid');
+    // The background sleep keeps the hook's stdout open: waiting for the pipes
+    // alone would never return.
+    const argv = ['/bin/sh', '-c', `sleep 60 & echo $! > ${pidFile}; echo still purging >&2; wait`];
+
+    const failure = await runHook(argv, { what: 'cache hook slow-purge', code: 'CACHE_INVALIDATION_FAILED', timeoutMs: 1000 }).catch((e: unknown) => e);
+
+    expect(failure).toMatchObject({
+      code: 'CACHE_INVALIDATION_FAILED',
+      message: 'cache hook slow-purge did not finish within 1 s and was stopped:\n  still purging',
+    });
+    const grandchild = Number(readFileSync(pidFile, 'utf8'));
+    await waitFor('the background sleep to be gone', async () => {
+      try {
+        process.kill(grandchild, 0);
+        return undefined;
+      } catch {
+        return true;
+      }
+    });
+  });
+
+  it('stops a running hook when the activity is cancelled', async () => {
+    const started = path.join(root, 'cancel-started');
+    const name = writeRunbook('command-cancel', `  - command: { argv: ["/bin/sh", "-c", "touch ${started}; sleep 60"] }\n`);
+    const env = new MockActivityEnvironment();
+    const running = env.run(invalidateCaches, { runbook: name });
+    await waitFor('the hook to start', async () => (existsSync(started) ? true : undefined));
+
+    env.cancel();
+
+    await expect(running).rejects.toBeInstanceOf(CancelledFailure);
   });
 });
 

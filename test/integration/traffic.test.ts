@@ -12,6 +12,7 @@ import { Client } from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { resumeTraffic } from '../../activities/traffic';
 import { demoRunbookYaml } from '../../src/dev/demo-runbook';
+import type { TrafficResult } from '../../src/recovery/contract';
 import { loadRunbook } from '../../src/runbook/load';
 import { switchRunbookTraffic, type TrafficProgress } from '../../src/traffic';
 import { startPgbouncer, type TestPgbouncer } from '../harness/pgbouncer';
@@ -49,10 +50,10 @@ function pgbouncerRunbook(name: string, databasesFile = pgb.databasesFile): stri
   return writeRunbook(name, `pgbouncer: { adminUrlEnv: LB_TEST_PGBOUNCER_ADMIN, database: appdb, databasesFile: ${databasesFile} }`);
 }
 
-async function run(runbook: string, beats: TrafficProgress[] = []) {
+async function run(runbook: string, beats: TrafficProgress[] = []): Promise<TrafficResult> {
   const env = new MockActivityEnvironment();
   env.on('heartbeat', (d: TrafficProgress) => beats.push(d));
-  return env.run(resumeTraffic, { runbook });
+  return env.run<[{ runbook: string }], TrafficResult, typeof resumeTraffic>(resumeTraffic, { runbook });
 }
 
 /** A client of the application: through pgbouncer, as the application connects. */
