@@ -232,8 +232,14 @@ export const APPROVAL_STEPS = ['approve-fence', 'approve-promote', 'approve-resu
 /** `approve-resume: false` turns the resume approval off (it is on by default). */
 export const Approvals = z.partialRecord(
   z.enum(APPROVAL_STEPS, { error: `expected one of ${APPROVAL_STEPS.join(', ')}` }),
-  z.union([ApprovalPolicy, z.literal(false)], {
-    error: 'expected a mapping with approvers (and optionally min, escalateAfter), or false to turn the approval off',
+  // Not a z.union: a union reports only that no branch matched, and the
+  // operator would lose the path of the bad field inside the policy.
+  z.unknown().transform((value, ctx): z.output<typeof ApprovalPolicy> | false => {
+    if (value === false) return false;
+    const parsed = ApprovalPolicy.safeParse(value);
+    if (parsed.success) return parsed.data;
+    for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom', message: issue.message, path: issue.path } as never);
+    return z.NEVER;
   }),
 );
 

@@ -42,9 +42,10 @@ describe('the example runbook', () => {
       user: 'lifeboat',
       passwordEnv: 'ORDERS_PG_PASSWORD',
     });
-    expect(rb.restore).toEqual({ host: 'db-recovery-1', dataDir: '/var/lib/postgresql/15/recovery', port: 5433, mode: 'side-by-side' });
+    expect(rb.restore).toEqual({ host: 'db-recovery-1', dataDir: '/var/lib/postgresql/15/recovery', port: 5433, mode: 'side-by-side', address: '127.0.0.1' });
     expect(rb.approvals['approve-promote']).toEqual({ approvers: ['alice', 'bob', 'carol'], min: 2, escalateAfter: 900 });
-    expect(rb.approvals['approve-fence']?.min).toBe(1);
+    expect(rb.approvals['approve-fence']).toMatchObject({ min: 1 });
+    expect(rb.skippable).toEqual(['capture-forensics', 'disable-writers', 'disable-background-jobs', 'pause-outbox', 'invalidate-caches']);
     expect(rb.drill?.targetWindow).toBe(24 * 3600);
     expect(rb.backup).toEqual({ host: 'db-recovery-1', retainFull: 2, scratchDir: '/var/lib/lifeboat/scratch' });
   });
@@ -78,7 +79,7 @@ describe('a malformed runbook is refused with the field path and what was expect
   it('a misspelt top-level key suggests the right one and lists the allowed keys', () => {
     expect(errorsOf(example(/^invariants:/m, 'invariant:'))).toEqual([
       'orders.yaml:71: invariant: unknown field (did you mean "invariants"?), expected one of name, cluster, repository, ' +
-        'restore, backup, gates, capture, invariants, caches, traffic, approvals, objectives, drill, notify',
+        'restore, backup, gates, capture, invariants, caches, traffic, approvals, skippable, objectives, drill, notify',
     ]);
   });
 
@@ -146,7 +147,7 @@ describe('a malformed runbook is refused with the field path and what was expect
     {
       what: 'an empty restore section',
       text: example(/^restore:.*$/m, 'restore:'),
-      line: /^orders\.yaml:\d+: restore: expected a mapping with host, dataDir, port and mode, got an empty value$/,
+      line: /^orders\.yaml:\d+: restore: expected a mapping with host, dataDir, port and mode \(and optionally address\), got an empty value$/,
     },
     {
       what: 'a redis cache given a URL instead of the name of its variable',
@@ -265,7 +266,7 @@ describe('lifeboat runbook validate (the built CLI)', () => {
     expect(r.stderr).toBe(
       [
         'bad.yaml:46: restore.port: expected an integer between 1 and 65535, got "abc"',
-        'bad.yaml:88: approvals.approve-promote.min: expected at most 3 (the number of distinct approvers), or no decision could ever pass, got 4',
+        'bad.yaml:94: approvals.approve-promote.min: expected at most 3 (the number of distinct approvers), or no decision could ever pass, got 4',
         '1 of 2 runbook files not valid',
         '',
       ].join('\n'),
