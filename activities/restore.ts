@@ -11,10 +11,24 @@ import { replayWal as replay } from '../src/restore/replay';
 import { restoreBaseBackup as restore } from '../src/restore/restore';
 import { lifeboatActivity } from './failure';
 
+/**
+ * lifeboatActivity, plus cancellation: Temporal reports a cancellation only
+ * for the CancelledFailure it gave us, not for the AbortError of a sleep or
+ * pipeline it interrupted.
+ */
+async function hostActivity<T>(body: (ctx: Context) => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  try {
+    return await lifeboatActivity(() => body(ctx));
+  } catch (err) {
+    if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+    throw err;
+  }
+}
+
 /** Fetches and extracts the base backup into restore.dataDir; heartbeats RestoreProgress while downloading. */
 export async function restoreBaseBackup(input: RestoreInput): Promise<RestoreResult> {
-  return lifeboatActivity(async () => {
-    const ctx = Context.current();
+  return hostActivity(async (ctx) => {
     const runbook = await loadRunbook(input.runbook);
     let last = { phase: '', at: 0 };
     return restore(runbook, input, {
@@ -29,10 +43,13 @@ export async function restoreBaseBackup(input: RestoreInput): Promise<RestoreRes
   });
 }
 
-/** Starts recovery on the restored copy and waits until it pauses at the target; heartbeats ReplayProgress. */
+/**
+ * Starts recovery on the restored copy and waits until it pauses at the
+ * target; heartbeats ReplayProgress. Cancelled, it stops waiting and leaves
+ * PostgreSQL replaying: the next call waits for it again.
+ */
 export async function replayWal(input: ReplayInput): Promise<ReplayResult> {
-  return lifeboatActivity(async () => {
-    const ctx = Context.current();
+  return hostActivity(async (ctx) => {
     const runbook = await loadRunbook(input.runbook);
     return replay(runbook, input, { signal: ctx.cancellationSignal, onProgress: (p) => ctx.heartbeat(p) });
   });

@@ -107,7 +107,7 @@ export function lastLines(text: string, n = 8): string[] {
     .slice(-n);
 }
 
-/** Throws PG_RUNNING unless the directory exists and holds a PostgreSQL data directory. */
+/** Throws BACKUP_NOT_FOUND unless the directory holds a PostgreSQL data directory. */
 export function requirePgData(dataDir: string, what: string): void {
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
     throw new LifeboatError('BACKUP_NOT_FOUND', `${dataDir} holds no PostgreSQL data directory (no PG_VERSION) ${what}`, {

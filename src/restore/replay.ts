@@ -246,6 +246,7 @@ class ArchiveEnd {
 }
 
 const ENDED_BEFORE_TARGET = 'recovery ended before configured recovery target was reached';
+const BEFORE_CONSISTENT = 'requested recovery stop point is before consistent recovery point';
 
 /** The error for a postmaster that exited during replay, read from its log. */
 async function whyItStopped(a: WaitArgs, lastLsn: string | null): Promise<LifeboatError> {
@@ -267,6 +268,13 @@ async function whyItStopped(a: WaitArgs, lastLsn: string | null): Promise<Lifebo
         ],
         details: { archiveEnd: end?.name, replayedTo: redoDone, lastCommit },
       },
+    );
+  }
+  if (log.includes(BEFORE_CONSISTENT)) {
+    return new LifeboatError(
+      'INPUT_INVALID',
+      `${target} lies before the end of base backup ${a.marker.backupId} (its WAL up to there must be replayed first); PostgreSQL in ${a.pg.dataDir} stopped`,
+      { hints: ['choose a later target, or recover from an older backup that finished before it', 'nothing was promoted'] },
     );
   }
   const lines = lastLines(log, 10);

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from 'pg';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import type { ActivityFunction } from '@temporalio/common';
+import { CancelledFailure, type ActivityFunction } from '@temporalio/common';
 import { asPostgres, postgresTempDir, switchAndWaitArchived, PG_BIN } from '../harness/postgres';
 import { startTestCluster, type RepoKind, type TestCluster } from '../harness/cluster';
 import { freePort, waitFor } from '../harness/ports';
@@ -309,6 +309,26 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     expect(control).toMatch(/Latest checkpoint's TimeLineID:\s+1\n/);
     const repo = await openRepository(f.tc.repoUrl, f.runbook.repository);
     expect(Object.keys((await readWalArchive(repo, f.tc.name)).histories)).toEqual([]);
+  });
+
+  it('a cancelled replay-wal stops waiting and leaves PostgreSQL replaying; the next call (a new worker) only waits for the pause', async () => {
+    const dataDir = f.runbook.restore.dataDir;
+    await activity(restoreBaseBackup, restoreInput(f, 'wf-cancel'));
+    const input = replayInput(f, 'wf-cancel', { latest: true });
+    const env = new MockActivityEnvironment();
+    const beats: ReplayProgress[] = [];
+    env.on('heartbeat', (d: ReplayProgress) => beats.push(d));
+    const first = env.run(replayWal, input);
+    await waitFor('replay to begin', async () => (beats.some((b) => b.phase === 'replaying') ? true : undefined), { timeoutMs: 60_000 });
+    env.cancel();
+    await expect(first).rejects.toBeInstanceOf(CancelledFailure);
+    expect(await pgCtlStatus(dataDir)).toBe(0);
+
+    const { result } = await activity(replayWal, input);
+    expect(result).toMatchObject({ paused: true, timeline: 1 });
+    expect(await onRestored(f.runbook, ROWS)).toEqual([{ n: 53, max: 3000, after: 0 }]);
+    const marker = JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8')) as { logFile: string };
+    expect(readFileSync(marker.logFile, 'utf8').split('\n').filter((l) => l.includes('starting PostgreSQL'))).toHaveLength(1);
   });
 
   // Last in this cluster: the promoted copy archives a new timeline into the
