@@ -2,11 +2,13 @@
 // from the closed catalogue (src/errors.ts), retryable or not by that code.
 // Workflows branch on the type string: `instanceof` does not cross into the
 // workflow sandbox.
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { isLifeboatError, isRetryable, errorMessage } from '../src/errors';
 
 export function asActivityFailure(err: unknown): Error {
-  if (err instanceof ApplicationFailure) return err;
+  // Cancellation must reach Temporal as itself, or a cancelled activity
+  // (an operator's abort) would be recorded as a failure and retried.
+  if (err instanceof ApplicationFailure || err instanceof CancelledFailure) return err;
   if (isLifeboatError(err)) {
     const details = jsonSafe(err.details);
     return ApplicationFailure.create({

@@ -35,10 +35,12 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
 
   try {
     // 1. preflight: backup chosen, WAL chain checked, nothing touched.
-    const plan = await run.step('preflight', () => act.preflight({ runbook: name, target: run.target, mode: run.status().mode, dryRun, ...(input.backupId ? { backupId: input.backupId } : {}) }), (p) => `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}, RTO estimate ${Math.round(p.rtoEstimateSeconds / 60)} min`);
+    const plan = await run.step('preflight', () => act.preflight({ runbook: name, target: run.target, mode: run.mode, dryRun, ...(input.backupId ? { backupId: input.backupId } : {}) }), (p) => `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}, RTO estimate ${Math.round(p.rtoEstimateSeconds / 60)} min`);
     if (!plan) throw ApplicationFailure.nonRetryable('preflight cannot be skipped', 'RUNBOOK_INVALID');
     const runbook: Runbook = plan.runbook;
     run.runbook = runbook;
+    // The input's mode wins; without one the runbook's restore.mode decides.
+    if (!input.mode) run.mode = runbook.restore.mode;
     facts.runbook = runbook;
     facts.cluster = clusterName(runbook);
     facts.notes.push(...plan.warnings);
@@ -75,11 +77,11 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       if (restoreNeeded) {
         await run.step('restore-base-backup', async () => {
           if (run.steps.get('restore-base-backup')!.runs > 1 || backupId !== plan.backup.backupId) {
-            const again = await act.preflight({ runbook: name, target: run.target, mode: run.status().mode, dryRun });
+            const again = await act.preflight({ runbook: name, target: run.target, mode: run.mode, dryRun });
             backupId = again.backup.backupId;
             run.extra.backup = again.backup;
           }
-          return host.restoreBaseBackup({ ...ref, backupId, mode: run.status().mode, workflowId, runId });
+          return host.restoreBaseBackup({ ...ref, backupId, mode: run.mode, workflowId, runId });
         }, (r) => `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${r.movedAside ? `; old directory moved to ${r.movedAside}` : ''}`);
       }
       replay = await run.step('replay-wal', () => host.replayWal({ ...ref, target: run.target, workflowId, runId, ...(continueFrom ? { continueFrom: true } : {}) }), (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`);

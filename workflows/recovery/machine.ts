@@ -113,6 +113,14 @@ export class RecoveryMachine {
     this.base = { ...this.base, target: t };
   }
 
+  get mode(): RecoveryStatus['mode'] {
+    return this.base.mode;
+  }
+
+  set mode(m: RecoveryStatus['mode']) {
+    this.base = { ...this.base, mode: m };
+  }
+
   // ------------------------------------------------------------ handlers
 
   installHandlers(): void {
