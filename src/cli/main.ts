@@ -158,6 +158,88 @@ repoOptions(
     .addOption(new Option('--count <n>', 'how many segments').default('8')),
 ).action((file: string, opts) => runCommand(() => import('./commands/archive-prefetch'), { ...opts, file }));
 
+// ---------------------------------------------------------------- recovery (DESIGN.md §4, §9)
+
+const targetOptions = (cmd: Command) =>
+  cmd
+    .option('--to-time <iso>', 'recover up to this time, ISO 8601 with its zone: 2026-06-04T14:31:59Z or 2026-06-04T16:31:59+02:00')
+    .option('--to-name <name>', 'recover up to a restore point (pg_create_restore_point, lifeboat checkpoint)')
+    .option('--to-lsn <lsn>', 'recover up to a WAL position, e.g. 0/3000060')
+    .option('--to-xid <xid>', 'recover up to and including this transaction id')
+    .option('--to-latest', 'recover to the end of the archived WAL');
+
+temporalOptions(
+  targetOptions(
+    program
+      .command('recover')
+      .description(
+        'start `recoverToPointInTime`: restore the newest base backup before the target, replay WAL to it, ' +
+          'check invariants, promote and resume traffic, pausing for approvals; give exactly one --to-... target',
+      )
+      .option('--runbook <name|file>', 'runbook name (in --runbooks-dir) or path to a runbook YAML file')
+      .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)'),
+  )
+    .option('--incident <id>', 'incident reference, e.g. INC-1234 (shown in the UI and the evidence)')
+    .option('--reason <text>', 'why the recovery is run, e.g. "bad UPDATE on orders"')
+    .addOption(new Option('--mode <mode>', "where to restore (default: the runbook's restore.mode)").choices(['side-by-side', 'in-place']))
+    .option('--dry-run', 'preflight, forensics and invariants on a side-by-side restore; no gate, no traffic')
+    .option('--backup <id>', 'restore this base backup instead of the one preflight would choose')
+    .option('--workflow-id <id>', 'workflow id (default recover-<runbook>-<time>)')
+    .option('--follow', 'after starting, watch it like `status --watch` until it ends; exit 0 when it completes, 1 when not')
+    .option('--interval <s>', 'with --follow: seconds between looks', '2')
+    .option('--json', 'print the started run (and with --follow each change) as JSON'),
+).action((opts) => runCommand(() => import('./commands/recover'), opts));
+
+const DECISIONS = {
+  approve: 'approve a step waiting for approval',
+  reject: 'reject a step waiting for approval (needs --reason); the run ends without promoting',
+  retry: 'run a failed step again',
+  skip: 'skip a failed step the runbook marks skippable (needs --reason)',
+  abort: 'abort the run at a failed step (needs --reason); writers stay fenced',
+} as const;
+
+for (const [decision, description] of Object.entries(DECISIONS)) {
+  temporalOptions(
+    program
+      .command(decision)
+      .description(`${description} (the \`decide\` update: prints the workflow's answer)`)
+      .argument('<workflowId>', 'the recovery run (printed by lifeboat recover)')
+      .argument('<step>', 'step id, e.g. approve-promote (lifeboat status shows the one waiting)')
+      .option('--as <who>', 'who decides: a name in the runbook\'s approvers, written to the audit log')
+      .option('--comment <text>', 'a comment kept with the decision')
+      .option('--reason <text>', 'why (required for reject, skip and abort)')
+      .option('--signal', 'send the signal instead of the update, like the Temporal UI: no answer, check with lifeboat status')
+      .option('--json', 'print the answer as JSON'),
+  ).action((workflowId: string, step: string, opts) =>
+    runCommand(() => import('./commands/decide'), { ...opts, decision, workflowId, step }),
+  );
+}
+
+temporalOptions(
+  targetOptions(
+    program
+      .command('retarget')
+      .description('move the target of a run waiting at approve-promote: later continues the replay, earlier restores again')
+      .argument('<workflowId>', 'the recovery run'),
+  )
+    .option('--as <who>', 'who decides: a name in the runbook\'s approvers')
+    .option('--comment <text>', 'a comment kept with the decision')
+    .option('--json', 'print the outcome and the status as JSON'),
+).action((workflowId: string, opts) => runCommand(() => import('./commands/retarget'), { ...opts, workflowId }));
+
+temporalOptions(
+  program
+    .command('status')
+    .description(
+      'a recovery run: every step with its state and duration, restore and replay progress, the decision it waits for ' +
+        'and the commands to give it; exits 1 when the run ended without success',
+    )
+    .argument('<workflowId>', 'the recovery run')
+    .option('--watch', 'redraw until the run ends')
+    .option('--interval <s>', 'with --watch: seconds between looks', '2')
+    .option('--json', 'print {status, progress, closed, result} as JSON (with --watch: one line per change)'),
+).action((workflowId: string, opts) => runCommand(() => import('./commands/status'), { ...opts, workflowId }));
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);

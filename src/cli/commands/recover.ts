@@ -1,0 +1,122 @@
+// `lifeboat recover --runbook <name> --to-...`: start `recoverToPointInTime`
+// (DESIGN.md §4) with a validated input, print its id and how to follow it;
+// with --follow, watch it like `status --watch` until it closes.
+import * as os from 'node:os';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { connectClient, timestampedId } from '../../client/temporal';
+import { LifeboatError } from '../../errors';
+import { RecoveryInput } from '../../recovery/contract';
+import { RECOVERY_WORKFLOW } from '../../recovery/messages';
+import { TASK_QUEUE } from '../../runbook/schema';
+import { intOption, requireRunbook, temporalAddress, type TemporalOptions } from '../context';
+import { printJson } from '../run';
+import { recoveryDetails, recoverySummary, succeeded, type ParsedInput } from '../status-view';
+import { targetFromFlags, type TargetFlags } from '../target-options';
+import { uiLink, watchRun } from './status';
+
+type Options = TemporalOptions &
+  TargetFlags & {
+    runbook?: string;
+    runbooksDir?: string;
+    incident?: string;
+    reason?: string;
+    mode?: string;
+    dryRun?: boolean;
+    backup?: string;
+    follow?: boolean;
+    json?: boolean;
+    workflowId?: string;
+    interval?: string;
+  };
+
+export async function run(opts: Options): Promise<number> {
+  // Flags first: a wrong target is reported before the runbook is even read.
+  const target = targetFromFlags(opts, 'recover');
+  const intervalSeconds = intOption(opts.interval ?? '2', '--interval');
+  const runbook = await requireRunbook(opts, 'recover');
+  const input = parseInput({
+    runbook: runbook.name,
+    target,
+    ...(opts.incident !== undefined ? { incident: opts.incident } : {}),
+    ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
+    ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
+    dryRun: opts.dryRun === true,
+    ...(opts.backup !== undefined ? { backupId: opts.backup } : {}),
+  });
+  const workflowId = opts.workflowId?.trim() || timestampedId(`recover-${runbook.name}`);
+
+  const { address, namespace } = temporalAddress(opts);
+  const client = await connectClient(address, namespace);
+  try {
+    const handle = await client.workflow
+      .start(RECOVERY_WORKFLOW, {
+        taskQueue: TASK_QUEUE,
+        workflowId,
+        args: [input],
+        staticSummary: recoverySummary(input),
+        staticDetails: recoveryDetails(input, startedBy()),
+      })
+      .catch((err: unknown) => {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+        throw new LifeboatError('INPUT_INVALID', `a workflow with id ${workflowId} is already running in namespace ${namespace}`, {
+          hints: [`follow it: lifeboat status ${workflowId} --watch`, 'or pass another --workflow-id'],
+          cause: err,
+        });
+      });
+    const ui = uiLink(address, namespace, workflowId);
+    const started = { workflowId, runId: handle.firstExecutionRunId, input, ...(ui ? { ui } : {}) };
+    if (opts.json) {
+      // With --follow, one JSON document per line, like status --watch --json.
+      if (opts.follow) process.stdout.write(`${JSON.stringify(started)}\n`);
+      else printJson(started);
+    } else {
+      process.stdout.write(`${startedLines(input, workflowId, ui).join('\n')}\n`);
+    }
+    if (!opts.follow) return 0;
+    const last = await watchRun({ client, handle, workflowId, namespace, address }, { intervalSeconds, json: opts.json === true });
+    return succeeded(last) ? 0 : 1;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+const FLAG_OF: Record<string, string> = {
+  runbook: '--runbook',
+  target: '--to-...',
+  incident: '--incident',
+  reason: '--reason',
+  mode: '--mode',
+  dryRun: '--dry-run',
+  backupId: '--backup',
+};
+
+/** The same schema the workflow checks, so a bad input never starts a run. */
+export function parseInput(raw: Record<string, unknown>): ParsedInput {
+  const parsed = RecoveryInput.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => {
+    const key = String(i.path[0] ?? '');
+    return `${FLAG_OF[key] ?? key}: ${i.message}`;
+  });
+  throw new LifeboatError('INPUT_INVALID', `recover: ${lines.join('; ')}`);
+}
+
+export function startedLines(input: ParsedInput, workflowId: string, ui: string | undefined): string[] {
+  return [
+    `started ${RECOVERY_WORKFLOW} ${workflowId}`,
+    `  ${recoverySummary(input, false)}`,
+    `  on task queue ${TASK_QUEUE}: a worker must poll it (lifeboat worker), and the restore host's worker its host queue`,
+    'next:',
+    `  lifeboat status ${workflowId} --watch`,
+    ...(ui ? [`  ${ui}`] : []),
+  ];
+}
+
+/** Who started the run, for the static details (the audit trail starts here). */
+function startedBy(): string | undefined {
+  try {
+    return `${os.userInfo().username}@${os.hostname()}`;
+  } catch {
+    return undefined; // no passwd entry in some containers
+  }
+}

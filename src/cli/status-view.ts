@@ -1,0 +1,389 @@
+// How `lifeboat status` (and `recover --follow`) draws a recovery: header,
+// checklist of every step, live progress bars, the decision it waits for with
+// the exact commands to give it, invariants, decisions and ignored messages.
+// Pure functions of what status.ts fetched, so a test can assert the text an
+// operator reads; `now` and `color` come from the caller.
+import type { z } from 'zod';
+import {
+  STEP_TITLES,
+  describeTarget,
+  type RecoveryInput,
+  type Evidence,
+  type PendingDecision,
+  type RecoveryStatus,
+  type ReplayProgress,
+  type RestoreProgress,
+  type StepId,
+  type StepRecord,
+  type Target,
+} from '../recovery/contract';
+import { formatBytes, formatDuration } from './format';
+
+export interface LiveProgress {
+  /** Heartbeat of restoreBaseBackup, while it runs. */
+  restore?: RestoreProgress;
+  /** Heartbeat of replayWal, while it runs. */
+  replay?: ReplayProgress;
+}
+
+/** Everything one look at a recovery run found. */
+export interface StatusSnapshot {
+  workflowId: string;
+  /** When Temporal started the run (shown when the query does not answer). */
+  startedAt?: string;
+  /** The `status` query's answer; absent when the query failed. */
+  status?: RecoveryStatus;
+  progress: LiveProgress;
+  /** Set once the run is closed: Temporal's status name and close time. */
+  closed?: { status: string; at?: string };
+  /** The evidence a completed run returned. */
+  result?: Evidence;
+  /** Why a closed run failed (innermost failure message, with its HINT lines). */
+  failure?: string;
+  /** Why the status query did not answer. */
+  queryError?: string;
+}
+
+export interface RenderOptions {
+  now: Date;
+  color: boolean;
+}
+
+const MARKERS: Record<StepRecord['state'], string> = {
+  done: '[x]',
+  running: '[>]',
+  'awaiting-approval': '[?]',
+  failed: '[!]',
+  skipped: '[-]',
+  pending: '[ ]',
+};
+
+const COLORS = { red: 31, green: 32, yellow: 33, cyan: 36, dim: 2, bold: 1 } as const;
+type Color = keyof typeof COLORS;
+const MARKER_COLOR: Record<StepRecord['state'], Color | undefined> = {
+  done: 'green',
+  running: 'cyan',
+  'awaiting-approval': 'yellow',
+  failed: 'red',
+  skipped: 'dim',
+  pending: undefined,
+};
+
+// Longest step id (disable-background-jobs) and longest formatDuration ("59 min 59 s").
+const ID_WIDTH = 23;
+const DURATION_WIDTH = 11;
+const DETAIL_INDENT = ' '.repeat(8);
+
+export function renderStatus(snap: StatusSnapshot, opts: RenderOptions): string {
+  const paint = (color: Color | undefined, text: string) => (opts.color && color ? `\x1b[${COLORS[color]}m${text}\x1b[0m` : text);
+  const status = snap.status ?? (snap.result ? statusFromEvidence(snap.result) : undefined);
+  if (!status) return [...bareHeader(snap, opts.now), ...outcome(snap, paint)].join('\n');
+
+  const out: string[] = [];
+  const mode = `${status.mode}${status.dryRun ? ', dry run' : ''}`;
+  out.push(paint('bold', `recover ${status.runbook} to ${describeTarget(status.target)} (${mode})`));
+  if (status.incident || status.reason) out.push(`  incident ${status.incident ?? '(none)'}${status.reason ? `: ${status.reason}` : ''}`);
+  out.push(`  workflow ${snap.workflowId}  phase ${status.phase}  elapsed ${since(status.startedAt, opts.now)}`);
+  if (status.backup) out.push(`  backup ${status.backup.backupId}: ${status.backup.why}`);
+
+  out.push('', paint('bold', 'Steps:'));
+  for (const step of status.steps) {
+    out.push(paint(MARKER_COLOR[step.state], stepLine(step, status.pending, opts.now)));
+    if (step.state === 'failed' && step.error) out.push(...errorHints(step.error.message, step.error.hints).map((h) => `${DETAIL_INDENT}HINT: ${h}`));
+    if (step.id === 'restore-base-backup' && snap.progress.restore) out.push(`${DETAIL_INDENT}${restoreLine(snap.progress.restore)}`);
+    if (step.id === 'replay-wal' && snap.progress.replay) out.push(`${DETAIL_INDENT}${replayLine(snap.progress.replay, status)}`);
+  }
+
+  if (status.replay) {
+    const rpo = status.rpoObservedSeconds !== undefined ? `; observed RPO ${formatDuration(status.rpoObservedSeconds)}` : '';
+    out.push('', `Replayed to ${status.replay.lsn}${status.replay.time ? `, last commit ${status.replay.time}` : ''}${status.replay.paused ? ', paused' : ''}${rpo}`);
+  }
+  if (status.invariants && status.invariants.length > 0) {
+    out.push('', paint('bold', 'Invariants:'));
+    for (const inv of status.invariants) {
+      const expected = !inv.passed && inv.expected !== undefined ? `, expected ${inv.expected}` : '';
+      const detail = inv.error ? `error: ${inv.error}` : `${inv.value}${expected}`;
+      out.push(paint(inv.passed ? 'green' : 'red', `  ${inv.passed ? 'pass' : 'FAIL'}  ${inv.name}: ${detail}${inv.builtin ? ' (built in)' : ''}`));
+    }
+  }
+  if (status.pending && !snap.closed) out.push('', ...pendingLines(snap.workflowId, status.pending, opts.now, paint));
+  if (status.decisions.length > 0) {
+    out.push('', paint('bold', 'Decisions:'));
+    for (const d of status.decisions) {
+      const what = d.decision === 'retarget' && d.target ? `retarget to ${describeTarget(d.target)}` : `${d.decision} ${d.step}`;
+      out.push(`  ${clock(d.at)}  ${what} by ${d.by} (${d.via})${d.comment ? `: ${d.comment}` : ''}`);
+    }
+  }
+  if (status.ignored.length > 0) {
+    out.push('', paint('yellow', 'Ignored messages:'));
+    for (const m of status.ignored) {
+      out.push(`  ${clock(m.at)}  ${m.name} ${m.via}${m.by ? ` by ${m.by}` : ''}${m.step ? ` on ${m.step}` : ''}: ${m.why}`);
+    }
+  }
+  if (snap.queryError && !snap.closed) {
+    out.push('', paint('yellow', `Status query did not answer: ${snap.queryError}`), '  HINT: is a worker polling task queue lifeboat? (lifeboat worker)');
+  }
+  out.push(...outcome(snap, paint));
+  return out.join('\n');
+}
+
+/** One checklist line: marker, step id, duration, and what it did or waits for. */
+export function stepLine(step: StepRecord, pending: PendingDecision | undefined, now: Date): string {
+  const end = step.finishedAt ? new Date(step.finishedAt) : step.state === 'running' || step.state === 'awaiting-approval' ? now : undefined;
+  const duration = step.startedAt && end ? formatDuration(Math.max(0, Math.floor((end.getTime() - Date.parse(step.startedAt)) / 1000))) : '';
+  const again = step.runs > 1 ? ` (run ${step.runs})` : '';
+  let text: string;
+  switch (step.state) {
+    case 'failed':
+      text = step.error ? `${step.error.type}: ${firstLine(step.error.message)}${again}` : `failed${again}`;
+      break;
+    case 'skipped':
+      text = step.skipped ? `skipped by ${step.skipped.by}: ${step.skipped.reason}` : 'skipped';
+      break;
+    case 'awaiting-approval':
+      text = pending?.step === step.id ? `${step.title}: ${approvalNeeds(pending)}` : step.title;
+      break;
+    default:
+      text = `${step.summary ?? step.title}${step.state === 'running' ? again : ''}`;
+  }
+  return `  ${MARKERS[step.state]} ${step.id.padEnd(ID_WIDTH)}  ${duration.padEnd(DURATION_WIDTH)}  ${text}`.trimEnd();
+}
+
+function approvalNeeds(p: PendingDecision): string {
+  const who = p.approvers.length > 0 ? `${p.min} of ${p.approvers.join(', ')}` : `${p.min} approver${p.min === 1 ? '' : 's'}`;
+  return `needs ${who}${p.approvedBy.length > 0 ? `; approved by ${p.approvedBy.join(', ')}` : ''}`;
+}
+
+/** The decision the run waits for, who may give it, and the commands that give it. */
+export function pendingLines(workflowId: string, p: PendingDecision, now: Date, paint: (c: Color | undefined, t: string) => string = (_c, t) => t): string[] {
+  const title = p.kind === 'approval' ? `Waiting for approval of ${p.step}` : `Step ${p.step} failed; waiting for an operator`;
+  const out = [paint('yellow', `${title} since ${clock(p.since)} (${since(p.since, now)}):`)];
+  if (p.kind === 'approval') {
+    const approved = p.approvedBy.length > 0 ? `; approved so far by ${p.approvedBy.join(', ')}` : '';
+    out.push(`  may decide: ${p.approvers.length > 0 ? p.approvers.join(', ') : 'anyone named'} (${p.min} must approve${approved})`);
+  }
+  const commands = decisionCommands(workflowId, p);
+  out.push(...commands.map((c) => `  ${c}`));
+  // The workflow's own words (e.g. what to send from the Temporal UI), unless they repeat ours.
+  out.push(...p.how.filter((h) => !commands.includes(h.trim())).map((h) => `  ${h}`));
+  return out;
+}
+
+export function decisionCommands(workflowId: string, p: PendingDecision): string[] {
+  const id = shellWord(workflowId);
+  if (p.kind === 'approval') {
+    const out = [
+      `lifeboat approve ${id} ${p.step} --as <who> [--comment <text>]`,
+      `lifeboat reject ${id} ${p.step} --as <who> --reason <text>`,
+    ];
+    // Only the promotion approval can move the target (DESIGN.md §4.1 step 10).
+    if (p.step === 'approve-promote') out.push(`lifeboat retarget ${id} --to-time <iso>|--to-lsn <lsn>|... --as <who>`);
+    return out;
+  }
+  return [
+    `lifeboat retry ${id} ${p.step} --as <who>`,
+    `lifeboat skip ${id} ${p.step} --as <who> --reason <text>`,
+    `lifeboat abort ${id} ${p.step} --as <who> --reason <text>`,
+  ];
+}
+
+// ---------------------------------------------------------------- progress
+
+/** `[##########----------]  50%`; dots and `?%` when the total is not known. */
+export function progressBar(fraction: number | undefined, width = 20): string {
+  if (fraction === undefined || !Number.isFinite(fraction)) return `[${'.'.repeat(width)}]   ?%`;
+  const f = Math.min(1, Math.max(0, fraction));
+  // The epsilon keeps 0.29 * 100 from showing as 28%; floor keeps 99.9% from showing as done.
+  const filled = Math.floor(f * width + 1e-9);
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(Math.floor(f * 100 + 1e-9)).padStart(3)}%`;
+}
+
+export function restoreFraction(p: RestoreProgress): number | undefined {
+  if (p.phase === 'done') return 1;
+  return p.totalBytes > 0 ? p.bytes / p.totalBytes : undefined;
+}
+
+export function restoreLine(p: RestoreProgress): string {
+  const amount = p.totalBytes > 0 ? `${formatBytes(p.bytes)} of ${formatBytes(p.totalBytes)}` : formatBytes(p.bytes);
+  return `${p.phase.padEnd(11)}  ${progressBar(restoreFraction(p))}  ${amount}`;
+}
+
+/**
+ * How far replay is: by LSN between the backup's start and the target LSN
+ * when both are known, else by the last replayed commit time between the
+ * backup's start time and the target time.
+ */
+export function replayFraction(p: ReplayProgress, status?: Pick<RecoveryStatus, 'target' | 'backup'>): number | undefined {
+  if (p.phase === 'paused') return 1;
+  const from = lsnValue(p.startLsn ?? status?.backup?.startLsn);
+  const to = lsnValue(p.targetLsn ?? (status && 'lsn' in status.target ? status.target.lsn : undefined));
+  const at = lsnValue(p.lsn);
+  if (from !== undefined && to !== undefined && at !== undefined && to > from) return Number(at - from) / Number(to - from);
+  const start = status?.backup ? Date.parse(status.backup.startTime) : NaN;
+  const target = Date.parse(p.targetTime ?? (status && 'time' in status.target ? status.target.time : ''));
+  const time = Date.parse(p.time ?? '');
+  if (![start, target, time].some(Number.isNaN) && target > start) return (time - start) / (target - start);
+  return undefined;
+}
+
+export function replayLine(p: ReplayProgress, status?: Pick<RecoveryStatus, 'target' | 'backup'>): string {
+  const parts: string[] = [];
+  if (p.lsn) parts.push(`at ${p.lsn}${p.targetLsn ? ` of ${p.targetLsn}` : ''}`);
+  if (p.time) parts.push(`last commit ${p.time}${p.targetTime ? ` of ${p.targetTime}` : ''}`);
+  return `${p.phase.padEnd(11)}  ${progressBar(replayFraction(p, status))}${parts.length > 0 ? `  ${parts.join(', ')}` : ''}`;
+}
+
+/** "16/B374D848" as a number of bytes into the WAL. */
+export function lsnValue(lsn: string | undefined): bigint | undefined {
+  const m = lsn ? /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(lsn) : null;
+  return m ? (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`) : undefined;
+}
+
+// ---------------------------------------------------------------- closed runs
+
+/** A closed run whose query no longer answers still shows its steps, from the evidence it returned. */
+export function statusFromEvidence(e: Evidence): RecoveryStatus {
+  return {
+    workflow: 'recoverToPointInTime',
+    runbook: e.runbook,
+    cluster: e.cluster,
+    ...(e.incident !== undefined ? { incident: e.incident } : {}),
+    ...(e.reason !== undefined ? { reason: e.reason } : {}),
+    target: e.target,
+    mode: e.mode ?? 'side-by-side',
+    dryRun: e.dryRun ?? false,
+    phase: e.validationStatus === 'aborted' || e.validationStatus === 'rejected' ? e.validationStatus : 'finished',
+    startedAt: e.startedAt,
+    steps: e.steps.map((s) => ({
+      id: s.id as StepId,
+      title: STEP_TITLES[s.id as StepId] ?? s.id,
+      state: s.state,
+      runs: 1,
+      ...(s.startedAt ? { startedAt: s.startedAt } : {}),
+      ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}),
+      ...(s.summary ? { summary: s.summary } : {}),
+      ...(s.error ? { error: { type: 'ERROR', message: s.error, hints: [] } } : {}),
+    })),
+    decisions: e.approvals.map((a) => ({
+      step: a.step as StepId,
+      by: a.by,
+      at: a.at,
+      decision: a.decision as RecoveryStatus['decisions'][number]['decision'],
+      via: 'signal' as const,
+      ...(a.comment ? { comment: a.comment } : {}),
+    })),
+    ignored: [],
+    invariants: e.invariants,
+    ...(e.rpoObservedSeconds !== undefined ? { rpoObservedSeconds: e.rpoObservedSeconds } : {}),
+  };
+}
+
+function bareHeader(snap: StatusSnapshot, now: Date): string[] {
+  const out = [`recoverToPointInTime ${snap.workflowId}${snap.startedAt ? `  started ${snap.startedAt}, elapsed ${since(snap.startedAt, now)}` : ''}`];
+  if (snap.queryError) out.push(`  status query did not answer: ${snap.queryError}`);
+  if (!snap.closed) out.push('  HINT: is a worker polling task queue lifeboat? (lifeboat worker)');
+  return out;
+}
+
+function outcome(snap: StatusSnapshot, paint: (c: Color | undefined, t: string) => string): string[] {
+  if (!snap.closed) return [];
+  const e = snap.result;
+  if (snap.closed.status === 'COMPLETED' && e) {
+    const rto = e.rtoObservedSeconds !== undefined ? `, RTO ${formatDuration(e.rtoObservedSeconds)}` : '';
+    const rpo = e.rpoObservedSeconds !== undefined ? `, RPO ${formatDuration(e.rpoObservedSeconds)}` : '';
+    return ['', paint(e.validationStatus === 'passed' ? 'green' : 'red', `Finished at ${e.finishedAt}: validation ${e.validationStatus}${rto}${rpo}`)];
+  }
+  const lines = ['', paint('red', `Closed: ${snap.closed.status}${snap.closed.at ? ` at ${snap.closed.at}` : ''}`)];
+  if (snap.failure) lines.push(...snap.failure.split('\n').map((l) => `  ${l}`));
+  return lines;
+}
+
+/** Whether a closed run ended well: completed, and its evidence does not say otherwise. */
+export function succeeded(snap: StatusSnapshot): boolean {
+  return snap.closed?.status === 'COMPLETED' && (snap.result === undefined || snap.result.validationStatus === 'passed');
+}
+
+// ---------------------------------------------------------------- the start of a run
+
+/** A RecoveryInput after validation (xid as a string). */
+export type ParsedInput = z.output<typeof RecoveryInput>;
+
+/** The one-line staticSummary shown in the Temporal UI's list of runs (markdown), or the same line as plain text. */
+export function recoverySummary(input: ParsedInput, markdown = true): string {
+  const md = markdown ? mdText : (s: string) => s;
+  const flags = [input.mode, input.dryRun ? 'dry run' : undefined].filter(Boolean).join(', ');
+  const incident = input.incident ? (markdown ? `**${md(input.incident)}** ` : `${input.incident}: `) : '';
+  const runbook = markdown ? `\`${input.runbook}\`` : input.runbook;
+  return `${incident}recover ${runbook} to ${md(describeTarget(input.target))}${flags ? ` (${flags})` : ''}`;
+}
+
+/** The staticDetails of a run: its input as a small markdown table. */
+export function recoveryDetails(input: ParsedInput, startedBy?: string): string {
+  const rows: Array<[string, string | undefined]> = [
+    ['runbook', input.runbook],
+    ['target', describeTarget(input.target)],
+    ['incident', input.incident],
+    ['reason', input.reason],
+    ['mode', input.mode ?? "the runbook's restore.mode"],
+    ['dry run', input.dryRun ? 'yes: preflight, forensics and invariants only; no gate, no traffic' : 'no'],
+    ['backup', input.backupId ?? 'chosen by preflight'],
+    ['started by', startedBy],
+  ];
+  return ['| | |', '|---|---|', ...rows.filter(([, v]) => v !== undefined).map(([k, v]) => `| ${k} | ${mdText(v!)} |`)].join('\n');
+}
+
+// ---------------------------------------------------------------- small helpers
+
+function since(iso: string, now: Date): string {
+  return formatDuration(Math.max(0, Math.floor((now.getTime() - Date.parse(iso)) / 1000)));
+}
+
+/** "2026-06-04T14:40:02.123Z" as "14:40:02Z": decisions happen within one recovery, hours not days. */
+function clock(iso: string): string {
+  const m = /T(\d{2}:\d{2}:\d{2})(?:\.\d+)?Z$/.exec(iso);
+  return m ? `${m[1]}Z` : iso;
+}
+
+function firstLine(s: string): string {
+  return s.split('\n', 1)[0] ?? '';
+}
+
+/** The error's hints, or the HINT lines its message carries (ApplicationFailure messages keep them). */
+function errorHints(message: string, hints: string[]): string[] {
+  if (hints.length > 0) return hints;
+  return message.split('\n').filter((l) => l.startsWith('HINT: ')).map((l) => l.slice('HINT: '.length));
+}
+
+function shellWord(s: string): string {
+  return /^[\w.:@/+-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
+}
+
+function mdText(s: string): string {
+  return s.replace(/([\\`*_[\]<>|])/g, '\\$1').replace(/\s+/g, ' ');
+}
+
+// ---------------------------------------------------------------- retarget
+
+export interface RetargetOutcome {
+  /** true: the run now recovers to the new target; false: the workflow ignored it; undefined: not seen yet. */
+  taken?: boolean;
+  lines: string[];
+}
+
+/** What the workflow will do after a retarget signal, read from its status right after. */
+export function retargetOutcome(workflowId: string, status: RecoveryStatus | undefined, sent: Target, by: string): RetargetOutcome {
+  if (!status) return { lines: [`the status query did not answer; check with lifeboat status ${workflowId}`] };
+  if (JSON.stringify(status.target) === JSON.stringify(sent)) {
+    const next = status.steps.find((s) => s.state !== 'done' && s.state !== 'skipped');
+    return {
+      taken: true,
+      lines: [
+        `taken: the run now recovers to ${describeTarget(status.target)}`,
+        ...(next ? [`next: ${next.id} (${next.title})`] : []),
+      ],
+    };
+  }
+  const ignored = [...status.ignored].reverse().find((m) => m.name === 'retarget' && (m.by === undefined || m.by === by));
+  if (ignored) return { taken: false, lines: [`ignored: ${ignored.why}`, `the run still recovers to ${describeTarget(status.target)}`] };
+  return { lines: [`not taken yet: the run still recovers to ${describeTarget(status.target)}; check with lifeboat status ${workflowId}`] };
+}
