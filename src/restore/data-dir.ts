@@ -56,6 +56,13 @@ export async function prepareDataDir(input: PrepareInput): Promise<Prepared> {
 
 async function prepareOurs(input: PrepareInput, marker: RestoreMarker): Promise<Prepared> {
   const { dataDir } = input.pg;
+  if (marker.state === 'promoted') {
+    // Once promoted the copy may already take traffic as the new primary.
+    throw new LifeboatError('DATA_DIR_NOT_EMPTY', `restore.dataDir ${dataDir} holds this recovery's copy, promoted at ${marker.promotedAt ?? marker.at}; it is not restored over`, {
+      hints: ['a promoted copy may be serving as the primary: Lifeboat neither stops nor moves it', 'if it truly must be replaced, stop it and move it away by hand, then retry the step'],
+      details: { dataDir },
+    });
+  }
   const running = await postmasterRunning(input.pg);
   if (
     !running &&

@@ -173,6 +173,12 @@ async function untar(
   }
   const z = zx.status === 'fulfilled' ? zx.value : { code: 1, signal: null };
   const t = tx.status === 'fulfilled' ? tx.value : { code: 1, signal: null };
+  if (z.code === 127 || t.code === 127) {
+    const tool = z.code === 127 ? 'zstd' : 'tar';
+    throw new LifeboatError('TOOL_FAILED', `could not run ${tool} on this host: ${(z.code === 127 ? zstdErr : tarErr).text.trim()}`, {
+      hints: [`install ${tool} on the restore host (scripts/setup.sh installs zstd); GNU tar is needed`],
+    });
+  }
   // zstd killed by SIGPIPE, or reporting a write error, means tar stopped reading first.
   const zstdBroken = z.code !== 0 && z.signal === null && !/write error|broken pipe/i.test(zstdErr.text);
   if (zstdBroken) {

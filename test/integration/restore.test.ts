@@ -3,6 +3,8 @@
 // real repository (file://, and MinIO as s3:// for one happy path). Each
 // activity runs inside MockActivityEnvironment: a real activity context
 // (heartbeats, cancellation), no worker needed.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +20,7 @@ import type { BackupMeta } from '../../src/catalog/backup-meta';
 import { readWalArchive } from '../../src/catalog/catalog';
 import { initSandboxPrimary, startSandboxPrimary, type SandboxPg } from '../../src/dev/sandbox-pg';
 import { openRepository } from '../../src/repository';
+import { keys } from '../../src/repository/layout';
 import type { ReplayInput, ReplayProgress, RestoreInput, RestoreProgress, Target } from '../../src/recovery/contract';
 import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
@@ -76,6 +79,9 @@ async function fixture(kind: RepoKind): Promise<Fixture> {
   await switchAndWaitArchived(pg);
   return { tc, runbook, backup, afterBackupTime: now };
 }
+
+const zstdDecompress = (b: Buffer) => execFileSync('zstd', ['-d', '-q', '-c'], { input: b, maxBuffer: 1 << 30 });
+const zstdCompress = (b: Buffer) => execFileSync('zstd', ['-q', '-1', '-c'], { input: b, maxBuffer: 1 << 30 });
 
 function restoredClient(runbook: Runbook): Client {
   return new Client({ host: '127.0.0.1', port: runbook.restore.port, user: 'postgres', database: 'postgres' });
@@ -225,6 +231,45 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     expect(existsSync(f.runbook.restore.dataDir)).toBe(false);
   });
 
+  it('fails with BACKUP_VERIFY_FAILED when the stored archive does not match the sha256 backup.json recorded, and keeps the copy for inspection', async () => {
+    // A copy of the backup whose tar has one byte of PG_VERSION changed: it
+    // still decompresses and extracts, only the checksum can tell.
+    const repo = await openRepository(f.tc.repoUrl, f.runbook.repository);
+    const cluster = f.tc.name;
+    const badId = `${f.backup.backupId}-bad`;
+    const orig = (await repo.get(keys.backupFile(cluster, f.backup.backupId, 'base.tar.zst')))!.body;
+    const tarBytes = zstdDecompress(orig);
+    const header = tarBytes.indexOf(Buffer.from('./PG_VERSION\0'));
+    expect(header % 512).toBe(0);
+    expect(tarBytes.subarray(header + 512, header + 515).toString()).toBe('15\n');
+    tarBytes.write('16', header + 512);
+    const damaged = zstdCompress(tarBytes);
+    const entry = f.backup.files.find((x) => x.name === 'base.tar.zst')!;
+    const manifest = (await repo.get(keys.backupFile(cluster, f.backup.backupId, 'backup_manifest')))!.body;
+    const meta = { ...f.backup, backupId: badId, files: f.backup.files.map((x) => (x.name === 'base.tar.zst' ? { ...x, storedSize: damaged.length } : x)) };
+    const metaText = Buffer.from(JSON.stringify(meta));
+    await repo.put(keys.backupFile(cluster, badId, 'base.tar.zst'), damaged, { sha256: entry.sha256 });
+    await repo.put(keys.backupFile(cluster, badId, 'backup_manifest'), manifest, { sha256: f.backup.manifestSha256 });
+    await repo.put(keys.backupMeta(cluster, badId), metaText, { sha256: createHash('sha256').update(metaText).digest('hex') });
+    try {
+      const dataDir = f.runbook.restore.dataDir;
+      await expect(activity(restoreBaseBackup, restoreInput(f, 'wf-bad', { backupId: badId }))).rejects.toMatchObject({
+        type: 'BACKUP_VERIFY_FAILED',
+        nonRetryable: true,
+        message: [
+          `base.tar.zst of backup ${badId} does not match backup.json: sha256 of the content is ${createHash('sha256').update(tarBytes).digest('hex')} (${tarBytes.length} bytes), backup.json says ${entry.sha256} (${entry.size} bytes)`,
+          `HINT: the restored copy in ${dataDir} is kept as it is for inspection; a retry moves it aside and restores again`,
+          'HINT: if it fails again, the stored backup is damaged: recover from another backup (lifeboat backups lists them)',
+        ].join('\n'),
+      });
+      expect(readFileSync(path.join(dataDir, 'PG_VERSION'), 'utf8')).toBe('16\n');
+      expect(JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ workflowId: 'wf-bad', state: 'extracting' });
+    } finally {
+      // Objects this test wrote under its own backup id.
+      await repo.delete((await repo.list(keys.backupPrefix(cluster, badId))).map((o) => o.key));
+    }
+  });
+
   it('in-place: stops the old primary, moves its whole directory aside and keeps every file of it', async () => {
     const dataDir = f.runbook.restore.dataDir;
     const old: SandboxPg = {
@@ -352,6 +397,20 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     expect(JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ state: 'promoted', promotedAt: promoted.promotedAt });
     // Promoting again reports the promotion that happened.
     expect((await activity(promoteRestored, input)).result).toMatchObject({ promotedAt: promoted.promotedAt, timeline: 2 });
+    // A promoted copy may be the new primary: never replayed or restored over.
+    await expect(activity(replayWal, replayInput(f, 'wf-latest', { latest: true }))).rejects.toMatchObject({
+      type: 'PG_RUNNING',
+      message: `replay-wal: the restored copy in ${dataDir} was already promoted at ${promoted.promotedAt}; it can replay no further\nHINT: a different target needs a fresh restore (retarget restores again)`,
+    });
+    await expect(activity(restoreBaseBackup, restoreInput(f, 'wf-latest'))).rejects.toMatchObject({
+      type: 'DATA_DIR_NOT_EMPTY',
+      message: [
+        `restore.dataDir ${dataDir} holds this recovery's copy, promoted at ${promoted.promotedAt}; it is not restored over`,
+        'HINT: a promoted copy may be serving as the primary: Lifeboat neither stops nor moves it',
+        'HINT: if it truly must be replaced, stop it and move it away by hand, then retry the step',
+      ].join('\n'),
+    });
+    expect(await pgCtlStatus(dataDir)).toBe(0);
   });
 });
 
