@@ -2,8 +2,11 @@
 // fake activities: approvals and quorum, the UI's way of signalling, the
 // decide update's refusals, failed steps, retarget, abort and dry run.
 import { execFile } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { approveSignal, decideUpdate, retargetSignal, abortSignal } from '../../src/recovery/messages';
 import { requireTool } from '../../src/tools';
@@ -17,6 +20,19 @@ afterEach(async () => {
   await h?.stop();
   h = undefined;
 });
+
+/**
+ * LIFEBOAT_RECORD_HISTORIES=1 writes each finished run's history into
+ * test/workflow/histories/, which replay.test.ts replays against the current
+ * workflow code: re-record deliberately, never to make a replay failure go away.
+ */
+async function recordHistory(name: string, wf: WorkflowHandle): Promise<void> {
+  if (process.env.LIFEBOAT_RECORD_HISTORIES !== '1') return;
+  const history = await wf.fetchHistory();
+  mkdirSync(HISTORIES, { recursive: true });
+  writeFileSync(path.join(HISTORIES, `${name}.json`), historyToJSON(history));
+}
+const HISTORIES = path.resolve(__dirname, 'histories');
 
 /** A signal sent through the Temporal service by its own CLI: what the Web UI's signal dialog does. */
 async function uiSignal(workflowId: string, name: string, input: unknown): Promise<void> {
@@ -112,6 +128,7 @@ describe('recoverToPointInTime', () => {
     ]);
     expect(evidence.steps.map((x) => x.state)).toEqual(Array(18).fill('done'));
     expect(h.calls.evidence).toHaveLength(1);
+    await recordHistory('quorum-ui-signals-and-update', wf);
     // Every accepted decision and the ignored signal reached the audit log, in order.
     expect(h.calls.audit.map((a) => `${a.event}:${a.decision?.by ?? a.ignored?.by}`)).toEqual([
       'ignored:mallory',
@@ -158,6 +175,7 @@ describe('recoverToPointInTime', () => {
     expect(((err as WorkflowFailedError).cause as Error).message).toContain('recovery aborted at approve-promote by alice: wrong target, starting over');
     expect(h.calls.log.filter((l) => l.startsWith('setGate')).every((l) => l.includes('"enabled":false'))).toBe(true);
     expect(h.calls.evidence[0]).toMatchObject({ validationStatus: 'aborted' });
+    await recordHistory('failed-step-skip-retry-abort', wf);
   });
 
   it('retargets later by continuing the replay, and earlier by restoring again', async () => {
@@ -182,6 +200,7 @@ describe('recoverToPointInTime', () => {
     const evidence = (await wf.result()) as Evidence;
     expect(evidence.target).toEqual({ time: '2026-11-21T14:20:00Z' });
     expect(evidence.steps.find((x) => x.id === 'approve-resume')).toMatchObject({ state: 'skipped', summary: 'turned off in the runbook (approvals.approve-resume: false)' });
+    await recordHistory('retarget-later-then-earlier', wf);
   });
 
   it('needs an explicit override with a reason to promote past a failed invariant, and records it', async () => {
@@ -198,6 +217,7 @@ describe('recoverToPointInTime', () => {
     const evidence = (await wf.result()) as Evidence;
     expect(evidence.invariantOverride).toEqual({ by: 'alice', reason: 'three refunds are negative by design' });
     expect(evidence.validationStatus).toBe('failed');
+    await recordHistory('invariant-override', wf);
   });
 
   it('a dry run restores and checks but touches no gate and no traffic', async () => {
@@ -210,6 +230,7 @@ describe('recoverToPointInTime', () => {
       'approve-fence', 'disable-writers', 'disable-background-jobs', 'pause-outbox',
       'approve-promote', 'promote', 'reconcile-outbox', 'invalidate-caches', 'approve-resume', 'resume-traffic', 'enable-background-jobs', 'resume-outbox',
     ]);
+    await recordHistory('dry-run', wf);
   });
 
   it('fails at once on a bad input, naming the field', async () => {

@@ -1,0 +1,31 @@
+// Determinism guard: recorded histories of recoverToPointInTime (written by
+// recovery.test.ts with LIFEBOAT_RECORD_HISTORIES=1) are replayed against the
+// current workflow code. A change that would break running recoveries (a
+// reordered activity, a new await before an existing one, a renamed step
+// that changes the commands) fails here instead of in a worker at 3 a.m.
+import { readdirSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { Worker } from '@temporalio/worker';
+import { expect, it } from 'vitest';
+import { workflowBundle } from './recovery-harness';
+
+const DIR = path.resolve(__dirname, 'histories');
+const files = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+
+it('has recorded histories to replay', () => {
+  expect(files).toEqual([
+    'dry-run.json',
+    'failed-step-skip-retry-abort.json',
+    'invariant-override.json',
+    'quorum-ui-signals-and-update.json',
+    'retarget-later-then-earlier.json',
+  ]);
+});
+
+it.each(files)('replays %s against the current workflow code without non-determinism', async (file) => {
+  const history: unknown = JSON.parse(readFileSync(path.join(DIR, file), 'utf8'));
+  const results = Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, [{ workflowId: file, history }]);
+  for await (const r of results) {
+    expect(r.error).toBeUndefined();
+  }
+});
