@@ -51,7 +51,14 @@ function installRuntime(): void {
 export async function startWorkers(cfg: WorkerConfig): Promise<RunningWorkers> {
   installRuntime();
   const connection = await NativeConnection.connect({ address: cfg.address });
-  const base: Pick<WorkerOptions, 'connection' | 'namespace'> = { connection, namespace: cfg.namespace };
+  // Heartbeats carry restore bytes and replay position, read by `lifeboat
+  // status` and the UI; by default the SDK sends them to the server only every
+  // 0.8 x heartbeatTimeout, which would make progress bars jump every 24 s.
+  const base: Pick<WorkerOptions, 'connection' | 'namespace' | 'maxHeartbeatThrottleInterval'> = {
+    connection,
+    namespace: cfg.namespace,
+    maxHeartbeatThrottleInterval: '3 seconds',
+  };
   const workers: Worker[] = [];
   if (cfg.shared !== false) {
     workers.push(

@@ -208,6 +208,7 @@ for (const [decision, description] of Object.entries(DECISIONS)) {
       .option('--as <who>', 'who decides: a name in the runbook\'s approvers, written to the audit log')
       .option('--comment <text>', 'a comment kept with the decision')
       .option('--reason <text>', 'why (required for reject, skip and abort)')
+      .option('--override', 'approve only: promote although an invariant failed on the paused copy (needs --comment with the reason, kept in the evidence)')
       .option('--signal', 'send the signal instead of the update, like the Temporal UI: no answer, check with lifeboat status')
       .option('--json', 'print the answer as JSON'),
   ).action((workflowId: string, step: string, opts) =>

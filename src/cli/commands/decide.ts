@@ -22,6 +22,7 @@ type Options = TemporalOptions & {
   comment?: string;
   reason?: string;
   signal?: boolean;
+  override?: boolean;
   json?: boolean;
 };
 
@@ -44,7 +45,15 @@ export async function run(opts: Options): Promise<number> {
   }
   // The update has one free-text field; the reason comes first when both are given.
   const text = [reason, opts.comment?.trim()].filter(Boolean).join(' -- ') || undefined;
-  const parsed = DecideUpdate.safeParse({ step, decision, by, ...(text ? { comment: text } : {}) });
+  if (opts.override && decision !== 'approve') {
+    throw new LifeboatError('INPUT_INVALID', `--override goes with approve only (it overrides failed invariants at approve-promote), not with ${decision}`);
+  }
+  if (opts.override && !text) {
+    throw new LifeboatError('INPUT_INVALID', 'approve --override needs --comment <text>: why promote although an invariant failed; the evidence keeps it', {
+      hints: [`e.g. lifeboat approve ${opts.workflowId} ${step} --as ${by} --override --comment "<why>"`],
+    });
+  }
+  const parsed = DecideUpdate.safeParse({ step, decision, by, ...(text ? { comment: text } : {}), ...(opts.override ? { override: true } : {}) });
   if (!parsed.success) {
     throw new LifeboatError('INPUT_INVALID', `${decision}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
@@ -83,11 +92,11 @@ async function sendUpdate(recovery: RecoveryRun, update: DecideUpdate, json: boo
 
 async function sendSignal(recovery: RecoveryRun, update: DecideUpdate, json: boolean): Promise<number> {
   const { handle, workflowId } = recovery;
-  const { decision, step, by, comment } = update;
+  const { decision, step, by, comment, override } = update;
   const payload = { step, by } as { step: StepId; by: string };
   switch (decision) {
     case 'approve':
-      await handle.signal(approveSignal, { ...payload, ...(comment ? { comment } : {}) });
+      await handle.signal(approveSignal, { ...payload, ...(comment ? { comment } : {}), ...(override ? { override: true } : {}) });
       break;
     case 'reject':
       await handle.signal(rejectSignal, { ...payload, ...(comment ? { reason: comment } : {}) });
