@@ -233,6 +233,18 @@ describe('recoverToPointInTime', () => {
     await recordHistory('dry-run', wf);
   });
 
+  it('escalates an approval that waits past escalateAfter by notifying again, never by approving', async () => {
+    h = await startHarness('escalate', { approvals: { 'approve-fence': { approvers: ['alice'], escalateAfter: '1s' } } });
+    const wf = await h.start({ target: TIME_TARGET });
+    await h.waitForStep(wf, 'approve-fence', 'awaiting-approval');
+    await waitForCalls(h, 'notifyEscalation', 2);
+    const s = await h.status(wf);
+    expect(s.steps.find((x) => x.id === 'approve-fence')?.state).toBe('awaiting-approval');
+    expect(h.calls.log.filter((l) => l.startsWith('notifyEscalation'))[0]).toBe('notifyEscalation {"step":"approve-fence"}');
+    expect(h.calls.log.some((l) => l.startsWith('setGate'))).toBe(false);
+    await wf.terminate('test over');
+  });
+
   it('fails at once on a bad input, naming the field', async () => {
     h = await startHarness('badinput');
     const wf = await h.start({ target: { time: '2026-11-21 14:31:59' } });
