@@ -9,7 +9,8 @@
 // workflow runs on a Temporal dev server and an in-process worker of this
 // bench; every approval is given as soon as it is asked for. Beside it, the
 // local-copy limit: `cp -a` of the backed-up data directory and replay with
-// `restore_command = cp` from a directory of plain segments. Environment:
+// `restore_command = cp` from a directory of plain segments; and the same
+// replay with `lifeboat archive-get` but no workflow. Environment:
 //   BENCH_SCALE   pgbench scale (default 22: a base backup of about 350 MiB)
 //   BENCH_WAL_MB  MiB of WAL to generate after the backup (default 400)
 //   BENCH_ONLY    `recovery` runs only this bench; any other value skips it
@@ -23,7 +24,6 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { Client } from 'pg';
 import { BASE_ARCHIVE, takeBaseBackup } from '../src/backup/base-backup';
-import type { BackupMeta } from '../src/catalog/backup-meta';
 import { demoRunbookYaml, DEMO_SCHEMA_SQL, DEMO_SEED_SQL } from '../src/dev/demo-runbook';
 import { stopChild } from '../src/dev/child';
 import { chownToOsUser } from '../src/dev/sandbox-pg';
@@ -35,7 +35,7 @@ import { keys, walFileOfKey } from '../src/repository/layout';
 import type { Repository } from '../src/repository/types';
 import { writeRecoveryConf, writeSignalFile } from '../src/restore/recovery-conf';
 import { loadRunbook } from '../src/runbook/load';
-import { projectRoot, requireTool } from '../src/tools';
+import { lifeboatCommand, projectRoot, requireTool } from '../src/tools';
 import { decodeWal } from '../src/wal/compress';
 import { parseLsn, walFileKind } from '../src/wal/names';
 import { startWorkers } from '../src/worker';
@@ -117,18 +117,8 @@ function pgbench(pg: Primary, args: string[]): void {
 const walSince = async (pg: Primary, lsn: string) =>
   Number((await pg.query<{ d: string }>(`select pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::text as d`, [lsn]))[0]!.d);
 
-interface Dataset {
-  meta: BackupMeta;
-  target: string;
-  dbBytes: number;
-  walBytes: number;
-  walStoredBytes: number;
-  walSegments: number;
-  notes: string[];
-}
-
 /** pgbench data, a base backup, WAL_MB of WAL after it, a target time, a little more WAL; all archived. */
-async function makeDataset(pg: Primary, work: string, runbookName: string): Promise<Dataset> {
+async function makeDataset(pg: Primary, work: string, runbookName: string) {
   const notes: string[] = [];
   await pg.query(DEMO_SCHEMA_SQL);
   await pg.query(DEMO_SEED_SQL);
@@ -161,6 +151,7 @@ async function makeDataset(pg: Primary, work: string, runbookName: string): Prom
   const segments = (await repo.list(keys.walPrefix(CLUSTER))).filter((o) => walFileKind(walFileOfKey(CLUSTER, o.key) ?? '') === 'segment' && (walFileOfKey(CLUSTER, o.key) ?? '') >= meta.startWal);
   return { meta, target, dbBytes, walBytes, walStoredBytes: segments.reduce((n, o) => n + o.size, 0), walSegments: segments.length, notes };
 }
+type Dataset = Awaited<ReturnType<typeof makeDataset>>;
 
 /** Copies every object of the cluster, with its recorded sha256, from one repository to another. */
 async function copyCluster(from: Repository, to: Repository): Promise<number> {
@@ -210,52 +201,51 @@ async function stopPostgres(dataDir: string): Promise<void> {
   }
 }
 
-interface LocalLimit {
-  copySeconds: number;
-  replaySeconds: number;
-  walBytes: number;
-  extractSeconds: number;
-  verifySeconds: number;
-  decodeSeconds: number;
-}
-
 /**
  * The floor under any restore: the backed-up data directory copied with
  * `cp -a` and replayed with `restore_command = cp` from plain segments on
- * local disk. The uncompressed directory and segments are prepared first
- * (from the same repository objects, not timed as part of the limit).
+ * local disk; the directory and segments are prepared from the same
+ * repository objects first, untimed. Then the same replay with Lifeboat's
+ * archive-get, to tell its cost from the workflow's. Runs before the
+ * workflow does: a promoted copy archives a new timeline into the cluster.
  */
-async function localCopyLimit(work: string, fileRepo: Repository, ds: Dataset): Promise<LocalLimit> {
+async function localRuns(work: string, fileRepo: Repository, fileUrl: string, ds: Dataset) {
   const local = pgDir(path.join(work, 'local'));
   const staged = pgDir(path.join(local, 'backup'));
   const walDir = pgDir(path.join(local, 'wal'));
   const archive = path.join(work, 'repo', keys.backupFile(CLUSTER, ds.meta.backupId, BASE_ARCHIVE));
   const extractSeconds = asPostgres('sh', ['-c', 'zstd -dcq "$1" | tar -xf - -C "$2"', 'extract', archive, staged]);
   const verifySeconds = asPostgres(`${PG_BIN}/pg_verifybackup`, ['-q', staged]);
-  let t = process.hrtime.bigint();
+  const t = process.hrtime.bigint();
   for (const o of await fileRepo.list(keys.walPrefix(CLUSTER))) {
     const name = walFileOfKey(CLUSTER, o.key);
-    // Timeline 1 only: a promoted copy archives its own timeline into the same cluster.
-    if (!name || walFileKind(name) !== 'segment' || !name.startsWith('00000001') || name < ds.meta.startWal) continue;
+    if (!name || walFileKind(name) !== 'segment' || name < ds.meta.startWal) continue;
     const plain = await decodeWal(name, (await fileRepo.get(o.key))!.body);
     if (createHash('sha256').update(plain).digest('hex') !== o.sha256) throw new Error(`${o.key} does not match its sha256`);
     writeFileSync(path.join(walDir, name), plain);
   }
   execFileSync('chown', ['-R', 'postgres:postgres', walDir]);
   const decodeSeconds = secondsSince(t);
+  const cp = await replayCopy(local, 'cp', staged, ds, `cp ${walDir}/%f %p`);
+  const get = await replayCopy(local, 'get', staged, ds, `${lifeboatCommand()} archive-get %f %p --repo ${fileUrl} --cluster ${CLUSTER}`);
+  return { copySeconds: cp.copySeconds, cpReplaySeconds: cp.replaySeconds, getReplaySeconds: get.replaySeconds, walBytes: cp.walBytes, extractSeconds, verifySeconds, decodeSeconds };
+}
 
-  const dataDir = path.join(local, 'data');
+/** `cp -a` of the staged backup, then replay to the target with `restoreCommand` until paused; the copy is stopped after. */
+async function replayCopy(local: string, label: string, staged: string, ds: Dataset, restoreCommand: string) {
+  const dataDir = path.join(local, `data-${label}`);
   const copySeconds = asPostgres('cp', ['-a', staged, dataDir]);
   const port = await freePort();
-  await writeRecoveryConf(dataDir, { port, listenAddress: '127.0.0.1', socketDir: local, restoreCommand: `cp ${walDir}/%f %p`, target: { time: ds.target }, workflowId: 'the recovery bench (local-copy limit)' }, 'postgres');
+  // The settings Lifeboat's replay-wal writes, but for restore_command.
+  await writeRecoveryConf(dataDir, { port, listenAddress: '127.0.0.1', socketDir: local, restoreCommand, target: { time: ds.target }, workflowId: `the recovery bench (${label})` }, 'postgres');
   await writeSignalFile(dataDir, 'recovery', 'postgres');
-  const logFile = path.join(local, 'postgres.log');
-  t = process.hrtime.bigint();
+  const logFile = path.join(local, `postgres-${label}.log`);
+  const t = process.hrtime.bigint();
   asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-l', logFile, '-W', 'start']);
   try {
-    const lsn = await waitFor('the local copy to pause at the target', async () => {
+    const lsn = await waitFor(`the ${label} copy to pause at the target`, async () => {
       if (secondsSince(t) > 10 && !existsSync(path.join(dataDir, 'postmaster.pid'))) {
-        throw new Error(`the local copy stopped; its log ${logFile} ends:\n${readFileSync(logFile, 'utf8').split('\n').slice(-8).join('\n')}`);
+        throw new Error(`the ${label} copy stopped; its log ${logFile} ends:\n${readFileSync(logFile, 'utf8').split('\n').slice(-8).join('\n')}`);
       }
       const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
       c.on('error', () => undefined);
@@ -267,23 +257,21 @@ async function localCopyLimit(work: string, fileRepo: Repository, ds: Dataset): 
         await c.end().catch(() => undefined);
       }
     }, { timeoutMs: 3_600_000, intervalMs: 100 });
-    const replaySeconds = secondsSince(t);
-    return { copySeconds, replaySeconds, walBytes: Number(parseLsn(lsn) - parseLsn(ds.meta.startLsn)), extractSeconds, verifySeconds, decodeSeconds };
+    return { copySeconds, replaySeconds: secondsSince(t), walBytes: Number(parseLsn(lsn) - parseLsn(ds.meta.startLsn)) };
   } finally {
     await stopPostgres(dataDir);
+    // Its own copy, made above: provably ours. Frees the disk for the next one
+    // (a prefetcher still exiting may race it; the bench's directory goes at the end anyway).
+    try {
+      rmSync(dataDir, { recursive: true, force: true });
+    } catch {
+      /* removed with the bench's directory */
+    }
   }
 }
 
-interface Phases {
-  restore: number;
-  replay: number;
-  rest: number;
-  rto: number;
-  approvals: number;
-}
-
 /** RTO and its phases to the millisecond, from the evidence's timestamps (the evidence itself rounds to seconds). */
-function phasesOf(e: Evidence): Phases {
+function phasesOf(e: Evidence) {
   const step = (id: string) => e.steps.find((s) => s.id === id);
   const d = (id: string) => span(step(id)?.startedAt, step(id)?.finishedAt) ?? 0;
   const rto = span(e.startedAt, e.promotedAt) ?? NaN;
@@ -332,7 +320,8 @@ async function main(): Promise<void> {
     const fileRepo = await openRepository(fileUrl);
     const s3Repo = await openRepository(s3Url, { endpointEnv: 'S3_ENDPOINT' });
     const copied = await copyCluster(fileRepo, s3Repo);
-    progress(`dataset ready: target ${ds.target}, ${copied} objects copied into MinIO`);
+    progress(`dataset ready: target ${ds.target}, ${copied} objects copied into MinIO; local-copy limit`);
+    const lim = await localRuns(work, fileRepo, fileUrl, ds);
 
     const temporal = await startTemporalDevServer({ port: await freePort(), logFile: path.join(work, 'temporal.log') });
     cleanups.push(temporal.stop);
@@ -350,8 +339,6 @@ async function main(): Promise<void> {
       // The promoted copy is ours; stop it so the next run has the cores to itself.
       await stopPostgres(restored[i]!);
     }
-    progress('local-copy limit');
-    const lim = await localCopyLimit(work, fileRepo, ds);
 
     const m = ds.meta;
     log(`Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, PostgreSQL 15, MinIO on 127.0.0.1; load average at start ${loadAtStart}.`);
@@ -365,7 +352,8 @@ async function main(): Promise<void> {
       const p = phasesOf(e);
       log(row([`recoverToPointInTime, ${kinds[i]!.kind}`, p.restore, p.replay, p.rest, p.rto, (e.baseBackupBytes ?? 0) / MiB, (e.walBytesReplayed ?? 0) / MiB, (e.walBytesReplayed ?? 0) / MiB / p.replay]));
     }
-    log(row(['local-copy limit (`cp -a`, `restore_command = cp`)', lim.copySeconds, lim.replaySeconds, '—', lim.copySeconds + lim.replaySeconds, m.sizeBytes / MiB, lim.walBytes / MiB, lim.walBytes / MiB / lim.replaySeconds]));
+    log(row(['local-copy limit (`cp -a`, `restore_command = cp`)', lim.copySeconds, lim.cpReplaySeconds, '—', lim.copySeconds + lim.cpReplaySeconds, m.sizeBytes / MiB, lim.walBytes / MiB, lim.walBytes / MiB / lim.cpReplaySeconds]));
+    log(row(['replay alone with `lifeboat archive-get` from file://, no workflow', '—', lim.getReplaySeconds, '—', '—', '—', lim.walBytes / MiB, lim.walBytes / MiB / lim.getReplaySeconds]));
     log();
     log('RTO: from the workflow\'s start to the promotion; restore and replay are the restore-base-backup and replay-wal steps; rest is everything else before the promotion, ' +
       'approvals included (given by the bench within about 0.1 s of being asked). Seconds from the evidence\'s timestamps; the evidence records the same in whole seconds:');
