@@ -130,7 +130,6 @@ describe.each(['file', 's3'] as const)('the bad UPDATE recovered from a %s:// re
     // Through pgbouncer, as the application: the orders as they were, and writes work.
     const app = new Client({ host: '127.0.0.1', port: pgb.port, user: 'app', database: 'postgres' });
     await app.connect();
-    cleanups.push(() => app.end());
     const { rows: orders } = await app.query<{ pending: string; canceled: string }>(
       `select count(*) filter (where status = 'pending') as pending, count(*) filter (where status = 'canceled') as canceled from orders`,
     );
@@ -164,6 +163,7 @@ describe.each(['file', 's3'] as const)('the bad UPDATE recovered from a %s:// re
     expect(JSON.parse(stored!.body.toString())).toEqual(evidence);
     const audit = await repo.get(keys.audit(name, evidence.runId));
     expect(audit!.body.toString().trim().split('\n').map((l) => (JSON.parse(l) as { decision: { by: string } }).decision.by)).toEqual(['alice', 'alice', 'bob', 'carol']);
+    await app.end();
     // Stop the promoted instance: it is this test's.
     await exec('runuser', ['-u', 'postgres', '--', `${runbook.cluster.pgBin}/pg_ctl`, '-D', runbook.restore.dataDir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
   });

@@ -151,6 +151,13 @@ describe('docker/runbooks/orders.yaml, the runbook of the compose stack', () => 
     expect(rb.repository.url).toBe('s3://pg-backups/orders');
     expect(commandLine(service('minio-init'))).toContain('repo/pg-backups');
     expect(service('lifeboat-worker').ports).toContain(`127.0.0.1:${rb.restore.port}:${rb.restore.port}`);
+    // resume-traffic rewrites pgbouncer's databases file from the worker: one volume, mounted in both.
+    const traffic = rb.traffic && 'pgbouncer' in rb.traffic ? rb.traffic.pgbouncer : undefined;
+    expect(traffic?.databasesFile).toBe('/etc/pgbouncer/lifeboat/databases.ini');
+    expect(service('pgbouncer').volumes).toContain('pgbouncer-databases:/etc/pgbouncer/lifeboat');
+    expect(service('lifeboat-worker').volumes).toContain('pgbouncer-databases:/etc/pgbouncer/lifeboat');
+    expect(readFileSync(path.join(ROOT, 'docker/pgbouncer/pgbouncer.ini'), 'utf8')).toContain('%include /etc/pgbouncer/lifeboat/databases.ini');
+    expect(rb.restore.address).toBe(service('lifeboat-worker').hostname);
   });
 
   it('names only environment variables that the worker and the primary are given', () => {
