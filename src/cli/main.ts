@@ -33,14 +33,27 @@ const temporalOptions = (cmd: Command) =>
 program
   .command('dev')
   .description(
-    'embedded stack for trying Lifeboat: Temporal dev server with its UI on 127.0.0.1:8233, a sandbox primary ' +
-      'archiving to a file:// repository under .lifeboat/, a worker, and a first base backup',
+    'embedded stack for trying Lifeboat: Temporal dev server with its UI on 127.0.0.1:8233, a sandbox primary with the ' +
+      'demo application (orders, system_gate, outbox) archiving to a file:// repository, its Redis cache and pgbouncer, ' +
+      'a worker and a first base backup, all under --state-dir and reused by the next start; Ctrl-C stops everything',
   )
   .option('--state-dir <dir>', 'where the sandbox keeps its data', '.lifeboat/dev')
   .option('--ui-port <port>', 'Temporal Web UI port', '8233')
   .option('--temporal-port <port>', 'Temporal frontend port', '7233')
-  .option('--pg-port <port>', 'sandbox primary port', '55432')
+  .option('--pg-port <port>', 'sandbox primary port (fixed when the sandbox is created; recoveries and drills of the demo use the next two)', '55432')
+  .option('--redis-port <port>', "Redis port (the demo application's cache)", '56379')
+  .option('--pgbouncer-port <port>', "pgbouncer port (the demo application's address)", '56432')
   .action((opts) => runCommand(() => import('./commands/dev'), opts));
+
+program
+  .command('dev-incident')
+  .description(
+    'against a running `lifeboat dev`: archive the WAL, print a safe target time, play the bad UPDATE (every pending ' +
+      'order canceled) through pgbouncer, archive again, and print how to recover from the Temporal UI or the CLI',
+  )
+  .option('--state-dir <dir>', 'the sandbox of lifeboat dev', '.lifeboat/dev')
+  .option('--json', 'print {target, rowsHit, input, workflowId} as JSON')
+  .action((opts) => runCommand(() => import('./commands/dev-incident'), opts));
 
 temporalOptions(
   program
