@@ -166,7 +166,8 @@ repoOptions(
   program
     .command('archive-prefetch', { hidden: true })
     .description('internal: downloads segments into the archive-get spool')
-    .argument('<file>', 'first segment to fetch')
+    .argument('<file>', 'first segment to fetch (with --after: the segment just served)')
+    .option('--after', 'start after <file>, and only when fewer than half of the next --count segments are spooled')
     .requiredOption('--spool-dir <dir>', 'prefetch spool')
     .addOption(new Option('--count <n>', 'how many segments').default('8')),
 ).action((file: string, opts) => runCommand(() => import('./commands/archive-prefetch'), { ...opts, file }));

@@ -290,6 +290,31 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
     }
   });
 
+  it('serves a spooled segment from the sh front without starting Node, then keeps the spool ahead of replay', async () => {
+    const dir = tempDir('shspool');
+    const spool = path.join(dir, 'spool');
+    const [s0, s1, s2, s3] = archived as [string, string, string, string];
+    expect((await lifeboat(['archive-prefetch', s0, '--count', '2', '--spool-dir', spool, ...repoArgs()], { env })).code).toBe(0);
+    // With a node that cannot run, only the sh front can have answered.
+    const noNode = { ...env, LIFEBOAT_NODE: '/bin/false' };
+    const args = (walFile: string, prefetch: string) => ['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', prefetch, '--spool-dir', spool];
+    expect(await lifeboat(args(s0, '0'), { cwd: dir, env: noNode })).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(sha(readFileSync(path.join(dir, 'RECOVERYXLOG')))).toBe(sha(readFileSync(path.join(pgWal(), s0))));
+    expect(readdirSync(spool).filter((n) => n.startsWith(s0))).toEqual([]);
+    // The spool is now empty after s1: the hit starts a detached prefetcher for what follows.
+    expect(await lifeboat(args(s1, '4'), { cwd: dir, env })).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(sha(readFileSync(path.join(dir, 'RECOVERYXLOG')))).toBe(sha(readFileSync(path.join(pgWal(), s1))));
+    await waitFor('the prefetcher started by the sh front to spool the next segments', async () => {
+      const names = readdirSync(spool);
+      return [s2, `${s2}.sha256`, s3, `${s3}.sha256`].every((n) => names.includes(n)) ? true : undefined;
+    });
+    // A spooled copy from another repository is never served: the sh front hands it to Node, which downloads.
+    writeFileSync(path.join(spool, `${s2}.sha256`), `${readFileSync(path.join(spool, `${s2}.sha256`), 'utf8').split(' ')[0]} repo=file:///elsewhere cluster=x`);
+    expect(await lifeboat(args(s2, '0'), { cwd: dir, env: noNode })).toMatchObject({ code: 1 });
+    expect(await lifeboat(args(s2, '0'), { cwd: dir, env })).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(sha(readFileSync(path.join(dir, 'RECOVERYXLOG')))).toBe(sha(readFileSync(path.join(pgWal(), s2))));
+  });
+
   it('never serves a spooled segment that no longer matches its checksum', async () => {
     const dir = tempDir('badspool');
     const spool = path.join(dir, 'spool');

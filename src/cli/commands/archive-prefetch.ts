@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { checkWalFileName } from '../../wal/push';
 import { archiveTargetId } from '../../wal/marker';
 import { Spool } from '../../wal/get';
+import { nextSegmentName } from '../../wal/names';
 import { resolveRepoTarget, intOption } from '../context';
 import { EXIT } from '../run';
 
@@ -17,15 +18,19 @@ export interface ArchivePrefetchOptions {
   cluster?: string;
   runbook?: string;
   runbooksDir?: string;
+  /** bin/lifeboat's spool hit: `file` was just served; fetch what follows it, if the spool runs low. */
+  after?: boolean;
 }
 
 export async function run(opts: ArchivePrefetchOptions): Promise<number> {
   checkWalFileName(opts.file);
   const count = intOption(opts.count ?? '8', '--count');
+  const spool = new Spool(path.resolve(opts.spoolDir), archiveTargetId(opts));
+  if (opts.after && (await spool.readyAhead(opts.file, count)) >= Math.ceil(count / 2)) return EXIT.ok;
+  const first = opts.after ? nextSegmentName(opts.file) : opts.file;
   const { repo, cluster } = await resolveRepoTarget(opts);
   try {
-    const spool = new Spool(path.resolve(opts.spoolDir), archiveTargetId(opts));
-    await spool.prefetch(repo, cluster, opts.file, count);
+    await spool.prefetch(repo, cluster, first, count);
     return EXIT.ok;
   } finally {
     (repo as { destroy?: () => void }).destroy?.();
