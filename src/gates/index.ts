@@ -64,7 +64,7 @@ export async function setGateOn(
       : restoredEndpoint(runbook);
   switch (input.gate) {
     case 'writers':
-      return setWriterGate(endpoint, { table: gates.table, gate: gates.writers.gate, roles: gates.writers.readOnlyRoles }, input.enabled);
+      return setWriterGate(endpoint, { table: gates.table, gate: gates.writers.gate, roles: gates.writers.readOnlyRoles, proofPassword: proofPassword(gates.writers.proofPasswordEnv) }, input.enabled);
     case 'backgroundJobs':
       if (!gates.backgroundJobs) throw missing(runbook, 'gates.backgroundJobs', 'backgroundJobs: { gate: background_jobs }');
       return setRowGate(endpoint, gates.table, gates.backgroundJobs.gate, input.enabled);
@@ -76,4 +76,16 @@ export async function setGateOn(
       throw new LifeboatError('INPUT_INVALID', `unknown gate ${String(unknown)}`, { hints: ['expected writers, backgroundJobs or outbox'] });
     }
   }
+}
+
+/** The proof login's password, read here in the worker; never logged or returned. */
+function proofPassword(env: string | undefined): string | undefined {
+  if (!env) return undefined;
+  const value = process.env[env];
+  if (value === undefined) {
+    throw new LifeboatError('SECRET_MISSING', `environment variable ${env} (gates.writers.proofPasswordEnv) is not set in this worker`, {
+      hints: ['it holds the password of the application role the writer gate logs in as to prove writes are refused', 'set it in the worker\'s environment (never in the runbook)'],
+    });
+  }
+  return value;
 }

@@ -19,6 +19,8 @@ export interface WriterGateSpec {
   table: string;
   gate: string;
   roles: string[];
+  /** Password of the proof role (gates.writers.proofPasswordEnv), when pg_hba asks for one. */
+  proofPassword?: string;
 }
 
 /** How long pg_terminate_backend waits for each session to end (PostgreSQL 14+). */
@@ -73,7 +75,7 @@ async function fence(endpoint: Endpoint, spec: WriterGateSpec): Promise<GateResu
     });
     const sessionsTerminated = await endSessions(client, spec.roles);
     const overrides = await readWriteOverrides(client, spec.roles);
-    const outcome = await attemptWrite(endpoint, prover, spec.table);
+    const outcome = await attemptWrite(endpoint, prover, spec.table, spec.proofPassword);
     if (!outcome.refused || overrides.length > 0) throw notEnforced(endpoint, prover, outcome, overrides);
     return { gate: spec.gate, enabled: false, rolesAltered: [...spec.roles], sessionsTerminated, proof: outcome.text };
   });
@@ -152,7 +154,7 @@ interface WriteOutcome {
   text: string;
 }
 
-async function attemptWrite(endpoint: Endpoint, role: string, table: string): Promise<WriteOutcome> {
+async function attemptWrite(endpoint: Endpoint, role: string, table: string, proofPassword?: string): Promise<WriteOutcome> {
   const statement = `update ${quoteQualified(table)} set updated_at = updated_at where false`;
   const config: ClientConfig = {
     ...endpoint.config,
@@ -161,9 +163,11 @@ async function attemptWrite(endpoint: Endpoint, role: string, table: string): Pr
     // where pg_hba.conf lets this worker log in as the role without one (trust
     // on loopback in the sandbox, cert elsewhere). Never send Lifeboat's own
     // password, nor fall back to PGPASSWORD from the environment.
-    password: () => {
-      throw new ProofLoginError(`the server asks for a password for ${role}, and the runbook holds none`);
-    },
+    password:
+      proofPassword ??
+      (() => {
+        throw new ProofLoginError(`the server asks for a password for ${role}, and the runbook names no gates.writers.proofPasswordEnv`);
+      }),
     application_name: 'lifeboat-gate-proof',
     // An explicit value also keeps PGOPTIONS from the worker's environment out
     // of this session: what it proves must be what the role itself gets.
@@ -206,7 +210,7 @@ function notEnforced(endpoint: Endpoint, role: string, outcome: WriteOutcome, ov
   ];
   if (!outcome.refused && outcome.text.startsWith('could not log in')) {
     hints.push(
-      `Lifeboat proves the gate by logging in as ${role} without a password: allow that from this worker in pg_hba.conf (e.g. a cert entry), or`,
+      `Lifeboat proves the gate by logging in as ${role}: name the variable holding its password in gates.writers.proofPasswordEnv, allow the login from this worker in pg_hba.conf (e.g. a cert entry), or`,
       `prove it by hand (psql as ${role}, a write must fail with "cannot execute ... in a read-only transaction") and skip the step with that reason`,
     );
   }

@@ -118,6 +118,12 @@ export const Gates = z.strictObject({
     readOnlyRoles: z.array(nonEmpty('a role name'), { error: 'expected a list of role names' }).min(1, {
       error: 'expected at least one application role',
     }),
+    /**
+     * Extension: the variable holding the password of the first application
+     * role, for the login that proves the gate (a write that must fail).
+     * Without it the proof logs in without a password (trust or cert in pg_hba).
+     */
+    proofPasswordEnv: envName.optional(),
   }),
   backgroundJobs: gate.optional(),
   outbox: z

@@ -4,7 +4,7 @@
 // forensics before the restore and outbox reconciliation after it. The
 // "restored instance" of these runbooks is the same server (restore.port =
 // the primary's port); invariants.test.ts uses a real paused standby.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
@@ -174,12 +174,38 @@ describe('writer gate', () => {
           'writer gate on the primary is not enforced:',
           '  could not log in as app to attempt a write: too many connections for role "app"',
           'HINT: the gate row is off and ALTER ROLE ... SET default_transaction_read_only = on was run, but writes by the application are not proven to be refused',
-          'HINT: Lifeboat proves the gate by logging in as app without a password: allow that from this worker in pg_hba.conf (e.g. a cert entry), or',
+          'HINT: Lifeboat proves the gate by logging in as app: name the variable holding its password in gates.writers.proofPasswordEnv, allow the login from this worker in pg_hba.conf (e.g. a cert entry), or',
           'HINT: prove it by hand (psql as app, a write must fail with "cannot execute ... in a read-only transaction") and skip the step with that reason',
         ].join('\n'),
       );
     } finally {
       await pg.query('alter role app connection limit -1');
+      await gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: true });
+    }
+  });
+
+  it('proves the gate with the password from gates.writers.proofPasswordEnv when pg_hba.conf asks app for one', async () => {
+    const hba = path.join(pg.dataDir, 'pg_hba.conf');
+    const original = readFileSync(hba, 'utf8');
+    await pg.query(`set password_encryption = 'scram-sha-256'; alter role app password 'app-secret-1'`);
+    writeFileSync(hba, `host all app 127.0.0.1/32 scram-sha-256\n${original}`);
+    await pg.query('select pg_reload_conf()');
+    try {
+      const without = await failureOf(gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: false }));
+      expect(without.type).toBe('GATE_NOT_ENFORCED');
+      expect(without.message).toContain('could not log in as app to attempt a write: the server asks for a password for app, and the runbook names no gates.writers.proofPasswordEnv');
+      writeRunbook('proof-password', { port: pg.port, replace: [/readOnlyRoles: \[app\] \}/, 'readOnlyRoles: [app], proofPasswordEnv: LB_TEST_APP_PASSWORD }'] });
+      const missing = await failureOf(gate({ runbook: 'proof-password', where: 'primary', gate: 'writers', enabled: false }));
+      expect(missing.type).toBe('SECRET_MISSING');
+      process.env.LB_TEST_APP_PASSWORD = 'app-secret-1';
+      const proven = await gate({ runbook: 'proof-password', where: 'primary', gate: 'writers', enabled: false });
+      expect(proven.proof).toBe(PROOF);
+      expect(JSON.stringify(proven)).not.toContain('app-secret-1');
+    } finally {
+      delete process.env.LB_TEST_APP_PASSWORD;
+      writeFileSync(hba, original);
+      await pg.query('select pg_reload_conf()');
+      await pg.query('alter role app password null');
       await gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: true });
     }
   });
