@@ -8,7 +8,6 @@
 // update's validator throws its answer back to the caller, a signal that
 // fails it is ignored and listed in status (a signal cannot answer).
 import {
-  ApplicationFailure,
   CancellationScope,
   condition,
   isCancellation,
@@ -26,12 +25,10 @@ import {
   STEP_TITLES,
   StepSignal,
   type AuditLine,
-  type DecisionKind,
   type DecisionRecord,
   type IgnoredMessage,
   type PendingDecision,
   type RecoveryStatus,
-  type StepError,
   type StepId,
   type StepRecord,
   type Target,
@@ -48,6 +45,7 @@ import {
 } from '../../src/recovery/messages';
 import type { Runbook } from '../../src/runbook/schema';
 import { renderChecklist } from './checklist';
+import { describeIssues, howToApprove, howToResolve, operatorsOf, policyOf, refusal, stepError, toIncoming, type Incoming } from './rules';
 
 /** Thrown inside the workflow when an operator aborts; caught at the top. */
 export class RunAborted extends Error {
@@ -61,18 +59,6 @@ export class RunAborted extends Error {
     this.name = 'RunAborted';
   }
 }
-
-interface Policy {
-  approvers: string[];
-  min: number;
-  escalateAfterSeconds?: number;
-}
-
-type Incoming =
-  | { name: 'approve'; step: StepId; by: string; comment?: string; override?: boolean }
-  | { name: 'reject'; step: StepId; by: string; comment?: string }
-  | { name: 'retry' | 'skip' | 'abort'; step: StepId; by: string; comment?: string }
-  | { name: 'retarget'; by: string; target: Target; comment?: string };
 
 const now = () => new Date().toISOString();
 
@@ -93,10 +79,10 @@ export class RecoveryMachine {
   /** Everything else status shows (backup, replay position, invariants...). */
   extra: Partial<RecoveryStatus> = {};
 
-  private approvedBy = new Set<string>();
-  private currentStep?: StepId;
+  approvedBy = new Set<string>();
+  currentStep?: StepId;
   private currentScope?: CancellationScope;
-  private resolution?: 'retry' | 'skip';
+  resolution?: 'retry' | 'skip';
   private readonly auditQueue: AuditLine[] = [];
   private auditSeq = 0;
   private finished = false;
@@ -127,7 +113,7 @@ export class RecoveryMachine {
     const signal = (name: Incoming['name'], parse: (raw: unknown) => Incoming | string) => (raw: unknown) => {
       const parsed = parse(raw);
       if (typeof parsed === 'string') return this.ignore('signal', name, raw, parsed);
-      const why = this.refusal(parsed);
+      const why = refusal(this, parsed);
       if (why) return this.ignore('signal', name, raw, why);
       this.apply(parsed, 'signal');
     };
@@ -177,7 +163,7 @@ export class RecoveryMachine {
         validator: (raw: DecideUpdate) => {
           const r = DecideUpdate.safeParse(raw);
           if (!r.success) throw new Error(`decide: ${describeIssues(r.error.issues)}`);
-          const why = this.refusal(toIncoming(r.data));
+          const why = refusal(this, toIncoming(r.data));
           if (why) throw new Error(why);
         },
         description:
@@ -187,69 +173,6 @@ export class RecoveryMachine {
     setHandler(statusQuery, () => this.status(), {
       description: 'Where the recovery stands: steps with state and timing, decisions, the pending approval, replay progress.',
     });
-  }
-
-  /** Why a message must not be acted on, or undefined when it may. */
-  private refusal(m: Incoming): string | undefined {
-    const step = m.name === 'retarget' ? 'approve-promote' : m.step;
-    const rec = this.steps.get(step)!;
-    if (this.phase === 'finished' || this.phase === 'aborted' || this.phase === 'rejected') return `the run has ended (${this.phase}): nothing to decide`;
-    if (m.name === 'abort') {
-      if (this.abortRequest) return `an abort by ${this.abortRequest.by} is already being carried out`;
-      if (this.currentStep !== m.step) return `${m.step} is not the current step${this.currentStep ? ` (current: ${this.currentStep}, ${this.steps.get(this.currentStep)!.state})` : ''}: name the current step to abort`;
-      if (!m.comment?.trim()) return 'abort needs a reason';
-      return this.notAllowed(m.by, this.operators(), 'abort this run');
-    }
-    if (m.name === 'retry' || m.name === 'skip') {
-      if (rec.state !== 'failed' || this.pending?.step !== step) return `${step} has not failed (it is ${rec.state}): only a failed step can be ${m.name === 'retry' ? 'retried' : 'skipped'}`;
-      if (this.resolution) return `a ${this.resolution} of ${step} is already being carried out`;
-      if (m.name === 'skip') {
-        const skippable = this.runbook?.skippable ?? [];
-        if (!(skippable as readonly string[]).includes(step))
-          return `${step} cannot be skipped: the runbook's skippable steps are ${skippable.join(', ') || '(none)'}; retry or abort instead`;
-        if (!m.comment?.trim()) return 'skip needs a reason (it goes into the evidence)';
-      }
-      return this.notAllowed(m.by, this.operators(), `${m.name} ${step}`);
-    }
-    // approve, reject, retarget: only the step awaiting approval, only its approvers.
-    if (rec.state !== 'awaiting-approval' || this.pending?.step !== step) {
-      const waiting = this.pending?.kind === 'approval' ? ` (awaiting approval: ${this.pending.step})` : ' (no step is awaiting approval)';
-      return `${step} is not awaiting approval: it is ${rec.state}${waiting}`;
-    }
-    const policy = this.policy(step);
-    const denied = this.notAllowed(m.by, policy.approvers, `decide ${step}`);
-    if (denied) return denied;
-    if (m.name === 'approve') {
-      if (this.approvedBy.has(m.by)) return `${m.by} has already approved ${step}: ${policy.min} distinct approvers are needed, ${this.approvedBy.size} so far`;
-      if (step === 'approve-promote' && this.failedInvariants.length > 0 && !(m.override && m.comment?.trim()))
-        return `invariants failed on the paused copy (${this.failedInvariants.join(', ')}): approving promotion needs "override": true and the reason in comment (lifeboat approve ... --override --comment "<why>")`;
-    }
-    if (m.name === 'retarget' && this.retargetRequest) return `a retarget by ${this.retargetRequest.by} is already being carried out`;
-    return undefined;
-  }
-
-  private notAllowed(by: string, allowed: string[], what: string): string | undefined {
-    if (allowed.length === 0 || allowed.includes(by)) return undefined;
-    return `NOT_AN_APPROVER: ${by} may not ${what}; allowed: ${allowed.join(', ')}`;
-  }
-
-  /** Who may retry, skip or abort: everyone named in any approval policy (anyone when none is configured). */
-  private operators(): string[] {
-    const all = new Set<string>();
-    for (const p of Object.values(this.runbook?.approvals ?? {})) if (p) for (const a of p.approvers) all.add(a);
-    return [...all];
-  }
-
-  policy(step: StepId): Policy {
-    const approvals = this.runbook?.approvals ?? {};
-    const own = (approvals as Record<string, unknown>)[step] as Runbook['approvals']['approve-fence'];
-    const p = own || (step === 'approve-resume' ? approvals['approve-promote'] : undefined);
-    if (!p) return { approvers: [], min: 1 };
-    return {
-      approvers: p.approvers,
-      min: own ? p.min : 1,
-      ...(own && p.escalateAfter ? { escalateAfterSeconds: p.escalateAfter } : {}),
-    };
   }
 
   private apply(m: Incoming, via: 'signal' | 'update'): void {
@@ -273,7 +196,7 @@ export class RecoveryMachine {
         this.approvedBy.add(m.by);
         if (m.override && step === 'approve-promote') this.invariantOverride = { by: m.by, reason: m.comment ?? '' };
         if (this.pending) this.pending = { ...this.pending, approvedBy: [...this.approvedBy] };
-        if (this.approvedBy.size >= this.policy(step).min) this.finish(rec, 'done', `approved by ${[...this.approvedBy].join(', ')}`);
+        if (this.approvedBy.size >= policyOf(this.runbook, step).min) this.finish(rec, 'done', `approved by ${[...this.approvedBy].join(', ')}`);
         break;
       }
       case 'reject':
@@ -346,10 +269,10 @@ export class RecoveryMachine {
           step: id,
           kind: 'failed',
           since: now(),
-          approvers: this.operators(),
+          approvers: operatorsOf(this.runbook),
           min: 1,
           approvedBy: [],
-          how: this.howToResolve(id),
+          how: howToResolve(workflowInfo().workflowId, id, this.runbook),
         };
         this.publish();
         await condition(() => this.resolution !== undefined || this.abortRequest !== undefined);
@@ -390,7 +313,7 @@ export class RecoveryMachine {
     const rec = this.steps.get(id)!;
     this.currentStep = id;
     this.checkAbort(id);
-    const policy = this.policy(id);
+    const policy = policyOf(this.runbook, id);
     this.approvedBy = new Set();
     rec.state = 'awaiting-approval';
     rec.startedAt ??= now();
@@ -402,7 +325,7 @@ export class RecoveryMachine {
       approvers: policy.approvers,
       min: policy.min,
       approvedBy: [],
-      how: this.howToApprove(id),
+      how: howToApprove(workflowInfo().workflowId, id, this.failedInvariants.length > 0),
     };
     this.publish();
     const decided = () => rec.state !== 'awaiting-approval' || !!this.rejection || !!this.abortRequest || !!this.retargetRequest;
@@ -457,27 +380,6 @@ export class RecoveryMachine {
 
   // ------------------------------------------------------------ operator view
 
-  private howToApprove(step: StepId): string[] {
-    const id = workflowInfo().workflowId;
-    const over = step === 'approve-promote' && this.failedInvariants.length > 0;
-    const extra = over ? ', "override": true, "comment": "<why promote despite failed invariants>"' : '';
-    return [
-      `Temporal UI: send signal approve with {"step": "${step}", "by": "<you>"${extra}} (or reject with a reason)`,
-      `CLI: lifeboat approve ${id} ${step} --as <you>${over ? ' --override --comment "<why>"' : ''}`,
-      ...(step === 'approve-promote' ? [`to move the target instead: lifeboat retarget ${id} --to-time <iso> --as <you>`] : []),
-    ];
-  }
-
-  private howToResolve(step: StepId): string[] {
-    const id = workflowInfo().workflowId;
-    const skippable = (this.runbook?.skippable as readonly string[] | undefined)?.includes(step);
-    return [
-      `retry: lifeboat retry ${id} ${step} --as <you> (or signal retry {"step": "${step}", "by": "<you>"})`,
-      ...(skippable ? [`skip: lifeboat skip ${id} ${step} --as <you> --reason "<why>"`] : []),
-      `abort: lifeboat abort ${id} ${step} --as <you> --reason "<why>" (writers stay fenced)`,
-    ];
-  }
-
   status(): RecoveryStatus {
     return {
       workflow: 'recoverToPointInTime',
@@ -529,28 +431,4 @@ export class RecoveryMachine {
   closeAudit(): void {
     this.finished = true;
   }
-}
-
-function toIncoming(d: DecideUpdate): Incoming {
-  if (d.decision === 'approve') return { name: 'approve', step: d.step, by: d.by, ...(d.comment ? { comment: d.comment } : {}), ...(d.override ? { override: true } : {}) };
-  return { name: d.decision as Exclude<DecisionKind, 'approve'>, step: d.step, by: d.by, ...(d.comment ? { comment: d.comment } : {}) };
-}
-
-function describeIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
-  return issues.map((i) => `${i.path.length ? i.path.map(String).join('.') : '(payload)'}: ${i.message}`).join('; ');
-}
-
-/** What an operator needs from a failure: its type, its message, its hints. */
-export function stepError(err: unknown): StepError {
-  let e: unknown = err;
-  // ActivityFailure wraps the ApplicationFailure the activity threw.
-  while (e instanceof Error && e.cause instanceof Error && !(e instanceof ApplicationFailure)) e = e.cause;
-  const type = e instanceof ApplicationFailure ? (e.type ?? 'UNEXPECTED') : 'UNEXPECTED';
-  const text = e instanceof Error ? e.message : String(e);
-  const lines = text.split('\n');
-  return {
-    type,
-    message: lines.filter((l) => !l.startsWith('HINT: ')).join('\n'),
-    hints: lines.filter((l) => l.startsWith('HINT: ')).map((l) => l.slice(6)),
-  };
 }

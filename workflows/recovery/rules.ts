@@ -1,0 +1,140 @@
+// The rules for what an operator's message may do in recoverToPointInTime:
+// one rule set for signals (a refused signal is ignored and listed in status)
+// and for the decide update (a refusal is its answer), and the words that
+// tell an operator how to give a decision.
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { DecideUpdate, DecisionKind, PendingDecision, RecoveryStatus, StepError, StepId, StepRecord, Target } from '../../src/recovery/contract';
+import type { Runbook } from '../../src/runbook/schema';
+
+export type Incoming =
+  | { name: 'approve'; step: StepId; by: string; comment?: string; override?: boolean }
+  | { name: 'reject'; step: StepId; by: string; comment?: string }
+  | { name: 'retry' | 'skip' | 'abort'; step: StepId; by: string; comment?: string }
+  | { name: 'retarget'; by: string; target: Target; comment?: string };
+
+export interface Policy {
+  approvers: string[];
+  min: number;
+  escalateAfterSeconds?: number;
+}
+
+/** What the rules read of a run. */
+export interface RunView {
+  readonly phase: RecoveryStatus['phase'];
+  readonly steps: ReadonlyMap<StepId, StepRecord>;
+  readonly pending?: PendingDecision;
+  readonly currentStep?: StepId;
+  readonly resolution?: 'retry' | 'skip';
+  readonly abortRequest?: { by: string };
+  readonly retargetRequest?: { by: string };
+  readonly approvedBy: ReadonlySet<string>;
+  readonly failedInvariants: readonly string[];
+  readonly runbook?: Runbook;
+}
+
+/** Why a message must not be acted on, or undefined when it may. */
+export function refusal(run: RunView, m: Incoming): string | undefined {
+  const step = m.name === 'retarget' ? 'approve-promote' : m.step;
+  const rec = run.steps.get(step)!;
+  if (run.phase === 'finished' || run.phase === 'aborted' || run.phase === 'rejected') return `the run has ended (${run.phase}): nothing to decide`;
+  if (m.name === 'abort') {
+    if (run.abortRequest) return `an abort by ${run.abortRequest.by} is already being carried out`;
+    if (run.currentStep !== m.step) return `${m.step} is not the current step${run.currentStep ? ` (current: ${run.currentStep}, ${run.steps.get(run.currentStep)!.state})` : ''}: name the current step to abort`;
+    if (!m.comment?.trim()) return 'abort needs a reason';
+    return notAllowed(m.by, operatorsOf(run.runbook), 'abort this run');
+  }
+  if (m.name === 'retry' || m.name === 'skip') {
+    if (rec.state !== 'failed' || run.pending?.step !== step) return `${step} has not failed (it is ${rec.state}): only a failed step can be ${m.name === 'retry' ? 'retried' : 'skipped'}`;
+    if (run.resolution) return `a ${run.resolution} of ${step} is already being carried out`;
+    if (m.name === 'skip') {
+      const skippable = run.runbook?.skippable ?? [];
+      if (!(skippable as readonly string[]).includes(step))
+        return `${step} cannot be skipped: the runbook's skippable steps are ${skippable.join(', ') || '(none)'}; retry or abort instead`;
+      if (!m.comment?.trim()) return 'skip needs a reason (it goes into the evidence)';
+    }
+    return notAllowed(m.by, operatorsOf(run.runbook), `${m.name} ${step}`);
+  }
+  // approve, reject, retarget: only the step awaiting approval, only its approvers.
+  if (rec.state !== 'awaiting-approval' || run.pending?.step !== step) {
+    const waiting = run.pending?.kind === 'approval' ? ` (awaiting approval: ${run.pending.step})` : ' (no step is awaiting approval)';
+    return `${step} is not awaiting approval: it is ${rec.state}${waiting}`;
+  }
+  const policy = policyOf(run.runbook, step);
+  const denied = notAllowed(m.by, policy.approvers, `decide ${step}`);
+  if (denied) return denied;
+  if (m.name === 'approve') {
+    if (run.approvedBy.has(m.by)) return `${m.by} has already approved ${step}: ${policy.min} distinct approvers are needed, ${run.approvedBy.size} so far`;
+    if (step === 'approve-promote' && run.failedInvariants.length > 0 && !(m.override && m.comment?.trim()))
+      return `invariants failed on the paused copy (${run.failedInvariants.join(', ')}): approving promotion needs "override": true and the reason in comment (lifeboat approve ... --override --comment "<why>")`;
+  }
+  if (m.name === 'retarget' && run.retargetRequest) return `a retarget by ${run.retargetRequest.by} is already being carried out`;
+  return undefined;
+}
+
+function notAllowed(by: string, allowed: string[], what: string): string | undefined {
+  if (allowed.length === 0 || allowed.includes(by)) return undefined;
+  return `NOT_AN_APPROVER: ${by} may not ${what}; allowed: ${allowed.join(', ')}`;
+}
+
+/** Who may retry, skip or abort: everyone named in any approval policy (anyone when none is configured). */
+export function operatorsOf(runbook: Runbook | undefined): string[] {
+  const all = new Set<string>();
+  for (const p of Object.values(runbook?.approvals ?? {})) if (p) for (const a of p.approvers) all.add(a);
+  return [...all];
+}
+
+/** The approval policy of a step; approve-resume without its own falls back to one of approve-promote's approvers. */
+export function policyOf(runbook: Runbook | undefined, step: StepId): Policy {
+  const approvals = runbook?.approvals ?? {};
+  const own = (approvals as Record<string, unknown>)[step] as Runbook['approvals']['approve-fence'];
+  const p = own || (step === 'approve-resume' ? approvals['approve-promote'] : undefined);
+  if (!p) return { approvers: [], min: 1 };
+  return {
+    approvers: p.approvers,
+    min: own ? p.min : 1,
+    ...(own && p.escalateAfter ? { escalateAfterSeconds: p.escalateAfter } : {}),
+  };
+}
+
+export function howToApprove(id: string, step: StepId, invariantsFailed: boolean): string[] {
+  const over = step === 'approve-promote' && invariantsFailed;
+  const extra = over ? ', "override": true, "comment": "<why promote despite failed invariants>"' : '';
+  return [
+    `Temporal UI: send signal approve with {"step": "${step}", "by": "<you>"${extra}} (or reject with a reason)`,
+    `CLI: lifeboat approve ${id} ${step} --as <you>${over ? ' --override --comment "<why>"' : ''}`,
+    ...(step === 'approve-promote' ? [`to move the target instead: lifeboat retarget ${id} --to-time <iso> --as <you>`] : []),
+  ];
+}
+
+export function howToResolve(id: string, step: StepId, runbook: Runbook | undefined): string[] {
+  const skippable = (runbook?.skippable as readonly string[] | undefined)?.includes(step);
+  return [
+    `retry: lifeboat retry ${id} ${step} --as <you> (or signal retry {"step": "${step}", "by": "<you>"})`,
+    ...(skippable ? [`skip: lifeboat skip ${id} ${step} --as <you> --reason "<why>"`] : []),
+    `abort: lifeboat abort ${id} ${step} --as <you> --reason "<why>" (writers stay fenced)`,
+  ];
+}
+
+export function toIncoming(d: DecideUpdate): Incoming {
+  if (d.decision === 'approve') return { name: 'approve', step: d.step, by: d.by, ...(d.comment ? { comment: d.comment } : {}), ...(d.override ? { override: true } : {}) };
+  return { name: d.decision as Exclude<DecisionKind, 'approve'>, step: d.step, by: d.by, ...(d.comment ? { comment: d.comment } : {}) };
+}
+
+export function describeIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
+  return issues.map((i) => `${i.path.length ? i.path.map(String).join('.') : '(payload)'}: ${i.message}`).join('; ');
+}
+
+/** What an operator needs from a failure: its type, its message, its hints. */
+export function stepError(err: unknown): StepError {
+  let e: unknown = err;
+  // ActivityFailure wraps the ApplicationFailure the activity threw.
+  while (e instanceof Error && e.cause instanceof Error && !(e instanceof ApplicationFailure)) e = e.cause;
+  const type = e instanceof ApplicationFailure ? (e.type ?? 'UNEXPECTED') : 'UNEXPECTED';
+  const text = e instanceof Error ? e.message : String(e);
+  const lines = text.split('\n');
+  return {
+    type,
+    message: lines.filter((l) => !l.startsWith('HINT: ')).join('\n'),
+    hints: lines.filter((l) => l.startsWith('HINT: ')).map((l) => l.slice(6)),
+  };
+}
