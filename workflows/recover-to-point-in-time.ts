@@ -7,7 +7,7 @@ import { clusterName, type Runbook } from '../src/runbook/schema';
 import { parseLsn as parseLsnInWorkflow } from '../src/wal/names';
 import { hostActivities, sharedActivities } from './recovery/proxies';
 import { buildEvidence, type RunFacts } from './recovery/evidence';
-import { RecoveryMachine, RunAborted } from './recovery/machine';
+import { RecoveryMachine, Retargeted, RunAborted } from './recovery/machine';
 import { parseWorkflowInput } from './input';
 
 export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evidence> {
@@ -73,6 +73,19 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     let restoreNeeded = true;
     let continueFrom = false;
     let replay: ReplayResult | undefined;
+    /** Takes the operator's new target; `canContinue` says whether replay may go on from where it paused. */
+    const moveTarget = (canContinue: false | ((next: Target) => boolean)) => {
+      const moved = run.takeRetarget()!;
+      const later = canContinue !== false && canContinue(moved.target);
+      log.info('retarget', { from: describeTarget(run.target), to: describeTarget(moved.target), later });
+      facts.notes.push(`retargeted by ${moved.by} from ${describeTarget(run.target)} to ${describeTarget(moved.target)}: ${later ? 'replay continued' : 'restored again'}`);
+      run.target = moved.target;
+      restoreNeeded = !later;
+      continueFrom = later;
+      if (!later) run.reopen('restore-base-backup');
+      run.reopen('replay-wal');
+      run.reopen('run-invariants');
+    };
     for (;;) {
       if (restoreNeeded) {
         await run.step('restore-base-backup', async () => {
@@ -84,7 +97,15 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
           return host.restoreBaseBackup({ ...ref, backupId, mode: run.mode, workflowId, runId });
         }, (r) => `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${r.movedAside ? `; old directory moved to ${r.movedAside}` : ''}`);
       }
-      replay = await run.step('replay-wal', () => host.replayWal({ ...ref, target: run.target, workflowId, runId, ...(continueFrom ? { continueFrom: true } : {}) }), (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`);
+      try {
+        replay = await run.step('replay-wal', () => host.replayWal({ ...ref, target: run.target, workflowId, runId, ...(continueFrom ? { continueFrom: true } : {}) }), (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`);
+      } catch (err) {
+        if (!(err instanceof Retargeted)) throw err;
+        // Replay failed (a target past the end of the archive, most often) and
+        // the operator moved the target: restore again, the copy is not paused.
+        moveTarget(false);
+        continue;
+      }
       if (!replay) throw ApplicationFailure.nonRetryable('replay-wal cannot be skipped', 'RUNBOOK_INVALID');
       run.extra.replay = { lsn: replay.lsn, ...(replay.time ? { time: replay.time } : {}), paused: true };
       facts.walSegmentsReplayed = replay.walSegmentsReplayed;
@@ -98,16 +119,8 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       if (dryRun) break;
       // 10. approve-promote (or retarget).
       if ((await run.approval('approve-promote', notify)) === 'approved') break;
-      const moved = run.takeRetarget()!;
-      const later = isLater(run.target, moved.target, replay);
-      log.info('retarget', { from: describeTarget(run.target), to: describeTarget(moved.target), later });
-      facts.notes.push(`retargeted by ${moved.by} from ${describeTarget(run.target)} to ${describeTarget(moved.target)}: ${later ? 'replay continued' : 'restored again'}`);
-      run.target = moved.target;
-      restoreNeeded = !later;
-      continueFrom = later;
-      if (!later) run.reopen('restore-base-backup');
-      run.reopen('replay-wal');
-      run.reopen('run-invariants');
+      const paused = replay;
+      moveTarget((next) => isLater(run.target, next, paused));
     }
 
     if (dryRun) {

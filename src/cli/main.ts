@@ -234,7 +234,7 @@ temporalOptions(
   targetOptions(
     program
       .command('retarget')
-      .description('move the target of a run waiting at approve-promote: later continues the replay, earlier restores again')
+      .description('move the target of a run waiting at approve-promote (later continues the replay, earlier restores again) or whose replay-wal failed (restores again)')
       .argument('<workflowId>', 'the recovery run'),
   )
     .option('--as <who>', 'who decides: a name in the runbook\'s approvers')

@@ -203,6 +203,28 @@ describe('recoverToPointInTime', () => {
     await recordHistory('retarget-later-then-earlier', wf);
   });
 
+  it('after a replay that ended before the target, takes a retarget and restores again instead of making the operator start over', async () => {
+    h = await startHarness('pastend', { approvals: { 'approve-promote': { approvers: ['alice'] }, 'approve-resume': false } }, {
+      failures: { replayWal: [{ type: 'RECOVERY_ENDED_BEFORE_TARGET', message: 'recovery ended at 0/7000000 before reaching time 2026-11-21T14:31:59Z\nHINT: choose an earlier target' }] },
+    });
+    const wf = await h.start({ target: TIME_TARGET });
+    await h.waitForStep(wf, 'approve-fence', 'awaiting-approval');
+    await wf.signal(approveSignal, { step: 'approve-fence', by: 'bob' });
+    const failed = await h.waitForStep(wf, 'replay-wal', 'failed');
+    expect(failed.pending!.how).toContain(`retarget: lifeboat retarget ${wf.workflowId} --to-latest|--to-time <iso> --as <you> (restores again to the new target)`);
+    await wf.signal(retargetSignal, { by: 'mallory', target: { latest: true } });
+    await wf.signal(retargetSignal, { by: 'alice', target: { latest: true } });
+    const s = await h.waitForStep(wf, 'approve-promote', 'awaiting-approval');
+    expect(s.ignored.map((i) => i.why)).toEqual(['NOT_AN_APPROVER: mallory may not retarget this run; allowed: alice']);
+    expect(s.target).toEqual({ latest: true });
+    expect(h.calls.log.filter((l) => l.startsWith('restoreBaseBackup'))).toHaveLength(2);
+    expect(h.calls.log.filter((l) => l.startsWith('replayWal'))[1]).toBe('replayWal {"target":{"latest":true},"continueFrom":false}');
+    await wf.signal(approveSignal, { step: 'approve-promote', by: 'alice' });
+    const evidence = (await wf.result()) as Evidence;
+    expect(evidence.notes).toContain('retargeted by alice from time 2026-11-21T14:31:59Z to the end of the archive: restored again');
+    expect(evidence.approvals.map((a) => `${a.step}:${a.by}:${a.decision}`)).toEqual(['approve-fence:bob:approve', 'replay-wal:alice:retarget', 'approve-promote:alice:approve']);
+  });
+
   it('needs an explicit override with a reason to promote past a failed invariant, and records it', async () => {
     h = await startHarness('invariant', { approvals: { 'approve-promote': { approvers: ['alice'] }, 'approve-resume': false } }, { invariantsFail: true });
     const wf = await h.start({ target: TIME_TARGET });

@@ -47,6 +47,14 @@ import type { Runbook } from '../../src/runbook/schema';
 import { renderChecklist } from './checklist';
 import { describeIssues, howToApprove, howToResolve, operatorsOf, policyOf, refusal, stepError, toIncoming, type Incoming } from './rules';
 
+/** Thrown by a failed replay-wal when an operator moves the target; the workflow restores again. */
+export class Retargeted extends Error {
+  constructor() {
+    super('retargeted after replay-wal failed');
+    this.name = 'Retargeted';
+  }
+}
+
 /** Thrown inside the workflow when an operator aborts; caught at the top. */
 export class RunAborted extends Error {
   constructor(
@@ -177,7 +185,7 @@ export class RecoveryMachine {
 
   private apply(m: Incoming, via: 'signal' | 'update'): void {
     const at = now();
-    const step = m.name === 'retarget' ? 'approve-promote' : m.step;
+    const step = m.name === 'retarget' ? (this.pending?.step ?? 'approve-promote') : m.step;
     const record: DecisionRecord = {
       step,
       by: m.by,
@@ -275,9 +283,14 @@ export class RecoveryMachine {
           how: howToResolve(workflowInfo().workflowId, id, this.runbook),
         };
         this.publish();
-        await condition(() => this.resolution !== undefined || this.abortRequest !== undefined);
+        await condition(() => this.resolution !== undefined || this.abortRequest !== undefined || (id === 'replay-wal' && this.retargetRequest !== undefined));
         this.pending = undefined;
         this.checkAbort(id);
+        if (this.retargetRequest && this.resolution === undefined) {
+          rec.state = 'pending';
+          this.publish();
+          throw new Retargeted();
+        }
         const resolution = this.resolution;
         this.resolution = undefined;
         if (resolution === 'skip') {

@@ -34,7 +34,19 @@ export interface RunView {
 
 /** Why a message must not be acted on, or undefined when it may. */
 export function refusal(run: RunView, m: Incoming): string | undefined {
-  const step = m.name === 'retarget' ? 'approve-promote' : m.step;
+  if (m.name === 'retarget') {
+    // At approve-promote, or when replay-wal failed (typically a target past
+    // the end of the archive): both ways the paused or stopped copy is ours.
+    const p = run.pending;
+    const at = p && ((p.kind === 'approval' && p.step === 'approve-promote') || (p.kind === 'failed' && p.step === 'replay-wal'));
+    if (!at) {
+      const now = p ? `${p.step} is ${p.kind === 'approval' ? 'awaiting approval' : 'failed'}` : 'nothing is waiting for a decision';
+      return `retarget is taken while approve-promote awaits approval or after replay-wal failed; now ${now}`;
+    }
+    if (run.retargetRequest) return `a retarget by ${run.retargetRequest.by} is already being carried out`;
+    return notAllowed(m.by, policyOf(run.runbook, 'approve-promote').approvers, 'retarget this run');
+  }
+  const step = m.step;
   const rec = run.steps.get(step)!;
   if (run.phase === 'finished' || run.phase === 'aborted' || run.phase === 'rejected') return `the run has ended (${run.phase}): nothing to decide`;
   if (m.name === 'abort') {
@@ -54,7 +66,7 @@ export function refusal(run: RunView, m: Incoming): string | undefined {
     }
     return notAllowed(m.by, operatorsOf(run.runbook), `${m.name} ${step}`);
   }
-  // approve, reject, retarget: only the step awaiting approval, only its approvers.
+  // approve, reject: only the step awaiting approval, only its approvers.
   if (rec.state !== 'awaiting-approval' || run.pending?.step !== step) {
     const waiting = run.pending?.kind === 'approval' ? ` (awaiting approval: ${run.pending.step})` : ' (no step is awaiting approval)';
     return `${step} is not awaiting approval: it is ${rec.state}${waiting}`;
@@ -67,7 +79,6 @@ export function refusal(run: RunView, m: Incoming): string | undefined {
     if (step === 'approve-promote' && run.failedInvariants.length > 0 && !(m.override && m.comment?.trim()))
       return `invariants failed on the paused copy (${run.failedInvariants.join(', ')}): approving promotion needs "override": true and the reason in comment (lifeboat approve ... --override --comment "<why>")`;
   }
-  if (m.name === 'retarget' && run.retargetRequest) return `a retarget by ${run.retargetRequest.by} is already being carried out`;
   return undefined;
 }
 
@@ -111,6 +122,7 @@ export function howToResolve(id: string, step: StepId, runbook: Runbook | undefi
   return [
     `retry: lifeboat retry ${id} ${step} --as <you> (or signal retry {"step": "${step}", "by": "<you>"})`,
     ...(skippable ? [`skip: lifeboat skip ${id} ${step} --as <you> --reason "<why>"`] : []),
+    ...(step === 'replay-wal' ? [`retarget: lifeboat retarget ${id} --to-latest|--to-time <iso> --as <you> (restores again to the new target)`] : []),
     `abort: lifeboat abort ${id} ${step} --as <you> --reason "<why>" (writers stay fenced)`,
   ];
 }

@@ -1,6 +1,8 @@
 // `lifeboat retarget <workflowId> --to-... --as <who>`: move the target of a
 // run waiting at approve-promote (DESIGN.md §4.1 step 10): a later target
-// continues the replay, an earlier one restores again. A signal gets no
+// continues the replay, an earlier one restores again; or of a run whose
+// replay-wal failed (a target past the archive's end), which restores
+// again. A signal gets no
 // answer, so the status is read right after and says whether it was taken.
 import { LifeboatError } from '../../errors';
 import { RetargetSignal } from '../../recovery/contract';
