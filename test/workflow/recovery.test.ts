@@ -223,6 +223,7 @@ describe('recoverToPointInTime', () => {
     const evidence = (await wf.result()) as Evidence;
     expect(evidence.notes).toContain('retargeted by alice from time 2026-11-21T14:31:59Z to the end of the archive: restored again');
     expect(evidence.approvals.map((a) => `${a.step}:${a.by}:${a.decision}`)).toEqual(['approve-fence:bob:approve', 'replay-wal:alice:retarget', 'approve-promote:alice:approve']);
+    await recordHistory('retarget-after-failed-replay', wf);
   });
 
   it('needs an explicit override with a reason to promote past a failed invariant, and records it', async () => {

@@ -18,6 +18,7 @@ it('has recorded histories to replay', () => {
     'failed-step-skip-retry-abort.json',
     'invariant-override.json',
     'quorum-ui-signals-and-update.json',
+    'retarget-after-failed-replay.json',
     'retarget-later-then-earlier.json',
   ]);
 });
