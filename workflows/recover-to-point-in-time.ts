@@ -95,7 +95,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
             run.extra.backup = again.backup;
           }
           return host.restoreBaseBackup({ ...ref, backupId, mode: run.mode, workflowId, runId });
-        }, (r) => `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${r.movedAside ? `; old directory moved to ${r.movedAside}` : ''}`);
+        }, (r) => `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${r.movedAside ? `; old directory moved to ${r.movedAside}` : ''}${r.configNotes ? `; ${r.configNotes.join('; ')}` : ''}`);
       }
       try {
         replay = await run.step('replay-wal', () => host.replayWal({ ...ref, target: run.target, workflowId, runId, ...(continueFrom ? { continueFrom: true } : {}) }), (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`);

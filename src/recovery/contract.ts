@@ -317,6 +317,8 @@ export interface RestoreResult {
   files: number;
   /** ISO time the extraction finished. */
   finishedAt: string;
+  /** Server configuration files the backup lacked and Lifeboat supplied (packaged installs). */
+  configNotes?: string[];
 }
 
 /** Heartbeat details of restore-base-backup (read by `lifeboat status`). */

@@ -14,6 +14,7 @@ import { runTool } from '../backup/run-tool';
 import type { RestoreInput, RestoreProgress, RestoreResult } from '../recovery/contract';
 import { openRepository } from '../repository';
 import { clusterName, type Runbook } from '../runbook/schema';
+import { checkConfigSources, ensureServerConfig } from './config-files';
 import { prepareDataDir } from './data-dir';
 import { extractBaseBackup, findBackup } from './extract';
 import { updateMarker, writeMarker, type RestoreMarker } from './marker';
@@ -37,6 +38,7 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
   const repo = await openRepository(runbook.repository.url, runbook.repository);
   const meta = await findBackup(repo, cluster, input.backupId, runbook.name);
   await checkServerVersion(pg, meta.pgVersion, meta.backupId);
+  checkConfigSources(runbook);
 
   const prepared = await prepareDataDir({
     pg,
@@ -47,8 +49,10 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
     backupId: input.backupId,
   });
   if (prepared.kind === 'reuse') {
+    // A retry after the configuration check failed (e.g. restore.hbaFile added since).
+    const config = await ensureServerConfig(pg.dataDir, runbook);
     hooks.onProgress({ phase: 'done', bytes: prepared.result.bytes, totalBytes: prepared.result.bytes });
-    return prepared.result;
+    return config.notes.length ? { ...prepared.result, configNotes: config.notes } : prepared.result;
   }
 
   const marker: RestoreMarker = {
@@ -82,8 +86,10 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
     finishedAt: new Date().toISOString(),
   };
   await updateMarker(pg.dataDir, marker, { state: 'extracted', result }, pg.osUser);
+  // After the marker: the extracted files are good and kept even when this fails.
+  const config = await ensureServerConfig(pg.dataDir, runbook);
   hooks.onProgress({ phase: 'done', bytes: extracted.storedBytes, totalBytes: extracted.storedBytes });
-  return result;
+  return config.notes.length ? { ...result, configNotes: config.notes } : result;
 }
 
 /** The restore host's PostgreSQL must be the backup's major version, or the copy could never start. */

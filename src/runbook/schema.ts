@@ -105,6 +105,13 @@ export const Restore = z.strictObject(
      * the restored instance. The restore host's worker connects through it too.
      */
     address: nonEmpty('a host name or address').default('127.0.0.1'),
+    /**
+     * Extension: copies of the primary's postgresql.conf and pg_hba.conf on the
+     * restore host, used when the base backup has none (packaged installs keep
+     * them in /etc).
+     */
+    confFile: absolutePath("a copy of the primary's postgresql.conf").optional(),
+    hbaFile: absolutePath("a copy of the primary's pg_hba.conf").optional(),
   },
   { error: 'expected a mapping with host, dataDir, port and mode (and optionally address)' },
 );
