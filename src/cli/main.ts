@@ -168,6 +168,7 @@ repoOptions(
     .description('internal: downloads segments into the archive-get spool')
     .argument('<file>', 'first segment to fetch (with --after: the segment just served)')
     .option('--after', 'start after <file>, and only when fewer than half of the next --count segments are spooled')
+    .option('--follow', 'stay: keep --count segments spooled after <file> while replay takes them, until idle')
     .requiredOption('--spool-dir <dir>', 'prefetch spool')
     .addOption(new Option('--count <n>', 'how many segments').default('8')),
 ).action((file: string, opts) => runCommand(() => import('./commands/archive-prefetch'), { ...opts, file }));

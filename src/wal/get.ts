@@ -202,6 +202,58 @@ export class Spool {
     return { fetched: fetched.sort(), ...(missing ? { missing } : {}) };
   }
 
+  /**
+   * Keeps `count` segments spooled ahead of replay for as long as replay
+   * takes them: one long-lived process per spool, so a store that is slow to
+   * start (S3: the SDK, the connection) pays that once, not at every refill.
+   * Replay's position is read from the spool itself: a spooled segment that
+   * is gone was served. Returns when another follower is alive, when nothing
+   * was served or fetched for `idleMs` (replay paused, or over), or when the
+   * spool is removed (promotion).
+   */
+  async follow(repo: Repository, cluster: string, after: string, count: number, idleMs = 30_000): Promise<void> {
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const pidFile = path.join(this.dir, FOLLOWER_PID);
+    if (!(await claimPidFile(pidFile))) return;
+    try {
+      let base = after;
+      let lastActivity = Date.now();
+      const seen = new Set<string>();
+      for (;;) {
+        // Gone or taken over: the spool was removed (promotion, a copy moved
+        // aside) and maybe made again for another replay, which is not ours.
+        if ((await fs.readFile(pidFile, 'utf8').catch(() => '')).trim() !== String(process.pid)) return;
+        let names: Set<string>;
+        try {
+          names = new Set(await fs.readdir(this.dir));
+        } catch {
+          return;
+        }
+        for (const n of [...seen].sort()) {
+          if (names.has(n)) continue;
+          seen.delete(n);
+          if (n > base) base = n;
+          lastActivity = Date.now();
+        }
+        const r = await this.prefetch(repo, cluster, nextSegmentName(base), count);
+        for (const n of names) if (isSegmentName(n) && n > base) seen.add(n);
+        for (const f of r.fetched) seen.add(f);
+        if (r.fetched.length > 0) lastActivity = Date.now();
+        if (Date.now() - lastActivity > idleMs) return;
+        // At the end of the archive there is nothing to fetch until more WAL is archived.
+        await new Promise((resolve) => setTimeout(resolve, r.missing ? 1000 : 100));
+      }
+    } finally {
+      const mine = await fs.readFile(pidFile, 'utf8').catch(() => '');
+      if (mine.trim() === String(process.pid)) await fs.rm(pidFile, { force: true });
+    }
+  }
+
+  /** Whether a follower (Spool.follow) is keeping this spool filled. */
+  async followerAlive(): Promise<boolean> {
+    return pidAlive(await fs.readFile(path.join(this.dir, FOLLOWER_PID), 'utf8').catch(() => ''));
+  }
+
   private async fetchOne(repo: Repository, cluster: string, walFile: string): Promise<'fetched' | 'skipped' | 'missing'> {
     const lock = `${this.file(walFile)}.lock`;
     if (await exists(this.file(walFile))) return 'skipped';
@@ -252,6 +304,34 @@ export class Spool {
         .map((e) => fs.rm(path.join(this.dir, e), { force: true })),
     );
   }
+}
+
+/** The follower's pid file in the spool; bin/lifeboat reads it too. */
+export const FOLLOWER_PID = 'prefetcher.pid';
+
+function pidAlive(text: string): boolean {
+  const pid = Number(text.trim());
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Takes the pid file, or false when a live process holds it. A dead holder's file is taken over. */
+async function claimPidFile(file: string): Promise<boolean> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await fs.writeFile(file, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return true;
+    } catch {
+      if (pidAlive(await fs.readFile(file, 'utf8').catch(() => ''))) return false;
+      await fs.rm(file, { force: true });
+    }
+  }
+  return false;
 }
 
 async function exists(p: string): Promise<boolean> {

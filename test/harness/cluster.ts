@@ -6,6 +6,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { demoRunbookYaml, type DemoRunbookParams } from '../../src/dev/demo-runbook';
 import { postgresTempDir, startPrimary, type Primary } from './postgres';
+import { freePort } from './ports';
 import { s3Env, s3RepoUrl } from './services';
 
 export type RepoKind = 'file' | 's3';
@@ -54,8 +55,10 @@ export async function startTestCluster(opts: {
       endpointEnv,
       host: opts.host,
       stateDir,
-      restorePort: pg.port + 1,
-      drillPort: pg.port + 2,
+      // Free ports of their own: the port after the primary's may be taken by
+      // any server another test starts meanwhile (pgbouncer, Redis, MinIO).
+      restorePort: await freePort(),
+      drillPort: await freePort(),
       ...opts.runbook,
     }),
   );

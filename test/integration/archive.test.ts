@@ -315,6 +315,35 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
     expect(sha(readFileSync(path.join(dir, 'RECOVERYXLOG')))).toBe(sha(readFileSync(path.join(pgWal(), s2))));
   });
 
+  it('keeps one follower per spool that refills it as replay takes segments, and that leaves when the spool is removed', async () => {
+    const dir = tempDir('follow');
+    const spool = path.join(dir, 'spool');
+    const args = (walFile: string) => ['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', '2', '--spool-dir', spool];
+    // The first call downloads itself and starts the follower.
+    expect(await lifeboat(args(archived[0]!), { cwd: dir, env })).toEqual({ code: 0, stdout: '', stderr: '' });
+    const pid = await waitFor('the follower', async () => {
+      const p = existsSync(path.join(spool, 'prefetcher.pid')) ? Number(readFileSync(path.join(spool, 'prefetcher.pid'), 'utf8')) : 0;
+      return p > 0 ? p : undefined;
+    });
+    // Every later call is a spool hit answered by sh alone (node cannot run): only the one follower refills.
+    const noNode = { ...env, LIFEBOAT_NODE: '/bin/false' };
+    for (const walFile of archived.slice(1, 6)) {
+      await waitFor(`${walFile} in the spool`, async () => (existsSync(path.join(spool, `${walFile}.sha256`)) && existsSync(path.join(spool, walFile)) ? true : undefined));
+      expect(await lifeboat(args(walFile), { cwd: dir, env: noNode })).toEqual({ code: 0, stdout: '', stderr: '' });
+      expect(sha(readFileSync(path.join(dir, 'RECOVERYXLOG')))).toBe(sha(readFileSync(path.join(pgWal(), walFile))));
+    }
+    expect(Number(readFileSync(path.join(spool, 'prefetcher.pid'), 'utf8'))).toBe(pid);
+    rmSync(spool, { recursive: true, force: true });
+    await waitFor('the follower to leave', async () => {
+      try {
+        process.kill(pid, 0);
+        return undefined;
+      } catch {
+        return true;
+      }
+    });
+  });
+
   it('never serves a spooled segment that no longer matches its checksum', async () => {
     const dir = tempDir('badspool');
     const spool = path.join(dir, 'spool');

@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage } from '../../errors';
 import { fetchWalFileWithRetry, Spool, writeFileAtomic } from '../../wal/get';
-import { isSegmentName, nextSegmentName } from '../../wal/names';
+import { isSegmentName } from '../../wal/names';
 import { checkWalFileName } from '../../wal/push';
 import { archiveTargetId } from '../../wal/marker';
 
@@ -84,17 +84,18 @@ function defaultSpoolDir(dest: string): string {
 }
 
 /**
- * Starts a detached prefetcher for the segments after `walFile`, unless at
- * least half of them are already spooled or on their way: each start costs a
- * Node process (and for s3:// the AWS SDK) on a machine busy replaying.
+ * Starts a detached follower that keeps the segments after `walFile`
+ * spooled, unless one is alive: each start costs a Node process (and for
+ * s3:// the AWS SDK) on a machine busy replaying.
  */
 async function startPrefetch(opts: ArchiveGetOptions, spool: Spool, walFile: string, count: number): Promise<void> {
   if (count === 0) return;
   try {
-    if ((await spool.readyAhead(walFile, count)) >= Math.ceil(count / 2)) return;
+    // One follower per spool keeps it filled for the whole replay (Spool.follow).
+    if (await spool.followerAlive()) return;
     const script = process.argv[1];
     if (!script) return;
-    const args = [script, 'archive-prefetch', nextSegmentName(walFile), '--count', String(count), '--spool-dir', spool.dir];
+    const args = [script, 'archive-prefetch', walFile, '--follow', '--count', String(count), '--spool-dir', spool.dir];
     for (const [flag, value] of [
       ['--repo', opts.repo],
       ['--cluster', opts.cluster],

@@ -20,12 +20,24 @@ export interface ArchivePrefetchOptions {
   runbooksDir?: string;
   /** bin/lifeboat's spool hit: `file` was just served; fetch what follows it, if the spool runs low. */
   after?: boolean;
+  /** Stay and keep the spool filled while replay takes from it (Spool.follow); implies --after. */
+  follow?: boolean;
 }
 
 export async function run(opts: ArchivePrefetchOptions): Promise<number> {
   checkWalFileName(opts.file);
   const count = intOption(opts.count ?? '8', '--count');
   const spool = new Spool(path.resolve(opts.spoolDir), archiveTargetId(opts));
+  if (opts.follow) {
+    if (await spool.followerAlive()) return EXIT.ok;
+    const { repo, cluster } = await resolveRepoTarget(opts);
+    try {
+      await spool.follow(repo, cluster, opts.file, count);
+      return EXIT.ok;
+    } finally {
+      (repo as { destroy?: () => void }).destroy?.();
+    }
+  }
   if (opts.after && (await spool.readyAhead(opts.file, count)) >= Math.ceil(count / 2)) return EXIT.ok;
   const first = opts.after ? nextSegmentName(opts.file) : opts.file;
   const { repo, cluster } = await resolveRepoTarget(opts);
