@@ -22,6 +22,7 @@ import type { Repository } from '../repository/types';
 import { fileIdentity, markerDir, markerText, writeMarker } from './marker';
 import { walFileKind } from './names';
 import { pushWalFile } from './push';
+import { isAlive } from './pid';
 
 const IDLE_EXIT_MS = 3000;
 const POLL_MS = 50;
@@ -34,15 +35,6 @@ export function pusherPidFile(pgWalDir: string, target: string): string {
   return path.join(markerDir(pgWalDir), `.pusher-${createHash('sha256').update(target).digest('hex').slice(0, 12)}.pid`);
 }
 
-export function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function readPid(file: string): number | undefined {
   try {

@@ -15,6 +15,7 @@ import { keys } from '../repository/layout';
 import type { Repository } from '../repository/types';
 import { decodeWal, sha256Hex } from './compress';
 import { isSegmentName, nextSegmentName } from './names';
+import { pidTextAlive } from './pid';
 
 export interface Fetched {
   content: Buffer;
@@ -251,7 +252,7 @@ export class Spool {
 
   /** Whether a follower (Spool.follow) is keeping this spool filled. */
   async followerAlive(): Promise<boolean> {
-    return pidAlive(await fs.readFile(path.join(this.dir, FOLLOWER_PID), 'utf8').catch(() => ''));
+    return pidTextAlive(await fs.readFile(path.join(this.dir, FOLLOWER_PID), 'utf8').catch(() => ''));
   }
 
   private async fetchOne(repo: Repository, cluster: string, walFile: string): Promise<'fetched' | 'skipped' | 'missing'> {
@@ -281,14 +282,7 @@ export class Spool {
   }
 
   private async lockAlive(walFile: string): Promise<boolean> {
-    try {
-      const pid = Number((await fs.readFile(`${this.file(walFile)}.lock`, 'utf8')).trim());
-      if (!Number.isInteger(pid) || pid <= 0) return false;
-      process.kill(pid, 0);
-      return true;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'EPERM';
-    }
+    return pidTextAlive(await fs.readFile(`${this.file(walFile)}.lock`, 'utf8').catch(() => ''));
   }
 
   private async removeOlderThan(first: string): Promise<void> {
@@ -309,17 +303,6 @@ export class Spool {
 /** The follower's pid file in the spool; bin/lifeboat reads it too. */
 export const FOLLOWER_PID = 'prefetcher.pid';
 
-function pidAlive(text: string): boolean {
-  const pid = Number(text.trim());
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Takes the pid file, or false when a live process holds it. A dead holder's file is taken over. */
 async function claimPidFile(file: string): Promise<boolean> {
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -327,7 +310,7 @@ async function claimPidFile(file: string): Promise<boolean> {
       await fs.writeFile(file, String(process.pid), { flag: 'wx', mode: 0o600 });
       return true;
     } catch {
-      if (pidAlive(await fs.readFile(file, 'utf8').catch(() => ''))) return false;
+      if (pidTextAlive(await fs.readFile(file, 'utf8').catch(() => ''))) return false;
       await fs.rm(file, { force: true });
     }
   }
