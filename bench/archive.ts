@@ -7,15 +7,15 @@
 // a fresh process, as PostgreSQL runs it. Environment:
 //   BENCH_SEGMENTS  segments per drain run and per latency series (default 32)
 //   BENCH_ONLY=drain  only the archiver drain and live runs; BENCHMARKS.md is left alone
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync, copyFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync, copyFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync, gunzipSync } from 'node:zlib';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { PG_BIN, startPrimary, type Primary } from '../test/harness/postgres';
-import { freePort, waitFor } from '../test/harness/ports';
-import { lifeboatCommand, projectRoot, requireTool } from '../src/tools';
+import { startPrimary, type Primary } from '../test/harness/postgres';
+import { waitFor } from '../test/harness/ports';
+import { pgbench, startMinio, WIDE_TPCB } from './common';
+import { lifeboatCommand, projectRoot } from '../src/tools';
 import { decodeWal, zstdCompress } from '../src/wal/compress';
 
 const SEGMENTS = Math.max(12, Number(process.env.BENCH_SEGMENTS ?? 32));
@@ -49,31 +49,7 @@ function row(cells: (string | number)[]): string {
   return `| ${cells.map((c) => (typeof c === 'number' ? c.toFixed(c >= 100 ? 0 : 1) : c)).join(' | ')} |`;
 }
 
-async function startMinio(root: string): Promise<{ env: Record<string, string>; child: ChildProcess }> {
-  const port = await freePort();
-  const consolePort = await freePort();
-  const user = 'lifeboat-bench';
-  const secret = `bench-${Math.random().toString(36).slice(2)}`;
-  const logFd = openSync(path.join(root, 'minio.log'), 'a');
-  const child = spawn(
-    requireTool('minio'),
-    ['server', path.join(root, 'minio'), '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`, '--quiet'],
-    { env: { ...process.env, MINIO_ROOT_USER: user, MINIO_ROOT_PASSWORD: secret, MINIO_BROWSER: 'off' }, stdio: ['ignore', logFd, logFd] },
-  );
-  const endpoint = `http://127.0.0.1:${port}`;
-  await waitFor('MinIO', async () => ((await fetch(`${endpoint}/minio/health/live`)).ok ? true : undefined));
-  const env = { AWS_ACCESS_KEY_ID: user, AWS_SECRET_ACCESS_KEY: secret, AWS_REGION: 'us-east-1', S3_ENDPOINT: endpoint };
-  const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: user, secretAccessKey: secret } });
-  await s3.send(new CreateBucketCommand({ Bucket: 'bench' }));
-  s3.destroy();
-  return { env, child };
-}
 
-function pgbench(pg: Primary, args: string[]): void {
-  execFileSync(`${PG_BIN}/pgbench`, ['-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', ...args, 'postgres'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-}
 
 function readyCount(pg: Primary): number {
   return readdirSync(path.join(pg.dataDir, 'pg_wal', 'archive_status')).filter((n) => n.endsWith('.ready')).length;
@@ -90,21 +66,6 @@ async function setArchiveCommand(pg: Primary, command: string): Promise<void> {
   await pg.query('select pg_reload_conf()');
 }
 
-/**
- * TPC-B's tables and kinds of change, with more rows per transaction: plain
- * TPC-B makes WAL too slowly here (under 1 MiB/s on a busy 2-core machine)
- * to fill a backlog of hundreds of megabytes in reasonable time.
- */
-const WIDE_TPCB = `\\set aid random(1, 100000 * :scale)
-\\set bid random(1, 1 * :scale)
-\\set tid random(1, 10 * :scale)
-\\set delta random(-5000, 5000)
-BEGIN;
-UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid BETWEEN :aid AND :aid + 200;
-UPDATE pgbench_branches SET bbalance = bbalance + :delta WHERE bid = :bid;
-INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT :tid, :bid, :aid + g, :delta, CURRENT_TIMESTAMP FROM generate_series(1, 50) g;
-END;
-`;
 let scriptFile = '';
 
 function writeLoad(pg: Primary, seconds: number): void {
@@ -133,7 +94,7 @@ async function drain(pg: Primary, command: string): Promise<{ segments: number; 
 async function main(): Promise<void> {
   const work = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-bench-'));
   execFileSync('chown', ['postgres:postgres', work]);
-  const minio = await startMinio(work);
+  const minio = await startMinio(work, 'bench');
   const s3 = (cluster: string) => ['--repo', 's3://bench/archive', '--cluster', cluster];
   const fileRepo = path.join(work, 'repo');
   mkdirSync(fileRepo);
@@ -325,10 +286,7 @@ async function main(): Promise<void> {
     log(`Load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}.`);
   } finally {
     await pg?.stop().catch(() => undefined);
-    await new Promise((resolve) => {
-      minio.child.once('exit', resolve);
-      minio.child.kill('SIGTERM');
-    });
+    await minio.stop();
     rmSync(work, { recursive: true, force: true });
   }
   if (!DRAIN_ONLY) writeSection(out.join('\n'));

@@ -14,18 +14,16 @@
 //   BENCH_SCALE   pgbench scale (default 22: a base backup of about 350 MiB)
 //   BENCH_WAL_MB  MiB of WAL to generate after the backup (default 400)
 //   BENCH_ONLY    `recovery` runs only this bench; any other value skips it
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { Client } from 'pg';
 import { BASE_ARCHIVE, takeBaseBackup } from '../src/backup/base-backup';
 import { demoRunbookYaml, DEMO_SCHEMA_SQL, DEMO_SEED_SQL } from '../src/dev/demo-runbook';
-import { stopChild } from '../src/dev/child';
 import { chownToOsUser } from '../src/dev/sandbox-pg';
 import { startTemporalDevServer } from '../src/dev/temporal-server';
 import type { Evidence, StepId } from '../src/recovery/contract';
@@ -35,12 +33,13 @@ import { keys, walFileOfKey } from '../src/repository/layout';
 import type { Repository } from '../src/repository/types';
 import { writeRecoveryConf, writeSignalFile } from '../src/restore/recovery-conf';
 import { loadRunbook } from '../src/runbook/load';
-import { lifeboatCommand, projectRoot, requireTool } from '../src/tools';
+import { lifeboatCommand, projectRoot } from '../src/tools';
 import { decodeWal } from '../src/wal/compress';
 import { parseLsn, walFileKind } from '../src/wal/names';
 import { startWorkers } from '../src/worker';
 import { PG_BIN, startPrimary, switchAndWaitArchived, type Primary } from '../test/harness/postgres';
 import { freePort, waitFor } from '../test/harness/ports';
+import { pgbench, startMinio, WIDE_TPCB } from './common';
 
 const SCALE = Math.max(1, Number(process.env.BENCH_SCALE ?? 22));
 const WAL_MB = Math.max(16, Number(process.env.BENCH_WAL_MB ?? 400));
@@ -73,46 +72,8 @@ function pgDir(dir: string): string {
   return dir;
 }
 
-/** A MinIO of the bench's own on a free loopback port, with one bucket (as in bench/archive.ts). */
-async function startMinio(root: string, bucket: string): Promise<{ env: Record<string, string>; stop: () => Promise<void> }> {
-  const port = await freePort();
-  const user = 'lifeboat-bench';
-  const secret = `bench-${Math.random().toString(36).slice(2)}`;
-  const logFd = openSync(path.join(root, 'minio.log'), 'a');
-  const child = spawn(
-    requireTool('minio'),
-    ['server', path.join(root, 'minio'), '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${await freePort()}`, '--quiet'],
-    { env: { ...process.env, MINIO_ROOT_USER: user, MINIO_ROOT_PASSWORD: secret, MINIO_BROWSER: 'off' }, stdio: ['ignore', logFd, logFd] },
-  );
-  const stop = () => stopChild(child);
-  try {
-    const endpoint = `http://127.0.0.1:${port}`;
-    await waitFor('MinIO', async () => ((await fetch(`${endpoint}/minio/health/live`)).ok ? true : undefined));
-    const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: user, secretAccessKey: secret } });
-    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-    s3.destroy();
-    return { env: { AWS_ACCESS_KEY_ID: user, AWS_SECRET_ACCESS_KEY: secret, AWS_REGION: 'us-east-1', S3_ENDPOINT: endpoint }, stop };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-}
 
-/** TPC-B's tables with more rows per transaction, as in bench/archive.ts: plain TPC-B makes WAL too slowly here. */
-const WIDE_TPCB = `\\set aid random(1, 100000 * :scale)
-\\set bid random(1, 1 * :scale)
-\\set tid random(1, 10 * :scale)
-\\set delta random(-5000, 5000)
-BEGIN;
-UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid BETWEEN :aid AND :aid + 200;
-UPDATE pgbench_branches SET bbalance = bbalance + :delta WHERE bid = :bid;
-INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT :tid, :bid, :aid + g, :delta, CURRENT_TIMESTAMP FROM generate_series(1, 50) g;
-END;
-`;
 
-function pgbench(pg: Primary, args: string[]): void {
-  execFileSync(`${PG_BIN}/pgbench`, ['-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', ...args, 'postgres'], { stdio: ['ignore', 'ignore', 'pipe'] });
-}
 
 const walSince = async (pg: Primary, lsn: string) =>
   Number((await pg.query<{ d: string }>(`select pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::text as d`, [lsn]))[0]!.d);
