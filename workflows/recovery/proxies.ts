@@ -9,6 +9,7 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { RecoveryActivities } from '../../src/recovery/activity-types';
 import { hostQueue, type Runbook } from '../../src/runbook/schema';
+import { trafficHost } from '../../src/traffic/host';
 
 const shared = proxyActivities<RecoveryActivities>({
   startToCloseTimeout: '10 minutes',
@@ -58,12 +59,8 @@ export function hostActivities(runbook: Runbook) {
     startToCloseTimeout: '15 minutes',
     retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
   });
-  const trafficQueue =
-    runbook.traffic && 'pgbouncer' in runbook.traffic && runbook.traffic.pgbouncer.host
-      ? hostQueue(runbook.traffic.pgbouncer.host)
-      : taskQueue;
   const traffic = proxyActivities<RecoveryActivities>({
-    taskQueue: trafficQueue,
+    taskQueue: hostQueue(trafficHost(runbook)),
     startToCloseTimeout: '10 minutes',
     retry: { maximumAttempts: 3, initialInterval: '5 seconds' },
   });
