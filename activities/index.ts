@@ -21,6 +21,7 @@ export * from './invariants';
 export * from './outbox';
 export * from './caches';
 export * from './traffic';
+export * from './notify';
 
 // What recoverToPointInTime proxies must be what the worker registers: a
 // mismatch fails to compile here rather than at 3 a.m. in a workflow task.

@@ -9,6 +9,7 @@ import { errorMessage, isLifeboatError } from '../src/errors';
 import type { AuditLine, Evidence, PendingDecision, PreflightInput, PreflightResult } from '../src/recovery/contract';
 import { describeTarget } from '../src/recovery/contract';
 import { checkWalCoverage, chooseBackup, estimateRtoSeconds, type ArchivedWal } from '../src/recovery/plan';
+import { postWebhook } from '../src/notify/webhook';
 import { openRepository } from '../src/repository';
 import { keys, walFileOfKey } from '../src/repository/layout';
 import { loadRunbook } from '../src/runbook/load';
@@ -131,23 +132,16 @@ export async function notifyEscalation(input: {
   waitedSeconds: number;
 }): Promise<{ delivered: boolean; detail: string }> {
   return lifeboatActivity(async () => {
-    const runbook = await loadRunbook(input.runbook);
-    const env = runbook.notify?.webhookUrlEnv;
-    const url = env ? process.env[env] : undefined;
     const text =
       `Lifeboat ${input.workflowId}: ${input.pending.step} has waited ${Math.round(input.waitedSeconds / 60)} min for ` +
       `${input.pending.min} approval(s) from ${input.pending.approvers.join(', ') || 'any approver'}; ` +
       `approved so far by ${input.pending.approvedBy.join(', ') || 'nobody'}.`;
-    if (!env) return { delivered: false, detail: `no notify.webhookUrlEnv in runbook ${runbook.name}: ${text}` };
-    if (!url) return { delivered: false, detail: `environment variable ${env} is not set on this worker` };
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ kind: 'escalation', runbook: runbook.name, workflowId: input.workflowId, pending: input.pending, text }),
-      signal: AbortSignal.timeout(10_000),
+    return postWebhook(await loadRunbook(input.runbook), {
+      kind: 'escalation',
+      workflowId: input.workflowId,
+      text,
+      details: { pending: input.pending, waitedSeconds: input.waitedSeconds },
     });
-    if (!res.ok) throw new Error(`webhook from ${env} answered HTTP ${res.status}`);
-    return { delivered: true, detail: `posted to $${env} (HTTP ${res.status})` };
   });
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Lifeboat needs, and only what is missing, so `npm start`,
 # `npm test` and .ci/run can call it every time on any machine:
-#   - Debian packages: postgresql-15, pgbouncer, redis-server, pgbackrest, zstd
+#   - Debian packages: postgresql-15, pgbouncer, redis-server, pgbackrest, zstd,
+#     and for the browser and terminal tests chromium (driven by playwright-core,
+#     which downloads no browser of its own) and tmux
 #   - npm dependencies (npm ci) when node_modules is missing or stale
 #   - the Temporal CLI (its dev server) and MinIO, built from their Go modules
 #     at pinned versions into a tools directory outside the clone, once per
@@ -26,6 +28,8 @@ command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v pgbackrest >/dev/null 2>&1 || missing+=(pgbackrest)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "installing Debian packages: ${missing[*]}"
