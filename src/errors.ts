@@ -35,6 +35,9 @@ export const ERROR_CODES = [
   'TRAFFIC_SWITCH_FAILED',
   'RECOVERY_ABORTED',
   'RECOVERY_REJECTED',
+  'PORT_IN_USE',
+  'DRILL_FAILED',
+  'SEARCH_ATTRIBUTES_MISSING',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -75,6 +78,12 @@ export function isRetryable(code: ErrorCode): boolean {
     case 'SQL_FAILED':
     case 'RECOVERY_ABORTED':
     case 'RECOVERY_REJECTED':
+    // Someone else's listener: an operator frees the port or changes the runbook.
+    case 'PORT_IN_USE':
+    // A drill that failed has written its evidence: running it again is a new drill.
+    case 'DRILL_FAILED':
+    // An administrator must register them (temporal operator search-attribute create).
+    case 'SEARCH_ATTRIBUTES_MISSING':
       return false;
     default: {
       const unhandled: never = code;

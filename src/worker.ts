@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities';
+import { ensureSearchAttributes } from './recovery/search-attributes';
 import { hostQueue, TASK_QUEUE } from './runbook/schema';
 
 export interface WorkerConfig {
@@ -51,6 +52,17 @@ function installRuntime(): void {
 export async function startWorkers(cfg: WorkerConfig): Promise<RunningWorkers> {
   installRuntime();
   const connection = await NativeConnection.connect({ address: cfg.address });
+  if (cfg.shared !== false) {
+    // Before polling: a recovery upserting an attribute the namespace does not
+    // know would fail its workflow task over and over, stuck at its first step.
+    try {
+      const added = await ensureSearchAttributes(connection.operatorService, cfg.namespace);
+      if (added.length > 0) process.stderr.write(`lifeboat worker: registered search attributes ${added.join(', ')} in namespace ${cfg.namespace}\n`);
+    } catch (err) {
+      await connection.close();
+      throw err;
+    }
+  }
   // Heartbeats carry restore bytes and replay position, read by `lifeboat
   // status` and the UI; by default the SDK sends them to the server only every
   // 0.8 x heartbeatTimeout, which would make progress bars jump every 24 s.

@@ -1,10 +1,13 @@
 // A Temporal dev server for the demo and the tests: the CLI that
 // scripts/setup.sh builds when there is one, else the one the Temporal SDK
-// downloads (a laptop without Go). Loopback only.
+// downloads (a laptop without Go). Loopback only. Either way it starts with
+// Lifeboat's search attributes registered (src/recovery/search-attributes.ts),
+// so recoveries can be filtered by runbook and by the step awaiting a human.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { Connection } from '@temporalio/client';
 import { LifeboatError } from '../errors';
+import { AWAITING_ATTRIBUTE, RUNBOOK_ATTRIBUTE, devServerSearchAttributeArgs } from '../recovery/search-attributes';
 import { findTool } from '../tools';
 import { stopChild } from './child';
 
@@ -56,7 +59,7 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<De
     process.stderr.write('Temporal CLI not built (no Go?): using the dev server the Temporal SDK downloads\n');
     const { TestWorkflowEnvironment } = await import('@temporalio/testing');
     const env = await TestWorkflowEnvironment.createLocal({
-      server: { ip: '127.0.0.1', port: opts.port, uiPort: opts.uiPort, ui: opts.uiPort !== undefined, dbFilename: opts.dbFilename },
+      server: { ip: '127.0.0.1', port: opts.port, uiPort: opts.uiPort, ui: opts.uiPort !== undefined, dbFilename: opts.dbFilename, searchAttributes: [RUNBOOK_ATTRIBUTE, AWAITING_ATTRIBUTE] },
     });
     return { address, stop: () => env.teardown() };
   }
@@ -64,6 +67,7 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<De
   if (opts.uiPort !== undefined) args.push('--ui-port', String(opts.uiPort));
   else args.push('--headless');
   if (opts.dbFilename) args.push('--db-filename', opts.dbFilename);
+  args.push(...devServerSearchAttributeArgs());
   const log = openSync(opts.logFile, 'a');
   const child = spawn(bin, args, { stdio: ['ignore', log, log] });
   try {

@@ -3,6 +3,9 @@
 // current workflow code. A change that would break running recoveries (a
 // reordered activity, a new await before an existing one, a renamed step
 // that changes the commands) fails here instead of in a worker at 3 a.m.
+// search-attributes-quorum.json is the quorum run recorded after the search
+// attributes came in (patch `lifeboat-search-attributes`); the others were
+// recorded before it and prove that runs started then still replay.
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from '@temporalio/worker';
@@ -20,6 +23,7 @@ it('has recorded histories to replay', () => {
     'quorum-ui-signals-and-update.json',
     'retarget-after-failed-replay.json',
     'retarget-later-then-earlier.json',
+    'search-attributes-quorum.json',
   ]);
 });
 

@@ -12,8 +12,10 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import {
@@ -43,6 +45,7 @@ import {
   skipSignal,
   statusQuery,
 } from '../../src/recovery/messages';
+import { AWAITING_ATTRIBUTE, RUNBOOK_ATTRIBUTE, SEARCH_ATTRIBUTES_PATCH } from '../../src/recovery/search-attributes';
 import type { Runbook } from '../../src/runbook/schema';
 import { renderChecklist } from './checklist';
 import { describeIssues, howToApprove, howToResolve, operatorsOf, policyOf, refusal, stepError, toIncoming, type Incoming } from './rules';
@@ -94,6 +97,9 @@ export class RecoveryMachine {
   private readonly auditQueue: AuditLine[] = [];
   private auditSeq = 0;
   private finished = false;
+  /** Whether this run keeps the search attributes (runs started before them replay without). */
+  private searchAttributes?: boolean;
+  private awaitingShown = '';
 
   constructor(private base: Pick<RecoveryStatus, 'runbook' | 'target' | 'mode' | 'dryRun' | 'incident' | 'reason'>) {
     for (const id of STEP_IDS) this.steps.set(id, { id, title: STEP_TITLES[id], state: 'pending', runs: 0 });
@@ -409,6 +415,27 @@ export class RecoveryMachine {
 
   publish(): void {
     setCurrentDetails(renderChecklist(this.status(), workflowInfo().workflowId));
+    this.publishSearchAttributes();
+  }
+
+  /**
+   * LifeboatRunbook once, LifeboatAwaiting whenever the decision waited for
+   * changes (src/recovery/search-attributes.ts): what `lifeboat pending` and
+   * the UI's workflow list filter on. Only on change, since each upsert is a
+   * command in the history. The first call decides the patch, before the
+   * run's first command, so it is the same point in every replay.
+   */
+  private publishSearchAttributes(): void {
+    if (this.searchAttributes === undefined) {
+      this.searchAttributes = patched(SEARCH_ATTRIBUTES_PATCH);
+      if (this.searchAttributes) upsertSearchAttributes([{ key: RUNBOOK_ATTRIBUTE, value: this.base.runbook }]);
+    }
+    if (!this.searchAttributes) return;
+    const awaiting = this.pending && this.phase === 'running' ? [this.pending.step] : [];
+    const key = awaiting.join(',');
+    if (key === this.awaitingShown) return;
+    this.awaitingShown = key;
+    upsertSearchAttributes([{ key: AWAITING_ATTRIBUTE, value: awaiting }]);
   }
 
   end(phase: 'finished' | 'aborted' | 'rejected'): void {
