@@ -1,0 +1,326 @@
+// `lifeboat chatops`: the HTTP endpoint chat bots call (DESIGN.md §1, §4.2).
+// It lives in src/chatops/:
+//   server.ts    routes, the order of checks, replies and the request log
+//   auth.ts      Slack's request signature, the timestamp window, the replay guard
+//   users.ts     chat user -> approver name table (--users)
+//   rate-limit.ts  a token bucket per chat user
+//   commands.ts  the slash-command words and the JSON bodies
+//   actions.ts   status and the `decide` update against Temporal
+//
+// Every request but GET /healthz goes through the same checks, in this
+// order, and the first that fails answers:
+//   signature (401) -> timestamp (401) -> replay (409) -> well-formed (400)
+//   -> rate limit (429) -> mapped chat user (403) -> workflow: unknown (404),
+//   ended or step not waiting (409), not an approver (403), validator (422)
+// Slack shows the text of a 200 to the user and nothing useful for other
+// codes, so /slack/commands answers the domain refusals (from "well-formed"
+// on, except 429) with 200 and an ephemeral explanation; authentication
+// failures are never 2xx on either endpoint. Every reply carries
+// X-Lifeboat-Outcome with the one-word outcome the log line also has.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Client, Connection } from '@temporalio/client';
+import { errorMessage } from '../errors';
+import type { DecideUpdate } from '../recovery/contract';
+import { acceptedText, decide, readStatus, refusalText, statusText, type Refusal } from './actions';
+import { ReplayGuard, verifySignature } from './auth';
+import { checkDecision, DecideBody, helpText, parseCommandText, StatusBody, type ChatCommand } from './commands';
+import { RateLimiter } from './rate-limit';
+import type { UserTable } from './users';
+
+export interface ChatopsOptions {
+  /** Default 127.0.0.1: put a TLS-terminating proxy in front to expose it. */
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  secret: string;
+  users: UserTable;
+  temporal: { address: string; namespace: string };
+  /** Requests per chat user per minute (default 20). */
+  ratePerMinute?: number;
+  /** The slash command's name, shown in help and usage (default /lifeboat; Slack's `command` field wins). */
+  command?: string;
+  /** One line per request (default: stdout, with the time in front). */
+  log?: (line: string) => void;
+  /** Unix seconds (tests move the clock). */
+  nowSeconds?: () => number;
+}
+
+export interface ChatopsServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** The routes; anything else is 404. */
+export const ROUTES = { health: '/healthz', slack: '/slack/commands', decide: '/v1/decide', status: '/v1/status' } as const;
+
+const MAX_BODY_BYTES = 64 * 1024;
+const HEALTH_TIMEOUT_MS = 2000;
+
+interface Reply {
+  status: number;
+  outcome: string;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+/** What the log line may say about a request: never its body, comment or signature. */
+interface LogFields {
+  chatUser?: string;
+  approver?: string;
+  decision?: string;
+  step?: string;
+  workflowId?: string;
+}
+
+export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsServer> {
+  const connection = Connection.lazy({ address: opts.temporal.address });
+  const client = new Client({ connection, namespace: opts.temporal.namespace });
+  const replay = new ReplayGuard();
+  const limiter = new RateLimiter(opts.ratePerMinute ?? 20);
+  const nowSeconds = opts.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
+  const log = opts.log ?? ((line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`));
+  const defaultCommand = opts.command ?? '/lifeboat';
+
+  async function route(req: IncomingMessage, path: string, fields: LogFields): Promise<Reply> {
+    if (path === ROUTES.health) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed('GET');
+      return health();
+    }
+    const signed: string[] = [ROUTES.slack, ROUTES.decide, ROUTES.status];
+    if (!signed.includes(path)) return jsonError(404, 'not-found', `no such endpoint; POST ${signed.join(', ')} or GET ${ROUTES.health}`);
+    if (req.method !== 'POST') return methodNotAllowed('POST');
+    const body = await readBody(req);
+    if (!body) return { ...jsonError(413, 'too-large', `the body is over ${MAX_BODY_BYTES} bytes`), headers: { Connection: 'close' } };
+    const timestamp = header(req, 'x-slack-request-timestamp');
+    const now = nowSeconds();
+    const bad = verifySignature(opts.secret, { timestamp, signature: header(req, 'x-slack-signature') }, body, now);
+    if (bad) return jsonError(401, bad.why, bad.message);
+    if (!replay.firstUse(header(req, 'x-slack-signature')!, timestamp!, now)) {
+      return jsonError(409, 'replayed', 'this signed request was already received: a request is taken once (send a new one, with a new timestamp)');
+    }
+    if (path === ROUTES.slack) return slackCommand(body, fields);
+    return path === ROUTES.decide ? jsonDecide(body, fields) : jsonStatus(body, fields);
+  }
+
+  async function health(): Promise<Reply> {
+    let temporal = false;
+    try {
+      await client.withDeadline(Date.now() + HEALTH_TIMEOUT_MS, () => connection.workflowService.getSystemInfo({}));
+      temporal = true;
+    } catch {
+      // Reported, not raised: the probe asks whether this process serves.
+    }
+    return { status: 200, outcome: temporal ? 'healthy' : 'temporal-unreachable', body: { ok: true, temporal } };
+  }
+
+  function limited(chatUser: string): Reply | undefined {
+    const wait = limiter.take(chatUser);
+    if (wait === 0) return undefined;
+    return {
+      ...jsonError(429, 'rate-limited', `${chatUser} sent more than ${opts.ratePerMinute ?? 20} requests a minute; try again in ${wait} s`),
+      headers: { 'Retry-After': String(wait) },
+    };
+  }
+
+  // ---------------------------------------------------------------- Slack
+
+  async function slackCommand(body: Buffer, fields: LogFields): Promise<Reply> {
+    const form = new URLSearchParams(body.toString('utf8'));
+    const userId = form.get('user_id');
+    if (!userId) return jsonError(400, 'malformed', 'a slash command has a user_id field (application/x-www-form-urlencoded, as Slack sends it)');
+    const chatUser = (fields.chatUser = `slack:${userId}`);
+    const tooMany = limited(chatUser);
+    if (tooMany) return tooMany;
+    const command = form.get('command') || defaultCommand;
+    const approver = opts.users.get(chatUser);
+    if (approver) fields.approver = approver;
+    const parsed = parseCommandText(form.get('text') ?? '', command);
+    if (!parsed.ok) return slack('malformed', 'ephemeral', parsed.message);
+    const cmd = parsed.value;
+    describe(fields, cmd);
+    if (cmd.kind === 'help') return slack('help', 'ephemeral', helpText(command, chatUser, approver));
+    if (!approver) return slack('unmapped-user', 'ephemeral', unmappedText(chatUser, form.get('user_name')));
+    if (cmd.kind === 'status') {
+      const look = await readStatus(client, cmd.workflowId);
+      if ('refused' in look) return slack(outcomeOf(look.refused), 'ephemeral', refusalText(look.refused, `status of ${cmd.workflowId}`));
+      return slack('status', 'ephemeral', statusText(cmd.workflowId, look.status, look.running, command));
+    }
+    const result = await decide(client, cmd.workflowId, toUpdate(cmd, approver));
+    if ('refused' in result) return slack(outcomeOf(result.refused), 'ephemeral', refusalText(result.refused, `${cmd.decision} of ${cmd.step} by ${approver}`));
+    // Accepted decisions are shown to the channel: the others on the incident see who decided.
+    return slack('accepted', 'in_channel', acceptedText(result.accepted, chatUser));
+  }
+
+  // ---------------------------------------------------------------- JSON
+
+  async function jsonDecide(body: Buffer, fields: LogFields): Promise<Reply> {
+    const raw = parseJson(body);
+    if (raw === undefined) return jsonError(400, 'malformed', 'the body is not JSON');
+    const b = DecideBody.safeParse(raw);
+    if (!b.success) return jsonError(400, 'malformed', issues(b.error.issues));
+    Object.assign(fields, { chatUser: b.data.user, decision: b.data.decision, step: b.data.step, workflowId: b.data.workflowId });
+    const text = [b.data.reason?.trim(), b.data.comment?.trim()].filter(Boolean).join(' -- ');
+    const checked = checkDecision({ ...b.data, text }, 'decision');
+    if (!checked.ok) return jsonError(400, 'malformed', checked.message);
+    const tooMany = limited(b.data.user);
+    if (tooMany) return tooMany;
+    const approver = opts.users.get(b.data.user);
+    if (!approver) return jsonError(403, 'unmapped-user', unmappedText(b.data.user));
+    fields.approver = approver;
+    const result = await decide(client, b.data.workflowId, toUpdate(checked.value, approver));
+    if ('refused' in result) return refusedJson(result.refused);
+    const a = result.accepted;
+    return {
+      status: 200,
+      outcome: 'accepted',
+      body: { accepted: true, workflowId: a.workflowId, step: a.step, decision: a.decision, by: a.by, state: a.record.state, record: a.record, ...(a.pending ? { pending: a.pending } : {}), message: acceptedText(a, b.data.user) },
+    };
+  }
+
+  async function jsonStatus(body: Buffer, fields: LogFields): Promise<Reply> {
+    const raw = parseJson(body);
+    if (raw === undefined) return jsonError(400, 'malformed', 'the body is not JSON');
+    const b = StatusBody.safeParse(raw);
+    if (!b.success) return jsonError(400, 'malformed', issues(b.error.issues));
+    Object.assign(fields, { chatUser: b.data.user, workflowId: b.data.workflowId });
+    const tooMany = limited(b.data.user);
+    if (tooMany) return tooMany;
+    const approver = opts.users.get(b.data.user);
+    if (!approver) return jsonError(403, 'unmapped-user', unmappedText(b.data.user));
+    fields.approver = approver;
+    const look = await readStatus(client, b.data.workflowId);
+    if ('refused' in look) return refusedJson(look.refused);
+    return { status: 200, outcome: 'status', body: { workflowId: b.data.workflowId, running: look.running, status: look.status } };
+  }
+
+  // ---------------------------------------------------------------- the server
+
+  const server: Server = createServer((req, res) => {
+    const started = Date.now();
+    const fields: LogFields = {};
+    const path = new URL(req.url ?? '/', 'http://chatops').pathname;
+    route(req, path, fields)
+      .catch((err: unknown): Reply => {
+        // The message of our own code and of Temporal's client names no secret;
+        // it goes to the log, the caller gets no internals.
+        log(`chatops internal error on ${req.method} ${path}: ${errorMessage(err).split('\n')[0]}`);
+        return jsonError(500, 'internal', 'internal error; the chatops log has the details');
+      })
+      .then((reply) => {
+        send(res, reply);
+        const who = Object.entries(fields).map(([k, v]) => `${k}=${safe(String(v))}`);
+        log(['chatops', req.method, path, reply.status, reply.outcome, ...who, `${Date.now() - started}ms`].join(' '));
+      })
+      .catch(() => undefined);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const { port, address } = server.address() as AddressInfo;
+  return {
+    url: `http://${address.includes(':') ? `[${address}]` : address}:${port}`,
+    port,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await connection.close();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- helpers
+
+function toUpdate(cmd: { step: DecideUpdate['step']; decision: DecideUpdate['decision']; text?: string }, approver: string): DecideUpdate {
+  return { step: cmd.step, decision: cmd.decision, by: approver, ...(cmd.text ? { comment: cmd.text } : {}) };
+}
+
+function describe(fields: LogFields, cmd: ChatCommand): void {
+  if (cmd.kind === 'help') return;
+  fields.workflowId = cmd.workflowId;
+  if (cmd.kind === 'decide') Object.assign(fields, { decision: cmd.decision, step: cmd.step });
+  else fields.decision = 'status';
+}
+
+function unmappedText(chatUser: string, name?: string | null): string {
+  return `${chatUser}${name ? ` (${name})` : ''} is not in Lifeboat's chat users table, so it cannot act as an approver: ask whoever runs lifeboat chatops to map it to your approver name (--users)`;
+}
+
+const OUTCOMES: Record<Refusal['code'], string> = {
+  UNKNOWN_WORKFLOW: 'unknown-workflow',
+  RUN_ENDED: 'run-ended',
+  NOT_WAITING: 'not-waiting',
+  NOT_AN_APPROVER: 'not-an-approver',
+  REFUSED: 'refused-by-workflow',
+  TEMPORAL_UNAVAILABLE: 'temporal-unavailable',
+};
+
+function outcomeOf(r: Refusal): string {
+  return OUTCOMES[r.code];
+}
+
+function refusedJson(r: Refusal): Reply {
+  return { status: r.status, outcome: outcomeOf(r), body: { accepted: false, error: outcomeOf(r), message: r.message } };
+}
+
+function slack(outcome: string, responseType: 'ephemeral' | 'in_channel', text: string): Reply {
+  return { status: 200, outcome, body: { response_type: responseType, text } };
+}
+
+function jsonError(status: number, outcome: string, message: string): Reply {
+  return { status, outcome, body: { error: outcome, message } };
+}
+
+function methodNotAllowed(allow: string): Reply {
+  return { ...jsonError(405, 'method-not-allowed', `use ${allow}`), headers: { Allow: allow } };
+}
+
+function send(res: ServerResponse, reply: Reply): void {
+  const text = `${JSON.stringify(reply.body)}\n`;
+  res.writeHead(reply.status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+    'X-Lifeboat-Outcome': reply.outcome,
+    ...reply.headers,
+  });
+  res.end(text);
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The raw body, or undefined when it is over the limit. */
+async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function issues(list: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
+  return list.map((i) => `${i.path.map(String).join('.') || '(body)'}: ${i.message}`).join('; ');
+}
+
+/** Log values come from the request: one token, printable, bounded, so a line stays one line. */
+function safe(v: string): string {
+  return v.replace(/[^\x21-\x7e]/g, '?').slice(0, 120);
+}
