@@ -256,6 +256,17 @@ temporalOptions(
     .option('--json', 'print {status, progress, closed, result} as JSON (with --watch: one line per change)'),
 ).action((workflowId: string, opts) => runCommand(() => import('./commands/status'), { ...opts, workflowId }));
 
+temporalOptions(
+  program
+    .command('pending')
+    .description(
+      'running recoveries waiting for a decision (an approval, or a failed step waiting for retry/skip/abort): ' +
+        'the step, who may decide, how many approvals are still needed, since when, and the command to give it',
+    )
+    .option('--runbook <name>', 'only recoveries of this runbook')
+    .option('--json', 'print the list as JSON'),
+).action((opts) => runCommand(() => import('./commands/pending'), opts));
+
 // ---------------------------------------------------------------- chat-ops (DESIGN.md §1, §4.2)
 
 temporalOptions(

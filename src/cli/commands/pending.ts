@@ -1,0 +1,121 @@
+// `lifeboat pending [--runbook <name>] [--json]`: the running recoveries that
+// wait for a person, and the command that gives each decision. Found through
+// the visibility store by the LifeboatAwaiting search attribute the workflow
+// keeps current (src/recovery/search-attributes.ts), then each run's `status`
+// query for the details. Visibility lags the workflow by a moment; the query
+// does not, so a run whose decision was just given is left out.
+import type { Client } from '@temporalio/client';
+import { connectClient } from '../../client/temporal';
+import { errorMessage } from '../../errors';
+import { STEP_IDS, describeTarget, type PendingDecision, type RecoveryStatus } from '../../recovery/contract';
+import { RECOVERY_WORKFLOW, statusQuery } from '../../recovery/messages';
+import { AWAITING_ATTRIBUTE, RUNBOOK_ATTRIBUTE } from '../../recovery/search-attributes';
+import { formatDuration } from '../format';
+import { temporalAddress, type TemporalOptions } from '../context';
+import { printJson } from '../run';
+import { decisionCommands } from '../status-view';
+
+type Options = TemporalOptions & { runbook?: string; json?: boolean };
+
+/** One run waiting for a decision, as `--json` prints it. */
+export interface PendingRun {
+  workflowId: string;
+  runId: string;
+  runbook: string;
+  incident?: string;
+  target?: string;
+  /** Absent when the status query did not answer (no worker): only the search attribute is known. */
+  pending?: PendingDecision & { stillNeeded: number };
+  /** The step ids in LifeboatAwaiting when the run was listed. */
+  awaiting: string[];
+  commands: string[];
+  queryError?: string;
+}
+
+const QUERY_TIMEOUT_MS = 10_000;
+
+export async function run(opts: Options): Promise<number> {
+  const { address, namespace } = temporalAddress(opts);
+  const client = await connectClient(address, namespace);
+  try {
+    const runs = await findPending(client, opts.runbook);
+    if (opts.json) printJson(runs);
+    else process.stdout.write(`${renderPending(runs, { now: new Date(), namespace, address, runbook: opts.runbook }).join('\n')}\n`);
+    return 0;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/** The visibility query: running recoveries with any step in LifeboatAwaiting (an IN over every step id works on every visibility store). */
+export function pendingQuery(runbook?: string): string {
+  const steps = STEP_IDS.map((s) => `'${s}'`).join(', ');
+  const parts = [`WorkflowType = '${RECOVERY_WORKFLOW}'`, `ExecutionStatus = 'Running'`, `${AWAITING_ATTRIBUTE.name} IN (${steps})`];
+  if (runbook) parts.push(`${RUNBOOK_ATTRIBUTE.name} = '${runbook.replace(/'/g, "\\'")}'`);
+  return parts.join(' AND ');
+}
+
+export async function findPending(client: Client, runbook?: string): Promise<PendingRun[]> {
+  const out: PendingRun[] = [];
+  for await (const wf of client.workflow.list({ query: pendingQuery(runbook) })) {
+    const awaiting = (wf.typedSearchAttributes.get(AWAITING_ATTRIBUTE) ?? []).map(String);
+    const item: PendingRun = {
+      workflowId: wf.workflowId,
+      runId: wf.runId,
+      runbook: wf.typedSearchAttributes.get(RUNBOOK_ATTRIBUTE) ?? '?',
+      awaiting,
+      commands: [],
+    };
+    const giveUp = new AbortController();
+    const timer = setTimeout(() => giveUp.abort(), QUERY_TIMEOUT_MS);
+    let status: RecoveryStatus | undefined;
+    try {
+      status = await client.withAbortSignal(giveUp.signal, () => client.workflow.getHandle(wf.workflowId, wf.runId).query(statusQuery));
+    } catch (err) {
+      item.queryError = giveUp.signal.aborted ? `no answer within ${QUERY_TIMEOUT_MS / 1000} s` : errorMessage(err);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (status) {
+      // The query is the truth; visibility may still list a decision just given.
+      if (!status.pending || status.phase !== 'waiting') continue;
+      item.pending = { ...status.pending, stillNeeded: Math.max(0, status.pending.min - status.pending.approvedBy.length) };
+      if (status.incident) item.incident = status.incident;
+      item.target = describeTarget(status.target);
+      item.commands = decisionCommands(wf.workflowId, status.pending);
+    }
+    out.push(item);
+  }
+  // Oldest wait first: it has been paging someone the longest.
+  return out.sort((a, b) => (a.pending?.since ?? '').localeCompare(b.pending?.since ?? ''));
+}
+
+export function renderPending(runs: PendingRun[], ctx: { now: Date; namespace: string; address: string; runbook?: string }): string[] {
+  const scope = `${ctx.runbook ? `runbook ${ctx.runbook}, ` : ''}namespace ${ctx.namespace} at ${ctx.address}`;
+  if (runs.length === 0) {
+    return [
+      `nothing pending: no running recovery waits for a decision (${scope})`,
+      '  a decision given in the last second or two may still show here; running recoveries: lifeboat status <workflowId>',
+    ];
+  }
+  const out = [`${runs.length} recover${runs.length === 1 ? 'y waits' : 'ies wait'} for a decision (${scope}):`];
+  for (const r of runs) {
+    out.push('', `${r.workflowId}  runbook ${r.runbook}${r.incident ? `  ${r.incident}` : ''}${r.target ? `  to ${r.target}` : ''}`);
+    const p = r.pending;
+    if (!p) {
+      out.push(`  waits at ${r.awaiting.join(', ') || '?'} (from the search attribute); status query did not answer: ${r.queryError ?? '?'}`);
+      out.push('  HINT: is a worker polling task queue lifeboat? (lifeboat worker)');
+      continue;
+    }
+    const waited = formatDuration(Math.max(0, Math.floor((ctx.now.getTime() - Date.parse(p.since)) / 1000)));
+    if (p.kind === 'approval') {
+      const who = p.approvers.length > 0 ? p.approvers.join(', ') : 'anyone named';
+      const so = p.approvedBy.length > 0 ? `; approved so far by ${p.approvedBy.join(', ')}` : '';
+      out.push(`  ${p.step}: needs ${p.stillNeeded} more approval${p.stillNeeded === 1 ? '' : 's'} from ${who}${so}; waiting since ${p.since} (${waited})`);
+    } else {
+      out.push(`  ${p.step} failed: waits for retry, skip or abort by ${p.approvers.join(', ') || 'an operator'}; since ${p.since} (${waited})`);
+    }
+    out.push(...r.commands.map((c) => `  ${c}`));
+  }
+  return out;
+}

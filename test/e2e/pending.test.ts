@@ -1,0 +1,128 @@
+// `lifeboat pending` with the real binary against a real recovery: the run is
+// listed while it waits at approve-fence (found by the LifeboatAwaiting search
+// attribute, detailed by its status query), is no longer listed there once
+// approved, is listed again at approve-promote, and after a rejection nothing
+// is pending. Visibility is eventually consistent, so every look polls with a
+// deadline.
+import { execFile } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { Client as TemporalClient, Connection } from '@temporalio/client';
+import { afterAll, describe, expect, it } from 'vitest';
+import { takeBaseBackup } from '../../src/backup/base-backup';
+import { DEMO_SCHEMA_SQL } from '../../src/dev/demo-runbook';
+import type { PendingRun } from '../../src/cli/commands/pending';
+import { statusQuery } from '../../src/recovery/messages';
+import { loadRunbook } from '../../src/runbook/load';
+import { projectRoot } from '../../src/tools';
+import { startWorkers } from '../../src/worker';
+import { startTestCluster } from '../harness/cluster';
+import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { waitFor } from '../harness/ports';
+import { temporalAddress } from '../harness/services';
+
+const exec = promisify(execFile);
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+});
+
+async function lifeboat(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await exec(path.join(projectRoot(), 'bin/lifeboat'), [...args, '--address', temporalAddress()], { env: process.env });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+describe('lifeboat pending', () => {
+  it('lists a real recovery while it waits at approve-fence, drops it once approved, lists it at approve-promote, and says nothing is pending after the rejection', async () => {
+    const runbooksDir = postgresTempDir('runbooks');
+    cleanups.push(() => rmSync(runbooksDir, { recursive: true, force: true }));
+    process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
+    const host = `pending${process.pid}`;
+    const name = `pending-${process.pid}`;
+    const tc = await startTestCluster({ name, kind: 'file', runbooksDir, host, runbook: { approvers: ['alice'] } });
+    cleanups.push(() => tc.stop());
+    const runbook = await loadRunbook(name);
+    cleanups.push(async () => {
+      // The paused copy the rejected run leaves running (it never touches it again).
+      if (existsSync(path.join(runbook.restore.dataDir, 'postmaster.pid'))) {
+        await exec('runuser', ['-u', 'postgres', '--', `${runbook.cluster.pgBin}/pg_ctl`, '-D', runbook.restore.dataDir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
+      }
+    });
+    await tc.pg.query(DEMO_SCHEMA_SQL);
+    await tc.pg.query(`create role app login; grant all on all tables in schema public to app`);
+    await takeBaseBackup({ runbook });
+    await tc.pg.query(`create table t as select g as id from generate_series(1, 1000) g`);
+    await switchAndWaitArchived(tc.pg);
+
+    const taskQueue = `pending-${process.pid}`;
+    const workers = await startWorkers({ address: temporalAddress(), namespace: 'default', host, taskQueue });
+    cleanups.push(() => workers.shutdown());
+    const connection = await Connection.connect({ address: temporalAddress() });
+    cleanups.push(() => connection.close());
+    const client = new TemporalClient({ connection });
+    const workflowId = `recover-${name}`;
+    const wf = await client.workflow.start('recoverToPointInTime', {
+      taskQueue,
+      workflowId,
+      args: [{ runbook: name, target: { latest: true }, incident: 'INC-77', reason: 'pending test' }],
+    });
+
+    const pendingJson = async () => {
+      const r = await lifeboat('pending', '--runbook', name, '--json');
+      expect(r.stderr).toBe('');
+      return JSON.parse(r.stdout) as PendingRun[];
+    };
+    const waitListed = (step: string) =>
+      waitFor(`lifeboat pending to list ${step}`, async () => ((await pendingJson()).some((p) => p.pending?.step === step) ? true : undefined), { timeoutMs: 150_000, intervalMs: 500 });
+
+    // 1. Waiting at approve-fence: listed, with who may approve, how many, since when and the commands.
+    await waitListed('approve-fence');
+    const status = await wf.query(statusQuery);
+    const since = status.pending!.since;
+    const text = await lifeboat('pending', '--runbook', name);
+    expect(text.code).toBe(0);
+    expect(text.stdout.replace(/\((\d+ s|\d+ min \d+ s)\)$/m, '(<waited>)')).toBe(
+      [
+        `1 recovery waits for a decision (runbook ${name}, namespace default at ${temporalAddress()}):`,
+        '',
+        `${workflowId}  runbook ${name}  INC-77  to the end of the archive`,
+        `  approve-fence: needs 1 more approval from alice; waiting since ${since} (<waited>)`,
+        `  lifeboat approve ${workflowId} approve-fence --as <who> [--comment <text>]`,
+        `  lifeboat reject ${workflowId} approve-fence --as <who> --reason <text>`,
+        '',
+      ].join('\n'),
+    );
+    const [listed] = await pendingJson();
+    expect(listed).toMatchObject({ workflowId, runbook: name, awaiting: ['approve-fence'], pending: { step: 'approve-fence', kind: 'approval', approvers: ['alice'], min: 1, approvedBy: [], stillNeeded: 1 } });
+    // Without --runbook the run is among all pending ones.
+    expect((await lifeboat('pending')).stdout).toContain(`${workflowId}  runbook ${name}`);
+
+    // 2. Approved: no longer listed at approve-fence; later it waits at approve-promote.
+    const approved = await lifeboat('approve', workflowId, 'approve-fence', '--as', 'alice');
+    expect(approved.code).toBe(0);
+    await waitFor('approve-fence to leave the list', async () => ((await pendingJson()).every((p) => p.pending?.step !== 'approve-fence' && !p.awaiting.includes('approve-fence')) ? true : undefined), { timeoutMs: 60_000, intervalMs: 500 });
+    await waitListed('approve-promote');
+    expect((await lifeboat('pending', '--runbook', name)).stdout).toContain(`  lifeboat retarget ${workflowId} --to-time <iso>|--to-lsn <lsn>|... --as <who>`);
+
+    // 3. Rejected: the run ends and nothing is pending for this runbook.
+    expect((await lifeboat('reject', workflowId, 'approve-promote', '--as', 'alice', '--reason', 'test over')).code).toBe(0);
+    const nothing = await waitFor('nothing pending', async () => {
+      const r = await lifeboat('pending', '--runbook', name);
+      return r.stdout.startsWith('nothing pending') ? r.stdout : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 500 });
+    expect(nothing).toBe(
+      [
+        `nothing pending: no running recovery waits for a decision (runbook ${name}, namespace default at ${temporalAddress()})`,
+        '  a decision given in the last second or two may still show here; running recoveries: lifeboat status <workflowId>',
+        '',
+      ].join('\n'),
+    );
+    await expect(wf.result()).rejects.toThrow();
+  });
+});
