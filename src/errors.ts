@@ -38,6 +38,7 @@ export const ERROR_CODES = [
   'PORT_IN_USE',
   'DRILL_FAILED',
   'SEARCH_ATTRIBUTES_MISSING',
+  'CHECKPOINT_REFUSED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -84,6 +85,8 @@ export function isRetryable(code: ErrorCode): boolean {
     case 'DRILL_FAILED':
     // An administrator must register them (temporal operator search-attribute create).
     case 'SEARCH_ATTRIBUTES_MISSING':
+    // A checkpoint the archive could not recover to: an operator fixes the archive or takes a backup first.
+    case 'CHECKPOINT_REFUSED':
       return false;
     default: {
       const unhandled: never = code;

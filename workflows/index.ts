@@ -5,3 +5,4 @@
 export { baseBackup } from './base-backup';
 export { expireBackups } from './expire-backups';
 export { recoverToPointInTime } from './recover-to-point-in-time';
+export { migrationCheckpoint } from './migration-checkpoint';

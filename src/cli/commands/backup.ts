@@ -1,4 +1,6 @@
-// `lifeboat backup --runbook <name>`: start `baseBackup` and wait for the verified backup.
+// `lifeboat backup --runbook <name>`: start `baseBackup` and wait for the verified backup;
+// with --schedule, create or update the runbook's backup schedule
+// (lifeboat-backup-<runbook>), whose runs also apply retention (expire).
 import { requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 import { TASK_QUEUE } from '../../runbook/schema';
@@ -6,9 +8,17 @@ import { connectClient, timestampedId } from '../../client/temporal';
 import { formatBytes } from '../format';
 import type { BackupMeta } from '../../catalog/backup-meta';
 import type { BackupProgress } from '../../backup/base-backup';
+import { scheduleCommand } from '../../schedules/cli';
+import { parseCron } from '../../schedules/cron';
 
-export async function run(opts: RepoOptions & TemporalOptions & { wait?: boolean; json?: boolean }): Promise<number> {
+export async function run(opts: RepoOptions & TemporalOptions & { wait?: boolean; json?: boolean; schedule?: string }): Promise<number> {
+  // A bad cron is a usage error naming --schedule, before the runbook is even read.
+  if (opts.schedule !== undefined) parseCron(opts.schedule, '--schedule');
   const runbook = await requireRunbook(opts, 'backup');
+  if (opts.schedule !== undefined) {
+    // Scheduled backups expire old ones after each verified backup: nobody runs lifeboat expire by hand at 3 a.m.
+    return scheduleCommand({ ...opts, schedule: opts.schedule }, 'backup', runbook.name, { runbook: runbook.name, expire: true });
+  }
   const { address, namespace } = temporalAddress(opts);
   const client = await connectClient(address, namespace);
   const workflowId = timestampedId(`backup-${runbook.name}`);

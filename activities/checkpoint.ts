@@ -1,0 +1,29 @@
+// Activities of migrationCheckpoint: read-only checks, the restore point on
+// the primary, and the wait until its segment is archived. All on the
+// `lifeboat` queue: they reach the primary and the repository over the network.
+import { Context } from '@temporalio/activity';
+import { checkpointPreflight, createRestorePoint as create, waitForArchivedSegment, type CheckpointPreflight, type RestorePoint } from '../src/checkpoint/checkpoint';
+import { loadRunbook } from '../src/runbook/load';
+import { lifeboatActivity } from './failure';
+
+export async function checkCheckpoint(input: { runbook: string; label: string }): Promise<CheckpointPreflight> {
+  return lifeboatActivity(async () => checkpointPreflight(await loadRunbook(input.runbook), input.label));
+}
+
+export async function createRestorePoint(input: { runbook: string; label: string }): Promise<RestorePoint> {
+  return lifeboatActivity(async () => create(await loadRunbook(input.runbook), input.label));
+}
+
+/** Waits up to the runbook's RPO (at least a minute): an archiver slower than that is failing the RPO anyway. */
+export async function waitCheckpointArchived(input: { runbook: string; label: string; segment: string }): Promise<{ key: string }> {
+  return lifeboatActivity(async () => {
+    const runbook = await loadRunbook(input.runbook);
+    return waitForArchivedSegment({
+      runbook,
+      segment: input.segment,
+      label: input.label,
+      timeoutSeconds: Math.max(60, runbook.objectives.rpoSeconds),
+      onWait: (waited) => Context.current().heartbeat({ segment: input.segment, waitedSeconds: Math.round(waited) }),
+    });
+  });
+}

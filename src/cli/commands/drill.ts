@@ -1,0 +1,81 @@
+// `lifeboat drill --runbook <name>`: start `restoreDrill` (an isolated restore,
+// invariants, promotion in isolation, a smoke write, measured RTO and RPO,
+// evidence, teardown) and wait for its figures; or, with --schedule, create
+// or update the runbook's drill schedule (lifeboat-drill-<runbook>).
+import { connectClient, timestampedId } from '../../client/temporal';
+import { checkRecord } from '../../evidence/list';
+import { evidenceLines } from '../../evidence/figures';
+import type { Evidence, Target } from '../../recovery/contract';
+import { openRepository } from '../../repository';
+import { keys } from '../../repository/layout';
+import { clusterName, TASK_QUEUE, type Runbook } from '../../runbook/schema';
+import { scheduleCommand } from '../../schedules/cli';
+import { parseCron } from '../../schedules/cron';
+import { innermostFailure, workflowError } from '../../schedules/run-workflow';
+import { requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
+import { printJson } from '../run';
+import { targetFromFlags, type TargetFlags } from '../target-options';
+
+type Options = RepoOptions & TemporalOptions & TargetFlags & { keep?: boolean; wait?: boolean; json?: boolean; schedule?: string };
+
+export async function run(opts: Options): Promise<number> {
+  // A bad cron is a usage error naming --schedule, before the runbook is even read.
+  if (opts.schedule !== undefined) parseCron(opts.schedule, '--schedule');
+  const runbook = await requireRunbook(opts, 'drill');
+  const anyTarget = [opts.toTime, opts.toName, opts.toLsn, opts.toXid].some((v) => v !== undefined) || opts.toLatest === true;
+  // No target: the drill picks a random time in the runbook's drill.targetWindow.
+  const target: Target | undefined = anyTarget ? targetFromFlags(opts, 'drill') : undefined;
+  const input = { runbook: runbook.name, ...(target ? { target } : {}), ...(opts.keep ? { keep: true } : {}) };
+  if (opts.schedule !== undefined) return scheduleCommand({ ...opts, schedule: opts.schedule }, 'drill', runbook.name, input);
+
+  const { address, namespace } = temporalAddress(opts);
+  const client = await connectClient(address, namespace);
+  const workflowId = timestampedId(`drill-${runbook.name}`);
+  try {
+    const handle = await client.workflow.start('restoreDrill', {
+      taskQueue: TASK_QUEUE,
+      workflowId,
+      args: [input],
+      staticSummary: `Restore drill of runbook ${runbook.name}${target ? ` to ${JSON.stringify(target)}` : ''} (lifeboat drill)`,
+    });
+    const runId = handle.firstExecutionRunId;
+    process.stderr.write(`started restoreDrill ${workflowId} (runbook ${runbook.name}); waiting for a worker on task queue ${TASK_QUEUE}\n`);
+    if (opts.wait === false) {
+      if (opts.json) printJson({ workflowId, runId });
+      else process.stdout.write(`${workflowId}\n`);
+      return 0;
+    }
+    const key = keys.evidence(clusterName(runbook), runId);
+    try {
+      const evidence = (await handle.result()) as Evidence;
+      if (opts.json) printJson({ workflowId, runId, evidenceKey: key, evidence });
+      else process.stdout.write(`${evidenceLines(evidence, key).join('\n')}\n`);
+      return 0;
+    } catch (err) {
+      // A failed drill writes its evidence before failing: show its figures
+      // with the error, so the operator sees what was measured and why it failed.
+      const evidence = await readEvidence(runbook, key);
+      const failure = innermostFailure(err);
+      if (opts.json) {
+        printJson({ workflowId, runId, failed: failure, ...(evidence ? { evidenceKey: key, evidence } : {}) });
+        return 1;
+      }
+      if (evidence) process.stdout.write(`${evidenceLines(evidence, key).join('\n')}\n`);
+      throw workflowError(err, 'restoreDrill', workflowId);
+    }
+  } finally {
+    await client.connection.close();
+  }
+}
+
+async function readEvidence(runbook: Runbook, key: string): Promise<Evidence | undefined> {
+  try {
+    const repo = await openRepository(runbook.repository.url, runbook.repository);
+    const got = await repo.get(key);
+    if (!got) return undefined;
+    const record = checkRecord(JSON.parse(got.body.toString('utf8')));
+    return typeof record === 'string' ? undefined : record;
+  } catch {
+    return undefined;
+  }
+}
