@@ -80,7 +80,8 @@ export async function decide(client: Client, workflowId: string, update: DecideU
   }
   if (pending.approvers.length > 0 && !pending.approvers.includes(by)) {
     // The workflow's own words (workflows/recovery/rules.ts), said before anything reaches it.
-    return { refused: { code: 'NOT_AN_APPROVER', status: 403, message: `NOT_AN_APPROVER: ${by} may not decide ${step}; allowed: ${pending.approvers.join(', ')}` } };
+    const message = `NOT_AN_APPROVER: ${by} may not decide ${step}; allowed: ${pending.approvers.join(', ')} (nothing was sent to the run)`;
+    return { refused: { code: 'NOT_AN_APPROVER', status: 403, message } };
   }
   const handle = client.workflow.getHandle(workflowId);
   let record: StepRecord;

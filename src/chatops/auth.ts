@@ -24,6 +24,11 @@ export function signRequest(secret: string, timestamp: string, body: Buffer | st
   return `v0=${createHmac('sha256', secret).update(`v0:${timestamp}:`).update(body).digest('hex')}`;
 }
 
+/** The two headers a bot sends with a body, signed now (or at `timestamp`). */
+export function signedHeaders(secret: string, body: string, timestamp = String(Math.floor(Date.now() / 1000))): Record<string, string> {
+  return { 'X-Slack-Request-Timestamp': timestamp, 'X-Slack-Signature': signRequest(secret, timestamp, body) };
+}
+
 export interface SignedHeaders {
   timestamp?: string;
   signature?: string;

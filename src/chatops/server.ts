@@ -55,6 +55,7 @@ export interface ChatopsServer {
 /** The routes; anything else is 404. */
 export const ROUTES = { health: '/healthz', slack: '/slack/commands', decide: '/v1/decide', status: '/v1/status' } as const;
 
+const LOG_FIELDS = ['chatUser', 'approver', 'decision', 'step', 'workflowId'] as const;
 const MAX_BODY_BYTES = 64 * 1024;
 const HEALTH_TIMEOUT_MS = 2000;
 
@@ -210,7 +211,7 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
       })
       .then((reply) => {
         send(res, reply);
-        const who = Object.entries(fields).map(([k, v]) => `${k}=${safe(String(v))}`);
+        const who = LOG_FIELDS.filter((k) => fields[k] !== undefined).map((k) => `${k}=${safe(fields[k]!)}`);
         log(['chatops', req.method, path, reply.status, reply.outcome, ...who, `${Date.now() - started}ms`].join(' '));
       })
       .catch(() => undefined);

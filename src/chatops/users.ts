@@ -14,10 +14,10 @@ import { LifeboatError, errorMessage } from '../errors';
 const chatUser = z.string().trim().regex(/^[a-z][a-z0-9-]*:\S+$/, { error: 'expected <platform>:<id>, e.g. slack:U024BE7LH' });
 const approver = z.string().trim().min(1).max(100);
 
-const UsersFile = z.union([
-  z.record(chatUser, approver),
-  z.array(z.strictObject({ chatUser, approver })),
-]);
+// Two schemas, chosen by the shape, so an error names the bad entry rather
+// than "matches neither form".
+const UsersMapping = z.record(chatUser, approver);
+const UsersList = z.array(z.strictObject({ chatUser, approver }));
 
 export type UserTable = ReadonlyMap<string, string>;
 
@@ -28,9 +28,11 @@ export function parseUsers(text: string, source: string): UserTable {
   } catch (err) {
     throw new LifeboatError('INPUT_INVALID', `${source}: not YAML or JSON: ${errorMessage(err)}`, { hints: [FORMAT_HINT] });
   }
-  const parsed = UsersFile.safeParse(raw ?? {});
+  const parsed = Array.isArray(raw) ? UsersList.safeParse(raw) : UsersMapping.safeParse(raw ?? {});
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ');
+    // A bad key comes as "Invalid key in record" around the key schema's own words.
+    const words = (i: z.core.$ZodIssue): string => (i.code === 'invalid_key' && i.issues[0] ? i.issues[0].message : i.message);
+    const issues = parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(top)'}: ${words(i)}`).join('; ');
     throw new LifeboatError('INPUT_INVALID', `${source}: ${issues}`, { hints: [FORMAT_HINT] });
   }
   const entries = Array.isArray(parsed.data) ? parsed.data.map((e) => [e.chatUser, e.approver] as const) : Object.entries(parsed.data);
