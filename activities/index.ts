@@ -22,6 +22,7 @@ export * from './outbox';
 export * from './caches';
 export * from './traffic';
 export * from './notify';
+export * from './drill';
 export * from './checkpoint';
 
 // What recoverToPointInTime proxies must be what the worker registers: a

@@ -10,8 +10,9 @@
 import type { Client, CustomTypesConfig } from 'pg';
 import { errorMessage, isLifeboatError } from '../src/errors';
 import { restoredEndpoint } from '../src/gates';
-import { inTransaction, withClient } from '../src/gates/sql';
-import type { InvariantResult } from '../src/recovery/contract';
+import { inTransaction, withClient, type Endpoint } from '../src/gates/sql';
+import type { InvariantResult, RestoreInstanceKind } from '../src/recovery/contract';
+import { restoreSite, siteClientConfig } from '../src/restore/site';
 import { loadRunbook } from '../src/runbook/load';
 import type { Runbook } from '../src/runbook/schema';
 import { lifeboatActivity } from './failure';
@@ -19,16 +20,30 @@ import { lifeboatActivity } from './failure';
 /** Per invariant: long enough for a count over a big table, short of hanging the step. */
 const INVARIANT_TIMEOUT = '120s';
 
-export async function runInvariants(input: { runbook: string }): Promise<InvariantResult[]> {
+export async function runInvariants(input: { runbook: string; instance?: RestoreInstanceKind }): Promise<InvariantResult[]> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
-    return withClient(restoredEndpoint(runbook), async (client) => {
+    const endpoint = instanceEndpoint(runbook, input.instance);
+    return withClient(endpoint({}), async (client) => {
       const results: InvariantResult[] = [];
       for (const inv of runbook.invariants) results.push(await runInvariant(client, inv));
-      results.push(...(await perDatabaseChecks(runbook, client)));
+      results.push(...(await perDatabaseChecks(endpoint, client)));
       results.push(await sequencesAhead(client));
       return results;
     });
+  });
+}
+
+type EndpointOf = (overrides: { database?: string }) => Endpoint;
+
+/** The restored instance (a recovery), or the drill copy of restoreDrill. */
+function instanceEndpoint(runbook: Runbook, instance: RestoreInstanceKind | undefined): EndpointOf {
+  if (instance !== 'drill') return (o) => restoredEndpoint(runbook, o);
+  const site = restoreSite(runbook, 'drill');
+  return (o) => ({
+    config: siteClientConfig(runbook, site, o),
+    label: 'the drill copy',
+    unreachableHints: [`check that the drill's PostgreSQL runs on ${site.host} in ${site.dataDir} and listens on ${site.address}:${site.port}`, 'the replay-wal step starts it; see its log beside the data directory'],
   });
 }
 
@@ -84,7 +99,7 @@ interface DbFinding {
  * answers, looks for invalid indexes and for extensions whose installed
  * version has no control file on this host.
  */
-async function perDatabaseChecks(runbook: Runbook, client: Client): Promise<InvariantResult[]> {
+async function perDatabaseChecks(endpoint: EndpointOf, client: Client): Promise<InvariantResult[]> {
   const connect: InvariantResult = { name: 'built-in: every database accepts connections', builtin: true, passed: false, value: '', expected: 'all' };
   const indexes: InvariantResult = { name: 'built-in: no invalid indexes', builtin: true, passed: false, value: '', expected: '0' };
   const extensions: InvariantResult = { name: 'built-in: installed extensions have their files', builtin: true, passed: false, value: '', expected: '0' };
@@ -103,7 +118,7 @@ async function perDatabaseChecks(runbook: Runbook, client: Client): Promise<Inva
   const errors: string[] = [];
   for (const db of databases) {
     try {
-      await withClient(restoredEndpoint(runbook, { database: db }), (c) =>
+      await withClient(endpoint({ database: db }), (c) =>
         readOnly(c, async () => {
           const idx = await c.query<{ name: string }>(
             `select format('%s on %s', i.indexrelid::regclass, i.indrelid::regclass) as name

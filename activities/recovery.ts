@@ -48,6 +48,7 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
     const warnings = [...coverage.warnings];
     let primaryReachable = false;
     let archiver: string | undefined;
+    let archiverProblems: string[] | undefined;
     try {
       const s = await readArchiverStatus(runbook);
       primaryReachable = true;
@@ -56,10 +57,16 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
           ? `healthy: last archived ${s.lastArchivedWal ?? '(none)'} ${s.archivedAgeSeconds ?? '?'}s ago`
           : s.problems.map((p) => p.message).join('; ');
       for (const p of s.problems) warnings.push(`archiver: ${p.message}`);
+      archiverProblems = s.problems.map((p) => p.message);
     } catch (err) {
       // The primary may be the thing that died: that is information, not a failure.
       archiver = `not read: ${(isLifeboatError(err) ? err.what : errorMessage(err)).split('\n')[0]}`;
-      warnings.push(`the primary does not answer (${archiver.slice(10)}): the gate steps will fail and can be skipped with a reason`);
+      // A drill has no gate steps: it only reports that the archiver's health is unknown.
+      warnings.push(
+        input.instance === 'drill'
+          ? `the primary does not answer (${archiver.slice(10)}): archiver health unknown`
+          : `the primary does not answer (${archiver.slice(10)}): the gate steps will fail and can be skipped with a reason`,
+      );
     }
     return {
       runbook,
@@ -70,6 +77,7 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
       walSegmentsAvailable: coverage.segmentsAvailable,
       primaryReachable,
       ...(archiver ? { archiver } : {}),
+      ...(archiverProblems ? { archiverProblems } : {}),
       rtoEstimateSeconds: estimateRtoSeconds(backup.sizeBytes, coverage.walBytes),
       warnings: [`restoring to ${describeTarget(input.target)} from backup ${backup.backupId}: ${backup.why}`, ...warnings],
     };

@@ -1,10 +1,11 @@
 // Activities of recoverToPointInTime that own the restored data directory
 // and its postmaster (shared/DESIGN.md §4.1 steps 7, 8 and the promotion of
 // 11). They run on the restore host's queue (`lifeboat-host-<host>`): they
-// need its disk and its processes. The work lives in src/restore/; here are
+// need its disk and its processes. restoreDrill calls the same activities with
+// `instance: 'drill'` on the drill host's queue (src/restore/site.ts). The work lives in src/restore/; here are
 // heartbeats, cancellation and the failure types.
 import { Context } from '@temporalio/activity';
-import type { ReplayInput, ReplayResult, RestoreInput, RestoreProgress, RestoreResult } from '../src/recovery/contract';
+import type { ReplayInput, ReplayResult, RestoreInput, RestoreInstanceKind, RestoreProgress, RestoreResult } from '../src/recovery/contract';
 import { loadRunbook } from '../src/runbook/load';
 import { promoteRestored as promote, stopRestored as stop } from '../src/restore/instance';
 import { replayWal as replay } from '../src/restore/replay';
@@ -26,7 +27,7 @@ async function hostActivity<T>(body: (ctx: Context) => Promise<T>): Promise<T> {
   }
 }
 
-/** Fetches and extracts the base backup into restore.dataDir; heartbeats RestoreProgress while downloading. */
+/** Fetches and extracts the base backup into restore.dataDir (drill.dataDir for a drill); heartbeats RestoreProgress while downloading. */
 export async function restoreBaseBackup(input: RestoreInput): Promise<RestoreResult> {
   return hostActivity(async (ctx) => {
     const runbook = await loadRunbook(input.runbook);
@@ -56,11 +57,11 @@ export async function replayWal(input: ReplayInput): Promise<ReplayResult> {
 }
 
 /** Promotes the paused copy; a repeated call reports the promotion that already happened. */
-export async function promoteRestored(input: { runbook: string; workflowId: string; runId: string }): Promise<{ promotedAt: string; timeline: number; lsn: string }> {
+export async function promoteRestored(input: { runbook: string; workflowId: string; runId: string; instance?: RestoreInstanceKind }): Promise<{ promotedAt: string; timeline: number; lsn: string }> {
   return lifeboatActivity(async () => promote(await loadRunbook(input.runbook), input));
 }
 
 /** Stops the restored postmaster and keeps its directory (the end of a dry run). */
-export async function stopRestored(input: { runbook: string; workflowId: string }): Promise<{ stopped: boolean; dataDir: string }> {
+export async function stopRestored(input: { runbook: string; workflowId: string; instance?: RestoreInstanceKind }): Promise<{ stopped: boolean; dataDir: string }> {
   return lifeboatActivity(async () => stop(await loadRunbook(input.runbook), input));
 }

@@ -5,4 +5,5 @@
 export { baseBackup } from './base-backup';
 export { expireBackups } from './expire-backups';
 export { recoverToPointInTime } from './recover-to-point-in-time';
+export { restoreDrill } from './restore-drill';
 export { migrationCheckpoint } from './migration-checkpoint';

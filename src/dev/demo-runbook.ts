@@ -28,6 +28,12 @@ export interface DemoRunbookParams {
   pgbouncer?: { adminUrlEnv: string; databasesFile: string; database?: string };
   /** Approver names: approve-fence takes one of them, approve-promote two (or one when only one is named). */
   approvers?: string[];
+  /** objectives.rtoSeconds (default 2700). */
+  rtoSeconds?: number;
+  /** Invariants after the demo's own. */
+  extraInvariants?: Array<{ name: string; sql: string; expect: string | number | boolean }>;
+  /** notify.webhookUrlEnv: the variable holding the webhook URL. */
+  notifyWebhookUrlEnv?: string;
 }
 
 export function demoRunbookYaml(p: DemoRunbookParams): string {
@@ -52,7 +58,7 @@ gates:
   outbox: { gate: outbox_publisher, table: outbox, idColumn: id, publishedColumn: published_at }
 invariants:
   - { name: no negative amounts, sql: "select count(*) from orders where amount < 0", expect: 0 }
-${extras(p)}objectives: { rpoSeconds: ${p.rpoSeconds ?? 300}, rtoSeconds: 2700 }
+${(p.extraInvariants ?? []).map((i) => `  - { name: ${JSON.stringify(i.name)}, sql: ${JSON.stringify(i.sql)}, expect: ${JSON.stringify(i.expect)} }\n`).join('')}${extras(p)}objectives: { rpoSeconds: ${p.rpoSeconds ?? 300}, rtoSeconds: ${p.rtoSeconds ?? 2700} }
 drill: { host: ${p.host}, dataDir: ${p.stateDir}/drill, port: ${p.drillPort}, targetWindow: 24h }
 `;
 }
@@ -65,6 +71,7 @@ function extras(p: DemoRunbookParams): string {
       `traffic:\n  pgbouncer: { adminUrlEnv: ${p.pgbouncer.adminUrlEnv}, database: ${p.pgbouncer.database ?? p.database ?? 'appdb'}, databasesFile: ${p.pgbouncer.databasesFile} }`,
     );
   }
+  if (p.notifyWebhookUrlEnv) out.push(`notify: { webhookUrlEnv: ${p.notifyWebhookUrlEnv} }`);
   if (p.approvers?.length) {
     const list = p.approvers.join(', ');
     out.push(

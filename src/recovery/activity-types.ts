@@ -17,6 +17,7 @@ import type {
   ReplayInput,
   ReplayResult,
   RestoreInput,
+  RestoreInstanceKind,
   RestoreResult,
   Target,
   TrafficResult,
@@ -30,9 +31,9 @@ export interface RecoveryActivities {
   setGate(input: GateInput & { gate: GateName }): Promise<GateResult>;
   restoreBaseBackup(input: RestoreInput): Promise<RestoreResult>;
   replayWal(input: ReplayInput): Promise<ReplayResult>;
-  runInvariants(input: { runbook: string }): Promise<InvariantResult[]>;
-  promoteRestored(input: { runbook: string; workflowId: string; runId: string }): Promise<{ promotedAt: string; timeline: number; lsn: string }>;
-  stopRestored(input: { runbook: string; workflowId: string }): Promise<{ stopped: boolean; dataDir: string }>;
+  runInvariants(input: { runbook: string; instance?: RestoreInstanceKind }): Promise<InvariantResult[]>;
+  promoteRestored(input: { runbook: string; workflowId: string; runId: string; instance?: RestoreInstanceKind }): Promise<{ promotedAt: string; timeline: number; lsn: string }>;
+  stopRestored(input: { runbook: string; workflowId: string; instance?: RestoreInstanceKind }): Promise<{ stopped: boolean; dataDir: string }>;
   reconcileOutbox(input: { runbook: string; highWater?: string }): Promise<OutboxResult>;
   invalidateCaches(input: { runbook: string }): Promise<CacheResult[]>;
   resumeTraffic(input: { runbook: string }): Promise<TrafficResult>;

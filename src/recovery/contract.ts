@@ -242,6 +242,17 @@ export interface RunbookRef {
   runbook: string;
 }
 
+/**
+ * Which instance a restore activity acts on: the runbook's `restore` (the
+ * default, a recovery) or its `drill` (restoreDrill's isolated copy).
+ * Resolved in one place, src/restore/site.ts.
+ */
+export type RestoreInstanceKind = 'restore' | 'drill';
+
+export interface InstanceRef {
+  instance?: RestoreInstanceKind;
+}
+
 export interface BackupChoice {
   backupId: string;
   startLsn: string;
@@ -255,7 +266,7 @@ export interface BackupChoice {
   why: string;
 }
 
-export interface PreflightInput extends RunbookRef {
+export interface PreflightInput extends RunbookRef, InstanceRef {
   target: Target;
   mode: 'side-by-side' | 'in-place';
   dryRun: boolean;
@@ -273,6 +284,8 @@ export interface PreflightResult {
   primaryReachable: boolean;
   /** Archiver health when the primary answered (one line), else why it was not read. */
   archiver?: string;
+  /** What pg_stat_archiver showed wrong (stale, failing), one line each; empty or absent when healthy or not read. */
+  archiverProblems?: string[];
   rtoEstimateSeconds: number;
   warnings: string[];
 }
@@ -300,7 +313,7 @@ export interface GateResult {
   proof?: string;
 }
 
-export interface RestoreInput extends RunbookRef {
+export interface RestoreInput extends RunbookRef, InstanceRef {
   backupId: string;
   mode: 'side-by-side' | 'in-place';
   /** Workflow id and run id: mark the data directory as ours. */
@@ -328,7 +341,7 @@ export interface RestoreProgress {
   totalBytes: number;
 }
 
-export interface ReplayInput extends RunbookRef {
+export interface ReplayInput extends RunbookRef, InstanceRef {
   target: Target;
   workflowId: string;
   runId: string;

@@ -4,11 +4,11 @@ import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { LifeboatError, errorMessage } from '../errors';
-import { restoredClientConfig } from '../pg/connect';
 import type { Runbook } from '../runbook/schema';
 import { readMarker, requireOurMarker, updateMarker } from './marker';
 import { postmasterRunning, stopPostmaster } from './postmaster';
-import { restoreHost } from './restore';
+import { restoreSite, siteClientConfig, siteLabel } from './site';
+import type { RestoreInstanceKind } from '../recovery/contract';
 
 /** archive-get's prefetch spool (src/wal/get.ts): ours, and useless once recovery is over. */
 export const PREFETCH_SPOOL = path.join('pg_wal', '.lifeboat-prefetch');
@@ -20,8 +20,9 @@ export interface Promoted {
 }
 
 /** pg_promote on the paused copy; a repeated call reports the promotion that already happened. */
-export async function promoteRestored(runbook: Runbook, input: { workflowId: string }): Promise<Promoted> {
-  const pg = restoreHost(runbook);
+export async function promoteRestored(runbook: Runbook, input: { workflowId: string; instance?: RestoreInstanceKind }): Promise<Promoted> {
+  const site = restoreSite(runbook, input.instance);
+  const pg = site.pg;
   let marker = await requireOurMarker(pg.dataDir, input.workflowId, 'promote');
   if (!(await postmasterRunning(pg))) {
     throw new LifeboatError('PG_UNREACHABLE', `promote: PostgreSQL is not running in ${pg.dataDir} (restore state ${marker.state})`, {
@@ -31,7 +32,7 @@ export async function promoteRestored(runbook: Runbook, input: { workflowId: str
       ],
     });
   }
-  const client = new Client(restoredClientConfig(runbook, { application_name: 'lifeboat-promote', query_timeout: 90_000 }));
+  const client = new Client(siteClientConfig(runbook, site, { application_name: 'lifeboat-promote', query_timeout: 90_000 }));
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -54,7 +55,7 @@ export async function promoteRestored(runbook: Runbook, input: { workflowId: str
     return { promotedAt, timeline: parseInt(rows[0]!.wal.slice(0, 8), 16), lsn: rows[0]!.lsn };
   } catch (err) {
     if (err instanceof LifeboatError) throw err;
-    throw new LifeboatError('PG_UNREACHABLE', `promote: cannot talk to PostgreSQL at ${runbook.restore.address}:${runbook.restore.port} (${pg.dataDir}): ${errorMessage(err)}`, {
+    throw new LifeboatError('PG_UNREACHABLE', `promote: cannot talk to PostgreSQL at ${site.address}:${site.port} (${pg.dataDir}): ${errorMessage(err)}`, {
       hints: ['a retry checks whether it was promoted and does not promote twice'],
       cause: err,
     });
@@ -64,11 +65,12 @@ export async function promoteRestored(runbook: Runbook, input: { workflowId: str
 }
 
 /** Stops the restored postmaster (fast) and keeps the directory; only this workflow's copy. */
-export async function stopRestored(runbook: Runbook, input: { workflowId: string }): Promise<{ stopped: boolean; dataDir: string }> {
-  const pg = restoreHost(runbook);
+export async function stopRestored(runbook: Runbook, input: { workflowId: string; instance?: RestoreInstanceKind }): Promise<{ stopped: boolean; dataDir: string }> {
+  const site = restoreSite(runbook, input.instance);
+  const pg = site.pg;
   // Nothing there (moved away by hand, or never restored): nothing to stop.
   if (!(await readMarker(pg.dataDir)) && !(await postmasterRunning(pg))) return { stopped: false, dataDir: pg.dataDir };
   await requireOurMarker(pg.dataDir, input.workflowId, 'stop');
-  const stopped = await stopPostmaster(pg, 'stopping the restored copy, keeping its directory');
+  const stopped = await stopPostmaster(pg, `stopping ${siteLabel(site)}, keeping its directory`);
   return { stopped, dataDir: pg.dataDir };
 }

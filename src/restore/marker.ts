@@ -30,6 +30,12 @@ export interface RestoreMarker {
   /** When the state last changed. */
   at: string;
   mode: 'side-by-side' | 'in-place';
+  /**
+   * 'drill': restored by restoreDrill into the runbook's drill.dataDir. An
+   * earlier drill's copy is ours to move aside; a recovery's never is.
+   * Absent in markers of recoveries (and of markers written before drills).
+   */
+  instance?: 'drill';
   /** What the backup needs to measure replay against. */
   backup: { startLsn: string; timeline: number; walSegmentSize: number };
   /** Where a directory found at dataDir was moved (reported again by a retry). */
@@ -89,7 +95,7 @@ export async function updateMarker(dataDir: string, marker: RestoreMarker, chang
 
 /** "workflow W (run R), backup B, state S since T": how a marker is shown to an operator. */
 export function describeMarker(m: RestoreMarker): string {
-  return `workflow ${m.workflowId} (run ${m.runId}), backup ${m.backupId}, state ${m.state} since ${m.at}`;
+  return `${m.instance === 'drill' ? 'restore drill, ' : ''}workflow ${m.workflowId} (run ${m.runId}), backup ${m.backupId}, state ${m.state} since ${m.at}`;
 }
 
 /**

@@ -22,6 +22,13 @@ export interface RecoverySettings {
   target: Target;
   /** For the comment line: who wrote the block. */
   workflowId: string;
+  /**
+   * A drill copy: never archive. Promoted, it would otherwise push its new
+   * timeline's history and WAL into the production repository through the
+   * primary's archive_command, and recovery_target_timeline = 'latest' would
+   * make later restores follow the drill's timeline.
+   */
+  archiveOff?: boolean;
 }
 
 function quote(value: string): string {
@@ -69,6 +76,7 @@ export function recoveryLines(s: RecoverySettings): string[] {
     `primary_slot_name = ''`,
     `archive_cleanup_command = ''`,
     `recovery_end_command = ''`,
+    ...(s.archiveOff ? [`archive_mode = off`, `archive_command = ''`] : []),
     `restore_command = ${quote(s.restoreCommand)}`,
     `recovery_target_timeline = 'latest'`,
     ...target,

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { readWalArchive } from '../catalog/catalog';
 import { LifeboatError } from '../errors';
-import { restoredClientConfig } from '../pg/connect';
+import type { ClientConfig } from 'pg';
 import { describeTarget, type ReplayInput, type ReplayProgress, type ReplayResult, type Target } from '../recovery/contract';
 import { openRepository } from '../repository';
 import type { Repository } from '../repository/types';
@@ -19,7 +19,7 @@ import { requireOurMarker, updateMarker, type RestoreMarker } from './marker';
 import { postmasterEnv } from './os-user';
 import { fileSize, lastLines, postmasterRunning, readLogFrom, requirePgData, runFiles, startPostmaster, stopPostmaster, type PgHost } from './postmaster';
 import { shellWord, signalKind, writeRecoveryConf, writeSignalFile } from './recovery-conf';
-import { restoreHost } from './restore';
+import { restoreSite, siteClientConfig, siteLabel } from './site';
 
 export interface ReplayHooks {
   onProgress: (p: ReplayProgress) => void;
@@ -34,10 +34,11 @@ const STABLE_POLLS = 3;
 const START_GRACE_MS = 10_000;
 
 export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: ReplayHooks): Promise<ReplayResult> {
-  const pg = restoreHost(runbook);
+  const site = restoreSite(runbook, input.instance);
+  const pg = site.pg;
   let marker = await requireOurMarker(pg.dataDir, input.workflowId, 'replay-wal');
   if (marker.state === 'promoted') {
-    throw new LifeboatError('PG_RUNNING', `replay-wal: the restored copy in ${pg.dataDir} was already promoted at ${marker.promotedAt ?? marker.at}; it can replay no further`, {
+    throw new LifeboatError('PG_RUNNING', `replay-wal: ${siteLabel(site)} in ${pg.dataDir} was already promoted at ${marker.promotedAt ?? marker.at}; it can replay no further`, {
       hints: ['a different target needs a fresh restore (retarget restores again)'],
     });
   }
@@ -48,7 +49,7 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
   }
   requirePgData(pg.dataDir, 'to replay');
   // Fail on a missing password variable before starting anything.
-  const clientConfig = restoredClientConfig(runbook, { connectionTimeoutMillis: 5000, query_timeout: 15_000, application_name: 'lifeboat-replay' });
+  const clientConfig = siteClientConfig(runbook, site, { connectionTimeoutMillis: 5000, query_timeout: 15_000, application_name: 'lifeboat-replay' });
   const cluster = clusterName(runbook);
   const files = marker.logFile && marker.socketDir ? { logFile: marker.logFile, socketDir: marker.socketDir } : await runFiles(pg);
   const running = await postmasterRunning(pg);
@@ -58,19 +59,20 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
     if (running && !input.continueFrom) {
       throw new LifeboatError(
         'INPUT_INVALID',
-        `replay-wal: the restored copy in ${pg.dataDir} is replaying towards ${marker.target ? describeTarget(marker.target) : 'another target'}, not ${describeTarget(input.target)}`,
+        `replay-wal: ${siteLabel(site)} in ${pg.dataDir} is replaying towards ${marker.target ? describeTarget(marker.target) : 'another target'}, not ${describeTarget(input.target)}`,
         { hints: ['a later target continues with continueFrom: true; an earlier one needs a fresh restore'] },
       );
     }
     await writeRecoveryConf(
       pg.dataDir,
       {
-        port: runbook.restore.port,
-        listenAddress: runbook.restore.address,
+        port: site.port,
+        listenAddress: site.address,
         socketDir: files.socketDir,
         restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}`,
         target: input.target,
         workflowId: input.workflowId,
+        ...(site.instance === 'drill' ? { archiveOff: true } : {}),
       },
       pg.osUser,
     );
@@ -120,7 +122,7 @@ interface WaitArgs {
   started?: { at: number; logFrom: number };
   repo: Repository;
   cluster: string;
-  clientConfig: ReturnType<typeof restoredClientConfig>;
+  clientConfig: ClientConfig;
   hooks: ReplayHooks;
 }
 

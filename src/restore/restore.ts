@@ -7,6 +7,8 @@
 //   recovery-conf.ts  the recovery settings block and the signal file
 //   replay.ts         replay-wal: start, wait for the pause at the target
 //   instance.ts       promote and stop the restored instance
+//   site.ts           which instance: the runbook's restore, or its drill
+//   port.ts           who listens on a port a drill wants
 //   postmaster.ts     pg_ctl as the OS user; os-user.ts: runuser and the environment
 // Activities (activities/restore.ts) wrap these with heartbeats.
 import { LifeboatError } from '../errors';
@@ -17,8 +19,10 @@ import { clusterName, type Runbook } from '../runbook/schema';
 import { checkConfigSources, ensureServerConfig } from './config-files';
 import { prepareDataDir } from './data-dir';
 import { extractBaseBackup, findBackup } from './extract';
-import { updateMarker, writeMarker, type RestoreMarker } from './marker';
-import type { PgHost } from './postmaster';
+import { readMarker, updateMarker, writeMarker, type RestoreMarker } from './marker';
+import { postmasterRunning, type PgHost } from './postmaster';
+import { portAnswers, portOwner } from './port';
+import { restoreSite, type RestoreSite } from './site';
 
 export function restoreHost(runbook: Runbook): PgHost {
   return { dataDir: runbook.restore.dataDir, pgBin: runbook.cluster.pgBin, osUser: runbook.cluster.osUser };
@@ -30,7 +34,8 @@ export interface RestoreHooks {
 }
 
 export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, hooks: RestoreHooks): Promise<RestoreResult> {
-  const pg = restoreHost(runbook);
+  const site = restoreSite(runbook, input.instance);
+  const pg = site.pg;
   const cluster = clusterName(runbook);
   hooks.onProgress({ phase: 'preparing', bytes: 0, totalBytes: 0 });
   // Everything that can be checked without touching the directory comes
@@ -39,6 +44,7 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
   const meta = await findBackup(repo, cluster, input.backupId, runbook.name);
   await checkServerVersion(pg, meta.pgVersion, meta.backupId);
   checkConfigSources(runbook);
+  if (site.instance === 'drill') await requireFreePort(site, input.workflowId);
 
   const prepared = await prepareDataDir({
     pg,
@@ -47,6 +53,7 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
     workflowId: input.workflowId,
     runId: input.runId,
     backupId: input.backupId,
+    ...(site.instance === 'drill' ? { instance: 'drill' as const } : {}),
   });
   if (prepared.kind === 'reuse') {
     // A retry after the configuration check failed (e.g. restore.hbaFile added since).
@@ -62,6 +69,7 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
     state: 'extracting',
     at: new Date().toISOString(),
     mode: input.mode,
+    ...(site.instance === 'drill' ? { instance: 'drill' as const } : {}),
     backup: { startLsn: meta.startLsn, timeline: meta.timeline, walSegmentSize: meta.walSegmentSize },
     ...(prepared.movedAside ? { movedAside: prepared.movedAside } : {}),
   };
@@ -79,7 +87,7 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
   });
   const result: RestoreResult = {
     dataDir: pg.dataDir,
-    port: runbook.restore.port,
+    port: site.port,
     ...(prepared.movedAside ? { movedAside: prepared.movedAside } : {}),
     bytes: extracted.bytes,
     files: extracted.files,
@@ -90,6 +98,27 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
   const config = await ensureServerConfig(pg.dataDir, runbook);
   hooks.onProgress({ phase: 'done', bytes: extracted.storedBytes, totalBytes: extracted.storedBytes });
   return config.notes.length ? { ...result, configNotes: config.notes } : result;
+}
+
+/**
+ * A drill starts PostgreSQL on drill.port: refused up front when another
+ * listener holds it (before anything is moved or downloaded), unless it is
+ * this drill's own postmaster (a retry).
+ */
+async function requireFreePort(site: RestoreSite, workflowId: string): Promise<void> {
+  if (!(await portAnswers(site.address, site.port))) return;
+  const marker = await readMarker(site.dataDir);
+  if (marker?.workflowId === workflowId && (await postmasterRunning(site.pg))) return;
+  const owner = await portOwner(site.port);
+  throw new LifeboatError('PORT_IN_USE', `drill.port ${site.port} on ${site.address} is already in use by ${owner.description}, so the drill copy cannot start there`, {
+    hints: [
+      'nothing was moved, downloaded or started; the process on that port was not touched',
+      owner.dataDir === site.dataDir
+        ? `it is a PostgreSQL in drill.dataDir ${site.dataDir} left by another drill; stop it (as ${site.pg.osUser}): ${site.pg.pgBin}/pg_ctl stop -D ${site.dataDir} -m fast`
+        : `set drill.port in the runbook to a port nothing else uses on host ${site.host}, or stop what listens there`,
+    ],
+    details: { port: site.port, owner: owner.description },
+  });
 }
 
 /** The restore host's PostgreSQL must be the backup's major version, or the copy could never start. */

@@ -29,7 +29,11 @@ export async function startTestCluster(opts: {
   kind: RepoKind;
   runbooksDir: string;
   host: string;
-  runbook?: Partial<Pick<DemoRunbookParams, 'rpoSeconds' | 'retainFull' | 'redisUrlEnv' | 'pgbouncer' | 'approvers'>>;
+  runbook?: Partial<
+    Pick<DemoRunbookParams, 'rpoSeconds' | 'retainFull' | 'redisUrlEnv' | 'pgbouncer' | 'approvers' | 'rtoSeconds' | 'extraInvariants' | 'notifyWebhookUrlEnv'>
+  >;
+  /** Extra postgresql.conf lines for the primary (e.g. archive_timeout). */
+  primaryConf?: string[];
 }): Promise<TestCluster> {
   const { name, kind } = opts;
   const repoDir = kind === 'file' ? postgresTempDir('repo') : undefined;
@@ -38,7 +42,7 @@ export async function startTestCluster(opts: {
   const stateDir = postgresTempDir('state');
   let pg: Primary;
   try {
-    pg = await startPrimary({ archive: { repo: repoUrl, cluster: name, env: kind === 's3' ? s3Env() : {} } });
+    pg = await startPrimary({ archive: { repo: repoUrl, cluster: name, env: kind === 's3' ? s3Env() : {} }, ...(opts.primaryConf ? { conf: opts.primaryConf } : {}) });
   } catch (err) {
     for (const d of [repoDir, stateDir]) if (d) rmSync(d, { recursive: true, force: true });
     throw err;

@@ -1,0 +1,51 @@
+// Activities only restoreDrill calls: the random target (randomness and the
+// clock belong here, not in the workflow), the smoke write in the promoted
+// copy, and the teardown. They run on the drill host's queue
+// (`lifeboat-host-<drill.host>`): the target needs its pg_waldump, the
+// others its disk and processes. Restore, replay, invariants and promote are
+// the recovery's own activities called with `instance: 'drill'`.
+import { listBackups, readWalArchive } from '../src/catalog/catalog';
+import type { DrillActivities, DrillTarget, SmokeWriteResult, TeardownResult } from '../src/drill/contract';
+import { smokeWrite as smoke, teardownDrill as teardown } from '../src/drill/instance';
+import { newestArchivedCommit } from '../src/drill/newest-commit';
+import { drillWindow, pickTarget } from '../src/drill/target';
+import { openRepository } from '../src/repository';
+import { loadRunbook } from '../src/runbook/load';
+import { clusterName } from '../src/runbook/schema';
+import { restoreSite } from '../src/restore/site';
+import { lifeboatActivity } from './failure';
+
+/** A random moment of drill.targetWindow that the archive reaches (src/drill/target.ts). */
+export async function pickDrillTarget(input: { runbook: string }): Promise<DrillTarget> {
+  return lifeboatActivity(async () => {
+    const runbook = await loadRunbook(input.runbook);
+    restoreSite(runbook, 'drill'); // a runbook without a drill section fails here, before any download
+    const cluster = clusterName(runbook);
+    const repo = await openRepository(runbook.repository.url, runbook.repository);
+    const [backups, archive] = await Promise.all([listBackups(repo, cluster), readWalArchive(repo, cluster)]);
+    const names = archive.files.map((f) => f.name);
+    const newestCommit = await newestArchivedCommit({ repo, cluster, pgBin: runbook.cluster.pgBin, files: names });
+    const window = drillWindow({
+      backups,
+      archived: new Set(names),
+      ...(newestCommit ? { newestCommit } : {}),
+      now: new Date(),
+      targetWindowSeconds: runbook.drill!.targetWindow,
+    });
+    return pickTarget(window, Math.random());
+  });
+}
+
+/** A committed write in the promoted drill copy, read back (src/drill/instance.ts). */
+export async function smokeWrite(input: { runbook: string; workflowId: string }): Promise<SmokeWriteResult> {
+  return lifeboatActivity(async () => smoke(await loadRunbook(input.runbook), input));
+}
+
+/** Stops and removes this drill's copy; leaves anything not provably its own. */
+export async function teardownDrill(input: { runbook: string; workflowId: string }): Promise<TeardownResult> {
+  return lifeboatActivity(async () => teardown(await loadRunbook(input.runbook), input));
+}
+
+// What restoreDrill proxies must be what the worker registers.
+const drillActivities: DrillActivities = { pickDrillTarget, smokeWrite, teardownDrill };
+void drillActivities;

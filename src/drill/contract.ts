@@ -1,0 +1,73 @@
+// restoreDrill's public contract (shared/DESIGN.md §4, §7): its input, its
+// step ids, and what its own activities take and return. The evidence it
+// writes is the recovery's Evidence record with kind 'drill'.
+//
+// Imported by workflow code (zod works in the sandbox) and by activities and
+// the CLI: keep it free of Node builtins.
+import { z } from 'zod';
+import { Target } from '../recovery/contract';
+
+export const DrillInput = z.strictObject({
+  runbook: z.string({ error: 'expected the runbook name, e.g. "orders"' }).min(1, { error: 'expected the runbook name' }),
+  /** Without one, a random moment of the runbook's drill.targetWindow that the archive covers. */
+  target: Target.optional(),
+  /** Leave the promoted drill copy running for inspection instead of removing it. */
+  keep: z.boolean({ error: 'expected true or false' }).optional(),
+});
+export type DrillInput = z.input<typeof DrillInput>;
+
+/** The drill's steps, in order, as they appear in the evidence's steps[]. */
+export const DRILL_STEP_IDS = [
+  'pick-target',
+  'preflight',
+  'restore-base-backup',
+  'replay-wal',
+  'run-invariants',
+  'promote',
+  'smoke-write',
+  'teardown',
+  'record-evidence',
+] as const;
+export type DrillStepId = (typeof DRILL_STEP_IDS)[number];
+
+/** Which steps make up the observed RTO, by the name of their phase in rtoPhases. */
+export const RTO_PHASES: ReadonlyArray<[phase: string, steps: readonly DrillStepId[]]> = [
+  ['preflight', ['pick-target', 'preflight']],
+  ['restore', ['restore-base-backup']],
+  ['replay', ['replay-wal']],
+  ['invariants', ['run-invariants']],
+  ['promote', ['promote']],
+  ['smoke', ['smoke-write']],
+];
+
+export interface DrillTarget {
+  target: Target;
+  /** Why this target, in words (the window it was drawn from). */
+  why: string;
+  /** The window a random target was drawn from (ISO times); absent for a given target. */
+  window?: { from: string; to: string };
+}
+
+export interface SmokeWriteResult {
+  /** The worker's clock when the write was read back: the end of the observed RTO. */
+  writableAt: string;
+  table: string;
+  id: string;
+  /** pg_current_wal_lsn() after the write. */
+  lsn: string;
+}
+
+export interface TeardownResult {
+  stopped: boolean;
+  /** The directory removed (ours by its marker); absent when nothing of ours was there. */
+  removed?: string;
+  /** Why something was left in place (not ours, kept). */
+  left?: string;
+}
+
+/** The activities only restoreDrill calls (activities/drill.ts); it reuses the recovery's for the rest. */
+export interface DrillActivities {
+  pickDrillTarget(input: { runbook: string }): Promise<DrillTarget>;
+  smokeWrite(input: { runbook: string; workflowId: string }): Promise<SmokeWriteResult>;
+  teardownDrill(input: { runbook: string; workflowId: string }): Promise<TeardownResult>;
+}

@@ -1,0 +1,61 @@
+// Which PostgreSQL instance a restore activity acts on: the runbook's
+// `restore` (a real recovery) or its `drill` (restoreDrill's isolated copy).
+// The one place that maps the two onto a host, a data directory, a port and
+// an address, so restore, replay, invariants, promote and stop are the same
+// code for both and cannot drift apart.
+import type { ClientConfig } from 'pg';
+import { LifeboatError } from '../errors';
+import { primaryClientConfig, restoredClientConfig } from '../pg/connect';
+import type { RestoreInstanceKind } from '../recovery/contract';
+import type { Runbook } from '../runbook/schema';
+import type { PgHost } from './postmaster';
+
+export interface RestoreSite {
+  instance: RestoreInstanceKind;
+  /** The host whose worker owns the directory and the postmaster (its `lifeboat-host-<host>` queue). */
+  host: string;
+  dataDir: string;
+  port: number;
+  /** Where the postmaster listens and clients connect. */
+  address: string;
+  mode: 'side-by-side' | 'in-place';
+  pg: PgHost;
+  /** The runbook section that names it, for messages: "restore" or "drill". */
+  field: 'restore' | 'drill';
+}
+
+/**
+ * The drill listens on loopback only: every drill activity runs on the drill
+ * host's own worker, and nothing else (pgbouncer, the application) must ever
+ * be able to reach a drill copy and mistake it for the database.
+ */
+export const DRILL_ADDRESS = '127.0.0.1';
+
+export function restoreSite(runbook: Runbook, instance: RestoreInstanceKind = 'restore'): RestoreSite {
+  const pgBin = runbook.cluster.pgBin;
+  const osUser = runbook.cluster.osUser;
+  if (instance === 'restore') {
+    const r = runbook.restore;
+    return { instance, host: r.host, dataDir: r.dataDir, port: r.port, address: r.address, mode: r.mode, pg: { dataDir: r.dataDir, pgBin, osUser }, field: 'restore' };
+  }
+  const d = runbook.drill;
+  if (!d) {
+    throw new LifeboatError('RUNBOOK_INVALID', `runbook ${runbook.name} has no drill section, so no restore drill can run`, {
+      hints: ['add one, e.g. drill: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/drill, port: 5499, targetWindow: 24h }', 'nothing was touched'],
+    });
+  }
+  // Always side by side: a drill never replaces anything.
+  return { instance, host: d.host, dataDir: d.dataDir, port: d.port, address: DRILL_ADDRESS, mode: 'side-by-side', pg: { dataDir: d.dataDir, pgBin, osUser }, field: 'drill' };
+}
+
+/** Connection settings for the site's instance: the primary's role and database, at the site's address and port. */
+export function siteClientConfig(runbook: Runbook, site: RestoreSite, overrides: Partial<ClientConfig> = {}): ClientConfig {
+  // The restore instance keeps going through restoredClientConfig: one definition for recoveries.
+  if (site.instance === 'restore') return restoredClientConfig(runbook, overrides);
+  return primaryClientConfig(runbook, { host: site.address, port: site.port, ...overrides });
+}
+
+/** "the drill copy" / "the restored copy": how messages name the instance. */
+export function siteLabel(site: RestoreSite): string {
+  return site.instance === 'drill' ? 'the drill copy' : 'the restored copy';
+}
