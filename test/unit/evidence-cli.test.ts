@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { labelProblem } from '../../src/checkpoint/label';
-import { LifeboatError } from '../../src/errors';
+import type { LifeboatError } from '../../src/errors';
 import { parseCron } from '../../src/schedules/cron';
 import { scheduleId, scheduleIdFromArgs } from '../../src/schedules/schedules';
 
