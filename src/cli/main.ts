@@ -360,22 +360,33 @@ temporalOptions(
   program
     .command('chatops')
     .description(
-      'serve the HTTP endpoint for chat bots: POST /slack/commands (a Slack slash command: approve|reject|retry|skip|abort ' +
-        '<workflowId> <step> [comment|reason], status <workflowId>, help), POST /v1/decide {workflowId, step, decision, user, ' +
-        'comment?, reason?} and POST /v1/status {workflowId, user} send the `decide` update or read `status` as the approver the ' +
-        'chat user is mapped to; GET /healthz {ok, temporal}. Every POST is signed like Slack signs requests (X-Slack-Request-Timestamp, ' +
-        'X-Slack-Signature v0=HMAC-SHA256 of "v0:<timestamp>:<body>" with the signing secret); answers: 401 unsigned, bad signature or ' +
-        'timestamp over 5 min off, 409 replayed, 400 malformed, 429 rate limited (Retry-After), 403 unmapped chat user or not an ' +
-        'approver of the waiting step, 404 unknown run, 409 run ended or step not waiting, 422 refused by the workflow, 503 Temporal ' +
-        'unreachable, 200 accepted. /slack/commands answers every refusal after authentication (except 429) with 200 and an ephemeral ' +
-        'text, since Slack shows only a 200\'s text; the X-Lifeboat-Outcome header names the outcome either way',
+      'serve the HTTP endpoint for chat bots: Slack slash commands and a JSON API send the `decide` update or read `status` ' +
+        'as the approver the chat user is mapped to (--users); every POST must carry Slack\'s request signature',
     )
     .option('--port <port>', 'port to listen on (0: any free port)', '8787')
     .option('--host <host>', 'address to listen on; keep it on loopback behind a TLS proxy', '127.0.0.1')
     .option('--users <file>', 'chat user -> approver table, YAML or JSON: "slack:U024BE7LH: alice" lines, or a list of {chatUser, approver} (env LIFEBOAT_CHATOPS_USERS)')
     .option('--secret-env <name>', 'the environment variable holding the signing secret (never a flag)', 'LIFEBOAT_CHATOPS_SIGNING_SECRET')
     .option('--rate <n>', 'requests a minute per chat user, beyond which 429', '20')
-    .option('--command <name>', 'the slash command shown in help and usage lines', '/lifeboat'),
+    .option('--command <name>', 'the slash command shown in help and usage lines', '/lifeboat')
+    .addHelpText(
+      'after',
+      `
+Endpoints:
+  POST /slack/commands  a Slack slash command (form-encoded, user_id and text): approve|retry <workflowId> <step> [comment],
+                        reject|skip|abort <workflowId> <step> <reason>, status <workflowId>, help
+  POST /v1/decide       {"workflowId", "step", "decision", "user": "ops:bob", "comment"?, "reason"?}
+  POST /v1/status       {"workflowId", "user"}
+  GET  /healthz         {"ok": true, "temporal": true|false}; no signature needed
+Every POST: X-Slack-Request-Timestamp (Unix seconds) and X-Slack-Signature: v0=<hex HMAC-SHA256 of "v0:<timestamp>:<raw body>">.
+Answers, first failing check wins:
+  401 unsigned, bad signature, timestamp more than 5 min off    409 the same signed request again (replay)
+  400 malformed   429 over --rate (Retry-After)   403 unmapped chat user, or not an approver of the waiting step
+  404 unknown run   409 run ended, or that step is not waiting   422 refused by the workflow   503 Temporal unreachable
+  200 accepted ({"accepted": true, "state": ...})
+/slack/commands answers usage mistakes and refusals with 200 and an ephemeral text, since Slack shows only a 200's
+text; 401, 409 (replay), 429, and 400 for a form without user_id stay non-2xx. X-Lifeboat-Outcome names the outcome.`,
+    ),
 ).action((opts) => runCommand(() => import('./commands/chatops'), opts));
 
 async function main(): Promise<void> {
