@@ -37,6 +37,10 @@ export function chartSvg(opts: { title: string; unit: string; objective?: number
     t0 -= 60_000;
     t1 += 60_000;
   }
+  // A margin, so the first and last markers are not cut by the axis or the legend.
+  const pad = (t1 - t0) * 0.04;
+  t0 -= pad;
+  t1 += pad;
   const yMax = niceMax(Math.max(...points.map((p) => p.value), objective ?? 0) * 1.1);
   const x = (t: number) => M.left + ((t - t0) / (t1 - t0)) * plotW;
   const y = (v: number) => M.top + plotH - (v / yMax) * plotH;
@@ -58,7 +62,8 @@ export function chartSvg(opts: { title: string; unit: string; objective?: number
   if (objective !== undefined) {
     parts.push(
       `<line class="objective" x1="${M.left}" x2="${M.left + plotW}" y1="${f(y(objective))}" y2="${f(y(objective))}" stroke="${COLORS.objective}" stroke-width="2" stroke-dasharray="8 5"/>`,
-      `<text x="${M.left + plotW + 8}" y="${f(y(objective) + 4)}" font-size="12" fill="${COLORS.objective}">${escapeHtml(`objective ${objective} ${opts.unit}`)}</text>`,
+      // Inside the plot, above the line at its left end: the legend owns the right margin.
+      `<text x="${M.left + 6}" y="${f(y(objective) - 6)}" font-size="12" font-weight="600" fill="${COLORS.objective}">${escapeHtml(`objective ${objective} ${opts.unit}`)}</text>`,
     );
   }
   // Drills joined by a line: the trend an auditor looks for.

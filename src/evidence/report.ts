@@ -25,7 +25,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 .meta { color: #57606a; margin: 0 0 12px; } .summary { display: flex; gap: 12px; flex-wrap: wrap; margin: 12px 0; }
 .card { border: 1px solid #d0d7de; border-radius: 6px; padding: 8px 12px; min-width: 150px; } .card b { display: block; font-size: 18px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; } th, td { border-bottom: 1px solid #d8dee4; padding: 5px 8px; text-align: left; vertical-align: top; }
-th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: tabular-nums; } code { font-size: 12px; }
+th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; } td.when { white-space: nowrap; } code { font-size: 12px; }
 .passed { color: #1a7f37; font-weight: 600; } .failed, .aborted, .rejected, .missed { color: #cf222e; font-weight: 600; }
 .chart { display: block; margin: 8px 0 16px; border: 1px solid #d0d7de; border-radius: 6px; } .warn { color: #9a6700; }
 `;
@@ -66,7 +66,7 @@ export function renderReport(input: ReportInput): string {
       const failedInv = r.invariants.filter((i) => !i.passed).length;
       body.push(
         '<tr>' +
-          `<td>${h(iso(r.startedAt))}</td><td>${h(r.kind)}${r.dryRun ? ' (dry run)' : ''}</td><td>${h(targetText(r.target))}</td><td><code>${h(r.backupId ?? '-')}</code></td>` +
+          `<td class="when">${h(iso(r.startedAt))}</td><td>${h(r.kind)}${r.dryRun ? ' (dry run)' : ''}</td><td>${h(targetText(r.target))}</td><td><code>${h(r.backupId ?? '-')}</code></td>` +
           `<td class="num ${met(r.objectives?.rtoMet)}">${h(seconds(r.rtoObservedSeconds))}</td><td class="num ${met(r.objectives?.rpoMet)}">${h(seconds(r.rpoObservedSeconds))}</td>` +
           `<td class="num">${h(r.walSegmentsReplayed ?? '-')}</td><td>${r.invariants.length - failedInv} passed${failedInv ? `, <span class="failed">${failedInv} failed</span>` : ''}</td>` +
           `<td class="${h(r.validationStatus)}">${h(r.validationStatus)}</td><td>${h([r.incident, r.reason].filter(Boolean).join(': ') || '-')}</td><td><code>${h(r.runId)}</code></td>` +
@@ -87,7 +87,7 @@ export function renderReport(input: ReportInput): string {
     else {
       body.push('<table id="approvals"><thead><tr><th>Who</th><th>Step</th><th>Decision</th><th>When (UTC)</th><th>Comment</th></tr></thead><tbody>');
       for (const a of lastRecovery.approvals) {
-        body.push(`<tr><td>${h(a.by)}</td><td>${h(a.step)}</td><td>${h(a.decision)}</td><td>${h(iso(a.at))}</td><td>${h(a.comment ?? '')}</td></tr>`);
+        body.push(`<tr><td>${h(a.by)}</td><td>${h(a.step)}</td><td>${h(a.decision)}</td><td class="when">${h(iso(a.at))}</td><td>${h(a.comment ?? '')}</td></tr>`);
       }
       body.push('</tbody></table>');
     }
