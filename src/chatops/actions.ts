@@ -40,7 +40,7 @@ export type StatusResult = { status: RecoveryStatus; running: boolean } | { refu
 // A query or update waits for a worker; without one it would wait for the
 // RPC's own timeout while the chat user stares at a spinner (Slack gives up
 // after 3 s anyway).
-const QUERY_TIMEOUT_MS = 10_000;
+const QUERY_TIMEOUT_MS = 5_000;
 const UPDATE_TIMEOUT_MS = 30_000;
 
 export async function readStatus(client: Client, workflowId: string): Promise<StatusResult> {

@@ -17,6 +17,8 @@
 // on, except 429) with 200 and an ephemeral explanation; authentication
 // failures are never 2xx on either endpoint. Every reply carries
 // X-Lifeboat-Outcome with the one-word outcome the log line also has.
+// A slash command whose answer takes longer than Slack waits (3 s) is
+// answered "follows" and finished through its response_url.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
@@ -44,6 +46,10 @@ export interface ChatopsOptions {
   log?: (line: string) => void;
   /** Unix seconds (tests move the clock). */
   nowSeconds?: () => number;
+  /** Slash commands slower than this are answered "follows" and finished through response_url (default 2500). */
+  slackReplyWithinMs?: number;
+  /** response_url values used for that (default https://hooks.slack.com/). */
+  slackResponseUrlPrefix?: string;
 }
 
 export interface ChatopsServer {
@@ -143,15 +149,49 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     describe(fields, cmd);
     if (cmd.kind === 'help') return slack('help', 'ephemeral', helpText(command, chatUser, approver));
     if (!approver) return slack('unmapped-user', 'ephemeral', unmappedText(chatUser, form.get('user_name')));
-    if (cmd.kind === 'status') {
-      const look = await readStatus(client, cmd.workflowId);
-      if ('refused' in look) return slack(outcomeOf(look.refused), 'ephemeral', refusalText(look.refused, `status of ${cmd.workflowId}`));
-      return slack('status', 'ephemeral', statusText(cmd.workflowId, look.status, look.running, command));
-    }
+    const what = cmd.kind === 'status' ? `status of ${cmd.workflowId}` : `${cmd.decision} of ${cmd.step} by ${approver}`;
+    const work = cmd.kind === 'status' ? slackStatus(cmd.workflowId, command) : slackDecide(cmd, approver, chatUser);
+    return withinSlackDeadline(work, form.get('response_url'), what, fields);
+  }
+
+  async function slackStatus(workflowId: string, command: string): Promise<Reply> {
+    const look = await readStatus(client, workflowId);
+    if ('refused' in look) return slack(outcomeOf(look.refused), 'ephemeral', refusalText(look.refused, `status of ${workflowId}`));
+    return slack('status', 'ephemeral', statusText(workflowId, look.status, look.running, command));
+  }
+
+  async function slackDecide(cmd: ChatCommand & { kind: 'decide' }, approver: string, chatUser: string): Promise<Reply> {
     const result = await decide(client, cmd.workflowId, toUpdate(cmd, approver));
     if ('refused' in result) return slack(outcomeOf(result.refused), 'ephemeral', refusalText(result.refused, `${cmd.decision} of ${cmd.step} by ${approver}`));
     // Accepted decisions are shown to the channel: the others on the incident see who decided.
     return slack('accepted', 'in_channel', acceptedText(result.accepted, chatUser));
+  }
+
+  /**
+   * Slack gives a slash command 3 s to answer and then shows the user an
+   * error, although the decision may still be taken. A slow answer (a busy
+   * worker, Temporal far away) is therefore sent later to the command's
+   * response_url, and the user is told at once that it follows. Only
+   * response URLs under slackResponseUrlPrefix are used: the body is signed,
+   * but this server must not become a way to POST anywhere.
+   */
+  async function withinSlackDeadline(work: Promise<Reply>, responseUrl: string | null, what: string, fields: LogFields): Promise<Reply> {
+    const prefix = opts.slackResponseUrlPrefix ?? 'https://hooks.slack.com/';
+    if (!responseUrl?.startsWith(prefix)) return work;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), opts.slackReplyWithinMs ?? 2500)));
+    const first = await Promise.race([work, late]);
+    clearTimeout(timer);
+    if (first !== 'late') return first;
+    void work
+      .catch((err: unknown): Reply => slack('internal', 'ephemeral', `${what}: failed: ${errorMessage(err).split('\n')[0]}`))
+      .then(async (reply) => {
+        const res = await fetch(responseUrl, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(reply.body), signal: AbortSignal.timeout(10_000) });
+        return `${reply.outcome} delivered ${res.status}`;
+      })
+      .catch((err: unknown) => `not delivered: ${errorMessage(err).split('\n')[0]}`)
+      .then((result) => log(['chatops follow-up', ROUTES.slack, result, ...logFields(fields)].join(' ')));
+    return slack('deferred', 'ephemeral', `${what}: Temporal is slow to answer; the outcome follows here shortly`);
   }
 
   // ---------------------------------------------------------------- JSON
@@ -211,8 +251,7 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
       })
       .then((reply) => {
         send(res, reply);
-        const who = LOG_FIELDS.filter((k) => fields[k] !== undefined).map((k) => `${k}=${safe(fields[k]!)}`);
-        log(['chatops', req.method, path, reply.status, reply.outcome, ...who, `${Date.now() - started}ms`].join(' '));
+        log(['chatops', req.method, path, reply.status, reply.outcome, ...logFields(fields), `${Date.now() - started}ms`].join(' '));
       })
       .catch(() => undefined);
   });
@@ -235,6 +274,10 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
 }
 
 // ---------------------------------------------------------------- helpers
+
+function logFields(fields: LogFields): string[] {
+  return LOG_FIELDS.filter((k) => fields[k] !== undefined).map((k) => `${k}=${safe(fields[k]!)}`);
+}
 
 function toUpdate(cmd: { step: DecideUpdate['step']; decision: DecideUpdate['decision']; text?: string }, approver: string): DecideUpdate {
   return { step: cmd.step, decision: cmd.decision, by: approver, ...(cmd.text ? { comment: cmd.text } : {}) };

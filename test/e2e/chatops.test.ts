@@ -264,6 +264,13 @@ describe('lifeboat chatops on a real recovery run', () => {
         'HINT: --secret-env <NAME> reads it from another variable; it is never taken from a flag\n',
     );
 
+    const noUsers = await runToEnd(spawn(bin, ['chatops', '--port', '0', '--users', '/nonexistent/users.yaml'], { env: { ...env, LIFEBOAT_CHATOPS_SIGNING_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'pipe'] }));
+    expect(noUsers.code).toBe(2);
+    expect(noUsers.stderr).toBe(
+      "lifeboat: cannot read the chat users file /nonexistent/users.yaml: ENOENT: no such file or directory, open '/nonexistent/users.yaml'\n" +
+        'HINT: one line per chat user, e.g. "slack:U024BE7LH: alice" (YAML), or a list of { chatUser, approver }\n',
+    );
+
     const child = spawn(bin, ['chatops', '--port', '0', '--users', usersFile, '--secret-env', 'MY_BOT_SECRET'], { env: { ...env, MY_BOT_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

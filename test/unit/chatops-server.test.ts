@@ -6,6 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signedHeaders } from '../../src/chatops/auth';
 import { startChatopsServer, type ChatopsServer } from '../../src/chatops/server';
+import { freePort, waitFor } from '../harness/ports';
+import { startTestWebhook } from '../harness/webhook';
 import { temporalAddress } from '../harness/services';
 
 const SECRET = 'unit-secret-5f1c0a9e';
@@ -131,5 +133,47 @@ describe('lifeboat chatops before any workflow is reached', () => {
     }
     // A body is JSON or a form; a log line is neither.
     for (const line of logs) expect(line).not.toMatch(/[{}&"]/);
+  });
+
+  it('with Temporal out of reach: /healthz still answers 200 with temporal false, and a request gets 503 with why', async () => {
+    const nowhere = await startChatopsServer({ port: 0, secret: SECRET, users: USERS, temporal: { address: `127.0.0.1:${await freePort()}`, namespace: 'default' }, log: () => undefined });
+    try {
+      const health = await fetch(`${nowhere.url}/healthz`);
+      expect([health.status, await health.json()]).toEqual([200, { ok: true, temporal: false }]);
+      const body = JSON.stringify({ workflowId: 'recover-x', user: 'ops:alice' });
+      const res = await fetch(`${nowhere.url}/v1/status`, { method: 'POST', body, headers: signedHeaders(SECRET, body) });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('x-lifeboat-outcome')).toBe('temporal-unavailable');
+      expect(((await res.json()) as { message: string }).message).toMatch(/^Temporal did not answer/);
+    } finally {
+      await nowhere.close();
+    }
+  });
+
+  it('answers a slow slash command at once and sends the outcome to its response_url, only under the allowed prefix', async () => {
+    const hook = await startTestWebhook();
+    const slow = await startChatopsServer({
+      port: 0, secret: SECRET, users: USERS, temporal: { address: temporalAddress(), namespace: 'default' },
+      // Every Temporal call is "slow" against 0 ms: a real round trip always loses to the timer.
+      slackReplyWithinMs: 0, slackResponseUrlPrefix: hook.url, log: (l) => logs.push(l),
+    });
+    try {
+      const send = async (responseUrl: string) => {
+        const body = new URLSearchParams({ user_id: 'UALICE', command: '/dr', text: 'status recover-gone', response_url: responseUrl, trigger_id: `${process.pid}.${++trigger}` }).toString();
+        const res = await fetch(`${slow.url}/slack/commands`, { method: 'POST', body, headers: signedHeaders(SECRET, body) });
+        return [res.status, res.headers.get('x-lifeboat-outcome'), await res.json()];
+      };
+      expect(await send(`${hook.url}/T1/B2/token`)).toEqual([200, 'deferred', { response_type: 'ephemeral', text: 'status of recover-gone: Temporal is slow to answer; the outcome follows here shortly' }]);
+      const followUp = await hook.waitFor();
+      expect(followUp.path).toBe('/hook/T1/B2/token');
+      expect(followUp.body).toEqual({ response_type: 'ephemeral', text: 'status of recover-gone: refused: no recovery run recover-gone (lifeboat recover prints the id, recover-<runbook>-<time>)' });
+      await waitFor('the follow-up log line', async () => (logs.some((l) => l.startsWith('chatops follow-up /slack/commands unknown-workflow delivered 204 chatUser=slack:UALICE')) ? true : undefined));
+      // Anywhere else: answered inline, however long it takes.
+      expect(await send('http://127.0.0.1:9/elsewhere')).toEqual([200, 'unknown-workflow', { response_type: 'ephemeral', text: 'status of recover-gone: refused: no recovery run recover-gone (lifeboat recover prints the id, recover-<runbook>-<time>)' }]);
+      expect(hook.received).toHaveLength(1);
+    } finally {
+      await slow.close();
+      await hook.close();
+    }
   });
 });
