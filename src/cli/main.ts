@@ -385,7 +385,8 @@ Answers, first failing check wins:
   404 unknown run   409 run ended, or that step is not waiting   422 refused by the workflow   503 Temporal unreachable
   200 accepted ({"accepted": true, "state": ...})
 /slack/commands answers usage mistakes and refusals with 200 and an ephemeral text, since Slack shows only a 200's
-text; 401, 409 (replay), 429, and 400 for a form without user_id stay non-2xx. X-Lifeboat-Outcome names the outcome.`,
+text; 401, 409 (replay), 429, and 400 for a form without user_id stay non-2xx. X-Lifeboat-Outcome names the outcome.
+A slash command Temporal takes over 2.5 s to answer gets "follows" at once, and the outcome through its response_url.`,
     ),
 ).action((opts) => runCommand(() => import('./commands/chatops'), opts));
 
