@@ -293,4 +293,49 @@ describe('restoreDrill on real services', () => {
     // The drill's test directory, provably the test's own.
     rmSync(drill.dataDir, { recursive: true, force: true });
   });
+
+  it('keeps the promoted copy with keep: true; the next drill refuses its port while it runs, and moves its directory aside once it is stopped', async () => {
+    const s = await setup('keep', 'file');
+    const drill = s.runbook.drill!;
+    await s.tc.pg.query(`insert into orders (customer, status, amount) values ('kept', 'paid', 7)`);
+    await switchAndWaitArchived(s.tc.pg);
+    const kept = await startDrill(s, { target: { latest: true }, keep: true });
+    const keptEvidence = (await kept.result()) as Evidence;
+    expect(keptEvidence.validationStatus).toBe('passed');
+    expect(keptEvidence.steps.find((st) => st.id === 'teardown')).toEqual({
+      id: 'teardown',
+      state: 'skipped',
+      summary: `kept (keep: true): drill host ${host}, ${drill.dataDir}, port ${drill.port}; stop it with pg_ctl stop -D ${drill.dataDir} -m fast as postgres and remove the directory when done`,
+    });
+    // The kept copy answers on loopback with the smoke row in it.
+    const c = new Client({ host: '127.0.0.1', port: drill.port, user: 'postgres', database: 'postgres' });
+    await c.connect();
+    const rows = (await c.query<{ n: string }>(`select count(*)::text as n from lifeboat_drill_smoke where workflow_id = $1`, [kept.workflowId])).rows;
+    await c.end();
+    expect(rows).toEqual([{ n: '1' }]);
+
+    const refused = await startDrill(s, { target: { latest: true } });
+    const failure = await drillFailure(refused.result());
+    expect(failure.message).toMatch(new RegExp(`step restore-base-backup failed: PORT_IN_USE: drill\\.port ${drill.port} on 127\\.0\\.0\\.1 is already in use by postgres \\(pid \\d+, data directory ${drill.dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\), so the drill copy cannot start there`));
+    const refusedEvidence = await storedEvidence(s, refused.firstExecutionRunId);
+    expect(refusedEvidence.steps.find((st) => st.id === 'restore-base-backup')!.error).toContain(
+      `HINT: it is a PostgreSQL in drill.dataDir ${drill.dataDir} left by another drill; stop it (as postgres): ${s.runbook.cluster.pgBin}/pg_ctl stop -D ${drill.dataDir} -m fast`,
+    );
+    expect(refusedEvidence.steps.find((st) => st.id === 'teardown')!.summary).toContain(`${drill.dataDir} was left as it is: it holds restore drill, workflow ${kept.workflowId}`);
+
+    await exec('runuser', ['-u', 'postgres', '--', `${s.runbook.cluster.pgBin}/pg_ctl`, 'stop', '-D', drill.dataDir, '-m', 'fast', '-w']);
+    const next = await startDrill(s, { target: { latest: true } });
+    const evidence = (await next.result()) as Evidence;
+    expect(evidence.validationStatus).toBe('passed');
+    const summary = evidence.steps.find((st) => st.id === 'restore-base-backup')!.summary!;
+    const aside = /an earlier drill's directory moved to (\S+)$/.exec(summary)?.[1];
+    expect(aside).toMatch(new RegExp(`^${drill.dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.lifeboat-drill-\\d{8}T\\d{6}Z$`));
+    // Moved, not deleted: the kept drill's copy is all there, marker and all.
+    expect(JSON.parse(readFileSync(path.join(aside!, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ workflowId: kept.workflowId, instance: 'drill', state: 'promoted' });
+    expect(existsSync(path.join(aside!, 'PG_VERSION'))).toBe(true);
+    expect(existsSync(drill.dataDir)).toBe(false);
+    expect(await portAnswers('127.0.0.1', drill.port)).toBe(false);
+    // The moved-aside copy was made by this test's drills: provably ours to remove.
+    rmSync(aside!, { recursive: true, force: true });
+  });
 });
