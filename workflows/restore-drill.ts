@@ -89,6 +89,7 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
   // Everything below runs even when the drill failed or was cancelled.
   return CancellationScope.nonCancellable(async () => {
     if (cancelled) f.notes.push('the drill was cancelled; teardown and evidence ran anyway');
+    if (!f.target) f.notes.push('no target was picked (pick-target failed): the target in this record is a placeholder');
     // 8. teardown: stop and remove the copy (only ours, by its marker), unless kept.
     if (input.keep) {
       run.skip('teardown', `kept (keep: true): ${where}; stop it with pg_ctl stop -D ${drill.dataDir} -m fast as ${runbook.cluster.osUser} and remove the directory when done`);
