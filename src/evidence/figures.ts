@@ -45,7 +45,8 @@ export function evidenceLines(e: Evidence, evidenceKey: string): string[] {
     `invariants: ${e.invariants.length - failedInvariants.length} passed, ${failedInvariants.length} failed` +
       (failedInvariants.length ? ` (${failedInvariants.map((i) => i.name).join(', ')})` : ''),
   ];
-  for (const s of e.steps.filter((x) => x.state === 'failed')) lines.push(`failed step ${s.id}: ${s.error ?? ''}`.trimEnd());
+  // The first line only: the full message with its hints is what the CLI prints as the error.
+  for (const s of e.steps.filter((x) => x.state === 'failed')) lines.push(`failed step ${s.id}: ${(s.error ?? '').split('\n')[0]}`.trimEnd());
   for (const n of e.notes) lines.push(`note: ${n}`);
   lines.push(`evidence: ${evidenceKey}`);
   return lines;

@@ -160,6 +160,17 @@ it('takes a checkpoint before a destructive statement, and recovering to its nam
   } finally {
     await c.end();
   }
+
+  // The recovery is in the history, and the report shows who approved what.
+  const ev = await lifeboat('evidence', '--runbook', 'ckpt');
+  expect(ev.stdout).toMatch(new RegExp(`^recovery +\\S+ \\S+Z +restore point "before-migration-0042" +\\d+\\.\\d s +- +\\d+ +passed +${evidence.runId}$`, 'm'));
+  const out = path.join(runbooksDir, 'report.html');
+  expect((await lifeboat('report', '--runbook', 'ckpt', '--out', out)).code).toBe(0);
+  const approvals = /<table id="approvals">[\s\S]*?<\/table>/.exec(readFileSync(out, 'utf8'))?.[0] ?? '';
+  expect([...approvals.matchAll(/<tr><td>([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td class="when">[^<]+<\/td><td>([^<]*)<\/td><\/tr>/g)].map((m) => m.slice(1))).toEqual([
+    ['alice', 'approve-fence', 'approve', ''],
+    ['alice', 'approve-promote', 'approve', 'accounts are back'],
+  ]);
 });
 
 it('refuses a checkpoint while the archiver is failing, with the failure and the hints', async () => {

@@ -216,6 +216,26 @@ it('runs a drill from the CLI and prints its figures; the report draws both dril
   expect(rto.match(/<circle class="point"/g)).toHaveLength(2);
 });
 
+it('prints the figures and the reason of a drill that fails, and exits 1', async () => {
+  // A target an hour ahead: the archive ends before it, so replay cannot reach it.
+  const future = new Date(Date.now() + 3600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const r = await lifeboat('drill', '--runbook', 'sched', '--to-time', future);
+  expect(r.code).toBe(1);
+  const workflowId = /^started restoreDrill (drill-sched-\d{8}T\d{6}Z) /m.exec(r.stderr)?.[1];
+  expect(workflowId).toBeDefined();
+  const runId = (await client.workflow.getHandle(workflowId!).describe()).runId;
+  // The figures on stdout, from the evidence the failed drill wrote; the reason on stderr.
+  const lines = r.stdout.trimEnd().split('\n');
+  expect(lines[0]).toMatch(new RegExp(`^drill ${workflowId} failed: backup \\S+ to time ${future}$`));
+  expect(lines[1]).toMatch(/^RTO (\d+\.\d s|-) \(objective 2700 s(, met|, MISSED)?\)/);
+  expect(lines.some((l) => /^failed step [a-z-]+: [A-Z_]+: /.test(l))).toBe(true);
+  expect(lines[lines.length - 1]).toBe(`evidence: sched/evidence/${runId}.json`);
+  expect(r.stderr).toMatch(new RegExp(`^lifeboat: restoreDrill ${workflowId} failed: restore drill of sched failed `, 'm'));
+  expect(r.stderr).toContain(`HINT: the evidence record is ${cluster.repoUrl}/sched/evidence/${runId}.json\n`);
+  const ev = JSON.parse((await lifeboat('evidence', '--runbook', 'sched', '--json')).stdout) as { records: Array<{ runId: string; validationStatus: string }> };
+  expect(ev.records.find((x) => x.runId === runId)?.validationStatus).toBe('failed');
+});
+
 it('posts backup-failed when a scheduled backup fails, and a webhook that is down does not hide the backup error', async () => {
   await lifeboat('backup', '--runbook', 'sched-broken', '--schedule', '0 2 * * *');
   const failedRun = async () => {
