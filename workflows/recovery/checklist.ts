@@ -1,14 +1,18 @@
-// The markdown the Temporal UI shows as the run's current details: the steps
-// as a checklist, and the decision that waits, with how to give it.
+// The markdown the Temporal UI shows as the run's current details (the User
+// Metadata tab): the steps as a checklist, and the decision that waits, with
+// how to give it. The UI's renderer has no task lists and no hard line
+// breaks, and the browser may lack emoji fonts: markers are plain text (the
+// CLI's), head lines are paragraphs, and commands and JSON go in code spans
+// so `<you>` is not taken for HTML and `--as` not turned into a dash.
 import { describeTarget, type RecoveryStatus, type StepRecord } from '../../src/recovery/contract';
 
 const MARK: Record<StepRecord['state'], string> = {
-  pending: '[ ]',
-  running: '[ ] ⏳',
-  'awaiting-approval': '[ ] ✋',
-  done: '[x]',
-  skipped: '[x] ~',
-  failed: '[ ] ❌',
+  pending: '`[ ]`',
+  running: '`[>]` **running:**',
+  'awaiting-approval': '`[?]` **waiting for approval:**',
+  done: '`[x]`',
+  skipped: '`[-]` skipped:',
+  failed: '`[!]` **failed:**',
 };
 
 export function renderChecklist(s: RecoveryStatus, workflowId: string): string {
@@ -22,7 +26,7 @@ export function renderChecklist(s: RecoveryStatus, workflowId: string): string {
     const note = st.summary ?? (st.error ? `${st.error.type}: ${st.error.message.split('\n')[0]}` : '');
     return `- ${MARK[st.state]} \`${st.id}\` ${st.title}${note ? ` — ${note}` : ''}`;
   });
-  const out = [...head, '', ...lines];
+  const out = [head.join('\n\n'), '', ...lines];
   if (s.invariants?.some((i) => !i.passed)) {
     out.push('', `**Failed invariants:** ${s.invariants.filter((i) => !i.passed).map((i) => `${i.name} (got ${i.value}${i.expected !== undefined ? `, expected ${i.expected}` : ''})`).join('; ')}`);
   }
@@ -37,12 +41,21 @@ export function renderChecklist(s: RecoveryStatus, workflowId: string): string {
       out.push(`**\`${p.step}\` failed** since ${p.since}: ${err?.message.split('\n')[0] ?? ''}`);
       for (const h of err?.hints ?? []) out.push(`> HINT: ${h}`);
     }
-    for (const h of p.how) out.push(`- ${h}`);
+    out.push('');
+    for (const h of p.how) out.push(`- ${codeSpans(h)}`);
   }
   if (s.ignored.length > 0) {
     const last = s.ignored[s.ignored.length - 1]!;
     out.push('', `Ignored messages: ${s.ignored.length} (last: ${last.name} from ${last.by ?? '?'}: ${last.why})`);
   }
-  out.push('', `Query \`status\` for everything, or: lifeboat status ${workflowId} --watch`);
+  out.push('', `Query \`status\` for everything, or: \`lifeboat status ${workflowId} --watch\``);
   return out.join('\n');
+}
+
+/** JSON payloads and `lifeboat ...` commands of a how-to line as code spans. */
+function codeSpans(line: string): string {
+  return line
+    .replace(/\{.*\}/, (json) => `\`${json}\``)
+    .replace(/lifeboat [^()`]*?(?=\s*\(|$)/g, (cmd) => `\`${cmd}\``)
+    .replace(/<(?![^`]*`)/g, '\\<');
 }
