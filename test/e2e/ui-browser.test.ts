@@ -1,0 +1,221 @@
+// The responder's path through the Temporal Web UI, in a real browser
+// (Debian's chromium driven by playwright-core): a dev server of its own with
+// the UI, a real test cluster and workers polling `lifeboat` and the host
+// queue. In the UI: start recoverToPointInTime from the Start Workflow form,
+// read the checklist in the current details, find the run in the workflow
+// list by the LifeboatAwaiting search attribute, send `approve` from the
+// signal dialog (approve-fence, then approve-promote; approve-resume is off),
+// run the `status` query from the Queries tab, and see the run complete.
+// Screenshots of every stage go to test-artifacts/ui/.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { Client as TemporalClient, Connection } from '@temporalio/client';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { takeBaseBackup } from '../../src/backup/base-backup';
+import { startTemporalDevServer, type DevServer } from '../../src/dev/temporal-server';
+import { DEMO_SCHEMA_SQL } from '../../src/dev/demo-runbook';
+import type { Evidence } from '../../src/recovery/contract';
+import { statusQuery } from '../../src/recovery/messages';
+import { loadRunbook } from '../../src/runbook/load';
+import { startWorkers } from '../../src/worker';
+import { startTestCluster } from '../harness/cluster';
+import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { freePort, waitFor } from '../harness/ports';
+import { artifactsDir } from '../harness/services';
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+});
+
+const SHOTS = path.join(artifactsDir(), 'ui');
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+describe('the Temporal UI path of a recovery', () => {
+  it('starts recoverToPointInTime from the Start Workflow form, shows the checklist, takes approve signals from the signal dialog, answers the status query and completes', { timeout: 600_000 }, async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    const scratch = postgresTempDir('ui');
+    cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
+    const runbooksDir = path.join(scratch, 'runbooks');
+    mkdirSync(runbooksDir);
+    process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
+
+    // A dev server of our own, with the UI (the run's shared one is headless).
+    const uiPort = await freePort();
+    const dev: DevServer = await startTemporalDevServer({ port: await freePort(), uiPort, logFile: path.join(scratch, 'temporal.log') });
+    cleanups.push(() => dev.stop());
+    const ui = `http://127.0.0.1:${uiPort}`;
+
+    const host = `ui${process.pid}`;
+    const name = `ui-${process.pid}`;
+    const tc = await startTestCluster({ name, kind: 'file', runbooksDir, host, runbook: { approvers: ['alice'] } });
+    cleanups.push(() => tc.stop());
+    // One approver and no approve-resume keep the UI path to two signals.
+    writeFileSync(tc.runbookFile, readFileSync(tc.runbookFile, 'utf8').replace(/^(  approve-promote: .*)$/m, '$1\n  approve-resume: false'));
+    const runbook = await loadRunbook(name);
+    expect(runbook.approvals['approve-resume']).toBe(false);
+    await tc.pg.query(DEMO_SCHEMA_SQL);
+    await tc.pg.query(`create role app login; grant all on all tables in schema public to app`);
+    await takeBaseBackup({ runbook });
+    await tc.pg.query(`create table t as select g as id from generate_series(1, 10000) g`);
+    await switchAndWaitArchived(tc.pg);
+
+    // Our own server, so the shared queue `lifeboat` is ours too.
+    const workers = await startWorkers({ address: dev.address, namespace: 'default', host });
+    cleanups.push(() => workers.shutdown());
+    const connection = await Connection.connect({ address: dev.address });
+    cleanups.push(() => connection.close());
+    const client = new TemporalClient({ connection });
+
+    const browser: Browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    cleanups.push(() => browser.close());
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    page.setDefaultTimeout(30_000);
+    const workflowId = `recover-${name}`;
+    const wfPage = `${ui}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`;
+
+    // 1. The Start Workflow form: id, task queue, type, one JSON input, and a summary for the list.
+    const input = { runbook: name, target: { latest: true }, incident: 'INC-900', reason: 'started from the Temporal UI' };
+    await page.goto(`${ui}/namespaces/default/workflows/start-workflow`);
+    // More options first: the form reformats the JSON when the editor loses focus, and the layout shift eats a click.
+    await page.getByRole('button', { name: 'More options' }).click();
+    await summaryEditor(page).click();
+    await page.keyboard.insertText(`**INC-900** recover \`${name}\` to the end of the archive`);
+    await page.getByLabel('Workflow ID').fill(workflowId);
+    await page.getByLabel('Task Queue').fill('lifeboat');
+    await page.getByLabel('Workflow Type').fill('recoverToPointInTime');
+    await jsonEditor(page).click();
+    await page.keyboard.insertText(JSON.stringify(input));
+    await page.getByLabel('Workflow Type').click();
+    await shot(page, '01-start-form');
+    await page.getByRole('button', { name: 'Start Workflow' }).click();
+    const handle = client.workflow.getHandle(workflowId);
+    await waitFor('the run to start', async () => ((await handle.describe().catch(() => undefined)) ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+
+    // 2. The workflow page, User Metadata tab: the static summary and the checklist of the current details, waiting at approve-fence.
+    await openDetails(page, wfPage, 'Waiting for approval: approve-fence');
+    await showsNow(page, `INC-900 recover ${name} to the end of the archive`);
+    await showsNow(page, `Recovery of ${name} to the end of the archive`);
+    await showsNow(page, '[?] waiting for approval: approve-fence Approve fencing the primary');
+    await showsNow(page, '0 of 1 (none yet); may approve: alice.');
+    await showsNow(page, `lifeboat approve ${workflowId} approve-fence --as <you>`);
+    await shot(page, '02-checklist-approve-fence');
+
+    // 3. The workflow list filtered by the search attribute: what waits for a human.
+    await page.goto(`${ui}/namespaces/default/workflows?query=${encodeURIComponent(`LifeboatAwaiting = 'approve-fence'`)}`);
+    await seeAfterReloads(page, workflowId);
+    await shot(page, '03-list-filtered-by-awaiting');
+
+    // 4. approve-fence from the signal dialog, which lists the signals with their descriptions.
+    await page.goto(wfPage);
+    await sendSignal(page, 'approve', { step: 'approve-fence', by: 'alice', comment: 'fence approved from the UI' }, '05-signal-approve-fence', async (dialog) => {
+      await dialog.getByRole('option', { name: /^reject Reject the step awaiting approval; the run stops there, fenced\./ }).waitFor({ state: 'attached' });
+      await shot(page, '04-signal-dialog');
+    });
+    await waitFor('approve-promote to wait', async () => ((await handle.query(statusQuery)).pending?.step === 'approve-promote' ? true : undefined), { timeoutMs: 240_000, intervalMs: 1000 });
+    await openDetails(page, wfPage, 'Waiting for approval: approve-promote');
+    await showsNow(page, '[x] approve-fence Approve fencing the primary — approved by alice');
+    await shot(page, '06-checklist-approve-promote');
+
+    // 5. The status query from the Queries tab.
+    await page.goto(wfPage);
+    await page.getByRole('tab', { name: 'Queries' }).click();
+    await page.getByTestId('query-select-button').click();
+    await page.getByRole('option', { name: /^status Where the recovery stands/ }).click();
+    await page.getByRole('button', { name: 'Run Query' }).click();
+    // Whole lines near the top of the pretty-printed answer (the editor draws
+    // only the lines in view; the hidden signal descriptions hold similar JSON).
+    await visible(page.getByText(/^\s*"workflow": "recoverToPointInTime",$/));
+    await visible(page.getByText(new RegExp(`^\\s*"runbook": "${name}",$`)));
+    await visible(page.getByText(/^\s*"phase": "waiting",$/));
+    await shot(page, '07-status-query');
+
+    // 6. approve-promote from the signal dialog; the run completes.
+    await page.goto(wfPage);
+    await sendSignal(page, 'approve', { step: 'approve-promote', by: 'alice', comment: 'invariants pass, promote' }, '08-signal-approve-promote');
+    const evidence = (await handle.result()) as Evidence;
+    expect(evidence.validationStatus).toBe('passed');
+    expect(evidence.approvals.map((a) => `${a.step} ${a.by} ${a.decision}`)).toEqual(['approve-fence alice approve', 'approve-promote alice approve']);
+    await openDetails(page, wfPage, '[x] record-evidence', { exact: false });
+    await visible(page.getByText('Completed').first());
+    await showsNow(page, '[-] skipped: approve-resume Approve resuming traffic — turned off in the runbook (approvals.approve-resume: false)');
+    await shot(page, '09-completed');
+    await page.goto(`${ui}/namespaces/default/workflows?query=${encodeURIComponent(`LifeboatRunbook = '${name}'`)}`);
+    await seeAfterReloads(page, workflowId);
+    await shot(page, '10-list-filtered-by-runbook');
+  });
+});
+
+/** Fails (after the page's default timeout) unless the element shows. */
+async function visible(locator: Locator): Promise<void> {
+  await locator.first().waitFor({ state: 'visible' });
+}
+
+/**
+ * Whether the text shows in the page or in one of its frames: the UI renders
+ * the summary, details and current details (markdown) in sandboxed iframes.
+ */
+async function shows(page: Page, text: string, opts: { exact?: boolean } = {}): Promise<boolean> {
+  for (const frame of page.frames()) {
+    if (await frame.getByText(text, opts).first().isVisible().catch(() => false)) return true;
+  }
+  return false;
+}
+
+/** Fails unless the text shows now (in the page or one of its frames). */
+async function showsNow(page: Page, text: string, opts: { exact?: boolean } = {}): Promise<void> {
+  if (!(await shows(page, text, opts))) throw new Error(`"${text}" is not shown on ${page.url()}`);
+}
+
+/** Visibility and the page lag the workflow: reload until the text shows. */
+async function seeAfterReloads(page: Page, text: string, opts: { exact?: boolean } = {}, before?: () => Promise<void>): Promise<void> {
+  await waitFor(`"${text}" on ${page.url()}`, async () => {
+    await page.reload();
+    await before?.();
+    await page.waitForLoadState('networkidle').catch(() => undefined);
+    return (await shows(page, text, opts)) ? true : undefined;
+  }, { timeoutMs: 150_000, intervalMs: 1000 });
+}
+
+/** The run's User Metadata tab: its static summary and details, and the current details the workflow keeps. */
+async function openDetails(page: Page, wfPage: string, text: string, opts: { exact?: boolean } = {}): Promise<void> {
+  await page.goto(wfPage);
+  await seeAfterReloads(page, text, opts, () => page.getByRole('tab', { name: 'User Metadata' }).click());
+}
+
+// The form's editors are CodeMirror textboxes whose labels do not point at
+// them; the language each edits tells them apart: the input is the JSON one,
+// the summary the first markdown one (the details the second).
+function jsonEditor(page: Page | Locator): Locator {
+  return page.locator('[role=textbox][data-language=json]');
+}
+function summaryEditor(page: Page): Locator {
+  return page.locator('[role=textbox][data-language=markdown]').first();
+}
+
+/** More Actions > Send a Signal: pick the signal by name, type its JSON, submit. */
+async function sendSignal(page: Page, name: string, payload: unknown, shotName?: string, whileOpen?: (dialog: Locator) => Promise<void>): Promise<void> {
+  await page.getByRole('button', { name: 'More Actions' }).click();
+  await page.getByRole('menuitem', { name: 'Send a Signal' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Send a Signal' });
+  await dialog.getByTestId('signal-select-button').click();
+  await whileOpen?.(dialog);
+  await dialog.getByRole('option', { name: new RegExp(`^${name} `) }).click();
+  await jsonEditor(dialog).click();
+  await page.keyboard.insertText(JSON.stringify(payload));
+  if (shotName) await shot(page, shotName);
+  // The editor reformats its JSON when it loses focus; a mouse click on
+  // Submit would blur it, shift the layout and miss. Focus, then Enter.
+  const submit = dialog.getByRole('button', { name: 'Submit' });
+  await submit.focus();
+  await submit.press('Enter');
+  await dialog.waitFor({ state: 'hidden' });
+}
