@@ -20,6 +20,8 @@ async function lifeboat(...args: string[]): Promise<{ code: number; stdout: stri
 
 const COMMANDS = [
   'dev', 'worker', 'runbook validate', 'backup', 'backups', 'check', 'expire', 'archive-push', 'archive-get',
+  'recover', 'approve', 'retarget', 'status', 'pending', 'drill', 'schedules', 'schedules pause', 'evidence', 'report',
+  'checkpoint', 'chatops',
 ];
 
 describe('lifeboat --help', () => {
