@@ -117,7 +117,9 @@ export async function watchRun(recovery: RecoveryRun, opts: { intervalSeconds: n
     if (opts.json) {
       if (key !== last) process.stdout.write(`${key}\n`);
     } else if (tty) {
-      process.stdout.write(`\x1b[H\x1b[2J${renderStatus(snap, { now: renderTime(snap), color: useColor() })}\n`);
+      // Redrawn in place every look: the elapsed times and bars move even when the data does not.
+      const footer = snap.closed ? '' : `\n\n${paintDim(`watching every ${opts.intervalSeconds} s; Ctrl-C stops watching, not the recovery`)}`;
+      process.stdout.write(`\x1b[H\x1b[2J${renderStatus(snap, { now: renderTime(snap), color: useColor() })}${footer}\n`);
     } else if (key !== last) {
       process.stdout.write(`${renderStatus(snap, { now: renderTime(snap), color: false })}\n\n`);
     }
@@ -147,6 +149,10 @@ function liveProgress(pending: Array<{ activityType?: { name?: string | null } |
 
 function renderTime(snap: StatusSnapshot): Date {
   return snap.closed?.at ? new Date(snap.closed.at) : new Date();
+}
+
+function paintDim(text: string): string {
+  return useColor() ? `\x1b[2m${text}\x1b[0m` : text;
 }
 
 export function useColor(): boolean {

@@ -1,0 +1,118 @@
+// `lifeboat status <id> --watch` as an operator sees it: the real binary in a
+// pseudo-terminal (tmux), watching a real recovery on a test cluster whose
+// WAL after the backup is large enough that replay takes a while. The screen
+// shows the checklist with the replay progress bar moving towards the target
+// LSN, then the approval it waits for with the commands to give it; with a
+// TTY it is in colour, through a pipe the same look has no escape codes.
+import { execFile } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { Client as TemporalClient, Connection } from '@temporalio/client';
+import { afterAll, describe, expect, it } from 'vitest';
+import { takeBaseBackup } from '../../src/backup/base-backup';
+import { DEMO_SCHEMA_SQL } from '../../src/dev/demo-runbook';
+import { decideUpdate, statusQuery } from '../../src/recovery/messages';
+import { loadRunbook } from '../../src/runbook/load';
+import { projectRoot } from '../../src/tools';
+import { startWorkers } from '../../src/worker';
+import { startTestCluster } from '../harness/cluster';
+import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { waitFor } from '../harness/ports';
+import { temporalAddress } from '../harness/services';
+
+const exec = promisify(execFile);
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+});
+
+const ESC = '\x1b[';
+
+describe('lifeboat status --watch', () => {
+  it('redraws the checklist in a terminal with the replay progress bar of a real recovery and the approval it then waits for; piped, it has no colour codes', { timeout: 600_000 }, async () => {
+    const runbooksDir = postgresTempDir('runbooks');
+    cleanups.push(() => rmSync(runbooksDir, { recursive: true, force: true }));
+    process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
+    const host = `watch${process.pid}`;
+    const name = `watch-${process.pid}`;
+    const tc = await startTestCluster({ name, kind: 'file', runbooksDir, host, runbook: { approvers: ['alice'] } });
+    cleanups.push(() => tc.stop());
+    const runbook = await loadRunbook(name);
+    cleanups.push(async () => {
+      // The paused copy the rejected run leaves running.
+      if (existsSync(path.join(runbook.restore.dataDir, 'postmaster.pid'))) {
+        await exec('runuser', ['-u', 'postgres', '--', `${runbook.cluster.pgBin}/pg_ctl`, '-D', runbook.restore.dataDir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
+      }
+    });
+    await tc.pg.query(DEMO_SCHEMA_SQL);
+    await tc.pg.query(`create role app login; grant all on all tables in schema public to app`);
+    await takeBaseBackup({ runbook });
+    // Enough WAL after the backup (a few hundred MB, in many commits) that
+    // replaying it takes seconds, so the watch draws the bar mid-way.
+    await tc.pg.query(`create table t (id int, pad text)`);
+    for (let b = 0; b < 12; b++) await tc.pg.query(`insert into t select g, repeat('x', 200) from generate_series(${b * 100_000 + 1}, ${(b + 1) * 100_000}) g`);
+    const [{ lsn } = { lsn: '' }] = await tc.pg.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`);
+    await switchAndWaitArchived(tc.pg, 300_000);
+
+    const taskQueue = `watch-${process.pid}`;
+    const workers = await startWorkers({ address: temporalAddress(), namespace: 'default', host, taskQueue });
+    cleanups.push(() => workers.shutdown());
+    const connection = await Connection.connect({ address: temporalAddress() });
+    cleanups.push(() => connection.close());
+    const client = new TemporalClient({ connection });
+    const workflowId = `recover-${name}`;
+    const wf = await client.workflow.start('recoverToPointInTime', {
+      taskQueue,
+      workflowId,
+      args: [{ runbook: name, target: { lsn }, incident: 'INC-5', reason: 'watch test' }],
+    });
+
+    // The watch, in a terminal of its own (a tmux server on its own socket).
+    const socket = `lifeboat-watch-${process.pid}`;
+    const tmux = (...args: string[]) => exec('tmux', ['-L', socket, ...args]).then((r) => r.stdout);
+    await tmux('new-session', '-d', '-s', 'watch', '-x', '150', '-y', '60', '-e', 'NO_COLOR=', '-e', `LIFEBOAT_LOG_LEVEL=WARN`);
+    cleanups.push(() => tmux('kill-server'));
+    await tmux('send-keys', '-t', 'watch', `unset NO_COLOR; ${path.join(projectRoot(), 'bin/lifeboat')} status ${workflowId} --watch --interval 1 --address ${temporalAddress()}; echo "watch exited $?"`, 'Enter');
+    const screen = () => tmux('capture-pane', '-p', '-t', 'watch');
+
+    await waitFor('approve-fence to wait', async () => ((await wf.query(statusQuery)).pending?.step === 'approve-fence' ? true : undefined), { timeoutMs: 120_000, intervalMs: 250 });
+    await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-fence', decision: 'approve', by: 'alice' }] });
+
+    // Mid-replay: the replay-wal line, then its bar below it, part-way.
+    const midReplay = await waitFor('a replay bar part-way', async () => {
+      const s = await screen();
+      return /^\s+replaying\s+\[#*-+\]\s+\d{1,2}%\s+at [0-9A-F]+\/[0-9A-F]+ of [0-9A-F]+\/[0-9A-F]+/m.test(s) ? s : undefined;
+    }, { timeoutMs: 300_000, intervalMs: 200 });
+    expect(midReplay).toMatch(new RegExp(`^recover ${name} to LSN ${lsn.replace('/', '\\/')} \\(side-by-side\\)$`, 'm'));
+    expect(midReplay).toMatch(/^ {2}\[x\] restore-base-backup\s+\d+ s\s+\d+ MiB into /m);
+    expect(midReplay).toMatch(/^ {2}\[>\] replay-wal\s+\d+ s\s+Replay WAL to the target and pause$/m);
+    expect(midReplay).toMatch(new RegExp(`^ {8}replaying {4}\\[#*-+\\] +\\d+%  at [0-9A-F]+/[0-9A-F]+ of ${lsn.replace('/', '\\/')}`, 'm'));
+
+    // Paused at the target: the approval it waits for, with the commands.
+    const waiting = await waitFor('approve-promote on the screen', async () => {
+      const s = await screen();
+      return s.includes('Waiting for approval of approve-promote') ? s : undefined;
+    }, { timeoutMs: 300_000, intervalMs: 500 });
+    expect(waiting).toMatch(/^ {2}\[\?\] approve-promote\s+\d+ s\s+Approve promotion: needs 1 of alice$/m);
+    expect(waiting).toContain('  may decide: alice (1 must approve)');
+    expect(waiting).toContain(`  lifeboat approve ${workflowId} approve-promote --as <who> [--comment <text>]`);
+    expect(waiting).toMatch(/^ {2}\[x\] replay-wal\s+\d+ s\s+paused at [0-9A-F]+\/[0-9A-F]+/m);
+    // In a terminal the checklist is in colour (capture-pane -e keeps the escapes).
+    expect(await tmux('capture-pane', '-p', '-e', '-t', 'watch')).toContain(`${ESC}33m`);
+
+    // Piped, the same look has no escape codes at all.
+    const piped = await exec(path.join(projectRoot(), 'bin/lifeboat'), ['status', workflowId, '--address', temporalAddress()], { env: { ...process.env, NO_COLOR: '' } });
+    expect(piped.stdout).toContain('Waiting for approval of approve-promote');
+    expect(piped.stdout).not.toContain('\x1b');
+
+    // Rejected: the watch draws the end and exits 1 (the run did not succeed).
+    await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-promote', decision: 'reject', by: 'alice', comment: 'test over' }] });
+    const end = await waitFor('the watch to end', async () => {
+      const s = await screen();
+      return s.includes('watch exited 1') ? s : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 500 });
+    expect(end).toContain('Closed: FAILED');
+    expect(end).toContain('  RECOVERY_REJECTED: recovery rejected at approve-promote by alice: test over');
+  });
+});
