@@ -18,6 +18,7 @@ import {
   retargetOutcome,
   type StatusSnapshot,
 } from '../../src/cli/status-view';
+import { pendingQuery, renderPending, type PendingRun } from '../../src/cli/commands/pending';
 
 const NOW = new Date('2026-06-04T15:05:30.000Z');
 const WF = 'recover-orders-20260604T143500Z';
@@ -439,5 +440,43 @@ describe('after a retarget', () => {
     expect(retargetOutcome(WF, status, { lsn: '0/5000000' }, 'alice').lines).toEqual([
       `not taken yet: the run still recovers to time 2026-06-04T14:20:00Z; check with lifeboat status ${WF}`,
     ]);
+  });
+});
+
+describe('lifeboat pending', () => {
+  const ctx = { now: NOW, namespace: 'default', address: '127.0.0.1:7233' };
+
+  it('finds running recoveries by LifeboatAwaiting with a query every visibility store understands, scoped to a runbook on request', () => {
+    const all = STEP_IDS.map((s) => `'${s}'`).join(', ');
+    expect(pendingQuery()).toBe(`WorkflowType = 'recoverToPointInTime' AND ExecutionStatus = 'Running' AND LifeboatAwaiting IN (${all})`);
+    expect(pendingQuery("o'rders")).toBe(`WorkflowType = 'recoverToPointInTime' AND ExecutionStatus = 'Running' AND LifeboatAwaiting IN (${all}) AND LifeboatRunbook = 'o\\'rders'`);
+  });
+
+  it('shows a failed step waiting for retry, skip or abort, and a run whose status query did not answer', () => {
+    const failed: PendingRun = {
+      workflowId: WF,
+      runId: 'r1',
+      runbook: 'orders',
+      awaiting: ['disable-writers'],
+      target: 'the end of the archive',
+      pending: { step: 'disable-writers', kind: 'failed', since: '2026-06-04T15:00:00.000Z', approvers: ['alice', 'bob'], min: 1, approvedBy: [], how: [], stillNeeded: 1 },
+      commands: decisionCommands(WF, { step: 'disable-writers', kind: 'failed', since: '', approvers: [], min: 1, approvedBy: [], how: [] }),
+    };
+    const mute: PendingRun = { workflowId: 'recover-b', runId: 'r2', runbook: 'billing', awaiting: ['approve-fence'], commands: [], queryError: 'no answer within 10 s' };
+    expect(renderPending([failed, mute], ctx).join('\n')).toBe(
+      [
+        '2 recoveries wait for a decision (namespace default at 127.0.0.1:7233):',
+        '',
+        `${WF}  runbook orders  to the end of the archive`,
+        '  disable-writers failed: waits for retry, skip or abort by alice, bob; since 2026-06-04T15:00:00.000Z (5 min 30 s)',
+        `  lifeboat retry ${WF} disable-writers --as <who>`,
+        `  lifeboat skip ${WF} disable-writers --as <who> --reason <text>`,
+        `  lifeboat abort ${WF} disable-writers --as <who> --reason <text>`,
+        '',
+        'recover-b  runbook billing',
+        '  waits at approve-fence (from the search attribute); status query did not answer: no answer within 10 s',
+        '  HINT: is a worker polling task queue lifeboat? (lifeboat worker)',
+      ].join('\n'),
+    );
   });
 });
