@@ -4,7 +4,7 @@
 // approved, is listed again at approve-promote, and after a rejection nothing
 // is pending. Visibility is eventually consistent, so every look polls with a
 // deadline.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -15,11 +15,13 @@ import { DEMO_SCHEMA_SQL } from '../../src/dev/demo-runbook';
 import type { PendingRun } from '../../src/cli/commands/pending';
 import { statusQuery } from '../../src/recovery/messages';
 import { loadRunbook } from '../../src/runbook/load';
-import { projectRoot } from '../../src/tools';
+import { stopChild } from '../../src/dev/child';
+import { ensureSearchAttributes } from '../../src/recovery/search-attributes';
+import { projectRoot, requireTool } from '../../src/tools';
 import { startWorkers } from '../../src/worker';
 import { startTestCluster } from '../harness/cluster';
 import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
-import { waitFor } from '../harness/ports';
+import { freePort, waitFor } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
 
 const exec = promisify(execFile);
@@ -124,5 +126,21 @@ describe('lifeboat pending', () => {
       ].join('\n'),
     );
     await expect(wf.result()).rejects.toThrow();
+  });
+
+  it('registers LifeboatRunbook and LifeboatAwaiting on a server that lacks them (what every worker does before polling), and leaves them be the next time', async () => {
+    // A bare dev server, started without the --search-attribute flags ours get.
+    const port = await freePort();
+    const child = spawn(requireTool('temporal'), ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--log-level', 'error'], { stdio: 'ignore' });
+    cleanups.push(() => stopChild(child));
+    const connection = await waitFor('the bare server', () => Connection.connect({ address: `127.0.0.1:${port}`, connectTimeout: 1000 }).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 250 });
+    cleanups.push(() => connection.close());
+    const before = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
+    expect(Object.keys(before.customAttributes ?? {}).filter((k) => k.startsWith('Lifeboat'))).toEqual([]);
+    expect(await ensureSearchAttributes(connection.operatorService, 'default')).toEqual(['LifeboatRunbook', 'LifeboatAwaiting']);
+    const after = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
+    // IndexedValueType 2 = Keyword, 7 = KeywordList.
+    expect({ LifeboatRunbook: after.customAttributes?.LifeboatRunbook, LifeboatAwaiting: after.customAttributes?.LifeboatAwaiting }).toEqual({ LifeboatRunbook: 2, LifeboatAwaiting: 7 });
+    expect(await ensureSearchAttributes(connection.operatorService, 'default')).toEqual([]);
   });
 });
