@@ -9,7 +9,7 @@
 // (a decision that raced another, a repeated approval, a kind that does not
 // fit the step) and its reason is passed back word for word.
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { failureMessage } from '../cli/commands/status';
+import { failureMessage } from '../client/failure';
 import { errorMessage } from '../errors';
 import type { DecideUpdate, PendingDecision, RecoveryStatus, StepRecord } from '../recovery/contract';
 import { RECOVERY_WORKFLOW, decideUpdate, statusQuery } from '../recovery/messages';

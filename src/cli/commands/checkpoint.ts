@@ -5,7 +5,7 @@ import { labelProblem, type CheckpointResult } from '../../checkpoint/label';
 import { connectClient, timestampedId } from '../../client/temporal';
 import { LifeboatError } from '../../errors';
 import { TASK_QUEUE } from '../../runbook/schema';
-import { workflowError } from '../../schedules/run-workflow';
+import { workflowError } from '../../client/failure';
 import { requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 

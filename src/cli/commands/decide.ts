@@ -12,7 +12,8 @@ import type { TemporalOptions } from '../context';
 import { printJson } from '../run';
 import { stepLine } from '../status-view';
 import { stepFromArgument, whoFromFlag } from '../target-options';
-import { failureMessage, openRun, operatorError, type RecoveryRun } from './status';
+import { failureMessage } from '../../client/failure';
+import { openRun, operatorError, type RecoveryRun } from './status';
 
 type Options = TemporalOptions & {
   decision: DecisionKind;

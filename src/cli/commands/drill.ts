@@ -11,7 +11,7 @@ import { keys } from '../../repository/layout';
 import { clusterName, TASK_QUEUE, type Runbook } from '../../runbook/schema';
 import { scheduleCommand } from '../../schedules/cli';
 import { parseCron } from '../../schedules/cron';
-import { innermostFailure, workflowError } from '../../schedules/run-workflow';
+import { innermostFailure, workflowError } from '../../client/failure';
 import { requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 import { targetFromFlags, type TargetFlags } from '../target-options';

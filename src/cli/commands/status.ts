@@ -5,8 +5,9 @@
 // query no longer answers (no worker) is shown from its result instead.
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { failureMessage } from '../../client/failure';
 import { connectClient } from '../../client/temporal';
-import { LifeboatError, errorMessage, isErrorCode } from '../../errors';
+import { LifeboatError, errorMessage } from '../../errors';
 import type { Evidence } from '../../recovery/contract';
 import { RECOVERY_WORKFLOW, statusQuery } from '../../recovery/messages';
 import { intOption, temporalAddress, type TemporalOptions } from '../context';
@@ -157,24 +158,6 @@ function paintDim(text: string): string {
 
 export function useColor(): boolean {
   return process.stdout.isTTY === true && !process.env.NO_COLOR;
-}
-
-/**
- * A failed run arrives as WorkflowFailedError > (ActivityFailure >)
- * ApplicationFailure: the innermost ApplicationFailure has the operator's
- * message with its HINT lines, and its type is the error code.
- */
-export function failureMessage(err: unknown): string {
-  let inner: unknown = err;
-  let app: { type?: string | null; message: string } | undefined;
-  let deepest = errorMessage(err);
-  for (let i = 0; i < 10 && inner instanceof Error; i++) {
-    if (inner.name === 'ApplicationFailure') app = inner as { type?: string | null; message: string };
-    deepest = inner.message;
-    inner = inner.cause;
-  }
-  if (!app) return deepest;
-  return isErrorCode(app.type) ? `${app.type}: ${app.message}` : app.message;
 }
 
 /** What a Temporal error means for the operator who typed the workflow id. */

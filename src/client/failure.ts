@@ -1,5 +1,5 @@
-// How the CLI reports a Lifeboat workflow it started and waited for: a failed
-// run arrives as WorkflowFailedError > (ActivityFailure >) ApplicationFailure;
+// How the CLI, the chat-ops server and `status` report a failed Lifeboat
+// workflow or a refused update: a failed run arrives as WorkflowFailedError > (ActivityFailure >) ApplicationFailure;
 // the innermost ApplicationFailure has the operator's message with its HINT
 // lines, and its type (a code of src/errors.ts) decides the exit status.
 import { LifeboatError, errorMessage, isErrorCode } from '../errors';
@@ -28,4 +28,10 @@ export function workflowError(err: unknown, workflowType: string, workflowId: st
   // A code that means bad usage (INPUT_INVALID ...) would make the CLI exit 2:
   // the operation failed in the workflow, so it is always exit 1 here.
   return isErrorCode(f.type) && f.type !== 'INPUT_INVALID' ? new LifeboatError(f.type, message, { cause: err }) : new Error(message, { cause: err });
+}
+
+/** The refusal or failure as one line for an operator: "<CODE>: <message>", or the deepest message when no ApplicationFailure is inside. */
+export function failureMessage(err: unknown): string {
+  const f = innermostFailure(err);
+  return isErrorCode(f.type) ? `${f.type}: ${f.message}` : f.message;
 }
