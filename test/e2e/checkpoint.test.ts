@@ -18,13 +18,13 @@ import type { Evidence, RecoveryStatus } from '../../src/recovery/contract';
 import { decideUpdate, statusQuery } from '../../src/recovery/messages';
 import { loadRunbook } from '../../src/runbook/load';
 import { requireTool } from '../../src/tools';
+import { CLI, cliRunner } from '../harness/cli';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
-import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { postgresTempDir, switchAndWaitArchived, stopRestoredCopy } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
 
 const exec = promisify(execFile);
-const CLI = path.resolve(__dirname, '../../bin/lifeboat');
 const runbooksDir = postgresTempDir('runbooks');
 const namespace = `lifeboat-checkpoint-${process.pid}`;
 const host = `ckpt${process.pid}`;
@@ -36,15 +36,7 @@ let client: TemporalClient;
 
 const env = () => ({ ...process.env, LIFEBOAT_RUNBOOKS_DIR: runbooksDir, TEMPORAL_ADDRESS: temporalAddress(), TEMPORAL_NAMESPACE: namespace });
 
-async function lifeboat(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(CLI, args, { env: env(), maxBuffer: 16 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const lifeboat = cliRunner(env);
 
 beforeAll(async () => {
   await exec(requireTool('temporal'), ['operator', 'namespace', 'create', '--address', temporalAddress(), '--namespace', namespace]);
@@ -218,7 +210,5 @@ function waitStep(wf: WorkflowHandle, step: string, state: string): Promise<Reco
 
 async function stopRestored(): Promise<void> {
   const runbook = await loadRunbook('ckpt', runbooksDir);
-  if (existsSync(path.join(runbook.restore.dataDir, 'postmaster.pid'))) {
-    await exec('runuser', ['-u', 'postgres', '--', `${runbook.cluster.pgBin}/pg_ctl`, '-D', runbook.restore.dataDir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
-  }
+  await stopRestoredCopy(runbook);
 }

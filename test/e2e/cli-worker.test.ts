@@ -3,20 +3,18 @@
 // queue, `lifeboat backup` starting baseBackup and waiting, `lifeboat
 // backups` listing, `lifeboat expire` running expireBackups, `lifeboat check`.
 // No other test polls the shared `lifeboat` queue, so this worker is alone.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { CLI, cliRunner } from '../harness/cli';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
 import { switchAndWaitArchived } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
 import { s3Env, temporalAddress } from '../harness/services';
 import { stopChild } from '../../src/dev/child';
 
-const exec = promisify(execFile);
-const CLI = path.resolve(__dirname, '../../bin/lifeboat');
 const runbooksDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-e2e-runbooks-'));
 const host = `e2e${process.pid}`;
 let cluster: TestCluster;
@@ -25,15 +23,7 @@ let workerLog = '';
 
 const env = () => ({ ...process.env, ...s3Env(), LIFEBOAT_RUNBOOKS_DIR: runbooksDir, TEMPORAL_ADDRESS: temporalAddress() });
 
-async function lifeboat(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(CLI, args, { env: env(), maxBuffer: 16 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const lifeboat = cliRunner(env);
 
 beforeAll(async () => {
   cluster = await startTestCluster({ name: 'e2e', kind: 's3', runbooksDir, host, runbook: { retainFull: 1 } });

@@ -5,7 +5,7 @@
 // is pending. Visibility is eventually consistent, so every look polls with a
 // deadline.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
@@ -20,7 +20,7 @@ import { ensureSearchAttributes } from '../../src/recovery/search-attributes';
 import { projectRoot, requireTool } from '../../src/tools';
 import { startWorkers } from '../../src/worker';
 import { startTestCluster } from '../harness/cluster';
-import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { postgresTempDir, switchAndWaitArchived, stopRestoredCopy } from '../harness/postgres';
 import { freePort, waitFor } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
 
@@ -50,12 +50,8 @@ describe('lifeboat pending', () => {
     const tc = await startTestCluster({ name, kind: 'file', runbooksDir, host, runbook: { approvers: ['alice'] } });
     cleanups.push(() => tc.stop());
     const runbook = await loadRunbook(name);
-    cleanups.push(async () => {
-      // The paused copy the rejected run leaves running (it never touches it again).
-      if (existsSync(path.join(runbook.restore.dataDir, 'postmaster.pid'))) {
-        await exec('runuser', ['-u', 'postgres', '--', `${runbook.cluster.pgBin}/pg_ctl`, '-D', runbook.restore.dataDir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
-      }
-    });
+    // The paused copy the rejected run leaves running (it never touches it again).
+    cleanups.push(() => stopRestoredCopy(runbook));
     await tc.pg.query(DEMO_SCHEMA_SQL);
     await tc.pg.query(`create role app login; grant all on all tables in schema public to app`);
     await takeBaseBackup({ runbook });

@@ -4,10 +4,9 @@
 // promoted; a worker killed with SIGKILL during replay-wal, then retargets
 // later (replay continues) and earlier (restore again) before promotion; and
 // an in-place recovery that keeps the old data directory.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { Client as TemporalClient, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,11 +19,10 @@ import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
 import { projectRoot } from '../../src/tools';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
-import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { postgresTempDir, switchAndWaitArchived, stopRestoredCopy } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
 import { s3Env, temporalAddress } from '../harness/services';
 
-const exec = promisify(execFile);
 const runbooksDir = postgresTempDir('runbooks');
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 let client: TemporalClient;
@@ -108,9 +106,7 @@ function waitStep(wf: WorkflowHandle, step: string, state: string): Promise<Reco
 const approve = (wf: WorkflowHandle, step: string) => wf.executeUpdate(decideUpdate, { args: [{ step: step as 'approve-fence', decision: 'approve', by: 'alice' }] });
 
 async function stopRestored(runbook: Runbook): Promise<void> {
-  if (existsSync(path.join(runbook.restore.dataDir, 'postmaster.pid'))) {
-    await exec('runuser', ['-u', 'postgres', '--', `${runbook.cluster.pgBin}/pg_ctl`, '-D', runbook.restore.dataDir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
-  }
+  await stopRestoredCopy(runbook);
 }
 
 describe('recoverToPointInTime on real services, when things go wrong', () => {

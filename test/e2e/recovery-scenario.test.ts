@@ -26,7 +26,7 @@ import { requireTool } from '../../src/tools';
 import { startWorkers } from '../../src/worker';
 import { startTestCluster } from '../harness/cluster';
 import { startPgbouncer } from '../harness/pgbouncer';
-import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { postgresTempDir, switchAndWaitArchived, stopRestoredCopy } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
 import { startRedis } from '../harness/redis';
 import { temporalAddress, useS3Env } from '../harness/services';
@@ -165,6 +165,6 @@ describe.each(['file', 's3'] as const)('the bad UPDATE recovered from a %s:// re
     expect(audit!.body.toString().trim().split('\n').map((l) => (JSON.parse(l) as { decision: { by: string } }).decision.by)).toEqual(['alice', 'alice', 'bob', 'carol']);
     await app.end();
     // Stop the promoted instance: it is this test's.
-    await exec('runuser', ['-u', 'postgres', '--', `${runbook.cluster.pgBin}/pg_ctl`, '-D', runbook.restore.dataDir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
+    await stopRestoredCopy(runbook);
   });
 });

@@ -20,6 +20,7 @@ import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL } from '../../src/dev/demo-runbook';
 import type { LifeboatSchedule } from '../../src/schedules/schedules';
 import { requireTool } from '../../src/tools';
 import type { BaseBackupResult } from '../../workflows/base-backup';
+import { CLI, cliRunner } from '../harness/cli';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
 import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
@@ -27,7 +28,6 @@ import { temporalAddress } from '../harness/services';
 import { startTestWebhook, type TestWebhook } from '../harness/webhook';
 
 const exec = promisify(execFile);
-const CLI = path.resolve(__dirname, '../../bin/lifeboat');
 const runbooksDir = postgresTempDir('runbooks');
 const namespace = `lifeboat-schedules-${process.pid}`;
 const host = `sched${process.pid}`;
@@ -47,15 +47,7 @@ const env = () => ({
   [WEBHOOK_ENV]: webhook.url,
 });
 
-async function lifeboat(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(CLI, args, { env: env(), maxBuffer: 16 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const lifeboat = cliRunner(env);
 
 beforeAll(async () => {
   webhook = await startTestWebhook();

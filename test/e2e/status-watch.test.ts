@@ -5,7 +5,7 @@
 // LSN, then the approval it waits for with the commands to give it; with a
 // TTY it is in colour, through a pipe the same look has no escape codes.
 import { execFile } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
@@ -17,7 +17,7 @@ import { loadRunbook } from '../../src/runbook/load';
 import { projectRoot } from '../../src/tools';
 import { startWorkers } from '../../src/worker';
 import { startTestCluster } from '../harness/cluster';
-import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { postgresTempDir, switchAndWaitArchived, stopRestoredCopy } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
 
@@ -39,12 +39,8 @@ describe('lifeboat status --watch', () => {
     const tc = await startTestCluster({ name, kind: 'file', runbooksDir, host, runbook: { approvers: ['alice'] } });
     cleanups.push(() => tc.stop());
     const runbook = await loadRunbook(name);
-    cleanups.push(async () => {
-      // The paused copy the rejected run leaves running.
-      if (existsSync(path.join(runbook.restore.dataDir, 'postmaster.pid'))) {
-        await exec('runuser', ['-u', 'postgres', '--', `${runbook.cluster.pgBin}/pg_ctl`, '-D', runbook.restore.dataDir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
-      }
-    });
+    // The paused copy the rejected run leaves running (it never touches it again).
+    cleanups.push(() => stopRestoredCopy(runbook));
     await tc.pg.query(DEMO_SCHEMA_SQL);
     await tc.pg.query(`create role app login; grant all on all tables in schema public to app`);
     await takeBaseBackup({ runbook });

@@ -136,3 +136,13 @@ export async function switchAndWaitArchived(pg: Primary, timeoutMs = 60_000): Pr
   );
   return walfile;
 }
+
+/**
+ * Stops the postmaster of a restored copy a test left running (a paused copy
+ * after a rejection, a promoted one after a scenario). The directory is the
+ * test's own; only the process is stopped here, the harness removes the rest.
+ */
+export async function stopRestoredCopy(runbook: { cluster: { pgBin: string }; restore: { dataDir: string } }): Promise<void> {
+  if (!existsSync(path.join(runbook.restore.dataDir, 'postmaster.pid'))) return;
+  await asPostgres(`${runbook.cluster.pgBin}/pg_ctl`, ['-D', runbook.restore.dataDir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
+}
