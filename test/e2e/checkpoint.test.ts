@@ -5,20 +5,19 @@
 // is recovered to by name with recoverToPointInTime and gives back the rows
 // from before it; a checkpoint is refused, with the reason and nothing
 // written to the primary, when no verified backup exists or the archiver fails.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { Client as TemporalClient, Connection, type WorkflowHandle } from '@temporalio/client';
 import { Client } from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { stopChild } from '../../src/dev/child';
 import { DEMO_SCHEMA_SQL } from '../../src/dev/demo-runbook';
 import type { Evidence, RecoveryStatus } from '../../src/recovery/contract';
 import { decideUpdate, statusQuery } from '../../src/recovery/messages';
 import { loadRunbook } from '../../src/runbook/load';
 import { requireTool } from '../../src/tools';
-import { CLI, cliRunner } from '../harness/cli';
+import { cliRunner, startCliWorker } from '../harness/cli';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
 import { postgresTempDir, switchAndWaitArchived, stopRestoredCopy } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
@@ -30,8 +29,6 @@ const namespace = `lifeboat-checkpoint-${process.pid}`;
 const host = `ckpt${process.pid}`;
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 let cluster: TestCluster;
-let worker: ChildProcess;
-let workerLog = '';
 let client: TemporalClient;
 
 const env = () => ({ ...process.env, LIFEBOAT_RUNBOOKS_DIR: runbooksDir, TEMPORAL_ADDRESS: temporalAddress(), TEMPORAL_NAMESPACE: namespace });
@@ -57,11 +54,8 @@ beforeAll(async () => {
   await cluster.pg.query(`create table accounts (id int primary key, balance int not null)`);
   await cluster.pg.query(`insert into accounts select g, 100 from generate_series(1, 500) g`);
 
-  worker = spawn(CLI, ['worker', '--host', host], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
-  worker.stdout!.on('data', (d: Buffer) => (workerLog += d.toString()));
-  worker.stderr!.on('data', (d: Buffer) => (workerLog += d.toString()));
-  cleanups.push(() => stopChild(worker));
-  await waitFor('the worker to poll', async () => (workerLog.includes('lifeboat worker polling') ? true : undefined), { timeoutMs: 60_000 });
+  const worker = await startCliWorker(host, env());
+  cleanups.push(() => worker.stop());
 });
 
 afterAll(async () => {

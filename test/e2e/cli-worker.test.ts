@@ -3,23 +3,19 @@
 // queue, `lifeboat backup` starting baseBackup and waiting, `lifeboat
 // backups` listing, `lifeboat expire` running expireBackups, `lifeboat check`.
 // No other test polls the shared `lifeboat` queue, so this worker is alone.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CLI, cliRunner } from '../harness/cli';
+import { cliRunner, startCliWorker, type CliWorker } from '../harness/cli';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
 import { switchAndWaitArchived } from '../harness/postgres';
-import { waitFor } from '../harness/ports';
 import { s3Env, temporalAddress } from '../harness/services';
-import { stopChild } from '../../src/dev/child';
 
 const runbooksDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-e2e-runbooks-'));
 const host = `e2e${process.pid}`;
 let cluster: TestCluster;
-let worker: ChildProcess;
-let workerLog = '';
+let worker: CliWorker | undefined;
 
 const env = () => ({ ...process.env, ...s3Env(), LIFEBOAT_RUNBOOKS_DIR: runbooksDir, TEMPORAL_ADDRESS: temporalAddress() });
 
@@ -27,22 +23,17 @@ const lifeboat = cliRunner(env);
 
 beforeAll(async () => {
   cluster = await startTestCluster({ name: 'e2e', kind: 's3', runbooksDir, host, runbook: { retainFull: 1 } });
-  worker = spawn(CLI, ['worker', '--host', host], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
-  worker.stdout!.on('data', (d: Buffer) => (workerLog += d.toString()));
-  worker.stderr!.on('data', (d: Buffer) => (workerLog += d.toString()));
-  await waitFor('the worker to poll', async () => (workerLog.includes('lifeboat worker polling') ? true : undefined), {
-    timeoutMs: 60_000,
-  });
+  worker = await startCliWorker(host, env());
 });
 
 afterAll(async () => {
-  if (worker) await stopChild(worker);
+  if (worker) await worker.stop();
   await cluster?.stop();
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 
 it('takes backups through a worker process, lists them, expires the older one and stays healthy', async () => {
-  expect(workerLog).toContain(`lifeboat worker polling lifeboat and lifeboat-host-${host}`);
+  expect(worker!.log()).toContain(`lifeboat worker polling lifeboat and lifeboat-host-${host}`);
   await cluster.pg.query('create table t as select g as id from generate_series(1, 10000) g');
 
   const first = await lifeboat('backup', '--runbook', 'e2e', '--json');

@@ -9,18 +9,17 @@
 // `lifeboat evidence`; a failed scheduled backup posts backup-failed, and a
 // webhook that is down does not hide the backup's own error; pause and
 // delete through the CLI are what the server describes.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { type ActivityFailure, type ApplicationFailure, Client as TemporalClient, Connection, ScheduleNotFoundError, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { stopChild } from '../../src/dev/child';
 import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL } from '../../src/dev/demo-runbook';
 import type { LifeboatSchedule } from '../../src/schedules/schedules';
 import { requireTool } from '../../src/tools';
 import type { BaseBackupResult } from '../../workflows/base-backup';
-import { CLI, cliRunner } from '../harness/cli';
+import { cliRunner, startCliWorker } from '../harness/cli';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
 import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
@@ -34,8 +33,6 @@ const host = `sched${process.pid}`;
 const WEBHOOK_ENV = 'LIFEBOAT_SCHEDULES_TEST_WEBHOOK';
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 let cluster: TestCluster;
-let worker: ChildProcess;
-let workerLog = '';
 let client: TemporalClient;
 let webhook: TestWebhook;
 
@@ -68,11 +65,8 @@ beforeAll(async () => {
     .replace('user: postgres }', 'user: postgres, passwordEnv: LIFEBOAT_SCHEDULES_TEST_UNSET }');
   writeFileSync(path.join(runbooksDir, 'sched-broken.yaml'), broken);
 
-  worker = spawn(CLI, ['worker', '--host', host], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
-  worker.stdout!.on('data', (d: Buffer) => (workerLog += d.toString()));
-  worker.stderr!.on('data', (d: Buffer) => (workerLog += d.toString()));
-  cleanups.push(() => stopChild(worker));
-  await waitFor('the worker to poll', async () => (workerLog.includes('lifeboat worker polling') ? true : undefined), { timeoutMs: 60_000 });
+  const worker = await startCliWorker(host, env());
+  cleanups.push(() => worker.stop());
 });
 
 afterAll(async () => {
