@@ -1,13 +1,60 @@
-// What both benches need: a MinIO of their own, pgbench, and a pgbench
-// script that makes WAL fast enough to measure with.
+// What the benches share: a MinIO of their own, pgbench and a pgbench script
+// that makes WAL fast enough to measure with, the recovery and drill benches'
+// dataset (a base backup and archived WAL after it), and the writing of a
+// section of BENCHMARKS.md between markers.
 import { execFileSync, spawn } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { takeBaseBackup } from '../src/backup/base-backup';
 import { stopChild } from '../src/dev/child';
-import { requireTool } from '../src/tools';
-import { PG_BIN, type Primary } from '../test/harness/postgres';
+import { demoRunbookYaml, DEMO_SCHEMA_SQL, DEMO_SEED_SQL, type DemoRunbookParams } from '../src/dev/demo-runbook';
+import { chownToOsUser } from '../src/dev/sandbox-pg';
+import { openRepository } from '../src/repository';
+import { keys, walFileOfKey } from '../src/repository/layout';
+import { loadRunbook } from '../src/runbook/load';
+import { projectRoot, requireTool } from '../src/tools';
+import { walFileKind } from '../src/wal/names';
+import { PG_BIN, switchAndWaitArchived, type Primary } from '../test/harness/postgres';
 import { freePort, waitFor } from '../test/harness/ports';
+
+export const MiB = 2 ** 20;
+export const secondsSince = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e9;
+/** Seconds between two ISO times, when both are known. */
+export const span = (from?: string, to?: string) => (from && to ? (Date.parse(to) - Date.parse(from)) / 1000 : undefined);
+export const fmt = (x: number | undefined) => (x === undefined ? '—' : x.toFixed(x >= 100 ? 0 : 1));
+/** A markdown table row; numbers are formatted by fmt. */
+export const row = (cells: (string | number | undefined)[]) => `| ${cells.map((c) => (typeof c === 'string' ? c : fmt(c))).join(' | ')} |`;
+
+/** Runs a command as the postgres OS user and returns its wall time in seconds. */
+export function asPostgres(cmd: string, args: string[]): number {
+  const t = process.hrtime.bigint();
+  execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return secondsSince(t);
+}
+
+/** A directory under the bench's temporary root, owned by postgres. */
+export function pgDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chownToOsUser(dir, 'postgres');
+  return dir;
+}
+
+/** Stops a PostgreSQL the bench started (immediate: its data is thrown away after). */
+export async function stopPostgres(dataDir: string): Promise<void> {
+  if (!existsSync(path.join(dataDir, 'postmaster.pid'))) return;
+  try {
+    asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, 'stop', '-m', 'immediate', '-w']);
+  } catch {
+    /* already down */
+  }
+}
+
+/** The demo runbook for a bench, naming `cluster` so that runbooks of one bench share the repository's keys. */
+export function writeBenchRunbook(runbooksDir: string, cluster: string, p: DemoRunbookParams): void {
+  writeFileSync(path.join(runbooksDir, `${p.name}.yaml`), demoRunbookYaml(p).replace('\ncluster:\n', `\ncluster:\n  name: ${cluster}\n`));
+}
 
 /** A MinIO on a free loopback port under `root`, with one bucket; env holds what a client needs. */
 export async function startMinio(root: string, bucket: string): Promise<{ env: Record<string, string>; stop: () => Promise<void> }> {
@@ -53,3 +100,76 @@ UPDATE pgbench_branches SET bbalance = bbalance + :delta WHERE bid = :bid;
 INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT :tid, :bid, :aid + g, :delta, CURRENT_TIMESTAMP FROM generate_series(1, 50) g;
 END;
 `;
+
+export interface DatasetOptions {
+  /** pgbench scale. */
+  scale: number;
+  /** MiB of WAL to generate after the base backup. */
+  walMb: number;
+  /** The cluster the runbook names (the repository's key prefix). */
+  cluster: string;
+  progress: (line: string) => void;
+}
+
+const walSince = async (pg: Primary, lsn: string) =>
+  Number((await pg.query<{ d: string }>(`select pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::text as d`, [lsn]))[0]!.d);
+
+/**
+ * pgbench data, a base backup by takeBaseBackup, walMb of WAL after it from the
+ * wide TPC-B load, a target time, a little more WAL; all archived by the
+ * primary's archive_command into the runbook's repository.
+ */
+export async function makeDataset(pg: Primary, work: string, runbookName: string, o: DatasetOptions) {
+  const notes: string[] = [];
+  await pg.query(DEMO_SCHEMA_SQL);
+  await pg.query(DEMO_SEED_SQL);
+  await pg.query(`create role app login; grant all on all tables in schema public to app`);
+  let t = process.hrtime.bigint();
+  pgbench(pg, ['-i', '-s', String(o.scale), '-q']);
+  const dbBytes = Number((await pg.query<{ s: string }>(`select pg_database_size('postgres')::text as s`))[0]!.s);
+  o.progress(`pgbench -i -s ${o.scale}: ${(dbBytes / MiB).toFixed(0)} MiB in ${secondsSince(t).toFixed(0)} s`);
+  await switchAndWaitArchived(pg, 900_000);
+  t = process.hrtime.bigint();
+  const runbook = await loadRunbook(runbookName);
+  const meta = await takeBaseBackup({ runbook, scratchDir: pgDir(path.join(work, 'scratch')) });
+  notes.push(`takeBaseBackup took ${secondsSince(t).toFixed(1)} s (pg_basebackup, pg_verifybackup, tar and zstd -3, store).`);
+  o.progress(`backup ${meta.backupId}: ${(meta.sizeBytes / MiB).toFixed(0)} MiB, stored ${(meta.storedBytes / MiB).toFixed(0)} MiB`);
+
+  const script = path.join(work, 'wide-tpcb.sql');
+  writeFileSync(script, WIDE_TPCB);
+  t = process.hrtime.bigint();
+  while ((await walSince(pg, meta.endLsn)) < o.walMb * MiB) pgbench(pg, ['-n', '-c', '4', '-j', '2', '-T', '3', '-M', 'prepared', '-f', script]);
+  const genSeconds = secondsSince(t);
+  await switchAndWaitArchived(pg, 1_800_000);
+  notes.push(`The load (archiving to file:// as it ran) took ${genSeconds.toFixed(0)} s, and the archive was complete ${(secondsSince(t) - genSeconds).toFixed(1)} s after it stopped.`);
+  // The target: a moment on the primary after all that WAL; then a little more WAL,
+  // so that replay finds a commit past the target and stops there.
+  const target = (await pg.query<{ t: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as t`))[0]!.t;
+  await sleep(1100);
+  pgbench(pg, ['-n', '-c', '2', '-T', '2', '-M', 'prepared', '-f', script]);
+  await switchAndWaitArchived(pg, 600_000);
+  const walBytes = await walSince(pg, meta.startLsn);
+  const repo = await openRepository(runbook.repository.url, runbook.repository);
+  const segments = (await repo.list(keys.walPrefix(o.cluster))).filter((x) => walFileKind(walFileOfKey(o.cluster, x.key) ?? '') === 'segment' && (walFileOfKey(o.cluster, x.key) ?? '') >= meta.startWal);
+  return { meta, target, dbBytes, walBytes, walStoredBytes: segments.reduce((n, x) => n + x.size, 0), walSegments: segments.length, notes };
+}
+export type Dataset = Awaited<ReturnType<typeof makeDataset>>;
+
+/**
+ * Replaces the measured part of a section of BENCHMARKS.md (between
+ * `<!-- <marker>:begin -->` and `<!-- <marker>:end -->`), keeping the prose;
+ * without the markers, appends `## <title>` and the block at the end.
+ */
+export function writeBenchSection(marker: string, title: string, body: string): void {
+  const file = path.join(projectRoot(), 'BENCHMARKS.md');
+  const begin = `<!-- ${marker}:begin -->`;
+  const end = `<!-- ${marker}:end -->`;
+  const block = `${begin}\n${body}\n${end}`;
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+  if (text.includes(begin) && text.includes(end)) {
+    text = text.slice(0, text.indexOf(begin)) + block + text.slice(text.indexOf(end) + end.length);
+  } else {
+    text = `${text.trimEnd()}\n\n## ${title}\n\n${block}\n`;
+  }
+  writeFileSync(file, text);
+}

@@ -16,14 +16,13 @@
 //   BENCH_ONLY    `recovery` runs only this bench; any other value skips it
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { Client } from 'pg';
-import { BASE_ARCHIVE, takeBaseBackup } from '../src/backup/base-backup';
-import { demoRunbookYaml, DEMO_SCHEMA_SQL, DEMO_SEED_SQL } from '../src/dev/demo-runbook';
+import { BASE_ARCHIVE } from '../src/backup/base-backup';
 import { chownToOsUser } from '../src/dev/sandbox-pg';
 import { startTemporalDevServer } from '../src/dev/temporal-server';
 import type { Evidence, StepId } from '../src/recovery/contract';
@@ -32,87 +31,30 @@ import { openRepository } from '../src/repository';
 import { keys, walFileOfKey } from '../src/repository/layout';
 import type { Repository } from '../src/repository/types';
 import { writeRecoveryConf, writeSignalFile } from '../src/restore/recovery-conf';
-import { loadRunbook } from '../src/runbook/load';
-import { lifeboatCommand, projectRoot } from '../src/tools';
+import { lifeboatCommand } from '../src/tools';
 import { decodeWal } from '../src/wal/compress';
 import { parseLsn, walFileKind } from '../src/wal/names';
 import { startWorkers } from '../src/worker';
-import { PG_BIN, startPrimary, switchAndWaitArchived, type Primary } from '../test/harness/postgres';
+import { PG_BIN, startPrimary } from '../test/harness/postgres';
 import { freePort, waitFor } from '../test/harness/ports';
-import { pgbench, startMinio, WIDE_TPCB } from './common';
+import { asPostgres, makeDataset, MiB, pgDir, row, secondsSince, span, startMinio, stopPostgres, writeBenchRunbook, writeBenchSection, type Dataset } from './common';
 
 const SCALE = Math.max(1, Number(process.env.BENCH_SCALE ?? 22));
 const WAL_MB = Math.max(16, Number(process.env.BENCH_WAL_MB ?? 400));
 const SKIP = process.env.BENCH_ONLY !== undefined && process.env.BENCH_ONLY !== 'recovery';
 /** Both runbooks name this cluster, so the file:// and s3:// repositories hold the same keys. */
 const CLUSTER = 'bench';
-const MiB = 2 ** 20;
 const out: string[] = [];
 const log = (line = '') => {
   out.push(line);
   process.stdout.write(`${line}\n`);
 };
 const progress = (line: string) => process.stderr.write(`[recovery bench] ${line}\n`);
-const secondsSince = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e9;
-const span = (from?: string, to?: string) => (from && to ? (Date.parse(to) - Date.parse(from)) / 1000 : undefined);
-const fmt = (x: number | undefined) => (x === undefined ? '—' : x.toFixed(x >= 100 ? 0 : 1));
-const row = (cells: (string | number | undefined)[]) => `| ${cells.map((c) => (typeof c === 'string' ? c : fmt(c))).join(' | ')} |`;
-
-/** Runs a command as the postgres OS user and returns its wall time in seconds. */
-function asPostgres(cmd: string, args: string[]): number {
-  const t = process.hrtime.bigint();
-  execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return secondsSince(t);
-}
-
-/** A directory under the bench's temporary root, owned by postgres. */
-function pgDir(dir: string): string {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chownToOsUser(dir, 'postgres');
-  return dir;
-}
 
 
 
 
-const walSince = async (pg: Primary, lsn: string) =>
-  Number((await pg.query<{ d: string }>(`select pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::text as d`, [lsn]))[0]!.d);
 
-/** pgbench data, a base backup, WAL_MB of WAL after it, a target time, a little more WAL; all archived. */
-async function makeDataset(pg: Primary, work: string, runbookName: string) {
-  const notes: string[] = [];
-  await pg.query(DEMO_SCHEMA_SQL);
-  await pg.query(DEMO_SEED_SQL);
-  await pg.query(`create role app login; grant all on all tables in schema public to app`);
-  let t = process.hrtime.bigint();
-  pgbench(pg, ['-i', '-s', String(SCALE), '-q']);
-  const dbBytes = Number((await pg.query<{ s: string }>(`select pg_database_size('postgres')::text as s`))[0]!.s);
-  progress(`pgbench -i -s ${SCALE}: ${(dbBytes / MiB).toFixed(0)} MiB in ${secondsSince(t).toFixed(0)} s`);
-  await switchAndWaitArchived(pg, 900_000);
-  t = process.hrtime.bigint();
-  const meta = await takeBaseBackup({ runbook: await loadRunbook(runbookName), scratchDir: pgDir(path.join(work, 'scratch')) });
-  notes.push(`takeBaseBackup took ${secondsSince(t).toFixed(1)} s (pg_basebackup, pg_verifybackup, tar and zstd -3, store).`);
-  progress(`backup ${meta.backupId}: ${(meta.sizeBytes / MiB).toFixed(0)} MiB, stored ${(meta.storedBytes / MiB).toFixed(0)} MiB`);
-
-  const script = path.join(work, 'wide-tpcb.sql');
-  writeFileSync(script, WIDE_TPCB);
-  t = process.hrtime.bigint();
-  while ((await walSince(pg, meta.endLsn)) < WAL_MB * MiB) pgbench(pg, ['-n', '-c', '4', '-j', '2', '-T', '3', '-M', 'prepared', '-f', script]);
-  const genSeconds = secondsSince(t);
-  await switchAndWaitArchived(pg, 1_800_000);
-  notes.push(`The load (archiving to file:// as it ran) took ${genSeconds.toFixed(0)} s, and the archive was complete ${(secondsSince(t) - genSeconds).toFixed(1)} s after it stopped.`);
-  // The target: a moment on the primary after all that WAL; then a little more WAL,
-  // so that replay finds a commit past the target and stops there.
-  const target = (await pg.query<{ t: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as t`))[0]!.t;
-  await sleep(1100);
-  pgbench(pg, ['-n', '-c', '2', '-T', '2', '-M', 'prepared', '-f', script]);
-  await switchAndWaitArchived(pg, 600_000);
-  const walBytes = await walSince(pg, meta.startLsn);
-  const repo = await openRepository(`file://${path.join(work, 'repo')}`);
-  const segments = (await repo.list(keys.walPrefix(CLUSTER))).filter((o) => walFileKind(walFileOfKey(CLUSTER, o.key) ?? '') === 'segment' && (walFileOfKey(CLUSTER, o.key) ?? '') >= meta.startWal);
-  return { meta, target, dbBytes, walBytes, walStoredBytes: segments.reduce((n, o) => n + o.size, 0), walSegments: segments.length, notes };
-}
-type Dataset = Awaited<ReturnType<typeof makeDataset>>;
 
 /** Copies every object of the cluster, with its recorded sha256, from one repository to another. */
 async function copyCluster(from: Repository, to: Repository): Promise<number> {
@@ -153,14 +95,6 @@ async function recover(client: TemporalClient, taskQueue: string, runbook: strin
   return (await result) as Evidence;
 }
 
-async function stopPostgres(dataDir: string): Promise<void> {
-  if (!existsSync(path.join(dataDir, 'postmaster.pid'))) return;
-  try {
-    asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, 'stop', '-m', 'immediate', '-w']);
-  } catch {
-    /* already down */
-  }
-}
 
 /**
  * The floor under any restore: the backed-up data directory copied with
@@ -271,13 +205,12 @@ async function main(): Promise<void> {
     for (const k of kinds) {
       const stateDir = pgDir(path.join(work, `state-${k.runbook}`));
       restored.push(path.join(stateDir, 'recovery'));
-      const yaml = demoRunbookYaml({ name: k.runbook, pgPort: pg.port, pgUser: 'postgres', database: 'postgres', repoUrl: k.url, endpointEnv: k.endpointEnv, host, stateDir, restorePort: await freePort(), drillPort: await freePort() });
-      writeFileSync(path.join(runbooksDir, `${k.runbook}.yaml`), yaml.replace('\ncluster:\n', `\ncluster:\n  name: ${CLUSTER}\n`));
+      writeBenchRunbook(runbooksDir, CLUSTER, { name: k.runbook, pgPort: pg.port, pgUser: 'postgres', database: 'postgres', repoUrl: k.url, endpointEnv: k.endpointEnv, host, stateDir, restorePort: await freePort(), drillPort: await freePort() });
     }
 
     const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
     const loadAtStart = os.loadavg().map((l) => l.toFixed(1)).join(' ');
-    const ds = await makeDataset(pg, work, 'bench-file');
+    const ds = await makeDataset(pg, work, 'bench-file', { scale: SCALE, walMb: WAL_MB, cluster: CLUSTER, progress });
     const fileRepo = await openRepository(fileUrl);
     const s3Repo = await openRepository(s3Url, { endpointEnv: 'S3_ENDPOINT' });
     const copied = await copyCluster(fileRepo, s3Repo);
@@ -350,23 +283,9 @@ async function main(): Promise<void> {
     // The bench's own temporary directory: provably ours.
     rmSync(work, { recursive: true, force: true });
   }
-  if (written) writeSection(out.join('\n'));
+  if (written) writeBenchSection('recovery-bench', 'Recovery', out.join('\n'));
 }
 
-/** Replaces the measured part of the "Recovery" section of BENCHMARKS.md, keeping the prose. */
-function writeSection(body: string): void {
-  const file = path.join(projectRoot(), 'BENCHMARKS.md');
-  const begin = '<!-- recovery-bench:begin -->';
-  const end = '<!-- recovery-bench:end -->';
-  const block = `${begin}\n${body}\n${end}`;
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  if (text.includes(begin) && text.includes(end)) {
-    text = text.slice(0, text.indexOf(begin)) + block + text.slice(text.indexOf(end) + end.length);
-  } else {
-    text = `${text.trimEnd()}\n\n## Recovery\n\n${block}\n`;
-  }
-  writeFileSync(file, text);
-}
 
 main().then(
   () => process.exit(0),
