@@ -5,22 +5,17 @@
 // is pending. Visibility is eventually consistent, so every look polls with a
 // deadline.
 import { execFile, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { Client as TemporalClient, Connection } from '@temporalio/client';
+import { Connection } from '@temporalio/client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { takeBaseBackup } from '../../src/backup/base-backup';
-import { DEMO_SCHEMA_SQL } from '../../src/dev/demo-runbook';
 import type { PendingRun } from '../../src/cli/commands/pending';
 import { statusQuery } from '../../src/recovery/messages';
-import { loadRunbook } from '../../src/runbook/load';
 import { stopChild } from '../../src/dev/child';
 import { ensureSearchAttributes } from '../../src/recovery/search-attributes';
 import { projectRoot, requireTool } from '../../src/tools';
-import { startWorkers } from '../../src/worker';
-import { startTestCluster } from '../harness/cluster';
-import { postgresTempDir, switchAndWaitArchived, stopRestoredCopy } from '../harness/postgres';
+import { backedUpCluster, recoveryWorkers } from '../harness/recovery-cluster';
+import { switchAndWaitArchived } from '../harness/postgres';
 import { freePort, waitFor } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
 
@@ -42,28 +37,12 @@ async function lifeboat(...args: string[]): Promise<{ code: number; stdout: stri
 
 describe('lifeboat pending', () => {
   it('lists a real recovery while it waits at approve-fence, drops it once approved, lists it at approve-promote, and says nothing is pending after the rejection', async () => {
-    const runbooksDir = postgresTempDir('runbooks');
-    cleanups.push(() => rmSync(runbooksDir, { recursive: true, force: true }));
-    process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
-    const host = `pending${process.pid}`;
-    const name = `pending-${process.pid}`;
-    const tc = await startTestCluster({ name, kind: 'file', runbooksDir, host, runbook: { approvers: ['alice'] } });
-    cleanups.push(() => tc.stop());
-    const runbook = await loadRunbook(name);
-    // The paused copy the rejected run leaves running (it never touches it again).
-    cleanups.push(() => stopRestoredCopy(runbook));
-    await tc.pg.query(DEMO_SCHEMA_SQL);
-    await tc.pg.query(`create role app login; grant all on all tables in schema public to app`);
-    await takeBaseBackup({ runbook });
+    const cluster = await backedUpCluster('pending', cleanups);
+    const { tc, name } = cluster;
     await tc.pg.query(`create table t as select g as id from generate_series(1, 1000) g`);
     await switchAndWaitArchived(tc.pg);
 
-    const taskQueue = `pending-${process.pid}`;
-    const workers = await startWorkers({ address: temporalAddress(), namespace: 'default', host, taskQueue });
-    cleanups.push(() => workers.shutdown());
-    const connection = await Connection.connect({ address: temporalAddress() });
-    cleanups.push(() => connection.close());
-    const client = new TemporalClient({ connection });
+    const { client, taskQueue } = await recoveryWorkers(cluster, cleanups);
     const workflowId = `recover-${name}`;
     const wf = await client.workflow.start('recoverToPointInTime', {
       taskQueue,

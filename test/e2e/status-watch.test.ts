@@ -5,19 +5,13 @@
 // LSN, then the approval it waits for with the commands to give it; with a
 // TTY it is in colour, through a pipe the same look has no escape codes.
 import { execFile } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { takeBaseBackup } from '../../src/backup/base-backup';
-import { DEMO_SCHEMA_SQL } from '../../src/dev/demo-runbook';
 import { decideUpdate, statusQuery } from '../../src/recovery/messages';
-import { loadRunbook } from '../../src/runbook/load';
 import { projectRoot } from '../../src/tools';
-import { startWorkers } from '../../src/worker';
-import { startTestCluster } from '../harness/cluster';
-import { postgresTempDir, switchAndWaitArchived, stopRestoredCopy } from '../harness/postgres';
+import { backedUpCluster, recoveryWorkers } from '../harness/recovery-cluster';
+import { switchAndWaitArchived } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
 
@@ -31,19 +25,8 @@ const ESC = '\x1b[';
 
 describe('lifeboat status --watch', () => {
   it('redraws the checklist in a terminal with the replay progress bar of a real recovery and the approval it then waits for; piped, it has no colour codes', { timeout: 600_000 }, async () => {
-    const runbooksDir = postgresTempDir('runbooks');
-    cleanups.push(() => rmSync(runbooksDir, { recursive: true, force: true }));
-    process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
-    const host = `watch${process.pid}`;
-    const name = `watch-${process.pid}`;
-    const tc = await startTestCluster({ name, kind: 'file', runbooksDir, host, runbook: { approvers: ['alice'] } });
-    cleanups.push(() => tc.stop());
-    const runbook = await loadRunbook(name);
-    // The paused copy the rejected run leaves running (it never touches it again).
-    cleanups.push(() => stopRestoredCopy(runbook));
-    await tc.pg.query(DEMO_SCHEMA_SQL);
-    await tc.pg.query(`create role app login; grant all on all tables in schema public to app`);
-    await takeBaseBackup({ runbook });
+    const cluster = await backedUpCluster('watch', cleanups);
+    const { tc, name } = cluster;
     // Enough WAL after the backup (a few hundred MB, in many commits) that
     // replaying it takes seconds, so the watch draws the bar mid-way.
     await tc.pg.query(`create table t (id int, pad text)`);
@@ -51,12 +34,7 @@ describe('lifeboat status --watch', () => {
     const [{ lsn } = { lsn: '' }] = await tc.pg.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`);
     await switchAndWaitArchived(tc.pg, 300_000);
 
-    const taskQueue = `watch-${process.pid}`;
-    const workers = await startWorkers({ address: temporalAddress(), namespace: 'default', host, taskQueue });
-    cleanups.push(() => workers.shutdown());
-    const connection = await Connection.connect({ address: temporalAddress() });
-    cleanups.push(() => connection.close());
-    const client = new TemporalClient({ connection });
+    const { client, taskQueue } = await recoveryWorkers(cluster, cleanups);
     const workflowId = `recover-${name}`;
     const wf = await client.workflow.start('recoverToPointInTime', {
       taskQueue,

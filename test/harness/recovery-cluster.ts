@@ -1,0 +1,52 @@
+// What an end-to-end test of a recovery run needs before it starts one: a
+// test cluster with the demo schema and its `app` role, a verified base
+// backup, and (once the test has written the WAL it wants replayed) workers
+// on a queue of the test's own plus a Temporal client. Everything started is
+// pushed onto the test's `cleanups`, which it runs in reverse in afterAll.
+import { rmSync } from 'node:fs';
+import { Client as TemporalClient, Connection } from '@temporalio/client';
+import { takeBaseBackup } from '../../src/backup/base-backup';
+import { DEMO_SCHEMA_SQL } from '../../src/dev/demo-runbook';
+import { loadRunbook } from '../../src/runbook/load';
+import type { Runbook } from '../../src/runbook/schema';
+import { startWorkers } from '../../src/worker';
+import { startTestCluster, type TestCluster } from './cluster';
+import { postgresTempDir, stopRestoredCopy } from './postgres';
+import { temporalAddress } from './services';
+
+export type Cleanups = Array<() => Promise<unknown> | unknown>;
+
+export interface BackedUpCluster {
+  name: string;
+  host: string;
+  tc: TestCluster;
+  runbook: Runbook;
+}
+
+/** A file:// test cluster named `<label>-<pid>` (approver alice), with the demo schema, an `app` role and a base backup. */
+export async function backedUpCluster(label: string, cleanups: Cleanups): Promise<BackedUpCluster> {
+  const runbooksDir = postgresTempDir('runbooks');
+  cleanups.push(() => rmSync(runbooksDir, { recursive: true, force: true }));
+  process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
+  const host = `${label}${process.pid}`;
+  const name = `${label}-${process.pid}`;
+  const tc = await startTestCluster({ name, kind: 'file', runbooksDir, host, runbook: { approvers: ['alice'] } });
+  cleanups.push(() => tc.stop());
+  const runbook = await loadRunbook(name);
+  // A copy a run leaves paused or promoted is the test's to stop.
+  cleanups.push(() => stopRestoredCopy(runbook));
+  await tc.pg.query(DEMO_SCHEMA_SQL);
+  await tc.pg.query(`create role app login; grant all on all tables in schema public to app`);
+  await takeBaseBackup({ runbook });
+  return { name, host, tc, runbook };
+}
+
+/** Workers for the cluster's host on a task queue of the test's own, and a client to start runs on it. */
+export async function recoveryWorkers(cluster: BackedUpCluster, cleanups: Cleanups): Promise<{ client: TemporalClient; taskQueue: string }> {
+  const taskQueue = cluster.name;
+  const workers = await startWorkers({ address: temporalAddress(), namespace: 'default', host: cluster.host, taskQueue });
+  cleanups.push(() => workers.shutdown());
+  const connection = await Connection.connect({ address: temporalAddress() });
+  cleanups.push(() => connection.close());
+  return { client: new TemporalClient({ connection }), taskQueue };
+}
