@@ -23,6 +23,7 @@ import { loadRunbook } from '../../src/runbook/load';
 import { clusterName } from '../../src/runbook/schema';
 import { projectRoot } from '../../src/tools';
 import { startWorkers, type RunningWorkers } from '../../src/worker';
+import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
 import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
@@ -31,7 +32,7 @@ import { temporalAddress } from '../harness/services';
 const SECRET = 'e2e-chatops-secret-7d41b2';
 const runbooksDir = postgresTempDir('runbooks');
 const usersFile = path.join(runbooksDir, 'chat-users.yaml');
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Cleanups = [];
 const logs: string[] = [];
 let client: TemporalClient;
 let tc: TestCluster;
@@ -89,7 +90,7 @@ beforeAll(async () => {
   cleanups.push(() => server.close());
 });
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 

@@ -17,6 +17,7 @@ import type { Evidence, RecoveryStatus } from '../../src/recovery/contract';
 import { decideUpdate, statusQuery } from '../../src/recovery/messages';
 import { loadRunbook } from '../../src/runbook/load';
 import { requireTool } from '../../src/tools';
+import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { cliRunner, startCliWorker } from '../harness/cli';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
 import { postgresTempDir, switchAndWaitArchived, stopRestoredCopy } from '../harness/postgres';
@@ -27,7 +28,7 @@ const exec = promisify(execFile);
 const runbooksDir = postgresTempDir('runbooks');
 const namespace = `lifeboat-checkpoint-${process.pid}`;
 const host = `ckpt${process.pid}`;
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Cleanups = [];
 let cluster: TestCluster;
 let client: TemporalClient;
 
@@ -59,7 +60,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 

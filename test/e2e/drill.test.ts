@@ -20,6 +20,7 @@ import { portAnswers } from '../../src/restore/port';
 import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
 import { startWorkers } from '../../src/worker';
+import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { startTestCluster, type RepoKind, type TestCluster } from '../harness/cluster';
 import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
@@ -31,7 +32,7 @@ const runbooksDir = postgresTempDir('runbooks');
 const host = `drill${process.pid}`;
 const taskQueue = `drill-${process.pid}`;
 const WEBHOOK_ENV = 'LIFEBOAT_DRILL_TEST_WEBHOOK';
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Cleanups = [];
 let client: TemporalClient;
 let webhook: TestWebhook;
 
@@ -48,7 +49,7 @@ beforeAll(async () => {
   client = new TemporalClient({ connection });
 });
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 

@@ -14,15 +14,16 @@ import { statusQuery } from '../../src/recovery/messages';
 import { stopChild } from '../../src/dev/child';
 import { ensureSearchAttributes } from '../../src/recovery/search-attributes';
 import { projectRoot, requireTool } from '../../src/tools';
+import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { backedUpCluster, recoveryWorkers } from '../harness/recovery-cluster';
 import { switchAndWaitArchived } from '../harness/postgres';
 import { freePort, waitFor } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
 
 const exec = promisify(execFile);
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Cleanups = [];
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  await runCleanups(cleanups);
 });
 
 async function lifeboat(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -18,13 +18,14 @@ import { decideUpdate, retargetSignal, statusQuery } from '../../src/recovery/me
 import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
 import { projectRoot } from '../../src/tools';
+import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
 import { postgresTempDir, switchAndWaitArchived, stopRestoredCopy } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
 import { s3Env, temporalAddress } from '../harness/services';
 
 const runbooksDir = postgresTempDir('runbooks');
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Cleanups = [];
 let client: TemporalClient;
 
 beforeAll(async () => {
@@ -34,7 +35,7 @@ beforeAll(async () => {
   client = new TemporalClient({ connection });
 });
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 

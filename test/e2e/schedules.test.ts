@@ -19,6 +19,7 @@ import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL } from '../../src/dev/demo-runbook';
 import type { LifeboatSchedule } from '../../src/schedules/schedules';
 import { requireTool } from '../../src/tools';
 import type { BaseBackupResult } from '../../workflows/base-backup';
+import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { cliRunner, startCliWorker } from '../harness/cli';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
 import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
@@ -31,7 +32,7 @@ const runbooksDir = postgresTempDir('runbooks');
 const namespace = `lifeboat-schedules-${process.pid}`;
 const host = `sched${process.pid}`;
 const WEBHOOK_ENV = 'LIFEBOAT_SCHEDULES_TEST_WEBHOOK';
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Cleanups = [];
 let cluster: TestCluster;
 let client: TemporalClient;
 let webhook: TestWebhook;
@@ -70,7 +71,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 

@@ -10,15 +10,16 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decideUpdate, statusQuery } from '../../src/recovery/messages';
 import { projectRoot } from '../../src/tools';
+import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { backedUpCluster, recoveryWorkers } from '../harness/recovery-cluster';
 import { switchAndWaitArchived } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
 
 const exec = promisify(execFile);
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Cleanups = [];
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  await runCleanups(cleanups);
 });
 
 const ESC = '\x1b[';

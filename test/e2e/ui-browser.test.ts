@@ -19,14 +19,15 @@ import type { Evidence } from '../../src/recovery/contract';
 import { statusQuery } from '../../src/recovery/messages';
 import { loadRunbook } from '../../src/runbook/load';
 import { startWorkers } from '../../src/worker';
+import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { startTestCluster } from '../harness/cluster';
 import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
 import { freePort, waitFor } from '../harness/ports';
 import { artifactsDir } from '../harness/services';
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Cleanups = [];
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  await runCleanups(cleanups);
 });
 
 const SHOTS = path.join(artifactsDir(), 'ui');

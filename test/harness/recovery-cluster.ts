@@ -10,11 +10,10 @@ import { DEMO_SCHEMA_SQL } from '../../src/dev/demo-runbook';
 import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
 import { startWorkers } from '../../src/worker';
+import type { Cleanups } from './cleanups';
 import { startTestCluster, type TestCluster } from './cluster';
 import { postgresTempDir, stopRestoredCopy } from './postgres';
 import { temporalAddress } from './services';
-
-export type Cleanups = Array<() => Promise<unknown> | unknown>;
 
 export interface BackedUpCluster {
   name: string;

@@ -17,12 +17,13 @@ import { chownToOsUser, initSandboxPrimary } from '../../src/dev/sandbox-pg';
 import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { loadRunbook } from '../../src/runbook/load';
 import { lifeboatCommand } from '../../src/tools';
+import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { asPostgres, PG_BIN, postgresTempDir } from '../harness/postgres';
 import { freePort, waitFor } from '../harness/ports';
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Cleanups = [];
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  await runCleanups(cleanups);
 });
 
 async function query<T>(port: number, sql: string): Promise<T[]> {
