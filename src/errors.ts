@@ -39,6 +39,13 @@ export const ERROR_CODES = [
   'DRILL_FAILED',
   'SEARCH_ATTRIBUTES_MISSING',
   'CHECKPOINT_REFUSED',
+  'DISK_FULL',
+  'STEP_NOT_SKIPPABLE',
+  'RECOVERY_ALREADY_RUNNING',
+  'DECISION_REFUSED',
+  'UNEXPECTED',
+  'TIMEOUT',
+  'CANCELLED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -55,6 +62,12 @@ export function isRetryable(code: ErrorCode): boolean {
     case 'TOOL_FAILED':
     case 'CACHE_INVALIDATION_FAILED':
     case 'TRAFFIC_SWITCH_FAILED':
+    // Not from the catalogue: a bug or an unforeseen condition. A bounded
+    // retry may pass (a restarted dependency); the retry policy limits it.
+    case 'UNEXPECTED':
+    // An activity that ran out of time (a worker gone, a hung server): the
+    // next attempt runs on a live worker.
+    case 'TIMEOUT':
       return true;
     // Facts about data or configuration: retrying changes nothing, an
     // operator must look.
@@ -87,6 +100,16 @@ export function isRetryable(code: ErrorCode): boolean {
     case 'SEARCH_ATTRIBUTES_MISSING':
     // A checkpoint the archive could not recover to: an operator fixes the archive or takes a backup first.
     case 'CHECKPOINT_REFUSED':
+    // The same full volume fails the same way: an operator frees or grows it, then retries.
+    case 'DISK_FULL':
+    // An operator asked for something the runbook does not allow.
+    case 'STEP_NOT_SKIPPABLE':
+    // Another recovery of the runbook holds it: an operator ends that one or says to run both.
+    case 'RECOVERY_ALREADY_RUNNING':
+    // A decide update the run refused (wrong step, repeated, not the moment): the same update is refused again.
+    case 'DECISION_REFUSED':
+    // An operator cancelled: doing it again would undo their decision.
+    case 'CANCELLED':
       return false;
     default: {
       const unhandled: never = code;

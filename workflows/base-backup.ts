@@ -13,6 +13,7 @@ import { z } from 'zod';
 import type * as backupActivities from '../activities/backup';
 import type * as notifyActivities from '../activities/notify';
 import type { BackupMeta } from '../src/catalog/backup-meta';
+import { isErrorCode, type ErrorCode } from '../src/errors';
 import { backupHost, hostQueue } from '../src/runbook/schema';
 import type { ExpireBackupsResult } from './expire-backups';
 import { parseWorkflowInput } from './input';
@@ -110,10 +111,10 @@ async function notifyBackupFailed(runbook: string, workflowId: string, runId: st
 }
 
 /** The failure type of the innermost ApplicationFailure (an activity failure wraps it). */
-function typeOf(err: unknown): string {
+function typeOf(err: unknown): ErrorCode {
   let e: unknown = err;
   while (e instanceof Error) {
-    if (e instanceof ApplicationFailure && e.type) return e.type;
+    if (e instanceof ApplicationFailure && isErrorCode(e.type)) return e.type;
     e = e.cause;
   }
   return 'UNEXPECTED';

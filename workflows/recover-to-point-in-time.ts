@@ -36,7 +36,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
   try {
     // 1. preflight: backup chosen, WAL chain checked, nothing touched.
     const plan = await run.step('preflight', () => act.preflight({ runbook: name, target: run.target, mode: run.mode, dryRun, ...(input.backupId ? { backupId: input.backupId } : {}) }), (p) => `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}, RTO estimate ${Math.round(p.rtoEstimateSeconds / 60)} min`);
-    if (!plan) throw ApplicationFailure.nonRetryable('preflight cannot be skipped', 'RUNBOOK_INVALID');
+    if (!plan) throw ApplicationFailure.nonRetryable('preflight cannot be skipped', 'STEP_NOT_SKIPPABLE');
     const runbook: Runbook = plan.runbook;
     run.runbook = runbook;
     // The input's mode wins; without one the runbook's restore.mode decides.
@@ -106,7 +106,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
         moveTarget(false);
         continue;
       }
-      if (!replay) throw ApplicationFailure.nonRetryable('replay-wal cannot be skipped', 'RUNBOOK_INVALID');
+      if (!replay) throw ApplicationFailure.nonRetryable('replay-wal cannot be skipped', 'STEP_NOT_SKIPPABLE');
       run.extra.replay = { lsn: replay.lsn, ...(replay.time ? { time: replay.time } : {}), paused: true };
       facts.walSegmentsReplayed = replay.walSegmentsReplayed;
       facts.walBytesReplayed = replay.walBytesReplayed;

@@ -14,9 +14,11 @@ import {
   type ReplayProgress,
   type RestoreProgress,
   type StepId,
+  type StepError,
   type StepRecord,
   type Target,
 } from '../recovery/contract';
+import { isErrorCode } from '../errors';
 import { formatBytes, formatDuration } from './format';
 
 export interface LiveProgress {
@@ -262,7 +264,7 @@ export function statusFromEvidence(e: Evidence): RecoveryStatus {
       ...(s.startedAt ? { startedAt: s.startedAt } : {}),
       ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}),
       ...(s.summary ? { summary: s.summary } : {}),
-      ...(s.error ? { error: { type: 'ERROR', message: s.error, hints: [] } } : {}),
+      ...(s.error ? { error: errorOfEvidence(s.error) } : {}),
     })),
     decisions: e.approvals.map((a) => ({
       step: a.step as StepId,
@@ -386,4 +388,10 @@ export function retargetOutcome(workflowId: string, status: RecoveryStatus | und
   const ignored = [...status.ignored].reverse().find((m) => m.name === 'retarget' && (m.by === undefined || m.by === by));
   if (ignored) return { taken: false, lines: [`ignored: ${ignored.why}`, `the run still recovers to ${describeTarget(status.target)}`] };
   return { lines: [`not taken yet: the run still recovers to ${describeTarget(status.target)}; check with lifeboat status ${workflowId}`] };
+}
+
+/** Evidence keeps a step's error as "TYPE: message"; the type is the catalogue's, or UNEXPECTED. */
+function errorOfEvidence(text: string): StepError {
+  const m = /^([A-Z_]+): ([\s\S]*)$/.exec(text);
+  return m && isErrorCode(m[1]) ? { type: m[1], message: m[2]!, hints: [] } : { type: 'UNEXPECTED', message: text, hints: [] };
 }

@@ -33,5 +33,5 @@ export function workflowError(err: unknown, workflowType: string, workflowId: st
 /** The refusal or failure as one line for an operator: "<CODE>: <message>", or the deepest message when no ApplicationFailure is inside. */
 export function failureMessage(err: unknown): string {
   const f = innermostFailure(err);
-  return isErrorCode(f.type) ? `${f.type}: ${f.message}` : f.message;
+  return isErrorCode(f.type) && !f.message.startsWith(`${f.type}: `) ? `${f.type}: ${f.message}` : f.message;
 }

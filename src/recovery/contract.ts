@@ -7,6 +7,7 @@
 // Imported by workflow code (zod works in the sandbox) and by activities and
 // the CLI: keep it free of Node builtins.
 import { z } from 'zod';
+import type { ErrorCode } from '../errors';
 import type { Runbook } from '../runbook/schema';
 
 // ---------------------------------------------------------------- target
@@ -107,8 +108,8 @@ export const STEP_TITLES: Record<StepId, string> = {
 export type StepState = 'pending' | 'running' | 'awaiting-approval' | 'done' | 'skipped' | 'failed';
 
 export interface StepError {
-  /** A code of the closed catalogue (src/errors.ts), or UNEXPECTED. */
-  type: string;
+  /** A code of the closed catalogue (src/errors.ts); UNEXPECTED for anything else. */
+  type: ErrorCode;
   message: string;
   hints: string[];
 }

@@ -196,7 +196,7 @@ describe('lifeboat chatops on a real recovery run', () => {
     expect(again).toEqual({
       status: 200,
       outcome: 'refused-by-workflow',
-      body: { response_type: 'ephemeral', text: 'approve of approve-fence by alice: refused: alice has already approved approve-fence: 2 distinct approvers are needed, 1 so far' },
+      body: { response_type: 'ephemeral', text: 'approve of approve-fence by alice: refused: DECISION_REFUSED: alice has already approved approve-fence: 2 distinct approvers are needed, 1 so far' },
     });
     expect(await messagesInHistory()).toEqual(['update decide']);
     const st = await wf.query(statusQuery);

@@ -162,7 +162,7 @@ describe('recoverToPointInTime', () => {
 
     s = await h.waitForStep(wf, 'replay-wal', 'failed');
     expect(await refusal(wf.executeUpdate(decideUpdate, { args: [{ step: 'replay-wal', decision: 'skip', by: 'bob', comment: 'x' }] }))).toBe(
-      "replay-wal cannot be skipped: the runbook's skippable steps are capture-forensics, disable-writers, disable-background-jobs, pause-outbox, invalidate-caches; retry or abort instead",
+      "STEP_NOT_SKIPPABLE: replay-wal cannot be skipped: the runbook's skippable steps are capture-forensics, disable-writers, disable-background-jobs, pause-outbox, invalidate-caches; retry or abort instead",
     );
     await wf.executeUpdate(decideUpdate, { args: [{ step: 'replay-wal', decision: 'retry', by: 'alice' }] });
     s = await h.waitForStep(wf, 'approve-promote', 'awaiting-approval');

@@ -8,6 +8,7 @@
 // update's validator throws its answer back to the caller, a signal that
 // fails it is ignored and listed in status (a signal cannot answer).
 import {
+  ApplicationFailure,
   CancellationScope,
   condition,
   isCancellation,
@@ -46,6 +47,7 @@ import {
   statusQuery,
 } from '../../src/recovery/messages';
 import { AWAITING_ATTRIBUTE, RUNBOOK_ATTRIBUTE, SEARCH_ATTRIBUTES_PATCH } from '../../src/recovery/search-attributes';
+import { isErrorCode, type ErrorCode } from '../../src/errors';
 import type { Runbook } from '../../src/runbook/schema';
 import { renderChecklist } from './checklist';
 import { describeIssues, howToApprove, howToResolve, operatorsOf, policyOf, refusal, stepError, toIncoming, type Incoming } from './rules';
@@ -72,6 +74,17 @@ export class RunAborted extends Error {
 }
 
 const now = () => new Date().toISOString();
+
+/**
+ * A refused update's answer: typed by the catalogue (a refusal that starts
+ * with a code, "NOT_AN_APPROVER: ...", keeps it) and never retryable, since
+ * the same decision is refused the same way. The message is the refusal as
+ * status.ignored shows it.
+ */
+function refused(why: string, fallback: ErrorCode): ApplicationFailure {
+  const code = /^([A-Z_]+): /.exec(why)?.[1];
+  return ApplicationFailure.create({ type: isErrorCode(code) ? code : fallback, message: why, nonRetryable: true });
+}
 
 export class RecoveryMachine {
   readonly steps = new Map<StepId, StepRecord>();
@@ -176,9 +189,9 @@ export class RecoveryMachine {
       {
         validator: (raw: DecideUpdate) => {
           const r = DecideUpdate.safeParse(raw);
-          if (!r.success) throw new Error(`decide: ${describeIssues(r.error.issues)}`);
+          if (!r.success) throw refused(`decide: ${describeIssues(r.error.issues)}`, 'INPUT_INVALID');
           const why = refusal(this, toIncoming(r.data));
-          if (why) throw new Error(why);
+          if (why) throw refused(why, 'DECISION_REFUSED');
         },
         description:
           'Decide a step and get an answer: {"step": "approve-promote", "decision": "approve"|"reject"|"retry"|"skip"|"abort", "by": "alice", "comment": "..."}. Refused with a reason for a wrong step, a non-approver or a repeated decision.',

@@ -4,6 +4,7 @@
 // tell an operator how to give a decision.
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { DecideUpdate, DecisionKind, PendingDecision, RecoveryStatus, StepError, StepId, StepRecord, Target } from '../../src/recovery/contract';
+import { isErrorCode } from '../../src/errors';
 import type { Runbook } from '../../src/runbook/schema';
 
 export type Incoming =
@@ -61,7 +62,7 @@ export function refusal(run: RunView, m: Incoming): string | undefined {
     if (m.name === 'skip') {
       const skippable = run.runbook?.skippable ?? [];
       if (!(skippable as readonly string[]).includes(step))
-        return `${step} cannot be skipped: the runbook's skippable steps are ${skippable.join(', ') || '(none)'}; retry or abort instead`;
+        return `STEP_NOT_SKIPPABLE: ${step} cannot be skipped: the runbook's skippable steps are ${skippable.join(', ') || '(none)'}; retry or abort instead`;
       if (!m.comment?.trim()) return 'skip needs a reason (it goes into the evidence)';
     }
     return notAllowed(m.by, operatorsOf(run.runbook), `${m.name} ${step}`);
@@ -141,7 +142,7 @@ export function stepError(err: unknown): StepError {
   let e: unknown = err;
   // ActivityFailure wraps the ApplicationFailure the activity threw.
   while (e instanceof Error && e.cause instanceof Error && !(e instanceof ApplicationFailure)) e = e.cause;
-  const type = e instanceof ApplicationFailure ? (e.type ?? 'UNEXPECTED') : 'UNEXPECTED';
+  const type = e instanceof ApplicationFailure && isErrorCode(e.type) ? e.type : 'UNEXPECTED';
   const text = e instanceof Error ? e.message : String(e);
   const lines = text.split('\n');
   return {
