@@ -1,11 +1,10 @@
 // Activities of the baseBackup workflow. `runBaseBackup` runs on the backup
 // host's queue (`lifeboat-host-<host>`): it needs that host's disk for staging.
-import { Context } from '@temporalio/activity';
 import { takeBaseBackup, type BackupProgress } from '../src/backup/base-backup';
 import type { BackupMeta } from '../src/catalog/backup-meta';
 import { loadRunbook } from '../src/runbook/load';
 import type { Runbook } from '../src/runbook/schema';
-import { asActivityFailure } from './failure';
+import { asActivityFailure, heartbeat, keepBeating } from './failure';
 
 export interface RunbookRef {
   /** Runbook name, looked up in the worker's runbooks directory. */
@@ -22,14 +21,16 @@ export async function resolveRunbook(input: RunbookRef): Promise<Runbook> {
 }
 
 export async function runBaseBackup(input: RunbookRef): Promise<BackupMeta> {
-  const ctx = Context.current();
+  const stop = keepBeating();
   try {
     const runbook = await loadRunbook(input.runbook);
     return await takeBaseBackup({
       runbook,
-      onProgress: (p: BackupProgress) => ctx.heartbeat(p),
+      onProgress: (p: BackupProgress) => heartbeat(p),
     });
   } catch (err) {
     throw asActivityFailure(err);
+  } finally {
+    stop();
   }
 }

@@ -6,7 +6,7 @@ import { Context } from '@temporalio/activity';
 import { invalidateRunbookCaches } from '../src/caches';
 import type { CacheResult } from '../src/recovery/contract';
 import { loadRunbook } from '../src/runbook/load';
-import { lifeboatActivity } from './failure';
+import { heartbeat, lifeboatActivity } from './failure';
 
 /** Each cache of the runbook, in runbook order; heartbeats a CacheProgress after each batch. */
 export async function invalidateCaches(input: { runbook: string }): Promise<CacheResult[]> {
@@ -14,7 +14,7 @@ export async function invalidateCaches(input: { runbook: string }): Promise<Cach
   try {
     return await lifeboatActivity(async () => {
       const runbook = await loadRunbook(input.runbook);
-      return invalidateRunbookCaches(runbook, { onProgress: (p) => ctx.heartbeat(p), signal: ctx.cancellationSignal });
+      return invalidateRunbookCaches(runbook, { onProgress: (p) => heartbeat(p), signal: ctx.cancellationSignal });
     });
   } catch (err) {
     // Temporal reports a cancellation only for the CancelledFailure it gave us.

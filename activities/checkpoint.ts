@@ -1,10 +1,9 @@
 // Activities of migrationCheckpoint: read-only checks, the restore point on
 // the primary, and the wait until its segment is archived. All on the
 // `lifeboat` queue: they reach the primary and the repository over the network.
-import { Context } from '@temporalio/activity';
 import { checkpointPreflight, createRestorePoint as create, waitForArchivedSegment, type CheckpointPreflight, type RestorePoint } from '../src/checkpoint/checkpoint';
 import { loadRunbook } from '../src/runbook/load';
-import { lifeboatActivity } from './failure';
+import { heartbeat, lifeboatActivity } from './failure';
 
 export async function checkCheckpoint(input: { runbook: string; label: string }): Promise<CheckpointPreflight> {
   return lifeboatActivity(async () => checkpointPreflight(await loadRunbook(input.runbook), input.label));
@@ -23,7 +22,7 @@ export async function waitCheckpointArchived(input: { runbook: string; label: st
       segment: input.segment,
       label: input.label,
       timeoutSeconds: Math.max(60, runbook.objectives.rpoSeconds),
-      onWait: (waited) => Context.current().heartbeat({ segment: input.segment, waitedSeconds: Math.round(waited) }),
+      onWait: (waited) => heartbeat({ segment: input.segment, waitedSeconds: Math.round(waited) }),
     });
   });
 }

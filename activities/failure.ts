@@ -2,6 +2,7 @@
 // from the closed catalogue (src/errors.ts), retryable or not by that code.
 // Workflows branch on the type string: `instanceof` does not cross into the
 // workflow sandbox.
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { isLifeboatError, isRetryable, errorMessage } from '../src/errors';
 
@@ -22,12 +23,74 @@ export function asActivityFailure(err: unknown): Error {
   return ApplicationFailure.create({ type: 'UNEXPECTED', message: errorMessage(err), nonRetryable: false });
 }
 
-/** Runs an activity body and converts whatever it throws (see asActivityFailure). */
+/**
+ * Runs an activity body, heartbeating while it runs (see keepBeating), and
+ * converts whatever it throws (see asActivityFailure).
+ */
 export async function lifeboatActivity<T>(body: () => Promise<T>): Promise<T> {
+  const stop = keepBeating();
   try {
     return await body();
   } catch (err) {
     throw asActivityFailure(err);
+  } finally {
+    stop();
+  }
+}
+
+/** How often a running activity tells Temporal it is alive, whatever it is waiting on. */
+export const KEEPALIVE_MS = 2000;
+
+/** The details each running activity last heartbeated: the keepalive re-sends them. */
+const lastDetails = new WeakMap<Context, { details: unknown }>();
+
+/**
+ * Heartbeats progress `details` from the running activity (a no-op outside
+ * one, e.g. `lifeboat expire --local`). Use this rather than
+ * `Context.heartbeat`: Temporal keeps only the last heartbeat's details, and
+ * `lifeboat status` and the UI read them, so the keepalive must re-send what
+ * was last reported, not blank it.
+ */
+export function heartbeat(details: unknown): void {
+  const ctx = currentContext();
+  if (!ctx) return;
+  lastDetails.set(ctx, { details });
+  ctx.heartbeat(details);
+}
+
+/**
+ * Heartbeats every KEEPALIVE_MS while an activity body runs, so that a
+ * worker that dies (SIGKILL, OOM, a lost host) is noticed within the
+ * activity's heartbeatTimeout and the step is taken over by another worker,
+ * instead of waiting out its start-to-close timeout. A body blocked on a row
+ * lock, pg_promote, an HTTP endpoint or a frozen object store awaits I/O, so
+ * the timer still fires; what it cannot tell is whether that wait will ever
+ * end (the start-to-close timeout bounds that). Heartbeats are also what
+ * delivers a cancellation to a running activity.
+ *
+ * Returns the function that stops it. Outside an activity, or for one
+ * scheduled without a heartbeatTimeout, it does nothing.
+ */
+export function keepBeating(): () => void {
+  const ctx = currentContext();
+  const timeoutMs = ctx?.info.heartbeatTimeoutMs;
+  if (!ctx || !timeoutMs || ctx.info.isLocal) return () => undefined;
+  // A retried attempt starts from the details its predecessor left (restore
+  // bytes, replay LSN): re-sending them keeps the progress shown until this
+  // attempt reports its own.
+  if (!lastDetails.has(ctx) && ctx.info.heartbeatDetails !== undefined) lastDetails.set(ctx, { details: ctx.info.heartbeatDetails });
+  const beat = () => ctx.heartbeat(lastDetails.get(ctx)?.details);
+  beat();
+  const timer = setInterval(beat, Math.min(KEEPALIVE_MS, Math.max(100, Math.floor(timeoutMs / 4))));
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+function currentContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined; // not inside an activity
   }
 }
 

@@ -10,7 +10,7 @@ import { loadRunbook } from '../src/runbook/load';
 import { promoteRestored as promote, stopRestored as stop } from '../src/restore/instance';
 import { replayWal as replay } from '../src/restore/replay';
 import { restoreBaseBackup as restore } from '../src/restore/restore';
-import { lifeboatActivity } from './failure';
+import { heartbeat, lifeboatActivity } from './failure';
 
 /**
  * lifeboatActivity, plus cancellation: Temporal reports a cancellation only
@@ -38,7 +38,7 @@ export async function restoreBaseBackup(input: RestoreInput): Promise<RestoreRes
         // Every downloaded chunk reports; a heartbeat a second is plenty.
         if (p.phase === last.phase && Date.now() - last.at < 1000) return;
         last = { phase: p.phase, at: Date.now() };
-        ctx.heartbeat(p);
+        heartbeat(p);
       },
     });
   });
@@ -52,7 +52,7 @@ export async function restoreBaseBackup(input: RestoreInput): Promise<RestoreRes
 export async function replayWal(input: ReplayInput): Promise<ReplayResult> {
   return hostActivity(async (ctx) => {
     const runbook = await loadRunbook(input.runbook);
-    return replay(runbook, input, { signal: ctx.cancellationSignal, onProgress: (p) => ctx.heartbeat(p) });
+    return replay(runbook, input, { signal: ctx.cancellationSignal, onProgress: (p) => heartbeat(p) });
   });
 }
 

@@ -22,7 +22,7 @@ import {
 import { openRepository } from '../src/repository';
 import { loadRunbook } from '../src/runbook/load';
 import { clusterName } from '../src/runbook/schema';
-import { lifeboatActivity } from './failure';
+import { heartbeat, lifeboatActivity } from './failure';
 
 export interface ExpiryPlan extends RetentionPlan {
   runbook: string;
@@ -113,6 +113,6 @@ function beat(progress: ExpiryProgress): void {
   } catch {
     return;
   }
-  ctx.heartbeat(progress);
+  heartbeat(progress);
   if (ctx.cancellationSignal.aborted) throw new CancelledFailure('expiry cancelled; objects already deleted stay deleted');
 }

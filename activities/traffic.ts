@@ -6,14 +6,14 @@ import { Context } from '@temporalio/activity';
 import type { TrafficResult } from '../src/recovery/contract';
 import { loadRunbook } from '../src/runbook/load';
 import { switchRunbookTraffic } from '../src/traffic';
-import { lifeboatActivity } from './failure';
+import { heartbeat, lifeboatActivity } from './failure';
 
 export async function resumeTraffic(input: { runbook: string }): Promise<TrafficResult> {
   const ctx = Context.current();
   try {
     return await lifeboatActivity(async () => {
       const runbook = await loadRunbook(input.runbook);
-      return switchRunbookTraffic(runbook, { progress: (p) => ctx.heartbeat(p), signal: ctx.cancellationSignal });
+      return switchRunbookTraffic(runbook, { progress: (p) => heartbeat(p), signal: ctx.cancellationSignal });
     });
   } catch (err) {
     // Temporal reports a cancellation only for the CancelledFailure it gave us.

@@ -30,8 +30,11 @@ export type BaseBackupResult = BackupMeta & {
   expiry?: { workflowId: string; deletedBackups: string[]; walDeletedCount: number } | { workflowId: string; failed: string };
 };
 
+// Every activity heartbeats every 2 s while it runs (activities/failure.ts
+// keepBeating): the heartbeatTimeout notices a dead worker within seconds.
 const { resolveRunbook } = proxyActivities<typeof backupActivities>({
   startToCloseTimeout: '1 minute',
+  heartbeatTimeout: '10 seconds',
   retry: { maximumAttempts: 5 },
 });
 
@@ -39,6 +42,7 @@ const { resolveRunbook } = proxyActivities<typeof backupActivities>({
 // failure back for long, and its failure is logged, never thrown.
 const { notify } = proxyActivities<typeof notifyActivities>({
   startToCloseTimeout: '30 seconds',
+  heartbeatTimeout: '10 seconds',
   retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
 });
 
@@ -53,7 +57,7 @@ export async function baseBackup(input: BaseBackupInput): Promise<BaseBackupResu
   const { runBaseBackup } = proxyActivities<typeof backupActivities>({
     taskQueue: hostQueue(host),
     startToCloseTimeout: '12 hours',
-    heartbeatTimeout: '2 minutes',
+    heartbeatTimeout: '30 seconds',
     scheduleToStartTimeout: '1 hour',
     retry: { maximumAttempts: 3, initialInterval: '30 seconds' },
   });

@@ -29,8 +29,11 @@ export interface ExpireBackupsResult {
 
 // Listing a large WAL archive on S3 takes a while, but planning has no
 // progress to report: a generous start-to-close bound instead of heartbeats.
+// Both heartbeat every 2 s while they run (activities/failure.ts
+// keepBeating): the heartbeatTimeout notices a dead worker within seconds.
 const { planExpiry } = proxyActivities<typeof retention>({
   startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: '10 seconds',
   retry: { maximumAttempts: 5, initialInterval: '5 seconds' },
 });
 
@@ -39,7 +42,7 @@ const { planExpiry } = proxyActivities<typeof retention>({
 // repository, so it never deletes twice or more than the plan allowed.
 const { applyExpiry } = proxyActivities<typeof retention>({
   startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '2 minutes',
+  heartbeatTimeout: '30 seconds',
   retry: { maximumAttempts: 5, initialInterval: '10 seconds' },
 });
 

@@ -18,8 +18,11 @@ export const MigrationCheckpointInput = z.strictObject({
 });
 export type MigrationCheckpointInput = z.infer<typeof MigrationCheckpointInput>;
 
+// Every activity heartbeats every 2 s while it runs (activities/failure.ts
+// keepBeating): the heartbeatTimeout notices a dead worker within seconds.
 const { checkCheckpoint } = proxyActivities<typeof checkpoint>({
   startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '10 seconds',
   retry: { maximumAttempts: 3, initialInterval: '5 seconds' },
 });
 
@@ -27,12 +30,13 @@ const { checkCheckpoint } = proxyActivities<typeof checkpoint>({
 // same name, and this run would report the second one's position.
 const { createRestorePoint } = proxyActivities<typeof checkpoint>({
   startToCloseTimeout: '1 minute',
+  heartbeatTimeout: '10 seconds',
   retry: { maximumAttempts: 1 },
 });
 
 const { waitCheckpointArchived } = proxyActivities<typeof checkpoint>({
   startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout: '10 seconds',
   retry: { maximumAttempts: 3, initialInterval: '5 seconds' },
 });
 

@@ -7,7 +7,10 @@
 // Retries are few on purpose: a drill that needs many is a finding, and it
 // runs again at its next schedule. scheduleToStart bounds how long a drill
 // waits for a worker on the drill host, so a missing worker is a failed
-// drill that notifies rather than one that waits forever.
+// drill that notifies rather than one that waits forever. Every activity
+// heartbeats every 2 s while it runs (activities/failure.ts keepBeating), so
+// each has a heartbeatTimeout: a worker that dies mid-step is noticed within
+// it, not at the start-to-close timeout.
 import { proxyActivities } from '@temporalio/workflow';
 import type * as backupActivities from '../../activities/backup';
 import type * as notifyActivities from '../../activities/notify';
@@ -20,16 +23,19 @@ type Both = RecoveryActivities & DrillActivities;
 export function sharedActivities() {
   const shared = proxyActivities<RecoveryActivities & typeof backupActivities>({
     startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: '10 seconds',
     retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
   });
   // The evidence must not be lost to a short outage of the store.
   const bookkeeping = proxyActivities<RecoveryActivities>({
     startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '10 seconds',
     retry: { maximumAttempts: 20, initialInterval: '2 seconds', maximumInterval: '1 minute' },
   });
   // A notifier that keeps failing must not hold up or fail the drill: a few quick tries, then the outcome is noted.
   const notifier = proxyActivities<typeof notifyActivities>({
     startToCloseTimeout: '30 seconds',
+    heartbeatTimeout: '10 seconds',
     retry: { maximumAttempts: 3, initialInterval: '1 second', backoffCoefficient: 2 },
   });
   return {
@@ -47,13 +53,14 @@ export function drillHostActivities(drillHost: string) {
     taskQueue,
     startToCloseTimeout: '24 hours',
     scheduleToStartTimeout: '15 minutes',
-    heartbeatTimeout: '30 seconds',
+    heartbeatTimeout: '15 seconds',
     retry: { maximumAttempts: 3, initialInterval: '5 seconds' },
   });
   const short = proxyActivities<Both>({
     taskQueue,
     startToCloseTimeout: '15 minutes',
     scheduleToStartTimeout: '15 minutes',
+    heartbeatTimeout: '10 seconds',
     retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
   });
   return {

@@ -6,25 +6,48 @@
 // Retries are bounded on purpose: when an activity keeps failing, the step
 // parks in `failed` and a person decides (retry, skip, abort). Codes that no
 // retry can fix are non-retryable at the source (src/errors.ts).
+//
+// Every activity has a heartbeatTimeout: each one heartbeats every 2 s while
+// it runs, whatever it waits on (activities/failure.ts keepBeating), so a
+// worker that dies mid-step (SIGKILL, OOM, a lost host) is noticed within
+// that timeout and the step retried on another worker, instead of waiting
+// out the start-to-close timeout. The start-to-close timeouts only bound a
+// wait that never ends (a lock never released, a hung endpoint). Each
+// activity says in its comment why running it twice is safe: after a
+// takeover, the dead worker's SQL may still complete on the server.
 import { proxyActivities } from '@temporalio/workflow';
 import type { RecoveryActivities } from '../../src/recovery/activity-types';
 import { hostQueue, type Runbook } from '../../src/runbook/schema';
 import { trafficHost } from '../../src/traffic/host';
 
+/** SQL or HTTP from the shared queue: a dead worker is noticed within 10 s. */
+const SQL_HEARTBEAT = '10 seconds';
+
+// preflight lists the repository's WAL (large archives take minutes); capture runs the runbook's queries.
 const shared = proxyActivities<RecoveryActivities>({
   startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: SQL_HEARTBEAT,
+  retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
+});
+
+// A gate is a few statements; what can make it long is a row lock or a
+// session that will not end, and that deserves a retry and then a person.
+const gates = proxyActivities<RecoveryActivities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: SQL_HEARTBEAT,
   retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
 });
 
 // The audit log and the evidence must not be lost to a short outage of the store.
 const bookkeeping = proxyActivities<RecoveryActivities>({
   startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: SQL_HEARTBEAT,
   retry: { maximumAttempts: 20, initialInterval: '2 seconds', maximumInterval: '1 minute' },
 });
 
 const caches = proxyActivities<RecoveryActivities>({
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '2 minutes',
+  heartbeatTimeout: SQL_HEARTBEAT,
   retry: { maximumAttempts: 3, initialInterval: '5 seconds' },
 });
 
@@ -32,7 +55,7 @@ export function sharedActivities() {
   return {
     preflight: shared.preflight,
     captureForensics: shared.captureForensics,
-    setPrimaryGate: shared.setGate,
+    setPrimaryGate: gates.setGate,
     invalidateCaches: caches.invalidateCaches,
     appendAudit: bookkeeping.appendAudit,
     writeEvidence: bookkeeping.writeEvidence,
@@ -48,29 +71,42 @@ export function sharedActivities() {
  */
 export function hostActivities(runbook: Runbook) {
   const taskQueue = hostQueue(runbook.restore.host);
+  // 15 s rather than 10: pg_ctl, tar and zstd share the host's CPU with the
+  // worker, and a missed beat here costs a restart of a long step.
   const long = proxyActivities<RecoveryActivities>({
     taskQueue,
     startToCloseTimeout: '24 hours',
-    heartbeatTimeout: '30 seconds',
+    heartbeatTimeout: '15 seconds',
     retry: { maximumAttempts: 5, initialInterval: '5 seconds' },
   });
+  // Invariants and the outbox reconciliation are queries over the whole
+  // copy's tables: minutes on a large one.
   const short = proxyActivities<RecoveryActivities>({
     taskQueue,
     startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: SQL_HEARTBEAT,
+    retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
+  });
+  // pg_promote waits 60 s at most; a gate is a few statements; pg_ctl stop a minute.
+  const quick = proxyActivities<RecoveryActivities>({
+    taskQueue,
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: SQL_HEARTBEAT,
     retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
   });
   const traffic = proxyActivities<RecoveryActivities>({
     taskQueue: hostQueue(trafficHost(runbook)),
     startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: SQL_HEARTBEAT,
     retry: { maximumAttempts: 3, initialInterval: '5 seconds' },
   });
   return {
     restoreBaseBackup: long.restoreBaseBackup,
     replayWal: long.replayWal,
     runInvariants: short.runInvariants,
-    promoteRestored: short.promoteRestored,
-    stopRestored: short.stopRestored,
-    setRestoredGate: short.setGate,
+    promoteRestored: quick.promoteRestored,
+    stopRestored: quick.stopRestored,
+    setRestoredGate: quick.setGate,
     reconcileOutbox: short.reconcileOutbox,
     resumeTraffic: traffic.resumeTraffic,
   };
