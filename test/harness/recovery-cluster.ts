@@ -11,9 +11,9 @@ import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
 import { startWorkers } from '../../src/worker';
 import type { Cleanups } from './cleanups';
-import { startTestCluster, type TestCluster } from './cluster';
+import { startTestCluster, type RepoKind, type TestCluster } from './cluster';
 import { postgresTempDir, stopRestoredCopy } from './postgres';
-import { temporalAddress } from './services';
+import { temporalAddress, useS3Env } from './services';
 
 export interface BackedUpCluster {
   name: string;
@@ -22,14 +22,18 @@ export interface BackedUpCluster {
   runbook: Runbook;
 }
 
-/** A file:// test cluster named `<label>-<pid>` (approver alice), with the demo schema, an `app` role and a base backup. */
-export async function backedUpCluster(label: string, cleanups: Cleanups): Promise<BackedUpCluster> {
+/**
+ * A test cluster named `<label>-<pid>` (approver alice), with the demo schema, an `app` role and a base backup;
+ * file:// unless `kind` says s3:// (the run's MinIO, whose variables are then set in this process).
+ */
+export async function backedUpCluster(label: string, cleanups: Cleanups, kind: RepoKind = 'file'): Promise<BackedUpCluster> {
+  if (kind === 's3') useS3Env();
   const runbooksDir = postgresTempDir('runbooks');
   cleanups.push(() => rmSync(runbooksDir, { recursive: true, force: true }));
   process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
   const host = `${label}${process.pid}`;
   const name = `${label}-${process.pid}`;
-  const tc = await startTestCluster({ name, kind: 'file', runbooksDir, host, runbook: { approvers: ['alice'] } });
+  const tc = await startTestCluster({ name, kind, runbooksDir, host, runbook: { approvers: ['alice'] } });
   cleanups.push(() => tc.stop());
   const runbook = await loadRunbook(name);
   // A copy a run leaves paused or promoted is the test's to stop.
