@@ -5,7 +5,10 @@
 // `instance: 'drill'` on the drill host's queue (src/restore/site.ts). The work lives in src/restore/; here are
 // heartbeats, cancellation and the failure types.
 import { Context } from '@temporalio/activity';
-import type { ReplayInput, ReplayResult, RestoreInput, RestoreInstanceKind, RestoreProgress, RestoreResult } from '../src/recovery/contract';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { ReplayInput, ReplayResult, RestoreInput, RestoreInstanceKind, RestoreProgress, RestoreResult, RestoreSiteCheck, RestoreSiteInput } from '../src/recovery/contract';
+import type { Claim } from '../src/restore/claim';
+import { checkRestoreRoom as checkRoom } from '../src/restore/room';
 import { loadRunbook } from '../src/runbook/load';
 import { promoteRestored as promote, stopRestored as stop } from '../src/restore/instance';
 import { replayWal as replay } from '../src/restore/replay';
@@ -34,6 +37,7 @@ export async function restoreBaseBackup(input: RestoreInput): Promise<RestoreRes
     let last = { phase: '', at: 0 };
     return restore(runbook, input, {
       signal: ctx.cancellationSignal,
+      holderRunning: (claim) => holderRunning(ctx, claim),
       onProgress: (p: RestoreProgress) => {
         // Every downloaded chunk reports; a heartbeat a second is plenty.
         if (p.phase === last.phase && Date.now() - last.at < 1000) return;
@@ -42,6 +46,38 @@ export async function restoreBaseBackup(input: RestoreInput): Promise<RestoreRes
       },
     });
   });
+}
+
+/**
+ * Whether the workflow run named by a handed-over claim (a drill's, kept
+ * until its teardown) is still running, asked of Temporal. Undefined when it
+ * cannot be told (no client, Temporal unreachable): the claim then holds.
+ */
+async function holderRunning(ctx: Context, claim: Claim): Promise<boolean | undefined> {
+  let client;
+  try {
+    client = ctx.client;
+  } catch {
+    return undefined; // a test's MockActivityEnvironment without a client
+  }
+  try {
+    const d = await client.workflow.getHandle(claim.workflowId, claim.runId).describe();
+    return d.status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    return undefined;
+  }
+}
+
+/**
+ * Will the restore fit? Free space on the volume of restore.dataDir (or
+ * drill.dataDir) against the backup plus the WAL replay keeps on disk;
+ * refuses with DISK_FULL naming the kept moved-aside copies. Only reads, so
+ * it runs in preflight, before anything is fenced, and is safe to repeat.
+ */
+export async function checkRestoreSite(input: RestoreSiteInput): Promise<RestoreSiteCheck> {
+  // lifeboatActivity heartbeats while du runs over the kept copies.
+  return hostActivity(async () => checkRoom(await loadRunbook(input.runbook), input));
 }
 
 /**

@@ -1,7 +1,7 @@
 // recoverToPointInTime(RecoveryInput): the disaster-recovery runbook of
 // DESIGN.md §4.1, one line per step. The machinery every step goes through
 // (state, approvals, retry/skip/abort, the checklist) is in ./recovery/machine.
-import { ApplicationFailure, log, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, log, patched, workflowInfo } from '@temporalio/workflow';
 import { RecoveryInput, describeTarget, type Evidence, type ReplayResult, type Target } from '../src/recovery/contract';
 import { clusterName, type Runbook } from '../src/runbook/schema';
 import { parseLsn as parseLsnInWorkflow } from '../src/wal/names';
@@ -35,7 +35,15 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
 
   try {
     // 1. preflight: backup chosen, WAL chain checked, nothing touched.
-    const plan = await run.step('preflight', () => act.preflight({ runbook: name, target: run.target, mode: run.mode, dryRun, ...(input.backupId ? { backupId: input.backupId } : {}) }), (p) => `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}, RTO estimate ${Math.round(p.rtoEstimateSeconds / 60)} min`);
+    const plan = await run.step('preflight', async () => {
+      const p = await act.preflight({ runbook: name, target: run.target, mode: run.mode, dryRun, ...(input.backupId ? { backupId: input.backupId } : {}) });
+      // Room for the backup and its WAL on the restore host, before anything is fenced
+      // (DISK_FULL names the kept moved-aside copies). Patched: older histories never called it.
+      if (patched('preflight-check-restore-site')) {
+        await hostActivities(p.runbook).checkRestoreSite({ runbook: name, backupId: p.backup.backupId, backupBytes: p.backup.sizeBytes, walSegments: p.walSegmentsAvailable });
+      }
+      return p;
+    }, (p) => `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}, RTO estimate ${Math.round(p.rtoEstimateSeconds / 60)} min`);
     if (!plan) throw ApplicationFailure.nonRetryable('preflight cannot be skipped', 'STEP_NOT_SKIPPABLE');
     const runbook: Runbook = plan.runbook;
     run.runbook = runbook;

@@ -10,7 +10,7 @@
 // down, notifies and writes its evidence, then fails the workflow with
 // DRILL_FAILED so the Temporal UI and schedules show it red. A passed drill
 // returns its evidence.
-import { ApplicationFailure, CancellationScope, isCancellation, log, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, log, patched, workflowInfo } from '@temporalio/workflow';
 import { DrillInput, type DrillStepId } from '../src/drill/contract';
 import type { NotifyKind } from '../src/notify/webhook';
 import { describeTarget, type Evidence } from '../src/recovery/contract';
@@ -63,7 +63,14 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
     else f.target = (await run.step('pick-target', () => host.pickDrillTarget({ runbook: name }), (p) => `${describeTarget(p.target)}: ${p.why}`)).target;
     const target = f.target;
     // 2. preflight: the backup for the target, the WAL chain checked, the archiver read (read-only).
-    const plan = await run.step('preflight', () => act.preflight({ runbook: name, target, mode: 'side-by-side', dryRun: false, instance: 'drill' }), (p) => `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}; archiver ${p.archiver ?? 'not read'}`);
+    const plan = await run.step('preflight', async () => {
+      const p = await act.preflight({ runbook: name, target, mode: 'side-by-side', dryRun: false, instance: 'drill' });
+      // Room for the backup and its WAL in drill.dataDir (DISK_FULL names kept copies). Patched: older histories never called it.
+      if (patched('preflight-check-restore-site')) {
+        await host.checkRestoreSite({ ...ref, backupId: p.backup.backupId, backupBytes: p.backup.sizeBytes, walSegments: p.walSegmentsAvailable });
+      }
+      return p;
+    }, (p) => `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}; archiver ${p.archiver ?? 'not read'}`);
     f.backup = plan.backup;
     f.notes.push(...plan.warnings);
     if (plan.archiverProblems?.length) {

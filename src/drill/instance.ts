@@ -2,10 +2,12 @@
 // Both act only on the copy whose marker names this drill's workflow; what
 // is in drill.dataDir otherwise is someone's data and is left alone.
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readdir, rm, rmdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { LifeboatError, errorMessage } from '../errors';
+import { releaseClaimOf } from '../restore/claim';
+import { isKeptEntry } from '../restore/data-dir';
 import { readMarker, requireOurMarker, describeMarker } from '../restore/marker';
 import { postmasterRunning, stopPostmaster } from '../restore/postmaster';
 import { restoreSite, siteClientConfig } from '../restore/site';
@@ -81,6 +83,9 @@ export async function teardownDrill(runbook: Runbook, input: { workflowId: strin
   const site = restoreSite(runbook, 'drill');
   const marker = await readMarker(site.dataDir);
   if (!marker || marker.workflowId !== input.workflowId || marker.instance !== 'drill') {
+    // A restore of this drill that failed before its marker holds no claim (released then); a
+    // claim of this workflow left by a crash is released, anyone else's stays.
+    await releaseClaimOf(site.dataDir, input.workflowId);
     if (!existsSync(site.dataDir)) return { stopped: false };
     const running = await postmasterRunning(site.pg).catch(() => false);
     return {
@@ -95,8 +100,16 @@ export async function teardownDrill(runbook: Runbook, input: { workflowId: strin
       hints: [`stop it by hand (as ${site.pg.osUser}): ${site.pg.pgBin}/pg_ctl stop -D ${site.dataDir} -m immediate, then remove ${site.dataDir}`],
     });
   }
-  // The marker proves the directory is this drill's own copy: removing it deletes nothing of anyone's.
-  await rm(site.dataDir, { recursive: true, force: true });
+  // The marker proves the directory is this drill's own copy: removing it
+  // deletes nothing of anyone's. Except what was moved aside inside it (a
+  // mount point: data-dir.ts), kept for an operator; and a mount point itself
+  // cannot be removed, only emptied.
+  for (const e of await readdir(site.dataDir)) {
+    if (!isKeptEntry(e)) await rm(path.join(site.dataDir, e), { recursive: true, force: true });
+  }
+  await rmdir(site.dataDir).catch(() => undefined);
+  // The directory and drill.port are free for the next drill.
+  await releaseClaimOf(site.dataDir, input.workflowId);
   // The log sits beside the directory when the parent is the OS user's (src/restore/postmaster.ts runFiles).
   const besideLog = `${site.dataDir}.lifeboat-postgres.log`;
   if (marker.logFile === besideLog) await rm(besideLog, { force: true });

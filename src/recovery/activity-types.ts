@@ -19,6 +19,8 @@ import type {
   RestoreInput,
   RestoreInstanceKind,
   RestoreResult,
+  RestoreSiteCheck,
+  RestoreSiteInput,
   Target,
   TrafficResult,
 } from './contract';
@@ -30,6 +32,7 @@ export interface RecoveryActivities {
   captureForensics(input: { runbook: string; target: Target }): Promise<CaptureResult>;
   setGate(input: GateInput & { gate: GateName }): Promise<GateResult>;
   restoreBaseBackup(input: RestoreInput): Promise<RestoreResult>;
+  checkRestoreSite(input: RestoreSiteInput): Promise<RestoreSiteCheck>;
   replayWal(input: ReplayInput): Promise<ReplayResult>;
   runInvariants(input: { runbook: string; instance?: RestoreInstanceKind }): Promise<InvariantResult[]>;
   promoteRestored(input: { runbook: string; workflowId: string; runId: string; instance?: RestoreInstanceKind }): Promise<{ promotedAt: string; timeline: number; lsn: string }>;

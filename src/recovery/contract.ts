@@ -335,6 +335,26 @@ export interface RestoreResult {
   configNotes?: string[];
 }
 
+/** checkRestoreSite: will the restore fit on the volume of its data directory? (src/restore/room.ts) */
+export interface RestoreSiteInput extends RunbookRef, InstanceRef {
+  backupId: string;
+  /** Bytes of the data directory as restored (BackupChoice.sizeBytes). */
+  backupBytes: number;
+  /** WAL segments the replay reads (PreflightResult.walSegmentsAvailable). */
+  walSegments: number;
+  walSegmentSize?: number;
+}
+
+export interface RestoreSiteCheck {
+  dataDir: string;
+  /** The directory whose file system was measured (dataDir or its nearest existing parent). */
+  measured: string;
+  freeBytes: number;
+  neededBytes: number;
+  /** Copies Lifeboat moved aside on that file system, kept for an operator to remove. */
+  kept: Array<{ path: string; bytes: number }>;
+}
+
 /** Heartbeat details of restore-base-backup (read by `lifeboat status`). */
 export interface RestoreProgress {
   phase: 'preparing' | 'downloading' | 'verifying' | 'done';

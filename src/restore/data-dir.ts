@@ -10,12 +10,17 @@
 //   - anyone else's, side-by-side: refused with DATA_DIR_NOT_EMPTY;
 //   - anyone else's, in-place: the directory is the primary's by design. Its
 //     postmaster is stopped (fast) and the whole directory moved aside.
+// Moving aside renames the directory to a sibling, `<dataDir>.lifeboat-...`;
+// a mount point cannot be renamed (EBUSY), so there its contents go into a
+// dated subdirectory, `<dataDir>/.lifeboat-aside-<time>/`, which every later
+// step tolerates (the emptiness check here, pg_verifybackup's --ignore).
+// The caller holds the directory's claim (claim.ts) before any of this runs.
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, readdir, rename } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { LifeboatError } from '../errors';
 import type { RestoreInstanceKind, RestoreResult } from '../recovery/contract';
-import { describeMarker, readMarker, type RestoreMarker } from './marker';
+import { MARKER_FILE, describeMarker, readMarker, type RestoreMarker } from './marker';
 import { chownToUser } from './os-user';
 import { postmasterRunning, stopPostmaster, type PgHost } from './postmaster';
 
@@ -42,8 +47,26 @@ function whose(input: PrepareInput): string {
 export type Prepared =
   /** The directory holds this run's verified extraction of this backup: return its result again. */
   | { kind: 'reuse'; result: RestoreResult }
-  /** dataDir is an empty directory owned by the OS user, mode 0700. */
-  | { kind: 'ready'; movedAside?: string; stoppedPostmaster: boolean };
+  /** dataDir is an empty directory owned by the OS user, mode 0700 (but for kept `.lifeboat-aside-*` subdirectories). */
+  | { kind: 'ready'; movedAside?: string; stoppedPostmaster: boolean; removedOwnPartial?: boolean };
+
+/** Subdirectories that hold what was moved aside inside a mount point. */
+export const ASIDE_PREFIX = '.lifeboat-aside-';
+
+/**
+ * Entries of a data directory that do not make it "not empty": what Lifeboat
+ * moved aside inside it, and the lost+found of a file system mounted there.
+ * They stay where they are; tar extracts beside them and pg_verifybackup is
+ * told to ignore them.
+ */
+export function isKeptEntry(name: string): boolean {
+  return name.startsWith(ASIDE_PREFIX) || name === 'lost+found';
+}
+
+/** The kept entries present in dataDir, for pg_verifybackup --ignore. */
+export async function keptEntries(dataDir: string): Promise<string[]> {
+  return (await readdir(dataDir).catch(() => [] as string[])).filter(isKeptEntry).sort();
+}
 
 export async function prepareDataDir(input: PrepareInput): Promise<Prepared> {
   const { dataDir } = input.pg;
@@ -54,14 +77,15 @@ export async function prepareDataDir(input: PrepareInput): Promise<Prepared> {
       cause: err,
     });
   });
-  if (entries !== undefined && entries.length > 0) {
+  const present = entries?.filter((e) => !isKeptEntry(e));
+  if (present !== undefined && present.length > 0) {
     const marker = await readMarker(dataDir);
     if (marker && marker.workflowId === input.workflowId) return prepareOurs(input, marker);
     if (input.instance === 'drill' && marker?.instance === 'drill') return prepareEarlierDrill(input, marker);
-    if (input.mode === 'side-by-side') throw await notEmpty(input, entries, marker);
+    if (input.mode === 'side-by-side') throw await notEmpty(input, present, marker);
     // in-place: the primary's directory (or an earlier recovery's, which became the primary).
     const stopped = await stopPostmaster(input.pg, 'in-place restore: the old primary must be down before its directory is moved aside');
-    const movedAside = await moveAside(dataDir, 'lifeboat-moved');
+    const movedAside = await moveAside(dataDir, 'lifeboat-moved', input.pg.osUser);
     await makeEmptyDir(input.pg);
     return { kind: 'ready', movedAside, stoppedPostmaster: stopped };
   }
@@ -79,6 +103,18 @@ async function prepareOurs(input: PrepareInput, marker: RestoreMarker): Promise<
     });
   }
   const running = await postmasterRunning(input.pg);
+  if (!running && marker.state === 'extracting' && marker.runId === input.runId && !marker.keep) {
+    // Provably ours and nothing but the repository's bytes: this run wrote the
+    // marker before its first byte, 'extracting' means no verification passed
+    // and no postmaster ever started on it (replay-wal refuses an extracting
+    // copy, and a started one is 'replaying'), and no failed check asked to
+    // keep it. The repository reproduces it byte for byte, so removing it
+    // loses nothing, and keeping it would fill the volume with one partial
+    // copy per attempt: after a full disk, the retry would find no room.
+    await removeOwnExtraction(dataDir);
+    await makeEmptyDir(input.pg);
+    return { kind: 'ready', ...(marker.movedAside ? { movedAside: marker.movedAside } : {}), stoppedPostmaster: false, removedOwnPartial: true };
+  }
   if (
     !running &&
     marker.state === 'extracted' &&
@@ -91,7 +127,7 @@ async function prepareOurs(input: PrepareInput, marker: RestoreMarker): Promise<
   // An interrupted extraction, or a restored copy that has replayed (or
   // failed to): it cannot be trusted as a fresh start, but it is evidence.
   const stopped = running ? await stopPostmaster(input.pg, 'restoring again: this recovery\'s earlier copy must be down before it is moved aside') : false;
-  const ownAside = await moveAside(dataDir, 'lifeboat');
+  const ownAside = await moveAside(dataDir, 'lifeboat', input.pg.osUser);
   await makeEmptyDir(input.pg);
   // An in-place retry keeps reporting where the primary's directory went.
   return { kind: 'ready', movedAside: marker.movedAside ?? ownAside, stoppedPostmaster: stopped };
@@ -118,7 +154,7 @@ async function prepareEarlierDrill(input: PrepareInput, marker: RestoreMarker): 
       },
     );
   }
-  const movedAside = await moveAside(dataDir, 'lifeboat-drill');
+  const movedAside = await moveAside(dataDir, 'lifeboat-drill', input.pg.osUser);
   await makeEmptyDir(input.pg);
   return { kind: 'ready', movedAside, stoppedPostmaster: false };
 }
@@ -128,20 +164,67 @@ export function compactTimestamp(d = new Date()): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
-/** Renames dir to `<dir>.<label>-<timestamp>` (with -2, -3... when taken); returns the new path. */
-export async function moveAside(dir: string, label: string): Promise<string> {
+/**
+ * Renames dir to `<dir>.<label>-<timestamp>` (with -2, -3... when taken);
+ * returns the new path. When dir cannot be renamed (a mount point: EBUSY; a
+ * parent the worker may not write: EACCES), its contents go into
+ * `<dir>/.lifeboat-aside-<timestamp>/` instead: the same file system, so each
+ * move is a rename and nothing is copied or deleted.
+ */
+export async function moveAside(dir: string, label: string, osUser?: string): Promise<string> {
   const base = `${dir}.${label}-${compactTimestamp()}`;
   let target = base;
   for (let i = 2; existsSync(target); i++) target = `${base}-${i}`;
   try {
     await rename(dir, target);
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EBUSY' || code === 'EXDEV' || code === 'EACCES' || code === 'EPERM') return moveContentsAside(dir, osUser);
     throw new LifeboatError('DATA_DIR_NOT_EMPTY', `could not move ${dir} aside to ${target}: ${(err as Error).message}`, {
       hints: ['nothing was deleted; move the directory away by hand and retry the step'],
       cause: err,
     });
   }
   return target;
+}
+
+/** Moves every entry of dir but the kept ones into a new `.lifeboat-aside-<timestamp>` subdirectory; returns its path. */
+export async function moveContentsAside(dir: string, osUser?: string): Promise<string> {
+  const base = path.join(dir, `${ASIDE_PREFIX}${compactTimestamp()}`);
+  let aside = base;
+  for (let i = 2; existsSync(aside); i++) aside = `${base}-${i}`;
+  // The marker last: until everything is moved, dir is still provably ours,
+  // so a retry after a crash here moves the rest.
+  const entries = (await readdir(dir)).filter((e) => !isKeptEntry(e)).sort((a, b) => Number(a === MARKER_FILE) - Number(b === MARKER_FILE));
+  let moved = 0;
+  try {
+    await mkdir(aside, { mode: 0o700 });
+    // The OS user's, like the copy it holds: a postmaster started on dataDir
+    // walks the whole directory (fsync at crash recovery) and must not trip on it.
+    if (osUser) await chownToUser(aside, osUser);
+    for (const e of entries) {
+      await rename(path.join(dir, e), path.join(aside, e));
+      moved++;
+    }
+  } catch (err) {
+    throw new LifeboatError(
+      (err as NodeJS.ErrnoException).code === 'ENOSPC' ? 'DISK_FULL' : 'DATA_DIR_NOT_EMPTY',
+      `could not move the contents of ${dir} aside into ${aside} (${moved} of ${entries.length} entries moved): ${(err as Error).message}`,
+      {
+        hints: [`nothing was deleted; what was moved is in ${aside}, the rest still in ${dir}`, 'move the rest by hand (or everything out of the directory) and retry the step'],
+        cause: err,
+        details: { dataDir: dir, aside },
+      },
+    );
+  }
+  return aside;
+}
+
+/** Removes everything in dataDir but the kept entries (removeOwnExtraction's one caller has proven it ours). */
+async function removeOwnExtraction(dataDir: string): Promise<void> {
+  for (const e of await readdir(dataDir)) {
+    if (!isKeptEntry(e)) await rm(path.join(dataDir, e), { recursive: true, force: true });
+  }
 }
 
 async function makeEmptyDir(pg: PgHost): Promise<void> {

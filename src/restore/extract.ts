@@ -6,7 +6,7 @@
 // the data directory, not for a second copy of it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -17,7 +17,9 @@ import { readCatalog } from '../catalog/catalog';
 import { LifeboatError, errorMessage, isLifeboatError } from '../errors';
 import { keys } from '../repository/layout';
 import type { Repository } from '../repository/types';
+import { keptEntries } from './data-dir';
 import { MARKER_FILE } from './marker';
+import { processAlive } from './process-alive';
 import { baseEnv, chownToUser, runAsOsUser, spawnAsOsUser } from './os-user';
 import type { PgHost } from './postmaster';
 
@@ -119,7 +121,7 @@ async function untar(
   const tar = spawnAsOsUser(
     pg.osUser,
     'tar',
-    ['-x', '-f', '-', '-C', pg.dataDir, '--no-same-owner', `--exclude=${MARKER_FILE}`, `--exclude=${MARKER_FILE}.tmp`],
+    ['-x', '-f', '-', '-C', pg.dataDir, '--no-same-owner', `--exclude=${MARKER_FILE}`, `--exclude=${MARKER_FILE}.*.tmp`],
     baseEnv(),
     ['pipe', 'ignore', 'pipe'],
   );
@@ -186,6 +188,12 @@ async function untar(
       hints: [...verifyHints(pg.dataDir), 'is the zstd package installed on this host? (scripts/setup.sh installs it)'],
     });
   }
+  if (t.code !== 0 && /No space left on device/i.test(tarErr.text)) {
+    // restore.ts turns this into the full DISK_FULL (free bytes, kept copies, what to do).
+    throw new LifeboatError('DISK_FULL', `tar ran out of space extracting ${where} into ${pg.dataDir} after ${bytes} of ${meta.sizeBytes} bytes: ${tarErr.text.trim().split('\n').slice(-2).join('\n  ')}`, {
+      details: { path: pg.dataDir, neededBytes: meta.sizeBytes },
+    });
+  }
   if (t.code !== 0) {
     throw new LifeboatError(
       'TOOL_FAILED',
@@ -218,15 +226,19 @@ async function verifyAgainstManifest(opts: ExtractOptions): Promise<number> {
   } catch {
     // pg_verifybackup below says what is wrong with it.
   }
-  // A directory of our own beside nothing else, for the OS user to read.
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'lifeboat-manifest-'));
+  // A directory of our own beside nothing else, for the OS user to read. Its
+  // name carries our pid: one left by a killed worker is provably nobody's
+  // and the next restore removes it (sweepDeadManifestDirs).
+  const tmp = await mkdtemp(path.join(os.tmpdir(), `${MANIFEST_DIR_PREFIX}${process.pid}-`));
   try {
     const manifest = path.join(tmp, MANIFEST);
     await writeFile(manifest, got.body, { mode: 0o600 });
     await chownToUser(manifest, pg.osUser);
     await chownToUser(tmp, pg.osUser);
-    // -n: the WAL is checked by replay itself; -i: the marker is ours, not the backup's.
-    const r = await runAsOsUser(pg.osUser, `${pg.pgBin}/pg_verifybackup`, ['-n', '-q', '-m', manifest, '-i', MARKER_FILE, pg.dataDir]);
+    // -n: the WAL is checked by replay itself; -i: the marker is ours, not the
+    // backup's, and so is what was moved aside inside a mount point (and its lost+found).
+    const ignore = [MARKER_FILE, ...(await keptEntries(pg.dataDir))].flatMap((e) => ['-i', e]);
+    const r = await runAsOsUser(pg.osUser, `${pg.pgBin}/pg_verifybackup`, ['-n', '-q', '-m', manifest, ...ignore, pg.dataDir]);
     if (r.code !== 0) {
       const lines = (r.stderr || r.stdout).split('\n').map((l) => l.trim()).filter(Boolean).slice(-8);
       throw new LifeboatError(
@@ -239,4 +251,25 @@ async function verifyAgainstManifest(opts: ExtractOptions): Promise<number> {
     await rm(tmp, { recursive: true, force: true });
   }
   return files;
+}
+
+const MANIFEST_DIR_PREFIX = 'lifeboat-manifest-';
+
+/**
+ * Removes `lifeboat-manifest-<pid>-*` directories in the temporary directory
+ * whose process is gone (a worker killed during pg_verifybackup). Each holds
+ * only a copy of a manifest from the repository. Names without a pid (made
+ * before pids were in them) prove no owner and are left alone.
+ */
+export async function sweepDeadManifestDirs(dir = os.tmpdir()): Promise<string[]> {
+  const removed: string[] = [];
+  for (const e of await readdir(dir).catch(() => [] as string[])) {
+    const m = new RegExp(`^${MANIFEST_DIR_PREFIX}(\\d+)-[A-Za-z0-9]{6}$`).exec(e);
+    if (!m || (await processAlive(Number(m[1])))) continue;
+    await rm(path.join(dir, e), { recursive: true, force: true }).then(
+      () => removed.push(path.join(dir, e)),
+      () => undefined,
+    );
+  }
+  return removed;
 }

@@ -7,6 +7,7 @@
 // The marker also carries what later steps need after a worker crash: the
 // backup's start LSN for the replay result, the target the postmaster was
 // started with, where its log and socket are, and when it was promoted.
+import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { LifeboatError } from '../errors';
@@ -40,6 +41,11 @@ export interface RestoreMarker {
   backup: { startLsn: string; timeline: number; walSegmentSize: number };
   /** Where a directory found at dataDir was moved (reported again by a retry). */
   movedAside?: string;
+  /**
+   * Why this copy is evidence to keep (a failed verification): a retry then
+   * moves it aside even while it is still 'extracting', instead of removing it.
+   */
+  keep?: string;
   /** The result of the completed extraction, returned as is by a retry. */
   result?: RestoreResult;
   /** The target the postmaster was last started with. */
@@ -74,12 +80,19 @@ export async function readMarker(dataDir: string): Promise<RestoreMarker | undef
   }
 }
 
+/** `.lifeboat-restore.json.<pid>.<random>.tmp`: unique per writer, in the same directory so rename(2) is atomic. */
+export function markerTempPath(dataDir: string): string {
+  return `${markerPath(dataDir)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+}
+
 /** Writes the marker atomically (a torn marker would disown the directory), owned by the OS user. */
 export async function writeMarker(dataDir: string, marker: RestoreMarker, osUser: string): Promise<void> {
   const file = markerPath(dataDir);
-  const tmp = `${file}.tmp`;
+  // A name of this writer's own: with one fixed name, two writers truncated,
+  // chowned and renamed each other's file (issue 10: a raw ENOENT on chown).
+  const tmp = markerTempPath(dataDir);
   try {
-    await writeFile(tmp, `${JSON.stringify(marker, null, 2)}\n`, { mode: 0o600 });
+    await writeFile(tmp, `${JSON.stringify(marker, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
     await chownToUser(tmp, osUser);
     await rename(tmp, file);
   } finally {

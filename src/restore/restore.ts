@@ -1,7 +1,9 @@
 // The restore host's side of a recovery (shared/DESIGN.md §4.1 steps 7, 8,
 // 11): everything that owns the restored data directory and its postmaster.
 //   restore.ts        restore-base-backup: make the directory ready, extract, verify
+//   claim.ts          <dataDir>.lifeboat-claim: one restore at a time per directory
 //   data-dir.ts       absent, empty, ours or someone's: never deleted, moved aside
+//   room.ts           free space, kept copies, DISK_FULL
 //   extract.ts        repository -> zstd -> tar, sha256, pg_verifybackup
 //   marker.ts         .lifeboat-restore.json: what makes a directory provably ours
 //   recovery-conf.ts  the recovery settings block and the signal file
@@ -11,14 +13,18 @@
 //   port.ts           who listens on a port a drill wants
 //   postmaster.ts     pg_ctl as the OS user; os-user.ts: runuser and the environment
 // Activities (activities/restore.ts) wrap these with heartbeats.
-import { LifeboatError } from '../errors';
+import { LifeboatError, isLifeboatError } from '../errors';
 import { runTool } from '../backup/run-tool';
+import type { BackupMeta } from '../catalog/backup-meta';
+import type { Repository } from '../repository/types';
 import type { RestoreInput, RestoreProgress, RestoreResult } from '../recovery/contract';
 import { openRepository } from '../repository';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { checkConfigSources, ensureServerConfig } from './config-files';
 import { prepareDataDir } from './data-dir';
-import { extractBaseBackup, findBackup } from './extract';
+import { extractBaseBackup, findBackup, sweepDeadManifestDirs } from './extract';
+import { takeClaim, type ClaimRequest } from './claim';
+import { diskFullError, isNoSpace } from './room';
 import { readMarker, updateMarker, writeMarker, type RestoreMarker } from './marker';
 import { postmasterRunning, type PgHost } from './postmaster';
 import { portAnswers, portOwner } from './port';
@@ -31,6 +37,8 @@ export function restoreHost(runbook: Runbook): PgHost {
 export interface RestoreHooks {
   onProgress: (p: RestoreProgress) => void;
   signal?: AbortSignal;
+  /** Whether the run holding a handed-over claim still runs (Temporal); see claim.ts. */
+  holderRunning?: ClaimRequest['holderRunning'];
 }
 
 export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, hooks: RestoreHooks): Promise<RestoreResult> {
@@ -38,12 +46,54 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
   const pg = site.pg;
   const cluster = clusterName(runbook);
   hooks.onProgress({ phase: 'preparing', bytes: 0, totalBytes: 0 });
+  // A temporary directory of a killed pg_verifybackup is nobody's now.
+  await sweepDeadManifestDirs();
   // Everything that can be checked without touching the directory comes
   // first: a wrong backup id or the wrong binaries must not move anything aside.
   const repo = await openRepository(runbook.repository.url, runbook.repository);
   const meta = await findBackup(repo, cluster, input.backupId, runbook.name);
   await checkServerVersion(pg, meta.pgVersion, meta.backupId);
   checkConfigSources(runbook);
+
+  // The claim before anything in the directory is read or written: of two
+  // restores racing for it, exactly one goes on (claim.ts).
+  const claim = await takeClaim({
+    dataDir: pg.dataDir,
+    workflowId: input.workflowId,
+    runId: input.runId,
+    instance: site.instance,
+    field: `${site.field}.dataDir`,
+    ...(site.instance === 'drill' ? { port: site.port } : {}),
+    ...(hooks.holderRunning ? { holderRunning: hooks.holderRunning } : {}),
+  });
+  let finished = false;
+  const stage = { what: `preparing ${site.field}.dataDir for backup ${meta.backupId}` };
+  try {
+    const result = await restoreClaimed(runbook, input, hooks, { site, repo, meta, stage });
+    finished = true;
+    return result;
+  } catch (err) {
+    if (isNoSpace(err)) {
+      throw await diskFullError({ field: `${site.field}.dataDir`, dataDir: pg.dataDir, osUser: pg.osUser, what: stage.what, neededBytes: meta.sizeBytes, workflowId: input.workflowId, err });
+    }
+    throw err;
+  } finally {
+    // A drill keeps its directory and port until teardown; a recovery's copy is
+    // spoken for by its marker from here on (data-dir.ts refuses it to others).
+    if (finished && site.instance === 'drill') await claim.handOver();
+    else await claim.release();
+  }
+}
+
+async function restoreClaimed(
+  runbook: Runbook,
+  input: RestoreInput,
+  hooks: RestoreHooks,
+  ctx: { site: RestoreSite; repo: Repository; meta: BackupMeta; stage: { what: string } },
+): Promise<RestoreResult> {
+  const { site, repo, meta, stage } = ctx;
+  const pg = site.pg;
+  const cluster = clusterName(runbook);
   if (site.instance === 'drill') await requireFreePort(site, input.workflowId);
 
   const prepared = await prepareDataDir({
@@ -74,8 +124,11 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
     ...(prepared.movedAside ? { movedAside: prepared.movedAside } : {}),
   };
   // Written before the first byte lands: from here on the directory is
-  // provably ours, so a retry after a crash may move it aside.
+  // provably ours, so a retry after a crash may move it aside (or, while
+  // still 'extracting' in this run, remove it: data-dir.ts says why).
+  stage.what = `writing the marker of backup ${meta.backupId}`;
   await writeMarker(pg.dataDir, marker, pg.osUser);
+  stage.what = `extracting backup ${meta.backupId}`;
   const extracted = await extractBaseBackup({
     repo,
     cluster,
@@ -83,8 +136,19 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
     pg,
     signal: hooks.signal,
     onDownload: (bytes, totalBytes) => hooks.onProgress({ phase: 'downloading', bytes, totalBytes }),
-    onVerify: () => hooks.onProgress({ phase: 'verifying', bytes: meta.storedBytes, totalBytes: meta.storedBytes }),
+    onVerify: () => {
+      stage.what = `verifying backup ${meta.backupId}`;
+      hooks.onProgress({ phase: 'verifying', bytes: meta.storedBytes, totalBytes: meta.storedBytes });
+    },
+  }).catch(async (err: unknown) => {
+    // A copy that failed its checks is evidence (a damaged backup, or a bad
+    // disk here): the retry moves it aside rather than removing it.
+    if (isLifeboatError(err) && err.code === 'BACKUP_VERIFY_FAILED') {
+      await updateMarker(pg.dataDir, marker, { keep: err.what.split('\n')[0]! }, pg.osUser).catch(() => undefined);
+    }
+    throw err;
   });
+  stage.what = `recording the finished extraction of backup ${meta.backupId}`;
   const result: RestoreResult = {
     dataDir: pg.dataDir,
     port: site.port,

@@ -36,7 +36,7 @@ interface FakeOpts {
   replayFails?: { type: string; message: string };
 }
 
-type Used = Pick<RecoveryActivities, 'preflight' | 'restoreBaseBackup' | 'replayWal' | 'runInvariants' | 'promoteRestored' | 'writeEvidence'> &
+type Used = Pick<RecoveryActivities, 'preflight' | 'checkRestoreSite' | 'restoreBaseBackup' | 'replayWal' | 'runInvariants' | 'promoteRestored' | 'writeEvidence'> &
   DrillActivities & {
     resolveRunbook(i: { runbook: string }): Promise<Runbook>;
     notify(i: { runbook: string; event: NotifyEvent }): Promise<{ delivered: boolean; detail: string }>;
@@ -56,6 +56,10 @@ function fakes(runbook: Runbook, f: Fakes, o: FakeOpts): Used {
       f.log.push(`preflight ${i.instance}`);
       const r: PreflightResult = { runbook, cluster: 'orders', backup, walFrom: '000000010000000000000002', walSegmentsAvailable: 9, primaryReachable: true, archiver: 'healthy', rtoEstimateSeconds: 130, warnings: [] };
       return o.archiverProblems ? { ...r, archiverProblems: o.archiverProblems } : r;
+    },
+    // Not logged: the room check runs inside preflight and changes nothing.
+    async checkRestoreSite(i) {
+      return { dataDir: runbook.drill!.dataDir, measured: runbook.drill!.dataDir, freeBytes: 10 << 30, neededBytes: i.backupBytes, kept: [] };
     },
     async restoreBaseBackup(i) {
       f.log.push(`restoreBaseBackup ${i.instance}`);

@@ -72,6 +72,10 @@ export function fakeActivities(runbook: Runbook, calls: Calls, opts: { failures?
       rec('restoreBaseBackup', { backupId: i.backupId, mode: i.mode });
       return { dataDir: '/tmp/lifeboat-fake/recovery', port: 6000, bytes: 50 << 20, files: 1000, finishedAt: '2026-11-21T14:41:00Z' };
     },
+    // Not recorded in calls.log: the room check runs inside preflight and changes nothing.
+    async checkRestoreSite(i) {
+      return { dataDir: '/tmp/lifeboat-fake/recovery', measured: '/tmp/lifeboat-fake', freeBytes: 10 << 30, neededBytes: i.backupBytes, kept: [] };
+    },
     async replayWal(i) {
       rec('replayWal', { target: i.target, continueFrom: i.continueFrom ?? false });
       const time = 'time' in i.target ? new Date(Date.parse(i.target.time) - 2000).toISOString() : '2026-11-21T14:30:00.000Z';

@@ -65,6 +65,7 @@ export function drillHostActivities(drillHost: string) {
   });
   return {
     pickDrillTarget: short.pickDrillTarget,
+    checkRestoreSite: short.checkRestoreSite,
     restoreBaseBackup: long.restoreBaseBackup,
     replayWal: long.replayWal,
     runInvariants: short.runInvariants,

@@ -103,6 +103,8 @@ export function hostActivities(runbook: Runbook) {
   return {
     restoreBaseBackup: long.restoreBaseBackup,
     replayWal: long.replayWal,
+    // Reads statfs and du over kept copies: seconds, minutes on a huge volume.
+    checkRestoreSite: quick.checkRestoreSite,
     runInvariants: short.runInvariants,
     promoteRestored: quick.promoteRestored,
     stopRestored: quick.stopRestored,
