@@ -9,6 +9,15 @@
 // connection will get, including a stronger per-database override
 // (`ALTER ROLE app IN DATABASE appdb SET default_transaction_read_only = off`)
 // that silently defeats the role-wide setting.
+//
+// Two runs may fence one primary at once (two recoveries, a recovery and a
+// by-hand fence): one run's pg_terminate_backend then also ends the other's
+// proof session, which is a login as the same role. A proof whose session was
+// ended that way (SQLSTATE 57P01, or the connection dropped while the server
+// kept answering) proved nothing either way, so it logs in again
+// (proveWritesRefused). Proof sessions are NOT spared from the termination by
+// their application_name: an application session may carry any name, and one
+// spared that way would keep writing through the fence.
 import { Client, type ClientConfig } from 'pg';
 import { LifeboatError, errorMessage } from '../errors';
 import type { GateResult } from '../recovery/contract';
@@ -53,9 +62,19 @@ async function alterRoles(client: Client, roles: string[], clause: string): Prom
   }
 }
 
+/**
+ * Taken first in every transaction that alters the roles: two runs altering
+ * one role at once (two runbooks of one primary, each with its own gate
+ * table, so the gate row does not order them) collide in the catalog
+ * (pg_db_role_setting: a duplicate key, or "tuple concurrently updated").
+ * Held to the end of the transaction only, so a stuck run cannot hold it.
+ */
+const ROLE_LOCK_SQL = `select pg_advisory_xact_lock(hashtextextended('lifeboat writer gate', 0))`;
+
 async function reopen(endpoint: Endpoint, spec: WriterGateSpec): Promise<GateResult> {
   await withClient(endpoint, (client) =>
     inTransaction(client, 'begin', async () => {
+      await client.query(ROLE_LOCK_SQL);
       await writeGateRow(client, spec.table, spec.gate, true);
       await alterRoles(client, spec.roles, 'reset default_transaction_read_only');
     }),
@@ -70,12 +89,13 @@ async function fence(endpoint: Endpoint, spec: WriterGateSpec): Promise<GateResu
     // Row and roles in one transaction, committed before any session is
     // ended: a pool that reconnects at once already gets a read-only session.
     await inTransaction(client, 'begin', async () => {
+      await client.query(ROLE_LOCK_SQL);
       await writeGateRow(client, spec.table, spec.gate, false);
       await alterRoles(client, spec.roles, 'set default_transaction_read_only = on');
     });
     const sessionsTerminated = await endSessions(client, spec.roles);
     const overrides = await readWriteOverrides(client, spec.roles);
-    const outcome = await attemptWrite(endpoint, prover, spec.table, spec.proofPassword);
+    const outcome = await proveWritesRefused(endpoint, prover, spec.table, spec.proofPassword, client);
     if (!outcome.refused || overrides.length > 0) throw notEnforced(endpoint, prover, outcome, overrides);
     return { gate: spec.gate, enabled: false, rolesAltered: [...spec.roles], sessionsTerminated, proof: outcome.text };
   });
@@ -94,7 +114,15 @@ async function endSessions(client: Client, roles: string[]): Promise<number> {
   } catch (err) {
     throw sqlFailed(`could not end the sessions of ${roles.join(', ')}`, err);
   }
-  const alive = rows.filter((r) => !r.ended);
+  // pg_terminate_backend also answers false for a pid that is no longer a
+  // backend: a session another run fencing this primary ended first. Only
+  // one still there is a session that can write.
+  let alive = rows.filter((r) => !r.ended);
+  if (alive.length > 0) {
+    const { rows: still } = await client.query<{ pid: number }>('select pid from pg_stat_activity where pid = any($1::int[])', [alive.map((r) => r.pid)]);
+    const stillThere = new Set(still.map((r) => r.pid));
+    alive = alive.filter((r) => stillThere.has(r.pid));
+  }
   if (alive.length > 0) {
     throw new LifeboatError(
       'GATE_NOT_ENFORCED',
@@ -148,10 +176,63 @@ async function proofRole(client: Client, roles: string[]): Promise<string> {
   return role;
 }
 
-interface WriteOutcome {
+export interface WriteOutcome {
   refused: boolean;
   /** The refusal (the proof) or what happened instead. */
   text: string;
+  /** The proof session was ended under it (pg_terminate_backend by someone else): it proved nothing. */
+  terminated?: boolean;
+  /** Logins it took; more than one when sessions were ended under it. */
+  attempts?: number;
+}
+
+/** The application_name of proof sessions, so that pg_stat_activity shows what they are. */
+export const PROOF_APPLICATION_NAME = 'lifeboat-gate-proof';
+
+/**
+ * Logins a proof may take when each one's session is ended under it. Every
+ * concurrent fence ends sessions once, so this bounds the number of fences
+ * of one primary running at the same moment that still all prove theirs.
+ */
+const PROOF_ATTEMPTS = 8;
+
+/**
+ * Logs in as `role` and attempts a write that must be refused as read-only;
+ * again with a new session when one was ended under it. Only a refusal with
+ * SQLSTATE 25006 proves the fence; a write that succeeds, or fails for any
+ * other reason, does not. `control` is a session of Lifeboat's own on the
+ * same server: a proof connection that drops while it still answers was
+ * ended, not lost to a server that went away.
+ */
+export async function proveWritesRefused(endpoint: Endpoint, role: string, table: string, proofPassword: string | undefined, control: Client): Promise<WriteOutcome> {
+  const ended: string[] = [];
+  for (let attempt = 1; ; attempt++) {
+    const outcome = await attemptWrite(endpoint, role, table, proofPassword);
+    if (!outcome.terminated) {
+      if (ended.length === 0) return { ...outcome, attempts: attempt };
+      return { ...outcome, attempts: attempt, text: `${outcome.text} (proof login ${attempt}: the session of each earlier one was ended under it, most likely by another run fencing this primary)` };
+    }
+    const serverAnswers = await control.query('select 1').then(
+      () => true,
+      () => false,
+    );
+    if (!serverAnswers) throw unreachableError(endpoint, new Error(outcome.text));
+    ended.push(outcome.text);
+    if (attempt >= PROOF_ATTEMPTS) {
+      return {
+        refused: false,
+        attempts: attempt,
+        text: `the proof session as ${role} was ended under it ${attempt} times in a row, so nothing was proven (last: ${outcome.text})`,
+      };
+    }
+  }
+}
+
+/** 57P01 (admin_shutdown: pg_terminate_backend), or a connection that dropped with no SQLSTATE. */
+function endedUnderUs(err: unknown): boolean {
+  const state = sqlState(err);
+  if (state) return state === '57P01';
+  return isUnreachable(err) || /not queryable|Connection terminated/i.test(errorMessage(err));
 }
 
 async function attemptWrite(endpoint: Endpoint, role: string, table: string, proofPassword?: string): Promise<WriteOutcome> {
@@ -168,7 +249,7 @@ async function attemptWrite(endpoint: Endpoint, role: string, table: string, pro
       (() => {
         throw new ProofLoginError(`the server asks for a password for ${role}, and the runbook names no gates.writers.proofPasswordEnv`);
       }),
-    application_name: 'lifeboat-gate-proof',
+    application_name: PROOF_APPLICATION_NAME,
     // An explicit value also keeps PGOPTIONS from the worker's environment out
     // of this session: what it proves must be what the role itself gets.
     options: '-c statement_timeout=10s',
@@ -179,6 +260,7 @@ async function attemptWrite(endpoint: Endpoint, role: string, table: string, pro
     try {
       await client.connect();
     } catch (err) {
+      if (endedUnderUs(err) && !(err instanceof ProofLoginError)) return { refused: false, terminated: true, text: `the login as ${role} was ended: ${errorMessage(err)}` };
       if (isUnreachable(err)) throw unreachableError(endpoint, err);
       return { refused: false, text: `could not log in as ${role} to attempt a write: ${errorMessage(err)}` };
     }
@@ -190,6 +272,7 @@ async function attemptWrite(endpoint: Endpoint, role: string, table: string, pro
     } catch (err) {
       const state = sqlState(err);
       if (state === '25006') return { refused: true, text: `as ${role}, "${statement}" was refused: ${errorMessage(err)} (SQLSTATE 25006)` };
+      if (endedUnderUs(err)) return { refused: false, terminated: true, text: `the session as ${role} was ended before "${statement}" got an answer: ${errorMessage(err)}${state ? ` (SQLSTATE ${state})` : ''}` };
       return { refused: false, text: `as ${role}, "${statement}" failed for another reason than read-only: ${errorMessage(err)}${state ? ` (SQLSTATE ${state})` : ''}` };
     } finally {
       await client.query('rollback').catch(() => undefined);
