@@ -118,3 +118,71 @@ export async function waitForStep(wf: WorkflowHandle, step: string, state: strin
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${step} to be ${state}${lastError ? `: ${String(lastError)}` : ''}`);
 }
+
+export interface WriteLoad {
+  /** Transactions committed so far. */
+  committed(): number;
+  /**
+   * Holds every writer before its next transaction and resolves once all of
+   * them wait there: from then until releaseWriters() nothing commits, so a
+   * fingerprint and an LSN read meanwhile describe the same moment.
+   */
+  holdWriters(): Promise<void>;
+  releaseWriters(): void;
+  /** Stops the writers; throws what a writer failed with, if one did. */
+  stop(): Promise<void>;
+}
+
+/**
+ * `writers` sessions each committing `statement` in a loop, `pauseMs` apart
+ * (the pause only bounds how fast pg_wal grows while archiving is down).
+ */
+export function startWriteLoad(connection: { host: string; port: number; user: string; database: string }, statement: (writer: number) => string, { writers = 2, pauseMs = 30 } = {}): WriteLoad {
+  let stopped = false;
+  let committed = 0;
+  let hold: { until: Promise<void>; release: () => void } | undefined;
+  const waiting = new Set<number>();
+  const failures: unknown[] = [];
+  const loops = Array.from({ length: writers }, async (_, w) => {
+    const client = new Client(connection);
+    await client.connect();
+    try {
+      while (!stopped) {
+        const h = hold;
+        if (h) {
+          waiting.add(w);
+          await h.until;
+          waiting.delete(w);
+          continue;
+        }
+        await client.query(statement(w));
+        committed++;
+        await new Promise((r) => setTimeout(r, pauseMs));
+      }
+    } finally {
+      await client.end();
+    }
+  }).map((p) => p.catch((err: unknown) => void failures.push(err)));
+  const releaseWriters = () => {
+    const h = hold;
+    hold = undefined;
+    h?.release();
+  };
+  return {
+    committed: () => committed,
+    async holdWriters() {
+      let release!: () => void;
+      const until = new Promise<void>((r) => (release = r));
+      hold = { until, release };
+      while (waiting.size + failures.length < writers) await new Promise((r) => setTimeout(r, 10));
+      if (failures.length > 0) throw failures[0];
+    },
+    releaseWriters,
+    async stop() {
+      stopped = true;
+      releaseWriters();
+      await Promise.all(loops);
+      if (failures.length > 0) throw failures[0];
+    },
+  };
+}
