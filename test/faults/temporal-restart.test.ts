@@ -1,6 +1,10 @@
 // Fault: the Temporal server SIGKILLed in the middle of a recovery's replay,
 // then started again on its persistent database, on the same port.
 //
+// It is killed twice: once while replay is held (the running activity must
+// heartbeat to the restarted server), once more just before the held segment
+// is released (replay ends while the server is down).
+//
 // Everything here is the test's own: a Temporal dev server started with
 // --db-filename (the shared one from global-setup serves every other test),
 // a `lifeboat worker --host` process that is never restarted (it must find
@@ -108,8 +112,26 @@ it('recovers exactly the rows at the target when the Temporal server is SIGKILLe
   expect(before!.r).toBe(true);
   expect(parseLsn(before!.lsn) <= parseLsn(held.startLsn)).toBe(true);
 
-  // The fault: Temporal SIGKILLed while replay-wal runs; then the held
-  // segment is released with the server down, and the copy pauses at the target.
+  // First kill, while replay is held: the server comes back on its database
+  // and the replay-wal attempt still running on the worker must reach it (its
+  // next heartbeat is recorded there; the old server is dead, so any heartbeat
+  // recorded after the kill went to the new one).
+  const kill1At = Date.now();
+  await temporal.kill();
+  await temporal.restart();
+  const back1At = Date.now();
+  const beat = await waitFor('a replay-wal heartbeat recorded by the restarted server', async () => {
+    const d = await wf.describe();
+    const a = d.raw.pendingActivities?.find((p) => p.activityType?.name === 'replayWal');
+    const t = a?.lastHeartbeatTime;
+    const at = t ? Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
+    return at > kill1At ? { at, attempt: a!.attempt ?? 1 } : undefined;
+  }, { timeoutMs: 300_000, intervalMs: 500 });
+  expect(gate.heldRequests()).toBeGreaterThan(0);
+
+  // Second kill, while replay is still held; then the held segment is
+  // released with the server down, and the copy pauses at the target with
+  // nobody to report to.
   const killedAt = Date.now();
   await temporal.kill();
   gate.releaseHeldSegment();
@@ -152,7 +174,8 @@ it('recovers exactly the rows at the target when the Temporal server is SIGKILLe
   // What the fault cost the run: from the copy pausing at the target (when
   // an unbroken run would have reported replay-wal done) to the run knowing it.
   process.stdout.write(
-    `[fault temporal-restart] Temporal down ${seconds(backAt - killedAt)} (SIGKILL to answering again on the same port and database); ` +
+    `[fault temporal-restart] kill 1 (replay held): Temporal down ${seconds(back1At - kill1At)}, replay-wal's next heartbeat (attempt ${beat.attempt}) recorded by the restarted server ${seconds(beat.at - kill1At)} after the kill; ` +
+      `kill 2: Temporal down ${seconds(backAt - killedAt)} (SIGKILL to answering again on the same port and database); ` +
       `the copy paused at the target ${seconds(pausedAt - killedAt)} after the kill, with the server down; ` +
       `replay-wal reported done ${seconds(replayDoneAt - pausedAt)} after that pause (the fault's cost); ` +
       `RTO ${evidence.rtoObservedSeconds} s, ${evidence.walSegmentsReplayed} segments replayed, ${atTarget.rows} rows at the target\n`,
