@@ -26,8 +26,10 @@
 // process named by host/pid is dead, or Temporal says the holding run is
 // no longer running.
 import { randomBytes } from 'node:crypto';
-import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, lstat, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { LifeboatError, errorMessage } from '../errors';
 import type { RestoreInstanceKind } from '../recovery/contract';
 import { processAlive, processStartTime } from './process-alive';
@@ -106,8 +108,15 @@ export interface HeldClaim {
   handOver(): Promise<void>;
 }
 
-/** How often a racer re-reads a claim that changed under it before giving up. */
-const ATTEMPTS = 20;
+/** How often a racer re-reads a claim that changed under it before giving up, and how long it waits between. */
+const ATTEMPTS = 100;
+const PAUSE_MS = 20;
+/**
+ * A takeover holds `<claim>.taken-<nonce>` for the few milliseconds between a
+ * link and two unlinks. One older than this was left by a taker that died
+ * there; it would block every later takeover of that claim.
+ */
+const TAKEN_STALE_MS = 30_000;
 
 /**
  * Takes the claim of dataDir, or throws DATA_DIR_NOT_EMPTY naming its holder.
@@ -126,6 +135,7 @@ export async function takeClaim(req: ClaimRequest): Promise<HeldClaim> {
     ...(req.port !== undefined ? { port: req.port } : {}),
     nonce: randomBytes(8).toString('hex'),
   };
+  await sweepDeadTemps(file);
   let tookOver: Claim | undefined;
   let holder: Claim | undefined;
   for (let i = 0; i < ATTEMPTS; i++) {
@@ -137,9 +147,20 @@ export async function takeClaim(req: ClaimRequest): Promise<HeldClaim> {
     const why = await staleReason(holder, req);
     if (!why) throw heldBy(req, holder);
     if (await removeIfStill(file, holder)) tookOver = holder;
-    // Lost the takeover to another racer, or won it: either way, race for the create again.
+    // Won the takeover, or another racer is taking it over: either way, race for the create again.
+    else await sleep(PAUSE_MS);
   }
   throw heldBy(req, holder, 'the claim kept changing while it was being taken');
+}
+
+/** Removes `<claim>.<pid>.<hex>.tmp` files of writers that died between writing and linking them. */
+async function sweepDeadTemps(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const prefix = `${path.basename(file)}.`;
+  for (const e of await readdir(dir).catch(() => [] as string[])) {
+    const m = /^(\d+)\.[0-9a-f]{12}\.tmp$/.exec(e.startsWith(prefix) ? e.slice(prefix.length) : '');
+    if (m && !(await processAlive(Number(m[1])))) await unlink(path.join(dir, e)).catch(() => undefined);
+  }
 }
 
 /**
@@ -191,8 +212,13 @@ async function removeIfStill(file: string, expected: Claim): Promise<boolean> {
   const aside = `${file}.taken-${expected.nonce.replace(/[^0-9a-z]/gi, '_')}`;
   try {
     await link(file, aside);
-  } catch {
-    return false; // another racer is taking it over, or it is gone
+  } catch (err) {
+    // Another racer is taking it over (or it is gone); or a dead taker's leftover blocks it.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      const st = await lstat(aside).catch(() => undefined);
+      if (st && Date.now() - st.ctimeMs > TAKEN_STALE_MS) await unlink(aside).catch(() => undefined);
+    }
+    return false;
   }
   try {
     const linked = await parseClaim(aside);

@@ -68,6 +68,16 @@ describe('the claim of a restore directory', () => {
     expect(existsSync(claimPath(dataDir))).toBe(false);
   });
 
+  it("removes the temporary files of claim writers that died before linking theirs, and keeps a live writer's", async () => {
+    const dead = `${claimPath(dataDir)}.${deadPid()}.0123456789ab.tmp`;
+    const live = `${claimPath(dataDir)}.${process.pid}.ba9876543210.tmp`;
+    for (const f of [dead, live]) writeFileSync(f, '{}');
+    const c = await takeClaim(req('wf-a'));
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    await c.release();
+  });
+
   it('holds while its process lives, or on another host where a pid proves nothing', async () => {
     plant({ pid: process.pid });
     await expect(takeClaim(req('wf-b'))).rejects.toMatchObject({ code: 'DATA_DIR_NOT_EMPTY' });
