@@ -11,7 +11,7 @@ export interface RunbookRef {
   runbook: string;
 }
 
-/** The parsed runbook, for routing: it holds env var names, never secrets. */
+/** The parsed runbook, for routing: it holds env var names, never secrets. Run twice: it only reads. */
 export async function resolveRunbook(input: RunbookRef): Promise<Runbook> {
   try {
     return await loadRunbook(input.runbook);
@@ -20,6 +20,12 @@ export async function resolveRunbook(input: RunbookRef): Promise<Runbook> {
   }
 }
 
+/**
+ * pg_basebackup into the repository. Run twice: each attempt stages and
+ * uploads under a new backup id, and backup.json, written last, is what
+ * makes a backup exist, so a dead attempt leaves no backup, only objects
+ * without a backup.json, which no restore chooses.
+ */
 export async function runBaseBackup(input: RunbookRef): Promise<BackupMeta> {
   const stop = keepBeating();
   try {

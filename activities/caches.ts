@@ -8,7 +8,13 @@ import type { CacheResult } from '../src/recovery/contract';
 import { loadRunbook } from '../src/runbook/load';
 import { heartbeat, lifeboatActivity } from './failure';
 
-/** Each cache of the runbook, in runbook order; heartbeats a CacheProgress after each batch. */
+/**
+ * Each cache of the runbook, in runbook order; heartbeats a CacheProgress
+ * after each batch. Run twice: purging is idempotent (a key deleted twice is
+ * gone; a purge endpoint asked twice purges what is there), so a takeover
+ * only repeats the purge; the dead attempt's request may still reach the
+ * endpoint, which does no harm.
+ */
 export async function invalidateCaches(input: { runbook: string }): Promise<CacheResult[]> {
   const ctx = Context.current();
   try {

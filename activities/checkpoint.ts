@@ -5,15 +5,20 @@ import { checkpointPreflight, createRestorePoint as create, waitForArchivedSegme
 import { loadRunbook } from '../src/runbook/load';
 import { heartbeat, lifeboatActivity } from './failure';
 
+/** Run twice: it only reads. */
 export async function checkCheckpoint(input: { runbook: string; label: string }): Promise<CheckpointPreflight> {
   return lifeboatActivity(async () => checkpointPreflight(await loadRunbook(input.runbook), input.label));
 }
 
+/**
+ * Not safe to run twice: a second pg_create_restore_point writes a second
+ * point of the same name; the workflow schedules it once only.
+ */
 export async function createRestorePoint(input: { runbook: string; label: string }): Promise<RestorePoint> {
   return lifeboatActivity(async () => create(await loadRunbook(input.runbook), input.label));
 }
 
-/** Waits up to the runbook's RPO (at least a minute): an archiver slower than that is failing the RPO anyway. */
+/** Waits up to the runbook's RPO (at least a minute): an archiver slower than that is failing the RPO anyway. Run twice: it only reads. */
 export async function waitCheckpointArchived(input: { runbook: string; label: string; segment: string }): Promise<{ key: string }> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);

@@ -15,7 +15,7 @@ import { clusterName } from '../src/runbook/schema';
 import { restoreSite } from '../src/restore/site';
 import { lifeboatActivity } from './failure';
 
-/** A random moment of drill.targetWindow that the archive reaches (src/drill/target.ts). */
+/** A random moment of drill.targetWindow that the archive reaches (src/drill/target.ts). Run twice: it only reads; the workflow keeps the first answer it gets. */
 export async function pickDrillTarget(input: { runbook: string }): Promise<DrillTarget> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
@@ -36,12 +36,12 @@ export async function pickDrillTarget(input: { runbook: string }): Promise<Drill
   });
 }
 
-/** A committed write in the promoted drill copy, read back (src/drill/instance.ts). */
+/** A committed write in the promoted drill copy, read back (src/drill/instance.ts). Run twice: a second row in the drill's own table of a throwaway copy. */
 export async function smokeWrite(input: { runbook: string; workflowId: string }): Promise<SmokeWriteResult> {
   return lifeboatActivity(async () => smoke(await loadRunbook(input.runbook), input));
 }
 
-/** Stops and removes this drill's copy; leaves anything not provably its own. */
+/** Stops and removes this drill's copy; leaves anything not provably its own. Run twice: a second run finds the copy stopped or its directory gone, and reports what it left. */
 export async function teardownDrill(input: { runbook: string; workflowId: string }): Promise<TeardownResult> {
   return lifeboatActivity(async () => teardown(await loadRunbook(input.runbook), input));
 }

@@ -25,6 +25,12 @@ const CAPTURE_TIMEOUT = '30s';
 
 type Capture = CaptureResult['captures'][number];
 
+/**
+ * Step 2: the outbox high-water mark and the runbook's capture queries on the
+ * old primary. Run twice: read-only transactions, so a second run reads
+ * again (the mark may have moved on if the primary still publishes, and the
+ * later, higher mark is the one to keep).
+ */
 export async function captureForensics(input: { runbook: string; target: Target }): Promise<CaptureResult> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);

@@ -7,6 +7,15 @@ import type { GateInput, GateResult } from '../src/recovery/contract';
 import { loadRunbook } from '../src/runbook/load';
 import { lifeboatActivity } from './failure';
 
+/**
+ * Sets one gate (DESIGN.md §4.1 steps 4-6, 11, 15-16). Run twice: every
+ * statement sets a value rather than changing one (the row to on/off, the
+ * roles' default_transaction_read_only, sessions of fenced roles ended), so
+ * a second run arrives at the same state. A dead attempt blocked on a row
+ * lock still runs its UPDATE once the lock is free; inside its transaction
+ * it then finds its client gone and rolls back, or, having committed, wrote
+ * the same value. The writer gate's proof is a fresh login each time.
+ */
 export async function setGate(input: GateInput & { gate: GateKind }): Promise<GateResult> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);

@@ -20,6 +20,11 @@ import { lifeboatActivity } from './failure';
 /** Per invariant: long enough for a count over a big table, short of hanging the step. */
 const INVARIANT_TIMEOUT = '120s';
 
+/**
+ * Step 9: the runbook's invariants and the built-in checks on the paused
+ * copy. Run twice: every query runs in a read-only transaction that is
+ * rolled back, so a second run only reads again.
+ */
 export async function runInvariants(input: { runbook: string; instance?: RestoreInstanceKind }): Promise<InvariantResult[]> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);

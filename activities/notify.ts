@@ -5,7 +5,11 @@ import { postWebhook, type NotifyEvent, type NotifyResult } from '../src/notify/
 import { loadRunbook } from '../src/runbook/load';
 import { lifeboatActivity } from './failure';
 
-/** Posts the event to the runbook's webhook; throws (and is retried) when the webhook does not answer 2xx. */
+/**
+ * Posts the event to the runbook's webhook; throws (and is retried) when the
+ * webhook does not answer 2xx. Run twice: the receiver may get one event
+ * twice, which a notification can afford.
+ */
 export async function notify(input: { runbook: string; event: NotifyEvent }): Promise<NotifyResult> {
   return lifeboatActivity(async () => postWebhook(await loadRunbook(input.runbook), input.event));
 }

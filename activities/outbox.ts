@@ -9,6 +9,13 @@ import type { OutboxResult } from '../src/recovery/contract';
 import { loadRunbook } from '../src/runbook/load';
 import { lifeboatActivity } from './failure';
 
+/**
+ * Step 12. Run twice: the UPDATE only touches rows still unpublished at or
+ * below the mark, so a second run marks none of the rows the first marked.
+ * A dead attempt's UPDATE, once unblocked, rolls back with its transaction
+ * when it finds its client gone, or has committed; either way the rows end
+ * published exactly once, though a retry then reports only what it marked.
+ */
 export async function reconcileOutbox(input: { runbook: string; highWater?: string }): Promise<OutboxResult> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);

@@ -19,6 +19,8 @@ import { lifeboatActivity } from './failure';
 /**
  * Step 1: the runbook, the repository, the backup to restore and the WAL to
  * replay; archiver health when the primary answers. Touches nothing.
+ * Run twice: it only reads, so a second run (after a takeover) reads again;
+ * the dead attempt's reads end with its connection.
  */
 export async function preflight(input: PreflightInput): Promise<PreflightResult> {
   return lifeboatActivity(async () => {
@@ -87,7 +89,9 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
 /**
  * Appends to `<cluster>/audit/<runId>.jsonl`. The workflow sends every line
  * with a sequence number and the activity skips lines already there, so a
- * retried append never writes a line twice.
+ * retried append never writes a line twice. Run twice: a dead attempt's
+ * write is either whole or absent (repositories write atomically), and the
+ * retry skips the lines it finds.
  */
 export async function appendAudit(input: { runbook: string; runId: string; workflowId: string; seq: number; line: AuditLine }): Promise<void> {
   return lifeboatActivity(async () => {
@@ -114,7 +118,12 @@ export async function appendAudit(input: { runbook: string; runId: string; workf
   });
 }
 
-/** Step 17: the evidence record (DESIGN.md §7), at `<cluster>/evidence/<runId>.json`. */
+/**
+ * Step 17: the evidence record (DESIGN.md §7), at `<cluster>/evidence/<runId>.json`.
+ * Run twice: the workflow builds the record once and passes it in, so a
+ * second write puts the same bytes under the same key; a dead attempt's
+ * write is whole or absent (atomic put).
+ */
 export async function writeEvidence(input: { runbook: string; evidence: Evidence }): Promise<{ key: string; repository: string }> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
@@ -131,7 +140,8 @@ export async function writeEvidence(input: { runbook: string; evidence: Evidence
  * A decision has waited longer than the runbook's escalateAfter: post it to
  * the runbook's webhook when there is one. Never approves anything; a
  * notifier that fails is reported to the workflow, which records it and goes
- * on waiting.
+ * on waiting. Run twice: the on-call may be paged twice for one wait, which
+ * is the lesser harm than not at all.
  */
 export async function notifyEscalation(input: {
   runbook: string;

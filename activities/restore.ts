@@ -30,7 +30,13 @@ async function hostActivity<T>(body: (ctx: Context) => Promise<T>): Promise<T> {
   }
 }
 
-/** Fetches and extracts the base backup into restore.dataDir (drill.dataDir for a drill); heartbeats RestoreProgress while downloading. */
+/**
+ * Fetches and extracts the base backup into restore.dataDir (drill.dataDir
+ * for a drill); heartbeats RestoreProgress while downloading. Run twice: the
+ * directory carries a marker naming this workflow and run; a second attempt
+ * finds its own unfinished extraction and moves it aside (never deletes it)
+ * before extracting again, and anything not provably ours is refused.
+ */
 export async function restoreBaseBackup(input: RestoreInput): Promise<RestoreResult> {
   return hostActivity(async (ctx) => {
     const runbook = await loadRunbook(input.runbook);
@@ -83,7 +89,10 @@ export async function checkRestoreSite(input: RestoreSiteInput): Promise<Restore
 /**
  * Starts recovery on the restored copy and waits until it pauses at the
  * target; heartbeats ReplayProgress. Cancelled, it stops waiting and leaves
- * PostgreSQL replaying: the next call waits for it again.
+ * PostgreSQL replaying: the next call waits for it again. Run twice: the
+ * postmaster outlives a dead worker (pg_ctl detaches it), and a second
+ * attempt finds it running with the same target and only waits; a stopped
+ * copy restarts from its last restartpoint. It never promotes.
  */
 export async function replayWal(input: ReplayInput): Promise<ReplayResult> {
   return hostActivity(async (ctx) => {
@@ -92,12 +101,17 @@ export async function replayWal(input: ReplayInput): Promise<ReplayResult> {
   });
 }
 
-/** Promotes the paused copy; a repeated call reports the promotion that already happened. */
+/**
+ * Promotes the paused copy. Run twice: the marker and pg_is_in_recovery()
+ * show a promotion that already happened (a dead attempt's pg_promote still
+ * completes on the server), and a repeated call reports it instead of
+ * promoting again.
+ */
 export async function promoteRestored(input: { runbook: string; workflowId: string; runId: string; instance?: RestoreInstanceKind }): Promise<{ promotedAt: string; timeline: number; lsn: string }> {
   return lifeboatActivity(async () => promote(await loadRunbook(input.runbook), input));
 }
 
-/** Stops the restored postmaster and keeps its directory (the end of a dry run). */
+/** Stops the restored postmaster and keeps its directory (the end of a dry run). Run twice: stopping a stopped copy is a no-op. */
 export async function stopRestored(input: { runbook: string; workflowId: string; instance?: RestoreInstanceKind }): Promise<{ stopped: boolean; dataDir: string }> {
   return lifeboatActivity(async () => stop(await loadRunbook(input.runbook), input));
 }

@@ -55,6 +55,7 @@ async function open(runbookRef: string) {
   return { runbook, repo, cluster: clusterName(runbook) };
 }
 
+/** What retention would delete. Run twice: it only reads. */
 export async function planExpiry(input: { runbook: string; keep?: number }): Promise<ExpiryPlan> {
   return lifeboatActivity(async () => {
     const { runbook, repo, cluster } = await open(input.runbook);
@@ -64,6 +65,11 @@ export async function planExpiry(input: { runbook: string; keep?: number }): Pro
   });
 }
 
+/**
+ * Deletes what the plan allows. Run twice: it re-reads the repository and
+ * deletes only what is still there and still allowed, so a retry never
+ * deletes twice or more than the plan.
+ */
 export async function applyExpiry(input: { runbook: string; plan: ExpiryPlan }): Promise<ExpiryApplied> {
   return lifeboatActivity(async () => {
     const { repo, cluster } = await open(input.runbook);

@@ -8,6 +8,12 @@ import { loadRunbook } from '../src/runbook/load';
 import { switchRunbookTraffic } from '../src/traffic';
 import { heartbeat, lifeboatActivity } from './failure';
 
+/**
+ * Step 15: clients pointed at the promoted copy. Run twice: the switchers
+ * check before acting (src/traffic/pgbouncer.ts): a retry finds the
+ * databases file or pgbouncer already pointing at the copy and does only
+ * what is left, at least a RESUME of a database a dead attempt left paused.
+ */
 export async function resumeTraffic(input: { runbook: string }): Promise<TrafficResult> {
   const ctx = Context.current();
   try {
