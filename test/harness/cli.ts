@@ -30,6 +30,8 @@ export function cliRunner(env: () => NodeJS.ProcessEnv): (...args: string[]) => 
 }
 
 export interface CliWorker {
+  /** The worker's process id (bin/lifeboat execs node), for a test that SIGKILLs it; also its Temporal identity `<pid>@<hostname>`. */
+  pid: number;
   /** Everything the worker printed so far (stdout and stderr). */
   log(): string;
   stop(): Promise<void>;
@@ -41,7 +43,7 @@ export async function startCliWorker(host: string, env: NodeJS.ProcessEnv): Prom
   let log = '';
   child.stdout.on('data', (d: Buffer) => (log += d.toString()));
   child.stderr.on('data', (d: Buffer) => (log += d.toString()));
-  const worker = { log: () => log, stop: () => stopChild(child) };
+  const worker = { pid: child.pid!, log: () => log, stop: () => stopChild(child) };
   try {
     await waitFor('the worker to poll', async () => {
       if (child.exitCode !== null) throw new Error(`lifeboat worker exited with ${child.exitCode}:\n${log}`);
