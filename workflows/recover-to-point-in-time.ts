@@ -6,6 +6,7 @@ import { RecoveryInput, describeTarget, type Evidence, type ReplayResult, type T
 import { clusterName, type Runbook } from '../src/runbook/schema';
 import { parseLsn as parseLsnInWorkflow } from '../src/wal/names';
 import { hostActivities, sharedActivities } from './recovery/proxies';
+import { movedAsideNote } from './recovery/restore-summary';
 import { buildEvidence, type RunFacts } from './recovery/evidence';
 import { RecoveryMachine, Retargeted, RunAborted } from './recovery/machine';
 import { parseWorkflowInput } from './input';
@@ -103,7 +104,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
             run.extra.backup = again.backup;
           }
           return host.restoreBaseBackup({ ...ref, backupId, mode: run.mode, workflowId, runId });
-        }, (r) => `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${r.movedAside ? `; old directory moved to ${r.movedAside}` : ''}${r.configNotes ? `; ${r.configNotes.join('; ')}` : ''}`);
+        }, (r) => `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r)}${r.configNotes ? `; ${r.configNotes.join('; ')}` : ''}`);
       }
       try {
         replay = await run.step('replay-wal', () => host.replayWal({ ...ref, target: run.target, workflowId, runId, ...(continueFrom ? { continueFrom: true } : {}) }), (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`);

@@ -20,6 +20,7 @@ import { buildDrillEvidence, judge, measure, type DrillFacts } from './drill/evi
 import { drillHostActivities, sharedActivities } from './drill/proxies';
 import { DrillRun, DrillStepFailed } from './drill/run';
 import { parseWorkflowInput } from './input';
+import { movedAsideNote } from './recovery/restore-summary';
 import { stepError } from './recovery/rules';
 
 export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
@@ -78,7 +79,7 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
       await notify('archive-stale', `Restore drill ${workflowId} of ${name}: the primary's archiver is unhealthy: ${plan.archiverProblems.join('; ')}`, { problems: plan.archiverProblems });
     }
     // 3. restore-base-backup into drill.dataDir (refused if the port or directory is someone else's).
-    f.restored = await run.step('restore-base-backup', () => host.restoreBaseBackup({ ...ref, backupId: plan.backup.backupId, mode: 'side-by-side', workflowId, runId }), (r) => `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${r.movedAside ? `; an earlier drill's directory moved to ${r.movedAside}` : ''}`);
+    f.restored = await run.step('restore-base-backup', () => host.restoreBaseBackup({ ...ref, backupId: plan.backup.backupId, mode: 'side-by-side', workflowId, runId }), (r) => `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r, "an earlier drill's directory")}`);
     // 4. replay-wal to the target and pause (archive_mode off in the drill copy).
     f.replay = await run.step('replay-wal', () => host.replayWal({ ...ref, target, workflowId, runId }), (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}; ${r.walSegmentsReplayed} segments`);
     // 5. run-invariants on the paused copy. A failed invariant fails the drill but the

@@ -325,8 +325,14 @@ export interface RestoreInput extends RunbookRef, InstanceRef {
 export interface RestoreResult {
   dataDir: string;
   port: number;
-  /** Where an existing data directory was moved (never deleted). */
+  /**
+   * Where an existing data directory was moved (never deleted): a sibling
+   * `<dataDir>.lifeboat-*`, or on a mount point `<dataDir>/.lifeboat-aside-*`,
+   * inside the data directory and on its volume until an operator removes it.
+   */
   movedAside?: string;
+  /** This run's own interrupted extraction was removed, not moved aside (src/restore/data-dir.ts says why). */
+  removedPartial?: true;
   bytes: number;
   files: number;
   /** ISO time the extraction finished. */

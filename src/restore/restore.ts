@@ -153,6 +153,7 @@ async function restoreClaimed(
     dataDir: pg.dataDir,
     port: site.port,
     ...(prepared.movedAside ? { movedAside: prepared.movedAside } : {}),
+    ...(prepared.removedOwnPartial ? { removedPartial: true as const } : {}),
     bytes: extracted.bytes,
     files: extracted.files,
     finishedAt: new Date().toISOString(),

@@ -20,6 +20,7 @@ import type { BackupMeta } from '../../src/catalog/backup-meta';
 import type { RestoreInput, RestoreProgress } from '../../src/recovery/contract';
 import { loadRunbook } from '../../src/runbook/load';
 import { checkRestoreSite, replayWal, restoreBaseBackup, stopRestored } from '../../activities/restore';
+import { movedAsideNote } from '../../workflows/recovery/restore-summary';
 
 const runbooksDir = postgresTempDir('runbooks');
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -175,6 +176,8 @@ for (const where of ['at', 'below'] as const) {
       console.log(`full volume ${where} the mount point: DISK_FULL after ${failedMs} ms; retry after growing it restored in ${Date.now() - t1} ms`);
       expect(result).toMatchObject({ dataDir: m.dataDir, bytes: backup.files.find((f) => f.name === 'base.tar.zst')!.size });
       expect(result.movedAside).toBeUndefined();
+      expect(result.removedPartial).toBe(true);
+      expect(movedAsideNote(result)).toBe("; this run's interrupted extraction was removed (only bytes from the repository, extracted again)");
       expect((beats as RestoreProgress[]).some((b) => b.phase === 'verifying')).toBe(true);
       expect(readdirSync(m.dataDir).filter((e) => e.startsWith('.lifeboat-aside-'))).toEqual([]);
       expect(JSON.parse(readFileSync(path.join(m.dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ workflowId: wf, state: 'extracted' });
@@ -194,6 +197,11 @@ describe('a mount point holding this recovery\'s earlier, replayed copy', () => 
     const { result } = await activity(restoreBaseBackup, input(m.name, wf));
     expect(result.movedAside).toMatch(new RegExp(`^${esc(m.dataDir)}/\\.lifeboat-aside-\\d{8}T\\d{6}Z$`));
     const aside = result.movedAside!;
+    expect(result.removedPartial).toBeUndefined();
+    // What `lifeboat status` and the evidence show for the step.
+    expect(movedAsideNote(result)).toBe(
+      `; old directory (a mount point, which cannot be renamed) moved into ${aside}, inside the data directory and on its volume: move it off or remove it once no longer needed (a base backup of this copy would include it)`,
+    );
     expect(readFileSync('/proc/self/mounts', 'utf8')).toContain(` ${m.dataDir} tmpfs `);
     expect(existsSync(path.join(aside, 'backup_label.old'))).toBe(true);
     expect(JSON.parse(readFileSync(path.join(aside, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ workflowId: wf, state: 'replaying' });
