@@ -14,8 +14,10 @@ import { openRepository } from '../repository';
 import type { Repository } from '../repository/types';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { lifeboatCommand } from '../tools';
+import { clearRestoreFailure, readRestoreFailure } from '../wal/get-failure';
 import { formatLsn, parseLsn, parseSegmentName, segnoOfLsn, walFileKind } from '../wal/names';
 import { requireOurMarker, updateMarker, type RestoreMarker } from './marker';
+import { archiveGetFailureInLog, restoreCommandFailed, undecodableSegment } from './replay-failure';
 import { postmasterEnv } from './os-user';
 import { fileSize, lastLines, postmasterRunning, readLogFrom, requirePgData, runFiles, startPostmaster, stopPostmaster, type PgHost } from './postmaster';
 import { shellWord, signalKind, writeRecoveryConf, writeSignalFile } from './recovery-conf';
@@ -81,6 +83,8 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
     // continueFrom: a restart keeps the data; replay goes on from the last restartpoint.
     if (running) await stopPostmaster(pg, 'restarting replay towards a new target');
     const logFrom = await fileSize(files.logFile);
+    // A failure archive-get recorded before this start is not this start's (src/wal/get-failure.ts).
+    await clearRestoreFailure(pg.dataDir);
     await startPostmaster(pg, files.logFile, postmasterEnv(runbook));
     started = { at: Date.now(), logFrom };
   }
@@ -169,7 +173,8 @@ async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
       }
       if (!o) {
         if (await postmasterRunning(a.pg)) seenRunning = true;
-        else if (seenRunning || !a.started || Date.now() - a.started.at > START_GRACE_MS) throw await whyItStopped(a, lastLsn);
+        // archive-get's record of why it aborted recovery needs no grace: the server is gone for that reason.
+        else if (seenRunning || !a.started || Date.now() - a.started.at > START_GRACE_MS || (await readRestoreFailure(a.pg.dataDir))) throw await whyItStopped(a, lastLsn);
         beat({ ...base, phase: 'starting' });
         await sleep(pollMs, undefined, { signal: hooks.signal });
         continue;
@@ -250,11 +255,19 @@ class ArchiveEnd {
 const ENDED_BEFORE_TARGET = 'recovery ended before configured recovery target was reached';
 const BEFORE_CONSISTENT = 'requested recovery stop point is before consistent recovery point';
 
-/** The error for a postmaster that exited during replay, read from its log. */
+/**
+ * The error for a postmaster that exited during replay: first what
+ * archive-get recorded when it aborted recovery (a corrupt or unreadable
+ * segment), then what the server's own log says.
+ */
 async function whyItStopped(a: WaitArgs, lastLsn: string | null): Promise<LifeboatError> {
   const log = await readLogFrom(a.logFile, a.started?.logFrom ?? 0);
   const target = describeTarget(a.input.target);
+  const failed = (await readRestoreFailure(a.pg.dataDir)) ?? archiveGetFailureInLog(log);
+  if (failed) return restoreCommandFailed(a, failed, lastLsn);
   if (log.includes(ENDED_BEFORE_TARGET)) {
+    const undecodable = await undecodableSegment(a, log);
+    if (undecodable) return undecodable;
     const redoDone = [...log.matchAll(/redo done at ([0-9A-F]+\/[0-9A-F]+)/g)].pop()?.[1] ?? lastLsn ?? undefined;
     const lastCommit = [...log.matchAll(/last completed transaction was at log time (.+)/g)].pop()?.[1]?.trim();
     const end = await new ArchiveEnd(a.repo, a.cluster, a.marker.backup.walSegmentSize).newest(0).catch(() => undefined);

@@ -30,29 +30,29 @@ export async function fetchWalFile(repo: Repository, cluster: string, walFile: s
   const where = `${walFile} in ${repo.url} (cluster ${cluster}, object ${key})`;
   const expected = obj.info.sha256;
   if (!expected) {
-    throw corrupt(`${where} has no recorded sha256, so it cannot be verified`, walFile);
+    throw corrupt(`${where} has no recorded sha256, so it cannot be verified`, walFile, key);
   }
   let content: Buffer;
   try {
     content = await decodeWal(walFile, obj.body);
   } catch (err) {
-    throw corrupt(`${where} cannot be decompressed (${(err as Error).message}); ${obj.body.length} bytes stored`, walFile);
+    throw corrupt(`${where} cannot be decompressed (${(err as Error).message}); ${obj.body.length} bytes stored`, walFile, key);
   }
   const actual = sha256Hex(content);
   if (actual !== expected) {
-    throw corrupt(`${where} does not match its checksum: recorded sha256 ${expected}, content sha256 ${actual}`, walFile);
+    throw corrupt(`${where} does not match its checksum: recorded sha256 ${expected}, content sha256 ${actual}`, walFile, key);
   }
   return { content, sha256: actual };
 }
 
-function corrupt(what: string, walFile: string): LifeboatError {
+function corrupt(what: string, walFile: string, object: string): LifeboatError {
   return new LifeboatError('WAL_CHECKSUM_MISMATCH', what, {
     hints: [
       'the archived copy is damaged; recovery cannot continue past it with this archive',
       'if the primary still has this file in pg_wal, archive it again into a fresh repository or cluster name',
       'otherwise recover to a target before this segment, or from a newer base backup',
     ],
-    details: { walFile },
+    details: { walFile, object },
   });
 }
 

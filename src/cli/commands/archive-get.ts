@@ -9,13 +9,17 @@
 //        recovery instead of ending it. A corrupt segment or an unreachable
 //        repository must stop recovery loudly: answering 1 would make
 //        PostgreSQL promote at the last good segment and silently lose
-//        every transaction after it.
+//        every transaction after it. Run in a data directory (as PostgreSQL
+//        runs it), it also records why there (src/wal/get-failure.ts), so
+//        replay-wal can tell a corrupt segment (WAL_CHECKSUM_MISMATCH) from
+//        an unreachable repository; exit 1 records nothing.
 // Nothing is written at %p unless it is complete and verified.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage } from '../../errors';
 import { fetchWalFileWithRetry, Spool, writeFileAtomic } from '../../wal/get';
+import { recordRestoreFailure } from '../../wal/get-failure';
 import { isSegmentName } from '../../wal/names';
 import { checkWalFileName } from '../../wal/push';
 import { archiveTargetId } from '../../wal/marker';
@@ -38,6 +42,9 @@ export async function run(opts: ArchiveGetOptions): Promise<number> {
   try {
     return await restore(opts);
   } catch (err) {
+    // Run by PostgreSQL, the working directory is the data directory: leave
+    // replay-wal the reason in a form it can read (src/wal/get-failure.ts).
+    if (existsSync('PG_VERSION')) await recordRestoreFailure(process.cwd(), opts.file, err);
     process.stderr.write(
       `lifeboat archive-get: FATAL: cannot restore ${opts.file}: ${errorMessage(err)}\n` +
         'HINT: recovery is aborted on purpose rather than ended early at this file; fix the cause and start PostgreSQL again to resume\n',
