@@ -3,7 +3,9 @@
 //
 // It is killed twice: once while replay is held (the running activity must
 // heartbeat to the restarted server), once more just before the held segment
-// is released (replay ends while the server is down).
+// is released (replay ends while the server is down, and the server stays
+// down longer than replay-wal's heartbeat timeout, so the server times out
+// the attempt that was running and a new one must find the paused copy).
 //
 // Everything here is the test's own: a Temporal dev server started with
 // --db-filename (the shared one from global-setup serves every other test),
