@@ -80,8 +80,10 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
   } finally {
     // A drill keeps its directory and port until teardown; a recovery's copy is
     // spoken for by its marker from here on (data-dir.ts refuses it to others).
-    if (finished && site.instance === 'drill') await claim.handOver();
-    else await claim.release();
+    // Neither may hide the restore's own outcome: a claim left with a live
+    // pid holds until teardown (a drill) or the next attempt of this workflow.
+    if (finished && site.instance === 'drill') await claim.handOver().catch(() => undefined);
+    else await claim.release().catch(() => undefined);
   }
 }
 

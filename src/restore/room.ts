@@ -122,17 +122,18 @@ export interface DiskFullInput {
 /** DISK_FULL for a failure that ran out of space: the path, needed and free bytes, the kept copies, and what to do. */
 export async function diskFullError(input: DiskFullInput): Promise<LifeboatError> {
   const at = errnoPath(input.err) ?? input.dataDir;
-  const onDataDir = path.resolve(at).startsWith(path.resolve(input.dataDir));
+  const dd = path.resolve(input.dataDir);
+  const onDataDir = path.resolve(at) === dd || path.resolve(at).startsWith(`${dd}/`);
   const room = await roomAt(onDataDir ? input.dataDir : at).catch(() => undefined);
   const kept = onDataDir ? await keptCopies(input.dataDir, input.osUser, room?.dev).catch(() => []) : [];
   const free = room ? `the file system of ${room.measured} has ${bytesWords(room.freeBytes)} free` : 'its free space could not be read';
   const first = isLifeboatError(input.err) ? input.err.what.split('\n')[0]! : errorMessage(input.err).split('\n')[0]!;
   return new LifeboatError(
     'DISK_FULL',
-    `no space left on device at ${at} while ${input.what} into ${input.field} ${input.dataDir}: ${free}, the restore needs ${bytesWords(input.neededBytes)} (${first})`,
+    `no space left on device at ${at} while ${input.what} into ${input.field} ${input.dataDir}: ${free}${onDataDir ? `, the restore needs ${bytesWords(input.neededBytes)}` : ' (a temporary file of the restore, outside the data directory)'} (${first})`,
     {
       hints: [
-        `free or grow the volume of ${onDataDir ? input.dataDir : at} until at least ${formatBytes(input.neededBytes)} are free, then retry restore-base-backup (lifeboat retry ${input.workflowId} restore-base-backup --as <you>); retrying onto the same full volume fails the same way, so it is not retried automatically`,
+        `free or grow the volume of ${onDataDir ? `${input.dataDir} until at least ${formatBytes(input.neededBytes)} are free` : at}, then retry restore-base-backup (lifeboat retry ${input.workflowId} restore-base-backup --as <you>); retrying onto the same full volume fails the same way, so it is not retried automatically`,
         ...(onDataDir ? [`the partial copy this run left in ${input.dataDir} holds only bytes from the repository: the retry removes it and extracts again`, keptHint(kept)] : []),
       ],
       cause: input.err,
