@@ -28,11 +28,10 @@
 // started at once, and the hold released. The time from the kill to the
 // step's completion is printed and written to test-artifacts/faults/, never
 // asserted; what is asserted is that each activity was taken over after a
-// heartbeat timeout (its ActivityTaskStarted event says attempt 2 after a
-// HEARTBEAT timeout), that every step ended done, and the rows.
+// heartbeat timeout (its ActivityTaskStarted event names the attempt after
+// the killed one, and a HEARTBEAT timeout as the last failure), that every
+// step ended done, and the rows.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { Client as TemporalClient, Connection, type WorkflowHandle } from '@temporalio/client';
 import { Client, type ClientConfig } from 'pg';
@@ -44,9 +43,11 @@ import { approveSignal, statusQuery } from '../../src/recovery/messages';
 import { loadRunbook } from '../../src/runbook/load';
 import { startCliWorker, type CliWorker } from '../harness/cli';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
-import { PG_BIN, postgresTempDir, startPrimary, stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
+import { postgresTempDir, startPrimary, stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
 import { freePort } from '../harness/ports';
 import { artifactsDir, s3Env, s3RepoUrl } from '../harness/services';
+import { lockHolder, queryOne, startPurgeEndpoint } from './holds';
+import { FINGERPRINT_SQL, runbookYaml, schemaSql } from './ledger-app';
 import { startS3Hold } from './s3-hold';
 
 const cleanups: Cleanups = [];
@@ -55,132 +56,6 @@ afterAll(() => runCleanups(cleanups));
 /** PendingActivityState.PENDING_ACTIVITY_STATE_STARTED and TimeoutType.TIMEOUT_TYPE_HEARTBEAT (temporal.api.enums.v1). */
 const ACTIVITY_STARTED = 2;
 const HEARTBEAT_TIMEOUT = 4;
-
-/** An application that is not the demo's: accounts, a ledger, the gates, an outbox of its own. */
-function schemaSql(holdDir: string): string {
-  return `
-create table accounts (id int primary key, owner text not null, balance numeric(12,2) not null);
-create table ledger (id bigint primary key, account_id int not null references accounts, amount numeric(12,2) not null,
-  memo text not null, changed_at timestamptz not null default clock_timestamp());
-create table system_gate (gate_name text primary key, enabled boolean not null, updated_at timestamptz not null default now());
-insert into system_gate (gate_name, enabled) values ('writers', true), ('background_jobs', true), ('outbox_publisher', true);
-create table events_out (id bigserial primary key, kind text not null, body jsonb not null, sent_at timestamptz);
-create role teller login;
-grant all on all tables in schema public to teller;
-grant all on all sequences in schema public to teller;
--- Waits while the hold file <holdDir>/<name> exists. SECURITY DEFINER as the
--- superuser: pg_stat_file on an absolute path needs it.
-create function fk_hold(name text) returns int language plpgsql security definer set search_path = pg_catalog as $$
-begin
-  while (pg_stat_file('${holdDir}/' || name, true)).size is not null loop
-    perform pg_sleep(0.1);
-  end loop;
-  return 0;
-end $$;
-create function fk_gate_hold() returns trigger language plpgsql security definer set search_path = pg_catalog, public as $$
-begin
-  perform fk_hold('gate-' || new.gate_name || '-' || case when new.enabled then 'on' else 'off' end || '-' || current_setting('port'));
-  return new;
-end $$;
-create trigger fk_gate_hold before insert or update on system_gate for each row execute function fk_gate_hold();
-create function fk_outbox_hold() returns trigger language plpgsql security definer set search_path = pg_catalog, public as $$
-begin
-  perform fk_hold('reconcile-' || current_setting('port'));
-  return null;
-end $$;
-create trigger fk_outbox_hold before update on events_out for each statement execute function fk_outbox_hold();
-insert into accounts select g, 'owner-' || g, 1000 + g from generate_series(1, 50) g;
-insert into ledger (id, account_id, amount, memo) select g, 1 + g % 50, (g % 89) - 20.25, 'entry ' || g from generate_series(1, 2000) g;
-`;
-}
-
-/** Every row of the application's tables, in key order, as one digest: equal digests, equal rows. */
-const FINGERPRINT_SQL = `select (select md5(string_agg(a::text, '|' order by a.id)) from accounts a) || ':' ||
-  (select md5(string_agg(l::text, '|' order by l.id)) from ledger l) as fp`;
-
-function runbookYaml(p: { name: string; pgPort: number; repoUrl: string; host: string; stateDir: string; restorePort: number }): string {
-  return `name: ${p.name}
-cluster:
-  primary: { host: 127.0.0.1, port: ${p.pgPort}, database: postgres, user: postgres }
-  pgBin: ${PG_BIN}
-  osUser: postgres
-repository: { url: "${p.repoUrl}", endpointEnv: S3_ENDPOINT }
-restore: { host: ${p.host}, dataDir: ${p.stateDir}/recovery, port: ${p.restorePort}, mode: side-by-side }
-backup: { host: ${p.host}, retainFull: 3, scratchDir: ${p.stateDir}/scratch }
-gates:
-  table: system_gate
-  writers: { gate: writers, readOnlyRoles: [teller] }
-  backgroundJobs: { gate: background_jobs }
-  outbox: { gate: outbox_publisher, table: events_out, idColumn: id, publishedColumn: sent_at }
-capture:
-  - { name: ledger rows changed after the target, sql: "select id, amount from ledger where changed_at > $1" }
-invariants:
-  - { name: no overdrawn account, sql: "select fk_hold('run-invariants') + count(*) from accounts where balance < 0", expect: 0 }
-caches:
-  - http: { urlEnv: FK_PURGE_URL, method: POST }
-approvals:
-  approve-fence: { approvers: [alice] }
-  approve-promote: { approvers: [alice] }
-  approve-resume: { approvers: [alice] }
-objectives: { rpoSeconds: 300, rtoSeconds: 2700 }
-`;
-}
-
-/** An HTTP purge endpoint that, while held, answers nothing. */
-async function startPurgeEndpoint(): Promise<{ url: string; hold(): void; hits(): number; release(): void; stop(): Promise<void> }> {
-  let held = false;
-  let hits = 0;
-  let waiting: ServerResponse[] = [];
-  const server = createServer((req, res) => {
-    req.resume();
-    if (!held) return void res.end('purged');
-    hits++;
-    waiting.push(res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/purge`,
-    hold() {
-      held = true;
-      hits = 0;
-    },
-    hits: () => hits,
-    release() {
-      held = false;
-      for (const res of waiting) res.end('purged');
-      waiting = [];
-    },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/** A session that keeps a transaction (and its locks) open until release. */
-async function lockHolder(config: ClientConfig, statements: string[]): Promise<() => Promise<void>> {
-  const client = new Client(config);
-  await client.connect();
-  await client.query('begin');
-  for (const sql of statements) await client.query(sql);
-  return async () => {
-    await client.query('commit');
-    await client.end();
-  };
-}
-
-async function queryOne<T>(config: ClientConfig, sql: string, params: unknown[] = []): Promise<T | undefined> {
-  const client = new Client({ ...config, connectionTimeoutMillis: 5000 });
-  try {
-    await client.connect();
-    const { rows } = await client.query(sql, params);
-    return rows[0] as T | undefined;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
 
 class StepFailed extends Error {}
 
