@@ -191,10 +191,12 @@ async function createExclusive(file: string, claim: Claim, req: ClaimRequest): P
 async function staleReason(holder: Claim, req: ClaimRequest): Promise<string | undefined> {
   if (holder.workflowId === req.workflowId) return 'same workflow';
   if (holder.pid !== undefined) {
-    // Only a process on this host can be proven dead from here.
-    if (holder.host !== os.hostname()) return undefined;
-    if (!(await processAlive(holder.pid, holder.pidStart))) return `process ${holder.pid} is gone`;
-    return undefined;
+    if (holder.host === os.hostname()) return (await processAlive(holder.pid, holder.pidStart)) ? undefined : `process ${holder.pid} is gone`;
+    // A process on another host (a directory on shared storage) cannot be
+    // seen from here; its run can: once Temporal says the run is over, its
+    // activity is cancelled at its next heartbeat.
+    const running = await req.holderRunning?.(holder).catch(() => undefined);
+    return running === false ? `run ${holder.runId} is no longer running` : undefined;
   }
   if (holder.nonce.startsWith('unreadable:')) return undefined;
   const running = await req.holderRunning?.(holder).catch(() => undefined);

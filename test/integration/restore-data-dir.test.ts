@@ -20,6 +20,7 @@ import type { BackupMeta } from '../../src/catalog/backup-meta';
 import type { RestoreInput, RestoreProgress } from '../../src/recovery/contract';
 import { loadRunbook } from '../../src/runbook/load';
 import { checkRestoreSite, replayWal, restoreBaseBackup, stopRestored } from '../../activities/restore';
+import { teardownDrill } from '../../activities/drill';
 import { movedAsideNote } from '../../workflows/recovery/restore-summary';
 
 const runbooksDir = postgresTempDir('runbooks');
@@ -140,6 +141,39 @@ describe('two restores racing for one data directory', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
     console.log(`race rounds (ms, both activities): ${measured.join(', ')}`);
+  });
+});
+
+describe('two drills racing for drill.dataDir and drill.port', () => {
+  it('one restores and keeps the directory and port until its teardown; the other, and any later drill, is refused naming it; after the teardown the next drill restores', async () => {
+    const runbook = await loadRunbook(tc.name);
+    const drillDir = runbook.drill!.dataDir;
+    const drillInput = (workflowId: string): RestoreInput => ({ ...input(tc.name, workflowId), instance: 'drill' });
+    const ids = ['wf-drill-a', 'wf-drill-b'];
+    const settled = await Promise.allSettled(ids.map((id) => activity(restoreBaseBackup, drillInput(id))));
+    const winners = settled.flatMap((s, i) => (s.status === 'fulfilled' ? [ids[i]!] : []));
+    expect(winners).toHaveLength(1);
+    const winner = winners[0]!;
+    const claimed = new RegExp(`^drill\\.dataDir ${esc(drillDir)} is claimed by restore drill workflow ${winner} \\(run ${winner}-run\\), (restore activity on host \\S+ pid \\d+, )?port ${runbook.drill!.port}, since \\S+, not by workflow `);
+    const loser = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult;
+    expect(loser.reason).toMatchObject({ type: 'DATA_DIR_NOT_EMPTY', nonRetryable: true });
+    expect((loser.reason as Error).message).toMatch(claimed);
+
+    // Handed over to the drill run: a later drill is refused too while it holds (no Temporal here to say it ended).
+    const later = await activity(restoreBaseBackup, drillInput('wf-drill-c')).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(later?.message).toMatch(claimed);
+    expect(later?.message).toContain('HINT: the claim is released when that run ends (a drill at its teardown)');
+
+    const { result: torn } = await activity(teardownDrill, { runbook: tc.name, workflowId: winner });
+    expect(torn).toMatchObject({ removed: drillDir });
+    expect(existsSync(`${drillDir}.lifeboat-claim`)).toBe(false);
+    const { result: next } = await activity(restoreBaseBackup, drillInput('wf-drill-c'));
+    expect(next.dataDir).toBe(drillDir);
+    await activity(teardownDrill, { runbook: tc.name, workflowId: 'wf-drill-c' });
+    expect(readdirSync(path.dirname(drillDir)).filter((e) => e.startsWith(path.basename(drillDir)))).toEqual([]);
   });
 });
 

@@ -85,6 +85,11 @@ describe('the claim of a restore directory', () => {
     const err = await takeClaim(req('wf-b')).catch((e: Error) => e);
     expect(err.message).toContain(`is claimed by workflow wf-old (run wf-old-run), restore activity on host some-other-host pid`);
     expect(readFileSync(claimPath(dataDir), 'utf8')).toContain('some-other-host');
+    // ... until Temporal says that run is over.
+    await expect(takeClaim(req('wf-b', { holderRunning: async () => undefined }))).rejects.toMatchObject({ code: 'DATA_DIR_NOT_EMPTY' });
+    const b = await takeClaim(req('wf-b', { holderRunning: async () => false }));
+    expect(b.tookOver).toMatchObject({ host: 'some-other-host' });
+    await b.release();
   });
 
   it('handed over, holds until released or until Temporal says its run is over', async () => {
