@@ -6,6 +6,7 @@ import * as caches from './caches';
 import * as forensics from './forensics';
 import * as gates from './gates';
 import * as invariants from './invariants';
+import * as oneRecovery from './one-recovery';
 import * as outbox from './outbox';
 import * as recovery from './recovery';
 import * as restore from './restore';
@@ -14,6 +15,7 @@ import * as traffic from './traffic';
 export * from './backup';
 export * from './retention';
 export * from './recovery';
+export * from './one-recovery';
 export * from './restore';
 export * from './gates';
 export * from './forensics';
@@ -27,5 +29,5 @@ export * from './checkpoint';
 
 // What recoverToPointInTime proxies must be what the worker registers: a
 // mismatch fails to compile here rather than at 3 a.m. in a workflow task.
-const recoveryActivities: RecoveryActivities = { ...recovery, ...restore, ...gates, ...forensics, ...invariants, ...outbox, ...caches, ...traffic };
+const recoveryActivities: RecoveryActivities = { ...recovery, ...oneRecovery, ...restore, ...gates, ...forensics, ...invariants, ...outbox, ...caches, ...traffic };
 void recoveryActivities;

@@ -11,6 +11,9 @@ import { buildEvidence, type RunFacts } from './recovery/evidence';
 import { RecoveryMachine, Retargeted, RunAborted } from './recovery/machine';
 import { parseWorkflowInput } from './input';
 
+/** The patch id around checkNoOtherRecovery: histories recorded before it replay without. */
+const ONE_RECOVERY_PATCH = 'one-recovery-per-runbook';
+
 export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evidence> {
   const input = parseWorkflowInput(RecoveryInput, rawInput, 'recoverToPointInTime');
   const { workflowId, runId } = workflowInfo();
@@ -37,6 +40,10 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
   try {
     // 1. preflight: backup chosen, WAL chain checked, nothing touched.
     const plan = await run.step('preflight', async () => {
+      // One recovery per runbook unless the operator said otherwise: a later
+      // start fails RECOVERY_ALREADY_RUNNING, which ends the run before
+      // anything is read or touched. Patched: older histories never called it.
+      if (patched(ONE_RECOVERY_PATCH) && !input.concurrent) facts.notes.push((await act.checkNoOtherRecovery({ runbook: name })).checked);
       const p = await act.preflight({ runbook: name, target: run.target, mode: run.mode, dryRun, ...(input.backupId ? { backupId: input.backupId } : {}) });
       // Room for the backup and its WAL on the restore host, before anything is fenced
       // (DISK_FULL names the kept moved-aside copies). Patched: older histories never called it.

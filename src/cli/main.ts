@@ -200,6 +200,7 @@ temporalOptions(
     .addOption(new Option('--mode <mode>', "where to restore (default: the runbook's restore.mode)").choices(['side-by-side', 'in-place']))
     .option('--dry-run', 'preflight, forensics and invariants on a side-by-side restore; no gate, no traffic')
     .option('--backup <id>', 'restore this base backup instead of the one preflight would choose')
+    .option('--concurrent', 'run even while another recovery of this runbook runs (without it, a second one is refused with RECOVERY_ALREADY_RUNNING naming the first)')
     .option('--workflow-id <id>', 'workflow id (default recover-<runbook>-<time>)')
     .option('--follow', 'after starting, watch it like `status --watch` until it ends; exit 0 when it completes, 1 when not')
     .option('--interval <s>', 'with --follow: seconds between looks', '2')

@@ -29,6 +29,8 @@ export type GateName = 'writers' | 'backgroundJobs' | 'outbox';
 
 export interface RecoveryActivities {
   preflight(input: PreflightInput): Promise<PreflightResult>;
+  /** Refuses (RECOVERY_ALREADY_RUNNING) when a recovery of the runbook that started earlier is running (activities/one-recovery.ts). */
+  checkNoOtherRecovery(input: { runbook: string }): Promise<{ checked: string; later: string[] }>;
   captureForensics(input: { runbook: string; target: Target }): Promise<CaptureResult>;
   setGate(input: GateInput & { gate: GateName }): Promise<GateResult>;
   restoreBaseBackup(input: RestoreInput): Promise<RestoreResult>;

@@ -56,6 +56,12 @@ export const RecoveryInput = z.strictObject({
   dryRun: z.boolean({ error: 'expected true or false' }).optional(),
   /** Extension: restore this backup instead of the one preflight would choose. */
   backupId: z.string().regex(/^\d{8}T\d{6}Z(?:-[a-z0-9]{1,8})?$/, { error: 'expected a backup id such as 20261121T190102Z' }).optional(),
+  /**
+   * Extension: run even while another recovery of the runbook runs. Without
+   * it a later start is refused with RECOVERY_ALREADY_RUNNING naming the
+   * running one (activities/one-recovery.ts).
+   */
+  concurrent: z.boolean({ error: 'expected true or false' }).optional(),
 });
 export type RecoveryInput = z.input<typeof RecoveryInput>;
 

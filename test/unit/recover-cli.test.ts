@@ -105,7 +105,7 @@ describe('lifeboat recover --help', () => {
     expect(stdout).toMatch(/^Usage: lifeboat recover \[options\]$/m);
     for (const flag of [
       '--runbook <name|file>', '--runbooks-dir <dir>', '--to-time <iso>', '--to-name <name>', '--to-lsn <lsn>', '--to-xid <xid>',
-      '--to-latest', '--incident <id>', '--reason <text>', '--mode <mode>', '--dry-run', '--backup <id>', '--workflow-id <id>',
+      '--to-latest', '--incident <id>', '--reason <text>', '--mode <mode>', '--dry-run', '--backup <id>', '--concurrent', '--workflow-id <id>',
       '--follow', '--interval <s>', '--json', '--address <host:port>', '--namespace <ns>',
     ]) {
       expect(stdout).toContain(`  ${flag}`);

@@ -45,7 +45,16 @@ export interface Calls {
 }
 
 /** Fake activities: each records its call; `failures` makes a named activity throw N times. */
-export function fakeActivities(runbook: Runbook, calls: Calls, opts: { failures?: Record<string, Array<{ type: string; message: string }>>; invariantsFail?: boolean } = {}): RecoveryActivities {
+export function fakeActivities(
+  runbook: Runbook,
+  calls: Calls,
+  opts: {
+    failures?: Record<string, Array<{ type: string; message: string }>>;
+    invariantsFail?: boolean;
+    /** The one-recovery-per-runbook check to run (the real activity, or a wrapper of it); without, it passes. */
+    checkNoOtherRecovery?: RecoveryActivities['checkNoOtherRecovery'];
+  } = {},
+): RecoveryActivities {
   const fail = (name: string) => {
     const f = opts.failures?.[name]?.shift();
     if (f) throw ApplicationFailure.create({ type: f.type, message: f.message, nonRetryable: true });
@@ -56,6 +65,11 @@ export function fakeActivities(runbook: Runbook, calls: Calls, opts: { failures?
   };
   const backup = { backupId: '20261121T120000Z', startLsn: '0/2000028', endLsn: '0/2000100', startTime: '2026-11-21T12:00:00Z', endTime: '2026-11-21T12:00:05Z', timeline: 1, sizeBytes: 50 << 20, storedBytes: 10 << 20, why: 'newest verified backup that finished before the target' };
   return {
+    // Not recorded in calls.log: it asks Temporal's visibility and touches nothing.
+    async checkNoOtherRecovery(i) {
+      if (opts.checkNoOtherRecovery) return opts.checkNoOtherRecovery(i);
+      return { checked: 'not checked (fake)', later: [] };
+    },
     async preflight(i) {
       rec('preflight', { target: i.target });
       return { runbook, cluster: runbook.name, backup, walFrom: '000000010000000000000002', walTo: '000000010000000000000009', walSegmentsAvailable: 8, primaryReachable: true, archiver: 'healthy', rtoEstimateSeconds: 130, warnings: [] };

@@ -76,6 +76,13 @@ export class RunAborted extends Error {
 const now = () => new Date().toISOString();
 
 /**
+ * Failures that end the run at once instead of parking the step for a
+ * decision: they come before anything is touched, and no retry can succeed
+ * while their cause lasts (another recovery of the runbook holds it).
+ */
+const RUN_ENDING_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['RECOVERY_ALREADY_RUNNING']);
+
+/**
  * A refused update's answer: typed by the catalogue (a refusal that starts
  * with a code, "NOT_AN_APPROVER: ...", keeps it) and never retryable, since
  * the same decision is refused the same way. The message is the refusal as
@@ -292,6 +299,15 @@ export class RecoveryMachine {
         rec.state = 'failed';
         rec.error = stepError(err);
         log.warn('step failed', { step: id, type: rec.error.type, message: rec.error.message });
+        if (RUN_ENDING_CODES.has(rec.error.type)) {
+          rec.finishedAt = now();
+          this.publish();
+          throw ApplicationFailure.create({
+            type: rec.error.type,
+            message: [rec.error.message, ...rec.error.hints.map((h) => `HINT: ${h}`)].join('\n'),
+            nonRetryable: true,
+          });
+        }
         this.pending = {
           step: id,
           kind: 'failed',

@@ -54,6 +54,8 @@ const caches = proxyActivities<RecoveryActivities>({
 export function sharedActivities() {
   return {
     preflight: shared.preflight,
+    // Lists runs in Temporal's visibility; waits up to 15 s for its own run to be listed.
+    checkNoOtherRecovery: shared.checkNoOtherRecovery,
     captureForensics: shared.captureForensics,
     setPrimaryGate: gates.setGate,
     invalidateCaches: caches.invalidateCaches,

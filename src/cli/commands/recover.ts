@@ -23,6 +23,7 @@ type Options = TemporalOptions &
     mode?: string;
     dryRun?: boolean;
     backup?: string;
+    concurrent?: boolean;
     follow?: boolean;
     json?: boolean;
     workflowId?: string;
@@ -42,6 +43,7 @@ export async function run(opts: Options): Promise<number> {
     ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
     dryRun: opts.dryRun === true,
     ...(opts.backup !== undefined ? { backupId: opts.backup } : {}),
+    ...(opts.concurrent ? { concurrent: true } : {}),
   });
   const workflowId = opts.workflowId?.trim() || timestampedId(`recover-${runbook.name}`);
 
@@ -88,6 +90,7 @@ const FLAG_OF: Record<string, string> = {
   mode: '--mode',
   dryRun: '--dry-run',
   backupId: '--backup',
+  concurrent: '--concurrent',
 };
 
 /** The same schema the workflow checks, so a bad input never starts a run. */
