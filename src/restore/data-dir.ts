@@ -16,7 +16,7 @@
 // step tolerates (the emptiness check here, pg_verifybackup's --ignore).
 // The caller holds the directory's claim (claim.ts) before any of this runs.
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { LifeboatError } from '../errors';
 import type { RestoreInstanceKind, RestoreResult } from '../recovery/contract';
@@ -227,6 +227,12 @@ async function removeOwnExtraction(dataDir: string): Promise<void> {
   }
 }
 
+/** Whether dir is the root of a mounted file system (its device differs from its parent's). */
+async function isMountPoint(dir: string): Promise<boolean> {
+  const [a, b] = await Promise.all([stat(dir).catch(() => undefined), stat(path.dirname(dir)).catch(() => undefined)]);
+  return a !== undefined && b !== undefined && a.dev !== b.dev;
+}
+
 async function makeEmptyDir(pg: PgHost): Promise<void> {
   // Parents are created as the worker's user with the default mode: only the
   // data directory itself must belong to the OS user with mode 0700.
@@ -259,7 +265,9 @@ async function notEmpty(input: PrepareInput, entries: string[], marker: RestoreM
       hints: [
         'Lifeboat never deletes a data directory it cannot prove is its own; nothing in it was changed',
         ...(running ? [`stop that server first (as ${osUser}): ${input.pg.pgBin}/pg_ctl stop -D ${dataDir} -m fast`] : []),
-        `if it is no longer needed, move it away (as root or ${osUser}): mv ${dataDir} ${dataDir}.old-$(date -u +%Y%m%dT%H%M%SZ), then retry the step`,
+        (await isMountPoint(dataDir))
+          ? `if it is no longer needed: it is a mount point, which cannot be renamed, so move its contents (all but lost+found) off the volume or into a subdirectory named .lifeboat-aside-<time>, which Lifeboat leaves alone and restores beside (as root or ${osUser}); then retry the step`
+          : `if it is no longer needed, move it away (as root or ${osUser}): mv ${dataDir} ${dataDir}.old-$(date -u +%Y%m%dT%H%M%SZ), then retry the step`,
         `or set ${field(input)} in runbook ${input.runbookName} to an absent or empty directory`,
       ],
       details: { dataDir, entries: entries.length },

@@ -268,6 +268,34 @@ describe('a mount point holding this recovery\'s earlier, replayed copy', () => 
   });
 });
 
+describe("a mount point holding someone else's files", () => {
+  it('is refused with a hint that fits a mount point; once the operator moves them into a .lifeboat-aside subdirectory, the restore goes on beside it, verified', async () => {
+    const m = mountedRunbook('foreign-at', 'at', 256);
+    writeFileSync(path.join(m.dataDir, 'customer-data.csv'), 'id,name\n1,alice\n');
+    const err = await activity(restoreBaseBackup, input(m.name, 'wf-foreign-at')).then(
+      () => undefined,
+      (e: { type: string; message: string }) => e,
+    );
+    expect(err).toMatchObject({ type: 'DATA_DIR_NOT_EMPTY' });
+    expect(err!.message.split('\n')).toEqual([
+      `restore.dataDir ${m.dataDir} is not empty and was not restored by this recovery (workflow wf-foreign-at): it holds 1 entry (customer-data.csv)`,
+      'HINT: Lifeboat never deletes a data directory it cannot prove is its own; nothing in it was changed',
+      'HINT: if it is no longer needed: it is a mount point, which cannot be renamed, so move its contents (all but lost+found) off the volume or into a subdirectory named .lifeboat-aside-<time>, which Lifeboat leaves alone and restores beside (as root or postgres); then retry the step',
+      `HINT: or set restore.dataDir in runbook ${m.name} to an absent or empty directory`,
+    ]);
+    expect(readdirSync(m.dataDir)).toEqual(['customer-data.csv']);
+
+    // What the hint says, done by the operator (as root: the subdirectory is not the OS user's).
+    const aside = path.join(m.dataDir, '.lifeboat-aside-20261203T030000Z');
+    mkdirSync(aside);
+    execFileSync('mv', [path.join(m.dataDir, 'customer-data.csv'), aside]);
+    const { result } = await activity(restoreBaseBackup, input(m.name, 'wf-foreign-at'));
+    expect(result.movedAside).toBeUndefined();
+    expect(readFileSync(path.join(aside, 'customer-data.csv'), 'utf8')).toBe('id,name\n1,alice\n');
+    expect(existsSync(path.join(m.dataDir, 'backup_label'))).toBe(true);
+  });
+});
+
 describe('below the mount point, an earlier replayed copy', () => {
   it('is moved aside as a sibling on the same volume, and the room check names it with its size', async () => {
     const m = mountedRunbook('aside-below', 'below', 256);
