@@ -173,8 +173,9 @@ async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
       }
       if (!o) {
         if (await postmasterRunning(a.pg)) seenRunning = true;
-        // archive-get's record of why it aborted recovery needs no grace: the server is gone for that reason.
-        else if (seenRunning || !a.started || Date.now() - a.started.at > START_GRACE_MS || (await readRestoreFailure(a.pg.dataDir))) throw await whyItStopped(a, lastLsn);
+        // No grace needed when archive-get recorded why it aborted recovery,
+        // or when this start's log already says the server gave up.
+        else if (seenRunning || !a.started || Date.now() - a.started.at > START_GRACE_MS || (await readRestoreFailure(a.pg.dataDir)) || (await startGaveUp(a))) throw await whyItStopped(a, lastLsn);
         beat({ ...base, phase: 'starting' });
         await sleep(pollMs, undefined, { signal: hooks.signal });
         continue;
@@ -250,6 +251,13 @@ class ArchiveEnd {
     this.cached = { at: Date.now(), value };
     return value;
   }
+}
+
+/** The postmaster's last words when its startup process (recovery) failed. */
+const STARTUP_FAILED = /aborting startup due to startup process failure|database system is shut down/;
+
+async function startGaveUp(a: WaitArgs): Promise<boolean> {
+  return a.started !== undefined && STARTUP_FAILED.test(await readLogFrom(a.logFile, a.started.logFrom));
 }
 
 const ENDED_BEFORE_TARGET = 'recovery ended before configured recovery target was reached';
