@@ -26,7 +26,7 @@
 // process named by host/pid is dead, or Temporal says the holding run is
 // no longer running.
 import { randomBytes } from 'node:crypto';
-import { link, lstat, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -135,6 +135,8 @@ export async function takeClaim(req: ClaimRequest): Promise<HeldClaim> {
     ...(req.port !== undefined ? { port: req.port } : {}),
     nonce: randomBytes(8).toString('hex'),
   };
+  // Its parent may not exist yet on a fresh host (the restore made it later, before the claim).
+  await mkdir(path.dirname(file), { recursive: true }).catch(() => undefined);
   await sweepDeadTemps(file);
   let tookOver: Claim | undefined;
   let holder: Claim | undefined;

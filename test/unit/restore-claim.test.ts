@@ -16,7 +16,7 @@ let dataDir: string;
 
 beforeEach(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-claim-'));
-  dataDir = path.join(dir, 'recovery');
+  dataDir = path.join(dir, 'pg', '15', 'recovery');
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -30,11 +30,12 @@ function deadPid(): number {
 
 function plant(c: Partial<Claim>): void {
   const claim: Claim = { workflowId: 'wf-old', runId: 'wf-old-run', instance: 'restore', since: '2026-12-01T03:00:00.000Z', host: os.hostname(), nonce: 'planted', ...c };
+  mkdirSync(path.dirname(dataDir), { recursive: true });
   writeFileSync(claimPath(dataDir), JSON.stringify(claim));
 }
 
 describe('the claim of a restore directory', () => {
-  it('of many takers at the same instant exactly one holds it; every other one is refused naming the holder, and nothing is left behind', async () => {
+  it('of many takers at the same instant (its parent not made yet) exactly one holds it; every other one is refused naming the holder, and nothing is left behind', async () => {
     for (let round = 0; round < 25; round++) {
       const ids = Array.from({ length: 6 }, (_, i) => `wf-${round}-${i}`);
       const settled = await Promise.allSettled(ids.map((id) => takeClaim(req(id))));
@@ -50,7 +51,7 @@ describe('the claim of a restore directory', () => {
       });
       expect(await readClaim(dataDir)).toEqual(holder);
       await won[0]!.release();
-      expect(readdirSync(dir)).toEqual([]);
+      expect(readdirSync(path.dirname(dataDir))).toEqual([]);
     }
   });
 
@@ -71,6 +72,7 @@ describe('the claim of a restore directory', () => {
   it("removes the temporary files of claim writers that died before linking theirs, and keeps a live writer's", async () => {
     const dead = `${claimPath(dataDir)}.${deadPid()}.0123456789ab.tmp`;
     const live = `${claimPath(dataDir)}.${process.pid}.ba9876543210.tmp`;
+    mkdirSync(path.dirname(dataDir), { recursive: true });
     for (const f of [dead, live]) writeFileSync(f, '{}');
     const c = await takeClaim(req('wf-a'));
     expect(existsSync(dead)).toBe(false);
@@ -108,13 +110,13 @@ describe('the claim of a restore directory', () => {
     expect(b.tookOver?.workflowId).toBe('wf-a');
     expect(await releaseClaimOf(dataDir, 'wf-a')).toBe(false);
     expect(await releaseClaimOf(dataDir, 'wf-b')).toBe(true);
-    expect(readdirSync(dir)).toEqual([]);
+    expect(readdirSync(path.dirname(dataDir))).toEqual([]);
   });
 });
 
 describe('the marker of a restored directory', () => {
   it('is written by many writers at once without an error or a leftover temporary file, and reads back whole', async () => {
-    mkdirSync(dataDir);
+    mkdirSync(dataDir, { recursive: true });
     const marker = (i: number): RestoreMarker => ({
       workflowId: `wf-${i}`,
       runId: 'r',
