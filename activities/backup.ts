@@ -4,7 +4,7 @@ import { takeBaseBackup, type BackupProgress } from '../src/backup/base-backup';
 import type { BackupMeta } from '../src/catalog/backup-meta';
 import { loadRunbook } from '../src/runbook/load';
 import type { Runbook } from '../src/runbook/schema';
-import { asActivityFailure, heartbeat, keepBeating } from './failure';
+import { asActivityFailure, heartbeat, keepBeating, lifeboatActivity } from './failure';
 
 export interface RunbookRef {
   /** Runbook name, looked up in the worker's runbooks directory. */
@@ -13,11 +13,7 @@ export interface RunbookRef {
 
 /** The parsed runbook, for routing: it holds env var names, never secrets. Run twice: it only reads. */
 export async function resolveRunbook(input: RunbookRef): Promise<Runbook> {
-  try {
-    return await loadRunbook(input.runbook);
-  } catch (err) {
-    throw asActivityFailure(err);
-  }
+  return lifeboatActivity(() => loadRunbook(input.runbook));
 }
 
 /**
