@@ -63,13 +63,14 @@ describe('one recovery per runbook', () => {
     const startedFirst = da.startTime.getTime() < db.startTime.getTime() || (da.startTime.getTime() === db.startTime.getTime() && a.workflowId < b.workflowId);
     const [first, second] = startedFirst ? [a, b] : [b, a];
     const firstStart = (startedFirst ? da : db).startTime.toISOString();
+    const firstRunId = (startedFirst ? da : db).runId;
 
     const failure = await failureOf(second);
     expect(failure.type).toBe('RECOVERY_ALREADY_RUNNING');
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toBe(
       [
-        `another recovery of runbook orders is running: workflow ${first.workflowId} (run ${first.firstExecutionRunId}), started ${firstStart}; this one (${second.workflowId}) stopped before touching anything`,
+        `another recovery of runbook orders is running: workflow ${first.workflowId} (run ${firstRunId}), started ${firstStart}; this one (${second.workflowId}) stopped before touching anything`,
         `HINT: follow that one: lifeboat status ${first.workflowId} --watch`,
         `HINT: to recover with this one instead, end that one first (lifeboat abort ${first.workflowId} <step> --as <you> --reason "...") and start this again`,
         'HINT: if both must run (two targets side by side, each on its own restore host), start this one with lifeboat recover --concurrent (input "concurrent": true)',
