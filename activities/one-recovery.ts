@@ -11,11 +11,14 @@
 //
 // Visibility lags the runs themselves (the dev server writes it from a
 // queue, a real cluster through Elasticsearch or SQL): a run is listed only
-// once its LifeboatRunbook upsert has been indexed. This waits until its own
-// run is listed, which narrows the gap, but nothing orders the indexing of
-// two runs. Residual window: two runs started so close together that, when
-// the later one lists, the earlier one's upsert is not indexed yet (on the
-// dev server, milliseconds to about a second) both proceed. Closing it for
+// once its LifeboatRunbook has been indexed, from the start event when
+// `lifeboat recover` started it (it sets the attribute at start), else from
+// the run's first workflow task (the Temporal UI's start form). This waits
+// until its own run is listed, which narrows the gap, but nothing orders the
+// indexing of two runs in general. Residual window: two runs started so close
+// together that, when the later one lists, the earlier one is not indexed
+// yet (on the dev server, milliseconds to about a second; wider for UI starts,
+// whose attribute waits for a worker) both proceed. Closing it for
 // good needs a claim with a compare-and-set (a workflow id derived from the
 // runbook with a conflict policy, or a row in a table), which the public
 // contract of workflow ids does not allow here. Runs recorded before this

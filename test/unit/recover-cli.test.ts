@@ -202,7 +202,7 @@ describe('lifeboat recover against the Temporal server', () => {
   it('starts recoverToPointInTime with the validated input, a summary and details for the UI, and says what to do next', async () => {
     const workflowId = `recover-orders-cli-test-${process.pid}-${Date.now()}`;
     const { code, stdout, stderr } = await lifeboat(
-      ['recover', '--runbook', 'orders', '--to-xid', '7421', '--incident', 'INC-1234', '--reason', 'bad UPDATE on orders', '--dry-run', '--workflow-id', workflowId],
+      ['recover', '--runbook', 'orders', '--to-xid', '7421', '--incident', 'INC-1234', '--reason', 'bad UPDATE on orders', '--dry-run', '--concurrent', '--workflow-id', workflowId],
       { ...env(), LIFEBOAT_UI_URL: 'http://ui.example:8080/' },
     );
     const handle = client.workflow.getHandle(workflowId);
@@ -248,7 +248,11 @@ describe('lifeboat recover against the Temporal server', () => {
       incident: 'INC-1234',
       reason: 'bad UPDATE on orders',
       dryRun: true,
+      concurrent: true,
     });
+    // LifeboatRunbook from the start event on, for the one-recovery-per-runbook check of later runs.
+    const attrs = history.events?.[0]?.workflowExecutionStartedEventAttributes?.searchAttributes?.indexedFields?.LifeboatRunbook?.data;
+    expect(JSON.parse(Buffer.from(attrs!).toString('utf8'))).toBe('orders');
 
     // The run is closed now: status says how it ended and exits 1; decisions are refused.
     const status = await lifeboat(['status', workflowId], env());

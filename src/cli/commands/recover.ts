@@ -7,6 +7,7 @@ import { connectClient, timestampedId } from '../../client/temporal';
 import { LifeboatError } from '../../errors';
 import { RecoveryInput } from '../../recovery/contract';
 import { RECOVERY_WORKFLOW } from '../../recovery/messages';
+import { RUNBOOK_ATTRIBUTE } from '../../recovery/search-attributes';
 import { TASK_QUEUE } from '../../runbook/schema';
 import { intOption, requireRunbook, temporalAddress, type TemporalOptions } from '../context';
 import { printJson } from '../run';
@@ -50,13 +51,22 @@ export async function run(opts: Options): Promise<number> {
   const { address, namespace } = temporalAddress(opts);
   const client = await connectClient(address, namespace);
   try {
+    const options = {
+      taskQueue: TASK_QUEUE,
+      workflowId,
+      args: [input] as [typeof input],
+      staticSummary: recoverySummary(input),
+      staticDetails: recoveryDetails(input, startedBy()),
+    };
     const handle = await client.workflow
-      .start(RECOVERY_WORKFLOW, {
-        taskQueue: TASK_QUEUE,
-        workflowId,
-        args: [input],
-        staticSummary: recoverySummary(input),
-        staticDetails: recoveryDetails(input, startedBy()),
+      // LifeboatRunbook from the start event on, not only from the run's first
+      // workflow task: a second recovery started right after this one then
+      // finds it listed sooner (activities/one-recovery.ts).
+      .start(RECOVERY_WORKFLOW, { ...options, typedSearchAttributes: [{ key: RUNBOOK_ATTRIBUTE, value: runbook.name }] })
+      .catch((err: unknown) => {
+        // A namespace no worker has prepared yet (ensureSearchAttributes): the run sets it itself.
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError) && String(err).includes(RUNBOOK_ATTRIBUTE.name)) return client.workflow.start(RECOVERY_WORKFLOW, options);
+        throw err;
       })
       .catch((err: unknown) => {
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
