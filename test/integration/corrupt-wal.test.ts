@@ -15,6 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { replayWal, restoreBaseBackup } from '../../activities/restore';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import type { BackupMeta } from '../../src/catalog/backup-meta';
+import type { Target } from '../../src/recovery/contract';
 import { readWalArchive } from '../../src/catalog/catalog';
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
@@ -112,10 +113,10 @@ async function expectNotPromoted(f: Fixture): Promise<void> {
   expect(Object.keys((await readWalArchive(f.repo, f.tc.name)).histories)).toEqual([]);
 }
 
-async function restoreAndReplay(f: Fixture, workflowId: string): Promise<{ failure: ApplicationFailure; seconds: number }> {
+async function restoreAndReplay(f: Fixture, workflowId: string, target: Target = { name: 'after-the-segment' }): Promise<{ failure: ApplicationFailure; seconds: number }> {
   await firstAttempt(restoreBaseBackup, { runbook: f.tc.name, backupId: f.backup.backupId, mode: 'side-by-side', workflowId, runId: `${workflowId}-run` });
   const started = Date.now();
-  const failure = await failureOf(firstAttempt(replayWal, { runbook: f.tc.name, target: { name: 'after-the-segment' }, workflowId, runId: `${workflowId}-run` }));
+  const failure = await failureOf(firstAttempt(replayWal, { runbook: f.tc.name, target, workflowId, runId: `${workflowId}-run` }));
   return { failure, seconds: (Date.now() - started) / 1000 };
 }
 
@@ -158,6 +159,17 @@ describe.each(['file', 's3'] as const)('replay-wal over a corrupt segment in a %
     );
     expect(lines.slice(4)).toEqual([`HINT: nothing was promoted: PostgreSQL in ${dataDir} stopped in archive recovery before applying ${f.segment} (server log: ${dataDir}.lifeboat-postgres.log)`]);
     expect(existsSync(path.join(dataDir, RESTORE_FAILURE_FILE))).toBe(true);
+    await expectNotPromoted(f);
+  });
+
+  it('fails the same way towards the end of the archive, where PostgreSQL replays in standby mode', async () => {
+    await f.repo.put(keys.wal(f.tc.name, f.segment), await encodeWal(f.segment, Buffer.alloc(16 * 1024 * 1024, 9)), { sha256: f.original.sha256 });
+    const { failure } = await restoreAndReplay(f, `wf-latest-${kind}`, { latest: true });
+    expect(failure.type).toBe('WAL_CHECKSUM_MISMATCH');
+    expect(failure.nonRetryable).toBe(true);
+    expect(failure.message.split('\n')[0]).toMatch(
+      new RegExp(`^replay of ${f.tc.name} towards the end of the archive stopped at WAL segment ${f.segment}: the archived copy is corrupt \\(${f.segment} in `),
+    );
     await expectNotPromoted(f);
   });
 
