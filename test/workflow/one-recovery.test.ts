@@ -5,8 +5,11 @@
 // asking the server's visibility through the worker's client. Visibility
 // lags; each check is held until both runs are listed, so the test observes
 // the moment both can see each other rather than hoping the index is quick.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkNoOtherRecovery } from '../../activities/one-recovery';
@@ -46,6 +49,17 @@ async function failureOf(wf: WorkflowHandle): Promise<ApplicationFailure> {
   const cause = (err as WorkflowFailedError).cause;
   expect(cause).toBeInstanceOf(ApplicationFailure);
   return cause as ApplicationFailure;
+}
+
+/**
+ * LIFEBOAT_RECORD_HISTORIES=1 writes the runs' histories into
+ * test/workflow/histories/ for replay.test.ts (see recovery.test.ts).
+ */
+async function recordHistory(name: string, wf: WorkflowHandle): Promise<void> {
+  if (process.env.LIFEBOAT_RECORD_HISTORIES !== '1') return;
+  const dir = path.resolve(__dirname, 'histories');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, `${name}.json`), historyToJSON(await wf.fetchHistory()));
 }
 
 /** Activity types the run scheduled, in order: what it touched. */
@@ -91,6 +105,8 @@ describe('one recovery per runbook', () => {
     // Once it has ended, a new recovery of the runbook proceeds.
     await first.signal(abortSignal, { step: 'approve-fence', by: 'alice', reason: 'starting over with another target' });
     expect((await failureOf(first)).type).toBe('RECOVERY_ABORTED');
+    await recordHistory('one-recovery-refused', second);
+    await recordHistory('one-recovery-first-aborted', first);
     expected = 1;
     const third = await h.start({ target: TIME_TARGET });
     await h.waitForStep(third, 'approve-fence', 'awaiting-approval');

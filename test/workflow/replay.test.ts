@@ -6,6 +6,8 @@
 // search-attributes-quorum.json is the quorum run recorded after the search
 // attributes came in (patch `lifeboat-search-attributes`); the others were
 // recorded before it and prove that runs started then still replay.
+// one-recovery-*.json (written by one-recovery.test.ts) carry the patch
+// `one-recovery-per-runbook`: a run that asked and went on, and one refused.
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from '@temporalio/worker';
@@ -20,6 +22,8 @@ it('has recorded histories to replay', () => {
     'dry-run.json',
     'failed-step-skip-retry-abort.json',
     'invariant-override.json',
+    'one-recovery-first-aborted.json',
+    'one-recovery-refused.json',
     'quorum-ui-signals-and-update.json',
     'retarget-after-failed-replay.json',
     'retarget-later-then-earlier.json',
