@@ -33,9 +33,12 @@ async function hostActivity<T>(body: (ctx: Context) => Promise<T>): Promise<T> {
 /**
  * Fetches and extracts the base backup into restore.dataDir (drill.dataDir
  * for a drill); heartbeats RestoreProgress while downloading. Run twice: the
- * directory carries a marker naming this workflow and run; a second attempt
- * finds its own unfinished extraction and moves it aside (never deletes it)
- * before extracting again, and anything not provably ours is refused.
+ * directory is claimed (`<dataDir>.lifeboat-claim`, naming the workflow, run
+ * and process) before anything is read or written, and a claim whose process
+ * died is taken over; a second attempt finds its own run's interrupted
+ * extraction (marker `extracting`, never started) and extracts again, since
+ * the repository reproduces it byte for byte. Anything else is moved aside,
+ * never deleted, and another run's claim is refused.
  */
 export async function restoreBaseBackup(input: RestoreInput): Promise<RestoreResult> {
   return hostActivity(async (ctx) => {
