@@ -84,8 +84,11 @@ describe('the claim of a restore directory', () => {
     plant({ pid: process.pid });
     await expect(takeClaim(req('wf-b'))).rejects.toMatchObject({ code: 'DATA_DIR_NOT_EMPTY' });
     plant({ pid: deadPid(), host: 'some-other-host' });
-    const err = await takeClaim(req('wf-b')).catch((e: Error) => e);
-    expect(err.message).toContain(`is claimed by workflow wf-old (run wf-old-run), restore activity on host some-other-host pid`);
+    const err = await takeClaim(req('wf-b')).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toContain(`is claimed by workflow wf-old (run wf-old-run), restore activity on host some-other-host pid`);
     expect(readFileSync(claimPath(dataDir), 'utf8')).toContain('some-other-host');
     // ... until Temporal says that run is over.
     await expect(takeClaim(req('wf-b', { holderRunning: async () => undefined }))).rejects.toMatchObject({ code: 'DATA_DIR_NOT_EMPTY' });
