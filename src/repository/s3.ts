@@ -55,7 +55,14 @@ export class S3Repository implements Repository {
       region,
       forcePathStyle: true,
       ...(endpoint.url ? { endpoint: endpoint.url } : {}),
-      requestHandler: { connectionTimeout: 5_000, requestTimeout: 60_000 },
+      // A store that accepts the connection and then answers nothing (a
+      // frozen process, a hung gateway) must fail the request, not hang it:
+      // socketTimeout is 60 s without a byte either way, so a slow but moving
+      // transfer (a large part, a long download) is never cut. requestTimeout
+      // alone only logs a warning in this SDK (throwOnRequestTimeout is off),
+      // and archive-push, archive-get and lifeboat check then waited forever
+      // on a SIGSTOPped MinIO (test/faults/object-store.test.ts).
+      requestHandler: { connectionTimeout: 5_000, socketTimeout: 60_000 },
     });
   }
 
