@@ -60,7 +60,9 @@ afterAll(async () => {
 
 function tempDir(label: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), `lifeboat-${label}-`));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  // A detached prefetcher started by archive-get may still be finishing a
+  // download into the spool: rm retries ENOTEMPTY rather than fail the teardown.
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }));
   return dir;
 }
 
