@@ -16,32 +16,18 @@ import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, expect, it } from 'vitest';
 import { readWalArchive } from '../../src/catalog/catalog';
-import type { RecoveryStatus, StepState } from '../../src/recovery/contract';
-import { approveSignal, rejectSignal, retrySignal, statusQuery } from '../../src/recovery/messages';
+import { approveSignal, rejectSignal, retrySignal } from '../../src/recovery/messages';
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
 import { encodeWal } from '../../src/wal/compress';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
-import { fingerprint, queryAt } from '../harness/faults-cluster';
+import { fingerprint, queryAt, waitForStep } from '../harness/faults-cluster';
 import { asPostgres, PG_BIN, switchAndWaitArchived } from '../harness/postgres';
 import { backedUpCluster, recoveryWorkers } from '../harness/recovery-cluster';
 import { artifactsDir } from '../harness/services';
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
-
-/** Polls the run's status until `step` is in `state` (failed included: that is what this test waits for). */
-async function stepIn(wf: WorkflowHandle, step: string, state: StepState, timeoutMs = 300_000): Promise<RecoveryStatus> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const s = await wf.query(statusQuery).catch(() => undefined);
-    if (s?.steps.find((x) => x.id === step)?.state === state) return s;
-    const failed = s?.steps.find((x) => x.state === 'failed' && x.id !== step);
-    if (failed) throw new Error(`${failed.id} failed while waiting for ${step} to be ${state}: ${failed.error?.type} ${failed.error?.message}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${step} to be ${state}`);
-}
 
 /** Attempt numbers of each start of an activity type, from the run's history. */
 async function attempts(wf: WorkflowHandle, activityType: string): Promise<number[]> {
@@ -91,9 +77,9 @@ it('a corrupt archived segment: replay-wal fails WAL_CHECKSUM_MISMATCH naming it
     args: [{ runbook: name, target: { name: 'corrupt-wal-target' }, incident: 'INC-WAL', reason: 'corrupt WAL fault test' }],
   });
   cleanups.push(() => wf.terminate().catch(() => undefined));
-  await stepIn(wf, 'approve-fence', 'awaiting-approval');
+  await waitForStep(wf, 'approve-fence', 'awaiting-approval');
   await wf.signal(approveSignal, { step: 'approve-fence', by: 'alice' });
-  const failedAt = await stepIn(wf, 'replay-wal', 'failed');
+  const failedAt = await waitForStep(wf, 'replay-wal', 'failed');
   const err = failedAt.steps.find((s) => s.id === 'replay-wal')!.error!;
   const failMs = await activityMs(wf, 'replayWal');
   expect(err.type).toBe('WAL_CHECKSUM_MISMATCH');
@@ -115,7 +101,7 @@ it('a corrupt archived segment: replay-wal fails WAL_CHECKSUM_MISMATCH naming it
   await repo.put(key, original.body, { sha256: original.info.sha256! });
   const t1 = Date.now();
   await wf.signal(retrySignal, { step: 'replay-wal', by: 'alice' });
-  await stepIn(wf, 'approve-promote', 'awaiting-approval');
+  await waitForStep(wf, 'approve-promote', 'awaiting-approval');
   const retryMs = Date.now() - t1;
   const restored = { host: '127.0.0.1', port: runbook.restore.port, user: 'postgres', database: 'postgres' };
   expect(await fingerprint(restored, 't')).toEqual(atTarget);

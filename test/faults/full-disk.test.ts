@@ -15,32 +15,16 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, expect, it } from 'vitest';
-import type { RecoveryStatus, StepState } from '../../src/recovery/contract';
 import { approveSignal, rejectSignal, retrySignal, statusQuery } from '../../src/recovery/messages';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
-import { fingerprint, queryAt } from '../harness/faults-cluster';
+import { fingerprint, queryAt, waitForStep } from '../harness/faults-cluster';
 import { stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
 import { backedUpCluster, recoveryWorkers } from '../harness/recovery-cluster';
 import { artifactsDir } from '../harness/services';
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
-
-/** Polls the run's status until `step` is in `state` (failed included: that is what this test waits for). */
-async function stepIn(wf: WorkflowHandle, step: string, state: StepState, timeoutMs = 300_000): Promise<RecoveryStatus> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const s = await wf.query(statusQuery).catch(() => undefined);
-    const rec = s?.steps.find((x) => x.id === step);
-    if (s && rec?.state === state) return s;
-    const failed = s?.steps.find((x) => x.state === 'failed' && x.id !== step);
-    if (failed) throw new Error(`${failed.id} failed while waiting for ${step} to be ${state}: ${failed.error?.type} ${failed.error?.message}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${step} to be ${state}`);
-}
 
 const resize = (dir: string, mb: number) => execFileSync('mount', ['-o', `remount,size=${mb}m`, dir]);
 
@@ -80,7 +64,7 @@ it('a full volume at the mount point restore.dataDir: refused in preflight befor
   execFileSync('chown', ['-R', 'postgres:postgres', kept]);
   const early = await start('early');
   cleanups.push(() => early.terminate().catch(() => undefined));
-  const refused = await stepIn(early, 'preflight', 'failed');
+  const refused = await waitForStep(early, 'preflight', 'failed');
   const pre = refused.steps.find((s) => s.id === 'preflight')!.error!;
   expect(pre.type).toBe('DISK_FULL');
   expect(pre.message).toMatch(new RegExp(`^restore\\.dataDir ${dataDir} has no room for this restore: the file system of ${dataDir} has \\d+ bytes \\(.+\\) free, the restore needs \\d+ bytes`));
@@ -96,11 +80,11 @@ it('a full volume at the mount point restore.dataDir: refused in preflight befor
   resize(dataDir, 512);
   const wf = await start('shrunk');
   cleanups.push(() => wf.terminate().catch(() => undefined));
-  await stepIn(wf, 'approve-fence', 'awaiting-approval');
+  await waitForStep(wf, 'approve-fence', 'awaiting-approval');
   resize(dataDir, 8);
   const t0 = Date.now();
   await wf.signal(approveSignal, { step: 'approve-fence', by: 'alice' });
-  const failedAt = await stepIn(wf, 'restore-base-backup', 'failed');
+  const failedAt = await waitForStep(wf, 'restore-base-backup', 'failed');
   const failMs = Date.now() - t0;
   const err = failedAt.steps.find((s) => s.id === 'restore-base-backup')!.error!;
   expect(err.type).toBe('DISK_FULL');
@@ -118,7 +102,7 @@ it('a full volume at the mount point restore.dataDir: refused in preflight befor
   resize(dataDir, 512);
   const t1 = Date.now();
   await wf.signal(retrySignal, { step: 'restore-base-backup', by: 'alice' });
-  await stepIn(wf, 'approve-promote', 'awaiting-approval');
+  await waitForStep(wf, 'approve-promote', 'awaiting-approval');
   const retryMs = Date.now() - t1;
   const restored = { host: '127.0.0.1', port: runbook.restore.port, user: 'postgres', database: 'postgres' };
   expect(await fingerprint(restored, 't')).toEqual(atTarget);

@@ -14,27 +14,15 @@ import * as path from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, expect, it } from 'vitest';
-import type { RecoveryStatus, StepState } from '../../src/recovery/contract';
 import { approveSignal, statusQuery } from '../../src/recovery/messages';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
+import { waitForStep } from '../harness/faults-cluster';
 import { waitFor } from '../harness/ports';
 import { backedUpCluster, recoveryWorkers } from '../harness/recovery-cluster';
 import { artifactsDir } from '../harness/services';
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
-
-async function stepIn(wf: WorkflowHandle, step: string, state: StepState, timeoutMs = 300_000): Promise<RecoveryStatus> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const s = await wf.query(statusQuery).catch(() => undefined);
-    if (s?.steps.find((x) => x.id === step)?.state === state) return s;
-    const failed = s?.steps.find((x) => x.state === 'failed' && x.id !== step);
-    if (failed) throw new Error(`${failed.id} failed while waiting for ${step} to be ${state}: ${failed.error?.type} ${failed.error?.message}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${step} to be ${state}`);
-}
 
 /** Where a run that restores ends up: paused at approve-promote, or the type of the step that failed. */
 async function settled(wf: WorkflowHandle, timeoutMs = 300_000): Promise<string> {
@@ -91,13 +79,13 @@ it('a second recovery of a runbook is refused at once naming the first; with con
   expect(await tc.pg.query(`select enabled from system_gate where gate_name = 'writers'`)).toEqual([{ enabled: true }]);
 
   // The operator says both: the concurrent one proceeds beside the first.
-  await stepIn(first, 'approve-fence', 'awaiting-approval');
+  await waitForStep(first, 'approve-fence', 'awaiting-approval');
   const both = await start('both', { concurrent: true });
   cleanups.push(() => both.terminate().catch(() => undefined));
-  await stepIn(both, 'approve-fence', 'awaiting-approval');
+  await waitForStep(both, 'approve-fence', 'awaiting-approval');
   // Approved together: the two disable-writers run against the one primary at once.
   await Promise.all([first.signal(approveSignal, { step: 'approve-fence', by: 'alice' }), both.signal(approveSignal, { step: 'approve-fence', by: 'alice' })]);
-  const [a, b] = await Promise.all([stepIn(first, 'disable-writers', 'done'), stepIn(both, 'disable-writers', 'done')]);
+  const [a, b] = await Promise.all([waitForStep(first, 'disable-writers', 'done'), waitForStep(both, 'disable-writers', 'done')]);
   for (const s of [a, b]) {
     expect(s.steps.find((x) => x.id === 'disable-writers')!.summary).toMatch(/^as app, "update "system_gate" set updated_at = updated_at where false" was refused: cannot execute UPDATE in a read-only transaction \(SQLSTATE 25006\)/);
   }

@@ -111,9 +111,10 @@ export async function waitForStep(wf: WorkflowHandle, step: string, state: strin
     } catch (err) {
       lastError = err;
     }
-    const failed = s?.steps.find((x) => x.state === 'failed');
-    if (failed) throw new Error(`${failed.id} failed while waiting for ${step} to be ${state}: ${failed.error?.type} ${failed.error?.message}\n${failed.error?.hints.join('\n')}`);
+    // Waiting for a step to be 'failed' is allowed; any other step failing ends the wait.
     if (s?.steps.find((x) => x.id === step)?.state === state) return s;
+    const failed = s?.steps.find((x) => x.state === 'failed' && x.id !== step);
+    if (failed) throw new Error(`${failed.id} failed while waiting for ${step} to be ${state}: ${failed.error?.type} ${failed.error?.message}\n${failed.error?.hints.join('\n')}`);
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${step} to be ${state}${lastError ? `: ${String(lastError)}` : ''}`);
