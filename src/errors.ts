@@ -46,6 +46,7 @@ export const ERROR_CODES = [
   'UNEXPECTED',
   'TIMEOUT',
   'CANCELLED',
+  'TARGET_UNREACHABLE',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -110,6 +111,10 @@ export function isRetryable(code: ErrorCode): boolean {
     case 'DECISION_REFUSED':
     // An operator cancelled: doing it again would undo their decision.
     case 'CANCELLED':
+    // The archive does not hold the target (a time after its newest commit, a
+    // restore point it lacks, an LSN past its end): asking again finds the same
+    // archive; an operator chooses a target it holds.
+    case 'TARGET_UNREACHABLE':
       return false;
     default: {
       const unhandled: never = code;
