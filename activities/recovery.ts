@@ -5,10 +5,12 @@
 import { createHash } from 'node:crypto';
 import { readArchiverStatus } from '../src/catalog/archiver';
 import { listBackups, readWalArchive } from '../src/catalog/catalog';
-import { errorMessage, isLifeboatError } from '../src/errors';
+import { LifeboatError, errorMessage, isLifeboatError } from '../src/errors';
 import type { AuditLine, Evidence, PendingDecision, PreflightInput, PreflightResult } from '../src/recovery/contract';
 import { describeTarget } from '../src/recovery/contract';
 import { checkWalCoverage, chooseBackup, estimateRtoSeconds, type ArchivedWal } from '../src/recovery/plan';
+import { checkTargetReach, type WaldumpCache } from '../src/recovery/reach';
+import { switchWalAndAwaitArchive } from '../src/recovery/switch-wal';
 import { postWebhook } from '../src/notify/webhook';
 import { openRepository } from '../src/repository';
 import { keys, walFileOfKey } from '../src/repository/layout';
@@ -27,27 +29,61 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
     const runbook = await loadRunbook(input.runbook);
     const cluster = clusterName(runbook);
     const repo = await openRepository(runbook.repository.url, runbook.repository);
-    const [backups, archive, listed] = await Promise.all([
-      listBackups(repo, cluster),
-      readWalArchive(repo, cluster),
-      repo.list(keys.walPrefix(cluster)),
-    ]);
-    const backup = chooseBackup(backups, input.target, cluster, input.backupId);
-    const meta = backups.find((b) => b.backupId === backup.backupId)!;
-    const files: ArchivedWal[] = [];
-    for (const o of listed) {
-      const name = walFileOfKey(cluster, o.key);
-      if (name !== undefined) files.push({ name, ...(o.lastModified ? { lastModified: o.lastModified } : {}) });
+    const readArchive = async () => {
+      const [backups, archive, listed] = await Promise.all([
+        listBackups(repo, cluster),
+        readWalArchive(repo, cluster),
+        repo.list(keys.walPrefix(cluster)),
+      ]);
+      const files: ArchivedWal[] = [];
+      for (const o of listed) {
+        const name = walFileOfKey(cluster, o.key);
+        if (name !== undefined) files.push({ name, ...(o.lastModified ? { lastModified: o.lastModified } : {}) });
+      }
+      return { backups, archive, files };
+    };
+    let read = await readArchive();
+    const backup = chooseBackup(read.backups, input.target, cluster, input.backupId);
+    const meta = read.backups.find((b) => b.backupId === backup.backupId)!;
+    // Is the target in the archive at all? If not, the primary's newest WAL
+    // may still be in its pg_wal: switch, wait for it, look again, and only
+    // then refuse (src/recovery/reach.ts, switch-wal.ts).
+    const cache: WaldumpCache = new Map();
+    const reach = () =>
+      checkTargetReach({
+        repo,
+        cluster,
+        pgBin: runbook.cluster.pgBin,
+        runbookName: runbook.name,
+        backup: meta,
+        target: input.target,
+        files: read.archive.files.map((f) => f.name),
+        histories: read.archive.histories,
+        cache,
+      });
+    let reached = await reach();
+    const reachNotes: string[] = [];
+    if (reached.refusal) {
+      const sw = await switchWalAndAwaitArchive(runbook, repo, cluster);
+      reachNotes.push(sw.note);
+      if (sw.archived) {
+        read = await readArchive();
+        reached = await reach();
+      }
+      if (reached.refusal) {
+        const r = reached.refusal;
+        throw new LifeboatError(r.code, r.what, { hints: [...r.hints.slice(0, -1), sw.note, ...r.hints.slice(-1)], details: r.details });
+      }
     }
     const coverage = checkWalCoverage({
       backup: meta,
       target: input.target,
-      files,
-      histories: archive.histories,
+      files: read.files,
+      histories: read.archive.histories,
       cluster,
       repoArgs: `--runbook ${runbook.name}`,
     });
-    const warnings = [...coverage.warnings];
+    const warnings = [...coverage.warnings, ...reached.warnings, ...reachNotes];
     let primaryReachable = false;
     let archiver: string | undefined;
     let archiverProblems: string[] | undefined;

@@ -51,7 +51,7 @@ export async function newestArchivedCommit(opts: {
  * length"), which is normal for one segment read alone; the records it
  * printed before that are what counts. TZ=UTC makes it print UTC times.
  */
-function waldump(bin: string, args: string[]): Promise<string> {
+export function waldump(bin: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(bin, args, { env: { ...process.env, TZ: 'UTC' }, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 }, (err, stdout) => {
       if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') reject(new Error(`${bin} not found: set cluster.pgBin in the runbook`));

@@ -1,0 +1,252 @@
+// Whether the archived WAL holds the recovery target at all: a time before its
+// newest commit, a restore point it contains, an LSN not past its end, each
+// on the line of timelines the replay follows. Preflight refuses a target the
+// archive cannot reach (TARGET_UNREACHABLE) before anything is fenced: today's
+// alternative is a fenced primary, a full restore and a replay of the whole
+// archive ending in RECOVERY_ENDED_BEFORE_TARGET.
+//
+// The stop rules this relies on (PostgreSQL 15, recovery_target_inclusive on):
+// - recovery_target_time stops before the first commit or abort whose time is
+//   after the target, so some archived commit must be later than the target;
+// - recovery_target_name stops at the first restore point record of that name;
+// - recovery_target_lsn stops after the first record starting at or after it.
+// Recovery that ends without stopping is FATAL ("recovery ended before
+// configured recovery target was reached").
+//
+// What is read: pg_waldump (cluster.pgBin) over archived segments fetched and
+// checked through the repository. A time target reads the newest segments
+// (src/drill/newest-commit.ts), an LSN the newest one, a restore point name
+// every segment of the line from the backup's start until it is found. Where
+// pg_waldump is missing on this worker the target is not checked (a warning):
+// the replay finds out as it did before.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { BackupMeta } from '../catalog/backup-meta';
+import { analyzeChain } from '../catalog/chain';
+import { newestArchivedCommit, waldump } from '../drill/newest-commit';
+import { LifeboatError, errorMessage } from '../errors';
+import type { Repository } from '../repository/types';
+import { fetchWalFile } from '../wal/get';
+import { formatLsn, parseLsn, parseSegmentName, walFileKind } from '../wal/names';
+import { describeTarget, type Target } from './contract';
+
+/** The segments a replay from `backup` reads, oldest first, and the timeline it ends on. */
+export interface ArchiveLine {
+  timeline: number;
+  segments: string[];
+}
+
+interface Stretch {
+  timeline: number;
+  fromSeg: bigint;
+  toSeg?: bigint;
+  untilLsn?: bigint;
+}
+
+/**
+ * The line replay follows from the backup: recovery_target_timeline =
+ * 'latest' (recovery-conf.ts) follows the newest timeline, which must descend
+ * from the backup's; so the newest timeline whose history passes through the
+ * backup's start. A timeline an old primary went on writing after a branch is
+ * not on it, nor are its segments past the branch point.
+ */
+export function archiveLine(
+  files: readonly string[],
+  histories: Readonly<Record<string, string>>,
+  backup: Pick<BackupMeta, 'timeline' | 'startLsn' | 'startWal' | 'walSegmentSize'>,
+): ArchiveLine {
+  const segSize = backup.walSegmentSize;
+  const report = analyzeChain({ walFiles: files, histories, backups: [], walSegmentSize: segSize });
+  const start = parseLsn(backup.startLsn);
+  const startSeg = parseSegmentName(backup.startWal, segSize).segno;
+  let chosen: { timeline: number; stretches: Stretch[] } = {
+    timeline: backup.timeline,
+    stretches: [{ timeline: backup.timeline, fromSeg: 0n }],
+  };
+  for (const t of [...report.timelines].sort((a, b) => b.timeline - a.timeline)) {
+    if (t.timeline < backup.timeline) break;
+    const stretches: Stretch[] = t.parents.map((p, i) => ({
+      timeline: p.timeline,
+      fromSeg: i === 0 ? 0n : parseSegmentName(t.parents[i - 1]!.switchSegment, segSize).segno,
+      toSeg: parseSegmentName(p.switchSegment, segSize).segno,
+      untilLsn: parseLsn(p.switchLsn),
+    }));
+    const last = t.parents[t.parents.length - 1];
+    stretches.push({ timeline: t.timeline, fromSeg: last ? parseSegmentName(last.switchSegment, segSize).segno : 0n });
+    if (stretches.some((s) => s.timeline === backup.timeline && (s.untilLsn === undefined || start < s.untilLsn))) {
+      chosen = { timeline: t.timeline, stretches };
+      break;
+    }
+  }
+  const segments: { name: string; segno: bigint }[] = [];
+  for (const name of files) {
+    if (walFileKind(name) !== 'segment') continue;
+    const { timeline, segno } = parseSegmentName(name, segSize);
+    if (segno < startSeg) continue;
+    if (chosen.stretches.some((s) => s.timeline === timeline && segno >= s.fromSeg && (s.toSeg === undefined || segno < s.toSeg))) {
+      segments.push({ name, segno });
+    }
+  }
+  segments.sort((a, b) => (a.segno < b.segno ? -1 : a.segno > b.segno ? 1 : 0));
+  return { timeline: chosen.timeline, segments: segments.map((s) => s.name) };
+}
+
+/** Restore points and the last record's LSN of one segment, as pg_waldump shows them. */
+interface SegmentRecords {
+  restorePoints: { name: string; lsn: string }[];
+  lastLsn?: string;
+}
+
+/** Kept across the two checks of one preflight (before and after the primary's WAL switch). */
+export type WaldumpCache = Map<string, SegmentRecords>;
+
+// pg_waldump lines: "rmgr: XLOG len (rec/tot): 98/98, tx: 0, lsn: 0/03000108, prev 0/030000D0, desc: RESTORE_POINT rp1"
+const RECORD_LSN = /\blsn: ([0-9A-F]+\/[0-9A-F]+),/g;
+const RESTORE_POINT = /\blsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: RESTORE_POINT (.*)$/gm;
+
+async function readSegment(
+  opts: { repo: Repository; cluster: string; pgBin: string; cache: WaldumpCache; dir: string },
+  segment: string,
+): Promise<SegmentRecords | undefined> {
+  const cached = opts.cache.get(segment);
+  if (cached) return cached;
+  const got = await fetchWalFile(opts.repo, opts.cluster, segment);
+  if (!got) return undefined;
+  const file = path.join(opts.dir, segment);
+  await writeFile(file, got.content);
+  try {
+    const out = await waldump(`${opts.pgBin}/pg_waldump`, [file]);
+    const lsns = [...out.matchAll(RECORD_LSN)].map((m) => m[1]!);
+    const records: SegmentRecords = {
+      restorePoints: [...out.matchAll(RESTORE_POINT)].map((m) => ({ name: m[2]!, lsn: m[1]! })),
+      ...(lsns.length > 0 ? { lastLsn: lsns[lsns.length - 1]! } : {}),
+    };
+    opts.cache.set(segment, records);
+    return records;
+  } finally {
+    await rm(file, { force: true });
+  }
+}
+
+export interface ReachCheck {
+  /** Set when the archive cannot reach the target; preflight throws it once the primary's WAL is in. */
+  refusal?: LifeboatError;
+  /** What the archive reaches, one line for the preflight summary. */
+  reaches?: string;
+  warnings: string[];
+}
+
+/** How many restore point names a refusal lists (the newest ones). */
+const NAMES_SHOWN = 5;
+
+export async function checkTargetReach(opts: {
+  repo: Repository;
+  cluster: string;
+  pgBin: string;
+  runbookName: string;
+  backup: BackupMeta;
+  target: Target;
+  /** Every archived WAL file name. */
+  files: readonly string[];
+  histories: Readonly<Record<string, string>>;
+  cache: WaldumpCache;
+}): Promise<ReachCheck> {
+  const { target, backup } = opts;
+  if (!('time' in target) && !('name' in target) && !('lsn' in target)) return { warnings: [] };
+  const line = archiveLine(opts.files, opts.histories, backup);
+  const newestSeg = line.segments[line.segments.length - 1];
+  const where = `the WAL archive of cluster ${opts.cluster} (timeline ${line.timeline}, from backup ${backup.backupId}'s start ${backup.startWal}${newestSeg ? ` to ${newestSeg}` : ''})`;
+  const flags = `lifeboat recover --runbook ${opts.runbookName}`;
+  const untouched = 'nothing was touched: no gate, no traffic, no data directory';
+  if (!newestSeg) return { warnings: [] }; // checkWalCoverage already says the backup's WAL is missing
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lifeboat-preflight-waldump-'));
+  try {
+    if ('time' in target) {
+      const newest = await newestArchivedCommit({ repo: opts.repo, cluster: opts.cluster, pgBin: opts.pgBin, files: line.segments });
+      if (!newest) {
+        return { warnings: [`no commit found in the newest archived segments of ${where}: preflight cannot tell whether ${target.time} is reached`] };
+      }
+      const reaches = `newest archived commit ${newest.time} (in ${newest.segment}, timeline ${line.timeline})`;
+      // Milliseconds: pg_waldump's microseconds were cut, so the commit may be
+      // up to 1 ms later than shown; only a target past that is surely unreachable.
+      if (Date.parse(target.time) <= Date.parse(newest.time)) return { reaches, warnings: [] };
+      const before = new Date(Date.parse(newest.time) - 1).toISOString();
+      return {
+        reaches,
+        warnings: [],
+        refusal: new LifeboatError(
+          'TARGET_UNREACHABLE',
+          `time ${target.time} is after the newest commit in ${where}: ${newest.time} (in ${newest.segment}); replay would end before the target`,
+          {
+            hints: [
+              `recovery_target_time stops at the first commit after the target, so only a time before ${newest.time} is reached: ${flags} --to-time ${before} (or earlier), or target {"time": "${before}"}`,
+              `to replay everything the archive holds: ${flags} --to-latest (target {"latest": true})`,
+              untouched,
+            ],
+            details: { timeline: line.timeline, newestCommit: newest.time, newestSegment: newest.segment },
+          },
+        ),
+      };
+    }
+    if ('lsn' in target) {
+      const records = await readSegment({ ...opts, dir }, newestSeg);
+      const segSize = BigInt(backup.walSegmentSize);
+      const segEnd = (parseSegmentName(newestSeg, backup.walSegmentSize).segno + 1n) * segSize;
+      // The last record's start: recovery_target_lsn needs a record at or after the target.
+      const lastLsn = records?.lastLsn ?? formatLsn(segEnd - 1n);
+      const reaches = `last archived record at LSN ${lastLsn} (in ${newestSeg}, timeline ${line.timeline})`;
+      if (parseLsn(target.lsn) <= parseLsn(lastLsn)) return { reaches, warnings: [] };
+      return {
+        reaches,
+        warnings: [],
+        refusal: new LifeboatError('TARGET_UNREACHABLE', `LSN ${target.lsn} is past the end of ${where}: its last record starts at ${lastLsn}; replay would end before the target`, {
+          hints: [
+            `choose an LSN at or before ${lastLsn}: ${flags} --to-lsn ${lastLsn} (or target {"lsn": "${lastLsn}"})`,
+            `to replay everything the archive holds: ${flags} --to-latest (target {"latest": true})`,
+            untouched,
+          ],
+          details: { timeline: line.timeline, lastLsn, newestSegment: newestSeg },
+        }),
+      };
+    }
+    // A restore point name: oldest first, stopping at the first one of that name, as recovery does.
+    const seen: { name: string; lsn: string; segment: string }[] = [];
+    for (const segment of line.segments) {
+      const records = await readSegment({ ...opts, dir }, segment);
+      for (const rp of records?.restorePoints ?? []) {
+        if (rp.name === target.name) return { reaches: `restore point "${rp.name}" at LSN ${rp.lsn} (in ${segment}, timeline ${line.timeline})`, warnings: [] };
+        seen.push({ ...rp, segment });
+      }
+    }
+    const newest = seen.slice(-NAMES_SHOWN);
+    const listed = newest.map((s) => `"${s.name}" (LSN ${s.lsn})`).join(', ');
+    const example = newest[newest.length - 1]?.name;
+    return {
+      reaches: `${seen.length} restore point${seen.length === 1 ? '' : 's'}`,
+      warnings: [],
+      refusal: new LifeboatError(
+        'TARGET_UNREACHABLE',
+        `restore point "${target.name}" is not in ${where}: ` +
+          (seen.length === 0 ? 'it holds no restore point at all' : `it holds ${seen.length} restore point${seen.length === 1 ? '' : 's'}, the newest ${listed}`),
+        {
+          hints: [
+            ...(example !== undefined ? [`names are exact and case-sensitive: ${flags} --to-name '${example}' (or target {"name": "${example}"})`] : []),
+            `restore points are made with lifeboat checkpoint --runbook ${opts.runbookName} --label <label> (pg_create_restore_point); one made before backup ${backup.backupId} started (${backup.startTime}) is reached only from an older backup: pass its backupId`,
+            `or recover to a time instead: ${flags} --to-time <ISO time>`,
+            untouched,
+          ],
+          details: { timeline: line.timeline, restorePoints: newest },
+        },
+      ),
+    };
+  } catch (err) {
+    if (/pg_waldump not found/.test(errorMessage(err))) {
+      return { warnings: [`${describeTarget(target)} was not checked against the archive: ${errorMessage(err)} on the worker that ran preflight`] };
+    }
+    throw err;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+

@@ -1,0 +1,166 @@
+// Preflight refuses a recovery target the archive can never reach (issue 11,
+// point 4) before anything is fenced: a time after the newest archived commit,
+// a restore point name the archived WAL does not hold, an LSN past its end.
+// And it does not refuse a target whose WAL is still only in the primary's
+// pg_wal: it switches WAL, waits for the archiver, and looks again.
+// Real PostgreSQL 15 archiving through `lifeboat archive-push` into a file://
+// repository; the preflight activity runs inside MockActivityEnvironment.
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { ApplicationFailure } from '@temporalio/common';
+import { preflight } from '../../activities/recovery';
+import { takeBaseBackup } from '../../src/backup/base-backup';
+import type { PreflightInput, PreflightResult, Target } from '../../src/recovery/contract';
+import { openRepository } from '../../src/repository';
+import { keys } from '../../src/repository/layout';
+import { loadRunbook } from '../../src/runbook/load';
+import { formatLsn, parseLsn } from '../../src/wal/names';
+import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { startTestCluster, type TestCluster } from '../harness/cluster';
+import { runCleanups } from '../harness/cleanups';
+
+const runbooksDir = postgresTempDir('runbooks');
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+let tc: TestCluster;
+/** The same cluster, as a role that may not run pg_switch_wal(). */
+let noPriv: string;
+
+beforeAll(async () => {
+  process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
+  tc = await startTestCluster({ name: `pft-${process.pid}`, kind: 'file', runbooksDir, host: `pft${process.pid}` });
+  cleanups.push(() => tc.stop());
+  await tc.pg.query('create table t (id int primary key, v text)');
+  await takeBaseBackup({ runbook: await loadRunbook(tc.name) });
+  await tc.pg.query(`insert into t values (1, 'after backup')`);
+  await tc.pg.query(`select pg_create_restore_point('before-migration')`);
+  await tc.pg.query(`insert into t values (2, 'after before-migration')`);
+  await switchAndWaitArchived(tc.pg);
+  await tc.pg.query('create role lb_nopriv login');
+  noPriv = `${tc.name}-nopriv`;
+  const yaml = readFileSync(tc.runbookFile, 'utf8')
+    .replace(`name: ${tc.name}\ncluster:\n`, `name: ${noPriv}\ncluster:\n  name: ${tc.name}\n`)
+    .replace('user: postgres', 'user: lb_nopriv');
+  writeFileSync(path.join(runbooksDir, `${noPriv}.yaml`), yaml);
+}, 180_000);
+
+afterAll(async () => {
+  await runCleanups(cleanups);
+  rmSync(runbooksDir, { recursive: true, force: true });
+});
+
+function run(target: Target, runbook = tc.name): Promise<PreflightResult> {
+  const input: PreflightInput = { runbook, target, mode: 'side-by-side', dryRun: false };
+  return new MockActivityEnvironment().run(preflight, input);
+}
+
+async function refusal(target: Target, runbook?: string): Promise<ApplicationFailure> {
+  const err = await run(target, runbook).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  const f = err as ApplicationFailure;
+  expect(f.type).toBe('TARGET_UNREACHABLE');
+  expect(f.nonRetryable).toBe(true);
+  return f;
+}
+
+/** The segment the primary inserts into now (past any record just written), and whether the repository has it. */
+async function currentSegment(): Promise<{ segment: string; archived: boolean }> {
+  const [row] = await tc.pg.query<{ w: string }>('select pg_walfile_name(pg_current_wal_insert_lsn()) as w');
+  const repo = await openRepository(tc.repoUrl, {});
+  return { segment: row!.w, archived: (await repo.head(keys.wal(tc.name, row!.w))) !== undefined };
+}
+
+/** Nothing a recovery would touch: the restore directory was never made. */
+function untouched(): void {
+  expect(existsSync(path.join(tc.stateDir, 'recovery'))).toBe(false);
+}
+
+describe('preflight refuses targets the archive cannot reach', () => {
+  it('refuses a time in the future, naming the newest archived commit and the flag to use', async () => {
+    const f = await refusal({ time: '2030-01-01T00:00:00Z' });
+    console.log(f.message);
+    expect(f.message).toMatch(
+      new RegExp(
+        `^time 2030-01-01T00:00:00Z is after the newest commit in the WAL archive of cluster ${tc.name} \\(timeline 1, from backup \\S+'s start [0-9A-F]{24} to [0-9A-F]{24}\\): ` +
+          `\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(in [0-9A-F]{24}\\); replay would end before the target\n`,
+      ),
+    );
+    expect(f.message).toContain(`HINT: recovery_target_time stops at the first commit after the target, so only a time before `);
+    expect(f.message).toMatch(new RegExp(`lifeboat recover --runbook ${tc.name} --to-time \\S+Z \\(or earlier\\)`));
+    expect(f.message).toContain(`HINT: to replay everything the archive holds: lifeboat recover --runbook ${tc.name} --to-latest`);
+    // The primary answered: it was made to switch first, so the refusal is about the archive as of now.
+    expect(f.message).toMatch(/HINT: the primary switched WAL and [0-9A-F]{24} was archived \(after \d+ ms\)/);
+    expect(f.message).toMatch(/HINT: nothing was touched: no gate, no traffic, no data directory$/);
+    untouched();
+  });
+
+  it('refuses a restore point name the archive does not hold, listing the names it does', async () => {
+    const f = await refusal({ name: 'nosuch' });
+    console.log(f.message);
+    expect(f.message).toMatch(
+      new RegExp(`^restore point "nosuch" is not in the WAL archive of cluster ${tc.name} \\(timeline 1, .*\\): it holds 1 restore point, the newest "before-migration" \\(LSN [0-9A-F]+/[0-9A-F]+\\)\n`),
+    );
+    expect(f.message).toContain(`HINT: names are exact and case-sensitive: lifeboat recover --runbook ${tc.name} --to-name 'before-migration'`);
+    expect(f.message).not.toContain('choose an earlier target');
+    untouched();
+  });
+
+  it('refuses an LSN past the end of the archive, naming its last record', async () => {
+    const [row] = await tc.pg.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
+    const far = formatLsn(parseLsn(row!.lsn) + 0x40000000n);
+    const f = await refusal({ lsn: far });
+    console.log(f.message);
+    expect(f.message).toMatch(new RegExp(`^LSN ${far} is past the end of the WAL archive of cluster ${tc.name} \\(timeline 1, .*\\): its last record starts at ([0-9A-F]+/[0-9A-F]+); replay would end before the target\n`));
+    const last = /its last record starts at (\S+);/.exec(f.message)![1]!;
+    expect(f.message).toContain(`HINT: choose an LSN at or before ${last}: lifeboat recover --runbook ${tc.name} --to-lsn ${last}`);
+    untouched();
+  });
+
+  it('says when the role may not switch WAL, and refuses on what the archive holds', async () => {
+    const f = await refusal({ time: '2030-01-01T00:00:00Z' }, noPriv);
+    expect(f.message).toContain(
+      `HINT: the primary did not switch WAL: role lb_nopriv may not run pg_switch_wal() (permission denied), so the archive was checked as it is; ` +
+        `to let preflight archive recent WAL first, as a superuser in database postgres: GRANT EXECUTE ON FUNCTION pg_catalog.pg_switch_wal() TO lb_nopriv;`,
+    );
+  });
+});
+
+describe('preflight accepts targets the archive reaches', () => {
+  it('accepts an archived restore point without switching WAL', async () => {
+    const r = await run({ name: 'before-migration' });
+    expect(r.warnings.join('\n')).not.toContain('switched WAL');
+  });
+
+  it('accepts a time a few seconds ago whose later commit is still only in pg_wal, after switching WAL', async () => {
+    // The target lies between two commits; the later one, which recovery
+    // stops at, is in a segment the primary has not archived (no
+    // archive_timeout: nothing switches it but preflight).
+    await tc.pg.query(`insert into t values (3, 'before the target')`);
+    const [row] = await tc.pg.query<{ at: Date }>('select clock_timestamp() as at');
+    const target = row!.at.toISOString();
+    await tc.pg.query(`insert into t values (4, 'after the target')`);
+    const before = await currentSegment();
+    expect(before.archived).toBe(false);
+    const r = await run({ time: target });
+    const note = r.warnings.find((w) => w.includes('switched WAL'));
+    console.log(`target ${target}: ${note}`);
+    expect(note).toMatch(new RegExp(`^the primary switched WAL and ${before.segment} was archived \\(after \\d+ ms\\)$`));
+  });
+
+  it('accepts a restore point just made and an LSN just written, both only in pg_wal until preflight switches', async () => {
+    await tc.pg.query(`select pg_create_restore_point('just-now')`);
+    expect((await currentSegment()).archived).toBe(false);
+    const r = await run({ name: 'just-now' });
+    expect(r.warnings.some((w) => /^the primary switched WAL and [0-9A-F]{24} was archived/.test(w))).toBe(true);
+
+    await tc.pg.query(`insert into t values (5, 'at the LSN')`);
+    const [row] = await tc.pg.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
+    expect((await currentSegment()).archived).toBe(false);
+    const l = await run({ lsn: row!.lsn });
+    expect(l.warnings.some((w) => /^the primary switched WAL and [0-9A-F]{24} was archived/.test(w))).toBe(true);
+  });
+});
