@@ -182,9 +182,13 @@ export function decisionCommands(workflowId: string, p: PendingDecision): string
     if (p.step === 'approve-promote') out.push(`lifeboat retarget ${id} --to-time <iso>|--to-lsn <lsn>|... --as <who>`);
     return out;
   }
+  // Skip only where the run offers it (its own how-to names it, for a step
+  // the runbook marks skippable): offering `skip preflight` only to have it
+  // refused costs an operator a round trip in the middle of an incident.
+  const skippable = p.how.some((h) => h.startsWith('skip:'));
   return [
     `lifeboat retry ${id} ${p.step} --as <who>`,
-    `lifeboat skip ${id} ${p.step} --as <who> --reason <text>`,
+    ...(skippable ? [`lifeboat skip ${id} ${p.step} --as <who> --reason <text>`] : []),
     `lifeboat abort ${id} ${p.step} --as <who> --reason <text>`,
   ];
 }

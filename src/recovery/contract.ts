@@ -220,7 +220,8 @@ export interface RecoveryStatus {
   target: Target;
   mode: 'side-by-side' | 'in-place';
   dryRun: boolean;
-  phase: 'running' | 'waiting' | 'finished' | 'aborted' | 'rejected';
+  /** failed: ended by a failure no decision could fix (a non-retryable preflight failure). */
+  phase: 'running' | 'waiting' | 'finished' | 'aborted' | 'rejected' | 'failed';
   startedAt: string;
   steps: StepRecord[];
   decisions: DecisionRecord[];

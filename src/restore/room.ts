@@ -171,7 +171,7 @@ export async function checkRestoreRoom(runbook: Runbook, input: RestoreSiteInput
     {
       hints: [
         keptHint(kept),
-        `free or grow that volume by at least ${formatBytes(needed - room.freeBytes)}, or set ${site.field}.dataDir in runbook ${runbook.name} to a larger volume, then retry preflight`,
+        `free or grow that volume by at least ${formatBytes(needed - room.freeBytes)}, or set ${site.field}.dataDir in runbook ${runbook.name} to a larger volume, then start the run again`,
         'nothing was fenced, moved or written: this check only reads',
       ],
       details: { path: site.dataDir, neededBytes: needed, freeBytes: room.freeBytes, kept },

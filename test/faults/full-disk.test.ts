@@ -64,7 +64,11 @@ it('a full volume at the mount point restore.dataDir: refused in preflight befor
   execFileSync('chown', ['-R', 'postgres:postgres', kept]);
   const early = await start('early');
   cleanups.push(() => early.terminate().catch(() => undefined));
-  const refused = await waitForStep(early, 'preflight', 'failed');
+  // The run ends by itself (no decision can give the volume room): nothing waits to be aborted.
+  const ended = await early.result().then(() => undefined, (e: unknown) => e);
+  expect(((ended as Error).cause as Error & { type?: string }).type).toBe('DISK_FULL');
+  const refused = await early.query(statusQuery);
+  expect(refused.phase).toBe('failed');
   const pre = refused.steps.find((s) => s.id === 'preflight')!.error!;
   expect(pre.type).toBe('DISK_FULL');
   expect(pre.message).toMatch(new RegExp(`^restore\\.dataDir ${dataDir} has no room for this restore: the file system of ${dataDir} has \\d+ bytes \\(.+\\) free, the restore needs \\d+ bytes`));
@@ -72,7 +76,6 @@ it('a full volume at the mount point restore.dataDir: refused in preflight befor
   // Nothing fenced: the gates were never reached and the writers' gate is still open.
   expect(refused.steps.filter((s) => ['approve-fence', 'disable-writers', 'restore-base-backup'].includes(s.id)).map((s) => s.state)).toEqual(['pending', 'pending', 'pending']);
   expect(await tc.pg.query(`select enabled from system_gate where gate_name = 'writers'`)).toEqual([{ enabled: true }]);
-  await early.terminate();
   // The test's own planted copy: provably ours to remove.
   rmSync(kept, { recursive: true, force: true });
 

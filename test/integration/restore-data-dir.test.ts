@@ -262,7 +262,7 @@ describe('a mount point holding this recovery\'s earlier, replayed copy', () => 
     expect(lines[0]).toMatch(new RegExp(`^restore\\.dataDir ${esc(m.dataDir)} has no room for this restore: the file system of ${esc(m.dataDir)} has ${free} bytes \\(.+\\) free, the restore needs ${free + 2 * 16 * 1024 * 1024} bytes \\(.+\\) \\(backup ${backup.backupId}: .+, WAL during replay: 32\\.0 MiB\\)$`));
     expect(lines[1]).toMatch(new RegExp(`^HINT: copies moved aside by Lifeboat on that file system, .+ in all, which an operator may remove once no longer needed \\(Lifeboat never does\\): ${esc(aside)} \\(.+ MiB\\)$`));
     expect(lines.slice(2)).toEqual([
-      `HINT: free or grow that volume by at least 32.0 MiB, or set restore.dataDir in runbook ${m.name} to a larger volume, then retry preflight`,
+      `HINT: free or grow that volume by at least 32.0 MiB, or set restore.dataDir in runbook ${m.name} to a larger volume, then start the run again`,
       'HINT: nothing was fenced, moved or written: this check only reads',
     ]);
   });

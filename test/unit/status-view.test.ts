@@ -235,7 +235,7 @@ describe('a failed step', () => {
     pending: { step: 'replay-wal', kind: 'failed', since: '2026-06-04T14:52:00.000Z', approvers: [], min: 1, approvedBy: [], how: [] },
   });
 
-  it('shows the first line of the error and its hints, then retry, skip and abort commands', () => {
+  it('shows the first line of the error and its hints, then retry and abort commands (replay-wal cannot be skipped)', () => {
     const out = view(failed);
     expect(out).toContain(
       [
@@ -249,7 +249,6 @@ describe('a failed step', () => {
         '',
         'Step replay-wal failed; waiting for an operator since 14:52:00Z (13 min 30 s):',
         `  lifeboat retry ${WF} replay-wal --as <who>`,
-        `  lifeboat skip ${WF} replay-wal --as <who> --reason <text>`,
         `  lifeboat abort ${WF} replay-wal --as <who> --reason <text>`,
       ].join('\n'),
     );
@@ -460,7 +459,7 @@ describe('lifeboat pending', () => {
       awaiting: ['disable-writers'],
       target: 'the end of the archive',
       pending: { step: 'disable-writers', kind: 'failed', since: '2026-06-04T15:00:00.000Z', approvers: ['alice', 'bob'], min: 1, approvedBy: [], how: [], stillNeeded: 1 },
-      commands: decisionCommands(WF, { step: 'disable-writers', kind: 'failed', since: '', approvers: [], min: 1, approvedBy: [], how: [] }),
+      commands: decisionCommands(WF, { step: 'disable-writers', kind: 'failed', since: '', approvers: [], min: 1, approvedBy: [], how: [`skip: lifeboat skip ${WF} disable-writers --as <you> --reason "<why>"`] }),
     };
     const mute: PendingRun = { workflowId: 'recover-b', runId: 'r2', runbook: 'billing', awaiting: ['approve-fence'], commands: [], queryError: 'no answer within 10 s' };
     expect(renderPending([failed, mute], ctx).join('\n')).toBe(

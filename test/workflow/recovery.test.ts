@@ -6,12 +6,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { approveSignal, decideUpdate, retargetSignal, abortSignal } from '../../src/recovery/messages';
 import { requireTool } from '../../src/tools';
 import type { Evidence } from '../../src/recovery/contract';
 import { temporalAddress } from '../harness/services';
+import { NOTHING_TOUCHED_HINT } from '../../workflows/recovery/machine';
 import { startHarness, TIME_TARGET, type Harness } from './recovery-harness';
 
 const exec = promisify(execFile);
@@ -268,6 +270,72 @@ describe('recoverToPointInTime', () => {
     await wf.terminate('test over');
   });
 
+  it('ends at once as failed when preflight finds no backup for the target: nothing touched, no decision waited for', async () => {
+    const noBackup = [
+      'no backup of cluster orders finished before time 2020-01-01T00:00:00Z: the oldest, 20261121T120000Z, finished at 2026-11-21T12:00:05Z',
+      'HINT: recover to a time after 2026-11-21T12:00:05Z, or restore a backup from elsewhere into the repository',
+    ].join('\n');
+    h = await startHarness('nobackup', {}, { failures: { preflight: [{ type: 'BACKUP_NOT_FOUND', message: noBackup }] } });
+    const wf = await h.start({ target: { time: '2020-01-01T00:00:00Z' } });
+    const failure = await failureOf(wf);
+    expect(failure.type).toBe('BACKUP_NOT_FOUND');
+    expect(failure.nonRetryable).toBe(true);
+    expect(failure.message).toBe(`${noBackup}\nHINT: ${NOTHING_TOUCHED_HINT}`);
+    const s = await h.status(wf);
+    expect(s.phase).toBe('failed');
+    expect(s.pending).toBeUndefined();
+    expect(s.steps.map((x) => x.state)).toEqual(['failed', ...Array(17).fill('pending')]);
+    expect(s.steps[0]!.error).toEqual({
+      type: 'BACKUP_NOT_FOUND',
+      message: noBackup.split('\n')[0],
+      hints: ['recover to a time after 2026-11-21T12:00:05Z, or restore a backup from elsewhere into the repository', NOTHING_TOUCHED_HINT],
+    });
+    // Asked preflight once and stopped: no forensics, no gate, no restore.
+    expect(h.calls.log.map((l) => l.split(' ')[0])).toEqual(['preflight']);
+    expect(await scheduled(wf)).toEqual(['checkNoOtherRecovery', 'preflight']);
+    await recordHistory('preflight-backup-not-found', wf);
+  });
+
+  it('ends at once as failed with RUNBOOK_NOT_FOUND when the Temporal UI starts a recovery of a runbook no worker knows', async () => {
+    const unknown = 'runbook "nosuch" not found in /etc/lifeboat/runbooks\nHINT: runbooks there: orders';
+    h = await startHarness('norunbook', {}, { failures: { preflight: [{ type: 'RUNBOOK_NOT_FOUND', message: unknown }] } });
+    // What the UI's Start Workflow form sends: type, task queue, one JSON input.
+    const workflowId = `recover-nosuch-${Date.now().toString(36)}`;
+    await exec(requireTool('temporal'), [
+      'workflow', 'start', '--address', temporalAddress(), '--task-queue', h.taskQueue, '--type', 'recoverToPointInTime', '--workflow-id', workflowId,
+      '--input', JSON.stringify({ runbook: 'nosuch', target: { latest: true } }),
+    ]);
+    const wf = h.client.workflow.getHandle(workflowId);
+    const failure = await failureOf(wf);
+    expect(failure.type).toBe('RUNBOOK_NOT_FOUND');
+    expect(failure.message).toBe(`${unknown}\nHINT: ${NOTHING_TOUCHED_HINT}`);
+    const s = await h.status(wf);
+    expect(s).toMatchObject({ runbook: 'nosuch', phase: 'failed' });
+    expect(s.pending).toBeUndefined();
+    expect(h.calls.log.map((l) => l.split(' ')[0])).toEqual(['preflight']);
+    // A decision after the end is answered by Temporal: the run takes no more.
+    const late = await wf.signal(abortSignal, { step: 'preflight', by: 'mallory', reason: 'x' }).then(() => undefined, (e: unknown) => e);
+    expect(String(late)).toMatch(/workflow execution already completed/);
+  });
+
+  it('keeps a preflight that failed for a reason a retry can fix waiting for retry or abort, saying nothing was touched and offering no skip', async () => {
+    h = await startHarness('preflight-retry', {}, {
+      failures: { preflight: [{ type: 'REPOSITORY_UNREACHABLE', message: 'cannot list file:///nonexistent/repo/orders/base\nHINT: is the store up?' }] },
+    });
+    const wf = await h.start({ target: TIME_TARGET });
+    const s = await h.waitForStep(wf, 'preflight', 'failed');
+    expect(s.phase).toBe('waiting');
+    expect(s.pending).toMatchObject({ step: 'preflight', kind: 'failed' });
+    expect(s.pending!.how).toEqual([
+      `retry: lifeboat retry ${wf.workflowId} preflight --as <you> (or signal retry {"step": "preflight", "by": "<you>"})`,
+      `abort: lifeboat abort ${wf.workflowId} preflight --as <you> --reason "<why>" (nothing has been touched yet)`,
+    ]);
+    await wf.executeUpdate(decideUpdate, { args: [{ step: 'preflight', decision: 'retry', by: 'alice' }] });
+    const next = await h.waitForStep(wf, 'approve-fence', 'awaiting-approval');
+    expect(next.steps[0]).toMatchObject({ state: 'done', runs: 2 });
+    await wf.terminate('test over');
+  });
+
   it('fails at once on a bad input, naming the field', async () => {
     h = await startHarness('badinput');
     const wf = await h.start({ target: { time: '2026-11-21 14:31:59' } });
@@ -277,6 +345,20 @@ describe('recoverToPointInTime', () => {
     );
   });
 });
+
+async function failureOf(wf: WorkflowHandle): Promise<ApplicationFailure> {
+  const err = await wf.result().then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  return cause as ApplicationFailure;
+}
+
+/** Activity types the run scheduled, in order: what it asked and touched. */
+async function scheduled(wf: WorkflowHandle): Promise<string[]> {
+  const history = await wf.fetchHistory();
+  return (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
+}
 
 async function waitForCalls(harness: Harness, name: string, n: number): Promise<void> {
   const { waitFor } = await import('../harness/ports');

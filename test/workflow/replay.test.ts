@@ -8,6 +8,8 @@
 // recorded before it and prove that runs started then still replay.
 // one-recovery-*.json (written by one-recovery.test.ts) carry the patch
 // `one-recovery-per-runbook`: a run that asked and went on, and one refused.
+// preflight-backup-not-found.json carries `preflight-failure-ends-run`: a
+// non-retryable preflight failure ends the run at once.
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from '@temporalio/worker';
@@ -24,6 +26,7 @@ it('has recorded histories to replay', () => {
     'invariant-override.json',
     'one-recovery-first-aborted.json',
     'one-recovery-refused.json',
+    'preflight-backup-not-found.json',
     'quorum-ui-signals-and-update.json',
     'retarget-after-failed-replay.json',
     'retarget-later-then-earlier.json',

@@ -47,10 +47,10 @@ import {
   statusQuery,
 } from '../../src/recovery/messages';
 import { AWAITING_ATTRIBUTE, RUNBOOK_ATTRIBUTE, SEARCH_ATTRIBUTES_PATCH } from '../../src/recovery/search-attributes';
-import { isErrorCode, type ErrorCode } from '../../src/errors';
+import { isErrorCode, isRetryable, type ErrorCode } from '../../src/errors';
 import type { Runbook } from '../../src/runbook/schema';
 import { renderChecklist } from './checklist';
-import { describeIssues, howToApprove, howToResolve, operatorsOf, policyOf, refusal, stepError, toIncoming, type Incoming } from './rules';
+import { describeIssues, howToApprove, howToResolve, operatorsOf, policyOf, refusal, stepError, toIncoming, type FenceState, type Incoming } from './rules';
 
 /** Thrown by a failed replay-wal when an operator moves the target; the workflow restores again. */
 export class Retargeted extends Error {
@@ -81,6 +81,19 @@ const now = () => new Date().toISOString();
  * while their cause lasts (another recovery of the runbook holds it).
  */
 const RUN_ENDING_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['RECOVERY_ALREADY_RUNNING']);
+
+/**
+ * The patch under which any non-retryable failure of `preflight` ends the run
+ * at once (BACKUP_NOT_FOUND, RUNBOOK_NOT_FOUND, WAL_GAP, DISK_FULL...):
+ * preflight touches nothing, and what it found stays true however often it
+ * is retried, so a run parked there only waited for someone to abort it.
+ * A retryable failure (REPOSITORY_UNREACHABLE, PG_UNREACHABLE) still waits
+ * for retry or abort. Runs recorded before the patch parked every failure.
+ */
+export const PREFLIGHT_ENDS_RUN_PATCH = 'preflight-failure-ends-run';
+
+/** The hint every run that ends in preflight carries: what an operator most needs to know at that moment. */
+export const NOTHING_TOUCHED_HINT = 'the run ended in preflight: nothing was touched (no gate, no traffic, no data directory); fix the cause above and start the recovery again';
 
 /**
  * A refused update's answer: typed by the catalogue (a refusal that starts
@@ -299,9 +312,15 @@ export class RecoveryMachine {
         rec.state = 'failed';
         rec.error = stepError(err);
         log.warn('step failed', { step: id, type: rec.error.type, message: rec.error.message });
-        if (RUN_ENDING_CODES.has(rec.error.type)) {
+        // RUN_ENDING_CODES first: their recorded histories never asked the patch.
+        const endsRun =
+          RUN_ENDING_CODES.has(rec.error.type) || (id === 'preflight' && !isRetryable(rec.error.type) && patched(PREFLIGHT_ENDS_RUN_PATCH));
+        if (endsRun) {
+          if (id === 'preflight' && !RUN_ENDING_CODES.has(rec.error.type) && !rec.error.hints.some((h) => h.startsWith('nothing was'))) {
+            rec.error = { ...rec.error, hints: [...rec.error.hints, NOTHING_TOUCHED_HINT] };
+          }
           rec.finishedAt = now();
-          this.publish();
+          this.end('failed');
           throw ApplicationFailure.create({
             type: rec.error.type,
             message: [rec.error.message, ...rec.error.hints.map((h) => `HINT: ${h}`)].join('\n'),
@@ -315,7 +334,7 @@ export class RecoveryMachine {
           approvers: operatorsOf(this.runbook),
           min: 1,
           approvedBy: [],
-          how: howToResolve(workflowInfo().workflowId, id, this.runbook),
+          how: howToResolve(workflowInfo().workflowId, id, this.runbook, this.fenceState()),
         };
         this.publish();
         await condition(() => this.resolution !== undefined || this.abortRequest !== undefined || (id === 'replay-wal' && this.retargetRequest !== undefined));
@@ -413,6 +432,19 @@ export class RecoveryMachine {
     throw new RunAborted(this.abortRequest.step, this.abortRequest.by, this.abortRequest.reason, 'aborted');
   }
 
+  /**
+   * What an abort would leave behind, for the words of its hint: `fenced`
+   * once any gate was set off on the primary, `untouched` while nothing has
+   * been changed anywhere (preflight, capture-forensics, the approval of the
+   * fence), `unfenced` when the run went on without fencing (dry run, no gates).
+   */
+  fenceState(): FenceState {
+    const ran = (ids: readonly StepId[]) => ids.some((id) => this.steps.get(id)!.runs > 0);
+    if (ran(['disable-writers', 'disable-background-jobs', 'pause-outbox'])) return 'fenced';
+    if (ran(['restore-base-backup', 'replay-wal', 'promote'])) return 'unfenced';
+    return 'untouched';
+  }
+
   takeRetarget(): { by: string; target: Target; comment?: string } | undefined {
     const r = this.retargetRequest;
     this.retargetRequest = undefined;
@@ -467,7 +499,7 @@ export class RecoveryMachine {
     upsertSearchAttributes([{ key: AWAITING_ATTRIBUTE, value: awaiting }]);
   }
 
-  end(phase: 'finished' | 'aborted' | 'rejected'): void {
+  end(phase: 'finished' | 'aborted' | 'rejected' | 'failed'): void {
     this.phase = phase;
     this.currentStep = undefined;
     this.publish();

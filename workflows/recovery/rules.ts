@@ -49,7 +49,7 @@ export function refusal(run: RunView, m: Incoming): string | undefined {
   }
   const step = m.step;
   const rec = run.steps.get(step)!;
-  if (run.phase === 'finished' || run.phase === 'aborted' || run.phase === 'rejected') return `the run has ended (${run.phase}): nothing to decide`;
+  if (run.phase === 'finished' || run.phase === 'aborted' || run.phase === 'rejected' || run.phase === 'failed') return `the run has ended (${run.phase}): nothing to decide`;
   if (m.name === 'abort') {
     if (run.abortRequest) return `an abort by ${run.abortRequest.by} is already being carried out`;
     if (run.currentStep !== m.step) return `${m.step} is not the current step${run.currentStep ? ` (current: ${run.currentStep}, ${run.steps.get(run.currentStep)!.state})` : ''}: name the current step to abort`;
@@ -118,13 +118,22 @@ export function howToApprove(id: string, step: StepId, invariantsFailed: boolean
   ];
 }
 
-export function howToResolve(id: string, step: StepId, runbook: Runbook | undefined): string[] {
+/** What the run has changed so far, for the words of an abort hint (RecoveryMachine.fenceState). */
+export type FenceState = 'untouched' | 'unfenced' | 'fenced';
+
+const AFTER_ABORT: Record<FenceState, string> = {
+  untouched: 'nothing has been touched yet',
+  unfenced: 'this run set no gate',
+  fenced: 'writers stay fenced',
+};
+
+export function howToResolve(id: string, step: StepId, runbook: Runbook | undefined, fence: FenceState): string[] {
   const skippable = (runbook?.skippable as readonly string[] | undefined)?.includes(step);
   return [
     `retry: lifeboat retry ${id} ${step} --as <you> (or signal retry {"step": "${step}", "by": "<you>"})`,
     ...(skippable ? [`skip: lifeboat skip ${id} ${step} --as <you> --reason "<why>"`] : []),
     ...(step === 'replay-wal' ? [`retarget: lifeboat retarget ${id} --to-latest|--to-time <iso> --as <you> (restores again to the new target)`] : []),
-    `abort: lifeboat abort ${id} ${step} --as <you> --reason "<why>" (writers stay fenced)`,
+    `abort: lifeboat abort ${id} ${step} --as <you> --reason "<why>" (${AFTER_ABORT[fence]})`,
   ];
 }
 
