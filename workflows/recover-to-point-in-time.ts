@@ -13,6 +13,8 @@ import { parseWorkflowInput } from './input';
 
 /** The patch id around checkNoOtherRecovery: histories recorded before it replay without. */
 const ONE_RECOVERY_PATCH = 'one-recovery-per-runbook';
+/** The patch under which a runbook without gates skips approve-fence (runs recorded before it asked anyway). */
+const NO_GATES_NO_FENCE_PATCH = 'no-gates-no-approve-fence';
 
 export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evidence> {
   const input = parseWorkflowInput(RecoveryInput, rawInput, 'recoverToPointInTime');
@@ -72,8 +74,13 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     if (dryRun) {
       for (const id of ['approve-fence', 'disable-writers', 'disable-background-jobs', 'pause-outbox'] as const) run.notApplicable(id, 'dry run: no gate is touched');
     } else {
-      // 3. approve-fence.
-      await run.approval('approve-fence', notify);
+      // 3. approve-fence: asked when there is something to fence, or when the
+      // runbook's approvals name approve-fence (a team that wants the pause).
+      if (!gates && !runbook.approvals['approve-fence'] && patched(NO_GATES_NO_FENCE_PATCH)) {
+        run.notApplicable('approve-fence', 'no gates in the runbook: nothing to fence (add approvals.approve-fence to be asked anyway)');
+      } else {
+        await run.approval('approve-fence', notify);
+      }
       // 4-6. fence writers (proven), stop background jobs, pause the outbox.
       if (gates) await run.step('disable-writers', () => act.setPrimaryGate({ ...ref, gate: 'writers', where: 'primary', enabled: false }), (g) => g.proof ?? 'writers fenced');
       else run.notApplicable('disable-writers', 'no gates in the runbook');
@@ -154,7 +161,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
         if (gates?.backgroundJobs) await host.setRestoredGate({ ...ref, gate: 'backgroundJobs', where: 'restored', enabled: false });
         if (gates?.outbox) await host.setRestoredGate({ ...ref, gate: 'outbox', where: 'restored', enabled: false });
         return p;
-      }, (p) => `promoted on timeline ${p.timeline} at ${p.promotedAt}; gates re-asserted`);
+      }, (p) => `promoted on timeline ${p.timeline} at ${p.promotedAt}${gates ? '; gates re-asserted' : ''}`);
       facts.promotedAt = promoted?.promotedAt;
       // 12. reconcile-outbox: rows published before the incident are not sent again.
       if (gates?.outbox) facts.outbox = await run.step('reconcile-outbox', () => host.reconcileOutbox({ ...ref, ...(facts.forensics?.outboxHighWater ? { highWater: facts.forensics.outboxHighWater } : {}) }), (o) => o.skippedReason ?? `${o.markedPublished} row(s) marked published (at or below ${o.highWater})`);
@@ -170,7 +177,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
         const t = await host.resumeTraffic(ref);
         if (gates) await host.setRestoredGate({ ...ref, gate: 'writers', where: 'restored', enabled: true });
         return t;
-      }, (t) => `${t.kind}${t.pointedAt ? ` now points at ${t.pointedAt}` : ''}; writers on`);
+      }, (t) => `${t.kind}${t.pointedAt ? ` now points at ${t.pointedAt}` : ''}${gates ? '; writers on' : ''}`);
       // 16. background jobs, then the outbox publisher.
       if (gates?.backgroundJobs) await run.step('enable-background-jobs', () => host.setRestoredGate({ ...ref, gate: 'backgroundJobs', where: 'restored', enabled: true }), () => 'background jobs on');
       else run.notApplicable('enable-background-jobs', 'no gates.backgroundJobs in the runbook');

@@ -258,6 +258,33 @@ describe('recoverToPointInTime', () => {
     await recordHistory('dry-run', wf);
   });
 
+  it('with a runbook without gates, skips approve-fence and claims no gate in the promote and resume-traffic summaries', async () => {
+    h = await startHarness('nogates', { gates: undefined, approvals: { 'approve-promote': { approvers: ['alice'] }, 'approve-resume': false } });
+    const wf = await h.start({ target: TIME_TARGET });
+    const s = await h.waitForStep(wf, 'approve-promote', 'awaiting-approval');
+    expect(s.steps.find((x) => x.id === 'approve-fence')).toMatchObject({
+      state: 'skipped',
+      summary: 'no gates in the runbook: nothing to fence (add approvals.approve-fence to be asked anyway)',
+      skipped: { by: 'lifeboat' },
+    });
+    await wf.signal(approveSignal, { step: 'approve-promote', by: 'alice' });
+    const evidence = (await wf.result()) as Evidence;
+    const summary = (id: string) => evidence.steps.find((x) => x.id === id)?.summary;
+    expect(summary('promote')).toBe('promoted on timeline 2 at 2026-11-21T14:45:00Z');
+    expect(summary('resume-traffic')).toBe('pgbouncer now points at 127.0.0.1:6000');
+    expect(h.calls.log.some((l) => l.startsWith('setGate'))).toBe(false);
+    expect(evidence.approvals.map((a) => `${a.step}:${a.by}`)).toEqual(['approve-promote:alice']);
+    await recordHistory('no-gates', wf);
+  });
+
+  it('with a runbook without gates that names approve-fence in its approvals, still asks it', async () => {
+    h = await startHarness('nogates-asked', { gates: undefined, approvals: { 'approve-fence': { approvers: ['bob'] } } });
+    const wf = await h.start({ target: TIME_TARGET });
+    const s = await h.waitForStep(wf, 'approve-fence', 'awaiting-approval');
+    expect(s.pending).toMatchObject({ step: 'approve-fence', approvers: ['bob'] });
+    await wf.terminate('test over');
+  });
+
   it('escalates an approval that waits past escalateAfter by notifying again, never by approving', async () => {
     h = await startHarness('escalate', { approvals: { 'approve-fence': { approvers: ['alice'], escalateAfter: '1s' } } });
     const wf = await h.start({ target: TIME_TARGET });

@@ -9,7 +9,8 @@
 // one-recovery-*.json (written by one-recovery.test.ts) carry the patch
 // `one-recovery-per-runbook`: a run that asked and went on, and one refused.
 // preflight-backup-not-found.json carries `preflight-failure-ends-run`: a
-// non-retryable preflight failure ends the run at once.
+// non-retryable preflight failure ends the run at once. no-gates.json carries
+// `no-gates-no-approve-fence`: a runbook without gates skips approve-fence.
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from '@temporalio/worker';
@@ -24,6 +25,7 @@ it('has recorded histories to replay', () => {
     'dry-run.json',
     'failed-step-skip-retry-abort.json',
     'invariant-override.json',
+    'no-gates.json',
     'one-recovery-first-aborted.json',
     'one-recovery-refused.json',
     'preflight-backup-not-found.json',
