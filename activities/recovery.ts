@@ -20,7 +20,9 @@ import { lifeboatActivity } from './failure';
 
 /**
  * Step 1: the runbook, the repository, the backup to restore and the WAL to
- * replay; archiver health when the primary answers. Touches nothing.
+ * replay; whether the archive holds the target at all (TARGET_UNREACHABLE,
+ * after asking the primary to switch WAL); archiver health when the primary
+ * answers. Touches nothing but the primary's current WAL segment, closed early.
  * Run twice: it only reads, so a second run (after a takeover) reads again;
  * the dead attempt's reads end with its connection.
  */
@@ -45,6 +47,17 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
     let read = await readArchive();
     const backup = chooseBackup(read.backups, input.target, cluster, input.backupId);
     const meta = read.backups.find((b) => b.backupId === backup.backupId)!;
+    const cover = () =>
+      checkWalCoverage({
+        backup: meta,
+        target: input.target,
+        files: read.files,
+        histories: read.archive.histories,
+        cluster,
+        repoArgs: `--runbook ${runbook.name}`,
+      });
+    // A gap is named as one before any question of where the archive ends.
+    let coverage = cover();
     // Is the target in the archive at all? If not, the primary's newest WAL
     // may still be in its pg_wal: switch, wait for it, look again, and only
     // then refuse (src/recovery/reach.ts, switch-wal.ts).
@@ -68,6 +81,7 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
       reachNotes.push(sw.note);
       if (sw.archived) {
         read = await readArchive();
+        coverage = cover();
         reached = await reach();
       }
       if (reached.refusal) {
@@ -75,14 +89,6 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
         throw new LifeboatError(r.code, r.what, { hints: [...r.hints.slice(0, -1), sw.note, ...r.hints.slice(-1)], details: r.details });
       }
     }
-    const coverage = checkWalCoverage({
-      backup: meta,
-      target: input.target,
-      files: read.files,
-      histories: read.archive.histories,
-      cluster,
-      repoArgs: `--runbook ${runbook.name}`,
-    });
     const warnings = [...coverage.warnings, ...reached.warnings, ...reachNotes];
     let primaryReachable = false;
     let archiver: string | undefined;

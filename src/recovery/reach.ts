@@ -105,29 +105,45 @@ export type WaldumpCache = Map<string, SegmentRecords>;
 const RECORD_LSN = /\blsn: ([0-9A-F]+\/[0-9A-F]+),/g;
 const RESTORE_POINT = /\blsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: RESTORE_POINT (.*)$/gm;
 
+/**
+ * One archived segment through pg_waldump: only XLOG records (restore points)
+ * for a name search, every record for the last LSN. Cached per segment and
+ * kind, so the second check after a WAL switch reads only what is new.
+ */
 async function readSegment(
   opts: { repo: Repository; cluster: string; pgBin: string; cache: WaldumpCache; dir: string },
   segment: string,
+  kind: 'restore-points' | 'all',
 ): Promise<SegmentRecords | undefined> {
-  const cached = opts.cache.get(segment);
+  const cacheKey = `${segment}:${kind}`;
+  const cached = opts.cache.get(cacheKey);
   if (cached) return cached;
   const got = await fetchWalFile(opts.repo, opts.cluster, segment);
   if (!got) return undefined;
   const file = path.join(opts.dir, segment);
   await writeFile(file, got.content);
   try {
-    const out = await waldump(`${opts.pgBin}/pg_waldump`, [file]);
-    const lsns = [...out.matchAll(RECORD_LSN)].map((m) => m[1]!);
+    const out = await waldump(`${opts.pgBin}/pg_waldump`, kind === 'restore-points' ? ['--rmgr=XLOG', file] : [file]);
+    const lsns = kind === 'all' ? [...out.matchAll(RECORD_LSN)].map((m) => m[1]!) : [];
     const records: SegmentRecords = {
       restorePoints: [...out.matchAll(RESTORE_POINT)].map((m) => ({ name: m[2]!, lsn: m[1]! })),
       ...(lsns.length > 0 ? { lastLsn: lsns[lsns.length - 1]! } : {}),
     };
-    opts.cache.set(segment, records);
+    opts.cache.set(cacheKey, records);
     return records;
   } finally {
     await rm(file, { force: true });
   }
 }
+
+/** Segments fetched and read at once in a restore point search. */
+const SEARCH_PARALLEL = 4;
+/**
+ * A restore point search that has not finished in this time stops without
+ * refusing (a warning says how far it read): preflight has a 10 min
+ * start-to-close timeout, and an unproven "not there" must not stop a recovery.
+ */
+const SEARCH_BUDGET_MS = 4 * 60_000;
 
 export interface ReachCheck {
   /** Set when the archive cannot reach the target; preflight throws it once the primary's WAL is in. */
@@ -190,7 +206,7 @@ export async function checkTargetReach(opts: {
       };
     }
     if ('lsn' in target) {
-      const records = await readSegment({ ...opts, dir }, newestSeg);
+      const records = await readSegment({ ...opts, dir }, newestSeg, 'all');
       const segSize = BigInt(backup.walSegmentSize);
       const segEnd = (parseSegmentName(newestSeg, backup.walSegmentSize).segno + 1n) * segSize;
       // The last record's start: recovery_target_lsn needs a record at or after the target.
@@ -212,11 +228,23 @@ export async function checkTargetReach(opts: {
     }
     // A restore point name: oldest first, stopping at the first one of that name, as recovery does.
     const seen: { name: string; lsn: string; segment: string }[] = [];
-    for (const segment of line.segments) {
-      const records = await readSegment({ ...opts, dir }, segment);
-      for (const rp of records?.restorePoints ?? []) {
-        if (rp.name === target.name) return { reaches: `restore point "${rp.name}" at LSN ${rp.lsn} (in ${segment}, timeline ${line.timeline})`, warnings: [] };
-        seen.push({ ...rp, segment });
+    const started = Date.now();
+    for (let i = 0; i < line.segments.length; i += SEARCH_PARALLEL) {
+      if (Date.now() - started > SEARCH_BUDGET_MS) {
+        return {
+          warnings: [
+            `restore point "${target.name}" was not found in the first ${i} of ${line.segments.length} archived segments of ${where} ` +
+              `within ${SEARCH_BUDGET_MS / 60_000} min; the rest were not read, so preflight does not refuse it (replay finds out)`,
+          ],
+        };
+      }
+      const batch = line.segments.slice(i, i + SEARCH_PARALLEL);
+      const read = await Promise.all(batch.map((segment) => readSegment({ ...opts, dir }, segment, 'restore-points')));
+      for (const [j, records] of read.entries()) {
+        for (const rp of records?.restorePoints ?? []) {
+          if (rp.name === target.name) return { reaches: `restore point "${rp.name}" at LSN ${rp.lsn} (in ${batch[j]}, timeline ${line.timeline})`, warnings: [] };
+          seen.push({ ...rp, segment: batch[j]! });
+        }
       }
     }
     const newest = seen.slice(-NAMES_SHOWN);
