@@ -1,7 +1,8 @@
 // recoverToPointInTime where things go wrong, on real services: a WAL gap
-// caught in preflight before any gate is touched; a target past the end of
-// the archive that ends in RECOVERY_ENDED_BEFORE_TARGET with nothing
-// promoted; a worker killed with SIGKILL during replay-wal, then retargets
+// caught in preflight before any gate is touched; targets the archive cannot
+// reach (time, restore point, LSN) refused by preflight with the primary
+// untouched; a target preflight cannot place (an xid) past the end of the
+// archive that ends in RECOVERY_ENDED_BEFORE_TARGET with nothing promoted; a worker killed with SIGKILL during replay-wal, then retargets
 // later (replay continues) and earlier (restore again) before promotion; and
 // an in-place recovery that keeps the old data directory.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -137,10 +138,49 @@ describe('recoverToPointInTime on real services, when things go wrong', () => {
     await stopChild(s.worker.child);
   });
 
-  it('a target past the end of the archive fails replay-wal with RECOVERY_ENDED_BEFORE_TARGET and promotes nothing', async () => {
+  it('ends the run in preflight on a target the archive cannot reach (a future time, a misspelt restore point, an LSN past the end), the primary untouched', async () => {
+    const s = await setup('unreach');
+    await s.tc.pg.query(`select pg_create_restore_point('before-migration-0042')`);
+    // What a fence would change: gate rows, role settings, roles; and the restore directory.
+    const snapshot = async () =>
+      JSON.stringify([
+        await s.tc.pg.query(`select * from system_gate order by 1`),
+        await s.tc.pg.query(`select setrole::regrole::text as role, setconfig from pg_db_role_setting order by 1`),
+        await s.tc.pg.query(`select rolname, rolcanlogin from pg_roles where rolname !~ '^pg_' order by 1`),
+        existsSync(s.runbook.restore.dataDir),
+      ]);
+    const before = await snapshot();
+    const [{ lsn } = { lsn: '' }] = await s.tc.pg.query<{ lsn: string }>(`select (pg_current_wal_lsn() + 1073741824)::text as lsn`);
+    const cases: Array<{ target: Record<string, string>; says: RegExp; hint: string }> = [
+      { target: { time: '2030-01-01T00:00:00Z' }, says: /^time 2030-01-01T00:00:00Z is after the newest commit in the WAL archive of cluster edge-unreach /, hint: '--to-latest' },
+      { target: { name: 'before-migration-042' }, says: /^restore point "before-migration-042" is not in the WAL archive of cluster edge-unreach .*the newest "before-migration-0042"/, hint: `--to-name 'before-migration-0042'` },
+      { target: { lsn }, says: new RegExp(`^LSN ${lsn.replace('/', '\\/')} is past the end of the WAL archive of cluster edge-unreach `), hint: '--to-lsn ' },
+    ];
+    for (const c of cases) {
+      const wf = await start(s, { target: c.target });
+      const err = await wf.result().then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect(((err as WorkflowFailedError).cause as Error & { type?: string }).type).toBe('TARGET_UNREACHABLE');
+      const st = await wf.query(statusQuery);
+      expect(st.phase).toBe('failed');
+      expect(st.pending).toBeUndefined();
+      const error = st.steps[0]!.error!;
+      console.log(`${JSON.stringify(c.target)}: ${error.message}`);
+      expect(error.type).toBe('TARGET_UNREACHABLE');
+      expect(error.message).toMatch(c.says);
+      expect(error.hints.some((h) => h.includes(`lifeboat recover --runbook edge-unreach ${c.hint}`))).toBe(true);
+      expect(error.hints).toContain('nothing was touched: no gate, no traffic, no data directory');
+      expect(error.message).not.toContain('choose an earlier target');
+      expect(st.steps.filter((x) => x.state !== 'pending').map((x) => x.id)).toEqual(['preflight']);
+    }
+    expect(await snapshot()).toBe(before);
+    await stopChild(s.worker.child);
+  });
+
+  it('a target preflight cannot place (a transaction id past the end) fails replay-wal with RECOVERY_ENDED_BEFORE_TARGET and promotes nothing', async () => {
     const s = await setup('pastend');
-    const future = new Date(Date.now() + 3600_000).toISOString();
-    const wf = await start(s, { target: { time: future }, dryRun: true });
+    const [{ xid } = { xid: '' }] = await s.tc.pg.query<{ xid: string }>(`select (txid_current() + 100000)::text as xid`);
+    const wf = await start(s, { target: { xid }, dryRun: true });
     const st = await waitStep(wf, 'replay-wal', 'failed');
     expect(st.steps.find((x) => x.id === 'replay-wal')!.error!.type).toBe('RECOVERY_ENDED_BEFORE_TARGET');
     expect(st.steps.find((x) => x.id === 'promote')!.state).not.toBe('done');
