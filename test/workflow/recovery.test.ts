@@ -9,7 +9,7 @@ import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } f
 import { ApplicationFailure } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { afterEach, describe, expect, it } from 'vitest';
-import { approveSignal, decideUpdate, retargetSignal, abortSignal } from '../../src/recovery/messages';
+import { approveSignal, decideUpdate, retargetSignal, abortSignal, statusQuery } from '../../src/recovery/messages';
 import { requireTool } from '../../src/tools';
 import type { Evidence } from '../../src/recovery/contract';
 import { temporalAddress } from '../harness/services';
@@ -285,6 +285,25 @@ describe('recoverToPointInTime', () => {
     await wf.terminate('test over');
   });
 
+  it('answers malformed signals from the UI and a malformed decide update with the shape the input must have', async () => {
+    h = await startHarness('malformed');
+    const wf = await h.start({ target: TIME_TARGET });
+    await h.waitForStep(wf, 'approve-fence', 'awaiting-approval');
+    // The UI's dialog with a bare step id typed as a JSON string, then an object without "by".
+    await uiSignal(wf.workflowId, 'approve', 'approve-fence');
+    await uiSignal(wf.workflowId, 'approve', { step: 'approve-fence' });
+    expect(await refusal(wf.executeUpdate(decideUpdate, { args: ['approve-fence' as never] }))).toBe(
+      `decide: the update's input must be a JSON object such as {"step": "approve-fence", "decision": "approve", "by": "alice"} (got a string)`,
+    );
+    const s = await waitForIgnored(wf, 2);
+    expect(s.ignored.map((i) => i.why)).toEqual([
+      `signal approve's input must be a JSON object such as {"step": "approve-fence", "by": "alice"} (got a string)`,
+      `by: expected who decides, e.g. "alice" (signal approve's input is a JSON object such as {"step": "approve-fence", "by": "alice"})`,
+    ]);
+    expect(s.steps.find((x) => x.id === 'approve-fence')?.state).toBe('awaiting-approval');
+    await wf.terminate('test over');
+  });
+
   it('escalates an approval that waits past escalateAfter by notifying again, never by approving', async () => {
     h = await startHarness('escalate', { approvals: { 'approve-fence': { approvers: ['alice'], escalateAfter: '1s' } } });
     const wf = await h.start({ target: TIME_TARGET });
@@ -385,6 +404,14 @@ async function failureOf(wf: WorkflowHandle): Promise<ApplicationFailure> {
 async function scheduled(wf: WorkflowHandle): Promise<string[]> {
   const history = await wf.fetchHistory();
   return (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
+}
+
+async function waitForIgnored(wf: WorkflowHandle, n: number) {
+  const { waitFor } = await import('../harness/ports');
+  return waitFor(`${n} ignored messages`, async () => {
+    const s = await wf.query(statusQuery);
+    return s.ignored.length >= n ? s : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 100 });
 }
 
 async function waitForCalls(harness: Harness, name: string, n: number): Promise<void> {

@@ -166,13 +166,13 @@ export class RecoveryMachine {
     };
     const stepMsg = (name: 'retry' | 'skip' | 'abort') => (raw: unknown) => {
       const r = StepSignal.safeParse(raw);
-      return r.success ? { name, step: r.data.step, by: r.data.by, comment: r.data.reason } : describeIssues(r.error.issues);
+      return r.success ? { name, step: r.data.step, by: r.data.by, comment: r.data.reason } : describeIssues(r.error.issues, name, this.pending);
     };
     setHandler(
       approveSignal,
       signal('approve', (raw) => {
         const r = ApproveSignal.safeParse(raw);
-        return r.success ? { name: 'approve', ...r.data } : describeIssues(r.error.issues);
+        return r.success ? { name: 'approve', ...r.data } : describeIssues(r.error.issues, 'approve', this.pending);
       }),
       { description: 'Approve the step awaiting approval. {"step": "approve-promote", "by": "alice", "comment": "rows checked"}; after a failed invariant add "override": true and the reason in comment.' },
     );
@@ -180,7 +180,7 @@ export class RecoveryMachine {
       rejectSignal,
       signal('reject', (raw) => {
         const r = RejectSignal.safeParse(raw);
-        return r.success ? { name: 'reject', step: r.data.step, by: r.data.by, comment: r.data.reason } : describeIssues(r.error.issues);
+        return r.success ? { name: 'reject', step: r.data.step, by: r.data.by, comment: r.data.reason } : describeIssues(r.error.issues, 'reject', this.pending);
       }),
       { description: 'Reject the step awaiting approval; the run stops there, fenced. {"step": "approve-promote", "by": "alice", "reason": "..."}' },
     );
@@ -188,7 +188,7 @@ export class RecoveryMachine {
       retargetSignal,
       signal('retarget', (raw) => {
         const r = RetargetSignal.safeParse(raw);
-        return r.success ? { name: 'retarget', ...r.data } : describeIssues(r.error.issues);
+        return r.success ? { name: 'retarget', ...r.data } : describeIssues(r.error.issues, 'retarget');
       }),
       { description: 'At approve-promote: move the target. A later one continues the replay, an earlier one restores again. {"by": "alice", "target": {"time": "2026-06-04T14:31:00Z"}}' },
     );
@@ -209,7 +209,7 @@ export class RecoveryMachine {
       {
         validator: (raw: DecideUpdate) => {
           const r = DecideUpdate.safeParse(raw);
-          if (!r.success) throw refused(`decide: ${describeIssues(r.error.issues)}`, 'INPUT_INVALID');
+          if (!r.success) throw refused(`decide: ${describeIssues(r.error.issues, 'decide', this.pending)}`, 'INPUT_INVALID');
           const why = refusal(this, toIncoming(r.data));
           if (why) throw refused(why, 'DECISION_REFUSED');
         },

@@ -142,8 +142,47 @@ export function toIncoming(d: DecideUpdate): Incoming {
   return { name: d.decision as Exclude<DecisionKind, 'approve'>, step: d.step, by: d.by, ...(d.comment ? { comment: d.comment } : {}) };
 }
 
-export function describeIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
-  return issues.map((i) => `${i.path.length ? i.path.map(String).join('.') : '(payload)'}: ${i.message}`).join('; ');
+/** The messages an operator sends, each with an example input (the step is the one waiting, when there is one). */
+export type MessageName = Incoming['name'] | 'decide';
+
+export function exampleInput(name: MessageName, pending?: Pick<PendingDecision, 'step' | 'kind'>): string {
+  // The waiting step when the message could act on it, else a typical one.
+  const fits = pending && (name === 'approve' || name === 'reject' ? pending.kind === 'approval' : name === 'retry' || name === 'skip' ? pending.kind === 'failed' : true);
+  const s = (fallback: StepId) => `"step": "${fits ? pending.step : fallback}"`;
+  switch (name) {
+    case 'approve':
+      return `{${s('approve-fence')}, "by": "alice"}`;
+    case 'reject':
+      return `{${s('approve-promote')}, "by": "alice", "reason": "the rows look wrong"}`;
+    case 'retarget':
+      return '{"by": "alice", "target": {"time": "2026-06-04T14:31:00Z"}}';
+    case 'retry':
+      return `{${s('replay-wal')}, "by": "alice"}`;
+    case 'skip':
+    case 'abort':
+      return `{${s('replay-wal')}, "by": "alice", "reason": "why, for the evidence"}`;
+    case 'decide':
+      return `{${s('approve-fence')}, "decision": "approve", "by": "alice"}`;
+  }
+}
+
+/**
+ * A malformed message in words an operator can act on: what the input must
+ * look like, with an example, rather than zod's "(payload): Invalid input:
+ * expected object, received string" (what the Temporal UI's signal dialog
+ * produces when the input is not JSON, or is a bare string).
+ */
+export function describeIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>, name: MessageName, pending?: Pick<PendingDecision, 'step' | 'kind'>): string {
+  const kind = name === 'decide' ? "the update's" : `signal ${name}'s`;
+  const example = exampleInput(name, pending);
+  const root = issues.find((i) => i.path.length === 0);
+  if (root) {
+    const got = /received (\w+)/.exec(root.message)?.[1];
+    const what = got === undefined ? '' : got === 'undefined' ? 'no input' : `${/^[aeiou]/.test(got) ? 'an' : 'a'} ${got}`;
+    return `${kind} input must be a JSON object such as ${example}${what ? ` (got ${what})` : ''}`;
+  }
+  const fields = issues.map((i) => `${i.path.map(String).join('.')}: ${i.message.replace(/^Invalid input: /, '')}`);
+  return `${fields.join('; ')} (${kind} input is a JSON object such as ${example})`;
 }
 
 /** What an operator needs from a failure: its type, its message, its hints. */
