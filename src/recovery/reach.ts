@@ -28,7 +28,7 @@ import { newestArchivedCommit, waldump } from '../drill/newest-commit';
 import { LifeboatError, errorMessage } from '../errors';
 import type { Repository } from '../repository/types';
 import { fetchWalFile } from '../wal/get';
-import { formatLsn, parseLsn, parseSegmentName, walFileKind } from '../wal/names';
+import { formatLsn, parseLsn, parseSegmentName, segmentName, segnoOfLsn, walFileKind } from '../wal/names';
 import { describeTarget, type Target } from './contract';
 
 /** The segments a replay from `backup` reads, oldest first, and the timeline it ends on. */
@@ -106,44 +106,88 @@ const RECORD_LSN = /\blsn: ([0-9A-F]+\/[0-9A-F]+),/g;
 const RESTORE_POINT = /\blsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: RESTORE_POINT (.*)$/gm;
 
 /**
- * One archived segment through pg_waldump: only XLOG records (restore points)
- * for a name search, every record for the last LSN. Cached per segment and
- * kind, so the second check after a WAL switch reads only what is new.
+ * One archived segment through pg_waldump, for its last record's LSN. Cached,
+ * so the second check after a WAL switch reads only what is new.
  */
 async function readSegment(
   opts: { repo: Repository; cluster: string; pgBin: string; cache: WaldumpCache; dir: string },
   segment: string,
-  kind: 'restore-points' | 'all',
 ): Promise<SegmentRecords | undefined> {
-  const cacheKey = `${segment}:${kind}`;
-  const cached = opts.cache.get(cacheKey);
+  const cached = opts.cache.get(segment);
   if (cached) return cached;
   const got = await fetchWalFile(opts.repo, opts.cluster, segment);
   if (!got) return undefined;
   const file = path.join(opts.dir, segment);
   await writeFile(file, got.content);
   try {
-    const out = await waldump(`${opts.pgBin}/pg_waldump`, kind === 'restore-points' ? ['--rmgr=XLOG', file] : [file]);
-    const lsns = kind === 'all' ? [...out.matchAll(RECORD_LSN)].map((m) => m[1]!) : [];
+    const out = await waldump(`${opts.pgBin}/pg_waldump`, [file]);
+    const lsns = [...out.matchAll(RECORD_LSN)].map((m) => m[1]!);
     const records: SegmentRecords = {
       restorePoints: [...out.matchAll(RESTORE_POINT)].map((m) => ({ name: m[2]!, lsn: m[1]! })),
       ...(lsns.length > 0 ? { lastLsn: lsns[lsns.length - 1]! } : {}),
     };
-    opts.cache.set(cacheKey, records);
+    opts.cache.set(segment, records);
     return records;
   } finally {
     await rm(file, { force: true });
   }
 }
 
-/** Segments fetched and read at once in a restore point search. */
-const SEARCH_PARALLEL = 4;
+/** Segments fetched at once and read by one pg_waldump in a restore point search. */
+const SEARCH_RUN = 4;
 /**
  * A restore point search that has not finished in this time stops without
  * refusing (a warning says how far it read): preflight has a 10 min
- * start-to-close timeout, and an unproven "not there" must not stop a recovery.
+ * start-to-close timeout and may search twice (before and after a WAL
+ * switch), and an unproven "not there" must not stop a recovery.
  */
-const SEARCH_BUDGET_MS = 4 * 60_000;
+const SEARCH_BUDGET_MS = 3 * 60_000;
+
+/**
+ * Restore points of the line's segments, oldest first, passed to `visit`
+ * until it returns true. pg_waldump reads runs of consecutive segments of one
+ * timeline, each run starting again at the previous run's last segment: a
+ * record that crosses a segment boundary is read whole (a segment read alone
+ * loses it), and records read twice are dropped by LSN. Returns how many
+ * segments were read, or undefined when `visit` stopped the search.
+ */
+async function searchRestorePoints(
+  opts: { repo: Repository; cluster: string; pgBin: string; dir: string; segSize: number; deadline: number },
+  segments: readonly string[],
+  visit: (rp: { name: string; lsn: string; segment: string }) => boolean,
+): Promise<{ read: number; complete: boolean } | undefined> {
+  const parsed = segments.map((name) => ({ name, ...parseSegmentName(name, opts.segSize) }));
+  const seenLsn = new Set<string>();
+  let prev: (typeof parsed)[number] | undefined;
+  let i = 0;
+  while (i < parsed.length) {
+    if (Date.now() > opts.deadline) return { read: i, complete: false };
+    const run = [parsed[i]!];
+    while (run.length < SEARCH_RUN && i + run.length < parsed.length) {
+      const next = parsed[i + run.length]!;
+      const last = run[run.length - 1]!;
+      if (next.timeline !== last.timeline || next.segno !== last.segno + 1n) break;
+      run.push(next);
+    }
+    i += run.length;
+    const overlap = prev && prev.timeline === run[0]!.timeline && prev.segno + 1n === run[0]!.segno ? prev : undefined;
+    if (prev && !overlap) await rm(path.join(opts.dir, prev.name), { force: true });
+    const got = await Promise.all(run.map((s) => fetchWalFile(opts.repo, opts.cluster, s.name)));
+    await Promise.all(run.flatMap((s, j) => (got[j] ? [writeFile(path.join(opts.dir, s.name), got[j]!.content)] : [])));
+    const first = overlap ?? run[0]!;
+    const last = run[run.length - 1]!;
+    const out = await waldump(`${opts.pgBin}/pg_waldump`, ['--rmgr=XLOG', `--path=${opts.dir}`, first.name, last.name]);
+    for (const s of [first, ...run]) if (s !== last) await rm(path.join(opts.dir, s.name), { force: true });
+    prev = last;
+    for (const m of out.matchAll(RESTORE_POINT)) {
+      const lsn = m[1]!;
+      if (seenLsn.has(lsn)) continue;
+      seenLsn.add(lsn);
+      if (visit({ name: m[2]!, lsn, segment: segmentName(last.timeline, segnoOfLsn(lsn, opts.segSize), opts.segSize) })) return undefined;
+    }
+  }
+  return { read: parsed.length, complete: true };
+}
 
 export interface ReachCheck {
   /** Set when the archive cannot reach the target; preflight throws it once the primary's WAL is in. */
@@ -206,7 +250,7 @@ export async function checkTargetReach(opts: {
       };
     }
     if ('lsn' in target) {
-      const records = await readSegment({ ...opts, dir }, newestSeg, 'all');
+      const records = await readSegment({ ...opts, dir }, newestSeg);
       const segSize = BigInt(backup.walSegmentSize);
       const segEnd = (parseSegmentName(newestSeg, backup.walSegmentSize).segno + 1n) * segSize;
       // The last record's start: recovery_target_lsn needs a record at or after the target.
@@ -228,24 +272,24 @@ export async function checkTargetReach(opts: {
     }
     // A restore point name: oldest first, stopping at the first one of that name, as recovery does.
     const seen: { name: string; lsn: string; segment: string }[] = [];
-    const started = Date.now();
-    for (let i = 0; i < line.segments.length; i += SEARCH_PARALLEL) {
-      if (Date.now() - started > SEARCH_BUDGET_MS) {
-        return {
-          warnings: [
-            `restore point "${target.name}" was not found in the first ${i} of ${line.segments.length} archived segments of ${where} ` +
-              `within ${SEARCH_BUDGET_MS / 60_000} min; the rest were not read, so preflight does not refuse it (replay finds out)`,
-          ],
-        };
-      }
-      const batch = line.segments.slice(i, i + SEARCH_PARALLEL);
-      const read = await Promise.all(batch.map((segment) => readSegment({ ...opts, dir }, segment, 'restore-points')));
-      for (const [j, records] of read.entries()) {
-        for (const rp of records?.restorePoints ?? []) {
-          if (rp.name === target.name) return { reaches: `restore point "${rp.name}" at LSN ${rp.lsn} (in ${batch[j]}, timeline ${line.timeline})`, warnings: [] };
-          seen.push({ ...rp, segment: batch[j]! });
-        }
-      }
+    let found: (typeof seen)[number] | undefined;
+    const searched = await searchRestorePoints(
+      { ...opts, dir, segSize: backup.walSegmentSize, deadline: Date.now() + SEARCH_BUDGET_MS },
+      line.segments,
+      (rp) => {
+        if (rp.name === target.name) found = rp;
+        else seen.push(rp);
+        return found !== undefined;
+      },
+    );
+    if (found) return { reaches: `restore point "${found.name}" at LSN ${found.lsn} (in ${found.segment}, timeline ${line.timeline})`, warnings: [] };
+    if (searched && !searched.complete) {
+      return {
+        warnings: [
+          `restore point "${target.name}" was not found in the first ${searched.read} of ${line.segments.length} archived segments of ${where} ` +
+            `within ${SEARCH_BUDGET_MS / 60_000} min; the rest were not read, so preflight does not refuse it (replay finds out)`,
+        ],
+      };
     }
     const newest = seen.slice(-NAMES_SHOWN);
     const listed = newest.map((s) => `"${s.name}" (LSN ${s.lsn})`).join(', ');
