@@ -7,7 +7,7 @@ import { clusterName, type Runbook } from '../src/runbook/schema';
 import { parseLsn as parseLsnInWorkflow } from '../src/wal/names';
 import { hostActivities, sharedActivities } from './recovery/proxies';
 import { movedAsideNote } from './recovery/restore-summary';
-import { buildEvidence, type RunFacts } from './recovery/evidence';
+import { buildEvidence, observedRpo, type RunFacts } from './recovery/evidence';
 import { RecoveryMachine, Retargeted, RunAborted } from './recovery/machine';
 import { parseWorkflowInput } from './input';
 
@@ -133,8 +133,9 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       run.extra.replay = { lsn: replay.lsn, ...(replay.time ? { time: replay.time } : {}), paused: true };
       facts.walSegmentsReplayed = replay.walSegmentsReplayed;
       facts.walBytesReplayed = replay.walBytesReplayed;
-      const rpo = observedRpo(run.target, replay);
-      if (rpo !== undefined) run.extra.rpoObservedSeconds = rpo;
+      const rpo = observedRpo(run.target, replay, run.extra.backup);
+      if (rpo !== undefined) run.extra.rpoObservedSeconds = rpo.seconds;
+      if (rpo?.note && !facts.notes.includes(rpo.note)) facts.notes.push(rpo.note);
       // 9. run-invariants on the paused, read-only copy.
       const invariants = (await run.step('run-invariants', () => host.runInvariants(ref), (r) => `${r.filter((i) => i.passed).length} of ${r.length} passed`)) ?? [];
       run.extra.invariants = invariants;
@@ -212,12 +213,6 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       message: `recovery ${err.kind} at ${err.step} by ${err.by}: ${err.reason}\nHINT: writers, background jobs and the outbox were left as they were (fenced if fencing ran): reopen them deliberately\nHINT: the evidence record is in the repository under evidence/${runId}.json`,
     });
   }
-}
-
-/** Target time minus the last replayed commit: the data given up. */
-function observedRpo(target: Target, replay: ReplayResult): number | undefined {
-  if (!('time' in target) || !replay.time) return undefined;
-  return Math.max(0, Math.round((Date.parse(target.time) - Date.parse(replay.time)) / 1000));
 }
 
 /**

@@ -34,6 +34,8 @@ interface FakeOpts {
   archiverProblems?: string[];
   notifyFails?: boolean;
   replayFails?: { type: string; message: string };
+  /** Replay reports no commit time: nothing committed between the backup and the target. */
+  noCommit?: boolean;
 }
 
 type Used = Pick<RecoveryActivities, 'preflight' | 'checkRestoreSite' | 'restoreBaseBackup' | 'replayWal' | 'runInvariants' | 'promoteRestored' | 'writeEvidence'> &
@@ -68,7 +70,8 @@ function fakes(runbook: Runbook, f: Fakes, o: FakeOpts): Used {
     async replayWal(i) {
       f.log.push(`replayWal ${i.instance}`);
       if (o.replayFails) throw ApplicationFailure.create({ ...o.replayFails, nonRetryable: true });
-      return { paused: true, lsn: '0/9000000', time: new Date(Date.parse(TARGET) - (o.rpoSeconds ?? 0) * 1000).toISOString(), timeline: 1, walSegmentsReplayed: 7, walBytesReplayed: 7 << 24 };
+      const time = new Date(Date.parse(TARGET) - (o.rpoSeconds ?? 0) * 1000).toISOString();
+      return { paused: true, lsn: '0/9000000', ...(o.noCommit ? {} : { time }), timeline: 1, walSegmentsReplayed: 7, walBytesReplayed: 7 << 24 };
     },
     async runInvariants(i) {
       f.log.push(`runInvariants ${i.instance}`);
@@ -141,6 +144,17 @@ describe('restoreDrill orchestration', () => {
     expect(evidence.objectives).toMatchObject({ rpoMet: true, rtoMet: true });
     expect(f.evidence).toEqual([evidence]);
     expect(f.notified).toEqual([]);
+  });
+
+  it('reports an observed RPO of 0 with the reason when nothing committed between the backup and the target', async () => {
+    const { run } = await harness({ noCommit: true, runbook: { objectives: { rpoSeconds: 1, rtoSeconds: 2700 } } });
+    const evidence = (await run()) as Evidence;
+    expect(evidence.validationStatus).toBe('passed');
+    expect(evidence.rpoObservedSeconds).toBe(0);
+    expect(evidence.objectives).toMatchObject({ rpoMet: true });
+    expect(evidence.notes).toContain(
+      `observed RPO 0 s: no transaction committed between backup 20261121T120000Z (started 2026-11-21T12:00:00Z) and the target ${TARGET}, so the restored copy holds every transaction committed before the target`,
+    );
   });
 
   it('fails a drill that misses the RPO objective: DRILL_FAILED, drill-failed and objective-missed posted, torn down', async () => {

@@ -51,6 +51,8 @@ export function fakeActivities(
   opts: {
     failures?: Record<string, Array<{ type: string; message: string }>>;
     invariantsFail?: boolean;
+    /** replayWal reports no commit time: nothing committed between the backup and the target. */
+    replayNoCommit?: boolean;
     /** The one-recovery-per-runbook check to run (the real activity, or a wrapper of it); without, it passes. */
     checkNoOtherRecovery?: RecoveryActivities['checkNoOtherRecovery'];
   } = {},
@@ -93,7 +95,7 @@ export function fakeActivities(
     async replayWal(i) {
       rec('replayWal', { target: i.target, continueFrom: i.continueFrom ?? false });
       const time = 'time' in i.target ? new Date(Date.parse(i.target.time) - 2000).toISOString() : '2026-11-21T14:30:00.000Z';
-      return { paused: true, lsn: '0/5000060', time, timeline: 1, walSegmentsReplayed: 4, walBytesReplayed: 4 << 24 };
+      return { paused: true, lsn: '0/5000060', ...(opts.replayNoCommit ? {} : { time }), timeline: 1, walSegmentsReplayed: 4, walBytesReplayed: 4 << 24 };
     },
     async runInvariants(i) {
       rec('runInvariants', i.runbook);

@@ -304,6 +304,18 @@ describe('recoverToPointInTime', () => {
     await wf.terminate('test over');
   });
 
+  it('reports an observed RPO of 0 with the reason when nothing committed between the backup and the target', async () => {
+    h = await startHarness('rpo-quiet', {}, { replayNoCommit: true });
+    const wf = await h.start({ target: TIME_TARGET, dryRun: true });
+    const evidence = (await wf.result()) as Evidence;
+    expect(evidence.rpoObservedSeconds).toBe(0);
+    expect(evidence.objectives).toMatchObject({ rpoMet: true });
+    expect(evidence.replayedToTime).toBeUndefined();
+    expect(evidence.notes).toContain(
+      'observed RPO 0 s: no transaction committed between backup 20261121T120000Z (started 2026-11-21T12:00:00Z) and the target 2026-11-21T14:31:59Z, so the restored copy holds every transaction committed before the target',
+    );
+  });
+
   it('escalates an approval that waits past escalateAfter by notifying again, never by approving', async () => {
     h = await startHarness('escalate', { approvals: { 'approve-fence': { approvers: ['alice'], escalateAfter: '1s' } } });
     const wf = await h.start({ target: TIME_TARGET });

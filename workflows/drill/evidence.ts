@@ -6,6 +6,7 @@
 import { RTO_PHASES, type SmokeWriteResult } from '../../src/drill/contract';
 import type { BackupChoice, Evidence, InvariantResult, ReplayResult, RestoreResult, Target } from '../../src/recovery/contract';
 import type { Runbook } from '../../src/runbook/schema';
+import { observedRpo } from '../recovery/evidence';
 import { DrillRun } from './run';
 
 export interface DrillFacts {
@@ -56,7 +57,15 @@ export function measure(run: DrillRun, f: DrillFacts): Measured {
     if (sum !== undefined) phases[phase] = tenths(sum);
   }
   const target = f.target;
-  const rpo = target && 'time' in target && f.replay?.time ? tenths(Math.max(0, (Date.parse(target.time) - Date.parse(f.replay.time)) / 1000)) : undefined;
+  // No commit replayed at all: nothing committed between the backup and the
+  // target, so nothing before the target was lost (observedRpo notes why).
+  const quiet = target && f.replay && !f.replay.time ? observedRpo(target, f.replay, f.backup) : undefined;
+  if (quiet?.note && !f.notes.includes(quiet.note)) f.notes.push(quiet.note);
+  const rpo = quiet
+    ? quiet.seconds
+    : target && 'time' in target && f.replay?.time
+      ? tenths(Math.max(0, (Date.parse(target.time) - Date.parse(f.replay.time)) / 1000))
+      : undefined;
   const o = f.runbook.objectives;
   return {
     ...(rto !== undefined ? { rtoObservedSeconds: tenths(rto) } : {}),

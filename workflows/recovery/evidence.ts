@@ -1,6 +1,6 @@
 // The evidence record of a recovery (DESIGN.md §7), built from the run's
 // state. Times come from activity results and step timestamps.
-import type { CacheResult, CaptureResult, Evidence, OutboxResult, RecoveryInput, TrafficResult } from '../../src/recovery/contract';
+import type { CacheResult, CaptureResult, Evidence, OutboxResult, RecoveryInput, ReplayResult, Target, TrafficResult } from '../../src/recovery/contract';
 import type { Runbook } from '../../src/runbook/schema';
 import type { RecoveryMachine } from './machine';
 
@@ -87,5 +87,24 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
       : {}),
     validationStatus: f.validationStatus,
     notes: f.notes,
+  };
+}
+
+/**
+ * Target time minus the last replayed commit: the data given up. A replay
+ * paused at a time target that replayed no commit at all (PostgreSQL's
+ * pg_last_xact_replay_timestamp() is null) means no transaction committed
+ * between the backup's start and the target: the copy holds every
+ * transaction committed before the target, so nothing before it was lost and
+ * the RPO is 0, with a note saying why (the newest commit the copy holds is
+ * older than the backup, which is not data lost).
+ */
+export function observedRpo(target: Target, replay: ReplayResult, backup?: { backupId: string; startTime: string }): { seconds: number; note?: string } | undefined {
+  if (!('time' in target)) return undefined;
+  if (replay.time) return { seconds: Math.max(0, Math.round((Date.parse(target.time) - Date.parse(replay.time)) / 1000)) };
+  const from = backup ? `backup ${backup.backupId} (started ${backup.startTime})` : 'the backup';
+  return {
+    seconds: 0,
+    note: `observed RPO 0 s: no transaction committed between ${from} and the target ${target.time}, so the restored copy holds every transaction committed before the target`,
   };
 }
