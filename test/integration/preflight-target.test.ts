@@ -5,10 +5,13 @@
 // pg_wal: it switches WAL, waits for the archiver, and looks again.
 // Real PostgreSQL 15 archiving through `lifeboat archive-push` into a file://
 // repository; the preflight activity runs inside MockActivityEnvironment.
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { Client } from 'pg';
 import { ApplicationFailure } from '@temporalio/common';
 import { preflight } from '../../activities/recovery';
 import { takeBaseBackup } from '../../src/backup/base-backup';
@@ -16,8 +19,9 @@ import type { PreflightInput, PreflightResult, Target } from '../../src/recovery
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
 import { loadRunbook } from '../../src/runbook/load';
-import { formatLsn, parseLsn } from '../../src/wal/names';
-import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { fetchWalFile } from '../../src/wal/get';
+import { formatLsn, parseLsn, segmentName } from '../../src/wal/names';
+import { PG_BIN, postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
 import { runCleanups } from '../harness/cleanups';
 
@@ -162,5 +166,75 @@ describe('preflight accepts targets the archive reaches', () => {
     expect((await currentSegment()).archived).toBe(false);
     const l = await run({ lsn: row!.lsn });
     expect(l.warnings.some((w) => /^the primary switched WAL and [0-9A-F]{24} was archived/.test(w))).toBe(true);
+  });
+});
+
+describe('a restore point record that crosses a segment boundary', () => {
+  const SEG = 16n * 1024n * 1024n;
+
+  /**
+   * Pads the WAL with logical messages until the insert position is a few
+   * bytes before a segment's end, then makes the restore point there. Every
+   * step is measured, and the record is checked to start before the boundary
+   * and end after it; a record another backend slipped in makes it try again
+   * in the next segment.
+   */
+  async function straddlingRestorePoint(name: string): Promise<{ before: string; after: string }> {
+    const c = new Client(tc.pg.connection);
+    await c.connect();
+    try {
+      const ins = async () => parseLsn((await c.query<{ l: string }>('select pg_current_wal_insert_lsn()::text as l')).rows[0]!.l);
+      const emit = (n: number) => c.query(`select pg_logical_emit_message(false, 'pad', repeat('x', $1::int))`, [n]);
+      let l = await ins();
+      await emit(1000);
+      const overhead = Number((await ins()) - l) - 1000;
+      for (let attempt = 0; attempt < 20; attempt++) {
+        l = await ins();
+        const boundary = (l / SEG + 1n) * SEG;
+        const room = Number(boundary - l);
+        if (room > 8000) {
+          // Land inside the segment's last page (about 4 kB before its end); page headers add a little.
+          await emit(Math.max(1, room - 4000 - overhead - Math.ceil(room / 8192) * 24));
+          continue;
+        }
+        if (room > 96) {
+          await emit(Math.max(1, room - 48 - overhead));
+          continue;
+        }
+        if (room < 16) {
+          await emit(1000);
+          continue;
+        }
+        const end = parseLsn((await c.query<{ l: string }>(`select pg_create_restore_point($1)::text as l`, [name])).rows[0]!.l);
+        if (end > boundary && end - l <= 160n) {
+          return { before: segmentName(1, boundary / SEG - 1n), after: segmentName(1, boundary / SEG) };
+        }
+      }
+      throw new Error(`could not place restore point ${name} across a segment boundary`);
+    } finally {
+      await c.end();
+    }
+  }
+
+  it('is found by preflight, though pg_waldump of either segment alone does not show it', async () => {
+    const { before, after } = await straddlingRestorePoint('across-the-boundary');
+    await switchAndWaitArchived(tc.pg);
+    // The precondition: read alone, neither segment shows the record.
+    const repo = await openRepository(tc.repoUrl, {});
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-straddle-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    for (const seg of [before, after]) {
+      writeFileSync(path.join(dir, seg), (await fetchWalFile(repo, tc.name, seg))!.content);
+      let out = '';
+      try {
+        out = execFileSync(`${PG_BIN}/pg_waldump`, ['--rmgr=XLOG', path.join(dir, seg)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      } catch (err) {
+        out = String((err as { stdout?: string }).stdout ?? '');
+      }
+      expect(out).not.toContain('RESTORE_POINT across-the-boundary');
+      rmSync(path.join(dir, seg));
+    }
+    const r = await run({ name: 'across-the-boundary' });
+    expect(r.warnings.join('\n')).not.toContain('switched WAL');
   });
 });
