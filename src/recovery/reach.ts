@@ -304,7 +304,7 @@ export async function checkTargetReach(opts: {
         {
           hints: [
             ...(example !== undefined ? [`names are exact and case-sensitive: ${flags} --to-name '${example}' (or target {"name": "${example}"})`] : []),
-            `restore points are made with lifeboat checkpoint --runbook ${opts.runbookName} --label <label> (pg_create_restore_point); one made before backup ${backup.backupId} started (${backup.startTime}) is reached only from an older backup: pass its backupId`,
+            `restore points are made with lifeboat checkpoint --runbook ${opts.runbookName} --label <label> (pg_create_restore_point); one made before backup ${backup.backupId} started (${backup.startTime}) is reached only from an older backup: ${flags} --to-name <name> --backup <older backup id> (lifeboat backups --runbook ${opts.runbookName} lists them)`,
             `or recover to a time instead: ${flags} --to-time <ISO time>`,
             untouched,
           ],
