@@ -277,6 +277,8 @@ export async function checkTargetReach(opts: {
       { ...opts, dir, segSize: backup.walSegmentSize, deadline: Date.now() + SEARCH_BUDGET_MS },
       line.segments,
       (rp) => {
+        // The backup's first segment also holds records from before its start, which replay never reads.
+        if (parseLsn(rp.lsn) < parseLsn(backup.startLsn)) return false;
         if (rp.name === target.name) found = rp;
         else seen.push(rp);
         return found !== undefined;
