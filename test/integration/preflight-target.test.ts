@@ -14,6 +14,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { Client } from 'pg';
 import { ApplicationFailure } from '@temporalio/common';
 import { preflight } from '../../activities/recovery';
+import { promoteRestored, replayWal, restoreBaseBackup } from '../../activities/restore';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import type { PreflightInput, PreflightResult, Target } from '../../src/recovery/contract';
 import { openRepository } from '../../src/repository';
@@ -21,7 +22,8 @@ import { keys } from '../../src/repository/layout';
 import { loadRunbook } from '../../src/runbook/load';
 import { fetchWalFile } from '../../src/wal/get';
 import { formatLsn, parseLsn, segmentName } from '../../src/wal/names';
-import { PG_BIN, postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { PG_BIN, postgresTempDir, stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
+import { waitFor } from '../harness/ports';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
 import { runCleanups } from '../harness/cleanups';
 
@@ -30,13 +32,14 @@ const cleanups: Array<() => Promise<unknown> | unknown> = [];
 let tc: TestCluster;
 /** The same cluster, as a role that may not run pg_switch_wal(). */
 let noPriv: string;
+let backupId: string;
 
 beforeAll(async () => {
   process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
   tc = await startTestCluster({ name: `pft-${process.pid}`, kind: 'file', runbooksDir, host: `pft${process.pid}` });
   cleanups.push(() => tc.stop());
   await tc.pg.query('create table t (id int primary key, v text)');
-  await takeBaseBackup({ runbook: await loadRunbook(tc.name) });
+  backupId = (await takeBaseBackup({ runbook: await loadRunbook(tc.name) })).backupId;
   await tc.pg.query(`insert into t values (1, 'after backup')`);
   await tc.pg.query(`select pg_create_restore_point('before-migration')`);
   await tc.pg.query(`insert into t values (2, 'after before-migration')`);
@@ -239,4 +242,42 @@ describe('a restore point record that crosses a segment boundary', () => {
     const r = await run({ name: 'across-the-boundary' });
     expect(r.warnings.join('\n')).not.toContain('switched WAL');
   });
+});
+
+describe('after a promotion, the timeline the target lies on', () => {
+  it('checks a time on the new timeline: commits the old timeline archived after the branch point do not count', async () => {
+    await tc.pg.query(`select pg_create_restore_point('branch-here')`);
+    const [{ at } = { at: new Date(0) }] = await tc.pg.query<{ at: Date }>(`insert into t values (100, 'after the branch on timeline 1') returning clock_timestamp() as at`);
+    await tc.pg.query(`insert into t values (101, 'later on timeline 1')`);
+    await switchAndWaitArchived(tc.pg);
+    // Before the promotion, a time after the branch is reached on timeline 1.
+    const onOne = await run({ time: at.toISOString() });
+    expect(onOne.warnings.join('\n')).not.toContain('switched WAL');
+
+    // Restore, replay to the restore point and promote: timeline 2 branches there and archives into the same repository.
+    const runbook = await loadRunbook(tc.name);
+    cleanups.push(() => stopRestoredCopy(runbook));
+    const ids = { runbook: tc.name, workflowId: `pft-tl-${process.pid}`, runId: `pft-tl-${process.pid}-run` };
+    await new MockActivityEnvironment().run(restoreBaseBackup, { ...ids, backupId, mode: 'side-by-side' });
+    await new MockActivityEnvironment().run(replayWal, { ...ids, target: { name: 'branch-here' } });
+    const promoted = await new MockActivityEnvironment().run(promoteRestored, ids);
+    expect(promoted.timeline).toBe(2);
+    const copy = new Client({ host: '127.0.0.1', port: runbook.restore.port, user: 'postgres', database: 'postgres' });
+    await copy.connect();
+    try {
+      const [row] = (await copy.query<{ w: string }>('select pg_walfile_name(pg_switch_wal()) as w')).rows;
+      const repo = await openRepository(tc.repoUrl, {});
+      await waitFor(`${row!.w} from the promoted copy to be archived`, async () => ((await repo.head(keys.wal(tc.name, row!.w))) ? true : undefined), { timeoutMs: 60_000, intervalMs: 200 });
+      expect(await repo.head(keys.wal(tc.name, '00000002.history'))).toBeDefined();
+    } finally {
+      await copy.end();
+    }
+
+    // The same time is now past the newest commit of timeline 2's line.
+    const f = await refusal({ time: at.toISOString() });
+    console.log(f.message);
+    expect(f.message).toMatch(new RegExp(`^time ${at.toISOString()} is after the newest commit in the WAL archive of cluster ${tc.name} \\(timeline 2, `));
+    // And the restore point on the line is still found.
+    await run({ name: 'branch-here' });
+  }, 180_000);
 });
