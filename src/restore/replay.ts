@@ -10,12 +10,13 @@ import { readWalArchive } from '../catalog/catalog';
 import { LifeboatError } from '../errors';
 import type { ClientConfig } from 'pg';
 import { describeTarget, type ReplayInput, type ReplayProgress, type ReplayResult, type Target } from '../recovery/contract';
+import { archiveLine } from '../recovery/reach';
 import { openRepository } from '../repository';
 import type { Repository } from '../repository/types';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { lifeboatCommand } from '../tools';
 import { clearRestoreFailure, readRestoreFailure } from '../wal/get-failure';
-import { formatLsn, parseLsn, parseSegmentName, segnoOfLsn, walFileKind } from '../wal/names';
+import { formatLsn, parseLsn, parseSegmentName, segmentName, segnoOfLsn } from '../wal/names';
 import { requireOurMarker, updateMarker, type RestoreMarker } from './marker';
 import { archiveGetFailureInLog, restoreCommandFailed, undecodableSegment } from './replay-failure';
 import { postmasterEnv } from './os-user';
@@ -134,7 +135,7 @@ async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
   const { hooks, input, marker } = a;
   const pollMs = hooks.pollMs ?? 1000;
   const latest = 'latest' in input.target;
-  const archiveEnd = new ArchiveEnd(a.repo, a.cluster, marker.backup.walSegmentSize);
+  const archiveEnd = new ArchiveEnd(a.repo, a.cluster, marker.backup);
   const base: ReplayProgress = {
     phase: 'starting',
     startLsn: marker.backup.startLsn,
@@ -228,26 +229,50 @@ function result(marker: RestoreMarker, o: Observed): ReplayResult {
   };
 }
 
-/** The newest archived segment of the cluster, re-read at most every few seconds. */
+/** The last segment replay can read: its name, timeline and LSN range. */
+export interface ArchiveEndSegment {
+  name: string;
+  timeline: number;
+  startLsn: bigint;
+  endLsn: bigint;
+}
+
+/**
+ * The end of the archive for a replay from this backup: the newest archived
+ * segment on the line of timelines it follows (recovery_target_timeline =
+ * 'latest', recovery-conf.ts), not the newest segment of any timeline. After
+ * a side-by-side recovery the old primary may go on archiving its timeline
+ * past the branch point; those segments are not on the line, and waiting for
+ * replay to reach them waits forever (issue 11: 623 s for 0/D000000).
+ */
+export function archiveEndOnLine(
+  files: readonly string[],
+  histories: Readonly<Record<string, string>>,
+  backup: RestoreMarker['backup'],
+): ArchiveEndSegment | undefined {
+  const segSize = backup.walSegmentSize;
+  const startWal = segmentName(backup.timeline, segnoOfLsn(backup.startLsn, segSize), segSize);
+  const line = archiveLine(files, histories, { timeline: backup.timeline, startLsn: backup.startLsn, startWal, walSegmentSize: segSize });
+  const name = line.segments[line.segments.length - 1];
+  if (!name) return undefined;
+  const { timeline, segno } = parseSegmentName(name, segSize);
+  const size = BigInt(segSize);
+  return { name, timeline, startLsn: segno * size, endLsn: (segno + 1n) * size };
+}
+
+/** The end of the archive on the backup's line (archiveEndOnLine), re-read at most every few seconds. */
 class ArchiveEnd {
-  private cached?: { at: number; value?: { name: string; startLsn: bigint; endLsn: bigint } };
+  private cached?: { at: number; value?: ArchiveEndSegment };
   constructor(
     private readonly repo: Repository,
     private readonly cluster: string,
-    private readonly segSize: number,
+    private readonly backup: RestoreMarker['backup'],
   ) {}
 
-  async newest(maxAgeMs = 5000): Promise<{ name: string; startLsn: bigint; endLsn: bigint } | undefined> {
+  async newest(maxAgeMs = 5000): Promise<ArchiveEndSegment | undefined> {
     if (this.cached && Date.now() - this.cached.at < maxAgeMs) return this.cached.value;
-    const { files } = await readWalArchive(this.repo, this.cluster);
-    let best: { name: string; segno: bigint } | undefined;
-    for (const f of files) {
-      if (walFileKind(f.name) !== 'segment') continue;
-      const { segno } = parseSegmentName(f.name, this.segSize);
-      if (!best || segno > best.segno || (segno === best.segno && f.name > best.name)) best = { name: f.name, segno };
-    }
-    const size = BigInt(this.segSize);
-    const value = best ? { name: best.name, startLsn: best.segno * size, endLsn: (best.segno + 1n) * size } : undefined;
+    const { files, histories } = await readWalArchive(this.repo, this.cluster);
+    const value = archiveEndOnLine(files.map((f) => f.name), histories, this.backup);
     this.cached = { at: Date.now(), value };
     return value;
   }
@@ -278,7 +303,7 @@ async function whyItStopped(a: WaitArgs, lastLsn: string | null): Promise<Lifebo
     if (undecodable) return undecodable;
     const redoDone = [...log.matchAll(/redo done at ([0-9A-F]+\/[0-9A-F]+)/g)].pop()?.[1] ?? lastLsn ?? undefined;
     const lastCommit = [...log.matchAll(/last completed transaction was at log time (.+)/g)].pop()?.[1]?.trim();
-    const end = await new ArchiveEnd(a.repo, a.cluster, a.marker.backup.walSegmentSize).newest(0).catch(() => undefined);
+    const end = await new ArchiveEnd(a.repo, a.cluster, a.marker.backup).newest(0).catch(() => undefined);
     const reached = [redoDone ? `LSN ${redoDone}` : undefined, lastCommit ? `last commit at ${lastCommit}` : undefined].filter(Boolean).join(', ');
     return new LifeboatError(
       'RECOVERY_ENDED_BEFORE_TARGET',

@@ -378,7 +378,7 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
 
   // Last in this cluster: the promoted copy archives a new timeline into the
   // repository, which every later replay to 'latest' would follow.
-  it('replays to the end of the archive and pauses without promoting; promote then makes it writable on a new timeline and removes the prefetch spool', async () => {
+  it('replays to the end of the archive and pauses without promoting; promote then makes it writable on a new timeline and removes the prefetch spool; a later replay to latest follows that timeline, not the old primary past the branch', async () => {
     const dataDir = f.runbook.restore.dataDir;
     await activity(restoreBaseBackup, restoreInput(f, 'wf-latest'));
     const { result: replayed } = await activity(replayWal, replayInput(f, 'wf-latest', { latest: true }));
@@ -411,6 +411,38 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
       ].join('\n'),
     });
     expect(await pgCtlStatus(dataDir)).toBe(0);
+
+    // The promoted copy is now timeline 2's primary, and the old primary goes
+    // on archiving timeline 1 past the branch (issue 11, point 3): a replay to
+    // latest follows timeline 2 to its end and pauses there, instead of
+    // waiting for the old primary's further segments.
+    const copy = { query: (sql: string) => onRestored(f.runbook, sql) } as unknown as Parameters<typeof switchAndWaitArchived>[0];
+    const branchSegment = await switchAndWaitArchived(copy);
+    // Until the old timeline reaches further than the new one: what "the newest segment of any timeline" picked.
+    let oldEnd = '';
+    for (let i = 0; i < 10 && !(oldEnd.slice(8) > branchSegment.slice(8)); i++) {
+      await f.tc.pg.query(`insert into t values (${5000 + i}, 'old primary after the branch')`);
+      oldEnd = await switchAndWaitArchived(f.tc.pg);
+    }
+    expect(oldEnd.slice(8) > branchSegment.slice(8)).toBe(true);
+    expect(branchSegment.slice(0, 8)).toBe('00000002');
+
+    const drill = f.runbook.drill!;
+    cleanups.push(() => asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', drill.dataDir, '-m', 'immediate', '-w']).catch(() => ''));
+    await activity(restoreBaseBackup, restoreInput(f, 'wf-latest-tl2', { instance: 'drill' }));
+    const { result } = await activity(replayWal, replayInput(f, 'wf-latest-tl2', { latest: true }, { instance: 'drill' }));
+    expect(result.paused).toBe(true);
+    const c = new Client({ host: '127.0.0.1', port: drill.port, user: 'postgres', database: 'postgres' });
+    await c.connect();
+    try {
+      const { rows } = await c.query<{ ids: number[] }>('select array_agg(id order by id) as ids from t where id >= 3000');
+      // Timeline 2's row is there, the old primary's row after the branch is not.
+      expect(rows[0]!.ids).toEqual([3000, 4000]);
+      const { rows: lsn } = await c.query<{ lsn: string }>('select pg_last_wal_replay_lsn()::text as lsn');
+      console.log(`latest after a recovery: paused at ${lsn[0]!.lsn} (timeline 2 ends in ${branchSegment}; the old primary's timeline 1 reaches ${oldEnd})`);
+    } finally {
+      await c.end();
+    }
   });
 });
 
