@@ -13,6 +13,12 @@ import { parseWorkflowInput } from './input';
 
 /** The patch id around checkNoOtherRecovery: histories recorded before it replay without. */
 const ONE_RECOVERY_PATCH = 'one-recovery-per-runbook';
+/** What a stopped run left behind, by what it had changed (RecoveryMachine.fenceState). */
+const AFTER_STOP = {
+  untouched: 'nothing was touched: no gate, no traffic, no data directory',
+  unfenced: 'this run set no gate: writers, background jobs and the outbox are as they were; a restored copy may still run in restore.dataDir',
+  fenced: 'writers, background jobs and the outbox were left as they were (fenced): reopen them deliberately',
+} as const;
 /** The patch under which a runbook without gates skips approve-fence (runs recorded before it asked anyway). */
 const NO_GATES_NO_FENCE_PATCH = 'no-gates-no-approve-fence';
 
@@ -210,7 +216,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     throw ApplicationFailure.create({
       type: err.kind === 'aborted' ? 'RECOVERY_ABORTED' : 'RECOVERY_REJECTED',
       nonRetryable: true,
-      message: `recovery ${err.kind} at ${err.step} by ${err.by}: ${err.reason}\nHINT: writers, background jobs and the outbox were left as they were (fenced if fencing ran): reopen them deliberately\nHINT: the evidence record is in the repository under evidence/${runId}.json`,
+      message: `recovery ${err.kind} at ${err.step} by ${err.by}: ${err.reason}\nHINT: ${AFTER_STOP[run.fenceState()]}\nHINT: the evidence record is in the repository under evidence/${runId}.json`,
     });
   }
 }

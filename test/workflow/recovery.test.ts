@@ -175,6 +175,7 @@ describe('recoverToPointInTime', () => {
     const err = await wf.result().then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(((err as WorkflowFailedError).cause as Error).message).toContain('recovery aborted at approve-promote by alice: wrong target, starting over');
+    expect(((err as WorkflowFailedError).cause as Error).message).toContain('\nHINT: writers, background jobs and the outbox were left as they were (fenced): reopen them deliberately\n');
     expect(h.calls.log.filter((l) => l.startsWith('setGate')).every((l) => l.includes('"enabled":false'))).toBe(true);
     expect(h.calls.evidence[0]).toMatchObject({ validationStatus: 'aborted' });
     await recordHistory('failed-step-skip-retry-abort', wf);
@@ -391,7 +392,13 @@ describe('recoverToPointInTime', () => {
     await wf.executeUpdate(decideUpdate, { args: [{ step: 'preflight', decision: 'retry', by: 'alice' }] });
     const next = await h.waitForStep(wf, 'approve-fence', 'awaiting-approval');
     expect(next.steps[0]).toMatchObject({ state: 'done', runs: 2 });
-    await wf.terminate('test over');
+    // Rejected before the fence: the failure says nothing was touched, not "fenced".
+    await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-fence', decision: 'reject', by: 'alice', comment: 'wrong incident' }] });
+    const rejected = await failureOf(wf);
+    expect(rejected.message.split('\n').slice(0, 2)).toEqual([
+      'recovery rejected at approve-fence by alice: wrong incident',
+      'HINT: nothing was touched: no gate, no traffic, no data directory',
+    ]);
   });
 
   it('fails at once on a bad input, naming the field', async () => {
