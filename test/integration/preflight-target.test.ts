@@ -258,9 +258,9 @@ describe('after a promotion, the timeline the target lies on', () => {
     const runbook = await loadRunbook(tc.name);
     cleanups.push(() => stopRestoredCopy(runbook));
     const ids = { runbook: tc.name, workflowId: `pft-tl-${process.pid}`, runId: `pft-tl-${process.pid}-run` };
-    await new MockActivityEnvironment().run(restoreBaseBackup, { ...ids, backupId, mode: 'side-by-side' });
+    await new MockActivityEnvironment().run(restoreBaseBackup, { ...ids, backupId, mode: 'side-by-side' as const });
     await new MockActivityEnvironment().run(replayWal, { ...ids, target: { name: 'branch-here' } });
-    const promoted = await new MockActivityEnvironment().run(promoteRestored, ids);
+    const promoted = (await new MockActivityEnvironment().run(promoteRestored, ids)) as Awaited<ReturnType<typeof promoteRestored>>;
     expect(promoted.timeline).toBe(2);
     const copy = new Client({ host: '127.0.0.1', port: runbook.restore.port, user: 'postgres', database: 'postgres' });
     await copy.connect();

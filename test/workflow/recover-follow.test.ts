@@ -15,6 +15,7 @@ import { afterAll, expect, it } from 'vitest';
 import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { ensureSearchAttributes } from '../../src/recovery/search-attributes';
 import { TASK_QUEUE } from '../../src/runbook/schema';
+import { requireTool } from '../../src/tools';
 import { NOTHING_TOUCHED_HINT } from '../../workflows/recovery/machine';
 import { waitFor } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
@@ -33,7 +34,7 @@ it('recover --follow of a target before the oldest backup ends by itself: exit 1
   const namespace = `lifeboat-follow-${process.pid}-${Date.now().toString(36)}`;
   const connection = await Connection.connect({ address: temporalAddress() });
   cleanups.push(() => connection.close());
-  await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: 24 * 3600 } });
+  await exec(requireTool('temporal'), ['operator', 'namespace', 'create', '--address', temporalAddress(), '--namespace', namespace]);
   cleanups.push(() => connection.operatorService.deleteNamespace({ namespace }));
   // A new namespace reaches the server's caches within seconds; wait for it rather than guess.
   await waitFor(`namespace ${namespace}`, () => connection.workflowService.describeNamespace({ namespace }).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 250 });
