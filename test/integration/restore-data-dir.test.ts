@@ -10,10 +10,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, w
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from 'pg';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import type { ActivityFunction } from '@temporalio/common';
 import { asPostgres, postgresTempDir, switchAndWaitArchived, PG_BIN } from '../harness/postgres';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
+import { activity } from '../harness/activity';
 import { runCleanups } from '../harness/cleanups';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import type { BackupMeta } from '../../src/catalog/backup-meta';
@@ -45,15 +44,6 @@ afterAll(async () => {
   await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
-
-/** Runs an activity in its own activity context, collecting its heartbeats. */
-async function activity<P extends unknown[], R>(fn: ActivityFunction<P, R>, ...args: P): Promise<{ result: R; beats: unknown[] }> {
-  const env = new MockActivityEnvironment();
-  const beats: unknown[] = [];
-  env.on('heartbeat', (d: unknown) => beats.push(d));
-  const result = await env.run<P, R, ActivityFunction<P, R>>(fn, ...args);
-  return { result, beats };
-}
 
 const input = (runbook: string, workflowId: string): RestoreInput => ({ runbook, backupId: backup.backupId, mode: 'side-by-side', workflowId, runId: `${workflowId}-run` });
 

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from 'pg';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { CancelledFailure, type ActivityFunction } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
+import { activity } from '../harness/activity';
 import { asPostgres, postgresTempDir, switchAndWaitArchived, PG_BIN } from '../harness/postgres';
 import { startTestCluster, type RepoKind, type TestCluster } from '../harness/cluster';
 import { freePort, waitFor } from '../harness/ports';
@@ -38,15 +39,6 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
   rmSync(runbooksDir, { recursive: true, force: true });
 });
-
-/** Runs an activity in its own activity context, collecting its heartbeats. */
-async function activity<P extends unknown[], R>(fn: ActivityFunction<P, R>, ...args: P): Promise<{ result: R; beats: unknown[] }> {
-  const env = new MockActivityEnvironment();
-  const beats: unknown[] = [];
-  env.on('heartbeat', (d: unknown) => beats.push(d));
-  const result = await env.run<P, R, ActivityFunction<P, R>>(fn, ...args);
-  return { result, beats };
-}
 
 interface Fixture {
   tc: TestCluster;

@@ -1,0 +1,13 @@
+// Runs a real activity function in its own activity context
+// (MockActivityEnvironment: a real Context, no worker), collecting the
+// heartbeats it sends, for integration tests of activities.
+import type { ActivityFunction } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+
+export async function activity<P extends unknown[], R>(fn: ActivityFunction<P, R>, ...args: P): Promise<{ result: R; beats: unknown[] }> {
+  const env = new MockActivityEnvironment();
+  const beats: unknown[] = [];
+  env.on('heartbeat', (d: unknown) => beats.push(d));
+  const result = await env.run<P, R, ActivityFunction<P, R>>(fn, ...args);
+  return { result, beats };
+}
