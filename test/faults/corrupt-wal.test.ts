@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, expect, it } from 'vitest';
 import { readWalArchive } from '../../src/catalog/catalog';
-import { approveSignal, rejectSignal, retrySignal } from '../../src/recovery/messages';
+import { approveSignal, rejectSignal, retrySignal, statusQuery } from '../../src/recovery/messages';
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
 import { encodeWal } from '../../src/wal/compress';
@@ -49,7 +49,7 @@ async function activityMs(wf: WorkflowHandle, activityType: string): Promise<num
   return ms(failed.eventTime) - ms(started.eventTime);
 }
 
-it('a corrupt archived segment: replay-wal fails WAL_CHECKSUM_MISMATCH naming it at its first attempt, nothing promoted; a good copy put back and the step retried reaches exactly the rows at the target', async () => {
+it('a corrupt archived segment: preflight refuses it before the fence; damaged after preflight, replay-wal fails WAL_CHECKSUM_MISMATCH naming it at its first attempt, nothing promoted; a good copy put back and the step retried reaches exactly the rows at the target', async () => {
   const cluster = await backedUpCluster('corruptwal', cleanups);
   const { tc, name, runbook } = cluster;
   const dataDir = runbook.restore.dataDir;
@@ -68,16 +68,31 @@ it('a corrupt archived segment: replay-wal fails WAL_CHECKSUM_MISMATCH naming it
   const key = keys.wal(name, segment);
   const original = (await repo.get(key))!;
   const wrong = Buffer.alloc(16 * 1024 * 1024, 7);
-  await repo.put(key, await encodeWal(segment, wrong), { sha256: original.info.sha256! });
-
+  const corrupt = async () => repo.put(key, await encodeWal(segment, wrong), { sha256: original.info.sha256! });
   const { client, taskQueue } = await recoveryWorkers(cluster, cleanups);
-  const wf = await client.workflow.start('recoverToPointInTime', {
-    taskQueue,
-    workflowId: `corrupt-wal-${name}`,
-    args: [{ runbook: name, target: { name: 'corrupt-wal-target' }, incident: 'INC-WAL', reason: 'corrupt WAL fault test' }],
-  });
+  const start = (workflowId: string) =>
+    client.workflow.start('recoverToPointInTime', {
+      taskQueue,
+      workflowId,
+      args: [{ runbook: name, target: { name: 'corrupt-wal-target' }, incident: 'INC-WAL', reason: 'corrupt WAL fault test' }],
+    });
+
+  // Damaged before the run starts: preflight, which reads the archived WAL for
+  // the restore point, finds it and the run ends there, nothing fenced.
+  await corrupt();
+  const early = await start(`corrupt-wal-early-${name}`);
+  cleanups.push(() => early.terminate().catch(() => undefined));
+  await expect(early.result()).rejects.toMatchObject({ cause: { type: 'WAL_CHECKSUM_MISMATCH' } });
+  const earlySteps = (await early.query(statusQuery)).steps;
+  expect(earlySteps.find((s) => s.id === 'preflight')!.state).toBe('failed');
+  expect(earlySteps.filter((s) => s.id !== 'preflight').map((s) => s.state)).toEqual(earlySteps.slice(1).map(() => 'pending'));
+
+  // Damaged after preflight passed (held at approve-fence): replay-wal meets it.
+  await repo.put(key, original.body, { sha256: original.info.sha256! });
+  const wf = await start(`corrupt-wal-${name}`);
   cleanups.push(() => wf.terminate().catch(() => undefined));
   await waitForStep(wf, 'approve-fence', 'awaiting-approval');
+  await corrupt();
   await wf.signal(approveSignal, { step: 'approve-fence', by: 'alice' });
   const failedAt = await waitForStep(wf, 'replay-wal', 'failed');
   const err = failedAt.steps.find((s) => s.id === 'replay-wal')!.error!;
@@ -110,7 +125,7 @@ it('a corrupt archived segment: replay-wal fails WAL_CHECKSUM_MISMATCH naming it
   await expect(wf.result()).rejects.toMatchObject({ cause: { type: 'RECOVERY_REJECTED' } });
   expect(await queryAt(restored, 'select pg_is_in_recovery() as r')).toEqual([{ r: true }]);
 
-  const line = `corrupt WAL segment: WAL_CHECKSUM_MISMATCH ${(failMs / 1000).toFixed(1)} s after replay-wal started (one attempt, no automatic retry); good copy put back and retried, paused at the target ${(retryMs / 1000).toFixed(1)} s after the retry (issue 10: 104 s of futile retries, then TOOL_FAILED)`;
+  const line = `corrupt WAL segment: already damaged at the start, the run ended in preflight with WAL_CHECKSUM_MISMATCH, nothing fenced; damaged after preflight, WAL_CHECKSUM_MISMATCH ${(failMs / 1000).toFixed(1)} s after replay-wal started (one attempt, no automatic retry); good copy put back and retried, paused at the target ${(retryMs / 1000).toFixed(1)} s after the retry (issue 10: 104 s of futile retries, then TOOL_FAILED)`;
   console.log(line);
   const out = path.join(artifactsDir(), 'faults');
   mkdirSync(out, { recursive: true });
