@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
-import { ApplicationFailure, type ActivityFunction } from '@temporalio/common';
+import type { ApplicationFailure, ActivityFunction } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { replayWal, restoreBaseBackup } from '../../activities/restore';
@@ -25,6 +25,7 @@ import type { Runbook } from '../../src/runbook/schema';
 import { decodeWal, encodeWal } from '../../src/wal/compress';
 import { formatLsn, parseSegmentName } from '../../src/wal/names';
 import { RESTORE_FAILURE_FILE } from '../../src/wal/get-failure';
+import { failureOf } from '../harness/activity';
 import { runCleanups } from '../harness/cleanups';
 import { startTestCluster, type RepoKind, type TestCluster } from '../harness/cluster';
 import { asPostgres, PG_BIN, postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
@@ -83,14 +84,6 @@ async function firstAttempt<P extends unknown[], R>(fn: ActivityFunction<P, R>, 
   return new MockActivityEnvironment({ attempt: 1 }).run<P, R, ActivityFunction<P, R>>(fn, ...args);
 }
 
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 /** Stops and removes the restored copy; it lives in the cluster's own temporary state directory. */
 async function clearRestore(runbook: Runbook): Promise<void> {

@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
+import { failureOf } from '../harness/activity';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,14 +62,6 @@ async function appdb<T extends Record<string, unknown>>(sql: string, params?: un
   }
 }
 
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 /** setGate as the worker runs it, inside an activity context (whose workflow id feeds the skip hint). */
 const gate = (input: Parameters<typeof setGate>[0]) => env.run(setGate, input) as ReturnType<typeof setGate>;

@@ -8,14 +8,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkNoOtherRecovery } from '../../activities/one-recovery';
 import { abortSignal } from '../../src/recovery/messages';
 import { waitFor } from '../harness/ports';
-import { startHarness, TIME_TARGET, type Harness } from './recovery-harness';
+import { startHarness, TIME_TARGET, workflowFailure, type Harness } from './recovery-harness';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -40,16 +39,6 @@ function heldCheck(count: () => number): typeof checkNoOtherRecovery {
   };
 }
 
-async function failureOf(wf: WorkflowHandle): Promise<ApplicationFailure> {
-  const err = await wf.result().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  const cause = (err as WorkflowFailedError).cause;
-  expect(cause).toBeInstanceOf(ApplicationFailure);
-  return cause as ApplicationFailure;
-}
 
 /**
  * LIFEBOAT_RECORD_HISTORIES=1 writes the runs' histories into
@@ -79,7 +68,7 @@ describe('one recovery per runbook', () => {
     const firstStart = (startedFirst ? da : db).startTime.toISOString();
     const firstRunId = (startedFirst ? da : db).runId;
 
-    const failure = await failureOf(second);
+    const failure = await workflowFailure(second);
     expect(failure.type).toBe('RECOVERY_ALREADY_RUNNING');
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toBe(
@@ -104,7 +93,7 @@ describe('one recovery per runbook', () => {
 
     // Once it has ended, a new recovery of the runbook proceeds.
     await first.signal(abortSignal, { step: 'approve-fence', by: 'alice', reason: 'starting over with another target' });
-    expect((await failureOf(first)).type).toBe('RECOVERY_ABORTED');
+    expect((await workflowFailure(first)).type).toBe('RECOVERY_ABORTED');
     await recordHistory('one-recovery-refused', second);
     await recordHistory('one-recovery-first-aborted', first);
     expected = 1;

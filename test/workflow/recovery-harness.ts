@@ -3,7 +3,8 @@
 // orchestration: approvals, retries, retarget, abort). The real activities
 // are tested against real services in test/integration and test/e2e.
 import { ApplicationFailure } from '@temporalio/common';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { expect } from 'vitest';
+import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -190,3 +191,15 @@ export async function startHarness(label: string, runbookExtra: Record<string, u
 }
 
 export const TIME_TARGET: Target = { time: '2026-11-21T14:31:59Z' };
+
+/** The ApplicationFailure a workflow run failed with (its type is the catalogue's code). */
+export async function workflowFailure(wf: WorkflowHandle): Promise<ApplicationFailure> {
+  const err = await wf.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  return cause as ApplicationFailure;
+}

@@ -6,7 +6,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { approveSignal, decideUpdate, retargetSignal, abortSignal, statusQuery } from '../../src/recovery/messages';
@@ -14,7 +13,7 @@ import { requireTool } from '../../src/tools';
 import type { Evidence } from '../../src/recovery/contract';
 import { temporalAddress } from '../harness/services';
 import { NOTHING_TOUCHED_HINT } from '../../workflows/recovery/machine';
-import { startHarness, TIME_TARGET, type Harness } from './recovery-harness';
+import { startHarness, TIME_TARGET, workflowFailure, type Harness } from './recovery-harness';
 
 const exec = promisify(execFile);
 let h: Harness | undefined;
@@ -336,7 +335,7 @@ describe('recoverToPointInTime', () => {
     ].join('\n');
     h = await startHarness('nobackup', {}, { failures: { preflight: [{ type: 'BACKUP_NOT_FOUND', message: noBackup }] } });
     const wf = await h.start({ target: { time: '2020-01-01T00:00:00Z' } });
-    const failure = await failureOf(wf);
+    const failure = await workflowFailure(wf);
     expect(failure.type).toBe('BACKUP_NOT_FOUND');
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toBe(`${noBackup}\nHINT: ${NOTHING_TOUCHED_HINT}`);
@@ -365,7 +364,7 @@ describe('recoverToPointInTime', () => {
       '--input', JSON.stringify({ runbook: 'nosuch', target: { latest: true } }),
     ]);
     const wf = h.client.workflow.getHandle(workflowId);
-    const failure = await failureOf(wf);
+    const failure = await workflowFailure(wf);
     expect(failure.type).toBe('RUNBOOK_NOT_FOUND');
     expect(failure.message).toBe(`${unknown}\nHINT: ${NOTHING_TOUCHED_HINT}`);
     const s = await h.status(wf);
@@ -394,7 +393,7 @@ describe('recoverToPointInTime', () => {
     expect(next.steps[0]).toMatchObject({ state: 'done', runs: 2 });
     // Rejected before the fence: the failure says nothing was touched, not "fenced".
     await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-fence', decision: 'reject', by: 'alice', comment: 'wrong incident' }] });
-    const rejected = await failureOf(wf);
+    const rejected = await workflowFailure(wf);
     expect(rejected.message.split('\n').slice(0, 2)).toEqual([
       'recovery rejected at approve-fence by alice: wrong incident',
       'HINT: nothing was touched: no gate, no traffic, no data directory',
@@ -411,13 +410,6 @@ describe('recoverToPointInTime', () => {
   });
 });
 
-async function failureOf(wf: WorkflowHandle): Promise<ApplicationFailure> {
-  const err = await wf.result().then(() => undefined, (e: unknown) => e);
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  const cause = (err as WorkflowFailedError).cause;
-  expect(cause).toBeInstanceOf(ApplicationFailure);
-  return cause as ApplicationFailure;
-}
 
 /** Activity types the run scheduled, in order: what it asked and touched. */
 async function scheduled(wf: WorkflowHandle): Promise<string[]> {
