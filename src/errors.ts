@@ -47,6 +47,7 @@ export const ERROR_CODES = [
   'TIMEOUT',
   'CANCELLED',
   'TARGET_UNREACHABLE',
+  'PRIVILEGE_MISSING',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -115,6 +116,10 @@ export function isRetryable(code: ErrorCode): boolean {
     // restore point it lacks, an LSN past its end): asking again finds the same
     // archive; an operator chooses a target it holds.
     case 'TARGET_UNREACHABLE':
+    // The role lacks a grant (on the primary, or in the chosen backup's
+    // catalog, which no grant can change any more): a superuser grants it
+    // (lifeboat grants), and for a backup's catalog a new backup is taken.
+    case 'PRIVILEGE_MISSING':
       return false;
     default: {
       const unhandled: never = code;
