@@ -47,6 +47,7 @@ export const ERROR_CODES = [
   'TIMEOUT',
   'CANCELLED',
   'TARGET_UNREACHABLE',
+  'TIMELINE_SUPERSEDED',
   'PRIVILEGE_MISSING',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -120,6 +121,10 @@ export function isRetryable(code: ErrorCode): boolean {
     // catalog, which no grant can change any more): a superuser grants it
     // (lifeboat grants), and for a backup's catalog a new backup is taken.
     case 'PRIVILEGE_MISSING':
+    // archive-push of WAL from a server a newer timeline replaced (an old
+    // primary after a side-by-side recovery): the same file is refused again
+    // until that server is stopped or archives elsewhere.
+    case 'TIMELINE_SUPERSEDED':
       return false;
     default: {
       const unhandled: never = code;

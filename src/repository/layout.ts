@@ -16,6 +16,8 @@ export const keys = {
     `${cluster}/wal/${walFile}${walFileKind(walFile) === 'segment' ? WAL_COMPRESSED_SUFFIX : ''}`,
   evidence: (cluster: string, runId: string) => `${cluster}/evidence/${runId}.json`,
   audit: (cluster: string, runId: string) => `${cluster}/audit/${runId}.jsonl`,
+  /** Where a side-by-side recovery re-pointed the cluster's primary (src/catalog/primary.ts). */
+  primaryOverlay: (cluster: string) => `${cluster}/primary.json`,
 };
 
 /** The WAL file name of a key under <cluster>/wal/, or undefined for other keys. */

@@ -22,6 +22,7 @@ import type { Repository } from '../repository/types';
 import { fileIdentity, markerDir, markerText, writeMarker } from './marker';
 import { walFileKind } from './names';
 import { pushWalFile } from './push';
+import { TimelineWatch } from './superseded';
 import { isAlive } from './pid';
 
 const IDLE_EXIT_MS = 3000;
@@ -134,6 +135,9 @@ export async function runPusher(opts: {
   // A file that failed here is left to PostgreSQL's own call, which reports why.
   const gaveUp = new Set<string>();
   const inFlight = new Map<string, Promise<void>>();
+  // History files found stay known for every push; a missing newer timeline
+  // is asked again for each file, so one that appears stops the very next push.
+  const watch = new TimelineWatch(opts.repo, opts.cluster);
   let idleSince = Date.now();
   try {
     for (;;) {
@@ -153,7 +157,7 @@ export async function runPusher(opts: {
         const task = (async () => {
           try {
             const before = fileIdentity(file);
-            const outcome = await pushWalFile(opts.repo, opts.cluster, file);
+            const outcome = await pushWalFile(opts.repo, opts.cluster, file, watch);
             if (before !== undefined && fileIdentity(file) === before) {
               await writeMarker(pgWalDir, walFile, markerText(before, outcome.sha256, opts.target));
             }

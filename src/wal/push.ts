@@ -8,7 +8,8 @@ import { LifeboatError } from '../errors';
 import { keys } from '../repository/layout';
 import type { Repository } from '../repository/types';
 import { decodeWal, encodeWal, sha256Hex } from './compress';
-import { walFileKind } from './names';
+import { DEFAULT_WAL_SEGMENT_SIZE, walFileKind } from './names';
+import { TimelineWatch, type Supersession } from './superseded';
 
 export interface PushOutcome {
   walFile: string;
@@ -34,17 +35,35 @@ export function checkWalFileName(walFile: string): void {
 /**
  * Archives one WAL file: compressed, checksummed, create-only. Content that
  * is already archived counts as success; different content under the same
- * name is a conflict, and the archived copy is left as it is.
+ * name is a conflict, and the archived copy is left as it is. WAL of a
+ * timeline that a newer archived timeline replaced is refused
+ * (TIMELINE_SUPERSEDED, ./superseded.ts). `watch` keeps the history files
+ * found between calls (the read-ahead pusher passes one for all its pushes).
  */
-export async function pushWalFile(repo: Repository, cluster: string, file: string): Promise<PushOutcome> {
+export async function pushWalFile(repo: Repository, cluster: string, file: string, watch?: TimelineWatch): Promise<PushOutcome> {
   const walFile = path.basename(file);
   checkWalFileName(walFile);
   const content = await fs.readFile(file);
+  // A segment's size is the cluster's WAL segment size (initdb --wal-segsize).
+  const kind = walFileKind(walFile);
+  const segSize = (kind === 'segment' || kind === 'partial') && isSegmentSize(content.length) ? content.length : DEFAULT_WAL_SEGMENT_SIZE;
+  // The probe for newer timelines runs while the file is compressed.
+  const superseded = (watch ?? new TimelineWatch(repo, cluster)).check(walFile, segSize);
+  superseded.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
   const sha256 = sha256Hex(content);
   const stored = await encodeWal(walFile, content);
   const key = keys.wal(cluster, walFile);
-  const res = await repo.put(key, stored, { sha256, ifAbsent: true });
   const outcome = { walFile, sha256, bytes: content.length, storedBytes: stored.length };
+  const by = await superseded;
+  if (by) {
+    // Archived before the newer timeline appeared (PostgreSQL retrying a
+    // call whose answer it never got): that is done, not a new write.
+    const existing = await repo.head(key);
+    const archivedSha = existing ? (existing.sha256 ?? (await shaOfArchived(repo, key, walFile))) : undefined;
+    if (archivedSha === sha256) return { ...outcome, result: 'already-archived' };
+    throw await supersededError(repo, cluster, file, by);
+  }
+  const res = await repo.put(key, stored, { sha256, ifAbsent: true });
   if (res.written) return { ...outcome, result: 'stored' };
   const archivedSha = res.existing.sha256 ?? (await shaOfArchived(repo, key, walFile));
   if (archivedSha === sha256) return { ...outcome, result: 'already-archived' };
@@ -72,4 +91,37 @@ async function shaOfArchived(repo: Repository, key: string, walFile: string): Pr
   } catch {
     return undefined;
   }
+}
+
+function isSegmentSize(n: number): boolean {
+  return n >= 1 << 20 && n <= 1 << 30 && (n & (n - 1)) === 0;
+}
+
+/** What the old primary's server log shows, once per retry: who replaced it, when, and what to do. */
+async function supersededError(repo: Repository, cluster: string, file: string, s: Supersession): Promise<LifeboatError> {
+  const when = s.archivedAt ? `, archived ${s.archivedAt.toISOString()}` : '';
+  const reason = s.reason ? ` (${s.reason})` : '';
+  const hints: string[] = [];
+  try {
+    // Loaded only here: archive-push must start fast, and this is the rare path.
+    const { readPrimaryOverlay } = await import('../catalog/primary');
+    const o = await readPrimaryOverlay(repo, cluster);
+    if (o && o.timeline >= s.by) {
+      hints.push(`the cluster's primary is now ${o.host}:${o.port} (timeline ${o.timeline}), promoted by recovery ${o.workflowId} at ${o.promotedAt}`);
+    }
+  } catch {
+    /* the hint is a courtesy; the refusal stands without it */
+  }
+  hints.push(
+    `this server is no longer the primary of cluster ${cluster}: stop it (pg_ctl stop -D <its data directory>), or, if it must keep running, point its archive_command at another repository or --cluster`,
+    'nothing is lost: PostgreSQL keeps the file in pg_wal and retries it (pg_wal grows until this server stops or archives elsewhere)',
+    `lifeboat check reports it as two writers; a backup of this server cannot be continued from the archive`,
+  );
+  return new LifeboatError(
+    'TIMELINE_SUPERSEDED',
+    `refused to archive ${s.walFile} (timeline ${s.timeline}, from ${s.startLsn}) into ${repo.url} (cluster ${cluster}): ` +
+      `timeline ${s.by} branched off timeline ${s.timeline} at ${s.switchLsn}${reason} (${s.historyFile}${when}), ` +
+      `so timeline ${s.timeline} past that point is WAL no restore of this cluster reads`,
+    { hints, details: { walFile: s.walFile, file, cluster, timeline: s.timeline, supersededBy: s.by, switchLsn: s.switchLsn } },
+  );
 }
