@@ -11,11 +11,29 @@ import { isKeptEntry } from '../restore/data-dir';
 import { readMarker, requireOurMarker, describeMarker } from '../restore/marker';
 import { postmasterRunning, stopPostmaster } from '../restore/postmaster';
 import { restoreSite, siteClientConfig } from '../restore/site';
+import { quoteIdent } from '../gates/sql';
 import type { Runbook } from '../runbook/schema';
 import type { SmokeWriteResult, TeardownResult } from './contract';
 
 /** A table only drill copies ever hold: the smoke write lands there, never in an application table. */
 export const SMOKE_TABLE = 'lifeboat_drill_smoke';
+
+/**
+ * Where the smoke table goes: the first schema of the role's search_path
+ * (by default "$user", public) in which it may create. PostgreSQL 15 gives
+ * PUBLIC no CREATE on schema public, and the copy's catalog is the backup's,
+ * so nothing can be granted on the copy: the place must exist on the primary
+ * before the backup (a schema named after the role, as `lifeboat grants`
+ * prints, or CREATE on public). Returns the schema, or what the path holds.
+ */
+async function smokeSchema(c: Client): Promise<{ schema?: string; searchPath: string; seen: string[] }> {
+  const searchPath = (await c.query<{ p: string }>('select current_setting($1) as p', ['search_path'])).rows[0]!.p;
+  // current_schemas(false): the schemas of the path that exist, in order ("$user" resolved).
+  const { rows } = await c.query<{ s: string; create: boolean }>(
+    `select s, has_schema_privilege(s, 'CREATE') as create from unnest(current_schemas(false)) with ordinality as p(s, i) order by i`,
+  );
+  return { schema: rows.find((r) => r.create)?.s, searchPath, seen: rows.map((r) => `${r.s} (${r.create ? 'CREATE' : 'no CREATE'})`) };
+}
 
 /**
  * A write in the promoted drill copy, committed, then read back on a second
@@ -31,7 +49,9 @@ export async function smokeWrite(runbook: Runbook, input: { workflowId: string }
     });
   }
   const config = siteClientConfig(runbook, site, { application_name: 'lifeboat-drill-smoke', query_timeout: 30_000, connectionTimeoutMillis: 5000 });
-  const where = `${site.address}:${site.port} (${site.dataDir}, database ${String(config.database)})`;
+  const role = String(config.user);
+  const database = String(config.database);
+  const where = `${site.address}:${site.port} (${site.dataDir}, database ${database})`;
   const connectAnd = async <T>(body: (c: Client) => Promise<T>): Promise<T> => {
     const c = new Client(config);
     c.on('error', () => undefined);
@@ -42,37 +62,54 @@ export async function smokeWrite(runbook: Runbook, input: { workflowId: string }
       await c.end().catch(() => undefined);
     }
   };
-  let written: { id: string; lsn: string };
+  let written: { id: string; lsn: string; table: string; shown: string };
   try {
     written = await connectAnd(async (c) => {
+      const place = await smokeSchema(c);
+      if (!place.schema) {
+        throw new LifeboatError(
+          'PRIVILEGE_MISSING',
+          `smoke-write: role ${role} may create a table in no schema of its search_path (${place.searchPath}: ${place.seen.join(', ') || 'none of them exists'}) in database ${database} of the drill copy at ${where}`,
+          {
+            hints: [
+              `the copy's catalog is the backup's, so the fix goes on the primary, in database ${database}: CREATE SCHEMA IF NOT EXISTS ${quoteIdent(role)} AUTHORIZATION ${quoteIdent(role)};`,
+              `then take a new base backup (lifeboat backup --runbook ${runbook.name}): drills restore backups taken before the grant without it`,
+              `lifeboat grants --runbook ${runbook.name} prints this with every other grant the role needs`,
+            ],
+          },
+        );
+      }
+      const table = `${quoteIdent(place.schema)}.${SMOKE_TABLE}`;
+      const shown = `${place.schema}.${SMOKE_TABLE}`;
       // read write explicitly: a role with default_transaction_read_only (a fenced
       // application role carried over from the primary) must not hide a broken copy.
       await c.query('begin read write');
       await c.query(
-        `create table if not exists ${SMOKE_TABLE} (id bigint generated always as identity primary key, workflow_id text not null, written_at timestamptz not null default clock_timestamp())`,
+        `create table if not exists ${table} (id bigint generated always as identity primary key, workflow_id text not null, written_at timestamptz not null default clock_timestamp())`,
       );
-      const { rows } = await c.query<{ id: string }>(`insert into ${SMOKE_TABLE} (workflow_id) values ($1) returning id::text as id`, [input.workflowId]);
+      const { rows } = await c.query<{ id: string }>(`insert into ${table} (workflow_id) values ($1) returning id::text as id`, [input.workflowId]);
       await c.query('commit');
       const lsn = (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
-      return { id: rows[0]!.id, lsn };
+      return { id: rows[0]!.id, lsn, table, shown };
     });
   } catch (err) {
+    if (err instanceof LifeboatError) throw err;
     throw new LifeboatError('SQL_FAILED', `smoke-write: the promoted drill copy at ${where} refused a write: ${errorMessage(err)}`, {
-      hints: [`the write was: insert into ${SMOKE_TABLE} (created if absent) as ${String(config.user)}`, 'a copy that cannot take a write cannot replace the primary: read its server log beside the data directory'],
+      hints: [`the write was: insert into ${SMOKE_TABLE} (created if absent) as ${role}`, 'a copy that cannot take a write cannot replace the primary: read its server log beside the data directory'],
       cause: err,
     });
   }
   const back = await connectAnd((c) =>
-    c.query<{ workflow_id: string }>(`select workflow_id from ${SMOKE_TABLE} where id = $1`, [written.id]),
+    c.query<{ workflow_id: string }>(`select workflow_id from ${written.table} where id = $1`, [written.id]),
   ).catch((err: unknown) => {
     throw new LifeboatError('SQL_FAILED', `smoke-write: the row written in the drill copy at ${where} could not be read back: ${errorMessage(err)}`, { cause: err });
   });
   if (back.rows[0]?.workflow_id !== input.workflowId) {
-    throw new LifeboatError('SQL_FAILED', `smoke-write: row ${written.id} of ${SMOKE_TABLE} in the drill copy at ${where} was committed but reads back as ${JSON.stringify(back.rows[0] ?? null)}`, {
+    throw new LifeboatError('SQL_FAILED', `smoke-write: row ${written.id} of ${written.shown} in the drill copy at ${where} was committed but reads back as ${JSON.stringify(back.rows[0] ?? null)}`, {
       hints: ['a committed write that does not read back is data loss: keep the copy (keep: true) and read its server log'],
     });
   }
-  return { writableAt: new Date().toISOString(), table: SMOKE_TABLE, id: written.id, lsn: written.lsn };
+  return { writableAt: new Date().toISOString(), table: written.shown, id: written.id, lsn: written.lsn };
 }
 
 /**

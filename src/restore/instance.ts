@@ -6,7 +6,8 @@ import { Client } from 'pg';
 import { LifeboatError, errorMessage } from '../errors';
 import type { Runbook } from '../runbook/schema';
 import { readMarker, requireOurMarker, updateMarker } from './marker';
-import { postmasterRunning, stopPostmaster } from './postmaster';
+import { runAsOsUser } from './os-user';
+import { lastLines, postmasterRunning, stopPostmaster } from './postmaster';
 import { restoreSite, siteClientConfig, siteLabel } from './site';
 import type { RestoreInstanceKind } from '../recovery/contract';
 
@@ -19,7 +20,18 @@ export interface Promoted {
   lsn: string;
 }
 
-/** pg_promote on the paused copy; a repeated call reports the promotion that already happened. */
+/** How long pg_ctl promote waits for the end of recovery (its -t). */
+const PROMOTE_WAIT_S = 60;
+
+/**
+ * Promotes the paused copy with `pg_ctl promote -w` as the OS user, not with
+ * SQL: pg_promote() needs an EXECUTE grant, and the paused copy is read-only
+ * with the backup's catalog, so a role lacking it there can never be granted
+ * it (issue 11). pg_ctl writes the promote signal file and signals the
+ * postmaster, the same mechanism pg_promote uses, and it ends a paused
+ * recovery too. A repeated call reports the promotion that already happened
+ * (pg_is_in_recovery() false) instead of promoting again.
+ */
 export async function promoteRestored(runbook: Runbook, input: { workflowId: string; instance?: RestoreInstanceKind }): Promise<Promoted> {
   const site = restoreSite(runbook, input.instance);
   const pg = site.pg;
@@ -32,20 +44,27 @@ export async function promoteRestored(runbook: Runbook, input: { workflowId: str
       ],
     });
   }
-  const client = new Client(siteClientConfig(runbook, site, { application_name: 'lifeboat-promote', query_timeout: 90_000 }));
+  const client = new Client(siteClientConfig(runbook, site, { application_name: 'lifeboat-promote', query_timeout: 30_000 }));
   client.on('error', () => undefined);
+  const where = `${site.address}:${site.port} (${pg.dataDir})`;
   try {
     await client.connect();
     const inRecovery = async () => (await client.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]!.r;
     if (await inRecovery()) {
-      // wait => true: returns once promotion finished, or false after 60 s.
-      const { rows } = await client.query<{ ok: boolean }>('select pg_promote(true, 60) as ok');
-      if (!rows[0]?.ok || (await inRecovery())) {
-        throw new LifeboatError('PG_UNREACHABLE', `promote: PostgreSQL in ${pg.dataDir} did not finish promoting within 60 s`, {
-          hints: [`read its server log${marker.logFile ? ` (${marker.logFile})` : ''}; a retry checks again and does not promote twice`],
+      const r = await runAsOsUser(pg.osUser, `${pg.pgBin}/pg_ctl`, ['promote', '-w', '-t', String(PROMOTE_WAIT_S), '-D', pg.dataDir]);
+      // A non-zero exit with recovery over is a promotion that happened anyway
+      // (a dead attempt's, or one that finished just after pg_ctl gave up).
+      if (r.code !== 0 && (await inRecovery())) {
+        const said = lastLines(r.stderr || r.stdout, 4);
+        throw new LifeboatError('TOOL_FAILED', `promote: pg_ctl promote -D ${pg.dataDir} (as ${pg.osUser}) exited ${r.code} and the copy is still in recovery${said.length > 0 ? `:\n  ${said.join('\n  ')}` : ''}`, {
+          hints: [
+            `read its server log${marker.logFile ? ` (${marker.logFile})` : ''}`,
+            'a retry checks pg_is_in_recovery() first and does not promote twice',
+          ],
         });
       }
     }
+    // pg_current_wal_lsn() and pg_walfile_name() are PUBLIC's: no grant needed on the promoted copy.
     const { rows } = await client.query<{ lsn: string; wal: string }>(
       'select pg_current_wal_lsn()::text as lsn, pg_walfile_name(pg_current_wal_lsn()) as wal',
     );
@@ -55,7 +74,7 @@ export async function promoteRestored(runbook: Runbook, input: { workflowId: str
     return { promotedAt, timeline: parseInt(rows[0]!.wal.slice(0, 8), 16), lsn: rows[0]!.lsn };
   } catch (err) {
     if (err instanceof LifeboatError) throw err;
-    throw new LifeboatError('PG_UNREACHABLE', `promote: cannot talk to PostgreSQL at ${site.address}:${site.port} (${pg.dataDir}): ${errorMessage(err)}`, {
+    throw new LifeboatError('PG_UNREACHABLE', `promote: cannot talk to PostgreSQL at ${where}: ${errorMessage(err)}`, {
       hints: ['a retry checks whether it was promoted and does not promote twice'],
       cause: err,
     });

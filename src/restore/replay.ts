@@ -7,7 +7,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { readWalArchive } from '../catalog/catalog';
-import { LifeboatError } from '../errors';
+import { LifeboatError, errorMessage } from '../errors';
+import { quoteIdent, sqlState } from '../gates/sql';
 import type { ClientConfig } from 'pg';
 import { describeTarget, type ReplayInput, type ReplayProgress, type ReplayResult, type Target } from '../recovery/contract';
 import { archiveLine } from '../recovery/reach';
@@ -201,7 +202,7 @@ async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
         if (end) progress.targetLsn = formatLsn(end.endLsn);
         // Every archived segment is replayed once replay is past the start of the newest one.
         if (end && parseLsn(o.lsn) > end.startLsn) {
-          await client!.query('select pg_wal_replay_pause()');
+          await pauseReplay(client!, a);
           pauseAsked = true;
         }
       }
@@ -210,6 +211,35 @@ async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
     }
   } finally {
     await client?.end().catch(() => undefined);
+  }
+}
+
+/**
+ * pg_wal_replay_pause() on the copy, which a latest replay needs to stop at
+ * the archive's end. Only superusers and roles granted EXECUTE may call it,
+ * and the copy is read-only with the backup's catalog: a refusal is a grant
+ * missing on the primary when the backup was taken, which no retry can fix.
+ */
+async function pauseReplay(client: Client, a: WaitArgs): Promise<void> {
+  try {
+    await client.query('select pg_wal_replay_pause()');
+  } catch (err) {
+    // 42501 insufficient_privilege ("permission denied for function pg_wal_replay_pause").
+    if (sqlState(err) !== '42501') throw err;
+    const role = String(a.clientConfig.user);
+    const database = String(a.clientConfig.database);
+    throw new LifeboatError(
+      'PRIVILEGE_MISSING',
+      `replay-wal: role ${role} may not call pg_wal_replay_pause() in database ${database} of the copy in ${a.pg.dataDir} (${errorMessage(err)}); replay to the end of the archive (latest) cannot stop there`,
+      {
+        hints: [
+          `the copy's catalog is the backup's, so the grant goes on the primary, in database ${database}: GRANT EXECUTE ON FUNCTION pg_catalog.pg_wal_replay_pause() TO ${quoteIdent(role)};`,
+          `then take a new base backup (lifeboat backup --runbook ${a.runbook.name}); lifeboat grants --runbook ${a.runbook.name} prints every grant the role needs`,
+          'or recover to a named target instead (--to-time, --to-name, --to-lsn): those pause without this function',
+          `nothing was promoted; PostgreSQL in ${a.pg.dataDir} is still replaying (server log: ${a.logFile})`,
+        ],
+      },
+    );
   }
 }
 

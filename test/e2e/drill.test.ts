@@ -170,7 +170,7 @@ describe('restoreDrill on real services', () => {
       expect(evidence.baseBackupBytes).toBeGreaterThan(0);
       expect(evidence.objectives).toEqual({ rpoSeconds: 300, rtoSeconds: 2700, rpoMet: true, rtoMet: true });
       expect(evidence.invariants.find((i) => i.name === 'no negative amounts')).toEqual({ name: 'no negative amounts', passed: true, value: '0', expected: '0' });
-      expect(evidence.notes.some((n) => /^smoke write: row \d+ of lifeboat_drill_smoke committed at [0-9A-F]+\/[0-9A-F]+ and read back at /.test(n))).toBe(true);
+      expect(evidence.notes.some((n) => /^smoke write: row \d+ of public\.lifeboat_drill_smoke committed at [0-9A-F]+\/[0-9A-F]+ and read back at /.test(n))).toBe(true);
       // The record in the repository is the result.
       expect(await storedEvidence(s, handle.firstExecutionRunId)).toEqual(evidence);
       // Nothing of the drill is left: no listener, no postmaster, no directory, no log.
