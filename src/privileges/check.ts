@@ -1,0 +1,261 @@
+// Which of the role's needs (needs.ts) are missing, asked of PostgreSQL on a
+// connection AS the role: has_*_privilege for what has a name, EXPLAIN for
+// the runbook's queries (PostgreSQL checks table privileges when the
+// executor starts, and EXPLAIN starts it: a missing SELECT fails EXPLAIN
+// exactly as it would fail the query, without running it). Reads only;
+// the one write, a temporary view that names the tables a refused query
+// reads, is rolled back.
+import type { Client } from 'pg';
+import { errorMessage } from '../errors';
+import { quoteIdent } from '../gates/sql';
+import type { Runbook } from '../runbook/schema';
+import { needsOf, probeBody, roleOf, type Need, type Use } from './needs';
+
+export interface MissingPrivilege {
+  /** The need's stable id (needs.ts), as recorded in backup.json. */
+  key: string;
+  what: string;
+  /** The exact SQL that grants it, to be run as a superuser (in `database` when set). */
+  fix: string;
+  /** Set for privileges that exist per database: the fix must run connected to it. */
+  database?: string;
+  uses: Use[];
+  optional?: boolean;
+  /** What PostgreSQL said, when a query was refused. */
+  detail?: string;
+}
+
+export interface PrivilegeReport {
+  role: string;
+  database: string;
+  checkedAt: string;
+  superuser: boolean;
+  /** Keys of every need that was checked (present or not). */
+  checked: string[];
+  missing: MissingPrivilege[];
+  /** Things seen that are not missing privileges (a query that fails for another reason). */
+  notes: string[];
+}
+
+/** The missing pieces, optional ones included (marked). `client` is connected as the runbook's role. */
+export async function checkPrivileges(client: Client, runbook: Runbook): Promise<MissingPrivilege[]> {
+  return (await inspectPrivileges(client, runbook)).missing;
+}
+
+export async function inspectPrivileges(client: Client, runbook: Runbook): Promise<PrivilegeReport> {
+  const { role, database } = roleOf(runbook);
+  const { rows } = await client.query<{ me: string; rolsuper: boolean; rolcanlogin: boolean; rolreplication: boolean; rolcreaterole: boolean }>(
+    `select current_user as me, rolsuper, rolcanlogin, rolreplication, rolcreaterole from pg_catalog.pg_roles where rolname = current_user`,
+  );
+  const me = rows[0]!;
+  const needs = needsOf(runbook);
+  const report: PrivilegeReport = {
+    role,
+    database,
+    checkedAt: new Date().toISOString(),
+    superuser: me.rolsuper,
+    checked: needs.map((n) => n.key),
+    missing: [],
+    notes: [],
+  };
+  if (me.me !== role) report.notes.push(`connected as ${me.me}, not as the runbook's role ${role}: the result is ${me.me}'s`);
+  if (me.rolsuper) {
+    report.notes.push(`${me.me} is a superuser: it has every privilege, so nothing is missing, but least privilege is not in force (lifeboat grants prints what a role that is not a superuser needs)`);
+    return report;
+  }
+  for (const need of needs) {
+    const found = await probe(client, need, me, report.notes);
+    if (found === true) continue;
+    report.missing.push({
+      key: need.key,
+      what: need.what,
+      fix: found?.fix ?? need.grant.join('\n'),
+      ...(need.scope === 'database' ? { database } : {}),
+      uses: need.uses,
+      ...(need.optional ? { optional: true } : {}),
+      ...(found?.detail ? { detail: found.detail } : {}),
+    });
+  }
+  return report;
+}
+
+type Found = true | { fix?: string; detail?: string } | undefined;
+
+async function probe(client: Client, need: Need, me: Record<string, unknown>, notes: string[]): Promise<Found> {
+  const p = need.probe;
+  const role = quoteIdent(String(me.me));
+  switch (p.kind) {
+    case 'attribute':
+      return me[p.attribute] === true ? true : undefined;
+    case 'member':
+      return (await one<boolean>(client, `select pg_catalog.pg_has_role(current_user, $1, 'USAGE') as v`, [p.role])) ? true : undefined;
+    case 'function':
+      return (await one<boolean>(client, `select pg_catalog.has_function_privilege(current_user, $1, 'EXECUTE') as v`, [p.signature])) ? true : undefined;
+    case 'connect':
+      // This very connection proves it.
+      return true;
+    case 'connect-all': {
+      const { rows } = await client.query<{ datname: string }>(
+        `select datname from pg_catalog.pg_database where datallowconn and not has_database_privilege(current_user, datname, 'CONNECT') order by 1`,
+      );
+      if (rows.length === 0) return true;
+      return { fix: rows.map((r) => `GRANT CONNECT ON DATABASE ${quoteIdent(r.datname)} TO ${role};`).join('\n'), detail: `no CONNECT on ${rows.map((r) => r.datname).join(', ')}` };
+    }
+    case 'table':
+      return probeTable(client, p.table, p.privileges.map((priv) => ({ priv })), role);
+    case 'columns':
+      return probeTable(client, p.table, [...p.select.map((c) => ({ priv: 'SELECT' as const, column: c })), ...p.update.map((c) => ({ priv: 'UPDATE' as const, column: c }))], role);
+    case 'query':
+      return probeQuery(client, p.sql, role, notes, need);
+    case 'sequences':
+      return probeSequences(client, role);
+    case 'create-schema': {
+      const ok = await one<boolean>(client, `select coalesce(bool_or(has_schema_privilege(s, 'CREATE')), false) as v from unnest(current_schemas(false)) as s`);
+      return ok ? true : undefined;
+    }
+    default: {
+      const unknown: never = p;
+      throw new Error(`no probe for ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+async function one<T>(client: Client, sql: string, params: unknown[] = []): Promise<T> {
+  const { rows } = await client.query<{ v: T }>(sql, params);
+  return rows[0]!.v;
+}
+
+/** Schema USAGE, the table's existence, then each privilege (has_table_privilege with a list answers "any of them"). */
+async function probeTable(client: Client, table: string, wanted: Array<{ priv: 'SELECT' | 'INSERT' | 'UPDATE'; column?: string }>, role: string): Promise<Found> {
+  const dot = table.indexOf('.');
+  const schema = dot > 0 ? table.slice(0, dot) : undefined;
+  const name = dot > 0 ? `${quoteIdent(schema!)}.${quoteIdent(table.slice(dot + 1))}` : quoteIdent(table);
+  if (schema) {
+    const usage = await one<boolean | null>(client, `select case when exists (select from pg_namespace where nspname = $1) then has_schema_privilege($1, 'USAGE') end as v`, [schema]);
+    if (usage === null) return { fix: `-- schema ${schema} does not exist in this database: check the runbook's table name ${table}`, detail: `no schema ${schema}` };
+    if (!usage) return { fix: `GRANT USAGE ON SCHEMA ${quoteIdent(schema)} TO ${role};`, detail: `no USAGE on schema ${schema}` };
+  }
+  const exists = await one<boolean>(client, `select to_regclass($1) is not null as v`, [name]);
+  if (!exists) return { fix: `-- table ${table} does not exist in this database (or not in the role's search_path): check the runbook`, detail: `no table ${table}` };
+  const lacking: string[] = [];
+  for (const w of wanted) {
+    const ok = w.column
+      ? await one<boolean>(client, `select has_column_privilege($1, $2, $3) as v`, [name, w.column, w.priv])
+      : await one<boolean>(client, `select has_table_privilege($1, $2) as v`, [name, w.priv]);
+    if (!ok) lacking.push(w.column ? `${w.priv} (${quoteIdent(w.column)})` : w.priv);
+  }
+  if (lacking.length === 0) return true;
+  return { fix: `GRANT ${lacking.join(', ')} ON TABLE ${name} TO ${role};`, detail: `lacks ${lacking.join(', ')}` };
+}
+
+/**
+ * EXPLAIN as the role: refused (42501) means a privilege is missing. Then
+ * the tables the query reads, found through a temporary view (creating a
+ * view checks no privilege on what it reads), name each grant; without
+ * that, PostgreSQL's message names the first refused object.
+ */
+async function probeQuery(client: Client, sql: string, role: string, notes: string[], need: Need): Promise<Found> {
+  const text = sql.trim().replace(/;\s*$/, '');
+  const params = [...new Set(text.match(/\$\d+/g) ?? [])].map(() => null);
+  try {
+    await inRolledBack(client, () => client.query(`explain ${text}`, params));
+    return true;
+  } catch (err) {
+    const state = (err as { code?: string }).code;
+    if (state !== '42501') {
+      // Not a privilege: the query itself is wrong, or needs a table not there now. Its step reports that.
+      notes.push(`${need.what.replace(/^SELECT on the tables /, '')}: could not be checked: ${errorMessage(err)}`);
+      return true;
+    }
+    const refused = errorMessage(err);
+    try {
+      const lacking = await inRolledBack(client, async () => {
+        await client.query(probeBody(sql));
+        const { rows } = await client.query<{ relname: string; schema: string; usage: boolean; sel: boolean }>(
+          `select distinct c.relname, n.nspname as schema,
+                  has_schema_privilege(n.oid, 'USAGE') as usage, has_table_privilege(c.oid, 'SELECT') as sel
+             from pg_depend d join pg_rewrite r on r.oid = d.objid
+             join pg_class c on c.oid = d.refobjid join pg_namespace n on n.oid = c.relnamespace
+            where d.classid = 'pg_rewrite'::regclass and d.refclassid = 'pg_class'::regclass
+              and r.ev_class = 'pg_temp.lifeboat_probe'::regclass and d.refobjid <> r.ev_class
+            order by 1`,
+        );
+        return rows.filter((r) => !r.usage || !r.sel);
+      });
+      const schemas = [...new Set(lacking.filter((r) => !r.usage).map((r) => r.schema))];
+      const lines = [
+        ...schemas.map((s) => `GRANT USAGE ON SCHEMA ${quoteIdent(s)} TO ${role};`),
+        ...lacking.filter((r) => !r.sel).map((r) => `GRANT SELECT ON TABLE ${quoteIdent(r.schema)}.${quoteIdent(r.relname)} TO ${role};`),
+      ];
+      if (lines.length > 0) return { fix: lines.join('\n'), detail: refused };
+    } catch (err2) {
+      const schema = /permission denied for schema (\S+)/.exec(errorMessage(err2))?.[1];
+      if (schema) return { fix: `GRANT USAGE ON SCHEMA ${quoteIdent(schema)} TO ${role};`, detail: refused };
+    }
+    const table = /permission denied for (?:table|view|materialized view) (\S+)/.exec(refused)?.[1];
+    return { ...(table ? { fix: `GRANT SELECT ON TABLE ${quoteIdent(table)} TO ${role};` } : {}), detail: refused };
+  }
+}
+
+/** The sequences the built-in check reads (activities/invariants.ts sequencesAhead), and their columns. */
+async function probeSequences(client: Client, role: string): Promise<Found> {
+  const { rows } = await client.query<{ seq: string; tbl: string; col: string; seq_schema: string; tbl_schema: string; seq_usage: boolean; tbl_usage: boolean; seq_sel: boolean; col_sel: boolean }>(
+    `select s.relname as seq, t.relname as tbl, a.attname as col,
+            sn.nspname as seq_schema, tn.nspname as tbl_schema,
+            has_schema_privilege(sn.oid, 'USAGE') as seq_usage, has_schema_privilege(tn.oid, 'USAGE') as tbl_usage,
+            has_sequence_privilege(s.oid, 'SELECT') as seq_sel, has_column_privilege(t.oid, a.attnum, 'SELECT') as col_sel
+       from pg_depend d
+       join pg_class s on s.oid = d.objid and s.relkind = 'S'
+       join pg_namespace sn on sn.oid = s.relnamespace
+       join pg_class t on t.oid = d.refobjid
+       join pg_namespace tn on tn.oid = t.relnamespace
+       join pg_attribute a on a.attrelid = t.oid and a.attnum = d.refobjsubid
+      where d.classid = 'pg_class'::regclass and d.refclassid = 'pg_class'::regclass
+        and d.deptype in ('a', 'i') and d.refobjsubid > 0
+        and a.atttypid in ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype)
+        and sn.nspname not in ('pg_catalog', 'information_schema') and sn.nspname not like 'pg_temp%'
+      order by 1`,
+  );
+  const schemas = new Set<string>();
+  const lines: string[] = [];
+  const named: string[] = [];
+  for (const row of rows) {
+    const r = { ...row, seq: `${quoteIdent(row.seq_schema)}.${quoteIdent(row.seq)}`, tbl: `${quoteIdent(row.tbl_schema)}.${quoteIdent(row.tbl)}` };
+    if (!r.seq_usage) schemas.add(r.seq_schema);
+    if (!r.tbl_usage) schemas.add(r.tbl_schema);
+    if (!r.seq_sel) {
+      lines.push(`GRANT SELECT ON SEQUENCE ${r.seq} TO ${role};`);
+      named.push(r.seq);
+    }
+    if (!r.col_sel) {
+      lines.push(`GRANT SELECT (${quoteIdent(r.col)}) ON TABLE ${r.tbl} TO ${role};`);
+      named.push(`${r.tbl}.${quoteIdent(r.col)}`);
+    }
+  }
+  if (schemas.size === 0 && lines.length === 0) return true;
+  return {
+    fix: [...[...schemas].map((s) => `GRANT USAGE ON SCHEMA ${quoteIdent(s)} TO ${role};`), ...lines].join('\n'),
+    detail: [...(schemas.size > 0 ? [`no USAGE on schema ${[...schemas].join(', ')}`] : []), ...(named.length > 0 ? [`no SELECT on ${named.join(', ')}`] : [])].join('; '),
+  };
+}
+
+/** Runs `body` in a transaction that is always rolled back: the probe view and any lock go with it. */
+async function inRolledBack<T>(client: Client, body: () => Promise<T>): Promise<T> {
+  await client.query('begin');
+  try {
+    return await body();
+  } finally {
+    await client.query('rollback').catch(() => undefined);
+  }
+}
+
+/** The missing pieces a run needs (optional ones never), for preflight. */
+export function missingFor(missing: readonly MissingPrivilege[], uses: readonly Use[]): MissingPrivilege[] {
+  return missing.filter((m) => !m.optional && m.uses.some((u) => uses.includes(u)));
+}
+
+/** One missing piece as a hint line: what, and the SQL to run where. */
+export function describeMissing(m: MissingPrivilege): string {
+  const where = m.database ? `as a superuser in database ${m.database}` : 'as a superuser';
+  return `${m.what}${m.detail ? ` (${m.detail})` : ''}: ${where}: ${m.fix.replace(/\n/g, ' ')}`;
+}

@@ -1,0 +1,372 @@
+// What the runbook's role (cluster.primary.user) needs, derived from the
+// runbook alone: one entry per piece, with why, where it is used and the SQL
+// that grants it. grants.ts prints them; check.ts asks PostgreSQL, as the
+// role, which are missing. Each entry names the code that uses it, so a new
+// SQL call that needs a new privilege has one place to be written down.
+//
+// Two catalogs matter. The primary's, now: gates, forensics, the WAL switch,
+// checkpoints and backups run there. And the backup's: a restored copy starts
+// with the catalog its base backup copied, read-only until promoted, so
+// invariants, the replay pause, gates re-asserted after promotion and the
+// drill's smoke write run with the grants that existed when the backup was
+// taken; nothing granted later reaches it.
+import { quoteIdent, quoteQualified } from '../gates/sql';
+import type { Runbook } from '../runbook/schema';
+
+/** What a piece is used for, i.e. which runs fail without it. */
+export type Use =
+  /** lifeboat backup (pg_basebackup). */
+  | 'backup'
+  /** lifeboat checkpoint. */
+  | 'checkpoint'
+  /** A recovery on the live primary: WAL switch, forensics, gates. */
+  | 'recovery-primary'
+  /** A recovery in the restored copy (catalog of the backup): invariants, replay pause, gates re-asserted, outbox. */
+  | 'recovery-copy'
+  /** A drill in its copy (catalog of the backup): the smoke write. */
+  | 'drill-copy';
+
+export interface Need {
+  /** Stable id, recorded in backup.json: 'replication', 'execute:pg_switch_wal()', 'invariant:<name>'. */
+  key: string;
+  /** What is needed, in words: "EXECUTE on pg_catalog.pg_switch_wal() in database bank". */
+  what: string;
+  /** Why, for the comment above its grant. */
+  why: string;
+  uses: Use[];
+  /** Role attributes and memberships hold in every database; the rest only in `database`. */
+  scope: 'role' | 'database';
+  /** The statements that grant it, run as a superuser in the runbook's database. */
+  grant: string[];
+  /** Not needed for any run to succeed (doctor says so, preflight ignores it). */
+  optional?: boolean;
+  /** For check.ts: how to find out. */
+  probe: Probe;
+}
+
+export type Probe =
+  | { kind: 'attribute'; attribute: 'rolcanlogin' | 'rolreplication' | 'rolcreaterole' }
+  | { kind: 'member'; role: string }
+  | { kind: 'function'; signature: string }
+  | { kind: 'connect' }
+  | { kind: 'connect-all' }
+  | { kind: 'table'; table: string; privileges: Array<'SELECT' | 'INSERT' | 'UPDATE'> }
+  | { kind: 'columns'; table: string; select: string[]; update: string[] }
+  | { kind: 'query'; sql: string }
+  | { kind: 'sequences' }
+  | { kind: 'create-schema' };
+
+/** The role and database every need is about. */
+export function roleOf(runbook: Runbook): { role: string; database: string } {
+  return { role: runbook.cluster.primary.user, database: runbook.cluster.primary.database };
+}
+
+/** A string as an SQL literal (standard_conforming_strings, the default since 9.1). */
+export function literal(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
+/** The schema part of a runbook table name, when it has one. */
+function schemaOf(table: string): string | undefined {
+  const dot = table.indexOf('.');
+  return dot > 0 ? table.slice(0, dot) : undefined;
+}
+
+/**
+ * Grants SELECT on every relation `sql` reads, and USAGE on their schemas,
+ * found the way PostgreSQL itself finds them: the query is made into a
+ * temporary view and the view's dependencies are read from pg_depend. Run by
+ * a superuser, so names resolve whatever the role may see; idempotent (GRANT
+ * of a privilege already held changes nothing). `$1` (capture queries get
+ * the target time there) becomes NULL: the view only needs to parse.
+ */
+export function selectOnReadTablesBlock(role: string, sql: string): string {
+  const body = probeBody(sql);
+  const tag = dollarTag(body, 'q');
+  const outer = dollarTag(body, 'lifeboat');
+  return [
+    `DO ${outer}`,
+    'DECLARE rel regclass;',
+    'BEGIN',
+    `  EXECUTE ${tag}${body}${tag};`,
+    '  FOR rel IN',
+    '    SELECT DISTINCT d.refobjid::regclass FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid',
+    "     WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass",
+    "       AND r.ev_class = 'pg_temp.lifeboat_probe'::regclass AND d.refobjid <> r.ev_class",
+    '  LOOP',
+    `    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel), ${literal(role)});`,
+    `    EXECUTE format('GRANT SELECT ON %s TO %I', rel, ${literal(role)});`,
+    `    RAISE NOTICE 'granted SELECT on % to %', rel, ${literal(role)};`,
+    '  END LOOP;',
+    '  DROP VIEW pg_temp.lifeboat_probe;',
+    'END',
+    `${outer};`,
+  ].join('\n');
+}
+
+/**
+ * The statement that makes `sql` a temporary view: wrapped in a subquery so
+ * that duplicate or unnamed output columns do not matter, a trailing
+ * semicolon dropped, `$n` parameters made NULL.
+ */
+export function probeBody(sql: string): string {
+  const inner = sql.trim().replace(/;\s*$/, '').replace(/\$\d+/g, 'NULL');
+  return `CREATE TEMP VIEW lifeboat_probe AS SELECT 1 AS lifeboat_probe FROM (${inner}) AS q`;
+}
+
+/** A dollar-quote tag that does not occur in `text`. */
+function dollarTag(text: string, base: string): string {
+  for (let i = 0; ; i++) {
+    const tag = `$${base}${i === 0 ? '' : i}$`;
+    if (!text.includes(tag)) return tag;
+  }
+}
+
+/** SELECT on the sequences the built-in check reads (activities/invariants.ts sequencesAhead) and on their columns. */
+export function sequencesBlock(role: string): string {
+  return [
+    'DO $lifeboat$',
+    'DECLARE s record;',
+    'BEGIN',
+    '  FOR s IN',
+    '    SELECT sn.nspname AS seq_schema, sq.relname AS seq, tn.nspname AS tbl_schema, t.relname AS tbl, a.attname AS col',
+    '      FROM pg_depend d',
+    "      JOIN pg_class sq ON sq.oid = d.objid AND sq.relkind = 'S'",
+    '      JOIN pg_namespace sn ON sn.oid = sq.relnamespace',
+    '      JOIN pg_class t ON t.oid = d.refobjid',
+    '      JOIN pg_namespace tn ON tn.oid = t.relnamespace',
+    '      JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid',
+    "     WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass",
+    "       AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0",
+    "       AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype)",
+    "       AND sn.nspname NOT IN ('pg_catalog', 'information_schema') AND sn.nspname NOT LIKE 'pg_temp%'",
+    '  LOOP',
+    `    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s.seq_schema, ${literal(role)});`,
+    `    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s.tbl_schema, ${literal(role)});`,
+    `    EXECUTE format('GRANT SELECT ON SEQUENCE %I.%I TO %I', s.seq_schema, s.seq, ${literal(role)});`,
+    `    EXECUTE format('GRANT SELECT (%I) ON %I.%I TO %I', s.col, s.tbl_schema, s.tbl, ${literal(role)});`,
+    '  END LOOP;',
+    'END',
+    '$lifeboat$;',
+  ].join('\n');
+}
+
+/** CONNECT on every database that allows connections, where the role lacks it (normally none: PUBLIC has CONNECT). */
+export function connectEverywhereBlock(role: string): string {
+  return [
+    'DO $lifeboat$',
+    'DECLARE db name;',
+    'BEGIN',
+    `  FOR db IN SELECT datname FROM pg_database WHERE datallowconn AND NOT has_database_privilege(${literal(role)}, datname, 'CONNECT') LOOP`,
+    `    EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', db, ${literal(role)});`,
+    '  END LOOP;',
+    'END',
+    '$lifeboat$;',
+  ].join('\n');
+}
+
+/** Every piece the runbook's role needs, in the order grants.ts prints them. */
+export function needsOf(runbook: Runbook): Need[] {
+  const { role, database } = roleOf(runbook);
+  const r = quoteIdent(role);
+  const db = quoteIdent(database);
+  const inDb = `in database ${database}`;
+  const needs: Need[] = [
+    {
+      key: 'login',
+      what: `role ${role} with LOGIN`,
+      why: 'every Lifeboat connection logs in as this role (cluster.primary.user)',
+      uses: ['backup', 'checkpoint', 'recovery-primary', 'recovery-copy', 'drill-copy'],
+      scope: 'role',
+      grant: [`ALTER ROLE ${r} WITH LOGIN;`],
+      probe: { kind: 'attribute', attribute: 'rolcanlogin' },
+    },
+    {
+      key: 'replication',
+      what: `REPLICATION for role ${role}`,
+      why:
+        'lifeboat backup runs pg_basebackup, which connects for replication (src/backup/base-backup.ts). ' +
+        'It also needs a line in pg_hba.conf, which no SQL can grant, e.g.: host replication ' + role + ' <worker address>/32 scram-sha-256',
+      uses: ['backup'],
+      scope: 'role',
+      grant: [`ALTER ROLE ${r} WITH REPLICATION;`],
+      probe: { kind: 'attribute', attribute: 'rolreplication' },
+    },
+  ];
+  const gates = runbook.gates;
+  if (gates) {
+    const apps = gates.writers.readOnlyRoles.join(', ');
+    needs.push(
+      {
+        key: 'createrole',
+        what: `CREATEROLE for role ${role}`,
+        why:
+          `the writer gate runs ALTER ROLE ${apps} SET default_transaction_read_only on the primary and again in the promoted copy ` +
+          '(src/gates/writer-gate.ts); in PostgreSQL 15 only CREATEROLE lets a role that is not a superuser alter other (non-superuser) roles',
+        uses: ['recovery-primary', 'recovery-copy'],
+        scope: 'role',
+        grant: [`ALTER ROLE ${r} WITH CREATEROLE;`],
+        probe: { kind: 'attribute', attribute: 'rolcreaterole' },
+      },
+      {
+        key: 'member:pg_signal_backend',
+        what: `membership of ${role} in pg_signal_backend`,
+        why: `the writer gate ends the open sessions of ${apps} with pg_terminate_backend, which a role may do to other roles' sessions only as a member of pg_signal_backend`,
+        uses: ['recovery-primary', 'recovery-copy'],
+        scope: 'role',
+        grant: [`GRANT pg_signal_backend TO ${r};`],
+        probe: { kind: 'member', role: 'pg_signal_backend' },
+      },
+    );
+  }
+  needs.push({
+    key: 'member:pg_monitor',
+    what: `membership of ${role} in pg_monitor (optional)`,
+    why:
+      'optional: lets lifeboat check and preflight count the WAL files waiting for the archiver (pg_ls_archive_statusdir) ' +
+      'when the archiver is stale; without it that one figure is left out',
+    uses: [],
+    scope: 'role',
+    grant: [`GRANT pg_monitor TO ${r};`],
+    optional: true,
+    probe: { kind: 'member', role: 'pg_monitor' },
+  });
+
+  needs.push(
+    {
+      key: `connect:${database}`,
+      what: `CONNECT on database ${database}`,
+      why: 'the runbook\'s database (cluster.primary.database); PUBLIC has it unless it was revoked',
+      uses: ['backup', 'checkpoint', 'recovery-primary', 'recovery-copy', 'drill-copy'],
+      scope: 'database',
+      grant: [`GRANT CONNECT ON DATABASE ${db} TO ${r};`],
+      probe: { kind: 'connect' },
+    },
+    {
+      key: 'execute:pg_switch_wal()',
+      what: `EXECUTE on pg_catalog.pg_switch_wal() ${inDb}`,
+      why:
+        'preflight closes the primary\'s current WAL segment so a target a minute ago is archived before it is judged (src/recovery/switch-wal.ts); ' +
+        'lifeboat checkpoint archives its restore point the same way',
+      uses: ['recovery-primary', 'checkpoint'],
+      scope: 'database',
+      grant: [`GRANT EXECUTE ON FUNCTION pg_catalog.pg_switch_wal() TO ${r};`],
+      probe: { kind: 'function', signature: 'pg_catalog.pg_switch_wal()' },
+    },
+    {
+      key: 'execute:pg_create_restore_point(text)',
+      what: `EXECUTE on pg_catalog.pg_create_restore_point(text) ${inDb}`,
+      why: 'lifeboat checkpoint creates the named restore point a recovery can go back to (src/checkpoint/checkpoint.ts)',
+      uses: ['checkpoint'],
+      scope: 'database',
+      grant: [`GRANT EXECUTE ON FUNCTION pg_catalog.pg_create_restore_point(text) TO ${r};`],
+      probe: { kind: 'function', signature: 'pg_catalog.pg_create_restore_point(text)' },
+    },
+    {
+      key: 'execute:pg_wal_replay_pause()',
+      what: `EXECUTE on pg_catalog.pg_wal_replay_pause() ${inDb}`,
+      why: 'a replay to the end of the archive (--to-latest) pauses the copy itself there (src/restore/replay.ts); the copy runs with the backup\'s catalog',
+      uses: ['recovery-copy', 'drill-copy'],
+      scope: 'database',
+      grant: [`GRANT EXECUTE ON FUNCTION pg_catalog.pg_wal_replay_pause() TO ${r};`],
+      probe: { kind: 'function', signature: 'pg_catalog.pg_wal_replay_pause()' },
+    },
+    {
+      key: 'connect:every-database',
+      what: 'CONNECT on every database that allows connections',
+      why: 'the built-in invariant "every database accepts connections" logs in to each (activities/invariants.ts); PUBLIC has CONNECT unless it was revoked',
+      uses: ['recovery-copy', 'drill-copy'],
+      scope: 'database',
+      grant: [connectEverywhereBlock(role)],
+      probe: { kind: 'connect-all' },
+    },
+  );
+
+  if (gates) {
+    const schema = schemaOf(gates.table);
+    const tableGrant = [
+      ...(schema ? [`GRANT USAGE ON SCHEMA ${quoteIdent(schema)} TO ${r};`] : []),
+      `GRANT SELECT, INSERT, UPDATE ON TABLE ${quoteQualified(gates.table)} TO ${r};`,
+    ];
+    needs.push({
+      key: `gate-table:${gates.table}`,
+      what: `SELECT, INSERT, UPDATE on table ${gates.table} ${inDb}`,
+      why:
+        'the gates are rows of this table, set off (and created when missing) on the primary, again in the promoted copy, and on at the end (src/gates/row-gate.ts)' +
+        (schema ? `; USAGE on schema ${schema} to reach it` : ''),
+      uses: ['recovery-primary', 'recovery-copy'],
+      scope: 'database',
+      grant: tableGrant,
+      probe: { kind: 'table', table: gates.table, privileges: ['SELECT', 'INSERT', 'UPDATE'] },
+    });
+    if (gates.outbox) {
+      const o = gates.outbox;
+      const oschema = schemaOf(o.table);
+      needs.push({
+        key: `outbox:${o.table}`,
+        what: `SELECT (${o.idColumn}, ${o.publishedColumn}) and UPDATE (${o.publishedColumn}) on table ${o.table} ${inDb}`,
+        why:
+          'capture-forensics reads the outbox high-water mark on the primary (activities/forensics.ts); reconcile-outbox marks rows ' +
+          'already published as published in the promoted copy (activities/outbox.ts)',
+        uses: ['recovery-primary', 'recovery-copy'],
+        scope: 'database',
+        grant: [
+          ...(oschema ? [`GRANT USAGE ON SCHEMA ${quoteIdent(oschema)} TO ${r};`] : []),
+          `GRANT SELECT (${quoteIdent(o.idColumn)}, ${quoteIdent(o.publishedColumn)}), UPDATE (${quoteIdent(o.publishedColumn)}) ON TABLE ${quoteQualified(o.table)} TO ${r};`,
+        ],
+        probe: { kind: 'columns', table: o.table, select: [o.idColumn, o.publishedColumn], update: [o.publishedColumn] },
+      });
+    }
+  }
+
+  for (const inv of runbook.invariants) {
+    needs.push({
+      key: `invariant:${inv.name}`,
+      what: `SELECT on the tables invariant "${inv.name}" reads ${inDb}`,
+      why: `run-invariants runs it in the restored copy before promotion (activities/invariants.ts): ${oneLine(inv.sql)}`,
+      uses: ['recovery-copy', 'drill-copy'],
+      scope: 'database',
+      grant: [selectOnReadTablesBlock(role, inv.sql)],
+      probe: { kind: 'query', sql: inv.sql },
+    });
+  }
+  needs.push({
+    key: 'sequences',
+    what: `SELECT on the sequences owned by integer columns, and on those columns, ${inDb}`,
+    why: 'the built-in invariant "sequences ahead of their columns" reads each sequence and max() of its column in the restored copy (activities/invariants.ts)',
+    uses: ['recovery-copy', 'drill-copy'],
+    scope: 'database',
+    grant: [sequencesBlock(role)],
+    probe: { kind: 'sequences' },
+  });
+  for (const cap of runbook.capture) {
+    needs.push({
+      key: `capture:${cap.name}`,
+      what: `SELECT on the tables capture query "${cap.name}" reads ${inDb}`,
+      why: `capture-forensics runs it on the primary before the restore erases what it shows (activities/forensics.ts): ${oneLine(cap.sql)}`,
+      uses: ['recovery-primary'],
+      scope: 'database',
+      grant: [selectOnReadTablesBlock(role, cap.sql)],
+      probe: { kind: 'query', sql: cap.sql },
+    });
+  }
+  if (runbook.drill) {
+    needs.push({
+      key: 'smoke-schema',
+      what: `a schema of ${role}'s search_path in which it may CREATE, ${inDb}`,
+      why:
+        'a drill proves its promoted copy takes a write by creating lifeboat_drill_smoke there (src/drill/instance.ts); PostgreSQL 15 gives ' +
+        'PUBLIC no CREATE on schema public, and a schema named after the role is first in the default search_path ("$user", public)',
+      uses: ['drill-copy'],
+      scope: 'database',
+      grant: [`CREATE SCHEMA IF NOT EXISTS ${r} AUTHORIZATION ${r};`],
+      probe: { kind: 'create-schema' },
+    });
+  }
+  return needs;
+}
+
+function oneLine(sql: string): string {
+  const s = sql.replace(/\s+/g, ' ').trim();
+  return s.length > 160 ? `${s.slice(0, 157)}...` : s;
+}
