@@ -2,9 +2,15 @@
 // the primary (pg_stat_archiver against the runbook's RPO) and continuity of
 // the archived WAL from the oldest verified backup to the newest segment.
 // Exit 0 healthy, 1 unhealthy: usable from cron and monitoring as it is.
+//
+// After a side-by-side recovery the primary is the one the overlay names
+// (src/catalog/primary.ts); the runbook's own primary, the old one, is asked
+// too: still running on the old timeline, it is a second writer.
 import { readArchiverStatus, type ArchiverStatus } from '../../catalog/archiver';
 import { isComplete, readCatalog, readWalArchive } from '../../catalog/catalog';
 import { analyzeChain, describeChainProblems, type ChainReport, type HealthProblem } from '../../catalog/chain';
+import { withPrimaryOverlay, type OverlaidRunbook } from '../../catalog/primary';
+import { twoWriterProblems, type ServerSample } from '../../catalog/writers';
 import { isLifeboatError } from '../../errors';
 import { resolveRepoTarget, type RepoOptions } from '../context';
 import { formatDuration } from '../format';
@@ -17,16 +23,43 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
   const notes: string[] = [];
 
   let archiver: ArchiverStatus | undefined;
-  if (!runbook) notes.push('archiver not checked: --repo/--cluster name no primary, so only the WAL chain in the repository is checked');
+  let overlaid: OverlaidRunbook | undefined;
+  const servers: ServerSample[] = [];
+  const sample = (label: string, rb: NonNullable<typeof runbook>, a: ArchiverStatus): ServerSample => ({
+    label,
+    host: rb.cluster.primary.host,
+    port: rb.cluster.primary.port,
+    inRecovery: a.inRecovery,
+    ...(a.currentWal ? { currentWal: a.currentWal } : {}),
+    failedCount: a.failedCount,
+    lastFailedWal: a.lastFailedWal,
+    lastFailedTime: a.lastFailedTime,
+  });
+  if (runbook) {
+    overlaid = await withPrimaryOverlay(runbook, repo);
+    if (overlaid.note) notes.push(overlaid.note);
+  }
+  if (!runbook || !overlaid) notes.push('archiver not checked: --repo/--cluster name no primary, so only the WAL chain in the repository is checked');
   else if (opts.primary === false) notes.push('archiver not checked (--no-primary): only the WAL chain in the repository is checked');
   else {
     try {
-      archiver = await readArchiverStatus(runbook);
+      archiver = await readArchiverStatus(overlaid.runbook);
       problems.push(...archiver.problems);
+      servers.push(sample('the primary', overlaid.runbook, archiver));
     } catch (err) {
       if (!isLifeboatError(err) || (err.code !== 'PG_UNREACHABLE' && err.code !== 'SECRET_MISSING')) throw err;
       const [what = '', ...rest] = err.message.split('\n');
       problems.push({ kind: 'primary-unreachable', message: what, hints: rest.map((h) => h.replace(/^HINT: /, '')) });
+    }
+    if (overlaid.applied) {
+      // The server the recovery replaced: stopped is what it should be.
+      const old = runbook.cluster.primary;
+      try {
+        servers.push(sample('the old primary', runbook, await readArchiverStatus(runbook)));
+      } catch (err) {
+        if (!isLifeboatError(err) || (err.code !== 'PG_UNREACHABLE' && err.code !== 'SECRET_MISSING')) throw err;
+        notes.push(`the old primary ${old.host}:${old.port} does not answer: not a second writer`);
+      }
     }
   }
 
@@ -55,6 +88,15 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
   }
   const repoArgs = runbook ? `--runbook ${runbook.name}` : `--repo ${repo.url} --cluster ${cluster}`;
   problems.push(...describeChainProblems(chain, complete[complete.length - 1]?.backupId, repoArgs));
+  problems.push(
+    ...twoWriterProblems({
+      walFiles: archive.files.map((f) => f.name),
+      histories: archive.histories,
+      walSegmentSize: chain.walSegmentSize,
+      servers,
+      ...(overlaid?.applied && overlaid.overlay ? { overlay: overlaid.overlay } : {}),
+    }),
+  );
   for (const e of entries) if (e.status === 'incomplete') notes.push(`backup ${e.backupId} is incomplete and ignored: ${e.problem}`);
 
   const healthy = problems.length === 0;
@@ -64,6 +106,9 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
       repository: repo.url,
       cluster,
       archiver: archiver ?? null,
+      primaryOverlay: overlaid?.overlay ?? null,
+      primaryOverlayApplied: overlaid?.applied ?? false,
+      servers,
       backups: { verified: complete.map((e) => e.backupId), incomplete: entries.filter((e) => e.status === 'incomplete') },
       chain,
       problems,
@@ -73,6 +118,7 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
   }
 
   const out: string[] = [`cluster ${cluster} in ${repo.url}`];
+  if (overlaid?.applied && overlaid.note) out.push(overlaid.note);
   out.push(
     complete.length === 0
       ? 'backups: none verified'
@@ -80,7 +126,7 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
   );
   if (archiver) out.push(archiverLine(archiver));
   for (const line of chainLines(chain)) out.push(line);
-  for (const n of notes) out.push(`note: ${n}`);
+  for (const n of notes) if (!(overlaid?.applied && n === overlaid.note)) out.push(`note: ${n}`);
   out.push('');
   for (const p of problems) {
     out.push(p.message);
