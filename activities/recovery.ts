@@ -15,7 +15,8 @@ import { postWebhook } from '../src/notify/webhook';
 import { openRepository } from '../src/repository';
 import { keys, walFileOfKey } from '../src/repository/layout';
 import { loadRunbook } from '../src/runbook/load';
-import { clusterName } from '../src/runbook/schema';
+import { clusterName, type Runbook } from '../src/runbook/schema';
+import { operatorsOf } from '../src/recovery/operators';
 import { lifeboatActivity } from './failure';
 
 /**
@@ -29,103 +30,123 @@ import { lifeboatActivity } from './failure';
 export async function preflight(input: PreflightInput): Promise<PreflightResult> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
-    const cluster = clusterName(runbook);
-    const repo = await openRepository(runbook.repository.url, runbook.repository);
-    const readArchive = async () => {
-      const [backups, archive, listed] = await Promise.all([
-        listBackups(repo, cluster),
-        readWalArchive(repo, cluster),
-        repo.list(keys.walPrefix(cluster)),
-      ]);
-      const files: ArchivedWal[] = [];
-      for (const o of listed) {
-        const name = walFileOfKey(cluster, o.key);
-        if (name !== undefined) files.push({ name, ...(o.lastModified ? { lastModified: o.lastModified } : {}) });
-      }
-      return { backups, archive, files };
-    };
-    let read = await readArchive();
-    const backup = chooseBackup(read.backups, input.target, cluster, input.backupId);
-    const meta = read.backups.find((b) => b.backupId === backup.backupId)!;
-    const cover = () =>
-      checkWalCoverage({
-        backup: meta,
-        target: input.target,
-        files: read.files,
-        histories: read.archive.histories,
-        cluster,
-        repoArgs: `--runbook ${runbook.name}`,
-      });
-    // A gap is named as one before any question of where the archive ends.
-    let coverage = cover();
-    // Is the target in the archive at all? If not, the primary's newest WAL
-    // may still be in its pg_wal: switch, wait for it, look again, and only
-    // then refuse (src/recovery/reach.ts, switch-wal.ts).
-    const cache: WaldumpCache = new Map();
-    const reach = () =>
-      checkTargetReach({
-        repo,
-        cluster,
-        pgBin: runbook.cluster.pgBin,
-        runbookName: runbook.name,
-        backup: meta,
-        target: input.target,
-        files: read.archive.files.map((f) => f.name),
-        histories: read.archive.histories,
-        cache,
-      });
-    let reached = await reach();
-    const reachNotes: string[] = [];
-    if (reached.refusal) {
-      const sw = await switchWalAndAwaitArchive(runbook, repo, cluster);
-      reachNotes.push(sw.note);
-      if (sw.archived) {
-        read = await readArchive();
-        coverage = cover();
-        reached = await reach();
-      }
-      if (reached.refusal) {
-        const r = reached.refusal;
-        throw new LifeboatError(r.code, r.what, { hints: [...r.hints.slice(0, -1), sw.note, ...r.hints.slice(-1)], details: r.details });
-      }
-    }
-    const warnings = [...coverage.warnings, ...reached.warnings, ...reachNotes];
-    let primaryReachable = false;
-    let archiver: string | undefined;
-    let archiverProblems: string[] | undefined;
-    try {
-      const s = await readArchiverStatus(runbook);
-      primaryReachable = true;
-      archiver =
-        s.problems.length === 0
-          ? `healthy: last archived ${s.lastArchivedWal ?? '(none)'} ${s.archivedAgeSeconds ?? '?'}s ago`
-          : s.problems.map((p) => p.message).join('; ');
-      for (const p of s.problems) warnings.push(`archiver: ${p.message}`);
-      archiverProblems = s.problems.map((p) => p.message);
-    } catch (err) {
-      // The primary may be the thing that died: that is information, not a failure.
-      archiver = `not read: ${(isLifeboatError(err) ? err.what : errorMessage(err)).split('\n')[0]}`;
-      // A drill has no gate steps: it only reports that the archiver's health is unknown.
-      warnings.push(
-        input.instance === 'drill'
-          ? `the primary does not answer (${archiver.slice(10)}): archiver health unknown`
-          : `the primary does not answer (${archiver.slice(10)}): the gate steps will fail and can be skipped with a reason`,
-      );
-    }
-    return {
-      runbook,
-      cluster,
-      backup,
-      walFrom: coverage.walFrom,
-      ...(coverage.walTo ? { walTo: coverage.walTo } : {}),
-      walSegmentsAvailable: coverage.segmentsAvailable,
-      primaryReachable,
-      ...(archiver ? { archiver } : {}),
-      ...(archiverProblems ? { archiverProblems } : {}),
-      rtoEstimateSeconds: estimateRtoSeconds(backup.sizeBytes, coverage.walBytes),
-      warnings: [`restoring to ${describeTarget(input.target)} from backup ${backup.backupId}: ${backup.why}`, ...warnings],
-    };
+    return withOperators(runbook, () => preflightOf(runbook, input));
   });
+}
+
+/**
+ * A preflight that fails after loading the runbook names its operators in the
+ * failure's details: the workflow has no runbook yet, and without them anyone
+ * could retry or abort the failed step (workflows/recovery/rules.ts).
+ */
+async function withOperators<T>(runbook: Runbook, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    const operators = operatorsOf(runbook);
+    if (operators.length === 0) throw err;
+    if (isLifeboatError(err)) throw new LifeboatError(err.code, err.what, { hints: [...err.hints], cause: err, details: { ...err.details, operators } });
+    throw new LifeboatError('UNEXPECTED', errorMessage(err), { cause: err, details: { operators } });
+  }
+}
+
+async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<PreflightResult> {
+  const cluster = clusterName(runbook);
+  const repo = await openRepository(runbook.repository.url, runbook.repository);
+  const readArchive = async () => {
+    const [backups, archive, listed] = await Promise.all([
+      listBackups(repo, cluster),
+      readWalArchive(repo, cluster),
+      repo.list(keys.walPrefix(cluster)),
+    ]);
+    const files: ArchivedWal[] = [];
+    for (const o of listed) {
+      const name = walFileOfKey(cluster, o.key);
+      if (name !== undefined) files.push({ name, ...(o.lastModified ? { lastModified: o.lastModified } : {}) });
+    }
+    return { backups, archive, files };
+  };
+  let read = await readArchive();
+  const backup = chooseBackup(read.backups, input.target, cluster, input.backupId);
+  const meta = read.backups.find((b) => b.backupId === backup.backupId)!;
+  const cover = () =>
+    checkWalCoverage({
+      backup: meta,
+      target: input.target,
+      files: read.files,
+      histories: read.archive.histories,
+      cluster,
+      repoArgs: `--runbook ${runbook.name}`,
+    });
+  // A gap is named as one before any question of where the archive ends.
+  let coverage = cover();
+  // Is the target in the archive at all? If not, the primary's newest WAL
+  // may still be in its pg_wal: switch, wait for it, look again, and only
+  // then refuse (src/recovery/reach.ts, switch-wal.ts).
+  const cache: WaldumpCache = new Map();
+  const reach = () =>
+    checkTargetReach({
+      repo,
+      cluster,
+      pgBin: runbook.cluster.pgBin,
+      runbookName: runbook.name,
+      backup: meta,
+      target: input.target,
+      files: read.archive.files.map((f) => f.name),
+      histories: read.archive.histories,
+      cache,
+    });
+  let reached = await reach();
+  const reachNotes: string[] = [];
+  if (reached.refusal) {
+    const sw = await switchWalAndAwaitArchive(runbook, repo, cluster);
+    reachNotes.push(sw.note);
+    if (sw.archived) {
+      read = await readArchive();
+      coverage = cover();
+      reached = await reach();
+    }
+    if (reached.refusal) {
+      const r = reached.refusal;
+      throw new LifeboatError(r.code, r.what, { hints: [...r.hints.slice(0, -1), sw.note, ...r.hints.slice(-1)], details: r.details });
+    }
+  }
+  const warnings = [...coverage.warnings, ...reached.warnings, ...reachNotes];
+  let primaryReachable = false;
+  let archiver: string | undefined;
+  let archiverProblems: string[] | undefined;
+  try {
+    const s = await readArchiverStatus(runbook);
+    primaryReachable = true;
+    archiver =
+      s.problems.length === 0
+        ? `healthy: last archived ${s.lastArchivedWal ?? '(none)'} ${s.archivedAgeSeconds ?? '?'}s ago`
+        : s.problems.map((p) => p.message).join('; ');
+    for (const p of s.problems) warnings.push(`archiver: ${p.message}`);
+    archiverProblems = s.problems.map((p) => p.message);
+  } catch (err) {
+    // The primary may be the thing that died: that is information, not a failure.
+    archiver = `not read: ${(isLifeboatError(err) ? err.what : errorMessage(err)).split('\n')[0]}`;
+    // A drill has no gate steps: it only reports that the archiver's health is unknown.
+    warnings.push(
+      input.instance === 'drill'
+        ? `the primary does not answer (${archiver.slice(10)}): archiver health unknown`
+        : `the primary does not answer (${archiver.slice(10)}): the gate steps will fail and can be skipped with a reason`,
+    );
+  }
+  return {
+    runbook,
+    cluster,
+    backup,
+    walFrom: coverage.walFrom,
+    ...(coverage.walTo ? { walTo: coverage.walTo } : {}),
+    walSegmentsAvailable: coverage.segmentsAvailable,
+    primaryReachable,
+    ...(archiver ? { archiver } : {}),
+    ...(archiverProblems ? { archiverProblems } : {}),
+    rtoEstimateSeconds: estimateRtoSeconds(backup.sizeBytes, coverage.walBytes),
+    warnings: [`restoring to ${describeTarget(input.target)} from backup ${backup.backupId}: ${backup.why}`, ...warnings],
+  };
 }
 
 /**

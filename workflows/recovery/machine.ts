@@ -50,7 +50,7 @@ import { AWAITING_ATTRIBUTE, RUNBOOK_ATTRIBUTE, SEARCH_ATTRIBUTES_PATCH } from '
 import { isErrorCode, isRetryable, type ErrorCode } from '../../src/errors';
 import type { Runbook } from '../../src/runbook/schema';
 import { renderChecklist } from './checklist';
-import { describeIssues, howToApprove, howToResolve, operatorsOf, policyOf, refusal, stepError, toIncoming, type FenceState, type Incoming } from './rules';
+import { describeIssues, howToApprove, howToResolve, operatorsInFailure, operatorsOf, policyOf, refusal, stepError, toIncoming, type FenceState, type Incoming } from './rules';
 
 /** Thrown by a failed replay-wal when an operator moves the target; the workflow restores again. */
 export class Retargeted extends Error {
@@ -106,6 +106,12 @@ function refused(why: string, fallback: ErrorCode): ApplicationFailure {
   return ApplicationFailure.create({ type: isErrorCode(code) ? code : fallback, message: why, nonRetryable: true });
 }
 
+/** How status.ignored names a refused update: "decide approve", or "decide" when the decision is unreadable. */
+function decisionName(raw: unknown): string {
+  const d = (raw as { decision?: unknown } | null)?.decision;
+  return typeof d === 'string' ? `decide ${d.slice(0, 20)}` : 'decide';
+}
+
 export class RecoveryMachine {
   readonly steps = new Map<StepId, StepRecord>();
   readonly decisions: DecisionRecord[] = [];
@@ -114,6 +120,8 @@ export class RecoveryMachine {
   runbook?: Runbook;
   pending?: PendingDecision;
   phase: RecoveryStatus['phase'] = 'running';
+  /** The runbook's operators, from a preflight that failed before the runbook reached the workflow. */
+  operatorsWithoutRunbook?: string[];
   /** Names of invariants that failed on the paused copy: approving promotion then needs an override. */
   failedInvariants: string[] = [];
   invariantOverride?: { by: string; reason: string };
@@ -199,20 +207,30 @@ export class RecoveryMachine {
     setHandler(abortSignal, signal('abort', stepMsg('abort')), {
       description: 'Stop the run at the current step, with a reason. Writers stay fenced. {"step": "replay-wal", "by": "alice", "reason": "..."}',
     });
+    // Refusals are judged in the handler, not in a validator: a validator's
+    // rejection leaves no trace in the history, and every refusal must be in
+    // status.ignored and the audit log like a refused signal. A refused
+    // update is still answered with a typed, non-retryable failure; the
+    // accepted-then-failed update stays in the history as well.
     setHandler(
       decideUpdate,
-      (d: DecideUpdate): StepRecord => {
-        const msg = toIncoming(d);
+      (raw: DecideUpdate): StepRecord => {
+        const r = DecideUpdate.safeParse(raw);
+        if (!r.success) {
+          const why = `decide: ${describeIssues(r.error.issues, 'decide', this.pending)}`;
+          this.ignore('update', decisionName(raw), raw, why);
+          throw refused(why, 'INPUT_INVALID');
+        }
+        const msg = toIncoming(r.data);
+        const why = refusal(this, msg);
+        if (why) {
+          this.ignore('update', decisionName(raw), raw, why);
+          throw refused(why, 'DECISION_REFUSED');
+        }
         this.apply(msg, 'update');
-        return { ...this.steps.get(d.step)! };
+        return { ...this.steps.get(r.data.step)! };
       },
       {
-        validator: (raw: DecideUpdate) => {
-          const r = DecideUpdate.safeParse(raw);
-          if (!r.success) throw refused(`decide: ${describeIssues(r.error.issues, 'decide', this.pending)}`, 'INPUT_INVALID');
-          const why = refusal(this, toIncoming(r.data));
-          if (why) throw refused(why, 'DECISION_REFUSED');
-        },
         description:
           'Decide a step and get an answer: {"step": "approve-promote", "decision": "approve"|"reject"|"retry"|"skip"|"abort", "by": "alice", "comment": "..."}. Refused with a reason for a wrong step, a non-approver or a repeated decision.',
       },
@@ -311,6 +329,7 @@ export class RecoveryMachine {
         if (isCancellation(err)) throw err;
         rec.state = 'failed';
         rec.error = stepError(err);
+        if (!this.runbook) this.operatorsWithoutRunbook ??= operatorsInFailure(err);
         log.warn('step failed', { step: id, type: rec.error.type, message: rec.error.message });
         // RUN_ENDING_CODES first: their recorded histories never asked the patch.
         const endsRun =
@@ -331,7 +350,7 @@ export class RecoveryMachine {
           step: id,
           kind: 'failed',
           since: now(),
-          approvers: operatorsOf(this.runbook),
+          approvers: operatorsOf(this.runbook, this.operatorsWithoutRunbook),
           min: 1,
           approvedBy: [],
           how: howToResolve(workflowInfo().workflowId, id, this.runbook, this.fenceState()),

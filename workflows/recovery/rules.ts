@@ -5,7 +5,10 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { DecideUpdate, DecisionKind, PendingDecision, RecoveryStatus, StepError, StepId, StepRecord, Target } from '../../src/recovery/contract';
 import { isErrorCode } from '../../src/errors';
+import { operatorsOf } from '../../src/recovery/operators';
 import type { Runbook } from '../../src/runbook/schema';
+
+export { operatorsOf };
 
 export type Incoming =
   | { name: 'approve'; step: StepId; by: string; comment?: string; override?: boolean }
@@ -31,6 +34,8 @@ export interface RunView {
   readonly approvedBy: ReadonlySet<string>;
   readonly failedInvariants: readonly string[];
   readonly runbook?: Runbook;
+  /** Who may decide when the runbook never reached the workflow (a preflight that failed after loading it says). */
+  readonly operatorsWithoutRunbook?: readonly string[];
 }
 
 /** Why a message must not be acted on, or undefined when it may. */
@@ -54,7 +59,7 @@ export function refusal(run: RunView, m: Incoming): string | undefined {
     if (run.abortRequest) return `an abort by ${run.abortRequest.by} is already being carried out`;
     if (run.currentStep !== m.step) return `${m.step} is not the current step${run.currentStep ? ` (current: ${run.currentStep}, ${run.steps.get(run.currentStep)!.state})` : ''}: name the current step to abort`;
     if (!m.comment?.trim()) return 'abort needs a reason';
-    return notAllowed(m.by, operatorsOf(run.runbook), 'abort this run');
+    return notAllowed(m.by, operatorsOf(run.runbook, run.operatorsWithoutRunbook), 'abort this run');
   }
   if (m.name === 'retry' || m.name === 'skip') {
     if (rec.state !== 'failed' || run.pending?.step !== step) return `${step} has not failed (it is ${rec.state}): only a failed step can be ${m.name === 'retry' ? 'retried' : 'skipped'}`;
@@ -65,7 +70,7 @@ export function refusal(run: RunView, m: Incoming): string | undefined {
         return `STEP_NOT_SKIPPABLE: ${step} cannot be skipped: the runbook's skippable steps are ${skippable.join(', ') || '(none)'}; retry or abort instead`;
       if (!m.comment?.trim()) return 'skip needs a reason (it goes into the evidence)';
     }
-    return notAllowed(m.by, operatorsOf(run.runbook), `${m.name} ${step}`);
+    return notAllowed(m.by, operatorsOf(run.runbook, run.operatorsWithoutRunbook), `${m.name} ${step}`);
   }
   // approve, reject: only the step awaiting approval, only its approvers.
   if (rec.state !== 'awaiting-approval' || run.pending?.step !== step) {
@@ -86,13 +91,6 @@ export function refusal(run: RunView, m: Incoming): string | undefined {
 function notAllowed(by: string, allowed: string[], what: string): string | undefined {
   if (allowed.length === 0 || allowed.includes(by)) return undefined;
   return `NOT_AN_APPROVER: ${by} may not ${what}; allowed: ${allowed.join(', ')}`;
-}
-
-/** Who may retry, skip or abort: everyone named in any approval policy (anyone when none is configured). */
-export function operatorsOf(runbook: Runbook | undefined): string[] {
-  const all = new Set<string>();
-  for (const p of Object.values(runbook?.approvals ?? {})) if (p) for (const a of p.approvers) all.add(a);
-  return [...all];
 }
 
 /** The approval policy of a step; approve-resume without its own falls back to one of approve-promote's approvers. */
@@ -183,6 +181,22 @@ export function describeIssues(issues: ReadonlyArray<{ path: PropertyKey[]; mess
   }
   const fields = issues.map((i) => `${i.path.map(String).join('.')}: ${i.message.replace(/^Invalid input: /, '')}`);
   return `${fields.join('; ')} (${kind} input is a JSON object such as ${example})`;
+}
+
+/**
+ * The runbook's operators a failed preflight attached to its failure (details
+ * `{ operators: [...] }`, activities/recovery.ts), so that a run whose
+ * preflight failed after loading the runbook is not open to anyone's retry or abort.
+ */
+export function operatorsInFailure(err: unknown): string[] | undefined {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error && !(e instanceof ApplicationFailure)) e = e.cause;
+  if (!(e instanceof ApplicationFailure)) return undefined;
+  for (const d of e.details ?? []) {
+    const ops = (d as { operators?: unknown } | null)?.operators;
+    if (Array.isArray(ops) && ops.every((o) => typeof o === 'string')) return ops as string[];
+  }
+  return undefined;
 }
 
 /** What an operator needs from a failure: its type, its message, its hints. */
