@@ -3,8 +3,8 @@
 // reached over the network (a command hook runs on whichever worker takes
 // the task, so it must be installed on every worker of that queue).
 import { Context } from '@temporalio/activity';
-import { invalidateRunbookCaches } from '../src/caches';
-import type { CacheResult } from '../src/recovery/contract';
+import { checkRunbookCaches, invalidateRunbookCaches } from '../src/caches';
+import type { CacheResult, EndpointsCheck } from '../src/recovery/contract';
 import { loadRunbook } from '../src/runbook/load';
 import { heartbeat, lifeboatActivity } from './failure';
 
@@ -27,4 +27,19 @@ export async function invalidateCaches(input: { runbook: string }): Promise<Cach
     if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
     throw err;
   }
+}
+
+/**
+ * Preflight of invalidate-caches, on the queue it runs on: every variable
+ * set, every Redis answering PING, every purge endpoint answering a HEAD
+ * (any status), every hook's program executable. Changes nothing, so
+ * running it twice is harmless. SECRET_MISSING or ENDPOINT_UNREACHABLE
+ * (non-retryable) end the run before anything is fenced.
+ */
+export async function checkCacheEndpoints(input: { runbook: string }): Promise<EndpointsCheck> {
+  const ctx = Context.current();
+  return lifeboatActivity(async () => {
+    const runbook = await loadRunbook(input.runbook);
+    return { answered: await checkRunbookCaches(runbook, { signal: ctx.cancellationSignal, then: 'start the recovery again' }) };
+  });
 }

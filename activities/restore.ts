@@ -9,6 +9,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { ReplayInput, ReplayResult, RestoreInput, RestoreInstanceKind, RestoreProgress, RestoreResult, RestoreSiteCheck, RestoreSiteInput } from '../src/recovery/contract';
 import type { Claim } from '../src/restore/claim';
 import { checkRestoreRoom as checkRoom } from '../src/restore/room';
+import { checkSiteFree } from '../src/restore/site-check';
 import { loadRunbook } from '../src/runbook/load';
 import { promoteRestored as promote, stopRestored as stop } from '../src/restore/instance';
 import { replayWal as replay } from '../src/restore/replay';
@@ -79,14 +80,20 @@ async function holderRunning(ctx: Context, claim: Claim): Promise<boolean | unde
 }
 
 /**
- * Will the restore fit? Free space on the volume of restore.dataDir (or
- * drill.dataDir) against the backup plus the WAL replay keeps on disk;
- * refuses with DISK_FULL naming the kept moved-aside copies. Only reads, so
- * it runs in preflight, before anything is fenced, and is safe to repeat.
+ * Can the restore use its site? The directory and port of restore (or
+ * drill) free or this run's (DATA_DIR_NOT_EMPTY, PORT_IN_USE: a stranger's
+ * files, a previous copy still running, another server on the port), then
+ * free space on the volume against the backup plus the WAL replay keeps on
+ * disk (DISK_FULL naming the kept moved-aside copies). Only reads, so it
+ * runs in preflight, before anything is fenced, and is safe to repeat.
  */
 export async function checkRestoreSite(input: RestoreSiteInput): Promise<RestoreSiteCheck> {
-  // lifeboatActivity heartbeats while du runs over the kept copies.
-  return hostActivity(async () => checkRoom(await loadRunbook(input.runbook), input));
+  // lifeboatActivity heartbeats while pg_ctl status and du run.
+  return hostActivity(async () => {
+    const runbook = await loadRunbook(input.runbook);
+    const site = await checkSiteFree(runbook, input);
+    return { ...(await checkRoom(runbook, input)), site };
+  });
 }
 
 /**

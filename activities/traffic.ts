@@ -3,9 +3,9 @@
 // traffic.pgbouncer.host, else restore.host), because it rewrites the
 // pgbouncer databases file on that host's disk.
 import { Context } from '@temporalio/activity';
-import type { TrafficResult } from '../src/recovery/contract';
+import type { EndpointsCheck, TrafficResult } from '../src/recovery/contract';
 import { loadRunbook } from '../src/runbook/load';
-import { switchRunbookTraffic } from '../src/traffic';
+import { checkRunbookTraffic, switchRunbookTraffic } from '../src/traffic';
 import { heartbeat, lifeboatActivity } from './failure';
 
 /**
@@ -26,4 +26,15 @@ export async function resumeTraffic(input: { runbook: string }): Promise<Traffic
     if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
     throw err;
   }
+}
+
+/**
+ * Preflight of resume-traffic, on the traffic host's queue: the admin URL
+ * set, pgbouncer's console answering SHOW VERSION and listing the database,
+ * its databases file readable with one line for it; or the hook's program
+ * executable. Changes nothing (no PAUSE, no RELOAD), so running it twice is
+ * harmless.
+ */
+export async function checkTrafficEndpoint(input: { runbook: string }): Promise<EndpointsCheck> {
+  return lifeboatActivity(async () => ({ answered: [await checkRunbookTraffic(await loadRunbook(input.runbook), 'start the recovery again')] }));
 }

@@ -49,6 +49,7 @@ export const ERROR_CODES = [
   'TARGET_UNREACHABLE',
   'TIMELINE_SUPERSEDED',
   'PRIVILEGE_MISSING',
+  'ENDPOINT_UNREACHABLE',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -121,6 +122,10 @@ export function isRetryable(code: ErrorCode): boolean {
     // catalog, which no grant can change any more): a superuser grants it
     // (lifeboat grants), and for a backup's catalog a new backup is taken.
     case 'PRIVILEGE_MISSING':
+    // A cache or traffic endpoint that did not answer in preflight (or is not
+    // set up for the run): refused before anything is fenced; an operator
+    // brings it up or fixes the runbook, then starts the run again.
+    case 'ENDPOINT_UNREACHABLE':
     // archive-push of WAL from a server a newer timeline replaced (an old
     // primary after a side-by-side recovery): the same file is refused again
     // until that server is stopped or archives elsewhere.

@@ -19,8 +19,12 @@ const AFTER_STOP = {
   unfenced: 'this run set no gate: writers, background jobs and the outbox are as they were; a restored copy may still run in restore.dataDir',
   fenced: 'writers, background jobs and the outbox were left as they were (fenced): reopen them deliberately',
 } as const;
+/** The patch around the preflight probes of cache and traffic endpoints. */
+const ENDPOINTS_PATCH = 'preflight-check-endpoints';
 /** The patch under which a runbook without gates skips approve-fence (runs recorded before it asked anyway). */
 const NO_GATES_NO_FENCE_PATCH = 'no-gates-no-approve-fence';
+/** The patch under which promote archives the new timeline's history and writes the primary overlay (runs recorded before it did not). */
+const PRIMARY_OVERLAY_PATCH = 'record-primary-overlay';
 
 export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evidence> {
   const input = parseWorkflowInput(RecoveryInput, rawInput, 'recoverToPointInTime');
@@ -56,7 +60,16 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       // Room for the backup and its WAL on the restore host, before anything is fenced
       // (DISK_FULL names the kept moved-aside copies). Patched: older histories never called it.
       if (patched('preflight-check-restore-site')) {
-        await hostActivities(p.runbook).checkRestoreSite({ runbook: name, backupId: p.backup.backupId, backupBytes: p.backup.sizeBytes, walSegments: p.walSegmentsAvailable });
+        // Also the directory and port: free, or this run's (a stranger's files, a previous copy still running, another server on the port refuse).
+        await hostActivities(p.runbook).checkRestoreSite({ runbook: name, backupId: p.backup.backupId, backupBytes: p.backup.sizeBytes, walSegments: p.walSegmentsAvailable, workflowId, runId, mode: input.mode ?? p.runbook.restore.mode });
+      }
+      // Every cache and traffic endpoint answers, probed from the worker that
+      // will use it; not in a dry run, which touches neither. Patched: older histories never called them.
+      if (!dryRun && patched(ENDPOINTS_PATCH)) {
+        const answered: string[] = [];
+        if (p.runbook.caches.length > 0) answered.push(...(await act.checkCacheEndpoints({ runbook: name })).answered);
+        if (p.runbook.traffic) answered.push(...(await hostActivities(p.runbook).checkTrafficEndpoint({ runbook: name })).answered);
+        for (const a of answered) if (!facts.notes.includes(`preflight: ${a}`)) facts.notes.push(`preflight: ${a}`);
       }
       return p;
     }, (p) => `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}, RTO estimate ${Math.round(p.rtoEstimateSeconds / 60)} min`);
@@ -167,8 +180,13 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
         if (gates) await host.setRestoredGate({ ...ref, gate: 'writers', where: 'restored', enabled: false });
         if (gates?.backgroundJobs) await host.setRestoredGate({ ...ref, gate: 'backgroundJobs', where: 'restored', enabled: false });
         if (gates?.outbox) await host.setRestoredGate({ ...ref, gate: 'outbox', where: 'restored', enabled: false });
+        // One primary per cluster from here: the new timeline's history in the
+        // archive (the old primary's next segment is refused) and the overlay
+        // that backup, check, drill, checkpoint and the next recovery read.
+        // Nothing later in this run reads the overlay.
+        if (patched(PRIMARY_OVERLAY_PATCH)) facts.primary = await host.recordPrimary({ ...ref, workflowId, runId, timeline: p.timeline, promotedAt: p.promotedAt });
         return p;
-      }, (p) => `promoted on timeline ${p.timeline} at ${p.promotedAt}${gates ? '; gates re-asserted' : ''}`);
+      }, (p) => `promoted on timeline ${p.timeline} at ${p.promotedAt}${gates ? '; gates re-asserted' : ''}${facts.primary?.repointed ? `; primary re-pointed to ${facts.primary.host}:${facts.primary.port} in the repository` : ''}`);
       facts.promotedAt = promoted?.promotedAt;
       // 12. reconcile-outbox: rows published before the incident are not sent again.
       if (gates?.outbox) facts.outbox = await run.step('reconcile-outbox', () => host.reconcileOutbox({ ...ref, ...(facts.forensics?.outboxHighWater ? { highWater: facts.forensics.outboxHighWater } : {}) }), (o) => o.skippedReason ?? `${o.markedPublished} row(s) marked published (at or below ${o.highWater})`);

@@ -66,9 +66,10 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
     // 2. preflight: the backup for the target, the WAL chain checked, the archiver read (read-only).
     const plan = await run.step('preflight', async () => {
       const p = await act.preflight({ runbook: name, target, mode: 'side-by-side', dryRun: false, instance: 'drill' });
-      // Room for the backup and its WAL in drill.dataDir (DISK_FULL names kept copies). Patched: older histories never called it.
+      // drill.dataDir and drill.port free or an earlier drill's stopped copy, and room for the backup and its WAL
+      // (DISK_FULL names kept copies). Patched: older histories never called it.
       if (patched('preflight-check-restore-site')) {
-        await host.checkRestoreSite({ ...ref, backupId: p.backup.backupId, backupBytes: p.backup.sizeBytes, walSegments: p.walSegmentsAvailable });
+        await host.checkRestoreSite({ ...ref, backupId: p.backup.backupId, backupBytes: p.backup.sizeBytes, walSegments: p.walSegmentsAvailable, workflowId, runId });
       }
       return p;
     }, (p) => `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}; archiver ${p.archiver ?? 'not read'}`);

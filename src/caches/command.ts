@@ -1,7 +1,8 @@
 // A command hook for caches Lifeboat knows nothing about: the runbook's argv,
 // run without a shell, for at most five minutes; exit 0 means purged.
+import { LifeboatError } from '../errors';
 import type { CacheResult } from '../recovery/contract';
-import { runHook, showArgv } from './run-hook';
+import { findProgram, runHook, showArgv } from './run-hook';
 import type { CacheInvalidator, InvalidationContext } from './types';
 
 export function commandInvalidator(cfg: { argv: string[] }): CacheInvalidator {
@@ -17,6 +18,13 @@ export function commandInvalidator(cfg: { argv: string[] }): CacheInvalidator {
       });
       ctx.progress();
       return { kind: 'command', target };
+    },
+    async check(): Promise<string> {
+      const found = await findProgram(cfg.argv[0]!);
+      if ('path' in found) return `${target}: ${found.path} is executable`;
+      throw new LifeboatError('ENDPOINT_UNREACHABLE', `cache hook ${showArgv(cfg.argv)} cannot run: ${found.missing}`, {
+        hints: ['invalidate-caches runs on any worker of the lifeboat queue: install the program on each of them, or fix the path in the runbook\'s caches list'],
+      });
     },
   };
 }

@@ -5,7 +5,7 @@
 import { LifeboatError, errorMessage } from '../errors';
 import type { CacheResult } from '../recovery/contract';
 import { hostOf, redact, urlFromEnv } from './secret-url';
-import type { CacheInvalidator, InvalidationContext } from './types';
+import { PROBE_TIMEOUT_MS, type CacheInvalidator, type InvalidationContext } from './types';
 
 export const HTTP_TIMEOUT_MS = 60_000;
 
@@ -60,6 +60,27 @@ export function httpInvalidator(cfg: { urlEnv: string; method: string }, runbook
         );
       }
       return { kind: 'http', target, status: response.status };
+    },
+    async check(signal?: AbortSignal): Promise<string> {
+      // HEAD, never the purge method: preflight only asks whether the
+      // endpoint answers at all, and any HTTP status says it does (a purge
+      // route may well answer 405 to HEAD). Credentials are not sent.
+      const request = new URL(url.href);
+      request.username = '';
+      request.password = '';
+      const timeout = AbortSignal.timeout(PROBE_TIMEOUT_MS);
+      try {
+        const response = await fetch(request, { method: 'HEAD', headers: { 'user-agent': 'lifeboat' }, redirect: 'manual', signal: signal ? AbortSignal.any([timeout, signal]) : timeout });
+        await response.arrayBuffer().catch(() => undefined);
+        return `http $${cfg.urlEnv} (${hostOf(url, url.protocol === 'https:' ? 443 : 80)}): answered HEAD with ${response.status}`;
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        const cause = err instanceof Error && err.cause !== undefined ? `: ${errorMessage(err.cause)}` : '';
+        const why = timeout.aborted ? `no answer within ${PROBE_TIMEOUT_MS / 1000} s` : `${errorMessage(err)}${cause}`;
+        throw new LifeboatError('ENDPOINT_UNREACHABLE', `cache purge endpoint $${cfg.urlEnv} (${hostOf(url, url.protocol === 'https:' ? 443 : 80)}) does not answer: ${redact(why, url)}`, {
+          hints: ['is the purge endpoint up and reachable from the workers of the lifeboat queue? (preflight sent HEAD, not the purge method)'],
+        });
+      }
     },
   };
 }

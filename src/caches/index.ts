@@ -30,12 +30,8 @@ function describe(r: CacheResult): string {
   return r.target;
 }
 
-export async function invalidateRunbookCaches(
-  runbook: Runbook,
-  opts: { onProgress?: (p: CacheProgress) => void; signal?: AbortSignal } = {},
-): Promise<CacheResult[]> {
-  // Every variable is read before anything is touched: a missing secret
-  // fails the step at once, for all entries together.
+/** Every cache's invalidator; a missing secret fails for all entries together, naming each variable. */
+function runbookInvalidators(runbook: Runbook, extraHints: string[] = []): CacheInvalidator[] {
   const invalidators: CacheInvalidator[] = [];
   const missing: LifeboatError[] = [];
   for (const entry of runbook.caches) {
@@ -48,11 +44,51 @@ export async function invalidateRunbookCaches(
   }
   const [first] = missing;
   if (first) {
-    if (missing.length === 1) throw first;
+    if (missing.length === 1 && extraHints.length === 0) throw first;
     throw new LifeboatError('SECRET_MISSING', missing.map((e) => e.what).join('\n'), {
-      hints: [...new Set(missing.flatMap((e) => e.hints))],
+      hints: [...new Set(missing.flatMap((e) => e.hints)), ...extraHints],
     });
   }
+  return invalidators;
+}
+
+/**
+ * Preflight of invalidate-caches: every variable set and every endpoint
+ * answering, on a worker of the queue invalidate-caches runs on. Changes
+ * nothing. Returns what answered; throws SECRET_MISSING or
+ * ENDPOINT_UNREACHABLE naming each entry that would fail.
+ */
+export async function checkRunbookCaches(runbook: Runbook, opts: { signal?: AbortSignal; then: string }): Promise<string[]> {
+  const invalidators = runbookInvalidators(runbook, [`set it, then ${opts.then}`]);
+  const answers: string[] = [];
+  const failures: { entry: number; error: unknown }[] = [];
+  for (const [i, inv] of invalidators.entries()) {
+    try {
+      answers.push(await inv.check(opts.signal));
+    } catch (error) {
+      if (opts.signal?.aborted) throw error;
+      failures.push({ entry: i + 1, error });
+    }
+  }
+  if (failures.length === 0) return answers;
+  const whatOf = (e: unknown) => (isLifeboatError(e) ? e.what : errorMessage(e));
+  const what =
+    failures.length === 1
+      ? `cache ${failures[0]!.entry} of runbook ${runbook.name}: ${whatOf(failures[0]!.error)}`
+      : `${failures.length} of ${invalidators.length} caches of runbook ${runbook.name} would fail invalidate-caches:\n  ${failures.map((f) => `cache ${f.entry}: ${whatOf(f.error)}`).join('\n  ')}`;
+  throw new LifeboatError('ENDPOINT_UNREACHABLE', what, {
+    hints: [...new Set(failures.flatMap((f) => (isLifeboatError(f.error) ? f.error.hints : []))), `bring it up or fix the runbook's caches list, then ${opts.then}`],
+    details: { failed: failures.map((f) => invalidators[f.entry - 1]!.target) },
+  });
+}
+
+export async function invalidateRunbookCaches(
+  runbook: Runbook,
+  opts: { onProgress?: (p: CacheProgress) => void; signal?: AbortSignal } = {},
+): Promise<CacheResult[]> {
+  // Every variable is read before anything is touched: a missing secret
+  // fails the step at once, for all entries together.
+  const invalidators = runbookInvalidators(runbook);
 
   const results: CacheResult[] = [];
   const failures: { entry: number; target: string; error: unknown }[] = [];

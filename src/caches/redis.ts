@@ -13,7 +13,7 @@ import { createClient, RESP_TYPES } from 'redis';
 import { LifeboatError, errorMessage } from '../errors';
 import type { CacheResult } from '../recovery/contract';
 import { hostOf, redact, urlFromEnv } from './secret-url';
-import type { CacheInvalidator, InvalidationContext } from './types';
+import { PROBE_TIMEOUT_MS, type CacheInvalidator, type InvalidationContext } from './types';
 
 /** Keys asked of SCAN per call, and so deleted per UNLINK at most. */
 export const SCAN_COUNT = 1000;
@@ -73,6 +73,28 @@ export function redisInvalidator(cfg: { urlEnv: string; patterns: string[] }, ru
         if (client.isOpen) client.destroy();
       }
       return { kind: 'redis', target, deleted };
+    },
+    async check(): Promise<string> {
+      let lastError: unknown;
+      const client = createClient({ url: url.href, socket: { connectTimeout: PROBE_TIMEOUT_MS, socketTimeout: PROBE_TIMEOUT_MS, reconnectStrategy: false } });
+      client.on('error', (err: unknown) => (lastError = err));
+      try {
+        await client.connect();
+        const pong = await client.ping();
+        return `${where}: ${pong}`;
+      } catch (err) {
+        const why = redact(errorMessage(lastError ?? err), url);
+        const auth = /WRONGPASS|NOAUTH|NOPERM/.test(why);
+        throw new LifeboatError('ENDPOINT_UNREACHABLE', `${where} does not answer PING: ${why}`, {
+          hints: [
+            auth
+              ? `check the user and password in ${cfg.urlEnv} on the workers of the lifeboat queue, and that the user may PING, SCAN and UNLINK`
+              : `is Redis up and reachable from the workers of the lifeboat queue? (redis-cli -h ${url.hostname} -p ${url.port || 6379} ping)`,
+          ],
+        });
+      } finally {
+        if (client.isOpen) client.destroy();
+      }
     },
   };
 }

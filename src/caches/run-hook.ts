@@ -8,6 +8,9 @@
 // returns. The hook runs in a process group of its own, and the time limit
 // and cancellation end the whole group.
 import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import * as path from 'node:path';
 import { LifeboatError, type ErrorCode } from '../errors';
 
 export const HOOK_TIMEOUT_MS = 5 * 60_000;
@@ -123,4 +126,30 @@ export function runHook(argv: readonly string[], opts: HookOptions): Promise<{ s
       });
     });
   });
+}
+
+/**
+ * Where a hook's program is, as spawn would find it (a path, or the first
+ * executable file of that name on this process's PATH), or why it cannot
+ * run: checked in preflight without running the hook, which must run only
+ * at its step.
+ */
+export async function findProgram(bin: string): Promise<{ path: string } | { missing: string }> {
+  const runnable = async (p: string) => {
+    const st = await stat(p).catch(() => undefined);
+    if (!st?.isFile()) return false;
+    return access(p, constants.X_OK).then(() => true, () => false);
+  };
+  if (bin.includes('/')) {
+    const st = await stat(bin).catch(() => undefined);
+    if (!st) return { missing: `${bin} does not exist on this host` };
+    if (!st.isFile()) return { missing: `${bin} is not a file` };
+    return (await runnable(bin)) ? { path: bin } : { missing: `${bin} is not executable by this worker's user` };
+  }
+  const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
+  for (const d of dirs) {
+    const p = path.join(d, bin);
+    if (await runnable(p)) return { path: p };
+  }
+  return { missing: `${bin} is not an executable file on this worker's PATH (${dirs.join(':') || 'empty'})` };
 }

@@ -5,6 +5,9 @@ import type { Runbook } from '../runbook/schema';
 
 export type CacheEntry = Runbook['caches'][number];
 
+/** How long preflight waits for an endpoint to answer (cache or traffic). */
+export const PROBE_TIMEOUT_MS = 10_000;
+
 /** Heartbeat details of invalidate-caches. */
 export interface CacheProgress {
   /** 1-based position of the entry in the runbook's caches list. */
@@ -25,4 +28,10 @@ export interface CacheInvalidator {
   /** e.g. `redis $REDIS_URL orders:*`: names variables, never their values. */
   readonly target: string;
   invalidate(ctx: InvalidationContext): Promise<CacheResult>;
+  /**
+   * Preflight: does the endpoint answer (Redis PING, any HTTP status to a
+   * HEAD, the hook's program present and executable)? Changes nothing.
+   * Returns what answered; throws ENDPOINT_UNREACHABLE.
+   */
+  check(signal?: AbortSignal): Promise<string>;
 }

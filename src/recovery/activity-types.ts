@@ -6,6 +6,7 @@ import type {
   AuditLine,
   CacheResult,
   CaptureResult,
+  EndpointsCheck,
   Evidence,
   GateInput,
   GateResult,
@@ -14,6 +15,7 @@ import type {
   PendingDecision,
   PreflightInput,
   PreflightResult,
+  PrimaryRecord,
   ReplayInput,
   ReplayResult,
   RestoreInput,
@@ -42,6 +44,12 @@ export interface RecoveryActivities {
   reconcileOutbox(input: { runbook: string; highWater?: string }): Promise<OutboxResult>;
   invalidateCaches(input: { runbook: string }): Promise<CacheResult[]>;
   resumeTraffic(input: { runbook: string }): Promise<TrafficResult>;
+  /** After promote, on the restore host: the new timeline's history archived and the primary overlay written (src/recovery/record-primary.ts). */
+  recordPrimary(input: { runbook: string; workflowId: string; runId: string; timeline: number; promotedAt: string }): Promise<PrimaryRecord>;
+  /** Preflight: every cache endpoint answers, on the queue invalidate-caches runs on (activities/caches.ts). */
+  checkCacheEndpoints(input: { runbook: string }): Promise<EndpointsCheck>;
+  /** Preflight: the traffic endpoint answers, on the traffic host's queue (activities/traffic.ts). */
+  checkTrafficEndpoint(input: { runbook: string }): Promise<EndpointsCheck>;
   appendAudit(input: { runbook: string; runId: string; workflowId: string; seq: number; line: AuditLine }): Promise<void>;
   writeEvidence(input: { runbook: string; evidence: Evidence }): Promise<{ key: string; repository: string }>;
   notifyEscalation(input: { runbook: string; workflowId: string; pending: PendingDecision; waitedSeconds: number }): Promise<{ delivered: boolean; detail: string }>;

@@ -356,9 +356,20 @@ export interface RestoreSiteInput extends RunbookRef, InstanceRef {
   /** WAL segments the replay reads (PreflightResult.walSegmentsAvailable). */
   walSegments: number;
   walSegmentSize?: number;
+  /**
+   * The run asking (src/restore/site-check.ts): a directory whose marker
+   * names it is its own. Absent in histories recorded before the site's
+   * directory and port were checked.
+   */
+  workflowId?: string;
+  runId?: string;
+  /** The run's mode; absent: the runbook's restore.mode. */
+  mode?: 'side-by-side' | 'in-place';
 }
 
 export interface RestoreSiteCheck {
+  /** What the directory and port were found to be ("restore.dataDir ... is empty or absent; restore.port 5433 is free"). */
+  site?: string;
   dataDir: string;
   /** The directory whose file system was measured (dataDir or its nearest existing parent). */
   measured: string;
@@ -434,10 +445,35 @@ export interface CacheResult {
   status?: number;
 }
 
+/** checkCacheEndpoints / checkTrafficEndpoint (preflight): what answered, names of variables only. */
+export interface EndpointsCheck {
+  answered: string[];
+}
+
 export interface TrafficResult {
   kind: 'pgbouncer' | 'command' | 'none';
   pointedAt?: string;
   steps: string[];
+}
+
+/**
+ * Where the cluster's primary is once the recovery promoted (recordPrimary;
+ * the overlay <cluster>/primary.json that backup, check, drill, checkpoint
+ * and the next recovery read, src/catalog/primary.ts).
+ */
+export interface PrimaryRecord {
+  /** false: the promoted copy is where the runbook's primary already is (in place), no overlay written. */
+  repointed: boolean;
+  host: string;
+  port: number;
+  timeline: number;
+  /** The server the runbook names, which the overlay replaces. */
+  replaced: { host: string; port: number };
+  since?: string;
+  /** The overlay's key in the repository. */
+  overlay?: string;
+  /** The new timeline's history file, archived from the copy's pg_wal so archive-push refuses the old timeline at once. */
+  history?: string;
 }
 
 export interface Evidence {
@@ -471,6 +507,8 @@ export interface Evidence {
   outbox?: OutboxResult;
   caches?: CacheResult[];
   traffic?: TrafficResult;
+  /** Where the recovery re-pointed the cluster's primary (recoveries that promoted, since patch record-primary-overlay). */
+  primary?: PrimaryRecord;
   objectives?: { rpoSeconds: number; rtoSeconds: number; rpoMet?: boolean; rtoMet?: boolean };
   validationStatus: 'passed' | 'failed' | 'aborted' | 'rejected';
   notes: string[];

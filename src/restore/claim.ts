@@ -155,6 +155,18 @@ export async function takeClaim(req: ClaimRequest): Promise<HeldClaim> {
   throw heldBy(req, holder, 'the claim kept changing while it was being taken');
 }
 
+/**
+ * Read only, for preflight: the claim takeClaim would refuse the request
+ * with, thrown as the same DATA_DIR_NOT_EMPTY; nothing when the claim is
+ * absent or would be taken over (its holder is this workflow, or gone).
+ */
+export async function requireClaimable(req: ClaimRequest, then: string): Promise<void> {
+  const holder = await readClaim(req.dataDir);
+  if (!holder || (await staleReason(holder, req))) return;
+  const err = heldBy(req, holder);
+  throw new LifeboatError(err.code, err.what, { hints: [...err.hints, `once it is released, ${then}`], details: err.details });
+}
+
 /** Removes `<claim>.<pid>.<hex>.tmp` files of writers that died between writing and linking them. */
 async function sweepDeadTemps(file: string): Promise<void> {
   const dir = path.dirname(file);

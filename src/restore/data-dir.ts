@@ -68,7 +68,25 @@ export async function keptEntries(dataDir: string): Promise<string[]> {
   return (await readdir(dataDir).catch(() => [] as string[])).filter(isKeptEntry).sort();
 }
 
-export async function prepareDataDir(input: PrepareInput): Promise<Prepared> {
+/**
+ * What a restore finds at dataDir, read only: the one judgement behind both
+ * prepareDataDir (which then acts on it) and the preflight check of the
+ * restore site (src/restore/site-check.ts, which refuses before anything is
+ * fenced what prepareDataDir would refuse after).
+ */
+export type DataDirFinding =
+  /** Absent, or empty but for kept entries. */
+  | { kind: 'empty' }
+  /** Its marker names this workflow: a retry, or a restore again after a retarget. */
+  | { kind: 'ours'; marker: RestoreMarker }
+  /** drill.dataDir holding an earlier restore drill's copy. */
+  | { kind: 'earlier-drill'; marker: RestoreMarker }
+  /** In-place: the primary's directory by design, moved aside whole. */
+  | { kind: 'in-place' }
+  /** Someone else's (or another recovery's), side by side: refused. */
+  | { kind: 'foreign'; entries: string[]; marker?: RestoreMarker };
+
+export async function judgeDataDir(input: PrepareInput): Promise<DataDirFinding> {
   const { dataDir } = input.pg;
   const entries = await readdir(dataDir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return undefined;
@@ -78,30 +96,41 @@ export async function prepareDataDir(input: PrepareInput): Promise<Prepared> {
     });
   });
   const present = entries?.filter((e) => !isKeptEntry(e));
-  if (present !== undefined && present.length > 0) {
-    const marker = await readMarker(dataDir);
-    if (marker && marker.workflowId === input.workflowId) return prepareOurs(input, marker);
-    if (input.instance === 'drill' && marker?.instance === 'drill') return prepareEarlierDrill(input, marker);
-    if (input.mode === 'side-by-side') throw await notEmpty(input, present, marker);
-    // in-place: the primary's directory (or an earlier recovery's, which became the primary).
-    const stopped = await stopPostmaster(input.pg, 'in-place restore: the old primary must be down before its directory is moved aside');
-    const movedAside = await moveAside(dataDir, 'lifeboat-moved', input.pg.osUser);
-    await makeEmptyDir(input.pg);
-    return { kind: 'ready', movedAside, stoppedPostmaster: stopped };
+  if (present === undefined || present.length === 0) return { kind: 'empty' };
+  const marker = await readMarker(dataDir);
+  if (marker && marker.workflowId === input.workflowId) return { kind: 'ours', marker };
+  if (input.instance === 'drill' && marker?.instance === 'drill') return { kind: 'earlier-drill', marker };
+  if (input.mode === 'side-by-side') return { kind: 'foreign', entries: present, ...(marker ? { marker } : {}) };
+  return { kind: 'in-place' };
+}
+
+export async function prepareDataDir(input: PrepareInput): Promise<Prepared> {
+  const { dataDir } = input.pg;
+  const found = await judgeDataDir(input);
+  switch (found.kind) {
+    case 'ours':
+      return prepareOurs(input, found.marker);
+    case 'earlier-drill':
+      return prepareEarlierDrill(input, found.marker);
+    case 'foreign':
+      throw await notEmpty(input, found.entries, found.marker);
+    case 'in-place': {
+      // The primary's directory (or an earlier recovery's, which became the primary).
+      const stopped = await stopPostmaster(input.pg, 'in-place restore: the old primary must be down before its directory is moved aside');
+      const movedAside = await moveAside(dataDir, 'lifeboat-moved', input.pg.osUser);
+      await makeEmptyDir(input.pg);
+      return { kind: 'ready', movedAside, stoppedPostmaster: stopped };
+    }
+    case 'empty':
+      await makeEmptyDir(input.pg);
+      return { kind: 'ready', stoppedPostmaster: false };
   }
-  await makeEmptyDir(input.pg);
-  return { kind: 'ready', stoppedPostmaster: false };
 }
 
 async function prepareOurs(input: PrepareInput, marker: RestoreMarker): Promise<Prepared> {
   const { dataDir } = input.pg;
-  if (marker.state === 'promoted') {
-    // Once promoted the copy may already take traffic as the new primary.
-    throw new LifeboatError('DATA_DIR_NOT_EMPTY', `${field(input)} ${dataDir} holds ${input.instance === 'drill' ? "this drill's" : "this recovery's"} copy, promoted at ${marker.promotedAt ?? marker.at}; it is not restored over`, {
-      hints: ['a promoted copy may be serving as the primary: Lifeboat neither stops nor moves it', 'if it truly must be replaced, stop it and move it away by hand, then retry the step'],
-      details: { dataDir },
-    });
-  }
+  // Once promoted the copy may already take traffic as the new primary.
+  if (marker.state === 'promoted') throw promotedOurs(input, marker, 'retry the step');
   const running = await postmasterRunning(input.pg);
   if (!running && marker.state === 'extracting' && marker.runId === input.runId && !marker.keep) {
     // Provably ours and nothing but the repository's bytes: this run wrote the
@@ -140,23 +169,35 @@ async function prepareOurs(input: PrepareInput, marker: RestoreMarker): Promise<
  * kept for inspection (keep: true): not ours to stop.
  */
 async function prepareEarlierDrill(input: PrepareInput, marker: RestoreMarker): Promise<Prepared> {
-  const { dataDir, pgBin, osUser } = input.pg;
-  if (await postmasterRunning(input.pg)) {
-    throw new LifeboatError(
-      'DATA_DIR_NOT_EMPTY',
-      `drill.dataDir ${dataDir} holds the copy of another restore drill (${describeMarker(marker)}) with PostgreSQL still running in it`,
-      {
-        hints: [
-          'a drill is still running, or one was kept for inspection (keep: true); nothing was changed',
-          `when it is no longer needed, stop it (as ${osUser}): ${pgBin}/pg_ctl stop -D ${dataDir} -m fast; the next drill moves its directory aside`,
-        ],
-        details: { dataDir },
-      },
-    );
-  }
+  const { dataDir } = input.pg;
+  if (await postmasterRunning(input.pg)) throw earlierDrillRunning(input, marker);
   const movedAside = await moveAside(dataDir, 'lifeboat-drill', input.pg.osUser);
   await makeEmptyDir(input.pg);
   return { kind: 'ready', movedAside, stoppedPostmaster: false };
+}
+
+/** This run's own copy, promoted: never restored over. `then`: what to do after ("retry the step"). */
+export function promotedOurs(input: PrepareInput, marker: RestoreMarker, then: string): LifeboatError {
+  return new LifeboatError('DATA_DIR_NOT_EMPTY', `${field(input)} ${input.pg.dataDir} holds ${input.instance === 'drill' ? "this drill's" : "this recovery's"} copy, promoted at ${marker.promotedAt ?? marker.at}; it is not restored over`, {
+    hints: ['a promoted copy may be serving as the primary: Lifeboat neither stops nor moves it', `if it truly must be replaced, stop it and move it away by hand, then ${then}`],
+    details: { dataDir: input.pg.dataDir },
+  });
+}
+
+/** drill.dataDir holds another drill's copy with a postmaster running: a drill in progress, or one kept. */
+export function earlierDrillRunning(input: PrepareInput, marker: RestoreMarker): LifeboatError {
+  const { dataDir, pgBin, osUser } = input.pg;
+  return new LifeboatError(
+    'DATA_DIR_NOT_EMPTY',
+    `drill.dataDir ${dataDir} holds the copy of another restore drill (${describeMarker(marker)}) with PostgreSQL still running in it`,
+    {
+      hints: [
+        'a drill is still running, or one was kept for inspection (keep: true); nothing was changed',
+        `when it is no longer needed, stop it (as ${osUser}): ${pgBin}/pg_ctl stop -D ${dataDir} -m fast; the next drill moves its directory aside`,
+      ],
+      details: { dataDir },
+    },
+  );
 }
 
 /** "20261121T190102Z": when a directory was moved aside, in its new name. */
@@ -243,7 +284,13 @@ async function makeEmptyDir(pg: PgHost): Promise<void> {
   await chmod(pg.dataDir, 0o700);
 }
 
-async function notEmpty(input: PrepareInput, entries: string[], marker: RestoreMarker | undefined): Promise<LifeboatError> {
+/**
+ * DATA_DIR_NOT_EMPTY for a directory that is not provably ours, saying what
+ * it holds and exactly what an operator can do. `then`: what follows the
+ * operator's fix ("retry the step" during restore, "start the recovery
+ * again" in preflight).
+ */
+export async function notEmpty(input: PrepareInput, entries: string[], marker: RestoreMarker | undefined, then = 'retry the step'): Promise<LifeboatError> {
   const { dataDir, osUser } = input.pg;
   const running = await postmasterRunning(input.pg).catch(() => false);
   const version = await readFile(path.join(dataDir, 'PG_VERSION'), 'utf8').then(
@@ -264,10 +311,14 @@ async function notEmpty(input: PrepareInput, entries: string[], marker: RestoreM
     {
       hints: [
         'Lifeboat never deletes a data directory it cannot prove is its own; nothing in it was changed',
-        ...(running ? [`stop that server first (as ${osUser}): ${input.pg.pgBin}/pg_ctl stop -D ${dataDir} -m fast`] : []),
+        ...(running && marker?.state === 'promoted'
+          ? [`that server is the copy workflow ${marker.workflowId} promoted at ${marker.promotedAt ?? marker.at}: it may be serving as the primary now, so stop it (as ${osUser}: ${input.pg.pgBin}/pg_ctl stop -D ${dataDir} -m fast) only once clients no longer use it`]
+          : running
+            ? [`stop that server first (as ${osUser}): ${input.pg.pgBin}/pg_ctl stop -D ${dataDir} -m fast`]
+            : []),
         (await isMountPoint(dataDir))
-          ? `if it is no longer needed: it is a mount point, which cannot be renamed, so move its contents (all but lost+found) off the volume or into a subdirectory named .lifeboat-aside-<time>, which Lifeboat leaves alone and restores beside (as root or ${osUser}); then retry the step`
-          : `if it is no longer needed, move it away (as root or ${osUser}): mv ${dataDir} ${dataDir}.old-$(date -u +%Y%m%dT%H%M%SZ), then retry the step`,
+          ? `if it is no longer needed: it is a mount point, which cannot be renamed, so move its contents (all but lost+found) off the volume or into a subdirectory named .lifeboat-aside-<time>, which Lifeboat leaves alone and restores beside (as root or ${osUser}); then ${then}`
+          : `if it is no longer needed, move it away (as root or ${osUser}): mv ${dataDir} ${dataDir}.old-$(date -u +%Y%m%dT%H%M%SZ), then ${then}`,
         `or set ${field(input)} in runbook ${input.runbookName} to an absent or empty directory`,
       ],
       details: { dataDir, entries: entries.length },

@@ -10,7 +10,8 @@
 //   replay.ts         replay-wal: start, wait for the pause at the target
 //   instance.ts       promote and stop the restored instance
 //   site.ts           which instance: the runbook's restore, or its drill
-//   port.ts           who listens on a port a drill wants
+//   port.ts           who listens on a port a restore or drill wants
+//   site-check.ts     preflight: directory and port free or ours, before any fence
 //   postmaster.ts     pg_ctl as the OS user; os-user.ts: runuser and the environment
 // Activities (activities/restore.ts) wrap these with heartbeats.
 import { LifeboatError, isLifeboatError } from '../errors';
@@ -25,9 +26,9 @@ import { prepareDataDir } from './data-dir';
 import { extractBaseBackup, findBackup, sweepDeadManifestDirs } from './extract';
 import { takeClaim, type ClaimRequest } from './claim';
 import { diskFullError, isNoSpace } from './room';
-import { readMarker, updateMarker, writeMarker, type RestoreMarker } from './marker';
-import { postmasterRunning, type PgHost } from './postmaster';
-import { portAnswers, portOwner } from './port';
+import { updateMarker, writeMarker, type RestoreMarker } from './marker';
+import type { PgHost } from './postmaster';
+import { requireFreePort } from './port';
 import { restoreSite, type RestoreSite } from './site';
 
 export function restoreHost(runbook: Runbook): PgHost {
@@ -165,27 +166,6 @@ async function restoreClaimed(
   const config = await ensureServerConfig(pg.dataDir, runbook);
   hooks.onProgress({ phase: 'done', bytes: extracted.storedBytes, totalBytes: extracted.storedBytes });
   return config.notes.length ? { ...result, configNotes: config.notes } : result;
-}
-
-/**
- * A drill starts PostgreSQL on drill.port: refused up front when another
- * listener holds it (before anything is moved or downloaded), unless it is
- * this drill's own postmaster (a retry).
- */
-async function requireFreePort(site: RestoreSite, workflowId: string): Promise<void> {
-  if (!(await portAnswers(site.address, site.port))) return;
-  const marker = await readMarker(site.dataDir);
-  if (marker?.workflowId === workflowId && (await postmasterRunning(site.pg))) return;
-  const owner = await portOwner(site.port);
-  throw new LifeboatError('PORT_IN_USE', `drill.port ${site.port} on ${site.address} is already in use by ${owner.description}, so the drill copy cannot start there`, {
-    hints: [
-      'nothing was moved, downloaded or started; the process on that port was not touched',
-      owner.dataDir === site.dataDir
-        ? `it is a PostgreSQL in drill.dataDir ${site.dataDir} left by another drill; stop it (as ${site.pg.osUser}): ${site.pg.pgBin}/pg_ctl stop -D ${site.dataDir} -m fast`
-        : `set drill.port in the runbook to a port nothing else uses on host ${site.host}, or stop what listens there`,
-    ],
-    details: { port: site.port, owner: owner.description },
-  });
 }
 
 /** The restore host's PostgreSQL must be the backup's major version, or the copy could never start. */

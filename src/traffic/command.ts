@@ -2,8 +2,9 @@
 // a service registry, DNS): the runbook's argv, run without a shell, with
 // RESTORED_HOST, RESTORED_PORT and RESTORED_DATABASE saying where clients
 // must go. It must be idempotent: a retried step runs it again.
+import { LifeboatError } from '../errors';
 import type { TrafficResult } from '../recovery/contract';
-import { runHook, showArgv } from '../caches/run-hook';
+import { findProgram, runHook, showArgv } from '../caches/run-hook';
 import { describeTarget, type RestoredTarget, type TrafficContext, type TrafficSwitcher } from './types';
 
 export function commandSwitcher(cfg: { argv: string[] }): TrafficSwitcher {
@@ -24,6 +25,13 @@ export function commandSwitcher(cfg: { argv: string[] }): TrafficSwitcher {
       });
       const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');
       return { kind: 'command', pointedAt: describeTarget(target), steps: [`ran ${showArgv(cfg.argv)} with ${vars}: exit 0`] };
+    },
+    async check(): Promise<string> {
+      const found = await findProgram(cfg.argv[0]!);
+      if ('path' in found) return `traffic hook ${showArgv(cfg.argv)}: ${found.path} is executable`;
+      throw new LifeboatError('ENDPOINT_UNREACHABLE', `traffic hook ${showArgv(cfg.argv)} cannot run: ${found.missing}`, {
+        hints: ['resume-traffic runs on the worker of the traffic host (restore.host): install the program there, or fix the path in the runbook\'s traffic.command'],
+      });
     },
   };
 }

@@ -4,6 +4,7 @@
 // (pgbouncer.ts, with databases-file.ts and pgbouncer-admin.ts), or a
 // command hook (command.ts); a new kind is one file and one line in
 // `trafficSwitcher`. host.ts says on which worker the step must run.
+import { LifeboatError, isLifeboatError } from '../errors';
 import type { TrafficResult } from '../recovery/contract';
 import type { Runbook } from '../runbook/schema';
 import { commandSwitcher } from './command';
@@ -11,7 +12,9 @@ import { pgbouncerSwitcher } from './pgbouncer';
 import { describeTarget, type RestoredTarget, type TrafficContext, type TrafficSwitcher } from './types';
 
 export type { RestoredTarget, TrafficContext, TrafficProgress, TrafficSwitcher } from './types';
-export { trafficHost } from './host';
+import { trafficHost } from './host';
+
+export { trafficHost };
 
 /** The promoted instance as clients reach it: restore.address and port, the primary's database. */
 export function restoredTarget(runbook: Runbook): RestoredTarget {
@@ -27,6 +30,9 @@ function noSwitcher(runbook: string): TrafficSwitcher {
         kind: 'none',
         steps: [`runbook ${runbook} configures no traffic switch: point clients at ${describeTarget(target)} yourself`],
       });
+    },
+    check(): Promise<string> {
+      return Promise.resolve(`runbook ${runbook} configures no traffic switch`);
     },
   };
 }
@@ -44,4 +50,25 @@ export async function switchRunbookTraffic(
   opts: { pauseTimeoutMs?: number } = {},
 ): Promise<TrafficResult> {
   return trafficSwitcher(runbook, opts).switchTo(restoredTarget(runbook), ctx);
+}
+
+/**
+ * Preflight of resume-traffic, on the worker it runs on (trafficHost): the
+ * admin URL set and the console answering, or the hook's program present.
+ * Changes nothing; throws SECRET_MISSING or ENDPOINT_UNREACHABLE.
+ */
+export async function checkRunbookTraffic(runbook: Runbook, then: string): Promise<string> {
+  let switcher: TrafficSwitcher;
+  try {
+    switcher = trafficSwitcher(runbook);
+  } catch (err) {
+    if (isLifeboatError(err) && err.code === 'SECRET_MISSING') throw new LifeboatError(err.code, err.what, { hints: [...err.hints, `set it on the worker of host ${trafficHost(runbook)}, then ${then}`] });
+    throw err;
+  }
+  try {
+    return await switcher.check();
+  } catch (err) {
+    if (isLifeboatError(err)) throw new LifeboatError(err.code, `traffic of runbook ${runbook.name}: ${err.what}`, { hints: [...err.hints, `bring it up or fix the traffic section of runbook ${runbook.name}, then ${then}`], cause: err });
+    throw err;
+  }
 }

@@ -14,6 +14,7 @@
 import { LifeboatError, errorMessage, isLifeboatError, withContext } from '../errors';
 import type { TrafficResult } from '../recovery/contract';
 import { urlFromEnv } from '../caches/secret-url';
+import { PROBE_TIMEOUT_MS } from '../caches/types';
 import { pointsAt, readDatabaseLine, replaceDatabasesFile, rewrittenText } from './databases-file';
 import { PgbouncerAdmin, adminIdent, type PgbouncerDatabase } from './pgbouncer-admin';
 import { describeTarget, type RestoredTarget, type TrafficContext, type TrafficSwitcher } from './types';
@@ -146,7 +147,54 @@ export function pgbouncerSwitcher(cfg: PgbouncerConfig, runbook: string, opts: {
         await admin.close();
       }
     },
+
+    // Preflight: the console answers SHOW VERSION, lists the database, and
+    // the databases file has its one line in a directory the worker may
+    // write. Reads only: no PAUSE, no RELOAD.
+    async check(): Promise<string> {
+      const refuse = (err: unknown, extra: string[] = []) =>
+        isLifeboatError(err)
+          ? new LifeboatError('ENDPOINT_UNREACHABLE', err.what, { hints: [...err.hints, ...extra], cause: err })
+          : new LifeboatError('ENDPOINT_UNREACHABLE', errorMessage(err), { hints: extra, cause: err });
+      const line = await readDatabaseLine(cfg.databasesFile, name).catch((err: unknown) => {
+        throw refuse(err);
+      });
+      const admin = await PgbouncerAdmin.connect(url, cfg.adminUrlEnv).catch((err: unknown) => {
+        throw refuse(err);
+      });
+      try {
+        const version = await answered(admin.run('SHOW VERSION'), `SHOW VERSION on ${admin.label}`);
+        const db = await answered(admin.database(name), `SHOW DATABASES on ${admin.label}`);
+        if (!db) {
+          throw new LifeboatError('ENDPOINT_UNREACHABLE', `${admin.label} has no database ${name}`, {
+            hints: [`traffic.pgbouncer.database must be a name listed by SHOW DATABASES; ${consoleHint}`],
+          });
+        }
+        const v = Object.values(version[0] ?? {}).map(String).join(' ') || 'an empty SHOW VERSION';
+        return `${admin.label}: ${v}; ${name} at ${at(db)}; line ${line.index + 1} of ${cfg.databasesFile}`;
+      } catch (err) {
+        if (isLifeboatError(err) && err.code === 'ENDPOINT_UNREACHABLE') throw err;
+        throw refuse(err, [`is pgbouncer up and reachable from the worker of the traffic host? (${consoleHint.replace('look with: ', '')})`]);
+      } finally {
+        await admin.close();
+      }
+    },
   };
+
+  /** p, or ENDPOINT_UNREACHABLE when the console says nothing within PROBE_TIMEOUT_MS (a stopped pgbouncer still accepts connections). */
+  async function answered<T>(p: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const silent = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new LifeboatError('ENDPOINT_UNREACHABLE', `${what}: no answer within ${PROBE_TIMEOUT_MS / 1000} s`, {
+        hints: [`is pgbouncer stopped or hung? (${consoleHint.replace('look with: ', '')})`],
+      })), PROBE_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([p, silent]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 
   /** SHOW POOLS and CLIENTS on a second connection (the first waits in PAUSE); undefined when that fails too. */
   async function observe(u: URL, envName: string, database: string) {

@@ -28,6 +28,12 @@ export interface TrafficContext {
 export interface TrafficSwitcher {
   readonly kind: TrafficResult['kind'];
   switchTo(target: RestoredTarget, ctx: TrafficContext): Promise<TrafficResult>;
+  /**
+   * Preflight: will switchTo be able to talk to what it switches (pgbouncer's
+   * console answers SHOW VERSION, the hook's program is executable)?
+   * Changes nothing. Returns what answered; throws ENDPOINT_UNREACHABLE.
+   */
+  check(): Promise<string>;
 }
 
 export function describeTarget(t: RestoredTarget): string {

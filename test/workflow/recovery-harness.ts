@@ -125,6 +125,15 @@ export function fakeActivities(
       rec('resumeTraffic', {});
       return { kind: 'pgbouncer', pointedAt: '127.0.0.1:6000', steps: ['PAUSE appdb', 'RELOAD', 'RESUME appdb'] };
     },
+    // Not recorded in calls.log: preflight probes that change nothing; `failures` may refuse them.
+    async checkCacheEndpoints() {
+      fail('checkCacheEndpoints');
+      return { answered: ['redis $REDIS_URL (127.0.0.1:6379): PONG'] };
+    },
+    async checkTrafficEndpoint() {
+      fail('checkTrafficEndpoint');
+      return { answered: ['pgbouncer at $PGBOUNCER_ADMIN_URL (127.0.0.1:6432): 1.21.0'] };
+    },
     async appendAudit(i) {
       calls.audit.push(i.line);
     },

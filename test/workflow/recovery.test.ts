@@ -400,6 +400,37 @@ describe('recoverToPointInTime', () => {
     ]);
   });
 
+  it('ends at once as failed when preflight finds a traffic endpoint that does not answer, after probing caches on the shared queue and traffic on the traffic host; a dry run probes neither', async () => {
+    const silent = [
+      'traffic of runbook orders: cannot connect to the admin console of pgbouncer at $PGBOUNCER_ADMIN_URL (127.0.0.1:6432): connect ECONNREFUSED 127.0.0.1:6432',
+      "HINT: is pgbouncer running and reachable from this worker? (psql \"$PGBOUNCER_ADMIN_URL\" -c 'SHOW VERSION')",
+      'HINT: bring it up or fix the traffic section of runbook orders, then start the recovery again',
+    ].join('\n');
+    h = await startHarness('endpoint', {}, { failures: { checkTrafficEndpoint: [{ type: 'ENDPOINT_UNREACHABLE', message: silent }] } });
+    const wf = await h.start({ target: TIME_TARGET });
+    const failure = await workflowFailure(wf);
+    expect(failure.type).toBe('ENDPOINT_UNREACHABLE');
+    expect(failure.message).toBe(`${silent}\nHINT: ${NOTHING_TOUCHED_HINT}`);
+    const s = await h.status(wf);
+    expect(s.phase).toBe('failed');
+    expect(s.pending).toBeUndefined();
+    expect(s.steps.map((x) => x.state)).toEqual(['failed', ...Array(17).fill('pending')]);
+    expect(await scheduled(wf)).toEqual(['checkNoOtherRecovery', 'preflight', 'checkRestoreSite', 'checkCacheEndpoints', 'checkTrafficEndpoint']);
+    // Each probe on the queue of the step it stands for: invalidate-caches on the workflow's, resume-traffic on the traffic host's.
+    const history = await wf.fetchHistory();
+    const queues = Object.fromEntries((history.events ?? []).flatMap((e) => {
+      const a = e.activityTaskScheduledEventAttributes;
+      return a?.activityType?.name ? [[a.activityType.name, a.taskQueue?.name]] : [];
+    }));
+    expect(queues.checkCacheEndpoints).toBe(h.taskQueue);
+    expect(queues.checkTrafficEndpoint).toBe(queues.checkRestoreSite);
+    await recordHistory('preflight-endpoint-unreachable', wf);
+
+    const dry = await h.start({ target: TIME_TARGET, dryRun: true });
+    await dry.result();
+    expect((await scheduled(dry)).filter((a) => a.startsWith('check'))).toEqual(['checkNoOtherRecovery', 'checkRestoreSite']);
+  });
+
   it('fails at once on a bad input, naming the field', async () => {
     h = await startHarness('badinput');
     const wf = await h.start({ target: { time: '2026-11-21 14:31:59' } });

@@ -29,6 +29,7 @@ it('has recorded histories to replay', () => {
     'one-recovery-first-aborted.json',
     'one-recovery-refused.json',
     'preflight-backup-not-found.json',
+    'preflight-endpoint-unreachable.json',
     'quorum-ui-signals-and-update.json',
     'retarget-after-failed-replay.json',
     'retarget-later-then-earlier.json',

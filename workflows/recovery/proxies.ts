@@ -51,6 +51,13 @@ const caches = proxyActivities<RecoveryActivities>({
   retry: { maximumAttempts: 3, initialInterval: '5 seconds' },
 });
 
+// Preflight's endpoint probes: seconds; a refusal is non-retryable and ends the run.
+const probe = proxyActivities<RecoveryActivities>({
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: SQL_HEARTBEAT,
+  retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
+});
+
 export function sharedActivities() {
   return {
     preflight: shared.preflight,
@@ -59,6 +66,8 @@ export function sharedActivities() {
     captureForensics: shared.captureForensics,
     setPrimaryGate: gates.setGate,
     invalidateCaches: caches.invalidateCaches,
+    // Preflight: PING, HEAD, a program's path; each probe gives up after 10 s.
+    checkCacheEndpoints: probe.checkCacheEndpoints,
     appendAudit: bookkeeping.appendAudit,
     writeEvidence: bookkeeping.writeEvidence,
     notifyEscalation: shared.notifyEscalation,
@@ -102,6 +111,12 @@ export function hostActivities(runbook: Runbook) {
     heartbeatTimeout: SQL_HEARTBEAT,
     retry: { maximumAttempts: 3, initialInterval: '5 seconds' },
   });
+  const trafficProbe = proxyActivities<RecoveryActivities>({
+    taskQueue: hostQueue(trafficHost(runbook)),
+    startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: SQL_HEARTBEAT,
+    retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
+  });
   return {
     restoreBaseBackup: long.restoreBaseBackup,
     replayWal: long.replayWal,
@@ -109,9 +124,13 @@ export function hostActivities(runbook: Runbook) {
     checkRestoreSite: quick.checkRestoreSite,
     runInvariants: short.runInvariants,
     promoteRestored: quick.promoteRestored,
+    // A history file and a small JSON object into the repository.
+    recordPrimary: quick.recordPrimary,
     stopRestored: quick.stopRestored,
     setRestoredGate: quick.setGate,
     reconcileOutbox: short.reconcileOutbox,
     resumeTraffic: traffic.resumeTraffic,
+    // Preflight, on the same host as resume-traffic: the console or the hook's program.
+    checkTrafficEndpoint: trafficProbe.checkTrafficEndpoint,
   };
 }
