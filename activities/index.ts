@@ -8,6 +8,7 @@ import * as gates from './gates';
 import * as invariants from './invariants';
 import * as oneRecovery from './one-recovery';
 import * as outbox from './outbox';
+import * as primary from './primary';
 import * as recovery from './recovery';
 import * as restore from './restore';
 import * as traffic from './traffic';
@@ -26,8 +27,9 @@ export * from './traffic';
 export * from './notify';
 export * from './drill';
 export * from './checkpoint';
+export * from './primary';
 
 // What recoverToPointInTime proxies must be what the worker registers: a
 // mismatch fails to compile here rather than at 3 a.m. in a workflow task.
-const recoveryActivities: RecoveryActivities = { ...recovery, ...oneRecovery, ...restore, ...gates, ...forensics, ...invariants, ...outbox, ...caches, ...traffic };
+const recoveryActivities: RecoveryActivities = { ...recovery, ...oneRecovery, ...restore, ...gates, ...forensics, ...invariants, ...outbox, ...caches, ...traffic, ...primary };
 void recoveryActivities;

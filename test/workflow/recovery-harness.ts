@@ -109,6 +109,10 @@ export function fakeActivities(
       rec('promoteRestored', {});
       return { promotedAt: '2026-11-21T14:45:00Z', timeline: 2, lsn: '0/5000100' };
     },
+    // Not recorded in calls.log: it writes to the repository only, and the call lists predate it.
+    async recordPrimary(i) {
+      return { repointed: true, host: '127.0.0.1', port: 6000, timeline: i.timeline, replaced: { host: '127.0.0.1', port: 5999 }, since: '2026-11-21T14:45:01Z', overlay: `${runbook.name}/primary.json` };
+    },
     async stopRestored() {
       rec('stopRestored', {});
       return { stopped: true, dataDir: '/tmp/lifeboat-fake/recovery' };

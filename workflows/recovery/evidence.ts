@@ -1,6 +1,6 @@
 // The evidence record of a recovery (DESIGN.md §7), built from the run's
 // state. Times come from activity results and step timestamps.
-import type { CacheResult, CaptureResult, Evidence, OutboxResult, RecoveryInput, ReplayResult, Target, TrafficResult } from '../../src/recovery/contract';
+import type { CacheResult, CaptureResult, Evidence, OutboxResult, PrimaryRecord, RecoveryInput, ReplayResult, Target, TrafficResult } from '../../src/recovery/contract';
 import type { Runbook } from '../../src/runbook/schema';
 import type { RecoveryMachine } from './machine';
 
@@ -15,6 +15,7 @@ export interface RunFacts {
   outbox?: OutboxResult;
   caches?: CacheResult[];
   traffic?: TrafficResult;
+  primary?: PrimaryRecord;
   walSegmentsReplayed?: number;
   walBytesReplayed?: number;
   validationStatus: Evidence['validationStatus'];
@@ -76,6 +77,7 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
     ...(f.outbox ? { outbox: f.outbox } : {}),
     ...(f.caches ? { caches: f.caches } : {}),
     ...(f.traffic ? { traffic: f.traffic } : {}),
+    ...(f.primary ? { primary: f.primary } : {}),
     ...(objectives
       ? {
           objectives: {
