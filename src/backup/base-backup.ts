@@ -24,6 +24,7 @@ import { keys } from '../repository/layout';
 import type { Repository } from '../repository/types';
 import { formatLsn, parseLsn, segmentName, segnoOfLsn } from '../wal/names';
 import { BACKUP_META_VERSION, BackupMeta, type StoredFile } from '../catalog/backup-meta';
+import { recordPrivileges } from '../privileges/record';
 import { runTool } from './run-tool';
 
 export const BASE_ARCHIVE = 'base.tar.zst';
@@ -151,6 +152,11 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
   const progress = opts.onProgress ?? (() => undefined);
   const repo = await openRepository(runbook.repository.url, runbook.repository);
   const facts = await readPrimaryFacts(runbook);
+  // Before the copy starts: the catalog pg_basebackup copies is the one a
+  // restored copy will run with, so what the role may do in it is recorded
+  // with the backup (src/privileges/record.ts). Grants made during the copy
+  // may or may not be in it; the record errs on the side of "missing".
+  const privileges = await recordPrivileges(runbook);
   const started = new Date();
   const backupId = await uniqueBackupId(repo, cluster, opts.backupId ?? backupIdFor(started));
   const scratchRoot = opts.scratchDir ?? runbook.backup.scratchDir ?? path.join(os.tmpdir(), 'lifeboat-backup');
@@ -246,6 +252,7 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
       verifiedAt: verifiedAt.toISOString(),
       verifiedBy: 'pg_verifybackup',
       label,
+      privileges,
     });
     const metaText = `${JSON.stringify(meta, null, 2)}\n`;
     await repo.put(keys.backupMeta(cluster, backupId), Buffer.from(metaText), {

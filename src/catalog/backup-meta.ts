@@ -22,6 +22,35 @@ export const StoredFile = z.strictObject({
 });
 export type StoredFile = z.infer<typeof StoredFile>;
 
+/** One piece the role lacked when the backup was taken (src/privileges/check.ts MissingPrivilege). */
+export const RecordedMissing = z.strictObject({
+  key: z.string(),
+  what: z.string(),
+  fix: z.string(),
+  database: z.string().optional(),
+  uses: z.array(z.string()),
+  optional: z.boolean().optional(),
+  detail: z.string().optional(),
+});
+
+/**
+ * What the runbook's role was granted when the backup was taken, checked as
+ * the role just before pg_basebackup started: a copy restored from this
+ * backup has exactly that catalog, and no grant made later reaches it.
+ */
+export const BackupPrivileges = z.strictObject({
+  checkedAt: z.string(),
+  role: z.string(),
+  database: z.string(),
+  superuser: z.boolean(),
+  /** Keys of the needs checked (src/privileges/needs.ts); a need added to the runbook later is not among them. */
+  checked: z.array(z.string()),
+  missing: z.array(RecordedMissing),
+  /** Set when the check itself could not run; then nothing is known. */
+  error: z.string().optional(),
+});
+export type BackupPrivileges = z.infer<typeof BackupPrivileges>;
+
 export const BackupMeta = z.strictObject({
   version: z.literal(BACKUP_META_VERSION),
   backupId: z.string().regex(BACKUP_ID_RE),
@@ -55,5 +84,7 @@ export const BackupMeta = z.strictObject({
   verifiedBy: z.string(),
   /** The label passed to pg_basebackup. */
   label: z.string(),
+  /** The role's privileges at backup time; absent in backups taken before Lifeboat recorded them. */
+  privileges: BackupPrivileges.optional(),
 });
 export type BackupMeta = z.infer<typeof BackupMeta>;

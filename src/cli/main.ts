@@ -355,6 +355,49 @@ temporalOptions(
     .option('--json', 'print {name, lsn, time, backupId, segment} and the recovery input as JSON'),
 ).action((opts) => runCommand(() => import('./commands/checkpoint'), opts));
 
+// ---------------------------------------------------------------- least privilege (issue 11)
+
+repoOptions(
+  program
+    .command('grants')
+    .description(
+      "print the exact SQL that gives the runbook's role (cluster.primary.user) what Lifeboat needs and nothing more, " +
+        'each line with a comment saying why; nothing else goes to stdout. Run it as a superuser connected to the ' +
+        "runbook's database on the primary, before the next base backup; safe to run again; it sets no password",
+    )
+    .addHelpText(
+      'after',
+      `
+Example:
+  lifeboat grants --runbook bank | psql -h db1 -U postgres -d bank -v ON_ERROR_STOP=1 -f -
+  lifeboat doctor --runbook bank      # checks each piece as the role
+  lifeboat backup --runbook bank      # a restored copy has the grants of its backup, not those made since
+Role attributes (REPLICATION, CREATEROLE) and memberships (pg_signal_backend) hold in the whole cluster; EXECUTE on
+functions and table privileges exist per database, so the script refuses to run in another database.
+pg_basebackup also needs a pg_hba.conf line for replication, which no SQL can grant:
+  host  replication  <role>  <worker address>/32  scram-sha-256`,
+    ),
+).action((opts) => runCommand(() => import('./commands/grants'), opts));
+
+repoOptions(
+  program
+    .command('doctor')
+    .description(
+      "connect to the primary as the runbook's role and name every privilege it lacks with the exact SQL that grants it, " +
+        'and for every base backup whether the privileges recorded when it was taken let a restored copy do its part ' +
+        '(invariants, sequence check, replay pause, gates re-asserted, outbox, the drill\'s smoke write); exits 0 when ' +
+        'nothing is missing, 1 when something is (or the newest backup lacks a piece)',
+    )
+    .option('--json', 'print {ok, primary: {missing, notes}, backups} as JSON')
+    .addHelpText(
+      'after',
+      `
+Run it after lifeboat grants and after every change to the runbook's invariants, capture queries or gates, and on a
+schedule: a missing grant found on a Tuesday is not found during the incident. Recoveries and drills run the same
+check in preflight and stop with PRIVILEGE_MISSING, touching nothing, when a piece is missing.`,
+    ),
+).action((opts) => runCommand(() => import('./commands/doctor'), opts));
+
 // ---------------------------------------------------------------- chat-ops (DESIGN.md §1, §4.2)
 
 temporalOptions(

@@ -223,7 +223,7 @@ export function needsOf(runbook: Runbook): Need[] {
     key: 'member:pg_monitor',
     what: `membership of ${role} in pg_monitor (optional)`,
     why:
-      'optional: lets lifeboat check and preflight count the WAL files waiting for the archiver (pg_ls_archive_statusdir) ' +
+      'lets lifeboat check and preflight count the WAL files waiting for the archiver (pg_ls_archive_statusdir) ' +
       'when the archiver is stale; without it that one figure is left out',
     uses: [],
     scope: 'role',

@@ -1,0 +1,126 @@
+// `lifeboat doctor --runbook <name>`: before the incident, not during it.
+// Connects to the primary AS the runbook's role and names every piece it
+// lacks with the exact SQL that grants it (src/privileges/check.ts); then,
+// per base backup, whether the privileges recorded when it was taken let a
+// restored copy do its part (a copy has the catalog of its backup, so a grant
+// made since is not in it). Exit 0 when nothing is missing, 1 otherwise.
+import { Client } from 'pg';
+import { listBackups } from '../../catalog/catalog';
+import { errorMessage, isLifeboatError } from '../../errors';
+import { primaryClientConfig } from '../../pg/connect';
+import { inspectPrivileges, type MissingPrivilege, type PrivilegeReport } from '../../privileges/check';
+import type { Use } from '../../privileges/needs';
+import { copyUses, judgeBackup, type BackupJudgement } from '../../privileges/record';
+import { openRepository } from '../../repository';
+import { clusterName, type Runbook } from '../../runbook/schema';
+import { requireRunbook, type RepoOptions } from '../context';
+import { EXIT, printJson } from '../run';
+
+const USE_WORDS: Record<Use, string> = {
+  backup: 'lifeboat backup',
+  checkpoint: 'lifeboat checkpoint',
+  'recovery-primary': 'recoveries (on the primary)',
+  'recovery-copy': 'recoveries (in the restored copy)',
+  'drill-copy': 'drills (in the drill copy)',
+};
+
+interface BackupLine extends BackupJudgement {
+  backupId: string;
+}
+
+export async function run(opts: RepoOptions & { json?: boolean }): Promise<number> {
+  const runbook = await requireRunbook(opts, 'doctor');
+  const p = runbook.cluster.primary;
+  let primary: PrivilegeReport | undefined;
+  let primaryError: string | undefined;
+  try {
+    primary = await checkPrimary(runbook);
+  } catch (err) {
+    primaryError = isLifeboatError(err) ? err.message : errorMessage(err);
+  }
+  let backups: BackupLine[] = [];
+  let backupsError: string | undefined;
+  try {
+    const repo = await openRepository(runbook.repository.url, runbook.repository);
+    const metas = await listBackups(repo, clusterName(runbook));
+    backups = metas.map((m) => ({ backupId: m.backupId, ...judgeBackup(m, runbook, copyUses('drill')) }));
+  } catch (err) {
+    backupsError = isLifeboatError(err) ? err.message : errorMessage(err);
+  }
+  const required = primary?.missing.filter((m) => !m.optional) ?? [];
+  const newest = backups[backups.length - 1];
+  const ok = primary !== undefined && required.length === 0 && backupsError === undefined && newest?.verdict !== 'lacking';
+
+  if (opts.json) {
+    printJson({
+      ok,
+      runbook: runbook.name,
+      role: p.user,
+      database: p.database,
+      primary: primary ?? { error: primaryError },
+      backups: backupsError ? { error: backupsError } : backups,
+      grants: `lifeboat grants --runbook ${runbook.name}`,
+    });
+    return ok ? EXIT.ok : EXIT.failed;
+  }
+
+  const out: string[] = [`lifeboat doctor: runbook ${runbook.name}, role ${p.user} on the primary ${p.host}:${p.port}, database ${p.database}`, ''];
+  if (!primary) {
+    out.push(`Privileges on the primary: NOT CHECKED, could not connect as ${p.user}:`, ...indent(primaryError ?? '', '  '));
+  } else {
+    const total = primary.checked.length;
+    out.push(
+      `Privileges on the primary, checked as ${p.user}: ${total - primary.missing.length} of ${total} pieces present` +
+        (required.length > 0 ? `, ${required.length} MISSING` : ''),
+    );
+    // What a run needs first; the optional pieces after.
+    for (const m of [...required, ...primary.missing.filter((x) => x.optional)]) out.push(...missingLines(m));
+    for (const n of primary.notes) out.push(`  note: ${n}`);
+  }
+  out.push('', 'Base backups (a restored copy has the grants its backup copied, not those made since):');
+  if (backupsError) out.push(...indent(`could not read the catalog: ${backupsError}`, '  '));
+  else if (backups.length === 0) out.push(`  none yet: take one after granting: lifeboat backup --runbook ${runbook.name}`);
+  for (const b of backups) {
+    const word = b.verdict === 'complete' ? 'ok' : b.verdict === 'lacking' ? 'LACKING' : 'no record';
+    out.push(`  ${b.backupId}  ${word}: ${b.detail}`);
+  }
+  out.push('');
+  out.push(`All grants at once (safe to repeat): lifeboat grants --runbook ${runbook.name} | psql -h ${p.host} -p ${p.port} -U postgres -d ${p.database} -v ON_ERROR_STOP=1 -f -`);
+  const verdict: string[] = [];
+  if (!primary) verdict.push('the primary could not be checked');
+  if (backupsError) verdict.push('the backups could not be read');
+  else if (required.length > 0) verdict.push(`${required.length} piece${required.length === 1 ? '' : 's'} missing on the primary`);
+  if (newest?.verdict === 'lacking') {
+    verdict.push(
+      `the newest backup ${newest.backupId} lacks ${newest.missing.length} piece${newest.missing.length === 1 ? '' : 's'} its restored copy needs: ` +
+        `after granting, take a new one (lifeboat backup --runbook ${runbook.name})`,
+    );
+  } else if (newest?.verdict === 'unrecorded') {
+    out.push(`note: the newest backup ${newest.backupId} has no privilege record; after granting, a new backup (lifeboat backup --runbook ${runbook.name}) has one`);
+  }
+  out.push(ok ? 'Result: nothing missing' : `Result: ${verdict.join('; ')}`);
+  process.stdout.write(`${out.join('\n')}\n`);
+  return ok ? EXIT.ok : EXIT.failed;
+}
+
+async function checkPrimary(runbook: Runbook): Promise<PrivilegeReport> {
+  const client = new Client(primaryClientConfig(runbook, { application_name: 'lifeboat-doctor' }));
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await inspectPrivileges(client, runbook);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function missingLines(m: MissingPrivilege): string[] {
+  const lines = [`  ${m.optional ? 'optional' : 'MISSING'}: ${m.what}${m.detail ? ` (${m.detail})` : ''}`];
+  if (m.uses.length > 0) lines.push(`    needed by: ${m.uses.map((u) => USE_WORDS[u]).join(', ')}`);
+  lines.push(`    fix, as a superuser${m.database ? ` connected to database ${m.database}` : ''}:`, ...indent(m.fix, '      '));
+  return lines;
+}
+
+function indent(text: string, by: string): string[] {
+  return text.split('\n').map((l) => `${by}${l}`);
+}
