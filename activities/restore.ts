@@ -89,9 +89,9 @@ async function holderRunning(ctx: Context, claim: Claim): Promise<boolean | unde
  */
 export async function checkRestoreSite(input: RestoreSiteInput): Promise<RestoreSiteCheck> {
   // lifeboatActivity heartbeats while pg_ctl status and du run.
-  return hostActivity(async () => {
+  return hostActivity(async (ctx) => {
     const runbook = await loadRunbook(input.runbook);
-    const site = await checkSiteFree(runbook, input);
+    const site = await checkSiteFree(runbook, input, { holderRunning: (claim) => holderRunning(ctx, claim) });
     return { ...(await checkRoom(runbook, input)), site };
   });
 }

@@ -13,7 +13,7 @@
 // connect, ss.
 import type { RestoreSiteInput } from '../recovery/contract';
 import type { Runbook } from '../runbook/schema';
-import { requireClaimable } from './claim';
+import { requireClaimable, type ClaimRequest } from './claim';
 import { earlierDrillRunning, judgeDataDir, notEmpty, promotedOurs, type PrepareInput } from './data-dir';
 import { requireFreePort } from './port';
 import { postmasterRunning } from './postmaster';
@@ -36,7 +36,7 @@ export function startAgain(runbook: Runbook, instance: RestoreSiteInput['instanc
  * Refuses (DATA_DIR_NOT_EMPTY, PORT_IN_USE) a site the restore could not
  * use. Returns what it found, for the step's summary.
  */
-export async function checkSiteFree(runbook: Runbook, input: RestoreSiteInput): Promise<string> {
+export async function checkSiteFree(runbook: Runbook, input: RestoreSiteInput, hooks: { holderRunning?: ClaimRequest['holderRunning'] } = {}): Promise<string> {
   const site = restoreSite(runbook, input.instance);
   const run: SiteRun = {
     workflowId: input.workflowId ?? '(preflight)',
@@ -56,7 +56,8 @@ export async function checkSiteFree(runbook: Runbook, input: RestoreSiteInput): 
   // In place the directory and the port are the primary's by design: the
   // restore stops it and moves its directory aside after the fence.
   if (run.mode === 'in-place') return `${site.field}.dataDir ${site.dataDir}: in place, the primary's directory is moved aside after the fence`;
-  await requireClaimable({ dataDir: site.dataDir, workflowId: run.workflowId, runId: run.runId, instance: site.instance, field: `${site.field}.dataDir` }, then);
+  // A drill kept with keep: true leaves its claim; Temporal says whether its run is over (then the restore takes it over).
+  await requireClaimable({ dataDir: site.dataDir, workflowId: run.workflowId, runId: run.runId, instance: site.instance, field: `${site.field}.dataDir`, ...(hooks.holderRunning ? { holderRunning: hooks.holderRunning } : {}) }, then);
   const found = await judgeDataDir(prep);
   let dir: string;
   switch (found.kind) {

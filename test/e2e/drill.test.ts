@@ -270,10 +270,13 @@ describe('restoreDrill on real services', () => {
     let handle = await startDrill(s, { target: { latest: true } });
     let failure = await drillFailure(handle.result());
     expect(failure.message).toContain(
-      `step restore-base-backup failed: PORT_IN_USE: drill.port ${drill.port} on 127.0.0.1 is already in use by node (pid ${process.pid}), so the drill copy cannot start there`,
+      `step preflight failed: PORT_IN_USE: drill.port ${drill.port} on 127.0.0.1 is already in use by node (pid ${process.pid}), so the drill copy cannot start there`,
     );
     let evidence = await storedEvidence(s, handle.firstExecutionRunId);
-    expect(evidence.steps.find((st) => st.id === 'restore-base-backup')!.error).toContain('HINT: nothing was moved, downloaded or started; the process on that port was not touched');
+    // Refused in preflight: nothing restored.
+    expect(evidence.steps.find((st) => st.id === 'restore-base-backup')!.state).toBe('pending');
+    expect(evidence.steps.find((st) => st.id === 'preflight')!.error).toContain('HINT: nothing was moved, downloaded or started; the process on that port was not touched');
+    expect(evidence.steps.find((st) => st.id === 'preflight')!.error).toContain(`HINT: set drill.port in the runbook to a port nothing else uses on host ${host}, or stop what listens there (see: ss -ltnp 'sport = :${drill.port}'); then start the drill again (lifeboat drill --runbook ${s.runbook.name})`);
     expect(existsSync(drill.dataDir)).toBe(false);
     expect(await portAnswers('127.0.0.1', drill.port)).toBe(true);
     await new Promise((r) => squatter.close(r));
@@ -284,7 +287,7 @@ describe('restoreDrill on real services', () => {
     handle = await startDrill(s, { target: { latest: true } });
     failure = await drillFailure(handle.result());
     expect(failure.message).toContain(
-      `step restore-base-backup failed: DATA_DIR_NOT_EMPTY: drill.dataDir ${drill.dataDir} is not empty and was not restored by this drill (workflow ${handle.workflowId}): it holds 1 entry (precious.txt)`,
+      `step preflight failed: DATA_DIR_NOT_EMPTY: drill.dataDir ${drill.dataDir} is not empty and was not restored by this drill (workflow ${handle.workflowId}): it holds 1 entry (precious.txt)`,
     );
     evidence = await storedEvidence(s, handle.firstExecutionRunId);
     expect(evidence.steps.find((st) => st.id === 'teardown')!.summary).toBe(`${drill.dataDir} was left as it is: it has no marker of this drill`);
@@ -317,10 +320,13 @@ describe('restoreDrill on real services', () => {
 
     const refused = await startDrill(s, { target: { latest: true } });
     const failure = await drillFailure(refused.result());
-    expect(failure.message).toMatch(new RegExp(`step restore-base-backup failed: PORT_IN_USE: drill\\.port ${drill.port} on 127\\.0\\.0\\.1 is already in use by postgres \\(pid \\d+, data directory ${drill.dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\), so the drill copy cannot start there`));
+    // Refused in preflight, before anything was restored: the kept copy is another drill's and still runs.
+    expect(failure.message).toContain(`step preflight failed: DATA_DIR_NOT_EMPTY: drill.dataDir ${drill.dataDir} holds the copy of another restore drill (restore drill, workflow ${kept.workflowId} (run ${kept.firstExecutionRunId}), backup `);
+    expect(failure.message).toContain('with PostgreSQL still running in it');
     const refusedEvidence = await storedEvidence(s, refused.firstExecutionRunId);
-    expect(refusedEvidence.steps.find((st) => st.id === 'restore-base-backup')!.error).toContain(
-      `HINT: it is a PostgreSQL in drill.dataDir ${drill.dataDir} left by another drill; stop it (as postgres): ${s.runbook.cluster.pgBin}/pg_ctl stop -D ${drill.dataDir} -m fast`,
+    expect(refusedEvidence.steps.find((st) => st.id === 'restore-base-backup')!.state).toBe('pending');
+    expect(refusedEvidence.steps.find((st) => st.id === 'preflight')!.error).toContain(
+      `HINT: when it is no longer needed, stop it (as postgres): ${s.runbook.cluster.pgBin}/pg_ctl stop -D ${drill.dataDir} -m fast; the next drill moves its directory aside`,
     );
     expect(refusedEvidence.steps.find((st) => st.id === 'teardown')!.summary).toContain(`${drill.dataDir} was left as it is: it holds restore drill, workflow ${kept.workflowId}`);
 
