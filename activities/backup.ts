@@ -2,6 +2,7 @@
 // host's queue (`lifeboat-host-<host>`): it needs that host's disk for staging.
 import { takeBaseBackup, type BackupProgress } from '../src/backup/base-backup';
 import type { BackupMeta } from '../src/catalog/backup-meta';
+import { loadRunbookWithPrimary } from '../src/catalog/primary';
 import { loadRunbook } from '../src/runbook/load';
 import type { Runbook } from '../src/runbook/schema';
 import { asActivityFailure, heartbeat, keepBeating, lifeboatActivity } from './failure';
@@ -25,7 +26,8 @@ export async function resolveRunbook(input: RunbookRef): Promise<Runbook> {
 export async function runBaseBackup(input: RunbookRef): Promise<BackupMeta> {
   const stop = keepBeating();
   try {
-    const runbook = await loadRunbook(input.runbook);
+    // The primary a side-by-side recovery re-pointed the cluster to, if any (src/catalog/primary.ts).
+    const { runbook } = await loadRunbookWithPrimary(input.runbook);
     return await takeBaseBackup({
       runbook,
       onProgress: (p: BackupProgress) => heartbeat(p),

@@ -2,12 +2,12 @@
 // the primary, and the wait until its segment is archived. All on the
 // `lifeboat` queue: they reach the primary and the repository over the network.
 import { checkpointPreflight, createRestorePoint as create, waitForArchivedSegment, type CheckpointPreflight, type RestorePoint } from '../src/checkpoint/checkpoint';
-import { loadRunbook } from '../src/runbook/load';
+import { loadRunbookWithPrimary } from '../src/catalog/primary';
 import { heartbeat, lifeboatActivity } from './failure';
 
 /** Run twice: it only reads. */
 export async function checkCheckpoint(input: { runbook: string; label: string }): Promise<CheckpointPreflight> {
-  return lifeboatActivity(async () => checkpointPreflight(await loadRunbook(input.runbook), input.label));
+  return lifeboatActivity(async () => checkpointPreflight((await loadRunbookWithPrimary(input.runbook)).runbook, input.label));
 }
 
 /**
@@ -15,13 +15,13 @@ export async function checkCheckpoint(input: { runbook: string; label: string })
  * point of the same name; the workflow schedules it once only.
  */
 export async function createRestorePoint(input: { runbook: string; label: string }): Promise<RestorePoint> {
-  return lifeboatActivity(async () => create(await loadRunbook(input.runbook), input.label));
+  return lifeboatActivity(async () => create((await loadRunbookWithPrimary(input.runbook)).runbook, input.label));
 }
 
 /** Waits up to the runbook's RPO (at least a minute): an archiver slower than that is failing the RPO anyway. Run twice: it only reads. */
 export async function waitCheckpointArchived(input: { runbook: string; label: string; segment: string }): Promise<{ key: string }> {
   return lifeboatActivity(async () => {
-    const runbook = await loadRunbook(input.runbook);
+    const { runbook } = await loadRunbookWithPrimary(input.runbook);
     return waitForArchivedSegment({
       runbook,
       segment: input.segment,

@@ -9,7 +9,7 @@ import { errorMessage, isLifeboatError } from '../src/errors';
 import { primaryEndpoint } from '../src/gates';
 import { inTransaction, quoteIdent, quoteQualified, sqlFailed, withClient } from '../src/gates/sql';
 import type { CaptureResult, Target } from '../src/recovery/contract';
-import { loadRunbook } from '../src/runbook/load';
+import { loadRunbookWithPrimary } from '../src/catalog/primary';
 import type { Runbook } from '../src/runbook/schema';
 import { lifeboatActivity } from './failure';
 
@@ -33,7 +33,8 @@ type Capture = CaptureResult['captures'][number];
  */
 export async function captureForensics(input: { runbook: string; target: Target }): Promise<CaptureResult> {
   return lifeboatActivity(async () => {
-    const runbook = await loadRunbook(input.runbook);
+    // The primary now: re-pointed by an earlier side-by-side recovery's overlay, if any.
+    const { runbook } = await loadRunbookWithPrimary(input.runbook);
     const capturedAt = new Date().toISOString();
     const targetTime = 'time' in input.target ? input.target.time : null;
     try {

@@ -4,6 +4,7 @@
 import { Context } from '@temporalio/activity';
 import { setGateOn, type GateKind } from '../src/gates';
 import type { GateInput, GateResult } from '../src/recovery/contract';
+import { loadRunbookWithPrimary } from '../src/catalog/primary';
 import { loadRunbook } from '../src/runbook/load';
 import { lifeboatActivity } from './failure';
 
@@ -18,7 +19,10 @@ import { lifeboatActivity } from './failure';
  */
 export async function setGate(input: GateInput & { gate: GateKind }): Promise<GateResult> {
   return lifeboatActivity(async () => {
-    const runbook = await loadRunbook(input.runbook);
+    // Fencing the primary means the primary now: re-pointed by an earlier
+    // side-by-side recovery's overlay, if any. This run's own overlay is
+    // written after promote, when no gate is set on the primary any more.
+    const runbook = input.where === 'primary' ? (await loadRunbookWithPrimary(input.runbook)).runbook : await loadRunbook(input.runbook);
     // The workflow id goes into the "skip this step" hint when the primary is gone.
     const workflowId = Context.current().info.workflowExecution?.workflowId;
     return setGateOn(runbook, { gate: input.gate, where: input.where, enabled: input.enabled, workflowId });

@@ -14,6 +14,7 @@ import { switchWalAndAwaitArchive } from '../src/recovery/switch-wal';
 import { postWebhook } from '../src/notify/webhook';
 import { openRepository } from '../src/repository';
 import { keys, walFileOfKey } from '../src/repository/layout';
+import { loadRunbookWithPrimary } from '../src/catalog/primary';
 import { loadRunbook } from '../src/runbook/load';
 import { clusterName, type Runbook } from '../src/runbook/schema';
 import { operatorsOf } from '../src/recovery/operators';
@@ -29,8 +30,10 @@ import { lifeboatActivity } from './failure';
  */
 export async function preflight(input: PreflightInput): Promise<PreflightResult> {
   return lifeboatActivity(async () => {
-    const runbook = await loadRunbook(input.runbook);
-    return withOperators(runbook, () => preflightOf(runbook, input));
+    // The primary an earlier side-by-side recovery re-pointed the cluster to, if any, and a line saying so.
+    const { runbook, note } = await loadRunbookWithPrimary(input.runbook);
+    const result = await withOperators(runbook, () => preflightOf(runbook, input));
+    return note ? { ...result, warnings: [...result.warnings, note] } : result;
   });
 }
 

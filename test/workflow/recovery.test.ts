@@ -270,7 +270,9 @@ describe('recoverToPointInTime', () => {
     await wf.signal(approveSignal, { step: 'approve-promote', by: 'alice' });
     const evidence = (await wf.result()) as Evidence;
     const summary = (id: string) => evidence.steps.find((x) => x.id === id)?.summary;
-    expect(summary('promote')).toBe('promoted on timeline 2 at 2026-11-21T14:45:00Z');
+    expect(summary('promote')).toBe('promoted on timeline 2 at 2026-11-21T14:45:00Z; primary re-pointed to 127.0.0.1:6000 in the repository');
+    // recordPrimary's answer is the evidence's primary (shared/DESIGN.md §7, extended).
+    expect(evidence.primary).toEqual({ repointed: true, host: '127.0.0.1', port: 6000, timeline: 2, replaced: { host: '127.0.0.1', port: 5999 }, since: '2026-11-21T14:45:01Z', overlay: 'orders/primary.json' });
     expect(summary('resume-traffic')).toBe('pgbouncer now points at 127.0.0.1:6000');
     expect(h.calls.log.some((l) => l.startsWith('setGate'))).toBe(false);
     expect(evidence.approvals.map((a) => `${a.step}:${a.by}`)).toEqual(['approve-promote:alice']);
