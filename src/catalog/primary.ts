@@ -152,3 +152,18 @@ export async function loadRunbookWithPrimary(name: string): Promise<OverlaidRunb
   const { loadRunbook } = await import('../runbook/load');
   return withPrimaryOverlay(await loadRunbook(name));
 }
+
+/**
+ * For the CLI commands whose workflows talk to the primary (backup, drill,
+ * checkpoint): one line on stderr when the overlay re-points it. The
+ * activities apply the overlay themselves; a CLI without the repository's
+ * credentials says nothing rather than fail.
+ */
+export async function reportPrimaryOverlay(runbook: Runbook, write: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<void> {
+  try {
+    const { note } = await withPrimaryOverlay(runbook);
+    if (note) write(note);
+  } catch {
+    /* the worker reads it again and applies it */
+  }
+}

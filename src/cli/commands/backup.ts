@@ -1,6 +1,7 @@
 // `lifeboat backup --runbook <name>`: start `baseBackup` and wait for the verified backup;
 // with --schedule, create or update the runbook's backup schedule
 // (lifeboat-backup-<runbook>), whose runs also apply retention (expire).
+import { reportPrimaryOverlay } from '../../catalog/primary';
 import { requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 import { TASK_QUEUE } from '../../runbook/schema';
@@ -15,6 +16,8 @@ export async function run(opts: RepoOptions & TemporalOptions & { wait?: boolean
   // A bad cron is a usage error naming --schedule, before the runbook is even read.
   if (opts.schedule !== undefined) parseCron(opts.schedule, '--schedule');
   const runbook = await requireRunbook(opts, 'backup');
+  // After a side-by-side recovery the backup copies the re-pointed primary: say so.
+  await reportPrimaryOverlay(runbook);
   if (opts.schedule !== undefined) {
     // Scheduled backups expire old ones after each verified backup: nobody runs lifeboat expire by hand at 3 a.m.
     return scheduleCommand({ ...opts, schedule: opts.schedule }, 'backup', runbook.name, { runbook: runbook.name, expire: true });

@@ -6,6 +6,7 @@ import { connectClient, timestampedId } from '../../client/temporal';
 import { LifeboatError } from '../../errors';
 import { TASK_QUEUE } from '../../runbook/schema';
 import { workflowError } from '../../client/failure';
+import { reportPrimaryOverlay } from '../../catalog/primary';
 import { requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 
@@ -18,6 +19,8 @@ export async function run(opts: RepoOptions & TemporalOptions & { label?: string
   }
   const label = opts.label!;
   const runbook = await requireRunbook(opts, 'checkpoint');
+  // The restore point goes into the re-pointed primary's WAL: say so.
+  await reportPrimaryOverlay(runbook);
   const { address, namespace } = temporalAddress(opts);
   const client = await connectClient(address, namespace);
   const workflowId = timestampedId(`checkpoint-${runbook.name}`);

@@ -12,6 +12,7 @@ import { clusterName, TASK_QUEUE, type Runbook } from '../../runbook/schema';
 import { scheduleCommand } from '../../schedules/cli';
 import { parseCron } from '../../schedules/cron';
 import { innermostFailure, workflowError } from '../../client/failure';
+import { reportPrimaryOverlay } from '../../catalog/primary';
 import { requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 import { targetFromFlags, type TargetFlags } from '../target-options';
@@ -22,6 +23,7 @@ export async function run(opts: Options): Promise<number> {
   // A bad cron is a usage error naming --schedule, before the runbook is even read.
   if (opts.schedule !== undefined) parseCron(opts.schedule, '--schedule');
   const runbook = await requireRunbook(opts, 'drill');
+  await reportPrimaryOverlay(runbook);
   const anyTarget = [opts.toTime, opts.toName, opts.toLsn, opts.toXid].some((v) => v !== undefined) || opts.toLatest === true;
   // No target: the drill picks a random time in the runbook's drill.targetWindow.
   const target: Target | undefined = anyTarget ? targetFromFlags(opts, 'drill') : undefined;
