@@ -9,6 +9,7 @@ import type { DrillActivities, DrillTarget, SmokeWriteResult, TeardownResult } f
 import { smokeWrite as smoke, teardownDrill as teardown } from '../src/drill/instance';
 import { newestArchivedCommit } from '../src/drill/newest-commit';
 import { drillWindow, pickTarget } from '../src/drill/target';
+import { archiveLine } from '../src/recovery/reach';
 import { openRepository } from '../src/repository';
 import { loadRunbook } from '../src/runbook/load';
 import { clusterName } from '../src/runbook/schema';
@@ -24,7 +25,12 @@ export async function pickDrillTarget(input: { runbook: string }): Promise<Drill
     const repo = await openRepository(runbook.repository.url, runbook.repository);
     const [backups, archive] = await Promise.all([listBackups(repo, cluster), readWalArchive(repo, cluster)]);
     const names = archive.files.map((f) => f.name);
-    const newestCommit = await newestArchivedCommit({ repo, cluster, pgBin: runbook.cluster.pgBin, files: names });
+    // The end of the archive along the newest backup's line of timelines
+    // (src/recovery/reach.ts archiveLine), not the newest segment of any
+    // timeline: an old primary's WAL after a recovery is not what a drill replays.
+    const newestBackup = backups[backups.length - 1];
+    const lineFiles = newestBackup ? archiveLine(names, archive.histories, newestBackup).segments : names;
+    const newestCommit = await newestArchivedCommit({ repo, cluster, pgBin: runbook.cluster.pgBin, files: lineFiles });
     const window = drillWindow({
       backups,
       archived: new Set(names),
