@@ -50,7 +50,7 @@ export function fakeActivities(
   runbook: Runbook,
   calls: Calls,
   opts: {
-    failures?: Record<string, Array<{ type: string; message: string }>>;
+    failures?: Record<string, Array<{ type: string; message: string; details?: unknown }>>;
     invariantsFail?: boolean;
     /** replayWal reports no commit time: nothing committed between the backup and the target. */
     replayNoCommit?: boolean;
@@ -60,7 +60,7 @@ export function fakeActivities(
 ): RecoveryActivities {
   const fail = (name: string) => {
     const f = opts.failures?.[name]?.shift();
-    if (f) throw ApplicationFailure.create({ type: f.type, message: f.message, nonRetryable: true });
+    if (f) throw ApplicationFailure.create({ type: f.type, message: f.message, nonRetryable: true, ...(f.details ? { details: [f.details] } : {}) });
   };
   const rec = (name: string, arg: unknown) => {
     calls.log.push(`${name} ${JSON.stringify(arg)}`);

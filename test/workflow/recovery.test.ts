@@ -79,6 +79,12 @@ describe('recoverToPointInTime', () => {
     );
     s = await h.status(wf);
     expect(s.pending).toMatchObject({ step: 'approve-promote', approvedBy: ['alice'], min: 2 });
+    // Each refused update is listed with the refused signal, as the update's caller was answered.
+    expect(s.ignored.slice(1)).toEqual([
+      expect.objectContaining({ via: 'update', name: 'decide approve', by: 'mallory', step: 'approve-promote', why: 'NOT_AN_APPROVER: mallory may not decide approve-promote; allowed: alice, bob, carol' }),
+      expect.objectContaining({ via: 'update', name: 'decide approve', by: 'alice', step: 'approve-resume', why: 'approve-resume is not awaiting approval: it is pending (awaiting approval: approve-promote)' }),
+      expect.objectContaining({ via: 'update', name: 'decide approve', by: 'alice', step: 'approve-promote', why: 'alice has already approved approve-promote: 2 distinct approvers are needed, 1 so far' }),
+    ]);
     expect(h.calls.log.some((l) => l.startsWith('promoteRestored'))).toBe(false);
     await uiSignal(wf.workflowId, 'approve', { step: 'approve-promote', by: 'bob' });
 
@@ -130,13 +136,16 @@ describe('recoverToPointInTime', () => {
     expect(evidence.steps.map((x) => x.state)).toEqual(Array(18).fill('done'));
     expect(h.calls.evidence).toHaveLength(1);
     await recordHistory('quorum-ui-signals-and-update', wf);
-    // Every accepted decision and the ignored signal reached the audit log, in order.
-    expect(h.calls.audit.map((a) => `${a.event}:${a.decision?.by ?? a.ignored?.by}`)).toEqual([
-      'ignored:mallory',
-      'decision:alice',
-      'decision:alice',
-      'decision:bob',
-      'decision:carol',
+    // Every accepted decision, the ignored signal and the refused updates reached the audit log, in order.
+    expect(h.calls.audit.map((a) => `${a.event}:${a.ignored?.via ?? ''}:${a.decision?.by ?? a.ignored?.by}`)).toEqual([
+      'ignored:signal:mallory',
+      'decision::alice',
+      'ignored:update:mallory',
+      'ignored:update:alice',
+      'decision::alice',
+      'ignored:update:alice',
+      'decision::bob',
+      'decision::carol',
     ]);
   });
 
@@ -297,10 +306,13 @@ describe('recoverToPointInTime', () => {
     expect(await refusal(wf.executeUpdate(decideUpdate, { args: ['approve-fence' as never] }))).toBe(
       `decide: the update's input must be a JSON object such as {"step": "approve-fence", "decision": "approve", "by": "alice"} (got a string)`,
     );
-    const s = await waitForIgnored(wf, 2);
-    expect(s.ignored.map((i) => i.why)).toEqual([
+    const s = await waitForIgnored(wf, 3);
+    expect(s.ignored.filter((i) => i.via === 'signal').map((i) => i.why)).toEqual([
       `signal approve's input must be a JSON object such as {"step": "approve-fence", "by": "alice"} (got a string)`,
       `by: expected who decides, e.g. "alice" (signal approve's input is a JSON object such as {"step": "approve-fence", "by": "alice"})`,
+    ]);
+    expect(s.ignored.filter((i) => i.via === 'update')).toEqual([
+      expect.objectContaining({ name: 'decide', why: `decide: the update's input must be a JSON object such as {"step": "approve-fence", "decision": "approve", "by": "alice"} (got a string)` }),
     ]);
     expect(s.steps.find((x) => x.id === 'approve-fence')?.state).toBe('awaiting-approval');
     await wf.terminate('test over');
@@ -380,12 +392,17 @@ describe('recoverToPointInTime', () => {
 
   it('keeps a preflight that failed for a reason a retry can fix waiting for retry or abort, saying nothing was touched and offering no skip', async () => {
     h = await startHarness('preflight-retry', {}, {
-      failures: { preflight: [{ type: 'REPOSITORY_UNREACHABLE', message: 'cannot list file:///nonexistent/repo/orders/base\nHINT: is the store up?' }] },
+      // As the real preflight does: the runbook's operators travel with the failure.
+      failures: { preflight: [{ type: 'REPOSITORY_UNREACHABLE', message: 'cannot list file:///nonexistent/repo/orders/base\nHINT: is the store up?', details: { operators: ['alice', 'bob'] } }] },
     });
     const wf = await h.start({ target: TIME_TARGET });
     const s = await h.waitForStep(wf, 'preflight', 'failed');
     expect(s.phase).toBe('waiting');
-    expect(s.pending).toMatchObject({ step: 'preflight', kind: 'failed' });
+    expect(s.pending).toMatchObject({ step: 'preflight', kind: 'failed', approvers: ['alice', 'bob'] });
+    // The workflow has no runbook yet, but a stranger still may not end or retry the run.
+    expect(await refusal(wf.executeUpdate(decideUpdate, { args: [{ step: 'preflight', decision: 'abort', by: 'mallory', comment: 'x' }] }))).toBe(
+      'NOT_AN_APPROVER: mallory may not abort this run; allowed: alice, bob',
+    );
     expect(s.pending!.how).toEqual([
       `retry: lifeboat retry ${wf.workflowId} preflight --as <you> (or signal retry {"step": "preflight", "by": "<you>"})`,
       `abort: lifeboat abort ${wf.workflowId} preflight --as <you> --reason "<why>" (nothing has been touched yet)`,
