@@ -63,7 +63,7 @@ export function heartbeat(details: unknown): void {
  * worker that dies (SIGKILL, OOM, a lost host) is noticed within the
  * activity's heartbeatTimeout and the step is taken over by another worker,
  * instead of waiting out its start-to-close timeout. A body blocked on a row
- * lock, pg_promote, an HTTP endpoint or a frozen object store awaits I/O, so
+ * lock, pg_ctl promote, an HTTP endpoint or a frozen object store awaits I/O, so
  * the timer still fires; what it cannot tell is whether that wait will ever
  * end (the start-to-close timeout bounds that). Heartbeats are also what
  * delivers a cancellation to a running activity.

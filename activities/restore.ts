@@ -113,7 +113,7 @@ export async function replayWal(input: ReplayInput): Promise<ReplayResult> {
 
 /**
  * Promotes the paused copy. Run twice: the marker and pg_is_in_recovery()
- * show a promotion that already happened (a dead attempt's pg_promote still
+ * show a promotion that already happened (a dead attempt's pg_ctl promote still
  * completes on the server), and a repeated call reports it instead of
  * promoting again.
  */

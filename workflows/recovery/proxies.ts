@@ -98,7 +98,7 @@ export function hostActivities(runbook: Runbook) {
     heartbeatTimeout: SQL_HEARTBEAT,
     retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
   });
-  // pg_promote waits 60 s at most; a gate is a few statements; pg_ctl stop a minute.
+  // pg_ctl promote waits 60 s at most; a gate is a few statements; pg_ctl stop a minute.
   const quick = proxyActivities<RecoveryActivities>({
     taskQueue,
     startToCloseTimeout: '5 minutes',
