@@ -59,7 +59,7 @@ function runbookInvalidators(runbook: Runbook, extraHints: string[] = []): Cache
  * ENDPOINT_UNREACHABLE naming each entry that would fail.
  */
 export async function checkRunbookCaches(runbook: Runbook, opts: { signal?: AbortSignal; then: string }): Promise<string[]> {
-  const invalidators = runbookInvalidators(runbook, [`set it, then ${opts.then}`]);
+  const invalidators = runbookInvalidators(runbook, [`once it is set on every worker of the lifeboat queue, ${opts.then}`]);
   const answers: string[] = [];
   const failures: { entry: number; error: unknown }[] = [];
   for (const [i, inv] of invalidators.entries()) {

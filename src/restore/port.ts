@@ -73,7 +73,7 @@ export async function requireFreePort(site: RestoreSite, workflowId: string, the
     whatToDo = `set ${site.field}.port in the runbook to a port nothing else uses on host ${site.host}, or stop what listens there (see: ss -ltnp 'sport = :${site.port}'); then ${then}`;
   }
   throw new LifeboatError('PORT_IN_USE', `${site.field}.port ${site.port} on ${site.address} is already in use by ${owner.description}, so ${site.instance === 'drill' ? 'the drill copy' : 'the restored copy'} cannot start there`, {
-    hints: ['nothing was moved, downloaded or started; the process on that port was not touched', whatToDo],
+    hints: [`nothing was ${site.instance === 'restore' ? 'fenced, ' : ''}moved, downloaded or started; the process on that port was not touched`, whatToDo],
     details: { port: site.port, owner: owner.description },
   });
 }
