@@ -479,17 +479,22 @@ export class RecoveryMachine {
 
   // ------------------------------------------------------------ operator view
 
+  /**
+   * What a reader needs first comes first (`temporal workflow query --name
+   * status` prints it in this order): the phase, the decision waited for,
+   * the refused messages; the 18 step records and the decisions last.
+   */
   status(): RecoveryStatus {
     return {
       workflow: 'recoverToPointInTime',
-      ...this.base,
       phase: this.phase === 'running' && this.pending ? 'waiting' : this.phase,
+      ...(this.pending ? { pending: this.pending } : {}),
+      ignored: [...this.ignored],
+      ...this.base,
       startedAt: this.startedAt,
+      ...this.extra,
       steps: STEP_IDS.map((id) => ({ ...this.steps.get(id)! })),
       decisions: [...this.decisions],
-      ignored: [...this.ignored],
-      ...(this.pending ? { pending: this.pending } : {}),
-      ...this.extra,
     };
   }
 
