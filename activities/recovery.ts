@@ -12,6 +12,7 @@ import { checkWalCoverage, chooseBackup, estimateRtoSeconds, type ArchivedWal } 
 import { checkTargetReach, type WaldumpCache } from '../src/recovery/reach';
 import { switchWalAndAwaitArchive } from '../src/recovery/switch-wal';
 import { postWebhook } from '../src/notify/webhook';
+import { checkRunPrivileges } from '../src/privileges/preflight';
 import { openRepository } from '../src/repository';
 import { keys, walFileOfKey } from '../src/repository/layout';
 import { loadRunbookWithPrimary } from '../src/catalog/primary';
@@ -114,7 +115,12 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
       throw new LifeboatError(r.code, r.what, { hints: [...r.hints.slice(0, -1), sw.note, ...r.hints.slice(-1)], details: r.details });
     }
   }
-  const warnings = [...coverage.warnings, ...reached.warnings, ...reachNotes];
+  // The role's grants on the primary (when it answers) and in the chosen
+  // backup's catalog, which the restored copy will have: PRIVILEGE_MISSING
+  // with each fix, before anything is touched (src/privileges/preflight.ts).
+  // After the target's reach: a target the archive lacks is the first thing to say.
+  const privileges = await checkRunPrivileges({ runbook, backup: meta, backups: read.backups, ...(input.instance ? { instance: input.instance } : {}) });
+  const warnings = [...privileges.warnings, ...coverage.warnings, ...reached.warnings, ...reachNotes];
   let primaryReachable = false;
   let archiver: string | undefined;
   let archiverProblems: string[] | undefined;

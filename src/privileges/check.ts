@@ -137,14 +137,16 @@ async function probeTable(client: Client, table: string, wanted: Array<{ priv: '
   }
   const exists = await one<boolean>(client, `select to_regclass($1) is not null as v`, [name]);
   if (!exists) return { fix: `-- table ${table} does not exist in this database (or not in the role's search_path): check the runbook`, detail: `no table ${table}` };
-  const lacking: string[] = [];
+  // Per privilege, the columns lacking it ([] for a table-wide privilege): GRANT SELECT ("a", "b"), UPDATE ("b").
+  const lackingBy = new Map<string, string[]>();
   for (const w of wanted) {
     const ok = w.column
       ? await one<boolean>(client, `select has_column_privilege($1, $2, $3) as v`, [name, w.column, w.priv])
       : await one<boolean>(client, `select has_table_privilege($1, $2) as v`, [name, w.priv]);
-    if (!ok) lacking.push(w.column ? `${w.priv} (${quoteIdent(w.column)})` : w.priv);
+    if (!ok) lackingBy.set(w.priv, [...(lackingBy.get(w.priv) ?? []), ...(w.column ? [quoteIdent(w.column)] : [])]);
   }
-  if (lacking.length === 0) return true;
+  if (lackingBy.size === 0) return true;
+  const lacking = [...lackingBy].map(([priv, cols]) => (cols.length > 0 ? `${priv} (${cols.join(', ')})` : priv));
   return { fix: `GRANT ${lacking.join(', ')} ON TABLE ${name} TO ${role};`, detail: `lacks ${lacking.join(', ')}` };
 }
 

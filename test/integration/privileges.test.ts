@@ -3,20 +3,33 @@
 // gate table and an outbox in schema ops. The role is created by exactly
 // grantsSql()'s output run as a superuser; the check, connected as the role,
 // then finds nothing missing. Each piece taken away is named alone, with a
-// fix that, run as the superuser, makes the check pass again.
+// fix that, run as the superuser, makes the check pass again. Preflight
+// (recoveries and drills) refuses a missing piece on the primary, and a backup
+// taken before a grant, with PRIVILEGE_MISSING and nothing touched.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { preflight } from '../../activities/recovery';
+import { takeBaseBackup } from '../../src/backup/base-backup';
+import type { BackupMeta } from '../../src/catalog/backup-meta';
+import type { PreflightInput, PreflightResult } from '../../src/recovery/contract';
+import { openRepository } from '../../src/repository';
+import { keys } from '../../src/repository/layout';
 import { inspectPrivileges, type MissingPrivilege } from '../../src/privileges/check';
 import { grantsSql } from '../../src/privileges/grants';
 import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
-import { startPrimary, type Primary } from '../harness/postgres';
+import { failureOf } from '../harness/activity';
+import { postgresTempDir, startPrimary, switchAndWaitArchived, type Primary } from '../harness/postgres';
 
 const ROLE = 'lifeboat_ops';
 const runbooksDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-privileges-runbooks-'));
+const repoDir = postgresTempDir('privileges-repo');
 let pg: Primary;
 let runbook: Runbook;
 
@@ -45,7 +58,7 @@ name: bank
 cluster:
   primary: { host: 127.0.0.1, port: ${pg.port}, database: bank, user: ${ROLE} }
   pgBin: /usr/lib/postgresql/15/bin
-repository: { url: "file://${runbooksDir}/repo" }
+repository: { url: "file://${repoDir}" }
 restore: { host: bank-host, dataDir: ${runbooksDir}/restore, port: ${pg.port + 1} }
 gates:
   table: ops.system_gate
@@ -72,6 +85,16 @@ async function asSuperuser(sql: string, database = 'bank'): Promise<void> {
   }
 }
 
+async function bankRows(sql: string): Promise<unknown[]> {
+  const c = new Client({ ...pg.connection, database: 'bank' });
+  await c.connect();
+  try {
+    return (await c.query(sql)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
 async function check(): Promise<{ missing: MissingPrivilege[]; notes: string[] }> {
   const c = new Client({ host: '127.0.0.1', port: pg.port, user: ROLE, database: 'bank' });
   await c.connect();
@@ -86,7 +109,8 @@ async function check(): Promise<{ missing: MissingPrivilege[]; notes: string[] }
 const required = (m: MissingPrivilege[]) => m.filter((x) => !x.optional);
 
 beforeAll(async () => {
-  pg = await startPrimary();
+  process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
+  pg = await startPrimary({ archive: { repo: `file://${repoDir}`, cluster: 'bank' } });
   await asSuperuser('create database bank', 'postgres');
   await asSuperuser(BANK_SQL);
   writeFileSync(path.join(runbooksDir, 'bank.yaml'), runbookYaml());
@@ -95,7 +119,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await pg?.stop();
+  // The test's own temporary directories.
   rmSync(runbooksDir, { recursive: true, force: true });
+  rmSync(repoDir, { recursive: true, force: true });
 });
 
 describe('grantsSql and the privilege check, on a schema that is not the demo\'s', () => {
@@ -168,4 +194,126 @@ describe('grantsSql and the privilege check, on a schema that is not the demo\'s
       expect(required((await check()).missing)).toEqual([]);
     });
   }
+});
+
+function runPreflight(extra: Partial<PreflightInput> = {}): Promise<PreflightResult> {
+  const input: PreflightInput = { runbook: 'bank', target: { latest: true }, mode: 'side-by-side', dryRun: false, ...extra };
+  return new MockActivityEnvironment().run(preflight, input);
+}
+
+/** What a recovery would touch first: the gate rows, the application roles' settings, the restore directory. */
+async function touchable(): Promise<unknown> {
+  return {
+    gates: await bankRows('select gate_name, enabled, updated_at from ops.system_gate order by 1'),
+    settings: await pg.query(`select r.rolname, s.setconfig from pg_db_role_setting s join pg_roles r on r.oid = s.setrole order by 1`),
+    restoreDir: existsSync(runbook.restore.dataDir),
+    drillDir: existsSync(runbook.drill!.dataDir),
+  };
+}
+
+async function backup(): Promise<BackupMeta> {
+  const meta = await takeBaseBackup({ runbook });
+  await switchAndWaitArchived(pg);
+  return meta;
+}
+
+describe('preflight checks the role on the primary and in the chosen backup\'s catalog', () => {
+  let granted: BackupMeta;
+
+  beforeAll(async () => {
+    await asSuperuser(`insert into ops.system_gate (gate_name, enabled) values ('writers', true)`);
+    granted = await backup();
+  });
+
+  it('records the role\'s privileges in backup.json before the copy, and passes a run whose role lacks nothing', async () => {
+    expect(granted.privileges).toMatchObject({ role: ROLE, database: 'bank', superuser: false, missing: [expect.objectContaining({ key: 'member:pg_monitor', optional: true })] });
+    expect(granted.privileges!.checked).toContain('invariant:no debit over its limit');
+    const r = await runPreflight();
+    expect(r.backup.backupId).toBe(granted.backupId);
+    expect(r.warnings.join('\n')).not.toMatch(/privilege/i);
+    const d = await runPreflight({ instance: 'drill' });
+    expect(d.backup.backupId).toBe(granted.backupId);
+  });
+
+  it('refuses a recovery and a drill whose role lacks a piece on the primary, with the fix, touching nothing', async () => {
+    const before = await touchable();
+    await asSuperuser(`revoke select on ops.outbox from ${ROLE}`);
+    try {
+      for (const instance of ['restore', 'drill'] as const) {
+        const f = await failureOf(runPreflight({ instance }));
+        console.log(f.message);
+        expect(f.type).toBe('PRIVILEGE_MISSING');
+        expect(f.nonRetryable).toBe(true);
+        expect(f.message).toContain(
+          `role ${ROLE} lacks 1 privilege this ${instance === 'drill' ? 'drill' : 'recovery'} needs: on the primary 127.0.0.1:${pg.port}: ` +
+            'SELECT (id, published_at) and UPDATE (published_at) on table ops.outbox in database bank\n',
+        );
+        expect(f.message).toContain(
+          `HINT: on the primary: SELECT (id, published_at) and UPDATE (published_at) on table ops.outbox in database bank (lacks SELECT ("id", "published_at")): ` +
+            `as a superuser in database bank: GRANT SELECT ("id", "published_at") ON TABLE "ops"."outbox" TO "${ROLE}";`,
+        );
+        expect(f.message).toContain(`HINT: every grant at once (safe to repeat): lifeboat grants --runbook bank | psql -h 127.0.0.1 -p ${pg.port} -U postgres -d bank -v ON_ERROR_STOP=1 -f -; then lifeboat doctor --runbook bank`);
+        expect(f.message).toMatch(/HINT: nothing was touched: no gate, no traffic, no data directory$/);
+      }
+    } finally {
+      await asSuperuser(`grant select (id, published_at), update (published_at) on ops.outbox to ${ROLE}`);
+    }
+    expect(await touchable()).toEqual(before);
+    await runPreflight();
+  });
+
+  it('warns, and does not refuse, when the primary does not answer', async () => {
+    await pg.pgCtl('stop', '-m', 'fast', '-w');
+    try {
+      const r = await runPreflight();
+      expect(r.warnings).toContainEqual(expect.stringMatching(new RegExp(`^the primary 127\\.0\\.0\\.1:${pg.port} does not answer \\(.*\\): ${ROLE}'s privileges there were not checked$`)));
+    } finally {
+      await pg.pgCtl('start', '-w', '-l', pg.logFile);
+    }
+  });
+
+  it('refuses a backup taken before a grant for what its restored copy needs, and passes one taken after', async () => {
+    await asSuperuser(`revoke select on ledger.limits from ${ROLE}`);
+    const before = await backup();
+    expect(before.privileges!.missing.map((m) => m.key).sort()).toEqual(['invariant:no debit over its limit', 'member:pg_monitor']);
+    await asSuperuser(`grant select on ledger.limits to ${ROLE}`);
+    const state = await touchable();
+
+    // The newest backup (chosen for --to-latest) lacks it, and none after it has it.
+    const f = await failureOf(runPreflight());
+    console.log(f.message);
+    expect(f.type).toBe('PRIVILEGE_MISSING');
+    expect(f.message).toContain(
+      `role ${ROLE} lacks 1 privilege this recovery needs: in the catalog of backup ${before.backupId}, which the restored copy will have (it lacked them when the backup was taken): ` +
+        'SELECT on the tables invariant "no debit over its limit" reads in database bank\n',
+    );
+    expect(f.message).toContain(
+      `HINT: for backup ${before.backupId}'s copy, granted on the primary before a new backup: SELECT on the tables invariant "no debit over its limit" reads in database bank ` +
+        `(permission denied for table limits): as a superuser in database bank: GRANT SELECT ON TABLE "ledger"."limits" TO "${ROLE}";`,
+    );
+    expect(f.message).toContain('HINT: after granting, take a backup whose catalog has them: lifeboat backup --runbook bank');
+    expect(f.message).toContain('HINT: no backup of this cluster has them yet;');
+    expect(await touchable()).toEqual(state);
+
+    const after = await backup();
+    expect(after.privileges!.missing.map((m) => m.key)).toEqual(['member:pg_monitor']);
+    expect((await runPreflight()).backup.backupId).toBe(after.backupId);
+    // Asked for by id, the old one is still refused, and the hint names the newer one that has every piece.
+    const g = await failureOf(runPreflight({ backupId: before.backupId, instance: 'drill' }));
+    expect(g.type).toBe('PRIVILEGE_MISSING');
+    expect(g.message).toContain(`HINT: backup ${after.backupId} (finished ${after.endTime}) has every piece: a target after that is restored from it`);
+  });
+
+  it('warns, and does not refuse, for a backup with no record (taken before privileges were recorded)', async () => {
+    const repo = await openRepository(`file://${repoDir}`, {});
+    const key = keys.backupMeta('bank', granted.backupId);
+    const { privileges: _dropped, ...old } = JSON.parse((await repo.get(key))!.body.toString('utf8')) as BackupMeta;
+    const body = Buffer.from(`${JSON.stringify(old, null, 2)}\n`);
+    await repo.put(key, body, { sha256: createHash('sha256').update(body).digest('hex') });
+    const r = await runPreflight({ backupId: granted.backupId });
+    expect(r.warnings).toContainEqual(
+      `backup ${granted.backupId}: no record of the role's privileges (taken before Lifeboat recorded them): a copy restored from it may lack a grant made since; ` +
+        'after granting (lifeboat grants --runbook bank), a new backup records them (lifeboat backup --runbook bank)',
+    );
+  });
 });
