@@ -9,6 +9,7 @@ import { readArchiverStatus } from '../catalog/archiver';
 import { listBackups, readWalArchive } from '../catalog/catalog';
 import type { HealthProblem } from '../catalog/chain';
 import { LifeboatError, errorMessage, isLifeboatError } from '../errors';
+import { quoteIdent } from '../gates/sql';
 import { primaryClientConfig } from '../pg/connect';
 import { checkWalCoverage } from '../recovery/plan';
 import { openRepository } from '../repository';
@@ -123,9 +124,17 @@ export async function createRestorePoint(runbook: Runbook, label: string): Promi
     return { lsn: r.lsn, segment: r.segment, time: r.time };
   } catch (err) {
     const msg = errorMessage(err);
-    throw new LifeboatError('SQL_FAILED', `creating restore point "${label}" on ${p.host}:${p.port} failed: ${msg}`, {
-      hints: /permission denied/.test(msg)
-        ? [`the role ${p.user} needs: grant execute on function pg_create_restore_point(text), pg_switch_wal() to ${p.user}`]
+    const denied = (err as { code?: string }).code === '42501' || /permission denied/.test(msg);
+    const role = quoteIdent(p.user);
+    throw new LifeboatError(denied ? 'PRIVILEGE_MISSING' : 'SQL_FAILED', `creating restore point "${label}" on ${p.host}:${p.port} failed: ${msg}`, {
+      hints: denied
+        ? [
+            // EXECUTE on a function is granted per database (each database has its own pg_proc): in another one it does nothing here.
+            `as a superuser connected to database ${p.database} (the grant holds only in the database it is made in): ` +
+              `GRANT EXECUTE ON FUNCTION pg_catalog.pg_create_restore_point(text) TO ${role}; GRANT EXECUTE ON FUNCTION pg_catalog.pg_switch_wal() TO ${role};`,
+            `lifeboat grants --runbook ${runbook.name} prints every grant the role needs; lifeboat doctor --runbook ${runbook.name} checks them`,
+            'no restore point was created; run the checkpoint again after granting',
+          ]
         : ['pg_create_restore_point needs wal_level replica or logical and a primary (not a standby)'],
       cause: err,
     });

@@ -16,6 +16,8 @@ import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { preflight } from '../../activities/recovery';
 import { takeBaseBackup } from '../../src/backup/base-backup';
+import { createRestorePoint } from '../../src/checkpoint/checkpoint';
+import { LifeboatError } from '../../src/errors';
 import type { BackupMeta } from '../../src/catalog/backup-meta';
 import type { PreflightInput, PreflightResult } from '../../src/recovery/contract';
 import { openRepository } from '../../src/repository';
@@ -315,5 +317,28 @@ describe('preflight checks the role on the primary and in the chosen backup\'s c
       `backup ${granted.backupId}: no record of the role's privileges (taken before Lifeboat recorded them): a copy restored from it may lack a grant made since; ` +
         'after granting (lifeboat grants --runbook bank), a new backup records them (lifeboat backup --runbook bank)',
     );
+  });
+});
+
+describe('lifeboat checkpoint without the grant', () => {
+  it('says the grant is per database and names the database, and creates nothing', async () => {
+    await asSuperuser(`revoke execute on function pg_catalog.pg_create_restore_point(text) from ${ROLE}`);
+    try {
+      const err = await createRestorePoint(runbook, 'before-0042').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(LifeboatError);
+      const e = err as LifeboatError;
+      expect(e.code).toBe('PRIVILEGE_MISSING');
+      expect(e.hints).toEqual([
+        'as a superuser connected to database bank (the grant holds only in the database it is made in): ' +
+          `GRANT EXECUTE ON FUNCTION pg_catalog.pg_create_restore_point(text) TO "${ROLE}"; GRANT EXECUTE ON FUNCTION pg_catalog.pg_switch_wal() TO "${ROLE}";`,
+        'lifeboat grants --runbook bank prints every grant the role needs; lifeboat doctor --runbook bank checks them',
+        'no restore point was created; run the checkpoint again after granting',
+      ]);
+    } finally {
+      await asSuperuser(`grant execute on function pg_catalog.pg_create_restore_point(text) to ${ROLE}`);
+    }
   });
 });
