@@ -74,10 +74,18 @@ async function startDev(): Promise<NonNullable<typeof dev>> {
   return p;
 }
 
-/** Ctrl-C, as the operator gives it; resolves with the exit code. */
-async function stopDev(): Promise<number | null> {
+/**
+ * Ctrl-C, as the operator gives it; resolves with the exit code. With
+ * `brokenPipe`, its output pipes are closed first, as when Ctrl-C also ends
+ * the `tee` of `npm start 2>&1 | tee log`: every write after that fails with EPIPE.
+ */
+async function stopDev(opts: { brokenPipe?: boolean } = {}): Promise<number | null> {
   const p = dev;
   if (!p) return null;
+  if (opts.brokenPipe) {
+    p.child.stdout!.destroy();
+    p.child.stderr!.destroy();
+  }
   p.child.kill('SIGINT');
   const code = await p.exited;
   dev = undefined;
@@ -225,7 +233,7 @@ it('plays the bad UPDATE on the sandbox, recovers it through the CLI with alice 
   expect((await lifeboat(['dev-incident', '--state-dir', state])).stderr).toMatch(/is not running: no lifeboat dev has it open/);
 }, 600_000);
 
-it('starts again on a recovered sandbox: the promoted copy runs again, pgbouncer still points at it, and the incident is not played twice', async () => {
+it('starts again on a recovered sandbox: the promoted copy runs again, pgbouncer still points at it, the incident is not played twice, and Ctrl-C through a broken pipe stops everything', async () => {
   const again = await startDev();
   const copy = esc(path.join(state, 'recovery'));
   const dir = esc(state);
@@ -252,7 +260,8 @@ it('starts again on a recovered sandbox: the promoted copy runs again, pgbouncer
   );
   expect(await throughPgbouncer(ORDER_COUNTS)).toEqual([{ pending: '166', canceled: '0', port: ports.pg + 1 }]);
 
-  expect(await stopDev()).toBe(0);
+  // Ctrl-C of `npm start 2>&1 | tee log`: the pipe is gone before dev says "stopping"; it still stops everything.
+  expect(await stopDev({ brokenPipe: true })).toBe(0);
   await expectNothingLeft();
 }, 400_000);
 

@@ -11,15 +11,14 @@
 // Everything lives in the state directory and the next start reuses it: the
 // primary keeps its data, so setting up the demo must be idempotent, and a
 // copy promoted by an earlier recovery is started again rather than touched.
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client as PgClient } from 'pg';
 import { LifeboatError, errorMessage } from '../../errors';
-import { lifeboatCommand, projectRoot } from '../../tools';
+import { lifeboatCommand } from '../../tools';
 import { startTemporalDevServer } from '../../dev/temporal-server';
 import { demoRunbookYaml, DEMO_SCHEMA_SQL, DEMO_SEED_SQL } from '../../dev/demo-runbook';
 import {
-  asOsUser,
   chownToOsUser,
   initSandboxPrimary,
   pgCtl,
@@ -29,6 +28,7 @@ import {
 } from '../../dev/sandbox-pg';
 import { cacheOrders, startSandboxRedis } from '../../dev/sandbox-redis';
 import { startSandboxPgbouncer } from '../../dev/sandbox-pgbouncer';
+import { devCommand, requireReachable } from '../../dev/reach';
 import {
   DEMO_DATABASE,
   cliPath,
@@ -72,6 +72,20 @@ function say(line: string): void {
 
 const isRunning = (pg: SandboxPg) => pgCtl(pg, 'status').then(() => true, () => false);
 
+/**
+ * `npm start 2>&1 | tee log`: Ctrl-C ends tee as well, and every later write
+ * to the broken pipe fails with EPIPE. Unhandled, that stream error would end
+ * this process before it stopped the servers it started; what it would have
+ * said is lost anyway, so EPIPE is ignored and anything else still thrown.
+ */
+function survivePipeBreak(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    });
+  }
+}
+
 export async function run(opts: DevOptions): Promise<number> {
   const uiPort = intOption(opts.uiPort, '--ui-port');
   const temporalPort = intOption(opts.temporalPort, '--temporal-port');
@@ -79,6 +93,7 @@ export async function run(opts: DevOptions): Promise<number> {
   const redisPort = intOption(opts.redisPort, '--redis-port');
   const pgbouncerPort = intOption(opts.pgbouncerPort, '--pgbouncer-port');
   const state = path.resolve(opts.stateDir);
+  survivePipeBreak();
   refuseSecondDev(state);
   await prepareStateDir(state);
   const pg: SandboxPg = {
@@ -210,7 +225,7 @@ function refuseSecondDev(state: string): void {
   const other = readSandboxState(state);
   if (other && other.pid !== process.pid && isLifeboatProcess(other.pid)) {
     throw new LifeboatError('INPUT_INVALID', `lifeboat dev is already running for ${state} (pid ${other.pid})`, {
-      hints: ['use that one (its terminal shows what to try), or stop it with Ctrl-C first', 'or pass another --state-dir for a second sandbox'],
+      hints: ['use that one (its terminal shows what to try), or stop it with Ctrl-C first', `or start a second sandbox in a directory of its own: ${devCommand()} --state-dir /tmp/lifeboat-dev-2`],
     });
   }
 }
@@ -220,15 +235,9 @@ async function prepareStateDir(state: string): Promise<void> {
   // archive_command runs as the postgres OS user and writes the repository:
   // the sandbox directories belong to that user.
   for (const d of ['pg', 'repo', 'scratch']) ownDir(state, d, true);
-  try {
-    await asOsUser(OS_USER, 'test', ['-w', path.join(state, 'repo')]);
-    accessSync(path.join(projectRoot(), 'bin', 'lifeboat'), constants.R_OK);
-  } catch (err) {
-    throw new LifeboatError('TOOL_FAILED', `the postgres OS user cannot reach ${state}`, {
-      hints: ['PostgreSQL runs archive_command as postgres: the project folder must be readable (and .lifeboat/ writable) by it', 'or pass --state-dir /tmp/lifeboat-dev'],
-      cause: err,
-    });
-  }
+  // The project's bin/lifeboat, dist/ and node, and the repository: each
+  // refusal names the directory that stops postgres (a 0700 home) and what to do.
+  await requireReachable(OS_USER, state);
 }
 
 /** <state>/<name>, created; given to the postgres OS user when a server running as that user writes in it. */
@@ -255,7 +264,7 @@ function checkPrimaryPort(pg: SandboxPg, state: string): void {
   const existing = ports[ports.length - 1];
   if (existing !== undefined && existing !== pg.port) {
     throw new LifeboatError('INPUT_INVALID', `the sandbox primary in ${pg.dataDir} was created on port ${existing}, not --pg-port ${pg.port}`, {
-      hints: [`pass --pg-port ${existing} to use this sandbox`, `or pass another --state-dir for a new sandbox on port ${pg.port} (this one, in ${state}, is kept)`],
+      hints: [`use this sandbox: ${devCommand()}${stateDirFlag(state)} --pg-port ${existing}`, `or start a new sandbox on port ${pg.port} in a directory of its own: ${devCommand()} --state-dir /tmp/lifeboat-dev-2 --pg-port ${pg.port} (this one, in ${state}, is kept)`],
     });
   }
 }
