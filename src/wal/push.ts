@@ -47,9 +47,12 @@ export async function pushWalFile(repo: Repository, cluster: string, file: strin
   // A segment's size is the cluster's WAL segment size (initdb --wal-segsize).
   const kind = walFileKind(walFile);
   const segSize = (kind === 'segment' || kind === 'partial') && isSegmentSize(content.length) ? content.length : DEFAULT_WAL_SEGMENT_SIZE;
-  // The probe for newer timelines runs while the file is compressed.
-  const superseded = (watch ?? new TimelineWatch(repo, cluster)).check(walFile, segSize);
-  superseded.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+  // The probe for newer timelines runs while the file is compressed. A probe
+  // that fails does not stop archiving: keeping WAL safe comes first, a
+  // repository that is really down fails the put below, and lifeboat check
+  // still reports a second writer. (On AWS S3, GET of a missing key answers
+  // 403 instead of 404 to a role without s3:ListBucket.)
+  const superseded = (watch ?? new TimelineWatch(repo, cluster)).check(walFile, segSize).catch(() => undefined);
   const sha256 = sha256Hex(content);
   const stored = await encodeWal(walFile, content);
   const key = keys.wal(cluster, walFile);

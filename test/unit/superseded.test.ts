@@ -144,3 +144,26 @@ describe('archive-push of a superseded timeline (file:// repository)', () => {
     expect((await pushWalFile(repo, cluster, walFile(seg(2, 9), 5), watch)).result).toBe('stored');
   });
 });
+
+describe('archive-push when the history probe fails', () => {
+  it('archives the file anyway: a probe the repository refuses (403 without s3:ListBucket) must not stop archiving', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-superseded-probe-'));
+    try {
+      mkdirSync(path.join(dir, 'repo'));
+      const real = await openRepository(`file://${path.join(dir, 'repo')}`);
+      // The real repository, except that reading a history file is refused, as S3 refuses GET of a missing key without ListBucket.
+      const refusing = Object.assign(Object.create(real) as typeof real, {
+        get: async (key: string) => {
+          if (key.endsWith('.history')) throw new Error(`GET ${key}: 403 AccessDenied`);
+          return real.get(key);
+        },
+      });
+      const file = path.join(dir, seg(1, 3));
+      writeFileSync(file, Buffer.alloc(SEG, 7));
+      expect((await pushWalFile(refusing, 'bank', file)).result).toBe('stored');
+      expect(await real.head(keys.wal('bank', seg(1, 3)))).toBeDefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
