@@ -27,55 +27,13 @@ import { grantsSql } from '../../src/privileges/grants';
 import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
 import { failureOf } from '../harness/activity';
+import { BANK_SQL, ROLE, bankRunbookYaml } from '../harness/bank-primary';
 import { postgresTempDir, startPrimary, switchAndWaitArchived, type Primary } from '../harness/postgres';
 
-const ROLE = 'lifeboat_ops';
 const runbooksDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-privileges-runbooks-'));
 const repoDir = postgresTempDir('privileges-repo');
 let pg: Primary;
 let runbook: Runbook;
-
-/** The bank's own schema: nothing of the demo's. */
-const BANK_SQL = `
-create role teller login;
-create schema ledger;
-create table ledger.accounts (id integer generated always as identity primary key, owner text not null);
-create sequence ledger.entry_no;
-create table ledger.entries (id bigint primary key default nextval('ledger.entry_no'), account_id integer not null references ledger.accounts, amount numeric(12,2) not null);
-alter sequence ledger.entry_no owned by ledger.entries.id;
-create table ledger.limits (account_id integer primary key, max_debit numeric(12,2) not null);
-create schema ops;
-create table ops.system_gate (gate_name text primary key, enabled boolean not null, updated_at timestamptz not null default now());
-create table ops.outbox (id bigint primary key, payload text, published_at timestamptz);
-insert into ledger.accounts (owner) values ('ada'), ('bob');
-insert into ledger.entries (account_id, amount) values (1, 10.00), (2, -2.50);
-insert into ledger.limits values (1, 100), (2, 50);
-grant usage on schema ledger, ops to teller;
-grant select, insert, update on all tables in schema ledger, ops to teller;
-`;
-
-function runbookYaml(): string {
-  return `
-name: bank
-cluster:
-  primary: { host: 127.0.0.1, port: ${pg.port}, database: bank, user: ${ROLE} }
-  pgBin: /usr/lib/postgresql/15/bin
-repository: { url: "file://${repoDir}" }
-restore: { host: bank-host, dataDir: ${runbooksDir}/restore, port: ${pg.port + 1} }
-gates:
-  table: ops.system_gate
-  writers: { gate: writers, readOnlyRoles: [teller] }
-  backgroundJobs: { gate: background_jobs }
-  outbox: { gate: outbox_publisher, table: ops.outbox, idColumn: id, publishedColumn: published_at }
-capture:
-  - { name: entries after target, sql: "select e.id, e.amount from ledger.entries e join ledger.accounts a on a.id = e.account_id where e.id > 0 and now() > $1" }
-invariants:
-  - { name: ledger sums to 7.50, sql: "select sum(amount) from ledger.entries", expect: 7.5 }
-  - { name: no debit over its limit, sql: "select count(*) from ledger.entries e join ledger.limits l on l.account_id = e.account_id where -e.amount > l.max_debit", expect: 0 }
-objectives: { rpoSeconds: 300, rtoSeconds: 2700 }
-drill: { host: bank-host, dataDir: ${runbooksDir}/drill, port: ${pg.port + 2} }
-`;
-}
 
 async function asSuperuser(sql: string, database = 'bank'): Promise<void> {
   const c = new Client({ ...pg.connection, database });
@@ -115,7 +73,7 @@ beforeAll(async () => {
   pg = await startPrimary({ archive: { repo: `file://${repoDir}`, cluster: 'bank' } });
   await asSuperuser('create database bank', 'postgres');
   await asSuperuser(BANK_SQL);
-  writeFileSync(path.join(runbooksDir, 'bank.yaml'), runbookYaml());
+  writeFileSync(path.join(runbooksDir, 'bank.yaml'), bankRunbookYaml(pg, { repoDir, stateDir: runbooksDir }));
   runbook = await loadRunbook('bank', runbooksDir);
 });
 

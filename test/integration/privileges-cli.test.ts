@@ -1,0 +1,161 @@
+// `lifeboat grants` and `lifeboat doctor` as an operator runs them (the built
+// binary; npm run build first) on a cluster of its own (test/harness/
+// bank-primary.ts): grants prints exactly grantsSql() and nothing else on
+// stdout, psql takes it as it is, and doctor, connected as the role, says
+// what is missing with the fix, per backup too, with the exit code to match.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Client } from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { takeBaseBackup } from '../../src/backup/base-backup';
+import { grantsSql } from '../../src/privileges/grants';
+import { needsOf } from '../../src/privileges/needs';
+import { loadRunbook } from '../../src/runbook/load';
+import type { Runbook } from '../../src/runbook/schema';
+import { BANK_SQL, ROLE, bankRunbookYaml } from '../harness/bank-primary';
+import { cliRunner } from '../harness/cli';
+import { PG_BIN, postgresTempDir, startPrimary, type Primary } from '../harness/postgres';
+
+const runbooksDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-privileges-cli-'));
+const repoDir = postgresTempDir('privileges-cli-repo');
+const lifeboat = cliRunner(() => ({ ...process.env, LIFEBOAT_RUNBOOKS_DIR: runbooksDir }));
+let pg: Primary;
+let runbook: Runbook;
+
+async function asSuperuser(sql: string, database = 'bank'): Promise<void> {
+  const c = new Client({ ...pg.connection, database });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+beforeAll(async () => {
+  pg = await startPrimary({ archive: { repo: `file://${repoDir}`, cluster: 'bank' } });
+  await asSuperuser('create database bank', 'postgres');
+  await asSuperuser(BANK_SQL);
+  writeFileSync(path.join(runbooksDir, 'bank.yaml'), bankRunbookYaml(pg, { repoDir, stateDir: runbooksDir }));
+  runbook = await loadRunbook('bank', runbooksDir);
+});
+
+afterAll(async () => {
+  await pg?.stop();
+  // The test's own temporary directories.
+  rmSync(runbooksDir, { recursive: true, force: true });
+  rmSync(repoDir, { recursive: true, force: true });
+});
+
+describe('lifeboat grants and lifeboat doctor', () => {
+  it('grants prints exactly the SQL on stdout, how to run it on stderr, and psql runs it as printed', async () => {
+    const r = await lifeboat('grants', '--runbook', 'bank');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(grantsSql(runbook));
+    expect(r.stderr).toBe(
+      [
+        `lifeboat grants: SQL for role ${ROLE} in database bank; run it as a superuser connected to that database:`,
+        `  lifeboat grants --runbook bank | psql -h 127.0.0.1 -p ${pg.port} -U postgres -d bank -v ON_ERROR_STOP=1 -f -`,
+        'then check it as the role (lifeboat doctor --runbook bank) and take a new base backup (lifeboat backup --runbook bank):',
+        'a restored copy has the grants of its backup, not those made since.',
+        '',
+      ].join('\n'),
+    );
+    const psql = spawnSync(`${PG_BIN}/psql`, ['-X', '-q', '-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', '-d', 'bank', '-v', 'ON_ERROR_STOP=1', '-f', '-'], {
+      input: r.stdout,
+      encoding: 'utf8',
+    });
+    expect(psql.stderr).not.toMatch(/ERROR/);
+    expect(psql.status).toBe(0);
+  });
+
+  it('doctor finds nothing missing but the optional pg_monitor, and says there is no backup yet (exit 0)', async () => {
+    const r = await lifeboat('doctor', '--runbook', 'bank');
+    const total = needsOf(runbook).length;
+    expect(r.stdout).toBe(
+      [
+        `lifeboat doctor: runbook bank, role ${ROLE} on the primary 127.0.0.1:${pg.port}, database bank`,
+        '',
+        `Privileges on the primary, checked as ${ROLE}: ${total - 1} of ${total} pieces present`,
+        `  optional: membership of ${ROLE} in pg_monitor (optional)`,
+        '    fix, as a superuser:',
+        `      GRANT pg_monitor TO "${ROLE}";`,
+        '',
+        'Base backups (a restored copy has the grants its backup copied, not those made since):',
+        '  none yet: take one after granting: lifeboat backup --runbook bank',
+        '',
+        `All grants at once (safe to repeat): lifeboat grants --runbook bank | psql -h 127.0.0.1 -p ${pg.port} -U postgres -d bank -v ON_ERROR_STOP=1 -f -`,
+        'Result: nothing missing',
+        '',
+      ].join('\n'),
+    );
+    expect(r.code).toBe(0);
+  });
+
+  it('doctor names a missing piece with its fix and a backup taken without it, and exits 1 until both are fixed', async () => {
+    await asSuperuser(`revoke execute on function pg_catalog.pg_wal_replay_pause() from ${ROLE}`);
+    const lacking = await takeBaseBackup({ runbook });
+    const r = await lifeboat('doctor', '--runbook', 'bank');
+    const total = needsOf(runbook).length;
+    console.log(r.stdout);
+    expect(r.stdout).toBe(
+      [
+        `lifeboat doctor: runbook bank, role ${ROLE} on the primary 127.0.0.1:${pg.port}, database bank`,
+        '',
+        `Privileges on the primary, checked as ${ROLE}: ${total - 2} of ${total} pieces present, 1 MISSING`,
+        '  MISSING: EXECUTE on pg_catalog.pg_wal_replay_pause() in database bank',
+        '    needed by: recoveries (in the restored copy), drills (in the drill copy)',
+        '    fix, as a superuser connected to database bank:',
+        `      GRANT EXECUTE ON FUNCTION pg_catalog.pg_wal_replay_pause() TO "${ROLE}";`,
+        `  optional: membership of ${ROLE} in pg_monitor (optional)`,
+        '    fix, as a superuser:',
+        `      GRANT pg_monitor TO "${ROLE}";`,
+        '',
+        'Base backups (a restored copy has the grants its backup copied, not those made since):',
+        `  ${lacking.backupId}  LACKING: taken when ${ROLE} lacked 1 piece a restored copy needs: EXECUTE on pg_catalog.pg_wal_replay_pause() in database bank`,
+        '',
+        `All grants at once (safe to repeat): lifeboat grants --runbook bank | psql -h 127.0.0.1 -p ${pg.port} -U postgres -d bank -v ON_ERROR_STOP=1 -f -`,
+        `Result: 1 piece missing on the primary; the newest backup ${lacking.backupId} lacks 1 piece its restored copy needs: after granting, take a new one (lifeboat backup --runbook bank)`,
+        '',
+      ].join('\n'),
+    );
+    expect(r.code).toBe(1);
+
+    const json = await lifeboat('doctor', '--runbook', 'bank', '--json');
+    expect(json.code).toBe(1);
+    const report = JSON.parse(json.stdout) as { ok: boolean; primary: { missing: Array<{ key: string; fix: string; database?: string }> }; backups: Array<{ backupId: string; verdict: string }> };
+    expect(report.ok).toBe(false);
+    expect(report.primary.missing.filter((m) => m.key !== 'member:pg_monitor')).toEqual([
+      expect.objectContaining({ key: 'execute:pg_wal_replay_pause()', database: 'bank', fix: `GRANT EXECUTE ON FUNCTION pg_catalog.pg_wal_replay_pause() TO "${ROLE}";` }),
+    ]);
+    expect(report.backups).toEqual([expect.objectContaining({ backupId: lacking.backupId, verdict: 'lacking' })]);
+
+    // Granted on the primary: the backup still lacks it, so doctor still fails.
+    await asSuperuser(report.primary.missing.find((m) => m.key === 'execute:pg_wal_replay_pause()')!.fix);
+    const stillOld = await lifeboat('doctor', '--runbook', 'bank');
+    expect(stillOld.stdout).toContain(`Result: the newest backup ${lacking.backupId} lacks 1 piece its restored copy needs`);
+    expect(stillOld.code).toBe(1);
+
+    // A backup taken after the grant has it: doctor passes, and still shows the old one as lacking.
+    const good = await takeBaseBackup({ runbook });
+    const fixed = await lifeboat('doctor', '--runbook', 'bank');
+    expect(fixed.stdout).toContain(`  ${lacking.backupId}  LACKING: `);
+    expect(fixed.stdout).toContain(`  ${good.backupId}  ok: ${ROLE} had every piece a restored copy needs\n`);
+    expect(fixed.stdout).toMatch(/Result: nothing missing\n$/);
+    expect(fixed.code).toBe(0);
+  });
+
+  it('doctor says when it cannot reach the primary, and exits 1', async () => {
+    await pg.pgCtl('stop', '-m', 'fast', '-w');
+    try {
+      const r = await lifeboat('doctor', '--runbook', 'bank');
+      expect(r.stdout).toContain(`Privileges on the primary: NOT CHECKED, could not connect as ${ROLE}:\n  `);
+      expect(r.stdout).toMatch(/Result: the primary could not be checked\n$/);
+      expect(r.code).toBe(1);
+    } finally {
+      await pg.pgCtl('start', '-w', '-l', pg.logFile);
+    }
+  });
+});
