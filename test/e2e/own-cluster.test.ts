@@ -125,8 +125,7 @@ it('creates the runbook role from exactly what `lifeboat grants` prints: not a s
 
 it('as that role: a base backup, a checkpoint, a bad DELETE, then a side-by-side recovery to the checkpoint gives the ledger back exactly, through pgbouncer, with its evidence', { timeout: 600_000 }, async () => {
   const backup = await lifeboat('backup', '--runbook', oc.name, '--json');
-  expect(backup.stderr).not.toMatch(/failed/);
-  expect(backup.code).toBe(0);
+  expect(backup, backup.stderr).toMatchObject({ code: 0 });
   backupId = (JSON.parse(backup.stdout) as { backup: { backupId: string } }).backup.backupId;
   // Every piece is there, on the primary and in the backup's catalog, as the role itself sees it.
   const doctor = await lifeboat('doctor', '--runbook', oc.name);
@@ -136,8 +135,8 @@ it('as that role: a base backup, a checkpoint, a bad DELETE, then a side-by-side
   checkpoint = await ledgerFingerprint(oc.connection('postgres'));
   const label = 'before-migration-7';
   const taken = await lifeboat('checkpoint', '--runbook', oc.name, '--label', label);
+  expect(taken, taken.stderr).toMatchObject({ code: 0 });
   expect(taken.stdout).toMatch(new RegExp(`^checkpoint "${label}" taken: restore point at LSN `));
-  expect(taken.code).toBe(0);
   // After the checkpoint: more transfers, then the migration's bad statement.
   await oc.query(transfersSql(2181, 60));
   await oc.query(`delete from ledger.entries where account_id % 5 = 0`);
@@ -152,7 +151,7 @@ it('as that role: a base backup, a checkpoint, a bad DELETE, then a side-by-side
 
   const t0 = Date.now();
   const started = await lifeboat('recover', '--runbook', oc.name, '--to-name', label, '--incident', 'INC-7', '--reason', 'bad DELETE on ledger.entries', '--json');
-  expect(started.code).toBe(0);
+  expect(started, started.stderr).toMatchObject({ code: 0 });
   const { workflowId } = JSON.parse(started.stdout) as { workflowId: string };
   const wf = client.workflow.getHandle(workflowId);
   const approve = async (step: string, as: string) => {
@@ -224,8 +223,7 @@ it('as that role: a restore drill to the end of the archive passes, the smoke wr
   const t0 = Date.now();
   const drill = await lifeboat('drill', '--runbook', oc.name, '--to-latest', '--json');
   const drillSeconds = (Date.now() - t0) / 1000;
-  expect(drill.stderr).not.toMatch(/failed/);
-  expect(drill.code).toBe(0);
+  expect(drill, drill.stderr).toMatchObject({ code: 0 });
   const { workflowId, evidence } = JSON.parse(drill.stdout) as { workflowId: string; evidence: Evidence };
   expect(evidence).toMatchObject({ kind: 'drill', runbook: oc.name, target: { latest: true }, validationStatus: 'passed' });
   expect(evidence.invariants.filter((i) => !i.passed)).toEqual([]);
