@@ -62,10 +62,12 @@ export function isLifeboatProcess(pid: number): boolean {
 /** The sandbox of a `lifeboat dev` that is up, or an error saying how to get one. */
 export function runningSandbox(state: string): SandboxState {
   const s = readSandboxState(state);
-  const start = `start it first, in another terminal: npm start (or ${cliPath()} dev${stateDirFlag(state)}), and wait for "Lifeboat sandbox is up."`;
+  // npm passes its own flags to the script only after `--`.
+  const flag = stateDirFlag(state);
+  const start = `start it first, in another terminal: npm start${flag ? ` --${flag}` : ''} (or ${cliPath()} dev${flag}), and wait for "Lifeboat sandbox is up."`;
   const notRunning = (why: string) =>
     new LifeboatError('PG_UNREACHABLE', `the Lifeboat sandbox in ${state} is not running: ${why}`, {
-      hints: [start, '--state-dir must name the directory lifeboat dev uses (default .lifeboat/dev, relative to where it was started)'],
+      hints: [start, '--state-dir must name the directory lifeboat dev uses (default .lifeboat/dev, relative to where it was started; with npm start: npm start -- --state-dir <dir>)'],
     });
   if (!s) throw notRunning(existsSync(state) ? 'no lifeboat dev has it open (no sandbox.json)' : 'the directory does not exist');
   if (!isLifeboatProcess(s.pid)) throw notRunning(`the lifeboat dev that started it (pid ${s.pid}) is gone`);

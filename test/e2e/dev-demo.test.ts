@@ -162,8 +162,8 @@ it('dev-incident says how to start the sandbox when lifeboat dev is not running'
   expect(r.stderr).toBe(
     [
       `lifeboat: the Lifeboat sandbox in ${state} is not running: no lifeboat dev has it open (no sandbox.json)`,
-      `HINT: start it first, in another terminal: npm start (or bin/lifeboat dev --state-dir ${state}), and wait for "Lifeboat sandbox is up."`,
-      'HINT: --state-dir must name the directory lifeboat dev uses (default .lifeboat/dev, relative to where it was started)',
+      `HINT: start it first, in another terminal: npm start -- --state-dir ${state} (or bin/lifeboat dev --state-dir ${state}), and wait for "Lifeboat sandbox is up."`,
+      'HINT: --state-dir must name the directory lifeboat dev uses (default .lifeboat/dev, relative to where it was started; with npm start: npm start -- --state-dir <dir>)',
       '',
     ].join('\n'),
   );

@@ -266,6 +266,20 @@ describe('lifeboat recover against the Temporal server', () => {
     );
   });
 
+  it('without LIFEBOAT_UI_URL and with no Temporal UI beside the frontend, prints how to get a link instead of a wrong one', async () => {
+    const workflowId = `recover-orders-cli-test-noui-${process.pid}-${Date.now()}`;
+    const { code, stdout } = await lifeboat(['recover', '--runbook', 'orders', '--to-latest', '--dry-run', '--concurrent', '--workflow-id', workflowId], env());
+    await client.workflow.getHandle(workflowId).terminate('terminated by the recover CLI test').catch(() => undefined);
+    expect(code).toBe(0);
+    const port = Number(temporalAddress().split(':').at(-1));
+    expect(stdout.trimEnd().split('\n').slice(-3)).toEqual([
+      'next:',
+      `  lifeboat status ${workflowId} --watch`,
+      `  (no Temporal UI link: http://127.0.0.1:${port + 1000} (where a dev server for ${temporalAddress()} keeps its UI) does not answer as one; set LIFEBOAT_UI_URL to your Temporal Web UI's address (e.g. export LIFEBOAT_UI_URL=https://temporal.example.com) to get one here)`,
+    ]);
+    expect(stdout).not.toContain('8233/namespaces');
+  });
+
   it('refuses a workflow id that is already running, and points at it', async () => {
     const workflowId = `recover-orders-cli-test-dup-${process.pid}-${Date.now()}`;
     const first = await lifeboat(['recover', '--runbook', 'orders', '--to-latest', '--workflow-id', workflowId, '--json'], env());

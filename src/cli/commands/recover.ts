@@ -13,7 +13,8 @@ import { intOption, requireRunbook, temporalAddress, type TemporalOptions } from
 import { printJson } from '../run';
 import { recoveryDetails, recoverySummary, succeeded, type ParsedInput } from '../status-view';
 import { targetFromFlags, type TargetFlags } from '../target-options';
-import { uiLink, watchRun } from './status';
+import { watchRun } from './status';
+import { runPage, temporalUiBase } from '../ui-link';
 
 type Options = TemporalOptions &
   TargetFlags & {
@@ -75,14 +76,15 @@ export async function run(opts: Options): Promise<number> {
           cause: err,
         });
       });
-    const ui = uiLink(address, namespace, workflowId);
+    const uiBase = await temporalUiBase(address);
+    const ui = uiBase.base !== undefined ? runPage(uiBase.base, namespace, workflowId) : undefined;
     const started = { workflowId, runId: handle.firstExecutionRunId, input, ...(ui ? { ui } : {}) };
     if (opts.json) {
       // With --follow, one JSON document per line, like status --watch --json.
       if (opts.follow) process.stdout.write(`${JSON.stringify(started)}\n`);
       else printJson(started);
     } else {
-      process.stdout.write(`${startedLines(input, workflowId, ui).join('\n')}\n`);
+      process.stdout.write(`${startedLines(input, workflowId, ui ?? (uiBase.base === undefined ? { hint: uiBase.hint } : undefined)).join('\n')}\n`);
     }
     if (!opts.follow) return 0;
     const last = await watchRun({ client, handle, workflowId, namespace, address }, { intervalSeconds, json: opts.json === true });
@@ -114,14 +116,15 @@ export function parseInput(raw: Record<string, unknown>): ParsedInput {
   throw new LifeboatError('INPUT_INVALID', `recover: ${lines.join('; ')}`);
 }
 
-export function startedLines(input: ParsedInput, workflowId: string, ui: string | undefined): string[] {
+/** `ui`: the run's page, or why there is no link and how to get one. */
+export function startedLines(input: ParsedInput, workflowId: string, ui: string | { hint: string } | undefined): string[] {
   return [
     `started ${RECOVERY_WORKFLOW} ${workflowId}`,
     `  ${recoverySummary(input, false)}`,
     `  on task queue ${TASK_QUEUE}: a worker must poll it (lifeboat worker), and the restore host's worker its host queue`,
     'next:',
     `  lifeboat status ${workflowId} --watch`,
-    ...(ui ? [`  ${ui}`] : []),
+    ...(typeof ui === 'string' ? [`  ${ui}`] : ui ? [`  (${ui.hint})`] : []),
   ];
 }
 

@@ -180,10 +180,3 @@ export function operatorError(err: unknown, recovery: RecoveryRun): Error {
   }
   return err instanceof Error ? err : new Error(String(err));
 }
-
-/** The Temporal UI page of a run: LIFEBOAT_UI_URL, else the dev server's UI when Temporal is local. */
-export function uiLink(address: string, namespace: string, workflowId: string): string | undefined {
-  const base = process.env.LIFEBOAT_UI_URL || (/^(127\.0\.0\.1|localhost|\[::1\]):/.test(address) ? 'http://127.0.0.1:8233' : undefined);
-  if (!base) return undefined;
-  return `${base.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
-}

@@ -1,0 +1,56 @@
+// The Temporal Web UI page of a run, for `lifeboat recover` to print. The
+// UI's address cannot be read from TEMPORAL_ADDRESS (the frontend's gRPC
+// port), so: LIFEBOAT_UI_URL when set; else the Temporal CLI dev server's
+// own convention, its UI on the frontend's port + 1000 (7233 -> 8233, also
+// this project's docker-compose), but only once that port answers as a
+// Temporal UI (GET /api/v1/settings, the UI server's own endpoint); else no
+// link, and a line saying how to get one. A wrong link at 3 a.m. sends
+// someone to another cluster's UI or to nothing.
+
+export const UI_URL_ENV = 'LIFEBOAT_UI_URL';
+
+/** How long the probe of the dev server's UI may take: recover must not hang on it. */
+const PROBE_MS = 1500;
+
+export type UiBase = { base: string; from: 'env' | 'dev-server' } | { base?: undefined; hint: string };
+
+/** host and port of a Temporal frontend address ("127.0.0.1:7233", "[::1]:7233", "temporal.internal"). */
+export function parseAddress(address: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(address) ?? /^([^:]+)(?::(\d+))?$/.exec(address);
+  if (!m) return { host: address, port: 7233 };
+  return { host: m[1]!, port: m[2] ? Number(m[2]) : 7233 };
+}
+
+/** The dev server's UI for a frontend address: its port + 1000 (temporal server start-dev --ui-port's default). */
+export function devServerUi(address: string): string | undefined {
+  const { host, port } = parseAddress(address);
+  if (!Number.isInteger(port) || port + 1000 > 65535) return undefined;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port + 1000}`;
+}
+
+/** Whether base answers as a Temporal Web UI: its settings endpoint returns the UI server's JSON. */
+export async function answersAsTemporalUi(base: string, timeoutMs = PROBE_MS): Promise<boolean> {
+  try {
+    const r = await fetch(`${base}/api/v1/settings`, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+    if (!r.ok) return false;
+    const body = (await r.json()) as Record<string, unknown>;
+    return typeof body.Version === 'string' && typeof body.Auth === 'object';
+  } catch {
+    return false;
+  }
+}
+
+export async function temporalUiBase(address: string, env: NodeJS.ProcessEnv = process.env): Promise<UiBase> {
+  const set = env[UI_URL_ENV]?.trim();
+  if (set) return { base: set.replace(/\/+$/, ''), from: 'env' };
+  const guess = devServerUi(address);
+  if (guess && (await answersAsTemporalUi(guess))) return { base: guess, from: 'dev-server' };
+  return {
+    hint: `no Temporal UI link: ${guess ? `${guess} (where a dev server for ${address} keeps its UI) does not answer as one` : `none can be derived from ${address}`}; set ${UI_URL_ENV} to your Temporal Web UI's address (e.g. export ${UI_URL_ENV}=https://temporal.example.com) to get one here`,
+  };
+}
+
+/** The run's page under a UI base address. */
+export function runPage(base: string, namespace: string, workflowId: string): string {
+  return `${base}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+}

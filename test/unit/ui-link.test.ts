@@ -1,0 +1,68 @@
+// The Temporal UI link `lifeboat recover` prints: LIFEBOAT_UI_URL when set;
+// else a dev server's UI on the frontend's port + 1000, once it answers as a
+// Temporal UI (a real dev server with its UI, started here); else no link and
+// how to get one, never 127.0.0.1:8233 whatever TEMPORAL_ADDRESS says.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { answersAsTemporalUi, devServerUi, parseAddress, runPage, temporalUiBase } from '../../src/cli/ui-link';
+import { startTemporalDevServer, type DevServer } from '../../src/dev/temporal-server';
+import { freePort, waitFor } from '../harness/ports';
+import { temporalAddress } from '../harness/services';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+/** A port p with p + 1000 free too (the dev server's UI port). */
+async function portPair(): Promise<number> {
+  for (;;) {
+    const p = await freePort();
+    if (p + 1000 > 65535) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(p + 1000, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (free) return p;
+  }
+}
+
+describe('the Temporal UI link of a run', () => {
+  it('reads host and port from TEMPORAL_ADDRESS forms, and puts a dev server\'s UI on port + 1000', () => {
+    expect(parseAddress('127.0.0.1:17233')).toEqual({ host: '127.0.0.1', port: 17233 });
+    expect(parseAddress('[::1]:7233')).toEqual({ host: '::1', port: 7233 });
+    expect(parseAddress('temporal.internal')).toEqual({ host: 'temporal.internal', port: 7233 });
+    expect(devServerUi('127.0.0.1:17233')).toBe('http://127.0.0.1:18233');
+    expect(devServerUi('[::1]:7233')).toBe('http://[::1]:8233');
+    expect(devServerUi('10.0.0.5:65000')).toBeUndefined();
+    expect(runPage('http://ui.example:8080', 'prod ns', 'recover-orders-1')).toBe('http://ui.example:8080/namespaces/prod%20ns/workflows/recover-orders-1');
+  });
+
+  it('LIFEBOAT_UI_URL wins, whatever the address', async () => {
+    expect(await temporalUiBase('temporal.internal:7233', { LIFEBOAT_UI_URL: 'https://temporal.example.com/ ' })).toEqual({ base: 'https://temporal.example.com', from: 'env' });
+  });
+
+  it('without it, a headless Temporal gets no link but the line saying how to get one (not 127.0.0.1:8233)', async () => {
+    const address = temporalAddress();
+    const r = await temporalUiBase(address, {});
+    expect(r.base).toBeUndefined();
+    expect('hint' in r && r.hint).toBe(
+      `no Temporal UI link: ${devServerUi(address)} (where a dev server for ${address} keeps its UI) does not answer as one; set LIFEBOAT_UI_URL to your Temporal Web UI's address (e.g. export LIFEBOAT_UI_URL=https://temporal.example.com) to get one here`,
+    );
+  });
+
+  it('finds the UI of a dev server on a port of its own (port + 1000) once it answers as a Temporal UI', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-ui-link-'));
+    cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+    const port = await portPair();
+    const server: DevServer = await startTemporalDevServer({ port, uiPort: port + 1000, logFile: path.join(root, 'temporal.log') });
+    cleanups.push(() => server.stop());
+    // The frontend answers before the UI server: wait for the UI itself.
+    await waitFor('the dev server UI', async () => ((await answersAsTemporalUi(`http://127.0.0.1:${port + 1000}`)) ? true : undefined), { timeoutMs: 60_000, intervalMs: 200 });
+    expect(await temporalUiBase(server.address, {})).toEqual({ base: `http://127.0.0.1:${port + 1000}`, from: 'dev-server' });
+  }, 90_000);
+});
