@@ -11,6 +11,7 @@ import { analyzeChain, describeChainProblems, type WalGap } from '../catalog/cha
 import { LifeboatError } from '../errors';
 import { parseLsn, parseSegmentName, segnoOfLsn, walFileKind } from '../wal/names';
 import { describeTarget, type BackupChoice, type Target } from './contract';
+import { archiveLine } from './reach';
 
 export function chooseBackup(backups: readonly BackupMeta[], target: Target, cluster: string, backupId?: string): BackupChoice {
   const byId = [...backups].sort((a, b) => (a.backupId < b.backupId ? -1 : a.backupId > b.backupId ? 1 : 0));
@@ -118,12 +119,17 @@ export function checkWalCoverage(opts: {
     backups: [{ backupId: backup.backupId, timeline: backup.timeline, startWal: backup.startWal, startLsn: backup.startLsn }],
     walSegmentSize: segSize,
   });
-  const segments = files.filter((f) => walFileKind(f.name) === 'segment' && f.name >= backup.startWal);
+  // Along the backup's line of timelines (archiveLine: the newest timeline
+  // descending from the backup, as recovery_target_timeline = 'latest'
+  // follows): WAL an old primary went on writing on its timeline after a
+  // recovery branched off it is neither needed nor the end of the archive.
+  const line = archiveLine(files.map((f) => f.name), opts.histories, backup);
   const byName = new Map(files.map((f) => [f.name, f]));
+  const segments = line.segments.map((name) => byName.get(name)!);
   const warnings: string[] = [];
   const blocking: WalGap[] = [];
   for (const gap of report.gaps) {
-    if (!gap.neededBy.includes(backup.backupId)) continue;
+    if (!gap.neededBy.includes(backup.backupId) || !gap.onLineOf.includes(line.timeline)) continue;
     if (gapMatters(gap, target, byName, segSize, warnings)) blocking.push(gap);
   }
   const blockingReport = { ...report, gaps: blocking };
