@@ -28,14 +28,16 @@ export interface RunningWorkers {
   runUntilSignal(): Promise<void>;
 }
 
-function workflowsPath(): string {
-  // dist/src/worker.js → dist/workflows; src/worker.ts → workflows (the
-  // Temporal bundler compiles TypeScript itself).
+/** A module of workflows/, compiled or not: dist/src/worker.js → dist/workflows; src/worker.ts → workflows (the Temporal bundler compiles TypeScript itself). */
+function workflowModule(name: string): string {
   const dir = path.join(__dirname, '..', 'workflows');
-  const file = ['index.js', 'index.ts'].map((f) => path.join(dir, f)).find((f) => existsSync(f));
+  const file = [`${name}.js`, `${name}.ts`].map((f) => path.join(dir, f)).find((f) => existsSync(f));
   if (!file) throw new Error(`workflows not found in ${dir}: run npm run build`);
   return file;
 }
+
+/** The workflows, and the interceptor that names each activity's runbook step in the UI (workflows/summaries.ts). */
+const WORKFLOW_MODULES = { workflowsPath: () => workflowModule('index'), interceptors: () => workflowModule('summaries') };
 
 let runtimeInstalled = false;
 
@@ -77,7 +79,8 @@ export async function startWorkers(cfg: WorkerConfig): Promise<RunningWorkers> {
       await Worker.create({
         ...base,
         taskQueue: cfg.taskQueue ?? TASK_QUEUE,
-        workflowsPath: workflowsPath(),
+        workflowsPath: WORKFLOW_MODULES.workflowsPath(),
+        interceptors: { workflowModules: [WORKFLOW_MODULES.interceptors()] },
         activities,
       }),
     );

@@ -18,7 +18,11 @@ import { waitFor } from '../harness/ports';
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: path.resolve(__dirname, '../../workflows/index.ts'), logger: quietLogger });
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: path.resolve(__dirname, '../../workflows/index.ts'),
+    workflowInterceptorModules: [path.resolve(__dirname, '../../workflows/summaries.ts')],
+    logger: quietLogger,
+  });
   return bundle;
 }
 const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };

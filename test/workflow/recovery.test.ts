@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { approveSignal, decideUpdate, retargetSignal, abortSignal, statusQuery } from '../../src/recovery/messages';
@@ -136,6 +137,23 @@ describe('recoverToPointInTime', () => {
     expect(evidence.steps.map((x) => x.state)).toEqual(Array(18).fill('done'));
     expect(h.calls.evidence).toHaveLength(1);
     await recordHistory('quorum-ui-signals-and-update', wf);
+    // The UI's timeline names the runbook step of every activity, not its function.
+    const summaries = await activitySummaries(wf);
+    expect(summaries).toEqual(
+      expect.arrayContaining([
+        'preflight: backup, WAL and time 2026-11-21T14:31:59Z checked in the archive, nothing touched',
+        'disable-writers: writers gate off on the primary, proven by a refused write',
+        'disable-background-jobs: background jobs gate off on the primary',
+        'pause-outbox: outbox publisher gate off on the primary',
+        'promote: the paused copy promoted (pg_ctl promote)',
+        'promote: writers gate off on the promoted copy, proven by a refused write',
+        'resume-traffic: traffic switched to the promoted copy',
+        'enable-background-jobs: background jobs gate on on the promoted copy',
+        'record-evidence: evidence record written',
+        'audit log: line 1 (ignored)',
+      ]),
+    );
+    expect(summaries.filter((x) => !x.startsWith('audit log: ') && !/^[a-z-]+: /.test(x))).toEqual([]);
     // Every accepted decision, the ignored signal and the refused updates reached the audit log, in order.
     expect(h.calls.audit.map((a) => `${a.event}:${a.ignored?.via ?? ''}:${a.decision?.by ?? a.ignored?.by}`)).toEqual([
       'ignored:signal:mallory',
@@ -465,6 +483,18 @@ describe('recoverToPointInTime', () => {
 async function scheduled(wf: WorkflowHandle): Promise<string[]> {
   const history = await wf.fetchHistory();
   return (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
+}
+
+/** The summary of every activity the run scheduled, in order (what the Temporal UI's timeline shows). */
+async function activitySummaries(wf: WorkflowHandle): Promise<string[]> {
+  const history = await wf.fetchHistory();
+  const out: string[] = [];
+  for (const e of history.events ?? []) {
+    if (!e.activityTaskScheduledEventAttributes) continue;
+    const p = e.userMetadata?.summary;
+    out.push(p ? (defaultPayloadConverter.fromPayload(p as Payload) as string) : `(no summary: ${e.activityTaskScheduledEventAttributes.activityType?.name ?? '?'})`);
+  }
+  return out;
 }
 
 async function waitForIgnored(wf: WorkflowHandle, n: number) {

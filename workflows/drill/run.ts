@@ -10,6 +10,7 @@ import { TimeoutFailure, isCancellation, log } from '@temporalio/workflow';
 import { DRILL_STEP_IDS, type DrillStepId } from '../../src/drill/contract';
 import type { Evidence, StepError, StepState } from '../../src/recovery/contract';
 import { stepError } from '../recovery/rules';
+import { stepForSummaries } from '../summaries';
 
 export interface DrillStep {
   id: DrillStepId;
@@ -39,6 +40,7 @@ export class DrillRun {
 
   async step<T>(id: DrillStepId, body: () => Promise<T>, summarize: (r: T) => string): Promise<T> {
     const rec = this.steps.get(id)!;
+    stepForSummaries(id);
     rec.state = 'running';
     rec.startedAt = new Date().toISOString();
     try {

@@ -50,6 +50,7 @@ import { AWAITING_ATTRIBUTE, RUNBOOK_ATTRIBUTE, SEARCH_ATTRIBUTES_PATCH } from '
 import { isErrorCode, isRetryable, type ErrorCode } from '../../src/errors';
 import type { Runbook } from '../../src/runbook/schema';
 import { renderChecklist } from './checklist';
+import { stepForSummaries } from '../summaries';
 import { describeIssues, howToApprove, howToResolve, operatorsInFailure, operatorsOf, policyOf, refusal, stepError, toIncoming, type FenceState, type Incoming } from './rules';
 
 /** Thrown by a failed replay-wal when an operator moves the target; the workflow restores again. */
@@ -308,6 +309,7 @@ export class RecoveryMachine {
   async step<T>(id: StepId, body: () => Promise<T>, summarize?: (r: T) => string): Promise<T | undefined> {
     const rec = this.steps.get(id)!;
     this.currentStep = id;
+    stepForSummaries(id);
     for (;;) {
       this.checkAbort(id);
       rec.state = 'running';
@@ -398,6 +400,7 @@ export class RecoveryMachine {
   async approval(id: StepId, notify: (pending: PendingDecision, waitedSeconds: number) => Promise<void>): Promise<'approved' | 'retarget'> {
     const rec = this.steps.get(id)!;
     this.currentStep = id;
+    stepForSummaries(id);
     this.checkAbort(id);
     const policy = policyOf(this.runbook, id);
     this.approvedBy = new Set();
