@@ -162,9 +162,20 @@ it('as that role: a base backup, a checkpoint, a bad DELETE, then a side-by-side
   await waitStep(wf, 'approve-fence', 'awaiting-approval');
   await approve('approve-fence', 'alice');
   const paused = await waitStep(wf, 'approve-promote', 'awaiting-approval');
+  // The old primary is fenced by the non-superuser role (ALTER ROLE teller, its sessions ended): teller cannot book there.
+  const oldTeller = new Client(oc.connection('teller'));
+  await oldTeller.connect();
+  await expect(oldTeller.query(transfersSql(9001, 1))).rejects.toThrow('cannot execute INSERT in a read-only transaction');
+  await oldTeller.end();
+  expect((await oc.query<{ gate_name: string; enabled: boolean }>('select gate_name, enabled from ledger.gate order by gate_name'))).toEqual([
+    { gate_name: 'batch_jobs', enabled: false },
+    { gate_name: 'writers', enabled: false },
+  ]);
   // Every invariant passed on the paused copy as the non-superuser role, built-in ones included (sequences).
   expect(paused.invariants?.filter((i) => !i.passed)).toEqual([]);
   expect(paused.invariants?.map((i) => i.name)).toEqual(expect.arrayContaining(['the ledger balances', 'every transfer has two legs', 'no entry without its account']));
+  // The identity of accounts and the bigserial of entries were read on the copy (SELECT on sequences, from the grants).
+  expect(paused.invariants?.find((i) => i.name === 'built-in: sequences ahead of their columns')).toMatchObject({ passed: true, value: '0' });
   await approve('approve-promote', 'alice');
   await approve('approve-promote', 'bob');
   await waitStep(wf, 'approve-resume', 'awaiting-approval');
@@ -227,6 +238,7 @@ it('as that role: a restore drill to the end of the archive passes, the smoke wr
   const { workflowId, evidence } = JSON.parse(drill.stdout) as { workflowId: string; evidence: Evidence };
   expect(evidence).toMatchObject({ kind: 'drill', runbook: oc.name, target: { latest: true }, validationStatus: 'passed' });
   expect(evidence.invariants.filter((i) => !i.passed)).toEqual([]);
+  expect(evidence.invariants.find((i) => i.name === 'built-in: sequences ahead of their columns')).toMatchObject({ passed: true, value: '0' });
   expect(evidence.notes.filter((n) => n.startsWith('smoke write:'))).toEqual([expect.stringMatching(new RegExp(`^smoke write: row 1 of ${LIFEBOAT_ROLE}\\.lifeboat_drill_smoke committed at `))]);
   await expectNoActivityFailed(workflowId);
   console.log(`own cluster drill: ${drillSeconds.toFixed(1)} s for lifeboat drill --to-latest (machine time); evidence RTO ${evidence.rtoObservedSeconds} s ${JSON.stringify(evidence.rtoPhases)}, ${evidence.walSegmentsReplayed} segments`);
