@@ -1,0 +1,51 @@
+// The primary overlay (src/catalog/primary.ts): applied while the runbook
+// still names the server it replaced, ignored once the runbook names another,
+// nothing to say once the runbook names the new primary itself.
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { applyPrimaryOverlay, parsePrimaryOverlay, type PrimaryOverlay } from '../../src/catalog/primary';
+import { demoRunbookYaml } from '../../src/dev/demo-runbook';
+import { Runbook } from '../../src/runbook/schema';
+
+const runbook = (port: number) =>
+  Runbook.parse(parseYaml(demoRunbookYaml({ name: 'bank', pgPort: port, repoUrl: 'file:///nonexistent/repo', host: 'db1', stateDir: '/tmp/x', restorePort: 5544, drillPort: 5545 })));
+const overlay: PrimaryOverlay = {
+  cluster: 'bank', runbook: 'bank', host: '127.0.0.1', port: 5544, replaced: { host: '127.0.0.1', port: 5432 },
+  timeline: 2, promotedAt: '2026-12-03T13:00:05Z', since: '2026-12-03T13:00:06Z', workflowId: 'recover-bank-1', runId: 'r1',
+};
+
+describe('the primary overlay', () => {
+  it('re-points cluster.primary (host and port only) while the runbook names the replaced server, and says so in one line', () => {
+    const rb = runbook(5432);
+    const o = applyPrimaryOverlay(rb, overlay);
+    expect(o.applied).toBe(true);
+    expect(o.runbook.cluster.primary).toEqual({ ...rb.cluster.primary, host: '127.0.0.1', port: 5544 });
+    expect(o.runbook.restore).toEqual(rb.restore);
+    expect(rb.cluster.primary.port).toBe(5432); // the loaded runbook is not changed
+    expect(o.note).toBe(
+      'primary re-pointed to 127.0.0.1:5544 (timeline 2) by recovery recover-bank-1 at 2026-12-03T13:00:05Z; ' +
+        'edit cluster.primary in runbook bank to make it permanent (and move restore.dataDir/restore.port: the new primary runs there)',
+    );
+  });
+
+  it('is silent once the runbook names the new primary, and ignored (saying so) when it names a third server', () => {
+    const same = applyPrimaryOverlay(runbook(5544), overlay);
+    expect(same.applied).toBe(false);
+    expect(same.note).toBeUndefined();
+    const third = applyPrimaryOverlay(runbook(6000), overlay);
+    expect(third.applied).toBe(false);
+    expect(third.runbook.cluster.primary.port).toBe(6000);
+    expect(third.note).toBe(
+      'primary overlay ignored: recovery recover-bank-1 at 2026-12-03T13:00:05Z re-pointed the primary from 127.0.0.1:5432 to 127.0.0.1:5544, but the runbook now names 127.0.0.1:6000, so the runbook wins',
+    );
+    expect(applyPrimaryOverlay(runbook(5432), undefined)).toMatchObject({ applied: false });
+  });
+
+  it('refuses an overlay it cannot trust, naming the field', () => {
+    expect(() => parsePrimaryOverlay(JSON.stringify({ ...overlay, port: 'x' }), 's3://b/bank/primary.json')).toThrow(
+      'primary overlay s3://b/bank/primary.json cannot be used: port must be a port number',
+    );
+    expect(() => parsePrimaryOverlay('{', 'f')).toThrow(/^primary overlay f cannot be used: not valid JSON/);
+    expect(parsePrimaryOverlay(JSON.stringify(overlay), 'f')).toEqual(overlay);
+  });
+});
