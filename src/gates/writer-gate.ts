@@ -105,10 +105,14 @@ async function fence(endpoint: Endpoint, spec: WriterGateSpec): Promise<GateResu
 async function endSessions(client: Client, roles: string[]): Promise<number> {
   let rows: Array<{ pid: number; usename: string; ended: boolean }>;
   try {
+    // backend_type is NULL for the sessions of other roles unless Lifeboat's
+    // role is a member of pg_read_all_stats (PostgreSQL 15 hides all but pid,
+    // usename and a few more): a role with only what `lifeboat grants` gives
+    // would otherwise see none of the application's sessions and end none.
     ({ rows } = await client.query<{ pid: number; usename: string; ended: boolean }>(
       `select pid, usename, pg_terminate_backend(pid, $2) as ended
          from pg_stat_activity
-        where usename = any($1::text[]) and pid <> pg_backend_pid() and backend_type = 'client backend'`,
+        where usename = any($1::text[]) and pid <> pg_backend_pid() and (backend_type = 'client backend' or backend_type is null)`,
       [roles, TERMINATE_WAIT_MS],
     ));
   } catch (err) {

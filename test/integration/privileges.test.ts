@@ -14,8 +14,12 @@ import { existsSync } from 'node:fs';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureForensics } from '../../activities/forensics';
+import { setGate } from '../../activities/gates';
+import { runInvariants } from '../../activities/invariants';
 import { preflight } from '../../activities/recovery';
 import { takeBaseBackup } from '../../src/backup/base-backup';
+import type { GateKind } from '../../src/gates';
 import { createRestorePoint } from '../../src/checkpoint/checkpoint';
 import { LifeboatError } from '../../src/errors';
 import type { BackupMeta } from '../../src/catalog/backup-meta';
@@ -156,6 +160,53 @@ describe('grantsSql and the privilege check, on a schema that is not the demo\'s
   }
 });
 
+describe('the role made by grantsSql does what a recovery does, with nothing more', () => {
+  it('fences and reopens the gates on the primary, ending an application session (CREATEROLE, pg_signal_backend, the gate table)', async () => {
+    const teller = new Client({ host: '127.0.0.1', port: pg.port, user: 'teller', database: 'bank' });
+    teller.on('error', () => undefined);
+    await teller.connect();
+    const env = new MockActivityEnvironment();
+    const gateInput = (gate: GateKind, enabled: boolean): Parameters<typeof setGate>[0] => ({ runbook: 'bank', where: 'primary', enabled, gate });
+    try {
+      const fenced = (await env.run(setGate, gateInput('writers', false))) as Awaited<ReturnType<typeof setGate>>;
+      expect(fenced).toMatchObject({ gate: 'writers', enabled: false, rolesAltered: ['teller'], sessionsTerminated: 1 });
+      expect(fenced.proof).toContain('(SQLSTATE 25006)');
+      await expect(teller.query('select 1')).rejects.toThrow();
+      for (const gate of ['backgroundJobs', 'outbox'] as const) {
+        expect(await env.run(setGate, gateInput(gate, false))).toMatchObject({ enabled: false });
+        expect(await env.run(setGate, gateInput(gate, true))).toMatchObject({ enabled: true });
+      }
+    } finally {
+      await env.run(setGate, gateInput('writers', true));
+      await teller.end().catch(() => undefined);
+    }
+    expect(await bankRows(`select r.rolname from pg_db_role_setting s join pg_roles r on r.oid = s.setrole`)).toEqual([]);
+  });
+
+  it('captures forensics and runs every invariant and built-in check without a permission error', async () => {
+    await asSuperuser(`insert into ops.outbox values (1, 'x', now()), (2, 'y', null) on conflict do nothing`);
+    const env = new MockActivityEnvironment();
+    const cap = (await env.run(captureForensics, { runbook: 'bank', target: { time: new Date().toISOString() } })) as Awaited<ReturnType<typeof captureForensics>>;
+    expect(cap).toMatchObject({ primaryReachable: true, outboxHighWater: '1' });
+    expect(cap.captures).toEqual([expect.objectContaining({ name: 'entries after target', rowCount: 2, truncated: false })]);
+    expect(cap.captures[0]!.error).toBeUndefined();
+    // The same runbook with its "restored" instance at the primary: the checks run as the role against this catalog.
+    writeFileSync(
+      path.join(runbooksDir, 'bankself.yaml'),
+      bankRunbookYaml(pg, { repoDir, stateDir: runbooksDir }).replace('name: bank\n', 'name: bankself\n').replace(`port: ${pg.port + 1} }`, `port: ${pg.port} }`),
+    );
+    const results = (await env.run(runInvariants, { runbook: 'bankself' })) as Awaited<ReturnType<typeof runInvariants>>;
+    expect(results.map((r) => [r.name, r.passed, r.error ?? ''])).toEqual([
+      ['ledger sums to 7.50', true, ''],
+      ['no debit over its limit', true, ''],
+      ['built-in: every database accepts connections', true, ''],
+      ['built-in: no invalid indexes', true, ''],
+      ['built-in: installed extensions have their files', true, ''],
+      ['built-in: sequences ahead of their columns', true, ''],
+    ]);
+  });
+});
+
 function runPreflight(extra: Partial<PreflightInput> = {}): Promise<PreflightResult> {
   const input: PreflightInput = { runbook: 'bank', target: { latest: true }, mode: 'side-by-side', dryRun: false, ...extra };
   return new MockActivityEnvironment().run(preflight, input);
@@ -181,7 +232,7 @@ describe('preflight checks the role on the primary and in the chosen backup\'s c
   let granted: BackupMeta;
 
   beforeAll(async () => {
-    await asSuperuser(`insert into ops.system_gate (gate_name, enabled) values ('writers', true)`);
+    await asSuperuser(`insert into ops.system_gate (gate_name, enabled) values ('writers', true) on conflict do nothing`);
     granted = await backup();
   });
 
