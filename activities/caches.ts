@@ -34,12 +34,13 @@ export async function invalidateCaches(input: { runbook: string }): Promise<Cach
  * set, every Redis answering PING, every purge endpoint answering a HEAD
  * (any status), every hook's program executable. Changes nothing, so
  * running it twice is harmless. SECRET_MISSING or ENDPOINT_UNREACHABLE
- * (non-retryable) end the run before anything is fenced.
+ * (non-retryable) end the run before anything is fenced; an entry marked
+ * `preflight: warn` that does not answer comes back as a warning instead.
  */
 export async function checkCacheEndpoints(input: { runbook: string }): Promise<EndpointsCheck> {
   const ctx = Context.current();
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
-    return { answered: await checkRunbookCaches(runbook, { signal: ctx.cancellationSignal, then: 'start the recovery again' }) };
+    return checkRunbookCaches(runbook, { signal: ctx.cancellationSignal, then: 'start the recovery again' });
   });
 }

@@ -66,10 +66,11 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       // Every cache and traffic endpoint answers, probed from the worker that
       // will use it; not in a dry run, which touches neither. Patched: older histories never called them.
       if (!dryRun && patched(ENDPOINTS_PATCH)) {
-        const answered: string[] = [];
-        if (p.runbook.caches.length > 0) answered.push(...(await act.checkCacheEndpoints({ runbook: name })).answered);
-        if (p.runbook.traffic) answered.push(...(await hostActivities(p.runbook).checkTrafficEndpoint({ runbook: name })).answered);
-        for (const a of answered) if (!facts.notes.includes(`preflight: ${a}`)) facts.notes.push(`preflight: ${a}`);
+        const found: string[] = [];
+        const note = (c: { answered: string[]; warnings?: string[] }) => found.push(...c.answered, ...(c.warnings ?? []).map((w) => `WARNING: ${w}`));
+        if (p.runbook.caches.length > 0) note(await act.checkCacheEndpoints({ runbook: name }));
+        if (p.runbook.traffic) note(await hostActivities(p.runbook).checkTrafficEndpoint({ runbook: name }));
+        for (const a of found) if (!facts.notes.includes(`preflight: ${a}`)) facts.notes.push(`preflight: ${a}`);
       }
       return p;
     }, (p) => `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}, RTO estimate ${Math.round(p.rtoEstimateSeconds / 60)} min`);

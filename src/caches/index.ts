@@ -52,32 +52,44 @@ function runbookInvalidators(runbook: Runbook, extraHints: string[] = []): Cache
   return invalidators;
 }
 
+/** An entry's `preflight` setting: refuse (the default) or warn. */
+function preflightMode(entry: CacheEntry): 'refuse' | 'warn' {
+  return ('redis' in entry ? entry.redis : 'http' in entry ? entry.http : entry.command).preflight ?? 'refuse';
+}
+
 /**
  * Preflight of invalidate-caches: every variable set and every endpoint
  * answering, on a worker of the queue invalidate-caches runs on. Changes
- * nothing. Returns what answered; throws SECRET_MISSING or
- * ENDPOINT_UNREACHABLE naming each entry that would fail.
+ * nothing. Returns what answered, and the entries marked `preflight: warn`
+ * that did not; throws SECRET_MISSING or ENDPOINT_UNREACHABLE naming each
+ * entry that would fail.
  */
-export async function checkRunbookCaches(runbook: Runbook, opts: { signal?: AbortSignal; then: string }): Promise<string[]> {
+export async function checkRunbookCaches(runbook: Runbook, opts: { signal?: AbortSignal; then: string }): Promise<{ answered: string[]; warnings: string[] }> {
   const invalidators = runbookInvalidators(runbook, [`once it is set on every worker of the lifeboat queue, ${opts.then}`]);
-  const answers: string[] = [];
+  const answered: string[] = [];
+  const warnings: string[] = [];
   const failures: { entry: number; error: unknown }[] = [];
+  const whatOf = (e: unknown) => (isLifeboatError(e) ? e.what : errorMessage(e));
   for (const [i, inv] of invalidators.entries()) {
     try {
-      answers.push(await inv.check(opts.signal));
+      answered.push(await inv.check(opts.signal));
     } catch (error) {
       if (opts.signal?.aborted) throw error;
-      failures.push({ entry: i + 1, error });
+      if (preflightMode(runbook.caches[i]!) === 'warn') warnings.push(`cache ${i + 1} (preflight: warn) does not answer now, invalidate-caches will need it: ${whatOf(error)}`);
+      else failures.push({ entry: i + 1, error });
     }
   }
-  if (failures.length === 0) return answers;
-  const whatOf = (e: unknown) => (isLifeboatError(e) ? e.what : errorMessage(e));
+  if (failures.length === 0) return { answered, warnings };
   const what =
     failures.length === 1
       ? `cache ${failures[0]!.entry} of runbook ${runbook.name}: ${whatOf(failures[0]!.error)}`
       : `${failures.length} of ${invalidators.length} caches of runbook ${runbook.name} would fail invalidate-caches:\n  ${failures.map((f) => `cache ${f.entry}: ${whatOf(f.error)}`).join('\n  ')}`;
   throw new LifeboatError('ENDPOINT_UNREACHABLE', what, {
-    hints: [...new Set(failures.flatMap((f) => (isLifeboatError(f.error) ? f.error.hints : []))), `bring it up or fix the runbook's caches list, then ${opts.then}`],
+    hints: [
+      ...new Set(failures.flatMap((f) => (isLifeboatError(f.error) ? f.error.hints : []))),
+      `bring it up or fix the runbook's caches list, then ${opts.then}`,
+      'an endpoint that may be down in the incident itself can be marked preflight: warn in the runbook (the run then goes on, and invalidate-caches still needs it)',
+    ],
     details: { failed: failures.map((f) => invalidators[f.entry - 1]!.target) },
   });
 }

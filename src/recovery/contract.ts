@@ -448,6 +448,8 @@ export interface CacheResult {
 /** checkCacheEndpoints / checkTrafficEndpoint (preflight): what answered, names of variables only. */
 export interface EndpointsCheck {
   answered: string[];
+  /** Endpoints marked `preflight: warn` in the runbook that did not answer (absent in histories before it). */
+  warnings?: string[];
 }
 
 export interface TrafficResult {

@@ -55,9 +55,10 @@ export async function switchRunbookTraffic(
 /**
  * Preflight of resume-traffic, on the worker it runs on (trafficHost): the
  * admin URL set and the console answering, or the hook's program present.
- * Changes nothing; throws SECRET_MISSING or ENDPOINT_UNREACHABLE.
+ * Changes nothing; throws SECRET_MISSING or ENDPOINT_UNREACHABLE, or, for a
+ * traffic section marked `preflight: warn`, returns the failure as a warning.
  */
-export async function checkRunbookTraffic(runbook: Runbook, then: string): Promise<string> {
+export async function checkRunbookTraffic(runbook: Runbook, then: string): Promise<{ answered: string[]; warnings: string[] }> {
   let switcher: TrafficSwitcher;
   try {
     switcher = trafficSwitcher(runbook);
@@ -66,9 +67,19 @@ export async function checkRunbookTraffic(runbook: Runbook, then: string): Promi
     throw err;
   }
   try {
-    return await switcher.check();
+    return { answered: [await switcher.check()], warnings: [] };
   } catch (err) {
-    if (isLifeboatError(err)) throw new LifeboatError(err.code, `traffic of runbook ${runbook.name}: ${err.what}`, { hints: [...err.hints, `bring it up or fix the traffic section of runbook ${runbook.name}, then ${then}`], cause: err });
-    throw err;
+    if (!isLifeboatError(err)) throw err;
+    const t = runbook.traffic;
+    const mode = t ? ('pgbouncer' in t ? t.pgbouncer.preflight : t.command.preflight) : undefined;
+    if (mode === 'warn') return { answered: [], warnings: [`traffic (preflight: warn) does not answer now, resume-traffic will need it: ${err.what}`] };
+    throw new LifeboatError(err.code, `traffic of runbook ${runbook.name}: ${err.what}`, {
+      hints: [
+        ...err.hints,
+        `bring it up or fix the traffic section of runbook ${runbook.name}, then ${then}`,
+        'an endpoint that may be down in the incident itself can be marked preflight: warn in the runbook (the run then goes on, and resume-traffic still needs it)',
+      ],
+      cause: err,
+    });
   }
 }

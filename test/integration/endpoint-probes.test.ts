@@ -85,7 +85,7 @@ describe('cache endpoints', () => {
     await client.set('orders:1', 'kept');
     const rb = await runbook('healthy', 'caches:\n  - redis: { urlEnv: PROBE_REDIS_URL, patterns: ["orders:*"] }\n  - http: { urlEnv: PROBE_HTTP_URL, method: PURGE }\n  - command: { argv: ["true", --all] }\n');
     methods.length = 0;
-    expect(await checkRunbookCaches(rb, { then: THEN })).toEqual([
+    expect((await checkRunbookCaches(rb, { then: THEN })).answered).toEqual([
       `Redis at $PROBE_REDIS_URL (127.0.0.1:${redis.port}): PONG`,
       `http $PROBE_HTTP_URL (127.0.0.1:${httpPort}): answered HEAD with 405`,
       expect.stringMatching(/^command true --all: \/.*\/true is executable$/),
@@ -135,11 +135,29 @@ describe('cache endpoints', () => {
   });
 });
 
+describe('preflight: warn', () => {
+  it('turns an endpoint that does not answer into a warning, and the run goes on; a bad value is a runbook error naming the field', async () => {
+    const rb = await runbook('warned', 'caches:\n  - redis: { urlEnv: PROBE_REDIS_URL, patterns: ["orders:*"] }\n  - redis: { urlEnv: PROBE_REDIS_DOWN_URL, patterns: ["orders:*"], preflight: warn }\n');
+    const r = await checkRunbookCaches(rb, { then: THEN });
+    expect(r.answered).toEqual([`Redis at $PROBE_REDIS_URL (127.0.0.1:${redis.port}): PONG`]);
+    expect(r.warnings).toHaveLength(1);
+    expect(r.warnings[0]).toMatch(/^cache 2 \(preflight: warn\) does not answer now, invalidate-caches will need it: Redis at \$PROBE_REDIS_DOWN_URL \(127\.0\.0\.1:\d+\) does not answer PING: .*ECONNREFUSED/);
+    expect(r.warnings[0]).not.toContain(PASSWORD);
+    const bouncer = await runbook('bouncer-warn', `traffic:\n  pgbouncer: { adminUrlEnv: PROBE_PGBOUNCER_URL, database: nosuch, databasesFile: ${pgbouncer.databasesFile}, preflight: warn }\n`);
+    const t = await checkRunbookTraffic(bouncer, THEN);
+    expect(t.answered).toEqual([]);
+    expect(t.warnings).toEqual([`traffic (preflight: warn) does not answer now, resume-traffic will need it: the pgbouncer databases file ${pgbouncer.databasesFile} has no line for database nosuch`]);
+    const bad = await refusal(runbook('badmode', 'caches:\n  - redis: { urlEnv: PROBE_REDIS_URL, patterns: ["orders:*"], preflight: ignore }\n'));
+    expect(bad.code).toBe('RUNBOOK_INVALID');
+    expect(bad.message).toContain('caches[0].redis.preflight: expected refuse (the default: no recovery starts while this endpoint does not answer) or warn (preflight notes it and the run goes on; the step itself still needs it)');
+  });
+});
+
 describe('traffic endpoint', () => {
   it('passes when pgbouncer answers SHOW VERSION and lists the database, its databases file holding the line; nothing paused or reloaded', async () => {
     const before = readFileSync(pgbouncer.databasesFile, 'utf8');
     const rb = await runbook('bouncer', `traffic:\n  pgbouncer: { adminUrlEnv: PROBE_PGBOUNCER_URL, database: appdb, databasesFile: ${pgbouncer.databasesFile} }\n`);
-    const answer = await checkRunbookTraffic(rb, THEN);
+    const { answered: [answer] } = await checkRunbookTraffic(rb, THEN);
     expect(answer).toMatch(new RegExp(`^pgbouncer at \\$PROBE_PGBOUNCER_URL \\(127\\.0\\.0\\.1:${pgbouncer.port}\\): PgBouncer \\S+.*; appdb at 127\\.0\\.0\\.1:${pg.port}/appdb; line 1 of ${pgbouncer.databasesFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
     const db = (await pgbouncer.admin('SHOW DATABASES')).find((r) => r.name === 'appdb')!;
     expect(Number(db.paused)).toBe(0);

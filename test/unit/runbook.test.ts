@@ -152,7 +152,7 @@ describe('a malformed runbook is refused with the field path and what was expect
     {
       what: 'a redis cache given a URL instead of the name of its variable',
       text: example('redis: { urlEnv: REDIS_URL', 'redis: { url: REDIS_URL'),
-      line: /^orders\.yaml:\d+: caches\[0\]\.redis\.url: unknown field \(did you mean "urlEnv"\?\), expected one of urlEnv, patterns$/,
+      line: /^orders\.yaml:\d+: caches\[0\]\.redis\.url: unknown field \(did you mean "urlEnv"\?\), expected one of urlEnv, patterns, preflight$/,
     },
     {
       what: 'a cache of an unknown kind',
