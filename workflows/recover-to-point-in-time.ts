@@ -218,6 +218,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       evidence = buildEvidence(run, facts);
       return act.writeEvidence({ runbook: name, evidence });
     }, (w) => `${w.repository}/${w.key}`);
+    run.extra.outcome = outcomeOf(evidence!);
     run.end('finished');
     run.closeAudit();
     await auditDone;
@@ -227,8 +228,9 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     // The safe state is fenced: nothing is reopened. The evidence says why it stopped.
     facts.validationStatus = err.kind;
     facts.notes.push(`${err.kind} at ${err.step} by ${err.by}: ${err.reason}; gates left as they were`);
-    run.end(err.kind);
     const evidence = buildEvidence(run, facts);
+    run.extra.outcome = outcomeOf(evidence);
+    run.end(err.kind);
     await act.writeEvidence({ runbook: name, evidence }).catch((e: unknown) => log.error('evidence not written', { error: String(e) }));
     run.closeAudit();
     await auditDone;
@@ -252,4 +254,14 @@ function isLater(current: Target, next: Target, replay: ReplayResult): boolean {
   if ('time' in current && 'time' in next) return Date.parse(next.time) >= Date.parse(current.time);
   if ('lsn' in current && 'lsn' in next) return parseLsnInWorkflow(next.lsn) >= parseLsnInWorkflow(current.lsn) && parseLsnInWorkflow(next.lsn) >= parseLsnInWorkflow(replay.lsn);
   return false;
+}
+
+/** What the checklist's first line says of an ended run. */
+function outcomeOf(e: Evidence): NonNullable<RecoveryStatus['outcome']> {
+  return {
+    verdict: e.validationStatus,
+    ...(e.rtoObservedSeconds !== undefined ? { rtoObservedSeconds: e.rtoObservedSeconds } : {}),
+    ...(e.rpoObservedSeconds !== undefined ? { rpoObservedSeconds: e.rpoObservedSeconds } : {}),
+    ...(e.promotedAt ? { promotedAt: e.promotedAt } : {}),
+  };
 }

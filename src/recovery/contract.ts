@@ -232,6 +232,10 @@ export interface RecoveryStatus {
   invariants?: InvariantResult[];
   rpoObservedSeconds?: number;
   evidenceKey?: string;
+  /** Extension: how an ended run ended, from its evidence record (the checklist's first line then). */
+  outcome?: { verdict: Evidence['validationStatus']; rtoObservedSeconds?: number; rpoObservedSeconds?: number; promotedAt?: string };
+  /** Extension: workflow time of this status (the checklist says when it was written). */
+  asOf?: string;
 }
 
 /** One line of `<cluster>/audit/<runId>.jsonl`. */

@@ -135,8 +135,10 @@ describe('the Temporal UI path of a recovery', () => {
     // Whole lines near the top of the pretty-printed answer (the editor draws
     // only the lines in view; the hidden signal descriptions hold similar JSON).
     await visible(page.getByText(/^\s*"workflow": "recoverToPointInTime",$/));
-    await visible(page.getByText(new RegExp(`^\\s*"runbook": "${name}",$`)));
     await visible(page.getByText(/^\s*"phase": "waiting",$/));
+    // The decision waited for comes right after the phase, before the 18 step records.
+    await visible(page.getByText(/^\s*"pending": \{$/));
+    await visible(page.getByText(/^\s*"step": "approve-promote",$/));
     await shot(page, '07-status-query');
 
     // 6. approve-promote from the signal dialog; the run completes.
@@ -147,6 +149,8 @@ describe('the Temporal UI path of a recovery', () => {
     expect(evidence.approvals.map((a) => `${a.step} ${a.by} ${a.decision}`)).toEqual(['approve-fence alice approve', 'approve-promote alice approve']);
     await openDetails(page, wfPage, '[x] record-evidence', { exact: false });
     await visible(page.getByText('Completed').first());
+    // How it ended, first: the verdict with the observed RTO and RPO.
+    await showsNow(page, `Ended: recovered · promoted at ${evidence.promotedAt} · RTO ${evidence.rtoObservedSeconds} s`, { exact: false });
     await showsNow(page, '[-] skipped: approve-resume Approve resuming traffic — turned off in the runbook (approvals.approve-resume: false)');
     await shot(page, '09-completed');
     await page.goto(`${ui}/namespaces/default/workflows?query=${encodeURIComponent(`LifeboatRunbook = '${name}'`)}`);

@@ -16,40 +16,71 @@ const MARK: Record<StepRecord['state'], string> = {
 };
 
 export function renderChecklist(s: RecoveryStatus, workflowId: string): string {
-  const head = [
+  const out = [
     `**Recovery of \`${s.runbook}\` to ${describeTarget(s.target)}**${s.incident ? ` · ${s.incident}` : ''} · ${s.mode}${s.dryRun ? ' · dry run' : ''}`,
+    '',
+    // What a responder needs first: how it ended, or what it waits for and how to give it.
+    ...nowLines(s),
   ];
-  if (s.backup) head.push(`Backup \`${s.backup.backupId}\` (${s.backup.why})`);
-  if (s.replay) head.push(`Replayed to \`${s.replay.lsn}\`${s.replay.time ? ` (last commit ${s.replay.time})` : ''}${s.replay.paused ? ', paused' : ''}`);
-  if (s.rpoObservedSeconds !== undefined) head.push(`Observed RPO: ${s.rpoObservedSeconds} s`);
-  const lines = s.steps.map((st) => {
-    const note = st.summary ?? (st.error ? `${st.error.type}: ${st.error.message.split('\n')[0]}` : '');
-    return `- ${MARK[st.state]} \`${st.id}\` ${st.title}${note ? ` — ${note}` : ''}`;
-  });
-  const out = [head.join('\n\n'), '', ...lines];
-  if (s.invariants?.some((i) => !i.passed)) {
-    out.push('', `**Failed invariants:** ${s.invariants.filter((i) => !i.passed).map((i) => `${i.name} (got ${i.value}${i.expected !== undefined ? `, expected ${i.expected}` : ''})`).join('; ')}`);
-  }
-  const p = s.pending;
-  if (p) {
-    out.push('');
-    if (p.kind === 'approval') {
-      const who = p.approvers.length ? p.approvers.join(', ') : 'any named approver';
-      out.push(`**Waiting for approval: \`${p.step}\`** since ${p.since}: ${p.approvedBy.length} of ${p.min} (${p.approvedBy.join(', ') || 'none yet'}); may approve: ${who}.`);
-    } else {
-      const err = s.steps.find((x) => x.id === p.step)?.error;
-      out.push(`**\`${p.step}\` failed** since ${p.since}: ${err?.message.split('\n')[0] ?? ''}`);
-      for (const h of err?.hints ?? []) out.push(`> HINT: ${h}`);
-    }
-    out.push('');
-    for (const h of p.how) out.push(`- ${codeSpans(h)}`);
-  }
   if (s.ignored.length > 0) {
     const last = s.ignored[s.ignored.length - 1]!;
     out.push('', `Ignored messages: ${s.ignored.length} (last: ${last.name} from ${last.by ?? '?'}: ${last.why})`);
   }
+  if (s.asOf) out.push('', `Written at ${s.asOf}. This page does not refresh itself: press R (or reload) for the latest.`);
+  const facts: string[] = [];
+  if (s.backup) facts.push(`Backup \`${s.backup.backupId}\` (${s.backup.why})`);
+  if (s.replay) facts.push(`Replayed to \`${s.replay.lsn}\`${s.replay.time ? ` (last commit ${s.replay.time})` : ''}${s.replay.paused ? ', paused' : ''}`);
+  if (s.rpoObservedSeconds !== undefined) facts.push(`Observed RPO: ${s.rpoObservedSeconds} s`);
+  if (facts.length > 0) out.push('', facts.join('\n\n'));
+  out.push(
+    '',
+    ...s.steps.map((st) => {
+      const note = st.summary ?? (st.error ? `${st.error.type}: ${st.error.message.split('\n')[0]}` : '');
+      return `- ${MARK[st.state]} \`${st.id}\` ${st.title}${note ? ` — ${note}` : ''}`;
+    }),
+  );
+  if (s.invariants?.some((i) => !i.passed)) {
+    out.push('', `**Failed invariants:** ${s.invariants.filter((i) => !i.passed).map((i) => `${i.name} (got ${i.value}${i.expected !== undefined ? `, expected ${i.expected}` : ''})`).join('; ')}`);
+  }
   out.push('', `Query \`status\` for everything, or: \`lifeboat status ${workflowId} --watch\``);
   return out.join('\n');
+}
+
+const VERDICT: Record<string, string> = { passed: 'recovered', failed: 'recovered, with a failed check', aborted: 'aborted', rejected: 'rejected' };
+
+/** The run's state in a line or a few: how it ended, the decision it waits for, or the step it runs. */
+function nowLines(s: RecoveryStatus): string[] {
+  const ended = s.phase === 'finished' || s.phase === 'aborted' || s.phase === 'rejected' || s.phase === 'failed';
+  if (ended) {
+    const o = s.outcome;
+    if (!o) {
+      const failed = s.steps.find((x) => x.state === 'failed');
+      return [`**Ended: ${s.phase}**${failed ? ` at \`${failed.id}\`: ${failed.error?.message.split('\n')[0] ?? ''}` : ''}`, ...(failed?.error?.hints ?? []).map((h) => `> HINT: ${h}`)];
+    }
+    const figures = [
+      o.promotedAt ? `promoted at ${o.promotedAt}` : 'nothing promoted',
+      ...(o.rtoObservedSeconds !== undefined ? [`RTO ${o.rtoObservedSeconds} s`] : []),
+      ...(o.rpoObservedSeconds !== undefined ? [`RPO ${o.rpoObservedSeconds} s`] : []),
+    ];
+    return [`**Ended: ${VERDICT[o.verdict] ?? o.verdict}** · ${figures.join(' · ')}`];
+  }
+  const p = s.pending;
+  if (!p) {
+    const running = s.steps.find((x) => x.state === 'running');
+    return [running ? `**Running: \`${running.id}\`** ${running.title}; nothing waits for a person.` : '**Running**; nothing waits for a person.'];
+  }
+  const out: string[] = [];
+  if (p.kind === 'approval') {
+    const who = p.approvers.length ? p.approvers.join(', ') : 'any named approver';
+    out.push(`**Waiting for approval: \`${p.step}\`** since ${p.since}: ${p.approvedBy.length} of ${p.min} (${p.approvedBy.join(', ') || 'none yet'}); may approve: ${who}.`);
+  } else {
+    const err = s.steps.find((x) => x.id === p.step)?.error;
+    out.push(`**\`${p.step}\` failed** since ${p.since}: ${err?.message.split('\n')[0] ?? ''}`);
+    for (const h of err?.hints ?? []) out.push(`> HINT: ${h}`);
+  }
+  out.push('');
+  for (const h of p.how) out.push(`- ${codeSpans(h)}`);
+  return out;
 }
 
 /** JSON payloads and `lifeboat ...` commands of a how-to line as code spans. */

@@ -495,6 +495,7 @@ export class RecoveryMachine {
       ignored: [...this.ignored],
       ...this.base,
       startedAt: this.startedAt,
+      asOf: now(),
       ...this.extra,
       steps: STEP_IDS.map((id) => ({ ...this.steps.get(id)! })),
       decisions: [...this.decisions],

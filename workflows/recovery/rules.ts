@@ -110,7 +110,8 @@ export function howToApprove(id: string, step: StepId, invariantsFailed: boolean
   const over = step === 'approve-promote' && invariantsFailed;
   const extra = over ? ', "override": true, "comment": "<why promote despite failed invariants>"' : '';
   return [
-    `Temporal UI: send signal approve with {"step": "${step}", "by": "<you>"${extra}} (or reject with a reason)`,
+    `Temporal UI: Send an Update, decide, with {"step": "${step}", "decision": "approve", "by": "<you>"${extra}} (it answers: accepted, or why not; "decision": "reject" with a "comment" to stop the run)`,
+    `Temporal UI, for bots that only signal: send signal approve with {"step": "${step}", "by": "<you>"${extra}} (no answer: a refused one is listed under ignored)`,
     `CLI: lifeboat approve ${id} ${step} --as <you>${over ? ' --override --comment "<why>"' : ''}`,
     ...(step === 'approve-promote' ? [`to move the target instead: lifeboat retarget ${id} --to-time <iso> --as <you>`] : []),
   ];
