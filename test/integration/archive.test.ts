@@ -14,7 +14,7 @@ import { s3Env, s3RepoUrl, useS3Env } from '../harness/services';
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
 import type { Repository } from '../../src/repository/types';
-import { isSegmentName } from '../../src/wal/names';
+import { formatLsn, isSegmentName, parseSegmentName } from '../../src/wal/names';
 import { decodeWal, encodeWal } from '../../src/wal/compress';
 import { projectRoot } from '../../src/tools';
 
@@ -161,6 +161,36 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
     const after = await repo.get(keys.wal(cluster, walFile));
     expect(after!.body.equals(before!.body)).toBe(true);
     expect(after!.info.sha256).toBe(before!.info.sha256);
+  });
+
+  it('refuses a segment of a timeline that a newer archived timeline branched off, exits 1 naming it, and still takes the segment holding the switch point', async () => {
+    // A cluster of its own: timeline 2 branched off timeline 1 inside the third archived segment.
+    const c = `${cluster}-superseded`;
+    const args = ['--repo', repoUrl, '--cluster', c, '--no-ahead'];
+    const dir = tempDir('superseded');
+    const switchSeg = archived[2]!;
+    const switchLsn = formatLsn(parseSegmentName(switchSeg).segno * 16777216n + 0x60n);
+    writeFileSync(path.join(dir, '00000002.history'), `1\t${switchLsn}\tno recovery target specified\n`);
+    expect(await lifeboat(['archive-push', path.join(dir, '00000002.history'), ...args], { env })).toEqual({ code: 0, stdout: '', stderr: '' });
+
+    const past = archived[3]!;
+    const res = await lifeboat(['archive-push', `pg_wal/${past}`, ...args], { cwd: primary.dataDir, env });
+    expect(res.code).toBe(1);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toMatch(
+      new RegExp(
+        `^lifeboat: refused to archive ${past} \\(timeline 1, from ${formatLsn(parseSegmentName(past).segno * 16777216n).replace('/', '\\/')}\\) ` +
+          `into ${repo.url.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(cluster ${c}\\): timeline 2 branched off timeline 1 at ${switchLsn.replace('/', '\\/')} \\(no recovery target specified\\) ` +
+          `\\(00000002\\.history, archived \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\), so timeline 1 past that point is WAL no restore of this cluster reads\n` +
+          `HINT: this server is no longer the primary of cluster ${c}: stop it \\(pg_ctl stop -D <its data directory>\\), or, if it must keep running, point its archive_command at another repository or --cluster\n` +
+          'HINT: nothing is lost: PostgreSQL keeps the file in pg_wal and retries it \\(pg_wal grows until this server stops or archives elsewhere\\)\n' +
+          'HINT: lifeboat check reports it as two writers; a backup of this server cannot be continued from the archive\n$',
+      ),
+    );
+    expect(await repo.head(keys.wal(c, past))).toBeUndefined();
+    // The segment holding the switch point is the common past of both timelines.
+    expect(await lifeboat(['archive-push', `pg_wal/${switchSeg}`, ...args], { cwd: primary.dataDir, env })).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(await repo.head(keys.wal(c, switchSeg))).toBeDefined();
   });
 
   it('pushes segments already waiting in archive_status ahead, and answers PostgreSQL\'s later call for one from its marker alone', async () => {
