@@ -186,6 +186,9 @@ it('as that role: a base backup, a checkpoint, a bad DELETE, then a side-by-side
   // The evidence: passed, no override, the checkpoint's backup.
   expect(evidence).toMatchObject({ kind: 'recovery', runbook: oc.name, target: { name: label }, backupId, incident: 'INC-7', validationStatus: 'passed' });
   expect(evidence.invariantOverride).toBeUndefined();
+  // Preflight checked the role's privileges on the primary and in the backup's recorded catalog, and warned of nothing.
+  console.log(`own cluster recovery notes: ${JSON.stringify(evidence.notes)}`);
+  expect(evidence.notes.filter((n) => /privilege|grant/i.test(n))).toEqual([]);
   expect(evidence.steps.filter((s) => s.state === 'failed')).toEqual([]);
   expect(evidence.approvals.map((a) => `${a.step}:${a.by}`)).toEqual(['approve-fence:alice', 'approve-promote:alice', 'approve-promote:bob', 'approve-resume:bob']);
   const repo = await openRepository(oc.repoUrl, runbook.repository);
@@ -239,6 +242,7 @@ it('as that role: a restore drill to the end of the archive passes, the smoke wr
   expect(evidence).toMatchObject({ kind: 'drill', runbook: oc.name, target: { latest: true }, validationStatus: 'passed' });
   expect(evidence.invariants.filter((i) => !i.passed)).toEqual([]);
   expect(evidence.invariants.find((i) => i.name === 'built-in: sequences ahead of their columns')).toMatchObject({ passed: true, value: '0' });
+  expect(evidence.notes.filter((n) => /privilege|grant/i.test(n))).toEqual([]);
   expect(evidence.notes.filter((n) => n.startsWith('smoke write:'))).toEqual([expect.stringMatching(new RegExp(`^smoke write: row 1 of ${LIFEBOAT_ROLE}\\.lifeboat_drill_smoke committed at `))]);
   await expectNoActivityFailed(workflowId);
   console.log(`own cluster drill: ${drillSeconds.toFixed(1)} s for lifeboat drill --to-latest (machine time); evidence RTO ${evidence.rtoObservedSeconds} s ${JSON.stringify(evidence.rtoPhases)}, ${evidence.walSegmentsReplayed} segments`);
