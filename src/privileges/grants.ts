@@ -8,6 +8,22 @@
 import type { Runbook } from '../runbook/schema';
 import { literal, needsOf, roleOf, type Need } from './needs';
 
+/** A word for a POSIX shell: as it is when safe, else in single quotes. */
+export function shellWord(word: string): string {
+  return /^[A-Za-z0-9_.,:/@%+=-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** psql as a superuser, connected to the runbook's database on its primary, stopping at the first error. */
+export function psqlCommand(runbook: Runbook): string {
+  const p = runbook.cluster.primary;
+  return `psql -h ${shellWord(p.host)} -p ${p.port} -U postgres -d ${shellWord(p.database)} -v ON_ERROR_STOP=1`;
+}
+
+/** The whole of it in one line: the grants piped into psql. */
+export function grantCommand(runbook: Runbook): string {
+  return `lifeboat grants --runbook ${runbook.name} | ${psqlCommand(runbook)} -f -`;
+}
+
 /**
  * The exact SQL that gives the runbook's role what Lifeboat needs, to be run
  * as a superuser connected to the runbook's database on the primary (with
@@ -23,7 +39,7 @@ export function grantsSql(runbook: Runbook): string {
     `-- Lifeboat: the privileges of role ${role} for runbook ${runbook.name}, and nothing more.`,
     `-- Run as a superuser connected to database ${database} on the primary (${p.host}:${p.port}):`,
     `--   lifeboat grants --runbook ${runbook.name} > lifeboat-${runbook.name}-grants.sql`,
-    `--   psql -h ${p.host} -p ${p.port} -U postgres -d ${database} -v ON_ERROR_STOP=1 -f lifeboat-${runbook.name}-grants.sql`,
+    `--   ${psqlCommand(runbook)} -f lifeboat-${runbook.name}-grants.sql`,
     '-- Safe to run again. It sets no password: give the role one yourself (in psql: \\password ' + role + ')',
     `-- and name the variable holding it in the runbook (cluster.primary.passwordEnv), or let pg_hba.conf authenticate it otherwise.`,
     '-- Run it BEFORE the next base backup, then take one: a restored copy starts with the catalog of its backup,',
@@ -36,7 +52,7 @@ export function grantsSql(runbook: Runbook): string {
     'DO $lifeboat$',
     'BEGIN',
     `  IF current_database() <> ${literal(database)} THEN`,
-    `    RAISE EXCEPTION 'connected to database %, but these grants belong in database ${database.replace(/'/g, "''").replace(/%/g, '%%')} (psql -d ${database.replace(/'/g, "''").replace(/%/g, '%%')})', current_database();`,
+    `    RAISE EXCEPTION 'connected to database %, but these grants belong in database ${raiseText(database)} (psql -d ${raiseText(shellWord(database))})', current_database();`,
     '  END IF;',
     'END',
     '$lifeboat$;',
@@ -65,6 +81,11 @@ export function grantsSql(runbook: Runbook): string {
   section(needs.filter((n) => n.scope === 'database'));
   out.push('');
   return out.join('\n');
+}
+
+/** Text inside a RAISE format string literal: quotes doubled, % escaped. */
+function raiseText(text: string): string {
+  return text.replace(/'/g, "''").replace(/%/g, '%%');
 }
 
 /** Wraps text into SQL comment lines of about 120 characters. */

@@ -12,6 +12,7 @@ import { primaryClientConfig } from '../pg/connect';
 import type { RestoreInstanceKind } from '../recovery/contract';
 import type { Runbook } from '../runbook/schema';
 import { describeMissing, inspectPrivileges, missingFor, type MissingPrivilege } from './check';
+import { grantCommand } from './grants';
 import { copyUses, judgeBackup } from './record';
 
 export interface RunPrivileges {
@@ -73,7 +74,7 @@ export async function checkRunPrivileges(opts: {
   const hints: string[] = [
     ...onPrimary.map((m) => `on the primary: ${describeMissing(m)}`),
     ...judged.missing.map((m) => `for backup ${backup.backupId}'s copy, granted on the primary before a new backup: ${describeMissing(m)}`),
-    `every grant at once (safe to repeat): lifeboat grants --runbook ${runbook.name} | psql -h ${p.host} -p ${p.port} -U postgres -d ${p.database} -v ON_ERROR_STOP=1 -f -; then lifeboat doctor --runbook ${runbook.name}`,
+    `every grant at once (safe to repeat): ${grantCommand(runbook)}; then lifeboat doctor --runbook ${runbook.name}`,
   ];
   if (judged.verdict === 'lacking') hints.push(...backupHints(runbook, backup, opts.backups, kind));
   hints.push(NOTHING_TOUCHED);

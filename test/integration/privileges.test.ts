@@ -160,6 +160,33 @@ describe('grantsSql and the privilege check, on a schema that is not the demo\'s
   }
 });
 
+describe('grantsSql quotes what it names', () => {
+  it('works for a role and a database whose names need quoting, and the check then finds nothing missing', async () => {
+    const role = 'Ops"Role';
+    const database = "bank's copy";
+    await asSuperuser(`create database "bank's copy"`, 'postgres');
+    await asSuperuser(BANK_SQL.replace('create role teller login;', ''), database);
+    const yaml = bankRunbookYaml(pg, { repoDir, stateDir: runbooksDir })
+      .replace('name: bank\n', 'name: oddbank\n')
+      .replace(`database: bank, user: ${ROLE}`, `database: "bank's copy", user: 'Ops"Role'`);
+    writeFileSync(path.join(runbooksDir, 'oddbank.yaml'), yaml);
+    const odd = await loadRunbook('oddbank', runbooksDir);
+    expect(odd.cluster.primary).toMatchObject({ user: role, database });
+    await asSuperuser(grantsSql(odd), database);
+    const c = new Client({ host: '127.0.0.1', port: pg.port, user: role, database });
+    await c.connect();
+    try {
+      const r = await inspectPrivileges(c, odd);
+      expect(r.notes).toEqual([]);
+      expect(r.missing.map((m) => m.key)).toEqual(['member:pg_monitor']);
+      expect(r.missing[0]!.fix).toBe('GRANT pg_monitor TO "Ops""Role";');
+    } finally {
+      await c.end();
+    }
+    await expect(asSuperuser(grantsSql(odd), 'bank')).rejects.toThrow(`connected to database bank, but these grants belong in database bank's copy (psql -d 'bank'\\''s copy')`);
+  });
+});
+
 describe('the role made by grantsSql does what a recovery does, with nothing more', () => {
   it('fences and reopens the gates on the primary, ending an application session (CREATEROLE, pg_signal_backend, the gate table)', async () => {
     const teller = new Client({ host: '127.0.0.1', port: pg.port, user: 'teller', database: 'bank' });

@@ -8,6 +8,7 @@ import { Client } from 'pg';
 import { listBackups } from '../../catalog/catalog';
 import { errorMessage, isLifeboatError } from '../../errors';
 import { primaryClientConfig } from '../../pg/connect';
+import { grantCommand } from '../../privileges/grants';
 import { inspectPrivileges, type MissingPrivilege, type PrivilegeReport } from '../../privileges/check';
 import type { Use } from '../../privileges/needs';
 import { copyUses, judgeBackup, type BackupJudgement } from '../../privileges/record';
@@ -85,7 +86,7 @@ export async function run(opts: RepoOptions & { json?: boolean }): Promise<numbe
     out.push(`  ${b.backupId}  ${word}: ${b.detail}`);
   }
   out.push('');
-  out.push(`All grants at once (safe to repeat): lifeboat grants --runbook ${runbook.name} | psql -h ${p.host} -p ${p.port} -U postgres -d ${p.database} -v ON_ERROR_STOP=1 -f -`);
+  out.push(`All grants at once (safe to repeat): ${grantCommand(runbook)}`);
   const verdict: string[] = [];
   if (!primary) verdict.push('the primary could not be checked');
   if (backupsError) verdict.push('the backups could not be read');

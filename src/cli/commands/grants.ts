@@ -2,7 +2,7 @@
 // role what Lifeboat needs, and nothing more (src/privileges/grants.ts), on
 // stdout and nothing else there, so it can be piped into psql; how to use it
 // goes to stderr.
-import { grantsSql } from '../../privileges/grants';
+import { grantCommand, grantsSql } from '../../privileges/grants';
 import { requireRunbook, type RepoOptions } from '../context';
 import { EXIT } from '../run';
 
@@ -13,7 +13,7 @@ export async function run(opts: RepoOptions): Promise<number> {
   process.stderr.write(
     [
       `lifeboat grants: SQL for role ${p.user} in database ${p.database}; run it as a superuser connected to that database:`,
-      `  lifeboat grants --runbook ${runbook.name} | psql -h ${p.host} -p ${p.port} -U postgres -d ${p.database} -v ON_ERROR_STOP=1 -f -`,
+      `  ${grantCommand(runbook)}`,
       `then check it as the role (lifeboat doctor --runbook ${runbook.name}) and take a new base backup (lifeboat backup --runbook ${runbook.name}):`,
       'a restored copy has the grants of its backup, not those made since.',
       '',
