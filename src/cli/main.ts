@@ -357,7 +357,12 @@ temporalOptions(
 
 // ---------------------------------------------------------------- least privilege (issue 11)
 
-repoOptions(
+const runbookOptions = (cmd: Command) =>
+  cmd
+    .option('--runbook <name|file>', 'runbook name (in --runbooks-dir) or path to a runbook YAML file')
+    .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)');
+
+runbookOptions(
   program
     .command('grants')
     .description(
@@ -379,7 +384,7 @@ pg_basebackup also needs a pg_hba.conf line for replication, which no SQL can gr
     ),
 ).action((opts) => runCommand(() => import('./commands/grants'), opts));
 
-repoOptions(
+runbookOptions(
   program
     .command('doctor')
     .description(
