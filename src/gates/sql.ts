@@ -118,7 +118,12 @@ export function sqlFailed(what: string, err: unknown, hints: string[] = []): Lif
   const state = sqlState(err);
   const extra: string[] = [];
   if (state === '25006') extra.push('the instance only accepts reads: is it still in recovery (not promoted), or is default_transaction_read_only on for this role?');
-  if (state === '42501') extra.push('the runbook\'s cluster.primary.user lacks a privilege it needs here (a superuser, or a member of pg_signal_backend with CREATEROLE and rights on the gate table)');
+  if (state === '42501') {
+    extra.push(
+      'the runbook\'s cluster.primary.user lacks a privilege it needs here: lifeboat doctor --runbook <name> names each missing one with its GRANT, ' +
+        'and lifeboat grants --runbook <name> prints them all (in a restored copy, the grants are those of its backup: grant on the primary, then take a new backup)',
+    );
+  }
   if (state === '42P01') extra.push('the table does not exist in this database: check the runbook\'s gates section and cluster.primary.database');
   return new LifeboatError('SQL_FAILED', `${what}: ${errorMessage(err)}${state ? ` (SQLSTATE ${state})` : ''}`, {
     hints: [...hints, ...extra],
