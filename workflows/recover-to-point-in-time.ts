@@ -2,7 +2,7 @@
 // DESIGN.md §4.1, one line per step. The machinery every step goes through
 // (state, approvals, retry/skip/abort, the checklist) is in ./recovery/machine.
 import { ApplicationFailure, log, patched, workflowInfo } from '@temporalio/workflow';
-import { RecoveryInput, describeTarget, type Evidence, type ReplayResult, type Target } from '../src/recovery/contract';
+import { RecoveryInput, describeTarget, type Evidence, type RecoveryStatus, type ReplayResult, type Target } from '../src/recovery/contract';
 import { clusterName, type Runbook } from '../src/runbook/schema';
 import { parseLsn as parseLsnInWorkflow } from '../src/wal/names';
 import { hostActivities, sharedActivities } from './recovery/proxies';

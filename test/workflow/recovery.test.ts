@@ -154,6 +154,13 @@ describe('recoverToPointInTime', () => {
       ]),
     );
     expect(summaries.filter((x) => !x.startsWith('audit log: ') && !/^[a-z-]+: /.test(x))).toEqual([]);
+    // Each approval wait shows as a timer saying what it waits for, replaced when an approval arrives.
+    expect(await timerSummaries(wf)).toEqual([
+      'approve-fence: waiting for approval, 0 of 1; may approve: alice, bob',
+      'approve-promote: waiting for approval, 0 of 2; may approve: alice, bob, carol',
+      'approve-promote: waiting for approval, 1 of 2 (alice); may approve: alice, bob, carol',
+      'approve-resume: waiting for approval, 0 of 1; may approve: alice, bob, carol',
+    ]);
     // Every accepted decision, the ignored signal and the refused updates reached the audit log, in order.
     expect(h.calls.audit.map((a) => `${a.event}:${a.ignored?.via ?? ''}:${a.decision?.by ?? a.ignored?.by}`)).toEqual([
       'ignored:signal:mallory',
@@ -495,6 +502,14 @@ async function activitySummaries(wf: WorkflowHandle): Promise<string[]> {
     out.push(p ? (defaultPayloadConverter.fromPayload(p as Payload) as string) : `(no summary: ${e.activityTaskScheduledEventAttributes.activityType?.name ?? '?'})`);
   }
   return out;
+}
+
+/** The summaries of the timers the run started, in order. */
+async function timerSummaries(wf: WorkflowHandle): Promise<string[]> {
+  const history = await wf.fetchHistory();
+  return (history.events ?? [])
+    .filter((e) => e.timerStartedEventAttributes)
+    .map((e) => (e.userMetadata?.summary ? (defaultPayloadConverter.fromPayload(e.userMetadata.summary as Payload) as string) : '(no summary)'));
 }
 
 async function waitForIgnored(wf: WorkflowHandle, n: number) {

@@ -16,6 +16,7 @@ import {
   patched,
   setCurrentDetails,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -51,7 +52,7 @@ import { isErrorCode, isRetryable, type ErrorCode } from '../../src/errors';
 import type { Runbook } from '../../src/runbook/schema';
 import { renderChecklist } from './checklist';
 import { stepForSummaries } from '../summaries';
-import { describeIssues, howToApprove, howToResolve, operatorsInFailure, operatorsOf, policyOf, refusal, stepError, toIncoming, type FenceState, type Incoming } from './rules';
+import { describeIssues, howToApprove, howToResolve, operatorsInFailure, operatorsOf, policyOf, refusal, stepError, toIncoming, type FenceState, type Incoming, type Policy } from './rules';
 
 /** Thrown by a failed replay-wal when an operator moves the target; the workflow restores again. */
 export class Retargeted extends Error {
@@ -92,6 +93,8 @@ const RUN_ENDING_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['RECOVERY_A
  * for retry or abort. Runs recorded before the patch parked every failure.
  */
 export const PREFLIGHT_ENDS_RUN_PATCH = 'preflight-failure-ends-run';
+/** Runs from before it wait for approvals without the timer that shows the wait in the UI (showWait). */
+const APPROVAL_WAIT_TIMER_PATCH = 'approval-wait-timer';
 
 /** The hint every run that ends in preflight carries: what an operator most needs to know at that moment. */
 export const NOTHING_TOUCHED_HINT = 'the run ended in preflight: nothing was touched (no gate, no traffic, no data directory); fix the cause above and start the recovery again';
@@ -418,6 +421,10 @@ export class RecoveryMachine {
     };
     this.publish();
     const decided = () => rec.state !== 'awaiting-approval' || !!this.rejection || !!this.abortRequest || !!this.retargetRequest;
+    // A timer whose summary says what the wait is for: the UI draws it on the
+    // run's first page (timeline, Events with Metadata), where nothing else
+    // says that a person is awaited.
+    const shown = patched(APPROVAL_WAIT_TIMER_PATCH) ? this.showWait(id, policy, decided) : undefined;
     let waited = 0;
     for (;;) {
       if (policy.escalateAfterSeconds === undefined) {
@@ -429,6 +436,7 @@ export class RecoveryMachine {
       waited += policy.escalateAfterSeconds;
       await notify(this.pending, waited);
     }
+    await shown;
     this.pending = undefined;
     this.checkAbort(id);
     if (this.rejection) {
@@ -441,6 +449,26 @@ export class RecoveryMachine {
       return 'retarget';
     }
     return 'approved';
+  }
+
+  /**
+   * Keeps one timer running while an approval waits, its summary naming the
+   * step, the approvals so far and who may give the rest; a new one replaces
+   * it when an approval arrives. The timers never fire in practice (a year)
+   * and are cancelled once the step is decided.
+   */
+  private async showWait(id: StepId, policy: Policy, decided: () => boolean): Promise<void> {
+    for (;;) {
+      const seen = this.approvedBy.size;
+      const scope = new CancellationScope();
+      const timer = scope.run(() => sleep('365 days', { summary: waitSummary(id, policy, [...this.approvedBy]) })).catch((err: unknown) => {
+        if (!isCancellation(err)) throw err;
+      });
+      await condition(() => decided() || this.approvedBy.size !== seen);
+      scope.cancel();
+      await timer;
+      if (decided()) return;
+    }
   }
 
   private checkAbort(id: StepId): void {
@@ -560,4 +588,10 @@ export class RecoveryMachine {
   closeAudit(): void {
     this.finished = true;
   }
+}
+
+/** "approve-promote: waiting for approval, 1 of 2 (alice); may approve: alice, bob, carol": the summary of an approval's wait timer. */
+export function waitSummary(id: StepId, policy: Policy, approvedBy: string[]): string {
+  const who = policy.approvers.length ? policy.approvers.join(', ') : 'any named approver';
+  return `${id}: waiting for approval, ${approvedBy.length} of ${policy.min}${approvedBy.length ? ` (${approvedBy.join(', ')})` : ''}; may approve: ${who}`;
 }
