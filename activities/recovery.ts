@@ -15,7 +15,7 @@ import { postWebhook } from '../src/notify/webhook';
 import { checkRunPrivileges } from '../src/privileges/preflight';
 import { openRepository } from '../src/repository';
 import { keys, walFileOfKey } from '../src/repository/layout';
-import { loadRunbookWithPrimary } from '../src/catalog/primary';
+import { loadRunbookWithPrimary, restoreOverPrimary } from '../src/catalog/primary';
 import { loadRunbook } from '../src/runbook/load';
 import { clusterName, type Runbook } from '../src/runbook/schema';
 import { operatorsOf } from '../src/recovery/operators';
@@ -32,8 +32,13 @@ import { lifeboatActivity } from './failure';
 export async function preflight(input: PreflightInput): Promise<PreflightResult> {
   return lifeboatActivity(async () => {
     // The primary an earlier side-by-side recovery re-pointed the cluster to, if any, and a line saying so.
-    const { runbook, note } = await loadRunbookWithPrimary(input.runbook);
-    const result = await withOperators(runbook, () => preflightOf(runbook, input));
+    const overlaid = await loadRunbookWithPrimary(input.runbook);
+    const { runbook, note } = overlaid;
+    const over = input.instance !== 'drill' && input.mode === 'side-by-side' ? restoreOverPrimary(overlaid) : undefined;
+    const result = await withOperators(runbook, async () => {
+      if (over) throw over;
+      return preflightOf(runbook, input);
+    });
     return note ? { ...result, warnings: [...result.warnings, note] } : result;
   });
 }

@@ -167,3 +167,30 @@ export async function reportPrimaryOverlay(runbook: Runbook, write: (line: strin
     /* the worker reads it again and applies it */
   }
 }
+
+/**
+ * A side-by-side recovery must not restore where the cluster's primary now
+ * runs: after a side-by-side recovery the overlay's primary is the previous
+ * restore site (restore.address:restore.port, restore.dataDir), and the
+ * runbook still names it as the place to restore to. Refused in preflight,
+ * before anything is touched, with the runbook edit that fixes it.
+ */
+export function restoreOverPrimary(o: OverlaidRunbook): LifeboatError | undefined {
+  if (!o.applied || !o.overlay) return undefined;
+  const r = o.runbook.restore;
+  const p = o.runbook.cluster.primary;
+  if (r.address !== p.host || r.port !== p.port) return undefined;
+  const ov = o.overlay;
+  return new LifeboatError(
+    'RUNBOOK_INVALID',
+    `runbook ${o.runbook.name} would restore side by side into the cluster's primary: restore is ${r.address}:${r.port} (${r.dataDir}), ` +
+      `where recovery ${ov.workflowId} promoted the copy that is the primary since ${ov.promotedAt} (timeline ${ov.timeline})`,
+    {
+      hints: [
+        `edit runbook ${o.runbook.name}: cluster.primary to { host: ${ov.host}, port: ${ov.port} }, and restore.dataDir and restore.port to a free directory and port for the next copy`,
+        `or recover in place (mode: in-place), which moves the primary's directory aside after the fence`,
+        'nothing was touched: no gate, no traffic, no data directory',
+      ],
+    },
+  );
+}

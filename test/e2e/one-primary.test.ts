@@ -22,6 +22,7 @@ import { cliRunner } from '../harness/cli';
 import { stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
 import { backedUpCluster, recoveryWorkers } from '../harness/recovery-cluster';
+import { workflowFailure } from '../workflow/recovery-harness';
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
@@ -145,6 +146,16 @@ describe('one primary per cluster after a side-by-side recovery', () => {
     const archivedPast = lines.find((l) => l.startsWith('two writers: ') && l.includes(' of timeline 1 w'));
     expect(archivedPast).toMatch(new RegExp(`^two writers: (${oldPastBranch}|\\d+ segments ${oldPastBranch} to [0-9A-F]{24}) of timeline 1 (was|were) archived past \\S+, where timeline 2 branched off it: `));
     expect(lines).toContain(`  HINT: stop the old primary 127.0.0.1:${old.port} (pg_ctl stop -D <its data directory>), or, if it must keep running, point its archive_command at another repository or --cluster`);
+
+    // The next side-by-side recovery reads the overlay: its restore site is where the primary runs now, so it ends in preflight, nothing touched.
+    const again = await client.workflow.start('recoverToPointInTime', { taskQueue, workflowId: `recover-again-${name}`, args: [{ runbook: name, target: { latest: true } }] });
+    const refusedAgain = await workflowFailure(again);
+    expect(refusedAgain.message).toContain(
+      `runbook ${name} would restore side by side into the cluster's primary: restore is ${runbook.restore.address}:${runbook.restore.port} (${runbook.restore.dataDir}), ` +
+        `where recovery ${workflowId} promoted the copy that is the primary since ${evidence.promotedAt} (timeline 2)`,
+    );
+    const [{ n: stillThere } = { n: '' }] = (await fresh.query<{ n: string }>(`select count(*)::text as n from orders where customer = 'new-after-promote'`)).rows;
+    expect(stillThere).toBe('1');
 
     // --to-latest after the recovery: a drill from the timeline-1 backup follows timeline 2 only.
     const latest = await client.workflow.start('restoreDrill', { taskQueue, workflowId: `drill-latest-${name}`, args: [{ runbook: name, target: { latest: true }, keep: true }] });

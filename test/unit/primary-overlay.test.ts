@@ -3,7 +3,7 @@
 // nothing to say once the runbook names the new primary itself.
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { applyPrimaryOverlay, parsePrimaryOverlay, type PrimaryOverlay } from '../../src/catalog/primary';
+import { applyPrimaryOverlay, parsePrimaryOverlay, restoreOverPrimary, type PrimaryOverlay } from '../../src/catalog/primary';
 import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { Runbook } from '../../src/runbook/schema';
 
@@ -47,5 +47,20 @@ describe('the primary overlay', () => {
     );
     expect(() => parsePrimaryOverlay('{', 'f')).toThrow(/^primary overlay f cannot be used: not valid JSON/);
     expect(parsePrimaryOverlay(JSON.stringify(overlay), 'f')).toEqual(overlay);
+  });
+
+  it('refuses a side-by-side restore into the restore site the re-pointed primary now runs in, with the runbook edit that fixes it', () => {
+    const err = restoreOverPrimary(applyPrimaryOverlay(runbook(5432), overlay));
+    expect(err?.code).toBe('RUNBOOK_INVALID');
+    expect(err?.message).toBe(
+      'runbook bank would restore side by side into the cluster\'s primary: restore is 127.0.0.1:5544 (/tmp/x/recovery), ' +
+        'where recovery recover-bank-1 promoted the copy that is the primary since 2026-12-03T13:00:05Z (timeline 2)\n' +
+        'HINT: edit runbook bank: cluster.primary to { host: 127.0.0.1, port: 5544 }, and restore.dataDir and restore.port to a free directory and port for the next copy\n' +
+        'HINT: or recover in place (mode: in-place), which moves the primary\'s directory aside after the fence\n' +
+        'HINT: nothing was touched: no gate, no traffic, no data directory',
+    );
+    // Once the runbook names the new primary, the overlay no longer applies: the site check of preflight judges the directory as for any server.
+    expect(restoreOverPrimary(applyPrimaryOverlay(runbook(5544), overlay))).toBeUndefined();
+    expect(restoreOverPrimary(applyPrimaryOverlay(runbook(5432), { ...overlay, host: '10.0.0.9' }))).toBeUndefined();
   });
 });
