@@ -9,7 +9,7 @@ import { errorMessage } from '../errors';
 import { primaryClientConfig } from '../pg/connect';
 import type { Runbook } from '../runbook/schema';
 import { inspectPrivileges, type MissingPrivilege } from './check';
-import { needsOf, type Use } from './needs';
+import { needsOf, roleOf, type Use } from './needs';
 
 /** Checks the role's privileges on the primary, as the role; a check that cannot run is recorded as such, never fails the backup. */
 export async function recordPrivileges(runbook: Runbook): Promise<BackupPrivileges> {
@@ -57,6 +57,16 @@ export function judgeBackup(meta: Pick<BackupMeta, 'backupId' | 'privileges'>, r
       detail: rec
         ? `the role's privileges could not be checked when it was taken (${rec.error}), so it is not known whether a copy restored from it grants ${rec.role} what Lifeboat needs there`
         : 'no record of the role\'s privileges (taken before Lifeboat recorded them): a copy restored from it may lack a grant made since',
+    });
+  }
+  const { role, database } = roleOf(runbook);
+  if (rec.role !== role || rec.database !== database) {
+    // Another role's grants say nothing about this one's (two runbooks of one cluster, or a runbook whose role changed).
+    return judged({
+      verdict: 'unrecorded',
+      missing: [],
+      unchecked: [],
+      detail: `its record is of role ${rec.role} in database ${rec.database}, not of ${role} in ${database}: it is not known whether a copy restored from it grants ${role} what Lifeboat needs there`,
     });
   }
   if (rec.superuser) return judged({ verdict: 'complete', missing: [], unchecked: [], detail: `${rec.role} was a superuser when it was taken` });
