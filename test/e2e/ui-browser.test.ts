@@ -109,6 +109,10 @@ describe('the Temporal UI path of a recovery', () => {
     await showsNow(page, '0 of 1 (none yet); may approve: alice.');
     await showsNow(page, `lifeboat approve ${workflowId} approve-fence --as <you>`);
     await shot(page, '02-checklist-approve-fence');
+    // The page a link opens (History): the wait for a person shows as a timer with what it waits for.
+    await page.goto(wfPage);
+    await seeAfterReloads(page, 'approve-fence: waiting for approval, 0 of 1; may approve: alice', { exact: false });
+    await shot(page, '02b-landing-page-waiting');
 
     // 3. The workflow list filtered by the search attribute: what waits for a human.
     await page.goto(`${ui}/namespaces/default/workflows?query=${encodeURIComponent(`LifeboatAwaiting = 'approve-fence'`)}`);
