@@ -144,7 +144,11 @@ describe.each(['file', 's3'] as const)('the bad UPDATE recovered from a %s:// re
       { gate_name: 'outbox_publisher', enabled: true },
       { gate_name: 'writers', enabled: true },
     ]);
-    expect(evidence.steps.find((s) => s.id === 'promote')?.summary).toMatch(/^promoted on timeline 2 at .*; gates re-asserted$/);
+    expect(evidence.steps.find((s) => s.id === 'promote')?.summary).toBe(
+      `promoted on timeline 2 at ${evidence.promotedAt}; gates re-asserted; primary re-pointed to ${runbook.restore.address}:${runbook.restore.port} in the repository`,
+    );
+    // The primary overlay: backup, check, drill, checkpoint and the next recovery use the promoted copy.
+    expect(evidence.primary).toMatchObject({ repointed: true, host: runbook.restore.address, port: runbook.restore.port, timeline: 2, overlay: keys.primaryOverlay(name) });
     // The outbox: rows published before the incident are published in the restored copy too.
     const { rows: outbox } = await app.query<{ unpublished: string }>(`select count(*) as unpublished from outbox where published_at is null and id <= 500`);
     expect(outbox[0]).toEqual({ unpublished: '0' });
