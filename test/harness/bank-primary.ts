@@ -35,6 +35,7 @@ cluster:
   pgBin: /usr/lib/postgresql/15/bin
 repository: { url: "file://${dirs.repoDir}" }
 restore: { host: bank-host, dataDir: ${dirs.stateDir}/restore, port: ${pg.port + 1} }
+backup: { scratchDir: ${dirs.stateDir}/scratch }
 gates:
   table: ops.system_gate
   writers: { gate: writers, readOnlyRoles: [teller] }
