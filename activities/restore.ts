@@ -14,6 +14,7 @@ import { loadRunbook } from '../src/runbook/load';
 import { promoteRestored as promote, stopRestored as stop } from '../src/restore/instance';
 import { replayWal as replay } from '../src/restore/replay';
 import { restoreBaseBackup as restore } from '../src/restore/restore';
+import { replayText, restoreText } from '../src/recovery/progress-text';
 import { heartbeat, lifeboatActivity } from './failure';
 
 /**
@@ -52,7 +53,7 @@ export async function restoreBaseBackup(input: RestoreInput): Promise<RestoreRes
         // Every downloaded chunk reports; a heartbeat a second is plenty.
         if (p.phase === last.phase && Date.now() - last.at < 1000) return;
         last = { phase: p.phase, at: Date.now() };
-        heartbeat(p);
+        heartbeat({ ...p, text: restoreText(p) });
       },
     });
   });
@@ -91,8 +92,10 @@ export async function checkRestoreSite(input: RestoreSiteInput): Promise<Restore
   // lifeboatActivity heartbeats while pg_ctl status and du run.
   return hostActivity(async (ctx) => {
     const runbook = await loadRunbook(input.runbook);
-    const site = await checkSiteFree(runbook, input, { holderRunning: (claim) => holderRunning(ctx, claim) });
-    return { ...(await checkRoom(runbook, input)), site };
+    // Only a run that says who it is can be told its own copy from someone's
+    // data: without workflowId (histories recorded before), room only.
+    const site = input.workflowId ? await checkSiteFree(runbook, input, { holderRunning: (claim) => holderRunning(ctx, claim) }) : undefined;
+    return { ...(await checkRoom(runbook, input)), ...(site ? { site } : {}) };
   });
 }
 
@@ -107,7 +110,7 @@ export async function checkRestoreSite(input: RestoreSiteInput): Promise<Restore
 export async function replayWal(input: ReplayInput): Promise<ReplayResult> {
   return hostActivity(async (ctx) => {
     const runbook = await loadRunbook(input.runbook);
-    return replay(runbook, input, { signal: ctx.cancellationSignal, onProgress: (p) => heartbeat(p) });
+    return replay(runbook, input, { signal: ctx.cancellationSignal, onProgress: (p) => heartbeat({ ...p, text: replayText(p) }) });
   });
 }
 

@@ -39,8 +39,8 @@ export function startAgain(runbook: Runbook, instance: RestoreSiteInput['instanc
 export async function checkSiteFree(runbook: Runbook, input: RestoreSiteInput, hooks: { holderRunning?: ClaimRequest['holderRunning'] } = {}): Promise<string> {
   const site = restoreSite(runbook, input.instance);
   const run: SiteRun = {
-    workflowId: input.workflowId ?? '(preflight)',
-    runId: input.runId ?? '(preflight)',
+    workflowId: input.workflowId ?? '(unknown workflow)',
+    runId: input.runId ?? '(unknown run)',
     mode: site.instance === 'drill' ? 'side-by-side' : (input.mode ?? site.mode),
   };
   const then = startAgain(runbook, input.instance);
