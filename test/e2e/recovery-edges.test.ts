@@ -260,6 +260,9 @@ describe('recoverToPointInTime on real services, when things go wrong', () => {
     await approve(wf, 'approve-resume');
     const evidence = (await wf.result()) as Evidence;
     const summary = evidence.steps.find((x) => x.id === 'restore-base-backup')!.summary!;
+    // In place the copy is where the runbook's primary is: nothing re-pointed, no overlay; the new timeline's history is archived at promote.
+    expect(evidence.primary).toMatchObject({ repointed: false, host: '127.0.0.1', port: s.tc.pg.port, timeline: 2 });
+    expect(evidence.primary?.overlay).toBeUndefined();
     const moved = /old directory moved to (\S+)$/.exec(summary)?.[1];
     expect(moved).toBeDefined();
     expect(existsSync(path.join(moved!, 'PG_VERSION'))).toBe(true);
