@@ -166,7 +166,8 @@ async function probeQuery(client: Client, sql: string, role: string, notes: stri
     const state = (err as { code?: string }).code;
     if (state !== '42501') {
       // Not a privilege: the query itself is wrong, or needs a table not there now. Its step reports that.
-      notes.push(`${need.what.replace(/^SELECT on the tables /, '')}: could not be checked: ${errorMessage(err)}`);
+      const [kind, ...name] = need.key.split(':');
+      notes.push(`${kind === 'capture' ? 'capture query' : kind} "${name.join(':')}" does not run on the primary, so its privileges could not be checked: ${errorMessage(err)}`);
       return true;
     }
     const refused = errorMessage(err);

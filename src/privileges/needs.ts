@@ -80,7 +80,7 @@ function schemaOf(table: string): string | undefined {
  * of a privilege already held changes nothing). `$1` (capture queries get
  * the target time there) becomes NULL: the view only needs to parse.
  */
-export function selectOnReadTablesBlock(role: string, sql: string): string {
+export function selectOnReadTablesBlock(role: string, sql: string, label: string): string {
   const body = probeBody(sql);
   const tag = dollarTag(body, 'q');
   const outer = dollarTag(body, 'lifeboat');
@@ -88,7 +88,14 @@ export function selectOnReadTablesBlock(role: string, sql: string): string {
     `DO ${outer}`,
     'DECLARE rel regclass;',
     'BEGIN',
-    `  EXECUTE ${tag}${body}${tag};`,
+    '  BEGIN',
+    `    EXECUTE ${tag}${body}${tag};`,
+    '  EXCEPTION WHEN others THEN',
+    // A query that does not parse here (a table not there yet, a typo) is its
+    // step's problem, not a grant's: say so and go on with the other grants.
+    `    RAISE WARNING '% does not run in this database, so no SELECT was granted for it: %', ${literal(label)}, SQLERRM;`,
+    '    RETURN;',
+    '  END;',
     '  FOR rel IN',
     '    SELECT DISTINCT d.refobjid::regclass FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid',
     "     WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass",
@@ -326,7 +333,7 @@ export function needsOf(runbook: Runbook): Need[] {
       why: `run-invariants runs it in the restored copy before promotion (activities/invariants.ts): ${oneLine(inv.sql)}`,
       uses: ['recovery-copy', 'drill-copy'],
       scope: 'database',
-      grant: [selectOnReadTablesBlock(role, inv.sql)],
+      grant: [selectOnReadTablesBlock(role, inv.sql, `invariant "${inv.name}"`)],
       probe: { kind: 'query', sql: inv.sql },
     });
   }
@@ -346,7 +353,7 @@ export function needsOf(runbook: Runbook): Need[] {
       why: `capture-forensics runs it on the primary before the restore erases what it shows (activities/forensics.ts): ${oneLine(cap.sql)}`,
       uses: ['recovery-primary'],
       scope: 'database',
-      grant: [selectOnReadTablesBlock(role, cap.sql)],
+      grant: [selectOnReadTablesBlock(role, cap.sql, `capture query "${cap.name}"`)],
       probe: { kind: 'query', sql: cap.sql },
     });
   }

@@ -187,6 +187,37 @@ describe('grantsSql quotes what it names', () => {
   });
 });
 
+describe('an invariant that does not run', () => {
+  it('is a warning of the grants script, which grants the rest, and a note of the check, not a missing privilege', async () => {
+    const yaml = bankRunbookYaml(pg, { repoDir, stateDir: runbooksDir })
+      .replace('name: bank\n', 'name: typobank\n')
+      .replace('invariants:\n', 'invariants:\n  - { name: typo, sql: "select count(*) from ledger.nosuch", expect: 0 }\n');
+    writeFileSync(path.join(runbooksDir, 'typobank.yaml'), yaml);
+    const typo = await loadRunbook('typobank', runbooksDir);
+    const c = new Client({ ...pg.connection, database: 'bank' });
+    const notices: string[] = [];
+    c.on('notice', (n) => notices.push(`${n.severity}: ${n.message}`));
+    await c.connect();
+    try {
+      await c.query(grantsSql(typo));
+    } finally {
+      await c.end();
+    }
+    expect(notices.filter((n) => n.startsWith('WARNING'))).toEqual([
+      'WARNING: invariant "typo" does not run in this database, so no SELECT was granted for it: relation "ledger.nosuch" does not exist',
+    ]);
+    const r = new Client({ host: '127.0.0.1', port: pg.port, user: ROLE, database: 'bank' });
+    await r.connect();
+    try {
+      const report = await inspectPrivileges(r, typo);
+      expect(report.missing.filter((m) => !m.optional)).toEqual([]);
+      expect(report.notes).toEqual(['invariant "typo" does not run on the primary, so its privileges could not be checked: relation "ledger.nosuch" does not exist']);
+    } finally {
+      await r.end();
+    }
+  });
+});
+
 describe('the role made by grantsSql does what a recovery does, with nothing more', () => {
   it('fences and reopens the gates on the primary, ending an application session (CREATEROLE, pg_signal_backend, the gate table)', async () => {
     const teller = new Client({ host: '127.0.0.1', port: pg.port, user: 'teller', database: 'bank' });
