@@ -4,7 +4,7 @@
 // stdout, psql takes it as it is, and doctor, connected as the role, says
 // what is missing with the fix, per backup too, with the exit code to match.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
@@ -73,7 +73,8 @@ describe('lifeboat grants and lifeboat doctor', () => {
 
   it('doctor finds nothing missing but the optional pg_monitor, and says there is no backup yet (exit 0)', async () => {
     const r = await lifeboat('doctor', '--runbook', 'bank');
-    const total = needsOf(runbook).length;
+    // Every need of the runbook, and the pg_hba.conf replication line doctor tries.
+    const total = needsOf(runbook).length + 1;
     expect(r.stdout).toBe(
       [
         `lifeboat doctor: runbook bank, role ${ROLE} on the primary 127.0.0.1:${pg.port}, database bank`,
@@ -98,7 +99,8 @@ describe('lifeboat grants and lifeboat doctor', () => {
     await asSuperuser(`revoke execute on function pg_catalog.pg_wal_replay_pause() from ${ROLE}`);
     const lacking = await takeBaseBackup({ runbook });
     const r = await lifeboat('doctor', '--runbook', 'bank');
-    const total = needsOf(runbook).length;
+    // Every need of the runbook, and the pg_hba.conf replication line doctor tries.
+    const total = needsOf(runbook).length + 1;
     console.log(r.stdout);
     expect(r.stdout).toBe(
       [
@@ -145,6 +147,31 @@ describe('lifeboat grants and lifeboat doctor', () => {
     expect(fixed.stdout).toContain(`  ${good.backupId}  ok: ${ROLE} had every piece a restored copy needs\n`);
     expect(fixed.stdout).toMatch(/Result: nothing missing\n$/);
     expect(fixed.code).toBe(0);
+  });
+
+  it('doctor tries the replication login pg_basebackup makes, and names the pg_hba.conf line it lacks', async () => {
+    const hba = path.join(pg.dataDir, 'pg_hba.conf');
+    const original = readFileSync(hba, 'utf8');
+    writeFileSync(hba, original.split('\n').filter((l) => !l.startsWith('host replication')).join('\n'));
+    await pg.query('select pg_reload_conf()');
+    try {
+      const r = await lifeboat('doctor', '--runbook', 'bank');
+      expect(r.stdout).toContain(
+        [
+          `  MISSING: a pg_hba.conf line letting ${ROLE} connect for replication from 127.0.0.1 (pg_basebackup) (connection to server at "127.0.0.1", port ${pg.port} failed: FATAL:  no pg_hba.conf entry for replication connection from host "127.0.0.1", user "${ROLE}", no encryption)`,
+          '    needed by: lifeboat backup',
+          '    fix:',
+          '      # in pg_hba.conf on 127.0.0.1, before any line that would match first; then, as a superuser: SELECT pg_reload_conf();',
+          `      host  replication  ${ROLE}  127.0.0.1/32  scram-sha-256`,
+        ].join('\n'),
+      );
+      expect(r.stdout).toMatch(/Result: 1 piece missing on the primary\n$/);
+      expect(r.code).toBe(1);
+    } finally {
+      writeFileSync(hba, original);
+      await pg.query('select pg_reload_conf()');
+    }
+    expect((await lifeboat('doctor', '--runbook', 'bank')).code).toBe(0);
   });
 
   it('doctor says when it cannot reach the primary, and exits 1', async () => {

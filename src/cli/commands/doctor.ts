@@ -12,6 +12,7 @@ import { grantCommand } from '../../privileges/grants';
 import { inspectPrivileges, type MissingPrivilege, type PrivilegeReport } from '../../privileges/check';
 import type { Use } from '../../privileges/needs';
 import { copyUses, judgeBackup, type BackupJudgement } from '../../privileges/record';
+import { checkReplicationLogin } from '../../privileges/replication';
 import { openRepository } from '../../repository';
 import { clusterName, type Runbook } from '../../runbook/schema';
 import { requireRunbook, type RepoOptions } from '../context';
@@ -38,6 +39,13 @@ export async function run(opts: RepoOptions & { json?: boolean }): Promise<numbe
     primary = await checkPrimary(runbook);
   } catch (err) {
     primaryError = isLifeboatError(err) ? err.message : errorMessage(err);
+  }
+  // pg_hba.conf's replication line, which no SQL grants: tried as pg_basebackup would, unless REPLICATION itself is missing.
+  if (primary && !primary.missing.some((m) => m.key === 'replication')) {
+    const repl = await checkReplicationLogin(runbook);
+    primary.checked.push('pg_hba:replication');
+    if (repl.missing) primary.missing.push(repl.missing);
+    if (repl.note) primary.notes.push(repl.note);
   }
   let backups: BackupLine[] = [];
   let backupsError: string | undefined;
@@ -118,7 +126,7 @@ async function checkPrimary(runbook: Runbook): Promise<PrivilegeReport> {
 function missingLines(m: MissingPrivilege): string[] {
   const lines = [`  ${m.optional ? 'optional' : 'MISSING'}: ${m.what}${m.detail ? ` (${m.detail})` : ''}`];
   if (m.uses.length > 0) lines.push(`    needed by: ${m.uses.map((u) => USE_WORDS[u]).join(', ')}`);
-  lines.push(`    fix, as a superuser${m.database ? ` connected to database ${m.database}` : ''}:`, ...indent(m.fix, '      '));
+  lines.push(m.key === 'pg_hba:replication' ? '    fix:' : `    fix, as a superuser${m.database ? ` connected to database ${m.database}` : ''}:`, ...indent(m.fix, '      '));
   return lines;
 }
 
