@@ -388,6 +388,8 @@ export interface RestoreProgress {
   phase: 'preparing' | 'downloading' | 'verifying' | 'done';
   bytes: number;
   totalBytes: number;
+  /** Extension: the same in words, for the Temporal UI's Pending Activities (src/recovery/progress-text.ts). */
+  text?: string;
 }
 
 export interface ReplayInput extends RunbookRef, InstanceRef {
@@ -417,6 +419,8 @@ export interface ReplayProgress {
   targetTime?: string;
   /** The first LSN the replay needed (the backup's start). */
   startLsn?: string;
+  /** Extension: the same in words, for the Temporal UI's Pending Activities (src/recovery/progress-text.ts). */
+  text?: string;
 }
 
 export interface InvariantResult {

@@ -22,9 +22,10 @@ import { readWalArchive } from '../../src/catalog/catalog';
 import { initSandboxPrimary, startSandboxPrimary, type SandboxPg } from '../../src/dev/sandbox-pg';
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
+import { encodeWal } from '../../src/wal/compress';
 import type { ReplayInput, ReplayProgress, RestoreInput, RestoreProgress, Target } from '../../src/recovery/contract';
 import { loadRunbook } from '../../src/runbook/load';
-import type { Runbook } from '../../src/runbook/schema';
+import { clusterName, type Runbook } from '../../src/runbook/schema';
 import { promoteRestored, replayWal, restoreBaseBackup, stopRestored } from '../../activities/restore';
 
 const runbooksDir = postgresTempDir('runbooks');
@@ -145,9 +146,9 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     });
     expect(restored.files).toBeGreaterThan(900);
     const progress = beats as RestoreProgress[];
-    expect(progress[0]).toEqual({ phase: 'preparing', bytes: 0, totalBytes: 0 });
+    expect(progress[0]).toEqual({ phase: 'preparing', bytes: 0, totalBytes: 0, text: 'preparing the data directory' });
     expect(progress.some((p) => p.phase === 'downloading' && p.bytes > 0 && p.totalBytes === stored.storedSize)).toBe(true);
-    expect(progress.at(-1)).toEqual({ phase: 'done', bytes: stored.storedSize, totalBytes: stored.storedSize });
+    expect(progress.at(-1)).toEqual({ phase: 'done', bytes: stored.storedSize, totalBytes: stored.storedSize, text: expect.stringMatching(/^restored: .* \(100 %\)$/) as string });
     // The OS user owns the copy, mode 0700, and the marker says whose it is.
     const st = statSync(dataDir);
     expect(st.mode & 0o777).toBe(0o700);
@@ -179,7 +180,14 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     });
     expect(replayed.time! <= f.afterBackupTime).toBe(true);
     const rp = replayBeats as ReplayProgress[];
-    expect(rp.at(-1)).toEqual({ phase: 'paused', startLsn: f.backup.startLsn, targetTime: f.afterBackupTime, lsn: pos!.lsn, time: replayed.time });
+    expect(rp.at(-1)).toEqual({
+      phase: 'paused',
+      startLsn: f.backup.startLsn,
+      targetTime: f.afterBackupTime,
+      lsn: pos!.lsn,
+      time: replayed.time,
+      text: `paused at ${pos!.lsn}; last commit ${replayed.time}, target ${f.afterBackupTime}`,
+    });
 
     // Restoring again for this workflow (a retarget to an earlier point):
     // the paused copy is stopped and moved aside, never deleted.
@@ -411,10 +419,20 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     const copy = { query: (sql: string) => onRestored(f.runbook, sql) } as unknown as Parameters<typeof switchAndWaitArchived>[0];
     const branchSegment = await switchAndWaitArchived(copy);
     // Until the old timeline reaches further than the new one: what "the newest segment of any timeline" picked.
+    // archive-push now refuses the old primary's segments past the branch
+    // (TIMELINE_SUPERSEDED); an archiver from before that, or another tool,
+    // stored them: put each in the repository as it did, once PostgreSQL has
+    // finished it (its .ready file).
+    const repo = await openRepository(f.runbook.repository.url, f.runbook.repository);
     let oldEnd = '';
     for (let i = 0; i < 10 && !(oldEnd.slice(8) > branchSegment.slice(8)); i++) {
       await f.tc.pg.query(`insert into t values (${5000 + i}, 'old primary after the branch')`);
-      oldEnd = await switchAndWaitArchived(f.tc.pg);
+      const [row] = await f.tc.pg.query<{ w: string }>('select pg_walfile_name(pg_switch_wal()) as w');
+      oldEnd = row!.w;
+      const walPath = path.join(f.tc.pg.dataDir, 'pg_wal', oldEnd);
+      await waitFor(`${oldEnd} finished`, async () => (existsSync(`${path.join(f.tc.pg.dataDir, 'pg_wal', 'archive_status', oldEnd)}.ready`) ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
+      const content = readFileSync(walPath);
+      await repo.put(keys.wal(clusterName(f.runbook), oldEnd), await encodeWal(oldEnd, content), { sha256: createHash('sha256').update(content).digest('hex'), ifAbsent: true });
     }
     expect(oldEnd.slice(8) > branchSegment.slice(8)).toBe(true);
     expect(branchSegment.slice(0, 8)).toBe('00000002');
