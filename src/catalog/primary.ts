@@ -150,7 +150,16 @@ export async function withPrimaryOverlay(runbook: Runbook, repo?: Repository): P
 /** For activities that talk to the primary: the runbook by name, re-pointed by the overlay when it applies. */
 export async function loadRunbookWithPrimary(name: string): Promise<OverlaidRunbook> {
   const { loadRunbook } = await import('../runbook/load');
-  return withPrimaryOverlay(await loadRunbook(name));
+  const runbook = await loadRunbook(name);
+  try {
+    return await withPrimaryOverlay(runbook);
+  } catch (err) {
+    // The repository may be what is down tonight: fencing the primary, a
+    // backup or a checkpoint must not wait for it. The runbook's own primary
+    // is used, and the note says why.
+    const { errorMessage } = await import('../errors');
+    return { runbook, applied: false, note: `primary overlay not read (${errorMessage(err).split('\n')[0]}): cluster.primary used as the runbook names it` };
+  }
 }
 
 /**

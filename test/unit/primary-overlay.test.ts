@@ -64,3 +64,26 @@ describe('the primary overlay', () => {
     expect(restoreOverPrimary(applyPrimaryOverlay(runbook(5432), { ...overlay, host: '10.0.0.9' }))).toBeUndefined();
   });
 });
+
+describe('an overlay that cannot be read', () => {
+  it('leaves the runbook primary in place with a note: fencing must not wait for a repository that is down', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const { loadRunbookWithPrimary } = await import('../../src/catalog/primary');
+    const dir = mkdtempSync(path.join(tmpdir(), 'lifeboat-overlay-'));
+    const saved = process.env.LIFEBOAT_RUNBOOKS_DIR;
+    try {
+      writeFileSync(path.join(dir, 'bank.yaml'), demoRunbookYaml({ name: 'bank', pgPort: 5432, repoUrl: 'file:///nonexistent/repo', host: 'db1', stateDir: '/tmp/x', restorePort: 5544, drillPort: 5545 }));
+      process.env.LIFEBOAT_RUNBOOKS_DIR = dir;
+      const o = await loadRunbookWithPrimary('bank');
+      expect(o.applied).toBe(false);
+      expect(o.runbook.cluster.primary.port).toBe(5432);
+      expect(o.note).toMatch(/^primary overlay not read \(.*\/nonexistent\/repo.*\): cluster\.primary used as the runbook names it$/);
+    } finally {
+      if (saved === undefined) delete process.env.LIFEBOAT_RUNBOOKS_DIR;
+      else process.env.LIFEBOAT_RUNBOOKS_DIR = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
