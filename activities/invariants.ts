@@ -16,6 +16,7 @@ import { restoreSite, siteClientConfig } from '../src/restore/site';
 import { loadRunbook } from '../src/runbook/load';
 import type { Runbook } from '../src/runbook/schema';
 import { lifeboatActivity } from './failure';
+import { OWNED_INTEGER_SEQUENCES } from '../src/pg/owned-sequences';
 
 /** Per invariant: long enough for a count over a big table, short of hanging the step. */
 const INVARIANT_TIMEOUT = '120s';
@@ -185,17 +186,8 @@ async function sequencesAhead(client: Client): Promise<InvariantResult> {
         `select format('%I.%I', sn.nspname, s.relname) as seq,
                 format('%I.%I', tn.nspname, t.relname) as tbl,
                 format('%I', a.attname) as col,
-                q.seqincrement::text as increment
-           from pg_depend d
-           join pg_class s on s.oid = d.objid and s.relkind = 'S'
-           join pg_namespace sn on sn.oid = s.relnamespace
-           join pg_sequence q on q.seqrelid = s.oid
-           join pg_class t on t.oid = d.refobjid
-           join pg_namespace tn on tn.oid = t.relnamespace
-           join pg_attribute a on a.attrelid = t.oid and a.attnum = d.refobjsubid
-          where d.classid = 'pg_class'::regclass and d.refclassid = 'pg_class'::regclass
-            and d.deptype in ('a', 'i') and d.refobjsubid > 0
-            and a.atttypid in ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype)
+                (select q.seqincrement from pg_sequence q where q.seqrelid = s.oid)::text as increment
+           ${OWNED_INTEGER_SEQUENCES}
           order by 1`,
       );
       for (const o of rows) {

@@ -10,6 +10,7 @@ import { errorMessage } from '../errors';
 import { quoteIdent } from '../gates/sql';
 import type { Runbook } from '../runbook/schema';
 import { needsOf, probeBody, roleOf, type Need, type Use } from './needs';
+import { OWNED_INTEGER_SEQUENCES } from '../pg/owned-sequences';
 
 export interface MissingPrivilege {
   /** The need's stable id (needs.ts), as recorded in backup.json. */
@@ -207,16 +208,7 @@ async function probeSequences(client: Client, role: string): Promise<Found> {
             sn.nspname as seq_schema, tn.nspname as tbl_schema,
             has_schema_privilege(sn.oid, 'USAGE') as seq_usage, has_schema_privilege(tn.oid, 'USAGE') as tbl_usage,
             has_sequence_privilege(s.oid, 'SELECT') as seq_sel, has_column_privilege(t.oid, a.attnum, 'SELECT') as col_sel
-       from pg_depend d
-       join pg_class s on s.oid = d.objid and s.relkind = 'S'
-       join pg_namespace sn on sn.oid = s.relnamespace
-       join pg_class t on t.oid = d.refobjid
-       join pg_namespace tn on tn.oid = t.relnamespace
-       join pg_attribute a on a.attrelid = t.oid and a.attnum = d.refobjsubid
-      where d.classid = 'pg_class'::regclass and d.refclassid = 'pg_class'::regclass
-        and d.deptype in ('a', 'i') and d.refobjsubid > 0
-        and a.atttypid in ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype)
-        and sn.nspname not in ('pg_catalog', 'information_schema') and sn.nspname not like 'pg_temp%'
+       ${OWNED_INTEGER_SEQUENCES}
       order by 1`,
   );
   const schemas = new Set<string>();

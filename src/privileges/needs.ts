@@ -12,6 +12,7 @@
 // taken; nothing granted later reaches it.
 import { quoteIdent, quoteQualified } from '../gates/sql';
 import type { Runbook } from '../runbook/schema';
+import { OWNED_INTEGER_SEQUENCES } from '../pg/owned-sequences';
 
 /** What a piece is used for, i.e. which runs fail without it. */
 export type Use =
@@ -133,25 +134,17 @@ function dollarTag(text: string, base: string): string {
 export function sequencesBlock(role: string): string {
   return [
     'DO $lifeboat$',
-    'DECLARE s record;',
+    // o, not s: s is the sequence's alias in OWNED_INTEGER_SEQUENCES.
+    'DECLARE o record;',
     'BEGIN',
-    '  FOR s IN',
-    '    SELECT sn.nspname AS seq_schema, sq.relname AS seq, tn.nspname AS tbl_schema, t.relname AS tbl, a.attname AS col',
-    '      FROM pg_depend d',
-    "      JOIN pg_class sq ON sq.oid = d.objid AND sq.relkind = 'S'",
-    '      JOIN pg_namespace sn ON sn.oid = sq.relnamespace',
-    '      JOIN pg_class t ON t.oid = d.refobjid',
-    '      JOIN pg_namespace tn ON tn.oid = t.relnamespace',
-    '      JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid',
-    "     WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass",
-    "       AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0",
-    "       AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype)",
-    "       AND sn.nspname NOT IN ('pg_catalog', 'information_schema') AND sn.nspname NOT LIKE 'pg_temp%'",
+    '  FOR o IN',
+    '    SELECT sn.nspname AS seq_schema, s.relname AS seq, tn.nspname AS tbl_schema, t.relname AS tbl, a.attname AS col',
+    ...OWNED_INTEGER_SEQUENCES.split('\n').map((l) => `    ${l}`),
     '  LOOP',
-    `    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s.seq_schema, ${literal(role)});`,
-    `    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s.tbl_schema, ${literal(role)});`,
-    `    EXECUTE format('GRANT SELECT ON SEQUENCE %I.%I TO %I', s.seq_schema, s.seq, ${literal(role)});`,
-    `    EXECUTE format('GRANT SELECT (%I) ON %I.%I TO %I', s.col, s.tbl_schema, s.tbl, ${literal(role)});`,
+    `    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', o.seq_schema, ${literal(role)});`,
+    `    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', o.tbl_schema, ${literal(role)});`,
+    `    EXECUTE format('GRANT SELECT ON SEQUENCE %I.%I TO %I', o.seq_schema, o.seq, ${literal(role)});`,
+    `    EXECUTE format('GRANT SELECT (%I) ON %I.%I TO %I', o.col, o.tbl_schema, o.tbl, ${literal(role)});`,
     '  END LOOP;',
     'END',
     '$lifeboat$;',
