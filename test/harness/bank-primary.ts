@@ -4,7 +4,12 @@
 // outbox in schema ops, an application role teller, and a runbook written by
 // hand for role lifeboat_ops, which is not a superuser and starts with nothing:
 // what it may do comes from `lifeboat grants` in each test.
-import type { Primary } from './postgres';
+import { rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { Client } from 'pg';
+import { loadRunbook } from '../../src/runbook/load';
+import type { Runbook } from '../../src/runbook/schema';
+import { startPrimary, type Primary } from './postgres';
 
 export const ROLE = 'lifeboat_ops';
 
@@ -49,4 +54,38 @@ invariants:
 objectives: { rpoSeconds: 300, rtoSeconds: 2700 }
 drill: { host: bank-host, dataDir: ${dirs.stateDir}/drill, port: ${pg.port + 2} }
 `;
+}
+
+export interface BankDirs {
+  /** Where bank.yaml is written (the test's own temporary directory). */
+  runbooksDir: string;
+  /** The file:// repository the primary archives into (the test's own). */
+  repoDir: string;
+}
+
+/** Runs SQL as the superuser in one database of the bank's primary (bank unless named). */
+export async function asSuperuserOn(pg: Primary, sql: string, database = 'bank'): Promise<void> {
+  const c = new Client({ ...pg.connection, database });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+/** The bank's primary, archiving into dirs.repoDir, with its schema, and runbook bank written into dirs.runbooksDir. */
+export async function startBank(dirs: BankDirs): Promise<{ pg: Primary; runbook: Runbook }> {
+  const pg = await startPrimary({ archive: { repo: `file://${dirs.repoDir}`, cluster: 'bank' } });
+  await asSuperuserOn(pg, 'create database bank', 'postgres');
+  await asSuperuserOn(pg, BANK_SQL);
+  writeFileSync(path.join(dirs.runbooksDir, 'bank.yaml'), bankRunbookYaml(pg, { repoDir: dirs.repoDir, stateDir: dirs.runbooksDir }));
+  return { pg, runbook: await loadRunbook('bank', dirs.runbooksDir) };
+}
+
+/** Stops the primary and removes the test's own temporary directories. */
+export async function stopBank(pg: Primary | undefined, dirs: BankDirs): Promise<void> {
+  await pg?.stop();
+  rmSync(dirs.runbooksDir, { recursive: true, force: true });
+  rmSync(dirs.repoDir, { recursive: true, force: true });
 }

@@ -4,19 +4,17 @@
 // stdout, psql takes it as it is, and doctor, connected as the role, says
 // what is missing with the fix, per backup too, with the exit code to match.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import { grantsSql } from '../../src/privileges/grants';
 import { needsOf } from '../../src/privileges/needs';
-import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
-import { BANK_SQL, ROLE, bankRunbookYaml } from '../harness/bank-primary';
+import { ROLE, asSuperuserOn, startBank, stopBank } from '../harness/bank-primary';
 import { cliRunner } from '../harness/cli';
-import { PG_BIN, postgresTempDir, startPrimary, type Primary } from '../harness/postgres';
+import { PG_BIN, postgresTempDir, type Primary } from '../harness/postgres';
 
 const runbooksDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-privileges-cli-'));
 const repoDir = postgresTempDir('privileges-cli-repo');
@@ -24,30 +22,13 @@ const lifeboat = cliRunner(() => ({ ...process.env, LIFEBOAT_RUNBOOKS_DIR: runbo
 let pg: Primary;
 let runbook: Runbook;
 
-async function asSuperuser(sql: string, database = 'bank'): Promise<void> {
-  const c = new Client({ ...pg.connection, database });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
+const asSuperuser = (sql: string, database?: string) => asSuperuserOn(pg, sql, database);
 
 beforeAll(async () => {
-  pg = await startPrimary({ archive: { repo: `file://${repoDir}`, cluster: 'bank' } });
-  await asSuperuser('create database bank', 'postgres');
-  await asSuperuser(BANK_SQL);
-  writeFileSync(path.join(runbooksDir, 'bank.yaml'), bankRunbookYaml(pg, { repoDir, stateDir: runbooksDir }));
-  runbook = await loadRunbook('bank', runbooksDir);
+  ({ pg, runbook } = await startBank({ runbooksDir, repoDir }));
 });
 
-afterAll(async () => {
-  await pg?.stop();
-  // The test's own temporary directories.
-  rmSync(runbooksDir, { recursive: true, force: true });
-  rmSync(repoDir, { recursive: true, force: true });
-});
+afterAll(() => stopBank(pg, { runbooksDir, repoDir }));
 
 describe('lifeboat grants and lifeboat doctor', () => {
   it('grants prints exactly the SQL on stdout, how to run it on stderr, and psql runs it as printed', async () => {

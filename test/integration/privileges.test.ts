@@ -6,7 +6,7 @@
 // fix that, run as the superuser, makes the check pass again. Preflight
 // (recoveries and drills) refuses a missing piece on the primary, and a backup
 // taken before a grant, with PRIVILEGE_MISSING and nothing touched.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -31,23 +31,15 @@ import { grantsSql } from '../../src/privileges/grants';
 import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
 import { failureOf } from '../harness/activity';
-import { BANK_SQL, ROLE, bankRunbookYaml } from '../harness/bank-primary';
-import { postgresTempDir, startPrimary, switchAndWaitArchived, type Primary } from '../harness/postgres';
+import { BANK_SQL, ROLE, asSuperuserOn, bankRunbookYaml, startBank, stopBank } from '../harness/bank-primary';
+import { postgresTempDir, switchAndWaitArchived, type Primary } from '../harness/postgres';
 
 const runbooksDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-privileges-runbooks-'));
 const repoDir = postgresTempDir('privileges-repo');
 let pg: Primary;
 let runbook: Runbook;
 
-async function asSuperuser(sql: string, database = 'bank'): Promise<void> {
-  const c = new Client({ ...pg.connection, database });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
+const asSuperuser = (sql: string, database?: string) => asSuperuserOn(pg, sql, database);
 
 async function bankRows(sql: string): Promise<unknown[]> {
   const c = new Client({ ...pg.connection, database: 'bank' });
@@ -74,19 +66,10 @@ const required = (m: MissingPrivilege[]) => m.filter((x) => !x.optional);
 
 beforeAll(async () => {
   process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
-  pg = await startPrimary({ archive: { repo: `file://${repoDir}`, cluster: 'bank' } });
-  await asSuperuser('create database bank', 'postgres');
-  await asSuperuser(BANK_SQL);
-  writeFileSync(path.join(runbooksDir, 'bank.yaml'), bankRunbookYaml(pg, { repoDir, stateDir: runbooksDir }));
-  runbook = await loadRunbook('bank', runbooksDir);
+  ({ pg, runbook } = await startBank({ runbooksDir, repoDir }));
 });
 
-afterAll(async () => {
-  await pg?.stop();
-  // The test's own temporary directories.
-  rmSync(runbooksDir, { recursive: true, force: true });
-  rmSync(repoDir, { recursive: true, force: true });
-});
+afterAll(() => stopBank(pg, { runbooksDir, repoDir }));
 
 describe('grantsSql and the privilege check, on a schema that is not the demo\'s', () => {
   it('refuses to run in a database other than the runbook\'s, before creating anything', async () => {
