@@ -198,9 +198,13 @@ describe('lifeboat chatops on a real recovery run', () => {
       outcome: 'refused-by-workflow',
       body: { response_type: 'ephemeral', text: 'approve of approve-fence by alice: refused: DECISION_REFUSED: alice has already approved approve-fence: 2 distinct approvers are needed, 1 so far' },
     });
-    expect(await messagesInHistory()).toEqual(['update decide']);
+    // The refused repeat is in the history too (judged in the update's handler), and in status.ignored.
+    expect(await messagesInHistory()).toEqual(['update decide', 'update decide']);
     const st = await wf.query(statusQuery);
     expect(st.decisions.map((d) => [d.step, d.decision, d.by, d.comment, d.via])).toEqual([['approve-fence', 'approve', 'alice', 'fence it, replicas are lagging', 'update']]);
+    expect(st.ignored.map((i) => [i.via, i.name, i.by, i.why])).toEqual([
+      ['update', 'decide approve', 'alice', 'alice has already approved approve-fence: 2 distinct approvers are needed, 1 so far'],
+    ]);
   });
 
   it('takes bob\'s approval from the JSON endpoint; both approvals are in the audit log under the approver names', async () => {
@@ -212,10 +216,12 @@ describe('lifeboat chatops on a real recovery run', () => {
 
     const lines = await waitFor('both decisions in the audit log', async () => {
       const d = decisionsInAudit();
-      return d.length >= 2 ? d : undefined;
+      return d.length >= 3 ? d : undefined;
     });
-    expect(lines.map((l) => [l.event, l.decision?.step, l.decision?.decision, l.decision?.by, l.decision?.comment, l.decision?.via])).toEqual([
+    // With alice's refused repeat between them, as every refusal is audited.
+    expect(lines.map((l) => [l.event, l.decision?.step ?? l.ignored?.step, l.decision?.decision ?? l.ignored?.name, l.decision?.by ?? l.ignored?.by, l.decision?.comment, l.decision?.via ?? l.ignored?.via])).toEqual([
       ['decision', 'approve-fence', 'approve', 'alice', 'fence it, replicas are lagging', 'update'],
+      ['ignored', 'approve-fence', 'decide approve', 'alice', undefined, 'update'],
       ['decision', 'approve-fence', 'approve', 'bob', 'agreed', 'update'],
     ]);
     expect(JSON.stringify(auditLines())).not.toMatch(/carol|mallory|UALICE|ops:bob/);
