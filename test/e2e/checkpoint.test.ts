@@ -161,16 +161,22 @@ it('takes a checkpoint before a destructive statement, and recovering to its nam
 });
 
 it('refuses a checkpoint while the archiver is failing, with the failure and the hints', async () => {
-  await cluster.pg.query(`alter system set archive_command = 'false'`);
-  await cluster.pg.query('select pg_reload_conf()');
+  // The recovery above promoted its copy, and the primary overlay made it the
+  // cluster's primary: the checkpoint goes there, so its archiver is the one to break.
+  const runbook = await loadRunbook('ckpt', runbooksDir);
+  const primary = new Client({ host: '127.0.0.1', port: runbook.restore.port, user: 'postgres', database: 'postgres' });
+  await primary.connect();
+  cleanups.push(() => primary.end());
+  await primary.query(`alter system set archive_command = 'false'`);
+  await primary.query('select pg_reload_conf()');
   cleanups.push(async () => {
-    await cluster.pg.query('alter system reset archive_command');
-    await cluster.pg.query('select pg_reload_conf()');
+    await primary.query('alter system reset archive_command');
+    await primary.query('select pg_reload_conf()');
   });
-  await cluster.pg.query(`insert into accounts values (10001, 1)`);
-  await cluster.pg.query('select pg_switch_wal()');
+  await primary.query(`insert into accounts values (10001, 1)`);
+  await primary.query('select pg_switch_wal()');
   await waitFor('the archiver to fail', async () => {
-    const [s] = await cluster.pg.query<{ failing: boolean }>(
+    const { rows: [s] } = await primary.query<{ failing: boolean }>(
       'select failed_count > 0 and (last_archived_time is null or last_failed_time > last_archived_time) as failing from pg_stat_archiver',
     );
     return s?.failing ? true : undefined;
@@ -178,12 +184,13 @@ it('refuses a checkpoint while the archiver is failing, with the failure and the
 
   const r = await lifeboat('checkpoint', '--runbook', 'ckpt', '--label', 'while-failing');
   expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(new RegExp(`^primary re-pointed to 127\\.0\\.0\\.1:${runbook.restore.port} \\(timeline 2\\) by recovery recover-ckpt-`));
   const id = startedId(r.stderr);
   expect(r.stderr).toMatch(
     new RegExp(
       `^lifeboat: migrationCheckpoint ${id} failed: no checkpoint "while-failing" for runbook ckpt: a recovery to it could not be trusted: ` +
         'archiver failing: \\d+ failures?, last [0-9A-F]{24} at \\S+\\n' +
-        'HINT: the last success was [0-9A-F]{24} at \\S+\\n' +
+        'HINT: the last success was (?:[0-9A-F]{24}|[0-9A-F]{8}\\.history) at \\S+\\n' +
         'HINT: PostgreSQL keeps retrying; meanwhile WAL piles up in pg_wal, and a full disk stops the primary\\n' +
         'HINT: the PostgreSQL log says why: look for "archive command failed" and the lifeboat archive-push lines before it\\n' +
         'HINT: nothing was written to the primary; fix the above \\(lifeboat check --runbook ckpt shows the same\\) and run the checkpoint again\\n' +
