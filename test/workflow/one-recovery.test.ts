@@ -99,7 +99,7 @@ describe('one recovery per runbook', () => {
     expected = 1;
     const third = await h.start({ target: TIME_TARGET });
     await h.waitForStep(third, 'approve-fence', 'awaiting-approval');
-    expect(await scheduled(third)).toEqual(['checkNoOtherRecovery', 'preflight', 'checkRestoreSite', 'captureForensics']);
+    expect(await scheduled(third)).toEqual(['checkNoOtherRecovery', 'preflight', 'checkRestoreSite', 'checkCacheEndpoints', 'checkTrafficEndpoint', 'captureForensics']);
     await third.terminate('test over');
   });
 
@@ -108,7 +108,7 @@ describe('one recovery per runbook', () => {
     const [a, b] = await Promise.all([h.start({ target: TIME_TARGET, concurrent: true }), h.start({ target: TIME_TARGET, concurrent: true })]);
     await Promise.all([h.waitForStep(a, 'approve-fence', 'awaiting-approval'), h.waitForStep(b, 'approve-fence', 'awaiting-approval')]);
     expect(h.calls.log.filter((l) => l.startsWith('preflight'))).toHaveLength(2);
-    for (const wf of [a, b]) expect(await scheduled(wf)).toEqual(['preflight', 'checkRestoreSite', 'captureForensics']);
+    for (const wf of [a, b]) expect(await scheduled(wf)).toEqual(['preflight', 'checkRestoreSite', 'checkCacheEndpoints', 'checkTrafficEndpoint', 'captureForensics']);
     await Promise.all([a.terminate('test over'), b.terminate('test over')]);
   });
 });
