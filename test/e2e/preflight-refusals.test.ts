@@ -114,7 +114,7 @@ async function refused(wf: WorkflowHandle, type: string): Promise<{ message: str
   const error = status.steps[0]!.error!;
   expect(error.type).toBe(type);
   // The machinery's own hint, unless the refusal already says what was not touched.
-  expect(error.hints.at(-1) === NOTHING_TOUCHED_HINT || error.hints.some((h) => h.startsWith('nothing was fenced'))).toBe(true);
+  expect(error.hints.at(-1) === NOTHING_TOUCHED_HINT || error.hints.some((h) => h.startsWith('nothing was fenced') || h.startsWith('nothing was touched'))).toBe(true);
   // Nothing was fenced, so nothing may say it was.
   for (const line of [error.message, ...error.hints, cause.message]) expect(line).not.toMatch(/stay fenced|left fenced|writers are fenced/);
   // History is readable by everyone with the UI: no secret in it.
@@ -238,6 +238,31 @@ describe('preflight refuses what the run would meet after the fence, ending the 
     expect(r.message).toMatch(new RegExp(`^cache 1 of runbook ${tc.name}: Redis at \\$${REDIS_ENV} \\(127\\.0\\.0\\.1:${redis.port}\\) does not answer PING: .*ECONNREFUSED`));
     expect(r.hints).toContain(`is Redis up and reachable from the workers of the lifeboat queue? (redis-cli -h 127.0.0.1 -p ${redis.port} ping)`);
     expect(r.hints).toContain('bring it up or fix the runbook\'s caches list, then start the recovery again');
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('a target before the oldest backup is refused with BACKUP_NOT_FOUND', async () => {
+    const before = await snapshot();
+    const r = await refused(await start({ target: { time: '2000-01-01T00:00:00Z' } }), 'BACKUP_NOT_FOUND');
+    expect(r.message).toMatch(/2000-01-01T00:00:00Z/);
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('a role without the grants the runbook needs is refused with PRIVILEGE_MISSING, each piece with its SQL', async () => {
+    // The same cluster and repository, through a runbook whose role was never granted anything.
+    await tc.pg.query('create role ops_nogrants login');
+    const yaml = readFileSync(tc.runbookFile, 'utf8')
+      .replace(`name: ${tc.name}\n`, `name: ${tc.name}-ops\ncluster_name_placeholder`)
+      .replace('cluster_name_placeholdercluster:\n', `cluster:\n  name: ${tc.name}\n`)
+      .replace(/user: \w+ \}/, 'user: ops_nogrants }');
+    expect(yaml).toContain('user: ops_nogrants }');
+    expect(yaml).toContain(`  name: ${tc.name}\n`);
+    writeFileSync(path.join(runbooksDir, `${tc.name}-ops.yaml`), yaml);
+    const before = await snapshot();
+    const r = await refused(await start({ runbook: `${tc.name}-ops` }), 'PRIVILEGE_MISSING');
+    expect(r.message).toMatch(/ops_nogrants/);
+    expect(r.hints.join('\n')).toMatch(/GRANT EXECUTE ON FUNCTION pg_catalog\.pg_switch_wal\(\) TO "?ops_nogrants"?/);
+    expect(r.hints.join('\n')).toContain(`lifeboat grants --runbook ${tc.name}-ops`);
     expect(await snapshot()).toBe(before);
   });
 
