@@ -301,6 +301,41 @@ export const Drill = z.strictObject({
   targetWindow: duration.default(24 * 3600),
 });
 
+/** A delay of 0 (no delay) or more: "1h", "10m", "90s", 0. */
+const delay = z
+  .union([z.string(), z.number()], { error: 'expected a delay such as "1h", "10m" or 0 (no delay)' })
+  .transform((v, ctx) => {
+    const seconds = parseDurationSeconds(v);
+    if (seconds === undefined || !Number.isInteger(seconds)) {
+      ctx.addIssue({ code: 'custom', message: 'expected a delay such as "1h", "10m" or 0 (no delay)' });
+      return z.NEVER;
+    }
+    return seconds;
+  });
+
+/**
+ * Extension (DESIGN.md §4.4): a warm standby Lifeboat builds from a backup and
+ * keeps replaying from the archive, `delay` behind (recovery_min_apply_delay).
+ * For now it lives on restore.host: a recovery that uses it moves its data
+ * directory into restore.dataDir (a rename, so the same file system), where
+ * every later step expects the restored copy.
+ */
+export const Standby = z.strictObject(
+  {
+    host: identifier('a host name'),
+    dataDir: absolutePath('the standby data directory'),
+    port,
+    delay,
+    /** Segments the standby may trail the archive's newest by before `lifeboat check` calls it fallen behind. */
+    maxLagSegments: z
+      .number({ error: 'expected a whole number of WAL segments of at least 1' })
+      .int({ error: 'expected a whole number of WAL segments of at least 1' })
+      .min(1, { error: 'expected a whole number of WAL segments of at least 1' })
+      .optional(),
+  },
+  { error: 'expected a mapping with host, dataDir, port and delay (and optionally maxLagSegments)' },
+);
+
 export const Backup = z.strictObject({
   /** The host whose worker runs pg_basebackup (its `lifeboat-host-<host>` queue). */
   host: identifier('a host name').optional(),
@@ -337,7 +372,9 @@ export const Runbook = z
     objectives: Objectives,
     drill: Drill.optional(),
     notify: z.strictObject({ webhookUrlEnv: envName }, { error: 'expected a mapping with webhookUrlEnv' }).optional(),
+    standby: Standby.optional(),
   })
+  .superRefine((rb, ctx) => standbyApart(rb, ctx))
   .superRefine((rb, ctx) => {
     if (!rb.drill || rb.drill.host !== rb.restore.host) return;
     // Same host: a drill must not touch what a real recovery uses.
@@ -356,6 +393,47 @@ export const Runbook = z
       });
     }
   });
+
+/** `a` is `b` or lies inside it (or the other way round): one directory would hold the other. */
+function nested(a: string, b: string): boolean {
+  const x = a.replace(/\/+$/, '');
+  const y = b.replace(/\/+$/, '');
+  return x === y || x.startsWith(`${y}/`) || y.startsWith(`${x}/`);
+}
+
+/** The standby never shares a directory or a port with the restore or the drill on its host. */
+function standbyApart(rb: { restore: z.output<typeof Restore>; drill?: z.output<typeof Drill> | undefined; standby?: z.output<typeof Standby> | undefined }, ctx: z.RefinementCtx): void {
+  const s = rb.standby;
+  if (!s) return;
+  if (s.host !== rb.restore.host) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['standby', 'host'],
+      message: `expected restore.host (${rb.restore.host}): a recovery that uses the standby moves its data directory into restore.dataDir on that host`,
+    });
+    return;
+  }
+  const others: Array<{ field: string; dataDir: string; port: number; why: string }> = [
+    { field: 'restore', dataDir: rb.restore.dataDir, port: rb.restore.port, why: 'a recovery' },
+    ...(rb.drill && rb.drill.host === s.host ? [{ field: 'drill', dataDir: rb.drill.dataDir, port: rb.drill.port, why: 'a drill' }] : []),
+  ];
+  for (const o of others) {
+    if (nested(s.dataDir, o.dataDir)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['standby', 'dataDir'],
+        message: `expected a directory apart from ${o.field}.dataDir (${o.dataDir}) on host ${s.host} (${o.why} there would overwrite the standby)`,
+      });
+    }
+    if (s.port === o.port) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['standby', 'port'],
+        message: `expected a port other than ${o.field}.port on host ${s.host} (the standby and ${o.why} could not both listen there)`,
+      });
+    }
+  }
+}
 
 export type Runbook = z.output<typeof Runbook>;
 export type RunbookInput = z.input<typeof Runbook>;
