@@ -100,6 +100,23 @@ repoOptions(
     .option('--json', 'print the report as JSON'),
 ).action((opts) => runCommand(() => import('./commands/check'), opts));
 
+const standbyCmd = program
+  .command('standby')
+  .description('the warm standby of a runbook (its standby: section): built from a backup, replaying from the archive `delay` behind; run on its host');
+repoOptions(
+  standbyCmd
+    .command('build')
+    .description('build the standby from the newest usable backup (the old copy moved aside, never deleted) and start it; a healthy one is kept, a stopped one restarted')
+    .option('--force', 'rebuild from a backup even when the standby is healthy')
+    .option('--json', 'print the result as JSON'),
+).action((opts) => runCommand(() => import('./commands/standby'), { ...opts, action: 'build' }));
+repoOptions(
+  standbyCmd
+    .command('status')
+    .description('replay position and last replayed commit against the archive\'s newest segment; exits 1 when it fell off or is not running')
+    .option('--json', 'print the status as JSON'),
+).action((opts) => runCommand(() => import('./commands/standby'), { ...opts, action: 'status' }));
+
 temporalOptions(
   repoOptions(
     program
@@ -170,6 +187,7 @@ repoOptions(
     .argument('<file>', 'first segment to fetch (with --after: the segment just served)')
     .option('--after', 'start after <file>, and only when fewer than half of the next --count segments are spooled')
     .option('--follow', 'stay: keep --count segments spooled after <file> while replay takes them, until idle')
+    .option('--starting', 'with --follow: <file> itself is the first segment to fetch')
     .requiredOption('--spool-dir <dir>', 'prefetch spool')
     .addOption(new Option('--count <n>', 'how many segments').default('8')),
 ).action((file: string, opts) => runCommand(() => import('./commands/archive-prefetch'), { ...opts, file }));

@@ -256,10 +256,11 @@ export interface RunbookRef {
 
 /**
  * Which instance a restore activity acts on: the runbook's `restore` (the
- * default, a recovery) or its `drill` (restoreDrill's isolated copy).
- * Resolved in one place, src/restore/site.ts.
+ * default, a recovery), its `drill` (restoreDrill's isolated copy) or its
+ * `standby` (the warm standby src/standby/ builds; only restore-base-backup
+ * is ever called with it). Resolved in one place, src/restore/site.ts.
  */
-export type RestoreInstanceKind = 'restore' | 'drill';
+export type RestoreInstanceKind = 'restore' | 'drill' | 'standby';
 
 export interface InstanceRef {
   instance?: RestoreInstanceKind;

@@ -37,11 +37,11 @@ export interface PrepareInput {
 
 /** "restore.dataDir" or "drill.dataDir": the runbook field an operator would fix. */
 function field(input: PrepareInput): string {
-  return `${input.instance === 'drill' ? 'drill' : 'restore'}.dataDir`;
+  return `${input.instance === 'drill' || input.instance === 'standby' ? input.instance : 'restore'}.dataDir`;
 }
 
 function whose(input: PrepareInput): string {
-  return input.instance === 'drill' ? 'this drill' : 'this recovery';
+  return input.instance === 'drill' ? 'this drill' : input.instance === 'standby' ? 'the standby' : 'this recovery';
 }
 
 export type Prepared =

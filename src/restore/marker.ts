@@ -36,7 +36,7 @@ export interface RestoreMarker {
    * earlier drill's copy is ours to move aside; a recovery's never is.
    * Absent in markers of recoveries (and of markers written before drills).
    */
-  instance?: 'drill';
+  instance?: 'drill' | 'standby';
   /** What the backup needs to measure replay against. */
   backup: { startLsn: string; timeline: number; walSegmentSize: number };
   /** Where a directory found at dataDir was moved (reported again by a retry). */
@@ -108,7 +108,7 @@ export async function updateMarker(dataDir: string, marker: RestoreMarker, chang
 
 /** "workflow W (run R), backup B, state S since T": how a marker is shown to an operator. */
 export function describeMarker(m: RestoreMarker): string {
-  return `${m.instance === 'drill' ? 'restore drill, ' : ''}workflow ${m.workflowId} (run ${m.runId}), backup ${m.backupId}, state ${m.state} since ${m.at}`;
+  return `${m.instance === 'drill' ? 'restore drill, ' : m.instance === 'standby' ? 'warm standby, ' : ''}workflow ${m.workflowId} (run ${m.runId}), backup ${m.backupId}, state ${m.state} since ${m.at}`;
 }
 
 /**

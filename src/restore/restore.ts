@@ -97,7 +97,7 @@ async function restoreClaimed(
   const { site, repo, meta, stage } = ctx;
   const pg = site.pg;
   const cluster = clusterName(runbook);
-  if (site.instance === 'drill') await requireFreePort(site, input.workflowId);
+  if (site.instance !== 'restore') await requireFreePort(site, input.workflowId);
 
   const prepared = await prepareDataDir({
     pg,
@@ -106,7 +106,7 @@ async function restoreClaimed(
     workflowId: input.workflowId,
     runId: input.runId,
     backupId: input.backupId,
-    ...(site.instance === 'drill' ? { instance: 'drill' as const } : {}),
+    ...(site.instance !== 'restore' ? { instance: site.instance } : {}),
   });
   if (prepared.kind === 'reuse') {
     // A retry after the configuration check failed (e.g. restore.hbaFile added since).
@@ -122,7 +122,7 @@ async function restoreClaimed(
     state: 'extracting',
     at: new Date().toISOString(),
     mode: input.mode,
-    ...(site.instance === 'drill' ? { instance: 'drill' as const } : {}),
+    ...(site.instance !== 'restore' ? { instance: site.instance } : {}),
     backup: { startLsn: meta.startLsn, timeline: meta.timeline, walSegmentSize: meta.walSegmentSize },
     ...(prepared.movedAside ? { movedAside: prepared.movedAside } : {}),
   };

@@ -20,8 +20,8 @@ export interface RestoreSite {
   address: string;
   mode: 'side-by-side' | 'in-place';
   pg: PgHost;
-  /** The runbook section that names it, for messages: "restore" or "drill". */
-  field: 'restore' | 'drill';
+  /** The runbook section that names it, for messages: "restore", "drill" or "standby". */
+  field: 'restore' | 'drill' | 'standby';
 }
 
 /**
@@ -37,6 +37,16 @@ export function restoreSite(runbook: Runbook, instance: RestoreInstanceKind = 'r
   if (instance === 'restore') {
     const r = runbook.restore;
     return { instance, host: r.host, dataDir: r.dataDir, port: r.port, address: r.address, mode: r.mode, pg: { dataDir: r.dataDir, pgBin, osUser }, field: 'restore' };
+  }
+  if (instance === 'standby') {
+    const s = runbook.standby;
+    if (!s) {
+      throw new LifeboatError('RUNBOOK_INVALID', `runbook ${runbook.name} has no standby section, so no standby can be built`, {
+        hints: ['add one, e.g. standby: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/standby, port: 5434, delay: 1h }', 'nothing was touched'],
+      });
+    }
+    // Loopback only, like a drill: nothing but Lifeboat may reach a standby and take it for the database.
+    return { instance, host: s.host, dataDir: s.dataDir, port: s.port, address: DRILL_ADDRESS, mode: 'side-by-side', pg: { dataDir: s.dataDir, pgBin, osUser }, field: 'standby' };
   }
   const d = runbook.drill;
   if (!d) {
@@ -57,5 +67,5 @@ export function siteClientConfig(runbook: Runbook, site: RestoreSite, overrides:
 
 /** "the drill copy" / "the restored copy": how messages name the instance. */
 export function siteLabel(site: RestoreSite): string {
-  return site.instance === 'drill' ? 'the drill copy' : 'the restored copy';
+  return site.instance === 'drill' ? 'the drill copy' : site.instance === 'standby' ? 'the standby' : 'the restored copy';
 }

@@ -11,7 +11,9 @@ import { isComplete, readCatalog, readWalArchive } from '../../catalog/catalog';
 import { analyzeChain, describeChainProblems, type ChainReport, type HealthProblem } from '../../catalog/chain';
 import { withPrimaryOverlay, type OverlaidRunbook } from '../../catalog/primary';
 import { twoWriterProblems, type ServerSample } from '../../catalog/writers';
-import { isLifeboatError } from '../../errors';
+import { errorMessage, isLifeboatError } from '../../errors';
+import type { Runbook } from '../../runbook/schema';
+import { readStandbyStatus, standbyLine, type StandbyStatus } from '../../standby/status';
 import { resolveRepoTarget, type RepoOptions } from '../context';
 import { formatDuration } from '../format';
 import { EXIT, printJson } from '../run';
@@ -98,6 +100,10 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
     }),
   );
   for (const e of entries) if (e.status === 'incomplete') notes.push(`backup ${e.backupId} is incomplete and ignored: ${e.problem}`);
+  // The warm standby, when the runbook declares one: read on its host (its data directory and loopback port).
+  const standby = runbook?.standby ? await readStandbyStatus(runbook).catch((err: unknown) => errorMessage(err)) : undefined;
+  if (typeof standby === 'string') notes.push(`standby not checked: ${standby}`);
+  else if (standby) problems.push(...standbyProblems(runbook!, standby));
 
   const healthy = problems.length === 0;
   if (opts.json) {
@@ -111,6 +117,7 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
       servers,
       backups: { verified: complete.map((e) => e.backupId), incomplete: entries.filter((e) => e.status === 'incomplete') },
       chain,
+      ...(standby && typeof standby !== 'string' ? { standby } : {}),
       problems,
       notes,
     });
@@ -126,6 +133,7 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
   );
   if (archiver) out.push(archiverLine(archiver));
   for (const line of chainLines(chain)) out.push(line);
+  if (standby && typeof standby !== 'string') out.push(standbyLine(standby));
   for (const n of notes) if (!(overlaid?.applied && n === overlaid.note)) out.push(`note: ${n}`);
   out.push('');
   for (const p of problems) {
@@ -161,4 +169,13 @@ function chainLines(chain: ChainReport): string[] {
         : '';
     return `WAL timeline ${t.timeline}: ${span}${from}${checked}`;
   });
+}
+
+/** The standby as findings: fallen off or not running is a problem (the warm path is gone); behind, a warning. */
+function standbyProblems(runbook: Runbook, s: StandbyStatus): HealthProblem[] {
+  const build = `lifeboat standby build --runbook ${runbook.name} (on host ${runbook.standby!.host})`;
+  if (s.fellOff) {
+    return [{ kind: 'standby-fell-off', message: `standby in ${s.dataDir}: ${s.fellOff}; recoveries restore from a backup until it is rebuilt`, hints: [`rebuild it: ${build}; the old copy is moved aside, never deleted`] }];
+  }
+  return s.warnings.map((w) => ({ kind: 'standby-behind', message: `standby in ${s.dataDir}: ${w}`, hints: s.state === 'stopped' ? [`start it: ${build}`] : [`see lifeboat standby status --runbook ${runbook.name} and its server log${s.logFile ? ` ${s.logFile}` : ''}`] }));
 }

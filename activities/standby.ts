@@ -1,0 +1,39 @@
+// Activities of the warm standby (DESIGN.md §4.4), on the standby's host
+// queue (`lifeboat-host-<standby.host>`, today restore.host): build it (for a
+// schedule or a workflow that keeps it fresh), read its status, and let a
+// recovery take it over instead of restoring a backup (src/standby/adopt.ts).
+import { Context } from '@temporalio/activity';
+import type { RestoreProgress } from '../src/recovery/contract';
+import { restoreText } from '../src/recovery/progress-text';
+import { loadRunbook } from '../src/runbook/load';
+import { buildStandby as build, type StandbyBuildResult } from '../src/standby/build';
+import { readStandbyStatus, type StandbyStatus } from '../src/standby/status';
+import { heartbeat, lifeboatActivity } from './failure';
+
+/**
+ * Builds the standby from the newest usable backup, or keeps (restarts) the
+ * one there. Run twice: the second finds the first's standby healthy and
+ * keeps it, or its interrupted extraction (provably the standby's, by its
+ * marker) and moves it aside before building again.
+ */
+export async function buildStandby(input: { runbook: string; force?: boolean }): Promise<StandbyBuildResult> {
+  const ctx = Context.current();
+  return lifeboatActivity(async () => {
+    const runbook = await loadRunbook(input.runbook);
+    let last = { phase: '', at: 0 };
+    return build(runbook, {
+      signal: ctx.cancellationSignal,
+      ...(input.force ? { force: true } : {}),
+      onProgress: (p) => {
+        if (p.phase === last.phase && Date.now() - last.at < 1000) return;
+        last = { phase: p.phase, at: Date.now() };
+        heartbeat('bytes' in p ? { ...p, text: restoreText(p as RestoreProgress) } : p);
+      },
+    });
+  });
+}
+
+/** Where the standby is against the archive. Reads only. */
+export async function standbyStatus(input: { runbook: string }): Promise<StandbyStatus> {
+  return lifeboatActivity(async () => readStandbyStatus(await loadRunbook(input.runbook)));
+}

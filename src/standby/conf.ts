@@ -1,0 +1,67 @@
+// The warm standby's recovery settings: the same delimited block replay-wal
+// writes (src/restore/recovery-conf.ts), for "the end of the archive" (no
+// target, standby.signal: PostgreSQL keeps asking restore_command for the
+// next segment instead of promoting), plus recovery_min_apply_delay.
+//
+// When a recovery takes the standby over, replay-wal replaces the block
+// whole, so the delay goes with it and the target comes in.
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { BLOCK_END, recoveryLines, shellWord, withRecoveryBlock, writeSignalFile } from '../restore/recovery-conf';
+import { chownToUser } from '../restore/os-user';
+import { clusterName, type Runbook } from '../runbook/schema';
+import { lifeboatCommand } from '../tools';
+
+/** The identity a standby's marker and claim carry where a recovery's carry its workflow id. */
+export function standbyOwner(runbook: Runbook): string {
+  return `lifeboat-standby-${runbook.name}`;
+}
+
+export function standbyLines(runbook: Runbook, s: { port: number; socketDir: string; delaySeconds: number }): string[] {
+  const cluster = clusterName(runbook);
+  const lines = recoveryLines({
+    port: s.port,
+    // Loopback only: nothing but Lifeboat may reach the standby and take it for the database.
+    listenAddress: '127.0.0.1',
+    socketDir: s.socketDir,
+    restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}`,
+    target: { latest: true },
+    workflowId: standbyOwner(runbook),
+    // A standby must never archive: promoted by mistake it would push a
+    // timeline of its own into the production repository.
+    archiveOff: true,
+  });
+  const end = lines.indexOf(BLOCK_END);
+  // recovery_min_apply_delay holds back only commit records, by the time in
+  // the record (the primary's clock) against the standby's: WAL keeps
+  // arriving, commits become visible `delay` after they happened.
+  lines.splice(end, 0, `recovery_min_apply_delay = '${s.delaySeconds}s'`);
+  return lines;
+}
+
+/** Writes the standby's block into postgresql.auto.conf and standby.signal; true when the settings changed. */
+export async function writeStandbyConf(runbook: Runbook, dataDir: string, s: { port: number; socketDir: string; delaySeconds: number }, osUser: string): Promise<boolean> {
+  const file = path.join(dataDir, 'postgresql.auto.conf');
+  const before = await readFile(file, 'utf8').catch(() => '');
+  const after = withRecoveryBlock(before, standbyLines(runbook, s));
+  await writeSignalFile(dataDir, 'standby', osUser);
+  if (before === after) return false;
+  const tmp = `${file}.lifeboat-tmp`;
+  try {
+    await writeFile(tmp, after, { mode: 0o600 });
+    await chownToUser(tmp, osUser);
+    await rename(tmp, file);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  return true;
+}
+
+/** "1h", "10m 5s", "20s", "no delay": a delay as an operator reads it. */
+export function formatDelay(seconds: number): string {
+  if (seconds === 0) return 'no delay';
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return [h ? `${h}h` : '', m ? `${m}m` : '', s ? `${s}s` : ''].filter(Boolean).join(' ');
+}
