@@ -13,6 +13,7 @@ import { failureMessage } from '../client/failure';
 import { errorMessage } from '../errors';
 import type { DecideUpdate, PendingDecision, RecoveryStatus, StepRecord } from '../recovery/contract';
 import { RECOVERY_WORKFLOW, decideUpdate, statusQuery } from '../recovery/messages';
+import { checklistLines } from '../cli/ui-link';
 
 export type RefusalCode = 'UNKNOWN_WORKFLOW' | 'RUN_ENDED' | 'NOT_WAITING' | 'NOT_AN_APPROVER' | 'REFUSED' | 'TEMPORAL_UNAVAILABLE';
 
@@ -32,10 +33,12 @@ export interface Accepted {
   record: StepRecord;
   /** What the run waits for after the decision, when it could be read. */
   pending?: PendingDecision;
+  /** The run the decision went to, for the link to its checklist. */
+  runId: string;
 }
 
 export type DecideResult = { accepted: Accepted } | { refused: Refusal };
-export type StatusResult = { status: RecoveryStatus; running: boolean } | { refused: Refusal };
+export type StatusResult = { status: RecoveryStatus; running: boolean; runId: string } | { refused: Refusal };
 
 // A query or update waits for a worker; without one it would wait for the
 // RPC's own timeout while the chat user stares at a spinner (Slack gives up
@@ -46,12 +49,14 @@ const UPDATE_TIMEOUT_MS = 30_000;
 export async function readStatus(client: Client, workflowId: string): Promise<StatusResult> {
   const handle = client.workflow.getHandle(workflowId);
   let running: boolean;
+  let runId: string;
   try {
     const description = await client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.describe());
     if (description.type !== RECOVERY_WORKFLOW) {
       return { refused: { code: 'UNKNOWN_WORKFLOW', status: 404, message: `${workflowId} is a ${description.type} run, not ${RECOVERY_WORKFLOW}` } };
     }
     running = description.status.name === 'RUNNING';
+    runId = description.runId;
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
       return { refused: { code: 'UNKNOWN_WORKFLOW', status: 404, message: `no recovery run ${workflowId} (lifeboat recover prints the id, recover-<runbook>-<time>)` } };
@@ -60,7 +65,7 @@ export async function readStatus(client: Client, workflowId: string): Promise<St
   }
   try {
     const status = await client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(statusQuery));
-    return { status, running };
+    return { status, running, runId };
   } catch (err) {
     return { refused: unavailable(err, running ? 'is a worker polling its task queue?' : undefined) };
   }
@@ -100,7 +105,7 @@ export async function decide(client: Client, workflowId: string, update: DecideU
   // Best effort: the decision is taken whether or not this look answers.
   const after = await readStatus(client, workflowId).catch(() => undefined);
   const next = after && 'status' in after ? after.status.pending : undefined;
-  return { accepted: { workflowId, decision, step, by, record, ...(next ? { pending: next } : {}) } };
+  return { accepted: { workflowId, decision, step, by, record, runId: look.runId, ...(next ? { pending: next } : {}) } };
 }
 
 function unavailable(err: unknown, hint?: string): Refusal {
@@ -115,13 +120,18 @@ function unavailable(err: unknown, hint?: string): Refusal {
 
 // ---------------------------------------------------------------- words for the chat
 
-export function acceptedText(a: Accepted, chatUser: string): string {
+/** The line a reply ends with when the Temporal UI's address is known: where the run's checklist is. */
+export function uiLine(ui: string | undefined): string[] {
+  return ui ? [checklistLines(ui).join(' ')] : [];
+}
+
+export function acceptedText(a: Accepted, chatUser: string, ui?: string): string {
   const { record, pending } = a;
   let now = `${a.step} is now ${record.state}`;
   if (record.state === 'awaiting-approval' && pending?.step === a.step) {
     now += `: approved by ${pending.approvedBy.join(', ') || 'nobody yet'}, needs ${pending.min} of ${pending.approvers.join(', ') || 'any approver'}`;
   }
-  return `${a.decision} of ${a.step} by ${a.by} (${chatUser}) on ${a.workflowId}: accepted; ${now}`;
+  return [`${a.decision} of ${a.step} by ${a.by} (${chatUser}) on ${a.workflowId}: accepted; ${now}`, ...uiLine(ui)].join('\n');
 }
 
 export function refusalText(r: Refusal, what: string): string {
@@ -129,7 +139,7 @@ export function refusalText(r: Refusal, what: string): string {
 }
 
 /** A short status for a chat window: phase, what is waiting and how to answer, steps that have started. */
-export function statusText(workflowId: string, s: RecoveryStatus, running: boolean, command: string): string {
+export function statusText(workflowId: string, s: RecoveryStatus, running: boolean, command: string, ui?: string): string {
   const target = Object.entries(s.target)
     .map(([k, v]) => (k === 'latest' ? 'latest' : `${k} ${String(v)}`))
     .join(', ');
@@ -147,5 +157,5 @@ export function statusText(workflowId: string, s: RecoveryStatus, running: boole
     }
   }
   for (const step of s.steps) if (step.state !== 'pending') lines.push(`  ${step.id}: ${step.state}${step.summary ? ` (${step.summary})` : ''}`);
-  return lines.join('\n');
+  return [...lines, ...uiLine(ui)].join('\n');
 }

@@ -18,7 +18,9 @@
 // failures are never 2xx on either endpoint. Every reply carries
 // X-Lifeboat-Outcome with the one-word outcome the log line also has.
 // A slash command whose answer takes longer than Slack waits (3 s) is
-// answered "follows" and finished through its response_url.
+// answered "follows" and finished through its response_url. Replies about a
+// run end with the link to its checklist in the Temporal UI when the UI's
+// address is known (uiUrl, else LIFEBOAT_UI_URL).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
@@ -29,6 +31,7 @@ import { ReplayGuard, verifySignature } from './auth';
 import { checkDecision, DecideBody, helpText, parseCommandText, StatusBody, type ChatCommand } from './commands';
 import { RateLimiter } from './rate-limit';
 import type { UserTable } from './users';
+import { runPage, UI_URL_ENV } from '../cli/ui-link';
 
 export interface ChatopsOptions {
   /** Default 127.0.0.1: put a TLS-terminating proxy in front to expose it. */
@@ -50,6 +53,8 @@ export interface ChatopsOptions {
   slackReplyWithinMs?: number;
   /** response_url values used for that (default https://hooks.slack.com/). */
   slackResponseUrlPrefix?: string;
+  /** The Temporal UI's address, for links to a run's checklist (default: LIFEBOAT_UI_URL; no link when neither is set). */
+  uiUrl?: string;
 }
 
 export interface ChatopsServer {
@@ -89,6 +94,8 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
   const nowSeconds = opts.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
   const log = opts.log ?? ((line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`));
   const defaultCommand = opts.command ?? '/lifeboat';
+  const uiBase = (opts.uiUrl ?? process.env[UI_URL_ENV])?.trim().replace(/\/+$/, '') || undefined;
+  const link = (workflowId: string, runId: string) => (uiBase ? runPage(uiBase, opts.temporal.namespace, workflowId, runId) : undefined);
 
   async function route(req: IncomingMessage, path: string, fields: LogFields): Promise<Reply> {
     if (path === ROUTES.health) {
@@ -157,14 +164,14 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
   async function slackStatus(workflowId: string, command: string): Promise<Reply> {
     const look = await readStatus(client, workflowId);
     if ('refused' in look) return slack(outcomeOf(look.refused), 'ephemeral', refusalText(look.refused, `status of ${workflowId}`));
-    return slack('status', 'ephemeral', statusText(workflowId, look.status, look.running, command));
+    return slack('status', 'ephemeral', statusText(workflowId, look.status, look.running, command, link(workflowId, look.runId)));
   }
 
   async function slackDecide(cmd: ChatCommand & { kind: 'decide' }, approver: string, chatUser: string): Promise<Reply> {
     const result = await decide(client, cmd.workflowId, toUpdate(cmd, approver));
     if ('refused' in result) return slack(outcomeOf(result.refused), 'ephemeral', refusalText(result.refused, `${cmd.decision} of ${cmd.step} by ${approver}`));
     // Accepted decisions are shown to the channel: the others on the incident see who decided.
-    return slack('accepted', 'in_channel', acceptedText(result.accepted, chatUser));
+    return slack('accepted', 'in_channel', acceptedText(result.accepted, chatUser, link(cmd.workflowId, result.accepted.runId)));
   }
 
   /**
@@ -213,10 +220,16 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     const result = await decide(client, b.data.workflowId, toUpdate(checked.value, approver));
     if ('refused' in result) return refusedJson(result.refused);
     const a = result.accepted;
+    const ui = link(a.workflowId, a.runId);
     return {
       status: 200,
       outcome: 'accepted',
-      body: { accepted: true, workflowId: a.workflowId, step: a.step, decision: a.decision, by: a.by, state: a.record.state, record: a.record, ...(a.pending ? { pending: a.pending } : {}), message: acceptedText(a, b.data.user) },
+      body: {
+        accepted: true, workflowId: a.workflowId, step: a.step, decision: a.decision, by: a.by, state: a.record.state, record: a.record,
+        ...(a.pending ? { pending: a.pending } : {}),
+        ...(ui ? { ui } : {}),
+        message: acceptedText(a, b.data.user, ui),
+      },
     };
   }
 
@@ -233,7 +246,8 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     fields.approver = approver;
     const look = await readStatus(client, b.data.workflowId);
     if ('refused' in look) return refusedJson(look.refused);
-    return { status: 200, outcome: 'status', body: { workflowId: b.data.workflowId, running: look.running, status: look.status } };
+    const ui = link(b.data.workflowId, look.runId);
+    return { status: 200, outcome: 'status', body: { workflowId: b.data.workflowId, running: look.running, status: look.status, ...(ui ? { ui } : {}) } };
   }
 
   // ---------------------------------------------------------------- the server

@@ -1,4 +1,5 @@
-// The Temporal Web UI page of a run, for `lifeboat recover` to print. The
+// The Temporal Web UI page of a run, for `lifeboat recover`, `status`,
+// `pending` and chat-ops replies to print. The
 // UI's address cannot be read from TEMPORAL_ADDRESS (the frontend's gRPC
 // port), so: LIFEBOAT_UI_URL when set; else the Temporal CLI dev server's
 // own convention, its UI on the frontend's port + 1000 (7233 -> 8233, also
@@ -50,7 +51,29 @@ export async function temporalUiBase(address: string, env: NodeJS.ProcessEnv = p
   };
 }
 
-/** The run's page under a UI base address. */
-export function runPage(base: string, namespace: string, workflowId: string): string {
+/**
+ * The tab a link opens: User Metadata, whose Current Details hold the
+ * checklist (workflows/recovery/checklist.ts): what the run waits for, who
+ * may decide and how. Its route needs the run id: the UI (2.42) answers 400
+ * to /workflows/<id>/metadata, and only /workflows/<id> itself (the History
+ * tab, which shows none of that) works without one.
+ */
+export const CHECKLIST_TAB = { name: 'User Metadata', path: 'metadata' } as const;
+
+/** The run's checklist in the Temporal UI: its User Metadata tab, for one run of the workflow id. */
+export function runPage(base: string, namespace: string, workflowId: string, runId: string): string {
+  return `${workflowPage(base, namespace, workflowId)}/${encodeURIComponent(runId)}/${CHECKLIST_TAB.path}`;
+}
+
+/** The workflow id's page (its latest run, History tab), when no run id is known yet. */
+export function workflowPage(base: string, namespace: string, workflowId: string): string {
   return `${base}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+}
+
+/** The words before a link, so a reader knows where it lands and that the page goes stale. */
+export const CHECKLIST_LINK_NOTE = `the run's "${CHECKLIST_TAB.name}" tab (Current Details: the checklist; the page does not refresh itself, press R for the latest)`;
+
+/** The link under a line that says where it lands: the URL alone on its line, to copy or click. */
+export function checklistLines(url: string): [string, string] {
+  return [`Temporal UI, ${CHECKLIST_LINK_NOTE}:`, url];
 }

@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { Client as TemporalClient, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { Client as TemporalClient, Connection, WorkflowFailedError, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import { signedHeaders } from '../../src/chatops/auth';
@@ -38,7 +38,7 @@ let client: TemporalClient;
 let tc: TestCluster;
 let workers: RunningWorkers;
 let server: ChatopsServer;
-let wf: WorkflowHandle;
+let wf: WorkflowHandleWithFirstExecutionRunId;
 let auditFile: string;
 
 beforeAll(async () => {
@@ -86,6 +86,7 @@ beforeAll(async () => {
     ]),
     temporal: { address: temporalAddress(), namespace: 'default' },
     log: (l) => logs.push(l),
+    uiUrl: 'http://ui.example:8080/',
   });
   cleanups.push(() => server.close());
 });
@@ -93,6 +94,11 @@ afterAll(async () => {
   await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
+
+/** The line replies about the run end with: its checklist tab in the Temporal UI, under the run id. */
+const uiLine = () =>
+  `Temporal UI, the run's "User Metadata" tab (Current Details: the checklist; the page does not refresh itself, press R for the latest): ${uiLink()}`;
+const uiLink = () => `http://ui.example:8080/namespaces/default/workflows/${wf.workflowId}/${wf.firstExecutionRunId}/metadata`;
 
 function waitStep(step: string, state: string): Promise<RecoveryStatus> {
   return waitFor(`${step} to be ${state}`, async () => {
@@ -186,7 +192,7 @@ describe('lifeboat chatops on a real recovery run', () => {
       outcome: 'accepted',
       body: {
         response_type: 'in_channel',
-        text: `approve of approve-fence by alice (slack:UALICE) on ${id}: accepted; approve-fence is now awaiting-approval: approved by alice, needs 2 of alice, bob`,
+        text: `approve of approve-fence by alice (slack:UALICE) on ${id}: accepted; approve-fence is now awaiting-approval: approved by alice, needs 2 of alice, bob\n${uiLine()}`,
       },
     });
     const replayed = await post(server.url, '/slack/commands', body, headers);
@@ -211,7 +217,10 @@ describe('lifeboat chatops on a real recovery run', () => {
     const id = wf.workflowId;
     const res = await post(server.url, '/v1/decide', JSON.stringify({ workflowId: id, step: 'approve-fence', decision: 'approve', user: 'ops:bob', comment: 'agreed' }));
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ accepted: true, workflowId: id, step: 'approve-fence', decision: 'approve', by: 'bob', state: 'done', message: `approve of approve-fence by bob (ops:bob) on ${id}: accepted; approve-fence is now done` });
+    expect(res.body).toMatchObject({
+      accepted: true, workflowId: id, step: 'approve-fence', decision: 'approve', by: 'bob', state: 'done', ui: uiLink(),
+      message: `approve of approve-fence by bob (ops:bob) on ${id}: accepted; approve-fence is now done\n${uiLine()}`,
+    });
     expect(res.body.record).toMatchObject({ id: 'approve-fence', state: 'done', summary: 'approved by alice, bob' });
 
     const lines = await waitFor('both decisions in the audit log', async () => {
@@ -237,10 +246,11 @@ describe('lifeboat chatops on a real recovery run', () => {
     expect(text[1]).toMatch(/^waiting: disable-writers failed \(RUNBOOK_INVALID: none of gates\.writers\.readOnlyRoles \(app\) can log in/);
     expect(text[2]).toBe(`  /lifeboat retry|skip|abort ${id} disable-writers <reason>`);
     expect(text).toContain('  approve-fence: done (approved by alice, bob)');
+    expect(text.at(-1)).toBe(uiLine());
 
     const json = await post(server.url, '/v1/status', JSON.stringify({ workflowId: id, user: 'ops:bob' }));
     expect(json.status).toBe(200);
-    expect(json.body).toMatchObject({ workflowId: id, running: true, status: { runbook: 'chatops', pending: { step: 'disable-writers', kind: 'failed' } } });
+    expect(json.body).toMatchObject({ workflowId: id, running: true, ui: uiLink(), status: { runbook: 'chatops', pending: { step: 'disable-writers', kind: 'failed' } } });
 
     const abort = await post(server.url, '/v1/decide', JSON.stringify({ workflowId: id, step: 'disable-writers', decision: 'abort', user: 'ops:bob', reason: 'test over' }));
     expect(abort).toMatchObject({ status: 200, outcome: 'accepted', body: { by: 'bob', decision: 'abort' } });

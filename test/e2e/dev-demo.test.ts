@@ -298,12 +298,16 @@ Recover from the Temporal UI, http://127.0.0.1:8233
        Task Queue      lifeboat
        Workflow Type   recoverToPointInTime
        Input (JSON)    {"runbook":"demo","target":{"time":"2026-06-04T14:31:59Z"},"incident":"DEMO-1","reason":"bad UPDATE on orders"}
-  2. Open the run: its current details show the checklist. At each approval, Send a Signal
-     named approve with this input (approvers: alice and bob):
-       approve-fence     {"step":"approve-fence","by":"alice"}
-       approve-promote   {"step":"approve-promote","by":"alice"}
-                         then {"step":"approve-promote","by":"bob"}   (two approvers)
-       approve-resume    {"step":"approve-resume","by":"alice"}
+  2. Open the run (Workflows, then its id) and its "User Metadata" tab: under "Current Details"
+     the checklist says what the run waits for, who may decide and how. The page does not
+     refresh itself: press R (or reload) for the latest. With the exports below,
+     bin/lifeboat status recover-demo-20260604T143159Z prints a link straight to that tab.
+  3. At each approval: More Actions, Send an Update, pick decide, and send this input
+     (approvers: alice and bob); the UI shows the answer, accepted or why not:
+       approve-fence     {"step":"approve-fence","decision":"approve","by":"alice"}
+       approve-promote   {"step":"approve-promote","decision":"approve","by":"alice"}
+                         then {"step":"approve-promote","decision":"approve","by":"bob"}   (two approvers)
+       approve-resume    {"step":"approve-resume","decision":"approve","by":"alice"}
 
 Or from the CLI, in another terminal:
   export LIFEBOAT_RUNBOOKS_DIR=/srv/lifeboat/.lifeboat/dev/runbooks TEMPORAL_ADDRESS=127.0.0.1:7233 LIFEBOAT_UI_URL=http://127.0.0.1:8233

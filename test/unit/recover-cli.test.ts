@@ -217,7 +217,8 @@ describe('lifeboat recover against the Temporal server', () => {
         "  on task queue lifeboat: a worker must poll it (lifeboat worker), and the restore host's worker its host queue",
         'next:',
         `  lifeboat status ${workflowId} --watch`,
-        `  http://ui.example:8080/namespaces/default/workflows/${workflowId}`,
+        `  Temporal UI, the run's "User Metadata" tab (Current Details: the checklist; the page does not refresh itself, press R for the latest):`,
+        `  http://ui.example:8080/namespaces/default/workflows/${workflowId}/${(await handle.describe()).runId}/metadata`,
         '',
       ].join('\n'),
     );
@@ -259,6 +260,15 @@ describe('lifeboat recover against the Temporal server', () => {
     expect(status.code).toBe(1);
     expect(status.stdout).toMatch(/^Closed: TERMINATED at \d{4}-\d\d-\d\dT[\d:.]+Z$/m);
     expect(status.stdout).toContain('\n  terminated by the recover CLI test\n');
+    // With a UI known, status ends with the link to the run's checklist tab.
+    const linked = await lifeboat(['status', workflowId], { ...env(), LIFEBOAT_UI_URL: 'http://ui.example:8080' });
+    expect(linked.stdout.trimEnd().split('\n').slice(-3)).toEqual([
+      '',
+      `Temporal UI, the run's "User Metadata" tab (Current Details: the checklist; the page does not refresh itself, press R for the latest):`,
+      `  http://ui.example:8080/namespaces/default/workflows/${workflowId}/${description.runId}/metadata`,
+    ]);
+    const linkedJson = JSON.parse((await lifeboat(['status', workflowId, '--json'], { ...env(), LIFEBOAT_UI_URL: 'http://ui.example:8080' })).stdout) as { runId: string; ui: string };
+    expect(linkedJson).toMatchObject({ runId: description.runId, ui: `http://ui.example:8080/namespaces/default/workflows/${workflowId}/${description.runId}/metadata` });
     const approve = await lifeboat(['approve', workflowId, 'approve-fence', '--as', 'alice'], env());
     expect(approve.code).toBe(1);
     expect(approve.stderr).toBe(

@@ -478,4 +478,24 @@ describe('lifeboat pending', () => {
       ].join('\n'),
     );
   });
+
+  it('ends each run with the link to its checklist tab when a Temporal UI is known', () => {
+    const ui = `http://ui.example:8080/namespaces/default/workflows/${WF}/r1/metadata`;
+    const waiting: PendingRun = {
+      workflowId: WF,
+      runId: 'r1',
+      runbook: 'orders',
+      awaiting: ['approve-fence'],
+      pending: { step: 'approve-fence', kind: 'approval', since: '2026-06-04T15:00:00.000Z', approvers: ['alice'], min: 1, approvedBy: [], how: [], stillNeeded: 1 },
+      commands: [`lifeboat approve ${WF} approve-fence --as <who> [--comment <text>]`],
+      ui,
+    };
+    expect(renderPending([waiting], ctx).slice(2)).toEqual([
+      `${WF}  runbook orders`,
+      '  approve-fence: needs 1 more approval from alice; waiting since 2026-06-04T15:00:00.000Z (5 min 30 s)',
+      `  lifeboat approve ${WF} approve-fence --as <who> [--comment <text>]`,
+      `  Temporal UI, the run's "User Metadata" tab (Current Details: the checklist; the page does not refresh itself, press R for the latest):`,
+      `  ${ui}`,
+    ]);
+  });
 });

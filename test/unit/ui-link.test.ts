@@ -1,13 +1,14 @@
-// The Temporal UI link `lifeboat recover` prints: LIFEBOAT_UI_URL when set;
-// else a dev server's UI on the frontend's port + 1000, once it answers as a
-// Temporal UI (a real dev server with its UI, started here); else no link and
-// how to get one, never 127.0.0.1:8233 whatever TEMPORAL_ADDRESS says.
+// The Temporal UI link `lifeboat recover`, status, pending and chat-ops
+// print: the run's User Metadata tab under LIFEBOAT_UI_URL when set; else
+// under a dev server's UI on the frontend's port + 1000, once it answers as
+// a Temporal UI (a real dev server with its UI, started here); else no link
+// and how to get one, never 127.0.0.1:8233 whatever TEMPORAL_ADDRESS says.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { answersAsTemporalUi, devServerUi, parseAddress, runPage, temporalUiBase } from '../../src/cli/ui-link';
+import { answersAsTemporalUi, checklistLines, devServerUi, parseAddress, runPage, temporalUiBase, workflowPage } from '../../src/cli/ui-link';
 import { startTemporalDevServer, type DevServer } from '../../src/dev/temporal-server';
 import { freePort, waitFor } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
@@ -39,7 +40,18 @@ describe('the Temporal UI link of a run', () => {
     expect(devServerUi('127.0.0.1:17233')).toBe('http://127.0.0.1:18233');
     expect(devServerUi('[::1]:7233')).toBe('http://[::1]:8233');
     expect(devServerUi('10.0.0.5:65000')).toBeUndefined();
-    expect(runPage('http://ui.example:8080', 'prod ns', 'recover-orders-1')).toBe('http://ui.example:8080/namespaces/prod%20ns/workflows/recover-orders-1');
+  });
+
+  it('links the run\'s User Metadata tab (the checklist), which the UI serves only under the run id, and says so beside the link', () => {
+    const runId = '0199a3c2-7d1e-7c3a-9f00-5b2c1d4e8a10';
+    expect(runPage('http://ui.example:8080', 'prod ns', 'recover orders/1', runId)).toBe(
+      `http://ui.example:8080/namespaces/prod%20ns/workflows/recover%20orders%2F1/${runId}/metadata`,
+    );
+    expect(workflowPage('http://ui.example:8080', 'default', 'recover-orders-1')).toBe('http://ui.example:8080/namespaces/default/workflows/recover-orders-1');
+    expect(checklistLines('http://ui.example:8080/x')).toEqual([
+      'Temporal UI, the run\'s "User Metadata" tab (Current Details: the checklist; the page does not refresh itself, press R for the latest):',
+      'http://ui.example:8080/x',
+    ]);
   });
 
   it('LIFEBOAT_UI_URL wins, whatever the address', async () => {

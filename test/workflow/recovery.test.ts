@@ -431,6 +431,7 @@ describe('recoverToPointInTime', () => {
     expect(s.pending!.how).toEqual([
       `retry: lifeboat retry ${wf.workflowId} preflight --as <you> (or signal retry {"step": "preflight", "by": "<you>"})`,
       `abort: lifeboat abort ${wf.workflowId} preflight --as <you> --reason "<why>" (nothing has been touched yet)`,
+      'Temporal UI: More Actions › Send an Update › decide, with {"step": "preflight", "decision": "retry", "by": "<you>"} (it answers: accepted, or why not; "decision": "abort" with a "comment" saying why)',
     ]);
     await wf.executeUpdate(decideUpdate, { args: [{ step: 'preflight', decision: 'retry', by: 'alice' }] });
     const next = await h.waitForStep(wf, 'approve-fence', 'awaiting-approval');

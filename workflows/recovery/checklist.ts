@@ -29,7 +29,9 @@ export function renderChecklist(s: RecoveryStatus, workflowId: string): string {
   if (s.asOf) out.push('', `Written at ${s.asOf}. This page does not refresh itself: press R (or reload) for the latest.`);
   const facts: string[] = [];
   if (s.backup) facts.push(`Backup \`${s.backup.backupId}\` (${s.backup.why})`);
-  if (s.replay) facts.push(`Replayed to \`${s.replay.lsn}\`${s.replay.time ? ` (last commit ${s.replay.time})` : ''}${s.replay.paused ? ', paused' : ''}`);
+  // Paused only until promotion: a finished run's copy is a primary, whatever the last replay look said.
+  const promoted = s.steps.some((x) => x.id === 'promote' && x.state === 'done');
+  if (s.replay) facts.push(`Replayed to \`${s.replay.lsn}\`${s.replay.time ? ` (last commit ${s.replay.time})` : ''}${s.replay.paused && !promoted ? ', paused' : ''}`);
   if (s.rpoObservedSeconds !== undefined) facts.push(`Observed RPO: ${s.rpoObservedSeconds} s`);
   if (facts.length > 0) out.push('', facts.join('\n\n'));
   out.push(

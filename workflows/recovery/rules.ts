@@ -106,11 +106,14 @@ export function policyOf(runbook: Runbook | undefined, step: StepId): Policy {
   };
 }
 
+/** Where the UI (2.42) keeps the dialog that sends the decide update, which answers (a signal does not). */
+const UI_UPDATE = 'More Actions › Send an Update › decide';
+
 export function howToApprove(id: string, step: StepId, invariantsFailed: boolean): string[] {
   const over = step === 'approve-promote' && invariantsFailed;
   const extra = over ? ', "override": true, "comment": "<why promote despite failed invariants>"' : '';
   return [
-    `Temporal UI: Send an Update, decide, with {"step": "${step}", "decision": "approve", "by": "<you>"${extra}} (it answers: accepted, or why not; "decision": "reject" with a "comment" to stop the run)`,
+    `Temporal UI: ${UI_UPDATE}, with {"step": "${step}", "decision": "approve", "by": "<you>"${extra}} (it answers: accepted, or why not; "decision": "reject" with a "comment" to stop the run)`,
     `Temporal UI, for bots that only signal: send signal approve with {"step": "${step}", "by": "<you>"${extra}} (no answer: a refused one is listed under ignored)`,
     `CLI: lifeboat approve ${id} ${step} --as <you>${over ? ' --override --comment "<why>"' : ''}`,
     ...(step === 'approve-promote' ? [`to move the target instead: lifeboat retarget ${id} --to-time <iso> --as <you>`] : []),
@@ -133,6 +136,7 @@ export function howToResolve(id: string, step: StepId, runbook: Runbook | undefi
     ...(skippable ? [`skip: lifeboat skip ${id} ${step} --as <you> --reason "<why>"`] : []),
     ...(step === 'replay-wal' ? [`retarget: lifeboat retarget ${id} --to-latest|--to-time <iso> --as <you> (restores again to the new target)`] : []),
     `abort: lifeboat abort ${id} ${step} --as <you> --reason "<why>" (${AFTER_ABORT[fence]})`,
+    `Temporal UI: ${UI_UPDATE}, with {"step": "${step}", "decision": "retry", "by": "<you>"} (it answers: accepted, or why not; "decision": "abort"${skippable ? ' or "skip"' : ''} with a "comment" saying why)`,
   ];
 }
 

@@ -16,6 +16,7 @@ import { DEMO_DATABASE, cliPath, promotedCopy, runningSandbox, type SandboxState
 import type { RecoveryInput } from '../../recovery/contract';
 import { TASK_QUEUE } from '../../runbook/schema';
 import { printJson } from '../run';
+import { CHECKLIST_TAB } from '../ui-link';
 
 export const INCIDENT_SQL = "UPDATE orders SET status = 'canceled' WHERE status = 'pending'";
 const RUNBOOK = 'demo';
@@ -158,7 +159,7 @@ async function refreshCache(sandbox: SandboxState): Promise<void> {
 /** What the operator reads: the target, then the recovery from the Temporal UI, or from the CLI, then the check. */
 export function instructions(r: IncidentReport, s: SandboxState, lifeboat: string): string {
   const ui = `http://127.0.0.1:${s.uiPort}`;
-  const signal = (step: string, by: string) => JSON.stringify({ step, by });
+  const decide = (step: string, by: string) => JSON.stringify({ step, decision: 'approve', by });
   const id = r.workflowId;
   return `
 The incident: ${r.rowsHit} pending orders canceled by
@@ -174,12 +175,16 @@ Recover from the Temporal UI, ${ui}
        Task Queue      ${TASK_QUEUE}
        Workflow Type   recoverToPointInTime
        Input (JSON)    ${JSON.stringify(r.input)}
-  2. Open the run: its current details show the checklist. At each approval, Send a Signal
-     named approve with this input (approvers: alice and bob):
-       approve-fence     ${signal('approve-fence', 'alice')}
-       approve-promote   ${signal('approve-promote', 'alice')}
-                         then ${signal('approve-promote', 'bob')}   (two approvers)
-       approve-resume    ${signal('approve-resume', 'alice')}
+  2. Open the run (Workflows, then its id) and its "${CHECKLIST_TAB.name}" tab: under "Current Details"
+     the checklist says what the run waits for, who may decide and how. The page does not
+     refresh itself: press R (or reload) for the latest. With the exports below,
+     ${lifeboat} status ${id} prints a link straight to that tab.
+  3. At each approval: More Actions, Send an Update, pick decide, and send this input
+     (approvers: alice and bob); the UI shows the answer, accepted or why not:
+       approve-fence     ${decide('approve-fence', 'alice')}
+       approve-promote   ${decide('approve-promote', 'alice')}
+                         then ${decide('approve-promote', 'bob')}   (two approvers)
+       approve-resume    ${decide('approve-resume', 'alice')}
 
 Or from the CLI, in another terminal:
   export LIFEBOAT_RUNBOOKS_DIR=${s.runbooksDir} TEMPORAL_ADDRESS=${s.temporalAddress} LIFEBOAT_UI_URL=${ui}

@@ -3,7 +3,8 @@
 // the visibility store by the LifeboatAwaiting search attribute the workflow
 // keeps current (src/recovery/search-attributes.ts), then each run's `status`
 // query for the details. Visibility lags the workflow by a moment; the query
-// does not, so a run whose decision was just given is left out.
+// does not, so a run whose decision was just given is left out. Each run
+// ends with the link to its checklist tab when a Temporal UI is known.
 import type { Client } from '@temporalio/client';
 import { connectClient } from '../../client/temporal';
 import { errorMessage } from '../../errors';
@@ -13,6 +14,7 @@ import { AWAITING_ATTRIBUTE, RUNBOOK_ATTRIBUTE } from '../../recovery/search-att
 import { formatDuration } from '../format';
 import { temporalAddress, type TemporalOptions } from '../context';
 import { printJson } from '../run';
+import { checklistLines, runPage, temporalUiBase } from '../ui-link';
 import { decisionCommands } from '../status-view';
 
 type Options = TemporalOptions & { runbook?: string; json?: boolean };
@@ -30,6 +32,8 @@ export interface PendingRun {
   awaiting: string[];
   commands: string[];
   queryError?: string;
+  /** The run's checklist in the Temporal UI (its User Metadata tab), when a UI is known. */
+  ui?: string;
 }
 
 const QUERY_TIMEOUT_MS = 10_000;
@@ -38,7 +42,8 @@ export async function run(opts: Options): Promise<number> {
   const { address, namespace } = temporalAddress(opts);
   const client = await connectClient(address, namespace);
   try {
-    const runs = await findPending(client, opts.runbook);
+    const ui = await temporalUiBase(address);
+    const runs = await findPending(client, opts.runbook, ui.base !== undefined ? { base: ui.base, namespace } : undefined);
     if (opts.json) printJson(runs);
     else process.stdout.write(`${renderPending(runs, { now: new Date(), namespace, address, runbook: opts.runbook }).join('\n')}\n`);
     return 0;
@@ -55,7 +60,7 @@ export function pendingQuery(runbook?: string): string {
   return parts.join(' AND ');
 }
 
-export async function findPending(client: Client, runbook?: string): Promise<PendingRun[]> {
+export async function findPending(client: Client, runbook?: string, ui?: { base: string; namespace: string }): Promise<PendingRun[]> {
   const out: PendingRun[] = [];
   for await (const wf of client.workflow.list({ query: pendingQuery(runbook) })) {
     const awaiting = (wf.typedSearchAttributes.get(AWAITING_ATTRIBUTE) ?? []).map(String);
@@ -65,6 +70,7 @@ export async function findPending(client: Client, runbook?: string): Promise<Pen
       runbook: wf.typedSearchAttributes.get(RUNBOOK_ATTRIBUTE) ?? '?',
       awaiting,
       commands: [],
+      ...(ui ? { ui: runPage(ui.base, ui.namespace, wf.workflowId, wf.runId) } : {}),
     };
     const giveUp = new AbortController();
     const timer = setTimeout(() => giveUp.abort(), QUERY_TIMEOUT_MS);
@@ -105,6 +111,7 @@ export function renderPending(runs: PendingRun[], ctx: { now: Date; namespace: s
     if (!p) {
       out.push(`  waits at ${r.awaiting.join(', ') || '?'} (from the search attribute); status query did not answer: ${r.queryError ?? '?'}`);
       out.push('  HINT: is a worker polling task queue lifeboat? (lifeboat worker)');
+      out.push(...uiLines(r));
       continue;
     }
     const waited = formatDuration(Math.max(0, Math.floor((ctx.now.getTime() - Date.parse(p.since)) / 1000)));
@@ -116,6 +123,11 @@ export function renderPending(runs: PendingRun[], ctx: { now: Date; namespace: s
       out.push(`  ${p.step} failed: waits for retry, skip or abort by ${p.approvers.join(', ') || 'an operator'}; since ${p.since} (${waited})`);
     }
     out.push(...r.commands.map((c) => `  ${c}`));
+    out.push(...uiLines(r));
   }
   return out;
+}
+
+function uiLines(r: PendingRun): string[] {
+  return r.ui ? checklistLines(r.ui).map((l) => `  ${l}`) : [];
 }

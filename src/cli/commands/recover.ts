@@ -14,7 +14,7 @@ import { printJson } from '../run';
 import { recoveryDetails, recoverySummary, succeeded, type ParsedInput } from '../status-view';
 import { targetFromFlags, type TargetFlags } from '../target-options';
 import { watchRun } from './status';
-import { runPage, temporalUiBase } from '../ui-link';
+import { checklistLines, runPage, temporalUiBase } from '../ui-link';
 
 type Options = TemporalOptions &
   TargetFlags & {
@@ -77,7 +77,7 @@ export async function run(opts: Options): Promise<number> {
         });
       });
     const uiBase = await temporalUiBase(address);
-    const ui = uiBase.base !== undefined ? runPage(uiBase.base, namespace, workflowId) : undefined;
+    const ui = uiBase.base !== undefined ? runPage(uiBase.base, namespace, workflowId, handle.firstExecutionRunId) : undefined;
     const started = { workflowId, runId: handle.firstExecutionRunId, input, ...(ui ? { ui } : {}) };
     if (opts.json) {
       // With --follow, one JSON document per line, like status --watch --json.
@@ -87,7 +87,8 @@ export async function run(opts: Options): Promise<number> {
       process.stdout.write(`${startedLines(input, workflowId, ui ?? (uiBase.base === undefined ? { hint: uiBase.hint } : undefined)).join('\n')}\n`);
     }
     if (!opts.follow) return 0;
-    const last = await watchRun({ client, handle, workflowId, namespace, address }, { intervalSeconds, json: opts.json === true });
+    const recovery = { client, handle, workflowId, namespace, address, ...(uiBase.base !== undefined ? { uiBase: uiBase.base } : {}) };
+    const last = await watchRun(recovery, { intervalSeconds, json: opts.json === true });
     return succeeded(last) ? 0 : 1;
   } finally {
     await client.connection.close();
@@ -116,7 +117,7 @@ export function parseInput(raw: Record<string, unknown>): ParsedInput {
   throw new LifeboatError('INPUT_INVALID', `recover: ${lines.join('; ')}`);
 }
 
-/** `ui`: the run's page, or why there is no link and how to get one. */
+/** `ui`: the run's checklist in the UI, or why there is no link and how to get one. */
 export function startedLines(input: ParsedInput, workflowId: string, ui: string | { hint: string } | undefined): string[] {
   return [
     `started ${RECOVERY_WORKFLOW} ${workflowId}`,
@@ -124,7 +125,7 @@ export function startedLines(input: ParsedInput, workflowId: string, ui: string 
     `  on task queue ${TASK_QUEUE}: a worker must poll it (lifeboat worker), and the restore host's worker its host queue`,
     'next:',
     `  lifeboat status ${workflowId} --watch`,
-    ...(typeof ui === 'string' ? [`  ${ui}`] : ui ? [`  (${ui.hint})`] : []),
+    ...(typeof ui === 'string' ? checklistLines(ui).map((l) => `  ${l}`) : ui ? [`  (${ui.hint})`] : []),
   ];
 }
 

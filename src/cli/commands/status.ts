@@ -3,6 +3,8 @@
 // description of the run (heartbeats of the restore and replay activities,
 // which the workflow itself only sees when they finish). A closed run whose
 // query no longer answers (no worker) is shown from its result instead.
+// Under it, when a Temporal UI is known (src/cli/ui-link.ts), the link to
+// the run's checklist tab; without one, nothing (recover says how to get it).
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { failureMessage } from '../../client/failure';
@@ -13,6 +15,7 @@ import { RECOVERY_WORKFLOW, statusQuery } from '../../recovery/messages';
 import { intOption, temporalAddress, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 import { renderStatus, succeeded, type LiveProgress, type StatusSnapshot } from '../status-view';
+import { checklistLines, runPage, temporalUiBase } from '../ui-link';
 
 /** A recovery run as the CLI reaches it. */
 export interface RecoveryRun {
@@ -21,7 +24,12 @@ export interface RecoveryRun {
   workflowId: string;
   namespace: string;
   address: string;
+  /** The Temporal UI's address, when one is known: links to the run's checklist. */
+  uiBase?: string;
 }
+
+/** A look at the run, with its run id and, when a UI is known, the link to its checklist tab. */
+export type StatusLook = StatusSnapshot & { runId: string; ui?: string };
 
 // A query waits for a worker to answer; without one it would wait for the
 // whole RPC timeout, and a watch would seem frozen.
@@ -33,10 +41,12 @@ export async function run(opts: Options): Promise<number> {
   const intervalSeconds = intOption(opts.interval ?? '2', '--interval');
   const recovery = await openRun(opts, opts.workflowId);
   try {
+    const ui = await temporalUiBase(recovery.address);
+    if (ui.base !== undefined) recovery.uiBase = ui.base;
     if (opts.watch) return exitCode(await watchRun(recovery, { intervalSeconds, json: opts.json === true }));
     const snap = await fetchSnapshot(recovery);
     if (opts.json) printJson(snap);
-    else process.stdout.write(`${renderStatus(snap, { now: renderTime(snap), color: useColor() })}\n`);
+    else process.stdout.write(`${renderLook(snap, useColor())}\n`);
     return exitCode(snap);
   } finally {
     await recovery.client.connection.close();
@@ -54,7 +64,7 @@ function exitCode(snap: StatusSnapshot): number {
   return !snap.closed || succeeded(snap) ? 0 : 1;
 }
 
-export async function fetchSnapshot(recovery: RecoveryRun): Promise<StatusSnapshot> {
+export async function fetchSnapshot(recovery: RecoveryRun): Promise<StatusLook> {
   const { handle, workflowId } = recovery;
   const description = await handle.describe().catch((err: unknown) => {
     throw operatorError(err, recovery);
@@ -64,8 +74,10 @@ export async function fetchSnapshot(recovery: RecoveryRun): Promise<StatusSnapsh
       hints: ['lifeboat status reads recoveries started by lifeboat recover or the Temporal UI'],
     });
   }
-  const snap: StatusSnapshot = {
+  const snap: StatusLook = {
     workflowId,
+    runId: description.runId,
+    ...(recovery.uiBase !== undefined ? { ui: runPage(recovery.uiBase, recovery.namespace, workflowId, description.runId) } : {}),
     startedAt: description.startTime.toISOString(),
     progress: liveProgress(description.raw.pendingActivities ?? []),
   };
@@ -92,13 +104,13 @@ export async function fetchSnapshot(recovery: RecoveryRun): Promise<StatusSnapsh
 }
 
 /** Redraws until the run closes; returns the last look. */
-export async function watchRun(recovery: RecoveryRun, opts: { intervalSeconds: number; json: boolean }): Promise<StatusSnapshot> {
+export async function watchRun(recovery: RecoveryRun, opts: { intervalSeconds: number; json: boolean }): Promise<StatusLook> {
   const tty = process.stdout.isTTY === true;
   let last = '';
   let lastError = '';
   let seen = false;
   for (;;) {
-    let snap: StatusSnapshot;
+    let snap: StatusLook;
     try {
       snap = await fetchSnapshot(recovery);
       seen = true;
@@ -120,9 +132,9 @@ export async function watchRun(recovery: RecoveryRun, opts: { intervalSeconds: n
     } else if (tty) {
       // Redrawn in place every look: the elapsed times and bars move even when the data does not.
       const footer = snap.closed ? '' : `\n\n${paintDim(`watching every ${opts.intervalSeconds} s; Ctrl-C stops watching, not the recovery`)}`;
-      process.stdout.write(`\x1b[H\x1b[2J${renderStatus(snap, { now: renderTime(snap), color: useColor() })}${footer}\n`);
+      process.stdout.write(`\x1b[H\x1b[2J${renderLook(snap, useColor())}${footer}\n`);
     } else if (key !== last) {
-      process.stdout.write(`${renderStatus(snap, { now: renderTime(snap), color: false })}\n\n`);
+      process.stdout.write(`${renderLook(snap, false)}\n\n`);
     }
     last = key;
     if (snap.closed) return snap;
@@ -146,6 +158,12 @@ function liveProgress(pending: Array<{ activityType?: { name?: string | null } |
     if (activity.activityType?.name === 'replayWal') progress.replay = details as LiveProgress['replay'];
   }
   return progress;
+}
+
+/** The status as text, then the link to the run's checklist tab when a UI is known. */
+function renderLook(snap: StatusLook, color: boolean): string {
+  const text = renderStatus(snap, { now: renderTime(snap), color });
+  return snap.ui ? `${text}\n\n${checklistLines(snap.ui).join('\n  ')}` : text;
 }
 
 function renderTime(snap: StatusSnapshot): Date {
