@@ -2,6 +2,7 @@
 // stop it and keep its directory (the end of a dry run).
 import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { LifeboatError, errorMessage } from '../errors';
 import type { Runbook } from '../runbook/schema';
@@ -20,8 +21,10 @@ export interface Promoted {
   lsn: string;
 }
 
-/** How long pg_ctl promote waits for the end of recovery (its -t). */
-const PROMOTE_WAIT_S = 60;
+/** How long to wait for the end of recovery after pg_ctl promote. */
+const PROMOTE_WAIT_MS = 60_000;
+/** How often pg_is_in_recovery() is asked meanwhile (pg_ctl promote -w reads the control file every 100 ms). */
+const PROMOTE_POLL_MS = 20;
 
 /**
  * Promotes the paused copy with `pg_ctl promote -w` as the OS user, not with
@@ -31,6 +34,18 @@ const PROMOTE_WAIT_S = 60;
  * postmaster, the same mechanism pg_promote uses, and it ends a paused
  * recovery too. A repeated call reports the promotion that already happened
  * (pg_is_in_recovery() false) instead of promoting again.
+ *
+ * Paused, the startup process notices the promote signal only when its wait
+ * for a resume times out, once a second (recoveryPausesHere() in PG15's
+ * xlogrecovery.c sleeps on a condition variable the signal does not wake):
+ * promotion took up to 1 s for nothing (issue 13). pg_wal_replay_resume()
+ * broadcasts on that condition variable, so it is called right after the
+ * signal when the role may: at a target's end-of-recovery pause a resume
+ * promotes anyway (recovery_target_action 'pause' falls through to
+ * promote), and at a pause replay-wal asked for (latest) the signal ends the
+ * pause the same way, so the resume changes when, not what. A role without
+ * the grant waits the second, as before. Then pg_is_in_recovery() is polled
+ * every 20 ms, not pg_ctl -w's 100 ms.
  */
 export async function promoteRestored(runbook: Runbook, input: { workflowId: string; instance?: RestoreInstanceKind }): Promise<Promoted> {
   const site = restoreSite(runbook, input.instance);
@@ -51,12 +66,22 @@ export async function promoteRestored(runbook: Runbook, input: { workflowId: str
     await client.connect();
     const inRecovery = async () => (await client.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]!.r;
     if (await inRecovery()) {
-      const r = await runAsOsUser(pg.osUser, `${pg.pgBin}/pg_ctl`, ['promote', '-w', '-t', String(PROMOTE_WAIT_S), '-D', pg.dataDir]);
+      // -W: signal and return; the wait is below.
+      const r = await runAsOsUser(pg.osUser, `${pg.pgBin}/pg_ctl`, ['promote', '-W', '-D', pg.dataDir]);
+      if (r.code === 0) {
+        // Refused without the grant (42501), or after the startup process has
+        // noticed the promotion ("standby promotion is ongoing"): either way
+        // the promotion goes on without it.
+        await client.query('select pg_wal_replay_resume()').catch(() => undefined);
+        await promotionEnds(inRecovery, PROMOTE_WAIT_MS);
+      }
       // A non-zero exit with recovery over is a promotion that happened anyway
-      // (a dead attempt's, or one that finished just after pg_ctl gave up).
-      if (r.code !== 0 && (await inRecovery())) {
+      // (a dead attempt's); a zero exit still in recovery after the wait is
+      // a promotion that never came.
+      if (await inRecovery()) {
         const said = lastLines(r.stderr || r.stdout, 4);
-        throw new LifeboatError('TOOL_FAILED', `promote: pg_ctl promote -D ${pg.dataDir} (as ${pg.osUser}) exited ${r.code} and the copy is still in recovery${said.length > 0 ? `:\n  ${said.join('\n  ')}` : ''}`, {
+        const how = r.code === 0 ? `signalled the promotion, and the copy was still in recovery ${PROMOTE_WAIT_MS / 1000} s later` : `exited ${r.code} and the copy is still in recovery`;
+        throw new LifeboatError('TOOL_FAILED', `promote: pg_ctl promote -D ${pg.dataDir} (as ${pg.osUser}) ${how}${said.length > 0 ? `:\n  ${said.join('\n  ')}` : ''}`, {
           hints: [
             `read its server log${marker.logFile ? ` (${marker.logFile})` : ''}`,
             'a retry checks pg_is_in_recovery() first and does not promote twice',
@@ -81,6 +106,12 @@ export async function promoteRestored(runbook: Runbook, input: { workflowId: str
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** Polls until recovery is over, or `ms` have passed (the caller looks once more and decides). */
+async function promotionEnds(inRecovery: () => Promise<boolean>, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until && (await inRecovery())) await sleep(PROMOTE_POLL_MS);
 }
 
 /** Stops the restored postmaster (fast) and keeps the directory; only this workflow's copy. */

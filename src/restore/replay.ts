@@ -4,7 +4,6 @@
 // The postmaster outlives the worker (pg_ctl detaches it), so a worker that
 // dies mid-replay loses nothing: the retried activity finds the postmaster
 // running with the same target and only waits again.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { readWalArchive } from '../catalog/catalog';
 import { LifeboatError, errorMessage } from '../errors';
@@ -21,6 +20,7 @@ import { formatLsn, parseLsn, parseSegmentName, segmentName, segnoOfLsn } from '
 import { requireOurMarker, updateMarker, type RestoreMarker } from './marker';
 import { archiveGetFailureInLog, restoreCommandFailed, undecodableSegment } from './replay-failure';
 import { postmasterEnv } from './os-user';
+import { LogWatch } from './log-watch';
 import { fileSize, lastLines, postmasterRunning, readLogFrom, requirePgData, runFiles, startPostmaster, stopPostmaster, type PgHost } from './postmaster';
 import { shellWord, signalKind, writeRecoveryConf, writeSignalFile } from './recovery-conf';
 import { restoreSite, siteClientConfig, siteLabel } from './site';
@@ -28,7 +28,11 @@ import { restoreSite, siteClientConfig, siteLabel } from './site';
 export interface ReplayHooks {
   onProgress: (p: ReplayProgress) => void;
   signal?: AbortSignal;
-  /** How often the instance is polled; heartbeats go out at most every 2 s. */
+  /**
+   * How often the instance is polled when its log says nothing; heartbeats go
+   * out at most every 2 s. The server log is looked at every 50 ms in
+   * between, and its pause line ends the wait at once (log-watch.ts).
+   */
   pollMs?: number;
 }
 
@@ -36,6 +40,8 @@ export interface ReplayHooks {
 const STABLE_POLLS = 3;
 /** After pg_ctl start, how long a missing postmaster may still be starting rather than dead. */
 const START_GRACE_MS = 10_000;
+/** Once the log says replay paused, how often to ask until the server says so too (microseconds apart in PostgreSQL). */
+const PAUSE_FOLLOW_MS = 50;
 
 export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: ReplayHooks): Promise<ReplayResult> {
   const site = restoreSite(runbook, input.instance);
@@ -156,6 +162,17 @@ async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
   let lastLsn: string | null = null;
   let stable = 0;
   let pauseAsked = false;
+  // The wait between polls ends early when the server log says replay paused
+  // (or the server became ready, or gave up): the step used to end up to a
+  // whole poll (1 s) after PostgreSQL paused (issue 13). A log elsewhere
+  // (logging_collector on in the backup's postgresql.conf) or in another
+  // language only leaves the once-a-poll check.
+  const watch = new LogWatch(a.logFile, a.started?.logFrom ?? (await fileSize(a.logFile)));
+  let pauseLogged = false;
+  const nap = async () => {
+    const events = await watch.sleep(pauseLogged ? Math.min(pollMs, PAUSE_FOLLOW_MS) : pollMs, hooks.signal);
+    if (events.includes('pause')) pauseLogged = true;
+  };
   try {
     for (;;) {
       hooks.signal?.throwIfAborted();
@@ -179,7 +196,7 @@ async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
         // or when this start's log already says the server gave up.
         else if (seenRunning || !a.started || Date.now() - a.started.at > START_GRACE_MS || (await readRestoreFailure(a.pg.dataDir)) || (await startGaveUp(a))) throw await whyItStopped(a, lastLsn);
         beat({ ...base, phase: 'starting' });
-        await sleep(pollMs, undefined, { signal: hooks.signal });
+        await nap();
         continue;
       }
       if (!o.inRecovery) {
@@ -207,7 +224,7 @@ async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
         }
       }
       beat(progress);
-      await sleep(pollMs, undefined, { signal: hooks.signal });
+      await nap();
     }
   } finally {
     await client?.end().catch(() => undefined);
