@@ -75,6 +75,11 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
     }
     return { backups, archive, files };
   };
+  // Independent reads start together (issue 13: preflight read one thing
+  // after another); each failure is still reported in the order the steps
+  // below name, whatever finishes first: the archive, the target's reach,
+  // then the privileges. The archiver's status never fails preflight.
+  const archiverRead = settle(readArchiverStatus(runbook));
   let read = await readArchive();
   const backup = chooseBackup(read.backups, input.target, cluster, input.backupId);
   const meta = read.backups.find((b) => b.backupId === backup.backupId)!;
@@ -105,6 +110,12 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
       histories: read.archive.histories,
       cache,
     });
+  // The role's grants on the primary (when it answers) and in the chosen
+  // backup's catalog, which the restored copy will have: PRIVILEGE_MISSING
+  // with each fix, before anything is touched (src/privileges/preflight.ts).
+  // Read beside the target's reach, reported after it: a target the archive
+  // lacks is the first thing to say.
+  const privilegesRead = settle(checkRunPrivileges({ runbook, backup: meta, backups: read.backups, ...(input.instance ? { instance: input.instance } : {}) }));
   let reached = await reach();
   const reachNotes: string[] = [];
   if (reached.refusal) {
@@ -120,17 +131,14 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
       throw new LifeboatError(r.code, r.what, { hints: [...r.hints.slice(0, -1), sw.note, ...r.hints.slice(-1)], details: r.details });
     }
   }
-  // The role's grants on the primary (when it answers) and in the chosen
-  // backup's catalog, which the restored copy will have: PRIVILEGE_MISSING
-  // with each fix, before anything is touched (src/privileges/preflight.ts).
-  // After the target's reach: a target the archive lacks is the first thing to say.
-  const privileges = await checkRunPrivileges({ runbook, backup: meta, backups: read.backups, ...(input.instance ? { instance: input.instance } : {}) });
+  const privileges = unwrap(await privilegesRead);
   const warnings = [...privileges.warnings, ...coverage.warnings, ...reached.warnings, ...reachNotes];
   let primaryReachable = false;
   let archiver: string | undefined;
   let archiverProblems: string[] | undefined;
   try {
-    const s = await readArchiverStatus(runbook);
+    // After a switch of WAL the status read before it is stale: read it again.
+    const s = reachNotes.length > 0 ? await readArchiverStatus(runbook) : unwrap(await archiverRead);
     primaryReachable = true;
     archiver =
       s.problems.length === 0
@@ -161,6 +169,21 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
     rtoEstimateSeconds: estimateRtoSeconds(backup.sizeBytes, coverage.walBytes),
     warnings: [`restoring to ${describeTarget(input.target)} from backup ${backup.backupId}: ${backup.why}`, ...warnings],
   };
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** A promise that never rejects (so one left unawaited after an earlier failure is not an unhandled rejection). */
+function settle<T>(p: Promise<T>): Promise<Settled<T>> {
+  return p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+}
+
+function unwrap<T>(s: Settled<T>): T {
+  if (s.ok) return s.value;
+  throw s.error;
 }
 
 /**
