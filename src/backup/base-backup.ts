@@ -3,16 +3,17 @@
 //      scratch directory on this host;
 //   2. pg_verifybackup against the manifest pg_basebackup wrote: a backup
 //      that does not verify never reaches the repository;
-//   3. tar + zstd into one object (thousands of small objects would make
-//      every S3 restore slow), sha256 of the tar recorded;
-//   4. upload the archive, backup_manifest, and backup.json last: its
+//   3. tar + zstd into parts of about 128 MiB (src/backup/parts.ts), packed
+//      in parallel: few enough objects for a fast S3 restore, enough for a
+//      restore to extract one per core; the sha256 of each part's tar and of
+//      its stored bytes recorded;
+//   4. upload the parts, backup_manifest, and backup.json last: its
 //      presence is what makes a backup count in the catalog.
 // PostgreSQL 15's pg_verifybackup reads plain-format backups only, hence
 // plain format then our own tar, rather than pg_basebackup -Ft.
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
@@ -23,11 +24,13 @@ import { openRepository } from '../repository';
 import { keys } from '../repository/layout';
 import type { Repository } from '../repository/types';
 import { formatLsn, parseLsn, segmentName, segnoOfLsn } from '../wal/names';
-import { BACKUP_META_VERSION, BackupMeta, type StoredFile } from '../catalog/backup-meta';
+import { BACKUP_META_VERSION, BASE_ARCHIVE, BackupMeta, partName, type StoredFile } from '../catalog/backup-meta';
 import { recordPrivileges } from '../privileges/record';
+import { defaultParallel, inParallel, listDataDir, packPart, planParts, PART_TARGET_BYTES } from './parts';
 import { runTool } from './run-tool';
 
-export const BASE_ARCHIVE = 'base.tar.zst';
+/** The version 1 single archive (backups taken before parts); see backup-meta.ts. */
+export { BASE_ARCHIVE };
 export const MANIFEST = 'backup_manifest';
 
 export interface BackupProgress {
@@ -43,6 +46,13 @@ export interface TakeBaseBackupOptions {
   onProgress?: (p: BackupProgress) => void;
   /** For tests and retries: an explicit id; default from the start time. */
   backupId?: string;
+  /** Tests only: bytes of data directory per part (default PART_TARGET_BYTES), to get many parts from a small cluster. */
+  partBytes?: number;
+  /**
+   * Tests only: store the data directory the version 1 way, as one
+   * base.tar.zst, to prove that backups taken before parts still restore.
+   */
+  singleArchive?: boolean;
 }
 
 function backupIdFor(d: Date): string {
@@ -115,36 +125,6 @@ export function manifestEndLsn(manifestText: string): { endLsn: string; endTimel
   return { endLsn: last['End-LSN'], endTimeline: last.Timeline };
 }
 
-async function pack(dataDir: string, out: string, onBytes: (n: number) => void): Promise<{ sha256: string; size: number }> {
-  // tar | (hash, count) | zstd > out: the checksum is of the uncompressed tar,
-  // so it also catches a decompressor that goes wrong.
-  const tar = spawn('tar', ['-C', dataDir, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const zstd = spawn('zstd', ['-q', '-3', '-T0', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const hash = createHash('sha256');
-  let size = 0;
-  let tarErr = '';
-  let zstdErr = '';
-  tar.stderr.on('data', (d: Buffer) => (tarErr += d.toString()));
-  zstd.stderr.on('data', (d: Buffer) => (zstdErr += d.toString()));
-  tar.stdout.on('data', (chunk: Buffer) => {
-    hash.update(chunk);
-    size += chunk.length;
-    onBytes(size);
-  });
-  tar.stdout.pipe(zstd.stdin);
-  const file = createWriteStream(out);
-  zstd.stdout.pipe(file);
-  const exited = (p: ReturnType<typeof spawn>) => new Promise<number>((res, rej) => { p.on('error', rej); p.on('close', (c) => res(c ?? 1)); });
-  const [tc, zc] = await Promise.all([exited(tar), exited(zstd), new Promise<void>((res, rej) => { file.on('finish', () => res()); file.on('error', rej); })]);
-  if (tc !== 0) throw new LifeboatError('BACKUP_FAILED', `tar of ${dataDir} failed (exit ${tc}): ${tarErr.trim()}`);
-  if (zc !== 0) {
-    throw new LifeboatError('BACKUP_FAILED', `zstd failed (exit ${zc}): ${zstdErr.trim()}`, {
-      hints: ['is the zstd package installed on this host? (scripts/setup.sh installs it)'],
-    });
-  }
-  return { sha256: hash.digest('hex'), size };
-}
-
 export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<BackupMeta> {
   const { runbook } = opts;
   const cluster = clusterName(runbook);
@@ -205,31 +185,40 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
     // End-LSN points just past the last record: the segment holding the byte before it.
     const endWal = segmentName(labelFacts.timeline, segnoOfLsn(parseLsn(endLsn) - 1n, seg), seg);
 
-    const archivePath = path.join(work, BASE_ARCHIVE);
-    const packed = await pack(dataDir, archivePath, (n) => progress({ phase: 'pack', bytesDone: n }));
-    const storedSize = (await stat(archivePath)).size;
     const manifestSha = createHash('sha256').update(manifestText).digest('hex');
-
-    progress({ phase: 'upload', bytesDone: 0, bytesTotal: storedSize });
+    const stored = opts.singleArchive
+      ? await packSingle(dataDir, work, progress)
+      : await packParts(dataDir, work, opts.partBytes ?? PART_TARGET_BYTES, progress);
+    const storedTotal = stored.reduce((n, f) => n + f.storedSize, 0);
+    progress({ phase: 'upload', bytesDone: 0, bytesTotal: storedTotal });
     const files: StoredFile[] = [
-      { name: BASE_ARCHIVE, storedSize, size: packed.size, sha256: packed.sha256, compression: 'zstd' },
+      ...stored,
       { name: MANIFEST, storedSize: Buffer.byteLength(manifestText), size: Buffer.byteLength(manifestText), sha256: manifestSha, compression: 'none' },
     ];
-    await repo.put(keys.backupFile(cluster, backupId, BASE_ARCHIVE), createReadStream(archivePath), {
-      sha256: packed.sha256,
-      ifAbsent: true,
-      onProgress: (n) => progress({ phase: 'upload', bytesDone: n, bytesTotal: storedSize }),
+    const uploaded = new Map<string, number>();
+    const onUpload = () => progress({ phase: 'upload', bytesDone: [...uploaded.values()].reduce((a, b) => a + b, 0), bytesTotal: storedTotal });
+    // A few uploads at a time: one stream rarely fills the link to an object store.
+    await inParallel(stored, 4, async (f) => {
+      const key = keys.backupFile(cluster, backupId, f.name);
+      await repo.put(key, createReadStream(path.join(work, f.name)), {
+        sha256: f.sha256,
+        ifAbsent: true,
+        onProgress: (n) => {
+          uploaded.set(f.name, n);
+          onUpload();
+        },
+      });
+      const got = await repo.head(key);
+      if (!got || got.size !== f.storedSize || got.sha256 !== f.sha256) {
+        throw new LifeboatError('BACKUP_FAILED', `uploaded ${f.name} of backup ${backupId} does not match what was packed`, {
+          hints: [`expected ${f.storedSize} bytes with sha256 ${f.sha256}, found ${got ? `${got.size} bytes, sha256 ${got.sha256 ?? 'none'}` : 'nothing'}`],
+        });
+      }
     });
     await repo.put(keys.backupFile(cluster, backupId, MANIFEST), Buffer.from(manifestText), { sha256: manifestSha, ifAbsent: true });
-    const stored = await repo.head(keys.backupFile(cluster, backupId, BASE_ARCHIVE));
-    if (!stored || stored.size !== storedSize || stored.sha256 !== packed.sha256) {
-      throw new LifeboatError('BACKUP_FAILED', `uploaded ${BASE_ARCHIVE} of backup ${backupId} does not match what was packed`, {
-        hints: [`expected ${storedSize} bytes with sha256 ${packed.sha256}, found ${stored ? `${stored.size} bytes, sha256 ${stored.sha256 ?? 'none'}` : 'nothing'}`],
-      });
-    }
 
     const meta = BackupMeta.parse({
-      version: BACKUP_META_VERSION,
+      version: opts.singleArchive ? 1 : BACKUP_META_VERSION,
       backupId,
       cluster,
       pgVersion: facts.pgVersion,
@@ -245,7 +234,7 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
       startWal,
       endWal,
       walSegmentSize: seg,
-      sizeBytes: packed.size,
+      sizeBytes: stored.reduce((n, f) => n + f.size, 0),
       storedBytes: files.reduce((n, f) => n + f.storedSize, 0),
       files,
       manifestSha256: manifestSha,
@@ -259,9 +248,36 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
       sha256: createHash('sha256').update(metaText).digest('hex'),
       ifAbsent: true,
     });
-    progress({ phase: 'done', bytesDone: storedSize, bytesTotal: storedSize });
+    progress({ phase: 'done', bytesDone: storedTotal, bytesTotal: storedTotal });
     return meta;
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+type Progress = (p: BackupProgress) => void;
+
+/** The data directory as parts (version 2), packed one per core at a time. */
+async function packParts(dataDir: string, work: string, partBytes: number, progress: Progress): Promise<StoredFile[]> {
+  const entries = await listDataDir(dataDir);
+  const total = entries.reduce((n, e) => n + e.size, 0);
+  const plan = planParts(entries, partBytes);
+  const out: StoredFile[] = new Array<StoredFile>(plan.length);
+  let done = 0;
+  await inParallel([...plan.keys()], defaultParallel(), async (i) => {
+    const name = partName(i);
+    const p = await packPart(dataDir, plan[i], path.join(work, name), (n) => {
+      done += n;
+      progress({ phase: 'pack', bytesDone: done, bytesTotal: total });
+    });
+    out[i] = { name, storedSize: p.storedSize, size: p.size, sha256: p.sha256, storedSha256: p.storedSha256, compression: 'zstd' };
+  });
+  return out;
+}
+
+/** The data directory as one base.tar.zst (version 1): tests only, see TakeBaseBackupOptions.singleArchive. */
+async function packSingle(dataDir: string, work: string, progress: Progress): Promise<StoredFile[]> {
+  let done = 0;
+  const p = await packPart(dataDir, undefined, path.join(work, BASE_ARCHIVE), (n) => progress({ phase: 'pack', bytesDone: (done += n) }));
+  return [{ name: BASE_ARCHIVE, storedSize: p.storedSize, size: p.size, sha256: p.sha256, compression: 'zstd' }];
 }

@@ -123,6 +123,17 @@ export class FileRepository implements Repository {
     }
   }
 
+  async openLocal(key: string): Promise<{ handle: fs.FileHandle; info: ObjectInfo } | undefined> {
+    const opened = await this.openForRead(key);
+    if (!opened) return undefined;
+    try {
+      return { handle: opened.handle, info: await this.infoOf(key, opened.file, await opened.handle.stat()) };
+    } catch (err) {
+      await opened.handle.close();
+      throw this.ioError('read', key, err);
+    }
+  }
+
   async head(key: string): Promise<ObjectInfo | undefined> {
     const file = this.pathOf(key);
     try {

@@ -3,9 +3,11 @@
 // base backups, catalog, expiry, evidence) is written against this only.
 //
 // Layout under the repository root, per cluster:
-//   <cluster>/base/<backupId>/   base.tar.zst, backup_manifest, backup.json
+//   <cluster>/base/<backupId>/   base.NNNN.tar.zst parts (one base.tar.zst in version 1
+//                                backups), backup_manifest, backup.json
 //   <cluster>/wal/<segment>.zst  and <cluster>/wal/<timeline>.history
 //   <cluster>/evidence/<runId>.json, <cluster>/audit/<runId>.jsonl
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 export interface ObjectInfo {
@@ -42,6 +44,12 @@ export interface Repository {
   get(key: string): Promise<{ body: Buffer; info: ObjectInfo } | undefined>;
   /** Streams a large object (base backups); undefined when absent. */
   getStream(key: string): Promise<{ stream: Readable; info: ObjectInfo } | undefined>;
+  /**
+   * file:// only: the object's file, opened for reading, so that a child
+   * process (restore's tar) reads it through the descriptor instead of
+   * through this process; undefined when absent. The caller closes it.
+   */
+  openLocal?(key: string): Promise<{ handle: FileHandle; info: ObjectInfo } | undefined>;
   /** Object metadata without the body; undefined when absent. */
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Every object under a prefix (recursive), sorted by key. */

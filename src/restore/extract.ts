@@ -1,9 +1,14 @@
-// Fetching a base backup out of the repository into a data directory:
-//   repository stream -> zstd -d -> sha256 -> tar -x (as the OS user)
-// then the sha256 of the tar against backup.json, then pg_verifybackup
-// against the manifest stored beside it (itself checked against
-// backup.json). Nothing is staged on disk: a restore host needs room for
-// the data directory, not for a second copy of it.
+// Fetching a base backup out of the repository into a data directory.
+// Nothing is staged on disk: a restore host needs room for the data
+// directory, not for a second copy of it.
+//   version 2 (parts): extract-parts.ts, in parallel, each part's stored
+//     bytes checked against backup.json as they are read; then
+//     pg_verifybackup -s -n (which files, which sizes) against the manifest.
+//   version 1 (one base.tar.zst, backups taken before parts), here:
+//     repository stream -> zstd -d -> sha256 -> tar -x (as the OS user),
+//     the sha256 of the tar against backup.json, then pg_verifybackup with
+//     checksums against the manifest.
+// The manifest itself is checked against backup.json's manifestSha256.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -12,12 +17,13 @@ import * as path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BASE_ARCHIVE, MANIFEST } from '../backup/base-backup';
-import type { BackupMeta } from '../catalog/backup-meta';
+import { baseLayout, type BackupMeta } from '../catalog/backup-meta';
 import { readCatalog } from '../catalog/catalog';
 import { LifeboatError, errorMessage, isLifeboatError } from '../errors';
 import { keys } from '../repository/layout';
 import type { Repository } from '../repository/types';
 import { keptEntries } from './data-dir';
+import { extractParts, verifyHints } from './extract-parts';
 import { MARKER_FILE } from './marker';
 import { processAlive } from './process-alive';
 import { baseEnv, chownToUser, runAsOsUser, spawnAsOsUser } from './os-user';
@@ -60,17 +66,28 @@ export interface ExtractOptions {
   onDownload: (bytes: number, total: number) => void;
   onVerify: () => void;
   signal?: AbortSignal;
+  /** Parts extracted at once (version 2 backups); default one per core, at least 2 (parts.ts defaultParallel). */
+  parallel?: number;
 }
 
 export async function extractBaseBackup(opts: ExtractOptions): Promise<ExtractResult> {
   const { repo, cluster, meta, pg } = opts;
-  const entry = meta.files.find((f) => f.name === BASE_ARCHIVE);
-  const key = keys.backupFile(cluster, meta.backupId, BASE_ARCHIVE);
-  if (!entry) {
-    throw new LifeboatError('BACKUP_VERIFY_FAILED', `backup.json of backup ${meta.backupId} lists no ${BASE_ARCHIVE}`, {
+  const layout = baseLayout(meta);
+  if ('problem' in layout) {
+    throw new LifeboatError('BACKUP_VERIFY_FAILED', `backup.json of backup ${meta.backupId} does not say where its data directory is: ${layout.problem}`, {
       hints: ['this backup was not written by Lifeboat\'s baseBackup; restore another one'],
     });
   }
+  if (layout.kind === 'parts') {
+    // The manifest first: a backup whose manifest is gone or altered is refused before any byte lands.
+    const manifest = await readManifest(opts);
+    const parts = await extractParts(opts, layout);
+    opts.onVerify();
+    await verifyAgainstManifest(opts, manifest.body, { checksums: false });
+    return { bytes: parts.bytes, storedBytes: parts.storedBytes, files: manifest.files };
+  }
+  const entry = layout.archive;
+  const key = keys.backupFile(cluster, meta.backupId, BASE_ARCHIVE);
   const got = await repo.getStream(key);
   if (!got) {
     throw new LifeboatError('BACKUP_NOT_FOUND', `${key} is missing from ${repo.url}, though backup.json of backup ${meta.backupId} lists it`, {
@@ -86,15 +103,9 @@ export async function extractBaseBackup(opts: ExtractOptions): Promise<ExtractRe
     );
   }
   opts.onVerify();
-  const files = await verifyAgainstManifest(opts);
-  return { bytes: tar.bytes, storedBytes: tar.storedBytes, files };
-}
-
-function verifyHints(dataDir: string): string[] {
-  return [
-    `the restored copy in ${dataDir} is kept as it is for inspection; a retry moves it aside and restores again`,
-    'if it fails again, the stored backup is damaged: recover from another backup (lifeboat backups lists them)',
-  ];
+  const manifest = await readManifest(opts);
+  await verifyAgainstManifest(opts, manifest.body, { checksums: true });
+  return { bytes: tar.bytes, storedBytes: tar.storedBytes, files: manifest.files };
 }
 
 function exitOf(child: ChildProcess, stderr: { text: string }): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
@@ -204,8 +215,8 @@ async function untar(
   return { sha256: hash.digest('hex'), bytes, storedBytes };
 }
 
-/** pg_verifybackup -n against the stored manifest; returns how many files the manifest lists. */
-async function verifyAgainstManifest(opts: ExtractOptions): Promise<number> {
+/** The stored manifest, checked against backup.json, and how many files it lists. */
+async function readManifest(opts: ExtractOptions): Promise<{ body: Buffer; files: number }> {
   const { repo, cluster, meta, pg } = opts;
   const key = keys.backupFile(cluster, meta.backupId, MANIFEST);
   const got = await repo.get(key);
@@ -224,21 +235,31 @@ async function verifyAgainstManifest(opts: ExtractOptions): Promise<number> {
   try {
     files = ((JSON.parse(got.body.toString('utf8')) as { Files?: unknown[] }).Files ?? []).length;
   } catch {
-    // pg_verifybackup below says what is wrong with it.
+    // pg_verifybackup says what is wrong with it.
   }
+  return { body: got.body, files };
+}
+
+/**
+ * pg_verifybackup -n against the stored manifest: with `checksums`, every
+ * file re-read and its checksum recomputed; without (-s), the files present
+ * with their sizes and nothing else (extract-parts.ts says why that is enough).
+ */
+async function verifyAgainstManifest(opts: ExtractOptions, body: Buffer, how: { checksums: boolean }): Promise<void> {
+  const { meta, pg } = opts;
   // A directory of our own beside nothing else, for the OS user to read. Its
   // name carries our pid: one left by a killed worker is provably nobody's
   // and the next restore removes it (sweepDeadManifestDirs).
   const tmp = await mkdtemp(path.join(os.tmpdir(), `${MANIFEST_DIR_PREFIX}${process.pid}-`));
   try {
     const manifest = path.join(tmp, MANIFEST);
-    await writeFile(manifest, got.body, { mode: 0o600 });
+    await writeFile(manifest, body, { mode: 0o600 });
     await chownToUser(manifest, pg.osUser);
     await chownToUser(tmp, pg.osUser);
     // -n: the WAL is checked by replay itself; -i: the marker is ours, not the
     // backup's, and so is what was moved aside inside a mount point (and its lost+found).
     const ignore = [MARKER_FILE, ...(await keptEntries(pg.dataDir))].flatMap((e) => ['-i', e]);
-    const r = await runAsOsUser(pg.osUser, `${pg.pgBin}/pg_verifybackup`, ['-n', '-q', '-m', manifest, ...ignore, pg.dataDir]);
+    const r = await runAsOsUser(pg.osUser, `${pg.pgBin}/pg_verifybackup`, ['-n', ...(how.checksums ? [] : ['-s']), '-q', '-m', manifest, ...ignore, pg.dataDir]);
     if (r.code !== 0) {
       const lines = (r.stderr || r.stdout).split('\n').map((l) => l.trim()).filter(Boolean).slice(-8);
       throw new LifeboatError(
@@ -250,7 +271,6 @@ async function verifyAgainstManifest(opts: ExtractOptions): Promise<number> {
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
-  return files;
 }
 
 const MANIFEST_DIR_PREFIX = 'lifeboat-manifest-';
