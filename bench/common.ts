@@ -57,7 +57,7 @@ export function writeBenchRunbook(runbooksDir: string, cluster: string, p: DemoR
 }
 
 /** A MinIO on a free loopback port under `root`, with one bucket; env holds what a client needs. */
-export async function startMinio(root: string, bucket: string): Promise<{ env: Record<string, string>; stop: () => Promise<void> }> {
+export async function startMinio(root: string, bucket: string): Promise<{ env: Record<string, string>; stop: () => Promise<void>; pid: number }> {
   const port = await freePort();
   const user = 'lifeboat-bench';
   const secret = `bench-${Math.random().toString(36).slice(2)}`;
@@ -74,7 +74,7 @@ export async function startMinio(root: string, bucket: string): Promise<{ env: R
     const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: user, secretAccessKey: secret } });
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
     s3.destroy();
-    return { env: { AWS_ACCESS_KEY_ID: user, AWS_SECRET_ACCESS_KEY: secret, AWS_REGION: 'us-east-1', S3_ENDPOINT: endpoint }, stop };
+    return { env: { AWS_ACCESS_KEY_ID: user, AWS_SECRET_ACCESS_KEY: secret, AWS_REGION: 'us-east-1', S3_ENDPOINT: endpoint }, stop, pid: child.pid! };
   } catch (err) {
     await stop();
     throw err;
@@ -109,7 +109,20 @@ export interface DatasetOptions {
   /** The cluster the runbook names (the repository's key prefix). */
   cluster: string;
   progress: (line: string) => void;
+  /** Runs right after the base backup, before the load (another tool's backup of the same moment). */
+  afterBackup?: () => Promise<void> | void;
 }
+
+/** The restore point made at the target moment, with nothing writing (so every tool can stop at the same record). */
+export const TARGET_NAME = 'bench-target';
+
+/**
+ * What a copy stopped at the target must hold: computed on the primary at
+ * the target, with the load stopped, so it is exact.
+ */
+export const FINGERPRINT_SQL = `select (select count(*) from pgbench_history)::text as history,
+  (select sum(abalance) from pgbench_accounts)::text as accounts,
+  (select sum(bbalance) from pgbench_branches)::text as branches`;
 
 const walSince = async (pg: Primary, lsn: string) =>
   Number((await pg.query<{ d: string }>(`select pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::text as d`, [lsn]))[0]!.d);
@@ -134,6 +147,7 @@ export async function makeDataset(pg: Primary, work: string, runbookName: string
   const meta = await takeBaseBackup({ runbook, scratchDir: pgDir(path.join(work, 'scratch')) });
   notes.push(`takeBaseBackup took ${secondsSince(t).toFixed(1)} s (pg_basebackup, pg_verifybackup, tar and zstd -3, store).`);
   o.progress(`backup ${meta.backupId}: ${(meta.sizeBytes / MiB).toFixed(0)} MiB, stored ${(meta.storedBytes / MiB).toFixed(0)} MiB`);
+  await o.afterBackup?.();
 
   const script = path.join(work, 'wide-tpcb.sql');
   writeFileSync(script, WIDE_TPCB);
@@ -145,13 +159,16 @@ export async function makeDataset(pg: Primary, work: string, runbookName: string
   // The target: a moment on the primary after all that WAL; then a little more WAL,
   // so that replay finds a commit past the target and stops there.
   const target = (await pg.query<{ t: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as t`))[0]!.t;
+  // The rows at the target, and a restore point there (nothing writes between the two).
+  const fingerprint = (await pg.query<Record<string, string>>(FINGERPRINT_SQL))[0]!;
+  await pg.query(`select pg_create_restore_point($1)`, [TARGET_NAME]);
   await sleep(1100);
   pgbench(pg, ['-n', '-c', '2', '-T', '2', '-M', 'prepared', '-f', script]);
   await switchAndWaitArchived(pg, 600_000);
   const walBytes = await walSince(pg, meta.startLsn);
   const repo = await openRepository(runbook.repository.url, runbook.repository);
   const segments = (await repo.list(keys.walPrefix(o.cluster))).filter((x) => walFileKind(walFileOfKey(o.cluster, x.key) ?? '') === 'segment' && (walFileOfKey(o.cluster, x.key) ?? '') >= meta.startWal);
-  return { meta, target, dbBytes, walBytes, walStoredBytes: segments.reduce((n, x) => n + x.size, 0), walSegments: segments.length, notes };
+  return { meta, target, targetName: TARGET_NAME, fingerprint, dbBytes, walBytes, walStoredBytes: segments.reduce((n, x) => n + x.size, 0), walSegments: segments.length, notes };
 }
 export type Dataset = Awaited<ReturnType<typeof makeDataset>>;
 
