@@ -6,16 +6,32 @@
 // written under a temporary name before it appears at its final path.
 //
 // The prefetch spool (pg_wal/.lifeboat-prefetch by default) holds segments
-// downloaded ahead of replay: `<name>` with `<name>.sha256` ("<sha256>
-// <target>"), written only complete, checked again when served.
+// (and history files) downloaded ahead of replay: `<name>` with
+// `<name>.sha256` ("<sha256> <boot id> <target>"), written only complete and
+// only after the content matched the sha256 recorded in the repository.
+//
+// Verified once, when it enters the spool. bin/lifeboat hands a spooled file
+// to PostgreSQL with one rename and no second sha256, which is only sound
+// because of who can write there: the spool is a directory of the user
+// restore_command runs as (cluster.osUser), mode 0700, so only that user
+// (and root) can put a file in it, and that user's only writer there is this
+// code, which writes nothing unverified (spoolTrusted below; bin/lifeboat
+// makes the same check with `[ -O ]` and one `stat`). A spool that is not
+// (group or others may write, another owner, a symlink) is never read from
+// nor written to: archive-get then downloads and verifies each file itself.
+// Files are written without fsync, so the sidecar names the boot it was
+// written in (/proc/sys/kernel/random/boot_id): after a power loss a renamed
+// file may hold anything, and bin/lifeboat serves only files of this boot
+// (Node, which hashes again, may serve older ones).
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { LifeboatError, isLifeboatError } from '../errors';
 import { keys } from '../repository/layout';
 import type { Repository } from '../repository/types';
 import { decodeWal, sha256Hex } from './compress';
-import { isSegmentName, nextSegmentName } from './names';
+import { isSegmentName, nextSegmentName, parseSegmentName } from './names';
 import { pidTextAlive } from './pid';
+import { HISTORY_REFRESH_MS, refreshHistories } from './spool-history';
 
 export interface Fetched {
   content: Buffer;
@@ -99,7 +115,7 @@ export class Spool {
   constructor(
     readonly dir: string,
     /** Archive target the spooled files came from (archiveTargetId). */
-    private readonly target: string,
+    readonly target: string,
   ) {}
 
   private file(walFile: string): string {
@@ -113,6 +129,7 @@ export class Spool {
    * can never change it between the check and the move.
    */
   async take(walFile: string, dest: string): Promise<boolean> {
+    if (!(await spoolTrusted(this.dir))) return false;
     const sidecar = `${this.file(walFile)}.sha256`;
     let meta: string;
     try {
@@ -120,7 +137,8 @@ export class Spool {
     } catch {
       return false;
     }
-    const [sha, ...rest] = meta.split(' ');
+    // "<sha256> <boot id> <target>"; the boot does not matter here: Node hashes again.
+    const [sha, , ...rest] = meta.split(' ');
     const claimed = path.join(path.dirname(dest), `.${path.basename(dest)}.lifeboat-spool-${process.pid}`);
     try {
       await fs.rename(this.file(walFile), claimed);
@@ -180,7 +198,7 @@ export class Spool {
    * archive, for now). Segments before `first` are removed: replay is past them.
    */
   async prefetch(repo: Repository, cluster: string, first: string, count: number, parallel = 4): Promise<{ fetched: string[]; missing?: string }> {
-    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    if (!(await this.prepare())) return { fetched: [] };
     await this.removeOlderThan(first);
     const names: string[] = [];
     for (let i = 0, n = first; i < count; i++, n = nextSegmentName(n)) names.push(n);
@@ -212,13 +230,23 @@ export class Spool {
    * was served or fetched for `idleMs` (replay paused, or over), or when the
    * spool is removed (promotion).
    */
-  async follow(repo: Repository, cluster: string, after: string, count: number, idleMs = 30_000): Promise<void> {
-    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+  async follow(
+    repo: Repository,
+    cluster: string,
+    after: string,
+    count: number,
+    { idleMs = 30_000, starting = false }: { idleMs?: number; starting?: boolean } = {},
+  ): Promise<void> {
+    if (!(await this.prepare())) return;
     const pidFile = path.join(this.dir, FOLLOWER_PID);
     if (!(await claimPidFile(pidFile))) return;
     try {
+      // starting: `after` itself is the first to fetch (the backup's start
+      // segment, spooled before the postmaster asks for it).
       let base = after;
+      let first = starting ? after : nextSegmentName(after);
       let lastActivity = Date.now();
+      let historiesAt = 0;
       const seen = new Set<string>();
       for (;;) {
         // Gone or taken over: the spool was removed (promotion, a copy moved
@@ -233,10 +261,17 @@ export class Spool {
         for (const n of [...seen].sort()) {
           if (names.has(n)) continue;
           seen.delete(n);
-          if (n > base) base = n;
+          if (n > base) {
+            base = n;
+            first = nextSegmentName(base);
+          }
           lastActivity = Date.now();
         }
-        const r = await this.prefetch(repo, cluster, nextSegmentName(base), count);
+        if (Date.now() - historiesAt >= HISTORY_REFRESH_MS) {
+          historiesAt = Date.now();
+          await this.histories(repo, cluster, parseSegmentName(base).timeline);
+        }
+        const r = await this.prefetch(repo, cluster, first, count);
         for (const n of names) if (isSegmentName(n) && n > base) seen.add(n);
         for (const f of r.fetched) seen.add(f);
         if (r.fetched.length > 0) lastActivity = Date.now();
@@ -247,6 +282,39 @@ export class Spool {
     } finally {
       const mine = await fs.readFile(pidFile, 'utf8').catch(() => '');
       if (mine.trim() === String(process.pid)) await fs.rm(pidFile, { force: true });
+    }
+  }
+
+  /**
+   * Spools the history files the archive has from `timeline` on and marks
+   * the first it lacks (src/wal/spool-history.ts). Only saves time: without
+   * fresh answers bin/lifeboat asks Node. Returns the name marked absent.
+   */
+  async histories(repo: Repository, cluster: string, timeline: number): Promise<string | undefined> {
+    if (!(await this.prepare())) return undefined;
+    const fetch = (name: string) => fetchWalFileWithRetry(repo, cluster, name, { attempts: 2, baseDelayMs: 200 });
+    return refreshHistories(this, fetch, timeline).catch(() => undefined);
+  }
+
+  /** Makes the spool (0700) and says whether it may be used: false for one that is not ours alone. */
+  async prepare(): Promise<boolean> {
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    return spoolTrusted(this.dir);
+  }
+
+  /**
+   * Puts verified content into the spool: the sidecar first, then the file
+   * renamed into place, so a file that is there always has its sidecar.
+   */
+  async store(walFile: string, fetched: Fetched): Promise<void> {
+    const tmp = `${this.file(walFile)}.tmp`;
+    try {
+      // No fsync: the sidecar names this boot, and a file of an earlier boot is hashed again (see the top).
+      await fs.writeFile(tmp, fetched.content, { mode: 0o600 });
+      await fs.writeFile(`${this.file(walFile)}.sha256`, `${fetched.sha256} ${await bootId()} ${this.target}\n`, { mode: 0o600 });
+      await fs.rename(tmp, this.file(walFile));
+    } finally {
+      await fs.rm(tmp, { force: true });
     }
   }
 
@@ -265,19 +333,14 @@ export class Spool {
       await fs.rm(lock, { force: true }); // its prefetcher died; the next run takes it
       return 'skipped';
     }
-    const tmp = `${this.file(walFile)}.tmp`;
     try {
       if (await exists(this.file(walFile))) return 'skipped';
       const got = await fetchWalFileWithRetry(repo, cluster, walFile, { attempts: 3, baseDelayMs: 200 });
       if (!got) return 'missing';
-      // No fsync: a spool file damaged by a crash fails its check when served
-      // and is downloaded again.
-      await fs.writeFile(tmp, got.content, { mode: 0o600 });
-      await fs.writeFile(`${this.file(walFile)}.sha256`, `${got.sha256} ${this.target}\n`, { mode: 0o600 });
-      await fs.rename(tmp, this.file(walFile));
+      await this.store(walFile, got);
       return 'fetched';
     } finally {
-      await Promise.all([fs.rm(tmp, { force: true }), fs.rm(lock, { force: true })]);
+      await fs.rm(lock, { force: true });
     }
   }
 
@@ -302,6 +365,27 @@ export class Spool {
 
 /** The follower's pid file in the spool; bin/lifeboat reads it too. */
 export const FOLLOWER_PID = 'prefetcher.pid';
+
+/**
+ * A spool directory that only this process's user can write: not a
+ * symlink, owned by us, no write bit for group or others. bin/lifeboat
+ * serves its files without hashing them again only under the same test.
+ */
+export async function spoolTrusted(dir: string): Promise<boolean> {
+  const st = await fs.lstat(dir).catch(() => undefined);
+  return st !== undefined && st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o022) === 0;
+}
+
+let boot: Promise<string> | undefined;
+
+/** This boot's id, as bin/lifeboat reads it; '-' where there is none (then bin/lifeboat always asks Node). */
+export function bootId(): Promise<string> {
+  boot ??= fs.readFile('/proc/sys/kernel/random/boot_id', 'utf8').then(
+    (t) => t.trim() || '-',
+    () => '-',
+  );
+  return boot;
+}
 
 /** Takes the pid file, or false when a live process holds it. A dead holder's file is taken over. */
 async function claimPidFile(file: string): Promise<boolean> {

@@ -16,11 +16,12 @@
 // Nothing is written at %p unless it is complete and verified.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { errorMessage } from '../../errors';
 import { fetchWalFileWithRetry, Spool, writeFileAtomic } from '../../wal/get';
 import { recordRestoreFailure } from '../../wal/get-failure';
-import { isSegmentName } from '../../wal/names';
+import { isHistoryName, isSegmentName } from '../../wal/names';
 import { checkWalFileName } from '../../wal/push';
 import { archiveTargetId } from '../../wal/marker';
 
@@ -40,8 +41,11 @@ export interface ArchiveGetOptions {
 
 export async function run(opts: ArchiveGetOptions): Promise<number> {
   try {
-    return await restore(opts);
+    const code = await restore(opts);
+    await trace(opts.file, code === 0 ? 'restored' : 'absent');
+    return code;
   } catch (err) {
+    await trace(opts.file, 'failed');
     // Run by PostgreSQL, the working directory is the data directory: leave
     // replay-wal the reason in a form it can read (src/wal/get-failure.ts).
     if (existsSync('PG_VERSION')) await recordRestoreFailure(process.cwd(), opts.file, err);
@@ -63,9 +67,11 @@ async function restore(opts: ArchiveGetOptions): Promise<number> {
   const spool = new Spool(spoolDir, archiveTargetId(opts));
   const segment = isSegmentName(walFile);
 
-  // A spool hit needs neither the repository nor the runbook.
-  if (segment && (await spool.take(walFile, dest))) {
-    await startPrefetch(opts, spool, walFile, prefetch);
+  // A spool hit needs neither the repository nor the runbook. The follower
+  // spools history files too (src/wal/spool-history.ts); bin/lifeboat
+  // serves them, and answers the first missing one, before Node is started.
+  if ((segment || isHistoryName(walFile)) && (await spool.take(walFile, dest))) {
+    if (segment) await startPrefetch(opts, spool, walFile, prefetch);
     return 0;
   }
   const { resolveRepoTarget } = await import('../context');
@@ -82,6 +88,12 @@ async function restore(opts: ArchiveGetOptions): Promise<number> {
   }
   if (segment) await startPrefetch(opts, spool, walFile, prefetch);
   return 0;
+}
+
+/** bin/lifeboat's LIFEBOAT_ARCHIVE_GET_LOG: one line per call saying who answered it, here Node. */
+async function trace(walFile: string, outcome: string): Promise<void> {
+  const file = process.env.LIFEBOAT_ARCHIVE_GET_LOG;
+  if (file) await appendFile(file, `${walFile} node ${outcome}\n`).catch(() => undefined);
 }
 
 /** pg_wal/.lifeboat-prefetch in the data directory; beside %p when run elsewhere. */

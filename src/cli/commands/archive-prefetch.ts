@@ -1,12 +1,14 @@
 // `lifeboat archive-prefetch <first> --count n --spool-dir d`: internal. Started
-// detached by archive-get to download the next segments of the timeline
-// into the spool while PostgreSQL replays. Nobody reads its output; a
+// detached by archive-get, or by replay-wal before the postmaster
+// (--follow --starting, src/restore/prefetch.ts), as the OS user that owns
+// the spool, to download the next segments of the timeline into the spool
+// while PostgreSQL replays. Nobody reads its output; a
 // failure here only means archive-get downloads those segments itself.
 import * as path from 'node:path';
 import { checkWalFileName } from '../../wal/push';
 import { archiveTargetId } from '../../wal/marker';
 import { Spool } from '../../wal/get';
-import { nextSegmentName } from '../../wal/names';
+import { nextSegmentName, parseSegmentName } from '../../wal/names';
 import { resolveRepoTarget, intOption } from '../context';
 import { EXIT } from '../run';
 
@@ -22,6 +24,11 @@ export interface ArchivePrefetchOptions {
   after?: boolean;
   /** Stay and keep the spool filled while replay takes from it (Spool.follow); implies --after. */
   follow?: boolean;
+  /**
+   * With --follow: `file` itself is the first to fetch. replay-wal starts the
+   * follower so, from the backup's start segment, before the postmaster asks.
+   */
+  starting?: boolean;
 }
 
 export async function run(opts: ArchivePrefetchOptions): Promise<number> {
@@ -32,7 +39,7 @@ export async function run(opts: ArchivePrefetchOptions): Promise<number> {
     if (await spool.followerAlive()) return EXIT.ok;
     const { repo, cluster } = await resolveRepoTarget(opts);
     try {
-      await spool.follow(repo, cluster, opts.file, count);
+      await spool.follow(repo, cluster, opts.file, count, { starting: opts.starting === true });
       return EXIT.ok;
     } finally {
       (repo as { destroy?: () => void }).destroy?.();
@@ -43,6 +50,7 @@ export async function run(opts: ArchivePrefetchOptions): Promise<number> {
   const { repo, cluster } = await resolveRepoTarget(opts);
   try {
     await spool.prefetch(repo, cluster, first, count);
+    await spool.histories(repo, cluster, parseSegmentName(first).timeline);
     return EXIT.ok;
   } finally {
     (repo as { destroy?: () => void }).destroy?.();
