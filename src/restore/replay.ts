@@ -20,6 +20,7 @@ import { formatLsn, parseLsn, parseSegmentName, segmentName, segnoOfLsn } from '
 import { requireOurMarker, updateMarker, type RestoreMarker } from './marker';
 import { archiveGetFailureInLog, restoreCommandFailed, undecodableSegment } from './replay-failure';
 import { postmasterEnv } from './os-user';
+import { startPrefetcher } from './prefetch';
 import { LogWatch } from './log-watch';
 import { fileSize, lastLines, postmasterRunning, readLogFrom, requirePgData, runFiles, startPostmaster, stopPostmaster, type PgHost } from './postmaster';
 import { shellWord, signalKind, writeRecoveryConf, writeSignalFile } from './recovery-conf';
@@ -93,6 +94,8 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
     const logFrom = await fileSize(files.logFile);
     // A failure archive-get recorded before this start is not this start's (src/wal/get-failure.ts).
     await clearRestoreFailure(pg.dataDir);
+    // The spool filled before PostgreSQL asks: its first segments and history probes skip Node (prefetch.ts).
+    await startPrefetcher(runbook, pg, marker.backup);
     await startPostmaster(pg, files.logFile, postmasterEnv(runbook));
     started = { at: Date.now(), logFrom };
   }

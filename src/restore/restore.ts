@@ -29,6 +29,7 @@ import { diskFullError, isNoSpace } from './room';
 import { updateMarker, writeMarker, type RestoreMarker } from './marker';
 import type { PgHost } from './postmaster';
 import { requireFreePort } from './port';
+import { startPrefetcher } from './prefetch';
 import { restoreSite, type RestoreSite } from './site';
 
 export function restoreHost(runbook: Runbook): PgHost {
@@ -164,6 +165,10 @@ async function restoreClaimed(
   await updateMarker(pg.dataDir, marker, { state: 'extracted', result }, pg.osUser);
   // After the marker: the extracted files are good and kept even when this fails.
   const config = await ensureServerConfig(pg.dataDir, runbook);
+  // WAL into the copy's prefetch spool while the workflow moves on to
+  // replay-wal, which starts the postmaster (prefetch.ts; replay-wal starts
+  // it again if it has left by then).
+  await startPrefetcher(runbook, pg, meta);
   hooks.onProgress({ phase: 'done', bytes: extracted.storedBytes, totalBytes: extracted.storedBytes });
   return config.notes.length ? { ...result, configNotes: config.notes } : result;
 }

@@ -1,0 +1,76 @@
+// The WAL prefetcher of a restored copy, started by replay-wal before the
+// postmaster: `lifeboat archive-prefetch <first> --follow --starting`
+// (src/wal/get.ts Spool.follow) as the OS user, so that the first segments
+// PostgreSQL asks for, and its history probes, are already in the spool and
+// bin/lifeboat serves them without Node (issue 13: the first 3 to 4 went
+// through Node at 100 to 300 ms each when the first archive-get call started
+// the prefetcher).
+//
+// As the OS user because bin/lifeboat trusts only a spool owned by the user
+// it runs as (restore_command runs as cluster.osUser), mode 0700. It leaves
+// by itself: when replay has taken nothing for 30 s (paused at the target, or
+// over), when promotion removes the spool, or when another follower holds
+// the spool. It keeps at most --count segments ahead, so the disk holds at
+// most that many more (16 MiB each) than replay would anyway.
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Runbook } from '../runbook/schema';
+import { clusterName } from '../runbook/schema';
+import { cliMain } from '../tools';
+import { segmentName, segnoOfLsn } from '../wal/names';
+import { PREFETCH_SPOOL } from './instance';
+import type { RestoreMarker } from './marker';
+import { asUserArgv, postmasterEnv } from './os-user';
+import type { PgHost } from './postmaster';
+
+/** Segments kept ahead of replay: archive-get's own --prefetch default. */
+const PREFETCH_COUNT = 8;
+
+/**
+ * The segment replay will ask for first: the backup_label's start segment
+ * while the label is there (a copy that never ran), else none is known
+ * without reading the control file, and archive-get's first call starts the
+ * follower as before.
+ */
+export async function firstSegment(dataDir: string, backup: RestoreMarker['backup']): Promise<string | undefined> {
+  const label = await readFile(path.join(dataDir, 'backup_label'), 'utf8').catch(() => undefined);
+  if (label === undefined) return undefined;
+  const named = /^START WAL LOCATION: [0-9A-F]+\/[0-9A-F]+ \(file ([0-9A-F]{24})\)/m.exec(label)?.[1];
+  return named ?? segmentName(backup.timeline, segnoOfLsn(backup.startLsn, backup.walSegmentSize), backup.walSegmentSize);
+}
+
+/**
+ * Starts the follower detached, as the OS user, with the postmaster's
+ * environment (the repository's credentials and endpoint, nothing else).
+ * Never fails the replay: prefetching only saves time.
+ */
+export async function startPrefetcher(runbook: Runbook, pg: PgHost, backup: RestoreMarker['backup']): Promise<string | undefined> {
+  try {
+    const first = await firstSegment(pg.dataDir, backup);
+    if (!first) return undefined;
+    // The same target restore_command names (replay.ts): --repo and --cluster.
+    const args = [
+      cliMain(),
+      'archive-prefetch',
+      first,
+      '--follow',
+      '--starting',
+      '--count',
+      String(PREFETCH_COUNT),
+      '--spool-dir',
+      path.join(pg.dataDir, PREFETCH_SPOOL),
+      '--repo',
+      runbook.repository.url,
+      '--cluster',
+      clusterName(runbook),
+    ];
+    const [cmd, argv] = asUserArgv(pg.osUser, process.execPath, args);
+    const child = spawn(cmd, argv, { env: postmasterEnv(runbook), cwd: pg.dataDir, detached: true, stdio: 'ignore' });
+    child.on('error', () => undefined);
+    child.unref();
+    return first;
+  } catch {
+    return undefined;
+  }
+}
