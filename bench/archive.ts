@@ -15,6 +15,7 @@ import { gzipSync, gunzipSync } from 'node:zlib';
 import { startPrimary, type Primary } from '../test/harness/postgres';
 import { waitFor } from '../test/harness/ports';
 import { pgbench, startMinio, WIDE_TPCB } from './common';
+import { pgBackRestVersion, setUpPgBackRest } from './pgbackrest';
 import { lifeboatCommand, projectRoot } from '../src/tools';
 import { decodeWal, zstdCompress } from '../src/wal/compress';
 
@@ -259,6 +260,15 @@ async function main(): Promise<void> {
       ['archive-push s3:// --parallel 4', `${lb} archive-push %p ${s3('drain-s4').join(' ')} --parallel 4`],
       ['archive-push s3:// --parallel 8', `${lb} archive-push %p ${s3('drain-s8').join(' ')} --parallel 8`],
     ];
+    // pgBackRest into a repository on local disk, beside file://: the same
+    // backlog drained by the other tool (lz4; synchronous, then asynchronous
+    // with process-max 2, the settings of the recovery bench's pgBackRest).
+    const pgbr = setUpPgBackRest(work, { dataDir: pg.dataDir, port: pg.port, socketDir: pg.root });
+    pgbr.run(['stanza-create']);
+    runs.push(
+      [`${pgBackRestVersion()} archive-push (lz4)`, pgbr.archivePush],
+      [`${pgBackRestVersion()} archive-push (lz4, async, process-max 2)`, pgbr.archivePush.replace(' archive-push ', ' --archive-async --process-max=2 archive-push ')],
+    );
     for (const [name, command] of runs) {
       await produceReadyWal(pg, SEGMENTS);
       const r = await drain(pg, command);
