@@ -247,9 +247,9 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
     { step: 'pause-outbox', hold: 'system_gate row outbox_publisher locked', activity: 'setGate', arm: lockRow('outbox_publisher'), reached: () => waiting(primaryConfig, 'Lock', '%system_gate%'), release: unlock('outbox_publisher') },
     {
       step: 'restore-base-backup',
-      hold: 'GET of base.tar.zst unanswered by the store proxy',
+      hold: 'GETs of the base backup\'s parts unanswered by the store proxy',
       activity: 'restoreBaseBackup',
-      arm: () => store.hold('restore', (method, p) => method === 'GET' && /\/base\/[^/]+\/base\.tar\.zst$/.test(p.split('?')[0]!)),
+      arm: () => store.hold('restore', (method, p) => method === 'GET' && /\/base\/[^/]+\/base\.\d{4}\.tar\.zst$/.test(p.split('?')[0]!)),
       reached: async () => store.held('restore') > 0,
       release: () => store.release('restore'),
     },

@@ -1,6 +1,7 @@
 // baseBackup on the real Temporal server, against a real PostgreSQL primary,
 // into both repository kinds (file:// and MinIO as s3://).
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -64,15 +65,23 @@ describe.each(['file', 's3'] as const)('baseBackup into a %s:// repository', (ki
 
     // The stored copy, not just the staged one, must verify: download,
     // decompress, extract and run pg_verifybackup against its manifest.
+    // Every part, part 0 (the directories) first, each matching the sha256
+    // of its stored bytes in backup.json.
     const repo = await openRepository(repoUrl, { endpointEnv });
-    const stored = await repo.get(keys.backupFile(name, backup.backupId, 'base.tar.zst'));
-    expect(stored).toBeDefined();
+    expect(backup.version).toBe(2);
+    const parts = backup.files.filter((f) => /^base\.\d{4}\.tar\.zst$/.test(f.name)).sort((a, b) => (a.name < b.name ? -1 : 1));
+    expect(parts[0]!.name).toBe('base.0000.tar.zst');
+    expect(backup.files.map((f) => f.name)).toEqual([...parts.map((p) => p.name), 'backup_manifest']);
     const extractDir = postgresTempDir('extract');
     cleanups.push(() => rmSync(extractDir, { recursive: true, force: true }));
-    const tarball = path.join(extractDir, 'base.tar.zst');
-    writeFileSync(tarball, stored!.body);
     mkdirSync(path.join(extractDir, 'data'));
-    await exec('tar', ['--zstd', '-xf', tarball, '-C', path.join(extractDir, 'data')]);
+    for (const part of parts) {
+      const stored = await repo.get(keys.backupFile(name, backup.backupId, part.name));
+      expect(createHash('sha256').update(stored!.body).digest('hex')).toBe(part.storedSha256);
+      const tarball = path.join(extractDir, part.name);
+      writeFileSync(tarball, stored!.body);
+      await exec('tar', ['--zstd', '-xf', tarball, '-C', path.join(extractDir, 'data')]);
+    }
     await exec('chown', ['-R', 'postgres:postgres', extractDir]);
     await asPostgres(`${PG_BIN}/pg_verifybackup`, ['-q', path.join(extractDir, 'data')]);
 

@@ -48,16 +48,21 @@ describe.each(['file', 's3'] as const)('a hand-configured PITR from a %s:// repo
     await primary.query(`insert into t values (1000, 'after the restore point')`);
     await switchAndWaitArchived(primary);
 
-    // Restore by hand: fetch and extract the base backup...
+    // Restore by hand: fetch and extract the base backup, part 0 (the
+    // directories) first, then the others in any order...
     const repo = await openRepository(repoUrl, runbook.repository);
-    const stored = await repo.get(keys.backupFile(cluster, backup.backupId, 'base.tar.zst'));
-    expect(stored).toBeDefined();
+    const parts = backup.files.map((f) => f.name).filter((n) => /^base\.\d{4}\.tar\.zst$/.test(n)).sort();
+    expect(parts[0]).toBe('base.0000.tar.zst');
     const root = postgresTempDir('restore');
     cleanups.push(() => rmSync(root, { recursive: true, force: true }));
     const dataDir = path.join(root, 'data');
     mkdirSync(dataDir, { mode: 0o700 });
-    writeFileSync(path.join(root, 'base.tar.zst'), stored!.body);
-    await exec('tar', ['--zstd', '-xf', path.join(root, 'base.tar.zst'), '-C', dataDir]);
+    for (const part of parts) {
+      const stored = await repo.get(keys.backupFile(cluster, backup.backupId, part));
+      expect(stored).toBeDefined();
+      writeFileSync(path.join(root, part), stored!.body);
+      await exec('tar', ['--zstd', '-xf', path.join(root, part), '-C', dataDir]);
+    }
     await exec('chown', ['-R', 'postgres:postgres', root]);
 
     // ...then recovery settings, with archive-get as restore_command. The

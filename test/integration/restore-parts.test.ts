@@ -4,6 +4,7 @@
 // PostgreSQL 15 primary archiving into the repository. A part whose bytes
 // were altered in the repository fails the restore, and the copy can never
 // be started.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
@@ -45,6 +46,8 @@ interface Fixture {
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const zstdDecompress = (b: Buffer) => execFileSync('zstd', ['-d', '-q', '-c'], { input: b, maxBuffer: 1 << 30 });
+const zstdCompress = (b: Buffer) => execFileSync('zstd', ['-q', '-1', '-c'], { input: b, maxBuffer: 1 << 30 });
 const ROWS = `select count(*)::int as n, max(id) as max from t`;
 
 /** Rows 1-5000 in both backups, 5001-5100 only through the WAL archive, then restore point 'rp'. */
@@ -191,6 +194,45 @@ describe.each(['file', 's3'] as const)('restore-base-backup of a backup in parts
     expect(lines[0]).toBe(`pg_verifybackup found that ${dataDir} does not match the manifest of backup ${backupId} (exit 1):`);
     expect(lines.find((l) => /is present in the manifest but not on disk/.test(l))).toBeDefined();
     expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(false);
+  });
+
+  it('fails with BACKUP_VERIFY_FAILED when the version 1 archive does not match the sha256 backup.json recorded, and keeps the copy for inspection', async () => {
+    // A copy of the version 1 backup whose tar has one byte of PG_VERSION
+    // changed: it still decompresses and extracts, only the checksum can tell.
+    const repo = await openRepository(f.tc.repoUrl, f.runbook.repository);
+    const cluster = f.tc.name;
+    const badId = `${f.single.backupId}-bad`;
+    const orig = (await repo.get(keys.backupFile(cluster, f.single.backupId, 'base.tar.zst')))!.body;
+    const tarBytes = zstdDecompress(orig);
+    const header = tarBytes.indexOf(Buffer.from('./PG_VERSION\0'));
+    expect(header % 512).toBe(0);
+    expect(tarBytes.subarray(header + 512, header + 515).toString()).toBe('15\n');
+    tarBytes.write('16', header + 512);
+    const damaged = zstdCompress(tarBytes);
+    const entry = f.single.files.find((x) => x.name === 'base.tar.zst')!;
+    const manifest = (await repo.get(keys.backupFile(cluster, f.single.backupId, 'backup_manifest')))!.body;
+    const meta = { ...f.single, backupId: badId, files: f.single.files.map((x) => (x.name === 'base.tar.zst' ? { ...x, storedSize: damaged.length } : x)) };
+    const metaText = Buffer.from(JSON.stringify(meta));
+    await repo.put(keys.backupFile(cluster, badId, 'base.tar.zst'), damaged, { sha256: entry.sha256 });
+    await repo.put(keys.backupFile(cluster, badId, 'backup_manifest'), manifest, { sha256: f.single.manifestSha256 });
+    await repo.put(keys.backupMeta(cluster, badId), metaText, { sha256: sha(metaText) });
+    try {
+      const dataDir = f.runbook.restore.dataDir;
+      await expect(activity(restoreBaseBackup, restoreInput(f, { ...f.single, backupId: badId }, `wf-bad-v1-${kind}`))).rejects.toMatchObject({
+        type: 'BACKUP_VERIFY_FAILED',
+        nonRetryable: true,
+        message: [
+          `base.tar.zst of backup ${badId} does not match backup.json: sha256 of the content is ${sha(tarBytes)} (${tarBytes.length} bytes), backup.json says ${entry.sha256} (${entry.size} bytes)`,
+          `HINT: the restored copy in ${dataDir} is kept as it is for inspection; a retry moves it aside and restores again`,
+          'HINT: if it fails again, the stored backup is damaged: recover from another backup (lifeboat backups lists them)',
+        ].join('\n'),
+      });
+      expect(readFileSync(path.join(dataDir, 'PG_VERSION'), 'utf8')).toBe('16\n');
+      expect(JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ workflowId: `wf-bad-v1-${kind}`, state: 'extracting' });
+    } finally {
+      // Objects this test wrote under its own backup id.
+      await repo.delete((await repo.list(keys.backupPrefix(cluster, badId))).map((o) => o.key));
+    }
   });
 
   it('restores a backup stored the version 1 way, as one base.tar.zst, checked against its sha256 and every checksum of the manifest', async () => {
