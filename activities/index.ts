@@ -11,6 +11,7 @@ import * as outbox from './outbox';
 import * as primary from './primary';
 import * as recovery from './recovery';
 import * as restore from './restore';
+import * as standby from './standby';
 import * as traffic from './traffic';
 
 export * from './backup';
@@ -32,5 +33,5 @@ export * from './standby';
 
 // What recoverToPointInTime proxies must be what the worker registers: a
 // mismatch fails to compile here rather than at 3 a.m. in a workflow task.
-const recoveryActivities: RecoveryActivities = { ...recovery, ...oneRecovery, ...restore, ...gates, ...forensics, ...invariants, ...outbox, ...caches, ...traffic, ...primary };
+const recoveryActivities: RecoveryActivities = { ...recovery, ...oneRecovery, ...restore, ...gates, ...forensics, ...invariants, ...outbox, ...caches, ...traffic, ...primary, ...standby };
 void recoveryActivities;

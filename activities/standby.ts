@@ -3,10 +3,11 @@
 // schedule or a workflow that keeps it fresh), read its status, and let a
 // recovery take it over instead of restoring a backup (src/standby/adopt.ts).
 import { Context } from '@temporalio/activity';
-import type { RestoreProgress } from '../src/recovery/contract';
+import type { RestoreProgress, UseStandbyInput, UseStandbyResult } from '../src/recovery/contract';
 import { restoreText } from '../src/recovery/progress-text';
 import { loadRunbook } from '../src/runbook/load';
 import { buildStandby as build, type StandbyBuildResult } from '../src/standby/build';
+import { useStandby as adopt } from '../src/standby/adopt';
 import { readStandbyStatus, type StandbyStatus } from '../src/standby/status';
 import { heartbeat, lifeboatActivity } from './failure';
 
@@ -36,4 +37,17 @@ export async function buildStandby(input: { runbook: string; force?: boolean }):
 /** Where the standby is against the archive. Reads only. */
 export async function standbyStatus(input: { runbook: string }): Promise<StandbyStatus> {
   return lifeboatActivity(async () => readStandbyStatus(await loadRunbook(input.runbook)));
+}
+
+/**
+ * restore-base-backup from the warm standby: when it is healthy and has not
+ * replayed past the target, its replay is paused, it is stopped and its
+ * directory moved into restore.dataDir with this recovery's marker; replay-wal
+ * then goes on from there. Otherwise nothing is touched and `why` says what
+ * kept it from being used (the workflow then restores a backup). Run twice:
+ * the markers show a takeover that already happened, and it is finished or
+ * returned as it was.
+ */
+export async function useStandby(input: UseStandbyInput): Promise<UseStandbyResult> {
+  return lifeboatActivity(async () => adopt(await loadRunbook(input.runbook), input));
 }

@@ -23,6 +23,8 @@ const AFTER_STOP = {
 const ENDPOINTS_PATCH = 'preflight-check-endpoints';
 /** The patch under which a runbook without gates skips approve-fence (runs recorded before it asked anyway). */
 const NO_GATES_NO_FENCE_PATCH = 'no-gates-no-approve-fence';
+/** The patch under which a runbook's warm standby is taken over instead of restoring a backup (DESIGN.md §4.4). */
+const STANDBY_PATCH = 'restore-from-standby';
 /** The patch under which promote archives the new timeline's history and writes the primary overlay (runs recorded before it did not). */
 const PRIMARY_OVERLAY_PATCH = 'record-primary-overlay';
 
@@ -113,6 +115,8 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     // 7-10. restore, replay to the target and pause, check, approve. A
     // retarget goes round again: later continues the replay, earlier restores again.
     let backupId = plan.backup.backupId;
+    /** Whether the standby was asked already: once per run; a retarget to an earlier point restores a backup. */
+    let standbyAsked = false;
     let restoreNeeded = true;
     let continueFrom = false;
     let replay: ReplayResult | undefined;
@@ -132,13 +136,26 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     for (;;) {
       if (restoreNeeded) {
         await run.step('restore-base-backup', async () => {
+          // The warm standby instead of a backup, when it is healthy and has
+          // not replayed past the target (src/standby/adopt.ts). Patched: older histories never asked.
+          // A dry run never takes it: the standby must stay for the real recovery.
+          if (runbook.standby && !standbyAsked && patched(STANDBY_PATCH)) {
+            const s = dryRun
+              ? { used: false as const, why: 'a dry run never takes the standby over: it stays for a real recovery' }
+              : await host.useStandby({ ...ref, target: run.target, mode: run.mode, workflowId, runId });
+            standbyAsked = true;
+            facts.restoreSource = { kind: s.used ? 'standby' : 'backup', why: s.why };
+            if (s.used) return s.result;
+          } else if (facts.restoreSource?.kind === 'standby') {
+            facts.restoreSource = { kind: 'backup', why: 'restored again from a backup: a retarget to an earlier point, and the standby was already taken over by this run' };
+          }
           if (run.steps.get('restore-base-backup')!.runs > 1 || backupId !== plan.backup.backupId) {
             const again = await act.preflight({ runbook: name, target: run.target, mode: run.mode, dryRun });
             backupId = again.backup.backupId;
             run.extra.backup = again.backup;
           }
           return host.restoreBaseBackup({ ...ref, backupId, mode: run.mode, workflowId, runId });
-        }, (r) => `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r)}${r.configNotes ? `; ${r.configNotes.join('; ')}` : ''}`);
+        }, (r) => (r.standby ? `standby: ${r.standby.from} (replayed to ${r.standby.replayLsn}${r.standby.lastReplayTime ? `, last commit ${r.standby.lastReplayTime}` : ''}) taken over into ${r.dataDir}` : `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r)}${r.configNotes ? `; ${r.configNotes.join('; ')}` : ''}`));
       }
       try {
         replay = await run.step('replay-wal', () => host.replayWal({ ...ref, target: run.target, workflowId, runId, ...(continueFrom ? { continueFrom: true } : {}) }), (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`);

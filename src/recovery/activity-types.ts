@@ -25,6 +25,8 @@ import type {
   RestoreSiteInput,
   Target,
   TrafficResult,
+  UseStandbyInput,
+  UseStandbyResult,
 } from './contract';
 
 export type GateName = 'writers' | 'backgroundJobs' | 'outbox';
@@ -36,6 +38,8 @@ export interface RecoveryActivities {
   captureForensics(input: { runbook: string; target: Target }): Promise<CaptureResult>;
   setGate(input: GateInput & { gate: GateName }): Promise<GateResult>;
   restoreBaseBackup(input: RestoreInput): Promise<RestoreResult>;
+  /** restore-base-backup from the runbook's warm standby when it may serve (src/standby/adopt.ts); else `used: false` and why. */
+  useStandby(input: UseStandbyInput): Promise<UseStandbyResult>;
   checkRestoreSite(input: RestoreSiteInput): Promise<RestoreSiteCheck>;
   replayWal(input: ReplayInput): Promise<ReplayResult>;
   runInvariants(input: { runbook: string; instance?: RestoreInstanceKind }): Promise<InvariantResult[]>;

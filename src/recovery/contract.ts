@@ -351,7 +351,36 @@ export interface RestoreResult {
   finishedAt: string;
   /** Server configuration files the backup lacked and Lifeboat supplied (packaged installs). */
   configNotes?: string[];
+  /** Extension (DESIGN.md §4.4): the warm standby this copy was taken over from, instead of a base backup. */
+  standby?: StandbySource;
 }
+
+/** The warm standby a recovery took over (src/standby/adopt.ts). */
+export interface StandbySource {
+  /** standby.dataDir, moved into restore.dataDir. */
+  from: string;
+  /** Its replay position when it was paused, and its last replayed commit. */
+  replayLsn: string;
+  lastReplayTime?: string;
+  /** The backup it was built from. */
+  backupId: string;
+}
+
+/** Which source restore-base-backup used, and why (evidence.restoreSource). */
+export interface RestoreSource {
+  kind: 'standby' | 'backup';
+  why: string;
+}
+
+/** useStandby: take over the runbook's warm standby for this recovery, when it is healthy and before the target. */
+export interface UseStandbyInput extends RunbookRef {
+  target: Target;
+  mode: 'side-by-side' | 'in-place';
+  workflowId: string;
+  runId: string;
+}
+
+export type UseStandbyResult = { used: true; why: string; result: RestoreResult } | { used: false; why: string };
 
 /** checkRestoreSite: will the restore fit on the volume of its data directory? (src/restore/room.ts) */
 export interface RestoreSiteInput extends RunbookRef, InstanceRef {
@@ -520,6 +549,8 @@ export interface Evidence {
   traffic?: TrafficResult;
   /** Where the recovery re-pointed the cluster's primary (recoveries that promoted, since patch record-primary-overlay). */
   primary?: PrimaryRecord;
+  /** Extension (DESIGN.md §4.4): whether restore-base-backup took over the warm standby or restored a backup, and why. */
+  restoreSource?: RestoreSource;
   objectives?: { rpoSeconds: number; rtoSeconds: number; rpoMet?: boolean; rtoMet?: boolean };
   validationStatus: 'passed' | 'failed' | 'aborted' | 'rejected';
   notes: string[];

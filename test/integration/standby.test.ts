@@ -18,7 +18,8 @@ import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
 import { buildStandby } from '../../src/standby/build';
 import { observeStandby, readStandbyStatus, standbyLine } from '../../src/standby/status';
-import { buildStandby as buildStandbyActivity, standbyStatus } from '../../activities/standby';
+import { buildStandby as buildStandbyActivity, standbyStatus, useStandby } from '../../activities/standby';
+import { replayWal, restoreBaseBackup } from '../../activities/restore';
 
 const runbooksDir = postgresTempDir('runbooks');
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -66,6 +67,8 @@ describe('the warm standby', () => {
   let tc: TestCluster;
   let port: number;
   let backup: BackupMeta;
+  /** The newest backup, once the second test took it. */
+  let newest: BackupMeta;
 
   beforeAll(async () => {
     tc = await startTestCluster({ name: 'sb-file', kind: 'file', runbooksDir, host: 'sb' });
@@ -154,5 +157,65 @@ describe('the warm standby', () => {
     expect(rebuilt.movedAside).toMatch(new RegExp(`^${dataDir.replace(/[.]/g, '\\.')}\\.lifeboat-\\d{8}T\\d{6}Z$`));
     expect(JSON.parse(readFileSync(path.join(rebuilt.movedAside!, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ workflowId: `lifeboat-standby-${tc.name}`, instance: 'standby' });
     expect(await onStandby(runbook, 'select count(*)::int as n from t')).toEqual([{ n: 112 }]);
+    // The archive healed again (the segment put back): older backups restore through it.
+    for (const f of moved) renameSync(path.join(hidden, f), path.join(repoWal, f));
+    newest = newer;
+  });
+
+  it('is taken over by a recovery whose target is after its position (replay goes on to the target and pauses), and declines one before it, untouched', async () => {
+    const runbook = await loadRunbook(tc.name);
+    const standbyDir = runbook.standby!.dataDir;
+    await tc.pg.query(`insert into t select g, 'before the target' from generate_series(300, 309) g`);
+    const [{ t: target }] = (await tc.pg.query<{ t: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t`)) as [{ t: string }];
+    await tc.pg.query(`insert into t select g, 'after the target' from generate_series(400, 409) g`);
+    await switchAndWaitArchived(tc.pg);
+
+    // Targets before its position: an early LSN, a time before its backup ended. Nothing is touched.
+    for (const [early, reason] of [
+      [{ lsn: '0/1000000' }, /at or after LSN 0\/1000000: PostgreSQL cannot replay backwards, so the backup path restores instead$/],
+      [{ time: newest.startTime }, new RegExp(`not before time ${newest.startTime.replace(/[.]/g, '\\.')}: PostgreSQL cannot replay backwards, so the backup path restores instead$`)],
+    ] as const) {
+      const { result: declined } = await activity(useStandby, { runbook: tc.name, target: early, mode: 'side-by-side', workflowId: 'wf-early', runId: 'wf-early-run' });
+      expect(declined.used).toBe(false);
+      expect(declined.why).toMatch(/^the standby had replayed to LSN [0-9A-F]+\/[0-9A-F]+/);
+      expect(declined.why).toMatch(reason);
+      expect(await readStandbyStatus(runbook)).toMatchObject({ state: 'replaying', healthy: true, pauseState: 'not paused' });
+      expect(existsSync(runbook.restore.dataDir)).toBe(false);
+    }
+
+    // A target after its position: paused, stopped, moved into restore.dataDir; replay-wal goes on from there.
+    const viaStandby = Date.now();
+    const { result: used } = await activity(useStandby, { runbook: tc.name, target: { time: target }, mode: 'side-by-side', workflowId: 'wf-warm', runId: 'wf-warm-run' });
+    expect(used).toMatchObject({ used: true, result: { dataDir: runbook.restore.dataDir, port: runbook.restore.port, standby: { from: standbyDir, backupId: newest.backupId } } });
+    expect(used.why).toMatch(new RegExp(`^the standby \\(delay 1h\\) had replayed to LSN [0-9A-F]+/[0-9A-F]+.*, before time ${target.replace(/[.]/g, '\\.')}: replay goes on from there instead of restoring a backup$`));
+    expect(existsSync(standbyDir)).toBe(false);
+    // Run twice: the second call finds the takeover done and returns it as it was.
+    expect((await activity(useStandby, { runbook: tc.name, target: { time: target }, mode: 'side-by-side', workflowId: 'wf-warm', runId: 'wf-warm-run' })).result).toEqual(used);
+    const { result: replayed } = await activity(replayWal, { runbook: tc.name, target: { time: target }, workflowId: 'wf-warm', runId: 'wf-warm-run' });
+    const warmMs = Date.now() - viaStandby;
+    expect(replayed.paused).toBe(true);
+    const rows = async () => {
+      const c = new Client({ host: '127.0.0.1', port: runbook.restore.port, user: 'postgres', database: 'postgres' });
+      await c.connect();
+      try {
+        return (await c.query('select count(*)::int as n, max(id) as max, pg_is_in_recovery() as r, pg_get_wal_replay_pause_state() as s from t')).rows;
+      } finally {
+        await c.end();
+      }
+    };
+    expect(await rows()).toEqual([{ n: 122, max: 309, r: true, s: 'paused' }]);
+    // Its delay went with the standby's settings; the standby is gone until rebuilt.
+    expect(readFileSync(path.join(runbook.restore.dataDir, 'postgresql.auto.conf'), 'utf8')).not.toContain('recovery_min_apply_delay');
+    expect(await readStandbyStatus(runbook)).toMatchObject({ state: 'absent', healthy: false });
+
+    // The same target from the newest backup, for the measured comparison.
+    await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', runbook.restore.dataDir, '-m', 'immediate', '-w']);
+    rmSync(runbook.restore.dataDir, { recursive: true, force: true }); // the test's own state directory
+    const viaBackup = Date.now();
+    await activity(restoreBaseBackup, { runbook: tc.name, backupId: newest.backupId, mode: 'side-by-side', workflowId: 'wf-cold', runId: 'wf-cold-run' });
+    await activity(replayWal, { runbook: tc.name, target: { time: target }, workflowId: 'wf-cold', runId: 'wf-cold-run' });
+    const coldMs = Date.now() - viaBackup;
+    expect(await rows()).toEqual([{ n: 122, max: 309, r: true, s: 'paused' }]);
+    process.stdout.write(`standby RTO to the paused copy (small database, loaded machine): via the standby ${warmMs} ms, via backup ${newest.backupId} ${coldMs} ms\n`);
   });
 });

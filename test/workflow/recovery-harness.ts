@@ -60,6 +60,8 @@ export function fakeActivities(
     replayNoCommit?: boolean;
     /** The one-recovery-per-runbook check to run (the real activity, or a wrapper of it); without, it passes. */
     checkNoOtherRecovery?: RecoveryActivities['checkNoOtherRecovery'];
+    /** What useStandby answers (runbooks with a standby: section); without, it declines. */
+    standby?: Awaited<ReturnType<RecoveryActivities['useStandby']>>;
   } = {},
 ): RecoveryActivities {
   const fail = (name: string) => {
@@ -92,6 +94,10 @@ export function fakeActivities(
     async restoreBaseBackup(i) {
       rec('restoreBaseBackup', { backupId: i.backupId, mode: i.mode });
       return { dataDir: '/tmp/lifeboat-fake/recovery', port: 6000, bytes: 50 << 20, files: 1000, finishedAt: '2026-11-21T14:41:00Z' };
+    },
+    async useStandby(i) {
+      rec('useStandby', { target: i.target, mode: i.mode });
+      return opts.standby ?? { used: false, why: 'fake: no standby' };
     },
     // Not recorded in calls.log: the room check runs inside preflight and changes nothing.
     async checkRestoreSite(i) {
@@ -168,12 +174,12 @@ export interface Harness {
 }
 
 let seq = 0;
-export async function startHarness(label: string, runbookExtra: Record<string, unknown> = {}, fakeOpts: Parameters<typeof fakeActivities>[2] = {}): Promise<Harness> {
+export async function startHarness(label: string, runbookExtra: Record<string, unknown> | ((host: string) => Record<string, unknown>) = {}, fakeOpts: Parameters<typeof fakeActivities>[2] = {}): Promise<Harness> {
   seq += 1;
   const id = `${label}-${process.pid}-${seq}-${Date.now().toString(36)}`;
   const host = `fake${process.pid}x${seq}`;
   const taskQueue = `wf-${id}`;
-  const runbook = testRunbook('orders', host, runbookExtra);
+  const runbook = testRunbook('orders', host, typeof runbookExtra === 'function' ? runbookExtra(host) : runbookExtra);
   const calls: Calls = { log: [], audit: [], evidence: [] };
   const activities = fakeActivities(runbook, calls, fakeOpts);
   const address = temporalAddress();

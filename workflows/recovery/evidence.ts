@@ -1,6 +1,6 @@
 // The evidence record of a recovery (DESIGN.md §7), built from the run's
 // state. Times come from activity results and step timestamps.
-import type { CacheResult, CaptureResult, Evidence, OutboxResult, PrimaryRecord, RecoveryInput, ReplayResult, Target, TrafficResult } from '../../src/recovery/contract';
+import type { CacheResult, CaptureResult, Evidence, OutboxResult, PrimaryRecord, RecoveryInput, ReplayResult, RestoreSource, Target, TrafficResult } from '../../src/recovery/contract';
 import type { Runbook } from '../../src/runbook/schema';
 import type { RecoveryMachine } from './machine';
 
@@ -16,6 +16,8 @@ export interface RunFacts {
   caches?: CacheResult[];
   traffic?: TrafficResult;
   primary?: PrimaryRecord;
+  /** Runbooks with a standby: whether restore-base-backup took it over or restored a backup, and why. */
+  restoreSource?: RestoreSource;
   walSegmentsReplayed?: number;
   walBytesReplayed?: number;
   validationStatus: Evidence['validationStatus'];
@@ -78,6 +80,7 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
     ...(f.caches ? { caches: f.caches } : {}),
     ...(f.traffic ? { traffic: f.traffic } : {}),
     ...(f.primary ? { primary: f.primary } : {}),
+    ...(f.restoreSource ? { restoreSource: f.restoreSource } : {}),
     ...(objectives
       ? {
           objectives: {

@@ -119,6 +119,8 @@ export function hostActivities(runbook: Runbook) {
   });
   return {
     restoreBaseBackup: long.restoreBaseBackup,
+    // Pause, stop and a rename: seconds; a restore point target reads the archive after the standby's position.
+    useStandby: short.useStandby,
     replayWal: long.replayWal,
     // Reads statfs and du over kept copies: seconds, minutes on a huge volume.
     checkRestoreSite: quick.checkRestoreSite,

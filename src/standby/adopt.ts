@@ -1,0 +1,232 @@
+// A recovery takes the warm standby over instead of restoring a base backup
+// (DESIGN.md §4.4): the restore-base-backup step of recoverToPointInTime,
+// when the runbook declares a standby.
+//
+// Only when it is provably safe: the standby healthy, its replay position
+// BEFORE the target (PostgreSQL cannot replay backwards: a standby past the
+// target is useless for it), restore.dataDir absent or empty, and both
+// directories on one file system. Then replay on the standby is paused, its
+// postmaster stopped, and its data directory renamed into restore.dataDir,
+// with a marker naming this recovery: from there replay-wal, invariants,
+// promote, the gates, traffic and the primary overlay find the copy where
+// they always do (restore.dataDir, restore.port, restore.address), and
+// replay-wal's recovery settings replace the standby's (the apply delay goes,
+// the target comes in). Otherwise nothing is changed and the recovery
+// restores a backup, with the reason in its evidence.
+//
+// Run twice: markers say how far a dead attempt got. The standby's marker
+// names the recovery (`adoptedBy`) before the rename; the recovery's marker
+// in restore.dataDir afterwards; a retry finishes from either.
+import { readdir, rename, stat } from 'node:fs/promises';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client } from 'pg';
+import { isComplete, readCatalog, readWalArchive } from '../catalog/catalog';
+import { errorMessage, isLifeboatError } from '../errors';
+import { describeTarget, type RestoreResult, type StandbySource, type Target, type UseStandbyInput, type UseStandbyResult } from '../recovery/contract';
+import { checkTargetReach } from '../recovery/reach';
+import { openRepository } from '../repository';
+import { takeClaim } from '../restore/claim';
+import { readMarker, writeMarker, type RestoreMarker } from '../restore/marker';
+import { stopPostmaster } from '../restore/postmaster';
+import { restoreSite, siteClientConfig } from '../restore/site';
+import { clusterName, type Runbook } from '../runbook/schema';
+import { formatLsn, parseLsn, segmentName, segnoOfLsn } from '../wal/names';
+import { formatDelay, standbyOwner } from './conf';
+import { readStandbyStatus } from './status';
+
+/** The standby's marker while a recovery takes it over. */
+type AdoptingMarker = RestoreMarker & { adoptedBy?: { workflowId: string; runId: string; source: StandbySource } };
+
+/** How long pg_wal_replay_pause() may take to be honoured (it is, between two records). */
+const PAUSE_WAIT_MS = 30_000;
+
+export async function useStandby(runbook: Runbook, input: UseStandbyInput): Promise<UseStandbyResult> {
+  const restore = restoreSite(runbook, 'restore');
+  const standby = restoreSite(runbook, 'standby');
+  // A retry: this recovery already took it over (the marker in restore.dataDir says so).
+  const there = (await readMarker(restore.dataDir)) as AdoptingMarker | undefined;
+  if (there?.workflowId === input.workflowId && there.result?.standby) return { used: true, why: usedWhy(there.result.standby, input.target, runbook), result: there.result };
+  if (there?.workflowId === standbyOwner(runbook) && there.adoptedBy?.workflowId === input.workflowId) {
+    return { used: true, why: usedWhy(there.adoptedBy.source, input.target, runbook), result: await markOurs(runbook, input, there, there.adoptedBy.source) };
+  }
+  const reason = await whyNot(runbook, input);
+  if (reason) return { used: false, why: reason };
+
+  // The claim of restore.dataDir, as restore-base-backup takes it: of two racing recoveries, one goes on.
+  let claim;
+  try {
+    claim = await takeClaim({ dataDir: restore.dataDir, workflowId: input.workflowId, runId: input.runId, instance: 'restore', field: 'restore.dataDir' });
+  } catch (err) {
+    if (isLifeboatError(err)) return { used: false, why: `restore.dataDir is claimed by another restore (${err.what}); restore-base-backup says what to do` };
+    throw err;
+  }
+  try {
+    const status = await readStandbyStatus(runbook);
+    if (!status.healthy || !status.backup || !status.backupId) {
+      return { used: false, why: `the standby is not usable: ${status.fellOff ?? status.warnings[0] ?? status.state}` };
+    }
+    const paused = await pauseStandby(runbook);
+    if ('why' in paused) return { used: false, why: paused.why };
+    const position = `LSN ${paused.lsn}${paused.time ? `, last commit ${paused.time}` : ''}`;
+    const before = await isBeforeTarget(runbook, input.target, paused, status.backupId, status.backup);
+    if (before !== true) {
+      await resumeStandby(runbook);
+      return { used: false, why: `the standby had replayed to ${position}, ${before}: PostgreSQL cannot replay backwards, so the backup path restores instead` };
+    }
+    const source: StandbySource = { from: standby.dataDir, replayLsn: paused.lsn, ...(paused.time ? { lastReplayTime: paused.time } : {}), backupId: status.backupId };
+    const marker = (await readMarker(standby.dataDir)) as AdoptingMarker;
+    // From here the standby is this recovery's: the marker says so before anything moves.
+    const adopting: AdoptingMarker = { ...marker, adoptedBy: { workflowId: input.workflowId, runId: input.runId, source } };
+    await writeMarker(standby.dataDir, adopting, standby.pg.osUser);
+    // A fast shutdown of a standby writes a restartpoint: replay resumes there.
+    await stopPostmaster(standby.pg, `recovery ${input.workflowId} takes the standby over`);
+    await rename(standby.dataDir, restore.dataDir);
+    const moved = (await readMarker(restore.dataDir)) as AdoptingMarker;
+    return { used: true, why: usedWhy(source, input.target, runbook), result: await markOurs(runbook, input, moved, source) };
+  } finally {
+    await claim.release().catch(() => undefined);
+  }
+}
+
+function usedWhy(s: StandbySource, target: Target, runbook: Runbook): string {
+  return `the standby (delay ${formatDelay(runbook.standby!.delay)}) had replayed to LSN ${s.replayLsn}${s.lastReplayTime ? `, last commit ${s.lastReplayTime}` : ''}, before ${describeTarget(target)}: replay goes on from there instead of restoring a backup`;
+}
+
+/** Why the standby cannot serve this recovery before anything is touched, or undefined when it may. */
+async function whyNot(runbook: Runbook, input: UseStandbyInput): Promise<string | undefined> {
+  const restore = restoreSite(runbook, 'restore');
+  const standby = restoreSite(runbook, 'standby');
+  if (input.mode === 'in-place') return "an in-place recovery restores into the primary's own directory; the standby serves side-by-side recoveries";
+  if ('xid' in input.target) return "a transaction id target cannot be placed against the standby's replay position";
+  const entries = await readdir(restore.dataDir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? [] : undefined));
+  if (entries === undefined || entries.length > 0) return `restore.dataDir ${restore.dataDir} is not empty: the standby can only be moved into an absent or empty directory`;
+  const [a, b] = await Promise.all([stat(path.dirname(restore.dataDir)).catch(() => undefined), stat(standby.dataDir).catch(() => undefined)]);
+  if (!b) return `there is no standby in ${standby.dataDir}`;
+  if (!a) return `the parent directory of restore.dataDir ${restore.dataDir} does not exist`;
+  if (a.dev !== b.dev) return `standby.dataDir ${standby.dataDir} and restore.dataDir ${restore.dataDir} are on different file systems: the standby is moved by a rename`;
+  return undefined;
+}
+
+/**
+ * Pauses replay on the standby and reads where it stopped. The pause needs
+ * EXECUTE on pg_wal_replay_pause() for the runbook's role, the same grant a
+ * recovery to the end of the archive needs; without it the standby is left
+ * as it was and the backup path is used.
+ *
+ * A standby holding a commit back for its delay never reaches 'paused'
+ * while it waits (PostgreSQL 15 checks for a pause only once the delay has
+ * passed, and then pauses before applying the record). So 'pause requested'
+ * with the startup process waiting on RecoveryApplyDelay is as final as
+ * 'paused': the held commit will not be applied. Seeing that wait event
+ * needs pg_read_all_stats (or a superuser) for the runbook's role.
+ */
+async function pauseStandby(runbook: Runbook): Promise<{ lsn: string; time?: string } | { why: string }> {
+  const site = restoreSite(runbook, 'standby');
+  const client = new Client(siteClientConfig(runbook, site, { connectionTimeoutMillis: 5000, query_timeout: 15_000, application_name: 'lifeboat-standby-takeover' }));
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    try {
+      await client.query('select pg_wal_replay_pause()');
+    } catch (err) {
+      return { why: `the standby's replay could not be paused as role ${String(client.user)} (${errorMessage(err)}): GRANT EXECUTE ON FUNCTION pg_catalog.pg_wal_replay_pause() TO it on the primary (lifeboat grants prints it), then rebuild the standby from a new backup` };
+    }
+    const deadline = Date.now() + PAUSE_WAIT_MS;
+    for (;;) {
+      const { rows } = await client.query<{ s: string; lsn: string; ts: string | null; held: boolean }>(
+        `select pg_get_wal_replay_pause_state() as s, pg_last_wal_replay_lsn()::text as lsn,
+                to_char(pg_last_xact_replay_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as ts,
+                exists (select 1 from pg_stat_activity where backend_type = 'startup' and wait_event = 'RecoveryApplyDelay') as held`,
+      );
+      const r = rows[0]!;
+      if (r.s === 'paused' || (r.s === 'pause requested' && r.held)) return { lsn: r.lsn, ...(r.ts ? { time: r.ts } : {}) };
+      if (Date.now() > deadline) {
+        await client.query('select pg_wal_replay_resume()').catch(() => undefined);
+        return {
+          why: `the standby's replay did not pause within ${PAUSE_WAIT_MS / 1000} s (state ${r.s}); a standby holding a commit back for its delay counts as paused only when the role may see its startup process wait (GRANT pg_read_all_stats TO ${String(client.user)})`,
+        };
+      }
+      await sleep(50);
+    }
+  } catch (err) {
+    return { why: `the standby did not answer on ${site.address}:${site.port}: ${errorMessage(err)}` };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function resumeStandby(runbook: Runbook): Promise<void> {
+  const site = restoreSite(runbook, 'standby');
+  const client = new Client(siteClientConfig(runbook, site, { connectionTimeoutMillis: 5000, query_timeout: 15_000, application_name: 'lifeboat-standby-takeover' }));
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('select pg_wal_replay_resume()');
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * true when the paused standby has not replayed past the target, else the
+ * reason in words. Time: its last replayed commit is before the target (with
+ * none replayed since it started, the apply delay bounds them: no commit
+ * after max(backup end, now - delay) was applied). LSN: its replay position
+ * is before it. A restore point: the archive holds one of that name after
+ * the standby's position (pg_waldump, as preflight reads it). Latest: always.
+ */
+async function isBeforeTarget(runbook: Runbook, target: Target, at: { lsn: string; time?: string }, backupId: string, backup: RestoreMarker['backup']): Promise<true | string> {
+  if ('latest' in target) return true;
+  if ('lsn' in target) return parseLsn(at.lsn) < parseLsn(target.lsn) ? true : `at or after ${describeTarget(target)}`;
+  const repo = await openRepository(runbook.repository.url, runbook.repository);
+  const cluster = clusterName(runbook);
+  const meta = (await readCatalog(repo, cluster)).filter(isComplete).find((e) => e.backupId === backupId)?.meta;
+  if ('time' in target) {
+    let bound = at.time;
+    if (!bound) {
+      const delayBound = Date.now() - runbook.standby!.delay * 1000;
+      const backupEnd = meta ? Date.parse(meta.endTime) : Date.now();
+      bound = new Date(Math.max(delayBound, backupEnd)).toISOString();
+    }
+    return Date.parse(bound) < Date.parse(target.time) ? true : `${at.time ? 'its last replayed commit' : 'its delay and backup bound what it applied to'} ${bound}, not before ${describeTarget(target)}`;
+  }
+  if ('name' in target && meta) {
+    // The archive searched from the standby's position on, as preflight searches from a backup's start.
+    const { files, histories } = await readWalArchive(repo, cluster);
+    const segSize = backup.walSegmentSize;
+    const from = { ...meta, startLsn: at.lsn, startWal: segmentName(backup.timeline, segnoOfLsn(at.lsn, segSize), segSize) };
+    const reach = await checkTargetReach({ repo, cluster, pgBin: runbook.cluster.pgBin, runbookName: runbook.name, backup: from, target, files: files.map((f) => f.name), histories, cache: new Map() });
+    if (!reach.refusal && reach.warnings.length === 0 && reach.reaches?.startsWith(`restore point "${target.name}" at LSN`)) return true;
+    return reach.warnings[0] ?? `the archive holds no restore point "${target.name}" after its position ${formatLsn(parseLsn(at.lsn))}`;
+  }
+  return `${describeTarget(target)} cannot be placed against its position`;
+}
+
+/** Writes this recovery's marker into restore.dataDir: the copy is now the recovery's, ready for replay-wal. */
+async function markOurs(runbook: Runbook, input: UseStandbyInput, from: AdoptingMarker, source: StandbySource): Promise<RestoreResult> {
+  const restore = restoreSite(runbook, 'restore');
+  const result: RestoreResult = {
+    dataDir: restore.dataDir,
+    port: restore.port,
+    bytes: from.result?.bytes ?? 0,
+    files: from.result?.files ?? 0,
+    finishedAt: new Date().toISOString(),
+    standby: source,
+  };
+  // 'extracted' with no log or socket: replay-wal writes its own recovery
+  // settings and signal file (recovery.signal replaces standby.signal) and
+  // starts the postmaster, exactly as after a restore from a backup.
+  const marker: RestoreMarker = {
+    workflowId: input.workflowId,
+    runId: input.runId,
+    backupId: from.backupId,
+    state: 'extracted',
+    at: new Date().toISOString(),
+    mode: input.mode,
+    backup: from.backup,
+    result,
+  };
+  await writeMarker(restore.dataDir, marker, restore.pg.osUser);
+  return result;
+}
