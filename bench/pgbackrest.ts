@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { chownToOsUser } from '../src/dev/sandbox-pg';
+import { pgTime } from '../src/restore/recovery-conf';
 import { asPostgres, pgDir } from './common';
 
 export const STANZA = 'bench';
@@ -68,15 +69,17 @@ export function pgBackRestVersion(): string {
 
 /**
  * `pgbackrest restore` of the newest backup into `dataDir` (which must not
- * exist yet), to the restore point `target`, pausing there; returns its wall
+ * exist yet), to the restore point or time `target`, pausing there; returns its wall
  * seconds. Its restore_command (archive-get, asynchronous) is the one
  * pgBackRest writes. The queue of an earlier round is removed first, so each
  * round fetches its WAL from the repository.
  */
-export function pgBackRestRestore(b: PgBackRest, dataDir: string, target: string, settings: string[]): number {
+export function pgBackRestRestore(b: PgBackRest, dataDir: string, target: { name: string } | { time: string }, settings: string[]): number {
   rmSync(path.join(b.spool, 'archive'), { recursive: true, force: true });
   pgDir(dataDir);
-  const seconds = b.run([`--pg1-path=${dataDir}`, '--type=name', `--target=${target}`, '--target-action=pause', '--archive-mode=off', 'restore']);
+  // A time as PostgreSQL reads recovery_target_time (pgBackRest passes it on as written).
+  const type = 'name' in target ? ['--type=name', `--target=${target.name}`] : ['--type=time', `--target=${pgTime(target.time)}`];
+  const seconds = b.run([`--pg1-path=${dataDir}`, ...type, '--target-action=pause', '--archive-mode=off', 'restore']);
   // After pgBackRest's own recovery settings: where this copy listens.
   appendFileSync(path.join(dataDir, 'postgresql.auto.conf'), `${settings.join('\n')}\n`);
   return seconds;

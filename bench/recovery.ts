@@ -24,6 +24,8 @@
 //   BENCH_SCALE   pgbench scale (default 50: a base backup of about 790 MiB)
 //   BENCH_WAL_MB  MiB of WAL to generate after the backup (default 1024)
 //   BENCH_ROUNDS  interleaved rounds (default 3); the table shows medians
+//   BENCH_TARGET  `name` (default: the restore point) or `time` (the moment it
+//                 was made, read just before it with nothing writing: the same rows)
 //   BENCH_ONLY    `recovery` runs only this bench; any other value skips it
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -37,7 +39,7 @@ import { Client } from 'pg';
 import { restoreBaseBackup } from '../activities/restore';
 import { chownToOsUser } from '../src/dev/sandbox-pg';
 import { startTemporalDevServer } from '../src/dev/temporal-server';
-import type { Evidence, RecoveryStatus, StepId } from '../src/recovery/contract';
+import type { Evidence, RecoveryStatus, StepId, Target } from '../src/recovery/contract';
 import { decideUpdate, statusQuery } from '../src/recovery/messages';
 import { openRepository } from '../src/repository';
 import { keys, walFileOfKey } from '../src/repository/layout';
@@ -57,6 +59,9 @@ import { median, restoreCalls } from './restore-log';
 const SCALE = Math.max(1, Number(process.env.BENCH_SCALE ?? 50));
 const WAL_MB = Math.max(16, Number(process.env.BENCH_WAL_MB ?? 1024));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+const BY_TIME = process.env.BENCH_TARGET === 'time';
+/** The target every row restores to. */
+const targetOf = (ds: Dataset): Extract<Target, { time: string } | { name: string }> => (BY_TIME ? { time: ds.target } : { name: ds.targetName });
 const SKIP = process.env.BENCH_ONLY !== undefined && process.env.BENCH_ONLY !== 'recovery';
 /** Both runbooks name this cluster, so the file:// and s3:// repositories hold the same keys. */
 const CLUSTER = 'bench';
@@ -163,7 +168,7 @@ async function limitRun(b: Bench, round: number): Promise<Run> {
   const t0 = process.hrtime.bigint();
   const files = asPostgres('cp', ['-a', b.ready, dataDir]);
   // The settings Lifeboat's replay-wal writes, but for restore_command.
-  await writeRecoveryConf(dataDir, { port, listenAddress: '127.0.0.1', socketDir: b.sockets, restoreCommand: `cp ${b.walDir}/%f %p`, target: { name: b.ds.targetName }, workflowId: 'the recovery bench (limit)' }, 'postgres');
+  await writeRecoveryConf(dataDir, { port, listenAddress: '127.0.0.1', socketDir: b.sockets, restoreCommand: `cp ${b.walDir}/%f %p`, target: targetOf(b.ds), workflowId: 'the recovery bench (limit)' }, 'postgres');
   await writeSignalFile(dataDir, 'recovery', 'postgres');
   return replayPrepared(b, 'limit', dataDir, port, path.join(b.work, 'runs', `limit-${round}.log`), t0, meter, files);
 }
@@ -174,7 +179,7 @@ async function pgBackRestRun(b: Bench, round: number): Promise<Run> {
   const meter = b.meter();
   meter.start();
   const t0 = process.hrtime.bigint();
-  const files = pgBackRestRestore(b.pgbr, dataDir, b.ds.targetName, [`port = ${port}`, `listen_addresses = '127.0.0.1'`, `unix_socket_directories = '${b.sockets}'`]);
+  const files = pgBackRestRestore(b.pgbr, dataDir, targetOf(b.ds), [`port = ${port}`, `listen_addresses = '127.0.0.1'`, `unix_socket_directories = '${b.sockets}'`]);
   return replayPrepared(b, 'pgBackRest', dataDir, port, path.join(b.work, 'runs', `pgbackrest-${round}.log`), t0, meter, files);
 }
 
@@ -191,7 +196,7 @@ async function lifeboatRun(b: Bench, kind: 'file' | 's3', promote: boolean): Pro
   const wf = await b.client.workflow.start('recoverToPointInTime', {
     taskQueue: b.taskQueue,
     workflowId: `bench-${k.runbook}-${Date.now().toString(36)}`,
-    args: [{ runbook: k.runbook, target: { name: b.ds.targetName }, incident: 'BENCH', reason: 'recovery benchmark' }],
+    args: [{ runbook: k.runbook, target: targetOf(b.ds), incident: 'BENCH', reason: 'recovery benchmark' }],
   });
   const approved = new Set<StepId>();
   let st: RecoveryStatus | undefined;
@@ -402,7 +407,7 @@ async function main(): Promise<void> {
     log(`Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${cpuModel}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, PostgreSQL 15, MinIO on 127.0.0.1; load average at start ${loadAtStart}.`);
     log(`Dataset: pgbench scale ${SCALE} (database ${(ds.dbBytes / MiB).toFixed(0)} MiB); Lifeboat's base backup ${m.backupId} of ${(m.sizeBytes / MiB).toFixed(0)} MiB (${(m.storedBytes / MiB).toFixed(0)} MiB stored), pgBackRest's full backup right after it (${pgbrBackupSeconds.toFixed(1)} s); ` +
       `then ${(ds.walBytes / MiB).toFixed(0)} MiB of WAL from the backup's start (${ds.walSegments} segments, ${(ds.walStoredBytes / MiB).toFixed(0)} MiB stored by Lifeboat) by the wide TPC-B load of bench/common.ts (4 clients); ` +
-      `target: restore point \`${ds.targetName}\` (${ds.target}), followed by 2 s more load. ${ROUNDS} interleaved round${ROUNDS > 1 ? 's' : ''}; medians.`);
+      `target: ${BY_TIME ? `the time ${ds.target} (restore point \`${ds.targetName}\` made right after it)` : `restore point \`${ds.targetName}\` (${ds.target})`}, followed by 2 s more load. ${ROUNDS} interleaved round${ROUNDS > 1 ? 's' : ''}; medians.`);
     log(`${ds.notes.join(' ')} Every copy held exactly the rows at the target (pgbench_history count, sums of pgbench_accounts and pgbench_branches, read on the primary at the restore point).`);
     log();
     log('| to the paused copy | files s | replay s | total s | CPU-s | ÷ limit | ÷ pgBackRest | restore_command median ms (calls) |');
