@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { activity } from '../harness/activity';
+import { cliRunner } from '../harness/cli';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
 import { asPostgres, postgresTempDir, switchAndWaitArchived, PG_BIN } from '../harness/postgres';
 import { freePort, waitFor } from '../harness/ports';
@@ -22,6 +23,7 @@ import { buildStandby as buildStandbyActivity, standbyStatus, useStandby } from 
 import { replayWal, restoreBaseBackup } from '../../activities/restore';
 
 const runbooksDir = postgresTempDir('runbooks');
+const lifeboat = cliRunner(() => ({ ...process.env, LIFEBOAT_RUNBOOKS_DIR: runbooksDir }));
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 
 beforeAll(() => {
@@ -109,6 +111,14 @@ describe('the warm standby', () => {
     expect(status.segmentsBehind).toBeGreaterThanOrEqual(0);
     expect(standbyLine(status)).toMatch(new RegExp(`^standby ${runbook.standby!.dataDir} \\(port ${port}, delay 1h\\): replaying, replayed to [0-9A-F]+/[0-9A-F]+, .*segment\\(s\\) behind the archive's newest [0-9A-F]{24}, holding a commit back for its delay, built from backup ${backup.backupId}$`));
 
+    // The same through the CLI an operator runs on the host (bin/lifeboat: npm run build first).
+    const status1 = await lifeboat('standby', 'status', '--runbook', tc.name);
+    expect(status1).toMatchObject({ code: 0, stderr: '' });
+    expect(status1.stdout).toMatch(new RegExp(`^standby ${runbook.standby!.dataDir} \\(port ${port}, delay 1h\\): replaying, .*, holding a commit back for its delay, built from backup ${backup.backupId}\nserver log: ${runbook.standby!.dataDir}\\.lifeboat-postgres\\.log\n$`));
+    const check = await lifeboat('check', '--runbook', tc.name, '--json');
+    expect(JSON.parse(check.stdout)).toMatchObject({ standby: { state: 'replaying', healthy: true, waitingForDelay: true, backupId: backup.backupId } });
+    expect((await lifeboat('check', '--runbook', tc.name)).stdout).toContain(`\nstandby ${runbook.standby!.dataDir} (port ${port}, delay 1h): replaying, replayed to `);
+
     // Built again while healthy: kept as it is.
     const { result: again } = await activity(buildStandbyActivity, { runbook: tc.name });
     expect(again).toMatchObject({ action: 'reused', backupId: backup.backupId, why: 'the standby is running and keeps up with the archive' });
@@ -146,6 +156,12 @@ describe('the warm standby', () => {
     const fell = await readStandbyStatus(runbook);
     expect(fell).toMatchObject({ state: 'replaying', healthy: false, fellOff: expect.stringMatching(new RegExp(`^the archive has no segment ${next} after the standby's replay position [0-9A-F]+/[0-9A-F]+, but has later ones up to [0-9A-F]{24}: it can never catch up$`)) as string });
     expect(standbyLine(fell)).toContain(': FELL OFF, ');
+    const checked = await lifeboat('check', '--runbook', tc.name);
+    expect(checked.code).toBe(1);
+    expect(checked.stdout).toContain(`standby in ${dataDir}: ${fell.fellOff}; recoveries restore from a backup until it is rebuilt\n  HINT: rebuild it: lifeboat standby build --runbook ${tc.name} (on host sb); the old copy is moved aside, never deleted\n`);
+    const fellStatus = await lifeboat('standby', 'status', '--runbook', tc.name);
+    expect(fellStatus.code).toBe(1);
+    expect(fellStatus.stdout).toContain('HINT: rebuild it: lifeboat standby build (it moves the old copy aside)');
 
     // The only backup lies before the gap: no standby can be built from it.
     await expect(buildStandby(runbook)).rejects.toMatchObject({ code: 'BACKUP_NOT_FOUND', what: expect.stringContaining('lies before a gap in the WAL archive') as string });
