@@ -164,10 +164,13 @@ function spawnTar(opts: ExtractOptions, stdin: number | 'pipe'): ChildProcess {
   // As the OS user, so every file is theirs without a chown -R afterwards.
   // The marker is never taken from the archive: a backup of a promoted
   // Lifeboat restore contains one, and it names another recovery.
+  // -b 2048: read zstd's output in 1 MiB records, not tar's default 10 KiB:
+  // half tar's CPU on a big relation file (0.55 s of system time instead of
+  // 1.05 s for 700 MB, measured), a hundred times fewer reads and writes.
   return spawnAsOsUser(
     pg.osUser,
     'tar',
-    ['-x', '--zstd', '-f', '-', '-C', pg.dataDir, '--no-same-owner', `--exclude=${MARKER_FILE}`, `--exclude=${MARKER_FILE}.*.tmp`],
+    ['-x', '--zstd', '-b', '2048', '-f', '-', '-C', pg.dataDir, '--no-same-owner', `--exclude=${MARKER_FILE}`, `--exclude=${MARKER_FILE}.*.tmp`],
     baseEnv(),
     [stdin, 'ignore', 'pipe'],
   );
