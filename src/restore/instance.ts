@@ -8,12 +8,11 @@ import { LifeboatError, errorMessage } from '../errors';
 import type { Runbook } from '../runbook/schema';
 import { readMarker, requireOurMarker, updateMarker } from './marker';
 import { runAsOsUser } from './os-user';
+import { PREFETCH_SPOOL, stopPrefetcher } from './prefetch';
 import { lastLines, postmasterRunning, stopPostmaster } from './postmaster';
 import { restoreSite, siteClientConfig, siteLabel } from './site';
 import type { RestoreInstanceKind } from '../recovery/contract';
 
-/** archive-get's prefetch spool (src/wal/get.ts): ours, and useless once recovery is over. */
-export const PREFETCH_SPOOL = path.join('pg_wal', '.lifeboat-prefetch');
 
 export interface Promoted {
   promotedAt: string;
@@ -94,6 +93,7 @@ export async function promoteRestored(runbook: Runbook, input: { workflowId: str
       'select pg_current_wal_lsn()::text as lsn, pg_walfile_name(pg_current_wal_lsn()) as wal',
     );
     const promotedAt = marker.promotedAt ?? new Date().toISOString();
+    await stopPrefetcher(pg.dataDir);
     await rm(path.join(pg.dataDir, PREFETCH_SPOOL), { recursive: true, force: true });
     marker = await updateMarker(pg.dataDir, marker, { state: 'promoted', promotedAt }, pg.osUser);
     return { promotedAt, timeline: parseInt(rows[0]!.wal.slice(0, 8), 16), lsn: rows[0]!.lsn };
@@ -122,5 +122,7 @@ export async function stopRestored(runbook: Runbook, input: { workflowId: string
   if (!(await readMarker(pg.dataDir)) && !(await postmasterRunning(pg))) return { stopped: false, dataDir: pg.dataDir };
   await requireOurMarker(pg.dataDir, input.workflowId, 'stop');
   const stopped = await stopPostmaster(pg, `stopping ${siteLabel(site)}, keeping its directory`);
+  // Nothing will ask for WAL any more: its prefetcher need not wait 30 s idle to notice.
+  await stopPrefetcher(pg.dataDir);
   return { stopped, dataDir: pg.dataDir };
 }

@@ -14,16 +14,20 @@
 // most that many more (16 MiB each) than replay would anyway.
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as path from 'node:path';
 import type { Runbook } from '../runbook/schema';
 import { clusterName } from '../runbook/schema';
 import { cliMain } from '../tools';
+import { FOLLOWER_PID } from '../wal/get';
 import { segmentName, segnoOfLsn } from '../wal/names';
-import { PREFETCH_SPOOL } from './instance';
+import { isAlive } from '../wal/pid';
 import type { RestoreMarker } from './marker';
 import { asUserArgv, postmasterEnv } from './os-user';
 import type { PgHost } from './postmaster';
 
+/** archive-get's prefetch spool (src/wal/get.ts): ours, and useless once recovery is over. */
+export const PREFETCH_SPOOL = path.join('pg_wal', '.lifeboat-prefetch');
 /** Segments kept ahead of replay: archive-get's own --prefetch default. */
 const PREFETCH_COUNT = 8;
 
@@ -73,4 +77,20 @@ export async function startPrefetcher(runbook: Runbook, pg: PgHost, backup: Rest
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Ends the copy's follower (by the pid in its spool) before the spool is
+ * removed: one that is writing a segment at that moment would make the
+ * removal fail (ENOTEMPTY). Waits at most a second for it to go.
+ */
+export async function stopPrefetcher(dataDir: string): Promise<void> {
+  const pid = Number((await readFile(path.join(dataDir, PREFETCH_SPOOL, FOLLOWER_PID), 'utf8').catch(() => '')).trim());
+  if (!isAlive(pid)) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 50 && isAlive(pid); i++) await sleep(20);
 }

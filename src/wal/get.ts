@@ -199,6 +199,11 @@ export class Spool {
    */
   async prefetch(repo: Repository, cluster: string, first: string, count: number, parallel = 4): Promise<{ fetched: string[]; missing?: string }> {
     if (!(await this.prepare())) return { fetched: [] };
+    return this.fill(repo, cluster, first, count, parallel);
+  }
+
+  /** prefetch() in a spool known to be there and ours: never makes it again. */
+  private async fill(repo: Repository, cluster: string, first: string, count: number, parallel = 4): Promise<{ fetched: string[]; missing?: string }> {
     await this.removeOlderThan(first);
     const names: string[] = [];
     for (let i = 0, n = first; i < count; i++, n = nextSegmentName(n)) names.push(n);
@@ -251,7 +256,10 @@ export class Spool {
       for (;;) {
         // Gone or taken over: the spool was removed (promotion, a copy moved
         // aside) and maybe made again for another replay, which is not ours.
+        // Never made again here: a follower must not bring back a spool, or
+        // a data directory, that was removed under it.
         if ((await fs.readFile(pidFile, 'utf8').catch(() => '')).trim() !== String(process.pid)) return;
+        if (!(await spoolTrusted(this.dir))) return;
         let names: Set<string>;
         try {
           names = new Set(await fs.readdir(this.dir));
@@ -269,9 +277,9 @@ export class Spool {
         }
         if (Date.now() - historiesAt >= HISTORY_REFRESH_MS) {
           historiesAt = Date.now();
-          await this.histories(repo, cluster, parseSegmentName(base).timeline);
+          await this.refreshHistories(repo, cluster, parseSegmentName(base).timeline);
         }
-        const r = await this.prefetch(repo, cluster, first, count);
+        const r = await this.fill(repo, cluster, first, count);
         for (const n of names) if (isSegmentName(n) && n > base) seen.add(n);
         for (const f of r.fetched) seen.add(f);
         if (r.fetched.length > 0) lastActivity = Date.now();
@@ -292,13 +300,26 @@ export class Spool {
    */
   async histories(repo: Repository, cluster: string, timeline: number): Promise<string | undefined> {
     if (!(await this.prepare())) return undefined;
+    return this.refreshHistories(repo, cluster, timeline);
+  }
+
+  private async refreshHistories(repo: Repository, cluster: string, timeline: number): Promise<string | undefined> {
     const fetch = (name: string) => fetchWalFileWithRetry(repo, cluster, name, { attempts: 2, baseDelayMs: 200 });
     return refreshHistories(this, fetch, timeline).catch(() => undefined);
   }
 
-  /** Makes the spool (0700) and says whether it may be used: false for one that is not ours alone. */
+  /**
+   * Makes the spool (0700) and says whether it may be used: false for one
+   * that is not ours alone. Only the spool itself is made, never its parent
+   * (pg_wal): a prefetcher started for a data directory that is gone
+   * must not make it again.
+   */
   async prepare(): Promise<boolean> {
-    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    try {
+      await fs.mkdir(this.dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+    }
     return spoolTrusted(this.dir);
   }
 

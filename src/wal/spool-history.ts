@@ -76,13 +76,22 @@ export async function refreshHistories(
   return undefined;
 }
 
-/** `<name>.absent` with the target inside and its expiry as mtime, appearing whole (rename). */
+/**
+ * `<name>.absent` with the target inside and its expiry as mtime, appearing
+ * whole (rename). A marker already there for this target only gets its new
+ * expiry: no new directory entry every few seconds, which could make a
+ * removal of the spool under a live follower fail (ENOTEMPTY).
+ */
 async function writeAbsent(spool: HistorySpool, name: string, expiresAt: number): Promise<void> {
   const file = path.join(spool.dir, `${name}${ABSENT_SUFFIX}`);
+  const expires = new Date(expiresAt);
+  if ((await fs.readFile(file, 'utf8').catch(() => '')) === `${spool.target}\n`) {
+    await fs.utimes(file, expires, expires);
+    return;
+  }
   const tmp = `${file}.tmp`;
   try {
     await fs.writeFile(tmp, `${spool.target}\n`, { mode: 0o600 });
-    const expires = new Date(expiresAt);
     await fs.utimes(tmp, expires, expires);
     await fs.rename(tmp, file);
   } finally {

@@ -39,6 +39,10 @@ describe('refreshHistories', () => {
     expect(readFileSync(path.join(dir, '00000003.history.sha256'), 'utf8')).toBe(`${text(archive['00000003.history']!).sha256} ${await bootId()} ${TARGET}\n`);
     expect(readFileSync(path.join(dir, '00000004.history.absent'), 'utf8')).toBe(`${TARGET}\n`);
     expect(statSync(path.join(dir, '00000004.history.absent')).mtimeMs).toBe(now + ABSENT_TTL_MS);
+    // The next probe renews it in place: a new expiry, no new directory entry.
+    const before = statSync(path.join(dir, '00000004.history.absent')).ino;
+    await refreshHistories(spool, async (name) => (archive[name] ? text(archive[name]!) : undefined), 1, () => now + 5000);
+    expect(statSync(path.join(dir, '00000004.history.absent'))).toMatchObject({ ino: before, mtimeMs: now + 5000 + ABSENT_TTL_MS });
   });
 
   it('skips what is spooled, replaces the marker when the missing file appears, and drops markers of other names', async () => {
@@ -62,7 +66,7 @@ describe('refreshHistories', () => {
     const spool = new Spool(dir, TARGET);
     const old = path.join(dir, '00000002.history.absent');
     writeFileSync(old, `${TARGET}\n`);
-    const expiry = new Date(Date.now() + 3000);
+    const expiry = new Date(Math.ceil(Date.now() / 1000) * 1000 + 3000); // whole seconds: mtimeMs is exact then
     utimesSync(old, expiry, expiry);
     await expect(refreshHistories(spool, () => Promise.reject(new Error('connection refused')), 1)).rejects.toThrow('connection refused');
     expect(statSync(old).mtimeMs).toBe(expiry.getTime());
