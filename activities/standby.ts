@@ -8,7 +8,7 @@ import { restoreText } from '../src/recovery/progress-text';
 import { loadRunbook } from '../src/runbook/load';
 import { buildStandby as build, type StandbyBuildResult } from '../src/standby/build';
 import { useStandby as adopt } from '../src/standby/adopt';
-import { readStandbyStatus, type StandbyStatus } from '../src/standby/status';
+import { readStandbyStatus, standbyLine, type StandbyStatus } from '../src/standby/status';
 import { heartbeat, lifeboatActivity } from './failure';
 
 /**
@@ -34,9 +34,12 @@ export async function buildStandby(input: { runbook: string; force?: boolean }):
   });
 }
 
-/** Where the standby is against the archive. Reads only. */
-export async function standbyStatus(input: { runbook: string }): Promise<StandbyStatus> {
-  return lifeboatActivity(async () => readStandbyStatus(await loadRunbook(input.runbook)));
+/** Where the standby is against the archive, and the same in one line (for workflows: `line`). Reads only. */
+export async function standbyStatus(input: { runbook: string }): Promise<StandbyStatus & { line: string }> {
+  return lifeboatActivity(async () => {
+    const status = await readStandbyStatus(await loadRunbook(input.runbook));
+    return { ...status, line: standbyLine(status) };
+  });
 }
 
 /**

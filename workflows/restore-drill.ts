@@ -17,7 +17,7 @@ import { describeTarget, type Evidence } from '../src/recovery/contract';
 import { keys } from '../src/repository/layout';
 import { clusterName, hostQueue } from '../src/runbook/schema';
 import { buildDrillEvidence, judge, measure, type DrillFacts } from './drill/evidence';
-import { drillHostActivities, sharedActivities } from './drill/proxies';
+import { drillHostActivities, sharedActivities, standbyHostActivities } from './drill/proxies';
 import { DrillRun, DrillStepFailed } from './drill/run';
 import { parseWorkflowInput } from './input';
 import { movedAsideNote } from './recovery/restore-summary';
@@ -78,6 +78,16 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
     if (plan.archiverProblems?.length) {
       // The drill still runs: a stale archiver is exactly what a drill is for finding.
       await notify('archive-stale', `Restore drill ${workflowId} of ${name}: the primary's archiver is unhealthy: ${plan.archiverProblems.join('; ')}`, { problems: plan.archiverProblems });
+    }
+    // The warm standby (DESIGN.md §4.4) is never used by a drill: taken over,
+    // it would be gone for the real night, and a drill proves the backups
+    // restore. It is read instead: replaying, and how far behind, in the
+    // evidence. Patched: older histories never read it.
+    if (runbook.standby && patched('drill-reads-standby')) {
+      const standby = await standbyHostActivities(runbook.standby.host)
+        .standbyStatus({ runbook: name })
+        .then((s) => s.line, (err: unknown) => `not read: ${stepError(err).message.split('\n')[0]}`);
+      f.notes.push(`warm standby, not used by drills (they prove the backups restore): ${standby}`);
     }
     // 3. restore-base-backup into drill.dataDir (refused if the port or directory is someone else's).
     f.restored = await run.step('restore-base-backup', () => host.restoreBaseBackup({ ...ref, backupId: plan.backup.backupId, mode: 'side-by-side', workflowId, runId }), (r) => `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r, "an earlier drill's directory")}`);

@@ -5,7 +5,8 @@
 // position is restored from the older backup (the evidence says why); a
 // target after it takes the standby over, and the promoted copy holds
 // exactly the rows of the target. The 1 h delay holds every later commit
-// back for longer than the test runs: nothing depends on timing.
+// back for longer than the test runs: nothing depends on timing. A drill
+// runs first and leaves the standby alone.
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -50,7 +51,7 @@ const seconds = (e: Evidence, id: string) => {
 };
 
 describe('recoverToPointInTime with a warm standby, on real services', () => {
-  it('restores an older target from a backup (evidence says why) and takes the standby over for a target after its position', async () => {
+  it('leaves the standby to a drill, restores an older target from a backup (evidence says why) and takes the standby over for a target after its position', async () => {
     const cluster = await backedUpCluster('sbe2e', cleanups);
     const { tc } = cluster;
     await tc.pg.query('create table t (id int primary key, batch int)');
@@ -77,6 +78,14 @@ describe('recoverToPointInTime with a warm standby, on real services', () => {
     // Held: the standby has read batch 3's commit and waits out its delay.
     await waitFor('the standby to hold batch 3 back', async () => ((await observeStandby(runbook)).delayWait ? true : undefined), { timeoutMs: 60_000, intervalMs: 200 });
     const { client, taskQueue } = await recoveryWorkers(cluster, cleanups);
+
+    // 0. A drill never takes the standby (it must stay for the real night): it restores a backup and notes the standby's state.
+    const drill = await client.workflow.start('restoreDrill', { taskQueue, workflowId: `drill-${cluster.name}`, args: [{ runbook: cluster.name, target: { time: afterStandby } }] });
+    const drilled = (await drill.result()) as Evidence;
+    expect(drilled.validationStatus).toBe('passed');
+    expect(drilled.steps.find((s) => s.id === 'restore-base-backup')?.summary).toMatch(/ MiB into /);
+    expect(drilled.notes).toContainEqual(expect.stringMatching(new RegExp(`^warm standby, not used by drills \\(they prove the backups restore\\): standby ${runbook.standby!.dataDir} \\(port ${port}, delay 1h\\): replaying, `)));
+    expect(await readStandbyStatus(runbook)).toMatchObject({ state: 'replaying', healthy: true, waitingForDelay: true });
 
     // 1. A target before the standby's position: restored from the older backup, then rejected (nothing promoted).
     const early = await client.workflow.start('recoverToPointInTime', { taskQueue, workflowId: `recover-${cluster.name}-early`, args: [{ runbook: cluster.name, target: { time: beforeStandby } }] });

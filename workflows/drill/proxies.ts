@@ -14,6 +14,7 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type * as backupActivities from '../../activities/backup';
 import type * as notifyActivities from '../../activities/notify';
+import type * as standbyActivities from '../../activities/standby';
 import type { DrillActivities } from '../../src/drill/contract';
 import type { RecoveryActivities } from '../../src/recovery/activity-types';
 import { hostQueue } from '../../src/runbook/schema';
@@ -73,4 +74,16 @@ export function drillHostActivities(drillHost: string) {
     smokeWrite: short.smokeWrite,
     teardownDrill: short.teardownDrill,
   };
+}
+
+/** The warm standby's status, read on its host's queue (a drill only reads it: it never takes the standby). */
+export function standbyHostActivities(standbyHost: string) {
+  const read = proxyActivities<typeof standbyActivities>({
+    taskQueue: hostQueue(standbyHost),
+    startToCloseTimeout: '2 minutes',
+    scheduleToStartTimeout: '5 minutes',
+    heartbeatTimeout: '10 seconds',
+    retry: { maximumAttempts: 2, initialInterval: '2 seconds' },
+  });
+  return { standbyStatus: read.standbyStatus };
 }
