@@ -5,6 +5,7 @@
 //   data-dir.ts       absent, empty, ours or someone's: never deleted, moved aside
 //   room.ts           free space, kept copies, DISK_FULL
 //   extract.ts        repository -> zstd -> tar, sha256, pg_verifybackup
+//   extract-parts.ts  the same for a backup in parts, one tar per core, checked as read
 //   marker.ts         .lifeboat-restore.json: what makes a directory provably ours
 //   recovery-conf.ts  the recovery settings block and the signal file
 //   replay.ts         replay-wal: start, wait for the pause at the target
