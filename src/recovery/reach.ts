@@ -157,11 +157,11 @@ async function searchRestorePoints(
   visit: (rp: { name: string; lsn: string; segment: string }) => boolean,
 ): Promise<{ read: number; complete: boolean } | undefined> {
   const parsed = segments.map((name) => ({ name, ...parseSegmentName(name, opts.segSize) }));
-  const seenLsn = new Set<string>();
-  let prev: (typeof parsed)[number] | undefined;
-  let i = 0;
-  while (i < parsed.length) {
-    if (Date.now() > opts.deadline) return { read: i, complete: false };
+  // The runs, planned first, so the next run's segments are fetched (read,
+  // decompressed, checked) while pg_waldump reads the current one: on a name
+  // at the end of a long archive the search is most of preflight (issue 13).
+  const runs: (typeof parsed)[] = [];
+  for (let i = 0; i < parsed.length; ) {
     const run = [parsed[i]!];
     while (run.length < SEARCH_RUN && i + run.length < parsed.length) {
       const next = parsed[i + run.length]!;
@@ -169,22 +169,38 @@ async function searchRestorePoints(
       if (next.timeline !== last.timeline || next.segno !== last.segno + 1n) break;
       run.push(next);
     }
+    runs.push(run);
     i += run.length;
-    const overlap = prev && prev.timeline === run[0]!.timeline && prev.segno + 1n === run[0]!.segno ? prev : undefined;
-    if (prev && !overlap) await rm(path.join(opts.dir, prev.name), { force: true });
-    const got = await Promise.all(run.map((s) => fetchWalFile(opts.repo, opts.cluster, s.name)));
-    await Promise.all(run.flatMap((s, j) => (got[j] ? [writeFile(path.join(opts.dir, s.name), got[j]!.content)] : [])));
-    const first = overlap ?? run[0]!;
-    const last = run[run.length - 1]!;
-    const out = await waldump(`${opts.pgBin}/pg_waldump`, ['--rmgr=XLOG', `--path=${opts.dir}`, first.name, last.name]);
-    for (const s of [first, ...run]) if (s !== last) await rm(path.join(opts.dir, s.name), { force: true });
-    prev = last;
-    for (const m of out.matchAll(RESTORE_POINT)) {
-      const lsn = m[1]!;
-      if (seenLsn.has(lsn)) continue;
-      seenLsn.add(lsn);
-      if (visit({ name: m[2]!, lsn, segment: segmentName(last.timeline, segnoOfLsn(lsn, opts.segSize), opts.segSize) })) return undefined;
+  }
+  const fetchRun = (run: (typeof parsed)[number][]) => Promise.all(run.map((s) => fetchWalFile(opts.repo, opts.cluster, s.name)));
+  const seenLsn = new Set<string>();
+  let prev: (typeof parsed)[number] | undefined;
+  let read = 0;
+  let fetching = runs[0] ? fetchRun(runs[0]) : undefined;
+  try {
+    for (const [r, run] of runs.entries()) {
+      if (Date.now() > opts.deadline) return { read, complete: false };
+      const got = await fetching!;
+      fetching = runs[r + 1] ? fetchRun(runs[r + 1]!) : undefined;
+      read += run.length;
+      const overlap = prev && prev.timeline === run[0]!.timeline && prev.segno + 1n === run[0]!.segno ? prev : undefined;
+      if (prev && !overlap) await rm(path.join(opts.dir, prev.name), { force: true });
+      await Promise.all(run.flatMap((s, j) => (got[j] ? [writeFile(path.join(opts.dir, s.name), got[j]!.content)] : [])));
+      const first = overlap ?? run[0]!;
+      const last = run[run.length - 1]!;
+      const out = await waldump(`${opts.pgBin}/pg_waldump`, ['--rmgr=XLOG', `--path=${opts.dir}`, first.name, last.name]);
+      for (const s of [first, ...run]) if (s !== last) await rm(path.join(opts.dir, s.name), { force: true });
+      prev = last;
+      for (const m of out.matchAll(RESTORE_POINT)) {
+        const lsn = m[1]!;
+        if (seenLsn.has(lsn)) continue;
+        seenLsn.add(lsn);
+        if (visit({ name: m[2]!, lsn, segment: segmentName(last.timeline, segnoOfLsn(lsn, opts.segSize), opts.segSize) })) return undefined;
+      }
     }
+  } finally {
+    // A fetch started ahead of a search that ended (found, out of time, failed) is not waited for.
+    fetching?.catch(() => undefined);
   }
   return { read: parsed.length, complete: true };
 }
