@@ -53,12 +53,19 @@ export async function useStandby(runbook: Runbook, input: UseStandbyInput): Prom
   const reason = await whyNot(runbook, input);
   if (reason) return { used: false, why: reason };
 
-  // The claim of restore.dataDir, as restore-base-backup takes it: of two racing recoveries, one goes on.
+  // The claims of both directories, as restore-base-backup takes them: of
+  // two racing recoveries one goes on, and a standby build in progress
+  // (which holds the standby's claim) is never taken over.
   let claim;
+  let standbyClaim;
   try {
     claim = await takeClaim({ dataDir: restore.dataDir, workflowId: input.workflowId, runId: input.runId, instance: 'restore', field: 'restore.dataDir' });
+    standbyClaim = await takeClaim({ dataDir: standby.dataDir, workflowId: input.workflowId, runId: input.runId, instance: 'standby', field: 'standby.dataDir' }).catch(async (err: unknown) => {
+      await claim!.release().catch(() => undefined);
+      throw err;
+    });
   } catch (err) {
-    if (isLifeboatError(err)) return { used: false, why: `restore.dataDir is claimed by another restore (${err.what}); restore-base-backup says what to do` };
+    if (isLifeboatError(err)) return { used: false, why: `a directory is claimed by another restore or a standby build (${err.what.split('\n')[0]})` };
     throw err;
   }
   try {
@@ -85,6 +92,7 @@ export async function useStandby(runbook: Runbook, input: UseStandbyInput): Prom
     const moved = (await readMarker(restore.dataDir)) as AdoptingMarker;
     return { used: true, why: usedWhy(source, input.target, runbook), result: await markOurs(runbook, input, moved, source) };
   } finally {
+    await standbyClaim.release().catch(() => undefined);
     await claim.release().catch(() => undefined);
   }
 }
