@@ -54,11 +54,13 @@ export async function temporalUiBase(address: string, env: NodeJS.ProcessEnv = p
 /**
  * The tab a link opens: User Metadata, whose Current Details hold the
  * checklist (workflows/recovery/checklist.ts): what the run waits for, who
- * may decide and how. Its route needs the run id: the UI (2.42) answers 400
- * to /workflows/<id>/metadata, and only /workflows/<id> itself (the History
- * tab, which shows none of that) works without one.
+ * may decide and how. Its route needs the run id: the UI answers 400 to
+ * /workflows/<id>/user-metadata, and only /workflows/<id> itself (the
+ * History tab, which shows none of that) works without one. Not .../metadata:
+ * that is the Search Attributes and Memo page. Same route in UI 2.42 (the
+ * dev server's) and 2.56.
  */
-export const CHECKLIST_TAB = { name: 'User Metadata', path: 'metadata' } as const;
+export const CHECKLIST_TAB = { name: 'User Metadata', path: 'user-metadata' } as const;
 
 /** The run's checklist in the Temporal UI: its User Metadata tab, for one run of the workflow id. */
 export function runPage(base: string, namespace: string, workflowId: string, runId: string): string {

@@ -98,7 +98,7 @@ afterAll(async () => {
 /** The line replies about the run end with: its checklist tab in the Temporal UI, under the run id. */
 const uiLine = () =>
   `Temporal UI, the run's "User Metadata" tab (Current Details: the checklist; the page does not refresh itself, press R for the latest): ${uiLink()}`;
-const uiLink = () => `http://ui.example:8080/namespaces/default/workflows/${wf.workflowId}/${wf.firstExecutionRunId}/metadata`;
+const uiLink = () => `http://ui.example:8080/namespaces/default/workflows/${wf.workflowId}/${wf.firstExecutionRunId}/user-metadata`;
 
 function waitStep(step: string, state: string): Promise<RecoveryStatus> {
   return waitFor(`${step} to be ${state}`, async () => {

@@ -1,12 +1,17 @@
 // The responder's path through the Temporal Web UI, in a real browser
 // (Debian's chromium driven by playwright-core): a dev server of its own with
 // the UI, a real test cluster and workers polling `lifeboat` and the host
-// queue. In the UI: start recoverToPointInTime from the Start Workflow form,
-// read the checklist in the current details, find the run in the workflow
-// list by the LifeboatAwaiting search attribute, send `approve` from the
-// signal dialog (approve-fence, then approve-promote; approve-resume is off),
-// run the `status` query from the Queries tab, and see the run complete.
-// Screenshots of every stage go to test-artifacts/ui/.
+// queue. In the UI: start recoverToPointInTime from the Start Workflow form;
+// open the link the CLI prints (runPage: the run's User Metadata tab) and
+// read there, without a click, what the run waits for, who may approve and
+// how; see the wait on the History page too; find the run in the workflow
+// list by the LifeboatAwaiting search attribute; send the `decide` update
+// from Send an Update, refused (mallory) with its reason shown, then
+// accepted (alice) for approve-fence; read the timeline in step ids; run the
+// `status` query from the Queries tab; send `approve` from the signal dialog
+// for approve-promote (bots' way; approve-resume is off); and see the
+// verdict on the link's page. Screenshots of every stage go to
+// test-artifacts/ui/.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
@@ -19,6 +24,7 @@ import type { Evidence } from '../../src/recovery/contract';
 import { statusQuery } from '../../src/recovery/messages';
 import { loadRunbook } from '../../src/runbook/load';
 import { startWorkers } from '../../src/worker';
+import { runPage, workflowPage } from '../../src/cli/ui-link';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { startTestCluster } from '../harness/cluster';
 import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
@@ -37,7 +43,7 @@ async function shot(page: Page, name: string): Promise<void> {
 }
 
 describe('the Temporal UI path of a recovery', () => {
-  it('starts recoverToPointInTime from the Start Workflow form, shows the checklist, takes approve signals from the signal dialog, answers the status query and completes', { timeout: 600_000 }, async () => {
+  it('starts recoverToPointInTime from the Start Workflow form; the CLI\'s link shows what it waits for and how; takes decide updates (answering a refusal with its reason) and an approve signal; answers the status query and shows the verdict', { timeout: 600_000 }, async () => {
     mkdirSync(SHOTS, { recursive: true });
     const scratch = postgresTempDir('ui');
     cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
@@ -81,7 +87,8 @@ describe('the Temporal UI path of a recovery', () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     page.setDefaultTimeout(30_000);
     const workflowId = `recover-${name}`;
-    const wfPage = `${ui}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`;
+    // The workflow id's page: what the UI's list opens (History).
+    const wfPage = workflowPage(ui, 'default', workflowId);
 
     // 1. The Start Workflow form: id, task queue, type, one JSON input, and a summary for the list.
     const input = { runbook: name, target: { latest: true }, incident: 'INC-900', reason: 'started from the Temporal UI' };
@@ -101,15 +108,23 @@ describe('the Temporal UI path of a recovery', () => {
     const handle = client.workflow.getHandle(workflowId);
     await waitFor('the run to start', async () => ((await handle.describe().catch(() => undefined)) ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
 
-    // 2. The workflow page, User Metadata tab: the static summary and the checklist of the current details, waiting at approve-fence.
-    await openDetails(page, wfPage, 'Waiting for approval: approve-fence');
+    // 2. The link lifeboat recover, status, pending and chat-ops print: the
+    // run's User Metadata tab, under its run id. Without a click it shows the
+    // static summary and the checklist: the step waited for, who may approve
+    // and how, from the UI (the decide update with its JSON) and the CLI.
+    const runId = (await handle.describe()).runId;
+    const link = runPage(ui, 'default', workflowId, runId);
+    await page.goto(link);
+    await seeAfterReloads(page, 'Waiting for approval: approve-fence');
+    expect(page.url()).toBe(link);
     await showsNow(page, `INC-900 recover ${name} to the end of the archive`);
     await showsNow(page, `Recovery of ${name} to the end of the archive`);
-    await showsNow(page, '[?] waiting for approval: approve-fence Approve fencing the primary');
-    await showsNow(page, '0 of 1 (none yet); may approve: alice.');
+    await showsNow(page, '0 of 1 (none yet); may approve: alice.', { exact: false });
+    await showsNow(page, 'Temporal UI: More Actions › Send an Update › decide, with {"step": "approve-fence", "decision": "approve", "by": "<you>"}', { exact: false });
     await showsNow(page, `lifeboat approve ${workflowId} approve-fence --as <you>`);
-    await shot(page, '02-checklist-approve-fence');
-    // The page a link opens (History): the wait for a person shows as a timer with what it waits for.
+    await showsNow(page, '[?] waiting for approval: approve-fence Approve fencing the primary');
+    await shot(page, '02-link-checklist-approve-fence');
+    // The page the UI's list opens (History): the wait for a person shows as a timer with what it waits for.
     await page.goto(wfPage);
     await seeAfterReloads(page, 'approve-fence: waiting for approval, 0 of 1; may approve: alice', { exact: false });
     await shot(page, '02b-landing-page-waiting');
@@ -119,16 +134,34 @@ describe('the Temporal UI path of a recovery', () => {
     await seeAfterReloads(page, workflowId);
     await shot(page, '03-list-filtered-by-awaiting');
 
-    // 4. approve-fence from the signal dialog, which lists the signals with their descriptions.
-    await page.goto(wfPage);
-    await sendSignal(page, 'approve', { step: 'approve-fence', by: 'alice', comment: 'fence approved from the UI' }, '05-signal-approve-fence', async (dialog) => {
-      await dialog.getByRole('option', { name: /^reject Reject the step awaiting approval; the run stops there, fenced\./ }).waitFor({ state: 'attached' });
-      await shot(page, '04-signal-dialog');
-    });
+    // 4. approve-fence as the checklist says: the decide update from Send an
+    // Update. First by mallory, who may not: the dialog stays open with the
+    // workflow's reason, and the checklist lists the refusal.
+    await page.goto(link);
+    const refused = await sendUpdate(page, { step: 'approve-fence', decision: 'approve', by: 'mallory' }, '04-update-dialog');
+    await visible(refused.getByText('NOT_AN_APPROVER: mallory may not decide approve-fence; allowed: alice'));
+    await shot(page, '05-update-refused');
+    await refused.getByRole('button', { name: 'Cancel' }).last().click();
+    await seeAfterReloads(page, 'Ignored messages: 1 (last: decide approve from mallory: NOT_AN_APPROVER: mallory may not decide approve-fence; allowed: alice)');
+    expect((await handle.query(statusQuery)).pending?.step).toBe('approve-fence');
+    // Then by alice: answered, the dialog closes.
+    const accepted = await sendUpdate(page, { step: 'approve-fence', decision: 'approve', by: 'alice', comment: 'fence approved from the UI' });
+    await visible(page.getByText('Update successful'));
+    await shot(page, '06-update-accepted');
+    await accepted.waitFor({ state: 'hidden' });
+    const fence = (await handle.query(statusQuery)).decisions.find((d) => d.step === 'approve-fence');
+    expect(fence).toMatchObject({ decision: 'approve', by: 'alice', via: 'update' });
+
     await waitFor('approve-promote to wait', async () => ((await handle.query(statusQuery)).pending?.step === 'approve-promote' ? true : undefined), { timeoutMs: 240_000, intervalMs: 1000 });
-    await openDetails(page, wfPage, 'Waiting for approval: approve-promote');
+    await page.goto(link);
+    await seeAfterReloads(page, 'Waiting for approval: approve-promote');
     await showsNow(page, '[x] approve-fence Approve fencing the primary — approved by alice');
-    await shot(page, '06-checklist-approve-promote');
+    await showsNow(page, 'Temporal UI: More Actions › Send an Update › decide, with {"step": "approve-promote", "decision": "approve", "by": "<you>"}', { exact: false });
+    await shot(page, '07-link-checklist-approve-promote');
+    // The timeline and history read as the runbook: step ids with what each did.
+    await page.goto(wfPage);
+    await seeAfterReloads(page, 'disable-writers: writers gate off on the primary, proven by a refused write', { exact: false });
+    await shot(page, '08-history-step-ids');
 
     // 5. The status query from the Queries tab.
     await page.goto(wfPage);
@@ -143,23 +176,29 @@ describe('the Temporal UI path of a recovery', () => {
     // The decision waited for comes right after the phase, before the 18 step records.
     await visible(page.getByText(/^\s*"pending": \{$/));
     await visible(page.getByText(/^\s*"step": "approve-promote",$/));
-    await shot(page, '07-status-query');
+    await shot(page, '09-status-query');
 
-    // 6. approve-promote from the signal dialog; the run completes.
-    await page.goto(wfPage);
-    await sendSignal(page, 'approve', { step: 'approve-promote', by: 'alice', comment: 'invariants pass, promote' }, '08-signal-approve-promote');
+    // 6. approve-promote from the signal dialog, as a bot that cannot send updates would; the run completes.
+    await page.goto(link);
+    await sendSignal(page, 'approve', { step: 'approve-promote', by: 'alice', comment: 'invariants pass, promote' }, '11-signal-approve-promote', async (dialog) => {
+      await dialog.getByRole('option', { name: /^reject Reject the step awaiting approval; the run stops there, fenced\./ }).waitFor({ state: 'attached' });
+      await shot(page, '10-signal-dialog');
+    });
     const evidence = (await handle.result()) as Evidence;
     expect(evidence.validationStatus).toBe('passed');
     expect(evidence.approvals.map((a) => `${a.step} ${a.by} ${a.decision}`)).toEqual(['approve-fence alice approve', 'approve-promote alice approve']);
-    await openDetails(page, wfPage, '[x] record-evidence', { exact: false });
+    // The link's page, without a click: how it ended, first, with the observed RTO and RPO.
+    await page.goto(link);
+    await seeAfterReloads(page, '[x] record-evidence', { exact: false });
     await visible(page.getByText('Completed').first());
-    // How it ended, first: the verdict with the observed RTO and RPO.
-    await showsNow(page, `Ended: recovered · promoted at ${evidence.promotedAt} · RTO ${evidence.rtoObservedSeconds} s`, { exact: false });
+    // The target is the end of the archive: no RPO to measure, and the page says so.
+    expect(evidence.rpoObservedSeconds).toBeUndefined();
+    await showsNow(page, `Ended: recovered · promoted at ${evidence.promotedAt} · RTO ${evidence.rtoObservedSeconds} s · RPO not measured (the target is not a time; last commit replayed: ${evidence.replayedToTime})`, { exact: false });
     await showsNow(page, '[-] skipped: approve-resume Approve resuming traffic — turned off in the runbook (approvals.approve-resume: false)');
-    await shot(page, '09-completed');
+    await shot(page, '12-completed');
     await page.goto(`${ui}/namespaces/default/workflows?query=${encodeURIComponent(`LifeboatRunbook = '${name}'`)}`);
     await seeAfterReloads(page, workflowId);
-    await shot(page, '10-list-filtered-by-runbook');
+    await shot(page, '13-list-filtered-by-runbook');
   });
 });
 
@@ -194,11 +233,6 @@ async function seeAfterReloads(page: Page, text: string, opts: { exact?: boolean
   }, { timeoutMs: 150_000, intervalMs: 1000 });
 }
 
-/** The run's User Metadata tab: its static summary and details, and the current details the workflow keeps. */
-async function openDetails(page: Page, wfPage: string, text: string, opts: { exact?: boolean } = {}): Promise<void> {
-  await page.goto(wfPage);
-  await seeAfterReloads(page, text, opts, () => page.getByRole('tab', { name: 'User Metadata' }).click());
-}
 
 // The form's editors are CodeMirror textboxes whose labels do not point at
 // them; the language each edits tells them apart: the input is the JSON one,
@@ -208,6 +242,26 @@ function jsonEditor(page: Page | Locator): Locator {
 }
 function summaryEditor(page: Page): Locator {
   return page.locator('[role=textbox][data-language=markdown]').first();
+}
+
+/**
+ * More Actions > Send an Update: pick decide, type its JSON, submit. Returns
+ * the dialog: it closes on an accepted update and stays open with the
+ * workflow's reason on a refused one.
+ */
+async function sendUpdate(page: Page, payload: unknown, shotName?: string): Promise<Locator> {
+  await page.getByRole('button', { name: 'More Actions' }).click();
+  await page.getByRole('menuitem', { name: 'Send an Update' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Send an Update' });
+  await dialog.getByTestId('update-select-button').click();
+  await dialog.getByRole('option', { name: /^decide Decide a step and get an answer/ }).click();
+  await jsonEditor(dialog).click();
+  await page.keyboard.insertText(JSON.stringify(payload));
+  if (shotName) await shot(page, shotName);
+  const submit = dialog.getByRole('button', { name: 'Submit' });
+  await submit.focus();
+  await submit.press('Enter');
+  return dialog;
 }
 
 /** More Actions > Send a Signal: pick the signal by name, type its JSON, submit. */

@@ -45,6 +45,12 @@ describe('the checklist', () => {
     expect(text.split('\n')[2]).toBe('**Ended: recovered** · promoted at 2026-12-03T10:06:00.000Z · RTO 360 s · RPO 2 s');
   });
 
+  it('says why there is no RPO when the target is not a time, with the last commit replayed', () => {
+    const replay = { lsn: '0/4016C80', time: '2026-12-03T09:59:58.000Z', paused: true };
+    const text = renderChecklist(base({ phase: 'finished', target: { latest: true }, replay, outcome: { verdict: 'passed', promotedAt: '2026-12-03T10:06:00.000Z', rtoObservedSeconds: 360 } }), 'wf-1');
+    expect(text.split('\n')[2]).toBe('**Ended: recovered** · promoted at 2026-12-03T10:06:00.000Z · RTO 360 s · RPO not measured (the target is not a time; last commit replayed: 2026-12-03T09:59:58.000Z)');
+  });
+
   it('does not call a promoted copy paused, though replay last reported a pause', () => {
     const replay = { lsn: '0/4016C80', time: '2026-12-03T09:59:58.000Z', paused: true };
     const steps = base({}).steps.map((s) => ({ ...s, state: 'done' as const }));

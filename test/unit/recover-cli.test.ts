@@ -218,7 +218,7 @@ describe('lifeboat recover against the Temporal server', () => {
         'next:',
         `  lifeboat status ${workflowId} --watch`,
         `  Temporal UI, the run's "User Metadata" tab (Current Details: the checklist; the page does not refresh itself, press R for the latest):`,
-        `  http://ui.example:8080/namespaces/default/workflows/${workflowId}/${(await handle.describe()).runId}/metadata`,
+        `  http://ui.example:8080/namespaces/default/workflows/${workflowId}/${(await handle.describe()).runId}/user-metadata`,
         '',
       ].join('\n'),
     );
@@ -265,10 +265,10 @@ describe('lifeboat recover against the Temporal server', () => {
     expect(linked.stdout.trimEnd().split('\n').slice(-3)).toEqual([
       '',
       `Temporal UI, the run's "User Metadata" tab (Current Details: the checklist; the page does not refresh itself, press R for the latest):`,
-      `  http://ui.example:8080/namespaces/default/workflows/${workflowId}/${description.runId}/metadata`,
+      `  http://ui.example:8080/namespaces/default/workflows/${workflowId}/${description.runId}/user-metadata`,
     ]);
     const linkedJson = JSON.parse((await lifeboat(['status', workflowId, '--json'], { ...env(), LIFEBOAT_UI_URL: 'http://ui.example:8080' })).stdout) as { runId: string; ui: string };
-    expect(linkedJson).toMatchObject({ runId: description.runId, ui: `http://ui.example:8080/namespaces/default/workflows/${workflowId}/${description.runId}/metadata` });
+    expect(linkedJson).toMatchObject({ runId: description.runId, ui: `http://ui.example:8080/namespaces/default/workflows/${workflowId}/${description.runId}/user-metadata` });
     const approve = await lifeboat(['approve', workflowId, 'approve-fence', '--as', 'alice'], env());
     expect(approve.code).toBe(1);
     expect(approve.stderr).toBe(

@@ -480,7 +480,7 @@ describe('lifeboat pending', () => {
   });
 
   it('ends each run with the link to its checklist tab when a Temporal UI is known', () => {
-    const ui = `http://ui.example:8080/namespaces/default/workflows/${WF}/r1/metadata`;
+    const ui = `http://ui.example:8080/namespaces/default/workflows/${WF}/r1/user-metadata`;
     const waiting: PendingRun = {
       workflowId: WF,
       runId: 'r1',

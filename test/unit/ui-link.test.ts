@@ -45,7 +45,7 @@ describe('the Temporal UI link of a run', () => {
   it('links the run\'s User Metadata tab (the checklist), which the UI serves only under the run id, and says so beside the link', () => {
     const runId = '0199a3c2-7d1e-7c3a-9f00-5b2c1d4e8a10';
     expect(runPage('http://ui.example:8080', 'prod ns', 'recover orders/1', runId)).toBe(
-      `http://ui.example:8080/namespaces/prod%20ns/workflows/recover%20orders%2F1/${runId}/metadata`,
+      `http://ui.example:8080/namespaces/prod%20ns/workflows/recover%20orders%2F1/${runId}/user-metadata`,
     );
     expect(workflowPage('http://ui.example:8080', 'default', 'recover-orders-1')).toBe('http://ui.example:8080/namespaces/default/workflows/recover-orders-1');
     expect(checklistLines('http://ui.example:8080/x')).toEqual([

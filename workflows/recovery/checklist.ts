@@ -62,7 +62,8 @@ function nowLines(s: RecoveryStatus): string[] {
     const figures = [
       o.promotedAt ? `promoted at ${o.promotedAt}` : 'nothing promoted',
       ...(o.rtoObservedSeconds !== undefined ? [`RTO ${o.rtoObservedSeconds} s`] : []),
-      ...(o.rpoObservedSeconds !== undefined ? [`RPO ${o.rpoObservedSeconds} s`] : []),
+      // RPO is measured against a target time; for latest, a name, an LSN or an xid say so, with the last commit kept.
+      o.rpoObservedSeconds !== undefined ? `RPO ${o.rpoObservedSeconds} s` : `RPO not measured (the target is not a time${s.replay?.time ? `; last commit replayed: ${s.replay.time}` : ''})`,
     ];
     return [`**Ended: ${VERDICT[o.verdict] ?? o.verdict}** · ${figures.join(' · ')}`];
   }
