@@ -73,6 +73,13 @@ describe('LogWatch', () => {
     expect(await new LogWatch(path.join(dir, 'never-written.log'), 0).look()).toEqual([]);
   });
 
+  it('treats a log it cannot read as silent, so replay-wal falls back to its poll instead of failing', async () => {
+    // A directory: stat works, reading fails (EISDIR), as a log of another OS user would (EACCES).
+    const unreadable = mkdtempSync(path.join(dir, 'not-a-file-'));
+    expect(await new LogWatch(unreadable, 0).look()).toEqual([]);
+    expect(await new LogWatch(unreadable, 0).sleep(60, undefined, 10)).toEqual([]);
+  });
+
   it('sleeps the whole time when nothing is logged', async () => {
     const f = logFile('');
     expect(await new LogWatch(f, 0).sleep(120, undefined, 10)).toEqual([]);
