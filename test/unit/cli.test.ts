@@ -21,7 +21,7 @@ async function lifeboat(...args: string[]): Promise<{ code: number; stdout: stri
 const COMMANDS = [
   'dev', 'worker', 'runbook validate', 'backup', 'backups', 'check', 'expire', 'archive-push', 'archive-get',
   'recover', 'approve', 'retarget', 'status', 'pending', 'drill', 'schedules', 'schedules pause', 'evidence', 'report',
-  'checkpoint', 'chatops',
+  'checkpoint', 'chatops', 'standby build', 'standby status',
 ];
 
 describe('lifeboat --help', () => {
