@@ -391,10 +391,12 @@ async function main(): Promise<void> {
         progress(`  files ${r.files.toFixed(1)} s, replay ${r.replay.toFixed(1)} s, total ${r.total.toFixed(1)} s, ${r.cpu.toFixed(1)} CPU-s, restore_command median ${median(r.served)?.toFixed(0) ?? '—'} ms`);
       }
     }
-    // WARM PATH ROW: the standby (issue 13's warm path) is built by another part of the
-    // work; when a runbook can declare `standby:`, measure here the recovery that uses it
-    // (target 10 minutes back), as a fifth row of the same rounds.
-    const warmSkipped = 'not measured yet: the bench builds no standby (runbook `standby:` and its recovery path are being built separately)';
+    // WARM PATH ROW: a runbook's `standby:` (src/standby/) is used by restore-base-backup
+    // when its replay position is before the target. To measure it here: give bench-file a
+    // standby held about 10 minutes behind (its delay) on a load that spans more than that,
+    // build it after the dataset, and time a recovery to a target inside the delay as a fifth
+    // row of the same rounds (each round rebuilds or re-holds the standby it took over).
+    const warmSkipped = 'not measured: this bench does not build a standby yet (WARM PATH ROW in bench/recovery.ts)';
 
     const med = Object.fromEntries(ROWS.map((id) => [id, medianRun(runs[id])])) as Record<RowId, Run>;
     const m = ds.meta;
