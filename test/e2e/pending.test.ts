@@ -27,8 +27,13 @@ afterAll(async () => {
 });
 
 async function lifeboat(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  // No UI link unless a test asks for one: the shared Temporal is headless.
+  return lifeboatWith({ ...process.env, LIFEBOAT_UI_URL: '' }, ...args);
+}
+
+async function lifeboatWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await exec(path.join(projectRoot(), 'bin/lifeboat'), [...args, '--address', temporalAddress()], { env: process.env });
+    const r = await exec(path.join(projectRoot(), 'bin/lifeboat'), [...args, '--address', temporalAddress()], { env });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -78,6 +83,12 @@ describe('lifeboat pending', () => {
     );
     const [listed] = await pendingJson();
     expect(listed).toMatchObject({ workflowId, runbook: name, awaiting: ['approve-fence'], pending: { step: 'approve-fence', kind: 'approval', approvers: ['alice'], min: 1, approvedBy: [], stillNeeded: 1 } });
+    // With the Temporal UI's address known, each run ends with the link to its checklist tab.
+    const linked = await lifeboatWith({ ...process.env, LIFEBOAT_UI_URL: 'http://ui.example:8080' }, 'pending', '--runbook', name);
+    expect(linked.stdout.trimEnd().split('\n').slice(-2)).toEqual([
+      `  Temporal UI, the run's "User Metadata" tab (Current Details: the checklist; the page does not refresh itself, press R for the latest):`,
+      `  http://ui.example:8080/namespaces/default/workflows/${workflowId}/${wf.firstExecutionRunId}/user-metadata`,
+    ]);
     // Without --runbook the run is among all pending ones.
     expect((await lifeboat('pending')).stdout).toContain(`${workflowId}  runbook ${name}`);
 
