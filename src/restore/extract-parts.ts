@@ -229,8 +229,7 @@ async function fromDescriptor(
     const unhook = killOnStop(tar, ctx.stop);
     // The thread reads the whole part whatever tar does: a part that makes
     // zstd give up half-way still gets its checksum, and that names the cause.
-    const [hashed, exit] = await Promise.allSettled([hasher.hash(handle.fd), exitOf(tar)]);
-    unhook();
+    const [hashed, exit] = await Promise.allSettled([hasher.hash(handle.fd), exitOf(tar)]).finally(unhook);
     if (hashed.status === 'rejected') {
       const err = hashed.reason as Error;
       throw new LifeboatError('REPOSITORY_UNREACHABLE', `could not read ${part.name} of backup ${opts.meta.backupId} in ${opts.repo.url}: ${err.message}`, {
@@ -258,6 +257,7 @@ async function fromStream(opts: ExtractOptions, part: StoredPart, source: Readab
   let bytes = 0;
   const onStop = () => source.destroy(new Error('extraction stopped'));
   ctx.stop.addEventListener('abort', onStop, { once: true });
+  if (ctx.stop.aborted) onStop();
   try {
     // Read to the end even when tar gave up: the checksum of the whole part
     // tells a damaged backup from a failing tar or disk.
@@ -280,11 +280,10 @@ async function fromStream(opts: ExtractOptions, part: StoredPart, source: Readab
     );
   } finally {
     ctx.stop.removeEventListener('abort', onStop);
+    unhook();
     ctx.progress.drop(part.name);
   }
-  const exit = await exited;
-  unhook();
-  return { read: { sha256: hash.digest('hex'), bytes }, exit };
+  return { read: { sha256: hash.digest('hex'), bytes }, exit: await exited };
 }
 
 /** Resolves when `stdin` can take more, or tar is gone. */
