@@ -284,7 +284,8 @@ temporalOptions(
         'the step, who may decide, how many approvals are still needed, since when, and the command to give it',
     )
     .option('--runbook <name>', 'only recoveries of this runbook')
-    .option('--json', 'print the list as JSON'),
+    .option('--json', 'print the list as JSON')
+    .option('--query', "print the visibility query instead (paste it into the Temporal UI's workflow list and save it as a view: \"waiting for a person\")"),
 ).action((opts) => runCommand(() => import('./commands/pending'), opts));
 
 // ---------------------------------------------------------------- drills, schedules, evidence, checkpoints (DESIGN.md §4, §7, §9)

@@ -69,3 +69,12 @@ describe('bad usage', () => {
     expect(stderr).toContain('HINT: use file:///absolute/path or s3://bucket/prefix');
   });
 });
+
+describe('lifeboat pending --query', () => {
+  it('prints the visibility query of "waiting for a person" without reaching Temporal, narrowed by --runbook', async () => {
+    // No Temporal answers at this address: the query is printed before any connection.
+    const { code, stdout } = await lifeboat('pending', '--query', '--runbook', 'orders', '--address', '127.0.0.1:1');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^WorkflowType = 'recoverToPointInTime' AND ExecutionStatus = 'Running' AND LifeboatAwaiting IN \('[a-z-]+'(, '[a-z-]+')*\) AND LifeboatRunbook = 'orders'\n$/);
+  });
+});

@@ -17,7 +17,7 @@ import { printJson } from '../run';
 import { checklistLines, runPage, temporalUiBase } from '../ui-link';
 import { decisionCommands } from '../status-view';
 
-type Options = TemporalOptions & { runbook?: string; json?: boolean };
+type Options = TemporalOptions & { runbook?: string; json?: boolean; query?: boolean };
 
 /** One run waiting for a decision, as `--json` prints it. */
 export interface PendingRun {
@@ -39,6 +39,10 @@ export interface PendingRun {
 const QUERY_TIMEOUT_MS = 10_000;
 
 export async function run(opts: Options): Promise<number> {
+  if (opts.query) {
+    process.stdout.write(`${pendingQuery(opts.runbook)}\n`);
+    return 0;
+  }
   const { address, namespace } = temporalAddress(opts);
   const client = await connectClient(address, namespace);
   try {
