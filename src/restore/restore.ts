@@ -140,6 +140,7 @@ async function restoreClaimed(
     meta,
     pg,
     signal: hooks.signal,
+    ...(runbook.restore.parallel ? { parallel: runbook.restore.parallel } : {}),
     onDownload: (bytes, totalBytes) => hooks.onProgress({ phase: 'downloading', bytes, totalBytes }),
     onVerify: () => {
       stage.what = `verifying backup ${meta.backupId}`;

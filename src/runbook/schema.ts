@@ -94,6 +94,8 @@ export const RestoreMode = z.enum(['side-by-side', 'in-place'], {
   error: 'expected "side-by-side" or "in-place"',
 });
 
+const EXTRACTORS = 'expected a whole number of extractors from 1 to 64';
+
 export const Restore = z.strictObject(
   {
     host: identifier('a host name'),
@@ -112,6 +114,17 @@ export const Restore = z.strictObject(
      */
     confFile: absolutePath("a copy of the primary's postgresql.conf").optional(),
     hbaFile: absolutePath("a copy of the primary's pg_hba.conf").optional(),
+    /**
+     * Extension: parts of a base backup extracted at once on this host
+     * (restores, drills, the standby); default one per core, at least 2.
+     * Lower it on a host whose cores serve something else during a restore.
+     */
+    parallel: z
+      .number({ error: EXTRACTORS })
+      .int({ error: EXTRACTORS })
+      .min(1, { error: EXTRACTORS })
+      .max(64, { error: EXTRACTORS })
+      .optional(),
   },
   { error: 'expected a mapping with host, dataDir, port and mode (and optionally address)' },
 );

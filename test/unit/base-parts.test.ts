@@ -1,8 +1,12 @@
 // How a data directory is cut into parts (src/backup/parts.ts) and which
-// backup.json file lists a restore accepts (src/catalog/backup-meta.ts).
+// backup.json file lists a restore accepts (src/catalog/backup-meta.ts),
+// and the runbook's restore.parallel.
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { inParallel, planParts, type DataDirEntry } from '../../src/backup/parts';
 import { BackupMeta, baseLayout, partName, type StoredFile } from '../../src/catalog/backup-meta';
+import { validateRunbookText } from '../../src/runbook/load';
 
 const MiB = 1024 * 1024;
 const dir = (name: string): DataDirEntry => ({ name, kind: 'dir', size: 0 });
@@ -121,5 +125,25 @@ describe('backup.json layouts', () => {
     expect(problem(meta(2, [manifest]))).toBe('files: version 2 lists no base.0000.tar.zst');
     expect(problem(meta(1, [part(0), manifest]))).toBe('files: version 1 lists no base.tar.zst');
     expect(problem(meta(3, [part(0), manifest]))).toMatch(/^version: /);
+  });
+});
+
+describe('restore.parallel in a runbook', () => {
+  const EXAMPLE = readFileSync(path.resolve(__dirname, '../../runbooks/orders.example.yaml'), 'utf8');
+  const withParallel = (v: string) => {
+    const text = EXAMPLE.replace('port: 5433, mode: side-by-side }', `port: 5433, mode: side-by-side, parallel: ${v} }`);
+    if (text === EXAMPLE) throw new Error('the example runbook no longer has its restore line');
+    return validateRunbookText(text, 'orders.yaml');
+  };
+
+  it('is absent by default (one extractor per core) and takes a whole number from 1 to 64', () => {
+    const plain = validateRunbookText(EXAMPLE, 'orders.yaml');
+    expect(plain.ok && plain.runbook.restore.parallel).toBeUndefined();
+    const three = withParallel('3');
+    expect(three.ok && three.runbook.restore.parallel).toBe(3);
+    for (const bad of ['0', '65', '1.5', 'many']) {
+      const r = withParallel(bad);
+      expect(r.ok ? [] : r.errors).toEqual([expect.stringMatching(/^orders\.yaml:\d+: restore\.parallel: expected a whole number of extractors from 1 to 64/) as string]);
+    }
   });
 });
