@@ -10,6 +10,7 @@ import { releaseClaimOf } from '../restore/claim';
 import { isKeptEntry } from '../restore/data-dir';
 import { readMarker, requireOurMarker, describeMarker } from '../restore/marker';
 import { postmasterRunning, stopPostmaster } from '../restore/postmaster';
+import { stopPrefetcher } from '../restore/prefetch';
 import { restoreSite, siteClientConfig } from '../restore/site';
 import { quoteIdent } from '../gates/sql';
 import type { Runbook } from '../runbook/schema';
@@ -137,6 +138,8 @@ export async function teardownDrill(runbook: Runbook, input: { workflowId: strin
       hints: [`stop it by hand (as ${site.pg.osUser}): ${site.pg.pgBin}/pg_ctl stop -D ${site.dataDir} -m immediate, then remove ${site.dataDir}`],
     });
   }
+  // Its WAL prefetcher may still be writing into the spool: end it first, or the removal fails (ENOTEMPTY).
+  await stopPrefetcher(site.dataDir);
   // The marker proves the directory is this drill's own copy: removing it
   // deletes nothing of anyone's. Except what was moved aside inside it (a
   // mount point: data-dir.ts), kept for an operator; and a mount point itself
