@@ -97,6 +97,7 @@ repoOptions(
       'archiver health (pg_stat_archiver against the RPO) and WAL chain continuity from the oldest backup; exits 1 when unhealthy',
     )
     .option('--no-primary', 'skip the archiver health query (check the repository only)')
+    .option('--host <host>', "the runbook host this runs on (as lifeboat worker --host); the warm standby is read only on its own host (default: the OS host name names it)")
     .option('--json', 'print the report as JSON'),
 ).action((opts) => runCommand(() => import('./commands/check'), opts));
 

@@ -5,6 +5,7 @@
 // only fell behind (a warning). Read only: the marker, pg_ctl status, one
 // connection to the standby, the repository's WAL listing.
 import { readdir } from 'node:fs/promises';
+import * as os from 'node:os';
 import { Client } from 'pg';
 import { readWalArchive } from '../catalog/catalog';
 import { errorMessage } from '../errors';
@@ -69,6 +70,21 @@ interface Observed {
   ts: string | null;
   pause: string | null;
   delayWait: boolean;
+}
+
+/**
+ * Whether this process runs on the standby's host, where its data directory
+ * and loopback port are. Runbook hosts are names of Lifeboat's own (those of
+ * `lifeboat worker --host`), not necessarily the OS host name: an explicit
+ * `--host` decides; without it, the OS host name (whole, or its first label)
+ * equal to standby.host. Anywhere else the standby is not read at all: its
+ * directory is absent there, which says nothing about the standby.
+ */
+export function onStandbyHost(standbyHost: string, hostOption?: string): { here: boolean; thisHost: string } {
+  if (hostOption !== undefined) return { here: hostOption === standbyHost, thisHost: hostOption };
+  const name = os.hostname();
+  const lower = standbyHost.toLowerCase();
+  return { here: name.toLowerCase() === lower || name.split('.')[0]!.toLowerCase() === lower, thisHost: name };
 }
 
 /** One look at the standby over its loopback port. */

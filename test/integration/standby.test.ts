@@ -5,6 +5,7 @@
 // holds every new commit back for far longer than any test runs, and the
 // standby's startup process is seen waiting on it (RecoveryApplyDelay).
 import { appendFileSync, existsSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -115,10 +116,22 @@ describe('the warm standby', () => {
     const status1 = await lifeboat('standby', 'status', '--runbook', tc.name);
     expect(status1).toMatchObject({ code: 0, stderr: '' });
     expect(status1.stdout).toMatch(new RegExp(`^standby ${runbook.standby!.dataDir} \\(port ${port}, delay 1h\\): replaying, .*, holding a commit back for its delay, built from backup ${backup.backupId}\nserver log: ${runbook.standby!.dataDir}\\.lifeboat-postgres\\.log\n$`));
-    const check = await lifeboat('check', '--runbook', tc.name, '--json');
+    // check reads the standby on its host only: --host sb says this is it.
+    const check = await lifeboat('check', '--runbook', tc.name, '--host', 'sb', '--json');
     expect(JSON.parse(check.stdout)).toMatchObject({ standby: { state: 'replaying', healthy: true, waitingForDelay: true, backupId: backup.backupId } });
-    expect((await lifeboat('check', '--runbook', tc.name)).stdout).toContain(`\nstandby ${runbook.standby!.dataDir} (port ${port}, delay 1h): replaying, replayed to `);
+    expect((await lifeboat('check', '--runbook', tc.name, '--host', 'sb')).stdout).toContain(`\nstandby ${runbook.standby!.dataDir} (port ${port}, delay 1h): replaying, replayed to `);
 
+    // On any other host (the primary's, where cron runs check) the standby is not read: it says where it is checked, healthy.
+    const onPrimary = await lifeboat('check', '--runbook', tc.name, '--host', 'db-primary');
+    expect(onPrimary).toMatchObject({ code: 0, stderr: '' });
+    expect(onPrimary.stdout).toContain(`\nstandby: checked on host sb, not here (db-primary): lifeboat check --runbook ${tc.name} --host sb on that host reports it\n`);
+    expect(onPrimary.stdout).not.toContain('FELL OFF');
+    expect(onPrimary.stdout).toMatch(/\nhealthy\n$/);
+    expect(JSON.parse((await lifeboat('check', '--runbook', tc.name, '--host', 'db-primary', '--json')).stdout)).toMatchObject({ healthy: true, standbyCheckedOn: 'sb', problems: [] });
+    // Without --host the OS host name decides (this machine is not called sb).
+    const plain = await lifeboat('check', '--runbook', tc.name);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toContain(`\nstandby: checked on host sb, not here (${os.hostname()}): `);
     // Built again while healthy: kept as it is.
     const { result: again } = await activity(buildStandbyActivity, { runbook: tc.name });
     expect(again).toMatchObject({ action: 'reused', backupId: backup.backupId, why: 'the standby is running and keeps up with the archive' });
@@ -156,7 +169,7 @@ describe('the warm standby', () => {
     const fell = await readStandbyStatus(runbook);
     expect(fell).toMatchObject({ state: 'replaying', healthy: false, fellOff: expect.stringMatching(new RegExp(`^the archive has no segment ${next} after the standby's replay position [0-9A-F]+/[0-9A-F]+, but has later ones up to [0-9A-F]{24}: it can never catch up$`)) as string });
     expect(standbyLine(fell)).toContain(': FELL OFF, ');
-    const checked = await lifeboat('check', '--runbook', tc.name);
+    const checked = await lifeboat('check', '--runbook', tc.name, '--host', 'sb');
     expect(checked.code).toBe(1);
     expect(checked.stdout).toContain(`standby in ${dataDir}: ${fell.fellOff}; recoveries restore from a backup until it is rebuilt\n  HINT: rebuild it: lifeboat standby build --runbook ${tc.name} (on host sb); the old copy is moved aside, never deleted\n`);
     const fellStatus = await lifeboat('standby', 'status', '--runbook', tc.name);

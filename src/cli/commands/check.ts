@@ -2,6 +2,9 @@
 // the primary (pg_stat_archiver against the runbook's RPO) and continuity of
 // the archived WAL from the oldest verified backup to the newest segment.
 // Exit 0 healthy, 1 unhealthy: usable from cron and monitoring as it is.
+// A warm standby (runbook standby:) is read only on its own host (--host, or
+// the OS host name): check runs on the primary's host too, where the
+// standby's directory is absent, and that must not page anyone.
 //
 // After a side-by-side recovery the primary is the one the overlay names
 // (src/catalog/primary.ts); the runbook's own primary, the old one, is asked
@@ -13,13 +16,13 @@ import { withPrimaryOverlay, type OverlaidRunbook } from '../../catalog/primary'
 import { twoWriterProblems, type ServerSample } from '../../catalog/writers';
 import { errorMessage, isLifeboatError } from '../../errors';
 import type { Runbook } from '../../runbook/schema';
-import { readStandbyStatus, standbyLine, type StandbyStatus } from '../../standby/status';
+import { onStandbyHost, readStandbyStatus, standbyLine, type StandbyStatus } from '../../standby/status';
 import { resolveRepoTarget, type RepoOptions } from '../context';
 import { formatDuration } from '../format';
 import { EXIT, printJson } from '../run';
 import { shortTime } from './backups';
 
-export async function run(opts: RepoOptions & { json?: boolean; primary?: boolean }): Promise<number> {
+export async function run(opts: RepoOptions & { json?: boolean; primary?: boolean; host?: string }): Promise<number> {
   const { runbook, repo, cluster } = await resolveRepoTarget(opts);
   const problems: HealthProblem[] = [];
   const notes: string[] = [];
@@ -100,8 +103,10 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
     }),
   );
   for (const e of entries) if (e.status === 'incomplete') notes.push(`backup ${e.backupId} is incomplete and ignored: ${e.problem}`);
-  // The warm standby, when the runbook declares one: read on its host (its data directory and loopback port).
-  const standby = runbook?.standby ? await readStandbyStatus(runbook).catch((err: unknown) => errorMessage(err)) : undefined;
+  // The warm standby, when the runbook declares one: read on its host only (its data directory and loopback port).
+  const where = runbook?.standby ? onStandbyHost(runbook.standby.host, opts.host) : undefined;
+  const standby = runbook?.standby && where?.here ? await readStandbyStatus(runbook).catch((err: unknown) => errorMessage(err)) : undefined;
+  const elsewhere = runbook?.standby && where && !where.here ? standbyElsewhere(runbook, where.thisHost) : undefined;
   if (typeof standby === 'string') notes.push(`standby not checked: ${standby}`);
   else if (standby) problems.push(...standbyProblems(runbook!, standby));
 
@@ -118,6 +123,7 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
       backups: { verified: complete.map((e) => e.backupId), incomplete: entries.filter((e) => e.status === 'incomplete') },
       chain,
       ...(standby && typeof standby !== 'string' ? { standby } : {}),
+      ...(elsewhere ? { standbyCheckedOn: runbook!.standby!.host } : {}),
       problems,
       notes,
     });
@@ -134,6 +140,7 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
   if (archiver) out.push(archiverLine(archiver));
   for (const line of chainLines(chain)) out.push(line);
   if (standby && typeof standby !== 'string') out.push(standbyLine(standby));
+  if (elsewhere) out.push(elsewhere);
   for (const n of notes) if (!(overlaid?.applied && n === overlaid.note)) out.push(`note: ${n}`);
   out.push('');
   for (const p of problems) {
@@ -169,6 +176,12 @@ function chainLines(chain: ChainReport): string[] {
         : '';
     return `WAL timeline ${t.timeline}: ${span}${from}${checked}`;
   });
+}
+
+/** What check says on any other host than the standby's: where to check it, not a problem. */
+function standbyElsewhere(runbook: Runbook, thisHost: string): string {
+  const host = runbook.standby!.host;
+  return `standby: checked on host ${host}, not here (${thisHost}): lifeboat check --runbook ${runbook.name} --host ${host} on that host reports it`;
 }
 
 /** The standby as findings: fallen off or not running is a problem (the warm path is gone); behind, a warning. */
