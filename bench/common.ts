@@ -176,8 +176,11 @@ export type Dataset = Awaited<ReturnType<typeof makeDataset>>;
  * Replaces the measured part of a section of BENCHMARKS.md (between
  * `<!-- <marker>:begin -->` and `<!-- <marker>:end -->`), keeping the prose;
  * without the markers, appends `## <title>` and the block at the end.
+ * Not with BENCH_DRY=1 (the table is on stdout either way).
  */
 export function writeBenchSection(marker: string, title: string, body: string): void {
+  // BENCH_DRY=1: a trial run (small sizes) leaves BENCHMARKS.md as it is.
+  if (process.env.BENCH_DRY === '1') return;
   const file = path.join(projectRoot(), 'BENCHMARKS.md');
   const begin = `<!-- ${marker}:begin -->`;
   const end = `<!-- ${marker}:end -->`;

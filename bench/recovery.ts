@@ -19,7 +19,10 @@
 //     the restore_command it writes (asynchronous archive-get);
 //   - Lifeboat: recoverToPointInTime from file:// and from s3://, every
 //     approval given as soon as asked, up to the paused copy (approve-promote);
-//     the last round promotes, for the RTO and the steps.
+//     the last round promotes, for the RTO and the steps;
+//   - Lifeboat, warm standby: the same recovery of a third runbook whose
+//     standby (bench/warm.ts) holds the whole load back; it is taken over
+//     and replays the load (a new standby is built, untimed, before each round's row).
 // Every copy is checked to hold exactly the rows at the target. Environment:
 //   BENCH_SCALE   pgbench scale (default 50: a base backup of about 790 MiB)
 //   BENCH_WAL_MB  MiB of WAL to generate after the backup (default 1024)
@@ -27,6 +30,7 @@
 //   BENCH_TARGET  `name` (default: the restore point) or `time` (the moment it
 //                 was made, read just before it with nothing writing: the same rows)
 //   BENCH_ONLY    `recovery` runs only this bench; any other value skips it
+//   BENCH_WARM_DELAY  the standby's delay (default 6h: longer than the bench)
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,6 +59,7 @@ import { asPostgres, FINGERPRINT_SQL, makeDataset, MiB, pgDir, row, secondsSince
 import { CpuMeter, pidsWithCmdline } from './cpu';
 import { pgBackRestConfigPath, pgBackRestRestore, pgBackRestVersion, setUpPgBackRest, STANZA, type PgBackRest } from './pgbackrest';
 import { median, restoreCalls } from './restore-log';
+import { addStandby, ensureStandby, WARM_DELAY, WARM_RUNBOOK } from './warm';
 
 const SCALE = Math.max(1, Number(process.env.BENCH_SCALE ?? 50));
 const WAL_MB = Math.max(16, Number(process.env.BENCH_WAL_MB ?? 1024));
@@ -83,8 +88,9 @@ interface Run {
   missed: number[];
 }
 
-const ROWS = ['limit', 'pgbackrest', 'file', 's3'] as const;
+const ROWS = ['limit', 'pgbackrest', 'file', 's3', 'warm'] as const;
 type RowId = (typeof ROWS)[number];
+type LifeboatKind = 'file' | 's3' | 'warm';
 
 /** Copies every object of the cluster, with its recorded sha256, from one repository to another. */
 async function copyCluster(from: Repository, to: Repository): Promise<number> {
@@ -140,7 +146,7 @@ interface Bench {
   pgbr: PgBackRest;
   client: TemporalClient;
   taskQueue: string;
-  kinds: Record<'file' | 's3', { runbook: string; restoreDir: string; restorePort: number }>;
+  kinds: Record<LifeboatKind, { runbook: string; restoreDir: string; restorePort: number }>;
 }
 
 /** Starts a copy prepared in `dataDir`, waits for the pause, checks it, reads its log, stops it and removes it. */
@@ -189,7 +195,7 @@ async function pgBackRestRun(b: Bench, round: number): Promise<Run> {
  * promotes (`promote`: the evidence is returned) or is terminated and its
  * copy stopped and removed, so that the next round restores afresh.
  */
-async function lifeboatRun(b: Bench, kind: 'file' | 's3', promote: boolean): Promise<Run & { evidence?: Evidence }> {
+async function lifeboatRun(b: Bench, kind: LifeboatKind, promote: boolean): Promise<Run & { evidence?: Evidence }> {
   const k = b.kinds[kind];
   const meter = b.meter();
   meter.start();
@@ -225,7 +231,12 @@ async function lifeboatRun(b: Bench, kind: 'file' | 's3', promote: boolean): Pro
   const replay = span(step('replay-wal')?.startedAt, step('replay-wal')?.finishedAt) ?? NaN;
   const total = span(st!.startedAt, step('replay-wal')?.finishedAt) ?? NaN;
   await checkCopy(`Lifeboat ${kind}`, k.restorePort, b.ds);
-  const marker = JSON.parse(readFileSync(path.join(k.restoreDir, '.lifeboat-restore.json'), 'utf8')) as { logFile: string };
+  const marker = JSON.parse(readFileSync(path.join(k.restoreDir, '.lifeboat-restore.json'), 'utf8')) as { logFile: string; result?: { standby?: unknown } };
+  const source = step('restore-base-backup')?.summary ?? '';
+  if (kind === 'warm' && (!source.startsWith('standby: ') || !marker.result?.standby)) {
+    await wf.terminate('recovery bench: the standby was not used').catch(() => undefined);
+    throw new Error(`${k.runbook}: restore-base-backup restored a backup instead of taking the standby over (${source}); the warm row measures nothing`);
+  }
   const calls = restoreCalls(marker.logFile);
   const run = { files, replay, total, cpu, ...calls };
   if (promote) {
@@ -246,6 +257,7 @@ async function lifeboatRun(b: Bench, kind: 'file' | 's3', promote: boolean): Pro
     }
     const evidence = (await result) as Evidence;
     await stopPostgres(k.restoreDir);
+    if (kind === 'warm' && evidence.restoreSource?.kind !== 'standby') throw new Error(`${k.runbook}: the evidence says the copy came from ${JSON.stringify(evidence.restoreSource)}, not the standby`);
     return { ...run, evidence };
   }
   await wf.terminate('recovery bench: measured up to the paused copy');
@@ -334,25 +346,30 @@ async function main(): Promise<void> {
     pgbr.run(['stanza-create']);
     const host = `bench${process.pid}`;
     const kinds = {} as Bench['kinds'];
-    for (const [kind, url, endpointEnv] of [['file', fileUrl, undefined], ['s3', s3Url, 'S3_ENDPOINT']] as const) {
+    for (const [kind, url, endpointEnv] of [['file', fileUrl, undefined], ['s3', s3Url, 'S3_ENDPOINT'], ['warm', fileUrl, undefined]] as const) {
       const stateDir = pgDir(path.join(work, `state-${kind}`));
       const restorePort = await freePort();
       kinds[kind] = { runbook: `bench-${kind}`, restoreDir: path.join(stateDir, 'recovery'), restorePort };
       restored.push(kinds[kind].restoreDir);
       writeBenchRunbook(runbooksDir, CLUSTER, { name: `bench-${kind}`, pgPort: pg.port, pgUser: 'postgres', database: 'postgres', repoUrl: url, endpointEnv, host, stateDir, restorePort, drillPort: await freePort() });
+      if (kind === 'warm') restored.push(addStandby(runbooksDir, { host, stateDir, port: await freePort() }));
     }
 
     const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
     const loadAtStart = os.loadavg().map((l) => l.toFixed(1)).join(' ');
     let pgbrBackupSeconds = 0;
+    let firstBuild = 0;
+    const standbyBuilds: number[] = [];
     const ds = await makeDataset(pg, work, 'bench-file', {
       scale: SCALE,
       walMb: WAL_MB,
       cluster: CLUSTER,
       progress,
-      afterBackup: () => {
+      afterBackup: async () => {
         pgbrBackupSeconds = pgbr.run(['--type=full', 'backup']);
         progress(`pgBackRest full backup: ${pgbrBackupSeconds.toFixed(1)} s`);
+        // The warm row's first standby, running while the load writes.
+        firstBuild = (await ensureStandby(progress)).seconds;
       },
     });
     const fileRepo = await openRepository(fileUrl);
@@ -374,8 +391,9 @@ async function main(): Promise<void> {
     const services = [minio.pid, ...pidsWithCmdline(`--port ${temporal.address.split(':')[1]}`)];
     const b: Bench = { work, sockets, ds, meter: () => new CpuMeter(work, services, [primaryPid]), ready: prep.ready, walDir: prep.walDir, pgbr, client, taskQueue, kinds };
 
-    const runs: Record<RowId, Run[]> = { limit: [], pgbackrest: [], file: [], s3: [] };
-    const evidence: Partial<Record<'file' | 's3', Evidence>> = {};
+    const runs: Record<RowId, Run[]> = { limit: [], pgbackrest: [], file: [], s3: [], warm: [] };
+    const evidence: Partial<Record<LifeboatKind, Evidence>> = {};
+    let standbyBefore = '';
     for (let round = 1; round <= ROUNDS; round++) {
       const last = round === ROUNDS;
       for (const id of ROWS) {
@@ -383,6 +401,12 @@ async function main(): Promise<void> {
         if (id === 'limit') runs.limit.push(await limitRun(b, round));
         else if (id === 'pgbackrest') runs.pgbackrest.push(await pgBackRestRun(b, round));
         else {
+          if (id === 'warm') {
+            // Untimed: the standby the last round took over is gone; build the next one.
+            const s = await ensureStandby(progress);
+            if (s.action === 'built' && round > 1) standbyBuilds.push(s.seconds);
+            standbyBefore = s.line;
+          }
           const r = await lifeboatRun(b, id, last);
           if (r.evidence) evidence[id] = r.evidence;
           runs[id].push(r);
@@ -391,13 +415,6 @@ async function main(): Promise<void> {
         progress(`  files ${r.files.toFixed(1)} s, replay ${r.replay.toFixed(1)} s, total ${r.total.toFixed(1)} s, ${r.cpu.toFixed(1)} CPU-s, restore_command median ${median(r.served)?.toFixed(0) ?? '—'} ms`);
       }
     }
-    // WARM PATH ROW: a runbook's `standby:` (src/standby/) is used by restore-base-backup
-    // when its replay position is before the target. To measure it here: give bench-file a
-    // standby held about 10 minutes behind (its delay) on a load that spans more than that,
-    // build it after the dataset, and time a recovery to a target inside the delay as a fifth
-    // row of the same rounds (each round rebuilds or re-holds the standby it took over).
-    const warmSkipped = 'not measured: this bench does not build a standby yet (WARM PATH ROW in bench/recovery.ts)';
-
     const med = Object.fromEntries(ROWS.map((id) => [id, medianRun(runs[id])])) as Record<RowId, Run>;
     const m = ds.meta;
     const label: Record<RowId, string> = {
@@ -405,6 +422,7 @@ async function main(): Promise<void> {
       pgbackrest: `${pgBackRestVersion()} (lz4, process-max 2, async archive-get)`,
       file: 'Lifeboat, file://',
       s3: 'Lifeboat, s3:// (MinIO)',
+      warm: `Lifeboat, warm standby (file://, delay ${WARM_DELAY}): files = the take-over`,
     };
     log(`Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${cpuModel}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, PostgreSQL 15, MinIO on 127.0.0.1; load average at start ${loadAtStart}.`);
     log(`Dataset: pgbench scale ${SCALE} (database ${(ds.dbBytes / MiB).toFixed(0)} MiB); Lifeboat's base backup ${m.backupId} of ${(m.sizeBytes / MiB).toFixed(0)} MiB (${(m.storedBytes / MiB).toFixed(0)} MiB stored), pgBackRest's full backup right after it (${pgbrBackupSeconds.toFixed(1)} s); ` +
@@ -419,19 +437,25 @@ async function main(): Promise<void> {
       const calls = `${median(r.served)?.toFixed(0) ?? '—'} (${r.served.length / ROUNDS}${r.missed.length > 0 ? `; ${r.missed.length / ROUNDS} misses, median ${median(r.missed)!.toFixed(0)}` : ''})`;
       log(row([label[id], r.files, r.replay, r.total, r.cpu, (r.total / med.limit.total).toFixed(2), (r.total / med.pgbackrest.total).toFixed(2), calls]));
     }
-    log(row(['warm path (a standby replaying behind)', '—', '—', '—', '—', '—', '—', warmSkipped]));
+    log();
+    log(`The warm row: runbook \`${WARM_RUNBOOK}\` on the same cluster and file:// repository declares a standby with delay ${WARM_DELAY}, longer than the whole bench, so recovery_min_apply_delay holds back the first commit of the load: ` +
+      `the standby stops just past the backup's consistency point and the recovery replays all ${(ds.walBytes / MiB).toFixed(0)} MiB of the load, the most a standby replays for a target inside its delay (bench/warm.ts). ` +
+      `Its files column is the take-over (pause the standby, find the target after its position, stop it, rename its directory into restore.dataDir), which does not grow with the database; its replay depends on the WAL after the standby's position only. ` +
+      `The first standby was built right after the base backup, before the load (${firstBuild.toFixed(1)} s); a take-over consumes it, so each later round built a new one from the same backup, untimed, before its row (${standbyBuilds.map((x) => x.toFixed(1)).join(', ') || 'none'} s, settled: holding a commit for its delay, prefetch spool filled). ` +
+      `Every warm round was checked to have taken the standby over (the step's summary and the restored copy's marker; the last round's evidence, restoreSource). Before the last round: ${standbyBefore}.`);
     log();
     log('Totals per round (s): ' + ROWS.map((id) => `${id} ${runs[id].map((r) => r.total.toFixed(1)).join(', ')}`).join('; ') + '.');
     log();
     log('### The last round, promoted (RTO: the workflow\'s start to the promotion)');
     log();
-    const kindsDone = (['file', 's3'] as const).filter((k) => evidence[k]);
+    const kindsDone = (['file', 's3', 'warm'] as const).filter((k) => evidence[k]);
+    const kindName = (k: LifeboatKind) => (k === 'warm' ? 'warm standby' : `${k}://`);
     for (const k of kindsDone) {
       const e = evidence[k]!;
-      log(`- ${k}://: RTO ${(span(e.startedAt, e.promotedAt) ?? NaN).toFixed(1)} s (rtoObservedSeconds ${e.rtoObservedSeconds ?? '—'}); ${e.walSegmentsReplayed ?? '—'} segments, ${((e.walBytesReplayed ?? 0) / MiB).toFixed(0)} MiB replayed.`);
+      log(`- ${kindName(k)}: RTO ${(span(e.startedAt, e.promotedAt) ?? NaN).toFixed(1)} s (rtoObservedSeconds ${e.rtoObservedSeconds ?? '—'}); ${e.walSegmentsReplayed ?? '—'} segments, ${((e.walBytesReplayed ?? 0) / MiB).toFixed(0)} MiB replayed.${e.restoreSource ? ` Source: ${e.restoreSource.kind} (${e.restoreSource.why}).` : ''}`);
     }
     log();
-    log(`| step (wall time, s) | ${kindsDone.map((k) => `${k}://`).join(' | ')} |`);
+    log(`| step (wall time, s) | ${kindsDone.map(kindName).join(' | ')} |`);
     log(`|---|${kindsDone.map(() => '---').join('|')}|`);
     for (const s of evidence[kindsDone[0]!]?.steps ?? []) {
       const times = kindsDone.map((k) => {

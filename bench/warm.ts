@@ -1,0 +1,75 @@
+// The recovery bench's warm-path row (issue 13): a third runbook on the same
+// cluster and file:// repository, `bench-warm`, declares a standby
+// (src/standby/), and its recovery takes that standby over instead of
+// restoring a backup.
+//
+// The standby's delay (BENCH_WARM_DELAY, default 6h) is longer than the whole
+// bench, so recovery_min_apply_delay holds back the first commit of the WAL
+// load: the standby stops just past the backup's consistency point, and a
+// recovery to the target has to replay everything the load wrote. That is the
+// most a standby ever replays for a target inside its delay (with a 1h delay,
+// an incident noticed just under an hour after the target); replay depends on
+// the WAL after the standby's position, never on the database's size.
+//
+// The first standby is built right after the base backup, before the load (as
+// it would be running while the database is written). A take-over consumes
+// it (its directory becomes the recovery's copy), so every later round builds
+// a new one from the same backup, untimed, before its warm row: PostgreSQL does
+// not apply the delay before consistency (xlogrecovery.c recoveryApplyDelay:
+// "no delay is applied on a database not yet consistent"), so it stops at the
+// same place.
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { loadRunbook } from '../src/runbook/load';
+import { buildStandby } from '../src/standby/build';
+import { readStandbyStatus, standbyLine } from '../src/standby/status';
+import { waitFor } from '../test/harness/ports';
+import { secondsSince } from './common';
+
+export const WARM_DELAY = process.env.BENCH_WARM_DELAY ?? '6h';
+export const WARM_RUNBOOK = 'bench-warm';
+/** Segments archive-get's prefetcher keeps spooled ahead of replay (its default --prefetch). */
+const PREFETCH = 8;
+
+/** Adds the standby section to the written bench-warm runbook (its dataDir beside the runbook's restore directory). */
+export function addStandby(runbooksDir: string, s: { host: string; stateDir: string; port: number }): string {
+  const file = path.join(runbooksDir, `${WARM_RUNBOOK}.yaml`);
+  const dataDir = path.join(s.stateDir, 'standby');
+  writeFileSync(file, `${readFileSync(file, 'utf8').trimEnd()}\nstandby: { host: ${s.host}, dataDir: ${dataDir}, port: ${s.port}, delay: ${WARM_DELAY} }\n`);
+  return dataDir;
+}
+
+/**
+ * Builds the standby (or keeps the one there), untimed, and waits until it is
+ * settled: replaying, holding a commit back for its delay, and its prefetcher's
+ * spool filled (or the prefetcher gone), so that none of the build's work runs
+ * inside a timed row. Returns the build's seconds and the status line.
+ */
+export async function ensureStandby(progress: (line: string) => void): Promise<{ seconds: number; action: string; line: string }> {
+  const t = process.hrtime.bigint();
+  const runbook = await loadRunbook(WARM_RUNBOOK);
+  const built = await buildStandby(runbook);
+  const spool = path.join(runbook.standby!.dataDir, 'pg_wal', '.lifeboat-prefetch');
+  const spooled = () => {
+    try {
+      const names = readdirSync(spool);
+      return { segments: names.filter((n) => /^[0-9A-F]{24}$/.test(n)).length, follower: names.includes('prefetcher.pid') };
+    } catch {
+      return { segments: 0, follower: false };
+    }
+  };
+  const status = await waitFor(
+    'the standby to hold the load back (recovery_min_apply_delay) with its spool filled',
+    async () => {
+      const s = await readStandbyStatus(runbook);
+      if (s.fellOff) throw new Error(`the bench's standby fell off: ${standbyLine(s)}`);
+      const sp = spooled();
+      return s.healthy && s.waitingForDelay && (sp.segments >= PREFETCH || !sp.follower) ? s : undefined;
+    },
+    { timeoutMs: 1_800_000, intervalMs: 200 },
+  );
+  const seconds = secondsSince(t);
+  const line = standbyLine(status);
+  progress(`standby ${built.action} in ${seconds.toFixed(1)} s: ${line}`);
+  return { seconds, action: built.action, line };
+}
