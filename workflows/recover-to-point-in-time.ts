@@ -144,7 +144,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
               ? { used: false as const, why: 'a dry run never takes the standby over: it stays for a real recovery' }
               : await host.useStandby({ ...ref, target: run.target, mode: run.mode, workflowId, runId });
             standbyAsked = true;
-            facts.restoreSource = { kind: s.used ? 'standby' : 'backup', why: s.why };
+            facts.restoreSource = { kind: s.used ? 'standby' : 'backup', why: s.why, ...(s.used && s.result.standby ? { standby: s.result.standby } : {}) };
             if (s.used) return s.result;
           } else if (facts.restoreSource?.kind === 'standby') {
             facts.restoreSource = { kind: 'backup', why: 'restored again from a backup: a retarget to an earlier point, and the standby was already taken over by this run' };

@@ -364,12 +364,16 @@ export interface StandbySource {
   lastReplayTime?: string;
   /** The backup it was built from. */
   backupId: string;
+  /** Its WAL segment size in bytes (the evidence counts the segments replayed from replayLsn with it). */
+  walSegmentSize?: number;
 }
 
 /** Which source restore-base-backup used, and why (evidence.restoreSource). */
 export interface RestoreSource {
   kind: 'standby' | 'backup';
   why: string;
+  /** kind standby: the standby taken over (its base backup, where its replay was paused). */
+  standby?: StandbySource;
 }
 
 /** useStandby: take over the runbook's warm standby for this recovery, when it is healthy and before the target. */

@@ -81,7 +81,13 @@ export async function useStandby(runbook: Runbook, input: UseStandbyInput): Prom
       await resumeStandby(runbook);
       return { used: false, why: `the standby had replayed to ${position}, ${before}: PostgreSQL cannot replay backwards, so the backup path restores instead` };
     }
-    const source: StandbySource = { from: standby.dataDir, replayLsn: paused.lsn, ...(paused.time ? { lastReplayTime: paused.time } : {}), backupId: status.backupId };
+    const source: StandbySource = {
+      from: standby.dataDir,
+      replayLsn: paused.lsn,
+      ...(paused.time ? { lastReplayTime: paused.time } : {}),
+      backupId: status.backupId,
+      walSegmentSize: status.backup.walSegmentSize,
+    };
     const marker = (await readMarker(standby.dataDir)) as AdoptingMarker;
     // From here the standby is this recovery's: the marker says so before anything moves.
     const adopting: AdoptingMarker = { ...marker, adoptedBy: { workflowId: input.workflowId, runId: input.runId, source } };

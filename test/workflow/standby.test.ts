@@ -15,6 +15,9 @@ afterEach(async () => {
   h = undefined;
 });
 
+/** The standby the fake useStandby takes over: built from an older backup than preflight chooses. */
+const STANDBY_SOURCE = { from: '/tmp/lifeboat-fake/standby', replayLsn: '0/4000000', lastReplayTime: '2026-11-21T13:31:00.000000Z', backupId: '20261121T080000Z', walSegmentSize: 16777216 };
+
 /** A harness whose runbook has a standby on the restore host (the schema wants restore.host). */
 function harness(label: string, opts: Parameters<typeof startHarness>[2]): Promise<Harness> {
   return startHarness(label, (host) => ({ standby: { host, dataDir: '/tmp/lifeboat-fake/standby', port: 6002, delay: '1h' } }), opts);
@@ -44,7 +47,7 @@ describe('recoverToPointInTime with a warm standby', () => {
   it('takes the standby over when it may serve: no backup is restored, the step says standby, the evidence says why', async () => {
     const why = 'the standby (delay 1h) had replayed to LSN 0/4000000, last commit 2026-11-21T13:31:00.000000Z, before time 2026-11-21T14:31:59Z: replay goes on from there instead of restoring a backup';
     h = await harness('standby-used', {
-      standby: { used: true, why, result: { dataDir: '/tmp/lifeboat-fake/recovery', port: 6000, bytes: 0, files: 0, finishedAt: '2026-11-21T14:41:00Z', standby: { from: '/tmp/lifeboat-fake/standby', replayLsn: '0/4000000', lastReplayTime: '2026-11-21T13:31:00.000000Z', backupId: '20261121T120000Z' } } },
+      standby: { used: true, why, result: { dataDir: '/tmp/lifeboat-fake/recovery', port: 6000, bytes: 0, files: 0, finishedAt: '2026-11-21T14:41:00Z', standby: STANDBY_SOURCE } },
     });
     const wf = await h.start({ target: TIME_TARGET });
     const evidence = await approveAll(wf);
@@ -52,7 +55,14 @@ describe('recoverToPointInTime with a warm standby', () => {
       `useStandby ${JSON.stringify({ target: TIME_TARGET, mode: 'side-by-side' })}`,
       `replayWal ${JSON.stringify({ target: TIME_TARGET, continueFrom: false })}`,
     ]);
-    expect(evidence.restoreSource).toEqual({ kind: 'standby', why });
+    expect(evidence.restoreSource).toEqual({ kind: 'standby', why, standby: STANDBY_SOURCE });
+    // Honest figures: the standby's base backup (not preflight's 20261121T120000Z, nothing restored), and the
+    // WAL replayed from where the standby was paused (0/4000000) to the target (0/5000060): 2 segments, not the 4 counted from the backup.
+    expect(evidence).toMatchObject({ backupId: '20261121T080000Z', replayedToLsn: '0/5000060', walSegmentsReplayed: 2, walBytesReplayed: 0x1000060 });
+    expect(evidence.baseBackupBytes).toBeUndefined();
+    expect(evidence.notes).toContain(
+      'restored from the warm standby /tmp/lifeboat-fake/standby, built from backup 20261121T080000Z and taken over at LSN 0/4000000 (last commit 2026-11-21T13:31:00.000000Z): walSegmentsReplayed and walBytesReplayed count the WAL this recovery replayed, from 0/4000000 to 0/5000060, not the standby\'s replay since its backup',
+    );
     expect(evidence.steps.find((s) => s.id === 'restore-base-backup')?.summary).toBe(
       'standby: /tmp/lifeboat-fake/standby (replayed to 0/4000000, last commit 2026-11-21T13:31:00.000000Z) taken over into /tmp/lifeboat-fake/recovery',
     );
@@ -69,6 +79,7 @@ describe('recoverToPointInTime with a warm standby', () => {
       `restoreBaseBackup ${JSON.stringify({ backupId: '20261121T120000Z', mode: 'side-by-side' })}`,
     ]);
     expect(evidence.restoreSource).toEqual({ kind: 'backup', why });
+    expect(evidence).toMatchObject({ backupId: '20261121T120000Z', walSegmentsReplayed: 4 });
   });
 
   it('never asks for the standby in a dry run: it stays for the real recovery', async () => {

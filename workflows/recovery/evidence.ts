@@ -2,6 +2,7 @@
 // state. Times come from activity results and step timestamps.
 import type { CacheResult, CaptureResult, Evidence, OutboxResult, PrimaryRecord, RecoveryInput, ReplayResult, RestoreSource, Target, TrafficResult } from '../../src/recovery/contract';
 import type { Runbook } from '../../src/runbook/schema';
+import { formatLsn, parseLsn, segnoOfLsn } from '../../src/wal/names';
 import type { RecoveryMachine } from './machine';
 
 export interface RunFacts {
@@ -43,6 +44,7 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
   add('replay', replay?.startedAt, replay?.finishedAt);
   if (rto !== undefined) phases.rest = Math.max(0, rto - (phases.restore ?? 0) - (phases.replay ?? 0));
   const objectives = f.runbook?.objectives;
+  const wal = walFigures(f, s.replay?.lsn);
   return {
     runId: f.runId,
     workflowId: f.workflowId,
@@ -53,7 +55,8 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
     ...(f.input.reason ? { reason: f.input.reason } : {}),
     dryRun: s.dryRun,
     mode: s.mode,
-    ...(s.backup ? { backupId: s.backup.backupId, baseBackupBytes: s.backup.sizeBytes } : {}),
+    // Taken over from the standby: its base backup, none restored (preflight's choice was not used).
+    ...(wal.standby ? { backupId: wal.standby.backupId } : s.backup ? { backupId: s.backup.backupId, baseBackupBytes: s.backup.sizeBytes } : {}),
     target: s.target,
     startedAt: s.startedAt,
     ...(f.promotedAt ? { promotedAt: f.promotedAt } : {}),
@@ -61,8 +64,8 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
     ...(rto !== undefined ? { rtoObservedSeconds: rto, rtoPhases: phases } : {}),
     ...(s.rpoObservedSeconds !== undefined ? { rpoObservedSeconds: s.rpoObservedSeconds } : {}),
     ...(s.replay ? { replayedToLsn: s.replay.lsn, ...(s.replay.time ? { replayedToTime: s.replay.time } : {}) } : {}),
-    ...(f.walSegmentsReplayed !== undefined ? { walSegmentsReplayed: f.walSegmentsReplayed } : {}),
-    ...(f.walBytesReplayed !== undefined ? { walBytesReplayed: f.walBytesReplayed } : {}),
+    ...(wal.segments !== undefined ? { walSegmentsReplayed: wal.segments } : {}),
+    ...(wal.bytes !== undefined ? { walBytesReplayed: wal.bytes } : {}),
     invariants: s.invariants ?? [],
     ...(m.invariantOverride ? { invariantOverride: m.invariantOverride } : {}),
     approvals: s.decisions.map((d) => ({ step: d.step, by: d.by, at: d.at, decision: d.decision, ...(d.comment ? { comment: d.comment } : {}) })),
@@ -91,8 +94,33 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
         }
       : {}),
     validationStatus: f.validationStatus,
-    notes: f.notes,
+    notes: wal.note ? [...f.notes, wal.note] : f.notes,
   };
+}
+
+/**
+ * The WAL this recovery replayed. replay-wal counts from the start of the
+ * copy's base backup; a copy taken over from the standby had replayed most
+ * of that before this run, so the count starts at the standby's replay
+ * position when it was paused (the segment it was in counts as replayed
+ * here). PostgreSQL itself re-reads from the standby's last restartpoint on
+ * start, a little before that position: re-applying what it had, not new WAL.
+ */
+function walFigures(f: RunFacts, replayedTo: string | undefined): { segments?: number; bytes?: number; standby?: NonNullable<RunFacts['restoreSource']>['standby']; note?: string } {
+  const plain = { ...(f.walSegmentsReplayed !== undefined ? { segments: f.walSegmentsReplayed } : {}), ...(f.walBytesReplayed !== undefined ? { bytes: f.walBytesReplayed } : {}) };
+  const sb = f.restoreSource?.kind === 'standby' ? f.restoreSource.standby : undefined;
+  if (!sb) return plain;
+  if (!replayedTo) return { ...plain, standby: sb };
+  const from = parseLsn(sb.replayLsn);
+  const at = parseLsn(replayedTo);
+  const bytes = Number(at > from ? at - from : 0n);
+  const what = `restored from the warm standby ${sb.from}, built from backup ${sb.backupId} and taken over at LSN ${sb.replayLsn}${sb.lastReplayTime ? ` (last commit ${sb.lastReplayTime})` : ''}`;
+  if (!sb.walSegmentSize) {
+    return { ...plain, bytes, standby: sb, note: `${what}: walBytesReplayed counts from that position to ${replayedTo}; walSegmentsReplayed counts from the start of backup ${sb.backupId}, most of it replayed by the standby before this recovery` };
+  }
+  const last = at > from ? at - 1n : from;
+  const segments = Number(segnoOfLsn(last, sb.walSegmentSize) - segnoOfLsn(from, sb.walSegmentSize)) + 1;
+  return { segments, bytes, standby: sb, note: `${what}: walSegmentsReplayed and walBytesReplayed count the WAL this recovery replayed, from ${formatLsn(from)} to ${replayedTo}, not the standby's replay since its backup` };
 }
 
 /**
