@@ -30,7 +30,6 @@ import { diskFullError, isNoSpace } from './room';
 import { updateMarker, writeMarker, type RestoreMarker } from './marker';
 import type { PgHost } from './postmaster';
 import { requireFreePort } from './port';
-import { startPrefetcher } from './prefetch';
 import { restoreSite, type RestoreSite } from './site';
 
 export function restoreHost(runbook: Runbook): PgHost {
@@ -167,10 +166,10 @@ async function restoreClaimed(
   await updateMarker(pg.dataDir, marker, { state: 'extracted', result }, pg.osUser);
   // After the marker: the extracted files are good and kept even when this fails.
   const config = await ensureServerConfig(pg.dataDir, runbook);
-  // WAL into the copy's prefetch spool while the workflow moves on to
-  // replay-wal, which starts the postmaster (prefetch.ts; replay-wal starts
-  // it again if it has left by then).
-  await startPrefetcher(runbook, pg, meta);
+  // The WAL prefetcher is started by replay-wal, right before the
+  // postmaster (prefetch.ts), not here: a copy restored and then left (a
+  // failed run, a test, an operator who removes it) must have no process
+  // writing into its pg_wal.
   hooks.onProgress({ phase: 'done', bytes: extracted.storedBytes, totalBytes: extracted.storedBytes });
   return config.notes.length ? { ...result, configNotes: config.notes } : result;
 }

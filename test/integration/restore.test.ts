@@ -27,6 +27,7 @@ import type { ReplayInput, ReplayProgress, RestoreInput, RestoreProgress, Target
 import { loadRunbook } from '../../src/runbook/load';
 import { clusterName, type Runbook } from '../../src/runbook/schema';
 import { promoteRestored, replayWal, restoreBaseBackup, stopRestored } from '../../activities/restore';
+import { stopPrefetcher } from '../../src/restore/prefetch';
 
 const runbooksDir = postgresTempDir('runbooks');
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -110,6 +111,8 @@ async function clearRestore(runbook: Runbook): Promise<void> {
     if (existsSync(path.join(p, 'postmaster.pid'))) {
       await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', p, '-m', 'immediate', '-w']).catch(() => '');
     }
+    // replay-wal's WAL prefetcher may still be filling the spool: end it, or the removal races it.
+    await stopPrefetcher(p);
     rmSync(p, { recursive: true, force: true });
   }
 }
