@@ -147,7 +147,8 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
             facts.restoreSource = { kind: s.used ? 'standby' : 'backup', why: s.why, ...(s.used && s.result.standby ? { standby: s.result.standby } : {}) };
             if (s.used) return s.result;
           } else if (facts.restoreSource?.kind === 'standby') {
-            facts.restoreSource = { kind: 'backup', why: 'restored again from a backup: a retarget to an earlier point, and the standby was already taken over by this run' };
+            // Still consumed by this run: the evidence says so, and how to rebuild it.
+            facts.restoreSource = { kind: 'backup', why: 'restored again from a backup: a retarget to an earlier point, and the standby was already taken over by this run', standby: facts.restoreSource.standby };
           }
           if (run.steps.get('restore-base-backup')!.runs > 1 || backupId !== plan.backup.backupId) {
             const again = await act.preflight({ runbook: name, target: run.target, mode: run.mode, dryRun });
@@ -155,7 +156,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
             run.extra.backup = again.backup;
           }
           return host.restoreBaseBackup({ ...ref, backupId, mode: run.mode, workflowId, runId });
-        }, (r) => (r.standby ? `standby: ${r.standby.from} (replayed to ${r.standby.replayLsn}${r.standby.lastReplayTime ? `, last commit ${r.standby.lastReplayTime}` : ''}) taken over into ${r.dataDir}` : `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r)}${r.configNotes ? `; ${r.configNotes.join('; ')}` : ''}`));
+        }, (r) => (r.standby ? `standby: ${r.standby.from} (replayed to ${r.standby.replayLsn}${r.standby.lastReplayTime ? `, last commit ${r.standby.lastReplayTime}` : ''}) taken over into ${r.dataDir}; the standby is consumed, rebuild it: lifeboat standby build --runbook ${name}` : `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r)}${r.configNotes ? `; ${r.configNotes.join('; ')}` : ''}`));
       }
       try {
         replay = await run.step('replay-wal', () => host.replayWal({ ...ref, target: run.target, workflowId, runId, ...(continueFrom ? { continueFrom: true } : {}) }), (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`);

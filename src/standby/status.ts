@@ -62,6 +62,8 @@ export interface StandbyStatus {
   warnings: string[];
   /** Its server log, when known. */
   logFile?: string;
+  /** state absent: a recovery took the standby over (restore.dataDir's marker says so); nothing rebuilds it. */
+  takenOver?: { workflowId: string; at: string; into: string };
 }
 
 interface Observed {
@@ -116,7 +118,13 @@ export async function readStandbyStatus(runbook: Runbook, now = new Date()): Pro
   const running = await postmasterRunning(site.pg).catch(() => false);
   if (!marker) {
     const entries = await readdir(site.dataDir).catch(() => undefined);
-    if (!entries || entries.length === 0) return { ...base, state: 'absent', healthy: false, fellOff: `there is no standby in ${site.dataDir}` };
+    if (!entries || entries.length === 0) {
+      const taken = await takenOverBy(runbook, site.dataDir);
+      if (taken) {
+        return { ...base, state: 'absent', healthy: false, takenOver: taken, fellOff: `standby taken over by recovery ${taken.workflowId} at ${taken.at}; rebuild it with lifeboat standby build --runbook ${runbook.name}` };
+      }
+      return { ...base, state: 'absent', healthy: false, fellOff: `there is no standby in ${site.dataDir}` };
+    }
     return { ...base, state: 'foreign', healthy: false, fellOff: `${site.dataDir} holds ${running ? 'a running server' : 'files'} that Lifeboat did not build as the standby; it is never touched` };
   }
   if (marker.workflowId !== standbyOwner(runbook)) {
@@ -160,6 +168,20 @@ export async function readStandbyStatus(runbook: Runbook, now = new Date()): Pro
   if (o.pause && o.pause !== 'not paused') status.warnings.push(`replay on the standby is ${o.pause} (pg_wal_replay_pause): it follows the archive only once resumed (select pg_wal_replay_resume())`);
   await judgeAgainstArchive(runbook, status);
   return status;
+}
+
+/**
+ * The recovery that took the standby over, when the copy in restore.dataDir
+ * says it came from standby.dataDir (its marker's result.standby, written by
+ * useStandby and kept through replay and promotion). A later recovery that
+ * restored over it leaves no trace: the standby is then simply absent.
+ */
+async function takenOverBy(runbook: Runbook, standbyDir: string): Promise<StandbyStatus['takenOver']> {
+  const restore = restoreSite(runbook, 'restore');
+  const m = await readMarker(restore.dataDir).catch(() => undefined);
+  const from = m?.result?.standby;
+  if (!m || !from || from.from !== standbyDir) return undefined;
+  return { workflowId: m.workflowId, at: m.result!.finishedAt, into: restore.dataDir };
 }
 
 /** Segments behind the archive's newest, and whether the one it needs next is gone for good. */

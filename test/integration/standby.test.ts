@@ -215,7 +215,7 @@ describe('the warm standby', () => {
     // A target after its position: paused, stopped, moved into restore.dataDir; replay-wal goes on from there.
     const viaStandby = Date.now();
     const { result: used } = await activity(useStandby, { runbook: tc.name, target: { time: target }, mode: 'side-by-side', workflowId: 'wf-warm', runId: 'wf-warm-run' });
-    expect(used).toMatchObject({ used: true, result: { dataDir: runbook.restore.dataDir, port: runbook.restore.port, standby: { from: standbyDir, backupId: newest.backupId } } });
+    expect(used).toMatchObject({ used: true, result: { dataDir: runbook.restore.dataDir, port: runbook.restore.port, standby: { from: standbyDir, backupId: newest.backupId, walSegmentSize: 16777216 } } });
     expect(used.why).toMatch(new RegExp(`^the standby \\(delay 1h\\) had replayed to LSN [0-9A-F]+/[0-9A-F]+.*, before time ${target.replace(/[.]/g, '\\.')}: replay goes on from there instead of restoring a backup$`));
     expect(existsSync(standbyDir)).toBe(false);
     // Run twice: the second call finds the takeover done and returns it as it was.
@@ -235,7 +235,15 @@ describe('the warm standby', () => {
     expect(await rows()).toEqual([{ n: 122, max: 309, r: true, s: 'paused' }]);
     // Its delay went with the standby's settings; the standby is gone until rebuilt.
     expect(readFileSync(path.join(runbook.restore.dataDir, 'postgresql.auto.conf'), 'utf8')).not.toContain('recovery_min_apply_delay');
-    expect(await readStandbyStatus(runbook)).toMatchObject({ state: 'absent', healthy: false });
+    // Its status says which recovery took it and how to rebuild it (the copy's marker tells), on its host only.
+    const takenAt = used.used ? used.result.finishedAt : '';
+    const fellOff = `standby taken over by recovery wf-warm at ${takenAt}; rebuild it with lifeboat standby build --runbook ${tc.name}`;
+    expect(await readStandbyStatus(runbook)).toMatchObject({ state: 'absent', healthy: false, takenOver: { workflowId: 'wf-warm', at: takenAt, into: runbook.restore.dataDir }, fellOff });
+    const taken = await lifeboat('check', '--runbook', tc.name, '--host', 'sb');
+    expect(taken.code).toBe(1);
+    expect(taken.stdout).toContain(
+      `\nstandby ${standbyDir}: ${fellOff}\n  HINT: it became the recovery's copy in ${runbook.restore.dataDir}; until it is rebuilt, recoveries restore from a backup (nothing rebuilds it on its own): lifeboat standby build --runbook ${tc.name} (on host sb)\n`,
+    );
 
     // The same target from the newest backup, for the measured comparison.
     await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', runbook.restore.dataDir, '-m', 'immediate', '-w']);

@@ -64,7 +64,11 @@ describe('recoverToPointInTime with a warm standby', () => {
       'restored from the warm standby /tmp/lifeboat-fake/standby, built from backup 20261121T080000Z and taken over at LSN 0/4000000 (last commit 2026-11-21T13:31:00.000000Z): walSegmentsReplayed and walBytesReplayed count the WAL this recovery replayed, from 0/4000000 to 0/5000060, not the standby\'s replay since its backup',
     );
     expect(evidence.steps.find((s) => s.id === 'restore-base-backup')?.summary).toBe(
-      'standby: /tmp/lifeboat-fake/standby (replayed to 0/4000000, last commit 2026-11-21T13:31:00.000000Z) taken over into /tmp/lifeboat-fake/recovery',
+      'standby: /tmp/lifeboat-fake/standby (replayed to 0/4000000, last commit 2026-11-21T13:31:00.000000Z) taken over into /tmp/lifeboat-fake/recovery; the standby is consumed, rebuild it: lifeboat standby build --runbook orders',
+    );
+    // Nothing rebuilds it: the evidence says it was used up and how to rebuild it.
+    expect(evidence.notes).toContain(
+      `the warm standby /tmp/lifeboat-fake/standby was consumed by this recovery (taken over at LSN 0/4000000); nothing rebuilds it and until it is rebuilt recoveries restore from a backup: lifeboat standby build --runbook orders on host ${h.host}`,
     );
     expect(evidence.validationStatus).toBe('passed');
   });
@@ -80,6 +84,7 @@ describe('recoverToPointInTime with a warm standby', () => {
     ]);
     expect(evidence.restoreSource).toEqual({ kind: 'backup', why });
     expect(evidence).toMatchObject({ backupId: '20261121T120000Z', walSegmentsReplayed: 4 });
+    expect(evidence.notes.some((n) => n.includes('consumed'))).toBe(false);
   });
 
   it('never asks for the standby in a dry run: it stays for the real recovery', async () => {

@@ -94,8 +94,18 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
         }
       : {}),
     validationStatus: f.validationStatus,
-    notes: wal.note ? [...f.notes, wal.note] : f.notes,
+    notes: [...f.notes, ...(wal.note ? [wal.note] : []), ...consumedNote(f)],
   };
+}
+
+/** A run that took the standby over used it up: nothing rebuilds it (no automatic rebuild, by design). */
+function consumedNote(f: RunFacts): string[] {
+  const sb = f.restoreSource?.standby;
+  if (!sb) return [];
+  const host = f.runbook?.standby?.host;
+  return [
+    `the warm standby ${sb.from} was consumed by this recovery (taken over at LSN ${sb.replayLsn}); nothing rebuilds it and until it is rebuilt recoveries restore from a backup: lifeboat standby build --runbook ${f.input.runbook}${host ? ` on host ${host}` : ''}`,
+  ];
 }
 
 /**

@@ -187,6 +187,13 @@ function standbyElsewhere(runbook: Runbook, thisHost: string): string {
 /** The standby as findings: fallen off or not running is a problem (the warm path is gone); behind, a warning. */
 function standbyProblems(runbook: Runbook, s: StandbyStatus): HealthProblem[] {
   const build = `lifeboat standby build --runbook ${runbook.name} (on host ${runbook.standby!.host})`;
+  if (s.takenOver) {
+    return [{
+      kind: 'standby-taken-over',
+      message: `standby ${s.dataDir}: ${s.fellOff}`,
+      hints: [`it became the recovery's copy in ${s.takenOver.into}; until it is rebuilt, recoveries restore from a backup (nothing rebuilds it on its own): ${build}`],
+    }];
+  }
   if (s.fellOff) {
     return [{ kind: 'standby-fell-off', message: `standby in ${s.dataDir}: ${s.fellOff}; recoveries restore from a backup until it is rebuilt`, hints: [`rebuild it: ${build}; the old copy is moved aside, never deleted`] }];
   }
