@@ -21,8 +21,9 @@
 //     approval given as soon as asked, up to the paused copy (approve-promote);
 //     the last round promotes, for the RTO and the steps;
 //   - Lifeboat, warm standby: the same recovery of a third runbook whose
-//     standby (bench/warm.ts) holds the whole load back; it is taken over
-//     and replays the load (a new standby is built, untimed, before each round's row).
+//     standby (bench/warm.ts) holds the whole load back, in a copy of the
+//     file:// repository; it is taken over and replays the load (a new
+//     standby is built, untimed, before each round's row).
 // Every copy is checked to hold exactly the rows at the target. Environment:
 //   BENCH_SCALE   pgbench scale (default 50: a base backup of about 790 MiB)
 //   BENCH_WAL_MB  MiB of WAL to generate after the backup (default 1024)
@@ -327,6 +328,8 @@ async function main(): Promise<void> {
     process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
     const fileUrl = `file://${pgDir(path.join(work, 'repo'))}`;
     const s3Url = 's3://bench/recovery';
+    // The warm row's own copy: the file row's last round promotes a timeline 2 into the file:// repository.
+    const warmUrl = `file://${pgDir(path.join(work, 'repo-warm'))}`;
     pgDir(path.join(work, 'runs'));
     const sockets = pgDir(path.join(work, 'sock'));
     // Both archivers in one archive_command: the same segments reach both repositories.
@@ -346,7 +349,7 @@ async function main(): Promise<void> {
     pgbr.run(['stanza-create']);
     const host = `bench${process.pid}`;
     const kinds = {} as Bench['kinds'];
-    for (const [kind, url, endpointEnv] of [['file', fileUrl, undefined], ['s3', s3Url, 'S3_ENDPOINT'], ['warm', fileUrl, undefined]] as const) {
+    for (const [kind, url, endpointEnv] of [['file', fileUrl, undefined], ['s3', s3Url, 'S3_ENDPOINT'], ['warm', warmUrl, undefined]] as const) {
       const stateDir = pgDir(path.join(work, `state-${kind}`));
       const restorePort = await freePort();
       kinds[kind] = { runbook: `bench-${kind}`, restoreDir: path.join(stateDir, 'recovery'), restorePort };
@@ -358,24 +361,22 @@ async function main(): Promise<void> {
     const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
     const loadAtStart = os.loadavg().map((l) => l.toFixed(1)).join(' ');
     let pgbrBackupSeconds = 0;
-    let firstBuild = 0;
     const standbyBuilds: number[] = [];
     const ds = await makeDataset(pg, work, 'bench-file', {
       scale: SCALE,
       walMb: WAL_MB,
       cluster: CLUSTER,
       progress,
-      afterBackup: async () => {
+      afterBackup: () => {
         pgbrBackupSeconds = pgbr.run(['--type=full', 'backup']);
         progress(`pgBackRest full backup: ${pgbrBackupSeconds.toFixed(1)} s`);
-        // The warm row's first standby, running while the load writes.
-        firstBuild = (await ensureStandby(progress)).seconds;
       },
     });
     const fileRepo = await openRepository(fileUrl);
     const s3Repo = await openRepository(s3Url, { endpointEnv: 'S3_ENDPOINT' });
     const copied = await copyCluster(fileRepo, s3Repo);
-    progress(`dataset ready: target ${ds.targetName} (${ds.target}), ${copied} objects copied into MinIO; preparing the limit`);
+    await copyCluster(fileRepo, await openRepository(warmUrl));
+    progress(`dataset ready: target ${ds.targetName} (${ds.target}), ${copied} objects copied into MinIO and into the warm row's file:// repository; preparing the limit`);
 
     const temporal = await startTemporalDevServer({ port: await freePort(), logFile: path.join(work, 'temporal.log') });
     cleanups.push(temporal.stop);
@@ -404,7 +405,7 @@ async function main(): Promise<void> {
           if (id === 'warm') {
             // Untimed: the standby the last round took over is gone; build the next one.
             const s = await ensureStandby(progress);
-            if (s.action === 'built' && round > 1) standbyBuilds.push(s.seconds);
+            if (s.action === 'built') standbyBuilds.push(s.seconds);
             standbyBefore = s.line;
           }
           const r = await lifeboatRun(b, id, last);
@@ -438,10 +439,10 @@ async function main(): Promise<void> {
       log(row([label[id], r.files, r.replay, r.total, r.cpu, (r.total / med.limit.total).toFixed(2), (r.total / med.pgbackrest.total).toFixed(2), calls]));
     }
     log();
-    log(`The warm row: runbook \`${WARM_RUNBOOK}\` on the same cluster and file:// repository declares a standby with delay ${WARM_DELAY}, longer than the whole bench, so recovery_min_apply_delay holds back the first commit of the load: ` +
+    log(`The warm row: runbook \`${WARM_RUNBOOK}\`, on the same cluster in a file:// repository of its own (the same objects, copied: the file row's promotion adds a timeline to its repository), declares a standby with delay ${WARM_DELAY}, longer than the whole bench, so recovery_min_apply_delay holds back the first commit of the load: ` +
       `the standby stops just past the backup's consistency point and the recovery replays all ${(ds.walBytes / MiB).toFixed(0)} MiB of the load, the most a standby replays for a target inside its delay (bench/warm.ts). ` +
       `Its files column is the take-over (pause the standby, find the target after its position, stop it, rename its directory into restore.dataDir), which does not grow with the database; its replay depends on the WAL after the standby's position only. ` +
-      `The first standby was built right after the base backup, before the load (${firstBuild.toFixed(1)} s); a take-over consumes it, so each later round built a new one from the same backup, untimed, before its row (${standbyBuilds.map((x) => x.toFixed(1)).join(', ') || 'none'} s, settled: holding a commit for its delay, prefetch spool filled). ` +
+      `Each round built its standby from the backup, untimed, before its row (a take-over consumes it; ${standbyBuilds.map((x) => x.toFixed(1)).join(', ')} s until settled: holding a commit for its delay, prefetch spool filled). ` +
       `Every warm round was checked to have taken the standby over (the step's summary and the restored copy's marker; the last round's evidence, restoreSource). Before the last round: ${standbyBefore}.`);
     log();
     log('Totals per round (s): ' + ROWS.map((id) => `${id} ${runs[id].map((r) => r.total.toFixed(1)).join(', ')}`).join('; ') + '.');

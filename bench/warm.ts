@@ -1,7 +1,8 @@
 // The recovery bench's warm-path row (issue 13): a third runbook on the same
-// cluster and file:// repository, `bench-warm`, declares a standby
-// (src/standby/), and its recovery takes that standby over instead of
-// restoring a backup.
+// cluster, `bench-warm`, declares a standby (src/standby/), and its recovery
+// takes that standby over instead of restoring a backup. Its file://
+// repository is a copy of the file row's (the same objects): the file row's
+// last round promotes its copy, which archives a timeline 2 there.
 //
 // The standby's delay (BENCH_WARM_DELAY, default 6h) is longer than the whole
 // bench, so recovery_min_apply_delay holds back the first commit of the WAL
@@ -11,13 +12,12 @@
 // an incident noticed just under an hour after the target); replay depends on
 // the WAL after the standby's position, never on the database's size.
 //
-// The first standby is built right after the base backup, before the load (as
-// it would be running while the database is written). A take-over consumes
-// it (its directory becomes the recovery's copy), so every later round builds
-// a new one from the same backup, untimed, before its warm row: PostgreSQL does
-// not apply the delay before consistency (xlogrecovery.c recoveryApplyDelay:
-// "no delay is applied on a database not yet consistent"), so it stops at the
-// same place.
+// A take-over consumes the standby (its directory becomes the recovery's
+// copy), so each round builds one from the backup, untimed, before its warm
+// row. Built after the load or while it runs, it stops at the same place:
+// PostgreSQL applies no delay before consistency (xlogrecovery.c
+// recoveryApplyDelay: "no delay is applied on a database not yet
+// consistent"), and holds the load's first commit after it.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { loadRunbook } from '../src/runbook/load';
@@ -41,8 +41,8 @@ export function addStandby(runbooksDir: string, s: { host: string; stateDir: str
 
 /**
  * Builds the standby (or keeps the one there), untimed, and waits until it is
- * settled: replaying, holding a commit back for its delay, and its prefetcher's
- * spool filled (or the prefetcher gone), so that none of the build's work runs
+ * settled: replaying, holding a commit back for its delay (or at the archive's
+ * end), and its prefetcher's spool filled (or the prefetcher gone), so that none of the build's work runs
  * inside a timed row. Returns the build's seconds and the status line.
  */
 export async function ensureStandby(progress: (line: string) => void): Promise<{ seconds: number; action: string; line: string }> {
@@ -59,12 +59,14 @@ export async function ensureStandby(progress: (line: string) => void): Promise<{
     }
   };
   const status = await waitFor(
-    'the standby to hold the load back (recovery_min_apply_delay) with its spool filled',
+    'the standby to hold a commit back (recovery_min_apply_delay) or reach the archive\'s end, its spool filled',
     async () => {
       const s = await readStandbyStatus(runbook);
       if (s.fellOff) throw new Error(`the bench's standby fell off: ${standbyLine(s)}`);
       const sp = spooled();
-      return s.healthy && s.waitingForDelay && (sp.segments >= PREFETCH || !sp.follower) ? s : undefined;
+      // Held for its delay, or at the archive's end (the first build, before the load: no commit to hold yet).
+      const still = s.waitingForDelay || s.segmentsBehind === 0;
+      return s.healthy && still && (sp.segments >= Math.min(PREFETCH, s.segmentsBehind ?? 0) || !sp.follower) ? s : undefined;
     },
     { timeoutMs: 1_800_000, intervalMs: 200 },
   );
