@@ -107,7 +107,14 @@ describe('recoverToPointInTime with a warm standby, on real services', () => {
     expect(evidence.validationStatus).toBe('passed');
     expect(evidence.restoreSource?.kind).toBe('standby');
     expect(evidence.restoreSource?.why).toMatch(new RegExp(`^the standby \\(delay 1h\\) had replayed to LSN .*, before time ${afterStandby.replace(/[.]/g, '\\.')}: replay goes on from there instead of restoring a backup$`));
-    expect(evidence.steps.find((s) => s.id === 'restore-base-backup')?.summary).toMatch(new RegExp(`^standby: ${runbook.standby!.dataDir} \\(replayed to [0-9A-F]+/[0-9A-F]+.*\\) taken over into ${runbook.restore.dataDir}$`));
+    expect(evidence.steps.find((s) => s.id === 'restore-base-backup')?.summary).toMatch(new RegExp(`^standby: ${runbook.standby!.dataDir} \\(replayed to [0-9A-F]+/[0-9A-F]+.*\\) taken over into ${runbook.restore.dataDir}; the standby is consumed, rebuild it: lifeboat standby build --runbook ${cluster.name}$`));
+    // Honest evidence: the standby's base backup and the WAL replayed from where it was paused, both said in a note.
+    expect(evidence.backupId).toBe(newest.backupId);
+    expect(evidence.restoreSource?.standby).toMatchObject({ from: runbook.standby!.dataDir, backupId: newest.backupId, walSegmentSize: 16777216 });
+    expect(evidence.notes).toContainEqual(expect.stringMatching(new RegExp(`^restored from the warm standby ${runbook.standby!.dataDir}, built from backup ${newest.backupId} and taken over at LSN [0-9A-F]+/[0-9A-F]+.*: walSegmentsReplayed and walBytesReplayed count the WAL this recovery replayed, from `)));
+    expect(evidence.notes).toContain(
+      `the warm standby ${runbook.standby!.dataDir} was consumed by this recovery (taken over at LSN ${evidence.restoreSource!.standby!.replayLsn}); nothing rebuilds it and until it is rebuilt recoveries restore from a backup: lifeboat standby build --runbook ${cluster.name} on host ${cluster.host}`,
+    );
     const c = new Client({ host: '127.0.0.1', port: runbook.restore.port, user: 'postgres', database: 'postgres' });
     await c.connect();
     try {
@@ -115,7 +122,7 @@ describe('recoverToPointInTime with a warm standby, on real services', () => {
     } finally {
       await c.end();
     }
-    expect(await readStandbyStatus(runbook)).toMatchObject({ state: 'absent', healthy: false });
+    expect(await readStandbyStatus(runbook)).toMatchObject({ state: 'absent', healthy: false, takenOver: { workflowId: `recover-${cluster.name}-warm`, into: runbook.restore.dataDir } });
     process.stdout.write(
       `standby e2e (small database, loaded machine): to the paused copy via backup ${seconds(earlyEvidence, 'restore-base-backup') + seconds(earlyEvidence, 'replay-wal')} s ` +
         `(restore ${seconds(earlyEvidence, 'restore-base-backup')} s, replay ${seconds(earlyEvidence, 'replay-wal')} s); via the standby ${seconds(evidence, 'restore-base-backup') + seconds(evidence, 'replay-wal')} s ` +
