@@ -9,14 +9,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Repository } from '../repository/types';
 import { fetchWalFile } from '../wal/get';
-import { walFileKind } from '../wal/names';
+import { parseLsn, walFileKind } from '../wal/names';
 
 /** How many of the newest segments are read before giving up. */
 const MAX_SEGMENTS = 6;
 
 // pg_waldump prints "desc: COMMIT 2026-11-21 22:40:01.123456 UTC" for commit records
 // (and ABORT likewise; both are stop points of recovery_target_time).
-const RECORD_TIME = /desc: (?:COMMIT|ABORT) (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) UTC/g;
+const RECORD_TIME = /\blsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: (?:COMMIT|ABORT) (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) UTC/g;
 
 export async function newestArchivedCommit(opts: {
   repo: Repository;
@@ -24,6 +24,8 @@ export async function newestArchivedCommit(opts: {
   pgBin: string;
   /** Every archived WAL file name. */
   files: readonly string[];
+  /** In this segment only records before `lsn` count (a parent timeline's copy read up to the switch point: ArchiveLine.endCap). */
+  endCap?: { segment: string; lsn: string };
 }): Promise<{ time: string; segment: string } | undefined> {
   const segments = opts.files.filter((f) => walFileKind(f) === 'segment').sort().slice(-MAX_SEGMENTS).reverse();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lifeboat-drill-waldump-'));
@@ -35,7 +37,8 @@ export async function newestArchivedCommit(opts: {
       await writeFile(file, got.content);
       const out = await waldump(`${opts.pgBin}/pg_waldump`, ['--rmgr=Transaction', file]);
       await rm(file, { force: true });
-      const times = [...out.matchAll(RECORD_TIME)].map((m) => `${m[1]!.replace(' ', 'T')}Z`);
+      const cap = opts.endCap?.segment === segment ? parseLsn(opts.endCap.lsn) : undefined;
+      const times = [...out.matchAll(RECORD_TIME)].filter((m) => cap === undefined || parseLsn(m[1]!) < cap).map((m) => `${m[2]!.replace(' ', 'T')}Z`);
       const last = times.sort().pop();
       if (last) return { time: new Date(Date.parse(last)).toISOString(), segment };
     }

@@ -35,6 +35,12 @@ import { describeTarget, type Target } from './contract';
 export interface ArchiveLine {
   timeline: number;
   segments: string[];
+  /**
+   * Set when the line ends in a parent timeline's copy of the newest
+   * timeline's first segment (see archiveLine): only its records before `lsn`
+   * (the switch point) are on the line.
+   */
+  endCap?: { segment: string; lsn: string };
 }
 
 interface Stretch {
@@ -89,6 +95,21 @@ export function archiveLine(
     }
   }
   segments.sort((a, b) => (a.segno < b.segno ? -1 : a.segno > b.segno ? 1 : 0));
+  // A promoted copy archives its new timeline's first segment (the one
+  // holding the switch point) only once it fills or switches it; until then
+  // the archive has the history file and no segment of the new timeline.
+  // PostgreSQL then reads the parent timeline's copy of that segment up to
+  // the switch point (XLogFileReadAnyTLI tries every timeline of the history
+  // that covers the segment, newest first), so the line goes on into it,
+  // capped there: what the parent wrote after the switch is not on the line.
+  const parent = chosen.stretches[chosen.stretches.length - 2];
+  if (parent?.toSeg !== undefined && parent.untilLsn !== undefined && parent.toSeg >= startSeg && !segments.some((s) => s.segno >= parent.toSeg!)) {
+    const name = segmentName(parent.timeline, parent.toSeg, segSize);
+    if (files.includes(name)) {
+      segments.push({ name, segno: parent.toSeg });
+      return { timeline: chosen.timeline, segments: segments.map((s) => s.name), endCap: { segment: name, lsn: formatLsn(parent.untilLsn) } };
+    }
+  }
   return { timeline: chosen.timeline, segments: segments.map((s) => s.name) };
 }
 
@@ -112,8 +133,11 @@ const RESTORE_POINT = /\blsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: RESTORE_POINT (.*)$
 async function readSegment(
   opts: { repo: Repository; cluster: string; pgBin: string; cache: WaldumpCache; dir: string },
   segment: string,
+  /** Only records before this LSN count (ArchiveLine.endCap). */
+  before?: bigint,
 ): Promise<SegmentRecords | undefined> {
-  const cached = opts.cache.get(segment);
+  const key = before === undefined ? segment : `${segment}<${formatLsn(before)}`;
+  const cached = opts.cache.get(key);
   if (cached) return cached;
   const got = await fetchWalFile(opts.repo, opts.cluster, segment);
   if (!got) return undefined;
@@ -121,12 +145,13 @@ async function readSegment(
   await writeFile(file, got.content);
   try {
     const out = await waldump(`${opts.pgBin}/pg_waldump`, [file]);
-    const lsns = [...out.matchAll(RECORD_LSN)].map((m) => m[1]!);
+    const onLine = (lsn: string) => before === undefined || parseLsn(lsn) < before;
+    const lsns = [...out.matchAll(RECORD_LSN)].map((m) => m[1]!).filter(onLine);
     const records: SegmentRecords = {
-      restorePoints: [...out.matchAll(RESTORE_POINT)].map((m) => ({ name: m[2]!, lsn: m[1]! })),
+      restorePoints: [...out.matchAll(RESTORE_POINT)].map((m) => ({ name: m[2]!, lsn: m[1]! })).filter((rp) => onLine(rp.lsn)),
       ...(lsns.length > 0 ? { lastLsn: lsns[lsns.length - 1]! } : {}),
     };
-    opts.cache.set(segment, records);
+    opts.cache.set(key, records);
     return records;
   } finally {
     await rm(file, { force: true });
@@ -239,7 +264,7 @@ export async function checkTargetReach(opts: {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lifeboat-preflight-waldump-'));
   try {
     if ('time' in target) {
-      const newest = await newestArchivedCommit({ repo: opts.repo, cluster: opts.cluster, pgBin: opts.pgBin, files: line.segments });
+      const newest = await newestArchivedCommit({ repo: opts.repo, cluster: opts.cluster, pgBin: opts.pgBin, files: line.segments, ...(line.endCap ? { endCap: line.endCap } : {}) });
       if (!newest) {
         return { warnings: [`no commit found in the newest archived segments of ${where}: preflight cannot tell whether ${target.time} is reached`] };
       }
@@ -266,11 +291,12 @@ export async function checkTargetReach(opts: {
       };
     }
     if ('lsn' in target) {
-      const records = await readSegment({ ...opts, dir }, newestSeg);
+      const cap = line.endCap?.segment === newestSeg ? parseLsn(line.endCap.lsn) : undefined;
+      const records = await readSegment({ ...opts, dir }, newestSeg, cap);
       const segSize = BigInt(backup.walSegmentSize);
       const segEnd = (parseSegmentName(newestSeg, backup.walSegmentSize).segno + 1n) * segSize;
       // The last record's start: recovery_target_lsn needs a record at or after the target.
-      const lastLsn = records?.lastLsn ?? formatLsn(segEnd - 1n);
+      const lastLsn = records?.lastLsn ?? formatLsn((cap ?? segEnd) - 1n);
       const reaches = `last archived record at LSN ${lastLsn} (in ${newestSeg}, timeline ${line.timeline})`;
       if (parseLsn(target.lsn) <= parseLsn(lastLsn)) return { reaches, warnings: [] };
       return {
@@ -295,6 +321,8 @@ export async function checkTargetReach(opts: {
       (rp) => {
         // The backup's first segment also holds records from before its start, which replay never reads.
         if (parseLsn(rp.lsn) < parseLsn(backup.startLsn)) return false;
+        // Nor what a parent timeline wrote after the switch (endCap).
+        if (line.endCap && parseLsn(rp.lsn) >= parseLsn(line.endCap.lsn)) return false;
         if (rp.name === target.name) found = rp;
         else seen.push(rp);
         return found !== undefined;

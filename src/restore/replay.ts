@@ -307,7 +307,9 @@ export function archiveEndOnLine(
   if (!name) return undefined;
   const { timeline, segno } = parseSegmentName(name, segSize);
   const size = BigInt(segSize);
-  return { name, timeline, startLsn: segno * size, endLsn: (segno + 1n) * size };
+  // Capped at the switch point when the line ends in a parent's copy of the newest timeline's first segment.
+  const endLsn = line.endCap?.segment === name ? parseLsn(line.endCap.lsn) : (segno + 1n) * size;
+  return { name, timeline, startLsn: segno * size, endLsn };
 }
 
 /** The end of the archive on the backup's line (archiveEndOnLine), re-read at most every few seconds. */

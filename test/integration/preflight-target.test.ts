@@ -6,7 +6,7 @@
 // Real PostgreSQL 15 archiving through `lifeboat archive-push` into a file://
 // repository; the preflight activity runs inside MockActivityEnvironment.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -245,7 +245,7 @@ describe('a restore point record that crosses a segment boundary', () => {
 });
 
 describe('after a promotion, the timeline the target lies on', () => {
-  it('checks a time on the new timeline: commits the old timeline archived after the branch point do not count', async () => {
+  it('checks a time on the new timeline: commits the old timeline archived after the branch point do not count; before the promoted copy archives its first segment, the restore point in the switch segment is still reached', async () => {
     await tc.pg.query(`select pg_create_restore_point('branch-here')`);
     const [{ at } = { at: new Date(0) }] = await tc.pg.query<{ at: Date }>(`insert into t values (100, 'after the branch on timeline 1') returning clock_timestamp() as at`);
     await tc.pg.query(`insert into t values (101, 'later on timeline 1')`);
@@ -279,5 +279,29 @@ describe('after a promotion, the timeline the target lies on', () => {
     expect(f.message).toMatch(new RegExp(`^time ${at.toISOString()} is after the newest commit in the WAL archive of cluster ${tc.name} \\(timeline 2, `));
     // And the restore point on the line is still found.
     await run({ name: 'branch-here' });
+
+    // The archive as it stands right after a promotion, before the promoted
+    // copy has filled or switched its first segment: timeline 2's history,
+    // no segment of timeline 2. Timeline 2's segments are moved out of this
+    // test's own repository to make that state (and put back after).
+    // PostgreSQL reads timeline 1's copy of the switch segment up to the
+    // switch point, so the restore point in it is reached; what timeline 1
+    // wrote after the switch (row 100's commit) is not.
+    const repoRoot = tc.repoUrl.replace(/^file:\/\//, '');
+    const repo = await openRepository(tc.repoUrl, {});
+    const tl2 = (await repo.list(keys.walPrefix(tc.name))).map((o) => o.key).filter((k) => /\/00000002[0-9A-F]{16}[^/]*$/.test(k));
+    expect(tl2.length).toBeGreaterThan(0);
+    const held = postgresTempDir('tl2-held');
+    const moves = tl2.flatMap((k) => [k, `${k}.sha256`]).filter((k) => existsSync(path.join(repoRoot, k))).map((k, i) => ({ from: path.join(repoRoot, k), to: path.join(held, String(i)) }));
+    for (const m of moves) renameSync(m.from, m.to);
+    try {
+      const found = await run({ name: 'branch-here' });
+      expect(found.warnings.join('\n')).not.toContain('not found');
+      const f2 = await refusal({ time: at.toISOString() });
+      expect(f2.message).toMatch(new RegExp(`^time ${at.toISOString()} is after the newest commit in the WAL archive of cluster ${tc.name} \\(timeline 2, `));
+    } finally {
+      for (const m of moves) renameSync(m.to, m.from);
+      rmSync(held, { recursive: true, force: true });
+    }
   }, 180_000);
 });

@@ -36,6 +36,17 @@ describe('archiveLine', () => {
     expect(archiveLine(range(1, 1, 4), {}, backup(3))).toEqual({ timeline: 1, segments: range(1, 3, 4) });
   });
 
+  it("goes on into timeline 1's copy of the switch segment, capped at the switch point, while timeline 2 has no segment archived yet", () => {
+    const justPromoted = [...range(1, 1, 10), '00000002.history'];
+    expect(archiveLine(justPromoted, histories, backup(2))).toEqual({
+      timeline: 2,
+      segments: range(1, 2, 5),
+      endCap: { segment: seg(1, 5), lsn: '0/5000100' },
+    });
+    // Once timeline 2's first segment is there, it is read instead, uncapped.
+    expect(archiveLine([...justPromoted, seg(2, 5)], histories, backup(2))).toEqual({ timeline: 2, segments: [...range(1, 2, 4), seg(2, 5)] });
+  });
+
   it('follows a backup taken on timeline 2', () => {
     expect(archiveLine(files, histories, backup(6, 2))).toEqual({ timeline: 2, segments: range(2, 6, 7) });
   });
