@@ -18,9 +18,8 @@
 // A `where` predicate selects rows on each side separately: one on a column
 // the incident changed makes rows appear deleted by it; the insert of such a
 // row then conflicts with the live row and is skipped by apply, not doubled.
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
 import { LifeboatError } from '../errors';
+import { createLinesFile } from './lines-file';
 import { assertSameShape, type TableShape } from './keys';
 import type { RowSource, TextRow } from './snapshot';
 
@@ -97,6 +96,7 @@ function sameRow(a: TextRow, b: TextRow): boolean {
 /** A row source read one row ahead, checking it is strictly ordered by key. */
 class Cursor {
   private it: AsyncIterator<TextRow>;
+  private readonly source: RowSource;
   row: TextRow | undefined;
   key: string[] | undefined;
   constructor(
@@ -104,6 +104,7 @@ class Cursor {
     source: RowSource,
     private readonly keyIdx: number[],
   ) {
+    this.source = source;
     this.it = source.rows[Symbol.asyncIterator]();
   }
   async advance(): Promise<void> {
@@ -118,7 +119,7 @@ class Cursor {
     }
   }
   async close(): Promise<void> {
-    await this.it.return?.();
+    await this.source.close();
   }
 }
 
@@ -144,18 +145,21 @@ export async function classify(opts: {
   const samples = Object.fromEntries(REPAIR_CLASSES.map((c) => [c, [] as SampleRow[]])) as Record<RepairClass, SampleRow[]>;
   const planned: Partial<Record<RepairClass, number>> = {};
 
-  const out = createWriteStream(opts.planFile, { flags: 'wx' });
-  const write = async (line: unknown) => {
-    if (!out.write(`${JSON.stringify(line)}\n`)) await once(out, 'drain');
-  };
+  let out: Awaited<ReturnType<typeof createLinesFile>>;
+  try {
+    out = await createLinesFile(opts.planFile);
+  } catch (err) {
+    await Promise.all([opts.before.close(), opts.after?.close(), opts.now.close()]);
+    throw err;
+  }
   const header: PlanHeader = { lifeboatRepairPlan: 1, table: shape.qualified, columns: shape.columns, keyColumns: shape.keyColumns, withAfter };
-  await write(header);
 
   const b = new Cursor('the copy at the before target', opts.before, keyIdx);
   const a = opts.after ? new Cursor('the copy at the after target', opts.after, keyIdx) : undefined;
   const n = new Cursor('the live primary', opts.now, keyIdx);
   let keys = 0;
   try {
+    await out.write(header);
     await Promise.all([b.advance(), a?.advance(), n.advance()]);
     for (;;) {
       let min: string[] | undefined;
@@ -194,17 +198,16 @@ export async function classify(opts: {
       }
       if (B && PLANNED.includes(cls)) {
         const row: PlanRow = { class: cls, key: min, restore: B, expect };
-        await write(row);
+        await out.write(row);
         planned[cls] = (planned[cls] ?? 0) + 1;
       }
       keys += 1;
       if (keys % 50_000 === 0) opts.onProgress?.(keys);
       await Promise.all([B && b.advance(), A && a!.advance(), N && n.advance()]);
     }
-    out.end();
-    await once(out, 'finish');
+    await out.close();
   } catch (err) {
-    out.destroy();
+    await out.abort();
     throw err;
   } finally {
     await Promise.all([b.close(), a?.close(), n.close()]);

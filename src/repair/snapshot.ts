@@ -21,11 +21,11 @@
 // It selects rows on each side separately: a predicate on a column the
 // incident changed selects different rows before and after it (see
 // classify.ts).
-import { once } from 'node:events';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { ClientBase } from 'pg';
 import { LifeboatError, withContext } from '../errors';
+import { createLinesFile } from './lines-file';
 import { ident, pinTextFormat, readTableShape, type TableShape } from './keys';
 
 /** A row as text per column (attnum order); null is SQL NULL, distinct from ''. */
@@ -43,7 +43,9 @@ export interface SnapshotHeader {
 
 export interface RowSource {
   shape: TableShape;
-  rows: AsyncIterable<TextRow>;
+  rows: AsyncGenerator<TextRow>;
+  /** Ends the source (its read transaction), read to the end or not. */
+  close(): Promise<void>;
 }
 
 const FETCH_ROWS = 10_000;
@@ -68,6 +70,25 @@ async function assertUtf8(client: ClientBase): Promise<void> {
   }
 }
 
+/** A failed read: the server refused the query (the predicate, a privilege) or the connection failed. */
+function readFailure(err: unknown, table: string, where: string | undefined): LifeboatError {
+  const sqlstate = (err as { code?: unknown }).code;
+  const what = `reading ${table}${where ? ` where (${where})` : ''} failed: ${(err as Error).message}`;
+  if (typeof sqlstate !== 'string' || !/^[0-9A-Z]{5}$/.test(sqlstate)) {
+    return new LifeboatError('PG_UNREACHABLE', what, { cause: err, hints: ['the connection to the server failed; the read is retried from the start'] });
+  }
+  if (sqlstate === '42501') {
+    return new LifeboatError('PRIVILEGE_MISSING', what, { cause: err, hints: [`the role needs USAGE on the schema and SELECT on ${table} (lifeboat grants)`] });
+  }
+  return new LifeboatError(where ? 'INPUT_INVALID' : 'SQL_FAILED', what, {
+    cause: err,
+    hints: where
+      ? ['check the --where predicate: it is run as given, on the copy and on the primary, inside a READ ONLY transaction (it cannot write)']
+      : ['the server refused the read; its log says more'],
+    details: { sqlstate },
+  });
+}
+
 /**
  * Streams the rows of `table` from `client`, inside its own
  * REPEATABLE READ READ ONLY transaction (one snapshot of the table, the
@@ -84,10 +105,7 @@ export async function readRows(client: ClientBase, table: string, opts: { where?
     try {
       await client.query(`declare lifeboat_repair_rows no scroll cursor for ${selectSql(shape, opts.where)}`);
     } catch (err) {
-      throw new LifeboatError('INPUT_INVALID', `reading ${shape.qualified}${opts.where ? ` where (${opts.where})` : ''} failed: ${(err as Error).message}`, {
-        cause: err,
-        hints: opts.where ? ['check the --where predicate: it is run as given, on the copy and on the primary'] : [],
-      });
+      throw readFailure(err, shape.qualified, opts.where);
     }
   } catch (err) {
     await client.query('rollback').catch(() => undefined);
@@ -96,7 +114,12 @@ export async function readRows(client: ClientBase, table: string, opts: { where?
   async function* rows(): AsyncGenerator<TextRow> {
     try {
       for (;;) {
-        const res = await client.query<TextRow>({ text: `fetch ${FETCH_ROWS} from lifeboat_repair_rows`, rowMode: 'array', types: { getTypeParser: () => identity } });
+        // The query (and the where predicate) runs here, not at DECLARE.
+        const res = await client
+          .query<TextRow>({ text: `fetch ${FETCH_ROWS} from lifeboat_repair_rows`, rowMode: 'array', types: { getTypeParser: () => identity } })
+          .catch((err: unknown) => {
+            throw readFailure(err, shape.qualified, opts.where);
+          });
         for (const r of res.rows) yield r;
         if (res.rows.length < FETCH_ROWS) break;
       }
@@ -106,7 +129,16 @@ export async function readRows(client: ClientBase, table: string, opts: { where?
       await client.query('rollback').catch(() => undefined);
     }
   }
-  return { shape, rows: rows() };
+  const gen = rows();
+  return {
+    shape,
+    rows: gen,
+    async close() {
+      await gen.return(undefined);
+      // A generator never started does not run its finally: end the transaction here (a no-op after commit).
+      await client.query('rollback').catch(() => undefined);
+    },
+  };
 }
 
 /** Writes the rows of `table` into `file` (JSON lines: a header, then one array per row). */
@@ -114,21 +146,28 @@ export async function snapshotTable(
   client: ClientBase,
   opts: { table: string; where?: string; file: string; onProgress?: (rows: number) => void },
 ): Promise<{ file: string; rows: number; shape: TableShape }> {
-  const { shape, rows } = await readRows(client, opts.table, { where: opts.where });
-  const out = createWriteStream(opts.file, { flags: 'wx' });
+  const out = await createLinesFile(opts.file);
+  let source: RowSource;
+  try {
+    source = await readRows(client, opts.table, { where: opts.where });
+  } catch (err) {
+    await out.abort();
+    throw err;
+  }
+  const { shape, rows } = source;
   const header: SnapshotHeader = { lifeboatRepairSnapshot: 1, schema: shape.schema, name: shape.name, table: shape.qualified, columns: shape.columns, keyColumns: shape.keyColumns, where: opts.where ?? null };
   let n = 0;
   try {
-    out.write(`${JSON.stringify(header)}\n`);
+    await out.write(header);
     for await (const r of rows) {
-      if (!out.write(`${JSON.stringify(r)}\n`)) await once(out, 'drain');
+      await out.write(r);
       n += 1;
       if (n % 50_000 === 0) opts.onProgress?.(n);
     }
-    out.end();
-    await once(out, 'finish');
+    await out.close();
   } catch (err) {
-    out.destroy();
+    await source.close();
+    await out.abort();
     throw withContext(`while writing a snapshot of ${shape.qualified} to ${opts.file}`, err);
   }
   return { file: opts.file, rows: n, shape };
@@ -136,7 +175,8 @@ export async function snapshotTable(
 
 /** Reads a snapshot file back as a row source (streamed, line by line). */
 export async function readSnapshot(file: string): Promise<RowSource> {
-  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity })[Symbol.asyncIterator]();
+  const input = createReadStream(file);
+  const lines = createInterface({ input, crlfDelay: Infinity })[Symbol.asyncIterator]();
   const first = await lines.next();
   const header = first.done ? undefined : (JSON.parse(first.value) as SnapshotHeader);
   if (!header || header.lifeboatRepairSnapshot !== 1) {
@@ -150,5 +190,13 @@ export async function readSnapshot(file: string): Promise<RowSource> {
       if (next.value !== '') yield JSON.parse(next.value) as TextRow;
     }
   }
-  return { shape, rows: rows() };
+  const gen = rows();
+  return {
+    shape,
+    rows: gen,
+    async close() {
+      await gen.return(undefined);
+      input.destroy();
+    },
+  };
 }

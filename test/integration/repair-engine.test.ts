@@ -238,6 +238,62 @@ describe('repair engine', () => {
     expect(res).toMatchObject({ updated: 0, inserted: 0, skipped: 0 });
   });
 
+  it('refuses the whole repair when a restored row refers to a parent deleted since: SQL_FAILED, nothing applied, no audit row', async () => {
+    const s = 'shop7';
+    await freshSchema(s, 20);
+    await admin.query(`insert into ${s}.payments (order_id, amount) select g, g from generate_series(1, 10) g;
+      grant select, insert, update on ${s}.payments to ${ROLE}; grant usage, select, update on sequence ${s}.payments_id_seq to ${ROLE};`);
+    const c = await asRole();
+    const b = await snapshotTable(c, { table: `${s}.payments`, file: path.join(dir, `${s}-B.jsonl`) });
+    await admin.query(`delete from ${s}.payments where order_id <= 5`);
+    const a = await snapshotTable(c, { table: `${s}.payments`, file: path.join(dir, `${s}-A.jsonl`) });
+    // A legitimate write since: order 5, now without payments, is deleted.
+    await admin.query(`delete from ${s}.orders where id = 5`);
+    const result = await classify({ before: await readSnapshot(b.file), after: await readSnapshot(a.file), now: await readRows(c, `${s}.payments`), planFile: path.join(dir, `${s}-plan.jsonl`) });
+    expect(result.counts).toMatchObject({ deletedByIncident: 5, unchanged: 5 });
+    const err = await applyPlan(c, { repairId: 'r-shop7', planFile: result.planFile, approvedBy: ['alice'] }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'SQL_FAILED' });
+    expect((err as Error).message).toBe(
+      'repair r-shop7 of "shop7"."payments" failed and was rolled back, nothing applied: insert or update on table "payments" violates foreign key constraint "payments_order_id_fkey" (Key (order_id)=(5) is not present in table "orders".)\n' +
+        'HINT: foreign key payments_order_id_fkey: a restored row refers to a row deleted since (or a row deleted since refers to it); restore the parent rows first (repair that table too) or exclude these keys',
+    );
+    expect((await admin.query(`select count(*)::int as n from ${s}.payments`)).rows).toEqual([{ n: 5 }]);
+    expect((await admin.query(`select count(*)::int as n from repair_audit.lifeboat_repair_audit where repair_id = 'r-shop7'`)).rows).toEqual([{ n: 0 }]);
+  });
+
+  it('merges composite text keys in the same order on every side whatever the database collation, with a where predicate run read-only', async () => {
+    const s = 'shop8';
+    await admin.query(`create schema ${s}; grant usage on schema ${s} to ${ROLE};
+      create table ${s}.tags (owner text, n int, label text, primary key (owner, n));
+      create sequence ${s}.counter;
+      grant select, insert, update on ${s}.tags to ${ROLE}; grant usage, select, update on sequence ${s}.counter to ${ROLE};
+      insert into ${s}.tags select o, n, o || '-' || n from unnest(array['a', 'B', 'é', 'Z', '😀', '�', '10', '9', 'ß', 'z z', 'Ä']) o, generate_series(1, 4) n;`);
+    const c = await asRole();
+    const where = 'n < 3';
+    const b = await snapshotTable(c, { table: `${s}.tags`, where, file: path.join(dir, `${s}-B.jsonl`) });
+    expect(b.rows).toBe(22);
+    await admin.query(`update ${s}.tags set label = 'x' where owner in ('é', '😀', 'B', 'ß')`);
+    const a = await snapshotTable(c, { table: `${s}.tags`, where, file: path.join(dir, `${s}-A.jsonl`) });
+    await admin.query(`update ${s}.tags set label = 'y' where owner = 'ß' and n = 1`);
+    const result = await classify({ before: await readSnapshot(b.file), after: await readSnapshot(a.file), now: await readRows(c, `${s}.tags`, { where }), planFile: path.join(dir, `${s}-plan.jsonl`) });
+    expect(result.counts).toMatchObject({ damaged: 7, changedSince: 1, unchanged: 14, insertedSince: 0, deletedByIncident: 0 });
+    const res = await applyPlan(c, { repairId: 'r-shop8', planFile: result.planFile, approvedBy: ['alice'] });
+    expect(res).toMatchObject({ updated: 7, skipped: 0 });
+    const { rows } = await admin.query<{ owner: string; n: number; label: string }>(`select owner, n, label from ${s}.tags where label <> owner || '-' || n order by owner collate "C", n`);
+    // Rows outside the predicate (n >= 3) are not the repair's; the conflict stays.
+    expect(rows).toEqual([
+      { owner: 'B', n: 3, label: 'x' }, { owner: 'B', n: 4, label: 'x' },
+      { owner: 'ß', n: 1, label: 'y' }, { owner: 'ß', n: 3, label: 'x' }, { owner: 'ß', n: 4, label: 'x' },
+      { owner: 'é', n: 3, label: 'x' }, { owner: 'é', n: 4, label: 'x' },
+      { owner: '😀', n: 3, label: 'x' }, { owner: '😀', n: 4, label: 'x' },
+    ]);
+    // The predicate is operator SQL run inside a READ ONLY transaction: one that writes is refused.
+    const err = await snapshotTable(c, { table: `${s}.tags`, where: `nextval('${s}.counter') > 0`, file: path.join(dir, `${s}-W.jsonl`) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'INPUT_INVALID' });
+    expect((err as Error).message).toContain('cannot execute nextval() in a read-only transaction');
+    expect((await admin.query(`select last_value::int as v, is_called from ${s}.counter`)).rows).toEqual([{ v: 1, is_called: false }]);
+  });
+
   it('measures classify and apply on 200k rows with about 3k damaged (printed, not asserted)', async () => {
     const s = 'shop6';
     await admin.query(`create schema ${s}; grant usage on schema ${s} to ${ROLE};
