@@ -167,6 +167,7 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
     ...(archiver ? { archiver } : {}),
     ...(archiverProblems ? { archiverProblems } : {}),
     rtoEstimateSeconds: estimateRtoSeconds(backup.sizeBytes, coverage.walBytes),
+    ...(reached.restorePoint ? { restorePointLsn: reached.restorePoint.lsn } : {}),
     warnings: [`restoring to ${describeTarget(input.target)} from backup ${backup.backupId}: ${backup.why}`, ...warnings],
   };
 }

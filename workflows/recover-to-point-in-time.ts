@@ -142,7 +142,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
           if (runbook.standby && !standbyAsked && patched(STANDBY_PATCH)) {
             const s = dryRun
               ? { used: false as const, why: 'a dry run never takes the standby over: it stays for a real recovery' }
-              : await host.useStandby({ ...ref, target: run.target, mode: run.mode, workflowId, runId });
+              : await host.useStandby({ ...ref, target: run.target, mode: run.mode, workflowId, runId, ...(plan.restorePointLsn && 'name' in run.target && 'name' in input.target && run.target.name === input.target.name ? { restorePoint: { lsn: plan.restorePointLsn, searchedFrom: plan.backup.startLsn } } : {}) });
             standbyAsked = true;
             facts.restoreSource = { kind: s.used ? 'standby' : 'backup', why: s.why, ...(s.used && s.result.standby ? { standby: s.result.standby } : {}) };
             if (s.used) return s.result;

@@ -301,6 +301,8 @@ export interface PreflightResult {
   archiverProblems?: string[];
   rtoEstimateSeconds: number;
   warnings: string[];
+  /** Extension: for a restore point target, the LSN of the record replay stops at, as the archive search found it. */
+  restorePointLsn?: string;
 }
 
 export interface CaptureResult {
@@ -379,6 +381,13 @@ export interface RestoreSource {
 /** useStandby: take over the runbook's warm standby for this recovery, when it is healthy and before the target. */
 export interface UseStandbyInput extends RunbookRef {
   target: Target;
+  /**
+   * For a restore point target, where preflight found it: the first record of
+   * that name from `searchedFrom` (its backup's start) on. A standby paused at
+   * or after searchedFrom and before `lsn` stops at that same record, and the
+   * archive need not be searched again.
+   */
+  restorePoint?: { lsn: string; searchedFrom: string };
   mode: 'side-by-side' | 'in-place';
   workflowId: string;
   runId: string;

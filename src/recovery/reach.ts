@@ -235,6 +235,8 @@ export interface ReachCheck {
   refusal?: LifeboatError;
   /** What the archive reaches, one line for the preflight summary. */
   reaches?: string;
+  /** A restore point target: the record replay stops at (the first of that name after the backup's start). */
+  restorePoint?: { name: string; lsn: string };
   warnings: string[];
 }
 
@@ -328,7 +330,7 @@ export async function checkTargetReach(opts: {
         return found !== undefined;
       },
     );
-    if (found) return { reaches: `restore point "${found.name}" at LSN ${found.lsn} (in ${found.segment}, timeline ${line.timeline})`, warnings: [] };
+    if (found) return { reaches: `restore point "${found.name}" at LSN ${found.lsn} (in ${found.segment}, timeline ${line.timeline})`, restorePoint: { name: found.name, lsn: found.lsn }, warnings: [] };
     if (searched && !searched.complete) {
       return {
         warnings: [

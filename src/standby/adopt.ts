@@ -76,7 +76,7 @@ export async function useStandby(runbook: Runbook, input: UseStandbyInput): Prom
     const paused = await pauseStandby(runbook);
     if ('why' in paused) return { used: false, why: paused.why };
     const position = `LSN ${paused.lsn}${paused.time ? `, last commit ${paused.time}` : ''}`;
-    const before = await isBeforeTarget(runbook, input.target, paused, status.backupId, status.backup);
+    const before = await isBeforeTarget(runbook, input.target, paused, status.backupId, status.backup, input.restorePoint);
     if (before !== true) {
       await resumeStandby(runbook);
       return { used: false, why: `the standby had replayed to ${position}, ${before}: PostgreSQL cannot replay backwards, so the backup path restores instead` };
@@ -190,7 +190,7 @@ async function resumeStandby(runbook: Runbook): Promise<void> {
  * is before it. A restore point: the archive holds one of that name after
  * the standby's position (pg_waldump, as preflight reads it). Latest: always.
  */
-async function isBeforeTarget(runbook: Runbook, target: Target, at: { lsn: string; time?: string }, backupId: string, backup: RestoreMarker['backup']): Promise<true | string> {
+async function isBeforeTarget(runbook: Runbook, target: Target, at: { lsn: string; time?: string }, backupId: string, backup: RestoreMarker['backup'], found?: UseStandbyInput['restorePoint']): Promise<true | string> {
   if ('latest' in target) return true;
   if ('lsn' in target) return parseLsn(at.lsn) < parseLsn(target.lsn) ? true : `at or after ${describeTarget(target)}`;
   const repo = await openRepository(runbook.repository.url, runbook.repository);
@@ -204,6 +204,14 @@ async function isBeforeTarget(runbook: Runbook, target: Target, at: { lsn: strin
       bound = new Date(Math.max(delayBound, backupEnd)).toISOString();
     }
     return Date.parse(bound) < Date.parse(target.time) ? true : `${at.time ? 'its last replayed commit' : 'its delay and backup bound what it applied to'} ${bound}, not before ${describeTarget(target)}`;
+  }
+  // Where preflight found the restore point, the first of that name after its
+  // backup's start: a standby paused between that start and it stops at that
+  // same record, and the archive need not be searched again (issue 13:
+  // seconds at 1 GiB). Paused before that start, an earlier record of the
+  // name could lie between: searched below, as before.
+  if ('name' in target && found && parseLsn(at.lsn) >= parseLsn(found.searchedFrom)) {
+    return parseLsn(at.lsn) < parseLsn(found.lsn) ? true : `at or after restore point "${target.name}" (LSN ${found.lsn}, where preflight found it)`;
   }
   if ('name' in target && meta) {
     // The archive searched from the standby's position on, as preflight searches from a backup's start.

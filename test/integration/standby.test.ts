@@ -200,11 +200,13 @@ describe('the warm standby', () => {
     await switchAndWaitArchived(tc.pg);
 
     // Targets before its position: an early LSN, a time before its backup ended. Nothing is touched.
-    for (const [early, reason] of [
+    for (const [early, reason, found] of [
       [{ lsn: '0/1000000' }, /at or after LSN 0\/1000000: PostgreSQL cannot replay backwards, so the backup path restores instead$/],
+      // A restore point where preflight found it, before the standby's position: judged from that, not searched again.
+      [{ name: 'made-early' }, /at or after restore point "made-early" \(LSN 0\/1000000, where preflight found it\): PostgreSQL cannot replay backwards/, { lsn: '0/1000000', searchedFrom: '0/0' }],
       [{ time: newest.startTime }, new RegExp(`not before time ${newest.startTime.replace(/[.]/g, '\\.')}: PostgreSQL cannot replay backwards, so the backup path restores instead$`)],
     ] as const) {
-      const { result: declined } = await activity(useStandby, { runbook: tc.name, target: early, mode: 'side-by-side', workflowId: 'wf-early', runId: 'wf-early-run' });
+      const { result: declined } = await activity(useStandby, { runbook: tc.name, target: early, mode: 'side-by-side', workflowId: 'wf-early', runId: 'wf-early-run', ...(found ? { restorePoint: found } : {}) });
       expect(declined.used).toBe(false);
       expect(declined.why).toMatch(/^the standby had replayed to LSN [0-9A-F]+\/[0-9A-F]+/);
       expect(declined.why).toMatch(reason);
