@@ -30,6 +30,7 @@ import type { ClientBase } from 'pg';
 import { LifeboatError, errorMessage } from '../errors';
 import { SAFE_CLASSES, type PlanHeader, type PlanRow, type RepairClass } from './classify';
 import { assertSameShape, ident, pinTextFormat, readTableShape } from './keys';
+import { STAGING, repairStatements } from './sql';
 
 export interface ApplyOptions {
   /** Unique per repair run (the workflow id): the idempotence key. */
@@ -44,6 +45,8 @@ export interface ApplyOptions {
   /** Keys of skipped rows returned (the count is always exact). Default 1000. */
   skippedKeysLimit?: number;
   onProgress?: (rowsLoaded: number) => void;
+  /** lock_timeout for the transaction (a row held by a long transaction fails the apply instead of waiting forever). Default: the role's setting. */
+  lockTimeoutMs?: number;
 }
 
 export interface ApplyResult {
@@ -59,6 +62,8 @@ export interface ApplyResult {
   auditTable: string;
   /** Staging load + restore, in milliseconds (the transaction's length). */
   transactionMs: number;
+  /** From the first restoring statement to commit: the longest a writer of a restored row waited on its lock. */
+  lockedMs: number;
 }
 
 const AUDIT_TABLE = 'lifeboat_repair_audit';
@@ -95,6 +100,7 @@ export async function applyPlan(client: ClientBase, opts: ApplyOptions): Promise
   await client.query('begin isolation level read committed');
   try {
     await pinTextFormat(client);
+    if (opts.lockTimeoutMs !== undefined) await client.query(`set local lock_timeout = ${Math.max(0, Math.floor(opts.lockTimeoutMs))}`);
     const audit = await auditTableName(client, opts.auditSchema);
     const shape = await readTableShape(client, header.table);
     assertSameShape('the live primary at apply', { ...header, qualified: header.table }, shape);
@@ -118,18 +124,15 @@ export async function applyPlan(client: ClientBase, opts: ApplyOptions): Promise
       return {
         repairId: opts.repairId, table: shape.qualified, alreadyApplied: true,
         updated: Number(p.updated), inserted: Number(p.inserted), skipped: Number(p.skipped), skippedKeys: [], sequencesAdvanced: [],
-        auditTable: audit, transactionMs: Date.now() - started,
+        auditTable: audit, transactionMs: Date.now() - started, lockedMs: 0,
       };
     }
 
     const cols = shape.columns;
     const nk = shape.keyColumns.length;
-    const keyIdx = shape.keyColumns.map((k) => cols.findIndex((c) => c.name === k));
-    const stagingCols = ['seq', 'op', ...keyIdx.map((_, i) => `k${i}`), ...cols.map((_, i) => `r${i}`), ...cols.map((_, i) => `e${i}`)];
-    await client.query(
-      `create temp table lifeboat_repair_staging (seq int primary key, op text not null, ${stagingCols.slice(2).map((c) => `${c} text`).join(', ')}, done boolean not null default false) on commit drop`,
-    );
-    const perRow = stagingCols.length;
+    const st = repairStatements(shape);
+    await client.query(st.createStaging);
+    const perRow = st.stagingColumns.length;
     const batchRows = Math.max(1, Math.floor(30_000 / perRow));
     let batch: unknown[] = [];
     let loaded = 0;
@@ -137,7 +140,7 @@ export async function applyPlan(client: ClientBase, opts: ApplyOptions): Promise
       if (batch.length === 0) return;
       const nrows = batch.length / perRow;
       const values = Array.from({ length: nrows }, (_, r) => `(${Array.from({ length: perRow }, (_, c) => `$${r * perRow + c + 1}`).join(',')})`).join(',');
-      await client.query(`insert into lifeboat_repair_staging (${stagingCols.join(',')}) values ${values}`, batch);
+      await client.query(`insert into ${STAGING} (${st.stagingColumns.join(',')}) values ${values}`, batch);
       batch = [];
       opts.onProgress?.(loaded);
     };
@@ -149,42 +152,13 @@ export async function applyPlan(client: ClientBase, opts: ApplyOptions): Promise
       if (batch.length >= batchRows * perRow) await flush();
     }
     await flush();
-    await client.query('analyze lifeboat_repair_staging');
+    await client.query(`analyze ${STAGING}`);
 
-    const cast = (i: number) => `s.r${i}::${cols[i]!.type}`;
-    const keyMatch = keyIdx.map((ci) => `t.${ident(cols[ci]!.name)} = ${cast(ci)}`).join(' and ');
-    const guard = cols.map((c, i) => `t.${ident(c.name)}::text is not distinct from s.e${i}`).join(' and ');
-    const settable = cols.map((c, i) => ({ c, i })).filter(({ c }) => !c.generated && !c.identityAlways && !shape.keyColumns.includes(c.name));
-    let updated = 0;
-    if (settable.length > 0) {
-      const res = await client.query<{ n: string }>(
-        `with u as (
-           update ${shape.qualified} t set ${settable.map(({ c, i }) => `${ident(c.name)} = ${cast(i)}`).join(', ')}
-             from lifeboat_repair_staging s
-            where s.op = 'update' and ${keyMatch} and ${guard}
-           returning s.seq)
-         , d as (update lifeboat_repair_staging x set done = true from u where x.seq = u.seq returning 1)
-         select count(*)::text as n from d`,
-      );
-      updated = Number(res.rows[0]?.n ?? 0);
-    }
-    const writable = cols.map((c, i) => ({ c, i })).filter(({ c }) => !c.generated);
-    const overriding = writable.some(({ c }) => c.identityAlways) ? ' overriding system value' : '';
-    const ins = await client.query<{ n: string }>(
-      `with i as (
-         insert into ${shape.qualified} (${writable.map(({ c }) => ident(c.name)).join(', ')})${overriding}
-         select ${writable.map(({ i }) => cast(i)).join(', ')} from lifeboat_repair_staging s where s.op = 'insert' order by s.seq
-         on conflict do nothing
-         returning ${keyIdx.map((ci, j) => `${ident(cols[ci]!.name)}::text as k${j}`).join(', ')})
-       , d as (update lifeboat_repair_staging x set done = true from i where x.op = 'insert' and ${keyIdx.map((_, j) => `x.k${j} = i.k${j}`).join(' and ')} returning 1)
-       select count(*)::text as n from d`,
-    );
-    const inserted = Number(ins.rows[0]?.n ?? 0);
-
-    const skippedRes = await client.query<Record<string, string>>(
-      `select ${keyIdx.map((_, j) => `k${j}`).join(', ')}, count(*) over ()::text as total from lifeboat_repair_staging where not done order by seq limit $1`,
-      [opts.skippedKeysLimit ?? 1000],
-    );
+    // From the first restored row on, its row lock is held until commit: lockedMs is what writers of those rows wait at most.
+    const lockedFrom = Date.now();
+    const updated = st.update ? Number((await client.query<{ n: string }>(st.update)).rows[0]?.n ?? 0) : 0;
+    const inserted = Number((await client.query<{ n: string }>(st.insert)).rows[0]?.n ?? 0);
+    const skippedRes = await client.query<Record<string, string>>(st.skipped, [opts.skippedKeysLimit ?? 1000]);
     const skipped = Number(skippedRes.rows[0]?.total ?? 0);
     const skippedKeys = skippedRes.rows.map((r) => Array.from({ length: nk }, (_, j) => r[`k${j}`]!));
 
@@ -216,7 +190,8 @@ export async function applyPlan(client: ClientBase, opts: ApplyOptions): Promise
     await client.query('commit');
     return {
       repairId: opts.repairId, table: shape.qualified, alreadyApplied: false,
-      updated, inserted, skipped, skippedKeys, sequencesAdvanced, auditTable: audit, transactionMs: Date.now() - started,
+      updated, inserted, skipped, skippedKeys, sequencesAdvanced, auditTable: audit,
+      transactionMs: Date.now() - started, lockedMs: Date.now() - lockedFrom,
     };
   } catch (err) {
     await client.query('rollback').catch(() => undefined);
@@ -226,7 +201,9 @@ export async function applyPlan(client: ClientBase, opts: ApplyOptions): Promise
     const hints =
       pgErr.code === '23503'
         ? [`foreign key ${pgErr.constraint ?? '?'}: a restored row refers to a row deleted since (or a row deleted since refers to it); restore the parent rows first (repair that table too) or exclude these keys`]
-        : pgErr.code === '42501'
+        : pgErr.code === '55P03'
+          ? [`a row or table lock was not granted within lock_timeout (${opts.lockTimeoutMs ?? 'the role\'s'} ms): a long transaction holds rows of the table; find it in pg_stat_activity, then apply again`]
+          : pgErr.code === '42501'
           ? ['the role lacks a privilege for the repair: SELECT, UPDATE, INSERT on the table, TEMP on the database, CREATE on the audit schema (lifeboat grants)']
           : ['the primary is unchanged: fix the cause and apply again (the same repair id is safe to retry)'];
     throw new LifeboatError(pgErr.code === '42501' ? 'PRIVILEGE_MISSING' : 'SQL_FAILED', what, { cause: err, hints, details: { sqlstate: pgErr.code } });

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyPlan } from '../../src/repair/apply';
 import { classify, type PlanRow } from '../../src/repair/classify';
 import { readTableShape } from '../../src/repair/keys';
+import { repairSqlText } from '../../src/repair/sql';
 import { readRows, readSnapshot, snapshotTable } from '../../src/repair/snapshot';
 import { waitFor } from '../harness/ports';
 import { startPrimary, type Primary } from '../harness/postgres';
@@ -137,6 +138,11 @@ describe('repair engine', () => {
       now: { id: '100', customer: 'c26', status: 'canceled', amount: '125.00', note: null, placed_at: '2026-01-01 01:40:00+00', total_cents: '12500' },
     });
 
+    // The SQL shown to approvers is the SQL apply runs, guard included.
+    const sqlText = repairSqlText(await readTableShape(c, `${s}.orders`), { classes: ['damaged', 'deletedByIncident'], auditTable: 'repair_audit.lifeboat_repair_audit', planFile: result.planFile });
+    expect(sqlText).toContain('and t."placed_at"::text is not distinct from s.e5');
+    expect(sqlText).toContain('set "customer" = s.r1::text,');
+    expect(sqlText).not.toContain('"total_cents" = ');
     const nowRows = await rowsOf(`${s}.orders`);
     const paymentsBefore = await rowsOf(`${s}.payments`);
     const res = await applyPlan(c, { repairId: 'r-shop1', planFile: result.planFile, approvedBy: ['alice'] });
@@ -294,6 +300,27 @@ describe('repair engine', () => {
     expect((await admin.query(`select last_value::int as v, is_called from ${s}.counter`)).rows).toEqual([{ v: 1, is_called: false }]);
   });
 
+  it('fails the whole apply when a row stays locked past lock_timeout, and the same repair id applies once the lock is gone', async () => {
+    const s = 'shop9';
+    await freshSchema(s, 40);
+    const { c, result } = await incident(s, `update ${s}.orders set status = 'canceled' where status = 'pending'`, `select 1`);
+    const holder = new Client({ ...pg.connection, database: 'shop' });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query(`select 1 from ${s}.orders where id = 20 for update`);
+      const err = await applyPlan(c, { repairId: 'r-shop9', planFile: result.planFile, approvedBy: ['alice'], lockTimeoutMs: 300 }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'SQL_FAILED' });
+      expect((err as Error).message).toContain('HINT: a row or table lock was not granted within lock_timeout (300 ms)');
+      expect((await admin.query(`select count(*)::int as n from ${s}.orders where status = 'pending'`)).rows).toEqual([{ n: 0 }]);
+      await holder.query('rollback');
+    } finally {
+      await holder.end();
+    }
+    const res = await applyPlan(c, { repairId: 'r-shop9', planFile: result.planFile, approvedBy: ['alice'], lockTimeoutMs: 300 });
+    expect(res).toMatchObject({ alreadyApplied: false, updated: 10, skipped: 0 });
+  });
+
   it('measures classify and apply on 200k rows with about 3k damaged (printed, not asserted)', async () => {
     const s = 'shop6';
     await admin.query(`create schema ${s}; grant usage on schema ${s} to ${ROLE};
@@ -316,7 +343,7 @@ describe('repair engine', () => {
     expect(result.counts).toMatchObject({ damaged: 3125 - 31, changedSince: 31, insertedSince: 1000 });
     expect(res).toMatchObject({ updated: 3125 - 31, skipped: 0 });
     console.log(
-      `repair measure (loaded machine, 200k rows): snapshot ${t1 - t0} ms, classify (reading the live table) ${t3 - t2} ms, apply ${t4 - t3} ms (transaction ${res.transactionMs} ms), ${res.updated} rows restored`,
+      `repair measure (loaded machine, 200k rows): snapshot ${t1 - t0} ms, classify (reading the live table) ${t3 - t2} ms, apply ${t4 - t3} ms (transaction ${res.transactionMs} ms, rows locked ${res.lockedMs} ms), ${res.updated} rows restored`,
     );
   });
 });
