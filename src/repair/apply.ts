@@ -206,6 +206,16 @@ export async function applyPlan(client: ClientBase, opts: ApplyOptions): Promise
           : pgErr.code === '42501'
           ? ['the role lacks a privilege for the repair: SELECT, UPDATE, INSERT on the table, TEMP on the database, CREATE on the audit schema (lifeboat grants)']
           : ['the primary is unchanged: fix the cause and apply again (the same repair id is safe to retry)'];
+    // The connection lost (no SQLSTATE, or the server ended the session): the
+    // transaction did not commit unless COMMIT itself was in flight; either
+    // way a retry with the same repair id finds out from the audit row.
+    if (!pgErr.code || /^(08|57P)/.test(pgErr.code)) {
+      throw new LifeboatError('PG_UNREACHABLE', what.replace('failed and was rolled back, nothing applied', 'lost its connection to the primary'), {
+        cause: err,
+        hints: ['apply again with the same repair id: it restores the rows if the transaction did not commit, and says "already applied" if it did'],
+        details: { sqlstate: pgErr.code },
+      });
+    }
     throw new LifeboatError(pgErr.code === '42501' ? 'PRIVILEGE_MISSING' : 'SQL_FAILED', what, { cause: err, hints, details: { sqlstate: pgErr.code } });
   }
 }

@@ -321,6 +321,39 @@ describe('repair engine', () => {
     expect(res).toMatchObject({ alreadyApplied: false, updated: 10, skipped: 0 });
   });
 
+  it('a session ended during apply commits nothing, and the retry with the same repair id applies once', async () => {
+    const s = 'shop10';
+    await freshSchema(s, 40);
+    const { result } = await incident(s, `update ${s}.orders set status = 'canceled' where status = 'pending'`, `select 1`);
+    const holder = new Client({ ...pg.connection, database: 'shop' });
+    await holder.connect();
+    const doomed = await asRole('lifeboat-repair-doomed');
+    doomed.on('error', () => undefined);
+    try {
+      await holder.query('begin');
+      await holder.query(`select 1 from ${s}.orders where id = 40 for update`);
+      const applying = applyPlan(doomed, { repairId: 'r-shop10', planFile: result.planFile, approvedBy: ['alice'] }).catch((e: unknown) => e);
+      // Held inside the restoring UPDATE (rows before id 40 already written, uncommitted), then the session is ended.
+      const waiting = await waitFor('apply to wait for the held row lock', async () => {
+        const { rows } = await admin.query<{ pid: number }>(`select pid from pg_stat_activity where application_name = 'lifeboat-repair-doomed' and wait_event_type = 'Lock'`);
+        return rows.length === 1 ? rows : undefined;
+      });
+      await admin.query('select pg_terminate_backend($1)', [waiting[0]!.pid]);
+      const err = await applying;
+      expect(err).toMatchObject({ code: 'PG_UNREACHABLE' });
+      expect((err as Error).message).toContain('HINT: apply again with the same repair id');
+      await holder.query('rollback');
+    } finally {
+      await holder.end();
+    }
+    expect((await admin.query(`select count(*)::int as n from ${s}.orders where status = 'pending'`)).rows).toEqual([{ n: 0 }]);
+    expect((await admin.query(`select count(*)::int as n from repair_audit.lifeboat_repair_audit where repair_id = 'r-shop10'`)).rows).toEqual([{ n: 0 }]);
+    const retry = await asRole();
+    expect(await applyPlan(retry, { repairId: 'r-shop10', planFile: result.planFile, approvedBy: ['alice'] })).toMatchObject({ alreadyApplied: false, updated: 10 });
+    expect(await applyPlan(retry, { repairId: 'r-shop10', planFile: result.planFile, approvedBy: ['alice'] })).toMatchObject({ alreadyApplied: true, updated: 10 });
+    expect((await admin.query(`select count(*)::int as n from ${s}.orders where status = 'pending'`)).rows).toEqual([{ n: 10 }]);
+  });
+
   it('measures classify and apply on 200k rows with about 3k damaged (printed, not asserted)', async () => {
     const s = 'shop6';
     await admin.query(`create schema ${s}; grant usage on schema ${s} to ${ROLE};
