@@ -13,7 +13,7 @@
 // the spool. It keeps at most --count segments ahead, so the disk holds at
 // most that many more (16 MiB each) than replay would anyway.
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as path from 'node:path';
 import type { Runbook } from '../runbook/schema';
@@ -71,11 +71,39 @@ export async function startPrefetcher(runbook: Runbook, pg: PgHost, backup: Rest
     ];
     const [cmd, argv] = asUserArgv(pg.osUser, process.execPath, args);
     const child = spawn(cmd, argv, { env: postmasterEnv(runbook), cwd: pg.dataDir, detached: true, stdio: 'ignore' });
-    child.on('error', () => undefined);
+    let exited = false;
+    child.on('error', () => (exited = true));
+    child.on('exit', () => (exited = true));
     child.unref();
+    await firstSpooled(path.join(pg.dataDir, PREFETCH_SPOOL, first), () => exited);
     return first;
   } catch {
     return undefined;
+  }
+}
+
+/** How long the postmaster's start waits for the prefetcher's first segment at most. */
+const READY_WAIT_MS = 5000;
+
+/**
+ * Waits until the first segment is in the spool (its checksum file, written
+ * last, is there): the follower walks the history files first, so
+ * PostgreSQL's first requests, the history probe and that segment, are then
+ * answered by sh. Stops early when the follower exits (another one holds the
+ * spool, or it failed), when the spool cannot be looked into (a worker that is
+ * not the OS user nor root), and after READY_WAIT_MS: the segment would
+ * otherwise go through Node, which takes as long, so the wait costs nothing.
+ */
+async function firstSpooled(segment: string, exited: () => boolean): Promise<void> {
+  const until = Date.now() + READY_WAIT_MS;
+  while (Date.now() < until && !exited()) {
+    try {
+      await access(`${segment}.sha256`);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return;
+    }
+    await sleep(20);
   }
 }
 

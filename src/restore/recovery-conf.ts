@@ -107,9 +107,14 @@ export function withRecoveryBlock(existing: string, block: string[]): string {
 
 /** Writes the block into postgresql.auto.conf (atomically, owned by the OS user); true when it changed. */
 export async function writeRecoveryConf(dataDir: string, settings: RecoverySettings, osUser: string): Promise<boolean> {
+  return writeRecoveryBlock(dataDir, recoveryLines(settings), osUser);
+}
+
+/** Writes these lines as Lifeboat's block of postgresql.auto.conf (atomically, owned by the OS user); true when it changed. */
+export async function writeRecoveryBlock(dataDir: string, lines: string[], osUser: string): Promise<boolean> {
   const file = path.join(dataDir, AUTO_CONF);
   const before = await readFile(file, 'utf8').catch(() => '');
-  const after = withRecoveryBlock(before, recoveryLines(settings));
+  const after = withRecoveryBlock(before, lines);
   if (before === after) return false;
   const tmp = `${file}.lifeboat-tmp`;
   try {

@@ -5,10 +5,7 @@
 //
 // When a recovery takes the standby over, replay-wal replaces the block
 // whole, so the delay goes with it and the target comes in.
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
-import * as path from 'node:path';
-import { BLOCK_END, recoveryLines, shellWord, withRecoveryBlock, writeSignalFile } from '../restore/recovery-conf';
-import { chownToUser } from '../restore/os-user';
+import { BLOCK_END, recoveryLines, shellWord, writeRecoveryBlock, writeSignalFile } from '../restore/recovery-conf';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { lifeboatCommand } from '../tools';
 
@@ -41,20 +38,8 @@ export function standbyLines(runbook: Runbook, s: { port: number; socketDir: str
 
 /** Writes the standby's block into postgresql.auto.conf and standby.signal; true when the settings changed. */
 export async function writeStandbyConf(runbook: Runbook, dataDir: string, s: { port: number; socketDir: string; delaySeconds: number }, osUser: string): Promise<boolean> {
-  const file = path.join(dataDir, 'postgresql.auto.conf');
-  const before = await readFile(file, 'utf8').catch(() => '');
-  const after = withRecoveryBlock(before, standbyLines(runbook, s));
   await writeSignalFile(dataDir, 'standby', osUser);
-  if (before === after) return false;
-  const tmp = `${file}.lifeboat-tmp`;
-  try {
-    await writeFile(tmp, after, { mode: 0o600 });
-    await chownToUser(tmp, osUser);
-    await rename(tmp, file);
-  } finally {
-    await rm(tmp, { force: true });
-  }
-  return true;
+  return writeRecoveryBlock(dataDir, standbyLines(runbook, s), osUser);
 }
 
 /** "1h", "10m 5s", "20s", "no delay": a delay as an operator reads it. */

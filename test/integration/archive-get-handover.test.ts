@@ -29,6 +29,9 @@ import type { Runbook } from '../../src/runbook/schema';
 import { projectRoot } from '../../src/tools';
 import { isSegmentName, segmentName, segnoOfLsn } from '../../src/wal/names';
 import { replayWal, restoreBaseBackup } from '../../activities/restore';
+import type { RestoreMarker } from '../../src/restore/marker';
+import { startPrefetcher } from '../../src/restore/prefetch';
+import { restoreSite } from '../../src/restore/site';
 
 const BIN = path.join(projectRoot(), 'bin', 'lifeboat');
 const TOOLS = ['sha256sum', 'stat', 'mv', 'cat', 'dirname', 'basename', 'readlink', 'rm', 'setsid'];
@@ -279,10 +282,14 @@ describe('restore_command hand-over from the prefetch spool', () => {
     const input = { runbook: tc.name, workflowId: 'wf-handover', runId: 'wf-handover-run' };
     await activity(restoreBaseBackup, { ...input, backupId: backup.backupId, mode: 'side-by-side' as const });
     cleanups.push(() => stopRestoredCopy(runbook));
-    // restore-base-backup left the follower filling the copy's spool: hold
-    // until it holds the backup's first segment and the history answer, so
-    // that what the postmaster finds does not depend on timing.
-    const pid = await waitFor('the follower started by restore-base-backup', async () => {
+    // The follower replay-wal starts before the postmaster, started here
+    // first by the same function: hold until it holds the backup's first
+    // segment and the history answer, so that what the postmaster finds does
+    // not depend on timing (replay-wal's own start is then a no-op, and its
+    // wait for the first segment ends at once).
+    const marker = JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8')) as RestoreMarker;
+    expect(await startPrefetcher(runbook, restoreSite(runbook).pg, marker.backup)).toBe(first);
+    const pid = await waitFor('the follower replay-wal starts', async () => {
       const p = Number(readFileSync(path.join(spool, 'prefetcher.pid'), 'utf8').trim() || 0);
       return p > 0 ? p : undefined;
     });
