@@ -21,9 +21,12 @@ describe('archiveEndOnLine', () => {
     expect(archiveEndOnLine(files, histories, backup(2))).toEqual({ name: seg(2, 7), timeline: 2, startLsn: 7n * BigInt(SEG), endLsn: 8n * BigInt(SEG) });
   });
 
-  it('right after the promotion, before the new timeline archived a segment, is the old timeline’s last segment before the branch', () => {
+  it('right after the promotion, before the new timeline archived a segment, is the branch point in the old timeline’s copy of the switch segment (PostgreSQL reads that copy up to there)', () => {
     const justPromoted = [...range(1, 1, 13), '00000002.history'];
-    expect(archiveEndOnLine(justPromoted, histories, backup(2))).toMatchObject({ name: seg(1, 4), timeline: 1 });
+    expect(archiveEndOnLine(justPromoted, histories, backup(2))).toEqual({ name: seg(1, 5), timeline: 1, startLsn: 5n * BigInt(SEG), endLsn: 0x5000100n });
+    // Without the old timeline's full copy of it (only the promoted copy's .partial), the segment before.
+    const withoutIt = [...range(1, 1, 4), '000000010000000000000005.partial', '00000002.history'];
+    expect(archiveEndOnLine(withoutIt, histories, backup(2))).toMatchObject({ name: seg(1, 4), timeline: 1, endLsn: 5n * BigInt(SEG) });
   });
 
   it('without any history file is the newest segment of the backup’s timeline', () => {
