@@ -6,12 +6,15 @@
 //   batched multi-row INSERTs (pg-copy-streams is not a dependency), then
 //   restored by one `UPDATE ... FROM staging` and one
 //   `INSERT ... SELECT ... ON CONFLICT DO NOTHING`.
-// - The guard: an UPDATE only touches a row whose every column, as text, is
+// - The guard: an UPDATE only touches a row whose every compared column, as text, is
 //   still IS NOT DISTINCT FROM the value classify saw (A, or N as shown). In
 //   READ COMMITTED a row another transaction changes while we wait for its
 //   lock is re-checked against the committed version (EvalPlanQual), so a
 //   row changed between classify (or approval) and apply is skipped and
 //   reported, never overwritten. An INSERT skips a key that exists again.
+// - Columns are the plan's, matched by name (keys.matchShapes): a column
+//   added on the primary since is neither compared nor written (a re-inserted
+//   row gets its default there).
 // - Triggers fire: they are the application's (an updated_at stamp, an
 //   outbox row); disabling them needs superuser or table ownership and would
 //   hide the repair from what depends on them. Foreign keys are checked as
@@ -29,7 +32,7 @@ import { createInterface } from 'node:readline';
 import type { ClientBase } from 'pg';
 import { LifeboatError, errorMessage } from '../errors';
 import { SAFE_CLASSES, type PlanHeader, type PlanRow, type RepairClass } from './classify';
-import { assertSameShape, ident, pinTextFormat, readTableShape } from './keys';
+import { ident, matchShapes, pinTextFormat, readTableShape } from './keys';
 import { STAGING, repairStatements } from './sql';
 
 export interface ApplyOptions {
@@ -102,8 +105,10 @@ export async function applyPlan(client: ClientBase, opts: ApplyOptions): Promise
     await pinTextFormat(client);
     if (opts.lockTimeoutMs !== undefined) await client.query(`set local lock_timeout = ${Math.max(0, Math.floor(opts.lockTimeoutMs))}`);
     const audit = await auditTableName(client, opts.auditSchema);
-    const shape = await readTableShape(client, header.table);
-    assertSameShape('the live primary at apply', { ...header, qualified: header.table }, shape);
+    // The plan's columns, matched by name on the table as it is now (a column
+    // added since is left alone; one dropped or retyped since refuses).
+    const live = await readTableShape(client, header.table);
+    const { shape } = matchShapes('the live primary at apply', { ...header, qualified: header.table }, live);
     await client.query(
       `create table if not exists ${audit} (
          repair_id text not null, table_name text not null,

@@ -15,12 +15,19 @@
 // Without A, nothing is known to be the incident's: every key where B and N
 // differ (including in B only) is a `candidate`, never safe.
 //
+// Columns are matched by name (keys.matchShapes): the copy's columns, each
+// also on the primary, are compared and restored; a column the incident
+// dropped and an operator added back since is one of them (its values come
+// back). A column the copy at the after target lacks reads as NULL there (the
+// added-back column holds NULL for rows nobody wrote since). A column only on
+// the primary (added since) is neither compared nor restored.
+//
 // A `where` predicate selects rows on each side separately: one on a column
 // the incident changed makes rows appear deleted by it; the insert of such a
 // row then conflicts with the live row and is skipped by apply, not doubled.
 import { LifeboatError } from '../errors';
 import { createLinesFile } from './lines-file';
-import { assertSameShape, type TableShape } from './keys';
+import { matchAfterShape, matchShapes, type TableShape } from './keys';
 import type { RowSource, TextRow } from './snapshot';
 
 export const REPAIR_CLASSES = ['damaged', 'changedSince', 'deletedByIncident', 'insertedByIncident', 'insertedSince', 'unchanged', 'candidate'] as const;
@@ -61,6 +68,12 @@ export interface PlanHeader {
 
 export interface ClassifyResult {
   table: string;
+  /** The columns compared and restored (the copy's, by name, with the primary's types): what repairSqlText and apply use. */
+  shape: Pick<TableShape, 'qualified' | 'columns' | 'keyColumns'>;
+  /** Columns of the primary not in the copy (added since): not compared, not restored. */
+  onlyOnPrimary: string[];
+  /** Columns the copy at the after target lacks (dropped by the incident): read as NULL there. */
+  absentAfter: string[];
   keyColumns: string[];
   withAfter: boolean;
   counts: Record<RepairClass, number>;
@@ -97,20 +110,27 @@ function sameRow(a: TextRow, b: TextRow): boolean {
 class Cursor {
   private it: AsyncIterator<TextRow>;
   private readonly source: RowSource;
+  /** For each compared column, its index in the source's rows (-1: absent, read as NULL); undefined when the same. */
+  private readonly projection: number[] | undefined;
   row: TextRow | undefined;
   key: string[] | undefined;
   constructor(
     private readonly label: string,
     source: RowSource,
+    compared: Pick<TableShape, 'columns'>,
     private readonly keyIdx: number[],
   ) {
     this.source = source;
+    const idx = compared.columns.map((c) => source.shape.columns.findIndex((s) => s.name === c.name));
+    this.projection = idx.length === source.shape.columns.length && idx.every((v, i) => v === i) ? undefined : idx;
     this.it = source.rows[Symbol.asyncIterator]();
   }
   async advance(): Promise<void> {
     const prev = this.key;
     const next = await this.it.next();
-    this.row = next.done ? undefined : next.value;
+    const raw = next.done ? undefined : next.value;
+    const p = this.projection;
+    this.row = raw && p ? p.map((i) => (i < 0 ? null : (raw[i] ?? null))) : raw;
     this.key = this.row ? this.keyIdx.map((i) => this.row![i] as string) : undefined;
     if (this.key && prev && compareKeys(prev, this.key) >= 0) {
       throw new LifeboatError('INVARIANT_FAILED', `rows of ${this.label} are not in key order: (${this.key.join(', ')}) came after (${prev.join(', ')})`, {
@@ -132,9 +152,16 @@ export async function classify(opts: {
   sampleSize?: number;
   onProgress?: (keys: number) => void;
 }): Promise<ClassifyResult> {
-  const shape = opts.before.shape;
-  if (opts.after) assertSameShape('the copy at the after target', shape, opts.after.shape);
-  assertSameShape('the live primary', shape, opts.now.shape);
+  let matched: ReturnType<typeof matchShapes>;
+  let absentAfter: string[];
+  try {
+    matched = matchShapes('the live primary', opts.before.shape, opts.now.shape);
+    absentAfter = opts.after ? matchAfterShape('the copy at the after target', matched.shape, opts.after.shape) : [];
+  } catch (err) {
+    await Promise.all([opts.before.close(), opts.after?.close(), opts.now.close()]);
+    throw err;
+  }
+  const shape = matched.shape;
   const keyIdx = shape.keyColumns.map((k) => shape.columns.findIndex((c) => c.name === k));
   const names = shape.columns.map((c) => c.name);
   const named = (r: TextRow | undefined): NamedRow | null => (r ? Object.fromEntries(names.map((n, i) => [n, r[i] ?? null])) : null);
@@ -154,9 +181,9 @@ export async function classify(opts: {
   }
   const header: PlanHeader = { lifeboatRepairPlan: 1, table: shape.qualified, columns: shape.columns, keyColumns: shape.keyColumns, withAfter };
 
-  const b = new Cursor('the copy at the before target', opts.before, keyIdx);
-  const a = opts.after ? new Cursor('the copy at the after target', opts.after, keyIdx) : undefined;
-  const n = new Cursor('the live primary', opts.now, keyIdx);
+  const b = new Cursor('the copy at the before target', opts.before, shape, keyIdx);
+  const a = opts.after ? new Cursor('the copy at the after target', opts.after, shape, keyIdx) : undefined;
+  const n = new Cursor('the live primary', opts.now, shape, keyIdx);
   let keys = 0;
   try {
     await out.write(header);
@@ -212,5 +239,5 @@ export async function classify(opts: {
   } finally {
     await Promise.all([b.close(), a?.close(), n.close()]);
   }
-  return { table: shape.qualified, keyColumns: shape.keyColumns, withAfter, counts, samples, planned, planFile: opts.planFile };
+  return { table: shape.qualified, shape: { qualified: shape.qualified, columns: shape.columns, keyColumns: shape.keyColumns }, onlyOnPrimary: matched.onlyOnPrimary, absentAfter, keyColumns: shape.keyColumns, withAfter, counts, samples, planned, planFile: opts.planFile };
 }

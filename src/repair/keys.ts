@@ -118,20 +118,83 @@ export async function readTableShape(client: ClientBase, table: string): Promise
   };
 }
 
-/**
- * Refuses to compare two shapes of "the same" table that differ (a column
- * added, dropped or retyped between the copy's target and now): the row
- * values would be compared position by position and mean nothing.
- */
-export function assertSameShape(what: string, expected: Pick<TableShape, 'qualified' | 'columns' | 'keyColumns'>, actual: Pick<TableShape, 'columns' | 'keyColumns'>): void {
-  const describe = (s: Pick<TableShape, 'columns' | 'keyColumns'>) =>
-    `columns (${s.columns.map((c) => `${c.name} ${c.type}`).join(', ')}) key (${s.keyColumns.join(', ')})`;
-  if (describe(expected) !== describe(actual)) {
-    throw new LifeboatError('INPUT_INVALID', `${what}: table ${expected.qualified} differs: ${describe(expected)} against ${describe(actual)}`, {
-      hints: [
-        'a repair compares rows column by column, so both sides must have the same columns and key',
-        'a column dropped or changed since the target is not supported by this repair: restore its values by hand from the copy',
-      ],
-    });
+type ShapeLike = Pick<TableShape, 'qualified' | 'columns' | 'keyColumns'>;
+
+/** What differs between the columns of `copy` and `other`, matched by name. */
+function columnDifferences(copy: ShapeLike, other: ShapeLike) {
+  const byName = new Map(other.columns.map((c) => [c.name, c]));
+  const missing = copy.columns.filter((c) => !byName.has(c.name));
+  const retyped = copy.columns.flatMap((c) => {
+    const o = byName.get(c.name);
+    return o && o.type !== c.type ? [{ name: c.name, copy: c.type, other: o.type }] : [];
+  });
+  const keyDiffers = copy.keyColumns.join('\u0000') !== other.keyColumns.join('\u0000');
+  const names = new Set(copy.columns.map((c) => c.name));
+  return { byName, missing, retyped, keyDiffers, onlyInOther: other.columns.filter((c) => !names.has(c.name)).map((c) => c.name) };
+}
+
+function refuseShape(what: string, copy: ShapeLike, other: ShapeLike, d: ReturnType<typeof columnDifferences>, side: 'primary' | 'after'): never {
+  const missingHint = side === 'primary';
+  const list = (names: string[]) => names.join(', ');
+  const problems = [
+    ...(d.keyDiffers ? [`primary key (${list(copy.keyColumns)}) on the copy, (${list(other.keyColumns)}) on ${what}`] : []),
+    ...(missingHint && d.missing.length > 0 ? [`column${d.missing.length > 1 ? 's' : ''} ${list(d.missing.map((c) => `${c.name} ${c.type}`))} not on ${what}`] : []),
+    ...d.retyped.map((r) => `column ${r.name} is ${r.copy} on the copy, ${r.other} on ${what}`),
+  ];
+  const hints: string[] = [];
+  if (d.keyDiffers) hints.push('a repair matches rows by primary key: the copy and the primary need the same key columns');
+  if (missingHint && d.missing.length > 0) {
+    hints.push(
+      `to restore the values of a dropped column, add it back on the primary (${d.missing.map((c) => `ALTER TABLE ${other.qualified} ADD COLUMN ${ident(c.name)} ${c.type}`).join('; ')}), then start the repair again: its values are restored into it`,
+    );
   }
+  if (d.retyped.length > 0 && side === 'primary') {
+    hints.push(
+      `values are compared and restored as text in the column's type: give the column on the primary the copy's type (${d.retyped.map((r) => `ALTER TABLE ${other.qualified} ALTER COLUMN ${ident(r.name)} TYPE ${r.copy}`).join('; ')}), or restore it by hand from the copy`,
+    );
+  }
+  if (d.retyped.length > 0 && side === 'after') {
+    hints.push('the incident changed the column\'s type, so its values before and after it do not compare as text: repair without an after target (every difference shown as a candidate), or by hand from the copy');
+  }
+  throw new LifeboatError('INPUT_INVALID', `table ${copy.qualified} on ${what} does not match the copy at the before target: ${problems.join('; ')}`, {
+    hints,
+    details: { table: copy.qualified },
+  });
+}
+
+export interface MatchedShape {
+  /** The copy's columns in the copy's order, each with the primary's type and flags: what a repair compares and restores. */
+  shape: TableShape;
+  /** Columns of the primary the copy does not have (added since): neither compared nor restored, kept as they are. */
+  onlyOnPrimary: string[];
+}
+
+/**
+ * Matches the columns of the copy's table (the rows to restore) with the
+ * primary's BY NAME, not by position: a column the incident dropped and an
+ * operator added back since has a new attnum, at the end, and its values are
+ * restored into it. A column added on the primary since is left alone.
+ * Refused, naming the columns: another primary key; a column of the copy the
+ * primary does not have (its values would be silently lost); a column with
+ * another type on each side (text forms of two types need not compare).
+ */
+export function matchShapes(what: string, copy: ShapeLike, primary: TableShape): MatchedShape {
+  const d = columnDifferences(copy, primary);
+  if (d.keyDiffers || d.missing.length > 0 || d.retyped.length > 0) refuseShape(what, copy, primary, d, 'primary');
+  return {
+    shape: { ...primary, columns: copy.columns.map((c) => d.byName.get(c.name)!) },
+    onlyOnPrimary: d.onlyInOther,
+  };
+}
+
+/**
+ * Matches the copy at the *after* target with the shape being compared: a
+ * column it lacks (the incident dropped it; it is added back only later) is
+ * read as NULL there, which is what the column added back holds for rows
+ * nobody wrote since. Returns those columns; refuses another key or type.
+ */
+export function matchAfterShape(what: string, compared: ShapeLike, after: ShapeLike): string[] {
+  const d = columnDifferences(compared, after);
+  if (d.keyDiffers || d.retyped.length > 0) refuseShape(what, compared, after, d, 'after');
+  return d.missing.map((c) => c.name);
 }

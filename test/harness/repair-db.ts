@@ -1,0 +1,77 @@
+// A PostgreSQL 15 primary for repair engine tests: database `shop`, a role
+// with only what a repair needs (PUBLIC loses CONNECT and TEMP on the
+// database; the audit table's schema is the role's search_path), an orders
+// table per test schema, and the test's own view of a table's rows
+// (to_jsonb, independent of the engine's text forms).
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Client } from 'pg';
+import { startPrimary, type Primary } from './postgres';
+
+export const REPAIR_ROLE = 'lifeboat_repair';
+
+export interface RepairDb {
+  pg: Primary;
+  /** Superuser, database shop. */
+  admin: Client;
+  /** A temporary directory for snapshots and plans. */
+  dir: string;
+  asRole(appName?: string): Promise<Client>;
+  /** Every row as its jsonb text (keys sorted by jsonb, not by column position), by id. */
+  rowsOf(table: string): Promise<Map<string, string>>;
+  /** Schema `s` with an orders table of `rows` rows (note NULL, '' or text), granted to the role. */
+  ordersSchema(s: string, rows?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startRepairDb(): Promise<RepairDb> {
+  const pg = await startPrimary();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-repair-'));
+  await pg.query('create database shop');
+  const admin = new Client({ ...pg.connection, database: 'shop' });
+  await admin.connect();
+  await admin.query(`
+    create role ${REPAIR_ROLE} login;
+    revoke connect, temporary on database shop from public;
+    grant connect, temporary on database shop to ${REPAIR_ROLE};
+    create schema repair_audit;
+    grant usage, create on schema repair_audit to ${REPAIR_ROLE};
+    alter role ${REPAIR_ROLE} set search_path = repair_audit;`);
+  const clients: Client[] = [];
+  return {
+    pg,
+    admin,
+    dir,
+    async asRole(appName = 'lifeboat-repair-test') {
+      const c = new Client({ ...pg.connection, user: REPAIR_ROLE, database: 'shop', application_name: appName });
+      await c.connect();
+      clients.push(c);
+      return c;
+    },
+    async rowsOf(table) {
+      const { rows } = await admin.query<{ id: string; j: string }>(`select id::text as id, to_jsonb(t)::text as j from ${table} t order by id`);
+      return new Map(rows.map((r) => [r.id, r.j]));
+    },
+    async ordersSchema(s, rows = 1000) {
+      await admin.query(`
+        create schema ${s};
+        create table ${s}.orders (id bigserial primary key, customer text not null, status text not null,
+          amount numeric(10,2) not null, note text, placed_at timestamptz not null default now());
+        insert into ${s}.orders (customer, status, amount, note, placed_at)
+          select 'c' || (g % 37), (array['pending','paid','shipped','canceled'])[g % 4 + 1], (g * 1.25)::numeric(10,2),
+                 case when g % 5 = 0 then null when g % 5 = 1 then '' else 'n' || g end,
+                 timestamptz '2026-01-01 00:00+00' + g * interval '1 minute'
+            from generate_series(1, ${rows}) g;
+        grant usage on schema ${s} to ${REPAIR_ROLE};
+        grant select, insert, update on ${s}.orders to ${REPAIR_ROLE};
+        grant usage, select, update on sequence ${s}.orders_id_seq to ${REPAIR_ROLE};`);
+    },
+    async close() {
+      for (const c of clients) await c.end().catch(() => undefined);
+      await admin.end().catch(() => undefined);
+      await pg.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
