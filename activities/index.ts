@@ -30,6 +30,7 @@ export * from './drill';
 export * from './checkpoint';
 export * from './primary';
 export * from './standby';
+export * from './repair';
 
 // What recoverToPointInTime proxies must be what the worker registers: a
 // mismatch fails to compile here rather than at 3 a.m. in a workflow task.

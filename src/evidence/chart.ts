@@ -16,7 +16,7 @@ export interface ChartPoint {
 const W = 860;
 const H = 240;
 const M = { left: 64, right: 150, top: 28, bottom: 36 };
-const COLORS = { drill: '#1f6feb', recovery: '#8250df', failed: '#cf222e', objective: '#d1242f', grid: '#d0d7de', text: '#24292f' };
+const COLORS = { drill: '#1f6feb', recovery: '#8250df', repair: '#1a7f37', failed: '#cf222e', objective: '#d1242f', grid: '#d0d7de', text: '#24292f' };
 
 /** One panel: the figure of every run over time against its objective. */
 export function chartSvg(opts: { title: string; unit: string; objective?: number; points: readonly ChartPoint[]; id: string }): string {

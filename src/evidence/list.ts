@@ -50,7 +50,7 @@ export async function readEvidenceHistory(repo: Repository, cluster: string): Pr
 export function checkRecord(json: unknown): Evidence | string {
   if (json === null || typeof json !== 'object') return 'not a JSON object';
   const r = json as Record<string, unknown>;
-  if (r.kind !== 'recovery' && r.kind !== 'drill') return `kind is ${JSON.stringify(r.kind)}, expected "recovery" or "drill"`;
+  if (r.kind !== 'recovery' && r.kind !== 'drill' && r.kind !== 'repair') return `kind is ${JSON.stringify(r.kind)}, expected "recovery", "drill" or "repair"`;
   for (const f of ['runId', 'runbook', 'startedAt', 'validationStatus'] as const) {
     if (typeof r[f] !== 'string') return `${f} is missing or not a string`;
   }

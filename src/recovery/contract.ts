@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import type { ErrorCode } from '../errors';
 import type { Runbook } from '../runbook/schema';
+import type { RepairStatus } from '../repair/contract';
 
 // ---------------------------------------------------------------- target
 
@@ -87,8 +88,26 @@ export const STEP_IDS = [
   'resume-outbox',
   'record-evidence',
 ] as const;
-export type StepId = (typeof STEP_IDS)[number];
-export const StepIdSchema = z.enum(STEP_IDS, { error: `expected a step id: ${STEP_IDS.join(', ')}` });
+/** Steps only repairFromPointInTime has (DESIGN.md §4.3); its other steps are the recovery's, meaning the same. */
+export const REPAIR_ONLY_STEP_IDS = ['snapshot-before', 'replay-wal-after', 'snapshot-after', 'diff', 'approve-repair', 'apply-repair', 'teardown'] as const;
+export type StepId = (typeof STEP_IDS)[number] | (typeof REPAIR_ONLY_STEP_IDS)[number];
+/** The steps of repairFromPointInTime, in order. */
+export const REPAIR_STEP_IDS: readonly StepId[] = [
+  'preflight',
+  'approve-fence',
+  'restore-base-backup',
+  'replay-wal',
+  'snapshot-before',
+  'replay-wal-after',
+  'snapshot-after',
+  'diff',
+  'approve-repair',
+  'apply-repair',
+  'invalidate-caches',
+  'teardown',
+  'record-evidence',
+];
+export const StepIdSchema = z.enum([...STEP_IDS, ...REPAIR_ONLY_STEP_IDS], { error: `expected a step id: ${STEP_IDS.join(', ')} (repairs also: ${REPAIR_ONLY_STEP_IDS.join(', ')})` });
 
 export const STEP_TITLES: Record<StepId, string> = {
   preflight: 'Preflight: backup chosen, WAL chain checked',
@@ -109,6 +128,13 @@ export const STEP_TITLES: Record<StepId, string> = {
   'enable-background-jobs': 'Background jobs on',
   'resume-outbox': 'Outbox publisher on',
   'record-evidence': 'Record the evidence',
+  'snapshot-before': 'Snapshot the rows on the copy at the before target',
+  'replay-wal-after': 'Continue replay to the after target and pause',
+  'snapshot-after': 'Snapshot the rows on the copy at the after target',
+  diff: 'Compare with the live primary and classify every key',
+  'approve-repair': 'Approve the repair',
+  'apply-repair': 'Apply the repair on the primary (one audited transaction per table)',
+  teardown: 'Tear the copy down',
 };
 
 export type StepState = 'pending' | 'running' | 'awaiting-approval' | 'done' | 'skipped' | 'failed';
@@ -149,6 +175,8 @@ export const ApproveSignal = z.object({
   comment: z.string().max(2000).optional(),
   /** approve-promote after a failed invariant: must be true, with the reason in comment. */
   override: z.boolean().optional(),
+  /** approve-repair: classes restored besides the safe ones (conflicts are excluded unless named here). */
+  include: z.array(z.enum(['changedSince', 'candidate'], { error: 'expected "changedSince" or "candidate"' })).optional(),
 });
 export const RejectSignal = z.object({ step: StepIdSchema, by: who, reason: z.string().max(2000).optional() });
 export const StepSignal = z.object({ step: StepIdSchema, by: who, reason: z.string().max(2000).optional() });
@@ -164,6 +192,8 @@ export const DecideUpdate = z.object({
   comment: z.string().max(2000).optional(),
   /** approve-promote after a failed invariant: must be true, with the reason in comment. */
   override: z.boolean().optional(),
+  /** approve-repair: classes restored besides the safe ones (conflicts are excluded unless named here). */
+  include: z.array(z.enum(['changedSince', 'candidate'], { error: 'expected "changedSince" or "candidate"' })).optional(),
 });
 export type DecideUpdate = z.infer<typeof DecideUpdate>;
 
@@ -178,6 +208,8 @@ export interface DecisionRecord {
   override?: boolean;
   /** For retarget: the new target. */
   target?: Target;
+  /** approve-repair: the classes this approver included besides the safe ones. */
+  include?: Array<'changedSince' | 'candidate'>;
   /** signal or update. */
   via: 'signal' | 'update';
 }
@@ -212,7 +244,7 @@ export interface ReplayPosition {
 }
 
 export interface RecoveryStatus {
-  workflow: 'recoverToPointInTime';
+  workflow: 'recoverToPointInTime' | 'repairFromPointInTime';
   runbook: string;
   cluster?: string;
   incident?: string;
@@ -236,6 +268,8 @@ export interface RecoveryStatus {
   outcome?: { verdict: Evidence['validationStatus']; rtoObservedSeconds?: number; rpoObservedSeconds?: number; promotedAt?: string };
   /** Extension: workflow time of this status (the checklist says when it was written). */
   asOf?: string;
+  /** repairFromPointInTime only: tables, targets, the diff's counts and samples, what was applied. */
+  repair?: RepairStatus;
 }
 
 /** One line of `<cluster>/audit/<runId>.jsonl`. */
@@ -532,7 +566,7 @@ export interface PrimaryRecord {
 export interface Evidence {
   runId: string;
   workflowId: string;
-  kind: 'recovery' | 'drill';
+  kind: 'recovery' | 'drill' | 'repair';
   runbook: string;
   cluster: string;
   incident?: string;
@@ -567,4 +601,6 @@ export interface Evidence {
   objectives?: { rpoSeconds: number; rtoSeconds: number; rpoMet?: boolean; rtoMet?: boolean };
   validationStatus: 'passed' | 'failed' | 'aborted' | 'rejected';
   notes: string[];
+  /** kind repair: per table the counts, the classes applied, what was restored and skipped, the approvers. */
+  repair?: RepairStatus;
 }

@@ -10,6 +10,8 @@ export interface ApprovePayload {
   comment?: string;
   /** approve-promote after a failed invariant: true, with the reason in comment. */
   override?: boolean;
+  /** approve-repair: restore these classes too (conflicts are excluded unless named). */
+  include?: Array<'changedSince' | 'candidate'>;
 }
 export interface RejectPayload {
   step: StepId;
@@ -40,3 +42,4 @@ export const decideUpdate = defineUpdate<StepRecord, [DecideUpdate]>('decide');
 export const statusQuery = defineQuery<RecoveryStatus>('status');
 
 export const RECOVERY_WORKFLOW = 'recoverToPointInTime';
+export const REPAIR_WORKFLOW = 'repairFromPointInTime';

@@ -269,7 +269,7 @@ export const SKIPPABLE_STEP_IDS = [
   'resume-outbox',
 ] as const;
 
-export const APPROVAL_STEPS = ['approve-fence', 'approve-promote', 'approve-resume'] as const;
+export const APPROVAL_STEPS = ['approve-fence', 'approve-promote', 'approve-resume', 'approve-repair'] as const;
 
 /** `approve-resume: false` turns the resume approval off (it is on by default). */
 export const Approvals = z.partialRecord(

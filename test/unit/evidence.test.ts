@@ -33,8 +33,8 @@ function record(over: Partial<Evidence>): Evidence {
 
 describe('evidence records', () => {
   it('names what makes a record unreadable', () => {
-    expect(checkRecord([])).toBe('kind is undefined, expected "recovery" or "drill"');
-    expect(checkRecord({ ...record({}), kind: 'backup' })).toBe('kind is "backup", expected "recovery" or "drill"');
+    expect(checkRecord([])).toBe('kind is undefined, expected "recovery", "drill" or "repair"');
+    expect(checkRecord({ ...record({}), kind: 'backup' })).toBe('kind is "backup", expected "recovery", "drill" or "repair"');
     expect(checkRecord({ ...record({}), startedAt: 'yesterday' })).toBe('startedAt "yesterday" is not a time');
     const { runId: _runId, ...noRun } = record({});
     expect(checkRecord(noRun)).toBe('runId is missing or not a string');
