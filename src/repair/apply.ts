@@ -104,6 +104,12 @@ export async function applyPlan(client: ClientBase, opts: ApplyOptions): Promise
   try {
     await pinTextFormat(client);
     if (opts.lockTimeoutMs !== undefined) await client.query(`set local lock_timeout = ${Math.max(0, Math.floor(opts.lockTimeoutMs))}`);
+    // A worker killed mid-apply leaves its session behind; PostgreSQL notices
+    // a vanished client only when it next talks to it, so a session waiting
+    // on a row lock would keep the rows it already restored locked (live
+    // writers wait) until that wait ends. Polling the socket every second
+    // (PostgreSQL 14+, Linux) ends it and rolls it back instead.
+    await client.query(`select set_config('client_connection_check_interval', '1000', true) where current_setting('server_version_num')::int >= 140000`);
     const audit = await auditTableName(client, opts.auditSchema);
     // The plan's columns, matched by name on the table as it is now (a column
     // added since is left alone; one dropped or retyped since refuses).
