@@ -7,3 +7,4 @@ export { expireBackups } from './expire-backups';
 export { recoverToPointInTime } from './recover-to-point-in-time';
 export { restoreDrill } from './restore-drill';
 export { migrationCheckpoint } from './migration-checkpoint';
+export { repairFromPointInTime } from './repair-from-point-in-time';

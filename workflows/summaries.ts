@@ -55,6 +55,12 @@ const WHAT: Record<string, (a: Args) => string> = {
   pickDrillTarget: () => 'a target the archive reaches, within drill.targetWindow',
   smokeWrite: () => 'a row written in the promoted drill copy and read back',
   teardownDrill: () => 'the drill copy stopped and its directory removed',
+  checkRepairTables: (a) => `${(a.tables as string[] | undefined)?.join(', ') ?? 'the tables'}: primary key and privileges checked on the primary`,
+  snapshotRepairCopy: (a) => `rows of ${(a.tables as string[] | undefined)?.join(', ') ?? 'the tables'} read from the copy at the ${String(a.label)} target`,
+  diffRepair: () => 'the copy\'s rows compared with the live primary, every key classified',
+  applyRepair: (a) => `the approved rows (${(a.classes as string[] | undefined)?.join(', ') ?? ''}) restored on the primary, one audited transaction per table`,
+  invalidateRepairCaches: () => 'caches invalidated for the repaired keys',
+  teardownRepairCopy: () => 'the repair copy stopped and removed, with its work files',
 };
 
 /** Activities that run beside the steps, not as one: their own words, no step. */

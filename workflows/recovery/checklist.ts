@@ -5,6 +5,7 @@
 // CLI's), head lines are paragraphs, and commands and JSON go in code spans
 // so `<you>` is not taken for HTML and `--as` not turned into a dash.
 import { describeTarget, type RecoveryStatus, type StepRecord } from '../../src/recovery/contract';
+import { repairEndedLine, repairHead, repairLines } from '../repair/checklist-lines';
 
 const MARK: Record<StepRecord['state'], string> = {
   pending: '`[ ]`',
@@ -17,7 +18,7 @@ const MARK: Record<StepRecord['state'], string> = {
 
 export function renderChecklist(s: RecoveryStatus, workflowId: string): string {
   const out = [
-    `**Recovery of \`${s.runbook}\` to ${describeTarget(s.target)}**${s.incident ? ` · ${s.incident}` : ''} · ${s.mode}${s.dryRun ? ' · dry run' : ''}`,
+    s.repair ? repairHead(s) : `**Recovery of \`${s.runbook}\` to ${describeTarget(s.target)}**${s.incident ? ` · ${s.incident}` : ''} · ${s.mode}${s.dryRun ? ' · dry run' : ''}`,
     '',
     // What a responder needs first: how it ended, or what it waits for and how to give it.
     ...nowLines(s),
@@ -41,6 +42,7 @@ export function renderChecklist(s: RecoveryStatus, workflowId: string): string {
       return `- ${MARK[st.state]} \`${st.id}\` ${st.title}${note ? ` — ${note}` : ''}`;
     }),
   );
+  out.push(...repairLines(s));
   if (s.invariants?.some((i) => !i.passed)) {
     out.push('', `**Failed invariants:** ${s.invariants.filter((i) => !i.passed).map((i) => `${i.name} (got ${i.value}${i.expected !== undefined ? `, expected ${i.expected}` : ''})`).join('; ')}`);
   }
@@ -55,6 +57,7 @@ function nowLines(s: RecoveryStatus): string[] {
   const ended = s.phase === 'finished' || s.phase === 'aborted' || s.phase === 'rejected' || s.phase === 'failed';
   if (ended) {
     const o = s.outcome;
+    if (o && s.repair) return [repairEndedLine(s)];
     if (!o) {
       const failed = s.steps.find((x) => x.state === 'failed');
       return [`**Ended: ${s.phase}**${failed ? ` at \`${failed.id}\`: ${failed.error?.message.split('\n')[0] ?? ''}` : ''}`, ...(failed?.error?.hints ?? []).map((h) => `> HINT: ${h}`)];

@@ -146,8 +146,20 @@ export class RecoveryMachine {
   private searchAttributes?: boolean;
   private awaitingShown = '';
 
-  constructor(private base: Pick<RecoveryStatus, 'runbook' | 'target' | 'mode' | 'dryRun' | 'incident' | 'reason'>) {
-    for (const id of STEP_IDS) this.steps.set(id, { id, title: STEP_TITLES[id], state: 'pending', runs: 0 });
+  private readonly workflow: RecoveryStatus['workflow'];
+  private readonly stepIds: readonly StepId[];
+
+  /**
+   * `opts` serves repairFromPointInTime (DESIGN.md §4.3), which runs its own
+   * steps through the same machinery; a recovery passes none.
+   */
+  constructor(
+    private base: Pick<RecoveryStatus, 'runbook' | 'target' | 'mode' | 'dryRun' | 'incident' | 'reason'>,
+    opts: { workflow?: RecoveryStatus['workflow']; steps?: readonly StepId[]; titles?: Partial<Record<StepId, string>> } = {},
+  ) {
+    this.workflow = opts.workflow ?? 'recoverToPointInTime';
+    this.stepIds = opts.steps ?? STEP_IDS;
+    for (const id of this.stepIds) this.steps.set(id, { id, title: opts.titles?.[id] ?? STEP_TITLES[id], state: 'pending', runs: 0 });
   }
 
   get target(): Target {
@@ -256,6 +268,7 @@ export class RecoveryMachine {
       ...(m.comment ? { comment: m.comment } : {}),
       ...(m.name === 'approve' && m.override ? { override: true } : {}),
       ...(m.name === 'retarget' ? { target: m.target } : {}),
+      ...(m.name === 'approve' && m.include?.length ? { include: [...new Set(m.include)] } : {}),
     };
     this.decisions.push(record);
     this.audit({ at, event: 'decision', decision: record });
@@ -489,7 +502,7 @@ export class RecoveryMachine {
    * fence), `unfenced` when the run went on without fencing (dry run, no gates).
    */
   fenceState(): FenceState {
-    const ran = (ids: readonly StepId[]) => ids.some((id) => this.steps.get(id)!.runs > 0);
+    const ran = (ids: readonly StepId[]) => ids.some((id) => (this.steps.get(id)?.runs ?? 0) > 0);
     if (ran(['disable-writers', 'disable-background-jobs', 'pause-outbox'])) return 'fenced';
     if (ran(['restore-base-backup', 'replay-wal', 'promote'])) return 'unfenced';
     return 'untouched';
@@ -517,7 +530,7 @@ export class RecoveryMachine {
    */
   status(): RecoveryStatus {
     return {
-      workflow: 'recoverToPointInTime',
+      workflow: this.workflow,
       phase: this.phase === 'running' && this.pending ? 'waiting' : this.phase,
       ...(this.pending ? { pending: this.pending } : {}),
       ignored: [...this.ignored],
@@ -525,7 +538,7 @@ export class RecoveryMachine {
       startedAt: this.startedAt,
       asOf: now(),
       ...this.extra,
-      steps: STEP_IDS.map((id) => ({ ...this.steps.get(id)! })),
+      steps: this.stepIds.map((id) => ({ ...this.steps.get(id)! })),
       decisions: [...this.decisions],
     };
   }

@@ -11,7 +11,7 @@ import type { Runbook } from '../../src/runbook/schema';
 export { operatorsOf };
 
 export type Incoming =
-  | { name: 'approve'; step: StepId; by: string; comment?: string; override?: boolean }
+  | { name: 'approve'; step: StepId; by: string; comment?: string; override?: boolean; include?: Array<'changedSince' | 'candidate'> }
   | { name: 'reject'; step: StepId; by: string; comment?: string }
   | { name: 'retry' | 'skip' | 'abort'; step: StepId; by: string; comment?: string }
   | { name: 'retarget'; by: string; target: Target; comment?: string };
@@ -41,6 +41,7 @@ export interface RunView {
 /** Why a message must not be acted on, or undefined when it may. */
 export function refusal(run: RunView, m: Incoming): string | undefined {
   if (m.name === 'retarget') {
+    if (!run.steps.has('approve-promote')) return 'retarget is not taken by a repair: start a new repair with the other target (this one can be aborted)';
     // At approve-promote, or when replay-wal failed (typically a target past
     // the end of the archive): both ways the paused or stopped copy is ours.
     const p = run.pending;
@@ -53,7 +54,9 @@ export function refusal(run: RunView, m: Incoming): string | undefined {
     return notAllowed(m.by, policyOf(run.runbook, 'approve-promote').approvers, 'retarget this run');
   }
   const step = m.step;
-  const rec = run.steps.get(step)!;
+  const rec = run.steps.get(step);
+  // A step of the other workflow (approve-repair sent to a recovery, approve-promote to a repair).
+  if (!rec) return `${step} is not a step of this run; its steps are ${[...run.steps.keys()].join(', ')}`;
   if (run.phase === 'finished' || run.phase === 'aborted' || run.phase === 'rejected' || run.phase === 'failed') return `the run has ended (${run.phase}): nothing to decide`;
   if (m.name === 'abort') {
     if (run.abortRequest) return `an abort by ${run.abortRequest.by} is already being carried out`;
@@ -81,6 +84,7 @@ export function refusal(run: RunView, m: Incoming): string | undefined {
   const denied = notAllowed(m.by, policy.approvers, `decide ${step}`);
   if (denied) return denied;
   if (m.name === 'approve') {
+    if (m.include?.length && step !== 'approve-repair') return `include is taken by approve-repair only, not ${step}`;
     if (run.approvedBy.has(m.by)) return `${m.by} has already approved ${step}: ${policy.min} distinct approvers are needed, ${run.approvedBy.size} so far`;
     if (step === 'approve-promote' && run.failedInvariants.length > 0 && !(m.override && m.comment?.trim()))
       return `invariants failed on the paused copy (${run.failedInvariants.join(', ')}): approving promotion needs "override": true and the reason in comment (lifeboat approve ... --override --comment "<why>")`;
@@ -93,9 +97,14 @@ function notAllowed(by: string, allowed: string[], what: string): string | undef
   return `NOT_AN_APPROVER: ${by} may not ${what}; allowed: ${allowed.join(', ')}`;
 }
 
-/** The approval policy of a step; approve-resume without its own falls back to one of approve-promote's approvers. */
+/**
+ * The approval policy of a step; approve-resume without its own falls back to
+ * one of approve-promote's approvers, approve-repair to approve-promote's
+ * whole policy (a repair writes to production as a promotion replaces it).
+ */
 export function policyOf(runbook: Runbook | undefined, step: StepId): Policy {
   const approvals = runbook?.approvals ?? {};
+  if (step === 'approve-repair' && !approvals['approve-repair'] && approvals['approve-promote']) return policyOf(runbook, 'approve-promote');
   const own = (approvals as Record<string, unknown>)[step] as Runbook['approvals']['approve-fence'];
   const p = own || (step === 'approve-resume' ? approvals['approve-promote'] : undefined);
   if (!p) return { approvers: [], min: 1 };
@@ -117,6 +126,9 @@ export function howToApprove(id: string, step: StepId, invariantsFailed: boolean
     `Temporal UI, for bots that only signal: send signal approve with {"step": "${step}", "by": "<you>"${extra}} (no answer: a refused one is listed under ignored)`,
     `CLI: lifeboat approve ${id} ${step} --as <you>${over ? ' --override --comment "<why>"' : ''}`,
     ...(step === 'approve-promote' ? [`to move the target instead: lifeboat retarget ${id} --to-time <iso> --as <you>`] : []),
+    ...(step === 'approve-repair'
+      ? [`conflicts (changedSince) are left alone unless an approver includes them: add "include": ["changedSince"] (CLI: --include changedSince)`]
+      : []),
   ];
 }
 
@@ -141,7 +153,8 @@ export function howToResolve(id: string, step: StepId, runbook: Runbook | undefi
 }
 
 export function toIncoming(d: DecideUpdate): Incoming {
-  if (d.decision === 'approve') return { name: 'approve', step: d.step, by: d.by, ...(d.comment ? { comment: d.comment } : {}), ...(d.override ? { override: true } : {}) };
+  if (d.decision === 'approve')
+    return { name: 'approve', step: d.step, by: d.by, ...(d.comment ? { comment: d.comment } : {}), ...(d.override ? { override: true } : {}), ...(d.include?.length ? { include: d.include } : {}) };
   return { name: d.decision as Exclude<DecisionKind, 'approve'>, step: d.step, by: d.by, ...(d.comment ? { comment: d.comment } : {}) };
 }
 

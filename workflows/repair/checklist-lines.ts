@@ -1,0 +1,68 @@
+// What the Temporal UI's current details show of a repair besides its steps
+// (workflows/recovery/checklist.ts renders the rest): the head line, the
+// diff's counts per class with a sample row side by side, and what the apply
+// restored and skipped. Plain markdown, as the checklist's.
+import { describeTarget, type RecoveryStatus } from '../../src/recovery/contract';
+import type { RepairTableDiff } from '../../src/repair/contract';
+
+const CLASS_WORDS: Record<string, string> = {
+  damaged: 'damaged (restored)',
+  deletedByIncident: 'deleted by the incident (re-inserted)',
+  changedSince: 'changed since (conflicts: left unless included)',
+  candidate: 'candidates (no after target: restored only if included)',
+  insertedByIncident: 'inserted by the incident (left)',
+  insertedSince: 'inserted since (left)',
+  unchanged: 'unchanged',
+};
+
+export function repairHead(s: RecoveryStatus): string {
+  const r = s.repair!;
+  const after = r.after ? `, after ${describeTarget(r.after)}` : ', no after target';
+  return `**Repair of ${r.tables.map((t) => `\`${t}\``).join(', ')} (runbook \`${s.runbook}\`) from a copy at ${describeTarget(s.target)}${after}**${s.incident ? ` · ${s.incident}` : ''}${s.dryRun ? ' · dry run' : ''}${r.where ? ` · where \`${r.where}\`` : ''}`;
+}
+
+/** A sample row: the columns that differ between before, after and now. */
+function sampleLine(t: RepairTableDiff, cls: string): string | undefined {
+  const row = t.samples[cls as keyof typeof t.samples]?.[0];
+  if (!row) return undefined;
+  const key = Object.entries(row.key).map(([k, v]) => `${k}=${v}`).join(', ');
+  const cols = new Set([...Object.keys(row.before ?? {}), ...Object.keys(row.after ?? {}), ...Object.keys(row.now ?? {})]);
+  const diffs = [...cols]
+    .filter((c) => row.before?.[c] !== row.now?.[c] || (row.after && row.after[c] !== row.before?.[c]))
+    .slice(0, 4)
+    .map((c) => `${c}: ${row.before ? JSON.stringify(row.before[c]) : '(none)'}${row.after ? ` → ${JSON.stringify(row.after[c])}` : ''} → now ${row.now ? JSON.stringify(row.now[c]) : '(none)'}`);
+  return `e.g. ${key}: ${diffs.join('; ') || 'no column differs'}`;
+}
+
+export function repairLines(s: RecoveryStatus): string[] {
+  const r = s.repair;
+  if (!r) return [];
+  const out: string[] = [];
+  for (const t of r.diff?.tables ?? []) {
+    const classes = Object.entries(t.counts).filter(([c, n]) => n > 0 && c !== 'unchanged');
+    out.push('', `**Diff of \`${t.table}\`** (key ${t.keyColumns.join(', ')}; ${t.counts.unchanged} unchanged):`);
+    if (classes.length === 0) out.push('- no row differs');
+    for (const [c, n] of classes) {
+      const sample = sampleLine(t, c);
+      out.push(`- ${CLASS_WORDS[c] ?? c}: ${n}${sample ? ` — ${sample}` : ''}`);
+    }
+  }
+  if (r.diff) out.push('', `Artefact (samples, the exact SQL, the plans): \`${r.diff.artefact}\``);
+  if (r.classes) out.push('', `Approved classes: ${r.classes.join(', ')}${r.approvedBy?.length ? ` (by ${r.approvedBy.join(', ')})` : ''}`);
+  for (const a of r.applied ?? []) {
+    out.push(
+      '',
+      `**Applied to \`${a.table}\`**${a.alreadyApplied ? ' (already applied earlier, found in the audit table)' : ''}: ${a.updated} updated, ${a.inserted} inserted, ${a.skipped} skipped (changed since the diff: never overwritten)${a.skippedKeys.length ? `, e.g. ${a.skippedKeys.slice(0, 5).map((k) => `(${k.join(', ')})`).join(' ')}` : ''}; rows locked ${a.lockedMs} ms`,
+    );
+  }
+  return out;
+}
+
+export function repairEndedLine(s: RecoveryStatus): string {
+  const o = s.outcome!;
+  const applied = s.repair?.applied ?? [];
+  const total = (k: 'updated' | 'inserted' | 'skipped') => applied.reduce((n, a) => n + a[k], 0);
+  const what = s.dryRun ? 'dry run: diff only, nothing applied' : applied.length ? `${total('updated')} updated, ${total('inserted')} inserted, ${total('skipped')} skipped` : 'nothing applied';
+  const verdict = o.verdict === 'passed' ? 'repaired' : o.verdict === 'failed' ? 'repaired, with a failed check' : o.verdict;
+  return `**Ended: ${s.dryRun && o.verdict === 'passed' ? 'diffed' : verdict}** · ${what} · no failover, no traffic touched`;
+}

@@ -1,0 +1,48 @@
+// The activities repairFromPointInTime calls, with the queue and timeouts
+// each needs. The copy is the drill's (instance 'drill' on drill.host), so
+// everything that touches it or its files runs on the drill host's queue;
+// bookkeeping and the primary's catalog check run on `lifeboat`.
+//
+// The apply is retried after a lost worker or connection like any step: it
+// is idempotent by repair id and table (lifeboat_repair_audit), so a retry
+// either finds the committed transaction ("already applied") or applies it.
+import { proxyActivities } from '@temporalio/workflow';
+import type { RecoveryActivities } from '../../src/recovery/activity-types';
+import type { RepairActivities } from '../../src/repair/contract';
+import { hostQueue } from '../../src/runbook/schema';
+
+type All = RecoveryActivities & RepairActivities;
+
+export function sharedActivities() {
+  const shared = proxyActivities<All>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '10 seconds', retry: { maximumAttempts: 3, initialInterval: '2 seconds' } });
+  const bookkeeping = proxyActivities<All>({
+    startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '10 seconds',
+    retry: { maximumAttempts: 20, initialInterval: '2 seconds', maximumInterval: '1 minute' },
+  });
+  return {
+    preflight: shared.preflight,
+    checkRepairTables: shared.checkRepairTables,
+    checkCacheEndpoints: shared.checkCacheEndpoints,
+    notifyEscalation: shared.notifyEscalation,
+    appendAudit: bookkeeping.appendAudit,
+    writeEvidence: bookkeeping.writeEvidence,
+  };
+}
+
+export function copyHostActivities(drillHost: string) {
+  const taskQueue = hostQueue(drillHost);
+  // Restore, replay, snapshots, diff and apply can take long on a big table; the heartbeat notices a dead worker.
+  const long = proxyActivities<All>({ taskQueue, startToCloseTimeout: '24 hours', heartbeatTimeout: '15 seconds', retry: { maximumAttempts: 5, initialInterval: '5 seconds' } });
+  const short = proxyActivities<All>({ taskQueue, startToCloseTimeout: '15 minutes', heartbeatTimeout: '10 seconds', retry: { maximumAttempts: 3, initialInterval: '2 seconds' } });
+  return {
+    checkRestoreSite: short.checkRestoreSite,
+    restoreBaseBackup: long.restoreBaseBackup,
+    replayWal: long.replayWal,
+    snapshotRepairCopy: long.snapshotRepairCopy,
+    diffRepair: long.diffRepair,
+    applyRepair: long.applyRepair,
+    invalidateRepairCaches: long.invalidateRepairCaches,
+    teardownRepairCopy: short.teardownRepairCopy,
+  };
+}
