@@ -226,6 +226,39 @@ temporalOptions(
     .option('--json', 'print the started run (and with --follow each change) as JSON'),
 ).action((opts) => runCommand(() => import('./commands/recover'), opts));
 
+temporalOptions(
+  program
+    .command('repair')
+    .description(
+      'start `repairFromPointInTime`: repair rows damaged by a bad statement WITHOUT failover. An isolated copy (the drill site) ' +
+        'is restored to --before and, with --after, replayed on to the end of the bad statement; every row of --tables is compared ' +
+        'with the live primary: damaged (changed by the incident, untouched since) and deleted rows are restored after approve-repair, ' +
+        'in one audited transaction per table that skips any row changed meanwhile; rows changed since the incident are conflicts, ' +
+        'left unless an approver includes them; new rows and other tables are never touched',
+    )
+    .option('--runbook <name|file>', 'runbook name (in --runbooks-dir) or path to a runbook YAML file (needs a drill: section)')
+    .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)')
+    .option('--tables <t,...>', 'tables to repair, comma-separated, e.g. public.orders (each needs a primary key)')
+    .option('--where <sql>', 'only rows matching this predicate, run as given on the copy and the primary in a READ ONLY transaction, e.g. "status = \'canceled\'"')
+    .option('--before <target>', 'just before the incident: 2026-06-04T14:31:59Z (with its zone), name:<restore point>, lsn:0/3000060 or xid:7421')
+    .option('--after <target>', 'right after the bad statement (same forms; e.g. xid:<its transaction>): without it nothing is classified safe, every difference is a candidate')
+    .option('--incident <id>', 'incident reference, e.g. INC-1234 (shown in the UI and the evidence)')
+    .option('--reason <text>', 'why, e.g. "bad UPDATE on orders"')
+    .option('--dry-run', 'stop after the diff: counts, samples and the exact SQL, nothing written to the primary')
+    .option('--keep-copy', 'leave the copy running (paused, loopback only) after the run, to read from by hand')
+    .option('--workflow-id <id>', 'workflow id (default repair-<runbook>-<time>)')
+    .option('--follow', 'after starting, watch it like `status --watch` until it ends; exit 0 when it completes, 1 when not')
+    .option('--interval <s>', 'with --follow: seconds between looks', '2')
+    .option('--json', 'print the started run (and with --follow each change) as JSON')
+    .addHelpText(
+      'after',
+      '\nExample (the seed incident: UPDATE orders SET status = \'canceled\' WHERE status = \'pending\'):\n' +
+        '  lifeboat repair --runbook orders --tables public.orders --before 2026-06-04T14:31:59Z --after xid:7421 --dry-run\n' +
+        '  lifeboat repair --runbook orders --tables public.orders --before 2026-06-04T14:31:59Z --after xid:7421 --follow\n' +
+        '  lifeboat approve <workflowId> approve-repair --as alice [--include changedSince]\n',
+    ),
+).action((opts) => runCommand(() => import('./commands/repair'), opts));
+
 const DECISIONS = {
   approve: 'approve a step waiting for approval',
   reject: 'reject a step waiting for approval (needs --reason); the run ends without promoting',
@@ -245,6 +278,7 @@ for (const [decision, description] of Object.entries(DECISIONS)) {
       .option('--comment <text>', 'a comment kept with the decision')
       .option('--reason <text>', 'why (required for reject, skip and abort)')
       .option('--override', 'approve only: promote although an invariant failed on the paused copy (needs --comment with the reason, kept in the evidence)')
+      .option('--include <classes>', 'approve approve-repair only: also restore changedSince (conflicts: rows changed since the incident) or candidate rows')
       .option('--signal', 'send the signal instead of the update, like the Temporal UI: no answer, check with lifeboat status')
       .option('--json', 'print the answer as JSON'),
   ).action((workflowId: string, step: string, opts) =>
@@ -400,8 +434,11 @@ Example:
 Role attributes (REPLICATION, CREATEROLE) and memberships (pg_signal_backend) hold in the whole cluster; EXECUTE on
 functions and table privileges exist per database, so the script refuses to run in another database.
 pg_basebackup also needs a pg_hba.conf line for replication, which no SQL can grant:
-  host  replication  <role>  <worker address>/32  scram-sha-256`,
-    ),
+  host  replication  <role>  <worker address>/32  scram-sha-256
+With --repair-tables, also what lifeboat repair needs for those tables (SELECT, INSERT, UPDATE, their sequences,
+TEMPORARY, a schema for lifeboat_repair_audit); grant it before the backup a repair restores.`,
+    )
+    .option('--repair-tables <t,...>', 'also grant what lifeboat repair needs for these tables (comma-separated, e.g. public.orders,public.payments)'),
 ).action((opts) => runCommand(() => import('./commands/grants'), opts));
 
 runbookOptions(

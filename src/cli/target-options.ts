@@ -3,7 +3,10 @@
 // decides. Every mistake is a usage error (exit 2) that names the flag and
 // what was expected, before anything is sent to Temporal.
 import { LifeboatError } from '../errors';
-import { STEP_IDS, Target, type StepId } from '../recovery/contract';
+import { REPAIR_ONLY_STEP_IDS, STEP_IDS, Target, type StepId } from '../recovery/contract';
+
+/** Every step id a run may have: a recovery's, then a repair's own (DESIGN.md §4.1, §4.3). */
+const ALL_STEP_IDS: readonly StepId[] = [...STEP_IDS, ...REPAIR_ONLY_STEP_IDS];
 
 export interface TargetFlags {
   toTime?: string;
@@ -75,10 +78,10 @@ const FALLBACK: Record<(typeof TARGET_FLAGS)[number], string> = {
 /** A step id of DESIGN.md §4.1, with a "did you mean" for a near miss. */
 export function stepFromArgument(value: string): StepId {
   const step = value.trim();
-  if ((STEP_IDS as readonly string[]).includes(step)) return step as StepId;
+  if ((ALL_STEP_IDS as readonly string[]).includes(step)) return step as StepId;
   const near = nearestStep(step);
   throw new LifeboatError('INPUT_INVALID', `unknown step "${value}"${near ? `: did you mean "${near}"?` : ''}`, {
-    hints: [`steps: ${STEP_IDS.join(', ')}`, 'lifeboat status <workflowId> shows which step is waiting'],
+    hints: [`steps: ${STEP_IDS.join(', ')}; a repair's own: ${REPAIR_ONLY_STEP_IDS.join(', ')}`, 'lifeboat status <workflowId> shows which step is waiting'],
   });
 }
 
@@ -86,14 +89,14 @@ export function stepFromArgument(value: string): StepId {
 export function nearestStep(value: string): StepId | undefined {
   const v = value.toLowerCase();
   let best: { step: StepId; distance: number } | undefined;
-  for (const step of STEP_IDS) {
+  for (const step of ALL_STEP_IDS) {
     const d = editDistance(v, step);
     if (!best || d < best.distance) best = { step, distance: d };
   }
   if (best && best.distance <= Math.max(2, Math.floor(v.length / 3))) return best.step;
   // "promote" for approve-promote is caught above (it is a step itself);
   // "fence" or "resume" are the approval steps without their prefix.
-  return STEP_IDS.find((s) => v.length >= 4 && (s.endsWith(`-${v}`) || s.startsWith(`${v}-`)));
+  return ALL_STEP_IDS.find((s) => v.length >= 4 && (s.endsWith(`-${v}`) || s.startsWith(`${v}-`)));
 }
 
 function editDistance(a: string, b: string): number {

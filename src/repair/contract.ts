@@ -36,6 +36,8 @@ export const RepairInput = z.strictObject({
   keepCopy: z.boolean({ error: 'expected true or false' }).optional(),
 });
 export type RepairInput = z.input<typeof RepairInput>;
+/** A RepairInput after validation (xid as a string). */
+export type ParsedRepairInput = z.output<typeof RepairInput>;
 
 /** Classes an approver may add to the safe ones (damaged, deletedByIncident). */
 export type IncludableClass = 'changedSince' | 'candidate';

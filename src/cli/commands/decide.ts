@@ -24,6 +24,8 @@ type Options = TemporalOptions & {
   reason?: string;
   signal?: boolean;
   override?: boolean;
+  /** approve-repair: classes restored besides the safe ones, comma-separated (changedSince, candidate). */
+  include?: string;
   json?: boolean;
 };
 
@@ -54,7 +56,11 @@ export async function run(opts: Options): Promise<number> {
       hints: [`e.g. lifeboat approve ${opts.workflowId} ${step} --as ${by} --override --comment "<why>"`],
     });
   }
-  const parsed = DecideUpdate.safeParse({ step, decision, by, ...(text ? { comment: text } : {}), ...(opts.override ? { override: true } : {}) });
+  const include = opts.include?.split(',').map((c) => c.trim()).filter(Boolean);
+  if (include?.length && (decision !== 'approve' || step !== 'approve-repair')) {
+    throw new LifeboatError('INPUT_INVALID', `--include goes with approve approve-repair only (it adds conflicts or candidates to a repair), not with ${decision} ${step}`);
+  }
+  const parsed = DecideUpdate.safeParse({ step, decision, by, ...(text ? { comment: text } : {}), ...(opts.override ? { override: true } : {}), ...(include?.length ? { include } : {}) });
   if (!parsed.success) {
     throw new LifeboatError('INPUT_INVALID', `${decision}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
@@ -93,11 +99,11 @@ async function sendUpdate(recovery: RecoveryRun, update: DecideUpdate, json: boo
 
 async function sendSignal(recovery: RecoveryRun, update: DecideUpdate, json: boolean): Promise<number> {
   const { handle, workflowId } = recovery;
-  const { decision, step, by, comment, override } = update;
+  const { decision, step, by, comment, override, include } = update;
   const payload = { step, by } as { step: StepId; by: string };
   switch (decision) {
     case 'approve':
-      await handle.signal(approveSignal, { ...payload, ...(comment ? { comment } : {}), ...(override ? { override: true } : {}) });
+      await handle.signal(approveSignal, { ...payload, ...(comment ? { comment } : {}), ...(override ? { override: true } : {}), ...(include?.length ? { include } : {}) });
       break;
     case 'reject':
       await handle.signal(rejectSignal, { ...payload, ...(comment ? { reason: comment } : {}) });
