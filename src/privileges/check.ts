@@ -10,6 +10,7 @@ import { errorMessage } from '../errors';
 import { quoteIdent } from '../gates/sql';
 import type { Runbook } from '../runbook/schema';
 import { needsOf, probeBody, roleOf, type Need, type Use } from './needs';
+import { repairNeeds } from './repair-needs';
 import { OWNED_INTEGER_SEQUENCES } from '../pg/owned-sequences';
 
 export interface MissingPrivilege {
@@ -39,17 +40,22 @@ export interface PrivilegeReport {
 }
 
 /** The missing pieces, optional ones included (marked). `client` is connected as the runbook's role. */
-export async function checkPrivileges(client: Client, runbook: Runbook): Promise<MissingPrivilege[]> {
-  return (await inspectPrivileges(client, runbook)).missing;
+export async function checkPrivileges(client: Client, runbook: Runbook, opts: InspectOptions = {}): Promise<MissingPrivilege[]> {
+  return (await inspectPrivileges(client, runbook, opts)).missing;
 }
 
-export async function inspectPrivileges(client: Client, runbook: Runbook): Promise<PrivilegeReport> {
+export interface InspectOptions {
+  /** Also what a repair of these tables needs (repair-needs.ts); auditSchema as given to apply. */
+  repair?: { tables: readonly string[]; auditSchema?: string };
+}
+
+export async function inspectPrivileges(client: Client, runbook: Runbook, opts: InspectOptions = {}): Promise<PrivilegeReport> {
   const { role, database } = roleOf(runbook);
   const { rows } = await client.query<{ me: string; rolsuper: boolean; rolcanlogin: boolean; rolreplication: boolean; rolcreaterole: boolean }>(
     `select current_user as me, rolsuper, rolcanlogin, rolreplication, rolcreaterole from pg_catalog.pg_roles where rolname = current_user`,
   );
   const me = rows[0]!;
-  const needs = needsOf(runbook);
+  const needs = [...needsOf(runbook), ...(opts.repair ? repairNeeds(role, database, opts.repair.tables, opts.repair.auditSchema) : [])];
   const report: PrivilegeReport = {
     role,
     database,
@@ -64,10 +70,21 @@ export async function inspectPrivileges(client: Client, runbook: Runbook): Promi
     report.notes.push(`${me.me} is a superuser: it has every privilege, so nothing is missing, but least privilege is not in force (lifeboat grants prints what a role that is not a superuser needs)`);
     return report;
   }
+  report.missing = await missingNeeds(client, needs, database, report.notes);
+  return report;
+}
+
+/** Which of `needs` the role connected on `client` lacks (a superuser lacks nothing: check that first). */
+export async function missingNeeds(client: Client, needs: readonly Need[], database: string, notes: string[] = []): Promise<MissingPrivilege[]> {
+  const { rows } = await client.query<Record<string, unknown>>(
+    `select current_user as me, rolsuper, rolcanlogin, rolreplication, rolcreaterole from pg_catalog.pg_roles where rolname = current_user`,
+  );
+  const me = rows[0]!;
+  const missing: MissingPrivilege[] = [];
   for (const need of needs) {
-    const found = await probe(client, need, me, report.notes);
+    const found = await probe(client, need, me, notes);
     if (found === true) continue;
-    report.missing.push({
+    missing.push({
       key: need.key,
       what: need.what,
       fix: found?.fix ?? need.grant.join('\n'),
@@ -77,7 +94,7 @@ export async function inspectPrivileges(client: Client, runbook: Runbook): Promi
       ...(found?.detail ? { detail: found.detail } : {}),
     });
   }
-  return report;
+  return missing;
 }
 
 type Found = true | { fix?: string; detail?: string } | undefined;
@@ -114,6 +131,19 @@ async function probe(client: Client, need: Need, me: Record<string, unknown>, no
       const ok = await one<boolean>(client, `select coalesce(bool_or(has_schema_privilege(s, 'CREATE')), false) as v from unnest(current_schemas(false)) as s`);
       return ok ? true : undefined;
     }
+    case 'temporary':
+      return (await one<boolean>(client, `select has_database_privilege(current_database(), 'TEMPORARY') as v`)) ? true : undefined;
+    case 'schema-create': {
+      const ok = await one<boolean | null>(
+        client,
+        `select case when exists (select from pg_namespace where nspname = $1) then has_schema_privilege($1, 'USAGE') and has_schema_privilege($1, 'CREATE') end as v`,
+        [p.schema],
+      );
+      if (ok === null) return { fix: `CREATE SCHEMA ${quoteIdent(p.schema)}; GRANT USAGE, CREATE ON SCHEMA ${quoteIdent(p.schema)} TO ${role};`, detail: `no schema ${p.schema}` };
+      return ok ? true : undefined;
+    }
+    case 'repair-table':
+      return probeRepairTable(client, p.table, role);
     default: {
       const unknown: never = p;
       throw new Error(`no probe for ${JSON.stringify(unknown)}`);
@@ -149,6 +179,37 @@ async function probeTable(client: Client, table: string, wanted: Array<{ priv: '
   if (lackingBy.size === 0) return true;
   const lacking = [...lackingBy].map(([priv, cols]) => (cols.length > 0 ? `${priv} (${cols.join(', ')})` : priv));
   return { fix: `GRANT ${lacking.join(', ')} ON TABLE ${name} TO ${role};`, detail: `lacks ${lacking.join(', ')}` };
+}
+
+/** An operator's table name (orders, shop.orders, "Shop"."Orders") as schema and name, folded as PostgreSQL folds them. */
+function splitTableName(table: string): { schema?: string; name: string } {
+  const parts = [...table.matchAll(/"((?:[^"]|"")+)"|([^.]+)/g)].map((m) => (m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]!.toLowerCase()));
+  return parts.length > 1 ? { schema: parts[0]!, name: parts[1]! } : { name: parts[0] ?? table };
+}
+
+/** The table's privileges (probeTable), then SELECT, UPDATE on each sequence its columns own. */
+async function probeRepairTable(client: Client, table: string, role: string): Promise<Found> {
+  const { schema, name } = splitTableName(table);
+  const onTable = await probeTable(client, schema ? `${schema}.${name}` : name, [{ priv: 'SELECT' }, { priv: 'INSERT' }, { priv: 'UPDATE' }], role);
+  if (onTable !== true) return onTable;
+  const { rows } = await client.query<{ schema: string; seq: string; usage: boolean; ok: boolean }>(
+    `select n.nspname as schema, c.relname as seq, has_schema_privilege(n.oid, 'USAGE') as usage,
+            has_sequence_privilege(c.oid, 'SELECT') and has_sequence_privilege(c.oid, 'UPDATE') as ok
+       from pg_depend d join pg_class c on c.oid = d.objid join pg_namespace n on n.oid = c.relnamespace
+      where d.classid = 'pg_class'::regclass and d.refclassid = 'pg_class'::regclass and d.refobjid = $1::regclass
+        and d.deptype in ('a', 'i') and c.relkind = 'S'
+      order by 1, 2`,
+    [schema ? `${quoteIdent(schema)}.${quoteIdent(name)}` : quoteIdent(name)],
+  );
+  const lacking = rows.filter((r) => !r.usage || !r.ok);
+  if (lacking.length === 0) return true;
+  return {
+    fix: [
+      ...[...new Set(lacking.filter((r) => !r.usage).map((r) => r.schema))].map((s) => `GRANT USAGE ON SCHEMA ${quoteIdent(s)} TO ${role};`),
+      ...lacking.map((r) => `GRANT SELECT, UPDATE ON SEQUENCE ${quoteIdent(r.schema)}.${quoteIdent(r.seq)} TO ${role};`),
+    ].join('\n'),
+    detail: `lacks SELECT, UPDATE on ${lacking.map((r) => `${r.schema}.${r.seq}`).join(', ')}`,
+  };
 }
 
 /**

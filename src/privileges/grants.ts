@@ -7,6 +7,12 @@
 //              of what the backup's catalog grants).
 import type { Runbook } from '../runbook/schema';
 import { literal, needsOf, roleOf, type Need } from './needs';
+import { repairNeeds } from './repair-needs';
+
+export interface GrantsOptions {
+  /** Also what a repair without failover of these tables needs (lifeboat grants --repair-tables). */
+  repair?: { tables: readonly string[]; auditSchema?: string };
+}
 
 /** A word for a POSIX shell: as it is when safe, else in single quotes. */
 export function shellWord(word: string): string {
@@ -31,7 +37,7 @@ export function grantCommand(runbook: Runbook): string {
  * ALTER ROLE ... WITH repeat without harm, and the rest are DO blocks that
  * look before they act. It never sets a password.
  */
-export function grantsSql(runbook: Runbook): string {
+export function grantsSql(runbook: Runbook, opts: GrantsOptions = {}): string {
   const { role, database } = roleOf(runbook);
   const p = runbook.cluster.primary;
   const needs = needsOf(runbook);
@@ -79,6 +85,10 @@ export function grantsSql(runbook: Runbook): string {
   section(needs.filter((n) => n.scope === 'role'));
   out.push('', `-- ===== In database ${database} only: run again in the database a new runbook names =====`);
   section(needs.filter((n) => n.scope === 'database'));
+  if (opts.repair && opts.repair.tables.length > 0) {
+    out.push('', `-- ===== Repair without failover (lifeboat repair) of ${opts.repair.tables.join(', ')}, in database ${database}: before the base backup a repair restores =====`);
+    section(repairNeeds(role, database, opts.repair.tables, opts.repair.auditSchema));
+  }
   out.push('');
   return out.join('\n');
 }

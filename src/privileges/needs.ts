@@ -25,7 +25,11 @@ export type Use =
   /** A recovery in the restored copy (catalog of the backup): invariants, replay pause, gates re-asserted, outbox. */
   | 'recovery-copy'
   /** A drill in its copy (catalog of the backup): the smoke write. */
-  | 'drill-copy';
+  | 'drill-copy'
+  /** A repair (issue 14) reading its tables in the restored copy (catalog of the backup). */
+  | 'repair-copy'
+  /** A repair on the live primary: reading now, staging, restoring, sequences, audit (repair-needs.ts). */
+  | 'repair-primary';
 
 export interface Need {
   /** Stable id, recorded in backup.json: 'replication', 'execute:pg_switch_wal()', 'invariant:<name>'. */
@@ -55,7 +59,13 @@ export type Probe =
   | { kind: 'columns'; table: string; select: string[]; update: string[] }
   | { kind: 'query'; sql: string }
   | { kind: 'sequences' }
-  | { kind: 'create-schema' };
+  | { kind: 'create-schema' }
+  /** TEMPORARY on the current database. */
+  | { kind: 'temporary' }
+  /** USAGE and CREATE on a named schema. */
+  | { kind: 'schema-create'; schema: string }
+  /** SELECT, INSERT, UPDATE on a table (schema USAGE) and SELECT, UPDATE on the sequences its columns own. */
+  | { kind: 'repair-table'; table: string };
 
 /** The role and database every need is about. */
 export function roleOf(runbook: Runbook): { role: string; database: string } {

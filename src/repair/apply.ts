@@ -215,7 +215,7 @@ export async function applyPlan(client: ClientBase, opts: ApplyOptions): Promise
         : pgErr.code === '55P03'
           ? [`a row or table lock was not granted within lock_timeout (${opts.lockTimeoutMs ?? 'the role\'s'} ms): a long transaction holds rows of the table; find it in pg_stat_activity, then apply again`]
           : pgErr.code === '42501'
-          ? ['the role lacks a privilege for the repair: SELECT, UPDATE, INSERT on the table, TEMP on the database, CREATE on the audit schema (lifeboat grants)']
+          ? [`the role lacks a privilege for the repair: SELECT, INSERT, UPDATE on the table, SELECT, UPDATE on its sequences, TEMPORARY on the database, CREATE on the audit schema; lifeboat grants --runbook <name> --repair-tables ${header.table} prints them`]
           : ['the primary is unchanged: fix the cause and apply again (the same repair id is safe to retry)'];
     // The connection lost (no SQLSTATE, or the server ended the session): the
     // transaction did not commit unless COMMIT itself was in flight; either

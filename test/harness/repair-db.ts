@@ -1,15 +1,26 @@
 // A PostgreSQL 15 primary for repair engine tests: database `shop`, a role
-// with only what a repair needs (PUBLIC loses CONNECT and TEMP on the
-// database; the audit table's schema is the role's search_path), an orders
+// with exactly what a repair needs: CONNECT, and what `lifeboat grants
+// --repair-tables` prints (src/privileges/repair-needs.ts), nothing by
+// default (PUBLIC loses CONNECT and TEMP on the database; the audit table's
+// schema, repair_audit, is the role's search_path), an orders
 // table per test schema, and the test's own view of a table's rows
 // (to_jsonb, independent of the engine's text forms).
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
+import { repairNeeds } from '../../src/privileges/repair-needs';
 import { startPrimary, type Primary } from './postgres';
 
 export const REPAIR_ROLE = 'lifeboat_repair';
+export const AUDIT_SCHEMA = 'repair_audit';
+
+/** The SQL `lifeboat grants --repair-tables` runs for these tables (audit table in repair_audit). */
+export function repairGrants(tables: string[]): string {
+  return repairNeeds(REPAIR_ROLE, 'shop', tables, AUDIT_SCHEMA)
+    .flatMap((n) => n.grant)
+    .join('\n');
+}
 
 export interface RepairDb {
   pg: Primary;
@@ -20,7 +31,7 @@ export interface RepairDb {
   asRole(appName?: string): Promise<Client>;
   /** Every row as its jsonb text (keys sorted by jsonb, not by column position), by id. */
   rowsOf(table: string): Promise<Map<string, string>>;
-  /** Schema `s` with an orders table of `rows` rows (note NULL, '' or text), granted to the role. */
+  /** Schema `s` with an orders table of `rows` rows (note NULL, '' or text), its repair grants given to the role. */
   ordersSchema(s: string, rows?: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -34,10 +45,9 @@ export async function startRepairDb(): Promise<RepairDb> {
   await admin.query(`
     create role ${REPAIR_ROLE} login;
     revoke connect, temporary on database shop from public;
-    grant connect, temporary on database shop to ${REPAIR_ROLE};
-    create schema repair_audit;
-    grant usage, create on schema repair_audit to ${REPAIR_ROLE};
-    alter role ${REPAIR_ROLE} set search_path = repair_audit;`);
+    grant connect on database shop to ${REPAIR_ROLE};
+    create schema ${AUDIT_SCHEMA};
+    alter role ${REPAIR_ROLE} set search_path = ${AUDIT_SCHEMA};`);
   const clients: Client[] = [];
   return {
     pg,
@@ -62,10 +72,8 @@ export async function startRepairDb(): Promise<RepairDb> {
           select 'c' || (g % 37), (array['pending','paid','shipped','canceled'])[g % 4 + 1], (g * 1.25)::numeric(10,2),
                  case when g % 5 = 0 then null when g % 5 = 1 then '' else 'n' || g end,
                  timestamptz '2026-01-01 00:00+00' + g * interval '1 minute'
-            from generate_series(1, ${rows}) g;
-        grant usage on schema ${s} to ${REPAIR_ROLE};
-        grant select, insert, update on ${s}.orders to ${REPAIR_ROLE};
-        grant usage, select, update on sequence ${s}.orders_id_seq to ${REPAIR_ROLE};`);
+            from generate_series(1, ${rows}) g;`);
+      await admin.query(repairGrants([`${s}.orders`]));
     },
     async close() {
       for (const c of clients) await c.end().catch(() => undefined);

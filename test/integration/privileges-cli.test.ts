@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import { grantsSql } from '../../src/privileges/grants';
@@ -50,6 +51,36 @@ describe('lifeboat grants and lifeboat doctor', () => {
     });
     expect(psql.stderr).not.toMatch(/ERROR/);
     expect(psql.status).toBe(0);
+  });
+
+  it('grants --repair-tables adds what a repair of those tables needs (identity and owned sequences too), psql runs it, and a table not there stops it', async () => {
+    const r = await lifeboat('grants', '--runbook', 'bank', '--repair-tables', 'ledger.entries, ledger.accounts');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(grantsSql(runbook, { repair: { tables: ['ledger.entries', 'ledger.accounts'] } }));
+    expect(r.stdout).toContain('-- ===== Repair without failover (lifeboat repair) of ledger.entries, ledger.accounts, in database bank');
+    const psql = (input: string) =>
+      spawnSync(`${PG_BIN}/psql`, ['-X', '-q', '-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', '-d', 'bank', '-v', 'ON_ERROR_STOP=1', '-f', '-'], { input, encoding: 'utf8' });
+    const ran = psql(r.stdout);
+    expect(ran.stderr).not.toMatch(/ERROR/);
+    expect(ran.status).toBe(0);
+    const c = new Client({ ...pg.connection, database: 'bank' });
+    await c.connect();
+    try {
+      const { rows } = await c.query(
+        `select has_table_privilege($1, 'ledger.entries', 'SELECT, INSERT, UPDATE') and has_table_privilege($1, 'ledger.entries', 'INSERT') and has_table_privilege($1, 'ledger.accounts', 'UPDATE') as tables,
+                has_sequence_privilege($1, 'ledger.entry_no', 'SELECT') and has_sequence_privilege($1, 'ledger.entry_no', 'UPDATE')
+                  and has_sequence_privilege($1, pg_get_serial_sequence('ledger.accounts', 'id'), 'UPDATE') as sequences,
+                has_database_privilege($1, 'bank', 'TEMPORARY') as temp, has_schema_privilege($1, $1, 'CREATE') as audit`,
+        [ROLE],
+      );
+      expect(rows).toEqual([{ tables: true, sequences: true, temp: true, audit: true }]);
+    } finally {
+      await c.end();
+    }
+    const missing = await lifeboat('grants', '--runbook', 'bank', '--repair-tables', 'ledger.nope');
+    const refused = psql(missing.stdout);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain('table ledger.nope (to be repaired) does not exist in database bank');
   });
 
   it('doctor finds nothing missing but the optional pg_monitor, and says there is no backup yet (exit 0)', async () => {

@@ -1,5 +1,6 @@
 // The repair engine (src/repair) on a real PostgreSQL 15, run as a role with
-// only the grants a repair needs. The copy's two snapshots are taken from the
+// only the grants a repair needs: CONNECT, and exactly what `lifeboat grants
+// --repair-tables` grants for the tables (harness/repair-db.ts repairGrants). The copy's two snapshots are taken from the
 // primary itself at the moments the restored copy would stand for: B before
 // the incident, A right after it; N is the live table after legitimate
 // writes. That is exactly the data a copy replayed to those targets holds,
@@ -16,8 +17,9 @@ import { repairSqlText } from '../../src/repair/sql';
 import { readRows, readSnapshot, snapshotTable } from '../../src/repair/snapshot';
 import { waitFor } from '../harness/ports';
 import { startPrimary, type Primary } from '../harness/postgres';
+import { REPAIR_ROLE, repairGrants } from '../harness/repair-db';
 
-const ROLE = 'lifeboat_repair';
+const ROLE = REPAIR_ROLE;
 const MEASURE_ROWS = 200_000;
 let pg: Primary;
 let dir: string;
@@ -49,11 +51,8 @@ async function freshSchema(s: string, orders = 1000): Promise<void> {
       select 'c' || (g % 37), (array['pending','paid','shipped','canceled'])[g % 4 + 1], (g * 1.25)::numeric(10,2),
              case when g % 5 = 0 then null when g % 5 = 1 then '' else 'n' || g end,
              timestamptz '2026-01-01 00:00+00' + g * interval '1 minute'
-        from generate_series(1, ${orders}) g;
-    grant usage on schema ${s} to ${ROLE};
-    grant select, insert, update on ${s}.orders to ${ROLE};
-    grant select on ${s}.payments to ${ROLE};
-    grant usage, select, update on sequence ${s}.orders_id_seq to ${ROLE};`);
+        from generate_series(1, ${orders}) g;`);
+  await admin.query(repairGrants([`${s}.orders`]));
 }
 
 const pendingIds = (n = 1000) => Array.from({ length: n / 4 }, (_, i) => String((i + 1) * 4));
@@ -68,9 +67,8 @@ beforeAll(async () => {
   await admin.query(`
     create role ${ROLE} login;
     revoke connect, temporary on database shop from public;
-    grant connect, temporary on database shop to ${ROLE};
+    grant connect on database shop to ${ROLE};
     create schema repair_audit;
-    grant usage, create on schema repair_audit to ${ROLE};
     alter role ${ROLE} set search_path = repair_audit;`);
 });
 
@@ -182,7 +180,8 @@ describe('repair engine', () => {
   });
 
   it('refuses a table without a primary key, naming it and what to do', async () => {
-    await admin.query(`create schema shop3; create table shop3.ledger (account text, amount numeric); grant usage on schema shop3 to ${ROLE}; grant select on shop3.ledger to ${ROLE}`);
+    await admin.query(`create schema shop3; create table shop3.ledger (account text, amount numeric)`);
+    await admin.query(repairGrants(['shop3.ledger']));
     const c = await asRole();
     const err = await readTableShape(c, 'shop3.ledger').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'INPUT_INVALID' });
@@ -248,8 +247,8 @@ describe('repair engine', () => {
   it('refuses the whole repair when a restored row refers to a parent deleted since: SQL_FAILED, nothing applied, no audit row', async () => {
     const s = 'shop7';
     await freshSchema(s, 20);
-    await admin.query(`insert into ${s}.payments (order_id, amount) select g, g from generate_series(1, 10) g;
-      grant select, insert, update on ${s}.payments to ${ROLE}; grant usage, select, update on sequence ${s}.payments_id_seq to ${ROLE};`);
+    await admin.query(`insert into ${s}.payments (order_id, amount) select g, g from generate_series(1, 10) g`);
+    await admin.query(repairGrants([`${s}.payments`]));
     const c = await asRole();
     const b = await snapshotTable(c, { table: `${s}.payments`, file: path.join(dir, `${s}-B.jsonl`) });
     await admin.query(`delete from ${s}.payments where order_id <= 5`);
@@ -270,11 +269,13 @@ describe('repair engine', () => {
 
   it('merges composite text keys in the same order on every side whatever the database collation, with a where predicate run read-only', async () => {
     const s = 'shop8';
-    await admin.query(`create schema ${s}; grant usage on schema ${s} to ${ROLE};
+    // counter is the predicate's, not the repair's: its grant lets nextval reach the read-only check.
+    await admin.query(`create schema ${s};
       create table ${s}.tags (owner text, n int, label text, primary key (owner, n));
       create sequence ${s}.counter;
-      grant select, insert, update on ${s}.tags to ${ROLE}; grant usage, select, update on sequence ${s}.counter to ${ROLE};
+      grant usage on schema ${s} to ${ROLE}; grant usage, select, update on sequence ${s}.counter to ${ROLE};
       insert into ${s}.tags select o, n, o || '-' || n from unnest(array['a', 'B', 'é', 'Z', '😀', '�', '10', '9', 'ß', 'z z', 'Ä']) o, generate_series(1, 4) n;`);
+    await admin.query(repairGrants([`${s}.tags`]));
     const c = await asRole();
     const where = 'n < 3';
     const b = await snapshotTable(c, { table: `${s}.tags`, where, file: path.join(dir, `${s}-B.jsonl`) });
@@ -357,11 +358,11 @@ describe('repair engine', () => {
 
   it('measures classify and apply on 200k rows with about 3k damaged (printed, not asserted)', async () => {
     const s = 'shop6';
-    await admin.query(`create schema ${s}; grant usage on schema ${s} to ${ROLE};
+    await admin.query(`create schema ${s};
       create table ${s}.orders (id bigserial primary key, customer text not null, status text not null, amount numeric(10,2) not null, note text);
-      grant select, insert, update on ${s}.orders to ${ROLE}; grant usage, select, update on sequence ${s}.orders_id_seq to ${ROLE};
       insert into ${s}.orders (customer, status, amount, note) select 'c' || (g % 997), case when g % 64 = 0 then 'pending' else 'paid' end, g % 1000, 'note ' || g from generate_series(1, ${MEASURE_ROWS}) g;
       analyze ${s}.orders;`);
+    await admin.query(repairGrants([`${s}.orders`]));
     const c = await asRole();
     const t0 = Date.now();
     const b = await snapshotTable(c, { table: `${s}.orders`, file: path.join(dir, `${s}-B.jsonl`) });

@@ -24,6 +24,8 @@ const USE_WORDS: Record<Use, string> = {
   'recovery-primary': 'recoveries (on the primary)',
   'recovery-copy': 'recoveries (in the restored copy)',
   'drill-copy': 'drills (in the drill copy)',
+  'repair-copy': 'repairs (in the restored copy)',
+  'repair-primary': 'repairs (on the primary)',
 };
 
 interface BackupLine extends BackupJudgement {

@@ -5,11 +5,23 @@
 import { grantCommand, grantsSql } from '../../privileges/grants';
 import { requireRunbook, type RepoOptions } from '../context';
 import { EXIT } from '../run';
+import { LifeboatError } from '../../errors';
 
-export async function run(opts: RepoOptions): Promise<number> {
+/** Comma-separated table names; a comma inside a quoted name ("a,b") stays in it. */
+export function splitTables(list: string): string[] {
+  return (list.match(/(?:"(?:[^"]|"")*"|[^,])+/g) ?? []).map((t) => t.trim()).filter((t) => t !== '');
+}
+
+export async function run(opts: RepoOptions & { repairTables?: string }): Promise<number> {
   const runbook = await requireRunbook(opts, 'grants');
   const p = runbook.cluster.primary;
-  process.stdout.write(grantsSql(runbook));
+  const tables = opts.repairTables === undefined ? [] : splitTables(opts.repairTables);
+  if (opts.repairTables !== undefined && tables.length === 0) {
+    throw new LifeboatError('INPUT_INVALID', `--repair-tables names no table: '${opts.repairTables}'`, {
+      hints: ['name the tables a repair may restore, comma-separated: --repair-tables public.orders,public.payments'],
+    });
+  }
+  process.stdout.write(grantsSql(runbook, tables.length > 0 ? { repair: { tables } } : {}));
   process.stderr.write(
     [
       `lifeboat grants: SQL for role ${p.user} in database ${p.database}; run it as a superuser connected to that database:`,
