@@ -26,6 +26,7 @@ import type { BackupMeta } from '../catalog/backup-meta';
 import { analyzeChain } from '../catalog/chain';
 import { newestArchivedCommit, waldump } from '../drill/newest-commit';
 import { LifeboatError, errorMessage } from '../errors';
+import { keys } from '../repository/layout';
 import type { Repository } from '../repository/types';
 import { fetchWalFile } from '../wal/get';
 import { formatLsn, parseLsn, parseSegmentName, segmentName, segnoOfLsn, walFileKind } from '../wal/names';
@@ -168,20 +169,49 @@ const SEARCH_RUN = 4;
  */
 const SEARCH_BUDGET_MS = 3 * 60_000;
 
+/** How many segments' metadata are read at once (HEAD requests on s3://). */
+const HEAD_FAN_OUT = 16;
+
+/**
+ * The segments a restore point search must read: every one except those
+ * archive-push counted none in (src/wal/restore-points.ts), and the segment
+ * after each one read, since a record that starts in one segment may end in
+ * the next. Segments archived before the count (or whose metadata cannot be
+ * read) are read. A skipped segment holds no restore point record's start,
+ * so pg_waldump starting after it loses none.
+ */
+async function segmentsToRead(opts: { repo: Repository; cluster: string }, segments: readonly string[]): Promise<boolean[]> {
+  const counts: (number | undefined)[] = [];
+  for (let i = 0; i < segments.length; i += HEAD_FAN_OUT) {
+    const batch = segments.slice(i, i + HEAD_FAN_OUT).map((name) =>
+      opts.repo.head(keys.wal(opts.cluster, name)).then(
+        (info) => info?.restorePoints,
+        () => undefined,
+      ),
+    );
+    counts.push(...(await Promise.all(batch)));
+  }
+  const read = counts.map((c) => c !== 0);
+  for (let i = segments.length - 1; i > 0; i--) if (counts[i - 1] !== 0) read[i] = true;
+  return read;
+}
+
 /**
  * Restore points of the line's segments, oldest first, passed to `visit`
  * until it returns true. pg_waldump reads runs of consecutive segments of one
  * timeline, each run starting again at the previous run's last segment: a
  * record that crosses a segment boundary is read whole (a segment read alone
- * loses it), and records read twice are dropped by LSN. Returns how many
- * segments were read, or undefined when `visit` stopped the search.
+ * loses it), and records read twice are dropped by LSN. Segments `read`
+ * marks false are skipped. Returns how many of the line's segments were
+ * covered (read or skipped) and read, or undefined when `visit` stopped the search.
  */
 async function searchRestorePoints(
   opts: { repo: Repository; cluster: string; pgBin: string; dir: string; segSize: number; deadline: number },
   segments: readonly string[],
+  read: readonly boolean[],
   visit: (rp: { name: string; lsn: string; segment: string }) => boolean,
-): Promise<{ read: number; complete: boolean } | undefined> {
-  const parsed = segments.map((name) => ({ name, ...parseSegmentName(name, opts.segSize) }));
+): Promise<{ covered: number; read: number; complete: boolean } | undefined> {
+  const parsed = segments.map((name, index) => ({ name, index, ...parseSegmentName(name, opts.segSize) })).filter((s) => read[s.index]);
   // The runs, planned first, so the next run's segments are fetched (read,
   // decompressed, checked) while pg_waldump reads the current one: on a name
   // at the end of a long archive the search is most of preflight (issue 13).
@@ -200,14 +230,14 @@ async function searchRestorePoints(
   const fetchRun = (run: (typeof parsed)[number][]) => Promise.all(run.map((s) => fetchWalFile(opts.repo, opts.cluster, s.name)));
   const seenLsn = new Set<string>();
   let prev: (typeof parsed)[number] | undefined;
-  let read = 0;
+  let done = 0;
   let fetching = runs[0] ? fetchRun(runs[0]) : undefined;
   try {
     for (const [r, run] of runs.entries()) {
-      if (Date.now() > opts.deadline) return { read, complete: false };
+      if (Date.now() > opts.deadline) return { covered: run[0]!.index, read: done, complete: false };
       const got = await fetching!;
       fetching = runs[r + 1] ? fetchRun(runs[r + 1]!) : undefined;
-      read += run.length;
+      done += run.length;
       const overlap = prev && prev.timeline === run[0]!.timeline && prev.segno + 1n === run[0]!.segno ? prev : undefined;
       if (prev && !overlap) await rm(path.join(opts.dir, prev.name), { force: true });
       await Promise.all(run.flatMap((s, j) => (got[j] ? [writeFile(path.join(opts.dir, s.name), got[j]!.content)] : [])));
@@ -227,7 +257,7 @@ async function searchRestorePoints(
     // A fetch started ahead of a search that ended (found, out of time, failed) is not waited for.
     fetching?.catch(() => undefined);
   }
-  return { read: parsed.length, complete: true };
+  return { covered: segments.length, read: done, complete: true };
 }
 
 export interface ReachCheck {
@@ -317,9 +347,11 @@ export async function checkTargetReach(opts: {
     // A restore point name: oldest first, stopping at the first one of that name, as recovery does.
     const seen: { name: string; lsn: string; segment: string }[] = [];
     let found: (typeof seen)[number] | undefined;
+    const toRead = await segmentsToRead(opts, line.segments);
     const searched = await searchRestorePoints(
       { ...opts, dir, segSize: backup.walSegmentSize, deadline: Date.now() + SEARCH_BUDGET_MS },
       line.segments,
+      toRead,
       (rp) => {
         // The backup's first segment also holds records from before its start, which replay never reads.
         if (parseLsn(rp.lsn) < parseLsn(backup.startLsn)) return false;
@@ -330,11 +362,21 @@ export async function checkTargetReach(opts: {
         return found !== undefined;
       },
     );
-    if (found) return { reaches: `restore point "${found.name}" at LSN ${found.lsn} (in ${found.segment}, timeline ${line.timeline})`, restorePoint: { name: found.name, lsn: found.lsn }, warnings: [] };
+    if (found) {
+      const readCount = toRead.filter((r, i) => r && parseSegmentName(line.segments[i]!, backup.walSegmentSize).segno <= segnoOfLsn(found!.lsn, backup.walSegmentSize) + 1n).length;
+      const skipped = line.segments.length - toRead.filter(Boolean).length;
+      return {
+        reaches:
+          `restore point "${found.name}" at LSN ${found.lsn} (in ${found.segment}, timeline ${line.timeline}; ` +
+          `${readCount} segment${readCount === 1 ? '' : 's'} read${skipped > 0 ? `, ${skipped} skipped: archive-push counted no restore point in them` : ''})`,
+        restorePoint: { name: found.name, lsn: found.lsn },
+        warnings: [],
+      };
+    }
     if (searched && !searched.complete) {
       return {
         warnings: [
-          `restore point "${target.name}" was not found in the first ${searched.read} of ${line.segments.length} archived segments of ${where} ` +
+          `restore point "${target.name}" was not found in the first ${searched.covered} of ${line.segments.length} archived segments of ${where} ` +
             `within ${SEARCH_BUDGET_MS / 60_000} min; the rest were not read, so preflight does not refuse it (replay finds out)`,
         ],
       };

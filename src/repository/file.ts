@@ -61,7 +61,7 @@ export class FileRepository implements Repository {
     try {
       await this.ensureDir(dir);
       await this.writeTemp(tmpData, body, opts.onProgress);
-      await this.writeTemp(tmpSum, Buffer.from(`${opts.sha256}\n`));
+      await this.writeTemp(tmpSum, Buffer.from(sidecarText(opts)));
       if (opts.ifAbsent) {
         const claimed = await this.claim(key, file, tmpSum, opts.sha256);
         if (!claimed.ok) return { written: false, existing: claimed.existing };
@@ -264,8 +264,14 @@ export class FileRepository implements Repository {
   }
 
   private async infoOf(key: string, file: string, st: Stats): Promise<ObjectInfo> {
-    const sha256 = await readSidecar(file);
-    return { key, size: st.size, lastModified: st.mtime, ...(sha256 ? { sha256 } : {}) };
+    const side = await readSidecarFields(file);
+    return {
+      key,
+      size: st.size,
+      lastModified: st.mtime,
+      ...(side?.sha256 ? { sha256: side.sha256 } : {}),
+      ...(side?.restorePoints !== undefined ? { restorePoints: side.restorePoints } : {}),
+    };
   }
 
   /**
@@ -377,14 +383,32 @@ export class FileRepository implements Repository {
   }
 }
 
-async function readSidecar(file: string): Promise<string | undefined> {
+/**
+ * The sidecar: the sha256 on the first line, then `name=value` lines
+ * (`restore-points=<n>` for WAL segments). Readers older than the second
+ * line take such a sidecar for one without a checksum and refuse to serve
+ * the object: the safe direction.
+ */
+function sidecarText(opts: Pick<PutOptions, 'sha256' | 'restorePoints'>): string {
+  return `${opts.sha256}\n${opts.restorePoints !== undefined ? `restore-points=${opts.restorePoints}\n` : ''}`;
+}
+
+async function readSidecarFields(file: string): Promise<{ sha256?: string; restorePoints?: number } | undefined> {
+  let text: string;
   try {
-    const text = (await fs.readFile(file + SIDECAR, 'utf8')).trim();
-    return /^[0-9a-f]{64}$/.test(text) ? text : undefined;
+    text = await fs.readFile(file + SIDECAR, 'utf8');
   } catch (err) {
     if (isCode(err, 'ENOENT')) return undefined;
     throw err;
   }
+  const [first = '', ...rest] = text.split('\n');
+  const sha256 = first.trim();
+  const count = rest.map((l) => /^restore-points=(\d+)$/.exec(l.trim())).find((m) => m)?.[1];
+  return { ...(/^[0-9a-f]{64}$/.test(sha256) ? { sha256 } : {}), ...(count !== undefined ? { restorePoints: Number(count) } : {}) };
+}
+
+async function readSidecar(file: string): Promise<string | undefined> {
+  return (await readSidecarFields(file))?.sha256;
 }
 
 async function chownLikeParent(dir: string): Promise<void> {

@@ -89,7 +89,7 @@ export class S3Repository implements Repository {
     const params: PutObjectCommandInput = {
       Bucket: this.bucket,
       Key: this.prefix + key,
-      Metadata: { sha256: opts.sha256 },
+      Metadata: { sha256: opts.sha256, ...(opts.restorePoints !== undefined ? { 'restore-points': String(opts.restorePoints) } : {}) },
       ...(opts.contentType ? { ContentType: opts.contentType } : {}),
       ...(opts.ifAbsent ? { IfNoneMatch: '*' } : {}),
     };
@@ -259,7 +259,14 @@ export class S3Repository implements Repository {
 
   private info(key: string, size: number, metadata: Record<string, string> | undefined, lastModified: Date | undefined): ObjectInfo {
     const sha256 = metadata?.sha256;
-    return { key, size, ...(sha256 ? { sha256 } : {}), ...(lastModified ? { lastModified } : {}) };
+    const count = metadata?.['restore-points'];
+    return {
+      key,
+      size,
+      ...(sha256 ? { sha256 } : {}),
+      ...(count !== undefined && /^\d+$/.test(count) ? { restorePoints: Number(count) } : {}),
+      ...(lastModified ? { lastModified } : {}),
+    };
   }
 
   /** After a refused conditional write, the winner may take a moment to become visible. */

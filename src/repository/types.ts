@@ -17,12 +17,20 @@ export interface ObjectInfo {
   size: number;
   /** sha256 (hex) of the object's original, uncompressed content, when recorded. */
   sha256?: string;
+  /**
+   * WAL segments: how many places in it may start a restore point record,
+   * counted by archive-push (src/wal/restore-points.ts); 0 means none.
+   * Absent for other objects and for segments archived before the count.
+   */
+  restorePoints?: number;
   lastModified?: Date;
 }
 
 export interface PutOptions {
   /** sha256 (hex) of the original content, stored beside the object. */
   sha256: string;
+  /** Recorded with a WAL segment: ObjectInfo.restorePoints. */
+  restorePoints?: number;
   /**
    * Create only: fail with `exists: true` rather than overwrite. The stored
    * object is never touched when it already exists.

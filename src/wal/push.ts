@@ -9,6 +9,7 @@ import { keys } from '../repository/layout';
 import type { Repository } from '../repository/types';
 import { decodeWal, encodeWal, sha256Hex } from './compress';
 import { DEFAULT_WAL_SEGMENT_SIZE, walFileKind } from './names';
+import { restorePointCandidates } from './restore-points';
 import { TimelineWatch, type Supersession } from './superseded';
 
 export interface PushOutcome {
@@ -66,7 +67,9 @@ export async function pushWalFile(repo: Repository, cluster: string, file: strin
     if (archivedSha === sha256) return { ...outcome, result: 'already-archived' };
     throw await supersededError(repo, cluster, file, by);
   }
-  const res = await repo.put(key, stored, { sha256, ifAbsent: true });
+  // Where restore points may be, so a search for one reads only those segments.
+  const restorePoints = kind === 'segment' ? restorePointCandidates(content) : undefined;
+  const res = await repo.put(key, stored, { sha256, ifAbsent: true, ...(restorePoints !== undefined ? { restorePoints } : {}) });
   if (res.written) return { ...outcome, result: 'stored' };
   const archivedSha = res.existing.sha256 ?? (await shaOfArchived(repo, key, walFile));
   if (archivedSha === sha256) return { ...outcome, result: 'already-archived' };

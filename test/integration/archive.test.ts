@@ -125,6 +125,11 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
       const content = await decodeWal(walFile, stored!.body);
       expect({ walFile, content: sha(content) }).toEqual({ walFile, content: sha(original) });
       expect(stored!.body.length).toBeLessThan(original.length);
+      // With it, how many places may start a restore point record (an upper
+      // bound: initdb's segment has look-alikes), read back from the head.
+      const counted = (await repo.head(keys.wal(cluster, walFile)))?.restorePoints;
+      expect({ walFile, counted: typeof counted }).toEqual({ walFile, counted: 'number' });
+      expect(counted).toBe(stored!.info.restorePoints);
     }
     // Every segment pushed ahead of PostgreSQL's call was later asked for and
     // its marker used; the pusher, once idle, leaves nothing behind.

@@ -6,7 +6,7 @@
 // Real PostgreSQL 15 archiving through `lifeboat archive-push` into a file://
 // repository; the preflight activity runs inside MockActivityEnvironment.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { Client } from 'pg';
 import { ApplicationFailure } from '@temporalio/common';
 import { preflight } from '../../activities/recovery';
+import { isComplete, readCatalog, readWalArchive } from '../../src/catalog/catalog';
+import { checkTargetReach } from '../../src/recovery/reach';
 import { promoteRestored, replayWal, restoreBaseBackup } from '../../activities/restore';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import type { PreflightInput, PreflightResult, Target } from '../../src/recovery/contract';
@@ -174,6 +176,64 @@ describe('preflight accepts targets the archive reaches', () => {
   });
 });
 
+describe('the restore point search reads only the segments archive-push counted a restore point in', () => {
+  /** checkTargetReach on what the repository holds now, as preflight calls it. */
+  async function reach(name: string) {
+    const repo = await openRepository(tc.repoUrl, {});
+    const entry = (await readCatalog(repo, tc.name)).filter(isComplete).find((e) => e.backupId === backupId)!;
+    const archive = await readWalArchive(repo, tc.name);
+    return checkTargetReach({
+      repo,
+      cluster: tc.name,
+      pgBin: PG_BIN,
+      runbookName: tc.name,
+      backup: entry.meta,
+      target: { name },
+      files: archive.files.map((f) => f.name),
+      histories: archive.histories,
+      cache: new Map(),
+    });
+  }
+
+  it('finds the first of two same-named points with segments between them skipped, and the same one in an archive without the counts', async () => {
+    // Three segments of WAL without a restore point, the name, three more, the name again.
+    const fill = async () => {
+      for (let i = 0; i < 3; i++) {
+        await tc.pg.query(`select pg_logical_emit_message(false, 'fill', repeat('x', 1000000)) from generate_series(1, 17)`);
+      }
+    };
+    await fill();
+    const [first] = await tc.pg.query<{ l: string }>(`select pg_create_restore_point('twice')::text as l`);
+    await fill();
+    await tc.pg.query(`select pg_create_restore_point('twice')`);
+    await switchAndWaitArchived(tc.pg);
+
+    const r = await reach('twice');
+    console.log(`indexed: ${r.reaches}`);
+    expect(r.refusal).toBeUndefined();
+    // pg_create_restore_point returns the record's end; the search names its start, just before.
+    const found = parseLsn(r.restorePoint!.lsn);
+    expect(found < parseLsn(first!.l) && parseLsn(first!.l) - found <= 160n).toBe(true);
+    const m = /(\d+) segments read, (\d+) skipped: archive-push counted no restore point in them/.exec(r.reaches ?? '');
+    expect(m, r.reaches).not.toBeNull();
+    expect(Number(m![2])).toBeGreaterThanOrEqual(6);
+
+    // Every segment's count removed from its sidecar: an archive written
+    // before archive-push counted. Everything is read, and the answer is the same.
+    const walDir = path.join(new URL(tc.repoUrl).pathname, tc.name, 'wal');
+    const sidecars = readdirSync(walDir).filter((f) => f.endsWith('.zst.sha256'));
+    expect(sidecars.filter((f) => readFileSync(path.join(walDir, f), 'utf8').includes('restore-points=')).length).toBe(sidecars.length);
+    for (const f of sidecars) {
+      const file = path.join(walDir, f);
+      writeFileSync(file, readFileSync(file, 'utf8').split('\n')[0] + '\n');
+    }
+    const old = await reach('twice');
+    console.log(`not indexed: ${old.reaches}`);
+    expect(old.restorePoint).toEqual(r.restorePoint);
+    expect(old.reaches).not.toContain('skipped');
+  });
+});
+
 describe('a restore point record that crosses a segment boundary', () => {
   const SEG = 16n * 1024n * 1024n;
 
@@ -246,6 +306,8 @@ describe('a restore point record that crosses a segment boundary', () => {
 
 describe('after a promotion, the timeline the target lies on', () => {
   it('checks a time on the new timeline: commits the old timeline archived after the branch point do not count; before the promoted copy archives its first segment, the restore point in the switch segment is still reached', async () => {
+    // A commit on the line before the branch point, whatever the tests before this one left in the newest segments.
+    await tc.pg.query(`insert into t values (99, 'before the branch')`);
     await tc.pg.query(`select pg_create_restore_point('branch-here')`);
     const [{ at } = { at: new Date(0) }] = await tc.pg.query<{ at: Date }>(`insert into t values (100, 'after the branch on timeline 1') returning clock_timestamp() as at`);
     await tc.pg.query(`insert into t values (101, 'later on timeline 1')`);
@@ -276,6 +338,9 @@ describe('after a promotion, the timeline the target lies on', () => {
     // The same time is now past the newest commit of timeline 2's line.
     const f = await refusal({ time: at.toISOString() });
     console.log(f.message);
+    // Timeline 1's archiver is refused now (TIMELINE_SUPERSEDED): preflight
+    // says so after PostgreSQL's three tries instead of waiting a minute.
+    expect(f.message).toMatch(/the primary switched WAL but its archiver is failing \([0-9A-F]{24} failed \d+ times since the switch/);
     expect(f.message).toMatch(new RegExp(`^time ${at.toISOString()} is after the newest commit in the WAL archive of cluster ${tc.name} \\(timeline 2, `));
     // And the restore point on the line is still found.
     await run({ name: 'branch-here' });
@@ -298,6 +363,7 @@ describe('after a promotion, the timeline the target lies on', () => {
       const found = await run({ name: 'branch-here' });
       expect(found.warnings.join('\n')).not.toContain('not found');
       const f2 = await refusal({ time: at.toISOString() });
+      expect(f2.message).toContain('the primary switched WAL but its archiver is failing');
       expect(f2.message).toMatch(new RegExp(`^time ${at.toISOString()} is after the newest commit in the WAL archive of cluster ${tc.name} \\(timeline 2, `));
     } finally {
       for (const m of moves) renameSync(m.to, m.from);
