@@ -25,7 +25,8 @@
 //     file:// repository; it is taken over and replays the load (a new
 //     standby is built, untimed, before each round's row).
 // Every copy is checked to hold exactly the rows at the target. Environment:
-//   BENCH_SCALE   pgbench scale (default 50: a base backup of about 790 MiB)
+//   BENCH_SCALE   pgbench scale (default 50: a base backup of about 790 MiB); another
+//                 scale writes its own section ("Recovery at pgbench scale N")
 //   BENCH_WAL_MB  MiB of WAL to generate after the backup (default 1024)
 //   BENCH_ROUNDS  interleaved rounds (default 3); the table shows medians
 //   BENCH_TARGET  `name` (default: the restore point) or `time` (the moment it
@@ -475,7 +476,11 @@ async function main(): Promise<void> {
     // The bench's own temporary directory: provably ours.
     rmSync(work, { recursive: true, force: true });
   }
-  if (written) writeBenchSection('recovery-bench', 'Recovery', out.join('\n'));
+  // The default size has the Recovery section; another size gets its own, so both stand side by side.
+  if (written) {
+    if (SCALE === 50) writeBenchSection('recovery-bench', 'Recovery', out.join('\n'));
+    else writeBenchSection(`recovery-bench-scale-${SCALE}`, `Recovery at pgbench scale ${SCALE}`, out.join('\n'));
+  }
 }
 
 main().then(
