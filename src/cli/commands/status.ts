@@ -11,7 +11,7 @@ import { failureMessage } from '../../client/failure';
 import { connectClient } from '../../client/temporal';
 import { LifeboatError, errorMessage } from '../../errors';
 import type { Evidence } from '../../recovery/contract';
-import { RECOVERY_WORKFLOW, statusQuery } from '../../recovery/messages';
+import { RECOVERY_WORKFLOW, REPAIR_WORKFLOW, statusQuery } from '../../recovery/messages';
 import { intOption, temporalAddress, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 import { renderStatus, succeeded, type LiveProgress, type StatusSnapshot } from '../status-view';
@@ -69,9 +69,10 @@ export async function fetchSnapshot(recovery: RecoveryRun): Promise<StatusLook> 
   const description = await handle.describe().catch((err: unknown) => {
     throw operatorError(err, recovery);
   });
-  if (description.type !== RECOVERY_WORKFLOW) {
-    throw new LifeboatError('INPUT_INVALID', `workflow ${workflowId} is a ${description.type} run, not ${RECOVERY_WORKFLOW}`, {
-      hints: ['lifeboat status reads recoveries started by lifeboat recover or the Temporal UI'],
+  // A repair runs on the recovery's machinery: the same status query, steps and decisions.
+  if (description.type !== RECOVERY_WORKFLOW && description.type !== REPAIR_WORKFLOW) {
+    throw new LifeboatError('INPUT_INVALID', `workflow ${workflowId} is a ${description.type} run, not ${RECOVERY_WORKFLOW} or ${REPAIR_WORKFLOW}`, {
+      hints: ['lifeboat status reads recoveries and repairs started by lifeboat recover, lifeboat repair or the Temporal UI'],
     });
   }
   const snap: StatusLook = {
