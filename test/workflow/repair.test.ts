@@ -4,8 +4,11 @@
 // unless an approver includes them, reject, dry run, and a retried apply that
 // the audit row reports as already applied. The real activities run against
 // real services in test/e2e/repair.test.ts and test/integration/repair-engine.test.ts.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { Client, Connection, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Evidence, RecoveryStatus } from '../../src/recovery/contract';
@@ -120,6 +123,14 @@ async function startRepairHarness(opts: { applyCrashes?: boolean } = {}): Promis
   };
 }
 
+/** LIFEBOAT_RECORD_HISTORIES=1 writes the run's history for replay.test.ts (re-record deliberately, never to make a replay failure go away). */
+async function recordHistory(name: string, wf: WorkflowHandle): Promise<void> {
+  if (process.env.LIFEBOAT_RECORD_HISTORIES !== '1') return;
+  const dir = path.resolve(__dirname, 'histories');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, `${name}.json`), historyToJSON(await wf.fetchHistory()));
+}
+
 const names = (calls: Calls) => calls.log.map((l) => l.split(' ')[0]);
 
 describe('repairFromPointInTime', () => {
@@ -164,6 +175,7 @@ describe('repairFromPointInTime', () => {
     expect(evidence.approvals.map((a) => a.by)).toEqual(['alice', 'bob']);
     s = await h.status(wf);
     expect(s.phase).toBe('finished');
+    await recordHistory('repair-quorum', wf);
     expect(s.ignored).toEqual([
       expect.objectContaining({ name: 'decide approve', why: expect.stringMatching(/^approve-promote is not a step of this run/) }),
       expect.objectContaining({ name: 'approve', by: 'mallory', why: 'NOT_AN_APPROVER: mallory may not decide approve-repair; allowed: alice, bob, carol' }),
@@ -222,6 +234,7 @@ describe('repairFromPointInTime', () => {
     expect(names(h.calls).filter((n) => n === 'applyRepair')).toHaveLength(2);
     expect(evidence.repair?.applied).toEqual([expect.objectContaining({ alreadyApplied: true, updated: 238 })]);
     expect(evidence.steps.find((x) => x.id === 'apply-repair')?.summary).toBe('"public"."orders": already applied: 238 updated, 0 inserted, 0 skipped; rows locked 12 ms');
+    await recordHistory('repair-apply-retried', wf);
   });
 
   it('fails at once on an input without tables or with "latest" as the before target, naming the field', async () => {

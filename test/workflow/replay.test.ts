@@ -11,6 +11,8 @@
 // preflight-backup-not-found.json carries `preflight-failure-ends-run`: a
 // non-retryable preflight failure ends the run at once. no-gates.json carries
 // `no-gates-no-approve-fence`: a runbook without gates skips approve-fence.
+// repair-*.json (written by repair.test.ts) are repairFromPointInTime runs:
+// approved by a quorum, and an apply retried after a committed crash.
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from '@temporalio/worker';
@@ -31,6 +33,8 @@ it('has recorded histories to replay', () => {
     'preflight-backup-not-found.json',
     'preflight-endpoint-unreachable.json',
     'quorum-ui-signals-and-update.json',
+    'repair-apply-retried.json',
+    'repair-quorum.json',
     'retarget-after-failed-replay.json',
     'retarget-later-then-earlier.json',
     'search-attributes-quorum.json',

@@ -1,0 +1,67 @@
+// The small decisions of a repair, on their own: which classes an approval
+// restores, how a cache pattern becomes a repaired key, and what the Temporal
+// UI's current details show of a diff and an apply.
+import { describe, expect, it } from 'vitest';
+import type { DecisionRecord, RecoveryStatus } from '../../src/recovery/contract';
+import { placeholdersOf, substitute } from '../../src/repair/caches';
+import type { RepairDiff } from '../../src/repair/contract';
+import { renderChecklist } from '../../workflows/recovery/checklist';
+import { classesApproved, plannedRows } from '../../workflows/repair/decide';
+
+const approve = (by: string, include?: DecisionRecord['include']): DecisionRecord => ({ step: 'approve-repair', by, at: '2026-11-21T15:00:00Z', decision: 'approve', via: 'update', ...(include ? { include } : {}) });
+
+describe('classes an approval restores', () => {
+  it('are damaged and deleted rows by default, conflicts only when a counted approver includes them', () => {
+    expect(classesApproved([approve('alice'), approve('bob')], new Set(['alice', 'bob']), true)).toEqual(['damaged', 'deletedByIncident']);
+    expect(classesApproved([approve('alice', ['changedSince']), approve('bob')], new Set(['alice', 'bob']), true)).toEqual(['damaged', 'deletedByIncident', 'changedSince']);
+    // An approval of an earlier, reset round (not among those counted) includes nothing.
+    expect(classesApproved([approve('mallory', ['changedSince'])], new Set(['alice']), true)).toEqual(['damaged', 'deletedByIncident']);
+  });
+
+  it('without an after target are nothing unless candidates are included, and never conflicts (there are none)', () => {
+    expect(classesApproved([approve('alice')], new Set(['alice']), false)).toEqual([]);
+    expect(classesApproved([approve('alice', ['changedSince', 'candidate'])], new Set(['alice']), false)).toEqual(['candidate']);
+  });
+});
+
+describe('a cache pattern with key placeholders', () => {
+  const orders = { name: 'orders', keyColumns: ['id'] };
+  const items = { name: 'order_items', keyColumns: ['order_id', 'line'] };
+  it('becomes one key per repaired row of each table whose key has the columns', () => {
+    expect(placeholdersOf('cart:{order_id}:{line}')).toEqual(['order_id', 'line']);
+    expect(substitute('shop:orders:{id}', orders, ['42'])).toBe('shop:orders:42');
+    expect(substitute('{table}:{order_id}:{line}', items, ['42', '3'])).toBe('order_items:42:3');
+    expect(substitute('shop:orders:{id}', items, ['42', '3'])).toBeUndefined();
+  });
+});
+
+describe('the current details of a repair', () => {
+  const diff: RepairDiff = {
+    withAfter: true,
+    artefact: 'file:///repo/orders/repair/r1/diff.json',
+    diffedAt: '2026-11-21T15:00:00Z',
+    tables: [
+      {
+        table: '"shop"."orders"',
+        keyColumns: ['id'],
+        counts: { damaged: 95, changedSince: 6, deletedByIncident: 0, insertedByIncident: 0, insertedSince: 12, unchanged: 300, candidate: 0 },
+        planned: { damaged: 95, changedSince: 6 },
+        samples: { damaged: [{ key: { id: '4' }, before: { id: '4', status: 'pending' }, after: { id: '4', status: 'canceled' }, now: { id: '4', status: 'canceled' } }] },
+        sql: '...',
+      },
+    ],
+  };
+  it('show the counts per class with a sample, the artefact, and plannedRows counts what the apply loads', () => {
+    const s: RecoveryStatus = {
+      workflow: 'repairFromPointInTime', runbook: 'orders', target: { name: 'before-bad-update' }, mode: 'side-by-side', dryRun: false, phase: 'running', startedAt: '2026-11-21T14:59:00Z',
+      steps: [], decisions: [], ignored: [], repair: { tables: ['shop.orders'], before: { name: 'before-bad-update' }, after: { name: 'after-bad-update' }, keepCopy: false, diff },
+    };
+    const md = renderChecklist(s, 'repair-orders-1');
+    expect(md.split('\n')[0]).toBe('**Repair of `shop.orders` (runbook `orders`) from a copy at restore point "before-bad-update", after restore point "after-bad-update"**');
+    expect(md).toContain('- damaged (restored): 95 — e.g. id=4: status: "pending" → "canceled" → now "canceled"');
+    expect(md).toContain('- changed since (conflicts: left unless included): 6');
+    expect(md).toContain('Artefact (samples, the exact SQL, the plans): `file:///repo/orders/repair/r1/diff.json`');
+    expect(plannedRows(diff, ['damaged', 'deletedByIncident'])).toBe(95);
+    expect(plannedRows(diff, ['damaged', 'deletedByIncident', 'changedSince'])).toBe(101);
+  });
+});
