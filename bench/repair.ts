@@ -18,7 +18,7 @@
 // While the apply runs, a second session updates one unrelated row of the
 // same table every 10 ms (each UPDATE's wait is what the application
 // sees), and a third updates a row the repair restores as soon as the apply
-// is inside its restoring UPDATE (it waits for the commit at most).
+// has locked it (it waits for the commit).
 //   BENCH_ROWS  rows of the table (default 5000000)
 //   BENCH_DRY   1: print, leave BENCHMARKS.md alone
 import { readFileSync, statSync } from 'node:fs';
@@ -135,16 +135,20 @@ async function main(): Promise<void> {
     const unrelatedStats = hammer(unrelated, table, 2, () => !applying);
     const lockModes = new Set<string>();
     const restoredWait = (async () => {
-      // Once the apply's backend runs its restoring UPDATE, update a row it restores.
+      // Once the apply's restoring UPDATE has locked the victim row (the
+      // committed version we see has the apply's transaction as its xmax),
+      // update that row: the wait is what its writer sees.
       for (;;) {
         if (!applying) return undefined;
-        const { rows } = await watcher.query<{ mode: string }>(
-          `select l.mode from pg_stat_activity a join pg_locks l on l.pid = a.pid
+        const { rows } = await watcher.query<{ mode: string; locked: boolean }>(
+          `select l.mode, (select o.xmax::text = a.backend_xid::text from ${table} o where o.id = $1) as locked
+             from pg_stat_activity a join pg_locks l on l.pid = a.pid
             where a.application_name = 'lifeboat-repair-apply' and a.query like 'with u as (%' and a.state = 'active'
               and l.relation = '${table}'::regclass`,
+          [victim],
         );
-        if (rows.length > 0) {
-          for (const r of rows) lockModes.add(r.mode);
+        for (const r of rows) lockModes.add(r.mode);
+        if (rows.some((r) => r.locked)) {
           const w = process.hrtime.bigint();
           await restoredWriter.query(`update ${table} set note = note where id = $1`, [victim]);
           return secondsSince(w) * 1000;
@@ -192,7 +196,7 @@ async function main(): Promise<void> {
     log(
       `Locks on the live table during the apply: ${[...lockModes].sort().join(', ') || '(not seen)'} on ${table} (no table lock that blocks writers); ` +
         `restored rows locked from the first restoring statement to commit: ${ms(res.lockedMs)} (apply's lockedMs). ` +
-        `A writer of a restored row (id ${victim}), started once the restoring UPDATE ran, waited ${restoredMs === undefined ? '(not started: the apply ended first)' : ms(restoredMs)}. ` +
+        `A writer of a restored row (id ${victim}), started once the apply had locked it, waited ${restoredMs === undefined ? '(not seen locked: the apply ended first)' : ms(restoredMs)} (until the commit). ` +
         `A writer of an unrelated row of the same table, updating it ${unrel.updates.toLocaleString('en')} times during the apply: median ${unrel.medianMs.toFixed(1)} ms, max ${unrel.maxMs.toFixed(1)} ms per UPDATE.`,
     );
     log(
