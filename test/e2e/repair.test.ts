@@ -1,14 +1,17 @@
 // The seed's incident repaired without failover, on real services
 // (PostgreSQL 15 archiving to a file:// repository, Temporal, Redis, a real
 // worker): a bad `UPDATE orders SET status = 'canceled' WHERE status =
-// 'pending'` between two restore points, then legitimate writes (new orders,
+// 'pending'` (with, in the same transaction, a DELETE of a few orders)
+// between two restore points, then legitimate writes (new orders,
 // some cancelled orders edited again, another table written). The repair
 // runs as a non-superuser role with only the grants a repair needs, in a
 // schema that is not the demo's; approve-repair is given through the CLI
 // (the decide update, then the signal the UI sends). Afterwards the orders
 // are compared row by row with what is expected: exactly the damaged rows
-// restored, the conflicts left as they are, every new order and the other
-// table's writes kept; the repaired keys' cache entries gone, others kept;
+// restored and the deleted ones re-inserted, the conflicts left as they are,
+// a row written while the diff waited for approval skipped and reported,
+// every new order and the other table's writes kept; a table without a
+// primary key refused in preflight; the repaired keys' cache entries gone, others kept;
 // the audit row written; the copy and the work files gone.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -93,8 +96,10 @@ describe('repairFromPointInTime on real services', () => {
     await pg.query(`select pg_create_restore_point('before-bad-update')`);
     const before = await rows('shop.orders');
     const pendingIds = [...before.entries()].filter(([, j]) => (JSON.parse(j) as { status: string }).status === 'pending').map(([id]) => id);
-    // The incident, then legitimate writes: new orders, cancelled orders edited again (conflicts), another table.
-    await pg.query(`update shop.orders set status = 'canceled' where status = 'pending'`);
+    const deleted = [...before.entries()].filter(([, j]) => (JSON.parse(j) as { status: string }).status === 'shipped').map(([id]) => id).slice(0, 4);
+    // The incident (the bad UPDATE, and in the same transaction a DELETE of a few shipped orders),
+    // then legitimate writes: new orders, cancelled orders edited again (conflicts), another table.
+    await pg.query(`begin; update shop.orders set status = 'canceled' where status = 'pending'; delete from shop.orders where id in (${deleted.join(',')}); commit`);
     await pg.query(`select pg_create_restore_point('after-bad-update')`);
     const edited = pendingIds.slice(0, 5);
     const reopened = pendingIds[5]!;
@@ -133,10 +138,14 @@ describe('repairFromPointInTime on real services', () => {
     }, { timeoutMs: 240_000, intervalMs: 500 });
     expect(s.steps.filter((x) => x.state === 'failed').map((x) => `${x.id}: ${x.error?.type} ${x.error?.message}\n${x.error?.hints.join('\n')}`)).toEqual([]);
     expect(s.repair?.diff?.tables[0]?.counts).toEqual({
-      damaged: damaged.length, changedSince: conflicts.length, deletedByIncident: 0, insertedByIncident: 0, insertedSince: 12, unchanged: 408 - pendingIds.length, candidate: 0,
+      damaged: damaged.length, changedSince: conflicts.length, deletedByIncident: deleted.length, insertedByIncident: 0, insertedSince: 12, unchanged: 408 - pendingIds.length - deleted.length, candidate: 0,
     });
     // Nothing written yet: the primary is as the application left it.
     expect(await rows('shop.orders')).toEqual(now);
+    // While the diff waits for approval, the application writes a damaged row: the apply must skip it, never overwrite it.
+    const lateWrite = damaged[10]!;
+    await pg.query(`update shop.orders set note = 'written while the diff waited' where id = $1`, [lateWrite]);
+    const lateRow = (await rows('shop.orders')).get(lateWrite)!;
 
     const first = await lifeboat(['approve', workflowId, 'approve-repair', '--as', 'alice', '--comment', 'diff checked']);
     expect(first.stderr).toBe('');
@@ -146,13 +155,18 @@ describe('repairFromPointInTime on real services', () => {
     const evidence = (await wf.result()) as Evidence;
 
     const expected = new Map(now);
-    for (const id of damaged) expected.set(id, before.get(id)!);
-    expect([...(await rows('shop.orders')).entries()]).toEqual([...expected.entries()]);
+    for (const id of [...damaged, ...deleted]) expected.set(id, before.get(id)!);
+    expected.set(lateWrite, lateRow);
+    const byId = (m: Map<string, string>) => [...m.entries()].sort(([a], [b]) => Number(a) - Number(b));
+    expect(byId(await rows('shop.orders'))).toEqual(byId(expected));
     expect(await rows('shop.customers')).toEqual(customersNow);
     expect(evidence).toMatchObject({ kind: 'repair', validationStatus: 'passed', incident: 'INC-1234' });
-    expect(evidence.repair?.applied).toEqual([expect.objectContaining({ table: '"shop"."orders"', alreadyApplied: false, updated: damaged.length, inserted: 0, skipped: 0 })]);
-    const audit = await pg.query(`select table_name, updated::int, classes, approved_by, applied_by from ${ROLE}.lifeboat_repair_audit where repair_id = $1`, [workflowId]);
-    expect(audit).toEqual([{ table_name: '"shop"."orders"', updated: damaged.length, classes: ['damaged', 'deletedByIncident'], approved_by: ['alice', 'bob'], applied_by: ROLE }]);
+    expect(evidence.repair?.applied).toEqual([
+      expect.objectContaining({ table: '"shop"."orders"', alreadyApplied: false, updated: damaged.length - 1, inserted: deleted.length, skipped: 1, skippedKeys: [[lateWrite]] }),
+    ]);
+    expect(evidence.notes).toContain('1 row(s) changed between the diff and the apply were skipped, never overwritten: their keys are in repair.applied[].skippedKeys');
+    const audit = await pg.query(`select table_name, updated::int, inserted::int, skipped::int, classes, approved_by, applied_by from ${ROLE}.lifeboat_repair_audit where repair_id = $1`, [workflowId]);
+    expect(audit).toEqual([{ table_name: '"shop"."orders"', updated: damaged.length - 1, inserted: deleted.length, skipped: 1, classes: ['damaged', 'deletedByIncident'], approved_by: ['alice', 'bob'], applied_by: ROLE }]);
     // The repaired keys' cache entries are gone; a conflict's and an untouched order's stay.
     for (const id of damaged.slice(0, 3)) expect(await cache.get(`shop:orders:${id}`)).toBeNull();
     expect(await cache.get(`shop:orders:${edited[0]!}`)).toBe('stale');
@@ -169,6 +183,13 @@ describe('repairFromPointInTime on real services', () => {
       const st = evidence.steps.find((x) => x.id === id);
       return st?.startedAt && st.finishedAt ? `${id} ${((Date.parse(st.finishedAt) - Date.parse(st.startedAt)) / 1000).toFixed(1)} s` : `${id} -`;
     };
+    // A table without a primary key is refused in preflight, before anything is restored.
+    await pg.query(`create table shop.audit_log (at timestamptz not null default now(), what text)`);
+    const refused = await client.workflow.start('repairFromPointInTime', { taskQueue, workflowId: `${workflowId}-nopk`, args: [{ runbook: name, tables: ['shop.audit_log'], before: { name: 'before-bad-update' }, dryRun: true }] });
+    const failure = await refused.result().then(() => undefined, (e: unknown) => (e as { cause?: { type?: string; message?: string } }).cause);
+    expect(failure?.type).toBe('INPUT_INVALID');
+    expect(failure?.message?.split('\n')[0]).toBe('table "shop"."audit_log" has no primary key: a repair matches the rows of the restored copy and of the primary by primary key, and cannot tell which row is which without one');
+    expect((await refused.query(statusQuery)).steps.filter((x) => x.runs > 0).map((x) => x.id)).toEqual(['preflight']);
     process.stdout.write(`repair e2e: ${['restore-base-backup', 'replay-wal', 'snapshot-before', 'replay-wal-after', 'snapshot-after', 'diff', 'apply-repair', 'teardown'].map(took).join(', ')}\n`);
   }, 420_000);
 });
