@@ -142,6 +142,12 @@ describe('repairFromPointInTime on real services', () => {
     });
     // Nothing written yet: the primary is as the application left it.
     expect(await rows('shop.orders')).toEqual(now);
+    // lifeboat pending lists the repair waiting at approve-repair (visibility catches up with the upsert on its own time).
+    const listed = await waitFor('lifeboat pending to list the repair', async () => {
+      const p = await lifeboat(['pending', '--runbook', name]);
+      return p.stdout.includes(workflowId) ? p.stdout : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 500 });
+    expect(listed).toContain('approve-repair');
     // While the diff waits for approval, the application writes a damaged row: the apply must skip it, never overwrite it.
     const lateWrite = damaged[10]!;
     await pg.query(`update shop.orders set note = 'written while the diff waited' where id = $1`, [lateWrite]);

@@ -75,6 +75,6 @@ describe('lifeboat pending --query', () => {
     // No Temporal answers at this address: the query is printed before any connection.
     const { code, stdout } = await lifeboat('pending', '--query', '--runbook', 'orders', '--address', '127.0.0.1:1');
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^WorkflowType = 'recoverToPointInTime' AND ExecutionStatus = 'Running' AND LifeboatAwaiting IN \('[a-z-]+'(, '[a-z-]+')*\) AND LifeboatRunbook = 'orders'\n$/);
+    expect(stdout).toMatch(/^WorkflowType IN \('recoverToPointInTime', 'repairFromPointInTime'\) AND ExecutionStatus = 'Running' AND LifeboatAwaiting IN \('[a-z-]+'(, '[a-z-]+')*\) AND LifeboatRunbook = 'orders'\n$/);
   });
 });

@@ -4,7 +4,7 @@
 // closed run ended with.
 import { describe, expect, it } from 'vitest';
 import type { Evidence, RecoveryStatus, StepId, StepRecord } from '../../src/recovery/contract';
-import { STEP_IDS, STEP_TITLES } from '../../src/recovery/contract';
+import { REPAIR_ONLY_STEP_IDS, STEP_IDS, STEP_TITLES } from '../../src/recovery/contract';
 import {
   decisionCommands,
   lsnValue,
@@ -446,9 +446,10 @@ describe('lifeboat pending', () => {
   const ctx = { now: NOW, namespace: 'default', address: '127.0.0.1:7233' };
 
   it('finds running recoveries by LifeboatAwaiting with a query every visibility store understands, scoped to a runbook on request', () => {
-    const all = STEP_IDS.map((s) => `'${s}'`).join(', ');
-    expect(pendingQuery()).toBe(`WorkflowType = 'recoverToPointInTime' AND ExecutionStatus = 'Running' AND LifeboatAwaiting IN (${all})`);
-    expect(pendingQuery("o'rders")).toBe(`WorkflowType = 'recoverToPointInTime' AND ExecutionStatus = 'Running' AND LifeboatAwaiting IN (${all}) AND LifeboatRunbook = 'o\\'rders'`);
+    const all = [...STEP_IDS, ...REPAIR_ONLY_STEP_IDS].map((s) => `'${s}'`).join(', ');
+    const types = "WorkflowType IN ('recoverToPointInTime', 'repairFromPointInTime')";
+    expect(pendingQuery()).toBe(`${types} AND ExecutionStatus = 'Running' AND LifeboatAwaiting IN (${all})`);
+    expect(pendingQuery("o'rders")).toBe(`${types} AND ExecutionStatus = 'Running' AND LifeboatAwaiting IN (${all}) AND LifeboatRunbook = 'o\\'rders'`);
   });
 
   it('shows a failed step waiting for retry, skip or abort, and a run whose status query did not answer', () => {

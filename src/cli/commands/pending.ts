@@ -8,8 +8,8 @@
 import type { Client } from '@temporalio/client';
 import { connectClient } from '../../client/temporal';
 import { errorMessage } from '../../errors';
-import { STEP_IDS, describeTarget, type PendingDecision, type RecoveryStatus } from '../../recovery/contract';
-import { RECOVERY_WORKFLOW, statusQuery } from '../../recovery/messages';
+import { REPAIR_ONLY_STEP_IDS, STEP_IDS, describeTarget, type PendingDecision, type RecoveryStatus } from '../../recovery/contract';
+import { RECOVERY_WORKFLOW, REPAIR_WORKFLOW, statusQuery } from '../../recovery/messages';
 import { AWAITING_ATTRIBUTE, RUNBOOK_ATTRIBUTE } from '../../recovery/search-attributes';
 import { formatDuration } from '../format';
 import { temporalAddress, type TemporalOptions } from '../context';
@@ -56,10 +56,10 @@ export async function run(opts: Options): Promise<number> {
   }
 }
 
-/** The visibility query: running recoveries with any step in LifeboatAwaiting (an IN over every step id works on every visibility store). */
+/** The visibility query: running recoveries and repairs with any step in LifeboatAwaiting (an IN over every step id works on every visibility store). */
 export function pendingQuery(runbook?: string): string {
-  const steps = STEP_IDS.map((s) => `'${s}'`).join(', ');
-  const parts = [`WorkflowType = '${RECOVERY_WORKFLOW}'`, `ExecutionStatus = 'Running'`, `${AWAITING_ATTRIBUTE.name} IN (${steps})`];
+  const steps = [...STEP_IDS, ...REPAIR_ONLY_STEP_IDS].map((s) => `'${s}'`).join(', ');
+  const parts = [`WorkflowType IN ('${RECOVERY_WORKFLOW}', '${REPAIR_WORKFLOW}')`, `ExecutionStatus = 'Running'`, `${AWAITING_ATTRIBUTE.name} IN (${steps})`];
   if (runbook) parts.push(`${RUNBOOK_ATTRIBUTE.name} = '${runbook.replace(/'/g, "\\'")}'`);
   return parts.join(' AND ');
 }
