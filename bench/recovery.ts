@@ -94,13 +94,14 @@ const ROWS = ['limit', 'pgbackrest', 'file', 's3', 'warm'] as const;
 type RowId = (typeof ROWS)[number];
 type LifeboatKind = 'file' | 's3' | 'warm';
 
-/** Copies every object of the cluster, with its recorded sha256, from one repository to another. */
+/** Copies every object of the cluster, with its recorded sha256 and restore point count, from one repository to another. */
 async function copyCluster(from: Repository, to: Repository): Promise<number> {
   const objects = await from.list(keys.clusterPrefix(CLUSTER));
   for (const o of objects) {
     const got = await from.getStream(o.key);
     if (!got?.info.sha256) throw new Error(`cannot copy ${o.key}: missing, or no recorded sha256`);
-    await to.put(o.key, got.stream, { sha256: got.info.sha256, ifAbsent: true });
+    const { restorePoints } = got.info;
+    await to.put(o.key, got.stream, { sha256: got.info.sha256, ifAbsent: true, ...(restorePoints !== undefined ? { restorePoints } : {}) });
   }
   return objects.length;
 }

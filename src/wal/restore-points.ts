@@ -21,9 +21,11 @@
 // the 8-byte alignment), so the record's bytes are contiguous. A header cut
 // by the segment's end counts when the bytes that are there could begin one.
 //
-// The answer is a count of places that look like a restore point: never
-// fewer than there are (a segment with 0 holds none), possibly more (data
-// inside a record may look like one). pg_waldump reads the candidates.
+// A place that looks like one is checked with the record's CRC-32C, as
+// PostgreSQL checks it. The answer is a count: never fewer than there are (a
+// segment with 0 holds none); more only when a record the segment's end
+// cuts looks like one (it cannot be checked without the next segment).
+// pg_waldump reads the segments with a count.
 
 import * as os from 'node:os';
 
@@ -59,6 +61,34 @@ export function restorePointCandidates(segment: Buffer): number | undefined {
     bodies.push({ from: page + header, to: page + blockSize });
   }
   const words = LITTLE_ENDIAN && segment.byteOffset % 4 === 0 ? new Uint32Array(segment.buffer, segment.byteOffset, segment.length >>> 2) : undefined;
+  /** `len` bytes of the record at `p` in body `n`, across page boundaries; undefined past the segment's end. */
+  const recordAt = (n: number, p: number, len: number): Buffer | undefined => {
+    const parts: Buffer[] = [];
+    let need = len;
+    for (let b = n, from = p; need > 0; b++) {
+      const body = bodies[b];
+      if (!body) return undefined;
+      const start = b === n ? from : body.from;
+      const take = Math.min(need, body.to - start);
+      parts.push(segment.subarray(start, start + take));
+      need -= take;
+      from = body.to;
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  };
+  // A header that fits is a restore point when its CRC-32C says so
+  // (xlogreader.c ValidXLogRecord: the data after the header, then the
+  // header up to xl_crc); data that merely looks like a header (line
+  // pointers in a full-page image, tuple contents) does not pass. A record
+  // the segment's end cuts cannot be checked here and counts.
+  const isOne = (n: number, p: number): boolean => {
+    const rec = recordAt(n, p, RECORD_HEADER);
+    if (!rec) return true;
+    const whole = recordAt(n, p, rec.readUInt32LE(0));
+    if (!whole) return true;
+    const crc = crc32c(crc32c(0xffffffff, whole, RECORD_HEADER, whole.length), whole, 0, XL_CRC_OFFSET) ^ 0xffffffff;
+    return crc >>> 0 === whole.readUInt32LE(XL_CRC_OFFSET);
+  };
   let found = 0;
   for (const [n, body] of bodies.entries()) {
     // Headers whole inside this page, four bytes at a time where the machine
@@ -69,10 +99,10 @@ export function restorePointCandidates(segment: Buffer): number | undefined {
     if (words) {
       for (; p <= last; p += 8) {
         const i = p >>> 2;
-        if ((words[i + 4]! & 0xfff0) === XLOG_RESTORE_POINT && words[i]! >= RESTORE_POINT_MIN && words[i]! <= RESTORE_POINT_MAX) found++;
+        if ((words[i + 4]! & 0xfff0) === XLOG_RESTORE_POINT && words[i]! >= RESTORE_POINT_MIN && words[i]! <= RESTORE_POINT_MAX && isOne(n, p)) found++;
       }
     } else {
-      for (; p <= last; p += 8) if (looksLikeOne((i) => segment[p + i])) found++;
+      for (; p <= last; p += 8) if (looksLikeOne((i) => segment[p + i]) && isOne(n, p)) found++;
     }
     // Headers the page boundary cuts: they go on in the next page's body, or
     // past the segment's end (then what is there must fit one).
@@ -84,10 +114,30 @@ export function restorePointCandidates(segment: Buffer): number | undefined {
         if (q < body.to) return segment[q];
         return next ? segment[next.from + (q - body.to)] : undefined;
       };
-      if (looksLikeOne(byte)) found++;
+      if (looksLikeOne(byte) && isOne(n, p)) found++;
     }
   }
   return found;
+}
+
+/** offsetof(XLogRecord, xl_crc). */
+const XL_CRC_OFFSET = 20;
+
+/** CRC-32C (Castagnoli, reflected), PostgreSQL's COMP_CRC32C, table-driven. */
+const CRC32C_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32c(crc: number, buf: Buffer, from: number, to: number): number {
+  let c = crc >>> 0;
+  for (let i = from; i < to; i++) c = CRC32C_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
+  return c >>> 0;
 }
 
 /** Whether the bytes at a record start fit a restore point header; a byte that is not there (undefined) fits. */

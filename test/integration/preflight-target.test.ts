@@ -335,7 +335,10 @@ describe('after a promotion, the timeline the target lies on', () => {
       await copy.end();
     }
 
-    // The same time is now past the newest commit of timeline 2's line.
+    // The same time is now past the newest commit of timeline 2's line. The
+    // old primary writes on (so preflight's switch closes a new segment,
+    // which its archiver can no longer archive).
+    await tc.pg.query(`insert into t values (102, 'timeline 1 after the promotion')`);
     const f = await refusal({ time: at.toISOString() });
     console.log(f.message);
     // Timeline 1's archiver is refused now (TIMELINE_SUPERSEDED): preflight

@@ -31,16 +31,39 @@ function offsetOf(streamPos: number): number {
   return BLOCK * (1 + Math.floor(rest / perPage)) + 24 + (rest % perPage);
 }
 
-/** Writes a record header at a stream position, as bytes through offsetOf (so a page boundary cuts it). */
-function putHeader(b: Buffer, streamPos: number, fields: { totLen: number; info: number; rmid: number; xid?: number }): void {
-  const h = Buffer.alloc(24);
-  h.writeUInt32LE(fields.totLen, 0);
-  h.writeUInt32LE(fields.xid ?? 0, 4);
-  h[16] = fields.info;
-  h[17] = fields.rmid;
-  for (let i = 0; i < 24; i++) {
+/** CRC-32C, bit by bit (the scan's own is table-driven). */
+function crc32c(bytes: Buffer): number {
+  let c = 0xffffffff;
+  for (const byte of bytes) {
+    c ^= byte;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/**
+ * Writes a record at a stream position, through offsetOf (so a page boundary
+ * cuts it): the 24-byte header, then XLR_BLOCK_ID_DATA_SHORT, the main
+ * data's length and the data (an xl_restore_point: time, name), and the
+ * CRC-32C PostgreSQL computes (the data after the header, then the header up
+ * to xl_crc), or a wrong one.
+ */
+function putHeader(b: Buffer, streamPos: number, fields: { totLen: number; info: number; rmid: number; xid?: number }, opts: { badCrc?: boolean } = {}): void {
+  const rec = Buffer.alloc(Math.max(24, Math.min(fields.totLen, 200)));
+  rec.writeUInt32LE(fields.totLen, 0);
+  rec.writeUInt32LE(fields.xid ?? 0, 4);
+  rec[16] = fields.info;
+  rec[17] = fields.rmid;
+  if (rec.length > 26) {
+    rec[24] = 0xff;
+    rec[25] = rec.length - 26;
+    rec.write('a-restore-point', 34);
+  }
+  const crc = crc32c(Buffer.concat([rec.subarray(24), rec.subarray(0, 20)]));
+  rec.writeUInt32LE(opts.badCrc ? crc ^ 1 : crc, 20);
+  for (let i = 0; i < rec.length; i++) {
     const at = offsetOf(streamPos + i);
-    if (at < b.length) b[at] = h[i]!;
+    if (at < b.length) b[at] = rec[i]!;
   }
 }
 
@@ -77,6 +100,13 @@ describe('restorePointCandidates', () => {
     const c = segment();
     putHeader(c, streamLen - 8, { ...RESTORE_POINT, totLen: 400 });
     expect(restorePointCandidates(c)).toBe(0);
+  });
+
+  it('does not count what looks like a restore point header but fails its CRC', () => {
+    const b = segment();
+    putHeader(b, 800, RESTORE_POINT, { badCrc: true });
+    putHeader(b, BLOCK - 40 - 8, RESTORE_POINT, { badCrc: true });
+    expect(restorePointCandidates(b)).toBe(0);
   });
 
   it('does not count other XLOG records, other resource managers or unaligned look-alikes', () => {
