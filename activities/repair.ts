@@ -134,8 +134,15 @@ export async function diffRepair(input: { runbook: string; workflowId: string; r
       for (const [i, table] of input.tables.entries()) {
         const file = path.join(dir, `plan-${i}.jsonl`);
         const before = await readSnapshot(path.join(dir, `before-${i}.jsonl`));
-        const after = input.withAfter ? await readSnapshot(path.join(dir, `after-${i}.jsonl`)) : undefined;
-        const now = await readRows(c, table, input.where ? { where: input.where } : {});
+        const after = input.withAfter ? await readSnapshot(path.join(dir, `after-${i}.jsonl`)).catch(async (err: unknown) => {
+          await before.close();
+          throw err;
+        }) : undefined;
+        // The snapshots' readers are closed by classify, or here when the primary refuses the read.
+        const now = await readRows(c, table, input.where ? { where: input.where } : {}).catch(async (err: unknown) => {
+          await Promise.all([before.close(), after?.close()]);
+          throw err;
+        });
         const r = await writeByRename(file, (tmp) =>
           classify({ before, ...(after ? { after } : {}), now, planFile: tmp, sampleSize: 20, onProgress: (keys) => heartbeat({ step: 'diff', table, keys }) }),
         );
@@ -147,12 +154,13 @@ export async function diffRepair(input: { runbook: string; workflowId: string; r
         plans.push({ table: r.table, name: before.shape.name, keyColumns: r.keyColumns, file, key: `${prefix}plan-${i}.jsonl` });
       }
     });
-    // The artefact: every sample and the SQL (diff.json), and each plan, beside the evidence.
+    // The artefact: every sample and the SQL (diff.json), and each plan, beside the evidence. Overwritten by a
+    // second attempt (one that crashed before its manifest): what is stored is what the approvers are shown.
     for (const p of plans) {
-      await repo.put(p.key, createReadStream(p.file), { sha256: await sha256OfFile(p.file), ifAbsent: true, contentType: 'application/x-ndjson' });
+      await repo.put(p.key, createReadStream(p.file), { sha256: await sha256OfFile(p.file), contentType: 'application/x-ndjson' });
     }
     const artefact = Buffer.from(`${JSON.stringify({ workflowId: input.workflowId, runId: input.runId, withAfter: input.withAfter, where: input.where ?? null, tables: full.map(({ samplesAll, ...t }) => ({ ...t, samples: samplesAll })) }, null, 2)}\n`);
-    await repo.put(`${prefix}diff.json`, artefact, { sha256: createHash('sha256').update(artefact).digest('hex'), ifAbsent: true, contentType: 'application/json' });
+    await repo.put(`${prefix}diff.json`, artefact, { sha256: createHash('sha256').update(artefact).digest('hex'), contentType: 'application/json' });
     const diff: RepairDiff = { withAfter: input.withAfter, tables: full.map(({ samplesAll: _, ...t }) => t), artefact: `${repo.url}/${prefix}diff.json`, diffedAt: new Date().toISOString() };
     await writeJsonAtomic(manifestFile, { diff, plans } satisfies Manifest);
     return diff;

@@ -126,6 +126,15 @@ describe('repairFromPointInTime on real services', () => {
     const connection = await Connection.connect({ address: temporalAddress() });
     cleanups.push(() => connection.close());
     const client = new TemporalClient({ connection });
+    // A dry run without an after target: every row that differs between before and now is only a candidate
+    // (the bad UPDATE's, the deleted, the legitimately edited, the unrelated amount changes), none safe; nothing written.
+    const dry = await client.workflow.start('repairFromPointInTime', { taskQueue, workflowId: `repair-${name}-dry`, args: [{ runbook: name, tables: ['shop.orders'], before: { name: 'before-bad-update' }, dryRun: true }] });
+    const dryEvidence = (await dry.result()) as Evidence;
+    // Candidates: the pending orders but the one set back to pending since (equal to before again), the deleted ones, the 3 amounts changed since.
+    expect(dryEvidence.repair?.diff?.tables[0]?.counts).toEqual({ candidate: pendingIds.length - 1 + deleted.length + 3, damaged: 0, changedSince: 0, deletedByIncident: 0, insertedByIncident: 0, insertedSince: 12, unchanged: 408 - pendingIds.length + 1 - deleted.length - 3 });
+    expect(dryEvidence.steps.filter((x) => x.state === 'skipped').map((x) => x.id)).toEqual(['approve-fence', 'replay-wal-after', 'snapshot-after', 'approve-repair', 'apply-repair', 'invalidate-caches']);
+    expect(await rows('shop.orders')).toEqual(now);
+
     const workflowId = `repair-${name}-${Date.now().toString(36)}`;
     const wf = await client.workflow.start('repairFromPointInTime', {
       taskQueue,
