@@ -34,6 +34,17 @@ export const RepairInput = z.strictObject({
   dryRun: z.boolean({ error: 'expected true or false' }).optional(),
   /** Keep the copy running after the run (stopped and removed otherwise). */
   keepCopy: z.boolean({ error: 'expected true or false' }).optional(),
+}).superRefine((input, ctx) => {
+  // Replay only goes forwards: an after target at or before the before target would leave the copy where it is.
+  // Only what can be compared is checked (xids wrap around; a name's position is the archive's to say).
+  const { before, after } = input;
+  if (!after) return;
+  const lsn = (l: string) => l.split('/').reduce((n, part) => n * 2n ** 32n + BigInt(`0x${part}`), 0n);
+  const notLater =
+    ('time' in before && 'time' in after && Date.parse(after.time) <= Date.parse(before.time)) ||
+    ('lsn' in before && 'lsn' in after && lsn(after.lsn) <= lsn(before.lsn)) ||
+    ('name' in before && 'name' in after && after.name === before.name);
+  if (notLater) ctx.addIssue({ code: 'custom', path: ['after'], message: 'expected a point after the before target (the end of the bad statement): replay only goes forwards' });
 });
 export type RepairInput = z.input<typeof RepairInput>;
 /** A RepairInput after validation (xid as a string). */

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { DecisionRecord, RecoveryStatus } from '../../src/recovery/contract';
 import { placeholdersOf, substitute } from '../../src/repair/caches';
-import type { RepairDiff } from '../../src/repair/contract';
+import { RepairInput, type RepairDiff } from '../../src/repair/contract';
 import { renderChecklist } from '../../workflows/recovery/checklist';
 import { classesApproved, plannedRows } from '../../workflows/repair/decide';
 
@@ -63,5 +63,25 @@ describe('the current details of a repair', () => {
     expect(md).toContain('Artefact (samples, the exact SQL, the plans): `file:///repo/orders/repair/r1/diff.json`');
     expect(plannedRows(diff, ['damaged', 'deletedByIncident'])).toBe(95);
     expect(plannedRows(diff, ['damaged', 'deletedByIncident', 'changedSince'])).toBe(101);
+  });
+});
+
+describe('a repair input', () => {
+  const issues = (raw: unknown) => RepairInput.safeParse(raw).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  it('refuses an after target that is not after the before target, when the two can be compared', () => {
+    const base = { runbook: 'orders', tables: ['public.orders'] };
+    expect(issues({ ...base, before: { time: '2026-06-04T14:32:00Z' }, after: { time: '2026-06-04T14:31:00Z' } })).toEqual([
+      'after: expected a point after the before target (the end of the bad statement): replay only goes forwards',
+    ]);
+    expect(issues({ ...base, before: { lsn: '0/3000060' }, after: { lsn: '0/2FFFFFF' } })).toHaveLength(1);
+    expect(issues({ ...base, before: { lsn: '0/3000060' }, after: { lsn: '1/0' } })).toBeUndefined();
+    expect(issues({ ...base, before: { name: 'before-bad-update' }, after: { xid: '7421' } })).toBeUndefined();
+  });
+
+  it('refuses an unknown field, a table name that is not one, and a table named twice', () => {
+    const found = issues({ runbook: 'orders', tables: ['orders', 'orders; drop table x'], before: { name: 'b' }, keep: true });
+    expect(found).toHaveLength(2);
+    expect(found).toContain('tables.1: expected a table name such as "orders" or "shop.orders"');
+    expect(issues({ runbook: 'orders', tables: ['orders', 'orders'], before: { name: 'b' } })).toEqual(['tables: expected each table once']);
   });
 });
