@@ -83,7 +83,15 @@ export function renderStatus(snap: StatusSnapshot, opts: RenderOptions): string 
 
   const out: string[] = [];
   const mode = `${status.mode}${status.dryRun ? ', dry run' : ''}`;
-  out.push(paint('bold', `recover ${status.runbook} to ${describeTarget(status.target)} (${mode})`));
+  const r = status.repair;
+  out.push(
+    paint(
+      'bold',
+      r
+        ? `repair ${r.tables.join(', ')} of ${status.runbook} from ${describeTarget(r.before)}${r.after ? ` / ${describeTarget(r.after)}` : ' (no after target)'}${status.dryRun ? ' (dry run)' : ''}`
+        : `recover ${status.runbook} to ${describeTarget(status.target)} (${mode})`,
+    ),
+  );
   if (status.incident || status.reason) out.push(`  incident ${status.incident ?? '(none)'}${status.reason ? `: ${status.reason}` : ''}`);
   out.push(`  workflow ${snap.workflowId}  phase ${status.phase}  elapsed ${since(status.startedAt, opts.now)}`);
   if (status.backup) out.push(`  backup ${status.backup.backupId}: ${status.backup.why}`);
@@ -99,6 +107,15 @@ export function renderStatus(snap: StatusSnapshot, opts: RenderOptions): string 
   if (status.replay) {
     const rpo = status.rpoObservedSeconds !== undefined ? `; observed RPO ${formatDuration(status.rpoObservedSeconds)}` : '';
     out.push('', `Replayed to ${status.replay.lsn}${status.replay.time ? `, last commit ${status.replay.time}` : ''}${status.replay.paused ? ', paused' : ''}${rpo}`);
+  }
+  // A repair: the diff's counts per table, then what each table's transaction did.
+  for (const t of r?.diff?.tables ?? []) {
+    const counts = Object.entries(t.counts).filter(([, n]) => n > 0).map(([c, n]) => `${c} ${n}`).join(', ');
+    out.push('', `Diff of ${t.table}: ${counts || 'no rows'}`);
+  }
+  if (r?.diff) out.push(`  artefact (samples, exact SQL, plans): ${r.diff.artefact}`);
+  for (const a of r?.applied ?? []) {
+    out.push(`Applied to ${a.table}${a.alreadyApplied ? ' (already applied)' : ''}: ${a.updated} updated, ${a.inserted} inserted, ${a.skipped} skipped${a.skippedKeys.length ? ` (${a.skippedKeys.slice(0, 5).map((k) => k.join(',')).join('; ')})` : ''}`);
   }
   if (status.invariants && status.invariants.length > 0) {
     out.push('', paint('bold', 'Invariants:'));
@@ -180,6 +197,8 @@ export function decisionCommands(workflowId: string, p: PendingDecision): string
     ];
     // Only the promotion approval can move the target (DESIGN.md §4.1 step 10).
     if (p.step === 'approve-promote') out.push(`lifeboat retarget ${id} --to-time <iso>|--to-lsn <lsn>|... --as <who>`);
+    // Conflicts are restored only when an approver says so (DESIGN.md §4.3).
+    if (p.step === 'approve-repair') out.push(`lifeboat approve ${id} approve-repair --as <who> --include changedSince   (also overwrite rows changed since the incident)`);
     return out;
   }
   // Skip only where the run offers it (its own how-to names it, for a step
@@ -250,7 +269,8 @@ export function lsnValue(lsn: string | undefined): bigint | undefined {
 /** A closed run whose query no longer answers still shows its steps, from the evidence it returned. */
 export function statusFromEvidence(e: Evidence): RecoveryStatus {
   return {
-    workflow: 'recoverToPointInTime',
+    workflow: e.kind === 'repair' ? 'repairFromPointInTime' : 'recoverToPointInTime',
+    ...(e.repair ? { repair: e.repair } : {}),
     runbook: e.runbook,
     cluster: e.cluster,
     ...(e.incident !== undefined ? { incident: e.incident } : {}),

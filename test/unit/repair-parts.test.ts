@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { DecisionRecord, RecoveryStatus } from '../../src/recovery/contract';
 import { placeholdersOf, substitute } from '../../src/repair/caches';
 import { RepairInput, type RepairDiff } from '../../src/repair/contract';
+import { renderStatus } from '../../src/cli/status-view';
 import { renderChecklist } from '../../workflows/recovery/checklist';
 import { classesApproved, plannedRows } from '../../workflows/repair/decide';
 
@@ -61,6 +62,12 @@ describe('the current details of a repair', () => {
     expect(md).toContain('- damaged (restored): 95 — e.g. id=4: status: "pending" → "canceled" → now "canceled"');
     expect(md).toContain('- changed since (conflicts: left unless included): 6');
     expect(md).toContain('Artefact (samples, the exact SQL, the plans): `file:///repo/orders/repair/r1/diff.json`');
+    // lifeboat status (and repair --follow) says the same in plain text, with the approve commands.
+    const pending = { step: 'approve-repair' as const, kind: 'approval' as const, since: '2026-11-21T15:00:01Z', approvers: ['alice', 'bob'], min: 1, approvedBy: [], how: [] };
+    const text = renderStatus({ workflowId: 'repair-orders-1', status: { ...s, pending }, progress: {} }, { now: new Date('2026-11-21T15:01:00Z'), color: false });
+    expect(text.split('\n')[0]).toBe('repair shop.orders of orders from restore point "before-bad-update" / restore point "after-bad-update"');
+    expect(text).toContain('Diff of "shop"."orders": damaged 95, changedSince 6, insertedSince 12, unchanged 300');
+    expect(text).toContain('lifeboat approve repair-orders-1 approve-repair --as <who> --include changedSince');
     expect(plannedRows(diff, ['damaged', 'deletedByIncident'])).toBe(95);
     expect(plannedRows(diff, ['damaged', 'deletedByIncident', 'changedSince'])).toBe(101);
   });
