@@ -24,6 +24,7 @@ import { takeBaseBackup } from '../../src/backup/base-backup';
 import type { Evidence, RecoveryStatus } from '../../src/recovery/contract';
 import { statusQuery } from '../../src/recovery/messages';
 import { grantsSql } from '../../src/privileges/grants';
+import { openRepository } from '../../src/repository';
 import { loadRunbook } from '../../src/runbook/load';
 import { startWorkers } from '../../src/worker';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
@@ -182,6 +183,15 @@ describe('repairFromPointInTime on real services', () => {
     expect(evidence.notes).toContain('1 row(s) changed between the diff and the apply were skipped, never overwritten: their keys are in repair.applied[].skippedKeys');
     const audit = await pg.query(`select table_name, updated::int, inserted::int, skipped::int, classes, approved_by, applied_by from ${ROLE}.lifeboat_repair_audit where repair_id = $1`, [workflowId]);
     expect(audit).toEqual([{ table_name: '"shop"."orders"', updated: damaged.length - 1, inserted: deleted.length, skipped: 1, classes: ['damaged', 'deletedByIncident'], approved_by: ['alice', 'bob'], applied_by: ROLE }]);
+    // The artefact approvers read: the counts, samples side by side and the exact SQL (with its guard), and the plan.
+    const repo = await openRepository(runbook.repository.url, runbook.repository);
+    const artefact = JSON.parse((await repo.get(`${name}/repair/${workflowId}/diff.json`))!.body.toString('utf8')) as { tables: Array<{ counts: Record<string, number>; samples: Record<string, unknown[]>; sql: string }> };
+    expect(evidence.repair?.diff?.artefact).toBe(`${repo.url}/${name}/repair/${workflowId}/diff.json`);
+    expect(artefact.tables[0]!.counts.damaged).toBe(damaged.length);
+    expect(artefact.tables[0]!.samples.changedSince).toHaveLength(conflicts.length);
+    expect(artefact.tables[0]!.sql).toContain('is not distinct from s.e');
+    const plan = (await repo.get(`${name}/repair/${workflowId}/plan-0.jsonl`))!.body.toString('utf8').trim().split('\n');
+    expect(plan).toHaveLength(1 + damaged.length + conflicts.length + deleted.length);
     // The repaired keys' cache entries are gone; a conflict's and an untouched order's stay.
     for (const id of damaged.slice(0, 3)) expect(await cache.get(`shop:orders:${id}`)).toBeNull();
     expect(await cache.get(`shop:orders:${edited[0]!}`)).toBe('stale');
