@@ -5,7 +5,10 @@
 // others its disk and processes. Restore, replay, invariants and promote are
 // the recovery's own activities called with `instance: 'drill'`.
 import { listBackups, readWalArchive } from '../src/catalog/catalog';
-import type { DrillActivities, DrillTarget, SmokeWriteResult, TeardownResult } from '../src/drill/contract';
+import { Context } from '@temporalio/activity';
+import type { CloneStandbyInput, DrillActivities, DrillTarget, SmokeWriteResult, TeardownResult } from '../src/drill/contract';
+import { cloneStandbyForDrill as clone } from '../src/drill/from-standby';
+import type { UseStandbyResult } from '../src/recovery/contract';
 import { smokeWrite as smoke, teardownDrill as teardown } from '../src/drill/instance';
 import { newestArchivedCommit } from '../src/drill/newest-commit';
 import { drillWindow, pickTarget } from '../src/drill/target';
@@ -14,7 +17,7 @@ import { openRepository } from '../src/repository';
 import { loadRunbook } from '../src/runbook/load';
 import { clusterName } from '../src/runbook/schema';
 import { restoreSite } from '../src/restore/site';
-import { lifeboatActivity } from './failure';
+import { heartbeat, lifeboatActivity } from './failure';
 
 /** A random moment of drill.targetWindow that the archive reaches (src/drill/target.ts). Run twice: it only reads; the workflow keeps the first answer it gets. */
 export async function pickDrillTarget(input: { runbook: string }): Promise<DrillTarget> {
@@ -52,6 +55,29 @@ export async function teardownDrill(input: { runbook: string; workflowId: string
   return lifeboatActivity(async () => teardown(await loadRunbook(input.runbook), input));
 }
 
+/**
+ * restore-base-backup of a drill asked to use the warm standby: a clone of
+ * the running standby (pg_basebackup from it) in drill.dataDir, which keeps
+ * replaying; or `used: false` with why, and nothing touched (the drill then
+ * restores a backup). Heartbeats pg_basebackup's progress while it copies.
+ * Run twice: the drill's marker shows a finished clone, returned as it was;
+ * pg_basebackup removes a copy it could not finish.
+ */
+export async function cloneStandbyForDrill(input: CloneStandbyInput): Promise<UseStandbyResult> {
+  const ctx = Context.current();
+  return lifeboatActivity(async () => {
+    let last = 0;
+    return clone(await loadRunbook(input.runbook), input, {
+      signal: ctx.cancellationSignal,
+      onProgress: (p) => {
+        if (Date.now() - last < 1000) return;
+        last = Date.now();
+        heartbeat({ ...p, text: `cloning the warm standby: ${Math.round(p.bytes / 1048576)} of ${Math.round(p.totalBytes / 1048576)} MiB` });
+      },
+    });
+  });
+}
+
 // What restoreDrill proxies must be what the worker registers.
-const drillActivities: DrillActivities = { pickDrillTarget, smokeWrite, teardownDrill };
+const drillActivities: DrillActivities = { pickDrillTarget, smokeWrite, teardownDrill, cloneStandbyForDrill };
 void drillActivities;

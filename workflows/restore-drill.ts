@@ -13,7 +13,7 @@
 import { ApplicationFailure, CancellationScope, isCancellation, log, patched, workflowInfo } from '@temporalio/workflow';
 import { DrillInput, type DrillStepId } from '../src/drill/contract';
 import type { NotifyKind } from '../src/notify/webhook';
-import { describeTarget, type Evidence } from '../src/recovery/contract';
+import { describeTarget, type Evidence, type UseStandbyResult } from '../src/recovery/contract';
 import { keys } from '../src/repository/layout';
 import { clusterName, hostQueue } from '../src/runbook/schema';
 import { buildDrillEvidence, judge, measure, type DrillFacts } from './drill/evidence';
@@ -83,14 +83,32 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
     // it would be gone for the real night, and a drill proves the backups
     // restore. It is read instead: replaying, and how far behind, in the
     // evidence. Patched: older histories never read it.
-    if (runbook.standby && patched('drill-reads-standby')) {
+    // Asked to use the standby (input.source 'standby'): it is cloned, never
+    // taken, in restore-base-backup below. Patched: older histories never did.
+    const fromStandby = input.source === 'standby' && patched('drill-from-standby');
+    if (runbook.standby && !fromStandby && patched('drill-reads-standby')) {
       const standby = await standbyHostActivities(runbook.standby.host)
         .standbyStatus({ runbook: name })
         .then((s) => s.line, (err: unknown) => `not read: ${stepError(err).message.split('\n')[0]}`);
       f.notes.push(`warm standby, not used by drills (they prove the backups restore): ${standby}`);
     }
     // 3. restore-base-backup into drill.dataDir (refused if the port or directory is someone else's).
-    f.restored = await run.step('restore-base-backup', () => host.restoreBaseBackup({ ...ref, backupId: plan.backup.backupId, mode: 'side-by-side', workflowId, runId }), (r) => `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r, "an earlier drill's directory")}`);
+    //    Or a clone of the running warm standby (src/drill/from-standby.ts), when asked and it can serve.
+    f.restored = await run.step('restore-base-backup', async () => {
+      if (fromStandby) {
+        const clone = await cloneStandby(runbook, drill.host, () =>
+          host.cloneStandbyForDrill({ runbook: name, target, workflowId, runId, ...(plan.restorePointLsn && 'name' in target ? { restorePoint: { lsn: plan.restorePointLsn, searchedFrom: plan.backup.startLsn } } : {}) }),
+        );
+        f.restoreSource = clone.used ? { kind: 'standby', why: clone.why, standby: clone.result.standby! } : { kind: 'backup', why: clone.why };
+        if (clone.used) return clone.result;
+      }
+      return host.restoreBaseBackup({ ...ref, backupId: plan.backup.backupId, mode: 'side-by-side', workflowId, runId });
+    }, (r) => (r.standby ? `standby clone: ${Math.round(r.bytes / 1048576)} MiB from ${r.standby.from} (pg_basebackup from the standby, which kept replaying) into ${r.dataDir}` : `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r, "an earlier drill's directory")}`));
+    if (f.restoreSource?.standby) {
+      f.notes.push(`restored from a clone of the warm standby ${f.restoreSource.standby.from} (built from backup ${f.restoreSource.standby.backupId}, consistent at LSN ${f.restoreSource.standby.replayLsn}); the standby kept replaying and was not touched; walSegmentsReplayed counts the WAL replayed from the clone's start`);
+    } else if (f.restoreSource) {
+      f.notes.push(`asked to restore from the warm standby, restored backup ${plan.backup.backupId} instead: ${f.restoreSource.why}`);
+    }
     // 4. replay-wal to the target and pause (archive_mode off in the drill copy).
     f.replay = await run.step('replay-wal', () => host.replayWal({ ...ref, target, workflowId, runId }), (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}; ${r.walSegmentsReplayed} segments`);
     // 5. run-invariants on the paused copy. A failed invariant fails the drill but the
@@ -169,6 +187,13 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
       details: [{ failures: v.failures, evidence: evidenceAt }],
     });
   });
+}
+
+/** Why the standby cannot serve before any activity is asked, or the drill host's answer. */
+async function cloneStandby(runbook: { name: string; standby?: { host: string } }, drillHost: string, ask: () => Promise<UseStandbyResult>): Promise<UseStandbyResult> {
+  if (!runbook.standby) return { used: false, why: `runbook ${runbook.name} declares no standby` };
+  if (runbook.standby.host !== drillHost) return { used: false, why: `the standby is on host ${runbook.standby.host} and the drill on host ${drillHost}: the standby is cloned over loopback, on its own host` };
+  return ask();
 }
 
 function firstFailure(run: DrillRun): DrillStepId | undefined {

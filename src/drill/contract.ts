@@ -5,7 +5,7 @@
 // Imported by workflow code (zod works in the sandbox) and by activities and
 // the CLI: keep it free of Node builtins.
 import { z } from 'zod';
-import { Target } from '../recovery/contract';
+import { Target, type UseStandbyInput, type UseStandbyResult } from '../recovery/contract';
 
 export const DrillInput = z.strictObject({
   runbook: z.string({ error: 'expected the runbook name, e.g. "orders"' }).min(1, { error: 'expected the runbook name' }),
@@ -13,6 +13,14 @@ export const DrillInput = z.strictObject({
   target: Target.optional(),
   /** Leave the promoted drill copy running for inspection instead of removing it. */
   keep: z.boolean({ error: 'expected true or false' }).optional(),
+  /**
+   * Where the drill's copy comes from: 'backup' (the default: the drill
+   * proves the backups restore) or 'standby': a clone of the runbook's warm
+   * standby taken with pg_basebackup while it keeps replaying (never the
+   * standby itself); a standby that cannot serve falls back to the backup,
+   * with the reason in the evidence.
+   */
+  source: z.enum(['backup', 'standby'], { error: 'expected "backup" or "standby"' }).optional(),
 });
 export type DrillInput = z.input<typeof DrillInput>;
 
@@ -65,9 +73,13 @@ export interface TeardownResult {
   left?: string;
 }
 
+/** cloneStandbyForDrill: a copy of the running warm standby into drill.dataDir (src/drill/from-standby.ts). */
+export type CloneStandbyInput = Pick<UseStandbyInput, 'runbook' | 'target' | 'restorePoint' | 'workflowId' | 'runId'>;
+
 /** The activities only restoreDrill calls (activities/drill.ts); it reuses the recovery's for the rest. */
 export interface DrillActivities {
   pickDrillTarget(input: { runbook: string }): Promise<DrillTarget>;
   smokeWrite(input: { runbook: string; workflowId: string }): Promise<SmokeWriteResult>;
   teardownDrill(input: { runbook: string; workflowId: string }): Promise<TeardownResult>;
+  cloneStandbyForDrill(input: CloneStandbyInput): Promise<UseStandbyResult>;
 }

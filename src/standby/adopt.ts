@@ -190,7 +190,7 @@ async function resumeStandby(runbook: Runbook): Promise<void> {
  * is before it. A restore point: the archive holds one of that name after
  * the standby's position (pg_waldump, as preflight reads it). Latest: always.
  */
-async function isBeforeTarget(runbook: Runbook, target: Target, at: { lsn: string; time?: string }, backupId: string, backup: RestoreMarker['backup'], found?: UseStandbyInput['restorePoint']): Promise<true | string> {
+export async function isBeforeTarget(runbook: Runbook, target: Target, at: { lsn: string; time?: string }, backupId: string, backup: RestoreMarker['backup'], found?: UseStandbyInput['restorePoint']): Promise<true | string> {
   if ('latest' in target) return true;
   if ('lsn' in target) return parseLsn(at.lsn) < parseLsn(target.lsn) ? true : `at or after ${describeTarget(target)}`;
   const repo = await openRepository(runbook.repository.url, runbook.repository);

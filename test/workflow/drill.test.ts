@@ -16,6 +16,7 @@ import { temporalAddress } from '../harness/services';
 import { testRunbook, workflowBundle } from './recovery-harness';
 
 const TARGET = '2026-11-21T14:31:59.000Z';
+const CLONE_SOURCE = { from: '/tmp/lifeboat-fake/standby', replayLsn: '0/7000100', backupId: '20261120T000000Z', walSegmentSize: 16777216 };
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
@@ -36,6 +37,8 @@ interface FakeOpts {
   replayFails?: { type: string; message: string };
   /** Replay reports no commit time: nothing committed between the backup and the target. */
   noCommit?: boolean;
+  /** cloneStandbyForDrill declines with this reason (else it clones). */
+  standbyDeclines?: string;
 }
 
 type Used = Pick<RecoveryActivities, 'preflight' | 'checkRestoreSite' | 'restoreBaseBackup' | 'replayWal' | 'runInvariants' | 'promoteRestored' | 'writeEvidence'> &
@@ -84,6 +87,11 @@ function fakes(runbook: Runbook, f: Fakes, o: FakeOpts): Used {
     async smokeWrite() {
       f.log.push('smokeWrite');
       return { writableAt: TARGET, table: 'lifeboat_drill_smoke', id: '1', lsn: '0/9000200' };
+    },
+    async cloneStandbyForDrill(i) {
+      f.log.push(`cloneStandbyForDrill ${JSON.stringify(i.target)}`);
+      if (o.standbyDeclines) return { used: false, why: o.standbyDeclines };
+      return { used: true, why: 'the standby (delay 1h) had replayed to LSN 0/7000000, before the target: cloned', result: { dataDir: runbook.drill!.dataDir, port: runbook.drill!.port, bytes: 30 << 20, files: 900, finishedAt: TARGET, standby: CLONE_SOURCE } };
     },
     async teardownDrill() {
       f.log.push('teardownDrill');
@@ -144,6 +152,35 @@ describe('restoreDrill orchestration', () => {
     expect(evidence.objectives).toMatchObject({ rpoMet: true, rtoMet: true });
     expect(f.evidence).toEqual([evidence]);
     expect(f.notified).toEqual([]);
+  });
+
+  it('restores from a clone of the warm standby when asked (evidence: source standby, its backup), and from the backup with the reason when the standby cannot serve', async () => {
+    const withStandby = (host: string) => ({ standby: { host, dataDir: '/tmp/lifeboat-fake/standby', port: 6002, delay: '1h' } });
+    // The standby on the drill host: harness() names its host drillfake<pid>x<seq> with the next seq.
+    const { f, run, runbook } = await harness({ rpoSeconds: 2, runbook: withStandby(`drillfake${process.pid}x${seq + 1}`) });
+    expect(runbook.standby?.host).toBe(runbook.drill!.host);
+    const evidence = (await run({ target: { time: TARGET }, source: 'standby' })) as Evidence;
+    expect(f.log).toEqual(['preflight drill', `cloneStandbyForDrill {"time":"${TARGET}"}`, 'replayWal drill', 'runInvariants drill', 'promoteRestored drill', 'smokeWrite', 'teardownDrill']);
+    expect(evidence.validationStatus).toBe('passed');
+    expect(evidence.restoreSource).toEqual({ kind: 'standby', why: 'the standby (delay 1h) had replayed to LSN 0/7000000, before the target: cloned', standby: CLONE_SOURCE });
+    expect(evidence.backupId).toBe('20261120T000000Z');
+    expect(evidence.steps.find((s) => s.id === 'restore-base-backup')?.summary).toBe(
+      `standby clone: 30 MiB from /tmp/lifeboat-fake/standby (pg_basebackup from the standby, which kept replaying) into ${runbook.drill!.dataDir}`,
+    );
+    expect(evidence.notes).toContain(
+      "restored from a clone of the warm standby /tmp/lifeboat-fake/standby (built from backup 20261120T000000Z, consistent at LSN 0/7000100); the standby kept replaying and was not touched; walSegmentsReplayed counts the WAL replayed from the clone's start",
+    );
+
+    const declined = await harness({ rpoSeconds: 2, standbyDeclines: 'the standby is not usable: its PostgreSQL is not running', runbook: withStandby(`drillfake${process.pid}x${seq + 1}`) });
+    const fellBack = (await declined.run({ target: { time: TARGET }, source: 'standby' })) as Evidence;
+    expect(declined.f.log.slice(0, 3)).toEqual(['preflight drill', `cloneStandbyForDrill {"time":"${TARGET}"}`, 'restoreBaseBackup drill']);
+    expect(fellBack.restoreSource).toEqual({ kind: 'backup', why: 'the standby is not usable: its PostgreSQL is not running' });
+    expect(fellBack.backupId).toBe('20261121T120000Z');
+    expect(fellBack.notes).toContain('asked to restore from the warm standby, restored backup 20261121T120000Z instead: the standby is not usable: its PostgreSQL is not running');
+    // Without the option a drill never asks for a clone.
+    const plain = await harness({ rpoSeconds: 2, runbook: withStandby(`drillfake${process.pid}x${seq + 1}`) });
+    expect(((await plain.run({ target: { time: TARGET } })) as Evidence).restoreSource).toBeUndefined();
+    expect(plain.f.log).not.toContainEqual(expect.stringMatching(/^cloneStandbyForDrill/));
   });
 
   it('reports an observed RPO of 0 with the reason when nothing committed between the backup and the target', async () => {

@@ -4,7 +4,7 @@
 // step, a failed invariant or a missed objective fails the drill, and each
 // is named in the notes.
 import { RTO_PHASES, type SmokeWriteResult } from '../../src/drill/contract';
-import type { BackupChoice, Evidence, InvariantResult, ReplayResult, RestoreResult, Target } from '../../src/recovery/contract';
+import type { BackupChoice, Evidence, InvariantResult, ReplayResult, RestoreResult, RestoreSource, Target } from '../../src/recovery/contract';
 import type { Runbook } from '../../src/runbook/schema';
 import { observedRpo } from '../recovery/evidence';
 import { DrillRun } from './run';
@@ -22,6 +22,8 @@ export interface DrillFacts {
   invariants?: InvariantResult[];
   promotedAt?: string;
   smoke?: SmokeWriteResult;
+  /** Set when the drill was asked to use the warm standby: which source restore-base-backup used, and why. */
+  restoreSource?: RestoreSource;
   notes: string[];
 }
 
@@ -102,7 +104,8 @@ export function buildDrillEvidence(run: DrillRun, f: DrillFacts, m: Measured, v:
     runbook: f.runbook.name,
     cluster: f.cluster,
     mode: 'side-by-side',
-    ...(f.backup ? { backupId: f.backup.backupId } : {}),
+    // A clone of the standby restored the standby's base backup, not preflight's choice.
+    ...(f.restoreSource?.standby ? { backupId: f.restoreSource.standby.backupId } : f.backup ? { backupId: f.backup.backupId } : {}),
     // Only when pick-target itself failed is there no target; the notes say so.
     target: f.target ?? { latest: true },
     startedAt: f.startedAt,
@@ -115,6 +118,7 @@ export function buildDrillEvidence(run: DrillRun, f: DrillFacts, m: Measured, v:
     ...(f.replay ? { walSegmentsReplayed: f.replay.walSegmentsReplayed, walBytesReplayed: f.replay.walBytesReplayed } : {}),
     // Bytes of the data directory as extracted; the backup's own figure when the restore did not finish.
     ...(f.restored ? { baseBackupBytes: f.restored.bytes } : f.backup ? { baseBackupBytes: f.backup.sizeBytes } : {}),
+    ...(f.restoreSource ? { restoreSource: f.restoreSource } : {}),
     invariants: f.invariants ?? [],
     approvals: [],
     steps: run.evidenceSteps().map((s) => (s.id === 'record-evidence' && s.state === 'running' ? { ...s, state: 'done' as const, finishedAt } : s)),

@@ -68,6 +68,7 @@ export function drillHostActivities(drillHost: string) {
     pickDrillTarget: short.pickDrillTarget,
     checkRestoreSite: short.checkRestoreSite,
     restoreBaseBackup: long.restoreBaseBackup,
+    cloneStandbyForDrill: long.cloneStandbyForDrill,
     replayWal: long.replayWal,
     runInvariants: short.runInvariants,
     promoteRestored: short.promoteRestored,
