@@ -6,8 +6,10 @@
 // target after it takes the standby over, and the promoted copy holds
 // exactly the rows of the target. The 1 h delay holds every later commit
 // back for longer than the test runs: nothing depends on timing. A drill
-// runs first and leaves the standby alone.
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+// runs first and leaves the standby alone; a drill asked to use the standby
+// (source: 'standby') clones it while it replays, reaches the target past
+// the commit the standby holds back, and leaves it in its own directory.
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { Client } from 'pg';
@@ -51,7 +53,7 @@ const seconds = (e: Evidence, id: string) => {
 };
 
 describe('recoverToPointInTime with a warm standby, on real services', () => {
-  it('leaves the standby to a drill, restores an older target from a backup (evidence says why) and takes the standby over for a target after its position', async () => {
+  it('leaves the standby to a drill, lets a drill clone it (never take it), restores an older target from a backup (evidence says why) and takes the standby over for a target after its position', async () => {
     const cluster = await backedUpCluster('sbe2e', cleanups);
     const { tc } = cluster;
     await tc.pg.query('create table t (id int primary key, batch int)');
@@ -71,6 +73,7 @@ describe('recoverToPointInTime with a warm standby, on real services', () => {
     });
     const built = await buildStandby(runbook);
     expect(built).toMatchObject({ action: 'built', backupId: newest.backupId });
+    const beforeBatch3 = await at();
     await tc.pg.query(`insert into t select g, 3 from generate_series(201, 300) g`);
     const afterStandby = await at();
     await tc.pg.query(`insert into t select g, 4 from generate_series(301, 400) g`);
@@ -86,6 +89,33 @@ describe('recoverToPointInTime with a warm standby, on real services', () => {
     expect(drilled.steps.find((s) => s.id === 'restore-base-backup')?.summary).toMatch(/ MiB into /);
     expect(drilled.notes).toContainEqual(expect.stringMatching(new RegExp(`^warm standby, not used by drills \\(they prove the backups restore\\): standby ${runbook.standby!.dataDir} \\(port ${port}, delay 1h\\): replaying, `)));
     expect(await readStandbyStatus(runbook)).toMatchObject({ state: 'replaying', healthy: true, waitingForDelay: true });
+
+    // 0b. A drill asked to use the standby clones it (pg_basebackup from the running standby) and never takes it:
+    //     the clone replays to the target, the invariants pass, and the standby is left replaying in its own directory.
+    const sbDir = runbook.standby!.dataDir;
+    const before = { ino: statSync(sbDir).ino, marker: readFileSync(path.join(sbDir, '.lifeboat-restore.json'), 'utf8'), lsn: (await observeStandby(runbook)).lsn! };
+    const fromStandby = await client.workflow.start('restoreDrill', { taskQueue, workflowId: `drill-${cluster.name}-standby`, args: [{ runbook: cluster.name, target: { time: afterStandby }, source: 'standby' }] });
+    const cloned = (await fromStandby.result()) as Evidence;
+    expect(cloned.validationStatus).toBe('passed');
+    expect(cloned.invariants.length).toBeGreaterThan(0);
+    expect(cloned.invariants.every((i) => i.passed)).toBe(true);
+    expect(cloned.restoreSource?.kind).toBe('standby');
+    expect(cloned.restoreSource?.why).toMatch(new RegExp(`^the standby \\(delay 1h\\) had replayed to LSN [0-9A-F]+/[0-9A-F]+.*, before time ${afterStandby.replace(/[.]/g, '\\.')}: cloned with pg_basebackup from the standby \\(consistent at LSN [0-9A-F]+/[0-9A-F]+\\) while it kept replaying, instead of restoring a backup$`));
+    expect(cloned.restoreSource?.standby).toMatchObject({ from: sbDir, backupId: newest.backupId, walSegmentSize: 16777216 });
+    expect(cloned.backupId).toBe(newest.backupId);
+    expect(cloned.steps.find((s) => s.id === 'restore-base-backup')?.summary).toMatch(new RegExp(`^standby clone: \\d+ MiB from ${sbDir} \\(pg_basebackup from the standby, which kept replaying\\) into ${runbook.drill!.dataDir}$`));
+    // It reached its target, past the commit the standby holds back: its last replayed commit is batch 3's (batch 4's is after the target).
+    expect(cloned.replayedToTime! > beforeBatch3 && cloned.replayedToTime! <= afterStandby).toBe(true);
+    expect(cloned.steps.find((s) => s.id === 'replay-wal')?.summary).toMatch(/^paused at [0-9A-F]+\/[0-9A-F]+, last commit /);
+    expect(existsSync(runbook.drill!.dataDir)).toBe(false);
+    // The standby: the same directory and marker, still in recovery, not paused, holding batch 3 back, never behind where it was.
+    expect(statSync(sbDir).ino).toBe(before.ino);
+    expect(readFileSync(path.join(sbDir, '.lifeboat-restore.json'), 'utf8')).toBe(before.marker);
+    const after = await readStandbyStatus(runbook);
+    expect(after).toMatchObject({ state: 'replaying', healthy: true, waitingForDelay: true, pauseState: 'not paused' });
+    const lsnNum = (l: string) => BigInt(`0x${l.split('/')[0]}`) * 2n ** 32n + BigInt(`0x${l.split('/')[1]}`);
+    expect(lsnNum(after.replayLsn!) >= lsnNum(before.lsn)).toBe(true);
+    process.stdout.write(`drill from the standby (small database, loaded machine): clone ${seconds(cloned, 'restore-base-backup')} s, replay ${seconds(cloned, 'replay-wal')} s, RTO observed ${cloned.rtoObservedSeconds} s; drill from the backup: restore ${seconds(drilled, 'restore-base-backup')} s, replay ${seconds(drilled, 'replay-wal')} s, RTO observed ${drilled.rtoObservedSeconds} s\n`);
 
     // 1. A target before the standby's position: restored from the older backup, then rejected (nothing promoted).
     const early = await client.workflow.start('recoverToPointInTime', { taskQueue, workflowId: `recover-${cluster.name}-early`, args: [{ runbook: cluster.name, target: { time: beforeStandby } }] });
