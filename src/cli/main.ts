@@ -338,6 +338,7 @@ temporalOptions(
       .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)'),
   )
     .option('--keep', 'leave the drill instance running after the drill (for a look), instead of tearing it down')
+    .option('--from-standby', "restore the drill's copy from a clone of the runbook's warm standby (pg_basebackup from it while it keeps replaying; it is never taken) instead of a backup; a standby that cannot serve (unhealthy, another host, past the target) falls back to the backup, with the reason in the evidence")
     .option('--no-wait', 'print the workflow id and return at once')
     .option('--json', 'print {workflowId, runId, evidenceKey, evidence} as JSON')
     .option('--schedule <cron>', "instead: create or update the Temporal Schedule lifeboat-drill-<runbook> (cron in UTC, e.g. '0 3 * * *' or '@daily'); a run still going when the next is due is skipped"),

@@ -3,6 +3,7 @@
 // evidence, teardown) and wait for its figures; or, with --schedule, create
 // or update the runbook's drill schedule (lifeboat-drill-<runbook>).
 import { connectClient, timestampedId } from '../../client/temporal';
+import { LifeboatError } from '../../errors';
 import { checkRecord } from '../../evidence/list';
 import { evidenceLines } from '../../evidence/figures';
 import type { Evidence, Target } from '../../recovery/contract';
@@ -17,7 +18,7 @@ import { requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions
 import { printJson } from '../run';
 import { targetFromFlags, type TargetFlags } from '../target-options';
 
-type Options = RepoOptions & TemporalOptions & TargetFlags & { keep?: boolean; wait?: boolean; json?: boolean; schedule?: string };
+type Options = RepoOptions & TemporalOptions & TargetFlags & { keep?: boolean; fromStandby?: boolean; wait?: boolean; json?: boolean; schedule?: string };
 
 export async function run(opts: Options): Promise<number> {
   // A bad cron is a usage error naming --schedule, before the runbook is even read.
@@ -27,7 +28,12 @@ export async function run(opts: Options): Promise<number> {
   const anyTarget = [opts.toTime, opts.toName, opts.toLsn, opts.toXid].some((v) => v !== undefined) || opts.toLatest === true;
   // No target: the drill picks a random time in the runbook's drill.targetWindow.
   const target: Target | undefined = anyTarget ? targetFromFlags(opts, 'drill') : undefined;
-  const input = { runbook: runbook.name, ...(target ? { target } : {}), ...(opts.keep ? { keep: true } : {}) };
+  if (opts.fromStandby && !runbook.standby) {
+    throw new LifeboatError('INPUT_INVALID', `--from-standby: runbook ${runbook.name} declares no warm standby`, {
+      hints: ['add a standby: section (host, dataDir, port, delay), build it with lifeboat standby build, or run the drill without --from-standby'],
+    });
+  }
+  const input = { runbook: runbook.name, ...(target ? { target } : {}), ...(opts.keep ? { keep: true } : {}), ...(opts.fromStandby ? { source: 'standby' as const } : {}) };
   if (opts.schedule !== undefined) return scheduleCommand({ ...opts, schedule: opts.schedule }, 'drill', runbook.name, input);
 
   const { address, namespace } = temporalAddress(opts);
