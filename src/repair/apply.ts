@@ -1,11 +1,12 @@
-// Applying a repair plan (classify.ts) on the live primary, in ONE
-// transaction: either every restored row, the sequences and the audit row
-// commit together, or nothing does.
+// Applying a repair's plans (classify.ts, one per table) on the live primary,
+// in ONE transaction (applyPlans; applyPlan is the one-table case): either
+// every restored row of every table, the sequences and the audit rows commit
+// together, or nothing does.
 //
-// - Rows are loaded into a temporary staging table (ON COMMIT DROP) in
-//   batched multi-row INSERTs (pg-copy-streams is not a dependency), then
-//   restored by one `UPDATE ... FROM staging` and one
-//   `INSERT ... SELECT ... ON CONFLICT DO NOTHING`.
+// - Each table's rows are loaded into a temporary staging table (ON COMMIT
+//   DROP, dropped after the table) in batched multi-row INSERTs
+//   (pg-copy-streams is not a dependency), then restored by one
+//   `UPDATE ... FROM staging` and one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`.
 // - The guard: an UPDATE only touches a row whose every compared column, as text, is
 //   still IS NOT DISTINCT FROM the value classify saw (A, or N as shown). In
 //   READ COMMITTED a row another transaction changes while we wait for its
@@ -18,20 +19,27 @@
 // - Triggers fire: they are the application's (an updated_at stamp, an
 //   outbox row); disabling them needs superuser or table ownership and would
 //   hide the repair from what depends on them. Foreign keys are checked as
-//   always: a restored row pointing at a parent deleted since makes the whole
+//   always: tables are restored parents first (fk-order.ts), DEFERRABLE keys
+//   are deferred to the commit (SET CONSTRAINTS ALL DEFERRED), and a restored
+//   row pointing at a parent deleted since (and not restored) makes the whole
 //   transaction fail with SQL_FAILED naming the constraint, nothing applied.
+//   A cycle of NOT DEFERRABLE keys between repaired tables is tried in the
+//   given order; when its rows refer to each other it fails the same way,
+//   with a hint to make the keys DEFERRABLE or repair the tables apart.
 // - Sequences owned by a column of the table are moved to at least the
 //   column's max after inserts (never backwards).
 // - Audit: one row per repaired table in <auditSchema>.lifeboat_repair_audit
-//   (created on first use; auditSchema defaults to current_schema()). Its
-//   primary key (repair_id, table_name) makes apply idempotent: a row for this
-//   repair and table means the repair committed, and apply returns it as
-//   "already applied"; a crash during commit leaves either both or neither.
+//   (created on first use; auditSchema defaults to current_schema()), all
+//   written last in the same transaction. Its primary key (repair_id,
+//   table_name) makes apply idempotent: a row for this repair and table means
+//   that table's restore committed, and apply returns it as "already applied";
+//   a crash during commit leaves all of a repair's rows or none.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { ClientBase } from 'pg';
 import { LifeboatError, errorMessage } from '../errors';
 import { SAFE_CLASSES, type PlanHeader, type PlanRow, type RepairClass } from './classify';
+import { parentsFirst } from './fk-order';
 import { ident, matchShapes, pinTextFormat, readTableShape } from './keys';
 import { STAGING, repairStatements } from './sql';
 
@@ -81,11 +89,30 @@ async function auditTableName(client: ClientBase, schema: string | undefined): P
   return `${ident(s)}.${AUDIT_TABLE}`;
 }
 
-async function readPlan(file: string): Promise<{ header: PlanHeader; rows: AsyncGenerator<PlanRow> }> {
-  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity })[Symbol.asyncIterator]();
-  const first = await lines.next();
+interface OpenPlan {
+  file: string;
+  header: PlanHeader;
+  rows: AsyncGenerator<PlanRow>;
+  close(): void;
+}
+
+async function readPlan(file: string): Promise<OpenPlan> {
+  const input = createReadStream(file);
+  const rl = createInterface({ input, crlfDelay: Infinity });
+  const lines = rl[Symbol.asyncIterator]();
+  const close = () => {
+    rl.close();
+    input.destroy();
+  };
+  const first = await lines.next().catch((err: unknown) => {
+    close();
+    throw err;
+  });
   const header = first.done ? undefined : (JSON.parse(first.value) as PlanHeader);
-  if (!header || header.lifeboatRepairPlan !== 1) throw new LifeboatError('INPUT_INVALID', `${file} is not a repair plan (no header line)`, { hints: ['plans are written by classify'] });
+  if (!header || header.lifeboatRepairPlan !== 1) {
+    close();
+    throw new LifeboatError('INPUT_INVALID', `${file} is not a repair plan (no header line)`, { hints: ['plans are written by classify'] });
+  }
   async function* rows(): AsyncGenerator<PlanRow> {
     for (;;) {
       const next = await lines.next();
@@ -93,13 +120,47 @@ async function readPlan(file: string): Promise<{ header: PlanHeader; rows: Async
       if (next.value !== '') yield JSON.parse(next.value) as PlanRow;
     }
   }
-  return { header, rows: rows() };
+  return { file, header, rows: rows(), close };
 }
 
+/** One table's plan applied in a transaction of its own (applyPlans with one plan). */
 export async function applyPlan(client: ClientBase, opts: ApplyOptions): Promise<ApplyResult> {
+  const { planFile, onProgress, ...rest } = opts;
+  const [result] = await applyPlans(client, { ...rest, planFiles: [planFile], ...(onProgress ? { onProgress: (_table: string, rows: number) => onProgress(rows) } : {}) });
+  return result!;
+}
+
+export interface ApplyPlansOptions extends Omit<ApplyOptions, 'planFile' | 'onProgress'> {
+  /** One plan per table, each table at most once; the results come back in this order. */
+  planFiles: readonly string[];
+  onProgress?: (table: string, rowsLoaded: number) => void;
+}
+
+/**
+ * Every table's plan applied in ONE transaction: all staging loads, guarded
+ * restores, sequence moves and audit rows commit together or not at all.
+ * Tables run parents first (fk-order.ts); SET CONSTRAINTS ALL DEFERRED moves
+ * DEFERRABLE foreign keys' checks to COMMIT. A table that already has this
+ * repair's audit row (every table, after a committed attempt; some, after
+ * per-table applies of an older Lifeboat) is reported "already applied" and
+ * not touched again; the others are applied.
+ */
+export async function applyPlans(client: ClientBase, opts: ApplyPlansOptions): Promise<ApplyResult[]> {
   const classes = opts.classes ?? SAFE_CLASSES;
-  const { header, rows } = await readPlan(opts.planFile);
+  const plans: OpenPlan[] = [];
+  const closeAll = () => plans.forEach((p) => p.close());
+  try {
+    for (const f of opts.planFiles) plans.push(await readPlan(f));
+  } catch (err) {
+    closeAll();
+    throw err;
+  }
+  if (plans.length === 0) return [];
+  const named = plans.map((p) => p.header.table);
   const started = Date.now();
+  /** What the transaction was doing when it failed (for the message of a several-table repair). */
+  let at = 'its start';
+  let cycle: string[] = [];
   await client.query('begin isolation level read committed');
   try {
     await pinTextFormat(client);
@@ -110,11 +171,27 @@ export async function applyPlan(client: ClientBase, opts: ApplyOptions): Promise
     // writers wait) until that wait ends. Polling the socket every second
     // (PostgreSQL 14+, Linux) ends it and rolls it back instead.
     await client.query(`select set_config('client_connection_check_interval', '1000', true) where current_setting('server_version_num')::int >= 140000`);
+    // DEFERRABLE foreign keys (between repaired tables, or reached by the
+    // application's triggers) are checked at COMMIT, still inside this
+    // transaction; NOT DEFERRABLE ones per statement, hence parents first.
+    await client.query('set constraints all deferred');
     const audit = await auditTableName(client, opts.auditSchema);
-    // The plan's columns, matched by name on the table as it is now (a column
+    // The plans' columns, matched by name on each table as it is now (a column
     // added since is left alone; one dropped or retyped since refuses).
-    const live = await readTableShape(client, header.table);
-    const { shape } = matchShapes('the live primary at apply', { ...header, qualified: header.table }, live);
+    const shapes = [];
+    for (const p of plans) {
+      at = p.header.table;
+      const live = await readTableShape(client, p.header.table);
+      shapes.push(matchShapes('the live primary at apply', { ...p.header, qualified: p.header.table }, live).shape);
+    }
+    at = 'its start';
+    const qualified = shapes.map((s) => s.qualified);
+    const twice = qualified.filter((q, i) => qualified.indexOf(q) !== i);
+    if (twice.length > 0) {
+      throw new LifeboatError('INPUT_INVALID', `repair ${opts.repairId} names ${[...new Set(twice)].join(', ')} more than once: one plan per table`, {
+        hints: ['list each table once (the diff writes one plan per table)', 'nothing was applied'],
+      });
+    }
     await client.query(
       `create table if not exists ${audit} (
          repair_id text not null, table_name text not null,
@@ -123,110 +200,150 @@ export async function applyPlan(client: ClientBase, opts: ApplyOptions): Promise
          applied_by text not null default current_user, applied_at timestamptz not null default now(),
          primary key (repair_id, table_name))`,
     );
-    // Two applies of one repair at once: the second waits here, then sees the first's row.
-    await client.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [`lifeboat-repair:${opts.repairId}:${shape.qualified}`]);
-    const prior = await client.query<{ updated: string; inserted: string; skipped: string }>(
-      `select updated::text, inserted::text, skipped::text from ${audit} where repair_id = $1 and table_name = $2`,
-      [opts.repairId, shape.qualified],
+    // Two applies of one repair at once: the second waits here, then sees the
+    // first's rows. One lock per table (the key a one-table apply has always
+    // taken), in one order, so two applies never wait on each other crosswise.
+    for (const q of [...qualified].sort()) {
+      await client.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [`lifeboat-repair:${opts.repairId}:${q}`]);
+    }
+    const prior = await client.query<{ table_name: string; updated: string; inserted: string; skipped: string }>(
+      `select table_name, updated::text, inserted::text, skipped::text from ${audit} where repair_id = $1 and table_name = any($2::text[])`,
+      [opts.repairId, qualified],
     );
-    if (prior.rows[0]) {
-      await client.query('rollback');
-      const p = prior.rows[0];
+    const results: Array<Omit<ApplyResult, 'transactionMs' | 'lockedMs'> & { lockedFrom?: number }> = shapes.map((s) => {
+      const p = prior.rows.find((r) => r.table_name === s.qualified);
       return {
-        repairId: opts.repairId, table: shape.qualified, alreadyApplied: true,
-        updated: Number(p.updated), inserted: Number(p.inserted), skipped: Number(p.skipped), skippedKeys: [], sequencesAdvanced: [],
-        auditTable: audit, transactionMs: Date.now() - started, lockedMs: 0,
+        repairId: opts.repairId, table: s.qualified, alreadyApplied: p !== undefined,
+        updated: Number(p?.updated ?? 0), inserted: Number(p?.inserted ?? 0), skipped: Number(p?.skipped ?? 0),
+        skippedKeys: [], sequencesAdvanced: [], auditTable: audit,
       };
-    }
-
-    const cols = shape.columns;
-    const nk = shape.keyColumns.length;
-    const st = repairStatements(shape);
-    await client.query(st.createStaging);
-    const perRow = st.stagingColumns.length;
-    const batchRows = Math.max(1, Math.floor(30_000 / perRow));
-    let batch: unknown[] = [];
-    let loaded = 0;
-    const flush = async () => {
-      if (batch.length === 0) return;
-      const nrows = batch.length / perRow;
-      const values = Array.from({ length: nrows }, (_, r) => `(${Array.from({ length: perRow }, (_, c) => `$${r * perRow + c + 1}`).join(',')})`).join(',');
-      await client.query(`insert into ${STAGING} (${st.stagingColumns.join(',')}) values ${values}`, batch);
-      batch = [];
-      opts.onProgress?.(loaded);
+    });
+    const todo = results.flatMap((r, i) => (r.alreadyApplied ? [] : [i]));
+    const finished = () => {
+      const end = Date.now();
+      return results.map(({ lockedFrom, ...r }) => ({ ...r, transactionMs: end - started, lockedMs: lockedFrom === undefined ? 0 : end - lockedFrom }));
     };
-    for await (const r of rows) {
-      if (!classes.includes(r.class)) continue;
-      loaded += 1;
-      const expect = r.expect ?? cols.map(() => null);
-      batch.push(loaded, r.expect ? 'update' : 'insert', ...r.key, ...r.restore, ...expect);
-      if (batch.length >= batchRows * perRow) await flush();
+    if (todo.length === 0) {
+      await client.query('rollback');
+      closeAll();
+      return finished();
     }
-    await flush();
-    await client.query(`analyze ${STAGING}`);
+    const ordered = await parentsFirst(client, todo.map((i) => qualified[i]!));
+    cycle = ordered.cycle;
 
-    // From the first restored row on, its row lock is held until commit: lockedMs is what writers of those rows wait at most.
-    const lockedFrom = Date.now();
-    const updated = st.update ? Number((await client.query<{ n: string }>(st.update)).rows[0]?.n ?? 0) : 0;
-    const inserted = Number((await client.query<{ n: string }>(st.insert)).rows[0]?.n ?? 0);
-    const skippedRes = await client.query<Record<string, string>>(st.skipped, [opts.skippedKeysLimit ?? 1000]);
-    const skipped = Number(skippedRes.rows[0]?.total ?? 0);
-    const skippedKeys = skippedRes.rows.map((r) => Array.from({ length: nk }, (_, j) => r[`k${j}`]!));
+    for (const i of ordered.order.map((j) => todo[j]!)) {
+      const shape = shapes[i]!;
+      const res = results[i]!;
+      at = shape.qualified;
+      const cols = shape.columns;
+      const nk = shape.keyColumns.length;
+      const st = repairStatements(shape);
+      await client.query(st.createStaging);
+      const perRow = st.stagingColumns.length;
+      const batchRows = Math.max(1, Math.floor(30_000 / perRow));
+      let batch: unknown[] = [];
+      let loaded = 0;
+      const flush = async () => {
+        if (batch.length === 0) return;
+        const nrows = batch.length / perRow;
+        const values = Array.from({ length: nrows }, (_, r) => `(${Array.from({ length: perRow }, (_, c) => `$${r * perRow + c + 1}`).join(',')})`).join(',');
+        await client.query(`insert into ${STAGING} (${st.stagingColumns.join(',')}) values ${values}`, batch);
+        batch = [];
+        opts.onProgress?.(shape.qualified, loaded);
+      };
+      for await (const r of plans[i]!.rows) {
+        if (!classes.includes(r.class)) continue;
+        loaded += 1;
+        const expect = r.expect ?? cols.map(() => null);
+        batch.push(loaded, r.expect ? 'update' : 'insert', ...r.key, ...r.restore, ...expect);
+        if (batch.length >= batchRows * perRow) await flush();
+      }
+      await flush();
+      await client.query(`analyze ${STAGING}`);
 
-    const sequencesAdvanced: string[] = [];
-    if (inserted > 0) {
-      const seqs = await client.query<{ seq: string; col: string }>(
-        `select pg_get_serial_sequence($1, a.attname) as seq, a.attname as col
-           from pg_attribute a where a.attrelid = $1::regclass and a.attnum > 0 and not a.attisdropped
-            and pg_get_serial_sequence($1, a.attname) is not null`,
-        [shape.qualified],
-      );
-      for (const { seq, col } of seqs.rows) {
-        // setval(seq, max, true): the next value is max + 1. Only forwards:
-        // a sequence ahead of the column (the usual case) is left alone.
-        const r = await client.query<{ moved: boolean }>(
-          `select coalesce((select max(${ident(col)}) from ${shape.qualified}) > (select case when is_called then last_value else last_value - 1 end from ${seq}), false) as moved`,
+      // From this table's first restored row on, its row lock is held until
+      // the one commit: lockedMs is what writers of those rows wait at most.
+      res.lockedFrom = Date.now();
+      res.updated = st.update ? Number((await client.query<{ n: string }>(st.update)).rows[0]?.n ?? 0) : 0;
+      res.inserted = Number((await client.query<{ n: string }>(st.insert)).rows[0]?.n ?? 0);
+      const skippedRes = await client.query<Record<string, string>>(st.skipped, [opts.skippedKeysLimit ?? 1000]);
+      res.skipped = Number(skippedRes.rows[0]?.total ?? 0);
+      res.skippedKeys = skippedRes.rows.map((r) => Array.from({ length: nk }, (_, j) => r[`k${j}`]!));
+      // The next table stages under the same name (the SQL shown to approvers).
+      await client.query(`drop table ${STAGING}`);
+
+      if (res.inserted > 0) {
+        const seqs = await client.query<{ seq: string; col: string }>(
+          `select pg_get_serial_sequence($1, a.attname) as seq, a.attname as col
+             from pg_attribute a where a.attrelid = $1::regclass and a.attnum > 0 and not a.attisdropped
+              and pg_get_serial_sequence($1, a.attname) is not null`,
+          [shape.qualified],
         );
-        if (r.rows[0]?.moved) {
-          await client.query(`select setval($1, (select max(${ident(col)}) from ${shape.qualified}), true)`, [seq]);
-          sequencesAdvanced.push(seq);
+        for (const { seq, col } of seqs.rows) {
+          // setval(seq, max, true): the next value is max + 1. Only forwards:
+          // a sequence ahead of the column (the usual case) is left alone.
+          const r = await client.query<{ moved: boolean }>(
+            `select coalesce((select max(${ident(col)}) from ${shape.qualified}) > (select case when is_called then last_value else last_value - 1 end from ${seq}), false) as moved`,
+          );
+          if (r.rows[0]?.moved) {
+            await client.query(`select setval($1, (select max(${ident(col)}) from ${shape.qualified}), true)`, [seq]);
+            res.sequencesAdvanced.push(seq);
+          }
         }
       }
     }
 
-    await client.query(
-      `insert into ${audit} (repair_id, table_name, updated, inserted, skipped, classes, approved_by) values ($1, $2, $3, $4, $5, $6, $7)`,
-      [opts.repairId, shape.qualified, updated, inserted, skipped, [...classes], opts.approvedBy],
-    );
+    // The audit rows last, all in this transaction: present means every table's restore committed.
+    at = 'its audit rows';
+    for (const i of ordered.order.map((j) => todo[j]!)) {
+      const r = results[i]!;
+      await client.query(
+        `insert into ${audit} (repair_id, table_name, updated, inserted, skipped, classes, approved_by) values ($1, $2, $3, $4, $5, $6, $7)`,
+        [opts.repairId, r.table, r.updated, r.inserted, r.skipped, [...classes], opts.approvedBy],
+      );
+    }
+    at = 'commit (deferred constraints are checked there)';
     await client.query('commit');
-    return {
-      repairId: opts.repairId, table: shape.qualified, alreadyApplied: false,
-      updated, inserted, skipped, skippedKeys, sequencesAdvanced, auditTable: audit,
-      transactionMs: Date.now() - started, lockedMs: Date.now() - lockedFrom,
-    };
+    return finished();
   } catch (err) {
+    closeAll();
     await client.query('rollback').catch(() => undefined);
     if (err instanceof LifeboatError) throw err;
-    const pgErr = err as { code?: string; constraint?: string; detail?: string };
-    const what = `repair ${opts.repairId} of ${header.table} failed and was rolled back, nothing applied: ${errorMessage(err)}${pgErr.detail ? ` (${pgErr.detail})` : ''}`;
-    const hints =
-      pgErr.code === '23503'
-        ? [`foreign key ${pgErr.constraint ?? '?'}: a restored row refers to a row deleted since (or a row deleted since refers to it); restore the parent rows first (repair that table too) or exclude these keys`]
-        : pgErr.code === '55P03'
-          ? [`a row or table lock was not granted within lock_timeout (${opts.lockTimeoutMs ?? 'the role\'s'} ms): a long transaction holds rows of the table; find it in pg_stat_activity, then apply again`]
-          : pgErr.code === '42501'
-          ? [`the role lacks a privilege for the repair: SELECT, INSERT, UPDATE on the table, SELECT, UPDATE on its sequences, TEMPORARY on the database, CREATE on the audit schema; lifeboat grants --runbook <name> --repair-tables ${header.table} prints them`]
-          : ['the primary is unchanged: fix the cause and apply again (the same repair id is safe to retry)'];
-    // The connection lost (no SQLSTATE, or the server ended the session): the
-    // transaction did not commit unless COMMIT itself was in flight; either
-    // way a retry with the same repair id finds out from the audit row.
-    if (!pgErr.code || /^(08|57P)/.test(pgErr.code)) {
-      throw new LifeboatError('PG_UNREACHABLE', what.replace('failed and was rolled back, nothing applied', 'lost its connection to the primary'), {
-        cause: err,
-        hints: ['apply again with the same repair id: it restores the rows if the transaction did not commit, and says "already applied" if it did'],
-        details: { sqlstate: pgErr.code },
-      });
-    }
-    throw new LifeboatError(pgErr.code === '42501' ? 'PRIVILEGE_MISSING' : 'SQL_FAILED', what, { cause: err, hints, details: { sqlstate: pgErr.code } });
+    throw applyFailure(err, { repairId: opts.repairId, named, at, cycle, lockTimeoutMs: opts.lockTimeoutMs });
   }
+}
+
+/** A failed transaction as an operator reads it: which repair and tables, where it stopped, what to do. */
+function applyFailure(err: unknown, ctx: { repairId: string; named: string[]; at: string; cycle: string[]; lockTimeoutMs: number | undefined }): LifeboatError {
+  const pgErr = err as { code?: string; constraint?: string; detail?: string };
+  const one = ctx.named.length === 1;
+  const of = `repair ${ctx.repairId} of ${ctx.named.join(', ')}`;
+  const cause = `${errorMessage(err)}${pgErr.detail ? ` (${pgErr.detail})` : ''}`;
+  // The connection lost (no SQLSTATE, or the server ended the session): the
+  // transaction did not commit unless COMMIT itself was in flight; either
+  // way a retry with the same repair id finds out from the audit rows.
+  if (!pgErr.code || /^(08|57P)/.test(pgErr.code)) {
+    return new LifeboatError('PG_UNREACHABLE', `${of} lost its connection to the primary${one ? '' : ` at ${ctx.at}`}: ${cause}`, {
+      cause: err,
+      hints: [`apply again with the same repair id: it restores the rows if the transaction did not commit, and says "already applied" ${one ? '' : 'for every table '}if it did`],
+      details: { sqlstate: pgErr.code },
+    });
+  }
+  const hints =
+    pgErr.code === '23503'
+      ? [
+          `foreign key ${pgErr.constraint ?? '?'}: a restored row refers to a row deleted since (or a row deleted since refers to it); restore the parent rows first (repair that table too) or exclude these keys`,
+          ...(ctx.cycle.length > 0
+            ? [`the foreign keys between ${ctx.cycle.join(', ')} form a cycle and are NOT DEFERRABLE, so no order restores both sides: make them DEFERRABLE (ALTER TABLE ... ALTER CONSTRAINT ... DEFERRABLE; the repair then defers them to its commit) or repair these tables in separate runs`]
+            : []),
+        ]
+      : pgErr.code === '55P03'
+        ? [`a row or table lock was not granted within lock_timeout (${ctx.lockTimeoutMs ?? 'the role\'s'} ms): a long transaction holds rows of the table; find it in pg_stat_activity, then apply again`]
+        : pgErr.code === '42501'
+          ? [`the role lacks a privilege for the repair: SELECT, INSERT, UPDATE on the table, SELECT, UPDATE on its sequences, TEMPORARY on the database, CREATE on the audit schema; lifeboat grants --runbook <name> --repair-tables ${ctx.named.join(',')} prints them`]
+          : ['the primary is unchanged: fix the cause and apply again (the same repair id is safe to retry)'];
+  const what = one
+    ? `${of} failed and was rolled back, nothing applied: ${cause}`
+    : `${of} failed at ${ctx.at} and was rolled back, nothing applied to any of the ${ctx.named.length} tables: ${cause}`;
+  return new LifeboatError(pgErr.code === '42501' ? 'PRIVILEGE_MISSING' : 'SQL_FAILED', what, { cause: err, hints, details: { sqlstate: pgErr.code } });
 }
