@@ -60,8 +60,6 @@ export async function cloneStandbyForDrill(runbook: Runbook, input: CloneStandby
   const at = { lsn: status.replayLsn, ...(status.lastReplayTime ? { time: status.lastReplayTime } : {}) };
   const before = await isBeforeTarget(runbook, input.target, at, status.backupId, status.backup, input.restorePoint);
   if (before !== true) return { used: false, why: `the standby had replayed to LSN ${at.lsn}${at.time ? `, last commit ${at.time}` : ''}, ${before}: a copy of it cannot replay backwards, so the drill restores a backup` };
-  const sbMarker = await readMarker(standby.dataDir);
-  if (!sbMarker?.socketDir) return { used: false, why: `the standby's marker in ${standby.dataDir} names no socket directory (built by an older Lifeboat): rebuild it with lifeboat standby build --runbook ${runbook.name}` };
 
   // drill.dataDir as restore-base-backup takes it: claimed (with drill.port),
   // the port free, an earlier drill's copy moved aside, never deleted.
@@ -75,7 +73,7 @@ export async function cloneStandbyForDrill(runbook: Runbook, input: CloneStandby
     const kept = (await readdir(drill.dataDir)).filter(isKeptEntry);
     if (kept.length > 0) return { used: false, why: `drill.dataDir ${drill.dataDir} holds ${kept.join(', ')} (a mount point's kept entries): pg_basebackup writes only into an empty directory` };
 
-    const copied = await runCloneBackup(runbook, { socketPort: standby.port, target: drill.dataDir, label: `lifeboat drill ${input.workflowId} from standby` }, hooks).catch((err: unknown) => ({ failed: err }));
+    const copied = await runCloneBackup(runbook, { port: standby.port, target: drill.dataDir, label: `lifeboat drill ${input.workflowId} from standby` }, hooks).catch((err: unknown) => ({ failed: err }));
     if ('failed' in copied) {
       if (hooks.signal?.aborted) throw copied.failed;
       // pg_basebackup removes what it wrote when it fails: drill.dataDir is empty again.
@@ -132,10 +130,10 @@ function clonedWhy(runbook: Runbook, s: StandbySource, input: CloneStandbyInput,
  * copy's replay-wal fetches it from the archive like any restore. No fsync:
  * a drill copy is thrown away, and a crash mid-drill fails the drill anyway.
  */
-async function runCloneBackup(runbook: Runbook, c: { socketPort: number; target: string; label: string }, hooks: CloneHooks): Promise<{ bytes: number; files: number }> {
+async function runCloneBackup(runbook: Runbook, c: { port: number; target: string; label: string }, hooks: CloneHooks): Promise<{ bytes: number; files: number }> {
   const osUser = runbook.cluster.osUser;
   const libpq = primaryLibpqEnv(runbook);
-  const env = { ...baseEnv(), ...libpq, PGHOST: '127.0.0.1', PGPORT: String(c.socketPort), PGAPPNAME: 'lifeboat-drill-clone' };
+  const env = { ...baseEnv(), ...libpq, PGHOST: '127.0.0.1', PGPORT: String(c.port), PGAPPNAME: 'lifeboat-drill-clone' };
   const args = ['-D', c.target, '-Fp', '-X', 'none', '-c', 'fast', '-l', c.label, '--no-sync', '-P', '-w'];
   const [cmd, argv] = asUserArgv(osUser, `${runbook.cluster.pgBin}/pg_basebackup`, args);
   await new Promise<void>((resolve, reject) => {

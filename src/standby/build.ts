@@ -26,7 +26,7 @@ import { restoreBaseBackup } from '../restore/restore';
 import { restoreSite } from '../restore/site';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { clearRestoreFailure } from '../wal/get-failure';
-import { formatDelay, standbyOwner, writeStandbyConf } from './conf';
+import { ensureCloneHba, formatDelay, standbyOwner, writeStandbyConf } from './conf';
 import { observeStandby, readStandbyStatus, type StandbyStatus } from './status';
 
 /** After pg_ctl start, how long a missing postmaster may still be starting rather than dead (as replay.ts). */
@@ -123,10 +123,12 @@ async function configure(runbook: Runbook): Promise<boolean> {
   const marker = await requireOurMarker(site.dataDir, standbyOwner(runbook), 'standby build');
   const files = marker.logFile && marker.socketDir ? { logFile: marker.logFile, socketDir: marker.socketDir } : await runFiles(site.pg);
   const changed = await writeStandbyConf(runbook, site.dataDir, { port: site.port, socketDir: files.socketDir, delaySeconds: runbook.standby!.delay }, site.pg.osUser);
+  // A drill from the standby clones it over loopback as the runbook's role (conf.ts).
+  const hba = await ensureCloneHba(site.dataDir, runbook.cluster.primary.user, site.pg.osUser);
   if (marker.state !== 'replaying' || !marker.logFile) {
     await updateMarker(site.dataDir, marker, { state: 'replaying', target: { latest: true }, ...files }, site.pg.osUser);
   }
-  return changed;
+  return changed || hba;
 }
 
 /** Starts the standby's postmaster and waits until it answers, still in recovery. */

@@ -5,6 +5,9 @@
 //
 // When a recovery takes the standby over, replay-wal replaces the block
 // whole, so the delay goes with it and the target comes in.
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { chownToUser } from '../restore/os-user';
 import { BLOCK_END, recoveryLines, shellWord, writeRecoveryBlock, writeSignalFile } from '../restore/recovery-conf';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { lifeboatCommand } from '../tools';
@@ -40,6 +43,35 @@ export function standbyLines(runbook: Runbook, s: { port: number; socketDir: str
 export async function writeStandbyConf(runbook: Runbook, dataDir: string, s: { port: number; socketDir: string; delaySeconds: number }, osUser: string): Promise<boolean> {
   await writeSignalFile(dataDir, 'standby', osUser);
   return writeRecoveryBlock(dataDir, standbyLines(runbook, s), osUser);
+}
+
+/** What marks the line below in the standby's pg_hba.conf. */
+const CLONE_HBA_COMMENT = '# lifeboat: drills clone the standby with pg_basebackup over loopback, as the runbook role';
+
+/**
+ * A drill asked to use the standby clones it with pg_basebackup over
+ * 127.0.0.1 as the runbook's role (src/drill/from-standby.ts). The standby's
+ * pg_hba.conf is the primary's, which allows that role's replication
+ * connections from the backup host, not necessarily from loopback; so one
+ * line is appended (last: any line of the primary's that matches first still
+ * decides). md5 also accepts a password stored as SCRAM. Only the standby's
+ * own copy of the file, which listens on loopback only, is changed. True
+ * when it was added (the standby must reload it).
+ */
+export async function ensureCloneHba(dataDir: string, role: string, osUser: string): Promise<boolean> {
+  const file = path.join(dataDir, 'pg_hba.conf');
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined || text.includes(CLONE_HBA_COMMENT)) return false;
+  const name = /^[a-z_][a-z0-9_]*$/.test(role) ? role : `"${role}"`;
+  const tmp = `${file}.lifeboat-tmp`;
+  try {
+    await writeFile(tmp, `${text.trimEnd()}\n${CLONE_HBA_COMMENT}\nhost replication ${name} 127.0.0.1/32 md5\n`, { mode: 0o600 });
+    await chownToUser(tmp, osUser);
+    await rename(tmp, file);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  return true;
 }
 
 /** "1h", "10m 5s", "20s", "no delay": a delay as an operator reads it. */

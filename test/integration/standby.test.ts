@@ -22,6 +22,7 @@ import { buildStandby } from '../../src/standby/build';
 import { observeStandby, readStandbyStatus, standbyLine } from '../../src/standby/status';
 import { buildStandby as buildStandbyActivity, standbyStatus, useStandby } from '../../activities/standby';
 import { replayWal, restoreBaseBackup } from '../../activities/restore';
+import { cloneStandbyForDrill } from '../../activities/drill';
 
 const runbooksDir = postgresTempDir('runbooks');
 const lifeboat = cliRunner(() => ({ ...process.env, LIFEBOAT_RUNBOOKS_DIR: runbooksDir }));
@@ -97,6 +98,8 @@ describe('the warm standby', () => {
     expect(auto).toContain(`listen_addresses = '127.0.0.1'`);
     expect(auto).toContain(`port = ${port}`);
     expect(existsSync(path.join(runbook.standby!.dataDir, 'standby.signal'))).toBe(true);
+    // Drills clone it over loopback as the runbook's role (postgres here): one line appended to its own pg_hba.conf.
+    expect(readFileSync(path.join(runbook.standby!.dataDir, 'pg_hba.conf'), 'utf8')).toMatch(/\n# lifeboat: drills clone the standby with pg_basebackup over loopback, as the runbook role\nhost replication postgres 127\.0\.0\.1\/32 md5\n$/);
     expect(await onStandby(runbook, 'select pg_is_in_recovery() as r')).toEqual([{ r: true }]);
 
     // Rows committed after a restore point reach the archive...
@@ -144,6 +147,10 @@ describe('the warm standby', () => {
     const stopped = await readStandbyStatus(runbook);
     expect(stopped).toMatchObject({ state: 'stopped', healthy: false, warnings: [`its PostgreSQL is not running: lifeboat standby build --runbook ${tc.name} starts it again`] });
     expect(stopped.fellOff).toBeUndefined();
+    // A drill asked to clone it falls back to the backup, saying why; nothing is made in drill.dataDir.
+    const { result: declined } = await activity(cloneStandbyForDrill, { runbook: tc.name, target: { latest: true }, workflowId: 'wf-drill-stopped', runId: 'wf-drill-stopped-run' });
+    expect(declined).toEqual({ used: false, why: `the standby is not usable: its PostgreSQL is not running: lifeboat standby build --runbook ${tc.name} starts it again` });
+    expect(existsSync(runbook.drill!.dataDir)).toBe(false);
     const restarted = await buildStandby(runbook);
     expect(restarted).toMatchObject({ action: 'restarted', why: 'the standby was stopped; it resumes from its last restartpoint', status: { state: 'replaying' } });
 
