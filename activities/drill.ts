@@ -20,7 +20,7 @@ import { restoreSite } from '../src/restore/site';
 import { heartbeat, lifeboatActivity } from './failure';
 
 /** A random moment of drill.targetWindow that the archive reaches (src/drill/target.ts). Run twice: it only reads; the workflow keeps the first answer it gets. */
-export async function pickDrillTarget(input: { runbook: string }): Promise<DrillTarget> {
+export async function pickDrillTarget(input: { runbook: string; after?: string }): Promise<DrillTarget> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
     restoreSite(runbook, 'drill'); // a runbook without a drill section fails here, before any download
@@ -40,6 +40,7 @@ export async function pickDrillTarget(input: { runbook: string }): Promise<Drill
       ...(newestCommit ? { newestCommit } : {}),
       now: new Date(),
       targetWindowSeconds: runbook.drill!.targetWindow,
+      ...(input.after ? { after: input.after } : {}),
     });
     return pickTarget(window, Math.random());
   });

@@ -6,6 +6,11 @@
 // measured; the copy torn down; the evidence written. No gate, no traffic,
 // no approval: the primary is only read (pg_stat_archiver, in preflight).
 //
+// With source 'standby' the copy is a clone of the running warm standby
+// (pg_basebackup from it; the standby is never paused, stopped or moved) and
+// a random target is drawn after its last replayed commit; a standby that
+// cannot serve leaves the drill to the backup, the reason in the evidence.
+//
 // A failed drill (a step, an invariant or a missed objective) still tears
 // down, notifies and writes its evidence, then fails the workflow with
 // DRILL_FAILED so the Temporal UI and schedules show it red. A passed drill
@@ -60,8 +65,17 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
   let cancelled: unknown;
   try {
     // 1. pick-target: a random moment of drill.targetWindow the archive reaches (randomness lives in the activity).
+    //    From the warm standby, after its last replayed commit: a clone cannot replay backwards.
+    const fromStandby = input.source === 'standby' && patched('drill-from-standby');
     if (f.target) run.skip('pick-target', `given in the input: ${describeTarget(f.target)}`);
-    else f.target = (await run.step('pick-target', () => host.pickDrillTarget({ runbook: name }), (p) => `${describeTarget(p.target)}: ${p.why}`)).target;
+    else {
+      f.target = (
+        await run.step('pick-target', async () => {
+          const after = fromStandby && runbook.standby && runbook.standby.host === drill.host ? await standbyHostActivities(runbook.standby.host).standbyStatus({ runbook: name }).then((st) => st.lastReplayTime, () => undefined) : undefined;
+          return host.pickDrillTarget({ runbook: name, ...(after ? { after } : {}) });
+        }, (p) => `${describeTarget(p.target)}: ${p.why}`)
+      ).target;
+    }
     const target = f.target;
     // 2. preflight: the backup for the target, the WAL chain checked, the archiver read (read-only).
     const plan = await run.step('preflight', async () => {
@@ -83,9 +97,8 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
     // it would be gone for the real night, and a drill proves the backups
     // restore. It is read instead: replaying, and how far behind, in the
     // evidence. Patched: older histories never read it.
-    // Asked to use the standby (input.source 'standby'): it is cloned, never
-    // taken, in restore-base-backup below. Patched: older histories never did.
-    const fromStandby = input.source === 'standby' && patched('drill-from-standby');
+    // Asked to use the standby (input.source 'standby', patched 'drill-from-standby':
+    // older histories never did): it is cloned, never taken, in restore-base-backup below.
     if (runbook.standby && !fromStandby && patched('drill-reads-standby')) {
       const standby = await standbyHostActivities(runbook.standby.host)
         .standbyStatus({ runbook: name })

@@ -78,7 +78,8 @@ export type CloneStandbyInput = Pick<UseStandbyInput, 'runbook' | 'target' | 're
 
 /** The activities only restoreDrill calls (activities/drill.ts); it reuses the recovery's for the rest. */
 export interface DrillActivities {
-  pickDrillTarget(input: { runbook: string }): Promise<DrillTarget>;
+  /** after: a drill from the warm standby draws its target after the standby's last replayed commit. */
+  pickDrillTarget(input: { runbook: string; after?: string }): Promise<DrillTarget>;
   smokeWrite(input: { runbook: string; workflowId: string }): Promise<SmokeWriteResult>;
   teardownDrill(input: { runbook: string; workflowId: string }): Promise<TeardownResult>;
   cloneStandbyForDrill(input: CloneStandbyInput): Promise<UseStandbyResult>;

@@ -23,6 +23,12 @@ export interface WindowFacts {
   newestCommit?: { time: string; segment: string };
   now: Date;
   targetWindowSeconds: number;
+  /**
+   * A drill from the warm standby: the standby's last replayed commit. A
+   * target at or before it could not be reached by a clone of the standby
+   * (a copy cannot replay backwards), so the window starts after it.
+   */
+  after?: string;
 }
 
 export type DrillWindow =
@@ -37,16 +43,17 @@ export function drillWindow(f: WindowFacts): DrillWindow {
   if (!oldest) return { kind: 'none', why: 'no verified backup whose first WAL segment is archived' };
   if (!f.newestCommit) return { kind: 'none', why: `no commit found in the newest archived segments` };
   const windowStart = f.now.getTime() - f.targetWindowSeconds * 1000;
-  const from = Math.max(Date.parse(oldest.endTime) + AFTER_BACKUP_MS, windowStart);
+  const afterStandby = f.after ? Date.parse(f.after) + AFTER_BACKUP_MS : -Infinity;
+  const from = Math.max(Date.parse(oldest.endTime) + AFTER_BACKUP_MS, windowStart, afterStandby);
   // Strictly before the commit: recovery stops at the first commit after the target.
   const to = Math.min(Date.parse(f.newestCommit.time) - 1, f.now.getTime());
   if (!(to > from)) {
     return {
       kind: 'none',
-      why: `the newest archived commit (${f.newestCommit.time}, in ${f.newestCommit.segment}) is not after ${new Date(from).toISOString()} (end of backup ${oldest.backupId} or the start of the ${f.targetWindowSeconds}s window)`,
+      why: `the newest archived commit (${f.newestCommit.time}, in ${f.newestCommit.segment}) is not after ${new Date(from).toISOString()} (end of backup ${oldest.backupId}, the start of the ${f.targetWindowSeconds}s window${f.after ? ", or the warm standby's last replayed commit" : ''})`,
     };
   }
-  const clipped = from === windowStart ? `the start of drill.targetWindow (${f.targetWindowSeconds}s ago)` : `the end of backup ${oldest.backupId}, the oldest usable verified backup`;
+  const clipped = from === afterStandby ? `the warm standby's last replayed commit (${f.after})` : from === windowStart ? `the start of drill.targetWindow (${f.targetWindowSeconds}s ago)` : `the end of backup ${oldest.backupId}, the oldest usable verified backup`;
   return { kind: 'window', from, to, backupId: oldest.backupId, why: `from ${clipped} to the newest archived commit (${f.newestCommit.time}, in ${f.newestCommit.segment})` };
 }
 

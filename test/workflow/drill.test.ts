@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, describe, expect, it } from 'vitest';
+import type * as standbyActivities from '../../activities/standby';
 import type { DrillActivities } from '../../src/drill/contract';
 import type { NotifyEvent } from '../../src/notify/webhook';
 import type { RecoveryActivities } from '../../src/recovery/activity-types';
@@ -42,7 +43,8 @@ interface FakeOpts {
 }
 
 type Used = Pick<RecoveryActivities, 'preflight' | 'checkRestoreSite' | 'restoreBaseBackup' | 'replayWal' | 'runInvariants' | 'promoteRestored' | 'writeEvidence'> &
-  DrillActivities & {
+  DrillActivities &
+  Pick<typeof standbyActivities, 'standbyStatus'> & {
     resolveRunbook(i: { runbook: string }): Promise<Runbook>;
     notify(i: { runbook: string; event: NotifyEvent }): Promise<{ delivered: boolean; detail: string }>;
   };
@@ -53,8 +55,8 @@ function fakes(runbook: Runbook, f: Fakes, o: FakeOpts): Used {
     async resolveRunbook() {
       return runbook;
     },
-    async pickDrillTarget() {
-      f.log.push('pickDrillTarget');
+    async pickDrillTarget(i) {
+      f.log.push(i.after ? `pickDrillTarget after ${i.after}` : 'pickDrillTarget');
       return { target: { time: TARGET }, why: 'random time in the window', window: { from: '2026-11-21T12:00:06Z', to: '2026-11-21T15:00:00Z' } };
     },
     async preflight(i) {
@@ -88,7 +90,11 @@ function fakes(runbook: Runbook, f: Fakes, o: FakeOpts): Used {
       f.log.push('smokeWrite');
       return { writableAt: TARGET, table: 'lifeboat_drill_smoke', id: '1', lsn: '0/9000200' };
     },
-    async cloneStandbyForDrill(i) {
+    async standbyStatus() {
+      f.log.push('standbyStatus');
+      return { dataDir: '/tmp/lifeboat-fake/standby', port: 6002, delaySeconds: 3600, state: 'replaying', healthy: true, warnings: [], lastReplayTime: '2026-11-21T14:00:00.000000Z', line: 'standby /tmp/lifeboat-fake/standby (port 6002, delay 1h): replaying' };
+    },
+        async cloneStandbyForDrill(i) {
       f.log.push(`cloneStandbyForDrill ${JSON.stringify(i.target)}`);
       if (o.standbyDeclines) return { used: false, why: o.standbyDeclines };
       return { used: true, why: 'the standby (delay 1h) had replayed to LSN 0/7000000, before the target: cloned', result: { dataDir: runbook.drill!.dataDir, port: runbook.drill!.port, bytes: 30 << 20, files: 900, finishedAt: TARGET, standby: CLONE_SOURCE } };
@@ -177,10 +183,15 @@ describe('restoreDrill orchestration', () => {
     expect(fellBack.restoreSource).toEqual({ kind: 'backup', why: 'the standby is not usable: its PostgreSQL is not running' });
     expect(fellBack.backupId).toBe('20261121T120000Z');
     expect(fellBack.notes).toContain('asked to restore from the warm standby, restored backup 20261121T120000Z instead: the standby is not usable: its PostgreSQL is not running');
+    // Without a target, it is drawn after the standby's last replayed commit (a clone cannot replay backwards).
+    const random = await harness({ rpoSeconds: 2, runbook: withStandby(`drillfake${process.pid}x${seq + 1}`) });
+    expect(((await random.run({ source: 'standby' })) as Evidence).restoreSource?.kind).toBe('standby');
+    expect(random.f.log.slice(0, 3)).toEqual(['standbyStatus', 'pickDrillTarget after 2026-11-21T14:00:00.000000Z', 'preflight drill']);
     // Without the option a drill never asks for a clone.
     const plain = await harness({ rpoSeconds: 2, runbook: withStandby(`drillfake${process.pid}x${seq + 1}`) });
     expect(((await plain.run({ target: { time: TARGET } })) as Evidence).restoreSource).toBeUndefined();
     expect(plain.f.log).not.toContainEqual(expect.stringMatching(/^cloneStandbyForDrill/));
+    expect(plain.f.log).toContain('standbyStatus');
   });
 
   it('reports an observed RPO of 0 with the reason when nothing committed between the backup and the target', async () => {
