@@ -4,7 +4,8 @@
 // typescript's transpileModule (the project has no tsx; this needs no build,
 // so it always runs the code under test).
 //
-// argv[2]: JSON { connection, repairId, planFile, holdAfterCommit? }.
+// argv[2]: JSON { connection, repairId, planFile | planFiles, holdAfterCommit? }
+// (planFiles: several tables in one transaction, applyPlans; it prints the array).
 // With holdAfterCommit (a path), the result is printed only once that file
 // exists: a test kills the process there to stand for a worker that
 // committed and died before reporting.
@@ -21,13 +22,15 @@ require.extensions['.ts'] = (module, filename) => {
 };
 
 const { Client } = require('pg');
-const { applyPlan } = require('../../src/repair/apply');
+const { applyPlan, applyPlans } = require('../../src/repair/apply');
 
 async function main() {
   const opts = JSON.parse(process.argv[2]);
   const client = new Client(opts.connection);
   await client.connect();
-  const result = await applyPlan(client, { repairId: opts.repairId, planFile: opts.planFile, approvedBy: ['alice'] });
+  const result = opts.planFiles
+    ? await applyPlans(client, { repairId: opts.repairId, planFiles: opts.planFiles, approvedBy: ['alice'] })
+    : await applyPlan(client, { repairId: opts.repairId, planFile: opts.planFile, approvedBy: ['alice'] });
   if (opts.holdAfterCommit) {
     while (!fs.existsSync(opts.holdAfterCommit)) await new Promise((r) => setTimeout(r, 50));
   }

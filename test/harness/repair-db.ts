@@ -10,6 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { repairNeeds } from '../../src/privileges/repair-needs';
+import { classify, type ClassifyResult } from '../../src/repair/classify';
+import { readRows, readSnapshot, snapshotTable } from '../../src/repair/snapshot';
 import { startPrimary, type Primary } from './postgres';
 
 export const REPAIR_ROLE = 'lifeboat_repair';
@@ -33,7 +35,23 @@ export interface RepairDb {
   rowsOf(table: string): Promise<Map<string, string>>;
   /** Schema `s` with an orders table of `rows` rows (note NULL, '' or text), its repair grants given to the role. */
   ordersSchema(s: string, rows?: number): Promise<void>;
+  /**
+   * Two tables one repair restores together: orders (ordersSchema, 40 rows)
+   * and payments (one per order, the order's id, NOT DEFERRABLE foreign key to
+   * orders). The incident deletes the orders of ids 8, 16, ... 40 with their
+   * payments and cancels the other pending orders (4, 12, ... 36); then a
+   * legitimate new order 41 with its payment 41. Both tables' plans, and the
+   * rows expected after the repair and before it (now).
+   */
+  ordersAndPayments(s: string): Promise<TwoTableIncident>;
   close(): Promise<void>;
+}
+
+export interface TwoTableIncident {
+  orders: ClassifyResult;
+  payments: ClassifyResult;
+  expected: { orders: Map<string, string>; payments: Map<string, string> };
+  now: { orders: Map<string, string>; payments: Map<string, string> };
 }
 
 export async function startRepairDb(): Promise<RepairDb> {
@@ -49,7 +67,7 @@ export async function startRepairDb(): Promise<RepairDb> {
     create schema ${AUDIT_SCHEMA};
     alter role ${REPAIR_ROLE} set search_path = ${AUDIT_SCHEMA};`);
   const clients: Client[] = [];
-  return {
+  const db: RepairDb = {
     pg,
     admin,
     dir,
@@ -75,6 +93,44 @@ export async function startRepairDb(): Promise<RepairDb> {
             from generate_series(1, ${rows}) g;`);
       await admin.query(repairGrants([`${s}.orders`]));
     },
+    async ordersAndPayments(s) {
+      await db.ordersSchema(s, 40);
+      await admin.query(`
+        create table ${s}.payments (id serial primary key, order_id bigint not null references ${s}.orders(id), amount numeric(10,2) not null);
+        insert into ${s}.payments (id, order_id, amount) select id, id, amount from ${s}.orders;
+        select setval('${s}.payments_id_seq', 40);`);
+      await admin.query(repairGrants([`${s}.payments`]));
+      const c = await db.asRole();
+      const tables = ['orders', 'payments'] as const;
+      const snap = async (label: string) => {
+        const out = [];
+        for (const t of tables) out.push(await snapshotTable(c, { table: `${s}.${t}`, file: path.join(dir, `${s}-${t}-${label}.jsonl`) }));
+        return out;
+      };
+      const b = await snap('B');
+      const before = { orders: await db.rowsOf(`${s}.orders`), payments: await db.rowsOf(`${s}.payments`) };
+      await admin.query(`
+        delete from ${s}.payments where order_id % 8 = 0;
+        delete from ${s}.orders where id % 8 = 0;
+        update ${s}.orders set status = 'canceled' where status = 'pending';`);
+      const a = await snap('A');
+      await admin.query(`
+        insert into ${s}.orders (customer, status, amount) values ('later', 'paid', 1);
+        insert into ${s}.payments (order_id, amount) values (41, 1);`);
+      const plans = [];
+      for (const [i, t] of tables.entries()) {
+        plans.push(await classify({ before: await readSnapshot(b[i]!.file), after: await readSnapshot(a[i]!.file), now: await readRows(c, `${s}.${t}`), planFile: path.join(dir, `${s}-${t}-plan.jsonl`) }));
+      }
+      const now = { orders: await db.rowsOf(`${s}.orders`), payments: await db.rowsOf(`${s}.payments`) };
+      const orders = new Map(now.orders);
+      const payments = new Map(now.payments);
+      for (let id = 4; id <= 40; id += 4) orders.set(String(id), before.orders.get(String(id))!);
+      for (let id = 8; id <= 40; id += 8) payments.set(String(id), before.payments.get(String(id))!);
+      // In rowsOf's order (by id as text: '1', '10', '11', ... '9').
+      const byId = (m: Map<string, string>) => new Map([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      const expected = { orders: byId(orders), payments: byId(payments) };
+      return { orders: plans[0]!, payments: plans[1]!, expected, now };
+    },
     async close() {
       for (const c of clients) await c.end().catch(() => undefined);
       await admin.end().catch(() => undefined);
@@ -82,4 +138,5 @@ export async function startRepairDb(): Promise<RepairDb> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return db;
 }

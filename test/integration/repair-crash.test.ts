@@ -1,6 +1,6 @@
 // A worker SIGKILLed during a repair's apply (issue 14): the transaction
-// either committed once or not at all, and the retried apply with the same
-// repair id says which. The apply runs in a child process
+// (one for all the repair's tables) either committed once or not at all, and
+// the retried apply with the same repair id says which. The apply runs in a child process
 // (harness/repair-apply-child.cjs) so it can be killed; the moment is HELD:
 // an uncommitted row the test puts in the audit table keeps the apply inside
 // its transaction at its last statement, and a file the test never creates
@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyPlan } from '../../src/repair/apply';
+import { applyPlan, applyPlans } from '../../src/repair/apply';
 import { classify } from '../../src/repair/classify';
 import { readRows, readSnapshot, snapshotTable } from '../../src/repair/snapshot';
 import { waitFor } from '../harness/ports';
@@ -39,7 +39,7 @@ async function incident(s: string) {
   return { planFile: result.planFile, expected };
 }
 
-function startApply(opts: { repairId: string; planFile: string; appName: string; holdAfterCommit?: string }) {
+function startApply(opts: { repairId: string; appName: string; holdAfterCommit?: string } & ({ planFile: string } | { planFiles: string[] })) {
   const child = spawn(
     process.execPath,
     [
@@ -145,5 +145,34 @@ describe('repair apply, worker killed', () => {
     expect(retry).toMatchObject({ alreadyApplied: true, updated: 10, inserted: 0, skipped: 0 });
     expect([...(await db.rowsOf(`${s}.orders`)).entries()]).toEqual([...expected.entries()]);
     expect(await auditRows('r-crash2')).toEqual([{ updated: '10' }]);
+  });
+
+  it('killed after its one transaction over two tables committed, before reporting: the retry finds both audit rows and says already applied for both, changing nothing', async () => {
+    const s = 'crash3';
+    const inc = await db.ordersAndPayments(s);
+    const planFiles = [inc.payments.planFile, inc.orders.planFile];
+    const { child, exited } = startApply({ repairId: 'r-crash3', planFiles, appName: 'lifeboat-repair-child3', holdAfterCommit: path.join(db.dir, 'never-released') });
+    // Both audit rows are written in the one transaction: seen together or not at all.
+    await waitFor('the child apply to commit', async () => {
+      const { rows } = await db.admin.query<{ t: string | null }>(`select to_regclass('repair_audit.lifeboat_repair_audit')::text as t`);
+      return rows[0]?.t && (await auditRows('r-crash3')).length === 2 ? true : undefined;
+    });
+    child.kill('SIGKILL');
+    expect(await exited).toMatchObject({ signal: 'SIGKILL', stdout: '' });
+    const committed = { orders: await db.rowsOf(`${s}.orders`), payments: await db.rowsOf(`${s}.payments`) };
+    expect([...committed.orders.entries()]).toEqual([...inc.expected.orders.entries()]);
+    expect([...committed.payments.entries()]).toEqual([...inc.expected.payments.entries()]);
+    const retry = await applyPlans(await db.asRole(), { repairId: 'r-crash3', planFiles, approvedBy: ['alice'] });
+    expect(retry).toMatchObject([
+      { table: `"${s}"."payments"`, alreadyApplied: true, updated: 0, inserted: 5, skipped: 0 },
+      { table: `"${s}"."orders"`, alreadyApplied: true, updated: 5, inserted: 5, skipped: 0 },
+    ]);
+    expect(await db.rowsOf(`${s}.orders`)).toEqual(committed.orders);
+    expect(await db.rowsOf(`${s}.payments`)).toEqual(committed.payments);
+    const audit = await db.admin.query(`select table_name, updated::int, inserted::int from repair_audit.lifeboat_repair_audit where repair_id = 'r-crash3' order by table_name`);
+    expect(audit.rows).toEqual([
+      { table_name: `"${s}"."orders"`, updated: 5, inserted: 5 },
+      { table_name: `"${s}"."payments"`, updated: 0, inserted: 5 },
+    ]);
   });
 });
