@@ -62,6 +62,15 @@ describe('bad usage', () => {
     expect(stderr).toContain('HINT: pass --runbooks-dir or set LIFEBOAT_RUNBOOKS_DIR');
   });
 
+  it('exits 2 for drill --from-standby with a runbook that declares no standby, before starting anything', async () => {
+    const runbook = path.resolve(__dirname, '../../runbooks/orders.example.yaml');
+    const { code, stdout, stderr } = await lifeboat('drill', '--runbook', runbook, '--from-standby', '--to-latest', '--address', '127.0.0.1:1');
+    expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
+    expect(stderr).toBe(
+      'lifeboat: --from-standby: runbook orders declares no warm standby\nHINT: add a standby: section (host, dataDir, port, delay), build it with lifeboat standby build, or run the drill without --from-standby\n',
+    );
+  });
+
   it('exits 2 for a repository URL of an unknown kind', async () => {
     const { code, stderr } = await lifeboat('backups', '--repo', 'ftp://example/backups', '--cluster', 'orders');
     expect(code).toBe(2);
