@@ -53,7 +53,7 @@ import type { Repository } from '../src/repository/types';
 import { writeRecoveryConf, writeSignalFile } from '../src/restore/recovery-conf';
 import { lifeboatCommand } from '../src/tools';
 import { decodeWal } from '../src/wal/compress';
-import { walFileKind } from '../src/wal/names';
+import { parseLsn, walFileKind } from '../src/wal/names';
 import { startWorkers } from '../src/worker';
 import { PG_BIN, startPrimary } from '../test/harness/postgres';
 import { freePort, waitFor } from '../test/harness/ports';
@@ -61,7 +61,7 @@ import { asPostgres, FINGERPRINT_SQL, makeDataset, MiB, pgDir, row, secondsSince
 import { CpuMeter, pidsWithCmdline } from './cpu';
 import { pgBackRestConfigPath, pgBackRestRestore, pgBackRestVersion, setUpPgBackRest, STANZA, type PgBackRest } from './pgbackrest';
 import { median, restoreCalls } from './restore-log';
-import { addStandby, ensureStandby, WARM_DELAY, WARM_RUNBOOK } from './warm';
+import { addStandby, ensureStandby, NEAR_HOLD_SECONDS, nearDelay, setStandbyDelay, WARM_DELAY, WARM_RUNBOOK } from './warm';
 
 const SCALE = Math.max(1, Number(process.env.BENCH_SCALE ?? 50));
 const WAL_MB = Math.max(16, Number(process.env.BENCH_WAL_MB ?? 1024));
@@ -88,9 +88,12 @@ interface Run {
   /** restore_command calls that served a file, and those that found none (ms each, from the copy's log). */
   served: number[];
   missed: number[];
+  /** The near row: MiB replayed (from redo's start to the pause), and from the standby's position to the pause. */
+  replayedMiB?: number;
+  behindMiB?: number;
 }
 
-const ROWS = ['limit', 'pgbackrest', 'file', 's3', 'warm'] as const;
+const ROWS = ['limit', 'pgbackrest', 'file', 's3', 'near', 'warm'] as const;
 type RowId = (typeof ROWS)[number];
 type LifeboatKind = 'file' | 's3' | 'warm';
 
@@ -198,7 +201,9 @@ async function pgBackRestRun(b: Bench, round: number): Promise<Run> {
  * promotes (`promote`: the evidence is returned) or is terminated and its
  * copy stopped and removed, so that the next round restores afresh.
  */
-async function lifeboatRun(b: Bench, kind: LifeboatKind, promote: boolean): Promise<Run & { evidence?: Evidence }> {
+async function lifeboatRun(b: Bench, id: LifeboatKind | 'near', promote: boolean): Promise<Run & { evidence?: Evidence }> {
+  // The near row is the warm runbook with a standby built closer to the target.
+  const kind: LifeboatKind = id === 'near' ? 'warm' : id;
   const k = b.kinds[kind];
   const meter = b.meter();
   meter.start();
@@ -241,7 +246,16 @@ async function lifeboatRun(b: Bench, kind: LifeboatKind, promote: boolean): Prom
     throw new Error(`${k.runbook}: restore-base-backup restored a backup instead of taking the standby over (${source}); the warm row measures nothing`);
   }
   const calls = restoreCalls(marker.logFile);
-  const run = { files, replay, total, cpu, ...calls };
+  const run: Run = { files, replay, total, cpu, ...calls };
+  // What the take-over copy really replayed: from where its start began redo
+  // (the standby's last restartpoint, at a checkpoint of the primary, which
+  // may be well before the standby's position) to the pause.
+  const redo = [...readFileSync(marker.logFile, 'utf8').matchAll(/redo starts at ([0-9A-F]+\/[0-9A-F]+)/g)].at(-1)?.[1];
+  const from = (marker.result?.standby as { replayLsn?: string } | undefined)?.replayLsn;
+  if (id === 'near' && redo && from && st!.replay?.lsn) {
+    run.replayedMiB = Number(parseLsn(st!.replay.lsn) - parseLsn(redo)) / MiB;
+    run.behindMiB = Number(parseLsn(st!.replay.lsn) - parseLsn(from)) / MiB;
+  }
   if (promote) {
     let settled = false;
     const result = wf.result().finally(() => (settled = true));
@@ -394,7 +408,8 @@ async function main(): Promise<void> {
     const services = [minio.pid, ...pidsWithCmdline(`--port ${temporal.address.split(':')[1]}`)];
     const b: Bench = { work, sockets, ds, meter: () => new CpuMeter(work, services, [primaryPid]), ready: prep.ready, walDir: prep.walDir, pgbr, client, taskQueue, kinds };
 
-    const runs: Record<RowId, Run[]> = { limit: [], pgbackrest: [], file: [], s3: [], warm: [] };
+    const runs: Record<RowId, Run[]> = { limit: [], pgbackrest: [], file: [], s3: [], near: [], warm: [] };
+    const nearDelays: string[] = [];
     const evidence: Partial<Record<LifeboatKind, Evidence>> = {};
     let standbyBefore = '';
     for (let round = 1; round <= ROUNDS; round++) {
@@ -404,14 +419,20 @@ async function main(): Promise<void> {
         if (id === 'limit') runs.limit.push(await limitRun(b, round));
         else if (id === 'pgbackrest') runs.pgbackrest.push(await pgBackRestRun(b, round));
         else {
-          if (id === 'warm') {
-            // Untimed: the standby the last round took over is gone; build the next one.
+          if (id === 'warm' || id === 'near') {
+            // Untimed: the standby the last row took over is gone; build the
+            // next one, for the near row with a delay that puts it just
+            // before the target.
+            const delay = id === 'near' ? nearDelay(ds.target) : WARM_DELAY;
+            if (id === 'near') nearDelays.push(delay);
+            setStandbyDelay(runbooksDir, delay);
             const s = await ensureStandby(progress);
             if (s.action === 'built') standbyBuilds.push(s.seconds);
             standbyBefore = s.line;
           }
-          const r = await lifeboatRun(b, id, last);
-          if (r.evidence) evidence[id] = r.evidence;
+          // The near row never promotes: its copy is measured to the pause.
+          const r = await lifeboatRun(b, id, last && id !== 'near');
+          if (r.evidence && id !== 'near') evidence[id] = r.evidence;
           runs[id].push(r);
         }
         const r = runs[id].at(-1)!;
@@ -425,6 +446,7 @@ async function main(): Promise<void> {
       pgbackrest: `${pgBackRestVersion()} (lz4, process-max 2, async archive-get)`,
       file: 'Lifeboat, file://',
       s3: 'Lifeboat, s3:// (MinIO)',
+      near: `Lifeboat, warm standby about ${NEAR_HOLD_SECONDS} s of load behind the target (delay set per round): files = the take-over`,
       warm: `Lifeboat, warm standby (file://, delay ${WARM_DELAY}): files = the take-over`,
     };
     log(`Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${cpuModel}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, PostgreSQL 15, MinIO on 127.0.0.1; load average at start ${loadAtStart}.`);
@@ -447,6 +469,11 @@ async function main(): Promise<void> {
       `Each round built its standby from the backup, untimed, before its row (a take-over consumes it; ${standbyBuilds.map((x) => x.toFixed(1)).join(', ')} s until settled: holding a commit for its delay, prefetch spool filled). ` +
       `Every warm round was checked to have taken the standby over (the step's summary and the restored copy's marker; the last round's evidence, restoreSource). Before the last round: ${standbyBefore}.`);
     log();
+    log(`The near row: the same runbook, its standby built before each round's row with a delay of the target's age plus ${NEAR_HOLD_SECONDS} s plus a 15 s margin for the build (${nearDelays.join(', ')}), ` +
+      `so that it stands a few seconds of load before the target, as a standby with a 1 h delay stands 50 min before a target 10 min back. ` +
+      `It stood ${runs.near.map((r) => (r.behindMiB === undefined ? '?' : r.behindMiB.toFixed(0))).join(', ')} MiB before the target, and replayed ${runs.near.map((r) => (r.replayedMiB === undefined ? '?' : r.replayedMiB.toFixed(0))).join(', ')} MiB: ` +
+      "a take-over restarts the standby with the target, and PostgreSQL's redo starts again at its last restartpoint, which can only be at a checkpoint of the primary (here max_wal_size 1GB: one about halfway through the load). " +
+      'What it replays depends on the WAL since that checkpoint, never on the size of the database.');
     log('Totals per round (s): ' + ROWS.map((id) => `${id} ${runs[id].map((r) => r.total.toFixed(1)).join(', ')}`).join('; ') + '.');
     log();
     log('### The last round, promoted (RTO: the workflow\'s start to the promotion)');
