@@ -21,7 +21,7 @@ import { teardownDrill as teardown } from '../src/drill/instance';
 import { LifeboatError } from '../src/errors';
 import { primaryClientConfig } from '../src/pg/connect';
 import type { CacheResult } from '../src/recovery/contract';
-import { applyPlan } from '../src/repair/apply';
+import { applyPlans } from '../src/repair/apply';
 import { invalidateRepairedCaches, type RepairedKeys } from '../src/repair/caches';
 import { SAFE_CLASSES, classify, type PlanRow, type RepairClass, type SampleRow } from '../src/repair/classify';
 import type { RepairActivities, RepairApplied, RepairDiff, RepairSnapshot, RepairTableCheck, RepairTableDiff } from '../src/repair/contract';
@@ -190,28 +190,29 @@ async function* planKeys(file: string, classes: readonly RepairClass[]): AsyncGe
   }
 }
 
-/** The approved classes of each plan applied on the primary, one transaction per table, once per repair id and table. */
+/**
+ * The approved classes of every plan applied on the primary in ONE
+ * transaction (src/repair/apply.ts applyPlans: parents first, all tables or
+ * none), once per repair id: a retry after a commit it did not hear about
+ * finds every table's audit row and reports each "already applied".
+ */
 export async function applyRepair(input: { runbook: string; workflowId: string; classes: RepairClass[]; approvedBy: string[] }): Promise<RepairApplied[]> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
     const manifest = await manifestOf(runbook, input.workflowId);
     return withClient(primary(runbook), async (c) => {
-      const out: RepairApplied[] = [];
-      for (const p of manifest.plans) {
-        const r = await applyPlan(c, {
-          repairId: input.workflowId,
-          planFile: p.file,
-          classes: input.classes,
-          approvedBy: input.approvedBy,
-          skippedKeysLimit: 20,
-          onProgress: (rows) => heartbeat({ step: 'apply-repair', table: p.table, rowsLoaded: rows }),
-        });
-        out.push({
-          table: r.table, alreadyApplied: r.alreadyApplied, updated: r.updated, inserted: r.inserted, skipped: r.skipped,
-          skippedKeys: r.skippedKeys, sequencesAdvanced: r.sequencesAdvanced, auditTable: r.auditTable, transactionMs: r.transactionMs, lockedMs: r.lockedMs,
-        });
-      }
-      return out;
+      const applied = await applyPlans(c, {
+        repairId: input.workflowId,
+        planFiles: manifest.plans.map((p) => p.file),
+        classes: input.classes,
+        approvedBy: input.approvedBy,
+        skippedKeysLimit: 20,
+        onProgress: (table, rows) => heartbeat({ step: 'apply-repair', table, rowsLoaded: rows }),
+      });
+      return applied.map((r) => ({
+        table: r.table, alreadyApplied: r.alreadyApplied, updated: r.updated, inserted: r.inserted, skipped: r.skipped,
+        skippedKeys: r.skippedKeys, sequencesAdvanced: r.sequencesAdvanced, auditTable: r.auditTable, transactionMs: r.transactionMs, lockedMs: r.lockedMs,
+      }));
     });
   });
 }

@@ -3,8 +3,8 @@
 // directory and port, loopback, archiving off) is replayed to the `before`
 // target and, with `after`, on to the end of the bad statement; the rows of
 // the chosen tables are compared with the live primary and classified; a
-// person approves; the approved rows are restored on the primary in one
-// audited transaction per table. No promotion, no gate, no traffic switch.
+// person approves; the approved rows of every table are restored on the
+// primary in one audited transaction. No promotion, no gate, no traffic switch.
 // The step machinery (state, approvals, retry/skip/abort, the checklist) is
 // the recovery's (./recovery/machine), with this workflow's steps.
 import { ApplicationFailure, log, workflowInfo } from '@temporalio/workflow';
@@ -117,7 +117,7 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
       repair.classes = classes;
       repair.approvedBy = [...run.approvedBy];
       const rows = plannedRows(diff, classes);
-      // 9. apply-repair: one transaction per table, guarded, audited, idempotent by workflow id and table.
+      // 9. apply-repair: one transaction for every table (parents first), guarded, audited, idempotent by workflow id.
       if (rows === 0) {
         run.notApplicable('apply-repair', `nothing to restore in the approved classes (${classes.join(', ') || 'none'})${diff.withAfter ? '' : '; without an after target only included candidates are restored'}`);
         run.notApplicable('invalidate-caches', 'nothing was repaired');

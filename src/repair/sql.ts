@@ -69,7 +69,7 @@ export function repairSqlText(shape: Pick<TableShape, 'qualified' | 'columns' | 
   const st = repairStatements(shape);
   return [
     `-- Repair of ${shape.qualified}: restores the plan's rows of classes ${opts.classes.join(', ')} from ${opts.planFile}.`,
-    '-- One transaction; a row whose guard fails is skipped and reported, never overwritten.',
+    '-- One transaction for every table of the repair (parents before children, each table\'s staging dropped after it); a row whose guard fails is skipped and reported, never overwritten.',
     'begin isolation level read committed;',
     `-- creates ${opts.auditTable} if absent; takes an advisory lock on the repair id; stops here if the audit table has a row for it (already applied)`,
     `${st.createStaging};`,
@@ -77,7 +77,7 @@ export function repairSqlText(shape: Pick<TableShape, 'qualified' | 'columns' | 
     ...(st.update ? [`${st.update};`] : ['-- no UPDATE: the table has no column an UPDATE may set']),
     `${st.insert};`,
     '-- sequences owned by a column of the table: setval to max(column) when behind (never backwards)',
-    `insert into ${opts.auditTable} (repair_id, table_name, updated, inserted, skipped, classes, approved_by) values (...);`,
+    `-- after every table of the repair, one row each: insert into ${opts.auditTable} (repair_id, table_name, updated, inserted, skipped, classes, approved_by) values (...);`,
     'commit;',
     '',
   ].join('\n');

@@ -1,7 +1,7 @@
 // The evidence record of a repair (DESIGN.md §7, kind "repair"): the
 // recovery's fields that apply (backup, target, replay position, approvals,
 // steps), and `repair` with the counts per class, the classes applied, what
-// each table's transaction restored and skipped (with keys), who approved,
+// the one transaction restored and skipped per table (with keys), who approved,
 // and the lock time on the live table.
 import type { CacheResult, Evidence } from '../../src/recovery/contract';
 import type { RepairInput } from '../../src/repair/contract';
