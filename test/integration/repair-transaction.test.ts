@@ -8,9 +8,12 @@
 // cancels it.
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as path from 'node:path';
 import { applyPlan, applyPlans } from '../../src/repair/apply';
+import { classify } from '../../src/repair/classify';
+import { readRows, readSnapshot, snapshotTable } from '../../src/repair/snapshot';
 import { waitFor } from '../harness/ports';
-import { startRepairDb, type RepairDb } from '../harness/repair-db';
+import { repairGrants, startRepairDb, type RepairDb } from '../harness/repair-db';
 
 let db: RepairDb;
 beforeAll(async () => {
@@ -27,6 +30,38 @@ const auditRows = async (repairId: string) =>
     `select table_name, updated::text, inserted::text, xmin::text as xid from repair_audit.lifeboat_repair_audit where repair_id = $1 order by table_name`,
     [repairId],
   )).rows;
+
+/**
+ * Orders and payments referring to each other (orders.last_payment_id, payments.order_id), DEFERRABLE or not;
+ * the incident deletes orders 6..10 with their payments. Both plans (orders first) and the rows before it.
+ */
+async function cycle(s: string, deferrable: boolean) {
+  const d = deferrable ? 'deferrable' : 'not deferrable';
+  await db.admin.query(`
+    create schema ${s};
+    create table ${s}.orders (id int primary key, customer text not null, last_payment_id int);
+    create table ${s}.payments (id int primary key, order_id int not null references ${s}.orders(id) ${d}, amount int not null);
+    alter table ${s}.orders add foreign key (last_payment_id) references ${s}.payments(id) ${d};
+    insert into ${s}.orders select g, 'c' || g, null from generate_series(1, 10) g;
+    insert into ${s}.payments select g, g, g * 10 from generate_series(1, 10) g;
+    update ${s}.orders set last_payment_id = id;`);
+  await db.admin.query(repairGrants([`${s}.orders`, `${s}.payments`]));
+  const c = await db.asRole();
+  const snap = async (label: string) => {
+    const out = [];
+    for (const t of ['orders', 'payments']) out.push(await snapshotTable(c, { table: `${s}.${t}`, file: path.join(db.dir, `${s}-${t}-${label}.jsonl`) }));
+    return out;
+  };
+  const b = await snap('B');
+  const before = { orders: await db.rowsOf(`${s}.orders`), payments: await db.rowsOf(`${s}.payments`) };
+  await db.admin.query(`update ${s}.orders set last_payment_id = null where id > 5; delete from ${s}.payments where id > 5; delete from ${s}.orders where id > 5`);
+  const a = await snap('A');
+  const plans = [];
+  for (const [i, t] of ['orders', 'payments'].entries()) {
+    plans.push((await classify({ before: await readSnapshot(b[i]!.file), after: await readSnapshot(a[i]!.file), now: await readRows(c, `${s}.${t}`), planFile: path.join(db.dir, `${s}-${t}-plan.jsonl`) })).planFile);
+  }
+  return { c, plans, before };
+}
 
 describe('a repair of several tables in one transaction', () => {
   it('restores orders and the payments referring to them in one transaction, parents first though given children first; the next apply says already applied for both', async () => {
@@ -150,6 +185,25 @@ describe('a repair of several tables in one transaction', () => {
     expect(retry.map((r) => [r.alreadyApplied, r.updated, r.inserted])).toEqual([[false, 5, 5], [false, 0, 5]]);
     expect(entries(await db.rowsOf(`${s}.orders`))).toEqual(entries(inc.expected.orders));
     expect(entries(await db.rowsOf(`${s}.payments`))).toEqual(entries(inc.expected.payments));
+  });
+
+  it('restores tables whose DEFERRABLE foreign keys refer to each other (checked at commit); NOT DEFERRABLE ones in a cycle fail the whole transaction with what to do', async () => {
+    const ok = await cycle('tx5', true);
+    const res = await applyPlans(ok.c, { repairId: 'r-tx5', planFiles: ok.plans, approvedBy: ['alice'] });
+    expect(res.map((r) => [r.table, r.inserted])).toEqual([['"tx5"."orders"', 5], ['"tx5"."payments"', 5]]);
+    expect(entries(await db.rowsOf('tx5.orders'))).toEqual(entries(ok.before.orders));
+    expect(entries(await db.rowsOf('tx5.payments'))).toEqual(entries(ok.before.payments));
+
+    const strict = await cycle('tx6', false);
+    const err = await applyPlans(strict.c, { repairId: 'r-tx6', planFiles: strict.plans, approvedBy: ['alice'] }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'SQL_FAILED' });
+    expect((err as Error).message).toBe(
+      'repair r-tx6 of "tx6"."orders", "tx6"."payments" failed at "tx6"."orders" and was rolled back, nothing applied to any of the 2 tables: insert or update on table "orders" violates foreign key constraint "orders_last_payment_id_fkey" (Key (last_payment_id)=(10) is not present in table "payments".)\n' +
+        'HINT: foreign key orders_last_payment_id_fkey: a restored row refers to a row deleted since (or a row deleted since refers to it); restore the parent rows first (repair that table too) or exclude these keys\n' +
+        'HINT: the foreign keys between "tx6"."orders", "tx6"."payments" form a cycle and are NOT DEFERRABLE, so no order restores both sides: make them DEFERRABLE (ALTER TABLE ... ALTER CONSTRAINT ... DEFERRABLE; the repair then defers them to its commit) or repair these tables in separate runs',
+    );
+    expect((await db.admin.query('select count(*)::int as n from tx6.orders')).rows).toEqual([{ n: 5 }]);
+    expect(await auditRows('r-tx6')).toEqual([]);
   });
 
   it('after an older Lifeboat committed one table of the repair on its own, applies the other and reports the first already applied', async () => {
