@@ -39,6 +39,7 @@ import { createInterface } from 'node:readline';
 import type { ClientBase } from 'pg';
 import { LifeboatError, errorMessage } from '../errors';
 import { SAFE_CLASSES, type PlanHeader, type PlanRow, type RepairClass } from './classify';
+import type { RepairApplied } from './contract';
 import { parentsFirst } from './fk-order';
 import { ident, matchShapes, pinTextFormat, readTableShape } from './keys';
 import { STAGING, repairStatements } from './sql';
@@ -60,21 +61,15 @@ export interface ApplyOptions {
   lockTimeoutMs?: number;
 }
 
-export interface ApplyResult {
+/**
+ * What the apply did to one table: the workflow's RepairApplied (its
+ * `skippedKeys` at most skippedKeysLimit; `transactionMs` the whole
+ * transaction's length; `lockedMs` from the table's first restoring
+ * statement to commit, the longest a writer of a restored row waited) and
+ * the repair id.
+ */
+export interface ApplyResult extends RepairApplied {
   repairId: string;
-  table: string;
-  alreadyApplied: boolean;
-  updated: number;
-  inserted: number;
-  skipped: number;
-  /** Keys of skipped rows (each an array of key column texts), at most skippedKeysLimit. */
-  skippedKeys: string[][];
-  sequencesAdvanced: string[];
-  auditTable: string;
-  /** Staging load + restore, in milliseconds (the transaction's length). */
-  transactionMs: number;
-  /** From the first restoring statement to commit: the longest a writer of a restored row waited on its lock. */
-  lockedMs: number;
 }
 
 const AUDIT_TABLE = 'lifeboat_repair_audit';
