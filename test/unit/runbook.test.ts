@@ -97,7 +97,7 @@ describe('a malformed runbook is refused with the field path and what was expect
     {
       what: 'an approval step that does not exist',
       text: example('approve-fence:', 'approve-fencing:'),
-      line: /^orders\.yaml:\d+: approvals\.approve-fencing: unknown field \(did you mean "approve-fence"\?\), expected one of approve-fence, approve-promote, approve-resume$/,
+      line: /^orders\.yaml:\d+: approvals\.approve-fencing: unknown field \(did you mean "approve-fence"\?\), expected one of approve-fence, approve-promote, approve-resume, approve-repair$/,
     },
     {
       what: 'min larger than the number of approvers',
