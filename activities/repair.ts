@@ -147,7 +147,7 @@ export async function diffRepair(input: { runbook: string; workflowId: string; r
           classify({ before, ...(after ? { after } : {}), now, planFile: tmp, sampleSize: 20, onProgress: (keys) => heartbeat({ step: 'diff', table, keys }) }),
         );
         const classes: RepairClass[] = input.withAfter ? [...SAFE_CLASSES] : ['candidate'];
-        const sql = repairSqlText(before.shape, { classes, auditTable: `${ident(schema)}.lifeboat_repair_audit`, planFile: `${prefix}plan-${i}.jsonl` });
+        const sql = repairSqlText(r.shape, { classes, auditTable: `${ident(schema)}.lifeboat_repair_audit`, planFile: `${prefix}plan-${i}.jsonl` });
         const samplesAll = Object.fromEntries(Object.entries(r.samples).filter(([, v]) => v.length > 0)) as Partial<Record<RepairClass, SampleRow[]>>;
         const samples = Object.fromEntries(Object.entries(samplesAll).map(([k, v]) => [k, v.slice(0, SAMPLES_IN_RESULT).map(trimSample)]));
         full.push({ table: r.table, keyColumns: r.keyColumns, counts: r.counts, planned: r.planned, samples, sql, samplesAll });
