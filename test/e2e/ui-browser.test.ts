@@ -15,7 +15,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import { startTemporalDevServer, type DevServer } from '../../src/dev/temporal-server';
@@ -29,18 +29,12 @@ import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { startTestCluster } from '../harness/cluster';
 import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
 import { freePort, waitFor } from '../harness/ports';
-import { artifactsDir } from '../harness/services';
+import { launchChromium, seeAfterReloads, sendSignal, sendUpdate, shot, SHOTS, showsNow, startFromForm, visible } from '../harness/ui-page';
 
 const cleanups: Cleanups = [];
 afterAll(async () => {
   await runCleanups(cleanups);
 });
-
-const SHOTS = path.join(artifactsDir(), 'ui');
-
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
-}
 
 describe('the Temporal UI path of a recovery', () => {
   it('starts recoverToPointInTime from the Start Workflow form; the CLI\'s link shows what it waits for and how; takes decide updates (answering a refusal with its reason) and an approve signal; answers the status query and shows the verdict', { timeout: 600_000 }, async () => {
@@ -78,11 +72,7 @@ describe('the Temporal UI path of a recovery', () => {
     cleanups.push(() => connection.close());
     const client = new TemporalClient({ connection });
 
-    const browser: Browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    const browser: Browser = await launchChromium();
     cleanups.push(() => browser.close());
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     page.setDefaultTimeout(30_000);
@@ -92,19 +82,7 @@ describe('the Temporal UI path of a recovery', () => {
 
     // 1. The Start Workflow form: id, task queue, type, one JSON input, and a summary for the list.
     const input = { runbook: name, target: { latest: true }, incident: 'INC-900', reason: 'started from the Temporal UI' };
-    await page.goto(`${ui}/namespaces/default/workflows/start-workflow`);
-    // More options first: the form reformats the JSON when the editor loses focus, and the layout shift eats a click.
-    await page.getByRole('button', { name: 'More options' }).click();
-    await summaryEditor(page).click();
-    await page.keyboard.insertText(`**INC-900** recover \`${name}\` to the end of the archive`);
-    await page.getByLabel('Workflow ID').fill(workflowId);
-    await page.getByLabel('Task Queue').fill('lifeboat');
-    await page.getByLabel('Workflow Type').fill('recoverToPointInTime');
-    await jsonEditor(page).click();
-    await page.keyboard.insertText(JSON.stringify(input));
-    await page.getByLabel('Workflow Type').click();
-    await shot(page, '01-start-form');
-    await page.getByRole('button', { name: 'Start Workflow' }).click();
+    await startFromForm(page, ui, { workflowId, taskQueue: 'lifeboat', workflowType: 'recoverToPointInTime', input, summary: `**INC-900** recover \`${name}\` to the end of the archive` }, '01-start-form');
     const handle = client.workflow.getHandle(workflowId);
     await waitFor('the run to start', async () => ((await handle.describe().catch(() => undefined)) ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
 
@@ -201,84 +179,3 @@ describe('the Temporal UI path of a recovery', () => {
     await shot(page, '13-list-filtered-by-runbook');
   });
 });
-
-/** Fails (after the page's default timeout) unless the element shows. */
-async function visible(locator: Locator): Promise<void> {
-  await locator.first().waitFor({ state: 'visible' });
-}
-
-/**
- * Whether the text shows in the page or in one of its frames: the UI renders
- * the summary, details and current details (markdown) in sandboxed iframes.
- */
-async function shows(page: Page, text: string, opts: { exact?: boolean } = {}): Promise<boolean> {
-  for (const frame of page.frames()) {
-    if (await frame.getByText(text, opts).first().isVisible().catch(() => false)) return true;
-  }
-  return false;
-}
-
-/** Fails unless the text shows now (in the page or one of its frames). */
-async function showsNow(page: Page, text: string, opts: { exact?: boolean } = {}): Promise<void> {
-  if (!(await shows(page, text, opts))) throw new Error(`"${text}" is not shown on ${page.url()}`);
-}
-
-/** Visibility and the page lag the workflow: reload until the text shows. */
-async function seeAfterReloads(page: Page, text: string, opts: { exact?: boolean } = {}, before?: () => Promise<void>): Promise<void> {
-  await waitFor(`"${text}" on ${page.url()}`, async () => {
-    await page.reload();
-    await before?.();
-    await page.waitForLoadState('networkidle').catch(() => undefined);
-    return (await shows(page, text, opts)) ? true : undefined;
-  }, { timeoutMs: 150_000, intervalMs: 1000 });
-}
-
-
-// The form's editors are CodeMirror textboxes whose labels do not point at
-// them; the language each edits tells them apart: the input is the JSON one,
-// the summary the first markdown one (the details the second).
-function jsonEditor(page: Page | Locator): Locator {
-  return page.locator('[role=textbox][data-language=json]');
-}
-function summaryEditor(page: Page): Locator {
-  return page.locator('[role=textbox][data-language=markdown]').first();
-}
-
-/**
- * More Actions > Send an Update: pick decide, type its JSON, submit. Returns
- * the dialog: it closes on an accepted update and stays open with the
- * workflow's reason on a refused one.
- */
-async function sendUpdate(page: Page, payload: unknown, shotName?: string): Promise<Locator> {
-  await page.getByRole('button', { name: 'More Actions' }).click();
-  await page.getByRole('menuitem', { name: 'Send an Update' }).click();
-  const dialog = page.getByRole('dialog', { name: 'Send an Update' });
-  await dialog.getByTestId('update-select-button').click();
-  await dialog.getByRole('option', { name: /^decide Decide a step and get an answer/ }).click();
-  await jsonEditor(dialog).click();
-  await page.keyboard.insertText(JSON.stringify(payload));
-  if (shotName) await shot(page, shotName);
-  const submit = dialog.getByRole('button', { name: 'Submit' });
-  await submit.focus();
-  await submit.press('Enter');
-  return dialog;
-}
-
-/** More Actions > Send a Signal: pick the signal by name, type its JSON, submit. */
-async function sendSignal(page: Page, name: string, payload: unknown, shotName?: string, whileOpen?: (dialog: Locator) => Promise<void>): Promise<void> {
-  await page.getByRole('button', { name: 'More Actions' }).click();
-  await page.getByRole('menuitem', { name: 'Send a Signal' }).click();
-  const dialog = page.getByRole('dialog', { name: 'Send a Signal' });
-  await dialog.getByTestId('signal-select-button').click();
-  await whileOpen?.(dialog);
-  await dialog.getByRole('option', { name: new RegExp(`^${name} `) }).click();
-  await jsonEditor(dialog).click();
-  await page.keyboard.insertText(JSON.stringify(payload));
-  if (shotName) await shot(page, shotName);
-  // The editor reformats its JSON when it loses focus; a mouse click on
-  // Submit would blur it, shift the layout and miss. Focus, then Enter.
-  const submit = dialog.getByRole('button', { name: 'Submit' });
-  await submit.focus();
-  await submit.press('Enter');
-  await dialog.waitFor({ state: 'hidden' });
-}
