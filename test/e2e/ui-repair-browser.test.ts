@@ -124,6 +124,11 @@ describe('the Temporal UI path of a repair', () => {
     await showsNow(page, `damaged (restored): ${damaged.length} — e.g. id=`, { exact: false });
     await showsNow(page, 'changed since (conflicts: left unless included): 1 — e.g.', { exact: false });
     await showsNow(page, 'inserted since (left): 2', { exact: false });
+    // One list item per class, and the include member and flag as code (what an approver copies), not a markdown link and a dash.
+    await shownIn(page, 'li', `damaged (restored): ${damaged.length} — e.g. id=`);
+    await shownIn(page, 'li', 'changed since (conflicts: left unless included): 1 — e.g.');
+    await shownIn(page, 'code', '"include": ["changedSince"]');
+    await shownIn(page, 'code', '--include changedSince');
     await showsNow(page, 'send signal approve with {"step": "approve-repair", "by": "<you>"}', { exact: false });
     // The diff is below the steps in the Current Details pane, which scrolls on its own: bring it into view for the screenshot.
     await scrollToText(page, 'damaged (restored)');
@@ -159,4 +164,12 @@ async function scrollToText(page: Page, text: string): Promise<void> {
     if (await el.isVisible().catch(() => false)) return el.scrollIntoViewIfNeeded();
   }
   throw new Error(`"${text}" is not shown on ${page.url()}`);
+}
+
+/** Fails unless an element of the kind (a CSS selector) holding the text shows in the page or one of its frames. */
+async function shownIn(page: Page, css: string, text: string): Promise<void> {
+  for (const frame of page.frames()) {
+    if (await frame.locator(css, { hasText: text }).first().isVisible().catch(() => false)) return;
+  }
+  throw new Error(`no <${css}> with "${text}" is shown on ${page.url()}`);
 }

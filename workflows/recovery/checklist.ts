@@ -93,6 +93,8 @@ function nowLines(s: RecoveryStatus): string[] {
 function codeSpans(line: string): string {
   return line
     .replace(/\{.*\}/, (json) => `\`${json}\``)
+    // approve-repair's "include": [...] outside the braces and its CLI flag: markdown would read the brackets as a link and -- as a dash.
+    .replace(/("include": \[[^\]]*\]|--include \w+)(?![^`]*`)/g, (member) => `\`${member}\``)
     .replace(/lifeboat [^()`]*?(?=\s*\(|$)/g, (cmd) => `\`${cmd}\``)
     .replace(/<(?![^`]*`)/g, '\\<');
 }

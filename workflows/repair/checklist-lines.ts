@@ -40,7 +40,8 @@ export function repairLines(s: RecoveryStatus): string[] {
   const out: string[] = [];
   for (const t of r.diff?.tables ?? []) {
     const classes = Object.entries(t.counts).filter(([c, n]) => n > 0 && c !== 'unchanged');
-    out.push('', `**Diff of \`${t.table}\`** (key ${t.keyColumns.join(', ')}; ${t.counts.unchanged} unchanged):`);
+    // A blank line before the list: the UI's markdown does not let a list interrupt a paragraph.
+    out.push('', `**Diff of \`${t.table}\`** (key ${t.keyColumns.join(', ')}; ${t.counts.unchanged} unchanged):`, '');
     if (classes.length === 0) out.push('- no row differs');
     for (const [c, n] of classes) {
       const sample = sampleLine(t, c);
