@@ -472,7 +472,7 @@ async function main(): Promise<void> {
     log(`The near row: the same runbook, its standby built before each round's row with a delay of the target's age plus ${NEAR_HOLD_SECONDS} s plus a 15 s margin for the build (${nearDelays.join(', ')}), ` +
       `so that it stands a few seconds of load before the target, as a standby with a 1 h delay stands 50 min before a target 10 min back. ` +
       `It stood ${runs.near.map((r) => (r.behindMiB === undefined ? '?' : r.behindMiB.toFixed(0))).join(', ')} MiB before the target, and replayed ${runs.near.map((r) => (r.replayedMiB === undefined ? '?' : r.replayedMiB.toFixed(0))).join(', ')} MiB: ` +
-      "a take-over restarts the standby with the target, and PostgreSQL's redo starts again at its last restartpoint, which can only be at a checkpoint of the primary (here max_wal_size 1GB: one about halfway through the load). " +
+      "a take-over restarts the standby with the target, and PostgreSQL's redo starts again at its last restartpoint, which can only be at a checkpoint of the primary (here, with max_wal_size 1GB and checkpoint_timeout 5min, none came after the backup's during the 1 min load, so redo starts at the backup's start: the near row replays as much as the warm one; in production a primary checkpoints every checkpoint_timeout). " +
       'What it replays depends on the WAL since that checkpoint, never on the size of the database.');
     log('Totals per round (s): ' + ROWS.map((id) => `${id} ${runs[id].map((r) => r.total.toFixed(1)).join(', ')}`).join('; ') + '.');
     log();
