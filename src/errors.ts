@@ -50,6 +50,8 @@ export const ERROR_CODES = [
   'TIMELINE_SUPERSEDED',
   'PRIVILEGE_MISSING',
   'ENDPOINT_UNREACHABLE',
+  'ENCRYPTION_KEY_MISMATCH',
+  'ENCRYPTED_OBJECT_DAMAGED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -130,6 +132,12 @@ export function isRetryable(code: ErrorCode): boolean {
     // primary after a side-by-side recovery): the same file is refused again
     // until that server is stopped or archives elsewhere.
     case 'TIMELINE_SUPERSEDED':
+    // An encrypted object whose key id is not configured, or whose key is not
+    // the one configured under that id: an operator sets the right key.
+    case 'ENCRYPTION_KEY_MISMATCH':
+    // An encrypted object that fails authentication (changed, truncated,
+    // reordered): reading it again reads the same bytes.
+    case 'ENCRYPTED_OBJECT_DAMAGED':
       return false;
     default: {
       const unhandled: never = code;
