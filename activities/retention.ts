@@ -16,9 +16,10 @@ import {
   summarizeWal,
   walFilesToDelete,
   type RetentionPlan,
-  type WalCutoff,
   type WalDeleteSummary,
+  type WalRange,
 } from '../src/catalog/retention';
+import { retentionPolicy } from '../src/catalog/tiers';
 import { openRepository } from '../src/repository';
 import { loadRunbook } from '../src/runbook/load';
 import { clusterName } from '../src/runbook/schema';
@@ -33,8 +34,8 @@ export interface ExpiryPlan extends RetentionPlan {
 export interface ExpiryApplied {
   deletedBackups: { backupId: string; objects: number; storedBytes: number }[];
   skippedBackups: { backupId: string; reason: string }[];
-  /** The cutoff actually applied: the stricter of the plan's and the repository's as it is now. */
-  walCutoff?: WalCutoff;
+  /** The WAL kept by the plan or by the repository as it is now: what was not deleted. */
+  walKeep?: WalRange[];
   walDeleted: WalDeleteSummary[];
   walDeletedCount: number;
   walDeletedBytes: number;
@@ -60,7 +61,7 @@ export async function planExpiry(input: { runbook: string; keep?: number }): Pro
   return lifeboatActivity(async () => {
     const { runbook, repo, cluster } = await open(input.runbook);
     const [entries, archive] = await Promise.all([readCatalog(repo, cluster), readWalArchive(repo, cluster)]);
-    const plan = planRetention(entries, archive.files, input.keep ?? runbook.backup.retainFull);
+    const plan = planRetention(entries, archive.files, retentionPolicy(runbook, input.keep), new Date().toISOString());
     return { ...plan, runbook: runbook.name, cluster, repository: repo.url };
   });
 }
@@ -74,11 +75,14 @@ export async function applyExpiry(input: { runbook: string; plan: ExpiryPlan }):
   return lifeboatActivity(async () => {
     const { repo, cluster } = await open(input.runbook);
     const [entries, archive] = await Promise.all([readCatalog(repo, cluster), readWalArchive(repo, cluster)]);
-    const fresh = planRetention(entries, archive.files, input.plan.keep);
+    // The approved plan's policy (plans from before tiers carry only keep), and the clock now.
+    const policy = input.plan.policy ?? input.plan.keep!;
+    const fresh = planRetention(entries, archive.files, policy, new Date().toISOString());
     const decided = reconcilePlans(input.plan, fresh);
     // Oldest first (names sort by timeline, then segment): a deletion cut
-    // short leaves the archive without holes, only shorter at its old end.
-    const doomed = decided.cutoff ? walFilesToDelete(archive.files, decided.cutoff) : [];
+    // short leaves the WAL of every kept backup whole.
+    const segSize = decided.walSegmentSize ?? 0;
+    const doomed = decided.walKeep ? walFilesToDelete(archive.files, decided.walKeep, segSize) : [];
     const total = decided.backups.length + doomed.length;
     let done = 0;
     beat({ phase: 'backups', done, total });
@@ -99,8 +103,10 @@ export async function applyExpiry(input: { runbook: string; plan: ExpiryPlan }):
     return {
       deletedBackups,
       skippedBackups: decided.skippedBackups,
-      ...(decided.cutoff ? { walCutoff: decided.cutoff } : {}),
-      walDeleted: decided.cutoff ? summarizeWal(doomed, decided.cutoff.walSegmentSize) : [],
+      ...(decided.walKeep ? { walKeep: decided.walKeep } : {}),
+      walDeleted: decided.walKeep
+        ? summarizeWal(archive.files, doomed, decided.walKeep, segSize, 'kept neither by the approved plan nor by a plan of the repository as it is now')
+        : [],
       walDeletedCount: doomed.length,
       walDeletedBytes: doomed.reduce((n, f) => n + f.size, 0),
     };

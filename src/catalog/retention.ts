@@ -4,21 +4,29 @@
 //
 // The rules, in the order they protect data:
 // - Nothing is deleted unless at least one complete, verified backup is kept.
-// - The `keep` newest verified backups stay; verified backups older than the
-//   oldest of them expire. Incomplete backup directories are never deleted
-//   here: one may be a backup still being written.
-// - Only WAL segments go, and only those strictly before the oldest kept
-//   backup's start segment on its timeline or an older one. History files,
-//   .partial and .backup files always stay: they are tiny, and a missing
-//   history file silently stops a restore from following a timeline switch.
+//   Incomplete backup directories are never deleted nor counted here: one may
+//   be a backup still being written.
+// - Which backups stay is the policy's (src/catalog/tiers.ts): the N newest
+//   (backup.retainFull), or tiers (retention:) plus the backup a restore into
+//   the point-in-time window starts from; the newest verified backup always.
+// - WAL stays when a kept backup needs it (its own start..end segments, on
+//   its timeline) or when it lies in the point-in-time window: every segment
+//   from the window's backup's start on, and every segment of a later
+//   timeline. With backup.retainFull the window starts at the oldest kept
+//   backup, as it always did. An old yearly backup thus keeps only its own
+//   WAL, not everything after it: that is what makes tiers cheap.
+// - Only WAL segments go. History files, .partial and .backup files always
+//   stay: they are tiny, and a missing history file silently stops a restore
+//   from following a timeline switch.
 //
-// A plan is a summary plus a cutoff rule rather than a list of WAL names: a
-// month of WAL is tens of thousands of names, more than a workflow payload
-// may hold. `applyExpiry` re-reads the repository and deletes only what both
-// the approved plan and a fresh plan allow.
+// A plan names WAL as ranges kept, not as names deleted: a month of WAL is
+// tens of thousands of names, more than a workflow payload may hold.
+// `applyExpiry` re-reads the repository and deletes only what both the
+// approved plan and a fresh plan allow.
 import { LifeboatError } from '../errors';
-import { parseSegmentName, walFileKind } from '../wal/names';
-import type { CatalogEntry } from './catalog';
+import { parseSegmentName, segmentName, walFileKind } from '../wal/names';
+import type { CatalogEntry, CompleteEntry } from './catalog';
+import { describeSeconds, periodLabel, periodOf, TIERS, type RetentionPolicy, type Tier } from './tiers';
 
 export interface RetentionWalFile {
   name: string;
@@ -26,31 +34,66 @@ export interface RetentionWalFile {
   size: number;
 }
 
-/** Segments with timeline <= `timeline` and segment number < that of `beforeSegment` may be deleted. */
+/**
+ * Segments kept. Closed (`to` set): timelines from `from`'s to `to`'s and
+ * segment numbers from `from`'s to `to`'s, both inclusive: one backup's own
+ * WAL. Open (no `to`): every segment numbered from `from`'s on, on any
+ * timeline, and every segment of a timeline after `from`'s: the
+ * point-in-time window.
+ */
+export interface WalRange {
+  from: string;
+  to?: string;
+  why: string;
+}
+
+/** Plans from before tiered retention: segments with timeline <= `timeline` below `beforeSegment` may go. */
 export interface WalCutoff {
   timeline: number;
   beforeSegment: string;
   walSegmentSize: number;
-  /** The kept backup whose start sets the cutoff. */
   backupId: string;
 }
 
+/** A run of deleted segments on one timeline with no kept segment between them. */
 export interface WalDeleteSummary {
   timeline: number;
   first: string;
   last: string;
   count: number;
   storedBytes: number;
+  reason: string;
+}
+
+export interface TierKept {
+  tier: Tier;
+  /** Periods counted, and the oldest of them. */
+  periods: number;
+  from: string;
+  /** Newest first: the period and the backup kept for it. */
+  kept: { period: string; backupId: string }[];
 }
 
 export interface RetentionPlan {
-  keep: number;
+  policy: RetentionPolicy;
+  /** With backup.retainFull: how many newest backups are kept (what plans said before tiers). */
+  keep?: number;
+  /** When the plan was made: tiers and the window count back from it. */
+  at?: string;
   /** Complete, verified backups found. */
   verified: number;
   kept: { backupId: string; reason: string }[];
   expire: { backupId: string; startWal: string; storedBytes: number; reason: string }[];
   /** Backup directories without a valid backup.json: listed, never deleted. */
   incomplete: { backupId: string; problem: string; storedBytes: number }[];
+  /** With tiers: what each keeps. */
+  tiers?: TierKept[];
+  /** Where point-in-time recovery can start: the backup, its first segment, and since when targets are covered. */
+  window?: { backupId: string; startWal: string; coversFrom: string; why: string };
+  walSegmentSize?: number;
+  /** Absent: no WAL is deleted. */
+  walKeep?: WalRange[];
+  /** Old plans only (before tiers); read by reconcilePlans. */
   walCutoff?: WalCutoff;
   walDelete: WalDeleteSummary[];
   walDeleteCount: number;
@@ -61,32 +104,43 @@ export interface RetentionPlan {
   nothingToDo?: string;
 }
 
+const byId = (a: { backupId: string }, b: { backupId: string }) => (a.backupId < b.backupId ? -1 : a.backupId > b.backupId ? 1 : 0);
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+
+/**
+ * The plan. `policy` may be a number: the N newest (backup.retainFull).
+ * `now` (ISO 8601) is needed by tiers; the caller reads the clock.
+ */
 export function planRetention(
   backups: readonly CatalogEntry[],
   walFiles: readonly RetentionWalFile[],
-  keep: number,
+  policyOrKeep: RetentionPolicy | number,
+  now?: string,
 ): RetentionPlan {
-  if (!Number.isInteger(keep) || keep < 1) {
-    throw new LifeboatError('INPUT_INVALID', `keep must be an integer of at least 1, got ${JSON.stringify(keep)}`, {
+  const policy: RetentionPolicy = typeof policyOrKeep === 'number' ? { kind: 'newest', keep: policyOrKeep } : policyOrKeep;
+  if (policy.kind === 'newest' && (!Number.isInteger(policy.keep) || policy.keep < 1)) {
+    throw new LifeboatError('INPUT_INVALID', `keep must be an integer of at least 1, got ${JSON.stringify(policy.keep)}`, {
       hints: ['retention always keeps at least one verified backup (runbook backup.retainFull, or --keep)'],
     });
   }
-  const sorted = [...backups].sort((a, b) => (a.backupId < b.backupId ? -1 : a.backupId > b.backupId ? 1 : 0));
-  const verified = sorted.filter((b): b is Extract<CatalogEntry, { status: 'complete' }> => b.status === 'complete');
+  const at = now !== undefined ? new Date(now) : undefined;
+  if (policy.kind === 'tiers' && (at === undefined || Number.isNaN(at.getTime()))) {
+    throw new LifeboatError('INPUT_INVALID', `tiered retention needs the time of the plan, got ${JSON.stringify(now)}`, { hints: ['nothing was deleted'] });
+  }
+  const sorted = [...backups].sort(byId);
+  const verified = sorted.filter((b): b is CompleteEntry => b.status === 'complete');
   const incomplete = sorted.flatMap((b) =>
     b.status === 'incomplete' ? [{ backupId: b.backupId, problem: b.problem, storedBytes: b.storedBytes }] : [],
   );
-  const historyFilesKept = walFiles.filter((f) => walFileKind(f.name) === 'history').length;
-
-  const keptEntries = verified.slice(-keep);
-  const expiredEntries = verified.slice(0, Math.max(0, verified.length - keep));
   const base = {
-    keep,
+    policy,
+    ...(policy.kind === 'newest' ? { keep: policy.keep } : {}),
+    ...(at ? { at: at.toISOString() } : {}),
     verified: verified.length,
     incomplete,
-    historyFilesKept,
+    historyFilesKept: walFiles.filter((f) => walFileKind(f.name) === 'history').length,
   };
-  if (keptEntries.length === 0) {
+  if (verified.length === 0) {
     return {
       ...base,
       kept: [],
@@ -99,74 +153,216 @@ export function planRetention(
         'no complete, verified backup in the repository: nothing is deleted, since the archived WAL may be all that is left',
     };
   }
-
-  const kept = keptEntries.map((e) => ({
-    backupId: e.backupId,
-    reason: `one of the ${keep} newest verified backup${keep === 1 ? '' : 's'}`,
-  }));
-  const expire = expiredEntries.map((e) => ({
-    backupId: e.backupId,
-    startWal: e.meta.startWal,
-    storedBytes: e.storedBytes,
-    reason: `older than the ${keep} newest verified backup${keep === 1 ? '' : 's'}`,
-  }));
-
-  // The cutoff protects every kept backup: the smallest start segment and the
-  // lowest timeline among them (they differ from the oldest backup's only
-  // when a restore went back in time onto a new timeline).
-  const segSize = keptEntries[0]!.meta.walSegmentSize;
-  let cut = keptEntries[0]!;
-  let timeline = cut.meta.timeline;
-  for (const e of keptEntries) {
-    if (e.meta.walSegmentSize !== segSize) {
-      throw new LifeboatError('REPOSITORY_INVALID', `kept backups disagree on the WAL segment size (${segSize} and ${e.meta.walSegmentSize} bytes)`, {
-        hints: ['one cluster has one segment size; check that these backups belong to the same cluster', 'nothing was deleted'],
-      });
-    }
-    if (parseSegmentName(e.meta.startWal, segSize).segno < parseSegmentName(cut.meta.startWal, segSize).segno) cut = e;
-    timeline = Math.min(timeline, e.meta.timeline);
+  const segSize = verified[0]!.meta.walSegmentSize;
+  const mismatch = verified.find((e) => e.meta.walSegmentSize !== segSize);
+  if (mismatch) {
+    throw new LifeboatError('REPOSITORY_INVALID', `backups disagree on the WAL segment size (${segSize} and ${mismatch.meta.walSegmentSize} bytes, backup ${mismatch.backupId})`, {
+      hints: ['one cluster has one segment size; check that these backups belong to the same cluster', 'nothing was deleted'],
+    });
   }
-  const walCutoff: WalCutoff = { timeline, beforeSegment: cut.meta.startWal, walSegmentSize: segSize, backupId: cut.backupId };
-  const doomed = walFilesToDelete(walFiles, walCutoff);
-  const walDelete = summarizeWal(doomed, segSize);
-  const walDeleteBytes = doomed.reduce((n, f) => n + f.size, 0);
+
+  const chosen = policy.kind === 'newest' ? chooseNewest(verified, policy.keep) : chooseTiers(verified, policy, at!);
+  const keptIds = new Set(chosen.reasons.keys());
+  const kept = verified.filter((e) => keptIds.has(e.backupId)).map((e) => ({ backupId: e.backupId, reason: chosen.reasons.get(e.backupId)!.join(', ') }));
+  const expire = verified
+    .filter((e) => !keptIds.has(e.backupId))
+    .map((e) => ({ backupId: e.backupId, startWal: e.meta.startWal, storedBytes: e.storedBytes, reason: chosen.whyNot(e) }));
+
+  const walKeep = pruneRanges([
+    { from: chosen.windowFrom, why: chosen.windowWhy },
+    ...verified
+      .filter((e) => keptIds.has(e.backupId))
+      .map((e) => ({ from: e.meta.startWal, to: e.meta.endWal, why: `backup ${e.backupId} (${chosen.reasons.get(e.backupId)!.join(', ')})` })),
+  ], segSize);
+  const doomed = walFilesToDelete(walFiles, walKeep, segSize);
+  const walDelete = summarizeWal(walFiles, doomed, walKeep, segSize, chosen.deleteWhy);
+  const walDeleteCount = doomed.length;
   return {
     ...base,
     kept,
     expire,
-    walCutoff,
+    ...(chosen.tiers ? { tiers: chosen.tiers } : {}),
+    ...(chosen.window ? { window: chosen.window } : {}),
+    walSegmentSize: segSize,
+    walKeep,
     walDelete,
-    walDeleteCount: doomed.length,
-    walDeleteBytes,
-    walKeptCount: walFiles.length - doomed.length,
-    ...(expire.length === 0 && doomed.length === 0
-      ? { nothingToDo: `${verified.length} verified backup${verified.length === 1 ? '' : 's'}, keep ${keep}: nothing is older than retention` }
+    walDeleteCount,
+    walDeleteBytes: doomed.reduce((n, f) => n + f.size, 0),
+    walKeptCount: walFiles.length - walDeleteCount,
+    ...(expire.length === 0 && walDeleteCount === 0
+      ? {
+          nothingToDo:
+            policy.kind === 'newest'
+              ? `${plural(verified.length, 'verified backup')}, keep ${policy.keep}: nothing is older than retention`
+              : `${plural(verified.length, 'verified backup')}, all kept by the tiers, and no WAL outside what they and the window need`,
+        }
       : {}),
   };
 }
 
-/** The WAL files a cutoff allows deleting: segments only, never history, .partial or .backup files. */
-export function walFilesToDelete<F extends RetentionWalFile>(walFiles: readonly F[], cutoff: WalCutoff): F[] {
-  const before = parseSegmentName(cutoff.beforeSegment, cutoff.walSegmentSize).segno;
+interface Chosen {
+  /** Kept backups and why. */
+  reasons: Map<string, string[]>;
+  whyNot: (e: CompleteEntry) => string;
+  /** The open WAL range: the point-in-time window. */
+  windowFrom: string;
+  windowWhy: string;
+  deleteWhy: string;
+  tiers?: TierKept[];
+  window?: RetentionPlan['window'];
+}
+
+function chooseNewest(verified: CompleteEntry[], keep: number): Chosen {
+  const keptEntries = verified.slice(-keep);
+  const reasons = new Map(keptEntries.map((e) => [e.backupId, [`one of the ${keep} newest verified backup${keep === 1 ? '' : 's'}`]]));
+  // Every segment from the smallest start among the kept backups, on their
+  // lowest timeline or a later one (they differ from the oldest backup's
+  // only when a restore went back in time onto a new timeline).
+  const segSize = keptEntries[0]!.meta.walSegmentSize;
+  let cut = keptEntries[0]!;
+  let timeline = cut.meta.timeline;
+  for (const e of keptEntries) {
+    if (parseSegmentName(e.meta.startWal, segSize).segno < parseSegmentName(cut.meta.startWal, segSize).segno) cut = e;
+    timeline = Math.min(timeline, e.meta.timeline);
+  }
+  const from = segmentName(timeline, parseSegmentName(cut.meta.startWal, segSize).segno, segSize);
+  return {
+    reasons,
+    whyNot: () => `older than the ${keep} newest verified backup${keep === 1 ? '' : 's'}`,
+    windowFrom: from,
+    windowWhy: `every segment from ${cut.meta.startWal} on (backup ${cut.backupId}, the oldest kept, starts there)`,
+    deleteWhy: `before ${cut.meta.startWal}, where backup ${cut.backupId}, the oldest kept, starts`,
+  };
+}
+
+function chooseTiers(verified: CompleteEntry[], policy: Extract<RetentionPolicy, { kind: 'tiers' }>, at: Date): Chosen {
+  const reasons = new Map<string, string[]>();
+  const add = (id: string, why: string) => reasons.set(id, [...(reasons.get(id) ?? []), why]);
+  const started = (e: CompleteEntry) => new Date(e.meta.startTime);
+  const newestFirst = [...verified].reverse();
+  const tiers: TierKept[] = [];
+  // Per tier and period: the backup kept there, for saying why another is not.
+  const keeperOf = new Map<string, string>();
+  const oldestIndex = new Map<Tier, number>();
+  for (const tier of TIERS) {
+    const n = policy.full[tier];
+    if (n === undefined) continue;
+    const lowest = periodOf(tier, at).index - n + 1;
+    oldestIndex.set(tier, lowest);
+    const t: TierKept = { tier, periods: n, from: periodLabel(tier, lowest), kept: [] };
+    for (const e of newestFirst) {
+      const d = started(e);
+      if (Number.isNaN(d.getTime())) continue;
+      const p = periodOf(tier, d);
+      if (p.index < lowest || keeperOf.has(`${tier} ${p.label}`)) continue;
+      keeperOf.set(`${tier} ${p.label}`, e.backupId);
+      t.kept.push({ period: p.label, backupId: e.backupId });
+      add(e.backupId, `${tier} ${p.label}`);
+    }
+    tiers.push(t);
+  }
+  for (const e of verified) {
+    // A start time that is no date cannot be placed in a period: kept rather than guessed.
+    if (Number.isNaN(started(e).getTime())) add(e.backupId, `start time ${JSON.stringify(e.meta.startTime)} is not a date`);
+  }
+  const newest = verified[verified.length - 1]!;
+  if (!reasons.has(newest.backupId)) add(newest.backupId, 'the newest verified backup (always kept)');
+
+  // The window: a restore to any time after `coversFrom` starts from the
+  // newest backup that ended by then (recovery preflight picks the newest
+  // backup that finished before the target). Without one, the oldest
+  // backup: the window then reaches back only as far as the backups do.
+  const coversFrom = new Date(at.getTime() - policy.walSeconds * 1000);
+  const ended = verified.filter((e) => new Date(e.meta.endTime).getTime() <= coversFrom.getTime());
+  const anchor = ended[ended.length - 1] ?? verified[0]!;
+  const span = describeSeconds(policy.walSeconds);
+  const windowWhy =
+    ended.length > 0
+      ? `point-in-time window (${span}, targets from ${coversFrom.toISOString()}): restores start from backup ${anchor.backupId}, the newest that ended by then`
+      : `point-in-time window (${span}, targets from ${coversFrom.toISOString()}): no backup ended that early, so from the oldest, ${anchor.backupId}`;
+  add(anchor.backupId, `start of the point-in-time window (${span})`);
+
+  return {
+    reasons,
+    whyNot: (e) => {
+      const d = started(e);
+      const parts = tiers.map((t) => {
+        const p = periodOf(t.tier, d);
+        return p.index < oldestIndex.get(t.tier)!
+          ? `${t.tier} keeps from ${t.from}`
+          : `${t.tier} ${p.label} keeps ${keeperOf.get(`${t.tier} ${p.label}`)}`;
+      });
+      return `kept by no tier (${parts.join('; ')}), and the point-in-time window (${span}) starts at a later backup, ${anchor.backupId}`;
+    },
+    windowFrom: anchor.meta.startWal,
+    windowWhy,
+    deleteWhy: `needed by no kept backup, and older than the point-in-time window (${span}: from ${anchor.meta.startWal}, backup ${anchor.backupId})`,
+    tiers,
+    window: { backupId: anchor.backupId, startWal: anchor.meta.startWal, coversFrom: coversFrom.toISOString(), why: windowWhy },
+  };
+}
+
+interface ParsedRange {
+  fromTli: number;
+  fromSeg: bigint;
+  toTli?: number;
+  toSeg?: bigint;
+}
+
+function parseRange(r: WalRange, segSize: number): ParsedRange {
+  const f = parseSegmentName(r.from, segSize);
+  if (r.to === undefined) return { fromTli: f.timeline, fromSeg: f.segno };
+  const t = parseSegmentName(r.to, segSize);
+  return { fromTli: f.timeline, fromSeg: f.segno, toTli: t.timeline, toSeg: t.segno };
+}
+
+function covers(r: ParsedRange, timeline: number, segno: bigint): boolean {
+  if (r.toTli === undefined) return segno >= r.fromSeg || timeline > r.fromTli;
+  return timeline >= r.fromTli && timeline <= r.toTli && segno >= r.fromSeg && segno <= r.toSeg!;
+}
+
+/** Whether every segment of `p` lies in `o`. */
+function contains(o: ParsedRange, p: ParsedRange): boolean {
+  if (o.toTli === undefined) {
+    return p.toTli === undefined ? p.fromSeg >= o.fromSeg && p.fromTli >= o.fromTli : p.fromSeg >= o.fromSeg || p.fromTli > o.fromTli;
+  }
+  if (p.toTli === undefined) return false;
+  return o.fromTli <= p.fromTli && o.toTli! >= p.toTli && o.fromSeg <= p.fromSeg && o.toSeg! >= p.toSeg!;
+}
+
+/** Drops ranges another one already covers (the first of equal ones stays): the plan stays as small as what it protects. */
+function pruneRanges(ranges: WalRange[], segSize: number): WalRange[] {
+  const parsed = ranges.map((r) => parseRange(r, segSize));
+  return ranges.filter((_, i) => !parsed.some((o, j) => j !== i && contains(o, parsed[i]!) && (j < i || !contains(parsed[i]!, o))));
+}
+
+/** The WAL files no kept range covers: segments only, never history, .partial or .backup files. */
+export function walFilesToDelete<F extends RetentionWalFile>(walFiles: readonly F[], keep: readonly WalRange[], segSize: number): F[] {
+  const ranges = keep.map((r) => parseRange(r, segSize));
   return walFiles.filter((f) => {
     if (walFileKind(f.name) !== 'segment') return false;
-    const { timeline, segno } = parseSegmentName(f.name, cutoff.walSegmentSize);
-    return timeline <= cutoff.timeline && segno < before;
+    const { timeline, segno } = parseSegmentName(f.name, segSize);
+    return !ranges.some((r) => covers(r, timeline, segno));
   });
 }
 
-/** The stricter of two cutoffs: what both allow. */
-export function intersectCutoffs(a: WalCutoff | undefined, b: WalCutoff | undefined): WalCutoff | undefined {
-  if (!a || !b || a.walSegmentSize !== b.walSegmentSize) return undefined;
-  const sa = parseSegmentName(a.beforeSegment, a.walSegmentSize).segno;
-  const sb = parseSegmentName(b.beforeSegment, b.walSegmentSize).segno;
-  const earlier = sa <= sb ? a : b;
-  return { ...earlier, timeline: Math.min(a.timeline, b.timeline) };
+/** An old plan's cutoff as ranges kept: the same segments stay. */
+export function cutoffAsRanges(c: WalCutoff): WalRange[] {
+  const seg = parseSegmentName(c.beforeSegment, c.walSegmentSize).segno;
+  return [{ from: segmentName(c.timeline, seg, c.walSegmentSize), why: `every segment from ${c.beforeSegment} on (backup ${c.backupId})` }];
+}
+
+function rangesOf(plan: RetentionPlan): { keep: WalRange[]; segSize: number } | undefined {
+  if (plan.walKeep && plan.walSegmentSize) return { keep: plan.walKeep, segSize: plan.walSegmentSize };
+  if (plan.walCutoff) return { keep: cutoffAsRanges(plan.walCutoff), segSize: plan.walCutoff.walSegmentSize };
+  return undefined;
 }
 
 export interface ReconciledDeletion {
   backups: string[];
-  cutoff?: WalCutoff;
+  /** WAL either plan keeps; absent: no WAL is deleted. */
+  walKeep?: WalRange[];
+  walSegmentSize?: number;
   /** Backups the approved plan would expire that the repository as it is now keeps. */
   skippedBackups: { backupId: string; reason: string }[];
 }
@@ -175,7 +371,7 @@ export interface ReconciledDeletion {
  * What may be deleted now: only what the approved plan and a plan of the
  * repository as it is now both allow. The catalog can change between plan and
  * apply (a backup finished, one was deleted by hand); this never deletes more
- * than either plan.
+ * than either plan: a backup both expire, a segment neither keeps.
  */
 export function reconcilePlans(approved: RetentionPlan, fresh: RetentionPlan): ReconciledDeletion {
   if (fresh.kept.length === 0) {
@@ -189,29 +385,58 @@ export function reconcilePlans(approved: RetentionPlan, fresh: RetentionPlan): R
     if (freshExpire.has(e.backupId)) backups.push(e.backupId);
     else skippedBackups.push({ backupId: e.backupId, reason: 'no longer expires: the catalog changed since the plan' });
   }
-  const cutoff = intersectCutoffs(approved.walCutoff, fresh.walCutoff);
-  return { backups, skippedBackups, ...(cutoff ? { cutoff } : {}) };
+  const a = rangesOf(approved);
+  const f = rangesOf(fresh);
+  if (!a || !f || a.segSize !== f.segSize) return { backups, skippedBackups };
+  return { backups, skippedBackups, walKeep: pruneRanges([...a.keep, ...f.keep], a.segSize), walSegmentSize: a.segSize };
 }
 
-/** Per timeline: first and last segment, count and stored bytes. */
-export function summarizeWal(files: readonly RetentionWalFile[], segSize: number): WalDeleteSummary[] {
-  const byTli = new Map<number, { files: { name: string; segno: bigint; size: number }[] }>();
-  for (const f of files) {
-    const { timeline, segno } = parseSegmentName(f.name, segSize);
-    const t = byTli.get(timeline) ?? { files: [] };
-    t.files.push({ name: f.name, segno, size: f.size });
-    byTli.set(timeline, t);
+/**
+ * The deleted segments as runs: per timeline, consecutive deleted segments
+ * with no kept segment between them (a hole in the archive does not split a
+ * run), each with why it goes and which kept WAL lies on either side.
+ */
+export function summarizeWal(
+  all: readonly RetentionWalFile[],
+  doomed: readonly RetentionWalFile[],
+  keep: readonly WalRange[],
+  segSize: number,
+  why: string,
+): WalDeleteSummary[] {
+  const gone = new Set(doomed.map((f) => f.name));
+  const segs = all
+    .filter((f) => walFileKind(f.name) === 'segment')
+    .map((f) => ({ ...f, ...parseSegmentName(f.name, segSize) }))
+    .sort((a, b) => a.timeline - b.timeline || (a.segno < b.segno ? -1 : a.segno > b.segno ? 1 : 0));
+  const ranges = keep.map((r) => ({ r, p: parseRange(r, segSize) }));
+  const runs: (WalDeleteSummary & { firstSeg: bigint; lastSeg: bigint })[] = [];
+  let open = false;
+  for (const s of segs) {
+    const last = runs[runs.length - 1];
+    if (!gone.has(s.name)) {
+      open = false;
+      continue;
+    }
+    if (open && last && last.timeline === s.timeline) {
+      last.last = s.name;
+      last.lastSeg = s.segno;
+      last.count++;
+      last.storedBytes += s.size;
+    } else {
+      runs.push({ timeline: s.timeline, first: s.name, last: s.name, firstSeg: s.segno, lastSeg: s.segno, count: 1, storedBytes: s.size, reason: '' });
+      open = true;
+    }
   }
-  return [...byTli.entries()]
-    .sort((a, b) => a[0] - b[0])
-    .map(([timeline, t]) => {
-      t.files.sort((a, b) => (a.segno < b.segno ? -1 : a.segno > b.segno ? 1 : 0));
-      return {
-        timeline,
-        first: t.files[0]!.name,
-        last: t.files[t.files.length - 1]!.name,
-        count: t.files.length,
-        storedBytes: t.files.reduce((n, f) => n + f.size, 0),
-      };
-    });
+  return runs.map(({ firstSeg, lastSeg, ...run }) => {
+    // The kept WAL just before and after the run on segment numbers: what the operator compares it with.
+    const before = ranges
+      .filter((x) => x.p.toSeg !== undefined && x.p.toSeg < firstSeg)
+      .sort((a, b) => (a.p.toSeg! < b.p.toSeg! ? 1 : -1))[0];
+    const after = ranges.filter((x) => x.p.fromSeg > lastSeg).sort((a, b) => (a.p.fromSeg < b.p.fromSeg ? -1 : 1))[0];
+    const between = [
+      ...(before ? [`after the WAL of ${before.r.why}`] : []),
+      ...(after && after.r.to !== undefined ? [`before the WAL of ${after.r.why}`] : []),
+    ];
+    return { ...run, reason: between.length > 0 ? `${why}; ${between.join(', ')}` : why };
+  });
 }

@@ -352,15 +352,45 @@ export const Standby = z.strictObject(
 export const Backup = z.strictObject({
   /** The host whose worker runs pg_basebackup (its `lifeboat-host-<host>` queue). */
   host: identifier('a host name').optional(),
-  /** How many full backups `expireBackups` keeps. */
+  /**
+   * How many full backups `expireBackups` keeps (2 when neither this nor
+   * `retention:` is set; src/catalog/tiers.ts retentionPolicy).
+   */
   retainFull: z
     .number({ error: 'expected an integer of at least 1' })
     .int({ error: 'expected an integer of at least 1' })
     .min(1, { error: 'expected an integer of at least 1' })
-    .default(2),
+    .optional(),
   /** Where the backup is staged and verified before upload. */
   scratchDir: absolutePath('the scratch directory').optional(),
 });
+
+const tierCount = (period: string) =>
+  z
+    .number({ error: `expected a whole number of ${period}s of at least 1` })
+    .int({ error: `expected a whole number of ${period}s of at least 1` })
+    .min(1, { error: `expected a whole number of ${period}s of at least 1` })
+    .optional();
+
+/**
+ * Tiered retention (src/catalog/tiers.ts): in each of the last N UTC days,
+ * ISO weeks, months or years, the newest verified backup is kept; `wal` is
+ * how far back point-in-time recovery stays possible. Replaces backup.retainFull.
+ */
+export const Retention = z.strictObject(
+  {
+    full: z
+      .strictObject(
+        { daily: tierCount('day'), weekly: tierCount('week'), monthly: tierCount('month'), yearly: tierCount('year') },
+        { error: 'expected a mapping of tiers: daily, weekly, monthly, yearly (each a number of periods)' },
+      )
+      .refine((f) => Object.values(f).some((n) => n !== undefined), {
+        error: 'expected at least one of daily, weekly, monthly, yearly',
+      }),
+    wal: duration,
+  },
+  { error: 'expected a mapping with full ({ daily, weekly, monthly, yearly }) and wal (a duration such as "35d")' },
+);
 
 export const Runbook = z
   .strictObject({
@@ -368,7 +398,8 @@ export const Runbook = z
     cluster: Cluster,
     repository: Repository,
     restore: Restore,
-    backup: Backup.default({ retainFull: 2 }),
+    backup: Backup.default({}),
+    retention: Retention.optional(),
     gates: Gates.optional(),
     capture: z.array(namedSql, { error: 'expected a list of { name, sql }' }).default([]),
     invariants: z.array(Invariant, { error: 'expected a list of { name, sql, expect }' }).default([]),
@@ -388,6 +419,15 @@ export const Runbook = z
     standby: Standby.optional(),
   })
   .superRefine((rb, ctx) => standbyApart(rb, ctx))
+  .superRefine((rb, ctx) => {
+    if (rb.retention && rb.backup.retainFull !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['backup', 'retainFull'],
+        message: 'expected either retention or backup.retainFull, not both (retention: tiers replace backup.retainFull; remove it)',
+      });
+    }
+  })
   .superRefine((rb, ctx) => {
     if (!rb.drill || rb.drill.host !== rb.restore.host) return;
     // Same host: a drill must not touch what a real recovery uses.

@@ -61,10 +61,14 @@ describe('retention plan', () => {
     expect(plan.expire).toEqual([
       { backupId: '20261121T000000Z', startWal: seg(1, 2), storedBytes: 50, reason: 'older than the 2 newest verified backups' },
     ]);
-    expect(plan.walCutoff).toEqual({ timeline: 1, beforeSegment: seg(1, 6), walSegmentSize: SEG, backupId: '20261122T000000Z' });
-    const doomed = walFilesToDelete(archive, plan.walCutoff!).map((f) => f.name);
+    expect(plan.walKeep).toEqual([
+      { from: seg(1, 6), why: `every segment from ${seg(1, 6)} on (backup 20261122T000000Z, the oldest kept, starts there)` },
+    ]);
+    const doomed = walFilesToDelete(archive, plan.walKeep!, SEG).map((f) => f.name);
     expect(doomed).toEqual(segs(1, 1, 5));
-    expect(plan.walDelete).toEqual([{ timeline: 1, first: seg(1, 1), last: seg(1, 5), count: 5, storedBytes: 5000 }]);
+    expect(plan.walDelete).toEqual([
+      { timeline: 1, first: seg(1, 1), last: seg(1, 5), count: 5, storedBytes: 5000, reason: `before ${seg(1, 6)}, where backup 20261122T000000Z, the oldest kept, starts` },
+    ]);
     expect(plan.walDeleteCount).toBe(5);
     expect(plan.walKeptCount).toBe(archive.length - 5);
     // Every segment the kept backups need, and every non-segment file, stays.
@@ -76,7 +80,7 @@ describe('retention plan', () => {
     const plan = planRetention([incomplete('20261121T000000Z'), incomplete('20261122T000000Z')], archive, 1);
     expect(plan.kept).toEqual([]);
     expect(plan.expire).toEqual([]);
-    expect(plan.walCutoff).toBeUndefined();
+    expect(plan.walKeep).toBeUndefined();
     expect(plan.walDeleteCount).toBe(0);
     expect(plan.walKeptCount).toBe(archive.length);
     expect(plan.nothingToDo).toBe(
@@ -93,7 +97,7 @@ describe('retention plan', () => {
   it('keeps history, .partial and .backup files however old', () => {
     const files = wal(['00000001.history', '00000002.history', `${seg(1, 1)}.partial`, `${seg(1, 1)}.00000028.backup`, seg(1, 1)]);
     const plan = planRetention([verified('20261123T000000Z', 2, 10)], files, 1);
-    expect(walFilesToDelete(files, plan.walCutoff!).map((f) => f.name)).toEqual([seg(1, 1)]);
+    expect(walFilesToDelete(files, plan.walKeep!, SEG).map((f) => f.name)).toEqual([seg(1, 1)]);
     expect(plan.historyFilesKept).toBe(2);
   });
 
@@ -102,21 +106,21 @@ describe('retention plan', () => {
     // kept backup is on timeline 1 at segment 6: timeline 2's WAL is not ours to judge.
     const files = wal([...segs(1, 1, 8), ...segs(2, 4, 7), '00000002.history']);
     const plan = planRetention([verified('20261121T000000Z', 1, 1), verified('20261122T000000Z', 1, 6)], files, 1);
-    expect(walFilesToDelete(files, plan.walCutoff!).map((f) => f.name)).toEqual(segs(1, 1, 5));
+    expect(walFilesToDelete(files, plan.walKeep!, SEG).map((f) => f.name)).toEqual(segs(1, 1, 5));
   });
 
   it('protects the smallest start among kept backups when timelines went back in time', () => {
     // Kept: one on timeline 1 from segment 9, and a newer one on timeline 2 from segment 5.
     const files = wal([...segs(1, 1, 10), ...segs(2, 4, 8)]);
     const plan = planRetention([verified('20261121T000000Z', 1, 9), verified('20261122T000000Z', 2, 5)], files, 2);
-    expect(plan.walCutoff).toMatchObject({ timeline: 1, beforeSegment: seg(2, 5) });
-    expect(walFilesToDelete(files, plan.walCutoff!).map((f) => f.name)).toEqual(segs(1, 1, 4));
+    expect(plan.walKeep?.map((r) => r.from)).toEqual([seg(1, 5)]);
+    expect(walFilesToDelete(files, plan.walKeep!, SEG).map((f) => f.name)).toEqual(segs(1, 1, 4));
   });
 
   it('expires no backup when there are no more than keep, but drops WAL no backup can use', () => {
     const plan = planRetention(three, archive, 3);
     expect(plan.expire).toEqual([]);
-    expect(plan.walDelete).toEqual([{ timeline: 1, first: seg(1, 1), last: seg(1, 1), count: 1, storedBytes: 1000 }]);
+    expect(plan.walDelete).toMatchObject([{ timeline: 1, first: seg(1, 1), last: seg(1, 1), count: 1, storedBytes: 1000 }]);
   });
 
   it('says why it deletes nothing when everything is within retention', () => {
@@ -137,12 +141,12 @@ describe('retention plan', () => {
     expect(r.skippedBackups).toEqual([
       { backupId: '20261121T000000Z', reason: 'no longer expires: the catalog changed since the plan' },
     ]);
-    expect(r.cutoff?.beforeSegment).toBe(seg(1, 2));
+    expect(r.walKeep?.map((k) => k.from)).toEqual([seg(1, 2)]);
     // A newer backup finished since: the approved (smaller) deletion still holds.
     const later = planRetention([...three, verified('20261124T000000Z', 1, 12)], archive, 2);
     const r2 = reconcilePlans(approved, later);
     expect(r2.backups).toEqual(['20261121T000000Z']);
-    expect(r2.cutoff?.beforeSegment).toBe(seg(1, 6));
+    expect(r2.walKeep?.map((k) => k.from)).toEqual([seg(1, 6)]);
   });
 
   it('applies nothing when the repository no longer holds a verified backup', () => {
@@ -150,6 +154,6 @@ describe('retention plan', () => {
     const fresh = planRetention([incomplete('20261123T000000Z')], archive, 2);
     const r = reconcilePlans(approved, fresh);
     expect(r.backups).toEqual([]);
-    expect(r.cutoff).toBeUndefined();
+    expect(r.walKeep).toBeUndefined();
   });
 });

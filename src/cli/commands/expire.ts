@@ -8,7 +8,9 @@ import { connectClient, timestampedId } from '../../client/temporal';
 import { isErrorCode, LifeboatError, errorMessage } from '../../errors';
 import { resolveRunbookPath } from '../../runbook/load';
 import { TASK_QUEUE } from '../../runbook/schema';
+import { describePolicy } from '../../catalog/tiers';
 import { intOption, requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
+import { lockedBackupReason, lockedWalLine } from '../../catalog/locked';
 import { formatBytes } from '../format';
 import { printJson } from '../run';
 
@@ -56,14 +58,24 @@ export async function run(opts: Options): Promise<number> {
   return 0;
 }
 
-/** The report an operator reads: what went (or would go), what stayed and why. */
+/** The report an operator reads: what each tier keeps, what went (or would go) and why, what stayed. */
 function describe(plan: ExpiryPlan, applied: ExpiryApplied | undefined, dryRun: boolean): string[] {
+  // Plans of workers from before tiers carry only keep.
+  const policy = plan.policy ?? { kind: 'newest' as const, keep: plan.keep ?? 0 };
   const out = [
-    `expire ${plan.runbook}: cluster ${plan.cluster} in ${plan.repository}, keep the ${plan.keep} newest verified backup${plan.keep === 1 ? '' : 's'}` +
-      (dryRun ? ' (dry run: nothing deleted)' : ''),
+    `expire ${plan.runbook}: cluster ${plan.cluster} in ${plan.repository}, ${describePolicy(policy)}` + (dryRun ? ' (dry run: nothing deleted)' : ''),
   ];
   if (plan.nothingToDo) out.push(`nothing to delete: ${plan.nothingToDo}`);
   const verb = dryRun ? 'would delete' : 'deleted';
+
+  if (plan.tiers) {
+    out.push(`tiers (UTC periods counted back from ${plan.at ?? 'now'}; in each, the newest verified backup):`);
+    for (const t of plan.tiers) {
+      out.push(`  ${t.tier} ${t.periods} (from ${t.from}): ${t.kept.length} backup${t.kept.length === 1 ? '' : 's'}`);
+      for (const k of t.kept) out.push(`    ${k.period}  ${k.backupId}`);
+    }
+  }
+  if (plan.window) out.push(`point-in-time window: ${plan.window.why}`);
 
   out.push('backups kept:');
   for (const k of plan.kept) out.push(`  ${k.backupId}  ${k.reason}`);
@@ -77,21 +89,32 @@ function describe(plan: ExpiryPlan, applied: ExpiryApplied | undefined, dryRun: 
       : [];
   out.push(`backups ${verb}:`, ...(gone.length > 0 ? gone : ['  (none)']));
   for (const s of applied?.skippedBackups ?? []) out.push(`  ${s.backupId} skipped: ${s.reason}`);
+  // S3 Object Lock: applied, a locked backup is among the skipped; planned, it is said here.
+  if (!applied) for (const b of plan.locked?.backups ?? []) out.push(`  ${b.backupId} would be skipped: ${lockedBackupReason(b)}`);
 
   const wal = applied ? applied.walDeleted : dryRun ? plan.walDelete : [];
   const walCount = applied ? applied.walDeletedCount : dryRun ? plan.walDeleteCount : 0;
   const walBytes = applied ? applied.walDeletedBytes : dryRun ? plan.walDeleteBytes : 0;
   out.push(`WAL ${verb}: ${walCount} segment${walCount === 1 ? '' : 's'}${walCount > 0 ? `, ${formatBytes(walBytes)}` : ''}`);
-  for (const w of wal) out.push(`  timeline ${w.timeline}: ${w.first} .. ${w.last} (${w.count})`);
+  for (const w of wal) {
+    // A run actually deleted is explained by the planned run it lies in.
+    const planned = plan.walDelete.find((p) => p.timeline === w.timeline && p.first <= w.first && w.first <= p.last);
+    out.push(`  timeline ${w.timeline}: ${w.first} .. ${w.last} (${w.count}, ${formatBytes(w.storedBytes)}): ${(planned ?? w).reason}`);
+  }
+  const lockedWal = lockedWalLine(applied ? applied.locked : plan.locked);
+  if (lockedWal) out.push(applied ? lockedWal : `of these, ${lockedWal}`);
 
-  const cutoff = applied?.walCutoff ?? plan.walCutoff;
+  const keep = applied?.walKeep ?? plan.walKeep;
   const keptWal = plan.walKeptCount + (plan.walDeleteCount - walCount);
-  out.push(
-    cutoff
-      ? `WAL kept: ${keptWal} file${keptWal === 1 ? '' : 's'}: every segment from ${cutoff.beforeSegment} on (backup ${cutoff.backupId}, the oldest kept, starts there), ` +
-          `segments of timelines after ${cutoff.timeline}, and ${plan.historyFilesKept} timeline history file${plan.historyFilesKept === 1 ? '' : 's'} (always kept)`
-      : `WAL kept: all ${keptWal} file${keptWal === 1 ? '' : 's'}`,
-  );
+  if (!keep) {
+    out.push(`WAL kept: all ${keptWal} file${keptWal === 1 ? '' : 's'}`);
+    return out;
+  }
+  out.push(`WAL kept: ${keptWal} file${keptWal === 1 ? '' : 's'}:`);
+  for (const r of keep) {
+    out.push(r.to === undefined ? `  ${r.from} on: ${r.why}; and every segment of a later timeline` : `  ${r.from} .. ${r.to}: ${r.why}`);
+  }
+  out.push(`  ${plan.historyFilesKept} timeline history file${plan.historyFilesKept === 1 ? '' : 's'}, .partial and .backup files (always kept)`);
   return out;
 }
 
