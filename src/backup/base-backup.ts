@@ -131,6 +131,8 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
   const bin = runbook.cluster.pgBin;
   const progress = opts.onProgress ?? (() => undefined);
   const repo = await openRepository(runbook.repository.url, runbook.repository);
+  // An encrypted repository's key is read now, not after minutes of copying and packing.
+  (repo as { checkWriteKey?: () => void }).checkWriteKey?.();
   const facts = await readPrimaryFacts(runbook);
   // Before the copy starts: the catalog pg_basebackup copies is the one a
   // restored copy will run with, so what the role may do in it is recorded

@@ -10,6 +10,9 @@ export interface RepoOptions {
   repo?: string;
   cluster?: string;
   runbooksDir?: string;
+  /** --encryption-key id=VARIABLE (repeated; the first writes) and --read-unencrypted, with --repo. */
+  encryptionKey?: string[];
+  readUnencrypted?: boolean;
 }
 
 export interface RepoTarget {
@@ -26,6 +29,11 @@ export async function resolveRepoTarget(opts: RepoOptions): Promise<RepoTarget> 
         hints: ['--runbook orders reads the repository from the runbook; --repo/--cluster name it directly'],
       });
     }
+    if (opts.encryptionKey?.length || opts.readUnencrypted) {
+      throw new LifeboatError('INPUT_INVALID', '--encryption-key and --read-unencrypted go with --repo; a runbook names its keys in repository.encryption', {
+        hints: ['drop them, or name the repository with --repo <url> --cluster <name> instead of --runbook'],
+      });
+    }
     // Loaded here, not at the top: yaml and the schema cost archive-push with
     // --repo/--cluster start-up time it does not need.
     const { loadRunbook } = await import('../runbook/load');
@@ -40,7 +48,9 @@ export async function resolveRepoTarget(opts: RepoOptions): Promise<RepoTarget> 
         hints: ['the repository holds several clusters under <repo>/<cluster>/'],
       });
     }
-    return { repo: await openRepository(opts.repo, {}), cluster: opts.cluster };
+    const { encryptionFromArgs } = await import('../repository/keys');
+    const encryption = encryptionFromArgs(opts.encryptionKey, opts.readUnencrypted);
+    return { repo: await openRepository(opts.repo, encryption ? { encryption } : {}), cluster: opts.cluster };
   }
   throw new LifeboatError('INPUT_INVALID', 'no repository: pass --runbook <name> or --repo <url> --cluster <name>', {
     hints: ['e.g. lifeboat backups --runbook orders', 'or lifeboat backups --repo file:///var/lib/lifeboat/repo --cluster orders'],

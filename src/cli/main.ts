@@ -23,7 +23,14 @@ const repoOptions = (cmd: Command) =>
     .option('--runbook <name|file>', 'runbook name (in --runbooks-dir) or path to a runbook YAML file')
     .option('--repo <url>', 'repository URL (file:///path or s3://bucket/prefix) instead of a runbook')
     .option('--cluster <name>', 'cluster name in the repository (with --repo)')
-    .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)');
+    .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)')
+    .option(
+      '--encryption-key <id=VARIABLE>',
+      'with --repo: an encrypted repository\'s key, as its id and the environment variable (or /path/to/file) holding it; ' +
+        'repeat for previous keys, the first is used to write (a runbook names its keys in repository.encryption)',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
+    .option('--read-unencrypted', 'with --encryption-key: also serve objects written before encryption was turned on');
 
 const temporalOptions = (cmd: Command) =>
   cmd

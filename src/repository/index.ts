@@ -2,6 +2,7 @@
 // s3://bucket/prefix (any S3-compatible store). The S3 client is loaded only
 // for s3:// URLs: it costs more start-up time than archive-push may spend.
 import { LifeboatError } from '../errors';
+import type { EncryptionSettings } from './keys';
 import type { Repository } from './types';
 
 export interface RepositoryEnvOptions {
@@ -9,18 +10,27 @@ export interface RepositoryEnvOptions {
   endpointEnv?: string;
   /** Environment variable holding the S3 region. */
   regionEnv?: string;
+  /** Client-side encryption of every object (runbook repository.encryption; key names, never values). */
+  encryption?: EncryptionSettings;
 }
 
 export async function openRepository(url: string, opts: RepositoryEnvOptions = {}): Promise<Repository> {
   if (url.startsWith('file://')) {
     const { FileRepository } = await import('./file');
-    return new FileRepository(url);
+    return sealed(new FileRepository(url), opts);
   }
   if (url.startsWith('s3://')) {
     const { S3Repository } = await import('./s3');
-    return S3Repository.fromUrl(url, opts);
+    return sealed(S3Repository.fromUrl(url, opts), opts);
   }
   throw new LifeboatError('REPOSITORY_INVALID', `unsupported repository URL ${JSON.stringify(url)}`, {
     hints: ['use file:///absolute/path or s3://bucket/prefix'],
   });
+}
+
+/** The store behind client-side encryption (./encrypted.ts) when the options configure it; loaded only then. */
+async function sealed(repo: Repository, opts: RepositoryEnvOptions): Promise<Repository> {
+  if (!opts.encryption) return repo;
+  const { EncryptedRepository } = await import('./encrypted');
+  return new EncryptedRepository(repo, opts.encryption);
 }

@@ -102,10 +102,12 @@ export function baseEnv(): Record<string, string> {
  */
 export function postmasterEnv(runbook: Runbook): Record<string, string> {
   const env = baseEnv();
-  const { endpointEnv, regionEnv } = runbook.repository;
+  const { endpointEnv, regionEnv, encryption } = runbook.repository;
+  // Encryption keys (repository.encryption): archive-get decrypts with them.
+  const keyEnvs = encryption ? [encryption, ...(encryption.previous ?? [])].flatMap((k) => (k.keyEnv ? [k.keyEnv] : [])) : [];
   for (const [k, v] of Object.entries(process.env)) {
     if (v === undefined) continue;
-    if (k.startsWith('AWS_') || k.startsWith('LIFEBOAT_') || k === endpointEnv || k === regionEnv) env[k] = v;
+    if (k.startsWith('AWS_') || k.startsWith('LIFEBOAT_') || k === endpointEnv || k === regionEnv || keyEnvs.includes(k)) env[k] = v;
   }
   const endpoint = endpointEnv ? process.env[endpointEnv] : undefined;
   if (endpoint) env.AWS_ENDPOINT_URL_S3 = endpoint;

@@ -12,6 +12,7 @@ import type { ClientConfig } from 'pg';
 import { describeTarget, type ReplayInput, type ReplayProgress, type ReplayResult, type Target } from '../recovery/contract';
 import { archiveLine } from '../recovery/reach';
 import { openRepository } from '../repository';
+import { encryptionArgs } from '../repository/keys';
 import type { Repository } from '../repository/types';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { lifeboatCommand } from '../tools';
@@ -80,7 +81,7 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
         port: site.port,
         listenAddress: site.address,
         socketDir: files.socketDir,
-        restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}`,
+        restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}${encryptionArgs(runbook.repository.encryption).map((a) => ` ${shellWord(a)}`).join('')}`,
         target: input.target,
         workflowId: input.workflowId,
         ...(site.instance === 'drill' ? { archiveOff: true } : {}),

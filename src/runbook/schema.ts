@@ -81,11 +81,82 @@ export const Cluster = z.strictObject(
   { error: 'expected a mapping with primary (and optionally name, pgBin, osUser)' },
 );
 
+const KEY_ID = 'expected a key id (1 to 32 letters, digits, ".", "_" or "-", e.g. k1)';
+
+/** One encryption key: its id (stored in every object it seals) and where its value is. */
+const EncryptionKey = z
+  .strictObject(
+    {
+      keyId: z.string({ error: KEY_ID }).regex(/^[A-Za-z0-9._-]{1,32}$/, { error: KEY_ID }),
+      keyEnv: envName.optional(),
+      keyFile: absolutePath('the key file').optional(),
+    },
+    { error: 'expected a mapping with keyId and keyEnv (or keyFile)' },
+  )
+  .refine((k) => (k.keyEnv === undefined) !== (k.keyFile === undefined), {
+    error: 'expected exactly one of keyEnv (an environment variable holding the key) and keyFile (a file holding it)',
+  });
+
+/**
+ * repository.encryption: new objects are sealed with keyId's key; objects of
+ * the keys in `previous` stay readable (rotation). readUnencrypted serves
+ * objects written before encryption was turned on (off: a plaintext object is refused).
+ */
+export const Encryption = z
+  .strictObject(
+    {
+      keyId: z.string({ error: KEY_ID }).regex(/^[A-Za-z0-9._-]{1,32}$/, { error: KEY_ID }),
+      keyEnv: envName.optional(),
+      keyFile: absolutePath('the key file').optional(),
+      previous: z.array(EncryptionKey, { error: 'expected a list of { keyId, keyEnv } mappings' }).optional(),
+      readUnencrypted: z.boolean({ error: 'expected true or false' }).optional(),
+    },
+    { error: 'expected a mapping with keyId and keyEnv (or keyFile), and optionally previous' },
+  )
+  .refine((k) => (k.keyEnv === undefined) !== (k.keyFile === undefined), {
+    error: 'expected exactly one of keyEnv (an environment variable holding the key) and keyFile (a file holding it)',
+  })
+  .superRefine((e, ctx) => {
+    const seen = new Set([e.keyId]);
+    (e.previous ?? []).forEach((p, i) => {
+      if (seen.has(p.keyId)) {
+        ctx.addIssue({ code: 'custom', path: ['previous', i, 'keyId'], message: `expected a key id not used above, got ${JSON.stringify(p.keyId)} twice (each key has its own id)` });
+      }
+      seen.add(p.keyId);
+    });
+  });
+
+/**
+ * One storage identity (least privilege, src/repository/roles.ts): the
+ * environment variables holding its keys, or an AWS profile; never values.
+ */
+const RoleCredentials = z
+  .strictObject(
+    {
+      accessKeyIdEnv: envName.optional(),
+      secretAccessKeyEnv: envName.optional(),
+      sessionTokenEnv: envName.optional(),
+      profile: z.string({ error: 'expected an AWS profile name' }).regex(/^[A-Za-z0-9_.@+=-]+$/, { error: 'expected an AWS profile name' }).optional(),
+    },
+    { error: 'expected a mapping with accessKeyIdEnv and secretAccessKeyEnv (and sessionTokenEnv), or profile' },
+  )
+  .refine((c) => (c.profile ? !c.accessKeyIdEnv && !c.secretAccessKeyEnv && !c.sessionTokenEnv : !!c.accessKeyIdEnv && !!c.secretAccessKeyEnv), {
+    error: 'expected either accessKeyIdEnv and secretAccessKeyEnv (and optionally sessionTokenEnv), or profile, not both',
+  });
+
+/** Per role: archive (archive-push), backup (baseBackup), restore (archive-get, restores), expire (expireBackups). */
+const RepositoryCredentials = z.strictObject(
+  { archive: RoleCredentials.optional(), backup: RoleCredentials.optional(), restore: RoleCredentials.optional(), expire: RoleCredentials.optional() },
+  { error: 'expected a mapping of roles (archive, backup, restore, expire) to their credentials' },
+);
+
 export const Repository = z.strictObject(
   {
     url: repositoryUrl,
     endpointEnv: envName.optional(),
     regionEnv: envName.optional(),
+    /** Client-side encryption (AES-256-GCM) of every object Lifeboat writes; the key is named, never given. */
+    encryption: Encryption.optional(),
   },
   { error: 'expected a mapping with url (and for s3://, endpointEnv)' },
 );

@@ -7,6 +7,7 @@
 // whole, so the delay goes with it and the target comes in.
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import { encryptionArgs } from '../repository/keys';
 import { chownToUser } from '../restore/os-user';
 import { BLOCK_END, recoveryLines, shellWord, writeRecoveryBlock, writeSignalFile } from '../restore/recovery-conf';
 import { clusterName, type Runbook } from '../runbook/schema';
@@ -24,7 +25,7 @@ export function standbyLines(runbook: Runbook, s: { port: number; socketDir: str
     // Loopback only: nothing but Lifeboat may reach the standby and take it for the database.
     listenAddress: '127.0.0.1',
     socketDir: s.socketDir,
-    restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}`,
+    restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}${encryptionArgs(runbook.repository.encryption).map((a) => ` ${shellWord(a)}`).join('')}`,
     target: { latest: true },
     workflowId: standbyOwner(runbook),
     // A standby must never archive: promoted by mistake it would push a

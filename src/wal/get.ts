@@ -27,6 +27,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { LifeboatError, isLifeboatError } from '../errors';
 import { keys } from '../repository/layout';
+import { sealedKeyId } from '../repository/encryption-format';
 import type { Repository } from '../repository/types';
 import { decodeWal, sha256Hex } from './compress';
 import { isSegmentName, nextSegmentName, parseSegmentName } from './names';
@@ -41,9 +42,19 @@ export interface Fetched {
 /** A WAL file's verified original content; undefined when the archive does not have it. */
 export async function fetchWalFile(repo: Repository, cluster: string, walFile: string): Promise<Fetched | undefined> {
   const key = keys.wal(cluster, walFile);
-  const obj = await repo.get(key);
+  let obj;
+  try {
+    obj = await repo.get(key);
+  } catch (err) {
+    // An encrypted object that fails authentication is a damaged segment, as
+    // one that fails its checksum: recovery stops there (replay-failure.ts).
+    if (isLifeboatError(err) && err.code === 'ENCRYPTED_OBJECT_DAMAGED') throw corrupt(`${walFile}: ${err.what}`, walFile, key);
+    throw err;
+  }
   if (!obj) return undefined;
   const where = `${walFile} in ${repo.url} (cluster ${cluster}, object ${key})`;
+  const sealedBy = sealedKeyId(obj.body);
+  if (sealedBy !== undefined) throw notDecrypted(where, sealedBy, walFile, key);
   const expected = obj.info.sha256;
   if (!expected) {
     throw corrupt(`${where} has no recorded sha256, so it cannot be verified`, walFile, key);
@@ -59,6 +70,17 @@ export async function fetchWalFile(repo: Repository, cluster: string, walFile: s
     throw corrupt(`${where} does not match its checksum: recorded sha256 ${expected}, content sha256 ${actual}`, walFile, key);
   }
   return { content, sha256: actual };
+}
+
+/** An encrypted object read from a repository opened without encryption (no --encryption-key, no repository.encryption). */
+function notDecrypted(where: string, keyId: string, walFile: string, object: string): LifeboatError {
+  return new LifeboatError('ENCRYPTION_KEY_MISMATCH', `${where} is encrypted (key id ${keyId}), and no encryption key is configured`, {
+    hints: [
+      `add --encryption-key ${keyId}=<VARIABLE holding the key> to restore_command (lifeboat archive-get ... --repo ...), or set repository.encryption in the runbook`,
+      'nothing was written at %p',
+    ],
+    details: { walFile, object, keyId },
+  });
 }
 
 function corrupt(what: string, walFile: string, object: string): LifeboatError {
@@ -87,7 +109,9 @@ export async function fetchWalFileWithRetry(
     try {
       return await fetchWalFile(repo, cluster, walFile);
     } catch (err) {
-      const permanent = isLifeboatError(err) && (err.code === 'WAL_CHECKSUM_MISMATCH' || err.code === 'REPOSITORY_INVALID');
+      const permanent =
+        isLifeboatError(err) &&
+        (err.code === 'WAL_CHECKSUM_MISMATCH' || err.code === 'REPOSITORY_INVALID' || err.code === 'ENCRYPTION_KEY_MISMATCH' || err.code === 'SECRET_MISSING');
       if (permanent || attempt >= attempts) throw err;
       await new Promise((r) => setTimeout(r, baseDelayMs * 2 ** (attempt - 1)));
     }

@@ -37,6 +37,8 @@ export interface ArchiveGetOptions {
   cluster?: string;
   runbook?: string;
   runbooksDir?: string;
+  encryptionKey?: string[];
+  readUnencrypted?: boolean;
 }
 
 export async function run(opts: ArchiveGetOptions): Promise<number> {
@@ -123,6 +125,9 @@ async function startPrefetch(opts: ArchiveGetOptions, spool: Spool, walFile: str
     ] as const) {
       if (value) args.push(flag, value);
     }
+    // Key names only: the follower inherits this process's environment.
+    for (const spec of opts.encryptionKey ?? []) args.push('--encryption-key', spec);
+    if (opts.readUnencrypted) args.push('--read-unencrypted');
     spawn(process.execPath, args, { detached: true, stdio: 'ignore' }).unref();
   } catch {
     // Prefetching only saves time; the file PostgreSQL asked for is in place.

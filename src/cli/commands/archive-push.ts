@@ -21,6 +21,8 @@ export interface ArchivePushOptions {
   runbooksDir?: string;
   parallel?: string;
   ahead?: boolean;
+  encryptionKey?: string[];
+  readUnencrypted?: boolean;
 }
 
 /** The archive target as options for the pusher process, exactly as this call got it. */
@@ -30,6 +32,9 @@ function targetArgv(opts: ArchivePushOptions): string[] {
   if (opts.runbooksDir) argv.push('--runbooks-dir', opts.runbooksDir);
   if (opts.repo) argv.push('--repo', opts.repo);
   if (opts.cluster) argv.push('--cluster', opts.cluster);
+  // Key names only: the pusher inherits this process's environment.
+  for (const spec of opts.encryptionKey ?? []) argv.push('--encryption-key', spec);
+  if (opts.readUnencrypted) argv.push('--read-unencrypted');
   return argv;
 }
 

@@ -1,0 +1,396 @@
+// The stored form of an encrypted object (src/repository/encrypted.ts):
+// AES-256-GCM in chunks, so a 100 GB base backup streams through a few MiB
+// of memory and every chunk is authenticated before any of it is used.
+//
+//   header (74 bytes)
+//     0   4  magic "LBEC"
+//     4   1  format version (1)
+//     5   1  key id length n (1..32)
+//     6  32  key id (ASCII, zero-padded): which key sealed the object
+//    38   4  plaintext chunk size, big-endian (1 MiB)
+//    42  16  salt, random per object
+//    58  16  key check: tells a wrong key from a damaged object
+//   chunks: each `ciphertext || 16-byte GCM tag`; every chunk but the last
+//     holds exactly one chunk size of plaintext, the last holds less (0 bytes
+//     when the plaintext is a multiple of it), so a full-size chunk at the end
+//     means the object was cut short.
+//
+// Per object, HKDF-SHA256(key, salt) gives the chunk key, the key check and
+// a 4-byte nonce prefix; chunk i's nonce is that prefix and i (64 bits), so
+// no two chunks anywhere share a key and nonce. The additional data of every
+// chunk is the header, a final-chunk flag and the object's key (its name in
+// the repository): a chunk moved within the object, between objects, or a
+// last chunk dropped or added fails authentication.
+//
+// Append-only logs (the audit log) cannot be sealed as one stream: each line
+// is sealed on its own and stored as `lbenc1 <base64>`, so concurrent
+// appenders stay safe and the store still appends.
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { LifeboatError } from '../errors';
+import type { KeyRing } from './keys';
+
+export const MAGIC = Buffer.from('LBEC', 'latin1');
+export const FORMAT_VERSION = 1;
+export const CHUNK_BYTES = 1 << 20;
+export const TAG_BYTES = 16;
+const KEY_ID_FIELD = 32;
+const SALT_BYTES = 16;
+const CHECK_BYTES = 16;
+export const HEADER_BYTES = 4 + 1 + 1 + KEY_ID_FIELD + 4 + SALT_BYTES + CHECK_BYTES;
+export const LINE_PREFIX = 'lbenc1 ';
+const HKDF_INFO = Buffer.from('lifeboat repository object v1');
+
+interface Header {
+  keyId: string;
+  chunkBytes: number;
+  salt: Buffer;
+  check: Buffer;
+  raw: Buffer;
+}
+
+interface ObjectKeys {
+  key: Buffer;
+  check: Buffer;
+  noncePrefix: Buffer;
+}
+
+function derive(master: Buffer, salt: Buffer): ObjectKeys {
+  const okm = Buffer.from(hkdfSync('sha256', master, salt, HKDF_INFO, 32 + CHECK_BYTES + 4));
+  return { key: okm.subarray(0, 32), check: okm.subarray(32, 32 + CHECK_BYTES), noncePrefix: okm.subarray(32 + CHECK_BYTES) };
+}
+
+function buildHeader(keyId: string, salt: Buffer, check: Buffer): Buffer {
+  const h = Buffer.alloc(HEADER_BYTES);
+  MAGIC.copy(h, 0);
+  h[4] = FORMAT_VERSION;
+  h[5] = keyId.length;
+  h.write(keyId, 6, 'latin1');
+  h.writeUInt32BE(CHUNK_BYTES, 38);
+  salt.copy(h, 42);
+  check.copy(h, 58);
+  return h;
+}
+
+export function hasMagic(buf: Buffer): boolean {
+  return buf.length >= MAGIC.length && buf.subarray(0, MAGIC.length).equals(MAGIC);
+}
+
+/** The key id of a stored object, or undefined when it has no encryption header (for messages). */
+export function sealedKeyId(buf: Buffer): string | undefined {
+  if (!hasMagic(buf) || buf.length < HEADER_BYTES) return undefined;
+  const n = buf[5] ?? 0;
+  return n >= 1 && n <= KEY_ID_FIELD ? buf.toString('latin1', 6, 6 + n) : undefined;
+}
+
+/** Stored size of `plain` bytes, sealed. */
+export function sealedSize(plain: number): number {
+  return HEADER_BYTES + plain + TAG_BYTES * (Math.floor(plain / CHUNK_BYTES) + 1);
+}
+
+/**
+ * The plaintext size of a sealed object of `stored` bytes, without reading
+ * it (the header has a fixed size, every chunk but the last a fixed one);
+ * undefined when no sealed object has that size.
+ */
+export function plaintextSize(stored: number): number | undefined {
+  const n = stored - HEADER_BYTES - TAG_BYTES;
+  if (n < 0) return undefined;
+  const full = Math.floor(n / (CHUNK_BYTES + TAG_BYTES));
+  const last = n - full * (CHUNK_BYTES + TAG_BYTES);
+  return last < CHUNK_BYTES ? full * CHUNK_BYTES + last : undefined;
+}
+
+/** What an object's errors say about it: "object <key> in <repository>". */
+export interface Where {
+  url: string;
+  key: string;
+}
+
+const at = (w: Where) => `object ${w.key} in ${w.url}`;
+
+export function damaged(w: Where, keyId: string | undefined, detail: string): LifeboatError {
+  return new LifeboatError('ENCRYPTED_OBJECT_DAMAGED', `${at(w)}${keyId ? ` (key id ${keyId})` : ''} ${detail}`, {
+    hints: [
+      'it was changed, cut short or reordered after Lifeboat wrote it (a damaged disk, a partial copy, or someone with write access to the store): nothing of it is used',
+      'for WAL: recover to a target before this segment, or from a newer base backup; for a base backup: restore another one (lifeboat backups lists them)',
+    ],
+    details: { object: w.key, ...(keyId ? { keyId } : {}) },
+  });
+}
+
+function wrongKey(w: Where, ring: KeyRing, keyId: string): LifeboatError {
+  return new LifeboatError('ENCRYPTION_KEY_MISMATCH', `${at(w)} was encrypted with key id ${keyId}, but the key read from ${ring.describe(keyId)} is not that key`, {
+    hints: [
+      `set ${ring.describe(keyId)} to the key that had id ${keyId} when the object was written`,
+      'a key id names one key for good: a new key gets a new id, and the old one moves to repository.encryption.previous',
+    ],
+    details: { object: w.key, keyId },
+  });
+}
+
+function notSealed(w: Where): LifeboatError {
+  return new LifeboatError('ENCRYPTED_OBJECT_DAMAGED', `${at(w)} is not encrypted (it has no Lifeboat encryption header), and the repository is configured for encryption`, {
+    hints: [
+      'objects written before encryption was turned on are read with repository.encryption.readUnencrypted: true (--read-unencrypted on the command line)',
+      'otherwise something other than Lifeboat wrote it: do not trust it',
+    ],
+    details: { object: w.key },
+  });
+}
+
+function aad(header: Buffer, objectKey: Buffer, final: boolean): Buffer {
+  return Buffer.concat([header, Buffer.from([final ? 1 : 0]), objectKey]);
+}
+
+function nonce(prefix: Buffer, index: number): Buffer {
+  const n = Buffer.alloc(12);
+  prefix.copy(n, 0);
+  n.writeBigUInt64BE(BigInt(index), 4);
+  return n;
+}
+
+/** Seals the chunks of one object, in order. */
+class Sealer {
+  readonly header: Buffer;
+  private readonly keys: ObjectKeys;
+  private readonly name: Buffer;
+  private index = 0;
+
+  constructor(ring: KeyRing, w: Where) {
+    const salt = randomBytes(SALT_BYTES);
+    this.keys = derive(ring.key(ring.currentId, at(w)), salt);
+    this.header = buildHeader(ring.currentId, salt, this.keys.check);
+    this.name = Buffer.from(w.key);
+  }
+
+  seal(plain: Buffer, final: boolean): Buffer {
+    const c = createCipheriv('aes-256-gcm', this.keys.key, nonce(this.keys.noncePrefix, this.index++));
+    c.setAAD(aad(this.header, this.name, final));
+    return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
+  }
+}
+
+/** Opens the chunks of one object, in order; the key is checked when it is made. */
+class Opener {
+  private readonly keys: ObjectKeys;
+  private readonly name: Buffer;
+  readonly keyId: string;
+  index = 0;
+
+  constructor(
+    private readonly header: Header,
+    ring: KeyRing,
+    private readonly w: Where,
+  ) {
+    this.keyId = header.keyId;
+    this.keys = derive(ring.key(header.keyId, at(w)), header.salt);
+    if (!timingSafeEqual(this.keys.check, header.check)) throw wrongKey(w, ring, header.keyId);
+    this.name = Buffer.from(w.key);
+  }
+
+  open(sealed: Buffer, final: boolean): Buffer {
+    if (sealed.length < TAG_BYTES) throw damaged(this.w, this.keyId, `is cut short inside chunk ${this.index}`);
+    const i = this.index++;
+    const d = createDecipheriv('aes-256-gcm', this.keys.key, nonce(this.keys.noncePrefix, i));
+    d.setAAD(aad(this.header.raw, this.name, final));
+    d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    try {
+      return Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG_BYTES)), d.final()]);
+    } catch {
+      throw damaged(
+        this.w,
+        this.keyId,
+        final
+          ? `fails authentication at chunk ${i}, its last: changed, or cut short (${i} full chunks and a last one expected)`
+          : `fails authentication at chunk ${i}: changed, or chunks reordered`,
+      );
+    }
+  }
+}
+
+function parseHeader(buf: Buffer, w: Where): Header {
+  if (buf.length < HEADER_BYTES) throw damaged(w, undefined, `is cut short inside its encryption header (${buf.length} of ${HEADER_BYTES} bytes)`);
+  const version = buf[4];
+  const n = buf[5] ?? 0;
+  if (version !== FORMAT_VERSION) {
+    throw damaged(w, undefined, `has encryption format version ${version ?? '?'}, which this Lifeboat does not read (it reads version ${FORMAT_VERSION}); a newer Lifeboat may have written it`);
+  }
+  const chunkBytes = buf.readUInt32BE(38);
+  if (n < 1 || n > KEY_ID_FIELD || chunkBytes !== CHUNK_BYTES) throw damaged(w, undefined, 'has a damaged encryption header');
+  return {
+    keyId: buf.toString('latin1', 6, 6 + n),
+    chunkBytes,
+    salt: Buffer.from(buf.subarray(42, 42 + SALT_BYTES)),
+    check: Buffer.from(buf.subarray(58, 58 + CHECK_BYTES)),
+    raw: Buffer.from(buf.subarray(0, HEADER_BYTES)),
+  };
+}
+
+/** A whole object, sealed. */
+export function sealBuffer(plain: Buffer, ring: KeyRing, w: Where): Buffer {
+  const s = new Sealer(ring, w);
+  const parts = [s.header];
+  let off = 0;
+  for (; plain.length - off >= CHUNK_BYTES; off += CHUNK_BYTES) parts.push(s.seal(plain.subarray(off, off + CHUNK_BYTES), false));
+  parts.push(s.seal(plain.subarray(off), true));
+  return Buffer.concat(parts);
+}
+
+/**
+ * A stream, sealed as it is read, a chunk at a time. The key is read before
+ * the first byte, so a missing key fails the put before anything is stored.
+ */
+export function sealStream(source: AsyncIterable<Buffer | string>, ring: KeyRing, w: Where): Readable {
+  const s = new Sealer(ring, w);
+  async function* sealed(): AsyncGenerator<Buffer> {
+    yield s.header;
+    let chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+    let fill = 0;
+    for await (const piece of source) {
+      let data = Buffer.isBuffer(piece) ? piece : Buffer.from(piece);
+      while (data.length > 0) {
+        const n = data.copy(chunk, fill);
+        fill += n;
+        data = data.subarray(n);
+        if (fill === CHUNK_BYTES) {
+          yield s.seal(chunk, false);
+          chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+          fill = 0;
+        }
+      }
+    }
+    yield s.seal(chunk.subarray(0, fill), true);
+  }
+  return Readable.from(sealed(), { objectMode: false, highWaterMark: CHUNK_BYTES });
+}
+
+/** One line of an append-only log, sealed on its own (without the newline the store adds). */
+export function sealLine(line: string, ring: KeyRing, w: Where): string {
+  const text = line.endsWith('\n') ? line : `${line}\n`;
+  return LINE_PREFIX + sealBuffer(Buffer.from(text), ring, w).toString('base64');
+}
+
+function looksLikeLog(stored: Buffer, ring: KeyRing): boolean {
+  if (stored.subarray(0, LINE_PREFIX.length).toString('latin1') === LINE_PREFIX) return true;
+  return ring.readUnencrypted && stored.includes(`\n${LINE_PREFIX}`);
+}
+
+function openLog(stored: Buffer, ring: KeyRing, w: Where): Buffer {
+  const out: Buffer[] = [];
+  const lines = stored.toString('latin1').split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  lines.forEach((line, i) => {
+    if (line.startsWith(LINE_PREFIX)) {
+      out.push(openSealed(Buffer.from(line.slice(LINE_PREFIX.length), 'base64'), ring, w));
+    } else if (ring.readUnencrypted) {
+      out.push(Buffer.from(`${line}\n`, 'latin1'));
+    } else {
+      throw damaged(w, undefined, `has a line that is not encrypted (line ${i + 1})`);
+    }
+  });
+  return Buffer.concat(out);
+}
+
+function openSealed(stored: Buffer, ring: KeyRing, w: Where): Buffer {
+  const o = new Opener(parseHeader(stored, w), ring, w);
+  const out: Buffer[] = [];
+  let off = HEADER_BYTES;
+  const step = CHUNK_BYTES + TAG_BYTES;
+  // A full-size chunk is never the last: more must follow it.
+  for (; stored.length - off > step; off += step) out.push(o.open(stored.subarray(off, off + step), false));
+  if (stored.length - off === step) throw damaged(w, o.keyId, `is cut short: it ends after ${o.index + 1} full chunks, without its last chunk`);
+  out.push(o.open(stored.subarray(off), true));
+  return Buffer.concat(out);
+}
+
+/** A whole stored object, opened: a sealed object, a sealed log, or (readUnencrypted) a plaintext one. */
+export function openBuffer(stored: Buffer, ring: KeyRing, w: Where): Buffer {
+  if (hasMagic(stored)) return openSealed(stored, ring, w);
+  if (looksLikeLog(stored, ring)) return openLog(stored, ring, w);
+  if (ring.readUnencrypted) return stored;
+  throw notSealed(w);
+}
+
+/**
+ * A stored stream, opened as it is read. The header is read and the key
+ * checked before this returns, so a wrong or missing key fails here, before
+ * the caller has written anything; a damaged chunk fails the stream before
+ * any of its bytes come out.
+ */
+export async function openStream(source: Readable, ring: KeyRing, w: Where): Promise<Readable> {
+  const it = source[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
+  const pending: Buffer[] = [];
+  let have = 0;
+  const pull = async (): Promise<boolean> => {
+    const r = await it.next();
+    if (r.done) return false;
+    const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+    pending.push(b);
+    have += b.length;
+    return true;
+  };
+  try {
+    while (have < HEADER_BYTES && (await pull()));
+  } catch (err) {
+    source.destroy();
+    throw err;
+  }
+  let head = Buffer.concat(pending);
+  if (!hasMagic(head)) {
+    if (looksLikeLog(head, ring)) {
+      // Logs are small: read whole, then opened line by line.
+      while (await pull());
+      return Readable.from([openBuffer(Buffer.concat(pending), ring, w)], { objectMode: false });
+    }
+    if (ring.readUnencrypted) return Readable.from(rest(head), { objectMode: false });
+    source.destroy();
+    throw notSealed(w);
+  }
+  let opener: Opener;
+  try {
+    opener = new Opener(parseHeader(head, w), ring, w);
+  } catch (err) {
+    source.destroy();
+    throw err;
+  }
+  head = head.subarray(HEADER_BYTES);
+  const step = CHUNK_BYTES + TAG_BYTES;
+  async function* rest(first: Buffer): AsyncGenerator<Buffer> {
+    yield first;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+    }
+  }
+  async function* opened(): AsyncGenerator<Buffer> {
+    let buf = head;
+    const parts: Buffer[] = [];
+    let size = buf.length;
+    for (;;) {
+      // A full chunk is known not to be the last once one more byte is there.
+      while (size > step) {
+        if (parts.length > 0) {
+          buf = Buffer.concat([buf, ...parts]);
+          parts.length = 0;
+        }
+        yield opener.open(buf.subarray(0, step), false);
+        buf = buf.subarray(step);
+        size = buf.length;
+      }
+      const r = await it.next();
+      if (r.done) break;
+      const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+      parts.push(b);
+      size += b.length;
+    }
+    if (parts.length > 0) buf = Buffer.concat([buf, ...parts]);
+    if (buf.length === step) throw damaged(w, opener.keyId, `is cut short: it ends after ${opener.index + 1} full chunks, without its last chunk`);
+    yield opener.open(buf, true);
+  }
+  const out = Readable.from(opened(), { objectMode: false, highWaterMark: CHUNK_BYTES });
+  // Destroyed early (a failed extraction): stop reading the store too.
+  out.once('close', () => source.destroy());
+  return out;
+}
