@@ -28,6 +28,8 @@ export interface ChainBackup {
   timeline: number;
   startWal: string;
   startLsn: string;
+  /** Last segment the backup needs; with `continuousFrom`, all an older backup needs. */
+  endWal?: string;
 }
 
 export interface ChainInput {
@@ -38,6 +40,13 @@ export interface ChainInput {
   /** Complete backups; the check starts at the oldest one that reaches each timeline. */
   backups: readonly ChainBackup[];
   walSegmentSize?: number;
+  /**
+   * Tiered retention (src/catalog/retention.ts): the backup where the
+   * point-in-time window starts. WAL must be continuous from it on; a backup
+   * older than it needs only its own segments (startWal..endWal): the WAL
+   * between old backups is expired on purpose.
+   */
+  continuousFrom?: string;
 }
 
 export interface TimelineParent {
@@ -142,8 +151,12 @@ export function analyzeChain(input: ChainInput): ChainReport {
   const backups = input.backups.map((b) => ({
     ...b,
     startSeg: parseSegmentName(b.startWal, segSize).segno,
+    endSeg: b.endWal !== undefined ? parseSegmentName(b.endWal, segSize).segno : undefined,
     startLsnValue: parseLsn(b.startLsn),
   }));
+  const windowStart = backups.find((b) => b.backupId === input.continuousFrom)?.startSeg;
+  /** Backups before the window that need only their own WAL. */
+  const ownOnly = new Set(backups.filter((b) => windowStart !== undefined && b.startSeg < windowStart && b.endSeg !== undefined));
 
   // Without a (readable) history file a timeline's line is only its own segments.
   const lineOrSelf = (tli: number): LineStretch[] =>
@@ -184,9 +197,24 @@ export function analyzeChain(input: ChainInput): ChainReport {
       });
     }
     summaries.push(summary);
-    if (own.length === 0) continue;
 
-    const reaching = backups.filter((b) => reaches(b, stretches)).sort((a, b) => cmp(a.startSeg, b.startSeg));
+    const checkRange = (from: bigint, to: bigint) => {
+      for (const s of stretches) {
+        const lo = s.fromSeg > from ? s.fromSeg : from;
+        const hi = s.toSeg !== undefined && s.toSeg - 1n < to ? s.toSeg - 1n : to;
+        if (lo > hi) continue;
+        for (const range of missingIn(segsByTli.get(s.timeline) ?? [], lo, hi)) {
+          const list = missing.get(s.timeline) ?? [];
+          list.push({ range, line: tli });
+          missing.set(s.timeline, list);
+        }
+      }
+    };
+    const reachingAll = backups.filter((b) => reaches(b, stretches)).sort((a, b) => cmp(a.startSeg, b.startSeg));
+    // An old backup's own WAL is checked even when its timeline has no segment left at all.
+    for (const b of reachingAll) if (ownOnly.has(b) && b.timeline === tli) checkRange(b.startSeg, b.endSeg!);
+    if (own.length === 0) continue;
+    const reaching = reachingAll.filter((b) => !ownOnly.has(b));
     // With backups in the repository, a line none of them reaches is one no
     // restore reads (an old primary that went on after a switch): its holes
     // matter to nobody. Without any backup, check what is there.
@@ -199,24 +227,14 @@ export function analyzeChain(input: ChainInput): ChainReport {
     };
     summary.checkedTo = summary.lastSegment;
     if (from > to) continue;
-
-    for (const s of stretches) {
-      const lo = s.fromSeg > from ? s.fromSeg : from;
-      const hi = s.toSeg !== undefined && s.toSeg - 1n < to ? s.toSeg - 1n : to;
-      if (lo > hi) continue;
-      for (const range of missingIn(segsByTli.get(s.timeline) ?? [], lo, hi)) {
-        const list = missing.get(s.timeline) ?? [];
-        list.push({ range, line: tli });
-        missing.set(s.timeline, list);
-      }
-    }
+    checkRange(from, to);
   }
 
   const gaps: WalGap[] = [];
   for (const [tli, found] of [...missing.entries()].sort((a, b) => a[0] - b[0])) {
     for (const merged of mergeRanges(found)) {
       const neededBy = backups
-        .filter((b) => b.startSeg <= merged.range.to && merged.lines.some((line) => reaches(b, lineOrSelf(line))))
+        .filter((b) => b.startSeg <= merged.range.to && (!ownOnly.has(b) || b.endSeg! >= merged.range.from) && merged.lines.some((line) => reaches(b, lineOrSelf(line))))
         .map((b) => b.backupId)
         .sort();
       gaps.push({

@@ -440,3 +440,25 @@ export function summarizeWal(
     return { ...run, reason: between.length > 0 ? `${why}; ${between.join(', ')}` : why };
   });
 }
+
+/**
+ * With tiers: the backup from which `lifeboat check` expects the WAL without
+ * gaps (where the point-in-time window starts), and a note saying so. Older
+ * backups need only their own WAL: the rest was expired on purpose.
+ */
+export function continuityFrom(
+  backups: readonly CatalogEntry[],
+  walFiles: readonly RetentionWalFile[],
+  policy: RetentionPolicy,
+  now: string,
+): { backupId: string; note: string } | undefined {
+  if (policy.kind !== 'tiers') return undefined;
+  const plan = planRetention(backups, walFiles, policy, now);
+  if (!plan.window) return undefined;
+  return {
+    backupId: plan.window.backupId,
+    note:
+      `retention tiers: WAL checked without gaps from backup ${plan.window.backupId} on (the ${describeSeconds(policy.walSeconds)} point-in-time window starts there); ` +
+      'older backups only for their own WAL, the rest expires on purpose',
+  };
+}

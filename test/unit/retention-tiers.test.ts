@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { BackupMeta } from '../../src/catalog/backup-meta';
 import type { CatalogEntry } from '../../src/catalog/catalog';
+import { analyzeChain } from '../../src/catalog/chain';
 import { planRetention, reconcilePlans, walFilesToDelete, type RetentionWalFile } from '../../src/catalog/retention';
 import { periodLabel, periodOf, retentionPolicy, type RetentionPolicy } from '../../src/catalog/tiers';
 import { validateRunbookText } from '../../src/runbook/load';
@@ -195,6 +196,37 @@ describe('tiered retention over two years of daily backups', () => {
     const approvedGone = new Set(walFilesToDelete(archive, plan.walKeep!, SEG).map((f) => f.name));
     expect([...gone].every((s) => approvedGone.has(s))).toBe(true);
     expect(gone.size).toBe(approvedGone.size);
+  });
+});
+
+describe('the WAL chain check after a tiered expiry', () => {
+  const plan = planRetention(daily, archive, SEEDED, NOW);
+  const gone = new Set(walFilesToDelete(archive, plan.walKeep!, SEG).map((f) => f.name));
+  const left = archive.map((f) => f.name).filter((n) => !gone.has(n));
+  const keptBackups = daily
+    .filter((b) => plan.kept.some((k) => k.backupId === b.backupId))
+    .map((b) => (b.status === 'complete' ? { backupId: b.backupId, timeline: 1, startWal: b.meta.startWal, startLsn: b.meta.startLsn, endWal: b.meta.endWal } : undefined)!);
+  const check = (walFiles: string[], continuousFrom?: string) =>
+    analyzeChain({ walFiles: walFiles.filter((n) => !n.endsWith('.history')), histories: {}, backups: keptBackups, walSegmentSize: SEG, ...(continuousFrom ? { continuousFrom } : {}) });
+
+  it('finds the chain whole from the window on and each older backup\'s own WAL whole', () => {
+    const report = check(left, plan.window!.backupId);
+    expect(report.gaps).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.timelines[0]?.checkedFrom).toEqual({ segment: seg(1, startOf('2026-10-29')), backupId: id('2026-10-29') });
+    // Without the window, every stretch expired on purpose would be a gap.
+    expect(check(left).gaps).toHaveLength(13);
+  });
+
+  it('still reports a missing segment of a kept old backup, and one inside the window', () => {
+    const yearly = seg(1, startOf('2024-12-31') + 1);
+    const inWindow = seg(1, startOf('2026-11-15'));
+    const report = check(left.filter((n) => n !== yearly && n !== inWindow), plan.window!.backupId);
+    expect(report.gaps.map((g) => [g.first, g.count, g.neededBy[0]])).toEqual([
+      [yearly, 1, id('2024-12-31')],
+      [inWindow, 1, id('2026-10-29')],
+    ]);
+    expect(report.gaps[0]!.neededBy).toEqual([id('2024-12-31')]);
   });
 });
 

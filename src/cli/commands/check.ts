@@ -13,6 +13,8 @@ import { readArchiverStatus, type ArchiverStatus } from '../../catalog/archiver'
 import { isComplete, readCatalog, readWalArchive } from '../../catalog/catalog';
 import { analyzeChain, describeChainProblems, type ChainReport, type HealthProblem } from '../../catalog/chain';
 import { withPrimaryOverlay, type OverlaidRunbook } from '../../catalog/primary';
+import { continuityFrom } from '../../catalog/retention';
+import { retentionPolicy } from '../../catalog/tiers';
 import { twoWriterProblems, type ServerSample } from '../../catalog/writers';
 import { errorMessage, isLifeboatError } from '../../errors';
 import type { Runbook } from '../../runbook/schema';
@@ -70,6 +72,9 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
 
   const [entries, archive] = await Promise.all([readCatalog(repo, cluster), readWalArchive(repo, cluster)]);
   const complete = entries.filter(isComplete);
+  // Tiered retention expires the WAL between old backups on purpose: continuity is due from the window on.
+  const window = runbook?.retention ? continuityFrom(entries, archive.files, retentionPolicy(runbook), new Date().toISOString()) : undefined;
+  if (window) notes.push(window.note);
   const chain = analyzeChain({
     walFiles: archive.files.map((f) => f.name),
     histories: archive.histories,
@@ -78,8 +83,10 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
       timeline: e.meta.timeline,
       startWal: e.meta.startWal,
       startLsn: e.meta.startLsn,
+      endWal: e.meta.endWal,
     })),
     walSegmentSize: complete[complete.length - 1]?.meta.walSegmentSize,
+    ...(window ? { continuousFrom: window.backupId } : {}),
   });
   if (complete.length === 0) {
     problems.push({
