@@ -10,6 +10,7 @@
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { deleteBackupObjects, readCatalog, readWalArchive } from '../src/catalog/catalog';
+import { holdLocked, lockedBackupReason, type LockedReport } from '../src/catalog/locked';
 import {
   planRetention,
   reconcilePlans,
@@ -29,6 +30,8 @@ export interface ExpiryPlan extends RetentionPlan {
   runbook: string;
   cluster: string;
   repository: string;
+  /** S3 Object Lock: what the plan would delete that is locked now, kept and reported (src/catalog/locked.ts). */
+  locked?: LockedReport;
 }
 
 export interface ExpiryApplied {
@@ -39,6 +42,8 @@ export interface ExpiryApplied {
   walDeleted: WalDeleteSummary[];
   walDeletedCount: number;
   walDeletedBytes: number;
+  /** S3 Object Lock: what was left because it is locked, and until when. */
+  locked?: LockedReport;
 }
 
 export interface ExpiryProgress {
@@ -62,7 +67,9 @@ export async function planExpiry(input: { runbook: string; keep?: number }): Pro
     const { runbook, repo, cluster } = await open(input.runbook);
     const [entries, archive] = await Promise.all([readCatalog(repo, cluster), readWalArchive(repo, cluster)]);
     const plan = planRetention(entries, archive.files, retentionPolicy(runbook, input.keep), new Date().toISOString());
-    return { ...plan, runbook: runbook.name, cluster, repository: repo.url };
+    const doomed = plan.walKeep && plan.walSegmentSize ? walFilesToDelete(archive.files, plan.walKeep, plan.walSegmentSize) : [];
+    const { locked } = await holdLocked(repo, cluster, plan.expire.map((e) => e.backupId), doomed, new Date());
+    return { ...plan, runbook: runbook.name, cluster, repository: repo.url, ...(locked.checked ? { locked } : {}) };
   });
 }
 
@@ -82,13 +89,16 @@ export async function applyExpiry(input: { runbook: string; plan: ExpiryPlan }):
     // Oldest first (names sort by timeline, then segment): a deletion cut
     // short leaves the WAL of every kept backup whole.
     const segSize = decided.walSegmentSize ?? 0;
-    const doomed = decided.walKeep ? walFilesToDelete(archive.files, decided.walKeep, segSize) : [];
-    const total = decided.backups.length + doomed.length;
+    const allowed = decided.walKeep ? walFilesToDelete(archive.files, decided.walKeep, segSize) : [];
+    // S3 Object Lock: a locked object stays (a backup whole), said with its date; never a delete marker over it.
+    const { backups, walFiles: doomed, locked } = await holdLocked(repo, cluster, decided.backups, allowed, new Date());
+    const lockedBackups = locked.backups.map((b) => ({ backupId: b.backupId, reason: lockedBackupReason(b) }));
+    const total = backups.length + doomed.length;
     let done = 0;
     beat({ phase: 'backups', done, total });
 
     const deletedBackups: ExpiryApplied['deletedBackups'] = [];
-    for (const backupId of decided.backups) {
+    for (const backupId of backups) {
       deletedBackups.push({ backupId, ...(await deleteBackupObjects(repo, cluster, backupId)) });
       beat({ phase: 'backups', done: ++done, total });
     }
@@ -102,13 +112,14 @@ export async function applyExpiry(input: { runbook: string; plan: ExpiryPlan }):
 
     return {
       deletedBackups,
-      skippedBackups: decided.skippedBackups,
+      skippedBackups: [...decided.skippedBackups, ...lockedBackups],
       ...(decided.walKeep ? { walKeep: decided.walKeep } : {}),
       walDeleted: decided.walKeep
         ? summarizeWal(archive.files, doomed, decided.walKeep, segSize, 'kept neither by the approved plan nor by a plan of the repository as it is now')
         : [],
       walDeletedCount: doomed.length,
       walDeletedBytes: doomed.reduce((n, f) => n + f.size, 0),
+      ...(locked.checked ? { locked } : {}),
     };
   });
 }

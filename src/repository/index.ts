@@ -10,12 +10,22 @@ export interface RepositoryEnvOptions {
   endpointEnv?: string;
   /** Environment variable holding the S3 region. */
   regionEnv?: string;
+  /** s3:// only: server-side encryption on every PUT (runbook repository.serverSide). */
+  serverSide?: { mode: 'SSE-S3' } | { mode: 'SSE-KMS'; kmsKeyId: string };
+  /** s3:// only: Object Lock retention on every base backup and WAL object (runbook repository.objectLock). */
+  objectLock?: { mode: 'governance' | 'compliance'; days: number; walDays?: number };
   /** Client-side encryption of every object (runbook repository.encryption; key names, never values). */
   encryption?: EncryptionSettings;
 }
 
 export async function openRepository(url: string, opts: RepositoryEnvOptions = {}): Promise<Repository> {
   if (url.startsWith('file://')) {
+    // The runbook schema refuses these too; this covers --repo and callers that build options.
+    if (opts.serverSide || opts.objectLock) {
+      throw new LifeboatError('REPOSITORY_INVALID', `${url}: ${opts.objectLock ? 'objectLock' : 'serverSide'} is an S3 setting, and this is a file:// repository`, {
+        hints: ['remove it from the runbook\'s repository, or use an s3:// repository (bucket created with Object Lock for objectLock)'],
+      });
+    }
     const { FileRepository } = await import('./file');
     return sealed(new FileRepository(url), opts);
   }

@@ -8,7 +8,9 @@
 // instance role), never from a runbook; they never appear in a message.
 import {
   DeleteObjectsCommand,
+  GetBucketVersioningCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -20,7 +22,8 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { LifeboatError } from '../errors';
 import type { RepositoryEnvOptions } from './index';
-import type { ObjectInfo, PutOptions, PutResult, Repository } from './types';
+import { lockedUntil, mapLimit, retentionFor, serverSideOf, serverSideParams } from './object-lock';
+import type { BucketObjectLock, ObjectInfo, PutOptions, PutResult, Repository } from './types';
 
 const ENDPOINT_ENVS = ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'S3_ENDPOINT'];
 /** Environment variables whose values must never reach a message. */
@@ -38,6 +41,9 @@ export class S3Repository implements Repository {
   private readonly client: S3Client;
   /** Set once HeadBucket succeeded: a 404 from HEAD then means the key is absent. */
   private bucketSeen = false;
+  /** Runbook repository.serverSide / repository.objectLock: applied to every PUT (src/repository/object-lock.ts). */
+  private writeSettings: Pick<RepositoryEnvOptions, 'serverSide' | 'objectLock'> = {};
+  private bucketLock?: Promise<BucketObjectLock>;
 
   private constructor(
     readonly bucket: string,
@@ -82,7 +88,9 @@ export class S3Repository implements Repository {
       ? { source: endpointVar, url: process.env[endpointVar] }
       : { source: opts.endpointEnv ?? ENDPOINT_ENVS.join(', ') };
     const region = (opts.regionEnv ? process.env[opts.regionEnv] : undefined) ?? process.env.AWS_REGION ?? 'us-east-1';
-    return new S3Repository(bucket, prefix, endpoint, region);
+    const repo = new S3Repository(bucket, prefix, endpoint, region);
+    repo.writeSettings = { ...(opts.serverSide ? { serverSide: opts.serverSide } : {}), ...(opts.objectLock ? { objectLock: opts.objectLock } : {}) };
+    return repo;
   }
 
   async put(key: string, body: Buffer | Readable, opts: PutOptions): Promise<PutResult> {
@@ -92,6 +100,7 @@ export class S3Repository implements Repository {
       Metadata: { sha256: opts.sha256, ...(opts.restorePoints !== undefined ? { 'restore-points': String(opts.restorePoints) } : {}) },
       ...(opts.contentType ? { ContentType: opts.contentType } : {}),
       ...(opts.ifAbsent ? { IfNoneMatch: '*' } : {}),
+      ...this.lockAndEncryption(key),
     };
     try {
       if (Buffer.isBuffer(body)) {
@@ -125,7 +134,7 @@ export class S3Repository implements Repository {
     try {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
       const body = Buffer.from(await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
-      return { body, info: this.info(key, body.length, res.Metadata, res.LastModified) };
+      return { body, info: this.info(key, body.length, res) };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw this.error('GET', key, err);
@@ -135,7 +144,7 @@ export class S3Repository implements Repository {
   async getStream(key: string): Promise<{ stream: Readable; info: ObjectInfo } | undefined> {
     try {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
-      return { stream: res.Body as Readable, info: this.info(key, res.ContentLength ?? 0, res.Metadata, res.LastModified) };
+      return { stream: res.Body as Readable, info: this.info(key, res.ContentLength ?? 0, res) };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw this.error('GET', key, err);
@@ -145,7 +154,7 @@ export class S3Repository implements Repository {
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
-      return this.info(key, res.ContentLength ?? 0, res.Metadata, res.LastModified);
+      return this.info(key, res.ContentLength ?? 0, res);
     } catch (err) {
       if (!isNotFound(err)) throw this.error('HEAD', key, err);
     }
@@ -187,17 +196,42 @@ export class S3Repository implements Repository {
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
+  /**
+   * In a versioned bucket (every Object Lock bucket is) a DELETE without a
+   * version id removes nothing: it places a delete marker that hides the
+   * object while every version stays stored. So there each key is read first
+   * (HEAD: its version id and lock) and that version is deleted; a batch
+   * holding a locked object is refused whole, before anything of it goes.
+   * Expiry filters locked objects out beforehand (src/catalog/locked.ts);
+   * this is the backstop for a lock that appeared in between.
+   */
   async delete(keys: string[]): Promise<void> {
+    const versioned = await this.deletesByVersion();
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
+      let objects: { Key: string; VersionId?: string }[] = batch.map((k) => ({ Key: this.prefix + k }));
+      if (versioned) {
+        const heads = await mapLimit(batch, 16, (k) => this.head(k));
+        const now = new Date();
+        const locked = heads.flatMap((h) => {
+          const l = h ? lockedUntil(h, now) : undefined;
+          return h && l ? [{ key: h.key, ...l }] : [];
+        });
+        if (locked.length > 0) {
+          const first = locked[0]!;
+          throw new LifeboatError(
+            'REPOSITORY_INVALID',
+            `${this.url}: ${locked.length} of ${batch.length} objects to delete are under S3 Object Lock; first: ${first.key}, ` +
+              `${first.until ? `locked until ${first.until.toISOString()}` : ''}${first.legalHold ? `${first.until ? ' and ' : ''}under a legal hold` : ''}; nothing of this batch was deleted`,
+            { hints: ['a locked object cannot be deleted before its retain-until date (compliance mode: by nobody); wait, then run lifeboat expire again'] },
+          );
+        }
+        objects = heads.flatMap((h) => (h ? [{ Key: this.prefix + h.key, ...(h.versionId ? { VersionId: h.versionId } : {}) }] : []));
+        if (objects.length === 0) continue;
+      }
       let res;
       try {
-        res = await this.client.send(
-          new DeleteObjectsCommand({
-            Bucket: this.bucket,
-            Delete: { Objects: batch.map((k) => ({ Key: this.prefix + k })), Quiet: true },
-          }),
-        );
+        res = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: objects, Quiet: true } }));
       } catch (err) {
         throw this.error('DELETE', batch[0] ?? '', err);
       }
@@ -206,10 +240,31 @@ export class S3Repository implements Repository {
         const first = failed[0];
         throw new LifeboatError(
           'REPOSITORY_UNREACHABLE',
-          `${this.url}: ${failed.length} of ${batch.length} deletions failed; first: ${first?.Key ?? '?'}: ${first?.Code ?? ''} ${first?.Message ?? ''}`.trim(),
-          { hints: ['check that the credentials may delete objects in this bucket (s3:DeleteObject)'] },
+          `${this.url}: ${failed.length} of ${objects.length} deletions failed; first: ${first?.Key ?? '?'}: ${first?.Code ?? ''} ${first?.Message ?? ''}`.trim(),
+          {
+            hints: [
+              versioned
+                ? 'check that the credentials may delete object versions in this bucket (s3:DeleteObjectVersion) and read their retention (s3:GetObjectRetention, s3:GetObjectLegalHold)'
+                : 'check that the credentials may delete objects in this bucket (s3:DeleteObject)',
+            ],
+          },
         );
       }
+    }
+  }
+
+  /**
+   * Whether deletes must name versions: yes unless the bucket is known to be
+   * unversioned. A store that will not say (no s3:GetBucketVersioning) gets
+   * the careful path: a HEAD per key, which in an unversioned bucket carries
+   * no version id and so deletes as before.
+   */
+  private async deletesByVersion(): Promise<boolean> {
+    try {
+      return (await this.bucketObjectLock()).versioning !== 'off';
+    } catch (err) {
+      if (err instanceof LifeboatError && (err.code === 'PRIVILEGE_MISSING' || (err.code === 'REPOSITORY_UNREACHABLE' && /HTTP 403|AccessDenied/.test(err.message)))) return true;
+      throw err;
     }
   }
 
@@ -239,6 +294,7 @@ export class S3Repository implements Repository {
             Body: body,
             Metadata: { sha256: createHash('sha256').update(body).digest('hex') },
             ...(etag ? { IfMatch: etag } : { IfNoneMatch: '*' }),
+            ...this.lockAndEncryption(key),
           }),
         );
         return;
@@ -257,16 +313,70 @@ export class S3Repository implements Repository {
     this.client.destroy();
   }
 
-  private info(key: string, size: number, metadata: Record<string, string> | undefined, lastModified: Date | undefined): ObjectInfo {
-    const sha256 = metadata?.sha256;
-    const count = metadata?.['restore-points'];
+  private info(key: string, size: number, res: ObjectHeaders): ObjectInfo {
+    const sha256 = res.Metadata?.sha256;
+    const count = res.Metadata?.['restore-points'];
+    const mode = res.ObjectLockMode === 'GOVERNANCE' ? 'governance' : res.ObjectLockMode === 'COMPLIANCE' ? 'compliance' : undefined;
+    const serverSide = serverSideOf(res.ServerSideEncryption, res.SSEKMSKeyId);
     return {
       key,
       size,
       ...(sha256 ? { sha256 } : {}),
       ...(count !== undefined && /^\d+$/.test(count) ? { restorePoints: Number(count) } : {}),
-      ...(lastModified ? { lastModified } : {}),
+      ...(res.LastModified ? { lastModified: res.LastModified } : {}),
+      ...(res.VersionId && res.VersionId !== 'null' ? { versionId: res.VersionId } : {}),
+      ...(mode && res.ObjectLockRetainUntilDate ? { lock: { mode, retainUntil: new Date(res.ObjectLockRetainUntilDate) } } : {}),
+      ...(res.ObjectLockLegalHoldStatus === 'ON' ? { legalHold: true } : {}),
+      ...(serverSide ? { serverSide } : {}),
     };
+  }
+
+  /** PUT parameters from the runbook: server-side encryption always, Object Lock for base backup and WAL keys. */
+  private lockAndEncryption(key: string): Partial<PutObjectCommandInput> {
+    const retention = retentionFor(this.writeSettings.objectLock, key, new Date());
+    return {
+      ...serverSideParams(this.writeSettings.serverSide),
+      ...(retention ? { ObjectLockMode: retention.mode === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE', ObjectLockRetainUntilDate: retention.retainUntil } : {}),
+    };
+  }
+
+  /**
+   * The bucket's Object Lock configuration and versioning, read once per
+   * process. Needs s3:GetBucketObjectLockConfiguration and
+   * s3:GetBucketVersioning; a store that refuses either fails this.
+   */
+  bucketObjectLock(): Promise<BucketObjectLock> {
+    this.bucketLock ??= this.readBucketLock();
+    const p = this.bucketLock;
+    p.catch(() => {
+      if (this.bucketLock === p) this.bucketLock = undefined;
+    });
+    return p;
+  }
+
+  private async readBucketLock(): Promise<BucketObjectLock> {
+    let versioning: BucketObjectLock['versioning'];
+    try {
+      const v = await this.client.send(new GetBucketVersioningCommand({ Bucket: this.bucket }));
+      versioning = v.Status === 'Enabled' ? 'enabled' : v.Status === 'Suspended' ? 'suspended' : 'off';
+    } catch (err) {
+      throw this.error('GET versioning of', '/', err);
+    }
+    try {
+      const res = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }));
+      const cfg = res.ObjectLockConfiguration;
+      const rule = cfg?.Rule?.DefaultRetention;
+      const mode = rule?.Mode === 'GOVERNANCE' ? 'governance' : rule?.Mode === 'COMPLIANCE' ? 'compliance' : undefined;
+      return {
+        enabled: cfg?.ObjectLockEnabled === 'Enabled',
+        versioning,
+        ...(mode ? { defaultRetention: { mode, ...(rule?.Days ? { days: rule.Days } : {}), ...(rule?.Years ? { years: rule.Years } : {}) } } : {}),
+      };
+    } catch (err) {
+      const name = (err as { name?: string }).name ?? '';
+      if (name === 'ObjectLockConfigurationNotFoundError' || name === 'ObjectLockConfigurationNotFound') return { enabled: false, versioning };
+      throw this.error('GET object lock configuration of', '/', err);
+    }
   }
 
   /** After a refused conditional write, the winner may take a moment to become visible. */
@@ -291,6 +401,27 @@ export class S3Repository implements Repository {
     const credentialHint =
       'credentials come from the AWS SDK default chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role; check that the user running lifeboat has them';
     const name = e.name ?? '';
+    const lock = this.writeSettings.objectLock;
+    if (lock && /ObjectLockConfiguration|object lock/i.test(`${name} ${e.message ?? ''}`)) {
+      return new LifeboatError('REPOSITORY_INVALID', what, {
+        hints: [
+          `the runbook's repository.objectLock (${lock.mode}, ${lock.days} days) needs a bucket created with Object Lock enabled; s3://${this.bucket} has none`,
+          'create one with it (aws s3api create-bucket --object-lock-enabled-for-bucket, or mc mb --with-lock) and point the repository there, or remove repository.objectLock',
+        ],
+        cause: err,
+      });
+    }
+    const sse = this.writeSettings.serverSide;
+    if (sse && /kms|encrypt/i.test(`${name} ${e.message ?? ''}`)) {
+      return new LifeboatError('REPOSITORY_INVALID', what, {
+        hints: [
+          sse.mode === 'SSE-KMS'
+            ? `the store refused server-side encryption with KMS key ${JSON.stringify(sse.kmsKeyId)} (runbook repository.serverSide): check the key id, that the key exists and is enabled, and that the credentials may use it (kms:GenerateDataKey, kms:Decrypt)`
+            : 'the store refused server-side encryption SSE-S3 (runbook repository.serverSide): check that the store supports it (MinIO needs a KMS configured)',
+        ],
+        cause: err,
+      });
+    }
     if (name === 'NoSuchBucket') {
       return new LifeboatError('REPOSITORY_INVALID', what, {
         hints: [`create the bucket ${this.bucket} or fix the repository URL`, endpointHint],
@@ -305,6 +436,18 @@ export class S3Repository implements Repository {
     }
     return new LifeboatError('REPOSITORY_UNREACHABLE', what, { hints: [endpointHint, credentialHint], cause: err });
   }
+}
+
+/** What GET and HEAD answers carry that ObjectInfo reports. */
+interface ObjectHeaders {
+  Metadata?: Record<string, string> | undefined;
+  LastModified?: Date | undefined;
+  VersionId?: string | undefined;
+  ObjectLockMode?: string | undefined;
+  ObjectLockRetainUntilDate?: Date | string | undefined;
+  ObjectLockLegalHoldStatus?: string | undefined;
+  ServerSideEncryption?: string | undefined;
+  SSEKMSKeyId?: string | undefined;
 }
 
 function status(err: unknown): number | undefined {

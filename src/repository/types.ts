@@ -24,6 +24,23 @@ export interface ObjectInfo {
    */
   restorePoints?: number;
   lastModified?: Date;
+  /** s3:// in a versioned bucket (every Object Lock bucket is): the version HEAD or GET read. */
+  versionId?: string;
+  /**
+   * S3 Object Lock retention of that version (HEAD only; needs
+   * s3:GetObjectRetention): until then nobody may delete or overwrite it,
+   * and in compliance mode not even the bucket's owner.
+   */
+  lock?: ObjectLockRetention;
+  /** S3 Object Lock legal hold on that version: undeletable until the hold is lifted. */
+  legalHold?: boolean;
+  /** S3 server-side encryption the store reports for the object (HEAD and GET). */
+  serverSide?: { mode: 'SSE-S3' | 'SSE-KMS'; kmsKeyId?: string };
+}
+
+export interface ObjectLockRetention {
+  mode: 'governance' | 'compliance';
+  retainUntil: Date;
 }
 
 export interface PutOptions {
@@ -62,8 +79,22 @@ export interface Repository {
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Every object under a prefix (recursive), sorted by key. */
   list(prefix: string): Promise<ObjectInfo[]>;
-  /** Removes objects that are provably ours to remove (expiry only). */
+  /**
+   * Removes objects that are provably ours to remove (expiry only). In a
+   * versioned s3:// bucket it removes the version HEAD sees, never places a
+   * delete marker, and refuses a batch holding a locked object whole.
+   */
   delete(keys: string[]): Promise<void>;
+  /** s3:// only: the bucket's Object Lock configuration and versioning (src/repository/object-lock.ts). */
+  bucketObjectLock?(): Promise<BucketObjectLock>;
   /** Appends a line to a log object (audit log); creates it when absent. */
   append(key: string, line: string): Promise<void>;
+}
+
+export interface BucketObjectLock {
+  /** Object Lock is enabled on the bucket (S3 then keeps versioning on for good). */
+  enabled: boolean;
+  /** Retention the bucket applies to objects written without their own. */
+  defaultRetention?: { mode: 'governance' | 'compliance'; days?: number; years?: number };
+  versioning: 'enabled' | 'suspended' | 'off';
 }

@@ -150,11 +150,48 @@ const RepositoryCredentials = z.strictObject(
   { error: 'expected a mapping of roles (archive, backup, restore, expire) to their credentials' },
 );
 
+const SERVER_SIDE = 'expected { mode: SSE-S3 } or { mode: SSE-KMS, kmsKeyId: <key id or ARN> }';
+
+/** S3 server-side encryption: the store encrypts at rest (SSE-S3), or with a KMS key (SSE-KMS). */
+export const ServerSide = z.discriminatedUnion(
+  'mode',
+  [
+    z.strictObject({ mode: z.literal('SSE-S3') }, { error: SERVER_SIDE }),
+    z.strictObject({ mode: z.literal('SSE-KMS'), kmsKeyId: nonEmpty('a KMS key id or ARN') }, { error: SERVER_SIDE }),
+  ],
+  { error: SERVER_SIDE },
+);
+
+const LOCK_DAYS = 'expected a whole number of days from 1 to 36500';
+const lockDays = z
+  .number({ error: LOCK_DAYS })
+  .int({ error: LOCK_DAYS })
+  .min(1, { error: LOCK_DAYS })
+  .max(36500, { error: LOCK_DAYS });
+
+/**
+ * S3 Object Lock: every base backup object is written locked for `days`,
+ * every WAL object for `walDays` (default `days`), counted from its upload.
+ * The bucket must have been created with Object Lock enabled.
+ */
+export const ObjectLock = z.strictObject(
+  {
+    mode: z.enum(['governance', 'compliance'], { error: 'expected "governance" or "compliance"' }),
+    days: lockDays,
+    walDays: lockDays.optional(),
+  },
+  { error: 'expected a mapping with mode (governance or compliance) and days (and optionally walDays)' },
+);
+
 export const Repository = z.strictObject(
   {
     url: repositoryUrl,
     endpointEnv: envName.optional(),
     regionEnv: envName.optional(),
+    /** s3:// only: server-side encryption the store applies to every object Lifeboat writes. */
+    serverSide: ServerSide.optional(),
+    /** s3:// only: S3 Object Lock retention written with every base backup and WAL object. */
+    objectLock: ObjectLock.optional(),
     /** Client-side encryption (AES-256-GCM) of every object Lifeboat writes; the key is named, never given. */
     encryption: Encryption.optional(),
   },
@@ -489,6 +526,7 @@ export const Runbook = z
     notify: z.strictObject({ webhookUrlEnv: envName }, { error: 'expected a mapping with webhookUrlEnv' }).optional(),
     standby: Standby.optional(),
   })
+  .superRefine((rb, ctx) => s3OnlySettings(rb, ctx))
   .superRefine((rb, ctx) => standbyApart(rb, ctx))
   .superRefine((rb, ctx) => {
     if (rb.retention && rb.backup.retainFull !== undefined) {
@@ -517,6 +555,29 @@ export const Runbook = z
       });
     }
   });
+
+/** serverSide and objectLock are S3 features: on a file:// repository they would silently protect nothing. */
+function s3OnlySettings(
+  rb: { repository?: z.output<typeof Repository> | undefined; repositories?: Array<z.output<typeof Repository>> | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  const entries: Array<[Array<string | number>, z.output<typeof Repository>]> = rb.repositories
+    ? rb.repositories.map((r, i) => [['repositories', i], r])
+    : rb.repository
+      ? [[['repository'], rb.repository]]
+      : [];
+  for (const [at, r] of entries) {
+    if (r.url.startsWith('s3://')) continue;
+    for (const key of ['serverSide', 'objectLock'] as const) {
+      if (!r[key]) continue;
+      ctx.addIssue({
+        code: 'custom',
+        path: [...at, key],
+        message: `expected no ${key} on a ${r.url.split(':')[0]}:// repository: it is an S3 setting (s3://bucket/prefix); a file system's own encryption and immutability are set up outside Lifeboat`,
+      });
+    }
+  }
+}
 
 /** `a` is `b` or lies inside it (or the other way round): one directory would hold the other. */
 function nested(a: string, b: string): boolean {

@@ -115,8 +115,11 @@ export interface OwnMinio extends Restartable {
 const ACCESS_KEY = 'lifeboat-faults';
 const SECRET_KEY = 'lifeboat-faults-secret';
 
-/** A MinIO of the test's own, with one bucket. */
-export async function startOwnMinio(label: string): Promise<OwnMinio> {
+/**
+ * A MinIO of the test's own, with one bucket. `env` adds server settings
+ * (e.g. MINIO_KMS_SECRET_KEY for server-side encryption with a static key).
+ */
+export async function startOwnMinio(label: string, opts: { env?: Record<string, string> } = {}): Promise<OwnMinio> {
   const root = mkdtempSync(path.join(os.tmpdir(), `lifeboat-faults-minio-${label}-`));
   const port = await freePort();
   const consolePort = await freePort();
@@ -127,7 +130,7 @@ export async function startOwnMinio(label: string): Promise<OwnMinio> {
     root,
     () =>
       spawn(requireTool('minio'), ['server', path.join(root, 'data'), '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`, '--quiet'], {
-        env: { ...process.env, MINIO_ROOT_USER: ACCESS_KEY, MINIO_ROOT_PASSWORD: SECRET_KEY, MINIO_BROWSER: 'off' },
+        env: { ...process.env, MINIO_ROOT_USER: ACCESS_KEY, MINIO_ROOT_PASSWORD: SECRET_KEY, MINIO_BROWSER: 'off', ...opts.env },
         stdio: ['ignore', openSync(logFile, 'a'), openSync(logFile, 'a')],
       }),
     (child) =>

@@ -12,6 +12,7 @@
 import { readArchiverStatus, type ArchiverStatus } from '../../catalog/archiver';
 import { isComplete, readCatalog, readWalArchive } from '../../catalog/catalog';
 import { analyzeChain, describeChainProblems, type ChainReport, type HealthProblem } from '../../catalog/chain';
+import { checkLocksAndEncryption, lockSampleKeys } from '../../catalog/lock-check';
 import { withPrimaryOverlay, type OverlaidRunbook } from '../../catalog/primary';
 import { continuityFrom } from '../../catalog/retention';
 import { retentionPolicy } from '../../catalog/tiers';
@@ -109,6 +110,16 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
       ...(overlaid?.applied && overlaid.overlay ? { overlay: overlaid.overlay } : {}),
     }),
   );
+  // S3 Object Lock and server-side encryption as the runbook sets them: the bucket, and a sample of objects.
+  const lockCheck = runbook
+    ? await checkLocksAndEncryption(
+        repo,
+        runbook.repository,
+        await lockSampleKeys(repo, cluster, complete[complete.length - 1]?.backupId, archive.files),
+        new Date(),
+      )
+    : undefined;
+  if (lockCheck) problems.push(...lockCheck.problems);
   for (const e of entries) if (e.status === 'incomplete') notes.push(`backup ${e.backupId} is incomplete and ignored: ${e.problem}`);
   // The warm standby, when the runbook declares one: read on its host only (its data directory and loopback port).
   const where = runbook?.standby ? onStandbyHost(runbook.standby.host, opts.host) : undefined;
@@ -129,6 +140,7 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
       servers,
       backups: { verified: complete.map((e) => e.backupId), incomplete: entries.filter((e) => e.status === 'incomplete') },
       chain,
+      ...(lockCheck ? { objectLock: lockCheck.line } : {}),
       ...(standby && typeof standby !== 'string' ? { standby } : {}),
       ...(elsewhere ? { standbyCheckedOn: runbook!.standby!.host } : {}),
       problems,
@@ -146,6 +158,7 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
   );
   if (archiver) out.push(archiverLine(archiver));
   for (const line of chainLines(chain)) out.push(line);
+  if (lockCheck) out.push(lockCheck.line);
   if (standby && typeof standby !== 'string') out.push(standbyLine(standby));
   if (elsewhere) out.push(elsewhere);
   for (const n of notes) if (!(overlaid?.applied && n === overlaid.note)) out.push(`note: ${n}`);
