@@ -57,7 +57,7 @@ const WAL_BATCH = 200;
 
 async function open(runbookRef: string) {
   const runbook = await loadRunbook(runbookRef);
-  const repo = await openRepository(runbook.repository.url, runbook.repository);
+  const repo = await openRepository(runbook.repository.url, { ...runbook.repository, role: 'expire' });
   return { runbook, repo, cluster: clusterName(runbook) };
 }
 

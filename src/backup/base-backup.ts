@@ -130,7 +130,7 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
   const cluster = clusterName(runbook);
   const bin = runbook.cluster.pgBin;
   const progress = opts.onProgress ?? (() => undefined);
-  const repo = await openRepository(runbook.repository.url, runbook.repository);
+  const repo = await openRepository(runbook.repository.url, { ...runbook.repository, role: 'backup' });
   // An encrypted repository's key is read now, not after minutes of copying and packing.
   (repo as { checkWriteKey?: () => void }).checkWriteKey?.();
   const facts = await readPrimaryFacts(runbook);

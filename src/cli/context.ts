@@ -4,6 +4,7 @@ import { LifeboatError } from '../errors';
 import type { Runbook } from '../runbook/schema';
 import { openRepository } from '../repository';
 import type { Repository } from '../repository/types';
+import type { StorageRole } from '../repository/roles';
 
 export interface RepoOptions {
   runbook?: string;
@@ -13,6 +14,8 @@ export interface RepoOptions {
   /** --encryption-key id=VARIABLE (repeated; the first writes) and --read-unencrypted, with --repo. */
   encryptionKey?: string[];
   readUnencrypted?: boolean;
+  /** --credentials-file: the secrets file (src/repository/credentials-file.ts) instead of the environment's. */
+  credentialsFile?: string;
 }
 
 export interface RepoTarget {
@@ -21,8 +24,13 @@ export interface RepoTarget {
   cluster: string;
 }
 
-/** `--runbook orders` or `--repo <url> --cluster <name>` (shared/DESIGN.md §6). */
-export async function resolveRepoTarget(opts: RepoOptions): Promise<RepoTarget> {
+/**
+ * `--runbook orders` or `--repo <url> --cluster <name>` (shared/DESIGN.md §6).
+ * `role`: the storage identity the command acts as (src/repository/roles.ts).
+ */
+export async function resolveRepoTarget(opts: RepoOptions, role?: StorageRole): Promise<RepoTarget> {
+  // Named in the environment, the file also reaches processes started from here (prefetcher, pusher).
+  if (opts.credentialsFile) process.env.LIFEBOAT_CREDENTIALS_FILE = (await import('node:path')).resolve(opts.credentialsFile);
   if (opts.runbook) {
     if (opts.repo) {
       throw new LifeboatError('INPUT_INVALID', '--runbook and --repo were both given; pass one of them', {
@@ -39,7 +47,7 @@ export async function resolveRepoTarget(opts: RepoOptions): Promise<RepoTarget> 
     const { loadRunbook } = await import('../runbook/load');
     const { clusterName } = await import('../runbook/schema');
     const runbook = await loadRunbook(opts.runbook, opts.runbooksDir);
-    const repo = await openRepository(runbook.repository.url, runbook.repository);
+    const repo = await openRepository(runbook.repository.url, { ...runbook.repository, ...(role ? { role } : {}) });
     return { runbook, repo, cluster: opts.cluster ?? clusterName(runbook) };
   }
   if (opts.repo) {

@@ -25,6 +25,10 @@ const repoOptions = (cmd: Command) =>
     .option('--cluster <name>', 'cluster name in the repository (with --repo)')
     .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)')
     .option(
+      '--credentials-file <path>',
+      'read the repository\'s secrets from this file (JSON, mode 0600, owned by the user running this) instead of the environment (env LIFEBOAT_CREDENTIALS_FILE)',
+    )
+    .option(
       '--encryption-key <id=VARIABLE>',
       'with --repo: an encrypted repository\'s key, as its id and the environment variable (or /path/to/file) holding it; ' +
         'repeat for previous keys, the first is used to write (a runbook names its keys in repository.encryption)',

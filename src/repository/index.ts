@@ -2,7 +2,9 @@
 // s3://bucket/prefix (any S3-compatible store). The S3 client is loaded only
 // for s3:// URLs: it costs more start-up time than archive-push may spend.
 import { LifeboatError } from '../errors';
+import { loadCredentialsFile } from './credentials-file';
 import type { EncryptionSettings } from './keys';
+import type { RepositoryCredentials, StorageRole } from './roles';
 import type { Repository } from './types';
 
 export interface RepositoryEnvOptions {
@@ -16,9 +18,16 @@ export interface RepositoryEnvOptions {
   objectLock?: { mode: 'governance' | 'compliance'; days: number; walDays?: number };
   /** Client-side encryption of every object (runbook repository.encryption; key names, never values). */
   encryption?: EncryptionSettings;
+  /** s3:// only: which storage identity this opening acts as (src/repository/roles.ts); none: the SDK default chain. */
+  role?: StorageRole;
+  /** s3:// only: the runbook's credential source per role (repository.credentials: env var names, never values). */
+  credentials?: RepositoryCredentials;
 }
 
 export async function openRepository(url: string, opts: RepositoryEnvOptions = {}): Promise<Repository> {
+  // A process PostgreSQL started (archive-get, archive-push) finds its secrets
+  // in the file $LIFEBOAT_CREDENTIALS_FILE names, not in its environment.
+  loadCredentialsFile();
   if (url.startsWith('file://')) {
     // The runbook schema refuses these too; this covers --repo and callers that build options.
     if (opts.serverSide || opts.objectLock) {

@@ -22,6 +22,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { LifeboatError } from '../errors';
 import type { RepositoryEnvOptions } from './index';
+import { permissionFor, resolveIdentity, type ResolvedIdentity } from './roles';
 import { lockedUntil, mapLimit, retentionFor, serverSideOf, serverSideParams } from './object-lock';
 import type { BucketObjectLock, ObjectInfo, PutOptions, PutResult, Repository } from './types';
 
@@ -51,6 +52,8 @@ export class S3Repository implements Repository {
     readonly prefix: string,
     private readonly endpoint: Endpoint,
     region: string,
+    /** Whose credentials this client signs with (src/repository/roles.ts); named in messages, never its secrets. */
+    private readonly identity: ResolvedIdentity = resolveIdentity(undefined, undefined),
   ) {
     this.url = `s3://${bucket}/${prefix}`.replace(/\/$/, '');
     // The SDK warns on every start under Node 20 (the version Lifeboat
@@ -61,6 +64,9 @@ export class S3Repository implements Repository {
       region,
       forcePathStyle: true,
       ...(endpoint.url ? { endpoint: endpoint.url } : {}),
+      // The role's own identity when the runbook names one; otherwise the
+      // SDK's default chain, as before roles existed.
+      ...(identity.kind === 'static' ? { credentials: identity.credentials } : identity.kind === 'profile' ? { profile: identity.profile } : {}),
       // A store that accepts the connection and then answers nothing (a
       // frozen process, a hung gateway) must fail the request, not hang it:
       // socketTimeout is 60 s without a byte either way, so a slow but moving
@@ -88,7 +94,7 @@ export class S3Repository implements Repository {
       ? { source: endpointVar, url: process.env[endpointVar] }
       : { source: opts.endpointEnv ?? ENDPOINT_ENVS.join(', ') };
     const region = (opts.regionEnv ? process.env[opts.regionEnv] : undefined) ?? process.env.AWS_REGION ?? 'us-east-1';
-    const repo = new S3Repository(bucket, prefix, endpoint, region);
+    const repo = new S3Repository(bucket, prefix, endpoint, region, resolveIdentity(opts.role, opts.credentials));
     repo.writeSettings = { ...(opts.serverSide ? { serverSide: opts.serverSide } : {}), ...(opts.objectLock ? { objectLock: opts.objectLock } : {}) };
     return repo;
   }
@@ -394,12 +400,15 @@ export class S3Repository implements Repository {
     const e = err as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
     const code = status(err);
     const at = `${this.url}${this.endpoint.url ? ` at ${stripUserinfo(this.endpoint.url)}` : ''}`;
-    const what = `${op} ${key} in ${at} failed: ${redact(`${e.name ?? 'Error'}${code ? ` (HTTP ${code})` : ''}: ${e.message ?? e.code ?? String(err)}`)}`;
+    const said = redact(`${e.name ?? 'Error'}${code ? ` (HTTP ${code})` : ''}: ${e.message ?? e.code ?? String(err)}`);
+    const what = `${op} ${key} in ${at} failed: ${this.identity.kind === 'static' ? redactValues(said, Object.values(this.identity.credentials)) : said}`;
     const endpointHint = this.endpoint.url
       ? `the endpoint comes from $${this.endpoint.source}; check that it is right and the store is up`
       : `no endpoint is set (looked at ${this.endpoint.source}), so AWS S3 itself is used; for MinIO or Ceph set one of them`;
     const credentialHint =
-      'credentials come from the AWS SDK default chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role; check that the user running lifeboat has them';
+      this.identity.kind === 'default'
+        ? 'credentials come from the AWS SDK default chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role; check that the user running lifeboat has them'
+        : `credentials are ${this.identity.describe}; check that they are this role's (docs/iam/ has each role's policy)`;
     const name = e.name ?? '';
     const lock = this.writeSettings.objectLock;
     if (lock && /ObjectLockConfiguration|object lock/i.test(`${name} ${e.message ?? ''}`)) {
@@ -425,6 +434,17 @@ export class S3Repository implements Repository {
     if (name === 'NoSuchBucket') {
       return new LifeboatError('REPOSITORY_INVALID', what, {
         hints: [`create the bucket ${this.bucket} or fix the repository URL`, endpointHint],
+        cause: err,
+      });
+    }
+    if (name === 'AccessDenied') {
+      // Signed and recognised, but not allowed: a policy question no retry answers.
+      const permission = permissionFor(op);
+      return new LifeboatError('PRIVILEGE_MISSING', `${what}: ${this.identity.describe} lacks ${permission} on s3://${this.bucket}/${this.prefix}`, {
+        hints: [
+          `grant ${permission} to that identity, or run this with the identity whose policy has it (docs/iam/: archive and backup write, restore reads, expire deletes)`,
+          credentialHint,
+        ],
         cause: err,
       });
     }
@@ -461,6 +481,12 @@ function isNotFound(err: unknown): boolean {
 
 function stripUserinfo(url: string): string {
   return url.replace(/^([a-z0-9+.-]+:\/\/)[^/@]*@/i, '$1');
+}
+
+function redactValues(text: string, values: string[]): string {
+  let out = text;
+  for (const value of values) if (value.length >= 4) out = out.split(value).join('[redacted]');
+  return out;
 }
 
 /** Removes any credential value that an error message might echo. */

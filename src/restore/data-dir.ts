@@ -23,6 +23,7 @@ import type { RestoreInstanceKind, RestoreResult } from '../recovery/contract';
 import { MARKER_FILE, describeMarker, readMarker, type RestoreMarker } from './marker';
 import { chownToUser } from './os-user';
 import { postmasterRunning, stopPostmaster, type PgHost } from './postmaster';
+import { removeCredentialsFile } from './secret-file';
 
 export interface PrepareInput {
   pg: PgHost;
@@ -216,6 +217,9 @@ export async function moveAside(dir: string, label: string, osUser?: string): Pr
   const base = `${dir}.${label}-${compactTimestamp()}`;
   let target = base;
   for (let i = 2; existsSync(target); i++) target = `${base}-${i}`;
+  // A copy's credentials file (secret-file.ts) is never kept with what is moved
+  // aside: its postmaster is down by now, and nobody will need its keys again.
+  await removeCredentialsFile(dir);
   try {
     await rename(dir, target);
   } catch (err) {

@@ -10,6 +10,7 @@ import { readMarker, requireOurMarker, updateMarker } from './marker';
 import { runAsOsUser } from './os-user';
 import { PREFETCH_SPOOL, stopPrefetcher } from './prefetch';
 import { lastLines, postmasterRunning, stopPostmaster } from './postmaster';
+import { removeCredentialsFile, writeCredentialsFile } from './secret-file';
 import { restoreSite, siteClientConfig, siteLabel } from './site';
 import type { RestoreInstanceKind } from '../recovery/contract';
 
@@ -95,6 +96,12 @@ export async function promoteRestored(runbook: Runbook, input: { workflowId: str
     const promotedAt = marker.promotedAt ?? new Date().toISOString();
     await stopPrefetcher(pg.dataDir);
     await rm(path.join(pg.dataDir, PREFETCH_SPOOL), { recursive: true, force: true });
+    // restore_command is done: the restore identity's keys go. A recovery's copy
+    // is now the primary and its archive_command (the old primary's) must go on
+    // archiving: it gets the archive identity, which can write but not delete.
+    // A drill's or a repair's copy never archives (archive_mode = off): no keys.
+    if (site.instance === 'restore') await writeCredentialsFile(runbook, pg, 'archive');
+    else await removeCredentialsFile(pg.dataDir);
     marker = await updateMarker(pg.dataDir, marker, { state: 'promoted', promotedAt }, pg.osUser);
     return { promotedAt, timeline: parseInt(rows[0]!.wal.slice(0, 8), 16), lsn: rows[0]!.lsn };
   } catch (err) {
@@ -124,5 +131,7 @@ export async function stopRestored(runbook: Runbook, input: { workflowId: string
   const stopped = await stopPostmaster(pg, `stopping ${siteLabel(site)}, keeping its directory`);
   // Nothing will ask for WAL any more: its prefetcher need not wait 30 s idle to notice.
   await stopPrefetcher(pg.dataDir);
+  // Nor read the repository: its keys go (a replay-wal that starts it again writes them again).
+  await removeCredentialsFile(pg.dataDir);
   return { stopped, dataDir: pg.dataDir };
 }

@@ -3,15 +3,19 @@
 //
 // The worker's environment holds the secrets of every runbook it serves
 // (primary passwords, webhook URLs); a postmaster keeps its environment for
-// its whole life and hands it to every restore_command and archive_command.
-// So the postmaster gets only what `lifeboat archive-get/archive-push` need,
-// passed through spawn's environment rather than on a command line, where
-// `ps` and error messages would show it.
+// its whole life, hands it to every restore_command and archive_command, and
+// prints it into its log at log_min_messages = debug3 and below. So the
+// postmaster gets only what `lifeboat archive-get/archive-push` need and no
+// secret: those are in its credentials file (./secret-file.ts), whose path
+// alone is in the environment; never on a command line, where `ps` and error
+// messages would show them.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { chown } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { LifeboatError, type ErrorCode } from '../errors';
+import { CREDENTIALS_FILE_ENV } from '../repository/credentials-file';
+import { credentialEnvNames } from '../repository/roles';
 import type { Runbook } from '../runbook/schema';
 
 const execFileAsync = promisify(execFile);
@@ -91,28 +95,59 @@ export function baseEnv(): Record<string, string> {
 }
 
 /**
+ * Environment variables whose values are secrets a postmaster's commands may
+ * need: never put in its environment (PostgreSQL prints it at debug3 and
+ * below), carried in its credentials file instead (src/restore/secret-file.ts).
+ * The AWS SDK's key variables, every variable the runbook's
+ * repository.credentials name, and its encryption keys' variables.
+ */
+export function postmasterSecretEnvNames(runbook: Runbook): string[] {
+  // Every repository (`repositories:`), or the one.
+  const repos: Array<Runbook['repository']> = (runbook as { repositories?: Array<Runbook['repository']> }).repositories ?? [runbook.repository];
+  const names = [...AWS_SECRET_ENVS];
+  for (const repo of repos) {
+    // Encryption keys too (repository.encryption, src/repository/keys.ts): archive-get decrypts with them.
+    const keyEnvs = repo.encryption ? [repo.encryption, ...(repo.encryption.previous ?? [])].flatMap((k) => (k.keyEnv ? [k.keyEnv] : [])) : [];
+    for (const n of [...credentialEnvNames(repo.credentials), ...keyEnvs]) if (!names.includes(n)) names.push(n);
+  }
+  return names;
+}
+
+/** The AWS SDK's secret variables (the key id travels with its secret). */
+const AWS_SECRET_ENVS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_SECURITY_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN'];
+
+/**
+ * LIFEBOAT_* variables archive-get and archive-push read. Others stay out:
+ * LIFEBOAT_WEBHOOK_URL and LIFEBOAT_CHATOPS_SIGNING_SECRET are secrets.
+ */
+const LIFEBOAT_ENVS = /^LIFEBOAT_(NODE|ARCHIVE_GET_LOG|RUNBOOKS_DIR|TOOLS_DIR|DEBUG|LOG_LEVEL|[A-Z]+_BIN)$/;
+
+/**
  * What the restored postmaster needs for `lifeboat archive-get` (and, once
- * promoted, `archive-push`): PATH, AWS_*, LIFEBOAT_*, and the runbook's
- * repository endpoint and region variables.
+ * promoted, `archive-push`), none of it secret: PATH, the AWS SDK's settings
+ * (region, endpoint, profile names, file paths), the LIFEBOAT_* variables
+ * those commands read, the runbook's repository endpoint and region
+ * variables, and the path of its credentials file when given. The secrets
+ * (postmasterSecretEnvNames) are in that file, never here.
  *
  * restore_command names the repository by URL (`--repo`), so the S3 client
  * there looks for the endpoint under its default names, where a worker
  * environment may hold another store's endpoint. The runbook's endpoint is
  * therefore also given as AWS_ENDPOINT_URL_S3, the first default name.
  */
-export function postmasterEnv(runbook: Runbook): Record<string, string> {
+export function postmasterEnv(runbook: Runbook, credentialsFile?: string): Record<string, string> {
   const env = baseEnv();
-  const { endpointEnv, regionEnv, encryption } = runbook.repository;
-  // Encryption keys (repository.encryption): archive-get decrypts with them.
-  const keyEnvs = encryption ? [encryption, ...(encryption.previous ?? [])].flatMap((k) => (k.keyEnv ? [k.keyEnv] : [])) : [];
+  const { endpointEnv, regionEnv } = runbook.repository;
+  const secret = new Set(postmasterSecretEnvNames(runbook));
   for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined) continue;
-    if (k.startsWith('AWS_') || k.startsWith('LIFEBOAT_') || k === endpointEnv || k === regionEnv || keyEnvs.includes(k)) env[k] = v;
+    if (v === undefined || secret.has(k)) continue;
+    if ((k.startsWith('AWS_') && !/SECRET|TOKEN|PASSWORD|ACCESS_KEY/.test(k)) || LIFEBOAT_ENVS.test(k) || k === endpointEnv || k === regionEnv) env[k] = v;
   }
   const endpoint = endpointEnv ? process.env[endpointEnv] : undefined;
   if (endpoint) env.AWS_ENDPOINT_URL_S3 = endpoint;
   const region = regionEnv ? process.env[regionEnv] : undefined;
   if (region) env.AWS_REGION = region;
+  if (credentialsFile) env[CREDENTIALS_FILE_ENV] = credentialsFile;
   return env;
 }
 

@@ -25,6 +25,7 @@ import { segmentName, segnoOfLsn } from '../wal/names';
 import { isAlive } from '../wal/pid';
 import type { RestoreMarker } from './marker';
 import { asUserArgv, postmasterEnv } from './os-user';
+import { credentialsFilePath } from './secret-file';
 import type { PgHost } from './postmaster';
 
 /** archive-get's prefetch spool (src/wal/get.ts): ours, and useless once recovery is over. */
@@ -73,7 +74,7 @@ export async function startPrefetcher(runbook: Runbook, pg: PgHost, backup: Rest
       ...encryptionArgs(runbook.repository.encryption),
     ];
     const [cmd, argv] = asUserArgv(pg.osUser, process.execPath, args);
-    const child = spawn(cmd, argv, { env: postmasterEnv(runbook), cwd: pg.dataDir, detached: true, stdio: 'ignore' });
+    const child = spawn(cmd, argv, { env: postmasterEnv(runbook, credentialsFilePath(pg.dataDir)), cwd: pg.dataDir, detached: true, stdio: 'ignore' });
     let exited = false;
     child.on('error', () => (exited = true));
     child.on('exit', () => (exited = true));

@@ -20,7 +20,7 @@ import { clearRestoreFailure, readRestoreFailure } from '../wal/get-failure';
 import { formatLsn, parseLsn, parseSegmentName, segmentName, segnoOfLsn } from '../wal/names';
 import { requireOurMarker, updateMarker, type RestoreMarker } from './marker';
 import { archiveGetFailureInLog, restoreCommandFailed, undecodableSegment } from './replay-failure';
-import { postmasterEnv } from './os-user';
+import { postmasterEnvWithCredentials } from './secret-file';
 import { startPrefetcher } from './prefetch';
 import { LogWatch } from './log-watch';
 import { fileSize, lastLines, postmasterRunning, readLogFrom, requirePgData, runFiles, startPostmaster, stopPostmaster, type PgHost } from './postmaster';
@@ -96,11 +96,13 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
     // A failure archive-get recorded before this start is not this start's (src/wal/get-failure.ts).
     await clearRestoreFailure(pg.dataDir);
     // The spool filled before PostgreSQL asks: its first segments and history probes skip Node (prefetch.ts).
+    // No secret in the postmaster's environment: the restore identity's keys go in its credentials file.
+    const env = await postmasterEnvWithCredentials(runbook, pg, 'restore');
     await startPrefetcher(runbook, pg, marker.backup);
-    await startPostmaster(pg, files.logFile, postmasterEnv(runbook));
+    await startPostmaster(pg, files.logFile, env);
     started = { at: Date.now(), logFrom };
   }
-  const repo = await openRepository(runbook.repository.url, runbook.repository);
+  const repo = await openRepository(runbook.repository.url, { ...runbook.repository, role: 'restore' });
   return waitForPause({ runbook, pg, input, marker, logFile: files.logFile, started, repo, cluster, clientConfig, hooks });
 }
 

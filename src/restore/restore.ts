@@ -52,7 +52,7 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
   await sweepDeadManifestDirs();
   // Everything that can be checked without touching the directory comes
   // first: a wrong backup id or the wrong binaries must not move anything aside.
-  const repo = await openRepository(runbook.repository.url, runbook.repository);
+  const repo = await openRepository(runbook.repository.url, { ...runbook.repository, role: 'restore' });
   const meta = await findBackup(repo, cluster, input.backupId, runbook.name);
   await checkServerVersion(pg, meta.pgVersion, meta.backupId);
   checkConfigSources(runbook);

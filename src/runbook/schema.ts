@@ -194,6 +194,8 @@ export const Repository = z.strictObject(
     objectLock: ObjectLock.optional(),
     /** Client-side encryption (AES-256-GCM) of every object Lifeboat writes; the key is named, never given. */
     encryption: Encryption.optional(),
+    /** s3:// only: a storage identity per role; a role not named uses the AWS SDK's default chain. */
+    credentials: RepositoryCredentials.optional(),
   },
   { error: 'expected a mapping with url (and for s3://, endpointEnv)' },
 );

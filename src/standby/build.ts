@@ -20,7 +20,7 @@ import { openRepository } from '../repository';
 import type { ClaimRequest } from '../restore/claim';
 import { compactTimestamp } from '../restore/data-dir';
 import { readMarker, requireOurMarker, updateMarker } from '../restore/marker';
-import { postmasterEnv } from '../restore/os-user';
+import { postmasterEnvWithCredentials } from '../restore/secret-file';
 import { fileSize, lastLines, postmasterRunning, readLogFrom, runFiles, startPostmaster, stopPostmaster } from '../restore/postmaster';
 import { restoreBaseBackup } from '../restore/restore';
 import { restoreSite } from '../restore/site';
@@ -138,7 +138,7 @@ async function start(runbook: Runbook, hooks: BuildHooks): Promise<void> {
   const logFile = marker.logFile!;
   const logFrom = await fileSize(logFile);
   await clearRestoreFailure(site.dataDir);
-  if (!(await postmasterRunning(site.pg))) await startPostmaster(site.pg, logFile, postmasterEnv(runbook));
+  if (!(await postmasterRunning(site.pg))) await startPostmaster(site.pg, logFile, await postmasterEnvWithCredentials(runbook, site.pg, 'restore'));
   // pg_ctl start -W returns before the postmaster writes its pid file.
   const grace = Date.now() + START_GRACE_MS;
   const deadline = Date.now() + (hooks.startTimeoutMs ?? 10 * 60_000);

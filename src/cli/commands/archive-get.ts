@@ -77,7 +77,7 @@ async function restore(opts: ArchiveGetOptions): Promise<number> {
     return 0;
   }
   const { resolveRepoTarget } = await import('../context');
-  const { repo, cluster } = await resolveRepoTarget(opts);
+  const { repo, cluster } = await resolveRepoTarget(opts, 'restore');
   try {
     const got = await fetchWalFileWithRetry(repo, cluster, walFile);
     if (!got) {

@@ -37,7 +37,7 @@ export async function run(opts: ArchivePrefetchOptions): Promise<number> {
   const spool = new Spool(path.resolve(opts.spoolDir), archiveTargetId(opts));
   if (opts.follow) {
     if (await spool.followerAlive()) return EXIT.ok;
-    const { repo, cluster } = await resolveRepoTarget(opts);
+    const { repo, cluster } = await resolveRepoTarget(opts, 'restore');
     try {
       await spool.follow(repo, cluster, opts.file, count, { starting: opts.starting === true });
       return EXIT.ok;
@@ -47,7 +47,7 @@ export async function run(opts: ArchivePrefetchOptions): Promise<number> {
   }
   if (opts.after && (await spool.readyAhead(opts.file, count)) >= Math.ceil(count / 2)) return EXIT.ok;
   const first = opts.after ? nextSegmentName(opts.file) : opts.file;
-  const { repo, cluster } = await resolveRepoTarget(opts);
+  const { repo, cluster } = await resolveRepoTarget(opts, 'restore');
   try {
     await spool.prefetch(repo, cluster, first, count);
     await spool.histories(repo, cluster, parseSegmentName(first).timeline);

@@ -19,7 +19,7 @@ export async function run(opts: RepoOptions & { pgWal: string; parallel?: string
       /* nowhere to report; PostgreSQL's own call will */
     }
   };
-  const { repo, cluster } = await resolveRepoTarget(opts);
+  const { repo, cluster } = await resolveRepoTarget(opts, 'archive');
   try {
     await runPusher({
       repo,

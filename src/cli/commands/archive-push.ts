@@ -64,7 +64,7 @@ export async function run(opts: ArchivePushOptions): Promise<number> {
   }
   let repo: Awaited<ReturnType<typeof resolveRepoTarget>>['repo'] | undefined;
   try {
-    const target = await resolveRepoTarget(opts);
+    const target = await resolveRepoTarget(opts, 'archive');
     repo = target.repo;
     await pushWalFile(repo, target.cluster, file);
     return EXIT.ok;
