@@ -34,7 +34,7 @@ export interface LockCheck {
 export async function checkLocksAndEncryption(
   repo: Repository,
   settings: Pick<RepositoryEnvOptions, 'objectLock' | 'serverSide'>,
-  sampleKeys: readonly string[],
+  sample: LockSample,
   now: Date,
 ): Promise<LockCheck | undefined> {
   const { objectLock, serverSide } = settings;
@@ -69,7 +69,8 @@ export async function checkLocksAndEncryption(
     }
   }
 
-  const heads = await mapLimit(sampleKeys, 16, (k) => repo.head(k));
+  if (objectLock && repo.hiddenByDeleteMarkers) problems.push(...(await deleteMarkerProblems(repo, repo.hiddenByDeleteMarkers.bind(repo), sample.prefix)));
+  const heads = await mapLimit(sample.keys, 16, (k) => repo.head(k));
   const seen = heads.filter((h): h is ObjectInfo => h !== undefined);
   parts.push(`${seen.length} object${seen.length === 1 ? '' : 's'} sampled (newest backup, newest ${WAL_SAMPLE} WAL files)`);
 
@@ -123,14 +124,48 @@ export async function checkLocksAndEncryption(
   return { line: `object lock and encryption: ${parts.join('; ')}`, problems };
 }
 
-/** The sample's keys: every object of the newest verified backup, and the newest WAL segments. */
+export interface LockSample {
+  /** Objects HEADed: every object of the newest verified backup, and the newest WAL segments. */
+  keys: string[];
+  /** The cluster's prefix, searched for delete markers. */
+  prefix: string;
+}
+
+/** What check samples for one cluster. */
 export async function lockSampleKeys(
   repo: Repository,
   cluster: string,
   newestBackupId: string | undefined,
   walFiles: readonly { name: string; keys: string[] }[],
-): Promise<string[]> {
+): Promise<LockSample> {
   const backup = newestBackupId ? (await repo.list(keys.backupPrefix(cluster, newestBackupId))).map((o) => o.key) : [];
   const wal = walFiles.filter((f) => walFileKind(f.name) === 'segment').slice(-WAL_SAMPLE).flatMap((f) => f.keys);
-  return [...backup, ...wal];
+  return { keys: [...backup, ...wal], prefix: keys.clusterPrefix(cluster) };
+}
+
+/**
+ * A delete marker over one of our objects: somebody deleted it without a
+ * version id (Lifeboat never does), so archive-get, restores and expiry no
+ * longer see it, while its versions, the locked ones for sure, are still
+ * stored. That is an incident to look into, and one that is easy to undo.
+ */
+async function deleteMarkerProblems(repo: Repository, hidden: NonNullable<Repository['hiddenByDeleteMarkers']>, prefix: string): Promise<HealthProblem[]> {
+  const found = await hidden(prefix);
+  if (found.length === 0) return [];
+  const first = found[0]!;
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(repo.url);
+  const bucket = m?.[1] ?? '<bucket>';
+  const base = m?.[2] ? `${m[2]}/` : '';
+  return [
+    {
+      kind: 'object-hidden',
+      message:
+        `${repo.url}: ${found.length} object${found.length === 1 ? ' is' : 's are'} hidden by a delete marker (deleted without a version id: LIST, HEAD and GET no longer see ` +
+        `${found.length === 1 ? 'it' : 'them'}, every version is still stored); first: ${first.key}${first.hiddenSince ? ` since ${first.hiddenSince.toISOString()}` : ''}`,
+      hints: [
+        `bring it back by deleting the marker: aws s3api delete-object --bucket ${bucket} --key ${base}${first.key} --version-id ${first.markerVersionId}`,
+        'then find out who deleted it: Lifeboat deletes only by version id (expire); no archive or backup identity should hold s3:DeleteObject',
+      ],
+    },
+  ];
 }

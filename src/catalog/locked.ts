@@ -133,4 +133,3 @@ async function headLock(repo: Repository, key: string, now: Date): Promise<{ unt
 function latest(dates: readonly (string | undefined)[]): string | undefined {
   return dates.filter((d): d is string => d !== undefined).sort().at(-1);
 }
-

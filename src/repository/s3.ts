@@ -13,6 +13,7 @@ import {
   GetObjectLockConfigurationCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListObjectVersionsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -24,7 +25,7 @@ import { LifeboatError } from '../errors';
 import type { RepositoryEnvOptions } from './index';
 import { permissionFor, resolveIdentity, type ResolvedIdentity } from './roles';
 import { lockedUntil, mapLimit, retentionFor, serverSideOf, serverSideParams } from './object-lock';
-import type { BucketObjectLock, ObjectInfo, PutOptions, PutResult, Repository } from './types';
+import type { BucketObjectLock, HiddenObject, ObjectInfo, PutOptions, PutResult, Repository } from './types';
 
 const ENDPOINT_ENVS = ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'S3_ENDPOINT'];
 /** Environment variables whose values must never reach a message. */
@@ -358,6 +359,29 @@ export class S3Repository implements Repository {
       if (this.bucketLock === p) this.bucketLock = undefined;
     });
     return p;
+  }
+
+  async hiddenByDeleteMarkers(prefix: string): Promise<HiddenObject[]> {
+    const out: HiddenObject[] = [];
+    let keyMarker: string | undefined;
+    let versionMarker: string | undefined;
+    try {
+      do {
+        const res = await this.client.send(
+          new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: this.prefix + prefix, KeyMarker: keyMarker, VersionIdMarker: versionMarker }),
+        );
+        for (const m of res.DeleteMarkers ?? []) {
+          if (!m.IsLatest || !m.Key || !m.VersionId) continue;
+          out.push({ key: m.Key.slice(this.prefix.length), markerVersionId: m.VersionId, ...(m.LastModified ? { hiddenSince: m.LastModified } : {}) });
+        }
+        const more = res.IsTruncated === true;
+        keyMarker = more ? res.NextKeyMarker : undefined;
+        versionMarker = more ? res.NextVersionIdMarker : undefined;
+      } while (keyMarker);
+    } catch (err) {
+      throw this.error('LIST versions of', prefix || '/', err);
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   private async readBucketLock(): Promise<BucketObjectLock> {

@@ -87,8 +87,22 @@ export interface Repository {
   delete(keys: string[]): Promise<void>;
   /** s3:// only: the bucket's Object Lock configuration and versioning (src/repository/object-lock.ts). */
   bucketObjectLock?(): Promise<BucketObjectLock>;
+  /**
+   * s3:// only, versioned buckets: keys under a prefix whose current version
+   * is a delete marker. LIST, HEAD and GET no longer see them, yet every
+   * version, locked or not, is still stored: removing the marker brings the
+   * object back.
+   */
+  hiddenByDeleteMarkers?(prefix: string): Promise<HiddenObject[]>;
   /** Appends a line to a log object (audit log); creates it when absent. */
   append(key: string, line: string): Promise<void>;
+}
+
+export interface HiddenObject {
+  key: string;
+  /** The delete marker's version id: deleting that version undoes the delete. */
+  markerVersionId: string;
+  hiddenSince?: Date;
 }
 
 export interface BucketObjectLock {

@@ -190,6 +190,13 @@ it('refuses to delete or overwrite a locked segment; the original version stays 
   expect(await repo.head(key)).toBeUndefined();
   const hidden = await versions(raw(key));
   expect(hidden.versions.map((v) => v.VersionId)).toContain(v0);
+  // lifeboat check finds the hidden segment and says how to undo the delete.
+  const seen = await lifeboat('check', '--runbook', name, '--no-primary');
+  expect(seen.code).toBe(1);
+  expect(seen.stdout).toContain(
+    `s3://${BUCKET}/${name}: 1 object is hidden by a delete marker (deleted without a version id: LIST, HEAD and GET no longer see it, every version is still stored); first: ${key} since `,
+  );
+  expect(seen.stdout).toContain(`  HINT: bring it back by deleting the marker: aws s3api delete-object --bucket ${BUCKET} --key ${raw(key)} --version-id ${marker.VersionId}\n`);
 
   // Undo both (neither is locked): the original is current again and verifies.
   await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: raw(key), VersionId: marker.VersionId! }));
