@@ -458,7 +458,7 @@ export function continuityFrom(
   return {
     backupId: plan.window.backupId,
     note:
-      `retention tiers: WAL checked without gaps from backup ${plan.window.backupId} on (the ${describeSeconds(policy.walSeconds)} point-in-time window starts there); ` +
+      `retention tiers: WAL checked without gaps from backup ${plan.window.backupId} on (where the point-in-time window of ${describeSeconds(policy.walSeconds)} starts); ` +
       'older backups only for their own WAL, the rest expires on purpose',
   };
 }

@@ -112,7 +112,7 @@ it('a dry run plans the oldest backup and its WAL away, and deletes nothing', as
   expect(result.applied).toBeUndefined();
   expect(result.plan.expire.map((e) => e.backupId)).toEqual([oldest.backupId]);
   expect(result.plan.kept.map((k) => k.backupId)).toEqual([second.backupId, backups[2]!.backupId]);
-  expect(result.plan.walCutoff?.beforeSegment).toBe(second.startWal);
+  expect(result.plan.walKeep?.map((r) => r.from)).toEqual([second.startWal]);
   expect(result.plan.walDeleteCount).toBeGreaterThan(0);
   expect(result.plan.walDelete[0]!.last < second.startWal).toBe(true);
 

@@ -75,7 +75,7 @@ function describe(plan: ExpiryPlan, applied: ExpiryApplied | undefined, dryRun: 
       for (const k of t.kept) out.push(`    ${k.period}  ${k.backupId}`);
     }
   }
-  if (plan.window) out.push(`point-in-time window: ${plan.window.why}`);
+  if (plan.window) out.push(plan.window.why);
 
   out.push('backups kept:');
   for (const k of plan.kept) out.push(`  ${k.backupId}  ${k.reason}`);
