@@ -136,7 +136,7 @@ temporalOptions(
       .description('apply retention: keep the runbook\'s newest full backups and the WAL they need')
       .option('--dry-run', 'list what would be deleted and delete nothing')
       .option('--local', 'run in this process instead of through the `expireBackups` workflow')
-      .option('--keep <n>', 'full backups to keep (default: runbook backup.retainFull)')
+      .option('--keep <n>', 'keep the n newest full backups instead of backup.retainFull (refused when the runbook has retention: tiers)')
       .option('--json', 'print the result as JSON'),
   ),
 ).action((opts) => runCommand(() => import('./commands/expire'), opts));

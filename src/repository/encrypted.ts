@@ -23,7 +23,7 @@ import { CHUNK_BYTES, HEADER_BYTES, TAG_BYTES, openBuffer, openStream, plaintext
 import { KeyRing, type EncryptionSettings } from './keys';
 import type { ObjectInfo, PutOptions, PutResult, Repository } from './types';
 
-const STORE_LEVEL = ['bucketObjectLock'];
+const STORE_LEVEL = ['bucketObjectLock', 'hiddenByDeleteMarkers'];
 
 export class EncryptedRepository implements Repository {
   readonly url: string;
