@@ -63,7 +63,10 @@ async function readEntry(repo: Repository, cluster: string, backupId: string, ob
   try {
     got = await repo.get(metaKey);
   } catch (err) {
-    if (err instanceof LifeboatError && err.code === 'REPOSITORY_UNREACHABLE') throw err;
+    // A store that does not answer, or an encryption key that is missing or
+    // wrong, is not a fact about this backup: every backup would read as
+    // incomplete and the operator would see no reason why.
+    if (err instanceof LifeboatError && (err.code === 'REPOSITORY_UNREACHABLE' || err.code === 'ENCRYPTION_KEY_MISMATCH' || err.code === 'SECRET_MISSING')) throw err;
     return incomplete(`backup.json cannot be read: ${errorMessage(err).split('\n')[0]}`);
   }
   if (!got) return incomplete('backup.json disappeared while listing');

@@ -34,6 +34,8 @@ export async function startTestCluster(opts: {
   >;
   /** Extra postgresql.conf lines for the primary (e.g. archive_timeout). */
   primaryConf?: string[];
+  /** More options for the primary's archive-push (e.g. --encryption-key k1=/path). */
+  archiveArgs?: string[];
 }): Promise<TestCluster> {
   const { name, kind } = opts;
   const repoDir = kind === 'file' ? postgresTempDir('repo') : undefined;
@@ -42,7 +44,7 @@ export async function startTestCluster(opts: {
   const stateDir = postgresTempDir('state');
   let pg: Primary;
   try {
-    pg = await startPrimary({ archive: { repo: repoUrl, cluster: name, env: kind === 's3' ? s3Env() : {} }, ...(opts.primaryConf ? { conf: opts.primaryConf } : {}) });
+    pg = await startPrimary({ archive: { repo: repoUrl, cluster: name, env: kind === 's3' ? s3Env() : {}, ...(opts.archiveArgs ? { args: opts.archiveArgs } : {}) }, ...(opts.primaryConf ? { conf: opts.primaryConf } : {}) });
   } catch (err) {
     for (const d of [repoDir, stateDir]) if (d) rmSync(d, { recursive: true, force: true });
     throw err;

@@ -33,7 +33,7 @@ process.on('exit', () => {
 
 export interface PrimaryOptions {
   /** archive-push target; without it archiving is off. */
-  archive?: { repo: string; cluster: string; env?: Record<string, string> };
+  archive?: { repo: string; cluster: string; env?: Record<string, string>; /** More archive-push options (e.g. --encryption-key). */ args?: string[] };
   /** Extra postgresql.conf lines. */
   conf?: string[];
 }
@@ -78,7 +78,7 @@ export async function startPrimary(opts: PrimaryOptions = {}): Promise<Primary> 
   const { dataDir, port, logFile } = sandbox;
   await initSandboxPrimary(sandbox, {
     archiveCommand: opts.archive
-      ? `${lifeboatCommand()} archive-push %p --repo ${opts.archive.repo} --cluster ${opts.archive.cluster}`
+      ? `${lifeboatCommand()} archive-push %p --repo ${opts.archive.repo} --cluster ${opts.archive.cluster}${(opts.archive.args ?? []).map((a) => ` ${a}`).join('')}`
       : undefined,
     conf: ['fsync = off', ...(opts.conf ?? [])],
   });
