@@ -22,6 +22,7 @@ import { primaryClientConfig, primaryLibpqEnv } from '../pg/connect';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { openRepository } from '../repository';
 import { keys } from '../repository/layout';
+import { copyToOtherRepositories } from '../repository/multi';
 import type { Repository } from '../repository/types';
 import { formatLsn, parseLsn, segmentName, segnoOfLsn } from '../wal/names';
 import { BACKUP_META_VERSION, BASE_ARCHIVE, BackupMeta, partName, type StoredFile } from '../catalog/backup-meta';
@@ -199,25 +200,31 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
     ];
     const uploaded = new Map<string, number>();
     const onUpload = () => progress({ phase: 'upload', bytesDone: [...uploaded.values()].reduce((a, b) => a + b, 0), bytesTotal: storedTotal });
-    // A few uploads at a time: one stream rarely fills the link to an object store.
-    await inParallel(stored, 4, async (f) => {
-      const key = keys.backupFile(cluster, backupId, f.name);
-      await repo.put(key, createReadStream(path.join(work, f.name)), {
-        sha256: f.sha256,
-        ifAbsent: true,
-        onProgress: (n) => {
-          uploaded.set(f.name, n);
-          onUpload();
-        },
-      });
-      const got = await repo.head(key);
-      if (!got || got.size !== f.storedSize || got.sha256 !== f.sha256) {
-        throw new LifeboatError('BACKUP_FAILED', `uploaded ${f.name} of backup ${backupId} does not match what was packed`, {
-          hints: [`expected ${f.storedSize} bytes with sha256 ${f.sha256}, found ${got ? `${got.size} bytes, sha256 ${got.sha256 ?? 'none'}` : 'nothing'}`],
+    // Every repository of the runbook gets the same packed files, streamed
+    // from the scratch directory, the first one first (progress is its upload).
+    const uploadTo = async (repo: Repository, first: boolean) => {
+      // A few uploads at a time: one stream rarely fills the link to an object store.
+      await inParallel(stored, 4, async (f) => {
+        const key = keys.backupFile(cluster, backupId, f.name);
+        await repo.put(key, createReadStream(path.join(work, f.name)), {
+          sha256: f.sha256,
+          ifAbsent: true,
+          onProgress: (n) => {
+            if (!first) return;
+            uploaded.set(f.name, n);
+            onUpload();
+          },
         });
-      }
-    });
-    await repo.put(keys.backupFile(cluster, backupId, MANIFEST), Buffer.from(manifestText), { sha256: manifestSha, ifAbsent: true });
+        const got = await repo.head(key);
+        if (!got || got.size !== f.storedSize || got.sha256 !== f.sha256) {
+          throw new LifeboatError('BACKUP_FAILED', `uploaded ${f.name} of backup ${backupId} does not match what was packed`, {
+            hints: [`expected ${f.storedSize} bytes with sha256 ${f.sha256}, found ${got ? `${got.size} bytes, sha256 ${got.sha256 ?? 'none'}` : 'nothing'}`],
+          });
+        }
+      });
+      await repo.put(keys.backupFile(cluster, backupId, MANIFEST), Buffer.from(manifestText), { sha256: manifestSha, ifAbsent: true });
+    };
+    await uploadTo(repo, true);
 
     const meta = BackupMeta.parse({
       version: opts.singleArchive ? 1 : BACKUP_META_VERSION,
@@ -246,9 +253,12 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
       privileges,
     });
     const metaText = `${JSON.stringify(meta, null, 2)}\n`;
-    await repo.put(keys.backupMeta(cluster, backupId), Buffer.from(metaText), {
-      sha256: createHash('sha256').update(metaText).digest('hex'),
-      ifAbsent: true,
+    const metaSha = createHash('sha256').update(metaText).digest('hex');
+    await repo.put(keys.backupMeta(cluster, backupId), Buffer.from(metaText), { sha256: metaSha, ifAbsent: true });
+    // backup.json last in each: a repository without it holds an incomplete backup, never a wrong one.
+    await copyToOtherRepositories(runbook, `backup ${backupId}`, async (other) => {
+      await uploadTo(other, false);
+      await other.put(keys.backupMeta(cluster, backupId), Buffer.from(metaText), { sha256: metaSha, ifAbsent: true });
     });
     progress({ phase: 'done', bytesDone: storedTotal, bytesTotal: storedTotal });
     return meta;

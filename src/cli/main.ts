@@ -155,6 +155,18 @@ repoOptions(
 
 repoOptions(
   program
+    .command('archive-catchup')
+    .description(
+      'copy into every other repository of the runbook (repositories:) the WAL the first one holds and it lacks; ' +
+        'exit 1 while one still lacks some',
+    )
+    .option('--pg-wal <dir>', "also clear this pg_wal's catch-up queue (.lifeboat-catchup) of what is now copied")
+    .addOption(new Option('--parallel <n>', 'files copied at once').default('4'))
+    .option('--json', 'print the result as JSON'),
+).action((opts) => runCommand(() => import('./commands/archive-catchup'), opts));
+
+repoOptions(
+  program
     .command('archive-push-ahead', { hidden: true })
     .description('internal: the read-ahead pusher archive-push starts beside PostgreSQL\'s archiver')
     .requiredOption('--pg-wal <dir>', 'the pg_wal directory to watch')
@@ -172,6 +184,11 @@ repoOptions(
     .argument('<path>', 'where to put it (%p)')
     .addOption(new Option('--prefetch <n>', 'segments to download ahead of replay (0: none)').default('8'))
     .option('--spool-dir <dir>', 'prefetch spool (default pg_wal/.lifeboat-prefetch in the data directory)')
+    .option(
+      '--fallback-repo <url>',
+      "with --repo: another repository of the runbook's, asked (in the order given) when --repo is unreachable, holds a damaged copy or lacks the file",
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
     // Any failure of restore_command other than "not in the archive" must
     // abort recovery (exit > 125), never read as its end: a mistyped option
     // or a broken install included.

@@ -389,6 +389,11 @@ export interface RestoreResult {
   configNotes?: string[];
   /** Extension (DESIGN.md §4.4): the warm standby this copy was taken over from, instead of a base backup. */
   standby?: StandbySource;
+  /**
+   * Extension (runbook repositories:): the repository the base backup came
+   * from when it was not the first, and why the ones before it were passed over.
+   */
+  repository?: { name: string; url: string; skipped: Array<{ name: string; url: string; reason: string }> };
 }
 
 /** The warm standby a recovery took over (src/standby/adopt.ts). */
@@ -485,6 +490,11 @@ export interface ReplayResult {
   timeline: number;
   walSegmentsReplayed: number;
   walBytesReplayed: number;
+  /**
+   * Extension (runbook repositories:): WAL files a repository other than the
+   * first served, and why the ones before it did not (src/wal/get-fallback.ts).
+   */
+  walFromOtherRepositories?: Array<{ walFile: string; servedBy: string; skipped: Array<{ url: string; reason: string }> }>;
 }
 
 /** Heartbeat details of replay-wal. */

@@ -3,8 +3,8 @@
 // for s3:// URLs: it costs more start-up time than archive-push may spend.
 import { LifeboatError } from '../errors';
 import { loadCredentialsFile } from './credentials-file';
-import type { EncryptionSettings } from './keys';
 import type { RepositoryCredentials, StorageRole } from './roles';
+import type { EncryptionSettings } from './keys';
 import type { Repository } from './types';
 
 export interface RepositoryEnvOptions {
@@ -16,12 +16,27 @@ export interface RepositoryEnvOptions {
   serverSide?: { mode: 'SSE-S3' } | { mode: 'SSE-KMS'; kmsKeyId: string };
   /** s3:// only: Object Lock retention on every base backup and WAL object (runbook repository.objectLock). */
   objectLock?: { mode: 'governance' | 'compliance'; days: number; walDays?: number };
-  /** Client-side encryption of every object (runbook repository.encryption; key names, never values). */
-  encryption?: EncryptionSettings;
   /** s3:// only: which storage identity this opening acts as (src/repository/roles.ts); none: the SDK default chain. */
   role?: StorageRole;
   /** s3:// only: the runbook's credential source per role (repository.credentials: env var names, never values). */
   credentials?: RepositoryCredentials;
+  /** Client-side encryption of every object (runbook repository.encryption; key names, never values). */
+  encryption?: EncryptionSettings;
+}
+
+/**
+ * A runbook's repository entry (`repository:` or one of `repositories:`) as
+ * openRepository's options, acting as `role`: every per-entry setting travels
+ * with its entry, so each repository of a list is opened with its own
+ * endpoint, keys and credentials. Settings added to the schema's Repository
+ * and to RepositoryEnvOptions under the same name pass through unchanged.
+ */
+export function repositoryOptions<E extends RepositoryEnvOptions & { url: string; name?: string | undefined }>(
+  entry: E,
+  role?: StorageRole,
+): RepositoryEnvOptions {
+  const { url: _url, name: _name, ...opts } = entry;
+  return role ? { ...opts, role } : opts;
 }
 
 export async function openRepository(url: string, opts: RepositoryEnvOptions = {}): Promise<Repository> {

@@ -13,6 +13,8 @@ import { describeTarget, type ReplayInput, type ReplayProgress, type ReplayResul
 import { archiveLine } from '../recovery/reach';
 import { openRepository } from '../repository';
 import { encryptionArgs } from '../repository/keys';
+import { fallbackRepoArgs } from '../repository/multi';
+import { readWalSources } from '../wal/get-fallback';
 import type { Repository } from '../repository/types';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { lifeboatCommand } from '../tools';
@@ -81,7 +83,7 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
         port: site.port,
         listenAddress: site.address,
         socketDir: files.socketDir,
-        restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}${encryptionArgs(runbook.repository.encryption).map((a) => ` ${shellWord(a)}`).join('')}`,
+        restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}${[...encryptionArgs(runbook.repository.encryption), ...fallbackRepoArgs(runbook)].map((a) => ` ${shellWord(a)}`).join('')}`,
         target: input.target,
         workflowId: input.workflowId,
         ...(site.instance === 'drill' ? { archiveOff: true } : {}),
@@ -103,7 +105,10 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
     started = { at: Date.now(), logFrom };
   }
   const repo = await openRepository(runbook.repository.url, { ...runbook.repository, role: 'restore' });
-  return waitForPause({ runbook, pg, input, marker, logFile: files.logFile, started, repo, cluster, clientConfig, hooks });
+  const paused = await waitForPause({ runbook, pg, input, marker, logFile: files.logFile, started, repo, cluster, clientConfig, hooks });
+  // Files archive-get took from another repository of the runbook's (src/wal/get-fallback.ts).
+  const fromOthers = runbook.repositories.length > 1 ? await readWalSources(pg.dataDir) : [];
+  return fromOthers.length > 0 ? { ...paused, walFromOtherRepositories: fromOthers } : paused;
 }
 
 function sameTarget(a: Target, b: Target): boolean {

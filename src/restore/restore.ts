@@ -20,12 +20,12 @@ import { runTool } from '../backup/run-tool';
 import type { BackupMeta } from '../catalog/backup-meta';
 import type { Repository } from '../repository/types';
 import type { RestoreInput, RestoreProgress, RestoreResult } from '../recovery/contract';
-import { openRepository } from '../repository';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { checkConfigSources, ensureServerConfig } from './config-files';
 import { prepareDataDir } from './data-dir';
-import { extractBaseBackup, findBackup, sweepDeadManifestDirs } from './extract';
+import { extractBaseBackup, sweepDeadManifestDirs } from './extract';
 import { takeClaim, type ClaimRequest } from './claim';
+import { findBackupInRepositories } from './backup-source';
 import { diskFullError, isNoSpace } from './room';
 import { updateMarker, writeMarker, type RestoreMarker } from './marker';
 import type { PgHost } from './postmaster';
@@ -52,8 +52,8 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
   await sweepDeadManifestDirs();
   // Everything that can be checked without touching the directory comes
   // first: a wrong backup id or the wrong binaries must not move anything aside.
-  const repo = await openRepository(runbook.repository.url, { ...runbook.repository, role: 'restore' });
-  const meta = await findBackup(repo, cluster, input.backupId, runbook.name);
+  // The first repository of the runbook's that holds the backup (backup-source.ts).
+  const { repo, meta, fallback } = await findBackupInRepositories(runbook, cluster, input.backupId);
   await checkServerVersion(pg, meta.pgVersion, meta.backupId);
   checkConfigSources(runbook);
 
@@ -73,7 +73,7 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
   try {
     const result = await restoreClaimed(runbook, input, hooks, { site, repo, meta, stage });
     finished = true;
-    return result;
+    return fallback ? { ...result, repository: fallback } : result;
   } catch (err) {
     if (isNoSpace(err)) {
       throw await diskFullError({ field: `${site.field}.dataDir`, dataDir: pg.dataDir, osUser: pg.osUser, what: stage.what, neededBytes: meta.sizeBytes, workflowId: input.workflowId, err });

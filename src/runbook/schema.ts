@@ -185,6 +185,11 @@ export const ObjectLock = z.strictObject(
 
 export const Repository = z.strictObject(
   {
+    /**
+     * Short name of the repository in `repositories:` (messages, `lifeboat
+     * check`, evidence, `--repo NAME`); defaults to repo1, repo2... by position.
+     */
+    name: identifier('a short repository name').optional(),
     url: repositoryUrl,
     endpointEnv: envName.optional(),
     regionEnv: envName.optional(),
@@ -506,7 +511,18 @@ export const Runbook = z
   .strictObject({
     name: identifier('a runbook name'),
     cluster: Cluster,
-    repository: Repository,
+    /** One repository; or `repositories:` (a list), never both. */
+    repository: Repository.optional(),
+    /** Several repositories, tried in this order by recoveries and drills; the first is the primary one. */
+    repositories: z.array(Repository, { error: 'expected a list of repositories ({ name, url, ... })' })
+      .min(1, { error: 'expected a list of at least one repository' })
+      .optional(),
+    /**
+     * When archive-push succeeds with several repositories: `all` (every
+     * repository has the segment) or `primary` (the first has it; the others
+     * get it later from the catch-up queue, src/wal/catchup.ts).
+     */
+    repositoryPolicy: z.enum(['all', 'primary'], { error: 'expected "all" or "primary"' }).default('all'),
     restore: Restore,
     backup: Backup.default({}),
     retention: Retention.optional(),
@@ -528,6 +544,7 @@ export const Runbook = z
     notify: z.strictObject({ webhookUrlEnv: envName }, { error: 'expected a mapping with webhookUrlEnv' }).optional(),
     standby: Standby.optional(),
   })
+  .superRefine((rb, ctx) => repositoriesOneWay(rb, ctx))
   .superRefine((rb, ctx) => s3OnlySettings(rb, ctx))
   .superRefine((rb, ctx) => standbyApart(rb, ctx))
   .superRefine((rb, ctx) => {
@@ -556,7 +573,50 @@ export const Runbook = z
         message: `expected a port other than restore.port on host ${rb.restore.host} (the drill instance could not start beside a recovery)`,
       });
     }
+  })
+  // Existing code reads `runbook.repository`: it is the first of the list.
+  .transform((rb) => {
+    const repositories = namedRepositories(rb.repositories ?? (rb.repository ? [rb.repository] : []));
+    return { ...rb, repository: repositories[0]!, repositories };
   });
+
+export type RepositoryEntry = z.output<typeof Repository> & { name: string };
+
+/** Every entry named: its own name, else repo1, repo2... by position. */
+function namedRepositories(list: Array<z.output<typeof Repository>>): RepositoryEntry[] {
+  return list.map((r, i) => ({ ...r, name: r.name ?? `repo${i + 1}` }));
+}
+
+/** Exactly one of repository: and repositories:, names unique. */
+function repositoriesOneWay(rb: { repository?: z.output<typeof Repository> | undefined; repositories?: Array<z.output<typeof Repository>> | undefined }, ctx: z.RefinementCtx): void {
+  if (rb.repository && rb.repositories) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['repositories'],
+      message: 'expected either repository: (one) or repositories: (a list), not both (move the repository: entry to the head of repositories:)',
+    });
+    return;
+  }
+  if (!rb.repository && !rb.repositories) {
+    ctx.addIssue({ code: 'custom', path: ['repository'], message: 'expected a mapping with url (or repositories: a list of them)' });
+    return;
+  }
+  const seen = new Map<string, number>();
+  const named = namedRepositories(rb.repositories ?? []);
+  named.forEach((r, i) => {
+    const first = seen.get(r.name);
+    if (first !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['repositories', i, 'name'], message: `expected a name not used by repositories[${first}]` });
+    } else seen.set(r.name, i);
+  });
+  const urls = new Map<string, number>();
+  named.forEach((r, i) => {
+    const first = urls.get(r.url);
+    if (first !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['repositories', i, 'url'], message: `expected a URL other than repositories[${first}]'s (the same repository twice is no second copy)` });
+    } else urls.set(r.url, i);
+  });
+}
 
 /** serverSide and objectLock are S3 features: on a file:// repository they would silently protect nothing. */
 function s3OnlySettings(

@@ -117,6 +117,8 @@ export async function runPusher(opts: {
   target: string;
   parallel: number;
   log: (line: string) => void;
+  /** Archives one file (every repository of a runbook's list); default: pushWalFile into `repo`. */
+  push?: (file: string, watch: TimelineWatch) => Promise<{ sha256: string }>;
 }): Promise<{ pushed: number; failed: number }> {
   const { pgWalDir } = opts;
   const dir = markerDir(pgWalDir);
@@ -157,7 +159,7 @@ export async function runPusher(opts: {
         const task = (async () => {
           try {
             const before = fileIdentity(file);
-            const outcome = await pushWalFile(opts.repo, opts.cluster, file, watch);
+            const outcome = await (opts.push ? opts.push(file, watch) : pushWalFile(opts.repo, opts.cluster, file, watch));
             if (before !== undefined && fileIdentity(file) === before) {
               await writeMarker(pgWalDir, walFile, markerText(before, outcome.sha256, opts.target));
             }

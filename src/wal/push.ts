@@ -42,22 +42,56 @@ export function checkWalFileName(walFile: string): void {
  * found between calls (the read-ahead pusher passes one for all its pushes).
  */
 export async function pushWalFile(repo: Repository, cluster: string, file: string, watch?: TimelineWatch): Promise<PushOutcome> {
+  return pushPrepared(repo, cluster, await readWalToPush(file), watch);
+}
+
+/**
+ * One WAL file read once, for one repository or several (./push-repositories.ts):
+ * checksum, compression and restore-point count are computed on first use and
+ * shared, so a second repository costs an upload, not a second compression.
+ */
+export interface WalToPush {
+  file: string;
+  walFile: string;
+  segSize: number;
+  /** Size of the file as PostgreSQL wrote it. */
+  bytes: number;
+  encode(): Promise<{ sha256: string; stored: Buffer; restorePoints?: number }>;
+}
+
+export async function readWalToPush(file: string): Promise<WalToPush> {
   const walFile = path.basename(file);
   checkWalFileName(walFile);
   const content = await fs.readFile(file);
   // A segment's size is the cluster's WAL segment size (initdb --wal-segsize).
   const kind = walFileKind(walFile);
   const segSize = (kind === 'segment' || kind === 'partial') && isSegmentSize(content.length) ? content.length : DEFAULT_WAL_SEGMENT_SIZE;
+  let encoded: ReturnType<WalToPush['encode']> | undefined;
+  const encode = () =>
+    (encoded ??= (async () => {
+      const sha256 = sha256Hex(content);
+      // Where restore points may be, so a search for one reads only those segments.
+      const restorePoints = kind === 'segment' ? restorePointCandidates(content) : undefined;
+      return { sha256, stored: await encodeWal(walFile, content), ...(restorePoints !== undefined ? { restorePoints } : {}) };
+    })());
+  return { file, walFile, segSize, bytes: content.length, encode };
+}
+
+/**
+ * Stores a read WAL file in one repository. `watch` null: no probe for a
+ * newer timeline (a second repository: the first one's probe decides).
+ */
+export async function pushPrepared(repo: Repository, cluster: string, wal: WalToPush, watch?: TimelineWatch | null): Promise<PushOutcome> {
+  const { walFile, file } = wal;
   // The probe for newer timelines runs while the file is compressed. A probe
   // that fails does not stop archiving: keeping WAL safe comes first, a
   // repository that is really down fails the put below, and lifeboat check
   // still reports a second writer. (On AWS S3, GET of a missing key answers
   // 403 instead of 404 to a role without s3:ListBucket.)
-  const superseded = (watch ?? new TimelineWatch(repo, cluster)).check(walFile, segSize).catch(() => undefined);
-  const sha256 = sha256Hex(content);
-  const stored = await encodeWal(walFile, content);
+  const superseded = watch === null ? Promise.resolve(undefined) : (watch ?? new TimelineWatch(repo, cluster)).check(walFile, wal.segSize).catch(() => undefined);
+  const { sha256, stored, restorePoints } = await wal.encode();
   const key = keys.wal(cluster, walFile);
-  const outcome = { walFile, sha256, bytes: content.length, storedBytes: stored.length };
+  const outcome = { walFile, sha256, bytes: wal.bytes, storedBytes: stored.length };
   const by = await superseded;
   if (by) {
     // Archived before the newer timeline appeared (PostgreSQL retrying a
@@ -67,8 +101,6 @@ export async function pushWalFile(repo: Repository, cluster: string, file: strin
     if (archivedSha === sha256) return { ...outcome, result: 'already-archived' };
     throw await supersededError(repo, cluster, file, by);
   }
-  // Where restore points may be, so a search for one reads only those segments.
-  const restorePoints = kind === 'segment' ? restorePointCandidates(content) : undefined;
   const res = await repo.put(key, stored, { sha256, ifAbsent: true, ...(restorePoints !== undefined ? { restorePoints } : {}) });
   if (res.written) return { ...outcome, result: 'stored' };
   const archivedSha = res.existing.sha256 ?? (await shaOfArchived(repo, key, walFile));

@@ -19,7 +19,8 @@ import { existsSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { errorMessage } from '../../errors';
-import { fetchWalFileWithRetry, Spool, writeFileAtomic } from '../../wal/get';
+import { fetchWalFileWithRetry, Spool, writeFileAtomic, type Fetched } from '../../wal/get';
+import type { Repository } from '../../repository/types';
 import { recordRestoreFailure } from '../../wal/get-failure';
 import { isHistoryName, isSegmentName } from '../../wal/names';
 import { checkWalFileName } from '../../wal/push';
@@ -38,6 +39,8 @@ export interface ArchiveGetOptions {
   runbook?: string;
   runbooksDir?: string;
   encryptionKey?: string[];
+  /** --fallback-repo <url> (repeated): the runbook's other repositories, asked in order when --repo cannot serve a file. */
+  fallbackRepo?: string[];
   readUnencrypted?: boolean;
 }
 
@@ -79,7 +82,7 @@ async function restore(opts: ArchiveGetOptions): Promise<number> {
   const { resolveRepoTarget } = await import('../context');
   const { repo, cluster } = await resolveRepoTarget(opts, 'restore');
   try {
-    const got = await fetchWalFileWithRetry(repo, cluster, walFile);
+    const got = opts.fallbackRepo?.length ? await fromRepositories(opts, repo, cluster, walFile) : await fetchWalFileWithRetry(repo, cluster, walFile);
     if (!got) {
       process.stderr.write(`lifeboat archive-get: ${walFile} is not in the archive ${repo.url} (cluster ${cluster})\n`);
       return EXIT_ABSENT;
@@ -90,6 +93,21 @@ async function restore(opts: ArchiveGetOptions): Promise<number> {
   }
   if (segment) await startPrefetch(opts, spool, walFile, prefetch);
   return 0;
+}
+
+/** The file from --repo, else from the first --fallback-repo that has it intact; which one served is recorded (get-fallback.ts). */
+async function fromRepositories(opts: ArchiveGetOptions, first: Repository, cluster: string, walFile: string): Promise<Fetched | undefined> {
+  const { fetchFromRepositories, recordWalSource } = await import('../../wal/get-fallback');
+  const { resolveRepoTarget } = await import('../context');
+  const open = async (url: string) => (await resolveRepoTarget({ ...opts, runbook: undefined, repo: url }, 'restore')).repo;
+  const got = await fetchFromRepositories(first, opts.fallbackRepo ?? [], open, cluster, walFile);
+  if (got && got.source.servedBy !== first.url) {
+    process.stderr.write(
+      `lifeboat archive-get: ${walFile} served by ${got.source.servedBy}: ${got.source.skipped.map((s) => `${s.url}: ${s.reason}`).join('; ')}\n`,
+    );
+    if (existsSync('PG_VERSION')) await recordWalSource(process.cwd(), got.source);
+  }
+  return got?.fetched;
 }
 
 /** bin/lifeboat's LIFEBOAT_ARCHIVE_GET_LOG: one line per call saying who answered it, here Node. */

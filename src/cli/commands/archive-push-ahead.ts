@@ -7,6 +7,8 @@ import * as path from 'node:path';
 import { resolveRepoTarget, intOption, type RepoOptions } from '../context';
 import { runPusher } from '../../wal/ahead';
 import { archiveTargetId, markerDir } from '../../wal/marker';
+import { queueDirOf } from '../../wal/catchup';
+import { archiverFor } from '../../wal/push-repositories';
 import { EXIT } from '../run';
 
 export async function run(opts: RepoOptions & { pgWal: string; parallel?: string }): Promise<number> {
@@ -19,11 +21,14 @@ export async function run(opts: RepoOptions & { pgWal: string; parallel?: string
       /* nowhere to report; PostgreSQL's own call will */
     }
   };
-  const { repo, cluster } = await resolveRepoTarget(opts, 'archive');
+  const target = await resolveRepoTarget(opts, 'archive');
+  const { repo, cluster } = target;
+  const archiver = await archiverFor(target, queueDirOf(pgWalDir), log);
   try {
     await runPusher({
       repo,
       cluster,
+      push: archiver.push,
       pgWalDir,
       target: archiveTargetId(opts),
       parallel: intOption(opts.parallel ?? '4', '--parallel'),
@@ -32,5 +37,8 @@ export async function run(opts: RepoOptions & { pgWal: string; parallel?: string
     return EXIT.ok;
   } finally {
     (repo as { destroy?: () => void }).destroy?.();
+    archiver.close();
+    // Uploads given up on (a frozen second repository) must not keep the pusher alive.
+    setTimeout(() => process.exit(), 1000).unref();
   }
 }

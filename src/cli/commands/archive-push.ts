@@ -63,13 +63,28 @@ export async function run(opts: ArchivePushOptions): Promise<number> {
     claimed = claim(pgWalDir, walFile);
   }
   let repo: Awaited<ReturnType<typeof resolveRepoTarget>>['repo'] | undefined;
+  let closeOthers: (() => void) | undefined;
   try {
     const target = await resolveRepoTarget(opts, 'archive');
     repo = target.repo;
-    await pushWalFile(repo, target.cluster, file);
+    if (target.runbook && target.runbook.repositories.length > 1) {
+      // Every repository of the runbook, by its repositoryPolicy (src/wal/push-repositories.ts).
+      const { archiverFor } = await import('../../wal/push-repositories');
+      const { queueDirOf } = await import('../../wal/catchup');
+      const archiver = await archiverFor(target, queueDirOf(pgWalDir), (line) => process.stderr.write(`lifeboat archive-push: ${line}\n`));
+      closeOthers = archiver.close;
+      await archiver.push(file);
+      // An upload given up on (a frozen store: connection open, no answer)
+      // would hold this process until the SDK's socket timeout; everything
+      // PostgreSQL relies on is written and fsynced by now.
+      setTimeout(() => process.exit(), 1000).unref();
+    } else {
+      await pushWalFile(repo, target.cluster, file);
+    }
     return EXIT.ok;
   } finally {
     if (claimed) (await import('../../wal/ahead')).release(pgWalDir, walFile);
     (repo as { destroy?: () => void } | undefined)?.destroy?.();
+    closeOthers?.();
   }
 }

@@ -13,10 +13,11 @@ import { readArchiverStatus, type ArchiverStatus } from '../../catalog/archiver'
 import { isComplete, readCatalog, readWalArchive } from '../../catalog/catalog';
 import { analyzeChain, describeChainProblems, type ChainReport, type HealthProblem } from '../../catalog/chain';
 import { checkLocksAndEncryption, lockSampleKeys } from '../../catalog/lock-check';
-import { withPrimaryOverlay, type OverlaidRunbook } from '../../catalog/primary';
 import { continuityFrom } from '../../catalog/retention';
 import { retentionPolicy } from '../../catalog/tiers';
+import { withPrimaryOverlay, type OverlaidRunbook } from '../../catalog/primary';
 import { twoWriterProblems, type ServerSample } from '../../catalog/writers';
+import { checkOtherRepositories } from '../../catalog/repositories-check';
 import { errorMessage, isLifeboatError } from '../../errors';
 import type { Runbook } from '../../runbook/schema';
 import { onStandbyHost, readStandbyStatus, standbyLine, type StandbyStatus } from '../../standby/status';
@@ -128,6 +129,13 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
   if (typeof standby === 'string') notes.push(`standby not checked: ${standby}`);
   else if (standby) problems.push(...standbyProblems(runbook!, standby));
 
+  // Repositories after the first (runbook repositories:): each chain on its own, and how far behind the first.
+  const others =
+    runbook && runbook.repositories.length > 1
+      ? await checkOtherRepositories(runbook, { name: runbook.repositories[0]!.name, index: 0, url: repo.url, repo }, cluster)
+      : undefined;
+  if (others) problems.push(...others.problems);
+
   const healthy = problems.length === 0;
   if (opts.json) {
     printJson({
@@ -143,6 +151,7 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
       ...(lockCheck ? { objectLock: lockCheck.line } : {}),
       ...(standby && typeof standby !== 'string' ? { standby } : {}),
       ...(elsewhere ? { standbyCheckedOn: runbook!.standby!.host } : {}),
+      ...(others ? { repositories: others.reports } : {}),
       problems,
       notes,
     });
@@ -158,6 +167,7 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
   );
   if (archiver) out.push(archiverLine(archiver));
   for (const line of chainLines(chain)) out.push(line);
+  if (others) out.push(...others.lines);
   if (lockCheck) out.push(lockCheck.line);
   if (standby && typeof standby !== 'string') out.push(standbyLine(standby));
   if (elsewhere) out.push(elsewhere);
