@@ -5,7 +5,7 @@
 #     and for the browser and terminal tests chromium (driven by playwright-core,
 #     which downloads no browser of its own) and tmux
 #   - npm dependencies (npm ci) when node_modules is missing or stale
-#   - the Temporal CLI (its dev server) and MinIO, built from their Go modules
+#   - the Temporal CLI (its dev server), MinIO and its client mc, built from their Go modules
 #     at pinned versions into a tools directory outside the clone, once per
 #     machine: $LIFEBOAT_TOOLS_DIR, default ~/.cache/lifeboat/tools
 set -euo pipefail
@@ -17,6 +17,11 @@ TEMPORAL_CLI_VERSION="v1.5.1"   # later tags carry a replace directive and refus
 # proxy serves no tagged version of it, only this pseudo-version: that release
 # plus 11 commits (two server fixes, the rest docs and scripts).
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
+# MinIO's client, for its admin API (users and policies in the storage
+# identities test, test/integration/storage-identities.test.ts): the newest
+# version the Go module proxy serves (2025-03-13), which speaks the server's
+# admin API above.
+MC_VERSION="v0.0.0-20250313080218-cf909e1063a9"
 PG_BIN="${LIFEBOAT_PG_BIN:-/usr/lib/postgresql/15/bin}"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -86,5 +91,10 @@ if ! build_tool minio github.com/minio/minio "$MINIO_VERSION"; then
   log "Go is not installed, so MinIO cannot be built: the s3:// tests need it."
   log "HINT: install Go (https://go.dev/dl) and run this again, or set LIFEBOAT_MINIO_BIN to a MinIO server binary"
   [ -n "${LIFEBOAT_MINIO_BIN:-}" ] || exit 1
+fi
+if ! build_tool mc github.com/minio/mc "$MC_VERSION"; then
+  log "Go is not installed, so MinIO's client mc cannot be built: the storage identities test needs it."
+  log "HINT: install Go (https://go.dev/dl) and run this again, or set LIFEBOAT_MC_BIN to an mc binary"
+  [ -n "${LIFEBOAT_MC_BIN:-}" ] || exit 1
 fi
 log "ready: PostgreSQL in $PG_BIN, tools in $TOOLS_DIR"

@@ -14,14 +14,14 @@ export function toolsDir(): string {
 }
 
 /** Path of a tool: $LIFEBOAT_<NAME>_BIN, then the tools directory. Undefined when missing. */
-export function findTool(name: 'temporal' | 'minio'): string | undefined {
+export function findTool(name: 'temporal' | 'minio' | 'mc'): string | undefined {
   const override = process.env[`LIFEBOAT_${name.toUpperCase()}_BIN`];
   if (override) return override;
   const p = path.join(toolsDir(), name);
   return existsSync(p) ? p : undefined;
 }
 
-export function requireTool(name: 'temporal' | 'minio'): string {
+export function requireTool(name: 'temporal' | 'minio' | 'mc'): string {
   const p = findTool(name);
   if (!p) {
     throw new LifeboatError('TOOL_FAILED', `${name} binary not found in ${toolsDir()}`, {

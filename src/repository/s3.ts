@@ -245,6 +245,21 @@ export class S3Repository implements Repository {
       const failed = res.Errors ?? [];
       if (failed.length > 0) {
         const first = failed[0];
+        if (failed.every((f) => f.Code === 'AccessDenied')) {
+          // The identity may not delete here: a policy question, not the store's health.
+          const permission = versioned ? 's3:DeleteObjectVersion' : permissionFor('DELETE');
+          throw new LifeboatError(
+            'PRIVILEGE_MISSING',
+            `${this.url}: ${failed.length} of ${objects.length} deletions refused (AccessDenied), first ${first?.Key ?? '?'}: ` +
+              `${this.identity.describe} lacks ${permission} on s3://${this.bucket}/${this.prefix}` +
+              (failed.length === objects.length ? '; nothing of this batch was deleted' : ''),
+            {
+              hints: [
+                `grant ${permission} to that identity, or run expire with the identity whose policy has it (docs/iam/expire.json); archive and backup identities never delete, on purpose`,
+              ],
+            },
+          );
+        }
         throw new LifeboatError(
           'REPOSITORY_UNREACHABLE',
           `${this.url}: ${failed.length} of ${objects.length} deletions failed; first: ${first?.Key ?? '?'}: ${first?.Code ?? ''} ${first?.Message ?? ''}`.trim(),
