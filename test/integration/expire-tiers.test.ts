@@ -180,6 +180,11 @@ it('a dry run says what each tier keeps and why the one backup and the WAL betwe
   expect(out).toContain(`  ${b1.startWal} .. ${b1.endWal}: backup ${b1.backupId} (yearly ${year - 3})`);
   expect(out).toContain(`  ${b4.startWal} on: point-in-time window (7 days`);
   expect(out).toContain(`after the WAL of backup ${b1.backupId} (yearly ${year - 3}), before the WAL of backup ${b3.backupId}`);
+
+  // --keep cannot shortcut the tiers.
+  const refused = await lifeboat(['expire', '--runbook', name, '--keep', '2', '--dry-run', '--local']);
+  expect(refused.code).toBe(2);
+  expect(refused.stderr).toContain("keep 2 cannot override the runbook's retention: tiers (tiers daily 14, yearly 7; point-in-time window 7 days)\nHINT: change the tiers in the runbook's retention: section instead\nHINT: nothing was deleted");
 });
 
 it('expires by tiers: the yearly backups keep only their own WAL, the window everything from its backup on, and check calls it healthy', async () => {

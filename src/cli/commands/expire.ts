@@ -8,7 +8,7 @@ import { connectClient, timestampedId } from '../../client/temporal';
 import { isErrorCode, LifeboatError, errorMessage } from '../../errors';
 import { resolveRunbookPath } from '../../runbook/load';
 import { TASK_QUEUE } from '../../runbook/schema';
-import { describePolicy } from '../../catalog/tiers';
+import { describePolicy, retentionPolicy } from '../../catalog/tiers';
 import { intOption, requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
 import { lockedBackupReason, lockedWalLine } from '../../catalog/locked';
 import { formatBytes } from '../format';
@@ -24,6 +24,8 @@ export async function run(opts: Options): Promise<number> {
   }
   const runbook = await requireRunbook(opts, 'expire');
   const keep = opts.keep !== undefined ? intOption(opts.keep, '--keep') : undefined;
+  // --keep cannot override retention: tiers: refused here, before a workflow starts.
+  retentionPolicy(runbook, keep);
   const dryRun = opts.dryRun === true;
 
   let result: ExpireBackupsResult;
