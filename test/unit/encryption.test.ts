@@ -28,6 +28,7 @@ import { EncryptedRepository } from '../../src/repository/encrypted';
 import { FileRepository } from '../../src/repository/file';
 import { KeyRing, encryptionArgs, encryptionFromArgs, parseKeyText } from '../../src/repository/keys';
 import { S3Repository } from '../../src/repository/s3';
+import { Repository as RepositorySchema } from '../../src/runbook/schema';
 import type { Repository } from '../../src/repository/types';
 import { s3RepoUrl, useS3Env } from '../harness/services';
 
@@ -349,4 +350,33 @@ it('an encrypted file:// repository leaves no plaintext file behind (temporary f
   walk(root);
   expect(files.map((f) => path.relative(root, f)).sort()).toEqual(['c/base/b1/base.0001.tar.zst', 'c/base/b1/base.0001.tar.zst.sha256']);
   for (const f of files) expect(readFileSync(f).includes(MARKER)).toBe(false);
+});
+
+describe('repository.encryption in a runbook', () => {
+  const parse = (encryption: unknown) => RepositorySchema.safeParse({ url: 'file:///var/lib/lifeboat/repo', encryption });
+  const messages = (encryption: unknown) => {
+    const r = parse(encryption);
+    return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+
+  it('takes a current key and previous ones, by variable or file', () => {
+    const r = parse({ keyId: 'k2', keyEnv: 'LIFEBOAT_REPO_KEY', previous: [{ keyId: 'k1', keyFile: '/etc/lifeboat/k1.key' }] });
+    expect(r.success && r.data.encryption).toEqual({ keyId: 'k2', keyEnv: 'LIFEBOAT_REPO_KEY', previous: [{ keyId: 'k1', keyFile: '/etc/lifeboat/k1.key' }] });
+  });
+
+  it('names the field and what was expected for a key value in place of a name, no source, two sources, a repeated id', () => {
+    expect(messages({ keyId: 'k1', keyEnv: 'q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8=' })).toEqual([
+      'encryption.keyEnv: expected the name of an environment variable (letters, digits and _), not its value',
+    ]);
+    expect(messages({ keyId: 'k1' })).toEqual([
+      'encryption: expected exactly one of keyEnv (an environment variable holding the key) and keyFile (a file holding it)',
+    ]);
+    expect(messages({ keyId: 'k1', keyEnv: 'A', keyFile: '/k' })).toEqual([
+      'encryption: expected exactly one of keyEnv (an environment variable holding the key) and keyFile (a file holding it)',
+    ]);
+    expect(messages({ keyId: 'k1', keyEnv: 'A', previous: [{ keyId: 'k1', keyEnv: 'B' }] })).toEqual([
+      'encryption.previous.0.keyId: expected a key id not used above, got "k1" twice (each key has its own id)',
+    ]);
+    expect(messages({ keyId: 'key one', keyEnv: 'A' })).toEqual(['encryption.keyId: expected a key id (1 to 32 letters, digits, ".", "_" or "-", e.g. k1)']);
+  });
 });
