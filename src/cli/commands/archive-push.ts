@@ -23,6 +23,7 @@ export interface ArchivePushOptions {
   ahead?: boolean;
   encryptionKey?: string[];
   readUnencrypted?: boolean;
+  credentialsFile?: string;
 }
 
 /** The archive target as options for the pusher process, exactly as this call got it. */
@@ -35,6 +36,8 @@ function targetArgv(opts: ArchivePushOptions): string[] {
   // Key names only: the pusher inherits this process's environment.
   for (const spec of opts.encryptionKey ?? []) argv.push('--encryption-key', spec);
   if (opts.readUnencrypted) argv.push('--read-unencrypted');
+  // A path, not a secret; absolute, since the pusher does not run where PostgreSQL runs this.
+  if (opts.credentialsFile) argv.push('--credentials-file', path.resolve(opts.credentialsFile));
   return argv;
 }
 
