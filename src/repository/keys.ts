@@ -203,6 +203,31 @@ export function encryptionArgs(settings: EncryptionSettings | undefined): string
 }
 
 /**
+ * The keys restore_command needs for every repository of a runbook
+ * (archive-get opens its --fallback-repo ones with the same options): the
+ * first encrypted repository's, then every other key of the others (a
+ * repeated id keeps its first source). Plaintext objects are served when a
+ * repository of the list is not encrypted or says readUnencrypted.
+ */
+export function restoreEncryption(entries: ReadonlyArray<{ encryption?: EncryptionSettings | undefined }>): EncryptionSettings | undefined {
+  const all = entries.map((e) => e.encryption).filter((e): e is EncryptionSettings => e !== undefined);
+  const [first, ...rest] = all;
+  if (!first) return undefined;
+  const source = (k: KeySource): KeySource => (k.keyEnv ? { keyId: k.keyId, keyEnv: k.keyEnv } : { keyId: k.keyId, keyFile: k.keyFile ?? '' });
+  const previous = (first.previous ?? []).map(source);
+  const seen = new Set([first.keyId, ...previous.map((k) => k.keyId)]);
+  for (const e of rest) {
+    for (const k of [e, ...(e.previous ?? [])]) {
+      if (seen.has(k.keyId)) continue;
+      seen.add(k.keyId);
+      previous.push(source(k));
+    }
+  }
+  const readUnencrypted = all.length < entries.length || all.some((e) => e.readUnencrypted === true);
+  return { ...source(first), ...(previous.length > 0 ? { previous } : {}), ...(readUnencrypted ? { readUnencrypted: true } : {}) };
+}
+
+/**
  * The settings from `--encryption-key id=NAME` options (the first is the
  * current key) and `--read-unencrypted`; undefined when none were given.
  * A value starting with "/" is a key file, anything else a variable name.

@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { access, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as path from 'node:path';
-import { encryptionArgs } from '../repository/keys';
+import { encryptionArgs, restoreEncryption } from '../repository/keys';
 import type { Runbook } from '../runbook/schema';
 import { clusterName } from '../runbook/schema';
 import { cliMain } from '../tools';
@@ -71,7 +71,7 @@ export async function startPrefetcher(runbook: Runbook, pg: PgHost, backup: Rest
       '--cluster',
       clusterName(runbook),
       // Key names only: their values come with the postmaster's environment (or credentials file).
-      ...encryptionArgs(runbook.repository.encryption),
+      ...encryptionArgs(restoreEncryption(runbook.repositories)),
     ];
     const [cmd, argv] = asUserArgv(pg.osUser, process.execPath, args);
     const child = spawn(cmd, argv, { env: postmasterEnv(runbook, credentialsFilePath(pg.dataDir)), cwd: pg.dataDir, detached: true, stdio: 'ignore' });

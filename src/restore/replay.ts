@@ -12,7 +12,7 @@ import type { ClientConfig } from 'pg';
 import { describeTarget, type ReplayInput, type ReplayProgress, type ReplayResult, type Target } from '../recovery/contract';
 import { archiveLine } from '../recovery/reach';
 import { openRepository } from '../repository';
-import { encryptionArgs } from '../repository/keys';
+import { encryptionArgs, restoreEncryption } from '../repository/keys';
 import { fallbackRepoArgs } from '../repository/multi';
 import { readWalSources } from '../wal/get-fallback';
 import type { Repository } from '../repository/types';
@@ -83,7 +83,7 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
         port: site.port,
         listenAddress: site.address,
         socketDir: files.socketDir,
-        restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}${[...encryptionArgs(runbook.repository.encryption), ...fallbackRepoArgs(runbook)].map((a) => ` ${shellWord(a)}`).join('')}`,
+        restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}${[...encryptionArgs(restoreEncryption(runbook.repositories)), ...fallbackRepoArgs(runbook)].map((a) => ` ${shellWord(a)}`).join('')}`,
         target: input.target,
         workflowId: input.workflowId,
         ...(site.instance === 'drill' ? { archiveOff: true } : {}),

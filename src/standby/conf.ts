@@ -7,7 +7,7 @@
 // whole, so the delay goes with it and the target comes in.
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { encryptionArgs } from '../repository/keys';
+import { encryptionArgs, restoreEncryption } from '../repository/keys';
 import { fallbackRepoArgs } from '../repository/multi';
 import { chownToUser } from '../restore/os-user';
 import { BLOCK_END, recoveryLines, shellWord, writeRecoveryBlock, writeSignalFile } from '../restore/recovery-conf';
@@ -26,7 +26,7 @@ export function standbyLines(runbook: Runbook, s: { port: number; socketDir: str
     // Loopback only: nothing but Lifeboat may reach the standby and take it for the database.
     listenAddress: '127.0.0.1',
     socketDir: s.socketDir,
-    restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}${[...encryptionArgs(runbook.repository.encryption), ...fallbackRepoArgs(runbook)].map((a) => ` ${shellWord(a)}`).join('')}`,
+    restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}${[...encryptionArgs(restoreEncryption(runbook.repositories)), ...fallbackRepoArgs(runbook)].map((a) => ` ${shellWord(a)}`).join('')}`,
     target: { latest: true },
     workflowId: standbyOwner(runbook),
     // A standby must never archive: promoted by mistake it would push a

@@ -26,7 +26,7 @@ import {
 } from '../../src/repository/encryption-format';
 import { EncryptedRepository } from '../../src/repository/encrypted';
 import { FileRepository } from '../../src/repository/file';
-import { KeyRing, encryptionArgs, encryptionFromArgs, parseKeyText } from '../../src/repository/keys';
+import { KeyRing, encryptionArgs, encryptionFromArgs, parseKeyText, restoreEncryption } from '../../src/repository/keys';
 import { S3Repository } from '../../src/repository/s3';
 import { Repository as RepositorySchema } from '../../src/runbook/schema';
 import type { Repository } from '../../src/repository/types';
@@ -258,6 +258,22 @@ describe('the encrypted object format', () => {
     expect(args.join(' ')).not.toContain(process.env[K2]);
     expect(encryptionFromArgs([`k2=${K2}`, 'k1=/etc/lifeboat/k1.key'])).toEqual(settings);
     expect(() => encryptionFromArgs(['k2'])).toThrow('--encryption-key "k2": expected <key id>=<VARIABLE> or <key id>=</path/to/key/file>');
+  });
+
+  it('gives restore_command the keys of every repository of a runbook (archive-get opens the fallback ones with them)', () => {
+    const one = { keyId: 'k2', keyEnv: 'A', previous: [{ keyId: 'k1', keyEnv: 'B' }] };
+    expect(restoreEncryption([{ encryption: one }])).toEqual(one);
+    expect(restoreEncryption([{}, {}])).toBeUndefined();
+    expect(restoreEncryption([{ encryption: one }, { encryption: { keyId: 'dr1', keyFile: '/etc/k', previous: [{ keyId: 'k1', keyEnv: 'OTHER' }] } }])).toEqual({
+      keyId: 'k2',
+      keyEnv: 'A',
+      previous: [
+        { keyId: 'k1', keyEnv: 'B' },
+        { keyId: 'dr1', keyFile: '/etc/k' },
+      ],
+    });
+    // A repository without encryption in the list: its plaintext objects must stay readable.
+    expect(restoreEncryption([{ encryption: one }, {}])).toEqual({ ...one, readUnencrypted: true });
   });
 });
 
