@@ -91,7 +91,26 @@ export async function copyToOtherRepositories(
   return out;
 }
 
-/** restore_command's --fallback-repo arguments: the runbook's repositories after the first, in order. */
+/**
+ * restore_command's --fallback-repo arguments: the runbook's repositories
+ * after the first, in order, each as URL[#endpointEnv=VAR][#regionEnv=VAR]
+ * (variable names only; '#' is in no S3 bucket name or file:// path we write).
+ */
 export function fallbackRepoArgs(runbook: Pick<Runbook, 'repositories'>): string[] {
-  return runbook.repositories.slice(1).flatMap((r) => ['--fallback-repo', r.url]);
+  return runbook.repositories.slice(1).flatMap((r) => [
+    '--fallback-repo',
+    `${r.url}${r.endpointEnv ? `#endpointEnv=${r.endpointEnv}` : ''}${r.regionEnv ? `#regionEnv=${r.regionEnv}` : ''}`,
+  ]);
+}
+
+/** A --fallback-repo value back into its URL and variable names. */
+export function parseFallbackRepo(spec: string): { url: string; endpointEnv?: string; regionEnv?: string } {
+  const [url = '', ...rest] = spec.split('#');
+  const out: { url: string; endpointEnv?: string; regionEnv?: string } = { url };
+  for (const part of rest) {
+    const m = /^(endpointEnv|regionEnv)=([A-Za-z_][A-Za-z0-9_]*)$/.exec(part);
+    if (!m) throw new LifeboatError('INPUT_INVALID', `--fallback-repo ${JSON.stringify(spec)}: expected URL[#endpointEnv=VAR][#regionEnv=VAR]`);
+    out[m[1] as 'endpointEnv' | 'regionEnv'] = m[2]!;
+  }
+  return out;
 }

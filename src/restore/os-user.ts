@@ -139,9 +139,11 @@ export function postmasterEnv(runbook: Runbook, credentialsFile?: string): Recor
   const env = baseEnv();
   const { endpointEnv, regionEnv } = runbook.repository;
   const secret = new Set(postmasterSecretEnvNames(runbook));
+  // Every repository's endpoint and region variables: restore_command's --fallback-repo names them (src/repository/multi.ts).
+  const named = new Set(runbook.repositories.flatMap((r) => [r.endpointEnv, r.regionEnv]).filter((n): n is string => !!n));
   for (const [k, v] of Object.entries(process.env)) {
     if (v === undefined || secret.has(k)) continue;
-    if ((k.startsWith('AWS_') && !/SECRET|TOKEN|PASSWORD|ACCESS_KEY/.test(k)) || LIFEBOAT_ENVS.test(k) || k === endpointEnv || k === regionEnv) env[k] = v;
+    if ((k.startsWith('AWS_') && !/SECRET|TOKEN|PASSWORD|ACCESS_KEY/.test(k)) || LIFEBOAT_ENVS.test(k) || named.has(k)) env[k] = v;
   }
   const endpoint = endpointEnv ? process.env[endpointEnv] : undefined;
   if (endpoint) env.AWS_ENDPOINT_URL_S3 = endpoint;

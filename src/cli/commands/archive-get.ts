@@ -98,9 +98,16 @@ async function restore(opts: ArchiveGetOptions): Promise<number> {
 /** The file from --repo, else from the first --fallback-repo that has it intact; which one served is recorded (get-fallback.ts). */
 async function fromRepositories(opts: ArchiveGetOptions, first: Repository, cluster: string, walFile: string): Promise<Fetched | undefined> {
   const { fetchFromRepositories, recordWalSource } = await import('../../wal/get-fallback');
-  const { resolveRepoTarget } = await import('../context');
-  const open = async (url: string) => (await resolveRepoTarget({ ...opts, runbook: undefined, repo: url }, 'restore')).repo;
-  const got = await fetchFromRepositories(first, opts.fallbackRepo ?? [], open, cluster, walFile);
+  const { openRepository } = await import('../../repository');
+  const { parseFallbackRepo } = await import('../../repository/multi');
+  const { encryptionFromArgs } = await import('../../repository/keys');
+  const encryption = encryptionFromArgs(opts.encryptionKey, opts.readUnencrypted);
+  const specs = new Map((opts.fallbackRepo ?? []).map((spec) => [parseFallbackRepo(spec).url, parseFallbackRepo(spec)]));
+  const open = async (url: string) => {
+    const { endpointEnv, regionEnv } = specs.get(url) ?? {};
+    return openRepository(url, { role: 'restore', ...(endpointEnv ? { endpointEnv } : {}), ...(regionEnv ? { regionEnv } : {}), ...(encryption ? { encryption } : {}) });
+  };
+  const got = await fetchFromRepositories(first, [...specs.keys()], open, cluster, walFile);
   if (got && got.source.servedBy !== first.url) {
     process.stderr.write(
       `lifeboat archive-get: ${walFile} served by ${got.source.servedBy}: ${got.source.skipped.map((s) => `${s.url}: ${s.reason}`).join('; ')}\n`,
