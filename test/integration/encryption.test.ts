@@ -256,5 +256,19 @@ describe.each(['file', 's3'] as const)('an encrypted %s:// repository', (kind: R
     }
     expect((await get('--encryption-key', `k2=${K2_ENV}`, '--encryption-key', `k1=${K1_ENV}`)).code).toBe(0);
     expect(readdirSync(path.join(work, 'pg_wal'))).toEqual([seg]);
+
+    // One byte of the stored segment changed (this test's own repository):
+    // refused as a damaged segment, which aborts recovery; nothing at %p.
+    rmSync(path.join(work, 'pg_wal', seg));
+    const store = await openRepository(tc.repoUrl, tc.endpointEnv ? { endpointEnv: tc.endpointEnv } : {});
+    const stored = (await store.get(object))!;
+    const tampered = Buffer.from(stored.body);
+    tampered[tampered.length - 100] = (tampered[tampered.length - 100] as number) ^ 0x01;
+    await store.put(object, tampered, { sha256: stored.info.sha256! });
+    (store as { destroy?: () => void }).destroy?.();
+    const r = await get('--encryption-key', `k2=${K2_ENV}`, '--encryption-key', `k1=${K1_ENV}`);
+    expect(r.code).toBe(255);
+    expect(r.stderr).toMatch(new RegExp(`cannot restore ${seg}: ${seg}: object ${object.replace(/[.]/g, '\\.')} in \\S+ \\(key id k1\\) fails authentication at chunk \\d+, its last: changed, or cut short`));
+    expect(readdirSync(path.join(work, 'pg_wal'))).toEqual([]);
   });
 });
