@@ -10,7 +10,7 @@ import { readMarker, requireOurMarker, updateMarker } from './marker';
 import { runAsOsUser } from './os-user';
 import { PREFETCH_SPOOL, stopPrefetcher } from './prefetch';
 import { lastLines, postmasterRunning, stopPostmaster } from './postmaster';
-import { removeCredentialsFile, writeCredentialsFile } from './secret-file';
+import { postmasterSecrets, removeCredentialsFile, writeCredentialsFile } from './secret-file';
 import { restoreSite, siteClientConfig, siteLabel } from './site';
 import type { RestoreInstanceKind } from '../recovery/contract';
 
@@ -51,6 +51,9 @@ export async function promoteRestored(runbook: Runbook, input: { workflowId: str
   const site = restoreSite(runbook, input.instance);
   const pg = site.pg;
   let marker = await requireOurMarker(pg.dataDir, input.workflowId, 'promote');
+  // The promoted copy archives as the archive identity: a variable of it
+  // missing on this worker is refused now, before anything is promoted.
+  if (site.instance === 'restore') postmasterSecrets(runbook, 'archive');
   if (!(await postmasterRunning(pg))) {
     throw new LifeboatError('PG_UNREACHABLE', `promote: PostgreSQL is not running in ${pg.dataDir} (restore state ${marker.state})`, {
       hints: [

@@ -33,7 +33,7 @@ import { readCredentialsFile } from '../../src/repository/credentials-file';
 import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
 import { requireTool } from '../../src/tools';
-import { replayWal, restoreBaseBackup, stopRestored } from '../../activities/restore';
+import { promoteRestored, replayWal, restoreBaseBackup, stopRestored } from '../../activities/restore';
 
 const exec = promisify(execFile);
 const ROLES = ['archive', 'backup', 'restore', 'expire'] as const;
@@ -164,7 +164,7 @@ describe('storage identities with exactly the docs/iam policies', () => {
     (asBackup as { destroy?: () => void }).destroy?.();
   });
 
-  it('restores and replays through archive-get as the restore identity, which may read but not write', async () => {
+  it('restores and replays through archive-get as the restore identity, which may read but not write; without the archive identity\'s keys nothing is promoted', async () => {
     const workflowId = 'wf-ids';
     await activity(restoreBaseBackup, { runbook: cluster, backupId: firstBackup, mode: 'side-by-side', workflowId, runId: `${workflowId}-run` });
     const { result } = await activity(replayWal, { runbook: cluster, target: { name: 'ids-point' }, workflowId, runId: `${workflowId}-run` });
@@ -182,6 +182,21 @@ describe('storage identities with exactly the docs/iam policies', () => {
       role: 'restore',
       env: { AWS_ACCESS_KEY_ID: identity.restore.id, AWS_SECRET_ACCESS_KEY: identity.restore.secret, LB_RESTORE_ID: identity.restore.id, LB_RESTORE_SECRET: identity.restore.secret },
     });
+    // Promoted, the copy would archive as the archive identity: without its keys on this worker, nothing is promoted.
+    delete process.env.LB_ARCHIVE_SECRET;
+    try {
+      const refused = await refusal(activity(promoteRestored, { runbook: cluster, workflowId, runId: `${workflowId}-run` }));
+      expect(refused.message.split('\n')[0]).toBe('the archive storage identity (runbook repository.credentials.archive) needs $LB_ARCHIVE_SECRET, which is not set in this process');
+    } finally {
+      process.env.LB_ARCHIVE_SECRET = identity.archive.secret;
+    }
+    const again = new Client({ host: '127.0.0.1', port: runbook.restore.port, user: 'postgres', database: 'postgres' });
+    await again.connect();
+    try {
+      expect((await again.query('select pg_is_in_recovery() as r')).rows).toEqual([{ r: true }]);
+    } finally {
+      await again.end();
+    }
     await activity(stopRestored, { runbook: cluster, workflowId, runId: `${workflowId}-run` });
     expect(() => readCredentialsFile(credentialsFilePath(runbook.restore.dataDir))).toThrow(/cannot be read: ENOENT/);
 
