@@ -1,0 +1,137 @@
+// A second repository (runbook repositories:): the schema's rules and
+// messages, choosing one by name or position, restore_command's
+// --fallback-repo form, and the catch-up queue on real file:// repositories.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FileRepository } from '../../src/repository/file';
+import { keys } from '../../src/repository/layout';
+import { chooseRepositories, fallbackRepoArgs, parseFallbackRepo } from '../../src/repository/multi';
+import { validateRunbookText } from '../../src/runbook/load';
+import { copyWalFile, drainQueue, enqueue, queued, repositoryLag } from '../../src/wal/catchup';
+import { encodeWal, sha256Hex } from '../../src/wal/compress';
+
+const dirs: string[] = [];
+afterAll(() => {
+  // Temporary directories this file made.
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+function tmp(label: string): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), `lifeboat-repos-${label}-`));
+  dirs.push(d);
+  return d;
+}
+
+const runbook = (repos: string) => `name: orders
+cluster: { primary: { host: 127.0.0.1, database: appdb, user: lifeboat } }
+${repos}
+restore: { host: h1, dataDir: /var/lib/pg/recovery, port: 5433 }
+objectives: { rpoSeconds: 300, rtoSeconds: 2700 }
+`;
+
+function parsed(repos: string) {
+  const r = validateRunbookText(runbook(repos), 'orders.yaml');
+  if (!r.ok) throw new Error(r.errors.join('\n'));
+  return r.runbook;
+}
+function errors(repos: string): string[] {
+  const r = validateRunbookText(runbook(repos), 'orders.yaml');
+  return r.ok ? [] : r.errors;
+}
+
+describe('runbook repositories:', () => {
+  it('a runbook with repository: has it as the first and only entry of repositories, named repo1, policy all', () => {
+    const rb = parsed('repository: { url: file:///var/lib/lifeboat/repo }');
+    expect(rb.repository).toEqual({ name: 'repo1', url: 'file:///var/lib/lifeboat/repo' });
+    expect(rb.repositories).toEqual([rb.repository]);
+    expect(rb.repositoryPolicy).toBe('all');
+  });
+
+  it('a list keeps its order, names the unnamed by position, and its first is runbook.repository', () => {
+    const rb = parsed('repositories:\n  - { url: file:///a }\n  - { name: offsite, url: s3://bucket/orders, endpointEnv: S3_ENDPOINT }\nrepositoryPolicy: primary');
+    expect(rb.repositories).toEqual([
+      { name: 'repo1', url: 'file:///a' },
+      { name: 'offsite', url: 's3://bucket/orders', endpointEnv: 'S3_ENDPOINT' },
+    ]);
+    expect(rb.repository).toEqual(rb.repositories[0]);
+    expect(rb.repositoryPolicy).toBe('primary');
+  });
+
+  it('refuses both repository: and repositories:, none, a duplicated name or URL, an empty list and an unknown policy, naming the field', () => {
+    expect(errors('repository: { url: file:///a }\nrepositories: [ { url: file:///b } ]')).toEqual([
+      'orders.yaml:4: repositories: expected either repository: (one) or repositories: (a list), not both (move the repository: entry to the head of repositories:), got a list of 1',
+    ]);
+    expect(errors('')).toEqual(['orders.yaml: repository: expected a mapping with url (or repositories: a list of them), but the field is missing']);
+    expect(errors('repositories: [ { url: file:///a }, { name: repo1, url: file:///b } ]')).toEqual([
+      'orders.yaml:3: repositories[1].name: expected a name not used by repositories[0], got "repo1"',
+    ]);
+    expect(errors('repositories: [ { name: a, url: file:///a }, { name: b, url: file:///a } ]')).toEqual([
+      'orders.yaml:3: repositories[1].url: expected a URL other than repositories[0]\'s (the same repository twice is no second copy), got "file:///a"',
+    ]);
+    expect(errors('repositories: []')).toEqual(['orders.yaml:3: repositories: expected a list of at least one repository, got an empty list']);
+    expect(errors('repository: { url: file:///a }\nrepositoryPolicy: some')).toEqual(['orders.yaml:4: repositoryPolicy: expected "all" or "primary", got "some"']);
+  });
+
+  it('chooses a repository by name or by position from 1, and says which there are otherwise', () => {
+    const rb = parsed('repositories:\n  - { name: local, url: file:///a }\n  - { name: offsite, url: s3://bucket/orders }');
+    expect(chooseRepositories(rb).map((r) => r.name)).toEqual(['local', 'offsite']);
+    expect(chooseRepositories(rb, 'offsite').map((r) => r.name)).toEqual(['offsite']);
+    expect(chooseRepositories(rb, '2').map((r) => r.name)).toEqual(['offsite']);
+    expect(() => chooseRepositories(rb, '3')).toThrow('runbook orders has no repository "3": it has 1 local (file:///a), 2 offsite (s3://bucket/orders)');
+  });
+
+  it('gives restore_command the other repositories with their variable names, and reads them back', () => {
+    const rb = parsed('repositories:\n  - { url: file:///a }\n  - { url: s3://bucket2/x, endpointEnv: S3_ENDPOINT_2, regionEnv: REGION_2 }\n  - { url: file:///c }');
+    const args = fallbackRepoArgs(rb);
+    expect(args).toEqual(['--fallback-repo', 's3://bucket2/x#endpointEnv=S3_ENDPOINT_2#regionEnv=REGION_2', '--fallback-repo', 'file:///c']);
+    expect(parseFallbackRepo(args[1]!)).toEqual({ url: 's3://bucket2/x', endpointEnv: 'S3_ENDPOINT_2', regionEnv: 'REGION_2' });
+    expect(parseFallbackRepo('file:///c')).toEqual({ url: 'file:///c' });
+    expect(() => parseFallbackRepo('s3://bucket2/x#endpoint=$(rm -rf /)')).toThrow('expected URL[#endpointEnv=VAR][#regionEnv=VAR]');
+  });
+});
+
+describe('the catch-up queue', () => {
+  const seg = '000000010000000000000007';
+  const content = Buffer.alloc(16 << 20, 7);
+
+  it('records a segment durably, copies it verified from the first repository, and forgets it only once the second holds it', async () => {
+    const first = new FileRepository(`file://${tmp('first')}`);
+    const second = new FileRepository(`file://${tmp('second')}`);
+    const queueDir = tmp('queue');
+    const sha256 = sha256Hex(content);
+    await first.put(keys.wal('c', seg), await encodeWal(seg, content), { sha256, ifAbsent: true });
+    enqueue(queueDir, 'offsite', { walFile: seg, sha256, queuedAt: '2026-12-03T10:00:00.000Z', reason: 'ECONNREFUSED' });
+    expect(JSON.parse(readFileSync(path.join(queueDir, 'offsite', seg), 'utf8'))).toEqual({ walFile: seg, sha256, queuedAt: '2026-12-03T10:00:00.000Z', reason: 'ECONNREFUSED' });
+
+    const list = [
+      { name: 'local', index: 0, url: first.url, repo: first },
+      { name: 'offsite', index: 1, url: second.url, repo: second },
+    ];
+    const lag = await repositoryLag(list, 'c');
+    expect(lag).toEqual([{ name: 'offsite', url: second.url, missing: [seg], since: expect.any(Date) as Date }]);
+
+    expect(await drainQueue(queueDir, first, list[1]!, 'c', 16)).toEqual({ drained: 1, left: 0 });
+    expect(queued(queueDir, 'offsite')).toEqual([]);
+    expect((await second.head(keys.wal('c', seg)))?.sha256).toBe(sha256);
+    expect((await repositoryLag(list, 'c'))[0]?.missing).toEqual([]);
+    // Idempotent: the same segment again is "already there".
+    expect(await copyWalFile(first, second, 'c', seg)).toBe('already-there');
+  });
+
+  it('never spreads a damaged copy: a segment that fails its checksum in the first stays queued', async () => {
+    const firstDir = tmp('first-bad');
+    const first = new FileRepository(`file://${firstDir}`);
+    const second = new FileRepository(`file://${tmp('second-bad')}`);
+    const queueDir = tmp('queue-bad');
+    const sha256 = sha256Hex(content);
+    await first.put(keys.wal('c', seg), await encodeWal(seg, Buffer.alloc(16 << 20, 8)), { sha256, ifAbsent: true });
+    enqueue(queueDir, 'offsite', { walFile: seg, sha256, queuedAt: new Date().toISOString(), reason: 'timeout' });
+    const r = await drainQueue(queueDir, first, { name: 'offsite', index: 1, url: second.url, repo: second }, 'c', 16);
+    expect(r.drained).toBe(0);
+    expect(r.left).toBe(1);
+    expect(r.error).toContain(`${seg} in ${first.url} (cluster c) does not match its recorded sha256 (${sha256}, read `);
+    expect(await second.head(keys.wal('c', seg))).toBeUndefined();
+    expect(queued(queueDir, 'offsite').map((e) => e.walFile)).toEqual([seg]);
+  });
+});
