@@ -11,6 +11,7 @@ import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { deleteBackupObjects, readCatalog, readWalArchive } from '../src/catalog/catalog';
 import { holdLocked, lockedBackupReason, type LockedReport } from '../src/catalog/locked';
+import { extendTierLocks, tierLockTargets, type LockExtensionReport } from '../src/catalog/lock-extend';
 import {
   planRetention,
   reconcilePlans,
@@ -32,6 +33,11 @@ export interface ExpiryPlan extends RetentionPlan {
   repository: string;
   /** S3 Object Lock: what the plan would delete that is locked now, kept and reported (src/catalog/locked.ts). */
   locked?: LockedReport;
+  /**
+   * S3 Object Lock of the backups tiers keep (src/catalog/lock-extend.ts):
+   * what applying the plan would extend; absent without repository.objectLock.
+   */
+  lockExtension?: LockExtensionReport;
 }
 
 export interface ExpiryApplied {
@@ -44,10 +50,13 @@ export interface ExpiryApplied {
   walDeletedBytes: number;
   /** S3 Object Lock: what was left because it is locked, and until when. */
   locked?: LockedReport;
+  /** S3 Object Lock of the backups tiers keep: what was extended, done before anything was deleted. */
+  lockExtension?: LockExtensionReport;
 }
 
 export interface ExpiryProgress {
-  phase: 'backups' | 'wal' | 'done';
+  /** 'locks': extending the Object Lock of backups tiers keep (objects read or extended). */
+  phase: 'locks' | 'backups' | 'wal' | 'done';
   done: number;
   total: number;
 }
@@ -69,7 +78,22 @@ export async function planExpiry(input: { runbook: string; keep?: number }): Pro
     const plan = planRetention(entries, archive.files, retentionPolicy(runbook, input.keep), new Date().toISOString());
     const doomed = plan.walKeep && plan.walSegmentSize ? walFilesToDelete(archive.files, plan.walKeep, plan.walSegmentSize) : [];
     const { locked } = await holdLocked(repo, cluster, plan.expire.map((e) => e.backupId), doomed, new Date());
-    return { ...plan, runbook: runbook.name, cluster, repository: repo.url, ...(locked.checked ? { locked } : {}) };
+    // Reads only: what applying would extend (a dry run prints it).
+    const lockExtension = await extendTierLocks(repo, cluster, {
+      ...tierLockTargets(plan, entries),
+      entries,
+      walFiles: archive.files,
+      setting: runbook.repository.objectLock,
+      apply: false,
+    });
+    return {
+      ...plan,
+      runbook: runbook.name,
+      cluster,
+      repository: repo.url,
+      ...(locked.checked ? { locked } : {}),
+      ...(lockExtension ? { lockExtension } : {}),
+    };
   });
 }
 
@@ -80,12 +104,28 @@ export async function planExpiry(input: { runbook: string; keep?: number }): Pro
  */
 export async function applyExpiry(input: { runbook: string; plan: ExpiryPlan }): Promise<ExpiryApplied> {
   return lifeboatActivity(async () => {
-    const { repo, cluster } = await open(input.runbook);
+    const { runbook, repo, cluster } = await open(input.runbook);
     const [entries, archive] = await Promise.all([readCatalog(repo, cluster), readWalArchive(repo, cluster)]);
     // The approved plan's policy (plans from before tiers carry only keep), and the clock now.
     const policy = input.plan.policy ?? input.plan.keep!;
     const fresh = planRetention(entries, archive.files, policy, new Date().toISOString());
     const decided = reconcilePlans(input.plan, fresh);
+
+    // Locks first: the backups tiers keep are protected before anything is
+    // deleted. Only those the repository as it is now keeps for an ended
+    // period and, when the approved plan said, that plan named too.
+    const approvedLocks = input.plan.lockExtension && new Set(input.plan.lockExtension.backups.map((b) => b.backupId));
+    const locking = tierLockTargets(fresh, entries);
+    const lockExtension = await extendTierLocks(repo, cluster, {
+      targets: locking.targets.filter((t) => !approvedLocks || approvedLocks.has(t.backupId)),
+      open: locking.open,
+      entries,
+      walFiles: archive.files,
+      setting: runbook.repository.objectLock,
+      apply: true,
+      onProgress: (done, total) => beat({ phase: 'locks', done, total }),
+    });
+
     // Oldest first (names sort by timeline, then segment): a deletion cut
     // short leaves the WAL of every kept backup whole.
     const segSize = decided.walSegmentSize ?? 0;
@@ -120,6 +160,7 @@ export async function applyExpiry(input: { runbook: string; plan: ExpiryPlan }):
       walDeletedCount: doomed.length,
       walDeletedBytes: doomed.reduce((n, f) => n + f.size, 0),
       ...(locked.checked ? { locked } : {}),
+      ...(lockExtension ? { lockExtension } : {}),
     };
   });
 }

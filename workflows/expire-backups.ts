@@ -2,7 +2,7 @@
 // WAL a retained backup needs (shared/DESIGN.md §4). Plan, then apply unless
 // this is a dry run; the result holds both, so the workflow history shows
 // what was planned and what was actually deleted.
-import { log, proxyActivities } from '@temporalio/workflow';
+import { log, patched, proxyActivities } from '@temporalio/workflow';
 import { z } from 'zod';
 import type * as retention from '../activities/retention';
 import type { ExpiryApplied, ExpiryPlan } from '../activities/retention';
@@ -23,7 +23,7 @@ export interface ExpireBackupsResult {
   runbook: string;
   dryRun: boolean;
   plan: ExpiryPlan;
-  /** What was deleted; absent on a dry run or when the plan deletes nothing. */
+  /** What was deleted (and which locks extended); absent on a dry run or when the plan deletes nothing and extends no lock. */
   applied?: ExpiryApplied;
 }
 
@@ -46,6 +46,13 @@ const { applyExpiry } = proxyActivities<typeof retention>({
   retry: { maximumAttempts: 5, initialInterval: '10 seconds' },
 });
 
+/**
+ * Apply also when nothing is to be deleted but Object Lock dates of backups
+ * the tiers keep are to be extended (src/catalog/lock-extend.ts). Histories
+ * from before it skipped applyExpiry then.
+ */
+export const LOCK_EXTENSION_PATCH = 'expire-extends-tier-locks';
+
 export async function expireBackups(input: ExpireBackupsInput): Promise<ExpireBackupsResult> {
   const { runbook, dryRun = false, keep } = parseWorkflowInput(ExpireBackupsInput, input, 'expireBackups');
   const plan = await planExpiry({ runbook, ...(keep !== undefined ? { keep } : {}) });
@@ -56,12 +63,14 @@ export async function expireBackups(input: ExpireBackupsInput): Promise<ExpireBa
     walDeleteCount: plan.walDeleteCount,
     dryRun,
   });
-  if (dryRun || (plan.expire.length === 0 && plan.walDeleteCount === 0)) return { runbook, dryRun, plan };
+  const extendLocks = !dryRun && (plan.lockExtension?.extended ?? 0) > 0 && patched(LOCK_EXTENSION_PATCH);
+  if (dryRun || (plan.expire.length === 0 && plan.walDeleteCount === 0 && !extendLocks)) return { runbook, dryRun, plan };
   const applied = await applyExpiry({ runbook, plan });
   log.info('expiry applied', {
     runbook,
     deletedBackups: applied.deletedBackups.map((b) => b.backupId),
     walDeletedCount: applied.walDeletedCount,
+    locksExtended: applied.lockExtension?.extended ?? 0,
   });
   return { runbook, dryRun, plan, applied };
 }

@@ -23,7 +23,7 @@ import { CHUNK_BYTES, HEADER_BYTES, TAG_BYTES, openBuffer, openStream, plaintext
 import { KeyRing, type EncryptionSettings } from './keys';
 import type { ObjectInfo, PutOptions, PutResult, Repository } from './types';
 
-const STORE_LEVEL = ['bucketObjectLock', 'hiddenByDeleteMarkers'];
+const STORE_LEVEL = ['bucketObjectLock', 'hiddenByDeleteMarkers', 'putRetention'];
 
 export class EncryptedRepository implements Repository {
   readonly url: string;
@@ -36,7 +36,7 @@ export class EncryptedRepository implements Repository {
     this.url = inner.url;
     this.ring = new KeyRing(settings);
     // Optional calls of the store that concern the bucket, not an object's
-    // content (Object Lock queries), pass through when the store has them.
+    // content (Object Lock queries, a version's retention), pass through when the store has them.
     // Never openLocal: it would hand out the ciphertext.
     for (const name of STORE_LEVEL) {
       const f = (inner as unknown as Record<string, unknown>)[name];

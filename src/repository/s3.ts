@@ -16,6 +16,7 @@ import {
   ListObjectVersionsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  PutObjectRetentionCommand,
   S3Client,
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
@@ -25,7 +26,7 @@ import { LifeboatError } from '../errors';
 import type { RepositoryEnvOptions } from './index';
 import { permissionFor, resolveIdentity, type ResolvedIdentity } from './roles';
 import { lockedUntil, mapLimit, retentionFor, serverSideOf, serverSideParams } from './object-lock';
-import type { BucketObjectLock, HiddenObject, ObjectInfo, PutOptions, PutResult, Repository } from './types';
+import type { BucketObjectLock, HiddenObject, ObjectInfo, ObjectLockRetention, PutOptions, PutResult, Repository } from './types';
 
 const ENDPOINT_ENVS = ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'S3_ENDPOINT'];
 /** Environment variables whose values must never reach a message. */
@@ -397,6 +398,40 @@ export class S3Repository implements Repository {
       throw this.error('LIST versions of', prefix || '/', err);
     }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /**
+   * Sets one version's retention (S3 PutObjectRetention). Never sends
+   * x-amz-bypass-governance-retention: an earlier date than the stored one is
+   * refused by the store, which is the backstop for a caller that read a
+   * stale date (src/catalog/lock-extend.ts reads first and only moves later).
+   */
+  async putRetention(key: string, retention: ObjectLockRetention, versionId?: string): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectRetentionCommand({
+          Bucket: this.bucket,
+          Key: this.prefix + key,
+          ...(versionId ? { VersionId: versionId } : {}),
+          Retention: { Mode: retention.mode === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE', RetainUntilDate: retention.retainUntil },
+        }),
+      );
+    } catch (err) {
+      if ((err as { name?: string }).name === 'AccessDenied') {
+        throw new LifeboatError(
+          'PRIVILEGE_MISSING',
+          `PUT retention of ${key} in ${this.url} refused (AccessDenied): ${this.identity.describe} lacks s3:PutObjectRetention on s3://${this.bucket}/${this.prefix}`,
+          {
+            hints: [
+              'expire extends the Object Lock of backups the retention tiers keep: grant s3:PutObjectRetention to the expire identity (docs/iam/expire.json)',
+              'nothing was deleted before this; run lifeboat expire again once the identity has it',
+            ],
+            cause: err,
+          },
+        );
+      }
+      throw this.error('PUT retention of', key, err);
+    }
   }
 
   private async readBucketLock(): Promise<BucketObjectLock> {

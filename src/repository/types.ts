@@ -94,6 +94,15 @@ export interface Repository {
    * object back.
    */
   hiddenByDeleteMarkers?(prefix: string): Promise<HiddenObject[]>;
+  /**
+   * s3:// only (needs s3:PutObjectRetention): sets the Object Lock retention
+   * of the version `versionId` (the current one when absent). The store lets
+   * it move a date later in both modes and refuses an earlier one (governance
+   * needs s3:BypassGovernanceRetention, which Lifeboat never sends); callers
+   * read the current date first and only ever move it later
+   * (src/catalog/lock-extend.ts).
+   */
+  putRetention?(key: string, retention: ObjectLockRetention, versionId?: string): Promise<void>;
   /** Appends a line to a log object (audit log); creates it when absent. */
   append(key: string, line: string): Promise<void>;
 }

@@ -11,6 +11,7 @@ import { TASK_QUEUE } from '../../runbook/schema';
 import { describePolicy, retentionPolicy } from '../../catalog/tiers';
 import { intOption, requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
 import { lockedBackupReason, lockedWalLine } from '../../catalog/locked';
+import { lockExtensionLines } from '../../catalog/lock-extend';
 import { formatBytes } from '../format';
 import { printJson } from '../run';
 
@@ -36,7 +37,7 @@ export async function run(opts: Options): Promise<number> {
     const { planExpiry, applyExpiry } = await import('../../../activities/retention');
     const ref = resolveRunbookPath(opts.runbook!, opts.runbooksDir);
     const plan = await planExpiry({ runbook: ref, ...(keep !== undefined ? { keep } : {}) });
-    const nothing = plan.expire.length === 0 && plan.walDeleteCount === 0;
+    const nothing = plan.expire.length === 0 && plan.walDeleteCount === 0 && (plan.lockExtension?.extended ?? 0) === 0;
     const applied = dryRun || nothing ? undefined : await applyExpiry({ runbook: ref, plan });
     result = { runbook: runbook.name, dryRun, plan, ...(applied ? { applied } : {}) };
   } else {
@@ -78,6 +79,8 @@ function describe(plan: ExpiryPlan, applied: ExpiryApplied | undefined, dryRun: 
     }
   }
   if (plan.window) out.push(plan.window.why);
+  // Locks are extended before anything is deleted; a run with nothing to do shows the plan's reading (0 to extend).
+  out.push(...lockExtensionLines(applied?.lockExtension ?? plan.lockExtension, dryRun));
 
   out.push('backups kept:');
   for (const k of plan.kept) out.push(`  ${k.backupId}  ${k.reason}`);
