@@ -1,6 +1,7 @@
 // recoverToPointInTime(RecoveryInput): the disaster-recovery runbook of
 // DESIGN.md §4.1, one line per step. The machinery every step goes through
 // (state, approvals, retry/skip/abort, the checklist) is in ./recovery/machine.
+import { repositorySources } from '../src/recovery/repository-sources';
 import { ApplicationFailure, log, patched, workflowInfo } from '@temporalio/workflow';
 import { RecoveryInput, describeTarget, type Evidence, type RecoveryStatus, type ReplayResult, type Target } from '../src/recovery/contract';
 import { clusterName, type Runbook } from '../src/runbook/schema';
@@ -155,7 +156,10 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
             backupId = again.backup.backupId;
             run.extra.backup = again.backup;
           }
-          return host.restoreBaseBackup({ ...ref, backupId, mode: run.mode, workflowId, runId });
+          const restored = await host.restoreBaseBackup({ ...ref, backupId, mode: run.mode, workflowId, runId });
+          // Several repositories: the evidence says which served the backup when it was not the first.
+          facts.repositories = repositorySources(restored);
+          return restored;
         }, (r) => (r.standby ? `standby: ${r.standby.from} (replayed to ${r.standby.replayLsn}${r.standby.lastReplayTime ? `, last commit ${r.standby.lastReplayTime}` : ''}) taken over into ${r.dataDir}; the standby is consumed, rebuild it: lifeboat standby build --runbook ${name}` : `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r)}${r.configNotes ? `; ${r.configNotes.join('; ')}` : ''}`));
       }
       try {
@@ -170,6 +174,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       if (!replay) throw ApplicationFailure.nonRetryable('replay-wal cannot be skipped', 'STEP_NOT_SKIPPABLE');
       run.extra.replay = { lsn: replay.lsn, ...(replay.time ? { time: replay.time } : {}), paused: true };
       facts.walSegmentsReplayed = replay.walSegmentsReplayed;
+      facts.repositories = repositorySources({ repository: facts.repositories?.baseBackup }, replay);
       facts.walBytesReplayed = replay.walBytesReplayed;
       const rpo = observedRpo(run.target, replay, run.extra.backup);
       if (rpo !== undefined) run.extra.rpoObservedSeconds = rpo.seconds;

@@ -6,6 +6,7 @@
 //
 // Imported by workflow code (zod works in the sandbox) and by activities and
 // the CLI: keep it free of Node builtins.
+import type { BackupRepositorySource, RepositorySources, WalRepositorySource } from './repository-sources';
 import { z } from 'zod';
 import type { ErrorCode } from '../errors';
 import type { Runbook } from '../runbook/schema';
@@ -393,7 +394,7 @@ export interface RestoreResult {
    * Extension (runbook repositories:): the repository the base backup came
    * from when it was not the first, and why the ones before it were passed over.
    */
-  repository?: { name: string; url: string; skipped: Array<{ name: string; url: string; reason: string }> };
+  repository?: BackupRepositorySource;
 }
 
 /** The warm standby a recovery took over (src/standby/adopt.ts). */
@@ -494,7 +495,7 @@ export interface ReplayResult {
    * Extension (runbook repositories:): WAL files a repository other than the
    * first served, and why the ones before it did not (src/wal/get-fallback.ts).
    */
-  walFromOtherRepositories?: Array<{ walFile: string; servedBy: string; skipped: Array<{ url: string; reason: string }> }>;
+  walFromOtherRepositories?: WalRepositorySource[];
 }
 
 /** Heartbeat details of replay-wal. */
@@ -608,6 +609,8 @@ export interface Evidence {
   primary?: PrimaryRecord;
   /** Extension (DESIGN.md §4.4): whether restore-base-backup took over the warm standby or restored a backup, and why. */
   restoreSource?: RestoreSource;
+  /** Extension (runbook repositories:): what repositories other than the first served, and why (src/recovery/repository-sources.ts). */
+  repositories?: RepositorySources;
   objectives?: { rpoSeconds: number; rtoSeconds: number; rpoMet?: boolean; rtoMet?: boolean };
   validationStatus: 'passed' | 'failed' | 'aborted' | 'rejected';
   notes: string[];

@@ -16,6 +16,7 @@ import { replayWal, restoreBaseBackup } from '../../activities/restore';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { isLifeboatError } from '../../src/errors';
+import { repositorySourceNotes, repositorySources } from '../../src/recovery/repository-sources';
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
 import { stopPrefetcher } from '../../src/restore/prefetch';
@@ -123,5 +124,11 @@ it('restores the base backup and a damaged segment from the second repository, t
   expect(replayed.walFromOtherRepositories).toEqual([
     { walFile: damaged, servedBy: offsiteUrl, skipped: [{ url: `file://${repoDir}`, reason: expect.stringMatching(/does not match its checksum|cannot be decompressed/) as string }] },
   ]);
-  process.stdout.write(`WAL from other repositories: ${JSON.stringify(replayed.walFromOtherRepositories)}\n`);
+  // What the evidence of a recovery or drill says (workflows/*/evidence.ts build it with these).
+  const notes = repositorySourceNotes(repositorySources(restored, replayed));
+  expect(notes).toEqual([
+    expect.stringMatching(new RegExp(`^base backup served by repository offsite \\(${offsiteUrl.replace(/[/.]/g, '\\$&')}\\); passed over: local \\(file://`)) as string,
+    expect.stringMatching(new RegExp(`^WAL ${damaged} served by ${offsiteUrl.replace(/[/.]/g, '\\$&')}; passed over: file://.* does not match its checksum`)) as string,
+  ]);
+  process.stdout.write(`evidence notes:\n${notes.join('\n')}\n`);
 });

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FileRepository } from '../../src/repository/file';
 import { keys } from '../../src/repository/layout';
 import { chooseRepositories, fallbackRepoArgs, parseFallbackRepo } from '../../src/repository/multi';
+import { repositorySourceNotes, repositorySources } from '../../src/recovery/repository-sources';
 import { validateRunbookText } from '../../src/runbook/load';
 import { copyWalFile, drainQueue, enqueue, queued, repositoryLag } from '../../src/wal/catchup';
 import { encodeWal, sha256Hex } from '../../src/wal/compress';
@@ -133,5 +134,19 @@ describe('the catch-up queue', () => {
     expect(r.error).toContain(`${seg} in ${first.url} (cluster c) does not match its recorded sha256 (${sha256}, read `);
     expect(await second.head(keys.wal('c', seg))).toBeUndefined();
     expect(queued(queueDir, 'offsite').map((e) => e.walFile)).toEqual([seg]);
+  });
+});
+
+describe('the evidence of a restore from several repositories', () => {
+  it('names the repository that served the base backup and each WAL file another served, and nothing when the first served all', () => {
+    const baseBackup = { name: 'offsite', url: 's3://bucket/orders', skipped: [{ name: 'local', url: 'file:///a', reason: 'backup 20261203T1000Z of cluster orders in file:///a is incomplete: no backup.json' }] };
+    const wal = [{ walFile: '000000010000000000000003', servedBy: 's3://bucket/orders', skipped: [{ url: 'file:///a', reason: 'does not match its checksum' }] }];
+    expect(repositorySources({}, {})).toBeUndefined();
+    const s = repositorySources({ repository: baseBackup }, { walFromOtherRepositories: wal });
+    expect(s).toEqual({ baseBackup, wal });
+    expect(repositorySourceNotes(s)).toEqual([
+      'base backup served by repository offsite (s3://bucket/orders); passed over: local (file:///a): backup 20261203T1000Z of cluster orders in file:///a is incomplete: no backup.json',
+      'WAL 000000010000000000000003 served by s3://bucket/orders; passed over: file:///a: does not match its checksum',
+    ]);
   });
 });

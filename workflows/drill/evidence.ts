@@ -3,6 +3,7 @@
 // size, invariants, steps; compared with the runbook's objectives. A failed
 // step, a failed invariant or a missed objective fails the drill, and each
 // is named in the notes.
+import { repositorySources, repositorySourceNotes } from '../../src/recovery/repository-sources';
 import { RTO_PHASES, type SmokeWriteResult } from '../../src/drill/contract';
 import type { BackupChoice, Evidence, InvariantResult, ReplayResult, RestoreResult, RestoreSource, Target } from '../../src/recovery/contract';
 import type { Runbook } from '../../src/runbook/schema';
@@ -97,6 +98,8 @@ export function judge(run: DrillRun, f: DrillFacts, m: Measured): Verdict {
 }
 
 export function buildDrillEvidence(run: DrillRun, f: DrillFacts, m: Measured, v: Verdict, finishedAt: string): Evidence {
+  // Runbooks with several repositories: what another than the first served.
+  const sources = repositorySources(f.restored, f.replay);
   return {
     runId: f.runId,
     workflowId: f.workflowId,
@@ -119,11 +122,12 @@ export function buildDrillEvidence(run: DrillRun, f: DrillFacts, m: Measured, v:
     // Bytes of the data directory as extracted; the backup's own figure when the restore did not finish.
     ...(f.restored ? { baseBackupBytes: f.restored.bytes } : f.backup ? { baseBackupBytes: f.backup.sizeBytes } : {}),
     ...(f.restoreSource ? { restoreSource: f.restoreSource } : {}),
+    ...(sources ? { repositories: sources } : {}),
     invariants: f.invariants ?? [],
     approvals: [],
     steps: run.evidenceSteps().map((s) => (s.id === 'record-evidence' && s.state === 'running' ? { ...s, state: 'done' as const, finishedAt } : s)),
     objectives: m.objectives,
     validationStatus: v.passed ? 'passed' : 'failed',
-    notes: [...v.failures.map((x) => `FAILED: ${x}`), ...f.notes],
+    notes: [...v.failures.map((x) => `FAILED: ${x}`), ...f.notes, ...repositorySourceNotes(sources)],
   };
 }

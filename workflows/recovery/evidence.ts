@@ -1,6 +1,7 @@
 // The evidence record of a recovery (DESIGN.md §7), built from the run's
 // state. Times come from activity results and step timestamps.
 import type { CacheResult, CaptureResult, Evidence, OutboxResult, PrimaryRecord, RecoveryInput, ReplayResult, RestoreSource, Target, TrafficResult } from '../../src/recovery/contract';
+import { repositorySourceNotes, type RepositorySources } from '../../src/recovery/repository-sources';
 import type { Runbook } from '../../src/runbook/schema';
 import { formatLsn, parseLsn, segnoOfLsn } from '../../src/wal/names';
 import type { RecoveryMachine } from './machine';
@@ -19,6 +20,8 @@ export interface RunFacts {
   primary?: PrimaryRecord;
   /** Runbooks with a standby: whether restore-base-backup took it over or restored a backup, and why. */
   restoreSource?: RestoreSource;
+  /** Runbooks with several repositories: what another than the first served (src/recovery/repository-sources.ts). */
+  repositories?: RepositorySources;
   walSegmentsReplayed?: number;
   walBytesReplayed?: number;
   validationStatus: Evidence['validationStatus'];
@@ -84,6 +87,7 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
     ...(f.traffic ? { traffic: f.traffic } : {}),
     ...(f.primary ? { primary: f.primary } : {}),
     ...(f.restoreSource ? { restoreSource: f.restoreSource } : {}),
+    ...(f.repositories ? { repositories: f.repositories } : {}),
     ...(objectives
       ? {
           objectives: {
@@ -94,7 +98,7 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
         }
       : {}),
     validationStatus: f.validationStatus,
-    notes: [...f.notes, ...(wal.note ? [wal.note] : []), ...consumedNote(f)],
+    notes: [...f.notes, ...(wal.note ? [wal.note] : []), ...consumedNote(f), ...repositorySourceNotes(f.repositories)],
   };
 }
 
