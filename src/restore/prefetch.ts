@@ -24,8 +24,8 @@ import { FOLLOWER_PID } from '../wal/get';
 import { segmentName, segnoOfLsn } from '../wal/names';
 import { isAlive } from '../wal/pid';
 import type { RestoreMarker } from './marker';
-import { asUserArgv, postmasterEnv } from './os-user';
-import { credentialsFilePath } from './secret-file';
+import { asUserArgv } from './os-user';
+import { postmasterEnvWithCredentials } from './secret-file';
 import type { PgHost } from './postmaster';
 
 /** archive-get's prefetch spool (src/wal/get.ts): ours, and useless once recovery is over. */
@@ -74,7 +74,11 @@ export async function startPrefetcher(runbook: Runbook, pg: PgHost, backup: Rest
       ...encryptionArgs(restoreEncryption(runbook.repositories)),
     ];
     const [cmd, argv] = asUserArgv(pg.osUser, process.execPath, args);
-    const child = spawn(cmd, argv, { env: postmasterEnv(runbook, credentialsFilePath(pg.dataDir)), cwd: pg.dataDir, detached: true, stdio: 'ignore' });
+    // The restore identity's credentials file, written here too (replay-wal
+    // writes the same before starting the postmaster): the follower exits at
+    // once when the file it is pointed at is missing.
+    const env = await postmasterEnvWithCredentials(runbook, pg, 'restore');
+    const child = spawn(cmd, argv, { env, cwd: pg.dataDir, detached: true, stdio: 'ignore' });
     let exited = false;
     child.on('error', () => (exited = true));
     child.on('exit', () => (exited = true));
