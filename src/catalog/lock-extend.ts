@@ -157,9 +157,10 @@ export function walFilesOfBackup<F extends { name: string }>(meta: CompleteEntry
 
 /**
  * Reads the retention of every object of each target and, when `apply`,
- * moves the earlier ones to the target's date. Undefined when nothing can
- * be locked here: no repository.objectLock, a file:// repository, or a
- * bucket without Object Lock (lifeboat check reports that one).
+ * moves the earlier ones to the target's date. Undefined when there is
+ * nothing to lock (no tiers) or nothing can be locked here: no
+ * repository.objectLock, a file:// repository, or a bucket without Object
+ * Lock (lifeboat check reports that one).
  */
 export async function extendTierLocks(
   repo: Repository,
@@ -176,6 +177,8 @@ export async function extendTierLocks(
   },
 ): Promise<LockExtensionReport | undefined> {
   const { setting } = input;
+  // Nothing to do or say: no tiers (backup.retainFull), or no tier keeps a backup yet.
+  if (input.targets.length === 0 && input.open.length === 0) return undefined;
   if (!setting || !repo.putRetention) return undefined;
   if (repo.bucketObjectLock && !(await repo.bucketObjectLock()).enabled) return undefined;
   const putRetention = repo.putRetention.bind(repo);
