@@ -44,7 +44,7 @@ import { keys } from '../../src/repository/layout';
 import type { Repository } from '../../src/repository/types';
 import { chownToUser } from '../../src/restore/os-user';
 import { loadRunbook } from '../../src/runbook/load';
-import { lifeboatCommand, toolsDir } from '../../src/tools';
+import { lifeboatCommand, requireTool } from '../../src/tools';
 import { sha256Hex, decodeWal } from '../../src/wal/compress';
 import { fetchWalFile } from '../../src/wal/get';
 import { isSegmentName } from '../../src/wal/names';
@@ -85,8 +85,7 @@ const raw = (key: string) => `${PREFIX}/${key}`;
 
 /** `mc` as MinIO's root user (alias lb), with a configuration directory of the test's own (as test/integration/storage-identities.test.ts). */
 async function mc(...args: string[]): Promise<string> {
-  const bin = process.env.LIFEBOAT_MC_BIN ?? path.join(toolsDir(), 'mc');
-  const { stdout } = await exec(bin, ['--config-dir', mcDir, '--no-color', ...args], {
+  const { stdout } = await exec(requireTool('mc'), ['--config-dir', mcDir, '--no-color', ...args], {
     env: { ...process.env, MC_HOST_lb: minio.endpoint.replace('://', `://${minio.env.AWS_ACCESS_KEY_ID}:${minio.env.AWS_SECRET_ACCESS_KEY}@`) },
   });
   return stdout;
