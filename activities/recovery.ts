@@ -17,6 +17,7 @@ import { openRepository } from '../src/repository';
 import { keys, walFileOfKey } from '../src/repository/layout';
 import { loadRunbookWithPrimary, restoreOverPrimary } from '../src/catalog/primary';
 import { loadRunbook } from '../src/runbook/load';
+import { runbookWithRepository } from '../src/repository/multi';
 import { clusterName, type Runbook } from '../src/runbook/schema';
 import { operatorsOf } from '../src/recovery/operators';
 import { lifeboatActivity } from './failure';
@@ -33,7 +34,9 @@ export async function preflight(input: PreflightInput): Promise<PreflightResult>
   return lifeboatActivity(async () => {
     // The primary an earlier side-by-side recovery re-pointed the cluster to, if any, and a line saying so.
     const overlaid = await loadRunbookWithPrimary(input.runbook);
-    const { runbook, note } = overlaid;
+    const { note } = overlaid;
+    // --repo-index: the run reads only that repository (its chain is the one checked).
+    const runbook = runbookWithRepository(overlaid.runbook, input.repository);
     const over = input.instance !== 'drill' && input.mode === 'side-by-side' ? restoreOverPrimary(overlaid) : undefined;
     const result = await withOperators(runbook, async () => {
       if (over) throw over;

@@ -11,6 +11,7 @@ import type { Claim } from '../src/restore/claim';
 import { checkRestoreRoom as checkRoom } from '../src/restore/room';
 import { checkSiteFree } from '../src/restore/site-check';
 import { loadRunbook } from '../src/runbook/load';
+import { runbookWithRepository } from '../src/repository/multi';
 import { promoteRestored as promote, stopRestored as stop } from '../src/restore/instance';
 import { replayWal as replay } from '../src/restore/replay';
 import { restoreBaseBackup as restore } from '../src/restore/restore';
@@ -44,7 +45,7 @@ async function hostActivity<T>(body: (ctx: Context) => Promise<T>): Promise<T> {
  */
 export async function restoreBaseBackup(input: RestoreInput): Promise<RestoreResult> {
   return hostActivity(async (ctx) => {
-    const runbook = await loadRunbook(input.runbook);
+    const runbook = runbookWithRepository(await loadRunbook(input.runbook), input.repository);
     let last = { phase: '', at: 0 };
     return restore(runbook, input, {
       signal: ctx.cancellationSignal,
@@ -109,7 +110,7 @@ export async function checkRestoreSite(input: RestoreSiteInput): Promise<Restore
  */
 export async function replayWal(input: ReplayInput): Promise<ReplayResult> {
   return hostActivity(async (ctx) => {
-    const runbook = await loadRunbook(input.runbook);
+    const runbook = runbookWithRepository(await loadRunbook(input.runbook), input.repository);
     return replay(runbook, input, { signal: ctx.cancellationSignal, onProgress: (p) => heartbeat({ ...p, text: replayText(p) }) });
   });
 }

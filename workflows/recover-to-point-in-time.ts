@@ -59,7 +59,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       // start fails RECOVERY_ALREADY_RUNNING, which ends the run before
       // anything is read or touched. Patched: older histories never called it.
       if (patched(ONE_RECOVERY_PATCH) && !input.concurrent) facts.notes.push((await act.checkNoOtherRecovery({ runbook: name })).checked);
-      const p = await act.preflight({ runbook: name, target: run.target, mode: run.mode, dryRun, ...(input.backupId ? { backupId: input.backupId } : {}) });
+      const p = await act.preflight({ runbook: name, target: run.target, mode: run.mode, dryRun, ...(input.backupId ? { backupId: input.backupId } : {}), ...(input.repository ? { repository: input.repository } : {}) });
       // Room for the backup and its WAL on the restore host, before anything is fenced
       // (DISK_FULL names the kept moved-aside copies). Patched: older histories never called it.
       if (patched('preflight-check-restore-site')) {
@@ -88,7 +88,8 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     run.extra.cluster = facts.cluster;
     run.extra.backup = plan.backup;
     const host = hostActivities(runbook);
-    const ref = { runbook: name };
+    // --repo-index: every activity of the run reads only that repository.
+    const ref = { runbook: name, ...(input.repository ? { repository: input.repository } : {}) };
     const gates = runbook.gates;
 
     // 2. capture-forensics: what the restore will erase, while the primary answers.
@@ -152,7 +153,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
             facts.restoreSource = { kind: 'backup', why: 'restored again from a backup: a retarget to an earlier point, and the standby was already taken over by this run', standby: facts.restoreSource.standby };
           }
           if (run.steps.get('restore-base-backup')!.runs > 1 || backupId !== plan.backup.backupId) {
-            const again = await act.preflight({ runbook: name, target: run.target, mode: run.mode, dryRun });
+            const again = await act.preflight({ runbook: name, target: run.target, mode: run.mode, dryRun, ...(input.repository ? { repository: input.repository } : {}) });
             backupId = again.backup.backupId;
             run.extra.backup = again.backup;
           }

@@ -49,7 +49,8 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
   const host = drillHostActivities(drill.host);
   const run = new DrillRun(() => hostQueue(drill.host));
   const f: DrillFacts = { runbook, cluster, workflowId, runId, startedAt, notes: [], ...(input.target ? { target: input.target } : {}) };
-  const ref = { runbook: name, instance: 'drill' as const };
+  // --repo-index: every activity of the drill reads only that repository.
+  const ref = { runbook: name, instance: 'drill' as const, ...(input.repository ? { repository: input.repository } : {}) };
   const where = `drill host ${drill.host}, ${drill.dataDir}, port ${drill.port}`;
 
   /** Posts an event; a notifier that fails is noted in the evidence and never fails the drill. */
@@ -79,7 +80,7 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
     const target = f.target;
     // 2. preflight: the backup for the target, the WAL chain checked, the archiver read (read-only).
     const plan = await run.step('preflight', async () => {
-      const p = await act.preflight({ runbook: name, target, mode: 'side-by-side', dryRun: false, instance: 'drill' });
+      const p = await act.preflight({ runbook: name, target, mode: 'side-by-side', dryRun: false, instance: 'drill', ...(input.repository ? { repository: input.repository } : {}) });
       // drill.dataDir and drill.port free or an earlier drill's stopped copy, and room for the backup and its WAL
       // (DISK_FULL names kept copies). Patched: older histories never called it.
       if (patched('preflight-check-restore-site')) {

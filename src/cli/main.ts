@@ -247,6 +247,7 @@ temporalOptions(
     .addOption(new Option('--mode <mode>', "where to restore (default: the runbook's restore.mode)").choices(['side-by-side', 'in-place']))
     .option('--dry-run', 'preflight, forensics and invariants on a side-by-side restore; no gate, no traffic')
     .option('--backup <id>', 'restore this base backup instead of the one preflight would choose')
+    .option('--repo-index <n|name>', "runbook repositories: read only this repository (position from 1, or its name) instead of the first that serves, falling back in order")
     .option('--concurrent', 'run even while another recovery of this runbook runs (without it, a second one is refused with RECOVERY_ALREADY_RUNNING naming the first)')
     .option('--workflow-id <id>', 'workflow id (default recover-<runbook>-<time>)')
     .option('--follow', 'after starting, watch it like `status --watch` until it ends; exit 0 when it completes, 1 when not')
@@ -366,6 +367,7 @@ temporalOptions(
       .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)'),
   )
     .option('--keep', 'leave the drill instance running after the drill (for a look), instead of tearing it down')
+    .option('--repo-index <n|name>', "runbook repositories: restore the drill's copy from this repository only (position from 1, or its name)")
     .option('--from-standby', "restore the drill's copy from a clone of the runbook's warm standby (pg_basebackup from it while it keeps replaying; it is never taken) instead of a backup; a standby that cannot serve (unhealthy, another host, past the target) falls back to the backup, with the reason in the evidence")
     .option('--no-wait', 'print the workflow id and return at once')
     .option('--json', 'print {workflowId, runId, evidenceKey, evidence} as JSON')

@@ -21,6 +21,8 @@ export const DrillInput = z.strictObject({
    * with the reason in the evidence.
    */
   source: z.enum(['backup', 'standby'], { error: 'expected "backup" or "standby"' }).optional(),
+  /** Extension (runbook repositories:): restore from this repository only, by name or position from 1 (--repo-index). */
+  repository: z.string({ error: 'expected a repository name or its position from 1' }).min(1).optional(),
 });
 export type DrillInput = z.input<typeof DrillInput>;
 

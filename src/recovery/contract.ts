@@ -64,6 +64,11 @@ export const RecoveryInput = z.strictObject({
    * running one (activities/one-recovery.ts).
    */
   concurrent: z.boolean({ error: 'expected true or false' }).optional(),
+  /**
+   * Extension (runbook repositories:): restore from this repository only, by
+   * its name or its position from 1, instead of the first that serves.
+   */
+  repository: z.string({ error: 'expected a repository name or its position from 1' }).min(1).optional(),
 });
 export type RecoveryInput = z.input<typeof RecoveryInput>;
 
@@ -287,6 +292,8 @@ export interface AuditLine {
 /** Every activity names the runbook; workers load it from their runbooks directory. */
 export interface RunbookRef {
   runbook: string;
+  /** Extension (runbook repositories:): only this repository, by name or position from 1 (--repo-index). */
+  repository?: string;
 }
 
 /**

@@ -114,3 +114,14 @@ export function parseFallbackRepo(spec: string): { url: string; endpointEnv?: st
   }
   return out;
 }
+
+/**
+ * The runbook as if it named only the repository `choice` picks (its name, or
+ * its position from 1): what `lifeboat recover --repo-index` and `drill
+ * --repo-index` force, for every activity of the run. No choice: unchanged.
+ */
+export function runbookWithRepository<R extends Pick<Runbook, 'name' | 'repositories' | 'repository'>>(runbook: R, choice?: string): R {
+  if (choice === undefined || choice === '') return runbook;
+  const [only] = chooseRepositories(runbook, choice);
+  return { ...runbook, repository: only!, repositories: [only!] };
+}

@@ -131,4 +131,17 @@ it('restores the base backup and a damaged segment from the second repository, t
     expect.stringMatching(new RegExp(`^WAL ${damaged} served by ${offsiteUrl.replace(/[/.]/g, '\\$&')}; passed over: file://.* does not match its checksum`)) as string,
   ]);
   process.stdout.write(`evidence notes:\n${notes.join('\n')}\n`);
+
+  // restore_command names the first with --repo and the second as a fallback, with its endpoint's variable name only.
+  const conf = readFileSync(path.join(restored.dataDir, 'postgresql.auto.conf'), 'utf8');
+  // (postgresql.auto.conf doubles the shell's single quotes.)
+  expect(conf).toContain(`archive-get %f %p --repo file://${repoDir} --cluster ${name} --fallback-repo ''${offsiteUrl}#endpointEnv=S3_ENDPOINT''`);
+
+  // --repo-index local: only the damaged repository is read, so the restore is refused there, before the data directory is touched.
+  const forced = await activity(restoreBaseBackup, { runbook: name, backupId: backup.backupId, mode: 'side-by-side', workflowId: 'wf-forced', runId: 'wf-forced-run', repository: 'local' }).then(
+    () => undefined,
+    (e: unknown) => e as Error,
+  );
+  expect(forced?.message).toContain(`backup ${backup.backupId} of cluster ${name} in file://${repoDir} is incomplete: no backup.json`);
+  expect(forced?.message).not.toContain(offsiteUrl);
 });

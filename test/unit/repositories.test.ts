@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileRepository } from '../../src/repository/file';
 import { keys } from '../../src/repository/layout';
-import { chooseRepositories, fallbackRepoArgs, parseFallbackRepo } from '../../src/repository/multi';
+import { chooseRepositories, fallbackRepoArgs, parseFallbackRepo, runbookWithRepository } from '../../src/repository/multi';
 import { repositorySourceNotes, repositorySources } from '../../src/recovery/repository-sources';
 import { validateRunbookText } from '../../src/runbook/load';
 import { copyWalFile, drainQueue, enqueue, queued, repositoryLag } from '../../src/wal/catchup';
@@ -148,5 +148,17 @@ describe('the evidence of a restore from several repositories', () => {
       'base backup served by repository offsite (s3://bucket/orders); passed over: local (file:///a): backup 20261203T1000Z of cluster orders in file:///a is incomplete: no backup.json',
       'WAL 000000010000000000000003 served by s3://bucket/orders; passed over: file:///a: does not match its checksum',
     ]);
+  });
+});
+
+describe('--repo-index', () => {
+  it('makes the run see only the chosen repository, as first and only', () => {
+    const rb = parsed('repositories:\n  - { name: local, url: file:///a }\n  - { name: offsite, url: s3://bucket/orders }');
+    const forced = runbookWithRepository(rb, '2');
+    expect(forced.repository).toEqual({ name: 'offsite', url: 's3://bucket/orders' });
+    expect(forced.repositories).toEqual([forced.repository]);
+    expect(fallbackRepoArgs(forced)).toEqual([]);
+    expect(runbookWithRepository(rb, undefined)).toBe(rb);
+    expect(() => runbookWithRepository(rb, 'elsewhere')).toThrow('runbook orders has no repository "elsewhere"');
   });
 });

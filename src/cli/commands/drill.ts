@@ -2,6 +2,7 @@
 // invariants, promotion in isolation, a smoke write, measured RTO and RPO,
 // evidence, teardown) and wait for its figures; or, with --schedule, create
 // or update the runbook's drill schedule (lifeboat-drill-<runbook>).
+import { chooseRepositories } from '../../repository/multi';
 import { connectClient, timestampedId } from '../../client/temporal';
 import { LifeboatError } from '../../errors';
 import { checkRecord } from '../../evidence/list';
@@ -18,7 +19,7 @@ import { requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions
 import { printJson } from '../run';
 import { targetFromFlags, type TargetFlags } from '../target-options';
 
-type Options = RepoOptions & TemporalOptions & TargetFlags & { keep?: boolean; fromStandby?: boolean; wait?: boolean; json?: boolean; schedule?: string };
+type Options = RepoOptions & TemporalOptions & TargetFlags & { keep?: boolean; fromStandby?: boolean; wait?: boolean; json?: boolean; schedule?: string; repoIndex?: string };
 
 export async function run(opts: Options): Promise<number> {
   // A bad cron is a usage error naming --schedule, before the runbook is even read.
@@ -33,7 +34,9 @@ export async function run(opts: Options): Promise<number> {
       hints: ['add a standby: section (host, dataDir, port, delay), build it with lifeboat standby build, or run the drill without --from-standby'],
     });
   }
-  const input = { runbook: runbook.name, ...(target ? { target } : {}), ...(opts.keep ? { keep: true } : {}), ...(opts.fromStandby ? { source: 'standby' as const } : {}) };
+  // --repo-index: checked against the runbook now (exit 2 naming the repositories), sent by name.
+  const repository = opts.repoIndex !== undefined ? chooseRepositories(runbook, opts.repoIndex)[0]!.name : undefined;
+  const input = { runbook: runbook.name, ...(target ? { target } : {}), ...(opts.keep ? { keep: true } : {}), ...(opts.fromStandby ? { source: 'standby' as const } : {}), ...(repository ? { repository } : {}) };
   if (opts.schedule !== undefined) return scheduleCommand({ ...opts, schedule: opts.schedule }, 'drill', runbook.name, input);
 
   const { address, namespace } = temporalAddress(opts);

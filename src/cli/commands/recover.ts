@@ -1,6 +1,7 @@
 // `lifeboat recover --runbook <name> --to-...`: start `recoverToPointInTime`
 // (DESIGN.md §4) with a validated input, print its id and how to follow it;
 // with --follow, watch it like `status --watch` until it closes.
+import { chooseRepositories } from '../../repository/multi';
 import * as os from 'node:os';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { connectClient, timestampedId } from '../../client/temporal';
@@ -26,6 +27,7 @@ type Options = TemporalOptions &
     dryRun?: boolean;
     backup?: string;
     concurrent?: boolean;
+    repoIndex?: string;
     follow?: boolean;
     json?: boolean;
     workflowId?: string;
@@ -46,6 +48,8 @@ export async function run(opts: Options): Promise<number> {
     dryRun: opts.dryRun === true,
     ...(opts.backup !== undefined ? { backupId: opts.backup } : {}),
     ...(opts.concurrent ? { concurrent: true } : {}),
+    // --repo-index: checked against the runbook now (exit 2 naming the repositories), sent by name.
+    ...(opts.repoIndex !== undefined ? { repository: chooseRepositories(runbook, opts.repoIndex)[0]!.name } : {}),
   });
   const workflowId = opts.workflowId?.trim() || timestampedId(`recover-${runbook.name}`);
 
