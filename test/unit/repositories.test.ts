@@ -1,10 +1,11 @@
 // A second repository (runbook repositories:): the schema's rules and
 // messages, choosing one by name or position, restore_command's
 // --fallback-repo form, and the catch-up queue on real file:// repositories.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { openRepository } from '../../src/repository';
 import { FileRepository } from '../../src/repository/file';
 import { keys } from '../../src/repository/layout';
 import { chooseRepositories, fallbackRepoArgs, parseFallbackRepo, runbookWithRepository } from '../../src/repository/multi';
@@ -12,6 +13,7 @@ import { repositorySourceNotes, repositorySources } from '../../src/recovery/rep
 import { validateRunbookText } from '../../src/runbook/load';
 import { copyWalFile, drainQueue, enqueue, queued, repositoryLag } from '../../src/wal/catchup';
 import { encodeWal, sha256Hex } from '../../src/wal/compress';
+import { pushToRepositories } from '../../src/wal/push-repositories';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -160,5 +162,47 @@ describe('--repo-index', () => {
     expect(fallbackRepoArgs(forced)).toEqual([]);
     expect(runbookWithRepository(rb, undefined)).toBe(rb);
     expect(() => runbookWithRepository(rb, 'elsewhere')).toThrow('runbook orders has no repository "elsewhere"');
+  });
+});
+
+describe('archive-push into two repositories', () => {
+  const seg = '000000010000000000000009';
+
+  async function setup() {
+    const walDir = tmp('pgwal');
+    const file = path.join(walDir, seg);
+    writeFileSync(file, Buffer.alloc(16 << 20, 9));
+    const first = new FileRepository(`file://${tmp('push-first')}`);
+    // A store nobody listens on (port 1 on loopback): the connection is refused at once.
+    process.env.H5_DEAD_ENDPOINT = 'http://127.0.0.1:1';
+    const second = await openRepository('s3://deadbucket/orders', { endpointEnv: 'H5_DEAD_ENDPOINT' });
+    const list = [
+      { name: 'local', index: 0, url: first.url, repo: first },
+      { name: 'offsite', index: 1, url: second.url, repo: second },
+    ];
+    return { file, walDir, first, second, list, queueDir: path.join(walDir, '.lifeboat-catchup') };
+  }
+
+  it('policy all: fails naming the repository that did not take the file, queues nothing; the first keeps its copy', async () => {
+    const s = await setup();
+    const err = await pushToRepositories(s.list, 'c', s.file, { policy: 'all', queueDir: s.queueDir }).then(() => undefined, (e: unknown) => e as Error);
+    expect(err?.message).toMatch(new RegExp(`^${seg} could not be archived into repository offsite \\(s3://deadbucket/orders\\): PUT `));
+    expect(err?.message).toContain('HINT: repositoryPolicy all: archive-push succeeds only when every repository holds the file; PostgreSQL keeps it in pg_wal and retries');
+    expect(queued(s.queueDir, 'offsite')).toEqual([]);
+    expect(await s.first.head(keys.wal('c', seg))).toBeDefined();
+    (s.second as { destroy?: () => void }).destroy?.();
+  });
+
+  it('policy primary: succeeds with the first, queues the file for the second with why, and a retry of the same file is accepted again', async () => {
+    const s = await setup();
+    const lines: string[] = [];
+    const out = await pushToRepositories(s.list, 'c', s.file, { policy: 'primary', queueDir: s.queueDir, log: (l) => lines.push(l) });
+    expect(out.repositories.map((r) => [r.name, r.result])).toEqual([['local', 'stored'], ['offsite', 'queued']]);
+    expect(queued(s.queueDir, 'offsite').map((e) => [e.walFile, e.sha256])).toEqual([[seg, out.sha256]]);
+    expect(lines[0]).toMatch(new RegExp(`^WARNING: ${seg} archived into local but not into offsite \\(s3://deadbucket/orders\\): .*; queued for catch-up`));
+    const again = await pushToRepositories(s.list, 'c', s.file, { policy: 'primary', queueDir: s.queueDir });
+    expect(again.repositories[0]?.result).toBe('already-archived');
+    expect(queued(s.queueDir, 'offsite').map((e) => e.walFile)).toEqual([seg]);
+    (s.second as { destroy?: () => void }).destroy?.();
   });
 });
