@@ -66,7 +66,7 @@ describe('the example runbook', () => {
 describe('a malformed runbook is refused with the field path and what was expected', () => {
   it('restore.port "abc": the full line, with its line number', () => {
     expect(errorsOf(example('port: 5433', 'port: abc'))).toEqual([
-      'orders.yaml:46: restore.port: expected an integer between 1 and 65535, got "abc"',
+      'orders.yaml:53: restore.port: expected an integer between 1 and 65535, got "abc"',
     ]);
   });
 
@@ -78,7 +78,7 @@ describe('a malformed runbook is refused with the field path and what was expect
 
   it('a misspelt top-level key suggests the right one and lists the allowed keys', () => {
     expect(errorsOf(example(/^invariants:/m, 'invariant:'))).toEqual([
-      'orders.yaml:71: invariant: unknown field (did you mean "invariants"?), expected one of name, cluster, repository, repositories, repositoryPolicy, ' +
+      'orders.yaml:78: invariant: unknown field (did you mean "invariants"?), expected one of name, cluster, repository, repositories, repositoryPolicy, ' +
         'restore, backup, retention, gates, capture, invariants, caches, traffic, approvals, skippable, objectives, drill, notify, standby',
     ]);
   });
@@ -239,7 +239,7 @@ describe('loadRunbook', () => {
     const file = path.join(tmp, 'broken.yaml');
     writeFileSync(file, example('port: 5433', 'port: abc'));
     await expect(loadRunbook(file)).rejects.toThrow(
-      `runbook ${file} is not valid:\n  ${file}:46: restore.port: expected an integer between 1 and 65535, got "abc"\n` +
+      `runbook ${file} is not valid:\n  ${file}:53: restore.port: expected an integer between 1 and 65535, got "abc"\n` +
         `HINT: run: lifeboat runbook validate ${file}`,
     );
   });
@@ -265,8 +265,8 @@ describe('lifeboat runbook validate (the built CLI)', () => {
     expect(r.stdout).toBe(`ok ${EXAMPLE_FILE} (runbook orders)\n`);
     expect(r.stderr).toBe(
       [
-        'bad.yaml:46: restore.port: expected an integer between 1 and 65535, got "abc"',
-        'bad.yaml:94: approvals.approve-promote.min: expected at most 3 (the number of distinct approvers), or no decision could ever pass, got 4',
+        'bad.yaml:53: restore.port: expected an integer between 1 and 65535, got "abc"',
+        'bad.yaml:101: approvals.approve-promote.min: expected at most 3 (the number of distinct approvers), or no decision could ever pass, got 4',
         '1 of 2 runbook files not valid',
         '',
       ].join('\n'),
