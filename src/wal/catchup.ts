@@ -244,10 +244,14 @@ export async function catchUp(
     };
     await Promise.all(Array.from({ length: Math.max(1, opts.parallel ?? 4) }, worker));
     if (opts.queueDir && failed.length === 0) {
-      // Entries of files the listing did not show missing were already there.
+      // Entries of files the listing did not show missing were already there
+      // (an upload given up on while the store hung may land later).
       for (const e of queued(opts.queueDir, target.name)) {
         const there = await target.repo.head(keys.wal(cluster, e.walFile));
-        if (there && (!there.sha256 || there.sha256 === e.sha256)) dequeue(opts.queueDir, target.name, e.walFile);
+        if (there && (!there.sha256 || there.sha256 === e.sha256)) {
+          dequeue(opts.queueDir, target.name, e.walFile);
+          alreadyThere++;
+        }
       }
       clearDown(opts.queueDir, target.name);
     }
