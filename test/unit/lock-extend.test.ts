@@ -2,54 +2,13 @@
 // until when (src/catalog/lock-extend.ts): over two years of forged daily
 // backups planned at a fixed time, with the seed articles' tiers.
 import { describe, expect, it } from 'vitest';
-import type { BackupMeta } from '../../src/catalog/backup-meta';
-import type { CatalogEntry } from '../../src/catalog/catalog';
 import { lockExtensionLines, periodStart, tierLockTargets, walFilesOfBackup } from '../../src/catalog/lock-extend';
 import { planRetention } from '../../src/catalog/retention';
-import { periodOf, TIERS, type RetentionPolicy } from '../../src/catalog/tiers';
-import { formatLsn, segmentName } from '../../src/wal/names';
+import { periodOf, TIERS } from '../../src/catalog/tiers';
+import { backup, daily, NOW, SEEDED, seg } from './synthetic-catalog';
 
-const SEG = 16 * 1024 * 1024;
-const DAY = 86_400_000;
-const seg = (tli: number, n: number) => segmentName(tli, BigInt(n));
-const idOf = (t: Date) => t.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-
-function backup(start: Date, tli: number, from: number, to = from + 1): CatalogEntry {
-  const backupId = idOf(start);
-  const meta: BackupMeta = {
-    version: 2,
-    backupId,
-    cluster: 'orders',
-    pgVersion: '15.18',
-    systemIdentifier: '7300000000000000000',
-    type: 'full',
-    tool: 'pg_basebackup',
-    toolVersion: 'pg_basebackup (PostgreSQL) 15.18',
-    startTime: start.toISOString(),
-    endTime: new Date(start.getTime() + 60_000).toISOString(),
-    startLsn: formatLsn(BigInt(from) * BigInt(SEG) + 0x28n),
-    endLsn: formatLsn(BigInt(to) * BigInt(SEG) + 0x100n),
-    timeline: tli,
-    startWal: seg(tli, from),
-    endWal: seg(tli, to),
-    walSegmentSize: SEG,
-    sizeBytes: 100,
-    storedBytes: 50,
-    files: [],
-    manifestSha256: '0'.repeat(64),
-    verifiedAt: start.toISOString(),
-    verifiedBy: 'pg_verifybackup',
-    label: backupId,
-  };
-  return { backupId, status: 'complete', meta, objects: 3, storedBytes: 50 };
-}
-
-const POLICY: RetentionPolicy = { kind: 'tiers', full: { daily: 35, weekly: 8, monthly: 13, yearly: 7 }, walSeconds: 35 * 86400 };
-// Thursday 2026-12-03.
-const NOW = '2026-12-03T12:00:00.000Z';
-// Daily backups at 01:00 UTC from 2024-12-04 to 2026-12-03.
-const FIRST_DAY = Date.UTC(2024, 11, 4, 1);
-const entries: CatalogEntry[] = Array.from({ length: 730 }, (_, i) => backup(new Date(FIRST_DAY + i * DAY), 1, 10 + 4 * i));
+const POLICY = SEEDED;
+const entries = daily;
 const byStart = (iso: string) => entries.find((e) => e.status === 'complete' && e.meta.startTime.startsWith(iso))!.backupId;
 
 describe('periodStart', () => {

@@ -5,61 +5,17 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { BackupMeta } from '../../src/catalog/backup-meta';
 import type { CatalogEntry } from '../../src/catalog/catalog';
 import { analyzeChain } from '../../src/catalog/chain';
 import { planRetention, reconcilePlans, walFilesToDelete, type RetentionWalFile } from '../../src/catalog/retention';
 import { periodLabel, periodOf, retentionPolicy, type RetentionPolicy } from '../../src/catalog/tiers';
 import { validateRunbookText } from '../../src/runbook/load';
-import { formatLsn, segmentName } from '../../src/wal/names';
+import { backup, daily, DAY, DAYS, FIRST_DAY, NOW, SEEDED, SEG, seg } from './synthetic-catalog';
 
-const SEG = 16 * 1024 * 1024;
-const DAY = 86_400_000;
-const seg = (tli: number, n: number) => segmentName(tli, BigInt(n));
 const segs = (tli: number, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => seg(tli, from + i));
 const wal = (names: string[]): RetentionWalFile[] => names.map((name) => ({ name, size: 1000 }));
-const idOf = (t: Date) => t.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 
-/** A verified backup started at `start` (ending a minute later) on WAL segments [from, to] of timeline `tli`. */
-function backup(start: Date, tli: number, from: number, to = from + 1): CatalogEntry {
-  const backupId = idOf(start);
-  const meta: BackupMeta = {
-    version: 2,
-    backupId,
-    cluster: 'orders',
-    pgVersion: '15.18',
-    systemIdentifier: '7300000000000000000',
-    type: 'full',
-    tool: 'pg_basebackup',
-    toolVersion: 'pg_basebackup (PostgreSQL) 15.18',
-    startTime: start.toISOString(),
-    endTime: new Date(start.getTime() + 60_000).toISOString(),
-    startLsn: formatLsn(BigInt(from) * BigInt(SEG) + 0x28n),
-    endLsn: formatLsn(BigInt(to) * BigInt(SEG) + 0x100n),
-    timeline: tli,
-    startWal: seg(tli, from),
-    endWal: seg(tli, to),
-    walSegmentSize: SEG,
-    sizeBytes: 100,
-    storedBytes: 50,
-    files: [],
-    manifestSha256: '0'.repeat(64),
-    verifiedAt: start.toISOString(),
-    verifiedBy: 'pg_verifybackup',
-    label: backupId,
-  };
-  return { backupId, status: 'complete', meta, objects: 3, storedBytes: 50 };
-}
-
-const SEEDED: RetentionPolicy = { kind: 'tiers', full: { daily: 35, weekly: 8, monthly: 13, yearly: 7 }, walSeconds: 35 * 86400 };
-// Thursday 2026-12-03, in ISO week 2026-W49 (Monday 2026-11-30 .. Sunday 2026-12-06).
-const NOW = '2026-12-03T12:00:00.000Z';
-
-// Two years of daily backups at 01:00 UTC, 2024-12-04 .. 2026-12-03: backup i
-// uses segments 10+4i .. 11+4i; the archive holds every segment 1 .. the end.
-const FIRST_DAY = Date.UTC(2024, 11, 4, 1);
-const DAYS = 730;
-const daily = Array.from({ length: DAYS }, (_, i) => backup(new Date(FIRST_DAY + i * DAY), 1, 10 + 4 * i));
+// The archive holds every segment 1 .. the end of the two years of daily backups.
 const startOf = (day: string) => 10 + 4 * Math.round((Date.parse(`${day}T01:00:00Z`) - FIRST_DAY) / DAY);
 const id = (day: string) => `${day.replace(/-/g, '')}T010000Z`;
 const archive = wal([...segs(1, 1, 10 + 4 * DAYS + 2), '00000001.history', `${seg(1, 10)}.00000028.backup`]);
