@@ -3,7 +3,7 @@
 // archiving through `lifeboat archive-push`. `stop()` removes what it made;
 // a process exit stops any server still running.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
@@ -130,7 +130,14 @@ export async function switchAndWaitArchived(pg: Primary, timeoutMs = 60_000): Pr
       const [s] = await pg.query<{ last_archived_wal: string | null; failed_count: string; last_failed_wal: string | null }>(
         'select last_archived_wal, failed_count, last_failed_wal from pg_stat_archiver',
       );
-      return s && s.last_archived_wal !== null && s.last_archived_wal >= walfile ? true : undefined;
+      if (!s || s.last_archived_wal === null || s.last_archived_wal < walfile) return undefined;
+      // A backup history file (…05.00000028.backup) sorts after its segment and
+      // is archived after it: wait for every file up to this segment, not only
+      // the segment, or a test listing the repository next may miss it.
+      const pending = readdirSync(path.join(pg.dataDir, 'pg_wal', 'archive_status')).filter(
+        (f) => f.endsWith('.ready') && f.slice(0, 24) <= walfile,
+      );
+      return pending.length === 0 ? true : undefined;
     },
     { timeoutMs, intervalMs: 200 },
   );
