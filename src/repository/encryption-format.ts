@@ -165,9 +165,18 @@ class Sealer {
   }
 
   seal(plain: Buffer, final: boolean): Buffer {
+    const out = Buffer.allocUnsafe(plain.length + TAG_BYTES);
+    this.sealInto(plain, final, out, 0);
+    return out;
+  }
+
+  /** Seals one chunk into `out` at `at` (its ciphertext, then its tag); returns where it ends. */
+  sealInto(plain: Buffer, final: boolean, out: Buffer, at: number): number {
     const c = createCipheriv('aes-256-gcm', this.keys.key, nonce(this.keys.noncePrefix, this.index++));
     c.setAAD(aad(this.header, this.name, final));
-    return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
+    let end = at + c.update(plain).copy(out, at);
+    end += c.final().copy(out, end);
+    return end + c.getAuthTag().copy(out, end);
   }
 }
 
@@ -191,12 +200,25 @@ class Opener {
 
   open(sealed: Buffer, final: boolean): Buffer {
     if (sealed.length < TAG_BYTES) throw damaged(this.w, this.keyId, `is cut short inside chunk ${this.index}`);
+    const out = Buffer.allocUnsafe(sealed.length - TAG_BYTES);
+    this.openInto(sealed, final, out, 0);
+    return out;
+  }
+
+  /**
+   * Opens one chunk into `out` at `at`; returns where its plaintext ends.
+   * Nothing of a chunk that fails authentication is used: the caller drops
+   * `out` when this throws.
+   */
+  openInto(sealed: Buffer, final: boolean, out: Buffer, at: number): number {
+    if (sealed.length < TAG_BYTES) throw damaged(this.w, this.keyId, `is cut short inside chunk ${this.index}`);
     const i = this.index++;
     const d = createDecipheriv('aes-256-gcm', this.keys.key, nonce(this.keys.noncePrefix, i));
     d.setAAD(aad(this.header.raw, this.name, final));
     d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
     try {
-      return Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG_BYTES)), d.final()]);
+      const end = at + d.update(sealed.subarray(0, sealed.length - TAG_BYTES)).copy(out, at);
+      return end + d.final().copy(out, end);
     } catch {
       throw damaged(
         this.w,
@@ -230,11 +252,15 @@ function parseHeader(buf: Buffer, w: Where): Header {
 /** A whole object, sealed. */
 export function sealBuffer(plain: Buffer, ring: KeyRing, w: Where): Buffer {
   const s = new Sealer(ring, w);
-  const parts = [s.header];
+  // One buffer of the sealed size, written in place: no copy of the whole
+  // object to join the chunks (archive-push seals each segment in a fresh process).
+  const out = Buffer.allocUnsafe(sealedSize(plain.length));
+  let at = s.header.copy(out, 0);
   let off = 0;
-  for (; plain.length - off >= CHUNK_BYTES; off += CHUNK_BYTES) parts.push(s.seal(plain.subarray(off, off + CHUNK_BYTES), false));
-  parts.push(s.seal(plain.subarray(off), true));
-  return Buffer.concat(parts);
+  for (; plain.length - off >= CHUNK_BYTES; off += CHUNK_BYTES) at = s.sealInto(plain.subarray(off, off + CHUNK_BYTES), false, out, at);
+  at = s.sealInto(plain.subarray(off), true, out, at);
+  if (at !== out.length) throw new Error(`sealBuffer: wrote ${at} of ${out.length} bytes`);
+  return out;
 }
 
 /**
@@ -294,14 +320,16 @@ function openLog(stored: Buffer, ring: KeyRing, w: Where): Buffer {
 
 function openSealed(stored: Buffer, ring: KeyRing, w: Where): Buffer {
   const o = new Opener(parseHeader(stored, w), ring, w);
-  const out: Buffer[] = [];
-  let off = HEADER_BYTES;
   const step = CHUNK_BYTES + TAG_BYTES;
+  // Every chunk has its tag: the plaintext is at most this long (exact unless the object was cut short).
+  const out = Buffer.allocUnsafe(Math.max(0, stored.length - HEADER_BYTES - TAG_BYTES * Math.ceil((stored.length - HEADER_BYTES) / step)));
+  let at = 0;
+  let off = HEADER_BYTES;
   // A full-size chunk is never the last: more must follow it.
-  for (; stored.length - off > step; off += step) out.push(o.open(stored.subarray(off, off + step), false));
+  for (; stored.length - off > step; off += step) at = o.openInto(stored.subarray(off, off + step), false, out, at);
   if (stored.length - off === step) throw damaged(w, o.keyId, `is cut short: it ends after ${o.index + 1} full chunks, without its last chunk`);
-  out.push(o.open(stored.subarray(off), true));
-  return Buffer.concat(out);
+  at = o.openInto(stored.subarray(off), true, out, at);
+  return out.subarray(0, at);
 }
 
 /** A whole stored object, opened: a sealed object, a sealed log, or (readUnencrypted) a plaintext one. */
