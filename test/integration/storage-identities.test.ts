@@ -34,6 +34,8 @@ import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
 import { requireTool } from '../../src/tools';
 import { promoteRestored, replayWal, restoreBaseBackup, stopRestored } from '../../activities/restore';
+import { appendAudit, writeEvidence } from '../../activities/recovery';
+import type { Evidence } from '../../src/recovery/contract';
 
 const exec = promisify(execFile);
 const ROLES = ['archive', 'backup', 'restore', 'expire'] as const;
@@ -49,6 +51,7 @@ let pg: Primary;
 let runbook: Runbook;
 let repoUrl: string;
 const identity = {} as Record<Role, { id: string; secret: string }>;
+let worker: { id: string; secret: string };
 let firstBackup: string;
 let secondBackup: string;
 
@@ -72,7 +75,7 @@ async function objects(): Promise<string[]> {
 }
 
 /** A policy document of docs/iam for this bucket and prefix. */
-function policyFor(role: Role): string {
+function policyFor(role: Role | 'worker'): string {
   return readFileSync(path.resolve(__dirname, '../../docs/iam', `${role}.json`), 'utf8').replaceAll('EXAMPLE-BUCKET', minio.bucket).replaceAll('EXAMPLE-PREFIX', PREFIX);
 }
 
@@ -90,6 +93,14 @@ beforeAll(async () => {
     process.env[`LB_${role.toUpperCase()}_ID`] = identity[role].id;
     process.env[`LB_${role.toUpperCase()}_SECRET`] = identity[role].secret;
   }
+  // The worker's default identity (commands with no role): a user of its own
+  // with docs/iam/worker.json; the tests that use it put its keys in the
+  // default chain's variables.
+  writeFileSync(path.join(mcDir, 'worker.json'), policyFor('worker'));
+  await mc('admin', 'policy', 'create', 'lb', 'lifeboat-worker', path.join(mcDir, 'worker.json'));
+  worker = { id: 'lifeboat-worker', secret: `worker-secret-${process.pid}-${Date.now().toString(36)}` };
+  await mc('admin', 'user', 'add', 'lb', worker.id, worker.secret);
+  await mc('admin', 'policy', 'attach', 'lb', 'lifeboat-worker', '--user', worker.id);
   // The default chain's keys in this process: unknown to the store.
   Object.assign(process.env, { S3_ENDPOINT: minio.endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'no-such-key', AWS_SECRET_ACCESS_KEY: 'no-such-secret' });
   process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
@@ -234,5 +245,41 @@ describe('storage identities with exactly the docs/iam policies', () => {
     expect(after.some((o) => o.startsWith(`${cluster}/base/${secondBackup}/backup.json `))).toBe(true);
     expect(gone.every((k) => k.startsWith(`${cluster}/base/${firstBackup}/`) || k.startsWith(`${cluster}/wal/`))).toBe(true);
     console.log(`expire as the expire identity deleted ${gone.length} objects:\n${r.stdout}`);
+  });
+
+  it('the worker\'s default identity (docs/iam/worker.json): check, evidence and audit records work; it writes no WAL or backup and deletes nothing', async () => {
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: worker.id, AWS_SECRET_ACCESS_KEY: worker.secret });
+    try {
+      const lifeboat = cliRunner(() => process.env);
+      const check = await lifeboat('check', '--runbook', cluster, '--no-primary');
+      expect(check.stdout).not.toMatch(/AccessDenied|PRIVILEGE_MISSING|lacks s3:/);
+      expect({ code: check.code, last: check.stdout.trimEnd().split('\n').pop() }).toEqual({ code: 0, last: 'healthy' });
+
+      const runId = `worker-${process.pid}`;
+      const evidence = { runId, kind: 'recovery', runbook: cluster } as unknown as Evidence;
+      const { result } = await activity(writeEvidence, { runbook: cluster, evidence });
+      expect(result.key).toBe(keys.evidence(cluster, runId));
+      for (const seq of [1, 2]) {
+        await activity(appendAudit, { runbook: cluster, runId, workflowId: 'wf-worker', seq, line: { at: new Date().toISOString(), event: 'step', note: `line ${seq}` } });
+      }
+      const asWorker = await openRepository(repoUrl, runbook.repository);
+      try {
+        const audit = await asWorker.get(keys.audit(cluster, runId));
+        expect(audit?.body.toString('utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual([1, 2]);
+        const wal = await refusal(asWorker.put(keys.wal(cluster, '0000000100000000000000FD'), Buffer.from('x'), { sha256: '0'.repeat(64) }));
+        expect(wal.code).toBe('PRIVILEGE_MISSING');
+        expect(wal.message).toContain('lacks s3:PutObject');
+        const before = await objects();
+        const del = await refusal(asWorker.delete([keys.evidence(cluster, runId)]));
+        expect(del.code).toBe('PRIVILEGE_MISSING');
+        expect(del.message).toContain('lacks s3:DeleteObject');
+        expect(await objects()).toEqual(before);
+      } finally {
+        (asWorker as { destroy?: () => void }).destroy?.();
+      }
+    } finally {
+      Object.assign(process.env, { AWS_ACCESS_KEY_ID: saved.id, AWS_SECRET_ACCESS_KEY: saved.secret });
+    }
   });
 });
