@@ -27,7 +27,16 @@ export type BaseBackupInput = z.infer<typeof BaseBackupInput>;
 
 /** The stored backup's metadata; with `expire`, also what retention did. */
 export type BaseBackupResult = BackupMeta & {
-  expiry?: { workflowId: string; deletedBackups: string[]; walDeletedCount: number } | { workflowId: string; failed: string };
+  expiry?:
+    | {
+        workflowId: string;
+        /** The first repository's (runbook repositories:: see `repositories`). */
+        deletedBackups: string[];
+        walDeletedCount: number;
+        /** Runbook `repositories:`: each repository, in order; `error` when it could not be expired. */
+        repositories?: Array<{ name: string; deletedBackups: string[]; walDeletedCount: number; error?: string }>;
+      }
+    | { workflowId: string; failed: string };
 };
 
 // Every activity heartbeats every 2 s while it runs (activities/failure.ts
@@ -86,6 +95,20 @@ export async function baseBackup(input: BaseBackupInput): Promise<BaseBackupResu
         workflowId: expireId,
         deletedBackups: result.applied?.deletedBackups.map((b) => b.backupId) ?? [],
         walDeletedCount: result.applied?.walDeletedCount ?? 0,
+        ...(result.plan.repositories
+          ? {
+              repositories: result.plan.repositories.map((p) => {
+                const a = result.applied?.repositories?.find((x) => x.name === p.name);
+                const error = a?.error ?? p.error;
+                return {
+                  name: p.name,
+                  deletedBackups: a?.applied?.deletedBackups.map((b) => b.backupId) ?? [],
+                  walDeletedCount: a?.applied?.walDeletedCount ?? 0,
+                  ...(error !== undefined ? { error } : {}),
+                };
+              }),
+            }
+          : {}),
       },
     };
   } catch (err) {

@@ -16,6 +16,8 @@ export const ExpireBackupsInput = z.strictObject({
     .int({ error: 'expected an integer of at least 1' })
     .min(1, { error: 'expected an integer of at least 1: retention always keeps a verified backup' })
     .optional(),
+  /** Runbook `repositories:`: expire only this one (its name, or its position from 1); absent: every one, in order. */
+  repository: z.string({ error: 'expected a repository name or position, e.g. "offsite" or "2"' }).min(1).optional(),
 });
 export type ExpireBackupsInput = z.infer<typeof ExpireBackupsInput>;
 
@@ -53,9 +55,16 @@ const { applyExpiry } = proxyActivities<typeof retention>({
  */
 export const LOCK_EXTENSION_PATCH = 'expire-extends-tier-locks';
 
+/**
+ * Runbook `repositories:`: apply also when only a repository after the first
+ * has something to do (plan.repositories). Plans from before it had no such
+ * list, so their histories never reach this decision.
+ */
+export const EVERY_REPOSITORY_PATCH = 'expire-every-repository';
+
 export async function expireBackups(input: ExpireBackupsInput): Promise<ExpireBackupsResult> {
-  const { runbook, dryRun = false, keep } = parseWorkflowInput(ExpireBackupsInput, input, 'expireBackups');
-  const plan = await planExpiry({ runbook, ...(keep !== undefined ? { keep } : {}) });
+  const { runbook, dryRun = false, keep, repository } = parseWorkflowInput(ExpireBackupsInput, input, 'expireBackups');
+  const plan = await planExpiry({ runbook, ...(keep !== undefined ? { keep } : {}), ...(repository !== undefined ? { repository } : {}) });
   log.info('expiry planned', {
     runbook,
     keep: plan.keep,
@@ -64,13 +73,20 @@ export async function expireBackups(input: ExpireBackupsInput): Promise<ExpireBa
     dryRun,
   });
   const extendLocks = !dryRun && (plan.lockExtension?.extended ?? 0) > 0 && patched(LOCK_EXTENSION_PATCH);
-  if (dryRun || (plan.expire.length === 0 && plan.walDeleteCount === 0 && !extendLocks)) return { runbook, dryRun, plan };
+  const firstHasWork = plan.expire.length > 0 || plan.walDeleteCount > 0 || extendLocks;
+  const othersHaveWork =
+    !dryRun &&
+    !firstHasWork &&
+    (plan.repositories ?? []).some((r, i) => i > 0 && r.plan !== undefined && (r.plan.expire.length > 0 || r.plan.walDeleteCount > 0 || (r.plan.lockExtension?.extended ?? 0) > 0)) &&
+    patched(EVERY_REPOSITORY_PATCH);
+  if (dryRun || (!firstHasWork && !othersHaveWork)) return { runbook, dryRun, plan };
   const applied = await applyExpiry({ runbook, plan });
   log.info('expiry applied', {
     runbook,
     deletedBackups: applied.deletedBackups.map((b) => b.backupId),
     walDeletedCount: applied.walDeletedCount,
     locksExtended: applied.lockExtension?.extended ?? 0,
+    failedRepositories: (applied.repositories ?? []).filter((r) => r.error !== undefined).map((r) => r.name),
   });
   return { runbook, dryRun, plan, applied };
 }

@@ -7,7 +7,7 @@ import { errorMessage } from '../errors';
 import { closeRepositories, openEntry, repositoryLabel, type OpenedRepository } from '../repository/multi';
 import type { Runbook } from '../runbook/schema';
 import { repositoryLag, type RepositoryLag } from '../wal/catchup';
-import { isComplete, readCatalog, readWalArchive } from './catalog';
+import { isComplete, readCatalog, readWalArchive, type CompleteEntry } from './catalog';
 import { analyzeChain, describeChainProblems, type ChainReport, type HealthProblem } from './chain';
 
 export interface RepositoryReport {
@@ -19,6 +19,8 @@ export interface RepositoryReport {
   chain?: ChainReport;
   /** Against the first repository; absent for the first itself. */
   behind?: { files: number; first?: string; last?: string; since?: string };
+  /** Verified backups of the first repository this one does not hold complete (archive-catchup copies them). */
+  missingBackups?: string[];
 }
 
 export interface RepositoriesCheck {
@@ -34,6 +36,12 @@ export async function checkOtherRepositories(runbook: Runbook, first: OpenedRepo
     const out: RepositoriesCheck = { reports: [], problems: [], lines: [] };
     let lags: RepositoryLag[] = [];
     const reachable: OpenedRepository[] = [];
+    let firstBackups: CompleteEntry[] | undefined;
+    try {
+      firstBackups = (await readCatalog(first.repo, cluster)).filter(isComplete);
+    } catch {
+      // The first repository's own check reports it.
+    }
     for (const o of others) {
       const report: RepositoryReport = { name: o.name, url: o.url, reachable: true, verifiedBackups: [] };
       out.reports.push(report);
@@ -41,6 +49,22 @@ export async function checkOtherRepositories(runbook: Runbook, first: OpenedRepo
         const [entries, archive] = await Promise.all([readCatalog(o.repo, cluster), readWalArchive(o.repo, cluster)]);
         const complete = entries.filter(isComplete);
         report.verifiedBackups = complete.map((e) => e.backupId);
+        if (firstBackups) {
+          const theirs = new Set(report.verifiedBackups);
+          report.missingBackups = firstBackups.map((e) => e.backupId).filter((id) => !theirs.has(id));
+          if (report.missingBackups.length > 0) {
+            out.problems.push({
+              kind: 'repository-backups-missing',
+              message:
+                `repository ${repositoryLabel(o)} lacks ${report.missingBackups.length} verified backup${report.missingBackups.length === 1 ? '' : 's'} ` +
+                `that ${first.name} holds: ${report.missingBackups.join(', ')}`,
+              hints: [
+                `to copy them now (each file verified by sha256, backup.json last): lifeboat archive-catchup --runbook ${runbook.name}`,
+                'until then a recovery that falls back to it cannot start from them',
+              ],
+            });
+          }
+        }
         report.chain = analyzeChain({
           walFiles: archive.files.map((f) => f.name),
           histories: archive.histories,
@@ -101,7 +125,8 @@ export async function checkOtherRepositories(runbook: Runbook, first: OpenedRepo
       const tls = r.chain?.timelines ?? [];
       const newest = tls.map((t) => t.lastSegment).filter(Boolean).sort().pop();
       const behind = r.behind && r.behind.files > 0 ? `${r.behind.files} WAL files behind ${first.name} since ${r.behind.since ?? 'unknown'}` : `up to date with ${first.name}`;
-      out.lines.push(`repository ${r.name} (${r.url}): ${r.verifiedBackups.length} verified backup${r.verifiedBackups.length === 1 ? '' : 's'}, newest WAL ${newest ?? 'none'}, ${behind}`);
+      const lacks = r.missingBackups && r.missingBackups.length > 0 ? `, lacks backup${r.missingBackups.length === 1 ? '' : 's'} ${r.missingBackups.join(', ')}` : '';
+      out.lines.push(`repository ${r.name} (${r.url}): ${r.verifiedBackups.length} verified backup${r.verifiedBackups.length === 1 ? '' : 's'}${lacks}, newest WAL ${newest ?? 'none'}, ${behind}`);
     }
     return out;
   } finally {

@@ -137,6 +137,7 @@ temporalOptions(
       .option('--dry-run', 'list what would be deleted and delete nothing')
       .option('--local', 'run in this process instead of through the `expireBackups` workflow')
       .option('--keep <n>', 'keep the n newest full backups instead of backup.retainFull (refused when the runbook has retention: tiers)')
+      .option('--repo-index <n|name>', 'runbook repositories: expire only this repository (position from 1, or its name) instead of every one in order')
       .option('--json', 'print the result as JSON'),
   ),
 ).action((opts) => runCommand(() => import('./commands/expire'), opts));
@@ -218,7 +219,12 @@ repoOptions(
     .option('--follow', 'stay: keep --count segments spooled after <file> while replay takes them, until idle')
     .option('--starting', 'with --follow: <file> itself is the first segment to fetch')
     .requiredOption('--spool-dir <dir>', 'prefetch spool')
-    .addOption(new Option('--count <n>', 'how many segments').default('8')),
+    .addOption(new Option('--count <n>', 'how many segments').default('8'))
+    .option(
+      '--fallback-repo <url>',
+      "with --repo: another repository of the runbook's, asked (in the order given) when --repo is unreachable, holds a damaged copy or lacks the file",
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    ),
 ).action((file: string, opts) => runCommand(() => import('./commands/archive-prefetch'), { ...opts, file }));
 
 // ---------------------------------------------------------------- recovery (DESIGN.md §4, §9)

@@ -13,9 +13,10 @@ import { intOption, requireRunbook, temporalAddress, type RepoOptions, type Temp
 import { lockedBackupReason, lockedWalLine } from '../../catalog/locked';
 import { lockExtensionLines } from '../../catalog/lock-extend';
 import { formatBytes } from '../format';
-import { printJson } from '../run';
+import { chooseRepositories, repositoryLabel } from '../../repository/multi';
+import { EXIT, printJson } from '../run';
 
-type Options = RepoOptions & TemporalOptions & { dryRun?: boolean; local?: boolean; keep?: string; json?: boolean };
+type Options = RepoOptions & TemporalOptions & { dryRun?: boolean; local?: boolean; keep?: string; json?: boolean; repoIndex?: string };
 
 export async function run(opts: Options): Promise<number> {
   if (opts.repo) {
@@ -28,23 +29,25 @@ export async function run(opts: Options): Promise<number> {
   // --keep cannot override retention: tiers: refused here, before a workflow starts.
   retentionPolicy(runbook, keep);
   const dryRun = opts.dryRun === true;
+  // --repo-index: checked against the runbook now (exit 2 naming the repositories), sent by name.
+  const repository = opts.repoIndex !== undefined ? chooseRepositories(runbook, opts.repoIndex)[0]!.name : undefined;
 
   let result: ExpireBackupsResult;
   let workflowId: string | undefined;
   if (opts.local) {
     // The same activities the workflow runs, given the runbook file this
     // command resolved (the activities would otherwise look in LIFEBOAT_RUNBOOKS_DIR).
-    const { planExpiry, applyExpiry } = await import('../../../activities/retention');
+    const { planExpiry, applyExpiry, expiryHasWork } = await import('../../../activities/retention');
     const ref = resolveRunbookPath(opts.runbook!, opts.runbooksDir);
-    const plan = await planExpiry({ runbook: ref, ...(keep !== undefined ? { keep } : {}) });
-    const nothing = plan.expire.length === 0 && plan.walDeleteCount === 0 && (plan.lockExtension?.extended ?? 0) === 0;
+    const plan = await planExpiry({ runbook: ref, ...(keep !== undefined ? { keep } : {}), ...(repository !== undefined ? { repository } : {}) });
+    const nothing = !expiryHasWork(plan) && !(plan.repositories ?? []).some((r) => r.plan !== undefined && expiryHasWork(r.plan));
     const applied = dryRun || nothing ? undefined : await applyExpiry({ runbook: ref, plan });
     result = { runbook: runbook.name, dryRun, plan, ...(applied ? { applied } : {}) };
   } else {
     const { address, namespace } = temporalAddress(opts);
     const client = await connectClient(address, namespace);
     workflowId = timestampedId(`expire-${runbook.name}`);
-    const input: ExpireBackupsInput = { runbook: runbook.name, dryRun, ...(keep !== undefined ? { keep } : {}) };
+    const input: ExpireBackupsInput = { runbook: runbook.name, dryRun, ...(keep !== undefined ? { keep } : {}), ...(repository !== undefined ? { repository } : {}) };
     try {
       const handle = await client.workflow.start('expireBackups', { taskQueue: TASK_QUEUE, workflowId, args: [input] });
       process.stderr.write(`started expireBackups ${workflowId} (runbook ${runbook.name}); waiting for a worker on task queue ${TASK_QUEUE}\n`);
@@ -56,9 +59,39 @@ export async function run(opts: Options): Promise<number> {
     }
   }
 
+  const failed = failedRepositories(result);
   if (opts.json) printJson({ ...(workflowId ? { workflowId } : {}), ...result });
-  else process.stdout.write(`${describe(result.plan, result.applied, dryRun).join('\n')}\n`);
-  return 0;
+  else if (!result.plan.repositories) process.stdout.write(`${describe(result.plan, result.applied, dryRun).join('\n')}\n`);
+  else {
+    // Runbook repositories:: one section per repository, in runbook order.
+    const sections = result.plan.repositories.map((r) => {
+      const applied = result.applied?.repositories?.find((a) => a.name === r.name);
+      const head = `== repository ${repositoryLabel(r)} ==`;
+      if (!r.plan) return [head, `not expired: it could not be planned: ${r.error ?? ''}`];
+      const lines = describe(r.plan, applied?.applied, dryRun);
+      return applied?.error !== undefined ? [head, ...lines, `not expired: ${applied.error}`] : [head, ...lines];
+    });
+    process.stdout.write(`${sections.map((s) => s.join('\n')).join('\n\n')}\n`);
+  }
+  if (failed.length === 0) return EXIT.ok;
+  // Every other repository was expired; the command still fails, naming each that was not.
+  for (const f of failed) {
+    process.stderr.write(`lifeboat: repository ${repositoryLabel(f)} was not expired: ${f.error}\n`);
+    for (const h of f.hints ?? []) process.stderr.write(`HINT: ${h}\n`);
+  }
+  process.stderr.write(
+    `HINT: the other repositories were expired as planned; once that is fixed, run again (only that one: lifeboat expire --runbook ${runbook.name} --repo-index ${failed[0]!.name})\n`,
+  );
+  return EXIT.failed;
+}
+
+/** Repositories of the runbook's list that could not be planned or expired, with why. */
+function failedRepositories(result: ExpireBackupsResult): Array<{ name: string; url: string; error: string; hints?: string[] }> {
+  return (result.plan.repositories ?? []).flatMap((r) => {
+    const applied = result.applied?.repositories?.find((a) => a.name === r.name);
+    const bad = r.error !== undefined ? r : applied?.error !== undefined ? applied : undefined;
+    return bad ? [{ name: r.name, url: r.url, error: bad.error!, ...(bad.hints ? { hints: bad.hints } : {}) }] : [];
+  });
 }
 
 /** The report an operator reads: what each tier keeps, what went (or would go) and why, what stayed. */
