@@ -1,9 +1,11 @@
 // `npm run bench:encryption`: what client-side encryption (src/repository/
 // encrypted.ts) costs archive-push and archive-get, on the same pgbench WAL
 // segments with encryption off and on, into file:// and into a MinIO of its
-// own; written into the "Encryption" section of BENCHMARKS.md (between the
-// bench markers). Every lifeboat call is a fresh process, as PostgreSQL runs
-// it. Environment:
+// own, and what a second repository costs (a runbook with file:// then
+// s3://, policy all, against one with file:// only); written into the
+// "Encryption" section of BENCHMARKS.md (between the bench markers). Every
+// lifeboat call is a fresh process, as PostgreSQL runs it, and the
+// configurations take turns segment by segment. Environment:
 //   BENCH_SEGMENTS  segments per series (default 32)
 //   BENCH_DRY=1     a trial run: BENCHMARKS.md is left alone
 import { execFileSync } from 'node:child_process';
@@ -16,6 +18,7 @@ import { openBuffer, sealBuffer } from '../src/repository/encryption-format';
 import { KeyRing } from '../src/repository/keys';
 import { projectRoot } from '../src/tools';
 import { zstdCompress } from '../src/wal/compress';
+import { demoRunbookYaml } from '../src/dev/demo-runbook';
 import { pgbench, row, startMinio, WIDE_TPCB, writeBenchSection } from './common';
 
 const SEGMENTS = Math.max(4, Number(process.env.BENCH_SEGMENTS ?? 32));
@@ -40,6 +43,77 @@ function timed(args: string[], cwd: string, env: Record<string, string>): number
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+interface Config {
+  id: string;
+  label: string;
+  encrypted: boolean;
+  /** The row its Δ columns are measured against. */
+  against?: string;
+  /** archive-push's repository options. */
+  pushTarget: string[];
+  /** archive-get's: for two repositories, restore_command's (--repo the first, --fallback-repo the second). */
+  getTarget: string[];
+  env: Record<string, string>;
+  data: string;
+  getDir: string;
+}
+
+/**
+ * Every configuration of the per-call table: file:// and s3:// by URL with
+ * encryption off and on, then by runbook: one repository (file://), and two
+ * (file:// first, s3:// second, policy all) off and on.
+ */
+function benchConfigs(fileRoot: string, runbooksDir: string, s3env: Record<string, string>): Config[] {
+  const work = path.dirname(fileRoot);
+  const key = ['--encryption-key', `bench=${KEY_ENV}`];
+  const s3Url = 's3://bench/archive';
+  const byUrl = (id: string, label: string, url: string, encrypted: boolean, env: Record<string, string>, against?: string): Config => ({
+    id,
+    label,
+    encrypted,
+    ...(against ? { against } : {}),
+    pushTarget: ['--repo', url, '--cluster', id, ...(encrypted ? key : [])],
+    getTarget: ['--repo', url, '--cluster', id, ...(encrypted ? key : [])],
+    env,
+    data: path.join(work, `data-${id}`),
+    getDir: path.join(work, `get-${id}`),
+  });
+  const byRunbook = (id: string, label: string, encrypted: boolean, two: boolean, against?: string): Config => {
+    const enc = encrypted ? `, encryption: { keyId: bench, keyEnv: ${KEY_ENV} }` : '';
+    const repos = two
+      ? `repositories:\n  - { name: local, url: "file://${fileRoot}"${enc} }\n  - { name: minio, url: "${s3Url}", endpointEnv: S3_ENDPOINT${enc} }\nrepositoryPolicy: all\n`
+      : `repository: { url: "file://${fileRoot}"${enc} }\n`;
+    const yaml = demoRunbookYaml({ name: id, pgPort: 5432, pgUser: 'postgres', database: 'postgres', repoUrl: 'file:///unused', host: 'bench', stateDir: path.join(work, `state-${id}`), restorePort: 5433, drillPort: 5434 })
+      .replace('\ncluster:\n', `\ncluster:\n  name: ${id}\n`)
+      .replace(/^repository: .*\n/m, repos);
+    writeFileSync(path.join(runbooksDir, `${id}.yaml`), yaml);
+    return {
+      id,
+      label,
+      encrypted,
+      ...(against ? { against } : {}),
+      pushTarget: ['--runbook', id, '--runbooks-dir', runbooksDir],
+      // As restore_command names them (src/repository/multi.ts fallbackRepoArgs): the first by URL, the second as its fallback.
+      getTarget: [
+        '--repo', `file://${fileRoot}`, '--cluster', id, ...(encrypted ? key : []),
+        ...(two ? ['--fallback-repo', `${s3Url}#endpointEnv=S3_ENDPOINT`] : []),
+      ],
+      env: two ? s3env : {},
+      data: path.join(work, `data-${id}`),
+      getDir: path.join(work, `get-${id}`),
+    };
+  };
+  return [
+    byUrl('f-plain', 'file://', `file://${fileRoot}`, false, {}),
+    byUrl('f-enc', 'file://', `file://${fileRoot}`, true, {}, 'f-plain'),
+    byUrl('s-plain', 's3://', s3Url, false, s3env),
+    byUrl('s-enc', 's3://', s3Url, true, s3env, 's-plain'),
+    byRunbook('r1-plain', 'runbook: file://', false, false),
+    byRunbook('r2-plain', 'runbook: file:// + s3:// (all)', false, true, 'r1-plain'),
+    byRunbook('r2-enc', 'runbook: file:// + s3:// (all)', true, true, 'r2-plain'),
+  ];
+}
 
 /** Ready segments of pgbench WAL, copied out of pg_wal while archiving is off. */
 async function pgbenchSegments(pg: Primary, work: string): Promise<{ dir: string; names: string[] }> {
@@ -104,35 +178,52 @@ async function main(): Promise<void> {
     log(row(['open (decrypt, authenticate)', storedMiB / (best.open / 1000), best.open / compressed.length]));
     log();
 
-    // One process per call, as PostgreSQL runs them: push every segment, then get it back.
-    log('### archive-push and archive-get, one new process per segment (sequential, no read-ahead or prefetch)');
+    // One process per call, as PostgreSQL runs them: push every segment into
+    // every configuration, then get every one back. Interleaved: segment by
+    // segment, each configuration in turn (the order rotating), so that a
+    // change of load during the run falls on every row alike; the Δ columns
+    // are medians of per-segment differences against the row named (the same
+    // segment, moments apart), which cancels most of what load remains.
+    log('### archive-push and archive-get, one new process per segment (sequential, interleaved, no read-ahead or prefetch)');
     log();
-    log('| repository | encryption | push mean ms | push p50 ms | push MiB/s | get mean ms | get p50 ms | get MiB/s |');
-    log('|---|---|---|---|---|---|---|---|');
+    log('| repositories | encryption | push mean ms | push p50 ms | push MiB/s | get mean ms | get p50 ms | get MiB/s | Δ push ms | Δ get ms | against |');
+    log('|---|---|---|---|---|---|---|---|---|---|---|');
     const fileRoot = path.join(work, 'repo');
     mkdirSync(fileRoot);
-    for (const [kind, url, env] of [
-      ['file://', `file://${fileRoot}`, {}],
-      ['s3://', 's3://bench/archive', minio.env],
-    ] as const) {
-      for (const encrypted of [false, true]) {
-        const cluster = `${kind === 'file://' ? 'f' : 's'}-${encrypted ? 'enc' : 'plain'}`;
-        const target = ['--repo', url, '--cluster', cluster, ...(encrypted ? ['--encryption-key', `bench=${KEY_ENV}`] : [])];
-        const data = path.join(work, `data-${cluster}`);
-        mkdirSync(path.join(data, 'pg_wal', 'archive_status'), { recursive: true });
-        for (const n of seg.names) linkSync(path.join(seg.dir, n), path.join(data, 'pg_wal', n));
-        const push = seg.names.map((n) => timed(['archive-push', `pg_wal/${n}`, ...target, '--no-ahead'], data, env));
-        const getDir = path.join(work, `get-${cluster}`);
-        mkdirSync(getDir);
-        const get = seg.names.map((n) => timed(['archive-get', n, path.join(getDir, n), ...target, '--prefetch', '0'], getDir, env));
-        for (const n of seg.names) {
-          if (!readFileSync(path.join(getDir, n)).equals(readFileSync(path.join(seg.dir, n)))) throw new Error(`${n} came back different (${cluster})`);
+    const runbooksDir = path.join(work, 'runbooks');
+    mkdirSync(runbooksDir);
+    const configs = benchConfigs(fileRoot, runbooksDir, minio.env);
+    for (const c of configs) {
+      mkdirSync(path.join(c.data, 'pg_wal', 'archive_status'), { recursive: true });
+      for (const n of seg.names) linkSync(path.join(seg.dir, n), path.join(c.data, 'pg_wal', n));
+      mkdirSync(c.getDir);
+    }
+    const times = new Map(configs.map((c) => [c.id, { push: [] as number[], get: [] as number[] }]));
+    for (const op of ['push', 'get'] as const) {
+      seg.names.forEach((n, i) => {
+        for (let j = 0; j < configs.length; j++) {
+          const c = configs[(i + j) % configs.length]!;
+          const t = op === 'push'
+            ? timed(['archive-push', `pg_wal/${n}`, ...c.pushTarget, '--no-ahead'], c.data, c.env)
+            : timed(['archive-get', n, path.join(c.getDir, n), ...c.getTarget, '--prefetch', '0'], c.getDir, c.env);
+          times.get(c.id)![op].push(t);
         }
-        log(row([kind, encrypted ? 'on' : 'off', mean(push), median(push), SEG_MB / (mean(push) / 1000), mean(get), median(get), SEG_MB / (mean(get) / 1000)]));
+      });
+    }
+    for (const c of configs) {
+      for (const n of seg.names) {
+        if (!readFileSync(path.join(c.getDir, n)).equals(readFileSync(path.join(seg.dir, n)))) throw new Error(`${n} came back different (${c.id})`);
       }
+      const t = times.get(c.id)!;
+      const base = c.against ? times.get(c.against) : undefined;
+      const delta = (op: 'push' | 'get') => (base ? median(t[op].map((x, i) => x - base[op][i]!)) : undefined);
+      const against = c.against ? configs.find((x) => x.id === c.against)!.label : '—';
+      log(row([c.label, c.encrypted ? 'on' : 'off', mean(t.push), median(t.push), SEG_MB / (mean(t.push) / 1000), mean(t.get), median(t.get), SEG_MB / (mean(t.get) / 1000), delta('push'), delta('get'), against]));
     }
     log();
     log('Each process pays Node\'s start-up and, for s3://, the AWS SDK\'s; the cipher adds its per-segment time above. ' +
+      'The runbook rows load and check a runbook (as an archive_command naming one does); the two-repository rows (`repositories:` file:// then s3://, `repositoryPolicy: all`) ' +
+      'push each segment to both (compressed once, uploaded twice) and get it from the first, as restore_command does with `--fallback-repo` for the second. ' +
       'PostgreSQL\'s archiver normally finds segments already pushed by the read-ahead pusher and replay finds them in the prefetch spool ' +
       '(plaintext, verified), so these per-call times are the worst case.');
     writeBenchSection('bench:encryption', 'Encryption', out.join('\n'));
