@@ -15,14 +15,18 @@
 // 3. The second's expire identity is a MinIO user with only the archive
 //    policy (docs/iam/archive.json): the first is still expired, the command
 //    exits 1 naming the second and s3:DeleteObject, the second is untouched;
-//    run again with its own expire identity, it is expired too.
+//    with its own expire identity, --repo-index 2 plans it alone, and the
+//    expireBackups workflow (the first has nothing left) expires it.
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import * as retentionActivities from '../../activities/retention';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import { isComplete, readCatalog, readWalArchive } from '../../src/catalog/catalog';
 import { demoRunbookYaml } from '../../src/dev/demo-runbook';
@@ -32,11 +36,13 @@ import type { Repository } from '../../src/repository/types';
 import { loadRunbook } from '../../src/runbook/load';
 import { lifeboatCommand, requireTool } from '../../src/tools';
 import { isSegmentName } from '../../src/wal/names';
+import type { ExpireBackupsResult } from '../../workflows/expire-backups';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { cliRunner } from '../harness/cli';
 import { startOwnMinio, type OwnMinio } from '../harness/faults-services';
 import { freePort } from '../harness/ports';
 import { postgresTempDir, startPrimary, switchAndWaitArchived, type Primary } from '../harness/postgres';
+import { temporalAddress } from '../harness/services';
 
 const exec = promisify(execFile);
 const cleanups: Cleanups = [];
@@ -245,7 +251,7 @@ it('expire plans and deletes in both repositories, each from its own catalog: ex
   expect(check.code).toBe(0);
 });
 
-it('the second repository\'s expire identity cannot delete: the first is still expired, exit 1 naming the second and s3:DeleteObject, the second untouched until its own identity runs', { timeout: 300_000 }, async () => {
+it('the second repository\'s expire identity cannot delete: the first is still expired, exit 1 naming the second and s3:DeleteObject, the second untouched until its own identity runs (--repo-index, then the workflow)', { timeout: 300_000 }, async () => {
   const older = backups[1]!;
   await writeAndSwitch(1);
   const newest = await takeBaseBackup({ runbook: await loadRunbook(name, runbooksDir) });
@@ -270,10 +276,33 @@ it('the second repository\'s expire identity cannot delete: the first is still e
 
   offsiteExpire.id = minio.env.AWS_ACCESS_KEY_ID!;
   offsiteExpire.secret = minio.env.AWS_SECRET_ACCESS_KEY!;
-  const retried = await lifeboat('expire', '--runbook', name, '--local', '--repo-index', 'offsite');
-  process.stdout.write(`expire --repo-index offsite:\n${retried.stdout}${retried.stderr}`);
-  expect({ code: retried.code, stderr: retried.stderr }).toEqual({ code: 0, stderr: '' });
-  expect(retried.stdout.split('\n')[0]).toBe(`== repository offsite (${offsiteUrl}) ==`);
-  expect(retried.stdout).not.toContain('== repository local');
+  const only = await lifeboat('expire', '--runbook', name, '--local', '--dry-run', '--repo-index', '2');
+  expect({ code: only.code, stderr: only.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(only.stdout.split('\n')[0]).toBe(`== repository offsite (${offsiteUrl}) ==`);
+  expect(only.stdout).not.toContain('== repository local');
+  expect(only.stdout).toMatch(new RegExp(`backups would delete:\\n  ${older} `));
+
+  // Again through the expireBackups workflow (a worker of this test's own on the shared Temporal):
+  // the first has nothing left to do, only the second has, and that is applied.
+  Object.assign(process.env, { LIFEBOAT_RUNBOOKS_DIR: runbooksDir, LB_OFFSITE_EXPIRE_ID: offsiteExpire.id, LB_OFFSITE_EXPIRE_SECRET: offsiteExpire.secret });
+  const taskQueue = `lifeboat-test-expire2-${process.pid}`;
+  const worker = await Worker.create({
+    connection: await NativeConnection.connect({ address: temporalAddress() }),
+    taskQueue,
+    workflowsPath: path.resolve(__dirname, '../../workflows/expire-backups.ts'),
+    activities: retentionActivities,
+  });
+  const client = new Client({ connection: await Connection.connect({ address: temporalAddress() }) });
+  const result = await worker.runUntil(
+    client.workflow.execute('expireBackups', { taskQueue, workflowId: `test-expire2-${Date.now()}`, args: [{ runbook: name }] }) as Promise<ExpireBackupsResult>,
+  );
+  await client.connection.close();
+  expect(result.plan.expire).toEqual([]);
+  expect(result.plan.repositories?.map((r) => [r.name, r.plan?.expire.map((e) => e.backupId)])).toEqual([['local', []], ['offsite', [older]]]);
+  expect(result.applied?.repositories?.map((r) => [r.name, r.error, r.applied?.deletedBackups.map((b) => b.backupId)])).toEqual([
+    ['local', undefined, undefined],
+    ['offsite', undefined, [older]],
+  ]);
   expect(await verifiedIds(second)).toEqual([newest.backupId]);
+  expect(await verifiedIds(first)).toEqual([newest.backupId]);
 });
