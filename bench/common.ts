@@ -51,9 +51,15 @@ export async function stopPostgres(dataDir: string): Promise<void> {
   }
 }
 
-/** The demo runbook for a bench, naming `cluster` so that runbooks of one bench share the repository's keys. */
-export function writeBenchRunbook(runbooksDir: string, cluster: string, p: DemoRunbookParams): void {
-  writeFileSync(path.join(runbooksDir, `${p.name}.yaml`), demoRunbookYaml(p).replace('\ncluster:\n', `\ncluster:\n  name: ${cluster}\n`));
+/**
+ * The demo runbook for a bench, naming `cluster` so that runbooks of one bench
+ * share the repository's keys. `repositories`: YAML that takes the place of
+ * the `repository:` line (a repository with encryption, or a `repositories:` list).
+ */
+export function writeBenchRunbook(runbooksDir: string, cluster: string, p: DemoRunbookParams, repositories?: string): void {
+  let yaml = demoRunbookYaml(p).replace('\ncluster:\n', `\ncluster:\n  name: ${cluster}\n`);
+  if (repositories) yaml = yaml.replace(/^repository: .*\n/m, `${repositories.trimEnd()}\n`);
+  writeFileSync(path.join(runbooksDir, `${p.name}.yaml`), yaml);
 }
 
 /** A MinIO on a free loopback port under `root`, with one bucket; env holds what a client needs. */

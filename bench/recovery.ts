@@ -33,8 +33,20 @@
 //                 was made, read just before it with nothing writing: the same rows)
 //   BENCH_ONLY    `recovery` runs only this bench; any other value skips it
 //   BENCH_WARM_DELAY  the standby's delay (default 6h: longer than the bench)
+//   BENCH_ROWS    rows to run, comma-separated (default all: limit, pgbackrest,
+//                 file, file-enc, s3, s3-enc, two, near, warm); e.g. a quick
+//                 check of the encryption and two-repository rows:
+//                 BENCH_ROWS=file,file-enc,s3,s3-enc,two BENCH_SCALE=2
+//                 BENCH_WAL_MB=48 BENCH_ROUNDS=1 BENCH_DRY=1
+//   BENCH_DRY=1   a trial run: BENCHMARKS.md is left alone (the tables are on stdout)
+// The file-enc and s3-enc rows restore the same objects sealed with
+// client-side encryption (repository.encryption; copied through
+// src/repository/encrypted.ts into repositories of their own); the two row
+// restores with `repositories:` file:// first and s3:// second (policy all,
+// each its own copy), as a recovery does: from the first, restore_command
+// with the second as its --fallback-repo.
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -93,9 +105,20 @@ interface Run {
   behindMiB?: number;
 }
 
-const ROWS = ['limit', 'pgbackrest', 'file', 's3', 'near', 'warm'] as const;
-type RowId = (typeof ROWS)[number];
-type LifeboatKind = 'file' | 's3' | 'warm';
+const ALL_ROWS = ['limit', 'pgbackrest', 'file', 'file-enc', 's3', 's3-enc', 'two', 'near', 'warm'] as const;
+type RowId = (typeof ALL_ROWS)[number];
+type LifeboatKind = 'file' | 'file-enc' | 's3' | 's3-enc' | 'two' | 'warm';
+const LIFEBOAT_KINDS: readonly LifeboatKind[] = ['file', 'file-enc', 's3', 's3-enc', 'two', 'warm'];
+/** BENCH_ROWS, in the order of ALL_ROWS (rows of one round take turns in that order). */
+const ROWS: readonly RowId[] = (() => {
+  const asked = process.env.BENCH_ROWS?.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  if (!asked) return ALL_ROWS;
+  const unknown = asked.filter((x) => !(ALL_ROWS as readonly string[]).includes(x));
+  if (unknown.length > 0) throw new Error(`BENCH_ROWS: unknown row ${unknown.join(', ')} (rows: ${ALL_ROWS.join(', ')})`);
+  return ALL_ROWS.filter((x) => asked.includes(x));
+})();
+/** The variable holding the encrypted rows' key (a fresh one per run, in this process's environment). */
+const KEY_ENV = 'LIFEBOAT_BENCH_REPO_KEY';
 
 /** Copies every object of the cluster, with its recorded sha256 and restore point count, from one repository to another. */
 async function copyCluster(from: Repository, to: Repository): Promise<number> {
@@ -346,6 +369,19 @@ async function main(): Promise<void> {
     const s3Url = 's3://bench/recovery';
     // The warm row's own copy: the file row's last round promotes a timeline 2 into the file:// repository.
     const warmUrl = `file://${pgDir(path.join(work, 'repo-warm'))}`;
+    // The encrypted rows' and the two-repository row's own copies of the same objects.
+    process.env[KEY_ENV] = randomBytes(32).toString('base64');
+    const encryption = { keyId: 'bench', keyEnv: KEY_ENV };
+    const encYaml = `encryption: { keyId: ${encryption.keyId}, keyEnv: ${KEY_ENV} }`;
+    const fileEncUrl = `file://${pgDir(path.join(work, 'repo-enc'))}`;
+    const s3EncUrl = 's3://bench/recovery-enc';
+    const twoFileUrl = `file://${pgDir(path.join(work, 'repo-two'))}`;
+    const twoS3Url = 's3://bench/recovery-two';
+    const repositoriesYaml: Partial<Record<LifeboatKind, string>> = {
+      'file-enc': `repository: { url: "${fileEncUrl}", ${encYaml} }`,
+      's3-enc': `repository: { url: "${s3EncUrl}", endpointEnv: S3_ENDPOINT, ${encYaml} }`,
+      two: `repositories:\n  - { name: local, url: "${twoFileUrl}" }\n  - { name: minio, url: "${twoS3Url}", endpointEnv: S3_ENDPOINT }\nrepositoryPolicy: all`,
+    };
     pgDir(path.join(work, 'runs'));
     const sockets = pgDir(path.join(work, 'sock'));
     // Both archivers in one archive_command: the same segments reach both repositories.
@@ -365,12 +401,25 @@ async function main(): Promise<void> {
     pgbr.run(['stanza-create']);
     const host = `bench${process.pid}`;
     const kinds = {} as Bench['kinds'];
-    for (const [kind, url, endpointEnv] of [['file', fileUrl, undefined], ['s3', s3Url, 'S3_ENDPOINT'], ['warm', warmUrl, undefined]] as const) {
+    const kindRepos: Array<readonly [LifeboatKind, string, string | undefined]> = [
+      ['file', fileUrl, undefined],
+      ['file-enc', fileEncUrl, undefined],
+      ['s3', s3Url, 'S3_ENDPOINT'],
+      ['s3-enc', s3EncUrl, 'S3_ENDPOINT'],
+      ['two', twoFileUrl, undefined],
+      ['warm', warmUrl, undefined],
+    ];
+    for (const [kind, url, endpointEnv] of kindRepos) {
       const stateDir = pgDir(path.join(work, `state-${kind}`));
       const restorePort = await freePort();
       kinds[kind] = { runbook: `bench-${kind}`, restoreDir: path.join(stateDir, 'recovery'), restorePort };
       restored.push(kinds[kind].restoreDir);
-      writeBenchRunbook(runbooksDir, CLUSTER, { name: `bench-${kind}`, pgPort: pg.port, pgUser: 'postgres', database: 'postgres', repoUrl: url, endpointEnv, host, stateDir, restorePort, drillPort: await freePort() });
+      writeBenchRunbook(
+        runbooksDir,
+        CLUSTER,
+        { name: `bench-${kind}`, pgPort: pg.port, pgUser: 'postgres', database: 'postgres', repoUrl: url, ...(endpointEnv ? { endpointEnv } : {}), host, stateDir, restorePort, drillPort: await freePort() },
+        repositoriesYaml[kind],
+      );
       if (kind === 'warm') restored.push(addStandby(runbooksDir, { host, stateDir, port: await freePort() }));
     }
 
@@ -392,7 +441,12 @@ async function main(): Promise<void> {
     const s3Repo = await openRepository(s3Url, { endpointEnv: 'S3_ENDPOINT' });
     const copied = await copyCluster(fileRepo, s3Repo);
     await copyCluster(fileRepo, await openRepository(warmUrl));
-    progress(`dataset ready: target ${ds.targetName} (${ds.target}), ${copied} objects copied into MinIO and into the warm row's file:// repository; preparing the limit`);
+    // Sealed as archive-push and the base backup would have sealed them: the same compressed bytes, the same recorded sha256.
+    await copyCluster(fileRepo, await openRepository(fileEncUrl, { encryption }));
+    await copyCluster(fileRepo, await openRepository(s3EncUrl, { endpointEnv: 'S3_ENDPOINT', encryption }));
+    await copyCluster(fileRepo, await openRepository(twoFileUrl));
+    await copyCluster(fileRepo, await openRepository(twoS3Url, { endpointEnv: 'S3_ENDPOINT' }));
+    progress(`dataset ready: target ${ds.targetName} (${ds.target}), ${copied} objects copied into MinIO, the warm row's, the encrypted rows' and the two-repository row's repositories; preparing the limit`);
 
     const temporal = await startTemporalDevServer({ port: await freePort(), logFile: path.join(work, 'temporal.log') });
     cleanups.push(temporal.stop);
@@ -403,12 +457,12 @@ async function main(): Promise<void> {
     cleanups.push(() => connection.close());
     const client = new TemporalClient({ connection });
 
-    const prep = await prepareLimit(work, fileRepo, ds, kinds.file.restoreDir);
+    const prep = ROWS.includes('limit') ? await prepareLimit(work, fileRepo, ds, kinds.file.restoreDir) : { ready: '', walDir: '', prepSeconds: 0 };
     const primaryPid = Number(readFileSync(path.join(pg.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
     const services = [minio.pid, ...pidsWithCmdline(`--port ${temporal.address.split(':')[1]}`)];
     const b: Bench = { work, sockets, ds, meter: () => new CpuMeter(work, services, [primaryPid]), ready: prep.ready, walDir: prep.walDir, pgbr, client, taskQueue, kinds };
 
-    const runs: Record<RowId, Run[]> = { limit: [], pgbackrest: [], file: [], s3: [], near: [], warm: [] };
+    const runs = Object.fromEntries(ALL_ROWS.map((id) => [id, [] as Run[]])) as Record<RowId, Run[]>;
     const nearDelays: string[] = [];
     const evidence: Partial<Record<LifeboatKind, Evidence>> = {};
     let standbyBefore = '';
@@ -439,13 +493,16 @@ async function main(): Promise<void> {
         progress(`  files ${r.files.toFixed(1)} s, replay ${r.replay.toFixed(1)} s, total ${r.total.toFixed(1)} s, ${r.cpu.toFixed(1)} CPU-s, restore_command median ${median(r.served)?.toFixed(0) ?? '—'} ms`);
       }
     }
-    const med = Object.fromEntries(ROWS.map((id) => [id, medianRun(runs[id])])) as Record<RowId, Run>;
+    const med = Object.fromEntries(ROWS.map((id) => [id, medianRun(runs[id])])) as Partial<Record<RowId, Run>>;
     const m = ds.meta;
     const label: Record<RowId, string> = {
       limit: 'local-copy limit (`cp -a`, `restore_command = cp`)',
       pgbackrest: `${pgBackRestVersion()} (lz4, process-max 2, async archive-get)`,
       file: 'Lifeboat, file://',
+      'file-enc': 'Lifeboat, file://, client-side encryption (AES-256-GCM)',
       s3: 'Lifeboat, s3:// (MinIO)',
+      's3-enc': 'Lifeboat, s3:// (MinIO), client-side encryption (AES-256-GCM)',
+      two: 'Lifeboat, two repositories: file:// first, s3:// second (policy all)',
       near: `Lifeboat, warm standby about ${NEAR_HOLD_SECONDS} s of load behind the target (delay set per round): files = the take-over`,
       warm: `Lifeboat, warm standby (file://, delay ${WARM_DELAY}): files = the take-over`,
     };
@@ -457,32 +514,39 @@ async function main(): Promise<void> {
     log();
     log('| to the paused copy | files s | replay s | total s | CPU-s | ÷ limit | ÷ pgBackRest | restore_command median ms (calls) |');
     log('|---|---|---|---|---|---|---|---|');
+    const ratio = (x: number, of: Run | undefined) => (of ? (x / of.total).toFixed(2) : '—');
     for (const id of ROWS) {
-      const r = med[id];
+      const r = med[id]!;
       const calls = `${median(r.served)?.toFixed(0) ?? '—'} (${r.served.length / ROUNDS}${r.missed.length > 0 ? `; ${r.missed.length / ROUNDS} misses, median ${median(r.missed)!.toFixed(0)}` : ''})`;
-      log(row([label[id], r.files, r.replay, r.total, r.cpu, (r.total / med.limit.total).toFixed(2), (r.total / med.pgbackrest.total).toFixed(2), calls]));
+      log(row([label[id], r.files, r.replay, r.total, r.cpu, ratio(r.total, med.limit), ratio(r.total, med.pgbackrest), calls]));
     }
     log();
-    log(`The warm row: runbook \`${WARM_RUNBOOK}\`, on the same cluster in a file:// repository of its own (the same objects, copied: the file row's promotion adds a timeline to its repository), declares a standby with delay ${WARM_DELAY}, longer than the whole bench, so recovery_min_apply_delay holds back the first commit of the load: ` +
+    if (ROWS.includes('warm')) {
+      log(`The warm row: runbook \`${WARM_RUNBOOK}\`, on the same cluster in a file:// repository of its own (the same objects, copied: the file row's promotion adds a timeline to its repository), declares a standby with delay ${WARM_DELAY}, longer than the whole bench, so recovery_min_apply_delay holds back the first commit of the load: ` +
       `the standby stops just past the backup's consistency point and the recovery replays all ${(ds.walBytes / MiB).toFixed(0)} MiB of the load, the most a standby replays for a target inside its delay (bench/warm.ts). ` +
       `Its files column is the take-over (pause the standby, find the target after its position, stop it, rename its directory into restore.dataDir), which does not grow with the database; its replay depends on the WAL after the standby's position only. ` +
       `Each round built its standby from the backup, untimed, before its row (a take-over consumes it; ${standbyBuilds.map((x) => x.toFixed(1)).join(', ')} s until settled: holding a commit for its delay, prefetch spool filled). ` +
       `Every warm round was checked to have taken the standby over (the step's summary and the restored copy's marker; the last round's evidence, restoreSource). Before the last round: ${standbyBefore}.`);
-    log();
-    log(`The near row: the same runbook, its standby built before each round's row with a delay of the target's age plus ${NEAR_HOLD_SECONDS} s plus a 15 s margin for the build (${nearDelays.join(', ')}), ` +
+      log();
+    }
+    if (ROWS.includes('near')) {
+      log(`The near row: the same runbook, its standby built before each round's row with a delay of the target's age plus ${NEAR_HOLD_SECONDS} s plus a 15 s margin for the build (${nearDelays.join(', ')}), ` +
       `so that it stands a few seconds of load before the target, as a standby with a 1 h delay stands 50 min before a target 10 min back. ` +
       `It stood ${runs.near.map((r) => (r.behindMiB === undefined ? '?' : r.behindMiB.toFixed(0))).join(', ')} MiB before the target, and replayed ${runs.near.map((r) => (r.replayedMiB === undefined ? '?' : r.replayedMiB.toFixed(0))).join(', ')} MiB: ` +
       "a take-over restarts the standby with the target, and PostgreSQL's redo starts again at its last restartpoint, which can only be at a checkpoint of the primary (here, with max_wal_size 1GB and checkpoint_timeout 5min, none came after the backup's during the 1 min load, so redo starts at the backup's start: the near row replays as much as the warm one; in production a primary checkpoints every checkpoint_timeout). " +
       'What it replays depends on the WAL since that checkpoint, never on the size of the database.');
+    }
     log('Totals per round (s): ' + ROWS.map((id) => `${id} ${runs[id].map((r) => r.total.toFixed(1)).join(', ')}`).join('; ') + '.');
     log();
     log('### The last round, promoted (RTO: the workflow\'s start to the promotion)');
     log();
-    const kindsDone = (['file', 's3', 'warm'] as const).filter((k) => evidence[k]);
-    const kindName = (k: LifeboatKind) => (k === 'warm' ? 'warm standby' : `${k}://`);
+    const kindsDone = LIFEBOAT_KINDS.filter((k) => evidence[k]);
+    const kindName = (k: LifeboatKind) =>
+      ({ file: 'file://', 'file-enc': 'file://, encrypted', s3: 's3://', 's3-enc': 's3://, encrypted', two: 'file:// + s3://', warm: 'warm standby' })[k];
     for (const k of kindsDone) {
       const e = evidence[k]!;
-      log(`- ${kindName(k)}: RTO ${(span(e.startedAt, e.promotedAt) ?? NaN).toFixed(1)} s (rtoObservedSeconds ${e.rtoObservedSeconds ?? '—'}); ${e.walSegmentsReplayed ?? '—'} segments, ${((e.walBytesReplayed ?? 0) / MiB).toFixed(0)} MiB replayed.${e.restoreSource ? ` Source: ${e.restoreSource.kind} (${e.restoreSource.why}).` : ''}`);
+      log(`- ${kindName(k)}: RTO ${(span(e.startedAt, e.promotedAt) ?? NaN).toFixed(1)} s (rtoObservedSeconds ${e.rtoObservedSeconds ?? '—'}); ${e.walSegmentsReplayed ?? '—'} segments, ${((e.walBytesReplayed ?? 0) / MiB).toFixed(0)} MiB replayed.${e.restoreSource ? ` Source: ${e.restoreSource.kind} (${e.restoreSource.why}).` : ''}` +
+        (k === 'two' ? ` Repositories: ${e.repositories ? JSON.stringify(e.repositories) : 'the first served the base backup and every WAL file'}.` : ''));
     }
     log();
     log(`| step (wall time, s) | ${kindsDone.map(kindName).join(' | ')} |`);
@@ -495,8 +559,30 @@ async function main(): Promise<void> {
       log(row([`${s.id}${s.id === 'promote' ? ' (the RTO ends inside it)' : ''}`, ...times]));
     }
     log();
-    log(`Preparing the limit (untimed): restoring the backup once with Lifeboat's restore and decoding ${ds.walSegments} segments, ${prep.prepSeconds.toFixed(1)} s. ` +
-      `Whole bench ${(secondsSince(started) / 60).toFixed(1)} min. Load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}.`);
+    const pairs = ([['file-enc', 'file'], ['s3-enc', 's3'], ['two', 'file']] as const).filter(([a, b]) => med[a] && med[b]);
+    if (pairs.length > 0) {
+      log('### Encryption on and off, one repository and two (same dataset, same run)');
+      log();
+      log('| row | against | to the paused copy s | against s | Δ s | Δ % | RTO s (last round, promoted) | against RTO s |');
+      log('|---|---|---|---|---|---|---|---|');
+      const rto = (k: LifeboatKind) => {
+        const e = evidence[k];
+        return e ? span(e.startedAt, e.promotedAt) : undefined;
+      };
+      for (const [a, b] of pairs) {
+        const ta = med[a]!.total;
+        const tb = med[b]!.total;
+        log(row([kindName(a), kindName(b), ta, tb, ta - tb, `${(((ta - tb) / tb) * 100).toFixed(1)} %`, rto(a), rto(b)]));
+      }
+      log();
+      log('The encrypted rows restore the same objects as the plain ones, sealed (AES-256-GCM in 1 MiB chunks, src/repository/encryption-format.ts): ' +
+        'the base backup is streamed and opened through the worker (an encrypted file:// repository hands restore\'s tar no file descriptor), ' +
+        'and restore_command and its prefetcher decrypt each segment before verifying it. The two-repository row restores from the first repository, ' +
+        'restore_command naming the second as its --fallback-repo (asked only for a file the first cannot serve; none here).');
+      log();
+    }
+    if (ROWS.includes('limit')) log(`Preparing the limit (untimed): restoring the backup once with Lifeboat's restore and decoding ${ds.walSegments} segments, ${prep.prepSeconds.toFixed(1)} s.`);
+    log(`Whole bench ${(secondsSince(started) / 60).toFixed(1)} min. Load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}.`);
     written = true;
   } finally {
     for (const dir of restored) await clearRestoreSite(dir).catch(() => undefined);
