@@ -7,7 +7,8 @@
 export interface BackupRepositorySource {
   name: string;
   url: string;
-  skipped: Array<{ name: string; url: string; reason: string }>;
+  /** partial: where what was extracted from that repository before it failed went (moved aside, never deleted). */
+  skipped: Array<{ name: string; url: string; reason: string; partial?: string }>;
 }
 
 /** One of ReplayResult.walFromOtherRepositories. */
@@ -15,6 +16,8 @@ export interface WalRepositorySource {
   walFile: string;
   servedBy: string;
   skipped: Array<{ url: string; reason: string }>;
+  /** Fetched ahead of replay by the prefetcher (absent: by restore_command itself). */
+  via?: 'prefetcher';
 }
 
 export interface RepositorySources {
@@ -40,10 +43,10 @@ export function repositorySourceNotes(s: RepositorySources | undefined): string[
   if (!s) return [];
   const notes: string[] = [];
   if (s.baseBackup) {
-    notes.push(`base backup served by repository ${s.baseBackup.name} (${s.baseBackup.url}); passed over: ${s.baseBackup.skipped.map((k) => `${k.name} (${k.url}): ${k.reason}`).join('; ')}`);
+    notes.push(`base backup served by repository ${s.baseBackup.name} (${s.baseBackup.url}); passed over: ${s.baseBackup.skipped.map((k) => `${k.name} (${k.url}): ${k.reason}${k.partial ? ` (what it gave is kept in ${k.partial})` : ''}`).join('; ')}`);
   }
   for (const w of s.wal ?? []) {
-    notes.push(`WAL ${w.walFile} served by ${w.servedBy}; passed over: ${w.skipped.map((k) => `${k.url}: ${k.reason}`).join('; ')}`);
+    notes.push(`WAL ${w.walFile} served by ${w.servedBy}${w.via ? ` (fetched ahead by the ${w.via})` : ''}; passed over: ${w.skipped.map((k) => `${k.url}: ${k.reason}`).join('; ')}`);
   }
   return notes;
 }

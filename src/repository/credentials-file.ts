@@ -8,16 +8,22 @@
 // environment, only the PATH of this file (LIFEBOAT_CREDENTIALS_FILE), and
 // the commands it runs read the secrets from here (src/restore/secret-file.ts
 // writes it). The file is JSON, owned by the user that reads it, mode 0600:
-//   { "lifeboat": "credentials", "role": "restore", "env": { "AWS_ACCESS_KEY_ID": "...", ... } }
+//   { "lifeboat": "credentials", "role": "restore", "env": { "AWS_ACCESS_KEY_ID": "...", ... },
+//     "repositories": [{ "name": "offsite", "url": "s3://...", "options": { "endpointEnv": "...", ... } }] }
 // `env` holds environment variables to set in the reading process, so that
 // everything downstream (the AWS SDK's default chain, a runbook's
 // repository.credentials.<role> variables, encryption key variables) finds
-// them exactly where the worker found them.
+// them exactly where the worker found them. `repositories` (runbook
+// `repositories:`) holds each repository's own settings, variable names only
+// (their values are in `env`): restore_command's --fallback-repo and the
+// prefetcher open each repository it names with its own endpoint, storage
+// identity and encryption keys (repositorySettingsFromFile), not the first's.
 //
 // An operator may use the same file for the primary's archive_command:
 // `lifeboat archive-push %p --runbook orders --credentials-file /var/lib/postgresql/.lifeboat/credentials.json`.
 import { readFileSync, statSync } from 'node:fs';
 import { LifeboatError } from '../errors';
+import type { RepositoryEnvOptions } from './index';
 
 /** The variable naming the file in the postmaster's environment: a path, not a secret. */
 export const CREDENTIALS_FILE_ENV = 'LIFEBOAT_CREDENTIALS_FILE';
@@ -27,9 +33,18 @@ export interface CredentialsFile {
   /** Which storage identity the file carries (archive, restore...), for messages. */
   role?: string;
   env: Record<string, string>;
+  /** The runbook's repositories, in order, each with its own settings (names of variables, never values). */
+  repositories?: FileRepositorySettings[];
 }
 
-const loaded = new Set<string>();
+/** One repository's settings in a credentials file: openRepository's options for the file's role. */
+export interface FileRepositorySettings {
+  name: string;
+  url: string;
+  options: RepositoryEnvOptions;
+}
+
+const loaded = new Map<string, CredentialsFile>();
 
 /**
  * Sets the file's variables in this process, once per file: from
@@ -45,8 +60,18 @@ export function loadCredentialsFile(explicit?: string): string | undefined {
   const parsed = readCredentialsFile(file);
   for (const [k, v] of Object.entries(parsed.env)) process.env[k] = v;
   process.env[CREDENTIALS_FILE_ENV] = file;
-  loaded.add(file);
+  loaded.set(file, parsed);
   return file;
+}
+
+/**
+ * The settings the loaded credentials file gives the repository at `url`
+ * (its `repositories` list); undefined without a file, or when the file
+ * does not list it (a file written by hand, or before lists existed).
+ */
+export function repositorySettingsFromFile(url: string): FileRepositorySettings | undefined {
+  const file = loadCredentialsFile();
+  return file ? loaded.get(file)?.repositories?.find((r) => r.url === url) : undefined;
 }
 
 /** Reads and checks the file; refuses one that others may read or write. Never quotes its content. */
@@ -89,5 +114,11 @@ export function readCredentialsFile(file: string): CredentialsFile {
       hints: ['expected {"lifeboat": "credentials", "env": {"NAME": "value", ...}} with string values'],
     });
   }
-  return { lifeboat: 'credentials', ...(typeof p.role === 'string' ? { role: p.role } : {}), env };
+  const repositories = p.repositories;
+  if (repositories !== undefined && (!Array.isArray(repositories) || repositories.some((r) => typeof r?.url !== 'string' || typeof r.name !== 'string' || typeof r.options !== 'object' || r.options === null))) {
+    throw new LifeboatError('SECRET_MISSING', `${where} has a "repositories" entry that is not {"name", "url", "options"}`, {
+      hints: ['Lifeboat writes this list for the copies it starts; remove it from a file written by hand'],
+    });
+  }
+  return { lifeboat: 'credentials', ...(typeof p.role === 'string' ? { role: p.role } : {}), env, ...(repositories ? { repositories } : {}) };
 }

@@ -10,6 +10,8 @@ import type { RepositoryEntry, Runbook } from '../runbook/schema';
 import { openRepository, repositoryOptions } from './index';
 type StorageRole = NonNullable<Parameters<typeof repositoryOptions>[1]>;
 import type { Repository } from './types';
+import { repositorySettingsFromFile } from './credentials-file';
+import type { EncryptionSettings } from './keys';
 
 export interface OpenedRepository {
   /** The entry's name (repo1, repo2... when the runbook gives none). */
@@ -113,6 +115,23 @@ export function parseFallbackRepo(spec: string): { url: string; endpointEnv?: st
     out[m[1] as 'endpointEnv' | 'regionEnv'] = m[2]!;
   }
   return out;
+}
+
+/**
+ * Opens a --fallback-repo of restore_command (or of the prefetcher) as the
+ * restore identity, with that repository's own settings: the copy's
+ * credentials file lists every repository of the runbook with its endpoint,
+ * storage identity and encryption keys (src/restore/secret-file.ts), and the
+ * entry for this URL is used. A file without that list (written by hand, or
+ * before lists existed) leaves the old way: the variables the spec names and
+ * the keys given on the command line (`encryption`), with the default chain.
+ */
+export async function openFallbackRepository(spec: string, encryption: EncryptionSettings | undefined): Promise<Repository> {
+  const parsed = parseFallbackRepo(spec);
+  const fromFile = repositorySettingsFromFile(parsed.url);
+  if (fromFile) return openRepository(parsed.url, { ...fromFile.options, role: 'restore' });
+  const { endpointEnv, regionEnv } = parsed;
+  return openRepository(parsed.url, { role: 'restore', ...(endpointEnv ? { endpointEnv } : {}), ...(regionEnv ? { regionEnv } : {}), ...(encryption ? { encryption } : {}) });
 }
 
 /**

@@ -17,6 +17,7 @@ import { access, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as path from 'node:path';
 import { encryptionArgs, restoreEncryption } from '../repository/keys';
+import { fallbackRepoArgs } from '../repository/multi';
 import type { Runbook } from '../runbook/schema';
 import { clusterName } from '../runbook/schema';
 import { cliMain } from '../tools';
@@ -72,6 +73,10 @@ export async function startPrefetcher(runbook: Runbook, pg: PgHost, backup: Rest
       clusterName(runbook),
       // Key names only: their values come with the postmaster's environment (or credentials file).
       ...encryptionArgs(restoreEncryption(runbook.repositories)),
+      // The runbook's other repositories, as restore_command names them: a
+      // segment the first lacks or holds damaged comes from the next (each
+      // opened with its own settings from the credentials file).
+      ...fallbackRepoArgs(runbook),
     ];
     const [cmd, argv] = asUserArgv(pg.osUser, process.execPath, args);
     // The restore identity's credentials file, written here too (replay-wal

@@ -17,15 +17,13 @@
 // Activities (activities/restore.ts) wrap these with heartbeats.
 import { LifeboatError, isLifeboatError } from '../errors';
 import { runTool } from '../backup/run-tool';
-import type { BackupMeta } from '../catalog/backup-meta';
-import type { Repository } from '../repository/types';
 import type { RestoreInput, RestoreProgress, RestoreResult } from '../recovery/contract';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { checkConfigSources, ensureServerConfig } from './config-files';
-import { prepareDataDir } from './data-dir';
+import { moveAside, prepareDataDir } from './data-dir';
 import { extractBaseBackup, sweepDeadManifestDirs } from './extract';
 import { takeClaim, type ClaimRequest } from './claim';
-import { findBackupInRepositories } from './backup-source';
+import { findBackupInRepositories, nextBackupSource, type BackupSource } from './backup-source';
 import { diskFullError, isNoSpace } from './room';
 import { updateMarker, writeMarker, type RestoreMarker } from './marker';
 import type { PgHost } from './postmaster';
@@ -53,7 +51,8 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
   // Everything that can be checked without touching the directory comes
   // first: a wrong backup id or the wrong binaries must not move anything aside.
   // The first repository of the runbook's that holds the backup (backup-source.ts).
-  const { repo, meta, fallback } = await findBackupInRepositories(runbook, cluster, input.backupId);
+  const source = await findBackupInRepositories(runbook, cluster, input.backupId);
+  const { meta } = source;
   await checkServerVersion(pg, meta.pgVersion, meta.backupId);
   checkConfigSources(runbook);
 
@@ -71,9 +70,9 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
   let finished = false;
   const stage = { what: `preparing ${site.field}.dataDir for backup ${meta.backupId}` };
   try {
-    const result = await restoreClaimed(runbook, input, hooks, { site, repo, meta, stage });
+    const { result, served } = await restoreClaimed(runbook, input, hooks, { site, source, stage });
     finished = true;
-    return fallback ? { ...result, repository: fallback } : result;
+    return served.fallback ? { ...result, repository: served.fallback } : result;
   } catch (err) {
     if (isNoSpace(err)) {
       throw await diskFullError({ field: `${site.field}.dataDir`, dataDir: pg.dataDir, osUser: pg.osUser, what: stage.what, neededBytes: meta.sizeBytes, workflowId: input.workflowId, err });
@@ -93,9 +92,11 @@ async function restoreClaimed(
   runbook: Runbook,
   input: RestoreInput,
   hooks: RestoreHooks,
-  ctx: { site: RestoreSite; repo: Repository; meta: BackupMeta; stage: { what: string } },
-): Promise<RestoreResult> {
-  const { site, repo, meta, stage } = ctx;
+  ctx: { site: RestoreSite; source: BackupSource; stage: { what: string } },
+): Promise<{ result: RestoreResult; served: BackupSource }> {
+  const { site, stage } = ctx;
+  let source = ctx.source;
+  const { meta } = source;
   const pg = site.pg;
   const cluster = clusterName(runbook);
   if (site.instance !== 'restore') await requireFreePort(site, input.workflowId);
@@ -113,7 +114,7 @@ async function restoreClaimed(
     // A retry after the configuration check failed (e.g. restore.hbaFile added since).
     const config = await ensureServerConfig(pg.dataDir, runbook);
     hooks.onProgress({ phase: 'done', bytes: prepared.result.bytes, totalBytes: prepared.result.bytes });
-    return config.notes.length ? { ...prepared.result, configNotes: config.notes } : prepared.result;
+    return { result: config.notes.length ? { ...prepared.result, configNotes: config.notes } : prepared.result, served: source };
   }
 
   const marker: RestoreMarker = {
@@ -132,27 +133,61 @@ async function restoreClaimed(
   // still 'extracting' in this run, remove it: data-dir.ts says why).
   stage.what = `writing the marker of backup ${meta.backupId}`;
   await writeMarker(pg.dataDir, marker, pg.osUser);
-  stage.what = `extracting backup ${meta.backupId}`;
-  const extracted = await extractBaseBackup({
-    repo,
-    cluster,
-    meta,
-    pg,
-    signal: hooks.signal,
-    ...(runbook.restore.parallel ? { parallel: runbook.restore.parallel } : {}),
-    onDownload: (bytes, totalBytes) => hooks.onProgress({ phase: 'downloading', bytes, totalBytes }),
-    onVerify: () => {
-      stage.what = `verifying backup ${meta.backupId}`;
-      hooks.onProgress({ phase: 'verifying', bytes: meta.storedBytes, totalBytes: meta.storedBytes });
-    },
-  }).catch(async (err: unknown) => {
-    // A copy that failed its checks is evidence (a damaged backup, or a bad
-    // disk here): the retry moves it aside rather than removing it.
-    if (isLifeboatError(err) && err.code === 'BACKUP_VERIFY_FAILED') {
-      await updateMarker(pg.dataDir, marker, { keep: err.what.split('\n')[0]! }, pg.osUser).catch(() => undefined);
+  const extractFrom = (from: BackupSource) => {
+    stage.what = `extracting backup ${meta.backupId}`;
+    return extractBaseBackup({
+      repo: from.repo,
+      cluster,
+      meta,
+      pg,
+      signal: hooks.signal,
+      ...(runbook.restore.parallel ? { parallel: runbook.restore.parallel } : {}),
+      onDownload: (bytes, totalBytes) => hooks.onProgress({ phase: 'downloading', bytes, totalBytes }),
+      onVerify: () => {
+        stage.what = `verifying backup ${meta.backupId}`;
+        hooks.onProgress({ phase: 'verifying', bytes: meta.storedBytes, totalBytes: meta.storedBytes });
+      },
+    }).catch(async (err: unknown) => {
+      // A copy that failed its checks is evidence (a damaged backup, or a bad
+      // disk here): the retry moves it aside rather than removing it.
+      if (isLifeboatError(err) && err.code === 'BACKUP_VERIFY_FAILED') {
+        await updateMarker(pg.dataDir, marker, { keep: err.what.split('\n')[0]! }, pg.osUser).catch(() => undefined);
+      }
+      throw err;
+    });
+  };
+  let extracted: Awaited<ReturnType<typeof extractBaseBackup>>;
+  // A repository that fails mid-extraction (a damaged or missing part, a
+  // broken download: backup-source.ts) hands over to the next one holding
+  // the same backup: what the first gave is moved aside (kept, never
+  // deleted) and the extraction starts again into an empty directory.
+  for (;;) {
+    try {
+      extracted = await extractFrom(source);
+      break;
+    } catch (err) {
+      const next = await nextBackupSource(runbook, cluster, source, err);
+      if (!next?.fallback) throw err;
+      const failed = next.fallback.skipped.at(-1)!;
+      stage.what = `moving aside what repository ${failed.name} gave of backup ${meta.backupId}`;
+      failed.partial = await moveAside(pg.dataDir, 'lifeboat-partial', pg.osUser);
+      process.stderr.write(
+        `WARNING: repository ${failed.name} (${failed.url}): ${failed.reason}; restoring backup ${meta.backupId} again from repository ${next.fallback.name} (${next.fallback.url}); what was extracted is kept in ${failed.partial}\n`,
+      );
+      await prepareDataDir({
+        pg,
+        runbookName: runbook.name,
+        mode: input.mode,
+        workflowId: input.workflowId,
+        runId: input.runId,
+        backupId: input.backupId,
+        ...(site.instance !== 'restore' ? { instance: site.instance } : {}),
+      });
+      stage.what = `writing the marker of backup ${meta.backupId}`;
+      await writeMarker(pg.dataDir, marker, pg.osUser);
+      source = next;
     }
-    throw err;
-  });
+  }
   stage.what = `recording the finished extraction of backup ${meta.backupId}`;
   const result: RestoreResult = {
     dataDir: pg.dataDir,
@@ -171,7 +206,7 @@ async function restoreClaimed(
   // failed run, a test, an operator who removes it) must have no process
   // writing into its pg_wal.
   hooks.onProgress({ phase: 'done', bytes: extracted.storedBytes, totalBytes: extracted.storedBytes });
-  return config.notes.length ? { ...result, configNotes: config.notes } : result;
+  return { result: config.notes.length ? { ...result, configNotes: config.notes } : result, served: source };
 }
 
 /** The restore host's PostgreSQL must be the backup's major version, or the copy could never start. */

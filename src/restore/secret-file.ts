@@ -21,8 +21,9 @@
 // Stopping the copy (the end of a dry run) removes the file too.
 import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { CredentialsFile } from '../repository/credentials-file';
-import { credentialEnvNames, resolveIdentity, type StorageRole } from '../repository/roles';
+import type { CredentialsFile, FileRepositorySettings } from '../repository/credentials-file';
+import { repositoryOptions } from '../repository';
+import { credentialEnvNames, resolveIdentity, type RoleCredentials, type StorageRole } from '../repository/roles';
 import type { Runbook } from '../runbook/schema';
 import { chownToUser, postmasterEnv, postmasterSecretEnvNames } from './os-user';
 import type { PgHost } from './postmaster';
@@ -78,6 +79,34 @@ export function postmasterSecrets(runbook: Runbook, role: StorageRole): Record<s
   return env;
 }
 
+/**
+ * Each repository of the runbook with its own settings for `role` (the
+ * file's `repositories`, src/repository/credentials-file.ts): restore_command
+ * and the prefetcher open a --fallback-repo with these, so a second store
+ * with another endpoint, storage identity or key list is read as the worker
+ * reads it. Variable names only; the values are in `env`. A repository that
+ * names no identity for `role` uses the default chain, which in the worker
+ * is the worker's AWS_* keys; in the file those names hold the first
+ * repository's identity, so the worker's keys are carried for it under
+ * names of its own (LIFEBOAT_REPO<n>_AWS_*), added to `env`.
+ */
+export function fileRepositories(runbook: Runbook, role: StorageRole, env: Record<string, string>): FileRepositorySettings[] {
+  const repos: Array<Runbook['repository'] & { name?: string }> = (runbook as { repositories?: Array<Runbook['repository']> }).repositories ?? [runbook.repository];
+  return repos.map((entry, i) => {
+    const options = repositoryOptions(entry);
+    const worker = { accessKeyId: process.env[AWS_KEY_NAMES.accessKeyId], secretAccessKey: process.env[AWS_KEY_NAMES.secretAccessKey], sessionToken: process.env[AWS_KEY_NAMES.sessionToken] };
+    if (i > 0 && !entry.credentials?.[role] && worker.accessKeyId && worker.secretAccessKey && env[AWS_KEY_NAMES.accessKeyId] !== worker.accessKeyId) {
+      const prefix = `LIFEBOAT_REPO${i + 1}_`;
+      const names: RoleCredentials = { accessKeyIdEnv: `${prefix}${AWS_KEY_NAMES.accessKeyId}`, secretAccessKeyEnv: `${prefix}${AWS_KEY_NAMES.secretAccessKey}` };
+      env[names.accessKeyIdEnv!] = worker.accessKeyId;
+      env[names.secretAccessKeyEnv!] = worker.secretAccessKey;
+      if (worker.sessionToken) env[(names.sessionTokenEnv = `${prefix}${AWS_KEY_NAMES.sessionToken}`)] = worker.sessionToken;
+      options.credentials = { ...options.credentials, [role]: names };
+    }
+    return { name: entry.name ?? `repo${i + 1}`, url: entry.url, options };
+  });
+}
+
 /** Writes (atomically) the copy's credentials file for `role`; returns its path. */
 export async function writeCredentialsFile(runbook: Runbook, pg: PgHost, role: StorageRole): Promise<string> {
   const file = credentialsFilePath(pg.dataDir);
@@ -86,7 +115,8 @@ export async function writeCredentialsFile(runbook: Runbook, pg: PgHost, role: S
   // An existing directory keeps its mode under mkdir: make it ours and private.
   await chmod(dir, 0o700);
   await chownToUser(dir, pg.osUser);
-  const content: CredentialsFile = { lifeboat: 'credentials', role, env: postmasterSecrets(runbook, role) };
+  const env = postmasterSecrets(runbook, role);
+  const content: CredentialsFile = { lifeboat: 'credentials', role, env, repositories: fileRepositories(runbook, role, env) };
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     await writeFile(tmp, `${JSON.stringify(content)}\n`, { mode: 0o600 });

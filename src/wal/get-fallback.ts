@@ -26,6 +26,8 @@ export interface WalSource {
   servedBy: string;
   /** Repositories asked before it, and why they did not serve it. */
   skipped: Array<{ url: string; reason: string }>;
+  /** Who fetched it: restore_command (absent, as before) or the prefetcher, ahead of replay (src/restore/prefetch.ts). */
+  via?: 'prefetcher';
 }
 
 export async function fetchFromRepositories(
@@ -34,6 +36,8 @@ export async function fetchFromRepositories(
   open: (url: string) => Promise<Repository>,
   cluster: string,
   walFile: string,
+  /** Leave the fallbacks `open` returned open: the prefetcher keeps them for its whole life. */
+  { keepOpen = false }: { keepOpen?: boolean } = {},
 ): Promise<{ fetched: Fetched; source: WalSource } | undefined> {
   const skipped: WalSource['skipped'] = [];
   let firstError: unknown;
@@ -54,7 +58,7 @@ export async function fetchFromRepositories(
       }
     }
   } finally {
-    for (const r of opened) (r as { destroy?: () => void }).destroy?.();
+    if (!keepOpen) for (const r of opened) (r as { destroy?: () => void }).destroy?.();
   }
   if (firstError === undefined) return undefined;
   if (fallbackUrls.length === 0) throw firstError;
@@ -69,7 +73,43 @@ export async function recordWalSource(dataDir: string, source: WalSource): Promi
   await appendFile(path.join(dataDir, WAL_SOURCES_FILE), `${JSON.stringify(source)}\n`, { mode: 0o600 });
 }
 
-/** What replay-wal puts in its result: the files other repositories served, in order. */
+/**
+ * The prefetcher's reader with --fallback-repo: each file from the first
+ * repository, else from the next that serves it intact, as archive-get
+ * does; one another repository served is recorded in the data directory
+ * (`dataDir`, when the prefetcher runs in one) with via: prefetcher, since
+ * archive-get then takes it from the spool and never asks. The fallbacks
+ * are opened once and kept (`close` releases them).
+ */
+export function fallbackReader(
+  fallbackUrls: string[],
+  open: (url: string) => Promise<Repository>,
+  dataDir: string | undefined,
+): { read: (repo: Repository, cluster: string, walFile: string) => Promise<Fetched | undefined>; close: () => void } {
+  const cache = new Map<string, Promise<Repository>>();
+  const openOnce = (url: string) => {
+    let p = cache.get(url);
+    if (!p) {
+      p = open(url);
+      // A failed open is tried again next time (the store may be back).
+      p.catch(() => cache.delete(url));
+      cache.set(url, p);
+    }
+    return p;
+  };
+  return {
+    read: async (repo, cluster, walFile) => {
+      const got = await fetchFromRepositories(repo, fallbackUrls, openOnce, cluster, walFile, { keepOpen: true });
+      if (got && got.source.servedBy !== repo.url && dataDir) await recordWalSource(dataDir, { ...got.source, via: 'prefetcher' });
+      return got?.fetched;
+    },
+    close: () => {
+      for (const p of cache.values()) void p.then((r) => (r as { destroy?: () => void }).destroy?.(), () => undefined);
+    },
+  };
+}
+
+/** What replay-wal puts in its result: the files other repositories served, in the order they were fetched. */
 export async function readWalSources(dataDir: string): Promise<WalSource[]> {
   let text: string;
   try {
@@ -77,14 +117,17 @@ export async function readWalSources(dataDir: string): Promise<WalSource[]> {
   } catch {
     return [];
   }
-  const out: WalSource[] = [];
+  // One per file: the prefetcher and restore_command may both have fetched
+  // one (PostgreSQL asked before the spool had it); the first line says who served it first.
+  const out = new Map<string, WalSource>();
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     try {
-      out.push(JSON.parse(line) as WalSource);
+      const source = JSON.parse(line) as WalSource;
+      if (!out.has(source.walFile)) out.set(source.walFile, source);
     } catch {
       /* a line cut by a crash */
     }
   }
-  return out;
+  return [...out.values()];
 }

@@ -135,11 +135,15 @@ export async function writeFileAtomic(dest: string, content: Buffer): Promise<vo
   }
 }
 
+/** How the spool reads one WAL file: from `repo` by default; from the next repository too with --fallback-repo (get-fallback.ts). */
+export type WalReader = (repo: Repository, cluster: string, walFile: string) => Promise<Fetched | undefined>;
+
 export class Spool {
   constructor(
     readonly dir: string,
     /** Archive target the spooled files came from (archiveTargetId). */
     readonly target: string,
+    private readonly read: WalReader = (repo, cluster, walFile) => fetchWalFileWithRetry(repo, cluster, walFile, { attempts: 3, baseDelayMs: 200 }),
   ) {}
 
   private file(walFile: string): string {
@@ -380,7 +384,7 @@ export class Spool {
     }
     try {
       if (await exists(this.file(walFile))) return 'skipped';
-      const got = await fetchWalFileWithRetry(repo, cluster, walFile, { attempts: 3, baseDelayMs: 200 });
+      const got = await this.read(repo, cluster, walFile);
       if (!got) return 'missing';
       await this.store(walFile, got);
       return 'fetched';

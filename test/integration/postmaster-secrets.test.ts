@@ -134,7 +134,8 @@ describe('a copy restored from s3:// at log_min_messages = debug5', () => {
     await activity(promoteRestored, { runbook: tc.name, workflowId, runId: `${workflowId}-run` });
     expect(readCredentialsFile(credentials)).toMatchObject({ role: 'archive', env: { AWS_SECRET_ACCESS_KEY: secret } });
     await onCopy(`insert into t values (5000, 'written on the promoted copy')`);
-    const copy = { query: (sql: string) => onCopy(sql) } as unknown as Parameters<typeof switchAndWaitArchived>[0];
+    // dataDir: switchAndWaitArchived also waits for the copy's archive_status to empty up to the segment.
+    const copy = { query: (sql: string) => onCopy(sql), dataDir } as unknown as Parameters<typeof switchAndWaitArchived>[0];
     const pushed = await switchAndWaitArchived(copy);
     expect(pushed.slice(0, 8)).toBe('00000002');
     expect(readFileSync(logFile, 'utf8')).toMatch(/executing archive command ".*archive-push/);

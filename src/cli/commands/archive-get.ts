@@ -98,15 +98,12 @@ async function restore(opts: ArchiveGetOptions): Promise<number> {
 /** The file from --repo, else from the first --fallback-repo that has it intact; which one served is recorded (get-fallback.ts). */
 async function fromRepositories(opts: ArchiveGetOptions, first: Repository, cluster: string, walFile: string): Promise<Fetched | undefined> {
   const { fetchFromRepositories, recordWalSource } = await import('../../wal/get-fallback');
-  const { openRepository } = await import('../../repository');
-  const { parseFallbackRepo } = await import('../../repository/multi');
+  const { openFallbackRepository, parseFallbackRepo } = await import('../../repository/multi');
   const { encryptionFromArgs } = await import('../../repository/keys');
   const encryption = encryptionFromArgs(opts.encryptionKey, opts.readUnencrypted);
-  const specs = new Map((opts.fallbackRepo ?? []).map((spec) => [parseFallbackRepo(spec).url, parseFallbackRepo(spec)]));
-  const open = async (url: string) => {
-    const { endpointEnv, regionEnv } = specs.get(url) ?? {};
-    return openRepository(url, { role: 'restore', ...(endpointEnv ? { endpointEnv } : {}), ...(regionEnv ? { regionEnv } : {}), ...(encryption ? { encryption } : {}) });
-  };
+  // Each opened with its own settings from the copy's credentials file (multi.ts).
+  const specs = new Map((opts.fallbackRepo ?? []).map((spec) => [parseFallbackRepo(spec).url, spec]));
+  const open = (url: string) => openFallbackRepository(specs.get(url) ?? url, encryption);
   const got = await fetchFromRepositories(first, [...specs.keys()], open, cluster, walFile);
   if (got && got.source.servedBy !== first.url) {
     process.stderr.write(
@@ -153,6 +150,8 @@ async function startPrefetch(opts: ArchiveGetOptions, spool: Spool, walFile: str
     // Key names only: the follower inherits this process's environment.
     for (const spec of opts.encryptionKey ?? []) args.push('--encryption-key', spec);
     if (opts.readUnencrypted) args.push('--read-unencrypted');
+    // The follower falls back to the same repositories (src/wal/get-fallback.ts).
+    for (const spec of opts.fallbackRepo ?? []) args.push('--fallback-repo', spec);
     spawn(process.execPath, args, { detached: true, stdio: 'ignore' }).unref();
   } catch {
     // Prefetching only saves time; the file PostgreSQL asked for is in place.

@@ -7,7 +7,8 @@
 import * as path from 'node:path';
 import { checkWalFileName } from '../../wal/push';
 import { archiveTargetId } from '../../wal/marker';
-import { Spool } from '../../wal/get';
+import { existsSync } from 'node:fs';
+import { Spool, type WalReader } from '../../wal/get';
 import { nextSegmentName, parseSegmentName } from '../../wal/names';
 import { resolveRepoTarget, intOption } from '../context';
 import { EXIT } from '../run';
@@ -29,12 +30,36 @@ export interface ArchivePrefetchOptions {
    * follower so, from the backup's start segment, before the postmaster asks.
    */
   starting?: boolean;
+  /** restore_command's --fallback-repo (repeated): a file the first repository lacks or holds damaged is fetched from these, in order. */
+  fallbackRepo?: string[];
+  encryptionKey?: string[];
+  readUnencrypted?: boolean;
 }
 
 export async function run(opts: ArchivePrefetchOptions): Promise<number> {
   checkWalFileName(opts.file);
   const count = intOption(opts.count ?? '8', '--count');
-  const spool = new Spool(path.resolve(opts.spoolDir), archiveTargetId(opts));
+  const fallback = opts.fallbackRepo?.length ? await fallbackReaderFor(opts) : undefined;
+  try {
+    return await prefetch(opts, count, new Spool(path.resolve(opts.spoolDir), archiveTargetId(opts), fallback?.read));
+  } finally {
+    fallback?.close();
+  }
+}
+
+/** With --fallback-repo: each repository opened with its own settings (multi.ts openFallbackRepository), as archive-get does. */
+async function fallbackReaderFor(opts: ArchivePrefetchOptions): Promise<{ read: WalReader; close: () => void }> {
+  const { fallbackReader } = await import('../../wal/get-fallback');
+  const { openFallbackRepository, parseFallbackRepo } = await import('../../repository/multi');
+  const { encryptionFromArgs } = await import('../../repository/keys');
+  const encryption = encryptionFromArgs(opts.encryptionKey, opts.readUnencrypted);
+  const specs = new Map((opts.fallbackRepo ?? []).map((spec) => [parseFallbackRepo(spec).url, spec]));
+  // Started by replay-wal or archive-get, the working directory is the data directory: the record goes there.
+  const dataDir = existsSync('PG_VERSION') ? process.cwd() : undefined;
+  return fallbackReader([...specs.keys()], (url) => openFallbackRepository(specs.get(url) ?? url, encryption), dataDir);
+}
+
+async function prefetch(opts: ArchivePrefetchOptions, count: number, spool: Spool): Promise<number> {
   if (opts.follow) {
     if (await spool.followerAlive()) return EXIT.ok;
     const { repo, cluster } = await resolveRepoTarget(opts, 'restore');
