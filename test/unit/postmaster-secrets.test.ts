@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import type { LifeboatError } from '../../src/errors';
-import { loadCredentialsFile, readCredentialsFile } from '../../src/repository/credentials-file';
+import { loadCredentialsFile, readCredentialsFile, repositorySettingsFromFile } from '../../src/repository/credentials-file';
 import { osUserIds, postmasterEnv, postmasterSecretEnvNames } from '../../src/restore/os-user';
 import { credentialsFilePath, postmasterSecrets, removeCredentialsFile, writeCredentialsFile } from '../../src/restore/secret-file';
 import { Runbook } from '../../src/runbook/schema';
@@ -138,9 +138,44 @@ describe('the credentials file', () => {
       lifeboat: 'credentials',
       role: 'restore',
       env: { AWS_ACCESS_KEY_ID: 'restore-id-canary', AWS_SECRET_ACCESS_KEY: 'restore-secret-canary', T_RESTORE_ID: 'restore-id-canary', T_RESTORE_SECRET: 'restore-secret-canary' },
+      // Each repository's own settings, names only (restore_command's --fallback-repo opens each with them).
+      repositories: [{ name: 'repo1', url: 's3://bucket/bank', options: { endpointEnv: 'T_S3_ENDPOINT', credentials: parseYaml(ROLES) as unknown } }],
     });
     await removeCredentialsFile(dataDir);
     expect(() => statSync(path.dirname(file))).toThrow();
+  });
+
+  it('lists every repository with its own settings; one on the default chain after a static first gets the worker keys under names of its own', async () => {
+    const doc = runbookDoc(parseYaml(ROLES));
+    delete doc.repository;
+    doc.repositories = [
+      { name: 'local', url: 's3://bucket/bank', endpointEnv: 'T_S3_ENDPOINT', credentials: parseYaml(ROLES) as unknown },
+      { name: 'offsite', url: 's3://other/bank', endpointEnv: 'T_S3_ENDPOINT', encryption: { keyId: 'k1', keyEnv: 'T_KEY2' } },
+    ];
+    const rb = Runbook.parse(doc);
+    const dataDir = path.join(dir, 'data');
+    mkdirSync(path.join(dataDir, 'pg_wal'), { recursive: true });
+    const file = await writeCredentialsFile(rb, { dataDir, pgBin: '/usr/lib/postgresql/15/bin', osUser: 'postgres' }, 'restore');
+    const read = readCredentialsFile(file);
+    expect(read.repositories).toEqual([
+      { name: 'local', url: 's3://bucket/bank', options: { endpointEnv: 'T_S3_ENDPOINT', credentials: parseYaml(ROLES) as unknown } },
+      {
+        name: 'offsite',
+        url: 's3://other/bank',
+        options: {
+          endpointEnv: 'T_S3_ENDPOINT',
+          encryption: { keyId: 'k1', keyEnv: 'T_KEY2' },
+          credentials: { restore: { accessKeyIdEnv: 'LIFEBOAT_REPO2_AWS_ACCESS_KEY_ID', secretAccessKeyEnv: 'LIFEBOAT_REPO2_AWS_SECRET_ACCESS_KEY' } },
+        },
+      },
+    ]);
+    // The SDK names hold the first's restore identity; the second's default chain (the worker's keys) travels under its own names.
+    expect(read.env).toMatchObject({ AWS_ACCESS_KEY_ID: 'restore-id-canary', LIFEBOAT_REPO2_AWS_ACCESS_KEY_ID: 'worker-key-id-canary', LIFEBOAT_REPO2_AWS_SECRET_ACCESS_KEY: 'worker-secret-canary' });
+    // What archive-get finds for a --fallback-repo URL, once the file is loaded.
+    process.env.LIFEBOAT_CREDENTIALS_FILE = file;
+    expect(repositorySettingsFromFile('s3://other/bank')?.name).toBe('offsite');
+    expect(repositorySettingsFromFile('s3://nowhere/bank')).toBeUndefined();
+    for (const k of Object.keys(read.env)) if (k.startsWith('LIFEBOAT_REPO2_')) delete process.env[k];
   });
 
   it('sets its variables in the reading process, over the environment', () => {
