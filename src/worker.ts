@@ -7,10 +7,10 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type W
 import * as activities from '../activities';
 import { ensureSearchAttributes } from './recovery/search-attributes';
 import { hostQueue, TASK_QUEUE } from './runbook/schema';
+import { connectionOptions, unreachable, type TemporalTarget } from './client/temporal-config';
 
-export interface WorkerConfig {
-  address: string;
-  namespace: string;
+/** Where Temporal is: a TemporalTarget (src/client/temporal-config.ts), or just an address and namespace (plaintext). */
+export interface WorkerConfig extends TemporalTarget {
   /** Poll this host's queue too. */
   host?: string;
   /** Poll the shared `lifeboat` queue (default true). */
@@ -53,7 +53,13 @@ function installRuntime(): void {
 
 export async function startWorkers(cfg: WorkerConfig): Promise<RunningWorkers> {
   installRuntime();
-  const connection = await NativeConnection.connect({ address: cfg.address });
+  // The same resolution as the CLI's and chat-ops' clients, so a profile or TEMPORAL_TLS_* that works for one works for all.
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect(connectionOptions(cfg));
+  } catch (err) {
+    throw unreachable(cfg, err);
+  }
   if (cfg.shared !== false) {
     // Before polling: a recovery upserting an attribute the namespace does not
     // know would fail its workflow task over and over, stuck at its first step.

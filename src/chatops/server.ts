@@ -24,6 +24,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
+import { connectionOptions, type TemporalTarget } from '../client/temporal-config';
 import { errorMessage } from '../errors';
 import type { DecideUpdate } from '../recovery/contract';
 import { acceptedText, decide, readStatus, refusalText, statusText, type Refusal } from './actions';
@@ -40,7 +41,8 @@ export interface ChatopsOptions {
   port?: number;
   secret: string;
   users: UserTable;
-  temporal: { address: string; namespace: string };
+  /** Where Temporal is (src/client/temporal-config.ts resolveTemporal), or just an address and namespace (plaintext). */
+  temporal: TemporalTarget;
   /** Requests per chat user per minute (default 20). */
   ratePerMinute?: number;
   /** The slash command's name, shown in help and usage (default /lifeboat; Slack's `command` field wins). */
@@ -87,7 +89,7 @@ interface LogFields {
 }
 
 export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsServer> {
-  const connection = Connection.lazy({ address: opts.temporal.address });
+  const connection = Connection.lazy(connectionOptions(opts.temporal));
   const client = new Client({ connection, namespace: opts.temporal.namespace });
   const replay = new ReplayGuard();
   const limiter = new RateLimiter(opts.ratePerMinute ?? 20);

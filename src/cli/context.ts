@@ -5,6 +5,7 @@ import type { Runbook } from '../runbook/schema';
 import { openRepository } from '../repository';
 import type { Repository } from '../repository/types';
 import type { StorageRole } from '../repository/roles';
+import type { TemporalFlags, TemporalTarget } from '../client/temporal-config';
 
 export interface RepoOptions {
   runbook?: string;
@@ -75,16 +76,19 @@ export async function requireRunbook(opts: RepoOptions, command: string): Promis
   return loadRunbook(opts.runbook, opts.runbooksDir);
 }
 
-export interface TemporalOptions {
-  address?: string;
-  namespace?: string;
+/** --address, --namespace, --profile, --config-file, --tls, --tls-*-path, --tls-server-name (src/cli/main.ts), and --ui-url. */
+export interface TemporalOptions extends TemporalFlags {
+  uiUrl?: string;
 }
 
-export function temporalAddress(opts: TemporalOptions): { address: string; namespace: string } {
-  return {
-    address: opts.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
-    namespace: opts.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default',
-  };
+/**
+ * The Temporal server to talk to: flags, then the environment, then the
+ * profile (src/client/temporal-config.ts). Loaded when called: archive-push
+ * and archive-get import this file and never talk to Temporal.
+ */
+export async function temporalTarget(opts: TemporalOptions): Promise<TemporalTarget> {
+  const { resolveTemporal } = await import('../client/temporal-config');
+  return resolveTemporal(opts);
 }
 
 /** Parses a positive integer flag; bad values are usage errors naming the flag. */

@@ -36,10 +36,20 @@ const repoOptions = (cmd: Command) =>
     )
     .option('--read-unencrypted', 'with --encryption-key: also serve objects written before encryption was turned on');
 
+// The Temporal CLI's names and its environment configuration
+// (src/client/temporal-config.ts): flags, then TEMPORAL_* variables, then the profile.
 const temporalOptions = (cmd: Command) =>
   cmd
-    .option('--address <host:port>', 'Temporal frontend (env TEMPORAL_ADDRESS, default 127.0.0.1:7233)')
-    .option('--namespace <ns>', 'Temporal namespace (env TEMPORAL_NAMESPACE, default "default")');
+    .option('--address <host:port>', 'Temporal frontend (env TEMPORAL_ADDRESS, else the profile\'s address, default 127.0.0.1:7233)')
+    .option('--namespace <ns>', 'Temporal namespace (env TEMPORAL_NAMESPACE, else the profile\'s, default "default")')
+    .option('--profile <name>', 'profile of the Temporal config file (env TEMPORAL_PROFILE, default "default"), as the Temporal CLI reads it')
+    .option('--config-file <path>', 'Temporal config file, TOML (env TEMPORAL_CONFIG_FILE, default ~/.config/temporalio/temporal.toml)')
+    .option('--tls', 'connect with TLS (env TEMPORAL_TLS; on by default with a TLS profile, a certificate or an API key in TEMPORAL_API_KEY)')
+    .option('--tls-cert-path <path>', 'client certificate for mTLS, PEM (env TEMPORAL_TLS_CLIENT_CERT_PATH)')
+    .option('--tls-key-path <path>', 'client key for mTLS, PEM (env TEMPORAL_TLS_CLIENT_KEY_PATH)')
+    .option('--tls-ca-path <path>', 'CA that signed the server\'s certificate, PEM (env TEMPORAL_TLS_SERVER_CA_CERT_PATH)')
+    .option('--tls-server-name <name>', 'server name to verify the certificate against (env TEMPORAL_TLS_SERVER_NAME)')
+    .option('--ui-url <url>', 'Temporal Web UI address for links to a run (env LIFEBOAT_UI_URL; none for a server not on this machine)');
 
 program
   .command('dev')

@@ -1,19 +1,20 @@
 // The Temporal Web UI page of a run, for `lifeboat recover`, `status`,
 // `pending` and chat-ops replies to print. The
-// UI's address cannot be read from TEMPORAL_ADDRESS (the frontend's gRPC
-// port), so: LIFEBOAT_UI_URL when set; else the Temporal CLI dev server's
-// own convention, its UI on the frontend's port + 1000 (7233 -> 8233, also
-// this project's docker-compose), but only once that port answers as a
-// Temporal UI (GET /api/v1/settings, the UI server's own endpoint); else no
-// link, and a line saying how to get one. A wrong link at 3 a.m. sends
-// someone to another cluster's UI or to nothing.
+// UI's address cannot be read from the frontend's (gRPC) address, so: the
+// --ui-url flag, else LIFEBOAT_UI_URL; else, only when the frontend is on
+// this machine (a loopback address), the Temporal CLI dev server's own
+// convention, its UI on the frontend's port + 1000 (7233 -> 8233, also this
+// project's docker-compose), and only once that port answers as a Temporal UI
+// (GET /api/v1/settings, the UI server's own endpoint); else no link, and a
+// line saying how to get one. A remote server is never probed: a wrong link
+// at 3 a.m. sends someone to another cluster's UI or to nothing.
 
 export const UI_URL_ENV = 'LIFEBOAT_UI_URL';
 
 /** How long the probe of the dev server's UI may take: recover must not hang on it. */
 const PROBE_MS = 1500;
 
-export type UiBase = { base: string; from: 'env' | 'dev-server' } | { base?: undefined; hint: string };
+export type UiBase = { base: string; from: 'flag' | 'env' | 'dev-server' } | { base?: undefined; hint: string };
 
 /** host and port of a Temporal frontend address ("127.0.0.1:7233", "[::1]:7233", "temporal.internal"). */
 export function parseAddress(address: string): { host: string; port: number } {
@@ -41,13 +42,24 @@ export async function answersAsTemporalUi(base: string, timeoutMs = PROBE_MS): P
   }
 }
 
-export async function temporalUiBase(address: string, env: NodeJS.ProcessEnv = process.env): Promise<UiBase> {
+/** Whether a frontend address is on this machine: 127.0.0.0/8, ::1 or localhost. */
+export function isLoopback(address: string): boolean {
+  const { host } = parseAddress(address);
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** uiUrl: the --ui-url flag, which wins over LIFEBOAT_UI_URL. */
+export async function temporalUiBase(address: string, env: NodeJS.ProcessEnv = process.env, uiUrl?: string): Promise<UiBase> {
+  const flag = uiUrl?.trim();
+  if (flag) return { base: flag.replace(/\/+$/, ''), from: 'flag' };
   const set = env[UI_URL_ENV]?.trim();
   if (set) return { base: set.replace(/\/+$/, ''), from: 'env' };
+  const how = `pass --ui-url or set ${UI_URL_ENV} to your Temporal Web UI's address (e.g. export ${UI_URL_ENV}=https://temporal.example.com) to get one here`;
+  if (!isLoopback(address)) return { hint: `no Temporal UI link: the server at ${address} is not on this machine, and its UI's address cannot be derived from it; ${how}` };
   const guess = devServerUi(address);
   if (guess && (await answersAsTemporalUi(guess))) return { base: guess, from: 'dev-server' };
   return {
-    hint: `no Temporal UI link: ${guess ? `${guess} (where a dev server for ${address} keeps its UI) does not answer as one` : `none can be derived from ${address}`}; set ${UI_URL_ENV} to your Temporal Web UI's address (e.g. export ${UI_URL_ENV}=https://temporal.example.com) to get one here`,
+    hint: `no Temporal UI link: ${guess ? `${guess} (where a dev server for ${address} keeps its UI) does not answer as one` : `none can be derived from ${address}`}; ${how}`,
   };
 }
 

@@ -1,17 +1,15 @@
 // The Temporal client as the CLI uses it, with an error that says what to
-// check when the server is not there.
+// check when the server is not there (which TLS, from where).
 import { Client, Connection } from '@temporalio/client';
-import { LifeboatError, errorMessage } from '../errors';
+import { connectionOptions, unreachable, type TemporalTarget } from './temporal-config';
 
-export async function connectClient(address: string, namespace: string): Promise<Client> {
+/** A client for a resolved target (src/client/temporal-config.ts: flags, environment, profile). */
+export async function connectClient(target: TemporalTarget): Promise<Client> {
   try {
-    const connection = await Connection.connect({ address, connectTimeout: 5000 });
-    return new Client({ connection, namespace });
+    const connection = await Connection.connect({ ...connectionOptions(target), connectTimeout: 5000 });
+    return new Client({ connection, namespace: target.namespace });
   } catch (err) {
-    throw new LifeboatError('TOOL_FAILED', `cannot reach the Temporal server at ${address}: ${errorMessage(err)}`, {
-      hints: ['is the Temporal server running? (npm start runs a dev server on 127.0.0.1:7233)', 'pass --address or set TEMPORAL_ADDRESS'],
-      cause: err,
-    });
+    throw unreachable(target, err);
   }
 }
 

@@ -1,7 +1,7 @@
 // What the CLI prints about schedules, shared by `lifeboat drill --schedule`,
 // `lifeboat backup --schedule` and `lifeboat schedules`.
 import { connectClient } from '../client/temporal';
-import { temporalAddress, type TemporalOptions } from '../cli/context';
+import { temporalTarget, type TemporalOptions } from '../cli/context';
 import { table } from '../cli/format';
 import { printJson } from '../cli/run';
 import { TASK_QUEUE } from '../runbook/schema';
@@ -18,8 +18,8 @@ export async function scheduleCommand(
   input: Record<string, unknown>,
 ): Promise<number> {
   const cron = parseCron(opts.schedule, '--schedule');
-  const { address, namespace } = temporalAddress(opts);
-  const client = await connectClient(address, namespace);
+  const temporal = await temporalTarget(opts);
+  const client = await connectClient(temporal);
   try {
     const { created, schedule } = await upsertSchedule(client, { kind, runbook, cron, input, taskQueue: TASK_QUEUE });
     if (opts.json) {

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { answersAsTemporalUi, checklistLines, devServerUi, parseAddress, runPage, temporalUiBase, workflowPage } from '../../src/cli/ui-link';
+import { answersAsTemporalUi, checklistLines, devServerUi, isLoopback, parseAddress, runPage, temporalUiBase, workflowPage } from '../../src/cli/ui-link';
 import { startTemporalDevServer, type DevServer } from '../../src/dev/temporal-server';
 import { freePort, waitFor } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
@@ -58,12 +58,25 @@ describe('the Temporal UI link of a run', () => {
     expect(await temporalUiBase('temporal.internal:7233', { LIFEBOAT_UI_URL: 'https://temporal.example.com/ ' })).toEqual({ base: 'https://temporal.example.com', from: 'env' });
   });
 
+  it('--ui-url wins over LIFEBOAT_UI_URL', async () => {
+    expect(await temporalUiBase('temporal.internal:7233', { LIFEBOAT_UI_URL: 'https://env.example.com' }, 'https://flag.example.com/')).toEqual({ base: 'https://flag.example.com', from: 'flag' });
+  });
+
+  it('never guesses a UI for a server that is not on this machine: no probe, the line saying how to get one', async () => {
+    const r = await temporalUiBase('temporal.internal:7233', {});
+    expect(r).toEqual({
+      hint: "no Temporal UI link: the server at temporal.internal:7233 is not on this machine, and its UI's address cannot be derived from it; pass --ui-url or set LIFEBOAT_UI_URL to your Temporal Web UI's address (e.g. export LIFEBOAT_UI_URL=https://temporal.example.com) to get one here",
+    });
+    expect(['127.0.0.1:7233', 'localhost:7233', '[::1]:7233', '127.0.0.2:7233'].map(isLoopback)).toEqual([true, true, true, true]);
+    expect(['10.0.0.5:7233', 'temporal.example.com:7233', '[fd00::1]:7233'].map(isLoopback)).toEqual([false, false, false]);
+  });
+
   it('without it, a headless Temporal gets no link but the line saying how to get one (not 127.0.0.1:8233)', async () => {
     const address = temporalAddress();
     const r = await temporalUiBase(address, {});
     expect(r.base).toBeUndefined();
     expect('hint' in r && r.hint).toBe(
-      `no Temporal UI link: ${devServerUi(address)} (where a dev server for ${address} keeps its UI) does not answer as one; set LIFEBOAT_UI_URL to your Temporal Web UI's address (e.g. export LIFEBOAT_UI_URL=https://temporal.example.com) to get one here`,
+      `no Temporal UI link: ${devServerUi(address)} (where a dev server for ${address} keeps its UI) does not answer as one; pass --ui-url or set LIFEBOAT_UI_URL to your Temporal Web UI's address (e.g. export LIFEBOAT_UI_URL=https://temporal.example.com) to get one here`,
     );
   });
 

@@ -2,7 +2,7 @@
 // with --schedule, create or update the runbook's backup schedule
 // (lifeboat-backup-<runbook>), whose runs also apply retention (expire).
 import { reportPrimaryOverlay } from '../../catalog/primary';
-import { requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
+import { requireRunbook, temporalTarget, type RepoOptions, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 import { TASK_QUEUE } from '../../runbook/schema';
 import { connectClient, timestampedId } from '../../client/temporal';
@@ -22,8 +22,8 @@ export async function run(opts: RepoOptions & TemporalOptions & { wait?: boolean
     // Scheduled backups expire old ones after each verified backup: nobody runs lifeboat expire by hand at 3 a.m.
     return scheduleCommand({ ...opts, schedule: opts.schedule }, 'backup', runbook.name, { runbook: runbook.name, expire: true });
   }
-  const { address, namespace } = temporalAddress(opts);
-  const client = await connectClient(address, namespace);
+  const temporal = await temporalTarget(opts);
+  const client = await connectClient(temporal);
   const workflowId = timestampedId(`backup-${runbook.name}`);
   const handle = await client.workflow.start('baseBackup', {
     taskQueue: TASK_QUEUE,

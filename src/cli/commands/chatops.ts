@@ -4,7 +4,7 @@
 // does not start, since every request would have to be refused.
 import * as path from 'node:path';
 import { LifeboatError } from '../../errors';
-import { intOption, temporalAddress, type TemporalOptions } from '../context';
+import { intOption, temporalTarget, type TemporalOptions } from '../context';
 
 type Options = TemporalOptions & {
   port?: string;
@@ -38,12 +38,21 @@ export async function run(opts: Options): Promise<number> {
   }
   const { loadUsers } = await import('../../chatops/users');
   const users = loadUsers(path.resolve(usersFile));
-  const temporal = temporalAddress(opts);
+  const temporal = await temporalTarget(opts);
   const { startChatopsServer, ROUTES } = await import('../../chatops/server');
-  const server = await startChatopsServer({ host: opts.host ?? '127.0.0.1', port, secret, users, temporal, ratePerMinute, ...(opts.command ? { command: opts.command } : {}) });
+  const server = await startChatopsServer({
+    host: opts.host ?? '127.0.0.1',
+    port,
+    secret,
+    users,
+    temporal,
+    ratePerMinute,
+    ...(opts.command ? { command: opts.command } : {}),
+    ...(opts.uiUrl ? { uiUrl: opts.uiUrl } : {}),
+  });
   process.stderr.write(
     `lifeboat chatops listening on ${server.url} (POST ${ROUTES.slack}, ${ROUTES.decide}, ${ROUTES.status}; GET ${ROUTES.health}); ` +
-      `Temporal ${temporal.address} namespace ${temporal.namespace}; ${users.size} chat user(s) mapped; ` +
+      `Temporal ${temporal.address} namespace ${temporal.namespace} (${temporal.origin}); ${users.size} chat user(s) mapped; ` +
       `requests signed with ${secretEnv}; ${ratePerMinute} requests a minute per chat user. Ctrl-C stops it.\n`,
   );
   await new Promise<void>((resolve) => {

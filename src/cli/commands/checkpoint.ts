@@ -7,7 +7,7 @@ import { LifeboatError } from '../../errors';
 import { TASK_QUEUE } from '../../runbook/schema';
 import { workflowError } from '../../client/failure';
 import { reportPrimaryOverlay } from '../../catalog/primary';
-import { requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
+import { requireRunbook, temporalTarget, type RepoOptions, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 
 export async function run(opts: RepoOptions & TemporalOptions & { label?: string; json?: boolean }): Promise<number> {
@@ -21,8 +21,8 @@ export async function run(opts: RepoOptions & TemporalOptions & { label?: string
   const runbook = await requireRunbook(opts, 'checkpoint');
   // The restore point goes into the re-pointed primary's WAL: say so.
   await reportPrimaryOverlay(runbook);
-  const { address, namespace } = temporalAddress(opts);
-  const client = await connectClient(address, namespace);
+  const temporal = await temporalTarget(opts);
+  const client = await connectClient(temporal);
   const workflowId = timestampedId(`checkpoint-${runbook.name}`);
   let result: CheckpointResult;
   try {

@@ -15,7 +15,7 @@ import { scheduleCommand } from '../../schedules/cli';
 import { parseCron } from '../../schedules/cron';
 import { innermostFailure, workflowError } from '../../client/failure';
 import { reportPrimaryOverlay } from '../../catalog/primary';
-import { requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
+import { requireRunbook, temporalTarget, type RepoOptions, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 import { targetFromFlags, type TargetFlags } from '../target-options';
 
@@ -39,8 +39,8 @@ export async function run(opts: Options): Promise<number> {
   const input = { runbook: runbook.name, ...(target ? { target } : {}), ...(opts.keep ? { keep: true } : {}), ...(opts.fromStandby ? { source: 'standby' as const } : {}), ...(repository ? { repository } : {}) };
   if (opts.schedule !== undefined) return scheduleCommand({ ...opts, schedule: opts.schedule }, 'drill', runbook.name, input);
 
-  const { address, namespace } = temporalAddress(opts);
-  const client = await connectClient(address, namespace);
+  const temporal = await temporalTarget(opts);
+  const client = await connectClient(temporal);
   const workflowId = timestampedId(`drill-${runbook.name}`);
   try {
     const handle = await client.workflow.start('restoreDrill', {

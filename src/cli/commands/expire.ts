@@ -9,7 +9,7 @@ import { isErrorCode, LifeboatError, errorMessage } from '../../errors';
 import { resolveRunbookPath } from '../../runbook/load';
 import { TASK_QUEUE } from '../../runbook/schema';
 import { describePolicy, retentionPolicy } from '../../catalog/tiers';
-import { intOption, requireRunbook, temporalAddress, type RepoOptions, type TemporalOptions } from '../context';
+import { intOption, requireRunbook, temporalTarget, type RepoOptions, type TemporalOptions } from '../context';
 import { lockedBackupReason, lockedWalLine } from '../../catalog/locked';
 import { lockExtensionLines } from '../../catalog/lock-extend';
 import { formatBytes } from '../format';
@@ -44,8 +44,8 @@ export async function run(opts: Options): Promise<number> {
     const applied = dryRun || nothing ? undefined : await applyExpiry({ runbook: ref, plan });
     result = { runbook: runbook.name, dryRun, plan, ...(applied ? { applied } : {}) };
   } else {
-    const { address, namespace } = temporalAddress(opts);
-    const client = await connectClient(address, namespace);
+    const temporal = await temporalTarget(opts);
+    const client = await connectClient(temporal);
     workflowId = timestampedId(`expire-${runbook.name}`);
     const input: ExpireBackupsInput = { runbook: runbook.name, dryRun, ...(keep !== undefined ? { keep } : {}), ...(repository !== undefined ? { repository } : {}) };
     try {

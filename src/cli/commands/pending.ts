@@ -12,7 +12,7 @@ import { REPAIR_ONLY_STEP_IDS, STEP_IDS, describeTarget, type PendingDecision, t
 import { RECOVERY_WORKFLOW, REPAIR_WORKFLOW, statusQuery } from '../../recovery/messages';
 import { AWAITING_ATTRIBUTE, RUNBOOK_ATTRIBUTE } from '../../recovery/search-attributes';
 import { formatDuration } from '../format';
-import { temporalAddress, type TemporalOptions } from '../context';
+import { temporalTarget, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 import { checklistLines, runPage, temporalUiBase } from '../ui-link';
 import { decisionCommands } from '../status-view';
@@ -43,10 +43,11 @@ export async function run(opts: Options): Promise<number> {
     process.stdout.write(`${pendingQuery(opts.runbook)}\n`);
     return 0;
   }
-  const { address, namespace } = temporalAddress(opts);
-  const client = await connectClient(address, namespace);
+  const temporal = await temporalTarget(opts);
+  const { address, namespace } = temporal;
+  const client = await connectClient(temporal);
   try {
-    const ui = await temporalUiBase(address);
+    const ui = await temporalUiBase(address, process.env, opts.uiUrl);
     const runs = await findPending(client, opts.runbook, ui.base !== undefined ? { base: ui.base, namespace } : undefined);
     if (opts.json) printJson(runs);
     else process.stdout.write(`${renderPending(runs, { now: new Date(), namespace, address, runbook: opts.runbook }).join('\n')}\n`);

@@ -10,7 +10,7 @@ import { RecoveryInput } from '../../recovery/contract';
 import { RECOVERY_WORKFLOW } from '../../recovery/messages';
 import { RUNBOOK_ATTRIBUTE } from '../../recovery/search-attributes';
 import { TASK_QUEUE } from '../../runbook/schema';
-import { intOption, requireRunbook, temporalAddress, type TemporalOptions } from '../context';
+import { intOption, requireRunbook, temporalTarget, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 import { recoveryDetails, recoverySummary, succeeded, type ParsedInput } from '../status-view';
 import { targetFromFlags, type TargetFlags } from '../target-options';
@@ -53,8 +53,9 @@ export async function run(opts: Options): Promise<number> {
   });
   const workflowId = opts.workflowId?.trim() || timestampedId(`recover-${runbook.name}`);
 
-  const { address, namespace } = temporalAddress(opts);
-  const client = await connectClient(address, namespace);
+  const temporal = await temporalTarget(opts);
+  const { address, namespace } = temporal;
+  const client = await connectClient(temporal);
   try {
     const options = {
       taskQueue: TASK_QUEUE,
@@ -80,7 +81,7 @@ export async function run(opts: Options): Promise<number> {
           cause: err,
         });
       });
-    const uiBase = await temporalUiBase(address);
+    const uiBase = await temporalUiBase(address, process.env, opts.uiUrl);
     const ui = uiBase.base !== undefined ? runPage(uiBase.base, namespace, workflowId, handle.firstExecutionRunId) : undefined;
     const started = { workflowId, runId: handle.firstExecutionRunId, input, ...(ui ? { ui } : {}) };
     if (opts.json) {

@@ -12,7 +12,7 @@ import { REPAIR_WORKFLOW } from '../../recovery/messages';
 import { RUNBOOK_ATTRIBUTE } from '../../recovery/search-attributes';
 import { RepairInput, type ParsedRepairInput } from '../../repair/contract';
 import { TASK_QUEUE } from '../../runbook/schema';
-import { intOption, requireRunbook, temporalAddress, type TemporalOptions } from '../context';
+import { intOption, requireRunbook, temporalTarget, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 import { succeeded } from '../status-view';
 import { targetFromFlags, type TargetFlags } from '../target-options';
@@ -103,8 +103,9 @@ export async function run(opts: Options): Promise<number> {
   const runbook = await requireRunbook(opts, 'repair');
   const input = parseRepairInput({ runbook: runbook.name, ...raw });
   const workflowId = opts.workflowId?.trim() || timestampedId(`repair-${runbook.name}`);
-  const { address, namespace } = temporalAddress(opts);
-  const client = await connectClient(address, namespace);
+  const temporal = await temporalTarget(opts);
+  const { address, namespace } = temporal;
+  const client = await connectClient(temporal);
   try {
     const options = { taskQueue: TASK_QUEUE, workflowId, args: [input] as [typeof input], staticSummary: repairSummary(input), staticDetails: repairDetails(input, startedBy()) };
     const handle = await client.workflow
@@ -118,7 +119,7 @@ export async function run(opts: Options): Promise<number> {
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
         throw new LifeboatError('INPUT_INVALID', `a workflow with id ${workflowId} is already running in namespace ${namespace}`, { hints: [`follow it: lifeboat status ${workflowId} --watch`, 'or pass another --workflow-id'], cause: err });
       });
-    const uiBase = await temporalUiBase(address);
+    const uiBase = await temporalUiBase(address, process.env, opts.uiUrl);
     const ui = uiBase.base !== undefined ? runPage(uiBase.base, namespace, workflowId, handle.firstExecutionRunId) : undefined;
     const started = { workflowId, runId: handle.firstExecutionRunId, input, ...(ui ? { ui } : {}) };
     if (opts.json) {

@@ -5,15 +5,15 @@
 import { connectClient } from '../../client/temporal';
 import { schedulesTable } from '../../schedules/cli';
 import { describeSchedule, listSchedules, scheduleIdFromArgs } from '../../schedules/schedules';
-import { temporalAddress, type TemporalOptions } from '../context';
+import { temporalTarget, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 
 type Action = 'list' | 'pause' | 'unpause' | 'trigger' | 'delete';
 
 export async function run(opts: TemporalOptions & { action: Action; target?: string[]; json?: boolean; note?: string }): Promise<number> {
   const id = opts.action === 'list' ? undefined : scheduleIdFromArgs(opts.target ?? []);
-  const { address, namespace } = temporalAddress(opts);
-  const client = await connectClient(address, namespace);
+  const temporal = await temporalTarget(opts);
+  const client = await connectClient(temporal);
   try {
     if (opts.action === 'list' || !id) {
       const list = await listSchedules(client);

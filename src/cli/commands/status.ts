@@ -12,7 +12,7 @@ import { connectClient } from '../../client/temporal';
 import { LifeboatError, errorMessage } from '../../errors';
 import type { Evidence } from '../../recovery/contract';
 import { RECOVERY_WORKFLOW, REPAIR_WORKFLOW, statusQuery } from '../../recovery/messages';
-import { intOption, temporalAddress, type TemporalOptions } from '../context';
+import { intOption, temporalTarget, type TemporalOptions } from '../context';
 import { printJson } from '../run';
 import { renderStatus, succeeded, type LiveProgress, type StatusSnapshot } from '../status-view';
 import { checklistLines, runPage, temporalUiBase } from '../ui-link';
@@ -41,7 +41,7 @@ export async function run(opts: Options): Promise<number> {
   const intervalSeconds = intOption(opts.interval ?? '2', '--interval');
   const recovery = await openRun(opts, opts.workflowId);
   try {
-    const ui = await temporalUiBase(recovery.address);
+    const ui = await temporalUiBase(recovery.address, process.env, opts.uiUrl);
     if (ui.base !== undefined) recovery.uiBase = ui.base;
     if (opts.watch) return exitCode(await watchRun(recovery, { intervalSeconds, json: opts.json === true }));
     const snap = await fetchSnapshot(recovery);
@@ -54,8 +54,9 @@ export async function run(opts: Options): Promise<number> {
 }
 
 export async function openRun(opts: TemporalOptions, workflowId: string): Promise<RecoveryRun> {
-  const { address, namespace } = temporalAddress(opts);
-  const client = await connectClient(address, namespace);
+  const temporal = await temporalTarget(opts);
+  const { address, namespace } = temporal;
+  const client = await connectClient(temporal);
   return { client, handle: client.workflow.getHandle(workflowId), workflowId, namespace, address };
 }
 

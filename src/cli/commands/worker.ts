@@ -1,16 +1,17 @@
 // `lifeboat worker [--host <host>]`
 import * as path from 'node:path';
-import { temporalAddress, type TemporalOptions } from '../context';
+import { temporalTarget, type TemporalOptions } from '../context';
 import { hostQueue, TASK_QUEUE } from '../../runbook/schema';
 
 export async function run(opts: TemporalOptions & { host?: string; shared?: boolean; runbooksDir?: string }): Promise<number> {
   if (opts.runbooksDir) process.env.LIFEBOAT_RUNBOOKS_DIR = path.resolve(opts.runbooksDir);
-  const { address, namespace } = temporalAddress(opts);
+  const temporal = await temporalTarget(opts);
+  const { address, namespace } = temporal;
   const { startWorkers } = await import('../../worker');
-  const running = await startWorkers({ address, namespace, host: opts.host, shared: opts.shared });
+  const running = await startWorkers({ ...temporal, host: opts.host, shared: opts.shared });
   const queues = [...(opts.shared !== false ? [TASK_QUEUE] : []), ...(opts.host ? [hostQueue(opts.host)] : [])];
   process.stderr.write(
-    `lifeboat worker polling ${queues.join(' and ')} on ${address} (namespace ${namespace}); ` +
+    `lifeboat worker polling ${queues.join(' and ')} on ${address} (namespace ${namespace}; ${temporal.origin}); ` +
       `runbooks from ${process.env.LIFEBOAT_RUNBOOKS_DIR ?? path.resolve('runbooks')}. Ctrl-C stops it.\n`,
   );
   await running.runUntilSignal();
