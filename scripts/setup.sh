@@ -5,7 +5,9 @@
 #     and for the browser and terminal tests chromium (driven by playwright-core,
 #     which downloads no browser of its own) and tmux
 #   - npm dependencies (npm ci) when node_modules is missing or stale
-#   - the Temporal CLI (its dev server), MinIO and its client mc, built from their Go modules
+#   - the Temporal CLI (its dev server), the Temporal server and its SQL schema
+#     tool (the PostgreSQL cluster of test/e2e/temporal-cluster.test.ts, with the
+#     schema files they ship), MinIO and its client mc, built from their Go modules
 #     at pinned versions into a tools directory outside the clone, once per
 #     machine: $LIFEBOAT_TOOLS_DIR, default ~/.cache/lifeboat/tools
 set -euo pipefail
@@ -22,6 +24,11 @@ MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 # version the Go module proxy serves (2025-03-13), which speaks the server's
 # admin API above.
 MC_VERSION="v0.0.0-20250313080218-cf909e1063a9"
+# The Temporal server (not the dev server) and its SQL schema tool, for the
+# test cluster on PostgreSQL with mTLS. v1.32.2 needs Go 1.26.10 or later: the
+# go command fetches that toolchain itself when GOTOOLCHAIN names it.
+TEMPORAL_SERVER_VERSION="v1.32.2"
+TEMPORAL_SERVER_TOOLCHAIN="go1.27.3"
 PG_BIN="${LIFEBOAT_PG_BIN:-/usr/lib/postgresql/15/bin}"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -86,6 +93,22 @@ build_tool() { # name module version
 
 if ! build_tool temporal github.com/temporalio/cli/cmd/temporal "$TEMPORAL_CLI_VERSION"; then
   log "Go is not installed: the Temporal dev server will be downloaded by the Temporal SDK (@temporalio/testing) when first needed"
+fi
+if GOTOOLCHAIN=$TEMPORAL_SERVER_TOOLCHAIN build_tool temporal-server go.temporal.io/server/cmd/server "$TEMPORAL_SERVER_VERSION" &&
+  GOTOOLCHAIN=$TEMPORAL_SERVER_TOOLCHAIN build_tool temporal-sql go.temporal.io/server/cmd/tools/sql "$TEMPORAL_SERVER_VERSION"; then
+  # Its PostgreSQL schemas ship in the module, not in the binaries: copied
+  # beside them so that a cleaned Go module cache does not break the tests.
+  schema="$TOOLS_DIR/temporal-schema"
+  if [ "$(cat "$schema.version" 2>/dev/null)" != "$TEMPORAL_SERVER_VERSION" ]; then
+    src="$(GOTOOLCHAIN=$TEMPORAL_SERVER_TOOLCHAIN go env GOMODCACHE)/go.temporal.io/server@$TEMPORAL_SERVER_VERSION/schema/postgresql"
+    [ -d "$src" ] || GOTOOLCHAIN=$TEMPORAL_SERVER_TOOLCHAIN go mod download "go.temporal.io/server@$TEMPORAL_SERVER_VERSION" >&2
+    rm -rf "$schema" && mkdir -p "$schema" && cp -R "$src" "$schema/" && chmod -R u+w "$schema"
+    echo "$TEMPORAL_SERVER_VERSION" >"$schema.version"
+  fi
+else
+  log "Go is not installed, so the Temporal server cannot be built: test/e2e/temporal-cluster.test.ts needs it."
+  log "HINT: install Go (https://go.dev/dl) and run this again"
+  exit 1
 fi
 if ! build_tool minio github.com/minio/minio "$MINIO_VERSION"; then
   log "Go is not installed, so MinIO cannot be built: the s3:// tests need it."
