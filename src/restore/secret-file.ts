@@ -94,6 +94,10 @@ export function fileRepositories(runbook: Runbook, role: StorageRole, env: Recor
   const repos: Array<Runbook['repository'] & { name?: string }> = (runbook as { repositories?: Array<Runbook['repository']> }).repositories ?? [runbook.repository];
   return repos.map((entry, i) => {
     const options = repositoryOptions(entry);
+    // Only the identity this file is for: the copy has no business knowing the others' names.
+    const own = entry.credentials?.[role];
+    if (own) options.credentials = { [role]: own };
+    else delete options.credentials;
     const worker = { accessKeyId: process.env[AWS_KEY_NAMES.accessKeyId], secretAccessKey: process.env[AWS_KEY_NAMES.secretAccessKey], sessionToken: process.env[AWS_KEY_NAMES.sessionToken] };
     if (i > 0 && !entry.credentials?.[role] && worker.accessKeyId && worker.secretAccessKey && env[AWS_KEY_NAMES.accessKeyId] !== worker.accessKeyId) {
       const prefix = `LIFEBOAT_REPO${i + 1}_`;

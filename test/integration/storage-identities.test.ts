@@ -192,6 +192,8 @@ describe('storage identities with exactly the docs/iam policies', () => {
       lifeboat: 'credentials',
       role: 'restore',
       env: { AWS_ACCESS_KEY_ID: identity.restore.id, AWS_SECRET_ACCESS_KEY: identity.restore.secret, LB_RESTORE_ID: identity.restore.id, LB_RESTORE_SECRET: identity.restore.secret },
+      // The repository's settings for restore_command: names only, and only the restore identity's.
+      repositories: [{ name: 'repo1', url: repoUrl, options: { endpointEnv: 'S3_ENDPOINT', credentials: { restore: { accessKeyIdEnv: 'LB_RESTORE_ID', secretAccessKeyEnv: 'LB_RESTORE_SECRET' } } } }],
     });
     // Promoted, the copy would archive as the archive identity: without its keys on this worker, nothing is promoted.
     delete process.env.LB_ARCHIVE_SECRET;

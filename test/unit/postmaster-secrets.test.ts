@@ -42,6 +42,8 @@ archive: { accessKeyIdEnv: T_ARCHIVE_ID, secretAccessKeyEnv: T_ARCHIVE_SECRET }
 restore: { accessKeyIdEnv: T_RESTORE_ID, secretAccessKeyEnv: T_RESTORE_SECRET }
 `;
 
+const RESTORE_NAMES = { accessKeyIdEnv: 'T_RESTORE_ID', secretAccessKeyEnv: 'T_RESTORE_SECRET' };
+
 let saved: Record<string, string | undefined>;
 beforeEach(() => {
   saved = {};
@@ -138,8 +140,8 @@ describe('the credentials file', () => {
       lifeboat: 'credentials',
       role: 'restore',
       env: { AWS_ACCESS_KEY_ID: 'restore-id-canary', AWS_SECRET_ACCESS_KEY: 'restore-secret-canary', T_RESTORE_ID: 'restore-id-canary', T_RESTORE_SECRET: 'restore-secret-canary' },
-      // Each repository's own settings, names only (restore_command's --fallback-repo opens each with them).
-      repositories: [{ name: 'repo1', url: 's3://bucket/bank', options: { endpointEnv: 'T_S3_ENDPOINT', credentials: parseYaml(ROLES) as unknown } }],
+      // Each repository's own settings, names only and only the file's role's identity (restore_command's --fallback-repo opens each with them).
+      repositories: [{ name: 'repo1', url: 's3://bucket/bank', options: { endpointEnv: 'T_S3_ENDPOINT', credentials: { restore: RESTORE_NAMES } } }],
     });
     await removeCredentialsFile(dataDir);
     expect(() => statSync(path.dirname(file))).toThrow();
@@ -158,7 +160,7 @@ describe('the credentials file', () => {
     const file = await writeCredentialsFile(rb, { dataDir, pgBin: '/usr/lib/postgresql/15/bin', osUser: 'postgres' }, 'restore');
     const read = readCredentialsFile(file);
     expect(read.repositories).toEqual([
-      { name: 'local', url: 's3://bucket/bank', options: { endpointEnv: 'T_S3_ENDPOINT', credentials: parseYaml(ROLES) as unknown } },
+      { name: 'local', url: 's3://bucket/bank', options: { endpointEnv: 'T_S3_ENDPOINT', credentials: { restore: RESTORE_NAMES } } },
       {
         name: 'offsite',
         url: 's3://other/bank',
