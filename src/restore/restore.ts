@@ -101,7 +101,7 @@ async function restoreClaimed(
   const cluster = clusterName(runbook);
   if (site.instance !== 'restore') await requireFreePort(site, input.workflowId);
 
-  const prepared = await prepareDataDir({
+  const prepareArgs = {
     pg,
     runbookName: runbook.name,
     mode: input.mode,
@@ -109,7 +109,8 @@ async function restoreClaimed(
     runId: input.runId,
     backupId: input.backupId,
     ...(site.instance !== 'restore' ? { instance: site.instance } : {}),
-  });
+  };
+  const prepared = await prepareDataDir(prepareArgs);
   if (prepared.kind === 'reuse') {
     // A retry after the configuration check failed (e.g. restore.hbaFile added since).
     const config = await ensureServerConfig(pg.dataDir, runbook);
@@ -174,15 +175,7 @@ async function restoreClaimed(
       process.stderr.write(
         `WARNING: repository ${failed.name} (${failed.url}): ${failed.reason}; restoring backup ${meta.backupId} again from repository ${next.fallback.name} (${next.fallback.url}); what was extracted is kept in ${failed.partial}\n`,
       );
-      await prepareDataDir({
-        pg,
-        runbookName: runbook.name,
-        mode: input.mode,
-        workflowId: input.workflowId,
-        runId: input.runId,
-        backupId: input.backupId,
-        ...(site.instance !== 'restore' ? { instance: site.instance } : {}),
-      });
+      await prepareDataDir(prepareArgs);
       stage.what = `writing the marker of backup ${meta.backupId}`;
       await writeMarker(pg.dataDir, marker, pg.osUser);
       source = next;
