@@ -1,0 +1,241 @@
+// A real Temporal cluster for a test file, not the dev server: the Temporal
+// server that scripts/setup.sh builds (v1.32.2), its persistence and SQL
+// visibility in a PostgreSQL 15 of its own (schemas set up with the server's
+// SQL tool from the schema files setup.sh copies beside it), mTLS required on
+// the frontend with certificates this harness makes with openssl (a CA, a
+// server certificate for 127.0.0.1/localhost, a client certificate), every
+// port a free loopback one. The `default` namespace is registered with the
+// Temporal CLI over mTLS; Lifeboat's search attributes are left to the
+// worker, which registers them before it polls (src/worker.ts).
+// `stop()` stops the server, then removes its PostgreSQL and its directory.
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createServer } from 'node:net';
+import { promisify } from 'node:util';
+import { Connection } from '@temporalio/client';
+import { stopChild } from '../../src/dev/child';
+import { requireTool, toolsDir } from '../../src/tools';
+import { startPrimary, type Primary } from './postgres';
+import { freePort, waitFor } from './ports';
+
+const exec = promisify(execFile);
+
+/**
+ * A free loopback port below 32768: the server stores each service's
+ * membership port in cluster_membership.rpc_port, a smallint, and refuses to
+ * start with one from Linux's ephemeral range (32768-60999), where
+ * freePort's come from.
+ */
+async function freeLowPort(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.unref();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free loopback port between 20000 and 32000');
+}
+
+export interface ClusterCerts {
+  dir: string;
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+export interface TemporalCluster {
+  /** The frontend's gRPC address, 127.0.0.1:<port>, mTLS only. */
+  address: string;
+  certs: ClusterCerts;
+  /** The Temporal CLI's flags for this server over mTLS. */
+  cliArgs: string[];
+  logFile: string;
+  pg: Primary;
+  stop(): Promise<void>;
+}
+
+function tool(name: 'temporal-server' | 'temporal-sql'): string {
+  const p = path.join(toolsDir(), name);
+  if (!existsSync(p)) throw new Error(`${p} not found: run bash scripts/setup.sh (it builds the Temporal server v1.32.2 once per machine)`);
+  return p;
+}
+
+/** A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate it signed (EC P-256, one day). */
+export async function makeCerts(dir: string): Promise<ClusterCerts> {
+  const f = (n: string) => path.join(dir, n);
+  const openssl = (...args: string[]) => exec('openssl', args, { cwd: dir });
+  await openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1', '-subj', '/CN=lifeboat-test-ca',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  const leaf = async (name: string, cn: string, ext: string) => {
+    await openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${cn}`);
+    writeFileSync(f(`${name}.ext`), ext);
+    await openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '1', '-extfile', f(`${name}.ext`));
+  };
+  await leaf('server', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n');
+  await leaf('client', 'lifeboat-test-client', 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n');
+  return { dir, ca: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clientCert: f('client.pem'), clientKey: f('client.key') };
+}
+
+/** The server's configuration: PostgreSQL persistence and visibility (postgres12 plugin), mTLS on the frontend. */
+function serverConfig(pg: Primary, ports: Record<string, number>, certs: ClusterCerts, dynamicConfig: string): string {
+  const store = (db: string, maxConns: number) => `
+      sql:
+        pluginName: "postgres12"
+        databaseName: "${db}"
+        connectAddr: "127.0.0.1:${pg.port}"
+        connectProtocol: "tcp"
+        user: "postgres"
+        password: ""
+        maxConns: ${maxConns}
+        maxIdleConns: ${maxConns}
+        maxConnLifetime: "1h"`;
+  const service = (name: string, extra = '') => `
+  ${name}:
+    rpc:
+      grpcPort: ${ports[`${name}Grpc`]}
+      membershipPort: ${ports[`${name}Membership`]}
+      bindOnIP: "127.0.0.1"${extra}`;
+  const client = `
+        serverName: "localhost"
+        rootCaFiles: ["${certs.ca}"]`;
+  return `log:
+  stdout: true
+  level: warn
+persistence:
+  defaultStore: postgres-default
+  visibilityStore: postgres-visibility
+  numHistoryShards: 4
+  datastores:
+    postgres-default:${store('temporal', 20)}
+    postgres-visibility:${store('temporal_visibility', 4)}
+global:
+  membership:
+    maxJoinDuration: 30s
+    broadcastAddress: "127.0.0.1"
+  tls:
+    frontend:
+      server:
+        certFile: "${certs.serverCert}"
+        keyFile: "${certs.serverKey}"
+        clientCaFiles: ["${certs.ca}"]
+        requireClientAuth: true
+      client:${client}
+    systemWorker:
+      certFile: "${certs.clientCert}"
+      keyFile: "${certs.clientKey}"
+      client:${client}
+services:${service('frontend', `\n      httpPort: ${ports.frontendHttp}`)}${service('matching')}${service('history')}${service('worker')}
+clusterMetadata:
+  enableGlobalNamespace: false
+  failoverVersionIncrement: 10
+  masterClusterName: "active"
+  currentClusterName: "active"
+  clusterInformation:
+    active:
+      enabled: true
+      initialFailoverVersion: 1
+      rpcName: "frontend"
+      rpcAddress: "127.0.0.1:${ports.frontendGrpc}"
+dcRedirectionPolicy:
+  policy: "noop"
+dynamicConfigClient:
+  filepath: "${dynamicConfig}"
+  pollInterval: "10s"
+`;
+}
+
+// A search attribute the worker has just added must be usable by the very
+// next upsert: read through the cache, as the dev server does.
+const DYNAMIC_CONFIG = `system.forceSearchAttributesCacheRefreshOnRead:
+  - value: true
+    constraints: {}
+`;
+
+/** Creates a database and its schema (the base version, then every versioned step) with the server's SQL tool. */
+async function setupSchema(pg: Primary, db: string, schemaDir: string): Promise<void> {
+  const env = { ...process.env, SQL_PLUGIN: 'postgres12', SQL_HOST: '127.0.0.1', SQL_PORT: String(pg.port), SQL_USER: 'postgres', SQL_PASSWORD: '' };
+  const sql = (...args: string[]) => exec(tool('temporal-sql'), ['--db', db, ...args], { env });
+  await sql('create-database');
+  await sql('setup-schema', '-v', '0.0');
+  await sql('update-schema', '-d', schemaDir);
+}
+
+export async function startTemporalCluster(): Promise<TemporalCluster> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-temporal-cluster-'));
+  const stops: Array<() => Promise<unknown>> = [];
+  const logFile = path.join(dir, 'temporal-server.log');
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+    // Our own temporary directory, made above: provably ours to remove.
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const certs = await makeCerts(dir);
+    const pg = await startPrimary();
+    stops.push(() => pg.stop());
+    const schema = path.join(toolsDir(), 'temporal-schema', 'postgresql', 'v12');
+    if (!existsSync(schema)) throw new Error(`${schema} not found: run bash scripts/setup.sh`);
+    await setupSchema(pg, 'temporal', path.join(schema, 'temporal', 'versioned'));
+    await setupSchema(pg, 'temporal_visibility', path.join(schema, 'visibility', 'versioned'));
+
+    const ports: Record<string, number> = {};
+    for (const s of ['frontend', 'matching', 'history', 'worker']) {
+      ports[`${s}Grpc`] = await freePort();
+      ports[`${s}Membership`] = await freeLowPort();
+    }
+    ports.frontendHttp = await freePort();
+    const dynamicConfig = path.join(dir, 'dynamicconfig.yaml');
+    writeFileSync(dynamicConfig, DYNAMIC_CONFIG);
+    const configFile = path.join(dir, 'temporal-server.yaml');
+    writeFileSync(configFile, serverConfig(pg, ports, certs, dynamicConfig));
+
+    const log = openSync(logFile, 'a');
+    const server = spawn(tool('temporal-server'), ['--config-file', configFile, '--allow-no-auth', 'start'], { stdio: ['ignore', log, log] });
+    stops.push(() => stopChild(server, 20_000));
+    const address = `127.0.0.1:${ports.frontendGrpc}`;
+    const tls = {
+      serverNameOverride: 'localhost',
+      serverRootCACertificate: readFileSync(certs.ca),
+      clientCertPair: { crt: readFileSync(certs.clientCert), key: readFileSync(certs.clientKey) },
+    };
+    // The server exiting ends the wait at once, with its log's tail (a bad config, a port taken).
+    const exited = new Promise<never>((_, reject) =>
+      server.once('exit', (code) => reject(new Error(`temporal-server exited with ${code}`))),
+    );
+    exited.catch(() => undefined);
+    await Promise.race([
+      exited,
+      waitFor('the Temporal server to answer over mTLS', async () => {
+        const conn = await Connection.connect({ address, tls, connectTimeout: 2000 }).catch(() => undefined);
+        if (!conn) return undefined;
+        try {
+          await conn.workflowService.getSystemInfo({});
+          return true;
+        } finally {
+          await conn.close();
+        }
+      }, { timeoutMs: 120_000, intervalMs: 500 }),
+    ]);
+
+    const cliArgs = ['--address', address, '--tls-cert-path', certs.clientCert, '--tls-key-path', certs.clientKey, '--tls-ca-path', certs.ca, '--tls-server-name', 'localhost'];
+    await exec(requireTool('temporal'), ['operator', 'namespace', 'create', '--namespace', 'default', '--retention', '1d', ...cliArgs]);
+    // The namespace registry of each service refreshes every 2 s (system.namespaceCacheRefreshInterval).
+    await waitFor('namespace default on every service', async () => {
+      const r = await exec(requireTool('temporal'), ['workflow', 'count', '--namespace', 'default', ...cliArgs]).catch(() => undefined);
+      return r ? true : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 500 });
+    return { address, certs, cliArgs, logFile, pg, stop };
+  } catch (err) {
+    const tail = existsSync(logFile) ? `\n--- ${logFile} (tail) ---\n${readFileSync(logFile, 'utf8').slice(-3000)}` : '';
+    await stop();
+    throw new Error(`${err instanceof Error ? err.message : String(err)}${tail}`, { cause: err });
+  }
+}
