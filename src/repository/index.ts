@@ -22,6 +22,8 @@ export interface RepositoryEnvOptions {
   credentials?: RepositoryCredentials;
   /** Client-side encryption of every object (runbook repository.encryption; key names, never values). */
   encryption?: EncryptionSettings;
+  /** Where the runbook wrote this repository (`repository`, `repositories[1]`): errors name its fields from there. */
+  runbookField?: string;
 }
 
 /**

@@ -42,10 +42,14 @@ const DEFAULT_CHAIN = 'the AWS SDK default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_A
  * variable the runbook names but the environment lacks is an error naming
  * both, never a silent fall back to another (maybe stronger) identity.
  */
-export function resolveIdentity(role: StorageRole | undefined, sources: RepositoryCredentials | undefined): ResolvedIdentity {
+export function resolveIdentity(
+  role: StorageRole | undefined,
+  sources: RepositoryCredentials | undefined,
+  runbookField = 'repository',
+): ResolvedIdentity {
   const c = role ? sources?.[role] : undefined;
   if (!role || !c) return { kind: 'default', describe: role ? `the ${role} identity, from ${DEFAULT_CHAIN}` : DEFAULT_CHAIN };
-  const field = `repository.credentials.${role}`;
+  const field = `${runbookField}.credentials.${role}`;
   if (c.profile) return { kind: 'profile', profile: c.profile, describe: `the ${role} identity (AWS profile ${c.profile}, runbook ${field}.profile)` };
   const names = [c.accessKeyIdEnv, c.secretAccessKeyEnv, c.sessionTokenEnv].filter((n): n is string => !!n);
   const missing = names.filter((n) => !process.env[n]);

@@ -96,7 +96,7 @@ export class S3Repository implements Repository {
       ? { source: endpointVar, url: process.env[endpointVar] }
       : { source: opts.endpointEnv ?? ENDPOINT_ENVS.join(', ') };
     const region = (opts.regionEnv ? process.env[opts.regionEnv] : undefined) ?? process.env.AWS_REGION ?? 'us-east-1';
-    const repo = new S3Repository(bucket, prefix, endpoint, region, resolveIdentity(opts.role, opts.credentials));
+    const repo = new S3Repository(bucket, prefix, endpoint, region, resolveIdentity(opts.role, opts.credentials, opts.runbookField));
     repo.writeSettings = { ...(opts.serverSide ? { serverSide: opts.serverSide } : {}), ...(opts.objectLock ? { objectLock: opts.objectLock } : {}) };
     return repo;
   }

@@ -48,7 +48,7 @@ export function postmasterSecrets(runbook: Runbook, role: StorageRole): Record<s
   const env: Record<string, string> = {};
   // Every repository (`repositories:`), or the one.
   const repos: Array<Runbook['repository']> = (runbook as { repositories?: Array<Runbook['repository']> }).repositories ?? [runbook.repository];
-  const first = resolveIdentity(role, runbook.repository.credentials);
+  const first = resolveIdentity(role, runbook.repository.credentials, runbook.repository.runbookField);
   if (first.kind === 'static') {
     env[AWS_KEY_NAMES.accessKeyId] = first.credentials.accessKeyId;
     env[AWS_KEY_NAMES.secretAccessKey] = first.credentials.secretAccessKey;
@@ -64,7 +64,7 @@ export function postmasterSecrets(runbook: Runbook, role: StorageRole): Record<s
   for (const repo of repos) {
     const c = repo.credentials?.[role];
     if (!c) continue;
-    resolveIdentity(role, repo.credentials); // refuses a named variable that is not set
+    resolveIdentity(role, repo.credentials, repo.runbookField); // refuses a named variable that is not set
     for (const name of [c.accessKeyIdEnv, c.secretAccessKeyEnv, c.sessionTokenEnv]) {
       if (name && process.env[name]) env[name] = process.env[name]!;
     }
@@ -94,6 +94,7 @@ export function fileRepositories(runbook: Runbook, role: StorageRole, env: Recor
   const repos: Array<Runbook['repository'] & { name?: string }> = (runbook as { repositories?: Array<Runbook['repository']> }).repositories ?? [runbook.repository];
   return repos.map((entry, i) => {
     const options = repositoryOptions(entry);
+    delete options.runbookField; // the file's format stays as it was: url, name and what opens the store
     // Only the identity this file is for: the copy has no business knowing the others' names.
     const own = entry.credentials?.[role];
     if (own) options.credentials = { [role]: own };

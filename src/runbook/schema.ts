@@ -576,11 +576,18 @@ export const Runbook = z
   })
   // Existing code reads `runbook.repository`: it is the first of the list.
   .transform((rb) => {
-    const repositories = namedRepositories(rb.repositories ?? (rb.repository ? [rb.repository] : []));
+    const repositories: RepositoryEntry[] = rb.repositories
+      ? namedRepositories(rb.repositories).map((r, i) => ({ ...r, runbookField: `repositories[${i}]` }))
+      : namedRepositories(rb.repository ? [rb.repository] : []).map((r) => ({ ...r, runbookField: 'repository' }));
     return { ...rb, repository: repositories[0]!, repositories };
   });
 
-export type RepositoryEntry = z.output<typeof Repository> & { name: string };
+/**
+ * runbookField: where the runbook wrote this entry (`repository`, or
+ * `repositories[1]` as load.ts names list fields), so that errors about it
+ * name its own fields (repositories[1].credentials.expire).
+ */
+export type RepositoryEntry = z.output<typeof Repository> & { name: string; runbookField?: string };
 
 /** Every entry named: its own name, else repo1, repo2... by position. */
 function namedRepositories(list: Array<z.output<typeof Repository>>): RepositoryEntry[] {

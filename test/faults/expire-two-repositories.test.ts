@@ -266,7 +266,7 @@ it('the second repository\'s expire identity cannot delete: the first is still e
   expect(refused.code).toBe(1);
   expect(refused.stderr.split('\n')[0]).toBe(
     `lifeboat: repository offsite (${offsiteUrl}) was not expired: while deleting backup ${older} of cluster ${name} from ${offsiteUrl}: ${offsiteUrl}: 1 of 1 deletions refused (AccessDenied), ` +
-      `first ${name}/${name}/base/${older}/backup.json: the expire identity ($LB_OFFSITE_EXPIRE_ID, runbook repository.credentials.expire) lacks s3:DeleteObject on s3://${minio.bucket}/${name}/; nothing of this batch was deleted`,
+      `first ${name}/${name}/base/${older}/backup.json: the expire identity ($LB_OFFSITE_EXPIRE_ID, runbook repositories[1].credentials.expire) lacks s3:DeleteObject on s3://${minio.bucket}/${name}/; nothing of this batch was deleted`,
   );
   expect(refused.stderr).toContain('HINT: grant s3:DeleteObject to that identity');
   expect(refused.stderr).toContain(`--repo-index offsite`);

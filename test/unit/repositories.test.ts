@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openRepository } from '../../src/repository';
 import { FileRepository } from '../../src/repository/file';
 import { keys } from '../../src/repository/layout';
-import { chooseRepositories, fallbackRepoArgs, parseFallbackRepo, runbookWithRepository } from '../../src/repository/multi';
+import { chooseRepositories, fallbackRepoArgs, openEntry, parseFallbackRepo, runbookWithRepository } from '../../src/repository/multi';
 import { repositorySourceNotes, repositorySources } from '../../src/recovery/repository-sources';
 import { validateRunbookText } from '../../src/runbook/load';
 import { copyWalFile, drainQueue, enqueue, queued, repositoryLag } from '../../src/wal/catchup';
@@ -46,7 +46,7 @@ function errors(repos: string): string[] {
 describe('runbook repositories:', () => {
   it('a runbook with repository: has it as the first and only entry of repositories, named repo1, policy all', () => {
     const rb = parsed('repository: { url: file:///var/lib/lifeboat/repo }');
-    expect(rb.repository).toEqual({ name: 'repo1', url: 'file:///var/lib/lifeboat/repo' });
+    expect(rb.repository).toEqual({ name: 'repo1', url: 'file:///var/lib/lifeboat/repo', runbookField: 'repository' });
     expect(rb.repositories).toEqual([rb.repository]);
     expect(rb.repositoryPolicy).toBe('all');
   });
@@ -54,11 +54,24 @@ describe('runbook repositories:', () => {
   it('a list keeps its order, names the unnamed by position, and its first is runbook.repository', () => {
     const rb = parsed('repositories:\n  - { url: file:///a }\n  - { name: offsite, url: s3://bucket/orders, endpointEnv: S3_ENDPOINT }\nrepositoryPolicy: primary');
     expect(rb.repositories).toEqual([
-      { name: 'repo1', url: 'file:///a' },
-      { name: 'offsite', url: 's3://bucket/orders', endpointEnv: 'S3_ENDPOINT' },
+      { name: 'repo1', url: 'file:///a', runbookField: 'repositories[0]' },
+      { name: 'offsite', url: 's3://bucket/orders', endpointEnv: 'S3_ENDPOINT', runbookField: 'repositories[1]' },
     ]);
     expect(rb.repository).toEqual(rb.repositories[0]);
     expect(rb.repositoryPolicy).toBe('primary');
+  });
+
+  it("an identity error names the entry's own field: repositories[1].credentials.expire in a list, repository.credentials.expire for one", async () => {
+    const creds = '{ expire: { accessKeyIdEnv: LB_T_UNSET_EXPIRE_ID, secretAccessKeyEnv: LB_T_UNSET_EXPIRE_SECRET } }';
+    delete process.env.LB_T_UNSET_EXPIRE_ID;
+    delete process.env.LB_T_UNSET_EXPIRE_SECRET;
+    const listed = parsed(`repositories:\n  - { url: file:///a }\n  - { name: offsite, url: s3://bucket/orders, credentials: ${creds} }`);
+    await expect(openEntry(listed.repositories[1]!, 1, 'expire')).rejects.toThrow(
+      /^the expire storage identity \(runbook repositories\[1\]\.credentials\.expire\) needs \$LB_T_UNSET_EXPIRE_ID and \$LB_T_UNSET_EXPIRE_SECRET, which are not set in this process\n.*HINT: remove repositories\[1\]\.credentials\.expire from the runbook/s,
+    );
+    const one = parsed(`repository: { url: s3://bucket/orders, credentials: ${creds} }`);
+    await expect(openEntry(one.repositories[0]!, 0, 'expire')).rejects.toThrow(/^the expire storage identity \(runbook repository\.credentials\.expire\) needs/);
+    await expect(openRepository(one.repository.url, { ...one.repository, role: 'expire' })).rejects.toThrow(/\(runbook repository\.credentials\.expire\)/);
   });
 
   it('refuses both repository: and repositories:, none, a duplicated name or URL, an empty list and an unknown policy, naming the field', () => {
@@ -157,7 +170,7 @@ describe('--repo-index', () => {
   it('makes the run see only the chosen repository, as first and only', () => {
     const rb = parsed('repositories:\n  - { name: local, url: file:///a }\n  - { name: offsite, url: s3://bucket/orders }');
     const forced = runbookWithRepository(rb, '2');
-    expect(forced.repository).toEqual({ name: 'offsite', url: 's3://bucket/orders' });
+    expect(forced.repository).toEqual({ name: 'offsite', url: 's3://bucket/orders', runbookField: 'repositories[1]' });
     expect(forced.repositories).toEqual([forced.repository]);
     expect(fallbackRepoArgs(forced)).toEqual([]);
     expect(runbookWithRepository(rb, undefined)).toBe(rb);
