@@ -206,6 +206,9 @@ export function connectionOptions(t: TemporalTarget): { address: string; tls?: T
 
 /** The error for a server that did not answer, naming the TLS in use: a refused handshake reads like an unreachable server. */
 export function unreachable(t: TemporalTarget, err: unknown): LifeboatError {
+  // It answered: an API key it does not accept is refused on the first call, inside connect.
+  const code = grpcStatus(err)?.code;
+  if (code === 7 || code === 16) return refused(t, err);
   const tlsOn = t.tls !== undefined && t.tls !== false;
   const hasCert = typeof t.tls === 'object' && t.tls.clientCertPair !== undefined;
   return new LifeboatError('TOOL_FAILED', `cannot reach the Temporal server at ${t.address} (namespace ${t.namespace}; ${t.origin ?? 'plaintext (no TLS)'}): ${errorMessage(err)}`, {
@@ -219,4 +222,42 @@ export function unreachable(t: TemporalTarget, err: unknown): LifeboatError {
     ],
     cause: err,
   });
+}
+
+/** The gRPC status code of an error or of its causes (the SDK wraps a refused connection's in "Failed to connect"), and the error that carries it. */
+export function grpcStatus(err: unknown): { code: number; err: unknown } | undefined {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'number') return { code, err: e };
+  }
+  return undefined;
+}
+
+/**
+ * The error for a server that answered but refused the namespace: an unknown
+ * namespace, or no (or a wrong) API key. Without it a command fails later
+ * with the SDK's bare "Failed to list workflows".
+ */
+export function refused(t: TemporalTarget, err: unknown): LifeboatError {
+  const status = grpcStatus(err);
+  const code = status?.code;
+  const detail = errorMessage(status?.err ?? err);
+  if (code === 5) {
+    return new LifeboatError('INPUT_INVALID', `namespace ${t.namespace} does not exist on the Temporal server at ${t.address}: ${detail}`, {
+      hints: [`an administrator creates it: temporal operator namespace create --namespace ${t.namespace}`, 'or name another with --namespace, TEMPORAL_NAMESPACE or the profile\'s namespace'],
+      cause: err,
+    });
+  }
+  if (code === 7 || code === 16) {
+    const apiKeyFrom = /API key from ([^;]+)/.exec(t.origin ?? '')?.[1];
+    return new LifeboatError('TOOL_FAILED', `the Temporal server at ${t.address} refused access to namespace ${t.namespace}: ${detail} (${t.origin ?? 'plaintext (no TLS)'})`, {
+      hints: [
+        t.apiKey === undefined
+          ? 'no API key was sent: set TEMPORAL_API_KEY, or api_key in the profile (--profile, TEMPORAL_PROFILE)'
+          : `the API key (from ${apiKeyFrom ?? 'the configuration'}) is not valid for this server, or grants no role on namespace ${t.namespace}`,
+      ],
+      cause: err,
+    });
+  }
+  return unreachable(t, err);
 }

@@ -1,9 +1,9 @@
 // Lifeboat on a Temporal server that is not the dev server: the Temporal
 // server v1.32.2 with PostgreSQL persistence and SQL visibility, mTLS
-// required on its frontend (test/harness/temporal-server.ts). The CLI
-// connects with a profile of a TEMPORAL_CONFIG_FILE (--profile), the worker
-// process with the same file through TEMPORAL_PROFILE, both resolved by
-// src/client/temporal-config.ts. On it: the worker registers the search
+// required on its frontend and an API key on every request
+// (test/harness/temporal-server.ts). The CLI connects with a profile of a
+// TEMPORAL_CONFIG_FILE (--profile), the worker process with the same file
+// through TEMPORAL_PROFILE, both resolved by src/client/temporal-config.ts. On it: the worker registers the search
 // attributes on SQL visibility, a drill schedule is created and triggered, and
 // a recovery runs end to end, found and approved through `lifeboat pending`
 // and `lifeboat approve`. Without a client certificate, or without TLS, the
@@ -57,12 +57,21 @@ beforeAll(async () => {
       '[profile.cluster]',
       `address = "${address}"`,
       'namespace = "default"',
+      `api_key = "${temporal.apiKey(['default:admin'])}"`,
       '[profile.cluster.tls]',
       `client_cert_path = "${certs.clientCert}"`,
       `client_key_path = "${certs.clientKey}"`,
       `server_ca_cert_path = "${certs.ca}"`,
       'server_name = "localhost"',
+      '[profile.nokey]',
+      `address = "${address}"`,
+      '[profile.nokey.tls]',
+      `client_cert_path = "${certs.clientCert}"`,
+      `client_key_path = "${certs.clientKey}"`,
+      `server_ca_cert_path = "${certs.ca}"`,
+      'server_name = "localhost"',
       '[profile.nocert]',
+      `api_key = "${temporal.apiKey(['default:admin'])}"`,
       `address = "${address}"`,
       '[profile.nocert.tls]',
       `server_ca_cert_path = "${certs.ca}"`,
@@ -88,7 +97,8 @@ it('a worker process connected by TEMPORAL_PROFILE registers the search attribut
   expect(worker.log()).toContain('lifeboat worker: registered search attributes LifeboatRunbook, LifeboatAwaiting in namespace default');
   expect(worker.log()).toContain(
     `lifeboat worker polling lifeboat and lifeboat-host-${cluster.host} on ${temporal.address} (namespace default; ` +
-      `TLS with client certificate ${temporal.certs.clientCert}, server CA ${temporal.certs.ca}, server name localhost; profile "cluster" in ${configFile});`,
+      `TLS with client certificate ${temporal.certs.clientCert}, server CA ${temporal.certs.ca}, server name localhost; ` +
+      `API key from api_key of profile "cluster" in ${configFile}; profile "cluster" in ${configFile});`,
   );
   const after = await client.connection.operatorService.listSearchAttributes({ namespace: 'default' });
   // IndexedValueType 2 = Keyword, 7 = KeywordList.
@@ -162,12 +172,25 @@ it('recovers end to end on the cluster: started by lifeboat recover, each approv
   expect(nothing.split('\n')[0]).toBe(`nothing pending: no running recovery waits for a decision (runbook ${name}, namespace default at ${temporal.address})`);
 });
 
+it('without the API key, or with one the server did not sign, the CLI says the server refused it and why', async () => {
+  const nokey = await lifeboat('pending', '--profile', 'nokey');
+  expect(nokey.code).toBe(1);
+  const lines = nokey.stderr.split('\n');
+  expect(lines[0]).toMatch(new RegExp(`^lifeboat: the Temporal server at ${temporal.address} refused access to namespace default: .*unauthorized.* \\(TLS with client certificate .*; profile "nokey" in .*\\)$`, 'i'));
+  expect(lines).toContain('HINT: no API key was sent: set TEMPORAL_API_KEY, or api_key in the profile (--profile, TEMPORAL_PROFILE)');
+  // The variable overrides the profile's key, as the Temporal CLI does: an unsigned one is refused.
+  const forged = await cliRunner(() => env({ TEMPORAL_API_KEY: 'eyJhbGciOiJub25lIn0.eyJwZXJtaXNzaW9ucyI6WyJkZWZhdWx0OmFkbWluIl19.' }))('pending', '--profile', 'cluster');
+  expect(forged.code).toBe(1);
+  expect(forged.stderr).toContain('HINT: the API key (from TEMPORAL_API_KEY) is not valid for this server, or grants no role on namespace default');
+});
+
 it('without a client certificate, or without TLS, the CLI says it could not connect and names the TLS it used', async () => {
   const nocert = await lifeboat('pending', '--profile', 'nocert');
   expect(nocert.code).toBe(1);
   const lines = nocert.stderr.split('\n');
   expect(lines[0]).toContain(
-    `cannot reach the Temporal server at ${temporal.address} (namespace default; TLS with no client certificate, server CA ${temporal.certs.ca}, server name localhost; profile "nocert" in ${configFile}): `,
+    `cannot reach the Temporal server at ${temporal.address} (namespace default; TLS with no client certificate, server CA ${temporal.certs.ca}, server name localhost; ` +
+      `API key from api_key of profile "nocert" in ${configFile}; profile "nocert" in ${configFile}): `,
   );
   expect(lines).toContain(
     'HINT: TLS is on without a client certificate: a server that requires mTLS refuses the handshake; set TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH (or tls.client_cert_path and tls.client_key_path in the profile)',

@@ -4,14 +4,20 @@
 // SQL tool from the schema files setup.sh copies beside it), mTLS required on
 // the frontend with certificates this harness makes with openssl (a CA, a
 // server certificate for 127.0.0.1/localhost, a client certificate), every
-// port a free loopback one. The `default` namespace is registered with the
-// Temporal CLI over mTLS; Lifeboat's search attributes are left to the
-// worker, which registers them before it polls (src/worker.ts).
+// port a free loopback one, and API keys checked: every request but the
+// health check needs a JWT (Authorization: Bearer, what the SDKs send for an
+// API key) signed by a key of this harness, its permissions claim naming
+// namespace:role (the server's default claim mapper and authorizer). The
+// system worker talks to an internal frontend, which needs neither. The
+// `default` namespace is registered with the Temporal CLI over mTLS with a
+// system admin's key; Lifeboat's search attributes are left to the worker,
+// which registers them before it polls (src/worker.ts).
 // `stop()` stops the server, then removes its PostgreSQL and its directory.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
@@ -55,8 +61,10 @@ export interface TemporalCluster {
   /** The frontend's gRPC address, 127.0.0.1:<port>, mTLS only. */
   address: string;
   certs: ClusterCerts;
-  /** The Temporal CLI's flags for this server over mTLS. */
+  /** The Temporal CLI's flags for this server over mTLS, as a system admin. */
   cliArgs: string[];
+  /** An API key (a JWT this server accepts) granting permissions such as "default:admin" or "temporal-system:admin". */
+  apiKey(permissions: string[]): string;
   logFile: string;
   pg: Primary;
   stop(): Promise<void>;
@@ -84,8 +92,25 @@ export async function makeCerts(dir: string): Promise<ClusterCerts> {
   return { dir, ca: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clientCert: f('client.pem'), clientKey: f('client.key') };
 }
 
+/** A signing key, its JWKS file for the server, and API keys (JWTs, ES256, one day) signed with it. */
+function makeSigner(dir: string): { jwks: string; apiKey: (permissions: string[]) => string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const kid = 'lifeboat-test';
+  const jwks = path.join(dir, 'jwks.json');
+  writeFileSync(jwks, JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' }] }));
+  const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return {
+    jwks,
+    apiKey(permissions) {
+      const now = Math.floor(Date.now() / 1000);
+      const unsigned = `${b64({ alg: 'ES256', typ: 'JWT', kid })}.${b64({ sub: 'lifeboat-test', permissions, iat: now, exp: now + 86400 })}`;
+      return `${unsigned}.${sign('sha256', Buffer.from(unsigned), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+    },
+  };
+}
+
 /** The server's configuration: PostgreSQL persistence and visibility (postgres12 plugin), mTLS on the frontend. */
-function serverConfig(pg: Primary, ports: Record<string, number>, certs: ClusterCerts, dynamicConfig: string): string {
+function serverConfig(pg: Primary, ports: Record<string, number>, certs: ClusterCerts, dynamicConfig: string, jwks: string): string {
   const store = (db: string, maxConns: number) => `
       sql:
         pluginName: "postgres12"
@@ -100,9 +125,10 @@ function serverConfig(pg: Primary, ports: Record<string, number>, certs: Cluster
   const service = (name: string, extra = '') => `
   ${name}:
     rpc:
-      grpcPort: ${ports[`${name}Grpc`]}
-      membershipPort: ${ports[`${name}Membership`]}
+      grpcPort: ${ports[`${key(name)}Grpc`]}
+      membershipPort: ${ports[`${key(name)}Membership`]}
       bindOnIP: "127.0.0.1"${extra}`;
+  const key = (name: string) => name.replace('internal-frontend', 'internalFrontend');
   const client = `
         serverName: "localhost"
         rootCaFiles: ["${certs.ca}"]`;
@@ -128,11 +154,14 @@ global:
         clientCaFiles: ["${certs.ca}"]
         requireClientAuth: true
       client:${client}
-    systemWorker:
-      certFile: "${certs.clientCert}"
-      keyFile: "${certs.clientKey}"
-      client:${client}
-services:${service('frontend', `\n      httpPort: ${ports.frontendHttp}`)}${service('matching')}${service('history')}${service('worker')}
+  authorization:
+    jwtKeyProvider:
+      keySourceURIs: ["file://${jwks}"]
+      refreshInterval: 1m
+    permissionsClaimName: permissions
+    authorizer: default
+    claimMapper: default
+services:${service('frontend', `\n      httpPort: ${ports.frontendHttp}`)}${service('internal-frontend', `\n      httpPort: ${ports.internalFrontendHttp}`)}${service('matching')}${service('history')}${service('worker')}
 clusterMetadata:
   enableGlobalNamespace: false
   failoverVersionIncrement: 10
@@ -187,18 +216,20 @@ export async function startTemporalCluster(): Promise<TemporalCluster> {
     await setupSchema(pg, 'temporal_visibility', path.join(schema, 'visibility', 'versioned'));
 
     const ports: Record<string, number> = {};
-    for (const s of ['frontend', 'matching', 'history', 'worker']) {
+    for (const s of ['frontend', 'internalFrontend', 'matching', 'history', 'worker']) {
       ports[`${s}Grpc`] = await freePort();
       ports[`${s}Membership`] = await freeLowPort();
     }
     ports.frontendHttp = await freePort();
+    ports.internalFrontendHttp = await freePort();
+    const signer = makeSigner(dir);
     const dynamicConfig = path.join(dir, 'dynamicconfig.yaml');
     writeFileSync(dynamicConfig, DYNAMIC_CONFIG);
     const configFile = path.join(dir, 'temporal-server.yaml');
-    writeFileSync(configFile, serverConfig(pg, ports, certs, dynamicConfig));
+    writeFileSync(configFile, serverConfig(pg, ports, certs, dynamicConfig, signer.jwks));
 
     const log = openSync(logFile, 'a');
-    const server = spawn(tool('temporal-server'), ['--config-file', configFile, '--allow-no-auth', 'start'], { stdio: ['ignore', log, log] });
+    const server = spawn(tool('temporal-server'), ['--config-file', configFile, 'start', ...['frontend', 'internal-frontend', 'history', 'matching', 'worker'].flatMap((svc) => ['--service', svc])], { stdio: ['ignore', log, log] });
     stops.push(() => stopChild(server, 20_000));
     const address = `127.0.0.1:${ports.frontendGrpc}`;
     const tls = {
@@ -225,14 +256,14 @@ export async function startTemporalCluster(): Promise<TemporalCluster> {
       }, { timeoutMs: 120_000, intervalMs: 500 }),
     ]);
 
-    const cliArgs = ['--address', address, '--tls-cert-path', certs.clientCert, '--tls-key-path', certs.clientKey, '--tls-ca-path', certs.ca, '--tls-server-name', 'localhost'];
+    const cliArgs = ['--address', address, '--tls-cert-path', certs.clientCert, '--tls-key-path', certs.clientKey, '--tls-ca-path', certs.ca, '--tls-server-name', 'localhost', '--api-key', signer.apiKey(['temporal-system:admin'])];
     await exec(requireTool('temporal'), ['operator', 'namespace', 'create', '--namespace', 'default', '--retention', '1d', ...cliArgs]);
     // The namespace registry of each service refreshes every 2 s (system.namespaceCacheRefreshInterval).
     await waitFor('namespace default on every service', async () => {
       const r = await exec(requireTool('temporal'), ['workflow', 'count', '--namespace', 'default', ...cliArgs]).catch(() => undefined);
       return r ? true : undefined;
     }, { timeoutMs: 60_000, intervalMs: 500 });
-    return { address, certs, cliArgs, logFile, pg, stop };
+    return { address, certs, cliArgs, apiKey: signer.apiKey, logFile, pg, stop };
   } catch (err) {
     const tail = existsSync(logFile) ? `\n--- ${logFile} (tail) ---\n${readFileSync(logFile, 'utf8').slice(-3000)}` : '';
     await stop();
