@@ -6,7 +6,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectClient } from '../../src/client/temporal';
 import { resolveTemporal } from '../../src/client/temporal-config';
+import { temporalAddress } from '../harness/services';
 import { LifeboatError } from '../../src/errors';
 
 let dir: string;
@@ -154,5 +156,17 @@ describe('resolveTemporal', () => {
     writeFileSync(bad, '[profile.default\naddress = 1\n');
     const e = errorOf(() => resolveTemporal({}, { ...bare(), TEMPORAL_CONFIG_FILE: bad }));
     expect(e.message).toMatch(new RegExp(`^cannot read the Temporal config file ${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: Invalid TOML document: .*\\n1:  \\[profile\\.default`, 's'));
+  });
+
+  it('a namespace the server does not have is named as such when connecting, not later as a failed list', async () => {
+    const target = resolveTemporal({ address: temporalAddress(), namespace: 'no-such-namespace' }, bare());
+    const err = await connectClient(target).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(LifeboatError);
+    expect((err as LifeboatError).code).toBe('INPUT_INVALID');
+    expect((err as LifeboatError).message.split('\n')[0]).toMatch(new RegExp(`^namespace no-such-namespace does not exist on the Temporal server at ${temporalAddress()}: .*no-such-namespace`));
+    expect((err as LifeboatError).hints[0]).toBe('an administrator creates it: temporal operator namespace create --namespace no-such-namespace');
   });
 });
