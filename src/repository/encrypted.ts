@@ -21,7 +21,7 @@
 import type { Readable } from 'node:stream';
 import { CHUNK_BYTES, HEADER_BYTES, TAG_BYTES, openBuffer, openStream, plaintextSize, sealBuffer, sealLine, sealStream } from './encryption-format';
 import { KeyRing, type EncryptionSettings } from './keys';
-import type { ObjectInfo, PutOptions, PutResult, Repository } from './types';
+import { KEY_ID_METADATA, type ObjectInfo, type PutOptions, type PutResult, type Repository } from './types';
 
 const STORE_LEVEL = ['bucketObjectLock', 'hiddenByDeleteMarkers', 'putRetention'];
 
@@ -50,6 +50,8 @@ export class EncryptedRepository implements Repository {
     const onProgress = opts.onProgress;
     const res = await this.inner.put(key, sealed, {
       ...opts,
+      // Which key sealed it, beside the object too (s3://): a HEAD answers without a download.
+      metadata: { ...opts.metadata, [KEY_ID_METADATA]: this.ring.currentId },
       ...(onProgress ? { onProgress: (n: number) => onProgress(plainBytesOf(n)) } : {}),
     });
     return res.written ? res : { written: false, existing: this.shown(res.existing) };

@@ -27,6 +27,7 @@ import type { RepositoryEnvOptions } from './index';
 import { permissionFor, resolveIdentity, type ResolvedIdentity } from './roles';
 import { lockedUntil, mapLimit, retentionFor, serverSideOf, serverSideParams } from './object-lock';
 import type { BucketObjectLock, HiddenObject, ObjectInfo, ObjectLockRetention, PutOptions, PutResult, Repository } from './types';
+import { KEY_ID_METADATA } from './types';
 
 const ENDPOINT_ENVS = ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'S3_ENDPOINT'];
 /** Environment variables whose values must never reach a message. */
@@ -105,7 +106,7 @@ export class S3Repository implements Repository {
     const params: PutObjectCommandInput = {
       Bucket: this.bucket,
       Key: this.prefix + key,
-      Metadata: { sha256: opts.sha256, ...(opts.restorePoints !== undefined ? { 'restore-points': String(opts.restorePoints) } : {}) },
+      Metadata: { ...opts.metadata, sha256: opts.sha256, ...(opts.restorePoints !== undefined ? { 'restore-points': String(opts.restorePoints) } : {}) },
       ...(opts.contentType ? { ContentType: opts.contentType } : {}),
       ...(opts.ifAbsent ? { IfNoneMatch: '*' } : {}),
       ...this.lockAndEncryption(key),
@@ -339,6 +340,7 @@ export class S3Repository implements Repository {
   private info(key: string, size: number, res: ObjectHeaders): ObjectInfo {
     const sha256 = res.Metadata?.sha256;
     const count = res.Metadata?.['restore-points'];
+    const keyId = res.Metadata?.[KEY_ID_METADATA];
     const mode = res.ObjectLockMode === 'GOVERNANCE' ? 'governance' : res.ObjectLockMode === 'COMPLIANCE' ? 'compliance' : undefined;
     const serverSide = serverSideOf(res.ServerSideEncryption, res.SSEKMSKeyId);
     return {
@@ -351,6 +353,7 @@ export class S3Repository implements Repository {
       ...(mode && res.ObjectLockRetainUntilDate ? { lock: { mode, retainUntil: new Date(res.ObjectLockRetainUntilDate) } } : {}),
       ...(res.ObjectLockLegalHoldStatus === 'ON' ? { legalHold: true } : {}),
       ...(serverSide ? { serverSide } : {}),
+      ...(keyId ? { keyId } : {}),
     };
   }
 

@@ -36,6 +36,13 @@ export interface ObjectInfo {
   legalHold?: boolean;
   /** S3 server-side encryption the store reports for the object (HEAD and GET). */
   serverSide?: { mode: 'SSE-S3' | 'SSE-KMS'; kmsKeyId?: string };
+  /**
+   * s3:// only: the client-side encryption key id that sealed the object
+   * (x-amz-meta-lifeboat-key-id, HEAD and GET), so that a HEAD tells which key
+   * wrote it without downloading it. The object's own header stays what
+   * decides; absent for plaintext objects and for objects written before.
+   */
+  keyId?: string;
 }
 
 export interface ObjectLockRetention {
@@ -54,6 +61,8 @@ export interface PutOptions {
    */
   ifAbsent?: boolean;
   contentType?: string;
+  /** Extra user metadata (s3:// x-amz-meta-<name>, lower-case names; file:// keeps none): ObjectInfo.keyId. */
+  metadata?: Record<string, string>;
   /** Called with the bytes written so far, for heartbeats. */
   onProgress?: (bytes: number) => void;
 }
@@ -106,6 +115,9 @@ export interface Repository {
   /** Appends a line to a log object (audit log); creates it when absent. */
   append(key: string, line: string): Promise<void>;
 }
+
+/** The user metadata name (x-amz-meta-lifeboat-key-id) of ObjectInfo.keyId. */
+export const KEY_ID_METADATA = 'lifeboat-key-id';
 
 export interface HiddenObject {
   key: string;
