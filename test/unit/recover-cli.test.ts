@@ -285,7 +285,7 @@ describe('lifeboat recover against the Temporal server', () => {
     expect(stdout.trimEnd().split('\n').slice(-3)).toEqual([
       'next:',
       `  lifeboat status ${workflowId} --watch`,
-      `  (no Temporal UI link: http://127.0.0.1:${port + 1000} (where a dev server for ${temporalAddress()} keeps its UI) does not answer as one; set LIFEBOAT_UI_URL to your Temporal Web UI's address (e.g. export LIFEBOAT_UI_URL=https://temporal.example.com) to get one here)`,
+      `  (no Temporal UI link: http://127.0.0.1:${port + 1000} (where a dev server for ${temporalAddress()} keeps its UI) does not answer as one; pass --ui-url or set LIFEBOAT_UI_URL to your Temporal Web UI's address (e.g. export LIFEBOAT_UI_URL=https://temporal.example.com) to get one here)`,
     ]);
     expect(stdout).not.toContain('8233/namespaces');
   });
