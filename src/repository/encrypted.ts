@@ -19,6 +19,7 @@
 // through the descriptor. Restores from an encrypted file:// repository
 // stream through this process instead.
 import type { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
 import { CHUNK_BYTES, HEADER_BYTES, TAG_BYTES, openBuffer, openStream, plaintextSize, sealBuffer, sealLine, sealStream } from './encryption-format';
 import { KeyRing, type EncryptionSettings } from './keys';
 import { KEY_ID_METADATA, type ObjectInfo, type PutOptions, type PutResult, type Repository } from './types';
@@ -85,7 +86,17 @@ export class EncryptedRepository implements Repository {
   }
 
   append(key: string, line: string): Promise<void> {
-    return this.inner.append(key, sealLine(line, this.ring, { url: this.url, key }));
+    const w = { url: this.url, key };
+    // The stored sha256 is the plaintext log's, as for every other object (the log is small: opened whole).
+    // A line this process cannot open (its key no longer listed) costs the log its sha256, never the append.
+    const sha256Of = (stored: Buffer) => {
+      try {
+        return createHash('sha256').update(openBuffer(stored, this.ring, w)).digest('hex');
+      } catch {
+        return undefined;
+      }
+    };
+    return this.inner.append(key, sealLine(line, this.ring, w), { sha256Of });
   }
 
   /**

@@ -26,13 +26,17 @@ import { LifeboatError } from '../errors';
 import type { RepositoryEnvOptions } from './index';
 import { permissionFor, resolveIdentity, type ResolvedIdentity } from './roles';
 import { lockedUntil, mapLimit, retentionFor, serverSideOf, serverSideParams } from './object-lock';
-import type { BucketObjectLock, HiddenObject, ObjectInfo, ObjectLockRetention, PutOptions, PutResult, Repository } from './types';
+import type { AppendOptions, BucketObjectLock, HiddenObject, ObjectInfo, ObjectLockRetention, PutOptions, PutResult, Repository } from './types';
 import { KEY_ID_METADATA } from './types';
 
 const ENDPOINT_ENVS = ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'S3_ENDPOINT'];
 /** Environment variables whose values must never reach a message. */
 const SECRET_ENVS = ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ACCESS_KEY_ID'];
 const APPEND_ATTEMPTS = 10;
+
+function sha256Metadata(sha256: string | undefined): Record<string, string> {
+  return sha256 ? { sha256 } : {};
+}
 
 interface Endpoint {
   /** Where the endpoint came from, for hints: the variable's name, never its value's secrets. */
@@ -297,7 +301,7 @@ export class S3Repository implements Repository {
    * nobody wrote in between (If-Match on the ETag, If-None-Match when new),
    * and start over when someone did.
    */
-  async append(key: string, line: string): Promise<void> {
+  async append(key: string, line: string, opts: AppendOptions = {}): Promise<void> {
     const text = line.endsWith('\n') ? line : `${line}\n`;
     for (let attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
       let current: Buffer = Buffer.alloc(0);
@@ -316,7 +320,7 @@ export class S3Repository implements Repository {
             Bucket: this.bucket,
             Key: this.prefix + key,
             Body: body,
-            Metadata: { sha256: createHash('sha256').update(body).digest('hex') },
+            Metadata: sha256Metadata(opts.sha256Of ? opts.sha256Of(body) : createHash('sha256').update(body).digest('hex')),
             ...(etag ? { IfMatch: etag } : { IfNoneMatch: '*' }),
             ...this.lockAndEncryption(key),
           }),

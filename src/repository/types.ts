@@ -113,11 +113,20 @@ export interface Repository {
    */
   putRetention?(key: string, retention: ObjectLockRetention, versionId?: string): Promise<void>;
   /** Appends a line to a log object (audit log); creates it when absent. */
-  append(key: string, line: string): Promise<void>;
+  append(key: string, line: string, opts?: AppendOptions): Promise<void>;
 }
 
 /** The user metadata name (x-amz-meta-lifeboat-key-id) of ObjectInfo.keyId. */
 export const KEY_ID_METADATA = 'lifeboat-key-id';
+
+export interface AppendOptions {
+  /**
+   * s3:// only: the sha256 stored with the whole log after this append, from
+   * its stored bytes (default: their sha256). An encrypting wrapper gives the
+   * plaintext's, as every other object has; undefined: none recorded.
+   */
+  sha256Of?: (stored: Buffer) => string | undefined;
+}
 
 export interface HiddenObject {
   key: string;

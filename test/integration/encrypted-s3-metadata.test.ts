@@ -1,7 +1,8 @@
 // Client-side encryption on s3:// (the shared MinIO), what the store keeps
 // beside each sealed object: the key id that sealed it as user metadata
 // (x-amz-meta-lifeboat-key-id, read by a raw HeadObject as an operator's
-// tools would, and by head()).
+// tools would, and by head()), and an appended audit log's sha256 over its
+// PLAINTEXT, as every other object's.
 import { createHash, randomBytes } from 'node:crypto';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -70,5 +71,27 @@ describe('encrypted objects on s3://', () => {
     const got = await k2.get('c/wal/000000010000000000000001.zst');
     expect({ body: got?.body.toString(), keyId: got?.info.keyId }).toEqual({ body: body.toString(), keyId: 'k1' });
     expect((await plain.head('c/plain.json'))?.keyId).toBeUndefined();
+  });
+
+  it('an appended audit log stores the sha256 of its plaintext, not of the sealed lines, and get() returns both lines', async () => {
+    const repo = await open({ keyId: 'k1', keyEnv: K1_ENV });
+    const key = 'c/audit/run-1.jsonl';
+    await repo.append(key, '{"step":"first"}');
+    const afterOne = await metadataOf(key);
+    expect(afterOne.sha256).toBe(sha('{"step":"first"}\n'));
+    await repo.append(key, '{"step":"second"}\n');
+    const text = '{"step":"first"}\n{"step":"second"}\n';
+    const got = await repo.get(key);
+    expect(got?.body.toString()).toBe(text);
+    expect(got?.info.sha256).toBe(sha(text));
+    expect((await repo.head(key))?.sha256).toBe(sha(text));
+    // What is stored is sealed: neither line in the clear, and its own sha256 differs from the one recorded.
+    const u = new URL(url);
+    const { GetObjectCommand } = await import('@aws-sdk/client-s3');
+    const stored = Buffer.from(
+      await (await raw.send(new GetObjectCommand({ Bucket: u.hostname, Key: `${u.pathname.slice(1)}/${key}` }))).Body!.transformToByteArray(),
+    );
+    expect(stored.includes('step')).toBe(false);
+    expect(sha(stored)).not.toBe(sha(text));
   });
 });
