@@ -33,25 +33,26 @@ export interface LockCheck {
  */
 export async function checkLocksAndEncryption(
   repo: Repository,
-  settings: Pick<RepositoryEnvOptions, 'objectLock' | 'serverSide'>,
+  settings: Pick<RepositoryEnvOptions, 'objectLock' | 'serverSide' | 'runbookField'>,
   sample: LockSample,
   now: Date,
 ): Promise<LockCheck | undefined> {
   const { objectLock, serverSide } = settings;
+  const field = settings.runbookField ?? 'repository';
   if (!objectLock && !serverSide) return undefined;
   const problems: HealthProblem[] = [];
   const parts: string[] = [];
 
   if (objectLock) {
     if (!repo.bucketObjectLock) {
-      problems.push({ kind: 'object-lock-unknown', message: `${repo.url}: the runbook sets repository.objectLock, but this repository cannot report Object Lock`, hints: ['objectLock needs an s3:// repository'] });
+      problems.push({ kind: 'object-lock-unknown', message: `${repo.url}: the runbook sets ${field}.objectLock, but this repository cannot report Object Lock`, hints: ['objectLock needs an s3:// repository'] });
     } else {
       try {
         const b = await repo.bucketObjectLock();
         if (!b.enabled) {
           problems.push({
             kind: 'object-lock-missing',
-            message: `${repo.url}: the bucket has no Object Lock configuration, but the runbook sets repository.objectLock (${objectLock.mode}, ${objectLock.days} days): nothing in it can be locked, and every write with a lock fails`,
+            message: `${repo.url}: the bucket has no Object Lock configuration, but the runbook sets ${field}.objectLock (${objectLock.mode}, ${objectLock.days} days): nothing in it can be locked, and every write with a lock fails`,
             hints: [
               'Object Lock is chosen when a bucket is created: create one with it (aws s3api create-bucket --object-lock-enabled-for-bucket; MinIO: mc mb --with-lock) and move the repository there',
             ],
@@ -94,7 +95,7 @@ export async function checkLocksAndEncryption(
         message: `${repo.url}: ${unlocked.length} of ${seen.length} sampled objects carry no Object Lock retention; first: ${unlocked.slice(0, 3).join(', ')}`,
         hints: [
           'were they written with the runbook\'s settings? archive_command must be lifeboat archive-push --runbook <name> (not --repo), and backups run by a worker with this runbook',
-          'objects written before repository.objectLock was set stay unlocked: take a new base backup; the identity running check also needs s3:GetObjectRetention to see locks',
+          `objects written before ${field}.objectLock was set stay unlocked: take a new base backup; the identity running check also needs s3:GetObjectRetention to see locks`,
         ],
       });
     }

@@ -51,6 +51,8 @@ export class S3Repository implements Repository {
   private bucketSeen = false;
   /** Runbook repository.serverSide / repository.objectLock: applied to every PUT (src/repository/object-lock.ts). */
   private writeSettings: Pick<RepositoryEnvOptions, 'serverSide' | 'objectLock'> = {};
+  /** How errors name the runbook entry: `repository`, or `repositories[1]` in a list. */
+  private runbookField = 'repository';
   private bucketLock?: Promise<BucketObjectLock>;
 
   private constructor(
@@ -103,6 +105,7 @@ export class S3Repository implements Repository {
     const region = (opts.regionEnv ? process.env[opts.regionEnv] : undefined) ?? process.env.AWS_REGION ?? 'us-east-1';
     const repo = new S3Repository(bucket, prefix, endpoint, region, resolveIdentity(opts.role, opts.credentials, opts.runbookField));
     repo.writeSettings = { ...(opts.serverSide ? { serverSide: opts.serverSide } : {}), ...(opts.objectLock ? { objectLock: opts.objectLock } : {}) };
+    repo.runbookField = opts.runbookField ?? 'repository';
     return repo;
   }
 
@@ -495,8 +498,8 @@ export class S3Repository implements Repository {
     if (lock && /ObjectLockConfiguration|object lock/i.test(`${name} ${e.message ?? ''}`)) {
       return new LifeboatError('REPOSITORY_INVALID', what, {
         hints: [
-          `the runbook's repository.objectLock (${lock.mode}, ${lock.days} days) needs a bucket created with Object Lock enabled; s3://${this.bucket} has none`,
-          'create one with it (aws s3api create-bucket --object-lock-enabled-for-bucket, or mc mb --with-lock) and point the repository there, or remove repository.objectLock',
+          `the runbook's ${this.runbookField}.objectLock (${lock.mode}, ${lock.days} days) needs a bucket created with Object Lock enabled; s3://${this.bucket} has none`,
+          `create one with it (aws s3api create-bucket --object-lock-enabled-for-bucket, or mc mb --with-lock) and point the repository there, or remove ${this.runbookField}.objectLock`,
         ],
         cause: err,
       });
@@ -506,8 +509,8 @@ export class S3Repository implements Repository {
       return new LifeboatError('REPOSITORY_INVALID', what, {
         hints: [
           sse.mode === 'SSE-KMS'
-            ? `the store refused server-side encryption with KMS key ${JSON.stringify(sse.kmsKeyId)} (runbook repository.serverSide): check the key id, that the key exists and is enabled, and that the credentials may use it (kms:GenerateDataKey, kms:Decrypt)`
-            : 'the store refused server-side encryption SSE-S3 (runbook repository.serverSide): check that the store supports it (MinIO needs a KMS configured)',
+            ? `the store refused server-side encryption with KMS key ${JSON.stringify(sse.kmsKeyId)} (runbook ${this.runbookField}.serverSide): check the key id, that the key exists and is enabled, and that the credentials may use it (kms:GenerateDataKey, kms:Decrypt)`
+            : `the store refused server-side encryption SSE-S3 (runbook ${this.runbookField}.serverSide): check that the store supports it (MinIO needs a KMS configured)`,
         ],
         cause: err,
       });

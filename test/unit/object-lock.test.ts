@@ -3,7 +3,9 @@
 // runbook's messages for these settings. The store's side is in
 // test/integration/object-lock.test.ts (a real MinIO).
 import { describe, expect, it } from 'vitest';
+import { checkLocksAndEncryption } from '../../src/catalog/lock-check';
 import { lockedBackupReason, lockedWalLine } from '../../src/catalog/locked';
+import type { Repository as Store } from '../../src/repository/types';
 import { lockKindOfKey, lockedUntil, retentionFor, sameKmsKey, serverSideOf, serverSideParams } from '../../src/repository/object-lock';
 import { Repository, Runbook } from '../../src/runbook/schema';
 
@@ -106,5 +108,19 @@ describe('runbook settings', () => {
     expect(parsed.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
       'repository.serverSide: expected no serverSide on a file:// repository: it is an S3 setting (s3://bucket/prefix); a file system\'s own encryption and immutability are set up outside Lifeboat',
     ]);
+  });
+});
+
+describe('lifeboat check names the runbook entry it read the setting from', () => {
+  it('says repositories[1].objectLock for the second entry of a list, repository.objectLock for a single one', async () => {
+    // A bucket without Object Lock: the finding names the field to change.
+    const store = { url: 's3://b/orders', bucketObjectLock: () => Promise.resolve({ enabled: false }), head: () => Promise.resolve(undefined) } as unknown as Store;
+    const sample = { keys: [], prefix: 'orders/' };
+    const second = await checkLocksAndEncryption(store, { objectLock: { mode: 'governance', days: 7 }, runbookField: 'repositories[1]' }, sample, now);
+    expect(second?.problems.map((p) => p.message)).toEqual([
+      's3://b/orders: the bucket has no Object Lock configuration, but the runbook sets repositories[1].objectLock (governance, 7 days): nothing in it can be locked, and every write with a lock fails',
+    ]);
+    const single = await checkLocksAndEncryption(store, { objectLock: { mode: 'governance', days: 7 } }, sample, now);
+    expect(single?.problems[0]?.message).toContain('the runbook sets repository.objectLock (governance, 7 days)');
   });
 });
