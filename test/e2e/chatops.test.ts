@@ -294,7 +294,7 @@ describe('lifeboat chatops on a real recovery run', () => {
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     cleanups.push(() => (child.exitCode === null ? stopChild(child) : undefined));
     const url = await waitFor('lifeboat chatops to listen', async () => /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1], { timeoutMs: 30_000 });
-    expect(out).toContain(`Temporal ${temporalAddress()} namespace default; 4 chat user(s) mapped; requests signed with MY_BOT_SECRET; 20 requests a minute per chat user`);
+    expect(out).toContain(`Temporal ${temporalAddress()} namespace default, plaintext (no TLS); 4 chat user(s) mapped; requests signed with MY_BOT_SECRET; 20 requests a minute per chat user`);
     const health = await fetch(`${url}/healthz`);
     expect([health.status, await health.json()]).toEqual([200, { ok: true, temporal: true }]);
     const status = await post(url, '/slack/commands', slackBody('UALICE', `status ${wf.workflowId}`));

@@ -55,7 +55,9 @@ async function archiver(pg: Primary): Promise<Archiver> {
   const [a] = await pg.query<{ current: string; last: string | null; archived: string; failed: string }>(
     `select pg_walfile_name(pg_current_wal_lsn()) as current, last_archived_wal as last, archived_count as archived, failed_count as failed from pg_stat_archiver`,
   );
-  return { current: a!.current, lastArchived: a!.last, archived: Number(a!.archived), failed: Number(a!.failed) };
+  // The last file archived may be a backup history file (…02.00000028.backup):
+  // it is archived after its segment, so that segment is the last one archived.
+  return { current: a!.current, lastArchived: a!.last?.slice(0, 24) ?? null, archived: Number(a!.archived), failed: Number(a!.failed) };
 }
 
 /** How many segments lie from `from` (exclusive) to `to` (inclusive), same timeline. */

@@ -379,7 +379,7 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     // on archiving timeline 1 past the branch (issue 11, point 3): a replay to
     // latest follows timeline 2 to its end and pauses there, instead of
     // waiting for the old primary's further segments.
-    const copy = { query: (sql: string) => onRestored(f.runbook, sql) } as unknown as Parameters<typeof switchAndWaitArchived>[0];
+    const copy = { query: (sql: string) => onRestored(f.runbook, sql), dataDir } as unknown as Parameters<typeof switchAndWaitArchived>[0];
     const branchSegment = await switchAndWaitArchived(copy);
     // Until the old timeline reaches further than the new one: what "the newest segment of any timeline" picked.
     // archive-push now refuses the old primary's segments past the branch

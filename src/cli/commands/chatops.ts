@@ -52,7 +52,7 @@ export async function run(opts: Options): Promise<number> {
   });
   process.stderr.write(
     `lifeboat chatops listening on ${server.url} (POST ${ROUTES.slack}, ${ROUTES.decide}, ${ROUTES.status}; GET ${ROUTES.health}); ` +
-      `Temporal ${temporal.address} namespace ${temporal.namespace} (${temporal.origin}); ${users.size} chat user(s) mapped; ` +
+      `Temporal ${temporal.address} namespace ${temporal.namespace}, ${temporal.origin}; ${users.size} chat user(s) mapped; ` +
       `requests signed with ${secretEnv}; ${ratePerMinute} requests a minute per chat user. Ctrl-C stops it.\n`,
   );
   await new Promise<void>((resolve) => {
