@@ -8,7 +8,8 @@
 # Built in two stages so the final image has no compiler, dev dependencies or
 # TypeScript sources.
 
-FROM node:20-bookworm-slim AS build
+# The Node of scripts/setup.sh (NODE_VERSION), the same 24 LTS build.
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 # Not `npm ci`: see scripts/setup.sh (npm's lock omits other platforms' optional binaries).
@@ -19,8 +20,9 @@ COPY workflows ./workflows
 COPY activities ./activities
 RUN npx tsc -p tsconfig.json && npm prune --omit=dev
 
-# postgres:15 is Debian bookworm too, so the node binary and the native
-# modules built above (zstd) find the same glibc.
+# The node binary and the native modules (zstd, the Temporal core bridge:
+# Node-API prebuilds for glibc) need a glibc at least bookworm's: postgres:15
+# is Debian bookworm or later.
 FROM postgres:15
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
 WORKDIR /opt/lifeboat

