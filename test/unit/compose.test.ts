@@ -1,20 +1,25 @@
 // docker-compose.yml cannot be started here (no Docker), so this test is its
 // only check: the services of shared/DESIGN.md §2 are there, the primary
 // archives through `lifeboat archive-push`, the worker is restore host
-// db-recovery-1, nothing listens beyond loopback, and no secret is written
-// into the file.
+// db-recovery-1, nothing listens beyond loopback, no secret is written into
+// the file, and its Temporal cluster is the tested one
+// (test/harness/temporal-cluster-config.ts, which the test cluster is built from).
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { loadUsers } from '../../src/chatops/users';
 import { validateRunbookText } from '../../src/runbook/load';
+import { TEMPORAL_CLUSTER } from '../harness/temporal-cluster-config';
 
 const ROOT = path.resolve(__dirname, '../..');
 
 interface Service {
   image?: string;
   build?: string | { context: string; dockerfile?: string };
+  entrypoint?: string | string[];
   command?: string | string[];
+  depends_on?: string[] | Record<string, { condition?: string }>;
   hostname?: string;
   environment?: Record<string, string | number | null> | string[];
   ports?: (string | { target: number; published?: string | number; host_ip?: string })[];
@@ -43,6 +48,22 @@ function commandLine(s: Service): string {
   return Array.isArray(s.command) ? s.command.join(' ') : (s.command ?? '');
 }
 
+/** The repository file mounted at `target` in the service, as a path from the root. */
+function mountedFrom(s: Service, target: string): string | undefined {
+  for (const v of s.volumes ?? []) {
+    if (typeof v !== 'string') continue;
+    const [source, to] = v.split(':');
+    if (to === target && source?.startsWith('./')) return path.join(ROOT, source);
+  }
+  return undefined;
+}
+
+function condition(s: Service, on: string): string | undefined {
+  const d = s.depends_on;
+  if (!d) return undefined;
+  return Array.isArray(d) ? (d.includes(on) ? 'service_started' : undefined) : d[on] ? (d[on].condition ?? 'service_started') : undefined;
+}
+
 // `${NAME}`, `${NAME:?message}`, `${NAME:-default}`: an interpolation, not a value.
 const REFERENCE = /^\$\{[A-Z_][A-Z0-9_]*(:?[?-][^}]*)?\}$/;
 
@@ -51,17 +72,30 @@ const runbookText = readFileSync(path.join(ROOT, 'docker/runbooks/orders.yaml'),
 describe('docker-compose.yml', () => {
   it('has the services of the production-like stack', () => {
     expect(Object.keys(services).sort()).toEqual(
-      ['lifeboat-worker', 'minio', 'minio-init', 'pgbouncer', 'primary', 'redis', 'temporal', 'temporal-db', 'temporal-ui'].sort(),
+      [
+        'lifeboat-chatops',
+        'lifeboat-worker',
+        'minio',
+        'minio-init',
+        'pgbouncer',
+        'primary',
+        'redis',
+        'temporal',
+        'temporal-db',
+        'temporal-namespace',
+        'temporal-schema',
+        'temporal-ui',
+      ].sort(),
     );
     expect(service('temporal-db').image).toBe('postgres:15');
-    expect(service('temporal').image).toMatch(/^temporalio\/auto-setup:\d+\.\d+\.\d+$/);
-    expect(env(service('temporal')).POSTGRES_SEEDS).toBe('temporal-db');
     expect(service('temporal-ui').image).toMatch(/^temporalio\/ui:\d+\.\d+\.\d+$/);
     expect(service('temporal-ui').ports).toEqual(['127.0.0.1:8233:8080']);
+    // Deprecated and no longer updated by Temporal.
+    expect(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')).not.toMatch(/image:\s*temporalio\/auto-setup/);
   });
 
-  it('builds the primary and the worker from the lifeboat image, which is postgres:15 with lifeboat installed', () => {
-    for (const name of ['primary', 'lifeboat-worker']) {
+  it('builds the primary, the worker and chat-ops from the lifeboat image, which is postgres:15 with lifeboat installed', () => {
+    for (const name of ['primary', 'lifeboat-worker', 'lifeboat-chatops']) {
       expect(service(name).build, name).toBe('.');
       expect(service(name).image, name).toBe('lifeboat:local');
     }
@@ -88,6 +122,23 @@ describe('docker-compose.yml', () => {
     expect(env(worker).TEMPORAL_ADDRESS).toBe('temporal:7233');
   });
 
+  it('runs chat-ops on the published port with a signing secret from the environment and a users table of the runbook\'s approvers', () => {
+    const chatops = service('lifeboat-chatops');
+    const cmd = chatops.command as string[];
+    expect(cmd.slice(0, 2)).toEqual(['lifeboat', 'chatops']);
+    const flag = (name: string) => cmd[cmd.indexOf(name) + 1];
+    expect(chatops.ports).toEqual([`127.0.0.1:${flag('--port')}:${flag('--port')}`]);
+    expect(env(chatops)).toMatchObject({ TEMPORAL_ADDRESS: 'temporal:7233', LIFEBOAT_CHATOPS_SIGNING_SECRET: expect.stringMatching(REFERENCE) });
+    const usersFile = mountedFrom(chatops, flag('--users') as string);
+    expect(usersFile).toBeDefined();
+    const rb = validateRunbookText(runbookText, 'docker/runbooks/orders.yaml');
+    if (!rb.ok) throw new Error(rb.errors.join('\n'));
+    const approvers = new Set(Object.values(rb.runbook.approvals).flatMap((a) => (a ? a.approvers : [])));
+    const mapped = [...loadUsers(usersFile as string).values()];
+    expect(mapped.length).toBeGreaterThan(0);
+    for (const name of mapped) expect([...approvers], `chat user mapped to ${name}`).toContain(name);
+  });
+
   it('publishes every port on 127.0.0.1 only', () => {
     let published = 0;
     for (const [name, s] of Object.entries(services)) {
@@ -97,7 +148,7 @@ describe('docker-compose.yml', () => {
         else expect(p.host_ip, `${name} ports`).toBe('127.0.0.1');
       }
     }
-    expect(published).toBeGreaterThanOrEqual(7);
+    expect(published).toBeGreaterThanOrEqual(8);
   });
 
   it('holds no literal secrets: passwords and keys are ${...} references, also inside URLs', () => {
@@ -125,6 +176,8 @@ describe('docker-compose.yml', () => {
         'APP_PG_PASSWORD',
         'DB_PASSWORD',
         'REDIS_PASSWORD',
+        'SQL_PASSWORD',
+        'LIFEBOAT_CHATOPS_SIGNING_SECRET',
       ]),
     );
   });
@@ -170,5 +223,72 @@ describe('docker/runbooks/orders.yaml, the runbook of the compose stack', () => 
     // archive-push on the primary reads the repository from the same runbook.
     const primaryEnv = env(service('primary'));
     for (const n of ['S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) expect(Object.keys(primaryEnv)).toContain(n);
+  });
+});
+
+// The compose stack must run the Temporal cluster the tests run
+// (test/e2e/temporal-cluster.test.ts on test/harness/temporal-server.ts), so
+// that what users deploy is what CI proved. Both read TEMPORAL_CLUSTER; the
+// script and config files are shared, so here it is enough that compose
+// mounts and runs those very files with the same values.
+describe("docker-compose.yml's Temporal cluster is the tested one (test/harness/temporal-cluster-config.ts)", () => {
+  const { serverVersion, persistence: db, namespace, files } = TEMPORAL_CLUSTER;
+
+  it('runs the tested server release, the one scripts/setup.sh builds, on maintained images', () => {
+    const setupSh = readFileSync(path.join(ROOT, 'scripts/setup.sh'), 'utf8');
+    expect(/^TEMPORAL_SERVER_VERSION="([^"]+)"/m.exec(setupSh)?.[1]).toBe(`v${serverVersion}`);
+    expect(service('temporal').image).toBe(`temporalio/server:${serverVersion}`);
+    expect(service('temporal-schema').image).toBe(`temporalio/admin-tools:${serverVersion}`);
+    expect(service('temporal-namespace').image).toBe(`temporalio/admin-tools:${serverVersion}`);
+  });
+
+  it('gives the server PostgreSQL persistence and SQL visibility as tested', () => {
+    const e = env(service('temporal'));
+    expect(e).toMatchObject({
+      DB: db.sqlPlugin,
+      POSTGRES_SEEDS: 'temporal-db',
+      DBNAME: db.database,
+      VISIBILITY_DBNAME: db.visibilityDatabase,
+      NUM_HISTORY_SHARDS: String(db.numHistoryShards),
+      SQL_MAX_CONNS: String(db.maxConns),
+      SQL_VIS_MAX_CONNS: String(db.visibilityMaxConns),
+    });
+    // SQL visibility: no Elasticsearch, and no separate visibility server.
+    expect(Object.keys(e).filter((k) => /^(ENABLE_ES|ES_|VISIBILITY_POSTGRES_)/.test(k))).toEqual([]);
+    expect(env(service('temporal-schema')).SQL_HOST).toBe(e.POSTGRES_SEEDS);
+    expect(env(service('temporal-schema')).SQL_USER).toBe(e.POSTGRES_USER);
+    expect(env(service('temporal-db')).POSTGRES_USER).toBe(e.POSTGRES_USER);
+    expect(service('temporal-db').image).toBe('postgres:15');
+  });
+
+  it('mounts the dynamic config file the test cluster reads, and points the server at it', () => {
+    const target = env(service('temporal')).DYNAMIC_CONFIG_FILE_PATH as string;
+    expect(mountedFrom(service('temporal'), target)).toBe(files.dynamicConfig);
+    // What the README explains: search attributes a worker registers are visible at once.
+    const dynamic = parse(readFileSync(files.dynamicConfig, 'utf8')) as Record<string, { value: unknown }[]>;
+    expect(dynamic['system.forceSearchAttributesCacheRefreshOnRead']).toEqual([{ value: true, constraints: {} }]);
+  });
+
+  it('sets the schemas up with the script the test cluster runs, with the same plugin and databases, before the server starts', () => {
+    const job = service('temporal-schema');
+    const script = [...(Array.isArray(job.entrypoint) ? job.entrypoint : []), ...(Array.isArray(job.command) ? job.command : [])];
+    expect(script).toHaveLength(2);
+    expect(script[0]).toBe('/bin/sh');
+    expect(mountedFrom(job, script[1] as string)).toBe(files.setupSchema);
+    expect(env(job)).toMatchObject({ SQL_PLUGIN: db.sqlPlugin, DBNAME: db.database, VISIBILITY_DBNAME: db.visibilityDatabase });
+    expect(condition(job, 'temporal-db')).toBe('service_healthy');
+    expect(condition(service('temporal'), 'temporal-schema')).toBe('service_completed_successfully');
+  });
+
+  it('creates the namespace the tests use, with their retention, before the worker and chat-ops connect', () => {
+    const job = service('temporal-namespace');
+    const script = [...(Array.isArray(job.entrypoint) ? job.entrypoint : []), ...(Array.isArray(job.command) ? job.command : [])];
+    expect(script[0]).toBe('/bin/sh');
+    expect(mountedFrom(job, script[1] as string)).toBe(files.createNamespace);
+    expect(env(job)).toMatchObject({ TEMPORAL_ADDRESS: 'temporal:7233', NAMESPACE: namespace.name, NAMESPACE_RETENTION: namespace.retention });
+    for (const name of ['lifeboat-worker', 'lifeboat-chatops']) {
+      expect(env(service(name)).TEMPORAL_NAMESPACE, name).toBe(namespace.name);
+      expect(condition(service(name), 'temporal-namespace'), name).toBe('service_completed_successfully');
+    }
   });
 });
