@@ -6,6 +6,7 @@ import * as caches from './caches';
 import * as forensics from './forensics';
 import * as gates from './gates';
 import * as invariants from './invariants';
+import * as notify from './notify';
 import * as oneRecovery from './one-recovery';
 import * as outbox from './outbox';
 import * as primary from './primary';
@@ -34,5 +35,5 @@ export * from './repair';
 
 // What recoverToPointInTime proxies must be what the worker registers: a
 // mismatch fails to compile here rather than at 3 a.m. in a workflow task.
-const recoveryActivities: RecoveryActivities = { ...recovery, ...oneRecovery, ...restore, ...gates, ...forensics, ...invariants, ...outbox, ...caches, ...traffic, ...primary, ...standby };
+const recoveryActivities: RecoveryActivities = { ...recovery, ...oneRecovery, ...restore, ...gates, ...forensics, ...invariants, ...outbox, ...caches, ...traffic, ...primary, ...standby, ...notify };
 void recoveryActivities;

@@ -21,6 +21,7 @@ import { runbookWithRepository } from '../src/repository/multi';
 import { clusterName, type Runbook } from '../src/runbook/schema';
 import { operatorsOf } from '../src/recovery/operators';
 import { lifeboatActivity } from './failure';
+import { postApprovalToSlack } from './notify';
 
 /**
  * Step 1: the runbook, the repository, the backup to restore and the WAL to
@@ -258,12 +259,19 @@ export async function notifyEscalation(input: {
       `Lifeboat ${input.workflowId}: ${input.pending.step} has waited ${Math.round(input.waitedSeconds / 60)} min for ` +
       `${input.pending.min} approval(s) from ${input.pending.approvers.join(', ') || 'any approver'}; ` +
       `approved so far by ${input.pending.approvedBy.join(', ') || 'nobody'}.`;
-    return postWebhook(await loadRunbook(input.runbook), {
+    const runbook = await loadRunbook(input.runbook);
+    // The Slack message first (with the buttons again, the first one has
+    // scrolled away): posted at most once per escalation, so a retry caused
+    // by the webhook below does not post it again.
+    const slack = runbook.notify?.slack ? await postApprovalToSlack(runbook, input) : undefined;
+    const hook = await postWebhook(runbook, {
       kind: 'escalation',
       workflowId: input.workflowId,
       text,
       details: { pending: input.pending, waitedSeconds: input.waitedSeconds },
     });
+    if (!slack) return hook;
+    return { delivered: hook.delivered || slack.delivered, detail: runbook.notify?.webhookUrlEnv ? `${hook.detail}; ${slack.detail}` : slack.detail };
   });
 }
 

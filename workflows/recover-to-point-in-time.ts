@@ -51,6 +51,10 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     const r = await act.notifyEscalation({ runbook: name, workflowId, pending, waitedSeconds }).catch((err: unknown) => ({ delivered: false, detail: String(err) }));
     run.audit({ at: new Date().toISOString(), event: 'step', note: `escalation for ${pending.step}: ${r.detail}` });
   };
+  run.announce = async (pending) => {
+    const r = await act.announceApproval({ runbook: name, workflowId, pending }).catch((err: unknown) => ({ delivered: false, detail: String(err) }));
+    run.audit({ at: new Date().toISOString(), event: 'step', note: `approval message for ${pending.step}: ${r.detail}` });
+  };
 
   try {
     // 1. preflight: backup chosen, WAL chain checked, nothing touched.

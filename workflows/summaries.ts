@@ -71,6 +71,7 @@ const BESIDE: Record<string, (a: Args) => string> = {
     const p = a.pending as { step?: string } | undefined;
     return `escalation: ${p?.step ?? 'a decision'} has waited ${Math.round(Number(a.waitedSeconds) / 60)} min`;
   },
+  announceApproval: (a) => `Slack: ${(a.pending as { step?: string } | undefined)?.step ?? 'a step'} waits for approval, message with Approve / Reject buttons`,
 };
 
 /** The one-line summary of an activity call, e.g. "disable-writers: writers gate off on the primary, proven by a refused write". */

@@ -57,4 +57,6 @@ export interface RecoveryActivities {
   appendAudit(input: { runbook: string; runId: string; workflowId: string; seq: number; line: AuditLine }): Promise<void>;
   writeEvidence(input: { runbook: string; evidence: Evidence }): Promise<{ key: string; repository: string }>;
   notifyEscalation(input: { runbook: string; workflowId: string; pending: PendingDecision; waitedSeconds: number }): Promise<{ delivered: boolean; detail: string }>;
+  /** A step started waiting for a person: the Slack message with Approve / Reject buttons (runbooks with notify.slack; activities/notify.ts). */
+  announceApproval(input: { runbook: string; workflowId: string; pending: PendingDecision }): Promise<{ delivered: boolean; detail: string }>;
 }

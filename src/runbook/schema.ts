@@ -541,7 +541,19 @@ export const Runbook = z
       .default([...DEFAULT_SKIPPABLE]),
     objectives: Objectives,
     drill: Drill.optional(),
-    notify: z.strictObject({ webhookUrlEnv: envName }, { error: 'expected a mapping with webhookUrlEnv' }).optional(),
+    notify: z
+      .strictObject(
+        {
+          webhookUrlEnv: envName.optional(),
+          /** Extension: approval messages with Approve / Reject buttons, posted to a Slack channel's incoming webhook (README "Chat-ops"). */
+          slack: z
+            .strictObject({ webhookUrlEnv: envName }, { error: "expected a mapping with webhookUrlEnv (the variable holding the channel's incoming-webhook URL)" })
+            .optional(),
+        },
+        { error: 'expected a mapping with webhookUrlEnv and/or slack: { webhookUrlEnv }' },
+      )
+      .refine((n) => n.webhookUrlEnv !== undefined || n.slack !== undefined, { error: 'expected webhookUrlEnv, slack: { webhookUrlEnv }, or both' })
+      .optional(),
     standby: Standby.optional(),
   })
   .superRefine((rb, ctx) => repositoriesOneWay(rb, ctx))

@@ -159,6 +159,10 @@ export function fakeActivities(
       rec('notifyEscalation', { step: i.pending.step });
       return { delivered: false, detail: 'no webhook' };
     },
+    async announceApproval(i) {
+      rec('announceApproval', { step: i.pending.step, approvers: i.pending.approvers });
+      return { delivered: true, detail: `approval message for ${i.pending.step}` };
+    },
   };
 }
 

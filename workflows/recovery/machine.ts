@@ -95,6 +95,12 @@ const RUN_ENDING_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['RECOVERY_A
 export const PREFLIGHT_ENDS_RUN_PATCH = 'preflight-failure-ends-run';
 /** Runs from before it wait for approvals without the timer that shows the wait in the UI (showWait). */
 const APPROVAL_WAIT_TIMER_PATCH = 'approval-wait-timer';
+/**
+ * The patch under which a step that starts waiting for a person announces
+ * it (the Slack message with the buttons). Asked only when the runbook has
+ * notify.slack, so runs without it record the same history as before.
+ */
+export const ANNOUNCE_APPROVAL_PATCH = 'announce-approval-slack';
 
 /** The hint every run that ends in preflight carries: what an operator most needs to know at that moment. */
 export const NOTHING_TOUCHED_HINT = 'the run ended in preflight: nothing was touched (no gate, no traffic, no data directory); fix the cause above and start the recovery again';
@@ -136,6 +142,8 @@ export class RecoveryMachine {
   extra: Partial<RecoveryStatus> = {};
 
   approvedBy = new Set<string>();
+  /** Set by the workflow: tells the channel that a step waits for a person (never throws). */
+  announce?: (pending: PendingDecision) => Promise<void>;
   currentStep?: StepId;
   private currentScope?: CancellationScope;
   resolution?: 'retry' | 'skip';
@@ -438,6 +446,8 @@ export class RecoveryMachine {
     // run's first page (timeline, Events with Metadata), where nothing else
     // says that a person is awaited.
     const shown = patched(APPROVAL_WAIT_TIMER_PATCH) ? this.showWait(id, policy, decided) : undefined;
+    // Alongside the wait, not before it: a decision that arrives while Slack is slow counts.
+    const announced = this.announce && this.runbook?.notify?.slack && patched(ANNOUNCE_APPROVAL_PATCH) ? this.announce(this.pending) : undefined;
     let waited = 0;
     for (;;) {
       if (policy.escalateAfterSeconds === undefined) {
@@ -450,6 +460,7 @@ export class RecoveryMachine {
       await notify(this.pending, waited);
     }
     await shown;
+    await announced;
     this.pending = undefined;
     this.checkAbort(id);
     if (this.rejection) {

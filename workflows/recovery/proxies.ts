@@ -71,6 +71,7 @@ export function sharedActivities() {
     appendAudit: bookkeeping.appendAudit,
     writeEvidence: bookkeeping.writeEvidence,
     notifyEscalation: shared.notifyEscalation,
+    announceApproval: shared.announceApproval,
   };
 }
 

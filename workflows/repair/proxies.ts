@@ -25,6 +25,7 @@ export function sharedActivities() {
     checkRepairTables: shared.checkRepairTables,
     checkCacheEndpoints: shared.checkCacheEndpoints,
     notifyEscalation: shared.notifyEscalation,
+    announceApproval: shared.announceApproval,
     appendAudit: bookkeeping.appendAudit,
     writeEvidence: bookkeeping.writeEvidence,
   };
