@@ -4,12 +4,16 @@
 //   auth.ts      Slack's request signature, the timestamp window, the replay guard
 //   users.ts     chat user -> approver name table (--users)
 //   rate-limit.ts  a token bucket per chat user
+//   shared-state.ts  where replay guard and rate limit live: this process, or Redis for replicas
+//   interactions.ts  Approve / Reject pressed on the Slack approval message
+//   http.ts      the reply shape, the request log's fields, reading the body
 //   commands.ts  the slash-command words and the JSON bodies
 //   actions.ts   status and the `decide` update against Temporal
 //
 // Every request but GET /healthz goes through the same checks, in this
 // order, and the first that fails answers:
-//   signature (401) -> timestamp (401) -> replay (409) -> well-formed (400)
+//   signature (401) -> timestamp (401) -> replay (409; 503 when the shared
+//   store does not answer: fail closed) -> well-formed (400)
 //   -> rate limit (429) -> mapped chat user (403) -> workflow: unknown (404),
 //   ended or step not waiting (409), not an approver (403), validator (422)
 // Slack shows the text of a 200 to the user and nothing useful for other
@@ -21,16 +25,18 @@
 // answered "follows" and finished through its response_url. Replies about a
 // run end with the link to its checklist in the Temporal UI when the UI's
 // address is known (uiUrl, else LIFEBOAT_UI_URL).
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { connectionOptions, type TemporalTarget } from '../client/temporal-config';
 import { errorMessage } from '../errors';
 import type { DecideUpdate } from '../recovery/contract';
 import { acceptedText, decide, readStatus, refusalText, statusText, type Refusal } from './actions';
-import { ReplayGuard, verifySignature } from './auth';
+import { verifySignature } from './auth';
 import { checkDecision, DecideBody, helpText, parseCommandText, StatusBody, type ChatCommand } from './commands';
-import { RateLimiter } from './rate-limit';
+import { HEALTH_TIMEOUT_MS, header, issues, jsonError, logFields, MAX_BODY_BYTES, methodNotAllowed, parseJson, readBody, send, slack, type LogFields, type Reply } from './http';
+import { decidePress, parseInteraction, replacement, type Press } from './interactions';
+import { memoryState, StateUnavailable, type SharedState } from './shared-state';
 import type { UserTable } from './users';
 import { runPage, UI_URL_ENV } from '../cli/ui-link';
 
@@ -45,6 +51,8 @@ export interface ChatopsOptions {
   temporal: TemporalTarget;
   /** Requests per chat user per minute (default 20). */
   ratePerMinute?: number;
+  /** Replay guard and rate limit (default: this process's memory; redisState() for two replicas or more). Closed with the server. */
+  state?: SharedState;
   /** The slash command's name, shown in help and usage (default /lifeboat; Slack's `command` field wins). */
   command?: string;
   /** One line per request (default: stdout, with the time in front). */
@@ -66,33 +74,12 @@ export interface ChatopsServer {
 }
 
 /** The routes; anything else is 404. */
-export const ROUTES = { health: '/healthz', slack: '/slack/commands', decide: '/v1/decide', status: '/v1/status' } as const;
-
-const LOG_FIELDS = ['chatUser', 'approver', 'decision', 'step', 'workflowId'] as const;
-const MAX_BODY_BYTES = 64 * 1024;
-const HEALTH_TIMEOUT_MS = 2000;
-
-interface Reply {
-  status: number;
-  outcome: string;
-  body: unknown;
-  headers?: Record<string, string>;
-}
-
-/** What the log line may say about a request: never its body, comment or signature. */
-interface LogFields {
-  chatUser?: string;
-  approver?: string;
-  decision?: string;
-  step?: string;
-  workflowId?: string;
-}
+export const ROUTES = { health: '/healthz', slack: '/slack/commands', interactions: '/slack/interactions', decide: '/v1/decide', status: '/v1/status' } as const;
 
 export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsServer> {
   const connection = Connection.lazy(connectionOptions(opts.temporal));
   const client = new Client({ connection, namespace: opts.temporal.namespace });
-  const replay = new ReplayGuard();
-  const limiter = new RateLimiter(opts.ratePerMinute ?? 20);
+  const state = opts.state ?? memoryState(opts.ratePerMinute ?? 20);
   const nowSeconds = opts.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
   const log = opts.log ?? ((line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`));
   const defaultCommand = opts.command ?? '/lifeboat';
@@ -104,7 +91,7 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
       if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed('GET');
       return health();
     }
-    const signed: string[] = [ROUTES.slack, ROUTES.decide, ROUTES.status];
+    const signed: string[] = [ROUTES.slack, ROUTES.interactions, ROUTES.decide, ROUTES.status];
     if (!signed.includes(path)) return jsonError(404, 'not-found', `no such endpoint; POST ${signed.join(', ')} or GET ${ROUTES.health}`);
     if (req.method !== 'POST') return methodNotAllowed('POST');
     const body = await readBody(req);
@@ -113,10 +100,16 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     const now = nowSeconds();
     const bad = verifySignature(opts.secret, { timestamp, signature: header(req, 'x-slack-signature') }, body, now);
     if (bad) return jsonError(401, bad.why, bad.message);
-    if (!replay.firstUse(header(req, 'x-slack-signature')!, timestamp!, now)) {
-      return jsonError(409, 'replayed', 'this signed request was already received: a request is taken once (send a new one, with a new timestamp)');
+    try {
+      if (!(await state.firstUse(header(req, 'x-slack-signature')!, timestamp!, now))) {
+        return jsonError(409, 'replayed', 'this signed request was already received: a request is taken once (send a new one, with a new timestamp)');
+      }
+    } catch (err) {
+      if (err instanceof StateUnavailable) return guardDown(path, body, err);
+      throw err;
     }
     if (path === ROUTES.slack) return slackCommand(body, fields);
+    if (path === ROUTES.interactions) return slackInteraction(body, fields);
     return path === ROUTES.decide ? jsonDecide(body, fields) : jsonStatus(body, fields);
   }
 
@@ -131,8 +124,14 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     return { status: 200, outcome: temporal ? 'healthy' : 'temporal-unreachable', body: { ok: true, temporal } };
   }
 
-  function limited(chatUser: string): Reply | undefined {
-    const wait = limiter.take(chatUser);
+  async function limited(chatUser: string): Promise<Reply | undefined> {
+    let wait: number;
+    try {
+      wait = await state.take(chatUser, nowSeconds());
+    } catch (err) {
+      if (err instanceof StateUnavailable) return { ...jsonError(503, 'guard-unavailable', guardDownText(err)), headers: { 'Retry-After': '10' } };
+      throw err;
+    }
     if (wait === 0) return undefined;
     return {
       ...jsonError(429, 'rate-limited', `${chatUser} sent more than ${opts.ratePerMinute ?? 20} requests a minute; try again in ${wait} s`),
@@ -147,8 +146,8 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     const userId = form.get('user_id');
     if (!userId) return jsonError(400, 'malformed', 'a slash command has a user_id field (application/x-www-form-urlencoded, as Slack sends it)');
     const chatUser = (fields.chatUser = `slack:${userId}`);
-    const tooMany = limited(chatUser);
-    if (tooMany) return tooMany;
+    const tooMany = await limited(chatUser);
+    if (tooMany) return tooMany.status === 503 ? slack('guard-unavailable', 'ephemeral', (tooMany.body as { message: string }).message) : tooMany;
     const command = form.get('command') || defaultCommand;
     const approver = opts.users.get(chatUser);
     if (approver) fields.approver = approver;
@@ -203,6 +202,74 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     return slack('deferred', 'ephemeral', `${what}: Temporal is slow to answer; the outcome follows here shortly`);
   }
 
+  // ---------------------------------------------------------------- Slack buttons
+
+  async function slackInteraction(body: Buffer, fields: LogFields): Promise<Reply> {
+    const parsed = parseInteraction(body.toString('utf8'));
+    // Another app's action or payload type: acknowledged, nothing done.
+    if (!parsed.ok) return parsed.ignored ? { status: 200, outcome: 'ignored', body: {} } : jsonError(400, 'malformed', parsed.message);
+    const press = parsed.press;
+    const chatUser = (fields.chatUser = `slack:${press.userId}`);
+    Object.assign(fields, { decision: press.decision, step: press.step, workflowId: press.workflowId });
+    const tooMany = await limited(chatUser);
+    if (tooMany) {
+      // To the presser alone: the channel's message stays as it is.
+      const text = `${press.decision} of ${press.step}: refused: ${(tooMany.body as { message: string }).message}`;
+      return answerPress(press, Promise.resolve({ outcome: tooMany.outcome, body: { response_type: 'ephemeral', replace_original: false, text } }), fields);
+    }
+    const approver = opts.users.get(chatUser);
+    if (approver) fields.approver = approver;
+    const work = approver
+      ? decidePress(client, press, approver, chatUser, outcomeOf)
+      : Promise.resolve({ outcome: 'unmapped-user', text: `${press.decision} refused: ${unmappedText(chatUser, press.userName)}`, keepButtons: true });
+    return answerPress(press, work.then((o) => ({ outcome: o.outcome, body: replacement(press, o) })), fields);
+  }
+
+  /**
+   * Slack wants its 200 within 3 s and ignores the body: the message is
+   * changed through response_url, in time or later. The reply's outcome is
+   * the decision's when it came in time, else "deferred" and the log gets a
+   * follow-up line.
+   */
+  async function answerPress(press: Press, work: Promise<{ outcome: string; body: unknown }>, fields: LogFields): Promise<Reply> {
+    const done = work
+      .then(async (r) => ({ outcome: r.outcome, message: await postResponse(press.responseUrl, r.body) }))
+      .catch((err: unknown) => ({ outcome: 'internal', message: `not-updated:${errorMessage(err).split('\n')[0]}` }));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), opts.slackReplyWithinMs ?? 2500)));
+    const first = await Promise.race([done, late]);
+    clearTimeout(timer);
+    if (first === 'late') {
+      void done.then((r) => log(['chatops follow-up', ROUTES.interactions, r.outcome, ...logFields({ ...fields, message: r.message })].join(' ')));
+      return { status: 200, outcome: 'deferred', body: {} };
+    }
+    fields.message = first.message;
+    return { status: 200, outcome: first.outcome, body: {} };
+  }
+
+  /** POSTs to a response_url under slackResponseUrlPrefix (never anywhere else); says what became of it. */
+  async function postResponse(url: string, body: unknown): Promise<string> {
+    if (!url.startsWith(opts.slackResponseUrlPrefix ?? 'https://hooks.slack.com/')) return 'not-updated:response_url-outside-prefix';
+    try {
+      const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+      return res.ok ? `updated:${res.status}` : `not-updated:HTTP-${res.status}`;
+    } catch (err) {
+      return `not-updated:${(err as Error).name}`;
+    }
+  }
+
+  /** The shared store is down: refused, and said so where the sender reads it. */
+  async function guardDown(path: string, body: Buffer, err: StateUnavailable): Promise<Reply> {
+    const text = guardDownText(err);
+    if (path === ROUTES.slack) return slack('guard-unavailable', 'ephemeral', text);
+    if (path === ROUTES.interactions) {
+      const parsed = parseInteraction(body.toString('utf8'));
+      if (parsed.ok) await postResponse(parsed.press.responseUrl, { response_type: 'ephemeral', replace_original: false, text });
+      return { status: 200, outcome: 'guard-unavailable', body: {} };
+    }
+    return { ...jsonError(503, 'guard-unavailable', text), headers: { 'Retry-After': '10' } };
+  }
+
   // ---------------------------------------------------------------- JSON
 
   async function jsonDecide(body: Buffer, fields: LogFields): Promise<Reply> {
@@ -214,7 +281,7 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     const text = [b.data.reason?.trim(), b.data.comment?.trim()].filter(Boolean).join(' -- ');
     const checked = checkDecision({ ...b.data, text }, 'decision');
     if (!checked.ok) return jsonError(400, 'malformed', checked.message);
-    const tooMany = limited(b.data.user);
+    const tooMany = await limited(b.data.user);
     if (tooMany) return tooMany;
     const approver = opts.users.get(b.data.user);
     if (!approver) return jsonError(403, 'unmapped-user', unmappedText(b.data.user));
@@ -241,7 +308,7 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     const b = StatusBody.safeParse(raw);
     if (!b.success) return jsonError(400, 'malformed', issues(b.error.issues));
     Object.assign(fields, { chatUser: b.data.user, workflowId: b.data.workflowId });
-    const tooMany = limited(b.data.user);
+    const tooMany = await limited(b.data.user);
     if (tooMany) return tooMany;
     const approver = opts.users.get(b.data.user);
     if (!approver) return jsonError(403, 'unmapped-user', unmappedText(b.data.user));
@@ -285,15 +352,12 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
         server.closeAllConnections();
       });
       await connection.close();
+      await state.close();
     },
   };
 }
 
 // ---------------------------------------------------------------- helpers
-
-function logFields(fields: LogFields): string[] {
-  return LOG_FIELDS.filter((k) => fields[k] !== undefined).map((k) => `${k}=${safe(fields[k]!)}`);
-}
 
 function toUpdate(cmd: { step: DecideUpdate['step']; decision: DecideUpdate['decision']; text?: string }, approver: string): DecideUpdate {
   return { step: cmd.step, decision: cmd.decision, by: approver, ...(cmd.text ? { comment: cmd.text } : {}) };
@@ -304,6 +368,10 @@ function describe(fields: LogFields, cmd: ChatCommand): void {
   fields.workflowId = cmd.workflowId;
   if (cmd.kind === 'decide') Object.assign(fields, { decision: cmd.decision, step: cmd.step });
   else fields.decision = 'status';
+}
+
+function guardDownText(err: StateUnavailable): string {
+  return `refused: Lifeboat cannot check this request against replays and the rate limit (${err.message}), so nothing was done rather than risk taking it twice; try again in a minute, or tell whoever runs lifeboat chatops`;
 }
 
 function unmappedText(chatUser: string, name?: string | null): string {
@@ -325,62 +393,4 @@ function outcomeOf(r: Refusal): string {
 
 function refusedJson(r: Refusal): Reply {
   return { status: r.status, outcome: outcomeOf(r), body: { accepted: false, error: outcomeOf(r), message: r.message } };
-}
-
-function slack(outcome: string, responseType: 'ephemeral' | 'in_channel', text: string): Reply {
-  return { status: 200, outcome, body: { response_type: responseType, text } };
-}
-
-function jsonError(status: number, outcome: string, message: string): Reply {
-  return { status, outcome, body: { error: outcome, message } };
-}
-
-function methodNotAllowed(allow: string): Reply {
-  return { ...jsonError(405, 'method-not-allowed', `use ${allow}`), headers: { Allow: allow } };
-}
-
-function send(res: ServerResponse, reply: Reply): void {
-  const text = `${JSON.stringify(reply.body)}\n`;
-  res.writeHead(reply.status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(text),
-    'Cache-Control': 'no-store',
-    'X-Lifeboat-Outcome': reply.outcome,
-    ...reply.headers,
-  });
-  res.end(text);
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-/** The raw body, or undefined when it is over the limit. */
-async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8')) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-function issues(list: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
-  return list.map((i) => `${i.path.map(String).join('.') || '(body)'}: ${i.message}`).join('; ');
-}
-
-/** Log values come from the request: one token, printable, bounded, so a line stays one line. */
-function safe(v: string): string {
-  return v.replace(/[^\x21-\x7e]/g, '?').slice(0, 120);
 }

@@ -522,12 +522,15 @@ temporalOptions(
     .option('--secret-env <name>', 'the environment variable holding the signing secret (never a flag)', 'LIFEBOAT_CHATOPS_SIGNING_SECRET')
     .option('--rate <n>', 'requests a minute per chat user, beyond which 429', '20')
     .option('--command <name>', 'the slash command shown in help and usage lines', '/lifeboat')
+    .option('--redis-url-env <name>', 'the environment variable holding a redis:// URL: replay guard and rate limit shared by every replica (without: in this process, run one replica)')
     .addHelpText(
       'after',
       `
 Endpoints:
   POST /slack/commands  a Slack slash command (form-encoded, user_id and text): approve|retry <workflowId> <step> [comment],
                         reject|skip|abort <workflowId> <step> <reason>, status <workflowId>, help
+  POST /slack/interactions  the Slack app's interactivity Request URL: Approve / Reject pressed on the approval message
+                        a runbook with notify.slack posts; the message is updated through its response_url
   POST /v1/decide       {"workflowId", "step", "decision", "user": "ops:bob", "comment"?, "reason"?}
   POST /v1/status       {"workflowId", "user"}
   GET  /healthz         {"ok": true, "temporal": true|false}; no signature needed
@@ -539,7 +542,8 @@ Answers, first failing check wins:
   200 accepted ({"accepted": true, "state": ...})
 /slack/commands answers usage mistakes and refusals with 200 and an ephemeral text, since Slack shows only a 200's
 text; 401, 409 (replay), 429, and 400 for a form without user_id stay non-2xx. X-Lifeboat-Outcome names the outcome.
-A slash command Temporal takes over 2.5 s to answer gets "follows" at once, and the outcome through its response_url.`,
+A slash command Temporal takes over 2.5 s to answer gets "follows" at once, and the outcome through its response_url.
+With --redis-url-env, a Redis that does not answer refuses every request (503, or an ephemeral Slack text): fail closed.`,
     ),
 ).action((opts) => runCommand(() => import('./commands/chatops'), opts));
 

@@ -13,6 +13,7 @@ type Options = TemporalOptions & {
   secretEnv?: string;
   rate?: string;
   command?: string;
+  redisUrlEnv?: string;
 };
 
 export const DEFAULT_SECRET_ENV = 'LIFEBOAT_CHATOPS_SIGNING_SECRET';
@@ -39,6 +40,7 @@ export async function run(opts: Options): Promise<number> {
   const { loadUsers } = await import('../../chatops/users');
   const users = loadUsers(path.resolve(usersFile));
   const temporal = await temporalTarget(opts);
+  const state = await sharedState(opts.redisUrlEnv, ratePerMinute);
   const { startChatopsServer, ROUTES } = await import('../../chatops/server');
   const server = await startChatopsServer({
     host: opts.host ?? '127.0.0.1',
@@ -47,13 +49,14 @@ export async function run(opts: Options): Promise<number> {
     users,
     temporal,
     ratePerMinute,
+    ...(state ? { state } : {}),
     ...(opts.command ? { command: opts.command } : {}),
     ...(opts.uiUrl ? { uiUrl: opts.uiUrl } : {}),
   });
   process.stderr.write(
-    `lifeboat chatops listening on ${server.url} (POST ${ROUTES.slack}, ${ROUTES.decide}, ${ROUTES.status}; GET ${ROUTES.health}); ` +
+    `lifeboat chatops listening on ${server.url} (POST ${ROUTES.slack}, ${ROUTES.interactions}, ${ROUTES.decide}, ${ROUTES.status}; GET ${ROUTES.health}); ` +
       `Temporal ${temporal.address} namespace ${temporal.namespace}, ${temporal.origin}; ${users.size} chat user(s) mapped; ` +
-      `requests signed with ${secretEnv}; ${ratePerMinute} requests a minute per chat user. Ctrl-C stops it.\n`,
+      `requests signed with ${secretEnv}; ${ratePerMinute} requests a minute per chat user; replay guard and rate limit ${state ? state.where : 'in this process (one replica only)'}. Ctrl-C stops it.\n`,
   );
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
@@ -61,4 +64,17 @@ export async function run(opts: Options): Promise<number> {
   });
   await server.close();
   return 0;
+}
+
+/** With --redis-url-env, the Redis every replica shares; it must answer before the server starts. */
+async function sharedState(env: string | undefined, ratePerMinute: number) {
+  if (!env) return undefined;
+  const url = process.env[env];
+  if (!url) {
+    throw new LifeboatError('SECRET_MISSING', `--redis-url-env ${env}: the variable is not set`, {
+      hints: [`export ${env}=redis://[:<password>@]<host>:6379 (the Redis every chat-ops replica shares); leave --redis-url-env out to run one replica`],
+    });
+  }
+  const { redisState } = await import('../../chatops/shared-state');
+  return redisState(url, env, ratePerMinute);
 }
