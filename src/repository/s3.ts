@@ -65,10 +65,6 @@ export class S3Repository implements Repository {
     private readonly identity: ResolvedIdentity = resolveIdentity(undefined, undefined),
   ) {
     this.url = `s3://${bucket}/${prefix}`.replace(/\/$/, '');
-    // The SDK warns on every start under Node 20 (the version Lifeboat
-    // targets); archive-push starts once per WAL segment and its stderr goes
-    // to PostgreSQL's log, where 8 lines per segment would bury real errors.
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
       region,
       forcePathStyle: true,

@@ -32,7 +32,6 @@ async function metadataOf(key: string): Promise<Record<string, string>> {
 
 beforeAll(() => {
   useS3Env();
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   process.env[K1_ENV] = randomBytes(32).toString('base64');
   process.env[K2_ENV] = randomBytes(32).toString('base64');
   url = s3RepoUrl('enc-meta');

@@ -106,7 +106,6 @@ async function allKeys(): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   minio = await startOwnMinio('tierlock');
   cleanups.push(() => minio.stop());
   // This process takes the backups as MinIO's root user (the default chain).

@@ -60,7 +60,6 @@ async function retention(i: number, keyList: readonly string[]): Promise<Record<
 }
 
 beforeAll(async () => {
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   minio = await startOwnMinio('lock2');
   cleanups.push(() => minio.stop());
   // This process (backups, forging) and expire act as MinIO's root user (the default chain): identities are not the point here.

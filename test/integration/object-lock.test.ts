@@ -87,8 +87,6 @@ async function versions(prefix: string) {
 }
 
 beforeAll(async () => {
-  // As S3Repository does: the SDK's Node 20 notice on every client buries real errors.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   minio = await startOwnMinio('lock', { env: { MINIO_KMS_SECRET_KEY: `${KMS_KEY}:${randomBytes(32).toString('base64')}` } });
   cleanups.push(() => minio.stop());
   // This process takes the backups and runs check/expire: it uses the test's MinIO.
