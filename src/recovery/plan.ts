@@ -13,8 +13,22 @@ import { parseLsn, parseSegmentName, segnoOfLsn, walFileKind } from '../wal/name
 import { describeTarget, type BackupChoice, type Target } from './contract';
 import { archiveLine } from './reach';
 
-export function chooseBackup(backups: readonly BackupMeta[], target: Target, cluster: string, backupId?: string): BackupChoice {
-  const byId = [...backups].sort((a, b) => (a.backupId < b.backupId ? -1 : a.backupId > b.backupId ? 1 : 0));
+/** What chooseBackup reads of a backup: a BackupMeta, or an engine's backup (src/engine/types.ts). */
+export type ChoosableBackup = Pick<BackupMeta, 'backupId' | 'startLsn' | 'endLsn' | 'startTime' | 'endTime' | 'timeline' | 'sizeBytes' | 'storedBytes'>;
+
+/**
+ * `ordered`: `backups` are already oldest first. Lifeboat's backup ids sort
+ * by time; pgBackRest's labels do not (an incremental's label starts with its
+ * full's time), so its engine orders by end time and says so.
+ */
+export function chooseBackup(
+  backups: readonly ChoosableBackup[],
+  target: Target,
+  cluster: string,
+  backupId?: string,
+  opts: { ordered?: boolean } = {},
+): BackupChoice {
+  const byId = opts.ordered ? [...backups] : [...backups].sort((a, b) => (a.backupId < b.backupId ? -1 : a.backupId > b.backupId ? 1 : 0));
   const listHint = `lifeboat backups --runbook <name> lists what the repository holds`;
   if (backupId !== undefined) {
     const chosen = byId.find((b) => b.backupId === backupId);
@@ -66,7 +80,7 @@ export function chooseBackup(backups: readonly BackupMeta[], target: Target, clu
   return choice(newest, `newest verified backup; the catalog cannot tell when ${describeTarget(target)} was written, so pass backupId if it is older than ${newest.backupId}`);
 }
 
-function choice(b: BackupMeta, why: string): BackupChoice {
+function choice(b: ChoosableBackup, why: string): BackupChoice {
   return {
     backupId: b.backupId,
     startLsn: b.startLsn,

@@ -5,6 +5,7 @@
 // This module is imported by workflow code too (zod works in the sandbox):
 // keep it free of Node builtins.
 import { z } from 'zod';
+import { Engine } from './engine';
 
 const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const ENV_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -555,6 +556,8 @@ export const Runbook = z
       .refine((n) => n.webhookUrlEnv !== undefined || n.slack !== undefined, { error: 'expected webhookUrlEnv, slack: { webhookUrlEnv }, or both' })
       .optional(),
     standby: Standby.optional(),
+    /** Extension: the backup engine (src/runbook/engine.ts); left out, Lifeboat's own repository. */
+    engine: Engine.optional(),
   })
   .superRefine((rb, ctx) => repositoriesOneWay(rb, ctx))
   .superRefine((rb, ctx) => s3OnlySettings(rb, ctx))

@@ -79,7 +79,7 @@ describe('a malformed runbook is refused with the field path and what was expect
   it('a misspelt top-level key suggests the right one and lists the allowed keys', () => {
     expect(errorsOf(example(/^invariants:/m, 'invariant:'))).toEqual([
       'orders.yaml:78: invariant: unknown field (did you mean "invariants"?), expected one of name, cluster, repository, repositories, repositoryPolicy, ' +
-        'restore, backup, retention, gates, capture, invariants, caches, traffic, approvals, skippable, objectives, drill, notify, standby',
+        'restore, backup, retention, gates, capture, invariants, caches, traffic, approvals, skippable, objectives, drill, notify, standby, engine',
     ]);
   });
 

@@ -1,0 +1,262 @@
+// pgBackRest behind the engine boundary (../types.ts), through its commands
+// and their JSON output only, never its repository's files:
+//   list        info --output=json (backups pgBackRest flagged with errors are left out)
+//   choose      src/recovery/plan.ts chooseBackup, over backups ordered by end time
+//   archive     info's min/max per archive id, and the WAL files themselves from
+//               repo-ls --output=json (history files read with repo-get), judged
+//               by the same continuity analysis as Lifeboat's own (src/catalog/chain.ts):
+//               pgBackRest 2.45's verify counts damaged files but does not
+//               report a segment missing between two present ones
+//   backup      backup --type=full|diff|incr
+//   restore     restore --set --type=time|name|lsn|xid|immediate|standby
+//               --target-action=pause --target-timeline --archive-mode=off [--delta]
+//   check       check (the archiver reaches the repository) and verify
+//   expire      expire (the stanza's own retention settings)
+// Progress comes from its per-file console lines ("(440KB, 2.48%)").
+import { mkdir, readdir, appendFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { analyzeChain, describeChainProblems, type HealthProblem } from '../../catalog/chain';
+import { LifeboatError, errorMessage, isLifeboatError } from '../../errors';
+import type { Target } from '../../recovery/contract';
+import { chooseBackup } from '../../recovery/plan';
+import { chownToUser } from '../../restore/os-user';
+import { pgTime } from '../../restore/recovery-conf';
+import type { PgBackRestSetting } from '../../runbook/engine';
+import type { ArchiveReport, BackupEngine, EngineBackup, EngineCheckReport, EngineExpireResult, EngineRestoreRequest, EngineRestoreResult, TakeBackupOptions } from '../types';
+import { progressOfLine, runPgBackRest, type PgBackRestTarget } from './command';
+import { INFO_STATUS, parseInfo, walFilesOfRepoLs, type StanzaInfo } from './info';
+
+export class PgBackRestEngine implements BackupEngine {
+  readonly kind = 'pgbackrest' as const;
+  readonly label: string;
+  private readonly t: PgBackRestTarget;
+
+  constructor(
+    setting: PgBackRestSetting,
+    opts: { osUser: string; bin?: string },
+  ) {
+    this.t = {
+      stanza: setting.stanza,
+      osUser: opts.osUser,
+      ...(setting.configPath ? { configPath: setting.configPath } : {}),
+      ...(setting.repo !== undefined ? { repo: setting.repo } : {}),
+      ...(opts.bin ? { bin: opts.bin } : {}),
+    };
+    this.delta = setting.delta ?? false;
+    this.label = `pgBackRest stanza ${setting.stanza}${setting.repo !== undefined ? ` (repo ${setting.repo})` : ''}`;
+  }
+
+  private readonly delta: boolean;
+
+  /** How hints name a command: "pgbackrest --config=... --stanza=main". */
+  private get cmd(): string {
+    return `pgbackrest${this.t.configPath ? ` --config=${this.t.configPath}` : ''} --stanza=${this.t.stanza}`;
+  }
+
+  async info(): Promise<StanzaInfo> {
+    const info = parseInfo(await runPgBackRest(this.t, 'info', ['--output=json'], { withRepo: true }), this.t.stanza);
+    if (info.status.code === INFO_STATUS.missingStanzaPath || info.status.code === INFO_STATUS.missingStanzaData) {
+      throw new LifeboatError('REPOSITORY_INVALID', `pgBackRest has no stanza ${this.t.stanza}: ${info.status.message}`, {
+        hints: [
+          `is engine.stanza in the runbook the name of a [section] in ${this.t.configPath ?? 'pgbackrest.conf'}?`,
+          `a new stanza is created with ${this.cmd} stanza-create (as the PostgreSQL OS user)`,
+        ],
+      });
+    }
+    if (info.status.code !== INFO_STATUS.ok && info.status.code !== INFO_STATUS.noValidBackups) {
+      throw new LifeboatError('TOOL_FAILED', `pgBackRest reports stanza ${this.t.stanza} as not usable: ${info.status.message} (status ${info.status.code})`, {
+        hints: [`${this.cmd} info says more`],
+      });
+    }
+    return info;
+  }
+
+  async listBackups(): Promise<EngineBackup[]> {
+    return (await this.info()).backups;
+  }
+
+  chooseBackup(backups: readonly EngineBackup[], target: Target, backupId?: string) {
+    const ordered = [...backups].sort((a, b) => (a.endTime < b.endTime ? -1 : a.endTime > b.endTime ? 1 : 0));
+    return chooseBackup(ordered, target, this.t.stanza, backupId, { ordered: true });
+  }
+
+  async readArchive(backups?: readonly EngineBackup[]): Promise<ArchiveReport> {
+    const info = await this.info();
+    const list = backups ?? info.backups;
+    // The current database's archive id: the last one (a stanza-upgrade adds one per major version).
+    const current = info.archives[info.archives.length - 1];
+    const notes: string[] = info.archives.slice(0, -1).map((a) => `archive ${a.id} (an older database of the stanza) not checked: ${a.min ?? '?'} .. ${a.max ?? '?'}`);
+    const files = current ? walFilesOfRepoLs(await runPgBackRest(this.t, 'repo-ls', ['--recurse', '--output=json', `archive/${this.t.stanza}/${current.id}`], { withRepo: true })) : [];
+    const histories: Record<string, string> = {};
+    for (const f of files.filter((x) => /^[0-9A-F]{8}\.history$/.test(x.name))) {
+      try {
+        histories[f.name] = await runPgBackRest(this.t, 'repo-get', [`archive/${this.t.stanza}/${current!.id}/${f.name}`], { withRepo: true });
+      } catch {
+        // Left out: the chain check reports it as unreadable.
+      }
+    }
+    // pgBackRest does not report the WAL segment size; Lifeboat assumes PostgreSQL's default (16 MiB).
+    const chain = analyzeChain({
+      walFiles: files.map((f) => f.name),
+      histories,
+      backups: list.map((b) => ({ backupId: b.backupId, timeline: b.timeline, startWal: b.startWal, startLsn: b.startLsn, endWal: b.endWal })),
+    });
+    const segments = files.filter((f) => /^[0-9A-F]{24}$/.test(f.name)).map((f) => f.name);
+    if (current && (current.min !== segments[0] || current.max !== segments[segments.length - 1])) {
+      notes.push(`pgbackrest info gives archive ${current.id} as ${current.min ?? 'empty'} .. ${current.max ?? 'empty'}, its listing ${segments[0] ?? 'empty'} .. ${segments[segments.length - 1] ?? 'empty'}`);
+    }
+    return {
+      timelines: chain.timelines.map((t) => ({ timeline: t.timeline, ...(t.firstSegment ? { first: t.firstSegment, last: t.lastSegment } : {}), segmentCount: t.segmentCount })),
+      gaps: chain.gaps,
+      problems: describeChainProblems(chain, list[list.length - 1]?.backupId).map((p) => this.ownHints(p)),
+      chain,
+      notes,
+    };
+  }
+
+  /** The chain's hints name Lifeboat's archive-push and backup; here the stanza's own commands do that work. */
+  private ownHints(p: HealthProblem): HealthProblem {
+    return {
+      ...p,
+      hints: p.hints.map((h) =>
+        h
+          .replace(/lifeboat archive-push (\S+) .*$/, `${this.cmd} archive-push $1`)
+          .replace(/\(lifeboat backup [^)]*\)/, `(${this.cmd} backup --type=full)`),
+      ),
+    };
+  }
+
+  async takeBackup(opts: TakeBackupOptions = {}): Promise<EngineBackup> {
+    const before = new Set((await this.info()).backups.map((b) => b.backupId));
+    const type = opts.type ?? 'full';
+    await runPgBackRest(this.t, 'backup', [`--type=${type}`], {
+      withRepo: true,
+      console: 'detail',
+      fallback: 'BACKUP_FAILED',
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      onLine: (line) => {
+        const percent = progressOfLine(line);
+        if (percent !== undefined) opts.onProgress?.({ percent, text: `pgbackrest backup --type=${type}: ${percent}%` });
+      },
+    });
+    const made = (await this.info()).backups.filter((b) => !before.has(b.backupId));
+    const newest = made[made.length - 1];
+    if (!newest) {
+      throw new LifeboatError('BACKUP_FAILED', `pgbackrest backup --type=${type} succeeded, but pgbackrest info lists no new backup of stanza ${this.t.stanza}`, {
+        hints: [`${this.cmd} info --output=json shows what it holds`],
+      });
+    }
+    return newest;
+  }
+
+  async restore(req: EngineRestoreRequest): Promise<EngineRestoreResult> {
+    const backups = (await this.info()).backups;
+    const backup = backups.find((b) => b.backupId === req.backupId);
+    if (!backup) {
+      throw new LifeboatError('BACKUP_NOT_FOUND', `pgBackRest stanza ${this.t.stanza} holds no usable backup ${req.backupId}`, {
+        hints: [`${this.cmd} info lists its backups (${backups.map((b) => b.backupId).join(', ') || 'none'})`],
+      });
+    }
+    const delta = req.delta ?? this.delta;
+    await this.prepareDir(req.dataDir, delta);
+    let files = 0;
+    let last = 0;
+    req.onProgress?.({ phase: 'preparing', bytes: 0, totalBytes: backup.sizeBytes });
+    await runPgBackRest(this.t, 'restore', [`--pg1-path=${req.dataDir}`, `--set=${backup.backupId}`, ...targetArgs(req), '--archive-mode=off', ...(delta ? ['--delta'] : [])], {
+      withRepo: true,
+      console: 'detail',
+      ...(req.signal ? { signal: req.signal } : {}),
+      onLine: (line) => {
+        const total = /file total = (\d+)/.exec(line);
+        if (total) files = Number(total[1]);
+        const percent = progressOfLine(line);
+        if (percent === undefined || percent - last < 1) return;
+        last = percent;
+        req.onProgress?.({ phase: 'downloading', bytes: Math.round((percent / 100) * backup.sizeBytes), totalBytes: backup.sizeBytes });
+      },
+    });
+    // After pgBackRest's own recovery settings (postgresql.auto.conf: its restore_command and the target): where this copy listens.
+    if (req.settings?.length) await appendFile(path.join(req.dataDir, 'postgresql.auto.conf'), `# Lifeboat: this copy's own settings\n${req.settings.join('\n')}\n`);
+    req.onProgress?.({ phase: 'done', bytes: backup.sizeBytes, totalBytes: backup.sizeBytes });
+    return { dataDir: req.dataDir, bytes: backup.sizeBytes, files, finishedAt: new Date().toISOString(), recoverySettings: 'written' };
+  }
+
+  /** The directory pgBackRest restores into: created for the OS user; anything in it refused unless delta (pgBackRest refuses too, with [040]). */
+  private async prepareDir(dataDir: string, delta: boolean): Promise<void> {
+    const existing = await readdir(dataDir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+    if (existing === undefined) {
+      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+      await chownToUser(dataDir, this.t.osUser);
+    } else if (existing.length > 0 && !delta) {
+      throw new LifeboatError('DATA_DIR_NOT_EMPTY', `${dataDir} is not empty: pgBackRest restores into an empty directory unless delta is on`, {
+        hints: ['nothing was written', 'move the directory aside (Lifeboat never deletes it), or set engine.delta: true in the runbook to have pgBackRest overwrite only changed files'],
+      });
+    }
+  }
+
+  async check(): Promise<EngineCheckReport> {
+    const problems: HealthProblem[] = [];
+    const lines: string[] = [];
+    try {
+      await runPgBackRest(this.t, 'check', []);
+      lines.push(`${this.cmd} check: the archiver reaches the repository`);
+    } catch (err) {
+      problems.push(problemOf('pgbackrest-check', err));
+    }
+    try {
+      const out = await runPgBackRest(this.t, 'verify', ['--output=text', '--verbose'], { withRepo: true, console: 'off' });
+      const found = verifyFindings(out);
+      lines.push(`${this.cmd} verify: ${found.length === 0 ? 'no damaged or missing file' : `${found.length} finding${found.length === 1 ? '' : 's'}`}`);
+      for (const f of found) problems.push({ kind: 'pgbackrest-verify', message: `pgbackrest verify: ${f}`, hints: [`${this.cmd} verify --output=text --verbose shows every file it checked`] });
+    } catch (err) {
+      problems.push(problemOf('pgbackrest-verify', err));
+    }
+    try {
+      const archive = await this.readArchive();
+      problems.push(...archive.problems);
+      for (const t of archive.timelines) lines.push(`WAL timeline ${t.timeline}: ${t.first ? `${t.first} .. ${t.last} (${t.segmentCount})` : 'no segments'}`);
+      lines.push(...archive.notes.map((n) => `note: ${n}`));
+    } catch (err) {
+      problems.push(problemOf('pgbackrest-archive', err));
+    }
+    return { ok: problems.length === 0, problems, lines };
+  }
+
+  async expire(): Promise<EngineExpireResult> {
+    const before = (await this.info()).backups.map((b) => b.backupId);
+    const lines: string[] = [];
+    await runPgBackRest(this.t, 'expire', [], { withRepo: true, console: 'info', onLine: (l) => { if (/expire|remove/.test(l) && !/command (begin|end)/.test(l)) lines.push(l.replace(/^.*?INFO: /, '')); } });
+    const after = new Set((await this.info()).backups.map((b) => b.backupId));
+    return { expired: before.filter((id) => !after.has(id)), lines };
+  }
+}
+
+/** restore's target options for a Lifeboat target, pausing there; the end of the archive is a standby that never promotes. */
+export function targetArgs(req: Pick<EngineRestoreRequest, 'target' | 'targetTimeline' | 'immediate'>): string[] {
+  const t = req.target;
+  const timeline = `--target-timeline=${req.targetTimeline ?? 'latest'}`;
+  if (req.immediate) return ['--type=immediate', '--target-action=pause', `--target-timeline=${req.targetTimeline ?? 'current'}`];
+  if ('latest' in t) return ['--type=standby', timeline];
+  const [type, value] = 'time' in t ? ['time', pgTime(t.time)] : 'name' in t ? ['name', t.name] : 'lsn' in t ? ['lsn', t.lsn] : ['xid', t.xid];
+  return [`--type=${type}`, `--target=${value}`, '--target-action=pause', timeline];
+}
+
+/** The lines of `verify --output=text --verbose` that report something wrong: "missing: 1, checksum invalid: 0, ..." with the archive or backup above it. */
+export function verifyFindings(text: string): string[] {
+  const out: string[] = [];
+  let subject = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (/^(archiveId|backup):/.test(line)) subject = line.replace(/, total .*$/, '').replace(/, status: .*$/, '');
+    else if (/^missing: \d+/.test(line)) {
+      const bad = [...line.matchAll(/([a-z ]+): (\d+)/g)].filter((m) => m[2] !== '0').map((m) => `${m[1]!.trim()} ${m[2]}`);
+      if (bad.length > 0) out.push(`${subject}: ${bad.join(', ')}`);
+    } else if (/^status: /.test(line) && line !== 'status: ok') out.push(`stanza ${line}`);
+  }
+  return out;
+}
+
+function problemOf(kind: string, err: unknown): HealthProblem {
+  if (isLifeboatError(err)) return { kind, message: err.what, hints: [...err.hints] };
+  return { kind, message: errorMessage(err), hints: [] };
+}
