@@ -27,11 +27,26 @@ export interface ArchiverSample {
   archiveMode: string;
   archiveTimeoutSeconds: number;
   walSegmentSize: number;
+  /**
+   * Whether the last failure is newer than the last success, compared by the database to the microsecond
+   * (the times above are to the second: a failure in the second of the last success would not show).
+   */
+  failedSinceArchived?: boolean;
   /** Current WAL write position, and the segment it is in (absent on a standby). */
   currentLsn?: string;
   currentWal?: string;
   /** Files waiting in pg_wal/archive_status (needs superuser or pg_monitor; absent otherwise). */
   readyFiles?: number;
+  /** Size and file count of pg_wal, with readArchiverStatus's walDirectory (pg_ls_waldir: superuser or pg_monitor; absent otherwise). */
+  walDirBytes?: number;
+  walDirFiles?: number;
+}
+
+export interface ReadArchiverOptions {
+  /** Also read the size of pg_wal (lifeboat metrics: WAL piling up while archiving fails). */
+  walDirectory?: boolean;
+  /** Bounds the connection and each statement (statement_timeout), for callers that must answer in time. */
+  timeoutMs?: number;
 }
 
 export interface ArchiverStatus extends ArchiverSample {
@@ -48,9 +63,10 @@ const iso = (d: unknown): string | null =>
   d instanceof Date ? d.toISOString().replace(/\.\d+Z$/, 'Z') : d == null ? null : String(d);
 
 /** Reads pg_stat_archiver and the WAL position from the runbook's primary, and judges them. */
-export async function readArchiverStatus(runbook: Runbook): Promise<ArchiverStatus> {
+export async function readArchiverStatus(runbook: Runbook, opts: ReadArchiverOptions = {}): Promise<ArchiverStatus> {
   const p = runbook.cluster.primary;
-  const client = new Client(primaryClientConfig(runbook));
+  const bounded = opts.timeoutMs !== undefined ? { connectionTimeoutMillis: opts.timeoutMs, statement_timeout: opts.timeoutMs } : {};
+  const client = new Client(primaryClientConfig(runbook, bounded));
   try {
     await client.connect();
   } catch (err) {
@@ -68,6 +84,7 @@ export async function readArchiverStatus(runbook: Runbook): Promise<ArchiverStat
               a.failed_count::text as failed_count, a.last_failed_wal, a.last_failed_time, a.stats_reset,
               extract(epoch from now() - a.last_archived_time)::float8 as archived_age,
               extract(epoch from now() - greatest(a.stats_reset, pg_postmaster_start_time()))::float8 as watched,
+              coalesce(a.last_failed_time > a.last_archived_time, a.last_failed_time is not null) as failed_since_archived,
               pg_is_in_recovery() as in_recovery,
               current_setting('archive_mode') as archive_mode,
               (select setting from pg_settings where name = 'archive_timeout')::int as archive_timeout,
@@ -84,6 +101,7 @@ export async function readArchiverStatus(runbook: Runbook): Promise<ArchiverStat
       lastFailedTime: iso(r.last_failed_time),
       statsReset: iso(r.stats_reset),
       archivedAgeSeconds: r.archived_age == null ? null : Number(r.archived_age),
+      failedSinceArchived: r.failed_since_archived === true,
       watchedSeconds: Number(r.watched ?? 0),
       inRecovery: r.in_recovery === true,
       archiveMode: String(r.archive_mode),
@@ -107,6 +125,18 @@ export async function readArchiverStatus(runbook: Runbook): Promise<ArchiverStat
     } catch {
       /* not allowed: fine */
     }
+    if (opts.walDirectory) {
+      try {
+        // pg_ls_waldir() lists the regular files of pg_wal (not archive_status/): superuser or pg_monitor.
+        const dir = await client.query<{ bytes: string; files: number }>(
+          'select coalesce(sum(size), 0)::bigint::text as bytes, count(*)::int as files from pg_ls_waldir()',
+        );
+        sample.walDirBytes = Number(dir.rows[0]?.bytes);
+        sample.walDirFiles = dir.rows[0]?.files;
+      } catch {
+        /* not allowed: the size is unknown */
+      }
+    }
     return assessArchiver(sample, runbook.objectives.rpoSeconds);
   } catch (err) {
     if (err instanceof LifeboatError) throw err;
@@ -126,11 +156,9 @@ export function assessArchiver(s: ArchiverSample, rpoSeconds: number): ArchiverS
   const lastFailedMs = s.lastFailedTime ? Date.parse(s.lastFailedTime) : undefined;
   const lastArchivedMs = s.lastArchivedTime ? Date.parse(s.lastArchivedTime) : undefined;
   const failing =
-    s.failedCount > 0 && lastFailedMs !== undefined && (lastArchivedMs === undefined || lastFailedMs > lastArchivedMs);
-  const age = s.archivedAgeSeconds ?? s.watchedSeconds;
-  // A quiet primary that has archived everything it wrote is not stale, however
-  // long ago that was: nothing is at risk.
-  const stale = s.archiveMode !== 'off' && (unarchivedBytes === undefined || unarchivedBytes > 0) && age > rpoSeconds;
+    s.failedCount > 0 &&
+    (s.failedSinceArchived ?? (lastFailedMs !== undefined && (lastArchivedMs === undefined || lastFailedMs > lastArchivedMs)));
+  const stale = s.archiveMode !== 'off' && archiveLagSeconds(s, unarchivedBytes) > rpoSeconds;
 
   if (s.inRecovery) {
     problems.push({
@@ -188,6 +216,18 @@ export function assessArchiver(s: ArchiverSample, rpoSeconds: number): ArchiverS
     });
   }
   return { ...s, rpoSeconds, ...(unarchivedBytes !== undefined ? { unarchivedBytes } : {}), stale, failing, problems };
+}
+
+/**
+ * How long WAL written on the primary has waited unarchived: the time since the
+ * last successful archive (or since the counters started), while anything
+ * written after it is not archived or cannot be told to be. A quiet primary
+ * that has archived everything it wrote lags 0, however long ago that was:
+ * nothing is at risk. Against the RPO this is check's "stale".
+ */
+export function archiveLagSeconds(s: ArchiverSample, unarchivedBytes: number | undefined): number {
+  const atRisk = unarchivedBytes === undefined || unarchivedBytes > 0;
+  return atRisk ? (s.archivedAgeSeconds ?? s.watchedSeconds) : 0;
 }
 
 /** Bytes written after the end of the last archived segment, when the names allow telling. */

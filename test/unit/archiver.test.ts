@@ -64,6 +64,12 @@ describe('assessArchiver', () => {
     expect(s.failing).toBe(false);
   });
 
+  it('calls a failure in the same second as the last success failing when the database says it came after (the shown times are to the second)', () => {
+    const sameSecond = { ...base, failedCount: 1, lastFailedWal: '00000001000000000000000B', lastFailedTime: base.lastArchivedTime };
+    expect(assessArchiver({ ...sameSecond, failedSinceArchived: true }, 300).failing).toBe(true);
+    expect(assessArchiver({ ...sameSecond, failedSinceArchived: false }, 300).failing).toBe(false);
+  });
+
   it('reports archiving switched off', () => {
     const s = assessArchiver({ ...base, archiveMode: 'off' }, 300);
     expect(s.problems.map((p) => p.kind)).toContain('archiving-off');

@@ -10,11 +10,9 @@
 // (src/catalog/primary.ts); the runbook's own primary, the old one, is asked
 // too: still running on the old timeline, it is a second writer.
 import { readArchiverStatus, type ArchiverStatus } from '../../catalog/archiver';
-import { isComplete, readCatalog, readWalArchive } from '../../catalog/catalog';
-import { analyzeChain, describeChainProblems, type ChainReport, type HealthProblem } from '../../catalog/chain';
+import { describeChainProblems, type ChainReport, type HealthProblem } from '../../catalog/chain';
+import { readChainState } from '../../catalog/chain-state';
 import { checkLocksAndEncryption, lockSampleKeys } from '../../catalog/lock-check';
-import { continuityFrom } from '../../catalog/retention';
-import { retentionPolicy } from '../../catalog/tiers';
 import { withPrimaryOverlay, type OverlaidRunbook } from '../../catalog/primary';
 import { twoWriterProblems, type ServerSample } from '../../catalog/writers';
 import { checkOtherRepositories } from '../../catalog/repositories-check';
@@ -72,24 +70,8 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
     }
   }
 
-  const [entries, archive] = await Promise.all([readCatalog(repo, cluster), readWalArchive(repo, cluster)]);
-  const complete = entries.filter(isComplete);
-  // Tiered retention expires the WAL between old backups on purpose: continuity is due from the window on.
-  const window = runbook?.retention ? continuityFrom(entries, archive.files, retentionPolicy(runbook), new Date().toISOString()) : undefined;
+  const { entries, complete, archive, window, chain } = await readChainState(repo, cluster, runbook);
   if (window) notes.push(window.note);
-  const chain = analyzeChain({
-    walFiles: archive.files.map((f) => f.name),
-    histories: archive.histories,
-    backups: complete.map((e) => ({
-      backupId: e.backupId,
-      timeline: e.meta.timeline,
-      startWal: e.meta.startWal,
-      startLsn: e.meta.startLsn,
-      endWal: e.meta.endWal,
-    })),
-    walSegmentSize: complete[complete.length - 1]?.meta.walSegmentSize,
-    ...(window ? { continuousFrom: window.backupId } : {}),
-  });
   if (complete.length === 0) {
     problems.push({
       kind: 'no-backup',
