@@ -8,6 +8,7 @@ import * as activities from '../activities';
 import { ensureSearchAttributes } from './recovery/search-attributes';
 import { hostQueue, TASK_QUEUE } from './runbook/schema';
 import { connectionOptions, unreachable, type TemporalTarget } from './client/temporal-config';
+import { LifeboatError, errorMessage } from './errors';
 
 /** Where Temporal is: a TemporalTarget (src/client/temporal-config.ts), or just an address and namespace (plaintext). */
 export interface WorkerConfig extends TemporalTarget {
@@ -17,6 +18,8 @@ export interface WorkerConfig extends TemporalTarget {
   shared?: boolean;
   /** Overrides the shared task queue (tests run isolated queues side by side). */
   taskQueue?: string;
+  /** host:port where the Temporal SDK's Prometheus exporter serves the worker's temporal_* metrics. */
+  metrics?: string;
 }
 
 export interface RunningWorkers {
@@ -39,20 +42,44 @@ function workflowModule(name: string): string {
 /** The workflows, and the interceptor that names each activity's runbook step in the UI (workflows/summaries.ts). */
 const WORKFLOW_MODULES = { workflowsPath: () => workflowModule('index'), interceptors: () => workflowModule('summaries') };
 
-let runtimeInstalled = false;
+/** What the process's Runtime was installed with: once per process, so a second worker cannot change it. */
+let runtimeInstalled: { metrics?: string } | undefined;
 
-/** LIFEBOAT_LOG_LEVEL (TRACE, DEBUG, INFO, WARN, ERROR) sets the worker's log level; the runtime is installed once per process. */
-function installRuntime(): void {
-  if (runtimeInstalled) return;
-  runtimeInstalled = true;
+/**
+ * LIFEBOAT_LOG_LEVEL (TRACE, DEBUG, INFO, WARN, ERROR) sets the worker's log level; `metrics` (host:port,
+ * lifeboat worker --metrics or LIFEBOAT_WORKER_METRICS) starts the SDK's Prometheus exporter there
+ * (temporal_* metrics at /metrics). The runtime is installed once per process.
+ */
+function installRuntime(metrics?: string): void {
+  if (runtimeInstalled) {
+    if (metrics && runtimeInstalled.metrics !== metrics) {
+      throw new LifeboatError('INPUT_INVALID', `worker metrics at ${metrics}: this process's Temporal runtime was installed ${runtimeInstalled.metrics ? `with metrics at ${runtimeInstalled.metrics}` : 'without metrics'}, and it is installed once per process`, {
+        hints: ['start the worker in a process of its own: lifeboat worker --metrics <host:port>'],
+      });
+    }
+    return;
+  }
   const level = (process.env.LIFEBOAT_LOG_LEVEL?.toUpperCase() ?? 'INFO') as LogLevel;
-  // Signals are ours to handle (runUntilSignal): the runtime's own handler
-  // lets the process exit before whoever started the workers has cleaned up.
-  Runtime.install({ logger: new DefaultLogger(level), shutdownSignals: [] });
+  try {
+    // Signals are ours to handle (runUntilSignal): the runtime's own handler
+    // lets the process exit before whoever started the workers has cleaned up.
+    Runtime.install({
+      logger: new DefaultLogger(level),
+      shutdownSignals: [],
+      // Counters with _total and durations in seconds: what Prometheus names expect.
+      ...(metrics ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metrics, countersTotalSuffix: true, useSecondsForDurations: true } } } } : {}),
+    });
+  } catch (err) {
+    throw new LifeboatError('INPUT_INVALID', `worker metrics: cannot serve the Temporal SDK's metrics at ${JSON.stringify(metrics)}: ${errorMessage(err)}`, {
+      hints: ['give host:port, e.g. --metrics 127.0.0.1:9464 (env LIFEBOAT_WORKER_METRICS)'],
+      cause: err,
+    });
+  }
+  runtimeInstalled = metrics ? { metrics } : {};
 }
 
 export async function startWorkers(cfg: WorkerConfig): Promise<RunningWorkers> {
-  installRuntime();
+  installRuntime(cfg.metrics);
   // The same resolution as the CLI's and chat-ops' clients, so a profile or TEMPORAL_TLS_* that works for one works for all.
   let connection: NativeConnection;
   try {

@@ -82,7 +82,8 @@ temporalOptions(
     .description('poll the `lifeboat` task queue and, with --host, `lifeboat-host-<host>` for that host\'s disk and processes')
     .option('--host <host>', 'also run host activities (base backup staging, restore, pg_ctl) for this host')
     .option('--no-shared', 'with --host: poll only the host queue, not `lifeboat`')
-    .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)'),
+    .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)')
+    .option('--metrics <host:port>', "serve the Temporal SDK's worker metrics (temporal_*) for Prometheus at http://<host:port>/metrics (env LIFEBOAT_WORKER_METRICS)"),
 ).action((opts) => runCommand(() => import('./commands/worker'), opts));
 
 const runbookCmd = program.command('runbook').description('work with runbook files');
@@ -121,6 +122,36 @@ repoOptions(
     .option('--host <host>', "the runbook host this runs on (as lifeboat worker --host); the warm standby is read only on its own host (default: the OS host name names it)")
     .option('--json', 'print the report as JSON'),
 ).action((opts) => runCommand(() => import('./commands/check'), opts));
+
+temporalOptions(
+  program
+    .command('metrics')
+    .description(
+      'serve /metrics for Prometheus, per runbook (labels runbook, cluster): archiver lag and failures, ready segments and ' +
+        'pg_wal size on the primary; newest verified backup age and size, WAL chain gaps in the repository; the last drill ' +
+        'with its RTO and RPO against the objectives; recoveries running and waiting for a person (Temporal). A source that ' +
+        'fails or exceeds --timeout shows as lifeboat_up{source} 0, never as an HTTP error',
+    )
+    .option(
+      '--runbook <name|file>',
+      'a runbook to report on; repeat for more (default: every runbook in --runbooks-dir)',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
+    .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)')
+    .option('--listen <host:port>', 'address to serve on; keep it on loopback or a private network (port 0: any free port)', '127.0.0.1:9188')
+    .option('--timeout <s>', 'time limit of each read (the primary, the repository, the evidence, Temporal) in a scrape', '10')
+    .option('--cache <s>', 'serve a scrape\'s result again for this long, so several scrapers cause one read', '5')
+    .option('--no-temporal', 'leave out the recoveries (no Temporal server to ask)')
+    .addHelpText(
+      'after',
+      `
+Example:
+  lifeboat metrics --runbook orders --listen 127.0.0.1:9188
+  curl -s http://127.0.0.1:9188/metrics | grep lifeboat_archive_lag_seconds
+Every metric, and example alert rules: README, "Monitoring with Prometheus". The worker's own metrics (Temporal SDK):
+lifeboat worker --metrics 127.0.0.1:9464.`,
+    ),
+).action((opts) => runCommand(() => import('./commands/metrics'), opts));
 
 const standbyCmd = program
   .command('standby')

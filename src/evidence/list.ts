@@ -15,7 +15,11 @@ export interface EvidenceHistory {
   unreadable: Array<{ key: string; problem: string }>;
 }
 
-export async function readEvidenceHistory(repo: Repository, cluster: string): Promise<EvidenceHistory> {
+/**
+ * A record is written once and never changed, so a long-lived reader (lifeboat
+ * metrics) may pass `known`: records read before, by key, are not fetched again.
+ */
+export async function readEvidenceHistory(repo: Repository, cluster: string, known?: Map<string, Evidence>): Promise<EvidenceHistory> {
   const prefix = `${keys.clusterPrefix(cluster)}evidence/`;
   let objects;
   try {
@@ -26,15 +30,27 @@ export async function readEvidenceHistory(repo: Repository, cluster: string): Pr
   const records: Evidence[] = [];
   const unreadable: EvidenceHistory['unreadable'] = [];
   const wanted = objects.filter((o) => o.key.endsWith('.json') && !o.key.slice(prefix.length).includes('/'));
+  if (known) {
+    const listed = new Set(wanted.map((o) => o.key));
+    for (const key of known.keys()) if (!listed.has(key)) known.delete(key);
+  }
   for (let i = 0; i < wanted.length; i += 16) {
     await Promise.all(
       wanted.slice(i, i + 16).map(async (o) => {
+        const seen = known?.get(o.key);
+        if (seen) {
+          records.push(seen);
+          return;
+        }
         try {
           const got = await repo.get(o.key);
           if (!got) return; // deleted while listing
           const problem = checkRecord(JSON.parse(got.body.toString('utf8')));
           if (typeof problem === 'string') unreadable.push({ key: o.key, problem });
-          else records.push(problem);
+          else {
+            records.push(problem);
+            known?.set(o.key, problem);
+          }
         } catch (err) {
           unreadable.push({ key: o.key, problem: errorMessage(err).split('\n')[0] ?? 'unreadable' });
         }

@@ -234,7 +234,8 @@ export function needsOf(runbook: Runbook): Need[] {
     what: `membership of ${role} in pg_monitor (optional)`,
     why:
       'lets lifeboat check and preflight count the WAL files waiting for the archiver (pg_ls_archive_statusdir) ' +
-      'when the archiver is stale; without it that one figure is left out',
+      'when the archiver is stale, and lifeboat metrics report them and the size of pg_wal (pg_ls_waldir); ' +
+      'without it those figures are left out',
     uses: [],
     scope: 'role',
     grant: [`GRANT pg_monitor TO ${r};`],

@@ -1,0 +1,111 @@
+// Each source of `lifeboat metrics`, read with the functions lifeboat check,
+// evidence and pending use, so the figures here and what those commands say
+// can never disagree. A source returns its samples without the runbook and
+// cluster labels (the collector adds them) or throws.
+import type { Client } from '@temporalio/client';
+import { archiveLagSeconds, readArchiverStatus } from '../catalog/archiver';
+import { readChainState } from '../catalog/chain-state';
+import { withPrimaryOverlay } from '../catalog/primary';
+import { findPending } from '../cli/commands/pending';
+import { readEvidenceHistory } from '../evidence/list';
+import type { Evidence } from '../recovery/contract';
+import { RECOVERY_WORKFLOW, REPAIR_WORKFLOW } from '../recovery/messages';
+import { RUNBOOK_ATTRIBUTE } from '../recovery/search-attributes';
+import type { Repository } from '../repository/types';
+import type { Runbook } from '../runbook/schema';
+import type { Sample } from './exposition';
+
+export type SourceSample = Omit<Sample, 'labels'> & { labels?: Record<string, string> };
+
+export interface MetricsTarget {
+  runbook: Runbook;
+  repo: Repository;
+  cluster: string;
+  /** The primary as last read with the overlay: used while the repository does not answer. */
+  lastPrimary?: Runbook;
+}
+
+const seconds = (ms: number) => Math.max(0, Math.round(ms / 1000));
+
+/** pg_stat_archiver and pg_wal on the primary (after a side-by-side recovery, the one the overlay names). */
+export async function readPrimarySource(t: MetricsTarget, timeoutMs: number): Promise<SourceSample[]> {
+  // The repository may be what is down: the archiver's figures matter most then. The primary known
+  // from the last read of the overlay is used (else the runbook's), as activities do (loadRunbookWithPrimary).
+  const runbook = await withPrimaryOverlay(t.runbook, t.repo).then(
+    (o) => (t.lastPrimary = o.runbook),
+    () => t.lastPrimary ?? t.runbook,
+  );
+  const a = await readArchiverStatus(runbook, { walDirectory: true, timeoutMs });
+  const out: SourceSample[] = [
+    { name: 'lifeboat_archive_archived_total', value: a.archivedCount },
+    { name: 'lifeboat_archive_failed_total', value: a.failedCount },
+    { name: 'lifeboat_archive_failing', value: a.failing ? 1 : 0 },
+    { name: 'lifeboat_archive_lag_seconds', value: Math.round(archiveLagSeconds(a, a.unarchivedBytes)) },
+  ];
+  if (a.archivedAgeSeconds !== null) out.push({ name: 'lifeboat_archive_last_archived_age_seconds', value: Math.round(a.archivedAgeSeconds) });
+  if (a.unarchivedBytes !== undefined) out.push({ name: 'lifeboat_archive_unarchived_bytes', value: a.unarchivedBytes });
+  if (a.readyFiles !== undefined) out.push({ name: 'lifeboat_archive_ready_segments', value: a.readyFiles });
+  if (a.walDirBytes !== undefined) out.push({ name: 'lifeboat_wal_directory_bytes', value: a.walDirBytes });
+  if (a.walDirFiles !== undefined) out.push({ name: 'lifeboat_wal_directory_files', value: a.walDirFiles });
+  return out;
+}
+
+/** The catalog and the WAL chain, judged as lifeboat check judges them (src/catalog/chain-state.ts). */
+export async function readRepositorySource(t: MetricsTarget, now: Date): Promise<SourceSample[]> {
+  const { entries, complete, chain } = await readChainState(t.repo, t.cluster, t.runbook, now);
+  const out: SourceSample[] = [
+    { name: 'lifeboat_backups_verified', value: complete.length },
+    { name: 'lifeboat_backups_incomplete', value: entries.length - complete.length },
+    { name: 'lifeboat_wal_gaps', value: chain.gaps.length },
+    { name: 'lifeboat_wal_missing_segments', value: chain.gaps.reduce((n, g) => n + g.count, 0) },
+  ];
+  const newest = complete[complete.length - 1]?.meta;
+  if (newest) {
+    out.push(
+      { name: 'lifeboat_backup_newest_age_seconds', value: seconds(now.getTime() - Date.parse(newest.endTime)) },
+      { name: 'lifeboat_backup_newest_size_bytes', value: newest.sizeBytes },
+      { name: 'lifeboat_backup_newest_stored_bytes', value: newest.storedBytes },
+    );
+  }
+  return out;
+}
+
+/** The newest drill's record; `known` keeps records read by earlier scrapes (they never change). */
+export async function readEvidenceSource(t: MetricsTarget, now: Date, known: Map<string, Evidence>): Promise<SourceSample[]> {
+  const { records, unreadable } = await readEvidenceHistory(t.repo, t.cluster, known);
+  const out: SourceSample[] = [{ name: 'lifeboat_evidence_unreadable', value: unreadable.length }];
+  // Oldest first by start: the last drill is the newest.
+  const last = records.filter((r) => r.kind === 'drill' && !r.dryRun).pop();
+  if (last) {
+    out.push(
+      { name: 'lifeboat_drill_last_success', value: last.validationStatus === 'passed' ? 1 : 0 },
+      { name: 'lifeboat_drill_last_age_seconds', value: seconds(now.getTime() - Date.parse(last.finishedAt)) },
+    );
+    if (last.rtoObservedSeconds !== undefined) out.push({ name: 'lifeboat_drill_last_rto_seconds', value: last.rtoObservedSeconds });
+    if (last.rpoObservedSeconds !== undefined) out.push({ name: 'lifeboat_drill_last_rpo_seconds', value: last.rpoObservedSeconds });
+  }
+  return out;
+}
+
+/** Running recoveries and repairs of the runbook (visibility), and those waiting for a person (lifeboat pending's reading). */
+export async function readTemporalSource(t: MetricsTarget, client: Client, now: Date): Promise<SourceSample[]> {
+  const runbook = `${RUNBOOK_ATTRIBUTE.name} = '${t.runbook.name.replace(/'/g, "\\'")}'`;
+  const running = await Promise.all(
+    [RECOVERY_WORKFLOW, REPAIR_WORKFLOW].map(async (workflow) => {
+      const { count } = await client.workflow.count(`WorkflowType = '${workflow}' AND ExecutionStatus = 'Running' AND ${runbook}`);
+      return { name: 'lifeboat_recoveries_running' as const, labels: { workflow }, value: count };
+    }),
+  );
+  const pending = await findPending(client, t.runbook.name);
+  const out: SourceSample[] = [...running, { name: 'lifeboat_recoveries_waiting', value: pending.length }];
+  for (const p of pending) {
+    // A run whose status query did not answer is counted, but since when it waits is not known.
+    if (!p.pending) continue;
+    out.push({
+      name: 'lifeboat_recovery_waiting_seconds',
+      labels: { workflow_id: p.workflowId, step: p.pending.step, kind: p.pending.kind },
+      value: seconds(now.getTime() - Date.parse(p.pending.since)),
+    });
+  }
+  return out;
+}
