@@ -1,7 +1,9 @@
 // A real Temporal cluster for a test file, not the dev server: the Temporal
 // server that scripts/setup.sh builds (v1.32.2), its persistence and SQL
 // visibility in a PostgreSQL 15 of its own (schemas set up with the server's
-// SQL tool from the schema files setup.sh copies beside it), mTLS required on
+// SQL tool from the schema files setup.sh copies beside it), configured from
+// ./temporal-cluster-config.ts, whose dynamic config, schema setup and
+// namespace scripts docker-compose.yml runs too; mTLS required on
 // the frontend with certificates this harness makes with openssl (a CA, a
 // server certificate for 127.0.0.1/localhost, a client certificate), every
 // port a free loopback one, and API keys checked: every request but the
@@ -10,7 +12,7 @@
 // namespace:role (the server's default claim mapper and authorizer). The
 // system worker talks to an internal frontend, which needs neither. The
 // `default` namespace is registered with the Temporal CLI over mTLS with a
-// system admin's key; Lifeboat's search attributes are left to the worker,
+// system admin's key (docker/temporal/create-namespace.sh); Lifeboat's search attributes are left to the worker,
 // which registers them before it polls (src/worker.ts).
 // `stop()` stops the server, then removes its PostgreSQL and its directory.
 import { execFile, spawn } from 'node:child_process';
@@ -25,6 +27,7 @@ import { stopChild } from '../../src/dev/child';
 import { requireTool, toolsDir } from '../../src/tools';
 import { startPrimary, type Primary } from './postgres';
 import { freePort, waitFor } from './ports';
+import { TEMPORAL_CLUSTER } from './temporal-cluster-config';
 
 const exec = promisify(execFile);
 
@@ -72,7 +75,7 @@ export interface TemporalCluster {
 
 function tool(name: 'temporal-server' | 'temporal-sql'): string {
   const p = path.join(toolsDir(), name);
-  if (!existsSync(p)) throw new Error(`${p} not found: run bash scripts/setup.sh (it builds the Temporal server v1.32.2 once per machine)`);
+  if (!existsSync(p)) throw new Error(`${p} not found: run bash scripts/setup.sh (it builds the Temporal server v${TEMPORAL_CLUSTER.serverVersion} once per machine)`);
   return p;
 }
 
@@ -109,12 +112,13 @@ function makeSigner(dir: string): { jwks: string; apiKey: (permissions: string[]
   };
 }
 
-/** The server's configuration: PostgreSQL persistence and visibility (postgres12 plugin), mTLS on the frontend. */
-function serverConfig(pg: Primary, ports: Record<string, number>, certs: ClusterCerts, dynamicConfig: string, jwks: string): string {
-  const store = (db: string, maxConns: number) => `
+/** The server's configuration: PostgreSQL persistence and SQL visibility as TEMPORAL_CLUSTER says, mTLS on the frontend. */
+function serverConfig(pg: Primary, ports: Record<string, number>, certs: ClusterCerts, jwks: string): string {
+  const db = TEMPORAL_CLUSTER.persistence;
+  const store = (name: string, maxConns: number) => `
       sql:
-        pluginName: "postgres12"
-        databaseName: "${db}"
+        pluginName: "${db.sqlPlugin}"
+        databaseName: "${name}"
         connectAddr: "127.0.0.1:${pg.port}"
         connectProtocol: "tcp"
         user: "postgres"
@@ -138,10 +142,10 @@ function serverConfig(pg: Primary, ports: Record<string, number>, certs: Cluster
 persistence:
   defaultStore: postgres-default
   visibilityStore: postgres-visibility
-  numHistoryShards: 4
+  numHistoryShards: ${db.numHistoryShards}
   datastores:
-    postgres-default:${store('temporal', 20)}
-    postgres-visibility:${store('temporal_visibility', 4)}
+    postgres-default:${store(db.database, db.maxConns)}
+    postgres-visibility:${store(db.visibilityDatabase, db.visibilityMaxConns)}
 global:
   membership:
     maxJoinDuration: 30s
@@ -176,25 +180,34 @@ clusterMetadata:
 dcRedirectionPolicy:
   policy: "noop"
 dynamicConfigClient:
-  filepath: "${dynamicConfig}"
+  filepath: "${TEMPORAL_CLUSTER.files.dynamicConfig}"
   pollInterval: "10s"
 `;
 }
 
-// A search attribute the worker has just added must be usable by the very
-// next upsert: read through the cache, as the dev server does.
-const DYNAMIC_CONFIG = `system.forceSearchAttributesCacheRefreshOnRead:
-  - value: true
-    constraints: {}
-`;
-
-/** Creates a database and its schema (the base version, then every versioned step) with the server's SQL tool. */
-async function setupSchema(pg: Primary, db: string, schemaDir: string): Promise<void> {
-  const env = { ...process.env, SQL_PLUGIN: 'postgres12', SQL_HOST: '127.0.0.1', SQL_PORT: String(pg.port), SQL_USER: 'postgres', SQL_PASSWORD: '' };
-  const sql = (...args: string[]) => exec(tool('temporal-sql'), ['--db', db, ...args], { env });
-  await sql('create-database');
-  await sql('setup-schema', '-v', '0.0');
-  await sql('update-schema', '-d', schemaDir);
+/**
+ * Both databases and their schemas, by the script the compose stack's
+ * `temporal-schema` job runs, with the SQL tool and schema files setup.sh
+ * built (the admin-tools image's are the same release's).
+ */
+export async function setupSchemas(pg: Primary): Promise<void> {
+  const schema = path.join(toolsDir(), 'temporal-schema', 'postgresql', 'v12');
+  if (!existsSync(schema)) throw new Error(`${schema} not found: run bash scripts/setup.sh`);
+  const db = TEMPORAL_CLUSTER.persistence;
+  await exec('sh', [TEMPORAL_CLUSTER.files.setupSchema], {
+    env: {
+      ...process.env,
+      TEMPORAL_SQL_TOOL: tool('temporal-sql'),
+      TEMPORAL_SCHEMA_DIR: schema,
+      SQL_PLUGIN: db.sqlPlugin,
+      SQL_HOST: '127.0.0.1',
+      SQL_PORT: String(pg.port),
+      SQL_USER: 'postgres',
+      SQL_PASSWORD: '',
+      DBNAME: db.database,
+      VISIBILITY_DBNAME: db.visibilityDatabase,
+    },
+  });
 }
 
 export async function startTemporalCluster(): Promise<TemporalCluster> {
@@ -210,10 +223,7 @@ export async function startTemporalCluster(): Promise<TemporalCluster> {
     const certs = await makeCerts(dir);
     const pg = await startPrimary();
     stops.push(() => pg.stop());
-    const schema = path.join(toolsDir(), 'temporal-schema', 'postgresql', 'v12');
-    if (!existsSync(schema)) throw new Error(`${schema} not found: run bash scripts/setup.sh`);
-    await setupSchema(pg, 'temporal', path.join(schema, 'temporal', 'versioned'));
-    await setupSchema(pg, 'temporal_visibility', path.join(schema, 'visibility', 'versioned'));
+    await setupSchemas(pg);
 
     const ports: Record<string, number> = {};
     for (const s of ['frontend', 'internalFrontend', 'matching', 'history', 'worker']) {
@@ -223,10 +233,8 @@ export async function startTemporalCluster(): Promise<TemporalCluster> {
     ports.frontendHttp = await freePort();
     ports.internalFrontendHttp = await freePort();
     const signer = makeSigner(dir);
-    const dynamicConfig = path.join(dir, 'dynamicconfig.yaml');
-    writeFileSync(dynamicConfig, DYNAMIC_CONFIG);
     const configFile = path.join(dir, 'temporal-server.yaml');
-    writeFileSync(configFile, serverConfig(pg, ports, certs, dynamicConfig, signer.jwks));
+    writeFileSync(configFile, serverConfig(pg, ports, certs, signer.jwks));
 
     const log = openSync(logFile, 'a');
     const server = spawn(tool('temporal-server'), ['--config-file', configFile, 'start', ...['frontend', 'internal-frontend', 'history', 'matching', 'worker'].flatMap((svc) => ['--service', svc])], { stdio: ['ignore', log, log] });
@@ -257,10 +265,13 @@ export async function startTemporalCluster(): Promise<TemporalCluster> {
     ]);
 
     const cliArgs = ['--address', address, '--tls-cert-path', certs.clientCert, '--tls-key-path', certs.clientKey, '--tls-ca-path', certs.ca, '--tls-server-name', 'localhost', '--api-key', signer.apiKey(['temporal-system:admin'])];
-    await exec(requireTool('temporal'), ['operator', 'namespace', 'create', '--namespace', 'default', '--retention', '1d', ...cliArgs]);
+    const { name: namespace, retention } = TEMPORAL_CLUSTER.namespace;
+    await exec('sh', [TEMPORAL_CLUSTER.files.createNamespace, ...cliArgs], {
+      env: { ...process.env, TEMPORAL_CLI: requireTool('temporal'), NAMESPACE: namespace, NAMESPACE_RETENTION: retention },
+    });
     // The namespace registry of each service refreshes every 2 s (system.namespaceCacheRefreshInterval).
-    await waitFor('namespace default on every service', async () => {
-      const r = await exec(requireTool('temporal'), ['workflow', 'count', '--namespace', 'default', ...cliArgs]).catch(() => undefined);
+    await waitFor(`namespace ${namespace} on every service`, async () => {
+      const r = await exec(requireTool('temporal'), ['workflow', 'count', '--namespace', namespace, ...cliArgs]).catch(() => undefined);
       return r ? true : undefined;
     }, { timeoutMs: 60_000, intervalMs: 500 });
     return { address, certs, cliArgs, apiKey: signer.apiKey, logFile, pg, stop };
