@@ -46,7 +46,8 @@ export function commonArgs(t: PgBackRestTarget, withRepo: boolean): string[] {
 
 /** Runs `pgbackrest <command> <args>`; resolves with its stdout, rejects with a LifeboatError keeping pgBackRest's error. */
 export function runPgBackRest(t: PgBackRestTarget, command: string, args: string[], opts: RunOptions = {}): Promise<string> {
-  const argv = [...commonArgs(t, opts.withRepo ?? false), `--log-level-console=${opts.console ?? 'off'}`, '--log-level-stderr=error', ...args, command];
+  // The command before its arguments: repo-ls and repo-get take a path after it.
+  const argv = [...commonArgs(t, opts.withRepo ?? false), `--log-level-console=${opts.console ?? 'off'}`, '--log-level-stderr=error', command, ...args];
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) return reject(opts.signal.reason);
     const child = spawnAsOsUser(t.osUser, t.bin ?? 'pgbackrest', argv, pgBackRestEnv(), ['ignore', 'pipe', 'pipe']);
