@@ -198,4 +198,23 @@ if ! build_tool mc github.com/minio/mc "$MC_VERSION"; then
   log "HINT: install Go (https://go.dev/dl) and run this again, or set LIFEBOAT_MC_BIN to an mc binary"
   [ -n "${LIFEBOAT_MC_BIN:-}" ] || exit 1
 fi
+# --- promtool (checks and tests the README's Prometheus alert rules) ---------
+# Taken out of Debian's prometheus package rather than installing it: the
+# package is a server with a service, and only its rule checker is needed.
+PROMTOOL_DEB_VERSION=2.42.0+ds-5+deb12u1
+if [ "$(cat "$TOOLS_DIR/promtool.version" 2>/dev/null)" != "$PROMTOOL_DEB_VERSION" ] || [ ! -x "$TOOLS_DIR/promtool" ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "apt-get is not here, so promtool cannot be fetched: test/unit/metrics-readme.test.ts needs it"
+    log "HINT: put a promtool binary (Prometheus 2.x) at $TOOLS_DIR/promtool, or set LIFEBOAT_PROMTOOL_BIN"
+    [ -n "${LIFEBOAT_PROMTOOL_BIN:-}" ] || exit 1
+  else
+    tmp=$(mktemp -d "$TOOLS_DIR/.promtool.XXXXXX")
+    fetch() { (cd "$tmp" && apt-get download -q "prometheus=$PROMTOOL_DEB_VERSION" >&2); }
+    fetch || { apt-get update -q >&2 && fetch; } || { rm -rf "$tmp"; log "apt-get download prometheus=$PROMTOOL_DEB_VERSION failed"; exit 1; }
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x" && mv -f "$tmp/x/usr/bin/promtool" "$TOOLS_DIR/promtool"
+    rm -rf "$tmp"
+    echo "$PROMTOOL_DEB_VERSION" >"$TOOLS_DIR/promtool.version"
+    log "promtool $PROMTOOL_DEB_VERSION in $TOOLS_DIR"
+  fi
+fi
 log "ready: PostgreSQL in $PG_BIN, tools in $TOOLS_DIR"
