@@ -129,6 +129,9 @@ describe('docker-compose.yml', () => {
     const flag = (name: string) => cmd[cmd.indexOf(name) + 1];
     expect(chatops.ports).toEqual([`127.0.0.1:${flag('--port')}:${flag('--port')}`]);
     expect(env(chatops)).toMatchObject({ TEMPORAL_ADDRESS: 'temporal:7233', LIFEBOAT_CHATOPS_SIGNING_SECRET: expect.stringMatching(REFERENCE) });
+    // Replay guard and rate limit shared through the stack's Redis, not one process's memory.
+    expect(env(chatops)[flag('--redis-url-env') as string]).toMatch(/^redis:\/\/[^@]*@redis:6379\/\d+$/);
+    expect(condition(chatops, 'redis')).toBe('service_started');
     const usersFile = mountedFrom(chatops, flag('--users') as string);
     expect(usersFile).toBeDefined();
     const rb = validateRunbookText(runbookText, 'docker/runbooks/orders.yaml');
