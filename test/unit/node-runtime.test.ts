@@ -15,9 +15,9 @@ const ROOT = path.resolve(__dirname, '../..');
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
 
 function setupValue(name: string): string {
-  const m = read('scripts/setup.sh').match(new RegExp(`^${name}="([^"]+)"$`, 'm'));
-  if (!m) throw new Error(`scripts/setup.sh sets no ${name}="..."`);
-  return m[1];
+  const value = read('scripts/setup.sh').match(new RegExp(`^${name}="([^"]+)"$`, 'm'))?.[1];
+  if (value === undefined) throw new Error(`scripts/setup.sh sets no ${name}="..."`);
+  return value;
 }
 
 describe('the Node version', () => {
