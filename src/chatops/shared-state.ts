@@ -73,6 +73,7 @@ export async function redisState(url: string, env: string, perMinute: number): P
   }
   const where = `Redis at $${env} (${hostOf(parsed, 6379)})`;
   let lastError: unknown;
+  let started = false;
   const client = createClient({
     url,
     // Commands fail at once while the connection is down (no offline queue
@@ -80,7 +81,8 @@ export async function redisState(url: string, env: string, perMinute: number): P
     // client reconnects in the background.
     disableOfflineQueue: true,
     commandOptions: { timeout: COMMAND_TIMEOUT_MS },
-    socket: { connectTimeout: COMMAND_TIMEOUT_MS, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2000) },
+    // No retries before the first connection: a wrong address or password is said at start, at once.
+    socket: { connectTimeout: COMMAND_TIMEOUT_MS, reconnectStrategy: (retries: number, cause: Error) => (started ? Math.min(100 * 2 ** retries, 2000) : cause) },
   });
   // Without a listener an 'error' event would end the process.
   client.on('error', (err: unknown) => (lastError = err));
@@ -88,6 +90,7 @@ export async function redisState(url: string, env: string, perMinute: number): P
   try {
     await withTimeout(client.connect(), COMMAND_TIMEOUT_MS * 3);
     await client.ping();
+    started = true;
   } catch (err) {
     client.destroy();
     throw new LifeboatError('TARGET_UNREACHABLE', `${where} did not answer PING: ${redact(errorMessage(lastError ?? err), parsed)}`, {

@@ -13,6 +13,8 @@
 // `no-gates-no-approve-fence`: a runbook without gates skips approve-fence.
 // repair-*.json (written by repair.test.ts) are repairFromPointInTime runs:
 // approved by a quorum, and an apply retried after a committed crash.
+// announce-approval-slack.json (written by approval-announce.test.ts) carries
+// `announce-approval-slack`: a runbook with notify.slack announces each wait.
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from '@temporalio/worker';
@@ -24,6 +26,7 @@ const files = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
 
 it('has recorded histories to replay', () => {
   expect(files).toEqual([
+    'announce-approval-slack.json',
     'dry-run.json',
     'failed-step-skip-retry-abort.json',
     'invariant-override.json',
