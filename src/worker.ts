@@ -71,7 +71,7 @@ function installRuntime(metrics?: string): void {
     });
   } catch (err) {
     throw new LifeboatError('INPUT_INVALID', `worker metrics: cannot serve the Temporal SDK's metrics at ${JSON.stringify(metrics)}: ${errorMessage(err)}`, {
-      hints: ['give host:port, e.g. --metrics 127.0.0.1:9464 (env LIFEBOAT_WORKER_METRICS)'],
+      hints: ['give a free host:port, e.g. --metrics 127.0.0.1:9464 (env LIFEBOAT_WORKER_METRICS)'],
       cause: err,
     });
   }

@@ -75,7 +75,7 @@ export class MetricsCollector {
       ['evidence', () => readEvidenceSource(t, now, evidence)],
     ];
     const temporal = this.opts.temporal;
-    if (temporal) reads.push(['temporal', async () => readTemporalSource(t, await temporal(), now)]);
+    if (temporal) reads.push(['temporal', async () => readTemporalSource(t, await temporal(), now, this.opts.timeoutMs)]);
 
     const out: Sample[] = [
       { name: 'lifeboat_rpo_objective_seconds', labels: base, value: t.runbook.objectives.rpoSeconds },

@@ -88,7 +88,7 @@ export async function readEvidenceSource(t: MetricsTarget, now: Date, known: Map
 }
 
 /** Running recoveries and repairs of the runbook (visibility), and those waiting for a person (lifeboat pending's reading). */
-export async function readTemporalSource(t: MetricsTarget, client: Client, now: Date): Promise<SourceSample[]> {
+export async function readTemporalSource(t: MetricsTarget, client: Client, now: Date, timeoutMs: number): Promise<SourceSample[]> {
   const runbook = `${RUNBOOK_ATTRIBUTE.name} = '${t.runbook.name.replace(/'/g, "\\'")}'`;
   const running = await Promise.all(
     [RECOVERY_WORKFLOW, REPAIR_WORKFLOW].map(async (workflow) => {
@@ -96,7 +96,9 @@ export async function readTemporalSource(t: MetricsTarget, client: Client, now: 
       return { name: 'lifeboat_recoveries_running' as const, labels: { workflow }, value: count };
     }),
   );
-  const pending = await findPending(client, t.runbook.name);
+  // A status query that does not answer (no worker polling) leaves that run counted, without its waiting time,
+  // rather than the whole read late: a quarter of the time limit each.
+  const pending = await findPending(client, t.runbook.name, undefined, Math.max(1000, Math.floor(timeoutMs / 4)));
   const out: SourceSample[] = [...running, { name: 'lifeboat_recoveries_waiting', value: pending.length }];
   for (const p of pending) {
     // A run whose status query did not answer is counted, but since when it waits is not known.

@@ -65,7 +65,13 @@ export function pendingQuery(runbook?: string): string {
   return parts.join(' AND ');
 }
 
-export async function findPending(client: Client, runbook?: string, ui?: { base: string; namespace: string }): Promise<PendingRun[]> {
+/** `queryTimeoutMs`: how long each run's status query may take (lifeboat metrics keeps it short, to answer within its scrape). */
+export async function findPending(
+  client: Client,
+  runbook?: string,
+  ui?: { base: string; namespace: string },
+  queryTimeoutMs = QUERY_TIMEOUT_MS,
+): Promise<PendingRun[]> {
   const out: PendingRun[] = [];
   for await (const wf of client.workflow.list({ query: pendingQuery(runbook) })) {
     const awaiting = (wf.typedSearchAttributes.get(AWAITING_ATTRIBUTE) ?? []).map(String);
@@ -78,12 +84,12 @@ export async function findPending(client: Client, runbook?: string, ui?: { base:
       ...(ui ? { ui: runPage(ui.base, ui.namespace, wf.workflowId, wf.runId) } : {}),
     };
     const giveUp = new AbortController();
-    const timer = setTimeout(() => giveUp.abort(), QUERY_TIMEOUT_MS);
+    const timer = setTimeout(() => giveUp.abort(), queryTimeoutMs);
     let status: RecoveryStatus | undefined;
     try {
       status = await client.withAbortSignal(giveUp.signal, () => client.workflow.getHandle(wf.workflowId, wf.runId).query(statusQuery));
     } catch (err) {
-      item.queryError = giveUp.signal.aborted ? `no answer within ${QUERY_TIMEOUT_MS / 1000} s` : errorMessage(err);
+      item.queryError = giveUp.signal.aborted ? `no answer within ${queryTimeoutMs / 1000} s` : errorMessage(err);
     } finally {
       clearTimeout(timer);
     }
