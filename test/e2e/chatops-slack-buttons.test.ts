@@ -10,9 +10,12 @@
 // replayed to replica B is refused as a replay; a second (concurrent) run
 // is rejected with the button on replica B; a press on that ended run's
 // message is refused and the buttons go; a user over the rate limit is
-// refused whichever replica they reach; with Redis down every press is
-// refused (fail closed) and the presser is told why.
+// refused whichever replica they reach; the binary starts with the shared
+// guard only when its Redis is named and set; with Redis down every press
+// is refused (fail closed) and the presser is told why.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { Client as TemporalClient, Connection, WorkflowFailedError, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { takeBaseBackup } from '../../src/backup/base-backup';
@@ -21,8 +24,10 @@ import { REJECT_BUTTON_REASON } from '../../src/chatops/interactions';
 import { startChatopsServer, type ChatopsServer } from '../../src/chatops/server';
 import { redisState } from '../../src/chatops/shared-state';
 import type { RecoveryStatus } from '../../src/recovery/contract';
+import { stopChild } from '../../src/dev/child';
 import { statusQuery } from '../../src/recovery/messages';
 import { loadRunbook } from '../../src/runbook/load';
+import { projectRoot } from '../../src/tools';
 import { startWorkers, type RunningWorkers } from '../../src/worker';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
@@ -244,6 +249,32 @@ describe('approving a recovery from the Slack message with buttons, through two 
     expect(message.versions.length).toBe(before + RATE);
   });
 
+  it('the lifeboat binary: --redis-url-env naming an unset variable exits 2 with a hint; set, it serves with the shared guard and says where', async () => {
+    const bin = path.join(projectRoot(), 'bin/lifeboat');
+    const usersFile = path.join(runbooksDir, 'chat-users.yaml');
+    writeFileSync(usersFile, 'slack:UALICE: alice\n');
+    const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: temporalAddress(), LIFEBOAT_CHATOPS_SIGNING_SECRET: SECRET };
+    delete env.LIFEBOAT_CHATOPS_REDIS_URL;
+    const args = ['chatops', '--port', '0', '--users', usersFile, '--redis-url-env', 'LIFEBOAT_CHATOPS_REDIS_URL'];
+    const refused = await runToEnd(spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+    expect(refused).toEqual({
+      code: 2,
+      output:
+        'lifeboat: --redis-url-env LIFEBOAT_CHATOPS_REDIS_URL: the variable is not set\n' +
+        'HINT: export LIFEBOAT_CHATOPS_REDIS_URL=redis://[:<password>@]<host>:6379 (the Redis every chat-ops replica shares); leave --redis-url-env out to run one replica\n',
+    });
+
+    const child = spawn(bin, args, { env: { ...env, LIFEBOAT_CHATOPS_REDIS_URL: redis.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    cleanups.push(() => (child.exitCode === null ? stopChild(child) : undefined));
+    await waitFor('lifeboat chatops to listen', async () => (out.includes('Ctrl-C stops it') ? true : undefined), { timeoutMs: 60_000 });
+    expect(out).toMatch(/POST \/slack\/commands, \/slack\/interactions, \/v1\/decide, \/v1\/status/);
+    expect(out).toContain(`; replay guard and rate limit Redis at $LIFEBOAT_CHATOPS_REDIS_URL (127.0.0.1:${redis.port}). Ctrl-C stops it.`);
+    child.kill('SIGTERM');
+    expect((await runToEnd(child)).code).toBe(0);
+  });
+
   it('refuses every press while Redis is down (fail closed) and tells the presser why', async () => {
     await redis.stop();
     const updates = await updatesInHistory(run1);
@@ -265,3 +296,12 @@ describe('approving a recovery from the Slack message with buttons, through two 
     }
   });
 });
+
+function runToEnd(child: ChildProcess): Promise<{ code: number | null; output: string }> {
+  let output = '';
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) resolve({ code: child.exitCode, output });
+    else child.once('exit', (code) => resolve({ code, output }));
+  });
+}
