@@ -26,6 +26,8 @@ export interface CollectorOptions {
   /** Where failed reads are told (stderr). */
   log?: (line: string) => void;
   now?: () => Date;
+  /** What to read per runbook, by source; the default reads the real sources (sources.ts). */
+  reads?: (t: MetricsTarget, now: Date) => Array<[Source, () => Promise<SourceSample[]>]>;
 }
 
 class SourceTimeout extends Error {}
@@ -66,16 +68,7 @@ export class MetricsCollector {
 
   private async collectTarget(t: MetricsTarget, now: Date): Promise<Sample[]> {
     const base = { runbook: t.runbook.name, cluster: t.cluster };
-    let known = this.evidence.get(t.cluster);
-    if (!known) this.evidence.set(t.cluster, (known = new Map()));
-    const evidence = known;
-    const reads: Array<[Source, () => Promise<SourceSample[]>]> = [
-      ['primary', () => readPrimarySource(t, this.opts.timeoutMs)],
-      ['repository', () => readRepositorySource(t, now)],
-      ['evidence', () => readEvidenceSource(t, now, evidence)],
-    ];
-    const temporal = this.opts.temporal;
-    if (temporal) reads.push(['temporal', async () => readTemporalSource(t, await temporal(), now, this.opts.timeoutMs)]);
+    const reads = this.opts.reads ? this.opts.reads(t, now) : this.sourceReads(t, now);
 
     const out: Sample[] = [
       { name: 'lifeboat_rpo_objective_seconds', labels: base, value: t.runbook.objectives.rpoSeconds },
@@ -93,6 +86,20 @@ export class MetricsCollector {
       for (const s of r.samples ?? []) out.push({ name: s.name, labels: { ...base, ...s.labels }, value: s.value });
     }
     return out;
+  }
+
+  private sourceReads(t: MetricsTarget, now: Date): Array<[Source, () => Promise<SourceSample[]>]> {
+    let evidence = this.evidence.get(t.cluster);
+    if (!evidence) this.evidence.set(t.cluster, (evidence = new Map()));
+    const known = evidence;
+    const reads: Array<[Source, () => Promise<SourceSample[]>]> = [
+      ['primary', () => readPrimarySource(t, this.opts.timeoutMs)],
+      ['repository', () => readRepositorySource(t, now)],
+      ['evidence', () => readEvidenceSource(t, now, known)],
+    ];
+    const temporal = this.opts.temporal;
+    if (temporal) reads.push(['temporal', async () => readTemporalSource(t, await temporal(), now, this.opts.timeoutMs)]);
+    return reads;
   }
 
   /** One source's read under the time limit, joining a read of the same source still in flight. */
