@@ -446,8 +446,9 @@ export class RecoveryMachine {
     // run's first page (timeline, Events with Metadata), where nothing else
     // says that a person is awaited.
     const shown = patched(APPROVAL_WAIT_TIMER_PATCH) ? this.showWait(id, policy, decided) : undefined;
-    // Alongside the wait, not before it: a decision that arrives while Slack is slow counts.
-    const announced = this.announce && this.runbook?.notify?.slack && patched(ANNOUNCE_APPROVAL_PATCH) ? this.announce(this.pending) : undefined;
+    // Alongside the wait and never waited for: a decision taken while Slack
+    // is slow or down (the activity's retries) does not hold the run up.
+    if (this.announce && this.runbook?.notify?.slack && patched(ANNOUNCE_APPROVAL_PATCH)) void this.announce(this.pending);
     let waited = 0;
     for (;;) {
       if (policy.escalateAfterSeconds === undefined) {
@@ -460,7 +461,6 @@ export class RecoveryMachine {
       await notify(this.pending, waited);
     }
     await shown;
-    await announced;
     this.pending = undefined;
     this.checkAbort(id);
     if (this.rejection) {
