@@ -5,6 +5,7 @@ import { readCatalog, type CatalogEntry } from '../../catalog/catalog';
 import { resolveRepoTarget, type RepoOptions } from '../context';
 import { formatBytes, table } from '../format';
 import { printJson } from '../run';
+import { engineBackups } from './engine-views';
 
 /** ISO time without milliseconds, readable in a table: 2026-11-21 19:01:02Z. */
 export function shortTime(t: string): string {
@@ -12,7 +13,9 @@ export function shortTime(t: string): string {
 }
 
 export async function run(opts: RepoOptions & { json?: boolean }): Promise<number> {
-  const { repo, cluster } = await resolveRepoTarget(opts);
+  const { runbook, repo, cluster } = await resolveRepoTarget(opts);
+  // Another engine holds the backups (runbook engine:): its catalog (engine-views.ts).
+  if (runbook?.engine && runbook.engine.kind !== 'lifeboat') return engineBackups(runbook, opts);
   const entries = await readCatalog(repo, cluster);
   if (opts.json) {
     printJson({ repository: repo.url, cluster, backups: entries });

@@ -23,9 +23,12 @@ import { resolveRepoTarget, type RepoOptions } from '../context';
 import { formatDuration } from '../format';
 import { EXIT, printJson } from '../run';
 import { shortTime } from './backups';
+import { engineCheck } from './engine-views';
 
 export async function run(opts: RepoOptions & { json?: boolean; primary?: boolean; host?: string }): Promise<number> {
   const { runbook, repo, cluster } = await resolveRepoTarget(opts);
+  // Another engine holds the backups (runbook engine:): its own check beside the archiver's (engine-views.ts).
+  if (runbook?.engine && runbook.engine.kind !== 'lifeboat') return engineCheck(runbook, opts);
   const problems: HealthProblem[] = [];
   const notes: string[] = [];
 

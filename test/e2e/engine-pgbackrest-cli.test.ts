@@ -1,0 +1,95 @@
+// `lifeboat backups` and `lifeboat check` on a runbook with
+// `engine: { kind: pgbackrest, stanza, configPath }`, the real binary against a
+// real pgBackRest 2.45 stanza on a real PostgreSQL 15 (test/harness/pgbackrest.ts):
+// the catalog is pgBackRest's, check runs pgbackrest check and verify, and
+// reports a segment moved aside in its repository as a WAL gap with
+// pgBackRest's own command in the hint (moved back after).
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoRunbookYaml } from '../../src/dev/demo-runbook';
+import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
+import type { EngineBackup } from '../../src/engine/types';
+import { cliRunner } from '../harness/cli';
+import { startPgBackRestPrimary, type PgBackRestStanza } from '../harness/pgbackrest';
+import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { freePort } from '../harness/ports';
+
+const runbooksDir = postgresTempDir('runbooks');
+const stateDir = postgresTempDir('state');
+const repoDir = postgresTempDir('repo');
+const lifeboat = cliRunner(() => ({ ...process.env, LIFEBOAT_RUNBOOKS_DIR: runbooksDir }));
+let s: PgBackRestStanza;
+let engine: PgBackRestEngine;
+let backups: EngineBackup[];
+
+beforeAll(async () => {
+  s = await startPgBackRestPrimary();
+  engine = new PgBackRestEngine(s.setting, { osUser: 'postgres' });
+  // Lifeboat's own repository still holds evidence and audit; the backups are pgBackRest's.
+  const yaml = demoRunbookYaml({
+    name: 'brcli',
+    pgPort: s.primary.port,
+    pgUser: 'postgres',
+    database: 'postgres',
+    repoUrl: `file://${repoDir}`,
+    host: 'brcli',
+    stateDir,
+    restorePort: await freePort(),
+    drillPort: await freePort(),
+  });
+  writeFileSync(path.join(runbooksDir, 'brcli.yaml'), `${yaml}engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`);
+  await s.primary.query('create table t (id int primary key)');
+  await engine.takeBackup({ type: 'full' });
+  await s.primary.query('insert into t select generate_series(1, 10)');
+  await engine.takeBackup({ type: 'diff' });
+  for (let i = 0; i < 3; i++) await switchAndWaitArchived(s.primary);
+  backups = await engine.listBackups();
+});
+
+afterAll(async () => {
+  await s?.stop();
+  for (const d of [runbooksDir, stateDir, repoDir]) rmSync(d, { recursive: true, force: true });
+});
+
+describe('lifeboat backups and check with engine: pgbackrest', () => {
+  it("lists pgBackRest's backups", async () => {
+    const json = await lifeboat('backups', '--runbook', 'brcli', '--json');
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual({ engine: 'pgbackrest', source: `pgBackRest stanza ${s.stanza}`, backups });
+    const text = await lifeboat('backups', '--runbook', 'brcli');
+    expect(text.code).toBe(0);
+    for (const b of backups) expect(text.stdout).toContain(b.backupId);
+    expect(text.stdout).toMatch(/ diff /);
+    expect(text.stdout).toContain(`2 backups in pgBackRest stanza ${s.stanza}\n`);
+  });
+
+  it('checks the archiver, pgbackrest check and verify, and reports a segment moved aside as a gap', async () => {
+    const ok = await lifeboat('check', '--runbook', 'brcli');
+    expect(ok.stdout).toContain(`pgbackrest --config=${s.config} --stanza=${s.stanza} check: the archiver reaches the repository`);
+    expect(ok.stdout).toContain('verify: no damaged or missing file');
+    expect(ok.stdout.trimEnd().split('\n').pop()).toBe('healthy');
+    expect(ok.code).toBe(0);
+
+    const newest = backups[backups.length - 1]!;
+    const victim = `${newest.endWal.slice(0, 16)}${(parseInt(newest.endWal.slice(16), 16) + 1).toString(16).toUpperCase().padStart(8, '0')}`;
+    const dir = path.join(s.repoPath, 'archive', s.stanza, '15-1', victim.slice(0, 16));
+    const [stored] = readdirSync(dir).filter((f) => f.startsWith(`${victim}-`));
+    expect(stored).toBeDefined();
+    const aside = path.join(s.root, 'aside');
+    mkdirSync(aside, { recursive: true });
+    renameSync(path.join(dir, stored!), path.join(aside, stored!));
+    try {
+      const bad = await lifeboat('check', '--runbook', 'brcli');
+      expect(bad.code).toBe(1);
+      expect(bad.stdout).toContain(`WAL gap on timeline 1: ${victim} is missing (needed by backup ${backups[0]!.backupId} and every later one)\n`);
+      expect(bad.stdout).toContain(`  HINT: if the primary still has it in pg_wal, push it again as the postgres user, in the data directory: pgbackrest --config=${s.config} --stanza=${s.stanza} archive-push pg_wal/${victim}\n`);
+      expect(bad.stdout.trimEnd().split('\n').pop()).toBe('unhealthy: 1 problem');
+      const json = JSON.parse((await lifeboat('check', '--runbook', 'brcli', '--json')).stdout) as { healthy: boolean; engine: string; problems: { kind: string }[] };
+      expect([json.healthy, json.engine, json.problems.map((p) => p.kind)]).toEqual([false, 'pgbackrest', ['wal-gap']]);
+    } finally {
+      renameSync(path.join(aside, stored!), path.join(dir, stored!));
+    }
+    expect((await lifeboat('check', '--runbook', 'brcli')).code).toBe(0);
+  });
+});
