@@ -544,7 +544,7 @@ temporalOptions(
   program
     .command('chatops')
     .description(
-      'serve the HTTP endpoint for chat bots: Slack slash commands and a JSON API send the `decide` update or read `status` ' +
+      'serve the HTTP endpoint for chat bots: Slack slash commands, the Approve / Reject buttons of the approval message and a JSON API send the `decide` update or read `status` ' +
         'as the approver the chat user is mapped to (--users); every POST must carry Slack\'s request signature',
     )
     .option('--port <port>', 'port to listen on (0: any free port)', '8787')
