@@ -57,24 +57,31 @@ describe('lifeboat metrics', () => {
     const drill = (await readEvidenceHistory(repo, tc.name)).records.find((r) => r.kind === 'drill')!;
     expect(drill.validationStatus).toBe('passed');
 
-    // A second runbook whose primary accepts connections and never answers.
-    const silent = `${name}-silent`;
-    const silentRunbook = YAML.parse(readFileSync(tc.runbookFile, 'utf8')) as { name: string; cluster: { primary: { port: number } } };
-    silentRunbook.name = silent;
-    silentRunbook.cluster.primary.port = await silentListener();
-    writeFileSync(path.join(runbooksDir, `${silent}.yaml`), YAML.stringify(silentRunbook));
+    // Two more runbooks of the same repository: one whose primary refuses connections (nothing listens on
+    // port 1, a port only root may bind), one whose primary accepts them and never answers.
+    const runbookText = readFileSync(tc.runbookFile, 'utf8');
+    const variant = async (suffix: string, primaryPort: number) => {
+      const rb = YAML.parse(runbookText) as { name: string; cluster: { primary: { port: number } } };
+      rb.name = `${name}-${suffix}`;
+      rb.cluster.primary.port = primaryPort;
+      writeFileSync(path.join(runbooksDir, `${rb.name}.yaml`), YAML.stringify(rb));
+      return rb.name;
+    };
+    const refused = await variant('refused', 1);
+    const silent = await variant('silent', await silentListener());
 
     const port = await freePort();
     const url = `http://127.0.0.1:${port}/metrics`;
     const exporter = startLifeboat(
-      ['metrics', '--runbook', name, '--runbook', silent, '--listen', `127.0.0.1:${port}`, '--cache', '0', '--timeout', '3', '--address', temporalAddress()],
+      // A time limit no read of a healthy source reaches, however loaded the machine.
+      ['metrics', '--runbook', name, '--runbook', refused, '--listen', `127.0.0.1:${port}`, '--cache', '0', '--timeout', '120', '--address', temporalAddress()],
       cleanups,
     );
     await waitServing(`http://127.0.0.1:${port}/`, exporter);
     // A second exporter that keeps a result an hour: what it served first, it serves again.
     const cachedPort = await freePort();
     const cachedUrl = `http://127.0.0.1:${cachedPort}/metrics`;
-    const cachedExporter = startLifeboat(['metrics', '--runbook', name, '--listen', `127.0.0.1:${cachedPort}`, '--cache', '3600', '--no-temporal'], cleanups);
+    const cachedExporter = startLifeboat(['metrics', '--runbook', name, '--listen', `127.0.0.1:${cachedPort}`, '--cache', '3600', '--timeout', '120', '--no-temporal'], cleanups);
     await waitServing(`http://127.0.0.1:${cachedPort}/`, cachedExporter);
     const firstCached = await scrape(cachedUrl);
 
@@ -105,14 +112,24 @@ describe('lifeboat metrics', () => {
     expect(m.value('lifeboat_rto_objective_seconds', mine)).toBe(runbook.objectives.rtoSeconds);
     expect(m.value('lifeboat_recoveries_running', { ...mine, workflow: 'recoverToPointInTime' })).toBe(0);
     expect(m.value('lifeboat_recoveries_waiting', mine)).toBe(0);
-    // The hanging primary: its read timed out, counted; its repository (an empty cluster) still read.
-    const other = { runbook: silent, cluster: silent };
+    // The primary that refuses: lifeboat_up 0, counted and said on stderr; its repository (an empty cluster) still read.
+    const other = { runbook: refused, cluster: refused };
     expect(m.value('lifeboat_up', { ...other, source: 'primary' })).toBe(0);
     expect(m.value('lifeboat_scrape_errors_total', { ...other, source: 'primary' })).toBe(1);
     expect(m.find('lifeboat_archive_failed_total', other)).toEqual([]);
     expect(m.value('lifeboat_up', { ...other, source: 'repository' })).toBe(1);
     expect(m.value('lifeboat_backups_verified', other)).toBe(0);
-    expect(exporter.stderr()).toContain(`lifeboat metrics: runbook ${silent}: reading the primary failed: `);
+    expect(exporter.stderr()).toContain(`lifeboat metrics: runbook ${refused}: reading the primary failed: cannot connect to the primary postgres@127.0.0.1:1/postgres to read pg_stat_archiver: `);
+
+    // The primary that never answers, under a short time limit of its own exporter: still an answer, with lifeboat_up 0.
+    const hangingPort = await freePort();
+    const hanging = startLifeboat(['metrics', '--runbook', silent, '--listen', `127.0.0.1:${hangingPort}`, '--cache', '0', '--timeout', '1', '--no-temporal'], cleanups);
+    await waitServing(`http://127.0.0.1:${hangingPort}/`, hanging);
+    const hung = await scrape(`http://127.0.0.1:${hangingPort}/metrics`);
+    expect(hung.status).toBe(200);
+    expect(hung.parsed.value('lifeboat_up', { runbook: silent, cluster: silent, source: 'primary' })).toBe(0);
+    expect(hung.parsed.value('lifeboat_scrape_errors_total', { runbook: silent, cluster: silent, source: 'primary' })).toBe(1);
+    expect(hung.parsed.value('lifeboat_rpo_objective_seconds', { runbook: silent, cluster: silent })).toBe(runbook.objectives.rpoSeconds);
 
     // A recovery waiting for a person at approve-fence.
     const workflowId = `recover-${name}`;
