@@ -6,6 +6,7 @@ import { loadRunbookWithPrimary } from '../src/catalog/primary';
 import { loadRunbook } from '../src/runbook/load';
 import type { Runbook } from '../src/runbook/schema';
 import { asActivityFailure, heartbeat, keepBeating, lifeboatActivity } from './failure';
+import { requireLifeboatEngine } from '../src/runbook/engine';
 
 export interface RunbookRef {
   /** Runbook name, looked up in the worker's runbooks directory. */
@@ -28,6 +29,7 @@ export async function runBaseBackup(input: RunbookRef): Promise<BackupMeta> {
   try {
     // The primary a side-by-side recovery re-pointed the cluster to, if any (src/catalog/primary.ts).
     const { runbook } = await loadRunbookWithPrimary(input.runbook);
+    requireLifeboatEngine(runbook, 'baseBackup');
     return await takeBaseBackup({
       runbook,
       onProgress: (p: BackupProgress) => heartbeat(p),

@@ -4,10 +4,15 @@
 import { checkpointPreflight, createRestorePoint as create, waitForArchivedSegment, type CheckpointPreflight, type RestorePoint } from '../src/checkpoint/checkpoint';
 import { loadRunbookWithPrimary } from '../src/catalog/primary';
 import { heartbeat, lifeboatActivity } from './failure';
+import { requireLifeboatEngine } from '../src/runbook/engine';
 
 /** Run twice: it only reads. */
 export async function checkCheckpoint(input: { runbook: string; label: string }): Promise<CheckpointPreflight> {
-  return lifeboatActivity(async () => checkpointPreflight((await loadRunbookWithPrimary(input.runbook)).runbook, input.label));
+  return lifeboatActivity(async () => {
+    const { runbook } = await loadRunbookWithPrimary(input.runbook);
+    requireLifeboatEngine(runbook, 'migrationCheckpoint');
+    return checkpointPreflight(runbook, input.label);
+  });
 }
 
 /**

@@ -22,6 +22,7 @@ import { clusterName, type Runbook } from '../src/runbook/schema';
 import { operatorsOf } from '../src/recovery/operators';
 import { lifeboatActivity } from './failure';
 import { postApprovalToSlack } from './notify';
+import { requireLifeboatEngine } from '../src/runbook/engine';
 
 /**
  * Step 1: the runbook, the repository, the backup to restore and the WAL to
@@ -64,6 +65,7 @@ async function withOperators<T>(runbook: Runbook, body: () => Promise<T>): Promi
 }
 
 async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<PreflightResult> {
+  requireLifeboatEngine(runbook, input.instance === 'drill' ? 'restoreDrill' : 'a recovery or repair');
   const cluster = clusterName(runbook);
   const repo = await openRepository(runbook.repository.url, runbook.repository);
   const readArchive = async () => {

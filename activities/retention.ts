@@ -28,6 +28,7 @@ import type { Repository } from '../src/repository/types';
 import { loadRunbook } from '../src/runbook/load';
 import { clusterName, type RepositoryEntry, type Runbook } from '../src/runbook/schema';
 import { heartbeat, lifeboatActivity } from './failure';
+import { requireLifeboatEngine } from '../src/runbook/engine';
 
 export interface ExpiryPlan extends RetentionPlan {
   runbook: string;
@@ -112,6 +113,7 @@ function failureOf(err: unknown): { error: string; hints?: string[] } {
 export async function planExpiry(input: { runbook: string; keep?: number; repository?: string }): Promise<ExpiryPlan> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
+    requireLifeboatEngine(runbook, 'expireBackups');
     const cluster = clusterName(runbook);
     const now = new Date();
     const chosen = chooseRepositories(runbook, input.repository);

@@ -10,6 +10,7 @@ import { buildStandby as build, type StandbyBuildResult } from '../src/standby/b
 import { useStandby as adopt } from '../src/standby/adopt';
 import { readStandbyStatus, standbyLine, type StandbyStatus } from '../src/standby/status';
 import { heartbeat, lifeboatActivity } from './failure';
+import { requireLifeboatEngine } from '../src/runbook/engine';
 
 /**
  * Builds the standby from the newest usable backup, or keeps (restarts) the
@@ -21,6 +22,7 @@ export async function buildStandby(input: { runbook: string; force?: boolean }):
   const ctx = Context.current();
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
+    requireLifeboatEngine(runbook, 'the warm standby');
     let last = { phase: '', at: 0 };
     return build(runbook, {
       signal: ctx.cancellationSignal,

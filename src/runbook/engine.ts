@@ -11,6 +11,7 @@
 //
 // Imported by schema.ts, so by workflow code too: zod only, no Node builtins.
 import { z } from 'zod';
+import { LifeboatError } from '../errors';
 
 /** pgBackRest stanza names: letters, digits, '.', '_' and '-' (what its option parser accepts without quoting). */
 const STANZA_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -54,4 +55,27 @@ export type PgBackRestSetting = z.output<typeof PgBackRestEngine>;
 /** The engine a runbook uses: Lifeboat's own when it says nothing. */
 export function engineSetting(rb: { engine?: EngineSetting | undefined }): EngineSetting {
   return rb.engine ?? { kind: 'lifeboat' };
+}
+
+/**
+ * Refuses, before anything is touched, a workflow that does not run on the
+ * runbook's engine yet: so far a pgBackRest runbook serves `lifeboat backups`
+ * and `lifeboat check` (and the engine API, src/engine/); recoveries, drills,
+ * repairs, backups, checkpoints, expiry and the warm standby still read
+ * Lifeboat's own repository, and would find no backup there.
+ */
+export function requireLifeboatEngine(rb: { name: string; engine?: EngineSetting | undefined }, what: string): void {
+  const e = engineSetting(rb);
+  if (e.kind === 'lifeboat') return;
+  throw new LifeboatError(
+    'RUNBOOK_INVALID',
+    `runbook ${rb.name} uses engine pgbackrest (stanza ${e.stanza}): ${what} does not run on a pgBackRest stanza yet; lifeboat backups and lifeboat check do`,
+    {
+      hints: [
+        'nothing was touched',
+        'README "Using pgBackRest as the backup engine" says what works on pgBackRest today',
+        `to restore by hand meanwhile: pgbackrest --stanza=${e.stanza} restore --type=time --target=... --target-action=pause`,
+      ],
+    },
+  );
 }

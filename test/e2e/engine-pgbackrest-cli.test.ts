@@ -3,7 +3,8 @@
 // real pgBackRest 2.45 stanza on a real PostgreSQL 15 (test/harness/pgbackrest.ts):
 // the catalog is pgBackRest's, check runs pgbackrest check and verify, and
 // reports a segment moved aside in its repository as a WAL gap with
-// pgBackRest's own command in the hint (moved back after).
+// pgBackRest's own command in the hint (moved back after). The workflows
+// that do not run on pgBackRest yet refuse such a runbook before touching anything.
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,12 @@ import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import type { EngineBackup } from '../../src/engine/types';
 import { cliRunner } from '../harness/cli';
+import { activity, failureOf } from '../harness/activity';
+import { runBaseBackup } from '../../activities/backup';
+import { checkCheckpoint } from '../../activities/checkpoint';
+import { pickDrillTarget } from '../../activities/drill';
+import { preflight } from '../../activities/recovery';
+import { planExpiry } from '../../activities/retention';
 import { startPgBackRestPrimary, type PgBackRestStanza } from '../harness/pgbackrest';
 import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
 import { freePort } from '../harness/ports';
@@ -91,5 +98,28 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
       renameSync(path.join(aside, stored!), path.join(dir, stored!));
     }
     expect((await lifeboat('check', '--runbook', 'brcli')).code).toBe(0);
+  });
+
+  it('refuses, before anything is touched, the workflows that do not run on pgBackRest yet', async () => {
+    process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
+    const refusals = [
+      () => activity(preflight, { runbook: 'brcli', target: { latest: true }, mode: 'side-by-side', dryRun: false }),
+      () => activity(preflight, { runbook: 'brcli', target: { latest: true }, mode: 'side-by-side', dryRun: false, instance: 'drill' }),
+      () => activity(pickDrillTarget, { runbook: 'brcli' }),
+      () => activity(runBaseBackup, { runbook: 'brcli' }),
+      () => activity(planExpiry, { runbook: 'brcli' }),
+      () => activity(checkCheckpoint, { runbook: 'brcli', label: 'before-migration' }),
+    ];
+    const whats: string[] = [];
+    for (const r of refusals) {
+      const f = await failureOf(r());
+      expect(f.type).toBe('RUNBOOK_INVALID');
+      const first = f.message.split('\n')[0]!;
+      expect(first).toMatch(/^runbook brcli uses engine pgbackrest \(stanza lb\): .* does not run on a pgBackRest stanza yet; lifeboat backups and lifeboat check do$/);
+      whats.push(first.replace(/^.*\(stanza lb\): /, '').replace(/ does not run.*$/, ''));
+    }
+    expect(whats).toEqual(['a recovery or repair', 'restoreDrill', 'restoreDrill', 'baseBackup', 'expireBackups', 'migrationCheckpoint']);
+    // Nothing was taken or expired: pgBackRest holds what it held.
+    expect(await engine.listBackups()).toEqual(backups);
   });
 });
