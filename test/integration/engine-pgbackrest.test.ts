@@ -4,8 +4,10 @@
 // (test/harness/pgbackrest.ts). The catalog is what `pgbackrest info` says;
 // a time target chooses the backup that finished before it; a WAL segment
 // moved aside in the repository is a gap (moved back after); a restore to a
-// named restore point pauses there with exactly the rows written before it.
-import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+// named restore point pauses there with exactly the rows written before it;
+// a damaged segment is a finding of pgbackrest verify; expire follows the
+// stanza's retention. Files in the repository are moved aside, never deleted.
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -189,5 +191,44 @@ describe('pgBackRest engine, restore', () => {
     const err = await engine.restore({ backupId: full.backupId, dataDir, target: { latest: true } }).catch((e: unknown) => e);
     expect(isLifeboatError(err) && err.code).toBe('DATA_DIR_NOT_EMPTY');
     expect(readdirSync(dataDir)).toEqual(['keep-me']);
+  });
+});
+
+describe('pgBackRest engine, verify and expire', () => {
+  it("reports a damaged segment through pgbackrest verify's findings (the original moved back after)", async () => {
+    const archive = await engine.readArchive();
+    const seg = archive.timelines.find((t) => t.timeline === 1)!.first!;
+    const dir = path.join(s.repoPath, 'archive', s.stanza, '15-1', seg.slice(0, 16));
+    const [stored] = readdirSync(dir).filter((f) => f.startsWith(`${seg}-`));
+    const aside = path.join(s.root, 'aside-damaged');
+    mkdirSync(aside, { recursive: true });
+    renameSync(path.join(dir, stored!), path.join(aside, stored!));
+    try {
+      // The same name with other bytes: what a bad disk or a stray write leaves.
+      const bytes = readFileSync(path.join(aside, stored!));
+      bytes[bytes.length >> 1] ^= 0xff;
+      writeFileSync(path.join(dir, stored!), bytes);
+      const check = await engine.check();
+      const verify = check.problems.filter((p) => p.kind === 'pgbackrest-verify');
+      expect(verify.map((p) => p.message)).toEqual(['pgbackrest verify: stanza status: error', expect.stringMatching(/^pgbackrest verify: archiveId: 15-1: (checksum invalid|other) 1$/) as string]);
+    } finally {
+      renameSync(path.join(dir, stored!), path.join(aside, `${stored!}.damaged`));
+      renameSync(path.join(aside, stored!), path.join(dir, stored!));
+    }
+    expect((await engine.check()).problems).toEqual([]);
+  });
+
+  it("expires by the stanza's own retention, and says which backups went", async () => {
+    await engine.takeBackup({ type: 'full' });
+    const before = await engine.listBackups();
+    expect(before.map((b) => b.type)).toEqual(['full', 'incr', 'full']);
+    // The same stanza with one full backup retained: a copy of its configuration, nothing else changed.
+    const keepOne = path.join(s.root, 'keep-one.conf');
+    copyFileSync(s.config, keepOne);
+    writeFileSync(keepOne, readFileSync(keepOne, 'utf8').replace('repo1-retention-full=10', 'repo1-retention-full=1'));
+    const expiring = new PgBackRestEngine({ ...s.setting, configPath: keepOne }, { osUser: 'postgres' });
+    const result = await expiring.expire();
+    expect(result.expired).toEqual([before[0]!.backupId, before[1]!.backupId]);
+    expect((await engine.listBackups()).map((b) => b.backupId)).toEqual([before[2]!.backupId]);
   });
 });
