@@ -108,7 +108,7 @@ temporalOptions(
 repoOptions(
   program
     .command('backups')
-    .description('list the base backups in the repository (id, start/end time and LSN, timeline, size, verified)')
+    .description('list the base backups in the repository (id, start/end time and LSN, timeline, size, verified); with engine: pgbackrest in the runbook, the stanza\'s backups as pgbackrest info lists them')
     .option('--json', 'print the catalog as JSON'),
 ).action((opts) => runCommand(() => import('./commands/backups'), opts));
 
@@ -116,7 +116,7 @@ repoOptions(
   program
     .command('check')
     .description(
-      'archiver health (pg_stat_archiver against the RPO) and WAL chain continuity from the oldest backup; exits 1 when unhealthy',
+      'archiver health (pg_stat_archiver against the RPO) and WAL chain continuity from the oldest backup; with engine: pgbackrest in the runbook, also pgbackrest check and verify; exits 1 when unhealthy',
     )
     .option('--no-primary', 'skip the archiver health query (check the repository only)')
     .option('--host <host>', "the runbook host this runs on (as lifeboat worker --host); the warm standby is read only on its own host (default: the OS host name names it)")
