@@ -50,8 +50,12 @@ export async function readPrimarySource(t: MetricsTarget, timeoutMs: number): Pr
   return out;
 }
 
-/** The catalog and the WAL chain, judged as lifeboat check judges them (src/catalog/chain-state.ts). */
+/**
+ * The catalog and the WAL chain, judged as lifeboat check judges them (src/catalog/chain-state.ts); for a
+ * runbook whose backups another engine holds (engine: pgbackrest), as that engine lists them (src/engine/).
+ */
 export async function readRepositorySource(t: MetricsTarget, now: Date): Promise<SourceSample[]> {
+  if (t.runbook.engine && t.runbook.engine.kind !== 'lifeboat') return readEngineSource(t, now);
   const { entries, complete, chain } = await readChainState(t.repo, t.cluster, t.runbook, now);
   const out: SourceSample[] = [
     { name: 'lifeboat_backups_verified', value: complete.length },
@@ -108,6 +112,29 @@ export async function readTemporalSource(t: MetricsTarget, client: Client, now: 
       labels: { workflow_id: p.workflowId, step: p.pending.step, kind: p.pending.kind },
       value: seconds(now.getTime() - Date.parse(p.pending.since)),
     });
+  }
+  return out;
+}
+
+/** Another engine's backups (oldest first) and archive gaps; what it does not tell (incomplete backups) is left out. */
+async function readEngineSource(t: MetricsTarget, now: Date): Promise<SourceSample[]> {
+  const { openEngine } = await import('../engine');
+  const engine = await openEngine(t.runbook, { repo: t.repo });
+  const backups = await engine.listBackups();
+  const archive = await engine.readArchive(backups);
+  const out: SourceSample[] = [
+    { name: 'lifeboat_backups_verified', value: backups.length },
+    { name: 'lifeboat_wal_gaps', value: archive.gaps.length },
+    { name: 'lifeboat_wal_missing_segments', value: archive.gaps.reduce((n, g) => n + g.count, 0) },
+  ];
+  const newest = backups[backups.length - 1];
+  if (newest) {
+    out.push(
+      { name: 'lifeboat_backup_newest_age_seconds', value: seconds(now.getTime() - Date.parse(newest.endTime)) },
+      { name: 'lifeboat_backup_newest_size_bytes', value: newest.sizeBytes },
+      // For a diff or incr backup, what it stores itself (its delta), as pgBackRest reports it.
+      { name: 'lifeboat_backup_newest_stored_bytes', value: newest.storedBytes },
+    );
   }
   return out;
 }
