@@ -17,7 +17,7 @@
 //     holds its time in cutime.
 // What it misses: a daemon's last < 200 ms, and a daemon that lived less than
 // 200 ms; it never counts the same time twice.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 const TICK = 100; // USER_HZ: the unit of /proc/<pid>/stat times on Linux
 const EVERY_MS = 200;
@@ -48,8 +48,18 @@ function cmdline(pid: number): string {
   }
 }
 
+/** A process's kind, for the breakdown: PostgreSQL's role, Lifeboat's command, or the program's name. */
+function labelOf(cmd: string): string {
+  const pg = /^postgres: (?:\S+: )?([a-z ]+?)(?: [0-9A-F]{24}| recovering|$)/.exec(cmd.trim());
+  if (pg) return `postgres: ${pg[1]}`;
+  const lifeboat = /lifeboat\S*\s+(archive-[a-z]+)|main\.js\s+(archive-[a-z]+)/.exec(cmd);
+  if (lifeboat) return `lifeboat ${lifeboat[1] ?? lifeboat[2]}`;
+  return (cmd.split(' ')[0] ?? '').split('/').at(-1) || '?';
+}
+
 export class CpuMeter {
-  private readonly tracked = new Map<number, { start: string; ppid: number; total: number; base: number; alive: boolean }>();
+  private readonly tracked = new Map<number, { start: string; ppid: number; total: number; base: number; alive: boolean; label: string }>();
+  private readonly byLabel = new Map<string, number>();
   private starting = false;
   private readonly ignored = new Set<string>();
   private readonly fixedAtStart = new Map<number, number>();
@@ -84,13 +94,24 @@ export class CpuMeter {
     this.sample();
     let ticks = readStat('self')!.total - this.selfAtStart;
     for (const pid of this.services) ticks += (readStat(pid)?.total ?? 0) - (this.fixedAtStart.get(pid) ?? 0);
+    this.byLabel.clear();
+    for (const pid of this.services) this.byLabel.set(`service ${labelOf(cmdline(pid))}`, (readStat(pid)?.total ?? 0) - (this.fixedAtStart.get(pid) ?? 0));
+    this.byLabel.set('bench and worker (in-process activities, their children)', readStat('self')!.total - this.selfAtStart);
     for (const [pid, t] of this.tracked) {
       // A process that was waited for by one counted here is in that one's cutime.
       const waitedFor = t.ppid === process.pid || this.tracked.has(t.ppid);
-      if (t.alive || !waitedFor) ticks += t.total - t.base;
+      if (t.alive || !waitedFor) {
+        ticks += t.total - t.base;
+        this.byLabel.set(t.label, (this.byLabel.get(t.label) ?? 0) + t.total - t.base);
+      }
       void pid;
     }
     return ticks / TICK - this.overheadUs / 1e6;
+  }
+
+  /** After stop(): CPU-seconds by kind of process (postgres: startup, archive-prefetch, ...), largest first. */
+  breakdown(): Array<[string, number]> {
+    return [...this.byLabel].map(([k, v]): [string, number] => [k, v / TICK]).sort((a, b) => b[1] - a[1]);
   }
 
   private sample(): void {
@@ -116,7 +137,7 @@ export class CpuMeter {
       const key = `${pid}:${s.start}`;
       if (this.ignored.has(key)) continue;
       const ours = (this.tracked.has(s.ppid) || cmdline(pid).includes(this.marker)) && !isExcluded(pid);
-      if (ours) this.tracked.set(pid, { start: s.start, ppid: s.ppid, total: s.total, base: this.starting ? s.total : 0, alive: true });
+      if (ours) this.tracked.set(pid, { start: s.start, ppid: s.ppid, total: s.total, base: this.starting ? s.total : 0, alive: true, label: labelOf(cmdline(pid)) });
       else this.ignored.add(key);
     }
     const used = process.cpuUsage(before);
@@ -130,4 +151,49 @@ export function pidsWithCmdline(text: string): number[] {
     .filter((n) => /^\d+$/.test(n))
     .map(Number)
     .filter((pid) => pid !== process.pid && cmdline(pid).includes(text));
+}
+
+/**
+ * Where a paused copy's startup process (replay itself) spent its life, read
+ * from /proc while it waits at the target: seconds on a CPU, seconds ready
+ * but waiting for one (/proc/<pid>/schedstat), and seconds blocked on disk
+ * I/O (delayacct_blkio_ticks, field 42 of /proc/<pid>/stat: counted only
+ * when kernel.task_delayacct is 1, which the bench turns on when it can).
+ * Undefined when the copy or its startup process is not found.
+ */
+export function startupProcessTimes(dataDir: string): { cpu: number; runqueue: number; io: number } | undefined {
+  let postmaster: number;
+  try {
+    postmaster = Number(readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n')[0]);
+  } catch {
+    return undefined;
+  }
+  for (const n of readdirSync('/proc')) {
+    if (!/^\d+$/.test(n)) continue;
+    const pid = Number(n);
+    if (readStat(pid)?.ppid !== postmaster || !cmdline(pid).startsWith('postgres: startup')) continue;
+    try {
+      const [run, wait] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+      const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const io = Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[39]);
+      return { cpu: (run ?? 0) / 1e9, runqueue: (wait ?? 0) / 1e9, io: io / TICK };
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/** Turns on the kernel's per-task I/O delay accounting (root only); whether it is on. */
+export function enableDelayAccounting(): boolean {
+  try {
+    writeFileSync('/proc/sys/kernel/task_delayacct', '1');
+  } catch {
+    // not root, or a kernel without it: the I/O column reads 0
+  }
+  try {
+    return readFileSync('/proc/sys/kernel/task_delayacct', 'utf8').trim() === '1';
+  } catch {
+    return false;
+  }
 }

@@ -70,7 +70,7 @@ import { startWorkers } from '../src/worker';
 import { PG_BIN, startPrimary } from '../test/harness/postgres';
 import { freePort, waitFor } from '../test/harness/ports';
 import { asPostgres, FINGERPRINT_SQL, makeDataset, MiB, pgDir, row, secondsSince, span, startMinio, stopPostgres, writeBenchRunbook, writeBenchSection, type Dataset } from './common';
-import { CpuMeter, pidsWithCmdline } from './cpu';
+import { CpuMeter, enableDelayAccounting, pidsWithCmdline, startupProcessTimes } from './cpu';
 import { pgBackRestConfigPath, pgBackRestRestore, pgBackRestVersion, setUpPgBackRest, STANZA, type PgBackRest } from './pgbackrest';
 import { median, restoreCalls } from './restore-log';
 import { addStandby, ensureStandby, NEAR_HOLD_SECONDS, nearDelay, setStandbyDelay, WARM_DELAY, WARM_RUNBOOK } from './warm';
@@ -100,6 +100,10 @@ interface Run {
   /** restore_command calls that served a file, and those that found none (ms each, from the copy's log). */
   served: number[];
   missed: number[];
+  /** The copy's startup process at the pause (cpu.ts startupProcessTimes): s on a CPU, s waiting for one, s waiting for disk. */
+  startup?: { cpu: number; runqueue: number; io: number };
+  /** CPU-s by kind of process (CpuMeter.breakdown), the largest first. */
+  cpuBy?: Array<[string, number]>;
   /** The near row: MiB replayed (from redo's start to the pause), and from the standby's position to the pause. */
   replayedMiB?: number;
   behindMiB?: number;
@@ -238,6 +242,8 @@ async function lifeboatRun(b: Bench, id: LifeboatKind | 'near', promote: boolean
   const approved = new Set<StepId>();
   let st: RecoveryStatus | undefined;
   let cpu = 0;
+  let startup: Run['startup'];
+  let cpuBy: Array<[string, number]> = [];
   for (;;) {
     st = await wf.query(statusQuery).catch(() => undefined);
     const failed = st?.steps.find((s) => s.state === 'failed');
@@ -249,6 +255,8 @@ async function lifeboatRun(b: Bench, id: LifeboatKind | 'near', promote: boolean
     const p = st?.pending;
     if (p?.kind === 'approval' && p.step === 'approve-promote') {
       cpu = meter.stop();
+      startup = startupProcessTimes(k.restoreDir);
+      cpuBy = meter.breakdown();
       break;
     }
     if (p?.kind === 'approval' && !approved.has(p.step)) {
@@ -269,7 +277,7 @@ async function lifeboatRun(b: Bench, id: LifeboatKind | 'near', promote: boolean
     throw new Error(`${k.runbook}: restore-base-backup restored a backup instead of taking the standby over (${source}); the warm row measures nothing`);
   }
   const calls = restoreCalls(marker.logFile);
-  const run: Run = { files, replay, total, cpu, ...calls };
+  const run: Run = { files, replay, total, cpu, ...calls, ...(startup ? { startup } : {}), cpuBy };
   // What the take-over copy really replayed: from where its start began redo
   // (the standby's last restartpoint, at a checkpoint of the primary, which
   // may be well before the standby's position) to the pause.
@@ -448,6 +456,7 @@ async function main(): Promise<void> {
     await copyCluster(fileRepo, await openRepository(twoS3Url, { endpointEnv: 'S3_ENDPOINT' }));
     progress(`dataset ready: target ${ds.targetName} (${ds.target}), ${copied} objects copied into MinIO, the warm row's, the encrypted rows' and the two-repository row's repositories; preparing the limit`);
 
+    if (!enableDelayAccounting()) progress('kernel.task_delayacct is off (not root?): the startup process\'s disk wait reads 0');
     const temporal = await startTemporalDevServer({ port: await freePort(), logFile: path.join(work, 'temporal.log') });
     cleanups.push(temporal.stop);
     const taskQueue = `bench-recovery-${process.pid}`;
@@ -490,7 +499,8 @@ async function main(): Promise<void> {
           runs[id].push(r);
         }
         const r = runs[id].at(-1)!;
-        progress(`  files ${r.files.toFixed(1)} s, replay ${r.replay.toFixed(1)} s, total ${r.total.toFixed(1)} s, ${r.cpu.toFixed(1)} CPU-s, restore_command median ${median(r.served)?.toFixed(0) ?? '—'} ms`);
+        progress(`  files ${r.files.toFixed(1)} s, replay ${r.replay.toFixed(1)} s, total ${r.total.toFixed(1)} s, ${r.cpu.toFixed(1)} CPU-s, restore_command median ${median(r.served)?.toFixed(0) ?? '—'} ms, sum ${(r.served.reduce((a, x) => a + x, 0) / 1000).toFixed(1)} s, max ${Math.max(0, ...r.served)} ms${r.startup ? `; startup process ${r.startup.cpu.toFixed(1)} s on CPU, ${r.startup.runqueue.toFixed(1)} s waiting for one, ${r.startup.io.toFixed(1)} s for disk` : ''}`);
+        if (r.cpuBy?.length) progress(`  CPU-s by process: ${r.cpuBy.slice(0, 8).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
       }
     }
     const med = Object.fromEntries(ROWS.map((id) => [id, medianRun(runs[id])])) as Partial<Record<RowId, Run>>;
@@ -579,6 +589,23 @@ async function main(): Promise<void> {
         'the base backup is streamed and opened through the worker (an encrypted file:// repository hands restore\'s tar no file descriptor), ' +
         'and restore_command and its prefetcher decrypt each segment before verifying it. The two-repository row restores from the first repository, ' +
         'restore_command naming the second as its --fallback-repo (asked only for a file the first cannot serve; none here).');
+      log();
+    }
+    const probed = ROWS.filter((id) => runs[id].some((r) => r.startup));
+    if (probed.length > 0) {
+      log('### Where replay\'s time went (medians over the rounds)');
+      log();
+      log('| row | replay s | replay on a CPU s | waiting for a CPU s | waiting for disk s | in restore_command s | prefetcher CPU-s | bench and worker CPU-s |');
+      log('|---|---|---|---|---|---|---|---|');
+      for (const id of probed) {
+        const rs = runs[id];
+        const m = (f: (r: Run) => number | undefined) => median(rs.map(f).filter((x): x is number => x !== undefined));
+        const by = (r: Run, k: string) => r.cpuBy?.find(([l]) => l.startsWith(k))?.[1] ?? 0;
+        log(row([label[id], m((r) => r.replay), m((r) => r.startup?.cpu), m((r) => r.startup?.runqueue), m((r) => r.startup?.io), m((r) => r.served.reduce((a, x) => a + x, 0) / 1000), m((r) => by(r, 'lifeboat archive-prefetch')), m((r) => by(r, 'bench and worker'))]));
+      }
+      log();
+      log('Read from /proc while each copy waited at its target: the startup process (replay itself) from /proc/<pid>/schedstat (time on a CPU, time ready but waiting for one) and delayacct_blkio_ticks; ' +
+        'restore_command from the copy\'s log (the sum of its calls); the prefetcher\'s and the bench process\'s CPU from the row\'s CpuMeter (the bench process runs the worker\'s activities and polls the run\'s status every 50 ms).');
       log();
     }
     if (ROWS.includes('limit')) log(`Preparing the limit (untimed): restoring the backup once with Lifeboat's restore and decoding ${ds.walSegments} segments, ${prep.prepSeconds.toFixed(1)} s.`);
