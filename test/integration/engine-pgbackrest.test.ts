@@ -206,7 +206,8 @@ describe('pgBackRest engine, verify and expire', () => {
     try {
       // The same name with other bytes: what a bad disk or a stray write leaves.
       const bytes = readFileSync(path.join(aside, stored!));
-      bytes[bytes.length >> 1] ^= 0xff;
+      const middle = bytes.length >> 1;
+      bytes.writeUInt8(bytes.readUInt8(middle) ^ 0xff, middle);
       writeFileSync(path.join(dir, stored!), bytes);
       const check = await engine.check();
       const verify = check.problems.filter((p) => p.kind === 'pgbackrest-verify');
