@@ -1,4 +1,4 @@
-// `lifeboat backups` and `lifeboat check` on a runbook with
+// `lifeboat backups`, `check` and `doctor` on a runbook with
 // `engine: { kind: pgbackrest, stanza, configPath }`, the real binary against a
 // real pgBackRest 2.45 stanza on a real PostgreSQL 15 (test/harness/pgbackrest.ts):
 // the catalog is pgBackRest's, check runs pgbackrest check and verify, and
@@ -69,6 +69,13 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
     for (const b of backups) expect(text.stdout).toContain(b.backupId);
     expect(text.stdout).toMatch(/ diff /);
     expect(text.stdout).toContain(`2 backups in pgBackRest stanza ${s.stanza}\n`);
+  });
+
+  it("doctor lists pgBackRest's backups without judging them: they carry no privilege record", async () => {
+    const r = await lifeboat('doctor', '--runbook', 'brcli');
+    expect(r.stdout).toContain(`\n  2 backups in pgBackRest stanza ${s.stanza}, newest ${backups[1]!.backupId}: no privilege record (a restored copy has the grants of the moment each was taken)\n`);
+    expect(r.stdout).not.toContain('lifeboat backup --runbook');
+    expect(r.code).toBe(0);
   });
 
   it('checks the archiver, pgbackrest check and verify, and reports a segment moved aside as a gap', async () => {

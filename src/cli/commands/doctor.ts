@@ -14,6 +14,8 @@ import type { Use } from '../../privileges/needs';
 import { copyUses, judgeBackup, type BackupJudgement } from '../../privileges/record';
 import { checkReplicationLogin } from '../../privileges/replication';
 import { openRepository } from '../../repository';
+import { openEngine } from '../../engine';
+import { engineSetting } from '../../runbook/engine';
 import { clusterName, type Runbook } from '../../runbook/schema';
 import { requireRunbook, type RepoOptions } from '../context';
 import { EXIT, printJson } from '../run';
@@ -51,10 +53,20 @@ export async function run(opts: RepoOptions & { json?: boolean }): Promise<numbe
   }
   let backups: BackupLine[] = [];
   let backupsError: string | undefined;
+  /** Another engine's backups (runbook engine:): listed, not judged; they carry no record of the role's privileges. */
+  let engineLine: string | undefined;
   try {
-    const repo = await openRepository(runbook.repository.url, runbook.repository);
-    const metas = await listBackups(repo, clusterName(runbook));
-    backups = metas.map((m) => ({ backupId: m.backupId, ...judgeBackup(m, runbook, copyUses('drill')) }));
+    if (engineSetting(runbook).kind !== 'lifeboat') {
+      const engine = await openEngine(runbook);
+      const listed = await engine.listBackups();
+      engineLine =
+        `  ${listed.length} backup${listed.length === 1 ? '' : 's'} in ${engine.label}${listed.length > 0 ? `, newest ${listed[listed.length - 1]!.backupId}` : ''}: ` +
+        'no privilege record (a restored copy has the grants of the moment each was taken)';
+    } else {
+      const repo = await openRepository(runbook.repository.url, runbook.repository);
+      const metas = await listBackups(repo, clusterName(runbook));
+      backups = metas.map((m) => ({ backupId: m.backupId, ...judgeBackup(m, runbook, copyUses('drill')) }));
+    }
   } catch (err) {
     backupsError = isLifeboatError(err) ? err.message : errorMessage(err);
   }
@@ -70,6 +82,7 @@ export async function run(opts: RepoOptions & { json?: boolean }): Promise<numbe
       database: p.database,
       primary: primary ?? { error: primaryError },
       backups: backupsError ? { error: backupsError } : backups,
+      ...(engineLine ? { engineBackups: engineLine.trim() } : {}),
       grants: `lifeboat grants --runbook ${runbook.name}`,
     });
     return ok ? EXIT.ok : EXIT.failed;
@@ -90,6 +103,7 @@ export async function run(opts: RepoOptions & { json?: boolean }): Promise<numbe
   }
   out.push('', 'Base backups (a restored copy has the grants its backup copied, not those made since):');
   if (backupsError) out.push(...indent(`could not read the catalog: ${backupsError}`, '  '));
+  else if (engineLine) out.push(engineLine);
   else if (backups.length === 0) out.push(`  none yet: take one after granting: lifeboat backup --runbook ${runbook.name}`);
   for (const b of backups) {
     const word = b.verdict === 'complete' ? 'ok' : b.verdict === 'lacking' ? 'LACKING' : 'no record';
