@@ -6,7 +6,9 @@
 // moved aside in the repository is a gap (moved back after); a restore to a
 // named restore point pauses there with exactly the rows written before it;
 // a damaged segment is a finding of pgbackrest verify; expire follows the
-// stanza's retention. Files in the repository are moved aside, never deleted.
+// stanza's retention; a copy promoted into the stanza makes a timeline 2
+// whose history file is read back through repo-get. Files in the repository
+// are moved aside, never deleted.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
@@ -231,5 +233,45 @@ describe('pgBackRest engine, verify and expire', () => {
     const result = await expiring.expire();
     expect(result.expired).toEqual([before[0]!.backupId, before[1]!.backupId]);
     expect((await engine.listBackups()).map((b) => b.backupId)).toEqual([before[2]!.backupId]);
+  });
+});
+
+describe('pgBackRest engine, timelines', () => {
+  it('follows a second timeline: a copy promoted while archiving into the stanza, its history read through repo-get', async () => {
+    const [backup] = await engine.listBackups();
+    const dataDir = path.join(s.root, 'promoted');
+    copies.push(dataDir);
+    const port = await freePort();
+    // --pg1-path: %p is relative to this copy's directory, not the primary's that the configuration names.
+    const push = `pgbackrest --config=${s.config} --stanza=${s.stanza} --pg1-path=${dataDir} archive-push %p`;
+    // After pgBackRest's settings, so these win: this copy archives into the stanza, as a promoted primary would.
+    await engine.restore({
+      backupId: backup!.backupId,
+      dataDir,
+      target: { latest: true },
+      settings: [`port = ${port}`, `listen_addresses = '127.0.0.1'`, `unix_socket_directories = '${s.root}'`, 'archive_mode = on', `archive_command = '${push}'`],
+    });
+    await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-l', path.join(s.root, 'promoted.log'), '-w', '-t', '120', 'start']);
+    const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+    await c.connect();
+    try {
+      await c.query('select pg_promote(true, 120)');
+      const { rows } = await c.query<{ walfile: string }>('select pg_walfile_name(pg_switch_wal()) as walfile');
+      const walfile = rows[0]!.walfile;
+      expect(walfile.slice(0, 8)).toBe('00000002');
+      await waitFor(`${walfile} archived from the promoted copy`, async () => {
+        const a = await c.query<{ last: string | null }>('select last_archived_wal as last from pg_stat_archiver');
+        return a.rows[0]?.last && a.rows[0].last >= walfile ? true : undefined;
+      }, { timeoutMs: 120_000, intervalMs: 200 });
+    } finally {
+      await c.end();
+    }
+    const report = await engine.readArchive();
+    const two = report.chain.timelines.find((t) => t.timeline === 2);
+    expect(two?.history).toBe('present');
+    expect(two?.parents.map((p) => p.timeline)).toEqual([1]);
+    expect(report.timelines.map((t) => t.timeline)).toEqual([1, 2]);
+    expect(report.gaps).toEqual([]);
+    expect(report.problems).toEqual([]);
   });
 });
