@@ -2,8 +2,8 @@
 // functions that already do the work, unchanged, called through one object.
 //   list        src/catalog/catalog.ts readCatalog (complete backups only)
 //   choose      src/recovery/plan.ts chooseBackup
-//   archive     readWalArchive + analyzeChain + describeChainProblems, with
-//               tiered retention's window as `lifeboat check` uses it
+//   archive     src/catalog/chain-state.ts readChainState (as `lifeboat check`,
+//               with tiered retention's window) + describeChainProblems
 //   backup      src/backup/base-backup.ts takeBaseBackup (full only)
 //   restore     src/restore/restore.ts restoreBaseBackup (claim, move aside,
 //               extract, verify); the recovery settings follow in replay-wal
@@ -13,10 +13,9 @@
 //               a plan, then its approval; not driven from here
 import { takeBaseBackup } from '../backup/base-backup';
 import type { BackupMeta } from '../catalog/backup-meta';
-import { isComplete, readCatalog, readWalArchive, type CatalogEntry, type WalArchive } from '../catalog/catalog';
-import { analyzeChain, describeChainProblems, type ChainReport } from '../catalog/chain';
-import { continuityFrom } from '../catalog/retention';
-import { retentionPolicy } from '../catalog/tiers';
+import { isComplete, readCatalog } from '../catalog/catalog';
+import { describeChainProblems } from '../catalog/chain';
+import { readChainState } from '../catalog/chain-state';
 import { LifeboatError } from '../errors';
 import type { Target } from '../recovery/contract';
 import { chooseBackup } from '../recovery/plan';
@@ -42,28 +41,6 @@ export function backupOfMeta(m: BackupMeta): EngineBackup {
   };
 }
 
-/**
- * The continuity analysis `lifeboat check` makes: complete backups, the WAL
- * archive, and with tiered retention the backup from which continuity is due.
- */
-export function analyzeRepositoryChain(
-  entries: readonly CatalogEntry[],
-  archive: WalArchive,
-  runbook: Runbook | undefined,
-  now = new Date(),
-): { chain: ChainReport; window?: { backupId: string; note: string } } {
-  const complete = entries.filter(isComplete);
-  const window = runbook?.retention ? continuityFrom(entries, archive.files, retentionPolicy(runbook), now.toISOString()) : undefined;
-  const chain = analyzeChain({
-    walFiles: archive.files.map((f) => f.name),
-    histories: archive.histories,
-    backups: complete.map((e) => ({ backupId: e.backupId, timeline: e.meta.timeline, startWal: e.meta.startWal, startLsn: e.meta.startLsn, endWal: e.meta.endWal })),
-    walSegmentSize: complete[complete.length - 1]?.meta.walSegmentSize,
-    ...(window ? { continuousFrom: window.backupId } : {}),
-  });
-  return { chain, ...(window ? { window } : {}) };
-}
-
 export class LifeboatEngine implements BackupEngine {
   readonly kind = 'lifeboat' as const;
   readonly label: string;
@@ -87,10 +64,8 @@ export class LifeboatEngine implements BackupEngine {
 
   async readArchive(): Promise<ArchiveReport> {
     // The catalog again, not `backups`: tiered retention's window needs the
-    // entries as the retention plan reads them.
-    const [entries, archive] = await Promise.all([readCatalog(this.repo, this.cluster), readWalArchive(this.repo, this.cluster)]);
-    const { chain, window } = analyzeRepositoryChain(entries, archive, this.runbook);
-    const complete = entries.filter(isComplete);
+    // entries as the retention plan reads them; the same reading as `lifeboat check`.
+    const { complete, chain, window } = await readChainState(this.repo, this.cluster, this.runbook);
     return {
       timelines: chain.timelines.map((t) => ({ timeline: t.timeline, ...(t.firstSegment ? { first: t.firstSegment, last: t.lastSegment } : {}), segmentCount: t.segmentCount })),
       gaps: chain.gaps,
