@@ -7,9 +7,10 @@ set -euo pipefail
 
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
   -v lifeboat_pw="$ORDERS_PG_PASSWORD" -v app_pw="$APP_PG_PASSWORD" <<'SQL'
--- lifeboat: preflight, forensics, gates (ALTER ROLE app ...) and pg_basebackup.
+-- lifeboat: preflight, forensics, gates (ALTER ROLE app ...) and pg_basebackup;
+-- pg_monitor for the pg_wal figures of `lifeboat metrics` and `lifeboat check`.
 CREATE ROLE lifeboat LOGIN REPLICATION CREATEROLE PASSWORD :'lifeboat_pw';
-GRANT pg_read_all_stats, pg_signal_backend TO lifeboat;
+GRANT pg_read_all_stats, pg_monitor, pg_signal_backend TO lifeboat;
 GRANT EXECUTE ON FUNCTION pg_create_restore_point(text) TO lifeboat;
 -- app: what the application (through pgbouncer) connects as; the writer gate
 -- makes it read-only during a recovery.

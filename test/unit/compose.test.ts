@@ -9,6 +9,9 @@ import * as path from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { loadUsers } from '../../src/chatops/users';
+import { DEFAULT_SECRET_ENV } from '../../src/cli/commands/chatops';
+import { parseListen } from '../../src/cli/commands/metrics';
+import { needsOf } from '../../src/privileges/needs';
 import { validateRunbookText } from '../../src/runbook/load';
 import { TEMPORAL_CLUSTER } from '../harness/temporal-cluster-config';
 
@@ -74,6 +77,7 @@ describe('docker-compose.yml', () => {
     expect(Object.keys(services).sort()).toEqual(
       [
         'lifeboat-chatops',
+        'lifeboat-metrics',
         'lifeboat-worker',
         'minio',
         'minio-init',
@@ -94,8 +98,8 @@ describe('docker-compose.yml', () => {
     expect(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')).not.toMatch(/image:\s*temporalio\/auto-setup/);
   });
 
-  it('builds the primary, the worker and chat-ops from the lifeboat image, which is postgres:15 with lifeboat installed', () => {
-    for (const name of ['primary', 'lifeboat-worker', 'lifeboat-chatops']) {
+  it('builds the primary, the worker, chat-ops and the exporter from the lifeboat image, which is postgres:15 with lifeboat installed', () => {
+    for (const name of ['primary', 'lifeboat-worker', 'lifeboat-chatops', 'lifeboat-metrics']) {
       expect(service(name).build, name).toBe('.');
       expect(service(name).image, name).toBe('lifeboat:local');
     }
@@ -151,7 +155,87 @@ describe('docker-compose.yml', () => {
         else expect(p.host_ip, `${name} ports`).toBe('127.0.0.1');
       }
     }
-    expect(published).toBeGreaterThanOrEqual(8);
+    expect(published).toBeGreaterThanOrEqual(10);
+  });
+
+  it("serves the worker's temporal_* metrics on the compose network, published on 127.0.0.1", () => {
+    const worker = service('lifeboat-worker');
+    // LIFEBOAT_WORKER_METRICS, or --metrics on the command line.
+    const cmd = worker.command as string[];
+    const address = cmd.includes('--metrics') ? cmd[cmd.indexOf('--metrics') + 1] : env(worker).LIFEBOAT_WORKER_METRICS;
+    expect(address, 'LIFEBOAT_WORKER_METRICS or --metrics').toBeDefined();
+    const { host, port } = parseListen(address as string);
+    // Every interface of the container: another container (Prometheus) can reach it; loopback only inside would not.
+    expect(host).toBe('0.0.0.0');
+    expect(worker.ports).toContain(`127.0.0.1:${port}:${port}`);
+  });
+
+  it('runs `lifeboat metrics` for the compose runbook on the network, published on 127.0.0.1, with what it reads', () => {
+    const metrics = service('lifeboat-metrics');
+    const cmd = metrics.command as string[];
+    expect(cmd.slice(0, 2)).toEqual(['lifeboat', 'metrics']);
+    const runbooks = cmd.flatMap((a, i) => (cmd[i - 1] === '--runbook' ? [a] : []));
+    expect(runbooks.length, '--runbook').toBeGreaterThan(0);
+    const dir = mountedFrom(metrics, '/etc/lifeboat/runbooks');
+    expect(dir, 'docker/runbooks mounted where LIFEBOAT_RUNBOOKS_DIR (Dockerfile) points').toBe(path.join(ROOT, 'docker/runbooks'));
+    expect(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')).toMatch(/^ENV LIFEBOAT_RUNBOOKS_DIR=\/etc\/lifeboat\/runbooks$/m);
+    for (const name of runbooks) {
+      const file = path.join(dir as string, `${name}.yaml`);
+      expect(existsSync(file), `runbook ${name}`).toBe(true);
+      const rb = validateRunbookText(readFileSync(file, 'utf8'), file);
+      if (!rb.ok) throw new Error(rb.errors.join('\n'));
+      // The primary (as the runbook's role), the repository and Temporal.
+      expect(Object.keys(env(metrics)), name).toEqual(
+        expect.arrayContaining([rb.runbook.cluster.primary.passwordEnv, 'S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'TEMPORAL_ADDRESS']),
+      );
+    }
+    expect(cmd.indexOf('--listen'), '--listen').toBeGreaterThan(0);
+    const { host, port } = parseListen(cmd[cmd.indexOf('--listen') + 1] as string);
+    expect(host).toBe('0.0.0.0');
+    expect(metrics.ports).toEqual([`127.0.0.1:${port}:${port}`]);
+    expect(cmd).not.toContain('--no-temporal');
+    expect(condition(metrics, 'temporal-namespace')).toBe('service_completed_successfully');
+    expect(condition(metrics, 'primary')).toBe('service_healthy');
+  });
+
+  it("gives the runbook's role every role-wide privilege `lifeboat grants` lists, pg_monitor (metrics) included, in the primary's init script", () => {
+    const rb = validateRunbookText(runbookText, 'docker/runbooks/orders.yaml');
+    if (!rb.ok) throw new Error(rb.errors.join('\n'));
+    const role = rb.runbook.cluster.primary.user;
+    const init = readFileSync(path.join(ROOT, 'docker/primary-initdb/10-lifeboat-roles.sh'), 'utf8');
+    const createRole = new RegExp(`^CREATE ROLE ${role}\\b([^;]*);`, 'm').exec(init)?.[1] ?? '';
+    const granted = new Set(
+      [...init.matchAll(new RegExp(`^GRANT ([\\w, ]+) TO ${role};`, 'gm'))].flatMap((m) => (m[1] as string).split(',').map((r) => r.trim())),
+    );
+    const attribute = { rolcanlogin: 'LOGIN', rolreplication: 'REPLICATION', rolcreaterole: 'CREATEROLE' } as const;
+    const checked: string[] = [];
+    for (const need of needsOf(rb.runbook)) {
+      if (need.probe.kind === 'member') expect([...granted], need.what).toContain(need.probe.role);
+      else if (need.probe.kind === 'attribute') expect(createRole.split(/\s+/), need.what).toContain(attribute[need.probe.attribute]);
+      else continue;
+      checked.push(need.key);
+    }
+    expect(checked).toContain('member:pg_monitor');
+  });
+
+  it('posts approvals to Slack when the host sets the runbook\'s webhook variable, and chat-ops takes the presses', () => {
+    const rb = validateRunbookText(runbookText, 'docker/runbooks/orders.yaml');
+    if (!rb.ok) throw new Error(rb.errors.join('\n'));
+    const slackEnv = rb.runbook.notify?.slack?.webhookUrlEnv;
+    expect(slackEnv, 'notify.slack.webhookUrlEnv').toBeDefined();
+    // The worker posts: the variable passed through from the host, empty when unset (no Slack message, the run waits as usual).
+    expect(env(service('lifeboat-worker'))[slackEnv as string]).toBe(`\${${slackEnv}:-}`);
+    // The same names as README's Slack set-up, which a user follows.
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    expect(readme).toContain(`slack: { webhookUrlEnv: ${slackEnv} }`);
+    // Presses are signed with the app's signing secret, which chat-ops reads from the variable the README names.
+    const chatops = service('lifeboat-chatops');
+    const cmd = chatops.command as string[];
+    const secretEnv = cmd.includes('--secret-env') ? cmd[cmd.indexOf('--secret-env') + 1] : DEFAULT_SECRET_ENV;
+    expect(readme).toMatch(new RegExp(`Signing Secret\\*\\* into\\s+\`${secretEnv}\``));
+    expect(env(chatops)[secretEnv as string]).toMatch(REFERENCE);
+    // The webhook URL is a secret: only the worker holds it.
+    for (const [name, s] of Object.entries(services)) if (name !== 'lifeboat-worker') expect(Object.keys(env(s)), name).not.toContain(slackEnv);
   });
 
   it('holds no literal secrets: passwords and keys are ${...} references, also inside URLs', () => {
