@@ -29,12 +29,11 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import * as retentionActivities from '../../activities/retention';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import { isComplete, readCatalog, readWalArchive } from '../../src/catalog/catalog';
-import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
 import type { Repository } from '../../src/repository/types';
 import { loadRunbook } from '../../src/runbook/load';
-import { lifeboatCommand, requireTool } from '../../src/tools';
+import { requireTool } from '../../src/tools';
 import { isSegmentName } from '../../src/wal/names';
 import type { ExpireBackupsResult } from '../../workflows/expire-backups';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
@@ -43,6 +42,7 @@ import { startOwnMinio, type OwnMinio } from '../harness/faults-services';
 import { freePort } from '../harness/ports';
 import { postgresTempDir, startPrimary, switchAndWaitArchived, type Primary } from '../harness/postgres';
 import { temporalAddress } from '../harness/services';
+import { archiveByRunbook, runbookWithRepositories } from '../harness/two-repositories';
 
 const exec = promisify(execFile);
 const cleanups: Cleanups = [];
@@ -95,33 +95,19 @@ beforeAll(async () => {
   pg = await startPrimary({ archive: { repo: `file://${repoDir}`, cluster: name, env: minio.env } });
   cleanups.push(() => pg.stop());
   offsiteUrl = `s3://${minio.bucket}/${name}`;
-  const yaml = demoRunbookYaml({
-    name,
-    pgPort: pg.port,
-    pgUser: 'postgres',
-    database: 'postgres',
-    repoUrl: `file://${repoDir}`,
-    host: `expire2${process.pid}`,
-    stateDir,
-    restorePort: await freePort(),
-    drillPort: await freePort(),
-    retainFull: 1,
-  }).replace(
-    /^repository: .*$/m,
+  const params = { name, pgPort: pg.port, pgUser: 'postgres', database: 'postgres', repoUrl: `file://${repoDir}`, host: `expire2${process.pid}`, stateDir, restorePort: await freePort(), drillPort: await freePort(), retainFull: 1 };
+  const yaml = runbookWithRepositories(
+    params,
     [
-      'repositories:',
       `  - { name: local, url: "file://${repoDir}" }`,
       `  - name: offsite`,
       `    url: "${offsiteUrl}"`,
       '    endpointEnv: S3_ENDPOINT',
       '    credentials: { expire: { accessKeyIdEnv: LB_OFFSITE_EXPIRE_ID, secretAccessKeyEnv: LB_OFFSITE_EXPIRE_SECRET } }',
-      'repositoryPolicy: primary',
-    ].join('\n'),
+    ],
+    'primary',
   );
-  const runbookFile = path.join(runbooksDir, `${name}.yaml`);
-  writeFileSync(runbookFile, yaml, { mode: 0o644 });
-  await pg.query(`alter system set archive_command = '${lifeboatCommand()} archive-push %p --runbook ${runbookFile}'`);
-  await pg.query('select pg_reload_conf()');
+  await archiveByRunbook(pg, runbooksDir, name, yaml);
   first = await openRepository(`file://${repoDir}`);
   second = await openRepository(offsiteUrl, { endpointEnv: 'S3_ENDPOINT' });
   cleanups.push(() => (second as { destroy?: () => void }).destroy?.());

@@ -14,7 +14,7 @@
 // case) or `lifeboat archive-catchup` copies them (frozen case); then check
 // is healthy and every WAL object of the first is in the second with the same
 // sha256. The base backup was copied into both.
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { takeBaseBackup } from '../../src/backup/base-backup';
@@ -22,14 +22,13 @@ import { openRepository } from '../../src/repository';
 import { keys, walFileOfKey } from '../../src/repository/layout';
 import type { Repository } from '../../src/repository/types';
 import { loadRunbook } from '../../src/runbook/load';
-import { demoRunbookYaml } from '../../src/dev/demo-runbook';
-import { lifeboatCommand } from '../../src/tools';
 import { CATCHUP_DIR } from '../../src/wal/catchup';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { cliRunner } from '../harness/cli';
 import { startOwnMinio, type OwnMinio } from '../harness/faults-services';
 import { freePort } from '../harness/ports';
 import { postgresTempDir, startPrimary, switchAndWaitArchived, type Primary } from '../harness/postgres';
+import { archiveByRunbook, runbookWithRepositories } from '../harness/two-repositories';
 
 const cleanups: Cleanups = [];
 afterAll(async () => {
@@ -58,30 +57,10 @@ beforeAll(async () => {
   });
   pg = await startPrimary({ archive: { repo: `file://${repoDir}`, cluster: name, env: minio.env } });
   cleanups.push(() => pg.stop());
-  const yaml = demoRunbookYaml({
-    name,
-    pgPort: pg.port,
-    pgUser: 'postgres',
-    database: 'postgres',
-    repoUrl: `file://${repoDir}`,
-    host: `tworepo${process.pid}`,
-    stateDir,
-    restorePort: await freePort(),
-    drillPort: await freePort(),
-  }).replace(
-    /^repository: .*$/m,
-    [
-      'repositories:',
-      `  - { name: local, url: "file://${repoDir}" }`,
-      `  - { name: offsite, url: "s3://${minio.bucket}/${name}", endpointEnv: S3_ENDPOINT }`,
-      'repositoryPolicy: primary',
-    ].join('\n'),
-  );
-  const runbookFile = path.join(runbooksDir, `${name}.yaml`);
-  writeFileSync(runbookFile, yaml, { mode: 0o644 });
+  const params = { name, pgPort: pg.port, pgUser: 'postgres', database: 'postgres', repoUrl: `file://${repoDir}`, host: `tworepo${process.pid}`, stateDir, restorePort: await freePort(), drillPort: await freePort() };
+  const yaml = runbookWithRepositories(params, [`  - { name: local, url: "file://${repoDir}" }`, `  - { name: offsite, url: "s3://${minio.bucket}/${name}", endpointEnv: S3_ENDPOINT }`], 'primary');
   // The primary archives by the runbook: every repository, by its policy.
-  await pg.query(`alter system set archive_command = '${lifeboatCommand()} archive-push %p --runbook ${runbookFile}'`);
-  await pg.query('select pg_reload_conf()');
+  await archiveByRunbook(pg, runbooksDir, name, yaml);
   first = await openRepository(`file://${repoDir}`);
   second = await openRepository(`s3://${minio.bucket}/${name}`, { endpointEnv: 'S3_ENDPOINT' });
   cleanups.push(() => (second as { destroy?: () => void }).destroy?.());

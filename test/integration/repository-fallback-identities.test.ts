@@ -27,8 +27,6 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Client } from 'pg';
 import { replayWal, restoreBaseBackup } from '../../activities/restore';
-import { takeBaseBackup } from '../../src/backup/base-backup';
-import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { isLifeboatError } from '../../src/errors';
 import { repositorySourceNotes, repositorySources } from '../../src/recovery/repository-sources';
 import { openRepository } from '../../src/repository';
@@ -39,7 +37,7 @@ import { MARKER_FILE } from '../../src/restore/marker';
 import { stopPrefetcher } from '../../src/restore/prefetch';
 import { credentialsFilePath, postmasterEnvWithCredentials } from '../../src/restore/secret-file';
 import { loadRunbook } from '../../src/runbook/load';
-import { lifeboatCommand, requireTool } from '../../src/tools';
+import { requireTool } from '../../src/tools';
 import { fetchWalFile } from '../../src/wal/get';
 import { WAL_SOURCES_FILE, readWalSources } from '../../src/wal/get-fallback';
 import { PART_RE } from '../../src/catalog/backup-meta';
@@ -47,7 +45,8 @@ import { activity } from '../harness/activity';
 import { CLI } from '../harness/cli';
 import { startOwnMinio, type OwnMinio } from '../harness/faults-services';
 import { freePort } from '../harness/ports';
-import { asPostgres, PG_BIN, postgresTempDir, startPrimary, switchAndWaitArchived, type Primary } from '../harness/postgres';
+import { asPostgres, PG_BIN, postgresTempDir, startPrimary, type Primary } from '../harness/postgres';
+import { archiveByRunbook, rowsAroundATarget, runbookWithRepositories } from '../harness/two-repositories';
 
 const exec = promisify(execFile);
 const name = `fbids-${process.pid}`;
@@ -106,33 +105,20 @@ beforeAll(async () => {
   pg = await startPrimary({ archive: { repo: `file://${repoDir}`, cluster: name, env: archiveEnv } });
   cleanups.push(() => pg.stop());
   const writer = '{ accessKeyIdEnv: LB2_WRITER_ID, secretAccessKeyEnv: LB2_WRITER_SECRET }';
-  const yaml = demoRunbookYaml({
-    name,
-    pgPort: pg.port,
-    pgUser: 'postgres',
-    database: 'postgres',
-    repoUrl: `file://${repoDir}`,
-    host: 'fbids',
-    stateDir,
-    restorePort: await freePort(),
-    drillPort: await freePort(),
-  }).replace(
-    /^repository: .*$/m,
+  const params = { name, pgPort: pg.port, pgUser: 'postgres', database: 'postgres', repoUrl: `file://${repoDir}`, host: 'fbids', stateDir, restorePort: await freePort(), drillPort: await freePort() };
+  const yaml = runbookWithRepositories(
+    params,
     [
-      'repositories:',
       `  - { name: local, url: "file://${repoDir}", encryption: { keyId: k1, keyEnv: LB1_KEY } }`,
       `  - name: offsite`,
       `    url: "${offsiteUrl}"`,
       '    endpointEnv: LB2_ENDPOINT',
       '    encryption: { keyId: k1, keyEnv: LB2_KEY }',
       `    credentials: { archive: ${writer}, backup: ${writer}, restore: { accessKeyIdEnv: LB2_RESTORE_ID, secretAccessKeyEnv: LB2_RESTORE_SECRET } }`,
-      'repositoryPolicy: all',
-    ].join('\n'),
+    ],
+    'all',
   );
-  const runbookFile = path.join(runbooksDir, `${name}.yaml`);
-  writeFileSync(runbookFile, yaml, { mode: 0o644 });
-  await pg.query(`alter system set archive_command = '${lifeboatCommand()} archive-push %p --runbook ${runbookFile}'`);
-  await pg.query('select pg_reload_conf()');
+  await archiveByRunbook(pg, runbooksDir, name, yaml);
 }, 180_000);
 
 afterAll(async () => {
@@ -164,16 +150,8 @@ function flipMiddleByte(file: string): void {
 const escape = (s: string) => s.replace(/[/.]/g, '\\$&');
 
 it('falls back to a second repository with its own identity and key: a damaged base part, a damaged segment (prefetched and replayed), exact rows, evidence names the second', { timeout: 400_000 }, async () => {
-  await pg.query('create table t (id int primary key, v text)');
-  // Enough rows that the base backup has file parts of its own besides part 0 (the directories).
-  await pg.query(`insert into t select g, 'before backup' from generate_series(1, 100) g`);
   const runbook = await loadRunbook(name);
-  const backup = await takeBaseBackup({ runbook });
-  await pg.query(`insert into t select g, 'after backup' from generate_series(101, 200) g`);
-  const [{ now: target }] = (await pg.query<{ now: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as now`)) as [{ now: string }];
-  const damaged = await switchAndWaitArchived(pg);
-  await pg.query(`insert into t select g, 'after the target' from generate_series(201, 250) g`);
-  await switchAndWaitArchived(pg);
+  const { backup, target, damaged } = await rowsAroundATarget(pg, runbook);
   expect(damaged > backup.startWal).toBe(true);
 
   const local = await openRepository(`file://${repoDir}`, { encryption: { keyId: 'k1', keyEnv: 'LB1_KEY' } });

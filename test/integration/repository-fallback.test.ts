@@ -13,20 +13,18 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Client } from 'pg';
 import { replayWal, restoreBaseBackup } from '../../activities/restore';
-import { takeBaseBackup } from '../../src/backup/base-backup';
-import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { isLifeboatError } from '../../src/errors';
 import { repositorySourceNotes, repositorySources } from '../../src/recovery/repository-sources';
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
 import { stopPrefetcher } from '../../src/restore/prefetch';
 import { loadRunbook } from '../../src/runbook/load';
-import { lifeboatCommand } from '../../src/tools';
 import { fetchWalFile } from '../../src/wal/get';
 import { activity } from '../harness/activity';
 import { freePort } from '../harness/ports';
-import { asPostgres, PG_BIN, postgresTempDir, startPrimary, switchAndWaitArchived, type Primary } from '../harness/postgres';
+import { asPostgres, PG_BIN, postgresTempDir, startPrimary, type Primary } from '../harness/postgres';
 import { s3Env, s3RepoUrl, useS3Env } from '../harness/services';
+import { archiveByRunbook, rowsAroundATarget, runbookWithRepositories } from '../harness/two-repositories';
 
 const name = `fallback-${process.pid}`;
 const runbooksDir = postgresTempDir('runbooks');
@@ -41,24 +39,9 @@ beforeAll(async () => {
   process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
   pg = await startPrimary({ archive: { repo: `file://${repoDir}`, cluster: name, env: s3Env() } });
   cleanups.push(() => pg.stop());
-  const yaml = demoRunbookYaml({
-    name,
-    pgPort: pg.port,
-    pgUser: 'postgres',
-    database: 'postgres',
-    repoUrl: `file://${repoDir}`,
-    host: 'fallback',
-    stateDir,
-    restorePort: await freePort(),
-    drillPort: await freePort(),
-  }).replace(
-    /^repository: .*$/m,
-    ['repositories:', `  - { name: local, url: "file://${repoDir}" }`, `  - { name: offsite, url: "${offsiteUrl}", endpointEnv: S3_ENDPOINT }`, 'repositoryPolicy: all'].join('\n'),
-  );
-  const runbookFile = path.join(runbooksDir, `${name}.yaml`);
-  writeFileSync(runbookFile, yaml, { mode: 0o644 });
-  await pg.query(`alter system set archive_command = '${lifeboatCommand()} archive-push %p --runbook ${runbookFile}'`);
-  await pg.query('select pg_reload_conf()');
+  const params = { name, pgPort: pg.port, pgUser: 'postgres', database: 'postgres', repoUrl: `file://${repoDir}`, host: 'fallback', stateDir, restorePort: await freePort(), drillPort: await freePort() };
+  const yaml = runbookWithRepositories(params, [`  - { name: local, url: "file://${repoDir}" }`, `  - { name: offsite, url: "${offsiteUrl}", endpointEnv: S3_ENDPOINT }`], 'all');
+  await archiveByRunbook(pg, runbooksDir, name, yaml);
 }, 120_000);
 
 afterAll(async () => {
@@ -81,15 +64,8 @@ async function onRestored<T>(port: number, sql: string): Promise<T[]> {
 }
 
 it('restores the base backup and a damaged segment from the second repository, the rest from the first, exactly the rows at the target, and says which repository served what', { timeout: 300_000 }, async () => {
-  await pg.query('create table t (id int primary key, v text)');
-  await pg.query(`insert into t select g, 'before backup' from generate_series(1, 100) g`);
   const runbook = await loadRunbook(name);
-  const backup = await takeBaseBackup({ runbook });
-  await pg.query(`insert into t select g, 'after backup' from generate_series(101, 200) g`);
-  const [{ now: target }] = (await pg.query<{ now: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as now`)) as [{ now: string }];
-  const damaged = await switchAndWaitArchived(pg);
-  await pg.query(`insert into t select g, 'after the target' from generate_series(201, 250) g`);
-  await switchAndWaitArchived(pg);
+  const { backup, target, damaged } = await rowsAroundATarget(pg, runbook);
   expect(damaged > backup.startWal).toBe(true);
 
   const local = await openRepository(`file://${repoDir}`);
