@@ -57,13 +57,25 @@ export async function readPrimarySource(t: MetricsTarget, timeoutMs: number): Pr
 export async function readRepositorySource(t: MetricsTarget, now: Date): Promise<SourceSample[]> {
   if (t.runbook.engine && t.runbook.engine.kind !== 'lifeboat') return readEngineSource(t, now);
   const { entries, complete, chain } = await readChainState(t.repo, t.cluster, t.runbook, now);
+  return [{ name: 'lifeboat_backups_incomplete', value: entries.length - complete.length }, ...backupSamples(complete.length, chain.gaps, complete[complete.length - 1]?.meta, now)];
+}
+
+/**
+ * What every engine tells about its backups and the WAL: how many are
+ * verified, the archive's gaps, and the newest backup's age and sizes (its
+ * stored bytes: for a pgBackRest diff or incr backup, its own delta).
+ */
+function backupSamples(
+  verified: number,
+  gaps: ReadonlyArray<{ count: number }>,
+  newest: { endTime: string; sizeBytes: number; storedBytes: number } | undefined,
+  now: Date,
+): SourceSample[] {
   const out: SourceSample[] = [
-    { name: 'lifeboat_backups_verified', value: complete.length },
-    { name: 'lifeboat_backups_incomplete', value: entries.length - complete.length },
-    { name: 'lifeboat_wal_gaps', value: chain.gaps.length },
-    { name: 'lifeboat_wal_missing_segments', value: chain.gaps.reduce((n, g) => n + g.count, 0) },
+    { name: 'lifeboat_backups_verified', value: verified },
+    { name: 'lifeboat_wal_gaps', value: gaps.length },
+    { name: 'lifeboat_wal_missing_segments', value: gaps.reduce((n, g) => n + g.count, 0) },
   ];
-  const newest = complete[complete.length - 1]?.meta;
   if (newest) {
     out.push(
       { name: 'lifeboat_backup_newest_age_seconds', value: seconds(now.getTime() - Date.parse(newest.endTime)) },
@@ -122,19 +134,5 @@ async function readEngineSource(t: MetricsTarget, now: Date): Promise<SourceSamp
   const engine = await openEngine(t.runbook, { repo: t.repo });
   const backups = await engine.listBackups();
   const archive = await engine.readArchive(backups);
-  const out: SourceSample[] = [
-    { name: 'lifeboat_backups_verified', value: backups.length },
-    { name: 'lifeboat_wal_gaps', value: archive.gaps.length },
-    { name: 'lifeboat_wal_missing_segments', value: archive.gaps.reduce((n, g) => n + g.count, 0) },
-  ];
-  const newest = backups[backups.length - 1];
-  if (newest) {
-    out.push(
-      { name: 'lifeboat_backup_newest_age_seconds', value: seconds(now.getTime() - Date.parse(newest.endTime)) },
-      { name: 'lifeboat_backup_newest_size_bytes', value: newest.sizeBytes },
-      // For a diff or incr backup, what it stores itself (its delta), as pgBackRest reports it.
-      { name: 'lifeboat_backup_newest_stored_bytes', value: newest.storedBytes },
-    );
-  }
-  return out;
+  return backupSamples(backups.length, archive.gaps, backups[backups.length - 1], now);
 }
