@@ -22,7 +22,8 @@ import { clusterName, type Runbook } from '../src/runbook/schema';
 import { operatorsOf } from '../src/recovery/operators';
 import { lifeboatActivity } from './failure';
 import { postApprovalToSlack } from './notify';
-import { requireLifeboatEngine } from '../src/runbook/engine';
+import { engineSetting, requireLifeboatEngine } from '../src/runbook/engine';
+import { preflightOnEngine } from '../src/recovery/engine-preflight';
 
 /**
  * Step 1: the runbook, the repository, the backup to restore and the WAL to
@@ -65,7 +66,9 @@ async function withOperators<T>(runbook: Runbook, body: () => Promise<T>): Promi
 }
 
 async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<PreflightResult> {
-  requireLifeboatEngine(runbook, input.instance === 'drill' ? 'restoreDrill' : 'a recovery or repair');
+  // A recovery runs on a pgBackRest stanza through the engine (src/recovery/engine-preflight.ts); drills and repairs not yet.
+  if (input.instance === 'drill') requireLifeboatEngine(runbook, 'restoreDrill or a repair');
+  else if (engineSetting(runbook).kind !== 'lifeboat') return preflightOnEngine(runbook, input);
   const cluster = clusterName(runbook);
   const repo = await openRepository(runbook.repository.url, runbook.repository);
   const readArchive = async () => {

@@ -15,6 +15,8 @@ import { runbookWithRepository } from '../src/repository/multi';
 import { promoteRestored as promote, stopRestored as stop } from '../src/restore/instance';
 import { replayWal as replay } from '../src/restore/replay';
 import { restoreBaseBackup as restore } from '../src/restore/restore';
+import { restoreWithEngine } from '../src/restore/engine-restore';
+import { engineSetting } from '../src/runbook/engine';
 import { replayText, restoreText } from '../src/recovery/progress-text';
 import { heartbeat, lifeboatActivity } from './failure';
 
@@ -47,7 +49,8 @@ export async function restoreBaseBackup(input: RestoreInput): Promise<RestoreRes
   return hostActivity(async (ctx) => {
     const runbook = runbookWithRepository(await loadRunbook(input.runbook), input.repository);
     let last = { phase: '', at: 0 };
-    return restore(runbook, input, {
+    // Another engine's backup (engine: pgbackrest): its own restore inside the same claim and marker (src/restore/engine-restore.ts).
+    return (engineSetting(runbook).kind === 'lifeboat' ? restore : restoreWithEngine)(runbook, input, {
       signal: ctx.cancellationSignal,
       holderRunning: (claim) => holderRunning(ctx, claim),
       onProgress: (p: RestoreProgress) => {

@@ -587,6 +587,8 @@ export interface Evidence {
   kind: 'recovery' | 'drill' | 'repair';
   runbook: string;
   cluster: string;
+  /** Extension (issue 18): the backup engine that held the backup and WAL (runbook engine:); absent in records written before it, and where no runbook was loaded. */
+  engine?: 'lifeboat' | 'pgbackrest';
   incident?: string;
   reason?: string;
   dryRun?: boolean;

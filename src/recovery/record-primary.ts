@@ -15,6 +15,7 @@ import { writePrimaryOverlay } from '../catalog/primary';
 import { errorMessage } from '../errors';
 import { openRepository } from '../repository';
 import { clusterName, type Runbook } from '../runbook/schema';
+import { engineSetting } from '../runbook/engine';
 import { historyFileName } from '../wal/names';
 import { pushWalFile } from '../wal/push';
 import type { PrimaryRecord } from './contract';
@@ -37,7 +38,10 @@ export async function recordPrimary(runbook: Runbook, input: RecordPrimaryInput)
 
   let history: string | undefined;
   const file = path.join(r.dataDir, 'pg_wal', historyFileName(input.timeline));
-  if (input.timeline > 1 && existsSync(file)) {
+  if (input.timeline > 1 && engineSetting(runbook).kind !== 'lifeboat') {
+    // The archive is the engine's: Lifeboat's repository gets no WAL. pgBackRest restored the copy with archive_mode off.
+    history = `${historyFileName(input.timeline)} not pushed: the WAL archive is pgBackRest's; the promoted copy has archive_mode off (pgbackrest restore --archive-mode=off) until it is set to archive into the stanza`;
+  } else if (input.timeline > 1 && existsSync(file)) {
     try {
       history = `${historyFileName(input.timeline)} ${(await pushWalFile(repo, cluster, file)).result}`;
     } catch (err) {

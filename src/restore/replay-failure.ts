@@ -3,10 +3,9 @@
 // one PostgreSQL could not decode although the archive goes on past it. A
 // damaged segment is a fact about the archive: WAL_CHECKSUM_MISMATCH, never
 // retried by itself, the segment named on the first line.
-import { readWalArchive } from '../catalog/catalog';
 import { LifeboatError } from '../errors';
 import { describeTarget, type ReplayInput } from '../recovery/contract';
-import type { Repository } from '../repository/types';
+import type { WalReader } from './engine-replay';
 import type { Runbook } from '../runbook/schema';
 import type { RestoreFailure } from '../wal/get-failure';
 import { formatLsn, parseLsn, parseSegmentName, segnoOfLsn, walFileKind } from '../wal/names';
@@ -20,7 +19,8 @@ export interface StoppedReplay {
   input: ReplayInput;
   marker: RestoreMarker;
   logFile: string;
-  repo: Repository;
+  /** The archive's WAL file names and history files (engine-replay.ts). */
+  readWal: WalReader;
   cluster: string;
 }
 
@@ -97,9 +97,8 @@ export async function undecodableSegment(a: StoppedReplay, log: string): Promise
   if (named) segno = parseSegmentName(named, segSize).segno;
   else if (lsn) segno = segnoOfLsn(parseLsn(lsn), segSize);
   if (segno === undefined) return undefined;
-  const { files } = await readWalArchive(a.repo, a.cluster).catch(() => ({ files: [] as Array<{ name: string }> }));
+  const { files } = await a.readWal().catch(() => ({ files: [] as string[] }));
   const segments = files
-    .map((f) => f.name)
     .filter((n) => walFileKind(n) === 'segment')
     .map((name) => ({ name, segno: parseSegmentName(name, segSize).segno }))
     .sort((x, y) => (x.segno === y.segno ? (x.name < y.name ? -1 : 1) : x.segno < y.segno ? -1 : 1));

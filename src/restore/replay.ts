@@ -5,17 +5,14 @@
 // dies mid-replay loses nothing: the retried activity finds the postmaster
 // running with the same target and only waits again.
 import { Client } from 'pg';
-import { readWalArchive } from '../catalog/catalog';
 import { LifeboatError, errorMessage } from '../errors';
 import { quoteIdent, sqlState } from '../gates/sql';
 import type { ClientConfig } from 'pg';
 import { describeTarget, type ReplayInput, type ReplayProgress, type ReplayResult, type Target } from '../recovery/contract';
 import { archiveLine } from '../recovery/reach';
-import { openRepository } from '../repository';
 import { encryptionArgs, restoreEncryption } from '../repository/keys';
 import { fallbackRepoArgs } from '../repository/multi';
 import { readWalSources } from '../wal/get-fallback';
-import type { Repository } from '../repository/types';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { lifeboatCommand } from '../tools';
 import { clearRestoreFailure, readRestoreFailure } from '../wal/get-failure';
@@ -27,7 +24,9 @@ import { startPrefetcher } from './prefetch';
 import { LogWatch } from './log-watch';
 import { fileSize, lastLines, postmasterRunning, readLogFrom, requirePgData, runFiles, startPostmaster, stopPostmaster, type PgHost } from './postmaster';
 import { shellWord, signalKind, writeRecoveryConf, writeSignalFile } from './recovery-conf';
+import { engineSetting } from '../runbook/engine';
 import { restoreSite, siteClientConfig, siteLabel } from './site';
+import { engineRestoreCommand, walReader, type WalReader } from './engine-replay';
 
 export interface ReplayHooks {
   onProgress: (p: ReplayProgress) => void;
@@ -65,6 +64,7 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
   // Fail on a missing password variable before starting anything.
   const clientConfig = siteClientConfig(runbook, site, { connectionTimeoutMillis: 5000, query_timeout: 15_000, application_name: 'lifeboat-replay' });
   const cluster = clusterName(runbook);
+  const engine = engineSetting(runbook);
   const files = marker.logFile && marker.socketDir ? { logFile: marker.logFile, socketDir: marker.socketDir } : await runFiles(pg);
   const running = await postmasterRunning(pg);
 
@@ -83,7 +83,7 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
         port: site.port,
         listenAddress: site.address,
         socketDir: files.socketDir,
-        restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}${[...encryptionArgs(restoreEncryption(runbook.repositories)), ...fallbackRepoArgs(runbook)].map((a) => ` ${shellWord(a)}`).join('')}`,
+        restoreCommand: engine.kind === 'lifeboat' ? `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}${[...encryptionArgs(restoreEncryption(runbook.repositories)), ...fallbackRepoArgs(runbook)].map((a) => ` ${shellWord(a)}`).join('')}` : await engineRestoreCommand(pg.dataDir),
         target: input.target,
         workflowId: input.workflowId,
         ...(site.instance === 'drill' ? { archiveOff: true } : {}),
@@ -100,12 +100,12 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
     // The spool filled before PostgreSQL asks: its first segments and history probes skip Node (prefetch.ts).
     // No secret in the postmaster's environment: the restore identity's keys go in its credentials file.
     const env = await postmasterEnvWithCredentials(runbook, pg, 'restore');
-    await startPrefetcher(runbook, pg, marker.backup);
+    // Another engine's archive-get fetches on its own (pgBackRest: archive-async and its spool, when its configuration turns them on).
+    if (engine.kind === 'lifeboat') await startPrefetcher(runbook, pg, marker.backup);
     await startPostmaster(pg, files.logFile, env);
     started = { at: Date.now(), logFrom };
   }
-  const repo = await openRepository(runbook.repository.url, { ...runbook.repository, role: 'restore' });
-  const paused = await waitForPause({ runbook, pg, input, marker, logFile: files.logFile, started, repo, cluster, clientConfig, hooks });
+  const paused = await waitForPause({ runbook, pg, input, marker, logFile: files.logFile, started, readWal: await walReader(runbook, cluster), cluster, clientConfig, hooks });
   // Files archive-get took from another repository of the runbook's (src/wal/get-fallback.ts).
   const fromOthers = runbook.repositories.length > 1 ? await readWalSources(pg.dataDir) : [];
   return fromOthers.length > 0 ? { ...paused, walFromOtherRepositories: fromOthers } : paused;
@@ -143,7 +143,8 @@ interface WaitArgs {
   logFile: string;
   /** Set when this call started the postmaster: where its log lines begin. */
   started?: { at: number; logFrom: number };
-  repo: Repository;
+  /** The archive's WAL file names and history files: Lifeboat's repository, or the engine's listing. */
+  readWal: WalReader;
   cluster: string;
   clientConfig: ClientConfig;
   hooks: ReplayHooks;
@@ -153,7 +154,7 @@ async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
   const { hooks, input, marker } = a;
   const pollMs = hooks.pollMs ?? 1000;
   const latest = 'latest' in input.target;
-  const archiveEnd = new ArchiveEnd(a.repo, a.cluster, marker.backup);
+  const archiveEnd = new ArchiveEnd(a.readWal, marker.backup);
   const base: ReplayProgress = {
     phase: 'starting',
     startLsn: marker.backup.startLsn,
@@ -324,15 +325,14 @@ export function archiveEndOnLine(
 class ArchiveEnd {
   private cached?: { at: number; value?: ArchiveEndSegment };
   constructor(
-    private readonly repo: Repository,
-    private readonly cluster: string,
+    private readonly readWal: WalReader,
     private readonly backup: RestoreMarker['backup'],
   ) {}
 
   async newest(maxAgeMs = 5000): Promise<ArchiveEndSegment | undefined> {
     if (this.cached && Date.now() - this.cached.at < maxAgeMs) return this.cached.value;
-    const { files, histories } = await readWalArchive(this.repo, this.cluster);
-    const value = archiveEndOnLine(files.map((f) => f.name), histories, this.backup);
+    const { files, histories } = await this.readWal();
+    const value = archiveEndOnLine(files, histories, this.backup);
     this.cached = { at: Date.now(), value };
     return value;
   }
@@ -363,7 +363,7 @@ async function whyItStopped(a: WaitArgs, lastLsn: string | null): Promise<Lifebo
     if (undecodable) return undecodable;
     const redoDone = [...log.matchAll(/redo done at ([0-9A-F]+\/[0-9A-F]+)/g)].pop()?.[1] ?? lastLsn ?? undefined;
     const lastCommit = [...log.matchAll(/last completed transaction was at log time (.+)/g)].pop()?.[1]?.trim();
-    const end = await new ArchiveEnd(a.repo, a.cluster, a.marker.backup).newest(0).catch(() => undefined);
+    const end = await new ArchiveEnd(a.readWal, a.marker.backup).newest(0).catch(() => undefined);
     const reached = [redoDone ? `LSN ${redoDone}` : undefined, lastCommit ? `last commit at ${lastCommit}` : undefined].filter(Boolean).join(', ');
     return new LifeboatError(
       'RECOVERY_ENDED_BEFORE_TARGET',

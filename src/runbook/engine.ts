@@ -59,17 +59,17 @@ export function engineSetting(rb: { engine?: EngineSetting | undefined }): Engin
 
 /**
  * Refuses, before anything is touched, a workflow that does not run on the
- * runbook's engine yet: so far a pgBackRest runbook serves `lifeboat backups`
- * and `lifeboat check` (and the engine API, src/engine/); recoveries, drills,
- * repairs, backups, checkpoints, expiry and the warm standby still read
- * Lifeboat's own repository, and would find no backup there.
+ * runbook's engine yet: so far a pgBackRest runbook serves recoverToPointInTime,
+ * `lifeboat backups` and `lifeboat check` (and the engine API, src/engine/);
+ * drills, repairs, backups, checkpoints, expiry and the warm standby still
+ * read Lifeboat's own repository, and would find no backup there.
  */
 export function requireLifeboatEngine(rb: { name: string; engine?: EngineSetting | undefined }, what: string): void {
   const e = engineSetting(rb);
   if (e.kind === 'lifeboat') return;
   throw new LifeboatError(
     'RUNBOOK_INVALID',
-    `runbook ${rb.name} uses engine pgbackrest (stanza ${e.stanza}): ${what} does not run on a pgBackRest stanza yet; lifeboat backups and lifeboat check do`,
+    `runbook ${rb.name} uses engine pgbackrest (stanza ${e.stanza}): ${what} does not run on a pgBackRest stanza yet; recoverToPointInTime, lifeboat backups and lifeboat check do`,
     {
       hints: [
         'nothing was touched',

@@ -107,10 +107,9 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
     expect((await lifeboat('check', '--runbook', 'brcli')).code).toBe(0);
   });
 
-  it('refuses, before anything is touched, the workflows that do not run on pgBackRest yet', async () => {
+  it('refuses, before anything is touched, the workflows that do not run on pgBackRest yet (drills, repairs, backups, expiry, checkpoints; recoveries do: recovery-pgbackrest.test.ts)', async () => {
     process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
     const refusals = [
-      () => activity(preflight, { runbook: 'brcli', target: { latest: true }, mode: 'side-by-side', dryRun: false }),
       () => activity(preflight, { runbook: 'brcli', target: { latest: true }, mode: 'side-by-side', dryRun: false, instance: 'drill' }),
       () => activity(pickDrillTarget, { runbook: 'brcli' }),
       () => activity(runBaseBackup, { runbook: 'brcli' }),
@@ -122,10 +121,10 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
       const f = await failureOf(r());
       expect(f.type).toBe('RUNBOOK_INVALID');
       const first = f.message.split('\n')[0]!;
-      expect(first).toMatch(/^runbook brcli uses engine pgbackrest \(stanza lb\): .* does not run on a pgBackRest stanza yet; lifeboat backups and lifeboat check do$/);
+      expect(first).toMatch(/^runbook brcli uses engine pgbackrest \(stanza lb\): .* does not run on a pgBackRest stanza yet; recoverToPointInTime, lifeboat backups and lifeboat check do$/);
       whats.push(first.replace(/^.*\(stanza lb\): /, '').replace(/ does not run.*$/, ''));
     }
-    expect(whats).toEqual(['a recovery or repair', 'restoreDrill', 'restoreDrill', 'baseBackup', 'expireBackups', 'migrationCheckpoint']);
+    expect(whats).toEqual(['restoreDrill or a repair', 'restoreDrill', 'baseBackup', 'expireBackups', 'migrationCheckpoint']);
     // Nothing was taken or expired: pgBackRest holds what it held.
     expect(await engine.listBackups()).toEqual(backups);
   });

@@ -7,6 +7,7 @@ import { repositorySources, repositorySourceNotes } from '../../src/recovery/rep
 import { RTO_PHASES, type SmokeWriteResult } from '../../src/drill/contract';
 import type { BackupChoice, Evidence, InvariantResult, ReplayResult, RestoreResult, RestoreSource, Target } from '../../src/recovery/contract';
 import type { Runbook } from '../../src/runbook/schema';
+import { engineSetting } from '../../src/runbook/engine';
 import { observedRpo } from '../recovery/evidence';
 import { DrillRun } from './run';
 
@@ -106,6 +107,7 @@ export function buildDrillEvidence(run: DrillRun, f: DrillFacts, m: Measured, v:
     kind: 'drill',
     runbook: f.runbook.name,
     cluster: f.cluster,
+    engine: engineSetting(f.runbook).kind,
     mode: 'side-by-side',
     // A clone of the standby restored the standby's base backup, not preflight's choice.
     ...(f.restoreSource?.standby ? { backupId: f.restoreSource.standby.backupId } : f.backup ? { backupId: f.backup.backupId } : {}),

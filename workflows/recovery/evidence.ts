@@ -3,6 +3,7 @@
 import type { CacheResult, CaptureResult, Evidence, OutboxResult, PrimaryRecord, RecoveryInput, ReplayResult, RestoreSource, Target, TrafficResult } from '../../src/recovery/contract';
 import { repositorySourceNotes, type RepositorySources } from '../../src/recovery/repository-sources';
 import type { Runbook } from '../../src/runbook/schema';
+import { engineSetting } from '../../src/runbook/engine';
 import { formatLsn, parseLsn, segnoOfLsn } from '../../src/wal/names';
 import type { RecoveryMachine } from './machine';
 
@@ -54,6 +55,8 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
     kind: 'recovery',
     runbook: f.input.runbook,
     cluster: f.cluster ?? f.input.runbook,
+    // Which engine held the backup and the WAL (absent when preflight never returned a runbook).
+    ...(f.runbook ? { engine: engineSetting(f.runbook).kind } : {}),
     ...(f.input.incident ? { incident: f.input.incident } : {}),
     ...(f.input.reason ? { reason: f.input.reason } : {}),
     dryRun: s.dryRun,

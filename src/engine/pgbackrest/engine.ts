@@ -86,15 +86,7 @@ export class PgBackRestEngine implements BackupEngine {
     // The current database's archive id: the last one (a stanza-upgrade adds one per major version).
     const current = info.archives[info.archives.length - 1];
     const notes: string[] = info.archives.slice(0, -1).map((a) => `archive ${a.id} (an older database of the stanza) not checked: ${a.min ?? '?'} .. ${a.max ?? '?'}`);
-    const files = current ? walFilesOfRepoLs(await runPgBackRest(this.t, 'repo-ls', ['--recurse', '--output=json', `archive/${this.t.stanza}/${current.id}`], { withRepo: true })) : [];
-    const histories: Record<string, string> = {};
-    for (const f of files.filter((x) => /^[0-9A-F]{8}\.history$/.test(x.name))) {
-      try {
-        histories[f.name] = await runPgBackRest(this.t, 'repo-get', [`archive/${this.t.stanza}/${current!.id}/${f.name}`], { withRepo: true });
-      } catch {
-        // Left out: the chain check reports it as unreadable.
-      }
-    }
+    const { files, histories } = await this.walOf(current?.id);
     // pgBackRest does not report the WAL segment size; Lifeboat assumes PostgreSQL's default (16 MiB).
     const chain = analyzeChain({
       walFiles: files.map((f) => f.name),
@@ -112,6 +104,26 @@ export class PgBackRestEngine implements BackupEngine {
       chain,
       notes,
     };
+  }
+
+  /** The WAL files of the current database's archive (repo-ls) and its history files' text (repo-get): what replay-wal needs to find the archive's end. */
+  async walFiles(): Promise<{ files: string[]; histories: Record<string, string> }> {
+    const info = await this.info();
+    const { files, histories } = await this.walOf(info.archives[info.archives.length - 1]?.id);
+    return { files: files.map((f) => f.name), histories };
+  }
+
+  private async walOf(archiveId: string | undefined): Promise<{ files: ReturnType<typeof walFilesOfRepoLs>; histories: Record<string, string> }> {
+    const files = archiveId ? walFilesOfRepoLs(await runPgBackRest(this.t, 'repo-ls', ['--recurse', '--output=json', `archive/${this.t.stanza}/${archiveId}`], { withRepo: true })) : [];
+    const histories: Record<string, string> = {};
+    for (const f of files.filter((x) => /^[0-9A-F]{8}\.history$/.test(x.name))) {
+      try {
+        histories[f.name] = await runPgBackRest(this.t, 'repo-get', [`archive/${this.t.stanza}/${archiveId!}/${f.name}`], { withRepo: true });
+      } catch {
+        // Left out: the chain check reports it as unreadable.
+      }
+    }
+    return { files, histories };
   }
 
   /** The chain's hints name Lifeboat's archive-push and backup; here the stanza's own commands do that work. */

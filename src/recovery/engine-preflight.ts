@@ -1,0 +1,100 @@
+// Preflight of a recovery on a runbook whose backups another engine holds
+// (engine: pgbackrest, src/engine/): what can be checked through the engine's
+// own commands is checked, and the result says what was skipped and why.
+//   checked   the backup for the target (the engine's catalog, the same
+//             choice rules as Lifeboat's own), the archive of the backup's
+//             timeline from its first segment on, and no gap a restore of it
+//             would cross (the engine's archive report)
+//   skipped   the target's reach through pg_waldump and the switch of WAL
+//             (they read Lifeboat's repository), and the privileges recorded
+//             in a Lifeboat backup's metadata (pgBackRest records none)
+// The archiver's health is read from the primary as for Lifeboat's own.
+import { readArchiverStatus } from '../catalog/archiver';
+import { openEngine } from '../engine';
+import { LifeboatError, errorMessage, isLifeboatError } from '../errors';
+import { clusterName, type Runbook } from '../runbook/schema';
+import { parseSegmentName } from '../wal/names';
+import { describeTarget, type PreflightInput, type PreflightResult } from './contract';
+import { estimateRtoSeconds } from './plan';
+
+const SEGMENT_BYTES = 16 * 1024 * 1024;
+
+/** What an engine's preflight does not check, said in its warnings. */
+export function skippedOnEngine(label: string): string {
+  return (
+    `preflight on ${label} skipped: whether the archive reaches the target (pg_waldump over Lifeboat's repository; ` +
+    `a target past the archive's end fails in replay-wal with RECOVERY_ENDED_BEFORE_TARGET) and the role's privileges in the backup ` +
+    `(pgBackRest records no privilege record; lifeboat grants prints what the role needs)`
+  );
+}
+
+export async function preflightOnEngine(runbook: Runbook, input: PreflightInput): Promise<PreflightResult> {
+  const cluster = clusterName(runbook);
+  const engine = await openEngine(runbook);
+  const archiverRead = readArchiverStatus(runbook).then(
+    (s) => ({ ok: true as const, s }),
+    (err: unknown) => ({ ok: false as const, err }),
+  );
+  const backups = await engine.listBackups();
+  const backup = engine.chooseBackup(backups, input.target, input.backupId);
+  const meta = backups.find((b) => b.backupId === backup.backupId)!;
+  const archive = await engine.readArchive(backups);
+  const gaps = archive.gaps.filter((g) => g.neededBy.includes(meta.backupId));
+  if (gaps.length > 0) {
+    throw new LifeboatError(
+      'WAL_GAP',
+      `the WAL archive of ${engine.label} cannot carry backup ${meta.backupId} to ${describeTarget(input.target)}: ${gaps.map((g) => `timeline ${g.timeline} lacks ${g.count} segment(s) ${g.first} .. ${g.last}`).join('; ')}`,
+      { hints: [...new Set(archive.problems.flatMap((p) => p.hints))], details: { gaps } },
+    );
+  }
+  const line = archive.timelines.find((t) => t.timeline === meta.timeline);
+  if (!line?.last || line.last < meta.endWal) {
+    throw new LifeboatError(
+      'WAL_GAP',
+      `the WAL archive of ${engine.label} ends before backup ${meta.backupId} is consistent: it needs ${meta.startWal} .. ${meta.endWal}, timeline ${meta.timeline} has ${line?.first ? `${line.first} .. ${line.last}` : 'no segment'}`,
+      { hints: [`pgbackrest --stanza=... check shows whether the primary's archive_command reaches the stanza`] },
+    );
+  }
+  const newest = archive.timelines[archive.timelines.length - 1]!;
+  const segments = archive.timelines.filter((t) => t.timeline >= meta.timeline).reduce((n, t) => n + t.segmentCount, 0);
+  const walTo = newest.last ?? line.last;
+  const warnings: string[] = [skippedOnEngine(engine.label), ...archive.notes.map((n) => `${engine.kind}: ${n}`)];
+  let primaryReachable = false;
+  let archiver: string;
+  let archiverProblems: string[] | undefined;
+  const read = await archiverRead;
+  if (read.ok) {
+    primaryReachable = true;
+    archiver = read.s.problems.length === 0 ? `healthy: last archived ${read.s.lastArchivedWal ?? '(none)'} ${read.s.archivedAgeSeconds ?? '?'}s ago` : read.s.problems.map((p) => p.message).join('; ');
+    for (const p of read.s.problems) warnings.push(`archiver: ${p.message}`);
+    archiverProblems = read.s.problems.map((p) => p.message);
+  } else {
+    archiver = `not read: ${(isLifeboatError(read.err) ? read.err.what : errorMessage(read.err)).split('\n')[0]}`;
+    warnings.push(`the primary does not answer (${archiver.slice(10)}): the gate steps will fail and can be skipped with a reason`);
+  }
+  const walBytes = segmentsBetween(meta.startWal, walTo) * SEGMENT_BYTES;
+  return {
+    runbook,
+    cluster,
+    backup,
+    walFrom: meta.startWal,
+    walTo,
+    walSegmentsAvailable: segments,
+    primaryReachable,
+    archiver,
+    ...(archiverProblems ? { archiverProblems } : {}),
+    rtoEstimateSeconds: estimateRtoSeconds(backup.sizeBytes, walBytes),
+    warnings: [`restoring to ${describeTarget(input.target)} from ${engine.label} backup ${backup.backupId}: ${backup.why}`, ...warnings],
+  };
+}
+
+/** Segments from `from` to `to` inclusive, by segment number (timelines aside): an estimate for the RTO. */
+function segmentsBetween(from: string, to: string): number {
+  try {
+    const a = parseSegmentName(from, SEGMENT_BYTES).segno;
+    const b = parseSegmentName(to, SEGMENT_BYTES).segno;
+    return b >= a ? Number(b - a) + 1 : 1;
+  } catch {
+    return 1;
+  }
+}

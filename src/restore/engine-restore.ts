@@ -1,0 +1,99 @@
+// restore-base-backup on a runbook whose backups another engine holds
+// (engine: pgbackrest, src/engine/): the same claim and marker as Lifeboat's
+// own restore (claim.ts, marker.ts), around the engine's restore, so that
+// replay-wal, promote, stop and the next restore recognise the copy.
+//
+// One difference: pgBackRest restores only into an empty directory (no
+// --delta here), so the marker is written once pgBackRest has finished, in
+// state 'extracted'. A restore interrupted half way leaves a directory with
+// no marker: a retry refuses it (DATA_DIR_NOT_EMPTY, nothing deleted) instead
+// of removing it, and the operator moves it aside.
+import { openEngine } from '../engine';
+import { LifeboatError } from '../errors';
+import type { RestoreInput, RestoreResult } from '../recovery/contract';
+import type { Runbook } from '../runbook/schema';
+import { takeClaim } from './claim';
+import { checkConfigSources, ensureServerConfig } from './config-files';
+import { prepareDataDir } from './data-dir';
+import { writeMarker, type RestoreMarker } from './marker';
+import { requireFreePort } from './port';
+import type { RestoreHooks } from './restore';
+import { restoreSite } from './site';
+
+/** WAL segment size pgBackRest's info does not give: PostgreSQL's default. */
+const WAL_SEGMENT_SIZE = 16 * 1024 * 1024;
+
+export async function restoreWithEngine(runbook: Runbook, input: RestoreInput, hooks: RestoreHooks): Promise<RestoreResult> {
+  const site = restoreSite(runbook, input.instance);
+  const pg = site.pg;
+  hooks.onProgress({ phase: 'preparing', bytes: 0, totalBytes: 0 });
+  // Checked before the directory is touched: a backup the engine lacks moves nothing aside.
+  const engine = await openEngine(runbook);
+  const backups = await engine.listBackups();
+  const meta = backups.find((b) => b.backupId === input.backupId);
+  if (!meta) {
+    throw new LifeboatError('BACKUP_NOT_FOUND', `${engine.label} holds no usable backup ${input.backupId}`, {
+      hints: [`it holds ${backups.map((b) => b.backupId).join(', ') || 'none'}; lifeboat backups --runbook ${runbook.name} lists them`, 'nothing was moved or changed'],
+    });
+  }
+  checkConfigSources(runbook);
+  const claim = await takeClaim({
+    dataDir: pg.dataDir,
+    workflowId: input.workflowId,
+    runId: input.runId,
+    instance: site.instance,
+    field: `${site.field}.dataDir`,
+    ...(site.instance === 'drill' ? { port: site.port } : {}),
+    ...(hooks.holderRunning ? { holderRunning: hooks.holderRunning } : {}),
+  });
+  try {
+    if (site.instance !== 'restore') await requireFreePort(site, input.workflowId);
+    const prepared = await prepareDataDir({
+      pg,
+      runbookName: runbook.name,
+      mode: input.mode,
+      workflowId: input.workflowId,
+      runId: input.runId,
+      backupId: input.backupId,
+      ...(site.instance !== 'restore' ? { instance: site.instance } : {}),
+    });
+    if (prepared.kind === 'reuse') {
+      const config = await ensureServerConfig(pg.dataDir, runbook);
+      hooks.onProgress({ phase: 'done', bytes: prepared.result.bytes, totalBytes: prepared.result.bytes });
+      return config.notes.length ? { ...prepared.result, configNotes: config.notes } : prepared.result;
+    }
+    const restored = await engine.restore({
+      backupId: input.backupId,
+      dataDir: pg.dataDir,
+      target: { latest: true },
+      delta: false,
+      onProgress: hooks.onProgress,
+      ...(hooks.signal ? { signal: hooks.signal } : {}),
+    });
+    const result: RestoreResult = {
+      dataDir: pg.dataDir,
+      port: site.port,
+      ...(prepared.movedAside ? { movedAside: prepared.movedAside } : {}),
+      bytes: restored.bytes,
+      files: restored.files,
+      finishedAt: restored.finishedAt,
+    };
+    const marker: RestoreMarker = {
+      workflowId: input.workflowId,
+      runId: input.runId,
+      backupId: input.backupId,
+      state: 'extracted',
+      at: new Date().toISOString(),
+      mode: input.mode,
+      ...(site.instance !== 'restore' ? { instance: site.instance } : {}),
+      backup: { startLsn: meta.startLsn, timeline: meta.timeline, walSegmentSize: WAL_SEGMENT_SIZE },
+      ...(prepared.movedAside ? { movedAside: prepared.movedAside } : {}),
+      result,
+    };
+    await writeMarker(pg.dataDir, marker, pg.osUser);
+    const config = await ensureServerConfig(pg.dataDir, runbook);
+    return config.notes.length ? { ...result, configNotes: config.notes } : result;
+  } finally {
+    await claim.release().catch(() => undefined);
+  }
+}
