@@ -3,7 +3,8 @@
 // real pgBackRest 2.45 stanza on a real PostgreSQL 15 (test/harness/pgbackrest.ts):
 // the catalog is pgBackRest's, check runs pgbackrest check and verify, and
 // reports a segment moved aside in its repository as a WAL gap with
-// pgBackRest's own command in the hint (moved back after). The workflows
+// pgBackRest's own command in the hint (moved back after), which a recovery's
+// preflight refuses as WAL_GAP through the engine. The workflows
 // that do not run on pgBackRest yet refuse such a runbook before touching anything.
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -17,6 +18,7 @@ import { runBaseBackup } from '../../activities/backup';
 import { checkCheckpoint } from '../../activities/checkpoint';
 import { pickDrillTarget } from '../../activities/drill';
 import { preflight } from '../../activities/recovery';
+import { skippedOnEngine } from '../../src/recovery/engine-preflight';
 import { planExpiry } from '../../activities/retention';
 import { startPgBackRestPrimary, type PgBackRestStanza } from '../harness/pgbackrest';
 import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
@@ -86,6 +88,12 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
     expect(ok.code).toBe(0);
 
     const newest = backups[backups.length - 1]!;
+    // A recovery's preflight reads the same stanza through the engine: the newest backup for latest, and what it did not check.
+    process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
+    const recovery = { runbook: 'brcli', target: { latest: true as const }, mode: 'side-by-side' as const, dryRun: false };
+    const { result: plan } = await activity(preflight, recovery);
+    expect([plan.backup.backupId, plan.walFrom, plan.primaryReachable]).toEqual([newest.backupId, newest.startWal, true]);
+    expect(plan.warnings).toContain(skippedOnEngine(`pgBackRest stanza ${s.stanza}`));
     const victim = `${newest.endWal.slice(0, 16)}${(parseInt(newest.endWal.slice(16), 16) + 1).toString(16).toUpperCase().padStart(8, '0')}`;
     const dir = path.join(s.repoPath, 'archive', s.stanza, '15-1', victim.slice(0, 16));
     const [stored] = readdirSync(dir).filter((f) => f.startsWith(`${victim}-`));
@@ -101,6 +109,10 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
       expect(bad.stdout.trimEnd().split('\n').pop()).toBe('unhealthy: 1 problem');
       const json = JSON.parse((await lifeboat('check', '--runbook', 'brcli', '--json')).stdout) as { healthy: boolean; engine: string; problems: { kind: string }[] };
       expect([json.healthy, json.engine, json.problems.map((p) => p.kind)]).toEqual([false, 'pgbackrest', ['wal-gap']]);
+      // The recovery's preflight refuses before anything is touched, naming the segment.
+      const refused = await failureOf(activity(preflight, recovery));
+      expect(refused.type).toBe('WAL_GAP');
+      expect(refused.message.split('\n')[0]).toBe(`the WAL archive of pgBackRest stanza ${s.stanza} cannot carry backup ${newest.backupId} to the end of the archive: timeline 1 lacks 1 segment(s) ${victim} .. ${victim}`);
     } finally {
       renameSync(path.join(aside, stored!), path.join(dir, stored!));
     }
