@@ -9,6 +9,8 @@
 //   marker.ts         .lifeboat-restore.json: what makes a directory provably ours
 //   recovery-conf.ts  the recovery settings block and the signal file
 //   replay.ts         replay-wal: start, wait for the pause at the target
+//   engine-restore.ts restore-base-backup on another engine (pgBackRest), same claim and marker
+//   engine-replay.ts  replay-wal's restore_command and WAL listing for the runbook's engine
 //   instance.ts       promote and stop the restored instance
 //   site.ts           which instance: the runbook's restore, or its drill
 //   port.ts           who listens on a port a restore or drill wants
