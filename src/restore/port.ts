@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
+import * as path from 'node:path';
 import { LifeboatError } from '../errors';
 import { readMarker } from './marker';
 import { postmasterRunning } from './postmaster';
@@ -38,15 +39,27 @@ export async function portOwner(port: number): Promise<PortOwner> {
   });
   const m = /users:\(\("([^"]+)",pid=(\d+)/.exec(out);
   if (!m) return { description: out.trim() ? 'a process ss does not name (another user\'s?)' : 'an unknown process' };
-  const name = m[1]!;
   const pid = Number(m[2]);
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').then(
     (t) => t.split('\0').filter(Boolean),
     () => [] as string[],
   );
+  const name = programName(cmdline) ?? m[1]!;
   const d = cmdline.indexOf('-D');
   const dataDir = d >= 0 ? cmdline[d + 1] : undefined;
   return { description: `${name} (pid ${pid}${dataDir ? `, data directory ${dataDir}` : ''})`, pid, ...(dataDir ? { dataDir } : {}) };
+}
+
+/**
+ * The program's name from its command line: ss names the listening thread
+ * (its comm), and Node 24 names its main thread "MainThread", which tells an
+ * operator nothing. Undefined when the process rewrote its title (a
+ * "postgres: checkpointer" child), so ss's name stands.
+ */
+function programName(cmdline: string[]): string | undefined {
+  const argv0 = cmdline[0];
+  if (!argv0 || /[\s:]/.test(argv0)) return undefined;
+  return path.basename(argv0);
 }
 
 /**
