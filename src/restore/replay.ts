@@ -20,7 +20,7 @@ import { formatLsn, parseLsn, parseSegmentName, segmentName, segnoOfLsn } from '
 import { requireOurMarker, updateMarker, type RestoreMarker } from './marker';
 import { archiveGetFailureInLog, restoreCommandFailed, undecodableSegment } from './replay-failure';
 import { postmasterEnvWithCredentials } from './secret-file';
-import { startPrefetcher } from './prefetch';
+import { startPrefetcher, stopPrefetcher } from './prefetch';
 import { LogWatch } from './log-watch';
 import { fileSize, lastLines, postmasterRunning, readLogFrom, requirePgData, runFiles, startPostmaster, stopPostmaster, type PgHost } from './postmaster';
 import { shellWord, signalKind, writeRecoveryConf, writeSignalFile } from './recovery-conf';
@@ -206,7 +206,12 @@ async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
         if (await postmasterRunning(a.pg)) seenRunning = true;
         // No grace needed when archive-get recorded why it aborted recovery,
         // or when this start's log already says the server gave up.
-        else if (seenRunning || !a.started || Date.now() - a.started.at > START_GRACE_MS || (await readRestoreFailure(a.pg.dataDir)) || (await startGaveUp(a))) throw await whyItStopped(a, lastLsn);
+        else if (seenRunning || !a.started || Date.now() - a.started.at > START_GRACE_MS || (await readRestoreFailure(a.pg.dataDir)) || (await startGaveUp(a))) {
+          // Nothing asks for WAL any more: the prefetcher would go on filling
+          // the spool for 30 s, in a directory the operator may be moving aside.
+          await stopPrefetcher(a.pg.dataDir);
+          throw await whyItStopped(a, lastLsn);
+        }
         beat({ ...base, phase: 'starting' });
         await nap();
         continue;

@@ -7,7 +7,7 @@
 // replay through `lifeboat archive-get` (bin/lifeboat runs dist/: npm run
 // build first); file:// and MinIO as s3://.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import type { ApplicationFailure, ActivityFunction } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -25,10 +25,13 @@ import type { Runbook } from '../../src/runbook/schema';
 import { decodeWal, encodeWal } from '../../src/wal/compress';
 import { formatLsn, parseSegmentName } from '../../src/wal/names';
 import { RESTORE_FAILURE_FILE } from '../../src/wal/get-failure';
+import { FOLLOWER_PID } from '../../src/wal/get';
+import { isAlive } from '../../src/wal/pid';
+import { PREFETCH_SPOOL } from '../../src/restore/prefetch';
 import { failureOf } from '../harness/activity';
 import { runCleanups } from '../harness/cleanups';
 import { startTestCluster, type RepoKind, type TestCluster } from '../harness/cluster';
-import { asPostgres, PG_BIN, postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { asPostgres, PG_BIN, postgresTempDir, switchAndWaitArchived, clearRestoredCopies } from '../harness/postgres';
 import { useS3Env } from '../harness/services';
 
 const runbooksDir = postgresTempDir('runbooks');
@@ -85,16 +88,6 @@ async function firstAttempt<P extends unknown[], R>(fn: ActivityFunction<P, R>, 
 }
 
 
-/** Stops and removes the restored copy; it lives in the cluster's own temporary state directory. */
-async function clearRestore(runbook: Runbook): Promise<void> {
-  const dataDir = runbook.restore.dataDir;
-  const parent = path.dirname(dataDir);
-  for (const e of readdirSync(parent).filter((n) => n === path.basename(dataDir) || n.startsWith(`${path.basename(dataDir)}.`))) {
-    const p = path.join(parent, e);
-    if (existsSync(path.join(p, 'postmaster.pid'))) await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', p, '-m', 'immediate', '-w']).catch(() => '');
-    rmSync(p, { recursive: true, force: true });
-  }
-}
 
 /** Nothing promoted: the postmaster is down and the copy is still in archive recovery on timeline 1, no new history archived. */
 async function expectNotPromoted(f: Fixture): Promise<void> {
@@ -120,7 +113,7 @@ describe.each(['file', 's3'] as const)('replay-wal over a corrupt segment in a %
   });
   afterEach(async () => {
     if (!f) return;
-    await clearRestore(f.runbook);
+    await clearRestoredCopies(f.runbook.restore.dataDir);
     await f.repo.put(keys.wal(f.tc.name, f.segment), f.original.body, { sha256: f.original.sha256 });
   });
 
@@ -152,6 +145,10 @@ describe.each(['file', 's3'] as const)('replay-wal over a corrupt segment in a %
     );
     expect(lines.slice(4)).toEqual([`HINT: nothing was promoted: PostgreSQL in ${dataDir} stopped in archive recovery before applying ${f.segment} (server log: ${dataDir}.lifeboat-postgres.log)`]);
     expect(existsSync(path.join(dataDir, RESTORE_FAILURE_FILE))).toBe(true);
+    // Its WAL prefetcher was started before the postmaster, and ended with the replay: nothing asks for WAL any more.
+    const pidFile = path.join(dataDir, PREFETCH_SPOOL, FOLLOWER_PID);
+    const follower = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
+    expect(isAlive(follower)).toBe(false);
     await expectNotPromoted(f);
   });
 
