@@ -4,10 +4,12 @@
 // a process exit stops any server still running.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { freePort, waitFor } from './ports';
+import { stopPrefetcher } from '../../src/restore/prefetch';
 import { lifeboatCommand } from '../../src/tools';
 import {
   asOsUser,
@@ -152,4 +154,25 @@ export async function switchAndWaitArchived(pg: Primary, timeoutMs = 60_000): Pr
 export async function stopRestoredCopy(runbook: { cluster: { pgBin: string }; restore: { dataDir: string } }): Promise<void> {
   if (!existsSync(path.join(runbook.restore.dataDir, 'postmaster.pid'))) return;
   await asPostgres(`${runbook.cluster.pgBin}/pg_ctl`, ['-D', runbook.restore.dataDir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
+}
+
+/**
+ * Stops and removes a test's restored copy and what was moved aside beside it
+ * (`<dataDir>.*`), all in the test's own state directory: the postmaster
+ * (immediate), then replay-wal's WAL prefetcher, then the files. With the
+ * promise API's removal, which tolerates files another process removes
+ * meanwhile: Node 24's rmSync stops at the first such file without an error
+ * and leaves the rest, which the next case met as a directory not its own.
+ * Throws when anything is left.
+ */
+export async function clearRestoredCopies(dataDir: string): Promise<void> {
+  const parent = path.dirname(dataDir);
+  if (!existsSync(parent)) return;
+  for (const e of readdirSync(parent).filter((n) => n === path.basename(dataDir) || n.startsWith(`${path.basename(dataDir)}.`))) {
+    const p = path.join(parent, e);
+    if (existsSync(path.join(p, 'postmaster.pid'))) await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', p, '-m', 'immediate', '-w']).catch(() => '');
+    await stopPrefetcher(p);
+    await rm(p, { recursive: true, force: true });
+    if (existsSync(p)) throw new Error(`test cleanup: ${p} is still there after its removal (${readdirSync(p).length} entries)`);
+  }
 }

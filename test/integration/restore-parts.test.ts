@@ -6,12 +6,12 @@
 // be started.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from 'pg';
 import { activity } from '../harness/activity';
-import { asPostgres, postgresTempDir, switchAndWaitArchived, PG_BIN } from '../harness/postgres';
+import { postgresTempDir, switchAndWaitArchived, clearRestoredCopies } from '../harness/postgres';
 import { startTestCluster, type RepoKind, type TestCluster } from '../harness/cluster';
 import { useS3Env } from '../harness/services';
 import { takeBaseBackup } from '../../src/backup/base-backup';
@@ -85,16 +85,6 @@ async function rowsOfRestored(runbook: Runbook): Promise<unknown[]> {
   }
 }
 
-/** Stops and removes the restore directory and what was moved aside beside it: all in the cluster's own state directory. */
-async function clearRestore(runbook: Runbook): Promise<void> {
-  const dataDir = runbook.restore.dataDir;
-  const parent = path.dirname(dataDir);
-  for (const e of readdirSync(parent).filter((n) => n === path.basename(dataDir) || n.startsWith(`${path.basename(dataDir)}.`))) {
-    const p = path.join(parent, e);
-    if (existsSync(path.join(p, 'postmaster.pid'))) await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', p, '-m', 'immediate', '-w']).catch(() => '');
-    rmSync(p, { recursive: true, force: true });
-  }
-}
 
 /**
  * A copy of the parts backup under its own id whose part `name` has one
@@ -122,7 +112,7 @@ describe.each(['file', 's3'] as const)('restore-base-backup of a backup in parts
     f = await fixture(kind);
   });
   afterEach(async () => {
-    if (f) await clearRestore(f.runbook);
+    if (f) await clearRestoredCopies(f.runbook.restore.dataDir);
   });
 
   it('stores the data directory in numbered parts, each with the sha256 of its stored bytes, and restores them into a copy that replays to the restore point', async () => {

@@ -12,7 +12,7 @@ import { Client } from 'pg';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { CancelledFailure } from '@temporalio/common';
 import { activity } from '../harness/activity';
-import { asPostgres, postgresTempDir, switchAndWaitArchived, PG_BIN } from '../harness/postgres';
+import { asPostgres, postgresTempDir, switchAndWaitArchived, PG_BIN, clearRestoredCopies } from '../harness/postgres';
 import { startTestCluster, type RepoKind, type TestCluster } from '../harness/cluster';
 import { freePort, waitFor } from '../harness/ports';
 import { useS3Env } from '../harness/services';
@@ -27,7 +27,6 @@ import type { ReplayInput, ReplayProgress, RestoreInput, RestoreProgress, Target
 import { loadRunbook } from '../../src/runbook/load';
 import { clusterName, type Runbook } from '../../src/runbook/schema';
 import { promoteRestored, replayWal, restoreBaseBackup, stopRestored } from '../../activities/restore';
-import { stopPrefetcher } from '../../src/restore/prefetch';
 
 const runbooksDir = postgresTempDir('runbooks');
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -98,24 +97,6 @@ async function pgCtlStatus(dataDir: string): Promise<number> {
   );
 }
 
-/**
- * Stops whatever runs in the restore directory and anything moved aside
- * beside it, then removes them: all of it lives in the cluster's own
- * temporary state directory, made by this test.
- */
-async function clearRestore(runbook: Runbook): Promise<void> {
-  const dataDir = runbook.restore.dataDir;
-  const parent = path.dirname(dataDir);
-  for (const e of readdirSync(parent).filter((n) => n === path.basename(dataDir) || n.startsWith(`${path.basename(dataDir)}.`))) {
-    const p = path.join(parent, e);
-    if (existsSync(path.join(p, 'postmaster.pid'))) {
-      await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', p, '-m', 'immediate', '-w']).catch(() => '');
-    }
-    // replay-wal's WAL prefetcher may still be filling the spool: end it, or the removal races it.
-    await stopPrefetcher(p);
-    rmSync(p, { recursive: true, force: true });
-  }
-}
 
 function restoreInput(f: Fixture, workflowId: string, over: Partial<RestoreInput> = {}): RestoreInput {
   return { runbook: f.tc.name, backupId: f.backup.backupId, mode: 'side-by-side', workflowId, runId: `${workflowId}-run`, ...over };
@@ -131,7 +112,7 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     f = await fixture('file');
   });
   afterEach(async () => {
-    if (f) await clearRestore(f.runbook);
+    if (f) await clearRestoredCopies(f.runbook.restore.dataDir);
   });
 
   it('restores, replays to a time target and pauses with the rows of that moment; a retry returns the same restore, a restore again moves the copy aside', async () => {
@@ -425,7 +406,7 @@ describe('restore-base-backup and replay-wal from an s3:// repository', () => {
     f = await fixture('s3');
   });
   afterEach(async () => {
-    if (f) await clearRestore(f.runbook);
+    if (f) await clearRestoredCopies(f.runbook.restore.dataDir);
   });
 
   it('restores from MinIO and replays through archive-get to a restore point with exactly the rows of that moment', async () => {
