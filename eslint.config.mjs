@@ -10,8 +10,7 @@ import tseslint from 'typescript-eslint';
 import { importX, createNodeResolver } from 'eslint-plugin-import-x';
 import globals from 'globals';
 
-const SANDBOX =
-  'Workflow code runs in Temporal\'s deterministic sandbox and is replayed from history on any worker;';
+const SANDBOX = "Workflow code runs in Temporal's deterministic sandbox and is replayed from history on any worker;";
 
 // Every Node builtin, bare and with the node: prefix ('fs', 'fs/promises', 'node:fs', ...).
 const nodeBuiltins = builtinModules.filter((m) => !m.startsWith('_'));
@@ -35,7 +34,13 @@ const workflowRestrictedImports = {
       message: `${SANDBOX} I/O libraries (pg, execa, S3, zstd, YAML files) belong in activities; the workflow calls them through proxyActivities.`,
     },
     {
-      group: ['@temporalio/worker', '@temporalio/worker/*', '@temporalio/client', '@temporalio/client/*', '@temporalio/activity'],
+      group: [
+        '@temporalio/worker',
+        '@temporalio/worker/*',
+        '@temporalio/client',
+        '@temporalio/client/*',
+        '@temporalio/activity',
+      ],
       allowTypeImports: true,
       message: `${SANDBOX} only @temporalio/workflow (and @temporalio/common) are bundled into it.`,
     },
@@ -83,7 +88,10 @@ export default defineConfig(
         'error',
         { prefer: 'type-imports', fixStyle: 'inline-type-imports', disallowTypeAnnotations: false },
       ],
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       // package.json is read with require() so that tsc does not copy it into dist/.
       '@typescript-eslint/no-require-imports': ['error', { allow: ['/package\\.json$'] }],
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
@@ -112,7 +120,8 @@ export default defineConfig(
         'error',
         {
           // `globalThis.Date.now()` and `performance.now()` slip past no-restricted-properties.
-          selector: "MemberExpression[property.name='now'][object.type='MemberExpression'][object.property.name='Date']",
+          selector:
+            "MemberExpression[property.name='now'][object.type='MemberExpression'][object.property.name='Date']",
           message: `${SANDBOX} Date.now() there is the workflow task's start time, not a clock.`,
         },
         {

@@ -1,7 +1,13 @@
 // Activities of migrationCheckpoint: read-only checks, the restore point on
 // the primary, and the wait until its segment is archived. All on the
 // `lifeboat` queue: they reach the primary and the repository over the network.
-import { checkpointPreflight, createRestorePoint as create, waitForArchivedSegment, type CheckpointPreflight, type RestorePoint } from '../src/checkpoint/checkpoint';
+import {
+  checkpointPreflight,
+  createRestorePoint as create,
+  waitForArchivedSegment,
+  type CheckpointPreflight,
+  type RestorePoint,
+} from '../src/checkpoint/checkpoint';
 import { loadRunbookWithPrimary } from '../src/catalog/primary';
 import { heartbeat, lifeboatActivity } from './failure';
 import { requireLifeboatEngine } from '../src/runbook/engine';
@@ -24,7 +30,11 @@ export async function createRestorePoint(input: { runbook: string; label: string
 }
 
 /** Waits up to the runbook's RPO (at least a minute): an archiver slower than that is failing the RPO anyway. Run twice: it only reads. */
-export async function waitCheckpointArchived(input: { runbook: string; label: string; segment: string }): Promise<{ key: string }> {
+export async function waitCheckpointArchived(input: {
+  runbook: string;
+  label: string;
+  segment: string;
+}): Promise<{ key: string }> {
   return lifeboatActivity(async () => {
     const { runbook } = await loadRunbookWithPrimary(input.runbook);
     return waitForArchivedSegment({

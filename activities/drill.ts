@@ -6,7 +6,13 @@
 // the recovery's own activities called with `instance: 'drill'`.
 import { listBackups, readWalArchive } from '../src/catalog/catalog';
 import { Context } from '@temporalio/activity';
-import type { CloneStandbyInput, DrillActivities, DrillTarget, SmokeWriteResult, TeardownResult } from '../src/drill/contract';
+import type {
+  CloneStandbyInput,
+  DrillActivities,
+  DrillTarget,
+  SmokeWriteResult,
+  TeardownResult,
+} from '../src/drill/contract';
 import { cloneStandbyForDrill as clone } from '../src/drill/from-standby';
 import type { UseStandbyResult } from '../src/recovery/contract';
 import { smokeWrite as smoke, teardownDrill as teardown } from '../src/drill/instance';
@@ -75,7 +81,10 @@ export async function cloneStandbyForDrill(input: CloneStandbyInput): Promise<Us
       onProgress: (p) => {
         if (Date.now() - last < 1000) return;
         last = Date.now();
-        heartbeat({ ...p, text: `cloning the warm standby: ${Math.round(p.bytes / 1048576)} of ${Math.round(p.totalBytes / 1048576)} MiB` });
+        heartbeat({
+          ...p,
+          text: `cloning the warm standby: ${Math.round(p.bytes / 1048576)} of ${Math.round(p.totalBytes / 1048576)} MiB`,
+        });
       },
     });
   });

@@ -78,7 +78,8 @@ export function keepBeating(): () => void {
   // A retried attempt starts from the details its predecessor left (restore
   // bytes, replay LSN): re-sending them keeps the progress shown until this
   // attempt reports its own.
-  if (!lastDetails.has(ctx) && ctx.info.heartbeatDetails !== undefined) lastDetails.set(ctx, { details: ctx.info.heartbeatDetails });
+  if (!lastDetails.has(ctx) && ctx.info.heartbeatDetails !== undefined)
+    lastDetails.set(ctx, { details: ctx.info.heartbeatDetails });
   const beat = () => ctx.heartbeat(lastDetails.get(ctx)?.details);
   beat();
   const timer = setInterval(beat, Math.min(KEEPALIVE_MS, Math.max(100, Math.floor(timeoutMs / 4))));
@@ -101,7 +102,9 @@ function currentContext(): Context | undefined {
  */
 function jsonSafe(details: Record<string, unknown>): Record<string, unknown> | undefined {
   try {
-    return JSON.parse(JSON.stringify(details, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))) as Record<string, unknown>;
+    return JSON.parse(
+      JSON.stringify(details, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)),
+    ) as Record<string, unknown>;
   } catch {
     return undefined;
   }

@@ -42,10 +42,16 @@ export async function captureForensics(input: { runbook: string; target: Target 
         const outboxHighWater = await readHighWater(client, runbook);
         const captures: Capture[] = [];
         for (const q of runbook.capture) captures.push(await runCapture(client, q, targetTime));
-        return { capturedAt, primaryReachable: true, ...(outboxHighWater === undefined ? {} : { outboxHighWater }), captures };
+        return {
+          capturedAt,
+          primaryReachable: true,
+          ...(outboxHighWater === undefined ? {} : { outboxHighWater }),
+          captures,
+        };
       });
     } catch (err) {
-      if (isLifeboatError(err) && err.code === 'PG_UNREACHABLE') return { capturedAt, primaryReachable: false, captures: [] };
+      if (isLifeboatError(err) && err.code === 'PG_UNREACHABLE')
+        return { capturedAt, primaryReachable: false, captures: [] };
       throw err;
     }
   });
@@ -76,7 +82,11 @@ async function readHighWater(client: Client, runbook: Runbook): Promise<string |
  * first rows are kept and the rest only counted, so a query that matches
  * millions of rows neither fills the worker's memory nor the history.
  */
-async function runCapture(client: Client, q: { name: string; sql: string }, targetTime: string | null): Promise<Capture> {
+async function runCapture(
+  client: Client,
+  q: { name: string; sql: string },
+  targetTime: string | null,
+): Promise<Capture> {
   // $1 is bound only when the query uses it: PostgreSQL rejects a parameter
   // the statement does not reference.
   const params = /\$1(?!\d)/.test(q.sql) ? [targetTime] : [];

@@ -22,7 +22,10 @@ export async function setGate(input: GateInput & { gate: GateKind }): Promise<Ga
     // Fencing the primary means the primary now: re-pointed by an earlier
     // side-by-side recovery's overlay, if any. This run's own overlay is
     // written after promote, when no gate is set on the primary any more.
-    const runbook = input.where === 'primary' ? (await loadRunbookWithPrimary(input.runbook)).runbook : await loadRunbook(input.runbook);
+    const runbook =
+      input.where === 'primary'
+        ? (await loadRunbookWithPrimary(input.runbook)).runbook
+        : await loadRunbook(input.runbook);
     // The workflow id goes into the "skip this step" hint when the primary is gone.
     const workflowId = Context.current().info.workflowExecution?.workflowId;
     return setGateOn(runbook, { gate: input.gate, where: input.where, enabled: input.enabled, workflowId });

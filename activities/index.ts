@@ -35,5 +35,18 @@ export * from './repair';
 
 // What recoverToPointInTime proxies must be what the worker registers: a
 // mismatch fails to compile here rather than at 3 a.m. in a workflow task.
-const recoveryActivities: RecoveryActivities = { ...recovery, ...oneRecovery, ...restore, ...gates, ...forensics, ...invariants, ...outbox, ...caches, ...traffic, ...primary, ...standby, ...notify };
+const recoveryActivities: RecoveryActivities = {
+  ...recovery,
+  ...oneRecovery,
+  ...restore,
+  ...gates,
+  ...forensics,
+  ...invariants,
+  ...outbox,
+  ...caches,
+  ...traffic,
+  ...primary,
+  ...standby,
+  ...notify,
+};
 void recoveryActivities;

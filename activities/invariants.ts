@@ -26,7 +26,10 @@ const INVARIANT_TIMEOUT = '120s';
  * copy. Run twice: every query runs in a read-only transaction that is
  * rolled back, so a second run only reads again.
  */
-export async function runInvariants(input: { runbook: string; instance?: RestoreInstanceKind }): Promise<InvariantResult[]> {
+export async function runInvariants(input: {
+  runbook: string;
+  instance?: RestoreInstanceKind;
+}): Promise<InvariantResult[]> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
     const endpoint = instanceEndpoint(runbook, input.instance);
@@ -49,7 +52,10 @@ function instanceEndpoint(runbook: Runbook, instance: RestoreInstanceKind | unde
   return (o) => ({
     config: siteClientConfig(runbook, site, o),
     label: 'the drill copy',
-    unreachableHints: [`check that the drill's PostgreSQL runs on ${site.host} in ${site.dataDir} and listens on ${site.address}:${site.port}`, 'the replay-wal step starts it; see its log beside the data directory'],
+    unreachableHints: [
+      `check that the drill's PostgreSQL runs on ${site.host} in ${site.dataDir} and listens on ${site.address}:${site.port}`,
+      'the replay-wal step starts it; see its log beside the data directory',
+    ],
   });
 }
 
@@ -71,7 +77,9 @@ async function readOnly<T>(client: Client, body: () => Promise<T>): Promise<T> {
 async function runInvariant(client: Client, inv: Runbook['invariants'][number]): Promise<InvariantResult> {
   const expected = String(inv.expect);
   try {
-    const res = await readOnly(client, () => client.query<unknown[]>({ text: inv.sql, rowMode: 'array', types: asText }));
+    const res = await readOnly(client, () =>
+      client.query<unknown[]>({ text: inv.sql, rowMode: 'array', types: asText }),
+    );
     const first = res.rows[0];
     if (first === undefined) return { name: inv.name, passed: false, value: '(no rows)', expected };
     const raw = first[0];
@@ -89,7 +97,8 @@ async function runInvariant(client: Client, inv: Runbook['invariants'][number]):
  * anything else as the exact text.
  */
 function matches(value: string, expect: string | number | boolean): boolean {
-  if (typeof expect === 'boolean') return expect ? value === 't' || value === 'true' : value === 'f' || value === 'false';
+  if (typeof expect === 'boolean')
+    return expect ? value === 't' || value === 'true' : value === 'f' || value === 'false';
   if (typeof expect === 'number' && value.trim() !== '' && Number(value) === expect) return true;
   return value === String(expect);
 }
@@ -106,12 +115,32 @@ interface DbFinding {
  * version has no control file on this host.
  */
 async function perDatabaseChecks(endpoint: EndpointOf, client: Client): Promise<InvariantResult[]> {
-  const connect: InvariantResult = { name: 'built-in: every database accepts connections', builtin: true, passed: false, value: '', expected: 'all' };
-  const indexes: InvariantResult = { name: 'built-in: no invalid indexes', builtin: true, passed: false, value: '', expected: '0' };
-  const extensions: InvariantResult = { name: 'built-in: installed extensions have their files', builtin: true, passed: false, value: '', expected: '0' };
+  const connect: InvariantResult = {
+    name: 'built-in: every database accepts connections',
+    builtin: true,
+    passed: false,
+    value: '',
+    expected: 'all',
+  };
+  const indexes: InvariantResult = {
+    name: 'built-in: no invalid indexes',
+    builtin: true,
+    passed: false,
+    value: '',
+    expected: '0',
+  };
+  const extensions: InvariantResult = {
+    name: 'built-in: installed extensions have their files',
+    builtin: true,
+    passed: false,
+    value: '',
+    expected: '0',
+  };
   let databases: string[];
   try {
-    const { rows } = await readOnly(client, () => client.query<{ datname: string }>('select datname from pg_database where datallowconn order by datname'));
+    const { rows } = await readOnly(client, () =>
+      client.query<{ datname: string }>('select datname from pg_database where datallowconn order by datname'),
+    );
     databases = rows.map((r) => r.datname);
   } catch (err) {
     for (const r of [connect, indexes, extensions]) r.error = errorMessage(err);
@@ -157,7 +186,8 @@ async function perDatabaseChecks(endpoint: EndpointOf, client: Client): Promise<
     [extensions, orphaned, ' (no control file for that version on this host)'],
   ] as const) {
     result.passed = found.length === 0 && errors.length === 0;
-    result.value = found.length === 0 ? '0' : `${found.length}: ${found.map((f) => `${f.what} in ${f.db}`).join(', ')}${why}`;
+    result.value =
+      found.length === 0 ? '0' : `${found.length}: ${found.map((f) => `${f.what} in ${f.db}`).join(', ')}${why}`;
     if (errors.length > 0) result.error = errors.join('; ');
   }
   return [connect, indexes, extensions];
@@ -178,7 +208,13 @@ interface OwnedSequence {
  * is_called), which a hot standby can read; nextval() it could not call.
  */
 async function sequencesAhead(client: Client): Promise<InvariantResult> {
-  const result: InvariantResult = { name: 'built-in: sequences ahead of their columns', builtin: true, passed: false, value: '', expected: '0' };
+  const result: InvariantResult = {
+    name: 'built-in: sequences ahead of their columns',
+    builtin: true,
+    passed: false,
+    value: '',
+    expected: '0',
+  };
   const behind: string[] = [];
   try {
     await readOnly(client, async () => {
@@ -200,7 +236,10 @@ async function sequencesAhead(client: Client): Promise<InvariantResult> {
           [o.increment],
         );
         const f = found[0];
-        if (f?.behind) behind.push(`${o.seq} would hand out ${f.next}, but ${up ? 'max' : 'min'}(${o.tbl}.${o.col}) is ${String(f.edge)}`);
+        if (f?.behind)
+          behind.push(
+            `${o.seq} would hand out ${f.next}, but ${up ? 'max' : 'min'}(${o.tbl}.${o.col}) is ${String(f.edge)}`,
+          );
       }
     });
   } catch (err) {

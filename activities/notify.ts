@@ -44,16 +44,27 @@ export async function announceApproval(input: ApprovalNotice): Promise<NotifyRes
  * between Slack's answer and the heartbeat reaching Temporal: a second
  * message there is the lesser harm than none.
  */
-export async function postApprovalToSlack(runbook: Runbook, input: ApprovalNotice & { waitedSeconds?: number }): Promise<NotifyResult> {
+export async function postApprovalToSlack(
+  runbook: Runbook,
+  input: ApprovalNotice & { waitedSeconds?: number },
+): Promise<NotifyResult> {
   const env = runbook.notify?.slack?.webhookUrlEnv;
   if (!env) return { delivered: false, detail: `runbook ${runbook.name} has no notify.slack.webhookUrlEnv` };
   const url = process.env[env];
-  if (!url) return { delivered: false, detail: `environment variable ${env} is not set on this worker: no Slack message` };
+  if (!url)
+    return { delivered: false, detail: `environment variable ${env} is not set on this worker: no Slack message` };
   const key = `${input.workflowId}/${input.pending.step}/${input.pending.since}/${input.waitedSeconds ?? 0}`;
-  if (alreadyPosted(key)) return { delivered: true, detail: `Slack message for ${input.pending.step} already posted to $${env} by an earlier attempt` };
+  if (alreadyPosted(key))
+    return {
+      delivered: true,
+      detail: `Slack message for ${input.pending.step} already posted to $${env} by an earlier attempt`,
+    };
   const status = await postToSlack(url, env, approvalMessage({ ...input, runbook: runbook.name }));
   heartbeat({ slackPosted: key });
-  return { delivered: true, detail: `Slack message for ${input.pending.step} with Approve / Reject buttons posted to $${env} (HTTP ${status})` };
+  return {
+    delivered: true,
+    detail: `Slack message for ${input.pending.step} with Approve / Reject buttons posted to $${env} (HTTP ${status})`,
+  };
 }
 
 function alreadyPosted(key: string): boolean {

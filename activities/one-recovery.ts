@@ -53,7 +53,8 @@ export async function checkNoOtherRecovery(input: { runbook: string }): Promise<
     const self = ctx.info.workflowExecution;
     const workflowType = ctx.info.workflowType;
     // Standalone activities (no workflow) have neither: nothing to compare with.
-    if (!self || !workflowType) throw new LifeboatError('INPUT_INVALID', 'checkNoOtherRecovery runs inside a recoverToPointInTime workflow only');
+    if (!self || !workflowType)
+      throw new LifeboatError('INPUT_INVALID', 'checkNoOtherRecovery runs inside a recoverToPointInTime workflow only');
     const client = ctx.client;
     const me = await client.workflow.getHandle(self.workflowId, self.runId).describe();
     const query = [
@@ -68,7 +69,8 @@ export async function checkNoOtherRecovery(input: { runbook: string }): Promise<
     let ownListed: boolean;
     for (;;) {
       runs = [];
-      for await (const w of client.workflow.list({ query })) runs.push({ workflowId: w.workflowId, runId: w.runId, startTime: w.startTime });
+      for await (const w of client.workflow.list({ query }))
+        runs.push({ workflowId: w.workflowId, runId: w.runId, startTime: w.startTime });
       ownListed = runs.some((r) => r.runId === self.runId);
       if (ownListed || Date.now() > deadline) break;
       await ctx.sleep(250);
@@ -87,7 +89,11 @@ export async function checkNoOtherRecovery(input: { runbook: string }): Promise<
             `to recover with this one instead, end that one first (lifeboat abort ${first.workflowId} <step> --as <you> --reason "...") and start this again`,
             'if both must run (two targets side by side, each on its own restore host), start this one with lifeboat recover --concurrent (input "concurrent": true)',
           ],
-          details: { running: first.workflowId, runningRunId: first.runId, ...(earlier.length > 1 ? { alsoRunning: earlier.slice(1).map((r) => r.workflowId) } : {}) },
+          details: {
+            running: first.workflowId,
+            runningRunId: first.runId,
+            ...(earlier.length > 1 ? { alsoRunning: earlier.slice(1).map((r) => r.workflowId) } : {}),
+          },
         },
       );
     }

@@ -20,7 +20,8 @@ export async function reconcileOutbox(input: { runbook: string; highWater?: stri
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
     const outbox = runbook.gates?.outbox;
-    if (!outbox) return { markedPublished: 0, skippedReason: `runbook ${runbook.name} configures no outbox (gates.outbox)` };
+    if (!outbox)
+      return { markedPublished: 0, skippedReason: `runbook ${runbook.name} configures no outbox (gates.outbox)` };
     const { table } = outbox;
     const { highWater } = input;
     if (highWater === undefined || highWater === '') {

@@ -60,7 +60,12 @@ async function withOperators<T>(runbook: Runbook, body: () => Promise<T>): Promi
   } catch (err) {
     const operators = operatorsOf(runbook);
     if (operators.length === 0) throw err;
-    if (isLifeboatError(err)) throw new LifeboatError(err.code, err.what, { hints: [...err.hints], cause: err, details: { ...err.details, operators } });
+    if (isLifeboatError(err))
+      throw new LifeboatError(err.code, err.what, {
+        hints: [...err.hints],
+        cause: err,
+        details: { ...err.details, operators },
+      });
     throw new LifeboatError('UNEXPECTED', errorMessage(err), { cause: err, details: { operators } });
   }
 }
@@ -124,7 +129,14 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
   // with each fix, before anything is touched (src/privileges/preflight.ts).
   // Read beside the target's reach, reported after it: a target the archive
   // lacks is the first thing to say.
-  const privilegesRead = settle(checkRunPrivileges({ runbook, backup: meta, backups: read.backups, ...(input.instance ? { instance: input.instance } : {}) }));
+  const privilegesRead = settle(
+    checkRunPrivileges({
+      runbook,
+      backup: meta,
+      backups: read.backups,
+      ...(input.instance ? { instance: input.instance } : {}),
+    }),
+  );
   let reached = await reach();
   const reachNotes: string[] = [];
   if (reached.refusal) {
@@ -137,7 +149,10 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
     }
     if (reached.refusal) {
       const r = reached.refusal;
-      throw new LifeboatError(r.code, r.what, { hints: [...r.hints.slice(0, -1), sw.note, ...r.hints.slice(-1)], details: r.details });
+      throw new LifeboatError(r.code, r.what, {
+        hints: [...r.hints.slice(0, -1), sw.note, ...r.hints.slice(-1)],
+        details: r.details,
+      });
     }
   }
   const privileges = unwrap(await privilegesRead);
@@ -177,7 +192,10 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
     ...(archiverProblems ? { archiverProblems } : {}),
     rtoEstimateSeconds: estimateRtoSeconds(backup.sizeBytes, coverage.walBytes),
     ...(reached.restorePoint ? { restorePointLsn: reached.restorePoint.lsn } : {}),
-    warnings: [`restoring to ${describeTarget(input.target)} from backup ${backup.backupId}: ${backup.why}`, ...warnings],
+    warnings: [
+      `restoring to ${describeTarget(input.target)} from backup ${backup.backupId}: ${backup.why}`,
+      ...warnings,
+    ],
   };
 }
 
@@ -203,7 +221,13 @@ function unwrap<T>(s: Settled<T>): T {
  * write is either whole or absent (repositories write atomically), and the
  * retry skips the lines it finds.
  */
-export async function appendAudit(input: { runbook: string; runId: string; workflowId: string; seq: number; line: AuditLine }): Promise<void> {
+export async function appendAudit(input: {
+  runbook: string;
+  runId: string;
+  workflowId: string;
+  seq: number;
+  line: AuditLine;
+}): Promise<void> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
     const cluster = clusterName(runbook);
@@ -224,7 +248,10 @@ export async function appendAudit(input: { runbook: string; runId: string; workf
         });
       if (seen) return;
     }
-    await repo.append(key, JSON.stringify({ seq: input.seq, workflowId: input.workflowId, runId: input.runId, ...input.line }));
+    await repo.append(
+      key,
+      JSON.stringify({ seq: input.seq, workflowId: input.workflowId, runId: input.runId, ...input.line }),
+    );
   });
 }
 
@@ -234,14 +261,20 @@ export async function appendAudit(input: { runbook: string; runId: string; workf
  * second write puts the same bytes under the same key; a dead attempt's
  * write is whole or absent (atomic put).
  */
-export async function writeEvidence(input: { runbook: string; evidence: Evidence }): Promise<{ key: string; repository: string }> {
+export async function writeEvidence(input: {
+  runbook: string;
+  evidence: Evidence;
+}): Promise<{ key: string; repository: string }> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
     const cluster = clusterName(runbook);
     const repo = await openRepository(runbook.repository.url, runbook.repository);
     const key = keys.evidence(cluster, input.evidence.runId);
     const body = Buffer.from(JSON.stringify(input.evidence, null, 2) + '\n');
-    await repo.put(key, body, { sha256: createHash('sha256').update(body).digest('hex'), contentType: 'application/json' });
+    await repo.put(key, body, {
+      sha256: createHash('sha256').update(body).digest('hex'),
+      contentType: 'application/json',
+    });
     return { key, repository: repo.url };
   });
 }
@@ -276,7 +309,9 @@ export async function notifyEscalation(input: {
       details: { pending: input.pending, waitedSeconds: input.waitedSeconds },
     });
     if (!slack) return hook;
-    return { delivered: hook.delivered || slack.delivered, detail: runbook.notify?.webhookUrlEnv ? `${hook.detail}; ${slack.detail}` : slack.detail };
+    return {
+      delivered: hook.delivered || slack.delivered,
+      detail: runbook.notify?.webhookUrlEnv ? `${hook.detail}; ${slack.detail}` : slack.detail,
+    };
   });
 }
-

@@ -6,7 +6,16 @@
 // heartbeats, cancellation and the failure types.
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type { ReplayInput, ReplayResult, RestoreInput, RestoreInstanceKind, RestoreProgress, RestoreResult, RestoreSiteCheck, RestoreSiteInput } from '../src/recovery/contract';
+import type {
+  ReplayInput,
+  ReplayResult,
+  RestoreInput,
+  RestoreInstanceKind,
+  RestoreProgress,
+  RestoreResult,
+  RestoreSiteCheck,
+  RestoreSiteInput,
+} from '../src/recovery/contract';
 import type { Claim } from '../src/restore/claim';
 import { checkRestoreRoom as checkRoom } from '../src/restore/room';
 import { checkSiteFree } from '../src/restore/site-check';
@@ -98,7 +107,9 @@ export async function checkRestoreSite(input: RestoreSiteInput): Promise<Restore
     const runbook = await loadRunbook(input.runbook);
     // Only a run that says who it is can be told its own copy from someone's
     // data: without workflowId (histories recorded before), room only.
-    const site = input.workflowId ? await checkSiteFree(runbook, input, { holderRunning: (claim) => holderRunning(ctx, claim) }) : undefined;
+    const site = input.workflowId
+      ? await checkSiteFree(runbook, input, { holderRunning: (claim) => holderRunning(ctx, claim) })
+      : undefined;
     return { ...(await checkRoom(runbook, input)), ...(site ? { site } : {}) };
   });
 }
@@ -114,7 +125,10 @@ export async function checkRestoreSite(input: RestoreSiteInput): Promise<Restore
 export async function replayWal(input: ReplayInput): Promise<ReplayResult> {
   return hostActivity(async (ctx) => {
     const runbook = runbookWithRepository(await loadRunbook(input.runbook), input.repository);
-    return replay(runbook, input, { signal: ctx.cancellationSignal, onProgress: (p) => heartbeat({ ...p, text: replayText(p) }) });
+    return replay(runbook, input, {
+      signal: ctx.cancellationSignal,
+      onProgress: (p) => heartbeat({ ...p, text: replayText(p) }),
+    });
   });
 }
 
@@ -124,11 +138,20 @@ export async function replayWal(input: ReplayInput): Promise<ReplayResult> {
  * completes on the server), and a repeated call reports it instead of
  * promoting again.
  */
-export async function promoteRestored(input: { runbook: string; workflowId: string; runId: string; instance?: RestoreInstanceKind }): Promise<{ promotedAt: string; timeline: number; lsn: string }> {
+export async function promoteRestored(input: {
+  runbook: string;
+  workflowId: string;
+  runId: string;
+  instance?: RestoreInstanceKind;
+}): Promise<{ promotedAt: string; timeline: number; lsn: string }> {
   return lifeboatActivity(async () => promote(await loadRunbook(input.runbook), input));
 }
 
 /** Stops the restored postmaster and keeps its directory (the end of a dry run). Run twice: stopping a stopped copy is a no-op. */
-export async function stopRestored(input: { runbook: string; workflowId: string; instance?: RestoreInstanceKind }): Promise<{ stopped: boolean; dataDir: string }> {
+export async function stopRestored(input: {
+  runbook: string;
+  workflowId: string;
+  instance?: RestoreInstanceKind;
+}): Promise<{ stopped: boolean; dataDir: string }> {
   return lifeboatActivity(async () => stop(await loadRunbook(input.runbook), input));
 }

@@ -118,25 +118,38 @@ export async function planExpiry(input: { runbook: string; keep?: number; reposi
     const now = new Date();
     const chosen = chooseRepositories(runbook, input.repository);
     // One repository (runbook repository:): as it always was, a failure fails the activity (and is retried).
-    if (runbook.repositories.length <= 1) return withRepository(runbook, chosen[0]!, 'expire', (repo) => planOne(runbook, chosen[0]!, repo, cluster, input.keep, now));
+    if (runbook.repositories.length <= 1)
+      return withRepository(runbook, chosen[0]!, 'expire', (repo) =>
+        planOne(runbook, chosen[0]!, repo, cluster, input.keep, now),
+      );
     // Several: each in runbook order with its own settings and expire identity;
     // one that cannot be planned is reported and the others are still expired.
     const repositories: RepositoryExpiryPlan[] = [];
     for (const entry of chosen) {
       const index = runbook.repositories.indexOf(entry);
       try {
-        const plan = await withRepository(runbook, entry, 'expire', (repo) => planOne(runbook, entry, repo, cluster, input.keep, now));
+        const plan = await withRepository(runbook, entry, 'expire', (repo) =>
+          planOne(runbook, entry, repo, cluster, input.keep, now),
+        );
         repositories.push({ name: entry.name, url: entry.url, index, plan });
       } catch (err) {
         repositories.push({ name: entry.name, url: entry.url, index, ...failureOf(err) });
       }
     }
     const first = repositories[0]!;
-    return { ...(first.plan ?? unplanned(runbook, chosen[0]!, cluster, input.keep, now, first.error ?? '')), repositories };
+    return {
+      ...(first.plan ?? unplanned(runbook, chosen[0]!, cluster, input.keep, now, first.error ?? '')),
+      repositories,
+    };
   });
 }
 
-async function withRepository<T>(runbook: Runbook, entry: RepositoryEntry, role: 'expire', fn: (repo: Repository) => Promise<T>): Promise<T> {
+async function withRepository<T>(
+  runbook: Runbook,
+  entry: RepositoryEntry,
+  role: 'expire',
+  fn: (repo: Repository) => Promise<T>,
+): Promise<T> {
   const opened = await openEntry(entry, runbook.repositories.indexOf(entry), role);
   try {
     return await fn(opened.repo);
@@ -145,11 +158,25 @@ async function withRepository<T>(runbook: Runbook, entry: RepositoryEntry, role:
   }
 }
 
-async function planOne(runbook: Runbook, entry: RepositoryEntry, repo: Repository, cluster: string, keep: number | undefined, now: Date): Promise<ExpiryPlan> {
+async function planOne(
+  runbook: Runbook,
+  entry: RepositoryEntry,
+  repo: Repository,
+  cluster: string,
+  keep: number | undefined,
+  now: Date,
+): Promise<ExpiryPlan> {
   const [entries, archive] = await Promise.all([readCatalog(repo, cluster), readWalArchive(repo, cluster)]);
   const plan = planRetention(entries, archive.files, retentionPolicy(runbook, keep), now.toISOString());
-  const doomed = plan.walKeep && plan.walSegmentSize ? walFilesToDelete(archive.files, plan.walKeep, plan.walSegmentSize) : [];
-  const { locked } = await holdLocked(repo, cluster, plan.expire.map((e) => e.backupId), doomed, new Date());
+  const doomed =
+    plan.walKeep && plan.walSegmentSize ? walFilesToDelete(archive.files, plan.walKeep, plan.walSegmentSize) : [];
+  const { locked } = await holdLocked(
+    repo,
+    cluster,
+    plan.expire.map((e) => e.backupId),
+    doomed,
+    new Date(),
+  );
   // Reads only: what applying would extend (a dry run prints it).
   const lockExtension = await extendTierLocks(repo, cluster, {
     ...tierLockTargets(plan, entries),
@@ -169,12 +196,31 @@ async function planOne(runbook: Runbook, entry: RepositoryEntry, repo: Repositor
 }
 
 /** The top-level fields when the first repository could not be planned: nothing to do there, and why. */
-function unplanned(runbook: Runbook, entry: RepositoryEntry, cluster: string, keep: number | undefined, now: Date, error: string): ExpiryPlan {
+function unplanned(
+  runbook: Runbook,
+  entry: RepositoryEntry,
+  cluster: string,
+  keep: number | undefined,
+  now: Date,
+  error: string,
+): ExpiryPlan {
   const empty = planRetention([], [], retentionPolicy(runbook, keep), now.toISOString());
-  return { ...empty, runbook: runbook.name, cluster, repository: entry.url, nothingToDo: `repository ${repositoryLabel(entry)} could not be planned: ${error}` };
+  return {
+    ...empty,
+    runbook: runbook.name,
+    cluster,
+    repository: entry.url,
+    nothingToDo: `repository ${repositoryLabel(entry)} could not be planned: ${error}`,
+  };
 }
 
-const NOTHING_APPLIED: Omit<ExpiryApplied, 'repositories'> = { deletedBackups: [], skippedBackups: [], walDeleted: [], walDeletedCount: 0, walDeletedBytes: 0 };
+const NOTHING_APPLIED: Omit<ExpiryApplied, 'repositories'> = {
+  deletedBackups: [],
+  skippedBackups: [],
+  walDeleted: [],
+  walDeletedCount: 0,
+  walDeletedBytes: 0,
+};
 
 /**
  * Deletes what the plan allows. Run twice: it re-reads the repository and
@@ -205,11 +251,17 @@ export async function applyExpiry(input: { runbook: string; plan: ExpiryPlan }):
       const plan = r.plan;
       const entry = runbook.repositories.find((e) => e.name === r.name && e.url === r.url);
       if (!entry) {
-        repositories.push({ ...head, error: `repository ${repositoryLabel(r)} is no longer in runbook ${runbook.name}: nothing deleted there` });
+        repositories.push({
+          ...head,
+          error: `repository ${repositoryLabel(r)} is no longer in runbook ${runbook.name}: nothing deleted there`,
+        });
         continue;
       }
       try {
-        repositories.push({ ...head, applied: await withRepository(runbook, entry, 'expire', (repo) => applyOne(entry, repo, cluster, plan)) });
+        repositories.push({
+          ...head,
+          applied: await withRepository(runbook, entry, 'expire', (repo) => applyOne(entry, repo, cluster, plan)),
+        });
       } catch (err) {
         if (err instanceof CancelledFailure) throw err;
         repositories.push({ ...head, ...failureOf(err) });
@@ -219,7 +271,12 @@ export async function applyExpiry(input: { runbook: string; plan: ExpiryPlan }):
   });
 }
 
-async function applyOne(entry: RepositoryEntry, repo: Repository, cluster: string, plan: Omit<ExpiryPlan, 'repositories'>): Promise<Omit<ExpiryApplied, 'repositories'>> {
+async function applyOne(
+  entry: RepositoryEntry,
+  repo: Repository,
+  cluster: string,
+  plan: Omit<ExpiryPlan, 'repositories'>,
+): Promise<Omit<ExpiryApplied, 'repositories'>> {
   const [entries, archive] = await Promise.all([readCatalog(repo, cluster), readWalArchive(repo, cluster)]);
   // The approved plan's policy (plans from before tiers carry only keep), and the clock now.
   const policy = plan.policy ?? plan.keep!;
@@ -270,7 +327,13 @@ async function applyOne(entry: RepositoryEntry, repo: Repository, cluster: strin
     skippedBackups: [...decided.skippedBackups, ...lockedBackups],
     ...(decided.walKeep ? { walKeep: decided.walKeep } : {}),
     walDeleted: decided.walKeep
-      ? summarizeWal(archive.files, doomed, decided.walKeep, segSize, 'kept neither by the approved plan nor by a plan of the repository as it is now')
+      ? summarizeWal(
+          archive.files,
+          doomed,
+          decided.walKeep,
+          segSize,
+          'kept neither by the approved plan nor by a plan of the repository as it is now',
+        )
       : [],
     walDeletedCount: doomed.length,
     walDeletedBytes: doomed.reduce((n, f) => n + f.size, 0),
@@ -292,5 +355,6 @@ function beat(progress: ExpiryProgress): void {
     return;
   }
   heartbeat(progress);
-  if (ctx.cancellationSignal.aborted) throw new CancelledFailure('expiry cancelled; objects already deleted stay deleted');
+  if (ctx.cancellationSignal.aborted)
+    throw new CancelledFailure('expiry cancelled; objects already deleted stay deleted');
 }

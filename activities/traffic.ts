@@ -36,5 +36,7 @@ export async function resumeTraffic(input: { runbook: string }): Promise<Traffic
  * harmless.
  */
 export async function checkTrafficEndpoint(input: { runbook: string }): Promise<EndpointsCheck> {
-  return lifeboatActivity(async () => checkRunbookTraffic(await loadRunbook(input.runbook), 'start the recovery again'));
+  return lifeboatActivity(async () =>
+    checkRunbookTraffic(await loadRunbook(input.runbook), 'start the recovery again'),
+  );
 }

@@ -8,7 +8,17 @@
 //   BENCH_SEGMENTS  segments per drain run and per latency series (default 32)
 //   BENCH_ONLY=drain  only the archiver drain and live runs; BENCHMARKS.md is left alone
 import { execFileSync } from 'node:child_process';
-import { linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync, copyFileSync } from 'node:fs';
+import {
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  existsSync,
+  copyFileSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync, gunzipSync } from 'node:zlib';
@@ -36,13 +46,22 @@ function ms(start: bigint): number {
 function stats(xs: number[]): { mean: number; p50: number; p95: number; max: number } {
   const s = [...xs].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
-  return { mean: xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length), p50: at(0.5), p95: at(0.95), max: s[s.length - 1] ?? 0 };
+  return {
+    mean: xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length),
+    p50: at(0.5),
+    p95: at(0.95),
+    max: s[s.length - 1] ?? 0,
+  };
 }
 
 /** Runs a command as a new process and returns its wall time in ms; throws on a non-zero exit. */
 function timed(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): number {
   const t = process.hrtime.bigint();
-  execFileSync(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(cmd, args, {
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   return ms(t);
 }
 
@@ -50,14 +69,14 @@ function row(cells: (string | number)[]): string {
   return `| ${cells.map((c) => (typeof c === 'number' ? c.toFixed(c >= 100 ? 0 : 1) : c)).join(' | ')} |`;
 }
 
-
-
 function readyCount(pg: Primary): number {
   return readdirSync(path.join(pg.dataDir, 'pg_wal', 'archive_status')).filter((n) => n.endsWith('.ready')).length;
 }
 
 async function archivedCount(pg: Primary): Promise<number> {
-  const [r] = await pg.query<{ n: string; f: string }>('select archived_count as n, failed_count as f from pg_stat_archiver');
+  const [r] = await pg.query<{ n: string; f: string }>(
+    'select archived_count as n, failed_count as f from pg_stat_archiver',
+  );
   if (r!.f !== '0') throw new Error(`archive_command failed ${r!.f} times; see ${pg.logFile}`);
   return Number(r!.n);
 }
@@ -85,10 +104,14 @@ async function drain(pg: Primary, command: string): Promise<{ segments: number; 
   const before = await archivedCount(pg);
   const t = process.hrtime.bigint();
   await setArchiveCommand(pg, command);
-  await waitFor('the archiver to drain', async () => ((await archivedCount(pg)) - before >= segments ? true : undefined), {
-    timeoutMs: 1_800_000,
-    intervalMs: 50,
-  });
+  await waitFor(
+    'the archiver to drain',
+    async () => ((await archivedCount(pg)) - before >= segments ? true : undefined),
+    {
+      timeoutMs: 1_800_000,
+      intervalMs: 50,
+    },
+  );
   return { segments, seconds: ms(t) / 1000 };
 }
 
@@ -111,10 +134,17 @@ async function main(): Promise<void> {
     scriptFile = path.join(work, 'wide-tpcb.sql');
     writeFileSync(scriptFile, WIDE_TPCB);
     const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
-    log(`Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, ` +
-      `Node ${process.version}, PostgreSQL 15, MinIO on 127.0.0.1; load average at start ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}.`);
-    log(`WAL: pgbench scale 10, 4 clients running TPC-B's updates and inserts 200 rows at a time (the script is in bench/archive.ts); ` +
-      `${SEGMENTS} segments of ${SEG_MB} MiB per series.`);
+    log(
+      `Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, ` +
+        `Node ${process.version}, PostgreSQL 15, MinIO on 127.0.0.1; load average at start ${os
+          .loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' ')}.`,
+    );
+    log(
+      `WAL: pgbench scale 10, 4 clients running TPC-B's updates and inserts 200 rows at a time (the script is in bench/archive.ts); ` +
+        `${SEGMENTS} segments of ${SEG_MB} MiB per series.`,
+    );
     log();
 
     // Real segments to measure against, copied out of pg_wal.
@@ -122,7 +152,9 @@ async function main(): Promise<void> {
     const t0 = process.hrtime.bigint();
     const lsn0 = (await pg.query<{ l: string }>('select pg_current_wal_lsn()::text as l'))[0]!.l;
     await produceReadyWal(pg, SEGMENTS + 4);
-    const genBytes = Number((await pg.query<{ d: string }>(`select pg_wal_lsn_diff(pg_current_wal_lsn(), '${lsn0}')::text as d`))[0]!.d);
+    const genBytes = Number(
+      (await pg.query<{ d: string }>(`select pg_wal_lsn_diff(pg_current_wal_lsn(), '${lsn0}')::text as d`))[0]!.d,
+    );
     const genRate = genBytes / 2 ** 20 / (ms(t0) / 1000);
     const segDir = path.join(work, 'segments');
     mkdirSync(segDir);
@@ -169,7 +201,14 @@ async function main(): Promise<void> {
           best = { size, tc: Math.min(best.tc, tc), td: Math.min(best.td, td) };
         }
         const mib = bufs.length * SEG_MB;
-        log(row([name, `${((100 * best.size) / (mib * 2 ** 20)).toFixed(1)} %`, mib / (best.tc / 1000), mib / (best.td / 1000)]));
+        log(
+          row([
+            name,
+            `${((100 * best.size) / (mib * 2 ** 20)).toFixed(1)} %`,
+            mib / (best.tc / 1000),
+            mib / (best.td / 1000),
+          ]),
+        );
       }
       log();
 
@@ -191,24 +230,58 @@ async function main(): Promise<void> {
       const cpDest = path.join(work, 'cp-archive');
       mkdirSync(cpDest);
       const cpDir = pushDir('cp');
-      report('`cp` (archive)', ready.map((n) => timed('cp', [`pg_wal/${n}`, path.join(cpDest, n)], { cwd: cpDir })));
+      report(
+        '`cp` (archive)',
+        ready.map((n) => timed('cp', [`pg_wal/${n}`, path.join(cpDest, n)], { cwd: cpDir })),
+      );
       const fDir = pushDir('file');
-      report('archive-push file://', ready.map((n) => timed(LIFEBOAT, ['archive-push', `pg_wal/${n}`, ...file('lat'), '--no-ahead'], { cwd: fDir })));
+      report(
+        'archive-push file://',
+        ready.map((n) => timed(LIFEBOAT, ['archive-push', `pg_wal/${n}`, ...file('lat'), '--no-ahead'], { cwd: fDir })),
+      );
       const sDir = pushDir('s3');
-      report('archive-push s3://', ready.map((n) => timed(LIFEBOAT, ['archive-push', `pg_wal/${n}`, ...s3('lat'), '--no-ahead'], { cwd: sDir, env })));
+      report(
+        'archive-push s3://',
+        ready.map((n) =>
+          timed(LIFEBOAT, ['archive-push', `pg_wal/${n}`, ...s3('lat'), '--no-ahead'], { cwd: sDir, env }),
+        ),
+      );
       const getDir = path.join(work, 'get');
       mkdirSync(getDir);
-      report('`cp` (restore)', ready.map((n) => timed('cp', [path.join(cpDest, n), 'RECOVERYXLOG'], { cwd: getDir })));
-      report('archive-get file://', ready.map((n) => timed(LIFEBOAT, ['archive-get', n, 'RECOVERYXLOG', ...file('lat'), '--prefetch', '0'], { cwd: getDir })));
-      report('archive-get s3://', ready.map((n) => timed(LIFEBOAT, ['archive-get', n, 'RECOVERYXLOG', ...s3('lat'), '--prefetch', '0'], { cwd: getDir, env })));
-      for (const [label, args, e] of [['file://', file('lat'), {}], ['s3://', s3('lat'), env]] as const) {
+      report(
+        '`cp` (restore)',
+        ready.map((n) => timed('cp', [path.join(cpDest, n), 'RECOVERYXLOG'], { cwd: getDir })),
+      );
+      report(
+        'archive-get file://',
+        ready.map((n) =>
+          timed(LIFEBOAT, ['archive-get', n, 'RECOVERYXLOG', ...file('lat'), '--prefetch', '0'], { cwd: getDir }),
+        ),
+      );
+      report(
+        'archive-get s3://',
+        ready.map((n) =>
+          timed(LIFEBOAT, ['archive-get', n, 'RECOVERYXLOG', ...s3('lat'), '--prefetch', '0'], { cwd: getDir, env }),
+        ),
+      );
+      for (const [label, args, e] of [
+        ['file://', file('lat'), {}],
+        ['s3://', s3('lat'), env],
+      ] as const) {
         const dir = path.join(work, `replay-${label.replace(/\W/g, '')}`);
         mkdirSync(dir);
         const spool = ['--prefetch', '8', '--spool-dir', path.join(dir, 'spool')];
-        report(`archive-get ${label} with prefetch 8`, ready.map((n) => timed(LIFEBOAT, ['archive-get', n, 'RECOVERYXLOG', ...args, ...spool], { cwd: dir, env: e })));
+        report(
+          `archive-get ${label} with prefetch 8`,
+          ready.map((n) =>
+            timed(LIFEBOAT, ['archive-get', n, 'RECOVERYXLOG', ...args, ...spool], { cwd: dir, env: e }),
+          ),
+        );
       }
       log();
-      log('Prefetch rows: calls back to back, with no replay time between them, so the background downloads compete with the calls for the 2 cores.');
+      log(
+        'Prefetch rows: calls back to back, with no replay time between them, so the background downloads compete with the calls for the 2 cores.',
+      );
       log();
 
       // Start-up cost alone.
@@ -224,20 +297,40 @@ async function main(): Promise<void> {
       startup('`node -e 0`', () => timed(process.execPath, ['-e', '0']));
       startup('`lifeboat --version`', () => timed(LIFEBOAT, ['--version']));
       const histDir = pushDir('hist');
-      for (let i = 0; i < 20; i++) writeFileSync(path.join(histDir, 'pg_wal', `${(i + 2).toString(16).toUpperCase().padStart(8, '0')}.history`), '1\t0/3000000\tno recovery target specified\n');
+      for (let i = 0; i < 20; i++)
+        writeFileSync(
+          path.join(histDir, 'pg_wal', `${(i + 2).toString(16).toUpperCase().padStart(8, '0')}.history`),
+          '1\t0/3000000\tno recovery target specified\n',
+        );
       const hist = (i: number) => `pg_wal/${(i + 2).toString(16).toUpperCase().padStart(8, '0')}.history`;
-      startup('archive-push of a fresh history file, file://', (i) => timed(LIFEBOAT, ['archive-push', hist(i), ...file('cold'), '--no-ahead'], { cwd: histDir }));
-      startup('archive-push of a fresh history file, s3://', (i) => timed(LIFEBOAT, ['archive-push', hist(i + 10), ...s3('cold'), '--no-ahead'], { cwd: histDir, env }));
+      startup('archive-push of a fresh history file, file://', (i) =>
+        timed(LIFEBOAT, ['archive-push', hist(i), ...file('cold'), '--no-ahead'], { cwd: histDir }),
+      );
+      startup('archive-push of a fresh history file, s3://', (i) =>
+        timed(LIFEBOAT, ['archive-push', hist(i + 10), ...s3('cold'), '--no-ahead'], { cwd: histDir, env }),
+      );
       // Markers: one call pushes 11 segments ahead, the next 10 calls are marker hits.
       const mDir = pushDir('marker');
       for (const n of ready.slice(0, 11)) writeFileSync(path.join(mDir, 'pg_wal', 'archive_status', `${n}.ready`), '');
       timed(LIFEBOAT, ['archive-push', `pg_wal/${ready[0]}`, ...s3('marker'), '--parallel', '10'], { cwd: mDir, env });
       // The read-ahead pusher works in the background: time the calls once it has marked all ten.
-      await waitFor('the read-ahead pusher to mark ten segments', async () =>
-        ready.slice(1, 11).every((n) => existsSync(path.join(mDir, 'pg_wal', '.lifeboat-pushed', n))) ? true : undefined,
-      { timeoutMs: 120_000 });
-      startup('archive-push of a segment already pushed ahead (marker, no network)', (i) => timed(LIFEBOAT, ['archive-push', `pg_wal/${ready[i + 1]}`, ...s3('marker')], { cwd: mDir, env }));
-      startup('archive-push of a fresh segment, s3:// (for comparison)', (i) => timed(LIFEBOAT, ['archive-push', `pg_wal/${ready[(i + 11) % ready.length]}`, ...s3('fresh'), '--no-ahead'], { cwd: mDir, env }));
+      await waitFor(
+        'the read-ahead pusher to mark ten segments',
+        async () =>
+          ready.slice(1, 11).every((n) => existsSync(path.join(mDir, 'pg_wal', '.lifeboat-pushed', n)))
+            ? true
+            : undefined,
+        { timeoutMs: 120_000 },
+      );
+      startup('archive-push of a segment already pushed ahead (marker, no network)', (i) =>
+        timed(LIFEBOAT, ['archive-push', `pg_wal/${ready[i + 1]}`, ...s3('marker')], { cwd: mDir, env }),
+      );
+      startup('archive-push of a fresh segment, s3:// (for comparison)', (i) =>
+        timed(LIFEBOAT, ['archive-push', `pg_wal/${ready[(i + 11) % ready.length]}`, ...s3('fresh'), '--no-ahead'], {
+          cwd: mDir,
+          env,
+        }),
+      );
       log();
     }
 
@@ -267,7 +360,10 @@ async function main(): Promise<void> {
     pgbr.run(['stanza-create']);
     runs.push(
       [`${pgBackRestVersion()} archive-push (lz4)`, pgbr.archivePush],
-      [`${pgBackRestVersion()} archive-push (lz4, async, process-max 2)`, pgbr.archivePush.replace(' archive-push ', ' --archive-async --process-max=2 archive-push ')],
+      [
+        `${pgBackRestVersion()} archive-push (lz4, async, process-max 2)`,
+        pgbr.archivePush.replace(' archive-push ', ' --archive-async --process-max=2 archive-push '),
+      ],
     );
     for (const [name, command] of runs) {
       await produceReadyWal(pg, SEGMENTS);
@@ -278,22 +374,36 @@ async function main(): Promise<void> {
 
     // Both at once: pgbench writing while the archiver pushes to MinIO.
     await setArchiveCommand(pg, `${lb} archive-push %p ${s3('live').join(' ')} --parallel 4`);
-    await waitFor('the backlog to clear', async () => (readyCount(pg!) === 0 ? true : undefined), { timeoutMs: 600_000 });
+    await waitFor('the backlog to clear', async () => (readyCount(pg!) === 0 ? true : undefined), {
+      timeoutMs: 600_000,
+    });
     const lsnA = (await pg.query<{ l: string }>('select pg_current_wal_lsn()::text as l'))[0]!.l;
     const tA = process.hrtime.bigint();
     writeLoad(pg, 30);
     const writeSeconds = ms(tA) / 1000;
     const backlog = readyCount(pg);
     await pg.query('select pg_switch_wal()');
-    await waitFor('the archiver to catch up', async () => (readyCount(pg!) === 0 ? true : undefined), { timeoutMs: 900_000, intervalMs: 50 });
+    await waitFor('the archiver to catch up', async () => (readyCount(pg!) === 0 ? true : undefined), {
+      timeoutMs: 900_000,
+      intervalMs: 50,
+    });
     const total = ms(tA) / 1000;
-    const liveBytes = Number((await pg.query<{ d: string }>(`select pg_wal_lsn_diff(pg_current_wal_lsn(), '${lsnA}')::text as d`))[0]!.d);
+    const liveBytes = Number(
+      (await pg.query<{ d: string }>(`select pg_wal_lsn_diff(pg_current_wal_lsn(), '${lsnA}')::text as d`))[0]!.d,
+    );
     log('### pgbench and archiving to s3:// (--parallel 4) at the same time');
     log();
-    log(`pgbench wrote ${(liveBytes / 2 ** 20).toFixed(0)} MiB of WAL in ${writeSeconds.toFixed(1)} s (${(liveBytes / 2 ** 20 / writeSeconds).toFixed(1)} MiB/s); ` +
-      `${backlog} segments were waiting when it stopped; everything was archived ${(total - writeSeconds).toFixed(1)} s later.`);
+    log(
+      `pgbench wrote ${(liveBytes / 2 ** 20).toFixed(0)} MiB of WAL in ${writeSeconds.toFixed(1)} s (${(liveBytes / 2 ** 20 / writeSeconds).toFixed(1)} MiB/s); ` +
+        `${backlog} segments were waiting when it stopped; everything was archived ${(total - writeSeconds).toFixed(1)} s later.`,
+    );
     log();
-    log(`Load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}.`);
+    log(
+      `Load average at the end: ${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}.`,
+    );
   } finally {
     await pg?.stop().catch(() => undefined);
     await minio.stop();

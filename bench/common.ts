@@ -22,10 +22,12 @@ import { freePort, waitFor } from '../test/harness/ports';
 export const MiB = 2 ** 20;
 export const secondsSince = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e9;
 /** Seconds between two ISO times, when both are known. */
-export const span = (from?: string, to?: string) => (from && to ? (Date.parse(to) - Date.parse(from)) / 1000 : undefined);
+export const span = (from?: string, to?: string) =>
+  from && to ? (Date.parse(to) - Date.parse(from)) / 1000 : undefined;
 export const fmt = (x: number | undefined) => (x === undefined ? '—' : x.toFixed(x >= 100 ? 0 : 1));
 /** A markdown table row; numbers are formatted by fmt. */
-export const row = (cells: (string | number | undefined)[]) => `| ${cells.map((c) => (typeof c === 'string' ? c : fmt(c))).join(' | ')} |`;
+export const row = (cells: (string | number | undefined)[]) =>
+  `| ${cells.map((c) => (typeof c === 'string' ? c : fmt(c))).join(' | ')} |`;
 
 /** Runs a command as the postgres OS user and returns its wall time in seconds. */
 export function asPostgres(cmd: string, args: string[]): number {
@@ -56,31 +58,59 @@ export async function stopPostgres(dataDir: string): Promise<void> {
  * share the repository's keys. `repositories`: YAML that takes the place of
  * the `repository:` line (a repository with encryption, or a `repositories:` list).
  */
-export function writeBenchRunbook(runbooksDir: string, cluster: string, p: DemoRunbookParams, repositories?: string): void {
+export function writeBenchRunbook(
+  runbooksDir: string,
+  cluster: string,
+  p: DemoRunbookParams,
+  repositories?: string,
+): void {
   let yaml = demoRunbookYaml(p).replace('\ncluster:\n', `\ncluster:\n  name: ${cluster}\n`);
   if (repositories) yaml = yaml.replace(/^repository: .*\n/m, `${repositories.trimEnd()}\n`);
   writeFileSync(path.join(runbooksDir, `${p.name}.yaml`), yaml);
 }
 
 /** A MinIO on a free loopback port under `root`, with one bucket; env holds what a client needs. */
-export async function startMinio(root: string, bucket: string): Promise<{ env: Record<string, string>; stop: () => Promise<void>; pid: number }> {
+export async function startMinio(
+  root: string,
+  bucket: string,
+): Promise<{ env: Record<string, string>; stop: () => Promise<void>; pid: number }> {
   const port = await freePort();
   const user = 'lifeboat-bench';
   const secret = `bench-${Math.random().toString(36).slice(2)}`;
   const logFd = openSync(path.join(root, 'minio.log'), 'a');
   const child = spawn(
     requireTool('minio'),
-    ['server', path.join(root, 'minio'), '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${await freePort()}`, '--quiet'],
-    { env: { ...process.env, MINIO_ROOT_USER: user, MINIO_ROOT_PASSWORD: secret, MINIO_BROWSER: 'off' }, stdio: ['ignore', logFd, logFd] },
+    [
+      'server',
+      path.join(root, 'minio'),
+      '--address',
+      `127.0.0.1:${port}`,
+      '--console-address',
+      `127.0.0.1:${await freePort()}`,
+      '--quiet',
+    ],
+    {
+      env: { ...process.env, MINIO_ROOT_USER: user, MINIO_ROOT_PASSWORD: secret, MINIO_BROWSER: 'off' },
+      stdio: ['ignore', logFd, logFd],
+    },
   );
   const stop = () => stopChild(child);
   try {
     const endpoint = `http://127.0.0.1:${port}`;
     await waitFor('MinIO', async () => ((await fetch(`${endpoint}/minio/health/live`)).ok ? true : undefined));
-    const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: user, secretAccessKey: secret } });
+    const s3 = new S3Client({
+      endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: user, secretAccessKey: secret },
+    });
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
     s3.destroy();
-    return { env: { AWS_ACCESS_KEY_ID: user, AWS_SECRET_ACCESS_KEY: secret, AWS_REGION: 'us-east-1', S3_ENDPOINT: endpoint }, stop, pid: child.pid! };
+    return {
+      env: { AWS_ACCESS_KEY_ID: user, AWS_SECRET_ACCESS_KEY: secret, AWS_REGION: 'us-east-1', S3_ENDPOINT: endpoint },
+      stop,
+      pid: child.pid!,
+    };
   } catch (err) {
     await stop();
     throw err;
@@ -88,7 +118,9 @@ export async function startMinio(root: string, bucket: string): Promise<{ env: R
 }
 
 export function pgbench(pg: Primary, args: string[]): void {
-  execFileSync(`${PG_BIN}/pgbench`, ['-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', ...args, 'postgres'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(`${PG_BIN}/pgbench`, ['-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', ...args, 'postgres'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
 }
 
 /**
@@ -151,20 +183,31 @@ export async function makeDataset(pg: Primary, work: string, runbookName: string
   t = process.hrtime.bigint();
   const runbook = await loadRunbook(runbookName);
   const meta = await takeBaseBackup({ runbook, scratchDir: pgDir(path.join(work, 'scratch')) });
-  notes.push(`takeBaseBackup took ${secondsSince(t).toFixed(1)} s (pg_basebackup, pg_verifybackup, tar and zstd -3, store).`);
-  o.progress(`backup ${meta.backupId}: ${(meta.sizeBytes / MiB).toFixed(0)} MiB, stored ${(meta.storedBytes / MiB).toFixed(0)} MiB`);
+  notes.push(
+    `takeBaseBackup took ${secondsSince(t).toFixed(1)} s (pg_basebackup, pg_verifybackup, tar and zstd -3, store).`,
+  );
+  o.progress(
+    `backup ${meta.backupId}: ${(meta.sizeBytes / MiB).toFixed(0)} MiB, stored ${(meta.storedBytes / MiB).toFixed(0)} MiB`,
+  );
   await o.afterBackup?.();
 
   const script = path.join(work, 'wide-tpcb.sql');
   writeFileSync(script, WIDE_TPCB);
   t = process.hrtime.bigint();
-  while ((await walSince(pg, meta.endLsn)) < o.walMb * MiB) pgbench(pg, ['-n', '-c', '4', '-j', '2', '-T', '3', '-M', 'prepared', '-f', script]);
+  while ((await walSince(pg, meta.endLsn)) < o.walMb * MiB)
+    pgbench(pg, ['-n', '-c', '4', '-j', '2', '-T', '3', '-M', 'prepared', '-f', script]);
   const genSeconds = secondsSince(t);
   await switchAndWaitArchived(pg, 1_800_000);
-  notes.push(`The load (archiving to file:// as it ran) took ${genSeconds.toFixed(0)} s, and the archive was complete ${(secondsSince(t) - genSeconds).toFixed(1)} s after it stopped.`);
+  notes.push(
+    `The load (archiving to file:// as it ran) took ${genSeconds.toFixed(0)} s, and the archive was complete ${(secondsSince(t) - genSeconds).toFixed(1)} s after it stopped.`,
+  );
   // The target: a moment on the primary after all that WAL; then a little more WAL,
   // so that replay finds a commit past the target and stops there.
-  const target = (await pg.query<{ t: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as t`))[0]!.t;
+  const target = (
+    await pg.query<{ t: string }>(
+      `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as t`,
+    )
+  )[0]!.t;
   // The rows at the target, and a restore point there (nothing writes between the two).
   const fingerprint = (await pg.query<Record<string, string>>(FINGERPRINT_SQL))[0]!;
   await pg.query(`select pg_create_restore_point($1)`, [TARGET_NAME]);
@@ -173,8 +216,22 @@ export async function makeDataset(pg: Primary, work: string, runbookName: string
   await switchAndWaitArchived(pg, 600_000);
   const walBytes = await walSince(pg, meta.startLsn);
   const repo = await openRepository(runbook.repository.url, runbook.repository);
-  const segments = (await repo.list(keys.walPrefix(o.cluster))).filter((x) => walFileKind(walFileOfKey(o.cluster, x.key) ?? '') === 'segment' && (walFileOfKey(o.cluster, x.key) ?? '') >= meta.startWal);
-  return { meta, target, targetName: TARGET_NAME, fingerprint, dbBytes, walBytes, walStoredBytes: segments.reduce((n, x) => n + x.size, 0), walSegments: segments.length, notes };
+  const segments = (await repo.list(keys.walPrefix(o.cluster))).filter(
+    (x) =>
+      walFileKind(walFileOfKey(o.cluster, x.key) ?? '') === 'segment' &&
+      (walFileOfKey(o.cluster, x.key) ?? '') >= meta.startWal,
+  );
+  return {
+    meta,
+    target,
+    targetName: TARGET_NAME,
+    fingerprint,
+    dbBytes,
+    walBytes,
+    walStoredBytes: segments.reduce((n, x) => n + x.size, 0),
+    walSegments: segments.length,
+    notes,
+  };
 }
 export type Dataset = Awaited<ReturnType<typeof makeDataset>>;
 

@@ -58,7 +58,10 @@ function labelOf(cmd: string): string {
 }
 
 export class CpuMeter {
-  private readonly tracked = new Map<number, { start: string; ppid: number; total: number; base: number; alive: boolean; label: string }>();
+  private readonly tracked = new Map<
+    number,
+    { start: string; ppid: number; total: number; base: number; alive: boolean; label: string }
+  >();
   private readonly byLabel = new Map<string, number>();
   private starting = false;
   private readonly ignored = new Set<string>();
@@ -95,8 +98,15 @@ export class CpuMeter {
     let ticks = readStat('self')!.total - this.selfAtStart;
     for (const pid of this.services) ticks += (readStat(pid)?.total ?? 0) - (this.fixedAtStart.get(pid) ?? 0);
     this.byLabel.clear();
-    for (const pid of this.services) this.byLabel.set(`service ${labelOf(cmdline(pid))}`, (readStat(pid)?.total ?? 0) - (this.fixedAtStart.get(pid) ?? 0));
-    this.byLabel.set('bench and worker (in-process activities, their children)', readStat('self')!.total - this.selfAtStart);
+    for (const pid of this.services)
+      this.byLabel.set(
+        `service ${labelOf(cmdline(pid))}`,
+        (readStat(pid)?.total ?? 0) - (this.fixedAtStart.get(pid) ?? 0),
+      );
+    this.byLabel.set(
+      'bench and worker (in-process activities, their children)',
+      readStat('self')!.total - this.selfAtStart,
+    );
     for (const [pid, t] of this.tracked) {
       // A process that was waited for by one counted here is in that one's cutime.
       const waitedFor = t.ppid === process.pid || this.tracked.has(t.ppid);
@@ -117,14 +127,17 @@ export class CpuMeter {
   private sample(): void {
     const before = process.cpuUsage();
     for (const t of this.tracked.values()) t.alive = false;
-    const pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
+    const pids = readdirSync('/proc')
+      .filter((n) => /^\d+$/.test(n))
+      .map(Number);
     const stats = new Map<number, Stat>();
     for (const pid of pids) {
       const s = readStat(pid);
       if (s) stats.set(pid, s);
     }
     const isExcluded = (pid: number): boolean => {
-      for (let p = pid, hops = 0; p > 1 && hops < 64; p = stats.get(p)?.ppid ?? 0, hops++) if (this.excluded.includes(p)) return true;
+      for (let p = pid, hops = 0; p > 1 && hops < 64; p = stats.get(p)?.ppid ?? 0, hops++)
+        if (this.excluded.includes(p)) return true;
       return false;
     };
     for (const [pid, s] of stats) {
@@ -137,7 +150,15 @@ export class CpuMeter {
       const key = `${pid}:${s.start}`;
       if (this.ignored.has(key)) continue;
       const ours = (this.tracked.has(s.ppid) || cmdline(pid).includes(this.marker)) && !isExcluded(pid);
-      if (ours) this.tracked.set(pid, { start: s.start, ppid: s.ppid, total: s.total, base: this.starting ? s.total : 0, alive: true, label: labelOf(cmdline(pid)) });
+      if (ours)
+        this.tracked.set(pid, {
+          start: s.start,
+          ppid: s.ppid,
+          total: s.total,
+          base: this.starting ? s.total : 0,
+          alive: true,
+          label: labelOf(cmdline(pid)),
+        });
       else this.ignored.add(key);
     }
     const used = process.cpuUsage(before);

@@ -53,10 +53,15 @@ interface Run {
 /** Runs restoreDrill to its end; a failed drill fails the bench with the workflow's message. */
 async function drill(client: TemporalClient, taskQueue: string, kind: string, target?: Target): Promise<Run> {
   const input: DrillInput = { runbook: RUNBOOK, ...(target ? { target } : {}) };
-  const evidence = (await client.workflow.execute('restoreDrill', { taskQueue, workflowId: `bench-drill-${Date.now().toString(36)}`, args: [input] })) as Evidence;
+  const evidence = (await client.workflow.execute('restoreDrill', {
+    taskQueue,
+    workflowId: `bench-drill-${Date.now().toString(36)}`,
+    args: [input],
+  })) as Evidence;
   const step = (id: string) => evidence.steps.find((s) => s.id === id);
   const phases: Record<string, number> = {};
-  for (const [phase, ids] of RTO_PHASES) phases[phase] = ids.reduce((n, id) => n + (span(step(id)?.startedAt, step(id)?.finishedAt) ?? 0), 0);
+  for (const [phase, ids] of RTO_PHASES)
+    phases[phase] = ids.reduce((n, id) => n + (span(step(id)?.startedAt, step(id)?.finishedAt) ?? 0), 0);
   const rto = span(evidence.startedAt, step('smoke-write')?.finishedAt) ?? NaN;
   progress(`${kind}: RTO ${rto.toFixed(1)} s, ${evidence.walSegmentsReplayed ?? '?'} segments replayed`);
   return { kind, evidence, phases, rto };
@@ -78,11 +83,24 @@ async function main(): Promise<void> {
     // The worker in this process reads the runbooks from its environment.
     process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
     const fileUrl = `file://${pgDir(path.join(work, 'repo'))}`;
-    const pg = await startPrimary({ archive: { repo: fileUrl, cluster: CLUSTER }, conf: ['max_wal_size = 1GB', 'checkpoint_timeout = 5min'] });
+    const pg = await startPrimary({
+      archive: { repo: fileUrl, cluster: CLUSTER },
+      conf: ['max_wal_size = 1GB', 'checkpoint_timeout = 5min'],
+    });
     cleanups.push(() => pg.stop());
     const host = `bench${process.pid}`;
     const stateDir = pgDir(path.join(work, 'state'));
-    writeBenchRunbook(runbooksDir, CLUSTER, { name: RUNBOOK, pgPort: pg.port, pgUser: 'postgres', database: 'postgres', repoUrl: fileUrl, host, stateDir, restorePort: await freePort(), drillPort: await freePort() });
+    writeBenchRunbook(runbooksDir, CLUSTER, {
+      name: RUNBOOK,
+      pgPort: pg.port,
+      pgUser: 'postgres',
+      database: 'postgres',
+      repoUrl: fileUrl,
+      host,
+      stateDir,
+      restorePort: await freePort(),
+      drillPort: await freePort(),
+    });
 
     const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
     const loadAtStart = loadavg();
@@ -109,35 +127,55 @@ async function main(): Promise<void> {
       ['no target (random moment)', undefined],
     ];
     for (const [kind, target] of kinds) runs.push(await drill(client, taskQueue, kind, target));
-    if (runs.every((r) => r.rto < QUICK_RTO)) for (const [kind, target] of kinds) runs.push(await drill(client, taskQueue, kind, target));
+    if (runs.every((r) => r.rto < QUICK_RTO))
+      for (const [kind, target] of kinds) runs.push(await drill(client, taskQueue, kind, target));
     clearInterval(sampler);
     const loadAfterDrills = loadavg();
 
     const m = ds.meta;
     const phaseNames = RTO_PHASES.map(([p]) => p);
-    log(`Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, PostgreSQL 15; ` +
-      `load average (/proc/loadavg, 1/5/15 min) at start ${loadAtStart}, before the drills ${loadBeforeDrills}, after them ${loadAfterDrills}` +
-      `${loads.length > 0 ? `; 1-minute figure during the drills ${Math.min(...loads).toFixed(1)} to ${Math.max(...loads).toFixed(1)}` : ''}.`);
-    log(`Dataset: pgbench scale ${SCALE} (database ${(ds.dbBytes / MiB).toFixed(0)} MiB); base backup ${m.backupId} of ${(m.sizeBytes / MiB).toFixed(0)} MiB (${(m.storedBytes / MiB).toFixed(0)} MiB stored); ` +
-      `then ${(ds.walBytes / MiB).toFixed(0)} MiB of WAL from the backup's start (${ds.walSegments} segments, ${(ds.walStoredBytes / MiB).toFixed(0)} MiB stored in file://) by the wide TPC-B load of bench/archive.ts (4 clients); ` +
-      `the given target ${ds.target} is the end of the load, followed by 2 s more load. ${ds.notes.join(' ')}`);
+    log(
+      `Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, PostgreSQL 15; ` +
+        `load average (/proc/loadavg, 1/5/15 min) at start ${loadAtStart}, before the drills ${loadBeforeDrills}, after them ${loadAfterDrills}` +
+        `${loads.length > 0 ? `; 1-minute figure during the drills ${Math.min(...loads).toFixed(1)} to ${Math.max(...loads).toFixed(1)}` : ''}.`,
+    );
+    log(
+      `Dataset: pgbench scale ${SCALE} (database ${(ds.dbBytes / MiB).toFixed(0)} MiB); base backup ${m.backupId} of ${(m.sizeBytes / MiB).toFixed(0)} MiB (${(m.storedBytes / MiB).toFixed(0)} MiB stored); ` +
+        `then ${(ds.walBytes / MiB).toFixed(0)} MiB of WAL from the backup's start (${ds.walSegments} segments, ${(ds.walStoredBytes / MiB).toFixed(0)} MiB stored in file://) by the wide TPC-B load of bench/archive.ts (4 clients); ` +
+        `the given target ${ds.target} is the end of the load, followed by 2 s more load. ${ds.notes.join(' ')}`,
+    );
     log();
     log(`| drill | ${phaseNames.join(' s | ')} s | RTO s | RPO s | segments | WAL MiB | base MiB | replay MiB/s |`);
     log(`|---|${phaseNames.map(() => '---').join('|')}|---|---|---|---|---|---|`);
     for (const r of runs) {
       const e = r.evidence;
       const walMiB = (e.walBytesReplayed ?? 0) / MiB;
-      log(row([r.kind, ...phaseNames.map((p) => r.phases[p]), r.rto, e.rpoObservedSeconds, String(e.walSegmentsReplayed ?? '—'), walMiB, (e.baseBackupBytes ?? 0) / MiB, walMiB / r.phases.replay!]));
+      log(
+        row([
+          r.kind,
+          ...phaseNames.map((p) => r.phases[p]),
+          r.rto,
+          e.rpoObservedSeconds,
+          String(e.walSegmentsReplayed ?? '—'),
+          walMiB,
+          (e.baseBackupBytes ?? 0) / MiB,
+          walMiB / r.phases.replay!,
+        ]),
+      );
     }
     log();
-    log('Seconds from the evidence\'s step timestamps, to the millisecond. RTO: from the drill\'s start to the smoke write read back; preflight includes pick-target. ' +
-      'RPO: the target minus the last commit replayed (the evidence\'s rpoObservedSeconds). The evidence records, in tenths:');
+    log(
+      "Seconds from the evidence's step timestamps, to the millisecond. RTO: from the drill's start to the smoke write read back; preflight includes pick-target. " +
+        "RPO: the target minus the last commit replayed (the evidence's rpoObservedSeconds). The evidence records, in tenths:",
+    );
     log();
     for (const r of runs) {
       const e = r.evidence;
       const ph = e.rtoPhases ?? {};
-      log(`- ${r.kind}: target ${e.target && 'time' in e.target ? e.target.time : JSON.stringify(e.target)}, rtoObservedSeconds ${e.rtoObservedSeconds ?? '—'} (${phaseNames.map((p) => `${p} ${ph[p] ?? '—'}`).join(', ')}), ` +
-        `rpoObservedSeconds ${e.rpoObservedSeconds ?? '—'}, ${e.validationStatus}; teardown ${span(e.steps.find((s) => s.id === 'teardown')?.startedAt, e.steps.find((s) => s.id === 'teardown')?.finishedAt)?.toFixed(1) ?? '—'} s after the RTO.`);
+      log(
+        `- ${r.kind}: target ${e.target && 'time' in e.target ? e.target.time : JSON.stringify(e.target)}, rtoObservedSeconds ${e.rtoObservedSeconds ?? '—'} (${phaseNames.map((p) => `${p} ${ph[p] ?? '—'}`).join(', ')}), ` +
+          `rpoObservedSeconds ${e.rpoObservedSeconds ?? '—'}, ${e.validationStatus}; teardown ${span(e.steps.find((s) => s.id === 'teardown')?.startedAt, e.steps.find((s) => s.id === 'teardown')?.finishedAt)?.toFixed(1) ?? '—'} s after the RTO.`,
+      );
     }
     written = true;
   } finally {

@@ -10,7 +10,16 @@
 //   BENCH_DRY=1     a trial run: BENCHMARKS.md is left alone
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startPrimary, type Primary } from '../test/harness/postgres';
@@ -68,7 +77,14 @@ function benchConfigs(fileRoot: string, runbooksDir: string, s3env: Record<strin
   const work = path.dirname(fileRoot);
   const key = ['--encryption-key', `bench=${KEY_ENV}`];
   const s3Url = 's3://bench/archive';
-  const byUrl = (id: string, label: string, url: string, encrypted: boolean, env: Record<string, string>, against?: string): Config => ({
+  const byUrl = (
+    id: string,
+    label: string,
+    url: string,
+    encrypted: boolean,
+    env: Record<string, string>,
+    against?: string,
+  ): Config => ({
     id,
     label,
     encrypted,
@@ -84,7 +100,17 @@ function benchConfigs(fileRoot: string, runbooksDir: string, s3env: Record<strin
     const repos = two
       ? `repositories:\n  - { name: local, url: "file://${fileRoot}"${enc} }\n  - { name: minio, url: "${s3Url}", endpointEnv: S3_ENDPOINT${enc} }\nrepositoryPolicy: all\n`
       : `repository: { url: "file://${fileRoot}"${enc} }\n`;
-    const yaml = demoRunbookYaml({ name: id, pgPort: 5432, pgUser: 'postgres', database: 'postgres', repoUrl: 'file:///unused', host: 'bench', stateDir: path.join(work, `state-${id}`), restorePort: 5433, drillPort: 5434 })
+    const yaml = demoRunbookYaml({
+      name: id,
+      pgPort: 5432,
+      pgUser: 'postgres',
+      database: 'postgres',
+      repoUrl: 'file:///unused',
+      host: 'bench',
+      stateDir: path.join(work, `state-${id}`),
+      restorePort: 5433,
+      drillPort: 5434,
+    })
       .replace('\ncluster:\n', `\ncluster:\n  name: ${id}\n`)
       .replace(/^repository: .*\n/m, repos);
     writeFileSync(path.join(runbooksDir, `${id}.yaml`), yaml);
@@ -96,7 +122,11 @@ function benchConfigs(fileRoot: string, runbooksDir: string, s3env: Record<strin
       pushTarget: ['--runbook', id, '--runbooks-dir', runbooksDir],
       // As restore_command names them (src/repository/multi.ts fallbackRepoArgs): the first by URL, the second as its fallback.
       getTarget: [
-        '--repo', `file://${fileRoot}`, '--cluster', id, ...(encrypted ? key : []),
+        '--repo',
+        `file://${fileRoot}`,
+        '--cluster',
+        id,
+        ...(encrypted ? key : []),
         ...(two ? ['--fallback-repo', `${s3Url}#endpointEnv=S3_ENDPOINT`] : []),
       ],
       env: two ? s3env : {},
@@ -142,17 +172,29 @@ async function main(): Promise<void> {
   let pg: Primary | undefined;
   process.env[KEY_ENV] = randomBytes(32).toString('base64');
   try {
-    pg = await startPrimary({ archive: { repo: 's3://bench/unused', cluster: 'unused' }, conf: [`archive_command = ''`, 'max_wal_size = 1GB', 'wal_keep_size = 0'] });
+    pg = await startPrimary({
+      archive: { repo: 's3://bench/unused', cluster: 'unused' },
+      conf: [`archive_command = ''`, 'max_wal_size = 1GB', 'wal_keep_size = 0'],
+    });
     const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
-    log(`Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${cpu}), Node ${process.version}, PostgreSQL 15, MinIO on 127.0.0.1; ` +
-      `load average at start ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}.`);
+    log(
+      `Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${cpu}), Node ${process.version}, PostgreSQL 15, MinIO on 127.0.0.1; ` +
+        `load average at start ${os
+          .loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' ')}.`,
+    );
     const seg = await pgbenchSegments(pg, work);
-    log(`The same ${seg.names.length} pgbench segments of ${SEG_MB} MiB for every row; AES-256-GCM in 1 MiB chunks (src/repository/encryption-format.ts).`);
+    log(
+      `The same ${seg.names.length} pgbench segments of ${SEG_MB} MiB for every row; AES-256-GCM in 1 MiB chunks (src/repository/encryption-format.ts).`,
+    );
     log();
 
     // In this process, one core: the cipher alone, on what is stored (zstd 1 output).
     const ring = new KeyRing({ keyId: 'bench', keyEnv: KEY_ENV });
-    const compressed = await Promise.all(seg.names.map(async (n) => zstdCompress(readFileSync(path.join(seg.dir, n)), 1)));
+    const compressed = await Promise.all(
+      seg.names.map(async (n) => zstdCompress(readFileSync(path.join(seg.dir, n)), 1)),
+    );
     const w = { url: 'file:///bench', key: 'bench/wal/x.zst' };
     openBuffer(sealBuffer(compressed[0]!, ring, w), ring, w); // warm up
     let best = { seal: Infinity, open: Infinity };
@@ -184,9 +226,13 @@ async function main(): Promise<void> {
     // change of load during the run falls on every row alike; the Δ columns
     // are medians of per-segment differences against the row named (the same
     // segment, moments apart), which cancels most of what load remains.
-    log('### archive-push and archive-get, one new process per segment (sequential, interleaved, no read-ahead or prefetch)');
+    log(
+      '### archive-push and archive-get, one new process per segment (sequential, interleaved, no read-ahead or prefetch)',
+    );
     log();
-    log('| repositories | encryption | push mean ms | push p50 ms | push MiB/s | get mean ms | get p50 ms | get MiB/s | Δ push ms | Δ get ms | against |');
+    log(
+      '| repositories | encryption | push mean ms | push p50 ms | push MiB/s | get mean ms | get p50 ms | get MiB/s | Δ push ms | Δ get ms | against |',
+    );
     log('|---|---|---|---|---|---|---|---|---|---|---|');
     const fileRoot = path.join(work, 'repo');
     mkdirSync(fileRoot);
@@ -203,29 +249,47 @@ async function main(): Promise<void> {
       seg.names.forEach((n, i) => {
         for (let j = 0; j < configs.length; j++) {
           const c = configs[(i + j) % configs.length]!;
-          const t = op === 'push'
-            ? timed(['archive-push', `pg_wal/${n}`, ...c.pushTarget, '--no-ahead'], c.data, c.env)
-            : timed(['archive-get', n, path.join(c.getDir, n), ...c.getTarget, '--prefetch', '0'], c.getDir, c.env);
+          const t =
+            op === 'push'
+              ? timed(['archive-push', `pg_wal/${n}`, ...c.pushTarget, '--no-ahead'], c.data, c.env)
+              : timed(['archive-get', n, path.join(c.getDir, n), ...c.getTarget, '--prefetch', '0'], c.getDir, c.env);
           times.get(c.id)![op].push(t);
         }
       });
     }
     for (const c of configs) {
       for (const n of seg.names) {
-        if (!readFileSync(path.join(c.getDir, n)).equals(readFileSync(path.join(seg.dir, n)))) throw new Error(`${n} came back different (${c.id})`);
+        if (!readFileSync(path.join(c.getDir, n)).equals(readFileSync(path.join(seg.dir, n))))
+          throw new Error(`${n} came back different (${c.id})`);
       }
       const t = times.get(c.id)!;
       const base = c.against ? times.get(c.against) : undefined;
       const delta = (op: 'push' | 'get') => (base ? median(t[op].map((x, i) => x - base[op][i]!)) : undefined);
       const against = c.against ? configs.find((x) => x.id === c.against)!.label : '—';
-      log(row([c.label, c.encrypted ? 'on' : 'off', mean(t.push), median(t.push), SEG_MB / (mean(t.push) / 1000), mean(t.get), median(t.get), SEG_MB / (mean(t.get) / 1000), delta('push'), delta('get'), against]));
+      log(
+        row([
+          c.label,
+          c.encrypted ? 'on' : 'off',
+          mean(t.push),
+          median(t.push),
+          SEG_MB / (mean(t.push) / 1000),
+          mean(t.get),
+          median(t.get),
+          SEG_MB / (mean(t.get) / 1000),
+          delta('push'),
+          delta('get'),
+          against,
+        ]),
+      );
     }
     log();
-    log('Each process pays Node\'s start-up and, for s3://, the AWS SDK\'s; the cipher adds its per-segment time above. ' +
-      'The runbook rows load and check a runbook (as an archive_command naming one does); the two-repository rows (`repositories:` file:// then s3://, `repositoryPolicy: all`) ' +
-      'push each segment to both (compressed once, uploaded twice) and get it from the first, as restore_command does with `--fallback-repo` for the second. ' +
-      'PostgreSQL\'s archiver normally finds segments already pushed by the read-ahead pusher and replay finds them in the prefetch spool ' +
-      '(plaintext, verified), so these per-call times are the worst case.');
+    log(
+      "Each process pays Node's start-up and, for s3://, the AWS SDK's; the cipher adds its per-segment time above. " +
+        'The runbook rows load and check a runbook (as an archive_command naming one does); the two-repository rows (`repositories:` file:// then s3://, `repositoryPolicy: all`) ' +
+        'push each segment to both (compressed once, uploaded twice) and get it from the first, as restore_command does with `--fallback-repo` for the second. ' +
+        "PostgreSQL's archiver normally finds segments already pushed by the read-ahead pusher and replay finds them in the prefetch spool " +
+        '(plaintext, verified), so these per-call times are the worst case.',
+    );
     writeBenchSection('bench:encryption', 'Encryption', out.join('\n'));
   } finally {
     await pg?.stop();

@@ -26,7 +26,10 @@ export function pgBackRestConfigPath(work: string): string {
 }
 
 /** Writes the configuration for a primary at `pgDataDir` (port, socket directory). */
-export function setUpPgBackRest(work: string, primary: { dataDir: string; port: number; socketDir: string }): PgBackRest {
+export function setUpPgBackRest(
+  work: string,
+  primary: { dataDir: string; port: number; socketDir: string },
+): PgBackRest {
   const root = pgDir(path.join(work, 'pgbackrest'));
   const config = pgBackRestConfigPath(work);
   const spool = pgDir(path.join(root, 'spool'));
@@ -74,11 +77,17 @@ export function pgBackRestVersion(): string {
  * pgBackRest writes. The queue of an earlier round is removed first, so each
  * round fetches its WAL from the repository.
  */
-export function pgBackRestRestore(b: PgBackRest, dataDir: string, target: { name: string } | { time: string }, settings: string[]): number {
+export function pgBackRestRestore(
+  b: PgBackRest,
+  dataDir: string,
+  target: { name: string } | { time: string },
+  settings: string[],
+): number {
   rmSync(path.join(b.spool, 'archive'), { recursive: true, force: true });
   pgDir(dataDir);
   // A time as PostgreSQL reads recovery_target_time (pgBackRest passes it on as written).
-  const type = 'name' in target ? ['--type=name', `--target=${target.name}`] : ['--type=time', `--target=${pgTime(target.time)}`];
+  const type =
+    'name' in target ? ['--type=name', `--target=${target.name}`] : ['--type=time', `--target=${pgTime(target.time)}`];
   const seconds = b.run([`--pg1-path=${dataDir}`, ...type, '--target-action=pause', '--archive-mode=off', 'restore']);
   // After pgBackRest's own recovery settings: where this copy listens.
   appendFileSync(path.join(dataDir, 'postgresql.auto.conf'), `${settings.join('\n')}\n`);

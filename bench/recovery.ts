@@ -69,18 +69,48 @@ import { parseLsn, walFileKind } from '../src/wal/names';
 import { startWorkers } from '../src/worker';
 import { PG_BIN, startPrimary } from '../test/harness/postgres';
 import { freePort, waitFor } from '../test/harness/ports';
-import { asPostgres, FINGERPRINT_SQL, makeDataset, MiB, pgDir, row, secondsSince, span, startMinio, stopPostgres, writeBenchRunbook, writeBenchSection, type Dataset } from './common';
+import {
+  asPostgres,
+  FINGERPRINT_SQL,
+  makeDataset,
+  MiB,
+  pgDir,
+  row,
+  secondsSince,
+  span,
+  startMinio,
+  stopPostgres,
+  writeBenchRunbook,
+  writeBenchSection,
+  type Dataset,
+} from './common';
 import { CpuMeter, enableDelayAccounting, pidsWithCmdline, startupProcessTimes } from './cpu';
-import { pgBackRestConfigPath, pgBackRestRestore, pgBackRestVersion, setUpPgBackRest, STANZA, type PgBackRest } from './pgbackrest';
+import {
+  pgBackRestConfigPath,
+  pgBackRestRestore,
+  pgBackRestVersion,
+  setUpPgBackRest,
+  STANZA,
+  type PgBackRest,
+} from './pgbackrest';
 import { median, restoreCalls } from './restore-log';
-import { addStandby, ensureStandby, NEAR_HOLD_SECONDS, nearDelay, setStandbyDelay, WARM_DELAY, WARM_RUNBOOK } from './warm';
+import {
+  addStandby,
+  ensureStandby,
+  NEAR_HOLD_SECONDS,
+  nearDelay,
+  setStandbyDelay,
+  WARM_DELAY,
+  WARM_RUNBOOK,
+} from './warm';
 
 const SCALE = Math.max(1, Number(process.env.BENCH_SCALE ?? 50));
 const WAL_MB = Math.max(16, Number(process.env.BENCH_WAL_MB ?? 1024));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const BY_TIME = process.env.BENCH_TARGET === 'time';
 /** The target every row restores to. */
-const targetOf = (ds: Dataset): Extract<Target, { time: string } | { name: string }> => (BY_TIME ? { time: ds.target } : { name: ds.targetName });
+const targetOf = (ds: Dataset): Extract<Target, { time: string } | { name: string }> =>
+  BY_TIME ? { time: ds.target } : { name: ds.targetName };
 const SKIP = process.env.BENCH_ONLY !== undefined && process.env.BENCH_ONLY !== 'recovery';
 /** Both runbooks name this cluster, so the file:// and s3:// repositories hold the same keys. */
 const CLUSTER = 'bench';
@@ -115,10 +145,13 @@ type LifeboatKind = 'file' | 'file-enc' | 's3' | 's3-enc' | 'two' | 'warm';
 const LIFEBOAT_KINDS: readonly LifeboatKind[] = ['file', 'file-enc', 's3', 's3-enc', 'two', 'warm'];
 /** BENCH_ROWS, in the order of ALL_ROWS (rows of one round take turns in that order). */
 const ROWS: readonly RowId[] = (() => {
-  const asked = process.env.BENCH_ROWS?.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const asked = process.env.BENCH_ROWS?.split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
   if (!asked) return ALL_ROWS;
   const unknown = asked.filter((x) => !(ALL_ROWS as readonly string[]).includes(x));
-  if (unknown.length > 0) throw new Error(`BENCH_ROWS: unknown row ${unknown.join(', ')} (rows: ${ALL_ROWS.join(', ')})`);
+  if (unknown.length > 0)
+    throw new Error(`BENCH_ROWS: unknown row ${unknown.join(', ')} (rows: ${ALL_ROWS.join(', ')})`);
   return ALL_ROWS.filter((x) => asked.includes(x));
 })();
 /** The variable holding the encrypted rows' key (a fresh one per run, in this process's environment). */
@@ -131,7 +164,11 @@ async function copyCluster(from: Repository, to: Repository): Promise<number> {
     const got = await from.getStream(o.key);
     if (!got?.info.sha256) throw new Error(`cannot copy ${o.key}: missing, or no recorded sha256`);
     const { restorePoints } = got.info;
-    await to.put(o.key, got.stream, { sha256: got.info.sha256, ifAbsent: true, ...(restorePoints !== undefined ? { restorePoints } : {}) });
+    await to.put(o.key, got.stream, {
+      sha256: got.info.sha256,
+      ifAbsent: true,
+      ...(restorePoints !== undefined ? { restorePoints } : {}),
+    });
   }
   return objects.length;
 }
@@ -144,7 +181,9 @@ async function checkCopy(label: string, port: number, ds: Dataset): Promise<void
     const state = (await c.query<{ s: string }>('select pg_get_wal_replay_pause_state() as s')).rows[0]!.s;
     const got = (await c.query<Record<string, string>>(FINGERPRINT_SQL)).rows[0]!;
     if (state !== 'paused' || JSON.stringify(got) !== JSON.stringify(ds.fingerprint)) {
-      throw new Error(`${label}: the copy is ${state} with ${JSON.stringify(got)}; at the target the primary had ${JSON.stringify(ds.fingerprint)}`);
+      throw new Error(
+        `${label}: the copy is ${state} with ${JSON.stringify(got)}; at the target the primary had ${JSON.stringify(ds.fingerprint)}`,
+      );
     }
   } finally {
     await c.end();
@@ -154,19 +193,27 @@ async function checkCopy(label: string, port: number, ds: Dataset): Promise<void
 /** Waits until the copy on `port` says replay is paused (checked every 50 ms). */
 async function waitPaused(label: string, port: number, dataDir: string, logFile: string): Promise<void> {
   const t = process.hrtime.bigint();
-  await waitFor(`the ${label} copy to pause at the target`, async () => {
-    if (secondsSince(t) > 10 && !existsSync(path.join(dataDir, 'postmaster.pid'))) {
-      throw new Error(`the ${label} copy stopped; its log ${logFile} ends:\n${readFileSync(logFile, 'utf8').split('\n').slice(-8).join('\n')}`);
-    }
-    const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
-    c.on('error', () => undefined);
-    try {
-      await c.connect();
-      return (await c.query<{ s: string }>(`select pg_get_wal_replay_pause_state() as s`)).rows[0]!.s === 'paused' ? true : undefined;
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  }, { timeoutMs: 3_600_000, intervalMs: 50 });
+  await waitFor(
+    `the ${label} copy to pause at the target`,
+    async () => {
+      if (secondsSince(t) > 10 && !existsSync(path.join(dataDir, 'postmaster.pid'))) {
+        throw new Error(
+          `the ${label} copy stopped; its log ${logFile} ends:\n${readFileSync(logFile, 'utf8').split('\n').slice(-8).join('\n')}`,
+        );
+      }
+      const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+      c.on('error', () => undefined);
+      try {
+        await c.connect();
+        return (await c.query<{ s: string }>(`select pg_get_wal_replay_pause_state() as s`)).rows[0]!.s === 'paused'
+          ? true
+          : undefined;
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    },
+    { timeoutMs: 3_600_000, intervalMs: 50 },
+  );
 }
 
 interface Bench {
@@ -183,7 +230,16 @@ interface Bench {
 }
 
 /** Starts a copy prepared in `dataDir`, waits for the pause, checks it, reads its log, stops it and removes it. */
-async function replayPrepared(b: Bench, label: string, dataDir: string, port: number, logFile: string, t0: bigint, meter: CpuMeter, files: number): Promise<Run> {
+async function replayPrepared(
+  b: Bench,
+  label: string,
+  dataDir: string,
+  port: number,
+  logFile: string,
+  t0: bigint,
+  meter: CpuMeter,
+  files: number,
+): Promise<Run> {
   asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-l', logFile, '-W', 'start']);
   try {
     await waitPaused(label, port, dataDir, logFile);
@@ -207,7 +263,18 @@ async function limitRun(b: Bench, round: number): Promise<Run> {
   const t0 = process.hrtime.bigint();
   const files = asPostgres('cp', ['-a', b.ready, dataDir]);
   // The settings Lifeboat's replay-wal writes, but for restore_command.
-  await writeRecoveryConf(dataDir, { port, listenAddress: '127.0.0.1', socketDir: b.sockets, restoreCommand: `cp ${b.walDir}/%f %p`, target: targetOf(b.ds), workflowId: 'the recovery bench (limit)' }, 'postgres');
+  await writeRecoveryConf(
+    dataDir,
+    {
+      port,
+      listenAddress: '127.0.0.1',
+      socketDir: b.sockets,
+      restoreCommand: `cp ${b.walDir}/%f %p`,
+      target: targetOf(b.ds),
+      workflowId: 'the recovery bench (limit)',
+    },
+    'postgres',
+  );
   await writeSignalFile(dataDir, 'recovery', 'postgres');
   return replayPrepared(b, 'limit', dataDir, port, path.join(b.work, 'runs', `limit-${round}.log`), t0, meter, files);
 }
@@ -218,8 +285,21 @@ async function pgBackRestRun(b: Bench, round: number): Promise<Run> {
   const meter = b.meter();
   meter.start();
   const t0 = process.hrtime.bigint();
-  const files = pgBackRestRestore(b.pgbr, dataDir, targetOf(b.ds), [`port = ${port}`, `listen_addresses = '127.0.0.1'`, `unix_socket_directories = '${b.sockets}'`]);
-  return replayPrepared(b, 'pgBackRest', dataDir, port, path.join(b.work, 'runs', `pgbackrest-${round}.log`), t0, meter, files);
+  const files = pgBackRestRestore(b.pgbr, dataDir, targetOf(b.ds), [
+    `port = ${port}`,
+    `listen_addresses = '127.0.0.1'`,
+    `unix_socket_directories = '${b.sockets}'`,
+  ]);
+  return replayPrepared(
+    b,
+    'pgBackRest',
+    dataDir,
+    port,
+    path.join(b.work, 'runs', `pgbackrest-${round}.log`),
+    t0,
+    meter,
+    files,
+  );
 }
 
 /**
@@ -228,7 +308,11 @@ async function pgBackRestRun(b: Bench, round: number): Promise<Run> {
  * promotes (`promote`: the evidence is returned) or is terminated and its
  * copy stopped and removed, so that the next round restores afresh.
  */
-async function lifeboatRun(b: Bench, id: LifeboatKind | 'near', promote: boolean): Promise<Run & { evidence?: Evidence }> {
+async function lifeboatRun(
+  b: Bench,
+  id: LifeboatKind | 'near',
+  promote: boolean,
+): Promise<Run & { evidence?: Evidence }> {
   // The near row is the warm runbook with a standby built closer to the target.
   const kind: LifeboatKind = id === 'near' ? 'warm' : id;
   const k = b.kinds[kind];
@@ -250,7 +334,9 @@ async function lifeboatRun(b: Bench, id: LifeboatKind | 'near', promote: boolean
     if (failed) {
       meter.stop();
       await wf.terminate('recovery bench: a step failed').catch(() => undefined);
-      throw new Error(`${k.runbook}: ${failed.id} failed: ${failed.error?.type} ${failed.error?.message}\n${failed.error?.hints.join('\n')}`);
+      throw new Error(
+        `${k.runbook}: ${failed.id} failed: ${failed.error?.type} ${failed.error?.message}\n${failed.error?.hints.join('\n')}`,
+      );
     }
     const p = st?.pending;
     if (p?.kind === 'approval' && p.step === 'approve-promote') {
@@ -270,11 +356,16 @@ async function lifeboatRun(b: Bench, id: LifeboatKind | 'near', promote: boolean
   const replay = span(step('replay-wal')?.startedAt, step('replay-wal')?.finishedAt) ?? NaN;
   const total = span(st!.startedAt, step('replay-wal')?.finishedAt) ?? NaN;
   await checkCopy(`Lifeboat ${kind}`, k.restorePort, b.ds);
-  const marker = JSON.parse(readFileSync(path.join(k.restoreDir, '.lifeboat-restore.json'), 'utf8')) as { logFile: string; result?: { standby?: unknown } };
+  const marker = JSON.parse(readFileSync(path.join(k.restoreDir, '.lifeboat-restore.json'), 'utf8')) as {
+    logFile: string;
+    result?: { standby?: unknown };
+  };
   const source = step('restore-base-backup')?.summary ?? '';
   if (kind === 'warm' && (!source.startsWith('standby: ') || !marker.result?.standby)) {
     await wf.terminate('recovery bench: the standby was not used').catch(() => undefined);
-    throw new Error(`${k.runbook}: restore-base-backup restored a backup instead of taking the standby over (${source}); the warm row measures nothing`);
+    throw new Error(
+      `${k.runbook}: restore-base-backup restored a backup instead of taking the standby over (${source}); the warm row measures nothing`,
+    );
   }
   const calls = restoreCalls(marker.logFile);
   const run: Run = { files, replay, total, cpu, ...calls, ...(startup ? { startup } : {}), cpuBy };
@@ -296,7 +387,10 @@ async function lifeboatRun(b: Bench, id: LifeboatKind | 'near', promote: boolean
     while (!settled) {
       const s = await wf.query(statusQuery).catch(() => undefined);
       const failed = s?.steps.find((x) => x.state === 'failed');
-      if (failed) throw new Error(`${k.runbook}: ${failed.id} failed after the pause: ${failed.error?.type} ${failed.error?.message}`);
+      if (failed)
+        throw new Error(
+          `${k.runbook}: ${failed.id} failed after the pause: ${failed.error?.type} ${failed.error?.message}`,
+        );
       if (s?.pending?.kind === 'approval' && !approved.has(s.pending.step)) {
         approved.add(s.pending.step);
         await wf.executeUpdate(decideUpdate, { args: [{ step: s.pending.step, decision: 'approve', by: 'bench' }] });
@@ -305,7 +399,10 @@ async function lifeboatRun(b: Bench, id: LifeboatKind | 'near', promote: boolean
     }
     const evidence = (await result) as Evidence;
     await stopPostgres(k.restoreDir);
-    if (kind === 'warm' && evidence.restoreSource?.kind !== 'standby') throw new Error(`${k.runbook}: the evidence says the copy came from ${JSON.stringify(evidence.restoreSource)}, not the standby`);
+    if (kind === 'warm' && evidence.restoreSource?.kind !== 'standby')
+      throw new Error(
+        `${k.runbook}: the evidence says the copy came from ${JSON.stringify(evidence.restoreSource)}, not the standby`,
+      );
     return { ...run, evidence };
   }
   await wf.terminate('recovery bench: measured up to the paused copy');
@@ -316,7 +413,9 @@ async function lifeboatRun(b: Bench, id: LifeboatKind | 'near', promote: boolean
 /** Stops and removes a Lifeboat restore directory and what Lifeboat put beside it (moved-aside copies, claim, log): all inside the bench's state directory. */
 async function clearRestoreSite(dataDir: string): Promise<void> {
   const parent = path.dirname(dataDir);
-  for (const n of readdirSync(parent).filter((x) => x === path.basename(dataDir) || x.startsWith(`${path.basename(dataDir)}.`))) {
+  for (const n of readdirSync(parent).filter(
+    (x) => x === path.basename(dataDir) || x.startsWith(`${path.basename(dataDir)}.`),
+  )) {
     const p = path.join(parent, n);
     if (existsSync(path.join(p, 'postmaster.pid'))) await stopPostgres(p);
     rmSync(p, { recursive: true, force: true });
@@ -329,10 +428,21 @@ async function clearRestoreSite(dataDir: string): Promise<void> {
  * to a ready directory, and every archived segment decoded and checked into a
  * directory of plain files.
  */
-async function prepareLimit(work: string, fileRepo: Repository, ds: Dataset, restoreDir: string): Promise<{ ready: string; walDir: string; prepSeconds: number }> {
+async function prepareLimit(
+  work: string,
+  fileRepo: Repository,
+  ds: Dataset,
+  restoreDir: string,
+): Promise<{ ready: string; walDir: string; prepSeconds: number }> {
   const t = process.hrtime.bigint();
   const local = pgDir(path.join(work, 'limit'));
-  await new MockActivityEnvironment().run(restoreBaseBackup, { runbook: 'bench-file', backupId: ds.meta.backupId, mode: 'side-by-side' as const, workflowId: 'bench-limit-prep', runId: 'bench-limit-prep' });
+  await new MockActivityEnvironment().run(restoreBaseBackup, {
+    runbook: 'bench-file',
+    backupId: ds.meta.backupId,
+    mode: 'side-by-side' as const,
+    workflowId: 'bench-limit-prep',
+    runId: 'bench-limit-prep',
+  });
   const ready = path.join(local, 'ready');
   renameSync(restoreDir, ready);
   rmSync(path.join(ready, '.lifeboat-restore.json'), { force: true });
@@ -342,7 +452,8 @@ async function prepareLimit(work: string, fileRepo: Repository, ds: Dataset, res
     const name = walFileOfKey(CLUSTER, o.key);
     if (!name || walFileKind(name) !== 'segment' || name < ds.meta.startWal) continue;
     const plain = await decodeWal(name, (await fileRepo.get(o.key))!.body);
-    if (createHash('sha256').update(plain).digest('hex') !== o.sha256) throw new Error(`${o.key} does not match its sha256`);
+    if (createHash('sha256').update(plain).digest('hex') !== o.sha256)
+      throw new Error(`${o.key} does not match its sha256`);
     writeFileSync(path.join(walDir, name), plain);
   }
   execFileSync('chown', ['-R', 'postgres:postgres', walDir]);
@@ -351,7 +462,14 @@ async function prepareLimit(work: string, fileRepo: Repository, ds: Dataset, res
 
 function medianRun(runs: Run[]): Run {
   const m = (f: (r: Run) => number) => median(runs.map(f))!;
-  return { files: m((r) => r.files), replay: m((r) => r.replay), total: m((r) => r.total), cpu: m((r) => r.cpu), served: runs.flatMap((r) => r.served), missed: runs.flatMap((r) => r.missed) };
+  return {
+    files: m((r) => r.files),
+    replay: m((r) => r.replay),
+    total: m((r) => r.total),
+    cpu: m((r) => r.cpu),
+    served: runs.flatMap((r) => r.served),
+    missed: runs.flatMap((r) => r.missed),
+  };
 }
 
 async function main(): Promise<void> {
@@ -425,14 +543,28 @@ async function main(): Promise<void> {
       writeBenchRunbook(
         runbooksDir,
         CLUSTER,
-        { name: `bench-${kind}`, pgPort: pg.port, pgUser: 'postgres', database: 'postgres', repoUrl: url, ...(endpointEnv ? { endpointEnv } : {}), host, stateDir, restorePort, drillPort: await freePort() },
+        {
+          name: `bench-${kind}`,
+          pgPort: pg.port,
+          pgUser: 'postgres',
+          database: 'postgres',
+          repoUrl: url,
+          ...(endpointEnv ? { endpointEnv } : {}),
+          host,
+          stateDir,
+          restorePort,
+          drillPort: await freePort(),
+        },
         repositoriesYaml[kind],
       );
       if (kind === 'warm') restored.push(addStandby(runbooksDir, { host, stateDir, port: await freePort() }));
     }
 
     const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
-    const loadAtStart = os.loadavg().map((l) => l.toFixed(1)).join(' ');
+    const loadAtStart = os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ');
     let pgbrBackupSeconds = 0;
     const standbyBuilds: number[] = [];
     const ds = await makeDataset(pg, work, 'bench-file', {
@@ -454,9 +586,12 @@ async function main(): Promise<void> {
     await copyCluster(fileRepo, await openRepository(s3EncUrl, { endpointEnv: 'S3_ENDPOINT', encryption }));
     await copyCluster(fileRepo, await openRepository(twoFileUrl));
     await copyCluster(fileRepo, await openRepository(twoS3Url, { endpointEnv: 'S3_ENDPOINT' }));
-    progress(`dataset ready: target ${ds.targetName} (${ds.target}), ${copied} objects copied into MinIO, the warm row's, the encrypted rows' and the two-repository row's repositories; preparing the limit`);
+    progress(
+      `dataset ready: target ${ds.targetName} (${ds.target}), ${copied} objects copied into MinIO, the warm row's, the encrypted rows' and the two-repository row's repositories; preparing the limit`,
+    );
 
-    if (!enableDelayAccounting()) progress('kernel.task_delayacct is off (not root?): the startup process\'s disk wait reads 0');
+    if (!enableDelayAccounting())
+      progress("kernel.task_delayacct is off (not root?): the startup process's disk wait reads 0");
     const temporal = await startTemporalDevServer({ port: await freePort(), logFile: path.join(work, 'temporal.log') });
     cleanups.push(temporal.stop);
     const taskQueue = `bench-recovery-${process.pid}`;
@@ -466,10 +601,23 @@ async function main(): Promise<void> {
     cleanups.push(() => connection.close());
     const client = new TemporalClient({ connection });
 
-    const prep = ROWS.includes('limit') ? await prepareLimit(work, fileRepo, ds, kinds.file.restoreDir) : { ready: '', walDir: '', prepSeconds: 0 };
+    const prep = ROWS.includes('limit')
+      ? await prepareLimit(work, fileRepo, ds, kinds.file.restoreDir)
+      : { ready: '', walDir: '', prepSeconds: 0 };
     const primaryPid = Number(readFileSync(path.join(pg.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
     const services = [minio.pid, ...pidsWithCmdline(`--port ${temporal.address.split(':')[1]}`)];
-    const b: Bench = { work, sockets, ds, meter: () => new CpuMeter(work, services, [primaryPid]), ready: prep.ready, walDir: prep.walDir, pgbr, client, taskQueue, kinds };
+    const b: Bench = {
+      work,
+      sockets,
+      ds,
+      meter: () => new CpuMeter(work, services, [primaryPid]),
+      ready: prep.ready,
+      walDir: prep.walDir,
+      pgbr,
+      client,
+      taskQueue,
+      kinds,
+    };
 
     const runs = Object.fromEntries(ALL_ROWS.map((id) => [id, [] as Run[]])) as Record<RowId, Run[]>;
     const nearDelays: string[] = [];
@@ -499,8 +647,16 @@ async function main(): Promise<void> {
           runs[id].push(r);
         }
         const r = runs[id].at(-1)!;
-        progress(`  files ${r.files.toFixed(1)} s, replay ${r.replay.toFixed(1)} s, total ${r.total.toFixed(1)} s, ${r.cpu.toFixed(1)} CPU-s, restore_command median ${median(r.served)?.toFixed(0) ?? '—'} ms, sum ${(r.served.reduce((a, x) => a + x, 0) / 1000).toFixed(1)} s, max ${Math.max(0, ...r.served)} ms${r.startup ? `; startup process ${r.startup.cpu.toFixed(1)} s on CPU, ${r.startup.runqueue.toFixed(1)} s waiting for one, ${r.startup.io.toFixed(1)} s for disk` : ''}`);
-        if (r.cpuBy?.length) progress(`  CPU-s by process: ${r.cpuBy.slice(0, 8).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
+        progress(
+          `  files ${r.files.toFixed(1)} s, replay ${r.replay.toFixed(1)} s, total ${r.total.toFixed(1)} s, ${r.cpu.toFixed(1)} CPU-s, restore_command median ${median(r.served)?.toFixed(0) ?? '—'} ms, sum ${(r.served.reduce((a, x) => a + x, 0) / 1000).toFixed(1)} s, max ${Math.max(0, ...r.served)} ms${r.startup ? `; startup process ${r.startup.cpu.toFixed(1)} s on CPU, ${r.startup.runqueue.toFixed(1)} s waiting for one, ${r.startup.io.toFixed(1)} s for disk` : ''}`,
+        );
+        if (r.cpuBy?.length)
+          progress(
+            `  CPU-s by process: ${r.cpuBy
+              .slice(0, 8)
+              .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+              .join(', ')}`,
+          );
       }
     }
     const med = Object.fromEntries(ROWS.map((id) => [id, medianRun(runs[id])])) as Partial<Record<RowId, Run>>;
@@ -516,47 +672,85 @@ async function main(): Promise<void> {
       near: `Lifeboat, warm standby about ${NEAR_HOLD_SECONDS} s of load behind the target (delay set per round): files = the take-over`,
       warm: `Lifeboat, warm standby (file://, delay ${WARM_DELAY}): files = the take-over`,
     };
-    log(`Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${cpuModel}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, PostgreSQL 15, MinIO on 127.0.0.1; load average at start ${loadAtStart}.`);
-    log(`Dataset: pgbench scale ${SCALE} (database ${(ds.dbBytes / MiB).toFixed(0)} MiB); Lifeboat's base backup ${m.backupId} of ${(m.sizeBytes / MiB).toFixed(0)} MiB (${(m.storedBytes / MiB).toFixed(0)} MiB stored), pgBackRest's full backup right after it (${pgbrBackupSeconds.toFixed(1)} s); ` +
-      `then ${(ds.walBytes / MiB).toFixed(0)} MiB of WAL from the backup's start (${ds.walSegments} segments, ${(ds.walStoredBytes / MiB).toFixed(0)} MiB stored by Lifeboat) by the wide TPC-B load of bench/common.ts (4 clients); ` +
-      `target: ${BY_TIME ? `the time ${ds.target} (restore point \`${ds.targetName}\` made right after it)` : `restore point \`${ds.targetName}\` (${ds.target})`}, followed by 2 s more load. ${ROUNDS} interleaved round${ROUNDS > 1 ? 's' : ''}; medians.`);
-    log(`${ds.notes.join(' ')} Every copy held exactly the rows at the target (pgbench_history count, sums of pgbench_accounts and pgbench_branches, read on the primary at the restore point).`);
+    log(
+      `Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${cpuModel}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, PostgreSQL 15, MinIO on 127.0.0.1; load average at start ${loadAtStart}.`,
+    );
+    log(
+      `Dataset: pgbench scale ${SCALE} (database ${(ds.dbBytes / MiB).toFixed(0)} MiB); Lifeboat's base backup ${m.backupId} of ${(m.sizeBytes / MiB).toFixed(0)} MiB (${(m.storedBytes / MiB).toFixed(0)} MiB stored), pgBackRest's full backup right after it (${pgbrBackupSeconds.toFixed(1)} s); ` +
+        `then ${(ds.walBytes / MiB).toFixed(0)} MiB of WAL from the backup's start (${ds.walSegments} segments, ${(ds.walStoredBytes / MiB).toFixed(0)} MiB stored by Lifeboat) by the wide TPC-B load of bench/common.ts (4 clients); ` +
+        `target: ${BY_TIME ? `the time ${ds.target} (restore point \`${ds.targetName}\` made right after it)` : `restore point \`${ds.targetName}\` (${ds.target})`}, followed by 2 s more load. ${ROUNDS} interleaved round${ROUNDS > 1 ? 's' : ''}; medians.`,
+    );
+    log(
+      `${ds.notes.join(' ')} Every copy held exactly the rows at the target (pgbench_history count, sums of pgbench_accounts and pgbench_branches, read on the primary at the restore point).`,
+    );
     log();
-    log('| to the paused copy | files s | replay s | total s | CPU-s | ÷ limit | ÷ pgBackRest | restore_command median ms (calls) |');
+    log(
+      '| to the paused copy | files s | replay s | total s | CPU-s | ÷ limit | ÷ pgBackRest | restore_command median ms (calls) |',
+    );
     log('|---|---|---|---|---|---|---|---|');
     const ratio = (x: number, of: Run | undefined) => (of ? (x / of.total).toFixed(2) : '—');
     for (const id of ROWS) {
       const r = med[id]!;
       const calls = `${median(r.served)?.toFixed(0) ?? '—'} (${r.served.length / ROUNDS}${r.missed.length > 0 ? `; ${r.missed.length / ROUNDS} misses, median ${median(r.missed)!.toFixed(0)}` : ''})`;
-      log(row([label[id], r.files, r.replay, r.total, r.cpu, ratio(r.total, med.limit), ratio(r.total, med.pgbackrest), calls]));
+      log(
+        row([
+          label[id],
+          r.files,
+          r.replay,
+          r.total,
+          r.cpu,
+          ratio(r.total, med.limit),
+          ratio(r.total, med.pgbackrest),
+          calls,
+        ]),
+      );
     }
     log();
     if (ROWS.includes('warm')) {
-      log(`The warm row: runbook \`${WARM_RUNBOOK}\`, on the same cluster in a file:// repository of its own (the same objects, copied: the file row's promotion adds a timeline to its repository), declares a standby with delay ${WARM_DELAY}, longer than the whole bench, so recovery_min_apply_delay holds back the first commit of the load: ` +
-      `the standby stops just past the backup's consistency point and the recovery replays all ${(ds.walBytes / MiB).toFixed(0)} MiB of the load, the most a standby replays for a target inside its delay (bench/warm.ts). ` +
-      `Its files column is the take-over (pause the standby, find the target after its position, stop it, rename its directory into restore.dataDir), which does not grow with the database; its replay depends on the WAL after the standby's position only. ` +
-      `Each round built its standby from the backup, untimed, before its row (a take-over consumes it; ${standbyBuilds.map((x) => x.toFixed(1)).join(', ')} s until settled: holding a commit for its delay, prefetch spool filled). ` +
-      `Every warm round was checked to have taken the standby over (the step's summary and the restored copy's marker; the last round's evidence, restoreSource). Before the last round: ${standbyBefore}.`);
+      log(
+        `The warm row: runbook \`${WARM_RUNBOOK}\`, on the same cluster in a file:// repository of its own (the same objects, copied: the file row's promotion adds a timeline to its repository), declares a standby with delay ${WARM_DELAY}, longer than the whole bench, so recovery_min_apply_delay holds back the first commit of the load: ` +
+          `the standby stops just past the backup's consistency point and the recovery replays all ${(ds.walBytes / MiB).toFixed(0)} MiB of the load, the most a standby replays for a target inside its delay (bench/warm.ts). ` +
+          `Its files column is the take-over (pause the standby, find the target after its position, stop it, rename its directory into restore.dataDir), which does not grow with the database; its replay depends on the WAL after the standby's position only. ` +
+          `Each round built its standby from the backup, untimed, before its row (a take-over consumes it; ${standbyBuilds.map((x) => x.toFixed(1)).join(', ')} s until settled: holding a commit for its delay, prefetch spool filled). ` +
+          `Every warm round was checked to have taken the standby over (the step's summary and the restored copy's marker; the last round's evidence, restoreSource). Before the last round: ${standbyBefore}.`,
+      );
       log();
     }
     if (ROWS.includes('near')) {
-      log(`The near row: the same runbook, its standby built before each round's row with a delay of the target's age plus ${NEAR_HOLD_SECONDS} s plus a 15 s margin for the build (${nearDelays.join(', ')}), ` +
-      `so that it stands a few seconds of load before the target, as a standby with a 1 h delay stands 50 min before a target 10 min back. ` +
-      `It stood ${runs.near.map((r) => (r.behindMiB === undefined ? '?' : r.behindMiB.toFixed(0))).join(', ')} MiB before the target, and replayed ${runs.near.map((r) => (r.replayedMiB === undefined ? '?' : r.replayedMiB.toFixed(0))).join(', ')} MiB: ` +
-      "a take-over restarts the standby with the target, and PostgreSQL's redo starts again at its last restartpoint, which can only be at a checkpoint of the primary (here, with max_wal_size 1GB and checkpoint_timeout 5min, none came after the backup's during the 1 min load, so redo starts at the backup's start: the near row replays as much as the warm one; in production a primary checkpoints every checkpoint_timeout). " +
-      'What it replays depends on the WAL since that checkpoint, never on the size of the database.');
+      log(
+        `The near row: the same runbook, its standby built before each round's row with a delay of the target's age plus ${NEAR_HOLD_SECONDS} s plus a 15 s margin for the build (${nearDelays.join(', ')}), ` +
+          `so that it stands a few seconds of load before the target, as a standby with a 1 h delay stands 50 min before a target 10 min back. ` +
+          `It stood ${runs.near.map((r) => (r.behindMiB === undefined ? '?' : r.behindMiB.toFixed(0))).join(', ')} MiB before the target, and replayed ${runs.near.map((r) => (r.replayedMiB === undefined ? '?' : r.replayedMiB.toFixed(0))).join(', ')} MiB: ` +
+          "a take-over restarts the standby with the target, and PostgreSQL's redo starts again at its last restartpoint, which can only be at a checkpoint of the primary (here, with max_wal_size 1GB and checkpoint_timeout 5min, none came after the backup's during the 1 min load, so redo starts at the backup's start: the near row replays as much as the warm one; in production a primary checkpoints every checkpoint_timeout). " +
+          'What it replays depends on the WAL since that checkpoint, never on the size of the database.',
+      );
     }
-    log('Totals per round (s): ' + ROWS.map((id) => `${id} ${runs[id].map((r) => r.total.toFixed(1)).join(', ')}`).join('; ') + '.');
+    log(
+      'Totals per round (s): ' +
+        ROWS.map((id) => `${id} ${runs[id].map((r) => r.total.toFixed(1)).join(', ')}`).join('; ') +
+        '.',
+    );
     log();
-    log('### The last round, promoted (RTO: the workflow\'s start to the promotion)');
+    log("### The last round, promoted (RTO: the workflow's start to the promotion)");
     log();
     const kindsDone = LIFEBOAT_KINDS.filter((k) => evidence[k]);
     const kindName = (k: LifeboatKind) =>
-      ({ file: 'file://', 'file-enc': 'file://, encrypted', s3: 's3://', 's3-enc': 's3://, encrypted', two: 'file:// + s3://', warm: 'warm standby' })[k];
+      ({
+        file: 'file://',
+        'file-enc': 'file://, encrypted',
+        s3: 's3://',
+        's3-enc': 's3://, encrypted',
+        two: 'file:// + s3://',
+        warm: 'warm standby',
+      })[k];
     for (const k of kindsDone) {
       const e = evidence[k]!;
-      log(`- ${kindName(k)}: RTO ${(span(e.startedAt, e.promotedAt) ?? NaN).toFixed(1)} s (rtoObservedSeconds ${e.rtoObservedSeconds ?? '—'}); ${e.walSegmentsReplayed ?? '—'} segments, ${((e.walBytesReplayed ?? 0) / MiB).toFixed(0)} MiB replayed.${e.restoreSource ? ` Source: ${e.restoreSource.kind} (${e.restoreSource.why}).` : ''}` +
-        (k === 'two' ? ` Repositories: ${e.repositories ? JSON.stringify(e.repositories) : 'the first served the base backup and every WAL file'}.` : ''));
+      log(
+        `- ${kindName(k)}: RTO ${(span(e.startedAt, e.promotedAt) ?? NaN).toFixed(1)} s (rtoObservedSeconds ${e.rtoObservedSeconds ?? '—'}); ${e.walSegmentsReplayed ?? '—'} segments, ${((e.walBytesReplayed ?? 0) / MiB).toFixed(0)} MiB replayed.${e.restoreSource ? ` Source: ${e.restoreSource.kind} (${e.restoreSource.why}).` : ''}` +
+          (k === 'two'
+            ? ` Repositories: ${e.repositories ? JSON.stringify(e.repositories) : 'the first served the base backup and every WAL file'}.`
+            : ''),
+      );
     }
     log();
     log(`| step (wall time, s) | ${kindsDone.map(kindName).join(' | ')} |`);
@@ -569,11 +763,19 @@ async function main(): Promise<void> {
       log(row([`${s.id}${s.id === 'promote' ? ' (the RTO ends inside it)' : ''}`, ...times]));
     }
     log();
-    const pairs = ([['file-enc', 'file'], ['s3-enc', 's3'], ['two', 'file']] as const).filter(([a, b]) => med[a] && med[b]);
+    const pairs = (
+      [
+        ['file-enc', 'file'],
+        ['s3-enc', 's3'],
+        ['two', 'file'],
+      ] as const
+    ).filter(([a, b]) => med[a] && med[b]);
     if (pairs.length > 0) {
       log('### Encryption on and off, one repository and two (same dataset, same run)');
       log();
-      log('| row | against | to the paused copy s | against s | Δ s | Δ % | RTO s (last round, promoted) | against RTO s |');
+      log(
+        '| row | against | to the paused copy s | against s | Δ s | Δ % | RTO s (last round, promoted) | against RTO s |',
+      );
       log('|---|---|---|---|---|---|---|---|');
       const rto = (k: LifeboatKind) => {
         const e = evidence[k];
@@ -582,34 +784,61 @@ async function main(): Promise<void> {
       for (const [a, b] of pairs) {
         const ta = med[a]!.total;
         const tb = med[b]!.total;
-        log(row([kindName(a), kindName(b), ta, tb, ta - tb, `${(((ta - tb) / tb) * 100).toFixed(1)} %`, rto(a), rto(b)]));
+        log(
+          row([kindName(a), kindName(b), ta, tb, ta - tb, `${(((ta - tb) / tb) * 100).toFixed(1)} %`, rto(a), rto(b)]),
+        );
       }
       log();
-      log('The encrypted rows restore the same objects as the plain ones, sealed (AES-256-GCM in 1 MiB chunks, src/repository/encryption-format.ts): ' +
-        'the base backup is streamed and opened through the worker (an encrypted file:// repository hands restore\'s tar no file descriptor), ' +
-        'and restore_command and its prefetcher decrypt each segment before verifying it. The two-repository row restores from the first repository, ' +
-        'restore_command naming the second as its --fallback-repo (asked only for a file the first cannot serve; none here).');
+      log(
+        'The encrypted rows restore the same objects as the plain ones, sealed (AES-256-GCM in 1 MiB chunks, src/repository/encryption-format.ts): ' +
+          "the base backup is streamed and opened through the worker (an encrypted file:// repository hands restore's tar no file descriptor), " +
+          'and restore_command and its prefetcher decrypt each segment before verifying it. The two-repository row restores from the first repository, ' +
+          'restore_command naming the second as its --fallback-repo (asked only for a file the first cannot serve; none here).',
+      );
       log();
     }
     const probed = ROWS.filter((id) => runs[id].some((r) => r.startup));
     if (probed.length > 0) {
-      log('### Where replay\'s time went (medians over the rounds)');
+      log("### Where replay's time went (medians over the rounds)");
       log();
-      log('| row | replay s | replay on a CPU s | waiting for a CPU s | waiting for disk s | in restore_command s | prefetcher CPU-s | bench and worker CPU-s |');
+      log(
+        '| row | replay s | replay on a CPU s | waiting for a CPU s | waiting for disk s | in restore_command s | prefetcher CPU-s | bench and worker CPU-s |',
+      );
       log('|---|---|---|---|---|---|---|---|');
       for (const id of probed) {
         const rs = runs[id];
         const m = (f: (r: Run) => number | undefined) => median(rs.map(f).filter((x): x is number => x !== undefined));
         const by = (r: Run, k: string) => r.cpuBy?.find(([l]) => l.startsWith(k))?.[1] ?? 0;
-        log(row([label[id], m((r) => r.replay), m((r) => r.startup?.cpu), m((r) => r.startup?.runqueue), m((r) => r.startup?.io), m((r) => r.served.reduce((a, x) => a + x, 0) / 1000), m((r) => by(r, 'lifeboat archive-prefetch')), m((r) => by(r, 'bench and worker'))]));
+        log(
+          row([
+            label[id],
+            m((r) => r.replay),
+            m((r) => r.startup?.cpu),
+            m((r) => r.startup?.runqueue),
+            m((r) => r.startup?.io),
+            m((r) => r.served.reduce((a, x) => a + x, 0) / 1000),
+            m((r) => by(r, 'lifeboat archive-prefetch')),
+            m((r) => by(r, 'bench and worker')),
+          ]),
+        );
       }
       log();
-      log('Read from /proc while each copy waited at its target: the startup process (replay itself) from /proc/<pid>/schedstat (time on a CPU, time ready but waiting for one) and delayacct_blkio_ticks; ' +
-        'restore_command from the copy\'s log (the sum of its calls); the prefetcher\'s and the bench process\'s CPU from the row\'s CpuMeter (the bench process runs the worker\'s activities and polls the run\'s status every 50 ms).');
+      log(
+        'Read from /proc while each copy waited at its target: the startup process (replay itself) from /proc/<pid>/schedstat (time on a CPU, time ready but waiting for one) and delayacct_blkio_ticks; ' +
+          "restore_command from the copy's log (the sum of its calls); the prefetcher's and the bench process's CPU from the row's CpuMeter (the bench process runs the worker's activities and polls the run's status every 50 ms).",
+      );
       log();
     }
-    if (ROWS.includes('limit')) log(`Preparing the limit (untimed): restoring the backup once with Lifeboat's restore and decoding ${ds.walSegments} segments, ${prep.prepSeconds.toFixed(1)} s.`);
-    log(`Whole bench ${(secondsSince(started) / 60).toFixed(1)} min. Load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}.`);
+    if (ROWS.includes('limit'))
+      log(
+        `Preparing the limit (untimed): restoring the backup once with Lifeboat's restore and decoding ${ds.walSegments} segments, ${prep.prepSeconds.toFixed(1)} s.`,
+      );
+    log(
+      `Whole bench ${(secondsSince(started) / 60).toFixed(1)} min. Load average at the end: ${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}.`,
+    );
     written = true;
   } finally {
     for (const dir of restored) await clearRestoreSite(dir).catch(() => undefined);

@@ -46,7 +46,8 @@ const log = (line = '') => {
   out.push(line);
   process.stdout.write(`${line}\n`);
 };
-const progress = (line: string) => process.stderr.write(`[repair bench] ${new Date().toISOString().slice(11, 19)} ${line}\n`);
+const progress = (line: string) =>
+  process.stderr.write(`[repair bench] ${new Date().toISOString().slice(11, 19)} ${line}\n`);
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const rssMiB = () => process.memoryUsage().rss / MiB;
 /** Peak RSS of this process so far (getrusage ru_maxrss, KiB on Linux). */
@@ -91,7 +92,9 @@ async function main(): Promise<void> {
           from generate_series(1, ${ROWS}) g`);
     await admin.query(`vacuum analyze ${table}`);
     await admin.query(repairGrants([table]));
-    const tableBytes = Number((await admin.query<{ n: string }>(`select pg_total_relation_size('${table}')::text as n`)).rows[0]!.n);
+    const tableBytes = Number(
+      (await admin.query<{ n: string }>(`select pg_total_relation_size('${table}')::text as n`)).rows[0]!.n,
+    );
     const setupS = secondsSince(t);
     progress(`table made in ${setupS.toFixed(1)} s (${(tableBytes / MiB).toFixed(0)} MiB with its index)`);
 
@@ -111,23 +114,44 @@ async function main(): Promise<void> {
     progress(`snapshot A ${snapA.toFixed(1)} s`);
 
     // Since the incident: conflicts, other rows, new orders (one transaction each).
-    await admin.query(`update ${table} set note = 'customer called back' where id % ${STRIDE * 10} = 0 and id <= ${DAMAGED * STRIDE}`);
-    await admin.query(`update ${table} set amount = amount + 1 where id % ${STRIDE} = 1 and id <= ${OTHER_UPDATES * STRIDE}`);
-    await admin.query(`insert into ${table} (customer, status, amount, placed_at) select 'new ' || g, 'paid', 1, now() from generate_series(1, ${INSERTED}) g`);
+    await admin.query(
+      `update ${table} set note = 'customer called back' where id % ${STRIDE * 10} = 0 and id <= ${DAMAGED * STRIDE}`,
+    );
+    await admin.query(
+      `update ${table} set amount = amount + 1 where id % ${STRIDE} = 1 and id <= ${OTHER_UPDATES * STRIDE}`,
+    );
+    await admin.query(
+      `insert into ${table} (customer, status, amount, placed_at) select 'new ' || g, 'paid', 1, now() from generate_series(1, ${INSERTED}) g`,
+    );
     await admin.query(`vacuum analyze ${table}`);
 
     t = process.hrtime.bigint();
-    const result = await classify({ before: await readSnapshot(b.file), after: await readSnapshot(a.file), now: await readRows(c, table), planFile: path.join(dir, 'plan.jsonl') });
+    const result = await classify({
+      before: await readSnapshot(b.file),
+      after: await readSnapshot(a.file),
+      now: await readRows(c, table),
+      planFile: path.join(dir, 'plan.jsonl'),
+    });
     const classifyS = secondsSince(t);
     rss.afterClassify = rssMiB();
     progress(`classify ${classifyS.toFixed(1)} s: ${JSON.stringify(result.counts)}`);
-    if (result.counts.damaged !== DAMAGED - CHANGED || result.counts.changedSince !== CHANGED || result.counts.insertedSince !== INSERTED) {
-      throw new Error(`unexpected classes: ${JSON.stringify(result.counts)} (expected ${DAMAGED - CHANGED} damaged, ${CHANGED} changed since, ${INSERTED} inserted since)`);
+    if (
+      result.counts.damaged !== DAMAGED - CHANGED ||
+      result.counts.changedSince !== CHANGED ||
+      result.counts.insertedSince !== INSERTED
+    ) {
+      throw new Error(
+        `unexpected classes: ${JSON.stringify(result.counts)} (expected ${DAMAGED - CHANGED} damaged, ${CHANGED} changed since, ${INSERTED} inserted since)`,
+      );
     }
 
     // The apply, with a writer of an unrelated row throughout and a writer of a restored row.
     const unrelated = new Client({ ...db.pg.connection, database: 'shop', application_name: 'bench-unrelated-writer' });
-    const restoredWriter = new Client({ ...db.pg.connection, database: 'shop', application_name: 'bench-restored-writer' });
+    const restoredWriter = new Client({
+      ...db.pg.connection,
+      database: 'shop',
+      application_name: 'bench-restored-writer',
+    });
     const watcher = new Client({ ...db.pg.connection, database: 'shop' });
     await Promise.all([unrelated.connect(), restoredWriter.connect(), watcher.connect()]);
     const victim = STRIDE * 2 + 0; // damaged, not a conflict (every 10th is)
@@ -174,11 +198,17 @@ async function main(): Promise<void> {
       `select count(*) filter (where status = 'pending')::text as pending,
               count(*) filter (where status = 'canceled' and note = 'customer called back')::text as conflicts from ${table}`,
     );
-    const ok = check.rows[0]!.pending === String(DAMAGED - CHANGED) && check.rows[0]!.conflicts === String(CHANGED) && res.updated === DAMAGED - CHANGED;
-    if (!ok) throw new Error(`the repair restored the wrong rows: ${JSON.stringify(check.rows[0])}, ${JSON.stringify(res)}`);
+    const ok =
+      check.rows[0]!.pending === String(DAMAGED - CHANGED) &&
+      check.rows[0]!.conflicts === String(CHANGED) &&
+      res.updated === DAMAGED - CHANGED;
+    if (!ok)
+      throw new Error(`the repair restored the wrong rows: ${JSON.stringify(check.rows[0])}, ${JSON.stringify(res)}`);
     const fileMiB = (f: string) => statSync(f).size / MiB;
 
-    log(`Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model.trim() ?? '?'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, PostgreSQL 15 on 127.0.0.1; load average at start ${loadStart}.`);
+    log(
+      `Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${os.cpus()[0]?.model.trim() ?? '?'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, PostgreSQL 15 on 127.0.0.1; load average at start ${loadStart}.`,
+    );
     log(
       `Table: ${ROWS.toLocaleString('en')} orders, ${(tableBytes / MiB).toFixed(0)} MiB with its primary key index (made in ${setupS.toFixed(0)} s, untimed). ` +
         `Incident: one UPDATE canceled ${DAMAGED.toLocaleString('en')} pending orders; since then ${CHANGED.toLocaleString('en')} of them edited again (conflicts), ` +
@@ -187,11 +217,38 @@ async function main(): Promise<void> {
     log('');
     log('| phase | s | what |');
     log('|---|---|---|');
-    log(row(['snapshot B', snapB, `${b.rows.toLocaleString('en')} rows to a ${fileMiB(b.file).toFixed(0)} MiB file, one REPEATABLE READ cursor`]));
+    log(
+      row([
+        'snapshot B',
+        snapB,
+        `${b.rows.toLocaleString('en')} rows to a ${fileMiB(b.file).toFixed(0)} MiB file, one REPEATABLE READ cursor`,
+      ]),
+    );
     log(row(['snapshot A', snapA, `${fileMiB(a.file).toFixed(0)} MiB`]));
-    log(row(['classify (reads N live, merges B, A, N)', classifyS, `${Object.entries(result.counts).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n.toLocaleString('en')}`).join(', ')}; plan ${fileMiB(result.planFile).toFixed(1)} MiB`]));
-    log(row(['**diff total** (B + A + classify)', snapB + snapA + classifyS, 'on a restored copy, B and A are read from the copy instead']));
-    log(row(['apply (one transaction)', applyS, `${res.updated.toLocaleString('en')} rows restored, ${res.skipped} skipped; staging ${((res.transactionMs - res.lockedMs) / 1000).toFixed(1)} s, restoring to commit ${(res.lockedMs / 1000).toFixed(1)} s`]));
+    log(
+      row([
+        'classify (reads N live, merges B, A, N)',
+        classifyS,
+        `${Object.entries(result.counts)
+          .filter(([, n]) => n > 0)
+          .map(([k, n]) => `${k} ${n.toLocaleString('en')}`)
+          .join(', ')}; plan ${fileMiB(result.planFile).toFixed(1)} MiB`,
+      ]),
+    );
+    log(
+      row([
+        '**diff total** (B + A + classify)',
+        snapB + snapA + classifyS,
+        'on a restored copy, B and A are read from the copy instead',
+      ]),
+    );
+    log(
+      row([
+        'apply (one transaction)',
+        applyS,
+        `${res.updated.toLocaleString('en')} rows restored, ${res.skipped} skipped; staging ${((res.transactionMs - res.lockedMs) / 1000).toFixed(1)} s, restoring to commit ${(res.lockedMs / 1000).toFixed(1)} s`,
+      ]),
+    );
     log('');
     log(
       `Locks on the live table during the apply: ${[...lockModes].sort().join(', ') || '(not seen)'} on ${table} (no table lock that blocks writers); ` +
@@ -204,7 +261,10 @@ async function main(): Promise<void> {
         `${rss.afterClassify!.toFixed(0)} after classify, ${rss.afterApply!.toFixed(0)} after apply; peak ${peakMiB().toFixed(0)} MiB (ru_maxrss) for a table of ${(tableBytes / MiB).toFixed(0)} MiB.`,
     );
     log(`Whole bench ${(secondsSince(started) / 60).toFixed(1)} min. Load average at the end: ${loadavg()}.`);
-    if (ROWS !== 5_000_000 && process.env.BENCH_DRY !== '1') progress(`BENCH_ROWS=${ROWS}: not the documented size; writing anyway (BENCH_DRY=1 to leave BENCHMARKS.md alone)`);
+    if (ROWS !== 5_000_000 && process.env.BENCH_DRY !== '1')
+      progress(
+        `BENCH_ROWS=${ROWS}: not the documented size; writing anyway (BENCH_DRY=1 to leave BENCHMARKS.md alone)`,
+      );
     writeBenchSection('repair-bench', 'Repair', out.join('\n'));
   } finally {
     await db.close();

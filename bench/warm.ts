@@ -58,7 +58,10 @@ const PREFETCH = 8;
 export function addStandby(runbooksDir: string, s: { host: string; stateDir: string; port: number }): string {
   const file = path.join(runbooksDir, `${WARM_RUNBOOK}.yaml`);
   const dataDir = path.join(s.stateDir, 'standby');
-  writeFileSync(file, `${readFileSync(file, 'utf8').trimEnd()}\nstandby: { host: ${s.host}, dataDir: ${dataDir}, port: ${s.port}, delay: ${WARM_DELAY} }\n`);
+  writeFileSync(
+    file,
+    `${readFileSync(file, 'utf8').trimEnd()}\nstandby: { host: ${s.host}, dataDir: ${dataDir}, port: ${s.port}, delay: ${WARM_DELAY} }\n`,
+  );
   return dataDir;
 }
 
@@ -68,7 +71,9 @@ export function addStandby(runbooksDir: string, s: { host: string; stateDir: str
  * end), and its prefetcher's spool filled (or the prefetcher gone), so that none of the build's work runs
  * inside a timed row. Returns the build's seconds and the status line.
  */
-export async function ensureStandby(progress: (line: string) => void): Promise<{ seconds: number; action: string; line: string; replayLsn?: string }> {
+export async function ensureStandby(
+  progress: (line: string) => void,
+): Promise<{ seconds: number; action: string; line: string; replayLsn?: string }> {
   const t = process.hrtime.bigint();
   const runbook = await loadRunbook(WARM_RUNBOOK);
   const built = await buildStandby(runbook);
@@ -76,20 +81,25 @@ export async function ensureStandby(progress: (line: string) => void): Promise<{
   const spooled = () => {
     try {
       const names = readdirSync(spool);
-      return { segments: names.filter((n) => /^[0-9A-F]{24}$/.test(n)).length, follower: names.includes('prefetcher.pid') };
+      return {
+        segments: names.filter((n) => /^[0-9A-F]{24}$/.test(n)).length,
+        follower: names.includes('prefetcher.pid'),
+      };
     } catch {
       return { segments: 0, follower: false };
     }
   };
   const status = await waitFor(
-    'the standby to hold a commit back (recovery_min_apply_delay) or reach the archive\'s end, its spool filled',
+    "the standby to hold a commit back (recovery_min_apply_delay) or reach the archive's end, its spool filled",
     async () => {
       const s = await readStandbyStatus(runbook);
       if (s.fellOff) throw new Error(`the bench's standby fell off: ${standbyLine(s)}`);
       const sp = spooled();
       // Held for its delay, or at the archive's end (the first build, before the load: no commit to hold yet).
       const still = s.waitingForDelay || s.segmentsBehind === 0;
-      return s.healthy && still && (sp.segments >= Math.min(PREFETCH, s.segmentsBehind ?? 0) || !sp.follower) ? s : undefined;
+      return s.healthy && still && (sp.segments >= Math.min(PREFETCH, s.segmentsBehind ?? 0) || !sp.follower)
+        ? s
+        : undefined;
     },
     { timeoutMs: 1_800_000, intervalMs: 200 },
   );

@@ -3,7 +3,14 @@
 // (activities that need that host's disk and processes). See DESIGN.md §3.
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type LogLevel,
+  type WorkerOptions,
+} from '@temporalio/worker';
 import * as activities from '../activities';
 import { ensureSearchAttributes } from './recovery/search-attributes';
 import { hostQueue, TASK_QUEUE } from './runbook/schema';
@@ -40,7 +47,10 @@ function workflowModule(name: string): string {
 }
 
 /** The workflows, and the interceptor that names each activity's runbook step in the UI (workflows/summaries.ts). */
-const WORKFLOW_MODULES = { workflowsPath: () => workflowModule('index'), interceptors: () => workflowModule('summaries') };
+const WORKFLOW_MODULES = {
+  workflowsPath: () => workflowModule('index'),
+  interceptors: () => workflowModule('summaries'),
+};
 
 /** What the process's Runtime was installed with: once per process, so a second worker cannot change it. */
 let runtimeInstalled: { metrics?: string } | undefined;
@@ -53,9 +63,13 @@ let runtimeInstalled: { metrics?: string } | undefined;
 function installRuntime(metrics?: string): void {
   if (runtimeInstalled) {
     if (metrics && runtimeInstalled.metrics !== metrics) {
-      throw new LifeboatError('INPUT_INVALID', `worker metrics at ${metrics}: this process's Temporal runtime was installed ${runtimeInstalled.metrics ? `with metrics at ${runtimeInstalled.metrics}` : 'without metrics'}, and it is installed once per process`, {
-        hints: ['start the worker in a process of its own: lifeboat worker --metrics <host:port>'],
-      });
+      throw new LifeboatError(
+        'INPUT_INVALID',
+        `worker metrics at ${metrics}: this process's Temporal runtime was installed ${runtimeInstalled.metrics ? `with metrics at ${runtimeInstalled.metrics}` : 'without metrics'}, and it is installed once per process`,
+        {
+          hints: ['start the worker in a process of its own: lifeboat worker --metrics <host:port>'],
+        },
+      );
     }
     return;
   }
@@ -67,13 +81,25 @@ function installRuntime(metrics?: string): void {
       logger: new DefaultLogger(level),
       shutdownSignals: [],
       // Counters with _total and durations in seconds: what Prometheus names expect.
-      ...(metrics ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metrics, countersTotalSuffix: true, useSecondsForDurations: true } } } } : {}),
+      ...(metrics
+        ? {
+            telemetryOptions: {
+              metrics: {
+                prometheus: { bindAddress: metrics, countersTotalSuffix: true, useSecondsForDurations: true },
+              },
+            },
+          }
+        : {}),
     });
   } catch (err) {
-    throw new LifeboatError('INPUT_INVALID', `worker metrics: cannot serve the Temporal SDK's metrics at ${JSON.stringify(metrics)}: ${errorMessage(err)}`, {
-      hints: ['give a free host:port, e.g. --metrics 127.0.0.1:9464 (env LIFEBOAT_WORKER_METRICS)'],
-      cause: err,
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `worker metrics: cannot serve the Temporal SDK's metrics at ${JSON.stringify(metrics)}: ${errorMessage(err)}`,
+      {
+        hints: ['give a free host:port, e.g. --metrics 127.0.0.1:9464 (env LIFEBOAT_WORKER_METRICS)'],
+        cause: err,
+      },
+    );
   }
   runtimeInstalled = metrics ? { metrics } : {};
 }
@@ -92,7 +118,10 @@ export async function startWorkers(cfg: WorkerConfig): Promise<RunningWorkers> {
     // know would fail its workflow task over and over, stuck at its first step.
     try {
       const added = await ensureSearchAttributes(connection.operatorService, cfg.namespace);
-      if (added.length > 0) process.stderr.write(`lifeboat worker: registered search attributes ${added.join(', ')} in namespace ${cfg.namespace}\n`);
+      if (added.length > 0)
+        process.stderr.write(
+          `lifeboat worker: registered search attributes ${added.join(', ')} in namespace ${cfg.namespace}\n`,
+        );
     } catch (err) {
       await connection.close();
       throw err;

@@ -19,7 +19,9 @@ import type { ExpireBackupsResult } from './expire-backups';
 import { parseWorkflowInput } from './input';
 
 export const BaseBackupInput = z.strictObject({
-  runbook: z.string({ error: 'expected the runbook name, e.g. "orders"' }).min(1, { error: 'expected the runbook name' }),
+  runbook: z
+    .string({ error: 'expected the runbook name, e.g. "orders"' })
+    .min(1, { error: 'expected the runbook name' }),
   /** Run expireBackups after the backup is verified (set by the backup schedule). */
   expire: z.boolean({ error: 'expected true or false' }).optional(),
 });
@@ -117,7 +119,13 @@ export async function baseBackup(input: BaseBackupInput): Promise<BaseBackupResu
   }
 }
 
-async function notifyBackupFailed(runbook: string, workflowId: string, runId: string, host: string, err: unknown): Promise<void> {
+async function notifyBackupFailed(
+  runbook: string,
+  workflowId: string,
+  runId: string,
+  host: string,
+  err: unknown,
+): Promise<void> {
   const type = typeOf(err);
   try {
     const sent = await notify({

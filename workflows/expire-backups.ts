@@ -9,7 +9,9 @@ import type { ExpiryApplied, ExpiryPlan } from '../activities/retention';
 import { parseWorkflowInput } from './input';
 
 export const ExpireBackupsInput = z.strictObject({
-  runbook: z.string({ error: 'expected the runbook name, e.g. "orders"' }).min(1, { error: 'expected the runbook name' }),
+  runbook: z
+    .string({ error: 'expected the runbook name, e.g. "orders"' })
+    .min(1, { error: 'expected the runbook name' }),
   dryRun: z.boolean({ error: 'expected true or false' }).optional(),
   keep: z
     .number({ error: 'expected the number of full backups to keep' })
@@ -64,7 +66,11 @@ export const EVERY_REPOSITORY_PATCH = 'expire-every-repository';
 
 export async function expireBackups(input: ExpireBackupsInput): Promise<ExpireBackupsResult> {
   const { runbook, dryRun = false, keep, repository } = parseWorkflowInput(ExpireBackupsInput, input, 'expireBackups');
-  const plan = await planExpiry({ runbook, ...(keep !== undefined ? { keep } : {}), ...(repository !== undefined ? { repository } : {}) });
+  const plan = await planExpiry({
+    runbook,
+    ...(keep !== undefined ? { keep } : {}),
+    ...(repository !== undefined ? { repository } : {}),
+  });
   log.info('expiry planned', {
     runbook,
     keep: plan.keep,
@@ -77,7 +83,12 @@ export async function expireBackups(input: ExpireBackupsInput): Promise<ExpireBa
   const othersHaveWork =
     !dryRun &&
     !firstHasWork &&
-    (plan.repositories ?? []).some((r, i) => i > 0 && r.plan !== undefined && (r.plan.expire.length > 0 || r.plan.walDeleteCount > 0 || (r.plan.lockExtension?.extended ?? 0) > 0)) &&
+    (plan.repositories ?? []).some(
+      (r, i) =>
+        i > 0 &&
+        r.plan !== undefined &&
+        (r.plan.expire.length > 0 || r.plan.walDeleteCount > 0 || (r.plan.lockExtension?.extended ?? 0) > 0),
+    ) &&
     patched(EVERY_REPOSITORY_PATCH);
   if (dryRun || (!firstHasWork && !othersHaveWork)) return { runbook, dryRun, plan };
   const applied = await applyExpiry({ runbook, plan });

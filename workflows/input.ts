@@ -10,7 +10,8 @@ export function parseWorkflowInput<T extends z.ZodType>(schema: T, input: unknow
   const lines = parsed.error.issues.map((i) => {
     const at = i.path.length ? i.path.join('.') : '(input)';
     // A misspelt field is the commonest mistake in a hand-typed UI input: name it.
-    if (i.code === 'unrecognized_keys') return `${i.keys.join(', ')}: unknown field${i.keys.length > 1 ? 's' : ''} in ${at}`;
+    if (i.code === 'unrecognized_keys')
+      return `${i.keys.join(', ')}: unknown field${i.keys.length > 1 ? 's' : ''} in ${at}`;
     return `${at}: ${i.message}`;
   });
   throw ApplicationFailure.create({

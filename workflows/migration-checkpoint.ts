@@ -10,11 +10,15 @@ import { labelProblem, type CheckpointResult } from '../src/checkpoint/label';
 import { parseWorkflowInput } from './input';
 
 export const MigrationCheckpointInput = z.strictObject({
-  runbook: z.string({ error: 'expected the runbook name, e.g. "orders"' }).min(1, { error: 'expected the runbook name' }),
-  label: z.string({ error: 'expected the restore point name, e.g. "before-migration-0042"' }).superRefine((label, ctx) => {
-    const problem = labelProblem(label);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  }),
+  runbook: z
+    .string({ error: 'expected the runbook name, e.g. "orders"' })
+    .min(1, { error: 'expected the runbook name' }),
+  label: z
+    .string({ error: 'expected the restore point name, e.g. "before-migration-0042"' })
+    .superRefine((label, ctx) => {
+      const problem = labelProblem(label);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
 });
 export type MigrationCheckpointInput = z.infer<typeof MigrationCheckpointInput>;
 

@@ -3,7 +3,14 @@
 // (state, approvals, retry/skip/abort, the checklist) is in ./recovery/machine.
 import { repositorySources } from '../src/recovery/repository-sources';
 import { ApplicationFailure, log, patched, workflowInfo } from '@temporalio/workflow';
-import { RecoveryInput, describeTarget, type Evidence, type RecoveryStatus, type ReplayResult, type Target } from '../src/recovery/contract';
+import {
+  RecoveryInput,
+  describeTarget,
+  type Evidence,
+  type RecoveryStatus,
+  type ReplayResult,
+  type Target,
+} from '../src/recovery/contract';
 import { clusterName, type Runbook } from '../src/runbook/schema';
 import { parseLsn as parseLsnInWorkflow } from '../src/wal/names';
 import { hostActivities, sharedActivities } from './recovery/proxies';
@@ -17,7 +24,8 @@ const ONE_RECOVERY_PATCH = 'one-recovery-per-runbook';
 /** What a stopped run left behind, by what it had changed (RecoveryMachine.fenceState). */
 const AFTER_STOP = {
   untouched: 'nothing was touched: no gate, no traffic, no data directory',
-  unfenced: 'this run set no gate: writers, background jobs and the outbox are as they were; a restored copy may still run in restore.dataDir',
+  unfenced:
+    'this run set no gate: writers, background jobs and the outbox are as they were; a restored copy may still run in restore.dataDir',
   fenced: 'writers, background jobs and the outbox were left as they were (fenced): reopen them deliberately',
 } as const;
 /** The patch around the preflight probes of cache and traffic endpoints. */
@@ -48,39 +56,69 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
   const facts: RunFacts = { input, workflowId, runId, validationStatus: 'passed', notes: [] };
   const auditDone = run.auditLoop((seq, line) => act.appendAudit({ runbook: name, runId, workflowId, seq, line }));
   const notify = async (pending: Parameters<typeof act.notifyEscalation>[0]['pending'], waitedSeconds: number) => {
-    const r = await act.notifyEscalation({ runbook: name, workflowId, pending, waitedSeconds }).catch((err: unknown) => ({ delivered: false, detail: String(err) }));
+    const r = await act
+      .notifyEscalation({ runbook: name, workflowId, pending, waitedSeconds })
+      .catch((err: unknown) => ({ delivered: false, detail: String(err) }));
     run.audit({ at: new Date().toISOString(), event: 'step', note: `escalation for ${pending.step}: ${r.detail}` });
   };
   run.announce = async (pending) => {
-    const r = await act.announceApproval({ runbook: name, workflowId, pending }).catch((err: unknown) => ({ delivered: false, detail: String(err) }));
-    run.audit({ at: new Date().toISOString(), event: 'step', note: `approval message for ${pending.step}: ${r.detail}` });
+    const r = await act
+      .announceApproval({ runbook: name, workflowId, pending })
+      .catch((err: unknown) => ({ delivered: false, detail: String(err) }));
+    run.audit({
+      at: new Date().toISOString(),
+      event: 'step',
+      note: `approval message for ${pending.step}: ${r.detail}`,
+    });
   };
 
   try {
     // 1. preflight: backup chosen, WAL chain checked, nothing touched.
-    const plan = await run.step('preflight', async () => {
-      // One recovery per runbook unless the operator said otherwise: a later
-      // start fails RECOVERY_ALREADY_RUNNING, which ends the run before
-      // anything is read or touched. Patched: older histories never called it.
-      if (patched(ONE_RECOVERY_PATCH) && !input.concurrent) facts.notes.push((await act.checkNoOtherRecovery({ runbook: name })).checked);
-      const p = await act.preflight({ runbook: name, target: run.target, mode: run.mode, dryRun, ...(input.backupId ? { backupId: input.backupId } : {}), ...(input.repository ? { repository: input.repository } : {}) });
-      // Room for the backup and its WAL on the restore host, before anything is fenced
-      // (DISK_FULL names the kept moved-aside copies). Patched: older histories never called it.
-      if (patched('preflight-check-restore-site')) {
-        // Also the directory and port: free, or this run's (a stranger's files, a previous copy still running, another server on the port refuse).
-        await hostActivities(p.runbook).checkRestoreSite({ runbook: name, backupId: p.backup.backupId, backupBytes: p.backup.sizeBytes, walSegments: p.walSegmentsAvailable, workflowId, runId, mode: input.mode ?? p.runbook.restore.mode });
-      }
-      // Every cache and traffic endpoint answers, probed from the worker that
-      // will use it; not in a dry run, which touches neither. Patched: older histories never called them.
-      if (!dryRun && patched(ENDPOINTS_PATCH)) {
-        const found: string[] = [];
-        const note = (c: { answered: string[]; warnings?: string[] }) => found.push(...c.answered, ...(c.warnings ?? []).map((w) => `WARNING: ${w}`));
-        if (p.runbook.caches.length > 0) note(await act.checkCacheEndpoints({ runbook: name }));
-        if (p.runbook.traffic) note(await hostActivities(p.runbook).checkTrafficEndpoint({ runbook: name }));
-        for (const a of found) if (!facts.notes.includes(`preflight: ${a}`)) facts.notes.push(`preflight: ${a}`);
-      }
-      return p;
-    }, (p) => `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}, RTO estimate ${Math.round(p.rtoEstimateSeconds / 60)} min`);
+    const plan = await run.step(
+      'preflight',
+      async () => {
+        // One recovery per runbook unless the operator said otherwise: a later
+        // start fails RECOVERY_ALREADY_RUNNING, which ends the run before
+        // anything is read or touched. Patched: older histories never called it.
+        if (patched(ONE_RECOVERY_PATCH) && !input.concurrent)
+          facts.notes.push((await act.checkNoOtherRecovery({ runbook: name })).checked);
+        const p = await act.preflight({
+          runbook: name,
+          target: run.target,
+          mode: run.mode,
+          dryRun,
+          ...(input.backupId ? { backupId: input.backupId } : {}),
+          ...(input.repository ? { repository: input.repository } : {}),
+        });
+        // Room for the backup and its WAL on the restore host, before anything is fenced
+        // (DISK_FULL names the kept moved-aside copies). Patched: older histories never called it.
+        if (patched('preflight-check-restore-site')) {
+          // Also the directory and port: free, or this run's (a stranger's files, a previous copy still running, another server on the port refuse).
+          await hostActivities(p.runbook).checkRestoreSite({
+            runbook: name,
+            backupId: p.backup.backupId,
+            backupBytes: p.backup.sizeBytes,
+            walSegments: p.walSegmentsAvailable,
+            workflowId,
+            runId,
+            mode: input.mode ?? p.runbook.restore.mode,
+          });
+        }
+        // Every cache and traffic endpoint answers, probed from the worker that
+        // will use it; not in a dry run, which touches neither. Patched: older histories never called them.
+        if (!dryRun && patched(ENDPOINTS_PATCH)) {
+          const found: string[] = [];
+          const note = (c: { answered: string[]; warnings?: string[] }) =>
+            found.push(...c.answered, ...(c.warnings ?? []).map((w) => `WARNING: ${w}`));
+          if (p.runbook.caches.length > 0) note(await act.checkCacheEndpoints({ runbook: name }));
+          if (p.runbook.traffic) note(await hostActivities(p.runbook).checkTrafficEndpoint({ runbook: name }));
+          for (const a of found) if (!facts.notes.includes(`preflight: ${a}`)) facts.notes.push(`preflight: ${a}`);
+        }
+        return p;
+      },
+      (p) =>
+        `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}, RTO estimate ${Math.round(p.rtoEstimateSeconds / 60)} min`,
+    );
     if (!plan) throw ApplicationFailure.nonRetryable('preflight cannot be skipped', 'STEP_NOT_SKIPPABLE');
     const runbook: Runbook = plan.runbook;
     run.runbook = runbook;
@@ -97,24 +135,50 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     const gates = runbook.gates;
 
     // 2. capture-forensics: what the restore will erase, while the primary answers.
-    facts.forensics = await run.step('capture-forensics', () => act.captureForensics({ runbook: name, target: run.target }), (c) => (c.primaryReachable ? `high-water mark ${c.outboxHighWater ?? '(none)'}, ${c.captures.length} capture(s)` : 'primary did not answer: nothing captured'));
+    facts.forensics = await run.step(
+      'capture-forensics',
+      () => act.captureForensics({ runbook: name, target: run.target }),
+      (c) =>
+        c.primaryReachable
+          ? `high-water mark ${c.outboxHighWater ?? '(none)'}, ${c.captures.length} capture(s)`
+          : 'primary did not answer: nothing captured',
+    );
 
     if (dryRun) {
-      for (const id of ['approve-fence', 'disable-writers', 'disable-background-jobs', 'pause-outbox'] as const) run.notApplicable(id, 'dry run: no gate is touched');
+      for (const id of ['approve-fence', 'disable-writers', 'disable-background-jobs', 'pause-outbox'] as const)
+        run.notApplicable(id, 'dry run: no gate is touched');
     } else {
       // 3. approve-fence: asked when there is something to fence, or when the
       // runbook's approvals name approve-fence (a team that wants the pause).
       if (!gates && !runbook.approvals['approve-fence'] && patched(NO_GATES_NO_FENCE_PATCH)) {
-        run.notApplicable('approve-fence', 'no gates in the runbook: nothing to fence (add approvals.approve-fence to be asked anyway)');
+        run.notApplicable(
+          'approve-fence',
+          'no gates in the runbook: nothing to fence (add approvals.approve-fence to be asked anyway)',
+        );
       } else {
         await run.approval('approve-fence', notify);
       }
       // 4-6. fence writers (proven), stop background jobs, pause the outbox.
-      if (gates) await run.step('disable-writers', () => act.setPrimaryGate({ ...ref, gate: 'writers', where: 'primary', enabled: false }), (g) => g.proof ?? 'writers fenced');
+      if (gates)
+        await run.step(
+          'disable-writers',
+          () => act.setPrimaryGate({ ...ref, gate: 'writers', where: 'primary', enabled: false }),
+          (g) => g.proof ?? 'writers fenced',
+        );
       else run.notApplicable('disable-writers', 'no gates in the runbook');
-      if (gates?.backgroundJobs) await run.step('disable-background-jobs', () => act.setPrimaryGate({ ...ref, gate: 'backgroundJobs', where: 'primary', enabled: false }), () => `${gates.backgroundJobs!.gate} off`);
+      if (gates?.backgroundJobs)
+        await run.step(
+          'disable-background-jobs',
+          () => act.setPrimaryGate({ ...ref, gate: 'backgroundJobs', where: 'primary', enabled: false }),
+          () => `${gates.backgroundJobs!.gate} off`,
+        );
       else run.notApplicable('disable-background-jobs', 'no gates.backgroundJobs in the runbook');
-      if (gates?.outbox) await run.step('pause-outbox', () => act.setPrimaryGate({ ...ref, gate: 'outbox', where: 'primary', enabled: false }), () => `${gates.outbox!.gate} off`);
+      if (gates?.outbox)
+        await run.step(
+          'pause-outbox',
+          () => act.setPrimaryGate({ ...ref, gate: 'outbox', where: 'primary', enabled: false }),
+          () => `${gates.outbox!.gate} off`,
+        );
       else run.notApplicable('pause-outbox', 'no gates.outbox in the runbook');
     }
 
@@ -131,7 +195,9 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       const moved = run.takeRetarget()!;
       const later = canContinue !== false && canContinue(moved.target);
       log.info('retarget', { from: describeTarget(run.target), to: describeTarget(moved.target), later });
-      facts.notes.push(`retargeted by ${moved.by} from ${describeTarget(run.target)} to ${describeTarget(moved.target)}: ${later ? 'replay continued' : 'restored again'}`);
+      facts.notes.push(
+        `retargeted by ${moved.by} from ${describeTarget(run.target)} to ${describeTarget(moved.target)}: ${later ? 'replay continued' : 'restored again'}`,
+      );
       run.target = moved.target;
       restoreNeeded = !later;
       continueFrom = later;
@@ -141,34 +207,78 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     };
     for (;;) {
       if (restoreNeeded) {
-        await run.step('restore-base-backup', async () => {
-          // The warm standby instead of a backup, when it is healthy and has
-          // not replayed past the target (src/standby/adopt.ts). Patched: older histories never asked.
-          // A dry run never takes it: the standby must stay for the real recovery.
-          if (runbook.standby && !standbyAsked && patched(STANDBY_PATCH)) {
-            const s = dryRun
-              ? { used: false as const, why: 'a dry run never takes the standby over: it stays for a real recovery' }
-              : await host.useStandby({ ...ref, target: run.target, mode: run.mode, workflowId, runId, ...(plan.restorePointLsn && 'name' in run.target && 'name' in input.target && run.target.name === input.target.name ? { restorePoint: { lsn: plan.restorePointLsn, searchedFrom: plan.backup.startLsn } } : {}) });
-            standbyAsked = true;
-            facts.restoreSource = { kind: s.used ? 'standby' : 'backup', why: s.why, ...(s.used && s.result.standby ? { standby: s.result.standby } : {}) };
-            if (s.used) return s.result;
-          } else if (facts.restoreSource?.kind === 'standby') {
-            // Still consumed by this run: the evidence says so, and how to rebuild it.
-            facts.restoreSource = { kind: 'backup', why: 'restored again from a backup: a retarget to an earlier point, and the standby was already taken over by this run', standby: facts.restoreSource.standby };
-          }
-          if (run.steps.get('restore-base-backup')!.runs > 1 || backupId !== plan.backup.backupId) {
-            const again = await act.preflight({ runbook: name, target: run.target, mode: run.mode, dryRun, ...(input.repository ? { repository: input.repository } : {}) });
-            backupId = again.backup.backupId;
-            run.extra.backup = again.backup;
-          }
-          const restored = await host.restoreBaseBackup({ ...ref, backupId, mode: run.mode, workflowId, runId });
-          // Several repositories: the evidence says which served the backup when it was not the first.
-          facts.repositories = repositorySources(restored);
-          return restored;
-        }, (r) => (r.standby ? `standby: ${r.standby.from} (replayed to ${r.standby.replayLsn}${r.standby.lastReplayTime ? `, last commit ${r.standby.lastReplayTime}` : ''}) taken over into ${r.dataDir}; the standby is consumed, rebuild it: lifeboat standby build --runbook ${name}` : `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r)}${r.configNotes ? `; ${r.configNotes.join('; ')}` : ''}`));
+        await run.step(
+          'restore-base-backup',
+          async () => {
+            // The warm standby instead of a backup, when it is healthy and has
+            // not replayed past the target (src/standby/adopt.ts). Patched: older histories never asked.
+            // A dry run never takes it: the standby must stay for the real recovery.
+            if (runbook.standby && !standbyAsked && patched(STANDBY_PATCH)) {
+              const s = dryRun
+                ? { used: false as const, why: 'a dry run never takes the standby over: it stays for a real recovery' }
+                : await host.useStandby({
+                    ...ref,
+                    target: run.target,
+                    mode: run.mode,
+                    workflowId,
+                    runId,
+                    ...(plan.restorePointLsn &&
+                    'name' in run.target &&
+                    'name' in input.target &&
+                    run.target.name === input.target.name
+                      ? { restorePoint: { lsn: plan.restorePointLsn, searchedFrom: plan.backup.startLsn } }
+                      : {}),
+                  });
+              standbyAsked = true;
+              facts.restoreSource = {
+                kind: s.used ? 'standby' : 'backup',
+                why: s.why,
+                ...(s.used && s.result.standby ? { standby: s.result.standby } : {}),
+              };
+              if (s.used) return s.result;
+            } else if (facts.restoreSource?.kind === 'standby') {
+              // Still consumed by this run: the evidence says so, and how to rebuild it.
+              facts.restoreSource = {
+                kind: 'backup',
+                why: 'restored again from a backup: a retarget to an earlier point, and the standby was already taken over by this run',
+                standby: facts.restoreSource.standby,
+              };
+            }
+            if (run.steps.get('restore-base-backup')!.runs > 1 || backupId !== plan.backup.backupId) {
+              const again = await act.preflight({
+                runbook: name,
+                target: run.target,
+                mode: run.mode,
+                dryRun,
+                ...(input.repository ? { repository: input.repository } : {}),
+              });
+              backupId = again.backup.backupId;
+              run.extra.backup = again.backup;
+            }
+            const restored = await host.restoreBaseBackup({ ...ref, backupId, mode: run.mode, workflowId, runId });
+            // Several repositories: the evidence says which served the backup when it was not the first.
+            facts.repositories = repositorySources(restored);
+            return restored;
+          },
+          (r) =>
+            r.standby
+              ? `standby: ${r.standby.from} (replayed to ${r.standby.replayLsn}${r.standby.lastReplayTime ? `, last commit ${r.standby.lastReplayTime}` : ''}) taken over into ${r.dataDir}; the standby is consumed, rebuild it: lifeboat standby build --runbook ${name}`
+              : `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r)}${r.configNotes ? `; ${r.configNotes.join('; ')}` : ''}`,
+        );
       }
       try {
-        replay = await run.step('replay-wal', () => host.replayWal({ ...ref, target: run.target, workflowId, runId, ...(continueFrom ? { continueFrom: true } : {}) }), (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`);
+        replay = await run.step(
+          'replay-wal',
+          () =>
+            host.replayWal({
+              ...ref,
+              target: run.target,
+              workflowId,
+              runId,
+              ...(continueFrom ? { continueFrom: true } : {}),
+            }),
+          (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`,
+        );
       } catch (err) {
         if (!(err instanceof Retargeted)) throw err;
         // Replay failed (a target past the end of the archive, most often) and
@@ -185,7 +295,12 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       if (rpo !== undefined) run.extra.rpoObservedSeconds = rpo.seconds;
       if (rpo?.note && !facts.notes.includes(rpo.note)) facts.notes.push(rpo.note);
       // 9. run-invariants on the paused, read-only copy.
-      const invariants = (await run.step('run-invariants', () => host.runInvariants(ref), (r) => `${r.filter((i) => i.passed).length} of ${r.length} passed`)) ?? [];
+      const invariants =
+        (await run.step(
+          'run-invariants',
+          () => host.runInvariants(ref),
+          (r) => `${r.filter((i) => i.passed).length} of ${r.length} passed`,
+        )) ?? [];
       run.extra.invariants = invariants;
       run.failedInvariants = invariants.filter((i) => !i.passed).map((i) => i.name);
       if (dryRun) break;
@@ -197,55 +312,110 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
 
     if (dryRun) {
       await host.stopRestored({ runbook: name, workflowId });
-      for (const id of ['approve-promote', 'promote', 'reconcile-outbox', 'invalidate-caches', 'approve-resume', 'resume-traffic', 'enable-background-jobs', 'resume-outbox'] as const) {
+      for (const id of [
+        'approve-promote',
+        'promote',
+        'reconcile-outbox',
+        'invalidate-caches',
+        'approve-resume',
+        'resume-traffic',
+        'enable-background-jobs',
+        'resume-outbox',
+      ] as const) {
         run.notApplicable(id, 'dry run: nothing promoted, no traffic touched');
       }
       facts.notes.push('dry run: the restored copy was stopped and its data directory kept');
       if (run.failedInvariants.length > 0) facts.validationStatus = 'failed';
     } else {
       // 11. promote, then re-assert the gates inside the promoted copy before anything connects.
-      const promoted = await run.step('promote', async () => {
-        const p = await host.promoteRestored({ ...ref, workflowId, runId });
-        if (gates) await host.setRestoredGate({ ...ref, gate: 'writers', where: 'restored', enabled: false });
-        if (gates?.backgroundJobs) await host.setRestoredGate({ ...ref, gate: 'backgroundJobs', where: 'restored', enabled: false });
-        if (gates?.outbox) await host.setRestoredGate({ ...ref, gate: 'outbox', where: 'restored', enabled: false });
-        // One primary per cluster from here: the new timeline's history in the
-        // archive (the old primary's next segment is refused) and the overlay
-        // that backup, check, drill, checkpoint and the next recovery read.
-        // Nothing later in this run reads the overlay.
-        if (patched(PRIMARY_OVERLAY_PATCH)) facts.primary = await host.recordPrimary({ ...ref, workflowId, runId, timeline: p.timeline, promotedAt: p.promotedAt });
-        return p;
-      }, (p) => `promoted on timeline ${p.timeline} at ${p.promotedAt}${gates ? '; gates re-asserted' : ''}${facts.primary?.repointed ? `; primary re-pointed to ${facts.primary.host}:${facts.primary.port} in the repository` : ''}`);
+      const promoted = await run.step(
+        'promote',
+        async () => {
+          const p = await host.promoteRestored({ ...ref, workflowId, runId });
+          if (gates) await host.setRestoredGate({ ...ref, gate: 'writers', where: 'restored', enabled: false });
+          if (gates?.backgroundJobs)
+            await host.setRestoredGate({ ...ref, gate: 'backgroundJobs', where: 'restored', enabled: false });
+          if (gates?.outbox) await host.setRestoredGate({ ...ref, gate: 'outbox', where: 'restored', enabled: false });
+          // One primary per cluster from here: the new timeline's history in the
+          // archive (the old primary's next segment is refused) and the overlay
+          // that backup, check, drill, checkpoint and the next recovery read.
+          // Nothing later in this run reads the overlay.
+          if (patched(PRIMARY_OVERLAY_PATCH))
+            facts.primary = await host.recordPrimary({
+              ...ref,
+              workflowId,
+              runId,
+              timeline: p.timeline,
+              promotedAt: p.promotedAt,
+            });
+          return p;
+        },
+        (p) =>
+          `promoted on timeline ${p.timeline} at ${p.promotedAt}${gates ? '; gates re-asserted' : ''}${facts.primary?.repointed ? `; primary re-pointed to ${facts.primary.host}:${facts.primary.port} in the repository` : ''}`,
+      );
       facts.promotedAt = promoted?.promotedAt;
       // 12. reconcile-outbox: rows published before the incident are not sent again.
-      if (gates?.outbox) facts.outbox = await run.step('reconcile-outbox', () => host.reconcileOutbox({ ...ref, ...(facts.forensics?.outboxHighWater ? { highWater: facts.forensics.outboxHighWater } : {}) }), (o) => o.skippedReason ?? `${o.markedPublished} row(s) marked published (at or below ${o.highWater})`);
+      if (gates?.outbox)
+        facts.outbox = await run.step(
+          'reconcile-outbox',
+          () =>
+            host.reconcileOutbox({
+              ...ref,
+              ...(facts.forensics?.outboxHighWater ? { highWater: facts.forensics.outboxHighWater } : {}),
+            }),
+          (o) => o.skippedReason ?? `${o.markedPublished} row(s) marked published (at or below ${o.highWater})`,
+        );
       else run.notApplicable('reconcile-outbox', 'no gates.outbox in the runbook');
       // 13. invalidate-caches.
-      if (runbook.caches.length > 0) facts.caches = await run.step('invalidate-caches', () => act.invalidateCaches(ref), (c) => c.map((x) => `${x.target}${x.deleted !== undefined ? `: ${x.deleted} deleted` : ''}`).join('; '));
+      if (runbook.caches.length > 0)
+        facts.caches = await run.step(
+          'invalidate-caches',
+          () => act.invalidateCaches(ref),
+          (c) => c.map((x) => `${x.target}${x.deleted !== undefined ? `: ${x.deleted} deleted` : ''}`).join('; '),
+        );
       else run.notApplicable('invalidate-caches', 'no caches in the runbook');
       // 14. approve-resume (on unless the runbook turns it off).
-      if (runbook.approvals['approve-resume'] === false) run.notApplicable('approve-resume', 'turned off in the runbook (approvals.approve-resume: false)');
+      if (runbook.approvals['approve-resume'] === false)
+        run.notApplicable('approve-resume', 'turned off in the runbook (approvals.approve-resume: false)');
       else await run.approval('approve-resume', notify);
       // 15. resume-traffic, then writers on.
-      facts.traffic = await run.step('resume-traffic', async () => {
-        const t = await host.resumeTraffic(ref);
-        if (gates) await host.setRestoredGate({ ...ref, gate: 'writers', where: 'restored', enabled: true });
-        return t;
-      }, (t) => `${t.kind}${t.pointedAt ? ` now points at ${t.pointedAt}` : ''}${gates ? '; writers on' : ''}`);
+      facts.traffic = await run.step(
+        'resume-traffic',
+        async () => {
+          const t = await host.resumeTraffic(ref);
+          if (gates) await host.setRestoredGate({ ...ref, gate: 'writers', where: 'restored', enabled: true });
+          return t;
+        },
+        (t) => `${t.kind}${t.pointedAt ? ` now points at ${t.pointedAt}` : ''}${gates ? '; writers on' : ''}`,
+      );
       // 16. background jobs, then the outbox publisher.
-      if (gates?.backgroundJobs) await run.step('enable-background-jobs', () => host.setRestoredGate({ ...ref, gate: 'backgroundJobs', where: 'restored', enabled: true }), () => 'background jobs on');
+      if (gates?.backgroundJobs)
+        await run.step(
+          'enable-background-jobs',
+          () => host.setRestoredGate({ ...ref, gate: 'backgroundJobs', where: 'restored', enabled: true }),
+          () => 'background jobs on',
+        );
       else run.notApplicable('enable-background-jobs', 'no gates.backgroundJobs in the runbook');
-      if (gates?.outbox) await run.step('resume-outbox', () => host.setRestoredGate({ ...ref, gate: 'outbox', where: 'restored', enabled: true }), () => 'outbox publisher on');
+      if (gates?.outbox)
+        await run.step(
+          'resume-outbox',
+          () => host.setRestoredGate({ ...ref, gate: 'outbox', where: 'restored', enabled: true }),
+          () => 'outbox publisher on',
+        );
       else run.notApplicable('resume-outbox', 'no gates.outbox in the runbook');
       if (run.invariantOverride) facts.validationStatus = 'failed';
     }
 
     // 17. record-evidence: written to the repository and returned.
     let evidence: Evidence | undefined;
-    await run.step('record-evidence', () => {
-      evidence = buildEvidence(run, facts);
-      return act.writeEvidence({ runbook: name, evidence });
-    }, (w) => `${w.repository}/${w.key}`);
+    await run.step(
+      'record-evidence',
+      () => {
+        evidence = buildEvidence(run, facts);
+        return act.writeEvidence({ runbook: name, evidence });
+      },
+      (w) => `${w.repository}/${w.key}`,
+    );
     run.extra.outcome = outcomeOf(evidence!);
     run.end('finished');
     run.closeAudit();
@@ -259,7 +429,9 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     const evidence = buildEvidence(run, facts);
     run.extra.outcome = outcomeOf(evidence);
     run.end(err.kind);
-    await act.writeEvidence({ runbook: name, evidence }).catch((e: unknown) => log.error('evidence not written', { error: String(e) }));
+    await act
+      .writeEvidence({ runbook: name, evidence })
+      .catch((e: unknown) => log.error('evidence not written', { error: String(e) }));
     run.closeAudit();
     await auditDone;
     throw ApplicationFailure.create({
@@ -280,7 +452,11 @@ function isLater(current: Target, next: Target, replay: ReplayResult): boolean {
   if ('latest' in current) return false;
   if ('latest' in next) return true;
   if ('time' in current && 'time' in next) return Date.parse(next.time) >= Date.parse(current.time);
-  if ('lsn' in current && 'lsn' in next) return parseLsnInWorkflow(next.lsn) >= parseLsnInWorkflow(current.lsn) && parseLsnInWorkflow(next.lsn) >= parseLsnInWorkflow(replay.lsn);
+  if ('lsn' in current && 'lsn' in next)
+    return (
+      parseLsnInWorkflow(next.lsn) >= parseLsnInWorkflow(current.lsn) &&
+      parseLsnInWorkflow(next.lsn) >= parseLsnInWorkflow(replay.lsn)
+    );
   return false;
 }
 

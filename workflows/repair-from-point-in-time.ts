@@ -32,10 +32,23 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
   const dryRun = input.dryRun ?? false;
   const name = input.runbook;
   const run = new RecoveryMachine(
-    { runbook: name, target: input.before, mode: 'side-by-side', dryRun, ...(input.incident ? { incident: input.incident } : {}), ...(input.reason ? { reason: input.reason } : {}) },
+    {
+      runbook: name,
+      target: input.before,
+      mode: 'side-by-side',
+      dryRun,
+      ...(input.incident ? { incident: input.incident } : {}),
+      ...(input.reason ? { reason: input.reason } : {}),
+    },
     { workflow: 'repairFromPointInTime', steps: REPAIR_STEP_IDS, titles: TITLES },
   );
-  const repair: RepairStatus = { tables: input.tables, before: input.before, keepCopy: input.keepCopy ?? false, ...(input.after ? { after: input.after } : {}), ...(input.where ? { where: input.where } : {}) };
+  const repair: RepairStatus = {
+    tables: input.tables,
+    before: input.before,
+    keepCopy: input.keepCopy ?? false,
+    ...(input.after ? { after: input.after } : {}),
+    ...(input.where ? { where: input.where } : {}),
+  };
   run.extra.repair = repair;
   run.installHandlers();
   run.publish();
@@ -43,34 +56,62 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
   const facts: RepairFacts = { input, workflowId, runId, validationStatus: 'passed', notes: [] };
   const auditDone = run.auditLoop((seq, line) => act.appendAudit({ runbook: name, runId, workflowId, seq, line }));
   const notify = async (pending: Parameters<typeof act.notifyEscalation>[0]['pending'], waitedSeconds: number) => {
-    const r = await act.notifyEscalation({ runbook: name, workflowId, pending, waitedSeconds }).catch((err: unknown) => ({ delivered: false, detail: String(err) }));
+    const r = await act
+      .notifyEscalation({ runbook: name, workflowId, pending, waitedSeconds })
+      .catch((err: unknown) => ({ delivered: false, detail: String(err) }));
     run.audit({ at: new Date().toISOString(), event: 'step', note: `escalation for ${pending.step}: ${r.detail}` });
   };
   run.announce = async (pending) => {
-    const r = await act.announceApproval({ runbook: name, workflowId, pending }).catch((err: unknown) => ({ delivered: false, detail: String(err) }));
-    run.audit({ at: new Date().toISOString(), event: 'step', note: `approval message for ${pending.step}: ${r.detail}` });
+    const r = await act
+      .announceApproval({ runbook: name, workflowId, pending })
+      .catch((err: unknown) => ({ delivered: false, detail: String(err) }));
+    run.audit({
+      at: new Date().toISOString(),
+      event: 'step',
+      note: `approval message for ${pending.step}: ${r.detail}`,
+    });
   };
   let host: ReturnType<typeof copyHostActivities> | undefined;
   const ref = { runbook: name, workflowId };
 
   try {
     // 1. preflight: backup and WAL to both targets, the tables (primary key, privileges), the copy's site; nothing touched.
-    const plan = await run.step('preflight', async () => {
-      const p = await act.preflight({ runbook: name, target: input.before, mode: 'side-by-side', dryRun, instance: 'drill' });
-      const drill = p.runbook.drill;
-      if (!drill) {
-        throw ApplicationFailure.create({
-          type: 'RUNBOOK_INVALID',
-          nonRetryable: true,
-          message: `runbook ${name} has no drill section: a repair restores its copy on the drill site (its own directory and port, loopback only)\nHINT: add one, e.g. drill: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/drill, port: 5499 }`,
+    const plan = await run.step(
+      'preflight',
+      async () => {
+        const p = await act.preflight({
+          runbook: name,
+          target: input.before,
+          mode: 'side-by-side',
+          dryRun,
+          instance: 'drill',
         });
-      }
-      if (input.after) await act.preflight({ runbook: name, target: input.after, mode: 'side-by-side', dryRun, instance: 'drill' });
-      repair.checked = await act.checkRepairTables({ runbook: name, tables: input.tables, write: !dryRun });
-      await copyHostActivities(drill.host).checkRestoreSite({ runbook: name, instance: 'drill', backupId: p.backup.backupId, backupBytes: p.backup.sizeBytes, walSegments: p.walSegmentsAvailable, workflowId, runId });
-      if (!dryRun && p.runbook.caches.length > 0) await act.checkCacheEndpoints({ runbook: name });
-      return p;
-    }, (p) => `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}; ${repair.checked?.map((t) => `${t.table} (key ${t.keyColumns.join(', ')})`).join(', ')}`);
+        const drill = p.runbook.drill;
+        if (!drill) {
+          throw ApplicationFailure.create({
+            type: 'RUNBOOK_INVALID',
+            nonRetryable: true,
+            message: `runbook ${name} has no drill section: a repair restores its copy on the drill site (its own directory and port, loopback only)\nHINT: add one, e.g. drill: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/drill, port: 5499 }`,
+          });
+        }
+        if (input.after)
+          await act.preflight({ runbook: name, target: input.after, mode: 'side-by-side', dryRun, instance: 'drill' });
+        repair.checked = await act.checkRepairTables({ runbook: name, tables: input.tables, write: !dryRun });
+        await copyHostActivities(drill.host).checkRestoreSite({
+          runbook: name,
+          instance: 'drill',
+          backupId: p.backup.backupId,
+          backupBytes: p.backup.sizeBytes,
+          walSegments: p.walSegmentsAvailable,
+          workflowId,
+          runId,
+        });
+        if (!dryRun && p.runbook.caches.length > 0) await act.checkCacheEndpoints({ runbook: name });
+        return p;
+      },
+      (p) =>
+        `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}; ${repair.checked?.map((t) => `${t.table} (key ${t.keyColumns.join(', ')})`).join(', ')}`,
+    );
     if (!plan) throw ApplicationFailure.nonRetryable('preflight cannot be skipped', 'STEP_NOT_SKIPPABLE');
     const runbook: Runbook = plan.runbook;
     run.runbook = runbook;
@@ -82,38 +123,79 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
     const copy = host;
 
     // 2. approve-fence: the runbook names no fence of single tables yet; writers to every table go on.
-    run.notApplicable('approve-fence', 'not configured: the runbook names no fence for affected tables, so writers continue; the apply re-checks every row and skips one changed since the diff');
+    run.notApplicable(
+      'approve-fence',
+      'not configured: the runbook names no fence for affected tables, so writers continue; the apply re-checks every row and skips one changed since the diff',
+    );
 
     // 3-4. restore the base backup into the isolated copy and replay to the before target, paused.
-    await run.step('restore-base-backup', () => copy.restoreBaseBackup({ runbook: name, instance: 'drill', backupId: plan.backup.backupId, mode: 'side-by-side', workflowId, runId }), (r) => `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r, "an earlier drill's directory")}`);
-    const before = await run.step('replay-wal', () => copy.replayWal({ runbook: name, instance: 'drill', target: input.before, workflowId, runId }), (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`);
+    await run.step(
+      'restore-base-backup',
+      () =>
+        copy.restoreBaseBackup({
+          runbook: name,
+          instance: 'drill',
+          backupId: plan.backup.backupId,
+          mode: 'side-by-side',
+          workflowId,
+          runId,
+        }),
+      (r) =>
+        `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r, "an earlier drill's directory")}`,
+    );
+    const before = await run.step(
+      'replay-wal',
+      () => copy.replayWal({ runbook: name, instance: 'drill', target: input.before, workflowId, runId }),
+      (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`,
+    );
     if (!before) throw ApplicationFailure.nonRetryable('replay-wal cannot be skipped', 'STEP_NOT_SKIPPABLE');
     run.extra.replay = { lsn: before.lsn, ...(before.time ? { time: before.time } : {}), paused: true };
 
     // 5. snapshot-before: the selected rows of each table, by primary key.
     const tableArgs = { ...ref, tables: input.tables, ...(input.where ? { where: input.where } : {}) };
-    await run.step('snapshot-before', () => copy.snapshotRepairCopy({ ...tableArgs, label: 'before' }), (s) => s.tables.map((t) => `${t.table}: ${t.rows} rows`).join('; '));
+    await run.step(
+      'snapshot-before',
+      () => copy.snapshotRepairCopy({ ...tableArgs, label: 'before' }),
+      (s) => s.tables.map((t) => `${t.table}: ${t.rows} rows`).join('; '),
+    );
 
     // 6. with an after target: continue replay to it (the retarget-later machinery), snapshot again.
     if (input.after) {
       const after = input.after;
-      const a = await run.step('replay-wal-after', () => copy.replayWal({ runbook: name, instance: 'drill', target: after, workflowId, runId, continueFrom: true }), (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`);
+      const a = await run.step(
+        'replay-wal-after',
+        () =>
+          copy.replayWal({ runbook: name, instance: 'drill', target: after, workflowId, runId, continueFrom: true }),
+        (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`,
+      );
       if (!a) throw ApplicationFailure.nonRetryable('replay-wal-after cannot be skipped', 'STEP_NOT_SKIPPABLE');
       run.extra.replay = { lsn: a.lsn, ...(a.time ? { time: a.time } : {}), paused: true };
-      await run.step('snapshot-after', () => copy.snapshotRepairCopy({ ...tableArgs, label: 'after' }), (s) => s.tables.map((t) => `${t.table}: ${t.rows} rows`).join('; '));
+      await run.step(
+        'snapshot-after',
+        () => copy.snapshotRepairCopy({ ...tableArgs, label: 'after' }),
+        (s) => s.tables.map((t) => `${t.table}: ${t.rows} rows`).join('; '),
+      );
     } else {
-      run.notApplicable('replay-wal-after', `no after target: every row that differs between ${describeTarget(input.before)} and now is a candidate, none is classified safe`);
+      run.notApplicable(
+        'replay-wal-after',
+        `no after target: every row that differs between ${describeTarget(input.before)} and now is a candidate, none is classified safe`,
+      );
       run.notApplicable('snapshot-after', 'no after target');
     }
 
     // 7. diff: classify every key against the live primary; the artefact goes to the repository.
-    const diff = await run.step('diff', () => copy.diffRepair({ ...tableArgs, runId, withAfter: input.after !== undefined }), diffSummary);
+    const diff = await run.step(
+      'diff',
+      () => copy.diffRepair({ ...tableArgs, runId, withAfter: input.after !== undefined }),
+      diffSummary,
+    );
     if (!diff) throw ApplicationFailure.nonRetryable('diff cannot be skipped', 'STEP_NOT_SKIPPABLE');
     repair.diff = diff;
     run.publish();
 
     if (dryRun) {
-      for (const id of ['approve-repair', 'apply-repair', 'invalidate-caches'] as const) run.notApplicable(id, 'dry run: stops after the diff, nothing written to the primary');
+      for (const id of ['approve-repair', 'apply-repair', 'invalidate-caches'] as const)
+        run.notApplicable(id, 'dry run: stops after the diff, nothing written to the primary');
     } else {
       // 8. approve-repair: approvers and quorum from the runbook; conflicts only when an approver includes them.
       await run.approval('approve-repair', notify);
@@ -123,16 +205,35 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
       const rows = plannedRows(diff, classes);
       // 9. apply-repair: one transaction for every table (parents first), guarded, audited, idempotent by workflow id.
       if (rows === 0) {
-        run.notApplicable('apply-repair', `nothing to restore in the approved classes (${classes.join(', ') || 'none'})${diff.withAfter ? '' : '; without an after target only included candidates are restored'}`);
+        run.notApplicable(
+          'apply-repair',
+          `nothing to restore in the approved classes (${classes.join(', ') || 'none'})${diff.withAfter ? '' : '; without an after target only included candidates are restored'}`,
+        );
         run.notApplicable('invalidate-caches', 'nothing was repaired');
       } else {
-        repair.applied = await run.step('apply-repair', () => copy.applyRepair({ ...ref, classes, approvedBy: repair.approvedBy! }), (r) =>
-          r.map((a) => `${a.table}: ${a.alreadyApplied ? 'already applied: ' : ''}${a.updated} updated, ${a.inserted} inserted, ${a.skipped} skipped; rows locked ${a.lockedMs} ms`).join('; '),
+        repair.applied = await run.step(
+          'apply-repair',
+          () => copy.applyRepair({ ...ref, classes, approvedBy: repair.approvedBy! }),
+          (r) =>
+            r
+              .map(
+                (a) =>
+                  `${a.table}: ${a.alreadyApplied ? 'already applied: ' : ''}${a.updated} updated, ${a.inserted} inserted, ${a.skipped} skipped; rows locked ${a.lockedMs} ms`,
+              )
+              .join('; '),
         );
         const skipped = (repair.applied ?? []).reduce((n, a) => n + a.skipped, 0);
-        if (skipped > 0) facts.notes.push(`${skipped} row(s) changed between the diff and the apply were skipped, never overwritten: their keys are in repair.applied[].skippedKeys`);
+        if (skipped > 0)
+          facts.notes.push(
+            `${skipped} row(s) changed between the diff and the apply were skipped, never overwritten: their keys are in repair.applied[].skippedKeys`,
+          );
         // 10. invalidate-caches for the repaired keys.
-        if (runbook.caches.length > 0) facts.caches = await run.step('invalidate-caches', () => copy.invalidateRepairCaches({ ...ref, classes }), (c) => c.map((x) => `${x.target}${x.deleted !== undefined ? `: ${x.deleted} deleted` : ''}`).join('; '));
+        if (runbook.caches.length > 0)
+          facts.caches = await run.step(
+            'invalidate-caches',
+            () => copy.invalidateRepairCaches({ ...ref, classes }),
+            (c) => c.map((x) => `${x.target}${x.deleted !== undefined ? `: ${x.deleted} deleted` : ''}`).join('; '),
+          );
         else run.notApplicable('invalidate-caches', 'no caches in the runbook');
       }
     }
@@ -144,16 +245,23 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
     if (!(err instanceof RunAborted)) throw err;
     facts.validationStatus = err.kind;
     const applied = (repair.applied?.length ?? 0) > 0;
-    facts.notes.push(`${err.kind} at ${err.step} by ${err.by}: ${err.reason}; ${applied ? 'the repair had been applied' : 'nothing was written to the primary'}`);
+    facts.notes.push(
+      `${err.kind} at ${err.step} by ${err.by}: ${err.reason}; ${applied ? 'the repair had been applied' : 'nothing was written to the primary'}`,
+    );
     // Not through run.step: the abort that ended the run would stop that step too.
     if (host && !input.keepCopy && run.steps.get('restore-base-backup')!.runs > 0) {
-      const t = await host.teardownRepairCopy(ref).then((r) => `${r.removed ?? r.left ?? 'nothing to remove'}`, (e: unknown) => `failed: ${String(e)}`);
+      const t = await host.teardownRepairCopy(ref).then(
+        (r) => `${r.removed ?? r.left ?? 'nothing to remove'}`,
+        (e: unknown) => `failed: ${String(e)}`,
+      );
       facts.notes.push(`teardown after ${err.kind}: ${t}`);
     }
     const evidence = buildRepairEvidence(run, facts);
     run.extra.outcome = { verdict: evidence.validationStatus };
     run.end(err.kind);
-    await act.writeEvidence({ runbook: name, evidence }).catch((e: unknown) => log.error('evidence not written', { error: String(e) }));
+    await act
+      .writeEvidence({ runbook: name, evidence })
+      .catch((e: unknown) => log.error('evidence not written', { error: String(e) }));
     run.closeAudit();
     await auditDone;
     throw ApplicationFailure.create({
@@ -164,28 +272,54 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
   }
 }
 
-async function teardown(run: RecoveryMachine, copy: ReturnType<typeof copyHostActivities>, input: { keepCopy?: boolean | undefined }, runbook: Runbook, ref: { runbook: string; workflowId: string }, facts: RepairFacts): Promise<void> {
+async function teardown(
+  run: RecoveryMachine,
+  copy: ReturnType<typeof copyHostActivities>,
+  input: { keepCopy?: boolean | undefined },
+  runbook: Runbook,
+  ref: { runbook: string; workflowId: string },
+  facts: RepairFacts,
+): Promise<void> {
   if (run.steps.get('teardown')!.state !== 'pending') return;
   const d = runbook.drill!;
   if (input.keepCopy) {
-    run.notApplicable('teardown', `kept (keepCopy): 127.0.0.1:${d.port}, ${d.dataDir} on ${d.host}, paused and read-only; stop it with pg_ctl stop -D ${d.dataDir} -m fast as ${runbook.cluster.osUser} and remove it when done`);
-    facts.notes.push(`the copy was kept at ${d.dataDir} on ${d.host} (127.0.0.1:${d.port}); the next drill or repair refuses to start while it runs`);
+    run.notApplicable(
+      'teardown',
+      `kept (keepCopy): 127.0.0.1:${d.port}, ${d.dataDir} on ${d.host}, paused and read-only; stop it with pg_ctl stop -D ${d.dataDir} -m fast as ${runbook.cluster.osUser} and remove it when done`,
+    );
+    facts.notes.push(
+      `the copy was kept at ${d.dataDir} on ${d.host} (127.0.0.1:${d.port}); the next drill or repair refuses to start while it runs`,
+    );
     return;
   }
-  await run.step('teardown', () => copy.teardownRepairCopy(ref), (t) => `${t.removed ? `stopped${t.stopped ? '' : ' (was not running)'}, ${t.removed} removed` : (t.left ?? 'nothing of this run to remove')}${t.workDirRemoved ? `; work files ${t.workDirRemoved} removed` : ''}`);
+  await run.step(
+    'teardown',
+    () => copy.teardownRepairCopy(ref),
+    (t) =>
+      `${t.removed ? `stopped${t.stopped ? '' : ' (was not running)'}, ${t.removed} removed` : (t.left ?? 'nothing of this run to remove')}${t.workDirRemoved ? `; work files ${t.workDirRemoved} removed` : ''}`,
+  );
 }
 
-async function finish(run: RecoveryMachine, act: ReturnType<typeof sharedActivities>, facts: RepairFacts, name: string, auditDone: Promise<void>): Promise<Evidence> {
+async function finish(
+  run: RecoveryMachine,
+  act: ReturnType<typeof sharedActivities>,
+  facts: RepairFacts,
+  name: string,
+  auditDone: Promise<void>,
+): Promise<Evidence> {
   // 12. record-evidence: written to the repository and returned.
   let evidence: Evidence | undefined;
-  await run.step('record-evidence', () => {
-    evidence = buildRepairEvidence(run, facts);
-    return act.writeEvidence({ runbook: name, evidence });
-  }, (w) => `${w.repository}/${w.key}`);
+  await run.step(
+    'record-evidence',
+    () => {
+      evidence = buildRepairEvidence(run, facts);
+      return act.writeEvidence({ runbook: name, evidence });
+    },
+    (w) => `${w.repository}/${w.key}`,
+  );
   run.extra.outcome = { verdict: evidence!.validationStatus };
   run.end('finished');
   run.closeAudit();
   await auditDone;
   return evidence!;
 }
-

@@ -15,7 +15,14 @@
 // down, notifies and writes its evidence, then fails the workflow with
 // DRILL_FAILED so the Temporal UI and schedules show it red. A passed drill
 // returns its evidence.
-import { ApplicationFailure, CancellationScope, isCancellation, log, patched, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  log,
+  patched,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { DrillInput, type DrillStepId } from '../src/drill/contract';
 import type { NotifyKind } from '../src/notify/webhook';
 import { describeTarget, type Evidence, type UseStandbyResult } from '../src/recovery/contract';
@@ -48,9 +55,21 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
   const evidenceAt = `${runbook.repository.url}/${keys.evidence(cluster, runId)}`;
   const host = drillHostActivities(drill.host);
   const run = new DrillRun(() => hostQueue(drill.host));
-  const f: DrillFacts = { runbook, cluster, workflowId, runId, startedAt, notes: [], ...(input.target ? { target: input.target } : {}) };
+  const f: DrillFacts = {
+    runbook,
+    cluster,
+    workflowId,
+    runId,
+    startedAt,
+    notes: [],
+    ...(input.target ? { target: input.target } : {}),
+  };
   // --repo-index: every activity of the drill reads only that repository.
-  const ref = { runbook: name, instance: 'drill' as const, ...(input.repository ? { repository: input.repository } : {}) };
+  const ref = {
+    runbook: name,
+    instance: 'drill' as const,
+    ...(input.repository ? { repository: input.repository } : {}),
+  };
   const where = `drill host ${drill.host}, ${drill.dataDir}, port ${drill.port}`;
 
   /** Posts an event; a notifier that fails is noted in the evidence and never fails the drill. */
@@ -71,28 +90,63 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
     if (f.target) run.skip('pick-target', `given in the input: ${describeTarget(f.target)}`);
     else {
       f.target = (
-        await run.step('pick-target', async () => {
-          const after = fromStandby && runbook.standby && runbook.standby.host === drill.host ? await standbyHostActivities(runbook.standby.host).standbyStatus({ runbook: name }).then((st) => st.lastReplayTime, () => undefined) : undefined;
-          return host.pickDrillTarget({ runbook: name, ...(after ? { after } : {}) });
-        }, (p) => `${describeTarget(p.target)}: ${p.why}`)
+        await run.step(
+          'pick-target',
+          async () => {
+            const after =
+              fromStandby && runbook.standby && runbook.standby.host === drill.host
+                ? await standbyHostActivities(runbook.standby.host)
+                    .standbyStatus({ runbook: name })
+                    .then(
+                      (st) => st.lastReplayTime,
+                      () => undefined,
+                    )
+                : undefined;
+            return host.pickDrillTarget({ runbook: name, ...(after ? { after } : {}) });
+          },
+          (p) => `${describeTarget(p.target)}: ${p.why}`,
+        )
       ).target;
     }
     const target = f.target;
     // 2. preflight: the backup for the target, the WAL chain checked, the archiver read (read-only).
-    const plan = await run.step('preflight', async () => {
-      const p = await act.preflight({ runbook: name, target, mode: 'side-by-side', dryRun: false, instance: 'drill', ...(input.repository ? { repository: input.repository } : {}) });
-      // drill.dataDir and drill.port free or an earlier drill's stopped copy, and room for the backup and its WAL
-      // (DISK_FULL names kept copies). Patched: older histories never called it.
-      if (patched('preflight-check-restore-site')) {
-        await host.checkRestoreSite({ ...ref, backupId: p.backup.backupId, backupBytes: p.backup.sizeBytes, walSegments: p.walSegmentsAvailable, workflowId, runId });
-      }
-      return p;
-    }, (p) => `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}; archiver ${p.archiver ?? 'not read'}`);
+    const plan = await run.step(
+      'preflight',
+      async () => {
+        const p = await act.preflight({
+          runbook: name,
+          target,
+          mode: 'side-by-side',
+          dryRun: false,
+          instance: 'drill',
+          ...(input.repository ? { repository: input.repository } : {}),
+        });
+        // drill.dataDir and drill.port free or an earlier drill's stopped copy, and room for the backup and its WAL
+        // (DISK_FULL names kept copies). Patched: older histories never called it.
+        if (patched('preflight-check-restore-site')) {
+          await host.checkRestoreSite({
+            ...ref,
+            backupId: p.backup.backupId,
+            backupBytes: p.backup.sizeBytes,
+            walSegments: p.walSegmentsAvailable,
+            workflowId,
+            runId,
+          });
+        }
+        return p;
+      },
+      (p) =>
+        `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}; archiver ${p.archiver ?? 'not read'}`,
+    );
     f.backup = plan.backup;
     f.notes.push(...plan.warnings);
     if (plan.archiverProblems?.length) {
       // The drill still runs: a stale archiver is exactly what a drill is for finding.
-      await notify('archive-stale', `Restore drill ${workflowId} of ${name}: the primary's archiver is unhealthy: ${plan.archiverProblems.join('; ')}`, { problems: plan.archiverProblems });
+      await notify(
+        'archive-stale',
+        `Restore drill ${workflowId} of ${name}: the primary's archiver is unhealthy: ${plan.archiverProblems.join('; ')}`,
+        { problems: plan.archiverProblems },
+      );
     }
     // The warm standby (DESIGN.md §4.4) is never used by a drill: taken over,
     // it would be gone for the real night, and a drill proves the backups
@@ -103,35 +157,83 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
     if (runbook.standby && !fromStandby && patched('drill-reads-standby')) {
       const standby = await standbyHostActivities(runbook.standby.host)
         .standbyStatus({ runbook: name })
-        .then((s) => s.line, (err: unknown) => `not read: ${stepError(err).message.split('\n')[0]}`);
+        .then(
+          (s) => s.line,
+          (err: unknown) => `not read: ${stepError(err).message.split('\n')[0]}`,
+        );
       f.notes.push(`warm standby, not used by drills (they prove the backups restore): ${standby}`);
     }
     // 3. restore-base-backup into drill.dataDir (refused if the port or directory is someone else's).
     //    Or a clone of the running warm standby (src/drill/from-standby.ts), when asked and it can serve.
-    f.restored = await run.step('restore-base-backup', async () => {
-      if (fromStandby) {
-        const clone = await cloneStandby(runbook, drill.host, () =>
-          host.cloneStandbyForDrill({ runbook: name, target, workflowId, runId, ...(plan.restorePointLsn && 'name' in target ? { restorePoint: { lsn: plan.restorePointLsn, searchedFrom: plan.backup.startLsn } } : {}) }),
-        );
-        f.restoreSource = clone.used ? { kind: 'standby', why: clone.why, standby: clone.result.standby! } : { kind: 'backup', why: clone.why };
-        if (clone.used) return clone.result;
-      }
-      return host.restoreBaseBackup({ ...ref, backupId: plan.backup.backupId, mode: 'side-by-side', workflowId, runId });
-    }, (r) => (r.standby ? `standby clone: ${Math.round(r.bytes / 1048576)} MiB from ${r.standby.from} (pg_basebackup from the standby, which kept replaying) into ${r.dataDir}` : `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r, "an earlier drill's directory")}`));
+    f.restored = await run.step(
+      'restore-base-backup',
+      async () => {
+        if (fromStandby) {
+          const clone = await cloneStandby(runbook, drill.host, () =>
+            host.cloneStandbyForDrill({
+              runbook: name,
+              target,
+              workflowId,
+              runId,
+              ...(plan.restorePointLsn && 'name' in target
+                ? { restorePoint: { lsn: plan.restorePointLsn, searchedFrom: plan.backup.startLsn } }
+                : {}),
+            }),
+          );
+          f.restoreSource = clone.used
+            ? { kind: 'standby', why: clone.why, standby: clone.result.standby! }
+            : { kind: 'backup', why: clone.why };
+          if (clone.used) return clone.result;
+        }
+        return host.restoreBaseBackup({
+          ...ref,
+          backupId: plan.backup.backupId,
+          mode: 'side-by-side',
+          workflowId,
+          runId,
+        });
+      },
+      (r) =>
+        r.standby
+          ? `standby clone: ${Math.round(r.bytes / 1048576)} MiB from ${r.standby.from} (pg_basebackup from the standby, which kept replaying) into ${r.dataDir}`
+          : `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r, "an earlier drill's directory")}`,
+    );
     if (f.restoreSource?.standby) {
-      f.notes.push(`restored from a clone of the warm standby ${f.restoreSource.standby.from} (built from backup ${f.restoreSource.standby.backupId}, consistent at LSN ${f.restoreSource.standby.replayLsn}); the standby kept replaying and was not touched; walSegmentsReplayed counts the WAL replayed from the clone's start`);
+      f.notes.push(
+        `restored from a clone of the warm standby ${f.restoreSource.standby.from} (built from backup ${f.restoreSource.standby.backupId}, consistent at LSN ${f.restoreSource.standby.replayLsn}); the standby kept replaying and was not touched; walSegmentsReplayed counts the WAL replayed from the clone's start`,
+      );
     } else if (f.restoreSource) {
-      f.notes.push(`asked to restore from the warm standby, restored backup ${plan.backup.backupId} instead: ${f.restoreSource.why}`);
+      f.notes.push(
+        `asked to restore from the warm standby, restored backup ${plan.backup.backupId} instead: ${f.restoreSource.why}`,
+      );
     }
     // 4. replay-wal to the target and pause (archive_mode off in the drill copy).
-    f.replay = await run.step('replay-wal', () => host.replayWal({ ...ref, target, workflowId, runId }), (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}; ${r.walSegmentsReplayed} segments`);
+    f.replay = await run.step(
+      'replay-wal',
+      () => host.replayWal({ ...ref, target, workflowId, runId }),
+      (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}; ${r.walSegmentsReplayed} segments`,
+    );
     // 5. run-invariants on the paused copy. A failed invariant fails the drill but the
     //    drill goes on: the RTO of the remaining steps is still worth measuring.
-    f.invariants = await run.step('run-invariants', () => host.runInvariants(ref), (r) => `${r.filter((i) => i.passed).length} of ${r.length} passed`);
+    f.invariants = await run.step(
+      'run-invariants',
+      () => host.runInvariants(ref),
+      (r) => `${r.filter((i) => i.passed).length} of ${r.length} passed`,
+    );
     // 6. promote, in isolation.
-    f.promotedAt = (await run.step('promote', () => host.promoteRestored({ ...ref, workflowId, runId }), (p) => `promoted on timeline ${p.timeline} at ${p.promotedAt}`)).promotedAt;
+    f.promotedAt = (
+      await run.step(
+        'promote',
+        () => host.promoteRestored({ ...ref, workflowId, runId }),
+        (p) => `promoted on timeline ${p.timeline} at ${p.promotedAt}`,
+      )
+    ).promotedAt;
     // 7. smoke-write: a committed write, read back. Promoted and writable: the end of the RTO.
-    f.smoke = await run.step('smoke-write', () => host.smokeWrite({ runbook: name, workflowId }), (s) => `row ${s.id} written to ${s.table} and read back`);
+    f.smoke = await run.step(
+      'smoke-write',
+      () => host.smokeWrite({ runbook: name, workflowId }),
+      (s) => `row ${s.id} written to ${s.table} and read back`,
+    );
   } catch (err) {
     if (isCancellation(err)) cancelled = err;
     else if (!(err instanceof DrillStepFailed)) throw err;
@@ -140,17 +242,32 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
   // Everything below runs even when the drill failed or was cancelled.
   return CancellationScope.nonCancellable(async () => {
     if (cancelled) f.notes.push('the drill was cancelled; teardown and evidence ran anyway');
-    if (!f.target) f.notes.push('no target was picked (pick-target failed): the target in this record is a placeholder');
+    if (!f.target)
+      f.notes.push('no target was picked (pick-target failed): the target in this record is a placeholder');
     // 8. teardown: stop and remove the copy (only ours, by its marker), unless kept.
     if (input.keep) {
-      run.skip('teardown', `kept (keep: true): ${where}; stop it with pg_ctl stop -D ${drill.dataDir} -m fast as ${runbook.cluster.osUser} and remove the directory when done`);
-      f.notes.push(`drill copy kept at ${drill.dataDir} on ${drill.host} (127.0.0.1:${drill.port}); the next drill refuses to start while it runs`);
+      run.skip(
+        'teardown',
+        `kept (keep: true): ${where}; stop it with pg_ctl stop -D ${drill.dataDir} -m fast as ${runbook.cluster.osUser} and remove the directory when done`,
+      );
+      f.notes.push(
+        `drill copy kept at ${drill.dataDir} on ${drill.host} (127.0.0.1:${drill.port}); the next drill refuses to start while it runs`,
+      );
     } else {
       await run
-        .step('teardown', () => host.teardownDrill({ runbook: name, workflowId }), (t) => (t.removed ? `stopped${t.stopped ? '' : ' (was not running)'}, ${t.removed} removed` : (t.left ?? 'nothing of this drill to remove')))
+        .step(
+          'teardown',
+          () => host.teardownDrill({ runbook: name, workflowId }),
+          (t) =>
+            t.removed
+              ? `stopped${t.stopped ? '' : ' (was not running)'}, ${t.removed} removed`
+              : (t.left ?? 'nothing of this drill to remove'),
+        )
         .catch((err: unknown) => {
           if (!(err instanceof DrillStepFailed)) throw err;
-          f.notes.push(`teardown failed: the drill copy may still be in ${drill.dataDir}: ${err.error.message.split('\n')[0]}`);
+          f.notes.push(
+            `teardown failed: the drill copy may still be in ${drill.dataDir}: ${err.error.message.split('\n')[0]}`,
+          );
         });
     }
     const m = measure(run, f);
@@ -160,33 +277,52 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
     // 9. notify, then the evidence (which records what the notifications did).
     if (!v.passed) {
       const failedAt = firstFailure(run);
-      await notify('drill-failed', `Restore drill ${workflowId} of ${name} FAILED${failedAt ? ` at ${failedAt}` : ''} (${where}): ${v.failures.join('; ')}. Evidence: ${evidenceAt}`, {
-        failures: v.failures,
-        evidence: evidenceAt,
-        ...(failedAt ? { step: failedAt } : {}),
-        ...(run.failedStep()?.error ? { errorType: run.failedStep()!.error!.type } : {}),
-      });
+      await notify(
+        'drill-failed',
+        `Restore drill ${workflowId} of ${name} FAILED${failedAt ? ` at ${failedAt}` : ''} (${where}): ${v.failures.join('; ')}. Evidence: ${evidenceAt}`,
+        {
+          failures: v.failures,
+          evidence: evidenceAt,
+          ...(failedAt ? { step: failedAt } : {}),
+          ...(run.failedStep()?.error ? { errorType: run.failedStep()!.error!.type } : {}),
+        },
+      );
     }
     if (v.missed.length > 0) {
-      await notify('objective-missed', `Restore drill ${workflowId} of ${name}: ${v.missed.join('; ')}. Evidence: ${evidenceAt}`, {
-        rtoObservedSeconds: m.rtoObservedSeconds,
-        rpoObservedSeconds: m.rpoObservedSeconds,
-        objectives: m.objectives,
-        evidence: evidenceAt,
-      });
+      await notify(
+        'objective-missed',
+        `Restore drill ${workflowId} of ${name}: ${v.missed.join('; ')}. Evidence: ${evidenceAt}`,
+        {
+          rtoObservedSeconds: m.rtoObservedSeconds,
+          rpoObservedSeconds: m.rpoObservedSeconds,
+          objectives: m.objectives,
+          evidence: evidenceAt,
+        },
+      );
     }
-    if (f.smoke) f.notes.push(`smoke write: row ${f.smoke.id} of ${f.smoke.table} committed at ${f.smoke.lsn} and read back at ${f.smoke.writableAt}`);
+    if (f.smoke)
+      f.notes.push(
+        `smoke write: row ${f.smoke.id} of ${f.smoke.table} committed at ${f.smoke.lsn} and read back at ${f.smoke.writableAt}`,
+      );
     let evidence: Evidence | undefined;
     await run
-      .step('record-evidence', () => {
-        evidence = buildDrillEvidence(run, f, m, v, new Date().toISOString());
-        return act.writeEvidence({ runbook: name, evidence });
-      }, (w) => `${w.repository}/${w.key}`)
+      .step(
+        'record-evidence',
+        () => {
+          evidence = buildDrillEvidence(run, f, m, v, new Date().toISOString());
+          return act.writeEvidence({ runbook: name, evidence });
+        },
+        (w) => `${w.repository}/${w.key}`,
+      )
       .catch((err: unknown) => {
         // The evidence store is down after 20 attempts: the failure says so; the figures are in the log.
         log.error('drill evidence not written', { evidence: JSON.stringify(evidence) });
         throw err instanceof DrillStepFailed
-          ? ApplicationFailure.create({ type: 'DRILL_FAILED', nonRetryable: true, message: `restore drill ${workflowId}: the evidence could not be written to ${evidenceAt}: ${err.error.message}` })
+          ? ApplicationFailure.create({
+              type: 'DRILL_FAILED',
+              nonRetryable: true,
+              message: `restore drill ${workflowId}: the evidence could not be written to ${evidenceAt}: ${err.error.message}`,
+            })
           : err;
       });
     if (cancelled) throw cancelled;
@@ -197,16 +333,26 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
       message:
         `restore drill of ${name} failed (${where}):\n  ${v.failures.join('\n  ')}\n` +
         `HINT: the evidence record is ${evidenceAt}\n` +
-        (input.keep ? `HINT: the drill copy was kept in ${drill.dataDir} for inspection` : 'HINT: the drill copy was torn down; run the drill with keep: true to inspect it'),
+        (input.keep
+          ? `HINT: the drill copy was kept in ${drill.dataDir} for inspection`
+          : 'HINT: the drill copy was torn down; run the drill with keep: true to inspect it'),
       details: [{ failures: v.failures, evidence: evidenceAt }],
     });
   });
 }
 
 /** Why the standby cannot serve before any activity is asked, or the drill host's answer. */
-async function cloneStandby(runbook: { name: string; standby?: { host: string } }, drillHost: string, ask: () => Promise<UseStandbyResult>): Promise<UseStandbyResult> {
+async function cloneStandby(
+  runbook: { name: string; standby?: { host: string } },
+  drillHost: string,
+  ask: () => Promise<UseStandbyResult>,
+): Promise<UseStandbyResult> {
   if (!runbook.standby) return { used: false, why: `runbook ${runbook.name} declares no standby` };
-  if (runbook.standby.host !== drillHost) return { used: false, why: `the standby is on host ${runbook.standby.host} and the drill on host ${drillHost}: the standby is cloned over loopback, on its own host` };
+  if (runbook.standby.host !== drillHost)
+    return {
+      used: false,
+      why: `the standby is on host ${runbook.standby.host} and the drill on host ${drillHost}: the standby is cloned over loopback, on its own host`,
+    };
   return ask();
 }
 

@@ -10,7 +10,12 @@
 // recoverToPointInTime and restoreDrill). Module state is per workflow run:
 // the SDK gives each run its own module cache. A summary is user metadata:
 // it is not compared on replay, so histories recorded before it replay.
-import type { ActivityInput, Next, WorkflowInterceptorsFactory, WorkflowOutboundCallsInterceptor } from '@temporalio/workflow';
+import type {
+  ActivityInput,
+  Next,
+  WorkflowInterceptorsFactory,
+  WorkflowOutboundCallsInterceptor,
+} from '@temporalio/workflow';
 import { describeTarget, type Target } from '../src/recovery/contract';
 
 let currentStep: string | undefined;
@@ -24,7 +29,11 @@ type Args = Record<string, unknown>;
 
 const target = (a: Args) => (a.target ? describeTarget(a.target as Target) : 'the target');
 
-const GATE_WORDS: Record<string, string> = { writers: 'writers', backgroundJobs: 'background jobs', outbox: 'outbox publisher' };
+const GATE_WORDS: Record<string, string> = {
+  writers: 'writers',
+  backgroundJobs: 'background jobs',
+  outbox: 'outbox publisher',
+};
 
 function gateWhat(a: Args): string {
   const where = a.where === 'restored' ? 'the promoted copy' : 'the primary';
@@ -42,7 +51,8 @@ const WHAT: Record<string, (a: Args) => string> = {
   checkTrafficEndpoint: () => 'the traffic endpoint answers',
   captureForensics: () => 'forensics captured from the primary',
   setGate: gateWhat,
-  restoreBaseBackup: (a) => `base backup ${String(a.backupId)} restored${a.instance === 'drill' ? ' into the drill directory' : ''}`,
+  restoreBaseBackup: (a) =>
+    `base backup ${String(a.backupId)} restored${a.instance === 'drill' ? ' into the drill directory' : ''}`,
   replayWal: (a) => `WAL replayed to ${target(a)}, then paused`,
   runInvariants: () => 'invariants checked on the paused copy',
   promoteRestored: () => 'the paused copy promoted (pg_ctl promote)',
@@ -55,23 +65,28 @@ const WHAT: Record<string, (a: Args) => string> = {
   pickDrillTarget: () => 'a target the archive reaches, within drill.targetWindow',
   smokeWrite: () => 'a row written in the promoted drill copy and read back',
   teardownDrill: () => 'the drill copy stopped and its directory removed',
-  checkRepairTables: (a) => `${(a.tables as string[] | undefined)?.join(', ') ?? 'the tables'}: primary key and privileges checked on the primary`,
-  snapshotRepairCopy: (a) => `rows of ${(a.tables as string[] | undefined)?.join(', ') ?? 'the tables'} read from the copy at the ${String(a.label)} target`,
-  diffRepair: () => 'the copy\'s rows compared with the live primary, every key classified',
-  applyRepair: (a) => `the approved rows (${(a.classes as string[] | undefined)?.join(', ') ?? ''}) restored on the primary, one audited transaction per table`,
+  checkRepairTables: (a) =>
+    `${(a.tables as string[] | undefined)?.join(', ') ?? 'the tables'}: primary key and privileges checked on the primary`,
+  snapshotRepairCopy: (a) =>
+    `rows of ${(a.tables as string[] | undefined)?.join(', ') ?? 'the tables'} read from the copy at the ${String(a.label)} target`,
+  diffRepair: () => "the copy's rows compared with the live primary, every key classified",
+  applyRepair: (a) =>
+    `the approved rows (${(a.classes as string[] | undefined)?.join(', ') ?? ''}) restored on the primary, one audited transaction per table`,
   invalidateRepairCaches: () => 'caches invalidated for the repaired keys',
   teardownRepairCopy: () => 'the repair copy stopped and removed, with its work files',
 };
 
 /** Activities that run beside the steps, not as one: their own words, no step. */
 const BESIDE: Record<string, (a: Args) => string> = {
-  appendAudit: (a) => `audit log: line ${String(a.seq)}${(a.line as { event?: string } | undefined)?.event ? ` (${(a.line as { event: string }).event})` : ''}`,
+  appendAudit: (a) =>
+    `audit log: line ${String(a.seq)}${(a.line as { event?: string } | undefined)?.event ? ` (${(a.line as { event: string }).event})` : ''}`,
   notify: (a) => `webhook: ${String((a.event as { kind?: string } | undefined)?.kind ?? 'notice')} posted`,
   notifyEscalation: (a) => {
     const p = a.pending as { step?: string } | undefined;
     return `escalation: ${p?.step ?? 'a decision'} has waited ${Math.round(Number(a.waitedSeconds) / 60)} min`;
   },
-  announceApproval: (a) => `Slack: ${(a.pending as { step?: string } | undefined)?.step ?? 'a step'} waits for approval, message with Approve / Reject buttons`,
+  announceApproval: (a) =>
+    `Slack: ${(a.pending as { step?: string } | undefined)?.step ?? 'a step'} waits for approval, message with Approve / Reject buttons`,
 };
 
 /** The one-line summary of an activity call, e.g. "disable-writers: writers gate off on the primary, proven by a refused write". */
@@ -84,9 +99,15 @@ export function activitySummary(activityType: string, args: unknown[], step: str
 }
 
 class StepSummaries implements WorkflowOutboundCallsInterceptor {
-  scheduleActivity(input: ActivityInput, next: Next<WorkflowOutboundCallsInterceptor, 'scheduleActivity'>): Promise<unknown> {
+  scheduleActivity(
+    input: ActivityInput,
+    next: Next<WorkflowOutboundCallsInterceptor, 'scheduleActivity'>,
+  ): Promise<unknown> {
     if (input.options.summary) return next(input);
-    return next({ ...input, options: { ...input.options, summary: activitySummary(input.activityType, input.args, currentStep) } });
+    return next({
+      ...input,
+      options: { ...input.options, summary: activitySummary(input.activityType, input.args, currentStep) },
+    });
   }
 }
 

@@ -57,7 +57,10 @@ export interface TakeBaseBackupOptions {
 }
 
 function backupIdFor(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 async function uniqueBackupId(repo: Repository, cluster: string, wanted: string): Promise<string> {
@@ -91,10 +94,17 @@ async function readPrimaryFacts(runbook: Runbook): Promise<PrimaryFacts> {
     return { pgVersion: r.v, systemIdentifier: r.sysid, walSegmentSize: Number(r.seg) };
   } catch (err) {
     const p = runbook.cluster.primary;
-    throw new LifeboatError('PG_UNREACHABLE', `cannot reach the primary ${p.user}@${p.host}:${p.port}/${p.database}: ${errorMessage(err)}`, {
-      hints: ['is PostgreSQL running and reachable from this worker?', 'does the role have REPLICATION and a pg_hba.conf replication entry?'],
-      cause: err,
-    });
+    throw new LifeboatError(
+      'PG_UNREACHABLE',
+      `cannot reach the primary ${p.user}@${p.host}:${p.port}/${p.database}: ${errorMessage(err)}`,
+      {
+        hints: [
+          'is PostgreSQL running and reachable from this worker?',
+          'does the role have REPLICATION and a pg_hba.conf replication entry?',
+        ],
+        cause: err,
+      },
+    );
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -114,7 +124,11 @@ export function parseBackupLabel(text: string): LabelFacts {
   if (!lsn || !tli || !time) throw new LifeboatError('BACKUP_FAILED', `backup_label is not readable:\n${text}`);
   // "2026-11-21 19:01:02 UTC": PostgreSQL writes the server's log_timezone.
   const parsed = new Date(time.replace(' ', 'T').replace(/ (UTC|GMT)$/, 'Z'));
-  return { startLsn: lsn, timeline: Number(tli), startTime: Number.isNaN(parsed.getTime()) ? time : parsed.toISOString() };
+  return {
+    startLsn: lsn,
+    timeline: Number(tli),
+    startTime: Number.isNaN(parsed.getTime()) ? time : parsed.toISOString(),
+  };
 }
 
 /** End LSN of the backup from the manifest's WAL-Ranges (the last range ends where the backup ends). */
@@ -169,14 +183,18 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
         },
       },
     );
-    const toolVersion = (await runTool(`${bin}/pg_basebackup`, ['--version'], { what: 'pg_basebackup --version' })).trim();
+    const toolVersion = (
+      await runTool(`${bin}/pg_basebackup`, ['--version'], { what: 'pg_basebackup --version' })
+    ).trim();
     const copied = new Date();
 
     progress({ phase: 'verify', bytesDone: 0 });
     await runTool(`${bin}/pg_verifybackup`, ['-q', dataDir], {
       what: 'pg_verifybackup',
       code: 'BACKUP_VERIFY_FAILED',
-      hints: ['the copy did not match its manifest; nothing was stored. Run the backup again and check the host\'s disk'],
+      hints: [
+        "the copy did not match its manifest; nothing was stored. Run the backup again and check the host's disk",
+      ],
     });
     const verifiedAt = new Date();
 
@@ -196,10 +214,21 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
     progress({ phase: 'upload', bytesDone: 0, bytesTotal: storedTotal });
     const files: StoredFile[] = [
       ...stored,
-      { name: MANIFEST, storedSize: Buffer.byteLength(manifestText), size: Buffer.byteLength(manifestText), sha256: manifestSha, compression: 'none' },
+      {
+        name: MANIFEST,
+        storedSize: Buffer.byteLength(manifestText),
+        size: Buffer.byteLength(manifestText),
+        sha256: manifestSha,
+        compression: 'none',
+      },
     ];
     const uploaded = new Map<string, number>();
-    const onUpload = () => progress({ phase: 'upload', bytesDone: [...uploaded.values()].reduce((a, b) => a + b, 0), bytesTotal: storedTotal });
+    const onUpload = () =>
+      progress({
+        phase: 'upload',
+        bytesDone: [...uploaded.values()].reduce((a, b) => a + b, 0),
+        bytesTotal: storedTotal,
+      });
     // Every repository of the runbook gets the same packed files, streamed
     // from the scratch directory, the first one first (progress is its upload).
     const uploadTo = async (repo: Repository, first: boolean) => {
@@ -217,12 +246,21 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
         });
         const got = await repo.head(key);
         if (!got || got.size !== f.storedSize || got.sha256 !== f.sha256) {
-          throw new LifeboatError('BACKUP_FAILED', `uploaded ${f.name} of backup ${backupId} does not match what was packed`, {
-            hints: [`expected ${f.storedSize} bytes with sha256 ${f.sha256}, found ${got ? `${got.size} bytes, sha256 ${got.sha256 ?? 'none'}` : 'nothing'}`],
-          });
+          throw new LifeboatError(
+            'BACKUP_FAILED',
+            `uploaded ${f.name} of backup ${backupId} does not match what was packed`,
+            {
+              hints: [
+                `expected ${f.storedSize} bytes with sha256 ${f.sha256}, found ${got ? `${got.size} bytes, sha256 ${got.sha256 ?? 'none'}` : 'nothing'}`,
+              ],
+            },
+          );
         }
       });
-      await repo.put(keys.backupFile(cluster, backupId, MANIFEST), Buffer.from(manifestText), { sha256: manifestSha, ifAbsent: true });
+      await repo.put(keys.backupFile(cluster, backupId, MANIFEST), Buffer.from(manifestText), {
+        sha256: manifestSha,
+        ifAbsent: true,
+      });
     };
     await uploadTo(repo, true);
 
@@ -282,7 +320,14 @@ async function packParts(dataDir: string, work: string, partBytes: number, progr
       done += n;
       progress({ phase: 'pack', bytesDone: done, bytesTotal: total });
     });
-    out[i] = { name, storedSize: p.storedSize, size: p.size, sha256: p.sha256, storedSha256: p.storedSha256, compression: 'zstd' };
+    out[i] = {
+      name,
+      storedSize: p.storedSize,
+      size: p.size,
+      sha256: p.sha256,
+      storedSha256: p.storedSha256,
+      compression: 'zstd',
+    };
   });
   return out;
 }
@@ -290,6 +335,8 @@ async function packParts(dataDir: string, work: string, partBytes: number, progr
 /** The data directory as one base.tar.zst (version 1): tests only, see TakeBaseBackupOptions.singleArchive. */
 async function packSingle(dataDir: string, work: string, progress: Progress): Promise<StoredFile[]> {
   let done = 0;
-  const p = await packPart(dataDir, undefined, path.join(work, BASE_ARCHIVE), (n) => progress({ phase: 'pack', bytesDone: (done += n) }));
+  const p = await packPart(dataDir, undefined, path.join(work, BASE_ARCHIVE), (n) =>
+    progress({ phase: 'pack', bytesDone: (done += n) }),
+  );
   return [{ name: BASE_ARCHIVE, storedSize: p.storedSize, size: p.size, sha256: p.sha256, compression: 'zstd' }];
 }

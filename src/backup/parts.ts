@@ -69,7 +69,9 @@ export async function listDataDir(dataDir: string): Promise<DataDirEntry[]> {
  */
 export function planParts(entries: DataDirEntry[], targetBytes = PART_TARGET_BYTES): string[][] {
   const parts: string[][] = [entries.filter((e) => e.kind !== 'file').map((e) => e.name)];
-  const files = entries.filter((e) => e.kind === 'file').sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const files = entries
+    .filter((e) => e.kind === 'file')
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   let current: string[] = [];
   let bytes = 0;
   for (const f of files) {
@@ -98,7 +100,12 @@ export interface PackedPart {
  * tar of `names` (or of the whole directory, recursively, when `names` is
  * undefined: the version 1 archive) | zstd > out, hashing both streams.
  */
-export async function packPart(dataDir: string, names: string[] | undefined, out: string, onBytes: (n: number) => void): Promise<PackedPart> {
+export async function packPart(
+  dataDir: string,
+  names: string[] | undefined,
+  out: string,
+  onBytes: (n: number) => void,
+): Promise<PackedPart> {
   let args = ['-C', dataDir, '-cf', '-', '.'];
   if (names) {
     const list = `${out}.list`;

@@ -14,7 +14,10 @@ export function commandInvalidator(cfg: { argv: string[] }): CacheInvalidator {
         what: `cache hook ${showArgv(cfg.argv)}`,
         code: 'CACHE_INVALIDATION_FAILED',
         signal: ctx.signal,
-        hints: ['run it by hand on this worker to see why; it must exit 0 once the cache is purged', 'then retry the step'],
+        hints: [
+          'run it by hand on this worker to see why; it must exit 0 once the cache is purged',
+          'then retry the step',
+        ],
       });
       ctx.progress();
       return { kind: 'command', target };
@@ -23,7 +26,9 @@ export function commandInvalidator(cfg: { argv: string[] }): CacheInvalidator {
       const found = await findProgram(cfg.argv[0]!);
       if ('path' in found) return `${target}: ${found.path} is executable`;
       throw new LifeboatError('ENDPOINT_UNREACHABLE', `cache hook ${showArgv(cfg.argv)} cannot run: ${found.missing}`, {
-        hints: ['invalidate-caches runs on any worker of the lifeboat queue: install the program on each of them, or fix the path in the runbook\'s caches list'],
+        hints: [
+          "invalidate-caches runs on any worker of the lifeboat queue: install the program on each of them, or fix the path in the runbook's caches list",
+        ],
       });
     },
   };

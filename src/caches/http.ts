@@ -52,7 +52,9 @@ export function httpInvalidator(cfg: { urlEnv: string; method: string }, runbook
         const hints =
           response.status === 401 || response.status === 403
             ? [`check the credentials in ${cfg.urlEnv} on this worker`]
-            : [`check the purge endpoint's own logs (Lifeboat shows neither the URL nor the response body: they may hold credentials)`];
+            : [
+                `check the purge endpoint's own logs (Lifeboat shows neither the URL nor the response body: they may hold credentials)`,
+              ];
         throw new LifeboatError(
           'CACHE_INVALIDATION_FAILED',
           `cache purge ${where} answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}, expected 2xx`,
@@ -70,16 +72,27 @@ export function httpInvalidator(cfg: { urlEnv: string; method: string }, runbook
       request.password = '';
       const timeout = AbortSignal.timeout(PROBE_TIMEOUT_MS);
       try {
-        const response = await fetch(request, { method: 'HEAD', headers: { 'user-agent': 'lifeboat' }, redirect: 'manual', signal: signal ? AbortSignal.any([timeout, signal]) : timeout });
+        const response = await fetch(request, {
+          method: 'HEAD',
+          headers: { 'user-agent': 'lifeboat' },
+          redirect: 'manual',
+          signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
+        });
         await response.arrayBuffer().catch(() => undefined);
         return `http $${cfg.urlEnv} (${hostOf(url, url.protocol === 'https:' ? 443 : 80)}): answered HEAD with ${response.status}`;
       } catch (err) {
         if (signal?.aborted) throw err;
         const cause = err instanceof Error && err.cause !== undefined ? `: ${errorMessage(err.cause)}` : '';
         const why = timeout.aborted ? `no answer within ${PROBE_TIMEOUT_MS / 1000} s` : `${errorMessage(err)}${cause}`;
-        throw new LifeboatError('ENDPOINT_UNREACHABLE', `cache purge endpoint $${cfg.urlEnv} (${hostOf(url, url.protocol === 'https:' ? 443 : 80)}) does not answer: ${redact(why, url)}`, {
-          hints: ['is the purge endpoint up and reachable from the workers of the lifeboat queue? (preflight sent HEAD, not the purge method)'],
-        });
+        throw new LifeboatError(
+          'ENDPOINT_UNREACHABLE',
+          `cache purge endpoint $${cfg.urlEnv} (${hostOf(url, url.protocol === 'https:' ? 443 : 80)}) does not answer: ${redact(why, url)}`,
+          {
+            hints: [
+              'is the purge endpoint up and reachable from the workers of the lifeboat queue? (preflight sent HEAD, not the purge method)',
+            ],
+          },
+        );
       }
     },
   };

@@ -64,8 +64,13 @@ function preflightMode(entry: CacheEntry): 'refuse' | 'warn' {
  * that did not; throws SECRET_MISSING or ENDPOINT_UNREACHABLE naming each
  * entry that would fail.
  */
-export async function checkRunbookCaches(runbook: Runbook, opts: { signal?: AbortSignal; then: string }): Promise<{ answered: string[]; warnings: string[] }> {
-  const invalidators = runbookInvalidators(runbook, [`once it is set on every worker of the lifeboat queue, ${opts.then}`]);
+export async function checkRunbookCaches(
+  runbook: Runbook,
+  opts: { signal?: AbortSignal; then: string },
+): Promise<{ answered: string[]; warnings: string[] }> {
+  const invalidators = runbookInvalidators(runbook, [
+    `once it is set on every worker of the lifeboat queue, ${opts.then}`,
+  ]);
   const answered: string[] = [];
   const warnings: string[] = [];
   const failures: { entry: number; error: unknown }[] = [];
@@ -75,7 +80,10 @@ export async function checkRunbookCaches(runbook: Runbook, opts: { signal?: Abor
       answered.push(await inv.check(opts.signal));
     } catch (error) {
       if (opts.signal?.aborted) throw error;
-      if (preflightMode(runbook.caches[i]!) === 'warn') warnings.push(`cache ${i + 1} (preflight: warn) does not answer now, invalidate-caches will need it: ${whatOf(error)}`);
+      if (preflightMode(runbook.caches[i]!) === 'warn')
+        warnings.push(
+          `cache ${i + 1} (preflight: warn) does not answer now, invalidate-caches will need it: ${whatOf(error)}`,
+        );
       else failures.push({ entry: i + 1, error });
     }
   }
@@ -106,7 +114,12 @@ export async function invalidateRunbookCaches(
   const failures: { entry: number; target: string; error: unknown }[] = [];
   for (const [i, inv] of invalidators.entries()) {
     const progress = (deleted?: number) =>
-      opts.onProgress?.({ entry: i + 1, entries: invalidators.length, target: inv.target, ...(deleted === undefined ? {} : { deleted }) });
+      opts.onProgress?.({
+        entry: i + 1,
+        entries: invalidators.length,
+        target: inv.target,
+        ...(deleted === undefined ? {} : { deleted }),
+      });
     progress();
     try {
       results.push(await inv.invalidate({ progress, signal: opts.signal }));

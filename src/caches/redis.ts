@@ -19,7 +19,11 @@ import { PROBE_TIMEOUT_MS, type CacheInvalidator, type InvalidationContext } fro
 export const SCAN_COUNT = 1000;
 
 export function redisInvalidator(cfg: { urlEnv: string; patterns: string[] }, runbook: string): CacheInvalidator {
-  const url = urlFromEnv(cfg.urlEnv, { runbook, what: 'the Redis whose keys are invalidated', protocols: ['redis:', 'rediss:'] });
+  const url = urlFromEnv(cfg.urlEnv, {
+    runbook,
+    what: 'the Redis whose keys are invalidated',
+    protocols: ['redis:', 'rediss:'],
+  });
   const target = `redis $${cfg.urlEnv} ${cfg.patterns.join(' ')}`;
   const where = `Redis at $${cfg.urlEnv} (${hostOf(url, 6379)})`;
   return {
@@ -55,20 +59,19 @@ export function redisInvalidator(cfg: { urlEnv: string; patterns: string[] }, ru
         if (ctx.signal?.aborted) throw err;
         const why = redact(errorMessage(lastError ?? err), url);
         const auth = /WRONGPASS|NOAUTH|NOPERM/.test(why);
-        const doing = pattern === undefined ? 'cannot connect' : `deleting keys matching "${pattern}" failed after ${deleted} deleted`;
-        throw new LifeboatError(
-          'CACHE_INVALIDATION_FAILED',
-          `${where}: ${doing}: ${why}`,
-          {
-            hints: [
-              auth
-                ? `check the user and password in ${cfg.urlEnv} on this worker, and that the user may SCAN and UNLINK`
-                : `is Redis up and reachable from this worker? (redis-cli -h ${url.hostname} -p ${url.port || 6379} ping)`,
-              'deleting again is safe: retry the step',
-            ],
-            details: { deleted },
-          },
-        );
+        const doing =
+          pattern === undefined
+            ? 'cannot connect'
+            : `deleting keys matching "${pattern}" failed after ${deleted} deleted`;
+        throw new LifeboatError('CACHE_INVALIDATION_FAILED', `${where}: ${doing}: ${why}`, {
+          hints: [
+            auth
+              ? `check the user and password in ${cfg.urlEnv} on this worker, and that the user may SCAN and UNLINK`
+              : `is Redis up and reachable from this worker? (redis-cli -h ${url.hostname} -p ${url.port || 6379} ping)`,
+            'deleting again is safe: retry the step',
+          ],
+          details: { deleted },
+        });
       } finally {
         if (client.isOpen) client.destroy();
       }
@@ -76,7 +79,10 @@ export function redisInvalidator(cfg: { urlEnv: string; patterns: string[] }, ru
     },
     async check(): Promise<string> {
       let lastError: unknown;
-      const client = createClient({ url: url.href, socket: { connectTimeout: PROBE_TIMEOUT_MS, socketTimeout: PROBE_TIMEOUT_MS, reconnectStrategy: false } });
+      const client = createClient({
+        url: url.href,
+        socket: { connectTimeout: PROBE_TIMEOUT_MS, socketTimeout: PROBE_TIMEOUT_MS, reconnectStrategy: false },
+      });
       client.on('error', (err: unknown) => (lastError = err));
       try {
         await client.connect();

@@ -94,7 +94,8 @@ export function runHook(argv: readonly string[], opts: HookOptions): Promise<{ s
       const last = tail(stderr) || tail(stdout);
       const said = last ? `:\n  ${last}` : '';
       let what: string;
-      if (stopped === 'timeout') what = `${opts.what} did not finish within ${Math.round(timeoutMs / 1000)} s and was stopped${said}`;
+      if (stopped === 'timeout')
+        what = `${opts.what} did not finish within ${Math.round(timeoutMs / 1000)} s and was stopped${said}`;
       else if (stopped === 'cancelled') what = `${opts.what} was stopped: the step was cancelled`;
       else if (code === null) what = `${opts.what} was killed by signal ${signal ?? 'unknown'}${said}`;
       else what = `${opts.what} failed (exit ${code})${said}`;
@@ -138,7 +139,10 @@ export async function findProgram(bin: string): Promise<{ path: string } | { mis
   const runnable = async (p: string) => {
     const st = await stat(p).catch(() => undefined);
     if (!st?.isFile()) return false;
-    return access(p, constants.X_OK).then(() => true, () => false);
+    return access(p, constants.X_OK).then(
+      () => true,
+      () => false,
+    );
   };
   if (bin.includes('/')) {
     const st = await stat(bin).catch(() => undefined);

@@ -6,7 +6,10 @@
 import { LifeboatError } from '../errors';
 
 /** Reads and parses the URL in `envName`; SECRET_MISSING when unset or not a URL of an allowed scheme. */
-export function urlFromEnv(envName: string, opts: { runbook: string; what: string; protocols: readonly string[] }): URL {
+export function urlFromEnv(
+  envName: string,
+  opts: { runbook: string; what: string; protocols: readonly string[] },
+): URL {
   const raw = process.env[envName];
   const schemes = opts.protocols.map((p) => `${p}//`).join(' or ');
   if (raw === undefined || raw.trim() === '') {
@@ -26,7 +29,10 @@ export function urlFromEnv(envName: string, opts: { runbook: string; what: strin
   if (!url || !opts.protocols.includes(url.protocol)) {
     // The value itself is never echoed: it may be the secret, pasted whole.
     throw new LifeboatError('SECRET_MISSING', `environment variable ${envName} does not hold a ${schemes} URL`, {
-      hints: [`runbook ${opts.runbook} reads the URL of ${opts.what} from ${envName}`, 'check its value on this worker'],
+      hints: [
+        `runbook ${opts.runbook} reads the URL of ${opts.what} from ${envName}`,
+        'check its value on this worker',
+      ],
     });
   }
   return url;
@@ -42,7 +48,13 @@ export function hostOf(url: URL, defaultPort: number): string {
  * library (an error message), in case the library quoted them.
  */
 export function redact(text: string, url: URL): string {
-  const secrets = [url.href, url.search.slice(1), url.password, safeDecode(url.password), url.username && url.password ? `${url.username}:${url.password}` : '']
+  const secrets = [
+    url.href,
+    url.search.slice(1),
+    url.password,
+    safeDecode(url.password),
+    url.username && url.password ? `${url.username}:${url.password}` : '',
+  ]
     .filter((s) => s.length >= 3)
     .sort((a, b) => b.length - a.length);
   let out = text;

@@ -65,18 +65,23 @@ const iso = (d: unknown): string | null =>
 /** Reads pg_stat_archiver and the WAL position from the runbook's primary, and judges them. */
 export async function readArchiverStatus(runbook: Runbook, opts: ReadArchiverOptions = {}): Promise<ArchiverStatus> {
   const p = runbook.cluster.primary;
-  const bounded = opts.timeoutMs !== undefined ? { connectionTimeoutMillis: opts.timeoutMs, statement_timeout: opts.timeoutMs } : {};
+  const bounded =
+    opts.timeoutMs !== undefined ? { connectionTimeoutMillis: opts.timeoutMs, statement_timeout: opts.timeoutMs } : {};
   const client = new Client(primaryClientConfig(runbook, bounded));
   try {
     await client.connect();
   } catch (err) {
-    throw new LifeboatError('PG_UNREACHABLE', `cannot connect to the primary ${p.user}@${p.host}:${p.port}/${p.database} to read pg_stat_archiver: ${errorMessage(err)}`, {
-      hints: [
-        'is the primary up, and does the runbook name the right host and port (cluster.primary)?',
-        'lifeboat check --no-primary checks the repository alone',
-      ],
-      cause: err,
-    });
+    throw new LifeboatError(
+      'PG_UNREACHABLE',
+      `cannot connect to the primary ${p.user}@${p.host}:${p.port}/${p.database} to read pg_stat_archiver: ${errorMessage(err)}`,
+      {
+        hints: [
+          'is the primary up, and does the runbook name the right host and port (cluster.primary)?',
+          'lifeboat check --no-primary checks the repository alone',
+        ],
+        cause: err,
+      },
+    );
   }
   try {
     const { rows } = await client.query(
@@ -140,10 +145,14 @@ export async function readArchiverStatus(runbook: Runbook, opts: ReadArchiverOpt
     return assessArchiver(sample, runbook.objectives.rpoSeconds);
   } catch (err) {
     if (err instanceof LifeboatError) throw err;
-    throw new LifeboatError('PG_UNREACHABLE', `reading pg_stat_archiver on ${p.host}:${p.port} failed: ${errorMessage(err)}`, {
-      hints: [`the role ${p.user} needs to connect to ${p.database} and read pg_stat_archiver and pg_settings`],
-      cause: err,
-    });
+    throw new LifeboatError(
+      'PG_UNREACHABLE',
+      `reading pg_stat_archiver on ${p.host}:${p.port} failed: ${errorMessage(err)}`,
+      {
+        hints: [`the role ${p.user} needs to connect to ${p.database} and read pg_stat_archiver and pg_settings`],
+        cause: err,
+      },
+    );
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -157,13 +166,15 @@ export function assessArchiver(s: ArchiverSample, rpoSeconds: number): ArchiverS
   const lastArchivedMs = s.lastArchivedTime ? Date.parse(s.lastArchivedTime) : undefined;
   const failing =
     s.failedCount > 0 &&
-    (s.failedSinceArchived ?? (lastFailedMs !== undefined && (lastArchivedMs === undefined || lastFailedMs > lastArchivedMs)));
+    (s.failedSinceArchived ??
+      (lastFailedMs !== undefined && (lastArchivedMs === undefined || lastFailedMs > lastArchivedMs)));
   const stale = s.archiveMode !== 'off' && archiveLagSeconds(s, unarchivedBytes) > rpoSeconds;
 
   if (s.inRecovery) {
     problems.push({
       kind: 'primary-in-recovery',
-      message: 'the runbook\'s primary is in recovery (a standby or a restore): its pg_stat_archiver does not show the primary\'s archiving',
+      message:
+        "the runbook's primary is in recovery (a standby or a restore): its pg_stat_archiver does not show the primary's archiving",
       hints: ['point cluster.primary in the runbook at the current primary'],
     });
   }
@@ -194,12 +205,21 @@ export function assessArchiver(s: ArchiverSample, rpoSeconds: number): ArchiverS
     const hints: string[] = [];
     if (s.currentLsn) hints.push(`WAL written since then, up to ${s.currentLsn}, exists only on the primary`);
     if (s.readyFiles !== undefined && s.readyFiles > 0) {
-      hints.push(`${s.readyFiles} finished WAL file${s.readyFiles === 1 ? ' is' : 's are'} waiting in pg_wal/archive_status`);
-      if (!failing) hints.push('yet the archiver reports no failure: is archive_command hanging (a stuck mount, an unreachable store)?');
+      hints.push(
+        `${s.readyFiles} finished WAL file${s.readyFiles === 1 ? ' is' : 's are'} waiting in pg_wal/archive_status`,
+      );
+      if (!failing)
+        hints.push(
+          'yet the archiver reports no failure: is archive_command hanging (a stuck mount, an unreachable store)?',
+        );
     } else if (s.readyFiles === 0) {
-      hints.push('no finished segment is waiting: the current one is not full yet, and PostgreSQL archives whole segments only');
+      hints.push(
+        'no finished segment is waiting: the current one is not full yet, and PostgreSQL archives whole segments only',
+      );
     } else if (!failing) {
-      hints.push('the archiver reports no failure: either the current segment is not full yet, or archive_command hangs');
+      hints.push(
+        'the archiver reports no failure: either the current segment is not full yet, or archive_command hangs',
+      );
     }
     if (s.archiveTimeoutSeconds === 0 || s.archiveTimeoutSeconds > rpoSeconds) {
       hints.push(

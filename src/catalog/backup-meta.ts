@@ -32,7 +32,10 @@ export const StoredFile = z.strictObject({
    * sha256 (hex) of the object's bytes as stored (version 2 parts): what a
    * restore can check as it reads, without decompressing in the worker.
    */
-  storedSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  storedSha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
 });
 export type StoredFile = z.infer<typeof StoredFile>;
 
@@ -79,7 +82,11 @@ export type StoredPart = StoredFile & { storedSha256: string };
 /** How the data directory of a backup is stored: what a restore reads. */
 export type BaseLayout =
   | { kind: 'single'; archive: StoredFile }
-  | { kind: 'parts'; /** Part 0: the directories (and any symlinks). */ dirs: StoredPart; /** The files, parts 1..n. */ files: StoredPart[] };
+  | {
+      kind: 'parts';
+      /** Part 0: the directories (and any symlinks). */ dirs: StoredPart;
+      /** The files, parts 1..n. */ files: StoredPart[];
+    };
 
 /** The layout of a backup's data directory, or what is wrong with its list of files. */
 export function baseLayout(meta: { version: number; files: StoredFile[] }): BaseLayout | { problem: string } {
@@ -101,43 +108,45 @@ export function baseLayout(meta: { version: number; files: StoredFile[] }): Base
   return { kind: 'parts', dirs: dirs!, files };
 }
 
-export const BackupMeta = z.strictObject({
-  version: z.union([z.literal(1), z.literal(BACKUP_META_VERSION)]),
-  backupId: z.string().regex(BACKUP_ID_RE),
-  cluster: z.string(),
-  /** server_version of the primary, e.g. "15.18". */
-  pgVersion: z.string(),
-  /** pg_control's system identifier: WAL of another cluster must never be replayed into this one. */
-  systemIdentifier: z.string(),
-  type: z.literal('full'),
-  tool: z.literal('pg_basebackup'),
-  toolVersion: z.string(),
-  /** ISO 8601 times. */
-  startTime: z.string(),
-  endTime: z.string(),
-  /** LSNs in PostgreSQL's text form, e.g. "0/2000028". */
-  startLsn: z.string(),
-  endLsn: z.string(),
-  /** Timeline the backup started on. */
-  timeline: z.number().int().positive(),
-  /** First and last WAL segment a restore of this backup needs (inclusive). */
-  startWal: z.string(),
-  endWal: z.string(),
-  walSegmentSize: z.number().int().positive(),
-  /** Size of the data directory as copied, and as stored in the repository. */
-  sizeBytes: z.number().int().nonnegative(),
-  storedBytes: z.number().int().nonnegative(),
-  files: z.array(StoredFile),
-  /** sha256 of backup_manifest as pg_basebackup wrote it. */
-  manifestSha256: z.string().regex(/^[0-9a-f]{64}$/),
-  verifiedAt: z.string(),
-  verifiedBy: z.string(),
-  /** The label passed to pg_basebackup. */
-  label: z.string(),
-  /** The role's privileges at backup time; absent in backups taken before Lifeboat recorded them. */
-  privileges: BackupPrivileges.optional(),
-}).superRefine((meta, ctx) => {
-  const layout = baseLayout(meta);
-  if ('problem' in layout) ctx.addIssue({ code: 'custom', path: ['files'], message: layout.problem });
-});
+export const BackupMeta = z
+  .strictObject({
+    version: z.union([z.literal(1), z.literal(BACKUP_META_VERSION)]),
+    backupId: z.string().regex(BACKUP_ID_RE),
+    cluster: z.string(),
+    /** server_version of the primary, e.g. "15.18". */
+    pgVersion: z.string(),
+    /** pg_control's system identifier: WAL of another cluster must never be replayed into this one. */
+    systemIdentifier: z.string(),
+    type: z.literal('full'),
+    tool: z.literal('pg_basebackup'),
+    toolVersion: z.string(),
+    /** ISO 8601 times. */
+    startTime: z.string(),
+    endTime: z.string(),
+    /** LSNs in PostgreSQL's text form, e.g. "0/2000028". */
+    startLsn: z.string(),
+    endLsn: z.string(),
+    /** Timeline the backup started on. */
+    timeline: z.number().int().positive(),
+    /** First and last WAL segment a restore of this backup needs (inclusive). */
+    startWal: z.string(),
+    endWal: z.string(),
+    walSegmentSize: z.number().int().positive(),
+    /** Size of the data directory as copied, and as stored in the repository. */
+    sizeBytes: z.number().int().nonnegative(),
+    storedBytes: z.number().int().nonnegative(),
+    files: z.array(StoredFile),
+    /** sha256 of backup_manifest as pg_basebackup wrote it. */
+    manifestSha256: z.string().regex(/^[0-9a-f]{64}$/),
+    verifiedAt: z.string(),
+    verifiedBy: z.string(),
+    /** The label passed to pg_basebackup. */
+    label: z.string(),
+    /** The role's privileges at backup time; absent in backups taken before Lifeboat recorded them. */
+    privileges: BackupPrivileges.optional(),
+  })
+  .superRefine((meta, ctx) => {
+    const layout = baseLayout(meta);
+    if ('problem' in layout) ctx.addIssue({ code: 'custom', path: ['files'], message: layout.problem });
+  });
 export type BackupMeta = z.infer<typeof BackupMeta>;

@@ -54,11 +54,23 @@ export async function listBackups(repo: Repository, cluster: string): Promise<Ba
   return (await readCatalog(repo, cluster)).filter(isComplete).map((e) => e.meta);
 }
 
-async function readEntry(repo: Repository, cluster: string, backupId: string, objects: ObjectInfo[]): Promise<CatalogEntry> {
+async function readEntry(
+  repo: Repository,
+  cluster: string,
+  backupId: string,
+  objects: ObjectInfo[],
+): Promise<CatalogEntry> {
   const storedBytes = objects.reduce((n, o) => n + o.size, 0);
-  const incomplete = (problem: string): CatalogEntry => ({ backupId, status: 'incomplete', problem, objects: objects.length, storedBytes });
+  const incomplete = (problem: string): CatalogEntry => ({
+    backupId,
+    status: 'incomplete',
+    problem,
+    objects: objects.length,
+    storedBytes,
+  });
   const metaKey = keys.backupMeta(cluster, backupId);
-  if (!objects.some((o) => o.key === metaKey)) return incomplete('no backup.json (the backup never finished, or is still being written)');
+  if (!objects.some((o) => o.key === metaKey))
+    return incomplete('no backup.json (the backup never finished, or is still being written)');
   let got: Awaited<ReturnType<Repository['get']>>;
   try {
     got = await repo.get(metaKey);
@@ -66,7 +78,11 @@ async function readEntry(repo: Repository, cluster: string, backupId: string, ob
     // A store that does not answer, or an encryption key that is missing or
     // wrong, is not a fact about this backup: every backup would read as
     // incomplete and the operator would see no reason why.
-    if (err instanceof LifeboatError && (err.code === 'REPOSITORY_UNREACHABLE' || err.code === 'ENCRYPTION_KEY_MISMATCH' || err.code === 'SECRET_MISSING')) throw err;
+    if (
+      err instanceof LifeboatError &&
+      (err.code === 'REPOSITORY_UNREACHABLE' || err.code === 'ENCRYPTION_KEY_MISMATCH' || err.code === 'SECRET_MISSING')
+    )
+      throw err;
     return incomplete(`backup.json cannot be read: ${errorMessage(err).split('\n')[0]}`);
   }
   if (!got) return incomplete('backup.json disappeared while listing');
@@ -83,7 +99,8 @@ async function readEntry(repo: Repository, cluster: string, backupId: string, ob
     return incomplete(`backup.json does not match the schema: ${where}: ${first?.message ?? 'invalid'}`);
   }
   const meta = parsed.data;
-  if (meta.backupId !== backupId) return incomplete(`backup.json names backup ${meta.backupId}, but lies in ${backupId}/`);
+  if (meta.backupId !== backupId)
+    return incomplete(`backup.json names backup ${meta.backupId}, but lies in ${backupId}/`);
   if (meta.cluster !== cluster) return incomplete(`backup.json belongs to cluster ${meta.cluster}, not ${cluster}`);
   const byName = new Map(objects.map((o) => [o.key.slice(keys.backupPrefix(cluster, backupId).length), o]));
   for (const f of meta.files) {

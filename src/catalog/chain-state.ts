@@ -5,7 +5,14 @@
 // same chain the same way.
 import type { Runbook } from '../runbook/schema';
 import type { Repository } from '../repository/types';
-import { isComplete, readCatalog, readWalArchive, type CatalogEntry, type CompleteEntry, type WalArchive } from './catalog';
+import {
+  isComplete,
+  readCatalog,
+  readWalArchive,
+  type CatalogEntry,
+  type CompleteEntry,
+  type WalArchive,
+} from './catalog';
 import { analyzeChain, type ChainReport } from './chain';
 import { continuityFrom } from './retention';
 import { retentionPolicy } from './tiers';
@@ -20,11 +27,18 @@ export interface ChainState {
   chain: ChainReport;
 }
 
-export async function readChainState(repo: Repository, cluster: string, runbook?: Runbook, now = new Date()): Promise<ChainState> {
+export async function readChainState(
+  repo: Repository,
+  cluster: string,
+  runbook?: Runbook,
+  now = new Date(),
+): Promise<ChainState> {
   const [entries, archive] = await Promise.all([readCatalog(repo, cluster), readWalArchive(repo, cluster)]);
   const complete = entries.filter(isComplete);
   // Tiered retention expires the WAL between old backups on purpose: continuity is due from the window on.
-  const window = runbook?.retention ? continuityFrom(entries, archive.files, retentionPolicy(runbook), now.toISOString()) : undefined;
+  const window = runbook?.retention
+    ? continuityFrom(entries, archive.files, retentionPolicy(runbook), now.toISOString())
+    : undefined;
   const chain = analyzeChain({
     walFiles: archive.files.map((f) => f.name),
     histories: archive.histories,

@@ -156,7 +156,9 @@ export function analyzeChain(input: ChainInput): ChainReport {
   }));
   const windowStart = backups.find((b) => b.backupId === input.continuousFrom)?.startSeg;
   /** Backups before the window that need only their own WAL. */
-  const ownOnly = new Set(backups.filter((b) => windowStart !== undefined && b.startSeg < windowStart && b.endSeg !== undefined));
+  const ownOnly = new Set(
+    backups.filter((b) => windowStart !== undefined && b.startSeg < windowStart && b.endSeg !== undefined),
+  );
 
   // Without a (readable) history file a timeline's line is only its own segments.
   const lineOrSelf = (tli: number): LineStretch[] =>
@@ -174,7 +176,8 @@ export function analyzeChain(input: ChainInput): ChainReport {
     const summary: TimelineSummary = {
       timeline: tli,
       segmentCount: own.length,
-      history: tli === 1 ? 'not-needed' : ancestry.has(tli) ? 'present' : historyFiles.has(tli) ? 'unreadable' : 'missing',
+      history:
+        tli === 1 ? 'not-needed' : ancestry.has(tli) ? 'present' : historyFiles.has(tli) ? 'unreadable' : 'missing',
       parents: stretches.slice(0, -1).map((s, i) => ({
         timeline: s.timeline,
         switchLsn: formatLsn(s.untilLsn ?? 0n),
@@ -234,7 +237,12 @@ export function analyzeChain(input: ChainInput): ChainReport {
   for (const [tli, found] of [...missing.entries()].sort((a, b) => a[0] - b[0])) {
     for (const merged of mergeRanges(found)) {
       const neededBy = backups
-        .filter((b) => b.startSeg <= merged.range.to && (!ownOnly.has(b) || b.endSeg! >= merged.range.from) && merged.lines.some((line) => reaches(b, lineOrSelf(line))))
+        .filter(
+          (b) =>
+            b.startSeg <= merged.range.to &&
+            (!ownOnly.has(b) || b.endSeg! >= merged.range.from) &&
+            merged.lines.some((line) => reaches(b, lineOrSelf(line))),
+        )
         .map((b) => b.backupId)
         .sort();
       gaps.push({
@@ -268,7 +276,9 @@ function lineOf(tli: number, text: string, segSize: number): LineStretch[] {
   let lastTli = 0;
   for (const e of entries) {
     if (!Number.isInteger(e.timeline) || e.timeline <= lastTli || e.timeline >= tli) {
-      throw new Error(`ancestor timeline ${e.timeline} is out of order (a history line lists older timelines first, all below ${tli})`);
+      throw new Error(
+        `ancestor timeline ${e.timeline} is out of order (a history line lists older timelines first, all below ${tli})`,
+      );
     }
     if (e.switchLsn < lastLsn) throw new Error(`switch point ${formatLsn(e.switchLsn)} goes backwards`);
     const toSeg = segnoOfLsn(e.switchLsn, segSize);
@@ -338,9 +348,7 @@ export function describeChainProblems(
   const problems: HealthProblem[] = [];
   for (const gap of report.gaps) {
     const what =
-      gap.count === 1
-        ? `${gap.first} is missing`
-        : `${gap.count} segments ${gap.first} to ${gap.last} are missing`;
+      gap.count === 1 ? `${gap.first} is missing` : `${gap.count} segments ${gap.first} to ${gap.last} are missing`;
     let needed: string;
     const oldest = gap.neededBy[0];
     if (oldest === undefined) needed = 'no backup replays through it, but no restore can cross it either';
@@ -353,7 +361,11 @@ export function describeChainProblems(
       message: `WAL gap on timeline ${gap.timeline}: ${what} (${needed})`,
       hints: [
         `a restore from an earlier backup stops at ${gap.first}: point-in-time recovery past it is impossible`,
-        ...(lines.length > 0 ? [`timeline${lines.length > 1 ? 's' : ''} ${lines.join(', ')} continue${lines.length > 1 ? '' : 's'} this line`] : []),
+        ...(lines.length > 0
+          ? [
+              `timeline${lines.length > 1 ? 's' : ''} ${lines.join(', ')} continue${lines.length > 1 ? '' : 's'} this line`,
+            ]
+          : []),
         `if the primary still has it in pg_wal, push it again as the postgres user, in the data directory: lifeboat archive-push pg_wal/${gap.first} ${repoArgs}`,
         `otherwise take a new base backup now (lifeboat backup ${repoArgs.startsWith('--runbook') ? repoArgs : '--runbook <name>'}): restores from it do not need the lost WAL`,
       ],

@@ -17,7 +17,11 @@ import type { Repository } from '../repository/types';
 import { isComplete, readCatalog, type CompleteEntry } from './catalog';
 
 /** Complete backups of `first` that are not complete in `target`, oldest first. */
-export async function backupsMissingIn(first: Repository | CompleteEntry[], target: Repository, cluster: string): Promise<CompleteEntry[]> {
+export async function backupsMissingIn(
+  first: Repository | CompleteEntry[],
+  target: Repository,
+  cluster: string,
+): Promise<CompleteEntry[]> {
   const have = Array.isArray(first) ? first : (await readCatalog(first, cluster)).filter(isComplete);
   const theirs = new Set((await readCatalog(target, cluster)).filter(isComplete).map((e) => e.backupId));
   return have.filter((e) => !theirs.has(e.backupId));
@@ -41,15 +45,26 @@ export interface BackupCopy {
 }
 
 /** Copies one complete backup of `from` into `to`: every file, then backup.json, each verified by sha256. */
-export async function copyBackup(from: Repository, to: Repository, cluster: string, entry: CompleteEntry): Promise<BackupCopy> {
+export async function copyBackup(
+  from: Repository,
+  to: Repository,
+  cluster: string,
+  entry: CompleteEntry,
+): Promise<BackupCopy> {
   const { backupId, meta } = entry;
   const where = `backup ${backupId} of cluster ${cluster}`;
   const metaKey = keys.backupMeta(cluster, backupId);
   const metaObj = await from.get(metaKey);
-  if (!metaObj) throw new LifeboatError('BACKUP_NOT_FOUND', `${where} is no longer in ${from.url}: nothing copied into ${to.url}`, { hints: ['expired meanwhile; nothing to do'] });
+  if (!metaObj)
+    throw new LifeboatError('BACKUP_NOT_FOUND', `${where} is no longer in ${from.url}: nothing copied into ${to.url}`, {
+      hints: ['expired meanwhile; nothing to do'],
+    });
   const metaSha = createHash('sha256').update(metaObj.body).digest('hex');
   if (metaObj.info.sha256 && metaObj.info.sha256 !== metaSha) {
-    throw new LifeboatError('BACKUP_VERIFY_FAILED', `backup.json of ${where} in ${from.url} does not match its recorded sha256 (${metaObj.info.sha256}, read ${metaSha}): not copied into ${to.url}`);
+    throw new LifeboatError(
+      'BACKUP_VERIFY_FAILED',
+      `backup.json of ${where} in ${from.url} does not match its recorded sha256 (${metaObj.info.sha256}, read ${metaSha}): not copied into ${to.url}`,
+    );
   }
   let written = 0;
   let storedBytes = 0;
@@ -58,14 +73,25 @@ export async function copyBackup(from: Repository, to: Repository, cluster: stri
     // What the stored bytes must hash to: recorded for parts (version 2) and for files stored as they are.
     const recorded = f.storedSha256 ?? (f.compression === 'none' ? f.sha256 : undefined);
     const source = await storedSha256(from, key);
-    if (source === undefined) throw new LifeboatError('BACKUP_NOT_FOUND', `${f.name} of ${where} is not in ${from.url}: nothing more copied into ${to.url}`);
+    if (source === undefined)
+      throw new LifeboatError(
+        'BACKUP_NOT_FOUND',
+        `${f.name} of ${where} is not in ${from.url}: nothing more copied into ${to.url}`,
+      );
     if (recorded !== undefined && source !== recorded) {
-      throw new LifeboatError('BACKUP_VERIFY_FAILED', `${f.name} of ${where} in ${from.url} does not match backup.json (sha256 ${recorded}, read ${source}): not copied into ${to.url}`, {
-        hints: ['the first repository\'s copy is damaged; the backup must come from another repository, or take a new backup'],
-      });
+      throw new LifeboatError(
+        'BACKUP_VERIFY_FAILED',
+        `${f.name} of ${where} in ${from.url} does not match backup.json (sha256 ${recorded}, read ${source}): not copied into ${to.url}`,
+        {
+          hints: [
+            "the first repository's copy is damaged; the backup must come from another repository, or take a new backup",
+          ],
+        },
+      );
     }
     const got = await from.getStream(key);
-    if (!got) throw new LifeboatError('BACKUP_NOT_FOUND', `${f.name} of ${where} disappeared from ${from.url} while copying`);
+    if (!got)
+      throw new LifeboatError('BACKUP_NOT_FOUND', `${f.name} of ${where} disappeared from ${from.url} while copying`);
     const res = await to.put(key, got.stream, { sha256: f.sha256, ifAbsent: true });
     if (res.written) written++;
     const there = await storedSha256(to, key);
@@ -73,7 +99,13 @@ export async function copyBackup(from: Repository, to: Repository, cluster: stri
       throw new LifeboatError(
         'ARCHIVE_CONFLICT',
         `${f.name} of ${where} in ${to.url} ${res.written ? 'reads back' : 'is already there'} with sha256 ${there ?? '(absent)'}, not ${source} as in ${from.url}; the stored object is kept and backup.json not written`,
-        { hints: [res.written ? 'the target store changed the object: check it, then run again' : 'move that object aside in the target (never deleted by Lifeboat), then run again'] },
+        {
+          hints: [
+            res.written
+              ? 'the target store changed the object: check it, then run again'
+              : 'move that object aside in the target (never deleted by Lifeboat), then run again',
+          ],
+        },
       );
     }
     storedBytes += f.storedSize;
@@ -84,7 +116,10 @@ export async function copyBackup(from: Repository, to: Repository, cluster: stri
   const back = await to.get(metaKey);
   const backSha = back && createHash('sha256').update(back.body).digest('hex');
   if (backSha !== metaSha) {
-    throw new LifeboatError('ARCHIVE_CONFLICT', `backup.json of ${where} in ${to.url} has sha256 ${backSha ?? '(absent)'}, not ${metaSha} as in ${from.url}; the stored object is kept`);
+    throw new LifeboatError(
+      'ARCHIVE_CONFLICT',
+      `backup.json of ${where} in ${to.url} has sha256 ${backSha ?? '(absent)'}, not ${metaSha} as in ${from.url}; the stored object is kept`,
+    );
   }
   return { backupId, written, objects: meta.files.length + 1, storedBytes: storedBytes + metaObj.body.length };
 }

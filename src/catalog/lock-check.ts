@@ -45,7 +45,11 @@ export async function checkLocksAndEncryption(
 
   if (objectLock) {
     if (!repo.bucketObjectLock) {
-      problems.push({ kind: 'object-lock-unknown', message: `${repo.url}: the runbook sets ${field}.objectLock, but this repository cannot report Object Lock`, hints: ['objectLock needs an s3:// repository'] });
+      problems.push({
+        kind: 'object-lock-unknown',
+        message: `${repo.url}: the runbook sets ${field}.objectLock, but this repository cannot report Object Lock`,
+        hints: ['objectLock needs an s3:// repository'],
+      });
     } else {
       try {
         const b = await repo.bucketObjectLock();
@@ -58,7 +62,9 @@ export async function checkLocksAndEncryption(
             ],
           });
         } else {
-          parts.push(`bucket Object Lock enabled${b.defaultRetention ? ` (default retention ${b.defaultRetention.mode} ${b.defaultRetention.days ?? 0} days ${b.defaultRetention.years ?? 0} years)` : ''}`);
+          parts.push(
+            `bucket Object Lock enabled${b.defaultRetention ? ` (default retention ${b.defaultRetention.mode} ${b.defaultRetention.days ?? 0} days ${b.defaultRetention.years ?? 0} years)` : ''}`,
+          );
         }
       } catch (err) {
         problems.push({
@@ -70,10 +76,13 @@ export async function checkLocksAndEncryption(
     }
   }
 
-  if (objectLock && repo.hiddenByDeleteMarkers) problems.push(...(await deleteMarkerProblems(repo, repo.hiddenByDeleteMarkers.bind(repo), sample.prefix)));
+  if (objectLock && repo.hiddenByDeleteMarkers)
+    problems.push(...(await deleteMarkerProblems(repo, repo.hiddenByDeleteMarkers.bind(repo), sample.prefix)));
   const heads = await mapLimit(sample.keys, 16, (k) => repo.head(k));
   const seen = heads.filter((h): h is ObjectInfo => h !== undefined);
-  parts.push(`${seen.length} object${seen.length === 1 ? '' : 's'} sampled (newest backup, newest ${WAL_SAMPLE} WAL files)`);
+  parts.push(
+    `${seen.length} object${seen.length === 1 ? '' : 's'} sampled (newest backup, newest ${WAL_SAMPLE} WAL files)`,
+  );
 
   if (objectLock) {
     const unlocked: string[] = [];
@@ -87,14 +96,15 @@ export async function checkLocksAndEncryption(
       }
       const written = o.lastModified?.getTime() ?? now.getTime();
       const expected = written + lockDaysFor(objectLock, kind) * DAY_MS - SKEW_MS;
-      if (o.lock.mode !== objectLock.mode || o.lock.retainUntil.getTime() < expected) short.push(`${o.key} (${o.lock.mode} until ${o.lock.retainUntil.toISOString()})`);
+      if (o.lock.mode !== objectLock.mode || o.lock.retainUntil.getTime() < expected)
+        short.push(`${o.key} (${o.lock.mode} until ${o.lock.retainUntil.toISOString()})`);
     }
     if (unlocked.length > 0) {
       problems.push({
         kind: 'object-not-locked',
         message: `${repo.url}: ${unlocked.length} of ${seen.length} sampled objects carry no Object Lock retention; first: ${unlocked.slice(0, 3).join(', ')}`,
         hints: [
-          'were they written with the runbook\'s settings? archive_command must be lifeboat archive-push --runbook <name> (not --repo), and backups run by a worker with this runbook',
+          "were they written with the runbook's settings? archive_command must be lifeboat archive-push --runbook <name> (not --repo), and backups run by a worker with this runbook",
           `objects written before ${field}.objectLock was set stay unlocked: take a new base backup; the identity running check also needs s3:GetObjectRetention to see locks`,
         ],
       });
@@ -103,20 +113,31 @@ export async function checkLocksAndEncryption(
       problems.push({
         kind: 'object-lock-short',
         message: `${repo.url}: ${short.length} sampled object${short.length === 1 ? '' : 's'} locked in another mode or for less than the runbook's ${objectLock.mode} ${objectLock.days} days (WAL ${objectLock.walDays ?? objectLock.days}); first: ${short[0]}`,
-        hints: ['objects keep the retention they were written with: they were written under an older setting, or by another writer'],
+        hints: [
+          'objects keep the retention they were written with: they were written under an older setting, or by another writer',
+        ],
       });
     }
   }
 
   if (serverSide) {
-    const wrong = seen.filter((o) => !o.serverSide || o.serverSide.mode !== serverSide.mode || (serverSide.mode === 'SSE-KMS' && !sameKmsKey(o.serverSide.kmsKeyId, serverSide.kmsKeyId)));
+    const wrong = seen.filter(
+      (o) =>
+        !o.serverSide ||
+        o.serverSide.mode !== serverSide.mode ||
+        (serverSide.mode === 'SSE-KMS' && !sameKmsKey(o.serverSide.kmsKeyId, serverSide.kmsKeyId)),
+    );
     if (wrong.length > 0) {
       const w = wrong[0]!;
-      const found = w.serverSide ? `${w.serverSide.mode}${w.serverSide.kmsKeyId ? ` with key ${w.serverSide.kmsKeyId}` : ''}` : 'no server-side encryption';
+      const found = w.serverSide
+        ? `${w.serverSide.mode}${w.serverSide.kmsKeyId ? ` with key ${w.serverSide.kmsKeyId}` : ''}`
+        : 'no server-side encryption';
       problems.push({
         kind: 'object-not-encrypted',
         message: `${repo.url}: ${wrong.length} of ${seen.length} sampled objects are not stored with the runbook's ${serverSide.mode}${serverSide.mode === 'SSE-KMS' ? ` (key ${serverSide.kmsKeyId})` : ''}; first: ${w.key}: ${found}`,
-        hints: ['objects keep the encryption they were written with: were they written by archive-push --runbook and backups with this runbook? new writes use the setting'],
+        hints: [
+          'objects keep the encryption they were written with: were they written by archive-push --runbook and backups with this runbook? new writes use the setting',
+        ],
       });
     } else {
       parts.push(`all stored with ${serverSide.mode}`);
@@ -140,7 +161,10 @@ export async function lockSampleKeys(
   walFiles: readonly { name: string; keys: string[] }[],
 ): Promise<LockSample> {
   const backup = newestBackupId ? (await repo.list(keys.backupPrefix(cluster, newestBackupId))).map((o) => o.key) : [];
-  const wal = walFiles.filter((f) => walFileKind(f.name) === 'segment').slice(-WAL_SAMPLE).flatMap((f) => f.keys);
+  const wal = walFiles
+    .filter((f) => walFileKind(f.name) === 'segment')
+    .slice(-WAL_SAMPLE)
+    .flatMap((f) => f.keys);
   return { keys: [...backup, ...wal], prefix: keys.clusterPrefix(cluster) };
 }
 
@@ -150,7 +174,11 @@ export async function lockSampleKeys(
  * longer see it, while its versions, the locked ones for sure, are still
  * stored. That is an incident to look into, and one that is easy to undo.
  */
-async function deleteMarkerProblems(repo: Repository, hidden: NonNullable<Repository['hiddenByDeleteMarkers']>, prefix: string): Promise<HealthProblem[]> {
+async function deleteMarkerProblems(
+  repo: Repository,
+  hidden: NonNullable<Repository['hiddenByDeleteMarkers']>,
+  prefix: string,
+): Promise<HealthProblem[]> {
   const found = await hidden(prefix);
   if (found.length === 0) return [];
   const first = found[0]!;

@@ -98,7 +98,10 @@ export function periodStart(tier: Tier, index: number): Date {
  * Which backups the plan's tiers keep for periods that have ended, and until
  * when each must stay locked; and which they keep for open periods.
  */
-export function tierLockTargets(plan: RetentionPlan, entries: readonly CatalogEntry[]): { targets: TierLockTarget[]; open: OpenTierKeeper[] } {
+export function tierLockTargets(
+  plan: RetentionPlan,
+  entries: readonly CatalogEntry[],
+): { targets: TierLockTarget[]; open: OpenTierKeeper[] } {
   if (!plan.tiers || !plan.at) return { targets: [], open: [] };
   const at = new Date(plan.at).getTime();
   const byId = new Map(entries.filter((e): e is CompleteEntry => e.status === 'complete').map((e) => [e.backupId, e]));
@@ -123,11 +126,18 @@ export function tierLockTargets(plan: RetentionPlan, entries: readonly CatalogEn
       closed.set(k.backupId, { tiers: [...c.tiers, label], until: Math.max(c.until, leaves) });
     }
   }
-  const sorted = <T extends { backupId: string }>(xs: T[]) => xs.sort((a, b) => (a.backupId < b.backupId ? -1 : a.backupId > b.backupId ? 1 : 0));
+  const sorted = <T extends { backupId: string }>(xs: T[]) =>
+    xs.sort((a, b) => (a.backupId < b.backupId ? -1 : a.backupId > b.backupId ? 1 : 0));
   return {
-    targets: sorted([...closed].map(([backupId, c]) => ({ backupId, tiers: c.tiers, until: new Date(c.until).toISOString() }))),
+    targets: sorted(
+      [...closed].map(([backupId, c]) => ({ backupId, tiers: c.tiers, until: new Date(c.until).toISOString() })),
+    ),
     // A backup whose lock is extended for one tier already is not "waiting" for another's period to end.
-    open: sorted([...open].filter(([id]) => !closed.has(id)).map(([backupId, o]) => ({ backupId, tiers: o.tiers, periodEnds: new Date(o.ends).toISOString() }))),
+    open: sorted(
+      [...open]
+        .filter(([id]) => !closed.has(id))
+        .map(([backupId, o]) => ({ backupId, tiers: o.tiers, periodEnds: new Date(o.ends).toISOString() })),
+    ),
   };
 }
 
@@ -183,13 +193,19 @@ export async function extendTierLocks(
   if (repo.bucketObjectLock && !(await repo.bucketObjectLock()).enabled) return undefined;
   const putRetention = repo.putRetention.bind(repo);
   try {
-    const metas = new Map(input.entries.filter((e): e is CompleteEntry => e.status === 'complete').map((e) => [e.backupId, e.meta]));
+    const metas = new Map(
+      input.entries.filter((e): e is CompleteEntry => e.status === 'complete').map((e) => [e.backupId, e.meta]),
+    );
     const work = await Promise.all(
       input.targets.flatMap((t) => {
         const meta = metas.get(t.backupId);
         if (!meta) return [];
         const wal = walFilesOfBackup(meta, input.walFiles);
-        return [repo.list(keys.backupPrefix(cluster, t.backupId)).then((objects) => ({ t, wal, keys: [...objects.map((o) => o.key), ...wal.flatMap((f) => f.keys)] }))];
+        return [
+          repo
+            .list(keys.backupPrefix(cluster, t.backupId))
+            .then((objects) => ({ t, wal, keys: [...objects.map((o) => o.key), ...wal.flatMap((f) => f.keys)] })),
+        ];
       }),
     );
     const total = work.reduce((n, w) => n + w.keys.length, 0);
@@ -204,7 +220,8 @@ export async function extendTierLocks(
         if (!info) r = 'gone';
         else if (info.lock && info.lock.retainUntil.getTime() >= until.getTime()) r = 'covered';
         else {
-          if (input.apply) await putRetention(key, { mode: info.lock?.mode ?? setting.mode, retainUntil: until }, info.versionId);
+          if (input.apply)
+            await putRetention(key, { mode: info.lock?.mode ?? setting.mode, retainUntil: until }, info.versionId);
           r = 'extended';
         }
         input.onProgress?.(++done, total);
@@ -218,7 +235,12 @@ export async function extendTierLocks(
         covered: results.filter((r) => r === 'covered').length,
       });
     }
-    return { mode: setting.mode, backups, open: [...input.open], extended: backups.reduce((n, b) => n + b.extended, 0) };
+    return {
+      mode: setting.mode,
+      backups,
+      open: [...input.open],
+      extended: backups.reduce((n, b) => n + b.extended, 0),
+    };
   } catch (err) {
     throw withContext(`while extending the Object Lock of the backups the retention tiers keep in ${repo.url}`, err);
   }
@@ -238,6 +260,9 @@ export function lockExtensionLines(r: LockExtensionReport | undefined, dryRun: b
         `${b.extended} ${dryRun ? 'to extend' : 'extended'}, ${b.covered} already locked that long`,
     );
   }
-  for (const o of r.open) out.push(`  ${o.backupId} (${o.tiers.join(', ')}): period still open, keeps its upload lock; extended by the first expire after ${o.periodEnds}`);
+  for (const o of r.open)
+    out.push(
+      `  ${o.backupId} (${o.tiers.join(', ')}): period still open, keeps its upload lock; extended by the first expire after ${o.periodEnds}`,
+    );
   return out;
 }

@@ -54,24 +54,34 @@ export async function holdLocked<F extends { name: string; keys: string[] }>(
   walFiles: readonly F[],
   now: Date,
 ): Promise<{ backups: string[]; walFiles: F[]; locked: LockedReport }> {
-  if (!(await mayHoldLocks(repo))) return { backups: [...backupIds], walFiles: [...walFiles], locked: { checked: false, backups: [] } };
+  if (!(await mayHoldLocks(repo)))
+    return { backups: [...backupIds], walFiles: [...walFiles], locked: { checked: false, backups: [] } };
   try {
     const backups: string[] = [];
     const lockedBackups: LockedBackup[] = [];
     for (const backupId of backupIds) {
       const objects = await repo.list(keys.backupPrefix(cluster, backupId));
-      const locks = (await mapLimit(objects, CONCURRENCY, (o) => headLock(repo, o.key, now))).flatMap((l) => (l ? [l] : []));
+      const locks = (await mapLimit(objects, CONCURRENCY, (o) => headLock(repo, o.key, now))).flatMap((l) =>
+        l ? [l] : [],
+      );
       if (locks.length === 0) {
         backups.push(backupId);
         continue;
       }
       const until = latest(locks.map((l) => l.until));
-      lockedBackups.push({ backupId, lockedObjects: locks.length, ...(until ? { until } : {}), legalHold: locks.some((l) => l.legalHold) });
+      lockedBackups.push({
+        backupId,
+        lockedObjects: locks.length,
+        ...(until ? { until } : {}),
+        legalHold: locks.some((l) => l.legalHold),
+      });
     }
 
     const locks = await mapLimit(walFiles, CONCURRENCY, async (f) => {
       const each = (await Promise.all(f.keys.map((k) => headLock(repo, k, now)))).flatMap((l) => (l ? [l] : []));
-      return each.length > 0 ? { until: latest(each.map((l) => l.until)), legalHold: each.some((l) => l.legalHold) } : undefined;
+      return each.length > 0
+        ? { until: latest(each.map((l) => l.until)), legalHold: each.some((l) => l.legalHold) }
+        : undefined;
     });
     const free = walFiles.filter((_, i) => !locks[i]);
     const held = walFiles.flatMap((f, i) => (locks[i] ? [{ f, l: locks[i] }] : []));
@@ -94,7 +104,9 @@ export async function holdLocked<F extends { name: string; keys: string[] }>(
 
 /** Why a locked backup stays, in the words `expire` prints. */
 export function lockedBackupReason(b: LockedBackup): string {
-  const when = [b.until ? `until ${b.until}` : '', b.legalHold ? 'under a legal hold' : ''].filter(Boolean).join(' and ');
+  const when = [b.until ? `until ${b.until}` : '', b.legalHold ? 'under a legal hold' : '']
+    .filter(Boolean)
+    .join(' and ');
   return `${b.lockedObjects} object${b.lockedObjects === 1 ? '' : 's'} locked (S3 Object Lock) ${when}; deletable after ${b.legalHold ? 'the legal hold is lifted' : b.until}`;
 }
 
@@ -102,7 +114,12 @@ export function lockedBackupReason(b: LockedBackup): string {
 export function lockedWalLine(locked: LockedReport | undefined): string | undefined {
   const w = locked?.wal;
   if (!w) return undefined;
-  const span = w.earliestUntil && w.latestUntil ? (w.earliestUntil === w.latestUntil ? ` until ${w.latestUntil}` : ` until ${w.earliestUntil} .. ${w.latestUntil}`) : '';
+  const span =
+    w.earliestUntil && w.latestUntil
+      ? w.earliestUntil === w.latestUntil
+        ? ` until ${w.latestUntil}`
+        : ` until ${w.earliestUntil} .. ${w.latestUntil}`
+      : '';
   return (
     `WAL kept because locked (S3 Object Lock): ${w.count} file${w.count === 1 ? '' : 's'}, ${w.first} .. ${w.last}, locked${span}` +
     `${w.legalHolds > 0 ? ` (${w.legalHolds} under a legal hold)` : ''}; deletable after ${w.latestUntil ?? 'the legal holds are lifted'}`
@@ -124,12 +141,19 @@ async function mayHoldLocks(repo: Repository): Promise<boolean> {
   }
 }
 
-async function headLock(repo: Repository, key: string, now: Date): Promise<{ until?: string; legalHold: boolean } | undefined> {
+async function headLock(
+  repo: Repository,
+  key: string,
+  now: Date,
+): Promise<{ until?: string; legalHold: boolean } | undefined> {
   const info: ObjectInfo | undefined = await repo.head(key);
   const l = info ? lockedUntil(info, now) : undefined;
   return l ? { legalHold: l.legalHold, ...(l.until ? { until: l.until.toISOString() } : {}) } : undefined;
 }
 
 function latest(dates: readonly (string | undefined)[]): string | undefined {
-  return dates.filter((d): d is string => d !== undefined).sort().at(-1);
+  return dates
+    .filter((d): d is string => d !== undefined)
+    .sort()
+    .at(-1);
 }

@@ -72,8 +72,10 @@ export function parsePrimaryOverlay(text: string, source: string): PrimaryOverla
     return x;
   };
   const r = o.replaced as Record<string, unknown> | undefined;
-  if (!r || typeof r !== 'object' || typeof r.host !== 'string') throw bad('replaced must name the host and port the runbook named');
-  if (typeof o.timeline !== 'number' || !Number.isInteger(o.timeline) || o.timeline < 1) throw bad('timeline must be a positive integer');
+  if (!r || typeof r !== 'object' || typeof r.host !== 'string')
+    throw bad('replaced must name the host and port the runbook named');
+  if (typeof o.timeline !== 'number' || !Number.isInteger(o.timeline) || o.timeline < 1)
+    throw bad('timeline must be a positive integer');
   return {
     cluster: str('cluster'),
     runbook: str('runbook'),
@@ -94,14 +96,18 @@ export async function writePrimaryOverlay(repo: Repository, overlay: PrimaryOver
   const body = Buffer.from(`${JSON.stringify(overlay, null, 2)}\n`);
   const { createHash } = await import('node:crypto');
   try {
-    await repo.put(key, body, { sha256: createHash('sha256').update(body).digest('hex'), contentType: 'application/json' });
+    await repo.put(key, body, {
+      sha256: createHash('sha256').update(body).digest('hex'),
+      contentType: 'application/json',
+    });
   } catch (err) {
     throw withContext(`while writing the primary overlay ${key} to ${repo.url}`, err);
   }
   return key;
 }
 
-const sameServer = (a: { host: string; port: number }, b: { host: string; port: number }) => a.host === b.host && a.port === b.port;
+const sameServer = (a: { host: string; port: number }, b: { host: string; port: number }) =>
+  a.host === b.host && a.port === b.port;
 
 export interface OverlaidRunbook {
   /** The runbook, with cluster.primary re-pointed when the overlay applies. */
@@ -130,7 +136,10 @@ export function applyPrimaryOverlay(runbook: Runbook, overlay: PrimaryOverlay | 
     };
   }
   return {
-    runbook: { ...runbook, cluster: { ...runbook.cluster, primary: { ...named, host: overlay.host, port: overlay.port } } },
+    runbook: {
+      ...runbook,
+      cluster: { ...runbook.cluster, primary: { ...named, host: overlay.host, port: overlay.port } },
+    },
     overlay,
     applied: true,
     note:
@@ -158,7 +167,11 @@ export async function loadRunbookWithPrimary(name: string): Promise<OverlaidRunb
     // backup or a checkpoint must not wait for it. The runbook's own primary
     // is used, and the note says why.
     const { errorMessage } = await import('../errors');
-    return { runbook, applied: false, note: `primary overlay not read (${errorMessage(err).split('\n')[0]}): cluster.primary used as the runbook names it` };
+    return {
+      runbook,
+      applied: false,
+      note: `primary overlay not read (${errorMessage(err).split('\n')[0]}): cluster.primary used as the runbook names it`,
+    };
   }
 }
 
@@ -168,7 +181,10 @@ export async function loadRunbookWithPrimary(name: string): Promise<OverlaidRunb
  * activities apply the overlay themselves; a CLI without the repository's
  * credentials says nothing rather than fail.
  */
-export async function reportPrimaryOverlay(runbook: Runbook, write: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<void> {
+export async function reportPrimaryOverlay(
+  runbook: Runbook,
+  write: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): Promise<void> {
   try {
     const { note } = await withPrimaryOverlay(runbook);
     if (note) write(note);

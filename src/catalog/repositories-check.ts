@@ -30,7 +30,12 @@ export interface RepositoriesCheck {
 }
 
 /** Checks repositories 2..n; `first` is the first one, already open. */
-export async function checkOtherRepositories(runbook: Runbook, first: OpenedRepository, cluster: string, now = new Date()): Promise<RepositoriesCheck> {
+export async function checkOtherRepositories(
+  runbook: Runbook,
+  first: OpenedRepository,
+  cluster: string,
+  now = new Date(),
+): Promise<RepositoriesCheck> {
   const others = await Promise.all(runbook.repositories.slice(1).map((e, i) => openEntry(e, i + 1)));
   try {
     const out: RepositoriesCheck = { reports: [], problems: [], lines: [] };
@@ -68,10 +73,19 @@ export async function checkOtherRepositories(runbook: Runbook, first: OpenedRepo
         report.chain = analyzeChain({
           walFiles: archive.files.map((f) => f.name),
           histories: archive.histories,
-          backups: complete.map((e) => ({ backupId: e.backupId, timeline: e.meta.timeline, startWal: e.meta.startWal, startLsn: e.meta.startLsn })),
+          backups: complete.map((e) => ({
+            backupId: e.backupId,
+            timeline: e.meta.timeline,
+            startWal: e.meta.startWal,
+            startLsn: e.meta.startLsn,
+          })),
           walSegmentSize: complete[complete.length - 1]?.meta.walSegmentSize,
         });
-        for (const p of describeChainProblems(report.chain, complete[complete.length - 1]?.backupId, `--runbook ${runbook.name}`)) {
+        for (const p of describeChainProblems(
+          report.chain,
+          complete[complete.length - 1]?.backupId,
+          `--runbook ${runbook.name}`,
+        )) {
           out.problems.push({ ...p, message: `repository ${repositoryLabel(o)}: ${p.message}` });
         }
         if (complete.length === 0) {
@@ -88,14 +102,20 @@ export async function checkOtherRepositories(runbook: Runbook, first: OpenedRepo
         out.problems.push({
           kind: 'repository-unreachable',
           message: `repository ${repositoryLabel(o)} cannot be read: ${report.error}`,
-          hints: ['archive-push queues WAL for it under repositoryPolicy: primary (fails under all) until it answers; recoveries fall back past it'],
+          hints: [
+            'archive-push queues WAL for it under repositoryPolicy: primary (fails under all) until it answers; recoveries fall back past it',
+          ],
         });
       }
     }
     try {
       lags = await repositoryLag([first, ...reachable], cluster);
     } catch (err) {
-      out.problems.push({ kind: 'repository-unreachable', message: `repository ${repositoryLabel(first)} cannot be listed: ${errorMessage(err).split('\n', 1)[0]}`, hints: [] });
+      out.problems.push({
+        kind: 'repository-unreachable',
+        message: `repository ${repositoryLabel(first)} cannot be listed: ${errorMessage(err).split('\n', 1)[0]}`,
+        hints: [],
+      });
     }
     for (const lag of lags) {
       const report = out.reports.find((r) => r.name === lag.name)!;
@@ -105,7 +125,9 @@ export async function checkOtherRepositories(runbook: Runbook, first: OpenedRepo
         ...(lag.since ? { since: lag.since.toISOString() } : {}),
       };
       if (lag.missing.length === 0) continue;
-      const ago = lag.since ? ` since ${lag.since.toISOString()} (${Math.max(0, Math.round((now.getTime() - lag.since.getTime()) / 1000))} s ago)` : '';
+      const ago = lag.since
+        ? ` since ${lag.since.toISOString()} (${Math.max(0, Math.round((now.getTime() - lag.since.getTime()) / 1000))} s ago)`
+        : '';
       out.problems.push({
         kind: 'repository-behind',
         message:
@@ -123,10 +145,22 @@ export async function checkOtherRepositories(runbook: Runbook, first: OpenedRepo
         continue;
       }
       const tls = r.chain?.timelines ?? [];
-      const newest = tls.map((t) => t.lastSegment).filter(Boolean).sort().pop();
-      const behind = r.behind && r.behind.files > 0 ? `${r.behind.files} WAL files behind ${first.name} since ${r.behind.since ?? 'unknown'}` : `up to date with ${first.name}`;
-      const lacks = r.missingBackups && r.missingBackups.length > 0 ? `, lacks backup${r.missingBackups.length === 1 ? '' : 's'} ${r.missingBackups.join(', ')}` : '';
-      out.lines.push(`repository ${r.name} (${r.url}): ${r.verifiedBackups.length} verified backup${r.verifiedBackups.length === 1 ? '' : 's'}${lacks}, newest WAL ${newest ?? 'none'}, ${behind}`);
+      const newest = tls
+        .map((t) => t.lastSegment)
+        .filter(Boolean)
+        .sort()
+        .pop();
+      const behind =
+        r.behind && r.behind.files > 0
+          ? `${r.behind.files} WAL files behind ${first.name} since ${r.behind.since ?? 'unknown'}`
+          : `up to date with ${first.name}`;
+      const lacks =
+        r.missingBackups && r.missingBackups.length > 0
+          ? `, lacks backup${r.missingBackups.length === 1 ? '' : 's'} ${r.missingBackups.join(', ')}`
+          : '';
+      out.lines.push(
+        `repository ${r.name} (${r.url}): ${r.verifiedBackups.length} verified backup${r.verifiedBackups.length === 1 ? '' : 's'}${lacks}, newest WAL ${newest ?? 'none'}, ${behind}`,
+      );
     }
     return out;
   } finally {

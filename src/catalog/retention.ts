@@ -104,7 +104,8 @@ export interface RetentionPlan {
   nothingToDo?: string;
 }
 
-const byId = (a: { backupId: string }, b: { backupId: string }) => (a.backupId < b.backupId ? -1 : a.backupId > b.backupId ? 1 : 0);
+const byId = (a: { backupId: string }, b: { backupId: string }) =>
+  a.backupId < b.backupId ? -1 : a.backupId > b.backupId ? 1 : 0;
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
 /**
@@ -117,15 +118,24 @@ export function planRetention(
   policyOrKeep: RetentionPolicy | number,
   now?: string,
 ): RetentionPlan {
-  const policy: RetentionPolicy = typeof policyOrKeep === 'number' ? { kind: 'newest', keep: policyOrKeep } : policyOrKeep;
+  const policy: RetentionPolicy =
+    typeof policyOrKeep === 'number' ? { kind: 'newest', keep: policyOrKeep } : policyOrKeep;
   if (policy.kind === 'newest' && (!Number.isInteger(policy.keep) || policy.keep < 1)) {
-    throw new LifeboatError('INPUT_INVALID', `keep must be an integer of at least 1, got ${JSON.stringify(policy.keep)}`, {
-      hints: ['retention always keeps at least one verified backup (runbook backup.retainFull, or --keep)'],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `keep must be an integer of at least 1, got ${JSON.stringify(policy.keep)}`,
+      {
+        hints: ['retention always keeps at least one verified backup (runbook backup.retainFull, or --keep)'],
+      },
+    );
   }
   const at = now !== undefined ? new Date(now) : undefined;
   if (policy.kind === 'tiers' && (at === undefined || Number.isNaN(at.getTime()))) {
-    throw new LifeboatError('INPUT_INVALID', `tiered retention needs the time of the plan, got ${JSON.stringify(now)}`, { hints: ['nothing was deleted'] });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `tiered retention needs the time of the plan, got ${JSON.stringify(now)}`,
+      { hints: ['nothing was deleted'] },
+    );
   }
   const sorted = [...backups].sort(byId);
   const verified = sorted.filter((b): b is CompleteEntry => b.status === 'complete');
@@ -156,24 +166,45 @@ export function planRetention(
   const segSize = verified[0]!.meta.walSegmentSize;
   const mismatch = verified.find((e) => e.meta.walSegmentSize !== segSize);
   if (mismatch) {
-    throw new LifeboatError('REPOSITORY_INVALID', `backups disagree on the WAL segment size (${segSize} and ${mismatch.meta.walSegmentSize} bytes, backup ${mismatch.backupId})`, {
-      hints: ['one cluster has one segment size; check that these backups belong to the same cluster', 'nothing was deleted'],
-    });
+    throw new LifeboatError(
+      'REPOSITORY_INVALID',
+      `backups disagree on the WAL segment size (${segSize} and ${mismatch.meta.walSegmentSize} bytes, backup ${mismatch.backupId})`,
+      {
+        hints: [
+          'one cluster has one segment size; check that these backups belong to the same cluster',
+          'nothing was deleted',
+        ],
+      },
+    );
   }
 
   const chosen = policy.kind === 'newest' ? chooseNewest(verified, policy.keep) : chooseTiers(verified, policy, at!);
   const keptIds = new Set(chosen.reasons.keys());
-  const kept = verified.filter((e) => keptIds.has(e.backupId)).map((e) => ({ backupId: e.backupId, reason: chosen.reasons.get(e.backupId)!.join(', ') }));
+  const kept = verified
+    .filter((e) => keptIds.has(e.backupId))
+    .map((e) => ({ backupId: e.backupId, reason: chosen.reasons.get(e.backupId)!.join(', ') }));
   const expire = verified
     .filter((e) => !keptIds.has(e.backupId))
-    .map((e) => ({ backupId: e.backupId, startWal: e.meta.startWal, storedBytes: e.storedBytes, reason: chosen.whyNot(e) }));
+    .map((e) => ({
+      backupId: e.backupId,
+      startWal: e.meta.startWal,
+      storedBytes: e.storedBytes,
+      reason: chosen.whyNot(e),
+    }));
 
-  const walKeep = pruneRanges([
-    { from: chosen.windowFrom, why: chosen.windowWhy },
-    ...verified
-      .filter((e) => keptIds.has(e.backupId))
-      .map((e) => ({ from: e.meta.startWal, to: e.meta.endWal, why: `backup ${e.backupId} (${chosen.reasons.get(e.backupId)!.join(', ')})` })),
-  ], segSize);
+  const walKeep = pruneRanges(
+    [
+      { from: chosen.windowFrom, why: chosen.windowWhy },
+      ...verified
+        .filter((e) => keptIds.has(e.backupId))
+        .map((e) => ({
+          from: e.meta.startWal,
+          to: e.meta.endWal,
+          why: `backup ${e.backupId} (${chosen.reasons.get(e.backupId)!.join(', ')})`,
+        })),
+    ],
+    segSize,
+  );
   const doomed = walFilesToDelete(walFiles, walKeep, segSize);
   const walDelete = summarizeWal(walFiles, doomed, walKeep, segSize, chosen.deleteWhy);
   const walDeleteCount = doomed.length;
@@ -214,7 +245,9 @@ interface Chosen {
 
 function chooseNewest(verified: CompleteEntry[], keep: number): Chosen {
   const keptEntries = verified.slice(-keep);
-  const reasons = new Map(keptEntries.map((e) => [e.backupId, [`one of the ${keep} newest verified backup${keep === 1 ? '' : 's'}`]]));
+  const reasons = new Map(
+    keptEntries.map((e) => [e.backupId, [`one of the ${keep} newest verified backup${keep === 1 ? '' : 's'}`]]),
+  );
   // Every segment from the smallest start among the kept backups, on their
   // lowest timeline or a later one (they differ from the oldest backup's
   // only when a restore went back in time onto a new timeline).
@@ -263,7 +296,8 @@ function chooseTiers(verified: CompleteEntry[], policy: Extract<RetentionPolicy,
   }
   for (const e of verified) {
     // A start time that is no date cannot be placed in a period: kept rather than guessed.
-    if (Number.isNaN(started(e).getTime())) add(e.backupId, `start time ${JSON.stringify(e.meta.startTime)} is not a date`);
+    if (Number.isNaN(started(e).getTime()))
+      add(e.backupId, `start time ${JSON.stringify(e.meta.startTime)} is not a date`);
   }
   const newest = verified[verified.length - 1]!;
   if (!reasons.has(newest.backupId)) add(newest.backupId, 'the newest verified backup (always kept)');
@@ -298,7 +332,12 @@ function chooseTiers(verified: CompleteEntry[], policy: Extract<RetentionPolicy,
     windowWhy,
     deleteWhy: `needed by no kept backup, and older than the point-in-time window (${span}: from ${anchor.meta.startWal}, backup ${anchor.backupId})`,
     tiers,
-    window: { backupId: anchor.backupId, startWal: anchor.meta.startWal, coversFrom: coversFrom.toISOString(), why: windowWhy },
+    window: {
+      backupId: anchor.backupId,
+      startWal: anchor.meta.startWal,
+      coversFrom: coversFrom.toISOString(),
+      why: windowWhy,
+    },
   };
 }
 
@@ -324,7 +363,9 @@ function covers(r: ParsedRange, timeline: number, segno: bigint): boolean {
 /** Whether every segment of `p` lies in `o`. */
 function contains(o: ParsedRange, p: ParsedRange): boolean {
   if (o.toTli === undefined) {
-    return p.toTli === undefined ? p.fromSeg >= o.fromSeg && p.fromTli >= o.fromTli : p.fromSeg >= o.fromSeg || p.fromTli > o.fromTli;
+    return p.toTli === undefined
+      ? p.fromSeg >= o.fromSeg && p.fromTli >= o.fromTli
+      : p.fromSeg >= o.fromSeg || p.fromTli > o.fromTli;
   }
   if (p.toTli === undefined) return false;
   return o.fromTli <= p.fromTli && o.toTli! >= p.toTli && o.fromSeg <= p.fromSeg && o.toSeg! >= p.toSeg!;
@@ -333,11 +374,17 @@ function contains(o: ParsedRange, p: ParsedRange): boolean {
 /** Drops ranges another one already covers (the first of equal ones stays): the plan stays as small as what it protects. */
 function pruneRanges(ranges: WalRange[], segSize: number): WalRange[] {
   const parsed = ranges.map((r) => parseRange(r, segSize));
-  return ranges.filter((_, i) => !parsed.some((o, j) => j !== i && contains(o, parsed[i]!) && (j < i || !contains(parsed[i]!, o))));
+  return ranges.filter(
+    (_, i) => !parsed.some((o, j) => j !== i && contains(o, parsed[i]!) && (j < i || !contains(parsed[i]!, o))),
+  );
 }
 
 /** The WAL files no kept range covers: segments only, never history, .partial or .backup files. */
-export function walFilesToDelete<F extends RetentionWalFile>(walFiles: readonly F[], keep: readonly WalRange[], segSize: number): F[] {
+export function walFilesToDelete<F extends RetentionWalFile>(
+  walFiles: readonly F[],
+  keep: readonly WalRange[],
+  segSize: number,
+): F[] {
   const ranges = keep.map((r) => parseRange(r, segSize));
   return walFiles.filter((f) => {
     if (walFileKind(f.name) !== 'segment') return false;
@@ -349,7 +396,12 @@ export function walFilesToDelete<F extends RetentionWalFile>(walFiles: readonly 
 /** An old plan's cutoff as ranges kept: the same segments stay. */
 export function cutoffAsRanges(c: WalCutoff): WalRange[] {
   const seg = parseSegmentName(c.beforeSegment, c.walSegmentSize).segno;
-  return [{ from: segmentName(c.timeline, seg, c.walSegmentSize), why: `every segment from ${c.beforeSegment} on (backup ${c.backupId})` }];
+  return [
+    {
+      from: segmentName(c.timeline, seg, c.walSegmentSize),
+      why: `every segment from ${c.beforeSegment} on (backup ${c.backupId})`,
+    },
+  ];
 }
 
 function rangesOf(plan: RetentionPlan): { keep: WalRange[]; segSize: number } | undefined {
@@ -388,7 +440,12 @@ export function reconcilePlans(approved: RetentionPlan, fresh: RetentionPlan): R
   const a = rangesOf(approved);
   const f = rangesOf(fresh);
   if (!a || !f || a.segSize !== f.segSize) return { backups, skippedBackups };
-  return { backups, skippedBackups, walKeep: pruneRanges([...a.keep, ...f.keep], a.segSize), walSegmentSize: a.segSize };
+  return {
+    backups,
+    skippedBackups,
+    walKeep: pruneRanges([...a.keep, ...f.keep], a.segSize),
+    walSegmentSize: a.segSize,
+  };
 }
 
 /**
@@ -423,7 +480,16 @@ export function summarizeWal(
       last.count++;
       last.storedBytes += s.size;
     } else {
-      runs.push({ timeline: s.timeline, first: s.name, last: s.name, firstSeg: s.segno, lastSeg: s.segno, count: 1, storedBytes: s.size, reason: '' });
+      runs.push({
+        timeline: s.timeline,
+        first: s.name,
+        last: s.name,
+        firstSeg: s.segno,
+        lastSeg: s.segno,
+        count: 1,
+        storedBytes: s.size,
+        reason: '',
+      });
       open = true;
     }
   }

@@ -40,9 +40,13 @@ export function retentionPolicy(
 ): RetentionPolicy {
   if (runbook.retention) {
     if (keep !== undefined) {
-      throw new LifeboatError('INPUT_INVALID', `keep ${keep} cannot override the runbook's retention: tiers (${describePolicy(fromSetting(runbook.retention))})`, {
-        hints: ['change the tiers in the runbook\'s retention: section instead', 'nothing was deleted'],
-      });
+      throw new LifeboatError(
+        'INPUT_INVALID',
+        `keep ${keep} cannot override the runbook's retention: tiers (${describePolicy(fromSetting(runbook.retention))})`,
+        {
+          hints: ["change the tiers in the runbook's retention: section instead", 'nothing was deleted'],
+        },
+      );
     }
     return fromSetting(runbook.retention);
   }

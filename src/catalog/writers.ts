@@ -50,7 +50,9 @@ function archivedHistories(histories: Readonly<Record<string, string>>): Archive
 }
 
 /** Archived WAL that a newer timeline superseded, one run per (timeline, superseding timeline). */
-export function supersededArchived(input: Pick<WritersInput, 'walFiles' | 'histories' | 'walSegmentSize'>): SupersededRun[] {
+export function supersededArchived(
+  input: Pick<WritersInput, 'walFiles' | 'histories' | 'walSegmentSize'>,
+): SupersededRun[] {
   const hist = archivedHistories(input.histories);
   const runs = new Map<string, SupersededRun>();
   for (const name of [...input.walFiles].sort()) {
@@ -81,7 +83,9 @@ export function newestArchivedTimeline(walFiles: readonly string[]): number {
 export function twoWriterProblems(input: WritersInput): HealthProblem[] {
   const problems: HealthProblem[] = [];
   const o = input.overlay;
-  const newPrimary = o ? `the cluster's primary is ${o.host}:${o.port} since recovery ${o.workflowId} promoted it at ${o.promotedAt}` : undefined;
+  const newPrimary = o
+    ? `the cluster's primary is ${o.host}:${o.port} since recovery ${o.workflowId} promoted it at ${o.promotedAt}`
+    : undefined;
   for (const run of supersededArchived(input)) {
     const what = run.count === 1 ? run.first : `${run.count} segments ${run.first} to ${run.last}`;
     problems.push({

@@ -15,7 +15,8 @@ import type { DecideUpdate, PendingDecision, RecoveryStatus, StepRecord } from '
 import { RECOVERY_WORKFLOW, decideUpdate, statusQuery } from '../recovery/messages';
 import { checklistLines } from '../cli/ui-link';
 
-export type RefusalCode = 'UNKNOWN_WORKFLOW' | 'RUN_ENDED' | 'NOT_WAITING' | 'NOT_AN_APPROVER' | 'REFUSED' | 'TEMPORAL_UNAVAILABLE';
+export type RefusalCode =
+  'UNKNOWN_WORKFLOW' | 'RUN_ENDED' | 'NOT_WAITING' | 'NOT_AN_APPROVER' | 'REFUSED' | 'TEMPORAL_UNAVAILABLE';
 
 /** Why chat-ops or the workflow said no; `status` is the HTTP status of the JSON endpoint. */
 export interface Refusal {
@@ -53,13 +54,25 @@ export async function readStatus(client: Client, workflowId: string): Promise<St
   try {
     const description = await client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.describe());
     if (description.type !== RECOVERY_WORKFLOW) {
-      return { refused: { code: 'UNKNOWN_WORKFLOW', status: 404, message: `${workflowId} is a ${description.type} run, not ${RECOVERY_WORKFLOW}` } };
+      return {
+        refused: {
+          code: 'UNKNOWN_WORKFLOW',
+          status: 404,
+          message: `${workflowId} is a ${description.type} run, not ${RECOVERY_WORKFLOW}`,
+        },
+      };
     }
     running = description.status.name === 'RUNNING';
     runId = description.runId;
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
-      return { refused: { code: 'UNKNOWN_WORKFLOW', status: 404, message: `no recovery run ${workflowId} (lifeboat recover prints the id, recover-<runbook>-<time>)` } };
+      return {
+        refused: {
+          code: 'UNKNOWN_WORKFLOW',
+          status: 404,
+          message: `no recovery run ${workflowId} (lifeboat recover prints the id, recover-<runbook>-<time>)`,
+        },
+      };
     }
     return { refused: unavailable(err) };
   }
@@ -76,11 +89,19 @@ export async function decide(client: Client, workflowId: string, update: DecideU
   const look = await readStatus(client, workflowId);
   if ('refused' in look) return look;
   if (!look.running) {
-    return { refused: { code: 'RUN_ENDED', status: 409, message: `${workflowId} has ended (${look.status.phase}): it takes no more decisions` } };
+    return {
+      refused: {
+        code: 'RUN_ENDED',
+        status: 409,
+        message: `${workflowId} has ended (${look.status.phase}): it takes no more decisions`,
+      },
+    };
   }
   const pending = look.status.pending;
   if (pending?.step !== step) {
-    const now = pending ? `${pending.step} is ${pending.kind === 'approval' ? 'awaiting approval' : 'failed, waiting for retry, skip or abort'}` : 'nothing is waiting for a decision';
+    const now = pending
+      ? `${pending.step} is ${pending.kind === 'approval' ? 'awaiting approval' : 'failed, waiting for retry, skip or abort'}`
+      : 'nothing is waiting for a decision';
     return { refused: { code: 'NOT_WAITING', status: 409, message: `${step} is not waiting for a decision: ${now}` } };
   }
   if (pending.approvers.length > 0 && !pending.approvers.includes(by)) {
@@ -91,21 +112,33 @@ export async function decide(client: Client, workflowId: string, update: DecideU
   const handle = client.workflow.getHandle(workflowId);
   let record: StepRecord;
   try {
-    record = await client.withDeadline(Date.now() + UPDATE_TIMEOUT_MS, () => handle.executeUpdate(decideUpdate, { args: [update] }));
+    record = await client.withDeadline(Date.now() + UPDATE_TIMEOUT_MS, () =>
+      handle.executeUpdate(decideUpdate, { args: [update] }),
+    );
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
       const reason = failureMessage(err.cause ?? err);
-      return { refused: { code: reason.startsWith('NOT_AN_APPROVER') ? 'NOT_AN_APPROVER' : 'REFUSED', status: reason.startsWith('NOT_AN_APPROVER') ? 403 : 422, message: reason } };
+      return {
+        refused: {
+          code: reason.startsWith('NOT_AN_APPROVER') ? 'NOT_AN_APPROVER' : 'REFUSED',
+          status: reason.startsWith('NOT_AN_APPROVER') ? 403 : 422,
+          message: reason,
+        },
+      };
     }
     if (err instanceof WorkflowNotFoundError) {
-      return { refused: { code: 'RUN_ENDED', status: 409, message: `${workflowId} has ended: it takes no more decisions` } };
+      return {
+        refused: { code: 'RUN_ENDED', status: 409, message: `${workflowId} has ended: it takes no more decisions` },
+      };
     }
     return { refused: unavailable(err, `the ${decision} may still be applied: check status ${workflowId}`) };
   }
   // Best effort: the decision is taken whether or not this look answers.
   const after = await readStatus(client, workflowId).catch(() => undefined);
   const next = after && 'status' in after ? after.status.pending : undefined;
-  return { accepted: { workflowId, decision, step, by, record, runId: look.runId, ...(next ? { pending: next } : {}) } };
+  return {
+    accepted: { workflowId, decision, step, by, record, runId: look.runId, ...(next ? { pending: next } : {}) },
+  };
 }
 
 function unavailable(err: unknown, hint?: string): Refusal {
@@ -131,7 +164,10 @@ export function acceptedText(a: Accepted, chatUser: string, ui?: string): string
   if (record.state === 'awaiting-approval' && pending?.step === a.step) {
     now += `: approved by ${pending.approvedBy.join(', ') || 'nobody yet'}, needs ${pending.min} of ${pending.approvers.join(', ') || 'any approver'}`;
   }
-  return [`${a.decision} of ${a.step} by ${a.by} (${chatUser}) on ${a.workflowId}: accepted; ${now}`, ...uiLine(ui)].join('\n');
+  return [
+    `${a.decision} of ${a.step} by ${a.by} (${chatUser}) on ${a.workflowId}: accepted; ${now}`,
+    ...uiLine(ui),
+  ].join('\n');
 }
 
 export function refusalText(r: Refusal, what: string): string {
@@ -139,23 +175,36 @@ export function refusalText(r: Refusal, what: string): string {
 }
 
 /** A short status for a chat window: phase, what is waiting and how to answer, steps that have started. */
-export function statusText(workflowId: string, s: RecoveryStatus, running: boolean, command: string, ui?: string): string {
+export function statusText(
+  workflowId: string,
+  s: RecoveryStatus,
+  running: boolean,
+  command: string,
+  ui?: string,
+): string {
   const target = Object.entries(s.target)
     .map(([k, v]) => (k === 'latest' ? 'latest' : `${k} ${String(v)}`))
     .join(', ');
-  const lines = [`${workflowId}: ${running ? s.phase : `ended (${s.phase})`}; runbook ${s.runbook}, target ${target}${s.incident ? `, incident ${s.incident}` : ''}`];
+  const lines = [
+    `${workflowId}: ${running ? s.phase : `ended (${s.phase})`}; runbook ${s.runbook}, target ${target}${s.incident ? `, incident ${s.incident}` : ''}`,
+  ];
   const p = s.pending;
   if (p) {
     if (p.kind === 'approval') {
       const who = p.approvers.length > 0 ? `${p.min} of ${p.approvers.join(', ')}` : `${p.min} approver(s)`;
-      lines.push(`waiting: ${p.step} needs ${who}${p.approvedBy.length ? `; approved by ${p.approvedBy.join(', ')}` : ''}`);
-      lines.push(`  ${command} approve ${workflowId} ${p.step} [comment]   or   ${command} reject ${workflowId} ${p.step} <reason>`);
+      lines.push(
+        `waiting: ${p.step} needs ${who}${p.approvedBy.length ? `; approved by ${p.approvedBy.join(', ')}` : ''}`,
+      );
+      lines.push(
+        `  ${command} approve ${workflowId} ${p.step} [comment]   or   ${command} reject ${workflowId} ${p.step} <reason>`,
+      );
     } else {
       const err = s.steps.find((x) => x.id === p.step)?.error;
       lines.push(`waiting: ${p.step} failed${err ? ` (${err.type}: ${err.message.split('\n')[0]})` : ''}`);
       lines.push(`  ${command} retry|skip|abort ${workflowId} ${p.step} <reason>`);
     }
   }
-  for (const step of s.steps) if (step.state !== 'pending') lines.push(`  ${step.id}: ${step.state}${step.summary ? ` (${step.summary})` : ''}`);
+  for (const step of s.steps)
+    if (step.state !== 'pending') lines.push(`  ${step.id}: ${step.state}${step.summary ? ` (${step.summary})` : ''}`);
   return [...lines, ...uiLine(ui)].join('\n');
 }

@@ -25,7 +25,11 @@ export function signRequest(secret: string, timestamp: string, body: Buffer | st
 }
 
 /** The two headers a bot sends with a body, signed now (or at `timestamp`). */
-export function signedHeaders(secret: string, body: string, timestamp = String(Math.floor(Date.now() / 1000))): Record<string, string> {
+export function signedHeaders(
+  secret: string,
+  body: string,
+  timestamp = String(Math.floor(Date.now() / 1000)),
+): Record<string, string> {
   return { 'X-Slack-Request-Timestamp': timestamp, 'X-Slack-Signature': signRequest(secret, timestamp, body) };
 }
 
@@ -38,12 +42,22 @@ export interface SignedHeaders {
  * Checks the signature and the timestamp; undefined when both are good.
  * The messages name what was wrong, never the expected signature or the secret.
  */
-export function verifySignature(secret: string, headers: SignedHeaders, body: Buffer, nowSeconds: number): AuthRefusal | undefined {
+export function verifySignature(
+  secret: string,
+  headers: SignedHeaders,
+  body: Buffer,
+  nowSeconds: number,
+): AuthRefusal | undefined {
   const { timestamp, signature } = headers;
   if (!timestamp || !signature) {
-    return { why: 'missing-signature', message: 'missing X-Slack-Request-Timestamp or X-Slack-Signature: requests must be signed with the signing secret' };
+    return {
+      why: 'missing-signature',
+      message:
+        'missing X-Slack-Request-Timestamp or X-Slack-Signature: requests must be signed with the signing secret',
+    };
   }
-  if (!/^\d{1,12}$/.test(timestamp)) return { why: 'bad-signature', message: 'X-Slack-Request-Timestamp is not a Unix time in seconds' };
+  if (!/^\d{1,12}$/.test(timestamp))
+    return { why: 'bad-signature', message: 'X-Slack-Request-Timestamp is not a Unix time in seconds' };
   // Checked before the HMAC, as Slack advises: an old request is refused
   // whether or not its signature is good.
   const skew = nowSeconds - Number(timestamp);
@@ -57,7 +71,10 @@ export function verifySignature(secret: string, headers: SignedHeaders, body: Bu
   const given = Buffer.from(signature, 'utf8');
   // timingSafeEqual needs equal lengths; a length mismatch is itself no secret.
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    return { why: 'bad-signature', message: 'X-Slack-Signature does not match the body: wrong signing secret, or the body was changed on the way' };
+    return {
+      why: 'bad-signature',
+      message: 'X-Slack-Signature does not match the body: wrong signing secret, or the body was changed on the way',
+    };
   }
   return undefined;
 }

@@ -25,7 +25,10 @@ export function parseCommandText(text: string, command = '/lifeboat'): Parsed<Ch
     return { ok: true, value: { kind: 'status', workflowId } };
   }
   if (!(DECISIONS as readonly string[]).includes(lower)) {
-    return { ok: false, message: `unknown command "${verb}": expected ${DECISIONS.join(', ')}, status or help (${command} help)` };
+    return {
+      ok: false,
+      message: `unknown command "${verb}": expected ${DECISIONS.join(', ')}, status or help (${command} help)`,
+    };
   }
   const decision = lower as DecisionKind;
   if (!workflowId || !step) return { ok: false, message: `usage: ${usage(decision, command)}` };
@@ -33,15 +36,34 @@ export function parseCommandText(text: string, command = '/lifeboat'): Parsed<Ch
 }
 
 /** Validates what both endpoints share: the step id and, for reject/skip/abort, a reason. */
-export function checkDecision(d: { workflowId: string; step: string; decision: DecisionKind; text?: string }, command = '/lifeboat'): Parsed<ChatCommand & { kind: 'decide' }> {
+export function checkDecision(
+  d: { workflowId: string; step: string; decision: DecisionKind; text?: string },
+  command = '/lifeboat',
+): Parsed<ChatCommand & { kind: 'decide' }> {
   const step = StepIdSchema.safeParse(d.step);
   if (!step.success) return { ok: false, message: `unknown step "${d.step}": expected one of ${STEP_IDS.join(', ')}` };
   const text = d.text?.trim() || undefined;
   if (NEEDS_REASON.has(d.decision) && !text) {
-    return { ok: false, message: `${d.decision} needs a reason, which the audit log and the evidence keep: ${usage(d.decision, command)}` };
+    return {
+      ok: false,
+      message: `${d.decision} needs a reason, which the audit log and the evidence keep: ${usage(d.decision, command)}`,
+    };
   }
-  if (text && text.length > 2000) return { ok: false, message: `the ${NEEDS_REASON.has(d.decision) ? 'reason' : 'comment'} is ${text.length} characters; at most 2000` };
-  return { ok: true, value: { kind: 'decide', workflowId: d.workflowId, step: step.data, decision: d.decision, ...(text ? { text } : {}) } };
+  if (text && text.length > 2000)
+    return {
+      ok: false,
+      message: `the ${NEEDS_REASON.has(d.decision) ? 'reason' : 'comment'} is ${text.length} characters; at most 2000`,
+    };
+  return {
+    ok: true,
+    value: {
+      kind: 'decide',
+      workflowId: d.workflowId,
+      step: step.data,
+      decision: d.decision,
+      ...(text ? { text } : {}),
+    },
+  };
 }
 
 function usage(decision: DecisionKind, command: string): string {

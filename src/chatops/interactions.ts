@@ -48,18 +48,30 @@ const Value = z.object({ workflowId: z.string().trim().min(1), step: z.enum(STEP
  */
 export function parseInteraction(body: string): ParsedPayload {
   const raw = new URLSearchParams(body).get('payload');
-  if (!raw) return { ok: false, ignored: false, message: 'an interaction has a payload field holding JSON (application/x-www-form-urlencoded, as Slack sends it)' };
+  if (!raw)
+    return {
+      ok: false,
+      ignored: false,
+      message: 'an interaction has a payload field holding JSON (application/x-www-form-urlencoded, as Slack sends it)',
+    };
   let json: unknown;
   try {
     json = JSON.parse(raw);
   } catch {
     return { ok: false, ignored: false, message: 'the payload field is not JSON' };
   }
-  if ((json as { type?: unknown } | null)?.type !== 'block_actions') return { ok: false, ignored: true, message: 'not a block_actions payload' };
+  if ((json as { type?: unknown } | null)?.type !== 'block_actions')
+    return { ok: false, ignored: true, message: 'not a block_actions payload' };
   const p = Payload.safeParse(json);
-  if (!p.success) return { ok: false, ignored: false, message: `block_actions payload: ${p.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` };
+  if (!p.success)
+    return {
+      ok: false,
+      ignored: false,
+      message: `block_actions payload: ${p.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    };
   const action = p.data.actions[0]!;
-  const decision = action.action_id === SLACK_IDS.approve ? 'approve' : action.action_id === SLACK_IDS.reject ? 'reject' : undefined;
+  const decision =
+    action.action_id === SLACK_IDS.approve ? 'approve' : action.action_id === SLACK_IDS.reject ? 'reject' : undefined;
   if (!decision) return { ok: false, ignored: true, message: `action ${action.action_id} is not Lifeboat's` };
   let value: ButtonValue | undefined;
   try {
@@ -68,7 +80,8 @@ export function parseInteraction(body: string): ParsedPayload {
   } catch {
     value = undefined;
   }
-  if (!value) return { ok: false, ignored: false, message: `the ${decision} button's value is not {"workflowId", "step"}` };
+  if (!value)
+    return { ok: false, ignored: false, message: `the ${decision} button's value is not {"workflowId", "step"}` };
   const name = p.data.user.username ?? p.data.user.name;
   return {
     ok: true,
@@ -97,8 +110,19 @@ export interface PressOutcome {
 }
 
 /** Sends the press as the `decide` update with `by` = the mapped approver, and words its outcome. */
-export async function decidePress(client: Client, press: Press, approver: string, chatUser: string, outcomeOf: (r: Refusal) => string): Promise<PressOutcome> {
-  const update: DecideUpdate = { step: press.step, decision: press.decision, by: approver, ...(press.decision === 'reject' ? { comment: REJECT_BUTTON_REASON } : {}) };
+export async function decidePress(
+  client: Client,
+  press: Press,
+  approver: string,
+  chatUser: string,
+  outcomeOf: (r: Refusal) => string,
+): Promise<PressOutcome> {
+  const update: DecideUpdate = {
+    step: press.step,
+    decision: press.decision,
+    by: approver,
+    ...(press.decision === 'reject' ? { comment: REJECT_BUTTON_REASON } : {}),
+  };
   const result = await decide(client, press.workflowId, update);
   const who = `${approver} (${chatUser})`;
   if ('refused' in result) {
@@ -108,11 +132,20 @@ export async function decidePress(client: Client, press: Press, approver: string
     return { outcome: outcomeOf(r), text: `${press.decision} by ${who} refused: ${r.message}`, keepButtons };
   }
   const a = result.accepted;
-  if (a.decision === 'reject') return { outcome: 'accepted', text: `Rejected by ${who}: the run stops at ${a.step}, fenced`, keepButtons: false };
+  if (a.decision === 'reject')
+    return { outcome: 'accepted', text: `Rejected by ${who}: the run stops at ${a.step}, fenced`, keepButtons: false };
   if (a.record.state === 'awaiting-approval' && a.pending?.step === a.step) {
-    return { outcome: 'accepted', text: `Approved by ${who}; ${a.step} still needs ${whoMayDecide(a.pending)} (approved so far: ${a.pending.approvedBy.join(', ')})`, keepButtons: true };
+    return {
+      outcome: 'accepted',
+      text: `Approved by ${who}; ${a.step} still needs ${whoMayDecide(a.pending)} (approved so far: ${a.pending.approvedBy.join(', ')})`,
+      keepButtons: true,
+    };
   }
-  return { outcome: 'accepted', text: `Approved by ${who}: ${a.step} is now ${a.record.state}${a.record.summary ? ` (${a.record.summary})` : ''}`, keepButtons: false };
+  return {
+    outcome: 'accepted',
+    text: `Approved by ${who}: ${a.step} is now ${a.record.state}${a.record.summary ? ` (${a.record.summary})` : ''}`,
+    keepButtons: false,
+  };
 }
 
 /** The body POSTed to response_url: the message replaced, the outcome added. */

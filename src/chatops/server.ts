@@ -34,7 +34,21 @@ import type { DecideUpdate } from '../recovery/contract';
 import { acceptedText, decide, readStatus, refusalText, statusText, type Refusal } from './actions';
 import { verifySignature } from './auth';
 import { checkDecision, DecideBody, helpText, parseCommandText, StatusBody, type ChatCommand } from './commands';
-import { HEALTH_TIMEOUT_MS, header, issues, jsonError, logFields, MAX_BODY_BYTES, methodNotAllowed, parseJson, readBody, send, slack, type LogFields, type Reply } from './http';
+import {
+  HEALTH_TIMEOUT_MS,
+  header,
+  issues,
+  jsonError,
+  logFields,
+  MAX_BODY_BYTES,
+  methodNotAllowed,
+  parseJson,
+  readBody,
+  send,
+  slack,
+  type LogFields,
+  type Reply,
+} from './http';
 import { decidePress, parseInteraction, replacement, type Press } from './interactions';
 import { memoryState, StateUnavailable, type SharedState } from './shared-state';
 import type { UserTable } from './users';
@@ -74,7 +88,13 @@ export interface ChatopsServer {
 }
 
 /** The routes; anything else is 404. */
-export const ROUTES = { health: '/healthz', slack: '/slack/commands', interactions: '/slack/interactions', decide: '/v1/decide', status: '/v1/status' } as const;
+export const ROUTES = {
+  health: '/healthz',
+  slack: '/slack/commands',
+  interactions: '/slack/interactions',
+  decide: '/v1/decide',
+  status: '/v1/status',
+} as const;
 
 export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsServer> {
   const connection = Connection.lazy(connectionOptions(opts.temporal));
@@ -84,7 +104,8 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
   const log = opts.log ?? ((line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`));
   const defaultCommand = opts.command ?? '/lifeboat';
   const uiBase = (opts.uiUrl ?? process.env[UI_URL_ENV])?.trim().replace(/\/+$/, '') || undefined;
-  const link = (workflowId: string, runId: string) => (uiBase ? runPage(uiBase, opts.temporal.namespace, workflowId, runId) : undefined);
+  const link = (workflowId: string, runId: string) =>
+    uiBase ? runPage(uiBase, opts.temporal.namespace, workflowId, runId) : undefined;
 
   async function route(req: IncomingMessage, path: string, fields: LogFields): Promise<Reply> {
     if (path === ROUTES.health) {
@@ -92,17 +113,26 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
       return health();
     }
     const signed: string[] = [ROUTES.slack, ROUTES.interactions, ROUTES.decide, ROUTES.status];
-    if (!signed.includes(path)) return jsonError(404, 'not-found', `no such endpoint; POST ${signed.join(', ')} or GET ${ROUTES.health}`);
+    if (!signed.includes(path))
+      return jsonError(404, 'not-found', `no such endpoint; POST ${signed.join(', ')} or GET ${ROUTES.health}`);
     if (req.method !== 'POST') return methodNotAllowed('POST');
     const body = await readBody(req);
-    if (!body) return { ...jsonError(413, 'too-large', `the body is over ${MAX_BODY_BYTES} bytes`), headers: { Connection: 'close' } };
+    if (!body)
+      return {
+        ...jsonError(413, 'too-large', `the body is over ${MAX_BODY_BYTES} bytes`),
+        headers: { Connection: 'close' },
+      };
     const timestamp = header(req, 'x-slack-request-timestamp');
     const now = nowSeconds();
     const bad = verifySignature(opts.secret, { timestamp, signature: header(req, 'x-slack-signature') }, body, now);
     if (bad) return jsonError(401, bad.why, bad.message);
     try {
       if (!(await state.firstUse(header(req, 'x-slack-signature')!, timestamp!, now))) {
-        return jsonError(409, 'replayed', 'this signed request was already received: a request is taken once (send a new one, with a new timestamp)');
+        return jsonError(
+          409,
+          'replayed',
+          'this signed request was already received: a request is taken once (send a new one, with a new timestamp)',
+        );
       }
     } catch (err) {
       if (err instanceof StateUnavailable) return guardDown(path, body, err);
@@ -129,12 +159,17 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     try {
       wait = await state.take(chatUser, nowSeconds());
     } catch (err) {
-      if (err instanceof StateUnavailable) return { ...jsonError(503, 'guard-unavailable', guardDownText(err)), headers: { 'Retry-After': '10' } };
+      if (err instanceof StateUnavailable)
+        return { ...jsonError(503, 'guard-unavailable', guardDownText(err)), headers: { 'Retry-After': '10' } };
       throw err;
     }
     if (wait === 0) return undefined;
     return {
-      ...jsonError(429, 'rate-limited', `${chatUser} sent more than ${opts.ratePerMinute ?? 20} requests a minute; try again in ${wait} s`),
+      ...jsonError(
+        429,
+        'rate-limited',
+        `${chatUser} sent more than ${opts.ratePerMinute ?? 20} requests a minute; try again in ${wait} s`,
+      ),
       headers: { 'Retry-After': String(wait) },
     };
   }
@@ -144,10 +179,18 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
   async function slackCommand(body: Buffer, fields: LogFields): Promise<Reply> {
     const form = new URLSearchParams(body.toString('utf8'));
     const userId = form.get('user_id');
-    if (!userId) return jsonError(400, 'malformed', 'a slash command has a user_id field (application/x-www-form-urlencoded, as Slack sends it)');
+    if (!userId)
+      return jsonError(
+        400,
+        'malformed',
+        'a slash command has a user_id field (application/x-www-form-urlencoded, as Slack sends it)',
+      );
     const chatUser = (fields.chatUser = `slack:${userId}`);
     const tooMany = await limited(chatUser);
-    if (tooMany) return tooMany.status === 503 ? slack('guard-unavailable', 'ephemeral', (tooMany.body as { message: string }).message) : tooMany;
+    if (tooMany)
+      return tooMany.status === 503
+        ? slack('guard-unavailable', 'ephemeral', (tooMany.body as { message: string }).message)
+        : tooMany;
     const command = form.get('command') || defaultCommand;
     const approver = opts.users.get(chatUser);
     if (approver) fields.approver = approver;
@@ -157,22 +200,41 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     describe(fields, cmd);
     if (cmd.kind === 'help') return slack('help', 'ephemeral', helpText(command, chatUser, approver));
     if (!approver) return slack('unmapped-user', 'ephemeral', unmappedText(chatUser, form.get('user_name')));
-    const what = cmd.kind === 'status' ? `status of ${cmd.workflowId}` : `${cmd.decision} of ${cmd.step} by ${approver}`;
+    const what =
+      cmd.kind === 'status' ? `status of ${cmd.workflowId}` : `${cmd.decision} of ${cmd.step} by ${approver}`;
     const work = cmd.kind === 'status' ? slackStatus(cmd.workflowId, command) : slackDecide(cmd, approver, chatUser);
     return withinSlackDeadline(work, form.get('response_url'), what, fields);
   }
 
   async function slackStatus(workflowId: string, command: string): Promise<Reply> {
     const look = await readStatus(client, workflowId);
-    if ('refused' in look) return slack(outcomeOf(look.refused), 'ephemeral', refusalText(look.refused, `status of ${workflowId}`));
-    return slack('status', 'ephemeral', statusText(workflowId, look.status, look.running, command, link(workflowId, look.runId)));
+    if ('refused' in look)
+      return slack(outcomeOf(look.refused), 'ephemeral', refusalText(look.refused, `status of ${workflowId}`));
+    return slack(
+      'status',
+      'ephemeral',
+      statusText(workflowId, look.status, look.running, command, link(workflowId, look.runId)),
+    );
   }
 
-  async function slackDecide(cmd: ChatCommand & { kind: 'decide' }, approver: string, chatUser: string): Promise<Reply> {
+  async function slackDecide(
+    cmd: ChatCommand & { kind: 'decide' },
+    approver: string,
+    chatUser: string,
+  ): Promise<Reply> {
     const result = await decide(client, cmd.workflowId, toUpdate(cmd, approver));
-    if ('refused' in result) return slack(outcomeOf(result.refused), 'ephemeral', refusalText(result.refused, `${cmd.decision} of ${cmd.step} by ${approver}`));
+    if ('refused' in result)
+      return slack(
+        outcomeOf(result.refused),
+        'ephemeral',
+        refusalText(result.refused, `${cmd.decision} of ${cmd.step} by ${approver}`),
+      );
     // Accepted decisions are shown to the channel: the others on the incident see who decided.
-    return slack('accepted', 'in_channel', acceptedText(result.accepted, chatUser, link(cmd.workflowId, result.accepted.runId)));
+    return slack(
+      'accepted',
+      'in_channel',
+      acceptedText(result.accepted, chatUser, link(cmd.workflowId, result.accepted.runId)),
+    );
   }
 
   /**
@@ -183,18 +245,32 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
    * response URLs under slackResponseUrlPrefix are used: the body is signed,
    * but this server must not become a way to POST anywhere.
    */
-  async function withinSlackDeadline(work: Promise<Reply>, responseUrl: string | null, what: string, fields: LogFields): Promise<Reply> {
+  async function withinSlackDeadline(
+    work: Promise<Reply>,
+    responseUrl: string | null,
+    what: string,
+    fields: LogFields,
+  ): Promise<Reply> {
     const prefix = opts.slackResponseUrlPrefix ?? 'https://hooks.slack.com/';
     if (!responseUrl?.startsWith(prefix)) return work;
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), opts.slackReplyWithinMs ?? 2500)));
+    const late = new Promise<'late'>(
+      (resolve) => (timer = setTimeout(() => resolve('late'), opts.slackReplyWithinMs ?? 2500)),
+    );
     const first = await Promise.race([work, late]);
     clearTimeout(timer);
     if (first !== 'late') return first;
     void work
-      .catch((err: unknown): Reply => slack('internal', 'ephemeral', `${what}: failed: ${errorMessage(err).split('\n')[0]}`))
+      .catch((err: unknown): Reply =>
+        slack('internal', 'ephemeral', `${what}: failed: ${errorMessage(err).split('\n')[0]}`),
+      )
       .then(async (reply) => {
-        const res = await fetch(responseUrl, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(reply.body), signal: AbortSignal.timeout(10_000) });
+        const res = await fetch(responseUrl, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify(reply.body),
+          signal: AbortSignal.timeout(10_000),
+        });
         return `${reply.outcome} delivered ${res.status}`;
       })
       .catch((err: unknown) => `not delivered: ${errorMessage(err).split('\n')[0]}`)
@@ -207,7 +283,10 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
   async function slackInteraction(body: Buffer, fields: LogFields): Promise<Reply> {
     const parsed = parseInteraction(body.toString('utf8'));
     // Another app's action or payload type: acknowledged, nothing done.
-    if (!parsed.ok) return parsed.ignored ? { status: 200, outcome: 'ignored', body: {} } : jsonError(400, 'malformed', parsed.message);
+    if (!parsed.ok)
+      return parsed.ignored
+        ? { status: 200, outcome: 'ignored', body: {} }
+        : jsonError(400, 'malformed', parsed.message);
     const press = parsed.press;
     const chatUser = (fields.chatUser = `slack:${press.userId}`);
     Object.assign(fields, { decision: press.decision, step: press.step, workflowId: press.workflowId });
@@ -215,14 +294,29 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     if (tooMany) {
       // To the presser alone: the channel's message stays as it is.
       const text = `${press.decision} of ${press.step}: refused: ${(tooMany.body as { message: string }).message}`;
-      return answerPress(press, Promise.resolve({ outcome: tooMany.outcome, body: { response_type: 'ephemeral', replace_original: false, text } }), fields);
+      return answerPress(
+        press,
+        Promise.resolve({
+          outcome: tooMany.outcome,
+          body: { response_type: 'ephemeral', replace_original: false, text },
+        }),
+        fields,
+      );
     }
     const approver = opts.users.get(chatUser);
     if (approver) fields.approver = approver;
     const work = approver
       ? decidePress(client, press, approver, chatUser, outcomeOf)
-      : Promise.resolve({ outcome: 'unmapped-user', text: `${press.decision} refused: ${unmappedText(chatUser, press.userName)}`, keepButtons: true });
-    return answerPress(press, work.then((o) => ({ outcome: o.outcome, body: replacement(press, o) })), fields);
+      : Promise.resolve({
+          outcome: 'unmapped-user',
+          text: `${press.decision} refused: ${unmappedText(chatUser, press.userName)}`,
+          keepButtons: true,
+        });
+    return answerPress(
+      press,
+      work.then((o) => ({ outcome: o.outcome, body: replacement(press, o) })),
+      fields,
+    );
   }
 
   /**
@@ -231,16 +325,28 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
    * the decision's when it came in time, else "deferred" and the log gets a
    * follow-up line.
    */
-  async function answerPress(press: Press, work: Promise<{ outcome: string; body: unknown }>, fields: LogFields): Promise<Reply> {
+  async function answerPress(
+    press: Press,
+    work: Promise<{ outcome: string; body: unknown }>,
+    fields: LogFields,
+  ): Promise<Reply> {
     const done = work
       .then(async (r) => ({ outcome: r.outcome, message: await postResponse(press.responseUrl, r.body) }))
       .catch((err: unknown) => ({ outcome: 'internal', message: `not-updated:${errorMessage(err).split('\n')[0]}` }));
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), opts.slackReplyWithinMs ?? 2500)));
+    const late = new Promise<'late'>(
+      (resolve) => (timer = setTimeout(() => resolve('late'), opts.slackReplyWithinMs ?? 2500)),
+    );
     const first = await Promise.race([done, late]);
     clearTimeout(timer);
     if (first === 'late') {
-      void done.then((r) => log(['chatops follow-up', ROUTES.interactions, r.outcome, ...logFields({ ...fields, message: r.message })].join(' ')));
+      void done.then((r) =>
+        log(
+          ['chatops follow-up', ROUTES.interactions, r.outcome, ...logFields({ ...fields, message: r.message })].join(
+            ' ',
+          ),
+        ),
+      );
       return { status: 200, outcome: 'deferred', body: {} };
     }
     fields.message = first.message;
@@ -249,9 +355,15 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
 
   /** POSTs to a response_url under slackResponseUrlPrefix (never anywhere else); says what became of it. */
   async function postResponse(url: string, body: unknown): Promise<string> {
-    if (!url.startsWith(opts.slackResponseUrlPrefix ?? 'https://hooks.slack.com/')) return 'not-updated:response_url-outside-prefix';
+    if (!url.startsWith(opts.slackResponseUrlPrefix ?? 'https://hooks.slack.com/'))
+      return 'not-updated:response_url-outside-prefix';
     try {
-      const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(10_000),
+      });
       return res.ok ? `updated:${res.status}` : `not-updated:HTTP-${res.status}`;
     } catch (err) {
       return `not-updated:${(err as Error).name}`;
@@ -264,7 +376,8 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     if (path === ROUTES.slack) return slack('guard-unavailable', 'ephemeral', text);
     if (path === ROUTES.interactions) {
       const parsed = parseInteraction(body.toString('utf8'));
-      if (parsed.ok) await postResponse(parsed.press.responseUrl, { response_type: 'ephemeral', replace_original: false, text });
+      if (parsed.ok)
+        await postResponse(parsed.press.responseUrl, { response_type: 'ephemeral', replace_original: false, text });
       return { status: 200, outcome: 'guard-unavailable', body: {} };
     }
     return { ...jsonError(503, 'guard-unavailable', text), headers: { 'Retry-After': '10' } };
@@ -277,7 +390,12 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     if (raw === undefined) return jsonError(400, 'malformed', 'the body is not JSON');
     const b = DecideBody.safeParse(raw);
     if (!b.success) return jsonError(400, 'malformed', issues(b.error.issues));
-    Object.assign(fields, { chatUser: b.data.user, decision: b.data.decision, step: b.data.step, workflowId: b.data.workflowId });
+    Object.assign(fields, {
+      chatUser: b.data.user,
+      decision: b.data.decision,
+      step: b.data.step,
+      workflowId: b.data.workflowId,
+    });
     const text = [b.data.reason?.trim(), b.data.comment?.trim()].filter(Boolean).join(' -- ');
     const checked = checkDecision({ ...b.data, text }, 'decision');
     if (!checked.ok) return jsonError(400, 'malformed', checked.message);
@@ -294,7 +412,13 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
       status: 200,
       outcome: 'accepted',
       body: {
-        accepted: true, workflowId: a.workflowId, step: a.step, decision: a.decision, by: a.by, state: a.record.state, record: a.record,
+        accepted: true,
+        workflowId: a.workflowId,
+        step: a.step,
+        decision: a.decision,
+        by: a.by,
+        state: a.record.state,
+        record: a.record,
         ...(a.pending ? { pending: a.pending } : {}),
         ...(ui ? { ui } : {}),
         message: acceptedText(a, b.data.user, ui),
@@ -316,7 +440,11 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
     const look = await readStatus(client, b.data.workflowId);
     if ('refused' in look) return refusedJson(look.refused);
     const ui = link(b.data.workflowId, look.runId);
-    return { status: 200, outcome: 'status', body: { workflowId: b.data.workflowId, running: look.running, status: look.status, ...(ui ? { ui } : {}) } };
+    return {
+      status: 200,
+      outcome: 'status',
+      body: { workflowId: b.data.workflowId, running: look.running, status: look.status, ...(ui ? { ui } : {}) },
+    };
   }
 
   // ---------------------------------------------------------------- the server
@@ -334,7 +462,17 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
       })
       .then((reply) => {
         send(res, reply);
-        log(['chatops', req.method, path, reply.status, reply.outcome, ...logFields(fields), `${Date.now() - started}ms`].join(' '));
+        log(
+          [
+            'chatops',
+            req.method,
+            path,
+            reply.status,
+            reply.outcome,
+            ...logFields(fields),
+            `${Date.now() - started}ms`,
+          ].join(' '),
+        );
       })
       .catch(() => undefined);
   });
@@ -359,7 +497,10 @@ export async function startChatopsServer(opts: ChatopsOptions): Promise<ChatopsS
 
 // ---------------------------------------------------------------- helpers
 
-function toUpdate(cmd: { step: DecideUpdate['step']; decision: DecideUpdate['decision']; text?: string }, approver: string): DecideUpdate {
+function toUpdate(
+  cmd: { step: DecideUpdate['step']; decision: DecideUpdate['decision']; text?: string },
+  approver: string,
+): DecideUpdate {
   return { step: cmd.step, decision: cmd.decision, by: approver, ...(cmd.text ? { comment: cmd.text } : {}) };
 }
 
@@ -392,5 +533,9 @@ function outcomeOf(r: Refusal): string {
 }
 
 function refusedJson(r: Refusal): Reply {
-  return { status: r.status, outcome: outcomeOf(r), body: { accepted: false, error: outcomeOf(r), message: r.message } };
+  return {
+    status: r.status,
+    outcome: outcomeOf(r),
+    body: { accepted: false, error: outcomeOf(r), message: r.message },
+  };
 }

@@ -56,7 +56,8 @@ const COMMAND_TIMEOUT_MS = 2000;
 
 // INCR and the key's expiry in one step: a replica dying between two
 // separate commands would leave a counter that never expires.
-const COUNT_SCRIPT = "local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n";
+const COUNT_SCRIPT =
+  "local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n";
 
 /**
  * Connects to the Redis in `url` (read from `env`, which names it in every
@@ -69,7 +70,9 @@ export async function redisState(url: string, env: string, perMinute: number): P
     parsed = new URL(url);
     if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new Error('scheme');
   } catch {
-    throw new LifeboatError('SECRET_MISSING', `environment variable ${env} does not hold a redis:// or rediss:// URL`, { hints: ['e.g. redis://:<password>@redis.internal:6379/0; the value is never printed'] });
+    throw new LifeboatError('SECRET_MISSING', `environment variable ${env} does not hold a redis:// or rediss:// URL`, {
+      hints: ['e.g. redis://:<password>@redis.internal:6379/0; the value is never printed'],
+    });
   }
   const where = `Redis at $${env} (${hostOf(parsed, 6379)})`;
   let lastError: unknown;
@@ -82,20 +85,30 @@ export async function redisState(url: string, env: string, perMinute: number): P
     disableOfflineQueue: true,
     commandOptions: { timeout: COMMAND_TIMEOUT_MS },
     // No retries before the first connection: a wrong address or password is said at start, at once.
-    socket: { connectTimeout: COMMAND_TIMEOUT_MS, reconnectStrategy: (retries: number, cause: Error) => (started ? Math.min(100 * 2 ** retries, 2000) : cause) },
+    socket: {
+      connectTimeout: COMMAND_TIMEOUT_MS,
+      reconnectStrategy: (retries: number, cause: Error) => (started ? Math.min(100 * 2 ** retries, 2000) : cause),
+    },
   });
   // Without a listener an 'error' event would end the process.
   client.on('error', (err: unknown) => (lastError = err));
-  const unavailable = (err: unknown) => new StateUnavailable(`${where} did not answer: ${redact(errorMessage(lastError ?? err), parsed)}`);
+  const unavailable = (err: unknown) =>
+    new StateUnavailable(`${where} did not answer: ${redact(errorMessage(lastError ?? err), parsed)}`);
   try {
     await withTimeout(client.connect(), COMMAND_TIMEOUT_MS * 3);
     await client.ping();
     started = true;
   } catch (err) {
     client.destroy();
-    throw new LifeboatError('TARGET_UNREACHABLE', `${where} did not answer PING: ${redact(errorMessage(lastError ?? err), parsed)}`, {
-      hints: [`chat-ops keeps its replay guard and rate limit there; check ${env} and that Redis is up (redis-cli -h ${parsed.hostname} -p ${parsed.port || 6379} ping)`],
-    });
+    throw new LifeboatError(
+      'TARGET_UNREACHABLE',
+      `${where} did not answer PING: ${redact(errorMessage(lastError ?? err), parsed)}`,
+      {
+        hints: [
+          `chat-ops keeps its replay guard and rate limit there; check ${env} and that Redis is up (redis-cli -h ${parsed.hostname} -p ${parsed.port || 6379} ping)`,
+        ],
+      },
+    );
   }
   return {
     where,
@@ -104,7 +117,9 @@ export async function redisState(url: string, env: string, perMinute: number): P
       const ttl = Math.max(1, Number(timestamp) + MAX_SKEW_SECONDS - now) + 60;
       const key = `${KEY_PREFIX}seen:${createHash('sha256').update(signature).digest('hex')}`;
       try {
-        return (await client.set(key, String(now), { condition: 'NX', expiration: { type: 'EX', value: ttl } })) === 'OK';
+        return (
+          (await client.set(key, String(now), { condition: 'NX', expiration: { type: 'EX', value: ttl } })) === 'OK'
+        );
       } catch (err) {
         throw unavailable(err);
       }
@@ -130,5 +145,8 @@ export async function redisState(url: string, env: string, perMinute: number): P
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(timer));
 }

@@ -11,7 +11,10 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { LifeboatError, errorMessage } from '../errors';
 
-const chatUser = z.string().trim().regex(/^[a-z][a-z0-9-]*:\S+$/, { error: 'expected <platform>:<id>, e.g. slack:U024BE7LH' });
+const chatUser = z
+  .string()
+  .trim()
+  .regex(/^[a-z][a-z0-9-]*:\S+$/, { error: 'expected <platform>:<id>, e.g. slack:U024BE7LH' });
 const approver = z.string().trim().min(1).max(100);
 
 // Two schemas, chosen by the shape, so an error names the bad entry rather
@@ -26,16 +29,21 @@ export function parseUsers(text: string, source: string): UserTable {
   try {
     raw = parseYaml(text);
   } catch (err) {
-    throw new LifeboatError('INPUT_INVALID', `${source}: not YAML or JSON: ${errorMessage(err)}`, { hints: [FORMAT_HINT] });
+    throw new LifeboatError('INPUT_INVALID', `${source}: not YAML or JSON: ${errorMessage(err)}`, {
+      hints: [FORMAT_HINT],
+    });
   }
   const parsed = Array.isArray(raw) ? UsersList.safeParse(raw) : UsersMapping.safeParse(raw ?? {});
   if (!parsed.success) {
     // A bad key comes as "Invalid key in record" around the key schema's own words.
-    const words = (i: z.core.$ZodIssue): string => (i.code === 'invalid_key' && i.issues[0] ? i.issues[0].message : i.message);
+    const words = (i: z.core.$ZodIssue): string =>
+      i.code === 'invalid_key' && i.issues[0] ? i.issues[0].message : i.message;
     const issues = parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(top)'}: ${words(i)}`).join('; ');
     throw new LifeboatError('INPUT_INVALID', `${source}: ${issues}`, { hints: [FORMAT_HINT] });
   }
-  const entries = Array.isArray(parsed.data) ? parsed.data.map((e) => [e.chatUser, e.approver] as const) : Object.entries(parsed.data);
+  const entries = Array.isArray(parsed.data)
+    ? parsed.data.map((e) => [e.chatUser, e.approver] as const)
+    : Object.entries(parsed.data);
   const table = new Map<string, string>();
   for (const [user, name] of entries) {
     if (table.has(user) && table.get(user) !== name) {
@@ -51,11 +59,15 @@ export function loadUsers(file: string): UserTable {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new LifeboatError('INPUT_INVALID', `cannot read the chat users file ${file}: ${errorMessage(err)}`, { hints: [FORMAT_HINT] });
+    throw new LifeboatError('INPUT_INVALID', `cannot read the chat users file ${file}: ${errorMessage(err)}`, {
+      hints: [FORMAT_HINT],
+    });
   }
   const table = parseUsers(text, file);
   if (table.size === 0) {
-    throw new LifeboatError('INPUT_INVALID', `${file} maps no chat user: every request would be refused`, { hints: [FORMAT_HINT] });
+    throw new LifeboatError('INPUT_INVALID', `${file} maps no chat user: every request would be refused`, {
+      hints: [FORMAT_HINT],
+    });
   }
   return table;
 }

@@ -46,7 +46,10 @@ export async function checkpointPreflight(runbook: Runbook, label: string): Prom
     problems.push({
       kind: 'no-backup',
       message: `no verified base backup of cluster ${cluster} in ${repo.url}: a recovery to the checkpoint would have nothing to start from`,
-      hints: [`take one first: lifeboat backup --runbook ${runbook.name}`, `lifeboat backups --runbook ${runbook.name} lists what is there`],
+      hints: [
+        `take one first: lifeboat backup --runbook ${runbook.name}`,
+        `lifeboat backups --runbook ${runbook.name} lists what is there`,
+      ],
     });
   } else {
     try {
@@ -60,7 +63,11 @@ export async function checkpointPreflight(runbook: Runbook, label: string): Prom
       });
     } catch (err) {
       if (!(isLifeboatError(err) && err.code === 'WAL_GAP')) throw err;
-      problems.push({ kind: 'wal-gap', message: err.what, hints: err.hints.filter((h) => !h.startsWith('nothing was touched')) });
+      problems.push({
+        kind: 'wal-gap',
+        message: err.what,
+        hints: err.hints.filter((h) => !h.startsWith('nothing was touched')),
+      });
     }
   }
   if (problems.length > 0) {
@@ -70,7 +77,9 @@ export async function checkpointPreflight(runbook: Runbook, label: string): Prom
       {
         hints: [
           ...problems.flatMap((p) => p.hints),
-          'nothing was written to the primary; fix the above (lifeboat check --runbook ' + runbook.name + ' shows the same) and run the checkpoint again',
+          'nothing was written to the primary; fix the above (lifeboat check --runbook ' +
+            runbook.name +
+            ' shows the same) and run the checkpoint again',
           'do not start the risky change before a checkpoint has been taken',
         ],
         details: { problems: problems.map((p) => p.kind) },
@@ -104,10 +113,14 @@ export async function createRestorePoint(runbook: Runbook, label: string): Promi
   try {
     await client.connect();
   } catch (err) {
-    throw new LifeboatError('PG_UNREACHABLE', `cannot connect to the primary ${p.user}@${p.host}:${p.port}/${p.database} to create restore point "${label}": ${errorMessage(err)}`, {
-      hints: ['is the primary up? nothing was created; run the checkpoint again once it answers'],
-      cause: err,
-    });
+    throw new LifeboatError(
+      'PG_UNREACHABLE',
+      `cannot connect to the primary ${p.user}@${p.host}:${p.port}/${p.database} to create restore point "${label}": ${errorMessage(err)}`,
+      {
+        hints: ['is the primary up? nothing was created; run the checkpoint again once it answers'],
+        cause: err,
+      },
+    );
   }
   try {
     // pg_walfile_name of the record's end: when the record ends exactly on a
@@ -126,18 +139,22 @@ export async function createRestorePoint(runbook: Runbook, label: string): Promi
     const msg = errorMessage(err);
     const denied = (err as { code?: string }).code === '42501' || /permission denied/.test(msg);
     const role = quoteIdent(p.user);
-    throw new LifeboatError(denied ? 'PRIVILEGE_MISSING' : 'SQL_FAILED', `creating restore point "${label}" on ${p.host}:${p.port} failed: ${msg}`, {
-      hints: denied
-        ? [
-            // EXECUTE on a function is granted per database (each database has its own pg_proc): in another one it does nothing here.
-            `as a superuser connected to database ${p.database} (the grant holds only in the database it is made in): ` +
-              `GRANT EXECUTE ON FUNCTION pg_catalog.pg_create_restore_point(text) TO ${role}; GRANT EXECUTE ON FUNCTION pg_catalog.pg_switch_wal() TO ${role};`,
-            `lifeboat grants --runbook ${runbook.name} prints every grant the role needs; lifeboat doctor --runbook ${runbook.name} checks them`,
-            'no restore point was created; run the checkpoint again after granting',
-          ]
-        : ['pg_create_restore_point needs wal_level replica or logical and a primary (not a standby)'],
-      cause: err,
-    });
+    throw new LifeboatError(
+      denied ? 'PRIVILEGE_MISSING' : 'SQL_FAILED',
+      `creating restore point "${label}" on ${p.host}:${p.port} failed: ${msg}`,
+      {
+        hints: denied
+          ? [
+              // EXECUTE on a function is granted per database (each database has its own pg_proc): in another one it does nothing here.
+              `as a superuser connected to database ${p.database} (the grant holds only in the database it is made in): ` +
+                `GRANT EXECUTE ON FUNCTION pg_catalog.pg_create_restore_point(text) TO ${role}; GRANT EXECUTE ON FUNCTION pg_catalog.pg_switch_wal() TO ${role};`,
+              `lifeboat grants --runbook ${runbook.name} prints every grant the role needs; lifeboat doctor --runbook ${runbook.name} checks them`,
+              'no restore point was created; run the checkpoint again after granting',
+            ]
+          : ['pg_create_restore_point needs wal_level replica or logical and a primary (not a standby)'],
+        cause: err,
+      },
+    );
   } finally {
     await client.end().catch(() => undefined);
   }

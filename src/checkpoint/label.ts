@@ -7,10 +7,13 @@ export const MAX_LABEL_BYTES = 63;
 
 /** Why the label cannot name a restore point, or undefined when it can. */
 export function labelProblem(label: unknown): string | undefined {
-  if (typeof label !== 'string' || label.trim() === '') return 'expected a restore point name, e.g. "before-migration-0042"';
+  if (typeof label !== 'string' || label.trim() === '')
+    return 'expected a restore point name, e.g. "before-migration-0042"';
   const bytes = utf8Length(label);
-  if (bytes > MAX_LABEL_BYTES) return `"${label}" is ${bytes} bytes; PostgreSQL restore point names are at most ${MAX_LABEL_BYTES} bytes`;
-  if (label !== label.trim()) return `"${label}" starts or ends with a space: recovery would need the name with that space exactly`;
+  if (bytes > MAX_LABEL_BYTES)
+    return `"${label}" is ${bytes} bytes; PostgreSQL restore point names are at most ${MAX_LABEL_BYTES} bytes`;
+  if (label !== label.trim())
+    return `"${label}" starts or ends with a space: recovery would need the name with that space exactly`;
   return undefined;
 }
 

@@ -31,7 +31,8 @@ export interface RepoTarget {
  */
 export async function resolveRepoTarget(opts: RepoOptions, role?: StorageRole): Promise<RepoTarget> {
   // Named in the environment, the file also reaches processes started from here (prefetcher, pusher).
-  if (opts.credentialsFile) process.env.LIFEBOAT_CREDENTIALS_FILE = (await import('node:path')).resolve(opts.credentialsFile);
+  if (opts.credentialsFile)
+    process.env.LIFEBOAT_CREDENTIALS_FILE = (await import('node:path')).resolve(opts.credentialsFile);
   if (opts.runbook) {
     if (opts.repo) {
       throw new LifeboatError('INPUT_INVALID', '--runbook and --repo were both given; pass one of them', {
@@ -39,9 +40,13 @@ export async function resolveRepoTarget(opts: RepoOptions, role?: StorageRole): 
       });
     }
     if (opts.encryptionKey?.length || opts.readUnencrypted) {
-      throw new LifeboatError('INPUT_INVALID', '--encryption-key and --read-unencrypted go with --repo; a runbook names its keys in repository.encryption', {
-        hints: ['drop them, or name the repository with --repo <url> --cluster <name> instead of --runbook'],
-      });
+      throw new LifeboatError(
+        'INPUT_INVALID',
+        '--encryption-key and --read-unencrypted go with --repo; a runbook names its keys in repository.encryption',
+        {
+          hints: ['drop them, or name the repository with --repo <url> --cluster <name> instead of --runbook'],
+        },
+      );
     }
     // Loaded here, not at the top: yaml and the schema cost archive-push with
     // --repo/--cluster start-up time it does not need.
@@ -62,7 +67,10 @@ export async function resolveRepoTarget(opts: RepoOptions, role?: StorageRole): 
     return { repo: await openRepository(opts.repo, encryption ? { encryption } : {}), cluster: opts.cluster };
   }
   throw new LifeboatError('INPUT_INVALID', 'no repository: pass --runbook <name> or --repo <url> --cluster <name>', {
-    hints: ['e.g. lifeboat backups --runbook orders', 'or lifeboat backups --repo file:///var/lib/lifeboat/repo --cluster orders'],
+    hints: [
+      'e.g. lifeboat backups --runbook orders',
+      'or lifeboat backups --repo file:///var/lib/lifeboat/repo --cluster orders',
+    ],
   });
 }
 
@@ -95,7 +103,10 @@ export async function temporalTarget(opts: TemporalOptions): Promise<TemporalTar
 export function intOption(value: unknown, flag: string, min = 1): number {
   const n = typeof value === 'number' ? value : Number(value);
   if (!Number.isInteger(n) || n < min) {
-    throw new LifeboatError('INPUT_INVALID', `${flag}: expected an integer of at least ${min}, got ${JSON.stringify(value)}`);
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `${flag}: expected an integer of at least ${min}, got ${JSON.stringify(value)}`,
+    );
   }
   return n;
 }

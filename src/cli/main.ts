@@ -26,11 +26,11 @@ const repoOptions = (cmd: Command) =>
     .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)')
     .option(
       '--credentials-file <path>',
-      'read the repository\'s secrets from this file (JSON, mode 0600, owned by the user running this) instead of the environment (env LIFEBOAT_CREDENTIALS_FILE)',
+      "read the repository's secrets from this file (JSON, mode 0600, owned by the user running this) instead of the environment (env LIFEBOAT_CREDENTIALS_FILE)",
     )
     .option(
       '--encryption-key <id=VARIABLE>',
-      'with --repo: an encrypted repository\'s key, as its id and the environment variable (or /path/to/file) holding it; ' +
+      "with --repo: an encrypted repository's key, as its id and the environment variable (or /path/to/file) holding it; " +
         'repeat for previous keys, the first is used to write (a runbook names its keys in repository.encryption)',
       (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
@@ -40,16 +40,34 @@ const repoOptions = (cmd: Command) =>
 // (src/client/temporal-config.ts): flags, then TEMPORAL_* variables, then the profile.
 const temporalOptions = (cmd: Command) =>
   cmd
-    .option('--address <host:port>', 'Temporal frontend (env TEMPORAL_ADDRESS, else the profile\'s address, default 127.0.0.1:7233)')
+    .option(
+      '--address <host:port>',
+      "Temporal frontend (env TEMPORAL_ADDRESS, else the profile's address, default 127.0.0.1:7233)",
+    )
     .option('--namespace <ns>', 'Temporal namespace (env TEMPORAL_NAMESPACE, else the profile\'s, default "default")')
-    .option('--profile <name>', 'profile of the Temporal config file (env TEMPORAL_PROFILE, default "default"), as the Temporal CLI reads it')
-    .option('--config-file <path>', 'Temporal config file, TOML (env TEMPORAL_CONFIG_FILE, default ~/.config/temporalio/temporal.toml)')
-    .option('--tls', 'connect with TLS (env TEMPORAL_TLS; on by default with a TLS profile, a certificate or an API key in TEMPORAL_API_KEY)')
+    .option(
+      '--profile <name>',
+      'profile of the Temporal config file (env TEMPORAL_PROFILE, default "default"), as the Temporal CLI reads it',
+    )
+    .option(
+      '--config-file <path>',
+      'Temporal config file, TOML (env TEMPORAL_CONFIG_FILE, default ~/.config/temporalio/temporal.toml)',
+    )
+    .option(
+      '--tls',
+      'connect with TLS (env TEMPORAL_TLS; on by default with a TLS profile, a certificate or an API key in TEMPORAL_API_KEY)',
+    )
     .option('--tls-cert-path <path>', 'client certificate for mTLS, PEM (env TEMPORAL_TLS_CLIENT_CERT_PATH)')
     .option('--tls-key-path <path>', 'client key for mTLS, PEM (env TEMPORAL_TLS_CLIENT_KEY_PATH)')
-    .option('--tls-ca-path <path>', 'CA that signed the server\'s certificate, PEM (env TEMPORAL_TLS_SERVER_CA_CERT_PATH)')
+    .option(
+      '--tls-ca-path <path>',
+      "CA that signed the server's certificate, PEM (env TEMPORAL_TLS_SERVER_CA_CERT_PATH)",
+    )
     .option('--tls-server-name <name>', 'server name to verify the certificate against (env TEMPORAL_TLS_SERVER_NAME)')
-    .option('--ui-url <url>', 'Temporal Web UI address for links to a run (env LIFEBOAT_UI_URL; none for a server not on this machine)');
+    .option(
+      '--ui-url <url>',
+      'Temporal Web UI address for links to a run (env LIFEBOAT_UI_URL; none for a server not on this machine)',
+    );
 
 program
   .command('dev')
@@ -61,7 +79,11 @@ program
   .option('--state-dir <dir>', 'where the sandbox keeps its data', '.lifeboat/dev')
   .option('--ui-port <port>', 'Temporal Web UI port', '8233')
   .option('--temporal-port <port>', 'Temporal frontend port', '7233')
-  .option('--pg-port <port>', 'sandbox primary port (fixed when the sandbox is created; recoveries and drills of the demo use the next two)', '55432')
+  .option(
+    '--pg-port <port>',
+    'sandbox primary port (fixed when the sandbox is created; recoveries and drills of the demo use the next two)',
+    '55432',
+  )
   .option('--redis-port <port>', "Redis port (the demo application's cache)", '56379')
   .option('--pgbouncer-port <port>', "pgbouncer port (the demo application's address)", '56432')
   .action((opts) => runCommand(() => import('./commands/dev'), opts));
@@ -79,11 +101,16 @@ program
 temporalOptions(
   program
     .command('worker')
-    .description('poll the `lifeboat` task queue and, with --host, `lifeboat-host-<host>` for that host\'s disk and processes')
+    .description(
+      "poll the `lifeboat` task queue and, with --host, `lifeboat-host-<host>` for that host's disk and processes",
+    )
     .option('--host <host>', 'also run host activities (base backup staging, restore, pg_ctl) for this host')
     .option('--no-shared', 'with --host: poll only the host queue, not `lifeboat`')
     .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)')
-    .option('--metrics <host:port>', "serve the Temporal SDK's worker metrics (temporal_*) for Prometheus at http://<host:port>/metrics (env LIFEBOAT_WORKER_METRICS)"),
+    .option(
+      '--metrics <host:port>',
+      "serve the Temporal SDK's worker metrics (temporal_*) for Prometheus at http://<host:port>/metrics (env LIFEBOAT_WORKER_METRICS)",
+    ),
 ).action((opts) => runCommand(() => import('./commands/worker'), opts));
 
 const runbookCmd = program.command('runbook').description('work with runbook files');
@@ -101,14 +128,19 @@ temporalOptions(
       .description('start the `baseBackup` workflow for a runbook and wait for the verified backup')
       .option('--no-wait', 'print the workflow id and return at once')
       .option('--json', 'print the result as JSON')
-      .option('--schedule <cron>', "instead: create or update the Temporal Schedule lifeboat-backup-<runbook> (cron in UTC, e.g. '0 2 * * *'); its backups also run expireBackups"),
+      .option(
+        '--schedule <cron>',
+        "instead: create or update the Temporal Schedule lifeboat-backup-<runbook> (cron in UTC, e.g. '0 2 * * *'); its backups also run expireBackups",
+      ),
   ),
 ).action((opts) => runCommand(() => import('./commands/backup'), opts));
 
 repoOptions(
   program
     .command('backups')
-    .description('list the base backups in the repository (id, start/end time and LSN, timeline, size, verified); with engine: pgbackrest in the runbook, the stanza\'s backups as pgbackrest info lists them')
+    .description(
+      "list the base backups in the repository (id, start/end time and LSN, timeline, size, verified); with engine: pgbackrest in the runbook, the stanza's backups as pgbackrest info lists them",
+    )
     .option('--json', 'print the catalog as JSON'),
 ).action((opts) => runCommand(() => import('./commands/backups'), opts));
 
@@ -119,7 +151,10 @@ repoOptions(
       'archiver health (pg_stat_archiver against the RPO) and WAL chain continuity from the oldest backup; with engine: pgbackrest in the runbook, also pgbackrest check and verify; exits 1 when unhealthy',
     )
     .option('--no-primary', 'skip the archiver health query (check the repository only)')
-    .option('--host <host>', "the runbook host this runs on (as lifeboat worker --host); the warm standby is read only on its own host (default: the OS host name names it)")
+    .option(
+      '--host <host>',
+      'the runbook host this runs on (as lifeboat worker --host); the warm standby is read only on its own host (default: the OS host name names it)',
+    )
     .option('--json', 'print the report as JSON'),
 ).action((opts) => runCommand(() => import('./commands/check'), opts));
 
@@ -138,9 +173,17 @@ temporalOptions(
       (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
     .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)')
-    .option('--listen <host:port>', 'address to serve on; keep it on loopback or a private network (port 0: any free port)', '127.0.0.1:9188')
-    .option('--timeout <s>', 'time limit of each read (the primary, the repository, the evidence, Temporal) in a scrape', '10')
-    .option('--cache <s>', 'serve a scrape\'s result again for this long, so several scrapers cause one read', '5')
+    .option(
+      '--listen <host:port>',
+      'address to serve on; keep it on loopback or a private network (port 0: any free port)',
+      '127.0.0.1:9188',
+    )
+    .option(
+      '--timeout <s>',
+      'time limit of each read (the primary, the repository, the evidence, Temporal) in a scrape',
+      '10',
+    )
+    .option('--cache <s>', "serve a scrape's result again for this long, so several scrapers cause one read", '5')
     .option('--no-temporal', 'leave out the recoveries (no Temporal server to ask)')
     .addHelpText(
       'after',
@@ -155,18 +198,24 @@ lifeboat worker --metrics 127.0.0.1:9464.`,
 
 const standbyCmd = program
   .command('standby')
-  .description('the warm standby of a runbook (its standby: section): built from a backup, replaying from the archive `delay` behind; run on its host');
+  .description(
+    'the warm standby of a runbook (its standby: section): built from a backup, replaying from the archive `delay` behind; run on its host',
+  );
 repoOptions(
   standbyCmd
     .command('build')
-    .description('build the standby from the newest usable backup (the old copy moved aside, never deleted) and start it; a healthy one is kept, a stopped one restarted')
+    .description(
+      'build the standby from the newest usable backup (the old copy moved aside, never deleted) and start it; a healthy one is kept, a stopped one restarted',
+    )
     .option('--force', 'rebuild from a backup even when the standby is healthy')
     .option('--json', 'print the result as JSON'),
 ).action((opts) => runCommand(() => import('./commands/standby'), { ...opts, action: 'build' }));
 repoOptions(
   standbyCmd
     .command('status')
-    .description('replay position and last replayed commit against the archive\'s newest segment; exits 1 when it fell off or is not running')
+    .description(
+      "replay position and last replayed commit against the archive's newest segment; exits 1 when it fell off or is not running",
+    )
     .option('--json', 'print the status as JSON'),
 ).action((opts) => runCommand(() => import('./commands/standby'), { ...opts, action: 'status' }));
 
@@ -174,11 +223,17 @@ temporalOptions(
   repoOptions(
     program
       .command('expire')
-      .description('apply retention: keep the runbook\'s newest full backups and the WAL they need')
+      .description("apply retention: keep the runbook's newest full backups and the WAL they need")
       .option('--dry-run', 'list what would be deleted and delete nothing')
       .option('--local', 'run in this process instead of through the `expireBackups` workflow')
-      .option('--keep <n>', 'keep the n newest full backups instead of backup.retainFull (refused when the runbook has retention: tiers)')
-      .option('--repo-index <n|name>', 'runbook repositories: expire only this repository (position from 1, or its name) instead of every one in order')
+      .option(
+        '--keep <n>',
+        'keep the n newest full backups instead of backup.retainFull (refused when the runbook has retention: tiers)',
+      )
+      .option(
+        '--repo-index <n|name>',
+        'runbook repositories: expire only this repository (position from 1, or its name) instead of every one in order',
+      )
       .option('--json', 'print the result as JSON'),
   ),
 ).action((opts) => runCommand(() => import('./commands/expire'), opts));
@@ -210,7 +265,7 @@ repoOptions(
 repoOptions(
   program
     .command('archive-push-ahead', { hidden: true })
-    .description('internal: the read-ahead pusher archive-push starts beside PostgreSQL\'s archiver')
+    .description("internal: the read-ahead pusher archive-push starts beside PostgreSQL's archiver")
     .requiredOption('--pg-wal <dir>', 'the pg_wal directory to watch')
     .addOption(new Option('--parallel <n>', 'files archived at once').default('4')),
 ).action((opts) => runCommand(() => import('./commands/archive-push-ahead'), opts));
@@ -272,7 +327,10 @@ repoOptions(
 
 const targetOptions = (cmd: Command) =>
   cmd
-    .option('--to-time <iso>', 'recover up to this time, ISO 8601 with its zone: 2026-06-04T14:31:59Z or 2026-06-04T16:31:59+02:00')
+    .option(
+      '--to-time <iso>',
+      'recover up to this time, ISO 8601 with its zone: 2026-06-04T14:31:59Z or 2026-06-04T16:31:59+02:00',
+    )
     .option('--to-name <name>', 'recover up to a restore point (pg_create_restore_point, lifeboat checkpoint)')
     .option('--to-lsn <lsn>', 'recover up to a WAL position, e.g. 0/3000060')
     .option('--to-xid <xid>', 'recover up to and including this transaction id')
@@ -287,17 +345,34 @@ temporalOptions(
           'check invariants, promote and resume traffic, pausing for approvals; give exactly one --to-... target',
       )
       .option('--runbook <name|file>', 'runbook name (in --runbooks-dir) or path to a runbook YAML file')
-      .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)'),
+      .option(
+        '--runbooks-dir <dir>',
+        'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)',
+      ),
   )
     .option('--incident <id>', 'incident reference, e.g. INC-1234 (shown in the UI and the evidence)')
     .option('--reason <text>', 'why the recovery is run, e.g. "bad UPDATE on orders"')
-    .addOption(new Option('--mode <mode>', "where to restore (default: the runbook's restore.mode)").choices(['side-by-side', 'in-place']))
+    .addOption(
+      new Option('--mode <mode>', "where to restore (default: the runbook's restore.mode)").choices([
+        'side-by-side',
+        'in-place',
+      ]),
+    )
     .option('--dry-run', 'preflight, forensics and invariants on a side-by-side restore; no gate, no traffic')
     .option('--backup <id>', 'restore this base backup instead of the one preflight would choose')
-    .option('--repo-index <n|name>', "runbook repositories: read only this repository (position from 1, or its name) instead of the first that serves, falling back in order")
-    .option('--concurrent', 'run even while another recovery of this runbook runs (without it, a second one is refused with RECOVERY_ALREADY_RUNNING naming the first)')
+    .option(
+      '--repo-index <n|name>',
+      'runbook repositories: read only this repository (position from 1, or its name) instead of the first that serves, falling back in order',
+    )
+    .option(
+      '--concurrent',
+      'run even while another recovery of this runbook runs (without it, a second one is refused with RECOVERY_ALREADY_RUNNING naming the first)',
+    )
     .option('--workflow-id <id>', 'workflow id (default recover-<runbook>-<time>)')
-    .option('--follow', 'after starting, watch it like `status --watch` until it ends; exit 0 when it completes, 1 when not')
+    .option(
+      '--follow',
+      'after starting, watch it like `status --watch` until it ends; exit 0 when it completes, 1 when not',
+    )
     .option('--interval <s>', 'with --follow: seconds between looks', '2')
     .option('--json', 'print the started run (and with --follow each change) as JSON'),
 ).action((opts) => runCommand(() => import('./commands/recover'), opts));
@@ -312,23 +387,38 @@ temporalOptions(
         'in one audited transaction per table that skips any row changed meanwhile; rows changed since the incident are conflicts, ' +
         'left unless an approver includes them; new rows and other tables are never touched',
     )
-    .option('--runbook <name|file>', 'runbook name (in --runbooks-dir) or path to a runbook YAML file (needs a drill: section)')
+    .option(
+      '--runbook <name|file>',
+      'runbook name (in --runbooks-dir) or path to a runbook YAML file (needs a drill: section)',
+    )
     .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)')
     .option('--tables <t,...>', 'tables to repair, comma-separated, e.g. public.orders (each needs a primary key)')
-    .option('--where <sql>', 'only rows matching this predicate, run as given on the copy and the primary in a READ ONLY transaction, e.g. "status = \'canceled\'"')
-    .option('--before <target>', 'just before the incident: 2026-06-04T14:31:59Z (with its zone), name:<restore point>, lsn:0/3000060 or xid:7421')
-    .option('--after <target>', 'right after the bad statement (same forms; e.g. xid:<its transaction>): without it nothing is classified safe, every difference is a candidate')
+    .option(
+      '--where <sql>',
+      'only rows matching this predicate, run as given on the copy and the primary in a READ ONLY transaction, e.g. "status = \'canceled\'"',
+    )
+    .option(
+      '--before <target>',
+      'just before the incident: 2026-06-04T14:31:59Z (with its zone), name:<restore point>, lsn:0/3000060 or xid:7421',
+    )
+    .option(
+      '--after <target>',
+      'right after the bad statement (same forms; e.g. xid:<its transaction>): without it nothing is classified safe, every difference is a candidate',
+    )
     .option('--incident <id>', 'incident reference, e.g. INC-1234 (shown in the UI and the evidence)')
     .option('--reason <text>', 'why, e.g. "bad UPDATE on orders"')
     .option('--dry-run', 'stop after the diff: counts, samples and the exact SQL, nothing written to the primary')
     .option('--keep-copy', 'leave the copy running (paused, loopback only) after the run, to read from by hand')
     .option('--workflow-id <id>', 'workflow id (default repair-<runbook>-<time>)')
-    .option('--follow', 'after starting, watch it like `status --watch` until it ends; exit 0 when it completes, 1 when not')
+    .option(
+      '--follow',
+      'after starting, watch it like `status --watch` until it ends; exit 0 when it completes, 1 when not',
+    )
     .option('--interval <s>', 'with --follow: seconds between looks', '2')
     .option('--json', 'print the started run (and with --follow each change) as JSON')
     .addHelpText(
       'after',
-      '\nExample (the seed incident: UPDATE orders SET status = \'canceled\' WHERE status = \'pending\'):\n' +
+      "\nExample (the seed incident: UPDATE orders SET status = 'canceled' WHERE status = 'pending'):\n" +
         '  lifeboat repair --runbook orders --tables public.orders --before 2026-06-04T14:31:59Z --after xid:7421 --dry-run\n' +
         '  lifeboat repair --runbook orders --tables public.orders --before 2026-06-04T14:31:59Z --after xid:7421 --follow\n' +
         '  lifeboat approve <workflowId> approve-repair --as alice [--include changedSince]\n',
@@ -350,12 +440,21 @@ for (const [decision, description] of Object.entries(DECISIONS)) {
       .description(`${description} (the \`decide\` update: prints the workflow's answer)`)
       .argument('<workflowId>', 'the recovery run (printed by lifeboat recover)')
       .argument('<step>', 'step id, e.g. approve-promote (lifeboat status shows the one waiting)')
-      .option('--as <who>', 'who decides: a name in the runbook\'s approvers, written to the audit log')
+      .option('--as <who>', "who decides: a name in the runbook's approvers, written to the audit log")
       .option('--comment <text>', 'a comment kept with the decision')
       .option('--reason <text>', 'why (required for reject, skip and abort)')
-      .option('--override', 'approve only: promote although an invariant failed on the paused copy (needs --comment with the reason, kept in the evidence)')
-      .option('--include <classes>', 'approve approve-repair only: also restore changedSince (conflicts: rows changed since the incident) or candidate rows')
-      .option('--signal', 'send the signal instead of the update, like the Temporal UI: no answer, check with lifeboat status')
+      .option(
+        '--override',
+        'approve only: promote although an invariant failed on the paused copy (needs --comment with the reason, kept in the evidence)',
+      )
+      .option(
+        '--include <classes>',
+        'approve approve-repair only: also restore changedSince (conflicts: rows changed since the incident) or candidate rows',
+      )
+      .option(
+        '--signal',
+        'send the signal instead of the update, like the Temporal UI: no answer, check with lifeboat status',
+      )
       .option('--json', 'print the answer as JSON'),
   ).action((workflowId: string, step: string, opts) =>
     runCommand(() => import('./commands/decide'), { ...opts, decision, workflowId, step }),
@@ -366,10 +465,12 @@ temporalOptions(
   targetOptions(
     program
       .command('retarget')
-      .description('move the target of a run waiting at approve-promote (later continues the replay, earlier restores again) or whose replay-wal failed (restores again)')
+      .description(
+        'move the target of a run waiting at approve-promote (later continues the replay, earlier restores again) or whose replay-wal failed (restores again)',
+      )
       .argument('<workflowId>', 'the recovery run'),
   )
-    .option('--as <who>', 'who decides: a name in the runbook\'s approvers')
+    .option('--as <who>', "who decides: a name in the runbook's approvers")
     .option('--comment <text>', 'a comment kept with the decision')
     .option('--json', 'print the outcome and the status as JSON'),
 ).action((workflowId: string, opts) => runCommand(() => import('./commands/retarget'), { ...opts, workflowId }));
@@ -396,7 +497,10 @@ temporalOptions(
     )
     .option('--runbook <name>', 'only recoveries of this runbook')
     .option('--json', 'print the list as JSON')
-    .option('--query', "print the visibility query instead (paste it into the Temporal UI's workflow list and save it as a view: \"waiting for a person\")"),
+    .option(
+      '--query',
+      'print the visibility query instead (paste it into the Temporal UI\'s workflow list and save it as a view: "waiting for a person")',
+    ),
 ).action((opts) => runCommand(() => import('./commands/pending'), opts));
 
 // ---------------------------------------------------------------- drills, schedules, evidence, checkpoints (DESIGN.md §4, §7, §9)
@@ -411,14 +515,26 @@ temporalOptions(
           'Prints RTO with its phases, RPO, WAL segments, the verdict and the evidence key; exits 1 when the drill failed',
       )
       .option('--runbook <name|file>', 'runbook name (in --runbooks-dir) or path to a runbook YAML file')
-      .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)'),
+      .option(
+        '--runbooks-dir <dir>',
+        'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)',
+      ),
   )
     .option('--keep', 'leave the drill instance running after the drill (for a look), instead of tearing it down')
-    .option('--repo-index <n|name>', "runbook repositories: restore the drill's copy from this repository only (position from 1, or its name)")
-    .option('--from-standby', "restore the drill's copy from a clone of the runbook's warm standby (pg_basebackup from it while it keeps replaying; it is never taken) instead of a backup; a standby that cannot serve (unhealthy, another host, past the target) falls back to the backup, with the reason in the evidence")
+    .option(
+      '--repo-index <n|name>',
+      "runbook repositories: restore the drill's copy from this repository only (position from 1, or its name)",
+    )
+    .option(
+      '--from-standby',
+      "restore the drill's copy from a clone of the runbook's warm standby (pg_basebackup from it while it keeps replaying; it is never taken) instead of a backup; a standby that cannot serve (unhealthy, another host, past the target) falls back to the backup, with the reason in the evidence",
+    )
     .option('--no-wait', 'print the workflow id and return at once')
     .option('--json', 'print {workflowId, runId, evidenceKey, evidence} as JSON')
-    .option('--schedule <cron>', "instead: create or update the Temporal Schedule lifeboat-drill-<runbook> (cron in UTC, e.g. '0 3 * * *' or '@daily'); a run still going when the next is due is skipped"),
+    .option(
+      '--schedule <cron>',
+      "instead: create or update the Temporal Schedule lifeboat-drill-<runbook> (cron in UTC, e.g. '0 3 * * *' or '@daily'); a run still going when the next is due is skipped",
+    ),
 ).action((opts) => runCommand(() => import('./commands/drill'), opts));
 
 const schedulesCmd = temporalOptions(
@@ -443,10 +559,17 @@ for (const [action, description] of Object.entries(SCHEDULE_ACTIONS)) {
     schedulesCmd
       .command(action)
       .description(description)
-      .argument('<schedule...>', 'a runbook and a kind (orders drill, orders backup) or a schedule id (lifeboat-drill-orders)')
+      .argument(
+        '<schedule...>',
+        'a runbook and a kind (orders drill, orders backup) or a schedule id (lifeboat-drill-orders)',
+      )
       .option('--json', 'print the schedule afterwards as JSON'),
   )
-    .addOption(new Option('--note <text>', 'the note Temporal keeps with the pause or unpause').hideHelp(action !== 'pause' && action !== 'unpause'))
+    .addOption(
+      new Option('--note <text>', 'the note Temporal keeps with the pause or unpause').hideHelp(
+        action !== 'pause' && action !== 'unpause',
+      ),
+    )
     // Options given before the action (lifeboat schedules --address X pause ...) land on the parent.
     .action((target: string[], opts: Record<string, unknown>) =>
       runCommand(() => import('./commands/schedules'), { ...schedulesCmd.opts(), ...opts, action, target }),
@@ -457,7 +580,7 @@ repoOptions(
   program
     .command('evidence')
     .description(
-      'the evidence history of a runbook\'s cluster: every recovery and drill recorded in <cluster>/evidence/, oldest first, ' +
+      "the evidence history of a runbook's cluster: every recovery and drill recorded in <cluster>/evidence/, oldest first, " +
         'with kind, start, target, RTO, RPO, verdict and run id',
     )
     .option('--json', 'print the records as JSON'),
@@ -492,7 +615,10 @@ temporalOptions(
 const runbookOptions = (cmd: Command) =>
   cmd
     .option('--runbook <name|file>', 'runbook name (in --runbooks-dir) or path to a runbook YAML file')
-    .option('--runbooks-dir <dir>', 'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)');
+    .option(
+      '--runbooks-dir <dir>',
+      'where runbook names are looked up (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)',
+    );
 
 runbookOptions(
   program
@@ -516,7 +642,10 @@ pg_basebackup also needs a pg_hba.conf line for replication, which no SQL can gr
 With --repair-tables, also what lifeboat repair needs for those tables (SELECT, INSERT, UPDATE, their sequences,
 TEMPORARY, a schema for lifeboat_repair_audit); grant it before the backup a repair restores.`,
     )
-    .option('--repair-tables <t,...>', 'also grant what lifeboat repair needs for these tables (comma-separated, e.g. public.orders,public.payments)'),
+    .option(
+      '--repair-tables <t,...>',
+      'also grant what lifeboat repair needs for these tables (comma-separated, e.g. public.orders,public.payments)',
+    ),
 ).action((opts) => runCommand(() => import('./commands/grants'), opts));
 
 runbookOptions(
@@ -525,7 +654,7 @@ runbookOptions(
     .description(
       "connect to the primary as the runbook's role and name every privilege it lacks with the exact SQL that grants it, " +
         'and for every base backup whether the privileges recorded when it was taken let a restored copy do its part ' +
-        '(invariants, sequence check, replay pause, gates re-asserted, outbox, the drill\'s smoke write); exits 0 when ' +
+        "(invariants, sequence check, replay pause, gates re-asserted, outbox, the drill's smoke write); exits 0 when " +
         'nothing is missing, 1 when something is (or the newest backup lacks a piece)',
     )
     .option('--json', 'print {ok, primary: {missing, notes}, backups} as JSON')
@@ -545,15 +674,25 @@ temporalOptions(
     .command('chatops')
     .description(
       'serve the HTTP endpoint for chat bots: Slack slash commands, the Approve / Reject buttons of the approval message and a JSON API send the `decide` update or read `status` ' +
-        'as the approver the chat user is mapped to (--users); every POST must carry Slack\'s request signature',
+        "as the approver the chat user is mapped to (--users); every POST must carry Slack's request signature",
     )
     .option('--port <port>', 'port to listen on (0: any free port)', '8787')
     .option('--host <host>', 'address to listen on; keep it on loopback behind a TLS proxy', '127.0.0.1')
-    .option('--users <file>', 'chat user -> approver table, YAML or JSON: "slack:U024BE7LH: alice" lines, or a list of {chatUser, approver} (env LIFEBOAT_CHATOPS_USERS)')
-    .option('--secret-env <name>', 'the environment variable holding the signing secret (never a flag)', 'LIFEBOAT_CHATOPS_SIGNING_SECRET')
+    .option(
+      '--users <file>',
+      'chat user -> approver table, YAML or JSON: "slack:U024BE7LH: alice" lines, or a list of {chatUser, approver} (env LIFEBOAT_CHATOPS_USERS)',
+    )
+    .option(
+      '--secret-env <name>',
+      'the environment variable holding the signing secret (never a flag)',
+      'LIFEBOAT_CHATOPS_SIGNING_SECRET',
+    )
     .option('--rate <n>', 'requests a minute per chat user, beyond which 429', '20')
     .option('--command <name>', 'the slash command shown in help and usage lines', '/lifeboat')
-    .option('--redis-url-env <name>', 'the environment variable holding a redis:// URL: replay guard and rate limit shared by every replica (without: in this process, run one replica)')
+    .option(
+      '--redis-url-env <name>',
+      'the environment variable holding a redis:// URL: replay guard and rate limit shared by every replica (without: in this process, run one replica)',
+    )
     .addHelpText(
       'after',
       `

@@ -77,7 +77,8 @@ const DURATION_WIDTH = 11;
 const DETAIL_INDENT = ' '.repeat(8);
 
 export function renderStatus(snap: StatusSnapshot, opts: RenderOptions): string {
-  const paint = (color: Color | undefined, text: string) => (opts.color && color ? `\x1b[${COLORS[color]}m${text}\x1b[0m` : text);
+  const paint = (color: Color | undefined, text: string) =>
+    opts.color && color ? `\x1b[${COLORS[color]}m${text}\x1b[0m` : text;
   const status = snap.status ?? (snap.result ? statusFromEvidence(snap.result) : undefined);
   if (!status) return [...bareHeader(snap, opts.now), ...outcome(snap, paint)].join('\n');
 
@@ -92,55 +93,87 @@ export function renderStatus(snap: StatusSnapshot, opts: RenderOptions): string 
         : `recover ${status.runbook} to ${describeTarget(status.target)} (${mode})`,
     ),
   );
-  if (status.incident || status.reason) out.push(`  incident ${status.incident ?? '(none)'}${status.reason ? `: ${status.reason}` : ''}`);
+  if (status.incident || status.reason)
+    out.push(`  incident ${status.incident ?? '(none)'}${status.reason ? `: ${status.reason}` : ''}`);
   out.push(`  workflow ${snap.workflowId}  phase ${status.phase}  elapsed ${since(status.startedAt, opts.now)}`);
   if (status.backup) out.push(`  backup ${status.backup.backupId}: ${status.backup.why}`);
 
   out.push('', paint('bold', 'Steps:'));
   for (const step of status.steps) {
     out.push(paint(MARKER_COLOR[step.state], stepLine(step, status.pending, opts.now)));
-    if (step.state === 'failed' && step.error) out.push(...errorHints(step.error.message, step.error.hints).map((h) => `${DETAIL_INDENT}HINT: ${h}`));
-    if (step.id === 'restore-base-backup' && snap.progress.restore) out.push(`${DETAIL_INDENT}${restoreLine(snap.progress.restore)}`);
-    if (step.id === 'replay-wal' && snap.progress.replay) out.push(`${DETAIL_INDENT}${replayLine(snap.progress.replay, status)}`);
+    if (step.state === 'failed' && step.error)
+      out.push(...errorHints(step.error.message, step.error.hints).map((h) => `${DETAIL_INDENT}HINT: ${h}`));
+    if (step.id === 'restore-base-backup' && snap.progress.restore)
+      out.push(`${DETAIL_INDENT}${restoreLine(snap.progress.restore)}`);
+    if (step.id === 'replay-wal' && snap.progress.replay)
+      out.push(`${DETAIL_INDENT}${replayLine(snap.progress.replay, status)}`);
   }
 
   if (status.replay) {
-    const rpo = status.rpoObservedSeconds !== undefined ? `; observed RPO ${formatDuration(status.rpoObservedSeconds)}` : '';
-    out.push('', `Replayed to ${status.replay.lsn}${status.replay.time ? `, last commit ${status.replay.time}` : ''}${status.replay.paused ? ', paused' : ''}${rpo}`);
+    const rpo =
+      status.rpoObservedSeconds !== undefined ? `; observed RPO ${formatDuration(status.rpoObservedSeconds)}` : '';
+    out.push(
+      '',
+      `Replayed to ${status.replay.lsn}${status.replay.time ? `, last commit ${status.replay.time}` : ''}${status.replay.paused ? ', paused' : ''}${rpo}`,
+    );
   }
   // A repair: the diff's counts per table, then what each table's transaction did.
   for (const t of r?.diff?.tables ?? []) {
-    const counts = Object.entries(t.counts).filter(([, n]) => n > 0).map(([c, n]) => `${c} ${n}`).join(', ');
+    const counts = Object.entries(t.counts)
+      .filter(([, n]) => n > 0)
+      .map(([c, n]) => `${c} ${n}`)
+      .join(', ');
     out.push('', `Diff of ${t.table}: ${counts || 'no rows'}`);
   }
   if (r?.diff) out.push(`  artefact (samples, exact SQL, plans): ${r.diff.artefact}`);
   for (const a of r?.applied ?? []) {
-    out.push(`Applied to ${a.table}${a.alreadyApplied ? ' (already applied)' : ''}: ${a.updated} updated, ${a.inserted} inserted, ${a.skipped} skipped${a.skippedKeys.length ? ` (${a.skippedKeys.slice(0, 5).map((k) => k.join(',')).join('; ')})` : ''}`);
+    out.push(
+      `Applied to ${a.table}${a.alreadyApplied ? ' (already applied)' : ''}: ${a.updated} updated, ${a.inserted} inserted, ${a.skipped} skipped${
+        a.skippedKeys.length
+          ? ` (${a.skippedKeys
+              .slice(0, 5)
+              .map((k) => k.join(','))
+              .join('; ')})`
+          : ''
+      }`,
+    );
   }
   if (status.invariants && status.invariants.length > 0) {
     out.push('', paint('bold', 'Invariants:'));
     for (const inv of status.invariants) {
       const expected = !inv.passed && inv.expected !== undefined ? `, expected ${inv.expected}` : '';
       const detail = inv.error ? `error: ${inv.error}` : `${inv.value}${expected}`;
-      out.push(paint(inv.passed ? 'green' : 'red', `  ${inv.passed ? 'pass' : 'FAIL'}  ${inv.name}: ${detail}${inv.builtin ? ' (built in)' : ''}`));
+      out.push(
+        paint(
+          inv.passed ? 'green' : 'red',
+          `  ${inv.passed ? 'pass' : 'FAIL'}  ${inv.name}: ${detail}${inv.builtin ? ' (built in)' : ''}`,
+        ),
+      );
     }
   }
   if (status.pending && !snap.closed) out.push('', ...pendingLines(snap.workflowId, status.pending, opts.now, paint));
   if (status.decisions.length > 0) {
     out.push('', paint('bold', 'Decisions:'));
     for (const d of status.decisions) {
-      const what = d.decision === 'retarget' && d.target ? `retarget to ${describeTarget(d.target)}` : `${d.decision} ${d.step}`;
+      const what =
+        d.decision === 'retarget' && d.target ? `retarget to ${describeTarget(d.target)}` : `${d.decision} ${d.step}`;
       out.push(`  ${clock(d.at)}  ${what} by ${d.by} (${d.via})${d.comment ? `: ${d.comment}` : ''}`);
     }
   }
   if (status.ignored.length > 0) {
     out.push('', paint('yellow', 'Ignored messages:'));
     for (const m of status.ignored) {
-      out.push(`  ${clock(m.at)}  ${m.name} ${m.via}${m.by ? ` by ${m.by}` : ''}${m.step ? ` on ${m.step}` : ''}: ${m.why}`);
+      out.push(
+        `  ${clock(m.at)}  ${m.name} ${m.via}${m.by ? ` by ${m.by}` : ''}${m.step ? ` on ${m.step}` : ''}: ${m.why}`,
+      );
     }
   }
   if (snap.queryError && !snap.closed) {
-    out.push('', paint('yellow', `Status query did not answer: ${snap.queryError}`), '  HINT: is a worker polling task queue lifeboat? (lifeboat worker)');
+    out.push(
+      '',
+      paint('yellow', `Status query did not answer: ${snap.queryError}`),
+      '  HINT: is a worker polling task queue lifeboat? (lifeboat worker)',
+    );
   }
   out.push(...outcome(snap, paint));
   return out.join('\n');
@@ -148,8 +181,15 @@ export function renderStatus(snap: StatusSnapshot, opts: RenderOptions): string 
 
 /** One checklist line: marker, step id, duration, and what it did or waits for. */
 export function stepLine(step: StepRecord, pending: PendingDecision | undefined, now: Date): string {
-  const end = step.finishedAt ? new Date(step.finishedAt) : step.state === 'running' || step.state === 'awaiting-approval' ? now : undefined;
-  const duration = step.startedAt && end ? formatDuration(Math.max(0, Math.floor((end.getTime() - Date.parse(step.startedAt)) / 1000))) : '';
+  const end = step.finishedAt
+    ? new Date(step.finishedAt)
+    : step.state === 'running' || step.state === 'awaiting-approval'
+      ? now
+      : undefined;
+  const duration =
+    step.startedAt && end
+      ? formatDuration(Math.max(0, Math.floor((end.getTime() - Date.parse(step.startedAt)) / 1000)))
+      : '';
   const again = step.runs > 1 ? ` (run ${step.runs})` : '';
   let text: string;
   switch (step.state) {
@@ -169,17 +209,26 @@ export function stepLine(step: StepRecord, pending: PendingDecision | undefined,
 }
 
 function approvalNeeds(p: PendingDecision): string {
-  const who = p.approvers.length > 0 ? `${p.min} of ${p.approvers.join(', ')}` : `${p.min} approver${p.min === 1 ? '' : 's'}`;
+  const who =
+    p.approvers.length > 0 ? `${p.min} of ${p.approvers.join(', ')}` : `${p.min} approver${p.min === 1 ? '' : 's'}`;
   return `needs ${who}${p.approvedBy.length > 0 ? `; approved by ${p.approvedBy.join(', ')}` : ''}`;
 }
 
 /** The decision the run waits for, who may give it, and the commands that give it. */
-export function pendingLines(workflowId: string, p: PendingDecision, now: Date, paint: (c: Color | undefined, t: string) => string = (_c, t) => t): string[] {
-  const title = p.kind === 'approval' ? `Waiting for approval of ${p.step}` : `Step ${p.step} failed; waiting for an operator`;
+export function pendingLines(
+  workflowId: string,
+  p: PendingDecision,
+  now: Date,
+  paint: (c: Color | undefined, t: string) => string = (_c, t) => t,
+): string[] {
+  const title =
+    p.kind === 'approval' ? `Waiting for approval of ${p.step}` : `Step ${p.step} failed; waiting for an operator`;
   const out = [paint('yellow', `${title} since ${clock(p.since)} (${since(p.since, now)}):`)];
   if (p.kind === 'approval') {
     const approved = p.approvedBy.length > 0 ? `; approved so far by ${p.approvedBy.join(', ')}` : '';
-    out.push(`  may decide: ${p.approvers.length > 0 ? p.approvers.join(', ') : 'anyone named'} (${p.min} must approve${approved})`);
+    out.push(
+      `  may decide: ${p.approvers.length > 0 ? p.approvers.join(', ') : 'anyone named'} (${p.min} must approve${approved})`,
+    );
   }
   const commands = decisionCommands(workflowId, p);
   out.push(...commands.map((c) => `  ${c}`));
@@ -198,7 +247,10 @@ export function decisionCommands(workflowId: string, p: PendingDecision): string
     // Only the promotion approval can move the target (DESIGN.md §4.1 step 10).
     if (p.step === 'approve-promote') out.push(`lifeboat retarget ${id} --to-time <iso>|--to-lsn <lsn>|... --as <who>`);
     // Conflicts are restored only when an approver says so (DESIGN.md §4.3).
-    if (p.step === 'approve-repair') out.push(`lifeboat approve ${id} approve-repair --as <who> --include changedSince   (also overwrite rows changed since the incident)`);
+    if (p.step === 'approve-repair')
+      out.push(
+        `lifeboat approve ${id} approve-repair --as <who> --include changedSince   (also overwrite rows changed since the incident)`,
+      );
     return out;
   }
   // Skip only where the run offers it (its own how-to names it, for a step
@@ -238,12 +290,16 @@ export function restoreLine(p: RestoreProgress): string {
  * when both are known, else by the last replayed commit time between the
  * backup's start time and the target time.
  */
-export function replayFraction(p: ReplayProgress, status?: Pick<RecoveryStatus, 'target' | 'backup'>): number | undefined {
+export function replayFraction(
+  p: ReplayProgress,
+  status?: Pick<RecoveryStatus, 'target' | 'backup'>,
+): number | undefined {
   if (p.phase === 'paused') return 1;
   const from = lsnValue(p.startLsn ?? status?.backup?.startLsn);
   const to = lsnValue(p.targetLsn ?? (status && 'lsn' in status.target ? status.target.lsn : undefined));
   const at = lsnValue(p.lsn);
-  if (from !== undefined && to !== undefined && at !== undefined && to > from) return Number(at - from) / Number(to - from);
+  if (from !== undefined && to !== undefined && at !== undefined && to > from)
+    return Number(at - from) / Number(to - from);
   const start = status?.backup ? Date.parse(status.backup.startTime) : NaN;
   const target = Date.parse(p.targetTime ?? (status && 'time' in status.target ? status.target.time : ''));
   const time = Date.parse(p.time ?? '');
@@ -305,7 +361,9 @@ export function statusFromEvidence(e: Evidence): RecoveryStatus {
 }
 
 function bareHeader(snap: StatusSnapshot, now: Date): string[] {
-  const out = [`recoverToPointInTime ${snap.workflowId}${snap.startedAt ? `  started ${snap.startedAt}, elapsed ${since(snap.startedAt, now)}` : ''}`];
+  const out = [
+    `recoverToPointInTime ${snap.workflowId}${snap.startedAt ? `  started ${snap.startedAt}, elapsed ${since(snap.startedAt, now)}` : ''}`,
+  ];
   if (snap.queryError) out.push(`  status query did not answer: ${snap.queryError}`);
   if (!snap.closed) out.push('  HINT: is a worker polling task queue lifeboat? (lifeboat worker)');
   return out;
@@ -317,7 +375,13 @@ function outcome(snap: StatusSnapshot, paint: (c: Color | undefined, t: string) 
   if (snap.closed.status === 'COMPLETED' && e) {
     const rto = e.rtoObservedSeconds !== undefined ? `, RTO ${formatDuration(e.rtoObservedSeconds)}` : '';
     const rpo = e.rpoObservedSeconds !== undefined ? `, RPO ${formatDuration(e.rpoObservedSeconds)}` : '';
-    return ['', paint(e.validationStatus === 'passed' ? 'green' : 'red', `Finished at ${e.finishedAt}: validation ${e.validationStatus}${rto}${rpo}`)];
+    return [
+      '',
+      paint(
+        e.validationStatus === 'passed' ? 'green' : 'red',
+        `Finished at ${e.finishedAt}: validation ${e.validationStatus}${rto}${rpo}`,
+      ),
+    ];
   }
   const lines = ['', paint('red', `Closed: ${snap.closed.status}${snap.closed.at ? ` at ${snap.closed.at}` : ''}`)];
   if (snap.failure) lines.push(...snap.failure.split('\n').map((l) => `  ${l}`));
@@ -326,7 +390,9 @@ function outcome(snap: StatusSnapshot, paint: (c: Color | undefined, t: string) 
 
 /** Whether a closed run ended well: completed, and its evidence does not say otherwise. */
 export function succeeded(snap: StatusSnapshot): boolean {
-  return snap.closed?.status === 'COMPLETED' && (snap.result === undefined || snap.result.validationStatus === 'passed');
+  return (
+    snap.closed?.status === 'COMPLETED' && (snap.result === undefined || snap.result.validationStatus === 'passed')
+  );
 }
 
 // ---------------------------------------------------------------- the start of a run
@@ -355,7 +421,11 @@ export function recoveryDetails(input: ParsedInput, startedBy?: string): string 
     ['backup', input.backupId ?? 'chosen by preflight'],
     ['started by', startedBy],
   ];
-  return ['| | |', '|---|---|', ...rows.filter(([, v]) => v !== undefined).map(([k, v]) => `| ${k} | ${mdText(v!)} |`)].join('\n');
+  return [
+    '| | |',
+    '|---|---|',
+    ...rows.filter(([, v]) => v !== undefined).map(([k, v]) => `| ${k} | ${mdText(v!)} |`),
+  ].join('\n');
 }
 
 // ---------------------------------------------------------------- small helpers
@@ -377,7 +447,10 @@ function firstLine(s: string): string {
 /** The error's hints, or the HINT lines its message carries (ApplicationFailure messages keep them). */
 function errorHints(message: string, hints: string[]): string[] {
   if (hints.length > 0) return hints;
-  return message.split('\n').filter((l) => l.startsWith('HINT: ')).map((l) => l.slice('HINT: '.length));
+  return message
+    .split('\n')
+    .filter((l) => l.startsWith('HINT: '))
+    .map((l) => l.slice('HINT: '.length));
 }
 
 function shellWord(s: string): string {
@@ -397,7 +470,12 @@ export interface RetargetOutcome {
 }
 
 /** What the workflow will do after a retarget signal, read from its status right after. */
-export function retargetOutcome(workflowId: string, status: RecoveryStatus | undefined, sent: Target, by: string): RetargetOutcome {
+export function retargetOutcome(
+  workflowId: string,
+  status: RecoveryStatus | undefined,
+  sent: Target,
+  by: string,
+): RetargetOutcome {
   if (!status) return { lines: [`the status query did not answer; check with lifeboat status ${workflowId}`] };
   if (JSON.stringify(status.target) === JSON.stringify(sent)) {
     const next = status.steps.find((s) => s.state !== 'done' && s.state !== 'skipped');
@@ -409,13 +487,25 @@ export function retargetOutcome(workflowId: string, status: RecoveryStatus | und
       ],
     };
   }
-  const ignored = [...status.ignored].reverse().find((m) => m.name === 'retarget' && (m.by === undefined || m.by === by));
-  if (ignored) return { taken: false, lines: [`ignored: ${ignored.why}`, `the run still recovers to ${describeTarget(status.target)}`] };
-  return { lines: [`not taken yet: the run still recovers to ${describeTarget(status.target)}; check with lifeboat status ${workflowId}`] };
+  const ignored = [...status.ignored]
+    .reverse()
+    .find((m) => m.name === 'retarget' && (m.by === undefined || m.by === by));
+  if (ignored)
+    return {
+      taken: false,
+      lines: [`ignored: ${ignored.why}`, `the run still recovers to ${describeTarget(status.target)}`],
+    };
+  return {
+    lines: [
+      `not taken yet: the run still recovers to ${describeTarget(status.target)}; check with lifeboat status ${workflowId}`,
+    ],
+  };
 }
 
 /** Evidence keeps a step's error as "TYPE: message"; the type is the catalogue's, or UNEXPECTED. */
 function errorOfEvidence(text: string): StepError {
   const m = /^([A-Z_]+): ([\s\S]*)$/.exec(text);
-  return m && isErrorCode(m[1]) ? { type: m[1], message: m[2]!, hints: [] } : { type: 'UNEXPECTED', message: text, hints: [] };
+  return m && isErrorCode(m[1])
+    ? { type: m[1], message: m[2]!, hints: [] }
+    : { type: 'UNEXPECTED', message: text, hints: [] };
 }

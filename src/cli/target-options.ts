@@ -42,7 +42,10 @@ export function targetFromFlags(flags: TargetFlags, command: string): Target {
     });
   }
   if (given.length > 1) {
-    throw new LifeboatError('INPUT_INVALID', `${command} takes one target, got ${given.map(([f]) => f).join(' and ')}: ${ONE_OF}`);
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `${command} takes one target, got ${given.map(([f]) => f).join(' and ')}: ${ONE_OF}`,
+    );
   }
   const [flag, value] = given[0]!;
   const shown = JSON.stringify(Object.values(value)[0]);
@@ -59,9 +62,13 @@ export function targetFromFlags(flags: TargetFlags, command: string): Target {
   const parsed = Target.safeParse(value);
   if (!parsed.success) {
     const message = parsed.error.issues[0]?.message ?? '';
-    throw new LifeboatError('INPUT_INVALID', `${flag} ${shown}: ${message.startsWith('expected') ? message : FALLBACK[flag]}`, {
-      ...(flag === '--to-time' ? { hints: [ACCEPTED_TIMES] } : {}),
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `${flag} ${shown}: ${message.startsWith('expected') ? message : FALLBACK[flag]}`,
+      {
+        ...(flag === '--to-time' ? { hints: [ACCEPTED_TIMES] } : {}),
+      },
+    );
   }
   return parsed.data;
 }
@@ -81,7 +88,10 @@ export function stepFromArgument(value: string): StepId {
   if ((ALL_STEP_IDS as readonly string[]).includes(step)) return step as StepId;
   const near = nearestStep(step);
   throw new LifeboatError('INPUT_INVALID', `unknown step "${value}"${near ? `: did you mean "${near}"?` : ''}`, {
-    hints: [`steps: ${STEP_IDS.join(', ')}; a repair's own: ${REPAIR_ONLY_STEP_IDS.join(', ')}`, 'lifeboat status <workflowId> shows which step is waiting'],
+    hints: [
+      `steps: ${STEP_IDS.join(', ')}; a repair's own: ${REPAIR_ONLY_STEP_IDS.join(', ')}`,
+      'lifeboat status <workflowId> shows which step is waiting',
+    ],
   });
 }
 

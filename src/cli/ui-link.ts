@@ -49,13 +49,20 @@ export function isLoopback(address: string): boolean {
 }
 
 /** uiUrl: the --ui-url flag, which wins over LIFEBOAT_UI_URL. */
-export async function temporalUiBase(address: string, env: NodeJS.ProcessEnv = process.env, uiUrl?: string): Promise<UiBase> {
+export async function temporalUiBase(
+  address: string,
+  env: NodeJS.ProcessEnv = process.env,
+  uiUrl?: string,
+): Promise<UiBase> {
   const flag = uiUrl?.trim();
   if (flag) return { base: flag.replace(/\/+$/, ''), from: 'flag' };
   const set = env[UI_URL_ENV]?.trim();
   if (set) return { base: set.replace(/\/+$/, ''), from: 'env' };
   const how = `pass --ui-url or set ${UI_URL_ENV} to your Temporal Web UI's address (e.g. export ${UI_URL_ENV}=https://temporal.example.com) to get one here`;
-  if (!isLoopback(address)) return { hint: `no Temporal UI link: the server at ${address} is not on this machine, and its UI's address cannot be derived from it; ${how}` };
+  if (!isLoopback(address))
+    return {
+      hint: `no Temporal UI link: the server at ${address} is not on this machine, and its UI's address cannot be derived from it; ${how}`,
+    };
   const guess = devServerUi(address);
   if (guess && (await answersAsTemporalUi(guess))) return { base: guess, from: 'dev-server' };
   return {

@@ -27,7 +27,9 @@ export function workflowError(err: unknown, workflowType: string, workflowId: st
   const message = `${workflowType} ${workflowId} failed: ${f.message}`;
   // A code that means bad usage (INPUT_INVALID ...) would make the CLI exit 2:
   // the operation failed in the workflow, so it is always exit 1 here.
-  return isErrorCode(f.type) && f.type !== 'INPUT_INVALID' ? new LifeboatError(f.type, message, { cause: err }) : new Error(message, { cause: err });
+  return isErrorCode(f.type) && f.type !== 'INPUT_INVALID'
+    ? new LifeboatError(f.type, message, { cause: err })
+    : new Error(message, { cause: err });
 }
 
 /** The refusal or failure as one line for an operator: "<CODE>: <message>", or the deepest message when no ApplicationFailure is inside. */

@@ -18,7 +18,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TLSConfig } from '@temporalio/client';
-import { loadClientConfig, loadClientConfigProfile, type ClientConfigProfile, type ConfigDataSource } from '@temporalio/envconfig';
+import {
+  loadClientConfig,
+  loadClientConfigProfile,
+  type ClientConfigProfile,
+  type ConfigDataSource,
+} from '@temporalio/envconfig';
 import { LifeboatError, errorMessage } from '../errors';
 
 /** The command-line flags, named as the Temporal CLI names them. */
@@ -59,7 +64,8 @@ type TlsField = keyof typeof TLS_FIELDS;
 /** The file envconfig reads when neither --config-file nor TEMPORAL_CONFIG_FILE names one (Linux: XDG_CONFIG_HOME or ~/.config). */
 export function defaultConfigFile(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (os.platform() === 'win32') return env.APPDATA ? path.join(env.APPDATA, 'temporalio', 'temporal.toml') : undefined;
-  if (os.platform() === 'darwin') return env.HOME ? path.join(env.HOME, 'Library', 'Application Support', 'temporalio', 'temporal.toml') : undefined;
+  if (os.platform() === 'darwin')
+    return env.HOME ? path.join(env.HOME, 'Library', 'Application Support', 'temporalio', 'temporal.toml') : undefined;
   const xdg = env.XDG_CONFIG_HOME;
   if (xdg) return path.isAbsolute(xdg) ? path.join(xdg, 'temporalio', 'temporal.toml') : undefined;
   return env.HOME ? path.join(env.HOME, '.config', 'temporalio', 'temporal.toml') : undefined;
@@ -70,12 +76,22 @@ const stringEnv = (env: NodeJS.ProcessEnv): Record<string, string> =>
 
 /** Flags first, then the environment, then the profile; throws a LifeboatError naming the file, profile, variable or key at fault. */
 export function resolveTemporal(flags: TemporalFlags = {}, env: NodeJS.ProcessEnv = process.env): TemporalTarget {
-  const explicitFile = flags.configFile ? { path: path.resolve(flags.configFile), by: '--config-file' } : env.TEMPORAL_CONFIG_FILE ? { path: env.TEMPORAL_CONFIG_FILE, by: 'TEMPORAL_CONFIG_FILE' } : undefined;
+  const explicitFile = flags.configFile
+    ? { path: path.resolve(flags.configFile), by: '--config-file' }
+    : env.TEMPORAL_CONFIG_FILE
+      ? { path: env.TEMPORAL_CONFIG_FILE, by: 'TEMPORAL_CONFIG_FILE' }
+      : undefined;
   const file = explicitFile?.path ?? defaultConfigFile(env);
   if (explicitFile && !existsSync(explicitFile.path)) {
-    throw new LifeboatError('INPUT_INVALID', `Temporal config file ${explicitFile.path} (named by ${explicitFile.by}) does not exist`, {
-      hints: ['write it (the Temporal CLI does: temporal config set --prop address --value <host:port> --profile <name>), or correct the path'],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `Temporal config file ${explicitFile.path} (named by ${explicitFile.by}) does not exist`,
+      {
+        hints: [
+          'write it (the Temporal CLI does: temporal config set --prop address --value <host:port> --profile <name>), or correct the path',
+        ],
+      },
+    );
   }
   const fileExists = file !== undefined && existsSync(file);
   const profileName = flags.profile ?? env.TEMPORAL_PROFILE;
@@ -88,7 +104,9 @@ export function resolveTemporal(flags: TemporalFlags = {}, env: NodeJS.ProcessEn
     err instanceof LifeboatError
       ? err
       : new LifeboatError('INPUT_INVALID', `cannot read the Temporal config file ${file}: ${errorMessage(err)}`, {
-          hints: ['it is TOML: [profile.<name>] tables with address, namespace, api_key and a [profile.<name>.tls] table (client_cert_path, client_key_path, server_ca_cert_path, server_name)'],
+          hints: [
+            'it is TOML: [profile.<name>] tables with address, namespace, api_key and a [profile.<name>.tls] table (client_cert_path, client_key_path, server_ca_cert_path, server_name)',
+          ],
           cause: err,
         });
   let profiles: Record<string, ClientConfigProfile> = {};
@@ -102,12 +120,23 @@ export function resolveTemporal(flags: TemporalFlags = {}, env: NodeJS.ProcessEn
   }
   if (profileName && !profiles[profileName]) {
     const known = Object.keys(profiles);
-    throw new LifeboatError('INPUT_INVALID', `Temporal profile "${profileName}" (named by ${profileBy}) is not in ${fileExists ? file : `${file ?? 'the default config file'}, which does not exist`}`, {
-      hints: [known.length ? `the file has profile(s): ${known.join(', ')}` : 'the file has no [profile.<name>] table', 'TEMPORAL_CONFIG_FILE or --config-file names another file'],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `Temporal profile "${profileName}" (named by ${profileBy}) is not in ${fileExists ? file : `${file ?? 'the default config file'}, which does not exist`}`,
+      {
+        hints: [
+          known.length ? `the file has profile(s): ${known.join(', ')}` : 'the file has no [profile.<name>] table',
+          'TEMPORAL_CONFIG_FILE or --config-file names another file',
+        ],
+      },
+    );
   }
   const useFile = Object.keys(profiles).length > 0;
-  const source = { ...(useFile ? { configSource: { path: file! } } : { disableFile: true }), ...(profileName ? { profile: profileName } : {}), overrideEnvVars: envVars };
+  const source = {
+    ...(useFile ? { configSource: { path: file! } } : { disableFile: true }),
+    ...(profileName ? { profile: profileName } : {}),
+    overrideEnvVars: envVars,
+  };
   let fromFile: ClientConfigProfile = {};
   let merged: ClientConfigProfile;
   try {
@@ -144,10 +173,16 @@ export function resolveTemporal(flags: TemporalFlags = {}, env: NodeJS.ProcessEn
     try {
       return readFileSync(src.path);
     } catch (err) {
-      throw new LifeboatError('INPUT_INVALID', `cannot read the Temporal TLS ${field === 'serverCACert' ? 'server CA certificate' : field === 'clientCert' ? 'client certificate' : 'client key'} ${src.path} (named by ${namedBy(field, src)}): ${errorMessage(err)}`, {
-        hints: ['expected a PEM file readable by the user running Lifeboat; correct the path or the variable/profile key named above'],
-        cause: err,
-      });
+      throw new LifeboatError(
+        'INPUT_INVALID',
+        `cannot read the Temporal TLS ${field === 'serverCACert' ? 'server CA certificate' : field === 'clientCert' ? 'client certificate' : 'client key'} ${src.path} (named by ${namedBy(field, src)}): ${errorMessage(err)}`,
+        {
+          hints: [
+            'expected a PEM file readable by the user running Lifeboat; correct the path or the variable/profile key named above',
+          ],
+          cause: err,
+        },
+      );
     }
   };
 
@@ -158,10 +193,18 @@ export function resolveTemporal(flags: TemporalFlags = {}, env: NodeJS.ProcessEn
     tlsSays = `TLS turned off (by ${env.TEMPORAL_TLS !== undefined ? 'TEMPORAL_TLS' : `tls.disabled of ${where(profileUsed ?? 'default')}`})`;
   } else if (tlsConfigured) {
     if (Boolean(tlsIn.clientCert) !== Boolean(tlsIn.clientKey)) {
-      const [has, lacks] = tlsIn.clientCert ? (['clientCert', 'clientKey'] as const) : (['clientKey', 'clientCert'] as const);
-      throw new LifeboatError('INPUT_INVALID', `a Temporal TLS ${has === 'clientCert' ? 'client certificate' : 'client key'} is named (by ${namedBy(has, tlsIn[has]!)}) without its ${lacks === 'clientCert' ? 'certificate' : 'key'}`, {
-        hints: [`set ${TLS_FIELDS[lacks].env}_PATH, ${TLS_FIELDS[lacks].flag} or tls.${TLS_FIELDS[lacks].key}_path in the profile: mTLS needs both`],
-      });
+      const [has, lacks] = tlsIn.clientCert
+        ? (['clientCert', 'clientKey'] as const)
+        : (['clientKey', 'clientCert'] as const);
+      throw new LifeboatError(
+        'INPUT_INVALID',
+        `a Temporal TLS ${has === 'clientCert' ? 'client certificate' : 'client key'} is named (by ${namedBy(has, tlsIn[has]!)}) without its ${lacks === 'clientCert' ? 'certificate' : 'key'}`,
+        {
+          hints: [
+            `set ${TLS_FIELDS[lacks].env}_PATH, ${TLS_FIELDS[lacks].flag} or tls.${TLS_FIELDS[lacks].key}_path in the profile: mTLS needs both`,
+          ],
+        },
+      );
     }
     const crt = read('clientCert');
     const key = read('clientKey');
@@ -172,8 +215,12 @@ export function resolveTemporal(flags: TemporalFlags = {}, env: NodeJS.ProcessEn
       ...(crt && key ? { clientCertPair: { crt, key } } : {}),
     };
     const parts = [
-      crt ? `client certificate ${'path' in tlsIn.clientCert! ? tlsIn.clientCert.path : `from ${namedBy('clientCert', tlsIn.clientCert!)}`}` : 'no client certificate',
-      ca ? `server CA ${'path' in tlsIn.serverCACert! ? tlsIn.serverCACert.path : `from ${namedBy('serverCACert', tlsIn.serverCACert!)}`}` : "the system's CAs",
+      crt
+        ? `client certificate ${'path' in tlsIn.clientCert! ? tlsIn.clientCert.path : `from ${namedBy('clientCert', tlsIn.clientCert!)}`}`
+        : 'no client certificate',
+      ca
+        ? `server CA ${'path' in tlsIn.serverCACert! ? tlsIn.serverCACert.path : `from ${namedBy('serverCACert', tlsIn.serverCACert!)}`}`
+        : "the system's CAs",
       ...(tlsIn.serverName ? [`server name ${tlsIn.serverName}`] : []),
     ];
     tlsSays = `TLS with ${parts.join(', ')}`;
@@ -182,8 +229,17 @@ export function resolveTemporal(flags: TemporalFlags = {}, env: NodeJS.ProcessEn
     tls = true;
     tlsSays = "TLS with the system's CAs";
   }
-  const apiKeyBy = merged.apiKey === undefined ? undefined : env.TEMPORAL_API_KEY !== undefined ? 'TEMPORAL_API_KEY' : `api_key of ${where(profileUsed ?? 'default')}`;
-  const origin = [tlsSays, ...(apiKeyBy ? [`API key from ${apiKeyBy}`] : []), ...(profileUsed ? [where(profileUsed)] : [])].join('; ');
+  const apiKeyBy =
+    merged.apiKey === undefined
+      ? undefined
+      : env.TEMPORAL_API_KEY !== undefined
+        ? 'TEMPORAL_API_KEY'
+        : `api_key of ${where(profileUsed ?? 'default')}`;
+  const origin = [
+    tlsSays,
+    ...(apiKeyBy ? [`API key from ${apiKeyBy}`] : []),
+    ...(profileUsed ? [where(profileUsed)] : []),
+  ].join('; ');
   return {
     address,
     namespace,
@@ -195,7 +251,12 @@ export function resolveTemporal(flags: TemporalFlags = {}, env: NodeJS.ProcessEn
 }
 
 /** What Connection.connect / NativeConnection.connect take. */
-export function connectionOptions(t: TemporalTarget): { address: string; tls?: TLSConfig | boolean; apiKey?: string; metadata?: Record<string, string> } {
+export function connectionOptions(t: TemporalTarget): {
+  address: string;
+  tls?: TLSConfig | boolean;
+  apiKey?: string;
+  metadata?: Record<string, string>;
+} {
   return {
     address: t.address,
     ...(t.tls !== undefined ? { tls: t.tls } : {}),
@@ -211,17 +272,25 @@ export function unreachable(t: TemporalTarget, err: unknown): LifeboatError {
   if (code === 7 || code === 16) return refused(t, err);
   const tlsOn = t.tls !== undefined && t.tls !== false;
   const hasCert = typeof t.tls === 'object' && t.tls.clientCertPair !== undefined;
-  return new LifeboatError('TOOL_FAILED', `cannot reach the Temporal server at ${t.address} (namespace ${t.namespace}; ${t.origin ?? 'plaintext (no TLS)'}): ${errorMessage(err)}`, {
-    hints: [
-      'is the Temporal server running? (npm start runs a dev server on 127.0.0.1:7233)',
-      'the address, namespace and TLS come from --address/--namespace/--profile/--tls-* flags, then TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS*, then the profile (TEMPORAL_PROFILE) of TEMPORAL_CONFIG_FILE or ~/.config/temporalio/temporal.toml',
-      ...(tlsOn && !hasCert
-        ? ['TLS is on without a client certificate: a server that requires mTLS refuses the handshake; set TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH (or tls.client_cert_path and tls.client_key_path in the profile)']
-        : []),
-      ...(!tlsOn ? ['TLS is off: a server that requires TLS drops the connection; set TEMPORAL_TLS=true or a TLS profile'] : []),
-    ],
-    cause: err,
-  });
+  return new LifeboatError(
+    'TOOL_FAILED',
+    `cannot reach the Temporal server at ${t.address} (namespace ${t.namespace}; ${t.origin ?? 'plaintext (no TLS)'}): ${errorMessage(err)}`,
+    {
+      hints: [
+        'is the Temporal server running? (npm start runs a dev server on 127.0.0.1:7233)',
+        'the address, namespace and TLS come from --address/--namespace/--profile/--tls-* flags, then TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS*, then the profile (TEMPORAL_PROFILE) of TEMPORAL_CONFIG_FILE or ~/.config/temporalio/temporal.toml',
+        ...(tlsOn && !hasCert
+          ? [
+              'TLS is on without a client certificate: a server that requires mTLS refuses the handshake; set TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH (or tls.client_cert_path and tls.client_key_path in the profile)',
+            ]
+          : []),
+        ...(!tlsOn
+          ? ['TLS is off: a server that requires TLS drops the connection; set TEMPORAL_TLS=true or a TLS profile']
+          : []),
+      ],
+      cause: err,
+    },
+  );
 }
 
 /** The gRPC status code of an error or of its causes (the SDK wraps a refused connection's in "Failed to connect"), and the error that carries it. */
@@ -243,21 +312,32 @@ export function refused(t: TemporalTarget, err: unknown): LifeboatError {
   const code = status?.code;
   const detail = errorMessage(status?.err ?? err);
   if (code === 5) {
-    return new LifeboatError('INPUT_INVALID', `namespace ${t.namespace} does not exist on the Temporal server at ${t.address}: ${detail}`, {
-      hints: [`an administrator creates it: temporal operator namespace create --namespace ${t.namespace}`, 'or name another with --namespace, TEMPORAL_NAMESPACE or the profile\'s namespace'],
-      cause: err,
-    });
+    return new LifeboatError(
+      'INPUT_INVALID',
+      `namespace ${t.namespace} does not exist on the Temporal server at ${t.address}: ${detail}`,
+      {
+        hints: [
+          `an administrator creates it: temporal operator namespace create --namespace ${t.namespace}`,
+          "or name another with --namespace, TEMPORAL_NAMESPACE or the profile's namespace",
+        ],
+        cause: err,
+      },
+    );
   }
   if (code === 7 || code === 16) {
     const apiKeyFrom = /API key from ([^;]+)/.exec(t.origin ?? '')?.[1];
-    return new LifeboatError('TOOL_FAILED', `the Temporal server at ${t.address} refused access to namespace ${t.namespace}: ${detail} (${t.origin ?? 'plaintext (no TLS)'})`, {
-      hints: [
-        t.apiKey === undefined
-          ? 'no API key was sent: set TEMPORAL_API_KEY, or api_key in the profile (--profile, TEMPORAL_PROFILE)'
-          : `the API key (from ${apiKeyFrom ?? 'the configuration'}) is not valid for this server, or grants no role on namespace ${t.namespace}`,
-      ],
-      cause: err,
-    });
+    return new LifeboatError(
+      'TOOL_FAILED',
+      `the Temporal server at ${t.address} refused access to namespace ${t.namespace}: ${detail} (${t.origin ?? 'plaintext (no TLS)'})`,
+      {
+        hints: [
+          t.apiKey === undefined
+            ? 'no API key was sent: set TEMPORAL_API_KEY, or api_key in the profile (--profile, TEMPORAL_PROFILE)'
+            : `the API key (from ${apiKeyFrom ?? 'the configuration'}) is not valid for this server, or grants no role on namespace ${t.namespace}`,
+        ],
+        cause: err,
+      },
+    );
   }
   return unreachable(t, err);
 }

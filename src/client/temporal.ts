@@ -24,5 +24,8 @@ export async function connectClient(target: TemporalTarget): Promise<Client> {
 
 /** A workflow id that sorts by time and names what it is for: backup-orders-20261121T190102Z. */
 export function timestampedId(prefix: string, now = new Date()): string {
-  return `${prefix}-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`;
+  return `${prefix}-${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}`;
 }

@@ -59,7 +59,9 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
       });
     }
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw await fail(`${spec.name} exited (${child.exitCode ?? child.signalCode}) while starting: ${logTail(spec.logFile, logFrom)}`);
+      throw await fail(
+        `${spec.name} exited (${child.exitCode ?? child.signalCode}) while starting: ${logTail(spec.logFile, logFrom)}`,
+      );
     }
     if (await spec.ready().catch(() => false)) return { stop };
     if (Date.now() > deadline) throw await fail(`${spec.name} did not answer within ${START_TIMEOUT_MS / 1000} s`);

@@ -37,9 +37,7 @@ export interface DemoRunbookParams {
 }
 
 export function demoRunbookYaml(p: DemoRunbookParams): string {
-  const repo = p.endpointEnv
-    ? `{ url: "${p.repoUrl}", endpointEnv: ${p.endpointEnv} }`
-    : `{ url: "${p.repoUrl}" }`;
+  const repo = p.endpointEnv ? `{ url: "${p.repoUrl}", endpointEnv: ${p.endpointEnv} }` : `{ url: "${p.repoUrl}" }`;
   return `# Written by Lifeboat's sandbox (src/dev/demo-runbook.ts); see runbooks/orders.example.yaml
 # for a commented runbook. The sandbox primary trusts loopback connections,
 # so no passwordEnv is needed here.

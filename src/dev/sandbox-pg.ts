@@ -23,7 +23,12 @@ export interface SandboxPg {
 }
 
 /** Runs a command as the OS user (via runuser when we are root, directly otherwise). */
-export async function asOsUser(user: string, bin: string, args: string[], env: Record<string, string> = {}): Promise<string> {
+export async function asOsUser(
+  user: string,
+  bin: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<string> {
   const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
   const isRoot = process.getuid?.() === 0;
   const [cmd, argv] = isRoot
@@ -41,12 +46,23 @@ export function chownToOsUser(dir: string, user: string): void {
   chownSync(dir, uid, gid);
 }
 
-export async function initSandboxPrimary(pg: SandboxPg, opts: { archiveCommand?: string; conf?: string[] } = {}): Promise<void> {
+export async function initSandboxPrimary(
+  pg: SandboxPg,
+  opts: { archiveCommand?: string; conf?: string[] } = {},
+): Promise<void> {
   if (existsSync(path.join(pg.dataDir, 'PG_VERSION'))) return;
   mkdirSync(pg.socketDir, { recursive: true });
   chownToOsUser(pg.socketDir, pg.osUser);
   await asOsUser(pg.osUser, `${pg.pgBin}/initdb`, [
-    '-D', pg.dataDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C',
+    '-D',
+    pg.dataDir,
+    '-U',
+    'postgres',
+    '--auth=trust',
+    '--no-sync',
+    '-E',
+    'UTF8',
+    '--locale=C',
   ]);
   const conf = [
     `listen_addresses = '127.0.0.1'`,
@@ -63,7 +79,9 @@ export async function initSandboxPrimary(pg: SandboxPg, opts: { archiveCommand?:
   appendFileSync(path.join(pg.dataDir, 'postgresql.conf'), `\n# lifeboat sandbox\n${conf.join('\n')}\n`);
   writeFileSync(
     path.join(pg.dataDir, 'pg_hba.conf'),
-    ['local all all trust', 'host all all 127.0.0.1/32 trust', 'host replication all 127.0.0.1/32 trust', ''].join('\n'),
+    ['local all all trust', 'host all all 127.0.0.1/32 trust', 'host replication all 127.0.0.1/32 trust', ''].join(
+      '\n',
+    ),
   );
 }
 

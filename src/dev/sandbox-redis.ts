@@ -25,7 +25,11 @@ function confValue(value: string): string {
   return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
-export async function startSandboxRedis(opts: { dir: string; port: number; say(line: string): void }): Promise<SandboxRedis> {
+export async function startSandboxRedis(opts: {
+  dir: string;
+  port: number;
+  say(line: string): void;
+}): Promise<SandboxRedis> {
   const conf = path.join(opts.dir, 'redis.conf');
   const pidFile = path.join(opts.dir, 'redis.pid');
   writeFileSync(

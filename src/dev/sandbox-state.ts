@@ -67,14 +67,24 @@ export function runningSandbox(state: string): SandboxState {
   const start = `start it first, in another terminal: npm start${flag ? ` --${flag}` : ''} (or ${cliPath()} dev${flag}), and wait for "Lifeboat sandbox is up."`;
   const notRunning = (why: string) =>
     new LifeboatError('PG_UNREACHABLE', `the Lifeboat sandbox in ${state} is not running: ${why}`, {
-      hints: [start, '--state-dir must name the directory lifeboat dev uses (default .lifeboat/dev, relative to where it was started; with npm start: npm start -- --state-dir <dir>)'],
+      hints: [
+        start,
+        '--state-dir must name the directory lifeboat dev uses (default .lifeboat/dev, relative to where it was started; with npm start: npm start -- --state-dir <dir>)',
+      ],
     });
-  if (!s) throw notRunning(existsSync(state) ? 'no lifeboat dev has it open (no sandbox.json)' : 'the directory does not exist');
+  if (!s)
+    throw notRunning(
+      existsSync(state) ? 'no lifeboat dev has it open (no sandbox.json)' : 'the directory does not exist',
+    );
   if (!isLifeboatProcess(s.pid)) throw notRunning(`the lifeboat dev that started it (pid ${s.pid}) is gone`);
   if (!s.ready) {
-    throw new LifeboatError('PG_UNREACHABLE', `the Lifeboat sandbox in ${state} is still starting (lifeboat dev, pid ${s.pid})`, {
-      hints: ['wait for "Lifeboat sandbox is up." in its terminal, then run this again'],
-    });
+    throw new LifeboatError(
+      'PG_UNREACHABLE',
+      `the Lifeboat sandbox in ${state} is still starting (lifeboat dev, pid ${s.pid})`,
+      {
+        hints: ['wait for "Lifeboat sandbox is up." in its terminal, then run this again'],
+      },
+    );
   }
   return s;
 }

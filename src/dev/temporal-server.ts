@@ -47,9 +47,13 @@ async function waitUntilServing(address: string, child: ChildProcess | undefined
       await new Promise((r) => setTimeout(r, 200));
     }
   }
-  throw new LifeboatError('TOOL_FAILED', `the Temporal dev server did not answer on ${address} within 60 s: ${String(last)}`, {
-    hints: [`see ${logFile}`],
-  });
+  throw new LifeboatError(
+    'TOOL_FAILED',
+    `the Temporal dev server did not answer on ${address} within 60 s: ${String(last)}`,
+    {
+      hints: [`see ${logFile}`],
+    },
+  );
 }
 
 export async function startTemporalDevServer(opts: DevServerOptions): Promise<DevServer> {
@@ -59,7 +63,14 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<De
     process.stderr.write('Temporal CLI not built (no Go?): using the dev server the Temporal SDK downloads\n');
     const { TestWorkflowEnvironment } = await import('@temporalio/testing');
     const env = await TestWorkflowEnvironment.createLocal({
-      server: { ip: '127.0.0.1', port: opts.port, uiPort: opts.uiPort, ui: opts.uiPort !== undefined, dbFilename: opts.dbFilename, searchAttributes: [RUNBOOK_ATTRIBUTE, AWAITING_ATTRIBUTE] },
+      server: {
+        ip: '127.0.0.1',
+        port: opts.port,
+        uiPort: opts.uiPort,
+        ui: opts.uiPort !== undefined,
+        dbFilename: opts.dbFilename,
+        searchAttributes: [RUNBOOK_ATTRIBUTE, AWAITING_ATTRIBUTE],
+      },
     });
     return { address, stop: () => env.teardown() };
   }

@@ -8,7 +8,9 @@ import { z } from 'zod';
 import { Target, type UseStandbyInput, type UseStandbyResult } from '../recovery/contract';
 
 export const DrillInput = z.strictObject({
-  runbook: z.string({ error: 'expected the runbook name, e.g. "orders"' }).min(1, { error: 'expected the runbook name' }),
+  runbook: z
+    .string({ error: 'expected the runbook name, e.g. "orders"' })
+    .min(1, { error: 'expected the runbook name' }),
   /** Without one, a random moment of the runbook's drill.targetWindow that the archive covers. */
   target: Target.optional(),
   /** Leave the promoted drill copy running for inspection instead of removing it. */

@@ -33,7 +33,11 @@ async function smokeSchema(c: Client): Promise<{ schema?: string; searchPath: st
   const { rows } = await c.query<{ s: string; create: boolean }>(
     `select s, has_schema_privilege(s, 'CREATE') as create from unnest(current_schemas(false)) with ordinality as p(s, i) order by i`,
   );
-  return { schema: rows.find((r) => r.create)?.s, searchPath, seen: rows.map((r) => `${r.s} (${r.create ? 'CREATE' : 'no CREATE'})`) };
+  return {
+    schema: rows.find((r) => r.create)?.s,
+    searchPath,
+    seen: rows.map((r) => `${r.s} (${r.create ? 'CREATE' : 'no CREATE'})`),
+  };
 }
 
 /**
@@ -45,11 +49,19 @@ export async function smokeWrite(runbook: Runbook, input: { workflowId: string }
   const site = restoreSite(runbook, 'drill');
   const marker = await requireOurMarker(site.dataDir, input.workflowId, 'smoke-write');
   if (marker.state !== 'promoted') {
-    throw new LifeboatError('PG_RUNNING', `smoke-write: the drill copy in ${site.dataDir} is not promoted (state ${marker.state})`, {
-      hints: ['promote must succeed first; nothing was written'],
-    });
+    throw new LifeboatError(
+      'PG_RUNNING',
+      `smoke-write: the drill copy in ${site.dataDir} is not promoted (state ${marker.state})`,
+      {
+        hints: ['promote must succeed first; nothing was written'],
+      },
+    );
   }
-  const config = siteClientConfig(runbook, site, { application_name: 'lifeboat-drill-smoke', query_timeout: 30_000, connectionTimeoutMillis: 5000 });
+  const config = siteClientConfig(runbook, site, {
+    application_name: 'lifeboat-drill-smoke',
+    query_timeout: 30_000,
+    connectionTimeoutMillis: 5000,
+  });
   const role = String(config.user);
   const database = String(config.database);
   const where = `${site.address}:${site.port} (${site.dataDir}, database ${database})`;
@@ -88,27 +100,47 @@ export async function smokeWrite(runbook: Runbook, input: { workflowId: string }
       await c.query(
         `create table if not exists ${table} (id bigint generated always as identity primary key, workflow_id text not null, written_at timestamptz not null default clock_timestamp())`,
       );
-      const { rows } = await c.query<{ id: string }>(`insert into ${table} (workflow_id) values ($1) returning id::text as id`, [input.workflowId]);
+      const { rows } = await c.query<{ id: string }>(
+        `insert into ${table} (workflow_id) values ($1) returning id::text as id`,
+        [input.workflowId],
+      );
       await c.query('commit');
       const lsn = (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
       return { id: rows[0]!.id, lsn, table, shown };
     });
   } catch (err) {
     if (err instanceof LifeboatError) throw err;
-    throw new LifeboatError('SQL_FAILED', `smoke-write: the promoted drill copy at ${where} refused a write: ${errorMessage(err)}`, {
-      hints: [`the write was: insert into ${SMOKE_TABLE} (created if absent) as ${role}`, 'a copy that cannot take a write cannot replace the primary: read its server log beside the data directory'],
-      cause: err,
-    });
+    throw new LifeboatError(
+      'SQL_FAILED',
+      `smoke-write: the promoted drill copy at ${where} refused a write: ${errorMessage(err)}`,
+      {
+        hints: [
+          `the write was: insert into ${SMOKE_TABLE} (created if absent) as ${role}`,
+          'a copy that cannot take a write cannot replace the primary: read its server log beside the data directory',
+        ],
+        cause: err,
+      },
+    );
   }
   const back = await connectAnd((c) =>
     c.query<{ workflow_id: string }>(`select workflow_id from ${written.table} where id = $1`, [written.id]),
   ).catch((err: unknown) => {
-    throw new LifeboatError('SQL_FAILED', `smoke-write: the row written in the drill copy at ${where} could not be read back: ${errorMessage(err)}`, { cause: err });
+    throw new LifeboatError(
+      'SQL_FAILED',
+      `smoke-write: the row written in the drill copy at ${where} could not be read back: ${errorMessage(err)}`,
+      { cause: err },
+    );
   });
   if (back.rows[0]?.workflow_id !== input.workflowId) {
-    throw new LifeboatError('SQL_FAILED', `smoke-write: row ${written.id} of ${written.shown} in the drill copy at ${where} was committed but reads back as ${JSON.stringify(back.rows[0] ?? null)}`, {
-      hints: ['a committed write that does not read back is data loss: keep the copy (keep: true) and read its server log'],
-    });
+    throw new LifeboatError(
+      'SQL_FAILED',
+      `smoke-write: row ${written.id} of ${written.shown} in the drill copy at ${where} was committed but reads back as ${JSON.stringify(back.rows[0] ?? null)}`,
+      {
+        hints: [
+          'a committed write that does not read back is data loss: keep the copy (keep: true) and read its server log',
+        ],
+      },
+    );
   }
   return { writableAt: new Date().toISOString(), table: written.shown, id: written.id, lsn: written.lsn };
 }
@@ -134,9 +166,15 @@ export async function teardownDrill(runbook: Runbook, input: { workflowId: strin
   // fast shuts down cleanly; the copy is thrown away, so its state does not matter, only that nothing is left running.
   const stopped = await stopPostmaster(site.pg, 'tearing down the drill copy');
   if (await postmasterRunning(site.pg)) {
-    throw new LifeboatError('PG_RUNNING', `teardown: PostgreSQL in the drill copy ${site.dataDir} is still running after pg_ctl stop`, {
-      hints: [`stop it by hand (as ${site.pg.osUser}): ${site.pg.pgBin}/pg_ctl stop -D ${site.dataDir} -m immediate, then remove ${site.dataDir}`],
-    });
+    throw new LifeboatError(
+      'PG_RUNNING',
+      `teardown: PostgreSQL in the drill copy ${site.dataDir} is still running after pg_ctl stop`,
+      {
+        hints: [
+          `stop it by hand (as ${site.pg.osUser}): ${site.pg.pgBin}/pg_ctl stop -D ${site.dataDir} -m immediate, then remove ${site.dataDir}`,
+        ],
+      },
+    );
   }
   // Its WAL prefetcher may still be writing into the spool: end it first, or the removal fails (ENOTEMPTY).
   await stopPrefetcher(site.dataDir);
@@ -159,5 +197,8 @@ export async function teardownDrill(runbook: Runbook, input: { workflowId: strin
 /** Paths teardown removes, for tests and messages. */
 export function drillPaths(runbook: Runbook): { dataDir: string; log: string } {
   const site = restoreSite(runbook, 'drill');
-  return { dataDir: site.dataDir, log: path.join(path.dirname(site.dataDir), `${path.basename(site.dataDir)}.lifeboat-postgres.log`) };
+  return {
+    dataDir: site.dataDir,
+    log: path.join(path.dirname(site.dataDir), `${path.basename(site.dataDir)}.lifeboat-postgres.log`),
+  };
 }

@@ -16,7 +16,8 @@ const MAX_SEGMENTS = 6;
 
 // pg_waldump prints "desc: COMMIT 2026-11-21 22:40:01.123456 UTC" for commit records
 // (and ABORT likewise; both are stop points of recovery_target_time).
-const RECORD_TIME = /\blsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: (?:COMMIT|ABORT) (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) UTC/g;
+const RECORD_TIME =
+  /\blsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: (?:COMMIT|ABORT) (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) UTC/g;
 
 export async function newestArchivedCommit(opts: {
   repo: Repository;
@@ -27,7 +28,11 @@ export async function newestArchivedCommit(opts: {
   /** In this segment only records before `lsn` count (a parent timeline's copy read up to the switch point: ArchiveLine.endCap). */
   endCap?: { segment: string; lsn: string };
 }): Promise<{ time: string; segment: string } | undefined> {
-  const segments = opts.files.filter((f) => walFileKind(f) === 'segment').sort().slice(-MAX_SEGMENTS).reverse();
+  const segments = opts.files
+    .filter((f) => walFileKind(f) === 'segment')
+    .sort()
+    .slice(-MAX_SEGMENTS)
+    .reverse();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lifeboat-drill-waldump-'));
   try {
     for (const segment of segments) {
@@ -38,7 +43,9 @@ export async function newestArchivedCommit(opts: {
       const out = await waldump(`${opts.pgBin}/pg_waldump`, ['--rmgr=Transaction', file]);
       await rm(file, { force: true });
       const cap = opts.endCap?.segment === segment ? parseLsn(opts.endCap.lsn) : undefined;
-      const times = [...out.matchAll(RECORD_TIME)].filter((m) => cap === undefined || parseLsn(m[1]!) < cap).map((m) => `${m[2]!.replace(' ', 'T')}Z`);
+      const times = [...out.matchAll(RECORD_TIME)]
+        .filter((m) => cap === undefined || parseLsn(m[1]!) < cap)
+        .map((m) => `${m[2]!.replace(' ', 'T')}Z`);
       const last = times.sort().pop();
       if (last) return { time: new Date(Date.parse(last)).toISOString(), segment };
     }
@@ -56,9 +63,15 @@ export async function newestArchivedCommit(opts: {
  */
 export function waldump(bin: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(bin, args, { env: { ...process.env, TZ: 'UTC' }, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 }, (err, stdout) => {
-      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') reject(new Error(`${bin} not found: set cluster.pgBin in the runbook`));
-      else resolve(stdout);
-    });
+    execFile(
+      bin,
+      args,
+      { env: { ...process.env, TZ: 'UTC' }, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
+      (err, stdout) => {
+        if (err && (err as NodeJS.ErrnoException).code === 'ENOENT')
+          reject(new Error(`${bin} not found: set cluster.pgBin in the runbook`));
+        else resolve(stdout);
+      },
+    );
   });
 }

@@ -32,8 +32,7 @@ export interface WindowFacts {
 }
 
 export type DrillWindow =
-  | { kind: 'window'; from: number; to: number; backupId: string; why: string }
-  | { kind: 'none'; why: string };
+  { kind: 'window'; from: number; to: number; backupId: string; why: string } | { kind: 'none'; why: string };
 
 export function drillWindow(f: WindowFacts): DrillWindow {
   const usable = [...f.backups]
@@ -53,14 +52,28 @@ export function drillWindow(f: WindowFacts): DrillWindow {
       why: `the newest archived commit (${f.newestCommit.time}, in ${f.newestCommit.segment}) is not after ${new Date(from).toISOString()} (end of backup ${oldest.backupId}, the start of the ${f.targetWindowSeconds}s window${f.after ? ", or the warm standby's last replayed commit" : ''})`,
     };
   }
-  const clipped = from === afterStandby ? `the warm standby's last replayed commit (${f.after})` : from === windowStart ? `the start of drill.targetWindow (${f.targetWindowSeconds}s ago)` : `the end of backup ${oldest.backupId}, the oldest usable verified backup`;
-  return { kind: 'window', from, to, backupId: oldest.backupId, why: `from ${clipped} to the newest archived commit (${f.newestCommit.time}, in ${f.newestCommit.segment})` };
+  const clipped =
+    from === afterStandby
+      ? `the warm standby's last replayed commit (${f.after})`
+      : from === windowStart
+        ? `the start of drill.targetWindow (${f.targetWindowSeconds}s ago)`
+        : `the end of backup ${oldest.backupId}, the oldest usable verified backup`;
+  return {
+    kind: 'window',
+    from,
+    to,
+    backupId: oldest.backupId,
+    why: `from ${clipped} to the newest archived commit (${f.newestCommit.time}, in ${f.newestCommit.segment})`,
+  };
 }
 
 /** A time drawn from the window with `random` in [0, 1); a given random makes it testable. */
 export function pickTarget(w: DrillWindow, random: number): DrillTarget {
   if (w.kind === 'none') {
-    return { target: { latest: true }, why: `no time could be picked (${w.why}): the drill replays to the end of the archive` };
+    return {
+      target: { latest: true },
+      why: `no time could be picked (${w.why}): the drill replays to the end of the archive`,
+    };
   }
   const at = new Date(Math.floor(w.from + random * (w.to - w.from))).toISOString();
   return {

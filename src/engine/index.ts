@@ -26,9 +26,17 @@ export { PgBackRestEngine } from './pgbackrest/engine';
  * The runbook's engine. Lifeboat's own reads the runbook's (first)
  * repository: `repo` when the caller has it open, else opened here for `role`.
  */
-export async function openEngine(runbook: Runbook, opts: { repo?: Repository; role?: StorageRole } = {}): Promise<BackupEngine> {
+export async function openEngine(
+  runbook: Runbook,
+  opts: { repo?: Repository; role?: StorageRole } = {},
+): Promise<BackupEngine> {
   const setting = engineSetting(runbook);
   if (setting.kind === 'pgbackrest') return new PgBackRestEngine(setting, { osUser: runbook.cluster.osUser });
-  const repo = opts.repo ?? (await openRepository(runbook.repository.url, { ...runbook.repository, ...(opts.role ? { role: opts.role } : {}) }));
+  const repo =
+    opts.repo ??
+    (await openRepository(runbook.repository.url, {
+      ...runbook.repository,
+      ...(opts.role ? { role: opts.role } : {}),
+    }));
   return new LifeboatEngine(runbook, repo);
 }

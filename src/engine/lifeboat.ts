@@ -23,7 +23,14 @@ import type { Repository } from '../repository/types';
 import { restoreBaseBackup } from '../restore/restore';
 import { restoreSite } from '../restore/site';
 import { clusterName, type Runbook } from '../runbook/schema';
-import type { ArchiveReport, BackupEngine, EngineBackup, EngineRestoreRequest, EngineRestoreResult, TakeBackupOptions } from './types';
+import type {
+  ArchiveReport,
+  BackupEngine,
+  EngineBackup,
+  EngineRestoreRequest,
+  EngineRestoreResult,
+  TakeBackupOptions,
+} from './types';
 
 export function backupOfMeta(m: BackupMeta): EngineBackup {
   return {
@@ -67,7 +74,11 @@ export class LifeboatEngine implements BackupEngine {
     // entries as the retention plan reads them; the same reading as `lifeboat check`.
     const { complete, chain, window } = await readChainState(this.repo, this.cluster, this.runbook);
     return {
-      timelines: chain.timelines.map((t) => ({ timeline: t.timeline, ...(t.firstSegment ? { first: t.firstSegment, last: t.lastSegment } : {}), segmentCount: t.segmentCount })),
+      timelines: chain.timelines.map((t) => ({
+        timeline: t.timeline,
+        ...(t.firstSegment ? { first: t.firstSegment, last: t.lastSegment } : {}),
+        segmentCount: t.segmentCount,
+      })),
       gaps: chain.gaps,
       problems: describeChainProblems(chain, complete[complete.length - 1]?.backupId, `--runbook ${this.runbook.name}`),
       chain,
@@ -78,33 +89,58 @@ export class LifeboatEngine implements BackupEngine {
   async takeBackup(opts: TakeBackupOptions = {}): Promise<EngineBackup> {
     if (opts.type && opts.type !== 'full') {
       throw new LifeboatError('INPUT_INVALID', `Lifeboat's own engine takes full base backups only, not ${opts.type}`, {
-        hints: ['leave the type out, or set engine: { kind: pgbackrest, stanza: ... } in the runbook for differential and incremental backups'],
+        hints: [
+          'leave the type out, or set engine: { kind: pgbackrest, stanza: ... } in the runbook for differential and incremental backups',
+        ],
       });
     }
     const meta = await takeBaseBackup({
       runbook: this.runbook,
-      onProgress: (p) => opts.onProgress?.({ ...(p.bytesTotal ? { percent: (100 * p.bytesDone) / p.bytesTotal } : {}), text: `${p.phase}: ${p.bytesDone} bytes` }),
+      onProgress: (p) =>
+        opts.onProgress?.({
+          ...(p.bytesTotal ? { percent: (100 * p.bytesDone) / p.bytesTotal } : {}),
+          text: `${p.phase}: ${p.bytesDone} bytes`,
+        }),
     });
     return backupOfMeta(meta);
   }
 
   async restore(req: EngineRestoreRequest): Promise<EngineRestoreResult> {
     if (!req.run) {
-      throw new LifeboatError('INPUT_INVALID', "Lifeboat's own engine restores for a workflow run only (it claims and marks the directory): run is missing", {
-        hints: ['start a recovery or a drill; they call restore-base-backup'],
-      });
+      throw new LifeboatError(
+        'INPUT_INVALID',
+        "Lifeboat's own engine restores for a workflow run only (it claims and marks the directory): run is missing",
+        {
+          hints: ['start a recovery or a drill; they call restore-base-backup'],
+        },
+      );
     }
     const site = restoreSite(this.runbook, req.run.instance);
     if (site.pg.dataDir !== req.dataDir) {
-      throw new LifeboatError('INPUT_INVALID', `Lifeboat's own engine restores into ${site.field}.dataDir (${site.pg.dataDir}), not ${req.dataDir}`, {
-        hints: [`change ${site.field}.dataDir in the runbook`],
-      });
+      throw new LifeboatError(
+        'INPUT_INVALID',
+        `Lifeboat's own engine restores into ${site.field}.dataDir (${site.pg.dataDir}), not ${req.dataDir}`,
+        {
+          hints: [`change ${site.field}.dataDir in the runbook`],
+        },
+      );
     }
-    const result = await restoreBaseBackup(this.runbook, { ...req.run, backupId: req.backupId }, {
-      onProgress: req.onProgress ?? (() => undefined),
-      ...(req.signal ? { signal: req.signal } : {}),
-    });
-    return { dataDir: result.dataDir, bytes: result.bytes, files: result.files, finishedAt: result.finishedAt, recoverySettings: 'by-replay-wal', result };
+    const result = await restoreBaseBackup(
+      this.runbook,
+      { ...req.run, backupId: req.backupId },
+      {
+        onProgress: req.onProgress ?? (() => undefined),
+        ...(req.signal ? { signal: req.signal } : {}),
+      },
+    );
+    return {
+      dataDir: result.dataDir,
+      bytes: result.bytes,
+      files: result.files,
+      finishedAt: result.finishedAt,
+      recoverySettings: 'by-replay-wal',
+      result,
+    };
   }
 
   async check() {
@@ -112,13 +148,19 @@ export class LifeboatEngine implements BackupEngine {
     return {
       ok: report.problems.length === 0,
       problems: report.problems,
-      lines: report.timelines.map((t) => `WAL timeline ${t.timeline}: ${t.first ? `${t.first} .. ${t.last} (${t.segmentCount})` : 'no segments'}`),
+      lines: report.timelines.map(
+        (t) => `WAL timeline ${t.timeline}: ${t.first ? `${t.first} .. ${t.last} (${t.segmentCount})` : 'no segments'}`,
+      ),
     };
   }
 
   async expire(): Promise<never> {
-    throw new LifeboatError('INPUT_INVALID', "Lifeboat's own retention runs as the expireBackups workflow: a plan, then its approval", {
-      hints: [`lifeboat expire --runbook ${this.runbook.name}`],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      "Lifeboat's own retention runs as the expireBackups workflow: a plan, then its approval",
+      {
+        hints: [`lifeboat expire --runbook ${this.runbook.name}`],
+      },
+    );
   }
 }

@@ -16,17 +16,35 @@ export interface ChartPoint {
 const W = 860;
 const H = 240;
 const M = { left: 64, right: 150, top: 28, bottom: 36 };
-const COLORS = { drill: '#1f6feb', recovery: '#8250df', repair: '#1a7f37', failed: '#cf222e', objective: '#d1242f', grid: '#d0d7de', text: '#24292f' };
+const COLORS = {
+  drill: '#1f6feb',
+  recovery: '#8250df',
+  repair: '#1a7f37',
+  failed: '#cf222e',
+  objective: '#d1242f',
+  grid: '#d0d7de',
+  text: '#24292f',
+};
 
 /** One panel: the figure of every run over time against its objective. */
-export function chartSvg(opts: { title: string; unit: string; objective?: number; points: readonly ChartPoint[]; id: string }): string {
+export function chartSvg(opts: {
+  title: string;
+  unit: string;
+  objective?: number;
+  points: readonly ChartPoint[];
+  id: string;
+}): string {
   const { points, objective } = opts;
   const plotW = W - M.left - M.right;
   const plotH = H - M.top - M.bottom;
   const parts: string[] = [];
-  parts.push(`<text x="${M.left}" y="18" font-size="14" font-weight="600" fill="${COLORS.text}">${escapeHtml(opts.title)}</text>`);
+  parts.push(
+    `<text x="${M.left}" y="18" font-size="14" font-weight="600" fill="${COLORS.text}">${escapeHtml(opts.title)}</text>`,
+  );
   if (points.length === 0) {
-    parts.push(`<text x="${M.left}" y="${M.top + plotH / 2}" font-size="13" fill="#57606a">no run recorded this figure yet</text>`);
+    parts.push(
+      `<text x="${M.left}" y="${M.top + plotH / 2}" font-size="13" fill="#57606a">no run recorded this figure yet</text>`,
+    );
     return wrap(opts.id, opts.title, parts);
   }
   const times = points.map((p) => p.at);
@@ -48,16 +66,24 @@ export function chartSvg(opts: { title: string; unit: string; objective?: number
   // Grid and y labels.
   for (let i = 0; i <= 4; i++) {
     const v = (yMax / 4) * i;
-    parts.push(`<line x1="${M.left}" x2="${M.left + plotW}" y1="${f(y(v))}" y2="${f(y(v))}" stroke="${COLORS.grid}" stroke-width="1"/>`);
-    parts.push(`<text x="${M.left - 8}" y="${f(y(v) + 4)}" font-size="11" text-anchor="end" fill="#57606a">${escapeHtml(`${round(v)} ${opts.unit}`)}</text>`);
+    parts.push(
+      `<line x1="${M.left}" x2="${M.left + plotW}" y1="${f(y(v))}" y2="${f(y(v))}" stroke="${COLORS.grid}" stroke-width="1"/>`,
+    );
+    parts.push(
+      `<text x="${M.left - 8}" y="${f(y(v) + 4)}" font-size="11" text-anchor="end" fill="#57606a">${escapeHtml(`${round(v)} ${opts.unit}`)}</text>`,
+    );
   }
   // Time labels: first, middle, last.
   for (const t of [t0, (t0 + t1) / 2, t1]) {
     const label = new Date(t).toISOString().replace('T', ' ').slice(0, 16);
-    parts.push(`<text x="${f(x(t))}" y="${H - 12}" font-size="11" text-anchor="middle" fill="#57606a">${escapeHtml(label)}</text>`);
+    parts.push(
+      `<text x="${f(x(t))}" y="${H - 12}" font-size="11" text-anchor="middle" fill="#57606a">${escapeHtml(label)}</text>`,
+    );
   }
   parts.push(`<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + plotH}" stroke="#8c959f"/>`);
-  parts.push(`<line x1="${M.left}" x2="${M.left + plotW}" y1="${M.top + plotH}" y2="${M.top + plotH}" stroke="#8c959f"/>`);
+  parts.push(
+    `<line x1="${M.left}" x2="${M.left + plotW}" y1="${M.top + plotH}" y2="${M.top + plotH}" stroke="#8c959f"/>`,
+  );
 
   if (objective !== undefined) {
     parts.push(
@@ -69,7 +95,9 @@ export function chartSvg(opts: { title: string; unit: string; objective?: number
   // Drills joined by a line: the trend an auditor looks for.
   const drills = points.filter((p) => p.kind === 'drill').sort((a, b) => a.at - b.at);
   if (drills.length > 1) {
-    parts.push(`<polyline fill="none" stroke="${COLORS.drill}" stroke-width="2" points="${drills.map((p) => `${f(x(p.at))},${f(y(p.value))}`).join(' ')}"/>`);
+    parts.push(
+      `<polyline fill="none" stroke="${COLORS.drill}" stroke-width="2" points="${drills.map((p) => `${f(x(p.at))},${f(y(p.value))}`).join(' ')}"/>`,
+    );
   }
   for (const p of points) {
     const color = p.passed ? COLORS[p.kind] : COLORS.failed;
@@ -91,8 +119,10 @@ export function chartSvg(opts: { title: string; unit: string; objective?: number
 }
 
 function wrap(id: string, title: string, parts: string[]): string {
-  return `<svg id="${escapeHtml(id)}" class="chart" role="img" aria-label="${escapeHtml(title)}" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">` +
-    `<rect width="${W}" height="${H}" fill="#ffffff"/>${parts.join('')}</svg>`;
+  return (
+    `<svg id="${escapeHtml(id)}" class="chart" role="img" aria-label="${escapeHtml(title)}" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">` +
+    `<rect width="${W}" height="${H}" fill="#ffffff"/>${parts.join('')}</svg>`
+  );
 }
 
 function niceMax(v: number): number {

@@ -19,7 +19,9 @@ export function targetText(t: Target | undefined): string {
 /** "RTO 24.1 s (objective 2700 s, met): restore 10.2 s, replay 5.3 s". */
 export function rtoLine(e: Evidence): string {
   const o = e.objectives;
-  const objective = o ? ` (objective ${o.rtoSeconds} s${o.rtoMet === undefined ? '' : o.rtoMet ? ', met' : ', MISSED'})` : '';
+  const objective = o
+    ? ` (objective ${o.rtoSeconds} s${o.rtoMet === undefined ? '' : o.rtoMet ? ', met' : ', MISSED'})`
+    : '';
   const phases = Object.entries(e.rtoPhases ?? {})
     .map(([k, v]) => `${k} ${seconds(v)}`)
     .join(', ');
@@ -28,7 +30,9 @@ export function rtoLine(e: Evidence): string {
 
 export function rpoLine(e: Evidence): string {
   const o = e.objectives;
-  const objective = o ? ` (objective ${o.rpoSeconds} s${o.rpoMet === undefined ? '' : o.rpoMet ? ', met' : ', MISSED'})` : '';
+  const objective = o
+    ? ` (objective ${o.rpoSeconds} s${o.rpoMet === undefined ? '' : o.rpoMet ? ', met' : ', MISSED'})`
+    : '';
   return `RPO ${seconds(e.rpoObservedSeconds)}${objective}`;
 }
 
@@ -46,7 +50,8 @@ export function evidenceLines(e: Evidence, evidenceKey: string): string[] {
       (failedInvariants.length ? ` (${failedInvariants.map((i) => i.name).join(', ')})` : ''),
   ];
   // The first line only: the full message with its hints is what the CLI prints as the error.
-  for (const s of e.steps.filter((x) => x.state === 'failed')) lines.push(`failed step ${s.id}: ${(s.error ?? '').split('\n')[0]}`.trimEnd());
+  for (const s of e.steps.filter((x) => x.state === 'failed'))
+    lines.push(`failed step ${s.id}: ${(s.error ?? '').split('\n')[0]}`.trimEnd());
   for (const n of e.notes) lines.push(`note: ${n}`);
   lines.push(`evidence: ${evidenceKey}`);
   return lines;

@@ -19,7 +19,11 @@ export interface EvidenceHistory {
  * A record is written once and never changed, so a long-lived reader (lifeboat
  * metrics) may pass `known`: records read before, by key, are not fetched again.
  */
-export async function readEvidenceHistory(repo: Repository, cluster: string, known?: Map<string, Evidence>): Promise<EvidenceHistory> {
+export async function readEvidenceHistory(
+  repo: Repository,
+  cluster: string,
+  known?: Map<string, Evidence>,
+): Promise<EvidenceHistory> {
   const prefix = `${keys.clusterPrefix(cluster)}evidence/`;
   let objects;
   try {
@@ -66,7 +70,8 @@ export async function readEvidenceHistory(repo: Repository, cluster: string, kno
 export function checkRecord(json: unknown): Evidence | string {
   if (json === null || typeof json !== 'object') return 'not a JSON object';
   const r = json as Record<string, unknown>;
-  if (r.kind !== 'recovery' && r.kind !== 'drill' && r.kind !== 'repair') return `kind is ${JSON.stringify(r.kind)}, expected "recovery", "drill" or "repair"`;
+  if (r.kind !== 'recovery' && r.kind !== 'drill' && r.kind !== 'repair')
+    return `kind is ${JSON.stringify(r.kind)}, expected "recovery", "drill" or "repair"`;
   for (const f of ['runId', 'runbook', 'startedAt', 'validationStatus'] as const) {
     if (typeof r[f] !== 'string') return `${f} is missing or not a string`;
   }

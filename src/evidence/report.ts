@@ -40,7 +40,15 @@ export function renderReport(input: ReportInput): string {
   const point = (r: Evidence, value: number | undefined): ChartPoint[] =>
     value === undefined || !Number.isFinite(value)
       ? []
-      : [{ at: Date.parse(r.startedAt), value, kind: r.kind, passed: r.validationStatus === 'passed', label: `${r.kind} ${r.startedAt}: ${seconds(value)} (${r.validationStatus})` }];
+      : [
+          {
+            at: Date.parse(r.startedAt),
+            value,
+            kind: r.kind,
+            passed: r.validationStatus === 'passed',
+            label: `${r.kind} ${r.startedAt}: ${seconds(value)} (${r.validationStatus})`,
+          },
+        ];
 
   const body: string[] = [];
   body.push(`<h1>Recovery evidence: runbook ${h(input.runbook)}</h1>`);
@@ -48,20 +56,50 @@ export function renderReport(input: ReportInput): string {
     `<p class="meta">cluster <code>${h(input.cluster)}</code> in <code>${h(input.repository)}</code>; generated ${h(iso(input.generatedAt))} from ${records.length} evidence record${records.length === 1 ? '' : 's'}</p>`,
   );
   body.push('<div class="summary">');
-  body.push(card('Objectives', objectives ? `RTO ${objectives.rtoSeconds} s, RPO ${objectives.rpoSeconds} s` : 'not recorded'));
-  body.push(card('Drills', `${drills.length} (${drills.filter((d) => d.validationStatus === 'passed').length} passed)`));
-  body.push(card('Last drill', lastDrill ? `${iso(lastDrill.startedAt)}: <span class="${h(lastDrill.validationStatus)}">${h(lastDrill.validationStatus)}</span>` : 'none', true));
+  body.push(
+    card('Objectives', objectives ? `RTO ${objectives.rtoSeconds} s, RPO ${objectives.rpoSeconds} s` : 'not recorded'),
+  );
+  body.push(
+    card('Drills', `${drills.length} (${drills.filter((d) => d.validationStatus === 'passed').length} passed)`),
+  );
+  body.push(
+    card(
+      'Last drill',
+      lastDrill
+        ? `${iso(lastDrill.startedAt)}: <span class="${h(lastDrill.validationStatus)}">${h(lastDrill.validationStatus)}</span>`
+        : 'none',
+      true,
+    ),
+  );
   body.push(card('Recoveries', String(recoveries.length)));
   body.push('</div>');
 
   body.push('<h2>RTO and RPO over time</h2>');
-  body.push(chartSvg({ id: 'chart-rto', title: 'RTO observed (seconds from start to promotion)', unit: 's', objective: objectives?.rtoSeconds, points: records.flatMap((r) => point(r, r.rtoObservedSeconds)) }));
-  body.push(chartSvg({ id: 'chart-rpo', title: 'RPO observed (seconds of changes lost at the target)', unit: 's', objective: objectives?.rpoSeconds, points: records.flatMap((r) => point(r, r.rpoObservedSeconds)) }));
+  body.push(
+    chartSvg({
+      id: 'chart-rto',
+      title: 'RTO observed (seconds from start to promotion)',
+      unit: 's',
+      objective: objectives?.rtoSeconds,
+      points: records.flatMap((r) => point(r, r.rtoObservedSeconds)),
+    }),
+  );
+  body.push(
+    chartSvg({
+      id: 'chart-rpo',
+      title: 'RPO observed (seconds of changes lost at the target)',
+      unit: 's',
+      objective: objectives?.rpoSeconds,
+      points: records.flatMap((r) => point(r, r.rpoObservedSeconds)),
+    }),
+  );
 
   body.push('<h2>Drills and recoveries</h2>');
   if (records.length === 0) body.push('<p>No recovery or drill has been recorded for this cluster yet.</p>');
   else {
-    body.push('<table id="runs"><thead><tr><th>Started (UTC)</th><th>Kind</th><th>Target</th><th>Backup</th><th>RTO</th><th>RPO</th><th>WAL segments</th><th>Invariants</th><th>Verdict</th><th>Incident / reason</th><th>Run id</th></tr></thead><tbody>');
+    body.push(
+      '<table id="runs"><thead><tr><th>Started (UTC)</th><th>Kind</th><th>Target</th><th>Backup</th><th>RTO</th><th>RPO</th><th>WAL segments</th><th>Invariants</th><th>Verdict</th><th>Incident / reason</th><th>Run id</th></tr></thead><tbody>',
+    );
     for (const r of [...records].reverse()) {
       const failedInv = r.invariants.filter((i) => !i.passed).length;
       body.push(
@@ -85,17 +123,24 @@ export function renderReport(input: ReportInput): string {
     );
     if (lastRecovery.approvals.length === 0) body.push('<p>No approval was recorded.</p>');
     else {
-      body.push('<table id="approvals"><thead><tr><th>Who</th><th>Step</th><th>Decision</th><th>When (UTC)</th><th>Comment</th></tr></thead><tbody>');
+      body.push(
+        '<table id="approvals"><thead><tr><th>Who</th><th>Step</th><th>Decision</th><th>When (UTC)</th><th>Comment</th></tr></thead><tbody>',
+      );
       for (const a of lastRecovery.approvals) {
-        body.push(`<tr><td>${h(a.by)}</td><td>${h(a.step)}</td><td>${h(a.decision)}</td><td class="when">${h(iso(a.at))}</td><td>${h(a.comment ?? '')}</td></tr>`);
+        body.push(
+          `<tr><td>${h(a.by)}</td><td>${h(a.step)}</td><td>${h(a.decision)}</td><td class="when">${h(iso(a.at))}</td><td>${h(a.comment ?? '')}</td></tr>`,
+        );
       }
       body.push('</tbody></table>');
     }
     if (lastRecovery.invariantOverride) {
-      body.push(`<p class="warn">Promoted although an invariant failed: override by ${h(lastRecovery.invariantOverride.by)}: ${h(lastRecovery.invariantOverride.reason)}</p>`);
+      body.push(
+        `<p class="warn">Promoted although an invariant failed: override by ${h(lastRecovery.invariantOverride.by)}: ${h(lastRecovery.invariantOverride.reason)}</p>`,
+      );
     }
   }
-  for (const u of input.unreadable ?? []) body.push(`<p class="warn">Not a readable evidence record: <code>${h(u.key)}</code>: ${h(u.problem)}</p>`);
+  for (const u of input.unreadable ?? [])
+    body.push(`<p class="warn">Not a readable evidence record: <code>${h(u.key)}</code>: ${h(u.problem)}</p>`);
 
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -119,5 +164,10 @@ function met(v: boolean | undefined): string {
 
 function iso(t: Date | string): string {
   const d = typeof t === 'string' ? new Date(t) : t;
-  return Number.isNaN(d.getTime()) ? String(t) : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return Number.isNaN(d.getTime())
+    ? String(t)
+    : d
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, 'Z');
 }

@@ -29,7 +29,10 @@ export function primaryEndpoint(runbook: Runbook, skip?: { workflowId: string; s
     `the primary (${p.host}:${p.port}) may be the thing that died; if it is down or unreachable, nothing can write to it either`,
     'check it is running and reachable from this worker, then retry the step',
   ];
-  if (skip) hints.push(`or skip the step with a reason: lifeboat skip ${skip.workflowId} ${skip.step} --as <you> --reason "<why>"`);
+  if (skip)
+    hints.push(
+      `or skip the step with a reason: lifeboat skip ${skip.workflowId} ${skip.step} --as <you> --reason "<why>"`,
+    );
   return { config: primaryClientConfig(runbook), label: 'the primary', unreachableHints: hints };
 }
 
@@ -48,7 +51,10 @@ export function restoredEndpoint(runbook: Runbook, overrides: { database?: strin
 
 function missing(runbook: Runbook, field: string, example: string): LifeboatError {
   return new LifeboatError('RUNBOOK_INVALID', `runbook ${runbook.name} has no ${field}, so this gate cannot be set`, {
-    hints: [`add it to the runbook, e.g. ${example}`, 'or skip the step with a reason if the application has no such gate'],
+    hints: [
+      `add it to the runbook, e.g. ${example}`,
+      'or skip the step with a reason if the application has no such gate',
+    ],
   });
 }
 
@@ -57,23 +63,48 @@ export async function setGateOn(
   input: { gate: GateKind; where: GateWhere; enabled: boolean; workflowId?: string },
 ): Promise<GateResult> {
   const gates = runbook.gates;
-  if (!gates) throw missing(runbook, 'gates section', 'gates: { table: system_gate, writers: { gate: writers, readOnlyRoles: [app] } }');
+  if (!gates)
+    throw missing(
+      runbook,
+      'gates section',
+      'gates: { table: system_gate, writers: { gate: writers, readOnlyRoles: [app] } }',
+    );
   const endpoint =
     input.where === 'primary'
-      ? primaryEndpoint(runbook, input.workflowId ? { workflowId: input.workflowId, step: stepOf(input.gate, input.enabled) } : undefined)
+      ? primaryEndpoint(
+          runbook,
+          input.workflowId ? { workflowId: input.workflowId, step: stepOf(input.gate, input.enabled) } : undefined,
+        )
       : restoredEndpoint(runbook);
   switch (input.gate) {
     case 'writers':
-      return setWriterGate(endpoint, { table: gates.table, gate: gates.writers.gate, roles: gates.writers.readOnlyRoles, proofPassword: proofPassword(gates.writers.proofPasswordEnv) }, input.enabled);
+      return setWriterGate(
+        endpoint,
+        {
+          table: gates.table,
+          gate: gates.writers.gate,
+          roles: gates.writers.readOnlyRoles,
+          proofPassword: proofPassword(gates.writers.proofPasswordEnv),
+        },
+        input.enabled,
+      );
     case 'backgroundJobs':
-      if (!gates.backgroundJobs) throw missing(runbook, 'gates.backgroundJobs', 'backgroundJobs: { gate: background_jobs }');
+      if (!gates.backgroundJobs)
+        throw missing(runbook, 'gates.backgroundJobs', 'backgroundJobs: { gate: background_jobs }');
       return setRowGate(endpoint, gates.table, gates.backgroundJobs.gate, input.enabled);
     case 'outbox':
-      if (!gates.outbox) throw missing(runbook, 'gates.outbox', 'outbox: { gate: outbox_publisher, table: outbox, idColumn: id, publishedColumn: published_at }');
+      if (!gates.outbox)
+        throw missing(
+          runbook,
+          'gates.outbox',
+          'outbox: { gate: outbox_publisher, table: outbox, idColumn: id, publishedColumn: published_at }',
+        );
       return setRowGate(endpoint, gates.table, gates.outbox.gate, input.enabled);
     default: {
       const unknown: never = input.gate;
-      throw new LifeboatError('INPUT_INVALID', `unknown gate ${String(unknown)}`, { hints: ['expected writers, backgroundJobs or outbox'] });
+      throw new LifeboatError('INPUT_INVALID', `unknown gate ${String(unknown)}`, {
+        hints: ['expected writers, backgroundJobs or outbox'],
+      });
     }
   }
 }
@@ -83,9 +114,16 @@ function proofPassword(env: string | undefined): string | undefined {
   if (!env) return undefined;
   const value = process.env[env];
   if (value === undefined) {
-    throw new LifeboatError('SECRET_MISSING', `environment variable ${env} (gates.writers.proofPasswordEnv) is not set in this worker`, {
-      hints: ['it holds the password of the application role the writer gate logs in as to prove writes are refused', 'set it in the worker\'s environment (never in the runbook)'],
-    });
+    throw new LifeboatError(
+      'SECRET_MISSING',
+      `environment variable ${env} (gates.writers.proofPasswordEnv) is not set in this worker`,
+      {
+        hints: [
+          'it holds the password of the application role the writer gate logs in as to prove writes are refused',
+          "set it in the worker's environment (never in the runbook)",
+        ],
+      },
+    );
   }
   return value;
 }

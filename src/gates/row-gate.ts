@@ -13,7 +13,10 @@ import { inTransaction, quoteQualified, sqlFailed, withClient, type Endpoint } f
 export async function writeGateRow(client: Client, table: string, gate: string, enabled: boolean): Promise<void> {
   const t = quoteQualified(table);
   try {
-    const updated = await client.query(`update ${t} set enabled = $2, updated_at = now() where gate_name = $1`, [gate, enabled]);
+    const updated = await client.query(`update ${t} set enabled = $2, updated_at = now() where gate_name = $1`, [
+      gate,
+      enabled,
+    ]);
     if (updated.rowCount === 0) {
       await client.query(`insert into ${t} (gate_name, enabled, updated_at) values ($1, $2, now())`, [gate, enabled]);
     }
@@ -24,7 +27,14 @@ export async function writeGateRow(client: Client, table: string, gate: string, 
   }
 }
 
-export async function setRowGate(endpoint: Endpoint, table: string, gate: string, enabled: boolean): Promise<GateResult> {
-  await withClient(endpoint, (client) => inTransaction(client, 'begin', () => writeGateRow(client, table, gate, enabled)));
+export async function setRowGate(
+  endpoint: Endpoint,
+  table: string,
+  gate: string,
+  enabled: boolean,
+): Promise<GateResult> {
+  await withClient(endpoint, (client) =>
+    inTransaction(client, 'begin', () => writeGateRow(client, table, gate, enabled)),
+  );
   return { gate, enabled };
 }

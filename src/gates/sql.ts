@@ -35,7 +35,16 @@ export function sqlState(err: unknown): string | undefined {
 
 // Network-level failures (node's errno names) and what node-postgres says when
 // its connection timeout fires or the server hangs up during start-up.
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
 const NETWORK_MESSAGES = /timeout expired|Connection terminated|connection timeout|socket hang up/i;
 
 /**
@@ -60,7 +69,11 @@ export interface Endpoint {
 }
 
 /** The error for a server that did not answer. */
-export function unreachableError(endpoint: Endpoint, err: unknown, phase: 'connect' | 'query' = 'query'): LifeboatError {
+export function unreachableError(
+  endpoint: Endpoint,
+  err: unknown,
+  phase: 'connect' | 'query' = 'query',
+): LifeboatError {
   return new LifeboatError(
     'PG_UNREACHABLE',
     `${endpoint.label} at ${describeEndpoint(endpoint.config)} did not answer: ${errorMessage(err)}`,
@@ -85,11 +98,15 @@ export async function withClient<T>(endpoint: Endpoint, body: (client: Client) =
   } catch (err) {
     await client.end().catch(() => undefined);
     if (isUnreachable(err)) throw unreachableError(endpoint, err, 'connect');
-    throw new LifeboatError('SQL_FAILED', `could not log in to ${endpoint.label} at ${describeEndpoint(endpoint.config)}: ${errorMessage(err)}`, {
-      hints: loginHints(err, endpoint),
-      cause: err,
-      details: { phase: 'connect' },
-    });
+    throw new LifeboatError(
+      'SQL_FAILED',
+      `could not log in to ${endpoint.label} at ${describeEndpoint(endpoint.config)}: ${errorMessage(err)}`,
+      {
+        hints: loginHints(err, endpoint),
+        cause: err,
+        details: { phase: 'connect' },
+      },
+    );
   }
   try {
     return await body(client);
@@ -117,14 +134,20 @@ function loginHints(err: unknown, endpoint: Endpoint): string[] {
 export function sqlFailed(what: string, err: unknown, hints: string[] = []): LifeboatError {
   const state = sqlState(err);
   const extra: string[] = [];
-  if (state === '25006') extra.push('the instance only accepts reads: is it still in recovery (not promoted), or is default_transaction_read_only on for this role?');
+  if (state === '25006')
+    extra.push(
+      'the instance only accepts reads: is it still in recovery (not promoted), or is default_transaction_read_only on for this role?',
+    );
   if (state === '42501') {
     extra.push(
-      'the runbook\'s cluster.primary.user lacks a privilege it needs here: lifeboat doctor --runbook <name> names each missing one with its GRANT, ' +
+      "the runbook's cluster.primary.user lacks a privilege it needs here: lifeboat doctor --runbook <name> names each missing one with its GRANT, " +
         'and lifeboat grants --runbook <name> prints them all (in a restored copy, the grants are those of its backup: grant on the primary, then take a new backup)',
     );
   }
-  if (state === '42P01') extra.push('the table does not exist in this database: check the runbook\'s gates section and cluster.primary.database');
+  if (state === '42P01')
+    extra.push(
+      "the table does not exist in this database: check the runbook's gates section and cluster.primary.database",
+    );
   return new LifeboatError('SQL_FAILED', `${what}: ${errorMessage(err)}${state ? ` (SQLSTATE ${state})` : ''}`, {
     hints: [...hints, ...extra],
     cause: err,

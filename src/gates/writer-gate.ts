@@ -22,7 +22,17 @@ import { Client, type ClientConfig } from 'pg';
 import { LifeboatError, errorMessage } from '../errors';
 import type { GateResult } from '../recovery/contract';
 import { writeGateRow } from './row-gate';
-import { inTransaction, isUnreachable, quoteIdent, quoteQualified, sqlFailed, sqlState, unreachableError, withClient, type Endpoint } from './sql';
+import {
+  inTransaction,
+  isUnreachable,
+  quoteIdent,
+  quoteQualified,
+  sqlFailed,
+  sqlState,
+  unreachableError,
+  withClient,
+  type Endpoint,
+} from './sql';
 
 export interface WriterGateSpec {
   table: string;
@@ -39,9 +49,13 @@ export async function setWriterGate(endpoint: Endpoint, spec: WriterGateSpec, en
   const self = String(endpoint.config.user);
   if (spec.roles.includes(self)) {
     // Fencing our own role would leave Lifeboat unable to reopen the gate.
-    throw new LifeboatError('RUNBOOK_INVALID', `gates.writers.readOnlyRoles lists ${self}, the role Lifeboat itself connects as`, {
-      hints: ['list only the application roles there; Lifeboat needs a role that can still write to reopen the gate'],
-    });
+    throw new LifeboatError(
+      'RUNBOOK_INVALID',
+      `gates.writers.readOnlyRoles lists ${self}, the role Lifeboat itself connects as`,
+      {
+        hints: ['list only the application roles there; Lifeboat needs a role that can still write to reopen the gate'],
+      },
+    );
   }
   return enabled ? reopen(endpoint, spec) : fence(endpoint, spec);
 }
@@ -52,10 +66,14 @@ async function alterRoles(client: Client, roles: string[], clause: string): Prom
       await client.query(`alter role ${quoteIdent(role)} ${clause}`);
     } catch (err) {
       if (sqlState(err) === '42704') {
-        throw new LifeboatError('RUNBOOK_INVALID', `role ${role} named in gates.writers.readOnlyRoles does not exist on this server`, {
-          hints: ['check the role names in the runbook against: select rolname from pg_roles'],
-          cause: err,
-        });
+        throw new LifeboatError(
+          'RUNBOOK_INVALID',
+          `role ${role} named in gates.writers.readOnlyRoles does not exist on this server`,
+          {
+            hints: ['check the role names in the runbook against: select rolname from pg_roles'],
+            cause: err,
+          },
+        );
       }
       throw sqlFailed(`could not run ALTER ROLE ${role} ${clause}`, err);
     }
@@ -123,7 +141,10 @@ async function endSessions(client: Client, roles: string[]): Promise<number> {
   // one still there is a session that can write.
   let alive = rows.filter((r) => !r.ended);
   if (alive.length > 0) {
-    const { rows: still } = await client.query<{ pid: number }>('select pid from pg_stat_activity where pid = any($1::int[])', [alive.map((r) => r.pid)]);
+    const { rows: still } = await client.query<{ pid: number }>(
+      'select pid from pg_stat_activity where pid = any($1::int[])',
+      [alive.map((r) => r.pid)],
+    );
     const stillThere = new Set(still.map((r) => r.pid));
     alive = alive.filter((r) => stillThere.has(r.pid));
   }
@@ -169,13 +190,22 @@ async function readWriteOverrides(client: Client, roles: string[]): Promise<Over
 
 /** The first listed role that can log in: settings of a group role do not reach its members' logins. */
 async function proofRole(client: Client, roles: string[]): Promise<string> {
-  const { rows } = await client.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1::text[]) and rolcanlogin', [roles]);
+  const { rows } = await client.query<{ rolname: string }>(
+    'select rolname from pg_roles where rolname = any($1::text[]) and rolcanlogin',
+    [roles],
+  );
   const canLogin = new Set(rows.map((r) => r.rolname));
   const role = roles.find((r) => canLogin.has(r));
   if (!role) {
-    throw new LifeboatError('RUNBOOK_INVALID', `none of gates.writers.readOnlyRoles (${roles.join(', ')}) can log in, so making them read-only fences nobody`, {
-      hints: ['ALTER ROLE ... SET applies to logins of that very role, not to members of a group role: list the roles the application logs in as'],
-    });
+    throw new LifeboatError(
+      'RUNBOOK_INVALID',
+      `none of gates.writers.readOnlyRoles (${roles.join(', ')}) can log in, so making them read-only fences nobody`,
+      {
+        hints: [
+          'ALTER ROLE ... SET applies to logins of that very role, not to members of a group role: list the roles the application logs in as',
+        ],
+      },
+    );
   }
   return role;
 }
@@ -208,13 +238,23 @@ const PROOF_ATTEMPTS = 8;
  * same server: a proof connection that drops while it still answers was
  * ended, not lost to a server that went away.
  */
-export async function proveWritesRefused(endpoint: Endpoint, role: string, table: string, proofPassword: string | undefined, control: Client): Promise<WriteOutcome> {
+export async function proveWritesRefused(
+  endpoint: Endpoint,
+  role: string,
+  table: string,
+  proofPassword: string | undefined,
+  control: Client,
+): Promise<WriteOutcome> {
   const ended: string[] = [];
   for (let attempt = 1; ; attempt++) {
     const outcome = await attemptWrite(endpoint, role, table, proofPassword);
     if (!outcome.terminated) {
       if (ended.length === 0) return { ...outcome, attempts: attempt };
-      return { ...outcome, attempts: attempt, text: `${outcome.text} (proof login ${attempt}: the session of each earlier one was ended under it, most likely by another run fencing this primary)` };
+      return {
+        ...outcome,
+        attempts: attempt,
+        text: `${outcome.text} (proof login ${attempt}: the session of each earlier one was ended under it, most likely by another run fencing this primary)`,
+      };
     }
     const serverAnswers = await control.query('select 1').then(
       () => true,
@@ -239,7 +279,12 @@ function endedUnderUs(err: unknown): boolean {
   return isUnreachable(err) || /not queryable|Connection terminated/i.test(errorMessage(err));
 }
 
-async function attemptWrite(endpoint: Endpoint, role: string, table: string, proofPassword?: string): Promise<WriteOutcome> {
+async function attemptWrite(
+  endpoint: Endpoint,
+  role: string,
+  table: string,
+  proofPassword?: string,
+): Promise<WriteOutcome> {
   const statement = `update ${quoteQualified(table)} set updated_at = updated_at where false`;
   const config: ClientConfig = {
     ...endpoint.config,
@@ -251,7 +296,9 @@ async function attemptWrite(endpoint: Endpoint, role: string, table: string, pro
     password:
       proofPassword ??
       (() => {
-        throw new ProofLoginError(`the server asks for a password for ${role}, and the runbook names no gates.writers.proofPasswordEnv`);
+        throw new ProofLoginError(
+          `the server asks for a password for ${role}, and the runbook names no gates.writers.proofPasswordEnv`,
+        );
       }),
     application_name: PROOF_APPLICATION_NAME,
     // An explicit value also keeps PGOPTIONS from the worker's environment out
@@ -264,7 +311,8 @@ async function attemptWrite(endpoint: Endpoint, role: string, table: string, pro
     try {
       await client.connect();
     } catch (err) {
-      if (endedUnderUs(err) && !(err instanceof ProofLoginError)) return { refused: false, terminated: true, text: `the login as ${role} was ended: ${errorMessage(err)}` };
+      if (endedUnderUs(err) && !(err instanceof ProofLoginError))
+        return { refused: false, terminated: true, text: `the login as ${role} was ended: ${errorMessage(err)}` };
       if (isUnreachable(err)) throw unreachableError(endpoint, err);
       return { refused: false, text: `could not log in as ${role} to attempt a write: ${errorMessage(err)}` };
     }
@@ -275,9 +323,18 @@ async function attemptWrite(endpoint: Endpoint, role: string, table: string, pro
       return { refused: false, text: `as ${role}, "${statement}" succeeded: new sessions of ${role} can write` };
     } catch (err) {
       const state = sqlState(err);
-      if (state === '25006') return { refused: true, text: `as ${role}, "${statement}" was refused: ${errorMessage(err)} (SQLSTATE 25006)` };
-      if (endedUnderUs(err)) return { refused: false, terminated: true, text: `the session as ${role} was ended before "${statement}" got an answer: ${errorMessage(err)}${state ? ` (SQLSTATE ${state})` : ''}` };
-      return { refused: false, text: `as ${role}, "${statement}" failed for another reason than read-only: ${errorMessage(err)}${state ? ` (SQLSTATE ${state})` : ''}` };
+      if (state === '25006')
+        return { refused: true, text: `as ${role}, "${statement}" was refused: ${errorMessage(err)} (SQLSTATE 25006)` };
+      if (endedUnderUs(err))
+        return {
+          refused: false,
+          terminated: true,
+          text: `the session as ${role} was ended before "${statement}" got an answer: ${errorMessage(err)}${state ? ` (SQLSTATE ${state})` : ''}`,
+        };
+      return {
+        refused: false,
+        text: `as ${role}, "${statement}" failed for another reason than read-only: ${errorMessage(err)}${state ? ` (SQLSTATE ${state})` : ''}`,
+      };
     } finally {
       await client.query('rollback').catch(() => undefined);
     }
@@ -290,9 +347,15 @@ class ProofLoginError extends Error {}
 
 function notEnforced(endpoint: Endpoint, role: string, outcome: WriteOutcome, overrides: Override[]): LifeboatError {
   const db = String(endpoint.config.database);
-  const lines = [outcome.text, ...overrides.map((o) => `role ${o.role} has ${o.setting} in database ${db}, which wins over the role-wide setting`)];
+  const lines = [
+    outcome.text,
+    ...overrides.map((o) => `role ${o.role} has ${o.setting} in database ${db}, which wins over the role-wide setting`),
+  ];
   const hints = [
-    ...overrides.map((o) => `if that override is not needed: ALTER ROLE ${quoteIdent(o.role)} IN DATABASE ${quoteIdent(db)} RESET default_transaction_read_only; then retry the step`),
+    ...overrides.map(
+      (o) =>
+        `if that override is not needed: ALTER ROLE ${quoteIdent(o.role)} IN DATABASE ${quoteIdent(db)} RESET default_transaction_read_only; then retry the step`,
+    ),
     'the gate row is off and ALTER ROLE ... SET default_transaction_read_only = on was run, but writes by the application are not proven to be refused',
   ];
   if (!outcome.refused && outcome.text.startsWith('could not log in')) {
@@ -301,8 +364,12 @@ function notEnforced(endpoint: Endpoint, role: string, outcome: WriteOutcome, ov
       `prove it by hand (psql as ${role}, a write must fail with "cannot execute ... in a read-only transaction") and skip the step with that reason`,
     );
   }
-  return new LifeboatError('GATE_NOT_ENFORCED', `writer gate on ${endpoint.label} is not enforced:\n  ${lines.join('\n  ')}`, {
-    hints,
-    details: { role, overrides: overrides.map((o) => `${o.role}: ${o.setting}`) },
-  });
+  return new LifeboatError(
+    'GATE_NOT_ENFORCED',
+    `writer gate on ${endpoint.label} is not enforced:\n  ${lines.join('\n  ')}`,
+    {
+      hints,
+      details: { role, overrides: overrides.map((o) => `${o.role}: ${o.setting}`) },
+    },
+  );
 }

@@ -14,7 +14,14 @@ import { errorMessage } from '../errors';
 import type { Evidence } from '../recovery/contract';
 import type { Source } from './catalog';
 import { renderExposition, type Sample } from './exposition';
-import { readEvidenceSource, readPrimarySource, readRepositorySource, readTemporalSource, type MetricsTarget, type SourceSample } from './sources';
+import {
+  readEvidenceSource,
+  readPrimarySource,
+  readRepositorySource,
+  readTemporalSource,
+  type MetricsTarget,
+  type SourceSample,
+} from './sources';
 
 export interface CollectorOptions {
   /** Time limit of each source's read. */
@@ -74,7 +81,9 @@ export class MetricsCollector {
       { name: 'lifeboat_rpo_objective_seconds', labels: base, value: t.runbook.objectives.rpoSeconds },
       { name: 'lifeboat_rto_objective_seconds', labels: base, value: t.runbook.objectives.rtoSeconds },
     ];
-    const results = await Promise.all(reads.map(async ([source, read]) => ({ source, ...(await this.read(`${t.runbook.name}\0${source}`, read)) })));
+    const results = await Promise.all(
+      reads.map(async ([source, read]) => ({ source, ...(await this.read(`${t.runbook.name}\0${source}`, read)) })),
+    );
     for (const r of results) {
       const labels = { ...base, source: r.source };
       out.push(
@@ -82,7 +91,8 @@ export class MetricsCollector {
         { name: 'lifeboat_scrape_errors_total', labels, value: this.errors.get(`${t.runbook.name}\0${r.source}`) ?? 0 },
         { name: 'lifeboat_scrape_duration_seconds', labels, value: r.seconds },
       );
-      if (!r.samples) this.opts.log?.(`lifeboat metrics: runbook ${t.runbook.name}: reading the ${r.source} failed: ${r.error}`);
+      if (!r.samples)
+        this.opts.log?.(`lifeboat metrics: runbook ${t.runbook.name}: reading the ${r.source} failed: ${r.error}`);
       for (const s of r.samples ?? []) out.push({ name: s.name, labels: { ...base, ...s.labels }, value: s.value });
     }
     return out;
@@ -98,12 +108,16 @@ export class MetricsCollector {
       ['evidence', () => readEvidenceSource(t, now, known)],
     ];
     const temporal = this.opts.temporal;
-    if (temporal) reads.push(['temporal', async () => readTemporalSource(t, await temporal(), now, this.opts.timeoutMs)]);
+    if (temporal)
+      reads.push(['temporal', async () => readTemporalSource(t, await temporal(), now, this.opts.timeoutMs)]);
     return reads;
   }
 
   /** One source's read under the time limit, joining a read of the same source still in flight. */
-  private async read(key: string, read: () => Promise<SourceSample[]>): Promise<{ samples?: SourceSample[]; error?: string; seconds: number }> {
+  private async read(
+    key: string,
+    read: () => Promise<SourceSample[]>,
+  ): Promise<{ samples?: SourceSample[]; error?: string; seconds: number }> {
     const started = Date.now();
     let flight = this.inFlight.get(key);
     if (!flight) {
@@ -112,7 +126,15 @@ export class MetricsCollector {
     }
     let timer: NodeJS.Timeout | undefined;
     const limit = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SourceTimeout(`no answer within ${this.opts.timeoutMs / 1000} s (the read goes on; the next scrape waits for it rather than start another)`)), this.opts.timeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new SourceTimeout(
+              `no answer within ${this.opts.timeoutMs / 1000} s (the read goes on; the next scrape waits for it rather than start another)`,
+            ),
+          ),
+        this.opts.timeoutMs,
+      );
     });
     try {
       return { samples: await Promise.race([flight, limit]), seconds: (Date.now() - started) / 1000 };

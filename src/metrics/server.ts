@@ -17,14 +17,19 @@ export async function serveMetrics(collector: MetricsCollector, host: string, po
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('only GET /metrics\n');
+      res
+        .writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' })
+        .end('only GET /metrics\n');
       return;
     }
     if (path === '/metrics') {
       collector.scrape().then(
         (text) => res.writeHead(200, { 'content-type': CONTENT_TYPE }).end(req.method === 'HEAD' ? undefined : text),
         // The collector turns every source's failure into lifeboat_up 0; reaching this is a bug, said as such.
-        (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`lifeboat metrics failed: ${errorMessage(err)}\n`),
+        (err: unknown) =>
+          res
+            .writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
+            .end(`lifeboat metrics failed: ${errorMessage(err)}\n`),
       );
       return;
     }

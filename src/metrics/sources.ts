@@ -42,8 +42,10 @@ export async function readPrimarySource(t: MetricsTarget, timeoutMs: number): Pr
     { name: 'lifeboat_archive_failing', value: a.failing ? 1 : 0 },
     { name: 'lifeboat_archive_lag_seconds', value: Math.round(archiveLagSeconds(a, a.unarchivedBytes)) },
   ];
-  if (a.archivedAgeSeconds !== null) out.push({ name: 'lifeboat_archive_last_archived_age_seconds', value: Math.round(a.archivedAgeSeconds) });
-  if (a.unarchivedBytes !== undefined) out.push({ name: 'lifeboat_archive_unarchived_bytes', value: a.unarchivedBytes });
+  if (a.archivedAgeSeconds !== null)
+    out.push({ name: 'lifeboat_archive_last_archived_age_seconds', value: Math.round(a.archivedAgeSeconds) });
+  if (a.unarchivedBytes !== undefined)
+    out.push({ name: 'lifeboat_archive_unarchived_bytes', value: a.unarchivedBytes });
   if (a.readyFiles !== undefined) out.push({ name: 'lifeboat_archive_ready_segments', value: a.readyFiles });
   if (a.walDirBytes !== undefined) out.push({ name: 'lifeboat_wal_directory_bytes', value: a.walDirBytes });
   if (a.walDirFiles !== undefined) out.push({ name: 'lifeboat_wal_directory_files', value: a.walDirFiles });
@@ -57,7 +59,10 @@ export async function readPrimarySource(t: MetricsTarget, timeoutMs: number): Pr
 export async function readRepositorySource(t: MetricsTarget, now: Date): Promise<SourceSample[]> {
   if (t.runbook.engine && t.runbook.engine.kind !== 'lifeboat') return readEngineSource(t, now);
   const { entries, complete, chain } = await readChainState(t.repo, t.cluster, t.runbook, now);
-  return [{ name: 'lifeboat_backups_incomplete', value: entries.length - complete.length }, ...backupSamples(complete.length, chain.gaps, complete[complete.length - 1]?.meta, now)];
+  return [
+    { name: 'lifeboat_backups_incomplete', value: entries.length - complete.length },
+    ...backupSamples(complete.length, chain.gaps, complete[complete.length - 1]?.meta, now),
+  ];
 }
 
 /**
@@ -87,7 +92,11 @@ function backupSamples(
 }
 
 /** The newest drill's record; `known` keeps records read by earlier scrapes (they never change). */
-export async function readEvidenceSource(t: MetricsTarget, now: Date, known: Map<string, Evidence>): Promise<SourceSample[]> {
+export async function readEvidenceSource(
+  t: MetricsTarget,
+  now: Date,
+  known: Map<string, Evidence>,
+): Promise<SourceSample[]> {
   const { records, unreadable } = await readEvidenceHistory(t.repo, t.cluster, known);
   const out: SourceSample[] = [{ name: 'lifeboat_evidence_unreadable', value: unreadable.length }];
   // Oldest first by start: the last drill is the newest.
@@ -97,18 +106,27 @@ export async function readEvidenceSource(t: MetricsTarget, now: Date, known: Map
       { name: 'lifeboat_drill_last_success', value: last.validationStatus === 'passed' ? 1 : 0 },
       { name: 'lifeboat_drill_last_age_seconds', value: seconds(now.getTime() - Date.parse(last.finishedAt)) },
     );
-    if (last.rtoObservedSeconds !== undefined) out.push({ name: 'lifeboat_drill_last_rto_seconds', value: last.rtoObservedSeconds });
-    if (last.rpoObservedSeconds !== undefined) out.push({ name: 'lifeboat_drill_last_rpo_seconds', value: last.rpoObservedSeconds });
+    if (last.rtoObservedSeconds !== undefined)
+      out.push({ name: 'lifeboat_drill_last_rto_seconds', value: last.rtoObservedSeconds });
+    if (last.rpoObservedSeconds !== undefined)
+      out.push({ name: 'lifeboat_drill_last_rpo_seconds', value: last.rpoObservedSeconds });
   }
   return out;
 }
 
 /** Running recoveries and repairs of the runbook (visibility), and those waiting for a person (lifeboat pending's reading). */
-export async function readTemporalSource(t: MetricsTarget, client: Client, now: Date, timeoutMs: number): Promise<SourceSample[]> {
+export async function readTemporalSource(
+  t: MetricsTarget,
+  client: Client,
+  now: Date,
+  timeoutMs: number,
+): Promise<SourceSample[]> {
   const runbook = `${RUNBOOK_ATTRIBUTE.name} = '${t.runbook.name.replace(/'/g, "\\'")}'`;
   const running = await Promise.all(
     [RECOVERY_WORKFLOW, REPAIR_WORKFLOW].map(async (workflow) => {
-      const { count } = await client.workflow.count(`WorkflowType = '${workflow}' AND ExecutionStatus = 'Running' AND ${runbook}`);
+      const { count } = await client.workflow.count(
+        `WorkflowType = '${workflow}' AND ExecutionStatus = 'Running' AND ${runbook}`,
+      );
       return { name: 'lifeboat_recoveries_running' as const, labels: { workflow }, value: count };
     }),
   );

@@ -82,13 +82,24 @@ export function approvalMessage(input: ApprovalMessageInput): SlackMessage {
       },
       {
         type: 'context',
-        elements: [{ type: 'mrkdwn', text: e(`Reject asks no reason here; to give one: ${command} reject ${workflowId} ${p.step} <reason>`) }],
+        elements: [
+          {
+            type: 'mrkdwn',
+            text: e(`Reject asks no reason here; to give one: ${command} reject ${workflowId} ${p.step} <reason>`),
+          },
+        ],
       },
       {
         type: 'actions',
         block_id: SLACK_IDS.actionsBlock,
         elements: [
-          { type: 'button', action_id: SLACK_IDS.approve, style: 'primary', text: { type: 'plain_text', text: 'Approve' }, value },
+          {
+            type: 'button',
+            action_id: SLACK_IDS.approve,
+            style: 'primary',
+            text: { type: 'plain_text', text: 'Approve' },
+            value,
+          },
           {
             type: 'button',
             action_id: SLACK_IDS.reject,
@@ -116,8 +127,17 @@ export function approvalMessage(input: ApprovalMessageInput): SlackMessage {
  * buttons once nothing is left to decide there.
  */
 export function withOutcome(original: Block[], outcome: string, keepButtons: boolean): Block[] {
-  const kept = original.filter((b) => b.block_id !== SLACK_IDS.outcomeBlock && (keepButtons || b.block_id !== SLACK_IDS.actionsBlock));
-  return [...kept, { type: 'context', block_id: SLACK_IDS.outcomeBlock, elements: [{ type: 'mrkdwn', text: escapeMrkdwn(outcome).slice(0, 3000) }] }];
+  const kept = original.filter(
+    (b) => b.block_id !== SLACK_IDS.outcomeBlock && (keepButtons || b.block_id !== SLACK_IDS.actionsBlock),
+  );
+  return [
+    ...kept,
+    {
+      type: 'context',
+      block_id: SLACK_IDS.outcomeBlock,
+      elements: [{ type: 'mrkdwn', text: escapeMrkdwn(outcome).slice(0, 3000) }],
+    },
+  ];
 }
 
 /**
@@ -128,7 +148,12 @@ export function withOutcome(original: Block[], outcome: string, keepButtons: boo
 export async function postToSlack(url: string, env: string, message: SlackMessage): Promise<number> {
   let res: Response;
   try {
-    res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(message), signal: AbortSignal.timeout(10_000) });
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(message),
+      signal: AbortSignal.timeout(10_000),
+    });
   } catch (err) {
     throw new Error(`the Slack webhook in $${env} did not answer: ${(err as Error).name}`);
   }

@@ -40,7 +40,11 @@ export interface PrivilegeReport {
 }
 
 /** The missing pieces, optional ones included (marked). `client` is connected as the runbook's role. */
-export async function checkPrivileges(client: Client, runbook: Runbook, opts: InspectOptions = {}): Promise<MissingPrivilege[]> {
+export async function checkPrivileges(
+  client: Client,
+  runbook: Runbook,
+  opts: InspectOptions = {},
+): Promise<MissingPrivilege[]> {
   return (await inspectPrivileges(client, runbook, opts)).missing;
 }
 
@@ -49,13 +53,26 @@ export interface InspectOptions {
   repair?: { tables: readonly string[]; auditSchema?: string };
 }
 
-export async function inspectPrivileges(client: Client, runbook: Runbook, opts: InspectOptions = {}): Promise<PrivilegeReport> {
+export async function inspectPrivileges(
+  client: Client,
+  runbook: Runbook,
+  opts: InspectOptions = {},
+): Promise<PrivilegeReport> {
   const { role, database } = roleOf(runbook);
-  const { rows } = await client.query<{ me: string; rolsuper: boolean; rolcanlogin: boolean; rolreplication: boolean; rolcreaterole: boolean }>(
+  const { rows } = await client.query<{
+    me: string;
+    rolsuper: boolean;
+    rolcanlogin: boolean;
+    rolreplication: boolean;
+    rolcreaterole: boolean;
+  }>(
     `select current_user as me, rolsuper, rolcanlogin, rolreplication, rolcreaterole from pg_catalog.pg_roles where rolname = current_user`,
   );
   const me = rows[0]!;
-  const needs = [...needsOf(runbook), ...(opts.repair ? repairNeeds(role, database, opts.repair.tables, opts.repair.auditSchema) : [])];
+  const needs = [
+    ...needsOf(runbook),
+    ...(opts.repair ? repairNeeds(role, database, opts.repair.tables, opts.repair.auditSchema) : []),
+  ];
   const report: PrivilegeReport = {
     role,
     database,
@@ -65,9 +82,12 @@ export async function inspectPrivileges(client: Client, runbook: Runbook, opts: 
     missing: [],
     notes: [],
   };
-  if (me.me !== role) report.notes.push(`connected as ${me.me}, not as the runbook's role ${role}: the result is ${me.me}'s`);
+  if (me.me !== role)
+    report.notes.push(`connected as ${me.me}, not as the runbook's role ${role}: the result is ${me.me}'s`);
   if (me.rolsuper) {
-    report.notes.push(`${me.me} is a superuser: it has every privilege, so nothing is missing, but least privilege is not in force (lifeboat grants prints what a role that is not a superuser needs)`);
+    report.notes.push(
+      `${me.me} is a superuser: it has every privilege, so nothing is missing, but least privilege is not in force (lifeboat grants prints what a role that is not a superuser needs)`,
+    );
     return report;
   }
   report.missing = await missingNeeds(client, needs, database, report.notes);
@@ -75,7 +95,12 @@ export async function inspectPrivileges(client: Client, runbook: Runbook, opts: 
 }
 
 /** Which of `needs` the role connected on `client` lacks (a superuser lacks nothing: check that first). */
-export async function missingNeeds(client: Client, needs: readonly Need[], database: string, notes: string[] = []): Promise<MissingPrivilege[]> {
+export async function missingNeeds(
+  client: Client,
+  needs: readonly Need[],
+  database: string,
+  notes: string[] = [],
+): Promise<MissingPrivilege[]> {
   const { rows } = await client.query<Record<string, unknown>>(
     `select current_user as me, rolsuper, rolcanlogin, rolreplication, rolcreaterole from pg_catalog.pg_roles where rolname = current_user`,
   );
@@ -106,9 +131,15 @@ async function probe(client: Client, need: Need, me: Record<string, unknown>, no
     case 'attribute':
       return me[p.attribute] === true ? true : undefined;
     case 'member':
-      return (await one<boolean>(client, `select pg_catalog.pg_has_role(current_user, $1, 'USAGE') as v`, [p.role])) ? true : undefined;
+      return (await one<boolean>(client, `select pg_catalog.pg_has_role(current_user, $1, 'USAGE') as v`, [p.role]))
+        ? true
+        : undefined;
     case 'function':
-      return (await one<boolean>(client, `select pg_catalog.has_function_privilege(current_user, $1, 'EXECUTE') as v`, [p.signature])) ? true : undefined;
+      return (await one<boolean>(client, `select pg_catalog.has_function_privilege(current_user, $1, 'EXECUTE') as v`, [
+        p.signature,
+      ]))
+        ? true
+        : undefined;
     case 'connect':
       // This very connection proves it.
       return true;
@@ -117,29 +148,54 @@ async function probe(client: Client, need: Need, me: Record<string, unknown>, no
         `select datname from pg_catalog.pg_database where datallowconn and not has_database_privilege(current_user, datname, 'CONNECT') order by 1`,
       );
       if (rows.length === 0) return true;
-      return { fix: rows.map((r) => `GRANT CONNECT ON DATABASE ${quoteIdent(r.datname)} TO ${role};`).join('\n'), detail: `no CONNECT on ${rows.map((r) => r.datname).join(', ')}` };
+      return {
+        fix: rows.map((r) => `GRANT CONNECT ON DATABASE ${quoteIdent(r.datname)} TO ${role};`).join('\n'),
+        detail: `no CONNECT on ${rows.map((r) => r.datname).join(', ')}`,
+      };
     }
     case 'table':
-      return probeTable(client, p.table, p.privileges.map((priv) => ({ priv })), role);
+      return probeTable(
+        client,
+        p.table,
+        p.privileges.map((priv) => ({ priv })),
+        role,
+      );
     case 'columns':
-      return probeTable(client, p.table, [...p.select.map((c) => ({ priv: 'SELECT' as const, column: c })), ...p.update.map((c) => ({ priv: 'UPDATE' as const, column: c }))], role);
+      return probeTable(
+        client,
+        p.table,
+        [
+          ...p.select.map((c) => ({ priv: 'SELECT' as const, column: c })),
+          ...p.update.map((c) => ({ priv: 'UPDATE' as const, column: c })),
+        ],
+        role,
+      );
     case 'query':
       return probeQuery(client, p.sql, role, notes, need);
     case 'sequences':
       return probeSequences(client, role);
     case 'create-schema': {
-      const ok = await one<boolean>(client, `select coalesce(bool_or(has_schema_privilege(s, 'CREATE')), false) as v from unnest(current_schemas(false)) as s`);
+      const ok = await one<boolean>(
+        client,
+        `select coalesce(bool_or(has_schema_privilege(s, 'CREATE')), false) as v from unnest(current_schemas(false)) as s`,
+      );
       return ok ? true : undefined;
     }
     case 'temporary':
-      return (await one<boolean>(client, `select has_database_privilege(current_database(), 'TEMPORARY') as v`)) ? true : undefined;
+      return (await one<boolean>(client, `select has_database_privilege(current_database(), 'TEMPORARY') as v`))
+        ? true
+        : undefined;
     case 'schema-create': {
       const ok = await one<boolean | null>(
         client,
         `select case when exists (select from pg_namespace where nspname = $1) then has_schema_privilege($1, 'USAGE') and has_schema_privilege($1, 'CREATE') end as v`,
         [p.schema],
       );
-      if (ok === null) return { fix: `CREATE SCHEMA ${quoteIdent(p.schema)}; GRANT USAGE, CREATE ON SCHEMA ${quoteIdent(p.schema)} TO ${role};`, detail: `no schema ${p.schema}` };
+      if (ok === null)
+        return {
+          fix: `CREATE SCHEMA ${quoteIdent(p.schema)}; GRANT USAGE, CREATE ON SCHEMA ${quoteIdent(p.schema)} TO ${role};`,
+          detail: `no schema ${p.schema}`,
+        };
       return ok ? true : undefined;
     }
     case 'repair-table':
@@ -157,17 +213,35 @@ async function one<T>(client: Client, sql: string, params: unknown[] = []): Prom
 }
 
 /** Schema USAGE, the table's existence, then each privilege (has_table_privilege with a list answers "any of them"). */
-async function probeTable(client: Client, table: string, wanted: Array<{ priv: 'SELECT' | 'INSERT' | 'UPDATE'; column?: string }>, role: string): Promise<Found> {
+async function probeTable(
+  client: Client,
+  table: string,
+  wanted: Array<{ priv: 'SELECT' | 'INSERT' | 'UPDATE'; column?: string }>,
+  role: string,
+): Promise<Found> {
   const dot = table.indexOf('.');
   const schema = dot > 0 ? table.slice(0, dot) : undefined;
   const name = dot > 0 ? `${quoteIdent(schema!)}.${quoteIdent(table.slice(dot + 1))}` : quoteIdent(table);
   if (schema) {
-    const usage = await one<boolean | null>(client, `select case when exists (select from pg_namespace where nspname = $1) then has_schema_privilege($1, 'USAGE') end as v`, [schema]);
-    if (usage === null) return { fix: `-- schema ${schema} does not exist in this database: check the runbook's table name ${table}`, detail: `no schema ${schema}` };
-    if (!usage) return { fix: `GRANT USAGE ON SCHEMA ${quoteIdent(schema)} TO ${role};`, detail: `no USAGE on schema ${schema}` };
+    const usage = await one<boolean | null>(
+      client,
+      `select case when exists (select from pg_namespace where nspname = $1) then has_schema_privilege($1, 'USAGE') end as v`,
+      [schema],
+    );
+    if (usage === null)
+      return {
+        fix: `-- schema ${schema} does not exist in this database: check the runbook's table name ${table}`,
+        detail: `no schema ${schema}`,
+      };
+    if (!usage)
+      return { fix: `GRANT USAGE ON SCHEMA ${quoteIdent(schema)} TO ${role};`, detail: `no USAGE on schema ${schema}` };
   }
   const exists = await one<boolean>(client, `select to_regclass($1) is not null as v`, [name]);
-  if (!exists) return { fix: `-- table ${table} does not exist in this database (or not in the role's search_path): check the runbook`, detail: `no table ${table}` };
+  if (!exists)
+    return {
+      fix: `-- table ${table} does not exist in this database (or not in the role's search_path): check the runbook`,
+      detail: `no table ${table}`,
+    };
   // Per privilege, the columns lacking it ([] for a table-wide privilege): GRANT SELECT ("a", "b"), UPDATE ("b").
   const lackingBy = new Map<string, string[]>();
   for (const w of wanted) {
@@ -183,14 +257,21 @@ async function probeTable(client: Client, table: string, wanted: Array<{ priv: '
 
 /** An operator's table name (orders, shop.orders, "Shop"."Orders") as schema and name, folded as PostgreSQL folds them. */
 function splitTableName(table: string): { schema?: string; name: string } {
-  const parts = [...table.matchAll(/"((?:[^"]|"")+)"|([^.]+)/g)].map((m) => (m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]!.toLowerCase()));
+  const parts = [...table.matchAll(/"((?:[^"]|"")+)"|([^.]+)/g)].map((m) =>
+    m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]!.toLowerCase(),
+  );
   return parts.length > 1 ? { schema: parts[0]!, name: parts[1]! } : { name: parts[0] ?? table };
 }
 
 /** The table's privileges (probeTable), then SELECT, UPDATE on each sequence its columns own. */
 async function probeRepairTable(client: Client, table: string, role: string): Promise<Found> {
   const { schema, name } = splitTableName(table);
-  const onTable = await probeTable(client, schema ? `${schema}.${name}` : name, [{ priv: 'SELECT' }, { priv: 'INSERT' }, { priv: 'UPDATE' }], role);
+  const onTable = await probeTable(
+    client,
+    schema ? `${schema}.${name}` : name,
+    [{ priv: 'SELECT' }, { priv: 'INSERT' }, { priv: 'UPDATE' }],
+    role,
+  );
   if (onTable !== true) return onTable;
   const { rows } = await client.query<{ schema: string; seq: string; usage: boolean; ok: boolean }>(
     `select n.nspname as schema, c.relname as seq, has_schema_privilege(n.oid, 'USAGE') as usage,
@@ -205,8 +286,12 @@ async function probeRepairTable(client: Client, table: string, role: string): Pr
   if (lacking.length === 0) return true;
   return {
     fix: [
-      ...[...new Set(lacking.filter((r) => !r.usage).map((r) => r.schema))].map((s) => `GRANT USAGE ON SCHEMA ${quoteIdent(s)} TO ${role};`),
-      ...lacking.map((r) => `GRANT SELECT, UPDATE ON SEQUENCE ${quoteIdent(r.schema)}.${quoteIdent(r.seq)} TO ${role};`),
+      ...[...new Set(lacking.filter((r) => !r.usage).map((r) => r.schema))].map(
+        (s) => `GRANT USAGE ON SCHEMA ${quoteIdent(s)} TO ${role};`,
+      ),
+      ...lacking.map(
+        (r) => `GRANT SELECT, UPDATE ON SEQUENCE ${quoteIdent(r.schema)}.${quoteIdent(r.seq)} TO ${role};`,
+      ),
     ].join('\n'),
     detail: `lacks SELECT, UPDATE on ${lacking.map((r) => `${r.schema}.${r.seq}`).join(', ')}`,
   };
@@ -229,7 +314,9 @@ async function probeQuery(client: Client, sql: string, role: string, notes: stri
     if (state !== '42501') {
       // Not a privilege: the query itself is wrong, or needs a table not there now. Its step reports that.
       const [kind, ...name] = need.key.split(':');
-      notes.push(`${kind === 'capture' ? 'capture query' : kind} "${name.join(':')}" does not run on the primary, so its privileges could not be checked: ${errorMessage(err)}`);
+      notes.push(
+        `${kind === 'capture' ? 'capture query' : kind} "${name.join(':')}" does not run on the primary, so its privileges could not be checked: ${errorMessage(err)}`,
+      );
       return true;
     }
     const refused = errorMessage(err);
@@ -250,7 +337,9 @@ async function probeQuery(client: Client, sql: string, role: string, notes: stri
       const schemas = [...new Set(lacking.filter((r) => !r.usage).map((r) => r.schema))];
       const lines = [
         ...schemas.map((s) => `GRANT USAGE ON SCHEMA ${quoteIdent(s)} TO ${role};`),
-        ...lacking.filter((r) => !r.sel).map((r) => `GRANT SELECT ON TABLE ${quoteIdent(r.schema)}.${quoteIdent(r.relname)} TO ${role};`),
+        ...lacking
+          .filter((r) => !r.sel)
+          .map((r) => `GRANT SELECT ON TABLE ${quoteIdent(r.schema)}.${quoteIdent(r.relname)} TO ${role};`),
       ];
       if (lines.length > 0) return { fix: lines.join('\n'), detail: refused };
     } catch (err2) {
@@ -264,7 +353,17 @@ async function probeQuery(client: Client, sql: string, role: string, notes: stri
 
 /** The sequences the built-in check reads (activities/invariants.ts sequencesAhead), and their columns. */
 async function probeSequences(client: Client, role: string): Promise<Found> {
-  const { rows } = await client.query<{ seq: string; tbl: string; col: string; seq_schema: string; tbl_schema: string; seq_usage: boolean; tbl_usage: boolean; seq_sel: boolean; col_sel: boolean }>(
+  const { rows } = await client.query<{
+    seq: string;
+    tbl: string;
+    col: string;
+    seq_schema: string;
+    tbl_schema: string;
+    seq_usage: boolean;
+    tbl_usage: boolean;
+    seq_sel: boolean;
+    col_sel: boolean;
+  }>(
     `select s.relname as seq, t.relname as tbl, a.attname as col,
             sn.nspname as seq_schema, tn.nspname as tbl_schema,
             has_schema_privilege(sn.oid, 'USAGE') as seq_usage, has_schema_privilege(tn.oid, 'USAGE') as tbl_usage,
@@ -276,7 +375,11 @@ async function probeSequences(client: Client, role: string): Promise<Found> {
   const lines: string[] = [];
   const named: string[] = [];
   for (const row of rows) {
-    const r = { ...row, seq: `${quoteIdent(row.seq_schema)}.${quoteIdent(row.seq)}`, tbl: `${quoteIdent(row.tbl_schema)}.${quoteIdent(row.tbl)}` };
+    const r = {
+      ...row,
+      seq: `${quoteIdent(row.seq_schema)}.${quoteIdent(row.seq)}`,
+      tbl: `${quoteIdent(row.tbl_schema)}.${quoteIdent(row.tbl)}`,
+    };
     if (!r.seq_usage) schemas.add(r.seq_schema);
     if (!r.tbl_usage) schemas.add(r.tbl_schema);
     if (!r.seq_sel) {
@@ -291,7 +394,10 @@ async function probeSequences(client: Client, role: string): Promise<Found> {
   if (schemas.size === 0 && lines.length === 0) return true;
   return {
     fix: [...[...schemas].map((s) => `GRANT USAGE ON SCHEMA ${quoteIdent(s)} TO ${role};`), ...lines].join('\n'),
-    detail: [...(schemas.size > 0 ? [`no USAGE on schema ${[...schemas].join(', ')}`] : []), ...(named.length > 0 ? [`no SELECT on ${named.join(', ')}`] : [])].join('; '),
+    detail: [
+      ...(schemas.size > 0 ? [`no USAGE on schema ${[...schemas].join(', ')}`] : []),
+      ...(named.length > 0 ? [`no SELECT on ${named.join(', ')}`] : []),
+    ].join('; '),
   };
 }
 

@@ -86,7 +86,10 @@ export function grantsSql(runbook: Runbook, opts: GrantsOptions = {}): string {
   out.push('', `-- ===== In database ${database} only: run again in the database a new runbook names =====`);
   section(needs.filter((n) => n.scope === 'database'));
   if (opts.repair && opts.repair.tables.length > 0) {
-    out.push('', `-- ===== Repair without failover (lifeboat repair) of ${opts.repair.tables.join(', ')}, in database ${database}: before the base backup a repair restores =====`);
+    out.push(
+      '',
+      `-- ===== Repair without failover (lifeboat repair) of ${opts.repair.tables.join(', ')}, in database ${database}: before the base backup a repair restores =====`,
+    );
     section(repairNeeds(role, database, opts.repair.tables, opts.repair.auditSchema));
   }
   out.push('');

@@ -196,7 +196,9 @@ export function needsOf(runbook: Runbook): Need[] {
       what: `REPLICATION for role ${role}`,
       why:
         'lifeboat backup runs pg_basebackup, which connects for replication (src/backup/base-backup.ts). ' +
-        'It also needs a line in pg_hba.conf, which no SQL can grant, e.g.: host replication ' + role + ' <worker address>/32 scram-sha-256',
+        'It also needs a line in pg_hba.conf, which no SQL can grant, e.g.: host replication ' +
+        role +
+        ' <worker address>/32 scram-sha-256',
       uses: ['backup'],
       scope: 'role',
       grant: [`ALTER ROLE ${r} WITH REPLICATION;`],
@@ -247,7 +249,7 @@ export function needsOf(runbook: Runbook): Need[] {
     {
       key: `connect:${database}`,
       what: `CONNECT on database ${database}`,
-      why: 'the runbook\'s database (cluster.primary.database); PUBLIC has it unless it was revoked',
+      why: "the runbook's database (cluster.primary.database); PUBLIC has it unless it was revoked",
       uses: ['backup', 'checkpoint', 'recovery-primary', 'recovery-copy', 'drill-copy'],
       scope: 'database',
       grant: [`GRANT CONNECT ON DATABASE ${db} TO ${r};`],
@@ -257,7 +259,7 @@ export function needsOf(runbook: Runbook): Need[] {
       key: 'execute:pg_switch_wal()',
       what: `EXECUTE on pg_catalog.pg_switch_wal() ${inDb}`,
       why:
-        'preflight closes the primary\'s current WAL segment so a target a minute ago is archived before it is judged (src/recovery/switch-wal.ts); ' +
+        "preflight closes the primary's current WAL segment so a target a minute ago is archived before it is judged (src/recovery/switch-wal.ts); " +
         'lifeboat checkpoint archives its restore point the same way',
       uses: ['recovery-primary', 'checkpoint'],
       scope: 'database',
@@ -276,7 +278,7 @@ export function needsOf(runbook: Runbook): Need[] {
     {
       key: 'execute:pg_wal_replay_pause()',
       what: `EXECUTE on pg_catalog.pg_wal_replay_pause() ${inDb}`,
-      why: 'a replay to the end of the archive (--to-latest) pauses the copy itself there (src/restore/replay.ts); the copy runs with the backup\'s catalog',
+      why: "a replay to the end of the archive (--to-latest) pauses the copy itself there (src/restore/replay.ts); the copy runs with the backup's catalog",
       uses: ['recovery-copy', 'drill-copy'],
       scope: 'database',
       grant: [`GRANT EXECUTE ON FUNCTION pg_catalog.pg_wal_replay_pause() TO ${r};`],
@@ -325,7 +327,12 @@ export function needsOf(runbook: Runbook): Need[] {
           ...(oschema ? [`GRANT USAGE ON SCHEMA ${quoteIdent(oschema)} TO ${r};`] : []),
           `GRANT SELECT (${quoteIdent(o.idColumn)}, ${quoteIdent(o.publishedColumn)}), UPDATE (${quoteIdent(o.publishedColumn)}) ON TABLE ${quoteQualified(o.table)} TO ${r};`,
         ],
-        probe: { kind: 'columns', table: o.table, select: [o.idColumn, o.publishedColumn], update: [o.publishedColumn] },
+        probe: {
+          kind: 'columns',
+          table: o.table,
+          select: [o.idColumn, o.publishedColumn],
+          update: [o.publishedColumn],
+        },
       });
     }
   }

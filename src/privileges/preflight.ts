@@ -60,37 +60,53 @@ export async function checkRunPrivileges(opts: {
 
   const judged = judgeBackup(backup, runbook, copyUses(kind));
   if (judged.verdict === 'unrecorded') {
-    warnings.push(`${judged.summary}; after granting (lifeboat grants --runbook ${runbook.name}), a new backup records them (lifeboat backup --runbook ${runbook.name})`);
+    warnings.push(
+      `${judged.summary}; after granting (lifeboat grants --runbook ${runbook.name}), a new backup records them (lifeboat backup --runbook ${runbook.name})`,
+    );
   } else if (judged.unchecked.length > 0) {
     warnings.push(judged.summary);
   }
   if (onPrimary.length === 0 && judged.verdict !== 'lacking') return { primaryChecked, warnings };
 
   const parts: string[] = [];
-  if (onPrimary.length > 0) parts.push(`on the primary ${p.host}:${p.port}: ${onPrimary.map((m) => m.what).join('; ')}`);
+  if (onPrimary.length > 0)
+    parts.push(`on the primary ${p.host}:${p.port}: ${onPrimary.map((m) => m.what).join('; ')}`);
   if (judged.verdict === 'lacking') {
-    parts.push(`in the catalog of backup ${backup.backupId}, which the restored copy will have (it lacked them when the backup was taken): ${judged.missing.map((m) => m.what).join('; ')}`);
+    parts.push(
+      `in the catalog of backup ${backup.backupId}, which the restored copy will have (it lacked them when the backup was taken): ${judged.missing.map((m) => m.what).join('; ')}`,
+    );
   }
   const count = onPrimary.length + judged.missing.length;
   const hints: string[] = [
     ...onPrimary.map((m) => `on the primary: ${describeMissing(m)}`),
-    ...judged.missing.map((m) => `for backup ${backup.backupId}'s copy, granted on the primary before a new backup: ${describeMissing(m)}`),
+    ...judged.missing.map(
+      (m) => `for backup ${backup.backupId}'s copy, granted on the primary before a new backup: ${describeMissing(m)}`,
+    ),
     `every grant at once (safe to repeat): ${grantCommand(runbook)}; then lifeboat doctor --runbook ${runbook.name}`,
   ];
   if (judged.verdict === 'lacking') hints.push(...backupHints(runbook, backup, opts.backups, kind));
   hints.push(NOTHING_TOUCHED);
-  throw new LifeboatError('PRIVILEGE_MISSING', `role ${p.user} lacks ${count} privilege${count === 1 ? '' : 's'} ${run} needs: ${parts.join('; ')}`, {
-    hints,
-    details: {
-      primary: onPrimary.map((m) => m.key),
-      backup: judged.missing.map((m) => m.key),
-      backupId: backup.backupId,
+  throw new LifeboatError(
+    'PRIVILEGE_MISSING',
+    `role ${p.user} lacks ${count} privilege${count === 1 ? '' : 's'} ${run} needs: ${parts.join('; ')}`,
+    {
+      hints,
+      details: {
+        primary: onPrimary.map((m) => m.key),
+        backup: judged.missing.map((m) => m.key),
+        backupId: backup.backupId,
+      },
     },
-  });
+  );
 }
 
 /** What to do about a backup whose catalog lacks a piece: a newer backup that has them, or take one. */
-function backupHints(runbook: Runbook, backup: BackupMeta, backups: readonly BackupMeta[], kind: 'recovery' | 'drill'): string[] {
+function backupHints(
+  runbook: Runbook,
+  backup: BackupMeta,
+  backups: readonly BackupMeta[],
+  kind: 'recovery' | 'drill',
+): string[] {
   const later = backups
     .filter((b) => b.backupId > backup.backupId && judgeBackup(b, runbook, copyUses(kind)).verdict === 'complete')
     .sort((a, b) => (a.backupId < b.backupId ? -1 : 1));

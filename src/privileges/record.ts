@@ -19,9 +19,24 @@ export async function recordPrivileges(runbook: Runbook): Promise<BackupPrivileg
   try {
     await client.connect();
     const r = await inspectPrivileges(client, runbook);
-    return { checkedAt: r.checkedAt, role: r.role, database: r.database, superuser: r.superuser, checked: r.checked, missing: r.missing };
+    return {
+      checkedAt: r.checkedAt,
+      role: r.role,
+      database: r.database,
+      superuser: r.superuser,
+      checked: r.checked,
+      missing: r.missing,
+    };
   } catch (err) {
-    return { checkedAt: new Date().toISOString(), role: p.user, database: p.database, superuser: false, checked: [], missing: [], error: errorMessage(err).split('\n')[0]! };
+    return {
+      checkedAt: new Date().toISOString(),
+      role: p.user,
+      database: p.database,
+      superuser: false,
+      checked: [],
+      missing: [],
+      error: errorMessage(err).split('\n')[0]!,
+    };
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -46,8 +61,15 @@ export interface BackupJudgement {
   summary: string;
 }
 
-export function judgeBackup(meta: Pick<BackupMeta, 'backupId' | 'privileges'>, runbook: Runbook, uses: readonly Use[]): BackupJudgement {
-  const judged = (j: Omit<BackupJudgement, 'summary'>): BackupJudgement => ({ ...j, summary: `backup ${meta.backupId}: ${j.detail}` });
+export function judgeBackup(
+  meta: Pick<BackupMeta, 'backupId' | 'privileges'>,
+  runbook: Runbook,
+  uses: readonly Use[],
+): BackupJudgement {
+  const judged = (j: Omit<BackupJudgement, 'summary'>): BackupJudgement => ({
+    ...j,
+    summary: `backup ${meta.backupId}: ${j.detail}`,
+  });
   const rec = meta.privileges;
   if (!rec || rec.error !== undefined) {
     return judged({
@@ -56,7 +78,7 @@ export function judgeBackup(meta: Pick<BackupMeta, 'backupId' | 'privileges'>, r
       unchecked: [],
       detail: rec
         ? `the role's privileges could not be checked when it was taken (${rec.error}), so it is not known whether a copy restored from it grants ${rec.role} what Lifeboat needs there`
-        : 'no record of the role\'s privileges (taken before Lifeboat recorded them): a copy restored from it may lack a grant made since',
+        : "no record of the role's privileges (taken before Lifeboat recorded them): a copy restored from it may lack a grant made since",
     });
   }
   const { role, database } = roleOf(runbook);
@@ -69,7 +91,13 @@ export function judgeBackup(meta: Pick<BackupMeta, 'backupId' | 'privileges'>, r
       detail: `its record is of role ${rec.role} in database ${rec.database}, not of ${role} in ${database}: it is not known whether a copy restored from it grants ${role} what Lifeboat needs there`,
     });
   }
-  if (rec.superuser) return judged({ verdict: 'complete', missing: [], unchecked: [], detail: `${rec.role} was a superuser when it was taken` });
+  if (rec.superuser)
+    return judged({
+      verdict: 'complete',
+      missing: [],
+      unchecked: [],
+      detail: `${rec.role} was a superuser when it was taken`,
+    });
   const needed = needsOf(runbook).filter((n) => !n.optional && n.uses.some((u) => uses.includes(u)));
   const lacking = new Map(rec.missing.map((m) => [m.key, m]));
   const missing: MissingPrivilege[] = [];
@@ -93,6 +121,8 @@ export function judgeBackup(meta: Pick<BackupMeta, 'backupId' | 'privileges'>, r
     unchecked,
     detail:
       `${rec.role} had every piece a restored copy needs` +
-      (unchecked.length > 0 ? `, except ones not checked then (added to the runbook since): ${unchecked.join('; ')}` : ''),
+      (unchecked.length > 0
+        ? `, except ones not checked then (added to the runbook since): ${unchecked.join('; ')}`
+        : ''),
   });
 }

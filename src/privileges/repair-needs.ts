@@ -50,7 +50,7 @@ export function repairNeeds(role: string, database: string, tables: readonly str
           key: 'repair:audit-schema',
           what: `a schema of ${role}'s search_path in which it may CREATE, ${inDb}`,
           why:
-            'a repair records itself in lifeboat_repair_audit, created on first use in the role\'s current schema (src/repair/apply.ts); PostgreSQL 15 gives ' +
+            "a repair records itself in lifeboat_repair_audit, created on first use in the role's current schema (src/repair/apply.ts); PostgreSQL 15 gives " +
             'PUBLIC no CREATE on schema public, and a schema named after the role is first in the default search_path ("$user", public)',
           uses: ['repair-primary'],
           scope: 'database',

@@ -15,15 +15,19 @@ const run = promisify(execFile);
 export async function checkReplicationLogin(runbook: Runbook): Promise<{ missing?: MissingPrivilege; note?: string }> {
   const p = runbook.cluster.primary;
   try {
-    await run(`${runbook.cluster.pgBin}/psql`, ['-X', '-A', '-t', '-d', `dbname=${quoteConninfo(p.database)} replication=true`, '-c', 'IDENTIFY_SYSTEM'], {
-      env: { ...primaryLibpqEnv(runbook), PATH: process.env.PATH ?? '' },
-      timeout: 15_000,
-    });
+    await run(
+      `${runbook.cluster.pgBin}/psql`,
+      ['-X', '-A', '-t', '-d', `dbname=${quoteConninfo(p.database)} replication=true`, '-c', 'IDENTIFY_SYSTEM'],
+      {
+        env: { ...primaryLibpqEnv(runbook), PATH: process.env.PATH ?? '' },
+        timeout: 15_000,
+      },
+    );
     return {};
   } catch (err) {
     const text = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim();
     if (/no pg_hba\.conf entry for replication connection/.test(text)) {
-      const from = /from host "([^"]+)"/.exec(text)?.[1] ?? '<this worker\'s address>';
+      const from = /from host "([^"]+)"/.exec(text)?.[1] ?? "<this worker's address>";
       return {
         missing: {
           key: 'pg_hba:replication',
@@ -35,7 +39,9 @@ export async function checkReplicationLogin(runbook: Runbook): Promise<{ missing
       };
     }
     // Refused for another reason (REPLICATION missing is reported on its own; a password; the server down): say it, no fix guessed.
-    return { note: `the replication login pg_basebackup makes was not tried to the end: ${text.replace(/^psql: error: /, '').split('\n')[0]}` };
+    return {
+      note: `the replication login pg_basebackup makes was not tried to the end: ${text.replace(/^psql: error: /, '').split('\n')[0]}`,
+    };
   }
 }
 

@@ -27,15 +27,25 @@ export const Target = z.union(
         .refine((s) => !Number.isNaN(Date.parse(s)), { error: 'expected a real date and time' }),
     }),
     z.strictObject({
-      name: z.string().min(1, { error: 'expected the restore point name' }).max(63, { error: 'restore point names are at most 63 bytes' }),
+      name: z
+        .string()
+        .min(1, { error: 'expected the restore point name' })
+        .max(63, { error: 'restore point names are at most 63 bytes' }),
     }),
     z.strictObject({ lsn: z.string().regex(LSN_RE, { error: 'expected an LSN such as "0/3000060"' }) }),
     z.strictObject({
-      xid: z.union([z.string().regex(/^\d+$/), z.number().int().positive()], { error: 'expected a transaction id (a positive integer)' }).transform(String),
+      xid: z
+        .union([z.string().regex(/^\d+$/), z.number().int().positive()], {
+          error: 'expected a transaction id (a positive integer)',
+        })
+        .transform(String),
     }),
     z.strictObject({ latest: z.literal(true, { error: 'expected true' }) }),
   ],
-  { error: 'expected exactly one of { "time": "..." }, { "name": "..." }, { "lsn": "..." }, { "xid": "..." } or { "latest": true }' },
+  {
+    error:
+      'expected exactly one of { "time": "..." }, { "name": "..." }, { "lsn": "..." }, { "xid": "..." } or { "latest": true }',
+  },
 );
 export type Target = z.output<typeof Target>;
 
@@ -50,14 +60,19 @@ export function describeTarget(t: Target): string {
 // ---------------------------------------------------------------- input
 
 export const RecoveryInput = z.strictObject({
-  runbook: z.string({ error: 'expected the runbook name, e.g. "orders"' }).min(1, { error: 'expected the runbook name' }),
+  runbook: z
+    .string({ error: 'expected the runbook name, e.g. "orders"' })
+    .min(1, { error: 'expected the runbook name' }),
   target: Target,
   incident: z.string({ error: 'expected the incident reference, e.g. "INC-1234"' }).max(200).optional(),
   reason: z.string({ error: 'expected a short reason' }).max(2000).optional(),
   mode: z.enum(['side-by-side', 'in-place'], { error: 'expected "side-by-side" or "in-place"' }).optional(),
   dryRun: z.boolean({ error: 'expected true or false' }).optional(),
   /** Extension: restore this backup instead of the one preflight would choose. */
-  backupId: z.string().regex(/^\d{8}T\d{6}Z(?:-[a-z0-9]{1,8})?$/, { error: 'expected a backup id such as 20261121T190102Z' }).optional(),
+  backupId: z
+    .string()
+    .regex(/^\d{8}T\d{6}Z(?:-[a-z0-9]{1,8})?$/, { error: 'expected a backup id such as 20261121T190102Z' })
+    .optional(),
   /**
    * Extension: run even while another recovery of the runbook runs. Without
    * it a later start is refused with RECOVERY_ALREADY_RUNNING naming the
@@ -95,7 +110,15 @@ export const STEP_IDS = [
   'record-evidence',
 ] as const;
 /** Steps only repairFromPointInTime has (DESIGN.md §4.3); its other steps are the recovery's, meaning the same. */
-export const REPAIR_ONLY_STEP_IDS = ['snapshot-before', 'replay-wal-after', 'snapshot-after', 'diff', 'approve-repair', 'apply-repair', 'teardown'] as const;
+export const REPAIR_ONLY_STEP_IDS = [
+  'snapshot-before',
+  'replay-wal-after',
+  'snapshot-after',
+  'diff',
+  'approve-repair',
+  'apply-repair',
+  'teardown',
+] as const;
 export type StepId = (typeof STEP_IDS)[number] | (typeof REPAIR_ONLY_STEP_IDS)[number];
 /** The steps of repairFromPointInTime, in order. */
 export const REPAIR_STEP_IDS: readonly StepId[] = [
@@ -113,7 +136,9 @@ export const REPAIR_STEP_IDS: readonly StepId[] = [
   'teardown',
   'record-evidence',
 ];
-export const StepIdSchema = z.enum([...STEP_IDS, ...REPAIR_ONLY_STEP_IDS], { error: `expected a step id: ${STEP_IDS.join(', ')} (repairs also: ${REPAIR_ONLY_STEP_IDS.join(', ')})` });
+export const StepIdSchema = z.enum([...STEP_IDS, ...REPAIR_ONLY_STEP_IDS], {
+  error: `expected a step id: ${STEP_IDS.join(', ')} (repairs also: ${REPAIR_ONLY_STEP_IDS.join(', ')})`,
+});
 
 export const STEP_TITLES: Record<StepId, string> = {
   preflight: 'Preflight: backup chosen, WAL chain checked',
@@ -182,7 +207,9 @@ export const ApproveSignal = z.object({
   /** approve-promote after a failed invariant: must be true, with the reason in comment. */
   override: z.boolean().optional(),
   /** approve-repair: classes restored besides the safe ones (conflicts are excluded unless named here). */
-  include: z.array(z.enum(['changedSince', 'candidate'], { error: 'expected "changedSince" or "candidate"' })).optional(),
+  include: z
+    .array(z.enum(['changedSince', 'candidate'], { error: 'expected "changedSince" or "candidate"' }))
+    .optional(),
 });
 export const RejectSignal = z.object({ step: StepIdSchema, by: who, reason: z.string().max(2000).optional() });
 export const StepSignal = z.object({ step: StepIdSchema, by: who, reason: z.string().max(2000).optional() });
@@ -199,7 +226,9 @@ export const DecideUpdate = z.object({
   /** approve-promote after a failed invariant: must be true, with the reason in comment. */
   override: z.boolean().optional(),
   /** approve-repair: classes restored besides the safe ones (conflicts are excluded unless named here). */
-  include: z.array(z.enum(['changedSince', 'candidate'], { error: 'expected "changedSince" or "candidate"' })).optional(),
+  include: z
+    .array(z.enum(['changedSince', 'candidate'], { error: 'expected "changedSince" or "candidate"' }))
+    .optional(),
 });
 export type DecideUpdate = z.infer<typeof DecideUpdate>;
 
@@ -271,7 +300,12 @@ export interface RecoveryStatus {
   rpoObservedSeconds?: number;
   evidenceKey?: string;
   /** Extension: how an ended run ended, from its evidence record (the checklist's first line then). */
-  outcome?: { verdict: Evidence['validationStatus']; rtoObservedSeconds?: number; rpoObservedSeconds?: number; promotedAt?: string };
+  outcome?: {
+    verdict: Evidence['validationStatus'];
+    rtoObservedSeconds?: number;
+    rpoObservedSeconds?: number;
+    promotedAt?: string;
+  };
   /** Extension: workflow time of this status (the checklist says when it was written). */
   asOf?: string;
   /** repairFromPointInTime only: tables, targets, the diff's counts and samples, what was applied. */
@@ -609,7 +643,14 @@ export interface Evidence {
   invariants: InvariantResult[];
   invariantOverride?: { by: string; reason: string };
   approvals: Array<{ step: string; by: string; at: string; decision: string; comment?: string }>;
-  steps: Array<{ id: string; state: StepState; startedAt?: string; finishedAt?: string; summary?: string; error?: string }>;
+  steps: Array<{
+    id: string;
+    state: StepState;
+    startedAt?: string;
+    finishedAt?: string;
+    summary?: string;
+    error?: string;
+  }>;
   forensics?: CaptureResult;
   outbox?: OutboxResult;
   caches?: CacheResult[];

@@ -65,12 +65,17 @@ export async function preflightOnEngine(runbook: Runbook, input: PreflightInput)
   const read = await archiverRead;
   if (read.ok) {
     primaryReachable = true;
-    archiver = read.s.problems.length === 0 ? `healthy: last archived ${read.s.lastArchivedWal ?? '(none)'} ${read.s.archivedAgeSeconds ?? '?'}s ago` : read.s.problems.map((p) => p.message).join('; ');
+    archiver =
+      read.s.problems.length === 0
+        ? `healthy: last archived ${read.s.lastArchivedWal ?? '(none)'} ${read.s.archivedAgeSeconds ?? '?'}s ago`
+        : read.s.problems.map((p) => p.message).join('; ');
     for (const p of read.s.problems) warnings.push(`archiver: ${p.message}`);
     archiverProblems = read.s.problems.map((p) => p.message);
   } else {
     archiver = `not read: ${(isLifeboatError(read.err) ? read.err.what : errorMessage(read.err)).split('\n')[0]}`;
-    warnings.push(`the primary does not answer (${archiver.slice(10)}): the gate steps will fail and can be skipped with a reason`);
+    warnings.push(
+      `the primary does not answer (${archiver.slice(10)}): the gate steps will fail and can be skipped with a reason`,
+    );
   }
   const walBytes = segmentsBetween(meta.startWal, walTo) * SEGMENT_BYTES;
   return {
@@ -84,7 +89,10 @@ export async function preflightOnEngine(runbook: Runbook, input: PreflightInput)
     archiver,
     ...(archiverProblems ? { archiverProblems } : {}),
     rtoEstimateSeconds: estimateRtoSeconds(backup.sizeBytes, walBytes),
-    warnings: [`restoring to ${describeTarget(input.target)} from ${engine.label} backup ${backup.backupId}: ${backup.why}`, ...warnings],
+    warnings: [
+      `restoring to ${describeTarget(input.target)} from ${engine.label} backup ${backup.backupId}: ${backup.why}`,
+      ...warnings,
+    ],
   };
 }
 

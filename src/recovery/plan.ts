@@ -14,7 +14,10 @@ import { describeTarget, type BackupChoice, type Target } from './contract';
 import { archiveLine } from './reach';
 
 /** What chooseBackup reads of a backup: a BackupMeta, or an engine's backup (src/engine/types.ts). */
-export type ChoosableBackup = Pick<BackupMeta, 'backupId' | 'startLsn' | 'endLsn' | 'startTime' | 'endTime' | 'timeline' | 'sizeBytes' | 'storedBytes'>;
+export type ChoosableBackup = Pick<
+  BackupMeta,
+  'backupId' | 'startLsn' | 'endLsn' | 'startTime' | 'endTime' | 'timeline' | 'sizeBytes' | 'storedBytes'
+>;
 
 /**
  * `ordered`: `backups` are already oldest first. Lifeboat's backup ids sort
@@ -28,21 +31,37 @@ export function chooseBackup(
   backupId?: string,
   opts: { ordered?: boolean } = {},
 ): BackupChoice {
-  const byId = opts.ordered ? [...backups] : [...backups].sort((a, b) => (a.backupId < b.backupId ? -1 : a.backupId > b.backupId ? 1 : 0));
+  const byId = opts.ordered
+    ? [...backups]
+    : [...backups].sort((a, b) => (a.backupId < b.backupId ? -1 : a.backupId > b.backupId ? 1 : 0));
   const listHint = `lifeboat backups --runbook <name> lists what the repository holds`;
   if (backupId !== undefined) {
     const chosen = byId.find((b) => b.backupId === backupId);
     if (!chosen) {
-      throw new LifeboatError('BACKUP_NOT_FOUND', `backup ${backupId} of cluster ${cluster} is not a verified backup in the repository`, {
-        hints: [listHint, 'leave backupId out to let preflight choose the newest backup that finished before the target'],
-      });
+      throw new LifeboatError(
+        'BACKUP_NOT_FOUND',
+        `backup ${backupId} of cluster ${cluster} is not a verified backup in the repository`,
+        {
+          hints: [
+            listHint,
+            'leave backupId out to let preflight choose the newest backup that finished before the target',
+          ],
+        },
+      );
     }
     return choice(chosen, `backup ${backupId} was asked for in the input`);
   }
   if (byId.length === 0) {
-    throw new LifeboatError('BACKUP_NOT_FOUND', `no verified base backup of cluster ${cluster} in the repository: nothing can be restored`, {
-      hints: ['take one with lifeboat backup --runbook <name> (it cannot bring back data from before it was taken)', listHint],
-    });
+    throw new LifeboatError(
+      'BACKUP_NOT_FOUND',
+      `no verified base backup of cluster ${cluster} in the repository: nothing can be restored`,
+      {
+        hints: [
+          'take one with lifeboat backup --runbook <name> (it cannot bring back data from before it was taken)',
+          listHint,
+        ],
+      },
+    );
   }
   if ('time' in target) {
     const t = Date.parse(target.time);
@@ -58,7 +77,10 @@ export function chooseBackup(
     const newer = byId.length - fit.length;
     return choice(
       chosen,
-      `newest verified backup that finished before ${target.time}` + (newer > 0 ? ` (${newer} newer backup${newer === 1 ? '' : 's'} finished after the target and already hold its changes)` : ''),
+      `newest verified backup that finished before ${target.time}` +
+        (newer > 0
+          ? ` (${newer} newer backup${newer === 1 ? '' : 's'} finished after the target and already hold its changes)`
+          : ''),
     );
   }
   if ('lsn' in target) {
@@ -66,9 +88,13 @@ export function chooseBackup(
     const fit = byId.filter((b) => parseLsn(b.endLsn) <= lsn);
     const chosen = fit[fit.length - 1];
     if (!chosen) {
-      throw new LifeboatError('BACKUP_NOT_FOUND', `no verified base backup of cluster ${cluster} ends at or before LSN ${target.lsn}: the oldest ends at ${byId[0]!.endLsn}`, {
-        hints: ['a position in the WAL can only be reached from a backup that ended before it', listHint],
-      });
+      throw new LifeboatError(
+        'BACKUP_NOT_FOUND',
+        `no verified base backup of cluster ${cluster} ends at or before LSN ${target.lsn}: the oldest ends at ${byId[0]!.endLsn}`,
+        {
+          hints: ['a position in the WAL can only be reached from a backup that ended before it', listHint],
+        },
+      );
     }
     return choice(chosen, `newest verified backup that ended before LSN ${target.lsn}`);
   }
@@ -77,7 +103,10 @@ export function chooseBackup(
   // A restore point or a transaction id carries no time the catalog knows:
   // the newest backup is tried, and if the target lies before it, replay ends
   // without finding it (RECOVERY_ENDED_BEFORE_TARGET), never promoting.
-  return choice(newest, `newest verified backup; the catalog cannot tell when ${describeTarget(target)} was written, so pass backupId if it is older than ${newest.backupId}`);
+  return choice(
+    newest,
+    `newest verified backup; the catalog cannot tell when ${describeTarget(target)} was written, so pass backupId if it is older than ${newest.backupId}`,
+  );
 }
 
 function choice(b: ChoosableBackup, why: string): BackupChoice {
@@ -130,14 +159,20 @@ export function checkWalCoverage(opts: {
   const report = analyzeChain({
     walFiles: files.map((f) => f.name),
     histories: opts.histories,
-    backups: [{ backupId: backup.backupId, timeline: backup.timeline, startWal: backup.startWal, startLsn: backup.startLsn }],
+    backups: [
+      { backupId: backup.backupId, timeline: backup.timeline, startWal: backup.startWal, startLsn: backup.startLsn },
+    ],
     walSegmentSize: segSize,
   });
   // Along the backup's line of timelines (archiveLine: the newest timeline
   // descending from the backup, as recovery_target_timeline = 'latest'
   // follows): WAL an old primary went on writing on its timeline after a
   // recovery branched off it is neither needed nor the end of the archive.
-  const line = archiveLine(files.map((f) => f.name), opts.histories, backup);
+  const line = archiveLine(
+    files.map((f) => f.name),
+    opts.histories,
+    backup,
+  );
   const byName = new Map(files.map((f) => [f.name, f]));
   const segments = line.segments.map((name) => byName.get(name)!);
   const warnings: string[] = [];
@@ -147,15 +182,22 @@ export function checkWalCoverage(opts: {
     if (gapMatters(gap, target, byName, segSize, warnings)) blocking.push(gap);
   }
   const blockingReport = { ...report, gaps: blocking };
-  const problems = describeChainProblems(blockingReport, backup.backupId, opts.repoArgs).filter((p) => p.kind === 'wal-gap');
+  const problems = describeChainProblems(blockingReport, backup.backupId, opts.repoArgs).filter(
+    (p) => p.kind === 'wal-gap',
+  );
   if (problems.length > 0) {
     const first = problems[0]!;
-    throw new LifeboatError('WAL_GAP', `the WAL archive of cluster ${opts.cluster} cannot carry backup ${backup.backupId} to ${describeTarget(target)}: ${problems.map((p) => p.message).join('; ')}`, {
-      hints: [...first.hints, 'nothing was touched: no gate, no traffic, no data directory'],
-      details: { gaps: blocking },
-    });
+    throw new LifeboatError(
+      'WAL_GAP',
+      `the WAL archive of cluster ${opts.cluster} cannot carry backup ${backup.backupId} to ${describeTarget(target)}: ${problems.map((p) => p.message).join('; ')}`,
+      {
+        hints: [...first.hints, 'nothing was touched: no gate, no traffic, no data directory'],
+        details: { gaps: blocking },
+      },
+    );
   }
-  for (const m of report.missingHistory) warnings.push(`timeline history ${m.file} is missing (${m.neededFor}): replay cannot follow that timeline`);
+  for (const m of report.missingHistory)
+    warnings.push(`timeline history ${m.file} is missing (${m.neededFor}): replay cannot follow that timeline`);
   const last = segments[segments.length - 1];
   let walBytes = 0;
   if (last) {
@@ -168,21 +210,33 @@ export function checkWalCoverage(opts: {
       );
     }
   } else {
-    warnings.push(`no WAL segment from ${backup.startWal} on is archived yet: the restore needs at least the backup's own WAL`);
+    warnings.push(
+      `no WAL segment from ${backup.startWal} on is archived yet: the restore needs at least the backup's own WAL`,
+    );
   }
   return { walFrom: backup.startWal, walTo: last?.name, segmentsAvailable: segments.length, walBytes, warnings };
 }
 
-function gapMatters(gap: WalGap, target: Target, files: Map<string, ArchivedWal>, segSize: number, warnings: string[]): boolean {
+function gapMatters(
+  gap: WalGap,
+  target: Target,
+  files: Map<string, ArchivedWal>,
+  segSize: number,
+  warnings: string[],
+): boolean {
   const gapFirst = parseSegmentName(gap.first, segSize).segno;
   if ('lsn' in target) return gapFirst <= segnoOfLsn(target.lsn, segSize);
   if ('time' in target) {
     // The segment just before the gap, on the gap's timeline.
     const before = [...files.values()]
-      .filter((f) => walFileKind(f.name) === 'segment' && f.name < gap.first && f.name.slice(0, 8) === gap.first.slice(0, 8))
+      .filter(
+        (f) => walFileKind(f.name) === 'segment' && f.name < gap.first && f.name.slice(0, 8) === gap.first.slice(0, 8),
+      )
       .sort((a, b) => (a.name < b.name ? 1 : -1))[0];
     if (before?.lastModified && before.lastModified.getTime() >= Date.parse(target.time)) {
-      warnings.push(`WAL gap ${gap.first}..${gap.last} lies after the target (the segment before it was archived after ${target.time}); replay stops before it`);
+      warnings.push(
+        `WAL gap ${gap.first}..${gap.last} lies after the target (the segment before it was archived after ${target.time}); replay stops before it`,
+      );
       return false;
     }
     return true;

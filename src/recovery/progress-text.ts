@@ -15,7 +15,8 @@ const PHASE_WORDS: Record<RestoreProgress['phase'], string> = {
 
 export function restoreText(p: RestoreProgress): string {
   const pct = p.totalBytes > 0 ? ` (${Math.min(100, Math.floor((p.bytes / p.totalBytes) * 100))} %)` : '';
-  const amount = p.totalBytes > 0 ? `${formatBytes(p.bytes)} of ${formatBytes(p.totalBytes)}${pct}` : formatBytes(p.bytes);
+  const amount =
+    p.totalBytes > 0 ? `${formatBytes(p.bytes)} of ${formatBytes(p.totalBytes)}${pct}` : formatBytes(p.bytes);
   return p.phase === 'preparing' ? PHASE_WORDS.preparing : `${PHASE_WORDS[p.phase]}: ${amount}`;
 }
 

@@ -91,7 +91,11 @@ export function archiveLine(
     if (walFileKind(name) !== 'segment') continue;
     const { timeline, segno } = parseSegmentName(name, segSize);
     if (segno < startSeg) continue;
-    if (chosen.stretches.some((s) => s.timeline === timeline && segno >= s.fromSeg && (s.toSeg === undefined || segno < s.toSeg))) {
+    if (
+      chosen.stretches.some(
+        (s) => s.timeline === timeline && segno >= s.fromSeg && (s.toSeg === undefined || segno < s.toSeg),
+      )
+    ) {
       segments.push({ name, segno });
     }
   }
@@ -104,11 +108,20 @@ export function archiveLine(
   // that covers the segment, newest first), so the line goes on into it,
   // capped there: what the parent wrote after the switch is not on the line.
   const parent = chosen.stretches[chosen.stretches.length - 2];
-  if (parent?.toSeg !== undefined && parent.untilLsn !== undefined && parent.toSeg >= startSeg && !segments.some((s) => s.segno >= parent.toSeg!)) {
+  if (
+    parent?.toSeg !== undefined &&
+    parent.untilLsn !== undefined &&
+    parent.toSeg >= startSeg &&
+    !segments.some((s) => s.segno >= parent.toSeg!)
+  ) {
     const name = segmentName(parent.timeline, parent.toSeg, segSize);
     if (files.includes(name)) {
       segments.push({ name, segno: parent.toSeg });
-      return { timeline: chosen.timeline, segments: segments.map((s) => s.name), endCap: { segment: name, lsn: formatLsn(parent.untilLsn) } };
+      return {
+        timeline: chosen.timeline,
+        segments: segments.map((s) => s.name),
+        endCap: { segment: name, lsn: formatLsn(parent.untilLsn) },
+      };
     }
   }
   return { timeline: chosen.timeline, segments: segments.map((s) => s.name) };
@@ -149,7 +162,9 @@ async function readSegment(
     const onLine = (lsn: string) => before === undefined || parseLsn(lsn) < before;
     const lsns = [...out.matchAll(RECORD_LSN)].map((m) => m[1]!).filter(onLine);
     const records: SegmentRecords = {
-      restorePoints: [...out.matchAll(RESTORE_POINT)].map((m) => ({ name: m[2]!, lsn: m[1]! })).filter((rp) => onLine(rp.lsn)),
+      restorePoints: [...out.matchAll(RESTORE_POINT)]
+        .map((m) => ({ name: m[2]!, lsn: m[1]! }))
+        .filter((rp) => onLine(rp.lsn)),
       ...(lsns.length > 0 ? { lastLsn: lsns[lsns.length - 1]! } : {}),
     };
     opts.cache.set(key, records);
@@ -180,7 +195,10 @@ const HEAD_FAN_OUT = 16;
  * read) are read. A skipped segment holds no restore point record's start,
  * so pg_waldump starting after it loses none.
  */
-async function segmentsToRead(opts: { repo: Repository; cluster: string }, segments: readonly string[]): Promise<boolean[]> {
+async function segmentsToRead(
+  opts: { repo: Repository; cluster: string },
+  segments: readonly string[],
+): Promise<boolean[]> {
   const counts: (number | undefined)[] = [];
   for (let i = 0; i < segments.length; i += HEAD_FAN_OUT) {
     const batch = segments.slice(i, i + HEAD_FAN_OUT).map((name) =>
@@ -211,12 +229,14 @@ async function searchRestorePoints(
   read: readonly boolean[],
   visit: (rp: { name: string; lsn: string; segment: string }) => boolean,
 ): Promise<{ covered: number; read: number; complete: boolean } | undefined> {
-  const parsed = segments.map((name, index) => ({ name, index, ...parseSegmentName(name, opts.segSize) })).filter((s) => read[s.index]);
+  const parsed = segments
+    .map((name, index) => ({ name, index, ...parseSegmentName(name, opts.segSize) }))
+    .filter((s) => read[s.index]);
   // The runs, planned first, so the next run's segments are fetched (read,
   // decompressed, checked) while pg_waldump reads the current one: on a name
   // at the end of a long archive the search is most of preflight (issue 13).
   const runs: (typeof parsed)[] = [];
-  for (let i = 0; i < parsed.length; ) {
+  for (let i = 0; i < parsed.length;) {
     const run = [parsed[i]!];
     while (run.length < SEARCH_RUN && i + run.length < parsed.length) {
       const next = parsed[i + run.length]!;
@@ -227,7 +247,8 @@ async function searchRestorePoints(
     runs.push(run);
     i += run.length;
   }
-  const fetchRun = (run: (typeof parsed)[number][]) => Promise.all(run.map((s) => fetchWalFile(opts.repo, opts.cluster, s.name)));
+  const fetchRun = (run: (typeof parsed)[number][]) =>
+    Promise.all(run.map((s) => fetchWalFile(opts.repo, opts.cluster, s.name)));
   const seenLsn = new Set<string>();
   let prev: (typeof parsed)[number] | undefined;
   let done = 0;
@@ -238,19 +259,30 @@ async function searchRestorePoints(
       const got = await fetching!;
       fetching = runs[r + 1] ? fetchRun(runs[r + 1]!) : undefined;
       done += run.length;
-      const overlap = prev && prev.timeline === run[0]!.timeline && prev.segno + 1n === run[0]!.segno ? prev : undefined;
+      const overlap =
+        prev && prev.timeline === run[0]!.timeline && prev.segno + 1n === run[0]!.segno ? prev : undefined;
       if (prev && !overlap) await rm(path.join(opts.dir, prev.name), { force: true });
-      await Promise.all(run.flatMap((s, j) => (got[j] ? [writeFile(path.join(opts.dir, s.name), got[j]!.content)] : [])));
+      await Promise.all(
+        run.flatMap((s, j) => (got[j] ? [writeFile(path.join(opts.dir, s.name), got[j]!.content)] : [])),
+      );
       const first = overlap ?? run[0]!;
       const last = run[run.length - 1]!;
-      const out = await waldump(`${opts.pgBin}/pg_waldump`, ['--rmgr=XLOG', `--path=${opts.dir}`, first.name, last.name]);
+      const out = await waldump(`${opts.pgBin}/pg_waldump`, [
+        '--rmgr=XLOG',
+        `--path=${opts.dir}`,
+        first.name,
+        last.name,
+      ]);
       for (const s of [first, ...run]) if (s !== last) await rm(path.join(opts.dir, s.name), { force: true });
       prev = last;
       for (const m of out.matchAll(RESTORE_POINT)) {
         const lsn = m[1]!;
         if (seenLsn.has(lsn)) continue;
         seenLsn.add(lsn);
-        if (visit({ name: m[2]!, lsn, segment: segmentName(last.timeline, segnoOfLsn(lsn, opts.segSize), opts.segSize) })) return undefined;
+        if (
+          visit({ name: m[2]!, lsn, segment: segmentName(last.timeline, segnoOfLsn(lsn, opts.segSize), opts.segSize) })
+        )
+          return undefined;
       }
     }
   } finally {
@@ -296,9 +328,19 @@ export async function checkTargetReach(opts: {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lifeboat-preflight-waldump-'));
   try {
     if ('time' in target) {
-      const newest = await newestArchivedCommit({ repo: opts.repo, cluster: opts.cluster, pgBin: opts.pgBin, files: line.segments, ...(line.endCap ? { endCap: line.endCap } : {}) });
+      const newest = await newestArchivedCommit({
+        repo: opts.repo,
+        cluster: opts.cluster,
+        pgBin: opts.pgBin,
+        files: line.segments,
+        ...(line.endCap ? { endCap: line.endCap } : {}),
+      });
       if (!newest) {
-        return { warnings: [`no commit found in the newest archived segments of ${where}: preflight cannot tell whether ${target.time} is reached`] };
+        return {
+          warnings: [
+            `no commit found in the newest archived segments of ${where}: preflight cannot tell whether ${target.time} is reached`,
+          ],
+        };
       }
       const reaches = `newest archived commit ${newest.time} (in ${newest.segment}, timeline ${line.timeline})`;
       // Milliseconds: pg_waldump's microseconds were cut, so the commit may be
@@ -334,14 +376,18 @@ export async function checkTargetReach(opts: {
       return {
         reaches,
         warnings: [],
-        refusal: new LifeboatError('TARGET_UNREACHABLE', `LSN ${target.lsn} is past the end of ${where}: its last record starts at ${lastLsn}; replay would end before the target`, {
-          hints: [
-            `choose an LSN at or before ${lastLsn}: ${flags} --to-lsn ${lastLsn} (or target {"lsn": "${lastLsn}"})`,
-            `to replay everything the archive holds: ${flags} --to-latest (target {"latest": true})`,
-            untouched,
-          ],
-          details: { timeline: line.timeline, lastLsn, newestSegment: newestSeg },
-        }),
+        refusal: new LifeboatError(
+          'TARGET_UNREACHABLE',
+          `LSN ${target.lsn} is past the end of ${where}: its last record starts at ${lastLsn}; replay would end before the target`,
+          {
+            hints: [
+              `choose an LSN at or before ${lastLsn}: ${flags} --to-lsn ${lastLsn} (or target {"lsn": "${lastLsn}"})`,
+              `to replay everything the archive holds: ${flags} --to-latest (target {"latest": true})`,
+              untouched,
+            ],
+            details: { timeline: line.timeline, lastLsn, newestSegment: newestSeg },
+          },
+        ),
       };
     }
     // A restore point name: oldest first, stopping at the first one of that name, as recovery does.
@@ -363,7 +409,12 @@ export async function checkTargetReach(opts: {
       },
     );
     if (found) {
-      const readCount = toRead.filter((r, i) => r && parseSegmentName(line.segments[i]!, backup.walSegmentSize).segno <= segnoOfLsn(found!.lsn, backup.walSegmentSize) + 1n).length;
+      const readCount = toRead.filter(
+        (r, i) =>
+          r &&
+          parseSegmentName(line.segments[i]!, backup.walSegmentSize).segno <=
+            segnoOfLsn(found!.lsn, backup.walSegmentSize) + 1n,
+      ).length;
       const skipped = line.segments.length - toRead.filter(Boolean).length;
       return {
         reaches:
@@ -390,10 +441,16 @@ export async function checkTargetReach(opts: {
       refusal: new LifeboatError(
         'TARGET_UNREACHABLE',
         `restore point "${target.name}" is not in ${where}: ` +
-          (seen.length === 0 ? 'it holds no restore point at all' : `it holds ${seen.length} restore point${seen.length === 1 ? '' : 's'}, the newest ${listed}`),
+          (seen.length === 0
+            ? 'it holds no restore point at all'
+            : `it holds ${seen.length} restore point${seen.length === 1 ? '' : 's'}, the newest ${listed}`),
         {
           hints: [
-            ...(example !== undefined ? [`names are exact and case-sensitive: ${flags} --to-name '${example}' (or target {"name": "${example}"})`] : []),
+            ...(example !== undefined
+              ? [
+                  `names are exact and case-sensitive: ${flags} --to-name '${example}' (or target {"name": "${example}"})`,
+                ]
+              : []),
             `restore points are made with lifeboat checkpoint --runbook ${opts.runbookName} --label <label> (pg_create_restore_point); one made before backup ${backup.backupId} started (${backup.startTime}) is reached only from an older backup: ${flags} --to-name <name> --backup <older backup id> (lifeboat backups --runbook ${opts.runbookName} lists them)`,
             `or recover to a time instead: ${flags} --to-time <ISO time>`,
             untouched,
@@ -404,11 +461,14 @@ export async function checkTargetReach(opts: {
     };
   } catch (err) {
     if (/pg_waldump not found/.test(errorMessage(err))) {
-      return { warnings: [`${describeTarget(target)} was not checked against the archive: ${errorMessage(err)} on the worker that ran preflight`] };
+      return {
+        warnings: [
+          `${describeTarget(target)} was not checked against the archive: ${errorMessage(err)} on the worker that ran preflight`,
+        ],
+      };
     }
     throw err;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
-

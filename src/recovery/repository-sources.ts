@@ -43,10 +43,14 @@ export function repositorySourceNotes(s: RepositorySources | undefined): string[
   if (!s) return [];
   const notes: string[] = [];
   if (s.baseBackup) {
-    notes.push(`base backup served by repository ${s.baseBackup.name} (${s.baseBackup.url}); passed over: ${s.baseBackup.skipped.map((k) => `${k.name} (${k.url}): ${k.reason}${k.partial ? ` (what it gave is kept in ${k.partial})` : ''}`).join('; ')}`);
+    notes.push(
+      `base backup served by repository ${s.baseBackup.name} (${s.baseBackup.url}); passed over: ${s.baseBackup.skipped.map((k) => `${k.name} (${k.url}): ${k.reason}${k.partial ? ` (what it gave is kept in ${k.partial})` : ''}`).join('; ')}`,
+    );
   }
   for (const w of s.wal ?? []) {
-    notes.push(`WAL ${w.walFile} served by ${w.servedBy}${w.via ? ` (fetched ahead by the ${w.via})` : ''}; passed over: ${w.skipped.map((k) => `${k.url}: ${k.reason}`).join('; ')}`);
+    notes.push(
+      `WAL ${w.walFile} served by ${w.servedBy}${w.via ? ` (fetched ahead by the ${w.via})` : ''}; passed over: ${w.skipped.map((k) => `${k.url}: ${k.reason}`).join('; ')}`,
+    );
   }
   return notes;
 }

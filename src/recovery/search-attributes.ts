@@ -18,7 +18,10 @@ import { LifeboatError } from '../errors';
 export const RUNBOOK_ATTRIBUTE = defineSearchAttributeKey('LifeboatRunbook', 'KEYWORD');
 export const AWAITING_ATTRIBUTE = defineSearchAttributeKey('LifeboatAwaiting', 'KEYWORD_LIST');
 
-export const LIFEBOAT_SEARCH_ATTRIBUTES: ReadonlyArray<{ name: string; type: SearchAttributeType }> = [RUNBOOK_ATTRIBUTE, AWAITING_ATTRIBUTE];
+export const LIFEBOAT_SEARCH_ATTRIBUTES: ReadonlyArray<{ name: string; type: SearchAttributeType }> = [
+  RUNBOOK_ATTRIBUTE,
+  AWAITING_ATTRIBUTE,
+];
 
 /** The patch id around the upserts: histories recorded before them replay without (workflow `patched()`). */
 export const SEARCH_ATTRIBUTES_PATCH = 'lifeboat-search-attributes';
@@ -33,7 +36,10 @@ export function devServerSearchAttributeArgs(): string[] {
 // not something workflow code may import, and the SDK does not export its encoder.
 const INDEXED_VALUE_TYPE: Partial<Record<SearchAttributeType, number>> = { KEYWORD: 2, KEYWORD_LIST: 7 };
 
-type OperatorService = Pick<temporal.api.operatorservice.v1.OperatorService, 'listSearchAttributes' | 'addSearchAttributes'>;
+type OperatorService = Pick<
+  temporal.api.operatorservice.v1.OperatorService,
+  'listSearchAttributes' | 'addSearchAttributes'
+>;
 
 /**
  * Adds the attributes the namespace lacks; a no-op when they are there.
@@ -47,21 +53,28 @@ export async function ensureSearchAttributes(operator: OperatorService, namespac
   const missing = LIFEBOAT_SEARCH_ATTRIBUTES.filter((a) => !(a.name in known));
   if (missing.length === 0) return [];
   const searchAttributes: Record<string, temporal.api.enums.v1.IndexedValueType> = {};
-  for (const a of missing) searchAttributes[a.name] = INDEXED_VALUE_TYPE[a.type] as temporal.api.enums.v1.IndexedValueType;
+  for (const a of missing)
+    searchAttributes[a.name] = INDEXED_VALUE_TYPE[a.type] as temporal.api.enums.v1.IndexedValueType;
   try {
     await operator.addSearchAttributes({ namespace, searchAttributes });
   } catch (err) {
     // Two workers starting at once both see the attribute missing; the
     // loser's "already exists" is the outcome it wanted.
     if (/already exists/i.test(String(err))) return [];
-    const cli = missing.map((a) => `--name ${a.name} --type ${a.type === 'KEYWORD_LIST' ? 'KeywordList' : 'Keyword'}`).join(' ');
-    throw new LifeboatError('SEARCH_ATTRIBUTES_MISSING', `namespace ${namespace} lacks the search attributes ${missing.map((a) => a.name).join(', ')} and this worker may not add them: ${String(err)}`, {
-      hints: [
-        `an administrator of the namespace adds them once: temporal operator search-attribute create --namespace ${namespace} ${cli}`,
-        'recoverToPointInTime sets them to show which runs wait for a decision (lifeboat pending); without them its workflow tasks fail',
-      ],
-      cause: err,
-    });
+    const cli = missing
+      .map((a) => `--name ${a.name} --type ${a.type === 'KEYWORD_LIST' ? 'KeywordList' : 'Keyword'}`)
+      .join(' ');
+    throw new LifeboatError(
+      'SEARCH_ATTRIBUTES_MISSING',
+      `namespace ${namespace} lacks the search attributes ${missing.map((a) => a.name).join(', ')} and this worker may not add them: ${String(err)}`,
+      {
+        hints: [
+          `an administrator of the namespace adds them once: temporal operator search-attribute create --namespace ${namespace} ${cli}`,
+          'recoverToPointInTime sets them to show which runs wait for a decision (lifeboat pending); without them its workflow tasks fail',
+        ],
+        cause: err,
+      },
+    );
   }
   return missing.map((a) => a.name);
 }

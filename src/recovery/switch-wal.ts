@@ -37,7 +37,10 @@ export async function switchWalAndAwaitArchive(
     await client.connect();
   } catch (err) {
     await client.end().catch(() => undefined);
-    return { archived: false, note: `the primary ${who} does not answer (${errorMessage(err).split('\n')[0]}): WAL still in its pg_wal is not in the archive` };
+    return {
+      archived: false,
+      note: `the primary ${who} does not answer (${errorMessage(err).split('\n')[0]}): WAL still in its pg_wal is not in the archive`,
+    };
   }
   let before: ArchiverState | undefined;
   try {
@@ -60,7 +63,12 @@ export async function switchWalAndAwaitArchive(
     for (;;) {
       if (await repo.head(key)) {
         const waitedMs = Date.now() - started;
-        return { archived: true, segment, waitedMs, note: `the primary switched WAL and ${segment} was archived (after ${waitedMs} ms)` };
+        return {
+          archived: true,
+          segment,
+          waitedMs,
+          note: `the primary switched WAL and ${segment} was archived (after ${waitedMs} ms)`,
+        };
       }
       const failing = await archiverFailing(client, segment, before, Date.now() - started);
       if (failing) {
@@ -102,7 +110,9 @@ async function archiverState(client: Client): Promise<ArchiverState | undefined>
       'select failed_count::text as n, last_failed_wal as wal, last_failed_time as failed, last_archived_time as archived from pg_stat_archiver',
     );
     const r = rows[0];
-    return r ? { failed: Number(r.n), lastFailedWal: r.wal, lastFailedAt: r.failed, lastArchivedAt: r.archived } : undefined;
+    return r
+      ? { failed: Number(r.n), lastFailedWal: r.wal, lastFailedAt: r.failed, lastArchivedAt: r.archived }
+      : undefined;
   } catch {
     return undefined;
   }
@@ -120,7 +130,12 @@ const FAILING_GRACE_MS = 3_000;
  * within the wait (an old primary refused with TIMELINE_SUPERSEDED, a full
  * or unreachable repository, bad credentials).
  */
-async function archiverFailing(client: Client, segment: string, before: ArchiverState | undefined, waitedMs: number): Promise<string | undefined> {
+async function archiverFailing(
+  client: Client,
+  segment: string,
+  before: ArchiverState | undefined,
+  waitedMs: number,
+): Promise<string | undefined> {
   if (!before) return undefined;
   const now = await archiverState(client);
   if (!now?.lastFailedWal || !now.lastFailedAt) return undefined;
@@ -130,6 +145,7 @@ async function archiverFailing(client: Client, segment: string, before: Archiver
   const since = now.failed - before.failed;
   const what = `${now.lastFailedWal} failed ${since > 0 ? `${since} times since the switch, ` : ''}last at ${now.lastFailedAt.toISOString()}`;
   if (since >= 3) return what;
-  const failingBefore = before.lastFailedAt !== null && (before.lastArchivedAt === null || before.lastFailedAt > before.lastArchivedAt);
+  const failingBefore =
+    before.lastFailedAt !== null && (before.lastArchivedAt === null || before.lastFailedAt > before.lastArchivedAt);
   return failingBefore && waitedMs >= FAILING_GRACE_MS ? `${what}; failing since before the switch` : undefined;
 }

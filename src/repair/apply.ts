@@ -77,9 +77,15 @@ const AUDIT_TABLE = 'lifeboat_repair_audit';
 async function auditTableName(client: ClientBase, schema: string | undefined): Promise<string> {
   const s = schema ?? (await client.query<{ s: string | null }>('select current_schema() as s')).rows[0]?.s;
   if (!s) {
-    throw new LifeboatError('INPUT_INVALID', 'no schema for the repair audit table: the search_path names no existing schema', {
-      hints: ['set auditSchema (e.g. the runbook gates\' schema) or give the role a search_path with a schema it can create in'],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      'no schema for the repair audit table: the search_path names no existing schema',
+      {
+        hints: [
+          "set auditSchema (e.g. the runbook gates' schema) or give the role a search_path with a schema it can create in",
+        ],
+      },
+    );
   }
   return `${ident(s)}.${AUDIT_TABLE}`;
 }
@@ -106,7 +112,9 @@ async function readPlan(file: string): Promise<OpenPlan> {
   const header = first.done ? undefined : (JSON.parse(first.value) as PlanHeader);
   if (!header || header.lifeboatRepairPlan !== 1) {
     close();
-    throw new LifeboatError('INPUT_INVALID', `${file} is not a repair plan (no header line)`, { hints: ['plans are written by classify'] });
+    throw new LifeboatError('INPUT_INVALID', `${file} is not a repair plan (no header line)`, {
+      hints: ['plans are written by classify'],
+    });
   }
   async function* rows(): AsyncGenerator<PlanRow> {
     for (;;) {
@@ -121,7 +129,11 @@ async function readPlan(file: string): Promise<OpenPlan> {
 /** One table's plan applied in a transaction of its own (applyPlans with one plan). */
 export async function applyPlan(client: ClientBase, opts: ApplyOptions): Promise<ApplyResult> {
   const { planFile, onProgress, ...rest } = opts;
-  const [result] = await applyPlans(client, { ...rest, planFiles: [planFile], ...(onProgress ? { onProgress: (_table: string, rows: number) => onProgress(rows) } : {}) });
+  const [result] = await applyPlans(client, {
+    ...rest,
+    planFiles: [planFile],
+    ...(onProgress ? { onProgress: (_table: string, rows: number) => onProgress(rows) } : {}),
+  });
   return result!;
 }
 
@@ -159,13 +171,16 @@ export async function applyPlans(client: ClientBase, opts: ApplyPlansOptions): P
   await client.query('begin isolation level read committed');
   try {
     await pinTextFormat(client);
-    if (opts.lockTimeoutMs !== undefined) await client.query(`set local lock_timeout = ${Math.max(0, Math.floor(opts.lockTimeoutMs))}`);
+    if (opts.lockTimeoutMs !== undefined)
+      await client.query(`set local lock_timeout = ${Math.max(0, Math.floor(opts.lockTimeoutMs))}`);
     // A worker killed mid-apply leaves its session behind; PostgreSQL notices
     // a vanished client only when it next talks to it, so a session waiting
     // on a row lock would keep the rows it already restored locked (live
     // writers wait) until that wait ends. Polling the socket every second
     // (PostgreSQL 14+, Linux) ends it and rolls it back instead.
-    await client.query(`select set_config('client_connection_check_interval', '1000', true) where current_setting('server_version_num')::int >= 140000`);
+    await client.query(
+      `select set_config('client_connection_check_interval', '1000', true) where current_setting('server_version_num')::int >= 140000`,
+    );
     // DEFERRABLE foreign keys (between repaired tables, or reached by the
     // application's triggers) are checked at COMMIT, still inside this
     // transaction; NOT DEFERRABLE ones per statement, hence parents first.
@@ -183,9 +198,13 @@ export async function applyPlans(client: ClientBase, opts: ApplyPlansOptions): P
     const qualified = shapes.map((s) => s.qualified);
     const twice = qualified.filter((q, i) => qualified.indexOf(q) !== i);
     if (twice.length > 0) {
-      throw new LifeboatError('INPUT_INVALID', `repair ${opts.repairId} names ${[...new Set(twice)].join(', ')} more than once: one plan per table`, {
-        hints: ['list each table once (the diff writes one plan per table)', 'nothing was applied'],
-      });
+      throw new LifeboatError(
+        'INPUT_INVALID',
+        `repair ${opts.repairId} names ${[...new Set(twice)].join(', ')} more than once: one plan per table`,
+        {
+          hints: ['list each table once (the diff writes one plan per table)', 'nothing was applied'],
+        },
+      );
     }
     await client.query(
       `create table if not exists ${audit} (
@@ -199,31 +218,48 @@ export async function applyPlans(client: ClientBase, opts: ApplyPlansOptions): P
     // first's rows. One lock per table (the key a one-table apply has always
     // taken), in one order, so two applies never wait on each other crosswise.
     for (const q of [...qualified].sort()) {
-      await client.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [`lifeboat-repair:${opts.repairId}:${q}`]);
+      await client.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [
+        `lifeboat-repair:${opts.repairId}:${q}`,
+      ]);
     }
     const prior = await client.query<{ table_name: string; updated: string; inserted: string; skipped: string }>(
       `select table_name, updated::text, inserted::text, skipped::text from ${audit} where repair_id = $1 and table_name = any($2::text[])`,
       [opts.repairId, qualified],
     );
-    const results: Array<Omit<ApplyResult, 'transactionMs' | 'lockedMs'> & { lockedFrom?: number }> = shapes.map((s) => {
-      const p = prior.rows.find((r) => r.table_name === s.qualified);
-      return {
-        repairId: opts.repairId, table: s.qualified, alreadyApplied: p !== undefined,
-        updated: Number(p?.updated ?? 0), inserted: Number(p?.inserted ?? 0), skipped: Number(p?.skipped ?? 0),
-        skippedKeys: [], sequencesAdvanced: [], auditTable: audit,
-      };
-    });
+    const results: Array<Omit<ApplyResult, 'transactionMs' | 'lockedMs'> & { lockedFrom?: number }> = shapes.map(
+      (s) => {
+        const p = prior.rows.find((r) => r.table_name === s.qualified);
+        return {
+          repairId: opts.repairId,
+          table: s.qualified,
+          alreadyApplied: p !== undefined,
+          updated: Number(p?.updated ?? 0),
+          inserted: Number(p?.inserted ?? 0),
+          skipped: Number(p?.skipped ?? 0),
+          skippedKeys: [],
+          sequencesAdvanced: [],
+          auditTable: audit,
+        };
+      },
+    );
     const todo = results.flatMap((r, i) => (r.alreadyApplied ? [] : [i]));
     const finished = () => {
       const end = Date.now();
-      return results.map(({ lockedFrom, ...r }) => ({ ...r, transactionMs: end - started, lockedMs: lockedFrom === undefined ? 0 : end - lockedFrom }));
+      return results.map(({ lockedFrom, ...r }) => ({
+        ...r,
+        transactionMs: end - started,
+        lockedMs: lockedFrom === undefined ? 0 : end - lockedFrom,
+      }));
     };
     if (todo.length === 0) {
       await client.query('rollback');
       closeAll();
       return finished();
     }
-    const ordered = await parentsFirst(client, todo.map((i) => qualified[i]!));
+    const ordered = await parentsFirst(
+      client,
+      todo.map((i) => qualified[i]!),
+    );
     cycle = ordered.cycle;
 
     for (const i of ordered.order.map((j) => todo[j]!)) {
@@ -241,7 +277,10 @@ export async function applyPlans(client: ClientBase, opts: ApplyPlansOptions): P
       const flush = async () => {
         if (batch.length === 0) return;
         const nrows = batch.length / perRow;
-        const values = Array.from({ length: nrows }, (_, r) => `(${Array.from({ length: perRow }, (_, c) => `$${r * perRow + c + 1}`).join(',')})`).join(',');
+        const values = Array.from(
+          { length: nrows },
+          (_, r) => `(${Array.from({ length: perRow }, (_, c) => `$${r * perRow + c + 1}`).join(',')})`,
+        ).join(',');
         await client.query(`insert into ${STAGING} (${st.stagingColumns.join(',')}) values ${values}`, batch);
         batch = [];
         opts.onProgress?.(shape.qualified, loaded);
@@ -309,7 +348,10 @@ export async function applyPlans(client: ClientBase, opts: ApplyPlansOptions): P
 }
 
 /** A failed transaction as an operator reads it: which repair and tables, where it stopped, what to do. */
-function applyFailure(err: unknown, ctx: { repairId: string; named: string[]; at: string; cycle: string[]; lockTimeoutMs: number | undefined }): LifeboatError {
+function applyFailure(
+  err: unknown,
+  ctx: { repairId: string; named: string[]; at: string; cycle: string[]; lockTimeoutMs: number | undefined },
+): LifeboatError {
   const pgErr = err as { code?: string; constraint?: string; detail?: string };
   const one = ctx.named.length === 1;
   const of = `repair ${ctx.repairId} of ${ctx.named.join(', ')}`;
@@ -318,27 +360,43 @@ function applyFailure(err: unknown, ctx: { repairId: string; named: string[]; at
   // transaction did not commit unless COMMIT itself was in flight; either
   // way a retry with the same repair id finds out from the audit rows.
   if (!pgErr.code || /^(08|57P)/.test(pgErr.code)) {
-    return new LifeboatError('PG_UNREACHABLE', `${of} lost its connection to the primary${one ? '' : ` at ${ctx.at}`}: ${cause}`, {
-      cause: err,
-      hints: [`apply again with the same repair id: it restores the rows if the transaction did not commit, and says "already applied" ${one ? '' : 'for every table '}if it did`],
-      details: { sqlstate: pgErr.code },
-    });
+    return new LifeboatError(
+      'PG_UNREACHABLE',
+      `${of} lost its connection to the primary${one ? '' : ` at ${ctx.at}`}: ${cause}`,
+      {
+        cause: err,
+        hints: [
+          `apply again with the same repair id: it restores the rows if the transaction did not commit, and says "already applied" ${one ? '' : 'for every table '}if it did`,
+        ],
+        details: { sqlstate: pgErr.code },
+      },
+    );
   }
   const hints =
     pgErr.code === '23503'
       ? [
           `foreign key ${pgErr.constraint ?? '?'}: a restored row refers to a row deleted since (or a row deleted since refers to it); restore the parent rows first (repair that table too) or exclude these keys`,
           ...(ctx.cycle.length > 0
-            ? [`the foreign keys between ${ctx.cycle.join(', ')} form a cycle and are NOT DEFERRABLE, so no order restores both sides: make them DEFERRABLE (ALTER TABLE ... ALTER CONSTRAINT ... DEFERRABLE; the repair then defers them to its commit) or repair these tables in separate runs`]
+            ? [
+                `the foreign keys between ${ctx.cycle.join(', ')} form a cycle and are NOT DEFERRABLE, so no order restores both sides: make them DEFERRABLE (ALTER TABLE ... ALTER CONSTRAINT ... DEFERRABLE; the repair then defers them to its commit) or repair these tables in separate runs`,
+              ]
             : []),
         ]
       : pgErr.code === '55P03'
-        ? [`a row or table lock was not granted within lock_timeout (${ctx.lockTimeoutMs ?? 'the role\'s'} ms): a long transaction holds rows of the table; find it in pg_stat_activity, then apply again`]
+        ? [
+            `a row or table lock was not granted within lock_timeout (${ctx.lockTimeoutMs ?? "the role's"} ms): a long transaction holds rows of the table; find it in pg_stat_activity, then apply again`,
+          ]
         : pgErr.code === '42501'
-          ? [`the role lacks a privilege for the repair: SELECT, INSERT, UPDATE on the table, SELECT, UPDATE on its sequences, TEMPORARY on the database, CREATE on the audit schema; lifeboat grants --runbook <name> --repair-tables ${ctx.named.join(',')} prints them`]
+          ? [
+              `the role lacks a privilege for the repair: SELECT, INSERT, UPDATE on the table, SELECT, UPDATE on its sequences, TEMPORARY on the database, CREATE on the audit schema; lifeboat grants --runbook <name> --repair-tables ${ctx.named.join(',')} prints them`,
+            ]
           : ['the primary is unchanged: fix the cause and apply again (the same repair id is safe to retry)'];
   const what = one
     ? `${of} failed and was rolled back, nothing applied: ${cause}`
     : `${of} failed at ${ctx.at} and was rolled back, nothing applied to any of the ${ctx.named.length} tables: ${cause}`;
-  return new LifeboatError(pgErr.code === '42501' ? 'PRIVILEGE_MISSING' : 'SQL_FAILED', what, { cause: err, hints, details: { sqlstate: pgErr.code } });
+  return new LifeboatError(pgErr.code === '42501' ? 'PRIVILEGE_MISSING' : 'SQL_FAILED', what, {
+    cause: err,
+    hints,
+    details: { sqlstate: pgErr.code },
+  });
 }

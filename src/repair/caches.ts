@@ -31,7 +31,11 @@ export function placeholdersOf(pattern: string): string[] {
 }
 
 /** The pattern with each placeholder replaced; undefined when the table's key lacks one of them. */
-export function substitute(pattern: string, table: Pick<RepairedKeys, 'name' | 'keyColumns'>, key: readonly string[]): string | undefined {
+export function substitute(
+  pattern: string,
+  table: Pick<RepairedKeys, 'name' | 'keyColumns'>,
+  key: readonly string[],
+): string | undefined {
   let missing = false;
   const out = pattern.replace(PLACEHOLDER, (_, col: string) => {
     if (col === 'table') return table.name;
@@ -52,9 +56,13 @@ export async function invalidateRepairedCaches(
   tables: RepairedKeys[],
   opts: { onProgress?: (deleted: number) => void; signal?: AbortSignal } = {},
 ): Promise<CacheResult[]> {
-  const keyed = runbook.caches.filter((c): c is Runbook['caches'][number] & RedisEntry => 'redis' in c && c.redis.patterns.some((p) => placeholdersOf(p).length > 0));
+  const keyed = runbook.caches.filter(
+    (c): c is Runbook['caches'][number] & RedisEntry =>
+      'redis' in c && c.redis.patterns.some((p) => placeholdersOf(p).length > 0),
+  );
   const rest = runbook.caches.filter((c) => !keyed.includes(c as never));
-  const results = rest.length > 0 ? await invalidateRunbookCaches({ ...runbook, caches: rest }, { signal: opts.signal }) : [];
+  const results =
+    rest.length > 0 ? await invalidateRunbookCaches({ ...runbook, caches: rest }, { signal: opts.signal }) : [];
   for (const entry of keyed) results.push(await invalidateKeyed(runbook.name, entry.redis, tables, opts));
   return results;
 }
@@ -65,10 +73,17 @@ async function invalidateKeyed(
   tables: RepairedKeys[],
   opts: { onProgress?: (deleted: number) => void; signal?: AbortSignal },
 ): Promise<CacheResult> {
-  const url = urlFromEnv(cfg.urlEnv, { runbook, what: 'the Redis whose keys are invalidated', protocols: ['redis:', 'rediss:'] });
+  const url = urlFromEnv(cfg.urlEnv, {
+    runbook,
+    what: 'the Redis whose keys are invalidated',
+    protocols: ['redis:', 'rediss:'],
+  });
   const target = `redis $${cfg.urlEnv} ${cfg.patterns.join(' ')} (repaired keys)`;
   let lastError: unknown;
-  const client = createClient({ url: url.href, socket: { connectTimeout: 10_000, socketTimeout: 60_000, reconnectStrategy: false } });
+  const client = createClient({
+    url: url.href,
+    socket: { connectTimeout: 10_000, socketTimeout: 60_000, reconnectStrategy: false },
+  });
   client.on('error', (err: unknown) => (lastError = err));
   let deleted = 0;
   try {
@@ -108,10 +123,17 @@ async function invalidateKeyed(
   } catch (err) {
     if (opts.signal?.aborted) throw err;
     const why = redact(errorMessage(lastError ?? err), url);
-    throw new LifeboatError('CACHE_INVALIDATION_FAILED', `Redis at $${cfg.urlEnv} (${hostOf(url, 6379)}): deleting the repaired keys failed after ${deleted} deleted: ${why}`, {
-      hints: [`is Redis up and reachable from this worker? (redis-cli -h ${url.hostname} -p ${url.port || 6379} ping)`, 'deleting again is safe: retry the step'],
-      details: { deleted },
-    });
+    throw new LifeboatError(
+      'CACHE_INVALIDATION_FAILED',
+      `Redis at $${cfg.urlEnv} (${hostOf(url, 6379)}): deleting the repaired keys failed after ${deleted} deleted: ${why}`,
+      {
+        hints: [
+          `is Redis up and reachable from this worker? (redis-cli -h ${url.hostname} -p ${url.port || 6379} ping)`,
+          'deleting again is safe: retry the step',
+        ],
+        details: { deleted },
+      },
+    );
   } finally {
     if (client.isOpen) client.destroy();
   }

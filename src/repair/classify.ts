@@ -30,7 +30,15 @@ import { createLinesFile } from './lines-file';
 import { matchAfterShape, matchShapes, type TableShape } from './keys';
 import type { RowSource, TextRow } from './snapshot';
 
-export const REPAIR_CLASSES = ['damaged', 'changedSince', 'deletedByIncident', 'insertedByIncident', 'insertedSince', 'unchanged', 'candidate'] as const;
+export const REPAIR_CLASSES = [
+  'damaged',
+  'changedSince',
+  'deletedByIncident',
+  'insertedByIncident',
+  'insertedSince',
+  'unchanged',
+  'candidate',
+] as const;
 export type RepairClass = (typeof REPAIR_CLASSES)[number];
 
 /** Classes a repair restores without a person choosing them. */
@@ -88,7 +96,8 @@ export function compareText(a: string, b: string): number {
   if (a === b) return 0;
   // UTF-16 code unit order equals code point order unless a surrogate pair
   // meets a code unit in U+E000..U+FFFF; only then compare the UTF-8 bytes.
-  if (/[\uD800-\uDFFF]/.test(a) || /[\uD800-\uDFFF]/.test(b)) return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  if (/[\uD800-\uDFFF]/.test(a) || /[\uD800-\uDFFF]/.test(b))
+    return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
   return a < b ? -1 : 1;
 }
 
@@ -133,9 +142,15 @@ class Cursor {
     this.row = raw && p ? p.map((i) => (i < 0 ? null : (raw[i] ?? null))) : raw;
     this.key = this.row ? this.keyIdx.map((i) => this.row![i] as string) : undefined;
     if (this.key && prev && compareKeys(prev, this.key) >= 0) {
-      throw new LifeboatError('INVARIANT_FAILED', `rows of ${this.label} are not in key order: (${this.key.join(', ')}) came after (${prev.join(', ')})`, {
-        hints: ['the rows must be read with snapshot.ts (ordered by key::text COLLATE "C"); a merge out of order would pair the wrong rows'],
-      });
+      throw new LifeboatError(
+        'INVARIANT_FAILED',
+        `rows of ${this.label} are not in key order: (${this.key.join(', ')}) came after (${prev.join(', ')})`,
+        {
+          hints: [
+            'the rows must be read with snapshot.ts (ordered by key::text COLLATE "C"); a merge out of order would pair the wrong rows',
+          ],
+        },
+      );
     }
   }
   async close(): Promise<void> {
@@ -164,12 +179,16 @@ export async function classify(opts: {
   const shape = matched.shape;
   const keyIdx = shape.keyColumns.map((k) => shape.columns.findIndex((c) => c.name === k));
   const names = shape.columns.map((c) => c.name);
-  const named = (r: TextRow | undefined): NamedRow | null => (r ? Object.fromEntries(names.map((n, i) => [n, r[i] ?? null])) : null);
+  const named = (r: TextRow | undefined): NamedRow | null =>
+    r ? Object.fromEntries(names.map((n, i) => [n, r[i] ?? null])) : null;
   const sampleSize = opts.sampleSize ?? 20;
   const withAfter = opts.after !== undefined;
 
   const counts = Object.fromEntries(REPAIR_CLASSES.map((c) => [c, 0])) as Record<RepairClass, number>;
-  const samples = Object.fromEntries(REPAIR_CLASSES.map((c) => [c, [] as SampleRow[]])) as Record<RepairClass, SampleRow[]>;
+  const samples = Object.fromEntries(REPAIR_CLASSES.map((c) => [c, [] as SampleRow[]])) as Record<
+    RepairClass,
+    SampleRow[]
+  >;
   const planned: Partial<Record<RepairClass, number>> = {};
 
   let out: Awaited<ReturnType<typeof createLinesFile>>;
@@ -179,7 +198,13 @@ export async function classify(opts: {
     await Promise.all([opts.before.close(), opts.after?.close(), opts.now.close()]);
     throw err;
   }
-  const header: PlanHeader = { lifeboatRepairPlan: 1, table: shape.qualified, columns: shape.columns, keyColumns: shape.keyColumns, withAfter };
+  const header: PlanHeader = {
+    lifeboatRepairPlan: 1,
+    table: shape.qualified,
+    columns: shape.columns,
+    keyColumns: shape.keyColumns,
+    withAfter,
+  };
 
   const b = new Cursor('the copy at the before target', opts.before, shape, keyIdx);
   const a = opts.after ? new Cursor('the copy at the after target', opts.after, shape, keyIdx) : undefined;
@@ -239,5 +264,16 @@ export async function classify(opts: {
   } finally {
     await Promise.all([b.close(), a?.close(), n.close()]);
   }
-  return { table: shape.qualified, shape: { qualified: shape.qualified, columns: shape.columns, keyColumns: shape.keyColumns }, onlyOnPrimary: matched.onlyOnPrimary, absentAfter, keyColumns: shape.keyColumns, withAfter, counts, samples, planned, planFile: opts.planFile };
+  return {
+    table: shape.qualified,
+    shape: { qualified: shape.qualified, columns: shape.columns, keyColumns: shape.keyColumns },
+    onlyOnPrimary: matched.onlyOnPrimary,
+    absentAfter,
+    keyColumns: shape.keyColumns,
+    withAfter,
+    counts,
+    samples,
+    planned,
+    planFile: opts.planFile,
+  };
 }

@@ -44,6 +44,8 @@ export async function parentsFirst(client: ClientBase, tables: readonly string[]
   }
   const rest = tables.map((_, i) => i).filter((i) => !done.has(i));
   // What is left is in (or behind) a cycle: in the given order; its NOT DEFERRABLE part is what may fail.
-  const strict = new Set(rows.filter((r) => !r.deferrable && !done.has(r.child) && !done.has(r.parent)).flatMap((r) => [r.child, r.parent]));
+  const strict = new Set(
+    rows.filter((r) => !r.deferrable && !done.has(r.child) && !done.has(r.parent)).flatMap((r) => [r.child, r.parent]),
+  );
   return { order: [...order, ...rest], cycle: rest.filter((i) => strict.has(i)).map((i) => tables[i]!) };
 }

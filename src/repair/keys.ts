@@ -64,20 +64,30 @@ export async function readTableShape(client: ClientBase, table: string): Promise
   );
   const rel = found.rows[0];
   if (!rel) {
-    const { rows } = await client.query<{ sp: string; db: string }>(`select current_setting('search_path') as sp, current_database() as db`);
+    const { rows } = await client.query<{ sp: string; db: string }>(
+      `select current_setting('search_path') as sp, current_database() as db`,
+    );
     const searchPath = rows[0]?.sp ?? '?';
-    throw new LifeboatError('INPUT_INVALID', `table ${table} does not exist (or this role cannot see it) in database ${rows[0]?.db ?? '?'}`, {
-      hints: [
-        `name it schema-qualified (e.g. public.${table.split('.').pop()}); unqualified names are looked up on the search_path (${searchPath})`,
-        'the role needs USAGE on its schema to see it',
-      ],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `table ${table} does not exist (or this role cannot see it) in database ${rows[0]?.db ?? '?'}`,
+      {
+        hints: [
+          `name it schema-qualified (e.g. public.${table.split('.').pop()}); unqualified names are looked up on the search_path (${searchPath})`,
+          'the role needs USAGE on its schema to see it',
+        ],
+      },
+    );
   }
   const qualified = `${ident(rel.schema)}.${ident(rel.name)}`;
   if (rel.relkind !== 'r' && rel.relkind !== 'p') {
-    throw new LifeboatError('INPUT_INVALID', `${qualified} is not a table (relkind ${rel.relkind}): a repair restores rows of ordinary or partitioned tables`, {
-      hints: ['name the table the view or materialized view reads from'],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `${qualified} is not a table (relkind ${rel.relkind}): a repair restores rows of ordinary or partitioned tables`,
+      {
+        hints: ['name the table the view or materialized view reads from'],
+      },
+    );
   }
   const cols = await client.query<{ name: string; type: string; generated: boolean; identity_always: boolean }>(
     `select a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
@@ -113,7 +123,12 @@ export async function readTableShape(client: ClientBase, table: string): Promise
     schema: rel.schema,
     name: rel.name,
     qualified,
-    columns: cols.rows.map((c) => ({ name: c.name, type: c.type, generated: c.generated, identityAlways: c.identity_always })),
+    columns: cols.rows.map((c) => ({
+      name: c.name,
+      type: c.type,
+      generated: c.generated,
+      identityAlways: c.identity_always,
+    })),
     keyColumns: keys.rows.map((k) => k.name),
   };
 }
@@ -130,19 +145,36 @@ function columnDifferences(copy: ShapeLike, other: ShapeLike) {
   });
   const keyDiffers = copy.keyColumns.join('\u0000') !== other.keyColumns.join('\u0000');
   const names = new Set(copy.columns.map((c) => c.name));
-  return { byName, missing, retyped, keyDiffers, onlyInOther: other.columns.filter((c) => !names.has(c.name)).map((c) => c.name) };
+  return {
+    byName,
+    missing,
+    retyped,
+    keyDiffers,
+    onlyInOther: other.columns.filter((c) => !names.has(c.name)).map((c) => c.name),
+  };
 }
 
-function refuseShape(what: string, copy: ShapeLike, other: ShapeLike, d: ReturnType<typeof columnDifferences>, side: 'primary' | 'after'): never {
+function refuseShape(
+  what: string,
+  copy: ShapeLike,
+  other: ShapeLike,
+  d: ReturnType<typeof columnDifferences>,
+  side: 'primary' | 'after',
+): never {
   const missingHint = side === 'primary';
   const list = (names: string[]) => names.join(', ');
   const problems = [
-    ...(d.keyDiffers ? [`primary key (${list(copy.keyColumns)}) on the copy, (${list(other.keyColumns)}) on ${what}`] : []),
-    ...(missingHint && d.missing.length > 0 ? [`column${d.missing.length > 1 ? 's' : ''} ${list(d.missing.map((c) => `${c.name} ${c.type}`))} not on ${what}`] : []),
+    ...(d.keyDiffers
+      ? [`primary key (${list(copy.keyColumns)}) on the copy, (${list(other.keyColumns)}) on ${what}`]
+      : []),
+    ...(missingHint && d.missing.length > 0
+      ? [`column${d.missing.length > 1 ? 's' : ''} ${list(d.missing.map((c) => `${c.name} ${c.type}`))} not on ${what}`]
+      : []),
     ...d.retyped.map((r) => `column ${r.name} is ${r.copy} on the copy, ${r.other} on ${what}`),
   ];
   const hints: string[] = [];
-  if (d.keyDiffers) hints.push('a repair matches rows by primary key: the copy and the primary need the same key columns');
+  if (d.keyDiffers)
+    hints.push('a repair matches rows by primary key: the copy and the primary need the same key columns');
   if (missingHint && d.missing.length > 0) {
     hints.push(
       `to restore the values of a dropped column, add it back on the primary (${d.missing.map((c) => `ALTER TABLE ${other.qualified} ADD COLUMN ${ident(c.name)} ${c.type}`).join('; ')}), then start the repair again: its values are restored into it`,
@@ -154,12 +186,18 @@ function refuseShape(what: string, copy: ShapeLike, other: ShapeLike, d: ReturnT
     );
   }
   if (d.retyped.length > 0 && side === 'after') {
-    hints.push('the incident changed the column\'s type, so its values before and after it do not compare as text: repair without an after target (every difference shown as a candidate), or by hand from the copy');
+    hints.push(
+      "the incident changed the column's type, so its values before and after it do not compare as text: repair without an after target (every difference shown as a candidate), or by hand from the copy",
+    );
   }
-  throw new LifeboatError('INPUT_INVALID', `table ${copy.qualified} on ${what} does not match the copy at the before target: ${problems.join('; ')}`, {
-    hints,
-    details: { table: copy.qualified },
-  });
+  throw new LifeboatError(
+    'INPUT_INVALID',
+    `table ${copy.qualified} on ${what} does not match the copy at the before target: ${problems.join('; ')}`,
+    {
+      hints,
+      details: { table: copy.qualified },
+    },
+  );
 }
 
 export interface MatchedShape {

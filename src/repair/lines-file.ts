@@ -24,7 +24,9 @@ export async function createLinesFile(file: string): Promise<LinesFile> {
   } catch (err) {
     throw new LifeboatError('INPUT_INVALID', `cannot create ${file}: ${(err as Error).message}`, {
       cause: err,
-      hints: ['a repair writes each snapshot and plan to a new file and never overwrites one: choose another path or move the old file aside'],
+      hints: [
+        'a repair writes each snapshot and plan to a new file and never overwrites one: choose another path or move the old file aside',
+      ],
     });
   }
   return {

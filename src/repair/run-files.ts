@@ -28,7 +28,9 @@ export async function ensureWorkDir(runbook: Runbook, workflowId: string): Promi
   } catch (err) {
     throw new LifeboatError('INPUT_INVALID', `cannot create the repair's work directory ${dir}: ${errorMessage(err)}`, {
       cause: err,
-      hints: [`the worker's user must be able to create directories beside drill.dataDir (${restoreSite(runbook, 'drill').dataDir})`],
+      hints: [
+        `the worker's user must be able to create directories beside drill.dataDir (${restoreSite(runbook, 'drill').dataDir})`,
+      ],
     });
   }
   return dir;

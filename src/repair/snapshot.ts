@@ -64,9 +64,13 @@ async function assertUtf8(client: ClientBase): Promise<void> {
   );
   const enc = rows[0]?.enc;
   if (enc !== 'UTF8') {
-    throw new LifeboatError('INPUT_INVALID', `database ${rows[0]?.db ?? '?'} is encoded ${enc}: a repair orders keys by their UTF-8 bytes and supports UTF8 databases only`, {
-      hints: ['repair this database by hand from the restored copy'],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `database ${rows[0]?.db ?? '?'} is encoded ${enc}: a repair orders keys by their UTF-8 bytes and supports UTF8 databases only`,
+      {
+        hints: ['repair this database by hand from the restored copy'],
+      },
+    );
   }
 }
 
@@ -75,15 +79,23 @@ function readFailure(err: unknown, table: string, where: string | undefined): Li
   const sqlstate = (err as { code?: unknown }).code;
   const what = `reading ${table}${where ? ` where (${where})` : ''} failed: ${(err as Error).message}`;
   if (typeof sqlstate !== 'string' || !/^[0-9A-Z]{5}$/.test(sqlstate)) {
-    return new LifeboatError('PG_UNREACHABLE', what, { cause: err, hints: ['the connection to the server failed; the read is retried from the start'] });
+    return new LifeboatError('PG_UNREACHABLE', what, {
+      cause: err,
+      hints: ['the connection to the server failed; the read is retried from the start'],
+    });
   }
   if (sqlstate === '42501') {
-    return new LifeboatError('PRIVILEGE_MISSING', what, { cause: err, hints: [`the role needs USAGE on the schema and SELECT on ${table} (lifeboat grants)`] });
+    return new LifeboatError('PRIVILEGE_MISSING', what, {
+      cause: err,
+      hints: [`the role needs USAGE on the schema and SELECT on ${table} (lifeboat grants)`],
+    });
   }
   return new LifeboatError(where ? 'INPUT_INVALID' : 'SQL_FAILED', what, {
     cause: err,
     hints: where
-      ? ['check the --where predicate: it is run as given, on the copy and on the primary, inside a READ ONLY transaction (it cannot write)']
+      ? [
+          'check the --where predicate: it is run as given, on the copy and on the primary, inside a READ ONLY transaction (it cannot write)',
+        ]
       : ['the server refused the read; its log says more'],
     details: { sqlstate },
   });
@@ -116,7 +128,11 @@ export async function readRows(client: ClientBase, table: string, opts: { where?
       for (;;) {
         // The query (and the where predicate) runs here, not at DECLARE.
         const res = await client
-          .query<TextRow>({ text: `fetch ${FETCH_ROWS} from lifeboat_repair_rows`, rowMode: 'array', types: { getTypeParser: () => identity } })
+          .query<TextRow>({
+            text: `fetch ${FETCH_ROWS} from lifeboat_repair_rows`,
+            rowMode: 'array',
+            types: { getTypeParser: () => identity },
+          })
           .catch((err: unknown) => {
             throw readFailure(err, shape.qualified, opts.where);
           });
@@ -155,7 +171,15 @@ export async function snapshotTable(
     throw err;
   }
   const { shape, rows } = source;
-  const header: SnapshotHeader = { lifeboatRepairSnapshot: 1, schema: shape.schema, name: shape.name, table: shape.qualified, columns: shape.columns, keyColumns: shape.keyColumns, where: opts.where ?? null };
+  const header: SnapshotHeader = {
+    lifeboatRepairSnapshot: 1,
+    schema: shape.schema,
+    name: shape.name,
+    table: shape.qualified,
+    columns: shape.columns,
+    keyColumns: shape.keyColumns,
+    where: opts.where ?? null,
+  };
   let n = 0;
   try {
     await out.write(header);
@@ -180,9 +204,17 @@ export async function readSnapshot(file: string): Promise<RowSource> {
   const first = await lines.next();
   const header = first.done ? undefined : (JSON.parse(first.value) as SnapshotHeader);
   if (!header || header.lifeboatRepairSnapshot !== 1) {
-    throw new LifeboatError('INPUT_INVALID', `${file} is not a repair snapshot (no header line)`, { hints: ['snapshots are written by snapshotTable'] });
+    throw new LifeboatError('INPUT_INVALID', `${file} is not a repair snapshot (no header line)`, {
+      hints: ['snapshots are written by snapshotTable'],
+    });
   }
-  const shape: TableShape = { schema: header.schema, name: header.name, qualified: header.table, columns: header.columns, keyColumns: header.keyColumns };
+  const shape: TableShape = {
+    schema: header.schema,
+    name: header.name,
+    qualified: header.table,
+    columns: header.columns,
+    keyColumns: header.keyColumns,
+  };
   async function* rows(): AsyncGenerator<TextRow> {
     for (;;) {
       const next = await lines.next();

@@ -25,11 +25,19 @@ export interface RepairStatements {
 export function repairStatements(shape: Pick<TableShape, 'qualified' | 'columns' | 'keyColumns'>): RepairStatements {
   const cols = shape.columns;
   const keyIdx = shape.keyColumns.map((k) => cols.findIndex((c) => c.name === k));
-  const stagingColumns = ['seq', 'op', ...keyIdx.map((_, j) => `k${j}`), ...cols.map((_, i) => `r${i}`), ...cols.map((_, i) => `e${i}`)];
+  const stagingColumns = [
+    'seq',
+    'op',
+    ...keyIdx.map((_, j) => `k${j}`),
+    ...cols.map((_, i) => `r${i}`),
+    ...cols.map((_, i) => `e${i}`),
+  ];
   const cast = (i: number) => `s.r${i}::${cols[i]!.type}`;
   const keyMatch = keyIdx.map((ci) => `t.${ident(cols[ci]!.name)} = ${cast(ci)}`).join(' and ');
   const guard = cols.map((c, i) => `t.${ident(c.name)}::text is not distinct from s.e${i}`).join('\n      and ');
-  const settable = cols.map((c, i) => ({ c, i })).filter(({ c }) => !c.generated && !c.identityAlways && !shape.keyColumns.includes(c.name));
+  const settable = cols
+    .map((c, i) => ({ c, i }))
+    .filter(({ c }) => !c.generated && !c.identityAlways && !shape.keyColumns.includes(c.name));
   const writable = cols.map((c, i) => ({ c, i })).filter(({ c }) => !c.generated);
   const overriding = writable.some(({ c }) => c.identityAlways) ? ' overriding system value' : '';
   return {
@@ -65,11 +73,14 @@ select count(*)::text as n from d`,
 }
 
 /** The whole transaction as an operator reads it before approving (the artefact of the diff step). */
-export function repairSqlText(shape: Pick<TableShape, 'qualified' | 'columns' | 'keyColumns'>, opts: { classes: readonly RepairClass[]; auditTable: string; planFile: string }): string {
+export function repairSqlText(
+  shape: Pick<TableShape, 'qualified' | 'columns' | 'keyColumns'>,
+  opts: { classes: readonly RepairClass[]; auditTable: string; planFile: string },
+): string {
   const st = repairStatements(shape);
   return [
     `-- Repair of ${shape.qualified}: restores the plan's rows of classes ${opts.classes.join(', ')} from ${opts.planFile}.`,
-    '-- One transaction for every table of the repair (parents before children, each table\'s staging dropped after it); a row whose guard fails is skipped and reported, never overwritten.',
+    "-- One transaction for every table of the repair (parents before children, each table's staging dropped after it); a row whose guard fails is skipped and reported, never overwritten.",
     'begin isolation level read committed;',
     `-- creates ${opts.auditTable} if absent; takes an advisory lock on the repair id; stops here if the audit table has a row for it (already applied)`,
     `${st.createStaging};`,

@@ -81,13 +81,17 @@ export function readCredentialsFile(file: string): CredentialsFile {
   try {
     st = statSync(file);
   } catch (err) {
-    throw new LifeboatError('SECRET_MISSING', `${where} cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
-      hints: [
-        'Lifeboat writes it for the copies it starts and removes it when they are torn down; a copy started by hand needs its own',
-        'for the primary\'s archive_command, create it (mode 0600, owned by the PostgreSQL OS user) or give credentials another way (AWS_PROFILE, an instance role)',
-      ],
-      cause: err,
-    });
+    throw new LifeboatError(
+      'SECRET_MISSING',
+      `${where} cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      {
+        hints: [
+          'Lifeboat writes it for the copies it starts and removes it when they are torn down; a copy started by hand needs its own',
+          "for the primary's archive_command, create it (mode 0600, owned by the PostgreSQL OS user) or give credentials another way (AWS_PROFILE, an instance role)",
+        ],
+        cause: err,
+      },
+    );
   }
   const uid = process.getuid?.();
   // Like ssh with a private key: a secret others could read is a secret already leaked.
@@ -104,21 +108,47 @@ export function readCredentialsFile(file: string): CredentialsFile {
   } catch {
     // The parser's message may quote the content: never repeat it.
     throw new LifeboatError('SECRET_MISSING', `${where} is not valid JSON`, {
-      hints: ['expected {"lifeboat": "credentials", "env": {"AWS_ACCESS_KEY_ID": "...", "AWS_SECRET_ACCESS_KEY": "..."}}'],
+      hints: [
+        'expected {"lifeboat": "credentials", "env": {"AWS_ACCESS_KEY_ID": "...", "AWS_SECRET_ACCESS_KEY": "..."}}',
+      ],
     });
   }
   const p = parsed as Partial<CredentialsFile> | null;
   const env = p?.env;
-  if (p?.lifeboat !== 'credentials' || typeof env !== 'object' || env === null || Object.values(env).some((v) => typeof v !== 'string')) {
+  if (
+    p?.lifeboat !== 'credentials' ||
+    typeof env !== 'object' ||
+    env === null ||
+    Object.values(env).some((v) => typeof v !== 'string')
+  ) {
     throw new LifeboatError('SECRET_MISSING', `${where} is not a Lifeboat credentials file`, {
       hints: ['expected {"lifeboat": "credentials", "env": {"NAME": "value", ...}} with string values'],
     });
   }
   const repositories = p.repositories;
-  if (repositories !== undefined && (!Array.isArray(repositories) || repositories.some((r) => typeof r?.url !== 'string' || typeof r.name !== 'string' || typeof r.options !== 'object' || r.options === null))) {
-    throw new LifeboatError('SECRET_MISSING', `${where} has a "repositories" entry that is not {"name", "url", "options"}`, {
-      hints: ['Lifeboat writes this list for the copies it starts; remove it from a file written by hand'],
-    });
+  if (
+    repositories !== undefined &&
+    (!Array.isArray(repositories) ||
+      repositories.some(
+        (r) =>
+          typeof r?.url !== 'string' ||
+          typeof r.name !== 'string' ||
+          typeof r.options !== 'object' ||
+          r.options === null,
+      ))
+  ) {
+    throw new LifeboatError(
+      'SECRET_MISSING',
+      `${where} has a "repositories" entry that is not {"name", "url", "options"}`,
+      {
+        hints: ['Lifeboat writes this list for the copies it starts; remove it from a file written by hand'],
+      },
+    );
   }
-  return { lifeboat: 'credentials', ...(typeof p.role === 'string' ? { role: p.role } : {}), env, ...(repositories ? { repositories } : {}) };
+  return {
+    lifeboat: 'credentials',
+    ...(typeof p.role === 'string' ? { role: p.role } : {}),
+    env,
+    ...(repositories ? { repositories } : {}),
+  };
 }

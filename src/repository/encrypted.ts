@@ -20,7 +20,17 @@
 // stream through this process instead.
 import type { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
-import { CHUNK_BYTES, HEADER_BYTES, TAG_BYTES, openBuffer, openStream, plaintextSize, sealBuffer, sealLine, sealStream } from './encryption-format';
+import {
+  CHUNK_BYTES,
+  HEADER_BYTES,
+  TAG_BYTES,
+  openBuffer,
+  openStream,
+  plaintextSize,
+  sealBuffer,
+  sealLine,
+  sealStream,
+} from './encryption-format';
 import { KeyRing, type EncryptionSettings } from './keys';
 import { KEY_ID_METADATA, type ObjectInfo, type PutOptions, type PutResult, type Repository } from './types';
 
@@ -41,7 +51,8 @@ export class EncryptedRepository implements Repository {
     // Never openLocal: it would hand out the ciphertext.
     for (const name of STORE_LEVEL) {
       const f = (inner as unknown as Record<string, unknown>)[name];
-      if (typeof f === 'function') (this as unknown as Record<string, unknown>)[name] = (f as (...a: unknown[]) => unknown).bind(inner);
+      if (typeof f === 'function')
+        (this as unknown as Record<string, unknown>)[name] = (f as (...a: unknown[]) => unknown).bind(inner);
     }
   }
 
@@ -91,7 +102,9 @@ export class EncryptedRepository implements Repository {
     // A line this process cannot open (its key no longer listed) costs the log its sha256, never the append.
     const sha256Of = (stored: Buffer) => {
       try {
-        return createHash('sha256').update(openBuffer(stored, this.ring, w)).digest('hex');
+        return createHash('sha256')
+          .update(openBuffer(stored, this.ring, w))
+          .digest('hex');
       } catch {
         return undefined;
       }

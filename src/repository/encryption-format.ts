@@ -57,7 +57,11 @@ interface ObjectKeys {
 
 function derive(master: Buffer, salt: Buffer): ObjectKeys {
   const okm = Buffer.from(hkdfSync('sha256', master, salt, HKDF_INFO, 32 + CHECK_BYTES + 4));
-  return { key: okm.subarray(0, 32), check: okm.subarray(32, 32 + CHECK_BYTES), noncePrefix: okm.subarray(32 + CHECK_BYTES) };
+  return {
+    key: okm.subarray(0, 32),
+    check: okm.subarray(32, 32 + CHECK_BYTES),
+    noncePrefix: okm.subarray(32 + CHECK_BYTES),
+  };
 }
 
 function buildHeader(keyId: string, salt: Buffer, check: Buffer): Buffer {
@@ -120,23 +124,31 @@ export function damaged(w: Where, keyId: string | undefined, detail: string): Li
 }
 
 function wrongKey(w: Where, ring: KeyRing, keyId: string): LifeboatError {
-  return new LifeboatError('ENCRYPTION_KEY_MISMATCH', `${at(w)} was encrypted with key id ${keyId}, but the key read from ${ring.describe(keyId)} is not that key`, {
-    hints: [
-      `set ${ring.describe(keyId)} to the key that had id ${keyId} when the object was written`,
-      'a key id names one key for good: a new key gets a new id, and the old one moves to repository.encryption.previous',
-    ],
-    details: { object: w.key, keyId },
-  });
+  return new LifeboatError(
+    'ENCRYPTION_KEY_MISMATCH',
+    `${at(w)} was encrypted with key id ${keyId}, but the key read from ${ring.describe(keyId)} is not that key`,
+    {
+      hints: [
+        `set ${ring.describe(keyId)} to the key that had id ${keyId} when the object was written`,
+        'a key id names one key for good: a new key gets a new id, and the old one moves to repository.encryption.previous',
+      ],
+      details: { object: w.key, keyId },
+    },
+  );
 }
 
 function notSealed(w: Where): LifeboatError {
-  return new LifeboatError('ENCRYPTED_OBJECT_DAMAGED', `${at(w)} is not encrypted (it has no Lifeboat encryption header), and the repository is configured for encryption`, {
-    hints: [
-      'objects written before encryption was turned on are read with repository.encryption.readUnencrypted: true (--read-unencrypted on the command line)',
-      'otherwise something other than Lifeboat wrote it: do not trust it',
-    ],
-    details: { object: w.key },
-  });
+  return new LifeboatError(
+    'ENCRYPTED_OBJECT_DAMAGED',
+    `${at(w)} is not encrypted (it has no Lifeboat encryption header), and the repository is configured for encryption`,
+    {
+      hints: [
+        'objects written before encryption was turned on are read with repository.encryption.readUnencrypted: true (--read-unencrypted on the command line)',
+        'otherwise something other than Lifeboat wrote it: do not trust it',
+      ],
+      details: { object: w.key },
+    },
+  );
 }
 
 function aad(header: Buffer, objectKey: Buffer, final: boolean): Buffer {
@@ -232,14 +244,20 @@ class Opener {
 }
 
 function parseHeader(buf: Buffer, w: Where): Header {
-  if (buf.length < HEADER_BYTES) throw damaged(w, undefined, `is cut short inside its encryption header (${buf.length} of ${HEADER_BYTES} bytes)`);
+  if (buf.length < HEADER_BYTES)
+    throw damaged(w, undefined, `is cut short inside its encryption header (${buf.length} of ${HEADER_BYTES} bytes)`);
   const version = buf[4];
   const n = buf[5] ?? 0;
   if (version !== FORMAT_VERSION) {
-    throw damaged(w, undefined, `has encryption format version ${version ?? '?'}, which this Lifeboat does not read (it reads version ${FORMAT_VERSION}); a newer Lifeboat may have written it`);
+    throw damaged(
+      w,
+      undefined,
+      `has encryption format version ${version ?? '?'}, which this Lifeboat does not read (it reads version ${FORMAT_VERSION}); a newer Lifeboat may have written it`,
+    );
   }
   const chunkBytes = buf.readUInt32BE(38);
-  if (n < 1 || n > KEY_ID_FIELD || chunkBytes !== CHUNK_BYTES) throw damaged(w, undefined, 'has a damaged encryption header');
+  if (n < 1 || n > KEY_ID_FIELD || chunkBytes !== CHUNK_BYTES)
+    throw damaged(w, undefined, 'has a damaged encryption header');
   return {
     keyId: buf.toString('latin1', 6, 6 + n),
     chunkBytes,
@@ -257,7 +275,8 @@ export function sealBuffer(plain: Buffer, ring: KeyRing, w: Where): Buffer {
   const out = Buffer.allocUnsafe(sealedSize(plain.length));
   let at = s.header.copy(out, 0);
   let off = 0;
-  for (; plain.length - off >= CHUNK_BYTES; off += CHUNK_BYTES) at = s.sealInto(plain.subarray(off, off + CHUNK_BYTES), false, out, at);
+  for (; plain.length - off >= CHUNK_BYTES; off += CHUNK_BYTES)
+    at = s.sealInto(plain.subarray(off, off + CHUNK_BYTES), false, out, at);
   at = s.sealInto(plain.subarray(off), true, out, at);
   if (at !== out.length) throw new Error(`sealBuffer: wrote ${at} of ${out.length} bytes`);
   return out;
@@ -322,12 +341,15 @@ function openSealed(stored: Buffer, ring: KeyRing, w: Where): Buffer {
   const o = new Opener(parseHeader(stored, w), ring, w);
   const step = CHUNK_BYTES + TAG_BYTES;
   // Every chunk has its tag: the plaintext is at most this long (exact unless the object was cut short).
-  const out = Buffer.allocUnsafe(Math.max(0, stored.length - HEADER_BYTES - TAG_BYTES * Math.ceil((stored.length - HEADER_BYTES) / step)));
+  const out = Buffer.allocUnsafe(
+    Math.max(0, stored.length - HEADER_BYTES - TAG_BYTES * Math.ceil((stored.length - HEADER_BYTES) / step)),
+  );
   let at = 0;
   let off = HEADER_BYTES;
   // A full-size chunk is never the last: more must follow it.
   for (; stored.length - off > step; off += step) at = o.openInto(stored.subarray(off, off + step), false, out, at);
-  if (stored.length - off === step) throw damaged(w, o.keyId, `is cut short: it ends after ${o.index + 1} full chunks, without its last chunk`);
+  if (stored.length - off === step)
+    throw damaged(w, o.keyId, `is cut short: it ends after ${o.index + 1} full chunks, without its last chunk`);
   at = o.openInto(stored.subarray(off), true, out, at);
   return out.subarray(0, at);
 }
@@ -414,7 +436,12 @@ export async function openStream(source: Readable, ring: KeyRing, w: Where): Pro
       size += b.length;
     }
     if (parts.length > 0) buf = Buffer.concat([buf, ...parts]);
-    if (buf.length === step) throw damaged(w, opener.keyId, `is cut short: it ends after ${opener.index + 1} full chunks, without its last chunk`);
+    if (buf.length === step)
+      throw damaged(
+        w,
+        opener.keyId,
+        `is cut short: it ends after ${opener.index + 1} full chunks, without its last chunk`,
+      );
     yield opener.open(buf, true);
   }
   const out = Readable.from(opened(), { objectMode: false, highWaterMark: CHUNK_BYTES });

@@ -40,9 +40,13 @@ export class FileRepository implements Repository {
       });
     }
     if (!path.isAbsolute(root)) {
-      throw new LifeboatError('REPOSITORY_INVALID', `file:// repository path must be absolute: ${JSON.stringify(url)}`, {
-        hints: ['use file:///absolute/path (three slashes)'],
-      });
+      throw new LifeboatError(
+        'REPOSITORY_INVALID',
+        `file:// repository path must be absolute: ${JSON.stringify(url)}`,
+        {
+          hints: ['use file:///absolute/path (three slashes)'],
+        },
+      );
     }
     this.root = path.resolve(root);
     this.url = `file://${this.root}`;
@@ -344,7 +348,13 @@ export class FileRepository implements Repository {
   /** mkdir -p below the root, handing each directory root creates to its parent's owner. */
   private async ensureDir(dir: string): Promise<void> {
     if (dir === this.root) {
-      if (!(await fs.stat(dir).then((s) => s.isDirectory(), () => false))) throw this.missingRoot();
+      if (
+        !(await fs.stat(dir).then(
+          (s) => s.isDirectory(),
+          () => false,
+        ))
+      )
+        throw this.missingRoot();
       return;
     }
     try {
@@ -376,10 +386,14 @@ export class FileRepository implements Repository {
         : code === 'ENOSPC'
           ? [`the file system holding ${this.root} is full`]
           : [`check that ${this.root} exists and is mounted`];
-    return new LifeboatError('REPOSITORY_UNREACHABLE', `cannot ${what} ${key} in ${this.url}: ${(err as Error).message}`, {
-      hints,
-      cause: err,
-    });
+    return new LifeboatError(
+      'REPOSITORY_UNREACHABLE',
+      `cannot ${what} ${key} in ${this.url}: ${(err as Error).message}`,
+      {
+        hints,
+        cause: err,
+      },
+    );
   }
 }
 
@@ -404,7 +418,10 @@ async function readSidecarFields(file: string): Promise<{ sha256?: string; resto
   const [first = '', ...rest] = text.split('\n');
   const sha256 = first.trim();
   const count = rest.map((l) => /^restore-points=(\d+)$/.exec(l.trim())).find((m) => m)?.[1];
-  return { ...(/^[0-9a-f]{64}$/.test(sha256) ? { sha256 } : {}), ...(count !== undefined ? { restorePoints: Number(count) } : {}) };
+  return {
+    ...(/^[0-9a-f]{64}$/.test(sha256) ? { sha256 } : {}),
+    ...(count !== undefined ? { restorePoints: Number(count) } : {}),
+  };
 }
 
 async function readSidecar(file: string): Promise<string | undefined> {

@@ -48,9 +48,15 @@ export async function openRepository(url: string, opts: RepositoryEnvOptions = {
   if (url.startsWith('file://')) {
     // The runbook schema refuses these too; this covers --repo and callers that build options.
     if (opts.serverSide || opts.objectLock) {
-      throw new LifeboatError('REPOSITORY_INVALID', `${url}: ${opts.objectLock ? 'objectLock' : 'serverSide'} is an S3 setting, and this is a file:// repository`, {
-        hints: ['remove it from the runbook\'s repository, or use an s3:// repository (bucket created with Object Lock for objectLock)'],
-      });
+      throw new LifeboatError(
+        'REPOSITORY_INVALID',
+        `${url}: ${opts.objectLock ? 'objectLock' : 'serverSide'} is an S3 setting, and this is a file:// repository`,
+        {
+          hints: [
+            "remove it from the runbook's repository, or use an s3:// repository (bucket created with Object Lock for objectLock)",
+          ],
+        },
+      );
     }
     const { FileRepository } = await import('./file');
     return sealed(new FileRepository(url), opts);

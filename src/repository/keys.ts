@@ -41,10 +41,13 @@ function describeSource(s: KeySource): string {
 
 /** The runbook line that names a key, for hints. */
 function runbookLine(s: KeySource): string {
-  return s.keyEnv ? `{ keyId: ${s.keyId}, keyEnv: ${s.keyEnv} }` : `{ keyId: ${s.keyId}, keyFile: ${s.keyFile ?? '?'} }`;
+  return s.keyEnv
+    ? `{ keyId: ${s.keyId}, keyEnv: ${s.keyEnv} }`
+    : `{ keyId: ${s.keyId}, keyFile: ${s.keyFile ?? '?'} }`;
 }
 
-const GENERATE_HINT = 'a new key: openssl rand -base64 32 (keep a copy where the backups are not: without the key they cannot be read)';
+const GENERATE_HINT =
+  'a new key: openssl rand -base64 32 (keep a copy where the backups are not: without the key they cannot be read)';
 
 /** 32 bytes from base64 or hex text; undefined for anything else. The text is never printed. */
 export function parseKeyText(text: string): Buffer | undefined {
@@ -73,10 +76,17 @@ export class KeyRing {
           hints: ['each key has its own id: the current key (keyId) and every previous one'],
         });
       }
-      if ((s.keyEnv === undefined) === (s.keyFile === undefined) || (s.keyEnv !== undefined && !ENV_RE.test(s.keyEnv))) {
-        throw new LifeboatError('INPUT_INVALID', `encryption key ${s.keyId} must name exactly one of keyEnv (an environment variable) or keyFile (an absolute path)`, {
-          hints: ['e.g. repository.encryption: { keyId: k1, keyEnv: LIFEBOAT_REPO_KEY }'],
-        });
+      if (
+        (s.keyEnv === undefined) === (s.keyFile === undefined) ||
+        (s.keyEnv !== undefined && !ENV_RE.test(s.keyEnv))
+      ) {
+        throw new LifeboatError(
+          'INPUT_INVALID',
+          `encryption key ${s.keyId} must name exactly one of keyEnv (an environment variable) or keyFile (an absolute path)`,
+          {
+            hints: ['e.g. repository.encryption: { keyId: k1, keyEnv: LIFEBOAT_REPO_KEY }'],
+          },
+        );
       }
       this.sources.set(s.keyId, s);
     }
@@ -120,13 +130,17 @@ export class KeyRing {
     if (cached) return cached;
     const s = this.sources.get(id);
     if (!s) {
-      throw new LifeboatError('ENCRYPTION_KEY_MISMATCH', `${object} was encrypted with key id ${id}, which is not configured (configured: ${this.ids.join(', ')})`, {
-        hints: [
-          `list that key under repository.encryption.previous in the runbook, e.g. previous: [{ keyId: ${id}, keyEnv: LIFEBOAT_REPO_KEY_${id.toUpperCase().replace(/[^A-Z0-9_]/g, '_')} }], or add --encryption-key ${id}=<VARIABLE> to the command`,
-          'old keys stay listed as long as any backup or WAL written with them is kept',
-        ],
-        details: { object, keyId: id },
-      });
+      throw new LifeboatError(
+        'ENCRYPTION_KEY_MISMATCH',
+        `${object} was encrypted with key id ${id}, which is not configured (configured: ${this.ids.join(', ')})`,
+        {
+          hints: [
+            `list that key under repository.encryption.previous in the runbook, e.g. previous: [{ keyId: ${id}, keyEnv: LIFEBOAT_REPO_KEY_${id.toUpperCase().replace(/[^A-Z0-9_]/g, '_')} }], or add --encryption-key ${id}=<VARIABLE> to the command`,
+            'old keys stay listed as long as any backup or WAL written with them is kept',
+          ],
+          details: { object, keyId: id },
+        },
+      );
     }
     const key = s.keyEnv ? this.fromEnv(s, object) : this.fromFile(s, object);
     this.cache.set(id, key);
@@ -137,21 +151,29 @@ export class KeyRing {
     const name = s.keyEnv as string;
     const value = process.env[name];
     if (value === undefined || value.trim() === '') {
-      throw new LifeboatError('SECRET_MISSING', `encryption key ${s.keyId} for ${object}: environment variable ${name} is not set`, {
-        hints: [
-          `set ${name} to the key (32 bytes, base64 or hex) in the environment of every process that reads or writes this repository: the worker, and the PostgreSQL OS user's archive_command and restore_command`,
-          `the runbook names it: ${runbookLine(s)}`,
-          GENERATE_HINT,
-        ],
-        details: { object, keyId: s.keyId, keyEnv: name },
-      });
+      throw new LifeboatError(
+        'SECRET_MISSING',
+        `encryption key ${s.keyId} for ${object}: environment variable ${name} is not set`,
+        {
+          hints: [
+            `set ${name} to the key (32 bytes, base64 or hex) in the environment of every process that reads or writes this repository: the worker, and the PostgreSQL OS user's archive_command and restore_command`,
+            `the runbook names it: ${runbookLine(s)}`,
+            GENERATE_HINT,
+          ],
+          details: { object, keyId: s.keyId, keyEnv: name },
+        },
+      );
     }
     const key = parseKeyText(value);
     if (!key) {
-      throw new LifeboatError('SECRET_MISSING', `encryption key ${s.keyId}: environment variable ${name} does not hold a 32-byte key (${value.trim().length} characters; expected 44 base64 characters or 64 hex digits)`, {
-        hints: [GENERATE_HINT],
-        details: { object, keyId: s.keyId, keyEnv: name },
-      });
+      throw new LifeboatError(
+        'SECRET_MISSING',
+        `encryption key ${s.keyId}: environment variable ${name} does not hold a 32-byte key (${value.trim().length} characters; expected 44 base64 characters or 64 hex digits)`,
+        {
+          hints: [GENERATE_HINT],
+          details: { object, keyId: s.keyId, keyEnv: name },
+        },
+      );
     }
     return key;
   }
@@ -162,26 +184,41 @@ export class KeyRing {
     try {
       // World-readable keys are refused: anyone on the host could read every backup.
       if ((statSync(file).mode & 0o004) !== 0) {
-        throw new LifeboatError('SECRET_MISSING', `encryption key ${s.keyId}: key file ${file} is readable by every user on this host`, {
-          hints: [`chmod o-rwx ${file} (0600 or 0640, owned by the users that run lifeboat and PostgreSQL)`],
-          details: { object, keyId: s.keyId, keyFile: file },
-        });
+        throw new LifeboatError(
+          'SECRET_MISSING',
+          `encryption key ${s.keyId}: key file ${file} is readable by every user on this host`,
+          {
+            hints: [`chmod o-rwx ${file} (0600 or 0640, owned by the users that run lifeboat and PostgreSQL)`],
+            details: { object, keyId: s.keyId, keyFile: file },
+          },
+        );
       }
       text = readFileSync(file, 'utf8');
     } catch (err) {
       if (err instanceof LifeboatError) throw err;
-      throw new LifeboatError('SECRET_MISSING', `encryption key ${s.keyId} for ${object}: cannot read key file ${file}: ${(err as Error).message}`, {
-        hints: [`the file must be readable by the user running lifeboat (archive-get and archive-push run as the PostgreSQL OS user)`, GENERATE_HINT],
-        details: { object, keyId: s.keyId, keyFile: file },
-        cause: err,
-      });
+      throw new LifeboatError(
+        'SECRET_MISSING',
+        `encryption key ${s.keyId} for ${object}: cannot read key file ${file}: ${(err as Error).message}`,
+        {
+          hints: [
+            `the file must be readable by the user running lifeboat (archive-get and archive-push run as the PostgreSQL OS user)`,
+            GENERATE_HINT,
+          ],
+          details: { object, keyId: s.keyId, keyFile: file },
+          cause: err,
+        },
+      );
     }
     const key = parseKeyText(text);
     if (!key) {
-      throw new LifeboatError('SECRET_MISSING', `encryption key ${s.keyId}: key file ${file} does not hold a 32-byte key (expected 44 base64 characters or 64 hex digits)`, {
-        hints: [GENERATE_HINT],
-        details: { object, keyId: s.keyId, keyFile: file },
-      });
+      throw new LifeboatError(
+        'SECRET_MISSING',
+        `encryption key ${s.keyId}: key file ${file} does not hold a 32-byte key (expected 44 base64 characters or 64 hex digits)`,
+        {
+          hints: [GENERATE_HINT],
+          details: { object, keyId: s.keyId, keyFile: file },
+        },
+      );
     }
     return key;
   }
@@ -197,7 +234,8 @@ export class KeyRing {
 export function encryptionArgs(settings: EncryptionSettings | undefined): string[] {
   if (!settings) return [];
   const args: string[] = [];
-  for (const s of [settings, ...(settings.previous ?? [])]) args.push('--encryption-key', `${s.keyId}=${s.keyEnv ?? s.keyFile ?? ''}`);
+  for (const s of [settings, ...(settings.previous ?? [])])
+    args.push('--encryption-key', `${s.keyId}=${s.keyEnv ?? s.keyFile ?? ''}`);
   if (settings.readUnencrypted) args.push('--read-unencrypted');
   return args;
 }
@@ -209,11 +247,14 @@ export function encryptionArgs(settings: EncryptionSettings | undefined): string
  * repeated id keeps its first source). Plaintext objects are served when a
  * repository of the list is not encrypted or says readUnencrypted.
  */
-export function restoreEncryption(entries: ReadonlyArray<{ encryption?: EncryptionSettings | undefined }>): EncryptionSettings | undefined {
+export function restoreEncryption(
+  entries: ReadonlyArray<{ encryption?: EncryptionSettings | undefined }>,
+): EncryptionSettings | undefined {
   const all = entries.map((e) => e.encryption).filter((e): e is EncryptionSettings => e !== undefined);
   const [first, ...rest] = all;
   if (!first) return undefined;
-  const source = (k: KeySource): KeySource => (k.keyEnv ? { keyId: k.keyId, keyEnv: k.keyEnv } : { keyId: k.keyId, keyFile: k.keyFile ?? '' });
+  const source = (k: KeySource): KeySource =>
+    k.keyEnv ? { keyId: k.keyId, keyEnv: k.keyEnv } : { keyId: k.keyId, keyFile: k.keyFile ?? '' };
   const previous = (first.previous ?? []).map(source);
   const seen = new Set([first.keyId, ...previous.map((k) => k.keyId)]);
   for (const e of rest) {
@@ -224,7 +265,11 @@ export function restoreEncryption(entries: ReadonlyArray<{ encryption?: Encrypti
     }
   }
   const readUnencrypted = all.length < entries.length || all.some((e) => e.readUnencrypted === true);
-  return { ...source(first), ...(previous.length > 0 ? { previous } : {}), ...(readUnencrypted ? { readUnencrypted: true } : {}) };
+  return {
+    ...source(first),
+    ...(previous.length > 0 ? { previous } : {}),
+    ...(readUnencrypted ? { readUnencrypted: true } : {}),
+  };
 }
 
 /**
@@ -232,7 +277,10 @@ export function restoreEncryption(entries: ReadonlyArray<{ encryption?: Encrypti
  * current key) and `--read-unencrypted`; undefined when none were given.
  * A value starting with "/" is a key file, anything else a variable name.
  */
-export function encryptionFromArgs(specs: string[] | undefined, readUnencrypted?: boolean): EncryptionSettings | undefined {
+export function encryptionFromArgs(
+  specs: string[] | undefined,
+  readUnencrypted?: boolean,
+): EncryptionSettings | undefined {
   if (!specs || specs.length === 0) {
     if (readUnencrypted) {
       throw new LifeboatError('INPUT_INVALID', '--read-unencrypted needs --encryption-key', {
@@ -244,13 +292,23 @@ export function encryptionFromArgs(specs: string[] | undefined, readUnencrypted?
   const sources = specs.map((spec): KeySource => {
     const m = /^([^=]+)=(.+)$/.exec(spec);
     if (!m) {
-      throw new LifeboatError('INPUT_INVALID', `--encryption-key ${JSON.stringify(spec)}: expected <key id>=<VARIABLE> or <key id>=</path/to/key/file>`, {
-        hints: ['e.g. --encryption-key k2=LIFEBOAT_REPO_KEY --encryption-key k1=LIFEBOAT_REPO_KEY_OLD (the first is used to write)'],
-      });
+      throw new LifeboatError(
+        'INPUT_INVALID',
+        `--encryption-key ${JSON.stringify(spec)}: expected <key id>=<VARIABLE> or <key id>=</path/to/key/file>`,
+        {
+          hints: [
+            'e.g. --encryption-key k2=LIFEBOAT_REPO_KEY --encryption-key k1=LIFEBOAT_REPO_KEY_OLD (the first is used to write)',
+          ],
+        },
+      );
     }
     const [, keyId, where] = m as unknown as [string, string, string];
     return where.startsWith('/') ? { keyId, keyFile: where } : { keyId, keyEnv: where };
   });
   const [current, ...previous] = sources as [KeySource, ...KeySource[]];
-  return { ...current, ...(previous.length > 0 ? { previous } : {}), ...(readUnencrypted ? { readUnencrypted: true } : {}) };
+  return {
+    ...current,
+    ...(previous.length > 0 ? { previous } : {}),
+    ...(readUnencrypted ? { readUnencrypted: true } : {}),
+  };
 }

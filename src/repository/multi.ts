@@ -26,7 +26,10 @@ export interface OpenedRepository {
  * The runbook's repositories in order, or only the one `choice` names: its
  * name, or its position counted from 1 (`--repo-index 2`).
  */
-export function chooseRepositories(runbook: Pick<Runbook, 'name' | 'repositories'>, choice?: string): RepositoryEntry[] {
+export function chooseRepositories(
+  runbook: Pick<Runbook, 'name' | 'repositories'>,
+  choice?: string,
+): RepositoryEntry[] {
   const list = runbook.repositories;
   if (choice === undefined || choice === '') return list;
   const byName = list.find((r) => r.name === choice);
@@ -48,7 +51,10 @@ export async function openEntry(entry: RepositoryEntry, index: number, role?: St
 }
 
 /** Opens every repository of the runbook, in order. */
-export async function openRepositories(runbook: Pick<Runbook, 'repositories'>, role?: StorageRole): Promise<OpenedRepository[]> {
+export async function openRepositories(
+  runbook: Pick<Runbook, 'repositories'>,
+  role?: StorageRole,
+): Promise<OpenedRepository[]> {
   return Promise.all(runbook.repositories.map((entry, i) => openEntry(entry, i, role)));
 }
 
@@ -82,9 +88,12 @@ export async function copyToOtherRepositories(
       await copy(opened.repo, opened);
       out.push({ name: entry.name, url: entry.url });
     } catch (err) {
-      if (runbook.repositoryPolicy === 'all') throw withContext(`while copying ${what} into repository ${repositoryLabel(entry)}`, err);
+      if (runbook.repositoryPolicy === 'all')
+        throw withContext(`while copying ${what} into repository ${repositoryLabel(entry)}`, err);
       const error = errorMessage(err).split('\n', 1)[0] ?? '';
-      process.stderr.write(`WARNING: ${what} is not in repository ${repositoryLabel(entry)}: ${error} (repositoryPolicy primary: the first repository has it)\n`);
+      process.stderr.write(
+        `WARNING: ${what} is not in repository ${repositoryLabel(entry)}: ${error} (repositoryPolicy primary: the first repository has it)\n`,
+      );
       out.push({ name: entry.name, url: entry.url, error });
     } finally {
       closeRepositories([opened]);
@@ -99,10 +108,12 @@ export async function copyToOtherRepositories(
  * (variable names only; '#' is in no S3 bucket name or file:// path we write).
  */
 export function fallbackRepoArgs(runbook: Pick<Runbook, 'repositories'>): string[] {
-  return runbook.repositories.slice(1).flatMap((r) => [
-    '--fallback-repo',
-    `${r.url}${r.endpointEnv ? `#endpointEnv=${r.endpointEnv}` : ''}${r.regionEnv ? `#regionEnv=${r.regionEnv}` : ''}`,
-  ]);
+  return runbook.repositories
+    .slice(1)
+    .flatMap((r) => [
+      '--fallback-repo',
+      `${r.url}${r.endpointEnv ? `#endpointEnv=${r.endpointEnv}` : ''}${r.regionEnv ? `#regionEnv=${r.regionEnv}` : ''}`,
+    ]);
 }
 
 /** A --fallback-repo value back into its URL and variable names. */
@@ -111,7 +122,11 @@ export function parseFallbackRepo(spec: string): { url: string; endpointEnv?: st
   const out: { url: string; endpointEnv?: string; regionEnv?: string } = { url };
   for (const part of rest) {
     const m = /^(endpointEnv|regionEnv)=([A-Za-z_][A-Za-z0-9_]*)$/.exec(part);
-    if (!m) throw new LifeboatError('INPUT_INVALID', `--fallback-repo ${JSON.stringify(spec)}: expected URL[#endpointEnv=VAR][#regionEnv=VAR]`);
+    if (!m)
+      throw new LifeboatError(
+        'INPUT_INVALID',
+        `--fallback-repo ${JSON.stringify(spec)}: expected URL[#endpointEnv=VAR][#regionEnv=VAR]`,
+      );
     out[m[1] as 'endpointEnv' | 'regionEnv'] = m[2]!;
   }
   return out;
@@ -126,12 +141,20 @@ export function parseFallbackRepo(spec: string): { url: string; endpointEnv?: st
  * before lists existed) leaves the old way: the variables the spec names and
  * the keys given on the command line (`encryption`), with the default chain.
  */
-export async function openFallbackRepository(spec: string, encryption: EncryptionSettings | undefined): Promise<Repository> {
+export async function openFallbackRepository(
+  spec: string,
+  encryption: EncryptionSettings | undefined,
+): Promise<Repository> {
   const parsed = parseFallbackRepo(spec);
   const fromFile = repositorySettingsFromFile(parsed.url);
   if (fromFile) return openRepository(parsed.url, { ...fromFile.options, role: 'restore' });
   const { endpointEnv, regionEnv } = parsed;
-  return openRepository(parsed.url, { role: 'restore', ...(endpointEnv ? { endpointEnv } : {}), ...(regionEnv ? { regionEnv } : {}), ...(encryption ? { encryption } : {}) });
+  return openRepository(parsed.url, {
+    role: 'restore',
+    ...(endpointEnv ? { endpointEnv } : {}),
+    ...(regionEnv ? { regionEnv } : {}),
+    ...(encryption ? { encryption } : {}),
+  });
 }
 
 /**
@@ -139,7 +162,10 @@ export async function openFallbackRepository(spec: string, encryption: Encryptio
  * its position from 1): what `lifeboat recover --repo-index` and `drill
  * --repo-index` force, for every activity of the run. No choice: unchanged.
  */
-export function runbookWithRepository<R extends Pick<Runbook, 'name' | 'repositories' | 'repository'>>(runbook: R, choice?: string): R {
+export function runbookWithRepository<R extends Pick<Runbook, 'name' | 'repositories' | 'repository'>>(
+  runbook: R,
+  choice?: string,
+): R {
   if (choice === undefined || choice === '') return runbook;
   const [only] = chooseRepositories(runbook, choice);
   return { ...runbook, repository: only!, repositories: [only!] };

@@ -34,7 +34,11 @@ export function lockKindOfKey(key: string): 'base' | 'wal' | undefined {
 }
 
 /** The retain-until date a key written now gets, or undefined when it is not locked. */
-export function retentionFor(setting: ObjectLockSetting | undefined, key: string, now: Date): { mode: 'governance' | 'compliance'; retainUntil: Date } | undefined {
+export function retentionFor(
+  setting: ObjectLockSetting | undefined,
+  key: string,
+  now: Date,
+): { mode: 'governance' | 'compliance'; retainUntil: Date } | undefined {
   if (!setting) return undefined;
   const kind = lockKindOfKey(key);
   if (!kind) return undefined;
@@ -48,9 +52,14 @@ export function lockDaysFor(setting: ObjectLockSetting, kind: 'base' | 'wal'): n
 }
 
 /** PutObject / CreateMultipartUpload parameters for a setting. */
-export function serverSideParams(setting: ServerSideSetting | undefined): { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string } {
+export function serverSideParams(setting: ServerSideSetting | undefined): {
+  ServerSideEncryption?: 'AES256' | 'aws:kms';
+  SSEKMSKeyId?: string;
+} {
   if (!setting) return {};
-  return setting.mode === 'SSE-S3' ? { ServerSideEncryption: 'AES256' } : { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: setting.kmsKeyId };
+  return setting.mode === 'SSE-S3'
+    ? { ServerSideEncryption: 'AES256' }
+    : { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: setting.kmsKeyId };
 }
 
 /** What the store reports back, in the runbook's words. */
@@ -73,10 +82,16 @@ export function sameKmsKey(reported: string | undefined, configured: string): bo
 }
 
 /** Until when an object may not be deleted: its retention date, or forever while a legal hold stands. */
-export function lockedUntil(info: ObjectInfo, now: Date): { until?: Date; legalHold: boolean; mode?: 'governance' | 'compliance' } | undefined {
+export function lockedUntil(
+  info: ObjectInfo,
+  now: Date,
+): { until?: Date; legalHold: boolean; mode?: 'governance' | 'compliance' } | undefined {
   const retained = info.lock && info.lock.retainUntil.getTime() > now.getTime() ? info.lock : undefined;
   if (!retained && !info.legalHold) return undefined;
-  return { legalHold: info.legalHold === true, ...(retained ? { until: retained.retainUntil, mode: retained.mode } : {}) };
+  return {
+    legalHold: info.legalHold === true,
+    ...(retained ? { until: retained.retainUntil, mode: retained.mode } : {}),
+  };
 }
 
 /** fn over items, at most `limit` at a time, results in order (HEADs of many objects). */

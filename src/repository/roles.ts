@@ -35,7 +35,8 @@ export type ResolvedIdentity =
   | { kind: 'profile'; profile: string; describe: string }
   | { kind: 'default'; describe: string };
 
-const DEFAULT_CHAIN = 'the AWS SDK default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role)';
+const DEFAULT_CHAIN =
+  'the AWS SDK default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role)';
 
 /**
  * The credentials `role` uses: the named variables' values, read now; a
@@ -48,9 +49,15 @@ export function resolveIdentity(
   runbookField = 'repository',
 ): ResolvedIdentity {
   const c = role ? sources?.[role] : undefined;
-  if (!role || !c) return { kind: 'default', describe: role ? `the ${role} identity, from ${DEFAULT_CHAIN}` : DEFAULT_CHAIN };
+  if (!role || !c)
+    return { kind: 'default', describe: role ? `the ${role} identity, from ${DEFAULT_CHAIN}` : DEFAULT_CHAIN };
   const field = `${runbookField}.credentials.${role}`;
-  if (c.profile) return { kind: 'profile', profile: c.profile, describe: `the ${role} identity (AWS profile ${c.profile}, runbook ${field}.profile)` };
+  if (c.profile)
+    return {
+      kind: 'profile',
+      profile: c.profile,
+      describe: `the ${role} identity (AWS profile ${c.profile}, runbook ${field}.profile)`,
+    };
   const names = [c.accessKeyIdEnv, c.secretAccessKeyEnv, c.sessionTokenEnv].filter((n): n is string => !!n);
   const missing = names.filter((n) => !process.env[n]);
   if (!c.accessKeyIdEnv || !c.secretAccessKeyEnv || missing.length > 0) {
@@ -78,7 +85,8 @@ export function credentialEnvNames(credentials: RepositoryCredentials | undefine
   const out: string[] = [];
   for (const role of STORAGE_ROLES) {
     const c = credentials?.[role];
-    for (const n of [c?.accessKeyIdEnv, c?.secretAccessKeyEnv, c?.sessionTokenEnv]) if (n && !out.includes(n)) out.push(n);
+    for (const n of [c?.accessKeyIdEnv, c?.secretAccessKeyEnv, c?.sessionTokenEnv])
+      if (n && !out.includes(n)) out.push(n);
   }
   return out;
 }

@@ -26,7 +26,16 @@ import { LifeboatError } from '../errors';
 import type { RepositoryEnvOptions } from './index';
 import { permissionFor, resolveIdentity, type ResolvedIdentity } from './roles';
 import { lockedUntil, mapLimit, retentionFor, serverSideOf, serverSideParams } from './object-lock';
-import type { AppendOptions, BucketObjectLock, HiddenObject, ObjectInfo, ObjectLockRetention, PutOptions, PutResult, Repository } from './types';
+import type {
+  AppendOptions,
+  BucketObjectLock,
+  HiddenObject,
+  ObjectInfo,
+  ObjectLockRetention,
+  PutOptions,
+  PutResult,
+  Repository,
+} from './types';
 import { KEY_ID_METADATA } from './types';
 
 const ENDPOINT_ENVS = ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'S3_ENDPOINT'];
@@ -71,7 +80,11 @@ export class S3Repository implements Repository {
       ...(endpoint.url ? { endpoint: endpoint.url } : {}),
       // The role's own identity when the runbook names one; otherwise the
       // SDK's default chain, as before roles existed.
-      ...(identity.kind === 'static' ? { credentials: identity.credentials } : identity.kind === 'profile' ? { profile: identity.profile } : {}),
+      ...(identity.kind === 'static'
+        ? { credentials: identity.credentials }
+        : identity.kind === 'profile'
+          ? { profile: identity.profile }
+          : {}),
       // A store that accepts the connection and then answers nothing (a
       // frozen process, a hung gateway) must fail the request, not hang it:
       // socketTimeout is 60 s without a byte either way, so a slow but moving
@@ -86,9 +99,13 @@ export class S3Repository implements Repository {
   static fromUrl(url: string, opts: RepositoryEnvOptions = {}): S3Repository {
     const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,62})(?:\/(.*))?$/.exec(url);
     if (!m) {
-      throw new LifeboatError('REPOSITORY_INVALID', `not an s3:// repository URL: ${JSON.stringify(stripUserinfo(url))}`, {
-        hints: ['use s3://bucket/prefix (bucket names are lower-case letters, digits, dots and dashes)'],
-      });
+      throw new LifeboatError(
+        'REPOSITORY_INVALID',
+        `not an s3:// repository URL: ${JSON.stringify(stripUserinfo(url))}`,
+        {
+          hints: ['use s3://bucket/prefix (bucket names are lower-case letters, digits, dots and dashes)'],
+        },
+      );
     }
     const bucket = m[1] as string;
     const rest = (m[2] ?? '').replace(/^\/+|\/+$/g, '');
@@ -99,8 +116,17 @@ export class S3Repository implements Repository {
       ? { source: endpointVar, url: process.env[endpointVar] }
       : { source: opts.endpointEnv ?? ENDPOINT_ENVS.join(', ') };
     const region = (opts.regionEnv ? process.env[opts.regionEnv] : undefined) ?? process.env.AWS_REGION ?? 'us-east-1';
-    const repo = new S3Repository(bucket, prefix, endpoint, region, resolveIdentity(opts.role, opts.credentials, opts.runbookField));
-    repo.writeSettings = { ...(opts.serverSide ? { serverSide: opts.serverSide } : {}), ...(opts.objectLock ? { objectLock: opts.objectLock } : {}) };
+    const repo = new S3Repository(
+      bucket,
+      prefix,
+      endpoint,
+      region,
+      resolveIdentity(opts.role, opts.credentials, opts.runbookField),
+    );
+    repo.writeSettings = {
+      ...(opts.serverSide ? { serverSide: opts.serverSide } : {}),
+      ...(opts.objectLock ? { objectLock: opts.objectLock } : {}),
+    };
     repo.runbookField = opts.runbookField ?? 'repository';
     return repo;
   }
@@ -109,7 +135,11 @@ export class S3Repository implements Repository {
     const params: PutObjectCommandInput = {
       Bucket: this.bucket,
       Key: this.prefix + key,
-      Metadata: { ...opts.metadata, sha256: opts.sha256, ...(opts.restorePoints !== undefined ? { 'restore-points': String(opts.restorePoints) } : {}) },
+      Metadata: {
+        ...opts.metadata,
+        sha256: opts.sha256,
+        ...(opts.restorePoints !== undefined ? { 'restore-points': String(opts.restorePoints) } : {}),
+      },
       ...(opts.contentType ? { ContentType: opts.contentType } : {}),
       ...(opts.ifAbsent ? { IfNoneMatch: '*' } : {}),
       ...this.lockAndEncryption(key),
@@ -126,7 +156,12 @@ export class S3Repository implements Repository {
         }
         // lib-storage is loaded only for streams (base backups), never by archive-push.
         const { Upload } = await import('@aws-sdk/lib-storage');
-        const upload = new Upload({ client: this.client, params: { ...params, Body: body }, queueSize: 4, partSize: 16 * 1024 * 1024 });
+        const upload = new Upload({
+          client: this.client,
+          params: { ...params, Body: body },
+          queueSize: 4,
+          partSize: 16 * 1024 * 1024,
+        });
         if (opts.onProgress) upload.on('httpUploadProgress', (p) => opts.onProgress?.(p.loaded ?? 0));
         await upload.done();
       }
@@ -145,7 +180,9 @@ export class S3Repository implements Repository {
   async get(key: string): Promise<{ body: Buffer; info: ObjectInfo } | undefined> {
     try {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
-      const body = Buffer.from(await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+      const body = Buffer.from(
+        await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+      );
       return { body, info: this.info(key, body.length, res) };
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -182,7 +219,8 @@ export class S3Repository implements Repository {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
       this.bucketSeen = true;
     } catch (err) {
-      if (status(err) === 404) throw this.error('HEAD', '/', Object.assign(new Error('the bucket does not exist'), { name: 'NoSuchBucket' }));
+      if (status(err) === 404)
+        throw this.error('HEAD', '/', Object.assign(new Error('the bucket does not exist'), { name: 'NoSuchBucket' }));
       throw this.error('HEAD', '/', err);
     }
   }
@@ -198,7 +236,11 @@ export class S3Repository implements Repository {
         );
         for (const o of res.Contents ?? []) {
           if (!o.Key) continue;
-          out.push({ key: o.Key.slice(this.prefix.length), size: o.Size ?? 0, ...(o.LastModified ? { lastModified: o.LastModified } : {}) });
+          out.push({
+            key: o.Key.slice(this.prefix.length),
+            size: o.Size ?? 0,
+            ...(o.LastModified ? { lastModified: o.LastModified } : {}),
+          });
         }
         token = res.IsTruncated ? res.NextContinuationToken : undefined;
       } while (token);
@@ -235,15 +277,23 @@ export class S3Repository implements Repository {
             'REPOSITORY_INVALID',
             `${this.url}: ${locked.length} of ${batch.length} objects to delete are under S3 Object Lock; first: ${first.key}, ` +
               `${first.until ? `locked until ${first.until.toISOString()}` : ''}${first.legalHold ? `${first.until ? ' and ' : ''}under a legal hold` : ''}; nothing of this batch was deleted`,
-            { hints: ['a locked object cannot be deleted before its retain-until date (compliance mode: by nobody); wait, then run lifeboat expire again'] },
+            {
+              hints: [
+                'a locked object cannot be deleted before its retain-until date (compliance mode: by nobody); wait, then run lifeboat expire again',
+              ],
+            },
           );
         }
-        objects = heads.flatMap((h) => (h ? [{ Key: this.prefix + h.key, ...(h.versionId ? { VersionId: h.versionId } : {}) }] : []));
+        objects = heads.flatMap((h) =>
+          h ? [{ Key: this.prefix + h.key, ...(h.versionId ? { VersionId: h.versionId } : {}) }] : [],
+        );
         if (objects.length === 0) continue;
       }
       let res;
       try {
-        res = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: objects, Quiet: true } }));
+        res = await this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: objects, Quiet: true } }),
+        );
       } catch (err) {
         throw this.error('DELETE', batch[0] ?? '', err);
       }
@@ -290,7 +340,12 @@ export class S3Repository implements Repository {
     try {
       return (await this.bucketObjectLock()).versioning !== 'off';
     } catch (err) {
-      if (err instanceof LifeboatError && (err.code === 'PRIVILEGE_MISSING' || (err.code === 'REPOSITORY_UNREACHABLE' && /HTTP 403|AccessDenied/.test(err.message)))) return true;
+      if (
+        err instanceof LifeboatError &&
+        (err.code === 'PRIVILEGE_MISSING' ||
+          (err.code === 'REPOSITORY_UNREACHABLE' && /HTTP 403|AccessDenied/.test(err.message)))
+      )
+        return true;
       throw err;
     }
   }
@@ -307,7 +362,9 @@ export class S3Repository implements Repository {
       let etag: string | undefined;
       try {
         const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
-        current = Buffer.from(await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+        current = Buffer.from(
+          await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+        );
         etag = res.ETag;
       } catch (err) {
         if (!isNotFound(err)) throw this.error('GET', key, err);
@@ -319,7 +376,9 @@ export class S3Repository implements Repository {
             Bucket: this.bucket,
             Key: this.prefix + key,
             Body: body,
-            Metadata: sha256Metadata(opts.sha256Of ? opts.sha256Of(body) : createHash('sha256').update(body).digest('hex')),
+            Metadata: sha256Metadata(
+              opts.sha256Of ? opts.sha256Of(body) : createHash('sha256').update(body).digest('hex'),
+            ),
             ...(etag ? { IfMatch: etag } : { IfNoneMatch: '*' }),
             ...this.lockAndEncryption(key),
           }),
@@ -330,9 +389,13 @@ export class S3Repository implements Repository {
         await sleep(20 * (attempt + 1));
       }
     }
-    throw new LifeboatError('REPOSITORY_UNREACHABLE', `${this.url}: could not append to ${key}: ${APPEND_ATTEMPTS} concurrent writers in a row`, {
-      hints: ['another process keeps rewriting this object; retry later'],
-    });
+    throw new LifeboatError(
+      'REPOSITORY_UNREACHABLE',
+      `${this.url}: could not append to ${key}: ${APPEND_ATTEMPTS} concurrent writers in a row`,
+      {
+        hints: ['another process keeps rewriting this object; retry later'],
+      },
+    );
   }
 
   /** Closes idle sockets so that a short-lived CLI process can exit at once. */
@@ -344,7 +407,12 @@ export class S3Repository implements Repository {
     const sha256 = res.Metadata?.sha256;
     const count = res.Metadata?.['restore-points'];
     const keyId = res.Metadata?.[KEY_ID_METADATA];
-    const mode = res.ObjectLockMode === 'GOVERNANCE' ? 'governance' : res.ObjectLockMode === 'COMPLIANCE' ? 'compliance' : undefined;
+    const mode =
+      res.ObjectLockMode === 'GOVERNANCE'
+        ? 'governance'
+        : res.ObjectLockMode === 'COMPLIANCE'
+          ? 'compliance'
+          : undefined;
     const serverSide = serverSideOf(res.ServerSideEncryption, res.SSEKMSKeyId);
     return {
       key,
@@ -353,7 +421,9 @@ export class S3Repository implements Repository {
       ...(count !== undefined && /^\d+$/.test(count) ? { restorePoints: Number(count) } : {}),
       ...(res.LastModified ? { lastModified: res.LastModified } : {}),
       ...(res.VersionId && res.VersionId !== 'null' ? { versionId: res.VersionId } : {}),
-      ...(mode && res.ObjectLockRetainUntilDate ? { lock: { mode, retainUntil: new Date(res.ObjectLockRetainUntilDate) } } : {}),
+      ...(mode && res.ObjectLockRetainUntilDate
+        ? { lock: { mode, retainUntil: new Date(res.ObjectLockRetainUntilDate) } }
+        : {}),
       ...(res.ObjectLockLegalHoldStatus === 'ON' ? { legalHold: true } : {}),
       ...(serverSide ? { serverSide } : {}),
       ...(keyId ? { keyId } : {}),
@@ -365,7 +435,12 @@ export class S3Repository implements Repository {
     const retention = retentionFor(this.writeSettings.objectLock, key, new Date());
     return {
       ...serverSideParams(this.writeSettings.serverSide),
-      ...(retention ? { ObjectLockMode: retention.mode === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE', ObjectLockRetainUntilDate: retention.retainUntil } : {}),
+      ...(retention
+        ? {
+            ObjectLockMode: retention.mode === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE',
+            ObjectLockRetainUntilDate: retention.retainUntil,
+          }
+        : {}),
     };
   }
 
@@ -390,11 +465,20 @@ export class S3Repository implements Repository {
     try {
       do {
         const res = await this.client.send(
-          new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: this.prefix + prefix, KeyMarker: keyMarker, VersionIdMarker: versionMarker }),
+          new ListObjectVersionsCommand({
+            Bucket: this.bucket,
+            Prefix: this.prefix + prefix,
+            KeyMarker: keyMarker,
+            VersionIdMarker: versionMarker,
+          }),
         );
         for (const m of res.DeleteMarkers ?? []) {
           if (!m.IsLatest || !m.Key || !m.VersionId) continue;
-          out.push({ key: m.Key.slice(this.prefix.length), markerVersionId: m.VersionId, ...(m.LastModified ? { hiddenSince: m.LastModified } : {}) });
+          out.push({
+            key: m.Key.slice(this.prefix.length),
+            markerVersionId: m.VersionId,
+            ...(m.LastModified ? { hiddenSince: m.LastModified } : {}),
+          });
         }
         const more = res.IsTruncated === true;
         keyMarker = more ? res.NextKeyMarker : undefined;
@@ -419,7 +503,10 @@ export class S3Repository implements Repository {
           Bucket: this.bucket,
           Key: this.prefix + key,
           ...(versionId ? { VersionId: versionId } : {}),
-          Retention: { Mode: retention.mode === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE', RetainUntilDate: retention.retainUntil },
+          Retention: {
+            Mode: retention.mode === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE',
+            RetainUntilDate: retention.retainUntil,
+          },
         }),
       );
     } catch (err) {
@@ -456,11 +543,20 @@ export class S3Repository implements Repository {
       return {
         enabled: cfg?.ObjectLockEnabled === 'Enabled',
         versioning,
-        ...(mode ? { defaultRetention: { mode, ...(rule?.Days ? { days: rule.Days } : {}), ...(rule?.Years ? { years: rule.Years } : {}) } } : {}),
+        ...(mode
+          ? {
+              defaultRetention: {
+                mode,
+                ...(rule?.Days ? { days: rule.Days } : {}),
+                ...(rule?.Years ? { years: rule.Years } : {}),
+              },
+            }
+          : {}),
       };
     } catch (err) {
       const name = (err as { name?: string }).name ?? '';
-      if (name === 'ObjectLockConfigurationNotFoundError' || name === 'ObjectLockConfigurationNotFound') return { enabled: false, versioning };
+      if (name === 'ObjectLockConfigurationNotFoundError' || name === 'ObjectLockConfigurationNotFound')
+        return { enabled: false, versioning };
       throw this.error('GET object lock configuration of', '/', err);
     }
   }
@@ -520,13 +616,17 @@ export class S3Repository implements Repository {
     if (name === 'AccessDenied') {
       // Signed and recognised, but not allowed: a policy question no retry answers.
       const permission = permissionFor(op);
-      return new LifeboatError('PRIVILEGE_MISSING', `${what}: ${this.identity.describe} lacks ${permission} on s3://${this.bucket}/${this.prefix}`, {
-        hints: [
-          `grant ${permission} to that identity, or run this with the identity whose policy has it (docs/iam/: archive and backup write, restore reads, expire deletes)`,
-          credentialHint,
-        ],
-        cause: err,
-      });
+      return new LifeboatError(
+        'PRIVILEGE_MISSING',
+        `${what}: ${this.identity.describe} lacks ${permission} on s3://${this.bucket}/${this.prefix}`,
+        {
+          hints: [
+            `grant ${permission} to that identity, or run this with the identity whose policy has it (docs/iam/: archive and backup write, restore reads, expire deletes)`,
+            credentialHint,
+          ],
+          cause: err,
+        },
+      );
     }
     if (code === 403 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|Credential|ExpiredToken/i.test(name)) {
       return new LifeboatError('REPOSITORY_UNREACHABLE', what, {

@@ -50,17 +50,28 @@ export async function findBackupInRepositories(
       opened = await openEntry(entry, i, 'restore');
       const meta = await findBackup(opened.repo, cluster, backupId, runbook.name);
       if (after && meta.manifestSha256 !== after.sameAs.manifestSha256) {
-        throw new Error(`its backup ${backupId} has another backup_manifest (sha256 ${meta.manifestSha256}, not ${after.sameAs.manifestSha256})`);
+        throw new Error(
+          `its backup ${backupId} has another backup_manifest (sha256 ${meta.manifestSha256}, not ${after.sameAs.manifestSha256})`,
+        );
       }
-      return { repo: opened.repo, meta, index: i, ...(i > 0 ? { fallback: { name: entry.name, url: entry.url, skipped } } : {}) };
+      return {
+        repo: opened.repo,
+        meta,
+        index: i,
+        ...(i > 0 ? { fallback: { name: entry.name, url: entry.url, skipped } } : {}),
+      };
     } catch (err) {
       if (opened) closeRepositories([opened]);
       firstError ??= err;
       skipped.push({ name: entry.name, url: entry.url, reason: errorMessage(err).split('\n', 1)[0] ?? '' });
     }
   }
-  if (runbook.repositories.length === 1 || firstError === undefined) throw firstError ?? new Error(`no repository after ${after?.from ?? 0}`);
-  throw withContext(`no repository holds backup ${backupId} (${skipped.map((s) => `${repositoryLabel(s)}: ${s.reason}`).join('; ')})`, firstError);
+  if (runbook.repositories.length === 1 || firstError === undefined)
+    throw firstError ?? new Error(`no repository after ${after?.from ?? 0}`);
+  throw withContext(
+    `no repository holds backup ${backupId} (${skipped.map((s) => `${repositoryLabel(s)}: ${s.reason}`).join('; ')})`,
+    firstError,
+  );
 }
 
 /**
@@ -101,10 +112,18 @@ export async function nextBackupSource(
   const entry = runbook.repositories[failed.index]!;
   const skipped: SkippedRepository[] = [
     ...(failed.fallback?.skipped ?? []),
-    { name: entry.name, url: entry.url, reason: `extracting backup ${failed.meta.backupId} failed: ${errorMessage(err).split('\n', 1)[0] ?? ''}` },
+    {
+      name: entry.name,
+      url: entry.url,
+      reason: `extracting backup ${failed.meta.backupId} failed: ${errorMessage(err).split('\n', 1)[0] ?? ''}`,
+    },
   ];
   try {
-    return await findBackupInRepositories(runbook, cluster, failed.meta.backupId, { from: failed.index + 1, sameAs: failed.meta, skipped });
+    return await findBackupInRepositories(runbook, cluster, failed.meta.backupId, {
+      from: failed.index + 1,
+      sameAs: failed.meta,
+      skipped,
+    });
   } catch {
     return undefined;
   } finally {

@@ -70,11 +70,19 @@ async function parseClaim(file: string): Promise<Claim | undefined> {
   }
   try {
     const c = JSON.parse(text) as Partial<Claim>;
-    if (typeof c.workflowId === 'string' && typeof c.runId === 'string' && typeof c.nonce === 'string') return c as Claim;
+    if (typeof c.workflowId === 'string' && typeof c.runId === 'string' && typeof c.nonce === 'string')
+      return c as Claim;
   } catch {
     // Not possible for a claim written here (link publishes it whole): somebody else's file.
   }
-  return { workflowId: '(unreadable claim)', runId: '?', instance: 'restore', since: '?', host: '?', nonce: `unreadable:${text.length}` };
+  return {
+    workflowId: '(unreadable claim)',
+    runId: '?',
+    instance: 'restore',
+    since: '?',
+    host: '?',
+    nonce: `unreadable:${text.length}`,
+  };
 }
 
 /** "workflow W (run R), on host H pid P, since T". */
@@ -164,7 +172,10 @@ export async function requireClaimable(req: ClaimRequest, then: string): Promise
   const holder = await readClaim(req.dataDir);
   if (!holder || (await staleReason(holder, req))) return;
   const err = heldBy(req, holder);
-  throw new LifeboatError(err.code, err.what, { hints: [...err.hints, `once it is released, ${then}`], details: err.details });
+  throw new LifeboatError(err.code, err.what, {
+    hints: [...err.hints, `once it is released, ${then}`],
+    details: err.details,
+  });
 }
 
 /** Removes `<claim>.<pid>.<hex>.tmp` files of writers that died between writing and linking them. */
@@ -194,7 +205,14 @@ async function createExclusive(file: string, claim: Claim, req: ClaimRequest): P
     throw new LifeboatError(
       (err as NodeJS.ErrnoException).code === 'ENOSPC' ? 'DISK_FULL' : 'DATA_DIR_NOT_EMPTY',
       `could not take the claim ${file} of ${req.field} ${req.dataDir}: ${errorMessage(err)}`,
-      { hints: ['the claim is written beside the data directory: the worker must be able to create files in its parent directory', 'nothing in the data directory was read or changed'], cause: err, details: { dataDir: req.dataDir } },
+      {
+        hints: [
+          'the claim is written beside the data directory: the worker must be able to create files in its parent directory',
+          'nothing in the data directory was read or changed',
+        ],
+        cause: err,
+        details: { dataDir: req.dataDir },
+      },
     );
   } finally {
     await unlink(tmp).catch(() => undefined);
@@ -205,7 +223,8 @@ async function createExclusive(file: string, claim: Claim, req: ClaimRequest): P
 async function staleReason(holder: Claim, req: ClaimRequest): Promise<string | undefined> {
   if (holder.workflowId === req.workflowId) return 'same workflow';
   if (holder.pid !== undefined) {
-    if (holder.host === os.hostname()) return (await processAlive(holder.pid, holder.pidStart)) ? undefined : `process ${holder.pid} is gone`;
+    if (holder.host === os.hostname())
+      return (await processAlive(holder.pid, holder.pidStart)) ? undefined : `process ${holder.pid} is gone`;
     // A process on another host (a directory on shared storage) cannot be
     // seen from here; its run can: once Temporal says the run is over, its
     // activity is cancelled at its next heartbeat.
@@ -293,7 +312,10 @@ function heldBy(req: ClaimRequest, holder: Claim | undefined, extra?: string): L
           : `the claim is released when that run ends (a drill at its teardown); if that run is over and the claim stayed, remove ${file} by hand`,
         `or set ${req.field} in the runbook to a directory of its own for this workflow`,
       ],
-      details: { dataDir: req.dataDir, holder: holder ? { workflowId: holder.workflowId, runId: holder.runId, since: holder.since } : undefined },
+      details: {
+        dataDir: req.dataDir,
+        holder: holder ? { workflowId: holder.workflowId, runId: holder.runId, since: holder.since } : undefined,
+      },
     },
   );
 }

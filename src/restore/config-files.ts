@@ -17,7 +17,8 @@ import type { Runbook } from '../runbook/schema';
  * postgresql.conf they would point the restored copy at the primary's data
  * directory or at includes that are not there. They are commented out.
  */
-const PATH_SETTINGS = /^\s*(data_directory|hba_file|ident_file|external_pid_file|config_file|include_dir|include_if_exists|include)\b/;
+const PATH_SETTINGS =
+  /^\s*(data_directory|hba_file|ident_file|external_pid_file|config_file|include_dir|include_if_exists|include)\b/;
 
 export interface ConfigOutcome {
   /** One line per file Lifeboat supplied, for the step's summary and the evidence. */
@@ -31,9 +32,16 @@ export function checkConfigSources(runbook: Runbook): void {
     ['restore.hbaFile', runbook.restore.hbaFile],
   ] as const) {
     if (file && !(existsSync(file) && statSync(file).isFile())) {
-      throw new LifeboatError('RUNBOOK_INVALID', `${field} names ${file}, which is not a file on restore host ${runbook.restore.host}`, {
-        hints: ['copy the primary\'s file there (it is read when a backup has none of its own), or remove the field', 'nothing was moved or changed'],
-      });
+      throw new LifeboatError(
+        'RUNBOOK_INVALID',
+        `${field} names ${file}, which is not a file on restore host ${runbook.restore.host}`,
+        {
+          hints: [
+            "copy the primary's file there (it is read when a backup has none of its own), or remove the field",
+            'nothing was moved or changed',
+          ],
+        },
+      );
     }
   }
 }
@@ -49,12 +57,16 @@ export async function ensureServerConfig(dataDir: string, runbook: Runbook): Pro
   if (!existsSync(path.join(dataDir, 'pg_hba.conf'))) {
     const source = runbook.restore.hbaFile;
     if (!source) {
-      throw new LifeboatError('RUNBOOK_INVALID', `the base backup restored into ${dataDir} has no pg_hba.conf, so PostgreSQL cannot start there`, {
-        hints: [
-          'packaged installs keep it outside the data directory (Debian: /etc/postgresql/<version>/<cluster>/pg_hba.conf)',
-          `put a copy on restore host ${runbook.restore.host} and name it in the runbook as restore.hbaFile, then retry this step (the restored files are kept and reused)`,
-        ],
-      });
+      throw new LifeboatError(
+        'RUNBOOK_INVALID',
+        `the base backup restored into ${dataDir} has no pg_hba.conf, so PostgreSQL cannot start there`,
+        {
+          hints: [
+            'packaged installs keep it outside the data directory (Debian: /etc/postgresql/<version>/<cluster>/pg_hba.conf)',
+            `put a copy on restore host ${runbook.restore.host} and name it in the runbook as restore.hbaFile, then retry this step (the restored files are kept and reused)`,
+          ],
+        },
+      );
     }
     await write('pg_hba.conf', await fs.readFile(source, 'utf8'));
     notes.push(`pg_hba.conf from ${source}`);
@@ -69,11 +81,17 @@ export async function ensureServerConfig(dataDir: string, runbook: Runbook): Pro
     const body = source
       ? (await fs.readFile(source, 'utf8'))
           .split('\n')
-          .map((line) => (PATH_SETTINGS.test(line) ? `# disabled by Lifeboat (names a path of the primary): ${line}` : line))
+          .map((line) =>
+            PATH_SETTINGS.test(line) ? `# disabled by Lifeboat (names a path of the primary): ${line}` : line,
+          )
           .join('\n')
       : '';
     await write('postgresql.conf', header + body);
-    notes.push(source ? `postgresql.conf from ${source} (path settings disabled)` : 'postgresql.conf written minimal: the primary\'s settings (memory, archive_command, preload libraries) are not carried over; name them in restore.confFile');
+    notes.push(
+      source
+        ? `postgresql.conf from ${source} (path settings disabled)`
+        : "postgresql.conf written minimal: the primary's settings (memory, archive_command, preload libraries) are not carried over; name them in restore.confFile",
+    );
   }
   return { notes };
 }

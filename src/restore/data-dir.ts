@@ -117,7 +117,10 @@ export async function prepareDataDir(input: PrepareInput): Promise<Prepared> {
       throw await notEmpty(input, found.entries, found.marker);
     case 'in-place': {
       // The primary's directory (or an earlier recovery's, which became the primary).
-      const stopped = await stopPostmaster(input.pg, 'in-place restore: the old primary must be down before its directory is moved aside');
+      const stopped = await stopPostmaster(
+        input.pg,
+        'in-place restore: the old primary must be down before its directory is moved aside',
+      );
       const movedAside = await moveAside(dataDir, 'lifeboat-moved', input.pg.osUser);
       await makeEmptyDir(input.pg);
       return { kind: 'ready', movedAside, stoppedPostmaster: stopped };
@@ -143,7 +146,12 @@ async function prepareOurs(input: PrepareInput, marker: RestoreMarker): Promise<
     // copy per attempt: after a full disk, the retry would find no room.
     await removeOwnExtraction(dataDir);
     await makeEmptyDir(input.pg);
-    return { kind: 'ready', ...(marker.movedAside ? { movedAside: marker.movedAside } : {}), stoppedPostmaster: false, removedOwnPartial: true };
+    return {
+      kind: 'ready',
+      ...(marker.movedAside ? { movedAside: marker.movedAside } : {}),
+      stoppedPostmaster: false,
+      removedOwnPartial: true,
+    };
   }
   if (
     !running &&
@@ -156,7 +164,12 @@ async function prepareOurs(input: PrepareInput, marker: RestoreMarker): Promise<
   }
   // An interrupted extraction, or a restored copy that has replayed (or
   // failed to): it cannot be trusted as a fresh start, but it is evidence.
-  const stopped = running ? await stopPostmaster(input.pg, 'restoring again: this recovery\'s earlier copy must be down before it is moved aside') : false;
+  const stopped = running
+    ? await stopPostmaster(
+        input.pg,
+        "restoring again: this recovery's earlier copy must be down before it is moved aside",
+      )
+    : false;
   const ownAside = await moveAside(dataDir, 'lifeboat', input.pg.osUser);
   await makeEmptyDir(input.pg);
   // An in-place retry keeps reporting where the primary's directory went.
@@ -179,10 +192,17 @@ async function prepareEarlierDrill(input: PrepareInput, marker: RestoreMarker): 
 
 /** This run's own copy, promoted: never restored over. `then`: what to do after ("retry the step"). */
 export function promotedOurs(input: PrepareInput, marker: RestoreMarker, then: string): LifeboatError {
-  return new LifeboatError('DATA_DIR_NOT_EMPTY', `${field(input)} ${input.pg.dataDir} holds ${input.instance === 'drill' ? "this drill's" : "this recovery's"} copy, promoted at ${marker.promotedAt ?? marker.at}; it is not restored over`, {
-    hints: ['a promoted copy may be serving as the primary: Lifeboat neither stops nor moves it', `if it truly must be replaced, stop it and move it away by hand, then ${then}`],
-    details: { dataDir: input.pg.dataDir },
-  });
+  return new LifeboatError(
+    'DATA_DIR_NOT_EMPTY',
+    `${field(input)} ${input.pg.dataDir} holds ${input.instance === 'drill' ? "this drill's" : "this recovery's"} copy, promoted at ${marker.promotedAt ?? marker.at}; it is not restored over`,
+    {
+      hints: [
+        'a promoted copy may be serving as the primary: Lifeboat neither stops nor moves it',
+        `if it truly must be replaced, stop it and move it away by hand, then ${then}`,
+      ],
+      details: { dataDir: input.pg.dataDir },
+    },
+  );
 }
 
 /** drill.dataDir holds another drill's copy with a postmaster running: a drill in progress, or one kept. */
@@ -203,7 +223,10 @@ export function earlierDrillRunning(input: PrepareInput, marker: RestoreMarker):
 
 /** "20261121T190102Z": when a directory was moved aside, in its new name. */
 export function compactTimestamp(d = new Date()): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /**
@@ -224,11 +247,16 @@ export async function moveAside(dir: string, label: string, osUser?: string): Pr
     await rename(dir, target);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EBUSY' || code === 'EXDEV' || code === 'EACCES' || code === 'EPERM') return moveContentsAside(dir, osUser);
-    throw new LifeboatError('DATA_DIR_NOT_EMPTY', `could not move ${dir} aside to ${target}: ${(err as Error).message}`, {
-      hints: ['nothing was deleted; move the directory away by hand and retry the step'],
-      cause: err,
-    });
+    if (code === 'EBUSY' || code === 'EXDEV' || code === 'EACCES' || code === 'EPERM')
+      return moveContentsAside(dir, osUser);
+    throw new LifeboatError(
+      'DATA_DIR_NOT_EMPTY',
+      `could not move ${dir} aside to ${target}: ${(err as Error).message}`,
+      {
+        hints: ['nothing was deleted; move the directory away by hand and retry the step'],
+        cause: err,
+      },
+    );
   }
   return target;
 }
@@ -240,7 +268,9 @@ export async function moveContentsAside(dir: string, osUser?: string): Promise<s
   for (let i = 2; existsSync(aside); i++) aside = `${base}-${i}`;
   // The marker last: until everything is moved, dir is still provably ours,
   // so a retry after a crash here moves the rest.
-  const entries = (await readdir(dir)).filter((e) => !isKeptEntry(e)).sort((a, b) => Number(a === MARKER_FILE) - Number(b === MARKER_FILE));
+  const entries = (await readdir(dir))
+    .filter((e) => !isKeptEntry(e))
+    .sort((a, b) => Number(a === MARKER_FILE) - Number(b === MARKER_FILE));
   let moved = 0;
   try {
     await mkdir(aside, { mode: 0o700 });
@@ -256,7 +286,10 @@ export async function moveContentsAside(dir: string, osUser?: string): Promise<s
       (err as NodeJS.ErrnoException).code === 'ENOSPC' ? 'DISK_FULL' : 'DATA_DIR_NOT_EMPTY',
       `could not move the contents of ${dir} aside into ${aside} (${moved} of ${entries.length} entries moved): ${(err as Error).message}`,
       {
-        hints: [`nothing was deleted; what was moved is in ${aside}, the rest still in ${dir}`, 'move the rest by hand (or everything out of the directory) and retry the step'],
+        hints: [
+          `nothing was deleted; what was moved is in ${aside}, the rest still in ${dir}`,
+          'move the rest by hand (or everything out of the directory) and retry the step',
+        ],
         cause: err,
         details: { dataDir: dir, aside },
       },
@@ -294,7 +327,12 @@ async function makeEmptyDir(pg: PgHost): Promise<void> {
  * operator's fix ("retry the step" during restore, "start the recovery
  * again" in preflight).
  */
-export async function notEmpty(input: PrepareInput, entries: string[], marker: RestoreMarker | undefined, then = 'retry the step'): Promise<LifeboatError> {
+export async function notEmpty(
+  input: PrepareInput,
+  entries: string[],
+  marker: RestoreMarker | undefined,
+  then = 'retry the step',
+): Promise<LifeboatError> {
   const { dataDir, osUser } = input.pg;
   const running = await postmasterRunning(input.pg).catch(() => false);
   const version = await readFile(path.join(dataDir, 'PG_VERSION'), 'utf8').then(
@@ -316,7 +354,9 @@ export async function notEmpty(input: PrepareInput, entries: string[], marker: R
       hints: [
         'Lifeboat never deletes a data directory it cannot prove is its own; nothing in it was changed',
         ...(running && marker?.state === 'promoted'
-          ? [`that server is the copy workflow ${marker.workflowId} promoted at ${marker.promotedAt ?? marker.at}: it may be serving as the primary now, so stop it (as ${osUser}: ${input.pg.pgBin}/pg_ctl stop -D ${dataDir} -m fast) only once clients no longer use it`]
+          ? [
+              `that server is the copy workflow ${marker.workflowId} promoted at ${marker.promotedAt ?? marker.at}: it may be serving as the primary now, so stop it (as ${osUser}: ${input.pg.pgBin}/pg_ctl stop -D ${dataDir} -m fast) only once clients no longer use it`,
+            ]
           : running
             ? [`stop that server first (as ${osUser}): ${input.pg.pgBin}/pg_ctl stop -D ${dataDir} -m fast`]
             : []),

@@ -44,7 +44,11 @@ export async function engineRestoreCommand(dataDir: string): Promise<string> {
       if (m) return m[1]!.replace(/''/g, "'");
     }
   }
-  throw new LifeboatError('BACKUP_NOT_FOUND', `replay-wal: ${dataDir}/postgresql.auto.conf has no restore_command written by the engine's restore`, {
-    hints: ['pgbackrest restore writes one; was the file edited by hand? retry restore-base-backup to restore again'],
-  });
+  throw new LifeboatError(
+    'BACKUP_NOT_FOUND',
+    `replay-wal: ${dataDir}/postgresql.auto.conf has no restore_command written by the engine's restore`,
+    {
+      hints: ['pgbackrest restore writes one; was the file edited by hand? retry restore-base-backup to restore again'],
+    },
+  );
 }

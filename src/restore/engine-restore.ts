@@ -23,7 +23,11 @@ import { restoreSite } from './site';
 /** WAL segment size pgBackRest's info does not give: PostgreSQL's default. */
 const WAL_SEGMENT_SIZE = 16 * 1024 * 1024;
 
-export async function restoreWithEngine(runbook: Runbook, input: RestoreInput, hooks: RestoreHooks): Promise<RestoreResult> {
+export async function restoreWithEngine(
+  runbook: Runbook,
+  input: RestoreInput,
+  hooks: RestoreHooks,
+): Promise<RestoreResult> {
   const site = restoreSite(runbook, input.instance);
   const pg = site.pg;
   hooks.onProgress({ phase: 'preparing', bytes: 0, totalBytes: 0 });
@@ -33,7 +37,10 @@ export async function restoreWithEngine(runbook: Runbook, input: RestoreInput, h
   const meta = backups.find((b) => b.backupId === input.backupId);
   if (!meta) {
     throw new LifeboatError('BACKUP_NOT_FOUND', `${engine.label} holds no usable backup ${input.backupId}`, {
-      hints: [`it holds ${backups.map((b) => b.backupId).join(', ') || 'none'}; lifeboat backups --runbook ${runbook.name} lists them`, 'nothing was moved or changed'],
+      hints: [
+        `it holds ${backups.map((b) => b.backupId).join(', ') || 'none'}; lifeboat backups --runbook ${runbook.name} lists them`,
+        'nothing was moved or changed',
+      ],
     });
   }
   checkConfigSources(runbook);

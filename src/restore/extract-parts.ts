@@ -49,7 +49,10 @@ export interface PartsResult {
 /** How often the progress of file:// parts is read from their descriptors' offsets. */
 const PROGRESS_POLL_MS = 500;
 
-export async function extractParts(opts: ExtractOptions, layout: { dirs: StoredPart; files: StoredPart[] }): Promise<PartsResult> {
+export async function extractParts(
+  opts: ExtractOptions,
+  layout: { dirs: StoredPart; files: StoredPart[] },
+): Promise<PartsResult> {
   const all = [layout.dirs, ...layout.files];
   const total = all.reduce((n, p) => n + p.storedSize, 0);
   const parallel = Math.max(1, opts.parallel ?? defaultParallel());
@@ -170,7 +173,19 @@ function spawnTar(opts: ExtractOptions, stdin: number | 'pipe'): ChildProcess {
   return spawnAsOsUser(
     pg.osUser,
     'tar',
-    ['-x', '--zstd', '-b', '2048', '-f', '-', '-C', pg.dataDir, '--no-same-owner', `--exclude=${MARKER_FILE}`, `--exclude=${MARKER_FILE}.*.tmp`],
+    [
+      '-x',
+      '--zstd',
+      '-b',
+      '2048',
+      '-f',
+      '-',
+      '-C',
+      pg.dataDir,
+      '--no-same-owner',
+      `--exclude=${MARKER_FILE}`,
+      `--exclude=${MARKER_FILE}.*.tmp`,
+    ],
     baseEnv(),
     [stdin, 'ignore', 'pipe'],
   );
@@ -197,9 +212,13 @@ async function extractPart(opts: ExtractOptions, part: StoredPart, ctx: PartCont
   const { repo, cluster, meta } = opts;
   const key = keys.backupFile(cluster, meta.backupId, part.name);
   const missing = () =>
-    new LifeboatError('BACKUP_NOT_FOUND', `${key} is missing from ${repo.url}, though backup.json of backup ${meta.backupId} lists it`, {
-      hints: ['was it deleted by hand? restore another backup (lifeboat backups lists them)'],
-    });
+    new LifeboatError(
+      'BACKUP_NOT_FOUND',
+      `${key} is missing from ${repo.url}, though backup.json of backup ${meta.backupId} lists it`,
+      {
+        hints: ['was it deleted by hand? restore another backup (lifeboat backups lists them)'],
+      },
+    );
   ctx.stop.throwIfAborted();
   let read: { sha256: string; bytes: number };
   let exit: Exit;
@@ -232,19 +251,34 @@ async function fromDescriptor(
     const [hashed, exit] = await Promise.allSettled([hasher.hash(handle.fd), exitOf(tar)]).finally(unhook);
     if (hashed.status === 'rejected') {
       const err = hashed.reason as Error;
-      throw new LifeboatError('REPOSITORY_UNREACHABLE', `could not read ${part.name} of backup ${opts.meta.backupId} in ${opts.repo.url}: ${err.message}`, {
-        hints: ['is the repository\'s file system healthy and mounted on this host?', 'a retry moves the partial copy aside and extracts again'],
-        cause: err,
-      });
+      throw new LifeboatError(
+        'REPOSITORY_UNREACHABLE',
+        `could not read ${part.name} of backup ${opts.meta.backupId} in ${opts.repo.url}: ${err.message}`,
+        {
+          hints: [
+            "is the repository's file system healthy and mounted on this host?",
+            'a retry moves the partial copy aside and extracts again',
+          ],
+          cause: err,
+        },
+      );
     }
-    return { read: hashed.value, exit: exit.status === 'fulfilled' ? exit.value : { code: 1, signal: null, stderr: '' } };
+    return {
+      read: hashed.value,
+      exit: exit.status === 'fulfilled' ? exit.value : { code: 1, signal: null, stderr: '' },
+    };
   } finally {
     ctx.progress.drop(part.name);
     await handle.close();
   }
 }
 
-async function fromStream(opts: ExtractOptions, part: StoredPart, source: Readable, ctx: PartContext): Promise<{ read: { sha256: string; bytes: number }; exit: Exit }> {
+async function fromStream(
+  opts: ExtractOptions,
+  part: StoredPart,
+  source: Readable,
+  ctx: PartContext,
+): Promise<{ read: { sha256: string; bytes: number }; exit: Exit }> {
   ctx.progress.start(part.name);
   const tar = spawnTar(opts, 'pipe');
   const unhook = killOnStop(tar, ctx.stop);
@@ -276,7 +310,13 @@ async function fromStream(opts: ExtractOptions, part: StoredPart, source: Readab
     throw new LifeboatError(
       'REPOSITORY_UNREACHABLE',
       `the download of ${part.name} of backup ${opts.meta.backupId} broke after ${bytes} of ${part.storedSize} bytes: ${errorMessage(err)}`,
-      { hints: [`is ${opts.repo.url} reachable from this host?`, 'a retry moves the partial copy aside and downloads again'], cause: err },
+      {
+        hints: [
+          `is ${opts.repo.url} reachable from this host?`,
+          'a retry moves the partial copy aside and downloads again',
+        ],
+        cause: err,
+      },
     );
   } finally {
     ctx.stop.removeEventListener('abort', onStop);

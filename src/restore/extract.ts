@@ -30,19 +30,31 @@ import { baseEnv, chownToUser, runAsOsUser, spawnAsOsUser } from './os-user';
 import type { PgHost } from './postmaster';
 
 /** The complete backup `backupId` of the cluster, or BACKUP_NOT_FOUND saying which ones there are. */
-export async function findBackup(repo: Repository, cluster: string, backupId: string, runbookName: string): Promise<BackupMeta> {
+export async function findBackup(
+  repo: Repository,
+  cluster: string,
+  backupId: string,
+  runbookName: string,
+): Promise<BackupMeta> {
   const entries = await readCatalog(repo, cluster);
   const entry = entries.find((e) => e.backupId === backupId);
   if (entry?.status === 'complete') return entry.meta;
   const complete = entries.filter((e) => e.status === 'complete').map((e) => e.backupId);
-  const available = complete.length > 0 ? `complete backups there: ${complete.slice(-5).join(', ')}` : 'the repository holds no complete backup of this cluster';
+  const available =
+    complete.length > 0
+      ? `complete backups there: ${complete.slice(-5).join(', ')}`
+      : 'the repository holds no complete backup of this cluster';
   throw new LifeboatError(
     'BACKUP_NOT_FOUND',
     entry
       ? `backup ${backupId} of cluster ${cluster} in ${repo.url} is incomplete: ${entry.problem}`
       : `backup ${backupId} of cluster ${cluster} is not in ${repo.url}`,
     {
-      hints: [available, `list them with: lifeboat backups --runbook ${runbookName}`, 'start the recovery again with one of them (or without backupId, so preflight chooses)'],
+      hints: [
+        available,
+        `list them with: lifeboat backups --runbook ${runbookName}`,
+        'start the recovery again with one of them (or without backupId, so preflight chooses)',
+      ],
       details: { backupId, cluster },
     },
   );
@@ -74,9 +86,13 @@ export async function extractBaseBackup(opts: ExtractOptions): Promise<ExtractRe
   const { repo, cluster, meta, pg } = opts;
   const layout = baseLayout(meta);
   if ('problem' in layout) {
-    throw new LifeboatError('BACKUP_VERIFY_FAILED', `backup.json of backup ${meta.backupId} does not say where its data directory is: ${layout.problem}`, {
-      hints: ['this backup was not written by Lifeboat\'s baseBackup; restore another one'],
-    });
+    throw new LifeboatError(
+      'BACKUP_VERIFY_FAILED',
+      `backup.json of backup ${meta.backupId} does not say where its data directory is: ${layout.problem}`,
+      {
+        hints: ["this backup was not written by Lifeboat's baseBackup; restore another one"],
+      },
+    );
   }
   if (layout.kind === 'parts') {
     // The manifest first: a backup whose manifest is gone or altered is refused before any byte lands.
@@ -90,9 +106,13 @@ export async function extractBaseBackup(opts: ExtractOptions): Promise<ExtractRe
   const key = keys.backupFile(cluster, meta.backupId, BASE_ARCHIVE);
   const got = await repo.getStream(key);
   if (!got) {
-    throw new LifeboatError('BACKUP_NOT_FOUND', `${key} is missing from ${repo.url}, though backup.json of backup ${meta.backupId} lists it`, {
-      hints: ['was it deleted by hand? restore another backup (lifeboat backups lists them)'],
-    });
+    throw new LifeboatError(
+      'BACKUP_NOT_FOUND',
+      `${key} is missing from ${repo.url}, though backup.json of backup ${meta.backupId} lists it`,
+      {
+        hints: ['was it deleted by hand? restore another backup (lifeboat backups lists them)'],
+      },
+    );
   }
   const tar = await untar(got.stream, entry.storedSize, opts);
   if (tar.sha256 !== entry.sha256) {
@@ -108,7 +128,10 @@ export async function extractBaseBackup(opts: ExtractOptions): Promise<ExtractRe
   return { bytes: tar.bytes, storedBytes: tar.storedBytes, files: manifest.files };
 }
 
-function exitOf(child: ChildProcess, stderr: { text: string }): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+function exitOf(
+  child: ChildProcess,
+  stderr: { text: string },
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   child.stderr?.on('data', (d: Buffer) => (stderr.text = (stderr.text + d.toString()).slice(-4096)));
   return new Promise((resolve) => {
     child.on('error', (e) => {
@@ -132,7 +155,16 @@ async function untar(
   const tar = spawnAsOsUser(
     pg.osUser,
     'tar',
-    ['-x', '-f', '-', '-C', pg.dataDir, '--no-same-owner', `--exclude=${MARKER_FILE}`, `--exclude=${MARKER_FILE}.*.tmp`],
+    [
+      '-x',
+      '-f',
+      '-',
+      '-C',
+      pg.dataDir,
+      '--no-same-owner',
+      `--exclude=${MARKER_FILE}`,
+      `--exclude=${MARKER_FILE}.*.tmp`,
+    ],
     baseEnv(),
     ['pipe', 'ignore', 'pipe'],
   );
@@ -179,37 +211,64 @@ async function untar(
   if (first?.where === 'source') {
     const e = first.err;
     if (isLifeboatError(e)) throw e;
-    throw new LifeboatError('REPOSITORY_UNREACHABLE', `the download of ${where} broke after ${storedBytes} of ${total} bytes: ${errorMessage(e)}`, {
-      hints: [`is ${opts.repo.url} reachable from this host?`, 'a retry moves the partial copy aside and downloads again'],
-      cause: e,
-    });
+    throw new LifeboatError(
+      'REPOSITORY_UNREACHABLE',
+      `the download of ${where} broke after ${storedBytes} of ${total} bytes: ${errorMessage(e)}`,
+      {
+        hints: [
+          `is ${opts.repo.url} reachable from this host?`,
+          'a retry moves the partial copy aside and downloads again',
+        ],
+        cause: e,
+      },
+    );
   }
   const z = zx.status === 'fulfilled' ? zx.value : { code: 1, signal: null };
   const t = tx.status === 'fulfilled' ? tx.value : { code: 1, signal: null };
   if (z.code === 127 || t.code === 127) {
     const tool = z.code === 127 ? 'zstd' : 'tar';
-    throw new LifeboatError('TOOL_FAILED', `could not run ${tool} on this host: ${(z.code === 127 ? zstdErr : tarErr).text.trim()}`, {
-      hints: [`install ${tool} on the restore host (scripts/setup.sh installs zstd); GNU tar is needed`],
-    });
+    throw new LifeboatError(
+      'TOOL_FAILED',
+      `could not run ${tool} on this host: ${(z.code === 127 ? zstdErr : tarErr).text.trim()}`,
+      {
+        hints: [`install ${tool} on the restore host (scripts/setup.sh installs zstd); GNU tar is needed`],
+      },
+    );
   }
   // zstd killed by SIGPIPE, or reporting a write error, means tar stopped reading first.
   const zstdBroken = z.code !== 0 && z.signal === null && !/write error|broken pipe/i.test(zstdErr.text);
   if (zstdBroken) {
-    throw new LifeboatError('BACKUP_VERIFY_FAILED', `${where} cannot be decompressed (zstd exit ${z.code}): ${zstdErr.text.trim() || 'no message'}`, {
-      hints: [...verifyHints(pg.dataDir), 'is the zstd package installed on this host? (scripts/setup.sh installs it)'],
-    });
+    throw new LifeboatError(
+      'BACKUP_VERIFY_FAILED',
+      `${where} cannot be decompressed (zstd exit ${z.code}): ${zstdErr.text.trim() || 'no message'}`,
+      {
+        hints: [
+          ...verifyHints(pg.dataDir),
+          'is the zstd package installed on this host? (scripts/setup.sh installs it)',
+        ],
+      },
+    );
   }
   if (t.code !== 0 && /No space left on device/i.test(tarErr.text)) {
     // restore.ts turns this into the full DISK_FULL (free bytes, kept copies, what to do).
-    throw new LifeboatError('DISK_FULL', `tar ran out of space extracting ${where} into ${pg.dataDir} after ${bytes} of ${meta.sizeBytes} bytes: ${tarErr.text.trim().split('\n').slice(-2).join('\n  ')}`, {
-      details: { path: pg.dataDir, neededBytes: meta.sizeBytes },
-    });
+    throw new LifeboatError(
+      'DISK_FULL',
+      `tar ran out of space extracting ${where} into ${pg.dataDir} after ${bytes} of ${meta.sizeBytes} bytes: ${tarErr.text.trim().split('\n').slice(-2).join('\n  ')}`,
+      {
+        details: { path: pg.dataDir, neededBytes: meta.sizeBytes },
+      },
+    );
   }
   if (t.code !== 0) {
     throw new LifeboatError(
       'TOOL_FAILED',
       `tar could not extract ${where} into ${pg.dataDir} as ${pg.osUser} (${t.signal ? `signal ${t.signal}` : `exit ${t.code}`}): ${tarErr.text.trim().split('\n').slice(-4).join('\n  ')}`,
-      { hints: [`is there room for ${meta.sizeBytes} bytes on the file system of ${pg.dataDir}?`, `can ${pg.osUser} write there?`] },
+      {
+        hints: [
+          `is there room for ${meta.sizeBytes} bytes on the file system of ${pg.dataDir}?`,
+          `can ${pg.osUser} write there?`,
+        ],
+      },
     );
   }
   return { sha256: hash.digest('hex'), bytes, storedBytes };
@@ -221,15 +280,23 @@ async function readManifest(opts: ExtractOptions): Promise<{ body: Buffer; files
   const key = keys.backupFile(cluster, meta.backupId, MANIFEST);
   const got = await repo.get(key);
   if (!got) {
-    throw new LifeboatError('BACKUP_NOT_FOUND', `${key} is missing from ${repo.url}, though backup.json of backup ${meta.backupId} lists it`, {
-      hints: ['without its manifest the restored copy cannot be checked; restore another backup'],
-    });
+    throw new LifeboatError(
+      'BACKUP_NOT_FOUND',
+      `${key} is missing from ${repo.url}, though backup.json of backup ${meta.backupId} lists it`,
+      {
+        hints: ['without its manifest the restored copy cannot be checked; restore another backup'],
+      },
+    );
   }
   const sha = createHash('sha256').update(got.body).digest('hex');
   if (sha !== meta.manifestSha256) {
-    throw new LifeboatError('BACKUP_VERIFY_FAILED', `${MANIFEST} of backup ${meta.backupId} has sha256 ${sha}, backup.json says ${meta.manifestSha256}`, {
-      hints: verifyHints(pg.dataDir),
-    });
+    throw new LifeboatError(
+      'BACKUP_VERIFY_FAILED',
+      `${MANIFEST} of backup ${meta.backupId} has sha256 ${sha}, backup.json says ${meta.manifestSha256}`,
+      {
+        hints: verifyHints(pg.dataDir),
+      },
+    );
   }
   let files = 0;
   try {
@@ -259,9 +326,21 @@ async function verifyAgainstManifest(opts: ExtractOptions, body: Buffer, how: { 
     // -n: the WAL is checked by replay itself; -i: the marker is ours, not the
     // backup's, and so is what was moved aside inside a mount point (and its lost+found).
     const ignore = [MARKER_FILE, ...(await keptEntries(pg.dataDir))].flatMap((e) => ['-i', e]);
-    const r = await runAsOsUser(pg.osUser, `${pg.pgBin}/pg_verifybackup`, ['-n', ...(how.checksums ? [] : ['-s']), '-q', '-m', manifest, ...ignore, pg.dataDir]);
+    const r = await runAsOsUser(pg.osUser, `${pg.pgBin}/pg_verifybackup`, [
+      '-n',
+      ...(how.checksums ? [] : ['-s']),
+      '-q',
+      '-m',
+      manifest,
+      ...ignore,
+      pg.dataDir,
+    ]);
     if (r.code !== 0) {
-      const lines = (r.stderr || r.stdout).split('\n').map((l) => l.trim()).filter(Boolean).slice(-8);
+      const lines = (r.stderr || r.stdout)
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean)
+        .slice(-8);
       throw new LifeboatError(
         'BACKUP_VERIFY_FAILED',
         `pg_verifybackup found that ${pg.dataDir} does not match the manifest of backup ${meta.backupId} (exit ${r.code}):\n  ${lines.join('\n  ')}`,

@@ -42,7 +42,10 @@ interface Reply {
 /** One thread; `hash` calls are answered in order. */
 export class FileHasher {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve: (r: { sha256: string; bytes: number }) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: { sha256: string; bytes: number }) => void; reject: (e: Error) => void }
+  >();
   private nextId = 0;
 
   constructor() {

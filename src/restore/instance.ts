@@ -14,7 +14,6 @@ import { postmasterSecrets, removeCredentialsFile, writeCredentialsFile } from '
 import { restoreSite, siteClientConfig, siteLabel } from './site';
 import type { RestoreInstanceKind } from '../recovery/contract';
 
-
 export interface Promoted {
   promotedAt: string;
   timeline: number;
@@ -47,7 +46,10 @@ const PROMOTE_POLL_MS = 20;
  * the grant waits the second, as before. Then pg_is_in_recovery() is polled
  * every 20 ms, not pg_ctl -w's 100 ms.
  */
-export async function promoteRestored(runbook: Runbook, input: { workflowId: string; instance?: RestoreInstanceKind }): Promise<Promoted> {
+export async function promoteRestored(
+  runbook: Runbook,
+  input: { workflowId: string; instance?: RestoreInstanceKind },
+): Promise<Promoted> {
   const site = restoreSite(runbook, input.instance);
   const pg = site.pg;
   let marker = await requireOurMarker(pg.dataDir, input.workflowId, 'promote');
@@ -55,14 +57,20 @@ export async function promoteRestored(runbook: Runbook, input: { workflowId: str
   // missing on this worker is refused now, before anything is promoted.
   if (site.instance === 'restore') postmasterSecrets(runbook, 'archive');
   if (!(await postmasterRunning(pg))) {
-    throw new LifeboatError('PG_UNREACHABLE', `promote: PostgreSQL is not running in ${pg.dataDir} (restore state ${marker.state})`, {
-      hints: [
-        marker.logFile ? `its server log is ${marker.logFile}` : 'replay-wal never started it',
-        'nothing was promoted; retry replay-wal (it starts the copy again and waits for the pause), then promote',
-      ],
-    });
+    throw new LifeboatError(
+      'PG_UNREACHABLE',
+      `promote: PostgreSQL is not running in ${pg.dataDir} (restore state ${marker.state})`,
+      {
+        hints: [
+          marker.logFile ? `its server log is ${marker.logFile}` : 'replay-wal never started it',
+          'nothing was promoted; retry replay-wal (it starts the copy again and waits for the pause), then promote',
+        ],
+      },
+    );
   }
-  const client = new Client(siteClientConfig(runbook, site, { application_name: 'lifeboat-promote', query_timeout: 30_000 }));
+  const client = new Client(
+    siteClientConfig(runbook, site, { application_name: 'lifeboat-promote', query_timeout: 30_000 }),
+  );
   client.on('error', () => undefined);
   const where = `${site.address}:${site.port} (${pg.dataDir})`;
   try {
@@ -83,13 +91,20 @@ export async function promoteRestored(runbook: Runbook, input: { workflowId: str
       // a promotion that never came.
       if (await inRecovery()) {
         const said = lastLines(r.stderr || r.stdout, 4);
-        const how = r.code === 0 ? `signalled the promotion, and the copy was still in recovery ${PROMOTE_WAIT_MS / 1000} s later` : `exited ${r.code} and the copy is still in recovery`;
-        throw new LifeboatError('TOOL_FAILED', `promote: pg_ctl promote -D ${pg.dataDir} (as ${pg.osUser}) ${how}${said.length > 0 ? `:\n  ${said.join('\n  ')}` : ''}`, {
-          hints: [
-            `read its server log${marker.logFile ? ` (${marker.logFile})` : ''}`,
-            'a retry checks pg_is_in_recovery() first and does not promote twice',
-          ],
-        });
+        const how =
+          r.code === 0
+            ? `signalled the promotion, and the copy was still in recovery ${PROMOTE_WAIT_MS / 1000} s later`
+            : `exited ${r.code} and the copy is still in recovery`;
+        throw new LifeboatError(
+          'TOOL_FAILED',
+          `promote: pg_ctl promote -D ${pg.dataDir} (as ${pg.osUser}) ${how}${said.length > 0 ? `:\n  ${said.join('\n  ')}` : ''}`,
+          {
+            hints: [
+              `read its server log${marker.logFile ? ` (${marker.logFile})` : ''}`,
+              'a retry checks pg_is_in_recovery() first and does not promote twice',
+            ],
+          },
+        );
       }
     }
     // pg_current_wal_lsn() and pg_walfile_name() are PUBLIC's: no grant needed on the promoted copy.
@@ -125,7 +140,10 @@ async function promotionEnds(inRecovery: () => Promise<boolean>, ms: number): Pr
 }
 
 /** Stops the restored postmaster (fast) and keeps the directory; only this workflow's copy. */
-export async function stopRestored(runbook: Runbook, input: { workflowId: string; instance?: RestoreInstanceKind }): Promise<{ stopped: boolean; dataDir: string }> {
+export async function stopRestored(
+  runbook: Runbook,
+  input: { workflowId: string; instance?: RestoreInstanceKind },
+): Promise<{ stopped: boolean; dataDir: string }> {
   const site = restoreSite(runbook, input.instance);
   const pg = site.pg;
   // Nothing there (moved away by hand, or never restored): nothing to stop.

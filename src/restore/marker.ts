@@ -71,7 +71,12 @@ export async function readMarker(dataDir: string): Promise<RestoreMarker | undef
   try {
     const m = JSON.parse(text) as Partial<RestoreMarker>;
     // A marker that does not even name its workflow proves nothing.
-    if (typeof m.workflowId !== 'string' || typeof m.runId !== 'string' || typeof m.backupId !== 'string' || typeof m.state !== 'string') {
+    if (
+      typeof m.workflowId !== 'string' ||
+      typeof m.runId !== 'string' ||
+      typeof m.backupId !== 'string' ||
+      typeof m.state !== 'string'
+    ) {
       return undefined;
     }
     return m as RestoreMarker;
@@ -100,7 +105,12 @@ export async function writeMarker(dataDir: string, marker: RestoreMarker, osUser
   }
 }
 
-export async function updateMarker(dataDir: string, marker: RestoreMarker, change: Partial<RestoreMarker>, osUser: string): Promise<RestoreMarker> {
+export async function updateMarker(
+  dataDir: string,
+  marker: RestoreMarker,
+  change: Partial<RestoreMarker>,
+  osUser: string,
+): Promise<RestoreMarker> {
   const next = { ...marker, ...change, at: new Date().toISOString() };
   await writeMarker(dataDir, next, osUser);
   return next;
@@ -118,16 +128,27 @@ export function describeMarker(m: RestoreMarker): string {
 export async function requireOurMarker(dataDir: string, workflowId: string, step: string): Promise<RestoreMarker> {
   const m = await readMarker(dataDir);
   if (!m) {
-    throw new LifeboatError('BACKUP_NOT_FOUND', `${step}: ${dataDir} holds no base backup restored by workflow ${workflowId} (no ${MARKER_FILE})`, {
-      hints: ['restore-base-backup must run first; was the directory moved or replaced by hand?'],
-      details: { dataDir },
-    });
+    throw new LifeboatError(
+      'BACKUP_NOT_FOUND',
+      `${step}: ${dataDir} holds no base backup restored by workflow ${workflowId} (no ${MARKER_FILE})`,
+      {
+        hints: ['restore-base-backup must run first; was the directory moved or replaced by hand?'],
+        details: { dataDir },
+      },
+    );
   }
   if (m.workflowId !== workflowId) {
-    throw new LifeboatError('DATA_DIR_NOT_EMPTY', `${step}: ${dataDir} holds the restore of another recovery (${describeMarker(m)}), not of workflow ${workflowId}`, {
-      hints: ['nothing was changed; a step only acts on the copy its own workflow restored', 'restore again with this workflow (retarget or retry restore-base-backup)'],
-      details: { dataDir },
-    });
+    throw new LifeboatError(
+      'DATA_DIR_NOT_EMPTY',
+      `${step}: ${dataDir} holds the restore of another recovery (${describeMarker(m)}), not of workflow ${workflowId}`,
+      {
+        hints: [
+          'nothing was changed; a step only acts on the copy its own workflow restored',
+          'restore again with this workflow (retarget or retry restore-base-backup)',
+        ],
+        details: { dataDir },
+      },
+    );
   }
   return m;
 }

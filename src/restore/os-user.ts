@@ -30,7 +30,13 @@ export function asUserArgv(user: string, bin: string, args: string[]): [string, 
 }
 
 /** Spawns `bin` as the OS user with exactly `env` (runuser adds HOME, USER, SHELL and LOGNAME). */
-export function spawnAsOsUser(user: string, bin: string, args: string[], env: Record<string, string>, stdio: StdioOptions): ChildProcess {
+export function spawnAsOsUser(
+  user: string,
+  bin: string,
+  args: string[],
+  env: Record<string, string>,
+  stdio: StdioOptions,
+): ChildProcess {
   const [cmd, argv] = asUserArgv(user, bin, args);
   return spawn(cmd, argv, { env, stdio });
 }
@@ -42,7 +48,12 @@ export interface OsToolResult {
 }
 
 /** Runs a tool as the OS user and returns its exit code and output; never throws for a non-zero exit. */
-export function runAsOsUser(user: string, bin: string, args: string[], env: Record<string, string> = baseEnv()): Promise<OsToolResult> {
+export function runAsOsUser(
+  user: string,
+  bin: string,
+  args: string[],
+  env: Record<string, string> = baseEnv(),
+): Promise<OsToolResult> {
   return new Promise((resolve, reject) => {
     const child = spawnAsOsUser(user, bin, args, env, ['ignore', 'pipe', 'pipe']);
     let stdout = '';
@@ -52,7 +63,10 @@ export function runAsOsUser(user: string, bin: string, args: string[], env: Reco
     child.on('error', (e) =>
       reject(
         new LifeboatError('TOOL_FAILED', `could not run ${bin} as ${user}: ${e.message}`, {
-          hints: ['is cluster.pgBin in the runbook the PostgreSQL bin directory on this host?', `does the OS user ${user} exist here?`],
+          hints: [
+            'is cluster.pgBin in the runbook the PostgreSQL bin directory on this host?',
+            `does the OS user ${user} exist here?`,
+          ],
           cause: e,
         }),
       ),
@@ -70,9 +84,13 @@ export async function mustRunAsOsUser(
 ): Promise<string> {
   const r = await runAsOsUser(user, bin, args, opts.env);
   if (r.code === 0) return r.stdout;
-  throw new LifeboatError(opts.code ?? 'TOOL_FAILED', `${opts.what} failed (exit ${r.code})${tailOf(r.stderr || r.stdout)}`, {
-    hints: opts.hints,
-  });
+  throw new LifeboatError(
+    opts.code ?? 'TOOL_FAILED',
+    `${opts.what} failed (exit ${r.code})${tailOf(r.stderr || r.stdout)}`,
+    {
+      hints: opts.hints,
+    },
+  );
 }
 
 function tailOf(text: string): string {
@@ -103,18 +121,27 @@ export function baseEnv(): Record<string, string> {
  */
 export function postmasterSecretEnvNames(runbook: Runbook): string[] {
   // Every repository (`repositories:`), or the one.
-  const repos: Array<Runbook['repository']> = (runbook as { repositories?: Array<Runbook['repository']> }).repositories ?? [runbook.repository];
+  const repos: Array<Runbook['repository']> = (runbook as { repositories?: Array<Runbook['repository']> })
+    .repositories ?? [runbook.repository];
   const names = [...AWS_SECRET_ENVS];
   for (const repo of repos) {
     // Encryption keys too (repository.encryption, src/repository/keys.ts): archive-get decrypts with them.
-    const keyEnvs = repo.encryption ? [repo.encryption, ...(repo.encryption.previous ?? [])].flatMap((k) => (k.keyEnv ? [k.keyEnv] : [])) : [];
+    const keyEnvs = repo.encryption
+      ? [repo.encryption, ...(repo.encryption.previous ?? [])].flatMap((k) => (k.keyEnv ? [k.keyEnv] : []))
+      : [];
     for (const n of [...credentialEnvNames(repo.credentials), ...keyEnvs]) if (!names.includes(n)) names.push(n);
   }
   return names;
 }
 
 /** The AWS SDK's secret variables (the key id travels with its secret). */
-const AWS_SECRET_ENVS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_SECURITY_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN'];
+const AWS_SECRET_ENVS = [
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AWS_SECURITY_TOKEN',
+  'AWS_CONTAINER_AUTHORIZATION_TOKEN',
+];
 
 /**
  * LIFEBOAT_* variables archive-get and archive-push read. Others stay out:
@@ -140,10 +167,13 @@ export function postmasterEnv(runbook: Runbook, credentialsFile?: string): Recor
   const { endpointEnv, regionEnv } = runbook.repository;
   const secret = new Set(postmasterSecretEnvNames(runbook));
   // Every repository's endpoint and region variables: restore_command's --fallback-repo names them (src/repository/multi.ts).
-  const named = new Set(runbook.repositories.flatMap((r) => [r.endpointEnv, r.regionEnv]).filter((n): n is string => !!n));
+  const named = new Set(
+    runbook.repositories.flatMap((r) => [r.endpointEnv, r.regionEnv]).filter((n): n is string => !!n),
+  );
   for (const [k, v] of Object.entries(process.env)) {
     if (v === undefined || secret.has(k)) continue;
-    if ((k.startsWith('AWS_') && !/SECRET|TOKEN|PASSWORD|ACCESS_KEY/.test(k)) || LIFEBOAT_ENVS.test(k) || named.has(k)) env[k] = v;
+    if ((k.startsWith('AWS_') && !/SECRET|TOKEN|PASSWORD|ACCESS_KEY/.test(k)) || LIFEBOAT_ENVS.test(k) || named.has(k))
+      env[k] = v;
   }
   const endpoint = endpointEnv ? process.env[endpointEnv] : undefined;
   if (endpoint) env.AWS_ENDPOINT_URL_S3 = endpoint;
@@ -166,10 +196,14 @@ export async function osUserIds(user: string): Promise<{ uid: number; gid: numbe
     idCache.set(user, ids);
     return ids;
   } catch (err) {
-    throw new LifeboatError('RUNBOOK_INVALID', `the OS user ${JSON.stringify(user)} (runbook cluster.osUser) does not exist on this host`, {
-      hints: ['set cluster.osUser to the user that runs PostgreSQL here (usually postgres)'],
-      cause: err,
-    });
+    throw new LifeboatError(
+      'RUNBOOK_INVALID',
+      `the OS user ${JSON.stringify(user)} (runbook cluster.osUser) does not exist on this host`,
+      {
+        hints: ['set cluster.osUser to the user that runs PostgreSQL here (usually postgres)'],
+        cause: err,
+      },
+    );
   }
 }
 

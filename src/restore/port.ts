@@ -38,7 +38,7 @@ export async function portOwner(port: number): Promise<PortOwner> {
     execFile('ss', ['-H', '-ltnp', `sport = :${port}`], { timeout: 5000 }, (err, stdout) => resolve(err ? '' : stdout));
   });
   const m = /users:\(\("([^"]+)",pid=(\d+)/.exec(out);
-  if (!m) return { description: out.trim() ? 'a process ss does not name (another user\'s?)' : 'an unknown process' };
+  if (!m) return { description: out.trim() ? "a process ss does not name (another user's?)" : 'an unknown process' };
   const pid = Number(m[2]);
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').then(
     (t) => t.split('\0').filter(Boolean),
@@ -47,7 +47,11 @@ export async function portOwner(port: number): Promise<PortOwner> {
   const name = programName(cmdline) ?? m[1]!;
   const d = cmdline.indexOf('-D');
   const dataDir = d >= 0 ? cmdline[d + 1] : undefined;
-  return { description: `${name} (pid ${pid}${dataDir ? `, data directory ${dataDir}` : ''})`, pid, ...(dataDir ? { dataDir } : {}) };
+  return {
+    description: `${name} (pid ${pid}${dataDir ? `, data directory ${dataDir}` : ''})`,
+    pid,
+    ...(dataDir ? { dataDir } : {}),
+  };
 }
 
 /**
@@ -85,8 +89,15 @@ export async function requireFreePort(site: RestoreSite, workflowId: string, the
   } else {
     whatToDo = `set ${site.field}.port in the runbook to a port nothing else uses on host ${site.host}, or stop what listens there (see: ss -ltnp 'sport = :${site.port}'); then ${then}`;
   }
-  throw new LifeboatError('PORT_IN_USE', `${site.field}.port ${site.port} on ${site.address} is already in use by ${owner.description}, so ${site.instance === 'drill' ? 'the drill copy' : 'the restored copy'} cannot start there`, {
-    hints: [`nothing was ${site.instance === 'restore' ? 'fenced, ' : ''}moved, downloaded or started; the process on that port was not touched`, whatToDo],
-    details: { port: site.port, owner: owner.description },
-  });
+  throw new LifeboatError(
+    'PORT_IN_USE',
+    `${site.field}.port ${site.port} on ${site.address} is already in use by ${owner.description}, so ${site.instance === 'drill' ? 'the drill copy' : 'the restored copy'} cannot start there`,
+    {
+      hints: [
+        `nothing was ${site.instance === 'restore' ? 'fenced, ' : ''}moved, downloaded or started; the process on that port was not touched`,
+        whatToDo,
+      ],
+      details: { port: site.port, owner: owner.description },
+    },
+  );
 }

@@ -28,14 +28,19 @@ const STOP_TIMEOUT_S = 120;
 /** pg_ctl stop -m fast, waiting; true when a postmaster was running. */
 export async function stopPostmaster(pg: PgHost, why: string): Promise<boolean> {
   if (!(await postmasterRunning(pg))) return false;
-  await mustRunAsOsUser(pg.osUser, `${pg.pgBin}/pg_ctl`, ['stop', '-D', pg.dataDir, '-m', 'fast', '-w', '-t', String(STOP_TIMEOUT_S)], {
-    what: `pg_ctl stop -m fast in ${pg.dataDir} (${why})`,
-    code: 'PG_RUNNING',
-    hints: [
-      `PostgreSQL in ${pg.dataDir} is still running; nothing was moved or changed`,
-      `stop it by hand (as ${pg.osUser}): ${pg.pgBin}/pg_ctl stop -D ${pg.dataDir} -m fast, then retry the step`,
-    ],
-  });
+  await mustRunAsOsUser(
+    pg.osUser,
+    `${pg.pgBin}/pg_ctl`,
+    ['stop', '-D', pg.dataDir, '-m', 'fast', '-w', '-t', String(STOP_TIMEOUT_S)],
+    {
+      what: `pg_ctl stop -m fast in ${pg.dataDir} (${why})`,
+      code: 'PG_RUNNING',
+      hints: [
+        `PostgreSQL in ${pg.dataDir} is still running; nothing was moved or changed`,
+        `stop it by hand (as ${pg.osUser}): ${pg.pgBin}/pg_ctl stop -D ${pg.dataDir} -m fast, then retry the step`,
+      ],
+    },
+  );
   return true;
 }
 
@@ -110,8 +115,12 @@ export function lastLines(text: string, n = 8): string[] {
 /** Throws BACKUP_NOT_FOUND unless the directory holds a PostgreSQL data directory. */
 export function requirePgData(dataDir: string, what: string): void {
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
-    throw new LifeboatError('BACKUP_NOT_FOUND', `${dataDir} holds no PostgreSQL data directory (no PG_VERSION) ${what}`, {
-      hints: ['run restore-base-backup first; was the directory moved or removed by hand?'],
-    });
+    throw new LifeboatError(
+      'BACKUP_NOT_FOUND',
+      `${dataDir} holds no PostgreSQL data directory (no PG_VERSION) ${what}`,
+      {
+        hints: ['run restore-base-backup first; was the directory moved or removed by hand?'],
+      },
+    );
   }
 }

@@ -44,7 +44,9 @@ export async function firstSegment(dataDir: string, backup: RestoreMarker['backu
   const label = await readFile(path.join(dataDir, 'backup_label'), 'utf8').catch(() => undefined);
   if (label === undefined) return undefined;
   const named = /^START WAL LOCATION: [0-9A-F]+\/[0-9A-F]+ \(file ([0-9A-F]{24})\)/m.exec(label)?.[1];
-  return named ?? segmentName(backup.timeline, segnoOfLsn(backup.startLsn, backup.walSegmentSize), backup.walSegmentSize);
+  return (
+    named ?? segmentName(backup.timeline, segnoOfLsn(backup.startLsn, backup.walSegmentSize), backup.walSegmentSize)
+  );
 }
 
 /**
@@ -52,7 +54,11 @@ export async function firstSegment(dataDir: string, backup: RestoreMarker['backu
  * environment (the repository's credentials and endpoint, nothing else).
  * Never fails the replay: prefetching only saves time.
  */
-export async function startPrefetcher(runbook: Runbook, pg: PgHost, backup: RestoreMarker['backup']): Promise<string | undefined> {
+export async function startPrefetcher(
+  runbook: Runbook,
+  pg: PgHost,
+  backup: RestoreMarker['backup'],
+): Promise<string | undefined> {
   try {
     const first = await firstSegment(pg.dataDir, backup);
     if (!first) return undefined;

@@ -52,16 +52,17 @@ export function pgTime(iso: string): string {
 
 export function recoveryLines(s: RecoverySettings): string[] {
   const t = s.target;
-  const target = 'time' in t
-    ? [`recovery_target_time = ${quote(pgTime(t.time))}`]
-    : 'name' in t
-      ? [`recovery_target_name = ${quote(t.name)}`]
-      : 'lsn' in t
-        ? [`recovery_target_lsn = ${quote(t.lsn)}`]
-        : 'xid' in t
-          ? [`recovery_target_xid = ${quote(t.xid)}`]
-          : // latest: no target; standby mode replays to the end of the archive (replay.ts).
-            [];
+  const target =
+    'time' in t
+      ? [`recovery_target_time = ${quote(pgTime(t.time))}`]
+      : 'name' in t
+        ? [`recovery_target_name = ${quote(t.name)}`]
+        : 'lsn' in t
+          ? [`recovery_target_lsn = ${quote(t.lsn)}`]
+          : 'xid' in t
+            ? [`recovery_target_xid = ${quote(t.xid)}`]
+            : // latest: no target; standby mode replays to the end of the archive (replay.ts).
+              [];
   return [
     BLOCK_BEGIN,
     `# Written by Lifeboat for workflow ${s.workflowId}; replaced on every replay-wal.`,

@@ -26,7 +26,9 @@ export interface StoppedReplay {
 
 /** archive-get's stderr line, when the server's stderr is the -l log and the failure file could not be written. */
 export function archiveGetFailureInLog(log: string): RestoreFailure | undefined {
-  const m = [...log.matchAll(/^lifeboat archive-get: FATAL: cannot restore ([0-9A-F]{24}|[0-9A-F]{8}\.history): (.*)$/gm)].pop();
+  const m = [
+    ...log.matchAll(/^lifeboat archive-get: FATAL: cannot restore ([0-9A-F]{24}|[0-9A-F]{8}\.history): (.*)$/gm),
+  ].pop();
   if (!m) return undefined;
   const what = m[2]!;
   const corrupt = /does not match its checksum|cannot be decompressed|has no recorded sha256/.test(what);
@@ -45,7 +47,8 @@ export function restoreCommandFailed(a: StoppedReplay, f: RestoreFailure, lastLs
   const nothingPromoted = `nothing was promoted: PostgreSQL in ${a.pg.dataDir} stopped in archive recovery before applying ${f.walFile} (server log: ${a.logFile})`;
   const what = f.what.split('\n')[0] ?? f.what;
   if (f.code === 'WAL_CHECKSUM_MISMATCH') {
-    const seg = walFileKind(f.walFile) === 'segment' ? parseSegmentName(f.walFile, a.marker.backup.walSegmentSize) : undefined;
+    const seg =
+      walFileKind(f.walFile) === 'segment' ? parseSegmentName(f.walFile, a.marker.backup.walSegmentSize) : undefined;
     const segStart = seg ? formatLsn(seg.segno * BigInt(a.marker.backup.walSegmentSize)) : undefined;
     const key = f.object ?? `${a.cluster}/wal/${f.walFile}*`;
     return new LifeboatError(
@@ -58,7 +61,12 @@ export function restoreCommandFailed(a: StoppedReplay, f: RestoreFailure, lastLs
           `otherwise choose a target before ${segStart ? `LSN ${segStart}, where ${f.walFile} begins` : f.walFile}${lastLsn ? ` (replay had reached LSN ${lastLsn})` : ''} (retarget); if base backup ${a.marker.backupId} itself needs ${f.walFile} to become consistent, recover from another backup`,
           nothingPromoted,
         ],
-        details: { walFile: f.walFile, object: key, replayedTo: lastLsn ?? undefined, ...(segStart ? { segmentStartLsn: segStart } : {}) },
+        details: {
+          walFile: f.walFile,
+          object: key,
+          replayedTo: lastLsn ?? undefined,
+          ...(segStart ? { segmentStartLsn: segStart } : {}),
+        },
       },
     );
   }
@@ -84,7 +92,8 @@ export function restoreCommandFailed(a: StoppedReplay, f: RestoreFailure, lastLs
  * segment is damaged in a way its checksum did not catch (damaged before it
  * was archived, or archived with the damage recorded).
  */
-const UNDECODABLE = /(incorrect resource manager data checksum in record at|invalid record length at|invalid resource manager ID \d+ at|record with incorrect prev-link [0-9A-F]+\/[0-9A-F]+ at|invalid record offset at|invalid magic number [0-9A-F]+ in log segment|invalid info bits [0-9A-F]+ in log segment|unexpected pageaddr [0-9A-F]+\/[0-9A-F]+ in log segment|invalid contrecord length \d+ .*?at|missing contrecord at) ?([0-9A-F]+\/[0-9A-F]+|[0-9A-F]{24})?.*$/m;
+const UNDECODABLE =
+  /(incorrect resource manager data checksum in record at|invalid record length at|invalid resource manager ID \d+ at|record with incorrect prev-link [0-9A-F]+\/[0-9A-F]+ at|invalid record offset at|invalid magic number [0-9A-F]+ in log segment|invalid info bits [0-9A-F]+ in log segment|unexpected pageaddr [0-9A-F]+\/[0-9A-F]+ in log segment|invalid contrecord length \d+ .*?at|missing contrecord at) ?([0-9A-F]+\/[0-9A-F]+|[0-9A-F]{24})?.*$/m;
 
 export async function undecodableSegment(a: StoppedReplay, log: string): Promise<LifeboatError | undefined> {
   const lines = log.split('\n').filter((l) => UNDECODABLE.test(l));

@@ -8,7 +8,13 @@ import { Client } from 'pg';
 import { LifeboatError, errorMessage } from '../errors';
 import { quoteIdent, sqlState } from '../gates/sql';
 import type { ClientConfig } from 'pg';
-import { describeTarget, type ReplayInput, type ReplayProgress, type ReplayResult, type Target } from '../recovery/contract';
+import {
+  describeTarget,
+  type ReplayInput,
+  type ReplayProgress,
+  type ReplayResult,
+  type Target,
+} from '../recovery/contract';
 import { archiveLine } from '../recovery/reach';
 import { encryptionArgs, restoreEncryption } from '../repository/keys';
 import { fallbackRepoArgs } from '../repository/multi';
@@ -22,7 +28,17 @@ import { archiveGetFailureInLog, restoreCommandFailed, undecodableSegment } from
 import { postmasterEnvWithCredentials } from './secret-file';
 import { startPrefetcher, stopPrefetcher } from './prefetch';
 import { LogWatch } from './log-watch';
-import { fileSize, lastLines, postmasterRunning, readLogFrom, requirePgData, runFiles, startPostmaster, stopPostmaster, type PgHost } from './postmaster';
+import {
+  fileSize,
+  lastLines,
+  postmasterRunning,
+  readLogFrom,
+  requirePgData,
+  runFiles,
+  startPostmaster,
+  stopPostmaster,
+  type PgHost,
+} from './postmaster';
 import { shellWord, signalKind, writeRecoveryConf, writeSignalFile } from './recovery-conf';
 import { engineSetting } from '../runbook/engine';
 import { restoreSite, siteClientConfig, siteLabel } from './site';
@@ -51,21 +67,34 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
   const pg = site.pg;
   let marker = await requireOurMarker(pg.dataDir, input.workflowId, 'replay-wal');
   if (marker.state === 'promoted') {
-    throw new LifeboatError('PG_RUNNING', `replay-wal: ${siteLabel(site)} in ${pg.dataDir} was already promoted at ${marker.promotedAt ?? marker.at}; it can replay no further`, {
-      hints: ['a different target needs a fresh restore (retarget restores again)'],
-    });
+    throw new LifeboatError(
+      'PG_RUNNING',
+      `replay-wal: ${siteLabel(site)} in ${pg.dataDir} was already promoted at ${marker.promotedAt ?? marker.at}; it can replay no further`,
+      {
+        hints: ['a different target needs a fresh restore (retarget restores again)'],
+      },
+    );
   }
   if (marker.state === 'extracting') {
-    throw new LifeboatError('BACKUP_NOT_FOUND', `replay-wal: the extraction of backup ${marker.backupId} into ${pg.dataDir} never finished`, {
-      hints: ['retry restore-base-backup: it moves this copy aside and restores again'],
-    });
+    throw new LifeboatError(
+      'BACKUP_NOT_FOUND',
+      `replay-wal: the extraction of backup ${marker.backupId} into ${pg.dataDir} never finished`,
+      {
+        hints: ['retry restore-base-backup: it moves this copy aside and restores again'],
+      },
+    );
   }
   requirePgData(pg.dataDir, 'to replay');
   // Fail on a missing password variable before starting anything.
-  const clientConfig = siteClientConfig(runbook, site, { connectionTimeoutMillis: 5000, query_timeout: 15_000, application_name: 'lifeboat-replay' });
+  const clientConfig = siteClientConfig(runbook, site, {
+    connectionTimeoutMillis: 5000,
+    query_timeout: 15_000,
+    application_name: 'lifeboat-replay',
+  });
   const cluster = clusterName(runbook);
   const engine = engineSetting(runbook);
-  const files = marker.logFile && marker.socketDir ? { logFile: marker.logFile, socketDir: marker.socketDir } : await runFiles(pg);
+  const files =
+    marker.logFile && marker.socketDir ? { logFile: marker.logFile, socketDir: marker.socketDir } : await runFiles(pg);
   const running = await postmasterRunning(pg);
 
   let started: { at: number; logFrom: number } | undefined;
@@ -83,7 +112,10 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
         port: site.port,
         listenAddress: site.address,
         socketDir: files.socketDir,
-        restoreCommand: engine.kind === 'lifeboat' ? `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}${[...encryptionArgs(restoreEncryption(runbook.repositories)), ...fallbackRepoArgs(runbook)].map((a) => ` ${shellWord(a)}`).join('')}` : await engineRestoreCommand(pg.dataDir),
+        restoreCommand:
+          engine.kind === 'lifeboat'
+            ? `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}${[...encryptionArgs(restoreEncryption(runbook.repositories)), ...fallbackRepoArgs(runbook)].map((a) => ` ${shellWord(a)}`).join('')}`
+            : await engineRestoreCommand(pg.dataDir),
         target: input.target,
         workflowId: input.workflowId,
         ...(site.instance === 'drill' ? { archiveOff: true } : {}),
@@ -105,7 +137,18 @@ export async function replayWal(runbook: Runbook, input: ReplayInput, hooks: Rep
     await startPostmaster(pg, files.logFile, env);
     started = { at: Date.now(), logFrom };
   }
-  const paused = await waitForPause({ runbook, pg, input, marker, logFile: files.logFile, started, readWal: await walReader(runbook, cluster), cluster, clientConfig, hooks });
+  const paused = await waitForPause({
+    runbook,
+    pg,
+    input,
+    marker,
+    logFile: files.logFile,
+    started,
+    readWal: await walReader(runbook, cluster),
+    cluster,
+    clientConfig,
+    hooks,
+  });
   // Files archive-get took from another repository of the runbook's (src/wal/get-fallback.ts).
   const fromOthers = runbook.repositories.length > 1 ? await readWalSources(pg.dataDir) : [];
   return fromOthers.length > 0 ? { ...paused, walFromOtherRepositories: fromOthers } : paused;
@@ -124,7 +167,13 @@ interface Observed {
 }
 
 async function observe(client: Client): Promise<Observed> {
-  const { rows } = await client.query<{ r: boolean; pause: string | null; lsn: string | null; ts: string | null; tli: number }>(
+  const { rows } = await client.query<{
+    r: boolean;
+    pause: string | null;
+    lsn: string | null;
+    ts: string | null;
+    tli: number;
+  }>(
     `select pg_is_in_recovery() as r,
             case when pg_is_in_recovery() then pg_get_wal_replay_pause_state() end as pause,
             pg_last_wal_replay_lsn()::text as lsn,
@@ -206,7 +255,13 @@ async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
         if (await postmasterRunning(a.pg)) seenRunning = true;
         // No grace needed when archive-get recorded why it aborted recovery,
         // or when this start's log already says the server gave up.
-        else if (seenRunning || !a.started || Date.now() - a.started.at > START_GRACE_MS || (await readRestoreFailure(a.pg.dataDir)) || (await startGaveUp(a))) {
+        else if (
+          seenRunning ||
+          !a.started ||
+          Date.now() - a.started.at > START_GRACE_MS ||
+          (await readRestoreFailure(a.pg.dataDir)) ||
+          (await startGaveUp(a))
+        ) {
           // Nothing asks for WAL any more: the prefetcher would go on filling
           // the spool for 30 s, in a directory the operator may be moving aside.
           await stopPrefetcher(a.pg.dataDir);
@@ -217,14 +272,24 @@ async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
         continue;
       }
       if (!o.inRecovery) {
-        throw new LifeboatError('PG_RUNNING', `the restored copy in ${a.pg.dataDir} is no longer in recovery: something promoted it while Lifeboat waited for replay to pause`, {
-          hints: [
-            'Lifeboat never promotes during replay-wal; look for pg_promote() or pg_ctl promote in its server log: ' + a.logFile,
-            'its data may be past the target; restore again (retarget) before trusting it',
-          ],
-        });
+        throw new LifeboatError(
+          'PG_RUNNING',
+          `the restored copy in ${a.pg.dataDir} is no longer in recovery: something promoted it while Lifeboat waited for replay to pause`,
+          {
+            hints: [
+              'Lifeboat never promotes during replay-wal; look for pg_promote() or pg_ctl promote in its server log: ' +
+                a.logFile,
+              'its data may be past the target; restore again (retarget) before trusting it',
+            ],
+          },
+        );
       }
-      const progress: ReplayProgress = { ...base, phase: 'replaying', ...(o.lsn ? { lsn: o.lsn } : {}), ...(o.time ? { time: o.time } : {}) };
+      const progress: ReplayProgress = {
+        ...base,
+        phase: 'replaying',
+        ...(o.lsn ? { lsn: o.lsn } : {}),
+        ...(o.time ? { time: o.time } : {}),
+      };
       if (o.pause === 'paused') {
         hooks.onProgress({ ...progress, phase: 'paused' });
         return result(marker, o);
@@ -316,7 +381,12 @@ export function archiveEndOnLine(
 ): ArchiveEndSegment | undefined {
   const segSize = backup.walSegmentSize;
   const startWal = segmentName(backup.timeline, segnoOfLsn(backup.startLsn, segSize), segSize);
-  const line = archiveLine(files, histories, { timeline: backup.timeline, startLsn: backup.startLsn, startWal, walSegmentSize: segSize });
+  const line = archiveLine(files, histories, {
+    timeline: backup.timeline,
+    startLsn: backup.startLsn,
+    startWal,
+    walSegmentSize: segSize,
+  });
   const name = line.segments[line.segments.length - 1];
   if (!name) return undefined;
   const { timeline, segno } = parseSegmentName(name, segSize);
@@ -369,7 +439,9 @@ async function whyItStopped(a: WaitArgs, lastLsn: string | null): Promise<Lifebo
     const redoDone = [...log.matchAll(/redo done at ([0-9A-F]+\/[0-9A-F]+)/g)].pop()?.[1] ?? lastLsn ?? undefined;
     const lastCommit = [...log.matchAll(/last completed transaction was at log time (.+)/g)].pop()?.[1]?.trim();
     const end = await new ArchiveEnd(a.readWal, a.marker.backup).newest(0).catch(() => undefined);
-    const reached = [redoDone ? `LSN ${redoDone}` : undefined, lastCommit ? `last commit at ${lastCommit}` : undefined].filter(Boolean).join(', ');
+    const reached = [redoDone ? `LSN ${redoDone}` : undefined, lastCommit ? `last commit at ${lastCommit}` : undefined]
+      .filter(Boolean)
+      .join(', ');
     return new LifeboatError(
       'RECOVERY_ENDED_BEFORE_TARGET',
       `recovery of ${a.cluster} in ${a.pg.dataDir} ended before reaching ${target}: the archive ends at segment ${end?.name ?? '(none)'}${reached ? ` (replay reached ${reached})` : ''}`,
@@ -387,7 +459,12 @@ async function whyItStopped(a: WaitArgs, lastLsn: string | null): Promise<Lifebo
     return new LifeboatError(
       'INPUT_INVALID',
       `${target} lies before the end of base backup ${a.marker.backupId} (its WAL up to there must be replayed first); PostgreSQL in ${a.pg.dataDir} stopped`,
-      { hints: ['choose a later target, or recover from an older backup that finished before it', 'nothing was promoted'] },
+      {
+        hints: [
+          'choose a later target, or recover from an older backup that finished before it',
+          'nothing was promoted',
+        ],
+      },
     );
   }
   const lines = lastLines(log, 10);

@@ -43,7 +43,11 @@ export interface RestoreHooks {
   holderRunning?: ClaimRequest['holderRunning'];
 }
 
-export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, hooks: RestoreHooks): Promise<RestoreResult> {
+export async function restoreBaseBackup(
+  runbook: Runbook,
+  input: RestoreInput,
+  hooks: RestoreHooks,
+): Promise<RestoreResult> {
   const site = restoreSite(runbook, input.instance);
   const pg = site.pg;
   const cluster = clusterName(runbook);
@@ -77,7 +81,15 @@ export async function restoreBaseBackup(runbook: Runbook, input: RestoreInput, h
     return served.fallback ? { ...result, repository: served.fallback } : result;
   } catch (err) {
     if (isNoSpace(err)) {
-      throw await diskFullError({ field: `${site.field}.dataDir`, dataDir: pg.dataDir, osUser: pg.osUser, what: stage.what, neededBytes: meta.sizeBytes, workflowId: input.workflowId, err });
+      throw await diskFullError({
+        field: `${site.field}.dataDir`,
+        dataDir: pg.dataDir,
+        osUser: pg.osUser,
+        what: stage.what,
+        neededBytes: meta.sizeBytes,
+        workflowId: input.workflowId,
+        err,
+      });
     }
     throw err;
   } finally {
@@ -117,7 +129,10 @@ async function restoreClaimed(
     // A retry after the configuration check failed (e.g. restore.hbaFile added since).
     const config = await ensureServerConfig(pg.dataDir, runbook);
     hooks.onProgress({ phase: 'done', bytes: prepared.result.bytes, totalBytes: prepared.result.bytes });
-    return { result: config.notes.length ? { ...prepared.result, configNotes: config.notes } : prepared.result, served: source };
+    return {
+      result: config.notes.length ? { ...prepared.result, configNotes: config.notes } : prepared.result,
+      served: source,
+    };
   }
 
   const marker: RestoreMarker = {
@@ -213,7 +228,12 @@ async function checkServerVersion(pg: PgHost, backupVersion: string, backupId: s
     throw new LifeboatError(
       'RUNBOOK_INVALID',
       `backup ${backupId} is of PostgreSQL ${backupVersion}, but ${pg.pgBin}/postgres on this host is ${out.trim()}`,
-      { hints: [`set cluster.pgBin in the runbook to the PostgreSQL ${backup} bin directory on the restore host`, 'nothing was moved or changed'] },
+      {
+        hints: [
+          `set cluster.pgBin in the runbook to the PostgreSQL ${backup} bin directory on the restore host`,
+          'nothing was moved or changed',
+        ],
+      },
     );
   }
 }

@@ -126,7 +126,9 @@ export async function diskFullError(input: DiskFullInput): Promise<LifeboatError
   const onDataDir = path.resolve(at) === dd || path.resolve(at).startsWith(`${dd}/`);
   const room = await roomAt(onDataDir ? input.dataDir : at).catch(() => undefined);
   const kept = onDataDir ? await keptCopies(input.dataDir, input.osUser, room?.dev).catch(() => []) : [];
-  const free = room ? `the file system of ${room.measured} has ${bytesWords(room.freeBytes)} free` : 'its free space could not be read';
+  const free = room
+    ? `the file system of ${room.measured} has ${bytesWords(room.freeBytes)} free`
+    : 'its free space could not be read';
   const first = isLifeboatError(input.err) ? input.err.what.split('\n')[0]! : errorMessage(input.err).split('\n')[0]!;
   return new LifeboatError(
     'DISK_FULL',
@@ -134,7 +136,12 @@ export async function diskFullError(input: DiskFullInput): Promise<LifeboatError
     {
       hints: [
         `free or grow the volume of ${onDataDir ? `${input.dataDir} until at least ${formatBytes(input.neededBytes)} are free` : at}, then retry restore-base-backup (lifeboat retry ${input.workflowId} restore-base-backup --as <you>); retrying onto the same full volume fails the same way, so it is not retried automatically`,
-        ...(onDataDir ? [`the partial copy this run left in ${input.dataDir} holds only bytes from the repository: the retry removes it and extracts again`, keptHint(kept)] : []),
+        ...(onDataDir
+          ? [
+              `the partial copy this run left in ${input.dataDir} holds only bytes from the repository: the retry removes it and extracts again`,
+              keptHint(kept),
+            ]
+          : []),
       ],
       cause: input.err,
       details: { path: at, neededBytes: input.neededBytes, ...(room ? { freeBytes: room.freeBytes } : {}), kept },
@@ -163,7 +170,13 @@ export async function checkRestoreRoom(runbook: Runbook, input: RestoreSiteInput
   const needed = input.backupBytes + walBytes;
   const room = await roomAt(site.dataDir);
   const kept = await keptCopies(site.dataDir, site.pg.osUser, room.dev);
-  const check: RestoreSiteCheck = { dataDir: site.dataDir, measured: room.measured, freeBytes: room.freeBytes, neededBytes: needed, kept };
+  const check: RestoreSiteCheck = {
+    dataDir: site.dataDir,
+    measured: room.measured,
+    freeBytes: room.freeBytes,
+    neededBytes: needed,
+    kept,
+  };
   if (room.freeBytes >= needed) return check;
   throw new LifeboatError(
     'DISK_FULL',

@@ -35,7 +35,11 @@ export function credentialsFilePath(dataDir: string): string {
 }
 
 /** The AWS SDK's own names: the default chain reads them, and `--repo` invocations have nothing else. */
-const AWS_KEY_NAMES = { accessKeyId: 'AWS_ACCESS_KEY_ID', secretAccessKey: 'AWS_SECRET_ACCESS_KEY', sessionToken: 'AWS_SESSION_TOKEN' } as const;
+const AWS_KEY_NAMES = {
+  accessKeyId: 'AWS_ACCESS_KEY_ID',
+  secretAccessKey: 'AWS_SECRET_ACCESS_KEY',
+  sessionToken: 'AWS_SESSION_TOKEN',
+} as const;
 
 /**
  * The variables the file carries for `role`: that role's keys under the AWS
@@ -47,7 +51,8 @@ const AWS_KEY_NAMES = { accessKeyId: 'AWS_ACCESS_KEY_ID', secretAccessKey: 'AWS_
 export function postmasterSecrets(runbook: Runbook, role: StorageRole): Record<string, string> {
   const env: Record<string, string> = {};
   // Every repository (`repositories:`), or the one.
-  const repos: Array<Runbook['repository']> = (runbook as { repositories?: Array<Runbook['repository']> }).repositories ?? [runbook.repository];
+  const repos: Array<Runbook['repository']> = (runbook as { repositories?: Array<Runbook['repository']> })
+    .repositories ?? [runbook.repository];
   const first = resolveIdentity(role, runbook.repository.credentials, runbook.repository.runbookField);
   if (first.kind === 'static') {
     env[AWS_KEY_NAMES.accessKeyId] = first.credentials.accessKeyId;
@@ -90,8 +95,14 @@ export function postmasterSecrets(runbook: Runbook, role: StorageRole): Record<s
  * repository's identity, so the worker's keys are carried for it under
  * names of its own (LIFEBOAT_REPO<n>_AWS_*), added to `env`.
  */
-export function fileRepositories(runbook: Runbook, role: StorageRole, env: Record<string, string>): FileRepositorySettings[] {
-  const repos: Array<Runbook['repository'] & { name?: string }> = (runbook as { repositories?: Array<Runbook['repository']> }).repositories ?? [runbook.repository];
+export function fileRepositories(
+  runbook: Runbook,
+  role: StorageRole,
+  env: Record<string, string>,
+): FileRepositorySettings[] {
+  const repos: Array<Runbook['repository'] & { name?: string }> = (
+    runbook as { repositories?: Array<Runbook['repository']> }
+  ).repositories ?? [runbook.repository];
   return repos.map((entry, i) => {
     const options = repositoryOptions(entry);
     delete options.runbookField; // the file's format stays as it was: url, name and what opens the store
@@ -99,13 +110,27 @@ export function fileRepositories(runbook: Runbook, role: StorageRole, env: Recor
     const own = entry.credentials?.[role];
     if (own) options.credentials = { [role]: own };
     else delete options.credentials;
-    const worker = { accessKeyId: process.env[AWS_KEY_NAMES.accessKeyId], secretAccessKey: process.env[AWS_KEY_NAMES.secretAccessKey], sessionToken: process.env[AWS_KEY_NAMES.sessionToken] };
-    if (i > 0 && !entry.credentials?.[role] && worker.accessKeyId && worker.secretAccessKey && env[AWS_KEY_NAMES.accessKeyId] !== worker.accessKeyId) {
+    const worker = {
+      accessKeyId: process.env[AWS_KEY_NAMES.accessKeyId],
+      secretAccessKey: process.env[AWS_KEY_NAMES.secretAccessKey],
+      sessionToken: process.env[AWS_KEY_NAMES.sessionToken],
+    };
+    if (
+      i > 0 &&
+      !entry.credentials?.[role] &&
+      worker.accessKeyId &&
+      worker.secretAccessKey &&
+      env[AWS_KEY_NAMES.accessKeyId] !== worker.accessKeyId
+    ) {
       const prefix = `LIFEBOAT_REPO${i + 1}_`;
-      const names: RoleCredentials = { accessKeyIdEnv: `${prefix}${AWS_KEY_NAMES.accessKeyId}`, secretAccessKeyEnv: `${prefix}${AWS_KEY_NAMES.secretAccessKey}` };
+      const names: RoleCredentials = {
+        accessKeyIdEnv: `${prefix}${AWS_KEY_NAMES.accessKeyId}`,
+        secretAccessKeyEnv: `${prefix}${AWS_KEY_NAMES.secretAccessKey}`,
+      };
       env[names.accessKeyIdEnv!] = worker.accessKeyId;
       env[names.secretAccessKeyEnv!] = worker.secretAccessKey;
-      if (worker.sessionToken) env[(names.sessionTokenEnv = `${prefix}${AWS_KEY_NAMES.sessionToken}`)] = worker.sessionToken;
+      if (worker.sessionToken)
+        env[(names.sessionTokenEnv = `${prefix}${AWS_KEY_NAMES.sessionToken}`)] = worker.sessionToken;
       options.credentials = { ...options.credentials, [role]: names };
     }
     return { name: entry.name ?? `repo${i + 1}`, url: entry.url, options };
@@ -121,7 +146,12 @@ export async function writeCredentialsFile(runbook: Runbook, pg: PgHost, role: S
   await chmod(dir, 0o700);
   await chownToUser(dir, pg.osUser);
   const env = postmasterSecrets(runbook, role);
-  const content: CredentialsFile = { lifeboat: 'credentials', role, env, repositories: fileRepositories(runbook, role, env) };
+  const content: CredentialsFile = {
+    lifeboat: 'credentials',
+    role,
+    env,
+    repositories: fileRepositories(runbook, role, env),
+  };
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     await writeFile(tmp, `${JSON.stringify(content)}\n`, { mode: 0o600 });
@@ -144,7 +174,11 @@ export async function removeCredentialsFile(dataDir: string): Promise<void> {
  * postmaster (and of the prefetcher beside it): postmasterEnv, which holds no
  * secret, plus the path of the file.
  */
-export async function postmasterEnvWithCredentials(runbook: Runbook, pg: PgHost, role: StorageRole = 'restore'): Promise<Record<string, string>> {
+export async function postmasterEnvWithCredentials(
+  runbook: Runbook,
+  pg: PgHost,
+  role: StorageRole = 'restore',
+): Promise<Record<string, string>> {
   const file = await writeCredentialsFile(runbook, pg, role);
   return postmasterEnv(runbook, file);
 }

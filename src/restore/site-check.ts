@@ -29,14 +29,20 @@ export interface SiteRun {
 
 /** How a refusal here ends: the run is over, so the operator starts a new one. */
 export function startAgain(runbook: Runbook, instance: RestoreSiteInput['instance']): string {
-  return instance === 'drill' ? `start the drill again (lifeboat drill --runbook ${runbook.name})` : 'start the recovery again';
+  return instance === 'drill'
+    ? `start the drill again (lifeboat drill --runbook ${runbook.name})`
+    : 'start the recovery again';
 }
 
 /**
  * Refuses (DATA_DIR_NOT_EMPTY, PORT_IN_USE) a site the restore could not
  * use. Returns what it found, for the step's summary.
  */
-export async function checkSiteFree(runbook: Runbook, input: RestoreSiteInput, hooks: { holderRunning?: ClaimRequest['holderRunning'] } = {}): Promise<string> {
+export async function checkSiteFree(
+  runbook: Runbook,
+  input: RestoreSiteInput,
+  hooks: { holderRunning?: ClaimRequest['holderRunning'] } = {},
+): Promise<string> {
   const site = restoreSite(runbook, input.instance);
   const run: SiteRun = {
     workflowId: input.workflowId ?? '(unknown workflow)',
@@ -55,9 +61,20 @@ export async function checkSiteFree(runbook: Runbook, input: RestoreSiteInput, h
   };
   // In place the directory and the port are the primary's by design: the
   // restore stops it and moves its directory aside after the fence.
-  if (run.mode === 'in-place') return `${site.field}.dataDir ${site.dataDir}: in place, the primary's directory is moved aside after the fence`;
+  if (run.mode === 'in-place')
+    return `${site.field}.dataDir ${site.dataDir}: in place, the primary's directory is moved aside after the fence`;
   // A drill kept with keep: true leaves its claim; Temporal says whether its run is over (then the restore takes it over).
-  await requireClaimable({ dataDir: site.dataDir, workflowId: run.workflowId, runId: run.runId, instance: site.instance, field: `${site.field}.dataDir`, ...(hooks.holderRunning ? { holderRunning: hooks.holderRunning } : {}) }, then);
+  await requireClaimable(
+    {
+      dataDir: site.dataDir,
+      workflowId: run.workflowId,
+      runId: run.runId,
+      instance: site.instance,
+      field: `${site.field}.dataDir`,
+      ...(hooks.holderRunning ? { holderRunning: hooks.holderRunning } : {}),
+    },
+    then,
+  );
   const found = await judgeDataDir(prep);
   let dir: string;
   switch (found.kind) {
@@ -72,7 +89,7 @@ export async function checkSiteFree(runbook: Runbook, input: RestoreSiteInput, h
       dir = `holds an earlier drill's stopped copy, which the restore moves aside`;
       break;
     case 'in-place':
-      dir = 'is the primary\'s directory';
+      dir = "is the primary's directory";
       break;
     case 'empty':
       dir = 'is empty or absent';

@@ -36,30 +36,75 @@ export function restoreSite(runbook: Runbook, instance: RestoreInstanceKind = 'r
   const osUser = runbook.cluster.osUser;
   if (instance === 'restore') {
     const r = runbook.restore;
-    return { instance, host: r.host, dataDir: r.dataDir, port: r.port, address: r.address, mode: r.mode, pg: { dataDir: r.dataDir, pgBin, osUser }, field: 'restore' };
+    return {
+      instance,
+      host: r.host,
+      dataDir: r.dataDir,
+      port: r.port,
+      address: r.address,
+      mode: r.mode,
+      pg: { dataDir: r.dataDir, pgBin, osUser },
+      field: 'restore',
+    };
   }
   if (instance === 'standby') {
     const s = runbook.standby;
     if (!s) {
-      throw new LifeboatError('RUNBOOK_INVALID', `runbook ${runbook.name} has no standby section, so no standby can be built`, {
-        hints: ['add one, e.g. standby: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/standby, port: 5434, delay: 1h }', 'nothing was touched'],
-      });
+      throw new LifeboatError(
+        'RUNBOOK_INVALID',
+        `runbook ${runbook.name} has no standby section, so no standby can be built`,
+        {
+          hints: [
+            'add one, e.g. standby: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/standby, port: 5434, delay: 1h }',
+            'nothing was touched',
+          ],
+        },
+      );
     }
     // Loopback only, like a drill: nothing but Lifeboat may reach a standby and take it for the database.
-    return { instance, host: s.host, dataDir: s.dataDir, port: s.port, address: DRILL_ADDRESS, mode: 'side-by-side', pg: { dataDir: s.dataDir, pgBin, osUser }, field: 'standby' };
+    return {
+      instance,
+      host: s.host,
+      dataDir: s.dataDir,
+      port: s.port,
+      address: DRILL_ADDRESS,
+      mode: 'side-by-side',
+      pg: { dataDir: s.dataDir, pgBin, osUser },
+      field: 'standby',
+    };
   }
   const d = runbook.drill;
   if (!d) {
-    throw new LifeboatError('RUNBOOK_INVALID', `runbook ${runbook.name} has no drill section, so no restore drill can run`, {
-      hints: ['add one, e.g. drill: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/drill, port: 5499, targetWindow: 24h }', 'nothing was touched'],
-    });
+    throw new LifeboatError(
+      'RUNBOOK_INVALID',
+      `runbook ${runbook.name} has no drill section, so no restore drill can run`,
+      {
+        hints: [
+          'add one, e.g. drill: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/drill, port: 5499, targetWindow: 24h }',
+          'nothing was touched',
+        ],
+      },
+    );
   }
   // Always side by side: a drill never replaces anything.
-  return { instance, host: d.host, dataDir: d.dataDir, port: d.port, address: DRILL_ADDRESS, mode: 'side-by-side', pg: { dataDir: d.dataDir, pgBin, osUser }, field: 'drill' };
+  return {
+    instance,
+    host: d.host,
+    dataDir: d.dataDir,
+    port: d.port,
+    address: DRILL_ADDRESS,
+    mode: 'side-by-side',
+    pg: { dataDir: d.dataDir, pgBin, osUser },
+    field: 'drill',
+  };
 }
 
 /** Connection settings for the site's instance: the primary's role and database, at the site's address and port. */
-export function siteClientConfig(runbook: Runbook, site: RestoreSite, overrides: Partial<ClientConfig> = {}): ClientConfig {
+export function siteClientConfig(
+  runbook: Runbook,
+  site: RestoreSite,
+  overrides: Partial<ClientConfig> = {},
+): ClientConfig {
   // The restore instance keeps going through restoredClientConfig: one definition for recoveries.
   if (site.instance === 'restore') return restoredClientConfig(runbook, overrides);
   return primaryClientConfig(runbook, { host: site.address, port: site.port, ...overrides });
@@ -67,5 +112,9 @@ export function siteClientConfig(runbook: Runbook, site: RestoreSite, overrides:
 
 /** "the drill copy" / "the restored copy": how messages name the instance. */
 export function siteLabel(site: RestoreSite): string {
-  return site.instance === 'drill' ? 'the drill copy' : site.instance === 'standby' ? 'the standby' : 'the restored copy';
+  return site.instance === 'drill'
+    ? 'the drill copy'
+    : site.instance === 'standby'
+      ? 'the standby'
+      : 'the restored copy';
 }

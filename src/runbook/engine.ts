@@ -25,18 +25,28 @@ export const PgBackRestEngine = z.strictObject({
   /** The stanza (pgBackRest's name for one cluster's backups), as in its configuration file. */
   stanza: z
     .string({ error: 'expected the pgBackRest stanza name, e.g. main (the [main] section of pgbackrest.conf)' })
-    .regex(STANZA_RE, { error: "expected the pgBackRest stanza name: letters, digits, '.', '_' or '-', at most 64 characters" }),
+    .regex(STANZA_RE, {
+      error: "expected the pgBackRest stanza name: letters, digits, '.', '_' or '-', at most 64 characters",
+    }),
   /** pgbackrest --config; left out, pgBackRest's default (/etc/pgbackrest/pgbackrest.conf). */
   configPath: z
     .string({ error: 'expected the pgBackRest configuration file as an absolute path' })
-    .refine((p) => p.startsWith('/'), { error: 'expected the pgBackRest configuration file as an absolute path (starting with /)' })
+    .refine((p) => p.startsWith('/'), {
+      error: 'expected the pgBackRest configuration file as an absolute path (starting with /)',
+    })
     .optional(),
   /** pgbackrest --repo: which of the stanza's repositories (repo1-, repo2- options) restores read; left out, pgBackRest picks. */
   repo: z
-    .number({ error: 'expected the pgBackRest repository index, an integer from 1 to 256 (the N of its repoN- options)' })
+    .number({
+      error: 'expected the pgBackRest repository index, an integer from 1 to 256 (the N of its repoN- options)',
+    })
     .int({ error: 'expected the pgBackRest repository index, an integer from 1 to 256 (the N of its repoN- options)' })
-    .min(1, { error: 'expected the pgBackRest repository index, an integer from 1 to 256 (the N of its repoN- options)' })
-    .max(256, { error: 'expected the pgBackRest repository index, an integer from 1 to 256 (the N of its repoN- options)' })
+    .min(1, {
+      error: 'expected the pgBackRest repository index, an integer from 1 to 256 (the N of its repoN- options)',
+    })
+    .max(256, {
+      error: 'expected the pgBackRest repository index, an integer from 1 to 256 (the N of its repoN- options)',
+    })
     .optional(),
   /**
    * pgbackrest restore --delta: only files that differ are written. Off by
@@ -47,7 +57,8 @@ export const PgBackRestEngine = z.strictObject({
 });
 
 export const Engine = z.discriminatedUnion('kind', [LifeboatEngine, PgBackRestEngine], {
-  error: 'expected a mapping with kind: lifeboat (the default) or kind: pgbackrest with stanza (and optionally configPath, repo, delta)',
+  error:
+    'expected a mapping with kind: lifeboat (the default) or kind: pgbackrest with stanza (and optionally configPath, repo, delta)',
 });
 export type EngineSetting = z.output<typeof Engine>;
 export type PgBackRestSetting = z.output<typeof PgBackRestEngine>;

@@ -132,7 +132,10 @@ function closestKey(key: string, known: string[]): string | undefined {
   // ("url" for "urlEnv": someone about to paste a secret where a name belongs).
   const close = known
     .map((k) => ({ k, d: distance(lower, k.toLowerCase()) }))
-    .filter(({ k, d }) => d <= Math.max(2, Math.floor(key.length / 3)) || (lower.length >= 3 && k.toLowerCase().startsWith(lower)))
+    .filter(
+      ({ k, d }) =>
+        d <= Math.max(2, Math.floor(key.length / 3)) || (lower.length >= 3 && k.toLowerCase().startsWith(lower)),
+    )
     .sort((a, b) => a.d - b.d)[0];
   return close?.k;
 }
@@ -140,7 +143,9 @@ function closestKey(key: string, known: string[]): string | undefined {
 function unknownKeyMessage(key: string, known: string[] | undefined, suggestion: string | undefined): string {
   if (!known) return 'unknown field';
   const expected = `expected one of ${known.join(', ')}`;
-  return suggestion ? `unknown field (did you mean ${JSON.stringify(suggestion)}?), ${expected}` : `unknown field, ${expected}`;
+  return suggestion
+    ? `unknown field (did you mean ${JSON.stringify(suggestion)}?), ${expected}`
+    : `unknown field, ${expected}`;
 }
 
 // --- From zod issues to problems with a path -------------------------------
@@ -164,7 +169,9 @@ function expandUnions(issues: readonly z.core.$ZodIssue[], prefix: Path): { issu
   for (const issue of issues) {
     const p = [...prefix, ...issue.path];
     if (issue.code === 'invalid_union') {
-      const fitting = issue.errors.filter((branch) => !branch.some((i) => i.code === 'unrecognized_keys' && i.path.length === 0));
+      const fitting = issue.errors.filter(
+        (branch) => !branch.some((i) => i.code === 'unrecognized_keys' && i.path.length === 0),
+      );
       const [only] = fitting;
       if (fitting.length === 1 && only) {
         out.push(...expandUnions(only, p));
@@ -254,7 +261,9 @@ export function validateRunbookText(text: string, source: string): ValidationRes
     const got = data === null || data === undefined ? 'an empty file' : describeValue(data);
     return {
       ok: false,
-      errors: [`${source}: expected a runbook (a mapping with name, cluster, repository, restore and objectives), got ${got}`],
+      errors: [
+        `${source}: expected a runbook (a mapping with name, cluster, repository, restore and objectives), got ${got}`,
+      ],
     };
   }
   const parsed = Runbook.safeParse(data);

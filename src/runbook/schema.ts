@@ -27,7 +27,10 @@ const port = z
   .max(65535, { error: 'expected an integer between 1 and 65535' });
 
 const nonEmpty = (what: string) =>
-  z.string({ error: `expected ${what}` }).trim().min(1, { error: `expected ${what}, got an empty string` });
+  z
+    .string({ error: `expected ${what}` })
+    .trim()
+    .min(1, { error: `expected ${what}, got an empty string` });
 
 const absolutePath = (what: string) =>
   z
@@ -121,7 +124,11 @@ export const Encryption = z
     const seen = new Set([e.keyId]);
     (e.previous ?? []).forEach((p, i) => {
       if (seen.has(p.keyId)) {
-        ctx.addIssue({ code: 'custom', path: ['previous', i, 'keyId'], message: `expected a key id not used above, got ${JSON.stringify(p.keyId)} twice (each key has its own id)` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['previous', i, 'keyId'],
+          message: `expected a key id not used above, got ${JSON.stringify(p.keyId)} twice (each key has its own id)`,
+        });
       }
       seen.add(p.keyId);
     });
@@ -137,17 +144,32 @@ const RoleCredentials = z
       accessKeyIdEnv: envName.optional(),
       secretAccessKeyEnv: envName.optional(),
       sessionTokenEnv: envName.optional(),
-      profile: z.string({ error: 'expected an AWS profile name' }).regex(/^[A-Za-z0-9_.@+=-]+$/, { error: 'expected an AWS profile name' }).optional(),
+      profile: z
+        .string({ error: 'expected an AWS profile name' })
+        .regex(/^[A-Za-z0-9_.@+=-]+$/, { error: 'expected an AWS profile name' })
+        .optional(),
     },
     { error: 'expected a mapping with accessKeyIdEnv and secretAccessKeyEnv (and sessionTokenEnv), or profile' },
   )
-  .refine((c) => (c.profile ? !c.accessKeyIdEnv && !c.secretAccessKeyEnv && !c.sessionTokenEnv : !!c.accessKeyIdEnv && !!c.secretAccessKeyEnv), {
-    error: 'expected either accessKeyIdEnv and secretAccessKeyEnv (and optionally sessionTokenEnv), or profile, not both',
-  });
+  .refine(
+    (c) =>
+      c.profile
+        ? !c.accessKeyIdEnv && !c.secretAccessKeyEnv && !c.sessionTokenEnv
+        : !!c.accessKeyIdEnv && !!c.secretAccessKeyEnv,
+    {
+      error:
+        'expected either accessKeyIdEnv and secretAccessKeyEnv (and optionally sessionTokenEnv), or profile, not both',
+    },
+  );
 
 /** Per role: archive (archive-push), backup (baseBackup), restore (archive-get, restores), expire (expireBackups). */
 const RepositoryCredentials = z.strictObject(
-  { archive: RoleCredentials.optional(), backup: RoleCredentials.optional(), restore: RoleCredentials.optional(), expire: RoleCredentials.optional() },
+  {
+    archive: RoleCredentials.optional(),
+    backup: RoleCredentials.optional(),
+    restore: RoleCredentials.optional(),
+    expire: RoleCredentials.optional(),
+  },
   { error: 'expected a mapping of roles (archive, backup, restore, expire) to their credentials' },
 );
 
@@ -291,7 +313,8 @@ export const Invariant = z.strictObject({
  */
 const preflightMode = z
   .enum(['refuse', 'warn'], {
-    error: 'expected refuse (the default: no recovery starts while this endpoint does not answer) or warn (preflight notes it and the run goes on; the step itself still needs it)',
+    error:
+      'expected refuse (the default: no recovery starts while this endpoint does not answer) or warn (preflight notes it and the run goes on; the step itself still needs it)',
   })
   .optional();
 
@@ -396,7 +419,8 @@ export const Approvals = z.partialRecord(
     if (value === false) return false;
     const parsed = ApprovalPolicy.safeParse(value);
     if (parsed.success) return parsed.data;
-    for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom', message: issue.message, path: issue.path } as never);
+    for (const issue of parsed.error.issues)
+      ctx.addIssue({ ...issue, code: 'custom', message: issue.message, path: issue.path } as never);
     return z.NEVER;
   }),
 );
@@ -515,7 +539,8 @@ export const Runbook = z
     /** One repository; or `repositories:` (a list), never both. */
     repository: Repository.optional(),
     /** Several repositories, tried in this order by recoveries and drills; the first is the primary one. */
-    repositories: z.array(Repository, { error: 'expected a list of repositories ({ name, url, ... })' })
+    repositories: z
+      .array(Repository, { error: 'expected a list of repositories ({ name, url, ... })' })
       .min(1, { error: 'expected a list of at least one repository' })
       .optional(),
     /**
@@ -530,13 +555,17 @@ export const Runbook = z
     gates: Gates.optional(),
     capture: z.array(namedSql, { error: 'expected a list of { name, sql }' }).default([]),
     invariants: z.array(Invariant, { error: 'expected a list of { name, sql, expect }' }).default([]),
-    caches: z.array(Cache, { error: 'expected a list of caches ({ redis: ... }, { http: ... } or { command: ... })' }).default([]),
+    caches: z
+      .array(Cache, { error: 'expected a list of caches ({ redis: ... }, { http: ... } or { command: ... })' })
+      .default([]),
     traffic: Traffic.optional(),
     approvals: Approvals.default({}),
     /** Extension: step ids an operator may skip after a failure (DESIGN.md §4.1). */
     skippable: z
       .array(
-        z.enum(SKIPPABLE_STEP_IDS, { error: `expected a step id that can be skipped: ${SKIPPABLE_STEP_IDS.join(', ')}` }),
+        z.enum(SKIPPABLE_STEP_IDS, {
+          error: `expected a step id that can be skipped: ${SKIPPABLE_STEP_IDS.join(', ')}`,
+        }),
         { error: 'expected a list of step ids' },
       )
       .default([...DEFAULT_SKIPPABLE]),
@@ -548,12 +577,20 @@ export const Runbook = z
           webhookUrlEnv: envName.optional(),
           /** Extension: approval messages with Approve / Reject buttons, posted to a Slack channel's incoming webhook (README "Chat-ops"). */
           slack: z
-            .strictObject({ webhookUrlEnv: envName }, { error: "expected a mapping with webhookUrlEnv (the variable holding the channel's incoming-webhook URL)" })
+            .strictObject(
+              { webhookUrlEnv: envName },
+              {
+                error:
+                  "expected a mapping with webhookUrlEnv (the variable holding the channel's incoming-webhook URL)",
+              },
+            )
             .optional(),
         },
         { error: 'expected a mapping with webhookUrlEnv and/or slack: { webhookUrlEnv }' },
       )
-      .refine((n) => n.webhookUrlEnv !== undefined || n.slack !== undefined, { error: 'expected webhookUrlEnv, slack: { webhookUrlEnv }, or both' })
+      .refine((n) => n.webhookUrlEnv !== undefined || n.slack !== undefined, {
+        error: 'expected webhookUrlEnv, slack: { webhookUrlEnv }, or both',
+      })
       .optional(),
     standby: Standby.optional(),
     /** Extension: the backup engine (src/runbook/engine.ts); left out, Lifeboat's own repository. */
@@ -567,7 +604,8 @@ export const Runbook = z
       ctx.addIssue({
         code: 'custom',
         path: ['backup', 'retainFull'],
-        message: 'expected either retention or backup.retainFull, not both (retention: tiers replace backup.retainFull; remove it)',
+        message:
+          'expected either retention or backup.retainFull, not both (retention: tiers replace backup.retainFull; remove it)',
       });
     }
   })
@@ -610,17 +648,28 @@ function namedRepositories(list: Array<z.output<typeof Repository>>): Repository
 }
 
 /** Exactly one of repository: and repositories:, names unique. */
-function repositoriesOneWay(rb: { repository?: z.output<typeof Repository> | undefined; repositories?: Array<z.output<typeof Repository>> | undefined }, ctx: z.RefinementCtx): void {
+function repositoriesOneWay(
+  rb: {
+    repository?: z.output<typeof Repository> | undefined;
+    repositories?: Array<z.output<typeof Repository>> | undefined;
+  },
+  ctx: z.RefinementCtx,
+): void {
   if (rb.repository && rb.repositories) {
     ctx.addIssue({
       code: 'custom',
       path: ['repositories'],
-      message: 'expected either repository: (one) or repositories: (a list), not both (move the repository: entry to the head of repositories:)',
+      message:
+        'expected either repository: (one) or repositories: (a list), not both (move the repository: entry to the head of repositories:)',
     });
     return;
   }
   if (!rb.repository && !rb.repositories) {
-    ctx.addIssue({ code: 'custom', path: ['repository'], message: 'expected a mapping with url (or repositories: a list of them)' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['repository'],
+      message: 'expected a mapping with url (or repositories: a list of them)',
+    });
     return;
   }
   const seen = new Map<string, number>();
@@ -628,21 +677,32 @@ function repositoriesOneWay(rb: { repository?: z.output<typeof Repository> | und
   named.forEach((r, i) => {
     const first = seen.get(r.name);
     if (first !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['repositories', i, 'name'], message: `expected a name not used by repositories[${first}]` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['repositories', i, 'name'],
+        message: `expected a name not used by repositories[${first}]`,
+      });
     } else seen.set(r.name, i);
   });
   const urls = new Map<string, number>();
   named.forEach((r, i) => {
     const first = urls.get(r.url);
     if (first !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['repositories', i, 'url'], message: `expected a URL other than repositories[${first}]'s (the same repository twice is no second copy)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['repositories', i, 'url'],
+        message: `expected a URL other than repositories[${first}]'s (the same repository twice is no second copy)`,
+      });
     } else urls.set(r.url, i);
   });
 }
 
 /** serverSide and objectLock are S3 features: on a file:// repository they would silently protect nothing. */
 function s3OnlySettings(
-  rb: { repository?: z.output<typeof Repository> | undefined; repositories?: Array<z.output<typeof Repository>> | undefined },
+  rb: {
+    repository?: z.output<typeof Repository> | undefined;
+    repositories?: Array<z.output<typeof Repository>> | undefined;
+  },
   ctx: z.RefinementCtx,
 ): void {
   const entries: Array<[Array<string | number>, z.output<typeof Repository>]> = rb.repositories
@@ -671,7 +731,14 @@ function nested(a: string, b: string): boolean {
 }
 
 /** The standby never shares a directory or a port with the restore or the drill on its host. */
-function standbyApart(rb: { restore: z.output<typeof Restore>; drill?: z.output<typeof Drill> | undefined; standby?: z.output<typeof Standby> | undefined }, ctx: z.RefinementCtx): void {
+function standbyApart(
+  rb: {
+    restore: z.output<typeof Restore>;
+    drill?: z.output<typeof Drill> | undefined;
+    standby?: z.output<typeof Standby> | undefined;
+  },
+  ctx: z.RefinementCtx,
+): void {
   const s = rb.standby;
   if (!s) return;
   if (s.host !== rb.restore.host) {
@@ -684,7 +751,9 @@ function standbyApart(rb: { restore: z.output<typeof Restore>; drill?: z.output<
   }
   const others: Array<{ field: string; dataDir: string; port: number; why: string }> = [
     { field: 'restore', dataDir: rb.restore.dataDir, port: rb.restore.port, why: 'a recovery' },
-    ...(rb.drill && rb.drill.host === s.host ? [{ field: 'drill', dataDir: rb.drill.dataDir, port: rb.drill.port, why: 'a drill' }] : []),
+    ...(rb.drill && rb.drill.host === s.host
+      ? [{ field: 'drill', dataDir: rb.drill.dataDir, port: rb.drill.port, why: 'a drill' }]
+      : []),
   ];
   for (const o of others) {
     if (nested(s.dataDir, o.dataDir)) {

@@ -32,7 +32,8 @@ export async function scheduleCommand(
         'a run still going when the next is due is skipped',
       `next runs: ${schedule.nextRuns.slice(0, 3).map(time).join(', ') || '(none)'}`,
     ];
-    if (schedule.paused) out.push(`the schedule is paused (kept from before); lifeboat schedules unpause ${runbook} ${kind} resumes it`);
+    if (schedule.paused)
+      out.push(`the schedule is paused (kept from before); lifeboat schedules unpause ${runbook} ${kind} resumes it`);
     out.push(
       `run it now: lifeboat schedules trigger ${runbook} ${kind}; pause: lifeboat schedules pause ${runbook} ${kind}; ` +
         `or in the Temporal UI under Schedules > ${id}`,
@@ -45,7 +46,8 @@ export async function scheduleCommand(
 }
 
 export function schedulesTable(list: readonly LifeboatSchedule[]): string {
-  if (list.length === 0) return 'no Lifeboat schedules (create one: lifeboat drill --runbook <name> --schedule \'0 3 * * *\')';
+  if (list.length === 0)
+    return "no Lifeboat schedules (create one: lifeboat drill --runbook <name> --schedule '0 3 * * *')";
   return table(
     ['SCHEDULE', 'KIND', 'RUNBOOK', 'CRON', 'STATE', 'NEXT RUN', 'LAST RUN', 'LAST RESULT'],
     list.map((s) => [

@@ -85,7 +85,10 @@ function note(req: ScheduleRequest): string {
  * policies); a paused schedule stays paused. Overlap SKIP: a drill or backup
  * still running when the next is due is not run twice at once.
  */
-export async function upsertSchedule(client: Client, req: ScheduleRequest): Promise<{ created: boolean; schedule: LifeboatSchedule }> {
+export async function upsertSchedule(
+  client: Client,
+  req: ScheduleRequest,
+): Promise<{ created: boolean; schedule: LifeboatSchedule }> {
   const id = scheduleId(req.kind, req.runbook);
   const spec = { cronExpressions: [req.cron] };
   // A schedule whose server was down catches up at most one missed run per
@@ -122,10 +125,14 @@ export async function upsertSchedule(client: Client, req: ScheduleRequest): Prom
 function scheduleError(err: unknown, id: string, cron: string): Error {
   const message = errorMessage(err);
   if (/invalid|cron|spec/i.test(message) && /argument|invalid/i.test(message)) {
-    return new LifeboatError('INPUT_INVALID', `--schedule ${JSON.stringify(cron)}: Temporal refused the schedule ${id}: ${message}`, {
-      hints: ["five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * *'"],
-      cause: err,
-    });
+    return new LifeboatError(
+      'INPUT_INVALID',
+      `--schedule ${JSON.stringify(cron)}: Temporal refused the schedule ${id}: ${message}`,
+      {
+        hints: ["five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * *'"],
+        cause: err,
+      },
+    );
   }
   return new LifeboatError('TOOL_FAILED', `creating the schedule ${id} failed: ${message}`, { cause: err });
 }
@@ -135,12 +142,21 @@ export function scheduleIdFromArgs(args: readonly string[]): string {
   const [first, second] = args;
   if (args.length === 1 && first?.startsWith(ID_PREFIX)) return first;
   if (args.length === 2 && first && second) {
-    const kind = [first, second].find((a) => (SCHEDULE_KINDS as readonly string[]).includes(a)) as ScheduleKind | undefined;
+    const kind = [first, second].find((a) => (SCHEDULE_KINDS as readonly string[]).includes(a)) as
+      ScheduleKind | undefined;
     if (kind) return scheduleId(kind, kind === second ? first : second);
   }
-  throw new LifeboatError('INPUT_INVALID', `expected <runbook> <kind> (kind: ${SCHEDULE_KINDS.join(' or ')}) or a schedule id, got "${args.join(' ')}"`, {
-    hints: ['e.g. lifeboat schedules pause orders drill', 'or lifeboat schedules pause lifeboat-drill-orders', 'lifeboat schedules lists them'],
-  });
+  throw new LifeboatError(
+    'INPUT_INVALID',
+    `expected <runbook> <kind> (kind: ${SCHEDULE_KINDS.join(' or ')}) or a schedule id, got "${args.join(' ')}"`,
+    {
+      hints: [
+        'e.g. lifeboat schedules pause orders drill',
+        'or lifeboat schedules pause lifeboat-drill-orders',
+        'lifeboat schedules lists them',
+      ],
+    },
+  );
 }
 
 export async function describeSchedule(client: Client, id: string): Promise<LifeboatSchedule> {
@@ -150,7 +166,10 @@ export async function describeSchedule(client: Client, id: string): Promise<Life
   } catch (err) {
     if (err instanceof ScheduleNotFoundError) {
       throw new LifeboatError('INPUT_INVALID', `no schedule "${id}" in namespace ${client.options.namespace}`, {
-        hints: ['lifeboat schedules lists the schedules Lifeboat made', 'create one with lifeboat drill --runbook <name> --schedule <cron> (or lifeboat backup ...)'],
+        hints: [
+          'lifeboat schedules lists the schedules Lifeboat made',
+          'create one with lifeboat drill --runbook <name> --schedule <cron> (or lifeboat backup ...)',
+        ],
         cause: err,
       });
     }

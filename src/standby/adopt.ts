@@ -23,7 +23,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { isComplete, readCatalog, readWalArchive } from '../catalog/catalog';
 import { errorMessage, isLifeboatError } from '../errors';
-import { describeTarget, type RestoreResult, type StandbySource, type Target, type UseStandbyInput, type UseStandbyResult } from '../recovery/contract';
+import {
+  describeTarget,
+  type RestoreResult,
+  type StandbySource,
+  type Target,
+  type UseStandbyInput,
+  type UseStandbyResult,
+} from '../recovery/contract';
 import { checkTargetReach } from '../recovery/reach';
 import { openRepository } from '../repository';
 import { takeClaim } from '../restore/claim';
@@ -46,9 +53,14 @@ export async function useStandby(runbook: Runbook, input: UseStandbyInput): Prom
   const standby = restoreSite(runbook, 'standby');
   // A retry: this recovery already took it over (the marker in restore.dataDir says so).
   const there = (await readMarker(restore.dataDir)) as AdoptingMarker | undefined;
-  if (there?.workflowId === input.workflowId && there.result?.standby) return { used: true, why: usedWhy(there.result.standby, input.target, runbook), result: there.result };
+  if (there?.workflowId === input.workflowId && there.result?.standby)
+    return { used: true, why: usedWhy(there.result.standby, input.target, runbook), result: there.result };
   if (there?.workflowId === standbyOwner(runbook) && there.adoptedBy?.workflowId === input.workflowId) {
-    return { used: true, why: usedWhy(there.adoptedBy.source, input.target, runbook), result: await markOurs(runbook, input, there, there.adoptedBy.source) };
+    return {
+      used: true,
+      why: usedWhy(there.adoptedBy.source, input.target, runbook),
+      result: await markOurs(runbook, input, there, there.adoptedBy.source),
+    };
   }
   const reason = await whyNot(runbook, input);
   if (reason) return { used: false, why: reason };
@@ -59,13 +71,29 @@ export async function useStandby(runbook: Runbook, input: UseStandbyInput): Prom
   let claim;
   let standbyClaim;
   try {
-    claim = await takeClaim({ dataDir: restore.dataDir, workflowId: input.workflowId, runId: input.runId, instance: 'restore', field: 'restore.dataDir' });
-    standbyClaim = await takeClaim({ dataDir: standby.dataDir, workflowId: input.workflowId, runId: input.runId, instance: 'standby', field: 'standby.dataDir' }).catch(async (err: unknown) => {
+    claim = await takeClaim({
+      dataDir: restore.dataDir,
+      workflowId: input.workflowId,
+      runId: input.runId,
+      instance: 'restore',
+      field: 'restore.dataDir',
+    });
+    standbyClaim = await takeClaim({
+      dataDir: standby.dataDir,
+      workflowId: input.workflowId,
+      runId: input.runId,
+      instance: 'standby',
+      field: 'standby.dataDir',
+    }).catch(async (err: unknown) => {
       await claim!.release().catch(() => undefined);
       throw err;
     });
   } catch (err) {
-    if (isLifeboatError(err)) return { used: false, why: `a directory is claimed by another restore or a standby build (${err.what.split('\n')[0]})` };
+    if (isLifeboatError(err))
+      return {
+        used: false,
+        why: `a directory is claimed by another restore or a standby build (${err.what.split('\n')[0]})`,
+      };
     throw err;
   }
   try {
@@ -76,10 +104,20 @@ export async function useStandby(runbook: Runbook, input: UseStandbyInput): Prom
     const paused = await pauseStandby(runbook);
     if ('why' in paused) return { used: false, why: paused.why };
     const position = `LSN ${paused.lsn}${paused.time ? `, last commit ${paused.time}` : ''}`;
-    const before = await isBeforeTarget(runbook, input.target, paused, status.backupId, status.backup, input.restorePoint);
+    const before = await isBeforeTarget(
+      runbook,
+      input.target,
+      paused,
+      status.backupId,
+      status.backup,
+      input.restorePoint,
+    );
     if (before !== true) {
       await resumeStandby(runbook);
-      return { used: false, why: `the standby had replayed to ${position}, ${before}: PostgreSQL cannot replay backwards, so the backup path restores instead` };
+      return {
+        used: false,
+        why: `the standby had replayed to ${position}, ${before}: PostgreSQL cannot replay backwards, so the backup path restores instead`,
+      };
     }
     const source: StandbySource = {
       from: standby.dataDir,
@@ -90,13 +128,20 @@ export async function useStandby(runbook: Runbook, input: UseStandbyInput): Prom
     };
     const marker = (await readMarker(standby.dataDir)) as AdoptingMarker;
     // From here the standby is this recovery's: the marker says so before anything moves.
-    const adopting: AdoptingMarker = { ...marker, adoptedBy: { workflowId: input.workflowId, runId: input.runId, source } };
+    const adopting: AdoptingMarker = {
+      ...marker,
+      adoptedBy: { workflowId: input.workflowId, runId: input.runId, source },
+    };
     await writeMarker(standby.dataDir, adopting, standby.pg.osUser);
     // A fast shutdown of a standby writes a restartpoint: replay resumes there.
     await stopPostmaster(standby.pg, `recovery ${input.workflowId} takes the standby over`);
     await rename(standby.dataDir, restore.dataDir);
     const moved = (await readMarker(restore.dataDir)) as AdoptingMarker;
-    return { used: true, why: usedWhy(source, input.target, runbook), result: await markOurs(runbook, input, moved, source) };
+    return {
+      used: true,
+      why: usedWhy(source, input.target, runbook),
+      result: await markOurs(runbook, input, moved, source),
+    };
   } finally {
     await standbyClaim.release().catch(() => undefined);
     await claim.release().catch(() => undefined);
@@ -111,14 +156,22 @@ function usedWhy(s: StandbySource, target: Target, runbook: Runbook): string {
 async function whyNot(runbook: Runbook, input: UseStandbyInput): Promise<string | undefined> {
   const restore = restoreSite(runbook, 'restore');
   const standby = restoreSite(runbook, 'standby');
-  if (input.mode === 'in-place') return "an in-place recovery restores into the primary's own directory; the standby serves side-by-side recoveries";
+  if (input.mode === 'in-place')
+    return "an in-place recovery restores into the primary's own directory; the standby serves side-by-side recoveries";
   if ('xid' in input.target) return "a transaction id target cannot be placed against the standby's replay position";
-  const entries = await readdir(restore.dataDir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? [] : undefined));
-  if (entries === undefined || entries.length > 0) return `restore.dataDir ${restore.dataDir} is not empty: the standby can only be moved into an absent or empty directory`;
-  const [a, b] = await Promise.all([stat(path.dirname(restore.dataDir)).catch(() => undefined), stat(standby.dataDir).catch(() => undefined)]);
+  const entries = await readdir(restore.dataDir).catch((err: NodeJS.ErrnoException) =>
+    err.code === 'ENOENT' ? [] : undefined,
+  );
+  if (entries === undefined || entries.length > 0)
+    return `restore.dataDir ${restore.dataDir} is not empty: the standby can only be moved into an absent or empty directory`;
+  const [a, b] = await Promise.all([
+    stat(path.dirname(restore.dataDir)).catch(() => undefined),
+    stat(standby.dataDir).catch(() => undefined),
+  ]);
   if (!b) return `there is no standby in ${standby.dataDir}`;
   if (!a) return `the parent directory of restore.dataDir ${restore.dataDir} does not exist`;
-  if (a.dev !== b.dev) return `standby.dataDir ${standby.dataDir} and restore.dataDir ${restore.dataDir} are on different file systems: the standby is moved by a rename`;
+  if (a.dev !== b.dev)
+    return `standby.dataDir ${standby.dataDir} and restore.dataDir ${restore.dataDir} are on different file systems: the standby is moved by a rename`;
   return undefined;
 }
 
@@ -137,14 +190,22 @@ async function whyNot(runbook: Runbook, input: UseStandbyInput): Promise<string 
  */
 async function pauseStandby(runbook: Runbook): Promise<{ lsn: string; time?: string } | { why: string }> {
   const site = restoreSite(runbook, 'standby');
-  const client = new Client(siteClientConfig(runbook, site, { connectionTimeoutMillis: 5000, query_timeout: 15_000, application_name: 'lifeboat-standby-takeover' }));
+  const client = new Client(
+    siteClientConfig(runbook, site, {
+      connectionTimeoutMillis: 5000,
+      query_timeout: 15_000,
+      application_name: 'lifeboat-standby-takeover',
+    }),
+  );
   client.on('error', () => undefined);
   try {
     await client.connect();
     try {
       await client.query('select pg_wal_replay_pause()');
     } catch (err) {
-      return { why: `the standby's replay could not be paused as role ${String(client.user)} (${errorMessage(err)}): GRANT EXECUTE ON FUNCTION pg_catalog.pg_wal_replay_pause() TO it on the primary (lifeboat grants prints it), then rebuild the standby from a new backup` };
+      return {
+        why: `the standby's replay could not be paused as role ${String(client.user)} (${errorMessage(err)}): GRANT EXECUTE ON FUNCTION pg_catalog.pg_wal_replay_pause() TO it on the primary (lifeboat grants prints it), then rebuild the standby from a new backup`,
+      };
     }
     const deadline = Date.now() + PAUSE_WAIT_MS;
     for (;;) {
@@ -154,7 +215,8 @@ async function pauseStandby(runbook: Runbook): Promise<{ lsn: string; time?: str
                 exists (select 1 from pg_stat_activity where backend_type = 'startup' and wait_event = 'RecoveryApplyDelay') as held`,
       );
       const r = rows[0]!;
-      if (r.s === 'paused' || (r.s === 'pause requested' && r.held)) return { lsn: r.lsn, ...(r.ts ? { time: r.ts } : {}) };
+      if (r.s === 'paused' || (r.s === 'pause requested' && r.held))
+        return { lsn: r.lsn, ...(r.ts ? { time: r.ts } : {}) };
       if (Date.now() > deadline) {
         await client.query('select pg_wal_replay_resume()').catch(() => undefined);
         return {
@@ -172,7 +234,13 @@ async function pauseStandby(runbook: Runbook): Promise<{ lsn: string; time?: str
 
 async function resumeStandby(runbook: Runbook): Promise<void> {
   const site = restoreSite(runbook, 'standby');
-  const client = new Client(siteClientConfig(runbook, site, { connectionTimeoutMillis: 5000, query_timeout: 15_000, application_name: 'lifeboat-standby-takeover' }));
+  const client = new Client(
+    siteClientConfig(runbook, site, {
+      connectionTimeoutMillis: 5000,
+      query_timeout: 15_000,
+      application_name: 'lifeboat-standby-takeover',
+    }),
+  );
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -190,7 +258,14 @@ async function resumeStandby(runbook: Runbook): Promise<void> {
  * is before it. A restore point: the archive holds one of that name after
  * the standby's position (pg_waldump, as preflight reads it). Latest: always.
  */
-export async function isBeforeTarget(runbook: Runbook, target: Target, at: { lsn: string; time?: string }, backupId: string, backup: RestoreMarker['backup'], found?: UseStandbyInput['restorePoint']): Promise<true | string> {
+export async function isBeforeTarget(
+  runbook: Runbook,
+  target: Target,
+  at: { lsn: string; time?: string },
+  backupId: string,
+  backup: RestoreMarker['backup'],
+  found?: UseStandbyInput['restorePoint'],
+): Promise<true | string> {
   if ('latest' in target) return true;
   if ('lsn' in target) return parseLsn(at.lsn) < parseLsn(target.lsn) ? true : `at or after ${describeTarget(target)}`;
   const repo = await openRepository(runbook.repository.url, runbook.repository);
@@ -203,7 +278,9 @@ export async function isBeforeTarget(runbook: Runbook, target: Target, at: { lsn
       const backupEnd = meta ? Date.parse(meta.endTime) : Date.now();
       bound = new Date(Math.max(delayBound, backupEnd)).toISOString();
     }
-    return Date.parse(bound) < Date.parse(target.time) ? true : `${at.time ? 'its last replayed commit' : 'its delay and backup bound what it applied to'} ${bound}, not before ${describeTarget(target)}`;
+    return Date.parse(bound) < Date.parse(target.time)
+      ? true
+      : `${at.time ? 'its last replayed commit' : 'its delay and backup bound what it applied to'} ${bound}, not before ${describeTarget(target)}`;
   }
   // Where preflight found the restore point, the first of that name after its
   // backup's start: a standby paused between that start and it stops at that
@@ -211,22 +288,51 @@ export async function isBeforeTarget(runbook: Runbook, target: Target, at: { lsn
   // seconds at 1 GiB). Paused before that start, an earlier record of the
   // name could lie between: searched below, as before.
   if ('name' in target && found && parseLsn(at.lsn) >= parseLsn(found.searchedFrom)) {
-    return parseLsn(at.lsn) < parseLsn(found.lsn) ? true : `at or after restore point "${target.name}" (LSN ${found.lsn}, where preflight found it)`;
+    return parseLsn(at.lsn) < parseLsn(found.lsn)
+      ? true
+      : `at or after restore point "${target.name}" (LSN ${found.lsn}, where preflight found it)`;
   }
   if ('name' in target && meta) {
     // The archive searched from the standby's position on, as preflight searches from a backup's start.
     const { files, histories } = await readWalArchive(repo, cluster);
     const segSize = backup.walSegmentSize;
-    const from = { ...meta, startLsn: at.lsn, startWal: segmentName(backup.timeline, segnoOfLsn(at.lsn, segSize), segSize) };
-    const reach = await checkTargetReach({ repo, cluster, pgBin: runbook.cluster.pgBin, runbookName: runbook.name, backup: from, target, files: files.map((f) => f.name), histories, cache: new Map() });
-    if (!reach.refusal && reach.warnings.length === 0 && reach.reaches?.startsWith(`restore point "${target.name}" at LSN`)) return true;
-    return reach.warnings[0] ?? `the archive holds no restore point "${target.name}" after its position ${formatLsn(parseLsn(at.lsn))}`;
+    const from = {
+      ...meta,
+      startLsn: at.lsn,
+      startWal: segmentName(backup.timeline, segnoOfLsn(at.lsn, segSize), segSize),
+    };
+    const reach = await checkTargetReach({
+      repo,
+      cluster,
+      pgBin: runbook.cluster.pgBin,
+      runbookName: runbook.name,
+      backup: from,
+      target,
+      files: files.map((f) => f.name),
+      histories,
+      cache: new Map(),
+    });
+    if (
+      !reach.refusal &&
+      reach.warnings.length === 0 &&
+      reach.reaches?.startsWith(`restore point "${target.name}" at LSN`)
+    )
+      return true;
+    return (
+      reach.warnings[0] ??
+      `the archive holds no restore point "${target.name}" after its position ${formatLsn(parseLsn(at.lsn))}`
+    );
   }
   return `${describeTarget(target)} cannot be placed against its position`;
 }
 
 /** Writes this recovery's marker into restore.dataDir: the copy is now the recovery's, ready for replay-wal. */
-async function markOurs(runbook: Runbook, input: UseStandbyInput, from: AdoptingMarker, source: StandbySource): Promise<RestoreResult> {
+async function markOurs(
+  runbook: Runbook,
+  input: UseStandbyInput,
+  from: AdoptingMarker,
+  source: StandbySource,
+): Promise<RestoreResult> {
   const restore = restoreSite(runbook, 'restore');
   const result: RestoreResult = {
     dataDir: restore.dataDir,

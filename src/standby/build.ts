@@ -21,7 +21,15 @@ import type { ClaimRequest } from '../restore/claim';
 import { compactTimestamp } from '../restore/data-dir';
 import { readMarker, requireOurMarker, updateMarker } from '../restore/marker';
 import { postmasterEnvWithCredentials } from '../restore/secret-file';
-import { fileSize, lastLines, postmasterRunning, readLogFrom, runFiles, startPostmaster, stopPostmaster } from '../restore/postmaster';
+import {
+  fileSize,
+  lastLines,
+  postmasterRunning,
+  readLogFrom,
+  runFiles,
+  startPostmaster,
+  stopPostmaster,
+} from '../restore/postmaster';
 import { restoreBaseBackup } from '../restore/restore';
 import { restoreSite } from '../restore/site';
 import { clusterName, type Runbook } from '../runbook/schema';
@@ -56,18 +64,31 @@ export interface BuildHooks {
 export async function buildStandby(runbook: Runbook, hooks: BuildHooks = {}): Promise<StandbyBuildResult> {
   const site = restoreSite(runbook, 'standby');
   const before = await readStandbyStatus(runbook);
-  if (!hooks.force && before.backupId && (before.state === 'replaying' || before.state === 'stopped') && !before.fellOff) {
+  if (
+    !hooks.force &&
+    before.backupId &&
+    (before.state === 'replaying' || before.state === 'stopped') &&
+    !before.fellOff
+  ) {
     // Healthy (or only stopped, e.g. by a reboot): keep it, with the runbook's settings now.
     const changed = await configure(runbook);
     if (before.state === 'replaying' && !changed) {
-      return { action: 'reused', backupId: before.backupId, why: 'the standby is running and keeps up with the archive', status: before };
+      return {
+        action: 'reused',
+        backupId: before.backupId,
+        why: 'the standby is running and keeps up with the archive',
+        status: before,
+      };
     }
     await stopPostmaster(site.pg, 'restarting the standby with its new settings');
     await start(runbook, hooks);
     return {
       action: 'restarted',
       backupId: before.backupId,
-      why: before.state === 'stopped' ? 'the standby was stopped; it resumes from its last restartpoint' : `its settings changed (delay ${formatDelay(runbook.standby!.delay)})`,
+      why:
+        before.state === 'stopped'
+          ? 'the standby was stopped; it resumes from its last restartpoint'
+          : `its settings changed (delay ${formatDelay(runbook.standby!.delay)})`,
       status: await readStandbyStatus(runbook),
     };
   }
@@ -79,12 +100,29 @@ export async function buildStandby(runbook: Runbook, hooks: BuildHooks = {}): Pr
       : `rebuilt from ${backup.why}: ${before.fellOff ?? before.state}`;
   const restored = await restoreBaseBackup(
     runbook,
-    { runbook: runbook.name, instance: 'standby', backupId: backup.backupId, mode: 'side-by-side', workflowId: standbyOwner(runbook), runId: `standby-build-${compactTimestamp()}-${randomBytes(3).toString('hex')}` },
-    { onProgress: (p) => hooks.onProgress?.(p), ...(hooks.signal ? { signal: hooks.signal } : {}), ...(hooks.holderRunning ? { holderRunning: hooks.holderRunning } : {}) },
+    {
+      runbook: runbook.name,
+      instance: 'standby',
+      backupId: backup.backupId,
+      mode: 'side-by-side',
+      workflowId: standbyOwner(runbook),
+      runId: `standby-build-${compactTimestamp()}-${randomBytes(3).toString('hex')}`,
+    },
+    {
+      onProgress: (p) => hooks.onProgress?.(p),
+      ...(hooks.signal ? { signal: hooks.signal } : {}),
+      ...(hooks.holderRunning ? { holderRunning: hooks.holderRunning } : {}),
+    },
   );
   await configure(runbook);
   await start(runbook, hooks);
-  return { action: 'built', backupId: backup.backupId, ...(restored.movedAside ? { movedAside: restored.movedAside } : {}), why, status: await readStandbyStatus(runbook) };
+  return {
+    action: 'built',
+    backupId: backup.backupId,
+    ...(restored.movedAside ? { movedAside: restored.movedAside } : {}),
+    why,
+    status: await readStandbyStatus(runbook),
+  };
 }
 
 /**
@@ -99,12 +137,21 @@ export async function newestUsableBackup(runbook: Runbook): Promise<{ backupId: 
   const report = analyzeChain({
     walFiles: archive.files.map((f) => f.name),
     histories: archive.histories,
-    backups: complete.map((e) => ({ backupId: e.backupId, timeline: e.meta.timeline, startWal: e.meta.startWal, startLsn: e.meta.startLsn })),
+    backups: complete.map((e) => ({
+      backupId: e.backupId,
+      timeline: e.meta.timeline,
+      startWal: e.meta.startWal,
+      startLsn: e.meta.startLsn,
+    })),
     walSegmentSize: complete[complete.length - 1]?.meta.walSegmentSize,
   });
   const blocked = new Set(report.gaps.flatMap((g) => g.neededBy));
   for (const e of [...complete].reverse()) {
-    if (!blocked.has(e.backupId)) return { backupId: e.backupId, why: `backup ${e.backupId}, the newest whose WAL reaches the archive's end without a gap` };
+    if (!blocked.has(e.backupId))
+      return {
+        backupId: e.backupId,
+        why: `backup ${e.backupId}, the newest whose WAL reaches the archive's end without a gap`,
+      };
   }
   throw new LifeboatError(
     'BACKUP_NOT_FOUND',
@@ -112,7 +159,11 @@ export async function newestUsableBackup(runbook: Runbook): Promise<{ backupId: 
       ? `no verified base backup of cluster ${cluster} in ${repo.url}: the standby cannot be built`
       : `every verified backup of cluster ${cluster} (${complete.length}, newest ${complete[complete.length - 1]!.backupId}) lies before a gap in the WAL archive: a standby from it would stop there`,
     {
-      hints: [`take a new base backup: lifeboat backup --runbook ${runbook.name}`, `lifeboat check --runbook ${runbook.name} shows the gap`, 'nothing was touched'],
+      hints: [
+        `take a new base backup: lifeboat backup --runbook ${runbook.name}`,
+        `lifeboat check --runbook ${runbook.name} shows the gap`,
+        'nothing was touched',
+      ],
     },
   );
 }
@@ -121,12 +172,25 @@ export async function newestUsableBackup(runbook: Runbook): Promise<{ backupId: 
 async function configure(runbook: Runbook): Promise<boolean> {
   const site = restoreSite(runbook, 'standby');
   const marker = await requireOurMarker(site.dataDir, standbyOwner(runbook), 'standby build');
-  const files = marker.logFile && marker.socketDir ? { logFile: marker.logFile, socketDir: marker.socketDir } : await runFiles(site.pg);
-  const changed = await writeStandbyConf(runbook, site.dataDir, { port: site.port, socketDir: files.socketDir, delaySeconds: runbook.standby!.delay }, site.pg.osUser);
+  const files =
+    marker.logFile && marker.socketDir
+      ? { logFile: marker.logFile, socketDir: marker.socketDir }
+      : await runFiles(site.pg);
+  const changed = await writeStandbyConf(
+    runbook,
+    site.dataDir,
+    { port: site.port, socketDir: files.socketDir, delaySeconds: runbook.standby!.delay },
+    site.pg.osUser,
+  );
   // A drill from the standby clones it over loopback as the runbook's role (conf.ts).
   const hba = await ensureCloneHba(site.dataDir, runbook.cluster.primary.user, site.pg.osUser);
   if (marker.state !== 'replaying' || !marker.logFile) {
-    await updateMarker(site.dataDir, marker, { state: 'replaying', target: { latest: true }, ...files }, site.pg.osUser);
+    await updateMarker(
+      site.dataDir,
+      marker,
+      { state: 'replaying', target: { latest: true }, ...files },
+      site.pg.osUser,
+    );
   }
   return changed || hba;
 }
@@ -138,7 +202,8 @@ async function start(runbook: Runbook, hooks: BuildHooks): Promise<void> {
   const logFile = marker.logFile!;
   const logFrom = await fileSize(logFile);
   await clearRestoreFailure(site.dataDir);
-  if (!(await postmasterRunning(site.pg))) await startPostmaster(site.pg, logFile, await postmasterEnvWithCredentials(runbook, site.pg, 'restore'));
+  if (!(await postmasterRunning(site.pg)))
+    await startPostmaster(site.pg, logFile, await postmasterEnvWithCredentials(runbook, site.pg, 'restore'));
   // pg_ctl start -W returns before the postmaster writes its pid file.
   const grace = Date.now() + START_GRACE_MS;
   const deadline = Date.now() + (hooks.startTimeoutMs ?? 10 * 60_000);
@@ -148,23 +213,40 @@ async function start(runbook: Runbook, hooks: BuildHooks): Promise<void> {
     try {
       const o = await observeStandby(runbook);
       if (o.inRecovery) return;
-      throw new LifeboatError('PG_RUNNING', `the standby in ${site.dataDir} came up out of recovery`, { hints: [`its server log is ${logFile}`] });
+      throw new LifeboatError('PG_RUNNING', `the standby in ${site.dataDir} came up out of recovery`, {
+        hints: [`its server log is ${logFile}`],
+      });
     } catch (err) {
       if (err instanceof LifeboatError) throw err;
       last = errorMessage(err);
     }
     if (Date.now() > grace && !(await postmasterRunning(site.pg))) {
       const lines = lastLines(await readLogFrom(logFile, logFrom), 10);
-      throw new LifeboatError('TOOL_FAILED', `the standby's PostgreSQL in ${site.dataDir} stopped while starting; the last lines of its log (${logFile}):\n  ${lines.join('\n  ') || '(empty)'}`, {
-        hints: ['fix what the log names, then run lifeboat standby build again (the copy is kept and restarted, or rebuilt when it fell off the archive)'],
-      });
+      throw new LifeboatError(
+        'TOOL_FAILED',
+        `the standby's PostgreSQL in ${site.dataDir} stopped while starting; the last lines of its log (${logFile}):\n  ${lines.join('\n  ') || '(empty)'}`,
+        {
+          hints: [
+            'fix what the log names, then run lifeboat standby build again (the copy is kept and restarted, or rebuilt when it fell off the archive)',
+          ],
+        },
+      );
     }
     if (Date.now() > deadline) {
-      throw new LifeboatError('PG_UNREACHABLE', `the standby in ${site.dataDir} did not answer on 127.0.0.1:${site.port} within ${Math.round((hooks.startTimeoutMs ?? 600_000) / 1000)} s (${last})`, {
-        hints: [`it may still be replaying the backup's own WAL: see its log ${logFile}, then lifeboat standby status --runbook ${runbook.name}`],
-      });
+      throw new LifeboatError(
+        'PG_UNREACHABLE',
+        `the standby in ${site.dataDir} did not answer on 127.0.0.1:${site.port} within ${Math.round((hooks.startTimeoutMs ?? 600_000) / 1000)} s (${last})`,
+        {
+          hints: [
+            `it may still be replaying the backup's own WAL: see its log ${logFile}, then lifeboat standby status --runbook ${runbook.name}`,
+          ],
+        },
+      );
     }
-    hooks.onProgress?.({ phase: 'starting', text: `starting the standby: waiting for it to reach a consistent state (${last})` });
+    hooks.onProgress?.({
+      phase: 'starting',
+      text: `starting the standby: waiting for it to reach a consistent state (${last})`,
+    });
     await sleep(250, undefined, hooks.signal ? { signal: hooks.signal } : undefined);
   }
 }

@@ -42,7 +42,12 @@ export function standbyLines(runbook: Runbook, s: { port: number; socketDir: str
 }
 
 /** Writes the standby's block into postgresql.auto.conf and standby.signal; true when the settings changed. */
-export async function writeStandbyConf(runbook: Runbook, dataDir: string, s: { port: number; socketDir: string; delaySeconds: number }, osUser: string): Promise<boolean> {
+export async function writeStandbyConf(
+  runbook: Runbook,
+  dataDir: string,
+  s: { port: number; socketDir: string; delaySeconds: number },
+  osUser: string,
+): Promise<boolean> {
   await writeSignalFile(dataDir, 'standby', osUser);
   return writeRecoveryBlock(dataDir, standbyLines(runbook, s), osUser);
 }
@@ -67,7 +72,9 @@ export async function ensureCloneHba(dataDir: string, role: string, osUser: stri
   const name = /^[a-z_][a-z0-9_]*$/.test(role) ? role : `"${role}"`;
   const tmp = `${file}.lifeboat-tmp`;
   try {
-    await writeFile(tmp, `${text.trimEnd()}\n${CLONE_HBA_COMMENT}\nhost replication ${name} 127.0.0.1/32 md5\n`, { mode: 0o600 });
+    await writeFile(tmp, `${text.trimEnd()}\n${CLONE_HBA_COMMENT}\nhost replication ${name} 127.0.0.1/32 md5\n`, {
+      mode: 0o600,
+    });
     await chownToUser(tmp, osUser);
     await rename(tmp, file);
   } finally {

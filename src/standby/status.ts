@@ -92,11 +92,23 @@ export function onStandbyHost(standbyHost: string, hostOption?: string): { here:
 /** One look at the standby over its loopback port. */
 export async function observeStandby(runbook: Runbook): Promise<Observed> {
   const site = restoreSite(runbook, 'standby');
-  const client = new Client(siteClientConfig(runbook, site, { connectionTimeoutMillis: 5000, query_timeout: 15_000, application_name: 'lifeboat-standby-status' }));
+  const client = new Client(
+    siteClientConfig(runbook, site, {
+      connectionTimeoutMillis: 5000,
+      query_timeout: 15_000,
+      application_name: 'lifeboat-standby-status',
+    }),
+  );
   client.on('error', () => undefined);
   await client.connect();
   try {
-    const { rows } = await client.query<{ r: boolean; lsn: string | null; ts: string | null; pause: string | null; delay: boolean }>(
+    const { rows } = await client.query<{
+      r: boolean;
+      lsn: string | null;
+      ts: string | null;
+      pause: string | null;
+      delay: boolean;
+    }>(
       `select pg_is_in_recovery() as r,
               pg_last_wal_replay_lsn()::text as lsn,
               to_char(pg_last_xact_replay_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as ts,
@@ -121,14 +133,30 @@ export async function readStandbyStatus(runbook: Runbook, now = new Date()): Pro
     if (!entries || entries.length === 0) {
       const taken = await takenOverBy(runbook, site.dataDir);
       if (taken) {
-        return { ...base, state: 'absent', healthy: false, takenOver: taken, fellOff: `standby taken over by recovery ${taken.workflowId} at ${taken.at}; rebuild it with lifeboat standby build --runbook ${runbook.name}` };
+        return {
+          ...base,
+          state: 'absent',
+          healthy: false,
+          takenOver: taken,
+          fellOff: `standby taken over by recovery ${taken.workflowId} at ${taken.at}; rebuild it with lifeboat standby build --runbook ${runbook.name}`,
+        };
       }
       return { ...base, state: 'absent', healthy: false, fellOff: `there is no standby in ${site.dataDir}` };
     }
-    return { ...base, state: 'foreign', healthy: false, fellOff: `${site.dataDir} holds ${running ? 'a running server' : 'files'} that Lifeboat did not build as the standby; it is never touched` };
+    return {
+      ...base,
+      state: 'foreign',
+      healthy: false,
+      fellOff: `${site.dataDir} holds ${running ? 'a running server' : 'files'} that Lifeboat did not build as the standby; it is never touched`,
+    };
   }
   if (marker.workflowId !== standbyOwner(runbook)) {
-    return { ...base, state: 'foreign', healthy: false, fellOff: `${site.dataDir} holds a copy of workflow ${marker.workflowId}, not the standby; it is never touched` };
+    return {
+      ...base,
+      state: 'foreign',
+      healthy: false,
+      fellOff: `${site.dataDir} holds a copy of workflow ${marker.workflowId}, not the standby; it is never touched`,
+    };
   }
   const known = {
     ...base,
@@ -138,34 +166,70 @@ export async function readStandbyStatus(runbook: Runbook, now = new Date()): Pro
     ...(marker.logFile ? { logFile: marker.logFile } : {}),
   };
   if (marker.state === 'extracting' || marker.state === 'extracted') {
-    return { ...known, state: 'incomplete', healthy: false, fellOff: `the build of the standby from backup ${marker.backupId} never finished (state ${marker.state})` };
+    return {
+      ...known,
+      state: 'incomplete',
+      healthy: false,
+      fellOff: `the build of the standby from backup ${marker.backupId} never finished (state ${marker.state})`,
+    };
   }
-  if (marker.state === 'promoted') return { ...known, state: 'promoted', healthy: false, fellOff: 'the standby was promoted; it replays no more' };
+  if (marker.state === 'promoted')
+    return { ...known, state: 'promoted', healthy: false, fellOff: 'the standby was promoted; it replays no more' };
   const failure = await readRestoreFailure(site.dataDir);
   if (!running) {
     // Stopped by archive-get's failure: it cannot go on. Stopped otherwise
     // (a reboot, by hand): a restart resumes from its last restartpoint.
-    if (failure) return { ...known, state: 'stopped', healthy: false, fellOff: `its PostgreSQL stopped: archive-get could not restore ${failure.walFile}: ${failure.what.split('\n')[0]}` };
-    return { ...known, state: 'stopped', healthy: false, warnings: [`its PostgreSQL is not running: lifeboat standby build --runbook ${runbook.name} starts it again`] };
+    if (failure)
+      return {
+        ...known,
+        state: 'stopped',
+        healthy: false,
+        fellOff: `its PostgreSQL stopped: archive-get could not restore ${failure.walFile}: ${failure.what.split('\n')[0]}`,
+      };
+    return {
+      ...known,
+      state: 'stopped',
+      healthy: false,
+      warnings: [`its PostgreSQL is not running: lifeboat standby build --runbook ${runbook.name} starts it again`],
+    };
   }
   let o: Observed;
   try {
     o = await observeStandby(runbook);
   } catch (err) {
-    return { ...known, state: 'replaying', healthy: false, warnings: [`the standby does not answer on 127.0.0.1:${site.port} yet (${errorMessage(err)}): still starting, or reaching consistency`] };
+    return {
+      ...known,
+      state: 'replaying',
+      healthy: false,
+      warnings: [
+        `the standby does not answer on 127.0.0.1:${site.port} yet (${errorMessage(err)}): still starting, or reaching consistency`,
+      ],
+    };
   }
-  if (!o.inRecovery) return { ...known, state: 'promoted', healthy: false, fellOff: 'the standby is out of recovery (promoted by someone); it follows the archive no more' };
+  if (!o.inRecovery)
+    return {
+      ...known,
+      state: 'promoted',
+      healthy: false,
+      fellOff: 'the standby is out of recovery (promoted by someone); it follows the archive no more',
+    };
   const status: StandbyStatus = {
     ...known,
     state: 'replaying',
     healthy: true,
     ...(o.lsn ? { replayLsn: o.lsn } : {}),
-    ...(o.ts ? { lastReplayTime: o.ts, replayLagSeconds: Math.max(0, Math.round((now.getTime() - Date.parse(o.ts)) / 1000)) } : {}),
+    ...(o.ts
+      ? { lastReplayTime: o.ts, replayLagSeconds: Math.max(0, Math.round((now.getTime() - Date.parse(o.ts)) / 1000)) }
+      : {}),
     waitingForDelay: o.delayWait,
     ...(o.pause ? { pauseState: o.pause } : {}),
   };
-  if (failure) status.warnings.push(`archive-get failed on ${failure.walFile} at ${failure.at}: ${failure.what.split('\n')[0]}`);
-  if (o.pause && o.pause !== 'not paused') status.warnings.push(`replay on the standby is ${o.pause} (pg_wal_replay_pause): it follows the archive only once resumed (select pg_wal_replay_resume())`);
+  if (failure)
+    status.warnings.push(`archive-get failed on ${failure.walFile} at ${failure.at}: ${failure.what.split('\n')[0]}`);
+  if (o.pause && o.pause !== 'not paused')
+    status.warnings.push(
+      `replay on the standby is ${o.pause} (pg_wal_replay_pause): it follows the archive only once resumed (select pg_wal_replay_resume())`,
+    );
   await judgeAgainstArchive(runbook, status);
   return status;
 }
@@ -217,7 +281,12 @@ async function judgeAgainstArchive(runbook: Runbook, status: StandbyStatus): Pro
   }
   // Behind by more than its delay with WAL waiting: replay is stuck or too slow.
   const slack = Math.max(300, status.delaySeconds);
-  if (status.segmentsBehind >= 2 && status.replayLagSeconds !== undefined && status.replayLagSeconds > status.delaySeconds + slack && !status.waitingForDelay) {
+  if (
+    status.segmentsBehind >= 2 &&
+    status.replayLagSeconds !== undefined &&
+    status.replayLagSeconds > status.delaySeconds + slack &&
+    !status.waitingForDelay
+  ) {
     status.warnings.push(
       `the standby's last replayed commit is ${status.replayLagSeconds} s old (delay ${formatDelay(status.delaySeconds)}) with ${status.segmentsBehind} archived segments still to replay: it is not keeping up`,
     );
@@ -227,11 +296,14 @@ async function judgeAgainstArchive(runbook: Runbook, status: StandbyStatus): Pro
 /** One line for `lifeboat check` and `lifeboat standby status`. */
 export function standbyLine(s: StandbyStatus): string {
   const head = `standby ${s.dataDir} (port ${s.port}, delay ${formatDelay(s.delaySeconds)})`;
-  if (s.state !== 'replaying') return `${head}: ${s.state}${s.fellOff ? `: ${s.fellOff}` : s.warnings[0] ? `: ${s.warnings[0]}` : ''}`;
+  if (s.state !== 'replaying')
+    return `${head}: ${s.state}${s.fellOff ? `: ${s.fellOff}` : s.warnings[0] ? `: ${s.warnings[0]}` : ''}`;
   const parts = [
     s.replayLsn ? `replayed to ${s.replayLsn}` : 'not consistent yet',
     s.lastReplayTime ? `last commit ${s.lastReplayTime} (${s.replayLagSeconds} s ago)` : 'no commit replayed yet',
-    s.archiveNewest !== undefined ? `${s.segmentsBehind} segment(s) behind the archive's newest ${s.archiveNewest}` : undefined,
+    s.archiveNewest !== undefined
+      ? `${s.segmentsBehind} segment(s) behind the archive's newest ${s.archiveNewest}`
+      : undefined,
     s.waitingForDelay ? 'holding a commit back for its delay' : undefined,
     s.backupId ? `built from backup ${s.backupId}` : undefined,
   ].filter(Boolean);

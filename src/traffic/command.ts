@@ -11,7 +11,11 @@ export function commandSwitcher(cfg: { argv: string[] }): TrafficSwitcher {
   return {
     kind: 'command',
     async switchTo(target: RestoredTarget, ctx: TrafficContext): Promise<TrafficResult> {
-      const env = { RESTORED_HOST: target.host, RESTORED_PORT: String(target.port), RESTORED_DATABASE: target.database };
+      const env = {
+        RESTORED_HOST: target.host,
+        RESTORED_PORT: String(target.port),
+        RESTORED_DATABASE: target.database,
+      };
       ctx.progress({ phase: 'running-hook' });
       await runHook(cfg.argv, {
         what: `traffic hook ${showArgv(cfg.argv)}`,
@@ -23,15 +27,27 @@ export function commandSwitcher(cfg: { argv: string[] }): TrafficSwitcher {
           'run it by hand on this worker with those variables to see why, then retry the step',
         ],
       });
-      const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');
-      return { kind: 'command', pointedAt: describeTarget(target), steps: [`ran ${showArgv(cfg.argv)} with ${vars}: exit 0`] };
+      const vars = Object.entries(env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ');
+      return {
+        kind: 'command',
+        pointedAt: describeTarget(target),
+        steps: [`ran ${showArgv(cfg.argv)} with ${vars}: exit 0`],
+      };
     },
     async check(): Promise<string> {
       const found = await findProgram(cfg.argv[0]!);
       if ('path' in found) return `traffic hook ${showArgv(cfg.argv)}: ${found.path} is executable`;
-      throw new LifeboatError('ENDPOINT_UNREACHABLE', `traffic hook ${showArgv(cfg.argv)} cannot run: ${found.missing}`, {
-        hints: ['resume-traffic runs on the worker of the traffic host (restore.host): install the program there, or fix the path in the runbook\'s traffic.command'],
-      });
+      throw new LifeboatError(
+        'ENDPOINT_UNREACHABLE',
+        `traffic hook ${showArgv(cfg.argv)} cannot run: ${found.missing}`,
+        {
+          hints: [
+            "resume-traffic runs on the worker of the traffic host (restore.host): install the program there, or fix the path in the runbook's traffic.command",
+          ],
+        },
+      );
     },
   };
 }

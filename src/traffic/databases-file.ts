@@ -93,10 +93,14 @@ export async function readDatabaseLine(file: string, database: string): Promise<
     realFile = await realpath(file);
     text = await readFile(realFile, 'utf8');
   } catch (err) {
-    throw fail(`cannot read the pgbouncer databases file ${file}: ${errorMessage(err)}`, [
-      'traffic.pgbouncer.databasesFile must be the file pgbouncer.ini includes under [databases] (%include <file>)',
-      'resume-traffic runs on the worker of traffic.pgbouncer.host (default: restore.host): the file must be on that host',
-    ], err);
+    throw fail(
+      `cannot read the pgbouncer databases file ${file}: ${errorMessage(err)}`,
+      [
+        'traffic.pgbouncer.databasesFile must be the file pgbouncer.ini includes under [databases] (%include <file>)',
+        'resume-traffic runs on the worker of traffic.pgbouncer.host (default: restore.host): the file must be on that host',
+      ],
+      err,
+    );
   }
   const lines = text.split('\n');
   const found: number[] = [];
@@ -112,17 +116,19 @@ export async function readDatabaseLine(file: string, database: string): Promise<
     ]);
   }
   if (found.length > 1) {
-    throw fail(`the pgbouncer databases file ${file} has ${found.length} lines for database ${database} (lines ${found.map((i) => i + 1).join(', ')})`, [
-      'pgbouncer uses the last one; leave one line per database so it is clear which is switched',
-    ]);
+    throw fail(
+      `the pgbouncer databases file ${file} has ${found.length} lines for database ${database} (lines ${found.map((i) => i + 1).join(', ')})`,
+      ['pgbouncer uses the last one; leave one line per database so it is clear which is switched'],
+    );
   }
   const m = LINE_RE.exec(lines[index] ?? '');
   const pairs = m ? parseConnstr(m[4] ?? '') : undefined;
   if (!pairs) {
     // Not the line itself: it may hold a password.
-    throw fail(`line ${index + 1} of ${file} (database ${database}) is not a list of key=value settings that Lifeboat can rewrite`, [
-      'check its quoting: values with spaces go in single quotes, a quote inside is doubled',
-    ]);
+    throw fail(
+      `line ${index + 1} of ${file} (database ${database}) is not a list of key=value settings that Lifeboat can rewrite`,
+      ['check its quoting: values with spaces go in single quotes, a quote inside is doubled'],
+    );
   }
   const get = (k: string) => pairs.find(([key]) => key === k)?.[1];
   // rename() needs to create a file in the directory; root passes this check
@@ -130,11 +136,22 @@ export async function readDatabaseLine(file: string, database: string): Promise<
   try {
     await access(path.dirname(realFile), constants.W_OK);
   } catch (err) {
-    throw fail(`cannot write in ${path.dirname(realFile)}, the directory of the pgbouncer databases file ${file}: ${errorMessage(err)}`, [
-      'the worker of the traffic host needs write access to that directory (the file is replaced by rename, atomically)',
-    ], err);
+    throw fail(
+      `cannot write in ${path.dirname(realFile)}, the directory of the pgbouncer databases file ${file}: ${errorMessage(err)}`,
+      [
+        'the worker of the traffic host needs write access to that directory (the file is replaced by rename, atomically)',
+      ],
+      err,
+    );
   }
-  return { file, realFile, text, index, pairs, current: { host: get('host'), port: get('port'), dbname: get('dbname') } };
+  return {
+    file,
+    realFile,
+    text,
+    index,
+    pairs,
+    current: { host: get('host'), port: get('port'), dbname: get('dbname') },
+  };
 }
 
 export function pointsAt(line: DatabaseLine, t: RestoredTarget): boolean {
@@ -160,7 +177,10 @@ export function rewrittenText(line: DatabaseLine, t: RestoredTarget): string {
 
 /** 20260604T143159Z: sorts by time, no characters a shell or a copy tool trips on. */
 export function fileStamp(at = new Date()): string {
-  return at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /**

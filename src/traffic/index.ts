@@ -58,12 +58,18 @@ export async function switchRunbookTraffic(
  * Changes nothing; throws SECRET_MISSING or ENDPOINT_UNREACHABLE, or, for a
  * traffic section marked `preflight: warn`, returns the failure as a warning.
  */
-export async function checkRunbookTraffic(runbook: Runbook, then: string): Promise<{ answered: string[]; warnings: string[] }> {
+export async function checkRunbookTraffic(
+  runbook: Runbook,
+  then: string,
+): Promise<{ answered: string[]; warnings: string[] }> {
   let switcher: TrafficSwitcher;
   try {
     switcher = trafficSwitcher(runbook);
   } catch (err) {
-    if (isLifeboatError(err) && err.code === 'SECRET_MISSING') throw new LifeboatError(err.code, err.what, { hints: [...err.hints, `set it on the worker of host ${trafficHost(runbook)}, then ${then}`] });
+    if (isLifeboatError(err) && err.code === 'SECRET_MISSING')
+      throw new LifeboatError(err.code, err.what, {
+        hints: [...err.hints, `set it on the worker of host ${trafficHost(runbook)}, then ${then}`],
+      });
     throw err;
   }
   try {
@@ -72,7 +78,11 @@ export async function checkRunbookTraffic(runbook: Runbook, then: string): Promi
     if (!isLifeboatError(err)) throw err;
     const t = runbook.traffic;
     const mode = t ? ('pgbouncer' in t ? t.pgbouncer.preflight : t.command.preflight) : undefined;
-    if (mode === 'warn') return { answered: [], warnings: [`traffic (preflight: warn) does not answer now, resume-traffic will need it: ${err.what}`] };
+    if (mode === 'warn')
+      return {
+        answered: [],
+        warnings: [`traffic (preflight: warn) does not answer now, resume-traffic will need it: ${err.what}`],
+      };
     throw new LifeboatError(err.code, `traffic of runbook ${runbook.name}: ${err.what}`, {
       hints: [
         ...err.hints,

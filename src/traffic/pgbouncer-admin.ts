@@ -39,13 +39,17 @@ export class PgbouncerAdmin {
       await client.connect();
     } catch (err) {
       await client.end().catch(() => undefined);
-      throw new LifeboatError('TRAFFIC_SWITCH_FAILED', `cannot connect to the admin console of ${label}: ${redact(errorMessage(err), url)}`, {
-        hints: [
-          `is pgbouncer running and reachable from this worker? (psql "$${envName}" -c 'SHOW VERSION')`,
-          `the user in ${envName} must be listed in admin_users of pgbouncer.ini`,
-        ],
-        cause: err,
-      });
+      throw new LifeboatError(
+        'TRAFFIC_SWITCH_FAILED',
+        `cannot connect to the admin console of ${label}: ${redact(errorMessage(err), url)}`,
+        {
+          hints: [
+            `is pgbouncer running and reachable from this worker? (psql "$${envName}" -c 'SHOW VERSION')`,
+            `the user in ${envName} must be listed in admin_users of pgbouncer.ini`,
+          ],
+          cause: err,
+        },
+      );
     }
     return new PgbouncerAdmin(client, url, label);
   }
@@ -55,7 +59,11 @@ export class PgbouncerAdmin {
     try {
       return (await this.client.query(command)).rows as Record<string, unknown>[];
     } catch (err) {
-      throw new LifeboatError('TRAFFIC_SWITCH_FAILED', `${command} on ${this.label} failed: ${redact(errorMessage(err), this.url)}`, { cause: err });
+      throw new LifeboatError(
+        'TRAFFIC_SWITCH_FAILED',
+        `${command} on ${this.label} failed: ${redact(errorMessage(err), this.url)}`,
+        { cause: err },
+      );
     }
   }
 
@@ -79,7 +87,10 @@ export class PgbouncerAdmin {
     const who = (await this.run('SHOW CLIENTS'))
       .filter((r) => r.database === database && r.state === 'active')
       .slice(0, 5)
-      .map((r) => `${String(r.user)}@${String(r.addr)}:${String(r.port)}${r.application_name ? ` (${String(r.application_name)})` : ''}`);
+      .map(
+        (r) =>
+          `${String(r.user)}@${String(r.addr)}:${String(r.port)}${r.application_name ? ` (${String(r.application_name)})` : ''}`,
+      );
     return { count, who, poolMode };
   }
 

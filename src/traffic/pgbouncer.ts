@@ -36,8 +36,16 @@ function servesTarget(db: PgbouncerDatabase, t: RestoredTarget): boolean {
   return db.host === t.host && db.port === t.port && db.database === t.database;
 }
 
-export function pgbouncerSwitcher(cfg: PgbouncerConfig, runbook: string, opts: { pauseTimeoutMs?: number } = {}): TrafficSwitcher {
-  const url = urlFromEnv(cfg.adminUrlEnv, { runbook, what: "pgbouncer's admin console", protocols: ['postgres:', 'postgresql:'] });
+export function pgbouncerSwitcher(
+  cfg: PgbouncerConfig,
+  runbook: string,
+  opts: { pauseTimeoutMs?: number } = {},
+): TrafficSwitcher {
+  const url = urlFromEnv(cfg.adminUrlEnv, {
+    runbook,
+    what: "pgbouncer's admin console",
+    protocols: ['postgres:', 'postgresql:'],
+  });
   const name = cfg.database;
   const ident = adminIdent(name);
   const pauseTimeoutMs = opts.pauseTimeoutMs ?? PAUSE_TIMEOUT_MS;
@@ -115,7 +123,9 @@ export function pgbouncerSwitcher(cfg: PgbouncerConfig, runbook: string, opts: {
             const kept = await replaceDatabasesFile(line, rewrittenText(line, target)).catch((err: unknown) => {
               throw withContext(`rewriting ${cfg.databasesFile}`, err);
             });
-            steps.push(`${cfg.databasesFile}: ${name} from ${was} to host=${target.host} port=${target.port} dbname=${target.database} (old file kept as ${kept})`);
+            steps.push(
+              `${cfg.databasesFile}: ${name} from ${was} to host=${target.host} port=${target.port} dbname=${target.database} (old file kept as ${kept})`,
+            );
           }
           await admin.run('RELOAD');
           steps.push('RELOAD');
@@ -170,11 +180,16 @@ export function pgbouncerSwitcher(cfg: PgbouncerConfig, runbook: string, opts: {
             hints: [`traffic.pgbouncer.database must be a name listed by SHOW DATABASES; ${consoleHint}`],
           });
         }
-        const v = Object.values(version[0] ?? {}).map(String).join(' ') || 'an empty SHOW VERSION';
+        const v =
+          Object.values(version[0] ?? {})
+            .map(String)
+            .join(' ') || 'an empty SHOW VERSION';
         return `${admin.label}: ${v}; ${name} at ${at(db)}; line ${line.index + 1} of ${cfg.databasesFile}`;
       } catch (err) {
         if (isLifeboatError(err) && err.code === 'ENDPOINT_UNREACHABLE') throw err;
-        throw refuse(err, [`is pgbouncer up and reachable from the worker of the traffic host? (${consoleHint.replace('look with: ', '')})`]);
+        throw refuse(err, [
+          `is pgbouncer up and reachable from the worker of the traffic host? (${consoleHint.replace('look with: ', '')})`,
+        ]);
       } finally {
         await admin.close();
       }
@@ -185,9 +200,15 @@ export function pgbouncerSwitcher(cfg: PgbouncerConfig, runbook: string, opts: {
   async function answered<T>(p: Promise<T>, what: string): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const silent = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new LifeboatError('ENDPOINT_UNREACHABLE', `${what}: no answer within ${PROBE_TIMEOUT_MS / 1000} s`, {
-        hints: [`is pgbouncer stopped or hung? (${consoleHint.replace('look with: ', '')})`],
-      })), PROBE_TIMEOUT_MS);
+      timer = setTimeout(
+        () =>
+          reject(
+            new LifeboatError('ENDPOINT_UNREACHABLE', `${what}: no answer within ${PROBE_TIMEOUT_MS / 1000} s`, {
+              hints: [`is pgbouncer stopped or hung? (${consoleHint.replace('look with: ', '')})`],
+            }),
+          ),
+        PROBE_TIMEOUT_MS,
+      );
     });
     try {
       return await Promise.race([p, silent]);
@@ -232,15 +253,19 @@ export function pgbouncerSwitcher(cfg: PgbouncerConfig, runbook: string, opts: {
     }
     const what = isLifeboatError(err) ? err.what : errorMessage(err);
     const doneLine = done.length > 0 ? `\ndone before the failure: ${done.join('; ')}` : '';
-    return new LifeboatError('TRAFFIC_SWITCH_FAILED', `switching pgbouncer database ${name} failed: ${what}\n${resumed}${doneLine}`, {
-      hints: [
-        ...resumeHint,
-        ...(isLifeboatError(err) ? err.hints : []),
-        consoleHint,
-        'the step can be retried: what is already switched is not done again, and old databases files are kept, never deleted',
-      ],
-      cause: err,
-      details: { steps: done },
-    });
+    return new LifeboatError(
+      'TRAFFIC_SWITCH_FAILED',
+      `switching pgbouncer database ${name} failed: ${what}\n${resumed}${doneLine}`,
+      {
+        hints: [
+          ...resumeHint,
+          ...(isLifeboatError(err) ? err.hints : []),
+          consoleHint,
+          'the step can be retried: what is already switched is not done again, and old databases files are kept, never deleted',
+        ],
+        cause: err,
+        details: { steps: done },
+      },
+    );
   }
 }

@@ -33,9 +33,11 @@ const POLL_MS = 50;
  * a pusher still finishing for the old target must not stand in for the new.
  */
 export function pusherPidFile(pgWalDir: string, target: string): string {
-  return path.join(markerDir(pgWalDir), `.pusher-${createHash('sha256').update(target).digest('hex').slice(0, 12)}.pid`);
+  return path.join(
+    markerDir(pgWalDir),
+    `.pusher-${createHash('sha256').update(target).digest('hex').slice(0, 12)}.pid`,
+  );
 }
-
 
 function readPid(file: string): number | undefined {
   try {
@@ -159,7 +161,9 @@ export async function runPusher(opts: {
         const task = (async () => {
           try {
             const before = fileIdentity(file);
-            const outcome = await (opts.push ? opts.push(file, watch) : pushWalFile(opts.repo, opts.cluster, file, watch));
+            const outcome = await (opts.push
+              ? opts.push(file, watch)
+              : pushWalFile(opts.repo, opts.cluster, file, watch));
             if (before !== undefined && fileIdentity(file) === before) {
               await writeMarker(pgWalDir, walFile, markerText(before, outcome.sha256, opts.target));
             }

@@ -118,13 +118,24 @@ export function clearDown(queueDir: string, repoName: string): void {
  * it against its recorded sha256 (a damaged copy is never spread). Create-only;
  * the same content already there is success.
  */
-export async function copyWalFile(from: Repository, to: Repository, cluster: string, walFile: string): Promise<'copied' | 'already-there'> {
+export async function copyWalFile(
+  from: Repository,
+  to: Repository,
+  cluster: string,
+  walFile: string,
+): Promise<'copied' | 'already-there'> {
   const key = keys.wal(cluster, walFile);
   const obj = await from.get(key);
   if (!obj) {
-    throw new LifeboatError('WAL_GAP', `${walFile} is not in ${from.url} (cluster ${cluster}): nothing to copy into ${to.url}`, {
-      hints: ['expired from the first repository before it reached this one, or the first repository lost it: lifeboat check --runbook <name> reports the gap'],
-    });
+    throw new LifeboatError(
+      'WAL_GAP',
+      `${walFile} is not in ${from.url} (cluster ${cluster}): nothing to copy into ${to.url}`,
+      {
+        hints: [
+          'expired from the first repository before it reached this one, or the first repository lost it: lifeboat check --runbook <name> reports the gap',
+        ],
+      },
+    );
   }
   const plain = await decodeWal(walFile, obj.body);
   const sha256 = sha256Hex(plain);
@@ -132,10 +143,14 @@ export async function copyWalFile(from: Repository, to: Repository, cluster: str
     throw new LifeboatError(
       'WAL_CHECKSUM_MISMATCH',
       `${walFile} in ${from.url} (cluster ${cluster}) does not match its recorded sha256 (${obj.info.sha256}, read ${sha256}): not copied into ${to.url}`,
-      { hints: ['the first repository\'s copy is damaged; the file must come from another repository or from pg_wal'] },
+      { hints: ["the first repository's copy is damaged; the file must come from another repository or from pg_wal"] },
     );
   }
-  const res = await to.put(key, obj.body, { sha256, ifAbsent: true, ...(obj.info.restorePoints !== undefined ? { restorePoints: obj.info.restorePoints } : {}) });
+  const res = await to.put(key, obj.body, {
+    sha256,
+    ifAbsent: true,
+    ...(obj.info.restorePoints !== undefined ? { restorePoints: obj.info.restorePoints } : {}),
+  });
   if (res.written) return 'copied';
   if (res.existing.sha256 === sha256) return 'already-there';
   const there = await to.get(key);
@@ -143,7 +158,11 @@ export async function copyWalFile(from: Repository, to: Repository, cluster: str
   throw new LifeboatError(
     'ARCHIVE_CONFLICT',
     `${walFile} is already in ${to.url} (cluster ${cluster}) with content other than ${from.url}'s (sha256 ${res.existing.sha256 ?? 'unrecorded'}, expected ${sha256}); the stored copy is kept`,
-    { hints: ['two servers may archive into this repository under the same cluster name: check archive_command everywhere'] },
+    {
+      hints: [
+        'two servers may archive into this repository under the same cluster name: check archive_command everywhere',
+      ],
+    },
   );
 }
 
@@ -197,7 +216,11 @@ async function walListing(repo: Repository, cluster: string): Promise<Map<string
  * How far each other repository is behind the first: by listing both, not by
  * any queue, so it is right whatever happened to the archiving host.
  */
-export async function repositoryLag(list: OpenedRepository[], cluster: string, primaryListing?: Map<string, ObjectInfo>): Promise<RepositoryLag[]> {
+export async function repositoryLag(
+  list: OpenedRepository[],
+  cluster: string,
+  primaryListing?: Map<string, ObjectInfo>,
+): Promise<RepositoryLag[]> {
   const [first, ...others] = list;
   if (!first || others.length === 0) return [];
   const have = primaryListing ?? (await walListing(first.repo, cluster));
@@ -205,8 +228,15 @@ export async function repositoryLag(list: OpenedRepository[], cluster: string, p
     others.map(async (o) => {
       const theirs = await walListing(o.repo, cluster);
       const missing = [...have.keys()].filter((n) => !theirs.has(n)).sort();
-      const times = missing.map((n) => have.get(n)?.lastModified?.getTime()).filter((t): t is number => t !== undefined);
-      return { name: o.name, url: o.url, missing, ...(times.length > 0 ? { since: new Date(Math.min(...times)) } : {}) };
+      const times = missing
+        .map((n) => have.get(n)?.lastModified?.getTime())
+        .filter((t): t is number => t !== undefined);
+      return {
+        name: o.name,
+        url: o.url,
+        missing,
+        ...(times.length > 0 ? { since: new Date(Math.min(...times)) } : {}),
+      };
     }),
   );
 }
@@ -220,7 +250,15 @@ export async function catchUp(
   list: OpenedRepository[],
   cluster: string,
   opts: { parallel?: number; queueDir?: string; log?: (line: string) => void } = {},
-): Promise<Array<{ name: string; url: string; copied: number; alreadyThere: number; failed: Array<{ walFile: string; error: string }> }>> {
+): Promise<
+  Array<{
+    name: string;
+    url: string;
+    copied: number;
+    alreadyThere: number;
+    failed: Array<{ walFile: string; error: string }>;
+  }>
+> {
   const [first] = list;
   if (!first) return [];
   const lags = await repositoryLag(list, cluster);
@@ -255,7 +293,9 @@ export async function catchUp(
       }
       clearDown(opts.queueDir, target.name);
     }
-    opts.log?.(`${target.name} (${target.url}): ${copied} copied, ${alreadyThere} already there, ${failed.length} failed`);
+    opts.log?.(
+      `${target.name} (${target.url}): ${copied} copied, ${alreadyThere} already there, ${failed.length} failed`,
+    );
     out.push({ name: target.name, url: target.url, copied, alreadyThere, failed });
   }
   return out;

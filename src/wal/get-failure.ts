@@ -45,7 +45,10 @@ export async function recordRestoreFailure(dataDir: string, walFile: string, err
     at: new Date().toISOString(),
     pid: process.pid,
   };
-  await writeFileAtomic(path.join(dataDir, RESTORE_FAILURE_FILE), Buffer.from(`${JSON.stringify(failure, null, 2)}\n`)).catch(() => undefined);
+  await writeFileAtomic(
+    path.join(dataDir, RESTORE_FAILURE_FILE),
+    Buffer.from(`${JSON.stringify(failure, null, 2)}\n`),
+  ).catch(() => undefined);
 }
 
 /** The failure archive-get recorded in this data directory, if any (and readable). */

@@ -100,11 +100,16 @@ export function fallbackReader(
   return {
     read: async (repo, cluster, walFile) => {
       const got = await fetchFromRepositories(repo, fallbackUrls, openOnce, cluster, walFile, { keepOpen: true });
-      if (got && got.source.servedBy !== repo.url && dataDir) await recordWalSource(dataDir, { ...got.source, via: 'prefetcher' });
+      if (got && got.source.servedBy !== repo.url && dataDir)
+        await recordWalSource(dataDir, { ...got.source, via: 'prefetcher' });
       return got?.fetched;
     },
     close: () => {
-      for (const p of cache.values()) void p.then((r) => (r as { destroy?: () => void }).destroy?.(), () => undefined);
+      for (const p of cache.values())
+        void p.then(
+          (r) => (r as { destroy?: () => void }).destroy?.(),
+          () => undefined,
+        );
     },
   };
 }

@@ -48,7 +48,8 @@ export async function fetchWalFile(repo: Repository, cluster: string, walFile: s
   } catch (err) {
     // An encrypted object that fails authentication is a damaged segment, as
     // one that fails its checksum: recovery stops there (replay-failure.ts).
-    if (isLifeboatError(err) && err.code === 'ENCRYPTED_OBJECT_DAMAGED') throw corrupt(`${walFile}: ${err.what}`, walFile, key);
+    if (isLifeboatError(err) && err.code === 'ENCRYPTED_OBJECT_DAMAGED')
+      throw corrupt(`${walFile}: ${err.what}`, walFile, key);
     throw err;
   }
   if (!obj) return undefined;
@@ -63,24 +64,36 @@ export async function fetchWalFile(repo: Repository, cluster: string, walFile: s
   try {
     content = await decodeWal(walFile, obj.body);
   } catch (err) {
-    throw corrupt(`${where} cannot be decompressed (${(err as Error).message}); ${obj.body.length} bytes stored`, walFile, key);
+    throw corrupt(
+      `${where} cannot be decompressed (${(err as Error).message}); ${obj.body.length} bytes stored`,
+      walFile,
+      key,
+    );
   }
   const actual = sha256Hex(content);
   if (actual !== expected) {
-    throw corrupt(`${where} does not match its checksum: recorded sha256 ${expected}, content sha256 ${actual}`, walFile, key);
+    throw corrupt(
+      `${where} does not match its checksum: recorded sha256 ${expected}, content sha256 ${actual}`,
+      walFile,
+      key,
+    );
   }
   return { content, sha256: actual };
 }
 
 /** An encrypted object read from a repository opened without encryption (no --encryption-key, no repository.encryption). */
 function notDecrypted(where: string, keyId: string, walFile: string, object: string): LifeboatError {
-  return new LifeboatError('ENCRYPTION_KEY_MISMATCH', `${where} is encrypted (key id ${keyId}), and no encryption key is configured`, {
-    hints: [
-      `add --encryption-key ${keyId}=<VARIABLE holding the key> to restore_command (lifeboat archive-get ... --repo ...), or set repository.encryption in the runbook`,
-      'nothing was written at %p',
-    ],
-    details: { walFile, object, keyId },
-  });
+  return new LifeboatError(
+    'ENCRYPTION_KEY_MISMATCH',
+    `${where} is encrypted (key id ${keyId}), and no encryption key is configured`,
+    {
+      hints: [
+        `add --encryption-key ${keyId}=<VARIABLE holding the key> to restore_command (lifeboat archive-get ... --repo ...), or set repository.encryption in the runbook`,
+        'nothing was written at %p',
+      ],
+      details: { walFile, object, keyId },
+    },
+  );
 }
 
 function corrupt(what: string, walFile: string, object: string): LifeboatError {
@@ -111,7 +124,10 @@ export async function fetchWalFileWithRetry(
     } catch (err) {
       const permanent =
         isLifeboatError(err) &&
-        (err.code === 'WAL_CHECKSUM_MISMATCH' || err.code === 'REPOSITORY_INVALID' || err.code === 'ENCRYPTION_KEY_MISMATCH' || err.code === 'SECRET_MISSING');
+        (err.code === 'WAL_CHECKSUM_MISMATCH' ||
+          err.code === 'REPOSITORY_INVALID' ||
+          err.code === 'ENCRYPTION_KEY_MISMATCH' ||
+          err.code === 'SECRET_MISSING');
       if (permanent || attempt >= attempts) throw err;
       await new Promise((r) => setTimeout(r, baseDelayMs * 2 ** (attempt - 1)));
     }
@@ -143,7 +159,8 @@ export class Spool {
     readonly dir: string,
     /** Archive target the spooled files came from (archiveTargetId). */
     readonly target: string,
-    private readonly read: WalReader = (repo, cluster, walFile) => fetchWalFileWithRetry(repo, cluster, walFile, { attempts: 3, baseDelayMs: 200 }),
+    private readonly read: WalReader = (repo, cluster, walFile) =>
+      fetchWalFileWithRetry(repo, cluster, walFile, { attempts: 3, baseDelayMs: 200 }),
   ) {}
 
   private file(walFile: string): string {
@@ -199,7 +216,10 @@ export class Spool {
   }
 
   private async forget(walFile: string): Promise<void> {
-    await Promise.all([fs.rm(this.file(walFile), { force: true }), fs.rm(`${this.file(walFile)}.sha256`, { force: true })]);
+    await Promise.all([
+      fs.rm(this.file(walFile), { force: true }),
+      fs.rm(`${this.file(walFile)}.sha256`, { force: true }),
+    ]);
   }
 
   /** How many segments right after `walFile` are spooled or being downloaded. */
@@ -225,13 +245,25 @@ export class Spool {
    * stopping at the first one the archive does not have (the end of the
    * archive, for now). Segments before `first` are removed: replay is past them.
    */
-  async prefetch(repo: Repository, cluster: string, first: string, count: number, parallel = 4): Promise<{ fetched: string[]; missing?: string }> {
+  async prefetch(
+    repo: Repository,
+    cluster: string,
+    first: string,
+    count: number,
+    parallel = 4,
+  ): Promise<{ fetched: string[]; missing?: string }> {
     if (!(await this.prepare())) return { fetched: [] };
     return this.fill(repo, cluster, first, count, parallel);
   }
 
   /** prefetch() in a spool known to be there and ours: never makes it again. */
-  private async fill(repo: Repository, cluster: string, first: string, count: number, parallel = 4): Promise<{ fetched: string[]; missing?: string }> {
+  private async fill(
+    repo: Repository,
+    cluster: string,
+    first: string,
+    count: number,
+    parallel = 4,
+  ): Promise<{ fetched: string[]; missing?: string }> {
     await this.removeOlderThan(first);
     const names: string[] = [];
     for (let i = 0, n = first; i < count; i++, n = nextSegmentName(n)) names.push(n);
@@ -360,7 +392,9 @@ export class Spool {
     try {
       // No fsync: the sidecar names this boot, and a file of an earlier boot is hashed again (see the top).
       await fs.writeFile(tmp, fetched.content, { mode: 0o600 });
-      await fs.writeFile(`${this.file(walFile)}.sha256`, `${fetched.sha256} ${await bootId()} ${this.target}\n`, { mode: 0o600 });
+      await fs.writeFile(`${this.file(walFile)}.sha256`, `${fetched.sha256} ${await bootId()} ${this.target}\n`, {
+        mode: 0o600,
+      });
       await fs.rename(tmp, this.file(walFile));
     } finally {
       await fs.rm(tmp, { force: true });
@@ -372,7 +406,11 @@ export class Spool {
     return pidTextAlive(await fs.readFile(path.join(this.dir, FOLLOWER_PID), 'utf8').catch(() => ''));
   }
 
-  private async fetchOne(repo: Repository, cluster: string, walFile: string): Promise<'fetched' | 'skipped' | 'missing'> {
+  private async fetchOne(
+    repo: Repository,
+    cluster: string,
+    walFile: string,
+  ): Promise<'fetched' | 'skipped' | 'missing'> {
     const lock = `${this.file(walFile)}.lock`;
     if (await exists(this.file(walFile))) return 'skipped';
     try {

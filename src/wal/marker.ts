@@ -16,7 +16,9 @@ export const PUSHED_MARKER_DIR = '.lifeboat-pushed';
 
 /** Where archive-push sends WAL, as written in archive_command; markers are valid only for the same target. */
 export function archiveTargetId(opts: { repo?: string; runbook?: string; cluster?: string }): string {
-  return opts.runbook ? `runbook=${opts.runbook} cluster=${opts.cluster ?? ''}` : `repo=${opts.repo ?? ''} cluster=${opts.cluster ?? ''}`;
+  return opts.runbook
+    ? `runbook=${opts.runbook} cluster=${opts.cluster ?? ''}`
+    : `repo=${opts.repo ?? ''} cluster=${opts.cluster ?? ''}`;
 }
 
 export function markerDir(pgWalDir: string): string {

@@ -50,7 +50,13 @@ export async function pushToRepositories(
   list: OpenedRepository[],
   cluster: string,
   file: string,
-  opts: { policy: RepositoryPolicy; queueDir: string; watch?: TimelineWatch; secondaryWaitMs?: number; log?: (line: string) => void },
+  opts: {
+    policy: RepositoryPolicy;
+    queueDir: string;
+    watch?: TimelineWatch;
+    secondaryWaitMs?: number;
+    log?: (line: string) => void;
+  },
 ): Promise<MultiPushOutcome> {
   const [first, ...others] = list;
   if (!first) throw new LifeboatError('INPUT_INVALID', 'no repository to archive into');
@@ -67,13 +73,17 @@ export async function pushToRepositories(
       return { name: o.name, url: o.url, result: r.result };
     } catch (err) {
       if (opts.policy === 'all') {
-        throw new LifeboatError('REPOSITORY_UNREACHABLE', `${wal.walFile} could not be archived into repository ${o.name} (${o.url}): ${errorMessage(err).split('\n', 1)[0]}`, {
-          hints: [
-            'repositoryPolicy all: archive-push succeeds only when every repository holds the file; PostgreSQL keeps it in pg_wal and retries',
-            'to keep archiving while one repository is down, set repositoryPolicy: primary (the others catch up from a queue; lifeboat check reports how far behind)',
-          ],
-          cause: err,
-        });
+        throw new LifeboatError(
+          'REPOSITORY_UNREACHABLE',
+          `${wal.walFile} could not be archived into repository ${o.name} (${o.url}): ${errorMessage(err).split('\n', 1)[0]}`,
+          {
+            hints: [
+              'repositoryPolicy all: archive-push succeeds only when every repository holds the file; PostgreSQL keeps it in pg_wal and retries',
+              'to keep archiving while one repository is down, set repositoryPolicy: primary (the others catch up from a queue; lifeboat check reports how far behind)',
+            ],
+            cause: err,
+          },
+        );
       }
       if (err instanceof Timeout) markDown(opts.queueDir, o.name);
       return { name: o.name, url: o.url, result: 'queued', error: errorMessage(err).split('\n', 1)[0] ?? '' };
@@ -83,7 +93,8 @@ export async function pushToRepositories(
   const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failure) {
     const reason: unknown = failure.reason;
-    if (settled[0]?.status === 'rejected' && others.length > 0) throw withContext(`repository ${first.name}, the first`, reason);
+    if (settled[0]?.status === 'rejected' && others.length > 0)
+      throw withContext(`repository ${first.name}, the first`, reason);
     throw reason;
   }
   const outcome = (settled[0] as PromiseFulfilledResult<PushOutcome>).value;
@@ -94,8 +105,15 @@ export async function pushToRepositories(
   // Queued before PostgreSQL hears success: a crash before this line makes it call again.
   for (const r of results) {
     if (r.result !== 'queued') continue;
-    enqueue(opts.queueDir, r.name, { walFile: wal.walFile, sha256: outcome.sha256, queuedAt: new Date().toISOString(), reason: r.error ?? '' });
-    opts.log?.(`WARNING: ${wal.walFile} archived into ${first.name} but not into ${r.name} (${r.url}): ${r.error}; queued for catch-up (lifeboat check reports how far behind it is)`);
+    enqueue(opts.queueDir, r.name, {
+      walFile: wal.walFile,
+      sha256: outcome.sha256,
+      queuedAt: new Date().toISOString(),
+      reason: r.error ?? '',
+    });
+    opts.log?.(
+      `WARNING: ${wal.walFile} archived into ${first.name} but not into ${r.name} (${r.url}): ${r.error}; queued for catch-up (lifeboat check reports how far behind it is)`,
+    );
   }
   let drained = 0;
   for (const o of others) {
@@ -126,7 +144,13 @@ export async function archiverFor(
   const rest = await Promise.all(rb.repositories.slice(1).map((e, i) => openEntry(e, i + 1, 'archive')));
   const list: OpenedRepository[] = [{ name: firstEntry!.name, index: 0, url: firstEntry!.url, repo: t.repo }, ...rest];
   return {
-    push: (file, watch) => pushToRepositories(list, t.cluster, file, { policy: rb.repositoryPolicy, queueDir, ...(watch ? { watch } : {}), log }),
+    push: (file, watch) =>
+      pushToRepositories(list, t.cluster, file, {
+        policy: rb.repositoryPolicy,
+        queueDir,
+        ...(watch ? { watch } : {}),
+        log,
+      }),
     close: () => closeRepositories(rest),
   };
 }

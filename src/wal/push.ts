@@ -41,7 +41,12 @@ export function checkWalFileName(walFile: string): void {
  * (TIMELINE_SUPERSEDED, ./superseded.ts). `watch` keeps the history files
  * found between calls (the read-ahead pusher passes one for all its pushes).
  */
-export async function pushWalFile(repo: Repository, cluster: string, file: string, watch?: TimelineWatch): Promise<PushOutcome> {
+export async function pushWalFile(
+  repo: Repository,
+  cluster: string,
+  file: string,
+  watch?: TimelineWatch,
+): Promise<PushOutcome> {
   return pushPrepared(repo, cluster, await readWalToPush(file), watch);
 }
 
@@ -65,14 +70,21 @@ export async function readWalToPush(file: string): Promise<WalToPush> {
   const content = await fs.readFile(file);
   // A segment's size is the cluster's WAL segment size (initdb --wal-segsize).
   const kind = walFileKind(walFile);
-  const segSize = (kind === 'segment' || kind === 'partial') && isSegmentSize(content.length) ? content.length : DEFAULT_WAL_SEGMENT_SIZE;
+  const segSize =
+    (kind === 'segment' || kind === 'partial') && isSegmentSize(content.length)
+      ? content.length
+      : DEFAULT_WAL_SEGMENT_SIZE;
   let encoded: ReturnType<WalToPush['encode']> | undefined;
   const encode = () =>
     (encoded ??= (async () => {
       const sha256 = sha256Hex(content);
       // Where restore points may be, so a search for one reads only those segments.
       const restorePoints = kind === 'segment' ? restorePointCandidates(content) : undefined;
-      return { sha256, stored: await encodeWal(walFile, content), ...(restorePoints !== undefined ? { restorePoints } : {}) };
+      return {
+        sha256,
+        stored: await encodeWal(walFile, content),
+        ...(restorePoints !== undefined ? { restorePoints } : {}),
+      };
     })());
   return { file, walFile, segSize, bytes: content.length, encode };
 }
@@ -81,14 +93,22 @@ export async function readWalToPush(file: string): Promise<WalToPush> {
  * Stores a read WAL file in one repository. `watch` null: no probe for a
  * newer timeline (a second repository: the first one's probe decides).
  */
-export async function pushPrepared(repo: Repository, cluster: string, wal: WalToPush, watch?: TimelineWatch | null): Promise<PushOutcome> {
+export async function pushPrepared(
+  repo: Repository,
+  cluster: string,
+  wal: WalToPush,
+  watch?: TimelineWatch | null,
+): Promise<PushOutcome> {
   const { walFile, file } = wal;
   // The probe for newer timelines runs while the file is compressed. A probe
   // that fails does not stop archiving: keeping WAL safe comes first, a
   // repository that is really down fails the put below, and lifeboat check
   // still reports a second writer. (On AWS S3, GET of a missing key answers
   // 403 instead of 404 to a role without s3:ListBucket.)
-  const superseded = watch === null ? Promise.resolve(undefined) : (watch ?? new TimelineWatch(repo, cluster)).check(walFile, wal.segSize).catch(() => undefined);
+  const superseded =
+    watch === null
+      ? Promise.resolve(undefined)
+      : (watch ?? new TimelineWatch(repo, cluster)).check(walFile, wal.segSize).catch(() => undefined);
   const { sha256, stored, restorePoints } = await wal.encode();
   const key = keys.wal(cluster, walFile);
   const outcome = { walFile, sha256, bytes: wal.bytes, storedBytes: stored.length };
@@ -101,7 +121,11 @@ export async function pushPrepared(repo: Repository, cluster: string, wal: WalTo
     if (archivedSha === sha256) return { ...outcome, result: 'already-archived' };
     throw await supersededError(repo, cluster, file, by);
   }
-  const res = await repo.put(key, stored, { sha256, ifAbsent: true, ...(restorePoints !== undefined ? { restorePoints } : {}) });
+  const res = await repo.put(key, stored, {
+    sha256,
+    ifAbsent: true,
+    ...(restorePoints !== undefined ? { restorePoints } : {}),
+  });
   if (res.written) return { ...outcome, result: 'stored' };
   const archivedSha = res.existing.sha256 ?? (await shaOfArchived(repo, key, walFile));
   if (archivedSha === sha256) return { ...outcome, result: 'already-archived' };
@@ -136,7 +160,12 @@ function isSegmentSize(n: number): boolean {
 }
 
 /** What the old primary's server log shows, once per retry: who replaced it, when, and what to do. */
-async function supersededError(repo: Repository, cluster: string, file: string, s: Supersession): Promise<LifeboatError> {
+async function supersededError(
+  repo: Repository,
+  cluster: string,
+  file: string,
+  s: Supersession,
+): Promise<LifeboatError> {
   const when = s.archivedAt ? `, archived ${s.archivedAt.toISOString()}` : '';
   const reason = s.reason ? ` (${s.reason})` : '';
   const hints: string[] = [];
@@ -145,7 +174,9 @@ async function supersededError(repo: Repository, cluster: string, file: string, 
     const { readPrimaryOverlay } = await import('../catalog/primary');
     const o = await readPrimaryOverlay(repo, cluster);
     if (o && o.timeline >= s.by) {
-      hints.push(`the cluster's primary is now ${o.host}:${o.port} (timeline ${o.timeline}), promoted by recovery ${o.workflowId} at ${o.promotedAt}`);
+      hints.push(
+        `the cluster's primary is now ${o.host}:${o.port} (timeline ${o.timeline}), promoted by recovery ${o.workflowId} at ${o.promotedAt}`,
+      );
     }
   } catch {
     /* the hint is a courtesy; the refusal stands without it */
@@ -160,6 +191,9 @@ async function supersededError(repo: Repository, cluster: string, file: string, 
     `refused to archive ${s.walFile} (timeline ${s.timeline}, from ${s.startLsn}) into ${repo.url} (cluster ${cluster}): ` +
       `timeline ${s.by} branched off timeline ${s.timeline} at ${s.switchLsn}${reason} (${s.historyFile}${when}), ` +
       `so timeline ${s.timeline} past that point is WAL no restore of this cluster reads`,
-    { hints, details: { walFile: s.walFile, file, cluster, timeline: s.timeline, supersededBy: s.by, switchLsn: s.switchLsn } },
+    {
+      hints,
+      details: { walFile: s.walFile, file, cluster, timeline: s.timeline, supersededBy: s.by, switchLsn: s.switchLsn },
+    },
   );
 }

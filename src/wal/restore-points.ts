@@ -51,7 +51,8 @@ export function restorePointCandidates(segment: Buffer): number | undefined {
   if ((info & XLP_LONG_HEADER) === 0) return undefined;
   const segSize = segment.readUInt32LE(32);
   const blockSize = segment.readUInt32LE(36);
-  if (segSize !== segment.length || blockSize < 1024 || blockSize % 8 !== 0 || segSize % blockSize !== 0) return undefined;
+  if (segSize !== segment.length || blockSize < 1024 || blockSize % 8 !== 0 || segSize % blockSize !== 0)
+    return undefined;
   // The pages' contents, in order. A page without the segment's magic
   // (zeroed after a WAL switch, or never written) holds nothing replay reads.
   const bodies: { from: number; to: number }[] = [];
@@ -60,7 +61,10 @@ export function restorePointCandidates(segment: Buffer): number | undefined {
     const header = (segment.readUInt16LE(page + 2) & XLP_LONG_HEADER) !== 0 ? LONG_PAGE_HEADER : SHORT_PAGE_HEADER;
     bodies.push({ from: page + header, to: page + blockSize });
   }
-  const words = LITTLE_ENDIAN && segment.byteOffset % 4 === 0 ? new Uint32Array(segment.buffer, segment.byteOffset, segment.length >>> 2) : undefined;
+  const words =
+    LITTLE_ENDIAN && segment.byteOffset % 4 === 0
+      ? new Uint32Array(segment.buffer, segment.byteOffset, segment.length >>> 2)
+      : undefined;
   /** `len` bytes of the record at `p` in body `n`, across page boundaries; undefined past the segment's end. */
   const recordAt = (n: number, p: number, len: number): Buffer | undefined => {
     const parts: Buffer[] = [];
@@ -99,7 +103,13 @@ export function restorePointCandidates(segment: Buffer): number | undefined {
     if (words) {
       for (; p <= last; p += 8) {
         const i = p >>> 2;
-        if ((words[i + 4]! & 0xfff0) === XLOG_RESTORE_POINT && words[i]! >= RESTORE_POINT_MIN && words[i]! <= RESTORE_POINT_MAX && isOne(n, p)) found++;
+        if (
+          (words[i + 4]! & 0xfff0) === XLOG_RESTORE_POINT &&
+          words[i]! >= RESTORE_POINT_MIN &&
+          words[i]! <= RESTORE_POINT_MAX &&
+          isOne(n, p)
+        )
+          found++;
       }
     } else {
       for (; p <= last; p += 8) if (looksLikeOne((i) => segment[p + i]) && isOne(n, p)) found++;

@@ -16,7 +16,14 @@
 // and retries it; nothing is lost and nothing is deleted.
 import { keys } from '../repository/layout';
 import type { Repository } from '../repository/types';
-import { DEFAULT_WAL_SEGMENT_SIZE, formatLsn, historyFileName, parseHistoryFile, parseSegmentName, walFileKind } from './names';
+import {
+  DEFAULT_WAL_SEGMENT_SIZE,
+  formatLsn,
+  historyFileName,
+  parseHistoryFile,
+  parseSegmentName,
+  walFileKind,
+} from './names';
 
 export interface ArchivedHistory {
   timeline: number;
@@ -40,7 +47,10 @@ export interface Supersession {
 }
 
 /** Timeline and start LSN of a WAL file that belongs to one timeline (segment, .partial, .backup); undefined for history files. */
-export function walFilePosition(walFile: string, segSize = DEFAULT_WAL_SEGMENT_SIZE): { timeline: number; startLsn: bigint } | undefined {
+export function walFilePosition(
+  walFile: string,
+  segSize = DEFAULT_WAL_SEGMENT_SIZE,
+): { timeline: number; startLsn: bigint } | undefined {
   const kind = walFileKind(walFile);
   if (kind !== 'segment' && kind !== 'partial' && kind !== 'backup') return undefined;
   const { timeline, segno } = parseSegmentName(walFile.slice(0, 24), segSize);
@@ -115,7 +125,11 @@ export class TimelineWatch {
       if (!h) {
         const got = await this.repo.get(keys.wal(this.cluster, historyFileName(t)));
         if (!got) return out;
-        h = { timeline: t, text: got.body.toString('utf8'), ...(got.info.lastModified ? { archivedAt: got.info.lastModified } : {}) };
+        h = {
+          timeline: t,
+          text: got.body.toString('utf8'),
+          ...(got.info.lastModified ? { archivedAt: got.info.lastModified } : {}),
+        };
         this.found.set(t, h);
       }
       out.push(h);

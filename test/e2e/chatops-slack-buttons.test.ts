@@ -16,7 +16,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { Client as TemporalClient, Connection, WorkflowFailedError, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import {
+  Client as TemporalClient,
+  Connection,
+  WorkflowFailedError,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import { signedHeaders } from '../../src/chatops/auth';
@@ -72,14 +77,25 @@ beforeAll(async () => {
   cleanups.push(() => redis.stop());
 
   const host = `slackbuttons${process.pid}`;
-  tc = await startTestCluster({ name: 'slackbtn', kind: 'file', runbooksDir, host, runbook: { approvers: ['alice', 'bob'] } });
+  tc = await startTestCluster({
+    name: 'slackbtn',
+    kind: 'file',
+    runbooksDir,
+    host,
+    runbook: { approvers: ['alice', 'bob'] },
+  });
   cleanups.push(() => tc.stop());
-  writeFileSync(tc.runbookFile, `${readFileSync(tc.runbookFile, 'utf8')}\nnotify: { slack: { webhookUrlEnv: ${WEBHOOK_ENV} } }\n`);
+  writeFileSync(
+    tc.runbookFile,
+    `${readFileSync(tc.runbookFile, 'utf8')}\nnotify: { slack: { webhookUrlEnv: ${WEBHOOK_ENV} } }\n`,
+  );
   const runbook = await loadRunbook(tc.name);
   expect(runbook.notify).toEqual({ slack: { webhookUrlEnv: WEBHOOK_ENV } });
   // capture-forensics reads the outbox; disable-writers, after the fence,
   // fails (no `app` role to fence) and the run waits there.
-  await tc.pg.query(`create table outbox (id bigserial primary key, topic text, payload jsonb, published_at timestamptz)`);
+  await tc.pg.query(
+    `create table outbox (id bigserial primary key, topic text, payload jsonb, published_at timestamptz)`,
+  );
   await takeBaseBackup({ runbook });
   await switchAndWaitArchived(tc.pg);
 
@@ -122,17 +138,29 @@ async function startRecovery(incident: string, concurrent = false): Promise<Work
   const wf = await client.workflow.start('recoverToPointInTime', {
     taskQueue,
     workflowId: `recover-slackbtn-${incident}-${Date.now().toString(36)}`,
-    args: [{ runbook: tc.name, target: { latest: true }, incident, reason: 'slack buttons test', ...(concurrent ? { concurrent: true } : {}) }],
+    args: [
+      {
+        runbook: tc.name,
+        target: { latest: true },
+        incident,
+        reason: 'slack buttons test',
+        ...(concurrent ? { concurrent: true } : {}),
+      },
+    ],
   });
   cleanups.push(() => wf.terminate('test cleanup').catch(() => undefined));
   return wf;
 }
 
 function waitStep(wf: WorkflowHandleWithFirstExecutionRunId, step: string, state: string): Promise<RecoveryStatus> {
-  return waitFor(`${step} to be ${state}`, async () => {
-    const st = await wf.query(statusQuery);
-    return st.steps.find((x) => x.id === step)?.state === state ? st : undefined;
-  }, { timeoutMs: 150_000, intervalMs: 200 });
+  return waitFor(
+    `${step} to be ${state}`,
+    async () => {
+      const st = await wf.query(statusQuery);
+      return st.steps.find((x) => x.id === step)?.state === state ? st : undefined;
+    },
+    { timeoutMs: 150_000, intervalMs: 200 },
+  );
 }
 
 async function send(server: ChatopsServer, req: { body: string; headers: Record<string, string> }) {
@@ -140,14 +168,19 @@ async function send(server: ChatopsServer, req: { body: string; headers: Record<
   return { status: res.status, outcome: res.headers.get('x-lifeboat-outcome') };
 }
 
-function press(message: ChannelMessage, actionId: 'lifeboat-approve' | 'lifeboat-reject', user: { id: string; name: string }) {
+function press(
+  message: ChannelMessage,
+  actionId: 'lifeboat-approve' | 'lifeboat-reject',
+  user: { id: string; name: string },
+) {
   return slack.press({ message, actionId, user, secret: SECRET, timestamp: String(clock) });
 }
 
 /** The outcome line the message ends with, and whether its buttons are still there. */
 function shown(message: ChannelMessage) {
   const last = message.blocks.at(-1)!;
-  const outcome = last.block_id === 'lifeboat-outcome' ? (last.elements as Array<{ text: string }>)[0]!.text : undefined;
+  const outcome =
+    last.block_id === 'lifeboat-outcome' ? (last.elements as Array<{ text: string }>)[0]!.text : undefined;
   return { outcome, buttons: message.blocks.some((x) => x.type === 'actions') };
 }
 
@@ -164,7 +197,10 @@ describe('approving a recovery from the Slack message with buttons, through two 
     await waitStep(run1, 'approve-fence', 'awaiting-approval');
     const id = run1.workflowId;
     expect(message.text).toBe(`Lifeboat ${id}: approve-fence has been waiting for approval by 1 of alice, bob`);
-    expect(message.blocks[0]).toMatchObject({ type: 'header', text: { type: 'plain_text', text: 'Waiting for approval: approve-fence' } });
+    expect(message.blocks[0]).toMatchObject({
+      type: 'header',
+      text: { type: 'plain_text', text: 'Waiting for approval: approve-fence' },
+    });
     const section = message.blocks[1]!.text as { type: string; text: string };
     expect(section.type).toBe('mrkdwn');
     expect(section.text.split('\n')).toEqual([
@@ -177,8 +213,20 @@ describe('approving a recovery from the Slack message with buttons, through two 
     expect(actions.block_id).toBe('lifeboat-decide');
     const value = JSON.stringify({ workflowId: id, step: 'approve-fence' });
     expect(actions.elements).toEqual([
-      { type: 'button', action_id: 'lifeboat-approve', style: 'primary', text: { type: 'plain_text', text: 'Approve' }, value },
-      expect.objectContaining({ type: 'button', action_id: 'lifeboat-reject', style: 'danger', text: { type: 'plain_text', text: 'Reject' }, value }),
+      {
+        type: 'button',
+        action_id: 'lifeboat-approve',
+        style: 'primary',
+        text: { type: 'plain_text', text: 'Approve' },
+        value,
+      },
+      expect.objectContaining({
+        type: 'button',
+        action_id: 'lifeboat-reject',
+        style: 'danger',
+        text: { type: 'plain_text', text: 'Reject' },
+        value,
+      }),
     ]);
     // Posted once, and the audit trail says so.
     expect(slack.messages).toHaveLength(1);
@@ -186,15 +234,27 @@ describe('approving a recovery from the Slack message with buttons, through two 
 
   it('refuses a press with a bad signature, and one from a stranger or an unmapped user, saying why in the message; nothing reaches the run', async () => {
     const forged = press(message, 'lifeboat-approve', ALICE);
-    expect(await send(a, { body: forged.body, headers: { ...forged.headers, ...signedHeaders('guessed-secret', forged.body, String(clock)) } })).toEqual({ status: 401, outcome: 'bad-signature' });
+    expect(
+      await send(a, {
+        body: forged.body,
+        headers: { ...forged.headers, ...signedHeaders('guessed-secret', forged.body, String(clock)) },
+      }),
+    ).toEqual({ status: 401, outcome: 'bad-signature' });
     expect(slack.responses).toHaveLength(0);
 
-    expect(await send(b, press(message, 'lifeboat-approve', CAROL))).toEqual({ status: 200, outcome: 'not-an-approver' });
+    expect(await send(b, press(message, 'lifeboat-approve', CAROL))).toEqual({
+      status: 200,
+      outcome: 'not-an-approver',
+    });
     expect(shown(message)).toEqual({
-      outcome: 'approve by carol (slack:UCAROL) refused: NOT_AN_APPROVER: carol may not decide approve-fence; allowed: alice, bob (nothing was sent to the run)',
+      outcome:
+        'approve by carol (slack:UCAROL) refused: NOT_AN_APPROVER: carol may not decide approve-fence; allowed: alice, bob (nothing was sent to the run)',
       buttons: true,
     });
-    expect(await send(a, press(message, 'lifeboat-reject', MALLORY))).toEqual({ status: 200, outcome: 'unmapped-user' });
+    expect(await send(a, press(message, 'lifeboat-reject', MALLORY))).toEqual({
+      status: 200,
+      outcome: 'unmapped-user',
+    });
     expect(shown(message)).toEqual({
       outcome:
         "reject refused: slack:UMALLORY (mallory) is not in Lifeboat's chat users table, so it cannot act as an approver: ask whoever runs lifeboat chatops to map it to your approver name (--users)",
@@ -209,9 +269,14 @@ describe('approving a recovery from the Slack message with buttons, through two 
   it("takes alice's Approve on replica A: the message says approved by alice without buttons, and the recovery goes on", async () => {
     const approve = press(message, 'lifeboat-approve', ALICE);
     expect(await send(a, approve)).toEqual({ status: 200, outcome: 'accepted' });
-    expect(shown(message)).toEqual({ outcome: 'Approved by alice (slack:UALICE): approve-fence is now done (approved by alice)', buttons: false });
+    expect(shown(message)).toEqual({
+      outcome: 'Approved by alice (slack:UALICE): approve-fence is now done (approved by alice)',
+      buttons: false,
+    });
     const st = await waitStep(run1, 'disable-writers', 'failed');
-    expect(st.decisions.map((d) => [d.step, d.decision, d.by, d.via])).toEqual([['approve-fence', 'approve', 'alice', 'update']]);
+    expect(st.decisions.map((d) => [d.step, d.decision, d.by, d.via])).toEqual([
+      ['approve-fence', 'approve', 'alice', 'update'],
+    ]);
 
     // The same signed press again, to the other replica: the shared replay guard refuses it.
     const responsesBefore = slack.responses.length;
@@ -224,28 +289,47 @@ describe('approving a recovery from the Slack message with buttons, through two 
   it("rejects a second run with bob's Reject on replica B; a later press on that message is refused and the buttons go", async () => {
     const run2 = await startRecovery('INC-2', true);
     const second = await slack.waitForMessage(2);
-    expect(second.text).toBe(`Lifeboat ${run2.workflowId}: approve-fence has been waiting for approval by 1 of alice, bob`);
+    expect(second.text).toBe(
+      `Lifeboat ${run2.workflowId}: approve-fence has been waiting for approval by 1 of alice, bob`,
+    );
     expect(await send(b, press(second, 'lifeboat-reject', BOB))).toEqual({ status: 200, outcome: 'accepted' });
-    expect(shown(second)).toEqual({ outcome: 'Rejected by bob (slack:UBOB): the run stops at approve-fence, fenced', buttons: false });
-    expect(await run2.result().then(() => 'completed', (e: unknown) => e)).toBeInstanceOf(WorkflowFailedError);
+    expect(shown(second)).toEqual({
+      outcome: 'Rejected by bob (slack:UBOB): the run stops at approve-fence, fenced',
+      buttons: false,
+    });
+    expect(
+      await run2.result().then(
+        () => 'completed',
+        (e: unknown) => e,
+      ),
+    ).toBeInstanceOf(WorkflowFailedError);
     const st = await run2.query(statusQuery);
     expect(st.phase).toBe('rejected');
-    expect(st.decisions.map((d) => [d.step, d.decision, d.by, d.comment])).toEqual([['approve-fence', 'reject', 'bob', REJECT_BUTTON_REASON]]);
+    expect(st.decisions.map((d) => [d.step, d.decision, d.by, d.comment])).toEqual([
+      ['approve-fence', 'reject', 'bob', REJECT_BUTTON_REASON],
+    ]);
 
     // alice's press arrives late (the message still had buttons on her screen).
     const late = press({ ...second, blocks: second.versions[0]!.blocks }, 'lifeboat-approve', ALICE);
     expect(await send(a, late)).toEqual({ status: 200, outcome: 'run-ended' });
-    expect(shown(second)).toEqual({ outcome: `approve by alice (slack:UALICE) refused: ${run2.workflowId} has ended (rejected): it takes no more decisions`, buttons: false });
+    expect(shown(second)).toEqual({
+      outcome: `approve by alice (slack:UALICE) refused: ${run2.workflowId} has ended (rejected): it takes no more decisions`,
+      buttons: false,
+    });
   });
 
-  it('counts a user\'s presses across both replicas: over the limit, refused to the presser alone', async () => {
+  it("counts a user's presses across both replicas: over the limit, refused to the presser alone", async () => {
     // Pressed on the first message as it was first shown (a screen that was not refreshed): dave is unmapped, so Temporal is not asked.
     const stale = { ...message, blocks: message.versions[0]!.blocks };
     const before = message.versions.length;
     const outcomes: Array<string | null> = [];
-    for (let i = 0; i <= RATE; i++) outcomes.push((await send(i % 2 ? b : a, press(stale, 'lifeboat-approve', DAVE))).outcome);
+    for (let i = 0; i <= RATE; i++)
+      outcomes.push((await send(i % 2 ? b : a, press(stale, 'lifeboat-approve', DAVE))).outcome);
     expect(outcomes).toEqual([...Array<string>(RATE).fill('unmapped-user'), 'rate-limited']);
-    expect(slack.ephemerals.at(-1)).toEqual({ ts: message.ts, text: `approve of approve-fence: refused: slack:UDAVE sent more than ${RATE} requests a minute; try again in ${60 - (clock % 60)} s` });
+    expect(slack.ephemerals.at(-1)).toEqual({
+      ts: message.ts,
+      text: `approve of approve-fence: refused: slack:UDAVE sent more than ${RATE} requests a minute; try again in ${60 - (clock % 60)} s`,
+    });
     expect(message.versions.length).toBe(before + RATE);
   });
 
@@ -253,7 +337,11 @@ describe('approving a recovery from the Slack message with buttons, through two 
     const bin = path.join(projectRoot(), 'bin/lifeboat');
     const usersFile = path.join(runbooksDir, 'chat-users.yaml');
     writeFileSync(usersFile, 'slack:UALICE: alice\n');
-    const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: temporalAddress(), LIFEBOAT_CHATOPS_SIGNING_SECRET: SECRET };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      TEMPORAL_ADDRESS: temporalAddress(),
+      LIFEBOAT_CHATOPS_SIGNING_SECRET: SECRET,
+    };
     delete env.LIFEBOAT_CHATOPS_REDIS_URL;
     const args = ['chatops', '--port', '0', '--users', usersFile, '--redis-url-env', 'LIFEBOAT_CHATOPS_REDIS_URL'];
     const refused = await runToEnd(spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -264,13 +352,20 @@ describe('approving a recovery from the Slack message with buttons, through two 
         'HINT: export LIFEBOAT_CHATOPS_REDIS_URL=redis://[:<password>@]<host>:6379 (the Redis every chat-ops replica shares); leave --redis-url-env out to run one replica\n',
     });
 
-    const child = spawn(bin, args, { env: { ...env, LIFEBOAT_CHATOPS_REDIS_URL: redis.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, args, {
+      env: { ...env, LIFEBOAT_CHATOPS_REDIS_URL: redis.url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     cleanups.push(() => (child.exitCode === null ? stopChild(child) : undefined));
-    await waitFor('lifeboat chatops to listen', async () => (out.includes('Ctrl-C stops it') ? true : undefined), { timeoutMs: 60_000 });
+    await waitFor('lifeboat chatops to listen', async () => (out.includes('Ctrl-C stops it') ? true : undefined), {
+      timeoutMs: 60_000,
+    });
     expect(out).toMatch(/POST \/slack\/commands, \/slack\/interactions, \/v1\/decide, \/v1\/status/);
-    expect(out).toContain(`; replay guard and rate limit Redis at $LIFEBOAT_CHATOPS_REDIS_URL (127.0.0.1:${redis.port}). Ctrl-C stops it.`);
+    expect(out).toContain(
+      `; replay guard and rate limit Redis at $LIFEBOAT_CHATOPS_REDIS_URL (127.0.0.1:${redis.port}). Ctrl-C stops it.`,
+    );
     child.kill('SIGTERM');
     expect((await runToEnd(child)).code).toBe(0);
   });
@@ -279,7 +374,10 @@ describe('approving a recovery from the Slack message with buttons, through two 
     await redis.stop();
     const updates = await updatesInHistory(run1);
     const versions = message.versions.length;
-    expect(await send(b, press({ ...message, blocks: message.versions[0]!.blocks }, 'lifeboat-approve', BOB))).toEqual({ status: 200, outcome: 'guard-unavailable' });
+    expect(await send(b, press({ ...message, blocks: message.versions[0]!.blocks }, 'lifeboat-approve', BOB))).toEqual({
+      status: 200,
+      outcome: 'guard-unavailable',
+    });
     expect(slack.ephemerals.at(-1)!.text).toMatch(
       /^refused: Lifeboat cannot check this request against replays and the rate limit \(Redis at \$TEST_REDIS_URL \(127\.0\.0\.1:\d+\) did not answer: .+\), so nothing was done rather than risk taking it twice; try again in a minute, or tell whoever runs lifeboat chatops$/,
     );
@@ -288,7 +386,13 @@ describe('approving a recovery from the Slack message with buttons, through two 
   });
 
   it('logged one line per press on each replica, with the outcome and what became of the message, never the secret or a payload', () => {
-    expect(logs.filter((l) => /^A chatops POST \/slack\/interactions 200 accepted chatUser=slack:UALICE approver=alice decision=approve step=approve-fence workflowId=recover-slackbtn-INC-1-\w+ message=updated:200 \d+ms$/.test(l))).toHaveLength(1);
+    expect(
+      logs.filter((l) =>
+        /^A chatops POST \/slack\/interactions 200 accepted chatUser=slack:UALICE approver=alice decision=approve step=approve-fence workflowId=recover-slackbtn-INC-1-\w+ message=updated:200 \d+ms$/.test(
+          l,
+        ),
+      ),
+    ).toHaveLength(1);
     expect(logs.filter((l) => /^B chatops POST \/slack\/interactions 409 replayed /.test(l))).toHaveLength(1);
     for (const line of logs) {
       expect(line).not.toContain(SECRET);

@@ -32,19 +32,46 @@ const cleanups: Cleanups = [];
 let cluster: TestCluster;
 let client: TemporalClient;
 
-const env = () => ({ ...process.env, LIFEBOAT_RUNBOOKS_DIR: runbooksDir, TEMPORAL_ADDRESS: temporalAddress(), TEMPORAL_NAMESPACE: namespace });
+const env = () => ({
+  ...process.env,
+  LIFEBOAT_RUNBOOKS_DIR: runbooksDir,
+  TEMPORAL_ADDRESS: temporalAddress(),
+  TEMPORAL_NAMESPACE: namespace,
+});
 
 const lifeboat = cliRunner(env);
 
 beforeAll(async () => {
-  await exec(requireTool('temporal'), ['operator', 'namespace', 'create', '--address', temporalAddress(), '--namespace', namespace]);
+  await exec(requireTool('temporal'), [
+    'operator',
+    'namespace',
+    'create',
+    '--address',
+    temporalAddress(),
+    '--namespace',
+    namespace,
+  ]);
   const connection = await Connection.connect({ address: temporalAddress() });
   cleanups.push(() => connection.close());
   client = new TemporalClient({ connection, namespace });
   // A new namespace reaches every part of the server after a moment.
-  await waitFor('the namespace to be usable', async () => (await connection.workflowService.describeNamespace({ namespace }).then(() => true, () => undefined)), { timeoutMs: 60_000 });
+  await waitFor(
+    'the namespace to be usable',
+    async () =>
+      await connection.workflowService.describeNamespace({ namespace }).then(
+        () => true,
+        () => undefined,
+      ),
+    { timeoutMs: 60_000 },
+  );
 
-  cluster = await startTestCluster({ name: 'ckpt', kind: 'file', runbooksDir, host, runbook: { approvers: ['alice'] } });
+  cluster = await startTestCluster({
+    name: 'ckpt',
+    kind: 'file',
+    runbooksDir,
+    host,
+    runbook: { approvers: ['alice'] },
+  });
   cleanups.push(() => cluster.stop());
   // approve-resume off: the recovery below needs two decisions, not three.
   const yaml = readFileSync(cluster.runbookFile, 'utf8');
@@ -67,7 +94,9 @@ afterAll(async () => {
 /** The activities a checkpoint run scheduled, from its history. */
 async function activitiesRun(workflowId: string): Promise<string[]> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  return history.events!.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : []));
+  return history.events!.flatMap((e) =>
+    e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : [],
+  );
 }
 
 const startedId = (stderr: string) => /^started migrationCheckpoint (checkpoint-ckpt-\d{8}T\d{6}Z) /m.exec(stderr)?.[1];
@@ -93,12 +122,19 @@ it('takes a checkpoint before a destructive statement, and recovering to its nam
   expect(backup.code).toBe(0);
   const backupId = (JSON.parse(backup.stdout) as { backup: { backupId: string } }).backup.backupId;
   await cluster.pg.query(`update accounts set balance = balance + id`);
-  const [{ sum: before } = { sum: '' }] = await cluster.pg.query<{ sum: string }>('select sum(balance)::text as sum from accounts');
+  const [{ sum: before } = { sum: '' }] = await cluster.pg.query<{ sum: string }>(
+    'select sum(balance)::text as sum from accounts',
+  );
 
   const r = await lifeboat('checkpoint', '--runbook', 'ckpt', '--label', 'before-migration-0042');
-  expect(r.stderr).toMatch(/^started migrationCheckpoint checkpoint-ckpt-\d{8}T\d{6}Z \(runbook ckpt, label before-migration-0042\); waiting for a worker on task queue lifeboat$/m);
+  expect(r.stderr).toMatch(
+    /^started migrationCheckpoint checkpoint-ckpt-\d{8}T\d{6}Z \(runbook ckpt, label before-migration-0042\); waiting for a worker on task queue lifeboat$/m,
+  );
   expect(r.code).toBe(0);
-  const m = /^checkpoint "before-migration-0042" taken: restore point at LSN ([0-9A-F]+\/[0-9A-F]+) \((\d{4}-\d\d-\d\dT[\d:.]+Z)\), in segment ([0-9A-F]{24}), archived; a recovery to it starts from base backup (\S+)\n/.exec(r.stdout);
+  const m =
+    /^checkpoint "before-migration-0042" taken: restore point at LSN ([0-9A-F]+\/[0-9A-F]+) \((\d{4}-\d\d-\d\dT[\d:.]+Z)\), in segment ([0-9A-F]{24}), archived; a recovery to it starts from base backup (\S+)\n/.exec(
+      r.stdout,
+    );
   expect(m).not.toBeNull();
   const [, lsn, , segment, fromBackup] = m!;
   expect(fromBackup).toBe(backupId);
@@ -109,7 +145,10 @@ it('takes a checkpoint before a destructive statement, and recovering to its nam
       '  {"runbook":"ckpt","target":{"name":"before-migration-0042"}}\n',
   );
   // The segment holding the point is the one PostgreSQL names for its LSN, and it is in the repository already.
-  const [{ walfile } = { walfile: '' }] = await cluster.pg.query<{ walfile: string }>(`select pg_walfile_name($1::pg_lsn) as walfile`, [lsn]);
+  const [{ walfile } = { walfile: '' }] = await cluster.pg.query<{ walfile: string }>(
+    `select pg_walfile_name($1::pg_lsn) as walfile`,
+    [lsn],
+  );
   expect(segment).toBe(walfile);
   expect(existsSync(path.join(cluster.repoUrl.replace('file://', ''), 'ckpt', 'wal', `${segment}.zst`))).toBe(true);
 
@@ -128,7 +167,9 @@ it('takes a checkpoint before a destructive statement, and recovering to its nam
   await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-fence', decision: 'approve', by: 'alice' }] });
   const paused = await waitStep(wf, 'approve-promote', 'awaiting-approval');
   expect(paused.replay?.paused).toBe(true);
-  await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-promote', decision: 'approve', by: 'alice', comment: 'accounts are back' }] });
+  await wf.executeUpdate(decideUpdate, {
+    args: [{ step: 'approve-promote', decision: 'approve', by: 'alice', comment: 'accounts are back' }],
+  });
   const evidence = (await wf.result()) as Evidence;
   expect(evidence.validationStatus).toBe('passed');
   expect(evidence.target).toEqual({ name: 'before-migration-0042' });
@@ -150,11 +191,22 @@ it('takes a checkpoint before a destructive statement, and recovering to its nam
 
   // The recovery is in the history, and the report shows who approved what.
   const ev = await lifeboat('evidence', '--runbook', 'ckpt');
-  expect(ev.stdout).toMatch(new RegExp(`^recovery +\\S+ \\S+Z +restore point "before-migration-0042" +\\d+\\.\\d s +- +\\d+ +passed +${evidence.runId}$`, 'm'));
+  expect(ev.stdout).toMatch(
+    new RegExp(
+      `^recovery +\\S+ \\S+Z +restore point "before-migration-0042" +\\d+\\.\\d s +- +\\d+ +passed +${evidence.runId}$`,
+      'm',
+    ),
+  );
   const out = path.join(runbooksDir, 'report.html');
   expect((await lifeboat('report', '--runbook', 'ckpt', '--out', out)).code).toBe(0);
   const approvals = /<table id="approvals">[\s\S]*?<\/table>/.exec(readFileSync(out, 'utf8'))?.[0] ?? '';
-  expect([...approvals.matchAll(/<tr><td>([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td class="when">[^<]+<\/td><td>([^<]*)<\/td><\/tr>/g)].map((m) => m.slice(1))).toEqual([
+  expect(
+    [
+      ...approvals.matchAll(
+        /<tr><td>([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td class="when">[^<]+<\/td><td>([^<]*)<\/td><\/tr>/g,
+      ),
+    ].map((m) => m.slice(1)),
+  ).toEqual([
     ['alice', 'approve-fence', 'approve', ''],
     ['alice', 'approve-promote', 'approve', 'accounts are back'],
   ]);
@@ -175,16 +227,26 @@ it('refuses a checkpoint while the archiver is failing, with the failure and the
   });
   await primary.query(`insert into accounts values (10001, 1)`);
   await primary.query('select pg_switch_wal()');
-  await waitFor('the archiver to fail', async () => {
-    const { rows: [s] } = await primary.query<{ failing: boolean }>(
-      'select failed_count > 0 and (last_archived_time is null or last_failed_time > last_archived_time) as failing from pg_stat_archiver',
-    );
-    return s?.failing ? true : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 200 });
+  await waitFor(
+    'the archiver to fail',
+    async () => {
+      const {
+        rows: [s],
+      } = await primary.query<{ failing: boolean }>(
+        'select failed_count > 0 and (last_archived_time is null or last_failed_time > last_archived_time) as failing from pg_stat_archiver',
+      );
+      return s?.failing ? true : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 200 },
+  );
 
   const r = await lifeboat('checkpoint', '--runbook', 'ckpt', '--label', 'while-failing');
   expect(r.code).toBe(1);
-  expect(r.stderr).toMatch(new RegExp(`^primary re-pointed to 127\\.0\\.0\\.1:${runbook.restore.port} \\(timeline 2\\) by recovery recover-ckpt-`));
+  expect(r.stderr).toMatch(
+    new RegExp(
+      `^primary re-pointed to 127\\.0\\.0\\.1:${runbook.restore.port} \\(timeline 2\\) by recovery recover-ckpt-`,
+    ),
+  );
   const id = startedId(r.stderr);
   expect(r.stderr).toMatch(
     new RegExp(
@@ -202,12 +264,16 @@ it('refuses a checkpoint while the archiver is failing, with the failure and the
 });
 
 function waitStep(wf: WorkflowHandle, step: string, state: string): Promise<RecoveryStatus> {
-  return waitFor(`${step} to be ${state}`, async () => {
-    const st = await wf.query(statusQuery);
-    const failed = st.steps.find((x) => x.state === 'failed');
-    if (failed) throw new Error(`${failed.id} failed: ${failed.error?.type} ${failed.error?.message}`);
-    return st.steps.find((x) => x.id === step)?.state === state ? st : undefined;
-  }, { timeoutMs: 150_000, intervalMs: 200 });
+  return waitFor(
+    `${step} to be ${state}`,
+    async () => {
+      const st = await wf.query(statusQuery);
+      const failed = st.steps.find((x) => x.state === 'failed');
+      if (failed) throw new Error(`${failed.id} failed: ${failed.error?.type} ${failed.error?.message}`);
+      return st.steps.find((x) => x.id === step)?.state === state ? st : undefined;
+    },
+    { timeoutMs: 150_000, intervalMs: 200 },
+  );
 }
 
 async function stopRestored(): Promise<void> {

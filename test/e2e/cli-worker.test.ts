@@ -17,7 +17,12 @@ const host = `e2e${process.pid}`;
 let cluster: TestCluster;
 let worker: CliWorker | undefined;
 
-const env = () => ({ ...process.env, ...s3Env(), LIFEBOAT_RUNBOOKS_DIR: runbooksDir, TEMPORAL_ADDRESS: temporalAddress() });
+const env = () => ({
+  ...process.env,
+  ...s3Env(),
+  LIFEBOAT_RUNBOOKS_DIR: runbooksDir,
+  TEMPORAL_ADDRESS: temporalAddress(),
+});
 
 const lifeboat = cliRunner(env);
 

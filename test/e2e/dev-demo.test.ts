@@ -36,7 +36,11 @@ function baseEnv(): NodeJS.ProcessEnv {
   delete env.TEMPORAL_ADDRESS;
   return env;
 }
-const cliEnv = () => ({ ...baseEnv(), LIFEBOAT_RUNBOOKS_DIR: path.join(state, 'runbooks'), TEMPORAL_ADDRESS: `127.0.0.1:${ports.temporal}` });
+const cliEnv = () => ({
+  ...baseEnv(),
+  LIFEBOAT_RUNBOOKS_DIR: path.join(state, 'runbooks'),
+  TEMPORAL_ADDRESS: `127.0.0.1:${ports.temporal}`,
+});
 
 async function lifeboat(args: string[], env = baseEnv()): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -61,16 +65,27 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 
 async function startDev(): Promise<NonNullable<typeof dev>> {
   const args = ['dev', '--state-dir', state, '--ui-port', String(ports.ui), '--temporal-port', String(ports.temporal)];
-  args.push('--pg-port', String(ports.pg), '--redis-port', String(ports.redis), '--pgbouncer-port', String(ports.pgbouncer));
+  args.push(
+    '--pg-port',
+    String(ports.pg),
+    '--redis-port',
+    String(ports.redis),
+    '--pgbouncer-port',
+    String(ports.pgbouncer),
+  );
   const child = spawn(CLI, args, { env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   const p = { child, out: '', err: '', exited: new Promise<number | null>((resolve) => child.once('exit', resolve)) };
   dev = p;
   child.stdout!.on('data', (d: Buffer) => (p.out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (p.err += d.toString()));
-  await until('lifeboat dev to be up', async () => {
-    if (child.exitCode !== null) throw new Error(`lifeboat dev exited with ${child.exitCode}:\n${p.err}`);
-    return p.out.includes('Lifeboat sandbox is up.') ? true : undefined;
-  }, 240_000);
+  await until(
+    'lifeboat dev to be up',
+    async () => {
+      if (child.exitCode !== null) throw new Error(`lifeboat dev exited with ${child.exitCode}:\n${p.err}`);
+      return p.out.includes('Lifeboat sandbox is up.') ? true : undefined;
+    },
+    240_000,
+  );
   return p;
 }
 
@@ -108,7 +123,11 @@ function processesInState(): string[] {
 
 /** Nothing left: archive-push's read-ahead pusher exits by itself a few seconds after the primary stops, the servers never do. */
 async function expectNothingLeft(): Promise<void> {
-  await until('the processes lifeboat dev started to be gone', async () => (processesInState().length === 0 ? true : undefined), 30_000).catch(() => undefined);
+  await until(
+    'the processes lifeboat dev started to be gone',
+    async () => (processesInState().length === 0 ? true : undefined),
+    30_000,
+  ).catch(() => undefined);
   expect(processesInState()).toEqual([]);
 }
 
@@ -150,7 +169,18 @@ afterAll(async () => {
   }
   // After a failure: stop what may be left, then remove the temporary directory (ours).
   for (const dataDir of ['pg/data', 'recovery']) {
-    await exec('runuser', ['-u', 'postgres', '--', '/usr/lib/postgresql/15/bin/pg_ctl', '-D', path.join(state, dataDir), 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
+    await exec('runuser', [
+      '-u',
+      'postgres',
+      '--',
+      '/usr/lib/postgresql/15/bin/pg_ctl',
+      '-D',
+      path.join(state, dataDir),
+      'stop',
+      '-m',
+      'immediate',
+      '-w',
+    ]).catch(() => undefined);
   }
   rmSync(state, { recursive: true, force: true });
 }, 120_000);
@@ -171,12 +201,19 @@ it('dev-incident says how to start the sandbox when lifeboat dev is not running'
 
 it('plays the bad UPDATE on the sandbox, recovers it through the CLI with alice and bob, and stops everything on Ctrl-C', async () => {
   const started = await startDev();
-  expect(started.out).toContain(`  pgbouncer           postgresql://app@127.0.0.1:${ports.pgbouncer}/appdb   (the application's address; now 127.0.0.1:${ports.pg}, the sandbox primary)\n`);
+  expect(started.out).toContain(
+    `  pgbouncer           postgresql://app@127.0.0.1:${ports.pgbouncer}/appdb   (the application's address; now 127.0.0.1:${ports.pg}, the sandbox primary)\n`,
+  );
   expect(started.out).toContain(`  Redis cache         redis://127.0.0.1:${ports.redis}   (100 keys orders:<id>)\n`);
-  expect(started.out).toContain(`  bin/lifeboat dev-incident --state-dir ${state}       # prints the target time and every step\n`);
+  expect(started.out).toContain(
+    `  bin/lifeboat dev-incident --state-dir ${state}       # prints the target time and every step\n`,
+  );
   const [before] = await throughPgbouncer<{ pending: string; canceled: string; port: number }>(ORDER_COUNTS);
   expect(before).toEqual({ pending: '166', canceled: '0', port: ports.pg });
-  expect(await cache()).toEqual({ keys: 100, order3: { id: '3', customer: 'customer-3', status: 'pending', amount: '3.50' } });
+  expect(await cache()).toEqual({
+    keys: 100,
+    order3: { id: '3', customer: 'customer-3', status: 'pending', amount: '3.50' },
+  });
 
   const incident = await lifeboat(['dev-incident', '--state-dir', state, '--json']);
   expect(incident.code, incident.stderr).toBe(0);
@@ -184,39 +221,78 @@ it('plays the bad UPDATE on the sandbox, recovers it through the CLI with alice 
   expect(report.rowsHit).toBe(166);
   expect(report.target).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
   expect(RecoveryInput.safeParse(report.input).success).toBe(true);
-  expect(report.input).toEqual({ runbook: 'demo', target: { time: report.target }, incident: 'DEMO-1', reason: 'bad UPDATE on orders' });
+  expect(report.input).toEqual({
+    runbook: 'demo',
+    target: { time: report.target },
+    incident: 'DEMO-1',
+    reason: 'bad UPDATE on orders',
+  });
   expect(report.workflowId).toBe(`recover-demo-${report.target.replace(/[-:]/g, '')}`);
-  expect(incident.stderr).toContain(`safe target time (the primary's clock): ${report.target}; the incident follows in a second\n`);
+  expect(incident.stderr).toContain(
+    `safe target time (the primary's clock): ${report.target}; the incident follows in a second\n`,
+  );
   expect(incident.stderr).toContain("UPDATE orders SET status = 'canceled' WHERE status = 'pending': 166 rows\n");
   expect(await throughPgbouncer(ORDER_COUNTS)).toEqual([{ pending: '0', canceled: '166', port: ports.pg }]);
   // The application cached what it read after the incident.
-  expect(await cache()).toEqual({ keys: 100, order3: { id: '3', customer: 'customer-3', status: 'canceled', amount: '3.50' } });
+  expect(await cache()).toEqual({
+    keys: 100,
+    order3: { id: '3', customer: 'customer-3', status: 'canceled', amount: '3.50' },
+  });
 
   const recover = await lifeboat(
-    ['recover', '--runbook', 'demo', '--to-time', report.target, '--incident', 'DEMO-1', '--reason', 'bad UPDATE on orders', '--workflow-id', report.workflowId, '--json'],
+    [
+      'recover',
+      '--runbook',
+      'demo',
+      '--to-time',
+      report.target,
+      '--incident',
+      'DEMO-1',
+      '--reason',
+      'bad UPDATE on orders',
+      '--workflow-id',
+      report.workflowId,
+      '--json',
+    ],
     cliEnv(),
   );
   expect(recover.code, recover.stderr).toBe(0);
   expect((JSON.parse(recover.stdout) as { input: unknown }).input).toEqual({ ...report.input, dryRun: false });
 
-  const approvers: Record<string, string[]> = { 'approve-fence': ['alice'], 'approve-promote': ['alice', 'bob'], 'approve-resume': ['alice'] };
+  const approvers: Record<string, string[]> = {
+    'approve-fence': ['alice'],
+    'approve-promote': ['alice', 'bob'],
+    'approve-resume': ['alice'],
+  };
   const given: string[] = [];
-  const last = await until('the recovery to end', async () => {
-    const r = await lifeboat(['status', report.workflowId, '--json'], cliEnv());
-    const snap = JSON.parse(r.stdout) as StatusSnapshot;
-    const failed = snap.status?.steps.find((s) => s.state === 'failed');
-    if (failed) throw new Error(`${failed.id} failed: ${failed.error?.message}\n${failed.error?.hints.join('\n')}`);
-    if (snap.closed) return snap;
-    const pending = snap.status?.pending;
-    const who = pending?.kind === 'approval' ? approvers[pending.step]?.find((a) => !pending.approvedBy.includes(a)) : undefined;
-    if (pending && who) {
-      const a = await lifeboat(['approve', report.workflowId, pending.step, '--as', who], cliEnv());
-      expect(a.code, a.stderr).toBe(0);
-      given.push(`${pending.step}:${who}`);
-    }
-    return undefined;
-  }, 300_000);
-  expect(given).toEqual(['approve-fence:alice', 'approve-promote:alice', 'approve-promote:bob', 'approve-resume:alice']);
+  const last = await until(
+    'the recovery to end',
+    async () => {
+      const r = await lifeboat(['status', report.workflowId, '--json'], cliEnv());
+      const snap = JSON.parse(r.stdout) as StatusSnapshot;
+      const failed = snap.status?.steps.find((s) => s.state === 'failed');
+      if (failed) throw new Error(`${failed.id} failed: ${failed.error?.message}\n${failed.error?.hints.join('\n')}`);
+      if (snap.closed) return snap;
+      const pending = snap.status?.pending;
+      const who =
+        pending?.kind === 'approval'
+          ? approvers[pending.step]?.find((a) => !pending.approvedBy.includes(a))
+          : undefined;
+      if (pending && who) {
+        const a = await lifeboat(['approve', report.workflowId, pending.step, '--as', who], cliEnv());
+        expect(a.code, a.stderr).toBe(0);
+        given.push(`${pending.step}:${who}`);
+      }
+      return undefined;
+    },
+    300_000,
+  );
+  expect(given).toEqual([
+    'approve-fence:alice',
+    'approve-promote:alice',
+    'approve-promote:bob',
+    'approve-resume:alice',
+  ]);
   expect(last.closed?.status).toBe('COMPLETED');
   expect(last.result?.validationStatus).toBe('passed');
   const summary = (id: string) => last.status?.steps.find((s) => s.id === id)?.summary;
@@ -230,14 +306,20 @@ it('plays the bad UPDATE on the sandbox, recovers it through the CLI with alice 
   expect(await stopDev()).toBe(0);
   await expectNothingLeft();
   expect(started.err).toContain(`[lifeboat dev] stopping the PostgreSQL in ${path.join(state, 'recovery')}\n`);
-  expect((await lifeboat(['dev-incident', '--state-dir', state])).stderr).toMatch(/is not running: no lifeboat dev has it open/);
+  expect((await lifeboat(['dev-incident', '--state-dir', state])).stderr).toMatch(
+    /is not running: no lifeboat dev has it open/,
+  );
 }, 600_000);
 
 it('starts again on a recovered sandbox: the promoted copy runs again, pgbouncer still points at it, the incident is not played twice, and Ctrl-C through a broken pipe stops everything', async () => {
   const again = await startDev();
   const copy = esc(path.join(state, 'recovery'));
   const dir = esc(state);
-  expect(again.err).toMatch(new RegExp(`\\[lifeboat dev\\] a copy promoted by an earlier recovery \\(workflow recover-demo-\\d{8}T\\d{6}Z\\) is in ${copy}: starting it again\\n`));
+  expect(again.err).toMatch(
+    new RegExp(
+      `\\[lifeboat dev\\] a copy promoted by an earlier recovery \\(workflow recover-demo-\\d{8}T\\d{6}Z\\) is in ${copy}: starting it again\\n`,
+    ),
+  );
   expect(again.out).toContain(`(the application's address; now 127.0.0.1:${ports.pg + 1}, the promoted copy)`);
   expect(again.out).toMatch(
     new RegExp(
@@ -269,7 +351,12 @@ it('prints the recovery from the Temporal UI and from the CLI, with the target, 
   const report: IncidentReport = {
     target: '2026-06-04T14:31:59Z',
     rowsHit: 166,
-    input: { runbook: 'demo', target: { time: '2026-06-04T14:31:59Z' }, incident: 'DEMO-1', reason: 'bad UPDATE on orders' },
+    input: {
+      runbook: 'demo',
+      target: { time: '2026-06-04T14:31:59Z' },
+      incident: 'DEMO-1',
+      reason: 'bad UPDATE on orders',
+    },
     workflowId: 'recover-demo-20260604T143159Z',
   };
   const sandbox = {

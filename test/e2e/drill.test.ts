@@ -59,7 +59,11 @@ interface Setup {
 }
 
 /** A cluster with the demo schema and orders, notifying the test webhook, and one verified base backup. */
-async function setup(label: string, kind: RepoKind, opts: Parameters<typeof startTestCluster>[0]['runbook'] & { primaryConf?: string[] } = {}): Promise<Setup> {
+async function setup(
+  label: string,
+  kind: RepoKind,
+  opts: Parameters<typeof startTestCluster>[0]['runbook'] & { primaryConf?: string[] } = {},
+): Promise<Setup> {
   const { primaryConf, ...runbookOpts } = opts;
   const tc = await startTestCluster({
     name: `drill-${label}`,
@@ -78,7 +82,11 @@ async function setup(label: string, kind: RepoKind, opts: Parameters<typeof star
 }
 
 function startDrill(s: Setup, input: Record<string, unknown> = {}) {
-  return client.workflow.start('restoreDrill', { taskQueue, workflowId: `drill-${s.tc.name}-${Date.now().toString(36)}`, args: [{ runbook: s.tc.name, ...input }] });
+  return client.workflow.start('restoreDrill', {
+    taskQueue,
+    workflowId: `drill-${s.tc.name}-${Date.now().toString(36)}`,
+    args: [{ runbook: s.tc.name, ...input }],
+  });
 }
 
 async function storedEvidence(s: Setup, runId: string): Promise<Evidence> {
@@ -90,7 +98,10 @@ async function storedEvidence(s: Setup, runId: string): Promise<Evidence> {
 
 /** The DRILL_FAILED failure a failed drill ends with. */
 async function drillFailure(result: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await result.then(() => undefined, (e: unknown) => e);
+  const err = await result.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(WorkflowFailedError);
   const cause = (err as WorkflowFailedError).cause;
   expect(cause).toBeInstanceOf(ApplicationFailure);
@@ -110,7 +121,9 @@ async function expectNothingLeft(runbook: Runbook): Promise<void> {
   expect(await postmastersOf(drill.dataDir)).toEqual([]);
   expect(existsSync(drill.dataDir)).toBe(false);
   expect(existsSync(`${drill.dataDir}.lifeboat-postgres.log`)).toBe(false);
-  expect(readdirSync(path.dirname(drill.dataDir)).filter((f) => f.startsWith(path.basename(drill.dataDir)))).toEqual([]);
+  expect(readdirSync(path.dirname(drill.dataDir)).filter((f) => f.startsWith(path.basename(drill.dataDir)))).toEqual(
+    [],
+  );
 }
 
 describe('restoreDrill on real services', () => {
@@ -125,7 +138,9 @@ describe('restoreDrill on real services', () => {
     const written = (async () => {
       let n = 0;
       while (writing) {
-        await writer.query(`insert into orders (customer, status, amount) values ($1, 'pending', 12.5)`, [`load-${n++}`]);
+        await writer.query(`insert into orders (customer, status, amount) values ($1, 'pending', 12.5)`, [
+          `load-${n++}`,
+        ]);
         firstCommitAt ??= Date.now();
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -136,7 +151,11 @@ describe('restoreDrill on real services', () => {
       // A few archive_timeout switches after the backup, so the window holds archived commits.
       const repoWal = path.join(s.tc.repoUrl.replace('file://', ''), s.tc.name, 'wal');
       const before = readdirSync(repoWal).length;
-      await waitFor('three more archived segments', async () => (readdirSync(repoWal).length >= before + 3 ? true : undefined), { timeoutMs: 60_000, intervalMs: 200 });
+      await waitFor(
+        'three more archived segments',
+        async () => (readdirSync(repoWal).length >= before + 3 ? true : undefined),
+        { timeoutMs: 60_000, intervalMs: 200 },
+      );
       const handle = await startDrill(s);
       const evidence = (await handle.result()) as Evidence;
 
@@ -156,13 +175,17 @@ describe('restoreDrill on real services', () => {
       ]);
       // A random time inside the window the archive covers, after the backup.
       const picked = evidence.steps.find((st) => st.id === 'pick-target')!.summary!;
-      expect(picked).toMatch(/^time \S+Z: random time in the window \S+ \.\. \S+, from the end of backup \S+, the oldest usable verified backup to the newest archived commit \(\S+, in [0-9A-F]{24}\)$/);
+      expect(picked).toMatch(
+        /^time \S+Z: random time in the window \S+ \.\. \S+, from the end of backup \S+, the oldest usable verified backup to the newest archived commit \(\S+, in [0-9A-F]{24}\)$/,
+      );
       expect('time' in evidence.target).toBe(true);
       // RPO: the target minus the last replayed commit, within one archive_timeout under this load.
       expect(evidence.rpoObservedSeconds).toBeGreaterThanOrEqual(0);
       expect(evidence.rpoObservedSeconds).toBeLessThanOrEqual(2);
       const targetTime = Date.parse((evidence.target as { time: string }).time);
-      const quiet = evidence.notes.find((n) => n.startsWith('observed RPO 0 s: no transaction committed between backup'));
+      const quiet = evidence.notes.find((n) =>
+        n.startsWith('observed RPO 0 s: no transaction committed between backup'),
+      );
       if (evidence.replayedToTime === undefined) {
         // The random target fell between the backup's end and the first load
         // commit: nothing to replay, and the evidence says why the RPO is 0.
@@ -175,7 +198,14 @@ describe('restoreDrill on real services', () => {
       }
       // RTO: measured, with its phases, and the phases account for it.
       expect(evidence.rtoObservedSeconds).toBeGreaterThan(0);
-      expect(Object.keys(evidence.rtoPhases!)).toEqual(['preflight', 'restore', 'replay', 'invariants', 'promote', 'smoke']);
+      expect(Object.keys(evidence.rtoPhases!)).toEqual([
+        'preflight',
+        'restore',
+        'replay',
+        'invariants',
+        'promote',
+        'smoke',
+      ]);
       const phaseSum = Object.values(evidence.rtoPhases!).reduce((a, b) => a + b, 0);
       expect(phaseSum).toBeGreaterThan(0);
       expect(phaseSum).toBeLessThanOrEqual(evidence.rtoObservedSeconds! + 0.6);
@@ -183,8 +213,19 @@ describe('restoreDrill on real services', () => {
       expect(evidence.walBytesReplayed).toBeGreaterThan(0);
       expect(evidence.baseBackupBytes).toBeGreaterThan(0);
       expect(evidence.objectives).toEqual({ rpoSeconds: 300, rtoSeconds: 2700, rpoMet: true, rtoMet: true });
-      expect(evidence.invariants.find((i) => i.name === 'no negative amounts')).toEqual({ name: 'no negative amounts', passed: true, value: '0', expected: '0' });
-      expect(evidence.notes.some((n) => /^smoke write: row \d+ of public\.lifeboat_drill_smoke committed at [0-9A-F]+\/[0-9A-F]+ and read back at /.test(n))).toBe(true);
+      expect(evidence.invariants.find((i) => i.name === 'no negative amounts')).toEqual({
+        name: 'no negative amounts',
+        passed: true,
+        value: '0',
+        expected: '0',
+      });
+      expect(
+        evidence.notes.some((n) =>
+          /^smoke write: row \d+ of public\.lifeboat_drill_smoke committed at [0-9A-F]+\/[0-9A-F]+ and read back at /.test(
+            n,
+          ),
+        ),
+      ).toBe(true);
       // The record in the repository is the result.
       expect(await storedEvidence(s, handle.firstExecutionRunId)).toEqual(evidence);
       // Nothing of the drill is left: no listener, no postmaster, no directory, no log.
@@ -194,7 +235,9 @@ describe('restoreDrill on real services', () => {
       // The primary was never touched: its smoke table does not exist, writes went on.
       expect(await s.tc.pg.query(`select to_regclass('lifeboat_drill_smoke') as t`)).toEqual([{ t: null }]);
       expect(webhook.received.filter((p) => p.body?.workflowId === handle.workflowId)).toEqual([]);
-      console.log(`drill figures: ${JSON.stringify({ rto: evidence.rtoObservedSeconds, phases: evidence.rtoPhases, rpo: evidence.rpoObservedSeconds, segments: evidence.walSegmentsReplayed, walBytes: evidence.walBytesReplayed, baseBackupBytes: evidence.baseBackupBytes })}`);
+      console.log(
+        `drill figures: ${JSON.stringify({ rto: evidence.rtoObservedSeconds, phases: evidence.rtoPhases, rpo: evidence.rpoObservedSeconds, segments: evidence.walSegmentsReplayed, walBytes: evidence.walBytesReplayed, baseBackupBytes: evidence.baseBackupBytes })}`,
+      );
     } finally {
       writing = false;
       await written;
@@ -204,24 +247,32 @@ describe('restoreDrill on real services', () => {
   it('fails a drill of an archive with a lost segment, naming the gap, and notifies drill-failed even when the webhook fails once', async () => {
     const s = await setup('gap', 'file');
     for (let b = 0; b < 3; b++) {
-      await s.tc.pg.query(`insert into orders (customer, status, amount) select 'gap-' || g, 'paid', 3 from generate_series(1, 50) g`);
+      await s.tc.pg.query(
+        `insert into orders (customer, status, amount) select 'gap-' || g, 'paid', 3 from generate_series(1, 50) g`,
+      );
       await switchAndWaitArchived(s.tc.pg);
     }
     const walDir = path.join(s.tc.repoUrl.replace('file://', ''), s.tc.name, 'wal');
-    const segments = readdirSync(walDir).filter((f) => /^[0-9A-F]{24}\.zst$/.test(f)).sort();
+    const segments = readdirSync(walDir)
+      .filter((f) => /^[0-9A-F]{24}\.zst$/.test(f))
+      .sort();
     const lost = segments[segments.length - 2]!.replace('.zst', '');
     // Moved out of the repository (the test's own directory): the archive now has a hole.
     const outside = postgresTempDir('lost-wal');
     cleanups.push(() => rmSync(outside, { recursive: true, force: true }));
     writeFileSync(path.join(outside, `${lost}.zst`), readFileSync(path.join(walDir, `${lost}.zst`)));
     rmSync(path.join(walDir, `${lost}.zst`));
-    const [{ now } = { now: '' }] = await s.tc.pg.query<{ now: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as now`);
+    const [{ now } = { now: '' }] = await s.tc.pg.query<{ now: string }>(
+      `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as now`,
+    );
 
     webhook.failNext(1);
     const handle = await startDrill(s, { target: { time: now } });
     const failure = await drillFailure(handle.result());
     const evidenceAt = `${s.runbook.repository.url}/${keys.evidence(s.tc.name, handle.firstExecutionRunId)}`;
-    expect(failure.message).toContain(`restore drill of ${s.tc.name} failed (drill host ${host}, ${s.runbook.drill!.dataDir}, port ${s.runbook.drill!.port}):\n  step preflight failed: WAL_GAP: the WAL archive of cluster ${s.tc.name} cannot carry backup`);
+    expect(failure.message).toContain(
+      `restore drill of ${s.tc.name} failed (drill host ${host}, ${s.runbook.drill!.dataDir}, port ${s.runbook.drill!.port}):\n  step preflight failed: WAL_GAP: the WAL archive of cluster ${s.tc.name} cannot carry backup`,
+    );
     expect(failure.message).toContain(`WAL gap on timeline 1: ${lost} is missing`);
     expect(failure.message).toContain(`HINT: the evidence record is ${evidenceAt}`);
 
@@ -231,7 +282,13 @@ describe('restoreDrill on real services', () => {
     expect(preflight.state).toBe('failed');
     expect(preflight.error).toContain(`WAL_GAP: the WAL archive of cluster ${s.tc.name} cannot carry backup`);
     expect(preflight.error).toContain(`${lost} is missing`);
-    expect(evidence.steps.filter((st) => st.state === 'pending').map((st) => st.id)).toEqual(['restore-base-backup', 'replay-wal', 'run-invariants', 'promote', 'smoke-write']);
+    expect(evidence.steps.filter((st) => st.state === 'pending').map((st) => st.id)).toEqual([
+      'restore-base-backup',
+      'replay-wal',
+      'run-invariants',
+      'promote',
+      'smoke-write',
+    ]);
     expect(evidence.rtoObservedSeconds).toBeUndefined();
 
     // The webhook answered 500 once; the retry delivered, and the evidence says so.
@@ -252,19 +309,30 @@ describe('restoreDrill on real services', () => {
 
   it('fails a drill whose invariant fails, naming the invariant, after measuring the rest (s3:// repository)', async () => {
     const s = await setup('inv', 's3', {
-      extraInvariants: [{ name: 'no order over 1000', sql: 'select count(*) from orders where amount > 1000', expect: 0 }],
+      extraInvariants: [
+        { name: 'no order over 1000', sql: 'select count(*) from orders where amount > 1000', expect: 0 },
+      ],
     });
     await s.tc.pg.query(`insert into orders (customer, status, amount) values ('whale', 'paid', 5000)`);
     await switchAndWaitArchived(s.tc.pg);
     const handle = await startDrill(s, { target: { latest: true } });
     const failure = await drillFailure(handle.result());
-    expect(failure.message).toContain(`:\n  invariant "no order over 1000" failed: got 1, expected 0\nHINT: the evidence record is `);
+    expect(failure.message).toContain(
+      `:\n  invariant "no order over 1000" failed: got 1, expected 0\nHINT: the evidence record is `,
+    );
     const evidence = await storedEvidence(s, handle.firstExecutionRunId);
     expect(evidence.validationStatus).toBe('failed');
-    expect(evidence.invariants.find((i) => i.name === 'no order over 1000')).toEqual({ name: 'no order over 1000', passed: false, value: '1', expected: '0' });
+    expect(evidence.invariants.find((i) => i.name === 'no order over 1000')).toEqual({
+      name: 'no order over 1000',
+      passed: false,
+      value: '1',
+      expected: '0',
+    });
     expect(evidence.notes[0]).toBe('FAILED: invariant "no order over 1000" failed: got 1, expected 0');
     // The drill went on: promoted, written, measured, torn down.
-    expect(evidence.steps.filter((st) => st.state !== 'done').map((st) => [st.id, st.state, st.summary])).toEqual([['pick-target', 'skipped', 'given in the input: the end of the archive']]);
+    expect(evidence.steps.filter((st) => st.state !== 'done').map((st) => [st.id, st.state, st.summary])).toEqual([
+      ['pick-target', 'skipped', 'given in the input: the end of the archive'],
+    ]);
     expect(evidence.rtoObservedSeconds).toBeGreaterThan(0);
     expect(evidence.rpoObservedSeconds).toBeUndefined();
     const post = await webhook.waitFor((p) => p.body?.workflowId === handle.workflowId);
@@ -289,25 +357,33 @@ describe('restoreDrill on real services', () => {
     let evidence = await storedEvidence(s, handle.firstExecutionRunId);
     // Refused in preflight: nothing restored.
     expect(evidence.steps.find((st) => st.id === 'restore-base-backup')!.state).toBe('pending');
-    expect(evidence.steps.find((st) => st.id === 'preflight')!.error).toContain('HINT: nothing was moved, downloaded or started; the process on that port was not touched');
-    expect(evidence.steps.find((st) => st.id === 'preflight')!.error).toContain(`HINT: set drill.port in the runbook to a port nothing else uses on host ${host}, or stop what listens there (see: ss -ltnp 'sport = :${drill.port}'); then start the drill again (lifeboat drill --runbook ${s.runbook.name})`);
+    expect(evidence.steps.find((st) => st.id === 'preflight')!.error).toContain(
+      'HINT: nothing was moved, downloaded or started; the process on that port was not touched',
+    );
+    expect(evidence.steps.find((st) => st.id === 'preflight')!.error).toContain(
+      `HINT: set drill.port in the runbook to a port nothing else uses on host ${host}, or stop what listens there (see: ss -ltnp 'sport = :${drill.port}'); then start the drill again (lifeboat drill --runbook ${s.runbook.name})`,
+    );
     expect(existsSync(drill.dataDir)).toBe(false);
     expect(await portAnswers('127.0.0.1', drill.port)).toBe(true);
     await new Promise((r) => squatter.close(r));
 
     // Someone's files in drill.dataDir.
     mkdirSync(drill.dataDir);
-    writeFileSync(path.join(drill.dataDir, 'precious.txt'), 'not lifeboat\'s');
+    writeFileSync(path.join(drill.dataDir, 'precious.txt'), "not lifeboat's");
     handle = await startDrill(s, { target: { latest: true } });
     failure = await drillFailure(handle.result());
     expect(failure.message).toContain(
       `step preflight failed: DATA_DIR_NOT_EMPTY: drill.dataDir ${drill.dataDir} is not empty and was not restored by this drill (workflow ${handle.workflowId}): it holds 1 entry (precious.txt)`,
     );
     evidence = await storedEvidence(s, handle.firstExecutionRunId);
-    expect(evidence.steps.find((st) => st.id === 'teardown')!.summary).toBe(`${drill.dataDir} was left as it is: it has no marker of this drill`);
+    expect(evidence.steps.find((st) => st.id === 'teardown')!.summary).toBe(
+      `${drill.dataDir} was left as it is: it has no marker of this drill`,
+    );
     expect(readdirSync(drill.dataDir)).toEqual(['precious.txt']);
-    expect(readFileSync(path.join(drill.dataDir, 'precious.txt'), 'utf8')).toBe('not lifeboat\'s');
-    expect(readdirSync(path.dirname(drill.dataDir)).filter((f) => f.startsWith(`${path.basename(drill.dataDir)}.`))).toEqual([]);
+    expect(readFileSync(path.join(drill.dataDir, 'precious.txt'), 'utf8')).toBe("not lifeboat's");
+    expect(
+      readdirSync(path.dirname(drill.dataDir)).filter((f) => f.startsWith(`${path.basename(drill.dataDir)}.`)),
+    ).toEqual([]);
     // The drill's test directory, provably the test's own.
     rmSync(drill.dataDir, { recursive: true, force: true });
   });
@@ -328,31 +404,56 @@ describe('restoreDrill on real services', () => {
     // The kept copy answers on loopback with the smoke row in it.
     const c = new Client({ host: '127.0.0.1', port: drill.port, user: 'postgres', database: 'postgres' });
     await c.connect();
-    const rows = (await c.query<{ n: string }>(`select count(*)::text as n from lifeboat_drill_smoke where workflow_id = $1`, [kept.workflowId])).rows;
+    const rows = (
+      await c.query<{ n: string }>(`select count(*)::text as n from lifeboat_drill_smoke where workflow_id = $1`, [
+        kept.workflowId,
+      ])
+    ).rows;
     await c.end();
     expect(rows).toEqual([{ n: '1' }]);
 
     const refused = await startDrill(s, { target: { latest: true } });
     const failure = await drillFailure(refused.result());
     // Refused in preflight, before anything was restored: the kept copy is another drill's and still runs.
-    expect(failure.message).toContain(`step preflight failed: DATA_DIR_NOT_EMPTY: drill.dataDir ${drill.dataDir} holds the copy of another restore drill (restore drill, workflow ${kept.workflowId} (run ${kept.firstExecutionRunId}), backup `);
+    expect(failure.message).toContain(
+      `step preflight failed: DATA_DIR_NOT_EMPTY: drill.dataDir ${drill.dataDir} holds the copy of another restore drill (restore drill, workflow ${kept.workflowId} (run ${kept.firstExecutionRunId}), backup `,
+    );
     expect(failure.message).toContain('with PostgreSQL still running in it');
     const refusedEvidence = await storedEvidence(s, refused.firstExecutionRunId);
     expect(refusedEvidence.steps.find((st) => st.id === 'restore-base-backup')!.state).toBe('pending');
     expect(refusedEvidence.steps.find((st) => st.id === 'preflight')!.error).toContain(
       `HINT: when it is no longer needed, stop it (as postgres): ${s.runbook.cluster.pgBin}/pg_ctl stop -D ${drill.dataDir} -m fast; the next drill moves its directory aside`,
     );
-    expect(refusedEvidence.steps.find((st) => st.id === 'teardown')!.summary).toContain(`${drill.dataDir} was left as it is: it holds restore drill, workflow ${kept.workflowId}`);
+    expect(refusedEvidence.steps.find((st) => st.id === 'teardown')!.summary).toContain(
+      `${drill.dataDir} was left as it is: it holds restore drill, workflow ${kept.workflowId}`,
+    );
 
-    await exec('runuser', ['-u', 'postgres', '--', `${s.runbook.cluster.pgBin}/pg_ctl`, 'stop', '-D', drill.dataDir, '-m', 'fast', '-w']);
+    await exec('runuser', [
+      '-u',
+      'postgres',
+      '--',
+      `${s.runbook.cluster.pgBin}/pg_ctl`,
+      'stop',
+      '-D',
+      drill.dataDir,
+      '-m',
+      'fast',
+      '-w',
+    ]);
     const next = await startDrill(s, { target: { latest: true } });
     const evidence = (await next.result()) as Evidence;
     expect(evidence.validationStatus).toBe('passed');
     const summary = evidence.steps.find((st) => st.id === 'restore-base-backup')!.summary!;
     const aside = /an earlier drill's directory moved to (\S+)$/.exec(summary)?.[1];
-    expect(aside).toMatch(new RegExp(`^${drill.dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.lifeboat-drill-\\d{8}T\\d{6}Z$`));
+    expect(aside).toMatch(
+      new RegExp(`^${drill.dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.lifeboat-drill-\\d{8}T\\d{6}Z$`),
+    );
     // Moved, not deleted: the kept drill's copy is all there, marker and all.
-    expect(JSON.parse(readFileSync(path.join(aside!, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ workflowId: kept.workflowId, instance: 'drill', state: 'promoted' });
+    expect(JSON.parse(readFileSync(path.join(aside!, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({
+      workflowId: kept.workflowId,
+      instance: 'drill',
+      state: 'promoted',
+    });
     expect(existsSync(path.join(aside!, 'PG_VERSION'))).toBe(true);
     expect(existsSync(drill.dataDir)).toBe(false);
     expect(await portAnswers('127.0.0.1', drill.port)).toBe(false);

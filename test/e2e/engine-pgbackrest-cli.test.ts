@@ -47,7 +47,10 @@ beforeAll(async () => {
     restorePort: await freePort(),
     drillPort: await freePort(),
   });
-  writeFileSync(path.join(runbooksDir, 'brcli.yaml'), `${yaml}engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`);
+  writeFileSync(
+    path.join(runbooksDir, 'brcli.yaml'),
+    `${yaml}engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`,
+  );
   await s.primary.query('create table t (id int primary key)');
   await engine.takeBackup({ type: 'full' });
   await s.primary.query('insert into t select generate_series(1, 10)');
@@ -75,14 +78,18 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
 
   it("doctor lists pgBackRest's backups without judging them: they carry no privilege record", async () => {
     const r = await lifeboat('doctor', '--runbook', 'brcli');
-    expect(r.stdout).toContain(`\n  2 backups in pgBackRest stanza ${s.stanza}, newest ${backups[1]!.backupId}: no privilege record (a restored copy has the grants of the moment each was taken)\n`);
+    expect(r.stdout).toContain(
+      `\n  2 backups in pgBackRest stanza ${s.stanza}, newest ${backups[1]!.backupId}: no privilege record (a restored copy has the grants of the moment each was taken)\n`,
+    );
     expect(r.stdout).not.toContain('lifeboat backup --runbook');
     expect(r.code).toBe(0);
   });
 
   it('checks the archiver, pgbackrest check and verify, and reports a segment moved aside as a gap', async () => {
     const ok = await lifeboat('check', '--runbook', 'brcli');
-    expect(ok.stdout).toContain(`pgbackrest --config=${s.config} --stanza=${s.stanza} check: the archiver reaches the repository`);
+    expect(ok.stdout).toContain(
+      `pgbackrest --config=${s.config} --stanza=${s.stanza} check: the archiver reaches the repository`,
+    );
     expect(ok.stdout).toContain('verify: no damaged or missing file');
     expect(ok.stdout.trimEnd().split('\n').pop()).toBe('healthy');
     expect(ok.code).toBe(0);
@@ -90,9 +97,18 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
     const newest = backups[backups.length - 1]!;
     // A recovery's preflight reads the same stanza through the engine: the newest backup for latest, and what it did not check.
     process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
-    const recovery = { runbook: 'brcli', target: { latest: true as const }, mode: 'side-by-side' as const, dryRun: false };
+    const recovery = {
+      runbook: 'brcli',
+      target: { latest: true as const },
+      mode: 'side-by-side' as const,
+      dryRun: false,
+    };
     const { result: plan } = await activity(preflight, recovery);
-    expect([plan.backup.backupId, plan.walFrom, plan.primaryReachable]).toEqual([newest.backupId, newest.startWal, true]);
+    expect([plan.backup.backupId, plan.walFrom, plan.primaryReachable]).toEqual([
+      newest.backupId,
+      newest.startWal,
+      true,
+    ]);
     expect(plan.warnings).toContain(skippedOnEngine(`pgBackRest stanza ${s.stanza}`));
     const victim = `${newest.endWal.slice(0, 16)}${(parseInt(newest.endWal.slice(16), 16) + 1).toString(16).toUpperCase().padStart(8, '0')}`;
     const dir = path.join(s.repoPath, 'archive', s.stanza, '15-1', victim.slice(0, 16));
@@ -104,15 +120,25 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
     try {
       const bad = await lifeboat('check', '--runbook', 'brcli');
       expect(bad.code).toBe(1);
-      expect(bad.stdout).toContain(`WAL gap on timeline 1: ${victim} is missing (needed by backup ${backups[0]!.backupId} and every later one)\n`);
-      expect(bad.stdout).toContain(`  HINT: if the primary still has it in pg_wal, push it again as the postgres user, in the data directory: pgbackrest --config=${s.config} --stanza=${s.stanza} archive-push pg_wal/${victim}\n`);
+      expect(bad.stdout).toContain(
+        `WAL gap on timeline 1: ${victim} is missing (needed by backup ${backups[0]!.backupId} and every later one)\n`,
+      );
+      expect(bad.stdout).toContain(
+        `  HINT: if the primary still has it in pg_wal, push it again as the postgres user, in the data directory: pgbackrest --config=${s.config} --stanza=${s.stanza} archive-push pg_wal/${victim}\n`,
+      );
       expect(bad.stdout.trimEnd().split('\n').pop()).toBe('unhealthy: 1 problem');
-      const json = JSON.parse((await lifeboat('check', '--runbook', 'brcli', '--json')).stdout) as { healthy: boolean; engine: string; problems: { kind: string }[] };
+      const json = JSON.parse((await lifeboat('check', '--runbook', 'brcli', '--json')).stdout) as {
+        healthy: boolean;
+        engine: string;
+        problems: { kind: string }[];
+      };
       expect([json.healthy, json.engine, json.problems.map((p) => p.kind)]).toEqual([false, 'pgbackrest', ['wal-gap']]);
       // The recovery's preflight refuses before anything is touched, naming the segment.
       const refused = await failureOf(activity(preflight, recovery));
       expect(refused.type).toBe('WAL_GAP');
-      expect(refused.message.split('\n')[0]).toBe(`the WAL archive of pgBackRest stanza ${s.stanza} cannot carry backup ${newest.backupId} to the end of the archive: timeline 1 lacks 1 segment(s) ${victim} .. ${victim}`);
+      expect(refused.message.split('\n')[0]).toBe(
+        `the WAL archive of pgBackRest stanza ${s.stanza} cannot carry backup ${newest.backupId} to the end of the archive: timeline 1 lacks 1 segment(s) ${victim} .. ${victim}`,
+      );
     } finally {
       renameSync(path.join(aside, stored!), path.join(dir, stored!));
     }
@@ -122,7 +148,14 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
   it('refuses, before anything is touched, the workflows that do not run on pgBackRest yet (drills, repairs, backups, expiry, checkpoints; recoveries do: recovery-pgbackrest.test.ts)', async () => {
     process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
     const refusals = [
-      () => activity(preflight, { runbook: 'brcli', target: { latest: true }, mode: 'side-by-side', dryRun: false, instance: 'drill' }),
+      () =>
+        activity(preflight, {
+          runbook: 'brcli',
+          target: { latest: true },
+          mode: 'side-by-side',
+          dryRun: false,
+          instance: 'drill',
+        }),
       () => activity(pickDrillTarget, { runbook: 'brcli' }),
       () => activity(runBaseBackup, { runbook: 'brcli' }),
       () => activity(planExpiry, { runbook: 'brcli' }),
@@ -133,10 +166,18 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
       const f = await failureOf(r());
       expect(f.type).toBe('RUNBOOK_INVALID');
       const first = f.message.split('\n')[0]!;
-      expect(first).toMatch(/^runbook brcli uses engine pgbackrest \(stanza lb\): .* does not run on a pgBackRest stanza yet; recoverToPointInTime, lifeboat backups and lifeboat check do$/);
+      expect(first).toMatch(
+        /^runbook brcli uses engine pgbackrest \(stanza lb\): .* does not run on a pgBackRest stanza yet; recoverToPointInTime, lifeboat backups and lifeboat check do$/,
+      );
       whats.push(first.replace(/^.*\(stanza lb\): /, '').replace(/ does not run.*$/, ''));
     }
-    expect(whats).toEqual(['restoreDrill or a repair', 'restoreDrill', 'baseBackup', 'expireBackups', 'migrationCheckpoint']);
+    expect(whats).toEqual([
+      'restoreDrill or a repair',
+      'restoreDrill',
+      'baseBackup',
+      'expireBackups',
+      'migrationCheckpoint',
+    ]);
     // Nothing was taken or expired: pgBackRest holds what it held.
     expect(await engine.listBackups()).toEqual(backups);
   });

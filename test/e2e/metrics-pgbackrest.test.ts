@@ -41,7 +41,10 @@ describe('lifeboat metrics with engine: pgbackrest', () => {
       restorePort: await freePort(),
       drillPort: await freePort(),
     });
-    writeFileSync(path.join(runbooksDir, 'brmetrics.yaml'), `${yaml}engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`);
+    writeFileSync(
+      path.join(runbooksDir, 'brmetrics.yaml'),
+      `${yaml}engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`,
+    );
     const engine = new PgBackRestEngine(s.setting, { osUser: 'postgres' });
     await s.primary.query('create table t (id int primary key)');
     await engine.takeBackup({ type: 'full' });
@@ -57,14 +60,28 @@ describe('lifeboat metrics with engine: pgbackrest', () => {
 
     const port = await freePort();
     const exporter = startLifeboat(
-      ['metrics', '--runbook', 'brmetrics', '--runbooks-dir', runbooksDir, '--listen', `127.0.0.1:${port}`, '--cache', '0', '--timeout', '120', '--no-temporal'],
+      [
+        'metrics',
+        '--runbook',
+        'brmetrics',
+        '--runbooks-dir',
+        runbooksDir,
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--cache',
+        '0',
+        '--timeout',
+        '120',
+        '--no-temporal',
+      ],
       cleanups,
     );
     await waitServing(`http://127.0.0.1:${port}/`, exporter);
     const url = `http://127.0.0.1:${port}/metrics`;
     const mine = { runbook: 'brmetrics', cluster: 'brmetrics' };
     const m = (await scrape(url)).parsed;
-    for (const source of ['primary', 'repository', 'evidence']) expect(m.value('lifeboat_up', { ...mine, source }), source).toBe(1);
+    for (const source of ['primary', 'repository', 'evidence'])
+      expect(m.value('lifeboat_up', { ...mine, source }), source).toBe(1);
     const newest = backups[backups.length - 1]!;
     expect(m.value('lifeboat_backups_verified', mine)).toBe(2);
     expect(m.value('lifeboat_backup_newest_size_bytes', mine)).toBe(newest.sizeBytes);
@@ -75,7 +92,9 @@ describe('lifeboat metrics with engine: pgbackrest', () => {
 
     // A segment after the newest backup's last one and before the newest archived, moved aside in pgBackRest's repository.
     const dir = path.join(s.repoPath, 'archive', s.stanza, '15-1', newest.endWal.slice(0, 16));
-    const archived = readdirSync(dir).filter((f) => /^[0-9A-F]{24}-/.test(f)).sort();
+    const archived = readdirSync(dir)
+      .filter((f) => /^[0-9A-F]{24}-/.test(f))
+      .sort();
     const later = archived.filter((f) => f.slice(0, 24) > newest.endWal);
     expect(later.length, archived.join(' ')).toBeGreaterThanOrEqual(2);
     const stored = later[0]!;

@@ -50,10 +50,16 @@ describe('lifeboat metrics', () => {
 
     // A drill to a time between two commits: its evidence carries a measured RTO and RPO.
     await tc.pg.query(`insert into orders (customer, status, amount) values ('before', 'paid', 1)`);
-    const [{ t }] = (await tc.pg.query<{ t: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t`)) as [{ t: string }];
+    const [{ t }] = (await tc.pg.query<{ t: string }>(
+      `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t`,
+    )) as [{ t: string }];
     await tc.pg.query(`insert into orders (customer, status, amount) values ('after', 'paid', 2)`);
     await switchAndWaitArchived(tc.pg);
-    await client.workflow.execute('restoreDrill', { taskQueue, workflowId: `drill-${name}`, args: [{ runbook: name, target: { time: t } }] });
+    await client.workflow.execute('restoreDrill', {
+      taskQueue,
+      workflowId: `drill-${name}`,
+      args: [{ runbook: name, target: { time: t } }],
+    });
     const drill = (await readEvidenceHistory(repo, tc.name)).records.find((r) => r.kind === 'drill')!;
     expect(drill.validationStatus).toBe('passed');
 
@@ -74,14 +80,42 @@ describe('lifeboat metrics', () => {
     const url = `http://127.0.0.1:${port}/metrics`;
     const exporter = startLifeboat(
       // A time limit no read of a healthy source reaches, however loaded the machine.
-      ['metrics', '--runbook', name, '--runbook', refused, '--listen', `127.0.0.1:${port}`, '--cache', '0', '--timeout', '120', '--address', temporalAddress()],
+      [
+        'metrics',
+        '--runbook',
+        name,
+        '--runbook',
+        refused,
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--cache',
+        '0',
+        '--timeout',
+        '120',
+        '--address',
+        temporalAddress(),
+      ],
       cleanups,
     );
     await waitServing(`http://127.0.0.1:${port}/`, exporter);
     // A second exporter that keeps a result an hour: what it served first, it serves again.
     const cachedPort = await freePort();
     const cachedUrl = `http://127.0.0.1:${cachedPort}/metrics`;
-    const cachedExporter = startLifeboat(['metrics', '--runbook', name, '--listen', `127.0.0.1:${cachedPort}`, '--cache', '3600', '--timeout', '120', '--no-temporal'], cleanups);
+    const cachedExporter = startLifeboat(
+      [
+        'metrics',
+        '--runbook',
+        name,
+        '--listen',
+        `127.0.0.1:${cachedPort}`,
+        '--cache',
+        '3600',
+        '--timeout',
+        '120',
+        '--no-temporal',
+      ],
+      cleanups,
+    );
     await waitServing(`http://127.0.0.1:${cachedPort}/`, cachedExporter);
     const firstCached = await scrape(cachedUrl);
 
@@ -90,7 +124,8 @@ describe('lifeboat metrics', () => {
     expect(first.contentType).toBe('text/plain; version=0.0.4; charset=utf-8');
     const m = first.parsed;
     const mine = { runbook: name, cluster: tc.name };
-    for (const source of ['primary', 'repository', 'evidence', 'temporal']) expect(m.value('lifeboat_up', { ...mine, source }), source).toBe(1);
+    for (const source of ['primary', 'repository', 'evidence', 'temporal'])
+      expect(m.value('lifeboat_up', { ...mine, source }), source).toBe(1);
     expect(m.types.get('lifeboat_archive_failed_total')).toBe('counter');
     expect(m.value('lifeboat_archive_failed_total', mine)).toBe(0);
     expect(m.value('lifeboat_archive_failing', mine)).toBe(0);
@@ -119,17 +154,37 @@ describe('lifeboat metrics', () => {
     expect(m.find('lifeboat_archive_failed_total', other)).toEqual([]);
     expect(m.value('lifeboat_up', { ...other, source: 'repository' })).toBe(1);
     expect(m.value('lifeboat_backups_verified', other)).toBe(0);
-    expect(exporter.stderr()).toContain(`lifeboat metrics: runbook ${refused}: reading the primary failed: cannot connect to the primary postgres@127.0.0.1:1/postgres to read pg_stat_archiver: `);
+    expect(exporter.stderr()).toContain(
+      `lifeboat metrics: runbook ${refused}: reading the primary failed: cannot connect to the primary postgres@127.0.0.1:1/postgres to read pg_stat_archiver: `,
+    );
 
     // The primary that never answers, under a short time limit of its own exporter: still an answer, with lifeboat_up 0.
     const hangingPort = await freePort();
-    const hanging = startLifeboat(['metrics', '--runbook', silent, '--listen', `127.0.0.1:${hangingPort}`, '--cache', '0', '--timeout', '1', '--no-temporal'], cleanups);
+    const hanging = startLifeboat(
+      [
+        'metrics',
+        '--runbook',
+        silent,
+        '--listen',
+        `127.0.0.1:${hangingPort}`,
+        '--cache',
+        '0',
+        '--timeout',
+        '1',
+        '--no-temporal',
+      ],
+      cleanups,
+    );
     await waitServing(`http://127.0.0.1:${hangingPort}/`, hanging);
     const hung = await scrape(`http://127.0.0.1:${hangingPort}/metrics`);
     expect(hung.status).toBe(200);
     expect(hung.parsed.value('lifeboat_up', { runbook: silent, cluster: silent, source: 'primary' })).toBe(0);
-    expect(hung.parsed.value('lifeboat_scrape_errors_total', { runbook: silent, cluster: silent, source: 'primary' })).toBe(1);
-    expect(hung.parsed.value('lifeboat_rpo_objective_seconds', { runbook: silent, cluster: silent })).toBe(runbook.objectives.rpoSeconds);
+    expect(
+      hung.parsed.value('lifeboat_scrape_errors_total', { runbook: silent, cluster: silent, source: 'primary' }),
+    ).toBe(1);
+    expect(hung.parsed.value('lifeboat_rpo_objective_seconds', { runbook: silent, cluster: silent })).toBe(
+      runbook.objectives.rpoSeconds,
+    );
 
     // A recovery waiting for a person at approve-fence.
     const workflowId = `recover-${name}`;
@@ -164,18 +219,25 @@ describe('lifeboat metrics', () => {
     await tc.pg.query(`alter system set archive_command = 'false'`);
     await tc.pg.query('select pg_reload_conf()');
     await tc.pg.query(`insert into orders (customer, status, amount) values ('stuck', 'paid', 3)`);
-    const [{ walfile }] = (await tc.pg.query<{ walfile: string }>('select pg_walfile_name(pg_switch_wal()) as walfile')) as [{ walfile: string }];
+    const [{ walfile }] = (await tc.pg.query<{ walfile: string }>(
+      'select pg_walfile_name(pg_switch_wal()) as walfile',
+    )) as [{ walfile: string }];
     const failedSeen = await waitFor(
       'the archiver to fail',
       async () => {
-        const [s] = await tc.pg.query<{ failed_count: string; last_failed_wal: string | null }>('select failed_count, last_failed_wal from pg_stat_archiver');
+        const [s] = await tc.pg.query<{ failed_count: string; last_failed_wal: string | null }>(
+          'select failed_count, last_failed_wal from pg_stat_archiver',
+        );
         return s && Number(s.failed_count) > 0 && s.last_failed_wal === walfile ? Number(s.failed_count) : undefined;
       },
       { timeoutMs: 60_000, intervalMs: 200 },
     );
     // A segment lost from the middle of the chain: after the backup's start, before the newest.
     const walPrefix = keys.walPrefix(tc.name);
-    const segments = (await repo.list(walPrefix)).map((o) => o.key.slice(walPrefix.length).replace(/\.zst$/, '')).filter(isSegmentName).filter((s) => s > backup!.startWal);
+    const segments = (await repo.list(walPrefix))
+      .map((o) => o.key.slice(walPrefix.length).replace(/\.zst$/, ''))
+      .filter(isSegmentName)
+      .filter((s) => s > backup!.startWal);
     const victim = segments[0]!;
     expect(victim < segments[segments.length - 1]!).toBe(true);
     await repo.delete([keys.wal(tc.name, victim)]);
@@ -195,7 +257,11 @@ describe('lifeboat metrics', () => {
     expect(firstCached.parsed.value('lifeboat_archive_failing', mine)).toBe(0);
 
     // Rejected at approve-fence: the run ends, and nothing waits.
-    await client.workflow.getHandle(workflowId).executeUpdate(decideUpdate, { args: [{ step: 'approve-fence', decision: 'reject', by: 'alice', comment: 'test over' }] });
+    await client.workflow
+      .getHandle(workflowId)
+      .executeUpdate(decideUpdate, {
+        args: [{ step: 'approve-fence', decision: 'reject', by: 'alice', comment: 'test over' }],
+      });
     await wf.result().catch(() => undefined);
     await waitFor(
       'the exporter to see nothing waiting',
@@ -210,13 +276,21 @@ describe('lifeboat worker --metrics', () => {
     const port = await freePort();
     const host = `metricsworker${process.pid}`;
     const url = `http://127.0.0.1:${port}/metrics`;
-    const worker = startLifeboat(['worker', '--host', host, '--no-shared', '--metrics', `127.0.0.1:${port}`, '--address', temporalAddress()], cleanups);
+    const worker = startLifeboat(
+      ['worker', '--host', host, '--no-shared', '--metrics', `127.0.0.1:${port}`, '--address', temporalAddress()],
+      cleanups,
+    );
     const text = await waitFor(
       'temporal_* metrics of the worker',
       async () => {
-        if (worker.child.exitCode !== null) throw new Error(`worker exited ${worker.child.exitCode}: ${worker.stderr()}`);
+        if (worker.child.exitCode !== null)
+          throw new Error(`worker exited ${worker.child.exitCode}: ${worker.stderr()}`);
         const got = await scrape(url).catch(() => undefined);
-        return got?.parsed.samples.some((s) => s.name.startsWith('temporal_') && s.labels.task_queue === `lifeboat-host-${host}`) ? got : undefined;
+        return got?.parsed.samples.some(
+          (s) => s.name.startsWith('temporal_') && s.labels.task_queue === `lifeboat-host-${host}`,
+        )
+          ? got
+          : undefined;
       },
       { timeoutMs: 60_000, intervalMs: 500 },
     );

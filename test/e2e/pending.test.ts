@@ -31,7 +31,10 @@ async function lifeboat(...args: string[]): Promise<{ code: number; stdout: stri
   return lifeboatWith({ ...process.env, LIFEBOAT_UI_URL: '' }, ...args);
 }
 
-async function lifeboatWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function lifeboatWith(
+  env: NodeJS.ProcessEnv,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const r = await exec(path.join(projectRoot(), 'bin/lifeboat'), [...args, '--address', temporalAddress()], { env });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
@@ -62,7 +65,11 @@ describe('lifeboat pending', () => {
       return JSON.parse(r.stdout) as PendingRun[];
     };
     const waitListed = (step: string) =>
-      waitFor(`lifeboat pending to list ${step}`, async () => ((await pendingJson()).some((p) => p.pending?.step === step) ? true : undefined), { timeoutMs: 150_000, intervalMs: 500 });
+      waitFor(
+        `lifeboat pending to list ${step}`,
+        async () => ((await pendingJson()).some((p) => p.pending?.step === step) ? true : undefined),
+        { timeoutMs: 150_000, intervalMs: 500 },
+      );
 
     // 1. Waiting at approve-fence: listed, with who may approve, how many, since when and the commands.
     await waitListed('approve-fence');
@@ -82,9 +89,26 @@ describe('lifeboat pending', () => {
       ].join('\n'),
     );
     const [listed] = await pendingJson();
-    expect(listed).toMatchObject({ workflowId, runbook: name, awaiting: ['approve-fence'], pending: { step: 'approve-fence', kind: 'approval', approvers: ['alice'], min: 1, approvedBy: [], stillNeeded: 1 } });
+    expect(listed).toMatchObject({
+      workflowId,
+      runbook: name,
+      awaiting: ['approve-fence'],
+      pending: {
+        step: 'approve-fence',
+        kind: 'approval',
+        approvers: ['alice'],
+        min: 1,
+        approvedBy: [],
+        stillNeeded: 1,
+      },
+    });
     // With the Temporal UI's address known, each run ends with the link to its checklist tab.
-    const linked = await lifeboatWith({ ...process.env, LIFEBOAT_UI_URL: 'http://ui.example:8080' }, 'pending', '--runbook', name);
+    const linked = await lifeboatWith(
+      { ...process.env, LIFEBOAT_UI_URL: 'http://ui.example:8080' },
+      'pending',
+      '--runbook',
+      name,
+    );
     expect(linked.stdout.trimEnd().split('\n').slice(-2)).toEqual([
       `  Temporal UI, the run's "User Metadata" tab (Current Details: the checklist; the page does not refresh itself, press R for the latest):`,
       `  http://ui.example:8080/namespaces/default/workflows/${workflowId}/${wf.firstExecutionRunId}/user-metadata`,
@@ -95,16 +119,31 @@ describe('lifeboat pending', () => {
     // 2. Approved: no longer listed at approve-fence; later it waits at approve-promote.
     const approved = await lifeboat('approve', workflowId, 'approve-fence', '--as', 'alice');
     expect(approved.code).toBe(0);
-    await waitFor('approve-fence to leave the list', async () => ((await pendingJson()).every((p) => p.pending?.step !== 'approve-fence' && !p.awaiting.includes('approve-fence')) ? true : undefined), { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      'approve-fence to leave the list',
+      async () =>
+        (await pendingJson()).every((p) => p.pending?.step !== 'approve-fence' && !p.awaiting.includes('approve-fence'))
+          ? true
+          : undefined,
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     await waitListed('approve-promote');
-    expect((await lifeboat('pending', '--runbook', name)).stdout).toContain(`  lifeboat retarget ${workflowId} --to-time <iso>|--to-lsn <lsn>|... --as <who>`);
+    expect((await lifeboat('pending', '--runbook', name)).stdout).toContain(
+      `  lifeboat retarget ${workflowId} --to-time <iso>|--to-lsn <lsn>|... --as <who>`,
+    );
 
     // 3. Rejected: the run ends and nothing is pending for this runbook.
-    expect((await lifeboat('reject', workflowId, 'approve-promote', '--as', 'alice', '--reason', 'test over')).code).toBe(0);
-    const nothing = await waitFor('nothing pending', async () => {
-      const r = await lifeboat('pending', '--runbook', name);
-      return r.stdout.startsWith('nothing pending') ? r.stdout : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    expect(
+      (await lifeboat('reject', workflowId, 'approve-promote', '--as', 'alice', '--reason', 'test over')).code,
+    ).toBe(0);
+    const nothing = await waitFor(
+      'nothing pending',
+      async () => {
+        const r = await lifeboat('pending', '--runbook', name);
+        return r.stdout.startsWith('nothing pending') ? r.stdout : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     expect(nothing).toBe(
       [
         `nothing pending: no running recovery waits for a decision (runbook ${name}, namespace default at ${temporalAddress()})`,
@@ -118,16 +157,30 @@ describe('lifeboat pending', () => {
   it('registers LifeboatRunbook and LifeboatAwaiting on a server that lacks them (what every worker does before polling), and leaves them be the next time', async () => {
     // A bare dev server, started without the --search-attribute flags ours get.
     const port = await freePort();
-    const child = spawn(requireTool('temporal'), ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--log-level', 'error'], { stdio: 'ignore' });
+    const child = spawn(
+      requireTool('temporal'),
+      ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--log-level', 'error'],
+      { stdio: 'ignore' },
+    );
     cleanups.push(() => stopChild(child));
-    const connection = await waitFor('the bare server', () => Connection.connect({ address: `127.0.0.1:${port}`, connectTimeout: 1000 }).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 250 });
+    const connection = await waitFor(
+      'the bare server',
+      () => Connection.connect({ address: `127.0.0.1:${port}`, connectTimeout: 1000 }).catch(() => undefined),
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
     cleanups.push(() => connection.close());
     const before = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
     expect(Object.keys(before.customAttributes ?? {}).filter((k) => k.startsWith('Lifeboat'))).toEqual([]);
-    expect(await ensureSearchAttributes(connection.operatorService, 'default')).toEqual(['LifeboatRunbook', 'LifeboatAwaiting']);
+    expect(await ensureSearchAttributes(connection.operatorService, 'default')).toEqual([
+      'LifeboatRunbook',
+      'LifeboatAwaiting',
+    ]);
     const after = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
     // IndexedValueType 2 = Keyword, 7 = KeywordList.
-    expect({ LifeboatRunbook: after.customAttributes?.LifeboatRunbook, LifeboatAwaiting: after.customAttributes?.LifeboatAwaiting }).toEqual({ LifeboatRunbook: 2, LifeboatAwaiting: 7 });
+    expect({
+      LifeboatRunbook: after.customAttributes?.LifeboatRunbook,
+      LifeboatAwaiting: after.customAttributes?.LifeboatAwaiting,
+    }).toEqual({ LifeboatRunbook: 2, LifeboatAwaiting: 7 });
     expect(await ensureSearchAttributes(connection.operatorService, 'default')).toEqual([]);
   });
 });

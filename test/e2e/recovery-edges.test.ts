@@ -44,7 +44,10 @@ afterAll(async () => {
 function startWorkerProcess(host: string, taskQueue: string): { child: ChildProcess; log: () => string } {
   let out = '';
   const code = `require(${JSON.stringify(path.join(projectRoot(), 'dist/src/worker.js'))}).startWorkers(${JSON.stringify({ address: temporalAddress(), namespace: 'default', host, taskQueue })}).then((w) => { console.log('polling'); return w.runUntilSignal(); })`;
-  const child = spawn(process.execPath, ['-e', code], { env: { ...process.env, ...s3Env(), LIFEBOAT_RUNBOOKS_DIR: runbooksDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['-e', code], {
+    env: { ...process.env, ...s3Env(), LIFEBOAT_RUNBOOKS_DIR: runbooksDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   return { child, log: () => out };
@@ -63,7 +66,13 @@ interface Setup {
 /** A cluster with the demo schema, a backup, then three batches of 100 rows with a time after each. */
 async function setup(label: string, opts: { inPlace?: boolean } = {}): Promise<Setup> {
   const host = `edge${label}${process.pid}`;
-  const tc = await startTestCluster({ name: `edge-${label}`, kind: 'file', runbooksDir, host, runbook: { approvers: ['alice'] } });
+  const tc = await startTestCluster({
+    name: `edge-${label}`,
+    kind: 'file',
+    runbooksDir,
+    host,
+    runbook: { approvers: ['alice'] },
+  });
   cleanups.push(() => tc.stop());
   if (opts.inPlace) {
     const { readFileSync, writeFileSync } = await import('node:fs');
@@ -82,7 +91,9 @@ async function setup(label: string, opts: { inPlace?: boolean } = {}): Promise<S
   const times: string[] = [];
   for (let b = 1; b <= 3; b++) {
     await tc.pg.query(`insert into t select g, ${b} from generate_series(${(b - 1) * 100 + 1}, ${b * 100}) g`);
-    const [{ now } = { now: '' }] = await tc.pg.query<{ now: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as now`);
+    const [{ now } = { now: '' }] = await tc.pg.query<{ now: string }>(
+      `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as now`,
+    );
     times.push(now);
     await new Promise((r) => setTimeout(r, 1100));
   }
@@ -90,22 +101,33 @@ async function setup(label: string, opts: { inPlace?: boolean } = {}): Promise<S
   const taskQueue = `edges-${label}-${process.pid}`;
   const worker = startWorkerProcess(host, taskQueue);
   cleanups.push(() => (worker.child.exitCode === null ? stopChild(worker.child) : undefined));
-  await waitFor('the worker to poll', async () => (worker.log().includes('polling') ? true : undefined), { timeoutMs: 60_000 });
+  await waitFor('the worker to poll', async () => (worker.log().includes('polling') ? true : undefined), {
+    timeoutMs: 60_000,
+  });
   return { tc, runbook, host, taskQueue, worker, times };
 }
 
 async function start(s: Setup, input: Record<string, unknown>): Promise<WorkflowHandle> {
-  return client.workflow.start('recoverToPointInTime', { taskQueue: s.taskQueue, workflowId: `recover-${s.tc.name}-${Date.now().toString(36)}`, args: [{ runbook: s.tc.name, ...input }] });
+  return client.workflow.start('recoverToPointInTime', {
+    taskQueue: s.taskQueue,
+    workflowId: `recover-${s.tc.name}-${Date.now().toString(36)}`,
+    args: [{ runbook: s.tc.name, ...input }],
+  });
 }
 
 function waitStep(wf: WorkflowHandle, step: string, state: string): Promise<RecoveryStatus> {
-  return waitFor(`${step} to be ${state}`, async () => {
-    const st = await wf.query(statusQuery);
-    return st.steps.find((x) => x.id === step)?.state === state ? st : undefined;
-  }, { timeoutMs: 150_000, intervalMs: 100 });
+  return waitFor(
+    `${step} to be ${state}`,
+    async () => {
+      const st = await wf.query(statusQuery);
+      return st.steps.find((x) => x.id === step)?.state === state ? st : undefined;
+    },
+    { timeoutMs: 150_000, intervalMs: 100 },
+  );
 }
 
-const approve = (wf: WorkflowHandle, step: string) => wf.executeUpdate(decideUpdate, { args: [{ step: step as 'approve-fence', decision: 'approve', by: 'alice' }] });
+const approve = (wf: WorkflowHandle, step: string) =>
+  wf.executeUpdate(decideUpdate, { args: [{ step: step as 'approve-fence', decision: 'approve', by: 'alice' }] });
 
 async function stopRestored(runbook: Runbook): Promise<void> {
   await stopRestoredCopy(runbook);
@@ -116,12 +138,17 @@ describe('recoverToPointInTime on real services, when things go wrong', () => {
     const s = await setup('gap');
     // Lose one archived segment after the backup.
     const walDir = path.join(s.tc.repoUrl.replace('file://', ''), s.tc.name, 'wal');
-    const segments = readdirSync(walDir).filter((f) => /^[0-9A-F]{24}\.zst$/.test(f)).sort();
+    const segments = readdirSync(walDir)
+      .filter((f) => /^[0-9A-F]{24}\.zst$/.test(f))
+      .sort();
     const lost = segments[segments.length - 2]!;
     rmSync(path.join(walDir, lost));
     const wf = await start(s, { target: { latest: true } });
     // Ends by itself: a gap stays a gap however often preflight is retried.
-    const err = await wf.result().then(() => undefined, (e: unknown) => e);
+    const err = await wf.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(((err as WorkflowFailedError).cause as Error & { type?: string }).type).toBe('WAL_GAP');
     const st = await wf.query(statusQuery);
@@ -150,15 +177,32 @@ describe('recoverToPointInTime on real services, when things go wrong', () => {
         existsSync(s.runbook.restore.dataDir),
       ]);
     const before = await snapshot();
-    const [{ lsn } = { lsn: '' }] = await s.tc.pg.query<{ lsn: string }>(`select (pg_current_wal_lsn() + 1073741824)::text as lsn`);
+    const [{ lsn } = { lsn: '' }] = await s.tc.pg.query<{ lsn: string }>(
+      `select (pg_current_wal_lsn() + 1073741824)::text as lsn`,
+    );
     const cases: Array<{ target: Record<string, string>; says: RegExp; hint: string }> = [
-      { target: { time: '2030-01-01T00:00:00Z' }, says: /^time 2030-01-01T00:00:00Z is after the newest commit in the WAL archive of cluster edge-unreach /, hint: '--to-latest' },
-      { target: { name: 'before-migration-042' }, says: /^restore point "before-migration-042" is not in the WAL archive of cluster edge-unreach .*the newest "before-migration-0042"/, hint: `--to-name 'before-migration-0042'` },
-      { target: { lsn }, says: new RegExp(`^LSN ${lsn.replace('/', '\\/')} is past the end of the WAL archive of cluster edge-unreach `), hint: '--to-lsn ' },
+      {
+        target: { time: '2030-01-01T00:00:00Z' },
+        says: /^time 2030-01-01T00:00:00Z is after the newest commit in the WAL archive of cluster edge-unreach /,
+        hint: '--to-latest',
+      },
+      {
+        target: { name: 'before-migration-042' },
+        says: /^restore point "before-migration-042" is not in the WAL archive of cluster edge-unreach .*the newest "before-migration-0042"/,
+        hint: `--to-name 'before-migration-0042'`,
+      },
+      {
+        target: { lsn },
+        says: new RegExp(`^LSN ${lsn.replace('/', '\\/')} is past the end of the WAL archive of cluster edge-unreach `),
+        hint: '--to-lsn ',
+      },
     ];
     for (const c of cases) {
       const wf = await start(s, { target: c.target });
-      const err = await wf.result().then(() => undefined, (e: unknown) => e);
+      const err = await wf.result().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(WorkflowFailedError);
       expect(((err as WorkflowFailedError).cause as Error & { type?: string }).type).toBe('TARGET_UNREACHABLE');
       const st = await wf.query(statusQuery);
@@ -179,14 +223,18 @@ describe('recoverToPointInTime on real services, when things go wrong', () => {
 
   it('a target preflight cannot place (a transaction id past the end) fails replay-wal with RECOVERY_ENDED_BEFORE_TARGET and promotes nothing', async () => {
     const s = await setup('pastend');
-    const [{ xid } = { xid: '' }] = await s.tc.pg.query<{ xid: string }>(`select (txid_current() + 100000)::text as xid`);
+    const [{ xid } = { xid: '' }] = await s.tc.pg.query<{ xid: string }>(
+      `select (txid_current() + 100000)::text as xid`,
+    );
     const wf = await start(s, { target: { xid }, dryRun: true });
     const st = await waitStep(wf, 'replay-wal', 'failed');
     expect(st.steps.find((x) => x.id === 'replay-wal')!.error!.type).toBe('RECOVERY_ENDED_BEFORE_TARGET');
     expect(st.steps.find((x) => x.id === 'promote')!.state).not.toBe('done');
     // Nothing was promoted: the restored directory has no postmaster running and never left recovery.
     expect(existsSync(path.join(s.runbook.restore.dataDir, 'recovery.signal'))).toBe(true);
-    await wf.executeUpdate(decideUpdate, { args: [{ step: 'replay-wal', decision: 'abort', by: 'alice', comment: 'target too late' }] });
+    await wf.executeUpdate(decideUpdate, {
+      args: [{ step: 'replay-wal', decision: 'abort', by: 'alice', comment: 'target too late' }],
+    });
     await wf.result().catch(() => undefined);
     await stopRestored(s.runbook);
     await stopChild(s.worker.child);
@@ -217,14 +265,24 @@ describe('recoverToPointInTime on real services, when things go wrong', () => {
 
     // Later: replay continues from where it paused.
     await wf.signal(retargetSignal, { by: 'alice', target: { time: s.times[1]! } });
-    await waitFor('replay to run again', async () => ((await wf.query(statusQuery)).steps.find((x) => x.id === 'replay-wal')!.runs >= 2 ? true : undefined), { timeoutMs: 60_000, intervalMs: 100 });
+    await waitFor(
+      'replay to run again',
+      async () =>
+        (await wf.query(statusQuery)).steps.find((x) => x.id === 'replay-wal')!.runs >= 2 ? true : undefined,
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
     st = await waitStep(wf, 'approve-promote', 'awaiting-approval');
     expect(st.steps.find((x) => x.id === 'restore-base-backup')!.runs).toBe(1);
     expect(await rows()).toBe(200);
 
     // Earlier: restore again.
     await wf.signal(retargetSignal, { by: 'alice', target: { time: s.times[0]! } });
-    await waitFor('restore to run again', async () => ((await wf.query(statusQuery)).steps.find((x) => x.id === 'restore-base-backup')!.runs >= 2 ? true : undefined), { timeoutMs: 60_000, intervalMs: 100 });
+    await waitFor(
+      'restore to run again',
+      async () =>
+        (await wf.query(statusQuery)).steps.find((x) => x.id === 'restore-base-backup')!.runs >= 2 ? true : undefined,
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
     st = await waitStep(wf, 'approve-promote', 'awaiting-approval');
     expect(await rows()).toBe(100);
     await approve(wf, 'approve-promote');
@@ -235,10 +293,14 @@ describe('recoverToPointInTime on real services, when things go wrong', () => {
     expect(evidence.notes.filter((n) => n.startsWith('retargeted'))).toHaveLength(2);
     // The earlier restore moved our own previous copy aside, never deleted it.
     const parent = path.dirname(s.runbook.restore.dataDir);
-    expect(readdirSync(parent).filter((f) => f.startsWith(`${path.basename(s.runbook.restore.dataDir)}.lifeboat-`)).length).toBeGreaterThanOrEqual(1);
+    expect(
+      readdirSync(parent).filter((f) => f.startsWith(`${path.basename(s.runbook.restore.dataDir)}.lifeboat-`)).length,
+    ).toBeGreaterThanOrEqual(1);
     // The worker's death was noticed by the heartbeat and the activity ran again: attempt 2 in history.
     const history = await wf.fetchHistory();
-    const replayStarts = history.events!.filter((e) => e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.attempt === 2);
+    const replayStarts = history.events!.filter(
+      (e) => e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.attempt === 2,
+    );
     expect(replayStarts.length).toBeGreaterThanOrEqual(1);
     const c = new Client({ host: '127.0.0.1', port: s.runbook.restore.port, user: 'postgres', database: 'postgres' });
     await c.connect();

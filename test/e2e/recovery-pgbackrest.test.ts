@@ -45,14 +45,29 @@ describe('recoverToPointInTime on a pgBackRest stanza', () => {
     const name = 'brrecover';
     const host = `brrecover${process.pid}`;
     // Lifeboat's own repository holds only the audit log and the evidence; the backups and WAL are pgBackRest's.
-    const yaml = demoRunbookYaml({ name, pgPort: s.primary.port, pgUser: 'postgres', database: 'postgres', repoUrl: `file://${repoDir}`, host, stateDir, restorePort: await freePort(), drillPort: await freePort() });
-    writeFileSync(path.join(runbooksDir, `${name}.yaml`), `${yaml}engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`);
+    const yaml = demoRunbookYaml({
+      name,
+      pgPort: s.primary.port,
+      pgUser: 'postgres',
+      database: 'postgres',
+      repoUrl: `file://${repoDir}`,
+      host,
+      stateDir,
+      restorePort: await freePort(),
+      drillPort: await freePort(),
+    });
+    writeFileSync(
+      path.join(runbooksDir, `${name}.yaml`),
+      `${yaml}engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`,
+    );
     const runbook = await loadRunbook(name);
 
     const pg = s.primary;
     await pg.query(DEMO_SCHEMA_SQL);
     await pg.query(DEMO_SEED_SQL);
-    await pg.query('create role app login; grant all on all tables in schema public to app; grant all on all sequences in schema public to app');
+    await pg.query(
+      'create role app login; grant all on all tables in schema public to app; grant all on all sequences in schema public to app',
+    );
     const engine = new PgBackRestEngine(s.setting, { osUser: 'postgres' });
     const backup = await engine.takeBackup({ type: 'full' });
     // After the backup, as the application: more orders, then the restore point before the incident.
@@ -61,7 +76,9 @@ describe('recoverToPointInTime on a pgBackRest stanza', () => {
     app.on('error', () => undefined);
     await app.connect();
     cleanups.push(() => app.end().catch(() => undefined));
-    await app.query(`insert into orders (customer, status, amount) select 'late-' || g, 'pending', 10 from generate_series(1, 40) g`);
+    await app.query(
+      `insert into orders (customer, status, amount) select 'late-' || g, 'pending', 10 from generate_series(1, 40) g`,
+    );
     const before = (await app.query<{ id: number; status: string }>('select id, status from orders order by id')).rows;
     expect(before.filter((o) => o.status === 'pending').length).toBeGreaterThan(40);
     await pg.query(`select pg_create_restore_point('before-cancel')`);
@@ -81,25 +98,39 @@ describe('recoverToPointInTime on a pgBackRest stanza', () => {
       args: [{ runbook: name, target: { name: 'before-cancel' }, incident: 'INC-18', reason: 'bad UPDATE on orders' }],
     });
     const waitStep = (step: string, state: string) =>
-      waitFor(`${step} to be ${state}`, async () => {
-        const st = await wf.query(statusQuery);
-        const failed = st.steps.find((x) => x.state === 'failed');
-        if (failed) throw new Error(`${failed.id} failed: ${failed.error?.type} ${failed.error?.message}\n${failed.error?.hints.join('\n')}`);
-        return st.steps.find((x) => x.id === step)?.state === state ? st : undefined;
-      }, { timeoutMs: 180_000, intervalMs: 250 });
+      waitFor(
+        `${step} to be ${state}`,
+        async () => {
+          const st = await wf.query(statusQuery);
+          const failed = st.steps.find((x) => x.state === 'failed');
+          if (failed)
+            throw new Error(
+              `${failed.id} failed: ${failed.error?.type} ${failed.error?.message}\n${failed.error?.hints.join('\n')}`,
+            );
+          return st.steps.find((x) => x.id === step)?.state === state ? st : undefined;
+        },
+        { timeoutMs: 180_000, intervalMs: 250 },
+      );
 
     const fence = await waitStep('approve-fence', 'awaiting-approval');
     // Preflight chose pgBackRest's backup and said what it could not check on this engine.
-    expect(fence.steps.find((x) => x.id === 'preflight')?.summary).toMatch(new RegExp(`^backup ${backup.backupId}, \\d+ WAL segments from ${backup.startWal}`));
+    expect(fence.steps.find((x) => x.id === 'preflight')?.summary).toMatch(
+      new RegExp(`^backup ${backup.backupId}, \\d+ WAL segments from ${backup.startWal}`),
+    );
     await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-fence', decision: 'approve', by: 'alice' }] });
     const paused = await waitStep('approve-promote', 'awaiting-approval');
     expect(paused.replay?.paused).toBe(true);
     // The copy is Lifeboat's (its marker) and replays through pgBackRest's archive-get.
-    const marker = JSON.parse(readFileSync(path.join(runbook.restore.dataDir, MARKER_FILE), 'utf8')) as { backupId: string; state: string };
+    const marker = JSON.parse(readFileSync(path.join(runbook.restore.dataDir, MARKER_FILE), 'utf8')) as {
+      backupId: string;
+      state: string;
+    };
     expect(marker).toMatchObject({ backupId: backup.backupId, state: 'replaying' });
     const autoConf = readFileSync(path.join(runbook.restore.dataDir, 'postgresql.auto.conf'), 'utf8');
     const block = autoConf.slice(autoConf.indexOf('# lifeboat recovery begin'));
-    expect(block).toMatch(new RegExp(`^restore_command = 'pgbackrest .*--stanza=${s.stanza} archive-get %f "%p"'$`, 'm'));
+    expect(block).toMatch(
+      new RegExp(`^restore_command = 'pgbackrest .*--stanza=${s.stanza} archive-get %f "%p"'$`, 'm'),
+    );
     expect(block).toContain(`recovery_target_name = 'before-cancel'`);
     await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-promote', decision: 'approve', by: 'alice' }] });
     await waitStep('approve-resume', 'awaiting-approval');
@@ -107,18 +138,38 @@ describe('recoverToPointInTime on a pgBackRest stanza', () => {
     const evidence = (await wf.result()) as Evidence;
 
     // The promoted copy, as the application: exactly the rows at the restore point, and it takes writes.
-    const restored = new Client({ host: runbook.restore.address, port: runbook.restore.port, user: 'app', database: 'postgres' });
+    const restored = new Client({
+      host: runbook.restore.address,
+      port: runbook.restore.port,
+      user: 'app',
+      database: 'postgres',
+    });
     await restored.connect();
     cleanups.push(() => restored.end().catch(() => undefined));
-    expect((await restored.query<{ id: number; status: string }>('select id, status from orders order by id')).rows).toEqual(before);
+    expect(
+      (await restored.query<{ id: number; status: string }>('select id, status from orders order by id')).rows,
+    ).toEqual(before);
     await restored.query(`insert into orders (customer, status, amount) values ('after-recovery', 'paid', 5)`);
     expect((await restored.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]!.r).toBe(false);
 
-    expect(evidence).toMatchObject({ kind: 'recovery', engine: 'pgbackrest', runbook: name, backupId: backup.backupId, target: { name: 'before-cancel' }, validationStatus: 'passed' });
+    expect(evidence).toMatchObject({
+      kind: 'recovery',
+      engine: 'pgbackrest',
+      runbook: name,
+      backupId: backup.backupId,
+      target: { name: 'before-cancel' },
+      validationStatus: 'passed',
+    });
     // Every step done but the caches, which this runbook has none of.
-    expect(evidence.steps.filter((x) => x.state !== 'done').map((x) => `${x.id}:${x.state}`)).toEqual(['invalidate-caches:skipped']);
+    expect(evidence.steps.filter((x) => x.state !== 'done').map((x) => `${x.id}:${x.state}`)).toEqual([
+      'invalidate-caches:skipped',
+    ]);
     expect(evidence.primary?.history).toMatch(/^00000002\.history not pushed: the WAL archive is pgBackRest's/);
-    expect(evidence.notes.some((n) => n.startsWith('preflight on pgBackRest stanza rec skipped: whether the archive reaches the target'))).toBe(true);
+    expect(
+      evidence.notes.some((n) =>
+        n.startsWith('preflight on pgBackRest stanza rec skipped: whether the archive reaches the target'),
+      ),
+    ).toBe(true);
     // Stored in Lifeboat's own repository, as for every engine.
     const repo = await openRepository(runbook.repository.url, runbook.repository);
     expect(JSON.parse((await repo.get(keys.evidence(name, evidence.runId)))!.body.toString())).toEqual(evidence);

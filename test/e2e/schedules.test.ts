@@ -13,7 +13,14 @@ import { execFile } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { type ActivityFailure, type ApplicationFailure, Client as TemporalClient, Connection, ScheduleNotFoundError, WorkflowFailedError } from '@temporalio/client';
+import {
+  type ActivityFailure,
+  type ApplicationFailure,
+  Client as TemporalClient,
+  Connection,
+  ScheduleNotFoundError,
+  WorkflowFailedError,
+} from '@temporalio/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL } from '../../src/dev/demo-runbook';
 import type { LifeboatSchedule } from '../../src/schedules/schedules';
@@ -50,13 +57,35 @@ const lifeboat = cliRunner(env);
 beforeAll(async () => {
   webhook = await startTestWebhook();
   cleanups.push(() => webhook.close());
-  await exec(requireTool('temporal'), ['operator', 'namespace', 'create', '--address', temporalAddress(), '--namespace', namespace]);
+  await exec(requireTool('temporal'), [
+    'operator',
+    'namespace',
+    'create',
+    '--address',
+    temporalAddress(),
+    '--namespace',
+    namespace,
+  ]);
   const connection = await Connection.connect({ address: temporalAddress() });
   cleanups.push(() => connection.close());
   client = new TemporalClient({ connection, namespace });
-  await waitFor('the namespace to be usable', async () => (await connection.workflowService.describeNamespace({ namespace }).then(() => true, () => undefined)), { timeoutMs: 60_000 });
+  await waitFor(
+    'the namespace to be usable',
+    async () =>
+      await connection.workflowService.describeNamespace({ namespace }).then(
+        () => true,
+        () => undefined,
+      ),
+    { timeoutMs: 60_000 },
+  );
 
-  cluster = await startTestCluster({ name: 'sched', kind: 'file', runbooksDir, host, runbook: { retainFull: 1, notifyWebhookUrlEnv: WEBHOOK_ENV } });
+  cluster = await startTestCluster({
+    name: 'sched',
+    kind: 'file',
+    runbooksDir,
+    host,
+    runbook: { retainFull: 1, notifyWebhookUrlEnv: WEBHOOK_ENV },
+  });
   cleanups.push(() => cluster.stop());
   await cluster.pg.query(DEMO_SCHEMA_SQL);
   await cluster.pg.query(DEMO_SEED_SQL);
@@ -77,11 +106,15 @@ afterAll(async () => {
 
 /** `lifeboat schedules --json`, once the (eventually consistent) list holds `id`. */
 async function listed(id: string): Promise<LifeboatSchedule> {
-  return waitFor(`${id} in lifeboat schedules`, async () => {
-    const r = await lifeboat('schedules', '--json');
-    expect(r.code).toBe(0);
-    return (JSON.parse(r.stdout) as LifeboatSchedule[]).find((s) => s.scheduleId === id);
-  }, { timeoutMs: 30_000, intervalMs: 500 });
+  return waitFor(
+    `${id} in lifeboat schedules`,
+    async () => {
+      const r = await lifeboat('schedules', '--json');
+      expect(r.code).toBe(0);
+      return (JSON.parse(r.stdout) as LifeboatSchedule[]).find((s) => s.scheduleId === id);
+    },
+    { timeoutMs: 30_000, intervalMs: 500 },
+  );
 }
 
 /** Triggers through the CLI and returns the workflow id the schedule started. */
@@ -90,11 +123,17 @@ async function trigger(runbook: string, kind: 'drill' | 'backup'): Promise<strin
   const before = (await client.schedule.getHandle(id).describe()).info.numActionsTaken;
   const r = await lifeboat('schedules', 'trigger', runbook, kind);
   expect(r.code).toBe(0);
-  expect(r.stdout.split('\n')[0]).toBe(`schedule ${id} triggered: ${kind === 'drill' ? 'restoreDrill' : 'baseBackup'} starts now; lifeboat schedules shows its result`);
-  const d = await waitFor(`${id} to start a run`, async () => {
-    const x = await client.schedule.getHandle(id).describe();
-    return x.info.numActionsTaken > before ? x : undefined;
-  }, { timeoutMs: 30_000, intervalMs: 200 });
+  expect(r.stdout.split('\n')[0]).toBe(
+    `schedule ${id} triggered: ${kind === 'drill' ? 'restoreDrill' : 'baseBackup'} starts now; lifeboat schedules shows its result`,
+  );
+  const d = await waitFor(
+    `${id} to start a run`,
+    async () => {
+      const x = await client.schedule.getHandle(id).describe();
+      return x.info.numActionsTaken > before ? x : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
   const workflowId = d.info.recentActions[d.info.recentActions.length - 1]!.action.workflow.workflowId;
   expect(workflowId).toMatch(new RegExp(`^${kind}-${runbook}-\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$`));
   return workflowId;
@@ -121,15 +160,28 @@ it('creates the backup schedule once and updates it; a triggered run is verified
   );
   // One schedule, with the new cron, as the server describes it.
   const d = await client.schedule.getHandle('lifeboat-backup-sched').describe();
-  expect(d.spec.calendars?.map((c) => [c.hour, c.minute])).toEqual([[[{ start: 4, end: 4, step: 1 }], [{ start: 30, end: 30, step: 1 }]]]);
+  expect(d.spec.calendars?.map((c) => [c.hour, c.minute])).toEqual([
+    [[{ start: 4, end: 4, step: 1 }], [{ start: 30, end: 30, step: 1 }]],
+  ]);
   expect(d.policies.overlap).toBe('SKIP');
-  expect(d.action).toMatchObject({ workflowType: 'baseBackup', taskQueue: 'lifeboat', args: [{ runbook: 'sched', expire: true }] });
+  expect(d.action).toMatchObject({
+    workflowType: 'baseBackup',
+    taskQueue: 'lifeboat',
+    args: [{ runbook: 'sched', expire: true }],
+  });
   const ids: string[] = [];
   for await (const s of client.schedule.list()) ids.push(s.scheduleId);
   expect(ids.filter((i) => i.startsWith('lifeboat-backup-'))).toEqual(['lifeboat-backup-sched']);
 
   const before = await listed('lifeboat-backup-sched');
-  expect(before).toMatchObject({ kind: 'backup', runbook: 'sched', cron: '30 4 * * *', workflowType: 'baseBackup', paused: false, actionsTaken: 0 });
+  expect(before).toMatchObject({
+    kind: 'backup',
+    runbook: 'sched',
+    cron: '30 4 * * *',
+    workflowType: 'baseBackup',
+    paused: false,
+    actionsTaken: 0,
+  });
   expect(before.nextRuns[0]).toMatch(/T04:30:00\.000Z$/);
   expect(before.lastResult).toBeUndefined();
 
@@ -137,7 +189,11 @@ it('creates the backup schedule once and updates it; a triggered run is verified
   const workflowId = await trigger('sched', 'backup');
   const result = (await client.workflow.getHandle(workflowId).result()) as BaseBackupResult;
   expect(result.verifiedBy).toBe('pg_verifybackup');
-  expect(result.expiry).toEqual({ workflowId: `${workflowId}-expire`, deletedBackups: [firstId], walDeletedCount: expect.any(Number) as number });
+  expect(result.expiry).toEqual({
+    workflowId: `${workflowId}-expire`,
+    deletedBackups: [firstId],
+    walDeletedCount: expect.any(Number) as number,
+  });
   const backups = JSON.parse((await lifeboat('backups', '--runbook', 'sched', '--json')).stdout) as unknown;
   expect(JSON.stringify(backups)).toContain(result.backupId);
   expect(JSON.stringify(backups)).not.toContain(firstId);
@@ -147,7 +203,12 @@ it('creates the backup schedule once and updates it; a triggered run is verified
   expect(after.actionsTaken).toBe(1);
   const table = (await lifeboat('schedules')).stdout;
   expect(table).toMatch(/^SCHEDULE +KIND +RUNBOOK +CRON +STATE +NEXT RUN +LAST RUN +LAST RESULT$/m);
-  expect(table).toMatch(new RegExp(`^lifeboat-backup-sched +backup +sched +30 4 \\* \\* \\* +active +\\d{4}-\\d\\d-\\d\\d 04:30:00Z +\\S+ \\S+ ${workflowId} +COMPLETED$`, 'm'));
+  expect(table).toMatch(
+    new RegExp(
+      `^lifeboat-backup-sched +backup +sched +30 4 \\* \\* \\* +active +\\d{4}-\\d\\d-\\d\\d 04:30:00Z +\\S+ \\S+ ${workflowId} +COMPLETED$`,
+      'm',
+    ),
+  );
 });
 
 it('runs a scheduled drill of the cluster when triggered, and its evidence is in lifeboat evidence', async () => {
@@ -169,23 +230,40 @@ it('runs a scheduled drill of the cluster when triggered, and its evidence is in
 
   const ev = await lifeboat('evidence', '--runbook', 'sched');
   expect(ev.code).toBe(0);
-  expect(ev.stdout.split('\n')[0]).toMatch(/^evidence of cluster sched in file:\/\/\S+: 1 record \(1 drill, 0 recoveries\)$/);
+  expect(ev.stdout.split('\n')[0]).toMatch(
+    /^evidence of cluster sched in file:\/\/\S+: 1 record \(1 drill, 0 recoveries\)$/,
+  );
   // RPO is "-" when no commit lies between the backup and the random target (nothing replayed to measure it by).
-  expect(ev.stdout).toMatch(new RegExp(`^drill +\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ +time \\S+ +\\d+\\.\\d s +(\\d+\\.\\d s|-) +\\d+ +passed +${runId}$`, 'm'));
+  expect(ev.stdout).toMatch(
+    new RegExp(
+      `^drill +\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ +time \\S+ +\\d+\\.\\d s +(\\d+\\.\\d s|-) +\\d+ +passed +${runId}$`,
+      'm',
+    ),
+  );
   const drill = await listed('lifeboat-drill-sched');
-  expect(drill).toMatchObject({ kind: 'drill', runbook: 'sched', cron: '@daily', lastResult: { workflowId, status: 'COMPLETED' } });
+  expect(drill).toMatchObject({
+    kind: 'drill',
+    runbook: 'sched',
+    cron: '@daily',
+    lastResult: { workflowId, status: 'COMPLETED' },
+  });
   expect(drill.nextRuns[0]).toMatch(/T00:00:00\.000Z$/);
 });
 
 it('runs a drill from the CLI and prints its figures; the report draws both drills', async () => {
   const r = await lifeboat('drill', '--runbook', 'sched');
   expect(r.code).toBe(0);
-  const workflowId = /^started restoreDrill (drill-sched-\d{8}T\d{6}Z) \(runbook sched\); waiting for a worker on task queue lifeboat$/m.exec(r.stderr)?.[1];
+  const workflowId =
+    /^started restoreDrill (drill-sched-\d{8}T\d{6}Z) \(runbook sched\); waiting for a worker on task queue lifeboat$/m.exec(
+      r.stderr,
+    )?.[1];
   expect(workflowId).toBeDefined();
   const runId = (await client.workflow.getHandle(workflowId!).describe()).runId;
   const lines = r.stdout.trimEnd().split('\n');
   expect(lines[0]).toMatch(new RegExp(`^drill ${workflowId} passed: backup \\d{8}T\\d{6}Z to time \\S+Z$`));
-  expect(lines[1]).toMatch(/^RTO \d+\.\d s \(objective 2700 s, met\): preflight \d+\.\d s, restore \d+\.\d s, replay \d+\.\d s, invariants \d+\.\d s, promote \d+\.\d s, smoke \d+\.\d s$/);
+  expect(lines[1]).toMatch(
+    /^RTO \d+\.\d s \(objective 2700 s, met\): preflight \d+\.\d s, restore \d+\.\d s, replay \d+\.\d s, invariants \d+\.\d s, promote \d+\.\d s, smoke \d+\.\d s$/,
+  );
   expect(lines[2]).toMatch(/^RPO (\d+\.\d s \(objective 300 s, met\)|- \(objective 300 s\))$/);
   expect(lines[3]).toMatch(/^WAL: \d+ segments? replayed to [0-9A-F]+\/[0-9A-F]+( \(\S+\))?$/);
   expect(lines[4]).toMatch(/^invariants: \d+ passed, 0 failed$/);
@@ -217,9 +295,13 @@ it('prints the figures and the reason of a drill that fails, and exits 1', async
   expect(lines[1]).toMatch(/^RTO (\d+\.\d s|-) \(objective 2700 s(, met|, MISSED)?\)/);
   expect(lines.some((l) => /^failed step [a-z-]+: [A-Z_]+: /.test(l))).toBe(true);
   expect(lines[lines.length - 1]).toBe(`evidence: sched/evidence/${runId}.json`);
-  expect(r.stderr).toMatch(new RegExp(`^lifeboat: restoreDrill ${workflowId} failed: restore drill of sched failed `, 'm'));
+  expect(r.stderr).toMatch(
+    new RegExp(`^lifeboat: restoreDrill ${workflowId} failed: restore drill of sched failed `, 'm'),
+  );
   expect(r.stderr).toContain(`HINT: the evidence record is ${cluster.repoUrl}/sched/evidence/${runId}.json\n`);
-  const ev = JSON.parse((await lifeboat('evidence', '--runbook', 'sched', '--json')).stdout) as { records: Array<{ runId: string; validationStatus: string }> };
+  const ev = JSON.parse((await lifeboat('evidence', '--runbook', 'sched', '--json')).stdout) as {
+    records: Array<{ runId: string; validationStatus: string }>;
+  };
   expect(ev.records.find((x) => x.runId === runId)?.validationStatus).toBe('failed');
 });
 
@@ -227,7 +309,13 @@ it('posts backup-failed when a scheduled backup fails, and a webhook that is dow
   await lifeboat('backup', '--runbook', 'sched-broken', '--schedule', '0 2 * * *');
   const failedRun = async () => {
     const workflowId = await trigger('sched-broken', 'backup');
-    const err = await client.workflow.getHandle(workflowId).result().then(() => undefined, (e: unknown) => e);
+    const err = await client.workflow
+      .getHandle(workflowId)
+      .result()
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const cause = ((err as WorkflowFailedError).cause as ActivityFailure).cause as ApplicationFailure;
     expect(cause.type).toBe('SECRET_MISSING');
@@ -241,7 +329,10 @@ it('posts backup-failed when a scheduled backup fails, and a webhook that is dow
     text: `Lifeboat: base backup of sched-broken failed on host ${host} (SECRET_MISSING): environment variable LIFEBOAT_SCHEDULES_TEST_UNSET is not set in this process`,
     details: { type: 'SECRET_MISSING', host },
   });
-  expect((await listed('lifeboat-backup-sched-broken')).lastResult).toMatchObject({ workflowId: delivered, status: 'FAILED' });
+  expect((await listed('lifeboat-backup-sched-broken')).lastResult).toMatchObject({
+    workflowId: delivered,
+    status: 'FAILED',
+  });
 
   // The webhook answers 500 to every attempt: the run still fails with SECRET_MISSING, after three tries.
   const seen = webhook.received.length;
@@ -257,12 +348,16 @@ it('posts backup-failed when a scheduled backup fails, and a webhook that is dow
 it('pauses, unpauses and deletes through the CLI, as the server then describes it', async () => {
   const paused = await lifeboat('schedules', 'pause', 'sched', 'drill', '--note', 'database upgrade tonight');
   expect(paused.code).toBe(0);
-  expect(paused.stdout.split('\n')[0]).toBe('schedule lifeboat-drill-sched paused: no restoreDrill starts until lifeboat schedules unpause sched drill');
+  expect(paused.stdout.split('\n')[0]).toBe(
+    'schedule lifeboat-drill-sched paused: no restoreDrill starts until lifeboat schedules unpause sched drill',
+  );
   expect(paused.stdout).toMatch(/^lifeboat-drill-sched +drill +sched +@daily +paused +- +/m);
   let d = await client.schedule.getHandle('lifeboat-drill-sched').describe();
   expect(d.state).toMatchObject({ paused: true, note: 'database upgrade tonight' });
 
-  expect((await lifeboat('schedules', 'unpause', 'lifeboat-drill-sched')).stdout.split('\n')[0]).toBe('schedule lifeboat-drill-sched unpaused');
+  expect((await lifeboat('schedules', 'unpause', 'lifeboat-drill-sched')).stdout.split('\n')[0]).toBe(
+    'schedule lifeboat-drill-sched unpaused',
+  );
   d = await client.schedule.getHandle('lifeboat-drill-sched').describe();
   expect(d.state.paused).toBe(false);
 

@@ -32,9 +32,17 @@ afterAll(() => runCleanups(cleanups));
 /** Attempt numbers of each start of an activity type, from the run's history. */
 async function attempts(wf: WorkflowHandle, activityType: string): Promise<number[]> {
   const events = (await wf.fetchHistory()).events ?? [];
-  const typeOf = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name]));
+  const typeOf = new Map(
+    events
+      .filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name]),
+  );
   return events
-    .filter((e) => e.activityTaskStartedEventAttributes && typeOf.get(String(e.activityTaskStartedEventAttributes.scheduledEventId)) === activityType)
+    .filter(
+      (e) =>
+        e.activityTaskStartedEventAttributes &&
+        typeOf.get(String(e.activityTaskStartedEventAttributes.scheduledEventId)) === activityType,
+    )
     .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 0);
 }
 
@@ -45,7 +53,8 @@ async function activityMs(wf: WorkflowHandle, activityType: string): Promise<num
   const id = String(scheduled.eventId);
   const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId ?? '') === id)!;
   const failed = events.find((e) => String(e.activityTaskFailedEventAttributes?.scheduledEventId ?? '') === id)!;
-  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
+  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+    Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
   return ms(failed.eventTime) - ms(started.eventTime);
 }
 
@@ -74,7 +83,14 @@ it('a corrupt archived segment: preflight refuses it before the fence; damaged a
     client.workflow.start('recoverToPointInTime', {
       taskQueue,
       workflowId,
-      args: [{ runbook: name, target: { name: 'corrupt-wal-target' }, incident: 'INC-WAL', reason: 'corrupt WAL fault test' }],
+      args: [
+        {
+          runbook: name,
+          target: { name: 'corrupt-wal-target' },
+          incident: 'INC-WAL',
+          reason: 'corrupt WAL fault test',
+        },
+      ],
     });
 
   // Damaged before the run starts: preflight, which reads the archived WAL for
@@ -85,7 +101,9 @@ it('a corrupt archived segment: preflight refuses it before the fence; damaged a
   await expect(early.result()).rejects.toMatchObject({ cause: { type: 'WAL_CHECKSUM_MISMATCH' } });
   const earlySteps = (await early.query(statusQuery)).steps;
   expect(earlySteps.find((s) => s.id === 'preflight')!.state).toBe('failed');
-  expect(earlySteps.filter((s) => s.id !== 'preflight').map((s) => s.state)).toEqual(earlySteps.slice(1).map(() => 'pending'));
+  expect(earlySteps.filter((s) => s.id !== 'preflight').map((s) => s.state)).toEqual(
+    earlySteps.slice(1).map(() => 'pending'),
+  );
 
   // Damaged after preflight passed (held at approve-fence): replay-wal meets it.
   await repo.put(key, original.body, { sha256: original.info.sha256! });
@@ -103,7 +121,9 @@ it('a corrupt archived segment: preflight refuses it before the fence; damaged a
       `(${segment} in ${repo.url} (cluster ${name}, object ${key}) does not match its checksum: recorded sha256 ${original.info.sha256}, ` +
       `content sha256 ${createHash('sha256').update(wrong).digest('hex')})`,
   );
-  expect(err.hints[0]).toBe(`the damaged object is ${key} in ${repo.url}; recovery cannot replay past it with this archive, and a retry of replay-wal as it is fails the same way`);
+  expect(err.hints[0]).toBe(
+    `the damaged object is ${key} in ${repo.url}; recovery cannot replay past it with this archive, and a retry of replay-wal as it is fails the same way`,
+  );
   // Not retried onto the same segment: one attempt.
   expect(await attempts(wf, 'replayWal')).toEqual([1]);
   // Nothing promoted: stopped in archive recovery on timeline 1, no new timeline archived.

@@ -24,31 +24,37 @@ afterAll(async () => {
   await runCleanups(cleanups);
 });
 
-it('fails a read from a store that never answers with REPOSITORY_UNREACHABLE naming the object, instead of hanging', { timeout: 600_000 }, async () => {
-  useS3Env();
-  const url = s3RepoUrl('frozen');
-  const segment = '000000010000000000000007';
-  const key = keys.wal('frozen', segment);
-  // Stored through the store itself, read through the gate that holds it back.
-  const body = Buffer.from('a segment that is there, but never sent');
-  await S3Repository.fromUrl(url).put(key, body, { sha256: sha256Hex(body) });
-  const gate = await startS3Gate(s3Env().S3_ENDPOINT!);
-  cleanups.push(() => gate.stop());
-  gate.holdBackSegment(segment);
-  process.env.FROZEN_STORE_ENDPOINT = gate.endpoint;
-  const repo = S3Repository.fromUrl(url, { endpointEnv: 'FROZEN_STORE_ENDPOINT' });
+it(
+  'fails a read from a store that never answers with REPOSITORY_UNREACHABLE naming the object, instead of hanging',
+  { timeout: 600_000 },
+  async () => {
+    useS3Env();
+    const url = s3RepoUrl('frozen');
+    const segment = '000000010000000000000007';
+    const key = keys.wal('frozen', segment);
+    // Stored through the store itself, read through the gate that holds it back.
+    const body = Buffer.from('a segment that is there, but never sent');
+    await S3Repository.fromUrl(url).put(key, body, { sha256: sha256Hex(body) });
+    const gate = await startS3Gate(s3Env().S3_ENDPOINT!);
+    cleanups.push(() => gate.stop());
+    gate.holdBackSegment(segment);
+    process.env.FROZEN_STORE_ENDPOINT = gate.endpoint;
+    const repo = S3Repository.fromUrl(url, { endpointEnv: 'FROZEN_STORE_ENDPOINT' });
 
-  const started = Date.now();
-  const err = await repo.get(key).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  const took = Date.now() - started;
-  expect(err).toBeInstanceOf(LifeboatError);
-  expect((err as LifeboatError).code).toBe('REPOSITORY_UNREACHABLE');
-  expect((err as LifeboatError).message).toContain(`GET ${key} in ${url} at ${gate.endpoint} failed: TimeoutError`);
-  expect((err as LifeboatError).message).toContain('60000 ms of inactivity');
-  // Every attempt of the SDK reached the store and was held: it retried, it did not give up at once.
-  expect(gate.heldRequests()).toBeGreaterThan(1);
-  process.stdout.write(`[fault frozen-store] a GET from a store that never answers failed after ${(took / 1000).toFixed(1)} s (${gate.heldRequests()} attempts held)\n`);
-});
+    const started = Date.now();
+    const err = await repo.get(key).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const took = Date.now() - started;
+    expect(err).toBeInstanceOf(LifeboatError);
+    expect((err as LifeboatError).code).toBe('REPOSITORY_UNREACHABLE');
+    expect((err as LifeboatError).message).toContain(`GET ${key} in ${url} at ${gate.endpoint} failed: TimeoutError`);
+    expect((err as LifeboatError).message).toContain('60000 ms of inactivity');
+    // Every attempt of the SDK reached the store and was held: it retried, it did not give up at once.
+    expect(gate.heldRequests()).toBeGreaterThan(1);
+    process.stdout.write(
+      `[fault frozen-store] a GET from a store that never answers failed after ${(took / 1000).toFixed(1)} s (${gate.heldRequests()} attempts held)\n`,
+    );
+  },
+);

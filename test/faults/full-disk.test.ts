@@ -43,7 +43,14 @@ it('a full volume at the mount point restore.dataDir: refused in preflight befor
   mkdirSync(dataDir, { recursive: true });
   const uid = execFileSync('id', ['-u', 'postgres']).toString().trim();
   const gid = execFileSync('id', ['-g', 'postgres']).toString().trim();
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=8m,mode=0700,uid=${uid},gid=${gid}`, 'lifeboat-full-disk', dataDir]);
+  execFileSync('mount', [
+    '-t',
+    'tmpfs',
+    '-o',
+    `size=8m,mode=0700,uid=${uid},gid=${gid}`,
+    'lifeboat-full-disk',
+    dataDir,
+  ]);
   cleanups.push(async () => {
     await stopRestoredCopy(runbook);
     try {
@@ -55,7 +62,13 @@ it('a full volume at the mount point restore.dataDir: refused in preflight befor
   });
   const { client, taskQueue } = await recoveryWorkers(cluster, cleanups);
   const start = (id: string) =>
-    client.workflow.start('recoverToPointInTime', { taskQueue, workflowId: `${id}-${name}`, args: [{ runbook: name, target: { name: 'full-disk-target' }, incident: 'INC-DISK', reason: 'full-disk fault test' }] });
+    client.workflow.start('recoverToPointInTime', {
+      taskQueue,
+      workflowId: `${id}-${name}`,
+      args: [
+        { runbook: name, target: { name: 'full-disk-target' }, incident: 'INC-DISK', reason: 'full-disk fault test' },
+      ],
+    });
 
   // 1. Too small from the start, with a copy kept on it (planted by this test, removed below).
   const kept = path.join(dataDir, '.lifeboat-aside-20261201T030000Z');
@@ -65,16 +78,29 @@ it('a full volume at the mount point restore.dataDir: refused in preflight befor
   const early = await start('early');
   cleanups.push(() => early.terminate().catch(() => undefined));
   // The run ends by itself (no decision can give the volume room): nothing waits to be aborted.
-  const ended = await early.result().then(() => undefined, (e: unknown) => e);
+  const ended = await early.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(((ended as Error).cause as Error & { type?: string }).type).toBe('DISK_FULL');
   const refused = await early.query(statusQuery);
   expect(refused.phase).toBe('failed');
   const pre = refused.steps.find((s) => s.id === 'preflight')!.error!;
   expect(pre.type).toBe('DISK_FULL');
-  expect(pre.message).toMatch(new RegExp(`^restore\\.dataDir ${dataDir} has no room for this restore: the file system of ${dataDir} has \\d+ bytes \\(.+\\) free, the restore needs \\d+ bytes`));
-  expect(pre.hints[0]).toBe(`copies moved aside by Lifeboat on that file system, 4.0 MiB in all, which an operator may remove once no longer needed (Lifeboat never does): ${kept} (4.0 MiB)`);
+  expect(pre.message).toMatch(
+    new RegExp(
+      `^restore\\.dataDir ${dataDir} has no room for this restore: the file system of ${dataDir} has \\d+ bytes \\(.+\\) free, the restore needs \\d+ bytes`,
+    ),
+  );
+  expect(pre.hints[0]).toBe(
+    `copies moved aside by Lifeboat on that file system, 4.0 MiB in all, which an operator may remove once no longer needed (Lifeboat never does): ${kept} (4.0 MiB)`,
+  );
   // Nothing fenced: the gates were never reached and the writers' gate is still open.
-  expect(refused.steps.filter((s) => ['approve-fence', 'disable-writers', 'restore-base-backup'].includes(s.id)).map((s) => s.state)).toEqual(['pending', 'pending', 'pending']);
+  expect(
+    refused.steps
+      .filter((s) => ['approve-fence', 'disable-writers', 'restore-base-backup'].includes(s.id))
+      .map((s) => s.state),
+  ).toEqual(['pending', 'pending', 'pending']);
   expect(await tc.pg.query(`select enabled from system_gate where gate_name = 'writers'`)).toEqual([{ enabled: true }]);
   // The test's own planted copy: provably ours to remove.
   rmSync(kept, { recursive: true, force: true });
@@ -91,13 +117,27 @@ it('a full volume at the mount point restore.dataDir: refused in preflight befor
   const failMs = Date.now() - t0;
   const err = failedAt.steps.find((s) => s.id === 'restore-base-backup')!.error!;
   expect(err.type).toBe('DISK_FULL');
-  expect(err.message).toMatch(new RegExp(`^no space left on device at ${dataDir} while extracting backup \\S+ into restore\\.dataDir ${dataDir}: the file system of ${dataDir} has \\d+ bytes \\(.+\\) free, the restore needs \\d+ bytes`));
-  expect(err.hints[0]).toContain(`then retry restore-base-backup (lifeboat retry ${wf.workflowId} restore-base-backup --as <you>)`);
+  expect(err.message).toMatch(
+    new RegExp(
+      `^no space left on device at ${dataDir} while extracting backup \\S+ into restore\\.dataDir ${dataDir}: the file system of ${dataDir} has \\d+ bytes \\(.+\\) free, the restore needs \\d+ bytes`,
+    ),
+  );
+  expect(err.hints[0]).toContain(
+    `then retry restore-base-backup (lifeboat retry ${wf.workflowId} restore-base-backup --as <you>)`,
+  );
   // Not retried onto the same full volume: one attempt.
   const events = (await wf.fetchHistory()).events ?? [];
-  const typeOf = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name]));
+  const typeOf = new Map(
+    events
+      .filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name]),
+  );
   const restoreAttempts = events
-    .filter((e) => e.activityTaskStartedEventAttributes && typeOf.get(String(e.activityTaskStartedEventAttributes.scheduledEventId)) === 'restoreBaseBackup')
+    .filter(
+      (e) =>
+        e.activityTaskStartedEventAttributes &&
+        typeOf.get(String(e.activityTaskStartedEventAttributes.scheduledEventId)) === 'restoreBaseBackup',
+    )
     .map((e) => e.activityTaskStartedEventAttributes!.attempt);
   expect(restoreAttempts).toEqual([1]);
 

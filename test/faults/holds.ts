@@ -5,7 +5,13 @@ import type { AddressInfo } from 'node:net';
 import { Client, type ClientConfig } from 'pg';
 
 /** An HTTP purge endpoint that, while held, answers nothing. */
-export async function startPurgeEndpoint(): Promise<{ url: string; hold(): void; hits(): number; release(): void; stop(): Promise<void> }> {
+export async function startPurgeEndpoint(): Promise<{
+  url: string;
+  hold(): void;
+  hits(): number;
+  release(): void;
+  stop(): Promise<void>;
+}> {
   let held = false;
   let hits = 0;
   let waiting: ServerResponse[] = [];
@@ -59,4 +65,3 @@ export async function queryOne<T>(config: ClientConfig, sql: string, params: unk
     await client.end().catch(() => undefined);
   }
 }
-

@@ -45,7 +45,14 @@ insert into ledger (id, account_id, amount, memo) select g, 1 + g % 50, (g % 89)
 export const FINGERPRINT_SQL = `select (select md5(string_agg(a::text, '|' order by a.id)) from accounts a) || ':' ||
   (select md5(string_agg(l::text, '|' order by l.id)) from ledger l) as fp`;
 
-export function runbookYaml(p: { name: string; pgPort: number; repoUrl: string; host: string; stateDir: string; restorePort: number }): string {
+export function runbookYaml(p: {
+  name: string;
+  pgPort: number;
+  repoUrl: string;
+  host: string;
+  stateDir: string;
+  restorePort: number;
+}): string {
   return `name: ${p.name}
 cluster:
   primary: { host: 127.0.0.1, port: ${p.pgPort}, database: postgres, user: postgres }
@@ -72,4 +79,3 @@ approvals:
 objectives: { rpoSeconds: 300, rtoSeconds: 2700 }
 `;
 }
-

@@ -36,10 +36,13 @@ export async function startS3Hold(upstream: string): Promise<S3Hold> {
   const holds = new Map<string, Hold>();
 
   const forward = (req: IncomingMessage, res: ServerResponse) => {
-    const out = httpRequest({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      upRes.pipe(res);
-    });
+    const out = httpRequest(
+      { host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers },
+      (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+      },
+    );
     // The client may be a worker the test killed meanwhile: nobody to answer.
     out.on('error', () => res.destroy());
     res.on('error', () => out.destroy());
@@ -76,7 +79,11 @@ export async function startS3Hold(upstream: string): Promise<S3Hold> {
     },
     stop: () =>
       new Promise<void>((resolve) => {
-        for (const name of [...holds.keys()]) holds.get(name)!.waiting.splice(0).forEach((go) => go());
+        for (const name of [...holds.keys()])
+          holds
+            .get(name)!
+            .waiting.splice(0)
+            .forEach((go) => go());
         holds.clear();
         server.closeAllConnections();
         server.close(() => resolve());

@@ -118,7 +118,10 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
   // `lifeboat` queue only these workers poll, a proxy to the store that can hold requests.
   const tempRoot = postgresTempDir('faults');
   cleanups.push(() => rmSync(tempRoot, { recursive: true, force: true }));
-  const temporal = await startTemporalDevServer({ port: await freePort(), logFile: path.join(tempRoot, 'temporal.log') });
+  const temporal = await startTemporalDevServer({
+    port: await freePort(),
+    logFile: path.join(tempRoot, 'temporal.log'),
+  });
   cleanups.push(() => temporal.stop());
   const s3 = s3Env();
   const store = await startS3Hold(s3.S3_ENDPOINT!);
@@ -143,7 +146,10 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
   const pg = await startPrimary({ archive: { repo: repoUrl, cluster: name, env: s3 } });
   cleanups.push(() => pg.stop());
   const restorePort = await freePort();
-  writeFileSync(path.join(runbooksDir, `${name}.yaml`), runbookYaml({ name, pgPort: pg.port, repoUrl, host, stateDir, restorePort }));
+  writeFileSync(
+    path.join(runbooksDir, `${name}.yaml`),
+    runbookYaml({ name, pgPort: pg.port, repoUrl, host, stateDir, restorePort }),
+  );
   process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
   Object.assign(process.env, s3);
   const runbook = await loadRunbook(name);
@@ -152,12 +158,18 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
   // The application, the holds' functions, a base backup, then the rows the recovery must bring back.
   await pg.query(schemaSql(holdDir));
   await takeBaseBackup({ runbook });
-  await pg.query(`insert into ledger (id, account_id, amount, memo) select g, 1 + g % 50, (g % 71) - 10.5, 'late ' || g from generate_series(2001, 3000) g`);
+  await pg.query(
+    `insert into ledger (id, account_id, amount, memo) select g, 1 + g % 50, (g % 71) - 10.5, 'late ' || g from generate_series(2001, 3000) g`,
+  );
   await pg.query(`update accounts set balance = balance - 7 where id % 4 = 0`);
-  await pg.query(`insert into events_out (kind, body, sent_at) select 'ledger.posted', jsonb_build_object('id', g), case when g <= 250 then now() end from generate_series(1, 300) g`);
+  await pg.query(
+    `insert into events_out (kind, body, sent_at) select 'ledger.posted', jsonb_build_object('id', g), case when g <= 250 then now() end from generate_series(1, 300) g`,
+  );
   await switchAndWaitArchived(pg);
   const [{ fp: expected } = { fp: '' }] = await pg.query<{ fp: string }>(FINGERPRINT_SQL);
-  const [{ target } = { target: '' }] = await pg.query<{ target: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as target`);
+  const [{ target } = { target: '' }] = await pg.query<{ target: string }>(
+    `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as target`,
+  );
   await new Promise((r) => setTimeout(r, 1100));
   // The incident: a third of the ledger deleted, accounts overdrawn, the rest of the outbox published.
   await pg.query(`delete from ledger where id % 3 = 0`);
@@ -204,7 +216,9 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
   const approve = (step: StepId) => run.wf.signal(approveSignal, { step, by: 'alice' });
   let releaseLock: Record<string, () => Promise<void>> = {};
   const lockRow = (gate: string) => async () => {
-    releaseLock[gate] = await lockHolder(primaryConfig, [`select 1 from system_gate where gate_name = '${gate}' for update`]);
+    releaseLock[gate] = await lockHolder(primaryConfig, [
+      `select 1 from system_gate where gate_name = '${gate}' for update`,
+    ]);
   };
   const unlock = (key: string) => async () => {
     await releaseLock[key]!();
@@ -213,11 +227,23 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
   cleanups.push(async () => {
     for (const release of Object.values(releaseLock)) await release().catch(() => undefined);
     releaseLock = {};
-    for (const n of ['run-invariants', `gate-writers-off-${restorePort}`, `reconcile-${restorePort}`, `gate-writers-on-${restorePort}`, `gate-background_jobs-on-${restorePort}`, `gate-outbox_publisher-on-${restorePort}`]) unhold(n);
+    for (const n of [
+      'run-invariants',
+      `gate-writers-off-${restorePort}`,
+      `reconcile-${restorePort}`,
+      `gate-writers-on-${restorePort}`,
+      `gate-background_jobs-on-${restorePort}`,
+      `gate-outbox_publisher-on-${restorePort}`,
+    ])
+      unhold(n);
   });
   const restoredGate = (gate: string, on: boolean): Pick<KillSpec, 'arm' | 'reached' | 'release'> => {
     const file = `gate-${gate}-${on ? 'on' : 'off'}-${restorePort}`;
-    return { arm: () => hold(file), reached: () => waiting(restoredConfig, 'PgSleep', '%system_gate%'), release: () => unhold(file) };
+    return {
+      arm: () => hold(file),
+      reached: () => waiting(restoredConfig, 'PgSleep', '%system_gate%'),
+      release: () => unhold(file),
+    };
   };
 
   const specs: KillSpec[] = [
@@ -226,7 +252,9 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
       hold: 'pg_stat_archiver view locked by the test',
       activity: 'preflight',
       arm: async () => {
-        releaseLock.archiver = await lockHolder(primaryConfig, ['lock table pg_catalog.pg_stat_archiver in access exclusive mode']);
+        releaseLock.archiver = await lockHolder(primaryConfig, [
+          'lock table pg_catalog.pg_stat_archiver in access exclusive mode',
+        ]);
       },
       reached: () => waiting(primaryConfig, 'Lock', '%pg_stat_archiver%'),
       release: unlock('archiver'),
@@ -242,14 +270,39 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
       release: unlock('ledger'),
     },
     { step: 'approve-fence', hold: 'approval (nothing running)', release: () => approve('approve-fence') },
-    { step: 'disable-writers', hold: 'system_gate row writers locked', activity: 'setGate', arm: lockRow('writers'), reached: () => waiting(primaryConfig, 'Lock', '%system_gate%'), release: unlock('writers') },
-    { step: 'disable-background-jobs', hold: 'system_gate row background_jobs locked', activity: 'setGate', arm: lockRow('background_jobs'), reached: () => waiting(primaryConfig, 'Lock', '%system_gate%'), release: unlock('background_jobs') },
-    { step: 'pause-outbox', hold: 'system_gate row outbox_publisher locked', activity: 'setGate', arm: lockRow('outbox_publisher'), reached: () => waiting(primaryConfig, 'Lock', '%system_gate%'), release: unlock('outbox_publisher') },
+    {
+      step: 'disable-writers',
+      hold: 'system_gate row writers locked',
+      activity: 'setGate',
+      arm: lockRow('writers'),
+      reached: () => waiting(primaryConfig, 'Lock', '%system_gate%'),
+      release: unlock('writers'),
+    },
+    {
+      step: 'disable-background-jobs',
+      hold: 'system_gate row background_jobs locked',
+      activity: 'setGate',
+      arm: lockRow('background_jobs'),
+      reached: () => waiting(primaryConfig, 'Lock', '%system_gate%'),
+      release: unlock('background_jobs'),
+    },
+    {
+      step: 'pause-outbox',
+      hold: 'system_gate row outbox_publisher locked',
+      activity: 'setGate',
+      arm: lockRow('outbox_publisher'),
+      reached: () => waiting(primaryConfig, 'Lock', '%system_gate%'),
+      release: unlock('outbox_publisher'),
+    },
     {
       step: 'restore-base-backup',
-      hold: 'GETs of the base backup\'s parts unanswered by the store proxy',
+      hold: "GETs of the base backup's parts unanswered by the store proxy",
       activity: 'restoreBaseBackup',
-      arm: () => store.hold('restore', (method, p) => method === 'GET' && /\/base\/[^/]+\/base\.\d{4}\.tar\.zst$/.test(p.split('?')[0]!)),
+      arm: () =>
+        store.hold(
+          'restore',
+          (method, p) => method === 'GET' && /\/base\/[^/]+\/base\.\d{4}\.tar\.zst$/.test(p.split('?')[0]!),
+        ),
       reached: async () => store.held('restore') > 0,
       release: () => store.release('restore'),
     },
@@ -270,7 +323,12 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
       release: () => unhold('run-invariants'),
     },
     { step: 'approve-promote', hold: 'approval (nothing running)', release: () => approve('approve-promote') },
-    { step: 'promote', hold: 'trigger on system_gate (writers off) in the promoted copy', activity: 'setGate', ...restoredGate('writers', false) },
+    {
+      step: 'promote',
+      hold: 'trigger on system_gate (writers off) in the promoted copy',
+      activity: 'setGate',
+      ...restoredGate('writers', false),
+    },
     {
       step: 'reconcile-outbox',
       hold: 'trigger on events_out in the promoted copy',
@@ -279,11 +337,33 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
       reached: () => waiting(restoredConfig, 'PgSleep', '%events_out%'),
       release: () => unhold(`reconcile-${restorePort}`),
     },
-    { step: 'invalidate-caches', hold: 'HTTP purge endpoint does not answer', activity: 'invalidateCaches', arm: () => purge.hold(), reached: async () => purge.hits() > 0, release: () => purge.release() },
+    {
+      step: 'invalidate-caches',
+      hold: 'HTTP purge endpoint does not answer',
+      activity: 'invalidateCaches',
+      arm: () => purge.hold(),
+      reached: async () => purge.hits() > 0,
+      release: () => purge.release(),
+    },
     { step: 'approve-resume', hold: 'approval (nothing running)', release: () => approve('approve-resume') },
-    { step: 'resume-traffic', hold: 'trigger on system_gate (writers on)', activity: 'setGate', ...restoredGate('writers', true) },
-    { step: 'enable-background-jobs', hold: 'trigger on system_gate (background_jobs on)', activity: 'setGate', ...restoredGate('background_jobs', true) },
-    { step: 'resume-outbox', hold: 'trigger on system_gate (outbox_publisher on)', activity: 'setGate', ...restoredGate('outbox_publisher', true) },
+    {
+      step: 'resume-traffic',
+      hold: 'trigger on system_gate (writers on)',
+      activity: 'setGate',
+      ...restoredGate('writers', true),
+    },
+    {
+      step: 'enable-background-jobs',
+      hold: 'trigger on system_gate (background_jobs on)',
+      activity: 'setGate',
+      ...restoredGate('background_jobs', true),
+    },
+    {
+      step: 'resume-outbox',
+      hold: 'trigger on system_gate (outbox_publisher on)',
+      activity: 'setGate',
+      ...restoredGate('outbox_publisher', true),
+    },
     {
       step: 'record-evidence',
       hold: 'PUT of the evidence unanswered by the store proxy',
@@ -297,7 +377,10 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
   const status = async (): Promise<RecoveryStatus> => {
     const s = await run.wf.query(statusQuery);
     const failed = s.steps.find((x) => x.state === 'failed');
-    if (failed) throw new StepFailed(`${failed.id} failed: ${failed.error?.type} ${failed.error?.message}\n${failed.error?.hints?.join('\n') ?? ''}`);
+    if (failed)
+      throw new StepFailed(
+        `${failed.id} failed: ${failed.error?.type} ${failed.error?.message}\n${failed.error?.hints?.join('\n') ?? ''}`,
+      );
     return s;
   };
   /** The worker that ran the workflow's last task: it holds the workflow's cache and its sticky queue. */
@@ -307,9 +390,13 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
     const pid = Number(started?.workflowTaskStartedEventAttributes?.identity?.split('@')[0]);
     return Number.isFinite(pid) ? pid : undefined;
   };
-  const runningActivity = async (type: string): Promise<{ pid: number; activityId: string; attempt: number } | undefined> => {
+  const runningActivity = async (
+    type: string,
+  ): Promise<{ pid: number; activityId: string; attempt: number } | undefined> => {
     const d = await run.wf.describe();
-    const a = (d.raw.pendingActivities ?? []).find((p) => p.activityType?.name === type && enumIs(p.state, ACTIVITY_STARTED, 'PENDING_ACTIVITY_STATE_STARTED'));
+    const a = (d.raw.pendingActivities ?? []).find(
+      (p) => p.activityType?.name === type && enumIs(p.state, ACTIVITY_STARTED, 'PENDING_ACTIVITY_STATE_STARTED'),
+    );
     const pid = Number(a?.lastWorkerIdentity?.split('@')[0]);
     return a && Number.isFinite(pid) ? { pid, activityId: a.activityId!, attempt: a.attempt ?? 1 } : undefined;
   };
@@ -318,7 +405,14 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
   run.wf = await client.workflow.start('recoverToPointInTime', {
     taskQueue: 'lifeboat',
     workflowId: `recover-${name}`,
-    args: [{ runbook: name, target: { time: target }, incident: 'FAULT-WORKER-KILL', reason: 'a worker SIGKILLed in every step' }],
+    args: [
+      {
+        runbook: name,
+        target: { time: target },
+        incident: 'FAULT-WORKER-KILL',
+        reason: 'a worker SIGKILLed in every step',
+      },
+    ],
   });
 
   const measured: Measured[] = [];
@@ -336,7 +430,10 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
       return runningActivity(spec.activity);
     });
     const worker = workers.find((w) => w.pid === victim.pid);
-    expect(worker, `${spec.step} runs on worker ${victim.pid}, one of ours (${workers.map((w) => w.pid).join(', ')})`).toBeDefined();
+    expect(
+      worker,
+      `${spec.step} runs on worker ${victim.pid}, one of ours (${workers.map((w) => w.pid).join(', ')})`,
+    ).toBeDefined();
     // 2. The kill, a new worker at once, the next step's hold armed, this one released.
     const killedAt = Date.now();
     process.kill(victim.pid, 'SIGKILL');
@@ -376,16 +473,25 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
   const events = history.events ?? [];
   const takeover = (activityId: string) => {
     const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityId === activityId);
-    const started = events.find((e) => e.activityTaskStartedEventAttributes && String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(scheduled?.eventId));
+    const started = events.find(
+      (e) =>
+        e.activityTaskStartedEventAttributes &&
+        String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(scheduled?.eventId),
+    );
     const a = started?.activityTaskStartedEventAttributes;
-    return { attempt: a?.attempt ?? 0, heartbeat: enumIs(a?.lastFailure?.timeoutFailureInfo?.timeoutType, HEARTBEAT_TIMEOUT, 'TIMEOUT_TYPE_HEARTBEAT') };
+    return {
+      attempt: a?.attempt ?? 0,
+      heartbeat: enumIs(a?.lastFailure?.timeoutFailureInfo?.timeoutType, HEARTBEAT_TIMEOUT, 'TIMEOUT_TYPE_HEARTBEAT'),
+    };
   };
   const rows = measured.map((m) => {
     const t = m.activityId ? takeover(m.activityId) : undefined;
     return {
       ...m,
       takeoverAttempt: t?.attempt,
-      takeover: t ? `attempt ${m.killedAttempt} killed, attempt ${t.attempt} ran${t.heartbeat ? ' after a heartbeat timeout' : ''}` : 'workflow task on the other worker',
+      takeover: t
+        ? `attempt ${m.killedAttempt} killed, attempt ${t.attempt} ran${t.heartbeat ? ' after a heartbeat timeout' : ''}`
+        : 'workflow task on the other worker',
     };
   });
   const table = [
@@ -396,7 +502,10 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
     '',
     '| step | hold | kill → step seen done (s) | kill → finishedAt (s, workflow clock) | kill → new worker polling (s) | takeover |',
     '|---|---|---:|---:|---:|---|',
-    ...rows.map((r) => `| ${r.step} | ${r.hold} | ${r.seenSeconds.toFixed(1)} | ${r.costSeconds.toFixed(1)} | ${r.newWorkerSeconds?.toFixed(1) ?? '?'} | ${r.takeover} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.step} | ${r.hold} | ${r.seenSeconds.toFixed(1)} | ${r.costSeconds.toFixed(1)} | ${r.newWorkerSeconds?.toFixed(1) ?? '?'} | ${r.takeover} |`,
+    ),
     '',
     `Total of the kills' costs: ${rows.reduce((n, r) => n + r.seenSeconds, 0).toFixed(1)} s over ${rows.length} steps; evidence RTO ${evidence.rtoObservedSeconds} s.`,
     '',
@@ -416,7 +525,9 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
   expect(measured.find((m) => m.step === 'capture-forensics')?.summary).toBe('high-water mark 300, 1 capture(s)');
   // Each killed activity was taken over by a retry after its heartbeat timed out, not after its start-to-close timeout.
   for (const r of rows.filter((x) => x.activityId)) {
-    expect(`${r.step}: ${r.takeover}`).toBe(`${r.step}: attempt ${r.killedAttempt} killed, attempt ${r.killedAttempt! + 1} ran after a heartbeat timeout`);
+    expect(`${r.step}: ${r.takeover}`).toBe(
+      `${r.step}: attempt ${r.killedAttempt} killed, attempt ${r.killedAttempt! + 1} ran after a heartbeat timeout`,
+    );
   }
   // The promoted copy holds exactly the rows at the target, gates open again, the outbox reconciled.
   const restored = await queryOne<{ fp: string }>(restoredConfig, FINGERPRINT_SQL);
@@ -424,12 +535,16 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
   const gates = new Client(restoredConfig);
   await gates.connect();
   cleanups.push(() => gates.end());
-  const { rows: gateRows } = await gates.query<{ gate_name: string; enabled: boolean }>('select gate_name, enabled from system_gate order by gate_name');
+  const { rows: gateRows } = await gates.query<{ gate_name: string; enabled: boolean }>(
+    'select gate_name, enabled from system_gate order by gate_name',
+  );
   expect(gateRows).toEqual([
     { gate_name: 'background_jobs', enabled: true },
     { gate_name: 'outbox_publisher', enabled: true },
     { gate_name: 'writers', enabled: true },
   ]);
-  const { rows: unsent } = await gates.query<{ n: number }>('select count(*)::int as n from events_out where sent_at is null');
+  const { rows: unsent } = await gates.query<{ n: number }>(
+    'select count(*)::int as n from events_out where sent_at is null',
+  );
   expect(unsent[0]!.n).toBe(0);
 }, 1_200_000);

@@ -5,7 +5,10 @@ import { ApplicationFailure, type ActivityFunction } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { expect } from 'vitest';
 
-export async function activity<P extends unknown[], R>(fn: ActivityFunction<P, R>, ...args: P): Promise<{ result: R; beats: unknown[] }> {
+export async function activity<P extends unknown[], R>(
+  fn: ActivityFunction<P, R>,
+  ...args: P
+): Promise<{ result: R; beats: unknown[] }> {
   const env = new MockActivityEnvironment();
   const beats: unknown[] = [];
   env.on('heartbeat', (d: unknown) => beats.push(d));

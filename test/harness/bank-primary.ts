@@ -79,7 +79,10 @@ export async function startBank(dirs: BankDirs): Promise<{ pg: Primary; runbook:
   const pg = await startPrimary({ archive: { repo: `file://${dirs.repoDir}`, cluster: 'bank' } });
   await asSuperuserOn(pg, 'create database bank', 'postgres');
   await asSuperuserOn(pg, BANK_SQL);
-  writeFileSync(path.join(dirs.runbooksDir, 'bank.yaml'), bankRunbookYaml(pg, { repoDir: dirs.repoDir, stateDir: dirs.runbooksDir }));
+  writeFileSync(
+    path.join(dirs.runbooksDir, 'bank.yaml'),
+    bankRunbookYaml(pg, { repoDir: dirs.repoDir, stateDir: dirs.runbooksDir }),
+  );
   return { pg, runbook: await loadRunbook('bank', dirs.runbooksDir) };
 }
 

@@ -45,10 +45,14 @@ export async function startCliWorker(host: string, env: NodeJS.ProcessEnv): Prom
   child.stderr.on('data', (d: Buffer) => (log += d.toString()));
   const worker = { pid: child.pid!, log: () => log, stop: () => stopChild(child) };
   try {
-    await waitFor('the worker to poll', async () => {
-      if (child.exitCode !== null) throw new Error(`lifeboat worker exited with ${child.exitCode}:\n${log}`);
-      return log.includes('lifeboat worker polling') ? true : undefined;
-    }, { timeoutMs: 60_000 });
+    await waitFor(
+      'the worker to poll',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`lifeboat worker exited with ${child.exitCode}:\n${log}`);
+        return log.includes('lifeboat worker polling') ? true : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
   } catch (err) {
     await worker.stop();
     throw err;

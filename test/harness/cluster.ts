@@ -30,7 +30,17 @@ export async function startTestCluster(opts: {
   runbooksDir: string;
   host: string;
   runbook?: Partial<
-    Pick<DemoRunbookParams, 'rpoSeconds' | 'retainFull' | 'redisUrlEnv' | 'pgbouncer' | 'approvers' | 'rtoSeconds' | 'extraInvariants' | 'notifyWebhookUrlEnv'>
+    Pick<
+      DemoRunbookParams,
+      | 'rpoSeconds'
+      | 'retainFull'
+      | 'redisUrlEnv'
+      | 'pgbouncer'
+      | 'approvers'
+      | 'rtoSeconds'
+      | 'extraInvariants'
+      | 'notifyWebhookUrlEnv'
+    >
   >;
   /** Extra postgresql.conf lines for the primary (e.g. archive_timeout). */
   primaryConf?: string[];
@@ -44,7 +54,15 @@ export async function startTestCluster(opts: {
   const stateDir = postgresTempDir('state');
   let pg: Primary;
   try {
-    pg = await startPrimary({ archive: { repo: repoUrl, cluster: name, env: kind === 's3' ? s3Env() : {}, ...(opts.archiveArgs ? { args: opts.archiveArgs } : {}) }, ...(opts.primaryConf ? { conf: opts.primaryConf } : {}) });
+    pg = await startPrimary({
+      archive: {
+        repo: repoUrl,
+        cluster: name,
+        env: kind === 's3' ? s3Env() : {},
+        ...(opts.archiveArgs ? { args: opts.archiveArgs } : {}),
+      },
+      ...(opts.primaryConf ? { conf: opts.primaryConf } : {}),
+    });
   } catch (err) {
     for (const d of [repoDir, stateDir]) if (d) rmSync(d, { recursive: true, force: true });
     throw err;

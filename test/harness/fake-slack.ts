@@ -41,7 +41,13 @@ export interface FakeSlack {
   responses: Array<{ ts: string; body: Record<string, unknown> }>;
   waitForMessage(n: number): Promise<ChannelMessage>;
   /** The signed request a press of `actionId` on `message` by `user` sends, ready to POST. */
-  press(p: { message: ChannelMessage; actionId: string; user: { id: string; name: string }; secret: string; timestamp?: string }): { body: string; headers: Record<string, string> };
+  press(p: {
+    message: ChannelMessage;
+    actionId: string;
+    user: { id: string; name: string };
+    secret: string;
+    timestamp?: string;
+  }): { body: string; headers: Record<string, string> };
   close(): Promise<void>;
 }
 
@@ -71,8 +77,17 @@ export async function startFakeSlack(): Promise<FakeSlack> {
         seq += 1;
         const ts = `1764800000.${String(seq).padStart(6, '0')}`;
         // Slack gives every block without a block_id one of its own.
-        const blocks = (body.blocks as SlackBlock[]).map((b, i) => ({ ...b, block_id: b.block_id ?? `auto${seq}x${i}` }));
-        messages.push({ ts, text: body.text, blocks, versions: [{ text: body.text, blocks }], responseUrl: `${url}actions/T0LIFEBOAT/${ts}/responsesecret` });
+        const blocks = (body.blocks as SlackBlock[]).map((b, i) => ({
+          ...b,
+          block_id: b.block_id ?? `auto${seq}x${i}`,
+        }));
+        messages.push({
+          ts,
+          text: body.text,
+          blocks,
+          versions: [{ text: body.text, blocks }],
+          responseUrl: `${url}actions/T0LIFEBOAT/${ts}/responsesecret`,
+        });
         res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
         return;
       }
@@ -104,10 +119,13 @@ export async function startFakeSlack(): Promise<FakeSlack> {
     messages,
     ephemerals,
     responses,
-    waitForMessage: (n) => waitFor(`Slack message ${n}`, async () => messages[n - 1], { timeoutMs: 150_000, intervalMs: 100 }),
+    waitForMessage: (n) =>
+      waitFor(`Slack message ${n}`, async () => messages[n - 1], { timeoutMs: 150_000, intervalMs: 100 }),
     press({ message, actionId, user, secret, timestamp }) {
       const actions = message.blocks.find((b) => b.type === 'actions');
-      const button = ((actions?.elements as Array<Record<string, unknown>> | undefined) ?? []).find((e) => e.action_id === actionId);
+      const button = ((actions?.elements as Array<Record<string, unknown>> | undefined) ?? []).find(
+        (e) => e.action_id === actionId,
+      );
       if (!actions || !button) throw new Error(`message ${message.ts} has no button ${actionId}`);
       trigger += 1;
       const payload = {
@@ -121,13 +139,25 @@ export async function startFakeSlack(): Promise<FakeSlack> {
         enterprise: null,
         is_enterprise_install: false,
         channel: { id: 'C0INCIDENT', name: 'incidents' },
-        message: { type: 'message', subtype: 'bot_message', text: message.text, ts: message.ts, bot_id: 'B0APPROVALS', blocks: message.blocks },
+        message: {
+          type: 'message',
+          subtype: 'bot_message',
+          text: message.text,
+          ts: message.ts,
+          bot_id: 'B0APPROVALS',
+          blocks: message.blocks,
+        },
         state: { values: {} },
         response_url: message.responseUrl,
-        actions: [{ ...button, block_id: actions.block_id, action_ts: `1764800${String(trigger).padStart(3, '0')}.000100` }],
+        actions: [
+          { ...button, block_id: actions.block_id, action_ts: `1764800${String(trigger).padStart(3, '0')}.000100` },
+        ],
       };
       const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
-      return { body, headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...signedHeaders(secret, body, timestamp) } };
+      return {
+        body,
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...signedHeaders(secret, body, timestamp) },
+      };
     },
     close: () =>
       new Promise<void>((resolve) => {

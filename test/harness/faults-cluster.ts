@@ -42,7 +42,10 @@ export async function startFaultCluster(opts: {
   cleanups.push(() => rmSync(runbooksDir, { recursive: true, force: true }));
   const stateDir = postgresTempDir('faults-state');
   cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
-  const pg = await startPrimary({ archive: { repo: repoUrl, cluster: name, env: opts.storeEnv }, conf: opts.conf ?? [] });
+  const pg = await startPrimary({
+    archive: { repo: repoUrl, cluster: name, env: opts.storeEnv },
+    conf: opts.conf ?? [],
+  });
   cleanups.push(() => pg.stop());
   const runbookFile = path.join(runbooksDir, `${name}.yaml`);
   writeFileSync(
@@ -74,11 +77,17 @@ export interface Fingerprint {
 }
 
 /** md5 over every row of `table` in key order, and the row count: equal fingerprints mean the same rows, not only as many. */
-export async function fingerprint(connection: { host: string; port: number; user: string; database: string }, table: string, key = 'id'): Promise<Fingerprint> {
+export async function fingerprint(
+  connection: { host: string; port: number; user: string; database: string },
+  table: string,
+  key = 'id',
+): Promise<Fingerprint> {
   const client = new Client(connection);
   await client.connect();
   try {
-    const { rows } = await client.query<{ rows: string; md5: string | null }>(`select count(*) as rows, md5(coalesce(string_agg(t::text, E'\\n' order by t.${key}), '')) as md5 from ${table} t`);
+    const { rows } = await client.query<{ rows: string; md5: string | null }>(
+      `select count(*) as rows, md5(coalesce(string_agg(t::text, E'\\n' order by t.${key}), '')) as md5 from ${table} t`,
+    );
     return { rows: Number(rows[0]!.rows), md5: rows[0]!.md5 ?? '' };
   } finally {
     await client.end();
@@ -86,7 +95,10 @@ export async function fingerprint(connection: { host: string; port: number; user
 }
 
 /** Runs one query against a server and returns its rows. */
-export async function queryAt<T extends Record<string, unknown>>(connection: { host: string; port: number; user: string; database: string }, sql: string): Promise<T[]> {
+export async function queryAt<T extends Record<string, unknown>>(
+  connection: { host: string; port: number; user: string; database: string },
+  sql: string,
+): Promise<T[]> {
   const client = new Client(connection);
   await client.connect();
   try {
@@ -101,7 +113,12 @@ export async function queryAt<T extends Record<string, unknown>>(connection: { h
  * wait at once with its error; a status that cannot be read (Temporal down,
  * no worker yet) is polled again until the timeout.
  */
-export async function waitForStep(wf: WorkflowHandle, step: string, state: string, timeoutMs = 300_000): Promise<RecoveryStatus> {
+export async function waitForStep(
+  wf: WorkflowHandle,
+  step: string,
+  state: string,
+  timeoutMs = 300_000,
+): Promise<RecoveryStatus> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -114,10 +131,15 @@ export async function waitForStep(wf: WorkflowHandle, step: string, state: strin
     // Waiting for a step to be 'failed' is allowed; any other step failing ends the wait.
     if (s?.steps.find((x) => x.id === step)?.state === state) return s;
     const failed = s?.steps.find((x) => x.state === 'failed' && x.id !== step);
-    if (failed) throw new Error(`${failed.id} failed while waiting for ${step} to be ${state}: ${failed.error?.type} ${failed.error?.message}\n${failed.error?.hints.join('\n')}`);
+    if (failed)
+      throw new Error(
+        `${failed.id} failed while waiting for ${step} to be ${state}: ${failed.error?.type} ${failed.error?.message}\n${failed.error?.hints.join('\n')}`,
+      );
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${step} to be ${state}${lastError ? `: ${String(lastError)}` : ''}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${step} to be ${state}${lastError ? `: ${String(lastError)}` : ''}`,
+  );
 }
 
 export interface WriteLoad {
@@ -138,7 +160,11 @@ export interface WriteLoad {
  * `writers` sessions each committing `statement` in a loop, `pauseMs` apart
  * (the pause only bounds how fast pg_wal grows while archiving is down).
  */
-export function startWriteLoad(connection: { host: string; port: number; user: string; database: string }, statement: (writer: number) => string, { writers = 2, pauseMs = 30 } = {}): WriteLoad {
+export function startWriteLoad(
+  connection: { host: string; port: number; user: string; database: string },
+  statement: (writer: number) => string,
+  { writers = 2, pauseMs = 30 } = {},
+): WriteLoad {
   let stopped = false;
   let committed = 0;
   let hold: { until: Promise<void>; release: () => void } | undefined;

@@ -30,7 +30,12 @@ interface Restartable {
   stop(): Promise<void>;
 }
 
-function restartable(label: string, root: string, start: () => ChildProcess, ready: (child: ChildProcess) => Promise<unknown>): Restartable & { boot(): Promise<void> } {
+function restartable(
+  label: string,
+  root: string,
+  start: () => ChildProcess,
+  ready: (child: ChildProcess) => Promise<unknown>,
+): Restartable & { boot(): Promise<void> } {
   let child: ChildProcess | undefined;
   const boot = async () => {
     child = start();
@@ -83,22 +88,39 @@ export async function startOwnTemporal(label: string): Promise<OwnTemporal> {
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
   const logFile = path.join(root, 'temporal.log');
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--log-level', 'warn', '--db-filename', path.join(root, 'temporal.db'), ...devServerSearchAttributeArgs()];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--headless',
+    '--log-level',
+    'warn',
+    '--db-filename',
+    path.join(root, 'temporal.db'),
+    ...devServerSearchAttributeArgs(),
+  ];
   const r = restartable(
     'the Temporal dev server',
     root,
     () => spawn(requireTool('temporal'), args, { stdio: ['ignore', openSync(logFile, 'a'), openSync(logFile, 'a')] }),
     (child) =>
-      waitFor(`the Temporal dev server on ${address}`, async () => {
-        if (child.exitCode !== null) throw new Error(`temporal exited with ${child.exitCode}; see ${logFile}`);
-        const conn = await Connection.connect({ address, connectTimeout: 1000 });
-        try {
-          await conn.workflowService.getSystemInfo({});
-          return true;
-        } finally {
-          await conn.close();
-        }
-      }, { timeoutMs: 120_000, intervalMs: 200 }),
+      waitFor(
+        `the Temporal dev server on ${address}`,
+        async () => {
+          if (child.exitCode !== null) throw new Error(`temporal exited with ${child.exitCode}; see ${logFile}`);
+          const conn = await Connection.connect({ address, connectTimeout: 1000 });
+          try {
+            await conn.workflowService.getSystemInfo({});
+            return true;
+          } finally {
+            await conn.close();
+          }
+        },
+        { timeoutMs: 120_000, intervalMs: 200 },
+      ),
   );
   await r.boot();
   return { ...r, address, logFile };
@@ -129,24 +151,56 @@ export async function startOwnMinio(label: string, opts: { env?: Record<string, 
     'MinIO',
     root,
     () =>
-      spawn(requireTool('minio'), ['server', path.join(root, 'data'), '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`, '--quiet'], {
-        env: { ...process.env, MINIO_ROOT_USER: ACCESS_KEY, MINIO_ROOT_PASSWORD: SECRET_KEY, MINIO_BROWSER: 'off', ...opts.env },
-        stdio: ['ignore', openSync(logFile, 'a'), openSync(logFile, 'a')],
-      }),
+      spawn(
+        requireTool('minio'),
+        [
+          'server',
+          path.join(root, 'data'),
+          '--address',
+          `127.0.0.1:${port}`,
+          '--console-address',
+          `127.0.0.1:${consolePort}`,
+          '--quiet',
+        ],
+        {
+          env: {
+            ...process.env,
+            MINIO_ROOT_USER: ACCESS_KEY,
+            MINIO_ROOT_PASSWORD: SECRET_KEY,
+            MINIO_BROWSER: 'off',
+            ...opts.env,
+          },
+          stdio: ['ignore', openSync(logFile, 'a'), openSync(logFile, 'a')],
+        },
+      ),
     (child) =>
-      waitFor(`MinIO on ${endpoint}`, async () => {
-        if (child.exitCode !== null) throw new Error(`minio exited with ${child.exitCode}; see ${logFile}`);
-        return (await fetch(`${endpoint}/minio/health/ready`)).ok ? true : undefined;
-      }, { timeoutMs: 120_000, intervalMs: 200 }),
+      waitFor(
+        `MinIO on ${endpoint}`,
+        async () => {
+          if (child.exitCode !== null) throw new Error(`minio exited with ${child.exitCode}; see ${logFile}`);
+          return (await fetch(`${endpoint}/minio/health/ready`)).ok ? true : undefined;
+        },
+        { timeoutMs: 120_000, intervalMs: 200 },
+      ),
   );
   await r.boot();
   const bucket = 'faults';
-  const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY } });
+  const s3 = new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
+  });
   try {
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
   } finally {
     s3.destroy();
   }
-  const env = { AWS_ACCESS_KEY_ID: ACCESS_KEY, AWS_SECRET_ACCESS_KEY: SECRET_KEY, AWS_REGION: 'us-east-1', S3_ENDPOINT: endpoint };
+  const env = {
+    AWS_ACCESS_KEY_ID: ACCESS_KEY,
+    AWS_SECRET_ACCESS_KEY: SECRET_KEY,
+    AWS_REGION: 'us-east-1',
+    S3_ENDPOINT: endpoint,
+  };
   return { ...r, endpoint, bucket, env };
 }

@@ -31,7 +31,15 @@ async function startMinio(root: string): Promise<{ endpoint: string; stop: () =>
   const log = openSync(logFile, 'a');
   const child = spawn(
     requireTool('minio'),
-    ['server', path.join(root, 'minio'), '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`, '--quiet'],
+    [
+      'server',
+      path.join(root, 'minio'),
+      '--address',
+      `127.0.0.1:${port}`,
+      '--console-address',
+      `127.0.0.1:${consolePort}`,
+      '--quiet',
+    ],
     {
       env: { ...process.env, MINIO_ROOT_USER: ACCESS_KEY, MINIO_ROOT_PASSWORD: SECRET_KEY, MINIO_BROWSER: 'off' },
       stdio: ['ignore', log, log],

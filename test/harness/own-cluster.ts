@@ -142,7 +142,10 @@ export async function startOwnCluster(label: string, cleanups: Cleanups): Promis
   await pg.query('select pg_reload_conf()');
 
   await pg.query(`create database ${LEDGER_DB}`);
-  const connection = (user: 'postgres' | 'teller' | typeof LIFEBOAT_ROLE | typeof BARE_ROLE, port = pg.port): ClientConfig => ({
+  const connection = (
+    user: 'postgres' | 'teller' | typeof LIFEBOAT_ROLE | typeof BARE_ROLE,
+    port = pg.port,
+  ): ClientConfig => ({
     host: '127.0.0.1',
     port,
     user,
@@ -218,8 +221,14 @@ drill: { host: ${host}, dataDir: ${stateDir}/drill, port: ${drillPort}, targetWi
     yaml
       .replace(`name: ${name}\n`, `name: ${bareName}\n`)
       .replace('cluster:\n', `cluster:\n  name: ${name}\n`)
-      .replace(`user: ${LIFEBOAT_ROLE}, passwordEnv: ${passwordEnv}`, `user: ${BARE_ROLE}, passwordEnv: ${vars}_BARE_PG_PASSWORD`)
-      .replace(`dataDir: ${stateDir}/drill, port: ${drillPort}`, `dataDir: ${stateDir}/drill-bare, port: ${await freePort()}`),
+      .replace(
+        `user: ${LIFEBOAT_ROLE}, passwordEnv: ${passwordEnv}`,
+        `user: ${BARE_ROLE}, passwordEnv: ${vars}_BARE_PG_PASSWORD`,
+      )
+      .replace(
+        `dataDir: ${stateDir}/drill, port: ${drillPort}`,
+        `dataDir: ${stateDir}/drill-bare, port: ${await freePort()}`,
+      ),
   );
 
   return {
@@ -241,7 +250,21 @@ drill: { host: ${host}, dataDir: ${stateDir}/drill, port: ${drillPort}, targetWi
       writeFileSync(file, sql, { mode: 0o600 });
       chownToOsUser(file, 'postgres');
       try {
-        return await asPostgres(`${PG_BIN}/psql`, ['-X', '-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', '-d', LEDGER_DB, '-v', 'ON_ERROR_STOP=1', '-f', file]);
+        return await asPostgres(`${PG_BIN}/psql`, [
+          '-X',
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(pg.port),
+          '-U',
+          'postgres',
+          '-d',
+          LEDGER_DB,
+          '-v',
+          'ON_ERROR_STOP=1',
+          '-f',
+          file,
+        ]);
       } finally {
         rmSync(file, { force: true });
       }

@@ -53,7 +53,8 @@ export async function startPgBackRestPrimary(stanza = 'lb'): Promise<PgBackRestS
     ].join('\n'),
   );
   chownToOsUser(config, 'postgres');
-  const run = (args: string[]) => asPostgres('pgbackrest', [`--config=${config}`, `--stanza=${stanza}`, '--log-level-console=warn', ...args]);
+  const run = (args: string[]) =>
+    asPostgres('pgbackrest', [`--config=${config}`, `--stanza=${stanza}`, '--log-level-console=warn', ...args]);
   await run(['stanza-create']);
   const push = `pgbackrest --config=${config} --stanza=${stanza} archive-push %p`;
   await primary.query(`alter system set archive_command = '${push}'`);

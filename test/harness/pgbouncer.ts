@@ -95,7 +95,9 @@ export async function startPgbouncer(opts: PgbouncerOptions): Promise<TestPgboun
   const isRoot = process.getuid?.() === 0;
   const stderrFile = path.join(root, 'pgbouncer.stderr');
   const err = openSync(stderrFile, 'a');
-  const child = spawn(PGBOUNCER, [...(isRoot ? ['-u', 'postgres'] : []), iniFile], { stdio: ['ignore', 'ignore', err] });
+  const child = spawn(PGBOUNCER, [...(isRoot ? ['-u', 'postgres'] : []), iniFile], {
+    stdio: ['ignore', 'ignore', err],
+  });
   closeSync(err);
   running.add(child);
 
@@ -118,7 +120,10 @@ export async function startPgbouncer(opts: PgbouncerOptions): Promise<TestPgboun
   try {
     await waitFor('pgbouncer to answer on its admin console', async () => {
       if (child.exitCode !== null) {
-        const said = [stderrFile, logFile].filter(existsSync).map((f) => readFileSync(f, 'utf8')).join('\n');
+        const said = [stderrFile, logFile]
+          .filter(existsSync)
+          .map((f) => readFileSync(f, 'utf8'))
+          .join('\n');
         throw new Error(`pgbouncer exited with ${child.exitCode}: ${said.slice(-2000)}`);
       }
       return (await admin('SHOW VERSION')).length > 0 ? true : undefined;

@@ -26,7 +26,11 @@ const running = new Set<string>();
 process.on('exit', () => {
   for (const dataDir of running) {
     try {
-      execFileSync('runuser', ['-u', 'postgres', '--', `${PG_BIN}/pg_ctl`, '-D', dataDir, 'stop', '-m', 'immediate', '-w'], { stdio: 'ignore' });
+      execFileSync(
+        'runuser',
+        ['-u', 'postgres', '--', `${PG_BIN}/pg_ctl`, '-D', dataDir, 'stop', '-m', 'immediate', '-w'],
+        { stdio: 'ignore' },
+      );
     } catch {
       /* already down */
     }
@@ -35,7 +39,12 @@ process.on('exit', () => {
 
 export interface PrimaryOptions {
   /** archive-push target; without it archiving is off. */
-  archive?: { repo: string; cluster: string; env?: Record<string, string>; /** More archive-push options (e.g. --encryption-key). */ args?: string[] };
+  archive?: {
+    repo: string;
+    cluster: string;
+    env?: Record<string, string>;
+    /** More archive-push options (e.g. --encryption-key). */ args?: string[];
+  };
   /** Extra postgresql.conf lines. */
   conf?: string[];
 }
@@ -99,7 +108,9 @@ export async function startPrimary(opts: PrimaryOptions = {}): Promise<Primary> 
       await client.end();
     }
   };
-  await waitFor('postgres to accept connections', async () => ((await query('select 1')).length === 1 ? true : undefined));
+  await waitFor('postgres to accept connections', async () =>
+    (await query('select 1')).length === 1 ? true : undefined,
+  );
 
   return {
     port,
@@ -122,16 +133,16 @@ export async function startPrimary(opts: PrimaryOptions = {}): Promise<Primary> 
 
 /** Forces a segment switch and waits until the archiver has archived it. */
 export async function switchAndWaitArchived(pg: Primary, timeoutMs = 60_000): Promise<string> {
-  const [row] = await pg.query<{ walfile: string }>(
-    `select pg_walfile_name(pg_switch_wal()) as walfile`,
-  );
+  const [row] = await pg.query<{ walfile: string }>(`select pg_walfile_name(pg_switch_wal()) as walfile`);
   const walfile = row!.walfile;
   await waitFor(
     `segment ${walfile} to be archived`,
     async () => {
-      const [s] = await pg.query<{ last_archived_wal: string | null; failed_count: string; last_failed_wal: string | null }>(
-        'select last_archived_wal, failed_count, last_failed_wal from pg_stat_archiver',
-      );
+      const [s] = await pg.query<{
+        last_archived_wal: string | null;
+        failed_count: string;
+        last_failed_wal: string | null;
+      }>('select last_archived_wal, failed_count, last_failed_wal from pg_stat_archiver');
       if (!s || s.last_archived_wal === null || s.last_archived_wal < walfile) return undefined;
       // A backup history file (…05.00000028.backup) sorts after its segment and
       // is archived after it: wait for every file up to this segment, not only
@@ -151,9 +162,19 @@ export async function switchAndWaitArchived(pg: Primary, timeoutMs = 60_000): Pr
  * after a rejection, a promoted one after a scenario). The directory is the
  * test's own; only the process is stopped here, the harness removes the rest.
  */
-export async function stopRestoredCopy(runbook: { cluster: { pgBin: string }; restore: { dataDir: string } }): Promise<void> {
+export async function stopRestoredCopy(runbook: {
+  cluster: { pgBin: string };
+  restore: { dataDir: string };
+}): Promise<void> {
   if (!existsSync(path.join(runbook.restore.dataDir, 'postmaster.pid'))) return;
-  await asPostgres(`${runbook.cluster.pgBin}/pg_ctl`, ['-D', runbook.restore.dataDir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
+  await asPostgres(`${runbook.cluster.pgBin}/pg_ctl`, [
+    '-D',
+    runbook.restore.dataDir,
+    'stop',
+    '-m',
+    'immediate',
+    '-w',
+  ]).catch(() => undefined);
 }
 
 /**
@@ -168,11 +189,15 @@ export async function stopRestoredCopy(runbook: { cluster: { pgBin: string }; re
 export async function clearRestoredCopies(dataDir: string): Promise<void> {
   const parent = path.dirname(dataDir);
   if (!existsSync(parent)) return;
-  for (const e of readdirSync(parent).filter((n) => n === path.basename(dataDir) || n.startsWith(`${path.basename(dataDir)}.`))) {
+  for (const e of readdirSync(parent).filter(
+    (n) => n === path.basename(dataDir) || n.startsWith(`${path.basename(dataDir)}.`),
+  )) {
     const p = path.join(parent, e);
-    if (existsSync(path.join(p, 'postmaster.pid'))) await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', p, '-m', 'immediate', '-w']).catch(() => '');
+    if (existsSync(path.join(p, 'postmaster.pid')))
+      await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', p, '-m', 'immediate', '-w']).catch(() => '');
     await stopPrefetcher(p);
     await rm(p, { recursive: true, force: true });
-    if (existsSync(p)) throw new Error(`test cleanup: ${p} is still there after its removal (${readdirSync(p).length} entries)`);
+    if (existsSync(p))
+      throw new Error(`test cleanup: ${p} is still there after its removal (${readdirSync(p).length} entries)`);
   }
 }

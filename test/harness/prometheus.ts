@@ -41,7 +41,9 @@ export function parseExposition(text: string): Scrape {
     const m = SAMPLE_RE.exec(line);
     if (!m) throw new Error(`not an exposition line: ${JSON.stringify(line)}`);
     const [, name, rawLabels, rawValue] = m as unknown as [string, string, string | undefined, string];
-    const family = [...types.keys()].find((t) => name === t || /_(bucket|sum|count|total)$/.test(name) && name.startsWith(t));
+    const family = [...types.keys()].find(
+      (t) => name === t || (/_(bucket|sum|count|total)$/.test(name) && name.startsWith(t)),
+    );
     if (!family) throw new Error(`sample before its TYPE line: ${line}`);
     const labels: Record<string, string> = {};
     if (rawLabels) {
@@ -71,14 +73,20 @@ export function parseExposition(text: string): Scrape {
   };
 }
 
-export async function scrape(url: string): Promise<{ status: number; contentType: string | null; text: string; parsed: Scrape }> {
+export async function scrape(
+  url: string,
+): Promise<{ status: number; contentType: string | null; text: string; parsed: Scrape }> {
   const res = await fetch(url);
   const text = await res.text();
   return { status: res.status, contentType: res.headers.get('content-type'), text, parsed: parseExposition(text) };
 }
 
 /** `bin/lifeboat <args>` as a long-running process; stopped by the cleanups. Its stderr is kept for the test to read. */
-export function startLifeboat(args: string[], cleanups: Cleanups, env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; stderr: () => string } {
+export function startLifeboat(
+  args: string[],
+  cleanups: Cleanups,
+  env: NodeJS.ProcessEnv = process.env,
+): { child: ChildProcess; stderr: () => string } {
   const child = spawn(path.join(projectRoot(), 'bin', 'lifeboat'), args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString('utf8')));

@@ -26,7 +26,11 @@ export interface BackedUpCluster {
  * A test cluster named `<label>-<pid>` (approver alice), with the demo schema, an `app` role and a base backup;
  * file:// unless `kind` says s3:// (the run's MinIO, whose variables are then set in this process).
  */
-export async function backedUpCluster(label: string, cleanups: Cleanups, kind: RepoKind = 'file'): Promise<BackedUpCluster> {
+export async function backedUpCluster(
+  label: string,
+  cleanups: Cleanups,
+  kind: RepoKind = 'file',
+): Promise<BackedUpCluster> {
   if (kind === 's3') useS3Env();
   const runbooksDir = postgresTempDir('runbooks');
   cleanups.push(() => rmSync(runbooksDir, { recursive: true, force: true }));
@@ -45,9 +49,17 @@ export async function backedUpCluster(label: string, cleanups: Cleanups, kind: R
 }
 
 /** Workers for the cluster's host on a task queue of the test's own, and a client to start runs on it. */
-export async function recoveryWorkers(cluster: BackedUpCluster, cleanups: Cleanups): Promise<{ client: TemporalClient; taskQueue: string }> {
+export async function recoveryWorkers(
+  cluster: BackedUpCluster,
+  cleanups: Cleanups,
+): Promise<{ client: TemporalClient; taskQueue: string }> {
   const taskQueue = cluster.name;
-  const workers = await startWorkers({ address: temporalAddress(), namespace: 'default', host: cluster.host, taskQueue });
+  const workers = await startWorkers({
+    address: temporalAddress(),
+    namespace: 'default',
+    host: cluster.host,
+    taskQueue,
+  });
   cleanups.push(() => workers.shutdown());
   const connection = await Connection.connect({ address: temporalAddress() });
   cleanups.push(() => connection.close());

@@ -46,13 +46,19 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Test
   const logFile = path.join(root, 'redis.log');
   const log = openSync(logFile, 'a');
   const args = [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', root,
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    root,
     // No RDB snapshots, no AOF: a test server keeps nothing on disk.
-    '--save', '',
-    '--appendonly', 'no',
-    '--daemonize', 'no',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--daemonize',
+    'no',
     ...(opts.password === undefined ? [] : ['--requirepass', opts.password]),
   ];
   const child = spawn(REDIS_SERVER, args, { cwd: root, stdio: ['ignore', log, log] });

@@ -78,7 +78,9 @@ export async function startRepairDb(): Promise<RepairDb> {
       return c;
     },
     async rowsOf(table) {
-      const { rows } = await admin.query<{ id: string; j: string }>(`select id::text as id, to_jsonb(t)::text as j from ${table} t order by id`);
+      const { rows } = await admin.query<{ id: string; j: string }>(
+        `select id::text as id, to_jsonb(t)::text as j from ${table} t order by id`,
+      );
       return new Map(rows.map((r) => [r.id, r.j]));
     },
     async ordersSchema(s, rows = 1000) {
@@ -104,7 +106,8 @@ export async function startRepairDb(): Promise<RepairDb> {
       const tables = ['orders', 'payments'] as const;
       const snap = async (label: string) => {
         const out = [];
-        for (const t of tables) out.push(await snapshotTable(c, { table: `${s}.${t}`, file: path.join(dir, `${s}-${t}-${label}.jsonl`) }));
+        for (const t of tables)
+          out.push(await snapshotTable(c, { table: `${s}.${t}`, file: path.join(dir, `${s}-${t}-${label}.jsonl`) }));
         return out;
       };
       const b = await snap('B');
@@ -119,7 +122,14 @@ export async function startRepairDb(): Promise<RepairDb> {
         insert into ${s}.payments (order_id, amount) values (41, 1);`);
       const plans = [];
       for (const [i, t] of tables.entries()) {
-        plans.push(await classify({ before: await readSnapshot(b[i]!.file), after: await readSnapshot(a[i]!.file), now: await readRows(c, `${s}.${t}`), planFile: path.join(dir, `${s}-${t}-plan.jsonl`) }));
+        plans.push(
+          await classify({
+            before: await readSnapshot(b[i]!.file),
+            after: await readSnapshot(a[i]!.file),
+            now: await readRows(c, `${s}.${t}`),
+            planFile: path.join(dir, `${s}-${t}-plan.jsonl`),
+          }),
+        );
       }
       const now = { orders: await db.rowsOf(`${s}.orders`), payments: await db.rowsOf(`${s}.payments`) };
       const orders = new Map(now.orders);

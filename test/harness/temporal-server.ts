@@ -75,7 +75,10 @@ export interface TemporalCluster {
 
 function tool(name: 'temporal-server' | 'temporal-sql'): string {
   const p = path.join(toolsDir(), name);
-  if (!existsSync(p)) throw new Error(`${p} not found: run bash scripts/setup.sh (it builds the Temporal server v${TEMPORAL_CLUSTER.serverVersion} once per machine)`);
+  if (!existsSync(p))
+    throw new Error(
+      `${p} not found: run bash scripts/setup.sh (it builds the Temporal server v${TEMPORAL_CLUSTER.serverVersion} once per machine)`,
+    );
   return p;
 }
 
@@ -83,16 +86,75 @@ function tool(name: 'temporal-server' | 'temporal-sql'): string {
 export async function makeCerts(dir: string): Promise<ClusterCerts> {
   const f = (n: string) => path.join(dir, n);
   const openssl = (...args: string[]) => exec('openssl', args, { cwd: dir });
-  await openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1', '-subj', '/CN=lifeboat-test-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  await openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.pem'),
+    '-days',
+    '1',
+    '-subj',
+    '/CN=lifeboat-test-ca',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
   const leaf = async (name: string, cn: string, ext: string) => {
-    await openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${cn}`);
+    await openssl(
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      f(`${name}.key`),
+      '-out',
+      f(`${name}.csr`),
+      '-subj',
+      `/CN=${cn}`,
+    );
     writeFileSync(f(`${name}.ext`), ext);
-    await openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '1', '-extfile', f(`${name}.ext`));
+    await openssl(
+      'x509',
+      '-req',
+      '-in',
+      f(`${name}.csr`),
+      '-CA',
+      f('ca.pem'),
+      '-CAkey',
+      f('ca.key'),
+      '-CAcreateserial',
+      '-out',
+      f(`${name}.pem`),
+      '-days',
+      '1',
+      '-extfile',
+      f(`${name}.ext`),
+    );
   };
-  await leaf('server', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n');
+  await leaf(
+    'server',
+    'localhost',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n',
+  );
   await leaf('client', 'lifeboat-test-client', 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n');
-  return { dir, ca: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clientCert: f('client.pem'), clientKey: f('client.key') };
+  return {
+    dir,
+    ca: f('ca.pem'),
+    serverCert: f('server.pem'),
+    serverKey: f('server.key'),
+    clientCert: f('client.pem'),
+    clientKey: f('client.key'),
+  };
 }
 
 /** A signing key, its JWKS file for the server, and API keys (JWTs, ES256, one day) signed with it. */
@@ -100,7 +162,10 @@ function makeSigner(dir: string): { jwks: string; apiKey: (permissions: string[]
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const kid = 'lifeboat-test';
   const jwks = path.join(dir, 'jwks.json');
-  writeFileSync(jwks, JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' }] }));
+  writeFileSync(
+    jwks,
+    JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' }] }),
+  );
   const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
   return {
     jwks,
@@ -237,7 +302,16 @@ export async function startTemporalCluster(): Promise<TemporalCluster> {
     writeFileSync(configFile, serverConfig(pg, ports, certs, signer.jwks));
 
     const log = openSync(logFile, 'a');
-    const server = spawn(tool('temporal-server'), ['--config-file', configFile, 'start', ...['frontend', 'internal-frontend', 'history', 'matching', 'worker'].flatMap((svc) => ['--service', svc])], { stdio: ['ignore', log, log] });
+    const server = spawn(
+      tool('temporal-server'),
+      [
+        '--config-file',
+        configFile,
+        'start',
+        ...['frontend', 'internal-frontend', 'history', 'matching', 'worker'].flatMap((svc) => ['--service', svc]),
+      ],
+      { stdio: ['ignore', log, log] },
+    );
     stops.push(() => stopChild(server, 20_000));
     const address = `127.0.0.1:${ports.frontendGrpc}`;
     const tls = {
@@ -252,31 +326,65 @@ export async function startTemporalCluster(): Promise<TemporalCluster> {
     exited.catch(() => undefined);
     await Promise.race([
       exited,
-      waitFor('the Temporal server to answer over mTLS', async () => {
-        const conn = await Connection.connect({ address, tls, connectTimeout: 2000 }).catch(() => undefined);
-        if (!conn) return undefined;
-        try {
-          await conn.workflowService.getSystemInfo({});
-          return true;
-        } finally {
-          await conn.close();
-        }
-      }, { timeoutMs: 120_000, intervalMs: 500 }),
+      waitFor(
+        'the Temporal server to answer over mTLS',
+        async () => {
+          const conn = await Connection.connect({ address, tls, connectTimeout: 2000 }).catch(() => undefined);
+          if (!conn) return undefined;
+          try {
+            await conn.workflowService.getSystemInfo({});
+            return true;
+          } finally {
+            await conn.close();
+          }
+        },
+        { timeoutMs: 120_000, intervalMs: 500 },
+      ),
     ]);
 
-    const cliArgs = ['--address', address, '--tls-cert-path', certs.clientCert, '--tls-key-path', certs.clientKey, '--tls-ca-path', certs.ca, '--tls-server-name', 'localhost', '--api-key', signer.apiKey(['temporal-system:admin'])];
+    const cliArgs = [
+      '--address',
+      address,
+      '--tls-cert-path',
+      certs.clientCert,
+      '--tls-key-path',
+      certs.clientKey,
+      '--tls-ca-path',
+      certs.ca,
+      '--tls-server-name',
+      'localhost',
+      '--api-key',
+      signer.apiKey(['temporal-system:admin']),
+    ];
     const { name: namespace, retention } = TEMPORAL_CLUSTER.namespace;
     await exec('sh', [TEMPORAL_CLUSTER.files.createNamespace, ...cliArgs], {
-      env: { ...process.env, TEMPORAL_CLI: requireTool('temporal'), NAMESPACE: namespace, NAMESPACE_RETENTION: retention },
+      env: {
+        ...process.env,
+        TEMPORAL_CLI: requireTool('temporal'),
+        NAMESPACE: namespace,
+        NAMESPACE_RETENTION: retention,
+      },
     });
     // The namespace registry of each service refreshes every 2 s (system.namespaceCacheRefreshInterval).
-    await waitFor(`namespace ${namespace} on every service`, async () => {
-      const r = await exec(requireTool('temporal'), ['workflow', 'count', '--namespace', namespace, ...cliArgs]).catch(() => undefined);
-      return r ? true : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      `namespace ${namespace} on every service`,
+      async () => {
+        const r = await exec(requireTool('temporal'), [
+          'workflow',
+          'count',
+          '--namespace',
+          namespace,
+          ...cliArgs,
+        ]).catch(() => undefined);
+        return r ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     return { address, certs, cliArgs, apiKey: signer.apiKey, logFile, pg, stop };
   } catch (err) {
-    const tail = existsSync(logFile) ? `\n--- ${logFile} (tail) ---\n${readFileSync(logFile, 'utf8').slice(-3000)}` : '';
+    const tail = existsSync(logFile)
+      ? `\n--- ${logFile} (tail) ---\n${readFileSync(logFile, 'utf8').slice(-3000)}`
+      : '';
     await stop();
     throw new Error(`${err instanceof Error ? err.message : String(err)}${tail}`, { cause: err });
   }

@@ -16,7 +16,10 @@ import { switchAndWaitArchived, type Primary } from './postgres';
  * starting with "  - " or continuing an entry), then the policy.
  */
 export function runbookWithRepositories(p: DemoRunbookParams, entries: string[], policy: 'all' | 'primary'): string {
-  return demoRunbookYaml(p).replace(/^repository: .*$/m, ['repositories:', ...entries, `repositoryPolicy: ${policy}`].join('\n'));
+  return demoRunbookYaml(p).replace(
+    /^repository: .*$/m,
+    ['repositories:', ...entries, `repositoryPolicy: ${policy}`].join('\n'),
+  );
 }
 
 /** Writes `yaml` as `<name>.yaml` in `runbooksDir` and has `pg` archive by it (every repository, by its policy); returns the file. */
@@ -34,13 +37,18 @@ export async function archiveByRunbook(pg: Primary, runbooksDir: string, name: s
  * the one a fallback test damages in the first repository), then 50 rows
  * after the target, archived too. A restore to `target` shows rows 1 to 200.
  */
-export async function rowsAroundATarget(pg: Primary, runbook: Runbook): Promise<{ backup: Awaited<ReturnType<typeof takeBaseBackup>>; target: string; damaged: string }> {
+export async function rowsAroundATarget(
+  pg: Primary,
+  runbook: Runbook,
+): Promise<{ backup: Awaited<ReturnType<typeof takeBaseBackup>>; target: string; damaged: string }> {
   await pg.query('create table t (id int primary key, v text)');
   // Enough rows that the base backup has file parts of its own besides part 0 (the directories).
   await pg.query(`insert into t select g, 'before backup' from generate_series(1, 100) g`);
   const backup = await takeBaseBackup({ runbook });
   await pg.query(`insert into t select g, 'after backup' from generate_series(101, 200) g`);
-  const [{ now: target }] = (await pg.query<{ now: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as now`)) as [{ now: string }];
+  const [{ now: target }] = (await pg.query<{ now: string }>(
+    `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as now`,
+  )) as [{ now: string }];
   const damaged = await switchAndWaitArchived(pg);
   await pg.query(`insert into t select g, 'after the target' from generate_series(201, 250) g`);
   await switchAndWaitArchived(pg);

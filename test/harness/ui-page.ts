@@ -18,7 +18,15 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }
 
@@ -33,7 +41,14 @@ export async function visible(locator: Locator): Promise<void> {
  */
 export async function shows(page: Page, text: string, opts: { exact?: boolean } = {}): Promise<boolean> {
   for (const frame of page.frames()) {
-    if (await frame.getByText(text, opts).first().isVisible().catch(() => false)) return true;
+    if (
+      await frame
+        .getByText(text, opts)
+        .first()
+        .isVisible()
+        .catch(() => false)
+    )
+      return true;
   }
   return false;
 }
@@ -44,13 +59,22 @@ export async function showsNow(page: Page, text: string, opts: { exact?: boolean
 }
 
 /** Visibility and the page lag the workflow: reload until the text shows. */
-export async function seeAfterReloads(page: Page, text: string, opts: { exact?: boolean } = {}, before?: () => Promise<void>): Promise<void> {
-  await waitFor(`"${text}" on ${page.url()}`, async () => {
-    await page.reload();
-    await before?.();
-    await page.waitForLoadState('networkidle').catch(() => undefined);
-    return (await shows(page, text, opts)) ? true : undefined;
-  }, { timeoutMs: 150_000, intervalMs: 1000 });
+export async function seeAfterReloads(
+  page: Page,
+  text: string,
+  opts: { exact?: boolean } = {},
+  before?: () => Promise<void>,
+): Promise<void> {
+  await waitFor(
+    `"${text}" on ${page.url()}`,
+    async () => {
+      await page.reload();
+      await before?.();
+      await page.waitForLoadState('networkidle').catch(() => undefined);
+      return (await shows(page, text, opts)) ? true : undefined;
+    },
+    { timeoutMs: 150_000, intervalMs: 1000 },
+  );
 }
 
 // The form's editors are CodeMirror textboxes whose labels do not point at
@@ -67,7 +91,12 @@ export function summaryEditor(page: Page): Locator {
  * The Start Workflow form: id, task queue, type, one JSON input, and a
  * summary for the list. Screenshot `shotName` of the filled form, then start.
  */
-export async function startFromForm(page: Page, ui: string, f: { workflowId: string; taskQueue: string; workflowType: string; input: unknown; summary: string }, shotName: string): Promise<void> {
+export async function startFromForm(
+  page: Page,
+  ui: string,
+  f: { workflowId: string; taskQueue: string; workflowType: string; input: unknown; summary: string },
+  shotName: string,
+): Promise<void> {
   await page.goto(`${ui}/namespaces/default/workflows/start-workflow`);
   // More options first: the form reformats the JSON when the editor loses focus, and the layout shift eats a click.
   await page.getByRole('button', { name: 'More options' }).click();
@@ -104,7 +133,13 @@ export async function sendUpdate(page: Page, payload: unknown, shotName?: string
 }
 
 /** More Actions > Send a Signal: pick the signal by name, type its JSON, submit. */
-export async function sendSignal(page: Page, name: string, payload: unknown, shotName?: string, whileOpen?: (dialog: Locator) => Promise<void>): Promise<void> {
+export async function sendSignal(
+  page: Page,
+  name: string,
+  payload: unknown,
+  shotName?: string,
+  whileOpen?: (dialog: Locator) => Promise<void>,
+): Promise<void> {
   await page.getByRole('button', { name: 'More Actions' }).click();
   await page.getByRole('menuitem', { name: 'Send a Signal' }).click();
   const dialog = page.getByRole('dialog', { name: 'Send a Signal' });

@@ -11,7 +11,17 @@
 // and LIFEBOAT_ARCHIVE_GET_LOG gets bin/lifeboat's and Node's own line per call.
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from 'pg';
@@ -61,20 +71,39 @@ interface Run {
 
 /** bin/lifeboat as `user` (runuser), with exactly PATH and `env` besides runuser's own. */
 function lifeboatAs(user: string, args: string[], opts: { cwd: string; env?: Record<string, string> }): Promise<Run> {
-  const vars = Object.entries({ PATH: `${path.join(work, 'shims')}:${process.env.PATH ?? '/usr/bin:/bin'}`, LIFEBOAT_NODE: process.execPath, ...opts.env }).map(([k, v]) => `${k}=${v}`);
+  const vars = Object.entries({
+    PATH: `${path.join(work, 'shims')}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    LIFEBOAT_NODE: process.execPath,
+    ...opts.env,
+  }).map(([k, v]) => `${k}=${v}`);
   return new Promise((resolve) => {
-    execFile('runuser', ['-u', user, '--', 'env', ...vars, BIN, ...args], { cwd: opts.cwd, maxBuffer: 1 << 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      'runuser',
+      ['-u', user, '--', 'env', ...vars, BIN, ...args],
+      { cwd: opts.cwd, maxBuffer: 1 << 20 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
 
 function lines(file: string): string[] {
-  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l !== '') : [];
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+    : [];
 }
 
 /** A fresh case directory owned by postgres, with its own call records. */
-function caseDir(label: string): { dir: string; spool: string; nodeCalls: string; toolCalls: string; trace: string; env: Record<string, string> } {
+function caseDir(label: string): {
+  dir: string;
+  spool: string;
+  nodeCalls: string;
+  toolCalls: string;
+  trace: string;
+  env: Record<string, string>;
+} {
   const dir = path.join(work, label);
   mkdirSync(dir, { mode: 0o700 });
   chownSync(dir, statSync(work).uid, statSync(work).gid);
@@ -87,7 +116,12 @@ function caseDir(label: string): { dir: string; spool: string; nodeCalls: string
     nodeCalls,
     toolCalls,
     trace,
-    env: { LIFEBOAT_NODE: path.join(work, 'shims', 'record-node'), RECORD_NODE: nodeCalls, RECORD_TOOLS: toolCalls, LIFEBOAT_ARCHIVE_GET_LOG: trace },
+    env: {
+      LIFEBOAT_NODE: path.join(work, 'shims', 'record-node'),
+      RECORD_NODE: nodeCalls,
+      RECORD_TOOLS: toolCalls,
+      LIFEBOAT_ARCHIVE_GET_LOG: trace,
+    },
   };
 }
 
@@ -95,7 +129,11 @@ const repoArgs = () => ['--repo', tc.repoUrl, '--cluster', tc.name];
 
 /** Fills a spool as postgres, the way the follower does (one-shot: no process stays). */
 async function prefetchAs(user: string, spool: string, first: string, count: number, cwd: string): Promise<void> {
-  const r = await lifeboatAs(user, ['archive-prefetch', first, '--count', String(count), '--spool-dir', spool, ...repoArgs()], { cwd });
+  const r = await lifeboatAs(
+    user,
+    ['archive-prefetch', first, '--count', String(count), '--spool-dir', spool, ...repoArgs()],
+    { cwd },
+  );
   expect(r).toEqual({ code: 0, stdout: '', stderr: '' });
 }
 
@@ -111,10 +149,18 @@ beforeAll(async () => {
   const shims = path.join(work, 'shims');
   mkdirSync(shims, { mode: 0o755 });
   chmodSync(work, 0o711); // postgres and nobody may pass through to what a case opens to them
-  writeFileSync(path.join(shims, 'record-node'), `#!/bin/sh\n[ -n "$RECORD_NODE" ] && echo "$*" >>"$RECORD_NODE"\nexec ${process.execPath} "$@"\n`, { mode: 0o755 });
+  writeFileSync(
+    path.join(shims, 'record-node'),
+    `#!/bin/sh\n[ -n "$RECORD_NODE" ] && echo "$*" >>"$RECORD_NODE"\nexec ${process.execPath} "$@"\n`,
+    { mode: 0o755 },
+  );
   for (const tool of TOOLS) {
     const real = ['/usr/bin', '/bin', '/usr/sbin', '/sbin'].map((d) => path.join(d, tool)).find((p) => existsSync(p))!;
-    writeFileSync(path.join(shims, tool), `#!/bin/sh\n[ -n "$RECORD_TOOLS" ] && echo ${tool} >>"$RECORD_TOOLS"\nexec ${real} "$@"\n`, { mode: 0o755 });
+    writeFileSync(
+      path.join(shims, tool),
+      `#!/bin/sh\n[ -n "$RECORD_TOOLS" ] && echo ${tool} >>"$RECORD_TOOLS"\nexec ${real} "$@"\n`,
+      { mode: 0o755 },
+    );
   }
 
   tc = await startTestCluster({ name: 'handover', kind: 'file', runbooksDir, host: 'handover' });
@@ -126,7 +172,9 @@ beforeAll(async () => {
   await tc.pg.query(`insert into t select g, 'before backup' from generate_series(1, 100) g`);
   backup = await takeBaseBackup({ runbook });
   for (let round = 0; round < 3; round++) {
-    await tc.pg.query(`insert into t select g, 'after backup' from generate_series($1::int, $1::int + 999) g`, [1000 + round * 1000]);
+    await tc.pg.query(`insert into t select g, 'after backup' from generate_series($1::int, $1::int + 999) g`, [
+      1000 + round * 1000,
+    ]);
     await switchAndWaitArchived(tc.pg);
   }
   await tc.pg.query(`select pg_create_restore_point('handover-point')`);
@@ -158,14 +206,20 @@ describe('restore_command hand-over from the prefetch spool', () => {
     // The spool the prefetcher made: postgres's alone.
     const st = statSync(c.spool);
     expect({ uid: st.uid, mode: st.mode & 0o777 }).toEqual({ uid: statSync(work).uid, mode: 0o700 });
-    expect(readFileSync(path.join(c.spool, `${walFile}.sha256`), 'utf8')).toBe(`${sha(await archivedContent(walFile))} ${BOOT} ${target}\n`);
+    expect(readFileSync(path.join(c.spool, `${walFile}.sha256`), 'utf8')).toBe(
+      `${sha(await archivedContent(walFile))} ${BOOT} ${target}\n`,
+    );
 
     mkdirSync(path.join(c.dir, 'pg_wal'));
     chownSync(path.join(c.dir, 'pg_wal'), statSync(work).uid, statSync(work).gid);
-    const r = await lifeboatAs('postgres', ['archive-get', walFile, 'pg_wal/RECOVERYXLOG', ...repoArgs(), '--prefetch', '0', '--spool-dir', c.spool], {
-      cwd: c.dir,
-      env: c.env,
-    });
+    const r = await lifeboatAs(
+      'postgres',
+      ['archive-get', walFile, 'pg_wal/RECOVERYXLOG', ...repoArgs(), '--prefetch', '0', '--spool-dir', c.spool],
+      {
+        cwd: c.dir,
+        env: c.env,
+      },
+    );
     expect(r).toEqual({ code: 0, stdout: '', stderr: '' });
     expect(sha(readFileSync(path.join(c.dir, 'pg_wal', 'RECOVERYXLOG')))).toBe(sha(await archivedContent(walFile)));
     expect(lines(c.nodeCalls)).toEqual([]);
@@ -178,27 +232,34 @@ describe('restore_command hand-over from the prefetch spool', () => {
     ['group-writable (0770)', 0o770, undefined],
     ['writable by others (0707)', 0o707, undefined],
     ['owned by another user (nobody)', 0o700, 'nobody'],
-  ] as const)('does not trust a spool %s: Node serves the archived copy, never the one found there', async (label, mode, owner) => {
-    const c = caseDir(`untrusted-${mode.toString(8)}-${owner ?? 'postgres'}`);
-    const walFile = archived[1]!;
-    await prefetchAs('postgres', c.spool, walFile, 1, c.dir);
-    // Someone else's content with a sidecar that matches it: even a reader
-    // that hashes would take it, so only the spool's owner and mode can refuse it.
-    const forged = Buffer.from(readFileSync(path.join(c.spool, walFile)));
-    forged[8192] = forged[8192]! ^ 0xff;
-    writeFileSync(path.join(c.spool, walFile), forged);
-    writeFileSync(path.join(c.spool, `${walFile}.sha256`), `${sha(forged)} ${BOOT} ${target}\n`);
-    chmodSync(c.spool, mode);
-    if (owner) execFileSync('chown', ['-R', owner, c.spool], { stdio: 'ignore' });
+  ] as const)(
+    'does not trust a spool %s: Node serves the archived copy, never the one found there',
+    async (label, mode, owner) => {
+      const c = caseDir(`untrusted-${mode.toString(8)}-${owner ?? 'postgres'}`);
+      const walFile = archived[1]!;
+      await prefetchAs('postgres', c.spool, walFile, 1, c.dir);
+      // Someone else's content with a sidecar that matches it: even a reader
+      // that hashes would take it, so only the spool's owner and mode can refuse it.
+      const forged = Buffer.from(readFileSync(path.join(c.spool, walFile)));
+      forged[8192] = forged[8192]! ^ 0xff;
+      writeFileSync(path.join(c.spool, walFile), forged);
+      writeFileSync(path.join(c.spool, `${walFile}.sha256`), `${sha(forged)} ${BOOT} ${target}\n`);
+      chmodSync(c.spool, mode);
+      if (owner) execFileSync('chown', ['-R', owner, c.spool], { stdio: 'ignore' });
 
-    const r = await lifeboatAs('postgres', ['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', '0', '--spool-dir', c.spool], { cwd: c.dir, env: c.env });
-    expect(r, label).toEqual({ code: 0, stdout: '', stderr: '' });
-    expect(sha(readFileSync(path.join(c.dir, 'RECOVERYXLOG')))).toBe(sha(await archivedContent(walFile)));
-    expect(lines(c.nodeCalls)).toHaveLength(1);
-    expect(lines(c.trace)).toEqual([`${walFile} node restored`]);
-    // Node neither took it nor wrote into the spool.
-    expect(sha(readFileSync(path.join(c.spool, walFile)))).toBe(sha(forged));
-  });
+      const r = await lifeboatAs(
+        'postgres',
+        ['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', '0', '--spool-dir', c.spool],
+        { cwd: c.dir, env: c.env },
+      );
+      expect(r, label).toEqual({ code: 0, stdout: '', stderr: '' });
+      expect(sha(readFileSync(path.join(c.dir, 'RECOVERYXLOG')))).toBe(sha(await archivedContent(walFile)));
+      expect(lines(c.nodeCalls)).toHaveLength(1);
+      expect(lines(c.trace)).toEqual([`${walFile} node restored`]);
+      // Node neither took it nor wrote into the spool.
+      expect(sha(readFileSync(path.join(c.spool, walFile)))).toBe(sha(forged));
+    },
+  );
 
   it('a segment another user puts into the spool never reaches %p: they cannot write into it, and a spool where they could is not read', async () => {
     const c = caseDir('intruder');
@@ -211,7 +272,11 @@ describe('restore_command hand-over from the prefetch spool', () => {
     // Replacing postgres's files (a directory's write bit lets one unlink them), then writing its own.
     const plant = `rm -f ${c.spool}/${walFile} ${c.spool}/${walFile}.sha256 && cat ${forgedFile} >${c.spool}/${walFile} && echo '${sha(forged)} ${BOOT} ${target}' >${c.spool}/${walFile}.sha256`;
     const asNobody = () =>
-      new Promise<number>((resolve) => execFile('runuser', ['-u', 'nobody', '--', 'sh', '-c', plant], (err) => resolve(err ? Number((err as { code?: number }).code ?? 1) : 0)));
+      new Promise<number>((resolve) =>
+        execFile('runuser', ['-u', 'nobody', '--', 'sh', '-c', plant], (err) =>
+          resolve(err ? Number((err as { code?: number }).code ?? 1) : 0),
+        ),
+      );
     // The spool is postgres's, mode 0700: nobody cannot even open it.
     expect(await asNobody()).not.toBe(0);
     expect(sha(readFileSync(path.join(c.spool, walFile)))).toBe(sha(await archivedContent(walFile)));
@@ -220,7 +285,11 @@ describe('restore_command hand-over from the prefetch spool', () => {
     expect(await asNobody()).toBe(0);
     expect(statSync(path.join(c.spool, walFile)).uid).not.toBe(statSync(work).uid);
     // ... and is never handed over: the spool is not trusted, Node downloads.
-    const r = await lifeboatAs('postgres', ['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', '0', '--spool-dir', c.spool], { cwd: c.dir, env: c.env });
+    const r = await lifeboatAs(
+      'postgres',
+      ['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', '0', '--spool-dir', c.spool],
+      { cwd: c.dir, env: c.env },
+    );
     expect(r).toEqual({ code: 0, stdout: '', stderr: '' });
     expect(sha(readFileSync(path.join(c.dir, 'RECOVERYXLOG')))).toBe(sha(await archivedContent(walFile)));
     expect(lines(c.trace)).toEqual([`${walFile} node restored`]);
@@ -234,14 +303,19 @@ describe('restore_command hand-over from the prefetch spool', () => {
     // Its mtime is when the answer stops being trusted: ahead of now.
     expect(statSync(marker).mtimeMs).toBeGreaterThan(Date.now());
     const get = (name: string, args: string[] = repoArgs()) =>
-      lifeboatAs('postgres', ['archive-get', name, 'RECOVERYHISTORY', ...args, '--spool-dir', c.spool], { cwd: c.dir, env: c.env });
+      lifeboatAs('postgres', ['archive-get', name, 'RECOVERYHISTORY', ...args, '--spool-dir', c.spool], {
+        cwd: c.dir,
+        env: c.env,
+      });
 
     expect(await get('00000002.history')).toMatchObject({ code: 1, stdout: '' });
     expect(lines(c.nodeCalls)).toEqual([]);
     expect(lines(c.trace)).toEqual(['00000002.history sh absent']);
 
     // A probe made for another archive target answers nothing for this one.
-    expect(await get('00000002.history', ['--repo', tc.repoUrl, '--cluster', 'another-cluster'])).toMatchObject({ code: 1 });
+    expect(await get('00000002.history', ['--repo', tc.repoUrl, '--cluster', 'another-cluster'])).toMatchObject({
+      code: 1,
+    });
     expect(lines(c.trace).at(-1)).toBe('00000002.history node absent');
 
     // Expired (its mtime passed): Node asks the repository.
@@ -278,7 +352,11 @@ describe('restore_command hand-over from the prefetch spool', () => {
     chmodSync(trace, 0o666);
     const dataDir = runbook.restore.dataDir;
     const spool = path.join(dataDir, 'pg_wal', '.lifeboat-prefetch');
-    const first = segmentName(backup.timeline, segnoOfLsn(backup.startLsn, backup.walSegmentSize), backup.walSegmentSize);
+    const first = segmentName(
+      backup.timeline,
+      segnoOfLsn(backup.startLsn, backup.walSegmentSize),
+      backup.walSegmentSize,
+    );
     const input = { runbook: tc.name, workflowId: 'wf-handover', runId: 'wf-handover-run' };
     await activity(restoreBaseBackup, { ...input, backupId: backup.backupId, mode: 'side-by-side' as const });
     cleanups.push(() => stopRestoredCopy(runbook));
@@ -300,7 +378,9 @@ describe('restore_command hand-over from the prefetch spool', () => {
     // As postgres, alone: the user restore_command runs as.
     const st = statSync(spool);
     expect({ uid: st.uid, mode: st.mode & 0o777 }).toEqual({ uid: statSync(dataDir).uid, mode: 0o700 });
-    expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(new RegExp(`^Uid:\\s+${statSync(dataDir).uid}\\s`, 'm'));
+    expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(
+      new RegExp(`^Uid:\\s+${statSync(dataDir).uid}\\s`, 'm'),
+    );
 
     process.env.LIFEBOAT_ARCHIVE_GET_LOG = trace; // the postmaster's environment takes LIFEBOAT_*
     try {
@@ -309,10 +389,17 @@ describe('restore_command hand-over from the prefetch spool', () => {
     } finally {
       delete process.env.LIFEBOAT_ARCHIVE_GET_LOG;
     }
-    const client = new Client({ host: '127.0.0.1', port: runbook.restore.port, user: 'postgres', database: 'postgres' });
+    const client = new Client({
+      host: '127.0.0.1',
+      port: runbook.restore.port,
+      user: 'postgres',
+      database: 'postgres',
+    });
     await client.connect();
     try {
-      expect((await client.query('select count(*)::int as n, max(id) as max from t')).rows).toEqual([{ n: 3100, max: 3999 }]);
+      expect((await client.query('select count(*)::int as n, max(id) as max from t')).rows).toEqual([
+        { n: 3100, max: 3999 },
+      ]);
     } finally {
       await client.end();
     }
@@ -321,6 +408,8 @@ describe('restore_command hand-over from the prefetch spool', () => {
     expect(calls).toContain(`${first} sh spool`);
     expect(calls.filter((l) => l.startsWith('00000002.history'))).not.toContain('00000002.history node absent');
     // What the rest of the replay took, for the record (a spool that ran dry goes to Node, and that is allowed).
-    console.log(`replay to handover-point: ${calls.filter((l) => l.includes(' sh ')).length} calls answered by sh, ${calls.filter((l) => l.includes(' node ')).length} by Node: ${calls.join(', ')}`);
+    console.log(
+      `replay to handover-point: ${calls.filter((l) => l.includes(' sh ')).length} calls answered by sh, ${calls.filter((l) => l.includes(' node ')).length} by Node: ${calls.join(', ')}`,
+    );
   });
 });

@@ -3,7 +3,17 @@
 // archive-get` is run as PostgreSQL would run it, as a real process (node
 // bin/lifeboat, built by `npm run build`).
 import { execFile } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -21,17 +31,24 @@ import { projectRoot } from '../../src/tools';
 /** Markers of files pushed ahead (not the pusher's own pid, log or claim files). */
 function markerNames(pgWalDir: string): string[] {
   const dir = path.join(pgWalDir, '.lifeboat-pushed');
-  return existsSync(dir) ? readdirSync(dir).filter((n) => isSegmentName(n) || n.endsWith('.history')).sort() : [];
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((n) => isSegmentName(n) || n.endsWith('.history'))
+        .sort()
+    : [];
 }
 
 /** Waits until the read-ahead pusher of this pg_wal has gone idle and exited. */
 async function pusherGone(pgWalDir: string): Promise<void> {
-  await waitFor('the read-ahead pusher to exit', async () =>
-    existsSync(path.join(pgWalDir, '.lifeboat-pushed')) &&
-    readdirSync(path.join(pgWalDir, '.lifeboat-pushed')).some((n) => n.startsWith('.pusher-'))
-      ? undefined
-      : true,
-  { timeoutMs: 30_000 });
+  await waitFor(
+    'the read-ahead pusher to exit',
+    async () =>
+      existsSync(path.join(pgWalDir, '.lifeboat-pushed')) &&
+      readdirSync(path.join(pgWalDir, '.lifeboat-pushed')).some((n) => n.startsWith('.pusher-'))
+        ? undefined
+        : true,
+    { timeoutMs: 30_000 },
+  );
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -48,7 +65,8 @@ function lifeboat(args: string[], opts: { cwd?: string; env?: Record<string, str
       path.join(projectRoot(), 'bin', 'lifeboat'),
       args,
       { cwd: opts.cwd, env: { ...process.env, ...opts.env }, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -140,7 +158,10 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
   it('accepts a second push of the same segment and leaves the archive as it was', async () => {
     const walFile = archived[1]!;
     const before = await repo.get(keys.wal(cluster, walFile));
-    const res = await lifeboat(['archive-push', `pg_wal/${walFile}`, ...repoArgs(), '--no-ahead'], { cwd: primary.dataDir, env });
+    const res = await lifeboat(['archive-push', `pg_wal/${walFile}`, ...repoArgs(), '--no-ahead'], {
+      cwd: primary.dataDir,
+      env,
+    });
     expect(res).toEqual({ code: 0, stdout: '', stderr: '' });
     expect((await repo.get(keys.wal(cluster, walFile)))!.body.equals(before!.body)).toBe(true);
   });
@@ -176,7 +197,11 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
     const switchSeg = archived[2]!;
     const switchLsn = formatLsn(parseSegmentName(switchSeg).segno * 16777216n + 0x60n);
     writeFileSync(path.join(dir, '00000002.history'), `1\t${switchLsn}\tno recovery target specified\n`);
-    expect(await lifeboat(['archive-push', path.join(dir, '00000002.history'), ...args], { env })).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(await lifeboat(['archive-push', path.join(dir, '00000002.history'), ...args], { env })).toEqual({
+      code: 0,
+      stdout: '',
+      stderr: '',
+    });
 
     const past = archived[3]!;
     const res = await lifeboat(['archive-push', `pg_wal/${past}`, ...args], { cwd: primary.dataDir, env });
@@ -194,11 +219,15 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
     );
     expect(await repo.head(keys.wal(c, past))).toBeUndefined();
     // The segment holding the switch point is the common past of both timelines.
-    expect(await lifeboat(['archive-push', `pg_wal/${switchSeg}`, ...args], { cwd: primary.dataDir, env })).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(await lifeboat(['archive-push', `pg_wal/${switchSeg}`, ...args], { cwd: primary.dataDir, env })).toEqual({
+      code: 0,
+      stdout: '',
+      stderr: '',
+    });
     expect(await repo.head(keys.wal(c, switchSeg))).toBeDefined();
   });
 
-  it('pushes segments already waiting in archive_status ahead, and answers PostgreSQL\'s later call for one from its marker alone', async () => {
+  it("pushes segments already waiting in archive_status ahead, and answers PostgreSQL's later call for one from its marker alone", async () => {
     // A pg_wal of its own, holding copies of real segments under new names.
     const wal = path.join(tempDir('ahead'), 'pg_wal');
     const names = ['000000050000000000000001', '000000050000000000000002', '000000050000000000000003'];
@@ -208,14 +237,16 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
       copyFileSync(path.join(pgWal(), archived[i]!), path.join(wal, name));
       writeFileSync(path.join(status, `${name}.ready`), '');
     }
-    const push = (name: string) => lifeboat(['archive-push', `pg_wal/${name}`, ...repoArgs(), '--parallel', '3'], { cwd: path.dirname(wal), env });
+    const push = (name: string) =>
+      lifeboat(['archive-push', `pg_wal/${name}`, ...repoArgs(), '--parallel', '3'], { cwd: path.dirname(wal), env });
 
     expect(await push(names[0]!)).toEqual({ code: 0, stdout: '', stderr: '' });
     // The pusher archives the other two in the background and marks them.
     await waitFor('read-ahead markers', async () =>
       names.slice(1).every((n) => markerNames(wal).includes(n)) ? true : undefined,
     );
-    for (const name of names) expect((await repo.head(keys.wal(cluster, name)))?.sha256).toBe(sha(readFileSync(path.join(wal, name))));
+    for (const name of names)
+      expect((await repo.head(keys.wal(cluster, name)))?.sha256).toBe(sha(readFileSync(path.join(wal, name))));
     // archive_status is PostgreSQL's: read, never written.
     expect(readdirSync(status).sort()).toEqual(names.map((n) => `${n}.ready`));
 
@@ -246,14 +277,20 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
   it('restores an archived segment byte-identical to the one in pg_wal', async () => {
     const walFile = archived[2]!;
     const dir = tempDir('restore');
-    const res = await lifeboat(['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', '0'], { cwd: dir, env });
+    const res = await lifeboat(['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', '0'], {
+      cwd: dir,
+      env,
+    });
     expect(res).toEqual({ code: 0, stdout: '', stderr: '' });
     expect(sha(readFileSync(path.join(dir, 'RECOVERYXLOG')))).toBe(sha(readFileSync(path.join(pgWal(), walFile))));
   });
 
   it('answers exit 1 with one plain line for a segment the archive does not have, and writes nothing', async () => {
     const dir = tempDir('absent');
-    const res = await lifeboat(['archive-get', '0000000100000000000000FE', 'RECOVERYXLOG', ...repoArgs()], { cwd: dir, env });
+    const res = await lifeboat(['archive-get', '0000000100000000000000FE', 'RECOVERYXLOG', ...repoArgs()], {
+      cwd: dir,
+      env,
+    });
     expect(res).toEqual({
       code: 1,
       stdout: '',
@@ -267,9 +304,14 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
     const recorded = source!.info.sha256!;
     // Valid zstd, wrong content: only the checksum can tell.
     const wrong = Buffer.alloc(16 * 1024 * 1024, 1);
-    await repo.put(keys.wal(cluster, '0000000100000000000000F0'), await encodeWal('0000000100000000000000F0', wrong), { sha256: recorded });
+    await repo.put(keys.wal(cluster, '0000000100000000000000F0'), await encodeWal('0000000100000000000000F0', wrong), {
+      sha256: recorded,
+    });
     const dir = tempDir('corrupt');
-    const res = await lifeboat(['archive-get', '0000000100000000000000F0', 'RECOVERYXLOG', ...repoArgs()], { cwd: dir, env });
+    const res = await lifeboat(['archive-get', '0000000100000000000000F0', 'RECOVERYXLOG', ...repoArgs()], {
+      cwd: dir,
+      env,
+    });
     expect(res.code).toBe(255);
     expect(res.stderr).toBe(
       `lifeboat archive-get: FATAL: cannot restore 0000000100000000000000F0: 0000000100000000000000F0 in ${repo.url} ` +
@@ -289,7 +331,10 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
     damaged.fill(0, 0, 4096);
     await repo.put(keys.wal(cluster, '0000000100000000000000F1'), damaged, { sha256: source!.info.sha256! });
     const dir = tempDir('garbled');
-    const res = await lifeboat(['archive-get', '0000000100000000000000F1', 'RECOVERYXLOG', ...repoArgs()], { cwd: dir, env });
+    const res = await lifeboat(['archive-get', '0000000100000000000000F1', 'RECOVERYXLOG', ...repoArgs()], {
+      cwd: dir,
+      env,
+    });
     expect(res.code).toBe(255);
     expect(res.stderr.split('\n')[0]).toBe(
       `lifeboat archive-get: FATAL: cannot restore 0000000100000000000000F1: 0000000100000000000000F1 in ${repo.url} ` +
@@ -301,7 +346,10 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
 
   it('aborts with exit 255, not 1, when restore_command is given an option it does not know', async () => {
     const dir = tempDir('usage');
-    const res = await lifeboat(['archive-get', archived[0]!, 'RECOVERYXLOG', '--no-such-option', ...repoArgs()], { cwd: dir, env });
+    const res = await lifeboat(['archive-get', archived[0]!, 'RECOVERYXLOG', '--no-such-option', ...repoArgs()], {
+      cwd: dir,
+      env,
+    });
     expect(res.code).toBe(255);
     expect(res.stderr).toBe("error: unknown option '--no-such-option'\n(run with --help for usage)\n");
   });
@@ -310,7 +358,16 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
     const dir = tempDir('prefetch');
     const spool = path.join(dir, 'spool');
     const [first, second, third] = archived as [string, string, string];
-    const args = (walFile: string) => ['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', '4', '--spool-dir', spool];
+    const args = (walFile: string) => [
+      'archive-get',
+      walFile,
+      'RECOVERYXLOG',
+      ...repoArgs(),
+      '--prefetch',
+      '4',
+      '--spool-dir',
+      spool,
+    ];
 
     expect(await lifeboat(args(first), { cwd: dir, env })).toEqual({ code: 0, stdout: '', stderr: '' });
     await waitFor('the prefetcher to spool the next two segments', async () => {
@@ -335,10 +392,21 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
     const dir = tempDir('shspool');
     const spool = path.join(dir, 'spool');
     const [s0, s1, s2, s3] = archived as [string, string, string, string];
-    expect((await lifeboat(['archive-prefetch', s0, '--count', '2', '--spool-dir', spool, ...repoArgs()], { env })).code).toBe(0);
+    expect(
+      (await lifeboat(['archive-prefetch', s0, '--count', '2', '--spool-dir', spool, ...repoArgs()], { env })).code,
+    ).toBe(0);
     // With a node that cannot run, only the sh front can have answered.
     const noNode = { ...env, LIFEBOAT_NODE: '/bin/false' };
-    const args = (walFile: string, prefetch: string) => ['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', prefetch, '--spool-dir', spool];
+    const args = (walFile: string, prefetch: string) => [
+      'archive-get',
+      walFile,
+      'RECOVERYXLOG',
+      ...repoArgs(),
+      '--prefetch',
+      prefetch,
+      '--spool-dir',
+      spool,
+    ];
     expect(await lifeboat(args(s0, '0'), { cwd: dir, env: noNode })).toEqual({ code: 0, stdout: '', stderr: '' });
     expect(sha(readFileSync(path.join(dir, 'RECOVERYXLOG')))).toBe(sha(readFileSync(path.join(pgWal(), s0))));
     // Handed over by a rename; its sidecar stays until the follower passes it.
@@ -361,17 +429,30 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
   it('keeps one follower per spool that refills it as replay takes segments, and that leaves when the spool is removed', async () => {
     const dir = tempDir('follow');
     const spool = path.join(dir, 'spool');
-    const args = (walFile: string) => ['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', '2', '--spool-dir', spool];
+    const args = (walFile: string) => [
+      'archive-get',
+      walFile,
+      'RECOVERYXLOG',
+      ...repoArgs(),
+      '--prefetch',
+      '2',
+      '--spool-dir',
+      spool,
+    ];
     // The first call downloads itself and starts the follower.
     expect(await lifeboat(args(archived[0]!), { cwd: dir, env })).toEqual({ code: 0, stdout: '', stderr: '' });
     const pid = await waitFor('the follower', async () => {
-      const p = existsSync(path.join(spool, 'prefetcher.pid')) ? Number(readFileSync(path.join(spool, 'prefetcher.pid'), 'utf8')) : 0;
+      const p = existsSync(path.join(spool, 'prefetcher.pid'))
+        ? Number(readFileSync(path.join(spool, 'prefetcher.pid'), 'utf8'))
+        : 0;
       return p > 0 ? p : undefined;
     });
     // Every later call is a spool hit answered by sh alone (node cannot run): only the one follower refills.
     const noNode = { ...env, LIFEBOAT_NODE: '/bin/false' };
     for (const walFile of archived.slice(1, 6)) {
-      await waitFor(`${walFile} in the spool`, async () => (existsSync(path.join(spool, `${walFile}.sha256`)) && existsSync(path.join(spool, walFile)) ? true : undefined));
+      await waitFor(`${walFile} in the spool`, async () =>
+        existsSync(path.join(spool, `${walFile}.sha256`)) && existsSync(path.join(spool, walFile)) ? true : undefined,
+      );
       expect(await lifeboat(args(walFile), { cwd: dir, env: noNode })).toEqual({ code: 0, stdout: '', stderr: '' });
       expect(sha(readFileSync(path.join(dir, 'RECOVERYXLOG')))).toBe(sha(readFileSync(path.join(pgWal(), walFile))));
     }
@@ -392,11 +473,16 @@ describe.each(['file', 's3'] as const)('the WAL archive in a %s:// repository', 
     const spool = path.join(dir, 'spool');
     const walFile = archived[3]!;
     const args = ['archive-get', walFile, 'RECOVERYXLOG', ...repoArgs(), '--prefetch', '0', '--spool-dir', spool];
-    expect((await lifeboat(['archive-prefetch', walFile, '--count', '1', '--spool-dir', spool, ...repoArgs()], { env })).code).toBe(0);
+    expect(
+      (await lifeboat(['archive-prefetch', walFile, '--count', '1', '--spool-dir', spool, ...repoArgs()], { env }))
+        .code,
+    ).toBe(0);
     const spooled = readFileSync(path.join(spool, walFile));
     spooled[5000] = spooled[5000]! ^ 0xff;
     writeFileSync(path.join(spool, walFile), spooled);
-    const [, boot, ...target] = readFileSync(path.join(spool, `${walFile}.sha256`), 'utf8').trim().split(' ');
+    const [, boot, ...target] = readFileSync(path.join(spool, `${walFile}.sha256`), 'utf8')
+      .trim()
+      .split(' ');
     writeFileSync(path.join(spool, `${walFile}.sha256`), `${sha(spooled)} ${boot} ${target.join(' ')}\n`);
     chmodSync(spool, 0o777);
 

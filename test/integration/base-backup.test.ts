@@ -69,7 +69,9 @@ describe.each(['file', 's3'] as const)('baseBackup into a %s:// repository', (ki
     // of its stored bytes in backup.json.
     const repo = await openRepository(repoUrl, { endpointEnv });
     expect(backup.version).toBe(2);
-    const parts = backup.files.filter((f) => /^base\.\d{4}\.tar\.zst$/.test(f.name)).sort((a, b) => (a.name < b.name ? -1 : 1));
+    const parts = backup.files
+      .filter((f) => /^base\.\d{4}\.tar\.zst$/.test(f.name))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
     expect(parts[0]!.name).toBe('base.0000.tar.zst');
     expect(backup.files.map((f) => f.name)).toEqual([...parts.map((p) => p.name), 'backup_manifest']);
     const extractDir = postgresTempDir('extract');
@@ -132,6 +134,8 @@ it('fails at once, naming the variable and never a value, when the runbook passw
   );
   // Not retried: a missing secret does not appear by waiting.
   const history = await handle.fetchHistory();
-  const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+  const attempts = history
+    .events!.filter((e) => e.activityTaskStartedEventAttributes)
+    .map((e) => e.activityTaskStartedEventAttributes!.attempt);
   expect(attempts.every((a) => a === 1)).toBe(true);
 });

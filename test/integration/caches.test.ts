@@ -108,7 +108,10 @@ describe('redis', () => {
     await redisClient.set(Buffer.from([0x6f, 0x72, 0x64, 0x65, 0x72, 0x73, 0x3a, 0xff]), 'binary');
     const beats: CacheProgress[] = [];
 
-    const results = await run(writeRunbook('redis-only', '  - redis: { urlEnv: LB_TEST_REDIS_URL, patterns: ["orders:*", "carts:*"] }\n'), beats);
+    const results = await run(
+      writeRunbook('redis-only', '  - redis: { urlEnv: LB_TEST_REDIS_URL, patterns: ["orders:*", "carts:*"] }\n'),
+      beats,
+    );
 
     expect(results).toEqual([{ kind: 'redis', target: 'redis $LB_TEST_REDIS_URL orders:* carts:*', deleted: 3201 }]);
     expect(await redisClient.dbSize()).toBe(1500);
@@ -119,12 +122,20 @@ describe('redis', () => {
     const pages = beats.filter((b) => b.deleted !== undefined);
     expect(pages.length).toBeGreaterThanOrEqual(6);
     expect(pages.some((b) => b.deleted! > 0 && b.deleted! < 3201)).toBe(true);
-    expect(pages.at(-1)).toEqual({ entry: 1, entries: 1, target: 'redis $LB_TEST_REDIS_URL orders:* carts:*', deleted: 3201 });
+    expect(pages.at(-1)).toEqual({
+      entry: 1,
+      entries: 1,
+      target: 'redis $LB_TEST_REDIS_URL orders:* carts:*',
+      deleted: 3201,
+    });
     expect(JSON.stringify([results, beats])).not.toContain(PASSWORD);
   });
 
   it('fails with a wrong password naming the variable and the host, never the URL or the password', async () => {
-    const name = writeRunbook('redis-bad-password', '  - redis: { urlEnv: LB_TEST_REDIS_BAD_URL, patterns: ["orders:*"] }\n');
+    const name = writeRunbook(
+      'redis-bad-password',
+      '  - redis: { urlEnv: LB_TEST_REDIS_BAD_URL, patterns: ["orders:*"] }\n',
+    );
     const failure = await run(name).catch((e: unknown) => e);
     expect(failure).toMatchObject({
       type: 'CACHE_INVALIDATION_FAILED',
@@ -143,7 +154,11 @@ describe('http', () => {
   it('sends the runbook method to the purge endpoint and reports the status, never the token', async () => {
     const name = writeRunbook(
       'http-purge',
-      ['  - http: { urlEnv: LB_TEST_PURGE_URL, method: PURGE }', '  - http: { urlEnv: LB_TEST_PURGE_AUTH_URL }', ''].join('\n'),
+      [
+        '  - http: { urlEnv: LB_TEST_PURGE_URL, method: PURGE }',
+        '  - http: { urlEnv: LB_TEST_PURGE_AUTH_URL }',
+        '',
+      ].join('\n'),
     );
 
     const results = await run(name);
@@ -210,7 +225,11 @@ describe('hook time limits', () => {
     // alone would never return.
     const argv = ['/bin/sh', '-c', `sleep 60 & echo $! > ${pidFile}; echo still purging >&2; wait`];
 
-    const failure = await runHook(argv, { what: 'cache hook slow-purge', code: 'CACHE_INVALIDATION_FAILED', timeoutMs: 1000 }).catch((e: unknown) => e);
+    const failure = await runHook(argv, {
+      what: 'cache hook slow-purge',
+      code: 'CACHE_INVALIDATION_FAILED',
+      timeoutMs: 1000,
+    }).catch((e: unknown) => e);
 
     expect(failure).toMatchObject({
       code: 'CACHE_INVALIDATION_FAILED',
@@ -229,7 +248,10 @@ describe('hook time limits', () => {
 
   it('stops a running hook when the activity is cancelled', async () => {
     const started = path.join(root, 'cancel-started');
-    const name = writeRunbook('command-cancel', `  - command: { argv: ["/bin/sh", "-c", "touch ${started}; sleep 60"] }\n`);
+    const name = writeRunbook(
+      'command-cancel',
+      `  - command: { argv: ["/bin/sh", "-c", "touch ${started}; sleep 60"] }\n`,
+    );
     const env = new MockActivityEnvironment();
     const running = env.run(invalidateCaches, { runbook: name });
     await waitFor('the hook to start', async () => (existsSync(started) ? true : undefined));

@@ -41,7 +41,9 @@ describe('chat-ops state in Redis', () => {
   it("counts a user's requests on both replicas together; over the limit, the wait is until the minute turns", async () => {
     const [a, b] = [await replica(3), await replica(3)];
     const now = 1_764_800_020; // 40 s into its minute (1_764_799_980 is a whole minute)
-    expect([await a.take('slack:U1', now), await b.take('slack:U1', now), await a.take('slack:U1', now)]).toEqual([0, 0, 0]);
+    expect([await a.take('slack:U1', now), await b.take('slack:U1', now), await a.take('slack:U1', now)]).toEqual([
+      0, 0, 0,
+    ]);
     expect(await b.take('slack:U1', now)).toBe(20);
     expect(await a.take('slack:U2', now)).toBe(0);
     expect(await a.take('slack:U1', now + 20)).toBe(0);
@@ -49,18 +51,28 @@ describe('chat-ops state in Redis', () => {
 
   it('refuses to start when Redis does not answer or the variable holds no redis:// URL, never printing the URL', async () => {
     const port = await freePort();
-    const err = await redisState(`redis://:${PASSWORD}@127.0.0.1:${port}`, 'CHATOPS_REDIS_URL', 3).catch((e: unknown) => e);
+    const err = await redisState(`redis://:${PASSWORD}@127.0.0.1:${port}`, 'CHATOPS_REDIS_URL', 3).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(LifeboatError);
     expect((err as LifeboatError).code).toBe('TARGET_UNREACHABLE');
-    expect((err as Error).message).toMatch(new RegExp(`^Redis at \\$CHATOPS_REDIS_URL \\(127\\.0\\.0\\.1:${port}\\) did not answer PING: `));
+    expect((err as Error).message).toMatch(
+      new RegExp(`^Redis at \\$CHATOPS_REDIS_URL \\(127\\.0\\.0\\.1:${port}\\) did not answer PING: `),
+    );
     expect(String((err as LifeboatError).hints)).toContain('check CHATOPS_REDIS_URL and that Redis is up');
     expect((err as Error).message).not.toContain(PASSWORD);
 
-    const wrongPassword = (await redisState(`redis://:not-${PASSWORD}@127.0.0.1:${redis.port}`, 'CHATOPS_REDIS_URL', 3).catch((e: unknown) => e)) as Error;
+    const wrongPassword = (await redisState(
+      `redis://:not-${PASSWORD}@127.0.0.1:${redis.port}`,
+      'CHATOPS_REDIS_URL',
+      3,
+    ).catch((e: unknown) => e)) as Error;
     expect(wrongPassword.message).toMatch(/did not answer PING: .*WRONGPASS/);
     expect(wrongPassword.message).not.toContain(PASSWORD);
 
-    const notUrl = (await redisState(`http://${PASSWORD}`, 'CHATOPS_REDIS_URL', 3).catch((e: unknown) => e)) as LifeboatError;
+    const notUrl = (await redisState(`http://${PASSWORD}`, 'CHATOPS_REDIS_URL', 3).catch(
+      (e: unknown) => e,
+    )) as LifeboatError;
     expect(notUrl.what).toBe('environment variable CHATOPS_REDIS_URL does not hold a redis:// or rediss:// URL');
   });
 
@@ -69,6 +81,8 @@ describe('chat-ops state in Redis', () => {
     await redis.stop();
     const now = 1_764_800_100;
     await expect(a.firstUse('v0=after', String(now), now)).rejects.toThrow(StateUnavailable);
-    await expect(a.take('slack:U1', now)).rejects.toThrow(/^Redis at \$CHATOPS_REDIS_URL \(127\.0\.0\.1:\d+\) did not answer: /);
+    await expect(a.take('slack:U1', now)).rejects.toThrow(
+      /^Redis at \$CHATOPS_REDIS_URL \(127\.0\.0\.1:\d+\) did not answer: /,
+    );
   });
 });

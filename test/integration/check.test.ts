@@ -35,7 +35,8 @@ function lifeboat(args: string[]): Promise<Run> {
       path.join(projectRoot(), 'bin', 'lifeboat'),
       args,
       { env: { ...process.env, ...s3Env(), LIFEBOAT_RUNBOOKS_DIR: runbooksDir }, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -61,8 +62,18 @@ interface Cluster {
 }
 
 /** A primary archiving into a fresh repository, one verified base backup, then `switches` archived segments. */
-async function clusterWithBackup(kind: 'file' | 's3', name: string, opts: { rpoSeconds?: number; switches?: number } = {}): Promise<Cluster> {
-  const cluster = await startTestCluster({ name, kind, runbooksDir, host, runbook: { rpoSeconds: opts.rpoSeconds ?? 300 } });
+async function clusterWithBackup(
+  kind: 'file' | 's3',
+  name: string,
+  opts: { rpoSeconds?: number; switches?: number } = {},
+): Promise<Cluster> {
+  const cluster = await startTestCluster({
+    name,
+    kind,
+    runbooksDir,
+    host,
+    runbook: { rpoSeconds: opts.rpoSeconds ?? 300 },
+  });
   cleanups.push(() => cluster.stop());
   const { pg, repoUrl } = cluster;
   await pg.query('create table t (id int, v text)');
@@ -98,17 +109,28 @@ describe.each(['file', 's3'] as const)('lifeboat check on a %s:// repository', (
 
     const broken = await lifeboat(['check', '--runbook', c.name]);
     expect(broken.code).toBe(1);
-    expect(broken.stdout).toContain(`WAL gap on timeline 1: ${victim} is missing (needed by backup ${c.backup.backupId})`);
-    expect(broken.stdout).toContain(`  HINT: a restore from an earlier backup stops at ${victim}: point-in-time recovery past it is impossible`);
+    expect(broken.stdout).toContain(
+      `WAL gap on timeline 1: ${victim} is missing (needed by backup ${c.backup.backupId})`,
+    );
+    expect(broken.stdout).toContain(
+      `  HINT: a restore from an earlier backup stops at ${victim}: point-in-time recovery past it is impossible`,
+    );
     expect(broken.stdout.trimEnd().split('\n').pop()).toBe('unhealthy: 1 problem');
 
     // The repository alone, named directly: the same finding, and it says the archiver was not asked.
     const direct = await lifeboat(['check', '--repo', c.repoUrl, '--cluster', c.name, '--json']);
     expect(direct.code).toBe(1);
-    const report = JSON.parse(direct.stdout) as { healthy: boolean; archiver: unknown; notes: string[]; chain: { gaps: { first: string; neededBy: string[] }[] } };
+    const report = JSON.parse(direct.stdout) as {
+      healthy: boolean;
+      archiver: unknown;
+      notes: string[];
+      chain: { gaps: { first: string; neededBy: string[] }[] };
+    };
     expect(report.healthy).toBe(false);
     expect(report.archiver).toBeNull();
-    expect(report.notes).toContain('archiver not checked: --repo/--cluster name no primary, so only the WAL chain in the repository is checked');
+    expect(report.notes).toContain(
+      'archiver not checked: --repo/--cluster name no primary, so only the WAL chain in the repository is checked',
+    );
     expect(report.chain.gaps).toEqual([expect.objectContaining({ first: victim, neededBy: [c.backup.backupId] })]);
   });
 });
@@ -122,7 +144,9 @@ it('reports a stale archiver against the runbook RPO, then a failing one', async
   const stale = await lifeboat(['check', '--runbook', c.name]);
   expect(stale.code).toBe(1);
   expect(stale.stdout).toMatch(/^archiver stale: last segment archived \d+ s ago, RPO is 2 s$/m);
-  expect(stale.stdout).toContain('  HINT: archive_timeout is off: a quiet primary keeps a partly written segment unarchived; set it to at most 2 s');
+  expect(stale.stdout).toContain(
+    '  HINT: archive_timeout is off: a quiet primary keeps a partly written segment unarchived; set it to at most 2 s',
+  );
 
   // Now break archiving the way a full or unmounted repository would.
   await c.pg.query(`alter system set archive_command = 'false'`);
@@ -131,18 +155,24 @@ it('reports a stale archiver against the runbook RPO, then a failing one', async
   await waitFor(
     'the archiver to fail',
     async () => {
-      const [s] = await c.pg.query<{ failed_count: string; last_failed_wal: string | null }>('select failed_count, last_failed_wal from pg_stat_archiver');
+      const [s] = await c.pg.query<{ failed_count: string; last_failed_wal: string | null }>(
+        'select failed_count, last_failed_wal from pg_stat_archiver',
+      );
       return s && Number(s.failed_count) > 0 && s.last_failed_wal === row!.walfile ? true : undefined;
     },
     { timeoutMs: 30_000, intervalMs: 200 },
   );
   const failing = await lifeboat(['check', '--runbook', c.name]);
   expect(failing.code).toBe(1);
-  expect(failing.stdout).toMatch(new RegExp(`^archiver failing: \\d+ failures?, last ${row!.walfile} at \\d{4}-\\d\\d-\\d\\dT`, 'm'));
+  expect(failing.stdout).toMatch(
+    new RegExp(`^archiver failing: \\d+ failures?, last ${row!.walfile} at \\d{4}-\\d\\d-\\d\\dT`, 'm'),
+  );
   expect(failing.stdout).toContain(`  HINT: the last success was ${c.switched[0]}`);
 
   // --no-primary looks at the repository only, which is intact.
   const repoOnly = await lifeboat(['check', '--runbook', c.name, '--no-primary']);
-  expect(repoOnly.stdout).toContain('note: archiver not checked (--no-primary): only the WAL chain in the repository is checked');
+  expect(repoOnly.stdout).toContain(
+    'note: archiver not checked (--no-primary): only the WAL chain in the repository is checked',
+  );
   expect(repoOnly.code).toBe(0);
 });

@@ -87,8 +87,6 @@ async function firstAttempt<P extends unknown[], R>(fn: ActivityFunction<P, R>, 
   return new MockActivityEnvironment({ attempt: 1 }).run<P, R, ActivityFunction<P, R>>(fn, ...args);
 }
 
-
-
 /** Nothing promoted: the postmaster is down and the copy is still in archive recovery on timeline 1, no new history archived. */
 async function expectNotPromoted(f: Fixture): Promise<void> {
   const dataDir = f.runbook.restore.dataDir;
@@ -99,10 +97,22 @@ async function expectNotPromoted(f: Fixture): Promise<void> {
   expect(Object.keys((await readWalArchive(f.repo, f.tc.name)).histories)).toEqual([]);
 }
 
-async function restoreAndReplay(f: Fixture, workflowId: string, target: Target = { name: 'after-the-segment' }): Promise<{ failure: ApplicationFailure; seconds: number }> {
-  await firstAttempt(restoreBaseBackup, { runbook: f.tc.name, backupId: f.backup.backupId, mode: 'side-by-side', workflowId, runId: `${workflowId}-run` });
+async function restoreAndReplay(
+  f: Fixture,
+  workflowId: string,
+  target: Target = { name: 'after-the-segment' },
+): Promise<{ failure: ApplicationFailure; seconds: number }> {
+  await firstAttempt(restoreBaseBackup, {
+    runbook: f.tc.name,
+    backupId: f.backup.backupId,
+    mode: 'side-by-side',
+    workflowId,
+    runId: `${workflowId}-run`,
+  });
   const started = Date.now();
-  const failure = await failureOf(firstAttempt(replayWal, { runbook: f.tc.name, target, workflowId, runId: `${workflowId}-run` }));
+  const failure = await failureOf(
+    firstAttempt(replayWal, { runbook: f.tc.name, target, workflowId, runId: `${workflowId}-run` }),
+  );
   return { failure, seconds: (Date.now() - started) / 1000 };
 }
 
@@ -122,7 +132,9 @@ describe.each(['file', 's3'] as const)('replay-wal over a corrupt segment in a %
     const wrong = Buffer.alloc(16 * 1024 * 1024, 7);
     await f.repo.put(keys.wal(f.tc.name, f.segment), await encodeWal(f.segment, wrong), { sha256: f.original.sha256 });
     const { failure, seconds } = await restoreAndReplay(f, `wf-corrupt-${kind}`);
-    console.log(`corrupt-wal (${kind}): replay-wal failed after ${seconds.toFixed(1)} s, first attempt, ${failure.type}`);
+    console.log(
+      `corrupt-wal (${kind}): replay-wal failed after ${seconds.toFixed(1)} s, first attempt, ${failure.type}`,
+    );
 
     const dataDir = f.runbook.restore.dataDir;
     const object = `${f.tc.name}/wal/${f.segment}.zst`;
@@ -143,7 +155,9 @@ describe.each(['file', 's3'] as const)('replay-wal over a corrupt segment in a %
         `^HINT: otherwise choose a target before LSN ${segStart}, where ${f.segment} begins( \\(replay had reached LSN [0-9A-F]+/[0-9A-F]+\\))? \\(retarget\\); if base backup ${f.backup.backupId} itself needs ${f.segment} to become consistent, recover from another backup$`,
       ),
     );
-    expect(lines.slice(4)).toEqual([`HINT: nothing was promoted: PostgreSQL in ${dataDir} stopped in archive recovery before applying ${f.segment} (server log: ${dataDir}.lifeboat-postgres.log)`]);
+    expect(lines.slice(4)).toEqual([
+      `HINT: nothing was promoted: PostgreSQL in ${dataDir} stopped in archive recovery before applying ${f.segment} (server log: ${dataDir}.lifeboat-postgres.log)`,
+    ]);
     expect(existsSync(path.join(dataDir, RESTORE_FAILURE_FILE))).toBe(true);
     // Its WAL prefetcher was started before the postmaster, and ended with the replay: nothing asks for WAL any more.
     const pidFile = path.join(dataDir, PREFETCH_SPOOL, FOLLOWER_PID);
@@ -153,12 +167,16 @@ describe.each(['file', 's3'] as const)('replay-wal over a corrupt segment in a %
   });
 
   it('fails the same way towards the end of the archive, where PostgreSQL replays in standby mode', async () => {
-    await f.repo.put(keys.wal(f.tc.name, f.segment), await encodeWal(f.segment, Buffer.alloc(16 * 1024 * 1024, 9)), { sha256: f.original.sha256 });
+    await f.repo.put(keys.wal(f.tc.name, f.segment), await encodeWal(f.segment, Buffer.alloc(16 * 1024 * 1024, 9)), {
+      sha256: f.original.sha256,
+    });
     const { failure } = await restoreAndReplay(f, `wf-latest-${kind}`, { latest: true });
     expect(failure.type).toBe('WAL_CHECKSUM_MISMATCH');
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message.split('\n')[0]).toMatch(
-      new RegExp(`^replay of ${f.tc.name} towards the end of the archive stopped at WAL segment ${f.segment}: the archived copy is corrupt \\(${f.segment} in `),
+      new RegExp(
+        `^replay of ${f.tc.name} towards the end of the archive stopped at WAL segment ${f.segment}: the archived copy is corrupt \\(${f.segment} in `,
+      ),
     );
     await expectNotPromoted(f);
   });
@@ -169,11 +187,17 @@ describe.each(['file', 's3'] as const)('replay-wal over a corrupt segment in a %
     content.writeUInt16LE(0, 0);
     await f.repo.put(keys.wal(f.tc.name, f.segment), await encodeWal(f.segment, content), { sha256: sha(content) });
     const { failure, seconds } = await restoreAndReplay(f, `wf-undecodable-${kind}`);
-    console.log(`corrupt-wal (${kind}, undecodable): replay-wal failed after ${seconds.toFixed(1)} s, first attempt, ${failure.type}`);
+    console.log(
+      `corrupt-wal (${kind}, undecodable): replay-wal failed after ${seconds.toFixed(1)} s, first attempt, ${failure.type}`,
+    );
 
     const dataDir = f.runbook.restore.dataDir;
     const { files } = await readWalArchive(f.repo, f.tc.name);
-    const newest = files.map((x) => x.name).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort().pop()!;
+    const newest = files
+      .map((x) => x.name)
+      .filter((n) => /^[0-9A-F]{24}$/.test(n))
+      .sort()
+      .pop()!;
     expect(failure.type).toBe('WAL_CHECKSUM_MISMATCH');
     expect(failure.nonRetryable).toBe(true);
     const lines = failure.message.split('\n');

@@ -18,7 +18,9 @@ const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
 let url: string;
 let raw: S3Client;
 const opened: Repository[] = [];
-async function open(encryption: { keyId: string; keyEnv: string; previous?: Array<{ keyId: string; keyEnv: string }> } | undefined): Promise<Repository> {
+async function open(
+  encryption: { keyId: string; keyEnv: string; previous?: Array<{ keyId: string; keyEnv: string }> } | undefined,
+): Promise<Repository> {
   const r = await openRepository(url, { endpointEnv: 'S3_ENDPOINT', ...(encryption ? { encryption } : {}) });
   opened.push(r);
   return r;
@@ -61,8 +63,14 @@ describe('encrypted objects on s3://', () => {
     const plain = await open(undefined);
     await plain.put('c/plain.json', Buffer.from('{}\n'), { sha256: sha('{}\n') });
 
-    expect(await metadataOf('c/wal/000000010000000000000001.zst')).toEqual({ sha256: sha256Hex(body), 'lifeboat-key-id': 'k1' });
-    expect(await metadataOf('c/base/b1/base.0001.tar.zst')).toEqual({ sha256: sha256Hex(streamed), 'lifeboat-key-id': 'k2' });
+    expect(await metadataOf('c/wal/000000010000000000000001.zst')).toEqual({
+      sha256: sha256Hex(body),
+      'lifeboat-key-id': 'k1',
+    });
+    expect(await metadataOf('c/base/b1/base.0001.tar.zst')).toEqual({
+      sha256: sha256Hex(streamed),
+      'lifeboat-key-id': 'k2',
+    });
     expect(await metadataOf('c/plain.json')).toEqual({ sha256: sha('{}\n') });
     // Through Lifeboat: head() and get() report it; the plaintext object has none.
     expect((await k2.head('c/wal/000000010000000000000001.zst'))?.keyId).toBe('k1');
@@ -88,7 +96,9 @@ describe('encrypted objects on s3://', () => {
     const u = new URL(url);
     const { GetObjectCommand } = await import('@aws-sdk/client-s3');
     const stored = Buffer.from(
-      await (await raw.send(new GetObjectCommand({ Bucket: u.hostname, Key: `${u.pathname.slice(1)}/${key}` }))).Body!.transformToByteArray(),
+      await (
+        await raw.send(new GetObjectCommand({ Bucket: u.hostname, Key: `${u.pathname.slice(1)}/${key}` }))
+      ).Body!.transformToByteArray(),
     );
     expect(stored.includes('step')).toBe(false);
     expect(sha(stored)).not.toBe(sha(text));

@@ -98,7 +98,11 @@ async function setArchiveCommand(tc: TestCluster, command: string): Promise<void
   // the new command starts when it is gone.
   const markers = path.join(pg.dataDir, 'pg_wal', '.lifeboat-pushed');
   await waitFor('the old read-ahead pusher to exit', async () => {
-    const pids = existsSync(markers) ? readdirSync(markers).filter((n) => /^\.pusher-.*\.pid$/.test(n)).map((n) => Number(readFileSync(path.join(markers, n), 'utf8'))) : [];
+    const pids = existsSync(markers)
+      ? readdirSync(markers)
+          .filter((n) => /^\.pusher-.*\.pid$/.test(n))
+          .map((n) => Number(readFileSync(path.join(markers, n), 'utf8')))
+      : [];
     return pids.every((pid) => !isAlive(pid)) ? true : undefined;
   });
   const sandbox: SandboxPg = {
@@ -122,7 +126,11 @@ function holdsMarker(stored: Buffer, marker: string): boolean {
   return execFileSync('zstd', ['-dc'], { input: stored, maxBuffer: 1 << 30 }).includes(marker);
 }
 
-async function runLifeboat(args: string[], cwd: string, env: Record<string, string | undefined>): Promise<{ code: number; stderr: string }> {
+async function runLifeboat(
+  args: string[],
+  cwd: string,
+  env: Record<string, string | undefined>,
+): Promise<{ code: number; stderr: string }> {
   // lifeboatCommand() is what PostgreSQL runs: `LIFEBOAT_NODE=... bin/lifeboat`, through a shell.
   return exec('sh', ['-c', `${lifeboatCommand()} "$@"`, 'sh', ...args], { cwd, env: { ...process.env, ...env } }).then(
     () => ({ code: 0, stderr: '' }),
@@ -134,9 +142,16 @@ describe.each(['file', 's3'] as const)('an encrypted %s:// repository', (kind: R
   it('archives and backs up sealed, rotates keys, and recovers to a restore point with exactly its rows; no stored object holds a plaintext row', async () => {
     const marker = `plaintext-marker-${randomBytes(8).toString('hex')}`;
     const files = keyFiles();
-    const tc = await startTestCluster({ name: `enc-${kind}`, kind, runbooksDir, host: `enc${kind}`, archiveArgs: ['--encryption-key', `k1=${files.k1}`] });
+    const tc = await startTestCluster({
+      name: `enc-${kind}`,
+      kind,
+      runbooksDir,
+      host: `enc${kind}`,
+      archiveArgs: ['--encryption-key', `k1=${files.k1}`],
+    });
     cleanups.push(() => tc.stop());
-    const push = (keysArgs: string) => `${lifeboatCommand()} archive-push %p --repo ${tc.repoUrl} --cluster ${tc.name} ${keysArgs}`;
+    const push = (keysArgs: string) =>
+      `${lifeboatCommand()} archive-push %p --repo ${tc.repoUrl} --cluster ${tc.name} ${keysArgs}`;
     setRunbookEncryption(tc, { keyId: 'k1', keyEnv: K1_ENV });
     const pg = tc.pg;
 
@@ -159,7 +174,10 @@ describe.each(['file', 's3'] as const)('an encrypted %s:// repository', (kind: R
 
     // Raw, the store holds only sealed objects (audit lines aside), WAL of both keys.
     const raw: Repository = await openRepository(tc.repoUrl, tc.endpointEnv ? { endpointEnv: tc.endpointEnv } : {});
-    const sealed = await openRepository(tc.repoUrl, { ...(tc.endpointEnv ? { endpointEnv: tc.endpointEnv } : {}), ...(await loadRunbook(tc.name)).repository });
+    const sealed = await openRepository(tc.repoUrl, {
+      ...(tc.endpointEnv ? { endpointEnv: tc.endpointEnv } : {}),
+      ...(await loadRunbook(tc.name)).repository,
+    });
     const objects = await raw.list(keys.clusterPrefix(tc.name));
     const wal = objects.filter((o) => walFileOfKey(tc.name, o.key) !== undefined);
     const keyIdOf = new Map<string, string | undefined>();
@@ -171,13 +189,24 @@ describe.each(['file', 's3'] as const)('an encrypted %s:// repository', (kind: R
       expect({ key: o.key, sealed: sealedKeyId(stored) !== undefined }).toEqual({ key: o.key, sealed: true });
       // The control: decrypted, as an unencrypted repository would store it, the marker is there.
       const plain = (await sealed.get(o.key))!.body;
-      if (holdsMarker(plain, marker)) plainHits = o.key.includes('/wal/') ? { ...plainHits, wal: plainHits.wal + 1 } : { ...plainHits, base: plainHits.base + 1 };
+      if (holdsMarker(plain, marker))
+        plainHits = o.key.includes('/wal/')
+          ? { ...plainHits, wal: plainHits.wal + 1 }
+          : { ...plainHits, base: plainHits.base + 1 };
     }
     expect(plainHits.wal).toBeGreaterThanOrEqual(2);
     expect(plainHits.base).toBeGreaterThanOrEqual(1);
     const backupStart = keys.wal(tc.name, backup.startWal);
-    const lastSegment = wal.map((o) => o.key).filter((k) => k.endsWith('.zst')).sort().at(-1)!;
-    expect([keyIdOf.get(backupStart), keyIdOf.get(lastSegment), keyIdOf.get(keys.backupMeta(tc.name, backup.backupId))]).toEqual(['k1', 'k2', 'k1']);
+    const lastSegment = wal
+      .map((o) => o.key)
+      .filter((k) => k.endsWith('.zst'))
+      .sort()
+      .at(-1)!;
+    expect([
+      keyIdOf.get(backupStart),
+      keyIdOf.get(lastSegment),
+      keyIdOf.get(keys.backupMeta(tc.name, backup.backupId)),
+    ]).toEqual(['k1', 'k2', 'k1']);
     if (kind === 'file') {
       // The literal search too, over the directory.
       const root = tc.repoUrl.slice('file://'.length);
@@ -190,7 +219,13 @@ describe.each(['file', 's3'] as const)('an encrypted %s:// repository', (kind: R
 
     // A wrong key for the runbook: refused before the data directory is touched.
     const runbook = await loadRunbook(tc.name);
-    const input = { runbook: tc.name, backupId: backup.backupId, mode: 'side-by-side' as const, workflowId: `wf-enc-${kind}`, runId: `wf-enc-${kind}-run` };
+    const input = {
+      runbook: tc.name,
+      backupId: backup.backupId,
+      mode: 'side-by-side' as const,
+      workflowId: `wf-enc-${kind}`,
+      runId: `wf-enc-${kind}-run`,
+    };
     const goodK1 = process.env[K1_ENV];
     process.env[K1_ENV] = process.env[WRONG_ENV];
     const failure = await failureOf(activity(restoreBaseBackup, input)).finally(() => (process.env[K1_ENV] = goodK1));
@@ -203,10 +238,17 @@ describe.each(['file', 's3'] as const)('an encrypted %s:// repository', (kind: R
     // The recovery: the base backup (k1) and WAL of both keys, through the real restore_command.
     await activity(restoreBaseBackup, input);
     cleanups.push(async () => {
-      await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', runbook.restore.dataDir, '-m', 'immediate', '-w']).catch(() => '');
+      await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', runbook.restore.dataDir, '-m', 'immediate', '-w']).catch(
+        () => '',
+      );
       await stopPrefetcher(runbook.restore.dataDir);
     });
-    const { result } = await activity(replayWal, { runbook: tc.name, target: { name: 'rotated' }, workflowId: input.workflowId, runId: input.runId });
+    const { result } = await activity(replayWal, {
+      runbook: tc.name,
+      target: { name: 'rotated' },
+      workflowId: input.workflowId,
+      runId: input.runId,
+    });
     expect(result.paused).toBe(true);
     const conf = readFileSync(path.join(runbook.restore.dataDir, 'postgresql.auto.conf'), 'utf8');
     const restoreCommand = conf.split('\n').find((l) => l.startsWith('restore_command'));
@@ -224,7 +266,9 @@ describe.each(['file', 's3'] as const)('an encrypted %s:// repository', (kind: R
                 (select v from t where id = 0) as marker_row
            from t`,
       );
-      expect(rows).toEqual([{ n: 251, min: 0, max: 250, after_backup: 100, after_rotation: 50, marker_row: `${marker} again` }]);
+      expect(rows).toEqual([
+        { n: 251, min: 0, max: 250, after_backup: 100, after_rotation: 50, marker_row: `${marker} again` },
+      ]);
     } finally {
       await c.end();
     }
@@ -240,15 +284,28 @@ describe.each(['file', 's3'] as const)('an encrypted %s:// repository', (kind: R
     cleanups.push(() => rmSync(work, { recursive: true, force: true }));
     mkdirSync(path.join(work, 'pg_wal'));
     const get = (...extra: string[]) =>
-      runLifeboat(['archive-get', seg, `pg_wal/${seg}`, '--repo', tc.repoUrl, '--cluster', tc.name, '--prefetch', '0', ...extra], work, kind === 's3' ? s3Env() : {});
+      runLifeboat(
+        ['archive-get', seg, `pg_wal/${seg}`, '--repo', tc.repoUrl, '--cluster', tc.name, '--prefetch', '0', ...extra],
+        work,
+        kind === 's3' ? s3Env() : {},
+      );
     for (const [extra, message] of [
       [
         ['--encryption-key', `k1=${WRONG_ENV}`],
         `object ${object} in ${tc.repoUrl} was encrypted with key id k1, but the key read from environment variable ${WRONG_ENV} is not that key`,
       ],
-      [['--encryption-key', `k1=${UNSET_ENV}`], `encryption key k1 for object ${object} in ${tc.repoUrl}: environment variable ${UNSET_ENV} is not set`],
-      [['--encryption-key', `k2=${K2_ENV}`], `object ${object} in ${tc.repoUrl} was encrypted with key id k1, which is not configured (configured: k2)`],
-      [[], `${seg} in ${tc.repoUrl} (cluster ${tc.name}, object ${object}) is encrypted (key id k1), and no encryption key is configured`],
+      [
+        ['--encryption-key', `k1=${UNSET_ENV}`],
+        `encryption key k1 for object ${object} in ${tc.repoUrl}: environment variable ${UNSET_ENV} is not set`,
+      ],
+      [
+        ['--encryption-key', `k2=${K2_ENV}`],
+        `object ${object} in ${tc.repoUrl} was encrypted with key id k1, which is not configured (configured: k2)`,
+      ],
+      [
+        [],
+        `${seg} in ${tc.repoUrl} (cluster ${tc.name}, object ${object}) is encrypted (key id k1), and no encryption key is configured`,
+      ],
     ] as const) {
       const r = await get(...extra);
       expect({ code: r.code, named: r.stderr.includes(message) }).toEqual({ code: 255, named: true });
@@ -268,7 +325,11 @@ describe.each(['file', 's3'] as const)('an encrypted %s:// repository', (kind: R
     (store as { destroy?: () => void }).destroy?.();
     const r = await get('--encryption-key', `k2=${K2_ENV}`, '--encryption-key', `k1=${K1_ENV}`);
     expect(r.code).toBe(255);
-    expect(r.stderr).toMatch(new RegExp(`cannot restore ${seg}: ${seg}: object ${object.replace(/[.]/g, '\\.')} in \\S+ \\(key id k1\\) fails authentication at chunk \\d+, its last: changed, or cut short`));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `cannot restore ${seg}: ${seg}: object ${object.replace(/[.]/g, '\\.')} in \\S+ \\(key id k1\\) fails authentication at chunk \\d+, its last: changed, or cut short`,
+      ),
+    );
     expect(readdirSync(path.join(work, 'pg_wal'))).toEqual([]);
   });
 });

@@ -35,7 +35,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   const dataDir = runbook?.restore.dataDir;
-  if (dataDir && existsSync(path.join(dataDir, 'postmaster.pid'))) await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
+  if (dataDir && existsSync(path.join(dataDir, 'postmaster.pid')))
+    await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
   await tc?.stop();
   rmSync(runbooksDir, { recursive: true, force: true });
 });
@@ -55,7 +56,13 @@ describe("Lifeboat's own engine", () => {
     expect(listed).toEqual(metas.map(backupOfMeta));
     expect(listed.map((b) => b.backupId)).toEqual([first.backupId, second.backupId]);
 
-    for (const target of [{ time: new Date(Date.parse(first.endTime) + 1).toISOString() }, { time: new Date().toISOString() }, { name: 'anything' }, { lsn: second.endLsn }, { latest: true as const }]) {
+    for (const target of [
+      { time: new Date(Date.parse(first.endTime) + 1).toISOString() },
+      { time: new Date().toISOString() },
+      { name: 'anything' },
+      { lsn: second.endLsn },
+      { latest: true as const },
+    ]) {
       expect(engine.chooseBackup(listed, target)).toEqual(chooseBackup(metas, target, tc.name));
     }
 
@@ -65,7 +72,13 @@ describe("Lifeboat's own engine", () => {
       analyzeChain({
         walFiles: archive.files.map((f) => f.name),
         histories: archive.histories,
-        backups: metas.map((m) => ({ backupId: m.backupId, timeline: m.timeline, startWal: m.startWal, startLsn: m.startLsn, endWal: m.endWal })),
+        backups: metas.map((m) => ({
+          backupId: m.backupId,
+          timeline: m.timeline,
+          startWal: m.startWal,
+          startLsn: m.startLsn,
+          endWal: m.endWal,
+        })),
         walSegmentSize: metas[metas.length - 1]!.walSegmentSize,
       }),
     );
@@ -82,7 +95,12 @@ describe("Lifeboat's own engine", () => {
   it('restores for a workflow run into the runbook restore directory; the recovery settings follow in replay-wal', async () => {
     const [backup] = await engine.listBackups();
     const elsewhere = await engine
-      .restore({ backupId: backup!.backupId, dataDir: '/nonexistent/copy', target: { latest: true }, run: { runbook: tc.name, workflowId: 'wf-eng', runId: 'run-1', mode: 'side-by-side' } })
+      .restore({
+        backupId: backup!.backupId,
+        dataDir: '/nonexistent/copy',
+        target: { latest: true },
+        run: { runbook: tc.name, workflowId: 'wf-eng', runId: 'run-1', mode: 'side-by-side' },
+      })
       .catch((e: unknown) => e);
     expect(isLifeboatError(elsewhere) && elsewhere.code).toBe('INPUT_INVALID');
 

@@ -31,7 +31,9 @@ const copies: string[] = [];
 async function nextSecond(): Promise<void> {
   // pgBackRest records backup times in whole seconds: the next backup must start in a later second than `between`.
   const second = Math.floor(Date.parse(between) / 1000);
-  await waitFor('the next second', async () => (Math.floor(Date.now() / 1000) > second ? true : undefined), { intervalMs: 50 });
+  await waitFor('the next second', async () => (Math.floor(Date.now() / 1000) > second ? true : undefined), {
+    intervalMs: 50,
+  });
 }
 
 beforeAll(async () => {
@@ -41,7 +43,10 @@ beforeAll(async () => {
   await pg.query('create table t (id int primary key, v text)');
   await pg.query(`insert into t select g, 'before full' from generate_series(1, 100) g`);
   const progress: number[] = [];
-  full = await engine.takeBackup({ type: 'full', onProgress: (p) => p.percent !== undefined && progress.push(p.percent) });
+  full = await engine.takeBackup({
+    type: 'full',
+    onProgress: (p) => p.percent !== undefined && progress.push(p.percent),
+  });
   expect(progress.length).toBeGreaterThan(0);
   between = (await pg.query<{ now: Date }>('select now()'))[0]!.now.toISOString();
   await nextSecond();
@@ -60,7 +65,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const dir of copies) {
-    if (existsSync(path.join(dir, 'postmaster.pid'))) await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
+    if (existsSync(path.join(dir, 'postmaster.pid')))
+      await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
   }
   await s?.stop();
 });
@@ -68,7 +74,14 @@ afterAll(async () => {
 describe('pgBackRest engine, read side', () => {
   it('lists the backups exactly as pgbackrest info --output=json does', async () => {
     const raw = JSON.parse(await s.run(['info', '--output=json'])) as Array<{
-      backup: Array<{ label: string; type: string; prior: string | null; lsn: { start: string; stop: string }; timestamp: { start: number; stop: number }; archive: { start: string; stop: string } }>;
+      backup: Array<{
+        label: string;
+        type: string;
+        prior: string | null;
+        lsn: { start: string; stop: string };
+        timestamp: { start: number; stop: number };
+        archive: { start: string; stop: string };
+      }>;
     }>;
     const expected = raw[0]!.backup.map((b) => ({
       backupId: b.label,
@@ -122,8 +135,12 @@ describe('pgBackRest engine, read side', () => {
       expect(report.gaps).toEqual([
         { timeline: 1, first: victim, last: victim, count: 1, onLineOf: [1], neededBy: [full.backupId, incr.backupId] },
       ]);
-      expect(report.problems[0]!.message).toBe(`WAL gap on timeline 1: ${victim} is missing (needed by backup ${full.backupId} and every later one)`);
-      expect(report.problems[0]!.hints).toContain(`if the primary still has it in pg_wal, push it again as the postgres user, in the data directory: pgbackrest --config=${s.config} --stanza=${s.stanza} archive-push pg_wal/${victim}`);
+      expect(report.problems[0]!.message).toBe(
+        `WAL gap on timeline 1: ${victim} is missing (needed by backup ${full.backupId} and every later one)`,
+      );
+      expect(report.problems[0]!.hints).toContain(
+        `if the primary still has it in pg_wal, push it again as the postgres user, in the data directory: pgbackrest --config=${s.config} --stanza=${s.stanza} archive-push pg_wal/${victim}`,
+      );
       // `check` reports it too: pgBackRest's own verify counts only the files that are there.
       const check = await engine.check();
       expect(check.ok).toBe(false);
@@ -141,7 +158,10 @@ describe('pgBackRest engine, read side', () => {
     expect(isLifeboatError(err) && err.hints[0]).toBe("pgBackRest error [032]: key '2' is not valid for 'repo' option");
     const noStanza = new PgBackRestEngine({ ...s.setting, stanza: 'nonesuch' }, { osUser: 'postgres' });
     const missing = await noStanza.listBackups().catch((e: unknown) => e);
-    expect(isLifeboatError(missing) && [missing.code, missing.what]).toEqual(['REPOSITORY_INVALID', 'pgBackRest has no stanza nonesuch: missing stanza path']);
+    expect(isLifeboatError(missing) && [missing.code, missing.what]).toEqual([
+      'REPOSITORY_INVALID',
+      'pgBackRest has no stanza nonesuch: missing stanza path',
+    ]);
   });
 });
 
@@ -167,8 +187,17 @@ describe('pgBackRest engine, restore', () => {
     expect(phases).toContain('downloading');
     expect(phases[phases.length - 1]).toBe('done');
 
-    await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-l', path.join(s.root, 'copy.log'), '-w', '-t', '120', 'start']);
-    const query = async <T,>(sql: string): Promise<T[]> => {
+    await asPostgres(`${PG_BIN}/pg_ctl`, [
+      '-D',
+      dataDir,
+      '-l',
+      path.join(s.root, 'copy.log'),
+      '-w',
+      '-t',
+      '120',
+      'start',
+    ]);
+    const query = async <T>(sql: string): Promise<T[]> => {
       const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
       await c.connect();
       try {
@@ -177,7 +206,11 @@ describe('pgBackRest engine, restore', () => {
         await c.end();
       }
     };
-    await waitFor('replay to pause at the restore point', async () => ((await query<{ p: boolean }>('select pg_is_wal_replay_paused() as p'))[0]!.p ? true : undefined), { timeoutMs: 120_000, intervalMs: 200 });
+    await waitFor(
+      'replay to pause at the restore point',
+      async () => ((await query<{ p: boolean }>('select pg_is_wal_replay_paused() as p'))[0]!.p ? true : undefined),
+      { timeoutMs: 120_000, intervalMs: 200 },
+    );
     const rows = await query<{ n: string; damaged: string; after: string; max: number }>(
       `select count(*)::text as n, count(*) filter (where v = 'damaged')::text as damaged,
               count(*) filter (where id = 9999)::text as after, max(id) as max from t`,
@@ -190,7 +223,9 @@ describe('pgBackRest engine, restore', () => {
     const dataDir = path.join(s.root, 'occupied');
     mkdirSync(dataDir);
     writeFileSync(path.join(dataDir, 'keep-me'), 'an operator left this');
-    const err = await engine.restore({ backupId: full.backupId, dataDir, target: { latest: true } }).catch((e: unknown) => e);
+    const err = await engine
+      .restore({ backupId: full.backupId, dataDir, target: { latest: true } })
+      .catch((e: unknown) => e);
     expect(isLifeboatError(err) && err.code).toBe('DATA_DIR_NOT_EMPTY');
     expect(readdirSync(dataDir)).toEqual(['keep-me']);
   });
@@ -213,7 +248,10 @@ describe('pgBackRest engine, verify and expire', () => {
       writeFileSync(path.join(dir, stored!), bytes);
       const check = await engine.check();
       const verify = check.problems.filter((p) => p.kind === 'pgbackrest-verify');
-      expect(verify.map((p) => p.message)).toEqual(['pgbackrest verify: stanza status: error', expect.stringMatching(/^pgbackrest verify: archiveId: 15-1: (checksum invalid|other) 1$/) as string]);
+      expect(verify.map((p) => p.message)).toEqual([
+        'pgbackrest verify: stanza status: error',
+        expect.stringMatching(/^pgbackrest verify: archiveId: 15-1: (checksum invalid|other) 1$/) as string,
+      ]);
     } finally {
       renameSync(path.join(dir, stored!), path.join(aside, `${stored!}.damaged`));
       renameSync(path.join(aside, stored!), path.join(dir, stored!));
@@ -249,9 +287,24 @@ describe('pgBackRest engine, timelines', () => {
       backupId: backup!.backupId,
       dataDir,
       target: { latest: true },
-      settings: [`port = ${port}`, `listen_addresses = '127.0.0.1'`, `unix_socket_directories = '${s.root}'`, 'archive_mode = on', `archive_command = '${push}'`],
+      settings: [
+        `port = ${port}`,
+        `listen_addresses = '127.0.0.1'`,
+        `unix_socket_directories = '${s.root}'`,
+        'archive_mode = on',
+        `archive_command = '${push}'`,
+      ],
     });
-    await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-l', path.join(s.root, 'promoted.log'), '-w', '-t', '120', 'start']);
+    await asPostgres(`${PG_BIN}/pg_ctl`, [
+      '-D',
+      dataDir,
+      '-l',
+      path.join(s.root, 'promoted.log'),
+      '-w',
+      '-t',
+      '120',
+      'start',
+    ]);
     const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
     await c.connect();
     try {
@@ -259,10 +312,14 @@ describe('pgBackRest engine, timelines', () => {
       const { rows } = await c.query<{ walfile: string }>('select pg_walfile_name(pg_switch_wal()) as walfile');
       const walfile = rows[0]!.walfile;
       expect(walfile.slice(0, 8)).toBe('00000002');
-      await waitFor(`${walfile} archived from the promoted copy`, async () => {
-        const a = await c.query<{ last: string | null }>('select last_archived_wal as last from pg_stat_archiver');
-        return a.rows[0]?.last && a.rows[0].last >= walfile ? true : undefined;
-      }, { timeoutMs: 120_000, intervalMs: 200 });
+      await waitFor(
+        `${walfile} archived from the promoted copy`,
+        async () => {
+          const a = await c.query<{ last: string | null }>('select last_archived_wal as last from pg_stat_archiver');
+          return a.rows[0]?.last && a.rows[0].last >= walfile ? true : undefined;
+        },
+        { timeoutMs: 120_000, intervalMs: 200 },
+      );
     } finally {
       await c.end();
     }

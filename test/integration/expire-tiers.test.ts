@@ -59,7 +59,8 @@ function lifeboat(args: string[]): Promise<{ code: number; stdout: string; stder
       path.join(projectRoot(), 'bin', 'lifeboat'),
       args,
       { env: { ...process.env, LIFEBOAT_RUNBOOKS_DIR: runbooksDir }, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -73,7 +74,9 @@ async function forgeTimes(meta: BackupMeta, start: Date): Promise<BackupMeta> {
   const took = Date.parse(meta.endTime) - Date.parse(meta.startTime);
   const forged = { ...meta, startTime: start.toISOString(), endTime: new Date(start.getTime() + took).toISOString() };
   const body = Buffer.from(`${JSON.stringify(forged, null, 2)}\n`);
-  await repo.put(keys.backupMeta(name, meta.backupId), body, { sha256: createHash('sha256').update(body).digest('hex') });
+  await repo.put(keys.backupMeta(name, meta.backupId), body, {
+    sha256: createHash('sha256').update(body).digest('hex'),
+  });
   return forged;
 }
 
@@ -141,7 +144,11 @@ afterAll(async () => {
 });
 
 const execute = (input: Record<string, unknown>) =>
-  client.workflow.execute('expireBackups', { taskQueue, workflowId: `test-expire-tiers-${Date.now()}`, args: [input] }) as Promise<ExpireBackupsResult>;
+  client.workflow.execute('expireBackups', {
+    taskQueue,
+    workflowId: `test-expire-tiers-${Date.now()}`,
+    args: [input],
+  }) as Promise<ExpireBackupsResult>;
 
 const segno = (name: string) => parseSegmentName(name).segno;
 
@@ -155,7 +162,9 @@ it('a dry run says what each tier keeps and why the one backup and the WAL betwe
   const yearly = plan.tiers!.find((t) => t.tier === 'yearly')!;
   expect(yearly.kept.map((k) => k.backupId)).toEqual(
     // b4 (ten days ago) is the newest of its year unless that is this year, where b5 is.
-    new Date(b4.startTime).getUTCFullYear() === year ? [b5.backupId, b3.backupId, b1.backupId] : [b5.backupId, b4.backupId, b3.backupId, b1.backupId],
+    new Date(b4.startTime).getUTCFullYear() === year
+      ? [b5.backupId, b3.backupId, b1.backupId]
+      : [b5.backupId, b4.backupId, b3.backupId, b1.backupId],
   );
   expect(plan.tiers!.find((t) => t.tier === 'daily')!.kept.map((k) => k.backupId)).toEqual([b5.backupId, b4.backupId]);
   expect(plan.window).toMatchObject({ backupId: b4.backupId, startWal: b4.startWal });
@@ -172,19 +181,29 @@ it('a dry run says what each tier keeps and why the one backup and the WAL betwe
   const out = cli.stdout;
   console.log(`lifeboat expire --dry-run:\n${out}`);
   expect(out).toContain(`tiers daily 14, yearly 7; point-in-time window 7 days (dry run: nothing deleted)`);
-  expect(out).toMatch(new RegExp(`  yearly 7 \\(from ${year - 6}\\): \\d backups\\n(    \\d{4}  \\d{8}T\\d{6}Z\\n)*    ${year - 3}  ${b1.backupId}\\n`));
+  expect(out).toMatch(
+    new RegExp(
+      `  yearly 7 \\(from ${year - 6}\\): \\d backups\\n(    \\d{4}  \\d{8}T\\d{6}Z\\n)*    ${year - 3}  ${b1.backupId}\\n`,
+    ),
+  );
   expect(out).toContain(`  ${b1.backupId}  yearly ${year - 3}\n`);
   expect(out).toMatch(
-    new RegExp(`backups would delete:\\n  ${b2.backupId}  [0-9.]+ [KMG]?i?B, kept by no tier \\(daily keeps from \\d{4}-\\d\\d-\\d\\d; yearly ${year - 2} keeps ${b3.backupId}\\)`),
+    new RegExp(
+      `backups would delete:\\n  ${b2.backupId}  [0-9.]+ [KMG]?i?B, kept by no tier \\(daily keeps from \\d{4}-\\d\\d-\\d\\d; yearly ${year - 2} keeps ${b3.backupId}\\)`,
+    ),
   );
   expect(out).toContain(`  ${b1.startWal} .. ${b1.endWal}: backup ${b1.backupId} (yearly ${year - 3})`);
   expect(out).toContain(`  ${b4.startWal} on: point-in-time window (7 days`);
-  expect(out).toContain(`after the WAL of backup ${b1.backupId} (yearly ${year - 3}), before the WAL of backup ${b3.backupId}`);
+  expect(out).toContain(
+    `after the WAL of backup ${b1.backupId} (yearly ${year - 3}), before the WAL of backup ${b3.backupId}`,
+  );
 
   // --keep cannot shortcut the tiers.
   const refused = await lifeboat(['expire', '--runbook', name, '--keep', '2', '--dry-run', '--local']);
   expect(refused.code).toBe(2);
-  expect(refused.stderr).toContain("keep 2 cannot override the runbook's retention: tiers (tiers daily 14, yearly 7; point-in-time window 7 days)\nHINT: change the tiers in the runbook's retention: section instead\nHINT: nothing was deleted");
+  expect(refused.stderr).toContain(
+    "keep 2 cannot override the runbook's retention: tiers (tiers daily 14, yearly 7; point-in-time window 7 days)\nHINT: change the tiers in the runbook's retention: section instead\nHINT: nothing was deleted",
+  );
 });
 
 it('expires by tiers: the yearly backups keep only their own WAL, the window everything from its backup on, and check calls it healthy', async () => {
@@ -210,7 +229,9 @@ it('expires by tiers: the yearly backups keep only their own WAL, the window eve
   expect(result.applied?.walDeletedCount).toBe(before.length - after.length);
 
   const check = await lifeboat(['check', '--runbook', name]);
-  expect(check.stdout).toContain(`note: retention tiers: WAL checked without gaps from backup ${b4.backupId} on (where the point-in-time window of 7 days starts)`);
+  expect(check.stdout).toContain(
+    `note: retention tiers: WAL checked without gaps from backup ${b4.backupId} on (where the point-in-time window of 7 days starts)`,
+  );
   expect(check.stdout.trimEnd().split('\n').pop()).toBe('healthy');
   expect(check.code).toBe(0);
 
@@ -225,8 +246,19 @@ it('expires by tiers: the yearly backups keep only their own WAL, the window eve
 it('restores the oldest backup, kept by the yearly tier with only its own WAL, and replays it to its end', async () => {
   const b1 = backups[0]!;
   const workflowId = 'wf-expire-tiers-yearly';
-  await activity(restoreBaseBackup, { runbook: name, backupId: b1.backupId, mode: 'side-by-side', workflowId, runId: `${workflowId}-run` });
-  const { result } = await activity(replayWal, { runbook: name, target: { lsn: b1.endLsn }, workflowId, runId: `${workflowId}-run` });
+  await activity(restoreBaseBackup, {
+    runbook: name,
+    backupId: b1.backupId,
+    mode: 'side-by-side',
+    workflowId,
+    runId: `${workflowId}-run`,
+  });
+  const { result } = await activity(replayWal, {
+    runbook: name,
+    target: { lsn: b1.endLsn },
+    workflowId,
+    runId: `${workflowId}-run`,
+  });
   expect(result.paused).toBe(true);
   const runbook = await loadRunbook(name);
   const c = new PgClient({ host: '127.0.0.1', port: runbook.restore.port, user: 'postgres', database: 'postgres' });

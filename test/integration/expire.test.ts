@@ -42,7 +42,8 @@ function lifeboat(args: string[]): Promise<{ code: number; stdout: string; stder
       path.join(projectRoot(), 'bin', 'lifeboat'),
       args,
       { env: { ...process.env, LIFEBOAT_RUNBOOKS_DIR: runbooksDir }, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -102,7 +103,11 @@ afterAll(async () => {
 });
 
 const execute = (input: Record<string, unknown>) =>
-  client.workflow.execute('expireBackups', { taskQueue, workflowId: `test-expire-${Date.now()}`, args: [input] }) as Promise<ExpireBackupsResult>;
+  client.workflow.execute('expireBackups', {
+    taskQueue,
+    workflowId: `test-expire-${Date.now()}`,
+    args: [input],
+  }) as Promise<ExpireBackupsResult>;
 
 it('a dry run plans the oldest backup and its WAL away, and deletes nothing', async () => {
   const before = await snapshot();
@@ -121,13 +126,19 @@ it('a dry run plans the oldest backup and its WAL away, and deletes nothing', as
   expect(cli.stderr).toBe('');
   expect(cli.code).toBe(0);
   expect(cli.stdout).toContain('keep the 2 newest verified backups (dry run: nothing deleted)');
-  expect(cli.stdout).toMatch(new RegExp(`backups would delete:\\n  ${oldest.backupId}  [0-9.]+ [KMG]?i?B, older than the 2 newest verified backups`));
-  expect(cli.stdout).toContain(`every segment from ${second.startWal} on (backup ${second.backupId}, the oldest kept, starts there)`);
+  expect(cli.stdout).toMatch(
+    new RegExp(
+      `backups would delete:\\n  ${oldest.backupId}  [0-9.]+ [KMG]?i?B, older than the 2 newest verified backups`,
+    ),
+  );
+  expect(cli.stdout).toContain(
+    `every segment from ${second.startWal} on (backup ${second.backupId}, the oldest kept, starts there)`,
+  );
 
   expect(await snapshot()).toEqual(before);
 });
 
-it('expires the oldest backup with keep=2 and keeps every segment from the second backup\'s start on', async () => {
+it("expires the oldest backup with keep=2 and keeps every segment from the second backup's start on", async () => {
   const [oldest, second, newest] = backups as [BackupMeta, BackupMeta, BackupMeta];
   const segmentsBefore = await segments();
   const result = await execute({ runbook: name, keep: 2 });
@@ -152,7 +163,14 @@ it('expires the oldest backup with keep=2 and keeps every segment from the secon
   const chain = analyzeChain({
     walFiles: archive.files.map((f) => f.name),
     histories: archive.histories,
-    backups: catalog.filter(isComplete).map((e) => ({ backupId: e.backupId, timeline: e.meta.timeline, startWal: e.meta.startWal, startLsn: e.meta.startLsn })),
+    backups: catalog
+      .filter(isComplete)
+      .map((e) => ({
+        backupId: e.backupId,
+        timeline: e.meta.timeline,
+        startWal: e.meta.startWal,
+        startLsn: e.meta.startLsn,
+      })),
   });
   expect(chain.gaps).toEqual([]);
   expect(chain.ok).toBe(true);

@@ -67,7 +67,9 @@ beforeAll(async () => {
   await admin.query(DEMO_SEED_SQL);
   // A second gate table on the same primary: a second runbook's fence of the same role.
   await admin.query('create table system_gate_b (like system_gate including all)');
-  await admin.query('grant select, insert, update, delete on all tables in schema public to app, bystander; grant usage on all sequences in schema public to app, bystander');
+  await admin.query(
+    'grant select, insert, update, delete on all tables in schema public to app, bystander; grant usage on all sequences in schema public to app, bystander',
+  );
   writeRunbook('orders');
   writeRunbook('orders-b', [/table: system_gate\b/, 'table: system_gate_b']);
 });
@@ -79,7 +81,7 @@ afterAll(async () => {
 });
 
 describe('two runs fencing one primary at once', () => {
-  it('both prove the fence, round after round, whichever ends the other\'s proof session', async () => {
+  it("both prove the fence, round after round, whichever ends the other's proof session", async () => {
     const rounds = 30;
     let retried = 0;
     for (let round = 1; round <= rounds; round++) {
@@ -92,19 +94,30 @@ describe('two runs fencing one primary at once', () => {
       const tableB = round % 2 === 0 ? 'system_gate_b' : 'system_gate';
       const [a, b] = await Promise.all([
         runA({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: false }),
-        runB({ runbook: tableB === 'system_gate' ? 'orders' : 'orders-b', where: 'primary', gate: 'writers', enabled: false }),
+        runB({
+          runbook: tableB === 'system_gate' ? 'orders' : 'orders-b',
+          where: 'primary',
+          gate: 'writers',
+          enabled: false,
+        }),
       ]);
-      for (const [r, table] of [[a, 'system_gate'], [b, tableB]] as const) {
+      for (const [r, table] of [
+        [a, 'system_gate'],
+        [b, tableB],
+      ] as const) {
         expect(r.enabled).toBe(false);
         expect(r.proof?.startsWith(proofOf(table))).toBe(true);
         if (r.proof !== proofOf(table)) retried += 1;
       }
       await open.end().catch(() => undefined);
       await runA({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: true });
-      if (tableB === 'system_gate_b') await runB({ runbook: 'orders-b', where: 'primary', gate: 'writers', enabled: true });
+      if (tableB === 'system_gate_b')
+        await runB({ runbook: 'orders-b', where: 'primary', gate: 'writers', enabled: true });
     }
     // How often the race actually hit, for the record; the test holds either way.
-    console.log(`gate-concurrency: ${rounds} rounds of two concurrent fences, ${retried} proof(s) needed a second login`);
+    console.log(
+      `gate-concurrency: ${rounds} rounds of two concurrent fences, ${retried} proof(s) needed a second login`,
+    );
   }, 120_000);
 
   it('a proof whose session is ended while it waits logs in again and proves the fence, while the other run fences too', async () => {
@@ -117,15 +130,34 @@ describe('two runs fencing one primary at once', () => {
     // (parse analysis takes RowExclusiveLock before the read-only check).
     await admin.query('begin');
     await admin.query('lock table system_gate in access exclusive mode');
-    const endpoint = { config: { host: '127.0.0.1', port: pg.port, user: 'postgres', database: 'appdb' }, label: 'the primary', unreachableHints: [] };
+    const endpoint = {
+      config: { host: '127.0.0.1', port: pg.port, user: 'postgres', database: 'appdb' },
+      label: 'the primary',
+      unreachableHints: [],
+    };
     const proofA = proveWritesRefused(endpoint, 'app', 'system_gate', undefined, control);
     await expect
-      .poll(async () => (await watch.query(`select wait_event_type from pg_stat_activity where application_name = $1 and usename = 'app'`, [PROOF_APPLICATION_NAME])).rows, { timeout: 20_000 })
+      .poll(
+        async () =>
+          (
+            await watch.query(
+              `select wait_event_type from pg_stat_activity where application_name = $1 and usename = 'app'`,
+              [PROOF_APPLICATION_NAME],
+            )
+          ).rows,
+        { timeout: 20_000 },
+      )
       .toEqual([{ wait_event_type: 'Lock' }]);
     // Run B fences the same role through its own gate table: its
     // pg_terminate_backend ends A's waiting proof session.
     const b = await runB({ runbook: 'orders-b', where: 'primary', gate: 'writers', enabled: false });
-    expect(b).toEqual({ gate: 'writers', enabled: false, rolesAltered: ['app'], sessionsTerminated: 1, proof: proofOf('system_gate_b') });
+    expect(b).toEqual({
+      gate: 'writers',
+      enabled: false,
+      rolesAltered: ['app'],
+      sessionsTerminated: 1,
+      proof: proofOf('system_gate_b'),
+    });
     await admin.query('commit');
     const a = await proofA;
     expect(a.refused).toBe(true);
@@ -142,12 +174,25 @@ describe('two runs fencing one primary at once', () => {
     const control = await session('postgres');
     // Outside admin's transaction: pg_stat_activity is read once per transaction.
     const watch = await session('postgres');
-    const endpoint = { config: { host: '127.0.0.1', port: pg.port, user: 'postgres', database: 'appdb' }, label: 'the primary', unreachableHints: [] };
+    const endpoint = {
+      config: { host: '127.0.0.1', port: pg.port, user: 'postgres', database: 'appdb' },
+      label: 'the primary',
+      unreachableHints: [],
+    };
     await admin.query('begin');
     await admin.query('lock table system_gate in access exclusive mode');
     const proof = proveWritesRefused(endpoint, 'bystander', 'system_gate', undefined, control);
     await expect
-      .poll(async () => (await watch.query(`select wait_event_type from pg_stat_activity where application_name = $1 and usename = 'bystander'`, [PROOF_APPLICATION_NAME])).rows, { timeout: 20_000 })
+      .poll(
+        async () =>
+          (
+            await watch.query(
+              `select wait_event_type from pg_stat_activity where application_name = $1 and usename = 'bystander'`,
+              [PROOF_APPLICATION_NAME],
+            )
+          ).rows,
+        { timeout: 20_000 },
+      )
       .toEqual([{ wait_event_type: 'Lock' }]);
     await watch.query(`select pg_terminate_backend(pid, 5000) from pg_stat_activity where usename = 'bystander'`);
     await admin.query('commit');

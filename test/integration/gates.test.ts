@@ -23,9 +23,13 @@ const env = new MockActivityEnvironment({ workflowExecution: { workflowId: 'rec-
 let pg: Primary;
 const cleanups: Array<() => Promise<unknown>> = [];
 
-const PROOF = 'as app, "update "system_gate" set updated_at = updated_at where false" was refused: cannot execute UPDATE in a read-only transaction (SQLSTATE 25006)';
+const PROOF =
+  'as app, "update "system_gate" set updated_at = updated_at where false" was refused: cannot execute UPDATE in a read-only transaction (SQLSTATE 25006)';
 
-function writeRunbook(name: string, opts: { port: number; extra?: string; drop?: RegExp; replace?: [RegExp, string] }): void {
+function writeRunbook(
+  name: string,
+  opts: { port: number; extra?: string; drop?: RegExp; replace?: [RegExp, string] },
+): void {
   let yaml = demoRunbookYaml({
     name,
     pgPort: opts.port,
@@ -45,7 +49,9 @@ function writeRunbook(name: string, opts: { port: number; extra?: string; drop?:
 
 /** A session as the application role, the way the application logs in; `errors` collects what the server sends unasked. */
 async function appSession(): Promise<Client & { errors: string[] }> {
-  const c = Object.assign(new Client({ host: '127.0.0.1', port: pg.port, user: 'app', database: 'appdb' }), { errors: [] as string[] });
+  const c = Object.assign(new Client({ host: '127.0.0.1', port: pg.port, user: 'app', database: 'appdb' }), {
+    errors: [] as string[],
+  });
   c.on('error', (err) => c.errors.push(err.message));
   await c.connect();
   cleanups.push(() => c.end().catch(() => undefined));
@@ -62,13 +68,15 @@ async function appdb<T extends Record<string, unknown>>(sql: string, params?: un
   }
 }
 
-
 /** setGate as the worker runs it, inside an activity context (whose workflow id feeds the skip hint). */
 const gate = (input: Parameters<typeof setGate>[0]) => env.run(setGate, input) as ReturnType<typeof setGate>;
-const capture = (input: Parameters<typeof captureForensics>[0]) => env.run(captureForensics, input) as ReturnType<typeof captureForensics>;
-const reconcile = (input: Parameters<typeof reconcileOutbox>[0]) => env.run(reconcileOutbox, input) as ReturnType<typeof reconcileOutbox>;
+const capture = (input: Parameters<typeof captureForensics>[0]) =>
+  env.run(captureForensics, input) as ReturnType<typeof captureForensics>;
+const reconcile = (input: Parameters<typeof reconcileOutbox>[0]) =>
+  env.run(reconcileOutbox, input) as ReturnType<typeof reconcileOutbox>;
 
-const gateRows = () => appdb<{ gate_name: string; enabled: boolean }>('select gate_name, enabled from system_gate order by gate_name');
+const gateRows = () =>
+  appdb<{ gate_name: string; enabled: boolean }>('select gate_name, enabled from system_gate order by gate_name');
 
 beforeAll(async () => {
   process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
@@ -77,7 +85,9 @@ beforeAll(async () => {
   await pg.query('create role app login');
   await appdb(DEMO_SCHEMA_SQL);
   await appdb(DEMO_SEED_SQL);
-  await appdb('grant select, insert, update, delete on all tables in schema public to app; grant usage on all sequences in schema public to app');
+  await appdb(
+    'grant select, insert, update, delete on all tables in schema public to app; grant usage on all sequences in schema public to app',
+  );
   writeRunbook('orders', {
     port: pg.port,
     extra: [
@@ -104,20 +114,32 @@ describe('writer gate', () => {
 
     const result = await gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: false });
 
-    expect(result).toEqual({ gate: 'writers', enabled: false, rolesAltered: ['app'], sessionsTerminated: 1, proof: PROOF });
+    expect(result).toEqual({
+      gate: 'writers',
+      enabled: false,
+      rolesAltered: ['app'],
+      sessionsTerminated: 1,
+      proof: PROOF,
+    });
     expect(await pg.query('select 1 from pg_stat_activity where pid = $1', [pid])).toEqual([]);
     await expect.poll(() => open.errors[0]).toBe('terminating connection due to administrator command');
     const fresh = await appSession();
-    await expect(fresh.query(`insert into orders (customer, status, amount) values ('after fence', 'pending', 1)`)).rejects.toThrow(
-      'cannot execute INSERT in a read-only transaction',
-    );
+    await expect(
+      fresh.query(`insert into orders (customer, status, amount) values ('after fence', 'pending', 1)`),
+    ).rejects.toThrow('cannot execute INSERT in a read-only transaction');
     expect(await gateRows()).toContainEqual({ gate_name: 'writers', enabled: false });
   });
 
   it('fencing twice ends in the same state, with nothing left to end the second time', async () => {
     await gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: false });
     const again = await gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: false });
-    expect(again).toEqual({ gate: 'writers', enabled: false, rolesAltered: ['app'], sessionsTerminated: 0, proof: PROOF });
+    expect(again).toEqual({
+      gate: 'writers',
+      enabled: false,
+      rolesAltered: ['app'],
+      sessionsTerminated: 0,
+      proof: PROOF,
+    });
     const settings = await appdb<{ setconfig: string[] }>(
       `select setconfig from pg_db_role_setting where setrole = 'app'::regrole and setdatabase = 0`,
     );
@@ -128,7 +150,9 @@ describe('writer gate', () => {
     const result = await gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: true });
     expect(result).toEqual({ gate: 'writers', enabled: true, rolesAltered: ['app'] });
     const fresh = await appSession();
-    const inserted = await fresh.query(`insert into orders (customer, status, amount) values ('after reopen', 'pending', 1)`);
+    const inserted = await fresh.query(
+      `insert into orders (customer, status, amount) values ('after reopen', 'pending', 1)`,
+    );
     expect(inserted.rowCount).toBe(1);
     expect(await gateRows()).toContainEqual({ gate_name: 'writers', enabled: true });
     expect(await appdb(`select 1 from pg_db_role_setting where setrole = 'app'::regrole`)).toEqual([]);
@@ -185,9 +209,16 @@ describe('writer gate', () => {
     try {
       const without = await failureOf(gate({ runbook: 'orders', where: 'primary', gate: 'writers', enabled: false }));
       expect(without.type).toBe('GATE_NOT_ENFORCED');
-      expect(without.message).toContain('could not log in as app to attempt a write: the server asks for a password for app, and the runbook names no gates.writers.proofPasswordEnv');
-      writeRunbook('proof-password', { port: pg.port, replace: [/readOnlyRoles: \[app\] \}/, 'readOnlyRoles: [app], proofPasswordEnv: LB_TEST_APP_PASSWORD }'] });
-      const missing = await failureOf(gate({ runbook: 'proof-password', where: 'primary', gate: 'writers', enabled: false }));
+      expect(without.message).toContain(
+        'could not log in as app to attempt a write: the server asks for a password for app, and the runbook names no gates.writers.proofPasswordEnv',
+      );
+      writeRunbook('proof-password', {
+        port: pg.port,
+        replace: [/readOnlyRoles: \[app\] \}/, 'readOnlyRoles: [app], proofPasswordEnv: LB_TEST_APP_PASSWORD }'],
+      });
+      const missing = await failureOf(
+        gate({ runbook: 'proof-password', where: 'primary', gate: 'writers', enabled: false }),
+      );
       expect(missing.type).toBe('SECRET_MISSING');
       process.env.LB_TEST_APP_PASSWORD = 'app-secret-1';
       const proven = await gate({ runbook: 'proof-password', where: 'primary', gate: 'writers', enabled: false });
@@ -221,7 +252,9 @@ describe('writer gate', () => {
   it('says the primary may be the thing that died, and how to skip, when it does not answer', async () => {
     const deadPort = await freePort();
     writeRunbook('dead-primary', { port: deadPort });
-    const failure = await failureOf(gate({ runbook: 'dead-primary', where: 'primary', gate: 'writers', enabled: false }));
+    const failure = await failureOf(
+      gate({ runbook: 'dead-primary', where: 'primary', gate: 'writers', enabled: false }),
+    );
     expect(failure.type).toBe('PG_UNREACHABLE');
     expect(failure.nonRetryable).toBe(false);
     expect(failure.message).toBe(
@@ -268,7 +301,9 @@ describe('row gates', () => {
 
   it('refuses a gate the runbook does not configure, naming the missing field', async () => {
     writeRunbook('no-jobs-gate', { port: pg.port, drop: /^ {2}backgroundJobs: .*\n/m });
-    const failure = await failureOf(gate({ runbook: 'no-jobs-gate', where: 'primary', gate: 'backgroundJobs', enabled: false }));
+    const failure = await failureOf(
+      gate({ runbook: 'no-jobs-gate', where: 'primary', gate: 'backgroundJobs', enabled: false }),
+    );
     expect(failure.type).toBe('RUNBOOK_INVALID');
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toBe(
@@ -283,7 +318,9 @@ describe('row gates', () => {
 
 describe('forensics and the outbox', () => {
   it('captures the outbox high-water mark and the rows of each capture query, recording a failing query', async () => {
-    const [mark] = await appdb<{ t: string }>(`select to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t`);
+    const [mark] = await appdb<{ t: string }>(
+      `select to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t`,
+    );
     // Orders 7 and 8 change "after the target", as the bad UPDATE of an incident would.
     await appdb(`update orders set status = 'canceled', updated_at = now() + interval '1 hour' where id in (7, 8)`);
     const target = { time: mark!.t };
@@ -305,7 +342,13 @@ describe('forensics and the outbox', () => {
     expect(many).toMatchObject({ name: 'many rows', rowCount: 1500, truncated: true });
     expect(many?.rows).toHaveLength(1000);
     expect(many?.rows.at(-1)).toEqual({ n: 1000 });
-    expect(broken).toEqual({ name: 'broken', rowCount: 0, rows: [], truncated: false, error: 'relation "no_such_table" does not exist' });
+    expect(broken).toEqual({
+      name: 'broken',
+      rowCount: 0,
+      rows: [],
+      truncated: false,
+      error: 'relation "no_such_table" does not exist',
+    });
   });
 
   it('records that the primary did not answer, without failing', async () => {

@@ -34,7 +34,10 @@ function writeRunbook(name: string, restorePort: number, invariantLines: string[
     drillPort: restorePort + 1,
   });
   // The demo's own invariant stays first; these follow it.
-  writeFileSync(path.join(runbooksDir, `${name}.yaml`), yaml.replace(/^invariants:\n(.*\n)/m, `invariants:\n$1${invariantLines.map((l) => `  - ${l}\n`).join('')}`));
+  writeFileSync(
+    path.join(runbooksDir, `${name}.yaml`),
+    yaml.replace(/^invariants:\n(.*\n)/m, `invariants:\n$1${invariantLines.map((l) => `  - ${l}\n`).join('')}`),
+  );
 }
 
 async function appdb(sql: string): Promise<void> {
@@ -52,11 +55,35 @@ async function pausedStandby(opts: { pgHbaFirstLine: string }): Promise<number> 
   const root = postgresTempDir('standby');
   const dataDir = path.join(root, 'data');
   const port = await freePort();
-  await asPostgres(`${PG_BIN}/pg_basebackup`, ['-D', dataDir, '-R', '-X', 'stream', '-c', 'fast', '-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres']);
-  appendFileSync(path.join(dataDir, 'postgresql.conf'), `\nport = ${port}\nunix_socket_directories = '${root}'\nhot_standby = on\n`);
+  await asPostgres(`${PG_BIN}/pg_basebackup`, [
+    '-D',
+    dataDir,
+    '-R',
+    '-X',
+    'stream',
+    '-c',
+    'fast',
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(pg.port),
+    '-U',
+    'postgres',
+  ]);
+  appendFileSync(
+    path.join(dataDir, 'postgresql.conf'),
+    `\nport = ${port}\nunix_socket_directories = '${root}'\nhot_standby = on\n`,
+  );
   const hba = path.join(dataDir, 'pg_hba.conf');
   writeFileSync(hba, `${opts.pgHbaFirstLine}\n${readFileSync(hba, 'utf8')}`);
-  const standby: SandboxPg = { dataDir, port, socketDir: root, logFile: path.join(root, 'postgres.log'), pgBin: PG_BIN, osUser: 'postgres' };
+  const standby: SandboxPg = {
+    dataDir,
+    port,
+    socketDir: root,
+    logFile: path.join(root, 'postgres.log'),
+    pgBin: PG_BIN,
+    osUser: 'postgres',
+  };
   await startSandboxPrimary(standby);
   cleanups.push(async () => {
     await stopSandboxPrimary(standby, 'immediate');
@@ -95,13 +122,27 @@ afterAll(async () => {
 
 describe('run-invariants', () => {
   it('passes every invariant and built-in check on a healthy copy', async () => {
-    writeRunbook('healthy', pg.port, [`{ name: writers gate open, sql: "select enabled from system_gate where gate_name = 'writers'", expect: true }`]);
+    writeRunbook('healthy', pg.port, [
+      `{ name: writers gate open, sql: "select enabled from system_gate where gate_name = 'writers'", expect: true }`,
+    ]);
     expect(await invariants('healthy')).toEqual([
       { name: 'no negative amounts', passed: true, value: '0', expected: '0' },
       { name: 'writers gate open', passed: true, value: 't', expected: 'true' },
-      { name: 'built-in: every database accepts connections', builtin: true, passed: true, value: 'all 3 (appdb, postgres, template1)', expected: 'all' },
+      {
+        name: 'built-in: every database accepts connections',
+        builtin: true,
+        passed: true,
+        value: 'all 3 (appdb, postgres, template1)',
+        expected: 'all',
+      },
       { name: 'built-in: no invalid indexes', builtin: true, passed: true, value: '0', expected: '0' },
-      { name: 'built-in: installed extensions have their files', builtin: true, passed: true, value: '0', expected: '0' },
+      {
+        name: 'built-in: installed extensions have their files',
+        builtin: true,
+        passed: true,
+        value: '0',
+        expected: '0',
+      },
       { name: 'built-in: sequences ahead of their columns', builtin: true, passed: true, value: '0', expected: '0' },
     ]);
   });
@@ -112,7 +153,9 @@ describe('run-invariants', () => {
     await appdb(`select setval('orders_id_seq', 10)`);
     // A failed CREATE INDEX CONCURRENTLY leaves an invalid index behind.
     await appdb('create table dup (v int); insert into dup values (1), (1)');
-    await expect(appdb('create unique index concurrently dup_v_key on dup (v)')).rejects.toThrow('could not create unique index "dup_v_key"');
+    await expect(appdb('create unique index concurrently dup_v_key on dup (v)')).rejects.toThrow(
+      'could not create unique index "dup_v_key"',
+    );
     // An installed extension version with no control file on this host, as
     // when the restore host lacks the package the primary had (this is a
     // throwaway cluster: editing the catalog is the honest way to get there).
@@ -129,16 +172,35 @@ describe('run-invariants', () => {
     expect(await invariants('paused')).toEqual([
       { name: 'no negative amounts', passed: false, value: '1', expected: '0' },
       { name: 'writers gate open', passed: true, value: 't', expected: 'true' },
-      { name: 'refunds table empty', passed: false, value: '', expected: '0', error: 'relation "refunds" does not exist' },
-      { name: 'ids still available', passed: false, value: '', expected: 'true', error: 'cannot execute nextval() in a read-only transaction' },
+      {
+        name: 'refunds table empty',
+        passed: false,
+        value: '',
+        expected: '0',
+        error: 'relation "refunds" does not exist',
+      },
+      {
+        name: 'ids still available',
+        passed: false,
+        value: '',
+        expected: 'true',
+        error: 'cannot execute nextval() in a read-only transaction',
+      },
       {
         name: 'built-in: every database accepts connections',
         builtin: true,
         passed: false,
-        value: '3 of 4; refused: closed_db: pg_hba.conf rejects connection for host "127.0.0.1", user "postgres", database "closed_db", no encryption',
+        value:
+          '3 of 4; refused: closed_db: pg_hba.conf rejects connection for host "127.0.0.1", user "postgres", database "closed_db", no encryption',
         expected: 'all',
       },
-      { name: 'built-in: no invalid indexes', builtin: true, passed: false, value: '1: dup_v_key on dup in appdb', expected: '0' },
+      {
+        name: 'built-in: no invalid indexes',
+        builtin: true,
+        passed: false,
+        value: '1: dup_v_key on dup in appdb',
+        expected: '0',
+      },
       {
         name: 'built-in: installed extensions have their files',
         builtin: true,

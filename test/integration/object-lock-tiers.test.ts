@@ -86,7 +86,13 @@ const raw = (key: string) => `${PREFIX}/${key}`;
 /** `mc` as MinIO's root user (alias lb), with a configuration directory of the test's own (as test/integration/storage-identities.test.ts). */
 async function mc(...args: string[]): Promise<string> {
   const { stdout } = await exec(requireTool('mc'), ['--config-dir', mcDir, '--no-color', ...args], {
-    env: { ...process.env, MC_HOST_lb: minio.endpoint.replace('://', `://${minio.env.AWS_ACCESS_KEY_ID}:${minio.env.AWS_SECRET_ACCESS_KEY}@`) },
+    env: {
+      ...process.env,
+      MC_HOST_lb: minio.endpoint.replace(
+        '://',
+        `://${minio.env.AWS_ACCESS_KEY_ID}:${minio.env.AWS_SECRET_ACCESS_KEY}@`,
+      ),
+    },
   });
   return stdout;
 }
@@ -96,13 +102,16 @@ async function retention(keyList: readonly string[]): Promise<Record<string, str
   const out: Record<string, string> = {};
   for (const k of keyList) {
     const h = await root.send(new HeadObjectCommand({ Bucket: BUCKET, Key: raw(k) }));
-    out[k] = `${h.ObjectLockMode} ${h.ObjectLockRetainUntilDate ? new Date(h.ObjectLockRetainUntilDate).toISOString() : 'none'}`;
+    out[k] =
+      `${h.ObjectLockMode} ${h.ObjectLockRetainUntilDate ? new Date(h.ObjectLockRetainUntilDate).toISOString() : 'none'}`;
   }
   return out;
 }
 
 async function allKeys(): Promise<string[]> {
-  return (await repo.list(`${name}/`)).map((o) => o.key).filter((k) => k.startsWith(`${name}/base/`) || k.startsWith(`${name}/wal/`));
+  return (await repo.list(`${name}/`))
+    .map((o) => o.key)
+    .filter((k) => k.startsWith(`${name}/base/`) || k.startsWith(`${name}/wal/`));
 }
 
 beforeAll(async () => {
@@ -111,7 +120,12 @@ beforeAll(async () => {
   // This process takes the backups as MinIO's root user (the default chain).
   Object.assign(process.env, minio.env);
   const client3 = (id: string, secret: string) =>
-    new S3Client({ endpoint: minio.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: id, secretAccessKey: secret } });
+    new S3Client({
+      endpoint: minio.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: id, secretAccessKey: secret },
+    });
   root = client3(minio.env.AWS_ACCESS_KEY_ID!, minio.env.AWS_SECRET_ACCESS_KEY!);
   cleanups.push(() => root.destroy());
   await root.send(new CreateBucketCommand({ Bucket: BUCKET, ObjectLockEnabledForBucket: true }));
@@ -120,7 +134,9 @@ beforeAll(async () => {
   for (const role of ROLES) {
     identity[role] = { id: `lifeboat-${role}`, secret: `${role}-secret-${process.pid}-${Date.now().toString(36)}` };
     const file = path.join(mcDir, `${role}.json`);
-    const policy = readFileSync(path.resolve(__dirname, '../../docs/iam', `${role}.json`), 'utf8').replaceAll('EXAMPLE-BUCKET', BUCKET).replaceAll('EXAMPLE-PREFIX', PREFIX);
+    const policy = readFileSync(path.resolve(__dirname, '../../docs/iam', `${role}.json`), 'utf8')
+      .replaceAll('EXAMPLE-BUCKET', BUCKET)
+      .replaceAll('EXAMPLE-PREFIX', PREFIX);
     writeFileSync(file, policy);
     await mc('admin', 'policy', 'create', 'lb', `lifeboat-${role}`, file);
     await mc('admin', 'user', 'add', 'lb', identity[role].id, identity[role].secret);
@@ -136,17 +152,36 @@ beforeAll(async () => {
   // The worker's activities look runbooks up there.
   process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
   const stateDir = postgresTempDir('tierlock-state');
-  cleanups.push(() => rmSync(runbooksDir, { recursive: true, force: true }), () => rmSync(stateDir, { recursive: true, force: true }));
-  const credentials = ROLES.map((r) => `${r}: { accessKeyIdEnv: LB_${r.toUpperCase()}_ID, secretAccessKeyEnv: LB_${r.toUpperCase()}_SECRET }`).join(', ');
+  cleanups.push(
+    () => rmSync(runbooksDir, { recursive: true, force: true }),
+    () => rmSync(stateDir, { recursive: true, force: true }),
+  );
+  const credentials = ROLES.map(
+    (r) => `${r}: { accessKeyIdEnv: LB_${r.toUpperCase()}_ID, secretAccessKeyEnv: LB_${r.toUpperCase()}_SECRET }`,
+  ).join(', ');
   const repository = `{ url: "s3://${BUCKET}/${PREFIX}", endpointEnv: S3_ENDPOINT, objectLock: { mode: governance, days: 1 }, credentials: { ${credentials} } }`;
 
   // archive_command as postgres: the archive identity's keys in a file only postgres reads.
   const home = postgresTempDir('tierlock-pg-home');
   cleanups.push(() => rmSync(home, { recursive: true, force: true }));
   const credFile = path.join(home, 'credentials.json');
-  writeFileSync(credFile, JSON.stringify({ lifeboat: 'credentials', role: 'archive', env: { LB_ARCHIVE_ID: identity.archive.id, LB_ARCHIVE_SECRET: identity.archive.secret } }), { mode: 0o600 });
+  writeFileSync(
+    credFile,
+    JSON.stringify({
+      lifeboat: 'credentials',
+      role: 'archive',
+      env: { LB_ARCHIVE_ID: identity.archive.id, LB_ARCHIVE_SECRET: identity.archive.secret },
+    }),
+    { mode: 0o600 },
+  );
   await chownToUser(credFile, 'postgres');
-  pg = await startPrimary({ archive: { repo: `s3://${BUCKET}/${PREFIX}`, cluster: name, env: { LIFEBOAT_CREDENTIALS_FILE: credFile, S3_ENDPOINT: minio.endpoint, AWS_REGION: 'us-east-1' } } });
+  pg = await startPrimary({
+    archive: {
+      repo: `s3://${BUCKET}/${PREFIX}`,
+      cluster: name,
+      env: { LIFEBOAT_CREDENTIALS_FILE: credFile, S3_ENDPOINT: minio.endpoint, AWS_REGION: 'us-east-1' },
+    },
+  });
   cleanups.push(() => pg.stop());
   const yaml = demoRunbookYaml({
     name,
@@ -162,8 +197,13 @@ beforeAll(async () => {
   });
   const tiered = yaml.replace(/^repository: .*$/m, `repository: ${repository}`).replace(/retainFull: \d+, /, '');
   expect(tiered.includes(repository) && !tiered.includes('retainFull')).toBe(true);
-  writeFileSync(path.join(runbooksDir, `${name}.yaml`), `${tiered}retention:\n  full: { daily: 7, yearly: 7 }\n  wal: 1d\n`);
-  await pg.query(`alter system set archive_command = '${lifeboatCommand()} archive-push %p --runbook ${name} --runbooks-dir ${runbooksDir}'`);
+  writeFileSync(
+    path.join(runbooksDir, `${name}.yaml`),
+    `${tiered}retention:\n  full: { daily: 7, yearly: 7 }\n  wal: 1d\n`,
+  );
+  await pg.query(
+    `alter system set archive_command = '${lifeboatCommand()} archive-push %p --runbook ${name} --runbooks-dir ${runbooksDir}'`,
+  );
   await pg.query('select pg_reload_conf()');
 
   const runbook = await loadRunbook(name, runbooksDir);
@@ -205,7 +245,11 @@ afterAll(async () => {
 });
 
 const execute = (input: Record<string, unknown>) =>
-  client.workflow.execute('expireBackups', { taskQueue, workflowId: `test-tier-lock-${Date.now()}`, args: [input] }) as Promise<ExpireBackupsResult>;
+  client.workflow.execute('expireBackups', {
+    taskQueue,
+    workflowId: `test-tier-lock-${Date.now()}`,
+    args: [input],
+  }) as Promise<ExpireBackupsResult>;
 
 describe('Object Lock covers the retention tier', () => {
   it('expire moves the lock of every object of a backup the yearly tier keeps, and of its own WAL, to the day it leaves the tier; never shortens, touches nothing else, and a second run changes nothing', async () => {
@@ -223,7 +267,13 @@ describe('Object Lock covers the retention tier', () => {
     // One object of b1 is already locked longer (by hand, say a legal retention): it must stay so.
     const longer = b1Wal[0]!;
     const farther = new Date(Date.UTC(year + 20, 0, 1));
-    await root.send(new PutObjectRetentionCommand({ Bucket: BUCKET, Key: raw(longer), Retention: { Mode: 'GOVERNANCE', RetainUntilDate: farther } }));
+    await root.send(
+      new PutObjectRetentionCommand({
+        Bucket: BUCKET,
+        Key: raw(longer),
+        Retention: { Mode: 'GOVERNANCE', RetainUntilDate: farther },
+      }),
+    );
     const before = await retention([...b1Keys, ...others]);
     // Everything else: the upload lock, governance, about a day.
     for (const k of [...b1Keys, ...others].filter((x) => x !== longer)) {
@@ -245,11 +295,17 @@ describe('Object Lock covers the retention tier', () => {
     const result = await execute({ runbook: name });
     expect(result.applied?.deletedBackups).toEqual([]);
     expect(result.applied?.walDeletedCount).toBe(0);
-    expect(result.applied?.lockExtension?.backups.map(({ backupId, until: u, extended, covered }) => ({ backupId, until: u, extended, covered }))).toEqual([
-      { backupId: b1.backupId, until, extended: b1Keys.length - 1, covered: 1 },
-    ]);
+    expect(
+      result.applied?.lockExtension?.backups.map(({ backupId, until: u, extended, covered }) => ({
+        backupId,
+        until: u,
+        extended,
+        covered,
+      })),
+    ).toEqual([{ backupId: b1.backupId, until, extended: b1Keys.length - 1, covered: 1 }]);
     const after = await retention([...b1Keys, ...others]);
-    for (const k of b1Keys) expect(after[k]).toBe(k === longer ? `GOVERNANCE ${farther.toISOString()}` : `GOVERNANCE ${until}`);
+    for (const k of b1Keys)
+      expect(after[k]).toBe(k === longer ? `GOVERNANCE ${farther.toISOString()}` : `GOVERNANCE ${until}`);
     for (const k of others) expect(after[k]).toBe(before[k]);
 
     // Again: nothing to move, nothing moved. (It applies anyway: segment 1, before b1, is due but locked a day.)
@@ -261,7 +317,9 @@ describe('Object Lock covers the retention tier', () => {
     expect(await retention([...b1Keys, ...others])).toEqual(after);
     const cli = await lifeboat('expire', '--runbook', name, '--local');
     expect(cli.code).toBe(0);
-    expect(cli.stdout).toContain(`extended 0 objects of 1 backup\n  ${b1.backupId} (yearly ${year - 3}): until ${until}: ${b1Keys.length} objects`);
+    expect(cli.stdout).toContain(
+      `extended 0 objects of 1 backup\n  ${b1.backupId} (yearly ${year - 3}): until ${until}: ${b1Keys.length} objects`,
+    );
     expect(await retention([...b1Keys, ...others])).toEqual(after);
   });
 });
@@ -279,33 +337,71 @@ describe('the archive identity against the locked bucket', () => {
     const lockedUntil = new Date(h.ObjectLockRetainUntilDate!);
     expect(Math.abs(lockedUntil.getTime() - Date.now() - DAY_MS)).toBeLessThan(60 * 60_000);
     const v0 = h.VersionId!;
-    const stored = Buffer.from(await (await root.send(new GetObjectCommand({ Bucket: BUCKET, Key: raw(key), VersionId: v0 }))).Body!.transformToByteArray());
+    const stored = Buffer.from(
+      await (
+        await root.send(new GetObjectCommand({ Bucket: BUCKET, Key: raw(key), VersionId: v0 }))
+      ).Body!.transformToByteArray(),
+    );
 
     const refused = async (p: Promise<unknown>) => {
-      const err = (await p.then(() => undefined, (e: unknown) => e)) as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined;
+      const err = (await p.then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined;
       expect(err).toBeDefined();
       return `${err!.name} ${err!.$metadata?.httpStatusCode}`;
     };
     // Delete: no delete marker (no s3:DeleteObject), no version (no s3:DeleteObjectVersion), with or without a governance bypass.
-    expect(await refused(asArchive.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: raw(key) })))).toBe('AccessDenied 403');
-    expect(await refused(asArchive.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: raw(key), VersionId: v0 })))).toBe('AccessDenied 403');
-    expect(await refused(asArchive.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: raw(key), VersionId: v0, BypassGovernanceRetention: true })))).toBe('AccessDenied 403');
+    expect(await refused(asArchive.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: raw(key) })))).toBe(
+      'AccessDenied 403',
+    );
+    expect(
+      await refused(asArchive.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: raw(key), VersionId: v0 }))),
+    ).toBe('AccessDenied 403');
+    expect(
+      await refused(
+        asArchive.send(
+          new DeleteObjectCommand({ Bucket: BUCKET, Key: raw(key), VersionId: v0, BypassGovernanceRetention: true }),
+        ),
+      ),
+    ).toBe('AccessDenied 403');
     // Shorten the lock: refused by the lock itself (the archive identity may set a retention, never an earlier one:
     // MinIO answers InvalidRequest). The bypass header with it: see the next test.
     const earlier = { Mode: 'GOVERNANCE' as const, RetainUntilDate: new Date(Date.now() + 60_000) };
-    expect(await refused(asArchive.send(new PutObjectRetentionCommand({ Bucket: BUCKET, Key: raw(key), VersionId: v0, Retention: earlier })))).toBe('InvalidRequest 400');
+    expect(
+      await refused(
+        asArchive.send(
+          new PutObjectRetentionCommand({ Bucket: BUCKET, Key: raw(key), VersionId: v0, Retention: earlier }),
+        ),
+      ),
+    ).toBe('InvalidRequest 400');
     // Overwrite: Lifeboat's create-only write is refused (412); an unconditional PUT only adds a version over the locked one.
-    expect(await refused(asArchive.send(new PutObjectCommand({ Bucket: BUCKET, Key: raw(key), Body: 'evil', IfNoneMatch: '*' })))).toMatch(/ 412$/);
+    expect(
+      await refused(
+        asArchive.send(new PutObjectCommand({ Bucket: BUCKET, Key: raw(key), Body: 'evil', IfNoneMatch: '*' })),
+      ),
+    ).toMatch(/ 412$/);
     const evil = await asArchive.send(new PutObjectCommand({ Bucket: BUCKET, Key: raw(key), Body: 'evil' }));
     expect(evil.VersionId).not.toBe(v0);
     // ...which the archive identity cannot remove either; root does (a bare PUT carries no lock and the bucket has no default retention).
-    expect(await refused(asArchive.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: raw(key), VersionId: evil.VersionId! })))).toBe('AccessDenied 403');
+    expect(
+      await refused(
+        asArchive.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: raw(key), VersionId: evil.VersionId! })),
+      ),
+    ).toBe('AccessDenied 403');
     await root.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: raw(key), VersionId: evil.VersionId! }));
 
     // The locked version: same bytes, same lock, and it verifies.
     const now = await root.send(new HeadObjectCommand({ Bucket: BUCKET, Key: raw(key) }));
-    expect({ version: now.VersionId, until: new Date(now.ObjectLockRetainUntilDate!).toISOString() }).toEqual({ version: v0, until: lockedUntil.toISOString() });
-    const kept = Buffer.from(await (await root.send(new GetObjectCommand({ Bucket: BUCKET, Key: raw(key), VersionId: v0 }))).Body!.transformToByteArray());
+    expect({ version: now.VersionId, until: new Date(now.ObjectLockRetainUntilDate!).toISOString() }).toEqual({
+      version: v0,
+      until: lockedUntil.toISOString(),
+    });
+    const kept = Buffer.from(
+      await (
+        await root.send(new GetObjectCommand({ Bucket: BUCKET, Key: raw(key), VersionId: v0 }))
+      ).Body!.transformToByteArray(),
+    );
     expect(kept.equals(stored)).toBe(true);
     expect(sha256Hex(await decodeWal(last, kept))).toBe(h.Metadata!.sha256);
     expect((await fetchWalFile(repo, name, last))?.sha256).toBe(h.Metadata!.sha256);
@@ -315,29 +411,68 @@ describe('the archive identity against the locked bucket', () => {
     // Objects of the test's own under wal/ (names no segment of this cluster has), locked by root for a day.
     const inADay = new Date(Date.now() + DAY_MS);
     const put = async (seg: string, mode: 'GOVERNANCE' | 'COMPLIANCE') =>
-      (await root.send(new PutObjectCommand({ Bucket: BUCKET, Key: raw(keys.wal(name, seg)), Body: seg, ObjectLockMode: mode, ObjectLockRetainUntilDate: inADay }))).VersionId!;
-    const gov = { key: raw(keys.wal(name, '0000000100000000000000F0')), v: await put('0000000100000000000000F0', 'GOVERNANCE') };
-    const comp = { key: raw(keys.wal(name, '0000000100000000000000F1')), v: await put('0000000100000000000000F1', 'COMPLIANCE') };
+      (
+        await root.send(
+          new PutObjectCommand({
+            Bucket: BUCKET,
+            Key: raw(keys.wal(name, seg)),
+            Body: seg,
+            ObjectLockMode: mode,
+            ObjectLockRetainUntilDate: inADay,
+          }),
+        )
+      ).VersionId!;
+    const gov = {
+      key: raw(keys.wal(name, '0000000100000000000000F0')),
+      v: await put('0000000100000000000000F0', 'GOVERNANCE'),
+    };
+    const comp = {
+      key: raw(keys.wal(name, '0000000100000000000000F1')),
+      v: await put('0000000100000000000000F1', 'COMPLIANCE'),
+    };
     const soon = new Date(Date.now() + 60_000);
     const until = async (o: { key: string; v: string }) =>
-      new Date((await root.send(new HeadObjectCommand({ Bucket: BUCKET, Key: o.key, VersionId: o.v }))).ObjectLockRetainUntilDate!).toISOString();
+      new Date(
+        (await root.send(new HeadObjectCommand({ Bucket: BUCKET, Key: o.key, VersionId: o.v })))
+          .ObjectLockRetainUntilDate!,
+      ).toISOString();
 
     // S3 refuses this without s3:BypassGovernanceRetention, which docs/iam/archive.json does not grant. MinIO
     // (cmd/bucket-object-lock.go enforceRetentionBypassForPut) takes the header alone for the bypass and
     // s3:PutObjectRetention for the permission: the archive identity shortens the lock. Hence the README:
     // on MinIO, use compliance mode. (Should MinIO fix it, this fails: then the README's warning goes.)
-    await asArchive.send(new PutObjectRetentionCommand({ Bucket: BUCKET, Key: gov.key, VersionId: gov.v, Retention: { Mode: 'GOVERNANCE', RetainUntilDate: soon }, BypassGovernanceRetention: true }));
+    await asArchive.send(
+      new PutObjectRetentionCommand({
+        Bucket: BUCKET,
+        Key: gov.key,
+        VersionId: gov.v,
+        Retention: { Mode: 'GOVERNANCE', RetainUntilDate: soon },
+        BypassGovernanceRetention: true,
+      }),
+    );
     expect(await until(gov)).toBe(soon.toISOString());
     // It still cannot delete: the delete path does check s3:BypassGovernanceRetention.
-    const refusedDelete = await asArchive.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: gov.key, VersionId: gov.v, BypassGovernanceRetention: true })).then(
-      () => 'deleted',
-      (e: { name?: string }) => e.name,
-    );
+    const refusedDelete = await asArchive
+      .send(
+        new DeleteObjectCommand({ Bucket: BUCKET, Key: gov.key, VersionId: gov.v, BypassGovernanceRetention: true }),
+      )
+      .then(
+        () => 'deleted',
+        (e: { name?: string }) => e.name,
+      );
     expect(refusedDelete).toBe('AccessDenied');
 
     // Compliance: no header and no permission shortens it.
     const shortened = await asArchive
-      .send(new PutObjectRetentionCommand({ Bucket: BUCKET, Key: comp.key, VersionId: comp.v, Retention: { Mode: 'COMPLIANCE', RetainUntilDate: soon }, BypassGovernanceRetention: true }))
+      .send(
+        new PutObjectRetentionCommand({
+          Bucket: BUCKET,
+          Key: comp.key,
+          VersionId: comp.v,
+          Retention: { Mode: 'COMPLIANCE', RetainUntilDate: soon },
+          BypassGovernanceRetention: true,
+        }),
+      )
       .then(
         () => 'shortened',
         (e: { name?: string; $metadata?: { httpStatusCode?: number } }) => `${e.name} ${e.$metadata?.httpStatusCode}`,
@@ -345,6 +480,8 @@ describe('the archive identity against the locked bucket', () => {
     expect(shortened).toBe('InvalidRequest 400');
     expect(await until(comp)).toBe(inADay.toISOString());
     // Root clears the governance one (bypass); the compliance one stays until the MinIO of this test goes.
-    await root.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: gov.key, VersionId: gov.v, BypassGovernanceRetention: true }));
+    await root.send(
+      new DeleteObjectCommand({ Bucket: BUCKET, Key: gov.key, VersionId: gov.v, BypassGovernanceRetention: true }),
+    );
   });
 });

@@ -54,7 +54,8 @@ async function retention(i: number, keyList: readonly string[]): Promise<Record<
   const out: Record<string, string> = {};
   for (const k of keyList) {
     const h = await root.send(new HeadObjectCommand({ Bucket: REPOS[i]!.bucket, Key: `${PREFIX}/${k}` }));
-    out[k] = `${h.ObjectLockMode} ${h.ObjectLockRetainUntilDate ? new Date(h.ObjectLockRetainUntilDate).toISOString() : 'none'}`;
+    out[k] =
+      `${h.ObjectLockMode} ${h.ObjectLockRetainUntilDate ? new Date(h.ObjectLockRetainUntilDate).toISOString() : 'none'}`;
   }
   return out;
 }
@@ -71,7 +72,8 @@ beforeAll(async () => {
     credentials: { accessKeyId: minio.env.AWS_ACCESS_KEY_ID!, secretAccessKey: minio.env.AWS_SECRET_ACCESS_KEY! },
   });
   cleanups.push(() => root.destroy());
-  for (const r of REPOS) await root.send(new CreateBucketCommand({ Bucket: r.bucket, ObjectLockEnabledForBucket: true }));
+  for (const r of REPOS)
+    await root.send(new CreateBucketCommand({ Bucket: r.bucket, ObjectLockEnabledForBucket: true }));
 
   runbooksDir = postgresTempDir('lock2-runbooks');
   const stateDir = postgresTempDir('lock2-state');
@@ -97,7 +99,10 @@ beforeAll(async () => {
       /^repository: .*$/m,
       [
         'repositories:',
-        ...REPOS.map((r, i) => `  - { name: ${r.name}, url: "${urlOf(i)}", endpointEnv: S3_ENDPOINT, objectLock: { mode: governance, days: ${r.days} } }`),
+        ...REPOS.map(
+          (r, i) =>
+            `  - { name: ${r.name}, url: "${urlOf(i)}", endpointEnv: S3_ENDPOINT, objectLock: { mode: governance, days: ${r.days} } }`,
+        ),
         'repositoryPolicy: all',
       ].join('\n'),
     )
@@ -156,7 +161,9 @@ describe('Object Lock extension on two repositories', () => {
       for (const [k, v] of Object.entries(before[i]!)) {
         expect(v, `${REPOS[i]!.name} ${k}`).toMatch(/^GOVERNANCE \S+Z$/);
         const leftDays = (Date.parse(v.split(' ')[1]!) - Date.now()) / DAY_MS;
-        expect(Math.abs(leftDays - REPOS[i]!.days), `${REPOS[i]!.name} ${k} locked for ${leftDays} days`).toBeLessThan(1 / 24);
+        expect(Math.abs(leftDays - REPOS[i]!.days), `${REPOS[i]!.name} ${k} locked for ${leftDays} days`).toBeLessThan(
+          1 / 24,
+        );
       }
     }
 
@@ -166,7 +173,11 @@ describe('Object Lock extension on two repositories', () => {
     for (const [i, r] of REPOS.entries()) {
       const section = run.stdout.split(/^== repository /m).find((s) => s.startsWith(`${r.name} (${urlOf(i)}) ==`));
       expect(section, `a section for ${r.name}`).toBeDefined();
-      expect(section).toMatch(new RegExp(`extended ${b1Keys[i]!.length} objects of 1 backup\\n  ${b1.backupId} \\(yearly ${year - 3}\\): until ${until}: ${b1Keys[i]!.length} objects`));
+      expect(section).toMatch(
+        new RegExp(
+          `extended ${b1Keys[i]!.length} objects of 1 backup\\n  ${b1.backupId} \\(yearly ${year - 3}\\): until ${until}: ${b1Keys[i]!.length} objects`,
+        ),
+      );
       const after = await retention(i, [...b1Keys[i]!, ...others[i]!]);
       for (const k of b1Keys[i]!) expect(after[k], `${r.name} ${k}`).toBe(`GOVERNANCE ${until}`);
       for (const k of others[i]!) expect(after[k], `${r.name} ${k}`).toBe(before[i]![k]);

@@ -51,7 +51,10 @@ describe.each(['file', 's3'] as const)('a hand-configured PITR from a %s:// repo
     // Restore by hand: fetch and extract the base backup, part 0 (the
     // directories) first, then the others in any order...
     const repo = await openRepository(repoUrl, runbook.repository);
-    const parts = backup.files.map((f) => f.name).filter((n) => /^base\.\d{4}\.tar\.zst$/.test(n)).sort();
+    const parts = backup.files
+      .map((f) => f.name)
+      .filter((n) => /^base\.\d{4}\.tar\.zst$/.test(n))
+      .sort();
     expect(parts[0]).toBe('base.0000.tar.zst');
     const root = postgresTempDir('restore');
     cleanups.push(() => rmSync(root, { recursive: true, force: true }));
@@ -82,7 +85,11 @@ describe.each(['file', 's3'] as const)('a hand-configured PITR from a %s:// repo
       ].join('\n'),
     );
     writeFileSync(path.join(dataDir, 'recovery.signal'), '');
-    await exec('chown', ['postgres:postgres', path.join(dataDir, 'recovery.signal'), path.join(dataDir, 'postgresql.auto.conf')]);
+    await exec('chown', [
+      'postgres:postgres',
+      path.join(dataDir, 'recovery.signal'),
+      path.join(dataDir, 'postgresql.auto.conf'),
+    ]);
     const restored: SandboxPg = {
       dataDir,
       port,
@@ -110,7 +117,9 @@ describe.each(['file', 's3'] as const)('a hand-configured PITR from a %s:// repo
       `select count(*) as n, min(id) as min, max(id) as max, count(*) filter (where v = 'after backup') as after from t`,
     );
     expect(rows[0]).toEqual({ n: '250', min: 1, max: 250, after: '150' });
-    const { rows: recovery } = await client.query<{ in_recovery: boolean }>('select pg_is_in_recovery() as in_recovery');
+    const { rows: recovery } = await client.query<{ in_recovery: boolean }>(
+      'select pg_is_in_recovery() as in_recovery',
+    );
     expect(recovery[0]?.in_recovery).toBe(true);
   });
 });

@@ -95,17 +95,33 @@ describe('a copy restored from s3:// at log_min_messages = debug5', () => {
     expect(secret.length).toBeGreaterThan(7);
     const dataDir = runbook.restore.dataDir;
     const workflowId = 'wf-secrets';
-    const { result: restored, beats: restoreBeats } = await activity(restoreBaseBackup, { runbook: tc.name, backupId, mode: 'side-by-side', workflowId, runId: `${workflowId}-run` });
+    const { result: restored, beats: restoreBeats } = await activity(restoreBaseBackup, {
+      runbook: tc.name,
+      backupId,
+      mode: 'side-by-side',
+      workflowId,
+      runId: `${workflowId}-run`,
+    });
     // The restored configuration, as the test's own: PostgreSQL's most verbose level.
     await asPostgres('/bin/sh', ['-c', `echo "log_min_messages = debug5" >> ${path.join(dataDir, 'postgresql.conf')}`]);
-    const { result: replayed, beats: replayBeats } = await activity(replayWal, { runbook: tc.name, target: { name: 'secrets-point' }, workflowId, runId: `${workflowId}-run` });
+    const { result: replayed, beats: replayBeats } = await activity(replayWal, {
+      runbook: tc.name,
+      target: { name: 'secrets-point' },
+      workflowId,
+      runId: `${workflowId}-run`,
+    });
     expect(replayed).toMatchObject({ paused: true, timeline: 1 });
-    expect(await onCopy<{ n: number; max: number }>('select count(*)::int as n, max(id) as max from t')).toEqual([{ n: 200, max: 200 }]);
+    expect(await onCopy<{ n: number; max: number }>('select count(*)::int as n, max(id) as max from t')).toEqual([
+      { n: 200, max: 200 },
+    ]);
 
     // The keys are in the file, and only there: 0600, the OS user's.
     const credentials = credentialsFilePath(dataDir);
     const st = statSync(credentials);
-    expect({ mode: (st.mode & 0o777).toString(8), uid: st.uid }).toEqual({ mode: '600', uid: (await osUserIds('postgres')).uid });
+    expect({ mode: (st.mode & 0o777).toString(8), uid: st.uid }).toEqual({
+      mode: '600',
+      uid: (await osUserIds('postgres')).uid,
+    });
     expect(readCredentialsFile(credentials)).toMatchObject({ role: 'restore', env: { AWS_SECRET_ACCESS_KEY: secret } });
 
     // The postmaster's own environment, as the kernel has it.
@@ -135,13 +151,16 @@ describe('a copy restored from s3:// at log_min_messages = debug5', () => {
     expect(readCredentialsFile(credentials)).toMatchObject({ role: 'archive', env: { AWS_SECRET_ACCESS_KEY: secret } });
     await onCopy(`insert into t values (5000, 'written on the promoted copy')`);
     // dataDir: switchAndWaitArchived also waits for the copy's archive_status to empty up to the segment.
-    const copy = { query: (sql: string) => onCopy(sql), dataDir } as unknown as Parameters<typeof switchAndWaitArchived>[0];
+    const copy = { query: (sql: string) => onCopy(sql), dataDir } as unknown as Parameters<
+      typeof switchAndWaitArchived
+    >[0];
     const pushed = await switchAndWaitArchived(copy);
     expect(pushed.slice(0, 8)).toBe('00000002');
     expect(readFileSync(logFile, 'utf8')).toMatch(/executing archive command ".*archive-push/);
     const after = copyFiles(dataDir, credentials);
     expect(holding(after, secret)).toEqual([]);
-    console.log(`debug5 copy: ${after.length} files (log ${statSync(logFile).size} bytes) searched for the secret, none holds it; archived ${pushed} after promotion`);
+    console.log(
+      `debug5 copy: ${after.length} files (log ${statSync(logFile).size} bytes) searched for the secret, none holds it; archived ${pushed} after promotion`,
+    );
   });
 });
-

@@ -98,9 +98,13 @@ describe('preflight refuses targets the archive cannot reach', () => {
           `\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(in [0-9A-F]{24}\\); replay would end before the target\n`,
       ),
     );
-    expect(f.message).toContain(`HINT: recovery_target_time stops at the first commit after the target, so only a time before `);
+    expect(f.message).toContain(
+      `HINT: recovery_target_time stops at the first commit after the target, so only a time before `,
+    );
     expect(f.message).toMatch(new RegExp(`lifeboat recover --runbook ${tc.name} --to-time \\S+Z \\(or earlier\\)`));
-    expect(f.message).toContain(`HINT: to replay everything the archive holds: lifeboat recover --runbook ${tc.name} --to-latest`);
+    expect(f.message).toContain(
+      `HINT: to replay everything the archive holds: lifeboat recover --runbook ${tc.name} --to-latest`,
+    );
     // The primary answered: it was made to switch first, so the refusal is about the archive as of now.
     expect(f.message).toMatch(/HINT: the primary switched WAL and [0-9A-F]{24} was archived \(after \d+ ms\)/);
     expect(f.message).toMatch(/HINT: nothing was touched: no gate, no traffic, no data directory$/);
@@ -113,9 +117,13 @@ describe('preflight refuses targets the archive cannot reach', () => {
     // Measured, not asserted: a search that finds nothing reads every segment twice (before and after the switch).
     console.log(`${Date.now() - started} ms to refuse: ${f.message}`);
     expect(f.message).toMatch(
-      new RegExp(`^restore point "nosuch" is not in the WAL archive of cluster ${tc.name} \\(timeline 1, .*\\): it holds 1 restore point, the newest "before-migration" \\(LSN [0-9A-F]+/[0-9A-F]+\\)\n`),
+      new RegExp(
+        `^restore point "nosuch" is not in the WAL archive of cluster ${tc.name} \\(timeline 1, .*\\): it holds 1 restore point, the newest "before-migration" \\(LSN [0-9A-F]+/[0-9A-F]+\\)\n`,
+      ),
     );
-    expect(f.message).toContain(`HINT: names are exact and case-sensitive: lifeboat recover --runbook ${tc.name} --to-name 'before-migration'`);
+    expect(f.message).toContain(
+      `HINT: names are exact and case-sensitive: lifeboat recover --runbook ${tc.name} --to-name 'before-migration'`,
+    );
     expect(f.message).not.toContain('choose an earlier target');
     untouched();
   });
@@ -125,9 +133,15 @@ describe('preflight refuses targets the archive cannot reach', () => {
     const far = formatLsn(parseLsn(row!.lsn) + 0x40000000n);
     const f = await refusal({ lsn: far });
     console.log(f.message);
-    expect(f.message).toMatch(new RegExp(`^LSN ${far} is past the end of the WAL archive of cluster ${tc.name} \\(timeline 1, .*\\): its last record starts at ([0-9A-F]+/[0-9A-F]+); replay would end before the target\n`));
+    expect(f.message).toMatch(
+      new RegExp(
+        `^LSN ${far} is past the end of the WAL archive of cluster ${tc.name} \\(timeline 1, .*\\): its last record starts at ([0-9A-F]+/[0-9A-F]+); replay would end before the target\n`,
+      ),
+    );
     const last = /its last record starts at (\S+);/.exec(f.message)![1]!;
-    expect(f.message).toContain(`HINT: choose an LSN at or before ${last}: lifeboat recover --runbook ${tc.name} --to-lsn ${last}`);
+    expect(f.message).toContain(
+      `HINT: choose an LSN at or before ${last}: lifeboat recover --runbook ${tc.name} --to-lsn ${last}`,
+    );
     untouched();
   });
 
@@ -159,7 +173,9 @@ describe('preflight accepts targets the archive reaches', () => {
     const r = await run({ time: target });
     const note = r.warnings.find((w) => w.includes('switched WAL'));
     console.log(`target ${target}: ${note}`);
-    expect(note).toMatch(new RegExp(`^the primary switched WAL and ${before.segment} was archived \\(after \\d+ ms\\)$`));
+    expect(note).toMatch(
+      new RegExp(`^the primary switched WAL and ${before.segment} was archived \\(after \\d+ ms\\)$`),
+    );
   });
 
   it('accepts a restore point just made and an LSN just written, both only in pg_wal until preflight switches', async () => {
@@ -199,7 +215,9 @@ describe('the restore point search reads only the segments archive-push counted 
     // Three segments of WAL without a restore point, the name, three more, the name again.
     const fill = async () => {
       for (let i = 0; i < 3; i++) {
-        await tc.pg.query(`select pg_logical_emit_message(false, 'fill', repeat('x', 1000000)) from generate_series(1, 17)`);
+        await tc.pg.query(
+          `select pg_logical_emit_message(false, 'fill', repeat('x', 1000000)) from generate_series(1, 17)`,
+        );
       }
     };
     await fill();
@@ -222,7 +240,9 @@ describe('the restore point search reads only the segments archive-push counted 
     // before archive-push counted. Everything is read, and the answer is the same.
     const walDir = path.join(new URL(tc.repoUrl).pathname, tc.name, 'wal');
     const sidecars = readdirSync(walDir).filter((f) => f.endsWith('.zst.sha256'));
-    expect(sidecars.filter((f) => readFileSync(path.join(walDir, f), 'utf8').includes('restore-points=')).length).toBe(sidecars.length);
+    expect(sidecars.filter((f) => readFileSync(path.join(walDir, f), 'utf8').includes('restore-points=')).length).toBe(
+      sidecars.length,
+    );
     for (const f of sidecars) {
       const file = path.join(walDir, f);
       writeFileSync(file, readFileSync(file, 'utf8').split('\n')[0] + '\n');
@@ -248,7 +268,8 @@ describe('a restore point record that crosses a segment boundary', () => {
     const c = new Client(tc.pg.connection);
     await c.connect();
     try {
-      const ins = async () => parseLsn((await c.query<{ l: string }>('select pg_current_wal_insert_lsn()::text as l')).rows[0]!.l);
+      const ins = async () =>
+        parseLsn((await c.query<{ l: string }>('select pg_current_wal_insert_lsn()::text as l')).rows[0]!.l);
       const emit = (n: number) => c.query(`select pg_logical_emit_message(false, 'pad', repeat('x', $1::int))`, [n]);
       let l = await ins();
       await emit(1000);
@@ -270,7 +291,9 @@ describe('a restore point record that crosses a segment boundary', () => {
           await emit(1000);
           continue;
         }
-        const end = parseLsn((await c.query<{ l: string }>(`select pg_create_restore_point($1)::text as l`, [name])).rows[0]!.l);
+        const end = parseLsn(
+          (await c.query<{ l: string }>(`select pg_create_restore_point($1)::text as l`, [name])).rows[0]!.l,
+        );
         if (end > boundary && end - l <= 160n) {
           return { before: segmentName(1, boundary / SEG - 1n), after: segmentName(1, boundary / SEG) };
         }
@@ -292,7 +315,10 @@ describe('a restore point record that crosses a segment boundary', () => {
       writeFileSync(path.join(dir, seg), (await fetchWalFile(repo, tc.name, seg))!.content);
       let out = '';
       try {
-        out = execFileSync(`${PG_BIN}/pg_waldump`, ['--rmgr=XLOG', path.join(dir, seg)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        out = execFileSync(`${PG_BIN}/pg_waldump`, ['--rmgr=XLOG', path.join(dir, seg)], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        });
       } catch (err) {
         out = String((err as { stdout?: string }).stdout ?? '');
       }
@@ -309,7 +335,9 @@ describe('after a promotion, the timeline the target lies on', () => {
     // A commit on the line before the branch point, whatever the tests before this one left in the newest segments.
     await tc.pg.query(`insert into t values (99, 'before the branch')`);
     await tc.pg.query(`select pg_create_restore_point('branch-here')`);
-    const [{ at } = { at: new Date(0) }] = await tc.pg.query<{ at: Date }>(`insert into t values (100, 'after the branch on timeline 1') returning clock_timestamp() as at`);
+    const [{ at } = { at: new Date(0) }] = await tc.pg.query<{ at: Date }>(
+      `insert into t values (100, 'after the branch on timeline 1') returning clock_timestamp() as at`,
+    );
     await tc.pg.query(`insert into t values (101, 'later on timeline 1')`);
     await switchAndWaitArchived(tc.pg);
     // Before the promotion, a time after the branch is reached on timeline 1.
@@ -322,14 +350,20 @@ describe('after a promotion, the timeline the target lies on', () => {
     const ids = { runbook: tc.name, workflowId: `pft-tl-${process.pid}`, runId: `pft-tl-${process.pid}-run` };
     await new MockActivityEnvironment().run(restoreBaseBackup, { ...ids, backupId, mode: 'side-by-side' as const });
     await new MockActivityEnvironment().run(replayWal, { ...ids, target: { name: 'branch-here' } });
-    const promoted = (await new MockActivityEnvironment().run(promoteRestored, ids)) as Awaited<ReturnType<typeof promoteRestored>>;
+    const promoted = (await new MockActivityEnvironment().run(promoteRestored, ids)) as Awaited<
+      ReturnType<typeof promoteRestored>
+    >;
     expect(promoted.timeline).toBe(2);
     const copy = new Client({ host: '127.0.0.1', port: runbook.restore.port, user: 'postgres', database: 'postgres' });
     await copy.connect();
     try {
       const [row] = (await copy.query<{ w: string }>('select pg_walfile_name(pg_switch_wal()) as w')).rows;
       const repo = await openRepository(tc.repoUrl, {});
-      await waitFor(`${row!.w} from the promoted copy to be archived`, async () => ((await repo.head(keys.wal(tc.name, row!.w))) ? true : undefined), { timeoutMs: 60_000, intervalMs: 200 });
+      await waitFor(
+        `${row!.w} from the promoted copy to be archived`,
+        async () => ((await repo.head(keys.wal(tc.name, row!.w))) ? true : undefined),
+        { timeoutMs: 60_000, intervalMs: 200 },
+      );
       expect(await repo.head(keys.wal(tc.name, '00000002.history'))).toBeDefined();
     } finally {
       await copy.end();
@@ -343,8 +377,14 @@ describe('after a promotion, the timeline the target lies on', () => {
     console.log(f.message);
     // Timeline 1's archiver is refused now (TIMELINE_SUPERSEDED): preflight
     // says so after PostgreSQL's three tries instead of waiting a minute.
-    expect(f.message).toMatch(/the primary switched WAL but its archiver is failing \([0-9A-F]{24} failed \d+ times since the switch/);
-    expect(f.message).toMatch(new RegExp(`^time ${at.toISOString()} is after the newest commit in the WAL archive of cluster ${tc.name} \\(timeline 2, `));
+    expect(f.message).toMatch(
+      /the primary switched WAL but its archiver is failing \([0-9A-F]{24} failed \d+ times since the switch/,
+    );
+    expect(f.message).toMatch(
+      new RegExp(
+        `^time ${at.toISOString()} is after the newest commit in the WAL archive of cluster ${tc.name} \\(timeline 2, `,
+      ),
+    );
     // And the restore point on the line is still found.
     await run({ name: 'branch-here' });
 
@@ -357,17 +397,26 @@ describe('after a promotion, the timeline the target lies on', () => {
     // wrote after the switch (row 100's commit) is not.
     const repoRoot = tc.repoUrl.replace(/^file:\/\//, '');
     const repo = await openRepository(tc.repoUrl, {});
-    const tl2 = (await repo.list(keys.walPrefix(tc.name))).map((o) => o.key).filter((k) => /\/00000002[0-9A-F]{16}[^/]*$/.test(k));
+    const tl2 = (await repo.list(keys.walPrefix(tc.name)))
+      .map((o) => o.key)
+      .filter((k) => /\/00000002[0-9A-F]{16}[^/]*$/.test(k));
     expect(tl2.length).toBeGreaterThan(0);
     const held = postgresTempDir('tl2-held');
-    const moves = tl2.flatMap((k) => [k, `${k}.sha256`]).filter((k) => existsSync(path.join(repoRoot, k))).map((k, i) => ({ from: path.join(repoRoot, k), to: path.join(held, String(i)) }));
+    const moves = tl2
+      .flatMap((k) => [k, `${k}.sha256`])
+      .filter((k) => existsSync(path.join(repoRoot, k)))
+      .map((k, i) => ({ from: path.join(repoRoot, k), to: path.join(held, String(i)) }));
     for (const m of moves) renameSync(m.from, m.to);
     try {
       const found = await run({ name: 'branch-here' });
       expect(found.warnings.join('\n')).not.toContain('not found');
       const f2 = await refusal({ time: at.toISOString() });
       expect(f2.message).toContain('the primary switched WAL but its archiver is failing');
-      expect(f2.message).toMatch(new RegExp(`^time ${at.toISOString()} is after the newest commit in the WAL archive of cluster ${tc.name} \\(timeline 2, `));
+      expect(f2.message).toMatch(
+        new RegExp(
+          `^time ${at.toISOString()} is after the newest commit in the WAL archive of cluster ${tc.name} \\(timeline 2, `,
+        ),
+      );
     } finally {
       for (const m of moves) renameSync(m.to, m.from);
       rmSync(held, { recursive: true, force: true });

@@ -45,10 +45,29 @@ describe('lifeboat grants and lifeboat doctor', () => {
         '',
       ].join('\n'),
     );
-    const psql = spawnSync(`${PG_BIN}/psql`, ['-X', '-q', '-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', '-d', 'bank', '-v', 'ON_ERROR_STOP=1', '-f', '-'], {
-      input: r.stdout,
-      encoding: 'utf8',
-    });
+    const psql = spawnSync(
+      `${PG_BIN}/psql`,
+      [
+        '-X',
+        '-q',
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(pg.port),
+        '-U',
+        'postgres',
+        '-d',
+        'bank',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-f',
+        '-',
+      ],
+      {
+        input: r.stdout,
+        encoding: 'utf8',
+      },
+    );
     expect(psql.stderr).not.toMatch(/ERROR/);
     expect(psql.status).toBe(0);
   });
@@ -57,9 +76,30 @@ describe('lifeboat grants and lifeboat doctor', () => {
     const r = await lifeboat('grants', '--runbook', 'bank', '--repair-tables', 'ledger.entries, ledger.accounts');
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(grantsSql(runbook, { repair: { tables: ['ledger.entries', 'ledger.accounts'] } }));
-    expect(r.stdout).toContain('-- ===== Repair without failover (lifeboat repair) of ledger.entries, ledger.accounts, in database bank');
+    expect(r.stdout).toContain(
+      '-- ===== Repair without failover (lifeboat repair) of ledger.entries, ledger.accounts, in database bank',
+    );
     const psql = (input: string) =>
-      spawnSync(`${PG_BIN}/psql`, ['-X', '-q', '-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', '-d', 'bank', '-v', 'ON_ERROR_STOP=1', '-f', '-'], { input, encoding: 'utf8' });
+      spawnSync(
+        `${PG_BIN}/psql`,
+        [
+          '-X',
+          '-q',
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(pg.port),
+          '-U',
+          'postgres',
+          '-d',
+          'bank',
+          '-v',
+          'ON_ERROR_STOP=1',
+          '-f',
+          '-',
+        ],
+        { input, encoding: 'utf8' },
+      );
     const ran = psql(r.stdout);
     expect(ran.stderr).not.toMatch(/ERROR/);
     expect(ran.status).toBe(0);
@@ -139,17 +179,27 @@ describe('lifeboat grants and lifeboat doctor', () => {
 
     const json = await lifeboat('doctor', '--runbook', 'bank', '--json');
     expect(json.code).toBe(1);
-    const report = JSON.parse(json.stdout) as { ok: boolean; primary: { missing: Array<{ key: string; fix: string; database?: string }> }; backups: Array<{ backupId: string; verdict: string }> };
+    const report = JSON.parse(json.stdout) as {
+      ok: boolean;
+      primary: { missing: Array<{ key: string; fix: string; database?: string }> };
+      backups: Array<{ backupId: string; verdict: string }>;
+    };
     expect(report.ok).toBe(false);
     expect(report.primary.missing.filter((m) => m.key !== 'member:pg_monitor')).toEqual([
-      expect.objectContaining({ key: 'execute:pg_wal_replay_pause()', database: 'bank', fix: `GRANT EXECUTE ON FUNCTION pg_catalog.pg_wal_replay_pause() TO "${ROLE}";` }),
+      expect.objectContaining({
+        key: 'execute:pg_wal_replay_pause()',
+        database: 'bank',
+        fix: `GRANT EXECUTE ON FUNCTION pg_catalog.pg_wal_replay_pause() TO "${ROLE}";`,
+      }),
     ]);
     expect(report.backups).toEqual([expect.objectContaining({ backupId: lacking.backupId, verdict: 'lacking' })]);
 
     // Granted on the primary: the backup still lacks it, so doctor still fails.
     await asSuperuser(report.primary.missing.find((m) => m.key === 'execute:pg_wal_replay_pause()')!.fix);
     const stillOld = await lifeboat('doctor', '--runbook', 'bank');
-    expect(stillOld.stdout).toContain(`Result: the newest backup ${lacking.backupId} lacks 1 piece its restored copy needs`);
+    expect(stillOld.stdout).toContain(
+      `Result: the newest backup ${lacking.backupId} lacks 1 piece its restored copy needs`,
+    );
     expect(stillOld.code).toBe(1);
 
     // A backup taken after the grant has it: doctor passes, and still shows the old one as lacking.
@@ -164,7 +214,13 @@ describe('lifeboat grants and lifeboat doctor', () => {
   it('doctor tries the replication login pg_basebackup makes, and names the pg_hba.conf line it lacks', async () => {
     const hba = path.join(pg.dataDir, 'pg_hba.conf');
     const original = readFileSync(hba, 'utf8');
-    writeFileSync(hba, original.split('\n').filter((l) => !l.startsWith('host replication')).join('\n'));
+    writeFileSync(
+      hba,
+      original
+        .split('\n')
+        .filter((l) => !l.startsWith('host replication'))
+        .join('\n'),
+    );
     await pg.query('select pg_reload_conf()');
     try {
       const r = await lifeboat('doctor', '--runbook', 'bank');

@@ -71,8 +71,8 @@ beforeAll(async () => {
 
 afterAll(() => stopBank(pg, { runbooksDir, repoDir }));
 
-describe('grantsSql and the privilege check, on a schema that is not the demo\'s', () => {
-  it('refuses to run in a database other than the runbook\'s, before creating anything', async () => {
+describe("grantsSql and the privilege check, on a schema that is not the demo's", () => {
+  it("refuses to run in a database other than the runbook's, before creating anything", async () => {
     await expect(asSuperuser(grantsSql(runbook), 'postgres')).rejects.toThrow(
       'connected to database postgres, but these grants belong in database bank (psql -d bank)',
     );
@@ -85,10 +85,12 @@ describe('grantsSql and the privilege check, on a schema that is not the demo\'s
     await asSuperuser(sql);
     // Idempotent: the same script again changes nothing and does not fail.
     await asSuperuser(sql);
-    const [role] = await pg.query<{ rolsuper: boolean; rolreplication: boolean; rolcreaterole: boolean; rolpassword: string | null }>(
-      'select rolsuper, rolreplication, rolcreaterole, rolpassword from pg_authid where rolname = $1',
-      [ROLE],
-    );
+    const [role] = await pg.query<{
+      rolsuper: boolean;
+      rolreplication: boolean;
+      rolcreaterole: boolean;
+      rolpassword: string | null;
+    }>('select rolsuper, rolreplication, rolcreaterole, rolpassword from pg_authid where rolname = $1', [ROLE]);
     expect(role).toEqual({ rolsuper: false, rolreplication: true, rolcreaterole: true, rolpassword: null });
     const { missing, notes } = await check();
     expect(notes).toEqual([]);
@@ -135,7 +137,9 @@ describe('grantsSql and the privilege check, on a schema that is not the demo\'s
     it(`names exactly the missing ${p.name}, with a fix that makes the check pass again`, async () => {
       await asSuperuser(p.revoke);
       const { missing } = await check();
-      expect(required(missing)).toEqual([expect.objectContaining({ key: p.key, fix: p.fix, ...(p.database ? { database: p.database } : {}) })]);
+      expect(required(missing)).toEqual([
+        expect.objectContaining({ key: p.key, fix: p.fix, ...(p.database ? { database: p.database } : {}) }),
+      ]);
       if (!p.database) expect(required(missing)[0]!.database).toBeUndefined();
       await asSuperuser(required(missing)[0]!.fix);
       expect(required((await check()).missing)).toEqual([]);
@@ -166,7 +170,9 @@ describe('grantsSql quotes what it names', () => {
     } finally {
       await c.end();
     }
-    await expect(asSuperuser(grantsSql(odd), 'bank')).rejects.toThrow(`connected to database bank, but these grants belong in database bank's copy (psql -d 'bank'\\''s copy')`);
+    await expect(asSuperuser(grantsSql(odd), 'bank')).rejects.toThrow(
+      `connected to database bank, but these grants belong in database bank's copy (psql -d 'bank'\\''s copy')`,
+    );
   });
 });
 
@@ -174,7 +180,10 @@ describe('an invariant that does not run', () => {
   it('is a warning of the grants script, which grants the rest, and a note of the check, not a missing privilege', async () => {
     const yaml = bankRunbookYaml(pg, { repoDir, stateDir: runbooksDir })
       .replace('name: bank\n', 'name: typobank\n')
-      .replace('invariants:\n', 'invariants:\n  - { name: typo, sql: "select count(*) from ledger.nosuch", expect: 0 }\n');
+      .replace(
+        'invariants:\n',
+        'invariants:\n  - { name: typo, sql: "select count(*) from ledger.nosuch", expect: 0 }\n',
+      );
     writeFileSync(path.join(runbooksDir, 'typobank.yaml'), yaml);
     const typo = await loadRunbook('typobank', runbooksDir);
     const c = new Client({ ...pg.connection, database: 'bank' });
@@ -194,7 +203,9 @@ describe('an invariant that does not run', () => {
     try {
       const report = await inspectPrivileges(r, typo);
       expect(report.missing.filter((m) => !m.optional)).toEqual([]);
-      expect(report.notes).toEqual(['invariant "typo" does not run on the primary, so its privileges could not be checked: relation "ledger.nosuch" does not exist']);
+      expect(report.notes).toEqual([
+        'invariant "typo" does not run on the primary, so its privileges could not be checked: relation "ledger.nosuch" does not exist',
+      ]);
     } finally {
       await r.end();
     }
@@ -207,10 +218,20 @@ describe('the role made by grantsSql does what a recovery does, with nothing mor
     teller.on('error', () => undefined);
     await teller.connect();
     const env = new MockActivityEnvironment();
-    const gateInput = (gate: GateKind, enabled: boolean): Parameters<typeof setGate>[0] => ({ runbook: 'bank', where: 'primary', enabled, gate });
+    const gateInput = (gate: GateKind, enabled: boolean): Parameters<typeof setGate>[0] => ({
+      runbook: 'bank',
+      where: 'primary',
+      enabled,
+      gate,
+    });
     try {
       const fenced = (await env.run(setGate, gateInput('writers', false))) as Awaited<ReturnType<typeof setGate>>;
-      expect(fenced).toMatchObject({ gate: 'writers', enabled: false, rolesAltered: ['teller'], sessionsTerminated: 1 });
+      expect(fenced).toMatchObject({
+        gate: 'writers',
+        enabled: false,
+        rolesAltered: ['teller'],
+        sessionsTerminated: 1,
+      });
       expect(fenced.proof).toContain('(SQLSTATE 25006)');
       await expect(teller.query('select 1')).rejects.toThrow();
       for (const gate of ['backgroundJobs', 'outbox'] as const) {
@@ -221,22 +242,33 @@ describe('the role made by grantsSql does what a recovery does, with nothing mor
       await env.run(setGate, gateInput('writers', true));
       await teller.end().catch(() => undefined);
     }
-    expect(await bankRows(`select r.rolname from pg_db_role_setting s join pg_roles r on r.oid = s.setrole`)).toEqual([]);
+    expect(await bankRows(`select r.rolname from pg_db_role_setting s join pg_roles r on r.oid = s.setrole`)).toEqual(
+      [],
+    );
   });
 
   it('captures forensics and runs every invariant and built-in check without a permission error', async () => {
     await asSuperuser(`insert into ops.outbox values (1, 'x', now()), (2, 'y', null) on conflict do nothing`);
     const env = new MockActivityEnvironment();
-    const cap = (await env.run(captureForensics, { runbook: 'bank', target: { time: new Date().toISOString() } })) as Awaited<ReturnType<typeof captureForensics>>;
+    const cap = (await env.run(captureForensics, {
+      runbook: 'bank',
+      target: { time: new Date().toISOString() },
+    })) as Awaited<ReturnType<typeof captureForensics>>;
     expect(cap).toMatchObject({ primaryReachable: true, outboxHighWater: '1' });
-    expect(cap.captures).toEqual([expect.objectContaining({ name: 'entries after target', rowCount: 2, truncated: false })]);
+    expect(cap.captures).toEqual([
+      expect.objectContaining({ name: 'entries after target', rowCount: 2, truncated: false }),
+    ]);
     expect(cap.captures[0]!.error).toBeUndefined();
     // The same runbook with its "restored" instance at the primary: the checks run as the role against this catalog.
     writeFileSync(
       path.join(runbooksDir, 'bankself.yaml'),
-      bankRunbookYaml(pg, { repoDir, stateDir: runbooksDir }).replace('name: bank\n', 'name: bankself\n').replace(`port: ${pg.port + 1} }`, `port: ${pg.port} }`),
+      bankRunbookYaml(pg, { repoDir, stateDir: runbooksDir })
+        .replace('name: bank\n', 'name: bankself\n')
+        .replace(`port: ${pg.port + 1} }`, `port: ${pg.port} }`),
     );
-    const results = (await env.run(runInvariants, { runbook: 'bankself' })) as Awaited<ReturnType<typeof runInvariants>>;
+    const results = (await env.run(runInvariants, { runbook: 'bankself' })) as Awaited<
+      ReturnType<typeof runInvariants>
+    >;
     expect(results.map((r) => [r.name, r.passed, r.error ?? ''])).toEqual([
       ['ledger sums to 7.50', true, ''],
       ['no debit over its limit', true, ''],
@@ -249,7 +281,13 @@ describe('the role made by grantsSql does what a recovery does, with nothing mor
 });
 
 function runPreflight(extra: Partial<PreflightInput> = {}): Promise<PreflightResult> {
-  const input: PreflightInput = { runbook: 'bank', target: { latest: true }, mode: 'side-by-side', dryRun: false, ...extra };
+  const input: PreflightInput = {
+    runbook: 'bank',
+    target: { latest: true },
+    mode: 'side-by-side',
+    dryRun: false,
+    ...extra,
+  };
   return new MockActivityEnvironment().run(preflight, input);
 }
 
@@ -257,7 +295,9 @@ function runPreflight(extra: Partial<PreflightInput> = {}): Promise<PreflightRes
 async function touchable(): Promise<unknown> {
   return {
     gates: await bankRows('select gate_name, enabled, updated_at from ops.system_gate order by 1'),
-    settings: await pg.query(`select r.rolname, s.setconfig from pg_db_role_setting s join pg_roles r on r.oid = s.setrole order by 1`),
+    settings: await pg.query(
+      `select r.rolname, s.setconfig from pg_db_role_setting s join pg_roles r on r.oid = s.setrole order by 1`,
+    ),
     restoreDir: existsSync(runbook.restore.dataDir),
     drillDir: existsSync(runbook.drill!.dataDir),
   };
@@ -269,16 +309,23 @@ async function backup(): Promise<BackupMeta> {
   return meta;
 }
 
-describe('preflight checks the role on the primary and in the chosen backup\'s catalog', () => {
+describe("preflight checks the role on the primary and in the chosen backup's catalog", () => {
   let granted: BackupMeta;
 
   beforeAll(async () => {
-    await asSuperuser(`insert into ops.system_gate (gate_name, enabled) values ('writers', true) on conflict do nothing`);
+    await asSuperuser(
+      `insert into ops.system_gate (gate_name, enabled) values ('writers', true) on conflict do nothing`,
+    );
     granted = await backup();
   });
 
-  it('records the role\'s privileges in backup.json before the copy, and passes a run whose role lacks nothing', async () => {
-    expect(granted.privileges).toMatchObject({ role: ROLE, database: 'bank', superuser: false, missing: [expect.objectContaining({ key: 'member:pg_monitor', optional: true })] });
+  it("records the role's privileges in backup.json before the copy, and passes a run whose role lacks nothing", async () => {
+    expect(granted.privileges).toMatchObject({
+      role: ROLE,
+      database: 'bank',
+      superuser: false,
+      missing: [expect.objectContaining({ key: 'member:pg_monitor', optional: true })],
+    });
     expect(granted.privileges!.checked).toContain('invariant:no debit over its limit');
     const r = await runPreflight();
     expect(r.backup.backupId).toBe(granted.backupId);
@@ -304,7 +351,9 @@ describe('preflight checks the role on the primary and in the chosen backup\'s c
           `HINT: on the primary: SELECT (id, published_at) and UPDATE (published_at) on table ops.outbox in database bank (lacks SELECT ("id", "published_at")): ` +
             `as a superuser in database bank: GRANT SELECT ("id", "published_at") ON TABLE "ops"."outbox" TO "${ROLE}";`,
         );
-        expect(f.message).toContain(`HINT: every grant at once (safe to repeat): lifeboat grants --runbook bank | psql -h 127.0.0.1 -p ${pg.port} -U postgres -d bank -v ON_ERROR_STOP=1 -f -; then lifeboat doctor --runbook bank`);
+        expect(f.message).toContain(
+          `HINT: every grant at once (safe to repeat): lifeboat grants --runbook bank | psql -h 127.0.0.1 -p ${pg.port} -U postgres -d bank -v ON_ERROR_STOP=1 -f -; then lifeboat doctor --runbook bank`,
+        );
         expect(f.message).toMatch(/HINT: nothing was touched: no gate, no traffic, no data directory$/);
       }
     } finally {
@@ -318,7 +367,13 @@ describe('preflight checks the role on the primary and in the chosen backup\'s c
     await pg.pgCtl('stop', '-m', 'fast', '-w');
     try {
       const r = await runPreflight();
-      expect(r.warnings).toContainEqual(expect.stringMatching(new RegExp(`^the primary 127\\.0\\.0\\.1:${pg.port} does not answer \\(.*\\): ${ROLE}'s privileges there were not checked$`)));
+      expect(r.warnings).toContainEqual(
+        expect.stringMatching(
+          new RegExp(
+            `^the primary 127\\.0\\.0\\.1:${pg.port} does not answer \\(.*\\): ${ROLE}'s privileges there were not checked$`,
+          ),
+        ),
+      );
     } finally {
       await pg.pgCtl('start', '-w', '-l', pg.logFile);
     }
@@ -327,7 +382,10 @@ describe('preflight checks the role on the primary and in the chosen backup\'s c
   it('refuses a backup taken before a grant for what its restored copy needs, and passes one taken after', async () => {
     await asSuperuser(`revoke select on ledger.limits from ${ROLE}`);
     const before = await backup();
-    expect(before.privileges!.missing.map((m) => m.key).sort()).toEqual(['invariant:no debit over its limit', 'member:pg_monitor']);
+    expect(before.privileges!.missing.map((m) => m.key).sort()).toEqual([
+      'invariant:no debit over its limit',
+      'member:pg_monitor',
+    ]);
     await asSuperuser(`grant select on ledger.limits to ${ROLE}`);
     const state = await touchable();
 
@@ -343,7 +401,9 @@ describe('preflight checks the role on the primary and in the chosen backup\'s c
       `HINT: for backup ${before.backupId}'s copy, granted on the primary before a new backup: SELECT on the tables invariant "no debit over its limit" reads in database bank ` +
         `(permission denied for table limits): as a superuser in database bank: GRANT SELECT ON TABLE "ledger"."limits" TO "${ROLE}";`,
     );
-    expect(f.message).toContain('HINT: after granting, take a backup whose catalog has them: lifeboat backup --runbook bank');
+    expect(f.message).toContain(
+      'HINT: after granting, take a backup whose catalog has them: lifeboat backup --runbook bank',
+    );
     expect(f.message).toContain('HINT: no backup of this cluster has them yet;');
     expect(await touchable()).toEqual(state);
 
@@ -353,7 +413,9 @@ describe('preflight checks the role on the primary and in the chosen backup\'s c
     // Asked for by id, the old one is still refused, and the hint names the newer one that has every piece.
     const g = await failureOf(runPreflight({ backupId: before.backupId, instance: 'drill' }));
     expect(g.type).toBe('PRIVILEGE_MISSING');
-    expect(g.message).toContain(`HINT: backup ${after.backupId} (finished ${after.endTime}) has every piece: a target after that is restored from it`);
+    expect(g.message).toContain(
+      `HINT: backup ${after.backupId} (finished ${after.endTime}) has every piece: a target after that is restored from it`,
+    );
   });
 
   it('warns, and does not refuse, for a backup with no record (taken before privileges were recorded)', async () => {

@@ -19,7 +19,8 @@ afterAll(async () => {
   await db?.close();
 });
 
-const parsed = (m: Map<string, string>) => new Map([...m].map(([k, v]) => [k, JSON.parse(v) as Record<string, unknown>]));
+const parsed = (m: Map<string, string>) =>
+  new Map([...m].map(([k, v]) => [k, JSON.parse(v) as Record<string, unknown>]));
 
 describe('repair engine, columns changed since the copy', () => {
   it('restores the values of a column the incident dropped into the column added back since, leaving a column added since and every legitimate write alone', async () => {
@@ -46,26 +47,63 @@ describe('repair engine, columns changed since the copy', () => {
     const conflicts = ['2', '3', '7'];
     const damaged = [...before.keys()].filter((id) => before.get(id)!.note !== null && !conflicts.includes(id));
     expect(damaged.length).toBe(797);
-    const expectedCounts = { damaged: 797, changedSince: 3, deletedByIncident: 0, insertedByIncident: 0, insertedSince: 5, unchanged: 200, candidate: 0 };
+    const expectedCounts = {
+      damaged: 797,
+      changedSince: 3,
+      deletedByIncident: 0,
+      insertedByIncident: 0,
+      insertedSince: 5,
+      unchanged: 200,
+      candidate: 0,
+    };
 
     // The same classes whether the after target is before the column came back (absent: NULL) or after.
-    const withAbsent = await classify({ before: await readSnapshot(b.file), after: await readSnapshot(a.file), now: await readRows(c, `${s}.orders`), planFile: path.join(db.dir, `${s}-plan-absent.jsonl`) });
+    const withAbsent = await classify({
+      before: await readSnapshot(b.file),
+      after: await readSnapshot(a.file),
+      now: await readRows(c, `${s}.orders`),
+      planFile: path.join(db.dir, `${s}-plan-absent.jsonl`),
+    });
     expect(withAbsent.counts).toEqual(expectedCounts);
     expect(withAbsent.absentAfter).toEqual(['note']);
-    const result = await classify({ before: await readSnapshot(b.file), after: await readSnapshot(aReAdded.file), now: await readRows(c, `${s}.orders`), planFile: path.join(db.dir, `${s}-plan.jsonl`), sampleSize: 3 });
+    const result = await classify({
+      before: await readSnapshot(b.file),
+      after: await readSnapshot(aReAdded.file),
+      now: await readRows(c, `${s}.orders`),
+      planFile: path.join(db.dir, `${s}-plan.jsonl`),
+      sampleSize: 3,
+    });
     expect(result.counts).toEqual(expectedCounts);
     expect(result.absentAfter).toEqual([]);
     expect(result.onlyOnPrimary).toEqual(['channel']);
-    expect(result.shape.columns.map((col) => col.name)).toEqual(['id', 'customer', 'status', 'amount', 'note', 'placed_at']);
-    expect(result.samples.changedSince[0]).toMatchObject({ key: { id: '2' }, before: { note: 'n2' }, after: { note: null }, now: { note: 'called back' } });
+    expect(result.shape.columns.map((col) => col.name)).toEqual([
+      'id',
+      'customer',
+      'status',
+      'amount',
+      'note',
+      'placed_at',
+    ]);
+    expect(result.samples.changedSince[0]).toMatchObject({
+      key: { id: '2' },
+      before: { note: 'n2' },
+      after: { note: null },
+      now: { note: 'called back' },
+    });
     // The SQL shown names the column by name and never touches the column added since.
-    const sqlText = repairSqlText(result.shape, { classes: ['damaged'], auditTable: 'repair_audit.lifeboat_repair_audit', planFile: result.planFile });
+    const sqlText = repairSqlText(result.shape, {
+      classes: ['damaged'],
+      auditTable: 'repair_audit.lifeboat_repair_audit',
+      planFile: result.planFile,
+    });
     expect(sqlText).toContain('"note" = s.r4::text');
     expect(sqlText).not.toContain('channel');
 
     const res = await applyPlan(c, { repairId: 'r-col1', planFile: result.planFile, approvedBy: ['alice'] });
     expect(res).toMatchObject({ alreadyApplied: false, updated: 797, inserted: 0, skipped: 0 });
-    const expected = new Map([...nowRows].map(([id, row]) => [id, damaged.includes(id) ? { ...row, note: before.get(id)!.note } : row]));
+    const expected = new Map(
+      [...nowRows].map(([id, row]) => [id, damaged.includes(id) ? { ...row, note: before.get(id)!.note } : row]),
+    );
     const after = parsed(await db.rowsOf(`${s}.orders`));
     expect([...after.entries()]).toEqual([...expected.entries()]);
     // Row 8: its note is back, its legitimate channel stays.
@@ -79,7 +117,11 @@ describe('repair engine, columns changed since the copy', () => {
     const b = await snapshotTable(c, { table: `${s}.orders`, file: path.join(db.dir, `${s}-B.jsonl`) });
     await db.admin.query(`alter table ${s}.orders drop column note`);
     const classifyNow = async (plan: string) =>
-      classify({ before: await readSnapshot(b.file), now: await readRows(c, `${s}.orders`), planFile: path.join(db.dir, `${s}-${plan}.jsonl`) });
+      classify({
+        before: await readSnapshot(b.file),
+        now: await readRows(c, `${s}.orders`),
+        planFile: path.join(db.dir, `${s}-${plan}.jsonl`),
+      });
 
     const dropped = await classifyNow('dropped').catch((e: unknown) => e);
     expect(dropped).toMatchObject({ code: 'INPUT_INVALID' });
@@ -103,9 +145,16 @@ describe('repair engine, columns changed since the copy', () => {
     expect(result.counts).toMatchObject({ candidate: 16, unchanged: 4 });
     await db.admin.query(`alter table ${s}.orders drop column note`);
     const untouched = await db.rowsOf(`${s}.orders`);
-    const atApply = await applyPlan(c, { repairId: 'r-col2', planFile: result.planFile, approvedBy: ['alice'], classes: ['candidate'] }).catch((e: unknown) => e);
+    const atApply = await applyPlan(c, {
+      repairId: 'r-col2',
+      planFile: result.planFile,
+      approvedBy: ['alice'],
+      classes: ['candidate'],
+    }).catch((e: unknown) => e);
     expect(atApply).toMatchObject({ code: 'INPUT_INVALID' });
-    expect((atApply as Error).message).toContain('table "col2"."orders" on the live primary at apply does not match the copy at the before target: column note text not on the live primary at apply');
+    expect((atApply as Error).message).toContain(
+      'table "col2"."orders" on the live primary at apply does not match the copy at the before target: column note text not on the live primary at apply',
+    );
     expect(await db.rowsOf(`${s}.orders`)).toEqual(untouched);
   });
 });

@@ -32,19 +32,31 @@ async function incident(s: string) {
   await db.admin.query(`update ${s}.orders set status = 'canceled' where status = 'pending'`);
   const a = await snapshotTable(c, { table: `${s}.orders`, file: path.join(db.dir, `${s}-A.jsonl`) });
   await db.admin.query(`insert into ${s}.orders (customer, status, amount) values ('later', 'paid', 1)`);
-  const result = await classify({ before: await readSnapshot(b.file), after: await readSnapshot(a.file), now: await readRows(c, `${s}.orders`), planFile: path.join(db.dir, `${s}-plan.jsonl`) });
+  const result = await classify({
+    before: await readSnapshot(b.file),
+    after: await readSnapshot(a.file),
+    now: await readRows(c, `${s}.orders`),
+    planFile: path.join(db.dir, `${s}-plan.jsonl`),
+  });
   expect(result.counts).toMatchObject({ damaged: 10, insertedSince: 1, unchanged: 30 });
   const expected = new Map(await db.rowsOf(`${s}.orders`));
   for (let id = 4; id <= 40; id += 4) expected.set(String(id), before.get(String(id))!);
   return { planFile: result.planFile, expected };
 }
 
-function startApply(opts: { repairId: string; appName: string; holdAfterCommit?: string } & ({ planFile: string } | { planFiles: string[] })) {
+function startApply(
+  opts: { repairId: string; appName: string; holdAfterCommit?: string } & (
+    { planFile: string } | { planFiles: string[] }
+  ),
+) {
   const child = spawn(
     process.execPath,
     [
       path.join(__dirname, '../harness/repair-apply-child.cjs'),
-      JSON.stringify({ connection: { ...db.pg.connection, user: REPAIR_ROLE, database: 'shop', application_name: opts.appName }, ...opts }),
+      JSON.stringify({
+        connection: { ...db.pg.connection, user: REPAIR_ROLE, database: 'shop', application_name: opts.appName },
+        ...opts,
+      }),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -52,14 +64,19 @@ function startApply(opts: { repairId: string; appName: string; holdAfterCommit?:
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  const exited = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>(
+    (resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
   return { child, exited };
 }
 
 const auditRows = async (repairId: string) =>
-  (await db.admin.query<{ updated: string }>(`select updated::text from repair_audit.lifeboat_repair_audit where repair_id = $1`, [repairId])).rows;
+  (
+    await db.admin.query<{ updated: string }>(
+      `select updated::text from repair_audit.lifeboat_repair_audit where repair_id = $1`,
+      [repairId],
+    )
+  ).rows;
 
 describe('repair apply, worker killed', () => {
   it('killed inside its transaction with every row restored: its session is rolled back at once, the rows are free again, nothing commits, the retry repairs once and the next says already applied', async () => {
@@ -68,7 +85,14 @@ describe('repair apply, worker killed', () => {
     const untouched = await db.rowsOf(`${s}.orders`);
     const damagedIds = Array.from({ length: 10 }, (_, i) => (i + 1) * 4).join(', ');
     // The audit table exists (an earlier repair created it), so the hold below can be taken on it.
-    expect(await applyPlan(await db.asRole(), { repairId: 'r-crash1-earlier', planFile, approvedBy: ['alice'], classes: [] })).toMatchObject({ updated: 0 });
+    expect(
+      await applyPlan(await db.asRole(), {
+        repairId: 'r-crash1-earlier',
+        planFile,
+        approvedBy: ['alice'],
+        classes: [],
+      }),
+    ).toMatchObject({ updated: 0 });
     // The hold: another transaction inserts this repair's audit row and keeps
     // it uncommitted, so the apply, at its very last statement (the audit
     // insert, after every restoring statement), waits on it.
@@ -79,7 +103,8 @@ describe('repair apply, worker killed', () => {
     const rowsFree = async () => {
       await writer.query('begin');
       try {
-        return (await writer.query(`select id from ${s}.orders where id in (${damagedIds}) for update nowait`)).rows.length;
+        return (await writer.query(`select id from ${s}.orders where id in (${damagedIds}) for update nowait`)).rows
+          .length;
       } catch (err) {
         return (err as { code?: string }).code;
       } finally {
@@ -93,7 +118,9 @@ describe('repair apply, worker killed', () => {
       );
       const { child, exited } = startApply({ repairId: 'r-crash1', planFile, appName: 'lifeboat-repair-child' });
       const [orphan] = await waitFor('the child apply to wait at its audit insert', async () => {
-        const { rows } = await db.admin.query<{ pid: number }>(`select pid from pg_stat_activity where application_name = 'lifeboat-repair-child' and wait_event_type = 'Lock'`);
+        const { rows } = await db.admin.query<{ pid: number }>(
+          `select pid from pg_stat_activity where application_name = 'lifeboat-repair-child' and wait_event_type = 'Lock'`,
+        );
         return rows.length === 1 ? rows : undefined;
       });
       // Every restored row is locked by the apply's open transaction (lock_not_available).
@@ -117,7 +144,11 @@ describe('repair apply, worker killed', () => {
     }
     expect(await auditRows('r-crash1')).toEqual([]);
     // The retry, as another worker would: nothing committed, so it repairs.
-    const retry = await applyPlan(await db.asRole('lifeboat-repair-retry'), { repairId: 'r-crash1', planFile, approvedBy: ['alice'] });
+    const retry = await applyPlan(await db.asRole('lifeboat-repair-retry'), {
+      repairId: 'r-crash1',
+      planFile,
+      approvedBy: ['alice'],
+    });
     expect(retry).toMatchObject({ alreadyApplied: false, updated: 10, inserted: 0, skipped: 0 });
     expect([...(await db.rowsOf(`${s}.orders`)).entries()]).toEqual([...expected.entries()]);
     const again = await applyPlan(await db.asRole(), { repairId: 'r-crash1', planFile, approvedBy: ['alice'] });
@@ -130,9 +161,16 @@ describe('repair apply, worker killed', () => {
     const s = 'crash2';
     const { planFile, expected } = await incident(s);
     // The hold: a file never created, so the child stops between commit and its report.
-    const { child, exited } = startApply({ repairId: 'r-crash2', planFile, appName: 'lifeboat-repair-child2', holdAfterCommit: path.join(db.dir, 'never-released') });
+    const { child, exited } = startApply({
+      repairId: 'r-crash2',
+      planFile,
+      appName: 'lifeboat-repair-child2',
+      holdAfterCommit: path.join(db.dir, 'never-released'),
+    });
     await waitFor('the child apply to commit', async () => {
-      const { rows } = await db.admin.query<{ t: string | null }>(`select to_regclass('repair_audit.lifeboat_repair_audit')::text as t`);
+      const { rows } = await db.admin.query<{ t: string | null }>(
+        `select to_regclass('repair_audit.lifeboat_repair_audit')::text as t`,
+      );
       return rows[0]?.t && (await auditRows('r-crash2')).length === 1 ? true : undefined;
     });
     child.kill('SIGKILL');
@@ -151,10 +189,17 @@ describe('repair apply, worker killed', () => {
     const s = 'crash3';
     const inc = await db.ordersAndPayments(s);
     const planFiles = [inc.payments.planFile, inc.orders.planFile];
-    const { child, exited } = startApply({ repairId: 'r-crash3', planFiles, appName: 'lifeboat-repair-child3', holdAfterCommit: path.join(db.dir, 'never-released') });
+    const { child, exited } = startApply({
+      repairId: 'r-crash3',
+      planFiles,
+      appName: 'lifeboat-repair-child3',
+      holdAfterCommit: path.join(db.dir, 'never-released'),
+    });
     // Both audit rows are written in the one transaction: seen together or not at all.
     await waitFor('the child apply to commit', async () => {
-      const { rows } = await db.admin.query<{ t: string | null }>(`select to_regclass('repair_audit.lifeboat_repair_audit')::text as t`);
+      const { rows } = await db.admin.query<{ t: string | null }>(
+        `select to_regclass('repair_audit.lifeboat_repair_audit')::text as t`,
+      );
       return rows[0]?.t && (await auditRows('r-crash3')).length === 2 ? true : undefined;
     });
     child.kill('SIGKILL');
@@ -169,7 +214,9 @@ describe('repair apply, worker killed', () => {
     ]);
     expect(await db.rowsOf(`${s}.orders`)).toEqual(committed.orders);
     expect(await db.rowsOf(`${s}.payments`)).toEqual(committed.payments);
-    const audit = await db.admin.query(`select table_name, updated::int, inserted::int from repair_audit.lifeboat_repair_audit where repair_id = 'r-crash3' order by table_name`);
+    const audit = await db.admin.query(
+      `select table_name, updated::int, inserted::int from repair_audit.lifeboat_repair_audit where repair_id = 'r-crash3' order by table_name`,
+    );
     expect(audit.rows).toEqual([
       { table_name: `"${s}"."orders"`, updated: 5, inserted: 5 },
       { table_name: `"${s}"."payments"`, updated: 0, inserted: 5 },

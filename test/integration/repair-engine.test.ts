@@ -35,7 +35,9 @@ async function asRole(appName = 'lifeboat-repair-test'): Promise<Client> {
 
 /** Every row of a table as its jsonb text, by id: the test's own view, independent of the engine. */
 async function rowsOf(table: string): Promise<Map<string, string>> {
-  const { rows } = await admin.query<{ id: string; j: string }>(`select id::text as id, to_jsonb(t)::text as j from ${table} t order by id`);
+  const { rows } = await admin.query<{ id: string; j: string }>(
+    `select id::text as id, to_jsonb(t)::text as j from ${table} t order by id`,
+  );
   return new Map(rows.map((r) => [r.id, r.j]));
 }
 
@@ -85,7 +87,10 @@ async function incident(s: string, bad: string, legit: string, opts: { withAfter
   const b = await snapshotTable(c, { table: `${s}.orders`, file: path.join(dir, `${s}-B.jsonl`) });
   const before = await rowsOf(`${s}.orders`);
   await admin.query(bad);
-  const a = opts.withAfter === false ? undefined : await snapshotTable(c, { table: `${s}.orders`, file: path.join(dir, `${s}-A.jsonl`) });
+  const a =
+    opts.withAfter === false
+      ? undefined
+      : await snapshotTable(c, { table: `${s}.orders`, file: path.join(dir, `${s}-A.jsonl`) });
   await admin.query(legit);
   const now = await readRows(c, `${s}.orders`);
   const result = await classify({
@@ -99,11 +104,15 @@ async function incident(s: string, bad: string, legit: string, opts: { withAfter
 }
 
 function planRows(file: string): PlanRow[] {
-  return readFileSync(file, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as PlanRow);
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => JSON.parse(l) as PlanRow);
 }
 
 describe('repair engine', () => {
-  it("restores exactly the rows the bad UPDATE damaged, lists the ones edited since as conflicts, keeps every legitimate write, and a second apply changes nothing", async () => {
+  it('restores exactly the rows the bad UPDATE damaged, lists the ones edited since as conflicts, keeps every legitimate write, and a second apply changes nothing', async () => {
     const s = 'shop1';
     await freshSchema(s);
     await admin.query(`insert into ${s}.payments (order_id, amount) select g, 1.25 * g from generate_series(1, 20) g`);
@@ -120,7 +129,15 @@ describe('repair engine', () => {
     );
     const conflicts = [...edited, '44', '48'];
     const damaged = pendingIds().filter((id) => !conflicts.includes(id));
-    expect(result.counts).toEqual({ damaged: 238, changedSince: 12, deletedByIncident: 0, insertedByIncident: 0, insertedSince: 40, unchanged: 750, candidate: 0 });
+    expect(result.counts).toEqual({
+      damaged: 238,
+      changedSince: 12,
+      deletedByIncident: 0,
+      insertedByIncident: 0,
+      insertedSince: 40,
+      unchanged: 750,
+      candidate: 0,
+    });
     expect(result.planned).toEqual({ damaged: 238, changedSince: 12 });
     const plan = planRows(result.planFile);
     // Plans are in key order as text with COLLATE "C" ('100' before '12'), the order both sides are merged in.
@@ -128,24 +145,64 @@ describe('repair engine', () => {
     expect(plan.filter((r) => r.class === 'changedSince').map((r) => r.key[0])).toEqual([...conflicts].sort());
     // The conflict deleted since is planned as an insert (expect null); the side-by-side sample shows all three versions.
     expect(plan.find((r) => r.key[0] === '48')!.expect).toBeNull();
-    expect(result.samples.changedSince[0]).toMatchObject({ key: { id: '12' }, before: { status: 'pending', note: 'n12' }, after: { status: 'canceled', note: 'n12' }, now: { status: 'canceled', note: 'customer called back' } });
+    expect(result.samples.changedSince[0]).toMatchObject({
+      key: { id: '12' },
+      before: { status: 'pending', note: 'n12' },
+      after: { status: 'canceled', note: 'n12' },
+      now: { status: 'canceled', note: 'customer called back' },
+    });
     // NULL stays null (not ''), text forms are pinned (UTC, ISO).
     expect(result.samples.damaged[0]).toEqual({
       key: { id: '100' },
-      before: { id: '100', customer: 'c26', status: 'pending', amount: '125.00', note: null, placed_at: '2026-01-01 01:40:00+00', total_cents: '12500' },
-      after: { id: '100', customer: 'c26', status: 'canceled', amount: '125.00', note: null, placed_at: '2026-01-01 01:40:00+00', total_cents: '12500' },
-      now: { id: '100', customer: 'c26', status: 'canceled', amount: '125.00', note: null, placed_at: '2026-01-01 01:40:00+00', total_cents: '12500' },
+      before: {
+        id: '100',
+        customer: 'c26',
+        status: 'pending',
+        amount: '125.00',
+        note: null,
+        placed_at: '2026-01-01 01:40:00+00',
+        total_cents: '12500',
+      },
+      after: {
+        id: '100',
+        customer: 'c26',
+        status: 'canceled',
+        amount: '125.00',
+        note: null,
+        placed_at: '2026-01-01 01:40:00+00',
+        total_cents: '12500',
+      },
+      now: {
+        id: '100',
+        customer: 'c26',
+        status: 'canceled',
+        amount: '125.00',
+        note: null,
+        placed_at: '2026-01-01 01:40:00+00',
+        total_cents: '12500',
+      },
     });
 
     // The SQL shown to approvers is the SQL apply runs, guard included.
-    const sqlText = repairSqlText(await readTableShape(c, `${s}.orders`), { classes: ['damaged', 'deletedByIncident'], auditTable: 'repair_audit.lifeboat_repair_audit', planFile: result.planFile });
+    const sqlText = repairSqlText(await readTableShape(c, `${s}.orders`), {
+      classes: ['damaged', 'deletedByIncident'],
+      auditTable: 'repair_audit.lifeboat_repair_audit',
+      planFile: result.planFile,
+    });
     expect(sqlText).toContain('and t."placed_at"::text is not distinct from s.e5');
     expect(sqlText).toContain('set "customer" = s.r1::text,');
     expect(sqlText).not.toContain('"total_cents" = ');
     const nowRows = await rowsOf(`${s}.orders`);
     const paymentsBefore = await rowsOf(`${s}.payments`);
     const res = await applyPlan(c, { repairId: 'r-shop1', planFile: result.planFile, approvedBy: ['alice'] });
-    expect(res).toMatchObject({ alreadyApplied: false, updated: 238, inserted: 0, skipped: 0, skippedKeys: [], auditTable: '"repair_audit".lifeboat_repair_audit' });
+    expect(res).toMatchObject({
+      alreadyApplied: false,
+      updated: 238,
+      inserted: 0,
+      skipped: 0,
+      skippedKeys: [],
+      auditTable: '"repair_audit".lifeboat_repair_audit',
+    });
 
     const expected = new Map(nowRows);
     for (const id of damaged) expected.set(id, before.get(id)!);
@@ -156,8 +213,21 @@ describe('repair engine', () => {
     const again = await applyPlan(c, { repairId: 'r-shop1', planFile: result.planFile, approvedBy: ['bob'] });
     expect(again).toMatchObject({ alreadyApplied: true, updated: 238, inserted: 0, skipped: 0 });
     expect(await rowsOf(`${s}.orders`)).toEqual(after);
-    const audit = await admin.query(`select repair_id, table_name, updated, inserted, skipped, classes, approved_by, applied_by from repair_audit.lifeboat_repair_audit where repair_id = 'r-shop1'`);
-    expect(audit.rows).toEqual([{ repair_id: 'r-shop1', table_name: '"shop1"."orders"', updated: '238', inserted: '0', skipped: '0', classes: ['damaged', 'deletedByIncident'], approved_by: ['alice'], applied_by: ROLE }]);
+    const audit = await admin.query(
+      `select repair_id, table_name, updated, inserted, skipped, classes, approved_by, applied_by from repair_audit.lifeboat_repair_audit where repair_id = 'r-shop1'`,
+    );
+    expect(audit.rows).toEqual([
+      {
+        repair_id: 'r-shop1',
+        table_name: '"shop1"."orders"',
+        updated: '238',
+        inserted: '0',
+        skipped: '0',
+        classes: ['damaged', 'deletedByIncident'],
+        approved_by: ['alice'],
+        applied_by: ROLE,
+      },
+    ]);
   });
 
   it('repairs a DELETE by inserting the deleted rows back, and moves a sequence the incident reset forward, never back', async () => {
@@ -169,13 +239,27 @@ describe('repair engine', () => {
       `update ${s}.orders set note = 'still here' where id = 1`,
     );
     const deleted = [...before.keys()].filter((id) => Number(id) > 990 || (Number(id) > 500 && Number(id) % 4 === 2));
-    expect(result.counts).toMatchObject({ damaged: 0, changedSince: 0, deletedByIncident: deleted.length, unchanged: 1000 - deleted.length });
+    expect(result.counts).toMatchObject({
+      damaged: 0,
+      changedSince: 0,
+      deletedByIncident: deleted.length,
+      unchanged: 1000 - deleted.length,
+    });
     const nowRows = await rowsOf(`${s}.orders`);
     const res = await applyPlan(c, { repairId: 'r-shop2', planFile: result.planFile, approvedBy: ['alice'] });
-    expect(res).toMatchObject({ updated: 0, inserted: deleted.length, skipped: 0, sequencesAdvanced: ['shop2.orders_id_seq'] });
-    const expected = new Map([...before.keys()].map((id) => [id, deleted.includes(id) ? before.get(id)! : nowRows.get(id)!]));
+    expect(res).toMatchObject({
+      updated: 0,
+      inserted: deleted.length,
+      skipped: 0,
+      sequencesAdvanced: ['shop2.orders_id_seq'],
+    });
+    const expected = new Map(
+      [...before.keys()].map((id) => [id, deleted.includes(id) ? before.get(id)! : nowRows.get(id)!]),
+    );
     expect([...(await rowsOf(`${s}.orders`)).entries()]).toEqual([...expected.entries()]);
-    const nextId = await admin.query<{ id: string }>(`insert into ${s}.orders (customer, status, amount) values ('after', 'paid', 1) returning id::text as id`);
+    const nextId = await admin.query<{ id: string }>(
+      `insert into ${s}.orders (customer, status, amount) values ('after', 'paid', 1) returning id::text as id`,
+    );
     expect(nextId.rows[0]!.id).toBe('1001');
   });
 
@@ -190,7 +274,9 @@ describe('repair engine', () => {
         'HINT: add a primary key on the column(s) that identify a row (ALTER TABLE "shop3"."ledger" ADD PRIMARY KEY (...)), then start the repair again\n' +
         'HINT: or repair this table by hand from the restored copy (lifeboat drill --keep leaves one to read from)',
     );
-    await expect(snapshotTable(c, { table: 'shop3.ledger', file: path.join(dir, 'ledger.jsonl') })).rejects.toMatchObject({ code: 'INPUT_INVALID' });
+    await expect(
+      snapshotTable(c, { table: 'shop3.ledger', file: path.join(dir, 'ledger.jsonl') }),
+    ).rejects.toMatchObject({ code: 'INPUT_INVALID' });
     // The refused read left no transaction open on the client.
     expect((await c.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
   });
@@ -198,7 +284,11 @@ describe('repair engine', () => {
   it('skips and reports a row changed after classify, and one changed while apply waits for its lock, never overwriting them', async () => {
     const s = 'shop4';
     await freshSchema(s);
-    const { c, before, result } = await incident(s, `update ${s}.orders set status = 'canceled' where status = 'pending'`, `select 1`);
+    const { c, before, result } = await incident(
+      s,
+      `update ${s}.orders set status = 'canceled' where status = 'pending'`,
+      `select 1`,
+    );
     expect(result.counts.damaged).toBe(250);
     // Changed after classify, before apply.
     await admin.query(`update ${s}.orders set note = 'edited after approval' where id = 8`);
@@ -209,9 +299,15 @@ describe('repair engine', () => {
       await holder.query('begin');
       await holder.query(`update ${s}.orders set status = 'refunded' where id = 12`);
       const applyClient = await asRole('lifeboat-repair-apply');
-      const applying = applyPlan(applyClient, { repairId: 'r-shop4', planFile: result.planFile, approvedBy: ['alice'] });
+      const applying = applyPlan(applyClient, {
+        repairId: 'r-shop4',
+        planFile: result.planFile,
+        approvedBy: ['alice'],
+      });
       await waitFor('apply to wait for the held row lock', async () => {
-        const { rows } = await admin.query(`select 1 from pg_stat_activity where application_name = 'lifeboat-repair-apply' and wait_event_type = 'Lock'`);
+        const { rows } = await admin.query(
+          `select 1 from pg_stat_activity where application_name = 'lifeboat-repair-apply' and wait_event_type = 'Lock'`,
+        );
         return rows.length === 1 ? true : undefined;
       });
       await holder.query('commit');
@@ -220,7 +316,9 @@ describe('repair engine', () => {
     } finally {
       await holder.end();
     }
-    const rows = await admin.query<{ id: string; status: string; note: string | null }>(`select o.id::text, o.status, o.note from ${s}.orders o where o.id in (8, 12, 16) order by o.id`);
+    const rows = await admin.query<{ id: string; status: string; note: string | null }>(
+      `select o.id::text, o.status, o.note from ${s}.orders o where o.id in (8, 12, 16) order by o.id`,
+    );
     expect(rows.rows).toEqual([
       { id: '8', status: 'canceled', note: 'edited after approval' },
       { id: '12', status: 'refunded', note: 'n12' },
@@ -239,7 +337,15 @@ describe('repair engine', () => {
       `insert into ${s}.orders (customer, status, amount) values ('new', 'paid', 1); delete from ${s}.orders where id = 3`,
       { withAfter: false },
     );
-    expect(result.counts).toEqual({ damaged: 0, changedSince: 0, deletedByIncident: 0, insertedByIncident: 0, insertedSince: 1, unchanged: 74, candidate: 26 });
+    expect(result.counts).toEqual({
+      damaged: 0,
+      changedSince: 0,
+      deletedByIncident: 0,
+      insertedByIncident: 0,
+      insertedSince: 1,
+      unchanged: 74,
+      candidate: 26,
+    });
     const res = await applyPlan(c, { repairId: 'r-shop5', planFile: result.planFile, approvedBy: ['alice'] });
     expect(res).toMatchObject({ updated: 0, inserted: 0, skipped: 0 });
   });
@@ -255,16 +361,29 @@ describe('repair engine', () => {
     const a = await snapshotTable(c, { table: `${s}.payments`, file: path.join(dir, `${s}-A.jsonl`) });
     // A legitimate write since: order 5, now without payments, is deleted.
     await admin.query(`delete from ${s}.orders where id = 5`);
-    const result = await classify({ before: await readSnapshot(b.file), after: await readSnapshot(a.file), now: await readRows(c, `${s}.payments`), planFile: path.join(dir, `${s}-plan.jsonl`) });
+    const result = await classify({
+      before: await readSnapshot(b.file),
+      after: await readSnapshot(a.file),
+      now: await readRows(c, `${s}.payments`),
+      planFile: path.join(dir, `${s}-plan.jsonl`),
+    });
     expect(result.counts).toMatchObject({ deletedByIncident: 5, unchanged: 5 });
-    const err = await applyPlan(c, { repairId: 'r-shop7', planFile: result.planFile, approvedBy: ['alice'] }).catch((e: unknown) => e);
+    const err = await applyPlan(c, { repairId: 'r-shop7', planFile: result.planFile, approvedBy: ['alice'] }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toMatchObject({ code: 'SQL_FAILED' });
     expect((err as Error).message).toBe(
       'repair r-shop7 of "shop7"."payments" failed and was rolled back, nothing applied: insert or update on table "payments" violates foreign key constraint "payments_order_id_fkey" (Key (order_id)=(5) is not present in table "orders".)\n' +
         'HINT: foreign key payments_order_id_fkey: a restored row refers to a row deleted since (or a row deleted since refers to it); restore the parent rows first (repair that table too) or exclude these keys',
     );
     expect((await admin.query(`select count(*)::int as n from ${s}.payments`)).rows).toEqual([{ n: 5 }]);
-    expect((await admin.query(`select count(*)::int as n from repair_audit.lifeboat_repair_audit where repair_id = 'r-shop7'`)).rows).toEqual([{ n: 0 }]);
+    expect(
+      (
+        await admin.query(
+          `select count(*)::int as n from repair_audit.lifeboat_repair_audit where repair_id = 'r-shop7'`,
+        )
+      ).rows,
+    ).toEqual([{ n: 0 }]);
   });
 
   it('merges composite text keys in the same order on every side whatever the database collation, with a where predicate run read-only', async () => {
@@ -283,50 +402,96 @@ describe('repair engine', () => {
     await admin.query(`update ${s}.tags set label = 'x' where owner in ('é', '😀', 'B', 'ß')`);
     const a = await snapshotTable(c, { table: `${s}.tags`, where, file: path.join(dir, `${s}-A.jsonl`) });
     await admin.query(`update ${s}.tags set label = 'y' where owner = 'ß' and n = 1`);
-    const result = await classify({ before: await readSnapshot(b.file), after: await readSnapshot(a.file), now: await readRows(c, `${s}.tags`, { where }), planFile: path.join(dir, `${s}-plan.jsonl`) });
-    expect(result.counts).toMatchObject({ damaged: 7, changedSince: 1, unchanged: 14, insertedSince: 0, deletedByIncident: 0 });
+    const result = await classify({
+      before: await readSnapshot(b.file),
+      after: await readSnapshot(a.file),
+      now: await readRows(c, `${s}.tags`, { where }),
+      planFile: path.join(dir, `${s}-plan.jsonl`),
+    });
+    expect(result.counts).toMatchObject({
+      damaged: 7,
+      changedSince: 1,
+      unchanged: 14,
+      insertedSince: 0,
+      deletedByIncident: 0,
+    });
     const res = await applyPlan(c, { repairId: 'r-shop8', planFile: result.planFile, approvedBy: ['alice'] });
     expect(res).toMatchObject({ updated: 7, skipped: 0 });
-    const { rows } = await admin.query<{ owner: string; n: number; label: string }>(`select owner, n, label from ${s}.tags where label <> owner || '-' || n order by owner collate "C", n`);
+    const { rows } = await admin.query<{ owner: string; n: number; label: string }>(
+      `select owner, n, label from ${s}.tags where label <> owner || '-' || n order by owner collate "C", n`,
+    );
     // Rows outside the predicate (n >= 3) are not the repair's; the conflict stays.
     expect(rows).toEqual([
-      { owner: 'B', n: 3, label: 'x' }, { owner: 'B', n: 4, label: 'x' },
-      { owner: 'ß', n: 1, label: 'y' }, { owner: 'ß', n: 3, label: 'x' }, { owner: 'ß', n: 4, label: 'x' },
-      { owner: 'é', n: 3, label: 'x' }, { owner: 'é', n: 4, label: 'x' },
-      { owner: '😀', n: 3, label: 'x' }, { owner: '😀', n: 4, label: 'x' },
+      { owner: 'B', n: 3, label: 'x' },
+      { owner: 'B', n: 4, label: 'x' },
+      { owner: 'ß', n: 1, label: 'y' },
+      { owner: 'ß', n: 3, label: 'x' },
+      { owner: 'ß', n: 4, label: 'x' },
+      { owner: 'é', n: 3, label: 'x' },
+      { owner: 'é', n: 4, label: 'x' },
+      { owner: '😀', n: 3, label: 'x' },
+      { owner: '😀', n: 4, label: 'x' },
     ]);
     // The predicate is operator SQL run inside a READ ONLY transaction: one that writes is refused.
-    const err = await snapshotTable(c, { table: `${s}.tags`, where: `nextval('${s}.counter') > 0`, file: path.join(dir, `${s}-W.jsonl`) }).catch((e: unknown) => e);
+    const err = await snapshotTable(c, {
+      table: `${s}.tags`,
+      where: `nextval('${s}.counter') > 0`,
+      file: path.join(dir, `${s}-W.jsonl`),
+    }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'INPUT_INVALID' });
     expect((err as Error).message).toContain('cannot execute nextval() in a read-only transaction');
-    expect((await admin.query(`select last_value::int as v, is_called from ${s}.counter`)).rows).toEqual([{ v: 1, is_called: false }]);
+    expect((await admin.query(`select last_value::int as v, is_called from ${s}.counter`)).rows).toEqual([
+      { v: 1, is_called: false },
+    ]);
   });
 
   it('fails the whole apply when a row stays locked past lock_timeout, and the same repair id applies once the lock is gone', async () => {
     const s = 'shop9';
     await freshSchema(s, 40);
-    const { c, result } = await incident(s, `update ${s}.orders set status = 'canceled' where status = 'pending'`, `select 1`);
+    const { c, result } = await incident(
+      s,
+      `update ${s}.orders set status = 'canceled' where status = 'pending'`,
+      `select 1`,
+    );
     const holder = new Client({ ...pg.connection, database: 'shop' });
     await holder.connect();
     try {
       await holder.query('begin');
       await holder.query(`select 1 from ${s}.orders where id = 20 for update`);
-      const err = await applyPlan(c, { repairId: 'r-shop9', planFile: result.planFile, approvedBy: ['alice'], lockTimeoutMs: 300 }).catch((e: unknown) => e);
+      const err = await applyPlan(c, {
+        repairId: 'r-shop9',
+        planFile: result.planFile,
+        approvedBy: ['alice'],
+        lockTimeoutMs: 300,
+      }).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'SQL_FAILED' });
-      expect((err as Error).message).toContain('HINT: a row or table lock was not granted within lock_timeout (300 ms)');
-      expect((await admin.query(`select count(*)::int as n from ${s}.orders where status = 'pending'`)).rows).toEqual([{ n: 0 }]);
+      expect((err as Error).message).toContain(
+        'HINT: a row or table lock was not granted within lock_timeout (300 ms)',
+      );
+      expect((await admin.query(`select count(*)::int as n from ${s}.orders where status = 'pending'`)).rows).toEqual([
+        { n: 0 },
+      ]);
       await holder.query('rollback');
     } finally {
       await holder.end();
     }
-    const res = await applyPlan(c, { repairId: 'r-shop9', planFile: result.planFile, approvedBy: ['alice'], lockTimeoutMs: 300 });
+    const res = await applyPlan(c, {
+      repairId: 'r-shop9',
+      planFile: result.planFile,
+      approvedBy: ['alice'],
+      lockTimeoutMs: 300,
+    });
     expect(res).toMatchObject({ alreadyApplied: false, updated: 10, skipped: 0 });
   });
 
   it('a session ended during apply commits nothing, and the retry with the same repair id applies once', async () => {
     const s = 'shop10';
     await freshSchema(s, 40);
-    const { result } = await incident(s, `update ${s}.orders set status = 'canceled' where status = 'pending'`, `select 1`);
+    const { result } = await incident(
+      s,
+      `update ${s}.orders set status = 'canceled' where status = 'pending'`,
+      `select 1`,
+    );
     const holder = new Client({ ...pg.connection, database: 'shop' });
     await holder.connect();
     const doomed = await asRole('lifeboat-repair-doomed');
@@ -334,10 +499,16 @@ describe('repair engine', () => {
     try {
       await holder.query('begin');
       await holder.query(`select 1 from ${s}.orders where id = 40 for update`);
-      const applying = applyPlan(doomed, { repairId: 'r-shop10', planFile: result.planFile, approvedBy: ['alice'] }).catch((e: unknown) => e);
+      const applying = applyPlan(doomed, {
+        repairId: 'r-shop10',
+        planFile: result.planFile,
+        approvedBy: ['alice'],
+      }).catch((e: unknown) => e);
       // Held inside the restoring UPDATE (rows before id 40 already written, uncommitted), then the session is ended.
       const waiting = await waitFor('apply to wait for the held row lock', async () => {
-        const { rows } = await admin.query<{ pid: number }>(`select pid from pg_stat_activity where application_name = 'lifeboat-repair-doomed' and wait_event_type = 'Lock'`);
+        const { rows } = await admin.query<{ pid: number }>(
+          `select pid from pg_stat_activity where application_name = 'lifeboat-repair-doomed' and wait_event_type = 'Lock'`,
+        );
         return rows.length === 1 ? rows : undefined;
       });
       await admin.query('select pg_terminate_backend($1)', [waiting[0]!.pid]);
@@ -348,12 +519,26 @@ describe('repair engine', () => {
     } finally {
       await holder.end();
     }
-    expect((await admin.query(`select count(*)::int as n from ${s}.orders where status = 'pending'`)).rows).toEqual([{ n: 0 }]);
-    expect((await admin.query(`select count(*)::int as n from repair_audit.lifeboat_repair_audit where repair_id = 'r-shop10'`)).rows).toEqual([{ n: 0 }]);
+    expect((await admin.query(`select count(*)::int as n from ${s}.orders where status = 'pending'`)).rows).toEqual([
+      { n: 0 },
+    ]);
+    expect(
+      (
+        await admin.query(
+          `select count(*)::int as n from repair_audit.lifeboat_repair_audit where repair_id = 'r-shop10'`,
+        )
+      ).rows,
+    ).toEqual([{ n: 0 }]);
     const retry = await asRole();
-    expect(await applyPlan(retry, { repairId: 'r-shop10', planFile: result.planFile, approvedBy: ['alice'] })).toMatchObject({ alreadyApplied: false, updated: 10 });
-    expect(await applyPlan(retry, { repairId: 'r-shop10', planFile: result.planFile, approvedBy: ['alice'] })).toMatchObject({ alreadyApplied: true, updated: 10 });
-    expect((await admin.query(`select count(*)::int as n from ${s}.orders where status = 'pending'`)).rows).toEqual([{ n: 10 }]);
+    expect(
+      await applyPlan(retry, { repairId: 'r-shop10', planFile: result.planFile, approvedBy: ['alice'] }),
+    ).toMatchObject({ alreadyApplied: false, updated: 10 });
+    expect(
+      await applyPlan(retry, { repairId: 'r-shop10', planFile: result.planFile, approvedBy: ['alice'] }),
+    ).toMatchObject({ alreadyApplied: true, updated: 10 });
+    expect((await admin.query(`select count(*)::int as n from ${s}.orders where status = 'pending'`)).rows).toEqual([
+      { n: 10 },
+    ]);
   });
 
   it('measures classify and apply on 200k rows with about 3k damaged (printed, not asserted)', async () => {
@@ -369,9 +554,16 @@ describe('repair engine', () => {
     const t1 = Date.now();
     await admin.query(`update ${s}.orders set status = 'canceled' where status = 'pending'`);
     const a = await snapshotTable(c, { table: `${s}.orders`, file: path.join(dir, `${s}-A.jsonl`) });
-    await admin.query(`update ${s}.orders set note = 'edited' where id % 6400 = 0; insert into ${s}.orders (customer, status, amount) select 'n', 'paid', 1 from generate_series(1, 1000)`);
+    await admin.query(
+      `update ${s}.orders set note = 'edited' where id % 6400 = 0; insert into ${s}.orders (customer, status, amount) select 'n', 'paid', 1 from generate_series(1, 1000)`,
+    );
     const t2 = Date.now();
-    const result = await classify({ before: await readSnapshot(b.file), after: await readSnapshot(a.file), now: await readRows(c, `${s}.orders`), planFile: path.join(dir, `${s}-plan.jsonl`) });
+    const result = await classify({
+      before: await readSnapshot(b.file),
+      after: await readSnapshot(a.file),
+      now: await readRows(c, `${s}.orders`),
+      planFile: path.join(dir, `${s}-plan.jsonl`),
+    });
     const t3 = Date.now();
     const res = await applyPlan(c, { repairId: 'r-shop6', planFile: result.planFile, approvedBy: ['alice'] });
     const t4 = Date.now();

@@ -45,7 +45,9 @@ beforeAll(async () => {
   plainRole = `${tc.name}-plain`;
   writeFileSync(
     path.join(runbooksDir, `${plainRole}.yaml`),
-    readFileSync(tc.runbookFile, 'utf8').replace(`name: ${tc.name}\ncluster:\n`, `name: ${plainRole}\ncluster:\n  name: ${tc.name}\n`).replace('user: postgres', 'user: lb_plain'),
+    readFileSync(tc.runbookFile, 'utf8')
+      .replace(`name: ${tc.name}\ncluster:\n`, `name: ${plainRole}\ncluster:\n  name: ${tc.name}\n`)
+      .replace('user: postgres', 'user: lb_plain'),
   );
 }, 180_000);
 
@@ -72,21 +74,37 @@ async function onCopy<T>(sql: string): Promise<T> {
 
 /** The server log's time for the first line matching `re` (log_line_prefix '%m [%p] ', PostgreSQL's default). */
 function loggedAt(logFile: string, re: RegExp): number {
-  const line = readFileSync(logFile, 'utf8').split('\n').find((l) => re.test(l));
+  const line = readFileSync(logFile, 'utf8')
+    .split('\n')
+    .find((l) => re.test(l));
   expect(line, `${re} in ${logFile}`).toBeDefined();
   return Date.parse(line!.slice(0, 23).replace(' ', 'T') + 'Z');
 }
 
 /** Restores the backup and replays to the restore point with a poll of an hour; returns when replay-wal did. */
 async function replayToPoint(workflowId: string): Promise<{ logFile: string; returnedAt: number }> {
-  await activity(restoreBaseBackup, { runbook: tc.name, backupId, mode: 'side-by-side', workflowId, runId: `${workflowId}-run` });
+  await activity(restoreBaseBackup, {
+    runbook: tc.name,
+    backupId,
+    mode: 'side-by-side',
+    workflowId,
+    runId: `${workflowId}-run`,
+  });
   const beats: ReplayProgress[] = [];
-  const r = await replayWal(runbook, { runbook: tc.name, target: { name: 'wake-here' }, workflowId, runId: `${workflowId}-run` }, { onProgress: (p) => beats.push(p), pollMs: HOUR });
+  const r = await replayWal(
+    runbook,
+    { runbook: tc.name, target: { name: 'wake-here' }, workflowId, runId: `${workflowId}-run` },
+    { onProgress: (p) => beats.push(p), pollMs: HOUR },
+  );
   const returnedAt = Date.now();
   expect(r.paused).toBe(true);
   expect(beats.at(-1)?.phase).toBe('paused');
-  expect(await onCopy('select count(*)::int as n, max(id) as max, pg_get_wal_replay_pause_state() as s from t')).toEqual({ n: 200, max: 200, s: 'paused' });
-  const marker = JSON.parse(readFileSync(path.join(runbook.restore.dataDir, '.lifeboat-restore.json'), 'utf8')) as { logFile: string };
+  expect(
+    await onCopy('select count(*)::int as n, max(id) as max, pg_get_wal_replay_pause_state() as s from t'),
+  ).toEqual({ n: 200, max: 200, s: 'paused' });
+  const marker = JSON.parse(readFileSync(path.join(runbook.restore.dataDir, '.lifeboat-restore.json'), 'utf8')) as {
+    logFile: string;
+  };
   return { logFile: marker.logFile, returnedAt };
 }
 
@@ -95,17 +113,27 @@ describe('the pause and the promotion, noticed as they happen', () => {
     const { logFile, returnedAt } = await replayToPoint('wf-wake');
     const paused = loggedAt(logFile, /pausing at the end of recovery/);
     const t = Date.now();
-    const { result } = await activity(promoteRestored, { runbook: tc.name, workflowId: 'wf-wake', runId: 'wf-wake-run' });
+    const { result } = await activity(promoteRestored, {
+      runbook: tc.name,
+      workflowId: 'wf-wake',
+      runId: 'wf-wake-run',
+    });
     const promoteMs = Date.now() - t;
     expect(result.timeline).toBe(2);
     expect(await onCopy('select pg_is_in_recovery() as r, count(*)::int as n from t')).toEqual({ r: false, n: 200 });
-    console.log(`replay-wal returned ${returnedAt - paused} ms after the log's "pausing at the end of recovery" (log times are whole ms); promote (superuser, pg_wal_replay_resume) took ${promoteMs} ms`);
+    console.log(
+      `replay-wal returned ${returnedAt - paused} ms after the log's "pausing at the end of recovery" (log times are whole ms); promote (superuser, pg_wal_replay_resume) took ${promoteMs} ms`,
+    );
   });
 
   it('a role that may not resume replay promotes too, after PostgreSQL notices the signal by itself', async () => {
     await replayToPoint('wf-plain');
     const t = Date.now();
-    const { result } = await activity(promoteRestored, { runbook: plainRole, workflowId: 'wf-plain', runId: 'wf-plain-run' });
+    const { result } = await activity(promoteRestored, {
+      runbook: plainRole,
+      workflowId: 'wf-plain',
+      runId: 'wf-plain-run',
+    });
     const promoteMs = Date.now() - t;
     expect(result.timeline).toBe(2);
     expect(await onCopy('select pg_is_in_recovery() as r, count(*)::int as n from t')).toEqual({ r: false, n: 200 });

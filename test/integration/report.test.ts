@@ -26,7 +26,9 @@ let browser: Browser | undefined;
 
 async function lifeboat(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await exec(CLI, args, { env: { ...process.env, ...s3Env(), LIFEBOAT_RUNBOOKS_DIR: dir } });
+    const { stdout, stderr } = await exec(CLI, args, {
+      env: { ...process.env, ...s3Env(), LIFEBOAT_RUNBOOKS_DIR: dir },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -43,7 +45,10 @@ function record(i: number, over: Partial<Evidence> = {}): Evidence {
     kind: 'drill',
     runbook: 'audit',
     cluster: 'audit',
-    backupId: started.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z'),
+    backupId: started
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d+Z$/, 'Z'),
     target: { time: new Date(started.getTime() - 3600_000).toISOString() },
     startedAt: started.toISOString(),
     promotedAt: new Date(started.getTime() + 60_000).toISOString(),
@@ -63,7 +68,9 @@ function record(i: number, over: Partial<Evidence> = {}): Evidence {
 }
 
 const records: Evidence[] = [
-  ...Array.from({ length: 9 }, (_, i) => record(i, i === 5 ? { validationStatus: 'failed', rtoObservedSeconds: 3100 } : {})),
+  ...Array.from({ length: 9 }, (_, i) =>
+    record(i, i === 5 ? { validationStatus: 'failed', rtoObservedSeconds: 3100 } : {}),
+  ),
   record(9, {
     kind: 'recovery',
     workflowId: 'recover-audit-20261028T144000Z',
@@ -71,7 +78,13 @@ const records: Evidence[] = [
     reason: 'bad UPDATE on orders',
     approvals: [
       { step: 'approve-fence', by: 'alice', at: '2026-10-28T14:41:00Z', decision: 'approve' },
-      { step: 'approve-promote', by: 'bob', at: '2026-10-28T14:52:10Z', decision: 'approve', comment: `pending orders are back ${hostile}` },
+      {
+        step: 'approve-promote',
+        by: 'bob',
+        at: '2026-10-28T14:52:10Z',
+        decision: 'approve',
+        comment: `pending orders are back ${hostile}`,
+      },
       { step: 'approve-promote', by: 'carol', at: '2026-10-28T14:53:00Z', decision: 'approve' },
     ],
   }),
@@ -83,15 +96,29 @@ beforeAll(async () => {
   writeFileSync(
     path.join(dir, 'audit.yaml'),
     // The primary is never contacted: evidence and report read the repository only.
-    demoRunbookYaml({ name: 'audit', pgPort: 1, repoUrl, endpointEnv: 'S3_ENDPOINT', host: 'nowhere', stateDir: dir, restorePort: 2, drillPort: 3 }),
+    demoRunbookYaml({
+      name: 'audit',
+      pgPort: 1,
+      repoUrl,
+      endpointEnv: 'S3_ENDPOINT',
+      host: 'nowhere',
+      stateDir: dir,
+      restorePort: 2,
+      drillPort: 3,
+    }),
   );
   const repo = await openRepository(repoUrl, { endpointEnv: 'S3_ENDPOINT' });
   for (const r of records) {
     const body = Buffer.from(JSON.stringify(r, null, 2));
-    await repo.put(keys.evidence('audit', r.runId), body, { sha256: createHash('sha256').update(body).digest('hex'), contentType: 'application/json' });
+    await repo.put(keys.evidence('audit', r.runId), body, {
+      sha256: createHash('sha256').update(body).digest('hex'),
+      contentType: 'application/json',
+    });
   }
   const damaged = Buffer.from('{"kind": "drill", "runId": ');
-  await repo.put('audit/evidence/0193-damaged.json', damaged, { sha256: createHash('sha256').update(damaged).digest('hex') });
+  await repo.put('audit/evidence/0193-damaged.json', damaged, {
+    sha256: createHash('sha256').update(damaged).digest('hex'),
+  });
   mkdirSync(SHOTS, { recursive: true });
 });
 
@@ -106,10 +133,14 @@ it('lists every drill and recovery with its figures, and names a damaged record'
   const lines = r.stdout.trimEnd().split('\n');
   expect(lines[0]).toMatch(/^evidence of cluster audit in s3:\/\/\S+: 10 records \(9 drills, 1 recovery\)$/);
   expect(lines[1]).toMatch(/^KIND +STARTED +TARGET +RTO +RPO +WAL SEGMENTS +VERDICT +RUN ID$/);
-  expect(lines[2]).toMatch(/^drill +2026-10-01 03:00:00Z +time 2026-10-01T02:00:00.000Z +900 s +20.0 s +10 +passed +0193-run-00$/);
+  expect(lines[2]).toMatch(
+    /^drill +2026-10-01 03:00:00Z +time 2026-10-01T02:00:00.000Z +900 s +20.0 s +10 +passed +0193-run-00$/,
+  );
   expect(lines[7]).toMatch(/^drill +2026-10-16 03:00:00Z +.* +3100 s +.* +failed +0193-run-05$/);
   expect(lines[11]).toMatch(/^recovery +2026-10-28 03:00:00Z +.* +passed +0193-run-09$/);
-  expect(lines[12]).toBe(`warning: audit/evidence/0193-damaged.json is not a readable evidence record: Unexpected end of JSON input`);
+  expect(lines[12]).toBe(
+    `warning: audit/evidence/0193-damaged.json is not a readable evidence record: Unexpected end of JSON input`,
+  );
 
   const json = await lifeboat('evidence', '--runbook', 'audit', '--json');
   const parsed = JSON.parse(json.stdout) as { records: Evidence[] };
@@ -120,14 +151,24 @@ it('writes a report that Chromium shows with its charts, fetching nothing and ru
   const out = path.join(dir, 'report.html');
   const r = await lifeboat('report', '--runbook', 'audit', '--out', out);
   expect(r.code).toBe(0);
-  expect(r.stdout).toBe(`report of cluster audit written to ${out}: 9 drills, 1 recovery, 1 unreadable record listed\n`);
+  expect(r.stdout).toBe(
+    `report of cluster audit written to ${out}: 9 drills, 1 recovery, 1 unreadable record listed\n`,
+  );
   const html = readFileSync(out, 'utf8');
   expect(html).not.toMatch(/<script/i);
 
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   const requests: string[] = [];

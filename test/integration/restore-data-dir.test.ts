@@ -45,10 +45,17 @@ afterAll(async () => {
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 
-const input = (runbook: string, workflowId: string): RestoreInput => ({ runbook, backupId: backup.backupId, mode: 'side-by-side', workflowId, runId: `${workflowId}-run` });
+const input = (runbook: string, workflowId: string): RestoreInput => ({
+  runbook,
+  backupId: backup.backupId,
+  mode: 'side-by-side',
+  workflowId,
+  runId: `${workflowId}-run`,
+});
 
 async function pgCtlStop(dataDir: string): Promise<void> {
-  if (existsSync(path.join(dataDir, 'postmaster.pid'))) await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', dataDir, '-m', 'immediate', '-w']).catch(() => '');
+  if (existsSync(path.join(dataDir, 'postmaster.pid')))
+    await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', dataDir, '-m', 'immediate', '-w']).catch(() => '');
 }
 
 /** Rows of t in the restored copy on `port`. */
@@ -66,7 +73,11 @@ async function rows(port: number): Promise<{ n: number; max: number }> {
  * A runbook of the same cluster whose restore.dataDir is on a tmpfs of
  * `sizeMb`: the mount point itself ('at'), or a directory below it ('below').
  */
-function mountedRunbook(label: string, where: 'at' | 'below', sizeMb: number): { name: string; dataDir: string; mountDir: string; port: number } {
+function mountedRunbook(
+  label: string,
+  where: 'at' | 'below',
+  sizeMb: number,
+): { name: string; dataDir: string; mountDir: string; port: number } {
   const container = postgresTempDir(`mnt-${label}`);
   const mountDir = path.join(container, where === 'at' ? 'data' : 'vol');
   mkdirSync(mountDir);
@@ -83,7 +94,13 @@ function mountedRunbook(label: string, where: 'at' | 'below', sizeMb: number): {
   writeFileSync(path.join(runbooksDir, `${name}.yaml`), text);
   const port = Number(/restore: \{[^}]*port: (\d+)/.exec(text)![1]);
   cleanups.push(async () => {
-    for (const d of [dataDir, ...readdirSync(dataDir).filter((e) => e.startsWith('.lifeboat-aside-')).map((e) => path.join(dataDir, e))]) await pgCtlStop(d);
+    for (const d of [
+      dataDir,
+      ...readdirSync(dataDir)
+        .filter((e) => e.startsWith('.lifeboat-aside-'))
+        .map((e) => path.join(dataDir, e)),
+    ])
+      await pgCtlStop(d);
     try {
       execFileSync('umount', [mountDir]);
     } catch {
@@ -122,10 +139,17 @@ describe('two restores racing for one data directory', () => {
       expect(loser.reason).toMatchObject({ type: 'DATA_DIR_NOT_EMPTY', nonRetryable: true });
       // Named by the claim while the winner holds it, by the winner's marker after: either way the holder, its run and since when.
       const first = (loser.reason as Error).message.split('\n')[0]!;
-      expect(first).toMatch(new RegExp(`^restore\\.dataDir ${esc(dataDir)} (is claimed by workflow ${winner} \\(run ${winner}-run\\)|is not empty and was not restored by this recovery .* restored by Lifeboat for another recovery: workflow ${winner} \\(run ${winner}-run\\))`));
+      expect(first).toMatch(
+        new RegExp(
+          `^restore\\.dataDir ${esc(dataDir)} (is claimed by workflow ${winner} \\(run ${winner}-run\\)|is not empty and was not restored by this recovery .* restored by Lifeboat for another recovery: workflow ${winner} \\(run ${winner}-run\\))`,
+        ),
+      );
       expect(first).toMatch(/since \d{4}-\d\d-\d\dT/);
       // One copy, the winner's, verified; no temporary file and no claim left behind.
-      expect(JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ workflowId: winner, state: 'extracted' });
+      expect(JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({
+        workflowId: winner,
+        state: 'extracted',
+      });
       expect(readdirSync(dataDir).filter((e) => e.includes('.tmp'))).toEqual([]);
       expect(readdirSync(parent).filter((e) => e.startsWith(`${path.basename(dataDir)}.`))).toEqual([]);
       rmSync(dataDir, { recursive: true, force: true });
@@ -144,7 +168,9 @@ describe('two drills racing for drill.dataDir and drill.port', () => {
     const winners = settled.flatMap((s, i) => (s.status === 'fulfilled' ? [ids[i]!] : []));
     expect(winners).toHaveLength(1);
     const winner = winners[0]!;
-    const claimed = new RegExp(`^drill\\.dataDir ${esc(drillDir)} is claimed by restore drill workflow ${winner} \\(run ${winner}-run\\), (restore activity on host \\S+ pid \\d+, )?port ${runbook.drill!.port}, since \\S+, not by workflow `);
+    const claimed = new RegExp(
+      `^drill\\.dataDir ${esc(drillDir)} is claimed by restore drill workflow ${winner} \\(run ${winner}-run\\), (restore activity on host \\S+ pid \\d+, )?port ${runbook.drill!.port}, since \\S+, not by workflow `,
+    );
     const loser = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult;
     expect(loser.reason).toMatchObject({ type: 'DATA_DIR_NOT_EMPTY', nonRetryable: true });
     expect((loser.reason as Error).message).toMatch(claimed);
@@ -188,7 +214,11 @@ for (const where of ['at', 'below'] as const) {
       expect(Number(said![1])).toBeLessThan(backup.sizeBytes);
       expect(Number(said![1])).toBeLessThanOrEqual(freeOf(m.dataDir));
       expect(lines.slice(1)).toEqual([
-        expect.stringMatching(new RegExp(`^HINT: free or grow the volume of ${esc(m.dataDir)} until at least .+ MiB are free, then retry restore-base-backup \\(lifeboat retry ${wf} restore-base-backup --as <you>\\); retrying onto the same full volume fails the same way, so it is not retried automatically$`)),
+        expect.stringMatching(
+          new RegExp(
+            `^HINT: free or grow the volume of ${esc(m.dataDir)} until at least .+ MiB are free, then retry restore-base-backup \\(lifeboat retry ${wf} restore-base-backup --as <you>\\); retrying onto the same full volume fails the same way, so it is not retried automatically$`,
+          ),
+        ),
         `HINT: the partial copy this run left in ${m.dataDir} holds only bytes from the repository: the retry removes it and extracts again`,
         'HINT: no copies moved aside by Lifeboat are on that file system',
       ]);
@@ -197,19 +227,26 @@ for (const where of ['at', 'below'] as const) {
       execFileSync('mount', ['-o', 'remount,size=256m', m.mountDir]);
       const t1 = Date.now();
       const { result, beats } = await activity(restoreBaseBackup, input(m.name, wf));
-      console.log(`full volume ${where} the mount point: DISK_FULL after ${failedMs} ms; retry after growing it restored in ${Date.now() - t1} ms`);
+      console.log(
+        `full volume ${where} the mount point: DISK_FULL after ${failedMs} ms; retry after growing it restored in ${Date.now() - t1} ms`,
+      );
       expect(result).toMatchObject({ dataDir: m.dataDir, bytes: backup.sizeBytes });
       expect(result.movedAside).toBeUndefined();
       expect(result.removedPartial).toBe(true);
-      expect(movedAsideNote(result)).toBe("; this run's interrupted extraction was removed (only bytes from the repository, extracted again)");
+      expect(movedAsideNote(result)).toBe(
+        "; this run's interrupted extraction was removed (only bytes from the repository, extracted again)",
+      );
       expect((beats as RestoreProgress[]).some((b) => b.phase === 'verifying')).toBe(true);
       expect(readdirSync(m.dataDir).filter((e) => e.startsWith('.lifeboat-aside-'))).toEqual([]);
-      expect(JSON.parse(readFileSync(path.join(m.dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ workflowId: wf, state: 'extracted' });
+      expect(JSON.parse(readFileSync(path.join(m.dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({
+        workflowId: wf,
+        state: 'extracted',
+      });
     });
   });
 }
 
-describe('a mount point holding this recovery\'s earlier, replayed copy', () => {
+describe("a mount point holding this recovery's earlier, replayed copy", () => {
   it('restoring again moves its contents into a dated .lifeboat-aside subdirectory (never renaming the mount point); verify and replay tolerate it; the room check names it', async () => {
     const m = mountedRunbook('aside-at', 'at', 256);
     const wf = 'wf-aside';
@@ -228,9 +265,15 @@ describe('a mount point holding this recovery\'s earlier, replayed copy', () => 
     );
     expect(readFileSync('/proc/self/mounts', 'utf8')).toContain(` ${m.dataDir} tmpfs `);
     expect(existsSync(path.join(aside, 'backup_label.old'))).toBe(true);
-    expect(JSON.parse(readFileSync(path.join(aside, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ workflowId: wf, state: 'replaying' });
+    expect(JSON.parse(readFileSync(path.join(aside, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({
+      workflowId: wf,
+      state: 'replaying',
+    });
     expect(existsSync(path.join(m.dataDir, 'backup_label'))).toBe(true);
-    expect(JSON.parse(readFileSync(path.join(m.dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ state: 'extracted', movedAside: aside });
+    expect(JSON.parse(readFileSync(path.join(m.dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({
+      state: 'extracted',
+      movedAside: aside,
+    });
 
     // PostgreSQL starts and replays with the kept copy inside its data directory.
     await activity(replayWal, { runbook: m.name, target: { name: 'rp1' }, workflowId: wf, runId: `${wf}-run` });
@@ -238,19 +281,37 @@ describe('a mount point holding this recovery\'s earlier, replayed copy', () => 
     await activity(stopRestored, { runbook: m.name, workflowId: wf });
 
     // The room check counts the kept copy as the operator's to remove, not as free space.
-    const { result: ok } = await activity(checkRestoreSite, { runbook: m.name, backupId: backup.backupId, backupBytes: 1 << 20, walSegments: 1 });
+    const { result: ok } = await activity(checkRestoreSite, {
+      runbook: m.name,
+      backupId: backup.backupId,
+      backupBytes: 1 << 20,
+      walSegments: 1,
+    });
     expect(ok).toMatchObject({ dataDir: m.dataDir, measured: m.dataDir, neededBytes: (1 << 20) + 16 * 1024 * 1024 });
     expect(ok.kept).toEqual([{ path: aside, bytes: expect.any(Number) as number }]);
     expect(ok.kept[0]!.bytes).toBeGreaterThan(backup.sizeBytes / 2);
     const free = freeOf(m.dataDir);
-    const err = await activity(checkRestoreSite, { runbook: m.name, backupId: backup.backupId, backupBytes: free, walSegments: 2 }).then(
+    const err = await activity(checkRestoreSite, {
+      runbook: m.name,
+      backupId: backup.backupId,
+      backupBytes: free,
+      walSegments: 2,
+    }).then(
       () => undefined,
       (e: { type: string; nonRetryable: boolean; message: string }) => e,
     );
     expect(err).toMatchObject({ type: 'DISK_FULL', nonRetryable: true });
     const lines = err!.message.split('\n');
-    expect(lines[0]).toMatch(new RegExp(`^restore\\.dataDir ${esc(m.dataDir)} has no room for this restore: the file system of ${esc(m.dataDir)} has ${free} bytes \\(.+\\) free, the restore needs ${free + 2 * 16 * 1024 * 1024} bytes \\(.+\\) \\(backup ${backup.backupId}: .+, WAL during replay: 32\\.0 MiB\\)$`));
-    expect(lines[1]).toMatch(new RegExp(`^HINT: copies moved aside by Lifeboat on that file system, .+ in all, which an operator may remove once no longer needed \\(Lifeboat never does\\): ${esc(aside)} \\(.+ MiB\\)$`));
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^restore\\.dataDir ${esc(m.dataDir)} has no room for this restore: the file system of ${esc(m.dataDir)} has ${free} bytes \\(.+\\) free, the restore needs ${free + 2 * 16 * 1024 * 1024} bytes \\(.+\\) \\(backup ${backup.backupId}: .+, WAL during replay: 32\\.0 MiB\\)$`,
+      ),
+    );
+    expect(lines[1]).toMatch(
+      new RegExp(
+        `^HINT: copies moved aside by Lifeboat on that file system, .+ in all, which an operator may remove once no longer needed \\(Lifeboat never does\\): ${esc(aside)} \\(.+ MiB\\)$`,
+      ),
+    );
     expect(lines.slice(2)).toEqual([
       `HINT: free or grow that volume by at least 32.0 MiB, or set restore.dataDir in runbook ${m.name} to a larger volume, then start the run again`,
       'HINT: nothing was fenced, moved or written: this check only reads',
@@ -294,7 +355,12 @@ describe('below the mount point, an earlier replayed copy', () => {
     await activity(replayWal, { runbook: m.name, target: { name: 'rp1' }, workflowId: wf, runId: `${wf}-run` });
     const { result } = await activity(restoreBaseBackup, input(m.name, wf));
     expect(result.movedAside).toMatch(new RegExp(`^${esc(m.dataDir)}\\.lifeboat-\\d{8}T\\d{6}Z$`));
-    const err = await activity(checkRestoreSite, { runbook: m.name, backupId: backup.backupId, backupBytes: freeOf(m.mountDir) + 1, walSegments: 0 }).then(
+    const err = await activity(checkRestoreSite, {
+      runbook: m.name,
+      backupId: backup.backupId,
+      backupBytes: freeOf(m.mountDir) + 1,
+      walSegments: 0,
+    }).then(
       () => undefined,
       (e: { type: string; message: string }) => e,
     );

@@ -55,11 +55,15 @@ it('restores a packaged-layout primary once restore.hbaFile and restore.confFile
   // The packaged layout: the configuration moved out of the data directory.
   await initSandboxPrimary(
     { dataDir, port, socketDir: root, logFile: path.join(root, 'pg.log'), pgBin: PG_BIN, osUser: 'postgres' },
-    { archiveCommand: `${lifeboatCommand()} archive-push %p --repo ${repoUrl} --cluster packaged`, conf: ['work_mem = 7MB'] },
+    {
+      archiveCommand: `${lifeboatCommand()} archive-push %p --repo ${repoUrl} --cluster packaged`,
+      conf: ['work_mem = 7MB'],
+    },
   );
   mkdirSync(etc);
   chownToOsUser(etc, 'postgres');
-  for (const f of ['postgresql.conf', 'pg_hba.conf', 'pg_ident.conf']) renameSync(path.join(dataDir, f), path.join(etc, f));
+  for (const f of ['postgresql.conf', 'pg_hba.conf', 'pg_ident.conf'])
+    renameSync(path.join(dataDir, f), path.join(etc, f));
   appendFileSync(
     path.join(etc, 'postgresql.conf'),
     `data_directory = '${dataDir}'\nhba_file = '${etc}/pg_hba.conf'\nident_file = '${etc}/pg_ident.conf'\n`,
@@ -70,23 +74,45 @@ it('restores a packaged-layout primary once restore.hbaFile and restore.confFile
   const stateDir = postgresTempDir('packaged-state');
   cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
   const restorePort = await freePort();
-  const yaml = demoRunbookYaml({ name: 'packaged', pgPort: port, pgUser: 'postgres', database: 'postgres', repoUrl, host: 'pk', stateDir, restorePort, drillPort: restorePort + 1 });
+  const yaml = demoRunbookYaml({
+    name: 'packaged',
+    pgPort: port,
+    pgUser: 'postgres',
+    database: 'postgres',
+    repoUrl,
+    host: 'pk',
+    stateDir,
+    restorePort,
+    drillPort: restorePort + 1,
+  });
   writeFileSync(path.join(runbooksDir, 'packaged.yaml'), yaml);
   const runbook = await loadRunbook('packaged');
 
   await query(port, 'create table t as select g as id from generate_series(1, 100) g');
   const backup = await takeBaseBackup({ runbook });
   await query(port, 'insert into t select g from generate_series(101, 150) g');
-  const [{ walfile }] = (await query<{ walfile: string }>(port, 'select pg_walfile_name(pg_switch_wal()) as walfile')) as [{ walfile: string }];
+  const [{ walfile }] = (await query<{ walfile: string }>(
+    port,
+    'select pg_walfile_name(pg_switch_wal()) as walfile',
+  )) as [{ walfile: string }];
   await waitFor('the switch to be archived', async () => {
     const [s] = await query<{ last: string | null }>(port, 'select last_archived_wal as last from pg_stat_archiver');
     return s?.last && s.last >= walfile ? true : undefined;
   });
-  const input = { runbook: 'packaged', backupId: backup.backupId, mode: 'side-by-side', workflowId: 'wf-pk', runId: 'wf-pk-run' };
+  const input = {
+    runbook: 'packaged',
+    backupId: backup.backupId,
+    mode: 'side-by-side',
+    workflowId: 'wf-pk',
+    runId: 'wf-pk-run',
+  };
   cleanups.push(() => run(stopRestored, { runbook: 'packaged', workflowId: 'wf-pk' }));
 
   // Without the files named: a clear refusal before PostgreSQL is started.
-  const err = await run(restoreBaseBackup, input).then(() => undefined, (e: unknown) => e);
+  const err = await run(restoreBaseBackup, input).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ApplicationFailure);
   expect((err as ApplicationFailure).type).toBe('RUNBOOK_INVALID');
   expect((err as ApplicationFailure).message).toBe(
@@ -104,7 +130,10 @@ it('restores a packaged-layout primary once restore.hbaFile and restore.confFile
   copyFileSync(path.join(etc, 'pg_hba.conf'), path.join(copies, 'pg_hba.conf'));
   writeFileSync(
     path.join(runbooksDir, 'packaged.yaml'),
-    yaml.replace(/^restore: \{ (.*) \}$/m, `restore: { $1, confFile: ${copies}/postgresql.conf, hbaFile: ${copies}/pg_hba.conf }`),
+    yaml.replace(
+      /^restore: \{ (.*) \}$/m,
+      `restore: { $1, confFile: ${copies}/postgresql.conf, hbaFile: ${copies}/pg_hba.conf }`,
+    ),
   );
   const restored = await run(restoreBaseBackup, input);
   expect(restored.configNotes).toEqual([

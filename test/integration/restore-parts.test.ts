@@ -72,7 +72,13 @@ function partsOf(meta: BackupMeta): StoredPart[] {
 }
 
 function restoreInput(f: Fixture, backup: BackupMeta, workflowId: string): RestoreInput {
-  return { runbook: f.tc.name, backupId: backup.backupId, mode: 'side-by-side', workflowId, runId: `${workflowId}-run` };
+  return {
+    runbook: f.tc.name,
+    backupId: backup.backupId,
+    mode: 'side-by-side',
+    workflowId,
+    runId: `${workflowId}-run`,
+  };
 }
 
 async function rowsOfRestored(runbook: Runbook): Promise<unknown[]> {
@@ -85,12 +91,14 @@ async function rowsOfRestored(runbook: Runbook): Promise<unknown[]> {
   }
 }
 
-
 /**
  * A copy of the parts backup under its own id whose part `name` has one
  * byte changed in the middle, same size: what bit rot in the repository looks like.
  */
-async function damagedCopy(f: Fixture, name: string): Promise<{ backupId: string; damaged: Buffer; entry: StoredPart }> {
+async function damagedCopy(
+  f: Fixture,
+  name: string,
+): Promise<{ backupId: string; damaged: Buffer; entry: StoredPart }> {
   const repo = await openRepository(f.tc.repoUrl, f.runbook.repository);
   const cluster = f.tc.name;
   const backupId = `${f.parts.backupId}-bad`;
@@ -123,7 +131,8 @@ describe.each(['file', 's3'] as const)('restore-base-backup of a backup in parts
     expect(f.parts.files.map((x) => x.name)).toEqual([...parts.map((p) => p.name), 'backup_manifest']);
     expect(f.parts.sizeBytes).toBe(parts.reduce((n, p) => n + p.size, 0));
     const repo = await openRepository(f.tc.repoUrl, f.runbook.repository);
-    for (const p of parts) expect(sha((await repo.get(keys.backupFile(f.tc.name, f.parts.backupId, p.name)))!.body)).toBe(p.storedSha256);
+    for (const p of parts)
+      expect(sha((await repo.get(keys.backupFile(f.tc.name, f.parts.backupId, p.name)))!.body)).toBe(p.storedSha256);
 
     const { result, beats } = await activity(restoreBaseBackup, restoreInput(f, f.parts, `wf-parts-${kind}`));
     const stored = parts.reduce((n, p) => n + p.storedSize, 0);
@@ -132,21 +141,33 @@ describe.each(['file', 's3'] as const)('restore-base-backup of a backup in parts
     const progress = beats as RestoreProgress[];
     expect(progress.some((p) => p.phase === 'downloading' && p.totalBytes === stored)).toBe(true);
     expect(progress.find((p) => p.phase === 'verifying')).toBeDefined();
-    expect(progress.at(-1)).toEqual({ phase: 'done', bytes: stored, totalBytes: stored, text: expect.stringMatching(/^restored: .* \(100 %\)$/) as string });
+    expect(progress.at(-1)).toEqual({
+      phase: 'done',
+      bytes: stored,
+      totalBytes: stored,
+      text: expect.stringMatching(/^restored: .* \(100 %\)$/) as string,
+    });
     expect(statSync(f.runbook.restore.dataDir).mode & 0o777).toBe(0o700);
 
-    const { result: replayed } = await activity(replayWal, { runbook: f.tc.name, target: { name: 'rp' }, workflowId: `wf-parts-${kind}`, runId: `wf-parts-${kind}-run` });
+    const { result: replayed } = await activity(replayWal, {
+      runbook: f.tc.name,
+      target: { name: 'rp' },
+      workflowId: `wf-parts-${kind}`,
+      runId: `wf-parts-${kind}-run`,
+    });
     expect(replayed).toMatchObject({ paused: true, timeline: 1 });
     expect(await rowsOfRestored(f.runbook)).toEqual([{ n: 5100, max: 5100 }]);
   });
 
-  it('fails with BACKUP_VERIFY_FAILED when a part\'s stored bytes differ from backup.json, keeps the copy for inspection, and replay-wal refuses to start PostgreSQL on it', async () => {
+  it("fails with BACKUP_VERIFY_FAILED when a part's stored bytes differ from backup.json, keeps the copy for inspection, and replay-wal refuses to start PostgreSQL on it", async () => {
     // The biggest file part: the sha256 of its bytes is what catches it (zstd may or may not notice on its own).
     const victim = [...partsOf(f.parts)].slice(1).sort((a, b) => b.storedSize - a.storedSize)[0]!.name;
     const bad = await damagedCopy(f, victim);
     const dataDir = f.runbook.restore.dataDir;
     const wf = `wf-bad-${kind}`;
-    await expect(activity(restoreBaseBackup, restoreInput(f, { ...f.parts, backupId: bad.backupId }, wf))).rejects.toMatchObject({
+    await expect(
+      activity(restoreBaseBackup, restoreInput(f, { ...f.parts, backupId: bad.backupId }, wf)),
+    ).rejects.toMatchObject({
       type: 'BACKUP_VERIFY_FAILED',
       nonRetryable: true,
       message: [
@@ -155,11 +176,19 @@ describe.each(['file', 's3'] as const)('restore-base-backup of a backup in parts
         'HINT: if it fails again, the stored backup is damaged: recover from another backup (lifeboat backups lists them)',
       ].join('\n'),
     });
-    expect(JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ workflowId: wf, state: 'extracting', keep: expect.stringContaining(victim) as string });
+    expect(JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({
+      workflowId: wf,
+      state: 'extracting',
+      keep: expect.stringContaining(victim) as string,
+    });
     expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(false);
-    await expect(activity(replayWal, { runbook: f.tc.name, target: { name: 'rp' }, workflowId: wf, runId: `${wf}-run` })).rejects.toMatchObject({
+    await expect(
+      activity(replayWal, { runbook: f.tc.name, target: { name: 'rp' }, workflowId: wf, runId: `${wf}-run` }),
+    ).rejects.toMatchObject({
       type: 'BACKUP_NOT_FOUND',
-      message: expect.stringContaining(`replay-wal: the extraction of backup ${bad.backupId} into ${dataDir} never finished`) as string,
+      message: expect.stringContaining(
+        `replay-wal: the extraction of backup ${bad.backupId} into ${dataDir} never finished`,
+      ) as string,
     });
     expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(false);
   });
@@ -178,10 +207,14 @@ describe.each(['file', 's3'] as const)('restore-base-backup of a backup in parts
     await repo.put(keys.backupMeta(cluster, backupId), metaText, { sha256: sha(metaText) });
     cleanups.push(async () => repo.delete((await repo.list(keys.backupPrefix(cluster, backupId))).map((o) => o.key)));
     const dataDir = f.runbook.restore.dataDir;
-    const err = await activity(restoreBaseBackup, restoreInput(f, { ...f.parts, backupId }, `wf-short-${kind}`)).catch((e: unknown) => e as { type: string; message: string });
+    const err = await activity(restoreBaseBackup, restoreInput(f, { ...f.parts, backupId }, `wf-short-${kind}`)).catch(
+      (e: unknown) => e as { type: string; message: string },
+    );
     expect(err).toMatchObject({ type: 'BACKUP_VERIFY_FAILED', nonRetryable: true });
     const lines = (err as { message: string }).message.split('\n');
-    expect(lines[0]).toBe(`pg_verifybackup found that ${dataDir} does not match the manifest of backup ${backupId} (exit 1):`);
+    expect(lines[0]).toBe(
+      `pg_verifybackup found that ${dataDir} does not match the manifest of backup ${backupId} (exit 1):`,
+    );
     expect(lines.find((l) => /is present in the manifest but not on disk/.test(l))).toBeDefined();
     expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(false);
   });
@@ -201,14 +234,20 @@ describe.each(['file', 's3'] as const)('restore-base-backup of a backup in parts
     const damaged = zstdCompress(tarBytes);
     const entry = f.single.files.find((x) => x.name === 'base.tar.zst')!;
     const manifest = (await repo.get(keys.backupFile(cluster, f.single.backupId, 'backup_manifest')))!.body;
-    const meta = { ...f.single, backupId: badId, files: f.single.files.map((x) => (x.name === 'base.tar.zst' ? { ...x, storedSize: damaged.length } : x)) };
+    const meta = {
+      ...f.single,
+      backupId: badId,
+      files: f.single.files.map((x) => (x.name === 'base.tar.zst' ? { ...x, storedSize: damaged.length } : x)),
+    };
     const metaText = Buffer.from(JSON.stringify(meta));
     await repo.put(keys.backupFile(cluster, badId, 'base.tar.zst'), damaged, { sha256: entry.sha256 });
     await repo.put(keys.backupFile(cluster, badId, 'backup_manifest'), manifest, { sha256: f.single.manifestSha256 });
     await repo.put(keys.backupMeta(cluster, badId), metaText, { sha256: sha(metaText) });
     try {
       const dataDir = f.runbook.restore.dataDir;
-      await expect(activity(restoreBaseBackup, restoreInput(f, { ...f.single, backupId: badId }, `wf-bad-v1-${kind}`))).rejects.toMatchObject({
+      await expect(
+        activity(restoreBaseBackup, restoreInput(f, { ...f.single, backupId: badId }, `wf-bad-v1-${kind}`)),
+      ).rejects.toMatchObject({
         type: 'BACKUP_VERIFY_FAILED',
         nonRetryable: true,
         message: [
@@ -218,7 +257,10 @@ describe.each(['file', 's3'] as const)('restore-base-backup of a backup in parts
         ].join('\n'),
       });
       expect(readFileSync(path.join(dataDir, 'PG_VERSION'), 'utf8')).toBe('16\n');
-      expect(JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ workflowId: `wf-bad-v1-${kind}`, state: 'extracting' });
+      expect(JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({
+        workflowId: `wf-bad-v1-${kind}`,
+        state: 'extracting',
+      });
     } finally {
       // Objects this test wrote under its own backup id.
       await repo.delete((await repo.list(keys.backupPrefix(cluster, badId))).map((o) => o.key));
@@ -231,9 +273,17 @@ describe.each(['file', 's3'] as const)('restore-base-backup of a backup in parts
     const archive = f.single.files[0]!;
     const { result, beats } = await activity(restoreBaseBackup, restoreInput(f, f.single, `wf-single-${kind}`));
     expect(result).toMatchObject({ bytes: archive.size });
-    expect((beats as RestoreProgress[]).at(-1)).toMatchObject({ phase: 'done', bytes: archive.storedSize, totalBytes: archive.storedSize });
-    await activity(replayWal, { runbook: f.tc.name, target: { name: 'rp' }, workflowId: `wf-single-${kind}`, runId: `wf-single-${kind}-run` });
+    expect((beats as RestoreProgress[]).at(-1)).toMatchObject({
+      phase: 'done',
+      bytes: archive.storedSize,
+      totalBytes: archive.storedSize,
+    });
+    await activity(replayWal, {
+      runbook: f.tc.name,
+      target: { name: 'rp' },
+      workflowId: `wf-single-${kind}`,
+      runId: `wf-single-${kind}-run`,
+    });
     expect(await rowsOfRestored(f.runbook)).toEqual([{ n: 5100, max: 5100 }]);
   });
 });
-

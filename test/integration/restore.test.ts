@@ -59,7 +59,9 @@ async function fixture(kind: RepoKind): Promise<Fixture> {
   await pg.query(`insert into t select g, 'before backup' from generate_series(1, 100) g`);
   const backup = await takeBaseBackup({ runbook });
   await pg.query(`insert into t select g, 'after backup' from generate_series(101, 200) g`);
-  const [{ now }] = (await pg.query<{ now: string }>(`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as now`)) as [{ now: string }];
+  const [{ now }] = (await pg.query<{ now: string }>(
+    `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as now`,
+  )) as [{ now: string }];
   await switchAndWaitArchived(pg);
   await pg.query(`insert into t select g, 'after the time' from generate_series(201, 250) g`);
   await pg.query(`select pg_create_restore_point('before-bad-delete')`);
@@ -72,7 +74,6 @@ async function fixture(kind: RepoKind): Promise<Fixture> {
   await switchAndWaitArchived(pg);
   return { tc, runbook, backup, afterBackupTime: now };
 }
-
 
 function restoredClient(runbook: Runbook): Client {
   return new Client({ host: '127.0.0.1', port: runbook.restore.port, user: 'postgres', database: 'postgres' });
@@ -97,9 +98,15 @@ async function pgCtlStatus(dataDir: string): Promise<number> {
   );
 }
 
-
 function restoreInput(f: Fixture, workflowId: string, over: Partial<RestoreInput> = {}): RestoreInput {
-  return { runbook: f.tc.name, backupId: f.backup.backupId, mode: 'side-by-side', workflowId, runId: `${workflowId}-run`, ...over };
+  return {
+    runbook: f.tc.name,
+    backupId: f.backup.backupId,
+    mode: 'side-by-side',
+    workflowId,
+    runId: `${workflowId}-run`,
+    ...over,
+  };
 }
 
 function replayInput(f: Fixture, workflowId: string, target: Target, over: Partial<ReplayInput> = {}): ReplayInput {
@@ -119,7 +126,9 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     const dataDir = f.runbook.restore.dataDir;
     const { result: restored, beats } = await activity(restoreBaseBackup, restoreInput(f, 'wf-time'));
     // The parts of the data directory (backup.json version 2), without the manifest.
-    const stored = { storedSize: f.backup.files.filter((x) => x.name !== 'backup_manifest').reduce((n, x) => n + x.storedSize, 0) };
+    const stored = {
+      storedSize: f.backup.files.filter((x) => x.name !== 'backup_manifest').reduce((n, x) => n + x.storedSize, 0),
+    };
     expect(restored).toEqual({
       dataDir,
       port: f.runbook.restore.port,
@@ -130,8 +139,15 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     expect(restored.files).toBeGreaterThan(900);
     const progress = beats as RestoreProgress[];
     expect(progress[0]).toEqual({ phase: 'preparing', bytes: 0, totalBytes: 0, text: 'preparing the data directory' });
-    expect(progress.some((p) => p.phase === 'downloading' && p.bytes > 0 && p.totalBytes === stored.storedSize)).toBe(true);
-    expect(progress.at(-1)).toEqual({ phase: 'done', bytes: stored.storedSize, totalBytes: stored.storedSize, text: expect.stringMatching(/^restored: .* \(100 %\)$/) as string });
+    expect(progress.some((p) => p.phase === 'downloading' && p.bytes > 0 && p.totalBytes === stored.storedSize)).toBe(
+      true,
+    );
+    expect(progress.at(-1)).toEqual({
+      phase: 'done',
+      bytes: stored.storedSize,
+      totalBytes: stored.storedSize,
+      text: expect.stringMatching(/^restored: .* \(100 %\)$/) as string,
+    });
     // The OS user owns the copy, mode 0700, and the marker says whose it is.
     const st = statSync(dataDir);
     expect(st.mode & 0o777).toBe(0o700);
@@ -149,7 +165,9 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     const target = { time: f.afterBackupTime };
     const { result: replayed, beats: replayBeats } = await activity(replayWal, replayInput(f, 'wf-time', target));
     expect(await onRestored(f.runbook, ROWS)).toEqual([{ n: 200, max: 200, after: 100 }]);
-    expect(await onRestored(f.runbook, 'select pg_is_in_recovery() as r, pg_get_wal_replay_pause_state() as s')).toEqual([{ r: true, s: 'paused' }]);
+    expect(
+      await onRestored(f.runbook, 'select pg_is_in_recovery() as r, pg_get_wal_replay_pause_state() as s'),
+    ).toEqual([{ r: true, s: 'paused' }]);
     const [pos] = await onRestored<{ lsn: string }>(f.runbook, 'select pg_last_wal_replay_lsn()::text as lsn');
     const lsnValue = (l: string) => BigInt(`0x${l.split('/')[0]}`) * 2n ** 32n + BigInt(`0x${l.split('/')[1]}`);
     const replayedBytes = Number(lsnValue(pos!.lsn) - lsnValue(f.backup.startLsn));
@@ -158,7 +176,10 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
       lsn: pos!.lsn,
       time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/) as string,
       timeline: 1,
-      walSegmentsReplayed: Math.floor((Number(lsnValue(pos!.lsn)) - 1) / 16777216) - Math.floor(Number(lsnValue(f.backup.startLsn)) / 16777216) + 1,
+      walSegmentsReplayed:
+        Math.floor((Number(lsnValue(pos!.lsn)) - 1) / 16777216) -
+        Math.floor(Number(lsnValue(f.backup.startLsn)) / 16777216) +
+        1,
       walBytesReplayed: replayedBytes,
     });
     expect(replayed.time! <= f.afterBackupTime).toBe(true);
@@ -201,7 +222,9 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
   });
 
   it('fails with BACKUP_NOT_FOUND for a backup the repository does not have, before touching the directory', async () => {
-    await expect(activity(restoreBaseBackup, restoreInput(f, 'wf-missing', { backupId: '20000101T000000Z' }))).rejects.toMatchObject({
+    await expect(
+      activity(restoreBaseBackup, restoreInput(f, 'wf-missing', { backupId: '20000101T000000Z' })),
+    ).rejects.toMatchObject({
       type: 'BACKUP_NOT_FOUND',
       nonRetryable: true,
       message: [
@@ -226,18 +249,39 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     };
     await initSandboxPrimary(old);
     await startSandboxPrimary(old);
-    await asPostgres(`${PG_BIN}/psql`, ['-h', '127.0.0.1', '-p', String(old.port), '-U', 'postgres', '-c', 'create table only_on_the_old_primary (x int)']);
-    const before = readdirSync(dataDir).filter((n) => !n.startsWith('postmaster.')).sort();
+    await asPostgres(`${PG_BIN}/psql`, [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(old.port),
+      '-U',
+      'postgres',
+      '-c',
+      'create table only_on_the_old_primary (x int)',
+    ]);
+    const before = readdirSync(dataDir)
+      .filter((n) => !n.startsWith('postmaster.'))
+      .sort();
 
     const { result } = await activity(restoreBaseBackup, restoreInput(f, 'wf-inplace', { mode: 'in-place' }));
-    expect(result.movedAside).toMatch(new RegExp(`^${dataDir.replace(/[.]/g, '\\.')}\\.lifeboat-moved-\\d{8}T\\d{6}Z$`));
+    expect(result.movedAside).toMatch(
+      new RegExp(`^${dataDir.replace(/[.]/g, '\\.')}\\.lifeboat-moved-\\d{8}T\\d{6}Z$`),
+    );
     const moved = result.movedAside!;
     expect(await pgCtlStatus(moved)).toBe(3);
-    expect(readdirSync(moved).filter((n) => !n.startsWith('postmaster.')).sort()).toEqual(before);
+    expect(
+      readdirSync(moved)
+        .filter((n) => !n.startsWith('postmaster.'))
+        .sort(),
+    ).toEqual(before);
     expect(readFileSync(path.join(moved, 'PG_VERSION'), 'utf8').trim()).toBe('15');
     // The restored directory is the backup's, not the old primary's.
     expect(existsSync(path.join(dataDir, 'backup_label'))).toBe(true);
-    expect(JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ state: 'extracted', movedAside: moved, mode: 'in-place' });
+    expect(JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({
+      state: 'extracted',
+      movedAside: moved,
+      mode: 'in-place',
+    });
   });
 
   it('replays to a restore point name; a second replay-wal while it runs only waits; continueFrom a later target goes on without extracting again', async () => {
@@ -250,19 +294,31 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     const beats: ReplayProgress[] = [];
     env.on('heartbeat', (d: ReplayProgress) => beats.push(d));
     const first = env.run(replayWal, input);
-    await waitFor('the first replay-wal to start PostgreSQL', async () => (beats.length > 0 ? true : undefined), { timeoutMs: 60_000 });
+    await waitFor('the first replay-wal to start PostgreSQL', async () => (beats.length > 0 ? true : undefined), {
+      timeoutMs: 60_000,
+    });
     const { result: second } = await activity(replayWal, input);
     expect(await first).toEqual(second);
     expect(await onRestored(f.runbook, ROWS)).toEqual([{ n: 250, max: 250, after: 100 }]);
-    const marker = JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8')) as { logFile: string };
-    const starts = () => readFileSync(marker.logFile, 'utf8').split('\n').filter((l) => l.includes('starting PostgreSQL')).length;
+    const marker = JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8')) as {
+      logFile: string;
+    };
+    const starts = () =>
+      readFileSync(marker.logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('starting PostgreSQL')).length;
     expect(starts()).toBe(1);
 
-    const { result: later } = await activity(replayWal, replayInput(f, 'wf-name', { name: 'later-point' }, { continueFrom: true }));
+    const { result: later } = await activity(
+      replayWal,
+      replayInput(f, 'wf-name', { name: 'later-point' }, { continueFrom: true }),
+    );
     expect(await onRestored(f.runbook, ROWS)).toEqual([{ n: 52, max: 2000, after: 0 }]);
     expect(BigInt(later.walBytesReplayed)).toBeGreaterThan(BigInt(second.walBytesReplayed));
     expect(statSync(dataDir).ino).toBe(ino);
-    expect(readdirSync(path.dirname(dataDir)).filter((n) => n.startsWith(`${path.basename(dataDir)}.lifeboat-2`))).toEqual([]);
+    expect(
+      readdirSync(path.dirname(dataDir)).filter((n) => n.startsWith(`${path.basename(dataDir)}.lifeboat-2`)),
+    ).toEqual([]);
     expect(starts()).toBe(2);
 
     const { result: stopped } = await activity(stopRestored, { runbook: f.tc.name, workflowId: 'wf-name' });
@@ -281,7 +337,10 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     );
     expect(err).toMatchObject({ type: 'RECOVERY_ENDED_BEFORE_TARGET', nonRetryable: true });
     const log = `${dataDir}.lifeboat-postgres.log`;
-    const reached = /^recovery of rs-file in \S+ ended before reaching time \S+: the archive ends at segment \S+ \(replay reached LSN ([0-9A-F/]+), last commit at (.+)\)\n/.exec(err!.message);
+    const reached =
+      /^recovery of rs-file in \S+ ended before reaching time \S+: the archive ends at segment \S+ \(replay reached LSN ([0-9A-F/]+), last commit at (.+)\)\n/.exec(
+        err!.message,
+      );
     expect(reached).not.toBeNull();
     const [, lsn, commit] = reached!;
     expect(err!.message).toBe(
@@ -308,7 +367,9 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     const beats: ReplayProgress[] = [];
     env.on('heartbeat', (d: ReplayProgress) => beats.push(d));
     const first = env.run(replayWal, input);
-    await waitFor('replay to begin', async () => (beats.some((b) => b.phase === 'replaying') ? true : undefined), { timeoutMs: 60_000 });
+    await waitFor('replay to begin', async () => (beats.some((b) => b.phase === 'replaying') ? true : undefined), {
+      timeoutMs: 60_000,
+    });
     env.cancel();
     await expect(first).rejects.toBeInstanceOf(CancelledFailure);
     expect(await pgCtlStatus(dataDir)).toBe(0);
@@ -316,8 +377,14 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     const { result } = await activity(replayWal, input);
     expect(result).toMatchObject({ paused: true, timeline: 1 });
     expect(await onRestored(f.runbook, ROWS)).toEqual([{ n: 53, max: 3000, after: 0 }]);
-    const marker = JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8')) as { logFile: string };
-    expect(readFileSync(marker.logFile, 'utf8').split('\n').filter((l) => l.includes('starting PostgreSQL'))).toHaveLength(1);
+    const marker = JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8')) as {
+      logFile: string;
+    };
+    expect(
+      readFileSync(marker.logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('starting PostgreSQL')),
+    ).toHaveLength(1);
   });
 
   // Last in this cluster: the promoted copy archives a new timeline into the
@@ -327,20 +394,34 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     await activity(restoreBaseBackup, restoreInput(f, 'wf-latest'));
     const { result: replayed } = await activity(replayWal, replayInput(f, 'wf-latest', { latest: true }));
     expect(await onRestored(f.runbook, ROWS)).toEqual([{ n: 53, max: 3000, after: 0 }]);
-    expect(await onRestored(f.runbook, 'select pg_is_in_recovery() as r, pg_get_wal_replay_pause_state() as s')).toEqual([{ r: true, s: 'paused' }]);
+    expect(
+      await onRestored(f.runbook, 'select pg_is_in_recovery() as r, pg_get_wal_replay_pause_state() as s'),
+    ).toEqual([{ r: true, s: 'paused' }]);
     expect(replayed.timeline).toBe(1);
     expect(existsSync(path.join(dataDir, 'standby.signal'))).toBe(true);
     expect(existsSync(path.join(dataDir, 'pg_wal', '.lifeboat-prefetch'))).toBe(true);
 
     const input = { runbook: f.tc.name, workflowId: 'wf-latest', runId: 'wf-latest-run' };
     const { result: promoted } = await activity(promoteRestored, input);
-    expect(promoted).toEqual({ promotedAt: expect.any(String) as string, timeline: 2, lsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/) as string });
+    expect(promoted).toEqual({
+      promotedAt: expect.any(String) as string,
+      timeline: 2,
+      lsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/) as string,
+    });
     await onRestored(f.runbook, `insert into t values (4000, 'written after promotion')`);
-    expect(await onRestored(f.runbook, 'select pg_is_in_recovery() as r, count(*)::int as n from t')).toEqual([{ r: false, n: 54 }]);
+    expect(await onRestored(f.runbook, 'select pg_is_in_recovery() as r, count(*)::int as n from t')).toEqual([
+      { r: false, n: 54 },
+    ]);
     expect(existsSync(path.join(dataDir, 'pg_wal', '.lifeboat-prefetch'))).toBe(false);
-    expect(JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({ state: 'promoted', promotedAt: promoted.promotedAt });
+    expect(JSON.parse(readFileSync(path.join(dataDir, '.lifeboat-restore.json'), 'utf8'))).toMatchObject({
+      state: 'promoted',
+      promotedAt: promoted.promotedAt,
+    });
     // Promoting again reports the promotion that happened.
-    expect((await activity(promoteRestored, input)).result).toMatchObject({ promotedAt: promoted.promotedAt, timeline: 2 });
+    expect((await activity(promoteRestored, input)).result).toMatchObject({
+      promotedAt: promoted.promotedAt,
+      timeline: 2,
+    });
     // A promoted copy may be the new primary: never replayed or restored over.
     await expect(activity(replayWal, replayInput(f, 'wf-latest', { latest: true }))).rejects.toMatchObject({
       type: 'PG_RUNNING',
@@ -360,7 +441,9 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
     // on archiving timeline 1 past the branch (issue 11, point 3): a replay to
     // latest follows timeline 2 to its end and pauses there, instead of
     // waiting for the old primary's further segments.
-    const copy = { query: (sql: string) => onRestored(f.runbook, sql), dataDir } as unknown as Parameters<typeof switchAndWaitArchived>[0];
+    const copy = { query: (sql: string) => onRestored(f.runbook, sql), dataDir } as unknown as Parameters<
+      typeof switchAndWaitArchived
+    >[0];
     const branchSegment = await switchAndWaitArchived(copy);
     // Until the old timeline reaches further than the new one: what "the newest segment of any timeline" picked.
     // archive-push now refuses the old primary's segments past the branch
@@ -374,26 +457,43 @@ describe('restore-base-backup and replay-wal from a file:// repository', () => {
       const [row] = await f.tc.pg.query<{ w: string }>('select pg_walfile_name(pg_switch_wal()) as w');
       oldEnd = row!.w;
       const walPath = path.join(f.tc.pg.dataDir, 'pg_wal', oldEnd);
-      await waitFor(`${oldEnd} finished`, async () => (existsSync(`${path.join(f.tc.pg.dataDir, 'pg_wal', 'archive_status', oldEnd)}.ready`) ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
+      await waitFor(
+        `${oldEnd} finished`,
+        async () =>
+          existsSync(`${path.join(f.tc.pg.dataDir, 'pg_wal', 'archive_status', oldEnd)}.ready`) ? true : undefined,
+        { timeoutMs: 30_000, intervalMs: 100 },
+      );
       const content = readFileSync(walPath);
-      await repo.put(keys.wal(clusterName(f.runbook), oldEnd), await encodeWal(oldEnd, content), { sha256: createHash('sha256').update(content).digest('hex'), ifAbsent: true });
+      await repo.put(keys.wal(clusterName(f.runbook), oldEnd), await encodeWal(oldEnd, content), {
+        sha256: createHash('sha256').update(content).digest('hex'),
+        ifAbsent: true,
+      });
     }
     expect(oldEnd.slice(8) > branchSegment.slice(8)).toBe(true);
     expect(branchSegment.slice(0, 8)).toBe('00000002');
 
     const drill = f.runbook.drill!;
-    cleanups.push(() => asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', drill.dataDir, '-m', 'immediate', '-w']).catch(() => ''));
+    cleanups.push(() =>
+      asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', drill.dataDir, '-m', 'immediate', '-w']).catch(() => ''),
+    );
     await activity(restoreBaseBackup, restoreInput(f, 'wf-latest-tl2', { instance: 'drill' }));
-    const { result } = await activity(replayWal, replayInput(f, 'wf-latest-tl2', { latest: true }, { instance: 'drill' }));
+    const { result } = await activity(
+      replayWal,
+      replayInput(f, 'wf-latest-tl2', { latest: true }, { instance: 'drill' }),
+    );
     expect(result.paused).toBe(true);
     const c = new Client({ host: '127.0.0.1', port: drill.port, user: 'postgres', database: 'postgres' });
     await c.connect();
     try {
-      const { rows } = await c.query<{ ids: number[] }>('select array_agg(id order by id) as ids from t where id >= 3000');
+      const { rows } = await c.query<{ ids: number[] }>(
+        'select array_agg(id order by id) as ids from t where id >= 3000',
+      );
       // Timeline 2's row is there, the old primary's row after the branch is not.
       expect(rows[0]!.ids).toEqual([3000, 4000]);
       const { rows: lsn } = await c.query<{ lsn: string }>('select pg_last_wal_replay_lsn()::text as lsn');
-      console.log(`latest after a recovery: paused at ${lsn[0]!.lsn} (timeline 2 ends in ${branchSegment}; the old primary's timeline 1 reaches ${oldEnd})`);
+      console.log(
+        `latest after a recovery: paused at ${lsn[0]!.lsn} (timeline 2 ends in ${branchSegment}; the old primary's timeline 1 reaches ${oldEnd})`,
+      );
     } finally {
       await c.end();
     }

@@ -42,7 +42,9 @@ async function schemaState(db: string): Promise<{ version: string; updates: numb
   };
   const [v] = await q<{ curr_version: string }>('select curr_version from schema_version');
   const [u] = await q<{ n: string }>('select count(*) as n from schema_update_history');
-  const tables = await q<{ t: string }>("select table_name as t from information_schema.tables where table_schema = 'public' order by 1");
+  const tables = await q<{ t: string }>(
+    "select table_name as t from information_schema.tables where table_schema = 'public' order by 1",
+  );
   return { version: v?.curr_version ?? '', updates: Number(u?.n), tables: tables.map((r) => r.t) };
 }
 
@@ -51,7 +53,9 @@ it('creates both databases at the schema versions the release ships, and a secon
   const first = { main: await schemaState(database), visibility: await schemaState(visibilityDatabase) };
   expect(first.main.version).toBe(newestVersion('temporal'));
   expect(first.visibility.version).toBe(newestVersion('visibility'));
-  expect(first.main.tables).toEqual(expect.arrayContaining(['executions', 'history_node', 'namespaces', 'cluster_metadata_info']));
+  expect(first.main.tables).toEqual(
+    expect.arrayContaining(['executions', 'history_node', 'namespaces', 'cluster_metadata_info']),
+  );
   expect(first.visibility.tables).toContain('executions_visibility');
 
   // What compose does on the next `up`: the same job over the same databases.

@@ -47,7 +47,10 @@ function writeRunbook(name: string, traffic?: string): string {
 }
 
 function pgbouncerRunbook(name: string, databasesFile = pgb.databasesFile): string {
-  return writeRunbook(name, `pgbouncer: { adminUrlEnv: LB_TEST_PGBOUNCER_ADMIN, database: appdb, databasesFile: ${databasesFile} }`);
+  return writeRunbook(
+    name,
+    `pgbouncer: { adminUrlEnv: LB_TEST_PGBOUNCER_ADMIN, database: appdb, databasesFile: ${databasesFile} }`,
+  );
 }
 
 async function run(runbook: string, beats: TrafficProgress[] = []): Promise<TrafficResult> {
@@ -101,7 +104,10 @@ beforeAll(async () => {
     [b, 'B'],
   ] as const) {
     await pg.query('create database appdb');
-    await onAppdb(pg, `create table whoami (name text); insert into whoami values ('${label}'); create table orders (note text)`);
+    await onAppdb(
+      pg,
+      `create table whoami (name text); insert into whoami values ('${label}'); create table orders (note text)`,
+    );
   }
 });
 
@@ -144,7 +150,9 @@ it('moves new connections through pgbouncer from the old primary to the promoted
       `SHOW DATABASES: appdb at 127.0.0.1:${b.port}/appdb`,
     ],
   });
-  expect(new Set(beats.map((p) => p.phase))).toEqual(new Set(['checking', 'pausing', 'switching', 'resuming', 'verifying']));
+  expect(new Set(beats.map((p) => p.phase))).toEqual(
+    new Set(['checking', 'pausing', 'switching', 'resuming', 'verifying']),
+  );
   expect(JSON.stringify(result)).not.toContain(ADMIN_PASSWORD);
 
   // The application sees B and can write there.
@@ -231,7 +239,9 @@ it('gives up on a PAUSE that a session never lets finish, names who holds it, an
   const [client] = (await pgb.admin('SHOW CLIENTS')).filter((r) => r.database === 'appdb');
   const runbook = await loadRunbook(pgbouncerRunbook('stuck-session'));
 
-  const failure = await switchRunbookTraffic(runbook, { progress: () => undefined }, { pauseTimeoutMs: 2000 }).catch((e: unknown) => e);
+  const failure = await switchRunbookTraffic(runbook, { progress: () => undefined }, { pauseTimeoutMs: 2000 }).catch(
+    (e: unknown) => e,
+  );
 
   expect(failure).toMatchObject({
     code: 'TRAFFIC_SWITCH_FAILED',
@@ -281,7 +291,9 @@ it('runs a command hook with RESTORED_HOST, RESTORED_PORT and RESTORED_DATABASE'
   expect(result).toEqual({
     kind: 'command',
     pointedAt: `127.0.0.1:${b.port}/appdb`,
-    steps: [`ran /bin/sh -c "${script}" with RESTORED_HOST=127.0.0.1 RESTORED_PORT=${b.port} RESTORED_DATABASE=appdb: exit 0`],
+    steps: [
+      `ran /bin/sh -c "${script}" with RESTORED_HOST=127.0.0.1 RESTORED_PORT=${b.port} RESTORED_DATABASE=appdb: exit 0`,
+    ],
   });
   expect(readFileSync(out, 'utf8')).toBe(`127.0.0.1 ${b.port} appdb\n`);
 });

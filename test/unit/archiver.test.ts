@@ -65,7 +65,12 @@ describe('assessArchiver', () => {
   });
 
   it('calls a failure in the same second as the last success failing when the database says it came after (the shown times are to the second)', () => {
-    const sameSecond = { ...base, failedCount: 1, lastFailedWal: '00000001000000000000000B', lastFailedTime: base.lastArchivedTime };
+    const sameSecond = {
+      ...base,
+      failedCount: 1,
+      lastFailedWal: '00000001000000000000000B',
+      lastFailedTime: base.lastArchivedTime,
+    };
     expect(assessArchiver({ ...sameSecond, failedSinceArchived: true }, 300).failing).toBe(true);
     expect(assessArchiver({ ...sameSecond, failedSinceArchived: false }, 300).failing).toBe(false);
   });

@@ -72,7 +72,14 @@ describe('inParallel', () => {
 });
 
 const sha = (c: string) => c.repeat(64);
-const part = (i: number): StoredFile => ({ name: partName(i), storedSize: 10, size: 20, sha256: sha('a'), storedSha256: sha('b'), compression: 'zstd' });
+const part = (i: number): StoredFile => ({
+  name: partName(i),
+  storedSize: 10,
+  size: 20,
+  sha256: sha('a'),
+  storedSha256: sha('b'),
+  compression: 'zstd',
+});
 const manifest: StoredFile = { name: 'backup_manifest', storedSize: 5, size: 5, sha256: sha('c'), compression: 'none' };
 const meta = (version: number, files: StoredFile[]) => ({
   version,
@@ -112,14 +119,22 @@ describe('backup.json layouts', () => {
   });
 
   it('reads version 1 as its single base.tar.zst', () => {
-    const archive: StoredFile = { name: 'base.tar.zst', storedSize: 30, size: 60, sha256: sha('d'), compression: 'zstd' };
+    const archive: StoredFile = {
+      name: 'base.tar.zst',
+      storedSize: 30,
+      size: 60,
+      sha256: sha('d'),
+      compression: 'zstd',
+    };
     const m = meta(1, [archive, manifest]);
     expect(problem(m)).toBeUndefined();
     expect(baseLayout(m)).toEqual({ kind: 'single', archive });
   });
 
   it('refuses (the catalog then lists the backup as incomplete) a gap in the parts, a part without storedSha256, no part at all, and a version 1 without its archive', () => {
-    expect(problem(meta(2, [part(0), part(2), manifest]))).toBe('files: base.0001.tar.zst is missing from the list of parts');
+    expect(problem(meta(2, [part(0), part(2), manifest]))).toBe(
+      'files: base.0001.tar.zst is missing from the list of parts',
+    );
     const { storedSha256: _, ...unhashed } = part(1);
     expect(problem(meta(2, [part(0), unhashed, manifest]))).toBe('files: base.0001.tar.zst has no storedSha256');
     expect(problem(meta(2, [manifest]))).toBe('files: version 2 lists no base.0000.tar.zst');
@@ -131,7 +146,10 @@ describe('backup.json layouts', () => {
 describe('restore.parallel in a runbook', () => {
   const EXAMPLE = readFileSync(path.resolve(__dirname, '../../runbooks/orders.example.yaml'), 'utf8');
   const withParallel = (v: string) => {
-    const text = EXAMPLE.replace('port: 5433, mode: side-by-side }', `port: 5433, mode: side-by-side, parallel: ${v} }`);
+    const text = EXAMPLE.replace(
+      'port: 5433, mode: side-by-side }',
+      `port: 5433, mode: side-by-side, parallel: ${v} }`,
+    );
     if (text === EXAMPLE) throw new Error('the example runbook no longer has its restore line');
     return validateRunbookText(text, 'orders.yaml');
   };
@@ -143,7 +161,11 @@ describe('restore.parallel in a runbook', () => {
     expect(three.ok && three.runbook.restore.parallel).toBe(3);
     for (const bad of ['0', '65', '1.5', 'many']) {
       const r = withParallel(bad);
-      expect(r.ok ? [] : r.errors).toEqual([expect.stringMatching(/^orders\.yaml:\d+: restore\.parallel: expected a whole number of extractors from 1 to 64/) as string]);
+      expect(r.ok ? [] : r.errors).toEqual([
+        expect.stringMatching(
+          /^orders\.yaml:\d+: restore\.parallel: expected a whole number of extractors from 1 to 64/,
+        ) as string,
+      ]);
     }
   });
 });

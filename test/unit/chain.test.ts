@@ -42,7 +42,11 @@ describe('WAL chain continuity', () => {
   });
 
   it('does not need segments from before the oldest backup', () => {
-    const report = analyzeChain({ walFiles: range(1, 6, 9), histories: {}, backups: [backup('20261121T190102Z', 1, 6)] });
+    const report = analyzeChain({
+      walFiles: range(1, 6, 9),
+      histories: {},
+      backups: [backup('20261121T190102Z', 1, 6)],
+    });
     expect(report.ok).toBe(true);
   });
 
@@ -51,7 +55,14 @@ describe('WAL chain continuity', () => {
     const report = analyzeChain({ walFiles: range(1, 1, 10, [5]), histories: {}, backups });
     expect(report.ok).toBe(false);
     expect(report.gaps).toEqual([
-      { timeline: 1, first: seg(1, 5), last: seg(1, 5), count: 1, onLineOf: [1], neededBy: ['20261121T190102Z', '20261122T000000Z'] },
+      {
+        timeline: 1,
+        first: seg(1, 5),
+        last: seg(1, 5),
+        count: 1,
+        onLineOf: [1],
+        neededBy: ['20261121T190102Z', '20261122T000000Z'],
+      },
     ]);
     const [problem] = describeChainProblems(report, '20261122T000000Z');
     expect(problem?.message).toBe(
@@ -72,7 +83,11 @@ describe('WAL chain continuity', () => {
   });
 
   it('reports consecutive missing segments as one gap', () => {
-    const report = analyzeChain({ walFiles: range(1, 1, 10, [5, 6, 7]), histories: {}, backups: [backup('20261121T190102Z', 1, 2)] });
+    const report = analyzeChain({
+      walFiles: range(1, 1, 10, [5, 6, 7]),
+      histories: {},
+      backups: [backup('20261121T190102Z', 1, 2)],
+    });
     expect(report.gaps).toHaveLength(1);
     expect(report.gaps[0]).toMatchObject({ first: seg(1, 5), last: seg(1, 7), count: 3 });
     expect(describeChainProblems(report, '20261121T190102Z')[0]?.message).toBe(
@@ -87,7 +102,11 @@ describe('WAL chain continuity', () => {
     const walFiles = [...range(1, 1, 6), `${seg(1, 7)}.partial`, '00000002.history', ...range(2, 7, 9)];
 
     it('follows the history file from the parent into the child', () => {
-      const report = analyzeChain({ walFiles, histories: { '00000002.history': history2 }, backups: [backup('20261121T190102Z', 1, 3)] });
+      const report = analyzeChain({
+        walFiles,
+        histories: { '00000002.history': history2 },
+        backups: [backup('20261121T190102Z', 1, 3)],
+      });
       expect(report.ok).toBe(true);
       const t2 = report.timelines.find((t) => t.timeline === 2);
       expect(t2).toMatchObject({
@@ -101,7 +120,11 @@ describe('WAL chain continuity', () => {
 
     it('reports a parent segment missing before the switch as a gap on the parent, on the child line', () => {
       const files = walFiles.filter((f) => f !== seg(1, 6));
-      const report = analyzeChain({ walFiles: files, histories: { '00000002.history': history2 }, backups: [backup('20261121T190102Z', 1, 3)] });
+      const report = analyzeChain({
+        walFiles: files,
+        histories: { '00000002.history': history2 },
+        backups: [backup('20261121T190102Z', 1, 3)],
+      });
       expect(report.gaps).toEqual([
         { timeline: 1, first: seg(1, 6), last: seg(1, 6), count: 1, onLineOf: [2], neededBy: ['20261121T190102Z'] },
       ]);
@@ -110,7 +133,11 @@ describe('WAL chain continuity', () => {
 
     it('needs the switch segment from the child, not the parent', () => {
       const files = [...range(1, 1, 7), '00000002.history', ...range(2, 8, 9)];
-      const report = analyzeChain({ walFiles: files, histories: { '00000002.history': history2 }, backups: [backup('20261121T190102Z', 1, 3)] });
+      const report = analyzeChain({
+        walFiles: files,
+        histories: { '00000002.history': history2 },
+        backups: [backup('20261121T190102Z', 1, 3)],
+      });
       expect(report.gaps).toEqual([
         { timeline: 2, first: seg(2, 7), last: seg(2, 7), count: 1, onLineOf: [2], neededBy: ['20261121T190102Z'] },
       ]);
@@ -120,7 +147,11 @@ describe('WAL chain continuity', () => {
       // The old primary went on archiving timeline 1 after the switch: its
       // later segments are a branch a timeline-2 backup never reads.
       const files = [...range(1, 1, 12, [9]), '00000002.history', ...range(2, 7, 12)];
-      const report = analyzeChain({ walFiles: files, histories: { '00000002.history': history2 }, backups: [backup('20261123T000000Z', 2, 8)] });
+      const report = analyzeChain({
+        walFiles: files,
+        histories: { '00000002.history': history2 },
+        backups: [backup('20261123T000000Z', 2, 8)],
+      });
       expect(report.ok).toBe(true);
       expect(report.timelines.find((t) => t.timeline === 1)?.checkedFrom).toBeUndefined();
     });
@@ -128,9 +159,16 @@ describe('WAL chain continuity', () => {
     it('follows two switches written in one history file', () => {
       const history3 = `1\t${lsnIn(4)}\tno recovery target specified\n2\t${lsnIn(6, 0)}\tbefore 2026-06-04 14:31:59+00\n`;
       const files = [...range(1, 1, 3), ...range(2, 4, 5), ...range(3, 6, 8), '00000002.history', '00000003.history'];
-      const histories = { '00000002.history': `1\t${lsnIn(4)}\tno recovery target specified\n`, '00000003.history': history3 };
+      const histories = {
+        '00000002.history': `1\t${lsnIn(4)}\tno recovery target specified\n`,
+        '00000003.history': history3,
+      };
       expect(analyzeChain({ walFiles: files, histories, backups: [backup('20261121T190102Z', 1, 2)] }).ok).toBe(true);
-      const gap = analyzeChain({ walFiles: files.filter((f) => f !== seg(2, 5)), histories, backups: [backup('20261121T190102Z', 1, 2)] });
+      const gap = analyzeChain({
+        walFiles: files.filter((f) => f !== seg(2, 5)),
+        histories,
+        backups: [backup('20261121T190102Z', 1, 2)],
+      });
       expect(gap.gaps).toEqual([
         { timeline: 2, first: seg(2, 5), last: seg(2, 5), count: 1, onLineOf: [3], neededBy: ['20261121T190102Z'] },
       ]);
@@ -140,14 +178,20 @@ describe('WAL chain continuity', () => {
       const files = walFiles.filter((f) => f !== '00000002.history');
       const report = analyzeChain({ walFiles: files, histories: {}, backups: [backup('20261121T190102Z', 1, 3)] });
       expect(report.ok).toBe(false);
-      expect(report.missingHistory).toEqual([{ timeline: 2, file: '00000002.history', neededFor: '3 archived segments on timeline 2' }]);
+      expect(report.missingHistory).toEqual([
+        { timeline: 2, file: '00000002.history', neededFor: '3 archived segments on timeline 2' },
+      ]);
       expect(describeChainProblems(report).map((p) => p.message)).toEqual([
         'timeline history file 00000002.history is missing (3 archived segments on timeline 2)',
       ]);
     });
 
     it('reports a history file it cannot parse instead of trusting it', () => {
-      const report = analyzeChain({ walFiles, histories: { '00000002.history': 'this is not a history file\n' }, backups: [backup('20261121T190102Z', 1, 3)] });
+      const report = analyzeChain({
+        walFiles,
+        histories: { '00000002.history': 'this is not a history file\n' },
+        backups: [backup('20261121T190102Z', 1, 3)],
+      });
       expect(report.ok).toBe(false);
       expect(report.unreadableHistory[0]?.file).toBe('00000002.history');
       expect(report.timelines.find((t) => t.timeline === 2)?.history).toBe('unreadable');

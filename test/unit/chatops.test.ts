@@ -19,32 +19,72 @@ describe('Slack request signatures', () => {
   const body = Buffer.from(SLACK_BODY);
   const now = Number(SLACK_TS) + 10;
 
-  it('computes the signature of Slack\'s documented example', () => {
+  it("computes the signature of Slack's documented example", () => {
     expect(signRequest(SLACK_SECRET, SLACK_TS, body)).toBe(SLACK_SIGNATURE);
   });
 
   it('accepts that request within five minutes of its timestamp', () => {
-    expect(verifySignature(SLACK_SECRET, { timestamp: SLACK_TS, signature: SLACK_SIGNATURE }, body, now)).toBeUndefined();
-    expect(verifySignature(SLACK_SECRET, { timestamp: SLACK_TS, signature: SLACK_SIGNATURE }, body, Number(SLACK_TS) - MAX_SKEW_SECONDS)).toBeUndefined();
+    expect(
+      verifySignature(SLACK_SECRET, { timestamp: SLACK_TS, signature: SLACK_SIGNATURE }, body, now),
+    ).toBeUndefined();
+    expect(
+      verifySignature(
+        SLACK_SECRET,
+        { timestamp: SLACK_TS, signature: SLACK_SIGNATURE },
+        body,
+        Number(SLACK_TS) - MAX_SKEW_SECONDS,
+      ),
+    ).toBeUndefined();
   });
 
   it('refuses a request without the headers, with another secret, or with a changed body, naming no secret', () => {
     expect(verifySignature(SLACK_SECRET, { timestamp: SLACK_TS }, body, now)).toEqual({
       why: 'missing-signature',
-      message: 'missing X-Slack-Request-Timestamp or X-Slack-Signature: requests must be signed with the signing secret',
+      message:
+        'missing X-Slack-Request-Timestamp or X-Slack-Signature: requests must be signed with the signing secret',
     });
-    const wrong = { why: 'bad-signature', message: 'X-Slack-Signature does not match the body: wrong signing secret, or the body was changed on the way' };
-    expect(verifySignature('another-secret', { timestamp: SLACK_TS, signature: SLACK_SIGNATURE }, body, now)).toEqual(wrong);
-    expect(verifySignature(SLACK_SECRET, { timestamp: SLACK_TS, signature: SLACK_SIGNATURE }, Buffer.from(SLACK_BODY.replace('text=', 'text=approve')), now)).toEqual(wrong);
+    const wrong = {
+      why: 'bad-signature',
+      message: 'X-Slack-Signature does not match the body: wrong signing secret, or the body was changed on the way',
+    };
+    expect(verifySignature('another-secret', { timestamp: SLACK_TS, signature: SLACK_SIGNATURE }, body, now)).toEqual(
+      wrong,
+    );
+    expect(
+      verifySignature(
+        SLACK_SECRET,
+        { timestamp: SLACK_TS, signature: SLACK_SIGNATURE },
+        Buffer.from(SLACK_BODY.replace('text=', 'text=approve')),
+        now,
+      ),
+    ).toEqual(wrong);
     expect(verifySignature(SLACK_SECRET, { timestamp: SLACK_TS, signature: 'v0=00' }, body, now)).toEqual(wrong);
-    expect(verifySignature(SLACK_SECRET, { timestamp: 'yesterday', signature: SLACK_SIGNATURE }, body, now)?.message).toBe('X-Slack-Request-Timestamp is not a Unix time in seconds');
+    expect(
+      verifySignature(SLACK_SECRET, { timestamp: 'yesterday', signature: SLACK_SIGNATURE }, body, now)?.message,
+    ).toBe('X-Slack-Request-Timestamp is not a Unix time in seconds');
   });
 
   it('refuses a timestamp more than five minutes old or ahead, even with a good signature', () => {
-    const old = verifySignature(SLACK_SECRET, { timestamp: SLACK_TS, signature: SLACK_SIGNATURE }, body, Number(SLACK_TS) + 301);
-    expect(old).toEqual({ why: 'stale-timestamp', message: 'X-Slack-Request-Timestamp is 301 s old; at most 300 s either way is accepted (check the sender\'s clock)' });
-    const ahead = verifySignature(SLACK_SECRET, { timestamp: SLACK_TS, signature: SLACK_SIGNATURE }, body, Number(SLACK_TS) - 400);
-    expect(ahead?.message).toBe('X-Slack-Request-Timestamp is 400 s in the future; at most 300 s either way is accepted (check the sender\'s clock)');
+    const old = verifySignature(
+      SLACK_SECRET,
+      { timestamp: SLACK_TS, signature: SLACK_SIGNATURE },
+      body,
+      Number(SLACK_TS) + 301,
+    );
+    expect(old).toEqual({
+      why: 'stale-timestamp',
+      message:
+        "X-Slack-Request-Timestamp is 301 s old; at most 300 s either way is accepted (check the sender's clock)",
+    });
+    const ahead = verifySignature(
+      SLACK_SECRET,
+      { timestamp: SLACK_TS, signature: SLACK_SIGNATURE },
+      body,
+      Number(SLACK_TS) - 400,
+    );
+    expect(ahead?.message).toBe(
+      "X-Slack-Request-Timestamp is 400 s in the future; at most 300 s either way is accepted (check the sender's clock)",
+    );
   });
 });
 
@@ -82,16 +122,21 @@ describe('the chat users table', () => {
       ['slack:U024BE7LH', 'alice'],
       ['slack:U0G9QF9C6', 'bob'],
     ]);
-    expect([...parseUsers('[{"chatUser": "teams:29:1abc", "approver": "carol"}]', 'users.json')]).toEqual([['teams:29:1abc', 'carol']]);
+    expect([...parseUsers('[{"chatUser": "teams:29:1abc", "approver": "carol"}]', 'users.json')]).toEqual([
+      ['teams:29:1abc', 'carol'],
+    ]);
   });
 
   it('refuses a chat user without its platform and a user mapped twice, naming the file', () => {
     expect(() => parseUsers('U024BE7LH: alice\n', 'users.yaml')).toThrow(
       'users.yaml: U024BE7LH: expected <platform>:<id>, e.g. slack:U024BE7LH\nHINT: one line per chat user, e.g. "slack:U024BE7LH: alice" (YAML), or a list of { chatUser, approver }',
     );
-    expect(() => parseUsers('- { chatUser: "slack:U1", approver: alice }\n- { chatUser: "slack:U1", approver: bob }\n', 'users.yaml')).toThrow(
-      'users.yaml: slack:U1 is mapped twice (alice and bob)',
-    );
+    expect(() =>
+      parseUsers(
+        '- { chatUser: "slack:U1", approver: alice }\n- { chatUser: "slack:U1", approver: bob }\n',
+        'users.yaml',
+      ),
+    ).toThrow('users.yaml: slack:U1 is mapped twice (alice and bob)');
   });
 });
 
@@ -99,19 +144,41 @@ describe('slash-command words', () => {
   it('reads a decision with its comment, status and help', () => {
     expect(parseCommandText('approve recover-orders-1 approve-fence  looks right to me')).toEqual({
       ok: true,
-      value: { kind: 'decide', workflowId: 'recover-orders-1', step: 'approve-fence', decision: 'approve', text: 'looks right to me' },
+      value: {
+        kind: 'decide',
+        workflowId: 'recover-orders-1',
+        step: 'approve-fence',
+        decision: 'approve',
+        text: 'looks right to me',
+      },
     });
-    expect(parseCommandText('status recover-orders-1')).toEqual({ ok: true, value: { kind: 'status', workflowId: 'recover-orders-1' } });
+    expect(parseCommandText('status recover-orders-1')).toEqual({
+      ok: true,
+      value: { kind: 'status', workflowId: 'recover-orders-1' },
+    });
     expect(parseCommandText('')).toEqual({ ok: true, value: { kind: 'help' } });
   });
 
   it('says what is wrong: a reject without a reason, an unknown step or command', () => {
     expect(parseCommandText('reject recover-orders-1 approve-fence', '/dr')).toEqual({
       ok: false,
-      message: 'reject needs a reason, which the audit log and the evidence keep: /dr reject <workflowId> <step> <reason...>',
+      message:
+        'reject needs a reason, which the audit log and the evidence keep: /dr reject <workflowId> <step> <reason...>',
     });
-    expect(parseCommandText('approve recover-orders-1 fence')).toMatchObject({ ok: false, message: expect.stringMatching(/^unknown step "fence": expected one of preflight, capture-forensics, approve-fence, /) as unknown });
-    expect(parseCommandText('promote recover-orders-1')).toEqual({ ok: false, message: 'unknown command "promote": expected approve, reject, retry, skip, abort, status or help (/lifeboat help)' });
-    expect(parseCommandText('approve recover-orders-1')).toEqual({ ok: false, message: 'usage: /lifeboat approve <workflowId> <step> [comment...]' });
+    expect(parseCommandText('approve recover-orders-1 fence')).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(
+        /^unknown step "fence": expected one of preflight, capture-forensics, approve-fence, /,
+      ) as unknown,
+    });
+    expect(parseCommandText('promote recover-orders-1')).toEqual({
+      ok: false,
+      message:
+        'unknown command "promote": expected approve, reject, retry, skip, abort, status or help (/lifeboat help)',
+    });
+    expect(parseCommandText('approve recover-orders-1')).toEqual({
+      ok: false,
+      message: 'usage: /lifeboat approve <workflowId> <step> [comment...]',
+    });
   });
 });

@@ -10,7 +10,9 @@ const CLI = path.resolve(__dirname, '../../bin/lifeboat');
 
 async function lifeboat(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await exec(CLI, args, { env: { ...process.env, LIFEBOAT_RUNBOOKS_DIR: '/nonexistent' } });
+    const { stdout, stderr } = await exec(CLI, args, {
+      env: { ...process.env, LIFEBOAT_RUNBOOKS_DIR: '/nonexistent' },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -19,9 +21,29 @@ async function lifeboat(...args: string[]): Promise<{ code: number; stdout: stri
 }
 
 const COMMANDS = [
-  'dev', 'worker', 'runbook validate', 'backup', 'backups', 'check', 'expire', 'archive-push', 'archive-get',
-  'recover', 'approve', 'retarget', 'status', 'pending', 'drill', 'schedules', 'schedules pause', 'evidence', 'report',
-  'checkpoint', 'chatops', 'standby build', 'standby status',
+  'dev',
+  'worker',
+  'runbook validate',
+  'backup',
+  'backups',
+  'check',
+  'expire',
+  'archive-push',
+  'archive-get',
+  'recover',
+  'approve',
+  'retarget',
+  'status',
+  'pending',
+  'drill',
+  'schedules',
+  'schedules pause',
+  'evidence',
+  'report',
+  'checkpoint',
+  'chatops',
+  'standby build',
+  'standby status',
 ];
 
 describe('lifeboat --help', () => {
@@ -64,7 +86,15 @@ describe('bad usage', () => {
 
   it('exits 2 for drill --from-standby with a runbook that declares no standby, before starting anything', async () => {
     const runbook = path.resolve(__dirname, '../../runbooks/orders.example.yaml');
-    const { code, stdout, stderr } = await lifeboat('drill', '--runbook', runbook, '--from-standby', '--to-latest', '--address', '127.0.0.1:1');
+    const { code, stdout, stderr } = await lifeboat(
+      'drill',
+      '--runbook',
+      runbook,
+      '--from-standby',
+      '--to-latest',
+      '--address',
+      '127.0.0.1:1',
+    );
     expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
     expect(stderr).toBe(
       'lifeboat: --from-standby: runbook orders declares no warm standby\nHINT: add a standby: section (host, dataDir, port, delay), build it with lifeboat standby build, or run the drill without --from-standby\n',
@@ -84,6 +114,8 @@ describe('lifeboat pending --query', () => {
     // No Temporal answers at this address: the query is printed before any connection.
     const { code, stdout } = await lifeboat('pending', '--query', '--runbook', 'orders', '--address', '127.0.0.1:1');
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^WorkflowType IN \('recoverToPointInTime', 'repairFromPointInTime'\) AND ExecutionStatus = 'Running' AND LifeboatAwaiting IN \('[a-z-]+'(, '[a-z-]+')*\) AND LifeboatRunbook = 'orders'\n$/);
+    expect(stdout).toMatch(
+      /^WorkflowType IN \('recoverToPointInTime', 'repairFromPointInTime'\) AND ExecutionStatus = 'Running' AND LifeboatAwaiting IN \('[a-z-]+'(, '[a-z-]+')*\) AND LifeboatRunbook = 'orders'\n$/,
+    );
   });
 });

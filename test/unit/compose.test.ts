@@ -43,7 +43,8 @@ function service(name: string): Service {
 
 function env(s: Service): Record<string, string> {
   const e = s.environment ?? {};
-  if (Array.isArray(e)) return Object.fromEntries(e.map((kv) => [kv.split('=')[0] ?? kv, kv.slice(kv.indexOf('=') + 1)]));
+  if (Array.isArray(e))
+    return Object.fromEntries(e.map((kv) => [kv.split('=')[0] ?? kv, kv.slice(kv.indexOf('=') + 1)]));
   return Object.fromEntries(Object.entries(e).map(([k, v]) => [k, v === null ? '' : String(v)]));
 }
 
@@ -64,7 +65,13 @@ function mountedFrom(s: Service, target: string): string | undefined {
 function condition(s: Service, on: string): string | undefined {
   const d = s.depends_on;
   if (!d) return undefined;
-  return Array.isArray(d) ? (d.includes(on) ? 'service_started' : undefined) : d[on] ? (d[on].condition ?? 'service_started') : undefined;
+  return Array.isArray(d)
+    ? d.includes(on)
+      ? 'service_started'
+      : undefined
+    : d[on]
+      ? (d[on].condition ?? 'service_started')
+      : undefined;
 }
 
 // `${NAME}`, `${NAME:?message}`, `${NAME:-default}`: an interpolation, not a value.
@@ -114,7 +121,11 @@ describe('docker-compose.yml', () => {
     expect(Array.isArray(cmd)).toBe(true);
     const settings = (cmd as string[]).filter((_, i, all) => all[i - 1] === '-c');
     expect(settings).toEqual(
-      expect.arrayContaining(['wal_level=replica', 'archive_mode=on', 'archive_command=lifeboat archive-push %p --runbook orders']),
+      expect.arrayContaining([
+        'wal_level=replica',
+        'archive_mode=on',
+        'archive_command=lifeboat archive-push %p --runbook orders',
+      ]),
     );
     expect((cmd as string[])[0]).toBe('postgres');
   });
@@ -126,13 +137,16 @@ describe('docker-compose.yml', () => {
     expect(env(worker).TEMPORAL_ADDRESS).toBe('temporal:7233');
   });
 
-  it('runs chat-ops on the published port with a signing secret from the environment and a users table of the runbook\'s approvers', () => {
+  it("runs chat-ops on the published port with a signing secret from the environment and a users table of the runbook's approvers", () => {
     const chatops = service('lifeboat-chatops');
     const cmd = chatops.command as string[];
     expect(cmd.slice(0, 2)).toEqual(['lifeboat', 'chatops']);
     const flag = (name: string) => cmd[cmd.indexOf(name) + 1];
     expect(chatops.ports).toEqual([`127.0.0.1:${flag('--port')}:${flag('--port')}`]);
-    expect(env(chatops)).toMatchObject({ TEMPORAL_ADDRESS: 'temporal:7233', LIFEBOAT_CHATOPS_SIGNING_SECRET: expect.stringMatching(REFERENCE) });
+    expect(env(chatops)).toMatchObject({
+      TEMPORAL_ADDRESS: 'temporal:7233',
+      LIFEBOAT_CHATOPS_SIGNING_SECRET: expect.stringMatching(REFERENCE),
+    });
     // Replay guard and rate limit shared through the stack's Redis, not one process's memory.
     expect(env(chatops)[flag('--redis-url-env') as string]).toMatch(/^redis:\/\/[^@]*@redis:6379\/\d+$/);
     expect(condition(chatops, 'redis')).toBe('service_started');
@@ -177,8 +191,12 @@ describe('docker-compose.yml', () => {
     const runbooks = cmd.flatMap((a, i) => (cmd[i - 1] === '--runbook' ? [a] : []));
     expect(runbooks.length, '--runbook').toBeGreaterThan(0);
     const dir = mountedFrom(metrics, '/etc/lifeboat/runbooks');
-    expect(dir, 'docker/runbooks mounted where LIFEBOAT_RUNBOOKS_DIR (Dockerfile) points').toBe(path.join(ROOT, 'docker/runbooks'));
-    expect(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')).toMatch(/^ENV LIFEBOAT_RUNBOOKS_DIR=\/etc\/lifeboat\/runbooks$/m);
+    expect(dir, 'docker/runbooks mounted where LIFEBOAT_RUNBOOKS_DIR (Dockerfile) points').toBe(
+      path.join(ROOT, 'docker/runbooks'),
+    );
+    expect(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')).toMatch(
+      /^ENV LIFEBOAT_RUNBOOKS_DIR=\/etc\/lifeboat\/runbooks$/m,
+    );
     for (const name of runbooks) {
       const file = path.join(dir as string, `${name}.yaml`);
       expect(existsSync(file), `runbook ${name}`).toBe(true);
@@ -186,7 +204,13 @@ describe('docker-compose.yml', () => {
       if (!rb.ok) throw new Error(rb.errors.join('\n'));
       // The primary (as the runbook's role), the repository and Temporal.
       expect(Object.keys(env(metrics)), name).toEqual(
-        expect.arrayContaining([rb.runbook.cluster.primary.passwordEnv, 'S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'TEMPORAL_ADDRESS']),
+        expect.arrayContaining([
+          rb.runbook.cluster.primary.passwordEnv,
+          'S3_ENDPOINT',
+          'AWS_ACCESS_KEY_ID',
+          'AWS_SECRET_ACCESS_KEY',
+          'TEMPORAL_ADDRESS',
+        ]),
       );
     }
     expect(cmd.indexOf('--listen'), '--listen').toBeGreaterThan(0);
@@ -205,20 +229,23 @@ describe('docker-compose.yml', () => {
     const init = readFileSync(path.join(ROOT, 'docker/primary-initdb/10-lifeboat-roles.sh'), 'utf8');
     const createRole = new RegExp(`^CREATE ROLE ${role}\\b([^;]*);`, 'm').exec(init)?.[1] ?? '';
     const granted = new Set(
-      [...init.matchAll(new RegExp(`^GRANT ([\\w, ]+) TO ${role};`, 'gm'))].flatMap((m) => (m[1] as string).split(',').map((r) => r.trim())),
+      [...init.matchAll(new RegExp(`^GRANT ([\\w, ]+) TO ${role};`, 'gm'))].flatMap((m) =>
+        (m[1] as string).split(',').map((r) => r.trim()),
+      ),
     );
     const attribute = { rolcanlogin: 'LOGIN', rolreplication: 'REPLICATION', rolcreaterole: 'CREATEROLE' } as const;
     const checked: string[] = [];
     for (const need of needsOf(rb.runbook)) {
       if (need.probe.kind === 'member') expect([...granted], need.what).toContain(need.probe.role);
-      else if (need.probe.kind === 'attribute') expect(createRole.split(/\s+/), need.what).toContain(attribute[need.probe.attribute]);
+      else if (need.probe.kind === 'attribute')
+        expect(createRole.split(/\s+/), need.what).toContain(attribute[need.probe.attribute]);
       else continue;
       checked.push(need.key);
     }
     expect(checked).toContain('member:pg_monitor');
   });
 
-  it('posts approvals to Slack when the host sets the runbook\'s webhook variable, and chat-ops takes the presses', () => {
+  it("posts approvals to Slack when the host sets the runbook's webhook variable, and chat-ops takes the presses", () => {
     const rb = validateRunbookText(runbookText, 'docker/runbooks/orders.yaml');
     if (!rb.ok) throw new Error(rb.errors.join('\n'));
     const slackEnv = rb.runbook.notify?.slack?.webhookUrlEnv;
@@ -235,7 +262,8 @@ describe('docker-compose.yml', () => {
     expect(readme).toMatch(new RegExp(`Signing Secret\\*\\* into\\s+\`${secretEnv}\``));
     expect(env(chatops)[secretEnv as string]).toMatch(REFERENCE);
     // The webhook URL is a secret: only the worker holds it.
-    for (const [name, s] of Object.entries(services)) if (name !== 'lifeboat-worker') expect(Object.keys(env(s)), name).not.toContain(slackEnv);
+    for (const [name, s] of Object.entries(services))
+      if (name !== 'lifeboat-worker') expect(Object.keys(env(s)), name).not.toContain(slackEnv);
   });
 
   it('holds no literal secrets: passwords and keys are ${...} references, also inside URLs', () => {
@@ -296,20 +324,29 @@ describe('docker/runbooks/orders.yaml, the runbook of the compose stack', () => 
     expect(traffic?.databasesFile).toBe('/etc/pgbouncer/lifeboat/databases.ini');
     expect(service('pgbouncer').volumes).toContain('pgbouncer-databases:/etc/pgbouncer/lifeboat');
     expect(service('lifeboat-worker').volumes).toContain('pgbouncer-databases:/etc/pgbouncer/lifeboat');
-    expect(readFileSync(path.join(ROOT, 'docker/pgbouncer/pgbouncer.ini'), 'utf8')).toContain('%include /etc/pgbouncer/lifeboat/databases.ini');
+    expect(readFileSync(path.join(ROOT, 'docker/pgbouncer/pgbouncer.ini'), 'utf8')).toContain(
+      '%include /etc/pgbouncer/lifeboat/databases.ini',
+    );
     expect(rb.restore.address).toBe(service('lifeboat-worker').hostname);
   });
 
   it('names only environment variables that the worker and the primary are given', () => {
     const names = [...runbookText.matchAll(/\w+Env: ([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1] as string);
     expect(names).toEqual(
-      expect.arrayContaining(['ORDERS_PG_PASSWORD', 'S3_ENDPOINT', 'REDIS_URL', 'PGBOUNCER_ADMIN_URL', 'LIFEBOAT_WEBHOOK_URL']),
+      expect.arrayContaining([
+        'ORDERS_PG_PASSWORD',
+        'S3_ENDPOINT',
+        'REDIS_URL',
+        'PGBOUNCER_ADMIN_URL',
+        'LIFEBOAT_WEBHOOK_URL',
+      ]),
     );
     const workerEnv = env(service('lifeboat-worker'));
     for (const n of names) expect(Object.keys(workerEnv), `worker env ${n}`).toContain(n);
     // archive-push on the primary reads the repository from the same runbook.
     const primaryEnv = env(service('primary'));
-    for (const n of ['S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) expect(Object.keys(primaryEnv)).toContain(n);
+    for (const n of ['S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'])
+      expect(Object.keys(primaryEnv)).toContain(n);
   });
 });
 
@@ -358,21 +395,35 @@ describe("docker-compose.yml's Temporal cluster is the tested one (test/harness/
 
   it('sets the schemas up with the script the test cluster runs, with the same plugin and databases, before the server starts', () => {
     const job = service('temporal-schema');
-    const script = [...(Array.isArray(job.entrypoint) ? job.entrypoint : []), ...(Array.isArray(job.command) ? job.command : [])];
+    const script = [
+      ...(Array.isArray(job.entrypoint) ? job.entrypoint : []),
+      ...(Array.isArray(job.command) ? job.command : []),
+    ];
     expect(script).toHaveLength(2);
     expect(script[0]).toBe('/bin/sh');
     expect(mountedFrom(job, script[1] as string)).toBe(files.setupSchema);
-    expect(env(job)).toMatchObject({ SQL_PLUGIN: db.sqlPlugin, DBNAME: db.database, VISIBILITY_DBNAME: db.visibilityDatabase });
+    expect(env(job)).toMatchObject({
+      SQL_PLUGIN: db.sqlPlugin,
+      DBNAME: db.database,
+      VISIBILITY_DBNAME: db.visibilityDatabase,
+    });
     expect(condition(job, 'temporal-db')).toBe('service_healthy');
     expect(condition(service('temporal'), 'temporal-schema')).toBe('service_completed_successfully');
   });
 
   it('creates the namespace the tests use, with their retention, before the worker and chat-ops connect', () => {
     const job = service('temporal-namespace');
-    const script = [...(Array.isArray(job.entrypoint) ? job.entrypoint : []), ...(Array.isArray(job.command) ? job.command : [])];
+    const script = [
+      ...(Array.isArray(job.entrypoint) ? job.entrypoint : []),
+      ...(Array.isArray(job.command) ? job.command : []),
+    ];
     expect(script[0]).toBe('/bin/sh');
     expect(mountedFrom(job, script[1] as string)).toBe(files.createNamespace);
-    expect(env(job)).toMatchObject({ TEMPORAL_ADDRESS: 'temporal:7233', NAMESPACE: namespace.name, NAMESPACE_RETENTION: namespace.retention });
+    expect(env(job)).toMatchObject({
+      TEMPORAL_ADDRESS: 'temporal:7233',
+      NAMESPACE: namespace.name,
+      NAMESPACE_RETENTION: namespace.retention,
+    });
     for (const name of ['lifeboat-worker', 'lifeboat-chatops']) {
       expect(env(service(name)).TEMPORAL_NAMESPACE, name).toBe(namespace.name);
       expect(condition(service(name), 'temporal-namespace'), name).toBe('service_completed_successfully');

@@ -37,7 +37,8 @@ async function forgeBackup(r: FileRepository, backupId: string): Promise<Complet
     [partName(1), Buffer.from(`files of ${backupId} `.repeat(1000))],
     ['backup_manifest', Buffer.from(`{"manifest": "${backupId}"}`)],
   ]);
-  for (const [name, body] of bodies) await r.put(keys.backupFile(cluster, backupId, name), body, { sha256: sha(body), ifAbsent: true });
+  for (const [name, body] of bodies)
+    await r.put(keys.backupFile(cluster, backupId, name), body, { sha256: sha(body), ifAbsent: true });
   const meta = BackupMeta.parse({
     version: 2,
     backupId,
@@ -101,9 +102,14 @@ it('never spreads a damaged part: a part that does not match backup.json in the 
   const bytes = readFileSync(part);
   bytes[10] = bytes[10]! ^ 0xff;
   writeFileSync(part, bytes);
-  const err = await copyBackup(a.repo, b.repo, cluster, entry).then(() => undefined, (e: unknown) => e);
+  const err = await copyBackup(a.repo, b.repo, cluster, entry).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(isLifeboatError(err) && err.code).toBe('BACKUP_VERIFY_FAILED');
-  expect((err as Error).message).toContain(`${partName(1)} of backup ${entry.backupId} of cluster ${cluster} in file://${a.dir} does not match backup.json`);
+  expect((err as Error).message).toContain(
+    `${partName(1)} of backup ${entry.backupId} of cluster ${cluster} in file://${a.dir} does not match backup.json`,
+  );
   expect(await b.repo.head(keys.backupFile(cluster, entry.backupId, partName(1)))).toBeUndefined();
   expect(await b.repo.head(keys.backupMeta(cluster, entry.backupId))).toBeUndefined();
 });
@@ -115,10 +121,15 @@ it('never overwrites: an object already in the target with other content stops t
   const key = keys.backupFile(cluster, entry.backupId, partName(1));
   const other = Buffer.from('something else');
   await b.repo.put(key, other, { sha256: sha(other) });
-  const err = await copyBackup(a.repo, b.repo, cluster, entry).then(() => undefined, (e: unknown) => e);
+  const err = await copyBackup(a.repo, b.repo, cluster, entry).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(isLifeboatError(err) && err.code).toBe('ARCHIVE_CONFLICT');
   expect((err as Error).message).toContain('is already there with sha256');
   expect(readFileSync(path.join(b.dir, key)).equals(other)).toBe(true);
   expect(await b.repo.head(keys.backupMeta(cluster, entry.backupId))).toBeUndefined();
-  expect((await readCatalog(b.repo, cluster)).map((e) => [e.backupId, e.status])).toEqual([[entry.backupId, 'incomplete']]);
+  expect((await readCatalog(b.repo, cluster)).map((e) => [e.backupId, e.status])).toEqual([
+    [entry.backupId, 'incomplete'],
+  ]);
 });

@@ -27,12 +27,19 @@ describe('lifeboat dev under a directory postgres cannot enter', () => {
   });
 
   it('finds the directory that stops postgres, with its mode', async () => {
-    expect(await blockingDir('postgres', path.join(state, 'repo'))).toEqual({ dir: privateDir, mode: '0700', owner: process.getuid!() });
+    expect(await blockingDir('postgres', path.join(state, 'repo'))).toEqual({
+      dir: privateDir,
+      mode: '0700',
+      owner: process.getuid!(),
+    });
     expect(await blockingDir('postgres', os.tmpdir())).toBeUndefined();
   });
 
   it('refuses with that directory and the npm start -- --state-dir command when started by npm start', async () => {
-    const err = await requireReachable('postgres', state, { npm_lifecycle_event: 'start' }).then(() => undefined, (e: unknown) => e);
+    const err = await requireReachable('postgres', state, { npm_lifecycle_event: 'start' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect((err as Error).message).toBe(
       [
         `the postgres OS user cannot write the sandbox's repository ${state}/repo, where archive_command stores WAL: ${privateDir} (mode 0700, owner uid ${process.getuid!()}) does not let postgres in`,
@@ -40,8 +47,13 @@ describe('lifeboat dev under a directory postgres cannot enter', () => {
         'HINT: or keep the sandbox where postgres can write: npm start -- --state-dir /tmp/lifeboat-dev',
       ].join('\n'),
     );
-    const direct = await requireReachable('postgres', state, {}).then(() => undefined, (e: unknown) => e);
-    expect((direct as Error).message).toContain(`HINT: or keep the sandbox where postgres can write: ${cliPath()} dev --state-dir /tmp/lifeboat-dev`);
+    const direct = await requireReachable('postgres', state, {}).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((direct as Error).message).toContain(
+      `HINT: or keep the sandbox where postgres can write: ${cliPath()} dev --state-dir /tmp/lifeboat-dev`,
+    );
   });
 
   it('passes once postgres may enter (search only)', async () => {
@@ -60,6 +72,8 @@ describe('lifeboat dev under a directory postgres cannot enter', () => {
     } catch (err) {
       message = (err as Error).message;
     }
-    expect(message).toContain(`start it first, in another terminal: npm start -- --state-dir ${state} (or ${cliPath()} dev --state-dir ${state})`);
+    expect(message).toContain(
+      `start it first, in another terminal: npm start -- --state-dir ${state} (or ${cliPath()} dev --state-dir ${state})`,
+    );
   });
 });

@@ -6,7 +6,11 @@ import { describe, expect, it } from 'vitest';
 import type { BackupMeta } from '../../src/catalog/backup-meta';
 import { drillWindow, pickTarget } from '../../src/drill/target';
 
-const backup = { backupId: 'b1', startWal: '000000010000000000000002', endTime: '2026-11-21T12:00:00.000Z' } as BackupMeta;
+const backup = {
+  backupId: 'b1',
+  startWal: '000000010000000000000002',
+  endTime: '2026-11-21T12:00:00.000Z',
+} as BackupMeta;
 const facts = {
   backups: [backup],
   archived: new Set(['000000010000000000000002']),
@@ -17,13 +21,20 @@ const facts = {
 
 describe('the drill target window', () => {
   it('runs from just after the oldest usable backup to the newest archived commit', () => {
-    expect(drillWindow(facts)).toMatchObject({ kind: 'window', from: Date.parse('2026-11-21T12:00:01.000Z'), to: Date.parse('2026-11-21T14:00:00.000Z') - 1, backupId: 'b1' });
+    expect(drillWindow(facts)).toMatchObject({
+      kind: 'window',
+      from: Date.parse('2026-11-21T12:00:01.000Z'),
+      to: Date.parse('2026-11-21T14:00:00.000Z') - 1,
+      backupId: 'b1',
+    });
   });
 
-  it('starts after the warm standby\'s last replayed commit for a drill from the standby, and says so', () => {
+  it("starts after the warm standby's last replayed commit for a drill from the standby, and says so", () => {
     const w = drillWindow({ ...facts, after: '2026-11-21T13:30:00.000Z' });
     expect(w).toMatchObject({ kind: 'window', from: Date.parse('2026-11-21T13:30:01.000Z') });
-    expect(w.why).toBe("from the warm standby's last replayed commit (2026-11-21T13:30:00.000Z) to the newest archived commit (2026-11-21T14:00:00.000Z, in 000000010000000000000009)");
+    expect(w.why).toBe(
+      "from the warm standby's last replayed commit (2026-11-21T13:30:00.000Z) to the newest archived commit (2026-11-21T14:00:00.000Z, in 000000010000000000000009)",
+    );
     const t = pickTarget(w, 0.5).target as { time: string };
     expect(t.time > '2026-11-21T13:30:00.000Z').toBe(true);
   });

@@ -26,7 +26,13 @@ import {
 } from '../../src/repository/encryption-format';
 import { EncryptedRepository } from '../../src/repository/encrypted';
 import { FileRepository } from '../../src/repository/file';
-import { KeyRing, encryptionArgs, encryptionFromArgs, parseKeyText, restoreEncryption } from '../../src/repository/keys';
+import {
+  KeyRing,
+  encryptionArgs,
+  encryptionFromArgs,
+  parseKeyText,
+  restoreEncryption,
+} from '../../src/repository/keys';
 import { S3Repository } from '../../src/repository/s3';
 import { Repository as RepositorySchema } from '../../src/runbook/schema';
 import type { Repository } from '../../src/repository/types';
@@ -128,7 +134,9 @@ describe('the encrypted object format', () => {
     bad[at] = (bad[at] as number) ^ 1;
     const e = caught(() => openBuffer(bad, ringK1(), w));
     expect(e.code).toBe('ENCRYPTED_OBJECT_DAMAGED');
-    expect(e.what).toBe(`object ${w.key} in file:///repo (key id k1) fails authentication at chunk 1: changed, or chunks reordered`);
+    expect(e.what).toBe(
+      `object ${w.key} in file:///repo (key id k1) fails authentication at chunk 1: changed, or chunks reordered`,
+    );
     // Streamed: chunk 0 comes out, chunk 1 fails the stream before any of its bytes.
     const s = await openStream(pieces(bad), ringK1(), w);
     const got: Buffer[] = [];
@@ -151,11 +159,17 @@ describe('the encrypted object format', () => {
     expect(err.what).toContain('is cut short: it ends after 2 full chunks, without its last chunk');
     // One chunk and a bit of the next: the bit is taken for the last chunk and fails.
     const inside = sealed.subarray(0, HEADER_BYTES + CHUNK_BYTES + TAG_BYTES + 500);
-    expect(caught(() => openBuffer(inside, ringK1(), w)).what).toContain('fails authentication at chunk 1, its last: changed, or cut short');
+    expect(caught(() => openBuffer(inside, ringK1(), w)).what).toContain(
+      'fails authentication at chunk 1, its last: changed, or cut short',
+    );
     // A whole last chunk dropped where the object is a multiple of the chunk size.
     const even = sealBuffer(plaintext(2 * CHUNK_BYTES), ringK1(), w);
-    expect(caught(() => openBuffer(even.subarray(0, even.length - TAG_BYTES), ringK1(), w)).what).toContain('is cut short');
-    expect(caught(() => openBuffer(sealed.subarray(0, 40), ringK1(), w)).what).toContain('is cut short inside its encryption header (40 of 74 bytes)');
+    expect(caught(() => openBuffer(even.subarray(0, even.length - TAG_BYTES), ringK1(), w)).what).toContain(
+      'is cut short',
+    );
+    expect(caught(() => openBuffer(sealed.subarray(0, 40), ringK1(), w)).what).toContain(
+      'is cut short inside its encryption header (40 of 74 bytes)',
+    );
   });
 
   it('refuses reordered chunks and bytes added after the last chunk', () => {
@@ -164,7 +178,9 @@ describe('the encrypted object format', () => {
     const c0 = sealed.subarray(HEADER_BYTES, HEADER_BYTES + step);
     const c1 = sealed.subarray(HEADER_BYTES + step, HEADER_BYTES + 2 * step);
     const swapped = Buffer.concat([sealed.subarray(0, HEADER_BYTES), c1, c0, sealed.subarray(HEADER_BYTES + 2 * step)]);
-    expect(caught(() => openBuffer(swapped, ringK1(), w)).what).toContain('fails authentication at chunk 0: changed, or chunks reordered');
+    expect(caught(() => openBuffer(swapped, ringK1(), w)).what).toContain(
+      'fails authentication at chunk 0: changed, or chunks reordered',
+    );
     const longer = Buffer.concat([sealed, Buffer.alloc(30)]);
     expect(caught(() => openBuffer(longer, ringK1(), w)).code).toBe('ENCRYPTED_OBJECT_DAMAGED');
   });
@@ -195,13 +211,19 @@ describe('the encrypted object format', () => {
     const sealed = sealBuffer(plaintext(100), ringK1(), w);
     const e = caught(() => openBuffer(sealed, new KeyRing({ keyId: 'k2', keyEnv: K2 }), w));
     expect(e.code).toBe('ENCRYPTION_KEY_MISMATCH');
-    expect(e.what).toBe(`object ${w.key} in file:///repo was encrypted with key id k1, which is not configured (configured: k2)`);
+    expect(e.what).toBe(
+      `object ${w.key} in file:///repo was encrypted with key id k1, which is not configured (configured: k2)`,
+    );
     expect(e.hints[0]).toContain('previous: [{ keyId: k1, keyEnv: LIFEBOAT_REPO_KEY_K1 }]');
     const unset = caught(() => openBuffer(sealed, new KeyRing({ keyId: 'k1', keyEnv: UNSET }), w));
     expect(unset.code).toBe('SECRET_MISSING');
-    expect(unset.what).toBe(`encryption key k1 for object ${w.key} in file:///repo: environment variable ${UNSET} is not set`);
+    expect(unset.what).toBe(
+      `encryption key k1 for object ${w.key} in file:///repo: environment variable ${UNSET} is not set`,
+    );
     // Writing needs the current key before anything is sealed.
-    expect(caught(() => sealBuffer(plaintext(10), new KeyRing({ keyId: 'k3', keyEnv: UNSET }), w)).code).toBe('SECRET_MISSING');
+    expect(caught(() => sealBuffer(plaintext(10), new KeyRing({ keyId: 'k3', keyEnv: UNSET }), w)).code).toBe(
+      'SECRET_MISSING',
+    );
   });
 
   it('reads objects of a previous key after a rotation and writes new ones with the current key', () => {
@@ -237,7 +259,9 @@ describe('the encrypted object format', () => {
     expect(parseKeyText('not a key')).toBeUndefined();
     process.env.LIFEBOAT_TEST_ENC_SHORT = randomBytes(16).toString('base64');
     const e = caught(() => new KeyRing({ keyId: 'k1', keyEnv: 'LIFEBOAT_TEST_ENC_SHORT' }).key('k1', 'x'));
-    expect(e.what).toBe('encryption key k1: environment variable LIFEBOAT_TEST_ENC_SHORT does not hold a 32-byte key (24 characters; expected 44 base64 characters or 64 hex digits)');
+    expect(e.what).toBe(
+      'encryption key k1: environment variable LIFEBOAT_TEST_ENC_SHORT does not hold a 32-byte key (24 characters; expected 44 base64 characters or 64 hex digits)',
+    );
     expect(e.message).not.toContain(process.env.LIFEBOAT_TEST_ENC_SHORT);
   });
 
@@ -246,9 +270,15 @@ describe('the encrypted object format', () => {
     tmpRoots.push(dir);
     const file = path.join(dir, 'k1.key');
     writeFileSync(file, `${process.env[K1]}\n`, { mode: 0o600 });
-    expect(new KeyRing({ keyId: 'k1', keyFile: file }).key('k1', 'x').equals(Buffer.from(process.env[K1] as string, 'base64'))).toBe(true);
+    expect(
+      new KeyRing({ keyId: 'k1', keyFile: file })
+        .key('k1', 'x')
+        .equals(Buffer.from(process.env[K1] as string, 'base64')),
+    ).toBe(true);
     chmodSync(file, 0o644);
-    expect(caught(() => new KeyRing({ keyId: 'k1', keyFile: file }).key('k1', 'x')).what).toBe(`encryption key k1: key file ${file} is readable by every user on this host`);
+    expect(caught(() => new KeyRing({ keyId: 'k1', keyFile: file }).key('k1', 'x')).what).toBe(
+      `encryption key k1: key file ${file} is readable by every user on this host`,
+    );
   });
 
   it('passes the settings on the command line as names only, and reads them back', () => {
@@ -257,14 +287,21 @@ describe('the encrypted object format', () => {
     expect(args).toEqual(['--encryption-key', `k2=${K2}`, '--encryption-key', 'k1=/etc/lifeboat/k1.key']);
     expect(args.join(' ')).not.toContain(process.env[K2]);
     expect(encryptionFromArgs([`k2=${K2}`, 'k1=/etc/lifeboat/k1.key'])).toEqual(settings);
-    expect(() => encryptionFromArgs(['k2'])).toThrow('--encryption-key "k2": expected <key id>=<VARIABLE> or <key id>=</path/to/key/file>');
+    expect(() => encryptionFromArgs(['k2'])).toThrow(
+      '--encryption-key "k2": expected <key id>=<VARIABLE> or <key id>=</path/to/key/file>',
+    );
   });
 
   it('gives restore_command the keys of every repository of a runbook (archive-get opens the fallback ones with them)', () => {
     const one = { keyId: 'k2', keyEnv: 'A', previous: [{ keyId: 'k1', keyEnv: 'B' }] };
     expect(restoreEncryption([{ encryption: one }])).toEqual(one);
     expect(restoreEncryption([{}, {}])).toBeUndefined();
-    expect(restoreEncryption([{ encryption: one }, { encryption: { keyId: 'dr1', keyFile: '/etc/k', previous: [{ keyId: 'k1', keyEnv: 'OTHER' }] } }])).toEqual({
+    expect(
+      restoreEncryption([
+        { encryption: one },
+        { encryption: { keyId: 'dr1', keyFile: '/etc/k', previous: [{ keyId: 'k1', keyEnv: 'OTHER' }] } },
+      ]),
+    ).toEqual({
       keyId: 'k2',
       keyEnv: 'A',
       previous: [
@@ -318,7 +355,9 @@ describe.each([
     const streamed = await repo.getStream(k('big'));
     expect(streamed?.info.size).toBe(big.length);
     expect((await drain(streamed!.stream)).equals(big)).toBe(true);
-    expect((await repo.get(k('audit.jsonl')))?.body.toString()).toBe('{"seq":1,"note":"plaintext-marker-7f3a91"}\n{"seq":2}\n');
+    expect((await repo.get(k('audit.jsonl')))?.body.toString()).toBe(
+      '{"seq":1,"note":"plaintext-marker-7f3a91"}\n{"seq":2}\n',
+    );
     // An existing object comes back as existing, with its plaintext size.
     const again = await repo.put(k('small'), small, { sha256: sha(small), ifAbsent: true });
     expect(again).toMatchObject({ written: false, existing: { size: small.length, sha256: sha(small) } });
@@ -343,7 +382,9 @@ describe.each([
     const wrong = new EncryptedRepository(inner, { keyId: 'k1', keyEnv: WRONG });
     const e = await rejected(wrong.get(key));
     expect(e.code).toBe('ENCRYPTION_KEY_MISMATCH');
-    expect(e.what).toBe(`object ${key} in ${inner.url} was encrypted with key id k1, but the key read from environment variable ${WRONG} is not that key`);
+    expect(e.what).toBe(
+      `object ${key} in ${inner.url} was encrypted with key id k1, but the key read from environment variable ${WRONG} is not that key`,
+    );
     expect((await rejected(wrong.getStream(key))).code).toBe('ENCRYPTION_KEY_MISMATCH');
     (inner as { destroy?: () => void }).destroy?.();
   });
@@ -354,7 +395,9 @@ it('an encrypted file:// repository leaves no plaintext file behind (temporary f
   tmpRoots.push(root);
   const repo = new EncryptedRepository(new FileRepository(`file://${root}`), { keyId: 'k1', keyEnv: K1 });
   const body = plaintext(3 * CHUNK_BYTES);
-  await repo.put('c/base/b1/base.0001.tar.zst', pieces(body), { sha256: createHash('sha256').update(body).digest('hex') });
+  await repo.put('c/base/b1/base.0001.tar.zst', pieces(body), {
+    sha256: createHash('sha256').update(body).digest('hex'),
+  });
   const files: string[] = [];
   const walk = (d: string) => {
     for (const e of readdirSync(d)) {
@@ -364,20 +407,32 @@ it('an encrypted file:// repository leaves no plaintext file behind (temporary f
     }
   };
   walk(root);
-  expect(files.map((f) => path.relative(root, f)).sort()).toEqual(['c/base/b1/base.0001.tar.zst', 'c/base/b1/base.0001.tar.zst.sha256']);
+  expect(files.map((f) => path.relative(root, f)).sort()).toEqual([
+    'c/base/b1/base.0001.tar.zst',
+    'c/base/b1/base.0001.tar.zst.sha256',
+  ]);
   for (const f of files) expect(readFileSync(f).includes(MARKER)).toBe(false);
 });
 
 describe('repository.encryption in a runbook', () => {
-  const parse = (encryption: unknown) => RepositorySchema.safeParse({ url: 'file:///var/lib/lifeboat/repo', encryption });
+  const parse = (encryption: unknown) =>
+    RepositorySchema.safeParse({ url: 'file:///var/lib/lifeboat/repo', encryption });
   const messages = (encryption: unknown) => {
     const r = parse(encryption);
     return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
   };
 
   it('takes a current key and previous ones, by variable or file', () => {
-    const r = parse({ keyId: 'k2', keyEnv: 'LIFEBOAT_REPO_KEY', previous: [{ keyId: 'k1', keyFile: '/etc/lifeboat/k1.key' }] });
-    expect(r.success && r.data.encryption).toEqual({ keyId: 'k2', keyEnv: 'LIFEBOAT_REPO_KEY', previous: [{ keyId: 'k1', keyFile: '/etc/lifeboat/k1.key' }] });
+    const r = parse({
+      keyId: 'k2',
+      keyEnv: 'LIFEBOAT_REPO_KEY',
+      previous: [{ keyId: 'k1', keyFile: '/etc/lifeboat/k1.key' }],
+    });
+    expect(r.success && r.data.encryption).toEqual({
+      keyId: 'k2',
+      keyEnv: 'LIFEBOAT_REPO_KEY',
+      previous: [{ keyId: 'k1', keyFile: '/etc/lifeboat/k1.key' }],
+    });
   });
 
   it('names the field and what was expected for a key value in place of a name, no source, two sources, a repeated id', () => {
@@ -393,6 +448,8 @@ describe('repository.encryption in a runbook', () => {
     expect(messages({ keyId: 'k1', keyEnv: 'A', previous: [{ keyId: 'k1', keyEnv: 'B' }] })).toEqual([
       'encryption.previous.0.keyId: expected a key id not used above, got "k1" twice (each key has its own id)',
     ]);
-    expect(messages({ keyId: 'key one', keyEnv: 'A' })).toEqual(['encryption.keyId: expected a key id (1 to 32 letters, digits, ".", "_" or "-", e.g. k1)']);
+    expect(messages({ keyId: 'key one', keyEnv: 'A' })).toEqual([
+      'encryption.keyId: expected a key id (1 to 32 letters, digits, ".", "_" or "-", e.g. k1)',
+    ]);
   });
 });

@@ -1,7 +1,15 @@
 // The error catalogue (shared/DESIGN.md §8): every code has a retry decision,
 // messages carry HINT lines, and context added on the way up keeps both.
 import { describe, expect, it } from 'vitest';
-import { ERROR_CODES, type ErrorCode, LifeboatError, errorMessage, isLifeboatError, isRetryable, withContext } from '../../src/errors';
+import {
+  ERROR_CODES,
+  type ErrorCode,
+  LifeboatError,
+  errorMessage,
+  isLifeboatError,
+  isRetryable,
+  withContext,
+} from '../../src/errors';
 
 describe('isRetryable', () => {
   it('decides every code in the catalogue', () => {
@@ -9,11 +17,18 @@ describe('isRetryable', () => {
   });
 
   it('retries what may come back on its own: a server, a store, a tool', () => {
-    for (const code of ['PG_UNREACHABLE', 'REPOSITORY_UNREACHABLE', 'TOOL_FAILED'] as const) expect(isRetryable(code), code).toBe(true);
+    for (const code of ['PG_UNREACHABLE', 'REPOSITORY_UNREACHABLE', 'TOOL_FAILED'] as const)
+      expect(isRetryable(code), code).toBe(true);
   });
 
   it('never retries facts about data or safety: gaps, checksums, a running server, a non-empty directory', () => {
-    for (const code of ['WAL_GAP', 'WAL_CHECKSUM_MISMATCH', 'PG_RUNNING', 'DATA_DIR_NOT_EMPTY', 'GATE_NOT_ENFORCED'] as const) {
+    for (const code of [
+      'WAL_GAP',
+      'WAL_CHECKSUM_MISMATCH',
+      'PG_RUNNING',
+      'DATA_DIR_NOT_EMPTY',
+      'GATE_NOT_ENFORCED',
+    ] as const) {
       expect(isRetryable(code), code).toBe(false);
     }
   });
@@ -62,14 +77,19 @@ describe('withContext', () => {
     expect(outer.details).toEqual({ dataDir: '/var/lib/pg/recovery' });
     expect(outer.cause).toBe(inner);
     expect(outer.message).toBe(
-      'while restoring base backup 20260604T120000: /var/lib/pg/recovery is not empty\n' + 'HINT: move it aside or set restore.mode',
+      'while restoring base backup 20260604T120000: /var/lib/pg/recovery is not empty\n' +
+        'HINT: move it aside or set restore.mode',
     );
   });
 
   it('keeps every line of a multi-line message (a runbook with several errors)', () => {
-    const inner = new LifeboatError('RUNBOOK_INVALID', 'runbook orders.yaml is not valid:\n  orders.yaml:3: a\n  orders.yaml:9: b', {
-      hints: ['run: lifeboat runbook validate orders.yaml'],
-    });
+    const inner = new LifeboatError(
+      'RUNBOOK_INVALID',
+      'runbook orders.yaml is not valid:\n  orders.yaml:3: a\n  orders.yaml:9: b',
+      {
+        hints: ['run: lifeboat runbook validate orders.yaml'],
+      },
+    );
     const outer = withContext('while loading the runbook', inner);
     expect(outer.message).toBe(
       'while loading the runbook: runbook orders.yaml is not valid:\n  orders.yaml:3: a\n  orders.yaml:9: b\n' +
@@ -78,7 +98,9 @@ describe('withContext', () => {
   });
 
   it('nests: each layer adds its context in front', () => {
-    const inner = new LifeboatError('WAL_GAP', 'segment 000000010000000000000003 is missing', { hints: ['run: lifeboat check'] });
+    const inner = new LifeboatError('WAL_GAP', 'segment 000000010000000000000003 is missing', {
+      hints: ['run: lifeboat check'],
+    });
     const outer = withContext('during preflight', withContext('while checking the WAL chain', inner));
     expect(outer.message).toBe(
       'during preflight: while checking the WAL chain: segment 000000010000000000000003 is missing\nHINT: run: lifeboat check',

@@ -17,7 +17,9 @@ const CLI = path.resolve(__dirname, '../../bin/lifeboat');
 async function lifeboat(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     // An address nothing listens on: none of these may get as far as Temporal.
-    const { stdout, stderr } = await exec(CLI, args, { env: { ...process.env, LIFEBOAT_RUNBOOKS_DIR: '/nonexistent', TEMPORAL_ADDRESS: '127.0.0.1:1' } });
+    const { stdout, stderr } = await exec(CLI, args, {
+      env: { ...process.env, LIFEBOAT_RUNBOOKS_DIR: '/nonexistent', TEMPORAL_ADDRESS: '127.0.0.1:1' },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -35,22 +37,37 @@ const cronError = (expr: string) => {
 };
 
 describe('cron expressions for --schedule', () => {
-  it.each(['0 3 * * *', '*/15 * * * *', '30 2 * * SUN', '0 0 1,15 * *', '0 9-17/2 * JAN-MAR MON-FRI', '@daily', '@every 6h', '  0   3 * *  *  '])(
-    'accepts %j',
-    (expr) => {
-      expect(parseCron(expr)).toBe(expr.trim().replace(/\s+/g, ' '));
-    },
-  );
+  it.each([
+    '0 3 * * *',
+    '*/15 * * * *',
+    '30 2 * * SUN',
+    '0 0 1,15 * *',
+    '0 9-17/2 * JAN-MAR MON-FRI',
+    '@daily',
+    '@every 6h',
+    '  0   3 * *  *  ',
+  ])('accepts %j', (expr) => {
+    expect(parseCron(expr)).toBe(expr.trim().replace(/\s+/g, ' '));
+  });
 
   it.each([
     ['', '--schedule "" is not a cron expression: it is empty'],
     ['0 3 * *', '--schedule "0 3 * *" is not a cron expression: expected 5 fields, got 4'],
     ['61 * * * *', '--schedule "61 * * * *" is not a cron expression: minute field "61": 61 is outside 0-59'],
     ['0 24 * * *', '--schedule "0 24 * * *" is not a cron expression: hour field "24": 24 is outside 0-23'],
-    ['0 3 * * FUNDAY', '--schedule "0 3 * * FUNDAY" is not a cron expression: day of week field "FUNDAY": "FUNDAY" is not a number or a name'],
-    ['0 3 10-2 * *', '--schedule "0 3 10-2 * *" is not a cron expression: day of month field "10-2": the range 10-2 runs backwards'],
+    [
+      '0 3 * * FUNDAY',
+      '--schedule "0 3 * * FUNDAY" is not a cron expression: day of week field "FUNDAY": "FUNDAY" is not a number or a name',
+    ],
+    [
+      '0 3 10-2 * *',
+      '--schedule "0 3 10-2 * *" is not a cron expression: day of month field "10-2": the range 10-2 runs backwards',
+    ],
     ['*/0 * * * *', '--schedule "*/0 * * * *" is not a cron expression: minute field "*/0": a step must be at least 1'],
-    ['@sometimes', '--schedule "@sometimes" is not a cron expression: unknown macro @sometimes (known: @yearly @annually @monthly @weekly @daily @midnight @hourly and @every <duration>)'],
+    [
+      '@sometimes',
+      '--schedule "@sometimes" is not a cron expression: unknown macro @sometimes (known: @yearly @annually @monthly @weekly @daily @midnight @hourly and @every <duration>)',
+    ],
   ])('refuses %j, saying which field is wrong', (expr, message) => {
     expect(cronError(expr)).toBe(message);
   });
@@ -88,7 +105,8 @@ describe('naming a schedule', () => {
   it('documents every schedule action in --help', async () => {
     const r = await lifeboat('schedules', '--help');
     expect(r.code).toBe(0);
-    for (const a of ['pause', 'unpause', 'trigger', 'delete']) expect(r.stdout).toMatch(new RegExp(`^  ${a} \\[options\\] <schedule\\.\\.\\.>`, 'm'));
+    for (const a of ['pause', 'unpause', 'trigger', 'delete'])
+      expect(r.stdout).toMatch(new RegExp(`^  ${a} \\[options\\] <schedule\\.\\.\\.>`, 'm'));
   });
 });
 
@@ -97,7 +115,9 @@ describe('checkpoint labels', () => {
     expect(labelProblem('before-migration-0042')).toBeUndefined();
     expect(labelProblem('a'.repeat(63))).toBeUndefined();
     expect(labelProblem('é'.repeat(31))).toBeUndefined();
-    expect(labelProblem('é'.repeat(32))).toBe(`"${'é'.repeat(32)}" is 64 bytes; PostgreSQL restore point names are at most 63 bytes`);
+    expect(labelProblem('é'.repeat(32))).toBe(
+      `"${'é'.repeat(32)}" is 64 bytes; PostgreSQL restore point names are at most 63 bytes`,
+    );
   });
 
   it('exits 2 naming --label for an empty or too long label, before reading the runbook', async () => {
@@ -109,7 +129,9 @@ describe('checkpoint labels', () => {
     );
     const long = await lifeboat('checkpoint', '--runbook', 'orders', '--label', 'x'.repeat(64));
     expect(long.code).toBe(2);
-    expect(long.stderr).toContain(`lifeboat: --label: "${'x'.repeat(64)}" is 64 bytes; PostgreSQL restore point names are at most 63 bytes\n`);
+    expect(long.stderr).toContain(
+      `lifeboat: --label: "${'x'.repeat(64)}" is 64 bytes; PostgreSQL restore point names are at most 63 bytes\n`,
+    );
     const missing = await lifeboat('checkpoint', '--runbook', 'orders');
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/^lifeboat: --label: expected a restore point name/);

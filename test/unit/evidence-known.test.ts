@@ -31,7 +31,9 @@ describe('readEvidenceHistory with known records', () => {
     const repo = await openRepository(`file://${dir}`, {});
     const put = (runId: string, body: unknown) => {
       const bytes = Buffer.from(JSON.stringify(body));
-      return repo.put(keys.evidence('orders', runId), bytes, { sha256: createHash('sha256').update(bytes).digest('hex') });
+      return repo.put(keys.evidence('orders', runId), bytes, {
+        sha256: createHash('sha256').update(bytes).digest('hex'),
+      });
     };
     await put('a', record('a', '2026-12-01T03:00:00Z'));
     await put('b', record('b', '2026-12-02T03:00:00Z'));
@@ -44,7 +46,9 @@ describe('readEvidenceHistory with known records', () => {
     const again = await readEvidenceHistory(repo, 'orders', known);
     expect(again.records.map((r) => r.runId)).toEqual(['a', 'b']);
     expect(again.unreadable).toEqual([]);
-    expect((await readEvidenceHistory(repo, 'orders')).unreadable.map((u) => u.key)).toEqual([keys.evidence('orders', 'a')]);
+    expect((await readEvidenceHistory(repo, 'orders')).unreadable.map((u) => u.key)).toEqual([
+      keys.evidence('orders', 'a'),
+    ]);
 
     await repo.delete([keys.evidence('orders', 'b')]);
     await put('c', record('c', '2026-12-03T03:00:00Z'));

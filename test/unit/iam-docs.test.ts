@@ -10,7 +10,9 @@ const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
 describe('the IAM policies in the README', () => {
   it.each(['archive', 'backup', 'restore', 'expire', 'worker'])('show docs/iam/%s.json exactly', (role) => {
     const file = readFileSync(path.join(root, 'docs', 'iam', `${role}.json`), 'utf8').trimEnd();
-    const block = new RegExp(`<code>docs/iam/${role}\\.json</code></summary>\\n\\n\`\`\`json\\n([\\s\\S]*?)\\n\`\`\``).exec(readme);
+    const block = new RegExp(
+      `<code>docs/iam/${role}\\.json</code></summary>\\n\\n\`\`\`json\\n([\\s\\S]*?)\\n\`\`\``,
+    ).exec(readme);
     expect(block, `README has no json block for docs/iam/${role}.json`).not.toBeNull();
     expect(block?.[1]).toBe(file);
     expect(() => JSON.parse(file) as unknown).not.toThrow();

@@ -64,8 +64,14 @@ describe('lint under workflows/', () => {
   it('keeps the project-wide rules on for every TypeScript file: floating promises, type imports, cycles', async () => {
     const eslint = new ESLint({ cwd: ROOT });
     for (const file of ['src/errors.ts', 'workflows/index.ts', 'test/unit/errors.test.ts']) {
-      const config = (await eslint.calculateConfigForFile(path.join(ROOT, file))) as { rules: Record<string, unknown[]> };
-      for (const rule of ['@typescript-eslint/no-floating-promises', '@typescript-eslint/consistent-type-imports', 'import-x/no-cycle']) {
+      const config = (await eslint.calculateConfigForFile(path.join(ROOT, file))) as {
+        rules: Record<string, unknown[]>;
+      };
+      for (const rule of [
+        '@typescript-eslint/no-floating-promises',
+        '@typescript-eslint/consistent-type-imports',
+        'import-x/no-cycle',
+      ]) {
         expect(config.rules[rule]?.[0], `${rule} for ${file}`).toBe(2);
       }
     }

@@ -22,11 +22,20 @@ describe('LogWatch', () => {
     const f = logFile('2026-12-03 15:00:00.000 UTC [10] LOG:  starting PostgreSQL 15\n');
     const watch = new LogWatch(f, 0);
     expect(await watch.look()).toEqual([]);
-    appendFileSync(f, '2026-12-03 15:00:01.000 UTC [11] LOG:  restored log file "000000010000000000000003" from archive\n');
-    appendFileSync(f, '2026-12-03 15:00:02.000 UTC [11] LOG:  recovery stopping before commit of transaction 740, time 2026-12-03 14:59:00+00\n');
+    appendFileSync(
+      f,
+      '2026-12-03 15:00:01.000 UTC [11] LOG:  restored log file "000000010000000000000003" from archive\n',
+    );
+    appendFileSync(
+      f,
+      '2026-12-03 15:00:02.000 UTC [11] LOG:  recovery stopping before commit of transaction 740, time 2026-12-03 14:59:00+00\n',
+    );
     expect(await watch.look()).toEqual([]);
     const woke = watch.sleep(HOUR);
-    appendFileSync(f, '2026-12-03 15:00:02.000 UTC [11] LOG:  pausing at the end of recovery\n2026-12-03 15:00:02.000 UTC [11] HINT:  Execute pg_wal_replay_resume() to promote.\n');
+    appendFileSync(
+      f,
+      '2026-12-03 15:00:02.000 UTC [11] LOG:  pausing at the end of recovery\n2026-12-03 15:00:02.000 UTC [11] HINT:  Execute pg_wal_replay_resume() to promote.\n',
+    );
     expect(await woke).toEqual(['pause']);
     // Consumed: the next look finds nothing new.
     expect(await watch.look()).toEqual([]);

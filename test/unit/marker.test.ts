@@ -19,7 +19,10 @@ const markers = () => path.join(dataDir, 'pg_wal', PUSHED_MARKER_DIR);
 
 function mark(target: { repo?: string; runbook?: string; cluster?: string }): void {
   mkdirSync(markers(), { recursive: true });
-  writeFileSync(path.join(markers(), SEG), markerText(fileIdentity(walFile())!, 'a'.repeat(64), archiveTargetId(target)));
+  writeFileSync(
+    path.join(markers(), SEG),
+    markerText(fileIdentity(walFile())!, 'a'.repeat(64), archiveTargetId(target)),
+  );
 }
 
 /** Exit code of `lifeboat archive-push ...` in the data directory, with Node unavailable. */

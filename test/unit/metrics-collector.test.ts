@@ -47,7 +47,10 @@ describe('MetricsCollector', () => {
       timeoutMs: 50,
       cacheMs: 0,
       log: (l) => logged.push(l),
-      reads: () => [['primary', primary.read], ['repository', async () => backups]],
+      reads: () => [
+        ['primary', primary.read],
+        ['repository', async () => backups],
+      ],
     });
     const m = parseExposition(await c.scrape());
     expect(m.value('lifeboat_up', { ...mine, source: 'primary' })).toBe(0);
@@ -65,7 +68,11 @@ describe('MetricsCollector', () => {
 
   it('joins a read still in flight instead of starting another, and starts a new one once it has ended', async () => {
     const primary = heldRead(archiver);
-    const c = new MetricsCollector([await target()], { timeoutMs: 50, cacheMs: 0, reads: () => [['primary', primary.read]] });
+    const c = new MetricsCollector([await target()], {
+      timeoutMs: 50,
+      cacheMs: 0,
+      reads: () => [['primary', primary.read]],
+    });
     await c.scrape();
     const second = parseExposition(await c.scrape());
     expect(primary.started).toBe(1);
@@ -100,7 +107,11 @@ describe('MetricsCollector', () => {
 
   it('answers scrapes that arrive together from one collection', async () => {
     const repository = heldRead(backups);
-    const c = new MetricsCollector([await target()], { timeoutMs: 60_000, cacheMs: 0, reads: () => [['repository', repository.read]] });
+    const c = new MetricsCollector([await target()], {
+      timeoutMs: 60_000,
+      cacheMs: 0,
+      reads: () => [['repository', repository.read]],
+    });
     const both = Promise.all([c.scrape(), c.scrape()]);
     repository.release();
     const [a, b] = await both;

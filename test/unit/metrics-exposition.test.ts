@@ -22,7 +22,9 @@ describe('renderExposition', () => {
       'lifeboat_up{runbook="a",cluster="a",source="repository"} 1',
       '',
     ]);
-    expect(text).toContain('# HELP lifeboat_archive_failed_total Failed archive_command attempts since the counters started (pg_stat_archiver.failed_count).\n');
+    expect(text).toContain(
+      '# HELP lifeboat_archive_failed_total Failed archive_command attempts since the counters started (pg_stat_archiver.failed_count).\n',
+    );
     // Read back as a scraper would: the label value is what was written.
     expect(parseExposition(text).find('lifeboat_archive_failed_total')[0]!.labels.runbook).toBe('we\\ird "one"\nx');
   });
@@ -41,7 +43,9 @@ describe('--listen', () => {
 
   it('refuses anything else, naming the flag and an example', () => {
     for (const bad of ['9188', '127.0.0.1', '127.0.0.1:99999', ':9188', '::1:9188']) {
-      expect(() => parseListen(bad), bad).toThrow(`--listen: expected host:port, e.g. 127.0.0.1:9188 or [::1]:9188, got ${JSON.stringify(bad)}`);
+      expect(() => parseListen(bad), bad).toThrow(
+        `--listen: expected host:port, e.g. 127.0.0.1:9188 or [::1]:9188, got ${JSON.stringify(bad)}`,
+      );
     }
   });
 });

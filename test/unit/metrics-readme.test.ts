@@ -51,7 +51,10 @@ describe('README: Monitoring with Prometheus', () => {
       expect(r.annotations?.summary, r.alert).toBeTruthy();
       const used = namesIn(r.expr);
       expect(used.length, `${r.alert} uses no lifeboat metric`).toBeGreaterThan(0);
-      expect(used.filter((n) => !(METRIC_NAMES as string[]).includes(n)), r.alert).toEqual([]);
+      expect(
+        used.filter((n) => !(METRIC_NAMES as string[]).includes(n)),
+        r.alert,
+      ).toEqual([]);
     }
   });
 
@@ -83,11 +86,21 @@ describe('README: Monitoring with Prometheus', () => {
       writeFileSync(path.join(dir, 'rules.yml'), rulesBlock());
       copyFileSync(path.join(__dirname, 'metrics-alert-rules.promtool.yml'), path.join(dir, 'tests.yml'));
       const run = promisify(execFile);
-      expect((await run(promtool, ['check', 'rules', 'rules.yml'], { cwd: dir })).stdout).toContain(`SUCCESS: ${alertRules().length} rules found`);
+      expect((await run(promtool, ['check', 'rules', 'rules.yml'], { cwd: dir })).stdout).toContain(
+        `SUCCESS: ${alertRules().length} rules found`,
+      );
       // Every rule is exercised: an alert nobody has seen fire is a guess.
-      const tested = new Set([...readFileSync(path.join(dir, 'tests.yml'), 'utf8').matchAll(/alertname: (\w+)/g)].map((m) => m[1]));
-      expect(alertRules().map((r) => r.alert).filter((a) => !tested.has(a))).toEqual([]);
-      const result = await run(promtool, ['test', 'rules', 'tests.yml'], { cwd: dir }).catch((err: { stdout?: string; stderr?: string }) => err);
+      const tested = new Set(
+        [...readFileSync(path.join(dir, 'tests.yml'), 'utf8').matchAll(/alertname: (\w+)/g)].map((m) => m[1]),
+      );
+      expect(
+        alertRules()
+          .map((r) => r.alert)
+          .filter((a) => !tested.has(a)),
+      ).toEqual([]);
+      const result = await run(promtool, ['test', 'rules', 'tests.yml'], { cwd: dir }).catch(
+        (err: { stdout?: string; stderr?: string }) => err,
+      );
       expect(`${result.stdout ?? ''}${result.stderr ?? ''}`).toContain('SUCCESS');
     } finally {
       rmSync(dir, { recursive: true, force: true });

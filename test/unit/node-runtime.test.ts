@@ -4,7 +4,16 @@
 // node whatever PATH its caller has, as PostgreSQL's archive_command and
 // restore_command run it (as the postgres OS user, with the postmaster's PATH).
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  copyFileSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -23,7 +32,10 @@ function setupValue(name: string): string {
 describe('the Node version', () => {
   const version = setupValue('NODE_VERSION');
   const major = Number(version.split('.')[0]);
-  const pkg = JSON.parse(read('package.json')) as { engines: { node: string }; devDependencies: Record<string, string> };
+  const pkg = JSON.parse(read('package.json')) as {
+    engines: { node: string };
+    devDependencies: Record<string, string>;
+  };
 
   it('is one LTS release named alike in setup.sh, engines, @types/node and the Dockerfile', () => {
     expect(version).toMatch(/^\d+\.\d+\.\d+$/);
@@ -51,7 +63,9 @@ describe('bin/lifeboat', () => {
     chmodSync(file, 0o755);
   };
   const run = async (bin: string, env: Record<string, string>) =>
-    (await exec(bin, ['--version'], { env: { PATH: `${path.join(dir, 'path-bin')}:/usr/bin:/bin`, ...env } })).stdout.trim();
+    (
+      await exec(bin, ['--version'], { env: { PATH: `${path.join(dir, 'path-bin')}:/usr/bin:/bin`, ...env } })
+    ).stdout.trim();
 
   beforeEach(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-node-runtime-'));
@@ -75,10 +89,14 @@ describe('bin/lifeboat', () => {
   it('runs LIFEBOAT_NODE when it is set, before any other', async () => {
     fakeNode(path.join(clone, '.lifeboat', 'node', 'bin', 'node'), 'clone-node');
     fakeNode(path.join(dir, 'chosen', 'node'), 'chosen-node');
-    expect(await run(path.join(clone, 'bin', 'lifeboat'), { LIFEBOAT_NODE: path.join(dir, 'chosen', 'node') })).toMatch(/^chosen-node /);
+    expect(await run(path.join(clone, 'bin', 'lifeboat'), { LIFEBOAT_NODE: path.join(dir, 'chosen', 'node') })).toMatch(
+      /^chosen-node /,
+    );
   });
 
   it('runs node from PATH where setup.sh installed none (the machine has a new enough one)', async () => {
-    expect(await run(path.join(clone, 'bin', 'lifeboat'), {})).toMatch(/^path-node .*\/dist\/src\/cli\/main\.js --version$/);
+    expect(await run(path.join(clone, 'bin', 'lifeboat'), {})).toMatch(
+      /^path-node .*\/dist\/src\/cli\/main\.js --version$/,
+    );
   });
 });

@@ -3,15 +3,40 @@
 // nothing to say once the runbook names the new primary itself.
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { applyPrimaryOverlay, parsePrimaryOverlay, restoreOverPrimary, type PrimaryOverlay } from '../../src/catalog/primary';
+import {
+  applyPrimaryOverlay,
+  parsePrimaryOverlay,
+  restoreOverPrimary,
+  type PrimaryOverlay,
+} from '../../src/catalog/primary';
 import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { Runbook } from '../../src/runbook/schema';
 
 const runbook = (port: number) =>
-  Runbook.parse(parseYaml(demoRunbookYaml({ name: 'bank', pgPort: port, repoUrl: 'file:///nonexistent/repo', host: 'db1', stateDir: '/tmp/x', restorePort: 5544, drillPort: 5545 })));
+  Runbook.parse(
+    parseYaml(
+      demoRunbookYaml({
+        name: 'bank',
+        pgPort: port,
+        repoUrl: 'file:///nonexistent/repo',
+        host: 'db1',
+        stateDir: '/tmp/x',
+        restorePort: 5544,
+        drillPort: 5545,
+      }),
+    ),
+  );
 const overlay: PrimaryOverlay = {
-  cluster: 'bank', runbook: 'bank', host: '127.0.0.1', port: 5544, replaced: { host: '127.0.0.1', port: 5432 },
-  timeline: 2, promotedAt: '2026-12-03T13:00:05Z', since: '2026-12-03T13:00:06Z', workflowId: 'recover-bank-1', runId: 'r1',
+  cluster: 'bank',
+  runbook: 'bank',
+  host: '127.0.0.1',
+  port: 5544,
+  replaced: { host: '127.0.0.1', port: 5432 },
+  timeline: 2,
+  promotedAt: '2026-12-03T13:00:05Z',
+  since: '2026-12-03T13:00:06Z',
+  workflowId: 'recover-bank-1',
+  runId: 'r1',
 };
 
 describe('the primary overlay', () => {
@@ -53,10 +78,10 @@ describe('the primary overlay', () => {
     const err = restoreOverPrimary(applyPrimaryOverlay(runbook(5432), overlay));
     expect(err?.code).toBe('RUNBOOK_INVALID');
     expect(err?.message).toBe(
-      'runbook bank would restore side by side into the cluster\'s primary: restore is 127.0.0.1:5544 (/tmp/x/recovery), ' +
+      "runbook bank would restore side by side into the cluster's primary: restore is 127.0.0.1:5544 (/tmp/x/recovery), " +
         'where recovery recover-bank-1 promoted the copy that is the primary since 2026-12-03T13:00:05Z (timeline 2)\n' +
         'HINT: edit runbook bank: cluster.primary to { host: 127.0.0.1, port: 5544 }, and restore.dataDir and restore.port to a free directory and port for the next copy\n' +
-        'HINT: or recover in place (mode: in-place), which moves the primary\'s directory aside after the fence\n' +
+        "HINT: or recover in place (mode: in-place), which moves the primary's directory aside after the fence\n" +
         'HINT: nothing was touched: no gate, no traffic, no data directory',
     );
     // Once the runbook names the new primary, the overlay no longer applies: the site check of preflight judges the directory as for any server.
@@ -74,12 +99,25 @@ describe('an overlay that cannot be read', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'lifeboat-overlay-'));
     const saved = process.env.LIFEBOAT_RUNBOOKS_DIR;
     try {
-      writeFileSync(path.join(dir, 'bank.yaml'), demoRunbookYaml({ name: 'bank', pgPort: 5432, repoUrl: 'file:///nonexistent/repo', host: 'db1', stateDir: '/tmp/x', restorePort: 5544, drillPort: 5545 }));
+      writeFileSync(
+        path.join(dir, 'bank.yaml'),
+        demoRunbookYaml({
+          name: 'bank',
+          pgPort: 5432,
+          repoUrl: 'file:///nonexistent/repo',
+          host: 'db1',
+          stateDir: '/tmp/x',
+          restorePort: 5544,
+          drillPort: 5545,
+        }),
+      );
       process.env.LIFEBOAT_RUNBOOKS_DIR = dir;
       const o = await loadRunbookWithPrimary('bank');
       expect(o.applied).toBe(false);
       expect(o.runbook.cluster.primary.port).toBe(5432);
-      expect(o.note).toMatch(/^primary overlay not read \(.*\/nonexistent\/repo.*\): cluster\.primary used as the runbook names it$/);
+      expect(o.note).toMatch(
+        /^primary overlay not read \(.*\/nonexistent\/repo.*\): cluster\.primary used as the runbook names it$/,
+      );
     } finally {
       if (saved === undefined) delete process.env.LIFEBOAT_RUNBOOKS_DIR;
       else process.env.LIFEBOAT_RUNBOOKS_DIR = saved;

@@ -6,8 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { archiveLine } from '../../src/recovery/reach';
 
 const SEG = 16 * 1024 * 1024;
-const seg = (tli: number, n: number) => `${tli.toString(16).toUpperCase().padStart(8, '0')}00000000${n.toString(16).toUpperCase().padStart(8, '0')}`;
-const range = (tli: number, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => seg(tli, from + i));
+const seg = (tli: number, n: number) =>
+  `${tli.toString(16).toUpperCase().padStart(8, '0')}00000000${n.toString(16).toUpperCase().padStart(8, '0')}`;
+const range = (tli: number, from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => seg(tli, from + i));
 
 // Timeline 2 branched from timeline 1 at 0/5000100 (inside segment 5); the
 // old primary kept archiving timeline 1 up to segment 10.
@@ -44,7 +46,10 @@ describe('archiveLine', () => {
       endCap: { segment: seg(1, 5), lsn: '0/5000100' },
     });
     // Once timeline 2's first segment is there, it is read instead, uncapped.
-    expect(archiveLine([...justPromoted, seg(2, 5)], histories, backup(2))).toEqual({ timeline: 2, segments: [...range(1, 2, 4), seg(2, 5)] });
+    expect(archiveLine([...justPromoted, seg(2, 5)], histories, backup(2))).toEqual({
+      timeline: 2,
+      segments: [...range(1, 2, 4), seg(2, 5)],
+    });
   });
 
   it('follows a backup taken on timeline 2', () => {

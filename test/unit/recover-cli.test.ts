@@ -20,7 +20,10 @@ const MAIN = path.resolve(__dirname, '../../dist/src/cli/main.js');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-recover-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function lifeboat(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function lifeboat(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await exec(process.execPath, [MAIN, ...args], {
       env: { ...process.env, LIFEBOAT_RUNBOOKS_DIR: '/nonexistent', NO_COLOR: '1', LIFEBOAT_UI_URL: '', ...env },
@@ -80,7 +83,9 @@ describe('target flags', () => {
   });
 
   it('give the contract Target for each flag', () => {
-    expect(targetFromFlags({ toTime: '2026-06-04 16:31:59+02' }, 'recover')).toEqual({ time: '2026-06-04 16:31:59+02' });
+    expect(targetFromFlags({ toTime: '2026-06-04 16:31:59+02' }, 'recover')).toEqual({
+      time: '2026-06-04 16:31:59+02',
+    });
     expect(targetFromFlags({ toName: 'before-migration-42' }, 'recover')).toEqual({ name: 'before-migration-42' });
     expect(targetFromFlags({ toLsn: '16/B374D848' }, 'recover')).toEqual({ lsn: '16/B374D848' });
     expect(targetFromFlags({ toXid: '7421' }, 'recover')).toEqual({ xid: '7421' });
@@ -104,21 +109,41 @@ describe('lifeboat recover --help', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/^Usage: lifeboat recover \[options\]$/m);
     for (const flag of [
-      '--runbook <name|file>', '--runbooks-dir <dir>', '--to-time <iso>', '--to-name <name>', '--to-lsn <lsn>', '--to-xid <xid>',
-      '--to-latest', '--incident <id>', '--reason <text>', '--mode <mode>', '--dry-run', '--backup <id>', '--concurrent', '--workflow-id <id>',
-      '--follow', '--interval <s>', '--json', '--address <host:port>', '--namespace <ns>',
+      '--runbook <name|file>',
+      '--runbooks-dir <dir>',
+      '--to-time <iso>',
+      '--to-name <name>',
+      '--to-lsn <lsn>',
+      '--to-xid <xid>',
+      '--to-latest',
+      '--incident <id>',
+      '--reason <text>',
+      '--mode <mode>',
+      '--dry-run',
+      '--backup <id>',
+      '--concurrent',
+      '--workflow-id <id>',
+      '--follow',
+      '--interval <s>',
+      '--json',
+      '--address <host:port>',
+      '--namespace <ns>',
     ]) {
       expect(stdout).toContain(`  ${flag}`);
     }
     expect(stdout).toContain('(choices: "side-by-side", "in-place")');
   });
 
-  it.each(['approve', 'reject', 'retry', 'skip', 'abort'])('explains `%s <workflowId> <step>` and its flags', async (decision) => {
-    const { code, stdout } = await lifeboat([decision, '--help']);
-    expect(code).toBe(0);
-    expect(stdout).toMatch(new RegExp(`^Usage: lifeboat ${decision} \\[options\\] <workflowId> <step>$`, 'm'));
-    for (const flag of ['--as <who>', '--comment <text>', '--reason <text>', '--signal', '--json']) expect(stdout).toContain(`  ${flag}`);
-  });
+  it.each(['approve', 'reject', 'retry', 'skip', 'abort'])(
+    'explains `%s <workflowId> <step>` and its flags',
+    async (decision) => {
+      const { code, stdout } = await lifeboat([decision, '--help']);
+      expect(code).toBe(0);
+      expect(stdout).toMatch(new RegExp(`^Usage: lifeboat ${decision} \\[options\\] <workflowId> <step>$`, 'm'));
+      for (const flag of ['--as <who>', '--comment <text>', '--reason <text>', '--signal', '--json'])
+        expect(stdout).toContain(`  ${flag}`);
+    },
+  );
 
   it('explains retarget and status', async () => {
     const retarget = await lifeboat(['retarget', '--help']);
@@ -152,7 +177,9 @@ describe('bad usage exits 2 before anything is sent', () => {
 
   it('a backup id that is not one', async () => {
     writeFileSync(path.join(tmp, 'orders.yaml'), runbookYaml());
-    const { code, stderr } = await lifeboat(['recover', '--runbook', 'orders', '--to-latest', '--backup', 'latest'], { LIFEBOAT_RUNBOOKS_DIR: tmp });
+    const { code, stderr } = await lifeboat(['recover', '--runbook', 'orders', '--to-latest', '--backup', 'latest'], {
+      LIFEBOAT_RUNBOOKS_DIR: tmp,
+    });
     expect(code).toBe(2);
     expect(stderr).toBe('lifeboat: recover: --backup: expected a backup id such as 20261121T190102Z\n');
   });
@@ -167,11 +194,23 @@ describe('bad usage exits 2 before anything is sent', () => {
   it('a decision without --as, and reject, skip or abort without --reason', async () => {
     const noWho = await lifeboat(['approve', 'recover-orders-1', 'approve-promote']);
     expect(noWho.code).toBe(2);
-    expect(noWho.stderr.split('\n')[0]).toBe('lifeboat: approve needs --as <who>: the name the runbook lists as an approver');
+    expect(noWho.stderr.split('\n')[0]).toBe(
+      'lifeboat: approve needs --as <who>: the name the runbook lists as an approver',
+    );
     for (const decision of ['reject', 'skip', 'abort']) {
-      const { code, stderr } = await lifeboat([decision, 'recover-orders-1', 'invalidate-caches', '--as', 'alice', '--comment', 'fine']);
+      const { code, stderr } = await lifeboat([
+        decision,
+        'recover-orders-1',
+        'invalidate-caches',
+        '--as',
+        'alice',
+        '--comment',
+        'fine',
+      ]);
       expect(code).toBe(2);
-      expect(stderr.split('\n')[0]).toBe(`lifeboat: ${decision} needs --reason <text>: why, in words the audit log and the evidence keep`);
+      expect(stderr.split('\n')[0]).toBe(
+        `lifeboat: ${decision} needs --reason <text>: why, in words the audit log and the evidence keep`,
+      );
     }
   });
 });
@@ -202,7 +241,21 @@ describe('lifeboat recover against the Temporal server', () => {
   it('starts recoverToPointInTime with the validated input, a summary and details for the UI, and says what to do next', async () => {
     const workflowId = `recover-orders-cli-test-${process.pid}-${Date.now()}`;
     const { code, stdout, stderr } = await lifeboat(
-      ['recover', '--runbook', 'orders', '--to-xid', '7421', '--incident', 'INC-1234', '--reason', 'bad UPDATE on orders', '--dry-run', '--concurrent', '--workflow-id', workflowId],
+      [
+        'recover',
+        '--runbook',
+        'orders',
+        '--to-xid',
+        '7421',
+        '--incident',
+        'INC-1234',
+        '--reason',
+        'bad UPDATE on orders',
+        '--dry-run',
+        '--concurrent',
+        '--workflow-id',
+        workflowId,
+      ],
       { ...env(), LIFEBOAT_UI_URL: 'http://ui.example:8080/' },
     );
     const handle = client.workflow.getHandle(workflowId);
@@ -252,7 +305,9 @@ describe('lifeboat recover against the Temporal server', () => {
       concurrent: true,
     });
     // LifeboatRunbook from the start event on, for the one-recovery-per-runbook check of later runs.
-    const attrs = history.events?.[0]?.workflowExecutionStartedEventAttributes?.searchAttributes?.indexedFields?.LifeboatRunbook?.data;
+    const attrs =
+      history.events?.[0]?.workflowExecutionStartedEventAttributes?.searchAttributes?.indexedFields?.LifeboatRunbook
+        ?.data;
     expect(JSON.parse(Buffer.from(attrs!).toString('utf8'))).toBe('orders');
 
     // The run is closed now: status says how it ended and exits 1; decisions are refused.
@@ -267,8 +322,14 @@ describe('lifeboat recover against the Temporal server', () => {
       `Temporal UI, the run's "User Metadata" tab (Current Details: the checklist; the page does not refresh itself, press R for the latest):`,
       `  http://ui.example:8080/namespaces/default/workflows/${workflowId}/${description.runId}/user-metadata`,
     ]);
-    const linkedJson = JSON.parse((await lifeboat(['status', workflowId, '--json'], { ...env(), LIFEBOAT_UI_URL: 'http://ui.example:8080' })).stdout) as { runId: string; ui: string };
-    expect(linkedJson).toMatchObject({ runId: description.runId, ui: `http://ui.example:8080/namespaces/default/workflows/${workflowId}/${description.runId}/user-metadata` });
+    const linkedJson = JSON.parse(
+      (await lifeboat(['status', workflowId, '--json'], { ...env(), LIFEBOAT_UI_URL: 'http://ui.example:8080' }))
+        .stdout,
+    ) as { runId: string; ui: string };
+    expect(linkedJson).toMatchObject({
+      runId: description.runId,
+      ui: `http://ui.example:8080/namespaces/default/workflows/${workflowId}/${description.runId}/user-metadata`,
+    });
     const approve = await lifeboat(['approve', workflowId, 'approve-fence', '--as', 'alice'], env());
     expect(approve.code).toBe(1);
     expect(approve.stderr).toBe(
@@ -278,8 +339,14 @@ describe('lifeboat recover against the Temporal server', () => {
 
   it('without LIFEBOAT_UI_URL and with no Temporal UI beside the frontend, prints how to get a link instead of a wrong one', async () => {
     const workflowId = `recover-orders-cli-test-noui-${process.pid}-${Date.now()}`;
-    const { code, stdout } = await lifeboat(['recover', '--runbook', 'orders', '--to-latest', '--dry-run', '--concurrent', '--workflow-id', workflowId], env());
-    await client.workflow.getHandle(workflowId).terminate('terminated by the recover CLI test').catch(() => undefined);
+    const { code, stdout } = await lifeboat(
+      ['recover', '--runbook', 'orders', '--to-latest', '--dry-run', '--concurrent', '--workflow-id', workflowId],
+      env(),
+    );
+    await client.workflow
+      .getHandle(workflowId)
+      .terminate('terminated by the recover CLI test')
+      .catch(() => undefined);
     expect(code).toBe(0);
     const port = Number(temporalAddress().split(':').at(-1));
     expect(stdout.trimEnd().split('\n').slice(-3)).toEqual([
@@ -292,11 +359,20 @@ describe('lifeboat recover against the Temporal server', () => {
 
   it('refuses a workflow id that is already running, and points at it', async () => {
     const workflowId = `recover-orders-cli-test-dup-${process.pid}-${Date.now()}`;
-    const first = await lifeboat(['recover', '--runbook', 'orders', '--to-latest', '--workflow-id', workflowId, '--json'], env());
+    const first = await lifeboat(
+      ['recover', '--runbook', 'orders', '--to-latest', '--workflow-id', workflowId, '--json'],
+      env(),
+    );
     try {
       expect(first.code).toBe(0);
-      expect(JSON.parse(first.stdout)).toMatchObject({ workflowId, input: { runbook: 'orders', target: { latest: true }, dryRun: false } });
-      const second = await lifeboat(['recover', '--runbook', 'orders', '--to-latest', '--workflow-id', workflowId], env());
+      expect(JSON.parse(first.stdout)).toMatchObject({
+        workflowId,
+        input: { runbook: 'orders', target: { latest: true }, dryRun: false },
+      });
+      const second = await lifeboat(
+        ['recover', '--runbook', 'orders', '--to-latest', '--workflow-id', workflowId],
+        env(),
+      );
       expect(second.code).toBe(2);
       expect(second.stderr).toBe(
         [
@@ -307,13 +383,18 @@ describe('lifeboat recover against the Temporal server', () => {
         ].join('\n'),
       );
     } finally {
-      await client.workflow.getHandle(workflowId).terminate('terminated by the recover CLI test').catch(() => undefined);
+      await client.workflow
+        .getHandle(workflowId)
+        .terminate('terminated by the recover CLI test')
+        .catch(() => undefined);
     }
   });
 
   it('says so when there is no such workflow', async () => {
     const { code, stderr } = await lifeboat(['status', 'recover-orders-never-started'], env());
     expect(code).toBe(2);
-    expect(stderr.split('\n')[0]).toBe(`lifeboat: no workflow "recover-orders-never-started" in namespace default at ${temporalAddress()}`);
+    expect(stderr.split('\n')[0]).toBe(
+      `lifeboat: no workflow "recover-orders-never-started" in namespace default at ${temporalAddress()}`,
+    );
   });
 });

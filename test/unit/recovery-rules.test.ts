@@ -12,7 +12,12 @@ const issues = (r: { success: boolean; error?: { issues: Array<{ path: PropertyK
 
 describe('describeIssues', () => {
   it('says a signal input that is not an object must be a JSON object, with an example for the step waiting, and what came instead', () => {
-    expect(describeIssues(issues(ApproveSignal.safeParse('approve-fence')), 'approve', { step: 'approve-promote', kind: 'approval' })).toBe(
+    expect(
+      describeIssues(issues(ApproveSignal.safeParse('approve-fence')), 'approve', {
+        step: 'approve-promote',
+        kind: 'approval',
+      }),
+    ).toBe(
       `signal approve's input must be a JSON object such as {"step": "approve-promote", "by": "alice"} (got a string)`,
     );
     expect(describeIssues(issues(StepSignal.safeParse(undefined)), 'abort')).toBe(
@@ -27,7 +32,12 @@ describe('describeIssues', () => {
   });
 
   it('names each bad field with what was expected, then the whole shape', () => {
-    expect(describeIssues(issues(StepSignal.safeParse({ step: 'replay-wal' })), 'retry', { step: 'replay-wal', kind: 'failed' })).toBe(
+    expect(
+      describeIssues(issues(StepSignal.safeParse({ step: 'replay-wal' })), 'retry', {
+        step: 'replay-wal',
+        kind: 'failed',
+      }),
+    ).toBe(
       `by: expected who decides, e.g. "alice" (signal retry's input is a JSON object such as {"step": "replay-wal", "by": "alice"})`,
     );
     expect(describeIssues(issues(RetargetSignal.safeParse({ by: 'alice' })), 'retarget')).toMatch(

@@ -15,7 +15,9 @@ let n = 0;
 const planFile = () => path.join(dir, `plan-${++n}.jsonl`);
 
 const shape: TableShape = {
-  schema: 'public', name: 't', qualified: '"public"."t"',
+  schema: 'public',
+  name: 't',
+  qualified: '"public"."t"',
   columns: [
     { name: 'id', type: 'text', generated: false, identityAlways: false },
     { name: 'v', type: 'text', generated: false, identityAlways: false },
@@ -31,15 +33,50 @@ function source(rows: TextRow[]): RowSource {
 
 describe('classify', () => {
   it('puts every key in the class the issue defines and plans only restorable rows', async () => {
-    const B: TextRow[] = [['a', '1'], ['b', '1'], ['c', '1'], ['d', '1'], ['e', '1'], ['f', '1'], ['h', null]];
-    const A: TextRow[] = [['a', '1'], ['b', '2'], ['c', '2'], ['e', '2'], ['g', '1'], ['h', '']];
-    const N: TextRow[] = [['a', '9'], ['b', '2'], ['c', '3'], ['d', '7'], ['g', '1'], ['h', ''], ['z', '1']];
+    const B: TextRow[] = [
+      ['a', '1'],
+      ['b', '1'],
+      ['c', '1'],
+      ['d', '1'],
+      ['e', '1'],
+      ['f', '1'],
+      ['h', null],
+    ];
+    const A: TextRow[] = [
+      ['a', '1'],
+      ['b', '2'],
+      ['c', '2'],
+      ['e', '2'],
+      ['g', '1'],
+      ['h', ''],
+    ];
+    const N: TextRow[] = [
+      ['a', '9'],
+      ['b', '2'],
+      ['c', '3'],
+      ['d', '7'],
+      ['g', '1'],
+      ['h', ''],
+      ['z', '1'],
+    ];
     // a: B=A (later write is the application's) unchanged; b: damaged; c: changed since; d: deleted by the incident,
     // re-inserted since: conflict; e: changed by the incident, deleted since: conflict (insert); f: deleted by the incident;
     // g: inserted by the incident; h: NULL -> '' is a change (damaged); z: inserted since.
     const r = await classify({ before: source(B), after: source(A), now: source(N), planFile: planFile() });
-    expect(r.counts).toEqual({ damaged: 2, changedSince: 3, deletedByIncident: 1, insertedByIncident: 1, insertedSince: 1, unchanged: 1, candidate: 0 });
-    const plan = readFileSync(r.planFile, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as PlanRow);
+    expect(r.counts).toEqual({
+      damaged: 2,
+      changedSince: 3,
+      deletedByIncident: 1,
+      insertedByIncident: 1,
+      insertedSince: 1,
+      unchanged: 1,
+      candidate: 0,
+    });
+    const plan = readFileSync(r.planFile, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => JSON.parse(l) as PlanRow);
     expect(plan).toEqual([
       { class: 'damaged', key: ['b'], restore: ['b', '1'], expect: ['b', '2'] },
       { class: 'changedSince', key: ['c'], restore: ['c', '1'], expect: ['c', '3'] },
@@ -48,19 +85,42 @@ describe('classify', () => {
       { class: 'deletedByIncident', key: ['f'], restore: ['f', '1'], expect: null },
       { class: 'damaged', key: ['h'], restore: ['h', null], expect: ['h', ''] },
     ]);
-    expect(r.samples.insertedByIncident).toEqual([{ key: { id: 'g' }, before: null, after: { id: 'g', v: '1' }, now: { id: 'g', v: '1' } }]);
+    expect(r.samples.insertedByIncident).toEqual([
+      { key: { id: 'g' }, before: null, after: { id: 'g', v: '1' }, now: { id: 'g', v: '1' } },
+    ]);
   });
 
   it('without an after target calls every difference a candidate', async () => {
-    const r = await classify({ before: source([['a', '1'], ['b', '1'], ['c', '1']]), now: source([['a', '1'], ['b', '2'], ['d', '1']]), planFile: planFile() });
+    const r = await classify({
+      before: source([
+        ['a', '1'],
+        ['b', '1'],
+        ['c', '1'],
+      ]),
+      now: source([
+        ['a', '1'],
+        ['b', '2'],
+        ['d', '1'],
+      ]),
+      planFile: planFile(),
+    });
     expect(r.counts).toMatchObject({ unchanged: 1, candidate: 2, insertedSince: 1, damaged: 0 });
     expect(r.planned).toEqual({ candidate: 2 });
   });
 
   it('refuses rows out of key order instead of pairing the wrong rows', async () => {
-    const err = await classify({ before: source([['b', '1'], ['a', '1']]), now: source([]), planFile: planFile() }).catch((e: unknown) => e);
+    const err = await classify({
+      before: source([
+        ['b', '1'],
+        ['a', '1'],
+      ]),
+      now: source([]),
+      planFile: planFile(),
+    }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'INVARIANT_FAILED' });
-    expect((err as Error).message).toContain('rows of the copy at the before target are not in key order: (a) came after (b)');
+    expect((err as Error).message).toContain(
+      'rows of the copy at the before target are not in key order: (a) came after (b)',
+    );
   });
 
   it('orders text by code point, as COLLATE "C" orders UTF-8 (a supplementary character after U+FFFD)', () => {

@@ -19,9 +19,14 @@ const MAIN = path.resolve(__dirname, '../../dist/src/cli/main.js');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-repair-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function lifeboat(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function lifeboat(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await exec(process.execPath, [MAIN, ...args], { env: { ...process.env, LIFEBOAT_RUNBOOKS_DIR: tmp, NO_COLOR: '1', LIFEBOAT_UI_URL: '', ...env } });
+    const { stdout, stderr } = await exec(process.execPath, [MAIN, ...args], {
+      env: { ...process.env, LIFEBOAT_RUNBOOKS_DIR: tmp, NO_COLOR: '1', LIFEBOAT_UI_URL: '', ...env },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -39,7 +44,9 @@ describe('repair targets in one word', () => {
   });
 
   it('refuse a time without its zone under the flag the operator typed', () => {
-    expect(() => targetFromWord('--before', '2026-06-04 14:31:59')).toThrow(/^--before "2026-06-04 14:31:59" has no time zone: /);
+    expect(() => targetFromWord('--before', '2026-06-04 14:31:59')).toThrow(
+      /^--before "2026-06-04 14:31:59" has no time zone: /,
+    );
   });
 });
 
@@ -47,7 +54,8 @@ describe('lifeboat repair', () => {
   it('--help names every flag and shows the seed incident repaired', async () => {
     const { code, stdout } = await lifeboat(['repair', '--help']);
     expect(code).toBe(0);
-    for (const flag of ['--tables', '--where', '--before', '--after', '--dry-run', '--keep-copy', '--follow']) expect(stdout).toContain(flag);
+    for (const flag of ['--tables', '--where', '--before', '--after', '--dry-run', '--keep-copy', '--follow'])
+      expect(stdout).toContain(flag);
     expect(stdout.replace(/\s+/g, ' ')).toContain('repair rows damaged by a bad statement WITHOUT failover');
     expect(stdout).toContain('lifeboat approve <workflowId> approve-repair --as alice [--include changedSince]');
   });
@@ -55,25 +63,66 @@ describe('lifeboat repair', () => {
   it('refuses a run without --tables or with a zoneless --before, exit 2, before Temporal is asked', async () => {
     const noTables = await lifeboat(['repair', '--runbook', 'orders', '--before', '2026-06-04T14:31:59Z']);
     expect(noTables.code).toBe(2);
-    expect(noTables.stderr.split('\n')[0]).toBe('lifeboat: repair needs --tables: the tables whose rows to compare and restore, e.g. --tables public.orders');
-    const zoneless = await lifeboat(['repair', '--runbook', 'orders', '--tables', 'orders', '--before', '2026-06-04 14:31']);
+    expect(noTables.stderr.split('\n')[0]).toBe(
+      'lifeboat: repair needs --tables: the tables whose rows to compare and restore, e.g. --tables public.orders',
+    );
+    const zoneless = await lifeboat([
+      'repair',
+      '--runbook',
+      'orders',
+      '--tables',
+      'orders',
+      '--before',
+      '2026-06-04 14:31',
+    ]);
     expect(zoneless.code).toBe(2);
-    expect(zoneless.stderr.split('\n')[0]).toBe('lifeboat: --before "2026-06-04 14:31" has no time zone: this machine, the workers and PostgreSQL could each read it differently');
-    const badTable = await lifeboat(['repair', '--runbook', 'orders', '--tables', 'orders;drop', '--before', '2026-06-04T14:31:59Z'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    expect(zoneless.stderr.split('\n')[0]).toBe(
+      'lifeboat: --before "2026-06-04 14:31" has no time zone: this machine, the workers and PostgreSQL could each read it differently',
+    );
+    const badTable = await lifeboat(
+      ['repair', '--runbook', 'orders', '--tables', 'orders;drop', '--before', '2026-06-04T14:31:59Z'],
+      { TEMPORAL_ADDRESS: '127.0.0.1:1' },
+    );
     expect(badTable.code).toBe(2);
-    expect(badTable.stderr).toBe('lifeboat: repair: --tables: expected a table name such as "orders" or "shop.orders"\n');
+    expect(badTable.stderr).toBe(
+      'lifeboat: repair: --tables: expected a table name such as "orders" or "shop.orders"\n',
+    );
   });
 
   it('starts repairFromPointInTime with the validated input and prints its id, how to approve and the UI link', async () => {
     writeFileSync(
       path.join(tmp, 'orders.yaml'),
-      demoRunbookYaml({ name: 'orders', pgPort: 1, repoUrl: `file://${tmp}/repo`, host: 'repair-cli-test', stateDir: tmp, restorePort: 2, drillPort: 3 }),
+      demoRunbookYaml({
+        name: 'orders',
+        pgPort: 1,
+        repoUrl: `file://${tmp}/repo`,
+        host: 'repair-cli-test',
+        stateDir: tmp,
+        restorePort: 2,
+        drillPort: 3,
+      }),
     );
     const client = new Client({ connection: await Connection.connect({ address: temporalAddress() }) });
     const workflowId = `repair-orders-cli-test-${process.pid}-${Date.now()}`;
     try {
       const { code, stdout, stderr } = await lifeboat(
-        ['repair', '--runbook', 'orders', '--tables', 'public.orders', '--before', '2026-06-04T14:31:59Z', '--after', 'xid:7421', '--where', "status = 'canceled'", '--incident', 'INC-1234', '--workflow-id', workflowId],
+        [
+          'repair',
+          '--runbook',
+          'orders',
+          '--tables',
+          'public.orders',
+          '--before',
+          '2026-06-04T14:31:59Z',
+          '--after',
+          'xid:7421',
+          '--where',
+          "status = 'canceled'",
+          '--incident',
+          'INC-1234',
+          '--workflow-id',
+          workflowId,
+        ],
         { TEMPORAL_ADDRESS: temporalAddress(), LIFEBOAT_UI_URL: 'http://ui.example:8080/' },
       );
       const handle = client.workflow.getHandle(workflowId);
@@ -99,7 +148,12 @@ describe('lifeboat repair', () => {
       const history = await handle.fetchHistory();
       const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
       expect(JSON.parse(Buffer.from(payload!).toString('utf8'))).toEqual({
-        runbook: 'orders', tables: ['public.orders'], before: { time: '2026-06-04T14:31:59Z' }, after: { xid: '7421' }, where: "status = 'canceled'", incident: 'INC-1234',
+        runbook: 'orders',
+        tables: ['public.orders'],
+        before: { time: '2026-06-04T14:31:59Z' },
+        after: { xid: '7421' },
+        where: "status = 'canceled'",
+        incident: 'INC-1234',
       });
       expect((await handle.describe()).type).toBe('repairFromPointInTime');
     } finally {

@@ -8,7 +8,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openRepository } from '../../src/repository';
 import { FileRepository } from '../../src/repository/file';
 import { keys } from '../../src/repository/layout';
-import { chooseRepositories, fallbackRepoArgs, openEntry, parseFallbackRepo, runbookWithRepository } from '../../src/repository/multi';
+import {
+  chooseRepositories,
+  fallbackRepoArgs,
+  openEntry,
+  parseFallbackRepo,
+  runbookWithRepository,
+} from '../../src/repository/multi';
 import { repositorySourceNotes, repositorySources } from '../../src/recovery/repository-sources';
 import { validateRunbookText } from '../../src/runbook/load';
 import { copyWalFile, drainQueue, enqueue, queued, repositoryLag } from '../../src/wal/catchup';
@@ -52,7 +58,9 @@ describe('runbook repositories:', () => {
   });
 
   it('a list keeps its order, names the unnamed by position, and its first is runbook.repository', () => {
-    const rb = parsed('repositories:\n  - { url: file:///a }\n  - { name: offsite, url: s3://bucket/orders, endpointEnv: S3_ENDPOINT }\nrepositoryPolicy: primary');
+    const rb = parsed(
+      'repositories:\n  - { url: file:///a }\n  - { name: offsite, url: s3://bucket/orders, endpointEnv: S3_ENDPOINT }\nrepositoryPolicy: primary',
+    );
     expect(rb.repositories).toEqual([
       { name: 'repo1', url: 'file:///a', runbookField: 'repositories[0]' },
       { name: 'offsite', url: 's3://bucket/orders', endpointEnv: 'S3_ENDPOINT', runbookField: 'repositories[1]' },
@@ -65,45 +73,74 @@ describe('runbook repositories:', () => {
     const creds = '{ expire: { accessKeyIdEnv: LB_T_UNSET_EXPIRE_ID, secretAccessKeyEnv: LB_T_UNSET_EXPIRE_SECRET } }';
     delete process.env.LB_T_UNSET_EXPIRE_ID;
     delete process.env.LB_T_UNSET_EXPIRE_SECRET;
-    const listed = parsed(`repositories:\n  - { url: file:///a }\n  - { name: offsite, url: s3://bucket/orders, credentials: ${creds} }`);
+    const listed = parsed(
+      `repositories:\n  - { url: file:///a }\n  - { name: offsite, url: s3://bucket/orders, credentials: ${creds} }`,
+    );
     await expect(openEntry(listed.repositories[1]!, 1, 'expire')).rejects.toThrow(
       /^the expire storage identity \(runbook repositories\[1\]\.credentials\.expire\) needs \$LB_T_UNSET_EXPIRE_ID and \$LB_T_UNSET_EXPIRE_SECRET, which are not set in this process\n.*HINT: remove repositories\[1\]\.credentials\.expire from the runbook/s,
     );
     const one = parsed(`repository: { url: s3://bucket/orders, credentials: ${creds} }`);
-    await expect(openEntry(one.repositories[0]!, 0, 'expire')).rejects.toThrow(/^the expire storage identity \(runbook repository\.credentials\.expire\) needs/);
-    await expect(openRepository(one.repository.url, { ...one.repository, role: 'expire' })).rejects.toThrow(/\(runbook repository\.credentials\.expire\)/);
+    await expect(openEntry(one.repositories[0]!, 0, 'expire')).rejects.toThrow(
+      /^the expire storage identity \(runbook repository\.credentials\.expire\) needs/,
+    );
+    await expect(openRepository(one.repository.url, { ...one.repository, role: 'expire' })).rejects.toThrow(
+      /\(runbook repository\.credentials\.expire\)/,
+    );
   });
 
   it('refuses both repository: and repositories:, none, a duplicated name or URL, an empty list and an unknown policy, naming the field', () => {
     expect(errors('repository: { url: file:///a }\nrepositories: [ { url: file:///b } ]')).toEqual([
       'orders.yaml:4: repositories: expected either repository: (one) or repositories: (a list), not both (move the repository: entry to the head of repositories:), got a list of 1',
     ]);
-    expect(errors('')).toEqual(['orders.yaml: repository: expected a mapping with url (or repositories: a list of them), but the field is missing']);
+    expect(errors('')).toEqual([
+      'orders.yaml: repository: expected a mapping with url (or repositories: a list of them), but the field is missing',
+    ]);
     expect(errors('repositories: [ { url: file:///a }, { name: repo1, url: file:///b } ]')).toEqual([
       'orders.yaml:3: repositories[1].name: expected a name not used by repositories[0], got "repo1"',
     ]);
     expect(errors('repositories: [ { name: a, url: file:///a }, { name: b, url: file:///a } ]')).toEqual([
       'orders.yaml:3: repositories[1].url: expected a URL other than repositories[0]\'s (the same repository twice is no second copy), got "file:///a"',
     ]);
-    expect(errors('repositories: []')).toEqual(['orders.yaml:3: repositories: expected a list of at least one repository, got an empty list']);
-    expect(errors('repository: { url: file:///a }\nrepositoryPolicy: some')).toEqual(['orders.yaml:4: repositoryPolicy: expected "all" or "primary", got "some"']);
+    expect(errors('repositories: []')).toEqual([
+      'orders.yaml:3: repositories: expected a list of at least one repository, got an empty list',
+    ]);
+    expect(errors('repository: { url: file:///a }\nrepositoryPolicy: some')).toEqual([
+      'orders.yaml:4: repositoryPolicy: expected "all" or "primary", got "some"',
+    ]);
   });
 
   it('chooses a repository by name or by position from 1, and says which there are otherwise', () => {
-    const rb = parsed('repositories:\n  - { name: local, url: file:///a }\n  - { name: offsite, url: s3://bucket/orders }');
+    const rb = parsed(
+      'repositories:\n  - { name: local, url: file:///a }\n  - { name: offsite, url: s3://bucket/orders }',
+    );
     expect(chooseRepositories(rb).map((r) => r.name)).toEqual(['local', 'offsite']);
     expect(chooseRepositories(rb, 'offsite').map((r) => r.name)).toEqual(['offsite']);
     expect(chooseRepositories(rb, '2').map((r) => r.name)).toEqual(['offsite']);
-    expect(() => chooseRepositories(rb, '3')).toThrow('runbook orders has no repository "3": it has 1 local (file:///a), 2 offsite (s3://bucket/orders)');
+    expect(() => chooseRepositories(rb, '3')).toThrow(
+      'runbook orders has no repository "3": it has 1 local (file:///a), 2 offsite (s3://bucket/orders)',
+    );
   });
 
   it('gives restore_command the other repositories with their variable names, and reads them back', () => {
-    const rb = parsed('repositories:\n  - { url: file:///a }\n  - { url: s3://bucket2/x, endpointEnv: S3_ENDPOINT_2, regionEnv: REGION_2 }\n  - { url: file:///c }');
+    const rb = parsed(
+      'repositories:\n  - { url: file:///a }\n  - { url: s3://bucket2/x, endpointEnv: S3_ENDPOINT_2, regionEnv: REGION_2 }\n  - { url: file:///c }',
+    );
     const args = fallbackRepoArgs(rb);
-    expect(args).toEqual(['--fallback-repo', 's3://bucket2/x#endpointEnv=S3_ENDPOINT_2#regionEnv=REGION_2', '--fallback-repo', 'file:///c']);
-    expect(parseFallbackRepo(args[1]!)).toEqual({ url: 's3://bucket2/x', endpointEnv: 'S3_ENDPOINT_2', regionEnv: 'REGION_2' });
+    expect(args).toEqual([
+      '--fallback-repo',
+      's3://bucket2/x#endpointEnv=S3_ENDPOINT_2#regionEnv=REGION_2',
+      '--fallback-repo',
+      'file:///c',
+    ]);
+    expect(parseFallbackRepo(args[1]!)).toEqual({
+      url: 's3://bucket2/x',
+      endpointEnv: 'S3_ENDPOINT_2',
+      regionEnv: 'REGION_2',
+    });
     expect(parseFallbackRepo('file:///c')).toEqual({ url: 'file:///c' });
-    expect(() => parseFallbackRepo('s3://bucket2/x#endpoint=$(rm -rf /)')).toThrow('expected URL[#endpointEnv=VAR][#regionEnv=VAR]');
+    expect(() => parseFallbackRepo('s3://bucket2/x#endpoint=$(rm -rf /)')).toThrow(
+      'expected URL[#endpointEnv=VAR][#regionEnv=VAR]',
+    );
   });
 });
 
@@ -117,8 +154,18 @@ describe('the catch-up queue', () => {
     const queueDir = tmp('queue');
     const sha256 = sha256Hex(content);
     await first.put(keys.wal('c', seg), await encodeWal(seg, content), { sha256, ifAbsent: true });
-    enqueue(queueDir, 'offsite', { walFile: seg, sha256, queuedAt: '2026-12-03T10:00:00.000Z', reason: 'ECONNREFUSED' });
-    expect(JSON.parse(readFileSync(path.join(queueDir, 'offsite', seg), 'utf8'))).toEqual({ walFile: seg, sha256, queuedAt: '2026-12-03T10:00:00.000Z', reason: 'ECONNREFUSED' });
+    enqueue(queueDir, 'offsite', {
+      walFile: seg,
+      sha256,
+      queuedAt: '2026-12-03T10:00:00.000Z',
+      reason: 'ECONNREFUSED',
+    });
+    expect(JSON.parse(readFileSync(path.join(queueDir, 'offsite', seg), 'utf8'))).toEqual({
+      walFile: seg,
+      sha256,
+      queuedAt: '2026-12-03T10:00:00.000Z',
+      reason: 'ECONNREFUSED',
+    });
 
     const list = [
       { name: 'local', index: 0, url: first.url, repo: first },
@@ -146,7 +193,9 @@ describe('the catch-up queue', () => {
     const r = await drainQueue(queueDir, first, { name: 'offsite', index: 1, url: second.url, repo: second }, 'c', 16);
     expect(r.drained).toBe(0);
     expect(r.left).toBe(1);
-    expect(r.error).toContain(`${seg} in ${first.url} (cluster c) does not match its recorded sha256 (${sha256}, read `);
+    expect(r.error).toContain(
+      `${seg} in ${first.url} (cluster c) does not match its recorded sha256 (${sha256}, read `,
+    );
     expect(await second.head(keys.wal('c', seg))).toBeUndefined();
     expect(queued(queueDir, 'offsite').map((e) => e.walFile)).toEqual([seg]);
   });
@@ -154,8 +203,24 @@ describe('the catch-up queue', () => {
 
 describe('the evidence of a restore from several repositories', () => {
   it('names the repository that served the base backup and each WAL file another served, and nothing when the first served all', () => {
-    const baseBackup = { name: 'offsite', url: 's3://bucket/orders', skipped: [{ name: 'local', url: 'file:///a', reason: 'backup 20261203T1000Z of cluster orders in file:///a is incomplete: no backup.json' }] };
-    const wal = [{ walFile: '000000010000000000000003', servedBy: 's3://bucket/orders', skipped: [{ url: 'file:///a', reason: 'does not match its checksum' }] }];
+    const baseBackup = {
+      name: 'offsite',
+      url: 's3://bucket/orders',
+      skipped: [
+        {
+          name: 'local',
+          url: 'file:///a',
+          reason: 'backup 20261203T1000Z of cluster orders in file:///a is incomplete: no backup.json',
+        },
+      ],
+    };
+    const wal = [
+      {
+        walFile: '000000010000000000000003',
+        servedBy: 's3://bucket/orders',
+        skipped: [{ url: 'file:///a', reason: 'does not match its checksum' }],
+      },
+    ];
     expect(repositorySources({}, {})).toBeUndefined();
     const s = repositorySources({ repository: baseBackup }, { walFromOtherRepositories: wal });
     expect(s).toEqual({ baseBackup, wal });
@@ -168,7 +233,9 @@ describe('the evidence of a restore from several repositories', () => {
 
 describe('--repo-index', () => {
   it('makes the run see only the chosen repository, as first and only', () => {
-    const rb = parsed('repositories:\n  - { name: local, url: file:///a }\n  - { name: offsite, url: s3://bucket/orders }');
+    const rb = parsed(
+      'repositories:\n  - { name: local, url: file:///a }\n  - { name: offsite, url: s3://bucket/orders }',
+    );
     const forced = runbookWithRepository(rb, '2');
     expect(forced.repository).toEqual({ name: 'offsite', url: 's3://bucket/orders', runbookField: 'repositories[1]' });
     expect(forced.repositories).toEqual([forced.repository]);
@@ -198,9 +265,16 @@ describe('archive-push into two repositories', () => {
 
   it('policy all: fails naming the repository that did not take the file, queues nothing; the first keeps its copy', async () => {
     const s = await setup();
-    const err = await pushToRepositories(s.list, 'c', s.file, { policy: 'all', queueDir: s.queueDir }).then(() => undefined, (e: unknown) => e as Error);
-    expect(err?.message).toMatch(new RegExp(`^${seg} could not be archived into repository offsite \\(s3://deadbucket/orders\\): PUT `));
-    expect(err?.message).toContain('HINT: repositoryPolicy all: archive-push succeeds only when every repository holds the file; PostgreSQL keeps it in pg_wal and retries');
+    const err = await pushToRepositories(s.list, 'c', s.file, { policy: 'all', queueDir: s.queueDir }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(
+      new RegExp(`^${seg} could not be archived into repository offsite \\(s3://deadbucket/orders\\): PUT `),
+    );
+    expect(err?.message).toContain(
+      'HINT: repositoryPolicy all: archive-push succeeds only when every repository holds the file; PostgreSQL keeps it in pg_wal and retries',
+    );
     expect(queued(s.queueDir, 'offsite')).toEqual([]);
     expect(await s.first.head(keys.wal('c', seg))).toBeDefined();
     (s.second as { destroy?: () => void }).destroy?.();
@@ -209,10 +283,21 @@ describe('archive-push into two repositories', () => {
   it('policy primary: succeeds with the first, queues the file for the second with why, and a retry of the same file is accepted again', async () => {
     const s = await setup();
     const lines: string[] = [];
-    const out = await pushToRepositories(s.list, 'c', s.file, { policy: 'primary', queueDir: s.queueDir, log: (l) => lines.push(l) });
-    expect(out.repositories.map((r) => [r.name, r.result])).toEqual([['local', 'stored'], ['offsite', 'queued']]);
+    const out = await pushToRepositories(s.list, 'c', s.file, {
+      policy: 'primary',
+      queueDir: s.queueDir,
+      log: (l) => lines.push(l),
+    });
+    expect(out.repositories.map((r) => [r.name, r.result])).toEqual([
+      ['local', 'stored'],
+      ['offsite', 'queued'],
+    ]);
     expect(queued(s.queueDir, 'offsite').map((e) => [e.walFile, e.sha256])).toEqual([[seg, out.sha256]]);
-    expect(lines[0]).toMatch(new RegExp(`^WARNING: ${seg} archived into local but not into offsite \\(s3://deadbucket/orders\\): .*; queued for catch-up`));
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^WARNING: ${seg} archived into local but not into offsite \\(s3://deadbucket/orders\\): .*; queued for catch-up`,
+      ),
+    );
     const again = await pushToRepositories(s.list, 'c', s.file, { policy: 'primary', queueDir: s.queueDir });
     expect(again.repositories[0]?.result).toBe('already-archived');
     expect(queued(s.queueDir, 'offsite').map((e) => e.walFile)).toEqual([seg]);

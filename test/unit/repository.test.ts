@@ -62,7 +62,11 @@ describe.each([
     const got = await repo.get('c/wal/a.zst');
     expect(got?.body.equals(body)).toBe(true);
     expect(got?.info).toMatchObject({ key: 'c/wal/a.zst', size: body.length, sha256: sha('original') });
-    expect(await repo.head('c/wal/a.zst')).toMatchObject({ key: 'c/wal/a.zst', size: body.length, sha256: sha('original') });
+    expect(await repo.head('c/wal/a.zst')).toMatchObject({
+      key: 'c/wal/a.zst',
+      size: body.length,
+      sha256: sha('original'),
+    });
   });
 
   it('answers undefined for an object that is not there', async () => {
@@ -80,7 +84,9 @@ describe.each([
 
   it('lets exactly one of several racing create-only writers win, with its own checksum', async () => {
     const bodies = ['one', 'two', 'three', 'four'].map((s) => Buffer.from(s));
-    const results = await Promise.all(bodies.map((b) => repo.put('c/wal/race.zst', b, { sha256: sha(b), ifAbsent: true })));
+    const results = await Promise.all(
+      bodies.map((b) => repo.put('c/wal/race.zst', b, { sha256: sha(b), ifAbsent: true })),
+    );
     expect(results.filter((r) => r.written)).toHaveLength(1);
     const got = await repo.get('c/wal/race.zst');
     expect(got?.info.sha256).toBe(sha(got!.body));
@@ -155,7 +161,9 @@ describe('file:// repository on disk', () => {
   it('never shows a temporary file or an object without its checksum sidecar', async () => {
     const repo = newFileRepo();
     await Promise.all(
-      Array.from({ length: 20 }, (_, i) => repo.put(`c/wal/s${i}.zst`, Buffer.alloc(100_000, i), { sha256: sha(String(i)), ifAbsent: true })),
+      Array.from({ length: 20 }, (_, i) =>
+        repo.put(`c/wal/s${i}.zst`, Buffer.alloc(100_000, i), { sha256: sha(String(i)), ifAbsent: true }),
+      ),
     );
     await expect(repo.put('c/wal/broken.zst', failingStream(), { sha256: sha('b') })).rejects.toThrow();
     const names = readdirSync(path.join(repo.root, 'c/wal')).sort();
@@ -168,7 +176,7 @@ describe('file:// repository on disk', () => {
   it('refuses keys that would leave the repository', async () => {
     const repo = newFileRepo();
     await expect(repo.put('../escape', Buffer.from('x'), { sha256: sha('x') })).rejects.toThrow(
-      'invalid repository key "../escape"\nHINT: keys are relative \'/\'-separated paths without \'.\' or \'..\' parts and not ending in .sha256',
+      "invalid repository key \"../escape\"\nHINT: keys are relative '/'-separated paths without '.' or '..' parts and not ending in .sha256",
     );
   });
 
@@ -192,7 +200,14 @@ describe('file:// repository on disk', () => {
     chownSync(repo.root, uid, gid);
     await repo.put('c/base/b1/backup.json', Buffer.from('{}'), { sha256: sha('{}') });
     await repo.append('c/audit/r.jsonl', 'line');
-    for (const p of ['c', 'c/base', 'c/base/b1', 'c/base/b1/backup.json', 'c/base/b1/backup.json.sha256', 'c/audit/r.jsonl']) {
+    for (const p of [
+      'c',
+      'c/base',
+      'c/base/b1',
+      'c/base/b1/backup.json',
+      'c/base/b1/backup.json.sha256',
+      'c/audit/r.jsonl',
+    ]) {
       expect({ p, uid: statSync(path.join(repo.root, p)).uid }).toEqual({ p, uid });
     }
   });

@@ -7,7 +7,14 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { claimPath, readClaim, releaseClaimOf, takeClaim, type Claim, type ClaimRequest } from '../../src/restore/claim';
+import {
+  claimPath,
+  readClaim,
+  releaseClaimOf,
+  takeClaim,
+  type Claim,
+  type ClaimRequest,
+} from '../../src/restore/claim';
 import { sweepDeadManifestDirs } from '../../src/restore/extract';
 import { MARKER_FILE, readMarker, writeMarker, type RestoreMarker } from '../../src/restore/marker';
 
@@ -20,7 +27,14 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const req = (workflowId: string, over: Partial<ClaimRequest> = {}): ClaimRequest => ({ dataDir, workflowId, runId: `${workflowId}-run`, instance: 'restore', field: 'restore.dataDir', ...over });
+const req = (workflowId: string, over: Partial<ClaimRequest> = {}): ClaimRequest => ({
+  dataDir,
+  workflowId,
+  runId: `${workflowId}-run`,
+  instance: 'restore',
+  field: 'restore.dataDir',
+  ...over,
+});
 
 /** The pid of a process that has exited: provably nobody's. */
 function deadPid(): number {
@@ -29,7 +43,15 @@ function deadPid(): number {
 }
 
 function plant(c: Partial<Claim>): void {
-  const claim: Claim = { workflowId: 'wf-old', runId: 'wf-old-run', instance: 'restore', since: '2026-12-01T03:00:00.000Z', host: os.hostname(), nonce: 'planted', ...c };
+  const claim: Claim = {
+    workflowId: 'wf-old',
+    runId: 'wf-old-run',
+    instance: 'restore',
+    since: '2026-12-01T03:00:00.000Z',
+    host: os.hostname(),
+    nonce: 'planted',
+    ...c,
+  };
   mkdirSync(path.dirname(dataDir), { recursive: true });
   writeFileSync(claimPath(dataDir), JSON.stringify(claim));
 }
@@ -88,10 +110,14 @@ describe('the claim of a restore directory', () => {
       () => undefined,
       (e: unknown) => e as Error,
     );
-    expect(err?.message).toContain(`is claimed by workflow wf-old (run wf-old-run), restore activity on host some-other-host pid`);
+    expect(err?.message).toContain(
+      `is claimed by workflow wf-old (run wf-old-run), restore activity on host some-other-host pid`,
+    );
     expect(readFileSync(claimPath(dataDir), 'utf8')).toContain('some-other-host');
     // ... until Temporal says that run is over.
-    await expect(takeClaim(req('wf-b', { holderRunning: async () => undefined }))).rejects.toMatchObject({ code: 'DATA_DIR_NOT_EMPTY' });
+    await expect(takeClaim(req('wf-b', { holderRunning: async () => undefined }))).rejects.toMatchObject({
+      code: 'DATA_DIR_NOT_EMPTY',
+    });
     const b = await takeClaim(req('wf-b', { holderRunning: async () => false }));
     expect(b.tookOver).toMatchObject({ host: 'some-other-host' });
     await b.release();
@@ -104,11 +130,17 @@ describe('the claim of a restore directory', () => {
     expect(c).toMatchObject({ workflowId: 'wf-a', port: 5499, instance: 'drill' });
     expect(c.pid).toBeUndefined();
     // No answer from Temporal: held.
-    await expect(takeClaim(req('wf-b', { field: 'drill.dataDir', holderRunning: async () => undefined }))).rejects.toMatchObject({
+    await expect(
+      takeClaim(req('wf-b', { field: 'drill.dataDir', holderRunning: async () => undefined })),
+    ).rejects.toMatchObject({
       code: 'DATA_DIR_NOT_EMPTY',
-      message: expect.stringContaining(`drill.dataDir ${dataDir} is claimed by restore drill workflow wf-a (run wf-a-run), port 5499, since ${c.since}, not by workflow wf-b`) as string,
+      message: expect.stringContaining(
+        `drill.dataDir ${dataDir} is claimed by restore drill workflow wf-a (run wf-a-run), port 5499, since ${c.since}, not by workflow wf-b`,
+      ) as string,
     });
-    await expect(takeClaim(req('wf-b', { holderRunning: async () => true }))).rejects.toMatchObject({ code: 'DATA_DIR_NOT_EMPTY' });
+    await expect(takeClaim(req('wf-b', { holderRunning: async () => true }))).rejects.toMatchObject({
+      code: 'DATA_DIR_NOT_EMPTY',
+    });
     const b = await takeClaim(req('wf-b', { holderRunning: async (h) => h.workflowId !== 'wf-a' }));
     expect(b.tookOver?.workflowId).toBe('wf-a');
     expect(await releaseClaimOf(dataDir, 'wf-a')).toBe(false);

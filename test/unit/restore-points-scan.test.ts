@@ -48,7 +48,12 @@ function crc32c(bytes: Buffer): number {
  * CRC-32C PostgreSQL computes (the data after the header, then the header up
  * to xl_crc), or a wrong one.
  */
-function putHeader(b: Buffer, streamPos: number, fields: { totLen: number; info: number; rmid: number; xid?: number }, opts: { badCrc?: boolean } = {}): void {
+function putHeader(
+  b: Buffer,
+  streamPos: number,
+  fields: { totLen: number; info: number; rmid: number; xid?: number },
+  opts: { badCrc?: boolean } = {},
+): void {
   const rec = Buffer.alloc(Math.max(24, Math.min(fields.totLen, 200)));
   rec.writeUInt32LE(fields.totLen, 0);
   rec.writeUInt32LE(fields.xid ?? 0, 4);

@@ -1,18 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { BackupMeta } from '../../src/catalog/backup-meta';
 import type { CatalogEntry } from '../../src/catalog/catalog';
-import {
-  planRetention,
-  reconcilePlans,
-  walFilesToDelete,
-  type RetentionWalFile,
-} from '../../src/catalog/retention';
+import { planRetention, reconcilePlans, walFilesToDelete, type RetentionWalFile } from '../../src/catalog/retention';
 import { formatLsn, segmentName } from '../../src/wal/names';
 
 const SEG = 16 * 1024 * 1024;
 const seg = (tli: number, n: number) => segmentName(tli, BigInt(n));
 const wal = (names: string[]): RetentionWalFile[] => names.map((name) => ({ name, size: 1000 }));
-const segs = (tli: number, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => seg(tli, from + i));
+const segs = (tli: number, from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => seg(tli, from + i));
 
 function verified(backupId: string, tli: number, start: number, end = start + 1): CatalogEntry {
   const meta: BackupMeta = {
@@ -51,28 +47,48 @@ const incomplete = (backupId: string): CatalogEntry => ({
 });
 
 describe('retention plan', () => {
-  const three = [verified('20261121T000000Z', 1, 2), verified('20261122T000000Z', 1, 6), verified('20261123T000000Z', 1, 10)];
+  const three = [
+    verified('20261121T000000Z', 1, 2),
+    verified('20261122T000000Z', 1, 6),
+    verified('20261123T000000Z', 1, 10),
+  ];
   const archive = wal([...segs(1, 1, 14), '00000001.history', `${seg(1, 3)}.00000028.backup`]);
 
-  it('expires the oldest backup beyond keep and keeps every segment from the next backup\'s start on', () => {
+  it("expires the oldest backup beyond keep and keeps every segment from the next backup's start on", () => {
     const plan = planRetention(three, archive, 2);
     expect(plan.kept.map((k) => k.backupId)).toEqual(['20261122T000000Z', '20261123T000000Z']);
     expect(plan.kept[0]?.reason).toBe('one of the 2 newest verified backups');
     expect(plan.expire).toEqual([
-      { backupId: '20261121T000000Z', startWal: seg(1, 2), storedBytes: 50, reason: 'older than the 2 newest verified backups' },
+      {
+        backupId: '20261121T000000Z',
+        startWal: seg(1, 2),
+        storedBytes: 50,
+        reason: 'older than the 2 newest verified backups',
+      },
     ]);
     expect(plan.walKeep).toEqual([
-      { from: seg(1, 6), why: `every segment from ${seg(1, 6)} on (backup 20261122T000000Z, the oldest kept, starts there)` },
+      {
+        from: seg(1, 6),
+        why: `every segment from ${seg(1, 6)} on (backup 20261122T000000Z, the oldest kept, starts there)`,
+      },
     ]);
     const doomed = walFilesToDelete(archive, plan.walKeep!, SEG).map((f) => f.name);
     expect(doomed).toEqual(segs(1, 1, 5));
     expect(plan.walDelete).toEqual([
-      { timeline: 1, first: seg(1, 1), last: seg(1, 5), count: 5, storedBytes: 5000, reason: `before ${seg(1, 6)}, where backup 20261122T000000Z, the oldest kept, starts` },
+      {
+        timeline: 1,
+        first: seg(1, 1),
+        last: seg(1, 5),
+        count: 5,
+        storedBytes: 5000,
+        reason: `before ${seg(1, 6)}, where backup 20261122T000000Z, the oldest kept, starts`,
+      },
     ]);
     expect(plan.walDeleteCount).toBe(5);
     expect(plan.walKeptCount).toBe(archive.length - 5);
     // Every segment the kept backups need, and every non-segment file, stays.
-    for (const name of [...segs(1, 6, 14), '00000001.history', `${seg(1, 3)}.00000028.backup`]) expect(doomed).not.toContain(name);
+    for (const name of [...segs(1, 6, 14), '00000001.history', `${seg(1, 3)}.00000028.backup`])
+      expect(doomed).not.toContain(name);
     expect(plan.nothingToDo).toBeUndefined();
   });
 
@@ -95,7 +111,13 @@ describe('retention plan', () => {
   });
 
   it('keeps history, .partial and .backup files however old', () => {
-    const files = wal(['00000001.history', '00000002.history', `${seg(1, 1)}.partial`, `${seg(1, 1)}.00000028.backup`, seg(1, 1)]);
+    const files = wal([
+      '00000001.history',
+      '00000002.history',
+      `${seg(1, 1)}.partial`,
+      `${seg(1, 1)}.00000028.backup`,
+      seg(1, 1),
+    ]);
     const plan = planRetention([verified('20261123T000000Z', 2, 10)], files, 1);
     expect(walFilesToDelete(files, plan.walKeep!, SEG).map((f) => f.name)).toEqual([seg(1, 1)]);
     expect(plan.historyFilesKept).toBe(2);
@@ -120,7 +142,9 @@ describe('retention plan', () => {
   it('expires no backup when there are no more than keep, but drops WAL no backup can use', () => {
     const plan = planRetention(three, archive, 3);
     expect(plan.expire).toEqual([]);
-    expect(plan.walDelete).toMatchObject([{ timeline: 1, first: seg(1, 1), last: seg(1, 1), count: 1, storedBytes: 1000 }]);
+    expect(plan.walDelete).toMatchObject([
+      { timeline: 1, first: seg(1, 1), last: seg(1, 1), count: 1, storedBytes: 1000 },
+    ]);
   });
 
   it('says why it deletes nothing when everything is within retention', () => {

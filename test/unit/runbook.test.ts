@@ -42,10 +42,26 @@ describe('the example runbook', () => {
       user: 'lifeboat',
       passwordEnv: 'ORDERS_PG_PASSWORD',
     });
-    expect(rb.restore).toEqual({ host: 'db-recovery-1', dataDir: '/var/lib/postgresql/15/recovery', port: 5433, mode: 'side-by-side', address: '127.0.0.1' });
-    expect(rb.approvals['approve-promote']).toEqual({ approvers: ['alice', 'bob', 'carol'], min: 2, escalateAfter: 900 });
+    expect(rb.restore).toEqual({
+      host: 'db-recovery-1',
+      dataDir: '/var/lib/postgresql/15/recovery',
+      port: 5433,
+      mode: 'side-by-side',
+      address: '127.0.0.1',
+    });
+    expect(rb.approvals['approve-promote']).toEqual({
+      approvers: ['alice', 'bob', 'carol'],
+      min: 2,
+      escalateAfter: 900,
+    });
     expect(rb.approvals['approve-fence']).toMatchObject({ min: 1 });
-    expect(rb.skippable).toEqual(['capture-forensics', 'disable-writers', 'disable-background-jobs', 'pause-outbox', 'invalidate-caches']);
+    expect(rb.skippable).toEqual([
+      'capture-forensics',
+      'disable-writers',
+      'disable-background-jobs',
+      'pause-outbox',
+      'invalidate-caches',
+    ]);
     expect(rb.drill?.targetWindow).toBe(24 * 3600);
     expect(rb.backup).toEqual({ host: 'db-recovery-1', retainFull: 2, scratchDir: '/var/lib/lifeboat/scratch' });
   });
@@ -58,7 +74,9 @@ describe('the example runbook', () => {
 
   it('shows in its header comment exactly the error line validate prints for a bad port', () => {
     const shown = /^# {3}(runbooks\/orders\.yaml:\d+: restore\.port: .*)$/m.exec(EXAMPLE)?.[1];
-    const [actual] = errorsOf(example('port: 5433', 'port: abc')).map((e) => e.replace('orders.yaml', 'runbooks/orders.yaml'));
+    const [actual] = errorsOf(example('port: 5433', 'port: abc')).map((e) =>
+      e.replace('orders.yaml', 'runbooks/orders.yaml'),
+    );
     expect(shown).toBe(actual);
   });
 });
@@ -212,10 +230,14 @@ describe('a malformed runbook is refused with the field path and what was expect
   });
 
   it('reports every problem of a file at once, each on its own line', () => {
-    const text = example('port: 5433', 'port: abc').replace('mode: side-by-side', 'mode: inplace').replace(/^invariants:/m, 'invariant:');
+    const text = example('port: 5433', 'port: abc')
+      .replace('mode: side-by-side', 'mode: inplace')
+      .replace(/^invariants:/m, 'invariant:');
     const errors = errorsOf(text);
     expect(errors).toHaveLength(3);
-    expect(errors.map((e) => e.split(': ')[1])).toEqual(expect.arrayContaining(['restore.port', 'restore.mode', 'invariant']));
+    expect(errors.map((e) => e.split(': ')[1])).toEqual(
+      expect.arrayContaining(['restore.port', 'restore.mode', 'invariant']),
+    );
   });
 });
 

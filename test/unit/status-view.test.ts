@@ -72,7 +72,13 @@ const FIRST_STEPS = {
   'approve-fence': done('14:35:06', '14:37:09', 'approved by alice'),
   'disable-writers': done('14:37:09', '14:37:11', 'app read-only, 3 sessions ended, write refused'),
   'disable-background-jobs': done('14:37:11', '14:37:11'),
-  'pause-outbox': { state: 'skipped', startedAt: '2026-06-04T14:37:11.000Z', finishedAt: '2026-06-04T14:38:00.000Z', runs: 1, skipped: { by: 'bob', reason: 'no publisher runs on this cluster' } },
+  'pause-outbox': {
+    state: 'skipped',
+    startedAt: '2026-06-04T14:37:11.000Z',
+    finishedAt: '2026-06-04T14:38:00.000Z',
+    runs: 1,
+    skipped: { by: 'bob', reason: 'no publisher runs on this cluster' },
+  },
 } satisfies Partial<Record<StepId, Partial<StepRecord>>>;
 
 function view(status: RecoveryStatus, progress: StatusSnapshot['progress'] = {}): string {
@@ -106,10 +112,26 @@ describe('a run waiting for approval of the promotion', () => {
       { name: 'orders have customers', passed: false, value: '', error: 'relation "customers" does not exist' },
     ],
     decisions: [
-      { step: 'approve-fence', by: 'alice', at: '2026-06-04T14:37:09.120Z', decision: 'approve', via: 'update', comment: 'fence it' },
+      {
+        step: 'approve-fence',
+        by: 'alice',
+        at: '2026-06-04T14:37:09.120Z',
+        decision: 'approve',
+        via: 'update',
+        comment: 'fence it',
+      },
       { step: 'approve-promote', by: 'alice', at: '2026-06-04T15:02:00.000Z', decision: 'approve', via: 'signal' },
     ],
-    ignored: [{ at: '2026-06-04T15:03:10.000Z', via: 'signal', name: 'approve', by: 'mallory', step: 'approve-promote', why: 'mallory is not an approver of approve-promote' }],
+    ignored: [
+      {
+        at: '2026-06-04T15:03:10.000Z',
+        via: 'signal',
+        name: 'approve',
+        by: 'mallory',
+        step: 'approve-promote',
+        why: 'mallory is not an approver of approve-promote',
+      },
+    ],
   });
 
   it('shows the header, every step with its marker and duration, invariants, the pending decision with its commands, decisions and ignored messages', () => {
@@ -183,7 +205,9 @@ describe('a run restoring and then replaying', () => {
   });
 
   it('shows the restore bar under its step, in bytes of the total', () => {
-    const lines = view(restoring, { restore: { phase: 'downloading', bytes: 1024 ** 3, totalBytes: 2 * 1024 ** 3 } }).split('\n');
+    const lines = view(restoring, {
+      restore: { phase: 'downloading', bytes: 1024 ** 3, totalBytes: 2 * 1024 ** 3 },
+    }).split('\n');
     const at = lines.indexOf('  [>] restore-base-backup      5 min 30 s   Restore the base backup');
     expect(at).toBeGreaterThan(0);
     expect(lines[at + 1]).toBe('        downloading  [##########----------]  50%  1.0 GiB of 2.0 GiB');
@@ -200,7 +224,13 @@ describe('a run restoring and then replaying', () => {
       }),
     });
     const out = view(replaying, {
-      replay: { phase: 'replaying', lsn: '0/6000028', time: '2026-06-04T13:10:00Z', targetLsn: '0/A000028', startLsn: '0/2000028' },
+      replay: {
+        phase: 'replaying',
+        lsn: '0/6000028',
+        time: '2026-06-04T13:10:00Z',
+        targetLsn: '0/A000028',
+        startLsn: '0/2000028',
+      },
     });
     expect(out).toContain(
       [
@@ -232,7 +262,15 @@ describe('a failed step', () => {
         },
       },
     }),
-    pending: { step: 'replay-wal', kind: 'failed', since: '2026-06-04T14:52:00.000Z', approvers: [], min: 1, approvedBy: [], how: [] },
+    pending: {
+      step: 'replay-wal',
+      kind: 'failed',
+      since: '2026-06-04T14:52:00.000Z',
+      approvers: [],
+      min: 1,
+      approvedBy: [],
+      how: [],
+    },
   });
 
   it('shows the first line of the error and its hints, then retry and abort commands (replay-wal cannot be skipped)', () => {
@@ -255,7 +293,17 @@ describe('a failed step', () => {
   });
 
   it('offers no retarget for approvals other than approve-promote', () => {
-    expect(decisionCommands(WF, { step: 'approve-fence', kind: 'approval', since: '', approvers: [], min: 1, approvedBy: [], how: [] })).toEqual([
+    expect(
+      decisionCommands(WF, {
+        step: 'approve-fence',
+        kind: 'approval',
+        since: '',
+        approvers: [],
+        min: 1,
+        approvedBy: [],
+        how: [],
+      }),
+    ).toEqual([
       `lifeboat approve ${WF} approve-fence --as <who> [--comment <text>]`,
       `lifeboat reject ${WF} approve-fence --as <who> --reason <text>`,
     ]);
@@ -280,7 +328,13 @@ describe('a closed run', () => {
     steps: [
       { id: 'preflight', state: 'done', startedAt: '2026-06-04T14:35:00.000Z', finishedAt: '2026-06-04T14:35:04.000Z' },
       { id: 'invalidate-caches', state: 'skipped' },
-      { id: 'record-evidence', state: 'done', startedAt: '2026-06-04T15:19:58.000Z', finishedAt: '2026-06-04T15:20:00.000Z', summary: 'orders/evidence/run-1.json' },
+      {
+        id: 'record-evidence',
+        state: 'done',
+        startedAt: '2026-06-04T15:19:58.000Z',
+        finishedAt: '2026-06-04T15:20:00.000Z',
+        summary: 'orders/evidence/run-1.json',
+      },
     ],
     validationStatus: 'passed',
     notes: [],
@@ -321,7 +375,8 @@ describe('a closed run', () => {
       workflowId: WF,
       startedAt: '2026-06-04T14:35:00.000Z',
       progress: {},
-      queryError: 'Failed to query Workflow: 9 FAILED_PRECONDITION: Workflow execution closed before WorkflowTaskStarted event',
+      queryError:
+        'Failed to query Workflow: 9 FAILED_PRECONDITION: Workflow execution closed before WorkflowTaskStarted event',
       closed: { status: 'FAILED', at: '2026-06-04T14:35:01.000Z' },
       failure: 'INPUT_INVALID: target.time: expected an ISO 8601 time with a zone\nHINT: see DESIGN.md §4',
     };
@@ -338,7 +393,12 @@ describe('a closed run', () => {
   });
 
   it('that is open but unanswered points at the worker', () => {
-    const snap: StatusSnapshot = { workflowId: WF, startedAt: '2026-06-04T15:05:00.000Z', progress: {}, queryError: 'no answer within 10 s' };
+    const snap: StatusSnapshot = {
+      workflowId: WF,
+      startedAt: '2026-06-04T15:05:00.000Z',
+      progress: {},
+      queryError: 'no answer within 10 s',
+    };
     expect(renderStatus(snap, { now: NOW, color: false })).toBe(
       [
         `recoverToPointInTime ${WF}  started 2026-06-04T15:05:00.000Z, elapsed 30 s`,
@@ -362,7 +422,9 @@ describe('progress bars', () => {
   it('show dots and ?% when the total is unknown', () => {
     expect(progressBar(undefined)).toBe('[....................]   ?%');
     expect(restoreFraction({ phase: 'preparing', bytes: 0, totalBytes: 0 })).toBeUndefined();
-    expect(restoreLine({ phase: 'downloading', bytes: 3 * 1024 ** 2, totalBytes: 0 })).toBe('downloading  [....................]   ?%  3.0 MiB');
+    expect(restoreLine({ phase: 'downloading', bytes: 3 * 1024 ** 2, totalBytes: 0 })).toBe(
+      'downloading  [....................]   ?%  3.0 MiB',
+    );
     expect(replayFraction({ phase: 'replaying', lsn: '0/3000000' }, { target: { latest: true } })).toBeUndefined();
   });
 
@@ -374,8 +436,12 @@ describe('progress bars', () => {
 
   it('measure replay by LSN across a 4 GiB boundary, else by commit time from the backup start to the target time', () => {
     expect(lsnValue('1/0')).toBe(2n ** 32n);
-    expect(replayFraction({ phase: 'replaying', startLsn: '0/FF000000', lsn: '1/0', targetLsn: '1/1000000' })).toBe(0.5);
-    expect(replayFraction({ phase: 'replaying', startLsn: '0/2000000', lsn: '0/2000000', targetLsn: '0/4000000' })).toBe(0);
+    expect(replayFraction({ phase: 'replaying', startLsn: '0/FF000000', lsn: '1/0', targetLsn: '1/1000000' })).toBe(
+      0.5,
+    );
+    expect(
+      replayFraction({ phase: 'replaying', startLsn: '0/2000000', lsn: '0/2000000', targetLsn: '0/4000000' }),
+    ).toBe(0);
     const status = baseStatus({ target: { time: '2026-06-04T14:00:00Z' } });
     expect(replayFraction({ phase: 'replaying', lsn: '0/3000000', time: '2026-06-04T13:00:00Z' }, status)).toBe(0.5);
     expect(replayFraction({ phase: 'paused', lsn: '0/3000000' }, status)).toBe(1);
@@ -393,7 +459,9 @@ describe('what the Temporal UI shows for a started run', () => {
 
   it('has a one-line summary with incident, runbook and target', () => {
     expect(recoverySummary(input)).toBe('**INC\\_1234** recover `orders` to time 2026-06-04T14:31:59Z (dry run)');
-    expect(recoverySummary({ ...input, mode: 'in-place', dryRun: false }, false)).toBe('INC_1234: recover orders to time 2026-06-04T14:31:59Z (in-place)');
+    expect(recoverySummary({ ...input, mode: 'in-place', dryRun: false }, false)).toBe(
+      'INC_1234: recover orders to time 2026-06-04T14:31:59Z (in-place)',
+    );
   });
 
   it('has the input as a markdown table, cells escaped', () => {
@@ -417,21 +485,38 @@ describe('what the Temporal UI shows for a started run', () => {
 describe('after a retarget', () => {
   const status = baseStatus({
     target: { time: '2026-06-04T14:20:00Z' },
-    steps: steps({ ...FIRST_STEPS, 'restore-base-backup': { state: 'running', runs: 2, startedAt: '2026-06-04T15:05:00.000Z' } }),
-    ignored: [{ at: '2026-06-04T15:05:01.000Z', via: 'signal', name: 'retarget', by: 'mallory', why: 'mallory is not an approver of approve-promote' }],
+    steps: steps({
+      ...FIRST_STEPS,
+      'restore-base-backup': { state: 'running', runs: 2, startedAt: '2026-06-04T15:05:00.000Z' },
+    }),
+    ignored: [
+      {
+        at: '2026-06-04T15:05:01.000Z',
+        via: 'signal',
+        name: 'retarget',
+        by: 'mallory',
+        why: 'mallory is not an approver of approve-promote',
+      },
+    ],
   });
 
   it('says the run took the new target and what runs next', () => {
     expect(retargetOutcome(WF, status, { time: '2026-06-04T14:20:00Z' }, 'alice')).toEqual({
       taken: true,
-      lines: ['taken: the run now recovers to time 2026-06-04T14:20:00Z', 'next: restore-base-backup (Restore the base backup)'],
+      lines: [
+        'taken: the run now recovers to time 2026-06-04T14:20:00Z',
+        'next: restore-base-backup (Restore the base backup)',
+      ],
     });
   });
 
   it('says why the workflow ignored it', () => {
     expect(retargetOutcome(WF, status, { lsn: '0/5000000' }, 'mallory')).toEqual({
       taken: false,
-      lines: ['ignored: mallory is not an approver of approve-promote', 'the run still recovers to time 2026-06-04T14:20:00Z'],
+      lines: [
+        'ignored: mallory is not an approver of approve-promote',
+        'the run still recovers to time 2026-06-04T14:20:00Z',
+      ],
     });
   });
 
@@ -449,7 +534,9 @@ describe('lifeboat pending', () => {
     const all = [...STEP_IDS, ...REPAIR_ONLY_STEP_IDS].map((s) => `'${s}'`).join(', ');
     const types = "WorkflowType IN ('recoverToPointInTime', 'repairFromPointInTime')";
     expect(pendingQuery()).toBe(`${types} AND ExecutionStatus = 'Running' AND LifeboatAwaiting IN (${all})`);
-    expect(pendingQuery("o'rders")).toBe(`${types} AND ExecutionStatus = 'Running' AND LifeboatAwaiting IN (${all}) AND LifeboatRunbook = 'o\\'rders'`);
+    expect(pendingQuery("o'rders")).toBe(
+      `${types} AND ExecutionStatus = 'Running' AND LifeboatAwaiting IN (${all}) AND LifeboatRunbook = 'o\\'rders'`,
+    );
   });
 
   it('shows a failed step waiting for retry, skip or abort, and a run whose status query did not answer', () => {
@@ -459,10 +546,34 @@ describe('lifeboat pending', () => {
       runbook: 'orders',
       awaiting: ['disable-writers'],
       target: 'the end of the archive',
-      pending: { step: 'disable-writers', kind: 'failed', since: '2026-06-04T15:00:00.000Z', approvers: ['alice', 'bob'], min: 1, approvedBy: [], how: [], stillNeeded: 1 },
-      commands: decisionCommands(WF, { step: 'disable-writers', kind: 'failed', since: '', approvers: [], min: 1, approvedBy: [], how: [`skip: lifeboat skip ${WF} disable-writers --as <you> --reason "<why>"`] }),
+      pending: {
+        step: 'disable-writers',
+        kind: 'failed',
+        since: '2026-06-04T15:00:00.000Z',
+        approvers: ['alice', 'bob'],
+        min: 1,
+        approvedBy: [],
+        how: [],
+        stillNeeded: 1,
+      },
+      commands: decisionCommands(WF, {
+        step: 'disable-writers',
+        kind: 'failed',
+        since: '',
+        approvers: [],
+        min: 1,
+        approvedBy: [],
+        how: [`skip: lifeboat skip ${WF} disable-writers --as <you> --reason "<why>"`],
+      }),
     };
-    const mute: PendingRun = { workflowId: 'recover-b', runId: 'r2', runbook: 'billing', awaiting: ['approve-fence'], commands: [], queryError: 'no answer within 10 s' };
+    const mute: PendingRun = {
+      workflowId: 'recover-b',
+      runId: 'r2',
+      runbook: 'billing',
+      awaiting: ['approve-fence'],
+      commands: [],
+      queryError: 'no answer within 10 s',
+    };
     expect(renderPending([failed, mute], ctx).join('\n')).toBe(
       [
         '2 recoveries wait for a decision (namespace default at 127.0.0.1:7233):',
@@ -487,7 +598,16 @@ describe('lifeboat pending', () => {
       runId: 'r1',
       runbook: 'orders',
       awaiting: ['approve-fence'],
-      pending: { step: 'approve-fence', kind: 'approval', since: '2026-06-04T15:00:00.000Z', approvers: ['alice'], min: 1, approvedBy: [], how: [], stillNeeded: 1 },
+      pending: {
+        step: 'approve-fence',
+        kind: 'approval',
+        since: '2026-06-04T15:00:00.000Z',
+        approvers: ['alice'],
+        min: 1,
+        approvedBy: [],
+        how: [],
+        stillNeeded: 1,
+      },
       commands: [`lifeboat approve ${WF} approve-fence --as <who> [--comment <text>]`],
       ui,
     };

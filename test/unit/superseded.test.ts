@@ -21,7 +21,10 @@ const history = (timeline: number, lines: string[]): ArchivedHistory => ({ timel
 describe('which WAL a newer timeline supersedes', () => {
   // Timeline 2 branched off 1 inside segment 8; timeline 3 off 2 inside segment 12.
   const h2 = history(2, [`1\t${lsn(8, 0x60)}\tbefore 2026-12-03 13:00:00+00`]);
-  const h3 = history(3, [`1\t${lsn(8, 0x60)}\tbefore 2026-12-03 13:00:00+00`, `2\t${lsn(12, 0x1000)}\tat restore point "x"`]);
+  const h3 = history(3, [
+    `1\t${lsn(8, 0x60)}\tbefore 2026-12-03 13:00:00+00`,
+    `2\t${lsn(12, 0x1000)}\tat restore point "x"`,
+  ]);
 
   it('accepts segments before the switch point and the segment holding it, refuses the next one and everything after', () => {
     expect(supersededBy(seg(1, 7), [h2])).toBeUndefined();

@@ -10,7 +10,11 @@ import { formatLsn, segmentName } from '../../src/wal/names';
 export const SEG = 16 * 1024 * 1024;
 export const DAY = 86_400_000;
 export const seg = (tli: number, n: number) => segmentName(tli, BigInt(n));
-const idOf = (t: Date) => t.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+const idOf = (t: Date) =>
+  t
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 
 /** A verified backup started at `start` (ending a minute later) on WAL segments [from, to] of timeline `tli`. */
 export function backup(start: Date, tli: number, from: number, to = from + 1): CatalogEntry {
@@ -44,7 +48,11 @@ export function backup(start: Date, tli: number, from: number, to = from + 1): C
 }
 
 /** The seed articles' tiers: daily 35, weekly 8, monthly 13, yearly 7; WAL for 35 days. */
-export const SEEDED: RetentionPolicy = { kind: 'tiers', full: { daily: 35, weekly: 8, monthly: 13, yearly: 7 }, walSeconds: 35 * 86400 };
+export const SEEDED: RetentionPolicy = {
+  kind: 'tiers',
+  full: { daily: 35, weekly: 8, monthly: 13, yearly: 7 },
+  walSeconds: 35 * 86400,
+};
 /** Thursday 2026-12-03, in ISO week 2026-W49 (Monday 2026-11-30 .. Sunday 2026-12-06). */
 export const NOW = '2026-12-03T12:00:00.000Z';
 
@@ -52,4 +60,6 @@ export const NOW = '2026-12-03T12:00:00.000Z';
 // uses segments 10+4i .. 11+4i.
 export const FIRST_DAY = Date.UTC(2024, 11, 4, 1);
 export const DAYS = 730;
-export const daily: CatalogEntry[] = Array.from({ length: DAYS }, (_, i) => backup(new Date(FIRST_DAY + i * DAY), 1, 10 + 4 * i));
+export const daily: CatalogEntry[] = Array.from({ length: DAYS }, (_, i) =>
+  backup(new Date(FIRST_DAY + i * DAY), 1, 10 + 4 * i),
+);

@@ -23,7 +23,9 @@ const server = (over: Partial<ServerSample>): ServerSample => ({
 describe('two writers in one cluster', () => {
   it('finds segments of timeline 1 archived past the branch of timeline 2, not the switch segment nor timeline 2', () => {
     const walFiles = [seg(1, 7), seg(1, 8), seg(1, 9), seg(1, 10), '00000002.history', seg(2, 8), seg(2, 9)];
-    expect(supersededArchived({ walFiles, histories })).toEqual([{ timeline: 1, by: 2, switchLsn: lsn(8, 0x60), first: seg(1, 9), last: seg(1, 10), count: 2 }]);
+    expect(supersededArchived({ walFiles, histories })).toEqual([
+      { timeline: 1, by: 2, switchLsn: lsn(8, 0x60), first: seg(1, 9), last: seg(1, 10), count: 2 },
+    ]);
     const [p, ...rest] = twoWriterProblems({ walFiles, histories, servers: [] });
     expect(rest).toEqual([]);
     expect(p?.message).toBe(
@@ -40,8 +42,16 @@ describe('two writers in one cluster', () => {
   it('reports the old primary still on timeline 1 with its refused WAL, and how to stop it', () => {
     const walFiles = [seg(1, 8), '00000002.history', seg(2, 8)];
     const overlay = {
-      cluster: 'bank', runbook: 'bank', host: '127.0.0.1', port: 5544, replaced: { host: '127.0.0.1', port: 5432 },
-      timeline: 2, promotedAt: '2026-12-03T13:00:05Z', since: '2026-12-03T13:00:06Z', workflowId: 'recover-bank-1', runId: 'r1',
+      cluster: 'bank',
+      runbook: 'bank',
+      host: '127.0.0.1',
+      port: 5544,
+      replaced: { host: '127.0.0.1', port: 5432 },
+      timeline: 2,
+      promotedAt: '2026-12-03T13:00:05Z',
+      since: '2026-12-03T13:00:06Z',
+      workflowId: 'recover-bank-1',
+      runId: 'r1',
     };
     const problems = twoWriterProblems({
       walFiles,
@@ -49,7 +59,13 @@ describe('two writers in one cluster', () => {
       overlay,
       servers: [
         server({ port: 5544, currentWal: seg(2, 9) }),
-        server({ label: 'the old primary', currentWal: seg(1, 10), failedCount: 3, lastFailedWal: seg(1, 9), lastFailedTime: '2026-12-03T13:01:00Z' }),
+        server({
+          label: 'the old primary',
+          currentWal: seg(1, 10),
+          failedCount: 3,
+          lastFailedWal: seg(1, 9),
+          lastFailedTime: '2026-12-03T13:01:00Z',
+        }),
       ],
     });
     expect(problems).toEqual([
@@ -68,8 +84,16 @@ describe('two writers in one cluster', () => {
   });
 
   it('without an overlay, says the runbook names a server the archive no longer follows', () => {
-    const problems = twoWriterProblems({ walFiles: ['00000002.history', seg(2, 8)], histories, servers: [server({ currentWal: seg(1, 10) })] });
-    expect(problems.map((p) => p.message)).toEqual(['two writers: the primary 127.0.0.1:5432 is writing timeline 1, but timeline 2 branched off it (00000002.history)']);
-    expect(problems[0]?.hints[0]).toMatch(/^the runbook's cluster.primary names a server the archive no longer follows: point cluster.primary at the server on timeline 2/);
+    const problems = twoWriterProblems({
+      walFiles: ['00000002.history', seg(2, 8)],
+      histories,
+      servers: [server({ currentWal: seg(1, 10) })],
+    });
+    expect(problems.map((p) => p.message)).toEqual([
+      'two writers: the primary 127.0.0.1:5432 is writing timeline 1, but timeline 2 branched off it (00000002.history)',
+    ]);
+    expect(problems[0]?.hints[0]).toMatch(
+      /^the runbook's cluster.primary names a server the archive no longer follows: point cluster.primary at the server on timeline 2/,
+    );
   });
 });

@@ -51,11 +51,24 @@ it('serves from the next repository what the first holds damaged or lacks, recor
   expect(opened).toBe(1);
   const sources = await readWalSources(dataDir);
   expect(sources).toEqual([
-    { walFile: segs[1], servedBy: secondUrl, via: 'prefetcher', skipped: [{ url: firstUrl, reason: expect.stringMatching(/cannot be decompressed|does not match its checksum/) as string }] },
+    {
+      walFile: segs[1],
+      servedBy: secondUrl,
+      via: 'prefetcher',
+      skipped: [
+        {
+          url: firstUrl,
+          reason: expect.stringMatching(/cannot be decompressed|does not match its checksum/) as string,
+        },
+      ],
+    },
     { walFile: segs[2], servedBy: secondUrl, via: 'prefetcher', skipped: [{ url: firstUrl, reason: 'not there' }] },
   ]);
   // restore_command fetching the same file again later (PostgreSQL asked before the spool had it): the first line stays.
-  appendFileSync(path.join(dataDir, WAL_SOURCES_FILE), `${JSON.stringify({ walFile: segs[1], servedBy: secondUrl, skipped: [] })}\n`);
+  appendFileSync(
+    path.join(dataDir, WAL_SOURCES_FILE),
+    `${JSON.stringify({ walFile: segs[1], servedBy: secondUrl, skipped: [] })}\n`,
+  );
   expect((await readWalSources(dataDir)).map((s) => [s.walFile, s.via])).toEqual([
     [segs[1], 'prefetcher'],
     [segs[2], 'prefetcher'],

@@ -53,7 +53,9 @@ describe('segment names', () => {
   });
 
   it('refuses names that are not segments', () => {
-    expect(() => parseSegmentName('00000001000000000000000')).toThrow('not a WAL segment name: "00000001000000000000000"');
+    expect(() => parseSegmentName('00000001000000000000000')).toThrow(
+      'not a WAL segment name: "00000001000000000000000"',
+    );
     expect(() => parseSegmentName('00000001000000000000000g')).toThrow('not a WAL segment name');
     expect(isSegmentName('000000010000000000000001.partial')).toBe(false);
   });
@@ -75,7 +77,8 @@ describe('LSNs', () => {
     expect(formatLsn(0n)).toBe('0/0');
     expect(formatLsn(0x16b3748n)).toBe('0/16B3748');
     expect(formatLsn((0x2an << 32n) | 0xff000028n)).toBe('2A/FF000028');
-    for (const lsn of ['0/0', '0/16B3748', '1/0', 'FFFFFFFF/FFFFFFFF', '3/A1B2C3D4']) expect(formatLsn(parseLsn(lsn))).toBe(lsn);
+    for (const lsn of ['0/0', '0/16B3748', '1/0', 'FFFFFFFF/FFFFFFFF', '3/A1B2C3D4'])
+      expect(formatLsn(parseLsn(lsn))).toBe(lsn);
   });
 
   it('refuses text that is not an LSN, with the expected form in the message', () => {
@@ -105,9 +108,7 @@ describe('timeline history files', () => {
   it('parses what PostgreSQL writes: tab-separated, blank lines between entries, reasons with spaces', () => {
     // The content of 00000003.history after two promotions.
     const text =
-      '1\t0/3000158\tno recovery target specified\n' +
-      '\n' +
-      '2\t0/5000000\tbefore 2026-06-04 14:31:59.123456+00\n';
+      '1\t0/3000158\tno recovery target specified\n' + '\n' + '2\t0/5000000\tbefore 2026-06-04 14:31:59.123456+00\n';
     expect(parseHistoryFile(text)).toEqual([
       { timeline: 1, switchLsn: 0x3000158n, reason: 'no recovery target specified' },
       { timeline: 2, switchLsn: 0x5000000n, reason: 'before 2026-06-04 14:31:59.123456+00' },

@@ -23,8 +23,14 @@ afterEach(async () => {
 async function history(wf: WorkflowHandle) {
   const events = (await wf.fetchHistory()).events ?? [];
   return {
-    announcements: events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'announceApproval').length,
-    patchMarkers: events.filter((e) => Buffer.from(e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data ?? []).toString().includes(ANNOUNCE_APPROVAL_PATCH)).length,
+    announcements: events.filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'announceApproval',
+    ).length,
+    patchMarkers: events.filter((e) =>
+      Buffer.from(e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data ?? [])
+        .toString()
+        .includes(ANNOUNCE_APPROVAL_PATCH),
+    ).length,
   };
 }
 

@@ -17,7 +17,12 @@ import { temporalAddress } from '../harness/services';
 import { testRunbook, workflowBundle } from './recovery-harness';
 
 const TARGET = '2026-11-21T14:31:59.000Z';
-const CLONE_SOURCE = { from: '/tmp/lifeboat-fake/standby', replayLsn: '0/7000100', backupId: '20261120T000000Z', walSegmentSize: 16777216 };
+const CLONE_SOURCE = {
+  from: '/tmp/lifeboat-fake/standby',
+  replayLsn: '0/7000100',
+  backupId: '20261120T000000Z',
+  walSegmentSize: 16777216,
+};
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
@@ -42,7 +47,16 @@ interface FakeOpts {
   standbyDeclines?: string;
 }
 
-type Used = Pick<RecoveryActivities, 'preflight' | 'checkRestoreSite' | 'restoreBaseBackup' | 'replayWal' | 'runInvariants' | 'promoteRestored' | 'writeEvidence'> &
+type Used = Pick<
+  RecoveryActivities,
+  | 'preflight'
+  | 'checkRestoreSite'
+  | 'restoreBaseBackup'
+  | 'replayWal'
+  | 'runInvariants'
+  | 'promoteRestored'
+  | 'writeEvidence'
+> &
   DrillActivities &
   Pick<typeof standbyActivities, 'standbyStatus'> & {
     resolveRunbook(i: { runbook: string }): Promise<Runbook>;
@@ -50,33 +64,76 @@ type Used = Pick<RecoveryActivities, 'preflight' | 'checkRestoreSite' | 'restore
   };
 
 function fakes(runbook: Runbook, f: Fakes, o: FakeOpts): Used {
-  const backup = { backupId: '20261121T120000Z', startLsn: '0/2000028', endLsn: '0/2000100', startTime: '2026-11-21T12:00:00Z', endTime: '2026-11-21T12:00:05Z', timeline: 1, sizeBytes: 50 << 20, storedBytes: 10 << 20, why: 'newest verified backup that finished before the target' };
+  const backup = {
+    backupId: '20261121T120000Z',
+    startLsn: '0/2000028',
+    endLsn: '0/2000100',
+    startTime: '2026-11-21T12:00:00Z',
+    endTime: '2026-11-21T12:00:05Z',
+    timeline: 1,
+    sizeBytes: 50 << 20,
+    storedBytes: 10 << 20,
+    why: 'newest verified backup that finished before the target',
+  };
   return {
     async resolveRunbook() {
       return runbook;
     },
     async pickDrillTarget(i) {
       f.log.push(i.after ? `pickDrillTarget after ${i.after}` : 'pickDrillTarget');
-      return { target: { time: TARGET }, why: 'random time in the window', window: { from: '2026-11-21T12:00:06Z', to: '2026-11-21T15:00:00Z' } };
+      return {
+        target: { time: TARGET },
+        why: 'random time in the window',
+        window: { from: '2026-11-21T12:00:06Z', to: '2026-11-21T15:00:00Z' },
+      };
     },
     async preflight(i) {
       f.log.push(`preflight ${i.instance}`);
-      const r: PreflightResult = { runbook, cluster: 'orders', backup, walFrom: '000000010000000000000002', walSegmentsAvailable: 9, primaryReachable: true, archiver: 'healthy', rtoEstimateSeconds: 130, warnings: [] };
+      const r: PreflightResult = {
+        runbook,
+        cluster: 'orders',
+        backup,
+        walFrom: '000000010000000000000002',
+        walSegmentsAvailable: 9,
+        primaryReachable: true,
+        archiver: 'healthy',
+        rtoEstimateSeconds: 130,
+        warnings: [],
+      };
       return o.archiverProblems ? { ...r, archiverProblems: o.archiverProblems } : r;
     },
     // Not logged: the room check runs inside preflight and changes nothing.
     async checkRestoreSite(i) {
-      return { dataDir: runbook.drill!.dataDir, measured: runbook.drill!.dataDir, freeBytes: 10 << 30, neededBytes: i.backupBytes, kept: [] };
+      return {
+        dataDir: runbook.drill!.dataDir,
+        measured: runbook.drill!.dataDir,
+        freeBytes: 10 << 30,
+        neededBytes: i.backupBytes,
+        kept: [],
+      };
     },
     async restoreBaseBackup(i) {
       f.log.push(`restoreBaseBackup ${i.instance}`);
-      return { dataDir: runbook.drill!.dataDir, port: runbook.drill!.port, bytes: 50 << 20, files: 900, finishedAt: TARGET };
+      return {
+        dataDir: runbook.drill!.dataDir,
+        port: runbook.drill!.port,
+        bytes: 50 << 20,
+        files: 900,
+        finishedAt: TARGET,
+      };
     },
     async replayWal(i) {
       f.log.push(`replayWal ${i.instance}`);
       if (o.replayFails) throw ApplicationFailure.create({ ...o.replayFails, nonRetryable: true });
       const time = new Date(Date.parse(TARGET) - (o.rpoSeconds ?? 0) * 1000).toISOString();
-      return { paused: true, lsn: '0/9000000', ...(o.noCommit ? {} : { time }), timeline: 1, walSegmentsReplayed: 7, walBytesReplayed: 7 << 24 };
+      return {
+        paused: true,
+        lsn: '0/9000000',
+        ...(o.noCommit ? {} : { time }),
+        timeline: 1,
+        walSegmentsReplayed: 7,
+        walBytesReplayed: 7 << 24,
+      };
     },
     async runInvariants(i) {
       f.log.push(`runInvariants ${i.instance}`);
@@ -92,12 +149,32 @@ function fakes(runbook: Runbook, f: Fakes, o: FakeOpts): Used {
     },
     async standbyStatus() {
       f.log.push('standbyStatus');
-      return { dataDir: '/tmp/lifeboat-fake/standby', port: 6002, delaySeconds: 3600, state: 'replaying', healthy: true, warnings: [], lastReplayTime: '2026-11-21T14:00:00.000000Z', line: 'standby /tmp/lifeboat-fake/standby (port 6002, delay 1h): replaying' };
+      return {
+        dataDir: '/tmp/lifeboat-fake/standby',
+        port: 6002,
+        delaySeconds: 3600,
+        state: 'replaying',
+        healthy: true,
+        warnings: [],
+        lastReplayTime: '2026-11-21T14:00:00.000000Z',
+        line: 'standby /tmp/lifeboat-fake/standby (port 6002, delay 1h): replaying',
+      };
     },
-        async cloneStandbyForDrill(i) {
+    async cloneStandbyForDrill(i) {
       f.log.push(`cloneStandbyForDrill ${JSON.stringify(i.target)}`);
       if (o.standbyDeclines) return { used: false, why: o.standbyDeclines };
-      return { used: true, why: 'the standby (delay 1h) had replayed to LSN 0/7000000, before the target: cloned', result: { dataDir: runbook.drill!.dataDir, port: runbook.drill!.port, bytes: 30 << 20, files: 900, finishedAt: TARGET, standby: CLONE_SOURCE } };
+      return {
+        used: true,
+        why: 'the standby (delay 1h) had replayed to LSN 0/7000000, before the target: cloned',
+        result: {
+          dataDir: runbook.drill!.dataDir,
+          port: runbook.drill!.port,
+          bytes: 30 << 20,
+          files: 900,
+          finishedAt: TARGET,
+          standby: CLONE_SOURCE,
+        },
+      };
     },
     async teardownDrill() {
       f.log.push('teardownDrill');
@@ -109,7 +186,8 @@ function fakes(runbook: Runbook, f: Fakes, o: FakeOpts): Used {
     },
     async notify(i) {
       f.notified.push(i.event);
-      if (o.notifyFails) throw ApplicationFailure.create({ type: 'UNEXPECTED', message: 'the webhook in $HOOK answered HTTP 503' });
+      if (o.notifyFails)
+        throw ApplicationFailure.create({ type: 'UNEXPECTED', message: 'the webhook in $HOOK answered HTTP 503' });
       return { delivered: true, detail: `posted ${i.event.kind} to $HOOK (HTTP 204)` };
     },
   };
@@ -138,12 +216,19 @@ async function harness(o: FakeOpts & { runbook?: Record<string, unknown> } = {})
   });
   const client = new Client({ connection });
   const run = (input: Record<string, unknown> = {}) =>
-    client.workflow.execute('restoreDrill', { taskQueue, workflowId: `drill-wf-${process.pid}-${seq}-${Date.now().toString(36)}`, args: [{ runbook: 'orders', ...input }] });
+    client.workflow.execute('restoreDrill', {
+      taskQueue,
+      workflowId: `drill-wf-${process.pid}-${seq}-${Date.now().toString(36)}`,
+      args: [{ runbook: 'orders', ...input }],
+    });
   return { f, run, runbook };
 }
 
 async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(WorkflowFailedError);
   return (err as WorkflowFailedError).cause as ApplicationFailure;
 }
@@ -152,7 +237,16 @@ describe('restoreDrill orchestration', () => {
   it('runs every step on the drill instance and returns the passed evidence', async () => {
     const { f, run } = await harness({ rpoSeconds: 2 });
     const evidence = (await run()) as Evidence;
-    expect(f.log).toEqual(['pickDrillTarget', 'preflight drill', 'restoreBaseBackup drill', 'replayWal drill', 'runInvariants drill', 'promoteRestored drill', 'smokeWrite', 'teardownDrill']);
+    expect(f.log).toEqual([
+      'pickDrillTarget',
+      'preflight drill',
+      'restoreBaseBackup drill',
+      'replayWal drill',
+      'runInvariants drill',
+      'promoteRestored drill',
+      'smokeWrite',
+      'teardownDrill',
+    ]);
     expect(evidence.validationStatus).toBe('passed');
     expect(evidence.rpoObservedSeconds).toBe(2);
     expect(evidence.objectives).toMatchObject({ rpoMet: true, rtoMet: true });
@@ -161,14 +255,31 @@ describe('restoreDrill orchestration', () => {
   });
 
   it('restores from a clone of the warm standby when asked (evidence: source standby, its backup), and from the backup with the reason when the standby cannot serve', async () => {
-    const withStandby = (host: string) => ({ standby: { host, dataDir: '/tmp/lifeboat-fake/standby', port: 6002, delay: '1h' } });
+    const withStandby = (host: string) => ({
+      standby: { host, dataDir: '/tmp/lifeboat-fake/standby', port: 6002, delay: '1h' },
+    });
     // The standby on the drill host: harness() names its host drillfake<pid>x<seq> with the next seq.
-    const { f, run, runbook } = await harness({ rpoSeconds: 2, runbook: withStandby(`drillfake${process.pid}x${seq + 1}`) });
+    const { f, run, runbook } = await harness({
+      rpoSeconds: 2,
+      runbook: withStandby(`drillfake${process.pid}x${seq + 1}`),
+    });
     expect(runbook.standby?.host).toBe(runbook.drill!.host);
     const evidence = (await run({ target: { time: TARGET }, source: 'standby' })) as Evidence;
-    expect(f.log).toEqual(['preflight drill', `cloneStandbyForDrill {"time":"${TARGET}"}`, 'replayWal drill', 'runInvariants drill', 'promoteRestored drill', 'smokeWrite', 'teardownDrill']);
+    expect(f.log).toEqual([
+      'preflight drill',
+      `cloneStandbyForDrill {"time":"${TARGET}"}`,
+      'replayWal drill',
+      'runInvariants drill',
+      'promoteRestored drill',
+      'smokeWrite',
+      'teardownDrill',
+    ]);
     expect(evidence.validationStatus).toBe('passed');
-    expect(evidence.restoreSource).toEqual({ kind: 'standby', why: 'the standby (delay 1h) had replayed to LSN 0/7000000, before the target: cloned', standby: CLONE_SOURCE });
+    expect(evidence.restoreSource).toEqual({
+      kind: 'standby',
+      why: 'the standby (delay 1h) had replayed to LSN 0/7000000, before the target: cloned',
+      standby: CLONE_SOURCE,
+    });
     expect(evidence.backupId).toBe('20261120T000000Z');
     expect(evidence.steps.find((s) => s.id === 'restore-base-backup')?.summary).toBe(
       `standby clone: 30 MiB from /tmp/lifeboat-fake/standby (pg_basebackup from the standby, which kept replaying) into ${runbook.drill!.dataDir}`,
@@ -177,16 +288,33 @@ describe('restoreDrill orchestration', () => {
       "restored from a clone of the warm standby /tmp/lifeboat-fake/standby (built from backup 20261120T000000Z, consistent at LSN 0/7000100); the standby kept replaying and was not touched; walSegmentsReplayed counts the WAL replayed from the clone's start",
     );
 
-    const declined = await harness({ rpoSeconds: 2, standbyDeclines: 'the standby is not usable: its PostgreSQL is not running', runbook: withStandby(`drillfake${process.pid}x${seq + 1}`) });
+    const declined = await harness({
+      rpoSeconds: 2,
+      standbyDeclines: 'the standby is not usable: its PostgreSQL is not running',
+      runbook: withStandby(`drillfake${process.pid}x${seq + 1}`),
+    });
     const fellBack = (await declined.run({ target: { time: TARGET }, source: 'standby' })) as Evidence;
-    expect(declined.f.log.slice(0, 3)).toEqual(['preflight drill', `cloneStandbyForDrill {"time":"${TARGET}"}`, 'restoreBaseBackup drill']);
-    expect(fellBack.restoreSource).toEqual({ kind: 'backup', why: 'the standby is not usable: its PostgreSQL is not running' });
+    expect(declined.f.log.slice(0, 3)).toEqual([
+      'preflight drill',
+      `cloneStandbyForDrill {"time":"${TARGET}"}`,
+      'restoreBaseBackup drill',
+    ]);
+    expect(fellBack.restoreSource).toEqual({
+      kind: 'backup',
+      why: 'the standby is not usable: its PostgreSQL is not running',
+    });
     expect(fellBack.backupId).toBe('20261121T120000Z');
-    expect(fellBack.notes).toContain('asked to restore from the warm standby, restored backup 20261121T120000Z instead: the standby is not usable: its PostgreSQL is not running');
+    expect(fellBack.notes).toContain(
+      'asked to restore from the warm standby, restored backup 20261121T120000Z instead: the standby is not usable: its PostgreSQL is not running',
+    );
     // Without a target, it is drawn after the standby's last replayed commit (a clone cannot replay backwards).
     const random = await harness({ rpoSeconds: 2, runbook: withStandby(`drillfake${process.pid}x${seq + 1}`) });
     expect(((await random.run({ source: 'standby' })) as Evidence).restoreSource?.kind).toBe('standby');
-    expect(random.f.log.slice(0, 3)).toEqual(['standbyStatus', 'pickDrillTarget after 2026-11-21T14:00:00.000000Z', 'preflight drill']);
+    expect(random.f.log.slice(0, 3)).toEqual([
+      'standbyStatus',
+      'pickDrillTarget after 2026-11-21T14:00:00.000000Z',
+      'preflight drill',
+    ]);
     // Without the option a drill never asks for a clone.
     const plain = await harness({ rpoSeconds: 2, runbook: withStandby(`drillfake${process.pid}x${seq + 1}`) });
     expect(((await plain.run({ target: { time: TARGET } })) as Evidence).restoreSource).toBeUndefined();
@@ -206,7 +334,10 @@ describe('restoreDrill orchestration', () => {
   });
 
   it('fails a drill that misses the RPO objective: DRILL_FAILED, drill-failed and objective-missed posted, torn down', async () => {
-    const { f, run, runbook } = await harness({ rpoSeconds: 10, runbook: { objectives: { rpoSeconds: 1, rtoSeconds: 2700 } } });
+    const { f, run, runbook } = await harness({
+      rpoSeconds: 10,
+      runbook: { objectives: { rpoSeconds: 1, rtoSeconds: 2700 } },
+    });
     const failure = await failureOf(run());
     expect(failure.type).toBe('DRILL_FAILED');
     const d = runbook.drill!;
@@ -227,19 +358,30 @@ describe('restoreDrill orchestration', () => {
   });
 
   it('goes on when the archiver is stale and the notifier keeps failing: the drill passes and the evidence says what was not delivered', async () => {
-    const { f, run } = await harness({ archiverProblems: ['last archived 000000010000000000000009 20 min ago, beyond objectives.rpoSeconds 300'], notifyFails: true });
+    const { f, run } = await harness({
+      archiverProblems: ['last archived 000000010000000000000009 20 min ago, beyond objectives.rpoSeconds 300'],
+      notifyFails: true,
+    });
     const evidence = (await run()) as Evidence;
     expect(evidence.validationStatus).toBe('passed');
     // Three attempts, then the outcome is noted.
     expect(f.notified.map((n) => n.kind)).toEqual(['archive-stale', 'archive-stale', 'archive-stale']);
-    expect(f.notified[0]!.text).toContain("the primary's archiver is unhealthy: last archived 000000010000000000000009 20 min ago");
-    expect(evidence.notes).toContain('notify archive-stale not delivered after 3 attempts: the webhook in $HOOK answered HTTP 503');
+    expect(f.notified[0]!.text).toContain(
+      "the primary's archiver is unhealthy: last archived 000000010000000000000009 20 min ago",
+    );
+    expect(evidence.notes).toContain(
+      'notify archive-stale not delivered after 3 attempts: the webhook in $HOOK answered HTTP 503',
+    );
   });
 
   it('tears down and writes the evidence after a failed replay; later steps stay pending', async () => {
-    const { f, run } = await harness({ replayFails: { type: 'RECOVERY_ENDED_BEFORE_TARGET', message: 'recovery of orders ended before reaching time X' } });
+    const { f, run } = await harness({
+      replayFails: { type: 'RECOVERY_ENDED_BEFORE_TARGET', message: 'recovery of orders ended before reaching time X' },
+    });
     const failure = await failureOf(run());
-    expect(failure.message).toContain('\n  step replay-wal failed: RECOVERY_ENDED_BEFORE_TARGET: recovery of orders ended before reaching time X\n');
+    expect(failure.message).toContain(
+      '\n  step replay-wal failed: RECOVERY_ENDED_BEFORE_TARGET: recovery of orders ended before reaching time X\n',
+    );
     expect(f.log.slice(-2)).toEqual(['replayWal drill', 'teardownDrill']);
     expect(f.evidence[0]!.steps.map((s) => `${s.id}:${s.state}`)).toEqual([
       'pick-target:done',
@@ -252,7 +394,9 @@ describe('restoreDrill orchestration', () => {
       'teardown:done',
       'record-evidence:done',
     ]);
-    expect(f.notified.map((n) => [n.kind, n.details?.step, n.details?.errorType])).toEqual([['drill-failed', 'replay-wal', 'RECOVERY_ENDED_BEFORE_TARGET']]);
+    expect(f.notified.map((n) => [n.kind, n.details?.step, n.details?.errorType])).toEqual([
+      ['drill-failed', 'replay-wal', 'RECOVERY_ENDED_BEFORE_TARGET'],
+    ]);
   });
 
   it('keeps the drill copy with keep: true and uses a given target without picking one', async () => {
@@ -262,13 +406,17 @@ describe('restoreDrill orchestration', () => {
     expect(f.log).not.toContain('pickDrillTarget');
     const teardown = evidence.steps.find((s) => s.id === 'teardown')!;
     expect(teardown.state).toBe('skipped');
-    expect(teardown.summary).toContain(`kept (keep: true): drill host ${runbook.drill!.host}, ${runbook.drill!.dataDir}, port ${runbook.drill!.port}`);
+    expect(teardown.summary).toContain(
+      `kept (keep: true): drill host ${runbook.drill!.host}, ${runbook.drill!.dataDir}, port ${runbook.drill!.port}`,
+    );
   });
 
   it('refuses a bad input at once, naming the field', async () => {
     const { run } = await harness();
     const failure = await failureOf(run({ keep: 'yes' }));
     expect(failure.type).toBe('INPUT_INVALID');
-    expect(failure.message).toBe('restoreDrill input is not valid:\n  keep: expected true or false\nHINT: the input is one JSON object, e.g. {"runbook": "orders"}');
+    expect(failure.message).toBe(
+      'restoreDrill input is not valid:\n  keep: expected true or false\nHINT: the input is one JSON object, e.g. {"runbook": "orders"}',
+    );
   });
 });

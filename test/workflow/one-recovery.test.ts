@@ -30,7 +30,10 @@ function heldCheck(count: () => number): typeof checkNoOtherRecovery {
       `${count()} running recoveries listed by visibility`,
       async () => {
         let n = 0;
-        for await (const _ of client.workflow.list({ query: `LifeboatRunbook = 'orders' AND ExecutionStatus = 'Running' AND TaskQueue = '${h!.taskQueue}'` })) n += 1;
+        for await (const _ of client.workflow.list({
+          query: `LifeboatRunbook = 'orders' AND ExecutionStatus = 'Running' AND TaskQueue = '${h!.taskQueue}'`,
+        }))
+          n += 1;
         return n >= count() ? true : undefined;
       },
       { timeoutMs: 60_000, intervalMs: 100 },
@@ -38,7 +41,6 @@ function heldCheck(count: () => number): typeof checkNoOtherRecovery {
     return checkNoOtherRecovery(input);
   };
 }
-
 
 /**
  * LIFEBOAT_RECORD_HISTORIES=1 writes the runs' histories into
@@ -54,7 +56,11 @@ async function recordHistory(name: string, wf: WorkflowHandle): Promise<void> {
 /** Activity types the run scheduled, in order: what it touched. */
 async function scheduled(wf: WorkflowHandle): Promise<string[]> {
   const history = await wf.fetchHistory();
-  return (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
+  return (history.events ?? []).flatMap((e) =>
+    e.activityTaskScheduledEventAttributes?.activityType?.name
+      ? [e.activityTaskScheduledEventAttributes.activityType.name]
+      : [],
+  );
 }
 
 describe('one recovery per runbook', () => {
@@ -63,7 +69,9 @@ describe('one recovery per runbook', () => {
     h = await startHarness('one-recovery', {}, { checkNoOtherRecovery: heldCheck(() => expected) });
     const [a, b] = await Promise.all([h.start({ target: TIME_TARGET }), h.start({ target: TIME_TARGET })]);
     const [da, db] = await Promise.all([a.describe(), b.describe()]);
-    const startedFirst = da.startTime.getTime() < db.startTime.getTime() || (da.startTime.getTime() === db.startTime.getTime() && a.workflowId < b.workflowId);
+    const startedFirst =
+      da.startTime.getTime() < db.startTime.getTime() ||
+      (da.startTime.getTime() === db.startTime.getTime() && a.workflowId < b.workflowId);
     const [first, second] = startedFirst ? [a, b] : [b, a];
     const firstStart = (startedFirst ? da : db).startTime.toISOString();
     const firstRunId = (startedFirst ? da : db).runId;
@@ -82,7 +90,10 @@ describe('one recovery per runbook', () => {
     // The refused run asked visibility and nothing else: no preflight, no approval, no gate.
     expect(await scheduled(second)).toEqual(['checkNoOtherRecovery']);
     const refused = await h.status(second);
-    expect(refused.steps.find((s) => s.id === 'preflight')).toMatchObject({ state: 'failed', error: { type: 'RECOVERY_ALREADY_RUNNING' } });
+    expect(refused.steps.find((s) => s.id === 'preflight')).toMatchObject({
+      state: 'failed',
+      error: { type: 'RECOVERY_ALREADY_RUNNING' },
+    });
     expect(refused.steps.filter((s) => s.id !== 'preflight').every((s) => s.state === 'pending')).toBe(true);
 
     // The earlier one goes on to the fence approval; preflight ran once, for it.
@@ -92,23 +103,47 @@ describe('one recovery per runbook', () => {
     expect(h.calls.log.some((l) => l.startsWith('setGate'))).toBe(false);
 
     // Once it has ended, a new recovery of the runbook proceeds.
-    await first.signal(abortSignal, { step: 'approve-fence', by: 'alice', reason: 'starting over with another target' });
+    await first.signal(abortSignal, {
+      step: 'approve-fence',
+      by: 'alice',
+      reason: 'starting over with another target',
+    });
     expect((await workflowFailure(first)).type).toBe('RECOVERY_ABORTED');
     await recordHistory('one-recovery-refused', second);
     await recordHistory('one-recovery-first-aborted', first);
     expected = 1;
     const third = await h.start({ target: TIME_TARGET });
     await h.waitForStep(third, 'approve-fence', 'awaiting-approval');
-    expect(await scheduled(third)).toEqual(['checkNoOtherRecovery', 'preflight', 'checkRestoreSite', 'checkCacheEndpoints', 'checkTrafficEndpoint', 'captureForensics']);
+    expect(await scheduled(third)).toEqual([
+      'checkNoOtherRecovery',
+      'preflight',
+      'checkRestoreSite',
+      'checkCacheEndpoints',
+      'checkTrafficEndpoint',
+      'captureForensics',
+    ]);
     await third.terminate('test over');
   });
 
   it('with concurrent: true both recoveries of one runbook proceed past preflight, and neither asks', async () => {
     h = await startHarness('one-recovery-concurrent', {}, { checkNoOtherRecovery: heldCheck(() => 2) });
-    const [a, b] = await Promise.all([h.start({ target: TIME_TARGET, concurrent: true }), h.start({ target: TIME_TARGET, concurrent: true })]);
-    await Promise.all([h.waitForStep(a, 'approve-fence', 'awaiting-approval'), h.waitForStep(b, 'approve-fence', 'awaiting-approval')]);
+    const [a, b] = await Promise.all([
+      h.start({ target: TIME_TARGET, concurrent: true }),
+      h.start({ target: TIME_TARGET, concurrent: true }),
+    ]);
+    await Promise.all([
+      h.waitForStep(a, 'approve-fence', 'awaiting-approval'),
+      h.waitForStep(b, 'approve-fence', 'awaiting-approval'),
+    ]);
     expect(h.calls.log.filter((l) => l.startsWith('preflight'))).toHaveLength(2);
-    for (const wf of [a, b]) expect(await scheduled(wf)).toEqual(['preflight', 'checkRestoreSite', 'checkCacheEndpoints', 'checkTrafficEndpoint', 'captureForensics']);
+    for (const wf of [a, b])
+      expect(await scheduled(wf)).toEqual([
+        'preflight',
+        'checkRestoreSite',
+        'checkCacheEndpoints',
+        'checkTrafficEndpoint',
+        'captureForensics',
+      ]);
     await Promise.all([a.terminate('test over'), b.terminate('test over')]);
   });
 });

@@ -34,10 +34,22 @@ it('recover --follow of a target before the oldest backup ends by itself: exit 1
   const namespace = `lifeboat-follow-${process.pid}-${Date.now().toString(36)}`;
   const connection = await Connection.connect({ address: temporalAddress() });
   cleanups.push(() => connection.close());
-  await exec(requireTool('temporal'), ['operator', 'namespace', 'create', '--address', temporalAddress(), '--namespace', namespace]);
+  await exec(requireTool('temporal'), [
+    'operator',
+    'namespace',
+    'create',
+    '--address',
+    temporalAddress(),
+    '--namespace',
+    namespace,
+  ]);
   cleanups.push(() => connection.operatorService.deleteNamespace({ namespace }));
   // A new namespace reaches the server's caches within seconds; wait for it rather than guess.
-  await waitFor(`namespace ${namespace}`, () => connection.workflowService.describeNamespace({ namespace }).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 250 });
+  await waitFor(
+    `namespace ${namespace}`,
+    () => connection.workflowService.describeNamespace({ namespace }).catch(() => undefined),
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
   await ensureSearchAttributes(connection.operatorService, namespace);
 
   const noBackup = [
@@ -45,22 +57,66 @@ it('recover --follow of a target before the oldest backup ends by itself: exit 1
     'HINT: recover to a time after 2026-11-21T12:00:05Z',
   ].join('\n');
   const calls: Calls = { log: [], audit: [], evidence: [] };
-  const activities = fakeActivities(testRunbook('orders', 'follow-test'), calls, { failures: { preflight: [{ type: 'BACKUP_NOT_FOUND', message: noBackup }] } });
+  const activities = fakeActivities(testRunbook('orders', 'follow-test'), calls, {
+    failures: { preflight: [{ type: 'BACKUP_NOT_FOUND', message: noBackup }] },
+  });
   const nc = await NativeConnection.connect({ address: temporalAddress() });
   cleanups.push(() => nc.close());
   const bundle = await workflowBundle();
-  const worker = await waitFor('a worker in the new namespace', () => Worker.create({ connection: nc, namespace, taskQueue: TASK_QUEUE, workflowBundle: bundle, activities }).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 500 });
+  const worker = await waitFor(
+    'a worker in the new namespace',
+    () =>
+      Worker.create({ connection: nc, namespace, taskQueue: TASK_QUEUE, workflowBundle: bundle, activities }).catch(
+        () => undefined,
+      ),
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
   const running = worker.run();
   cleanups.push(async () => {
     worker.shutdown();
     await running;
   });
 
-  writeFileSync(path.join(tmp, 'orders.yaml'), demoRunbookYaml({ name: 'orders', pgPort: 1, repoUrl: `file://${tmp}/repo`, host: 'follow-test', stateDir: tmp, restorePort: 2, drillPort: 3 }));
+  writeFileSync(
+    path.join(tmp, 'orders.yaml'),
+    demoRunbookYaml({
+      name: 'orders',
+      pgPort: 1,
+      repoUrl: `file://${tmp}/repo`,
+      host: 'follow-test',
+      stateDir: tmp,
+      restorePort: 2,
+      drillPort: 3,
+    }),
+  );
   const workflowId = `recover-orders-follow-${process.pid}`;
-  const r = await exec(process.execPath, [MAIN, 'recover', '--runbook', 'orders', '--to-time', '2020-01-01T00:00:00Z', '--follow', '--interval', '1', '--namespace', namespace, '--workflow-id', workflowId], {
-    env: { ...process.env, LIFEBOAT_RUNBOOKS_DIR: tmp, TEMPORAL_ADDRESS: temporalAddress(), NO_COLOR: '1', LIFEBOAT_UI_URL: '' },
-  }).then(
+  const r = await exec(
+    process.execPath,
+    [
+      MAIN,
+      'recover',
+      '--runbook',
+      'orders',
+      '--to-time',
+      '2020-01-01T00:00:00Z',
+      '--follow',
+      '--interval',
+      '1',
+      '--namespace',
+      namespace,
+      '--workflow-id',
+      workflowId,
+    ],
+    {
+      env: {
+        ...process.env,
+        LIFEBOAT_RUNBOOKS_DIR: tmp,
+        TEMPORAL_ADDRESS: temporalAddress(),
+        NO_COLOR: '1',
+        LIFEBOAT_UI_URL: '',
+      },
+    },
+  ).then(
     (ok) => ({ code: 0, ...ok }),
     (e: { code: number; stdout: string; stderr: string }) => e,
   );

@@ -29,7 +29,15 @@ const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, er
 
 export function testRunbook(name: string, host: string, extra: Record<string, unknown> = {}): Runbook {
   const base = parseYaml(
-    demoRunbookYaml({ name, pgPort: 5999, repoUrl: 'file:///nonexistent/repo', host, stateDir: '/tmp/lifeboat-fake', restorePort: 6000, drillPort: 6001 }),
+    demoRunbookYaml({
+      name,
+      pgPort: 5999,
+      repoUrl: 'file:///nonexistent/repo',
+      host,
+      stateDir: '/tmp/lifeboat-fake',
+      restorePort: 6000,
+      drillPort: 6001,
+    }),
   ) as Record<string, unknown>;
   return Runbook.parse({
     ...base,
@@ -66,13 +74,29 @@ export function fakeActivities(
 ): RecoveryActivities {
   const fail = (name: string) => {
     const f = opts.failures?.[name]?.shift();
-    if (f) throw ApplicationFailure.create({ type: f.type, message: f.message, nonRetryable: true, ...(f.details ? { details: [f.details] } : {}) });
+    if (f)
+      throw ApplicationFailure.create({
+        type: f.type,
+        message: f.message,
+        nonRetryable: true,
+        ...(f.details ? { details: [f.details] } : {}),
+      });
   };
   const rec = (name: string, arg: unknown) => {
     calls.log.push(`${name} ${JSON.stringify(arg)}`);
     fail(name);
   };
-  const backup = { backupId: '20261121T120000Z', startLsn: '0/2000028', endLsn: '0/2000100', startTime: '2026-11-21T12:00:00Z', endTime: '2026-11-21T12:00:05Z', timeline: 1, sizeBytes: 50 << 20, storedBytes: 10 << 20, why: 'newest verified backup that finished before the target' };
+  const backup = {
+    backupId: '20261121T120000Z',
+    startLsn: '0/2000028',
+    endLsn: '0/2000100',
+    startTime: '2026-11-21T12:00:00Z',
+    endTime: '2026-11-21T12:00:05Z',
+    timeline: 1,
+    sizeBytes: 50 << 20,
+    storedBytes: 10 << 20,
+    why: 'newest verified backup that finished before the target',
+  };
   return {
     // Not recorded in calls.log: it asks Temporal's visibility and touches nothing.
     async checkNoOtherRecovery(i) {
@@ -81,7 +105,18 @@ export function fakeActivities(
     },
     async preflight(i) {
       rec('preflight', { target: i.target });
-      return { runbook, cluster: runbook.name, backup, walFrom: '000000010000000000000002', walTo: '000000010000000000000009', walSegmentsAvailable: 8, primaryReachable: true, archiver: 'healthy', rtoEstimateSeconds: 130, warnings: [] };
+      return {
+        runbook,
+        cluster: runbook.name,
+        backup,
+        walFrom: '000000010000000000000002',
+        walTo: '000000010000000000000009',
+        walSegmentsAvailable: 8,
+        primaryReachable: true,
+        archiver: 'healthy',
+        rtoEstimateSeconds: 130,
+        warnings: [],
+      };
     },
     async captureForensics(i) {
       rec('captureForensics', { target: i.target });
@@ -89,11 +124,23 @@ export function fakeActivities(
     },
     async setGate(i) {
       rec('setGate', { gate: i.gate, where: i.where, enabled: i.enabled });
-      return { gate: i.gate, enabled: i.enabled, ...(i.gate === 'writers' && !i.enabled ? { proof: 'ERROR: cannot execute UPDATE in a read-only transaction' } : {}) };
+      return {
+        gate: i.gate,
+        enabled: i.enabled,
+        ...(i.gate === 'writers' && !i.enabled
+          ? { proof: 'ERROR: cannot execute UPDATE in a read-only transaction' }
+          : {}),
+      };
     },
     async restoreBaseBackup(i) {
       rec('restoreBaseBackup', { backupId: i.backupId, mode: i.mode });
-      return { dataDir: '/tmp/lifeboat-fake/recovery', port: 6000, bytes: 50 << 20, files: 1000, finishedAt: '2026-11-21T14:41:00Z' };
+      return {
+        dataDir: '/tmp/lifeboat-fake/recovery',
+        port: 6000,
+        bytes: 50 << 20,
+        files: 1000,
+        finishedAt: '2026-11-21T14:41:00Z',
+      };
     },
     async useStandby(i) {
       rec('useStandby', { target: i.target, mode: i.mode });
@@ -101,17 +148,36 @@ export function fakeActivities(
     },
     // Not recorded in calls.log: the room check runs inside preflight and changes nothing.
     async checkRestoreSite(i) {
-      return { dataDir: '/tmp/lifeboat-fake/recovery', measured: '/tmp/lifeboat-fake', freeBytes: 10 << 30, neededBytes: i.backupBytes, kept: [] };
+      return {
+        dataDir: '/tmp/lifeboat-fake/recovery',
+        measured: '/tmp/lifeboat-fake',
+        freeBytes: 10 << 30,
+        neededBytes: i.backupBytes,
+        kept: [],
+      };
     },
     async replayWal(i) {
       rec('replayWal', { target: i.target, continueFrom: i.continueFrom ?? false });
-      const time = 'time' in i.target ? new Date(Date.parse(i.target.time) - 2000).toISOString() : '2026-11-21T14:30:00.000Z';
-      return { paused: true, lsn: '0/5000060', ...(opts.replayNoCommit ? {} : { time }), timeline: 1, walSegmentsReplayed: 4, walBytesReplayed: 4 << 24 };
+      const time =
+        'time' in i.target ? new Date(Date.parse(i.target.time) - 2000).toISOString() : '2026-11-21T14:30:00.000Z';
+      return {
+        paused: true,
+        lsn: '0/5000060',
+        ...(opts.replayNoCommit ? {} : { time }),
+        timeline: 1,
+        walSegmentsReplayed: 4,
+        walBytesReplayed: 4 << 24,
+      };
     },
     async runInvariants(i) {
       rec('runInvariants', i.runbook);
       return [
-        { name: 'no negative amounts', passed: !opts.invariantsFail, value: opts.invariantsFail ? '3' : '0', expected: '0' },
+        {
+          name: 'no negative amounts',
+          passed: !opts.invariantsFail,
+          value: opts.invariantsFail ? '3' : '0',
+          expected: '0',
+        },
         { name: 'invalid indexes', passed: true, value: '0', builtin: true },
       ];
     },
@@ -121,7 +187,15 @@ export function fakeActivities(
     },
     // Not recorded in calls.log: it writes to the repository only, and the call lists predate it.
     async recordPrimary(i) {
-      return { repointed: true, host: '127.0.0.1', port: 6000, timeline: i.timeline, replaced: { host: '127.0.0.1', port: 5999 }, since: '2026-11-21T14:45:01Z', overlay: `${runbook.name}/primary.json` };
+      return {
+        repointed: true,
+        host: '127.0.0.1',
+        port: 6000,
+        timeline: i.timeline,
+        replaced: { host: '127.0.0.1', port: 5999 },
+        since: '2026-11-21T14:45:01Z',
+        overlay: `${runbook.name}/primary.json`,
+      };
     },
     async stopRestored() {
       rec('stopRestored', {});
@@ -178,7 +252,11 @@ export interface Harness {
 }
 
 let seq = 0;
-export async function startHarness(label: string, runbookExtra: Record<string, unknown> | ((host: string) => Record<string, unknown>) = {}, fakeOpts: Parameters<typeof fakeActivities>[2] = {}): Promise<Harness> {
+export async function startHarness(
+  label: string,
+  runbookExtra: Record<string, unknown> | ((host: string) => Record<string, unknown>) = {},
+  fakeOpts: Parameters<typeof fakeActivities>[2] = {},
+): Promise<Harness> {
   seq += 1;
   const id = `${label}-${process.pid}-${seq}-${Date.now().toString(36)}`;
   const host = `fake${process.pid}x${seq}`;
@@ -201,13 +279,21 @@ export async function startHarness(label: string, runbookExtra: Record<string, u
     host,
     calls,
     start: (input) =>
-      client.workflow.start('recoverToPointInTime', { taskQueue, workflowId: `recover-${id}-${calls.log.length}-${Math.random().toString(36).slice(2, 7)}`, args: [{ runbook: 'orders', ...input }] }),
+      client.workflow.start('recoverToPointInTime', {
+        taskQueue,
+        workflowId: `recover-${id}-${calls.log.length}-${Math.random().toString(36).slice(2, 7)}`,
+        args: [{ runbook: 'orders', ...input }],
+      }),
     status: (h) => h.query(statusQuery),
     waitForStep: (h, step, state) =>
-      waitFor(`step ${step} to be ${state}`, async () => {
-        const s = await h.query(statusQuery);
-        return s.steps.find((x) => x.id === step)?.state === state ? s : undefined;
-      }, { timeoutMs: 30_000, intervalMs: 100 }),
+      waitFor(
+        `step ${step} to be ${state}`,
+        async () => {
+          const s = await h.query(statusQuery);
+          return s.steps.find((x) => x.id === step)?.state === state ? s : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 100 },
+      ),
     async stop() {
       for (const w of workers) w.shutdown();
       await Promise.all(running);

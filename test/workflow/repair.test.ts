@@ -30,9 +30,26 @@ const DIFF: RepairDiff = {
     {
       table: '"public"."orders"',
       keyColumns: ['id'],
-      counts: { damaged: 238, changedSince: 12, deletedByIncident: 0, insertedByIncident: 0, insertedSince: 40, unchanged: 750, candidate: 0 },
+      counts: {
+        damaged: 238,
+        changedSince: 12,
+        deletedByIncident: 0,
+        insertedByIncident: 0,
+        insertedSince: 40,
+        unchanged: 750,
+        candidate: 0,
+      },
       planned: { damaged: 238, changedSince: 12 },
-      samples: { damaged: [{ key: { id: '4' }, before: { id: '4', status: 'pending' }, after: { id: '4', status: 'canceled' }, now: { id: '4', status: 'canceled' } }] },
+      samples: {
+        damaged: [
+          {
+            key: { id: '4' },
+            before: { id: '4', status: 'pending' },
+            after: { id: '4', status: 'canceled' },
+            now: { id: '4', status: 'canceled' },
+          },
+        ],
+      },
       sql: 'begin isolation level read committed; ...',
     },
   ],
@@ -73,15 +90,45 @@ async function startRepairHarness(opts: { applyCrashes?: boolean } = {}): Promis
     },
     async diffRepair(i) {
       rec('diffRepair', { withAfter: i.withAfter });
-      return i.withAfter ? DIFF : { ...DIFF, withAfter: false, tables: [{ ...DIFF.tables[0]!, counts: { ...DIFF.tables[0]!.counts, damaged: 0, changedSince: 0, candidate: 250, unchanged: 750 }, planned: { candidate: 250 } }] };
+      return i.withAfter
+        ? DIFF
+        : {
+            ...DIFF,
+            withAfter: false,
+            tables: [
+              {
+                ...DIFF.tables[0]!,
+                counts: { ...DIFF.tables[0]!.counts, damaged: 0, changedSince: 0, candidate: 250, unchanged: 750 },
+                planned: { candidate: 250 },
+              },
+            ],
+          };
     },
     async applyRepair(i) {
       rec('applyRepair', { classes: i.classes, approvedBy: i.approvedBy });
       const prior = committed.get(i.workflowId);
       if (prior) return prior.map((a) => ({ ...a, alreadyApplied: true, skippedKeys: [] }));
-      const applied: RepairApplied[] = [{ table: '"public"."orders"', alreadyApplied: false, updated: 238, inserted: 0, skipped: 0, skippedKeys: [], sequencesAdvanced: [], auditTable: '"public".lifeboat_repair_audit', transactionMs: 40, lockedMs: 12 }];
+      const applied: RepairApplied[] = [
+        {
+          table: '"public"."orders"',
+          alreadyApplied: false,
+          updated: 238,
+          inserted: 0,
+          skipped: 0,
+          skippedKeys: [],
+          sequencesAdvanced: [],
+          auditTable: '"public".lifeboat_repair_audit',
+          transactionMs: 40,
+          lockedMs: 12,
+        },
+      ];
       committed.set(i.workflowId, applied);
-      if (opts.applyCrashes) throw ApplicationFailure.create({ type: 'PG_UNREACHABLE', message: 'repair x of "public"."orders" lost its connection to the primary', nonRetryable: true });
+      if (opts.applyCrashes)
+        throw ApplicationFailure.create({
+          type: 'PG_UNREACHABLE',
+          message: 'repair x of "public"."orders" lost its connection to the primary',
+          nonRetryable: true,
+        });
       return applied;
     },
     async invalidateRepairCaches(i) {
@@ -90,7 +137,11 @@ async function startRepairHarness(opts: { applyCrashes?: boolean } = {}): Promis
     },
     async teardownRepairCopy() {
       rec('teardownRepairCopy', {});
-      return { stopped: true, removed: '/tmp/lifeboat-fake/drill', workDirRemoved: '/tmp/lifeboat-fake/.lifeboat-repair-x' };
+      return {
+        stopped: true,
+        removed: '/tmp/lifeboat-fake/drill',
+        workDirRemoved: '/tmp/lifeboat-fake/.lifeboat-repair-x',
+      };
     },
   };
   const activities = { ...fakeActivities(runbook, calls), ...repair };
@@ -107,13 +158,21 @@ async function startRepairHarness(opts: { applyCrashes?: boolean } = {}): Promis
   return {
     calls,
     start: (input) =>
-      client.workflow.start('repairFromPointInTime', { taskQueue, workflowId: `${id}-${Math.random().toString(36).slice(2, 7)}`, args: [{ runbook: 'orders', tables: ['orders'], before: BEFORE, ...input }] }),
+      client.workflow.start('repairFromPointInTime', {
+        taskQueue,
+        workflowId: `${id}-${Math.random().toString(36).slice(2, 7)}`,
+        args: [{ runbook: 'orders', tables: ['orders'], before: BEFORE, ...input }],
+      }),
     status: (wf) => wf.query(statusQuery),
     waitForStep: (wf, step, state) =>
-      waitFor(`step ${step} to be ${state}`, async () => {
-        const s = await wf.query(statusQuery);
-        return s.steps.find((x) => x.id === step)?.state === state ? s : undefined;
-      }, { timeoutMs: 30_000, intervalMs: 100 }),
+      waitFor(
+        `step ${step} to be ${state}`,
+        async () => {
+          const s = await wf.query(statusQuery);
+          return s.steps.find((x) => x.id === step)?.state === state ? s : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 100 },
+      ),
     async stop() {
       for (const w of workers) w.shutdown();
       await Promise.all(running);
@@ -140,13 +199,25 @@ describe('repairFromPointInTime', () => {
     let s = await h.waitForStep(wf, 'approve-repair', 'awaiting-approval');
     expect(s.workflow).toBe('repairFromPointInTime');
     expect(s.steps.map((x) => [x.id, x.state])).toEqual([
-      ['preflight', 'done'], ['approve-fence', 'skipped'], ['restore-base-backup', 'done'], ['replay-wal', 'done'], ['snapshot-before', 'done'],
-      ['replay-wal-after', 'done'], ['snapshot-after', 'done'], ['diff', 'done'], ['approve-repair', 'awaiting-approval'], ['apply-repair', 'pending'],
-      ['invalidate-caches', 'pending'], ['teardown', 'pending'], ['record-evidence', 'pending'],
+      ['preflight', 'done'],
+      ['approve-fence', 'skipped'],
+      ['restore-base-backup', 'done'],
+      ['replay-wal', 'done'],
+      ['snapshot-before', 'done'],
+      ['replay-wal-after', 'done'],
+      ['snapshot-after', 'done'],
+      ['diff', 'done'],
+      ['approve-repair', 'awaiting-approval'],
+      ['apply-repair', 'pending'],
+      ['invalidate-caches', 'pending'],
+      ['teardown', 'pending'],
+      ['record-evidence', 'pending'],
     ]);
     // No approve-repair in the runbook: approve-promote's approvers and quorum (2 of alice, bob, carol).
     expect(s.pending).toMatchObject({ step: 'approve-repair', approvers: ['alice', 'bob', 'carol'], min: 2 });
-    expect(s.steps.find((x) => x.id === 'diff')?.summary).toBe('"public"."orders": 238 damaged, 0 deleted by the incident, 12 changed since (conflicts), 40 inserted since, 750 unchanged');
+    expect(s.steps.find((x) => x.id === 'diff')?.summary).toBe(
+      '"public"."orders": 238 damaged, 0 deleted by the incident, 12 changed since (conflicts), 40 inserted since, 750 unchanged',
+    );
     expect(s.repair?.diff?.tables[0]?.counts.changedSince).toBe(12);
     expect(s.pending?.how.some((l) => l.includes('"include": ["changedSince"]'))).toBe(true);
     // Replay went on from the paused copy to the after target; the where predicate reached both snapshots.
@@ -158,27 +229,51 @@ describe('repairFromPointInTime', () => {
     ]);
 
     // A recovery's step is refused; mallory is not an approver; then two approvers, one by signal as the UI sends it.
-    const refused = await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-promote', decision: 'approve', by: 'alice' }] }).catch((e: unknown) => e);
+    const refused = await wf
+      .executeUpdate(decideUpdate, { args: [{ step: 'approve-promote', decision: 'approve', by: 'alice' }] })
+      .catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
-    expect(((refused as WorkflowUpdateFailedError).cause as Error).message).toMatch(/^approve-promote is not a step of this run; its steps are preflight, approve-fence, /);
+    expect(((refused as WorkflowUpdateFailedError).cause as Error).message).toMatch(
+      /^approve-promote is not a step of this run; its steps are preflight, approve-fence, /,
+    );
     await wf.signal(approveSignal, { step: 'approve-repair', by: 'mallory' });
-    await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-repair', decision: 'approve', by: 'alice', comment: 'diff checked' }] });
+    await wf.executeUpdate(decideUpdate, {
+      args: [{ step: 'approve-repair', decision: 'approve', by: 'alice', comment: 'diff checked' }],
+    });
     expect(names(h.calls)).not.toContain('applyRepair');
     await wf.signal(approveSignal, { step: 'approve-repair', by: 'bob' });
     const evidence: Evidence = await wf.result();
 
-    expect(h.calls.log.filter((l) => l.startsWith('applyRepair'))).toEqual([`applyRepair ${JSON.stringify({ classes: ['damaged', 'deletedByIncident'], approvedBy: ['alice', 'bob'] })}`]);
+    expect(h.calls.log.filter((l) => l.startsWith('applyRepair'))).toEqual([
+      `applyRepair ${JSON.stringify({ classes: ['damaged', 'deletedByIncident'], approvedBy: ['alice', 'bob'] })}`,
+    ]);
     expect(names(h.calls).slice(-3)).toEqual(['applyRepair', 'invalidateRepairCaches', 'teardownRepairCopy']);
     expect(names(h.calls)).not.toContain('promoteRestored');
-    expect(evidence).toMatchObject({ kind: 'repair', validationStatus: 'passed', target: BEFORE, incident: 'INC-1234' });
-    expect(evidence.repair).toMatchObject({ classes: ['damaged', 'deletedByIncident'], approvedBy: ['alice', 'bob'], applied: [{ updated: 238, skipped: 0, alreadyApplied: false }] });
+    expect(evidence).toMatchObject({
+      kind: 'repair',
+      validationStatus: 'passed',
+      target: BEFORE,
+      incident: 'INC-1234',
+    });
+    expect(evidence.repair).toMatchObject({
+      classes: ['damaged', 'deletedByIncident'],
+      approvedBy: ['alice', 'bob'],
+      applied: [{ updated: 238, skipped: 0, alreadyApplied: false }],
+    });
     expect(evidence.approvals.map((a) => a.by)).toEqual(['alice', 'bob']);
     s = await h.status(wf);
     expect(s.phase).toBe('finished');
     await recordHistory('repair-quorum', wf);
     expect(s.ignored).toEqual([
-      expect.objectContaining({ name: 'decide approve', why: expect.stringMatching(/^approve-promote is not a step of this run/) }),
-      expect.objectContaining({ name: 'approve', by: 'mallory', why: 'NOT_AN_APPROVER: mallory may not decide approve-repair; allowed: alice, bob, carol' }),
+      expect.objectContaining({
+        name: 'decide approve',
+        why: expect.stringMatching(/^approve-promote is not a step of this run/),
+      }),
+      expect.objectContaining({
+        name: 'approve',
+        by: 'mallory',
+        why: 'NOT_AN_APPROVER: mallory may not decide approve-repair; allowed: alice, bob, carol',
+      }),
     ]);
   });
 
@@ -186,10 +281,22 @@ describe('repairFromPointInTime', () => {
     h = await startRepairHarness();
     const wf = await h.start({ after: AFTER });
     await h.waitForStep(wf, 'approve-repair', 'awaiting-approval');
-    await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-repair', decision: 'approve', by: 'carol', include: ['changedSince'], comment: 'customer asked' }] });
+    await wf.executeUpdate(decideUpdate, {
+      args: [
+        {
+          step: 'approve-repair',
+          decision: 'approve',
+          by: 'carol',
+          include: ['changedSince'],
+          comment: 'customer asked',
+        },
+      ],
+    });
     await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-repair', decision: 'approve', by: 'alice' }] });
     const evidence: Evidence = await wf.result();
-    expect(h.calls.log.find((l) => l.startsWith('applyRepair'))).toBe(`applyRepair ${JSON.stringify({ classes: ['damaged', 'deletedByIncident', 'changedSince'], approvedBy: ['carol', 'alice'] })}`);
+    expect(h.calls.log.find((l) => l.startsWith('applyRepair'))).toBe(
+      `applyRepair ${JSON.stringify({ classes: ['damaged', 'deletedByIncident', 'changedSince'], approvedBy: ['carol', 'alice'] })}`,
+    );
     expect(evidence.approvals[0]).toMatchObject({ by: 'carol', include: ['changedSince'] });
   });
 
@@ -197,11 +304,15 @@ describe('repairFromPointInTime', () => {
     h = await startRepairHarness();
     const wf = await h.start({ after: AFTER });
     await h.waitForStep(wf, 'approve-repair', 'awaiting-approval');
-    await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-repair', decision: 'reject', by: 'bob', comment: 'wrong table' }] });
+    await wf.executeUpdate(decideUpdate, {
+      args: [{ step: 'approve-repair', decision: 'reject', by: 'bob', comment: 'wrong table' }],
+    });
     const failure = await workflowFailure(wf);
     expect(failure.type).toBe('RECOVERY_REJECTED');
     expect(failure.message).toBe(
-      'repair rejected at approve-repair by bob: wrong table\nHINT: nothing was written to the primary\nHINT: the evidence record is in the repository under evidence/' + (await wf.describe()).runId + '.json',
+      'repair rejected at approve-repair by bob: wrong table\nHINT: nothing was written to the primary\nHINT: the evidence record is in the repository under evidence/' +
+        (await wf.describe()).runId +
+        '.json',
     );
     expect(names(h.calls)).not.toContain('applyRepair');
     expect(names(h.calls)).toContain('teardownRepairCopy');
@@ -212,11 +323,28 @@ describe('repairFromPointInTime', () => {
     h = await startRepairHarness();
     const wf = await h.start({ dryRun: true });
     const evidence: Evidence = await wf.result();
-    expect(names(h.calls)).toEqual(['preflight', 'checkRepairTables', 'restoreBaseBackup', 'replayWal', 'snapshotRepairCopy', 'diffRepair', 'teardownRepairCopy']);
+    expect(names(h.calls)).toEqual([
+      'preflight',
+      'checkRepairTables',
+      'restoreBaseBackup',
+      'replayWal',
+      'snapshotRepairCopy',
+      'diffRepair',
+      'teardownRepairCopy',
+    ]);
     expect(h.calls.log[1]).toBe(`checkRepairTables ${JSON.stringify({ tables: ['orders'], write: false })}`);
     const s = await h.status(wf);
-    expect(s.steps.filter((x) => x.state === 'skipped').map((x) => x.id)).toEqual(['approve-fence', 'replay-wal-after', 'snapshot-after', 'approve-repair', 'apply-repair', 'invalidate-caches']);
-    expect(s.steps.find((x) => x.id === 'diff')?.summary).toBe('"public"."orders": 250 candidates (no after target), 40 inserted since, 750 unchanged');
+    expect(s.steps.filter((x) => x.state === 'skipped').map((x) => x.id)).toEqual([
+      'approve-fence',
+      'replay-wal-after',
+      'snapshot-after',
+      'approve-repair',
+      'apply-repair',
+      'invalidate-caches',
+    ]);
+    expect(s.steps.find((x) => x.id === 'diff')?.summary).toBe(
+      '"public"."orders": 250 candidates (no after target), 40 inserted since, 750 unchanged',
+    );
     expect(evidence).toMatchObject({ kind: 'repair', dryRun: true, validationStatus: 'passed' });
   });
 
@@ -233,7 +361,9 @@ describe('repairFromPointInTime', () => {
     const evidence: Evidence = await wf.result();
     expect(names(h.calls).filter((n) => n === 'applyRepair')).toHaveLength(2);
     expect(evidence.repair?.applied).toEqual([expect.objectContaining({ alreadyApplied: true, updated: 238 })]);
-    expect(evidence.steps.find((x) => x.id === 'apply-repair')?.summary).toBe('"public"."orders": already applied: 238 updated, 0 inserted, 0 skipped; rows locked 12 ms');
+    expect(evidence.steps.find((x) => x.id === 'apply-repair')?.summary).toBe(
+      '"public"."orders": already applied: 238 updated, 0 inserted, 0 skipped; rows locked 12 ms',
+    );
     await recordHistory('repair-apply-retried', wf);
   });
 

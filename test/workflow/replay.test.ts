@@ -22,7 +22,9 @@ import { expect, it } from 'vitest';
 import { workflowBundle } from './recovery-harness';
 
 const DIR = path.resolve(__dirname, 'histories');
-const files = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync(DIR)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 it('has recorded histories to replay', () => {
   expect(files).toEqual([
@@ -46,7 +48,9 @@ it('has recorded histories to replay', () => {
 
 it.each(files)('replays %s against the current workflow code without non-determinism', async (file) => {
   const history: unknown = JSON.parse(readFileSync(path.join(DIR, file), 'utf8'));
-  const results = Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, [{ workflowId: file, history }]);
+  const results = Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, [
+    { workflowId: file, history },
+  ]);
   for await (const r of results) {
     expect(r.error).toBeUndefined();
   }

@@ -5,7 +5,15 @@
 // is named in the notes.
 import { repositorySources, repositorySourceNotes } from '../../src/recovery/repository-sources';
 import { RTO_PHASES, type SmokeWriteResult } from '../../src/drill/contract';
-import type { BackupChoice, Evidence, InvariantResult, ReplayResult, RestoreResult, RestoreSource, Target } from '../../src/recovery/contract';
+import type {
+  BackupChoice,
+  Evidence,
+  InvariantResult,
+  ReplayResult,
+  RestoreResult,
+  RestoreSource,
+  Target,
+} from '../../src/recovery/contract';
 import type { Runbook } from '../../src/runbook/schema';
 import { engineSetting } from '../../src/runbook/engine';
 import { observedRpo } from '../recovery/evidence';
@@ -88,17 +96,33 @@ export function judge(run: DrillRun, f: DrillFacts, m: Measured): Verdict {
   const failures: string[] = [];
   const missed: string[] = [];
   const failed = run.failedStep();
-  if (failed?.error) failures.push(`step ${failed.id} failed: ${failed.error.type}: ${failed.error.message.split('\n')[0]}`);
+  if (failed?.error)
+    failures.push(`step ${failed.id} failed: ${failed.error.type}: ${failed.error.message.split('\n')[0]}`);
   for (const i of f.invariants ?? []) {
-    if (!i.passed) failures.push(`invariant "${i.name}" failed: got ${i.value || '(nothing)'}${i.expected !== undefined ? `, expected ${i.expected}` : ''}${i.error ? ` (${i.error})` : ''}`);
+    if (!i.passed)
+      failures.push(
+        `invariant "${i.name}" failed: got ${i.value || '(nothing)'}${i.expected !== undefined ? `, expected ${i.expected}` : ''}${i.error ? ` (${i.error})` : ''}`,
+      );
   }
-  if (m.objectives.rtoMet === false) missed.push(`RTO objective missed: observed ${m.rtoObservedSeconds} s, objective ${m.objectives.rtoSeconds} s (objectives.rtoSeconds)`);
-  if (m.objectives.rpoMet === false) missed.push(`RPO objective missed: observed ${m.rpoObservedSeconds} s, objective ${m.objectives.rpoSeconds} s (objectives.rpoSeconds)`);
+  if (m.objectives.rtoMet === false)
+    missed.push(
+      `RTO objective missed: observed ${m.rtoObservedSeconds} s, objective ${m.objectives.rtoSeconds} s (objectives.rtoSeconds)`,
+    );
+  if (m.objectives.rpoMet === false)
+    missed.push(
+      `RPO objective missed: observed ${m.rpoObservedSeconds} s, objective ${m.objectives.rpoSeconds} s (objectives.rpoSeconds)`,
+    );
   failures.push(...missed);
   return { passed: failures.length === 0, failures, missed };
 }
 
-export function buildDrillEvidence(run: DrillRun, f: DrillFacts, m: Measured, v: Verdict, finishedAt: string): Evidence {
+export function buildDrillEvidence(
+  run: DrillRun,
+  f: DrillFacts,
+  m: Measured,
+  v: Verdict,
+  finishedAt: string,
+): Evidence {
   // Runbooks with several repositories: what another than the first served.
   const sources = repositorySources(f.restored, f.replay);
   return {
@@ -110,7 +134,11 @@ export function buildDrillEvidence(run: DrillRun, f: DrillFacts, m: Measured, v:
     engine: engineSetting(f.runbook).kind,
     mode: 'side-by-side',
     // A clone of the standby restored the standby's base backup, not preflight's choice.
-    ...(f.restoreSource?.standby ? { backupId: f.restoreSource.standby.backupId } : f.backup ? { backupId: f.backup.backupId } : {}),
+    ...(f.restoreSource?.standby
+      ? { backupId: f.restoreSource.standby.backupId }
+      : f.backup
+        ? { backupId: f.backup.backupId }
+        : {}),
     // Only when pick-target itself failed is there no target; the notes say so.
     target: f.target ?? { latest: true },
     startedAt: f.startedAt,
@@ -120,14 +148,20 @@ export function buildDrillEvidence(run: DrillRun, f: DrillFacts, m: Measured, v:
     ...(m.rtoPhases ? { rtoPhases: m.rtoPhases } : {}),
     ...(m.rpoObservedSeconds !== undefined ? { rpoObservedSeconds: m.rpoObservedSeconds } : {}),
     ...(f.replay ? { replayedToLsn: f.replay.lsn, ...(f.replay.time ? { replayedToTime: f.replay.time } : {}) } : {}),
-    ...(f.replay ? { walSegmentsReplayed: f.replay.walSegmentsReplayed, walBytesReplayed: f.replay.walBytesReplayed } : {}),
+    ...(f.replay
+      ? { walSegmentsReplayed: f.replay.walSegmentsReplayed, walBytesReplayed: f.replay.walBytesReplayed }
+      : {}),
     // Bytes of the data directory as extracted; the backup's own figure when the restore did not finish.
     ...(f.restored ? { baseBackupBytes: f.restored.bytes } : f.backup ? { baseBackupBytes: f.backup.sizeBytes } : {}),
     ...(f.restoreSource ? { restoreSource: f.restoreSource } : {}),
     ...(sources ? { repositories: sources } : {}),
     invariants: f.invariants ?? [],
     approvals: [],
-    steps: run.evidenceSteps().map((s) => (s.id === 'record-evidence' && s.state === 'running' ? { ...s, state: 'done' as const, finishedAt } : s)),
+    steps: run
+      .evidenceSteps()
+      .map((s) =>
+        s.id === 'record-evidence' && s.state === 'running' ? { ...s, state: 'done' as const, finishedAt } : s,
+      ),
     objectives: m.objectives,
     validationStatus: v.passed ? 'passed' : 'failed',
     notes: [...v.failures.map((x) => `FAILED: ${x}`), ...f.notes, ...repositorySourceNotes(sources)],

@@ -86,7 +86,9 @@ export class DrillRun {
       ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}),
       ...(s.summary ? { summary: s.summary } : {}),
       // With the hints: the evidence is read later, without the Temporal UI at hand.
-      ...(s.error ? { error: [`${s.error.type}: ${s.error.message}`, ...s.error.hints.map((h) => `HINT: ${h}`)].join('\n') } : {}),
+      ...(s.error
+        ? { error: [`${s.error.type}: ${s.error.message}`, ...s.error.hints.map((h) => `HINT: ${h}`)].join('\n') }
+        : {}),
     }));
   }
 
@@ -99,8 +101,14 @@ export class DrillRun {
       const noWorker = e.timeoutType === 'SCHEDULE_TO_START';
       return {
         type: 'TIMEOUT',
-        message: noWorker ? `no worker picked the activity up on task queue ${queue ?? '(the drill host queue)'}` : `the activity timed out (${e.message})`,
-        hints: noWorker ? [`start a worker on the drill host: lifeboat worker --host ${(queue ?? 'lifeboat-host-<host>').replace(/^lifeboat-host-/, '')}`] : [],
+        message: noWorker
+          ? `no worker picked the activity up on task queue ${queue ?? '(the drill host queue)'}`
+          : `the activity timed out (${e.message})`,
+        hints: noWorker
+          ? [
+              `start a worker on the drill host: lifeboat worker --host ${(queue ?? 'lifeboat-host-<host>').replace(/^lifeboat-host-/, '')}`,
+            ]
+          : [],
       };
     }
     return stepError(err);

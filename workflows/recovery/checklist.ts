@@ -18,7 +18,9 @@ const MARK: Record<StepRecord['state'], string> = {
 
 export function renderChecklist(s: RecoveryStatus, workflowId: string): string {
   const out = [
-    s.repair ? repairHead(s) : `**Recovery of \`${s.runbook}\` to ${describeTarget(s.target)}**${s.incident ? ` · ${s.incident}` : ''} · ${s.mode}${s.dryRun ? ' · dry run' : ''}`,
+    s.repair
+      ? repairHead(s)
+      : `**Recovery of \`${s.runbook}\` to ${describeTarget(s.target)}**${s.incident ? ` · ${s.incident}` : ''} · ${s.mode}${s.dryRun ? ' · dry run' : ''}`,
     '',
     // What a responder needs first: how it ended, or what it waits for and how to give it.
     ...nowLines(s),
@@ -27,12 +29,16 @@ export function renderChecklist(s: RecoveryStatus, workflowId: string): string {
     const last = s.ignored[s.ignored.length - 1]!;
     out.push('', `Ignored messages: ${s.ignored.length} (last: ${last.name} from ${last.by ?? '?'}: ${last.why})`);
   }
-  if (s.asOf) out.push('', `Written at ${s.asOf}. This page does not refresh itself: press R (or reload) for the latest.`);
+  if (s.asOf)
+    out.push('', `Written at ${s.asOf}. This page does not refresh itself: press R (or reload) for the latest.`);
   const facts: string[] = [];
   if (s.backup) facts.push(`Backup \`${s.backup.backupId}\` (${s.backup.why})`);
   // Paused only until promotion: a finished run's copy is a primary, whatever the last replay look said.
   const promoted = s.steps.some((x) => x.id === 'promote' && x.state === 'done');
-  if (s.replay) facts.push(`Replayed to \`${s.replay.lsn}\`${s.replay.time ? ` (last commit ${s.replay.time})` : ''}${s.replay.paused && !promoted ? ', paused' : ''}`);
+  if (s.replay)
+    facts.push(
+      `Replayed to \`${s.replay.lsn}\`${s.replay.time ? ` (last commit ${s.replay.time})` : ''}${s.replay.paused && !promoted ? ', paused' : ''}`,
+    );
   if (s.rpoObservedSeconds !== undefined) facts.push(`Observed RPO: ${s.rpoObservedSeconds} s`);
   if (facts.length > 0) out.push('', facts.join('\n\n'));
   out.push(
@@ -44,13 +50,24 @@ export function renderChecklist(s: RecoveryStatus, workflowId: string): string {
   );
   out.push(...repairLines(s));
   if (s.invariants?.some((i) => !i.passed)) {
-    out.push('', `**Failed invariants:** ${s.invariants.filter((i) => !i.passed).map((i) => `${i.name} (got ${i.value}${i.expected !== undefined ? `, expected ${i.expected}` : ''})`).join('; ')}`);
+    out.push(
+      '',
+      `**Failed invariants:** ${s.invariants
+        .filter((i) => !i.passed)
+        .map((i) => `${i.name} (got ${i.value}${i.expected !== undefined ? `, expected ${i.expected}` : ''})`)
+        .join('; ')}`,
+    );
   }
   out.push('', `Query \`status\` for everything, or: \`lifeboat status ${workflowId} --watch\``);
   return out.join('\n');
 }
 
-const VERDICT: Record<string, string> = { passed: 'recovered', failed: 'recovered, with a failed check', aborted: 'aborted', rejected: 'rejected' };
+const VERDICT: Record<string, string> = {
+  passed: 'recovered',
+  failed: 'recovered, with a failed check',
+  aborted: 'aborted',
+  rejected: 'rejected',
+};
 
 /** The run's state in a line or a few: how it ended, the decision it waits for, or the step it runs. */
 function nowLines(s: RecoveryStatus): string[] {
@@ -60,25 +77,36 @@ function nowLines(s: RecoveryStatus): string[] {
     if (o && s.repair) return [repairEndedLine(s)];
     if (!o) {
       const failed = s.steps.find((x) => x.state === 'failed');
-      return [`**Ended: ${s.phase}**${failed ? ` at \`${failed.id}\`: ${failed.error?.message.split('\n')[0] ?? ''}` : ''}`, ...(failed?.error?.hints ?? []).map((h) => `> HINT: ${h}`)];
+      return [
+        `**Ended: ${s.phase}**${failed ? ` at \`${failed.id}\`: ${failed.error?.message.split('\n')[0] ?? ''}` : ''}`,
+        ...(failed?.error?.hints ?? []).map((h) => `> HINT: ${h}`),
+      ];
     }
     const figures = [
       o.promotedAt ? `promoted at ${o.promotedAt}` : 'nothing promoted',
       ...(o.rtoObservedSeconds !== undefined ? [`RTO ${o.rtoObservedSeconds} s`] : []),
       // RPO is measured against a target time; for latest, a name, an LSN or an xid say so, with the last commit kept.
-      o.rpoObservedSeconds !== undefined ? `RPO ${o.rpoObservedSeconds} s` : `RPO not measured (the target is not a time${s.replay?.time ? `; last commit replayed: ${s.replay.time}` : ''})`,
+      o.rpoObservedSeconds !== undefined
+        ? `RPO ${o.rpoObservedSeconds} s`
+        : `RPO not measured (the target is not a time${s.replay?.time ? `; last commit replayed: ${s.replay.time}` : ''})`,
     ];
     return [`**Ended: ${VERDICT[o.verdict] ?? o.verdict}** · ${figures.join(' · ')}`];
   }
   const p = s.pending;
   if (!p) {
     const running = s.steps.find((x) => x.state === 'running');
-    return [running ? `**Running: \`${running.id}\`** ${running.title}; nothing waits for a person.` : '**Running**; nothing waits for a person.'];
+    return [
+      running
+        ? `**Running: \`${running.id}\`** ${running.title}; nothing waits for a person.`
+        : '**Running**; nothing waits for a person.',
+    ];
   }
   const out: string[] = [];
   if (p.kind === 'approval') {
     const who = p.approvers.length ? p.approvers.join(', ') : 'any named approver';
-    out.push(`**Waiting for approval: \`${p.step}\`** since ${p.since}: ${p.approvedBy.length} of ${p.min} (${p.approvedBy.join(', ') || 'none yet'}); may approve: ${who}.`);
+    out.push(
+      `**Waiting for approval: \`${p.step}\`** since ${p.since}: ${p.approvedBy.length} of ${p.min} (${p.approvedBy.join(', ') || 'none yet'}); may approve: ${who}.`,
+    );
   } else {
     const err = s.steps.find((x) => x.id === p.step)?.error;
     out.push(`**\`${p.step}\` failed** since ${p.since}: ${err?.message.split('\n')[0] ?? ''}`);
@@ -91,10 +119,12 @@ function nowLines(s: RecoveryStatus): string[] {
 
 /** JSON payloads and `lifeboat ...` commands of a how-to line as code spans. */
 function codeSpans(line: string): string {
-  return line
-    .replace(/\{.*\}/, (json) => `\`${json}\``)
-    // approve-repair's "include": [...] outside the braces and its CLI flag: markdown would read the brackets as a link and -- as a dash.
-    .replace(/("include": \[[^\]]*\]|--include \w+)(?![^`]*`)/g, (member) => `\`${member}\``)
-    .replace(/lifeboat [^()`]*?(?=\s*\(|$)/g, (cmd) => `\`${cmd}\``)
-    .replace(/<(?![^`]*`)/g, '\\<');
+  return (
+    line
+      .replace(/\{.*\}/, (json) => `\`${json}\``)
+      // approve-repair's "include": [...] outside the braces and its CLI flag: markdown would read the brackets as a link and -- as a dash.
+      .replace(/("include": \[[^\]]*\]|--include \w+)(?![^`]*`)/g, (member) => `\`${member}\``)
+      .replace(/lifeboat [^()`]*?(?=\s*\(|$)/g, (cmd) => `\`${cmd}\``)
+      .replace(/<(?![^`]*`)/g, '\\<')
+  );
 }

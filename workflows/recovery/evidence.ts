@@ -1,6 +1,17 @@
 // The evidence record of a recovery (DESIGN.md §7), built from the run's
 // state. Times come from activity results and step timestamps.
-import type { CacheResult, CaptureResult, Evidence, OutboxResult, PrimaryRecord, RecoveryInput, ReplayResult, RestoreSource, Target, TrafficResult } from '../../src/recovery/contract';
+import type {
+  CacheResult,
+  CaptureResult,
+  Evidence,
+  OutboxResult,
+  PrimaryRecord,
+  RecoveryInput,
+  ReplayResult,
+  RestoreSource,
+  Target,
+  TrafficResult,
+} from '../../src/recovery/contract';
 import { repositorySourceNotes, type RepositorySources } from '../../src/recovery/repository-sources';
 import type { Runbook } from '../../src/runbook/schema';
 import { engineSetting } from '../../src/runbook/engine';
@@ -62,7 +73,11 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
     dryRun: s.dryRun,
     mode: s.mode,
     // Taken over from the standby: its base backup, none restored (preflight's choice was not used).
-    ...(wal.standby ? { backupId: wal.standby.backupId } : s.backup ? { backupId: s.backup.backupId, baseBackupBytes: s.backup.sizeBytes } : {}),
+    ...(wal.standby
+      ? { backupId: wal.standby.backupId }
+      : s.backup
+        ? { backupId: s.backup.backupId, baseBackupBytes: s.backup.sizeBytes }
+        : {}),
     target: s.target,
     startedAt: s.startedAt,
     ...(f.promotedAt ? { promotedAt: f.promotedAt } : {}),
@@ -74,13 +89,23 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
     ...(wal.bytes !== undefined ? { walBytesReplayed: wal.bytes } : {}),
     invariants: s.invariants ?? [],
     ...(m.invariantOverride ? { invariantOverride: m.invariantOverride } : {}),
-    approvals: s.decisions.map((d) => ({ step: d.step, by: d.by, at: d.at, decision: d.decision, ...(d.comment ? { comment: d.comment } : {}) })),
+    approvals: s.decisions.map((d) => ({
+      step: d.step,
+      by: d.by,
+      at: d.at,
+      decision: d.decision,
+      ...(d.comment ? { comment: d.comment } : {}),
+    })),
     // Built while record-evidence runs: writing this record is that step's end.
     steps: s.steps.map((st) => ({
       id: st.id,
       state: st.id === 'record-evidence' && st.state === 'running' ? 'done' : st.state,
       ...(st.startedAt ? { startedAt: st.startedAt } : {}),
-      ...(st.finishedAt ? { finishedAt: st.finishedAt } : st.id === 'record-evidence' && st.state === 'running' ? { finishedAt } : {}),
+      ...(st.finishedAt
+        ? { finishedAt: st.finishedAt }
+        : st.id === 'record-evidence' && st.state === 'running'
+          ? { finishedAt }
+          : {}),
       ...(st.summary ? { summary: st.summary } : {}),
       ...(st.error ? { error: `${st.error.type}: ${st.error.message}` } : {}),
     })),
@@ -123,8 +148,14 @@ function consumedNote(f: RunFacts): string[] {
  * here). PostgreSQL itself re-reads from the standby's last restartpoint on
  * start, a little before that position: re-applying what it had, not new WAL.
  */
-function walFigures(f: RunFacts, replayedTo: string | undefined): { segments?: number; bytes?: number; standby?: NonNullable<RunFacts['restoreSource']>['standby']; note?: string } {
-  const plain = { ...(f.walSegmentsReplayed !== undefined ? { segments: f.walSegmentsReplayed } : {}), ...(f.walBytesReplayed !== undefined ? { bytes: f.walBytesReplayed } : {}) };
+function walFigures(
+  f: RunFacts,
+  replayedTo: string | undefined,
+): { segments?: number; bytes?: number; standby?: NonNullable<RunFacts['restoreSource']>['standby']; note?: string } {
+  const plain = {
+    ...(f.walSegmentsReplayed !== undefined ? { segments: f.walSegmentsReplayed } : {}),
+    ...(f.walBytesReplayed !== undefined ? { bytes: f.walBytesReplayed } : {}),
+  };
   const sb = f.restoreSource?.kind === 'standby' ? f.restoreSource.standby : undefined;
   if (!sb) return plain;
   if (!replayedTo) return { ...plain, standby: sb };
@@ -133,11 +164,21 @@ function walFigures(f: RunFacts, replayedTo: string | undefined): { segments?: n
   const bytes = Number(at > from ? at - from : 0n);
   const what = `restored from the warm standby ${sb.from}, built from backup ${sb.backupId} and taken over at LSN ${sb.replayLsn}${sb.lastReplayTime ? ` (last commit ${sb.lastReplayTime})` : ''}`;
   if (!sb.walSegmentSize) {
-    return { ...plain, bytes, standby: sb, note: `${what}: walBytesReplayed counts from that position to ${replayedTo}; walSegmentsReplayed counts from the start of backup ${sb.backupId}, most of it replayed by the standby before this recovery` };
+    return {
+      ...plain,
+      bytes,
+      standby: sb,
+      note: `${what}: walBytesReplayed counts from that position to ${replayedTo}; walSegmentsReplayed counts from the start of backup ${sb.backupId}, most of it replayed by the standby before this recovery`,
+    };
   }
   const last = at > from ? at - 1n : from;
   const segments = Number(segnoOfLsn(last, sb.walSegmentSize) - segnoOfLsn(from, sb.walSegmentSize)) + 1;
-  return { segments, bytes, standby: sb, note: `${what}: walSegmentsReplayed and walBytesReplayed count the WAL this recovery replayed, from ${formatLsn(from)} to ${replayedTo}, not the standby's replay since its backup` };
+  return {
+    segments,
+    bytes,
+    standby: sb,
+    note: `${what}: walSegmentsReplayed and walBytesReplayed count the WAL this recovery replayed, from ${formatLsn(from)} to ${replayedTo}, not the standby's replay since its backup`,
+  };
 }
 
 /**
@@ -149,9 +190,14 @@ function walFigures(f: RunFacts, replayedTo: string | undefined): { segments?: n
  * the RPO is 0, with a note saying why (the newest commit the copy holds is
  * older than the backup, which is not data lost).
  */
-export function observedRpo(target: Target, replay: ReplayResult, backup?: { backupId: string; startTime: string }): { seconds: number; note?: string } | undefined {
+export function observedRpo(
+  target: Target,
+  replay: ReplayResult,
+  backup?: { backupId: string; startTime: string },
+): { seconds: number; note?: string } | undefined {
   if (!('time' in target)) return undefined;
-  if (replay.time) return { seconds: Math.max(0, Math.round((Date.parse(target.time) - Date.parse(replay.time)) / 1000)) };
+  if (replay.time)
+    return { seconds: Math.max(0, Math.round((Date.parse(target.time) - Date.parse(replay.time)) / 1000)) };
   const from = backup ? `backup ${backup.backupId} (started ${backup.startTime})` : 'the backup';
   return {
     seconds: 0,

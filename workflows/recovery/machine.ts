@@ -52,7 +52,20 @@ import { isErrorCode, isRetryable, type ErrorCode } from '../../src/errors';
 import type { Runbook } from '../../src/runbook/schema';
 import { renderChecklist } from './checklist';
 import { stepForSummaries } from '../summaries';
-import { describeIssues, howToApprove, howToResolve, operatorsInFailure, operatorsOf, policyOf, refusal, stepError, toIncoming, type FenceState, type Incoming, type Policy } from './rules';
+import {
+  describeIssues,
+  howToApprove,
+  howToResolve,
+  operatorsInFailure,
+  operatorsOf,
+  policyOf,
+  refusal,
+  stepError,
+  toIncoming,
+  type FenceState,
+  type Incoming,
+  type Policy,
+} from './rules';
 
 /** Thrown by a failed replay-wal when an operator moves the target; the workflow restores again. */
 export class Retargeted extends Error {
@@ -103,7 +116,8 @@ const APPROVAL_WAIT_TIMER_PATCH = 'approval-wait-timer';
 export const ANNOUNCE_APPROVAL_PATCH = 'announce-approval-slack';
 
 /** The hint every run that ends in preflight carries: what an operator most needs to know at that moment. */
-export const NOTHING_TOUCHED_HINT = 'the run ended in preflight: nothing was touched (no gate, no traffic, no data directory); fix the cause above and start the recovery again';
+export const NOTHING_TOUCHED_HINT =
+  'the run ended in preflight: nothing was touched (no gate, no traffic, no data directory); fix the cause above and start the recovery again';
 
 /**
  * A refused update's answer: typed by the catalogue (a refusal that starts
@@ -163,11 +177,16 @@ export class RecoveryMachine {
    */
   constructor(
     private base: Pick<RecoveryStatus, 'runbook' | 'target' | 'mode' | 'dryRun' | 'incident' | 'reason'>,
-    opts: { workflow?: RecoveryStatus['workflow']; steps?: readonly StepId[]; titles?: Partial<Record<StepId, string>> } = {},
+    opts: {
+      workflow?: RecoveryStatus['workflow'];
+      steps?: readonly StepId[];
+      titles?: Partial<Record<StepId, string>>;
+    } = {},
   ) {
     this.workflow = opts.workflow ?? 'recoverToPointInTime';
     this.stepIds = opts.steps ?? STEP_IDS;
-    for (const id of this.stepIds) this.steps.set(id, { id, title: opts.titles?.[id] ?? STEP_TITLES[id], state: 'pending', runs: 0 });
+    for (const id of this.stepIds)
+      this.steps.set(id, { id, title: opts.titles?.[id] ?? STEP_TITLES[id], state: 'pending', runs: 0 });
   }
 
   get target(): Target {
@@ -198,7 +217,9 @@ export class RecoveryMachine {
     };
     const stepMsg = (name: 'retry' | 'skip' | 'abort') => (raw: unknown) => {
       const r = StepSignal.safeParse(raw);
-      return r.success ? { name, step: r.data.step, by: r.data.by, comment: r.data.reason } : describeIssues(r.error.issues, name, this.pending);
+      return r.success
+        ? { name, step: r.data.step, by: r.data.by, comment: r.data.reason }
+        : describeIssues(r.error.issues, name, this.pending);
     };
     setHandler(
       approveSignal,
@@ -206,15 +227,23 @@ export class RecoveryMachine {
         const r = ApproveSignal.safeParse(raw);
         return r.success ? { name: 'approve', ...r.data } : describeIssues(r.error.issues, 'approve', this.pending);
       }),
-      { description: 'Approve the step awaiting approval. {"step": "approve-promote", "by": "alice", "comment": "rows checked"}; after a failed invariant add "override": true and the reason in comment.' },
+      {
+        description:
+          'Approve the step awaiting approval. {"step": "approve-promote", "by": "alice", "comment": "rows checked"}; after a failed invariant add "override": true and the reason in comment.',
+      },
     );
     setHandler(
       rejectSignal,
       signal('reject', (raw) => {
         const r = RejectSignal.safeParse(raw);
-        return r.success ? { name: 'reject', step: r.data.step, by: r.data.by, comment: r.data.reason } : describeIssues(r.error.issues, 'reject', this.pending);
+        return r.success
+          ? { name: 'reject', step: r.data.step, by: r.data.by, comment: r.data.reason }
+          : describeIssues(r.error.issues, 'reject', this.pending);
       }),
-      { description: 'Reject the step awaiting approval; the run stops there, fenced. {"step": "approve-promote", "by": "alice", "reason": "..."}' },
+      {
+        description:
+          'Reject the step awaiting approval; the run stops there, fenced. {"step": "approve-promote", "by": "alice", "reason": "..."}',
+      },
     );
     setHandler(
       retargetSignal,
@@ -222,14 +251,21 @@ export class RecoveryMachine {
         const r = RetargetSignal.safeParse(raw);
         return r.success ? { name: 'retarget', ...r.data } : describeIssues(r.error.issues, 'retarget');
       }),
-      { description: 'At approve-promote: move the target. A later one continues the replay, an earlier one restores again. {"by": "alice", "target": {"time": "2026-06-04T14:31:00Z"}}' },
+      {
+        description:
+          'At approve-promote: move the target. A later one continues the replay, an earlier one restores again. {"by": "alice", "target": {"time": "2026-06-04T14:31:00Z"}}',
+      },
     );
-    setHandler(retrySignal, signal('retry', stepMsg('retry')), { description: 'Run a failed step again. {"step": "disable-writers", "by": "alice"}' });
+    setHandler(retrySignal, signal('retry', stepMsg('retry')), {
+      description: 'Run a failed step again. {"step": "disable-writers", "by": "alice"}',
+    });
     setHandler(skipSignal, signal('skip', stepMsg('skip')), {
-      description: 'Skip a failed step the runbook marks skippable, with a reason. {"step": "disable-writers", "by": "alice", "reason": "primary is gone"}',
+      description:
+        'Skip a failed step the runbook marks skippable, with a reason. {"step": "disable-writers", "by": "alice", "reason": "primary is gone"}',
     });
     setHandler(abortSignal, signal('abort', stepMsg('abort')), {
-      description: 'Stop the run at the current step, with a reason. Writers stay fenced. {"step": "replay-wal", "by": "alice", "reason": "..."}',
+      description:
+        'Stop the run at the current step, with a reason. Writers stay fenced. {"step": "replay-wal", "by": "alice", "reason": "..."}',
     });
     // Refusals are judged in the handler, not in a validator: a validator's
     // rejection leaves no trace in the history, and every refusal must be in
@@ -260,7 +296,8 @@ export class RecoveryMachine {
       },
     );
     setHandler(statusQuery, () => this.status(), {
-      description: 'Where the recovery stands: steps with state and timing, decisions, the pending approval, replay progress.',
+      description:
+        'Where the recovery stands: steps with state and timing, decisions, the pending approval, replay progress.',
     });
   }
 
@@ -286,7 +323,8 @@ export class RecoveryMachine {
         this.approvedBy.add(m.by);
         if (m.override && step === 'approve-promote') this.invariantOverride = { by: m.by, reason: m.comment ?? '' };
         if (this.pending) this.pending = { ...this.pending, approvedBy: [...this.approvedBy] };
-        if (this.approvedBy.size >= policyOf(this.runbook, step).min) this.finish(rec, 'done', `approved by ${[...this.approvedBy].join(', ')}`);
+        if (this.approvedBy.size >= policyOf(this.runbook, step).min)
+          this.finish(rec, 'done', `approved by ${[...this.approvedBy].join(', ')}`);
         break;
       }
       case 'reject':
@@ -359,9 +397,14 @@ export class RecoveryMachine {
         log.warn('step failed', { step: id, type: rec.error.type, message: rec.error.message });
         // RUN_ENDING_CODES first: their recorded histories never asked the patch.
         const endsRun =
-          RUN_ENDING_CODES.has(rec.error.type) || (id === 'preflight' && !isRetryable(rec.error.type) && patched(PREFLIGHT_ENDS_RUN_PATCH));
+          RUN_ENDING_CODES.has(rec.error.type) ||
+          (id === 'preflight' && !isRetryable(rec.error.type) && patched(PREFLIGHT_ENDS_RUN_PATCH));
         if (endsRun) {
-          if (id === 'preflight' && !RUN_ENDING_CODES.has(rec.error.type) && !rec.error.hints.some((h) => h.startsWith('nothing was'))) {
+          if (
+            id === 'preflight' &&
+            !RUN_ENDING_CODES.has(rec.error.type) &&
+            !rec.error.hints.some((h) => h.startsWith('nothing was'))
+          ) {
             rec.error = { ...rec.error, hints: [...rec.error.hints, NOTHING_TOUCHED_HINT] };
           }
           rec.finishedAt = now();
@@ -382,7 +425,12 @@ export class RecoveryMachine {
           how: howToResolve(workflowInfo().workflowId, id, this.runbook, this.fenceState()),
         };
         this.publish();
-        await condition(() => this.resolution !== undefined || this.abortRequest !== undefined || (id === 'replay-wal' && this.retargetRequest !== undefined));
+        await condition(
+          () =>
+            this.resolution !== undefined ||
+            this.abortRequest !== undefined ||
+            (id === 'replay-wal' && this.retargetRequest !== undefined),
+        );
         this.pending = undefined;
         this.checkAbort(id);
         if (this.retargetRequest && this.resolution === undefined) {
@@ -421,7 +469,10 @@ export class RecoveryMachine {
    * Waits for an approval step's quorum. Returns 'approved', or 'retarget'
    * (approve-promote only); rejection and abort end the run.
    */
-  async approval(id: StepId, notify: (pending: PendingDecision, waitedSeconds: number) => Promise<void>): Promise<'approved' | 'retarget'> {
+  async approval(
+    id: StepId,
+    notify: (pending: PendingDecision, waitedSeconds: number) => Promise<void>,
+  ): Promise<'approved' | 'retarget'> {
     const rec = this.steps.get(id)!;
     this.currentStep = id;
     stepForSummaries(id);
@@ -441,14 +492,16 @@ export class RecoveryMachine {
       how: howToApprove(workflowInfo().workflowId, id, this.failedInvariants.length > 0),
     };
     this.publish();
-    const decided = () => rec.state !== 'awaiting-approval' || !!this.rejection || !!this.abortRequest || !!this.retargetRequest;
+    const decided = () =>
+      rec.state !== 'awaiting-approval' || !!this.rejection || !!this.abortRequest || !!this.retargetRequest;
     // A timer whose summary says what the wait is for: the UI draws it on the
     // run's first page (timeline, Events with Metadata), where nothing else
     // says that a person is awaited.
     const shown = patched(APPROVAL_WAIT_TIMER_PATCH) ? this.showWait(id, policy, decided) : undefined;
     // Alongside the wait and never waited for: a decision taken while Slack
     // is slow or down (the activity's retries) does not hold the run up.
-    if (this.announce && this.runbook?.notify?.slack && patched(ANNOUNCE_APPROVAL_PATCH)) void this.announce(this.pending);
+    if (this.announce && this.runbook?.notify?.slack && patched(ANNOUNCE_APPROVAL_PATCH))
+      void this.announce(this.pending);
     let waited = 0;
     for (;;) {
       if (policy.escalateAfterSeconds === undefined) {
@@ -485,9 +538,11 @@ export class RecoveryMachine {
     for (;;) {
       const seen = this.approvedBy.size;
       const scope = new CancellationScope();
-      const timer = scope.run(() => sleep('365 days', { summary: waitSummary(id, policy, [...this.approvedBy]) })).catch((err: unknown) => {
-        if (!isCancellation(err)) throw err;
-      });
+      const timer = scope
+        .run(() => sleep('365 days', { summary: waitSummary(id, policy, [...this.approvedBy]) }))
+        .catch((err: unknown) => {
+          if (!isCancellation(err)) throw err;
+        });
       await condition(() => decided() || this.approvedBy.size !== seen);
       scope.cancel();
       await timer;
@@ -499,7 +554,11 @@ export class RecoveryMachine {
     if (!this.abortRequest) return;
     const rec = this.steps.get(id)!;
     rec.state = 'failed';
-    rec.error = { type: 'RECOVERY_ABORTED', message: `aborted by ${this.abortRequest.by}: ${this.abortRequest.reason}`, hints: [] };
+    rec.error = {
+      type: 'RECOVERY_ABORTED',
+      message: `aborted by ${this.abortRequest.by}: ${this.abortRequest.reason}`,
+      hints: [],
+    };
     rec.finishedAt = now();
     this.pending = undefined;
     this.publish();

@@ -16,6 +16,7 @@ export function movedAsideNote(r: RestoreResult, what = 'old directory'): string
         : `; ${what} moved to ${r.movedAside}`,
     );
   }
-  if (r.removedPartial) parts.push("; this run's interrupted extraction was removed (only bytes from the repository, extracted again)");
+  if (r.removedPartial)
+    parts.push("; this run's interrupted extraction was removed (only bytes from the repository, extracted again)");
   return parts.join('');
 }

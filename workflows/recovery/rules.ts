@@ -3,7 +3,16 @@
 // and for the decide update (a refusal is its answer), and the words that
 // tell an operator how to give a decision.
 import { ApplicationFailure } from '@temporalio/workflow';
-import type { DecideUpdate, DecisionKind, PendingDecision, RecoveryStatus, StepError, StepId, StepRecord, Target } from '../../src/recovery/contract';
+import type {
+  DecideUpdate,
+  DecisionKind,
+  PendingDecision,
+  RecoveryStatus,
+  StepError,
+  StepId,
+  StepRecord,
+  Target,
+} from '../../src/recovery/contract';
 import { isErrorCode } from '../../src/errors';
 import { operatorsOf } from '../../src/recovery/operators';
 import type { Runbook } from '../../src/runbook/schema';
@@ -11,7 +20,14 @@ import type { Runbook } from '../../src/runbook/schema';
 export { operatorsOf };
 
 export type Incoming =
-  | { name: 'approve'; step: StepId; by: string; comment?: string; override?: boolean; include?: Array<'changedSince' | 'candidate'> }
+  | {
+      name: 'approve';
+      step: StepId;
+      by: string;
+      comment?: string;
+      override?: boolean;
+      include?: Array<'changedSince' | 'candidate'>;
+    }
   | { name: 'reject'; step: StepId; by: string; comment?: string }
   | { name: 'retry' | 'skip' | 'abort'; step: StepId; by: string; comment?: string }
   | { name: 'retarget'; by: string; target: Target; comment?: string };
@@ -41,13 +57,18 @@ export interface RunView {
 /** Why a message must not be acted on, or undefined when it may. */
 export function refusal(run: RunView, m: Incoming): string | undefined {
   if (m.name === 'retarget') {
-    if (!run.steps.has('approve-promote')) return 'retarget is not taken by a repair: start a new repair with the other target (this one can be aborted)';
+    if (!run.steps.has('approve-promote'))
+      return 'retarget is not taken by a repair: start a new repair with the other target (this one can be aborted)';
     // At approve-promote, or when replay-wal failed (typically a target past
     // the end of the archive): both ways the paused or stopped copy is ours.
     const p = run.pending;
-    const at = p && ((p.kind === 'approval' && p.step === 'approve-promote') || (p.kind === 'failed' && p.step === 'replay-wal'));
+    const at =
+      p &&
+      ((p.kind === 'approval' && p.step === 'approve-promote') || (p.kind === 'failed' && p.step === 'replay-wal'));
     if (!at) {
-      const now = p ? `${p.step} is ${p.kind === 'approval' ? 'awaiting approval' : 'failed'}` : 'nothing is waiting for a decision';
+      const now = p
+        ? `${p.step} is ${p.kind === 'approval' ? 'awaiting approval' : 'failed'}`
+        : 'nothing is waiting for a decision';
       return `retarget is taken while approve-promote awaits approval or after replay-wal failed; now ${now}`;
     }
     if (run.retargetRequest) return `a retarget by ${run.retargetRequest.by} is already being carried out`;
@@ -57,15 +78,18 @@ export function refusal(run: RunView, m: Incoming): string | undefined {
   const rec = run.steps.get(step);
   // A step of the other workflow (approve-repair sent to a recovery, approve-promote to a repair).
   if (!rec) return `${step} is not a step of this run; its steps are ${[...run.steps.keys()].join(', ')}`;
-  if (run.phase === 'finished' || run.phase === 'aborted' || run.phase === 'rejected' || run.phase === 'failed') return `the run has ended (${run.phase}): nothing to decide`;
+  if (run.phase === 'finished' || run.phase === 'aborted' || run.phase === 'rejected' || run.phase === 'failed')
+    return `the run has ended (${run.phase}): nothing to decide`;
   if (m.name === 'abort') {
     if (run.abortRequest) return `an abort by ${run.abortRequest.by} is already being carried out`;
-    if (run.currentStep !== m.step) return `${m.step} is not the current step${run.currentStep ? ` (current: ${run.currentStep}, ${run.steps.get(run.currentStep)!.state})` : ''}: name the current step to abort`;
+    if (run.currentStep !== m.step)
+      return `${m.step} is not the current step${run.currentStep ? ` (current: ${run.currentStep}, ${run.steps.get(run.currentStep)!.state})` : ''}: name the current step to abort`;
     if (!m.comment?.trim()) return 'abort needs a reason';
     return notAllowed(m.by, operatorsOf(run.runbook, run.operatorsWithoutRunbook), 'abort this run');
   }
   if (m.name === 'retry' || m.name === 'skip') {
-    if (rec.state !== 'failed' || run.pending?.step !== step) return `${step} has not failed (it is ${rec.state}): only a failed step can be ${m.name === 'retry' ? 'retried' : 'skipped'}`;
+    if (rec.state !== 'failed' || run.pending?.step !== step)
+      return `${step} has not failed (it is ${rec.state}): only a failed step can be ${m.name === 'retry' ? 'retried' : 'skipped'}`;
     if (run.resolution) return `a ${run.resolution} of ${step} is already being carried out`;
     if (m.name === 'skip') {
       const skippable = run.runbook?.skippable ?? [];
@@ -77,7 +101,10 @@ export function refusal(run: RunView, m: Incoming): string | undefined {
   }
   // approve, reject: only the step awaiting approval, only its approvers.
   if (rec.state !== 'awaiting-approval' || run.pending?.step !== step) {
-    const waiting = run.pending?.kind === 'approval' ? ` (awaiting approval: ${run.pending.step})` : ' (no step is awaiting approval)';
+    const waiting =
+      run.pending?.kind === 'approval'
+        ? ` (awaiting approval: ${run.pending.step})`
+        : ' (no step is awaiting approval)';
     return `${step} is not awaiting approval: it is ${rec.state}${waiting}`;
   }
   const policy = policyOf(run.runbook, step);
@@ -85,7 +112,8 @@ export function refusal(run: RunView, m: Incoming): string | undefined {
   if (denied) return denied;
   if (m.name === 'approve') {
     if (m.include?.length && step !== 'approve-repair') return `include is taken by approve-repair only, not ${step}`;
-    if (run.approvedBy.has(m.by)) return `${m.by} has already approved ${step}: ${policy.min} distinct approvers are needed, ${run.approvedBy.size} so far`;
+    if (run.approvedBy.has(m.by))
+      return `${m.by} has already approved ${step}: ${policy.min} distinct approvers are needed, ${run.approvedBy.size} so far`;
     if (step === 'approve-promote' && run.failedInvariants.length > 0 && !(m.override && m.comment?.trim()))
       return `invariants failed on the paused copy (${run.failedInvariants.join(', ')}): approving promotion needs "override": true and the reason in comment (lifeboat approve ... --override --comment "<why>")`;
   }
@@ -104,7 +132,8 @@ function notAllowed(by: string, allowed: string[], what: string): string | undef
  */
 export function policyOf(runbook: Runbook | undefined, step: StepId): Policy {
   const approvals = runbook?.approvals ?? {};
-  if (step === 'approve-repair' && !approvals['approve-repair'] && approvals['approve-promote']) return policyOf(runbook, 'approve-promote');
+  if (step === 'approve-repair' && !approvals['approve-repair'] && approvals['approve-promote'])
+    return policyOf(runbook, 'approve-promote');
   const own = (approvals as Record<string, unknown>)[step] as Runbook['approvals']['approve-fence'];
   const p = own || (step === 'approve-resume' ? approvals['approve-promote'] : undefined);
   if (!p) return { approvers: [], min: 1 };
@@ -125,9 +154,13 @@ export function howToApprove(id: string, step: StepId, invariantsFailed: boolean
     `Temporal UI: ${UI_UPDATE}, with {"step": "${step}", "decision": "approve", "by": "<you>"${extra}} (it answers: accepted, or why not; "decision": "reject" with a "comment" to stop the run)`,
     `Temporal UI, for bots that only signal: send signal approve with {"step": "${step}", "by": "<you>"${extra}} (no answer: a refused one is listed under ignored)`,
     `CLI: lifeboat approve ${id} ${step} --as <you>${over ? ' --override --comment "<why>"' : ''}`,
-    ...(step === 'approve-promote' ? [`to move the target instead: lifeboat retarget ${id} --to-time <iso> --as <you>`] : []),
+    ...(step === 'approve-promote'
+      ? [`to move the target instead: lifeboat retarget ${id} --to-time <iso> --as <you>`]
+      : []),
     ...(step === 'approve-repair'
-      ? [`conflicts (changedSince) are left alone unless an approver includes them: add "include": ["changedSince"] (CLI: --include changedSince)`]
+      ? [
+          `conflicts (changedSince) are left alone unless an approver includes them: add "include": ["changedSince"] (CLI: --include changedSince)`,
+        ]
       : []),
   ];
 }
@@ -146,7 +179,9 @@ export function howToResolve(id: string, step: StepId, runbook: Runbook | undefi
   return [
     `retry: lifeboat retry ${id} ${step} --as <you> (or signal retry {"step": "${step}", "by": "<you>"})`,
     ...(skippable ? [`skip: lifeboat skip ${id} ${step} --as <you> --reason "<why>"`] : []),
-    ...(step === 'replay-wal' ? [`retarget: lifeboat retarget ${id} --to-latest|--to-time <iso> --as <you> (restores again to the new target)`] : []),
+    ...(step === 'replay-wal'
+      ? [`retarget: lifeboat retarget ${id} --to-latest|--to-time <iso> --as <you> (restores again to the new target)`]
+      : []),
     `abort: lifeboat abort ${id} ${step} --as <you> --reason "<why>" (${AFTER_ABORT[fence]})`,
     `Temporal UI: ${UI_UPDATE}, with {"step": "${step}", "decision": "retry", "by": "<you>"} (it answers: accepted, or why not; "decision": "abort"${skippable ? ' or "skip"' : ''} with a "comment" saying why)`,
   ];
@@ -154,8 +189,20 @@ export function howToResolve(id: string, step: StepId, runbook: Runbook | undefi
 
 export function toIncoming(d: DecideUpdate): Incoming {
   if (d.decision === 'approve')
-    return { name: 'approve', step: d.step, by: d.by, ...(d.comment ? { comment: d.comment } : {}), ...(d.override ? { override: true } : {}), ...(d.include?.length ? { include: d.include } : {}) };
-  return { name: d.decision as Exclude<DecisionKind, 'approve'>, step: d.step, by: d.by, ...(d.comment ? { comment: d.comment } : {}) };
+    return {
+      name: 'approve',
+      step: d.step,
+      by: d.by,
+      ...(d.comment ? { comment: d.comment } : {}),
+      ...(d.override ? { override: true } : {}),
+      ...(d.include?.length ? { include: d.include } : {}),
+    };
+  return {
+    name: d.decision as Exclude<DecisionKind, 'approve'>,
+    step: d.step,
+    by: d.by,
+    ...(d.comment ? { comment: d.comment } : {}),
+  };
 }
 
 /** The messages an operator sends, each with an example input (the step is the one waiting, when there is one). */
@@ -163,7 +210,13 @@ export type MessageName = Incoming['name'] | 'decide';
 
 export function exampleInput(name: MessageName, pending?: Pick<PendingDecision, 'step' | 'kind'>): string {
   // The waiting step when the message could act on it, else a typical one.
-  const fits = pending && (name === 'approve' || name === 'reject' ? pending.kind === 'approval' : name === 'retry' || name === 'skip' ? pending.kind === 'failed' : true);
+  const fits =
+    pending &&
+    (name === 'approve' || name === 'reject'
+      ? pending.kind === 'approval'
+      : name === 'retry' || name === 'skip'
+        ? pending.kind === 'failed'
+        : true);
   const s = (fallback: StepId) => `"step": "${fits ? pending.step : fallback}"`;
   switch (name) {
     case 'approve':
@@ -188,13 +241,18 @@ export function exampleInput(name: MessageName, pending?: Pick<PendingDecision, 
  * expected object, received string" (what the Temporal UI's signal dialog
  * produces when the input is not JSON, or is a bare string).
  */
-export function describeIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>, name: MessageName, pending?: Pick<PendingDecision, 'step' | 'kind'>): string {
+export function describeIssues(
+  issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>,
+  name: MessageName,
+  pending?: Pick<PendingDecision, 'step' | 'kind'>,
+): string {
   const kind = name === 'decide' ? "the update's" : `signal ${name}'s`;
   const example = exampleInput(name, pending);
   const root = issues.find((i) => i.path.length === 0);
   if (root) {
     const got = /received (\w+)/.exec(root.message)?.[1];
-    const what = got === undefined ? '' : got === 'undefined' ? 'no input' : `${/^[aeiou]/.test(got) ? 'an' : 'a'} ${got}`;
+    const what =
+      got === undefined ? '' : got === 'undefined' ? 'no input' : `${/^[aeiou]/.test(got) ? 'an' : 'a'} ${got}`;
     return `${kind} input must be a JSON object such as ${example}${what ? ` (got ${what})` : ''}`;
   }
   const fields = issues.map((i) => `${i.path.map(String).join('.')}: ${i.message.replace(/^Invalid input: /, '')}`);

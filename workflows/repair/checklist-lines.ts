@@ -25,12 +25,21 @@ export function repairHead(s: RecoveryStatus): string {
 function sampleLine(t: RepairTableDiff, cls: string): string | undefined {
   const row = t.samples[cls as keyof typeof t.samples]?.[0];
   if (!row) return undefined;
-  const key = Object.entries(row.key).map(([k, v]) => `${k}=${v}`).join(', ');
-  const cols = new Set([...Object.keys(row.before ?? {}), ...Object.keys(row.after ?? {}), ...Object.keys(row.now ?? {})]);
+  const key = Object.entries(row.key)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
+  const cols = new Set([
+    ...Object.keys(row.before ?? {}),
+    ...Object.keys(row.after ?? {}),
+    ...Object.keys(row.now ?? {}),
+  ]);
   const diffs = [...cols]
     .filter((c) => row.before?.[c] !== row.now?.[c] || (row.after && row.after[c] !== row.before?.[c]))
     .slice(0, 4)
-    .map((c) => `${c}: ${row.before ? JSON.stringify(row.before[c]) : '(none)'}${row.after ? ` → ${JSON.stringify(row.after[c])}` : ''} → now ${row.now ? JSON.stringify(row.now[c]) : '(none)'}`);
+    .map(
+      (c) =>
+        `${c}: ${row.before ? JSON.stringify(row.before[c]) : '(none)'}${row.after ? ` → ${JSON.stringify(row.after[c])}` : ''} → now ${row.now ? JSON.stringify(row.now[c]) : '(none)'}`,
+    );
   return `e.g. ${key}: ${diffs.join('; ') || 'no column differs'}`;
 }
 
@@ -49,11 +58,22 @@ export function repairLines(s: RecoveryStatus): string[] {
     }
   }
   if (r.diff) out.push('', `Artefact (samples, the exact SQL, the plans): \`${r.diff.artefact}\``);
-  if (r.classes) out.push('', `Approved classes: ${r.classes.join(', ')}${r.approvedBy?.length ? ` (by ${r.approvedBy.join(', ')})` : ''}`);
+  if (r.classes)
+    out.push(
+      '',
+      `Approved classes: ${r.classes.join(', ')}${r.approvedBy?.length ? ` (by ${r.approvedBy.join(', ')})` : ''}`,
+    );
   for (const a of r.applied ?? []) {
     out.push(
       '',
-      `**Applied to \`${a.table}\`**${a.alreadyApplied ? ' (already applied earlier, found in the audit table)' : ''}: ${a.updated} updated, ${a.inserted} inserted, ${a.skipped} skipped (changed since the diff: never overwritten)${a.skippedKeys.length ? `, e.g. ${a.skippedKeys.slice(0, 5).map((k) => `(${k.join(', ')})`).join(' ')}` : ''}; rows locked ${a.lockedMs} ms`,
+      `**Applied to \`${a.table}\`**${a.alreadyApplied ? ' (already applied earlier, found in the audit table)' : ''}: ${a.updated} updated, ${a.inserted} inserted, ${a.skipped} skipped (changed since the diff: never overwritten)${
+        a.skippedKeys.length
+          ? `, e.g. ${a.skippedKeys
+              .slice(0, 5)
+              .map((k) => `(${k.join(', ')})`)
+              .join(' ')}`
+          : ''
+      }; rows locked ${a.lockedMs} ms`,
     );
   }
   return out;
@@ -63,7 +83,12 @@ export function repairEndedLine(s: RecoveryStatus): string {
   const o = s.outcome!;
   const applied = s.repair?.applied ?? [];
   const total = (k: 'updated' | 'inserted' | 'skipped') => applied.reduce((n, a) => n + a[k], 0);
-  const what = s.dryRun ? 'dry run: diff only, nothing applied' : applied.length ? `${total('updated')} updated, ${total('inserted')} inserted, ${total('skipped')} skipped` : 'nothing applied';
-  const verdict = o.verdict === 'passed' ? 'repaired' : o.verdict === 'failed' ? 'repaired, with a failed check' : o.verdict;
+  const what = s.dryRun
+    ? 'dry run: diff only, nothing applied'
+    : applied.length
+      ? `${total('updated')} updated, ${total('inserted')} inserted, ${total('skipped')} skipped`
+      : 'nothing applied';
+  const verdict =
+    o.verdict === 'passed' ? 'repaired' : o.verdict === 'failed' ? 'repaired, with a failed check' : o.verdict;
   return `**Ended: ${s.dryRun && o.verdict === 'passed' ? 'diffed' : verdict}** · ${what} · no failover, no traffic touched`;
 }

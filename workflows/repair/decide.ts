@@ -10,7 +10,11 @@ import type { RepairDiff } from '../../src/repair/contract';
 export const SAFE: readonly RepairClass[] = ['damaged', 'deletedByIncident'];
 
 /** The classes the counted approvals of approve-repair restore. */
-export function classesApproved(decisions: readonly DecisionRecord[], approvedBy: ReadonlySet<string>, withAfter: boolean): RepairClass[] {
+export function classesApproved(
+  decisions: readonly DecisionRecord[],
+  approvedBy: ReadonlySet<string>,
+  withAfter: boolean,
+): RepairClass[] {
   const classes = new Set<RepairClass>(withAfter ? SAFE : []);
   for (const d of decisions) {
     if (d.step !== 'approve-repair' || d.decision !== 'approve' || !approvedBy.has(d.by)) continue;
@@ -30,7 +34,12 @@ export function diffSummary(diff: RepairDiff): string {
     .map((t) => {
       const c = t.counts;
       const parts = diff.withAfter
-        ? [`${c.damaged} damaged`, `${c.deletedByIncident} deleted by the incident`, `${c.changedSince} changed since (conflicts)`, `${c.insertedSince} inserted since`]
+        ? [
+            `${c.damaged} damaged`,
+            `${c.deletedByIncident} deleted by the incident`,
+            `${c.changedSince} changed since (conflicts)`,
+            `${c.insertedSince} inserted since`,
+          ]
         : [`${c.candidate} candidates (no after target)`, `${c.insertedSince} inserted since`];
       return `${t.table}: ${parts.join(', ')}, ${c.unchanged} unchanged`;
     })

@@ -48,7 +48,9 @@ export function buildRepairEvidence(m: RecoveryMachine, f: RepairFacts): Evidenc
       ...(st.startedAt ? { startedAt: st.startedAt } : {}),
       ...(st.finishedAt ? { finishedAt: st.finishedAt } : {}),
       ...(st.summary ? { summary: st.summary } : {}),
-      ...(st.error ? { error: [`${st.error.type}: ${st.error.message}`, ...st.error.hints.map((h) => `HINT: ${h}`)].join('\n') } : {}),
+      ...(st.error
+        ? { error: [`${st.error.type}: ${st.error.message}`, ...st.error.hints.map((h) => `HINT: ${h}`)].join('\n') }
+        : {}),
     })),
     ...(f.caches ? { caches: f.caches } : {}),
     ...(s.repair ? { repair: s.repair } : {}),

@@ -14,7 +14,11 @@ import { hostQueue } from '../../src/runbook/schema';
 type All = RecoveryActivities & RepairActivities;
 
 export function sharedActivities() {
-  const shared = proxyActivities<All>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '10 seconds', retry: { maximumAttempts: 3, initialInterval: '2 seconds' } });
+  const shared = proxyActivities<All>({
+    startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: '10 seconds',
+    retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
+  });
   const bookkeeping = proxyActivities<All>({
     startToCloseTimeout: '2 minutes',
     heartbeatTimeout: '10 seconds',
@@ -34,8 +38,18 @@ export function sharedActivities() {
 export function copyHostActivities(drillHost: string) {
   const taskQueue = hostQueue(drillHost);
   // Restore, replay, snapshots, diff and apply can take long on a big table; the heartbeat notices a dead worker.
-  const long = proxyActivities<All>({ taskQueue, startToCloseTimeout: '24 hours', heartbeatTimeout: '15 seconds', retry: { maximumAttempts: 5, initialInterval: '5 seconds' } });
-  const short = proxyActivities<All>({ taskQueue, startToCloseTimeout: '15 minutes', heartbeatTimeout: '10 seconds', retry: { maximumAttempts: 3, initialInterval: '2 seconds' } });
+  const long = proxyActivities<All>({
+    taskQueue,
+    startToCloseTimeout: '24 hours',
+    heartbeatTimeout: '15 seconds',
+    retry: { maximumAttempts: 5, initialInterval: '5 seconds' },
+  });
+  const short = proxyActivities<All>({
+    taskQueue,
+    startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: '10 seconds',
+    retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
+  });
   return {
     checkRestoreSite: short.checkRestoreSite,
     restoreBaseBackup: long.restoreBaseBackup,

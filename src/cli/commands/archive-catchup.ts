@@ -33,13 +33,22 @@ export async function run(opts: RepoOptions & { pgWal?: string; parallel?: strin
       ...(opts.pgWal ? { queueDir: queueDirOf(path.resolve(opts.pgWal)) } : {}),
       ...(opts.json ? {} : { log: (line: string) => process.stdout.write(`${line}\n`) }),
     });
-    const backups = await catchUpBackups(runbook, cluster, opts.json ? undefined : (line) => process.stdout.write(`${line}\n`));
+    const backups = await catchUpBackups(
+      runbook,
+      cluster,
+      opts.json ? undefined : (line) => process.stdout.write(`${line}\n`),
+    );
     const ok = results.every((r) => r.failed.length === 0) && backups.every((b) => b.failed.length === 0);
     if (opts.json) printJson({ cluster, from: list[0]!.name, repositories: results, backups });
     else {
-      for (const r of results) for (const f of r.failed.slice(0, 10)) process.stdout.write(`  ${r.name}: ${f.walFile}: ${f.error}\n`);
-      for (const b of backups) for (const f of b.failed) process.stdout.write(`  ${b.name}: backup ${f.backupId}: ${f.error}\n`);
-      if (!ok) process.stdout.write(`HINT: run again once the repository answers; lifeboat check --runbook ${runbook.name} reports how far behind each one is\n`);
+      for (const r of results)
+        for (const f of r.failed.slice(0, 10)) process.stdout.write(`  ${r.name}: ${f.walFile}: ${f.error}\n`);
+      for (const b of backups)
+        for (const f of b.failed) process.stdout.write(`  ${b.name}: backup ${f.backupId}: ${f.error}\n`);
+      if (!ok)
+        process.stdout.write(
+          `HINT: run again once the repository answers; lifeboat check --runbook ${runbook.name} reports how far behind each one is\n`,
+        );
     }
     return ok ? EXIT.ok : EXIT.failed;
   } finally {
@@ -60,7 +69,11 @@ interface BackupCatchUp {
  * writes under base/, never deletes). A repository that fails is reported and
  * the next one is still caught up.
  */
-async function catchUpBackups(runbook: Runbook, cluster: string, log?: (line: string) => void): Promise<BackupCatchUp[]> {
+async function catchUpBackups(
+  runbook: Runbook,
+  cluster: string,
+  log?: (line: string) => void,
+): Promise<BackupCatchUp[]> {
   const list = await openRepositories(runbook, 'backup');
   try {
     const [first, ...others] = list;
@@ -86,7 +99,9 @@ async function catchUpBackups(runbook: Runbook, cluster: string, log?: (line: st
       } catch (err) {
         r.failed.push({ backupId: '*', error: errorMessage(err).split('\n', 1)[0] ?? '' });
       }
-      log?.(`${o.name} (${o.url}): backups: ${r.copied.length} copied${r.copied.length > 0 ? ` (${r.copied.map((c) => c.backupId).join(', ')})` : ''}, ${r.failed.length} failed`);
+      log?.(
+        `${o.name} (${o.url}): backups: ${r.copied.length} copied${r.copied.length > 0 ? ` (${r.copied.map((c) => c.backupId).join(', ')})` : ''}, ${r.failed.length} failed`,
+      );
     }
     return out;
   } finally {

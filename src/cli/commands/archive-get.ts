@@ -82,7 +82,9 @@ async function restore(opts: ArchiveGetOptions): Promise<number> {
   const { resolveRepoTarget } = await import('../context');
   const { repo, cluster } = await resolveRepoTarget(opts, 'restore');
   try {
-    const got = opts.fallbackRepo?.length ? await fromRepositories(opts, repo, cluster, walFile) : await fetchWalFileWithRetry(repo, cluster, walFile);
+    const got = opts.fallbackRepo?.length
+      ? await fromRepositories(opts, repo, cluster, walFile)
+      : await fetchWalFileWithRetry(repo, cluster, walFile);
     if (!got) {
       process.stderr.write(`lifeboat archive-get: ${walFile} is not in the archive ${repo.url} (cluster ${cluster})\n`);
       return EXIT_ABSENT;
@@ -96,7 +98,12 @@ async function restore(opts: ArchiveGetOptions): Promise<number> {
 }
 
 /** The file from --repo, else from the first --fallback-repo that has it intact; which one served is recorded (get-fallback.ts). */
-async function fromRepositories(opts: ArchiveGetOptions, first: Repository, cluster: string, walFile: string): Promise<Fetched | undefined> {
+async function fromRepositories(
+  opts: ArchiveGetOptions,
+  first: Repository,
+  cluster: string,
+  walFile: string,
+): Promise<Fetched | undefined> {
   const { fetchFromRepositories, recordWalSource } = await import('../../wal/get-fallback');
   const { openFallbackRepository, parseFallbackRepo } = await import('../../repository/multi');
   const { encryptionFromArgs } = await import('../../repository/keys');
@@ -160,6 +167,7 @@ async function startPrefetch(opts: ArchiveGetOptions, spool: Spool, walFile: str
 
 function nonNegativeInt(value: string, flag: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag}: expected an integer of at least 0, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new Error(`${flag}: expected an integer of at least 0, got ${JSON.stringify(value)}`);
   return n;
 }

@@ -74,7 +74,9 @@ export async function run(opts: ArchivePushOptions): Promise<number> {
       // Every repository of the runbook, by its repositoryPolicy (src/wal/push-repositories.ts).
       const { archiverFor } = await import('../../wal/push-repositories');
       const { queueDirOf } = await import('../../wal/catchup');
-      const archiver = await archiverFor(target, queueDirOf(pgWalDir), (line) => process.stderr.write(`lifeboat archive-push: ${line}\n`));
+      const archiver = await archiverFor(target, queueDirOf(pgWalDir), (line) =>
+        process.stderr.write(`lifeboat archive-push: ${line}\n`),
+      );
       closeOthers = archiver.close;
       await archiver.push(file);
       // An upload given up on (a frozen store: connection open, no answer)

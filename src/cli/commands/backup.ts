@@ -12,7 +12,9 @@ import type { BackupProgress } from '../../backup/base-backup';
 import { scheduleCommand } from '../../schedules/cli';
 import { parseCron } from '../../schedules/cron';
 
-export async function run(opts: RepoOptions & TemporalOptions & { wait?: boolean; json?: boolean; schedule?: string }): Promise<number> {
+export async function run(
+  opts: RepoOptions & TemporalOptions & { wait?: boolean; json?: boolean; schedule?: string },
+): Promise<number> {
   // A bad cron is a usage error naming --schedule, before the runbook is even read.
   if (opts.schedule !== undefined) parseCron(opts.schedule, '--schedule');
   const runbook = await requireRunbook(opts, 'backup');
@@ -20,7 +22,10 @@ export async function run(opts: RepoOptions & TemporalOptions & { wait?: boolean
   await reportPrimaryOverlay(runbook);
   if (opts.schedule !== undefined) {
     // Scheduled backups expire old ones after each verified backup: nobody runs lifeboat expire by hand at 3 a.m.
-    return scheduleCommand({ ...opts, schedule: opts.schedule }, 'backup', runbook.name, { runbook: runbook.name, expire: true });
+    return scheduleCommand({ ...opts, schedule: opts.schedule }, 'backup', runbook.name, {
+      runbook: runbook.name,
+      expire: true,
+    });
   }
   const temporal = await temporalTarget(opts);
   const client = await connectClient(temporal);

@@ -28,9 +28,13 @@ export async function run(opts: RepoOptions & { json?: boolean }): Promise<numbe
   process.stdout.write(`${table(HEADERS, entries.map(row))}\n`);
   const complete = entries.filter((e) => e.status === 'complete').length;
   const bad = entries.filter((e): e is Extract<CatalogEntry, { status: 'incomplete' }> => e.status === 'incomplete');
-  process.stdout.write(`\n${complete} verified backup${complete === 1 ? '' : 's'} of cluster ${cluster} in ${repo.url}\n`);
+  process.stdout.write(
+    `\n${complete} verified backup${complete === 1 ? '' : 's'} of cluster ${cluster} in ${repo.url}\n`,
+  );
   for (const e of bad) {
-    process.stdout.write(`INCOMPLETE ${e.backupId}: ${e.problem}\n  HINT: restores, checks and expiry ignore it; if no backup is running, remove it by hand\n`);
+    process.stdout.write(
+      `INCOMPLETE ${e.backupId}: ${e.problem}\n  HINT: restores, checks and expiry ignore it; if no backup is running, remove it by hand\n`,
+    );
   }
   return 0;
 }

@@ -24,18 +24,26 @@ export async function run(opts: Options): Promise<number> {
   const secretEnv = opts.secretEnv ?? DEFAULT_SECRET_ENV;
   const secret = process.env[secretEnv];
   if (!secret) {
-    throw new LifeboatError('SECRET_MISSING', `no signing secret: ${secretEnv} is not set, and every request would have to be refused`, {
-      hints: [
-        `export ${secretEnv}=<the Slack app's Signing Secret (Basic Information > App Credentials)>, or a random one shared with your bot`,
-        '--secret-env <NAME> reads it from another variable; it is never taken from a flag',
-      ],
-    });
+    throw new LifeboatError(
+      'SECRET_MISSING',
+      `no signing secret: ${secretEnv} is not set, and every request would have to be refused`,
+      {
+        hints: [
+          `export ${secretEnv}=<the Slack app's Signing Secret (Basic Information > App Credentials)>, or a random one shared with your bot`,
+          '--secret-env <NAME> reads it from another variable; it is never taken from a flag',
+        ],
+      },
+    );
   }
   const usersFile = opts.users ?? process.env.LIFEBOAT_CHATOPS_USERS;
   if (!usersFile) {
-    throw new LifeboatError('INPUT_INVALID', 'no chat users table: pass --users <file> (or set LIFEBOAT_CHATOPS_USERS)', {
-      hints: ['one line per chat user, e.g. "slack:U024BE7LH: alice"; an unmapped chat user is refused'],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      'no chat users table: pass --users <file> (or set LIFEBOAT_CHATOPS_USERS)',
+      {
+        hints: ['one line per chat user, e.g. "slack:U024BE7LH: alice"; an unmapped chat user is refused'],
+      },
+    );
   }
   const { loadUsers } = await import('../../chatops/users');
   const users = loadUsers(path.resolve(usersFile));
@@ -72,7 +80,9 @@ async function sharedState(env: string | undefined, ratePerMinute: number) {
   const url = process.env[env];
   if (!url) {
     throw new LifeboatError('SECRET_MISSING', `--redis-url-env ${env}: the variable is not set`, {
-      hints: [`export ${env}=redis://[:<password>@]<host>:6379 (the Redis every chat-ops replica shares); leave --redis-url-env out to run one replica`],
+      hints: [
+        `export ${env}=redis://[:<password>@]<host>:6379 (the Redis every chat-ops replica shares); leave --redis-url-env out to run one replica`,
+      ],
     });
   }
   const { redisState } = await import('../../chatops/shared-state');

@@ -49,8 +49,12 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
     overlaid = await withPrimaryOverlay(runbook, repo);
     if (overlaid.note) notes.push(overlaid.note);
   }
-  if (!runbook || !overlaid) notes.push('archiver not checked: --repo/--cluster name no primary, so only the WAL chain in the repository is checked');
-  else if (opts.primary === false) notes.push('archiver not checked (--no-primary): only the WAL chain in the repository is checked');
+  if (!runbook || !overlaid)
+    notes.push(
+      'archiver not checked: --repo/--cluster name no primary, so only the WAL chain in the repository is checked',
+    );
+  else if (opts.primary === false)
+    notes.push('archiver not checked (--no-primary): only the WAL chain in the repository is checked');
   else {
     try {
       archiver = await readArchiverStatus(overlaid.runbook);
@@ -81,7 +85,11 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
       message: `no verified base backup of cluster ${cluster} in ${repo.url}: nothing can be restored`,
       hints: [
         runbook ? `take one: lifeboat backup --runbook ${runbook.name}` : 'take one: lifeboat backup --runbook <name>',
-        ...(entries.length > 0 ? [`${entries.length} incomplete backup director${entries.length === 1 ? 'y is' : 'ies are'} there: see lifeboat backups`] : []),
+        ...(entries.length > 0
+          ? [
+              `${entries.length} incomplete backup director${entries.length === 1 ? 'y is' : 'ies are'} there: see lifeboat backups`,
+            ]
+          : []),
       ],
     });
   }
@@ -106,10 +114,14 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
       )
     : undefined;
   if (lockCheck) problems.push(...lockCheck.problems);
-  for (const e of entries) if (e.status === 'incomplete') notes.push(`backup ${e.backupId} is incomplete and ignored: ${e.problem}`);
+  for (const e of entries)
+    if (e.status === 'incomplete') notes.push(`backup ${e.backupId} is incomplete and ignored: ${e.problem}`);
   // The warm standby, when the runbook declares one: read on its host only (its data directory and loopback port).
   const where = runbook?.standby ? onStandbyHost(runbook.standby.host, opts.host) : undefined;
-  const standby = runbook?.standby && where?.here ? await readStandbyStatus(runbook).catch((err: unknown) => errorMessage(err)) : undefined;
+  const standby =
+    runbook?.standby && where?.here
+      ? await readStandbyStatus(runbook).catch((err: unknown) => errorMessage(err))
+      : undefined;
   const elsewhere = runbook?.standby && where && !where.here ? standbyElsewhere(runbook, where.thisHost) : undefined;
   if (typeof standby === 'string') notes.push(`standby not checked: ${standby}`);
   else if (standby) problems.push(...standbyProblems(runbook!, standby));
@@ -117,7 +129,11 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
   // Repositories after the first (runbook repositories:): each chain on its own, and how far behind the first.
   const others =
     runbook && runbook.repositories.length > 1
-      ? await checkOtherRepositories(runbook, { name: runbook.repositories[0]!.name, index: 0, url: repo.url, repo }, cluster)
+      ? await checkOtherRepositories(
+          runbook,
+          { name: runbook.repositories[0]!.name, index: 0, url: repo.url, repo },
+          cluster,
+        )
       : undefined;
   if (others) problems.push(...others.problems);
 
@@ -131,7 +147,10 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
       primaryOverlay: overlaid?.overlay ?? null,
       primaryOverlayApplied: overlaid?.applied ?? false,
       servers,
-      backups: { verified: complete.map((e) => e.backupId), incomplete: entries.filter((e) => e.status === 'incomplete') },
+      backups: {
+        verified: complete.map((e) => e.backupId),
+        incomplete: entries.filter((e) => e.status === 'incomplete'),
+      },
       chain,
       ...(lockCheck ? { objectLock: lockCheck.line } : {}),
       ...(standby && typeof standby !== 'string' ? { standby } : {}),
@@ -181,7 +200,9 @@ function archiverLine(a: ArchiverStatus): string {
 function chainLines(chain: ChainReport): string[] {
   if (chain.timelines.length === 0) return ['WAL: the archive is empty'];
   return chain.timelines.map((t) => {
-    const span = t.firstSegment ? `${t.firstSegment} .. ${t.lastSegment} (${t.segmentCount} segment${t.segmentCount === 1 ? '' : 's'})` : 'no segments yet';
+    const span = t.firstSegment
+      ? `${t.firstSegment} .. ${t.lastSegment} (${t.segmentCount} segment${t.segmentCount === 1 ? '' : 's'})`
+      : 'no segments yet';
     const parent = t.parents[t.parents.length - 1];
     const from = parent ? `, branched from timeline ${parent.timeline} at ${parent.switchLsn}` : '';
     const checked = t.checkedFrom
@@ -203,14 +224,33 @@ function standbyElsewhere(runbook: Runbook, thisHost: string): string {
 function standbyProblems(runbook: Runbook, s: StandbyStatus): HealthProblem[] {
   const build = `lifeboat standby build --runbook ${runbook.name} (on host ${runbook.standby!.host})`;
   if (s.takenOver) {
-    return [{
-      kind: 'standby-taken-over',
-      message: `standby ${s.dataDir}: ${s.fellOff}`,
-      hints: [`it became the recovery's copy in ${s.takenOver.into}; until it is rebuilt, recoveries restore from a backup (nothing rebuilds it on its own): ${build}`],
-    }];
+    return [
+      {
+        kind: 'standby-taken-over',
+        message: `standby ${s.dataDir}: ${s.fellOff}`,
+        hints: [
+          `it became the recovery's copy in ${s.takenOver.into}; until it is rebuilt, recoveries restore from a backup (nothing rebuilds it on its own): ${build}`,
+        ],
+      },
+    ];
   }
   if (s.fellOff) {
-    return [{ kind: 'standby-fell-off', message: `standby in ${s.dataDir}: ${s.fellOff}; recoveries restore from a backup until it is rebuilt`, hints: [`rebuild it: ${build}; the old copy is moved aside, never deleted`] }];
+    return [
+      {
+        kind: 'standby-fell-off',
+        message: `standby in ${s.dataDir}: ${s.fellOff}; recoveries restore from a backup until it is rebuilt`,
+        hints: [`rebuild it: ${build}; the old copy is moved aside, never deleted`],
+      },
+    ];
   }
-  return s.warnings.map((w) => ({ kind: 'standby-behind', message: `standby in ${s.dataDir}: ${w}`, hints: s.state === 'stopped' ? [`start it: ${build}`] : [`see lifeboat standby status --runbook ${runbook.name} and its server log${s.logFile ? ` ${s.logFile}` : ''}`] }));
+  return s.warnings.map((w) => ({
+    kind: 'standby-behind',
+    message: `standby in ${s.dataDir}: ${w}`,
+    hints:
+      s.state === 'stopped'
+        ? [`start it: ${build}`]
+        : [
+            `see lifeboat standby status --runbook ${runbook.name} and its server log${s.logFile ? ` ${s.logFile}` : ''}`,
+          ],
+  }));
 }

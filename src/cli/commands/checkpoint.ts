@@ -14,7 +14,10 @@ export async function run(opts: RepoOptions & TemporalOptions & { label?: string
   const problem = labelProblem(opts.label);
   if (problem) {
     throw new LifeboatError('INPUT_INVALID', `--label: ${problem}`, {
-      hints: ['e.g. lifeboat checkpoint --runbook orders --label before-migration-0042', 'recover to it later with --to-name <label>'],
+      hints: [
+        'e.g. lifeboat checkpoint --runbook orders --label before-migration-0042',
+        'recover to it later with --to-name <label>',
+      ],
     });
   }
   const label = opts.label!;
@@ -32,7 +35,9 @@ export async function run(opts: RepoOptions & TemporalOptions & { label?: string
       args: [{ runbook: runbook.name, label }],
       staticSummary: `Checkpoint "${label}" of runbook ${runbook.name} (lifeboat checkpoint)`,
     });
-    process.stderr.write(`started migrationCheckpoint ${workflowId} (runbook ${runbook.name}, label ${label}); waiting for a worker on task queue ${TASK_QUEUE}\n`);
+    process.stderr.write(
+      `started migrationCheckpoint ${workflowId} (runbook ${runbook.name}, label ${label}); waiting for a worker on task queue ${TASK_QUEUE}\n`,
+    );
     try {
       result = (await handle.result()) as CheckpointResult;
     } catch (err) {
@@ -44,7 +49,16 @@ export async function run(opts: RepoOptions & TemporalOptions & { label?: string
   const recoveryInput = { runbook: runbook.name, target: { name: result.name } };
   const recoverCommand = `lifeboat recover --runbook ${runbook.name} --to-name ${shellQuote(result.name)}`;
   if (opts.json) {
-    printJson({ workflowId, ...result, recover: { command: recoverCommand, workflowType: 'recoverToPointInTime', taskQueue: TASK_QUEUE, input: recoveryInput } });
+    printJson({
+      workflowId,
+      ...result,
+      recover: {
+        command: recoverCommand,
+        workflowType: 'recoverToPointInTime',
+        taskQueue: TASK_QUEUE,
+        input: recoveryInput,
+      },
+    });
     return 0;
   }
   process.stdout.write(

@@ -7,7 +7,14 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { LifeboatError, errorMessage } from '../../errors';
 import { DecideUpdate, type DecisionKind, type StepId } from '../../recovery/contract';
-import { abortSignal, approveSignal, decideUpdate, rejectSignal, retrySignal, skipSignal } from '../../recovery/messages';
+import {
+  abortSignal,
+  approveSignal,
+  decideUpdate,
+  rejectSignal,
+  retrySignal,
+  skipSignal,
+} from '../../recovery/messages';
 import type { TemporalOptions } from '../context';
 import { printJson } from '../run';
 import { stepLine } from '../status-view';
@@ -42,27 +49,54 @@ export async function run(opts: Options): Promise<number> {
   const by = whoFromFlag(opts.as, decision);
   const reason = opts.reason?.trim();
   if (NEEDS_REASON.has(decision) && !reason) {
-    throw new LifeboatError('INPUT_INVALID', `${decision} needs --reason <text>: why, in words the audit log and the evidence keep`, {
-      hints: [`e.g. lifeboat ${decision} ${opts.workflowId} ${step} --as ${by} --reason "<why>"`],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `${decision} needs --reason <text>: why, in words the audit log and the evidence keep`,
+      {
+        hints: [`e.g. lifeboat ${decision} ${opts.workflowId} ${step} --as ${by} --reason "<why>"`],
+      },
+    );
   }
   // The update has one free-text field; the reason comes first when both are given.
   const text = [reason, opts.comment?.trim()].filter(Boolean).join(' -- ') || undefined;
   if (opts.override && decision !== 'approve') {
-    throw new LifeboatError('INPUT_INVALID', `--override goes with approve only (it overrides failed invariants at approve-promote), not with ${decision}`);
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `--override goes with approve only (it overrides failed invariants at approve-promote), not with ${decision}`,
+    );
   }
   if (opts.override && !text) {
-    throw new LifeboatError('INPUT_INVALID', 'approve --override needs --comment <text>: why promote although an invariant failed; the evidence keeps it', {
-      hints: [`e.g. lifeboat approve ${opts.workflowId} ${step} --as ${by} --override --comment "<why>"`],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      'approve --override needs --comment <text>: why promote although an invariant failed; the evidence keeps it',
+      {
+        hints: [`e.g. lifeboat approve ${opts.workflowId} ${step} --as ${by} --override --comment "<why>"`],
+      },
+    );
   }
-  const include = opts.include?.split(',').map((c) => c.trim()).filter(Boolean);
+  const include = opts.include
+    ?.split(',')
+    .map((c) => c.trim())
+    .filter(Boolean);
   if (include?.length && (decision !== 'approve' || step !== 'approve-repair')) {
-    throw new LifeboatError('INPUT_INVALID', `--include goes with approve approve-repair only (it adds conflicts or candidates to a repair), not with ${decision} ${step}`);
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `--include goes with approve approve-repair only (it adds conflicts or candidates to a repair), not with ${decision} ${step}`,
+    );
   }
-  const parsed = DecideUpdate.safeParse({ step, decision, by, ...(text ? { comment: text } : {}), ...(opts.override ? { override: true } : {}), ...(include?.length ? { include } : {}) });
+  const parsed = DecideUpdate.safeParse({
+    step,
+    decision,
+    by,
+    ...(text ? { comment: text } : {}),
+    ...(opts.override ? { override: true } : {}),
+    ...(include?.length ? { include } : {}),
+  });
   if (!parsed.success) {
-    throw new LifeboatError('INPUT_INVALID', `${decision}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `${decision}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
 
   const recovery = await openRun(opts, opts.workflowId);
@@ -85,14 +119,18 @@ async function sendUpdate(recovery: RecoveryRun, update: DecideUpdate, json: boo
       recovery.handle.executeUpdate(decideUpdate, { args: [update] }),
     );
     if (json) printJson({ accepted: true, decision, step, by, record });
-    else process.stdout.write(`${decision} of ${step} by ${by}: accepted; ${step} is now ${record.state}\n${stepLine(record, undefined, new Date())}\n`);
+    else
+      process.stdout.write(
+        `${decision} of ${step} by ${by}: accepted; ${step} is now ${record.state}\n${stepLine(record, undefined, new Date())}\n`,
+      );
     return 0;
   } catch (err) {
     if (!(err instanceof WorkflowUpdateFailedError)) throw withHint(operatorError(err, recovery), recovery);
     // The workflow's validator refused: its message says why (not an approver, wrong step, ...).
     const refusal = failureMessage(err.cause ?? err);
     if (json) printJson({ accepted: false, decision, step, by, refusal });
-    else process.stderr.write(`lifeboat: ${decision} of ${step} by ${by} refused by ${recovery.workflowId}: ${refusal}\n`);
+    else
+      process.stderr.write(`lifeboat: ${decision} of ${step} by ${by} refused by ${recovery.workflowId}: ${refusal}\n`);
     return 1;
   }
 }
@@ -103,7 +141,12 @@ async function sendSignal(recovery: RecoveryRun, update: DecideUpdate, json: boo
   const payload = { step, by } as { step: StepId; by: string };
   switch (decision) {
     case 'approve':
-      await handle.signal(approveSignal, { ...payload, ...(comment ? { comment } : {}), ...(override ? { override: true } : {}), ...(include?.length ? { include } : {}) });
+      await handle.signal(approveSignal, {
+        ...payload,
+        ...(comment ? { comment } : {}),
+        ...(override ? { override: true } : {}),
+        ...(include?.length ? { include } : {}),
+      });
       break;
     case 'reject':
       await handle.signal(rejectSignal, { ...payload, ...(comment ? { reason: comment } : {}) });
@@ -130,11 +173,15 @@ async function sendSignal(recovery: RecoveryRun, update: DecideUpdate, json: boo
 
 function withHint(err: Error, recovery: RecoveryRun): Error {
   if (err instanceof LifeboatError || !/deadline/i.test(err.message)) return err;
-  return new LifeboatError('TOOL_FAILED', `${recovery.workflowId} did not answer within ${UPDATE_TIMEOUT_MS / 1000} s: ${errorMessage(err)}`, {
-    hints: [
-      'is a worker polling task queue lifeboat? (lifeboat worker)',
-      `the decision may still be applied when a worker comes back: check lifeboat status ${recovery.workflowId}`,
-    ],
-    cause: err,
-  });
+  return new LifeboatError(
+    'TOOL_FAILED',
+    `${recovery.workflowId} did not answer within ${UPDATE_TIMEOUT_MS / 1000} s: ${errorMessage(err)}`,
+    {
+      hints: [
+        'is a worker polling task queue lifeboat? (lifeboat worker)',
+        `the decision may still be applied when a worker comes back: check lifeboat status ${recovery.workflowId}`,
+      ],
+      cause: err,
+    },
+  );
 }

@@ -45,21 +45,37 @@ export async function run(opts: { stateDir: string; json?: boolean }): Promise<n
   const sandbox = runningSandbox(state);
   const copy = await promotedCopy(state);
   if (copy) {
-    throw new LifeboatError('DATA_DIR_NOT_EMPTY', `the sandbox in ${state} has been recovered already: ${copy.dataDir} holds the copy workflow ${copy.marker.workflowId} promoted`, {
-      hints: [
-        'pgbouncer sends the application to that copy, and a second recovery would refuse to restore over it',
-        `to play the incident again, start over: stop lifeboat dev (Ctrl-C), mv ${state} ${state}.old, then start lifeboat dev again`,
-      ],
-    });
+    throw new LifeboatError(
+      'DATA_DIR_NOT_EMPTY',
+      `the sandbox in ${state} has been recovered already: ${copy.dataDir} holds the copy workflow ${copy.marker.workflowId} promoted`,
+      {
+        hints: [
+          'pgbouncer sends the application to that copy, and a second recovery would refuse to restore over it',
+          `to play the incident again, start over: stop lifeboat dev (Ctrl-C), mv ${state} ${state}.old, then start lifeboat dev again`,
+        ],
+      },
+    );
   }
-  const primary = await connect({ port: sandbox.pgPort, user: 'postgres' }, `the sandbox primary (127.0.0.1:${sandbox.pgPort})`);
+  const primary = await connect(
+    { port: sandbox.pgPort, user: 'postgres' },
+    `the sandbox primary (127.0.0.1:${sandbox.pgPort})`,
+  );
   let report: IncidentReport;
   try {
-    const { rows } = await primary.query<{ pending: string }>(`select count(*) as pending from orders where status = 'pending'`);
+    const { rows } = await primary.query<{ pending: string }>(
+      `select count(*) as pending from orders where status = 'pending'`,
+    );
     if (Number(rows[0]?.pending) === 0) {
-      throw new LifeboatError('SQL_FAILED', 'no order is pending: the incident has been played already, the UPDATE would hit no row', {
-        hints: ['recover to the target the earlier lifeboat dev-incident printed; it is still the one', `or start over: stop lifeboat dev (Ctrl-C), mv ${state} ${state}.old, then start lifeboat dev again`],
-      });
+      throw new LifeboatError(
+        'SQL_FAILED',
+        'no order is pending: the incident has been played already, the UPDATE would hit no row',
+        {
+          hints: [
+            'recover to the target the earlier lifeboat dev-incident printed; it is still the one',
+            `or start over: stop lifeboat dev (Ctrl-C), mv ${state} ${state}.old, then start lifeboat dev again`,
+          ],
+        },
+      );
     }
     progress('archiving the WAL written so far (pg_switch_wal, then waiting for pg_stat_archiver)');
     await archiveWal(primary, state);
@@ -96,7 +112,10 @@ async function connect(cfg: ClientConfig, what: string): Promise<Client> {
     return client;
   } catch (err) {
     throw new LifeboatError('PG_UNREACHABLE', `cannot connect to ${what}: ${errorMessage(err)}`, {
-      hints: ['is lifeboat dev still running? Its terminal shows what went wrong', 'start it again with npm start if it stopped'],
+      hints: [
+        'is lifeboat dev still running? Its terminal shows what went wrong',
+        'start it again with npm start if it stopped',
+      ],
       cause: err,
     });
   }
@@ -115,28 +134,42 @@ async function archiveWal(db: Client, state: string): Promise<void> {
     // Same timeline: segment names sort in WAL order.
     if (archived !== null && archived >= walfile) return;
     if (Date.now() > deadline) {
-      throw new LifeboatError('TOOL_FAILED', `WAL segment ${walfile} was not archived within ${ARCHIVE_TIMEOUT_MS / 1000} s (last archived: ${archived ?? 'none'}, last failed: ${s[0]?.last_failed_wal ?? 'none'})`, {
-        hints: [`archive_command errors are in ${path.join(state, 'pg', 'postgres.log')}`, 'lifeboat check --runbook demo shows the archiver health'],
-      });
+      throw new LifeboatError(
+        'TOOL_FAILED',
+        `WAL segment ${walfile} was not archived within ${ARCHIVE_TIMEOUT_MS / 1000} s (last archived: ${archived ?? 'none'}, last failed: ${s[0]?.last_failed_wal ?? 'none'})`,
+        {
+          hints: [
+            `archive_command errors are in ${path.join(state, 'pg', 'postgres.log')}`,
+            'lifeboat check --runbook demo shows the archiver health',
+          ],
+        },
+      );
     }
     await sleep(200);
   }
 }
 
 async function playIncident(sandbox: SandboxState, state: string): Promise<number> {
-  const app = await connect({ port: sandbox.pgbouncerPort, user: 'app' }, `pgbouncer (127.0.0.1:${sandbox.pgbouncerPort}) as app`);
+  const app = await connect(
+    { port: sandbox.pgbouncerPort, user: 'app' },
+    `pgbouncer (127.0.0.1:${sandbox.pgbouncerPort}) as app`,
+  );
   try {
     return (await app.query(INCIDENT_SQL)).rowCount ?? 0;
   } catch (err) {
     // 25006: the writer gate of an earlier recovery made role app read-only.
     if ((err as { code?: string }).code === '25006') {
-      throw new LifeboatError('SQL_FAILED', `the UPDATE was refused: role app is read-only on the sandbox primary, fenced by an earlier recovery (${errorMessage(err)})`, {
-        hints: [
-          `reopen it by hand: psql -h 127.0.0.1 -p ${sandbox.pgPort} -U postgres ${DEMO_DATABASE} -c "alter role app reset default_transaction_read_only" -c "update system_gate set enabled = true"`,
-          `or start over: stop lifeboat dev (Ctrl-C), mv ${state} ${state}.old, then start lifeboat dev again`,
-        ],
-        cause: err,
-      });
+      throw new LifeboatError(
+        'SQL_FAILED',
+        `the UPDATE was refused: role app is read-only on the sandbox primary, fenced by an earlier recovery (${errorMessage(err)})`,
+        {
+          hints: [
+            `reopen it by hand: psql -h 127.0.0.1 -p ${sandbox.pgPort} -U postgres ${DEMO_DATABASE} -c "alter role app reset default_transaction_read_only" -c "update system_gate set enabled = true"`,
+            `or start over: stop lifeboat dev (Ctrl-C), mv ${state} ${state}.old, then start lifeboat dev again`,
+          ],
+          cause: err,
+        },
+      );
     }
     throw new LifeboatError('SQL_FAILED', `the UPDATE through pgbouncer failed: ${errorMessage(err)}`, { cause: err });
   } finally {
@@ -146,7 +179,10 @@ async function playIncident(sandbox: SandboxState, state: string): Promise<numbe
 
 /** The application reads its orders again and caches them: now the cache holds canceled orders too, for invalidate-caches to clear. */
 async function refreshCache(sandbox: SandboxState): Promise<void> {
-  const app = await connect({ port: sandbox.pgbouncerPort, user: 'app' }, `pgbouncer (127.0.0.1:${sandbox.pgbouncerPort}) as app`);
+  const app = await connect(
+    { port: sandbox.pgbouncerPort, user: 'app' },
+    `pgbouncer (127.0.0.1:${sandbox.pgbouncerPort}) as app`,
+  );
   try {
     await cacheOrders(`redis://127.0.0.1:${sandbox.redisPort}`, app);
   } catch (err) {

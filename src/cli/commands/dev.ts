@@ -70,7 +70,11 @@ function say(line: string): void {
   process.stderr.write(`[lifeboat dev] ${line}\n`);
 }
 
-const isRunning = (pg: SandboxPg) => pgCtl(pg, 'status').then(() => true, () => false);
+const isRunning = (pg: SandboxPg) =>
+  pgCtl(pg, 'status').then(
+    () => true,
+    () => false,
+  );
 
 /**
  * `npm start 2>&1 | tee log`: Ctrl-C ends tee as well, and every later write
@@ -153,7 +157,8 @@ export async function run(opts: DevOptions): Promise<number> {
       archiveCommand: `${lifeboatCommand()} archive-push %p --repo ${repoUrl} --cluster demo`,
       conf: ['archive_timeout = 60'],
     });
-    if (await isRunning(pg)) say('the sandbox primary was already running (left by a lifeboat dev that did not stop): using it');
+    if (await isRunning(pg))
+      say('the sandbox primary was already running (left by a lifeboat dev that did not stop): using it');
     else await startSandboxPrimary(pg);
     stops.push(['the sandbox primary', () => stopSandboxPrimary(pg)]);
     // Recoveries and drills of the demo runbook start PostgreSQL in the state
@@ -225,7 +230,10 @@ function refuseSecondDev(state: string): void {
   const other = readSandboxState(state);
   if (other && other.pid !== process.pid && isLifeboatProcess(other.pid)) {
     throw new LifeboatError('INPUT_INVALID', `lifeboat dev is already running for ${state} (pid ${other.pid})`, {
-      hints: ['use that one (its terminal shows what to try), or stop it with Ctrl-C first', `or start a second sandbox in a directory of its own: ${devCommand()} --state-dir /tmp/lifeboat-dev-2`],
+      hints: [
+        'use that one (its terminal shows what to try), or stop it with Ctrl-C first',
+        `or start a second sandbox in a directory of its own: ${devCommand()} --state-dir /tmp/lifeboat-dev-2`,
+      ],
     });
   }
 }
@@ -263,9 +271,16 @@ function checkPrimaryPort(pg: SandboxPg, state: string): void {
   const ports = [...conf.matchAll(/^\s*port\s*=\s*(\d+)/gm)].map((m) => Number(m[1]));
   const existing = ports[ports.length - 1];
   if (existing !== undefined && existing !== pg.port) {
-    throw new LifeboatError('INPUT_INVALID', `the sandbox primary in ${pg.dataDir} was created on port ${existing}, not --pg-port ${pg.port}`, {
-      hints: [`use this sandbox: ${devCommand()}${stateDirFlag(state)} --pg-port ${existing}`, `or start a new sandbox on port ${pg.port} in a directory of its own: ${devCommand()} --state-dir /tmp/lifeboat-dev-2 --pg-port ${pg.port} (this one, in ${state}, is kept)`],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `the sandbox primary in ${pg.dataDir} was created on port ${existing}, not --pg-port ${pg.port}`,
+      {
+        hints: [
+          `use this sandbox: ${devCommand()}${stateDirFlag(state)} --pg-port ${existing}`,
+          `or start a new sandbox on port ${pg.port} in a directory of its own: ${devCommand()} --state-dir /tmp/lifeboat-dev-2 --pg-port ${pg.port} (this one, in ${state}, is kept)`,
+        ],
+      },
+    );
   }
 }
 
@@ -281,10 +296,12 @@ async function ensureDemo(port: number): Promise<void> {
     const has = async (sql: string, name: string) => (await admin.query(sql, [name])).rows.length > 0;
     // The sandbox's Lifeboat role: a superuser only because this is a toy on
     // loopback; production runbooks use a role with REPLICATION and pg_monitor.
-    if (!(await has('select 1 from pg_roles where rolname = $1', 'lifeboat'))) await admin.query('create role lifeboat login superuser replication');
+    if (!(await has('select 1 from pg_roles where rolname = $1', 'lifeboat')))
+      await admin.query('create role lifeboat login superuser replication');
     // The application's role: owns the demo tables; the writer gate fences it.
     if (!(await has('select 1 from pg_roles where rolname = $1', 'app'))) await admin.query('create role app login');
-    if (!(await has('select 1 from pg_database where datname = $1', DEMO_DATABASE))) await admin.query(`create database ${DEMO_DATABASE} owner app`);
+    if (!(await has('select 1 from pg_database where datname = $1', DEMO_DATABASE)))
+      await admin.query(`create database ${DEMO_DATABASE} owner app`);
   } finally {
     await admin.end();
   }
@@ -313,7 +330,11 @@ async function ensureDemo(port: number): Promise<void> {
 async function startPromotedCopy(pg: SandboxPg, state: string): Promise<PromotedNote | undefined> {
   const copy = await promotedCopy(state);
   if (!copy) return undefined;
-  const instance: SandboxPg = { ...pg, dataDir: copy.dataDir, logFile: copy.marker.logFile ?? path.join(copy.dataDir, 'lifeboat-postgres.log') };
+  const instance: SandboxPg = {
+    ...pg,
+    dataDir: copy.dataDir,
+    logFile: copy.marker.logFile ?? path.join(copy.dataDir, 'lifeboat-postgres.log'),
+  };
   const found = `a copy promoted by an earlier recovery (workflow ${copy.marker.workflowId}) is in ${copy.dataDir}`;
   try {
     if (await isRunning(instance)) say(`${found}, running`);
@@ -376,12 +397,23 @@ async function firstBaseBackup(address: string, repoUrl: string): Promise<void> 
   }
 }
 
-function printWelcome(p: { sandbox: SandboxState; state: string; upstream: string; cached: number | undefined; promoted: PromotedNote | undefined }): void {
+function printWelcome(p: {
+  sandbox: SandboxState;
+  state: string;
+  upstream: string;
+  cached: number | undefined;
+  promoted: PromotedNote | undefined;
+}): void {
   const { sandbox: s, state, promoted } = p;
   const cli = cliPath();
   const ui = `http://127.0.0.1:${s.uiPort}`;
   const env = `LIFEBOAT_RUNBOOKS_DIR=${s.runbooksDir} TEMPORAL_ADDRESS=${s.temporalAddress} LIFEBOAT_UI_URL=${ui}`;
-  const behind = p.upstream === `127.0.0.1:${s.pgPort}` ? 'the sandbox primary' : p.upstream === `127.0.0.1:${s.restorePort}` ? 'the promoted copy' : 'see its databases file';
+  const behind =
+    p.upstream === `127.0.0.1:${s.pgPort}`
+      ? 'the sandbox primary'
+      : p.upstream === `127.0.0.1:${s.restorePort}`
+        ? 'the promoted copy'
+        : 'see its databases file';
   const note = promoted
     ? `
 Note: ${promoted.dataDir} holds the copy that recovery ${promoted.marker.workflowId}

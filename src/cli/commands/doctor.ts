@@ -72,7 +72,8 @@ export async function run(opts: RepoOptions & { json?: boolean }): Promise<numbe
   }
   const required = primary?.missing.filter((m) => !m.optional) ?? [];
   const newest = backups[backups.length - 1];
-  const ok = primary !== undefined && required.length === 0 && backupsError === undefined && newest?.verdict !== 'lacking';
+  const ok =
+    primary !== undefined && required.length === 0 && backupsError === undefined && newest?.verdict !== 'lacking';
 
   if (opts.json) {
     printJson({
@@ -88,9 +89,15 @@ export async function run(opts: RepoOptions & { json?: boolean }): Promise<numbe
     return ok ? EXIT.ok : EXIT.failed;
   }
 
-  const out: string[] = [`lifeboat doctor: runbook ${runbook.name}, role ${p.user} on the primary ${p.host}:${p.port}, database ${p.database}`, ''];
+  const out: string[] = [
+    `lifeboat doctor: runbook ${runbook.name}, role ${p.user} on the primary ${p.host}:${p.port}, database ${p.database}`,
+    '',
+  ];
   if (!primary) {
-    out.push(`Privileges on the primary: NOT CHECKED, could not connect as ${p.user}:`, ...indent(primaryError ?? '', '  '));
+    out.push(
+      `Privileges on the primary: NOT CHECKED, could not connect as ${p.user}:`,
+      ...indent(primaryError ?? '', '  '),
+    );
   } else {
     const total = primary.checked.length;
     out.push(
@@ -104,7 +111,8 @@ export async function run(opts: RepoOptions & { json?: boolean }): Promise<numbe
   out.push('', 'Base backups (a restored copy has the grants its backup copied, not those made since):');
   if (backupsError) out.push(...indent(`could not read the catalog: ${backupsError}`, '  '));
   else if (engineLine) out.push(engineLine);
-  else if (backups.length === 0) out.push(`  none yet: take one after granting: lifeboat backup --runbook ${runbook.name}`);
+  else if (backups.length === 0)
+    out.push(`  none yet: take one after granting: lifeboat backup --runbook ${runbook.name}`);
   for (const b of backups) {
     const word = b.verdict === 'complete' ? 'ok' : b.verdict === 'lacking' ? 'LACKING' : 'no record';
     out.push(`  ${b.backupId}  ${word}: ${b.detail}`);
@@ -114,14 +122,17 @@ export async function run(opts: RepoOptions & { json?: boolean }): Promise<numbe
   const verdict: string[] = [];
   if (!primary) verdict.push('the primary could not be checked');
   if (backupsError) verdict.push('the backups could not be read');
-  else if (required.length > 0) verdict.push(`${required.length} piece${required.length === 1 ? '' : 's'} missing on the primary`);
+  else if (required.length > 0)
+    verdict.push(`${required.length} piece${required.length === 1 ? '' : 's'} missing on the primary`);
   if (newest?.verdict === 'lacking') {
     verdict.push(
       `the newest backup ${newest.backupId} lacks ${newest.missing.length} piece${newest.missing.length === 1 ? '' : 's'} its restored copy needs: ` +
         `after granting, take a new one (lifeboat backup --runbook ${runbook.name})`,
     );
   } else if (newest?.verdict === 'unrecorded') {
-    out.push(`note: the newest backup ${newest.backupId} has no privilege record; after granting, a new backup (lifeboat backup --runbook ${runbook.name}) has one`);
+    out.push(
+      `note: the newest backup ${newest.backupId} has no privilege record; after granting, a new backup (lifeboat backup --runbook ${runbook.name}) has one`,
+    );
   }
   out.push(ok ? 'Result: nothing missing' : `Result: ${verdict.join('; ')}`);
   process.stdout.write(`${out.join('\n')}\n`);
@@ -142,7 +153,12 @@ async function checkPrimary(runbook: Runbook): Promise<PrivilegeReport> {
 function missingLines(m: MissingPrivilege): string[] {
   const lines = [`  ${m.optional ? 'optional' : 'MISSING'}: ${m.what}${m.detail ? ` (${m.detail})` : ''}`];
   if (m.uses.length > 0) lines.push(`    needed by: ${m.uses.map((u) => USE_WORDS[u]).join(', ')}`);
-  lines.push(m.key === 'pg_hba:replication' ? '    fix:' : `    fix, as a superuser${m.database ? ` connected to database ${m.database}` : ''}:`, ...indent(m.fix, '      '));
+  lines.push(
+    m.key === 'pg_hba:replication'
+      ? '    fix:'
+      : `    fix, as a superuser${m.database ? ` connected to database ${m.database}` : ''}:`,
+    ...indent(m.fix, '      '),
+  );
   return lines;
 }
 

@@ -19,25 +19,44 @@ import { requireRunbook, temporalTarget, type RepoOptions, type TemporalOptions 
 import { printJson } from '../run';
 import { targetFromFlags, type TargetFlags } from '../target-options';
 
-type Options = RepoOptions & TemporalOptions & TargetFlags & { keep?: boolean; fromStandby?: boolean; wait?: boolean; json?: boolean; schedule?: string; repoIndex?: string };
+type Options = RepoOptions &
+  TemporalOptions &
+  TargetFlags & {
+    keep?: boolean;
+    fromStandby?: boolean;
+    wait?: boolean;
+    json?: boolean;
+    schedule?: string;
+    repoIndex?: string;
+  };
 
 export async function run(opts: Options): Promise<number> {
   // A bad cron is a usage error naming --schedule, before the runbook is even read.
   if (opts.schedule !== undefined) parseCron(opts.schedule, '--schedule');
   const runbook = await requireRunbook(opts, 'drill');
   await reportPrimaryOverlay(runbook);
-  const anyTarget = [opts.toTime, opts.toName, opts.toLsn, opts.toXid].some((v) => v !== undefined) || opts.toLatest === true;
+  const anyTarget =
+    [opts.toTime, opts.toName, opts.toLsn, opts.toXid].some((v) => v !== undefined) || opts.toLatest === true;
   // No target: the drill picks a random time in the runbook's drill.targetWindow.
   const target: Target | undefined = anyTarget ? targetFromFlags(opts, 'drill') : undefined;
   if (opts.fromStandby && !runbook.standby) {
     throw new LifeboatError('INPUT_INVALID', `--from-standby: runbook ${runbook.name} declares no warm standby`, {
-      hints: ['add a standby: section (host, dataDir, port, delay), build it with lifeboat standby build, or run the drill without --from-standby'],
+      hints: [
+        'add a standby: section (host, dataDir, port, delay), build it with lifeboat standby build, or run the drill without --from-standby',
+      ],
     });
   }
   // --repo-index: checked against the runbook now (exit 2 naming the repositories), sent by name.
   const repository = opts.repoIndex !== undefined ? chooseRepositories(runbook, opts.repoIndex)[0]!.name : undefined;
-  const input = { runbook: runbook.name, ...(target ? { target } : {}), ...(opts.keep ? { keep: true } : {}), ...(opts.fromStandby ? { source: 'standby' as const } : {}), ...(repository ? { repository } : {}) };
-  if (opts.schedule !== undefined) return scheduleCommand({ ...opts, schedule: opts.schedule }, 'drill', runbook.name, input);
+  const input = {
+    runbook: runbook.name,
+    ...(target ? { target } : {}),
+    ...(opts.keep ? { keep: true } : {}),
+    ...(opts.fromStandby ? { source: 'standby' as const } : {}),
+    ...(repository ? { repository } : {}),
+  };
+  if (opts.schedule !== undefined)
+    return scheduleCommand({ ...opts, schedule: opts.schedule }, 'drill', runbook.name, input);
 
   const temporal = await temporalTarget(opts);
   const client = await connectClient(temporal);
@@ -50,7 +69,9 @@ export async function run(opts: Options): Promise<number> {
       staticSummary: `Restore drill of runbook ${runbook.name}${target ? ` to ${JSON.stringify(target)}` : ''} (lifeboat drill)`,
     });
     const runId = handle.firstExecutionRunId;
-    process.stderr.write(`started restoreDrill ${workflowId} (runbook ${runbook.name}); waiting for a worker on task queue ${TASK_QUEUE}\n`);
+    process.stderr.write(
+      `started restoreDrill ${workflowId} (runbook ${runbook.name}); waiting for a worker on task queue ${TASK_QUEUE}\n`,
+    );
     if (opts.wait === false) {
       if (opts.json) printJson({ workflowId, runId });
       else process.stdout.write(`${workflowId}\n`);

@@ -26,12 +26,25 @@ export async function engineBackups(runbook: Runbook, opts: { json?: boolean }):
     return EXIT.ok;
   }
   const headers = ['id', 'type', 'start time', 'end time', 'start LSN', 'end LSN', 'tli', 'size', 'stored', 'based on'];
-  process.stdout.write(`${table(headers, backups.map(row))}\n\n${backups.length} backup${backups.length === 1 ? '' : 's'} in ${engine.label}\n`);
+  process.stdout.write(
+    `${table(headers, backups.map(row))}\n\n${backups.length} backup${backups.length === 1 ? '' : 's'} in ${engine.label}\n`,
+  );
   return EXIT.ok;
 }
 
 function row(b: EngineBackup): string[] {
-  return [b.backupId, b.type, shortTime(b.startTime), shortTime(b.endTime), b.startLsn, b.endLsn, String(b.timeline), formatBytes(b.sizeBytes), formatBytes(b.storedBytes), b.prior ?? ''];
+  return [
+    b.backupId,
+    b.type,
+    shortTime(b.startTime),
+    shortTime(b.endTime),
+    b.startLsn,
+    b.endLsn,
+    String(b.timeline),
+    formatBytes(b.sizeBytes),
+    formatBytes(b.storedBytes),
+    b.prior ?? '',
+  ];
 }
 
 export async function engineCheck(runbook: Runbook, opts: { json?: boolean; primary?: boolean }): Promise<number> {
@@ -51,17 +64,34 @@ export async function engineCheck(runbook: Runbook, opts: { json?: boolean; prim
   }
   const backups = await engine.listBackups();
   if (backups.length === 0) {
-    problems.push({ kind: 'no-backup', message: `no backup in ${engine.label}: nothing can be restored`, hints: ['take one with the engine (pgbackrest --stanza=<stanza> backup --type=full)'] });
+    problems.push({
+      kind: 'no-backup',
+      message: `no backup in ${engine.label}: nothing can be restored`,
+      hints: ['take one with the engine (pgbackrest --stanza=<stanza> backup --type=full)'],
+    });
   }
   const report = await engine.check();
   problems.push(...report.problems);
   const healthy = problems.length === 0;
   if (opts.json) {
-    printJson({ healthy, engine: engine.kind, source: engine.label, archiver: archiver ?? null, backups: backups.map((b) => b.backupId), checked: report.lines, problems, notes });
+    printJson({
+      healthy,
+      engine: engine.kind,
+      source: engine.label,
+      archiver: archiver ?? null,
+      backups: backups.map((b) => b.backupId),
+      checked: report.lines,
+      problems,
+      notes,
+    });
     return healthy ? EXIT.ok : EXIT.failed;
   }
   const out = [`cluster ${runbook.name}: ${engine.label}`];
-  out.push(backups.length === 0 ? 'backups: none' : `backups: ${backups.length}, oldest ${backups[0]!.backupId}, newest ${backups[backups.length - 1]!.backupId}`);
+  out.push(
+    backups.length === 0
+      ? 'backups: none'
+      : `backups: ${backups.length}, oldest ${backups[0]!.backupId}, newest ${backups[backups.length - 1]!.backupId}`,
+  );
   if (archiver) {
     out.push(
       `archiver: ${archiver.lastArchivedWal ? `last archived ${archiver.lastArchivedWal}` : 'nothing archived since the counters started'}, ${archiver.failedCount} failure${archiver.failedCount === 1 ? '' : 's'}; RPO ${archiver.rpoSeconds} s`,

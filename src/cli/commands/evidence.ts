@@ -36,7 +36,9 @@ export async function run(opts: RepoOptions & { json?: boolean }): Promise<numbe
       ),
     );
   } else {
-    out.push(`no recovery or drill recorded yet; run one: lifeboat drill ${opts.runbook ? `--runbook ${opts.runbook}` : '--runbook <name>'}`);
+    out.push(
+      `no recovery or drill recorded yet; run one: lifeboat drill ${opts.runbook ? `--runbook ${opts.runbook}` : '--runbook <name>'}`,
+    );
   }
   for (const u of unreadable) out.push(`warning: ${u.key} is not a readable evidence record: ${u.problem}`);
   process.stdout.write(`${out.join('\n')}\n`);

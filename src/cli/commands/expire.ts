@@ -16,13 +16,18 @@ import { formatBytes } from '../format';
 import { chooseRepositories, repositoryLabel } from '../../repository/multi';
 import { EXIT, printJson } from '../run';
 
-type Options = RepoOptions & TemporalOptions & { dryRun?: boolean; local?: boolean; keep?: string; json?: boolean; repoIndex?: string };
+type Options = RepoOptions &
+  TemporalOptions & { dryRun?: boolean; local?: boolean; keep?: string; json?: boolean; repoIndex?: string };
 
 export async function run(opts: Options): Promise<number> {
   if (opts.repo) {
-    throw new LifeboatError('INPUT_INVALID', 'expire works on a runbook\'s repository: pass --runbook <name>, not --repo', {
-      hints: ['the runbook says how many backups to keep (backup.retainFull) and how to reach the repository'],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      "expire works on a runbook's repository: pass --runbook <name>, not --repo",
+      {
+        hints: ['the runbook says how many backups to keep (backup.retainFull) and how to reach the repository'],
+      },
+    );
   }
   const runbook = await requireRunbook(opts, 'expire');
   const keep = opts.keep !== undefined ? intOption(opts.keep, '--keep') : undefined;
@@ -39,18 +44,30 @@ export async function run(opts: Options): Promise<number> {
     // command resolved (the activities would otherwise look in LIFEBOAT_RUNBOOKS_DIR).
     const { planExpiry, applyExpiry, expiryHasWork } = await import('../../../activities/retention');
     const ref = resolveRunbookPath(opts.runbook!, opts.runbooksDir);
-    const plan = await planExpiry({ runbook: ref, ...(keep !== undefined ? { keep } : {}), ...(repository !== undefined ? { repository } : {}) });
-    const nothing = !expiryHasWork(plan) && !(plan.repositories ?? []).some((r) => r.plan !== undefined && expiryHasWork(r.plan));
+    const plan = await planExpiry({
+      runbook: ref,
+      ...(keep !== undefined ? { keep } : {}),
+      ...(repository !== undefined ? { repository } : {}),
+    });
+    const nothing =
+      !expiryHasWork(plan) && !(plan.repositories ?? []).some((r) => r.plan !== undefined && expiryHasWork(r.plan));
     const applied = dryRun || nothing ? undefined : await applyExpiry({ runbook: ref, plan });
     result = { runbook: runbook.name, dryRun, plan, ...(applied ? { applied } : {}) };
   } else {
     const temporal = await temporalTarget(opts);
     const client = await connectClient(temporal);
     workflowId = timestampedId(`expire-${runbook.name}`);
-    const input: ExpireBackupsInput = { runbook: runbook.name, dryRun, ...(keep !== undefined ? { keep } : {}), ...(repository !== undefined ? { repository } : {}) };
+    const input: ExpireBackupsInput = {
+      runbook: runbook.name,
+      dryRun,
+      ...(keep !== undefined ? { keep } : {}),
+      ...(repository !== undefined ? { repository } : {}),
+    };
     try {
       const handle = await client.workflow.start('expireBackups', { taskQueue: TASK_QUEUE, workflowId, args: [input] });
-      process.stderr.write(`started expireBackups ${workflowId} (runbook ${runbook.name}); waiting for a worker on task queue ${TASK_QUEUE}\n`);
+      process.stderr.write(
+        `started expireBackups ${workflowId} (runbook ${runbook.name}); waiting for a worker on task queue ${TASK_QUEUE}\n`,
+      );
       result = (await handle.result()) as ExpireBackupsResult;
     } catch (err) {
       throw unwrapFailure(err, workflowId);
@@ -61,7 +78,8 @@ export async function run(opts: Options): Promise<number> {
 
   const failed = failedRepositories(result);
   if (opts.json) printJson({ ...(workflowId ? { workflowId } : {}), ...result });
-  else if (!result.plan.repositories) process.stdout.write(`${describe(result.plan, result.applied, dryRun).join('\n')}\n`);
+  else if (!result.plan.repositories)
+    process.stdout.write(`${describe(result.plan, result.applied, dryRun).join('\n')}\n`);
   else {
     // Runbook repositories:: one section per repository, in runbook order.
     const sections = result.plan.repositories.map((r) => {
@@ -86,7 +104,9 @@ export async function run(opts: Options): Promise<number> {
 }
 
 /** Repositories of the runbook's list that could not be planned or expired, with why. */
-function failedRepositories(result: ExpireBackupsResult): Array<{ name: string; url: string; error: string; hints?: string[] }> {
+function failedRepositories(
+  result: ExpireBackupsResult,
+): Array<{ name: string; url: string; error: string; hints?: string[] }> {
   return (result.plan.repositories ?? []).flatMap((r) => {
     const applied = result.applied?.repositories?.find((a) => a.name === r.name);
     const bad = r.error !== undefined ? r : applied?.error !== undefined ? applied : undefined;
@@ -99,7 +119,8 @@ function describe(plan: ExpiryPlan, applied: ExpiryApplied | undefined, dryRun: 
   // Plans of workers from before tiers carry only keep.
   const policy = plan.policy ?? { kind: 'newest' as const, keep: plan.keep ?? 0 };
   const out = [
-    `expire ${plan.runbook}: cluster ${plan.cluster} in ${plan.repository}, ${describePolicy(policy)}` + (dryRun ? ' (dry run: nothing deleted)' : ''),
+    `expire ${plan.runbook}: cluster ${plan.cluster} in ${plan.repository}, ${describePolicy(policy)}` +
+      (dryRun ? ' (dry run: nothing deleted)' : ''),
   ];
   if (plan.nothingToDo) out.push(`nothing to delete: ${plan.nothingToDo}`);
   const verb = dryRun ? 'would delete' : 'deleted';
@@ -121,23 +142,31 @@ function describe(plan: ExpiryPlan, applied: ExpiryApplied | undefined, dryRun: 
   if (plan.kept.length === 0 && plan.incomplete.length === 0) out.push('  (none)');
 
   const gone = applied
-    ? applied.deletedBackups.map((b) => `  ${b.backupId}  ${formatBytes(b.storedBytes)}, ${plan.expire.find((e) => e.backupId === b.backupId)?.reason ?? ''}`)
+    ? applied.deletedBackups.map(
+        (b) =>
+          `  ${b.backupId}  ${formatBytes(b.storedBytes)}, ${plan.expire.find((e) => e.backupId === b.backupId)?.reason ?? ''}`,
+      )
     : dryRun
       ? plan.expire.map((e) => `  ${e.backupId}  ${formatBytes(e.storedBytes)}, ${e.reason}`)
       : [];
   out.push(`backups ${verb}:`, ...(gone.length > 0 ? gone : ['  (none)']));
   for (const s of applied?.skippedBackups ?? []) out.push(`  ${s.backupId} skipped: ${s.reason}`);
   // S3 Object Lock: applied, a locked backup is among the skipped; planned, it is said here.
-  if (!applied) for (const b of plan.locked?.backups ?? []) out.push(`  ${b.backupId} would be skipped: ${lockedBackupReason(b)}`);
+  if (!applied)
+    for (const b of plan.locked?.backups ?? []) out.push(`  ${b.backupId} would be skipped: ${lockedBackupReason(b)}`);
 
   const wal = applied ? applied.walDeleted : dryRun ? plan.walDelete : [];
   const walCount = applied ? applied.walDeletedCount : dryRun ? plan.walDeleteCount : 0;
   const walBytes = applied ? applied.walDeletedBytes : dryRun ? plan.walDeleteBytes : 0;
-  out.push(`WAL ${verb}: ${walCount} segment${walCount === 1 ? '' : 's'}${walCount > 0 ? `, ${formatBytes(walBytes)}` : ''}`);
+  out.push(
+    `WAL ${verb}: ${walCount} segment${walCount === 1 ? '' : 's'}${walCount > 0 ? `, ${formatBytes(walBytes)}` : ''}`,
+  );
   for (const w of wal) {
     // A run actually deleted is explained by the planned run it lies in.
     const planned = plan.walDelete.find((p) => p.timeline === w.timeline && p.first <= w.first && w.first <= p.last);
-    out.push(`  timeline ${w.timeline}: ${w.first} .. ${w.last} (${w.count}, ${formatBytes(w.storedBytes)}): ${(planned ?? w).reason}`);
+    out.push(
+      `  timeline ${w.timeline}: ${w.first} .. ${w.last} (${w.count}, ${formatBytes(w.storedBytes)}): ${(planned ?? w).reason}`,
+    );
   }
   const lockedWal = lockedWalLine(applied ? applied.locked : plan.locked);
   if (lockedWal) out.push(applied ? lockedWal : `of these, ${lockedWal}`);
@@ -150,9 +179,15 @@ function describe(plan: ExpiryPlan, applied: ExpiryApplied | undefined, dryRun: 
   }
   out.push(`WAL kept: ${keptWal} file${keptWal === 1 ? '' : 's'}:`);
   for (const r of keep) {
-    out.push(r.to === undefined ? `  ${r.from} on: ${r.why}; and every segment of a later timeline` : `  ${r.from} .. ${r.to}: ${r.why}`);
+    out.push(
+      r.to === undefined
+        ? `  ${r.from} on: ${r.why}; and every segment of a later timeline`
+        : `  ${r.from} .. ${r.to}: ${r.why}`,
+    );
   }
-  out.push(`  ${plan.historyFilesKept} timeline history file${plan.historyFilesKept === 1 ? '' : 's'}, .partial and .backup files (always kept)`);
+  out.push(
+    `  ${plan.historyFilesKept} timeline history file${plan.historyFilesKept === 1 ? '' : 's'}, .partial and .backup files (always kept)`,
+  );
   return out;
 }
 
@@ -168,7 +203,12 @@ function unwrapFailure(err: unknown, workflowId: string): Error {
     if (inner.name === 'ApplicationFailure') app = inner as { type?: string | null; message: string };
     inner = inner.cause;
   }
-  if (!app) return err instanceof Error ? new Error(`expireBackups ${workflowId}: ${errorMessage(err)}`, { cause: err }) : new Error(String(err));
+  if (!app)
+    return err instanceof Error
+      ? new Error(`expireBackups ${workflowId}: ${errorMessage(err)}`, { cause: err })
+      : new Error(String(err));
   const message = `expireBackups ${workflowId} failed: ${app.message}`;
-  return isErrorCode(app.type) ? new LifeboatError(app.type, message, { cause: err }) : new Error(message, { cause: err });
+  return isErrorCode(app.type)
+    ? new LifeboatError(app.type, message, { cause: err })
+    : new Error(message, { cause: err });
 }

@@ -31,7 +31,11 @@ export async function run(opts: Options): Promise<number> {
   for (const name of names) {
     const runbook = await loadRunbook(name, opts.runbooksDir);
     if (targets.some((t) => t.runbook.name === runbook.name)) continue;
-    targets.push({ runbook, repo: await openRepository(runbook.repository.url, runbook.repository), cluster: clusterName(runbook) });
+    targets.push({
+      runbook,
+      repo: await openRepository(runbook.repository.url, runbook.repository),
+      cluster: clusterName(runbook),
+    });
   }
 
   let connecting: Promise<Client> | undefined;
@@ -82,9 +86,13 @@ export function parseListen(value: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) {
-    throw new LifeboatError('INPUT_INVALID', `--listen: expected host:port, e.g. 127.0.0.1:9188 or [::1]:9188, got ${JSON.stringify(value)}`, {
-      hints: ['port 0 asks for any free port (printed at the start)'],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `--listen: expected host:port, e.g. 127.0.0.1:9188 or [::1]:9188, got ${JSON.stringify(value)}`,
+      {
+        hints: ['port 0 asks for any free port (printed at the start)'],
+      },
+    );
   }
   return { host: (m[1] ?? m[2])!, port };
 }
@@ -93,11 +101,17 @@ function runbooksIn(dir?: string): string[] {
   const base = runbooksDir(dir);
   let files: string[];
   try {
-    files = readdirSync(base).filter((f) => /\.ya?ml$/.test(f)).sort();
+    files = readdirSync(base)
+      .filter((f) => /\.ya?ml$/.test(f))
+      .sort();
   } catch (err) {
-    throw new LifeboatError('RUNBOOK_NOT_FOUND', `no --runbook given, and the runbooks directory ${base} cannot be read: ${errorMessage(err)}`, {
-      hints: ['name them: --runbook orders --runbook billing', 'or pass --runbooks-dir (env LIFEBOAT_RUNBOOKS_DIR)'],
-    });
+    throw new LifeboatError(
+      'RUNBOOK_NOT_FOUND',
+      `no --runbook given, and the runbooks directory ${base} cannot be read: ${errorMessage(err)}`,
+      {
+        hints: ['name them: --runbook orders --runbook billing', 'or pass --runbooks-dir (env LIFEBOAT_RUNBOOKS_DIR)'],
+      },
+    );
   }
   if (files.length === 0) {
     throw new LifeboatError('RUNBOOK_NOT_FOUND', `no --runbook given, and ${base} holds no runbook (*.yaml)`, {

@@ -8,7 +8,13 @@
 import type { Client } from '@temporalio/client';
 import { connectClient } from '../../client/temporal';
 import { errorMessage } from '../../errors';
-import { REPAIR_ONLY_STEP_IDS, STEP_IDS, describeTarget, type PendingDecision, type RecoveryStatus } from '../../recovery/contract';
+import {
+  REPAIR_ONLY_STEP_IDS,
+  STEP_IDS,
+  describeTarget,
+  type PendingDecision,
+  type RecoveryStatus,
+} from '../../recovery/contract';
 import { RECOVERY_WORKFLOW, REPAIR_WORKFLOW, statusQuery } from '../../recovery/messages';
 import { AWAITING_ATTRIBUTE, RUNBOOK_ATTRIBUTE } from '../../recovery/search-attributes';
 import { formatDuration } from '../format';
@@ -48,9 +54,16 @@ export async function run(opts: Options): Promise<number> {
   const client = await connectClient(temporal);
   try {
     const ui = await temporalUiBase(address, process.env, opts.uiUrl);
-    const runs = await findPending(client, opts.runbook, ui.base !== undefined ? { base: ui.base, namespace } : undefined);
+    const runs = await findPending(
+      client,
+      opts.runbook,
+      ui.base !== undefined ? { base: ui.base, namespace } : undefined,
+    );
     if (opts.json) printJson(runs);
-    else process.stdout.write(`${renderPending(runs, { now: new Date(), namespace, address, runbook: opts.runbook }).join('\n')}\n`);
+    else
+      process.stdout.write(
+        `${renderPending(runs, { now: new Date(), namespace, address, runbook: opts.runbook }).join('\n')}\n`,
+      );
     return 0;
   } finally {
     await client.connection.close();
@@ -60,7 +73,11 @@ export async function run(opts: Options): Promise<number> {
 /** The visibility query: running recoveries and repairs with any step in LifeboatAwaiting (an IN over every step id works on every visibility store). */
 export function pendingQuery(runbook?: string): string {
   const steps = [...STEP_IDS, ...REPAIR_ONLY_STEP_IDS].map((s) => `'${s}'`).join(', ');
-  const parts = [`WorkflowType IN ('${RECOVERY_WORKFLOW}', '${REPAIR_WORKFLOW}')`, `ExecutionStatus = 'Running'`, `${AWAITING_ATTRIBUTE.name} IN (${steps})`];
+  const parts = [
+    `WorkflowType IN ('${RECOVERY_WORKFLOW}', '${REPAIR_WORKFLOW}')`,
+    `ExecutionStatus = 'Running'`,
+    `${AWAITING_ATTRIBUTE.name} IN (${steps})`,
+  ];
   if (runbook) parts.push(`${RUNBOOK_ATTRIBUTE.name} = '${runbook.replace(/'/g, "\\'")}'`);
   return parts.join(' AND ');
 }
@@ -87,7 +104,9 @@ export async function findPending(
     const timer = setTimeout(() => giveUp.abort(), queryTimeoutMs);
     let status: RecoveryStatus | undefined;
     try {
-      status = await client.withAbortSignal(giveUp.signal, () => client.workflow.getHandle(wf.workflowId, wf.runId).query(statusQuery));
+      status = await client.withAbortSignal(giveUp.signal, () =>
+        client.workflow.getHandle(wf.workflowId, wf.runId).query(statusQuery),
+      );
     } catch (err) {
       item.queryError = giveUp.signal.aborted ? `no answer within ${queryTimeoutMs / 1000} s` : errorMessage(err);
     } finally {
@@ -96,7 +115,10 @@ export async function findPending(
     if (status) {
       // The query is the truth; visibility may still list a decision just given.
       if (!status.pending || status.phase !== 'waiting') continue;
-      item.pending = { ...status.pending, stillNeeded: Math.max(0, status.pending.min - status.pending.approvedBy.length) };
+      item.pending = {
+        ...status.pending,
+        stillNeeded: Math.max(0, status.pending.min - status.pending.approvedBy.length),
+      };
       if (status.incident) item.incident = status.incident;
       item.target = describeTarget(status.target);
       item.commands = decisionCommands(wf.workflowId, status.pending);
@@ -107,7 +129,10 @@ export async function findPending(
   return out.sort((a, b) => (a.pending?.since ?? '').localeCompare(b.pending?.since ?? ''));
 }
 
-export function renderPending(runs: PendingRun[], ctx: { now: Date; namespace: string; address: string; runbook?: string }): string[] {
+export function renderPending(
+  runs: PendingRun[],
+  ctx: { now: Date; namespace: string; address: string; runbook?: string },
+): string[] {
   const scope = `${ctx.runbook ? `runbook ${ctx.runbook}, ` : ''}namespace ${ctx.namespace} at ${ctx.address}`;
   if (runs.length === 0) {
     return [
@@ -117,10 +142,15 @@ export function renderPending(runs: PendingRun[], ctx: { now: Date; namespace: s
   }
   const out = [`${runs.length} recover${runs.length === 1 ? 'y waits' : 'ies wait'} for a decision (${scope}):`];
   for (const r of runs) {
-    out.push('', `${r.workflowId}  runbook ${r.runbook}${r.incident ? `  ${r.incident}` : ''}${r.target ? `  to ${r.target}` : ''}`);
+    out.push(
+      '',
+      `${r.workflowId}  runbook ${r.runbook}${r.incident ? `  ${r.incident}` : ''}${r.target ? `  to ${r.target}` : ''}`,
+    );
     const p = r.pending;
     if (!p) {
-      out.push(`  waits at ${r.awaiting.join(', ') || '?'} (from the search attribute); status query did not answer: ${r.queryError ?? '?'}`);
+      out.push(
+        `  waits at ${r.awaiting.join(', ') || '?'} (from the search attribute); status query did not answer: ${r.queryError ?? '?'}`,
+      );
       out.push('  HINT: is a worker polling task queue lifeboat? (lifeboat worker)');
       out.push(...uiLines(r));
       continue;
@@ -129,9 +159,13 @@ export function renderPending(runs: PendingRun[], ctx: { now: Date; namespace: s
     if (p.kind === 'approval') {
       const who = p.approvers.length > 0 ? p.approvers.join(', ') : 'anyone named';
       const so = p.approvedBy.length > 0 ? `; approved so far by ${p.approvedBy.join(', ')}` : '';
-      out.push(`  ${p.step}: needs ${p.stillNeeded} more approval${p.stillNeeded === 1 ? '' : 's'} from ${who}${so}; waiting since ${p.since} (${waited})`);
+      out.push(
+        `  ${p.step}: needs ${p.stillNeeded} more approval${p.stillNeeded === 1 ? '' : 's'} from ${who}${so}; waiting since ${p.since} (${waited})`,
+      );
     } else {
-      out.push(`  ${p.step} failed: waits for retry, skip or abort by ${p.approvers.join(', ') || 'an operator'}; since ${p.since} (${waited})`);
+      out.push(
+        `  ${p.step} failed: waits for retry, skip or abort by ${p.approvers.join(', ') || 'an operator'}; since ${p.since} (${waited})`,
+      );
     }
     out.push(...r.commands.map((c) => `  ${c}`));
     out.push(...uiLines(r));

@@ -68,31 +68,49 @@ export async function run(opts: Options): Promise<number> {
       // LifeboatRunbook from the start event on, not only from the run's first
       // workflow task: a second recovery started right after this one then
       // finds it listed sooner (activities/one-recovery.ts).
-      .start(RECOVERY_WORKFLOW, { ...options, typedSearchAttributes: [{ key: RUNBOOK_ATTRIBUTE, value: runbook.name }] })
+      .start(RECOVERY_WORKFLOW, {
+        ...options,
+        typedSearchAttributes: [{ key: RUNBOOK_ATTRIBUTE, value: runbook.name }],
+      })
       .catch((err: unknown) => {
         // A namespace no worker has prepared yet (ensureSearchAttributes): the run sets it itself.
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError) && String(err).includes(RUNBOOK_ATTRIBUTE.name)) return client.workflow.start(RECOVERY_WORKFLOW, options);
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError) && String(err).includes(RUNBOOK_ATTRIBUTE.name))
+          return client.workflow.start(RECOVERY_WORKFLOW, options);
         throw err;
       })
       .catch((err: unknown) => {
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        throw new LifeboatError('INPUT_INVALID', `a workflow with id ${workflowId} is already running in namespace ${namespace}`, {
-          hints: [`follow it: lifeboat status ${workflowId} --watch`, 'or pass another --workflow-id'],
-          cause: err,
-        });
+        throw new LifeboatError(
+          'INPUT_INVALID',
+          `a workflow with id ${workflowId} is already running in namespace ${namespace}`,
+          {
+            hints: [`follow it: lifeboat status ${workflowId} --watch`, 'or pass another --workflow-id'],
+            cause: err,
+          },
+        );
       });
     const uiBase = await temporalUiBase(address, process.env, opts.uiUrl);
-    const ui = uiBase.base !== undefined ? runPage(uiBase.base, namespace, workflowId, handle.firstExecutionRunId) : undefined;
+    const ui =
+      uiBase.base !== undefined ? runPage(uiBase.base, namespace, workflowId, handle.firstExecutionRunId) : undefined;
     const started = { workflowId, runId: handle.firstExecutionRunId, input, ...(ui ? { ui } : {}) };
     if (opts.json) {
       // With --follow, one JSON document per line, like status --watch --json.
       if (opts.follow) process.stdout.write(`${JSON.stringify(started)}\n`);
       else printJson(started);
     } else {
-      process.stdout.write(`${startedLines(input, workflowId, ui ?? (uiBase.base === undefined ? { hint: uiBase.hint } : undefined)).join('\n')}\n`);
+      process.stdout.write(
+        `${startedLines(input, workflowId, ui ?? (uiBase.base === undefined ? { hint: uiBase.hint } : undefined)).join('\n')}\n`,
+      );
     }
     if (!opts.follow) return 0;
-    const recovery = { client, handle, workflowId, namespace, address, ...(uiBase.base !== undefined ? { uiBase: uiBase.base } : {}) };
+    const recovery = {
+      client,
+      handle,
+      workflowId,
+      namespace,
+      address,
+      ...(uiBase.base !== undefined ? { uiBase: uiBase.base } : {}),
+    };
     const last = await watchRun(recovery, { intervalSeconds, json: opts.json === true });
     return succeeded(last) ? 0 : 1;
   } finally {
@@ -123,7 +141,11 @@ export function parseInput(raw: Record<string, unknown>): ParsedInput {
 }
 
 /** `ui`: the run's checklist in the UI, or why there is no link and how to get one. */
-export function startedLines(input: ParsedInput, workflowId: string, ui: string | { hint: string } | undefined): string[] {
+export function startedLines(
+  input: ParsedInput,
+  workflowId: string,
+  ui: string | { hint: string } | undefined,
+): string[] {
   return [
     `started ${RECOVERY_WORKFLOW} ${workflowId}`,
     `  ${recoverySummary(input, false)}`,

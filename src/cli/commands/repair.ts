@@ -59,37 +59,63 @@ export function targetFromWord(flag: '--before' | '--after', value: string): Tar
   } catch (err) {
     if (!isLifeboatError(err)) throw err;
     throw new LifeboatError('INPUT_INVALID', err.what.replace(/^--to-(time|name|lsn|xid)/, flag), {
-      hints: [...err.hints, `${flag} takes a time with its zone (2026-06-04T14:31:59Z), name:<restore point>, lsn:0/3000060 or xid:7421`],
+      hints: [
+        ...err.hints,
+        `${flag} takes a time with its zone (2026-06-04T14:31:59Z), name:<restore point>, lsn:0/3000060 or xid:7421`,
+      ],
     });
   }
 }
 
-const FLAG_OF: Record<string, string> = { runbook: '--runbook', tables: '--tables', where: '--where', before: '--before', after: '--after', incident: '--incident', reason: '--reason' };
+const FLAG_OF: Record<string, string> = {
+  runbook: '--runbook',
+  tables: '--tables',
+  where: '--where',
+  before: '--before',
+  after: '--after',
+  incident: '--incident',
+  reason: '--reason',
+};
 
 export function parseRepairInput(raw: Record<string, unknown>): ParsedRepairInput {
   const parsed = RepairInput.safeParse(raw);
   if (parsed.success) return parsed.data;
-  const lines = parsed.error.issues.map((i) => `${FLAG_OF[String(i.path[0] ?? '')] ?? String(i.path[0] ?? '')}: ${i.message}`);
+  const lines = parsed.error.issues.map(
+    (i) => `${FLAG_OF[String(i.path[0] ?? '')] ?? String(i.path[0] ?? '')}: ${i.message}`,
+  );
   throw new LifeboatError('INPUT_INVALID', `repair: ${lines.join('; ')}`);
 }
 
 export async function run(opts: Options): Promise<number> {
   // Flags first: a wrong target or table list is reported before the runbook is even read.
   if (!opts.tables?.trim()) {
-    throw new LifeboatError('INPUT_INVALID', 'repair needs --tables: the tables whose rows to compare and restore, e.g. --tables public.orders', {
-      hints: ['each table needs a primary key; name several with commas: --tables public.orders,public.order_items'],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      'repair needs --tables: the tables whose rows to compare and restore, e.g. --tables public.orders',
+      {
+        hints: ['each table needs a primary key; name several with commas: --tables public.orders,public.order_items'],
+      },
+    );
   }
   if (!opts.before) {
-    throw new LifeboatError('INPUT_INVALID', 'repair needs --before: a point just before the incident, e.g. --before 2026-06-04T14:31:59Z', {
-      hints: ['add --after <the end of the bad statement> so damaged rows can be told from rows legitimately changed since; without it every difference is only a candidate'],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      'repair needs --before: a point just before the incident, e.g. --before 2026-06-04T14:31:59Z',
+      {
+        hints: [
+          'add --after <the end of the bad statement> so damaged rows can be told from rows legitimately changed since; without it every difference is only a candidate',
+        ],
+      },
+    );
   }
   const before = targetFromWord('--before', opts.before);
   const after = opts.after !== undefined ? targetFromWord('--after', opts.after) : undefined;
   const intervalSeconds = intOption(opts.interval ?? '2', '--interval');
   const raw = {
-    tables: opts.tables.split(',').map((t) => t.trim()).filter(Boolean),
+    tables: opts.tables
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
     before,
     ...(after ? { after } : {}),
     ...(opts.where !== undefined ? { where: opts.where } : {}),
@@ -107,29 +133,46 @@ export async function run(opts: Options): Promise<number> {
   const { address, namespace } = temporal;
   const client = await connectClient(temporal);
   try {
-    const options = { taskQueue: TASK_QUEUE, workflowId, args: [input] as [typeof input], staticSummary: repairSummary(input), staticDetails: repairDetails(input, startedBy()) };
+    const options = {
+      taskQueue: TASK_QUEUE,
+      workflowId,
+      args: [input] as [typeof input],
+      staticSummary: repairSummary(input),
+      staticDetails: repairDetails(input, startedBy()),
+    };
     const handle = await client.workflow
       .start(REPAIR_WORKFLOW, { ...options, typedSearchAttributes: [{ key: RUNBOOK_ATTRIBUTE, value: runbook.name }] })
       .catch((err: unknown) => {
         // A namespace no worker has prepared yet (ensureSearchAttributes): the run sets it itself.
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError) && String(err).includes(RUNBOOK_ATTRIBUTE.name)) return client.workflow.start(REPAIR_WORKFLOW, options);
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError) && String(err).includes(RUNBOOK_ATTRIBUTE.name))
+          return client.workflow.start(REPAIR_WORKFLOW, options);
         throw err;
       })
       .catch((err: unknown) => {
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        throw new LifeboatError('INPUT_INVALID', `a workflow with id ${workflowId} is already running in namespace ${namespace}`, { hints: [`follow it: lifeboat status ${workflowId} --watch`, 'or pass another --workflow-id'], cause: err });
+        throw new LifeboatError(
+          'INPUT_INVALID',
+          `a workflow with id ${workflowId} is already running in namespace ${namespace}`,
+          { hints: [`follow it: lifeboat status ${workflowId} --watch`, 'or pass another --workflow-id'], cause: err },
+        );
       });
     const uiBase = await temporalUiBase(address, process.env, opts.uiUrl);
-    const ui = uiBase.base !== undefined ? runPage(uiBase.base, namespace, workflowId, handle.firstExecutionRunId) : undefined;
+    const ui =
+      uiBase.base !== undefined ? runPage(uiBase.base, namespace, workflowId, handle.firstExecutionRunId) : undefined;
     const started = { workflowId, runId: handle.firstExecutionRunId, input, ...(ui ? { ui } : {}) };
     if (opts.json) {
       if (opts.follow) process.stdout.write(`${JSON.stringify(started)}\n`);
       else printJson(started);
     } else {
-      process.stdout.write(`${startedLines(input, workflowId, ui ?? (uiBase.base === undefined ? { hint: uiBase.hint } : undefined)).join('\n')}\n`);
+      process.stdout.write(
+        `${startedLines(input, workflowId, ui ?? (uiBase.base === undefined ? { hint: uiBase.hint } : undefined)).join('\n')}\n`,
+      );
     }
     if (!opts.follow) return 0;
-    const last = await watchRun({ client, handle, workflowId, namespace, address, ...(uiBase.base !== undefined ? { uiBase: uiBase.base } : {}) }, { intervalSeconds, json: opts.json === true });
+    const last = await watchRun(
+      { client, handle, workflowId, namespace, address, ...(uiBase.base !== undefined ? { uiBase: uiBase.base } : {}) },
+      { intervalSeconds, json: opts.json === true },
+    );
     return succeeded(last) ? 0 : 1;
   } finally {
     await client.connection.close();
@@ -155,10 +198,18 @@ function repairDetails(input: ParsedRepairInput, by: string | undefined): string
     ['keep copy', input.keepCopy ? 'yes' : 'no'],
     ['started by', by],
   ];
-  return ['| | |', '|---|---|', ...rows.filter(([, v]) => v !== undefined).map(([k, v]) => `| ${k} | ${v!.replace(/\|/g, '\\|')} |`)].join('\n');
+  return [
+    '| | |',
+    '|---|---|',
+    ...rows.filter(([, v]) => v !== undefined).map(([k, v]) => `| ${k} | ${v!.replace(/\|/g, '\\|')} |`),
+  ].join('\n');
 }
 
-export function startedLines(input: ParsedRepairInput, workflowId: string, ui: string | { hint: string } | undefined): string[] {
+export function startedLines(
+  input: ParsedRepairInput,
+  workflowId: string,
+  ui: string | { hint: string } | undefined,
+): string[] {
   return [
     `started ${REPAIR_WORKFLOW} ${workflowId}`,
     `  ${repairSummary(input, false)}`,

@@ -20,7 +20,10 @@ export async function run(opts: Options): Promise<number> {
   const by = whoFromFlag(opts.as, 'retarget');
   const parsed = RetargetSignal.safeParse({ by, target, ...(opts.comment ? { comment: opts.comment } : {}) });
   if (!parsed.success) {
-    throw new LifeboatError('INPUT_INVALID', `retarget: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `retarget: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
 
   const recovery = await openRun(opts, opts.workflowId);
@@ -32,10 +35,23 @@ export async function run(opts: Options): Promise<number> {
     // this look already shows the workflow's reaction when a worker is up.
     const snap = await fetchSnapshot(recovery);
     const outcome = retargetOutcome(recovery.workflowId, snap.status, parsed.data.target, by);
-    if (opts.json) printJson({ sent: true, target: parsed.data.target, by, taken: outcome.taken ?? null, outcome: outcome.lines, ...snap });
+    if (opts.json)
+      printJson({
+        sent: true,
+        target: parsed.data.target,
+        by,
+        taken: outcome.taken ?? null,
+        outcome: outcome.lines,
+        ...snap,
+      });
     else {
       process.stdout.write(
-        [`sent retarget by ${by} to ${recovery.workflowId}`, ...outcome.lines.map((l) => `  ${l}`), '', renderStatus(snap, { now: new Date(), color: useColor() })].join('\n') + '\n',
+        [
+          `sent retarget by ${by} to ${recovery.workflowId}`,
+          ...outcome.lines.map((l) => `  ${l}`),
+          '',
+          renderStatus(snap, { now: new Date(), color: useColor() }),
+        ].join('\n') + '\n',
       );
     }
     return outcome.taken === false ? 1 : 0;

@@ -21,7 +21,12 @@ export async function validateFile(file: string): Promise<FileResult> {
     text = await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, expected a YAML file' : errorMessage(err);
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'is a directory, expected a YAML file'
+          : errorMessage(err);
     return { file, ok: false, errors: [`${file}: cannot read: ${why}`] };
   }
   // Messages name the file as the operator typed it, so they can paste it back.
@@ -42,7 +47,8 @@ export async function run(opts: { files?: string[]; json?: boolean }): Promise<n
       else process.stderr.write(`${(r.errors ?? []).join('\n')}\n`);
     }
     const bad = results.filter((r) => !r.ok).length;
-    if (bad > 0) process.stderr.write(`${bad} of ${results.length} runbook file${results.length > 1 ? 's' : ''} not valid\n`);
+    if (bad > 0)
+      process.stderr.write(`${bad} of ${results.length} runbook file${results.length > 1 ? 's' : ''} not valid\n`);
   }
   return results.every((r) => r.ok) ? EXIT.ok : EXIT.usage;
 }

@@ -10,7 +10,9 @@ import { printJson } from '../run';
 
 type Action = 'list' | 'pause' | 'unpause' | 'trigger' | 'delete';
 
-export async function run(opts: TemporalOptions & { action: Action; target?: string[]; json?: boolean; note?: string }): Promise<number> {
+export async function run(
+  opts: TemporalOptions & { action: Action; target?: string[]; json?: boolean; note?: string },
+): Promise<number> {
   const id = opts.action === 'list' ? undefined : scheduleIdFromArgs(opts.target ?? []);
   const temporal = await temporalTarget(opts);
   const client = await connectClient(temporal);

@@ -11,7 +11,9 @@ import { requireRunbook, type RepoOptions } from '../context';
 import { formatBytes } from '../format';
 import { EXIT, printJson } from '../run';
 
-export async function run(opts: RepoOptions & { action: 'build' | 'status'; json?: boolean; force?: boolean }): Promise<number> {
+export async function run(
+  opts: RepoOptions & { action: 'build' | 'status'; json?: boolean; force?: boolean },
+): Promise<number> {
   const runbook = await requireRunbook(opts, `standby ${opts.action}`);
   if (opts.action === 'status') {
     const status = await readStandbyStatus(runbook);
@@ -23,7 +25,12 @@ export async function run(opts: RepoOptions & { action: 'build' | 'status'; json
   const result = await buildStandby(runbook, {
     ...(opts.force ? { force: true } : {}),
     onProgress: (p) => {
-      const line = 'text' in p && p.text ? p.text : 'bytes' in p ? `${p.phase}: ${formatBytes(p.bytes)}${p.totalBytes ? ` of ${formatBytes(p.totalBytes)}` : ''}` : p.phase;
+      const line =
+        'text' in p && p.text
+          ? p.text
+          : 'bytes' in p
+            ? `${p.phase}: ${formatBytes(p.bytes)}${p.totalBytes ? ` of ${formatBytes(p.totalBytes)}` : ''}`
+            : p.phase;
       if (line !== last && !opts.json) process.stderr.write(`  ${line}\n`);
       last = line;
     },

@@ -72,14 +72,22 @@ export async function fetchSnapshot(recovery: RecoveryRun): Promise<StatusLook> 
   });
   // A repair runs on the recovery's machinery: the same status query, steps and decisions.
   if (description.type !== RECOVERY_WORKFLOW && description.type !== REPAIR_WORKFLOW) {
-    throw new LifeboatError('INPUT_INVALID', `workflow ${workflowId} is a ${description.type} run, not ${RECOVERY_WORKFLOW} or ${REPAIR_WORKFLOW}`, {
-      hints: ['lifeboat status reads recoveries and repairs started by lifeboat recover, lifeboat repair or the Temporal UI'],
-    });
+    throw new LifeboatError(
+      'INPUT_INVALID',
+      `workflow ${workflowId} is a ${description.type} run, not ${RECOVERY_WORKFLOW} or ${REPAIR_WORKFLOW}`,
+      {
+        hints: [
+          'lifeboat status reads recoveries and repairs started by lifeboat recover, lifeboat repair or the Temporal UI',
+        ],
+      },
+    );
   }
   const snap: StatusLook = {
     workflowId,
     runId: description.runId,
-    ...(recovery.uiBase !== undefined ? { ui: runPage(recovery.uiBase, recovery.namespace, workflowId, description.runId) } : {}),
+    ...(recovery.uiBase !== undefined
+      ? { ui: runPage(recovery.uiBase, recovery.namespace, workflowId, description.runId) }
+      : {}),
     startedAt: description.startTime.toISOString(),
     progress: liveProgress(description.raw.pendingActivities ?? []),
   };
@@ -90,12 +98,17 @@ export async function fetchSnapshot(recovery: RecoveryRun): Promise<StatusLook> 
   } catch (err) {
     // The server's own words are in the cause ("Failed to query Workflow" alone says nothing).
     const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
-    snap.queryError = giveUp.signal.aborted ? `no answer within ${QUERY_TIMEOUT_MS / 1000} s` : `${errorMessage(err)}${cause}`;
+    snap.queryError = giveUp.signal.aborted
+      ? `no answer within ${QUERY_TIMEOUT_MS / 1000} s`
+      : `${errorMessage(err)}${cause}`;
   } finally {
     clearTimeout(timer);
   }
   if (description.status.name !== 'RUNNING') {
-    snap.closed = { status: description.status.name, ...(description.closeTime ? { at: description.closeTime.toISOString() } : {}) };
+    snap.closed = {
+      status: description.status.name,
+      ...(description.closeTime ? { at: description.closeTime.toISOString() } : {}),
+    };
     try {
       snap.result = (await handle.result()) as Evidence;
     } catch (err) {
@@ -106,7 +119,10 @@ export async function fetchSnapshot(recovery: RecoveryRun): Promise<StatusLook> 
 }
 
 /** Redraws until the run closes; returns the last look. */
-export async function watchRun(recovery: RecoveryRun, opts: { intervalSeconds: number; json: boolean }): Promise<StatusLook> {
+export async function watchRun(
+  recovery: RecoveryRun,
+  opts: { intervalSeconds: number; json: boolean },
+): Promise<StatusLook> {
   const tty = process.stdout.isTTY === true;
   let last = '';
   let lastError = '';
@@ -133,7 +149,9 @@ export async function watchRun(recovery: RecoveryRun, opts: { intervalSeconds: n
       if (key !== last) process.stdout.write(`${key}\n`);
     } else if (tty) {
       // Redrawn in place every look: the elapsed times and bars move even when the data does not.
-      const footer = snap.closed ? '' : `\n\n${paintDim(`watching every ${opts.intervalSeconds} s; Ctrl-C stops watching, not the recovery`)}`;
+      const footer = snap.closed
+        ? ''
+        : `\n\n${paintDim(`watching every ${opts.intervalSeconds} s; Ctrl-C stops watching, not the recovery`)}`;
       process.stdout.write(`\x1b[H\x1b[2J${renderLook(snap, useColor())}${footer}\n`);
     } else if (key !== last) {
       process.stdout.write(`${renderLook(snap, false)}\n\n`);
@@ -145,7 +163,12 @@ export async function watchRun(recovery: RecoveryRun, opts: { intervalSeconds: n
 }
 
 /** Heartbeat details of the restore and replay activities (the first heartbeat argument, JSON). */
-function liveProgress(pending: Array<{ activityType?: { name?: string | null } | null; heartbeatDetails?: { payloads?: Array<{ data?: Uint8Array | null }> | null } | null }>): LiveProgress {
+function liveProgress(
+  pending: Array<{
+    activityType?: { name?: string | null } | null;
+    heartbeatDetails?: { payloads?: Array<{ data?: Uint8Array | null }> | null } | null;
+  }>,
+): LiveProgress {
   const progress: LiveProgress = {};
   for (const activity of pending) {
     const data = activity.heartbeatDetails?.payloads?.[0]?.data;
@@ -190,13 +213,17 @@ export function operatorError(err: unknown, recovery: RecoveryRun): Error {
     );
   }
   if (err instanceof WorkflowNotFoundError) {
-    return new LifeboatError('INPUT_INVALID', `no workflow "${recovery.workflowId}" in namespace ${recovery.namespace} at ${recovery.address}`, {
-      hints: [
-        'lifeboat recover prints the id it started (recover-<runbook>-<time>)',
-        `list recent recoveries: temporal workflow list --namespace ${recovery.namespace} --query "WorkflowType='${RECOVERY_WORKFLOW}'"`,
-      ],
-      cause: err,
-    });
+    return new LifeboatError(
+      'INPUT_INVALID',
+      `no workflow "${recovery.workflowId}" in namespace ${recovery.namespace} at ${recovery.address}`,
+      {
+        hints: [
+          'lifeboat recover prints the id it started (recover-<runbook>-<time>)',
+          `list recent recoveries: temporal workflow list --namespace ${recovery.namespace} --query "WorkflowType='${RECOVERY_WORKFLOW}'"`,
+        ],
+        cause: err,
+      },
+    );
   }
   return err instanceof Error ? err : new Error(String(err));
 }

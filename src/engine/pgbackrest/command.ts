@@ -45,9 +45,20 @@ export function commonArgs(t: PgBackRestTarget, withRepo: boolean): string[] {
 }
 
 /** Runs `pgbackrest <command> <args>`; resolves with its stdout, rejects with a LifeboatError keeping pgBackRest's error. */
-export function runPgBackRest(t: PgBackRestTarget, command: string, args: string[], opts: RunOptions = {}): Promise<string> {
+export function runPgBackRest(
+  t: PgBackRestTarget,
+  command: string,
+  args: string[],
+  opts: RunOptions = {},
+): Promise<string> {
   // The command before its arguments: repo-ls and repo-get take a path after it.
-  const argv = [...commonArgs(t, opts.withRepo ?? false), `--log-level-console=${opts.console ?? 'off'}`, '--log-level-stderr=error', command, ...args];
+  const argv = [
+    ...commonArgs(t, opts.withRepo ?? false),
+    `--log-level-console=${opts.console ?? 'off'}`,
+    '--log-level-stderr=error',
+    command,
+    ...args,
+  ];
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) return reject(opts.signal.reason);
     const child = spawnAsOsUser(t.osUser, t.bin ?? 'pgbackrest', argv, pgBackRestEnv(), ['ignore', 'pipe', 'pipe']);
@@ -72,7 +83,10 @@ export function runPgBackRest(t: PgBackRestTarget, command: string, args: string
       opts.signal?.removeEventListener('abort', onAbort);
       reject(
         new LifeboatError('TOOL_FAILED', `could not run pgbackrest ${command} as ${t.osUser}: ${e.message}`, {
-          hints: ['is pgBackRest installed on this host (pgbackrest version)? scripts/setup.sh installs it', `does the OS user ${t.osUser} exist here (cluster.osUser)?`],
+          hints: [
+            'is pgBackRest installed on this host (pgbackrest version)? scripts/setup.sh installs it',
+            `does the OS user ${t.osUser} exist here (cluster.osUser)?`,
+          ],
           cause: e,
         }),
       );

@@ -22,7 +22,16 @@ import { chooseBackup } from '../../recovery/plan';
 import { chownToUser } from '../../restore/os-user';
 import { pgTime } from '../../restore/recovery-conf';
 import type { PgBackRestSetting } from '../../runbook/engine';
-import type { ArchiveReport, BackupEngine, EngineBackup, EngineCheckReport, EngineExpireResult, EngineRestoreRequest, EngineRestoreResult, TakeBackupOptions } from '../types';
+import type {
+  ArchiveReport,
+  BackupEngine,
+  EngineBackup,
+  EngineCheckReport,
+  EngineExpireResult,
+  EngineRestoreRequest,
+  EngineRestoreResult,
+  TakeBackupOptions,
+} from '../types';
 import { progressOfLine, runPgBackRest, type PgBackRestTarget } from './command';
 import { INFO_STATUS, parseInfo, walFilesOfRepoLs, type StanzaInfo } from './info';
 
@@ -31,10 +40,7 @@ export class PgBackRestEngine implements BackupEngine {
   readonly label: string;
   private readonly t: PgBackRestTarget;
 
-  constructor(
-    setting: PgBackRestSetting,
-    opts: { osUser: string; bin?: string },
-  ) {
+  constructor(setting: PgBackRestSetting, opts: { osUser: string; bin?: string }) {
     this.t = {
       stanza: setting.stanza,
       osUser: opts.osUser,
@@ -56,17 +62,25 @@ export class PgBackRestEngine implements BackupEngine {
   async info(): Promise<StanzaInfo> {
     const info = parseInfo(await runPgBackRest(this.t, 'info', ['--output=json'], { withRepo: true }), this.t.stanza);
     if (info.status.code === INFO_STATUS.missingStanzaPath || info.status.code === INFO_STATUS.missingStanzaData) {
-      throw new LifeboatError('REPOSITORY_INVALID', `pgBackRest has no stanza ${this.t.stanza}: ${info.status.message}`, {
-        hints: [
-          `is engine.stanza in the runbook the name of a [section] in ${this.t.configPath ?? 'pgbackrest.conf'}?`,
-          `a new stanza is created with ${this.cmd} stanza-create (as the PostgreSQL OS user)`,
-        ],
-      });
+      throw new LifeboatError(
+        'REPOSITORY_INVALID',
+        `pgBackRest has no stanza ${this.t.stanza}: ${info.status.message}`,
+        {
+          hints: [
+            `is engine.stanza in the runbook the name of a [section] in ${this.t.configPath ?? 'pgbackrest.conf'}?`,
+            `a new stanza is created with ${this.cmd} stanza-create (as the PostgreSQL OS user)`,
+          ],
+        },
+      );
     }
     if (info.status.code !== INFO_STATUS.ok && info.status.code !== INFO_STATUS.noValidBackups) {
-      throw new LifeboatError('TOOL_FAILED', `pgBackRest reports stanza ${this.t.stanza} as not usable: ${info.status.message} (status ${info.status.code})`, {
-        hints: [`${this.cmd} info says more`],
-      });
+      throw new LifeboatError(
+        'TOOL_FAILED',
+        `pgBackRest reports stanza ${this.t.stanza} as not usable: ${info.status.message} (status ${info.status.code})`,
+        {
+          hints: [`${this.cmd} info says more`],
+        },
+      );
     }
     return info;
   }
@@ -85,20 +99,34 @@ export class PgBackRestEngine implements BackupEngine {
     const list = backups ?? info.backups;
     // The current database's archive id: the last one (a stanza-upgrade adds one per major version).
     const current = info.archives[info.archives.length - 1];
-    const notes: string[] = info.archives.slice(0, -1).map((a) => `archive ${a.id} (an older database of the stanza) not checked: ${a.min ?? '?'} .. ${a.max ?? '?'}`);
+    const notes: string[] = info.archives
+      .slice(0, -1)
+      .map((a) => `archive ${a.id} (an older database of the stanza) not checked: ${a.min ?? '?'} .. ${a.max ?? '?'}`);
     const { files, histories } = await this.walOf(current?.id);
     // pgBackRest does not report the WAL segment size; Lifeboat assumes PostgreSQL's default (16 MiB).
     const chain = analyzeChain({
       walFiles: files.map((f) => f.name),
       histories,
-      backups: list.map((b) => ({ backupId: b.backupId, timeline: b.timeline, startWal: b.startWal, startLsn: b.startLsn, endWal: b.endWal })),
+      backups: list.map((b) => ({
+        backupId: b.backupId,
+        timeline: b.timeline,
+        startWal: b.startWal,
+        startLsn: b.startLsn,
+        endWal: b.endWal,
+      })),
     });
     const segments = files.filter((f) => /^[0-9A-F]{24}$/.test(f.name)).map((f) => f.name);
     if (current && (current.min !== segments[0] || current.max !== segments[segments.length - 1])) {
-      notes.push(`pgbackrest info gives archive ${current.id} as ${current.min ?? 'empty'} .. ${current.max ?? 'empty'}, its listing ${segments[0] ?? 'empty'} .. ${segments[segments.length - 1] ?? 'empty'}`);
+      notes.push(
+        `pgbackrest info gives archive ${current.id} as ${current.min ?? 'empty'} .. ${current.max ?? 'empty'}, its listing ${segments[0] ?? 'empty'} .. ${segments[segments.length - 1] ?? 'empty'}`,
+      );
     }
     return {
-      timelines: chain.timelines.map((t) => ({ timeline: t.timeline, ...(t.firstSegment ? { first: t.firstSegment, last: t.lastSegment } : {}), segmentCount: t.segmentCount })),
+      timelines: chain.timelines.map((t) => ({
+        timeline: t.timeline,
+        ...(t.firstSegment ? { first: t.firstSegment, last: t.lastSegment } : {}),
+        segmentCount: t.segmentCount,
+      })),
       gaps: chain.gaps,
       problems: describeChainProblems(chain, list[list.length - 1]?.backupId).map((p) => this.ownHints(p)),
       chain,
@@ -113,12 +141,28 @@ export class PgBackRestEngine implements BackupEngine {
     return { files: files.map((f) => f.name), histories };
   }
 
-  private async walOf(archiveId: string | undefined): Promise<{ files: ReturnType<typeof walFilesOfRepoLs>; histories: Record<string, string> }> {
-    const files = archiveId ? walFilesOfRepoLs(await runPgBackRest(this.t, 'repo-ls', ['--recurse', '--output=json', `archive/${this.t.stanza}/${archiveId}`], { withRepo: true })) : [];
+  private async walOf(
+    archiveId: string | undefined,
+  ): Promise<{ files: ReturnType<typeof walFilesOfRepoLs>; histories: Record<string, string> }> {
+    const files = archiveId
+      ? walFilesOfRepoLs(
+          await runPgBackRest(
+            this.t,
+            'repo-ls',
+            ['--recurse', '--output=json', `archive/${this.t.stanza}/${archiveId}`],
+            { withRepo: true },
+          ),
+        )
+      : [];
     const histories: Record<string, string> = {};
     for (const f of files.filter((x) => /^[0-9A-F]{8}\.history$/.test(x.name))) {
       try {
-        histories[f.name] = await runPgBackRest(this.t, 'repo-get', [`archive/${this.t.stanza}/${archiveId!}/${f.name}`], { withRepo: true });
+        histories[f.name] = await runPgBackRest(
+          this.t,
+          'repo-get',
+          [`archive/${this.t.stanza}/${archiveId!}/${f.name}`],
+          { withRepo: true },
+        );
       } catch {
         // Left out: the chain check reports it as unreadable.
       }
@@ -148,15 +192,20 @@ export class PgBackRestEngine implements BackupEngine {
       ...(opts.signal ? { signal: opts.signal } : {}),
       onLine: (line) => {
         const percent = progressOfLine(line);
-        if (percent !== undefined) opts.onProgress?.({ percent, text: `pgbackrest backup --type=${type}: ${percent}%` });
+        if (percent !== undefined)
+          opts.onProgress?.({ percent, text: `pgbackrest backup --type=${type}: ${percent}%` });
       },
     });
     const made = (await this.info()).backups.filter((b) => !before.has(b.backupId));
     const newest = made[made.length - 1];
     if (!newest) {
-      throw new LifeboatError('BACKUP_FAILED', `pgbackrest backup --type=${type} succeeded, but pgbackrest info lists no new backup of stanza ${this.t.stanza}`, {
-        hints: [`${this.cmd} info --output=json shows what it holds`],
-      });
+      throw new LifeboatError(
+        'BACKUP_FAILED',
+        `pgbackrest backup --type=${type} succeeded, but pgbackrest info lists no new backup of stanza ${this.t.stanza}`,
+        {
+          hints: [`${this.cmd} info --output=json shows what it holds`],
+        },
+      );
     }
     return newest;
   }
@@ -165,44 +214,82 @@ export class PgBackRestEngine implements BackupEngine {
     const backups = (await this.info()).backups;
     const backup = backups.find((b) => b.backupId === req.backupId);
     if (!backup) {
-      throw new LifeboatError('BACKUP_NOT_FOUND', `pgBackRest stanza ${this.t.stanza} holds no usable backup ${req.backupId}`, {
-        hints: [`${this.cmd} info lists its backups (${backups.map((b) => b.backupId).join(', ') || 'none'})`],
-      });
+      throw new LifeboatError(
+        'BACKUP_NOT_FOUND',
+        `pgBackRest stanza ${this.t.stanza} holds no usable backup ${req.backupId}`,
+        {
+          hints: [`${this.cmd} info lists its backups (${backups.map((b) => b.backupId).join(', ') || 'none'})`],
+        },
+      );
     }
     const delta = req.delta ?? this.delta;
     await this.prepareDir(req.dataDir, delta);
     let files = 0;
     let last = 0;
     req.onProgress?.({ phase: 'preparing', bytes: 0, totalBytes: backup.sizeBytes });
-    await runPgBackRest(this.t, 'restore', [`--pg1-path=${req.dataDir}`, `--set=${backup.backupId}`, ...targetArgs(req), '--archive-mode=off', ...(delta ? ['--delta'] : [])], {
-      withRepo: true,
-      console: 'detail',
-      ...(req.signal ? { signal: req.signal } : {}),
-      onLine: (line) => {
-        const total = /file total = (\d+)/.exec(line);
-        if (total) files = Number(total[1]);
-        const percent = progressOfLine(line);
-        if (percent === undefined || percent - last < 1) return;
-        last = percent;
-        req.onProgress?.({ phase: 'downloading', bytes: Math.round((percent / 100) * backup.sizeBytes), totalBytes: backup.sizeBytes });
+    await runPgBackRest(
+      this.t,
+      'restore',
+      [
+        `--pg1-path=${req.dataDir}`,
+        `--set=${backup.backupId}`,
+        ...targetArgs(req),
+        '--archive-mode=off',
+        ...(delta ? ['--delta'] : []),
+      ],
+      {
+        withRepo: true,
+        console: 'detail',
+        ...(req.signal ? { signal: req.signal } : {}),
+        onLine: (line) => {
+          const total = /file total = (\d+)/.exec(line);
+          if (total) files = Number(total[1]);
+          const percent = progressOfLine(line);
+          if (percent === undefined || percent - last < 1) return;
+          last = percent;
+          req.onProgress?.({
+            phase: 'downloading',
+            bytes: Math.round((percent / 100) * backup.sizeBytes),
+            totalBytes: backup.sizeBytes,
+          });
+        },
       },
-    });
+    );
     // After pgBackRest's own recovery settings (postgresql.auto.conf: its restore_command and the target): where this copy listens.
-    if (req.settings?.length) await appendFile(path.join(req.dataDir, 'postgresql.auto.conf'), `# Lifeboat: this copy's own settings\n${req.settings.join('\n')}\n`);
+    if (req.settings?.length)
+      await appendFile(
+        path.join(req.dataDir, 'postgresql.auto.conf'),
+        `# Lifeboat: this copy's own settings\n${req.settings.join('\n')}\n`,
+      );
     req.onProgress?.({ phase: 'done', bytes: backup.sizeBytes, totalBytes: backup.sizeBytes });
-    return { dataDir: req.dataDir, bytes: backup.sizeBytes, files, finishedAt: new Date().toISOString(), recoverySettings: 'written' };
+    return {
+      dataDir: req.dataDir,
+      bytes: backup.sizeBytes,
+      files,
+      finishedAt: new Date().toISOString(),
+      recoverySettings: 'written',
+    };
   }
 
   /** The directory pgBackRest restores into: created for the OS user; anything in it refused unless delta (pgBackRest refuses too, with [040]). */
   private async prepareDir(dataDir: string, delta: boolean): Promise<void> {
-    const existing = await readdir(dataDir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+    const existing = await readdir(dataDir).catch((err: NodeJS.ErrnoException) =>
+      err.code === 'ENOENT' ? undefined : Promise.reject(err),
+    );
     if (existing === undefined) {
       await mkdir(dataDir, { recursive: true, mode: 0o700 });
       await chownToUser(dataDir, this.t.osUser);
     } else if (existing.length > 0 && !delta) {
-      throw new LifeboatError('DATA_DIR_NOT_EMPTY', `${dataDir} is not empty: pgBackRest restores into an empty directory unless delta is on`, {
-        hints: ['nothing was written', 'move the directory aside (Lifeboat never deletes it), or set engine.delta: true in the runbook to have pgBackRest overwrite only changed files'],
-      });
+      throw new LifeboatError(
+        'DATA_DIR_NOT_EMPTY',
+        `${dataDir} is not empty: pgBackRest restores into an empty directory unless delta is on`,
+        {
+          hints: [
+            'nothing was written',
+            'move the directory aside (Lifeboat never deletes it), or set engine.delta: true in the runbook to have pgBackRest overwrite only changed files',
+          ],
+        },
+      );
     }
   }
 
@@ -216,17 +303,30 @@ export class PgBackRestEngine implements BackupEngine {
       problems.push(problemOf('pgbackrest-check', err));
     }
     try {
-      const out = await runPgBackRest(this.t, 'verify', ['--output=text', '--verbose'], { withRepo: true, console: 'off' });
+      const out = await runPgBackRest(this.t, 'verify', ['--output=text', '--verbose'], {
+        withRepo: true,
+        console: 'off',
+      });
       const found = verifyFindings(out);
-      lines.push(`${this.cmd} verify: ${found.length === 0 ? 'no damaged or missing file' : `${found.length} finding${found.length === 1 ? '' : 's'}`}`);
-      for (const f of found) problems.push({ kind: 'pgbackrest-verify', message: `pgbackrest verify: ${f}`, hints: [`${this.cmd} verify --output=text --verbose shows every file it checked`] });
+      lines.push(
+        `${this.cmd} verify: ${found.length === 0 ? 'no damaged or missing file' : `${found.length} finding${found.length === 1 ? '' : 's'}`}`,
+      );
+      for (const f of found)
+        problems.push({
+          kind: 'pgbackrest-verify',
+          message: `pgbackrest verify: ${f}`,
+          hints: [`${this.cmd} verify --output=text --verbose shows every file it checked`],
+        });
     } catch (err) {
       problems.push(problemOf('pgbackrest-verify', err));
     }
     try {
       const archive = await this.readArchive();
       problems.push(...archive.problems);
-      for (const t of archive.timelines) lines.push(`WAL timeline ${t.timeline}: ${t.first ? `${t.first} .. ${t.last} (${t.segmentCount})` : 'no segments'}`);
+      for (const t of archive.timelines)
+        lines.push(
+          `WAL timeline ${t.timeline}: ${t.first ? `${t.first} .. ${t.last} (${t.segmentCount})` : 'no segments'}`,
+        );
       lines.push(...archive.notes.map((n) => `note: ${n}`));
     } catch (err) {
       problems.push(problemOf('pgbackrest-archive', err));
@@ -237,7 +337,13 @@ export class PgBackRestEngine implements BackupEngine {
   async expire(): Promise<EngineExpireResult> {
     const before = (await this.info()).backups.map((b) => b.backupId);
     const lines: string[] = [];
-    await runPgBackRest(this.t, 'expire', [], { withRepo: true, console: 'info', onLine: (l) => { if (/expire|remove/.test(l) && !/command (begin|end)/.test(l)) lines.push(l.replace(/^.*?INFO: /, '')); } });
+    await runPgBackRest(this.t, 'expire', [], {
+      withRepo: true,
+      console: 'info',
+      onLine: (l) => {
+        if (/expire|remove/.test(l) && !/command (begin|end)/.test(l)) lines.push(l.replace(/^.*?INFO: /, ''));
+      },
+    });
     const after = new Set((await this.info()).backups.map((b) => b.backupId));
     return { expired: before.filter((id) => !after.has(id)), lines };
   }
@@ -247,9 +353,17 @@ export class PgBackRestEngine implements BackupEngine {
 export function targetArgs(req: Pick<EngineRestoreRequest, 'target' | 'targetTimeline' | 'immediate'>): string[] {
   const t = req.target;
   const timeline = `--target-timeline=${req.targetTimeline ?? 'latest'}`;
-  if (req.immediate) return ['--type=immediate', '--target-action=pause', `--target-timeline=${req.targetTimeline ?? 'current'}`];
+  if (req.immediate)
+    return ['--type=immediate', '--target-action=pause', `--target-timeline=${req.targetTimeline ?? 'current'}`];
   if ('latest' in t) return ['--type=standby', timeline];
-  const [type, value] = 'time' in t ? ['time', pgTime(t.time)] : 'name' in t ? ['name', t.name] : 'lsn' in t ? ['lsn', t.lsn] : ['xid', t.xid];
+  const [type, value] =
+    'time' in t
+      ? ['time', pgTime(t.time)]
+      : 'name' in t
+        ? ['name', t.name]
+        : 'lsn' in t
+          ? ['lsn', t.lsn]
+          : ['xid', t.xid];
   return [`--type=${type}`, `--target=${value}`, '--target-action=pause', timeline];
 }
 
@@ -261,7 +375,9 @@ export function verifyFindings(text: string): string[] {
     const line = raw.trim();
     if (/^(archiveId|backup):/.test(line)) subject = line.replace(/, total .*$/, '').replace(/, status: .*$/, '');
     else if (/^missing: \d+/.test(line)) {
-      const bad = [...line.matchAll(/([a-z ]+): (\d+)/g)].filter((m) => m[2] !== '0').map((m) => `${m[1]!.trim()} ${m[2]}`);
+      const bad = [...line.matchAll(/([a-z ]+): (\d+)/g)]
+        .filter((m) => m[2] !== '0')
+        .map((m) => `${m[1]!.trim()} ${m[2]}`);
       if (bad.length > 0) out.push(`${subject}: ${bad.join(', ')}`);
     } else if (/^status: /.test(line) && line !== 'status: ok') out.push(`stanza ${line}`);
   }

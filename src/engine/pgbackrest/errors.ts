@@ -32,7 +32,11 @@ export function parseFailure(output: string, exitCode: number): PgBackRestFailur
     }
     return { code: Number(m[1]), text: text.join(' '), hints };
   }
-  const tail = lines.map((l) => l.trim()).filter((l) => l !== '').slice(-3).join(' ');
+  const tail = lines
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .slice(-3)
+    .join(' ');
   return { code: exitCode, text: tail || `exit ${exitCode} without a message`, hints: [] };
 }
 
@@ -41,27 +45,61 @@ export function parseFailure(output: string, exitCode: number): PgBackRestFailur
  * other is TOOL_FAILED, or the caller's default (BACKUP_FAILED for a backup).
  */
 const BY_CODE: Record<number, { code: ErrorCode; hint?: string }> = {
-  27: { code: 'RUNBOOK_INVALID', hint: 'pgBackRest finds no usable configuration: check engine.stanza and engine.configPath in the runbook, and the stanza section of pgbackrest.conf' },
+  27: {
+    code: 'RUNBOOK_INVALID',
+    hint: 'pgBackRest finds no usable configuration: check engine.stanza and engine.configPath in the runbook, and the stanza section of pgbackrest.conf',
+  },
   29: { code: 'INPUT_INVALID' },
-  31: { code: 'RUNBOOK_INVALID', hint: 'an option pgBackRest refuses: check engine in the runbook and pgbackrest.conf' },
-  32: { code: 'RUNBOOK_INVALID', hint: 'an option value pgBackRest refuses: check engine.repo in the runbook against the repoN- options of pgbackrest.conf' },
-  37: { code: 'RUNBOOK_INVALID', hint: 'a required pgBackRest option is missing: is the stanza in pgbackrest.conf (engine.configPath)?' },
+  31: {
+    code: 'RUNBOOK_INVALID',
+    hint: 'an option pgBackRest refuses: check engine in the runbook and pgbackrest.conf',
+  },
+  32: {
+    code: 'RUNBOOK_INVALID',
+    hint: 'an option value pgBackRest refuses: check engine.repo in the runbook against the repoN- options of pgbackrest.conf',
+  },
+  37: {
+    code: 'RUNBOOK_INVALID',
+    hint: 'a required pgBackRest option is missing: is the stanza in pgbackrest.conf (engine.configPath)?',
+  },
   38: { code: 'PG_RUNNING', hint: 'nothing was restored: stop that PostgreSQL first, or restore elsewhere' },
-  40: { code: 'DATA_DIR_NOT_EMPTY', hint: 'Lifeboat never lets pgBackRest overwrite a directory it has not moved aside; nothing was written' },
-  44: { code: 'REPOSITORY_INVALID', hint: 'the repository belongs to another database (system identifier or version): is engine.stanza the right stanza?' },
+  40: {
+    code: 'DATA_DIR_NOT_EMPTY',
+    hint: 'Lifeboat never lets pgBackRest overwrite a directory it has not moved aside; nothing was written',
+  },
+  44: {
+    code: 'REPOSITORY_INVALID',
+    hint: 'the repository belongs to another database (system identifier or version): is engine.stanza the right stanza?',
+  },
   45: { code: 'ARCHIVE_CONFLICT' },
   49: { code: 'REPOSITORY_UNREACHABLE' },
-  50: { code: 'TOOL_FAILED', hint: 'another pgBackRest command holds the stanza lock (a backup or expire running): retried' },
-  55: { code: 'REPOSITORY_INVALID', hint: 'a file pgBackRest needs is missing from its repository: pgbackrest verify lists what it finds' },
+  50: {
+    code: 'TOOL_FAILED',
+    hint: 'another pgBackRest command holds the stanza lock (a backup or expire running): retried',
+  },
+  55: {
+    code: 'REPOSITORY_INVALID',
+    hint: 'a file pgBackRest needs is missing from its repository: pgbackrest verify lists what it finds',
+  },
   56: { code: 'PG_UNREACHABLE' },
-  58: { code: 'REPOSITORY_INVALID', hint: 'the stanza was created for another database: pgbackrest stanza-upgrade after a major upgrade' },
+  58: {
+    code: 'REPOSITORY_INVALID',
+    hint: 'the stanza was created for another database: pgbackrest stanza-upgrade after a major upgrade',
+  },
   75: { code: 'BACKUP_NOT_FOUND', hint: 'pgbackrest info --stanza=<stanza> lists the backups it holds' },
-  82: { code: 'TOOL_FAILED', hint: 'WAL did not reach the pgBackRest repository in time: is archive_command pgbackrest archive-push, and does it succeed (the PostgreSQL log)?' },
+  82: {
+    code: 'TOOL_FAILED',
+    hint: 'WAL did not reach the pgBackRest repository in time: is archive_command pgbackrest archive-push, and does it succeed (the PostgreSQL log)?',
+  },
   103: { code: 'REPOSITORY_INVALID' },
 };
 
 /** A LifeboatError for a failed pgbackrest command, keeping pgBackRest's code, text and hints. */
-export function failureError(command: string, f: PgBackRestFailure, fallback: ErrorCode = 'TOOL_FAILED'): LifeboatError {
+export function failureError(
+  command: string,
+  f: PgBackRestFailure,
+  fallback: ErrorCode = 'TOOL_FAILED',
+): LifeboatError {
   const mapped = BY_CODE[f.code];
   const code = mapped?.code ?? fallback;
   const own = `pgBackRest error [${String(f.code).padStart(3, '0')}]: ${f.text}`;

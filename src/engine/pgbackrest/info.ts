@@ -64,12 +64,19 @@ export function parseInfo(json: string, stanza: string): StanzaInfo {
   try {
     all = JSON.parse(json.replace(/("system-id"\s*:\s*)(\d+)/g, '$1"$2"')) as InfoStanza[];
   } catch (err) {
-    throw new LifeboatError('TOOL_FAILED', `pgbackrest info --output=json printed something that is not JSON: ${err instanceof Error ? err.message : String(err)}`, {
-      hints: ['run it by hand as the PostgreSQL OS user: pgbackrest --stanza=<stanza> info --output=json'],
-    });
+    throw new LifeboatError(
+      'TOOL_FAILED',
+      `pgbackrest info --output=json printed something that is not JSON: ${err instanceof Error ? err.message : String(err)}`,
+      {
+        hints: ['run it by hand as the PostgreSQL OS user: pgbackrest --stanza=<stanza> info --output=json'],
+      },
+    );
   }
   const s = all.find((x) => x.name === stanza);
-  if (!s) throw new LifeboatError('TOOL_FAILED', `pgbackrest info --output=json says nothing about stanza ${stanza}`, { hints: ['is engine.stanza in the runbook the stanza in pgbackrest.conf?'] });
+  if (!s)
+    throw new LifeboatError('TOOL_FAILED', `pgbackrest info --output=json says nothing about stanza ${stanza}`, {
+      hints: ['is engine.stanza in the runbook the stanza in pgbackrest.conf?'],
+    });
   const good = s.backup.filter((b) => !b.error);
   const backups = good
     .map((b) => backupOfInfo(b))
