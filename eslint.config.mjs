@@ -3,7 +3,8 @@
 //   say so (they vanish from the emitted JavaScript, which keeps the
 //   workflow bundle and the per-segment archive-push start-up small), and no
 //   import cycles (they make `undefined` appear at load time in CommonJS);
-// - under workflows/: nothing that cannot run in Temporal's workflow sandbox.
+// - under workflows/, and in every other file the workflow bundle includes
+//   (WORKFLOW_BUNDLED_SOURCES): nothing that cannot run in Temporal's sandbox.
 import { builtinModules } from 'node:module';
 import { defineConfig, globalIgnores } from 'eslint/config';
 import tseslint from 'typescript-eslint';
@@ -52,6 +53,30 @@ const workflowRestrictedImports = {
   ],
 };
 
+/**
+ * The files outside workflows/ that the workflow bundle includes (contracts,
+ * the runbook schema, names): they run in the sandbox too, so the workflow
+ * rules cover them. test/workflow/bundle-boundary.test.ts bundles the
+ * workflows and fails when this list and the bundle differ, so a new import
+ * into workflow code cannot leave a file outside the boundary.
+ */
+export const WORKFLOW_BUNDLED_SOURCES = [
+  'src/checkpoint/label.ts',
+  'src/drill/contract.ts',
+  'src/errors.ts',
+  'src/recovery/contract.ts',
+  'src/recovery/messages.ts',
+  'src/recovery/operators.ts',
+  'src/recovery/repository-sources.ts',
+  'src/recovery/search-attributes.ts',
+  'src/repair/contract.ts',
+  'src/repository/layout.ts',
+  'src/runbook/engine.ts',
+  'src/runbook/schema.ts',
+  'src/traffic/host.ts',
+  'src/wal/names.ts',
+];
+
 export default defineConfig(
   globalIgnores(['dist/', 'node_modules/', 'test-artifacts/', '.lifeboat/', 'coverage/']),
 
@@ -99,7 +124,7 @@ export default defineConfig(
   },
 
   {
-    files: ['workflows/**/*.ts'],
+    files: ['workflows/**/*.ts', ...WORKFLOW_BUNDLED_SOURCES],
     rules: {
       // The typescript-eslint variant, because it understands `allowTypeImports`.
       '@typescript-eslint/no-restricted-imports': ['error', workflowRestrictedImports],
