@@ -257,11 +257,9 @@ describe('lifeboat metrics', () => {
     expect(firstCached.parsed.value('lifeboat_archive_failing', mine)).toBe(0);
 
     // Rejected at approve-fence: the run ends, and nothing waits.
-    await client.workflow
-      .getHandle(workflowId)
-      .executeUpdate(decideUpdate, {
-        args: [{ step: 'approve-fence', decision: 'reject', by: 'alice', comment: 'test over' }],
-      });
+    await client.workflow.getHandle(workflowId).executeUpdate(decideUpdate, {
+      args: [{ step: 'approve-fence', decision: 'reject', by: 'alice', comment: 'test over' }],
+    });
     await wf.result().catch(() => undefined);
     await waitFor(
       'the exporter to see nothing waiting',

@@ -163,14 +163,12 @@ it("expires the oldest backup with keep=2 and keeps every segment from the secon
   const chain = analyzeChain({
     walFiles: archive.files.map((f) => f.name),
     histories: archive.histories,
-    backups: catalog
-      .filter(isComplete)
-      .map((e) => ({
-        backupId: e.backupId,
-        timeline: e.meta.timeline,
-        startWal: e.meta.startWal,
-        startLsn: e.meta.startLsn,
-      })),
+    backups: catalog.filter(isComplete).map((e) => ({
+      backupId: e.backupId,
+      timeline: e.meta.timeline,
+      startWal: e.meta.startWal,
+      startLsn: e.meta.startLsn,
+    })),
   });
   expect(chain.gaps).toEqual([]);
   expect(chain.ok).toBe(true);
