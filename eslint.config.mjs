@@ -77,6 +77,15 @@ export const WORKFLOW_BUNDLED_SOURCES = [
   'src/wal/names.ts',
 ];
 
+/** Where a process starts: they may import every layer below them (docs/ARCHITECTURE.md). */
+const ENTRY_POINTS = ['src/cli/**', 'src/chatops/**', 'src/metrics/**', 'src/dev/**', 'src/worker.ts'];
+/**
+ * Files that still cross the layers backwards, named so that nothing new
+ * joins them (issue 17): the schedules' CLI lives beside the schedules and
+ * imports the CLI's helpers.
+ */
+const LAYER_EXCEPTIONS = ['src/schedules/cli.ts'];
+
 export default defineConfig(
   globalIgnores(['dist/', 'node_modules/', 'test-artifacts/', '.lifeboat/', 'coverage/']),
 
@@ -159,6 +168,55 @@ export default defineConfig(
         { name: 'process', message: `${SANDBOX} there is no process there; pass configuration in the workflow input.` },
         { name: 'Buffer', message: `${SANDBOX} Buffer does not exist there; use Uint8Array or strings.` },
         { name: 'require', message: `${SANDBOX} use static imports so that the bundler sees them.` },
+      ],
+    },
+  },
+
+  {
+    // The layers (docs/ARCHITECTURE.md): entry points (src/cli, src/chatops,
+    // src/metrics, src/dev, src/worker.ts) may import everything below them;
+    // activities/ adapt the domain to Temporal; the domain (the rest of src/)
+    // imports neither, nor workflows/, nor test or bench code.
+    files: ['src/**/*.ts'],
+    ignores: [...ENTRY_POINTS, ...LAYER_EXCEPTIONS],
+    rules: {
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            {
+              target: './src',
+              from: [
+                './activities',
+                './workflows',
+                './test',
+                './bench',
+                ...ENTRY_POINTS.map((p) => `./${p.replace(/\/\*\*$/, '')}`),
+              ],
+              message:
+                'Domain code (src/ outside its entry points) is imported by activities and entry points, never the other way round (docs/ARCHITECTURE.md). Move what both need down into the domain, or call it from the entry point.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+
+  {
+    files: ['activities/**/*.ts'],
+    rules: {
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            {
+              target: './activities',
+              from: ['./test', './bench', ...ENTRY_POINTS.map((p) => `./${p.replace(/\/\*\*$/, '')}`)],
+              message:
+                'Activities adapt the domain (src/) to Temporal; entry points, tests and benchmarks use them, never the other way round (docs/ARCHITECTURE.md).',
+            },
+          ],
+        },
       ],
     },
   },

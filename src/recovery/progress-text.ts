@@ -2,7 +2,7 @@
 // the Temporal UI shows heartbeat details under Pending Activities as raw
 // JSON, and a responder reads "62 %" and "last commit 14:31:02, target
 // 14:31:59" there faster than four LSNs.
-import { formatBytes } from '../cli/format';
+import { formatBytes } from '../units';
 import { parseLsn } from '../wal/names';
 import type { ReplayProgress, RestoreProgress } from './contract';
 

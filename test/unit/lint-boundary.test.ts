@@ -77,3 +77,45 @@ describe('lint under workflows/', () => {
     }
   });
 });
+
+describe('lint holds the layers (docs/ARCHITECTURE.md)', () => {
+  async function lintAt(file: string, code: string): Promise<string[]> {
+    const tseslint = (await import('typescript-eslint')).default;
+    const eslint = new ESLint({
+      cwd: ROOT,
+      overrideConfig: [{ files: [file], ...tseslint.configs.disableTypeChecked }],
+    });
+    const [result] = await eslint.lintText(code, { filePath: path.join(ROOT, file) });
+    return (result?.messages ?? []).filter((m) => m.ruleId === 'import-x/no-restricted-paths').map((m) => `${m.line}`);
+  }
+
+  it('refuses domain code that imports activities, workflows, an entry point, tests or benchmarks', async () => {
+    const lines = await lintAt(
+      'src/restore/layer-fixture.ts',
+      [
+        "import { replayWal } from '../../activities/restore';",
+        "import { table } from '../cli/format';",
+        "import { startChatopsServer } from '../chatops/server';",
+        "import { runCleanups } from '../../test/harness/cleanups';",
+        "import { parseSegmentName } from '../wal/names';",
+        'export const used = [replayWal, table, startChatopsServer, runCleanups, parseSegmentName];',
+      ].join('\n'),
+    );
+    expect(lines).toEqual(['1', '2', '3', '4']);
+  });
+
+  it('refuses activities that import an entry point or test code, and lets entry points import every layer', async () => {
+    expect(
+      await lintAt(
+        'activities/layer-fixture.ts',
+        "import { table } from '../src/cli/format';\nimport { parseSegmentName } from '../src/wal/names';\nexport const used = [table, parseSegmentName];\n",
+      ),
+    ).toEqual(['1']);
+    expect(
+      await lintAt(
+        'src/cli/layer-fixture.ts',
+        "import { replayWal } from '../../activities/restore';\nimport { parseSegmentName } from '../wal/names';\nexport const used = [replayWal, parseSegmentName];\n",
+      ),
+    ).toEqual([]);
+  });
+});
