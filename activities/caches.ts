@@ -2,11 +2,10 @@
 // 13). Runs on the `lifeboat` queue: Redis, purge endpoints and hooks are
 // reached over the network (a command hook runs on whichever worker takes
 // the task, so it must be installed on every worker of that queue).
-import { Context } from '@temporalio/activity';
 import { checkRunbookCaches, invalidateRunbookCaches } from '../src/caches';
 import type { CacheResult, EndpointsCheck } from '../src/recovery/contract';
 import { loadRunbook } from '../src/runbook/load';
-import { heartbeat, lifeboatActivity } from './failure';
+import { cancellableActivity, heartbeat } from './failure';
 
 /**
  * Each cache of the runbook, in runbook order; heartbeats a CacheProgress
@@ -16,17 +15,10 @@ import { heartbeat, lifeboatActivity } from './failure';
  * endpoint, which does no harm.
  */
 export async function invalidateCaches(input: { runbook: string }): Promise<CacheResult[]> {
-  const ctx = Context.current();
-  try {
-    return await lifeboatActivity(async () => {
-      const runbook = await loadRunbook(input.runbook);
-      return invalidateRunbookCaches(runbook, { onProgress: (p) => heartbeat(p), signal: ctx.cancellationSignal });
-    });
-  } catch (err) {
-    // Temporal reports a cancellation only for the CancelledFailure it gave us.
-    if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-    throw err;
-  }
+  return cancellableActivity(async (signal) => {
+    const runbook = await loadRunbook(input.runbook);
+    return invalidateRunbookCaches(runbook, { onProgress: (p) => heartbeat(p), signal });
+  });
 }
 
 /**
@@ -38,9 +30,8 @@ export async function invalidateCaches(input: { runbook: string }): Promise<Cach
  * `preflight: warn` that does not answer comes back as a warning instead.
  */
 export async function checkCacheEndpoints(input: { runbook: string }): Promise<EndpointsCheck> {
-  const ctx = Context.current();
-  return lifeboatActivity(async () => {
+  return cancellableActivity(async (signal) => {
     const runbook = await loadRunbook(input.runbook);
-    return checkRunbookCaches(runbook, { signal: ctx.cancellationSignal, then: 'start the recovery again' });
+    return checkRunbookCaches(runbook, { signal, then: 'start the recovery again' });
   });
 }

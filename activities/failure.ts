@@ -38,6 +38,22 @@ export async function lifeboatActivity<T>(body: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * lifeboatActivity for a body that stops when the activity is cancelled (an
+ * operator's abort): it gets the cancellation signal, and a cancellation
+ * reaches Temporal as the CancelledFailure Temporal gave, whatever the body
+ * threw on the way out (Temporal reports a cancellation only for its own).
+ */
+export async function cancellableActivity<T>(body: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const signal = Context.current().cancellationSignal;
+  try {
+    return await lifeboatActivity(() => body(signal));
+  } catch (err) {
+    if (signal.aborted) throw signal.reason;
+    throw err;
+  }
+}
+
 /** How often a running activity tells Temporal it is alive, whatever it is waiting on. */
 export const KEEPALIVE_MS = 2000;
 

@@ -2,11 +2,10 @@
 // Runs on the queue of trafficHost(runbook) (src/traffic/host.ts:
 // traffic.pgbouncer.host, else restore.host), because it rewrites the
 // pgbouncer databases file on that host's disk.
-import { Context } from '@temporalio/activity';
 import type { EndpointsCheck, TrafficResult } from '../src/recovery/contract';
 import { loadRunbook } from '../src/runbook/load';
 import { checkRunbookTraffic, switchRunbookTraffic } from '../src/traffic';
-import { heartbeat, lifeboatActivity } from './failure';
+import { cancellableActivity, heartbeat, lifeboatActivity } from './failure';
 
 /**
  * Step 15: clients pointed at the promoted copy. Run twice: the switchers
@@ -15,17 +14,10 @@ import { heartbeat, lifeboatActivity } from './failure';
  * what is left, at least a RESUME of a database a dead attempt left paused.
  */
 export async function resumeTraffic(input: { runbook: string }): Promise<TrafficResult> {
-  const ctx = Context.current();
-  try {
-    return await lifeboatActivity(async () => {
-      const runbook = await loadRunbook(input.runbook);
-      return switchRunbookTraffic(runbook, { progress: (p) => heartbeat(p), signal: ctx.cancellationSignal });
-    });
-  } catch (err) {
-    // Temporal reports a cancellation only for the CancelledFailure it gave us.
-    if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-    throw err;
-  }
+  return cancellableActivity(async (signal) => {
+    const runbook = await loadRunbook(input.runbook);
+    return switchRunbookTraffic(runbook, { progress: (p) => heartbeat(p), signal });
+  });
 }
 
 /**
