@@ -30,11 +30,12 @@ import { postgresTempDir, switchAndWaitArchived, stopRestoredCopy } from '../har
 import { waitFor } from '../harness/ports';
 import { startRedis } from '../harness/redis';
 import { temporalAddress, useS3Env } from '../harness/services';
+import { runCleanups } from '../harness/cleanups';
 
 const exec = promisify(execFile);
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
 });
 
 describe.each(['file', 's3'] as const)('the bad UPDATE recovered from a %s:// repository', (kind) => {

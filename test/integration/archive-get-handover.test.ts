@@ -42,6 +42,7 @@ import { replayWal, restoreBaseBackup } from '../../activities/restore';
 import type { RestoreMarker } from '../../src/restore/marker';
 import { startPrefetcher } from '../../src/restore/prefetch';
 import { restoreSite } from '../../src/restore/site';
+import { runCleanups } from '../harness/cleanups';
 
 const BIN = path.join(projectRoot(), 'bin', 'lifeboat');
 const TOOLS = ['sha256sum', 'stat', 'mv', 'cat', 'dirname', 'basename', 'readlink', 'rm', 'setsid'];
@@ -193,7 +194,7 @@ afterAll(async () => {
       /* gone already */
     }
   }
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   rmSync(work, { recursive: true, force: true });
   rmSync(runbooksDir, { recursive: true, force: true });
 });

@@ -27,6 +27,7 @@ import type { Repository } from '../../src/repository/types';
 import { formatLsn, isSegmentName, parseSegmentName } from '../../src/wal/names';
 import { decodeWal, encodeWal } from '../../src/wal/compress';
 import { projectRoot } from '../../src/tools';
+import { runCleanups } from '../harness/cleanups';
 
 /** Markers of files pushed ahead (not the pusher's own pid, log or claim files). */
 function markerNames(pgWalDir: string): string[] {
@@ -73,7 +74,7 @@ function lifeboat(args: string[], opts: { cwd?: string; env?: Record<string, str
 
 const cleanups: Array<() => unknown> = [];
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
 });
 
 function tempDir(label: string): string {

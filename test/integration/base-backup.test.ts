@@ -16,6 +16,7 @@ import { startWorkers, type RunningWorkers } from '../../src/worker';
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
 import type { BackupMeta } from '../../src/catalog/backup-meta';
+import { runCleanups } from '../harness/cleanups';
 
 const exec = promisify(execFile);
 const CLI = path.resolve(__dirname, '../../bin/lifeboat');
@@ -37,7 +38,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await workers?.shutdown();
   await client?.connection.close();
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 

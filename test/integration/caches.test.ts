@@ -18,6 +18,7 @@ import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import type { CacheResult } from '../../src/recovery/contract';
 import { waitFor } from '../harness/ports';
 import { startRedis, type TestRedis } from '../harness/redis';
+import { runCleanups } from '../harness/cleanups';
 
 const PASSWORD = 'hunter2-redis-pw';
 const TOKEN = 'tok-5ecret-purge';
@@ -90,7 +91,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   rmSync(root, { recursive: true, force: true });
 });
 

@@ -18,6 +18,7 @@ import { waitFor } from '../harness/ports';
 import { switchAndWaitArchived, type Primary } from '../harness/postgres';
 import { startTestCluster } from '../harness/cluster';
 import { s3Env, useS3Env } from '../harness/services';
+import { runCleanups } from '../harness/cleanups';
 
 const runbooksDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-check-runbooks-'));
 const host = `chk${process.pid}`;
@@ -47,7 +48,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 

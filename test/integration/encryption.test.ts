@@ -38,6 +38,7 @@ import { lifeboatCommand } from '../../src/tools';
 import { isAlive } from '../../src/wal/pid';
 import { replayWal, restoreBaseBackup } from '../../activities/restore';
 import { stopPrefetcher } from '../../src/restore/prefetch';
+import { runCleanups } from '../harness/cleanups';
 
 const exec = promisify(execFile);
 const runbooksDir = postgresTempDir('runbooks');
@@ -57,7 +58,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 

@@ -19,6 +19,7 @@ import { startPgbouncer, type TestPgbouncer } from '../harness/pgbouncer';
 import { freePort } from '../harness/ports';
 import { startPrimary, type Primary } from '../harness/postgres';
 import { startRedis, type TestRedis } from '../harness/redis';
+import { runCleanups } from '../harness/cleanups';
 
 const PASSWORD = 'pw-never-shown-1234';
 const TOKEN = 'purge-token-5ecret';
@@ -58,7 +59,7 @@ beforeAll(async () => {
   process.env.PROBE_PGBOUNCER_URL = pgbouncer.adminUrl;
 }, 120_000);
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   // The test's own directory.
   rmSync(root, { recursive: true, force: true });
 });

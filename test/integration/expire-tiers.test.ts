@@ -35,6 +35,7 @@ import { activity } from '../harness/activity';
 import { startTestCluster } from '../harness/cluster';
 import { asPostgres, PG_BIN, switchAndWaitArchived, type Primary } from '../harness/postgres';
 import { temporalAddress } from '../harness/services';
+import { runCleanups } from '../harness/cleanups';
 
 const runbooksDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-expire-tiers-runbooks-'));
 const taskQueue = `lifeboat-test-expire-tiers-${process.pid}`;
@@ -139,7 +140,7 @@ afterAll(async () => {
     await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', restoreDir, '-m', 'immediate', '-w']).catch(() => '');
   }
   if (restoreDir) await stopPrefetcher(restoreDir);
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 

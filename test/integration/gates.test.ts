@@ -17,6 +17,7 @@ import { reconcileOutbox } from '../../activities/outbox';
 import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL, demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { freePort } from '../harness/ports';
 import { startPrimary, type Primary } from '../harness/postgres';
+import { runCleanups } from '../harness/cleanups';
 
 const runbooksDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-gates-runbooks-'));
 const env = new MockActivityEnvironment({ workflowExecution: { workflowId: 'rec-42', runId: 'run-1' } });
@@ -101,7 +102,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   await pg?.stop();
   rmSync(runbooksDir, { recursive: true, force: true });
 });

@@ -14,6 +14,7 @@ import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL, demoRunbookYaml } from '../../src/dev/d
 import { startSandboxPrimary, stopSandboxPrimary, type SandboxPg } from '../../src/dev/sandbox-pg';
 import { freePort, waitFor } from '../harness/ports';
 import { PG_BIN, asPostgres, postgresTempDir, startPrimary, type Primary } from '../harness/postgres';
+import { runCleanups } from '../harness/cleanups';
 
 const runbooksDir = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-invariants-runbooks-'));
 const env = new MockActivityEnvironment();
@@ -115,7 +116,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   await pg?.stop();
   rmSync(runbooksDir, { recursive: true, force: true });
 });

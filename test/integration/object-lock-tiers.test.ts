@@ -54,6 +54,7 @@ import { startOwnMinio, type OwnMinio } from '../harness/faults-services';
 import { postgresTempDir, startPrimary, switchAndWaitArchived, type Primary } from '../harness/postgres';
 import { freePort } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
+import { runCleanups } from '../harness/cleanups';
 
 const exec = promisify(execFile);
 const name = 'tierlock';
@@ -240,7 +241,7 @@ afterAll(async () => {
   if (worker?.getState() === 'RUNNING') worker.shutdown();
   await workerRun;
   await client?.connection.close();
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   rmSync(mcDir, { recursive: true, force: true });
 });
 

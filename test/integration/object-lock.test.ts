@@ -43,6 +43,7 @@ import { cliRunner } from '../harness/cli';
 import { startOwnMinio, type OwnMinio } from '../harness/faults-services';
 import { postgresTempDir, startPrimary, switchAndWaitArchived, type Primary } from '../harness/postgres';
 import { freePort } from '../harness/ports';
+import { runCleanups } from '../harness/cleanups';
 
 const name = 'locked';
 const BUCKET = 'lifeboat-locked';
@@ -145,7 +146,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
 });
 
 it("writes every WAL and base backup object locked in compliance mode for the runbook's days, encrypted with the KMS key", async () => {

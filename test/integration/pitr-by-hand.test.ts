@@ -18,11 +18,12 @@ import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
 import { lifeboatCommand } from '../../src/tools';
 import { startSandboxPrimary, stopSandboxPrimary, type SandboxPg } from '../../src/dev/sandbox-pg';
+import { runCleanups } from '../harness/cleanups';
 
 const exec = promisify(execFile);
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
 });
 
 describe.each(['file', 's3'] as const)('a hand-configured PITR from a %s:// repository', (kind) => {

@@ -21,6 +21,7 @@ import { osUserIds } from '../../src/restore/os-user';
 import { stopPrefetcher } from '../../src/restore/prefetch';
 import { credentialsFilePath } from '../../src/restore/secret-file';
 import { readCredentialsFile } from '../../src/repository/credentials-file';
+import { runCleanups } from '../harness/cleanups';
 
 const runbooksDir = postgresTempDir('runbooks');
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -50,7 +51,7 @@ afterAll(async () => {
     await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', dataDir, '-m', 'immediate', '-w']).catch(() => '');
   }
   if (dataDir) await stopPrefetcher(dataDir);
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 

@@ -47,6 +47,7 @@ import { startOwnMinio, type OwnMinio } from '../harness/faults-services';
 import { freePort } from '../harness/ports';
 import { asPostgres, PG_BIN, postgresTempDir, startPrimary, type Primary } from '../harness/postgres';
 import { archiveByRunbook, rowsAroundATarget, runbookWithRepositories } from '../harness/two-repositories';
+import { runCleanups } from '../harness/cleanups';
 
 const exec = promisify(execFile);
 const name = `fbids-${process.pid}`;
@@ -148,7 +149,7 @@ afterAll(async () => {
   if (existsSync(path.join(dataDir, 'postmaster.pid')))
     await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', dataDir, '-m', 'immediate', '-w']).catch(() => '');
   await stopPrefetcher(dataDir).catch(() => undefined);
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   // Directories this test made: provably ours.
   for (const d of [runbooksDir, repoDir, stateDir, mcDir]) rmSync(d, { recursive: true, force: true });
 });

@@ -25,6 +25,7 @@ import { freePort } from '../harness/ports';
 import { asPostgres, PG_BIN, postgresTempDir, startPrimary, type Primary } from '../harness/postgres';
 import { s3Env, s3RepoUrl, useS3Env } from '../harness/services';
 import { archiveByRunbook, rowsAroundATarget, runbookWithRepositories } from '../harness/two-repositories';
+import { runCleanups } from '../harness/cleanups';
 
 const name = `fallback-${process.pid}`;
 const runbooksDir = postgresTempDir('runbooks');
@@ -66,7 +67,7 @@ afterAll(async () => {
   if (existsSync(path.join(dataDir, 'postmaster.pid')))
     await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', dataDir, '-m', 'immediate', '-w']).catch(() => '');
   await stopPrefetcher(dataDir).catch(() => undefined);
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   // Directories this test made: provably ours.
   for (const d of [runbooksDir, repoDir, stateDir]) rmSync(d, { recursive: true, force: true });
 });

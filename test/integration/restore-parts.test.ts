@@ -22,6 +22,7 @@ import type { RestoreInput, RestoreProgress } from '../../src/recovery/contract'
 import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
 import { replayWal, restoreBaseBackup } from '../../activities/restore';
+import { runCleanups } from '../harness/cleanups';
 
 const runbooksDir = postgresTempDir('runbooks');
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -32,7 +33,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 

@@ -27,6 +27,7 @@ import type { ReplayInput, ReplayProgress, RestoreInput, RestoreProgress, Target
 import { loadRunbook } from '../../src/runbook/load';
 import { clusterName, type Runbook } from '../../src/runbook/schema';
 import { promoteRestored, replayWal, restoreBaseBackup, stopRestored } from '../../activities/restore';
+import { runCleanups } from '../harness/cleanups';
 
 const runbooksDir = postgresTempDir('runbooks');
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -37,7 +38,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 

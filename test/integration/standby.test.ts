@@ -23,6 +23,7 @@ import { observeStandby, readStandbyStatus, standbyLine } from '../../src/standb
 import { buildStandby as buildStandbyActivity, standbyStatus, useStandby } from '../../activities/standby';
 import { replayWal, restoreBaseBackup } from '../../activities/restore';
 import { cloneStandbyForDrill } from '../../activities/drill';
+import { runCleanups } from '../harness/cleanups';
 
 const runbooksDir = postgresTempDir('runbooks');
 const lifeboat = cliRunner(() => ({ ...process.env, LIFEBOAT_RUNBOOKS_DIR: runbooksDir }));
@@ -33,7 +34,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
 });
 

@@ -43,6 +43,7 @@ import { requireTool } from '../../src/tools';
 import { promoteRestored, replayWal, restoreBaseBackup, stopRestored } from '../../activities/restore';
 import { appendAudit, writeEvidence } from '../../activities/recovery';
 import type { Evidence } from '../../src/recovery/contract';
+import { runCleanups } from '../harness/cleanups';
 
 const exec = promisify(execFile);
 const ROLES = ['archive', 'backup', 'restore', 'expire'] as const;
@@ -183,7 +184,7 @@ afterAll(async () => {
     await asPostgres(`${PG_BIN}/pg_ctl`, ['stop', '-D', dataDir, '-m', 'immediate', '-w']).catch(() => '');
     await stopPrefetcher(dataDir);
   }
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
   rmSync(runbooksDir, { recursive: true, force: true });
   rmSync(mcDir, { recursive: true, force: true });
 });

@@ -21,10 +21,11 @@ import {
 import { startTemporalDevServer, type DevServer } from '../../src/dev/temporal-server';
 import { freePort, waitFor } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
+import { runCleanups } from '../harness/cleanups';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
+  await runCleanups(cleanups);
 });
 
 /** A port p with p + 1000 free too (the dev server's UI port). */

@@ -15,6 +15,7 @@ import type { Evidence, PreflightResult } from '../../src/recovery/contract';
 import { hostQueue, type Runbook } from '../../src/runbook/schema';
 import { temporalAddress } from '../harness/services';
 import { testRunbook, workflowBundle } from './recovery-harness';
+import { runCleanups } from '../harness/cleanups';
 
 const TARGET = '2026-11-21T14:31:59.000Z';
 const CLONE_SOURCE = {
@@ -25,7 +26,7 @@ const CLONE_SOURCE = {
 };
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  await runCleanups(cleanups);
 });
 
 interface Fakes {

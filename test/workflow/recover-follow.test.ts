@@ -20,13 +20,14 @@ import { NOTHING_TOUCHED_HINT } from '../../workflows/recovery/machine';
 import { waitFor } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
 import { fakeActivities, testRunbook, workflowBundle, type Calls } from './recovery-harness';
+import { runCleanups } from '../harness/cleanups';
 
 const exec = promisify(execFile);
 const MAIN = path.resolve(__dirname, '../../dist/src/cli/main.js');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-recover-follow-'));
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  await runCleanups(cleanups);
   rmSync(tmp, { recursive: true, force: true });
 });
 
