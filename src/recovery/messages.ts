@@ -2,32 +2,23 @@
 // defined once for the workflow and its clients (CLI, chat-ops, tests).
 // Their names are public: the Temporal UI sends them by name.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { DecideUpdate, RecoveryStatus, StepRecord, StepId, Target } from './contract';
+import type { z } from 'zod';
+import type {
+  ApproveSignal,
+  DecideUpdate,
+  RecoveryStatus,
+  RejectSignal,
+  RetargetSignal,
+  StepRecord,
+  StepSignal,
+} from './contract';
 
-export interface ApprovePayload {
-  step: StepId;
-  by: string;
-  comment?: string;
-  /** approve-promote after a failed invariant: true, with the reason in comment. */
-  override?: boolean;
-  /** approve-repair: restore these classes too (conflicts are excluded unless named). */
-  include?: Array<'changedSince' | 'candidate'>;
-}
-export interface RejectPayload {
-  step: StepId;
-  by: string;
-  reason?: string;
-}
-export interface StepPayload {
-  step: StepId;
-  by: string;
-  reason?: string;
-}
-export interface RetargetPayload {
-  by: string;
-  target: Target;
-  comment?: string;
-}
+// The payloads' shapes are the zod schemas that validate them (contract.ts):
+// one definition, what a client may send (z.input: before trimming).
+export type ApprovePayload = z.input<typeof ApproveSignal>;
+export type RejectPayload = z.input<typeof RejectSignal>;
+export type StepPayload = z.input<typeof StepSignal>;
+export type RetargetPayload = z.input<typeof RetargetSignal>;
 
 export const approveSignal = defineSignal<[ApprovePayload]>('approve');
 export const rejectSignal = defineSignal<[RejectPayload]>('reject');
