@@ -127,8 +127,8 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     facts.runbook = runbook;
     facts.cluster = clusterName(runbook);
     facts.notes.push(...plan.warnings);
-    run.extra.cluster = facts.cluster;
-    run.extra.backup = plan.backup;
+    run.findings.cluster = facts.cluster;
+    run.findings.backup = plan.backup;
     const host = hostActivities(runbook);
     // --repo-index: every activity of the run reads only that repository.
     const ref = { runbook: name, ...(input.repository ? { repository: input.repository } : {}) };
@@ -162,21 +162,21 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       if (gates)
         await run.step(
           'disable-writers',
-          () => act.setPrimaryGate({ ...ref, gate: 'writers', where: 'primary', enabled: false }),
+          () => act.setGate({ ...ref, gate: 'writers', where: 'primary', enabled: false }),
           (g) => g.proof ?? 'writers fenced',
         );
       else run.notApplicable('disable-writers', 'no gates in the runbook');
       if (gates?.backgroundJobs)
         await run.step(
           'disable-background-jobs',
-          () => act.setPrimaryGate({ ...ref, gate: 'backgroundJobs', where: 'primary', enabled: false }),
+          () => act.setGate({ ...ref, gate: 'backgroundJobs', where: 'primary', enabled: false }),
           () => `${gates.backgroundJobs!.gate} off`,
         );
       else run.notApplicable('disable-background-jobs', 'no gates.backgroundJobs in the runbook');
       if (gates?.outbox)
         await run.step(
           'pause-outbox',
-          () => act.setPrimaryGate({ ...ref, gate: 'outbox', where: 'primary', enabled: false }),
+          () => act.setGate({ ...ref, gate: 'outbox', where: 'primary', enabled: false }),
           () => `${gates.outbox!.gate} off`,
         );
       else run.notApplicable('pause-outbox', 'no gates.outbox in the runbook');
@@ -253,7 +253,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
                 ...(input.repository ? { repository: input.repository } : {}),
               });
               backupId = again.backup.backupId;
-              run.extra.backup = again.backup;
+              run.findings.backup = again.backup;
             }
             const restored = await host.restoreBaseBackup({ ...ref, backupId, mode: run.mode, workflowId, runId });
             // Several repositories: the evidence says which served the backup when it was not the first.
@@ -287,12 +287,12 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
         continue;
       }
       if (!replay) throw ApplicationFailure.nonRetryable('replay-wal cannot be skipped', 'STEP_NOT_SKIPPABLE');
-      run.extra.replay = { lsn: replay.lsn, ...(replay.time ? { time: replay.time } : {}), paused: true };
+      run.findings.replay = { lsn: replay.lsn, ...(replay.time ? { time: replay.time } : {}), paused: true };
       facts.walSegmentsReplayed = replay.walSegmentsReplayed;
       facts.repositories = repositorySources({ repository: facts.repositories?.baseBackup }, replay);
       facts.walBytesReplayed = replay.walBytesReplayed;
-      const rpo = observedRpo(run.target, replay, run.extra.backup);
-      if (rpo !== undefined) run.extra.rpoObservedSeconds = rpo.seconds;
+      const rpo = observedRpo(run.target, replay, run.findings.backup);
+      if (rpo !== undefined) run.findings.rpoObservedSeconds = rpo.seconds;
       if (rpo?.note && !facts.notes.includes(rpo.note)) facts.notes.push(rpo.note);
       // 9. run-invariants on the paused, read-only copy.
       const invariants =
@@ -301,7 +301,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
           () => host.runInvariants(ref),
           (r) => `${r.filter((i) => i.passed).length} of ${r.length} passed`,
         )) ?? [];
-      run.extra.invariants = invariants;
+      run.findings.invariants = invariants;
       run.failedInvariants = invariants.filter((i) => !i.passed).map((i) => i.name);
       if (dryRun) break;
       // 10. approve-promote (or retarget).
@@ -332,10 +332,10 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
         'promote',
         async () => {
           const p = await host.promoteRestored({ ...ref, workflowId, runId });
-          if (gates) await host.setRestoredGate({ ...ref, gate: 'writers', where: 'restored', enabled: false });
+          if (gates) await host.setGate({ ...ref, gate: 'writers', where: 'restored', enabled: false });
           if (gates?.backgroundJobs)
-            await host.setRestoredGate({ ...ref, gate: 'backgroundJobs', where: 'restored', enabled: false });
-          if (gates?.outbox) await host.setRestoredGate({ ...ref, gate: 'outbox', where: 'restored', enabled: false });
+            await host.setGate({ ...ref, gate: 'backgroundJobs', where: 'restored', enabled: false });
+          if (gates?.outbox) await host.setGate({ ...ref, gate: 'outbox', where: 'restored', enabled: false });
           // One primary per cluster from here: the new timeline's history in the
           // archive (the old primary's next segment is refused) and the overlay
           // that backup, check, drill, checkpoint and the next recovery read.
@@ -383,7 +383,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
         'resume-traffic',
         async () => {
           const t = await host.resumeTraffic(ref);
-          if (gates) await host.setRestoredGate({ ...ref, gate: 'writers', where: 'restored', enabled: true });
+          if (gates) await host.setGate({ ...ref, gate: 'writers', where: 'restored', enabled: true });
           return t;
         },
         (t) => `${t.kind}${t.pointedAt ? ` now points at ${t.pointedAt}` : ''}${gates ? '; writers on' : ''}`,
@@ -392,14 +392,14 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       if (gates?.backgroundJobs)
         await run.step(
           'enable-background-jobs',
-          () => host.setRestoredGate({ ...ref, gate: 'backgroundJobs', where: 'restored', enabled: true }),
+          () => host.setGate({ ...ref, gate: 'backgroundJobs', where: 'restored', enabled: true }),
           () => 'background jobs on',
         );
       else run.notApplicable('enable-background-jobs', 'no gates.backgroundJobs in the runbook');
       if (gates?.outbox)
         await run.step(
           'resume-outbox',
-          () => host.setRestoredGate({ ...ref, gate: 'outbox', where: 'restored', enabled: true }),
+          () => host.setGate({ ...ref, gate: 'outbox', where: 'restored', enabled: true }),
           () => 'outbox publisher on',
         );
       else run.notApplicable('resume-outbox', 'no gates.outbox in the runbook');
@@ -416,7 +416,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       },
       (w) => `${w.repository}/${w.key}`,
     );
-    run.extra.outcome = outcomeOf(evidence!);
+    run.findings.outcome = outcomeOf(evidence!);
     run.end('finished');
     run.closeAudit();
     await auditDone;
@@ -427,7 +427,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     facts.validationStatus = err.kind;
     facts.notes.push(`${err.kind} at ${err.step} by ${err.by}: ${err.reason}; gates left as they were`);
     const evidence = buildEvidence(run, facts);
-    run.extra.outcome = outcomeOf(evidence);
+    run.findings.outcome = outcomeOf(evidence);
     run.end(err.kind);
     await act
       .writeEvidence({ runbook: name, evidence })

@@ -49,7 +49,7 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
     ...(input.after ? { after: input.after } : {}),
     ...(input.where ? { where: input.where } : {}),
   };
-  run.extra.repair = repair;
+  run.findings.repair = repair;
   run.installHandlers();
   run.publish();
   const act = sharedActivities();
@@ -117,8 +117,8 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
     run.runbook = runbook;
     facts.cluster = clusterName(runbook);
     facts.notes.push(...plan.warnings);
-    run.extra.cluster = facts.cluster;
-    run.extra.backup = plan.backup;
+    run.findings.cluster = facts.cluster;
+    run.findings.backup = plan.backup;
     host = copyHostActivities(runbook.drill!.host);
     const copy = host;
 
@@ -149,7 +149,7 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
       (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`,
     );
     if (!before) throw ApplicationFailure.nonRetryable('replay-wal cannot be skipped', 'STEP_NOT_SKIPPABLE');
-    run.extra.replay = { lsn: before.lsn, ...(before.time ? { time: before.time } : {}), paused: true };
+    run.findings.replay = { lsn: before.lsn, ...(before.time ? { time: before.time } : {}), paused: true };
 
     // 5. snapshot-before: the selected rows of each table, by primary key.
     const tableArgs = { ...ref, tables: input.tables, ...(input.where ? { where: input.where } : {}) };
@@ -169,7 +169,7 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
         (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`,
       );
       if (!a) throw ApplicationFailure.nonRetryable('replay-wal-after cannot be skipped', 'STEP_NOT_SKIPPABLE');
-      run.extra.replay = { lsn: a.lsn, ...(a.time ? { time: a.time } : {}), paused: true };
+      run.findings.replay = { lsn: a.lsn, ...(a.time ? { time: a.time } : {}), paused: true };
       await run.step(
         'snapshot-after',
         () => copy.snapshotRepairCopy({ ...tableArgs, label: 'after' }),
@@ -257,7 +257,7 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
       facts.notes.push(`teardown after ${err.kind}: ${t}`);
     }
     const evidence = buildRepairEvidence(run, facts);
-    run.extra.outcome = { verdict: evidence.validationStatus };
+    run.findings.outcome = { verdict: evidence.validationStatus };
     run.end(err.kind);
     await act
       .writeEvidence({ runbook: name, evidence })
@@ -317,7 +317,7 @@ async function finish(
     },
     (w) => `${w.repository}/${w.key}`,
   );
-  run.extra.outcome = { verdict: evidence!.validationStatus };
+  run.findings.outcome = { verdict: evidence!.validationStatus };
   run.end('finished');
   run.closeAudit();
   await auditDone;

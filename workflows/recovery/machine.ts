@@ -152,8 +152,8 @@ export class RecoveryMachine {
   retargetRequest?: { by: string; target: Target; comment?: string };
   abortRequest?: { step: StepId; by: string; reason: string };
   rejection?: { step: StepId; by: string; reason: string };
-  /** Everything else status shows (backup, replay position, invariants...). */
-  extra: Partial<RecoveryStatus> = {};
+  /** What the run has found out so far (cluster, backup, replay position, RPO, invariants, outcome): merged into status. */
+  findings: Partial<RecoveryStatus> = {};
 
   approvedBy = new Set<string>();
   /** Set by the workflow: tells the channel that a step waits for a person (never throws). */
@@ -607,7 +607,7 @@ export class RecoveryMachine {
       ...this.base,
       startedAt: this.startedAt,
       asOf: now(),
-      ...this.extra,
+      ...this.findings,
       steps: this.stepIds.map((id) => ({ ...this.steps.get(id)! })),
       decisions: [...this.decisions],
     };

@@ -64,7 +64,7 @@ export function sharedActivities() {
     // Lists runs in Temporal's visibility; waits up to 15 s for its own run to be listed.
     checkNoOtherRecovery: shared.checkNoOtherRecovery,
     captureForensics: shared.captureForensics,
-    setPrimaryGate: gates.setGate,
+    setGate: gates.setGate,
     invalidateCaches: caches.invalidateCaches,
     // Preflight: PING, HEAD, a program's path; each probe gives up after 10 s.
     checkCacheEndpoints: probe.checkCacheEndpoints,
@@ -130,7 +130,7 @@ export function hostActivities(runbook: Runbook) {
     // A history file and a small JSON object into the repository.
     recordPrimary: quick.recordPrimary,
     stopRestored: quick.stopRestored,
-    setRestoredGate: quick.setGate,
+    setGate: quick.setGate,
     reconcileOutbox: short.reconcileOutbox,
     resumeTraffic: traffic.resumeTraffic,
     // Preflight, on the same host as resume-traffic: the console or the hook's program.
