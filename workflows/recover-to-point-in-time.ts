@@ -16,6 +16,7 @@ import { parseLsn as parseLsnInWorkflow } from '../src/wal/names';
 import { hostActivities, sharedActivities } from './recovery/proxies';
 import { movedAsideNote } from './recovery/restore-summary';
 import { buildEvidence, observedRpo, type RunFacts } from './recovery/evidence';
+import { decisionChannels } from './recovery/channels';
 import { RecoveryMachine, Retargeted, RunAborted } from './recovery/machine';
 import { parseWorkflowInput } from './input';
 
@@ -55,22 +56,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
   const name = input.runbook;
   const facts: RunFacts = { input, workflowId, runId, validationStatus: 'passed', notes: [] };
   const auditDone = run.auditLoop((seq, line) => act.appendAudit({ runbook: name, runId, workflowId, seq, line }));
-  const notify = async (pending: Parameters<typeof act.notifyEscalation>[0]['pending'], waitedSeconds: number) => {
-    const r = await act
-      .notifyEscalation({ runbook: name, workflowId, pending, waitedSeconds })
-      .catch((err: unknown) => ({ delivered: false, detail: String(err) }));
-    run.audit({ at: new Date().toISOString(), event: 'step', note: `escalation for ${pending.step}: ${r.detail}` });
-  };
-  run.announce = async (pending) => {
-    const r = await act
-      .announceApproval({ runbook: name, workflowId, pending })
-      .catch((err: unknown) => ({ delivered: false, detail: String(err) }));
-    run.audit({
-      at: new Date().toISOString(),
-      event: 'step',
-      note: `approval message for ${pending.step}: ${r.detail}`,
-    });
-  };
+  const notify = decisionChannels(run, act, { runbook: name, workflowId });
 
   try {
     // 1. preflight: backup chosen, WAL chain checked, nothing touched.

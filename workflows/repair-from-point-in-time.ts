@@ -12,6 +12,7 @@ import { REPAIR_STEP_IDS, describeTarget, type Evidence, type StepId } from '../
 import { RepairInput, type RepairStatus } from '../src/repair/contract';
 import { clusterName, type Runbook } from '../src/runbook/schema';
 import { parseWorkflowInput } from './input';
+import { decisionChannels } from './recovery/channels';
 import { RecoveryMachine, RunAborted } from './recovery/machine';
 import { movedAsideNote } from './recovery/restore-summary';
 import { buildRepairEvidence, type RepairFacts } from './repair/evidence';
@@ -55,22 +56,7 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
   const act = sharedActivities();
   const facts: RepairFacts = { input, workflowId, runId, validationStatus: 'passed', notes: [] };
   const auditDone = run.auditLoop((seq, line) => act.appendAudit({ runbook: name, runId, workflowId, seq, line }));
-  const notify = async (pending: Parameters<typeof act.notifyEscalation>[0]['pending'], waitedSeconds: number) => {
-    const r = await act
-      .notifyEscalation({ runbook: name, workflowId, pending, waitedSeconds })
-      .catch((err: unknown) => ({ delivered: false, detail: String(err) }));
-    run.audit({ at: new Date().toISOString(), event: 'step', note: `escalation for ${pending.step}: ${r.detail}` });
-  };
-  run.announce = async (pending) => {
-    const r = await act
-      .announceApproval({ runbook: name, workflowId, pending })
-      .catch((err: unknown) => ({ delivered: false, detail: String(err) }));
-    run.audit({
-      at: new Date().toISOString(),
-      event: 'step',
-      note: `approval message for ${pending.step}: ${r.detail}`,
-    });
-  };
+  const notify = decisionChannels(run, act, { runbook: name, workflowId });
   let host: ReturnType<typeof copyHostActivities> | undefined;
   const ref = { runbook: name, workflowId };
 
