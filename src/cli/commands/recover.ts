@@ -2,20 +2,17 @@
 // (DESIGN.md §4) with a validated input, print its id and how to follow it;
 // with --follow, watch it like `status --watch` until it closes.
 import { chooseRepositories } from '../../repository/multi';
-import * as os from 'node:os';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { connectClient, timestampedId } from '../../client/temporal';
 import { LifeboatError } from '../../errors';
 import { RecoveryInput } from '../../recovery/contract';
 import { RECOVERY_WORKFLOW } from '../../recovery/messages';
-import { RUNBOOK_ATTRIBUTE } from '../../recovery/search-attributes';
 import { TASK_QUEUE } from '../../runbook/schema';
 import { intOption, requireRunbook, temporalTarget, type TemporalOptions } from '../context';
-import { printJson } from '../run';
 import { recoveryDetails, recoverySummary, succeeded, type ParsedInput } from '../status-view';
 import { targetFromFlags, type TargetFlags } from '../target-options';
+import { printStarted, startRun, startedBy } from '../start-run';
 import { watchRun } from './status';
-import { checklistLines, runPage, temporalUiBase } from '../ui-link';
+import { checklistLines } from '../ui-link';
 
 type Options = TemporalOptions &
   TargetFlags & {
@@ -57,51 +54,17 @@ export async function run(opts: Options): Promise<number> {
   const { address, namespace } = temporal;
   const client = await connectClient(temporal);
   try {
-    const options = {
-      taskQueue: TASK_QUEUE,
+    const handle = await startRun(client, namespace, {
+      workflowType: RECOVERY_WORKFLOW,
+      runbook: runbook.name,
       workflowId,
-      args: [input] as [typeof input],
+      input,
       staticSummary: recoverySummary(input),
       staticDetails: recoveryDetails(input, startedBy()),
-    };
-    const handle = await client.workflow
-      // LifeboatRunbook from the start event on, not only from the run's first
-      // workflow task: a second recovery started right after this one then
-      // finds it listed sooner (activities/one-recovery.ts).
-      .start(RECOVERY_WORKFLOW, {
-        ...options,
-        typedSearchAttributes: [{ key: RUNBOOK_ATTRIBUTE, value: runbook.name }],
-      })
-      .catch((err: unknown) => {
-        // A namespace no worker has prepared yet (ensureSearchAttributes): the run sets it itself.
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError) && String(err).includes(RUNBOOK_ATTRIBUTE.name))
-          return client.workflow.start(RECOVERY_WORKFLOW, options);
-        throw err;
-      })
-      .catch((err: unknown) => {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        throw new LifeboatError(
-          'INPUT_INVALID',
-          `a workflow with id ${workflowId} is already running in namespace ${namespace}`,
-          {
-            hints: [`follow it: lifeboat status ${workflowId} --watch`, 'or pass another --workflow-id'],
-            cause: err,
-          },
-        );
-      });
-    const uiBase = await temporalUiBase(address, process.env, opts.uiUrl);
-    const ui =
-      uiBase.base !== undefined ? runPage(uiBase.base, namespace, workflowId, handle.firstExecutionRunId) : undefined;
-    const started = { workflowId, runId: handle.firstExecutionRunId, input, ...(ui ? { ui } : {}) };
-    if (opts.json) {
-      // With --follow, one JSON document per line, like status --watch --json.
-      if (opts.follow) process.stdout.write(`${JSON.stringify(started)}\n`);
-      else printJson(started);
-    } else {
-      process.stdout.write(
-        `${startedLines(input, workflowId, ui ?? (uiBase.base === undefined ? { hint: uiBase.hint } : undefined)).join('\n')}\n`,
-      );
-    }
+    });
+    const uiBase = await printStarted(opts, { address, namespace }, handle, input, (ui) =>
+      startedLines(input, workflowId, ui),
+    );
     if (!opts.follow) return 0;
     const recovery = {
       client,
@@ -109,7 +72,7 @@ export async function run(opts: Options): Promise<number> {
       workflowId,
       namespace,
       address,
-      ...(uiBase.base !== undefined ? { uiBase: uiBase.base } : {}),
+      ...uiBase,
     };
     const last = await watchRun(recovery, { intervalSeconds, json: opts.json === true });
     return succeeded(last) ? 0 : 1;
@@ -154,13 +117,4 @@ export function startedLines(
     `  lifeboat status ${workflowId} --watch`,
     ...(typeof ui === 'string' ? checklistLines(ui).map((l) => `  ${l}`) : ui ? [`  (${ui.hint})`] : []),
   ];
-}
-
-/** Who started the run, for the static details (the audit trail starts here). */
-function startedBy(): string | undefined {
-  try {
-    return `${os.userInfo().username}@${os.hostname()}`;
-  } catch {
-    return undefined; // no passwd entry in some containers
-  }
 }

@@ -3,20 +3,17 @@
 // start `repairFromPointInTime` (DESIGN.md §4.3) with a validated input,
 // print its id, how to approve its diff and the Temporal UI link; with
 // --follow, watch it like `status --watch` until it closes.
-import * as os from 'node:os';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { connectClient, timestampedId } from '../../client/temporal';
 import { LifeboatError, isLifeboatError } from '../../errors';
 import { describeTarget, type Target } from '../../recovery/contract';
 import { REPAIR_WORKFLOW } from '../../recovery/messages';
-import { RUNBOOK_ATTRIBUTE } from '../../recovery/search-attributes';
 import { RepairInput, type ParsedRepairInput } from '../../repair/contract';
 import { TASK_QUEUE } from '../../runbook/schema';
 import { intOption, requireRunbook, temporalTarget, type TemporalOptions } from '../context';
-import { printJson } from '../run';
 import { succeeded } from '../status-view';
 import { targetFromFlags, type TargetFlags } from '../target-options';
-import { checklistLines, runPage, temporalUiBase } from '../ui-link';
+import { checklistLines } from '../ui-link';
+import { printStarted, startRun, startedBy } from '../start-run';
 import { watchRun } from './status';
 
 type Options = TemporalOptions & {
@@ -133,44 +130,20 @@ export async function run(opts: Options): Promise<number> {
   const { address, namespace } = temporal;
   const client = await connectClient(temporal);
   try {
-    const options = {
-      taskQueue: TASK_QUEUE,
+    const handle = await startRun(client, namespace, {
+      workflowType: REPAIR_WORKFLOW,
+      runbook: runbook.name,
       workflowId,
-      args: [input] as [typeof input],
+      input,
       staticSummary: repairSummary(input),
       staticDetails: repairDetails(input, startedBy()),
-    };
-    const handle = await client.workflow
-      .start(REPAIR_WORKFLOW, { ...options, typedSearchAttributes: [{ key: RUNBOOK_ATTRIBUTE, value: runbook.name }] })
-      .catch((err: unknown) => {
-        // A namespace no worker has prepared yet (ensureSearchAttributes): the run sets it itself.
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError) && String(err).includes(RUNBOOK_ATTRIBUTE.name))
-          return client.workflow.start(REPAIR_WORKFLOW, options);
-        throw err;
-      })
-      .catch((err: unknown) => {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        throw new LifeboatError(
-          'INPUT_INVALID',
-          `a workflow with id ${workflowId} is already running in namespace ${namespace}`,
-          { hints: [`follow it: lifeboat status ${workflowId} --watch`, 'or pass another --workflow-id'], cause: err },
-        );
-      });
-    const uiBase = await temporalUiBase(address, process.env, opts.uiUrl);
-    const ui =
-      uiBase.base !== undefined ? runPage(uiBase.base, namespace, workflowId, handle.firstExecutionRunId) : undefined;
-    const started = { workflowId, runId: handle.firstExecutionRunId, input, ...(ui ? { ui } : {}) };
-    if (opts.json) {
-      if (opts.follow) process.stdout.write(`${JSON.stringify(started)}\n`);
-      else printJson(started);
-    } else {
-      process.stdout.write(
-        `${startedLines(input, workflowId, ui ?? (uiBase.base === undefined ? { hint: uiBase.hint } : undefined)).join('\n')}\n`,
-      );
-    }
+    });
+    const uiBase = await printStarted(opts, { address, namespace }, handle, input, (ui) =>
+      startedLines(input, workflowId, ui),
+    );
     if (!opts.follow) return 0;
     const last = await watchRun(
-      { client, handle, workflowId, namespace, address, ...(uiBase.base !== undefined ? { uiBase: uiBase.base } : {}) },
+      { client, handle, workflowId, namespace, address, ...uiBase },
       { intervalSeconds, json: opts.json === true },
     );
     return succeeded(last) ? 0 : 1;
@@ -224,12 +197,4 @@ export function startedLines(
         ]),
     ...(typeof ui === 'string' ? checklistLines(ui).map((l) => `  ${l}`) : ui ? [`  (${ui.hint})`] : []),
   ];
-}
-
-function startedBy(): string | undefined {
-  try {
-    return `${os.userInfo().username}@${os.hostname()}`;
-  } catch {
-    return undefined;
-  }
 }
