@@ -3,28 +3,12 @@
 // for s3:// URLs: it costs more start-up time than archive-push may spend.
 import { LifeboatError } from '../errors';
 import { loadCredentialsFile } from './credentials-file';
-import type { RepositoryCredentials, StorageRole } from './roles';
-import type { EncryptionSettings } from './keys';
-import type { Repository } from './types';
+import type { StorageRole } from './roles';
+import type { Repository, RepositoryEnvOptions } from './types';
 
-export interface RepositoryEnvOptions {
-  /** Environment variable holding the S3 endpoint (MinIO, Ceph...). */
-  endpointEnv?: string;
-  /** Environment variable holding the S3 region. */
-  regionEnv?: string;
-  /** s3:// only: server-side encryption on every PUT (runbook repository.serverSide). */
-  serverSide?: { mode: 'SSE-S3' } | { mode: 'SSE-KMS'; kmsKeyId: string };
-  /** s3:// only: Object Lock retention on every base backup and WAL object (runbook repository.objectLock). */
-  objectLock?: { mode: 'governance' | 'compliance'; days: number; walDays?: number };
-  /** s3:// only: which storage identity this opening acts as (src/repository/roles.ts); none: the SDK default chain. */
-  role?: StorageRole;
-  /** s3:// only: the runbook's credential source per role (repository.credentials: env var names, never values). */
-  credentials?: RepositoryCredentials;
-  /** Client-side encryption of every object (runbook repository.encryption; key names, never values). */
-  encryption?: EncryptionSettings;
-  /** Where the runbook wrote this repository (`repository`, `repositories[1]`): errors name its fields from there. */
-  runbookField?: string;
-}
+// How a repository is opened: defined beside Repository (types.ts), so that
+// s3.ts needs nothing from this file, which loads it.
+export type { RepositoryEnvOptions } from './types';
 
 /**
  * A runbook's repository entry (`repository:` or one of `repositories:`) as

@@ -23,7 +23,7 @@ import {
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { LifeboatError } from '../errors';
-import type { RepositoryEnvOptions } from './index';
+import type { RepositoryEnvOptions } from './types';
 import { permissionFor, resolveIdentity, type ResolvedIdentity } from './roles';
 import { lockedUntil, mapLimit, retentionFor, serverSideOf, serverSideParams } from './object-lock';
 import type {

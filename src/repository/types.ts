@@ -9,6 +9,8 @@
 //   <cluster>/evidence/<runId>.json, <cluster>/audit/<runId>.jsonl
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import type { EncryptionSettings } from './keys';
+import type { RepositoryCredentials, StorageRole } from './roles';
 
 export interface ObjectInfo {
   /** Key relative to the repository root, '/'-separated. */
@@ -141,4 +143,24 @@ export interface BucketObjectLock {
   /** Retention the bucket applies to objects written without their own. */
   defaultRetention?: { mode: 'governance' | 'compliance'; days?: number; years?: number };
   versioning: 'enabled' | 'suspended' | 'off';
+}
+
+/** How openRepository (index.ts) opens a repository: where its settings come from, never the secrets themselves. */
+export interface RepositoryEnvOptions {
+  /** Environment variable holding the S3 endpoint (MinIO, Ceph...). */
+  endpointEnv?: string;
+  /** Environment variable holding the S3 region. */
+  regionEnv?: string;
+  /** s3:// only: server-side encryption on every PUT (runbook repository.serverSide). */
+  serverSide?: { mode: 'SSE-S3' } | { mode: 'SSE-KMS'; kmsKeyId: string };
+  /** s3:// only: Object Lock retention on every base backup and WAL object (runbook repository.objectLock). */
+  objectLock?: { mode: 'governance' | 'compliance'; days: number; walDays?: number };
+  /** s3:// only: which storage identity this opening acts as (src/repository/roles.ts); none: the SDK default chain. */
+  role?: StorageRole;
+  /** s3:// only: the runbook's credential source per role (repository.credentials: env var names, never values). */
+  credentials?: RepositoryCredentials;
+  /** Client-side encryption of every object (runbook repository.encryption; key names, never values). */
+  encryption?: EncryptionSettings;
+  /** Where the runbook wrote this repository (`repository`, `repositories[1]`): errors name its fields from there. */
+  runbookField?: string;
 }
