@@ -2,7 +2,7 @@
 // run without a shell, for at most five minutes; exit 0 means purged.
 import { LifeboatError } from '../errors';
 import type { CacheResult } from '../recovery/contract';
-import { findProgram, runHook, showArgv } from './run-hook';
+import { findProgram, runHook, showArgv } from '../endpoints/run-hook';
 import type { CacheInvalidator, InvalidationContext } from './types';
 
 export function commandInvalidator(cfg: { argv: string[] }): CacheInvalidator {

@@ -4,8 +4,9 @@
 // variable, the method, the host and the status.
 import { LifeboatError, errorMessage } from '../errors';
 import type { CacheResult } from '../recovery/contract';
-import { hostOf, redact, urlFromEnv } from './secret-url';
-import { PROBE_TIMEOUT_MS, type CacheInvalidator, type InvalidationContext } from './types';
+import { hostOf, redact, urlFromEnv } from '../endpoints/secret-url';
+import { PROBE_TIMEOUT_MS } from '../endpoints/probe';
+import type { CacheInvalidator, InvalidationContext } from './types';
 
 export const HTTP_TIMEOUT_MS = 60_000;
 

@@ -12,8 +12,9 @@
 import { createClient, RESP_TYPES } from 'redis';
 import { LifeboatError, errorMessage } from '../errors';
 import type { CacheResult } from '../recovery/contract';
-import { hostOf, redact, urlFromEnv } from './secret-url';
-import { PROBE_TIMEOUT_MS, type CacheInvalidator, type InvalidationContext } from './types';
+import { hostOf, redact, urlFromEnv } from '../endpoints/secret-url';
+import { PROBE_TIMEOUT_MS } from '../endpoints/probe';
+import type { CacheInvalidator, InvalidationContext } from './types';
 
 /** Keys asked of SCAN per call, and so deleted per UNLINK at most. */
 export const SCAN_COUNT = 1000;

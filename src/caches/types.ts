@@ -5,9 +5,6 @@ import type { Runbook } from '../runbook/schema';
 
 export type CacheEntry = Runbook['caches'][number];
 
-/** How long preflight waits for an endpoint to answer (cache or traffic). */
-export const PROBE_TIMEOUT_MS = 10_000;
-
 /** Heartbeat details of invalidate-caches. */
 export interface CacheProgress {
   /** 1-based position of the entry in the runbook's caches list. */

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { createClient } from 'redis';
 import { LifeboatError, errorMessage } from '../errors';
-import { hostOf, redact } from '../caches/secret-url';
+import { hostOf, redact } from '../endpoints/secret-url';
 import { MAX_SKEW_SECONDS, ReplayGuard } from './auth';
 import { RateLimiter } from './rate-limit';
 

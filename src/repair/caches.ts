@@ -12,7 +12,7 @@ import { LifeboatError, errorMessage } from '../errors';
 import type { CacheResult } from '../recovery/contract';
 import type { Runbook } from '../runbook/schema';
 import { invalidateRunbookCaches } from '../caches';
-import { hostOf, redact, urlFromEnv } from '../caches/secret-url';
+import { hostOf, redact, urlFromEnv } from '../endpoints/secret-url';
 import { SCAN_COUNT } from '../caches/redis';
 
 export interface RepairedKeys {

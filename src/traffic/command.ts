@@ -4,7 +4,7 @@
 // must go. It must be idempotent: a retried step runs it again.
 import { LifeboatError } from '../errors';
 import type { TrafficResult } from '../recovery/contract';
-import { findProgram, runHook, showArgv } from '../caches/run-hook';
+import { findProgram, runHook, showArgv } from '../endpoints/run-hook';
 import { describeTarget, type RestoredTarget, type TrafficContext, type TrafficSwitcher } from './types';
 
 export function commandSwitcher(cfg: { argv: string[] }): TrafficSwitcher {

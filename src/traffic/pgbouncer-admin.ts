@@ -5,7 +5,7 @@
 // (admin.c: a bare word of [0-9a-z_], or "double quoted").
 import { Client } from 'pg';
 import { LifeboatError, errorMessage } from '../errors';
-import { hostOf, redact } from '../caches/secret-url';
+import { hostOf, redact } from '../endpoints/secret-url';
 
 export interface PgbouncerDatabase {
   name: string;

@@ -13,8 +13,8 @@
 // switched and does only what is left (at least a RESUME).
 import { LifeboatError, errorMessage, isLifeboatError, withContext } from '../errors';
 import type { TrafficResult } from '../recovery/contract';
-import { urlFromEnv } from '../caches/secret-url';
-import { PROBE_TIMEOUT_MS } from '../caches/types';
+import { urlFromEnv } from '../endpoints/secret-url';
+import { PROBE_TIMEOUT_MS } from '../endpoints/probe';
 import { pointsAt, readDatabaseLine, replaceDatabasesFile, rewrittenText } from './databases-file';
 import { PgbouncerAdmin, adminIdent, type PgbouncerDatabase } from './pgbouncer-admin';
 import { describeTarget, type RestoredTarget, type TrafficContext, type TrafficSwitcher } from './types';

@@ -13,7 +13,7 @@ import { createClient } from 'redis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { invalidateCaches } from '../../activities/caches';
 import type { CacheProgress } from '../../src/caches';
-import { runHook } from '../../src/caches/run-hook';
+import { runHook } from '../../src/endpoints/run-hook';
 import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import type { CacheResult } from '../../src/recovery/contract';
 import { waitFor } from '../harness/ports';
