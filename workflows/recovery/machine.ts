@@ -1,12 +1,10 @@
-// The step machinery of recoverToPointInTime, in one place that every step
-// goes through: step state and timestamps, approvals with quorum and
-// escalation, failed steps waiting for retry/skip/abort, the signals, the
-// `decide` update and the `status` query, the audit trail and the
-// current-details checklist the Temporal UI shows.
-//
-// One rule set decides whether a message is acted on (`refusal` below): the
-// update's validator throws its answer back to the caller, a signal that
-// fails it is ignored and listed in status (a signal cannot answer).
+// The step machinery of recoverToPointInTime (and repairFromPointInTime), in
+// one place that every step goes through: step state and timestamps,
+// approvals with quorum and escalation, failed steps waiting for
+// retry/skip/abort, the status and the current-details checklist the
+// Temporal UI shows. Beside it: the signals, the `decide` update and the
+// `status` query (handlers.ts, judged by rules.ts's `refusal`), and the audit
+// trail's queue (audit-queue.ts).
 import {
   ApplicationFailure,
   CancellationScope,
@@ -15,19 +13,13 @@ import {
   log,
   patched,
   setCurrentDetails,
-  setHandler,
   sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import {
-  ApproveSignal,
-  DecideUpdate,
-  RejectSignal,
-  RetargetSignal,
   STEP_IDS,
   STEP_TITLES,
-  StepSignal,
   type AuditLine,
   type DecisionRecord,
   type IgnoredMessage,
@@ -37,31 +29,20 @@ import {
   type StepRecord,
   type Target,
 } from '../../src/recovery/contract';
-import {
-  abortSignal,
-  approveSignal,
-  decideUpdate,
-  rejectSignal,
-  retargetSignal,
-  retrySignal,
-  skipSignal,
-  statusQuery,
-} from '../../src/recovery/messages';
 import { AWAITING_ATTRIBUTE, RUNBOOK_ATTRIBUTE, SEARCH_ATTRIBUTES_PATCH } from '../../src/recovery/search-attributes';
-import { isErrorCode, isRetryable, type ErrorCode } from '../../src/errors';
+import { isRetryable, type ErrorCode } from '../../src/errors';
 import type { Runbook } from '../../src/runbook/schema';
+import { AuditQueue } from './audit-queue';
 import { renderChecklist } from './checklist';
+import { installMessageHandlers } from './handlers';
 import { stepForSummaries } from '../summaries';
 import {
-  describeIssues,
   howToApprove,
   howToResolve,
   operatorsInFailure,
   operatorsOf,
   policyOf,
-  refusal,
   stepError,
-  toIncoming,
   type FenceState,
   type Incoming,
   type Policy,
@@ -119,23 +100,6 @@ export const ANNOUNCE_APPROVAL_PATCH = 'announce-approval-slack';
 export const NOTHING_TOUCHED_HINT =
   'the run ended in preflight: nothing was touched (no gate, no traffic, no data directory); fix the cause above and start the recovery again';
 
-/**
- * A refused update's answer: typed by the catalogue (a refusal that starts
- * with a code, "NOT_AN_APPROVER: ...", keeps it) and never retryable, since
- * the same decision is refused the same way. The message is the refusal as
- * status.ignored shows it.
- */
-function refused(why: string, fallback: ErrorCode): ApplicationFailure {
-  const code = /^([A-Z_]+): /.exec(why)?.[1];
-  return ApplicationFailure.create({ type: isErrorCode(code) ? code : fallback, message: why, nonRetryable: true });
-}
-
-/** How status.ignored names a refused update: "decide approve", or "decide" when the decision is unreadable. */
-function decisionName(raw: unknown): string {
-  const d = (raw as { decision?: unknown } | null)?.decision;
-  return typeof d === 'string' ? `decide ${d.slice(0, 20)}` : 'decide';
-}
-
 export class RecoveryMachine {
   readonly steps = new Map<StepId, StepRecord>();
   readonly decisions: DecisionRecord[] = [];
@@ -161,9 +125,7 @@ export class RecoveryMachine {
   currentStep?: StepId;
   private currentScope?: CancellationScope;
   resolution?: 'retry' | 'skip';
-  private readonly auditQueue: AuditLine[] = [];
-  private auditSeq = 0;
-  private finished = false;
+  private readonly auditTrail = new AuditQueue();
   /** Whether this run keeps the search attributes (runs started before them replay without). */
   private searchAttributes?: boolean;
   private awaitingShown = '';
@@ -207,101 +169,16 @@ export class RecoveryMachine {
 
   // ------------------------------------------------------------ handlers
 
+  /** The signals, the `decide` update and the `status` query (handlers.ts). */
   installHandlers(): void {
-    const signal = (name: Incoming['name'], parse: (raw: unknown) => Incoming | string) => (raw: unknown) => {
-      const parsed = parse(raw);
-      if (typeof parsed === 'string') return this.ignore('signal', name, raw, parsed);
-      const why = refusal(this, parsed);
-      if (why) return this.ignore('signal', name, raw, why);
-      this.apply(parsed, 'signal');
-    };
-    const stepMsg = (name: 'retry' | 'skip' | 'abort') => (raw: unknown) => {
-      const r = StepSignal.safeParse(raw);
-      return r.success
-        ? { name, step: r.data.step, by: r.data.by, comment: r.data.reason }
-        : describeIssues(r.error.issues, name, this.pending);
-    };
-    setHandler(
-      approveSignal,
-      signal('approve', (raw) => {
-        const r = ApproveSignal.safeParse(raw);
-        return r.success ? { name: 'approve', ...r.data } : describeIssues(r.error.issues, 'approve', this.pending);
-      }),
-      {
-        description:
-          'Approve the step awaiting approval. {"step": "approve-promote", "by": "alice", "comment": "rows checked"}; after a failed invariant add "override": true and the reason in comment.',
-      },
-    );
-    setHandler(
-      rejectSignal,
-      signal('reject', (raw) => {
-        const r = RejectSignal.safeParse(raw);
-        return r.success
-          ? { name: 'reject', step: r.data.step, by: r.data.by, comment: r.data.reason }
-          : describeIssues(r.error.issues, 'reject', this.pending);
-      }),
-      {
-        description:
-          'Reject the step awaiting approval; the run stops there, fenced. {"step": "approve-promote", "by": "alice", "reason": "..."}',
-      },
-    );
-    setHandler(
-      retargetSignal,
-      signal('retarget', (raw) => {
-        const r = RetargetSignal.safeParse(raw);
-        return r.success ? { name: 'retarget', ...r.data } : describeIssues(r.error.issues, 'retarget');
-      }),
-      {
-        description:
-          'At approve-promote: move the target. A later one continues the replay, an earlier one restores again. {"by": "alice", "target": {"time": "2026-06-04T14:31:00Z"}}',
-      },
-    );
-    setHandler(retrySignal, signal('retry', stepMsg('retry')), {
-      description: 'Run a failed step again. {"step": "disable-writers", "by": "alice"}',
-    });
-    setHandler(skipSignal, signal('skip', stepMsg('skip')), {
-      description:
-        'Skip a failed step the runbook marks skippable, with a reason. {"step": "disable-writers", "by": "alice", "reason": "primary is gone"}',
-    });
-    setHandler(abortSignal, signal('abort', stepMsg('abort')), {
-      description:
-        'Stop the run at the current step, with a reason. Writers stay fenced. {"step": "replay-wal", "by": "alice", "reason": "..."}',
-    });
-    // Refusals are judged in the handler, not in a validator: a validator's
-    // rejection leaves no trace in the history, and every refusal must be in
-    // status.ignored and the audit log like a refused signal. A refused
-    // update is still answered with a typed, non-retryable failure; the
-    // accepted-then-failed update stays in the history as well.
-    setHandler(
-      decideUpdate,
-      (raw: DecideUpdate): StepRecord => {
-        const r = DecideUpdate.safeParse(raw);
-        if (!r.success) {
-          const why = `decide: ${describeIssues(r.error.issues, 'decide', this.pending)}`;
-          this.ignore('update', decisionName(raw), raw, why);
-          throw refused(why, 'INPUT_INVALID');
-        }
-        const msg = toIncoming(r.data);
-        const why = refusal(this, msg);
-        if (why) {
-          this.ignore('update', decisionName(raw), raw, why);
-          throw refused(why, 'DECISION_REFUSED');
-        }
-        this.apply(msg, 'update');
-        return { ...this.steps.get(r.data.step)! };
-      },
-      {
-        description:
-          'Decide a step and get an answer: {"step": "approve-promote", "decision": "approve"|"reject"|"retry"|"skip"|"abort", "by": "alice", "comment": "..."}. Refused with a reason for a wrong step, a non-approver or a repeated decision.',
-      },
-    );
-    setHandler(statusQuery, () => this.status(), {
-      description:
-        'Where the recovery stands: steps with state and timing, decisions, the pending approval, replay progress.',
-    });
+    installMessageHandlers(this);
   }
 
-  private apply(m: Incoming, via: 'signal' | 'update'): void {
+  /**
+   * Acts on a decision that passed `refusal`: recorded in decisions and the
+   * audit trail, then applied to the step it names.
+   */
+  accept(m: Incoming, via: 'signal' | 'update'): void {
     const at = now();
     const step = m.name === 'retarget' ? (this.pending?.step ?? 'approve-promote') : m.step;
     const record: DecisionRecord = {
@@ -346,7 +223,8 @@ export class RecoveryMachine {
     this.publish();
   }
 
-  private ignore(via: 'signal' | 'update', name: string, raw: unknown, why: string): void {
+  /** A message not acted on: listed in status.ignored and the audit trail, and logged. */
+  ignore(via: 'signal' | 'update', name: string, raw: unknown, why: string): void {
     const p = (raw ?? {}) as { by?: unknown; step?: unknown };
     const item: IgnoredMessage = {
       at: now(),
@@ -647,29 +525,17 @@ export class RecoveryMachine {
   // ------------------------------------------------------------ audit
 
   audit(line: AuditLine): void {
-    this.auditQueue.push(line);
+    this.auditTrail.push(line);
   }
 
-  /** Writes audit lines one at a time, in order, for as long as the run lives. */
-  async auditLoop(append: (seq: number, line: AuditLine) => Promise<void>): Promise<void> {
-    for (;;) {
-      await condition(() => this.auditQueue.length > 0 || this.finished);
-      const line = this.auditQueue.shift();
-      if (!line) return;
-      this.auditSeq += 1;
-      try {
-        await append(this.auditSeq, line);
-      } catch (err) {
-        // Retried at length by the activity's policy; a store down for longer
-        // must not stop a recovery. The decision is still in status and history.
-        log.error('audit line not written', { seq: this.auditSeq, error: String(err) });
-      }
-    }
+  /** Writes audit lines one at a time, in order, for as long as the run lives (audit-queue.ts). */
+  auditLoop(append: (seq: number, line: AuditLine) => Promise<void>): Promise<void> {
+    return this.auditTrail.drain(append);
   }
 
   /** Lets the audit loop drain and stop. */
   closeAudit(): void {
-    this.finished = true;
+    this.auditTrail.close();
   }
 }
 
