@@ -4,6 +4,8 @@
 // postgres OS user owns; pgBackRest runs as that user, as on a server. The
 // primary archives through `pgbackrest archive-push`, set once the stanza
 // exists (ALTER SYSTEM, reload), so no push fails before there is a stanza.
+// `repo` replaces the posix repository's lines (./pgbackrest-s3.ts: S3 on a
+// MinIO over TLS).
 import { writeFileSync, rmSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { chownToOsUser } from '../../src/dev/sandbox-pg';
@@ -14,7 +16,7 @@ export interface PgBackRestStanza {
   stanza: string;
   /** The configuration file (engine.configPath). */
   config: string;
-  /** The posix repository (repo1-path): tests move files aside in it, never delete them. */
+  /** The posix repository (repo1-path), unless `repo` named another: tests move files aside in it, never delete them. */
   repoPath: string;
   root: string;
   primary: Primary;
@@ -25,7 +27,10 @@ export interface PgBackRestStanza {
   stop(): Promise<void>;
 }
 
-export async function startPgBackRestPrimary(stanza = 'lb'): Promise<PgBackRestStanza> {
+export async function startPgBackRestPrimary(
+  stanza = 'lb',
+  opts: { repo?: string[]; /** The configuration file's mode (0600 when it holds keys). */ mode?: number } = {},
+): Promise<PgBackRestStanza> {
   const root = postgresTempDir('pgbackrest');
   const primary = await startPrimary({ conf: ['archive_mode = on', "archive_command = ''", 'archive_timeout = 0'] });
   const config = path.join(root, 'pgbackrest.conf');
@@ -34,7 +39,7 @@ export async function startPgBackRestPrimary(stanza = 'lb'): Promise<PgBackRestS
     config,
     [
       '[global]',
-      `repo1-path=${repoPath}`,
+      ...(opts.repo ?? [`repo1-path=${repoPath}`]),
       'repo1-retention-full=10',
       'compress-type=lz4',
       'process-max=2',
@@ -51,6 +56,7 @@ export async function startPgBackRestPrimary(stanza = 'lb'): Promise<PgBackRestS
       'pg1-user=postgres',
       '',
     ].join('\n'),
+    { mode: opts.mode ?? 0o644 },
   );
   chownToOsUser(config, 'postgres');
   const run = (args: string[]) =>

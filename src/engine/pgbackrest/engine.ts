@@ -33,6 +33,7 @@ import type {
   TakeBackupOptions,
 } from '../types';
 import { progressOfLine, runPgBackRest, type PgBackRestTarget } from './command';
+import { failureError, failureOfRepoStatus } from './errors';
 import { INFO_STATUS, parseInfo, walFilesOfRepoLs, type StanzaInfo } from './info';
 
 export class PgBackRestEngine implements BackupEngine {
@@ -73,6 +74,10 @@ export class PgBackRestEngine implements BackupEngine {
         },
       );
     }
+    // A repository info could not read (TLS, keys): its own error, mapped as if the command had failed.
+    const unread = info.repos.find((r) => r.status.code === INFO_STATUS.other);
+    if (info.status.code === INFO_STATUS.other && unread)
+      throw failureError('info', failureOfRepoStatus(unread.status.message));
     if (info.status.code !== INFO_STATUS.ok && info.status.code !== INFO_STATUS.noValidBackups) {
       throw new LifeboatError(
         'TOOL_FAILED',

@@ -40,6 +40,27 @@ export function parseFailure(output: string, exitCode: number): PgBackRestFailur
   return { code: exitCode, text: tail || `exit ${exitCode} without a message`, hints: [] };
 }
 
+/** pgBackRest's error names as `info` prints them in a repository's status ("[CryptoError] ..."), by code (its src/build/error.yaml). */
+const CODE_OF_NAME: Record<string, number> = {
+  ProtocolError: 39,
+  FileOpenError: 41,
+  FileReadError: 42,
+  HostConnectError: 49,
+  FileMissingError: 55,
+  CryptoError: 95,
+  RepoInvalidError: 103,
+};
+
+/**
+ * A repository's failure as `info --output=json` reports it (status 99,
+ * "[CryptoError] unable to verify certificate ..."): `info` itself exits 0.
+ */
+export function failureOfRepoStatus(message: string): PgBackRestFailure {
+  const m = /^\[(\w+)\] ([\s\S]*)$/.exec(message);
+  const text = (m ? m[2]! : message).replace(/\s*\n\s*/g, ' ').trim();
+  return { code: (m && CODE_OF_NAME[m[1]!]) || 99, text, hints: [] };
+}
+
 /**
  * pgBackRest error codes (its src/build/error.yaml) Lifeboat can name; any
  * other is TOOL_FAILED, or the caller's default (BACKUP_FAILED for a backup).
@@ -94,6 +115,62 @@ const BY_CODE: Record<number, { code: ErrorCode; hint?: string }> = {
   103: { code: 'REPOSITORY_INVALID' },
 };
 
+/**
+ * Failures reaching an object-store repository (repoN-type=s3, TLS), named
+ * for what they are whatever pgBackRest's code: a certificate pgBackRest
+ * refused ([095], CryptoError, which a wrong cipher passphrase also raises),
+ * keys the store refused (HTTP 403), keys missing ([037] for repoN-s3-key).
+ * pgBackRest redacts the authorization header in what it prints; no key
+ * reaches these messages.
+ */
+function storageFailure(
+  command: string,
+  f: PgBackRestFailure,
+): { code: ErrorCode; what: string; hints: string[] } | undefined {
+  const first = f.text.split(/\s+\*\*\*/)[0]!.trim();
+  if (f.code === 95 && /certificate|\bTLS\b|\bSSL\b/i.test(f.text)) {
+    return {
+      code: 'REPOSITORY_UNREACHABLE',
+      what: `pgbackrest ${command} failed: the repository's TLS certificate was refused: ${first}`,
+      hints: [
+        "pgBackRest verifies the S3 endpoint's TLS certificate against repoN-storage-ca-file (or repoN-storage-ca-path, else the system's CAs): point it at the CA that signed the endpoint's certificate; never turn verification off (repoN-storage-verify-tls=n)",
+        ...(/unable to find hostname/.test(f.text)
+          ? [
+              "pgBackRest 2.45 matches repoN-s3-endpoint against the certificate's DNS names and common name only, not its IP addresses: a certificate for an IP endpoint must also carry it as a DNS name (subjectAltName DNS:<ip>)",
+            ]
+          : []),
+        'nothing was read or written in the repository',
+      ],
+    };
+  }
+  if (/HTTP request failed with 403/.test(f.text)) {
+    const s3Code = /x-minio-error-code: (\S+)|<Code>([^<]+)<\/Code>/.exec(f.text);
+    return {
+      code: 'REPOSITORY_UNREACHABLE',
+      what: `pgbackrest ${command} failed: the S3 store refused pgBackRest's request (HTTP 403${s3Code ? ` ${s3Code[1] ?? s3Code[2]}` : ''})`,
+      hints: [
+        'are repoN-s3-key and repoN-s3-key-secret (in pgbackrest.conf, or PGBACKREST_REPON_S3_KEY and PGBACKREST_REPON_S3_KEY_SECRET in the environment) keys of this store, allowed on repoN-s3-bucket?',
+      ],
+    };
+  }
+  if (
+    f.code === 37 &&
+    /requires option: repo\d+-(s3-key|s3-key-secret|s3-token|cipher-pass|azure-key|gcs-key)\b/.test(f.text)
+  ) {
+    const option = /requires option: (\S+)/.exec(f.text)![1]!;
+    const env = `PGBACKREST_${option.toUpperCase().replace(/-/g, '_')}`;
+    return {
+      code: 'SECRET_MISSING',
+      what: `pgbackrest ${command} failed: no ${option} for the repository`,
+      hints: [
+        `pgBackRest reads ${option} from its configuration file (a file only the OS user reads) or ${env} in its environment; Lifeboat passes the worker's PGBACKREST_* variables to the pgbackrest it runs, and nothing else`,
+        "a restored copy's restore_command (pgbackrest archive-get) runs under its postmaster, which gets no secret from Lifeboat: for recoveries the keys belong in pgBackRest's configuration file",
+      ],
+    };
+  }
+  return undefined;
+}
+
 /** A LifeboatError for a failed pgbackrest command, keeping pgBackRest's code, text and hints. */
 export function failureError(
   command: string,
@@ -101,10 +178,15 @@ export function failureError(
   fallback: ErrorCode = 'TOOL_FAILED',
 ): LifeboatError {
   const mapped = BY_CODE[f.code];
-  const code = mapped?.code ?? fallback;
+  const storage = storageFailure(command, f);
+  const code = storage?.code ?? mapped?.code ?? fallback;
   const own = `pgBackRest error [${String(f.code).padStart(3, '0')}]: ${f.text}`;
-  return new LifeboatError(code, `pgbackrest ${command} failed: ${f.text}`, {
-    hints: [own, ...f.hints.map((h) => `pgBackRest: ${h}`), ...(mapped?.hint ? [mapped.hint] : [])],
+  return new LifeboatError(code, storage?.what ?? `pgbackrest ${command} failed: ${f.text}`, {
+    hints: [
+      own,
+      ...f.hints.map((h) => `pgBackRest: ${h}`),
+      ...(storage ? storage.hints : mapped?.hint ? [mapped.hint] : []),
+    ],
     details: { pgbackrest: { code: f.code, text: f.text, hints: f.hints } },
   });
 }

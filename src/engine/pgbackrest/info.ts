@@ -47,10 +47,12 @@ export interface StanzaInfo {
   archives: { id: string; min?: string; max?: string }[];
   /** PostgreSQL major version and system identifier, per database history id (text: it does not fit a double). */
   db: { id: number; version: string; systemId: string }[];
+  /** Each repository's own status: info exits 0 when one cannot be read (TLS, keys), saying why here ("[CryptoError] ..."). */
+  repos: { key: number; status: { code: number; message: string } }[];
 }
 
 /** pgBackRest status codes of `info` (its documentation, "Info command"). */
-export const INFO_STATUS = { ok: 0, missingStanzaPath: 1, noValidBackups: 2, missingStanzaData: 3 } as const;
+export const INFO_STATUS = { ok: 0, missingStanzaPath: 1, noValidBackups: 2, missingStanzaData: 3, other: 99 } as const;
 
 const iso = (seconds: number) => new Date(seconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
 
@@ -88,6 +90,7 @@ export function parseInfo(json: string, stanza: string): StanzaInfo {
     flagged: s.backup.filter((b) => b.error).map((b) => b.label),
     archives: s.archive.map((a) => ({ id: a.id, ...(a.min ? { min: a.min } : {}), ...(a.max ? { max: a.max } : {}) })),
     db: s.db.map((d) => ({ id: d.id, version: d.version, systemId: String(d['system-id']) })),
+    repos: (s.repo ?? []).map((r) => ({ key: r.key, status: { code: r.status.code, message: r.status.message } })),
   };
 }
 
