@@ -14,7 +14,7 @@ import {
 import { clusterName, type Runbook } from '../src/runbook/schema';
 import { parseLsn as parseLsnInWorkflow } from '../src/wal/names';
 import { hostActivities, sharedActivities } from './recovery/proxies';
-import { movedAsideNote } from './recovery/restore-summary';
+import * as summary from './recovery/step-summaries';
 import { buildEvidence, observedRpo, type RunFacts } from './recovery/evidence';
 import { decisionChannels } from './recovery/channels';
 import { RecoveryMachine, Retargeted, RunAborted } from './recovery/machine';
@@ -102,8 +102,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
         }
         return p;
       },
-      (p) =>
-        `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}, RTO estimate ${Math.round(p.rtoEstimateSeconds / 60)} min`,
+      summary.planned,
     );
     if (!plan) throw ApplicationFailure.nonRetryable('preflight cannot be skipped', 'STEP_NOT_SKIPPABLE');
     const runbook: Runbook = plan.runbook;
@@ -124,10 +123,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
     facts.forensics = await run.step(
       'capture-forensics',
       () => act.captureForensics({ runbook: name, target: run.target }),
-      (c) =>
-        c.primaryReachable
-          ? `high-water mark ${c.outboxHighWater ?? '(none)'}, ${c.captures.length} capture(s)`
-          : 'primary did not answer: nothing captured',
+      summary.captured,
     );
 
     if (dryRun) {
@@ -149,7 +145,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
         await run.step(
           'disable-writers',
           () => act.setGate({ ...ref, gate: 'writers', where: 'primary', enabled: false }),
-          (g) => g.proof ?? 'writers fenced',
+          summary.writersFenced,
         );
       else run.notApplicable('disable-writers', 'no gates in the runbook');
       if (gates?.backgroundJobs)
@@ -246,10 +242,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
             facts.repositories = repositorySources(restored);
             return restored;
           },
-          (r) =>
-            r.standby
-              ? `standby: ${r.standby.from} (replayed to ${r.standby.replayLsn}${r.standby.lastReplayTime ? `, last commit ${r.standby.lastReplayTime}` : ''}) taken over into ${r.dataDir}; the standby is consumed, rebuild it: lifeboat standby build --runbook ${name}`
-              : `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r)}${r.configNotes ? `; ${r.configNotes.join('; ')}` : ''}`,
+          (copy) => summary.restored(copy, name),
         );
       }
       try {
@@ -263,7 +256,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
               runId,
               ...(continueFrom ? { continueFrom: true } : {}),
             }),
-          (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`,
+          summary.pausedAt,
         );
       } catch (err) {
         if (!(err instanceof Retargeted)) throw err;
@@ -282,11 +275,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
       if (rpo?.note && !facts.notes.includes(rpo.note)) facts.notes.push(rpo.note);
       // 9. run-invariants on the paused, read-only copy.
       const invariants =
-        (await run.step(
-          'run-invariants',
-          () => host.runInvariants(ref),
-          (r) => `${r.filter((i) => i.passed).length} of ${r.length} passed`,
-        )) ?? [];
+        (await run.step('run-invariants', () => host.runInvariants(ref), summary.invariantsPassed)) ?? [];
       run.findings.invariants = invariants;
       run.failedInvariants = invariants.filter((i) => !i.passed).map((i) => i.name);
       if (dryRun) break;
@@ -336,8 +325,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
             });
           return p;
         },
-        (p) =>
-          `promoted on timeline ${p.timeline} at ${p.promotedAt}${gates ? '; gates re-asserted' : ''}${facts.primary?.repointed ? `; primary re-pointed to ${facts.primary.host}:${facts.primary.port} in the repository` : ''}`,
+        (copy) => summary.promoted(copy, Boolean(gates), facts.primary),
       );
       facts.promotedAt = promoted?.promotedAt;
       // 12. reconcile-outbox: rows published before the incident are not sent again.
@@ -349,16 +337,12 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
               ...ref,
               ...(facts.forensics?.outboxHighWater ? { highWater: facts.forensics.outboxHighWater } : {}),
             }),
-          (o) => o.skippedReason ?? `${o.markedPublished} row(s) marked published (at or below ${o.highWater})`,
+          summary.outboxReconciled,
         );
       else run.notApplicable('reconcile-outbox', 'no gates.outbox in the runbook');
       // 13. invalidate-caches.
       if (runbook.caches.length > 0)
-        facts.caches = await run.step(
-          'invalidate-caches',
-          () => act.invalidateCaches(ref),
-          (c) => c.map((x) => `${x.target}${x.deleted !== undefined ? `: ${x.deleted} deleted` : ''}`).join('; '),
-        );
+        facts.caches = await run.step('invalidate-caches', () => act.invalidateCaches(ref), summary.cachesInvalidated);
       else run.notApplicable('invalidate-caches', 'no caches in the runbook');
       // 14. approve-resume (on unless the runbook turns it off).
       if (runbook.approvals['approve-resume'] === false)
@@ -372,7 +356,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
           if (gates) await host.setGate({ ...ref, gate: 'writers', where: 'restored', enabled: true });
           return t;
         },
-        (t) => `${t.kind}${t.pointedAt ? ` now points at ${t.pointedAt}` : ''}${gates ? '; writers on' : ''}`,
+        (traffic) => summary.trafficResumed(traffic, Boolean(gates)),
       );
       // 16. background jobs, then the outbox publisher.
       if (gates?.backgroundJobs)
@@ -400,7 +384,7 @@ export async function recoverToPointInTime(rawInput: RecoveryInput): Promise<Evi
         evidence = buildEvidence(run, facts);
         return act.writeEvidence({ runbook: name, evidence });
       },
-      (w) => `${w.repository}/${w.key}`,
+      summary.evidenceWritten,
     );
     run.findings.outcome = outcomeOf(evidence!);
     run.end('finished');

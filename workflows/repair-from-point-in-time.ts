@@ -14,7 +14,7 @@ import { clusterName, type Runbook } from '../src/runbook/schema';
 import { parseWorkflowInput } from './input';
 import { decisionChannels } from './recovery/channels';
 import { RecoveryMachine, RunAborted } from './recovery/machine';
-import { movedAsideNote } from './recovery/restore-summary';
+import * as summary from './recovery/step-summaries';
 import { buildRepairEvidence, type RepairFacts } from './repair/evidence';
 import { copyHostActivities, sharedActivities } from './repair/proxies';
 import { classesApproved, diffSummary, plannedRows } from './repair/decide';
@@ -126,13 +126,12 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
           workflowId,
           runId,
         }),
-      (r) =>
-        `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r, "an earlier drill's directory")}`,
+      summary.restoredForRepair,
     );
     const before = await run.step(
       'replay-wal',
       () => copy.replayWal({ runbook: name, instance: 'drill', target: input.before, workflowId, runId }),
-      (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`,
+      summary.pausedAt,
     );
     if (!before) throw ApplicationFailure.nonRetryable('replay-wal cannot be skipped', 'STEP_NOT_SKIPPABLE');
     run.findings.replay = { lsn: before.lsn, ...(before.time ? { time: before.time } : {}), paused: true };
@@ -142,7 +141,7 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
     await run.step(
       'snapshot-before',
       () => copy.snapshotRepairCopy({ ...tableArgs, label: 'before' }),
-      (s) => s.tables.map((t) => `${t.table}: ${t.rows} rows`).join('; '),
+      summary.snapshotTaken,
     );
 
     // 6. with an after target: continue replay to it (the retarget-later machinery), snapshot again.
@@ -152,14 +151,14 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
         'replay-wal-after',
         () =>
           copy.replayWal({ runbook: name, instance: 'drill', target: after, workflowId, runId, continueFrom: true }),
-        (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}`,
+        summary.pausedAt,
       );
       if (!a) throw ApplicationFailure.nonRetryable('replay-wal-after cannot be skipped', 'STEP_NOT_SKIPPABLE');
       run.findings.replay = { lsn: a.lsn, ...(a.time ? { time: a.time } : {}), paused: true };
       await run.step(
         'snapshot-after',
         () => copy.snapshotRepairCopy({ ...tableArgs, label: 'after' }),
-        (s) => s.tables.map((t) => `${t.table}: ${t.rows} rows`).join('; '),
+        summary.snapshotTaken,
       );
     } else {
       run.notApplicable(
@@ -200,13 +199,7 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
         repair.applied = await run.step(
           'apply-repair',
           () => copy.applyRepair({ ...ref, classes, approvedBy: repair.approvedBy! }),
-          (r) =>
-            r
-              .map(
-                (a) =>
-                  `${a.table}: ${a.alreadyApplied ? 'already applied: ' : ''}${a.updated} updated, ${a.inserted} inserted, ${a.skipped} skipped; rows locked ${a.lockedMs} ms`,
-              )
-              .join('; '),
+          summary.repairApplied,
         );
         const skipped = (repair.applied ?? []).reduce((n, a) => n + a.skipped, 0);
         if (skipped > 0)
@@ -218,7 +211,7 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
           facts.caches = await run.step(
             'invalidate-caches',
             () => copy.invalidateRepairCaches({ ...ref, classes }),
-            (c) => c.map((x) => `${x.target}${x.deleted !== undefined ? `: ${x.deleted} deleted` : ''}`).join('; '),
+            summary.cachesInvalidated,
           );
         else run.notApplicable('invalidate-caches', 'no caches in the runbook');
       }
@@ -278,12 +271,7 @@ async function teardown(
     );
     return;
   }
-  await run.step(
-    'teardown',
-    () => copy.teardownRepairCopy(ref),
-    (t) =>
-      `${t.removed ? `stopped${t.stopped ? '' : ' (was not running)'}, ${t.removed} removed` : (t.left ?? 'nothing of this run to remove')}${t.workDirRemoved ? `; work files ${t.workDirRemoved} removed` : ''}`,
-  );
+  await run.step('teardown', () => copy.teardownRepairCopy(ref), summary.copyTornDown);
 }
 
 async function finish(
@@ -301,7 +289,7 @@ async function finish(
       evidence = buildRepairEvidence(run, facts);
       return act.writeEvidence({ runbook: name, evidence });
     },
-    (w) => `${w.repository}/${w.key}`,
+    summary.evidenceWritten,
   );
   run.findings.outcome = { verdict: evidence!.validationStatus };
   run.end('finished');
