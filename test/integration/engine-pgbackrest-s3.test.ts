@@ -7,8 +7,10 @@
 // it, its WAL fetched from S3 by the restore_command pgBackRest wrote. The S3
 // keys: in pgBackRest's configuration file, or in the worker's
 // PGBACKREST_REPO1_S3_KEY* variables, which reach pgbackrest run as the
-// postgres OS user. A wrong CA, no keys and a wrong key are refused with
-// mapped errors that name the cause, write nothing, and quote no key.
+// postgres OS user (a restore is refused then: its copy's restore_command,
+// run by a postmaster that gets no secret, would fetch no WAL). A wrong CA,
+// no keys and a wrong key are refused with mapped errors that name the
+// cause, write nothing, and quote no key.
 import { existsSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import * as path from 'node:path';
@@ -203,6 +205,16 @@ describe('pgBackRest engine on S3 (MinIO over TLS, test CA)', () => {
     process.env.PGBACKREST_REPO1_S3_KEY_SECRET = minio.secretKey;
     try {
       expect((await keyless.listBackups()).map((b) => b.backupId)).toEqual([full.backupId]);
+      // A restore would succeed, then its copy's restore_command (run by a postmaster, which gets no secret) fetch no WAL.
+      const dataDir = path.join(s.root, 'keys-only-in-env');
+      const restore = await refusal(keyless.restore({ backupId: full.backupId, dataDir, target: { latest: true } }));
+      expect([restore.code, restore.what]).toEqual([
+        'SECRET_MISSING',
+        `pgBackRest stanza ${s.stanza} is readable only with the worker's PGBACKREST_REPO1_S3_KEY, PGBACKREST_REPO1_S3_KEY_SECRET: the restored copy's restore_command (pgbackrest archive-get, run by its postmaster) would not have them`,
+      ]);
+      expect(restore.hints).toContain('without them: pgbackrest info failed: no repo1-s3-key for the repository');
+      expect(existsSync(dataDir)).toBe(false);
+      expect(allOf(restore)).not.toContain(minio.secretKey);
       // A key the store does not know: refused by the store, named so, the key quoted nowhere.
       process.env.PGBACKREST_REPO1_S3_KEY_SECRET = `${minio.secretKey}-wrong`;
       const refused = await refusal(keyless.listBackups());

@@ -26,6 +26,8 @@ export interface RunOptions {
   withRepo?: boolean;
   /** Console log level: 'off' for commands whose stdout is JSON, 'detail' for per-file progress. */
   console?: 'off' | 'warn' | 'info' | 'detail';
+  /** The environment instead of pgBackRestEnv() (the engine's check of what a restored copy's restore_command will have). */
+  env?: Record<string, string>;
 }
 
 /** The environment pgBackRest gets: nothing of the worker's but PATH, locale and PGBACKREST_*. */
@@ -61,7 +63,8 @@ export function runPgBackRest(
   ];
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) return reject(opts.signal.reason);
-    const child = spawnAsOsUser(t.osUser, t.bin ?? 'pgbackrest', argv, pgBackRestEnv(), ['ignore', 'pipe', 'pipe']);
+    const env = opts.env ?? pgBackRestEnv();
+    const child = spawnAsOsUser(t.osUser, t.bin ?? 'pgbackrest', argv, env, ['ignore', 'pipe', 'pipe']);
     let out = '';
     let partial = '';
     let err = '';

@@ -19,7 +19,7 @@ import { analyzeChain, describeChainProblems, type HealthProblem } from '../../c
 import { LifeboatError, errorMessage, isLifeboatError } from '../../errors';
 import type { Target } from '../../recovery/contract';
 import { chooseBackup } from '../../recovery/plan';
-import { chownToUser } from '../../restore/os-user';
+import { baseEnv, chownToUser } from '../../restore/os-user';
 import { pgTime } from '../../restore/recovery-conf';
 import type { PgBackRestSetting } from '../../runbook/engine';
 import type {
@@ -32,8 +32,8 @@ import type {
   EngineRestoreResult,
   TakeBackupOptions,
 } from '../types';
-import { progressOfLine, runPgBackRest, type PgBackRestTarget } from './command';
-import { failureError, failureOfRepoStatus } from './errors';
+import { pgBackRestEnv, progressOfLine, runPgBackRest, type PgBackRestTarget } from './command';
+import { failureError, failureOfRepoStatus, onlyInEnvironmentError } from './errors';
 import { INFO_STATUS, parseInfo, walFilesOfRepoLs, type StanzaInfo } from './info';
 
 export class PgBackRestEngine implements BackupEngine {
@@ -60,8 +60,10 @@ export class PgBackRestEngine implements BackupEngine {
     return `pgbackrest${this.t.configPath ? ` --config=${this.t.configPath}` : ''} --stanza=${this.t.stanza}`;
   }
 
-  async info(): Promise<StanzaInfo> {
-    const info = parseInfo(await runPgBackRest(this.t, 'info', ['--output=json'], { withRepo: true }), this.t.stanza);
+  /** `env`: instead of the worker's PGBACKREST_* variables (requireConfigAlone). */
+  async info(env?: Record<string, string>): Promise<StanzaInfo> {
+    const out = await runPgBackRest(this.t, 'info', ['--output=json'], { withRepo: true, ...(env ? { env } : {}) });
+    const info = parseInfo(out, this.t.stanza);
     if (info.status.code === INFO_STATUS.missingStanzaPath || info.status.code === INFO_STATUS.missingStanzaData) {
       throw new LifeboatError(
         'REPOSITORY_INVALID',
@@ -227,6 +229,7 @@ export class PgBackRestEngine implements BackupEngine {
         },
       );
     }
+    await this.requireConfigAlone();
     const delta = req.delta ?? this.delta;
     await this.prepareDir(req.dataDir, delta);
     let files = 0;
@@ -274,6 +277,24 @@ export class PgBackRestEngine implements BackupEngine {
       finishedAt: new Date().toISOString(),
       recoverySettings: 'written',
     };
+  }
+
+  /**
+   * The restored copy's restore_command (pgbackrest archive-get) runs under
+   * its postmaster, which Lifeboat gives no PGBACKREST_* variable (no secret
+   * in a postmaster's environment: src/restore/os-user.ts postmasterEnv). A
+   * stanza this worker reaches only through such variables (S3 keys, a cipher
+   * passphrase) would restore, then fetch no WAL: refused before anything is
+   * written. Without PGBACKREST_* variables there is nothing to compare.
+   */
+  private async requireConfigAlone(): Promise<void> {
+    const names = Object.keys(pgBackRestEnv()).filter((k) => k.startsWith('PGBACKREST_'));
+    if (names.length === 0) return;
+    try {
+      await this.info(baseEnv());
+    } catch (err) {
+      throw onlyInEnvironmentError(this.t.stanza, names, isLifeboatError(err) ? err.what : errorMessage(err));
+    }
   }
 
   /** The directory pgBackRest restores into: created for the OS user; anything in it refused unless delta (pgBackRest refuses too, with [040]). */

@@ -190,3 +190,18 @@ export function failureError(
     details: { pgbackrest: { code: f.code, text: f.text, hints: f.hints } },
   });
 }
+
+/** A stanza the worker reads only with PGBACKREST_* variables, which a restored copy's postmaster never gets (engine.ts requireConfigAlone). */
+export function onlyInEnvironmentError(stanza: string, names: string[], without: string): LifeboatError {
+  return new LifeboatError(
+    'SECRET_MISSING',
+    `pgBackRest stanza ${stanza} is readable only with the worker's ${names.join(', ')}: the restored copy's restore_command (pgbackrest archive-get, run by its postmaster) would not have them`,
+    {
+      hints: [
+        'nothing was written',
+        "put the repository's keys (repoN-s3-key, repoN-s3-key-secret, repoN-cipher-pass) in pgBackRest's configuration file, readable only by the OS user (e.g. a file in /etc/pgbackrest/conf.d with mode 0600): Lifeboat gives a postmaster no secret in its environment",
+        `without them: ${without}`,
+      ],
+    },
+  );
+}
