@@ -199,7 +199,7 @@ export function onlyInEnvironmentError(stanza: string, names: string[], without:
     {
       hints: [
         'nothing was written',
-        "put the repository's keys (repoN-s3-key, repoN-s3-key-secret, repoN-cipher-pass) in pgBackRest's configuration file, readable only by the OS user (e.g. a file in /etc/pgbackrest/conf.d with mode 0600): Lifeboat gives a postmaster no secret in its environment",
+        "put the repository's keys (repoN-s3-key, repoN-s3-key-secret, repoN-cipher-pass) in pgBackRest's configuration file, readable only by the OS user (mode 0600; pgbackrest --config=<engine.configPath> reads that file alone, not /etc/pgbackrest/conf.d): Lifeboat gives a postmaster no secret in its environment",
         `without them: ${without}`,
       ],
     },
