@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Lifeboat needs, and only what is missing, so `npm start`,
 # `npm test` and .ci/run can call it every time on any machine:
-#   - Debian packages: postgresql-15, pgbouncer, redis-server, pgbackrest, zstd,
+#   - Debian packages: postgresql-15, pgbouncer, redis-server, pgbackrest, zstd, openssl,
 #     and for the browser and terminal tests chromium (driven by playwright-core,
 #     which downloads no browser of its own) and tmux
 #   - Node.js 24 LTS when the machine's `node` is older: the pinned build from
@@ -43,6 +43,8 @@ command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v pgbackrest >/dev/null 2>&1 || missing+=(pgbackrest)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+# openssl: the tests' certificate authority for MinIO over TLS (test/harness/minio-tls.ts).
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 if [ ${#missing[@]} -gt 0 ]; then
