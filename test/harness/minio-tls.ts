@@ -30,8 +30,12 @@ function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-/** A test CA, a server certificate for 127.0.0.1 signed by it, and an unrelated CA, under `dir`. */
-export function makeTestCa(dir: string): TestCa {
+/**
+ * A test CA, a server certificate for 127.0.0.1 signed by it, and an
+ * unrelated CA, under `dir`. `ipOnly`: the certificate names 127.0.0.1 as an
+ * IP address only (what pgBackRest 2.45 refuses).
+ */
+export function makeTestCa(dir: string, opts: { ipOnly?: boolean } = {}): TestCa {
   mkdirSync(dir, { recursive: true });
   const certsDir = path.join(dir, 'certs');
   mkdirSync(certsDir, { recursive: true });
@@ -55,7 +59,7 @@ export function makeTestCa(dir: string): TestCa {
   writeFileSync(
     path.join(dir, 'server.ext'),
     [
-      'subjectAltName=IP:127.0.0.1,DNS:127.0.0.1',
+      `subjectAltName=IP:127.0.0.1${opts.ipOnly ? '' : ',DNS:127.0.0.1'}`,
       'basicConstraints=CA:FALSE',
       'keyUsage=critical,digitalSignature,keyEncipherment',
       'extendedKeyUsage=serverAuth',
@@ -95,10 +99,10 @@ export interface TlsMinio {
 }
 
 /** MinIO over HTTPS with a fresh test CA, one bucket created through the CA-verified connection. */
-export async function startTlsMinio(label: string): Promise<TlsMinio> {
+export async function startTlsMinio(label: string, opts: { ipOnly?: boolean } = {}): Promise<TlsMinio> {
   const root = mkdtempSync(path.join(os.tmpdir(), `lifeboat-minio-tls-${label}-`));
   chmodSync(root, 0o755);
-  const ca = makeTestCa(path.join(root, 'pki'));
+  const ca = makeTestCa(path.join(root, 'pki'), opts);
   const port = await freePort();
   const consolePort = await freePort();
   // Test-only credentials of a MinIO that lives for one test file on loopback.

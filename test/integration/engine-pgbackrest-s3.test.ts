@@ -10,7 +10,8 @@
 // postgres OS user (a restore is refused then: its copy's restore_command,
 // run by a postmaster that gets no secret, would fetch no WAL). A wrong CA,
 // no keys and a wrong key are refused with mapped errors that name the
-// cause, write nothing, and quote no key.
+// cause, write nothing, and quote no key; so is (by pgBackRest 2.45) a
+// certificate naming 127.0.0.1 only as an IP address.
 import { existsSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import * as path from 'node:path';
@@ -266,8 +267,47 @@ describe('pgBackRest engine on S3 (MinIO over TLS, test CA)', () => {
     expect(backup.what).toContain("the repository's TLS certificate was refused");
     for (const err of [listed, restore, backup]) expect(allOf(err)).not.toContain(minio.secretKey);
 
+    // lifeboat check: pgBackRest's check and the archive's listing refused the same way; its verify (which exits 0) says only "status: error".
+    const check = await untrusting.check();
+    expect(check.ok).toBe(false);
+    expect(check.problems.map((p) => [p.kind, p.message])).toEqual([
+      [
+        'pgbackrest-check',
+        expect.stringContaining("pgbackrest check failed: the repository's TLS certificate was refused"),
+      ],
+      ['pgbackrest-verify', 'pgbackrest verify: stanza status: error'],
+      ['pgbackrest-archive', listed.what],
+    ]);
+
     // Nothing reached the bucket: the same objects, and the trusted engine lists the same backups.
     expect(await objectsInBucket()).toEqual(before);
     expect((await engine.listBackups()).map((b) => b.backupId)).toEqual([full.backupId]);
+  });
+
+  it("refuses, as pgBackRest 2.45 does, a certificate that names the endpoint's IP address only as an IP address", async () => {
+    // The reason ./minio-tls.ts names 127.0.0.1 as a DNS name too: here a MinIO whose certificate does not.
+    const ipOnly = await startTlsMinio('ip-only', { ipOnly: true });
+    cleanups.push(() => ipOnly.stop());
+    const config = s.variant('ip-only', (lines) =>
+      lines.flatMap((l) =>
+        l === '[global]'
+          ? [l, 'io-timeout=1']
+          : l.startsWith('repo1-storage-ca-file=')
+            ? [`repo1-storage-ca-file=${ipOnly.ca.caFile}`]
+            : l.startsWith('repo1-storage-port=')
+              ? [`repo1-storage-port=${ipOnly.port}`]
+              : [l],
+      ),
+    );
+    const err = await refusal(
+      new PgBackRestEngine({ ...s.setting, configPath: config }, { osUser: 'postgres' }).listBackups(),
+    );
+    expect([err.code, err.what]).toEqual([
+      'REPOSITORY_UNREACHABLE',
+      "pgbackrest info failed: the repository's TLS certificate was refused: unable to find hostname '127.0.0.1' in certificate common name or subject alternative names",
+    ]);
+    expect(err.hints).toContain(
+      "pgBackRest 2.45 matches repoN-s3-endpoint against the certificate's DNS names and common name only, not its IP addresses: a certificate for an IP endpoint must also carry it as a DNS name (subjectAltName DNS:<ip>)",
+    );
   });
 });
