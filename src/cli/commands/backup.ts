@@ -9,7 +9,7 @@ import { connectClient, timestampedId } from '../../client/temporal';
 import { formatBytes } from '../format';
 import type { BackupMeta } from '../../catalog/backup-meta';
 import type { BackupProgress } from '../../backup/base-backup';
-import { scheduleCommand } from '../../schedules/cli';
+import { scheduleCommand } from '../schedules-view';
 import { parseCron } from '../../schedules/cron';
 
 export async function run(

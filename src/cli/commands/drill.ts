@@ -11,7 +11,7 @@ import type { Evidence, Target } from '../../recovery/contract';
 import { openRepository } from '../../repository';
 import { keys } from '../../repository/layout';
 import { clusterName, TASK_QUEUE, type Runbook } from '../../runbook/schema';
-import { scheduleCommand } from '../../schedules/cli';
+import { scheduleCommand } from '../schedules-view';
 import { parseCron } from '../../schedules/cron';
 import { innermostFailure, workflowError } from '../../client/failure';
 import { reportPrimaryOverlay } from '../../catalog/primary';

@@ -3,7 +3,7 @@
 // Each action is the plain Temporal operation, so what the UI shows and what
 // this prints are the same schedule.
 import { connectClient } from '../../client/temporal';
-import { schedulesTable } from '../../schedules/cli';
+import { schedulesTable } from '../schedules-view';
 import { describeSchedule, listSchedules, scheduleIdFromArgs } from '../../schedules/schedules';
 import { temporalTarget, type TemporalOptions } from '../context';
 import { printJson } from '../run';

@@ -1,12 +1,12 @@
 // What the CLI prints about schedules, shared by `lifeboat drill --schedule`,
 // `lifeboat backup --schedule` and `lifeboat schedules`.
 import { connectClient } from '../client/temporal';
-import { temporalTarget, type TemporalOptions } from '../cli/context';
-import { table } from '../cli/format';
-import { printJson } from '../cli/run';
+import { temporalTarget, type TemporalOptions } from './context';
+import { table } from './format';
+import { printJson } from './run';
 import { TASK_QUEUE } from '../runbook/schema';
-import { parseCron } from './cron';
-import { scheduleId, upsertSchedule, type LifeboatSchedule, type ScheduleKind } from './schedules';
+import { parseCron } from '../schedules/cron';
+import { scheduleId, upsertSchedule, type LifeboatSchedule, type ScheduleKind } from '../schedules/schedules';
 
 const time = (t: string) => t.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 
