@@ -12,6 +12,8 @@ import { ApplicationFailure, executeChild, log, proxyActivities, workflowInfo } 
 import { z } from 'zod';
 import type * as backupActivities from '../activities/backup';
 import type * as notifyActivities from '../activities/notify';
+import type { BaseBackupMeta } from '../activities/backup';
+import type { EngineBackupMeta } from '../src/backup/engine-backup';
 import type { BackupMeta } from '../src/catalog/backup-meta';
 import { isErrorCode, type ErrorCode } from '../src/errors';
 import { backupHost, hostQueue } from '../src/runbook/schema';
@@ -24,22 +26,27 @@ export const BaseBackupInput = z.strictObject({
     .min(1, { error: 'expected the runbook name' }),
   /** Run expireBackups after the backup is verified (set by the backup schedule). */
   expire: z.boolean({ error: 'expected true or false' }).optional(),
+  /** full (the default), diff or incr: diff and incr on a pgBackRest runbook only (src/backup/engine-backup.ts). */
+  type: z.enum(['full', 'diff', 'incr'], { error: 'expected full, diff or incr' }).optional(),
 });
 export type BaseBackupInput = z.infer<typeof BaseBackupInput>;
 
 /** The stored backup's metadata; with `expire`, also what retention did. */
-export type BaseBackupResult = BackupMeta & {
-  expiry?:
-    | {
-        workflowId: string;
-        /** The first repository's (runbook repositories:: see `repositories`). */
-        deletedBackups: string[];
-        walDeletedCount: number;
-        /** Runbook `repositories:`: each repository, in order; `error` when it could not be expired. */
-        repositories?: Array<{ name: string; deletedBackups: string[]; walDeletedCount: number; error?: string }>;
-      }
-    | { workflowId: string; failed: string };
-};
+export type BaseBackupResult = BackupMeta & { engine?: 'lifeboat'; expiry?: BaseBackupExpiry };
+
+/** On a pgBackRest runbook: pgBackRest's description of the new backup; with `expire`, what its retention did. */
+export type EngineBaseBackupResult = EngineBackupMeta & { expiry?: BaseBackupExpiry };
+
+export type BaseBackupExpiry =
+  | {
+      workflowId: string;
+      /** The first repository's (runbook repositories:: see `repositories`). */
+      deletedBackups: string[];
+      walDeletedCount: number;
+      /** Runbook `repositories:`: each repository, in order; `error` when it could not be expired. */
+      repositories?: Array<{ name: string; deletedBackups: string[]; walDeletedCount: number; error?: string }>;
+    }
+  | { workflowId: string; failed: string };
 
 // Every activity heartbeats every 2 s while it runs (activities/failure.ts
 // keepBeating): the heartbeatTimeout notices a dead worker within seconds.
@@ -57,8 +64,8 @@ const { notify } = proxyActivities<typeof notifyActivities>({
   retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
 });
 
-export async function baseBackup(input: BaseBackupInput): Promise<BaseBackupResult> {
-  const { runbook: name, expire = false } = parseWorkflowInput(BaseBackupInput, input, 'baseBackup');
+export async function baseBackup(input: BaseBackupInput): Promise<BaseBackupResult | EngineBaseBackupResult> {
+  const { runbook: name, expire = false, type } = parseWorkflowInput(BaseBackupInput, input, 'baseBackup');
   const runbook = await resolveRunbook({ runbook: name });
   const host = backupHost(runbook);
   const { workflowId, runId } = workflowInfo();
@@ -73,9 +80,10 @@ export async function baseBackup(input: BaseBackupInput): Promise<BaseBackupResu
     retry: { maximumAttempts: 3, initialInterval: '30 seconds' },
   });
   log.info('base backup starting', { runbook: name, host, workflowId });
-  let meta: BackupMeta;
+  let meta: BaseBackupMeta;
   try {
-    meta = await runBaseBackup({ runbook: name });
+    // Inputs from before `type` carry none: the same activity input as then.
+    meta = await runBaseBackup({ runbook: name, ...(type !== undefined ? { type } : {}) });
   } catch (err) {
     await notifyBackupFailed(name, workflowId, runId, host, err);
     throw err;

@@ -129,6 +129,10 @@ temporalOptions(
       .option('--no-wait', 'print the workflow id and return at once')
       .option('--json', 'print the result as JSON')
       .option(
+        '--type <type>',
+        "full (the default), diff or incr; diff and incr need engine: pgbackrest in the runbook (Lifeboat's own engine takes full backups only)",
+      )
+      .option(
         '--schedule <cron>',
         "instead: create or update the Temporal Schedule lifeboat-backup-<runbook> (cron in UTC, e.g. '0 2 * * *'); its backups also run expireBackups",
       ),
