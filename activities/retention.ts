@@ -7,6 +7,10 @@
 // allow (src/catalog/retention.ts reconcilePlans), because backups can finish
 // or vanish between the plan and its application (a dry run reviewed by a
 // person, a retried activity).
+//
+// On a pgBackRest runbook (src/retention/engine-expiry.ts) pgBackRest's own
+// retention decides: the plan is `pgbackrest expire --dry-run`, applying it
+// is `pgbackrest expire`, and Lifeboat deletes nothing itself.
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { deleteBackupObjects, readCatalog, readWalArchive } from '../src/catalog/catalog';
@@ -23,12 +27,14 @@ import {
 } from '../src/catalog/retention';
 import { retentionPolicy } from '../src/catalog/tiers';
 import { errorMessage, isLifeboatError } from '../src/errors';
+import { openEngine } from '../src/engine';
 import { chooseRepositories, closeRepositories, openEntry, repositoryLabel } from '../src/repository/multi';
 import type { Repository } from '../src/repository/types';
 import { loadRunbook } from '../src/runbook/load';
 import { clusterName, type RepositoryEntry, type Runbook } from '../src/runbook/schema';
 import { heartbeat, lifeboatActivity } from './failure';
-import { requireLifeboatEngine } from '../src/runbook/engine';
+import { engineSetting } from '../src/runbook/engine';
+import { expireThroughEngine, requireEngineRetention, type EngineExpiry } from '../src/retention/engine-expiry';
 
 export interface ExpiryPlan extends RetentionPlan {
   runbook: string;
@@ -48,6 +54,12 @@ export interface ExpiryPlan extends RetentionPlan {
    * always did.
    */
   repositories?: RepositoryExpiryPlan[];
+  /**
+   * pgBackRest runbook: what its own `expire --dry-run` said. `expire` then
+   * lists the same backups, `kept` the others; no WAL is planned by Lifeboat
+   * (pgBackRest removes the WAL its retention no longer needs itself).
+   */
+  engine?: EngineExpiry;
 }
 
 /** One repository's plan, or why it could not be planned (the others are still expired). */
@@ -85,6 +97,8 @@ export interface ExpiryApplied {
   lockExtension?: LockExtensionReport;
   /** With plan.repositories: what happened in each, in the same order. */
   repositories?: RepositoryExpiryApplied[];
+  /** pgBackRest runbook: what its `expire` said and the backups gone after it (deletedBackups count no objects there). */
+  engine?: EngineExpiry;
 }
 
 export interface ExpiryProgress {
@@ -113,9 +127,12 @@ function failureOf(err: unknown): { error: string; hints?: string[] } {
 export async function planExpiry(input: { runbook: string; keep?: number; repository?: string }): Promise<ExpiryPlan> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
-    requireLifeboatEngine(runbook, 'expireBackups');
     const cluster = clusterName(runbook);
     const now = new Date();
+    if (engineSetting(runbook).kind === 'pgbackrest') {
+      requireEngineRetention(runbook, input.keep);
+      return planThroughEngine(runbook, cluster, now);
+    }
     const chosen = chooseRepositories(runbook, input.repository);
     // One repository (runbook repository:): as it always was, a failure fails the activity (and is retried).
     if (runbook.repositories.length <= 1)
@@ -195,6 +212,36 @@ async function planOne(
   };
 }
 
+/** pgBackRest's own dry run as a plan: what it would expire, what stays. Run twice: its dry run removes nothing. */
+async function planThroughEngine(runbook: Runbook, cluster: string, now: Date): Promise<ExpiryPlan> {
+  const engine = await openEngine(runbook);
+  const backups = await engine.listBackups();
+  const would = await expireThroughEngine(runbook, { dryRun: true });
+  const doomed = new Set(would.backups.map((b) => b.backupId));
+  const reason = `pgBackRest's own retention (pgbackrest expire --dry-run on ${would.source})`;
+  return {
+    // Lifeboat's policy does not apply: the count is what pgBackRest keeps.
+    policy: { kind: 'newest', keep: backups.length - doomed.size },
+    at: now.toISOString(),
+    verified: backups.length,
+    kept: backups.filter((b) => !doomed.has(b.backupId)).map((b) => ({ backupId: b.backupId, reason })),
+    expire: backups
+      .filter((b) => doomed.has(b.backupId))
+      .map((b) => ({ backupId: b.backupId, startWal: b.startWal, storedBytes: b.storedBytes, reason })),
+    incomplete: [],
+    walDelete: [],
+    walDeleteCount: 0,
+    walDeleteBytes: 0,
+    walKeptCount: 0,
+    historyFilesKept: 0,
+    ...(doomed.size === 0 ? { nothingToDo: `pgBackRest's retention expires no backup of ${would.source} now` } : {}),
+    runbook: runbook.name,
+    cluster,
+    repository: would.source,
+    engine: would,
+  };
+}
+
 /** The top-level fields when the first repository could not be planned: nothing to do there, and why. */
 function unplanned(
   runbook: Runbook,
@@ -232,6 +279,16 @@ export async function applyExpiry(input: { runbook: string; plan: ExpiryPlan }):
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
     const cluster = clusterName(runbook);
+    if (input.plan.engine || engineSetting(runbook).kind === 'pgbackrest') {
+      // pgBackRest decides again now (a backup may have finished since the dry run); Lifeboat deletes nothing itself.
+      requireEngineRetention(runbook);
+      const done = await expireThroughEngine(runbook, { dryRun: false });
+      return {
+        ...NOTHING_APPLIED,
+        deletedBackups: done.backups.map((b) => ({ backupId: b.backupId, objects: 0, storedBytes: b.storedBytes })),
+        engine: done,
+      };
+    }
     if (!input.plan.repositories) {
       // Plans of one repository: the repository the plan was made of (the runbook's only one).
       const entry = runbook.repositories.find((r) => r.url === input.plan.repository) ?? runbook.repository;

@@ -95,9 +95,15 @@ export interface EngineRestoreResult extends Pick<RestoreResult, 'dataDir' | 'by
 }
 
 export interface EngineExpireResult {
-  /** Backups gone after expiry (by id). */
+  /** Backups gone after expiry (by id); with `dryRun`, those the engine says it would expire. */
   expired: string[];
+  /** What the engine said it did (or, with `dryRun`, would do), one line each. */
   lines: string[];
+}
+
+export interface EngineExpireOptions {
+  /** The engine's own dry run: what it would expire, nothing deleted. */
+  dryRun?: boolean;
 }
 
 export interface BackupEngine {
@@ -116,5 +122,5 @@ export interface BackupEngine {
   /** The engine's own health check (the archiver reaching the repository, its files valid). */
   check(): Promise<EngineCheckReport>;
   /** The engine's own retention. */
-  expire(): Promise<EngineExpireResult>;
+  expire(opts?: EngineExpireOptions): Promise<EngineExpireResult>;
 }

@@ -5,7 +5,8 @@
 // reports a segment moved aside in its repository as a WAL gap with
 // pgBackRest's own command in the hint (moved back after), which a recovery's
 // preflight refuses as WAL_GAP through the engine. The workflows
-// that do not run on pgBackRest yet refuse such a runbook before touching anything.
+// that do not run on pgBackRest yet refuse such a runbook before touching
+// anything (backups and expiry do run: backup-expire-pgbackrest.test.ts).
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,12 +15,10 @@ import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import type { EngineBackup } from '../../src/engine/types';
 import { cliRunner } from '../harness/cli';
 import { activity, failureOf } from '../harness/activity';
-import { runBaseBackup } from '../../activities/backup';
 import { checkCheckpoint } from '../../activities/checkpoint';
 import { pickDrillTarget } from '../../activities/drill';
 import { preflight } from '../../activities/recovery';
 import { skippedOnEngine } from '../../src/recovery/engine-preflight';
-import { planExpiry } from '../../activities/retention';
 import { startPgBackRestPrimary, type PgBackRestStanza } from '../harness/pgbackrest';
 import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
 import { freePort } from '../harness/ports';
@@ -145,7 +144,7 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
     expect((await lifeboat('check', '--runbook', 'brcli')).code).toBe(0);
   });
 
-  it('refuses, before anything is touched, the workflows that do not run on pgBackRest yet (drills, repairs, backups, expiry, checkpoints; recoveries do: recovery-pgbackrest.test.ts)', async () => {
+  it('refuses, before anything is touched, the workflows that do not run on pgBackRest yet (drills, repairs, checkpoints; recoveries, backups and expiry do: recovery-pgbackrest.test.ts, backup-expire-pgbackrest.test.ts)', async () => {
     process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
     const refusals = [
       () =>
@@ -157,8 +156,6 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
           instance: 'drill',
         }),
       () => activity(pickDrillTarget, { runbook: 'brcli' }),
-      () => activity(runBaseBackup, { runbook: 'brcli' }),
-      () => activity(planExpiry, { runbook: 'brcli' }),
       () => activity(checkCheckpoint, { runbook: 'brcli', label: 'before-migration' }),
     ];
     const whats: string[] = [];
@@ -167,18 +164,12 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
       expect(f.type).toBe('RUNBOOK_INVALID');
       const first = f.message.split('\n')[0]!;
       expect(first).toMatch(
-        /^runbook brcli uses engine pgbackrest \(stanza lb\): .* does not run on a pgBackRest stanza yet; recoverToPointInTime, lifeboat backups and lifeboat check do$/,
+        /^runbook brcli uses engine pgbackrest \(stanza lb\): .* does not run on a pgBackRest stanza yet; recoverToPointInTime, lifeboat backup, expire, backups and check do$/,
       );
       whats.push(first.replace(/^.*\(stanza lb\): /, '').replace(/ does not run.*$/, ''));
     }
-    expect(whats).toEqual([
-      'restoreDrill or a repair',
-      'restoreDrill',
-      'baseBackup',
-      'expireBackups',
-      'migrationCheckpoint',
-    ]);
-    // Nothing was taken or expired: pgBackRest holds what it held.
+    expect(whats).toEqual(['restoreDrill or a repair', 'restoreDrill', 'migrationCheckpoint']);
+    // Nothing was touched: pgBackRest holds what it held.
     expect(await engine.listBackups()).toEqual(backups);
   });
 });

@@ -2,6 +2,8 @@
 // `expireBackups` workflow on the `lifeboat` queue and waits, so the run is
 // recorded in Temporal like every other operation; `--local` runs the same
 // activities in this process (no Temporal needed). `--dry-run` deletes nothing.
+// On a pgBackRest runbook pgBackRest's own retention decides: the plan is its
+// `expire --dry-run`, applying it its `expire` (src/retention/engine-expiry.ts).
 import type { ExpiryApplied, ExpiryPlan } from '../../../activities/retention';
 import type { ExpireBackupsInput, ExpireBackupsResult } from '../../../workflows/expire-backups';
 import { connectClient, timestampedId } from '../../client/temporal';
@@ -15,6 +17,7 @@ import { lockExtensionLines } from '../../catalog/lock-extend';
 import { formatBytes } from '../format';
 import { chooseRepositories, repositoryLabel } from '../../repository/multi';
 import { EXIT, printJson } from '../run';
+import { requireEngineRetention } from '../../retention/engine-expiry';
 
 type Options = RepoOptions &
   TemporalOptions & { dryRun?: boolean; local?: boolean; keep?: string; json?: boolean; repoIndex?: string };
@@ -31,6 +34,8 @@ export async function run(opts: Options): Promise<number> {
   }
   const runbook = await requireRunbook(opts, 'expire');
   const keep = opts.keep !== undefined ? intOption(opts.keep, '--keep') : undefined;
+  // pgBackRest: the runbook's retention settings and --keep do not apply; refused naming them.
+  requireEngineRetention(runbook, keep);
   // --keep cannot override retention: tiers: refused here, before a workflow starts.
   retentionPolicy(runbook, keep);
   const dryRun = opts.dryRun === true;
@@ -116,6 +121,7 @@ function failedRepositories(
 
 /** The report an operator reads: what each tier keeps, what went (or would go) and why, what stayed. */
 function describe(plan: ExpiryPlan, applied: ExpiryApplied | undefined, dryRun: boolean): string[] {
+  if (plan.engine) return describeEngine(plan, applied, dryRun);
   // Plans of workers from before tiers carry only keep.
   const policy = plan.policy ?? { kind: 'newest' as const, keep: plan.keep ?? 0 };
   const out = [
@@ -211,4 +217,27 @@ function unwrapFailure(err: unknown, workflowId: string): Error {
   return isErrorCode(app.type)
     ? new LifeboatError(app.type, message, { cause: err })
     : new Error(message, { cause: err });
+}
+
+/** pgBackRest runbook: what its dry run said it would expire, and what its expire did, in its own words. */
+function describeEngine(plan: ExpiryPlan, applied: ExpiryApplied | undefined, dryRun: boolean): string[] {
+  const src = plan.engine!.source;
+  const out = [
+    `expire ${plan.runbook}: cluster ${plan.cluster} in ${src}, by pgBackRest's own retention (repoN-retention-* in its configuration)` +
+      (dryRun ? ' (dry run: pgbackrest expire --dry-run, nothing removed)' : ''),
+  ];
+  const said = (lines: string[]) => (lines.length > 0 ? lines.map((l) => `  ${l}`) : ['  (nothing)']);
+  out.push('pgbackrest expire --dry-run said:', ...said(plan.engine!.lines));
+  out.push('backups kept:', ...(plan.kept.length > 0 ? plan.kept.map((k) => `  ${k.backupId}`) : ['  (none)']));
+  const gone = applied?.engine?.backups ?? (dryRun ? plan.engine!.backups : []);
+  out.push(
+    `backups ${dryRun ? 'pgBackRest would expire' : 'pgBackRest expired'}:`,
+    ...(gone.length > 0 ? gone.map((b) => `  ${b.backupId}  ${b.type}, ${formatBytes(b.storedBytes)}`) : ['  (none)']),
+  );
+  if (applied?.engine) out.push('pgbackrest expire said:', ...said(applied.engine.lines));
+  else if (!dryRun && plan.expire.length === 0)
+    out.push(
+      `pgbackrest expire was not run: its dry run expires no backup (it removes WAL its retention no longer needs after each backup, or run ${src.startsWith('pgBackRest') ? 'pgbackrest expire' : 'it'} by hand)`,
+    );
+  return out;
 }

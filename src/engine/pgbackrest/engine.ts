@@ -27,6 +27,7 @@ import type {
   BackupEngine,
   EngineBackup,
   EngineCheckReport,
+  EngineExpireOptions,
   EngineExpireResult,
   EngineRestoreRequest,
   EngineRestoreResult,
@@ -360,19 +361,36 @@ export class PgBackRestEngine implements BackupEngine {
     return { ok: problems.length === 0, problems, lines };
   }
 
-  async expire(): Promise<EngineExpireResult> {
+  /**
+   * pgbackrest expire: the stanza's own retention (repoN-retention-full and
+   * the like in its configuration) decides; Lifeboat names no backup. With
+   * `dryRun`, pgBackRest's own --dry-run: its "[DRY-RUN]" lines say what it
+   * would expire, nothing is removed.
+   */
+  async expire(opts: EngineExpireOptions = {}): Promise<EngineExpireResult> {
     const before = (await this.info()).backups.map((b) => b.backupId);
     const lines: string[] = [];
-    await runPgBackRest(this.t, 'expire', [], {
+    await runPgBackRest(this.t, 'expire', opts.dryRun ? ['--dry-run'] : [], {
       withRepo: true,
       console: 'info',
       onLine: (l) => {
         if (/expire|remove/.test(l) && !/command (begin|end)/.test(l)) lines.push(l.replace(/^.*?INFO: /, ''));
       },
     });
+    if (opts.dryRun) return { expired: expiredInLines(lines, before), lines };
     const after = new Set((await this.info()).backups.map((b) => b.backupId));
     return { expired: before.filter((id) => !after.has(id)), lines };
   }
+}
+
+/** Backup labels of `known` that expire's lines name as expired (its dry run's "expire full backup set: A, B"). */
+export function expiredInLines(lines: readonly string[], known: readonly string[]): string[] {
+  const named = new Set(
+    lines
+      .filter((l) => /expire (full|diff|incr|differential|incremental)? ?backup/.test(l))
+      .flatMap((l) => l.match(/\d{8}-\d{6}F(?:_\d{8}-\d{6}[DI])?/g) ?? []),
+  );
+  return known.filter((id) => named.has(id));
 }
 
 /** restore's target options for a Lifeboat target, pausing there; the end of the archive is a standby that never promotes. */
