@@ -12,6 +12,8 @@
 //     (pgbackrest expire --dry-run) changes nothing, then pgBackRest itself
 //     expires the older full and what builds on it; a runbook that also sets
 //     retention: or backup.retainFull, or --keep, is refused naming the field.
+//   - the activity's heartbeats: pgBackRest's own percent per file, rising to
+//     100; a stanza pgBackRest does not have is REPOSITORY_INVALID.
 import { execFile } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -24,6 +26,8 @@ import type { EngineBackup } from '../../src/engine/types';
 import { requireTool } from '../../src/tools';
 import type { EngineBaseBackupResult } from '../../workflows/base-backup';
 import type { ExpireBackupsResult } from '../../workflows/expire-backups';
+import { runBaseBackup } from '../../activities/backup';
+import { activity, failureOf } from '../harness/activity';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { cliRunner, startCliWorker } from '../harness/cli';
 import { startPgBackRestPrimary, type PgBackRestStanza } from '../harness/pgbackrest';
@@ -97,6 +101,10 @@ beforeAll(async () => {
   writeFileSync(
     path.join(runbooksDir, 'brtiers.yaml'),
     `${yaml.replace('name: brbk', 'name: brtiers')}retention: { full: { daily: 7 }, wal: 7d }\n${engineLine}`,
+  );
+  writeFileSync(
+    path.join(runbooksDir, 'brnone.yaml'),
+    `${yaml.replace('name: brbk', 'name: brnone')}${engineLine.replace(`stanza: ${s.stanza}`, 'stanza: nosuch')}`,
   );
   writeFileSync(path.join(runbooksDir, 'brkeep.yaml'), `${demo.replace('name: brbk', 'name: brkeep')}${engineLine}`);
   await s.primary.query('create table t (id int primary key)');
@@ -257,5 +265,24 @@ describe('lifeboat backup and expire with engine: pgbackrest', () => {
     expect(r.applied?.deletedBackups.map((b) => b.backupId)).toEqual([full1, incr, diff]);
     expect((await listed()).map((b) => b.backupId)).toEqual([full2]);
     expect((await lifeboat('check', '--runbook', 'brbk')).code).toBe(0);
+  });
+
+  it("heartbeats pgBackRest's own percent while it copies, and maps its errors", async () => {
+    process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
+    const { result, beats } = await activity(runBaseBackup, { runbook: 'brbk', type: 'diff' });
+    expect([result.engine, result.type]).toEqual(['pgbackrest', 'diff']);
+    const percents = (beats as { phase: string; percent?: number; text: string }[]).map((b) => {
+      expect(b.phase).toBe('pgbackrest');
+      expect(b.text).toBe(`pgbackrest backup --type=diff: ${b.percent}%`);
+      return b.percent!;
+    });
+    // One per file pgBackRest copied, rising to 100.
+    expect(percents.length).toBeGreaterThan(0);
+    expect(percents).toEqual([...percents].sort((a, b) => a - b));
+    expect(percents[percents.length - 1]).toBe(100);
+
+    const f = await failureOf(activity(runBaseBackup, { runbook: 'brnone' }));
+    expect(f.type).toBe('REPOSITORY_INVALID');
+    expect(f.message.split('\n')[0]).toMatch(/^pgBackRest has no stanza nosuch: /);
   });
 });
