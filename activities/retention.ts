@@ -26,7 +26,7 @@ import {
   type WalRange,
 } from '../src/catalog/retention';
 import { retentionPolicy } from '../src/catalog/tiers';
-import { errorMessage, isLifeboatError } from '../src/errors';
+import { errorMessage, isLifeboatError, LifeboatError } from '../src/errors';
 import { openEngine } from '../src/engine';
 import { chooseRepositories, closeRepositories, openEntry, repositoryLabel } from '../src/repository/multi';
 import type { Repository } from '../src/repository/types';
@@ -279,7 +279,16 @@ export async function applyExpiry(input: { runbook: string; plan: ExpiryPlan }):
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
     const cluster = clusterName(runbook);
-    if (input.plan.engine || engineSetting(runbook).kind === 'pgbackrest') {
+    const onEngine = engineSetting(runbook).kind === 'pgbackrest';
+    if (onEngine !== (input.plan.engine !== undefined)) {
+      // The runbook changed engine between the plan and its application: neither side's deletions were approved.
+      throw new LifeboatError(
+        'RUNBOOK_INVALID',
+        `runbook ${runbook.name} now uses ${onEngine ? 'engine pgbackrest' : "Lifeboat's own engine"}, but this expiry was planned on ${input.plan.repository}: nothing was deleted`,
+        { hints: [`plan again: lifeboat expire --runbook ${runbook.name} --dry-run`] },
+      );
+    }
+    if (onEngine) {
       // pgBackRest decides again now (a backup may have finished since the dry run); Lifeboat deletes nothing itself.
       requireEngineRetention(runbook);
       const done = await expireThroughEngine(runbook, { dryRun: false });

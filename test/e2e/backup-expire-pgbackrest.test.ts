@@ -27,6 +27,7 @@ import { requireTool } from '../../src/tools';
 import type { EngineBaseBackupResult } from '../../workflows/base-backup';
 import type { ExpireBackupsResult } from '../../workflows/expire-backups';
 import { runBaseBackup } from '../../activities/backup';
+import { applyExpiry } from '../../activities/retention';
 import { activity, failureOf } from '../harness/activity';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { cliRunner, startCliWorker } from '../harness/cli';
@@ -265,6 +266,14 @@ describe('lifeboat backup and expire with engine: pgbackrest', () => {
     expect(r.applied?.deletedBackups.map((b) => b.backupId)).toEqual([full1, incr, diff]);
     expect((await listed()).map((b) => b.backupId)).toEqual([full2]);
     expect((await lifeboat('check', '--runbook', 'brbk')).code).toBe(0);
+
+    // A plan made on pgBackRest is never applied to a runbook now on Lifeboat's own engine (nor the reverse).
+    process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
+    const moved = await failureOf(activity(applyExpiry, { runbook: 'brown', plan: r.plan }));
+    expect([moved.type, moved.message.split('\n')[0]]).toEqual([
+      'RUNBOOK_INVALID',
+      `runbook brown now uses Lifeboat's own engine, but this expiry was planned on pgBackRest stanza bk: nothing was deleted`,
+    ]);
   });
 
   it("heartbeats pgBackRest's own percent while it copies, and maps its errors", async () => {
