@@ -120,6 +120,56 @@ runbookCmd
   .argument('<file...>', 'runbook YAML files')
   .option('--json', 'print the result as JSON')
   .action((files: string[], opts) => runCommand(() => import('./commands/runbook-validate'), { ...opts, files }));
+runbookCmd
+  .command('from-pgbackrest')
+  .description(
+    'start using Lifeboat on a cluster that already archives with pgBackRest, archive_command untouched: checks that it ' +
+      'is pgbackrest archive-push for --stanza, reads pgbackrest info, writes a runbook with engine: pgbackrest (never ' +
+      'over an existing file), then runs lifeboat check on it and says what runs on this engine and what does not yet',
+  )
+  .requiredOption('--stanza <name>', 'the pgBackRest stanza the primary archives to (its archive_command names it)')
+  .option(
+    '--config <file>',
+    "pgBackRest's configuration file for engine.configPath (default: the --config of archive_command, else pgBackRest's own default)",
+  )
+  .option('--name <name>', 'the runbook name (default: the stanza)')
+  .option('--host <host>', 'the primary: host', '127.0.0.1')
+  .option('--port <port>', 'the primary: port', '5432')
+  .option('--database <db>', 'the primary: database Lifeboat connects to', 'postgres')
+  .option('--user <role>', 'the primary: role (lifeboat grants prints what it needs)', 'lifeboat')
+  .option(
+    '--password-env <VARIABLE>',
+    "the primary: environment variable holding the role's password (never the password)",
+  )
+  .option('--os-user <user>', 'OS user that runs pgbackrest and owns data directories', 'postgres')
+  .option('--pg-bin <dir>', 'PostgreSQL bin directory', '/usr/lib/postgresql/15/bin')
+  .requiredOption(
+    '--repository <url>',
+    "Lifeboat's own repository (file:///path or s3://bucket/prefix) for evidence, audit and overlays; backups stay in pgBackRest",
+  )
+  .option('--restore-host <host>', 'host whose worker restores (lifeboat worker --host); default: this host name')
+  .requiredOption('--restore-data-dir <dir>', 'data directory a recovery restores into (side-by-side)')
+  .requiredOption('--restore-port <port>', 'port of the restored copy')
+  .option('--rpo-seconds <s>', 'objectives.rpoSeconds', '300')
+  .option('--rto-seconds <s>', 'objectives.rtoSeconds', '2700')
+  .option(
+    '--out <file>',
+    'where to write the runbook (default: <runbooks-dir>/<name>.yaml); an existing file is refused',
+  )
+  .option('--runbooks-dir <dir>', 'where --out defaults to (env LIFEBOAT_RUNBOOKS_DIR, default ./runbooks)')
+  .option('--print', 'print the runbook on stdout instead of writing it (not checked)')
+  .option('--no-check', 'write the runbook without running lifeboat check on it')
+  .addHelpText(
+    'after',
+    `
+Example (archive_command is 'pgbackrest --stanza=main archive-push %p'):
+  lifeboat runbook from-pgbackrest --stanza main --config /etc/pgbackrest/pgbackrest.conf \\
+    --database appdb --user lifeboat --password-env ORDERS_PG_PASSWORD --repository file:///var/lib/lifeboat/repo \\
+    --restore-data-dir /var/lib/postgresql/15/recovery --restore-port 5433 --name orders
+Refused (exit 2, nothing written): archive_mode off, an archive_command that is not pgbackrest archive-push for
+--stanza, a stanza of another database system, an existing --out. README "Moving from pgBackRest alone".`,
+  )
+  .action((opts) => runCommand(() => import('./commands/runbook-from-pgbackrest'), opts));
 
 temporalOptions(
   repoOptions(
