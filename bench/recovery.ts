@@ -20,6 +20,10 @@
 //   - Lifeboat: recoverToPointInTime from file:// and from s3://, every
 //     approval given as soon as asked, up to the paused copy (approve-promote);
 //     the last round promotes, for the RTO and the steps;
+//   - Lifeboat on the pgBackRest engine (engine: pgbackrest, the same stanza):
+//     recoverToPointInTime restoring pgBackRest's full backup through
+//     pgbackrest restore, replaying through its restore_command; last in each
+//     round, since its promotion archives a new timeline into the stanza;
 //   - Lifeboat, warm standby: the same recovery of a third runbook whose
 //     standby (bench/warm.ts) holds the whole load back, in a copy of the
 //     file:// repository; it is taken over and replays the load (a new
@@ -34,7 +38,7 @@
 //   BENCH_ONLY    `recovery` runs only this bench; any other value skips it
 //   BENCH_WARM_DELAY  the standby's delay (default 6h: longer than the bench)
 //   BENCH_ROWS    rows to run, comma-separated (default all: limit, pgbackrest,
-//                 file, file-enc, s3, s3-enc, two, near, warm); e.g. a quick
+//                 file, file-enc, s3, s3-enc, two, near, warm, engine); e.g. a quick
 //                 check of the encryption and two-repository rows:
 //                 BENCH_ROWS=file,file-enc,s3,s3-enc,two BENCH_SCALE=2
 //                 BENCH_WAL_MB=48 BENCH_ROUNDS=1 BENCH_DRY=1
@@ -47,7 +51,16 @@
 // with the second as its --fallback-repo.
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -139,10 +152,10 @@ interface Run {
   behindMiB?: number;
 }
 
-const ALL_ROWS = ['limit', 'pgbackrest', 'file', 'file-enc', 's3', 's3-enc', 'two', 'near', 'warm'] as const;
+const ALL_ROWS = ['limit', 'pgbackrest', 'file', 'file-enc', 's3', 's3-enc', 'two', 'near', 'warm', 'engine'] as const;
 type RowId = (typeof ALL_ROWS)[number];
-type LifeboatKind = 'file' | 'file-enc' | 's3' | 's3-enc' | 'two' | 'warm';
-const LIFEBOAT_KINDS: readonly LifeboatKind[] = ['file', 'file-enc', 's3', 's3-enc', 'two', 'warm'];
+type LifeboatKind = 'file' | 'file-enc' | 's3' | 's3-enc' | 'two' | 'warm' | 'engine';
+const LIFEBOAT_KINDS: readonly LifeboatKind[] = ['file', 'file-enc', 's3', 's3-enc', 'two', 'warm', 'engine'];
 /** BENCH_ROWS, in the order of ALL_ROWS (rows of one round take turns in that order). */
 const ROWS: readonly RowId[] = (() => {
   const asked = process.env.BENCH_ROWS?.split(',')
@@ -503,6 +516,8 @@ async function main(): Promise<void> {
     const s3EncUrl = 's3://bench/recovery-enc';
     const twoFileUrl = `file://${pgDir(path.join(work, 'repo-two'))}`;
     const twoS3Url = 's3://bench/recovery-two';
+    // The engine row's backups and WAL are the stanza's; this repository only receives its evidence.
+    const engineUrl = `file://${pgDir(path.join(work, 'repo-engine'))}`;
     const repositoriesYaml: Partial<Record<LifeboatKind, string>> = {
       'file-enc': `repository: { url: "${fileEncUrl}", ${encYaml} }`,
       's3-enc': `repository: { url: "${s3EncUrl}", endpointEnv: S3_ENDPOINT, ${encYaml} }`,
@@ -534,6 +549,7 @@ async function main(): Promise<void> {
       ['s3-enc', s3EncUrl, 'S3_ENDPOINT'],
       ['two', twoFileUrl, undefined],
       ['warm', warmUrl, undefined],
+      ['engine', engineUrl, undefined],
     ];
     for (const [kind, url, endpointEnv] of kindRepos) {
       const stateDir = pgDir(path.join(work, `state-${kind}`));
@@ -558,6 +574,11 @@ async function main(): Promise<void> {
         repositoriesYaml[kind],
       );
       if (kind === 'warm') restored.push(addStandby(runbooksDir, { host, stateDir, port: await freePort() }));
+      if (kind === 'engine')
+        appendFileSync(
+          path.join(runbooksDir, 'bench-engine.yaml'),
+          `engine: { kind: pgbackrest, stanza: ${STANZA}, configPath: ${pgBackRestConfigPath(work)} }\n`,
+        );
     }
 
     const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
@@ -671,6 +692,7 @@ async function main(): Promise<void> {
       two: 'Lifeboat, two repositories: file:// first, s3:// second (policy all)',
       near: `Lifeboat, warm standby about ${NEAR_HOLD_SECONDS} s of load behind the target (delay set per round): files = the take-over`,
       warm: `Lifeboat, warm standby (file://, delay ${WARM_DELAY}): files = the take-over`,
+      engine: `Lifeboat, pgBackRest engine (${pgBackRestVersion()}, the same stanza): full restore`,
     };
     log(
       `Measured ${new Date().toISOString()} on ${os.cpus().length} cores (${cpuModel}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, PostgreSQL 15, MinIO on 127.0.0.1; load average at start ${loadAtStart}.`,
@@ -716,6 +738,13 @@ async function main(): Promise<void> {
       );
       log();
     }
+    if (ROWS.includes('engine')) {
+      log(
+        "The engine row: runbook `bench-engine` names the bench's pgBackRest stanza (`engine: { kind: pgbackrest, stanza, configPath }`); recoverToPointInTime restores pgBackRest's full backup with `pgbackrest restore` into an empty directory and replays through the restore_command pgBackRest writes, with Lifeboat's steps (gates, approvals, checks) around it, so it compares with the pgBackRest row (the same restore by hand) and with the file row (Lifeboat's own engine). " +
+          "No delta row: Lifeboat passes --delta (engine.delta: true) only over the same recovery's own earlier, unpromoted copy (a restore again after a retarget, src/restore/data-dir.ts); every round here restores into an empty directory, where --delta copies every file, so such a row would measure the full restore again. The retarget path is not measured yet.",
+      );
+      log();
+    }
     if (ROWS.includes('near')) {
       log(
         `The near row: the same runbook, its standby built before each round's row with a delay of the target's age plus ${NEAR_HOLD_SECONDS} s plus a 15 s margin for the build (${nearDelays.join(', ')}), ` +
@@ -742,6 +771,7 @@ async function main(): Promise<void> {
         's3-enc': 's3://, encrypted',
         two: 'file:// + s3://',
         warm: 'warm standby',
+        engine: 'pgBackRest engine',
       })[k];
     for (const k of kindsDone) {
       const e = evidence[k]!;
