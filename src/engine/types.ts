@@ -77,6 +77,12 @@ export interface EngineRestoreRequest {
   delta?: boolean;
   /** Lines appended after the engine's own recovery settings (port, listen_addresses, socket directory). */
   settings?: string[];
+  /**
+   * The copy archives into the engine once promoted (a recovery's copy, the
+   * new primary): pgBackRest archive_mode on and archive-push with the copy's
+   * own --pg1-path. Off (the default) for drills and repairs: archive_mode off.
+   */
+  archive?: boolean;
   /** Lifeboat's own engine claims and marks the directory for a workflow run (src/restore/claim.ts). */
   run?: Pick<RestoreInput, 'workflowId' | 'runId' | 'mode' | 'instance' | 'runbook'>;
   onProgress?: (p: RestoreProgress) => void;

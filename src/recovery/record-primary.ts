@@ -39,8 +39,8 @@ export async function recordPrimary(runbook: Runbook, input: RecordPrimaryInput)
   let history: string | undefined;
   const file = path.join(r.dataDir, 'pg_wal', historyFileName(input.timeline));
   if (input.timeline > 1 && engineSetting(runbook).kind !== 'lifeboat') {
-    // The archive is the engine's: Lifeboat's repository gets no WAL. pgBackRest restored the copy with archive_mode off.
-    history = `${historyFileName(input.timeline)} not pushed: the WAL archive is pgBackRest's; the promoted copy has archive_mode off (pgbackrest restore --archive-mode=off) until it is set to archive into the stanza`;
+    // The archive is the engine's: Lifeboat's repository gets no WAL. The promoted copy archives into the stanza itself (src/restore/engine-restore.ts).
+    history = `${historyFileName(input.timeline)} not pushed: the WAL archive is pgBackRest's; the promoted copy archives it and its new timeline into the stanza itself (archive_mode on, pgbackrest archive-push)`;
   } else if (input.timeline > 1 && existsSync(file)) {
     try {
       history = `${historyFileName(input.timeline)} ${(await pushWalFile(repo, cluster, file)).result}`;

@@ -37,7 +37,7 @@ export interface PrepareInput {
 }
 
 /** "restore.dataDir" or "drill.dataDir": the runbook field an operator would fix. */
-function field(input: PrepareInput): string {
+export function field(input: PrepareInput): string {
   return `${input.instance === 'drill' || input.instance === 'standby' ? input.instance : 'restore'}.dataDir`;
 }
 

@@ -3,18 +3,26 @@
 // own restore (claim.ts, marker.ts), around the engine's restore, so that
 // replay-wal, promote, stop and the next restore recognise the copy.
 //
-// One difference: pgBackRest restores only into an empty directory (no
-// --delta here), so the marker is written once pgBackRest has finished, in
+// One difference: the marker is written once pgBackRest has finished, in
 // state 'extracted'. A restore interrupted half way leaves a directory with
-// no marker: a retry refuses it (DATA_DIR_NOT_EMPTY, nothing deleted) instead
-// of removing it, and the operator moves it aside.
+// no marker (pgBackRest's --delta removes it too): a retry refuses it
+// (DATA_DIR_NOT_EMPTY, nothing deleted) instead of removing it, and the
+// operator moves it aside.
+//
+// engine.delta: true (pgbackrest restore --delta, data-dir.ts prepareForDelta)
+// writes only over this recovery's own earlier, unpromoted copy; over the
+// primary's directory in place it is refused before anything is stopped.
+// A recovery's copy (instance 'restore') is the next primary: it archives into
+// the stanza once promoted (engine.ts archiveSettings); a drill's never does.
 import { openEngine } from '../engine';
 import { LifeboatError } from '../errors';
 import type { RestoreInput, RestoreResult } from '../recovery/contract';
+import { engineSetting } from '../runbook/engine';
 import type { Runbook } from '../runbook/schema';
 import { takeClaim } from './claim';
 import { checkConfigSources, ensureServerConfig } from './config-files';
 import { prepareDataDir } from './data-dir';
+import { prepareForDelta } from './delta';
 import { writeMarker, type RestoreMarker } from './marker';
 import { requireFreePort } from './port';
 import type { RestoreHooks } from './restore';
@@ -55,7 +63,9 @@ export async function restoreWithEngine(
   });
   try {
     if (site.instance !== 'restore') await requireFreePort(site, input.workflowId);
-    const prepared = await prepareDataDir({
+    const setting = engineSetting(runbook);
+    const delta = setting.kind === 'pgbackrest' && setting.delta === true;
+    const prepared = await (delta ? prepareForDelta : prepareDataDir)({
       pg,
       runbookName: runbook.name,
       mode: input.mode,
@@ -73,7 +83,8 @@ export async function restoreWithEngine(
       backupId: input.backupId,
       dataDir: pg.dataDir,
       target: { latest: true },
-      delta: false,
+      delta: prepared.kind === 'delta',
+      archive: site.instance === 'restore',
       onProgress: hooks.onProgress,
       ...(hooks.signal ? { signal: hooks.signal } : {}),
     });

@@ -14,6 +14,8 @@
 import type { RestoreSiteInput } from '../recovery/contract';
 import type { Runbook } from '../runbook/schema';
 import { requireClaimable, type ClaimRequest } from './claim';
+import { engineSetting } from '../runbook/engine';
+import { deltaRefused } from './delta';
 import { earlierDrillRunning, judgeDataDir, notEmpty, promotedOurs, type PrepareInput } from './data-dir';
 import { requireFreePort } from './port';
 import { postmasterRunning } from './postmaster';
@@ -61,8 +63,13 @@ export async function checkSiteFree(
   };
   // In place the directory and the port are the primary's by design: the
   // restore stops it and moves its directory aside after the fence.
-  if (run.mode === 'in-place')
+  if (run.mode === 'in-place') {
+    // pgbackrest restore --delta would overwrite it in place: refused before the fence (delta.ts prepareForDelta).
+    const e = engineSetting(runbook);
+    if (e.kind === 'pgbackrest' && e.delta === true && (await judgeDataDir(prep)).kind === 'in-place')
+      throw deltaRefused(prep, "the primary's directory", then);
     return `${site.field}.dataDir ${site.dataDir}: in place, the primary's directory is moved aside after the fence`;
+  }
   // A drill kept with keep: true leaves its claim; Temporal says whether its run is over (then the restore takes it over).
   await requireClaimable(
     {

@@ -9,7 +9,9 @@
 //               report a segment missing between two present ones
 //   backup      backup --type=full|diff|incr
 //   restore     restore --set --type=time|name|lsn|xid|immediate|standby
-//               --target-action=pause --target-timeline --archive-mode=off [--delta]
+//               --target-action=pause --target-timeline [--delta], and
+//               --archive-mode=off unless the copy is to archive once promoted
+//               (then archive_command is archive-push with its own --pg1-path)
 //   check       check (the archiver reaches the repository) and verify
 //   expire      expire (the stanza's own retention settings)
 // Progress comes from its per-file console lines ("(440KB, 2.48%)").
@@ -20,7 +22,7 @@ import { LifeboatError, errorMessage, isLifeboatError } from '../../errors';
 import type { Target } from '../../recovery/contract';
 import { chooseBackup } from '../../recovery/plan';
 import { baseEnv, chownToUser } from '../../restore/os-user';
-import { pgTime } from '../../restore/recovery-conf';
+import { pgTime, shellWord } from '../../restore/recovery-conf';
 import type { PgBackRestSetting } from '../../runbook/engine';
 import type {
   ArchiveReport,
@@ -243,7 +245,7 @@ export class PgBackRestEngine implements BackupEngine {
         `--pg1-path=${req.dataDir}`,
         `--set=${backup.backupId}`,
         ...targetArgs(req),
-        '--archive-mode=off',
+        ...(req.archive ? [] : ['--archive-mode=off']),
         ...(delta ? ['--delta'] : []),
       ],
       {
@@ -265,10 +267,11 @@ export class PgBackRestEngine implements BackupEngine {
       },
     );
     // After pgBackRest's own recovery settings (postgresql.auto.conf: its restore_command and the target): where this copy listens.
-    if (req.settings?.length)
+    const settings = [...(req.settings ?? []), ...(req.archive ? this.archiveSettings(req.dataDir) : [])];
+    if (settings.length)
       await appendFile(
         path.join(req.dataDir, 'postgresql.auto.conf'),
-        `# Lifeboat: this copy's own settings\n${req.settings.join('\n')}\n`,
+        `# Lifeboat: this copy's own settings\n${settings.join('\n')}\n`,
       );
     req.onProgress?.({ phase: 'done', bytes: backup.sizeBytes, totalBytes: backup.sizeBytes });
     return {
@@ -278,6 +281,25 @@ export class PgBackRestEngine implements BackupEngine {
       finishedAt: new Date().toISOString(),
       recoverySettings: 'written',
     };
+  }
+
+  /**
+   * How a promoted copy archives into the stanza: archive_mode on (during
+   * recovery 'on' archives nothing; from the promotion on, the new timeline's
+   * history file and segments) and archive-push with the copy's own
+   * --pg1-path, not the configuration's (the old primary's directory): %p is
+   * relative (pg_wal/...) and pgBackRest reads the cluster at pg1-path.
+   */
+  archiveSettings(dataDir: string): string[] {
+    const words = [
+      this.t.bin ?? 'pgbackrest',
+      ...(this.t.configPath ? [`--config=${this.t.configPath}`] : []),
+      `--pg1-path=${dataDir}`,
+      `--stanza=${this.t.stanza}`,
+      'archive-push',
+    ];
+    const command = `${words.map(shellWord).join(' ')} %p`;
+    return ['archive_mode = on', `archive_command = '${command.replace(/'/g, "''")}'`];
   }
 
   /**

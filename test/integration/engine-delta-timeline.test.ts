@@ -1,0 +1,241 @@
+// issue 18 on a real pgBackRest 2.45 stanza and PostgreSQL 15, through the
+// restore activities' own functions (restore, replay-wal, promote):
+//   - engine.delta: true in place over the primary's directory is refused by
+//     the preflight and by the restore, the primary untouched (still running,
+//     same files, nothing moved aside);
+//   - delta over this recovery's own earlier copy (a restore again after a
+//     retarget to an earlier point): rewritten in place, no directory moved
+//     aside, exact rows at the earlier target;
+//   - the promoted copy archives into the stanza on its new timeline (its
+//     history file and segments are in pgBackRest's archive), and a second
+//     recovery from the same backup (timeline 1) to a restore point made on
+//     the promoted copy (timeline 2) gives exact rows: pgBackRest restores with
+//     --target-timeline=latest and replay follows the history file the first
+//     copy archived.
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { Client } from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoRunbookYaml } from '../../src/dev/demo-runbook';
+import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
+import { isLifeboatError } from '../../src/errors';
+import type { Target } from '../../src/recovery/contract';
+import { restoreWithEngine } from '../../src/restore/engine-restore';
+import { promoteRestored } from '../../src/restore/instance';
+import { replayWal } from '../../src/restore/replay';
+import { checkSiteFree } from '../../src/restore/site-check';
+import { loadRunbook } from '../../src/runbook/load';
+import type { Runbook } from '../../src/runbook/schema';
+import { startPgBackRestPrimary, type PgBackRestStanza } from '../harness/pgbackrest';
+import { postgresTempDir, stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
+import { freePort, waitFor } from '../harness/ports';
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+let s: PgBackRestStanza;
+let runbooksDir: string;
+let backupId: string;
+const noProgress = { onProgress: () => undefined };
+
+/** A runbook on the harness stanza; `edit` changes its YAML (the restore site). */
+async function writeRunbook(name: string, engine: string, edit: (yaml: string) => string = (y) => y): Promise<Runbook> {
+  const stateDir = postgresTempDir(`state-${name}`);
+  cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
+  const yaml = demoRunbookYaml({
+    name,
+    pgPort: s.primary.port,
+    pgUser: 'postgres',
+    database: 'postgres',
+    repoUrl: `file://${stateDir}/repo`,
+    host: `dt${process.pid}`,
+    stateDir,
+    restorePort: await freePort(),
+    drillPort: await freePort(),
+  });
+  writeFileSync(path.join(runbooksDir, `${name}.yaml`), `${edit(yaml)}engine: { ${engine} }\n`);
+  const runbook = await loadRunbook(name);
+  cleanups.push(() => stopRestoredCopy(runbook));
+  return runbook;
+}
+
+async function rowsOf(runbook: Runbook): Promise<number[]> {
+  const c = new Client({
+    host: runbook.restore.address,
+    port: runbook.restore.port,
+    user: 'postgres',
+    database: 'postgres',
+  });
+  await c.connect();
+  try {
+    return (await c.query<{ id: number }>('select id from t order by id')).rows.map((r) => r.id);
+  } finally {
+    await c.end();
+  }
+}
+
+async function settingOf(runbook: Runbook, name: string): Promise<string> {
+  const c = new Client({
+    host: runbook.restore.address,
+    port: runbook.restore.port,
+    user: 'postgres',
+    database: 'postgres',
+  });
+  await c.connect();
+  try {
+    return (await c.query<{ v: string }>('select current_setting($1) as v', [name])).rows[0]!.v;
+  } finally {
+    await c.end();
+  }
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+async function restoreAndReplay(runbook: Runbook, workflowId: string, runId: string, target: Target) {
+  const restored = await restoreWithEngine(
+    runbook,
+    { runbook: runbook.name, backupId, mode: 'side-by-side', workflowId, runId },
+    noProgress,
+  );
+  const replayed = await replayWal(runbook, { runbook: runbook.name, target, workflowId, runId }, noProgress);
+  return { restored, replayed };
+}
+
+beforeAll(async () => {
+  runbooksDir = postgresTempDir('runbooks');
+  cleanups.push(() => rmSync(runbooksDir, { recursive: true, force: true }));
+  process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
+  s = await startPgBackRestPrimary('dt');
+  cleanups.push(() => s.stop());
+  await s.primary.query('create table t (id int primary key)');
+  await s.primary.query('insert into t select generate_series(1, 100)');
+  backupId = (await new PgBackRestEngine(s.setting, { osUser: 'postgres' }).takeBackup({ type: 'full' })).backupId;
+  await s.primary.query('insert into t select generate_series(101, 200)');
+  await s.primary.query(`select pg_create_restore_point('p1')`);
+  await s.primary.query('insert into t select generate_series(201, 300)');
+  await s.primary.query(`select pg_create_restore_point('p2')`);
+  await switchAndWaitArchived(s.primary);
+}, 240_000);
+
+describe('engine.delta and timelines on a pgBackRest stanza', () => {
+  it("refuses delta in place over the primary's directory, before and at the restore, touching nothing", async () => {
+    const pg = s.primary;
+    const runbook = await writeRunbook(
+      'dtinplace',
+      `kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config}, delta: true`,
+      (y) =>
+        y.replace(
+          /^restore: \{ host: (\S+), dataDir: \S+, port: \d+, mode: side-by-side \}$/m,
+          `restore: { host: $1, dataDir: ${pg.dataDir}, port: ${pg.port}, mode: in-place }`,
+        ),
+    );
+    expect(runbook.restore).toMatchObject({ dataDir: pg.dataDir, mode: 'in-place' });
+    const entries = readdirSync(pg.dataDir).sort();
+    const pid = readFileSync(path.join(pg.dataDir, 'postmaster.pid'), 'utf8');
+    const siblings = () => readdirSync(path.dirname(pg.dataDir)).filter((e) => e.includes('.lifeboat'));
+    const before = siblings();
+
+    const refusals = [
+      await checkSiteFree(runbook, {
+        runbook: runbook.name,
+        backupId,
+        mode: 'in-place',
+        workflowId: 'dt-inplace',
+        runId: 'r1',
+        backupBytes: 0,
+        walSegments: 0,
+      }).catch((e: unknown) => e),
+      await restoreWithEngine(
+        runbook,
+        { runbook: runbook.name, backupId, mode: 'in-place', workflowId: 'dt-inplace', runId: 'r1' },
+        noProgress,
+      ).catch((e: unknown) => e),
+    ];
+    for (const err of refusals) {
+      expect(isLifeboatError(err) && err.code).toBe('DATA_DIR_NOT_EMPTY');
+      if (!isLifeboatError(err)) continue;
+      expect(err.what).toContain("holds the primary's directory; engine.delta: true in runbook dtinplace");
+      expect(err.hints[0]).toBe('nothing was stopped, moved or written');
+    }
+    // The primary: same files, same postmaster, still answering; nothing moved aside.
+    expect(readdirSync(pg.dataDir).sort()).toEqual(entries);
+    expect(readFileSync(path.join(pg.dataDir, 'postmaster.pid'), 'utf8')).toBe(pid);
+    expect((await pg.query<{ n: string }>('select count(*) as n from t'))[0]!.n).toBe('300');
+    expect(siblings()).toEqual(before);
+  });
+
+  it('restores again with delta over its own copy, then the promoted copy archives on timeline 2 and a second recovery reaches it', async () => {
+    const engineLine = `kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config}`;
+    const runbook = await writeRunbook('dtdelta', `${engineLine}, delta: true`);
+    const dir = runbook.restore.dataDir;
+    const parent = path.dirname(dir);
+    // What moveAside would make of it: <dir>.lifeboat-<time> (data-dir.ts).
+    const aside = () => readdirSync(parent).filter((e) => /\.lifeboat-\d{8}T\d{6}Z/.test(e));
+
+    // First restore: an absent directory, a plain restore; replay to p2.
+    const first = await restoreAndReplay(runbook, 'dt-delta', 'r1', { name: 'p2' });
+    expect(first.restored.movedAside).toBeUndefined();
+    expect(await rowsOf(runbook)).toEqual(range(1, 300));
+    // What the running copy uses (the backup's own archive_command, earlier in postgresql.auto.conf, is overridden).
+    expect(await settingOf(runbook, 'archive_command')).toBe(
+      `pgbackrest --config=${s.config} --pg1-path=${dir} --stanza=${s.stanza} archive-push %p`,
+    );
+    expect(await settingOf(runbook, 'archive_mode')).toBe('on');
+
+    // A retarget to the earlier p1: replay cannot go back, so the same workflow restores again.
+    // With delta the copy is rewritten where it is: nothing moved aside.
+    const inode = statSync(dir).ino;
+    const again = await restoreAndReplay(runbook, 'dt-delta', 'r2', { name: 'p1' });
+    expect(statSync(dir).ino).toBe(inode);
+    expect(again.restored.movedAside).toBeUndefined();
+    expect(aside()).toEqual([]);
+    expect(await rowsOf(runbook)).toEqual(range(1, 200));
+
+    // Promoted: the new primary, on timeline 2, archiving into the stanza.
+    await promoteRestored(runbook, { workflowId: 'dt-delta' });
+    const copy = new Client({
+      host: runbook.restore.address,
+      port: runbook.restore.port,
+      user: 'postgres',
+      database: 'postgres',
+    });
+    await copy.connect();
+    cleanups.push(() => copy.end().catch(() => undefined));
+    expect(
+      (await copy.query<{ tli: number }>('select timeline_id as tli from pg_control_checkpoint()')).rows[0]!.tli,
+    ).toBe(2);
+    await copy.query('insert into t select generate_series(1001, 1050)');
+    await copy.query(`select pg_create_restore_point('p3')`);
+    await copy.query('insert into t select generate_series(2001, 2050)');
+    const { lsn } = (await copy.query<{ lsn: string }>('select pg_switch_wal() as lsn')).rows[0]!;
+    const segment = (await copy.query<{ f: string }>('select pg_walfile_name($1) as f', [lsn])).rows[0]!.f;
+    expect(segment.startsWith('00000002')).toBe(true);
+    // Held until the copy's archiver has pushed the segment holding p3 (pg_stat_archiver), not for a time.
+    await waitFor(
+      `${segment} archived by the promoted copy`,
+      async () => {
+        const r = await copy.query<{ last: string | null }>('select last_archived_wal as last from pg_stat_archiver');
+        return r.rows[0]!.last !== null && r.rows[0]!.last >= segment ? true : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 200 },
+    );
+    const wal = await new PgBackRestEngine(s.setting, { osUser: 'postgres' }).walFiles();
+    expect(wal.files).toContain('00000002.history');
+    expect(wal.files).toContain(segment);
+    const info = JSON.parse(await s.run(['info', '--output=json'])) as Array<{
+      archive: Array<{ max: string }>;
+    }>;
+    expect(info[0]!.archive[0]!.max >= segment).toBe(true);
+    expect(info[0]!.archive[0]!.max.startsWith('00000002')).toBe(true);
+
+    // A second recovery, elsewhere, from the same timeline-1 backup to p3 on timeline 2.
+    const second = await writeRunbook('dtsecond', engineLine);
+    const r = await restoreAndReplay(second, 'dt-second', 'r1', { name: 'p3' });
+    expect(r.replayed.paused).toBe(true);
+    // Rows 1001..1050 were written only on timeline 2: replay followed the history file the promoted copy archived.
+    expect(await rowsOf(second)).toEqual([...range(1, 200), ...range(1001, 1050)]);
+    expect(existsSync(path.join(second.restore.dataDir, 'PG_VERSION'))).toBe(true);
+  });
+});
