@@ -9,7 +9,7 @@
 //               extract, verify); the recovery settings follow in replay-wal
 //   check       the repository's chain; the archiver itself is read from the
 //               primary by `lifeboat check` (src/catalog/archiver.ts)
-//   expire      the expireBackups workflow's activities (activities/retention.ts):
+//   expire      the expireBackups workflow's plan and deletion (src/retention/expiry.ts):
 //               a plan, then its approval; not driven from here
 import { takeBaseBackup } from '../backup/base-backup';
 import type { BackupMeta } from '../catalog/backup-meta';

@@ -4,7 +4,7 @@
 // activities in this process (no Temporal needed). `--dry-run` deletes nothing.
 // On a pgBackRest runbook pgBackRest's own retention decides: the plan is its
 // `expire --dry-run`, applying it its `expire` (src/retention/engine-expiry.ts).
-import type { ExpiryApplied, ExpiryPlan } from '../../../activities/retention';
+import type { ExpiryApplied, ExpiryPlan } from '../../retention/expiry';
 import type { ExpireBackupsInput, ExpireBackupsResult } from '../../../workflows/expire-backups';
 import { connectClient, timestampedId } from '../../client/temporal';
 import { isErrorCode, LifeboatError, errorMessage } from '../../errors';
@@ -45,18 +45,18 @@ export async function run(opts: Options): Promise<number> {
   let result: ExpireBackupsResult;
   let workflowId: string | undefined;
   if (opts.local) {
-    // The same activities the workflow runs, given the runbook file this
+    // What the workflow's activities run, given the runbook file this
     // command resolved (the activities would otherwise look in LIFEBOAT_RUNBOOKS_DIR).
-    const { planExpiry, applyExpiry, expiryHasWork } = await import('../../../activities/retention');
+    const { planRunbookExpiry, applyRunbookExpiry, expiryHasWork } = await import('../../retention/expiry');
     const ref = resolveRunbookPath(opts.runbook!, opts.runbooksDir);
-    const plan = await planExpiry({
+    const plan = await planRunbookExpiry({
       runbook: ref,
       ...(keep !== undefined ? { keep } : {}),
       ...(repository !== undefined ? { repository } : {}),
     });
     const nothing =
       !expiryHasWork(plan) && !(plan.repositories ?? []).some((r) => r.plan !== undefined && expiryHasWork(r.plan));
-    const applied = dryRun || nothing ? undefined : await applyExpiry({ runbook: ref, plan });
+    const applied = dryRun || nothing ? undefined : await applyRunbookExpiry({ runbook: ref, plan });
     result = { runbook: runbook.name, dryRun, plan, ...(applied ? { applied } : {}) };
   } else {
     const temporal = await temporalTarget(opts);
