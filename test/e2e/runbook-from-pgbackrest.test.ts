@@ -72,7 +72,7 @@ describe('lifeboat runbook from-pgbackrest', () => {
     expect(r.stdout).toContain('pgbackrest info: 1 backup, system ');
     expect(r.stdout).toContain('verify: no damaged or missing file');
     expect(r.stdout).toMatch(/\nhealthy\n/);
-    expect(r.stdout).toContain('\nnot yet:\n  - drills (lifeboat drill)');
+    expect(r.stdout).toContain('\nnot yet:\n  - repairs (lifeboat repair)');
     expect(r.code).toBe(0);
     expect(readFileSync(file, 'utf8')).toContain(
       `engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`,
@@ -94,6 +94,16 @@ describe('lifeboat runbook from-pgbackrest', () => {
     expect(again.stderr).toContain(`lifeboat: ${file} exists: from-pgbackrest never overwrites a runbook\n`);
     expect(again.stdout).toBe('');
     expect(readFileSync(file, 'utf8')).toBe(edited);
+  });
+
+  it('--print prints the runbook, checked against the primary and the stanza, and writes nothing', async () => {
+    const r = await lifeboat(...args(s.primary.port, s.stanza, '--name', 'printed', '--print'));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`\nengine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`);
+    expect(r.stderr).toBe(
+      'not checked (--print): save it as runbooks/printed.yaml, then lifeboat check --runbook printed\n',
+    );
+    expect(existsSync(path.join(runbooksDir, 'printed.yaml'))).toBe(false);
   });
 
   it('refuses a stanza the primary does not archive to, naming the one it does', async () => {

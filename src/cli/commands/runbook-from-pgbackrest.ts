@@ -51,9 +51,11 @@ export const ENGINE_WORKS = [
   'lifeboat backup --type full|diff|incr (and --schedule): pgbackrest backup',
   'lifeboat expire: pgbackrest expire, by the retention in its own configuration',
   'lifeboat backups, check, doctor: pgbackrest info, check and verify, the WAL chain from its listing',
+  'lifeboat drill (and --schedule): pgbackrest restore into drill.dataDir, archive-mode off, a random target from its archive',
+  'lifeboat checkpoint: the restore point through SQL, its segment waited for in the stanza (pgbackrest repo-ls)',
 ];
 export const ENGINE_NOT_YET = [
-  "drills (lifeboat drill), repairs, checkpoints and the warm standby: they read Lifeboat's own repository and refuse this runbook before touching anything",
+  "repairs (lifeboat repair) and the warm standby: they read Lifeboat's own repository and refuse this runbook before touching anything",
   'archive-push/archive-get: pgBackRest keeps archiving as it does now',
 ];
 
@@ -75,30 +77,40 @@ export function pgBackRestPush(command: string): { stanza?: string; config?: str
   return { ...(stanza ? { stanza } : {}), ...(config ? { config } : {}) };
 }
 
+/** A YAML scalar for an option's text: plain when it reads back as the same string, else quoted (no option can add a key). */
+const str = (v: string) =>
+  /^[A-Za-z_/][A-Za-z0-9_./-]*$/.test(v) && !/^(true|false|null)$/i.test(v) ? v : JSON.stringify(v);
+/** A whole number as a number; anything else quoted, so the schema names the field. */
+const num = (v: string) => (/^\d+$/.test(v) ? v : JSON.stringify(v));
+
 export function runbookYaml(o: FromPgBackRestOptions, name: string, configPath: string | undefined): string {
   const primary = [
-    `host: ${o.host}`,
-    `port: ${o.port}`,
-    `database: ${o.database}`,
-    `user: ${o.user}`,
-    ...(o.passwordEnv ? [`passwordEnv: ${o.passwordEnv}`] : []),
+    `host: ${str(o.host)}`,
+    `port: ${num(o.port)}`,
+    `database: ${str(o.database)}`,
+    `user: ${str(o.user)}`,
+    ...(o.passwordEnv ? [`passwordEnv: ${str(o.passwordEnv)}`] : []),
   ].join(', ');
-  const engine = [`kind: pgbackrest`, `stanza: ${o.stanza}`, ...(configPath ? [`configPath: ${configPath}`] : [])];
+  const engine = [
+    `kind: pgbackrest`,
+    `stanza: ${str(o.stanza)}`,
+    ...(configPath ? [`configPath: ${str(configPath)}`] : []),
+  ];
   return `# Written by lifeboat runbook from-pgbackrest; see runbooks/orders.example.yaml for
 # every field (gates, capture, invariants, approvals, drill) and add yours.
 # Secrets never go here: passwordEnv names a variable; pgBackRest's keys stay in
 # its own configuration.
-name: ${name}
+name: ${str(name)}
 cluster:
   primary: { ${primary} }
-  pgBin: ${o.pgBin ?? '/usr/lib/postgresql/15/bin'}
-  osUser: ${o.osUser}
+  pgBin: ${str(o.pgBin ?? '/usr/lib/postgresql/15/bin')}
+  osUser: ${str(o.osUser)}
 # The base backups and the WAL archive are pgBackRest's; archive_command is left as it is.
 engine: { ${engine.join(', ')} }
 # Lifeboat's own repository: evidence, audit logs and recovery overlays only.
-repository: { url: "${o.repository}" }
-restore: { host: ${o.restoreHost ?? hostname()}, dataDir: ${o.restoreDataDir}, port: ${o.restorePort}, mode: side-by-side }
-objectives: { rpoSeconds: ${o.rpoSeconds}, rtoSeconds: ${o.rtoSeconds} }
+repository: { url: ${JSON.stringify(o.repository)} }
+restore: { host: ${str(o.restoreHost ?? hostname())}, dataDir: ${str(o.restoreDataDir)}, port: ${num(o.restorePort)}, mode: side-by-side }
+objectives: { rpoSeconds: ${num(o.rpoSeconds)}, rtoSeconds: ${num(o.rtoSeconds)} }
 `;
 }
 
