@@ -67,7 +67,9 @@ export async function engineCheck(runbook: Runbook, opts: { json?: boolean; prim
     problems.push({
       kind: 'no-backup',
       message: `no backup in ${engine.label}: nothing can be restored`,
-      hints: ['take one with the engine (pgbackrest --stanza=<stanza> backup --type=full)'],
+      hints: [
+        `take one: lifeboat backup --runbook ${runbook.name} --type full (pgbackrest backup on the stanza, through the baseBackup workflow)`,
+      ],
     });
   }
   const report = await engine.check();
