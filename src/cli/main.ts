@@ -125,7 +125,7 @@ runbookCmd
   .description(
     'start using Lifeboat on a cluster that already archives with pgBackRest, archive_command untouched: checks that it ' +
       'is pgbackrest archive-push for --stanza, reads pgbackrest info, writes a runbook with engine: pgbackrest (never ' +
-      'over an existing file), then runs lifeboat check on it and says what runs on this engine and what does not yet',
+      'over an existing file), then runs lifeboat check and doctor on it and says what runs on this engine and what does not yet',
   )
   .requiredOption('--stanza <name>', 'the pgBackRest stanza the primary archives to (its archive_command names it)')
   .option(

@@ -72,6 +72,8 @@ describe('lifeboat runbook from-pgbackrest', () => {
     expect(r.stdout).toContain('pgbackrest info: 1 backup, system ');
     expect(r.stdout).toContain('verify: no damaged or missing file');
     expect(r.stdout).toMatch(/\nhealthy\n/);
+    expect(r.stdout).toContain(`\nlifeboat doctor --runbook frombr:\n`);
+    expect(r.stdout).toContain(`1 backup in pgBackRest stanza ${s.stanza}, newest `);
     expect(r.stdout).toContain('\nnot yet:\n  - repairs (lifeboat repair)');
     expect(r.code).toBe(0);
     expect(readFileSync(file, 'utf8')).toContain(

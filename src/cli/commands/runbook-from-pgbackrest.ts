@@ -8,7 +8,8 @@
 //      and compares its system identifier with the primary's;
 //   3. writes the runbook (engine: { kind: pgbackrest, stanza, configPath }),
 //      never over an existing file, or prints it with --print;
-//   4. runs `lifeboat check` on it and lists what runs on this engine today.
+//   4. runs `lifeboat check` and `lifeboat doctor` on it and lists what runs
+//      on this engine today; the exit code is theirs.
 // Nothing is written before 1 and 2 pass.
 import { open } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -20,6 +21,7 @@ import { primaryClientConfig } from '../../pg/connect';
 import { validateRunbookText } from '../../runbook/load';
 import type { Runbook } from '../../runbook/schema';
 import { EXIT } from '../run';
+import { run as doctor } from './doctor';
 import { engineCheck } from './engine-views';
 
 export interface FromPgBackRestOptions {
@@ -227,7 +229,14 @@ export async function run(o: FromPgBackRestOptions): Promise<number> {
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  const code = o.check === false ? EXIT.ok : await engineCheck(runbook, {});
+  let code: number = EXIT.ok;
+  if (o.check !== false) {
+    process.stdout.write(`lifeboat check --runbook ${name}:\n`);
+    code = await engineCheck(runbook, {});
+    // The role's privileges, as lifeboat doctor reads them (pgBackRest's backups listed, not judged).
+    process.stdout.write(`\nlifeboat doctor --runbook ${name}:\n`);
+    code = Math.max(code, await doctor({ runbook: out }));
+  }
   process.stdout.write(
     `\nruns on this engine now:\n${ENGINE_WORKS.map((l) => `  - ${l}\n`).join('')}` +
       `not yet:\n${ENGINE_NOT_YET.map((l) => `  - ${l}\n`).join('')}` +
