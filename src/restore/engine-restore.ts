@@ -14,7 +14,7 @@
 // primary's directory in place it is refused before anything is stopped.
 // A recovery's copy (instance 'restore') is the next primary: it archives into
 // the stanza once promoted (engine.ts archiveSettings); a drill's never does.
-import { openEngine } from '../engine';
+import { openEngine, PgBackRestEngine } from '../engine';
 import { LifeboatError } from '../errors';
 import type { RestoreInput, RestoreResult } from '../recovery/contract';
 import { engineSetting } from '../runbook/engine';
@@ -23,6 +23,7 @@ import { takeClaim } from './claim';
 import { checkConfigSources, ensureServerConfig } from './config-files';
 import { prepareDataDir } from './data-dir';
 import { prepareForDelta } from './delta';
+import { timelineUnreachableError, unreachableLatest } from './engine-timeline';
 import { writeMarker, type RestoreMarker } from './marker';
 import { requireFreePort } from './port';
 import type { RestoreHooks } from './restore';
@@ -50,6 +51,11 @@ export async function restoreWithEngine(
         'nothing was moved or changed',
       ],
     });
+  }
+  // The stanza's newest timeline must be reachable from the backup (engine-timeline.ts): refused before anything is touched.
+  if (engine instanceof PgBackRestEngine) {
+    const unreachable = unreachableLatest(meta, (await engine.walFiles()).histories);
+    if (unreachable) throw timelineUnreachableError(meta, unreachable, engine.command);
   }
   checkConfigSources(runbook);
   const claim = await takeClaim({

@@ -12,7 +12,7 @@
 //     the promoted copy (timeline 2) gives exact rows: pgBackRest restores with
 //     --target-timeline=latest and replay follows the history file the first
 //     copy archived.
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -186,6 +186,19 @@ describe('engine.delta and timelines on a pgBackRest stanza', () => {
 
     // A retarget to the earlier p1: replay cannot go back, so the same workflow restores again.
     // With delta the copy is rewritten where it is: nothing moved aside.
+    // A kept entry inside the copy (what an in-place restore on a mount point moves aside): delta would remove it, so refused.
+    mkdirSync(path.join(dir, '.lifeboat-aside-20261204T000000Z'));
+    const keptRefusal = await restoreWithEngine(
+      runbook,
+      { runbook: runbook.name, backupId, mode: 'side-by-side', workflowId: 'dt-delta', runId: 'r2' },
+      noProgress,
+    ).catch((e: unknown) => e);
+    expect(isLifeboatError(keptRefusal) && keptRefusal.what).toContain(
+      "holds this recovery's copy beside kept entries (.lifeboat-aside-20261204T000000Z); engine.delta: true",
+    );
+    // Nothing stopped: the copy still answers at p2.
+    expect(await rowsOf(runbook)).toEqual(range(1, 300));
+    rmdirSync(path.join(dir, '.lifeboat-aside-20261204T000000Z'));
     const inode = statSync(dir).ino;
     const again = await restoreAndReplay(runbook, 'dt-delta', 'r2', { name: 'p1' });
     expect(statSync(dir).ino).toBe(inode);
@@ -237,5 +250,25 @@ describe('engine.delta and timelines on a pgBackRest stanza', () => {
     // Rows 1001..1050 were written only on timeline 2: replay followed the history file the promoted copy archived.
     expect(await rowsOf(second)).toEqual([...range(1, 200), ...range(1001, 1050)]);
     expect(existsSync(path.join(second.restore.dataDir, 'PG_VERSION'))).toBe(true);
+
+    // The old primary, still on timeline 1, backed up after the fork: that backup cannot follow timeline 2.
+    const late = await new PgBackRestEngine(s.setting, { osUser: 'postgres' }).takeBackup({ type: 'full' });
+    expect(late.timeline).toBe(1);
+    const third = await writeRunbook('dtthird', engineLine);
+    const refused = await restoreWithEngine(
+      third,
+      { runbook: third.name, backupId: late.backupId, mode: 'side-by-side', workflowId: 'dt-third', runId: 'r1' },
+      noProgress,
+    ).catch((e: unknown) => e);
+    expect(isLifeboatError(refused) && refused.code).toBe('TARGET_UNREACHABLE');
+    if (isLifeboatError(refused)) {
+      expect(refused.what).toMatch(
+        new RegExp(
+          `^backup ${late.backupId} \\(timeline 1\\) cannot reach the stanza's newest timeline 2: timeline 2 forked from timeline 1 at [0-9A-F]+/[0-9A-F]+, before the backup started`,
+        ),
+      );
+      expect(refused.hints.join('\n')).toContain(`restore --set=${late.backupId} --target-timeline=current`);
+    }
+    expect(existsSync(third.restore.dataDir)).toBe(false);
   });
 });

@@ -59,6 +59,10 @@ export class PgBackRestEngine implements BackupEngine {
   private readonly delta: boolean;
 
   /** How hints name a command: "pgbackrest --config=... --stanza=main". */
+  get command(): string {
+    return this.cmd;
+  }
+
   private get cmd(): string {
     return `pgbackrest${this.t.configPath ? ` --config=${this.t.configPath}` : ''} --stanza=${this.t.stanza}`;
   }
