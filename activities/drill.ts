@@ -24,14 +24,16 @@ import { loadRunbook } from '../src/runbook/load';
 import { clusterName } from '../src/runbook/schema';
 import { restoreSite } from '../src/restore/site';
 import { heartbeat, lifeboatActivity } from './failure';
-import { requireLifeboatEngine } from '../src/runbook/engine';
+import { engineSetting } from '../src/runbook/engine';
+import { pickDrillTargetOnEngine } from '../src/drill/engine-target';
 
 /** A random moment of drill.targetWindow that the archive reaches (src/drill/target.ts). Run twice: it only reads; the workflow keeps the first answer it gets. */
 export async function pickDrillTarget(input: { runbook: string; after?: string }): Promise<DrillTarget> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
-    requireLifeboatEngine(runbook, 'restoreDrill');
     restoreSite(runbook, 'drill'); // a runbook without a drill section fails here, before any download
+    // A pgBackRest stanza: the same window from its own commands (src/drill/engine-target.ts).
+    if (engineSetting(runbook).kind !== 'lifeboat') return pickDrillTargetOnEngine(runbook, input.after);
     const cluster = clusterName(runbook);
     const repo = await openRepository(runbook.repository.url, runbook.repository);
     const [backups, archive] = await Promise.all([listBackups(repo, cluster), readWalArchive(repo, cluster)]);

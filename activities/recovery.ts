@@ -22,7 +22,7 @@ import { clusterName, type Runbook } from '../src/runbook/schema';
 import { operatorsOf } from '../src/recovery/operators';
 import { lifeboatActivity } from './failure';
 import { postApprovalToSlack } from './notify';
-import { engineSetting, requireLifeboatEngine } from '../src/runbook/engine';
+import { engineSetting } from '../src/runbook/engine';
 import { preflightOnEngine } from '../src/recovery/engine-preflight';
 
 /**
@@ -71,9 +71,8 @@ async function withOperators<T>(runbook: Runbook, body: () => Promise<T>): Promi
 }
 
 async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<PreflightResult> {
-  // A recovery runs on a pgBackRest stanza through the engine (src/recovery/engine-preflight.ts); drills and repairs not yet.
-  if (input.instance === 'drill') requireLifeboatEngine(runbook, 'restoreDrill or a repair');
-  else if (engineSetting(runbook).kind !== 'lifeboat') return preflightOnEngine(runbook, input);
+  // A recovery or a drill runs on a pgBackRest stanza through the engine (src/recovery/engine-preflight.ts).
+  if (engineSetting(runbook).kind !== 'lifeboat') return preflightOnEngine(runbook, input);
   const cluster = clusterName(runbook);
   const repo = await openRepository(runbook.repository.url, runbook.repository);
   const readArchive = async () => {

@@ -10,6 +10,7 @@
 // under a temporary name and renamed into place, and a second attempt
 // returns what the first recorded; the apply is idempotent by repair id (the
 // workflow id) and table through lifeboat_repair_audit (src/repair/apply.ts).
+import { requireLifeboatEngine } from '../src/runbook/engine';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as path from 'node:path';
@@ -87,6 +88,8 @@ export async function checkRepairTables(input: {
 }): Promise<RepairTableCheck[]> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
+    // Its copy replays twice (before, then on to after: replayWal continueFrom), not yet proven on a pgBackRest copy.
+    requireLifeboatEngine(runbook, 'repairRows');
     return withClient(primary(runbook), async (c) => {
       const out: RepairTableCheck[] = [];
       for (const table of input.tables) {

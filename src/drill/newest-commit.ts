@@ -19,15 +19,20 @@ const MAX_SEGMENTS = 6;
 const RECORD_TIME =
   /\blsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: (?:COMMIT|ABORT) (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) UTC/g;
 
-export async function newestArchivedCommit(opts: {
-  repo: Repository;
-  cluster: string;
-  pgBin: string;
-  /** Every archived WAL file name. */
-  files: readonly string[];
-  /** In this segment only records before `lsn` count (a parent timeline's copy read up to the switch point: ArchiveLine.endCap). */
-  endCap?: { segment: string; lsn: string };
-}): Promise<{ time: string; segment: string } | undefined> {
+/** Where segments are read from: Lifeboat's repository, or a function that writes one into `dir` (an engine's own command) and says where. */
+export type SegmentSource =
+  | { repo: Repository; cluster: string }
+  | { fetchSegment: (segment: string, dir: string) => Promise<string | undefined> };
+
+export async function newestArchivedCommit(
+  opts: SegmentSource & {
+    pgBin: string;
+    /** Every archived WAL file name. */
+    files: readonly string[];
+    /** In this segment only records before `lsn` count (a parent timeline's copy read up to the switch point: ArchiveLine.endCap). */
+    endCap?: { segment: string; lsn: string };
+  },
+): Promise<{ time: string; segment: string } | undefined> {
   const segments = opts.files
     .filter((f) => walFileKind(f) === 'segment')
     .sort()
@@ -36,10 +41,8 @@ export async function newestArchivedCommit(opts: {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lifeboat-drill-waldump-'));
   try {
     for (const segment of segments) {
-      const got = await fetchWalFile(opts.repo, opts.cluster, segment);
-      if (!got) continue;
-      const file = path.join(dir, segment);
-      await writeFile(file, got.content);
+      const file = await fetchInto(opts, segment, dir);
+      if (!file) continue;
       const out = await waldump(`${opts.pgBin}/pg_waldump`, ['--rmgr=Transaction', file]);
       await rm(file, { force: true });
       const cap = opts.endCap?.segment === segment ? parseLsn(opts.endCap.lsn) : undefined;
@@ -53,6 +56,15 @@ export async function newestArchivedCommit(opts: {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+async function fetchInto(source: SegmentSource, segment: string, dir: string): Promise<string | undefined> {
+  if ('fetchSegment' in source) return source.fetchSegment(segment, dir);
+  const got = await fetchWalFile(source.repo, source.cluster, segment);
+  if (!got) return undefined;
+  const file = path.join(dir, segment);
+  await writeFile(file, got.content);
+  return file;
 }
 
 /**

@@ -16,7 +16,8 @@ import type { DrillTarget } from './contract';
 const AFTER_BACKUP_MS = 1000;
 
 export interface WindowFacts {
-  backups: readonly BackupMeta[];
+  /** Lifeboat's own backups, or an engine's (src/engine/types.ts EngineBackup): only these fields are read. */
+  backups: readonly Pick<BackupMeta, 'backupId' | 'startWal' | 'endTime'>[];
   /** Names of the archived WAL files (segments, history...). */
   archived: ReadonlySet<string>;
   /** Time of the newest commit in the archive, if one was found. */

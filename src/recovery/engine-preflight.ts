@@ -73,8 +73,11 @@ export async function preflightOnEngine(runbook: Runbook, input: PreflightInput)
     archiverProblems = read.s.problems.map((p) => p.message);
   } else {
     archiver = `not read: ${(isLifeboatError(read.err) ? read.err.what : errorMessage(read.err)).split('\n')[0]}`;
+    // A drill has no gate steps: it only reports that the archiver's health is unknown.
     warnings.push(
-      `the primary does not answer (${archiver.slice(10)}): the gate steps will fail and can be skipped with a reason`,
+      input.instance === 'drill'
+        ? `the primary does not answer (${archiver.slice(10)}): archiver health unknown`
+        : `the primary does not answer (${archiver.slice(10)}): the gate steps will fail and can be skipped with a reason`,
     );
   }
   const walBytes = segmentsBetween(meta.startWal, walTo) * SEGMENT_BYTES;
