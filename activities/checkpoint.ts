@@ -1,6 +1,7 @@
 // Activities of migrationCheckpoint: read-only checks, the restore point on
 // the primary, and the wait until its segment is archived. All on the
-// `lifeboat` queue: they reach the primary and the repository over the network.
+// `lifeboat` queue: they reach the primary and the repository over the network
+// (on a pgBackRest runbook, the stanza through pgbackrest: src/checkpoint/engine-checkpoint.ts).
 import {
   checkpointPreflight,
   createRestorePoint as create,
@@ -10,13 +11,11 @@ import {
 } from '../src/checkpoint/checkpoint';
 import { loadRunbookWithPrimary } from '../src/catalog/primary';
 import { heartbeat, lifeboatActivity } from './failure';
-import { requireLifeboatEngine } from '../src/runbook/engine';
 
 /** Run twice: it only reads. */
 export async function checkCheckpoint(input: { runbook: string; label: string }): Promise<CheckpointPreflight> {
   return lifeboatActivity(async () => {
     const { runbook } = await loadRunbookWithPrimary(input.runbook);
-    requireLifeboatEngine(runbook, 'migrationCheckpoint');
     return checkpointPreflight(runbook, input.label);
   });
 }

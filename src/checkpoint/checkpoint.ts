@@ -14,7 +14,10 @@ import { primaryClientConfig } from '../pg/connect';
 import { checkWalCoverage } from '../recovery/plan';
 import { openRepository } from '../repository';
 import { keys } from '../repository/layout';
+import { engineSetting } from '../runbook/engine';
 import { clusterName, type Runbook } from '../runbook/schema';
+import { openEngine } from '../engine';
+import { checkEngineArchive, engineHasSegment } from './engine-checkpoint';
 
 export interface CheckpointPreflight {
   backupId: string;
@@ -27,7 +30,6 @@ export interface CheckpointPreflight {
 
 /** Read-only checks; throws CHECKPOINT_REFUSED with every reason found. */
 export async function checkpointPreflight(runbook: Runbook, label: string): Promise<CheckpointPreflight> {
-  const cluster = clusterName(runbook);
   const problems: HealthProblem[] = [];
   let archiver: Awaited<ReturnType<typeof readArchiverStatus>> | undefined;
   try {
@@ -38,6 +40,49 @@ export async function checkpointPreflight(runbook: Runbook, label: string): Prom
     problems.push({ kind: 'primary-unreachable', message: err.what, hints: [...err.hints] });
   }
 
+  let found: { backupId: string; walFrom: string; walTo?: string } | undefined;
+  if (engineSetting(runbook).kind !== 'lifeboat') {
+    // pgBackRest: its own listing, never its files (./engine-checkpoint.ts).
+    const checked = await checkEngineArchive(runbook);
+    problems.push(...checked.problems);
+    if (checked.backupId && checked.walFrom)
+      found = {
+        backupId: checked.backupId,
+        walFrom: checked.walFrom,
+        ...(checked.walTo ? { walTo: checked.walTo } : {}),
+      };
+  } else {
+    found = await checkOwnArchive(runbook, problems);
+  }
+  if (problems.length > 0) {
+    throw new LifeboatError(
+      'CHECKPOINT_REFUSED',
+      `no checkpoint "${label}" for runbook ${runbook.name}: a recovery to it could not be trusted: ${problems.map((p) => p.message).join('; ')}`,
+      {
+        hints: [
+          ...problems.flatMap((p) => p.hints),
+          'nothing was written to the primary; fix the above (lifeboat check --runbook ' +
+            runbook.name +
+            ' shows the same) and run the checkpoint again',
+          'do not start the risky change before a checkpoint has been taken',
+        ],
+        details: { problems: problems.map((p) => p.kind) },
+      },
+    );
+  }
+  return {
+    ...found!,
+    lastArchivedWal: archiver?.lastArchivedWal ?? null,
+    lastArchivedTime: archiver?.lastArchivedTime ?? null,
+  };
+}
+
+/** Lifeboat's own repository: the newest verified backup and its WAL chain to the end of the archive; problems are pushed. */
+async function checkOwnArchive(
+  runbook: Runbook,
+  problems: HealthProblem[],
+): Promise<{ backupId: string; walFrom: string; walTo?: string } | undefined> {
+  const cluster = clusterName(runbook);
   const repo = await openRepository(runbook.repository.url, runbook.repository);
   const [backups, archive] = await Promise.all([listBackups(repo, cluster), readWalArchive(repo, cluster)]);
   const backup = backups[backups.length - 1];
@@ -70,29 +115,8 @@ export async function checkpointPreflight(runbook: Runbook, label: string): Prom
       });
     }
   }
-  if (problems.length > 0) {
-    throw new LifeboatError(
-      'CHECKPOINT_REFUSED',
-      `no checkpoint "${label}" for runbook ${runbook.name}: a recovery to it could not be trusted: ${problems.map((p) => p.message).join('; ')}`,
-      {
-        hints: [
-          ...problems.flatMap((p) => p.hints),
-          'nothing was written to the primary; fix the above (lifeboat check --runbook ' +
-            runbook.name +
-            ' shows the same) and run the checkpoint again',
-          'do not start the risky change before a checkpoint has been taken',
-        ],
-        details: { problems: problems.map((p) => p.kind) },
-      },
-    );
-  }
-  return {
-    backupId: backup!.backupId,
-    walFrom: coverage!.walFrom,
-    ...(coverage!.walTo ? { walTo: coverage!.walTo } : {}),
-    lastArchivedWal: archiver?.lastArchivedWal ?? null,
-    lastArchivedTime: archiver?.lastArchivedTime ?? null,
-  };
+  if (!backup || !coverage) return undefined;
+  return { backupId: backup.backupId, walFrom: coverage.walFrom, ...(coverage.walTo ? { walTo: coverage.walTo } : {}) };
 }
 
 export interface RestorePoint {
@@ -169,17 +193,30 @@ export async function waitForArchivedSegment(opts: {
   onWait?: (waitedSeconds: number) => void;
 }): Promise<{ key: string }> {
   const { runbook, segment } = opts;
-  const cluster = clusterName(runbook);
-  const repo = await openRepository(runbook.repository.url, runbook.repository);
-  const key = keys.wal(cluster, segment);
+  // Lifeboat's own repository: a HEAD of the segment's key; pgBackRest: its archive listing (repo-ls), a second apart.
+  let probe: () => Promise<boolean>;
+  let where: string;
+  let key: string;
+  if (engineSetting(runbook).kind === 'lifeboat') {
+    const cluster = clusterName(runbook);
+    const repo = await openRepository(runbook.repository.url, runbook.repository);
+    key = keys.wal(cluster, segment);
+    where = repo.url;
+    probe = async () => Boolean(await repo.head(key));
+  } else {
+    where = (await openEngine(runbook)).label;
+    key = `${where}: ${segment}`;
+    probe = () => engineHasSegment(runbook, segment);
+  }
+  const pollMs = engineSetting(runbook).kind === 'lifeboat' ? 500 : 1000;
   const started = Date.now();
   for (;;) {
-    if (await repo.head(key)) return { key };
+    if (await probe()) return { key };
     const waited = (Date.now() - started) / 1000;
     if (waited > opts.timeoutSeconds) {
       throw new LifeboatError(
         'WAL_NOT_FOUND',
-        `restore point "${opts.label}" was created, but its segment ${segment} is not in ${repo.url} after ${Math.round(waited)} s: it cannot be recovered to until it is archived`,
+        `restore point "${opts.label}" was created, but its segment ${segment} is not in ${where} after ${Math.round(waited)} s: it cannot be recovered to until it is archived`,
         {
           hints: [
             `lifeboat check --runbook ${runbook.name} shows whether the archiver is failing`,
@@ -189,6 +226,6 @@ export async function waitForArchivedSegment(opts: {
       );
     }
     opts.onWait?.(waited);
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
