@@ -15,8 +15,8 @@ import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import type { EngineBackup } from '../../src/engine/types';
 import { cliRunner } from '../harness/cli';
 import { activity, failureOf } from '../harness/activity';
-import { checkCheckpoint } from '../../activities/checkpoint';
-import { pickDrillTarget } from '../../activities/drill';
+import { checkRepairTables } from '../../activities/repair';
+import { buildStandby } from '../../activities/standby';
 import { preflight } from '../../activities/recovery';
 import { skippedOnEngine } from '../../src/recovery/engine-preflight';
 import { startPgBackRestPrimary, type PgBackRestStanza } from '../harness/pgbackrest';
@@ -144,19 +144,11 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
     expect((await lifeboat('check', '--runbook', 'brcli')).code).toBe(0);
   });
 
-  it('refuses, before anything is touched, the workflows that do not run on pgBackRest yet (drills, repairs, checkpoints; recoveries, backups and expiry do: recovery-pgbackrest.test.ts, backup-expire-pgbackrest.test.ts)', async () => {
+  it('refuses, before anything is touched, the workflows that do not run on pgBackRest yet (repairs, the warm standby; recoveries, drills, checkpoints, backups and expiry do: recovery-pgbackrest.test.ts, drill-checkpoint-pgbackrest.test.ts, backup-expire-pgbackrest.test.ts)', async () => {
     process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
     const refusals = [
-      () =>
-        activity(preflight, {
-          runbook: 'brcli',
-          target: { latest: true },
-          mode: 'side-by-side',
-          dryRun: false,
-          instance: 'drill',
-        }),
-      () => activity(pickDrillTarget, { runbook: 'brcli' }),
-      () => activity(checkCheckpoint, { runbook: 'brcli', label: 'before-migration' }),
+      () => activity(checkRepairTables, { runbook: 'brcli', tables: ['public.t'] }),
+      () => activity(buildStandby, { runbook: 'brcli' }),
     ];
     const whats: string[] = [];
     for (const r of refusals) {
@@ -164,11 +156,11 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
       expect(f.type).toBe('RUNBOOK_INVALID');
       const first = f.message.split('\n')[0]!;
       expect(first).toMatch(
-        /^runbook brcli uses engine pgbackrest \(stanza lb\): .* does not run on a pgBackRest stanza yet; recoverToPointInTime, lifeboat backup, expire, backups and check do$/,
+        /^runbook brcli uses engine pgbackrest \(stanza lb\): .* does not run on a pgBackRest stanza yet; recoverToPointInTime, restoreDrill, migrationCheckpoint, lifeboat backup, expire, backups and check do$/,
       );
       whats.push(first.replace(/^.*\(stanza lb\): /, '').replace(/ does not run.*$/, ''));
     }
-    expect(whats).toEqual(['restoreDrill or a repair', 'restoreDrill', 'migrationCheckpoint']);
+    expect(whats).toEqual(['repairRows', 'the warm standby']);
     // Nothing was touched: pgBackRest holds what it held.
     expect(await engine.listBackups()).toEqual(backups);
   });
