@@ -151,6 +151,29 @@ describe('recoverToPointInTime on a pgBackRest stanza', () => {
     ).toEqual(before);
     await restored.query(`insert into orders (customer, status, amount) values ('after-recovery', 'paid', 5)`);
     expect((await restored.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]!.r).toBe(false);
+    // The new primary archives into the stanza on its new timeline: held until its archiver pushed the switched segment.
+    const admin = new Client({
+      host: runbook.restore.address,
+      port: runbook.restore.port,
+      user: 'postgres',
+      database: 'postgres',
+    });
+    await admin.connect();
+    cleanups.push(() => admin.end().catch(() => undefined));
+    // The segment the switch completed (pg_switch_wal returns an LSN within it), named on timeline 2.
+    const { f: segment } = (await admin.query<{ f: string }>('select pg_walfile_name(pg_switch_wal()) as f')).rows[0]!;
+    expect(segment.startsWith('00000002')).toBe(true);
+    await waitFor(
+      `the promoted copy to archive ${segment}`,
+      async () => {
+        const r = await admin.query<{ last: string | null }>('select last_archived_wal as last from pg_stat_archiver');
+        const last = r.rows[0]!.last;
+        return last !== null && /^[0-9A-F]{24}$/.test(last) && last >= segment ? true : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 200 },
+    );
+    const info = JSON.parse(await s.run(['info', '--output=json'])) as Array<{ archive: Array<{ max: string }> }>;
+    expect(info[0]!.archive[0]!.max >= segment).toBe(true);
 
     expect(evidence).toMatchObject({
       kind: 'recovery',
@@ -174,6 +197,7 @@ describe('recoverToPointInTime on a pgBackRest stanza', () => {
     const repo = await openRepository(runbook.repository.url, runbook.repository);
     expect(JSON.parse((await repo.get(keys.evidence(name, evidence.runId)))!.body.toString())).toEqual(evidence);
     await restored.end();
+    await admin.end();
     await stopRestoredCopy(runbook);
   });
 });
