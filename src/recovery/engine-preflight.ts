@@ -10,8 +10,9 @@
 //             in a Lifeboat backup's metadata (pgBackRest records none)
 // The archiver's health is read from the primary as for Lifeboat's own.
 import { readArchiverStatus } from '../catalog/archiver';
-import { openEngine } from '../engine';
+import { openEngine, PgBackRestEngine } from '../engine';
 import { LifeboatError, errorMessage, isLifeboatError } from '../errors';
+import { timelineUnreachableError, unreachableLatest } from '../restore/engine-timeline';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { parseSegmentName } from '../wal/names';
 import { describeTarget, type PreflightInput, type PreflightResult } from './contract';
@@ -38,6 +39,11 @@ export async function preflightOnEngine(runbook: Runbook, input: PreflightInput)
   const backups = await engine.listBackups();
   const backup = engine.chooseBackup(backups, input.target, input.backupId);
   const meta = backups.find((b) => b.backupId === backup.backupId)!;
+  // A backup past the fork of the stanza's newest timeline cannot follow it (src/restore/engine-timeline.ts): refused before the fence.
+  if (engine instanceof PgBackRestEngine) {
+    const unreachable = unreachableLatest(meta, (await engine.walFiles()).histories);
+    if (unreachable) throw timelineUnreachableError(meta, unreachable, engine.command);
+  }
   const archive = await engine.readArchive(backups);
   const gaps = archive.gaps.filter((g) => g.neededBy.includes(meta.backupId));
   if (gaps.length > 0) {

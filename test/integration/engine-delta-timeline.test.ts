@@ -20,6 +20,7 @@ import { demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import { isLifeboatError } from '../../src/errors';
 import type { Target } from '../../src/recovery/contract';
+import { preflightOnEngine } from '../../src/recovery/engine-preflight';
 import { restoreWithEngine } from '../../src/restore/engine-restore';
 import { promoteRestored } from '../../src/restore/instance';
 import { replayWal } from '../../src/restore/replay';
@@ -255,6 +256,15 @@ describe('engine.delta and timelines on a pgBackRest stanza', () => {
     const late = await new PgBackRestEngine(s.setting, { osUser: 'postgres' }).takeBackup({ type: 'full' });
     expect(late.timeline).toBe(1);
     const third = await writeRunbook('dtthird', engineLine);
+    // Refused by preflight, before any fence, and again by the restore.
+    const byPreflight = await preflightOnEngine(third, {
+      runbook: third.name,
+      target: { latest: true },
+      mode: 'side-by-side',
+      dryRun: false,
+      backupId: late.backupId,
+    }).catch((e: unknown) => e);
+    expect(isLifeboatError(byPreflight) && byPreflight.code).toBe('TARGET_UNREACHABLE');
     const refused = await restoreWithEngine(
       third,
       { runbook: third.name, backupId: late.backupId, mode: 'side-by-side', workflowId: 'dt-third', runId: 'r1' },
