@@ -47,6 +47,13 @@ interface Fixture {
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+/**
+ * A backup id of the same second with its own suffix, for a damaged copy a
+ * case stores beside a real backup. Backup ids allow one suffix: a second
+ * backup taken in the same second is already "<time>-1", and "<time>-1-bad"
+ * would not be a backup id at all.
+ */
+const siblingId = (backupId: string, tag: string) => `${backupId.replace(/-[a-z0-9]+$/, '')}-${tag}`;
 const zstdDecompress = (b: Buffer) => execFileSync('zstd', ['-d', '-q', '-c'], { input: b, maxBuffer: 1 << 30 });
 const zstdCompress = (b: Buffer) => execFileSync('zstd', ['-q', '-1', '-c'], { input: b, maxBuffer: 1 << 30 });
 const ROWS = `select count(*)::int as n, max(id) as max from t`;
@@ -102,7 +109,7 @@ async function damagedCopy(
 ): Promise<{ backupId: string; damaged: Buffer; entry: StoredPart }> {
   const repo = await openRepository(f.tc.repoUrl, f.runbook.repository);
   const cluster = f.tc.name;
-  const backupId = `${f.parts.backupId}-bad`;
+  const backupId = siblingId(f.parts.backupId, 'bad');
   for (const file of f.parts.files) {
     const body = (await repo.get(keys.backupFile(cluster, f.parts.backupId, file.name)))!.body;
     if (file.name === name) body.writeUInt8(body.readUInt8(body.length >> 1) ^ 0xff, body.length >> 1);
@@ -197,7 +204,7 @@ describe.each(['file', 's3'] as const)('restore-base-backup of a backup in parts
   it('fails with BACKUP_VERIFY_FAILED when backup.json leaves out a part: pg_verifybackup finds the files of the manifest that are not on disk', async () => {
     const repo = await openRepository(f.tc.repoUrl, f.runbook.repository);
     const cluster = f.tc.name;
-    const backupId = `${f.parts.backupId}-short`;
+    const backupId = siblingId(f.parts.backupId, 'short');
     const last = partsOf(f.parts).at(-1)!;
     const files = f.parts.files.filter((x) => x.name !== last.name);
     for (const file of files) {
@@ -225,7 +232,7 @@ describe.each(['file', 's3'] as const)('restore-base-backup of a backup in parts
     // changed: it still decompresses and extracts, only the checksum can tell.
     const repo = await openRepository(f.tc.repoUrl, f.runbook.repository);
     const cluster = f.tc.name;
-    const badId = `${f.single.backupId}-bad`;
+    const badId = siblingId(f.single.backupId, 'badv1');
     const orig = (await repo.get(keys.backupFile(cluster, f.single.backupId, 'base.tar.zst')))!.body;
     const tarBytes = zstdDecompress(orig);
     const header = tarBytes.indexOf(Buffer.from('./PG_VERSION\0'));
