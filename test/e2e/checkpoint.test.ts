@@ -225,8 +225,19 @@ it('refuses a checkpoint while the archiver is failing, with the failure and the
     await primary.query('alter system reset archive_command');
     await primary.query('select pg_reload_conf()');
   });
-  await primary.query(`insert into accounts values (10001, 1)`);
-  await primary.query('select pg_switch_wal()');
+  // pg_reload_conf() only signals: the archiver may still archive the next
+  // segment with the old command. So, while no failure shows, another segment
+  // is written and switched each second until one meets the failing command,
+  // rather than hoping the first does.
+  let account = 10_000;
+  let switchedAt = 0;
+  const nextSegment = async () => {
+    account += 1;
+    await primary.query(`insert into accounts values (${account}, 1)`);
+    await primary.query('select pg_switch_wal()');
+    switchedAt = Date.now();
+  };
+  await nextSegment();
   await waitFor(
     'the archiver to fail',
     async () => {
@@ -235,7 +246,9 @@ it('refuses a checkpoint while the archiver is failing, with the failure and the
       } = await primary.query<{ failing: boolean }>(
         'select failed_count > 0 and (last_archived_time is null or last_failed_time > last_archived_time) as failing from pg_stat_archiver',
       );
-      return s?.failing ? true : undefined;
+      if (s?.failing) return true;
+      if (Date.now() - switchedAt >= 1000) await nextSegment();
+      return undefined;
     },
     { timeoutMs: 60_000, intervalMs: 200 },
   );
