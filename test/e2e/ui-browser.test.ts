@@ -18,7 +18,6 @@ import { Client as TemporalClient, Connection } from '@temporalio/client';
 import type { Browser } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { takeBaseBackup } from '../../src/backup/base-backup';
-import { startTemporalDevServer, type DevServer } from '../../src/dev/temporal-server';
 import { DEMO_SCHEMA_SQL } from '../../src/dev/demo-runbook';
 import type { Evidence } from '../../src/recovery/contract';
 import { statusQuery } from '../../src/recovery/messages';
@@ -28,6 +27,7 @@ import { runPage, workflowPage } from '../../src/cli/ui-link';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { startTestCluster } from '../harness/cluster';
 import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { startOwnDevServer } from '../harness/dev-server';
 import { freePort, waitFor } from '../harness/ports';
 import {
   launchChromium,
@@ -59,14 +59,11 @@ describe('the Temporal UI path of a recovery', () => {
       process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
 
       // A dev server of our own, with the UI (the run's shared one is headless).
-      const uiPort = await freePort();
-      const dev: DevServer = await startTemporalDevServer({
-        port: await freePort(),
-        uiPort,
+      const dev = await startOwnDevServer(async () => ({ port: await freePort(), uiPort: await freePort() }), {
         logFile: path.join(scratch, 'temporal.log'),
       });
       cleanups.push(() => dev.stop());
-      const ui = `http://127.0.0.1:${uiPort}`;
+      const ui = `http://127.0.0.1:${dev.uiPort}`;
 
       const host = `ui${process.pid}`;
       const name = `ui-${process.pid}`;

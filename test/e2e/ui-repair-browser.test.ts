@@ -19,7 +19,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import { runPage } from '../../src/cli/ui-link';
 import { DEMO_SCHEMA_SQL } from '../../src/dev/demo-runbook';
-import { startTemporalDevServer, type DevServer } from '../../src/dev/temporal-server';
 import type { Evidence, RecoveryStatus } from '../../src/recovery/contract';
 import { statusQuery } from '../../src/recovery/messages';
 import { loadRunbook } from '../../src/runbook/load';
@@ -27,6 +26,7 @@ import { startWorkers } from '../../src/worker';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { startTestCluster } from '../harness/cluster';
 import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { startOwnDevServer } from '../harness/dev-server';
 import { freePort, waitFor } from '../harness/ports';
 import {
   launchChromium,
@@ -57,14 +57,11 @@ describe('the Temporal UI path of a repair', () => {
       process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
 
       // A dev server of our own, with the UI (the run's shared one is headless); the queue `lifeboat` is ours on it.
-      const uiPort = await freePort();
-      const dev: DevServer = await startTemporalDevServer({
-        port: await freePort(),
-        uiPort,
+      const dev = await startOwnDevServer(async () => ({ port: await freePort(), uiPort: await freePort() }), {
         logFile: path.join(scratch, 'temporal.log'),
       });
       cleanups.push(() => dev.stop());
-      const ui = `http://127.0.0.1:${uiPort}`;
+      const ui = `http://127.0.0.1:${dev.uiPort}`;
 
       const host = `uirepair${process.pid}`;
       const name = `ui-repair-${process.pid}`;

@@ -37,7 +37,7 @@ import { Client as TemporalClient, Connection, type WorkflowHandle } from '@temp
 import { Client, type ClientConfig } from 'pg';
 import { afterAll, expect, it } from 'vitest';
 import { takeBaseBackup } from '../../src/backup/base-backup';
-import { startTemporalDevServer } from '../../src/dev/temporal-server';
+import { startOwnDevServer } from '../harness/dev-server';
 import type { Evidence, RecoveryStatus, StepId } from '../../src/recovery/contract';
 import { approveSignal, statusQuery } from '../../src/recovery/messages';
 import { loadRunbook } from '../../src/runbook/load';
@@ -118,8 +118,7 @@ it('takes over every step of a recovery within a heartbeat timeout of its worker
   // `lifeboat` queue only these workers poll, a proxy to the store that can hold requests.
   const tempRoot = postgresTempDir('faults');
   cleanups.push(() => rmSync(tempRoot, { recursive: true, force: true }));
-  const temporal = await startTemporalDevServer({
-    port: await freePort(),
+  const temporal = await startOwnDevServer(async () => ({ port: await freePort() }), {
     logFile: path.join(tempRoot, 'temporal.log'),
   });
   cleanups.push(() => temporal.stop());

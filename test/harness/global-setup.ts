@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { startTemporalDevServer } from '../../src/dev/temporal-server';
+import { startOwnDevServer } from './dev-server';
 import { requireTool } from '../../src/tools';
 import { stopChild } from '../../src/dev/child';
 import { freePort, waitFor } from './ports';
@@ -73,8 +73,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     rmSync(root, { recursive: true, force: true });
   };
   try {
-    const temporal = await startTemporalDevServer({
-      port: await freePort(),
+    const temporal = await startOwnDevServer(async () => ({ port: await freePort() }), {
       dbFilename: path.join(root, 'temporal.db'),
       logFile: path.join(root, 'temporal.log'),
     });

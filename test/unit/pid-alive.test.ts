@@ -29,8 +29,11 @@ it('a running process is alive, this one and a child', async () => {
 });
 
 it('a zombie is not alive, though signal 0 still reaches it', async () => {
-  // `true` exits at once; its parent becomes `sleep` (exec), which never collects it.
-  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // The child exits at once; its parent (perl) never waits for it, so it stays a zombie. Not a shell:
+  // a shell may collect a finished background job on its way to `exec`.
+  const parent = spawn('perl', ['-e', '$| = 1; my $p = fork() // die; exit 0 if $p == 0; print "$p\\n"; sleep 30'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   children.push({ kill: () => parent.kill('SIGKILL') });
   const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
   const zombie = Number(line.toString().trim());

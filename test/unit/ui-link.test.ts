@@ -18,7 +18,7 @@ import {
   temporalUiBase,
   workflowPage,
 } from '../../src/cli/ui-link';
-import { startTemporalDevServer, type DevServer } from '../../src/dev/temporal-server';
+import { startOwnDevServer } from '../harness/dev-server';
 import { freePort, waitFor } from '../harness/ports';
 import { temporalAddress } from '../harness/services';
 import { runCleanups } from '../harness/cleanups';
@@ -112,12 +112,14 @@ describe('the Temporal UI link of a run', () => {
   it('finds the UI of a dev server on a port of its own (port + 1000) once it answers as a Temporal UI', async () => {
     const root = mkdtempSync(path.join(os.tmpdir(), 'lifeboat-ui-link-'));
     cleanups.push(() => rmSync(root, { recursive: true, force: true }));
-    const port = await portPair();
-    const server: DevServer = await startTemporalDevServer({
-      port,
-      uiPort: port + 1000,
-      logFile: path.join(root, 'temporal.log'),
-    });
+    const server = await startOwnDevServer(
+      async () => {
+        const p = await portPair();
+        return { port: p, uiPort: p + 1000 };
+      },
+      path.join(root, 'temporal.log'),
+    );
+    const port = server.port;
     cleanups.push(() => server.stop());
     // The frontend answers before the UI server: wait for the UI itself.
     await waitFor(
