@@ -117,7 +117,7 @@ describe('the Temporal UI link of a run', () => {
         const p = await portPair();
         return { port: p, uiPort: p + 1000 };
       },
-      path.join(root, 'temporal.log'),
+      { logFile: path.join(root, 'temporal.log') },
     );
     const port = server.port;
     cleanups.push(() => server.stop());
