@@ -216,6 +216,27 @@ export default defineConfig(
   },
 
   {
+    // Benchmarks start their servers with src/dev/ (scratch-primary, ports,
+    // repair-db), as the tests do; test code is not theirs to import.
+    files: ['bench/**/*.ts'],
+    rules: {
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            {
+              target: './bench',
+              from: ['./test'],
+              message:
+                'Benchmarks may not import test code (docs/ARCHITECTURE.md): what both need lives in src/dev/ (a scratch primary, free ports, the repair database).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+
+  {
     // Plain JavaScript (this file, bin/ scripts): no type information.
     files: ['**/*.{js,mjs,cjs}'],
     extends: [tseslint.configs.disableTypeChecked],

@@ -22,8 +22,8 @@ import {
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync, gunzipSync } from 'node:zlib';
-import { startPrimary, type Primary } from '../test/harness/postgres';
-import { waitFor } from '../test/harness/ports';
+import { startPrimary, type Primary } from '../src/dev/scratch-primary';
+import { waitFor } from '../src/dev/ports';
 import { pgbench, startMinio, WIDE_TPCB } from './common';
 import { pgBackRestVersion, setUpPgBackRest } from './pgbackrest';
 import { lifeboatCommand, projectRoot } from '../src/tools';

@@ -16,8 +16,8 @@ import { keys, walFileOfKey } from '../src/repository/layout';
 import { loadRunbook } from '../src/runbook/load';
 import { projectRoot, requireTool } from '../src/tools';
 import { walFileKind } from '../src/wal/names';
-import { PG_BIN, switchAndWaitArchived, type Primary } from '../test/harness/postgres';
-import { freePort, waitFor } from '../test/harness/ports';
+import { PG_BIN, switchAndWaitArchived, type Primary } from '../src/dev/scratch-primary';
+import { freePort, waitFor } from '../src/dev/ports';
 
 export const MiB = 2 ** 20;
 export const secondsSince = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e9;

@@ -22,8 +22,8 @@ import { startTemporalDevServer } from '../src/dev/temporal-server';
 import { RTO_PHASES, type DrillInput } from '../src/drill/contract';
 import type { Evidence, Target } from '../src/recovery/contract';
 import { startWorkers } from '../src/worker';
-import { startPrimary } from '../test/harness/postgres';
-import { freePort } from '../test/harness/ports';
+import { startPrimary } from '../src/dev/scratch-primary';
+import { freePort } from '../src/dev/ports';
 import { makeDataset, MiB, pgDir, row, span, stopPostgres, writeBenchRunbook, writeBenchSection } from './common';
 
 const SCALE = Math.max(1, Number(process.env.BENCH_SCALE ?? 22));

@@ -22,7 +22,7 @@ import {
 } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startPrimary, type Primary } from '../test/harness/postgres';
+import { startPrimary, type Primary } from '../src/dev/scratch-primary';
 import { openBuffer, sealBuffer } from '../src/repository/encryption-format';
 import { KeyRing } from '../src/repository/keys';
 import { projectRoot } from '../src/tools';

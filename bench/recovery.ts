@@ -80,8 +80,8 @@ import { lifeboatCommand } from '../src/tools';
 import { decodeWal } from '../src/wal/compress';
 import { parseLsn, walFileKind } from '../src/wal/names';
 import { startWorkers } from '../src/worker';
-import { PG_BIN, startPrimary } from '../test/harness/postgres';
-import { freePort, waitFor } from '../test/harness/ports';
+import { PG_BIN, startPrimary } from '../src/dev/scratch-primary';
+import { freePort, waitFor } from '../src/dev/ports';
 import {
   asPostgres,
   FINGERPRINT_SQL,

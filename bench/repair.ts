@@ -6,7 +6,7 @@
 // with the table). Written into the "Repair" section of BENCHMARKS.md
 // (between the repair-bench markers; the prose around them is kept).
 //
-// The data: a PostgreSQL 15 primary (test/harness/repair-db.ts: the role has
+// The data: a PostgreSQL 15 primary (src/dev/repair-db.ts: the role has
 // exactly CONNECT and `lifeboat grants --repair-tables`), a table of
 // BENCH_ROWS orders (default 5,000,000). B and A are snapshots of the primary
 // itself taken at the moments a copy restored to the before and after
@@ -29,7 +29,7 @@ import { applyPlan, type ApplyResult } from '../src/repair/apply';
 import { classify } from '../src/repair/classify';
 import { readRows, readSnapshot, snapshotTable } from '../src/repair/snapshot';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { repairGrants, startRepairDb } from '../test/harness/repair-db';
+import { repairGrants, startRepairDb } from '../src/dev/repair-db';
 import { MiB, row, secondsSince, writeBenchSection } from './common';
 
 const ROWS = Math.max(10_000, Number(process.env.BENCH_ROWS ?? 5_000_000));

@@ -23,7 +23,7 @@ import * as path from 'node:path';
 import { loadRunbook } from '../src/runbook/load';
 import { buildStandby } from '../src/standby/build';
 import { readStandbyStatus, standbyLine } from '../src/standby/status';
-import { waitFor } from '../test/harness/ports';
+import { waitFor } from '../src/dev/ports';
 import { secondsSince } from './common';
 
 export const WARM_DELAY = process.env.BENCH_WARM_DELAY ?? '6h';

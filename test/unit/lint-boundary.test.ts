@@ -118,4 +118,18 @@ describe('lint holds the layers (docs/ARCHITECTURE.md)', () => {
       ),
     ).toEqual([]);
   });
+
+  it('refuses benchmarks that import test code, and lets them import what src/dev/ shares with the tests', async () => {
+    expect(
+      await lintAt(
+        'bench/layer-fixture.ts',
+        [
+          "import { startPrimary } from '../test/harness/postgres';",
+          "import { startPrimary as scratch } from '../src/dev/scratch-primary';",
+          "import { freePort } from '../src/dev/ports';",
+          'export const used = [startPrimary, scratch, freePort];',
+        ].join('\n'),
+      ),
+    ).toEqual(['1']);
+  });
 });
