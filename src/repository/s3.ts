@@ -6,26 +6,26 @@
 // writers racing for one key cannot overwrite each other: the store decides.
 // Credentials come from the AWS SDK's default chain (environment, profile,
 // instance role), never from a runbook; they never appear in a message.
+//
+// Beside this file: s3-client.ts (the URL, endpoint, identity and client),
+// s3-errors.ts (SDK failures as operators' messages) and s3-versions.ts
+// (versioned buckets and S3 Object Lock).
 import {
-  DeleteObjectsCommand,
-  GetBucketVersioningCommand,
   GetObjectCommand,
-  GetObjectLockConfigurationCommand,
   HeadBucketCommand,
   HeadObjectCommand,
-  ListObjectVersionsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  PutObjectRetentionCommand,
-  S3Client,
   type PutObjectCommandInput,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { LifeboatError } from '../errors';
-import type { RepositoryEnvOptions } from './types';
-import { permissionFor, resolveIdentity, type ResolvedIdentity } from './roles';
-import { lockedUntil, mapLimit, retentionFor, serverSideOf, serverSideParams } from './object-lock';
+import { retentionFor, serverSideOf, serverSideParams } from './object-lock';
+import { s3Target, type S3Target } from './s3-client';
+import { isNotFound, s3Error, status } from './s3-errors';
+import { deleteObjects, deletesByVersion, hiddenByDeleteMarkers, putRetention, readBucketLock } from './s3-versions';
 import type {
   AppendOptions,
   BucketObjectLock,
@@ -35,100 +35,36 @@ import type {
   PutOptions,
   PutResult,
   Repository,
+  RepositoryEnvOptions,
 } from './types';
 import { KEY_ID_METADATA } from './types';
 
-const ENDPOINT_ENVS = ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'S3_ENDPOINT'];
-/** Environment variables whose values must never reach a message. */
-const SECRET_ENVS = ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ACCESS_KEY_ID'];
 const APPEND_ATTEMPTS = 10;
 
 function sha256Metadata(sha256: string | undefined): Record<string, string> {
   return sha256 ? { sha256 } : {};
 }
 
-interface Endpoint {
-  /** Where the endpoint came from, for hints: the variable's name, never its value's secrets. */
-  source: string;
-  url?: string;
-}
-
 export class S3Repository implements Repository {
   readonly url: string;
+  readonly bucket: string;
+  /** '' or 'some/prefix/' */
+  readonly prefix: string;
   private readonly client: S3Client;
   /** Set once HeadBucket succeeded: a 404 from HEAD then means the key is absent. */
   private bucketSeen = false;
-  /** Runbook repository.serverSide / repository.objectLock: applied to every PUT (src/repository/object-lock.ts). */
-  private writeSettings: Pick<RepositoryEnvOptions, 'serverSide' | 'objectLock'> = {};
-  /** How errors name the runbook entry: `repository`, or `repositories[1]` in a list. */
-  private runbookField = 'repository';
   private bucketLock?: Promise<BucketObjectLock>;
 
-  private constructor(
-    readonly bucket: string,
-    /** '' or 'some/prefix/' */
-    readonly prefix: string,
-    private readonly endpoint: Endpoint,
-    region: string,
-    /** Whose credentials this client signs with (src/repository/roles.ts); named in messages, never its secrets. */
-    private readonly identity: ResolvedIdentity = resolveIdentity(undefined, undefined),
-  ) {
-    this.url = `s3://${bucket}/${prefix}`.replace(/\/$/, '');
-    this.client = new S3Client({
-      region,
-      forcePathStyle: true,
-      ...(endpoint.url ? { endpoint: endpoint.url } : {}),
-      // The role's own identity when the runbook names one; otherwise the
-      // SDK's default chain, as before roles existed.
-      ...(identity.kind === 'static'
-        ? { credentials: identity.credentials }
-        : identity.kind === 'profile'
-          ? { profile: identity.profile }
-          : {}),
-      // A store that accepts the connection and then answers nothing (a
-      // frozen process, a hung gateway) must fail the request, not hang it:
-      // socketTimeout is 60 s without a byte either way, so a slow but moving
-      // transfer (a large part, a long download) is never cut. requestTimeout
-      // alone only logs a warning in this SDK (throwOnRequestTimeout is off),
-      // and archive-push, archive-get and lifeboat check then waited forever
-      // on a SIGSTOPped MinIO (test/faults/object-store.test.ts).
-      requestHandler: { connectionTimeout: 5_000, socketTimeout: 60_000 },
-    });
+  /** Bucket, prefix, endpoint, identity, runbook settings and the client (src/repository/s3-client.ts). */
+  private constructor(private readonly target: S3Target) {
+    this.url = target.url;
+    this.bucket = target.bucket;
+    this.prefix = target.prefix;
+    this.client = target.client;
   }
 
   static fromUrl(url: string, opts: RepositoryEnvOptions = {}): S3Repository {
-    const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,62})(?:\/(.*))?$/.exec(url);
-    if (!m) {
-      throw new LifeboatError(
-        'REPOSITORY_INVALID',
-        `not an s3:// repository URL: ${JSON.stringify(stripUserinfo(url))}`,
-        {
-          hints: ['use s3://bucket/prefix (bucket names are lower-case letters, digits, dots and dashes)'],
-        },
-      );
-    }
-    const bucket = m[1] as string;
-    const rest = (m[2] ?? '').replace(/^\/+|\/+$/g, '');
-    const prefix = rest === '' ? '' : `${rest}/`;
-    const endpointVars = [...(opts.endpointEnv ? [opts.endpointEnv] : []), ...ENDPOINT_ENVS];
-    const endpointVar = endpointVars.find((v) => process.env[v]);
-    const endpoint: Endpoint = endpointVar
-      ? { source: endpointVar, url: process.env[endpointVar] }
-      : { source: opts.endpointEnv ?? ENDPOINT_ENVS.join(', ') };
-    const region = (opts.regionEnv ? process.env[opts.regionEnv] : undefined) ?? process.env.AWS_REGION ?? 'us-east-1';
-    const repo = new S3Repository(
-      bucket,
-      prefix,
-      endpoint,
-      region,
-      resolveIdentity(opts.role, opts.credentials, opts.runbookField),
-    );
-    repo.writeSettings = {
-      ...(opts.serverSide ? { serverSide: opts.serverSide } : {}),
-      ...(opts.objectLock ? { objectLock: opts.objectLock } : {}),
-    };
-    repo.runbookField = opts.runbookField ?? 'repository';
-    return repo;
+    return new S3Repository(s3Target(url, opts));
   }
 
   async put(key: string, body: Buffer | Readable, opts: PutOptions): Promise<PutResult> {
@@ -250,104 +186,10 @@ export class S3Repository implements Repository {
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  /**
-   * In a versioned bucket (every Object Lock bucket is) a DELETE without a
-   * version id removes nothing: it places a delete marker that hides the
-   * object while every version stays stored. So there each key is read first
-   * (HEAD: its version id and lock) and that version is deleted; a batch
-   * holding a locked object is refused whole, before anything of it goes.
-   * Expiry filters locked objects out beforehand (src/catalog/locked.ts);
-   * this is the backstop for a lock that appeared in between.
-   */
+  /** Deletes by version in a versioned bucket, refusing a batch with a locked object (src/repository/s3-versions.ts). */
   async delete(keys: string[]): Promise<void> {
-    const versioned = await this.deletesByVersion();
-    for (let i = 0; i < keys.length; i += 1000) {
-      const batch = keys.slice(i, i + 1000);
-      let objects: { Key: string; VersionId?: string }[] = batch.map((k) => ({ Key: this.prefix + k }));
-      if (versioned) {
-        const heads = await mapLimit(batch, 16, (k) => this.head(k));
-        const now = new Date();
-        const locked = heads.flatMap((h) => {
-          const l = h ? lockedUntil(h, now) : undefined;
-          return h && l ? [{ key: h.key, ...l }] : [];
-        });
-        if (locked.length > 0) {
-          const first = locked[0]!;
-          throw new LifeboatError(
-            'REPOSITORY_INVALID',
-            `${this.url}: ${locked.length} of ${batch.length} objects to delete are under S3 Object Lock; first: ${first.key}, ` +
-              `${first.until ? `locked until ${first.until.toISOString()}` : ''}${first.legalHold ? `${first.until ? ' and ' : ''}under a legal hold` : ''}; nothing of this batch was deleted`,
-            {
-              hints: [
-                'a locked object cannot be deleted before its retain-until date (compliance mode: by nobody); wait, then run lifeboat expire again',
-              ],
-            },
-          );
-        }
-        objects = heads.flatMap((h) =>
-          h ? [{ Key: this.prefix + h.key, ...(h.versionId ? { VersionId: h.versionId } : {}) }] : [],
-        );
-        if (objects.length === 0) continue;
-      }
-      let res;
-      try {
-        res = await this.client.send(
-          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: objects, Quiet: true } }),
-        );
-      } catch (err) {
-        throw this.error('DELETE', batch[0] ?? '', err);
-      }
-      const failed = res.Errors ?? [];
-      if (failed.length > 0) {
-        const first = failed[0];
-        if (failed.every((f) => f.Code === 'AccessDenied')) {
-          // The identity may not delete here: a policy question, not the store's health.
-          const permission = versioned ? 's3:DeleteObjectVersion' : permissionFor('DELETE');
-          throw new LifeboatError(
-            'PRIVILEGE_MISSING',
-            `${this.url}: ${failed.length} of ${objects.length} deletions refused (AccessDenied), first ${first?.Key ?? '?'}: ` +
-              `${this.identity.describe} lacks ${permission} on s3://${this.bucket}/${this.prefix}` +
-              (failed.length === objects.length ? '; nothing of this batch was deleted' : ''),
-            {
-              hints: [
-                `grant ${permission} to that identity, or run expire with the identity whose policy has it (docs/iam/expire.json); archive and backup identities never delete, on purpose`,
-              ],
-            },
-          );
-        }
-        throw new LifeboatError(
-          'REPOSITORY_UNREACHABLE',
-          `${this.url}: ${failed.length} of ${objects.length} deletions failed; first: ${first?.Key ?? '?'}: ${first?.Code ?? ''} ${first?.Message ?? ''}`.trim(),
-          {
-            hints: [
-              versioned
-                ? 'check that the credentials may delete object versions in this bucket (s3:DeleteObjectVersion) and read their retention (s3:GetObjectRetention, s3:GetObjectLegalHold)'
-                : 'check that the credentials may delete objects in this bucket (s3:DeleteObject)',
-            ],
-          },
-        );
-      }
-    }
-  }
-
-  /**
-   * Whether deletes must name versions: yes unless the bucket is known to be
-   * unversioned. A store that will not say (no s3:GetBucketVersioning) gets
-   * the careful path: a HEAD per key, which in an unversioned bucket carries
-   * no version id and so deletes as before.
-   */
-  private async deletesByVersion(): Promise<boolean> {
-    try {
-      return (await this.bucketObjectLock()).versioning !== 'off';
-    } catch (err) {
-      if (
-        err instanceof LifeboatError &&
-        (err.code === 'PRIVILEGE_MISSING' ||
-          (err.code === 'REPOSITORY_UNREACHABLE' && /HTTP 403|AccessDenied/.test(err.message)))
-      )
-        return true;
-      throw err;
-    }
+    const versioned = await deletesByVersion(() => this.bucketObjectLock());
+    await deleteObjects(this.target, keys, versioned, (k) => this.head(k));
   }
 
   /**
@@ -432,9 +274,9 @@ export class S3Repository implements Repository {
 
   /** PUT parameters from the runbook: server-side encryption always, Object Lock for base backup and WAL keys. */
   private lockAndEncryption(key: string): Partial<PutObjectCommandInput> {
-    const retention = retentionFor(this.writeSettings.objectLock, key, new Date());
+    const retention = retentionFor(this.target.writeSettings.objectLock, key, new Date());
     return {
-      ...serverSideParams(this.writeSettings.serverSide),
+      ...serverSideParams(this.target.writeSettings.serverSide),
       ...(retention
         ? {
             ObjectLockMode: retention.mode === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE',
@@ -450,7 +292,7 @@ export class S3Repository implements Repository {
    * s3:GetBucketVersioning; a store that refuses either fails this.
    */
   bucketObjectLock(): Promise<BucketObjectLock> {
-    this.bucketLock ??= this.readBucketLock();
+    this.bucketLock ??= readBucketLock(this.target);
     const p = this.bucketLock;
     p.catch(() => {
       if (this.bucketLock === p) this.bucketLock = undefined;
@@ -458,107 +300,12 @@ export class S3Repository implements Repository {
     return p;
   }
 
-  async hiddenByDeleteMarkers(prefix: string): Promise<HiddenObject[]> {
-    const out: HiddenObject[] = [];
-    let keyMarker: string | undefined;
-    let versionMarker: string | undefined;
-    try {
-      do {
-        const res = await this.client.send(
-          new ListObjectVersionsCommand({
-            Bucket: this.bucket,
-            Prefix: this.prefix + prefix,
-            KeyMarker: keyMarker,
-            VersionIdMarker: versionMarker,
-          }),
-        );
-        for (const m of res.DeleteMarkers ?? []) {
-          if (!m.IsLatest || !m.Key || !m.VersionId) continue;
-          out.push({
-            key: m.Key.slice(this.prefix.length),
-            markerVersionId: m.VersionId,
-            ...(m.LastModified ? { hiddenSince: m.LastModified } : {}),
-          });
-        }
-        const more = res.IsTruncated === true;
-        keyMarker = more ? res.NextKeyMarker : undefined;
-        versionMarker = more ? res.NextVersionIdMarker : undefined;
-      } while (keyMarker);
-    } catch (err) {
-      throw this.error('LIST versions of', prefix || '/', err);
-    }
-    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  hiddenByDeleteMarkers(prefix: string): Promise<HiddenObject[]> {
+    return hiddenByDeleteMarkers(this.target, prefix);
   }
 
-  /**
-   * Sets one version's retention (S3 PutObjectRetention). Never sends
-   * x-amz-bypass-governance-retention: an earlier date than the stored one is
-   * refused by the store, which is the backstop for a caller that read a
-   * stale date (src/catalog/lock-extend.ts reads first and only moves later).
-   */
-  async putRetention(key: string, retention: ObjectLockRetention, versionId?: string): Promise<void> {
-    try {
-      await this.client.send(
-        new PutObjectRetentionCommand({
-          Bucket: this.bucket,
-          Key: this.prefix + key,
-          ...(versionId ? { VersionId: versionId } : {}),
-          Retention: {
-            Mode: retention.mode === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE',
-            RetainUntilDate: retention.retainUntil,
-          },
-        }),
-      );
-    } catch (err) {
-      if ((err as { name?: string }).name === 'AccessDenied') {
-        throw new LifeboatError(
-          'PRIVILEGE_MISSING',
-          `PUT retention of ${key} in ${this.url} refused (AccessDenied): ${this.identity.describe} lacks s3:PutObjectRetention on s3://${this.bucket}/${this.prefix}`,
-          {
-            hints: [
-              'expire extends the Object Lock of backups the retention tiers keep: grant s3:PutObjectRetention to the expire identity (docs/iam/expire.json)',
-              'nothing was deleted before this; run lifeboat expire again once the identity has it',
-            ],
-            cause: err,
-          },
-        );
-      }
-      throw this.error('PUT retention of', key, err);
-    }
-  }
-
-  private async readBucketLock(): Promise<BucketObjectLock> {
-    let versioning: BucketObjectLock['versioning'];
-    try {
-      const v = await this.client.send(new GetBucketVersioningCommand({ Bucket: this.bucket }));
-      versioning = v.Status === 'Enabled' ? 'enabled' : v.Status === 'Suspended' ? 'suspended' : 'off';
-    } catch (err) {
-      throw this.error('GET versioning of', '/', err);
-    }
-    try {
-      const res = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }));
-      const cfg = res.ObjectLockConfiguration;
-      const rule = cfg?.Rule?.DefaultRetention;
-      const mode = rule?.Mode === 'GOVERNANCE' ? 'governance' : rule?.Mode === 'COMPLIANCE' ? 'compliance' : undefined;
-      return {
-        enabled: cfg?.ObjectLockEnabled === 'Enabled',
-        versioning,
-        ...(mode
-          ? {
-              defaultRetention: {
-                mode,
-                ...(rule?.Days ? { days: rule.Days } : {}),
-                ...(rule?.Years ? { years: rule.Years } : {}),
-              },
-            }
-          : {}),
-      };
-    } catch (err) {
-      const name = (err as { name?: string }).name ?? '';
-      if (name === 'ObjectLockConfigurationNotFoundError' || name === 'ObjectLockConfigurationNotFound')
-        return { enabled: false, versioning };
-      throw this.error('GET object lock configuration of', '/', err);
-    }
+  putRetention(key: string, retention: ObjectLockRetention, versionId?: string): Promise<void> {
+    return putRetention(this.target, key, retention, versionId);
   }
 
   /** After a refused conditional write, the winner may take a moment to become visible. */
@@ -571,70 +318,9 @@ export class S3Repository implements Repository {
     return undefined;
   }
 
-  /** Maps an SDK failure to an operator's message; never carries credentials. */
+  /** Maps an SDK failure to an operator's message (src/repository/s3-errors.ts); never carries credentials. */
   private error(op: string, key: string, err: unknown): LifeboatError {
-    const e = err as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
-    const code = status(err);
-    const at = `${this.url}${this.endpoint.url ? ` at ${stripUserinfo(this.endpoint.url)}` : ''}`;
-    const said = redact(`${e.name ?? 'Error'}${code ? ` (HTTP ${code})` : ''}: ${e.message ?? e.code ?? String(err)}`);
-    const what = `${op} ${key} in ${at} failed: ${this.identity.kind === 'static' ? redactValues(said, Object.values(this.identity.credentials)) : said}`;
-    const endpointHint = this.endpoint.url
-      ? `the endpoint comes from $${this.endpoint.source}; check that it is right and the store is up`
-      : `no endpoint is set (looked at ${this.endpoint.source}), so AWS S3 itself is used; for MinIO or Ceph set one of them`;
-    const credentialHint =
-      this.identity.kind === 'default'
-        ? 'credentials come from the AWS SDK default chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role; check that the user running lifeboat has them'
-        : `credentials are ${this.identity.describe}; check that they are this role's (docs/iam/ has each role's policy)`;
-    const name = e.name ?? '';
-    const lock = this.writeSettings.objectLock;
-    if (lock && /ObjectLockConfiguration|object lock/i.test(`${name} ${e.message ?? ''}`)) {
-      return new LifeboatError('REPOSITORY_INVALID', what, {
-        hints: [
-          `the runbook's ${this.runbookField}.objectLock (${lock.mode}, ${lock.days} days) needs a bucket created with Object Lock enabled; s3://${this.bucket} has none`,
-          `create one with it (aws s3api create-bucket --object-lock-enabled-for-bucket, or mc mb --with-lock) and point the repository there, or remove ${this.runbookField}.objectLock`,
-        ],
-        cause: err,
-      });
-    }
-    const sse = this.writeSettings.serverSide;
-    if (sse && /kms|encrypt/i.test(`${name} ${e.message ?? ''}`)) {
-      return new LifeboatError('REPOSITORY_INVALID', what, {
-        hints: [
-          sse.mode === 'SSE-KMS'
-            ? `the store refused server-side encryption with KMS key ${JSON.stringify(sse.kmsKeyId)} (runbook ${this.runbookField}.serverSide): check the key id, that the key exists and is enabled, and that the credentials may use it (kms:GenerateDataKey, kms:Decrypt)`
-            : `the store refused server-side encryption SSE-S3 (runbook ${this.runbookField}.serverSide): check that the store supports it (MinIO needs a KMS configured)`,
-        ],
-        cause: err,
-      });
-    }
-    if (name === 'NoSuchBucket') {
-      return new LifeboatError('REPOSITORY_INVALID', what, {
-        hints: [`create the bucket ${this.bucket} or fix the repository URL`, endpointHint],
-        cause: err,
-      });
-    }
-    if (name === 'AccessDenied') {
-      // Signed and recognised, but not allowed: a policy question no retry answers.
-      const permission = permissionFor(op);
-      return new LifeboatError(
-        'PRIVILEGE_MISSING',
-        `${what}: ${this.identity.describe} lacks ${permission} on s3://${this.bucket}/${this.prefix}`,
-        {
-          hints: [
-            `grant ${permission} to that identity, or run this with the identity whose policy has it (docs/iam/: archive and backup write, restore reads, expire deletes)`,
-            credentialHint,
-          ],
-          cause: err,
-        },
-      );
-    }
-    if (code === 403 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|Credential|ExpiredToken/i.test(name)) {
-      return new LifeboatError('REPOSITORY_UNREACHABLE', what, {
-        hints: [credentialHint, `the credentials need read/write access to s3://${this.bucket}/${this.prefix}`],
-        cause: err,
-      });
-    }
-    return new LifeboatError('REPOSITORY_UNREACHABLE', what, { hints: [endpointHint, credentialHint], cause: err });
+    return s3Error(this.target, op, key, err);
   }
 }
 
@@ -648,35 +334,6 @@ interface ObjectHeaders {
   ObjectLockLegalHoldStatus?: string | undefined;
   ServerSideEncryption?: string | undefined;
   SSEKMSKeyId?: string | undefined;
-}
-
-function status(err: unknown): number | undefined {
-  return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
-}
-
-function isNotFound(err: unknown): boolean {
-  const name = (err as { name?: string } | undefined)?.name;
-  return name === 'NoSuchKey' || name === 'NotFound' || (status(err) === 404 && name !== 'NoSuchBucket');
-}
-
-function stripUserinfo(url: string): string {
-  return url.replace(/^([a-z0-9+.-]+:\/\/)[^/@]*@/i, '$1');
-}
-
-function redactValues(text: string, values: string[]): string {
-  let out = text;
-  for (const value of values) if (value.length >= 4) out = out.split(value).join('[redacted]');
-  return out;
-}
-
-/** Removes any credential value that an error message might echo. */
-function redact(text: string): string {
-  let out = text;
-  for (const name of SECRET_ENVS) {
-    const value = process.env[name];
-    if (value && value.length >= 4) out = out.split(value).join('[redacted]');
-  }
-  return out;
 }
 
 function sleep(ms: number): Promise<void> {

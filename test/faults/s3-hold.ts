@@ -8,7 +8,7 @@
 // Requests are forwarded unchanged, Host header included: SigV4 signs the
 // host the client addressed (this proxy), and MinIO checks the signature
 // against the Host header it receives. The AWS SDK gives up on a request
-// after 60 s without an answer (src/repository/s3.ts); tests release within
+// after 60 s without an answer (src/repository/s3-client.ts); tests release within
 // seconds of what they wait for.
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';

@@ -9,7 +9,7 @@
 // and ends recovery. A request that is simply not answered yet is what a
 // frozen store looks like, and archive-get waits for it.
 //
-// Limits of the hold, from src/repository/s3.ts and src/wal/get.ts: the SDK
+// Limits of the hold, from src/repository/s3-client.ts and src/wal/get.ts: the SDK
 // gives up on a request after 60 s without an answer and tries again (3
 // attempts, and archive-get 4 rounds of those), so a hold lasts about 12
 // minutes before archive-get fails; every retry is held again. Tests release
