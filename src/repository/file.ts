@@ -10,6 +10,7 @@
 // commands as root. When root creates a directory or file here, it hands it
 // to the owner of the directory it was created in, so a repository whose
 // root belongs to postgres stays writable by postgres whoever wrote first.
+// The sidecar, temporary files and fsync are in file-io.ts.
 import { constants as fsConstants, type Dirent, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -17,11 +18,21 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { LifeboatError } from '../errors';
+import {
+  chownLikeParent,
+  fsyncDir,
+  giveToDirOwner,
+  isCode,
+  IS_ROOT,
+  readSidecar,
+  readSidecarFields,
+  SIDECAR,
+  sidecarText,
+  writeTemp,
+} from './file-io';
 import type { ObjectInfo, PutOptions, PutResult, Repository } from './types';
 
-const SIDECAR = '.sha256';
 const TEMP_PREFIX = '.lifeboat-tmp-';
-const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 /** How long a writer that has claimed a key may take to make the object appear. */
 const CLAIM_WAIT_MS = 5_000;
 
@@ -64,8 +75,8 @@ export class FileRepository implements Repository {
     const tmpSum = this.tempPath(dir, file + SIDECAR);
     try {
       await this.ensureDir(dir);
-      await this.writeTemp(tmpData, body, opts.onProgress);
-      await this.writeTemp(tmpSum, Buffer.from(sidecarText(opts)));
+      await writeTemp(tmpData, body, opts.onProgress);
+      await writeTemp(tmpSum, Buffer.from(sidecarText(opts)));
       if (opts.ifAbsent) {
         const claimed = await this.claim(key, file, tmpSum, opts.sha256);
         if (!claimed.ok) return { written: false, existing: claimed.existing };
@@ -213,7 +224,7 @@ export class FileRepository implements Repository {
       // O_APPEND: concurrent appenders never overwrite each other's lines.
       const handle = await fs.open(file, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT, 0o666);
       try {
-        if (IS_ROOT) await this.giveToDirOwner(handle, dir);
+        if (IS_ROOT) await giveToDirOwner(handle, dir);
         await handle.write(line.endsWith('\n') ? line : `${line}\n`);
         await handle.sync();
       } finally {
@@ -323,28 +334,6 @@ export class FileRepository implements Repository {
     }
   }
 
-  private async writeTemp(tmp: string, body: Buffer | Readable, onProgress?: (bytes: number) => void): Promise<void> {
-    const handle = await fs.open(tmp, 'wx', 0o666);
-    try {
-      if (IS_ROOT) await this.giveToDirOwner(handle, path.dirname(tmp));
-      if (Buffer.isBuffer(body)) {
-        await handle.writeFile(body);
-        onProgress?.(body.length);
-      } else {
-        let written = 0;
-        for await (const chunk of body) {
-          const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
-          await handle.write(buf);
-          written += buf.length;
-          onProgress?.(written);
-        }
-      }
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  }
-
   /** mkdir -p below the root, handing each directory root creates to its parent's owner. */
   private async ensureDir(dir: string): Promise<void> {
     if (dir === this.root) {
@@ -369,11 +358,6 @@ export class FileRepository implements Repository {
     await this.ensureDir(dir);
   }
 
-  private async giveToDirOwner(handle: fs.FileHandle, dir: string): Promise<void> {
-    const st = await fs.stat(dir);
-    if (st.uid !== 0 || st.gid !== 0) await handle.chown(st.uid, st.gid);
-  }
-
   private ioError(what: string, key: string, err: unknown): Error {
     if (err instanceof LifeboatError) return err;
     const code = (err as NodeJS.ErrnoException).code;
@@ -395,54 +379,4 @@ export class FileRepository implements Repository {
       },
     );
   }
-}
-
-/**
- * The sidecar: the sha256 on the first line, then `name=value` lines
- * (`restore-points=<n>` for WAL segments). Readers older than the second
- * line take such a sidecar for one without a checksum and refuse to serve
- * the object: the safe direction.
- */
-function sidecarText(opts: Pick<PutOptions, 'sha256' | 'restorePoints'>): string {
-  return `${opts.sha256}\n${opts.restorePoints !== undefined ? `restore-points=${opts.restorePoints}\n` : ''}`;
-}
-
-async function readSidecarFields(file: string): Promise<{ sha256?: string; restorePoints?: number } | undefined> {
-  let text: string;
-  try {
-    text = await fs.readFile(file + SIDECAR, 'utf8');
-  } catch (err) {
-    if (isCode(err, 'ENOENT')) return undefined;
-    throw err;
-  }
-  const [first = '', ...rest] = text.split('\n');
-  const sha256 = first.trim();
-  const count = rest.map((l) => /^restore-points=(\d+)$/.exec(l.trim())).find((m) => m)?.[1];
-  return {
-    ...(/^[0-9a-f]{64}$/.test(sha256) ? { sha256 } : {}),
-    ...(count !== undefined ? { restorePoints: Number(count) } : {}),
-  };
-}
-
-async function readSidecar(file: string): Promise<string | undefined> {
-  return (await readSidecarFields(file))?.sha256;
-}
-
-async function chownLikeParent(dir: string): Promise<void> {
-  const st = await fs.stat(path.dirname(dir));
-  if (st.uid !== 0 || st.gid !== 0) await fs.chown(dir, st.uid, st.gid);
-}
-
-/** A new name is durable only once its directory entry is on disk. */
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-function isCode(err: unknown, code: string): boolean {
-  return (err as NodeJS.ErrnoException | undefined)?.code === code;
 }
