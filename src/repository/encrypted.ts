@@ -21,11 +21,9 @@
 import type { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import {
-  CHUNK_BYTES,
-  HEADER_BYTES,
-  TAG_BYTES,
   openBuffer,
   openStream,
+  plainBytesOf,
   plaintextSize,
   sealBuffer,
   sealLine,
@@ -130,13 +128,6 @@ export class EncryptedRepository implements Repository {
     const size = plaintextSize(info.size);
     return size === undefined ? info : { ...info, size };
   }
-}
-
-/** About how much plaintext is in `n` sealed bytes, for progress reports. */
-function plainBytesOf(n: number): number {
-  const body = n - HEADER_BYTES;
-  if (body <= 0) return 0;
-  return Math.max(0, body - TAG_BYTES * Math.ceil(body / (CHUNK_BYTES + TAG_BYTES)));
 }
 
 /** The repository as given, sealed when the runbook (or the command line) configures encryption. */
