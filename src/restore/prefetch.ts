@@ -1,6 +1,6 @@
 // The WAL prefetcher of a restored copy, started by replay-wal before the
 // postmaster: `lifeboat archive-prefetch <first> --follow --starting`
-// (src/wal/get.ts Spool.follow) as the OS user, so that the first segments
+// (src/wal/spool.ts Spool.follow) as the OS user, so that the first segments
 // PostgreSQL asks for, and its history probes, are already in the spool and
 // bin/lifeboat serves them without Node (issue 13: the first 3 to 4 went
 // through Node at 100 to 300 ms each when the first archive-get call started
@@ -21,7 +21,7 @@ import { fallbackRepoArgs } from '../repository/multi';
 import type { Runbook } from '../runbook/schema';
 import { clusterName } from '../runbook/schema';
 import { cliMain } from '../tools';
-import { FOLLOWER_PID } from '../wal/get';
+import { FOLLOWER_PID } from '../wal/spool';
 import { segmentName, segnoOfLsn } from '../wal/names';
 import { isAlive } from '../wal/pid';
 import type { RestoreMarker } from './marker';
@@ -29,7 +29,7 @@ import { asUserArgv } from './os-user';
 import { postmasterEnvWithCredentials } from './secret-file';
 import type { PgHost } from './postmaster';
 
-/** archive-get's prefetch spool (src/wal/get.ts): ours, and useless once recovery is over. */
+/** archive-get's prefetch spool (src/wal/spool.ts): ours, and useless once recovery is over. */
 export const PREFETCH_SPOOL = path.join('pg_wal', '.lifeboat-prefetch');
 /** Segments kept ahead of replay: archive-get's own --prefetch default. */
 const PREFETCH_COUNT = 8;

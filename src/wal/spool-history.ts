@@ -1,4 +1,4 @@
-// Timeline history files in the prefetch spool (src/wal/get.ts Spool), so
+// Timeline history files in the prefetch spool (src/wal/spool.ts Spool), so
 // that PostgreSQL's history probes are answered by bin/lifeboat without Node.
 //
 // At start-up (and, in standby mode, every wal_retrieve_retry_interval while
@@ -34,7 +34,7 @@ export const ABSENT_TTL_MS = 15_000;
 const MAX_PROBES = 32;
 const ABSENT_SUFFIX = '.absent';
 
-/** What of the spool this needs (Spool in src/wal/get.ts). */
+/** What of the spool this needs (Spool in src/wal/spool.ts). */
 export interface HistorySpool {
   readonly dir: string;
   readonly target: string;

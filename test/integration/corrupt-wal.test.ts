@@ -25,7 +25,7 @@ import type { Runbook } from '../../src/runbook/schema';
 import { decodeWal, encodeWal } from '../../src/wal/compress';
 import { formatLsn, parseSegmentName } from '../../src/wal/names';
 import { RESTORE_FAILURE_FILE } from '../../src/wal/get-failure';
-import { FOLLOWER_PID } from '../../src/wal/get';
+import { FOLLOWER_PID } from '../../src/wal/spool';
 import { isAlive } from '../../src/wal/pid';
 import { PREFETCH_SPOOL } from '../../src/restore/prefetch';
 import { failureOf } from '../harness/activity';

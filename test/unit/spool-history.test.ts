@@ -16,7 +16,7 @@ import {
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bootId, Spool, spoolTrusted } from '../../src/wal/get';
+import { bootId, Spool, spoolTrusted } from '../../src/wal/spool';
 import { ABSENT_TTL_MS, refreshHistories } from '../../src/wal/spool-history';
 
 const TARGET = 'repo=file:///r cluster=c';

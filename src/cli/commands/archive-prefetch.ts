@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { checkWalFileName } from '../../wal/push';
 import { archiveTargetId } from '../../wal/marker';
 import { existsSync } from 'node:fs';
-import { Spool, type WalReader } from '../../wal/get';
+import { Spool, type WalReader } from '../../wal/spool';
 import { nextSegmentName, parseSegmentName } from '../../wal/names';
 import { resolveRepoTarget, intOption } from '../context';
 import { EXIT } from '../run';
