@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { BackupMeta } from '../../src/catalog/backup-meta';
 import type { CatalogEntry } from '../../src/catalog/catalog';
-import { planRetention, reconcilePlans, walFilesToDelete, type RetentionWalFile } from '../../src/catalog/retention';
+import { planRetention, reconcilePlans } from '../../src/catalog/retention';
+import { walFilesToDelete, type RetentionWalFile } from '../../src/catalog/retention-wal';
 import { formatLsn, segmentName } from '../../src/wal/names';
 
 const SEG = 16 * 1024 * 1024;

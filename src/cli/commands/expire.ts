@@ -4,7 +4,8 @@
 // activities in this process (no Temporal needed). `--dry-run` deletes nothing.
 // On a pgBackRest runbook pgBackRest's own retention decides: the plan is its
 // `expire --dry-run`, applying it its `expire` (src/retention/engine-expiry.ts).
-import type { ExpiryApplied, ExpiryPlan } from '../../retention/expiry';
+import type { ExpiryPlan } from '../../retention/expiry';
+import type { ExpiryApplied } from '../../retention/expiry-apply';
 import type { ExpireBackupsInput, ExpireBackupsResult } from '../../../workflows/expire-backups';
 import { connectClient, timestampedId } from '../../client/temporal';
 import { isErrorCode, LifeboatError, errorMessage } from '../../errors';
@@ -47,7 +48,8 @@ export async function run(opts: Options): Promise<number> {
   if (opts.local) {
     // What the workflow's activities run, given the runbook file this
     // command resolved (the activities would otherwise look in LIFEBOAT_RUNBOOKS_DIR).
-    const { planRunbookExpiry, applyRunbookExpiry, expiryHasWork } = await import('../../retention/expiry');
+    const { planRunbookExpiry, expiryHasWork } = await import('../../retention/expiry');
+    const { applyRunbookExpiry } = await import('../../retention/expiry-apply');
     const ref = resolveRunbookPath(opts.runbook!, opts.runbooksDir);
     const plan = await planRunbookExpiry({
       runbook: ref,
