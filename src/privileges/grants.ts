@@ -6,7 +6,8 @@
 //              (`lifeboat doctor`, preflight, and at backup time the record
 //              of what the backup's catalog grants).
 import type { Runbook } from '../runbook/schema';
-import { literal, needsOf, roleOf, type Need } from './needs';
+import { literal } from './grant-sql';
+import { needsOf, roleOf, type Need } from './needs';
 import { repairNeeds } from './repair-needs';
 
 export interface GrantsOptions {

@@ -14,7 +14,8 @@
 // The grants go to the primary BEFORE the base backup a repair restores: the
 // copy has the grants of its backup (see grants.ts).
 import { quoteIdent } from '../gates/sql';
-import { literal, type Need } from './needs';
+import { literal } from './grant-sql';
+import { ownSchemaNeed, type Need } from './needs';
 
 /**
  * The needs of a repair of `tables` (as the operator writes them: orders,
@@ -46,17 +47,13 @@ export function repairNeeds(role: string, database: string, tables: readonly str
           grant: [`GRANT USAGE, CREATE ON SCHEMA ${quoteIdent(auditSchema)} TO ${r};`],
           probe: { kind: 'schema-create', schema: auditSchema },
         }
-      : {
-          key: 'repair:audit-schema',
-          what: `a schema of ${role}'s search_path in which it may CREATE, ${inDb}`,
-          why:
-            "a repair records itself in lifeboat_repair_audit, created on first use in the role's current schema (src/repair/apply.ts); PostgreSQL 15 gives " +
-            'PUBLIC no CREATE on schema public, and a schema named after the role is first in the default search_path ("$user", public)',
-          uses: ['repair-primary'],
-          scope: 'database',
-          grant: [`CREATE SCHEMA IF NOT EXISTS ${r} AUTHORIZATION ${r};`],
-          probe: { kind: 'create-schema' },
-        },
+      : ownSchemaNeed(
+          'repair:audit-schema',
+          role,
+          database,
+          "a repair records itself in lifeboat_repair_audit, created on first use in the role's current schema (src/repair/apply.ts)",
+          ['repair-primary'],
+        ),
   ];
   for (const table of tables) {
     needs.push({
