@@ -84,7 +84,7 @@ export async function requireRunbook(opts: RepoOptions, command: string): Promis
   return loadRunbook(opts.runbook, opts.runbooksDir);
 }
 
-/** --address, --namespace, --profile, --config-file, --tls, --tls-*-path, --tls-server-name (src/cli/main.ts), and --ui-url. */
+/** --address, --namespace, --profile, --config-file, --tls, --tls-*-path, --tls-server-name (src/cli/program/options.ts), and --ui-url. */
 export interface TemporalOptions extends TemporalFlags {
   uiUrl?: string;
 }
