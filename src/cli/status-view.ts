@@ -3,11 +3,9 @@
 // the exact commands to give it, invariants, decisions and ignored messages.
 // Pure functions of what status.ts fetched, so a test can assert the text an
 // operator reads; `now` and `color` come from the caller.
-import type { z } from 'zod';
 import {
   STEP_TITLES,
   describeTarget,
-  type RecoveryInput,
   type Evidence,
   type PendingDecision,
   type RecoveryStatus,
@@ -16,10 +14,16 @@ import {
   type StepId,
   type StepError,
   type StepRecord,
-  type Target,
 } from '../recovery/contract';
 import { isErrorCode } from '../errors';
-import { formatBytes, formatDuration } from './format';
+import { formatDuration } from './format';
+import { replayLine, restoreLine } from './progress-view';
+
+// The pieces it is drawn with, and what else an operator reads about a run,
+// live beside it; importable from here as before.
+export { lsnValue, progressBar, replayFraction, replayLine, restoreFraction, restoreLine } from './progress-view';
+export { recoveryDetails, recoverySummary, type ParsedInput } from './run-summary';
+export { retargetOutcome, type RetargetOutcome } from './retarget-view';
 
 export interface LiveProgress {
   /** Heartbeat of restoreBaseBackup, while it runs. */
@@ -264,62 +268,6 @@ export function decisionCommands(workflowId: string, p: PendingDecision): string
   ];
 }
 
-// ---------------------------------------------------------------- progress
-
-/** `[##########----------]  50%`; dots and `?%` when the total is not known. */
-export function progressBar(fraction: number | undefined, width = 20): string {
-  if (fraction === undefined || !Number.isFinite(fraction)) return `[${'.'.repeat(width)}]   ?%`;
-  const f = Math.min(1, Math.max(0, fraction));
-  // The epsilon keeps 0.29 * 100 from showing as 28%; floor keeps 99.9% from showing as done.
-  const filled = Math.floor(f * width + 1e-9);
-  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(Math.floor(f * 100 + 1e-9)).padStart(3)}%`;
-}
-
-export function restoreFraction(p: RestoreProgress): number | undefined {
-  if (p.phase === 'done') return 1;
-  return p.totalBytes > 0 ? p.bytes / p.totalBytes : undefined;
-}
-
-export function restoreLine(p: RestoreProgress): string {
-  const amount = p.totalBytes > 0 ? `${formatBytes(p.bytes)} of ${formatBytes(p.totalBytes)}` : formatBytes(p.bytes);
-  return `${p.phase.padEnd(11)}  ${progressBar(restoreFraction(p))}  ${amount}`;
-}
-
-/**
- * How far replay is: by LSN between the backup's start and the target LSN
- * when both are known, else by the last replayed commit time between the
- * backup's start time and the target time.
- */
-export function replayFraction(
-  p: ReplayProgress,
-  status?: Pick<RecoveryStatus, 'target' | 'backup'>,
-): number | undefined {
-  if (p.phase === 'paused') return 1;
-  const from = lsnValue(p.startLsn ?? status?.backup?.startLsn);
-  const to = lsnValue(p.targetLsn ?? (status && 'lsn' in status.target ? status.target.lsn : undefined));
-  const at = lsnValue(p.lsn);
-  if (from !== undefined && to !== undefined && at !== undefined && to > from)
-    return Number(at - from) / Number(to - from);
-  const start = status?.backup ? Date.parse(status.backup.startTime) : NaN;
-  const target = Date.parse(p.targetTime ?? (status && 'time' in status.target ? status.target.time : ''));
-  const time = Date.parse(p.time ?? '');
-  if (![start, target, time].some(Number.isNaN) && target > start) return (time - start) / (target - start);
-  return undefined;
-}
-
-export function replayLine(p: ReplayProgress, status?: Pick<RecoveryStatus, 'target' | 'backup'>): string {
-  const parts: string[] = [];
-  if (p.lsn) parts.push(`at ${p.lsn}${p.targetLsn ? ` of ${p.targetLsn}` : ''}`);
-  if (p.time) parts.push(`last commit ${p.time}${p.targetTime ? ` of ${p.targetTime}` : ''}`);
-  return `${p.phase.padEnd(11)}  ${progressBar(replayFraction(p, status))}${parts.length > 0 ? `  ${parts.join(', ')}` : ''}`;
-}
-
-/** "16/B374D848" as a number of bytes into the WAL. */
-export function lsnValue(lsn: string | undefined): bigint | undefined {
-  const m = lsn ? /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(lsn) : null;
-  return m ? (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`) : undefined;
-}
-
 // ---------------------------------------------------------------- closed runs
 
 /** A closed run whose query no longer answers still shows its steps, from the evidence it returned. */
@@ -395,39 +343,6 @@ export function succeeded(snap: StatusSnapshot): boolean {
   );
 }
 
-// ---------------------------------------------------------------- the start of a run
-
-/** A RecoveryInput after validation (xid as a string). */
-export type ParsedInput = z.output<typeof RecoveryInput>;
-
-/** The one-line staticSummary shown in the Temporal UI's list of runs (markdown), or the same line as plain text. */
-export function recoverySummary(input: ParsedInput, markdown = true): string {
-  const md = markdown ? mdText : (s: string) => s;
-  const flags = [input.mode, input.dryRun ? 'dry run' : undefined].filter(Boolean).join(', ');
-  const incident = input.incident ? (markdown ? `**${md(input.incident)}** ` : `${input.incident}: `) : '';
-  const runbook = markdown ? `\`${input.runbook}\`` : input.runbook;
-  return `${incident}recover ${runbook} to ${md(describeTarget(input.target))}${flags ? ` (${flags})` : ''}`;
-}
-
-/** The staticDetails of a run: its input as a small markdown table. */
-export function recoveryDetails(input: ParsedInput, startedBy?: string): string {
-  const rows: Array<[string, string | undefined]> = [
-    ['runbook', input.runbook],
-    ['target', describeTarget(input.target)],
-    ['incident', input.incident],
-    ['reason', input.reason],
-    ['mode', input.mode ?? "the runbook's restore.mode"],
-    ['dry run', input.dryRun ? 'yes: preflight, forensics and invariants only; no gate, no traffic' : 'no'],
-    ['backup', input.backupId ?? 'chosen by preflight'],
-    ['started by', startedBy],
-  ];
-  return [
-    '| | |',
-    '|---|---|',
-    ...rows.filter(([, v]) => v !== undefined).map(([k, v]) => `| ${k} | ${mdText(v!)} |`),
-  ].join('\n');
-}
-
 // ---------------------------------------------------------------- small helpers
 
 function since(iso: string, now: Date): string {
@@ -455,51 +370,6 @@ function errorHints(message: string, hints: string[]): string[] {
 
 function shellWord(s: string): string {
   return /^[\w.:@/+-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
-}
-
-function mdText(s: string): string {
-  return s.replace(/([\\`*_[\]<>|])/g, '\\$1').replace(/\s+/g, ' ');
-}
-
-// ---------------------------------------------------------------- retarget
-
-export interface RetargetOutcome {
-  /** true: the run now recovers to the new target; false: the workflow ignored it; undefined: not seen yet. */
-  taken?: boolean;
-  lines: string[];
-}
-
-/** What the workflow will do after a retarget signal, read from its status right after. */
-export function retargetOutcome(
-  workflowId: string,
-  status: RecoveryStatus | undefined,
-  sent: Target,
-  by: string,
-): RetargetOutcome {
-  if (!status) return { lines: [`the status query did not answer; check with lifeboat status ${workflowId}`] };
-  if (JSON.stringify(status.target) === JSON.stringify(sent)) {
-    const next = status.steps.find((s) => s.state !== 'done' && s.state !== 'skipped');
-    return {
-      taken: true,
-      lines: [
-        `taken: the run now recovers to ${describeTarget(status.target)}`,
-        ...(next ? [`next: ${next.id} (${next.title})`] : []),
-      ],
-    };
-  }
-  const ignored = [...status.ignored]
-    .reverse()
-    .find((m) => m.name === 'retarget' && (m.by === undefined || m.by === by));
-  if (ignored)
-    return {
-      taken: false,
-      lines: [`ignored: ${ignored.why}`, `the run still recovers to ${describeTarget(status.target)}`],
-    };
-  return {
-    lines: [
-      `not taken yet: the run still recovers to ${describeTarget(status.target)}; check with lifeboat status ${workflowId}`,
-    ],
-  };
 }
 
 /** Evidence keeps a step's error as "TYPE: message"; the type is the catalogue's, or UNEXPECTED. */

@@ -9,7 +9,8 @@ import { RetargetSignal } from '../../recovery/contract';
 import { retargetSignal } from '../../recovery/messages';
 import type { TemporalOptions } from '../context';
 import { printJson } from '../run';
-import { renderStatus, retargetOutcome } from '../status-view';
+import { retargetOutcome } from '../retarget-view';
+import { renderStatus } from '../status-view';
 import { targetFromFlags, whoFromFlag, type TargetFlags } from '../target-options';
 import { fetchSnapshot, openRun, operatorError, useColor } from './status';
 
