@@ -3,18 +3,13 @@
 // start `repairFromPointInTime` (DESIGN.md §4.3) with a validated input,
 // print its id, how to approve its diff and the Temporal UI link; with
 // --follow, watch it like `status --watch` until it closes.
-import { connectClient, timestampedId } from '../../client/temporal';
 import { LifeboatError, isLifeboatError } from '../../errors';
 import { describeTarget, type Target } from '../../recovery/contract';
 import { REPAIR_WORKFLOW } from '../../recovery/messages';
 import { RepairInput, type ParsedRepairInput } from '../../repair/contract';
-import { TASK_QUEUE } from '../../runbook/schema';
-import { intOption, requireRunbook, temporalTarget, type TemporalOptions } from '../context';
-import { succeeded } from '../status-view';
+import { intOption, requireRunbook, type TemporalOptions } from '../context';
 import { targetFromFlags, type TargetFlags } from '../target-options';
-import { checklistLines } from '../ui-link';
-import { printStarted, startRun, startedBy } from '../start-run';
-import { watchRun } from './status';
+import { parseRunInput, startAndFollow, type RunKind } from '../start-run';
 
 type Options = TemporalOptions & {
   runbook?: string;
@@ -31,6 +26,21 @@ type Options = TemporalOptions & {
   json?: boolean;
   workflowId?: string;
   interval?: string;
+};
+
+const REPAIR: RunKind<ParsedRepairInput> = {
+  workflowType: REPAIR_WORKFLOW,
+  idPrefix: 'repair',
+  summary: repairSummary,
+  details: repairDetails,
+  host: 'drill',
+  next: (input, workflowId) =>
+    input.dryRun
+      ? ['  (dry run: the run stops after the diff; read the counts and samples in status)']
+      : [
+          `  lifeboat approve ${workflowId} approve-repair --as <you>   (restores damaged and deleted rows; conflicts are left)`,
+          `  lifeboat approve ${workflowId} approve-repair --as <you> --include changedSince   (also overwrites rows changed since the incident)`,
+        ],
 };
 
 const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
@@ -75,12 +85,7 @@ const FLAG_OF: Record<string, string> = {
 };
 
 export function parseRepairInput(raw: Record<string, unknown>): ParsedRepairInput {
-  const parsed = RepairInput.safeParse(raw);
-  if (parsed.success) return parsed.data;
-  const lines = parsed.error.issues.map(
-    (i) => `${FLAG_OF[String(i.path[0] ?? '')] ?? String(i.path[0] ?? '')}: ${i.message}`,
-  );
-  throw new LifeboatError('INPUT_INVALID', `repair: ${lines.join('; ')}`);
+  return parseRunInput('repair', RepairInput, FLAG_OF, raw);
 }
 
 export async function run(opts: Options): Promise<number> {
@@ -125,31 +130,7 @@ export async function run(opts: Options): Promise<number> {
   parseRepairInput({ runbook: 'runbook', ...raw });
   const runbook = await requireRunbook(opts, 'repair');
   const input = parseRepairInput({ runbook: runbook.name, ...raw });
-  const workflowId = opts.workflowId?.trim() || timestampedId(`repair-${runbook.name}`);
-  const temporal = await temporalTarget(opts);
-  const { address, namespace } = temporal;
-  const client = await connectClient(temporal);
-  try {
-    const handle = await startRun(client, namespace, {
-      workflowType: REPAIR_WORKFLOW,
-      runbook: runbook.name,
-      workflowId,
-      input,
-      staticSummary: repairSummary(input),
-      staticDetails: repairDetails(input, startedBy()),
-    });
-    const uiBase = await printStarted(opts, { address, namespace }, handle, input, (ui) =>
-      startedLines(input, workflowId, ui),
-    );
-    if (!opts.follow) return 0;
-    const last = await watchRun(
-      { client, handle, workflowId, namespace, address, ...uiBase },
-      { intervalSeconds, json: opts.json === true },
-    );
-    return succeeded(last) ? 0 : 1;
-  } finally {
-    await client.connection.close();
-  }
+  return startAndFollow(opts, REPAIR, runbook.name, input, intervalSeconds);
 }
 
 export function repairSummary(input: ParsedRepairInput, markdown = true): string {
@@ -176,25 +157,4 @@ function repairDetails(input: ParsedRepairInput, by: string | undefined): string
     '|---|---|',
     ...rows.filter(([, v]) => v !== undefined).map(([k, v]) => `| ${k} | ${v!.replace(/\|/g, '\\|')} |`),
   ].join('\n');
-}
-
-export function startedLines(
-  input: ParsedRepairInput,
-  workflowId: string,
-  ui: string | { hint: string } | undefined,
-): string[] {
-  return [
-    `started ${REPAIR_WORKFLOW} ${workflowId}`,
-    `  ${repairSummary(input, false)}`,
-    `  on task queue ${TASK_QUEUE}: a worker must poll it (lifeboat worker), and the drill host's worker its host queue`,
-    'next:',
-    `  lifeboat status ${workflowId} --watch`,
-    ...(input.dryRun
-      ? ['  (dry run: the run stops after the diff; read the counts and samples in status)']
-      : [
-          `  lifeboat approve ${workflowId} approve-repair --as <you>   (restores damaged and deleted rows; conflicts are left)`,
-          `  lifeboat approve ${workflowId} approve-repair --as <you> --include changedSince   (also overwrites rows changed since the incident)`,
-        ]),
-    ...(typeof ui === 'string' ? checklistLines(ui).map((l) => `  ${l}`) : ui ? [`  (${ui.hint})`] : []),
-  ];
 }
