@@ -5,6 +5,7 @@
 // `--signal` sends the signal of the same name instead, as the Temporal UI
 // does: no answer, and a refused signal only shows in `status`.
 import { WorkflowUpdateFailedError } from '@temporalio/client';
+import type { SignalDefinition } from '@temporalio/common';
 import { LifeboatError, errorMessage } from '../../errors';
 import { DecideUpdate, type DecisionKind, type StepId } from '../../recovery/contract';
 import {
@@ -14,6 +15,7 @@ import {
   rejectSignal,
   retrySignal,
   skipSignal,
+  type StepPayload,
 } from '../../recovery/messages';
 import type { TemporalOptions } from '../context';
 import { printJson } from '../run';
@@ -38,6 +40,14 @@ type Options = TemporalOptions & {
 
 /** Decisions that change the outcome or drop a step: the audit log must say why. */
 const NEEDS_REASON: ReadonlySet<DecisionKind> = new Set<DecisionKind>(['reject', 'skip', 'abort']);
+
+/** The signals of the decisions other than approve: the same payload, with the text as the reason. */
+const REASONED_SIGNALS: Record<Exclude<DecisionKind, 'approve'>, SignalDefinition<[StepPayload]>> = {
+  reject: rejectSignal,
+  retry: retrySignal,
+  skip: skipSignal,
+  abort: abortSignal,
+};
 
 // The update answers once the workflow has applied it; with no worker it
 // would wait for as long as the RPC allows.
@@ -139,27 +149,16 @@ async function sendSignal(recovery: RecoveryRun, update: DecideUpdate, json: boo
   const { handle, workflowId } = recovery;
   const { decision, step, by, comment, override, include } = update;
   const payload = { step, by } as { step: StepId; by: string };
-  switch (decision) {
-    case 'approve':
-      await handle.signal(approveSignal, {
-        ...payload,
-        ...(comment ? { comment } : {}),
-        ...(override ? { override: true } : {}),
-        ...(include?.length ? { include } : {}),
-      });
-      break;
-    case 'reject':
-      await handle.signal(rejectSignal, { ...payload, ...(comment ? { reason: comment } : {}) });
-      break;
-    case 'retry':
-      await handle.signal(retrySignal, { ...payload, ...(comment ? { reason: comment } : {}) });
-      break;
-    case 'skip':
-      await handle.signal(skipSignal, { ...payload, ...(comment ? { reason: comment } : {}) });
-      break;
-    case 'abort':
-      await handle.signal(abortSignal, { ...payload, ...(comment ? { reason: comment } : {}) });
-      break;
+  if (decision === 'approve') {
+    await handle.signal(approveSignal, {
+      ...payload,
+      ...(comment ? { comment } : {}),
+      ...(override ? { override: true } : {}),
+      ...(include?.length ? { include } : {}),
+    });
+  } else {
+    // The other four carry the one free-text field as their reason.
+    await handle.signal(REASONED_SIGNALS[decision], { ...payload, ...(comment ? { reason: comment } : {}) });
   }
   if (json) printJson({ sent: true, signal: decision, step, by });
   else {
