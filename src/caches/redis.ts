@@ -19,6 +19,19 @@ import type { CacheInvalidator, InvalidationContext } from './types';
 /** Keys asked of SCAN per call, and so deleted per UNLINK at most. */
 export const SCAN_COUNT = 1000;
 
+/**
+ * A client for one invalidation: it fails rather than reconnecting behind our
+ * back (a retry of the whole activity is visible in the workflow history, a
+ * silent reconnect is not), and `lastError()` is what its 'error' event said
+ * last (without a listener that event would crash the worker).
+ */
+export function redisClient(url: URL, timeouts = { connectTimeout: 10_000, socketTimeout: 60_000 }) {
+  let lastError: unknown;
+  const client = createClient({ url: url.href, socket: { ...timeouts, reconnectStrategy: false } });
+  client.on('error', (err: unknown) => (lastError = err));
+  return { client, lastError: () => lastError };
+}
+
 export function redisInvalidator(cfg: { urlEnv: string; patterns: string[] }, runbook: string): CacheInvalidator {
   const url = urlFromEnv(cfg.urlEnv, {
     runbook,
@@ -30,15 +43,7 @@ export function redisInvalidator(cfg: { urlEnv: string; patterns: string[] }, ru
   return {
     target,
     async invalidate(ctx: InvalidationContext): Promise<CacheResult> {
-      let lastError: unknown;
-      const client = createClient({
-        url: url.href,
-        // Fail rather than reconnect behind our back: a retry of the whole
-        // activity is visible in the workflow history, a silent reconnect is not.
-        socket: { connectTimeout: 10_000, socketTimeout: 60_000, reconnectStrategy: false },
-      });
-      // Without a listener an 'error' event would crash the worker.
-      client.on('error', (err: unknown) => (lastError = err));
+      const { client, lastError } = redisClient(url);
       let deleted = 0;
       let pattern: string | undefined;
       try {
@@ -58,7 +63,7 @@ export function redisInvalidator(cfg: { urlEnv: string; patterns: string[] }, ru
         }
       } catch (err) {
         if (ctx.signal?.aborted) throw err;
-        const why = redact(errorMessage(lastError ?? err), url);
+        const why = redact(errorMessage(lastError() ?? err), url);
         const auth = /WRONGPASS|NOAUTH|NOPERM/.test(why);
         const doing =
           pattern === undefined
@@ -79,18 +84,16 @@ export function redisInvalidator(cfg: { urlEnv: string; patterns: string[] }, ru
       return { kind: 'redis', target, deleted };
     },
     async check(): Promise<string> {
-      let lastError: unknown;
-      const client = createClient({
-        url: url.href,
-        socket: { connectTimeout: PROBE_TIMEOUT_MS, socketTimeout: PROBE_TIMEOUT_MS, reconnectStrategy: false },
+      const { client, lastError } = redisClient(url, {
+        connectTimeout: PROBE_TIMEOUT_MS,
+        socketTimeout: PROBE_TIMEOUT_MS,
       });
-      client.on('error', (err: unknown) => (lastError = err));
       try {
         await client.connect();
         const pong = await client.ping();
         return `${where}: ${pong}`;
       } catch (err) {
-        const why = redact(errorMessage(lastError ?? err), url);
+        const why = redact(errorMessage(lastError() ?? err), url);
         const auth = /WRONGPASS|NOAUTH|NOPERM/.test(why);
         throw new LifeboatError('ENDPOINT_UNREACHABLE', `${where} does not answer PING: ${why}`, {
           hints: [

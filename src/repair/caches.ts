@@ -7,13 +7,12 @@
 // every placeholder as `*` deletes a superset, never less. A pattern without
 // placeholders, HTTP purges and command hooks run as after a recovery
 // (src/caches): the whole pattern, one purge request, the hook.
-import { createClient } from 'redis';
 import { LifeboatError, errorMessage } from '../errors';
 import type { CacheResult } from '../recovery/contract';
 import type { Runbook } from '../runbook/schema';
 import { invalidateRunbookCaches } from '../caches';
 import { hostOf, redact, urlFromEnv } from '../endpoints/secret-url';
-import { SCAN_COUNT } from '../caches/redis';
+import { SCAN_COUNT, redisClient } from '../caches/redis';
 
 export interface RepairedKeys {
   /** Unquoted table name (what `{table}` becomes). */
@@ -79,12 +78,7 @@ async function invalidateKeyed(
     protocols: ['redis:', 'rediss:'],
   });
   const target = `redis $${cfg.urlEnv} ${cfg.patterns.join(' ')} (repaired keys)`;
-  let lastError: unknown;
-  const client = createClient({
-    url: url.href,
-    socket: { connectTimeout: 10_000, socketTimeout: 60_000, reconnectStrategy: false },
-  });
-  client.on('error', (err: unknown) => (lastError = err));
+  const { client, lastError } = redisClient(url);
   let deleted = 0;
   try {
     await client.connect();
@@ -122,7 +116,7 @@ async function invalidateKeyed(
     }
   } catch (err) {
     if (opts.signal?.aborted) throw err;
-    const why = redact(errorMessage(lastError ?? err), url);
+    const why = redact(errorMessage(lastError() ?? err), url);
     throw new LifeboatError(
       'CACHE_INVALIDATION_FAILED',
       `Redis at $${cfg.urlEnv} (${hostOf(url, 6379)}): deleting the repaired keys failed after ${deleted} deleted: ${why}`,

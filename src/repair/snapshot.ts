@@ -145,14 +145,18 @@ export async function readRows(client: ClientBase, table: string, opts: { where?
       await client.query('rollback').catch(() => undefined);
     }
   }
-  const gen = rows();
+  // A generator never started does not run its finally: end the transaction here (a no-op after commit).
+  return rowSource(shape, rows(), () => client.query('rollback').catch(() => undefined));
+}
+
+/** A source of `rows` whose close() ends the generator, then runs `end` (its transaction, its file). */
+function rowSource(shape: TableShape, rows: AsyncGenerator<TextRow>, end: () => unknown): RowSource {
   return {
     shape,
-    rows: gen,
+    rows,
     async close() {
-      await gen.return(undefined);
-      // A generator never started does not run its finally: end the transaction here (a no-op after commit).
-      await client.query('rollback').catch(() => undefined);
+      await rows.return(undefined);
+      await end();
     },
   };
 }
@@ -222,13 +226,5 @@ export async function readSnapshot(file: string): Promise<RowSource> {
       if (next.value !== '') yield JSON.parse(next.value) as TextRow;
     }
   }
-  const gen = rows();
-  return {
-    shape,
-    rows: gen,
-    async close() {
-      await gen.return(undefined);
-      input.destroy();
-    },
-  };
+  return rowSource(shape, rows(), () => input.destroy());
 }
