@@ -1,6 +1,12 @@
 // Activities only repairFromPointInTime calls (DESIGN.md §4.3). The copy is
 // the drill's machinery (restore-base-backup, replay-wal with instance
-// 'drill': its own directory and port, loopback, archiving off), so these run
+// 'drill': its own directory and port, loopback, archiving off), through the
+// runbook's engine like a drill's (Lifeboat's own repository, or `pgbackrest
+// restore` replayed with the restore_command it wrote, twice when the repair
+// has an `after` point: src/restore/engine-restore.ts, engine-replay.ts).
+// Nothing here reads the engine's backups or WAL: the snapshots read the
+// paused copy over SQL, and the artefact goes to the runbook's Lifeboat
+// repository (evidence, audit log and plans, for either engine). So these run
 // on the drill host's queue, where the copy listens and where the snapshot
 // and plan files are (src/repair/run-files.ts); they reach the live primary
 // over the network as the runbook's role. checkRepairTables only reads the
@@ -10,7 +16,6 @@
 // under a temporary name and renamed into place, and a second attempt
 // returns what the first recorded; the apply is idempotent by repair id (the
 // workflow id) and table through lifeboat_repair_audit (src/repair/apply.ts).
-import { requireLifeboatEngine } from '../src/runbook/engine';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as path from 'node:path';
@@ -88,8 +93,6 @@ export async function checkRepairTables(input: {
 }): Promise<RepairTableCheck[]> {
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
-    // Its copy replays twice (before, then on to after: replayWal continueFrom), not yet proven on a pgBackRest copy.
-    requireLifeboatEngine(runbook, 'repairRows');
     return withClient(primary(runbook), async (c) => {
       const out: RepairTableCheck[] = [];
       for (const table of input.tables) {

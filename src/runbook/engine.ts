@@ -71,10 +71,11 @@ export function engineSetting(rb: { engine?: EngineSetting | undefined }): Engin
 /**
  * Refuses, before anything is touched, a workflow that does not run on the
  * runbook's engine yet: so far a pgBackRest runbook serves recoverToPointInTime,
- * restoreDrill (and its schedule), migrationCheckpoint, baseBackup and
- * expireBackups (through pgBackRest's backup and expire), `lifeboat backups`
- * and `lifeboat check` (and the engine API, src/engine/); repairs and the
- * warm standby still read Lifeboat's own repository, and would find no
+ * restoreDrill (and its schedule), repairFromPointInTime (its copy restored
+ * and replayed through the engine as a drill's), migrationCheckpoint,
+ * baseBackup and expireBackups (through pgBackRest's backup and expire),
+ * `lifeboat backups` and `lifeboat check` (and the engine API, src/engine/);
+ * the warm standby still reads Lifeboat's own repository, and would find no
  * backup there.
  */
 export function requireLifeboatEngine(rb: { name: string; engine?: EngineSetting | undefined }, what: string): void {
@@ -82,7 +83,7 @@ export function requireLifeboatEngine(rb: { name: string; engine?: EngineSetting
   if (e.kind === 'lifeboat') return;
   throw new LifeboatError(
     'RUNBOOK_INVALID',
-    `runbook ${rb.name} uses engine pgbackrest (stanza ${e.stanza}): ${what} does not run on a pgBackRest stanza yet; recoverToPointInTime, restoreDrill, migrationCheckpoint, lifeboat backup, expire, backups and check do`,
+    `runbook ${rb.name} uses engine pgbackrest (stanza ${e.stanza}): ${what} does not run on a pgBackRest stanza yet; recoverToPointInTime, restoreDrill, repairFromPointInTime, migrationCheckpoint, lifeboat backup, expire, backups and check do`,
     {
       hints: [
         'nothing was touched',

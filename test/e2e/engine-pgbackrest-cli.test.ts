@@ -15,7 +15,6 @@ import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import type { EngineBackup } from '../../src/engine/types';
 import { cliRunner } from '../harness/cli';
 import { activity, failureOf } from '../harness/activity';
-import { checkRepairTables } from '../../activities/repair';
 import { buildStandby } from '../../activities/standby';
 import { preflight } from '../../activities/recovery';
 import { skippedOnEngine } from '../../src/recovery/engine-preflight';
@@ -144,23 +143,20 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
     expect((await lifeboat('check', '--runbook', 'brcli')).code).toBe(0);
   });
 
-  it('refuses, before anything is touched, the workflows that do not run on pgBackRest yet (repairs, the warm standby; recoveries, drills, checkpoints, backups and expiry do: recovery-pgbackrest.test.ts, drill-checkpoint-pgbackrest.test.ts, backup-expire-pgbackrest.test.ts)', async () => {
+  it('refuses, before anything is touched, the workflows that do not run on pgBackRest yet (the warm standby; recoveries, drills, repairs, checkpoints, backups and expiry do: recovery-pgbackrest.test.ts, drill-checkpoint-pgbackrest.test.ts, repair-pgbackrest.test.ts, backup-expire-pgbackrest.test.ts)', async () => {
     process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
-    const refusals = [
-      () => activity(checkRepairTables, { runbook: 'brcli', tables: ['public.t'] }),
-      () => activity(buildStandby, { runbook: 'brcli' }),
-    ];
+    const refusals = [() => activity(buildStandby, { runbook: 'brcli' })];
     const whats: string[] = [];
     for (const r of refusals) {
       const f = await failureOf(r());
       expect(f.type).toBe('RUNBOOK_INVALID');
       const first = f.message.split('\n')[0]!;
       expect(first).toMatch(
-        /^runbook brcli uses engine pgbackrest \(stanza lb\): .* does not run on a pgBackRest stanza yet; recoverToPointInTime, restoreDrill, migrationCheckpoint, lifeboat backup, expire, backups and check do$/,
+        /^runbook brcli uses engine pgbackrest \(stanza lb\): .* does not run on a pgBackRest stanza yet; recoverToPointInTime, restoreDrill, repairFromPointInTime, migrationCheckpoint, lifeboat backup, expire, backups and check do$/,
       );
       whats.push(first.replace(/^.*\(stanza lb\): /, '').replace(/ does not run.*$/, ''));
     }
-    expect(whats).toEqual(['repairRows', 'the warm standby']);
+    expect(whats).toEqual(['the warm standby']);
     // Nothing was touched: pgBackRest holds what it held.
     expect(await engine.listBackups()).toEqual(backups);
   });

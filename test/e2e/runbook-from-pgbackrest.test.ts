@@ -74,7 +74,7 @@ describe('lifeboat runbook from-pgbackrest', () => {
     expect(r.stdout).toMatch(/\nhealthy\n/);
     expect(r.stdout).toContain(`\nlifeboat doctor --runbook frombr:\n`);
     expect(r.stdout).toContain(`1 backup in pgBackRest stanza ${s.stanza}, newest `);
-    expect(r.stdout).toContain('\nnot yet:\n  - repairs (lifeboat repair)');
+    expect(r.stdout).toContain('\n  - lifeboat repair: pgbackrest restore into drill.dataDir');
     expect(r.code).toBe(0);
     expect(readFileSync(file, 'utf8')).toContain(
       `engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`,

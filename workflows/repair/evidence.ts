@@ -1,10 +1,11 @@
 // The evidence record of a repair (DESIGN.md §7, kind "repair"): the
-// recovery's fields that apply (backup, target, replay position, approvals,
+// recovery's fields that apply (engine, backup, target, replay position, approvals,
 // steps), and `repair` with the counts per class, the classes applied, what
 // the one transaction restored and skipped per table (with keys), who approved,
 // and the lock time on the live table.
 import type { CacheResult, Evidence } from '../../src/recovery/contract';
 import type { RepairInput } from '../../src/repair/contract';
+import { engineSetting } from '../../src/runbook/engine';
 import type { RecoveryMachine } from '../recovery/machine';
 
 export interface RepairFacts {
@@ -25,6 +26,8 @@ export function buildRepairEvidence(m: RecoveryMachine, f: RepairFacts): Evidenc
     kind: 'repair',
     runbook: f.input.runbook,
     cluster: f.cluster ?? f.input.runbook,
+    // Which engine restored the copy (absent when preflight never returned a runbook).
+    ...(m.runbook ? { engine: engineSetting(m.runbook).kind } : {}),
     ...(f.input.incident ? { incident: f.input.incident } : {}),
     ...(f.input.reason ? { reason: f.input.reason } : {}),
     dryRun: s.dryRun,

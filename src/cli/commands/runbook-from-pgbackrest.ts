@@ -55,9 +55,10 @@ export const ENGINE_WORKS = [
   'lifeboat backups, check, doctor: pgbackrest info, check and verify, the WAL chain from its listing',
   'lifeboat drill (and --schedule): pgbackrest restore into drill.dataDir, archive-mode off, a random target from its archive',
   'lifeboat checkpoint: the restore point through SQL, its segment waited for in the stanza (pgbackrest repo-ls)',
+  'lifeboat repair: pgbackrest restore into drill.dataDir, archive-mode off, replayed to before (and on to after), compared and applied as always',
 ];
 export const ENGINE_NOT_YET = [
-  "repairs (lifeboat repair) and the warm standby: they read Lifeboat's own repository and refuse this runbook before touching anything",
+  "the warm standby: it reads Lifeboat's own repository and refuses this runbook before touching anything",
   'archive-push/archive-get: pgBackRest keeps archiving as it does now',
 ];
 
