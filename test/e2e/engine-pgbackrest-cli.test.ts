@@ -7,48 +7,30 @@
 // preflight refuses as WAL_GAP through the engine. The workflows
 // that do not run on pgBackRest yet refuse such a runbook before touching
 // anything (backups and expiry do run: backup-expire-pgbackrest.test.ts).
-import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoRunbookYaml } from '../../src/dev/demo-runbook';
-import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
+import type { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import type { EngineBackup } from '../../src/engine/types';
-import { cliRunner } from '../harness/cli';
+import { nextSegmentName } from '../../src/wal/names';
 import { activity, failureOf } from '../harness/activity';
 import { buildStandby } from '../../activities/standby';
 import { preflight } from '../../activities/recovery';
 import { skippedOnEngine } from '../../src/recovery/engine-preflight';
-import { startPgBackRestPrimary, type PgBackRestStanza } from '../harness/pgbackrest';
-import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
-import { freePort } from '../harness/ports';
+import { runCleanups, type Cleanups } from '../harness/cleanups';
+import type { PgBackRestStanza } from '../harness/pgbackrest';
+import { moveSegmentAside, startPgBackRestRunbook, type PgBackRestRunbook } from '../harness/pgbackrest-e2e';
+import { switchAndWaitArchived } from '../harness/postgres';
 
-const runbooksDir = postgresTempDir('runbooks');
-const stateDir = postgresTempDir('state');
-const repoDir = postgresTempDir('repo');
-const lifeboat = cliRunner(() => ({ ...process.env, LIFEBOAT_RUNBOOKS_DIR: runbooksDir }));
+const cleanups: Cleanups = [];
+let r: PgBackRestRunbook;
 let s: PgBackRestStanza;
 let engine: PgBackRestEngine;
 let backups: EngineBackup[];
+const lifeboat = (...args: string[]) => r.lifeboat(...args);
 
 beforeAll(async () => {
-  s = await startPgBackRestPrimary();
-  engine = new PgBackRestEngine(s.setting, { osUser: 'postgres' });
   // Lifeboat's own repository still holds evidence and audit; the backups are pgBackRest's.
-  const yaml = demoRunbookYaml({
-    name: 'brcli',
-    pgPort: s.primary.port,
-    pgUser: 'postgres',
-    database: 'postgres',
-    repoUrl: `file://${repoDir}`,
-    host: 'brcli',
-    stateDir,
-    restorePort: await freePort(),
-    drillPort: await freePort(),
-  });
-  writeFileSync(
-    path.join(runbooksDir, 'brcli.yaml'),
-    `${yaml}engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`,
-  );
+  r = await startPgBackRestRunbook(cleanups, { name: 'brcli' });
+  ({ s, engine } = r);
   await s.primary.query('create table t (id int primary key)');
   await engine.takeBackup({ type: 'full' });
   await s.primary.query('insert into t select generate_series(1, 10)');
@@ -57,10 +39,7 @@ beforeAll(async () => {
   backups = await engine.listBackups();
 });
 
-afterAll(async () => {
-  await s?.stop();
-  for (const d of [runbooksDir, stateDir, repoDir]) rmSync(d, { recursive: true, force: true });
-});
+afterAll(() => runCleanups(cleanups));
 
 describe('lifeboat backups and check with engine: pgbackrest', () => {
   it("lists pgBackRest's backups", async () => {
@@ -94,7 +73,7 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
 
     const newest = backups[backups.length - 1]!;
     // A recovery's preflight reads the same stanza through the engine: the newest backup for latest, and what it did not check.
-    process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
+    process.env.LIFEBOAT_RUNBOOKS_DIR = r.runbooksDir;
     const recovery = {
       runbook: 'brcli',
       target: { latest: true as const },
@@ -108,13 +87,8 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
       true,
     ]);
     expect(plan.warnings).toContain(skippedOnEngine(`pgBackRest stanza ${s.stanza}`));
-    const victim = `${newest.endWal.slice(0, 16)}${(parseInt(newest.endWal.slice(16), 16) + 1).toString(16).toUpperCase().padStart(8, '0')}`;
-    const dir = path.join(s.repoPath, 'archive', s.stanza, '15-1', victim.slice(0, 16));
-    const [stored] = readdirSync(dir).filter((f) => f.startsWith(`${victim}-`));
-    expect(stored).toBeDefined();
-    const aside = path.join(s.root, 'aside');
-    mkdirSync(aside, { recursive: true });
-    renameSync(path.join(dir, stored!), path.join(aside, stored!));
+    const victim = nextSegmentName(newest.endWal);
+    const aside = moveSegmentAside(s, victim);
     try {
       const bad = await lifeboat('check', '--runbook', 'brcli');
       expect(bad.code).toBe(1);
@@ -138,17 +112,17 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
         `the WAL archive of pgBackRest stanza ${s.stanza} cannot carry backup ${newest.backupId} to the end of the archive: timeline 1 lacks 1 segment(s) ${victim} .. ${victim}`,
       );
     } finally {
-      renameSync(path.join(aside, stored!), path.join(dir, stored!));
+      aside.back();
     }
     expect((await lifeboat('check', '--runbook', 'brcli')).code).toBe(0);
   });
 
   it('refuses, before anything is touched, the workflows that do not run on pgBackRest yet (the warm standby; recoveries, drills, repairs, checkpoints, backups and expiry do: recovery-pgbackrest.test.ts, drill-checkpoint-pgbackrest.test.ts, repair-pgbackrest.test.ts, backup-expire-pgbackrest.test.ts)', async () => {
-    process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
+    process.env.LIFEBOAT_RUNBOOKS_DIR = r.runbooksDir;
     const refusals = [() => activity(buildStandby, { runbook: 'brcli' })];
     const whats: string[] = [];
-    for (const r of refusals) {
-      const f = await failureOf(r());
+    for (const refuse of refusals) {
+      const f = await failureOf(refuse());
       expect(f.type).toBe('RUNBOOK_INVALID');
       const first = f.message.split('\n')[0]!;
       expect(first).toMatch(

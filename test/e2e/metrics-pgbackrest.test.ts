@@ -4,14 +4,12 @@
 // test/harness/pgbackrest.ts), the archiver's from pg_stat_archiver as for
 // any runbook. A segment moved aside in pgBackRest's repository is a gap
 // (moved back after).
-import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { demoRunbookYaml } from '../../src/dev/demo-runbook';
-import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
-import { startPgBackRestPrimary } from '../harness/pgbackrest';
-import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { moveSegmentAside, startPgBackRestRunbook } from '../harness/pgbackrest-e2e';
+import { switchAndWaitArchived } from '../harness/postgres';
 import { freePort } from '../harness/ports';
 import { scrape, startLifeboat, waitServing } from '../harness/prometheus';
 
@@ -22,30 +20,10 @@ afterAll(async () => {
 
 describe('lifeboat metrics with engine: pgbackrest', () => {
   it("reports pgBackRest's backups and a segment missing from its archive as a WAL gap", async () => {
-    const s = await startPgBackRestPrimary('lbmetrics');
-    cleanups.push(() => s.stop());
-    const runbooksDir = postgresTempDir('runbooks');
-    const stateDir = postgresTempDir('state');
-    const repoDir = postgresTempDir('repo');
-    cleanups.push(() => {
-      for (const d of [runbooksDir, stateDir, repoDir]) rmSync(d, { recursive: true, force: true });
-    });
-    const yaml = demoRunbookYaml({
+    const { s, engine, runbooksDir } = await startPgBackRestRunbook(cleanups, {
       name: 'brmetrics',
-      pgPort: s.primary.port,
-      pgUser: 'postgres',
-      database: 'postgres',
-      repoUrl: `file://${repoDir}`,
-      host: 'brmetrics',
-      stateDir,
-      restorePort: await freePort(),
-      drillPort: await freePort(),
+      stanza: 'lbmetrics',
     });
-    writeFileSync(
-      path.join(runbooksDir, 'brmetrics.yaml'),
-      `${yaml}engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`,
-    );
-    const engine = new PgBackRestEngine(s.setting, { osUser: 'postgres' });
     await s.primary.query('create table t (id int primary key)');
     await engine.takeBackup({ type: 'full' });
     await s.primary.query('insert into t select generate_series(1, 10)');
@@ -97,16 +75,13 @@ describe('lifeboat metrics with engine: pgbackrest', () => {
       .sort();
     const later = archived.filter((f) => f.slice(0, 24) > newest.endWal);
     expect(later.length, archived.join(' ')).toBeGreaterThanOrEqual(2);
-    const stored = later[0]!;
-    const aside = path.join(s.root, 'aside');
-    mkdirSync(aside, { recursive: true });
-    renameSync(path.join(dir, stored!), path.join(aside, stored!));
+    const aside = moveSegmentAside(s, later[0]!.slice(0, 24));
     try {
       const broken = (await scrape(url)).parsed;
       expect(broken.value('lifeboat_wal_gaps', mine)).toBe(1);
       expect(broken.value('lifeboat_wal_missing_segments', mine)).toBe(1);
     } finally {
-      renameSync(path.join(aside, stored!), path.join(dir, stored!));
+      aside.back();
     }
     expect((await scrape(url)).parsed.value('lifeboat_wal_gaps', mine)).toBe(0);
   });

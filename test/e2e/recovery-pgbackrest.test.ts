@@ -7,68 +7,31 @@
 // pgbackrest restore inside Lifeboat's claim and marker, replay with the
 // restore_command pgBackRest wrote, promotion. The promoted copy holds the
 // orders as they were at the restore point, and the evidence names the engine.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { Client } from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL, demoRunbookYaml } from '../../src/dev/demo-runbook';
-import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import type { Evidence } from '../../src/recovery/contract';
-import { decideUpdate, statusQuery } from '../../src/recovery/messages';
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
 import { MARKER_FILE } from '../../src/restore/marker';
-import { loadRunbook } from '../../src/runbook/load';
-import { startWorkers } from '../../src/worker';
-import { startPgBackRestPrimary } from '../harness/pgbackrest';
-import { postgresTempDir, stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
-import { freePort, waitFor } from '../harness/ports';
-import { temporalAddress } from '../harness/services';
+import { runCleanups, type Cleanups } from '../harness/cleanups';
+import { seedOrders, startPgBackRestRunbook, startRecovery } from '../harness/pgbackrest-e2e';
+import { stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
+import { waitFor } from '../harness/ports';
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+const cleanups: Cleanups = [];
+afterAll(() => runCleanups(cleanups));
 
 describe('recoverToPointInTime on a pgBackRest stanza', () => {
   it('brings the orders back to the restore point, promotes, and the evidence names the engine', async () => {
-    const runbooksDir = postgresTempDir('runbooks');
-    const stateDir = postgresTempDir('state');
-    const repoDir = postgresTempDir('repo');
-    cleanups.push(() => {
-      for (const d of [runbooksDir, stateDir, repoDir]) rmSync(d, { recursive: true, force: true });
-    });
-    process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
-    const s = await startPgBackRestPrimary('rec');
-    cleanups.push(() => s.stop());
-    const name = 'brrecover';
-    const host = `brrecover${process.pid}`;
     // Lifeboat's own repository holds only the audit log and the evidence; the backups and WAL are pgBackRest's.
-    const yaml = demoRunbookYaml({
-      name,
-      pgPort: s.primary.port,
-      pgUser: 'postgres',
-      database: 'postgres',
-      repoUrl: `file://${repoDir}`,
-      host,
-      stateDir,
-      restorePort: await freePort(),
-      drillPort: await freePort(),
-    });
-    writeFileSync(
-      path.join(runbooksDir, `${name}.yaml`),
-      `${yaml}engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`,
-    );
-    const runbook = await loadRunbook(name);
+    const r = await startPgBackRestRunbook(cleanups, { name: 'brrecover', stanza: 'rec' });
+    const { s, name, engine } = r;
+    const runbook = await r.load();
 
     const pg = s.primary;
-    await pg.query(DEMO_SCHEMA_SQL);
-    await pg.query(DEMO_SEED_SQL);
-    await pg.query(
-      'create role app login; grant all on all tables in schema public to app; grant all on all sequences in schema public to app',
-    );
-    const engine = new PgBackRestEngine(s.setting, { osUser: 'postgres' });
+    await seedOrders(pg);
     const backup = await engine.takeBackup({ type: 'full' });
     // After the backup, as the application: more orders, then the restore point before the incident.
     const app = new Client({ ...pg.connection, user: 'app' });
@@ -86,38 +49,18 @@ describe('recoverToPointInTime on a pgBackRest stanza', () => {
     await app.query(`update orders set status = 'canceled' where status = 'pending'`);
     await switchAndWaitArchived(pg);
 
-    const taskQueue = `brrecover-${process.pid}`;
-    const workers = await startWorkers({ address: temporalAddress(), namespace: 'default', host, taskQueue });
-    cleanups.push(() => workers.shutdown());
-    const connection = await Connection.connect({ address: temporalAddress() });
-    cleanups.push(() => connection.close());
-    const client = new TemporalClient({ connection });
-    const wf = await client.workflow.start('recoverToPointInTime', {
-      taskQueue,
-      workflowId: `recover-${name}-${process.pid}`,
-      args: [{ runbook: name, target: { name: 'before-cancel' }, incident: 'INC-18', reason: 'bad UPDATE on orders' }],
+    const { wf, waitStep, approve } = await startRecovery(cleanups, r, {
+      target: { name: 'before-cancel' },
+      incident: 'INC-18',
+      reason: 'bad UPDATE on orders',
     });
-    const waitStep = (step: string, state: string) =>
-      waitFor(
-        `${step} to be ${state}`,
-        async () => {
-          const st = await wf.query(statusQuery);
-          const failed = st.steps.find((x) => x.state === 'failed');
-          if (failed)
-            throw new Error(
-              `${failed.id} failed: ${failed.error?.type} ${failed.error?.message}\n${failed.error?.hints.join('\n')}`,
-            );
-          return st.steps.find((x) => x.id === step)?.state === state ? st : undefined;
-        },
-        { timeoutMs: 180_000, intervalMs: 250 },
-      );
 
     const fence = await waitStep('approve-fence', 'awaiting-approval');
     // Preflight chose pgBackRest's backup and said what it could not check on this engine.
     expect(fence.steps.find((x) => x.id === 'preflight')?.summary).toMatch(
       new RegExp(`^backup ${backup.backupId}, \\d+ WAL segments from ${backup.startWal}`),
     );
-    await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-fence', decision: 'approve', by: 'alice' }] });
+    await approve('approve-fence', 'alice');
     const paused = await waitStep('approve-promote', 'awaiting-approval');
     expect(paused.replay?.paused).toBe(true);
     // The copy is Lifeboat's (its marker) and replays through pgBackRest's archive-get.
@@ -132,9 +75,9 @@ describe('recoverToPointInTime on a pgBackRest stanza', () => {
       new RegExp(`^restore_command = 'pgbackrest .*--stanza=${s.stanza} archive-get %f "%p"'$`, 'm'),
     );
     expect(block).toContain(`recovery_target_name = 'before-cancel'`);
-    await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-promote', decision: 'approve', by: 'alice' }] });
+    await approve('approve-promote', 'alice');
     await waitStep('approve-resume', 'awaiting-approval');
-    await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-resume', decision: 'approve', by: 'bob' }] });
+    await approve('approve-resume', 'bob');
     const evidence = (await wf.result()) as Evidence;
 
     // The promoted copy, as the application: exactly the rows at the restore point, and it takes writes.

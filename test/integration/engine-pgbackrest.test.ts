@@ -9,15 +9,18 @@
 // stanza's retention; a copy promoted into the stanza makes a timeline 2
 // whose history file is read back through repo-get. Files in the repository
 // are moved aside, never deleted.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import type { EngineBackup } from '../../src/engine/types';
 import { isLifeboatError } from '../../src/errors';
+import { nextSegmentName } from '../../src/wal/names';
+import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { startPgBackRestPrimary, type PgBackRestStanza } from '../harness/pgbackrest';
-import { asPostgres, PG_BIN, switchAndWaitArchived } from '../harness/postgres';
+import { moveSegmentAside, startCopy } from '../harness/pgbackrest-e2e';
+import { switchAndWaitArchived } from '../harness/postgres';
 import { freePort, waitFor } from '../harness/ports';
 
 let s: PgBackRestStanza;
@@ -26,7 +29,7 @@ let full: EngineBackup;
 let incr: EngineBackup;
 /** A time after the full backup finished and before the incremental started. */
 let between: string;
-const copies: string[] = [];
+const cleanups: Cleanups = [];
 
 async function nextSecond(): Promise<void> {
   // pgBackRest records backup times in whole seconds: the next backup must start in a later second than `between`.
@@ -38,6 +41,7 @@ async function nextSecond(): Promise<void> {
 
 beforeAll(async () => {
   s = await startPgBackRestPrimary();
+  cleanups.push(() => s.stop());
   engine = new PgBackRestEngine(s.setting, { osUser: 'postgres' });
   const pg = s.primary;
   await pg.query('create table t (id int primary key, v text)');
@@ -63,13 +67,7 @@ beforeAll(async () => {
   await switchAndWaitArchived(pg);
 });
 
-afterAll(async () => {
-  for (const dir of copies) {
-    if (existsSync(path.join(dir, 'postmaster.pid')))
-      await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
-  }
-  await s?.stop();
-});
+afterAll(() => runCleanups(cleanups));
 
 describe('pgBackRest engine, read side', () => {
   it('lists the backups exactly as pgbackrest info --output=json does', async () => {
@@ -122,14 +120,9 @@ describe('pgBackRest engine, read side', () => {
     expect(clean.gaps).toEqual([]);
     const line = clean.timelines.find((t) => t.timeline === 1)!;
     // A segment after the incremental's, before the newest: both backups replay through it.
-    const victim = `${incr.endWal.slice(0, 16)}${(parseInt(incr.endWal.slice(16), 16) + 1).toString(16).toUpperCase().padStart(8, '0')}`;
+    const victim = nextSegmentName(incr.endWal);
     expect(victim < line.last!).toBe(true);
-    const dir = path.join(s.repoPath, 'archive', s.stanza, '15-1', victim.slice(0, 16));
-    const stored = readdirSync(dir).filter((f) => f.startsWith(`${victim}-`));
-    expect(stored).toHaveLength(1);
-    const aside = path.join(s.root, 'aside');
-    mkdirSync(aside, { recursive: true });
-    renameSync(path.join(dir, stored[0]!), path.join(aside, stored[0]!));
+    const aside = moveSegmentAside(s, victim);
     try {
       const report = await engine.readArchive();
       expect(report.gaps).toEqual([
@@ -146,7 +139,7 @@ describe('pgBackRest engine, read side', () => {
       expect(check.ok).toBe(false);
       expect(check.problems.map((p) => p.kind)).toEqual(['wal-gap']);
     } finally {
-      renameSync(path.join(aside, stored[0]!), path.join(dir, stored[0]!));
+      aside.back();
     }
     expect((await engine.readArchive()).gaps).toEqual([]);
   });
@@ -171,7 +164,6 @@ describe('pgBackRest engine, restore', () => {
     const choice = engine.chooseBackup(backups, { name: 'hp-before-damage' });
     expect(choice.backupId).toBe(incr.backupId);
     const dataDir = path.join(s.root, 'copy');
-    copies.push(dataDir);
     const port = await freePort();
     const phases: string[] = [];
     const result = await engine.restore({
@@ -187,30 +179,8 @@ describe('pgBackRest engine, restore', () => {
     expect(phases).toContain('downloading');
     expect(phases[phases.length - 1]).toBe('done');
 
-    await asPostgres(`${PG_BIN}/pg_ctl`, [
-      '-D',
-      dataDir,
-      '-l',
-      path.join(s.root, 'copy.log'),
-      '-w',
-      '-t',
-      '120',
-      'start',
-    ]);
-    const query = async <T>(sql: string): Promise<T[]> => {
-      const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
-      await c.connect();
-      try {
-        return (await c.query(sql)).rows as T[];
-      } finally {
-        await c.end();
-      }
-    };
-    await waitFor(
-      'replay to pause at the restore point',
-      async () => ((await query<{ p: boolean }>('select pg_is_wal_replay_paused() as p'))[0]!.p ? true : undefined),
-      { timeoutMs: 120_000, intervalMs: 200 },
-    );
+    const { query, paused } = await startCopy(cleanups, dataDir, port, path.join(s.root, 'copy.log'));
+    await paused();
     const rows = await query<{ n: string; damaged: string; after: string; max: number }>(
       `select count(*)::text as n, count(*) filter (where v = 'damaged')::text as damaged,
               count(*) filter (where id = 9999)::text as after, max(id) as max from t`,
@@ -235,17 +205,14 @@ describe('pgBackRest engine, verify and expire', () => {
   it("reports a damaged segment through pgbackrest verify's findings (the original moved back after)", async () => {
     const archive = await engine.readArchive();
     const seg = archive.timelines.find((t) => t.timeline === 1)!.first!;
-    const dir = path.join(s.repoPath, 'archive', s.stanza, '15-1', seg.slice(0, 16));
-    const [stored] = readdirSync(dir).filter((f) => f.startsWith(`${seg}-`));
-    const aside = path.join(s.root, 'aside-damaged');
-    mkdirSync(aside, { recursive: true });
-    renameSync(path.join(dir, stored!), path.join(aside, stored!));
+    const aside = moveSegmentAside(s, seg, 'aside-damaged');
+    const damaged = path.join(aside.dir, aside.stored);
     try {
       // The same name with other bytes: what a bad disk or a stray write leaves.
-      const bytes = readFileSync(path.join(aside, stored!));
+      const bytes = readFileSync(aside.aside);
       const middle = bytes.length >> 1;
       bytes.writeUInt8(bytes.readUInt8(middle) ^ 0xff, middle);
-      writeFileSync(path.join(dir, stored!), bytes);
+      writeFileSync(damaged, bytes);
       const check = await engine.check();
       const verify = check.problems.filter((p) => p.kind === 'pgbackrest-verify');
       expect(verify.map((p) => p.message)).toEqual([
@@ -253,8 +220,8 @@ describe('pgBackRest engine, verify and expire', () => {
         expect.stringMatching(/^pgbackrest verify: archiveId: 15-1: (checksum invalid|other) 1$/) as string,
       ]);
     } finally {
-      renameSync(path.join(dir, stored!), path.join(aside, `${stored!}.damaged`));
-      renameSync(path.join(aside, stored!), path.join(dir, stored!));
+      renameSync(damaged, `${aside.aside}.damaged`);
+      aside.back();
     }
     expect((await engine.check()).problems).toEqual([]);
   });
@@ -278,7 +245,6 @@ describe('pgBackRest engine, timelines', () => {
   it('follows a second timeline: a copy promoted while archiving into the stanza, its history read through repo-get', async () => {
     const [backup] = await engine.listBackups();
     const dataDir = path.join(s.root, 'promoted');
-    copies.push(dataDir);
     const port = await freePort();
     // --pg1-path: %p is relative to this copy's directory, not the primary's that the configuration names.
     const push = `pgbackrest --config=${s.config} --stanza=${s.stanza} --pg1-path=${dataDir} archive-push %p`;
@@ -295,16 +261,7 @@ describe('pgBackRest engine, timelines', () => {
         `archive_command = '${push}'`,
       ],
     });
-    await asPostgres(`${PG_BIN}/pg_ctl`, [
-      '-D',
-      dataDir,
-      '-l',
-      path.join(s.root, 'promoted.log'),
-      '-w',
-      '-t',
-      '120',
-      'start',
-    ]);
+    await startCopy(cleanups, dataDir, port, path.join(s.root, 'promoted.log'));
     const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
     await c.connect();
     try {
