@@ -17,6 +17,8 @@ export function parseWorkflowInput<T extends z.ZodType>(schema: T, input: unknow
   throw ApplicationFailure.create({
     type: 'INPUT_INVALID',
     nonRetryable: true,
-    message: `${workflow} input is not valid:\n  ${lines.join('\n  ')}\nHINT: the input is one JSON object, e.g. {"runbook": "orders"}`,
+    message:
+      `${workflow} input is not valid:\n  ${lines.join('\n  ')}\n` +
+      'HINT: the input is one JSON object, e.g. {"runbook": "orders"}',
   });
 }

@@ -28,6 +28,8 @@ export function stepForSummaries(step: string | undefined): void {
 type Args = Record<string, unknown>;
 
 const target = (a: Args) => (a.target ? describeTarget(a.target as Target) : 'the target');
+/** A list argument (tables, classes) as words, or `none` without one. */
+const listed = (list: unknown, none: string) => (list as string[] | undefined)?.join(', ') ?? none;
 
 const GATE_WORDS: Record<string, string> = {
   writers: 'writers',
@@ -65,31 +67,37 @@ const WHAT: Record<string, (a: Args) => string> = {
   pickDrillTarget: () => 'a target the archive reaches, within drill.targetWindow',
   smokeWrite: () => 'a row written in the promoted drill copy and read back',
   teardownDrill: () => 'the drill copy stopped and its directory removed',
-  checkRepairTables: (a) =>
-    `${(a.tables as string[] | undefined)?.join(', ') ?? 'the tables'}: primary key and privileges checked on the primary`,
+  checkRepairTables: (a) => `${listed(a.tables, 'the tables')}: primary key and privileges checked on the primary`,
   snapshotRepairCopy: (a) =>
-    `rows of ${(a.tables as string[] | undefined)?.join(', ') ?? 'the tables'} read from the copy at the ${String(a.label)} target`,
+    `rows of ${listed(a.tables, 'the tables')} read from the copy at the ${String(a.label)} target`,
   diffRepair: () => "the copy's rows compared with the live primary, every key classified",
   applyRepair: (a) =>
-    `the approved rows (${(a.classes as string[] | undefined)?.join(', ') ?? ''}) restored on the primary, one audited transaction per table`,
+    `the approved rows (${listed(a.classes, '')}) restored on the primary, one audited transaction per table`,
   invalidateRepairCaches: () => 'caches invalidated for the repaired keys',
   teardownRepairCopy: () => 'the repair copy stopped and removed, with its work files',
 };
 
 /** Activities that run beside the steps, not as one: their own words, no step. */
 const BESIDE: Record<string, (a: Args) => string> = {
-  appendAudit: (a) =>
-    `audit log: line ${String(a.seq)}${(a.line as { event?: string } | undefined)?.event ? ` (${(a.line as { event: string }).event})` : ''}`,
+  appendAudit: (a) => {
+    const event = (a.line as { event?: string } | undefined)?.event;
+    return `audit log: line ${String(a.seq)}${event ? ` (${event})` : ''}`;
+  },
   notify: (a) => `webhook: ${String((a.event as { kind?: string } | undefined)?.kind ?? 'notice')} posted`,
   notifyEscalation: (a) => {
     const p = a.pending as { step?: string } | undefined;
     return `escalation: ${p?.step ?? 'a decision'} has waited ${Math.round(Number(a.waitedSeconds) / 60)} min`;
   },
-  announceApproval: (a) =>
-    `Slack: ${(a.pending as { step?: string } | undefined)?.step ?? 'a step'} waits for approval, message with Approve / Reject buttons`,
+  announceApproval: (a) => {
+    const step = (a.pending as { step?: string } | undefined)?.step ?? 'a step';
+    return `Slack: ${step} waits for approval, message with Approve / Reject buttons`;
+  },
 };
 
-/** The one-line summary of an activity call, e.g. "disable-writers: writers gate off on the primary, proven by a refused write". */
+/**
+ * The one-line summary of an activity call, e.g. "disable-writers: writers
+ * gate off on the primary, proven by a refused write".
+ */
 export function activitySummary(activityType: string, args: unknown[], step: string | undefined): string {
   const a = (args[0] ?? {}) as Args;
   const beside = BESIDE[activityType];

@@ -54,7 +54,10 @@ export interface Verdict {
 
 const tenths = (s: number) => Math.round(s * 10) / 10;
 
-/** RTO from the drill's start to the smoke write read back (promoted and writable); RPO from the target and the last replayed commit. */
+/**
+ * RTO from the drill's start to the smoke write read back (promoted and
+ * writable); RPO from the target and the last replayed commit.
+ */
 export function measure(run: DrillRun, f: DrillFacts): Measured {
   const smoke = run.steps.get('smoke-write')!;
   const rto = smoke.state === 'done' ? DrillRun.seconds(f.startedAt, smoke.finishedAt) : undefined;
@@ -99,21 +102,22 @@ export function judge(run: DrillRun, f: DrillFacts, m: Measured): Verdict {
   if (failed?.error)
     failures.push(`step ${failed.id} failed: ${failed.error.type}: ${failed.error.message.split('\n')[0]}`);
   for (const i of f.invariants ?? []) {
-    if (!i.passed)
-      failures.push(
-        `invariant "${i.name}" failed: got ${i.value || '(nothing)'}${i.expected !== undefined ? `, expected ${i.expected}` : ''}${i.error ? ` (${i.error})` : ''}`,
-      );
+    if (i.passed) continue;
+    const expected = i.expected !== undefined ? `, expected ${i.expected}` : '';
+    const error = i.error ? ` (${i.error})` : '';
+    failures.push(`invariant "${i.name}" failed: got ${i.value || '(nothing)'}${expected}${error}`);
   }
   if (m.objectives.rtoMet === false)
-    missed.push(
-      `RTO objective missed: observed ${m.rtoObservedSeconds} s, objective ${m.objectives.rtoSeconds} s (objectives.rtoSeconds)`,
-    );
+    missed.push(objectiveMissed('RTO', m.rtoObservedSeconds, m.objectives.rtoSeconds, 'rtoSeconds'));
   if (m.objectives.rpoMet === false)
-    missed.push(
-      `RPO objective missed: observed ${m.rpoObservedSeconds} s, objective ${m.objectives.rpoSeconds} s (objectives.rpoSeconds)`,
-    );
+    missed.push(objectiveMissed('RPO', m.rpoObservedSeconds, m.objectives.rpoSeconds, 'rpoSeconds'));
   failures.push(...missed);
   return { passed: failures.length === 0, failures, missed };
+}
+
+/** "RTO objective missed: observed 310 s, objective 300 s (objectives.rtoSeconds)". */
+function objectiveMissed(what: string, observed: number | undefined, objective: number, field: string): string {
+  return `${what} objective missed: observed ${observed} s, objective ${objective} s (objectives.${field})`;
 }
 
 export function buildDrillEvidence(

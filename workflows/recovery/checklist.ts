@@ -18,9 +18,7 @@ const MARK: Record<StepRecord['state'], string> = {
 
 export function renderChecklist(s: RecoveryStatus, workflowId: string): string {
   const out = [
-    s.repair
-      ? repairHead(s)
-      : `**Recovery of \`${s.runbook}\` to ${describeTarget(s.target)}**${s.incident ? ` · ${s.incident}` : ''} · ${s.mode}${s.dryRun ? ' · dry run' : ''}`,
+    s.repair ? repairHead(s) : recoveryHead(s),
     '',
     // What a responder needs first: how it ended, or what it waits for and how to give it.
     ...nowLines(s),
@@ -35,10 +33,10 @@ export function renderChecklist(s: RecoveryStatus, workflowId: string): string {
   if (s.backup) facts.push(`Backup \`${s.backup.backupId}\` (${s.backup.why})`);
   // Paused only until promotion: a finished run's copy is a primary, whatever the last replay look said.
   const promoted = s.steps.some((x) => x.id === 'promote' && x.state === 'done');
-  if (s.replay)
-    facts.push(
-      `Replayed to \`${s.replay.lsn}\`${s.replay.time ? ` (last commit ${s.replay.time})` : ''}${s.replay.paused && !promoted ? ', paused' : ''}`,
-    );
+  if (s.replay) {
+    const lastCommit = s.replay.time ? ` (last commit ${s.replay.time})` : '';
+    facts.push(`Replayed to \`${s.replay.lsn}\`${lastCommit}${s.replay.paused && !promoted ? ', paused' : ''}`);
+  }
   if (s.rpoObservedSeconds !== undefined) facts.push(`Observed RPO: ${s.rpoObservedSeconds} s`);
   if (facts.length > 0) out.push('', facts.join('\n\n'));
   out.push(
@@ -62,6 +60,12 @@ export function renderChecklist(s: RecoveryStatus, workflowId: string): string {
   return out.join('\n');
 }
 
+function recoveryHead(s: RecoveryStatus): string {
+  const incident = s.incident ? ` · ${s.incident}` : '';
+  const dryRun = s.dryRun ? ' · dry run' : '';
+  return `**Recovery of \`${s.runbook}\` to ${describeTarget(s.target)}**${incident} · ${s.mode}${dryRun}`;
+}
+
 const VERDICT: Record<string, string> = {
   passed: 'recovered',
   failed: 'recovered, with a failed check',
@@ -82,13 +86,14 @@ function nowLines(s: RecoveryStatus): string[] {
         ...(failed?.error?.hints ?? []).map((h) => `> HINT: ${h}`),
       ];
     }
+    const lastCommit = s.replay?.time ? `; last commit replayed: ${s.replay.time}` : '';
     const figures = [
       o.promotedAt ? `promoted at ${o.promotedAt}` : 'nothing promoted',
       ...(o.rtoObservedSeconds !== undefined ? [`RTO ${o.rtoObservedSeconds} s`] : []),
       // RPO is measured against a target time; for latest, a name, an LSN or an xid say so, with the last commit kept.
       o.rpoObservedSeconds !== undefined
         ? `RPO ${o.rpoObservedSeconds} s`
-        : `RPO not measured (the target is not a time${s.replay?.time ? `; last commit replayed: ${s.replay.time}` : ''})`,
+        : `RPO not measured (the target is not a time${lastCommit})`,
     ];
     return [`**Ended: ${VERDICT[o.verdict] ?? o.verdict}** · ${figures.join(' · ')}`];
   }
@@ -104,9 +109,8 @@ function nowLines(s: RecoveryStatus): string[] {
   const out: string[] = [];
   if (p.kind === 'approval') {
     const who = p.approvers.length ? p.approvers.join(', ') : 'any named approver';
-    out.push(
-      `**Waiting for approval: \`${p.step}\`** since ${p.since}: ${p.approvedBy.length} of ${p.min} (${p.approvedBy.join(', ') || 'none yet'}); may approve: ${who}.`,
-    );
+    const so = `${p.approvedBy.length} of ${p.min} (${p.approvedBy.join(', ') || 'none yet'})`;
+    out.push(`**Waiting for approval: \`${p.step}\`** since ${p.since}: ${so}; may approve: ${who}.`);
   } else {
     const err = s.steps.find((x) => x.id === p.step)?.error;
     out.push(`**\`${p.step}\` failed** since ${p.since}: ${err?.message.split('\n')[0] ?? ''}`);
@@ -122,7 +126,8 @@ function codeSpans(line: string): string {
   return (
     line
       .replace(/\{.*\}/, (json) => `\`${json}\``)
-      // approve-repair's "include": [...] outside the braces and its CLI flag: markdown would read the brackets as a link and -- as a dash.
+      // approve-repair's "include": [...] outside the braces and its CLI flag:
+      // markdown would read the brackets as a link and -- as a dash.
       .replace(/("include": \[[^\]]*\]|--include \w+)(?![^`]*`)/g, (member) => `\`${member}\``)
       .replace(/lifeboat [^()`]*?(?=\s*\(|$)/g, (cmd) => `\`${cmd}\``)
       .replace(/<(?![^`]*`)/g, '\\<')

@@ -12,7 +12,9 @@ export function movedAsideNote(r: RestoreResult, what = 'old directory'): string
     const inside = r.movedAside.startsWith(`${r.dataDir}/.lifeboat-aside-`);
     parts.push(
       inside
-        ? `; ${what} (a mount point, which cannot be renamed) moved into ${r.movedAside}, inside the data directory and on its volume: move it off or remove it once no longer needed (a base backup of this copy would include it)`
+        ? `; ${what} (a mount point, which cannot be renamed) moved into ${r.movedAside}, ` +
+            'inside the data directory and on its volume: move it off or remove it once no longer needed ' +
+            '(a base backup of this copy would include it)'
         : `; ${what} moved to ${r.movedAside}`,
     );
   }

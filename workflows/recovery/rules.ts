@@ -82,19 +82,26 @@ export function refusal(run: RunView, m: Incoming): string | undefined {
     return `the run has ended (${run.phase}): nothing to decide`;
   if (m.name === 'abort') {
     if (run.abortRequest) return `an abort by ${run.abortRequest.by} is already being carried out`;
-    if (run.currentStep !== m.step)
-      return `${m.step} is not the current step${run.currentStep ? ` (current: ${run.currentStep}, ${run.steps.get(run.currentStep)!.state})` : ''}: name the current step to abort`;
+    if (run.currentStep !== m.step) {
+      const current = run.currentStep ? ` (current: ${run.currentStep}, ${run.steps.get(run.currentStep)!.state})` : '';
+      return `${m.step} is not the current step${current}: name the current step to abort`;
+    }
     if (!m.comment?.trim()) return 'abort needs a reason';
     return notAllowed(m.by, operatorsOf(run.runbook, run.operatorsWithoutRunbook), 'abort this run');
   }
   if (m.name === 'retry' || m.name === 'skip') {
-    if (rec.state !== 'failed' || run.pending?.step !== step)
-      return `${step} has not failed (it is ${rec.state}): only a failed step can be ${m.name === 'retry' ? 'retried' : 'skipped'}`;
+    if (rec.state !== 'failed' || run.pending?.step !== step) {
+      const resolved = m.name === 'retry' ? 'retried' : 'skipped';
+      return `${step} has not failed (it is ${rec.state}): only a failed step can be ${resolved}`;
+    }
     if (run.resolution) return `a ${run.resolution} of ${step} is already being carried out`;
     if (m.name === 'skip') {
       const skippable = run.runbook?.skippable ?? [];
       if (!(skippable as readonly string[]).includes(step))
-        return `STEP_NOT_SKIPPABLE: ${step} cannot be skipped: the runbook's skippable steps are ${skippable.join(', ') || '(none)'}; retry or abort instead`;
+        return (
+          `STEP_NOT_SKIPPABLE: ${step} cannot be skipped: ` +
+          `the runbook's skippable steps are ${skippable.join(', ') || '(none)'}; retry or abort instead`
+        );
       if (!m.comment?.trim()) return 'skip needs a reason (it goes into the evidence)';
     }
     return notAllowed(m.by, operatorsOf(run.runbook, run.operatorsWithoutRunbook), `${m.name} ${step}`);
@@ -113,9 +120,16 @@ export function refusal(run: RunView, m: Incoming): string | undefined {
   if (m.name === 'approve') {
     if (m.include?.length && step !== 'approve-repair') return `include is taken by approve-repair only, not ${step}`;
     if (run.approvedBy.has(m.by))
-      return `${m.by} has already approved ${step}: ${policy.min} distinct approvers are needed, ${run.approvedBy.size} so far`;
+      return (
+        `${m.by} has already approved ${step}: ` +
+        `${policy.min} distinct approvers are needed, ${run.approvedBy.size} so far`
+      );
     if (step === 'approve-promote' && run.failedInvariants.length > 0 && !(m.override && m.comment?.trim()))
-      return `invariants failed on the paused copy (${run.failedInvariants.join(', ')}): approving promotion needs "override": true and the reason in comment (lifeboat approve ... --override --comment "<why>")`;
+      return (
+        `invariants failed on the paused copy (${run.failedInvariants.join(', ')}): ` +
+        'approving promotion needs "override": true and the reason in comment ' +
+        '(lifeboat approve ... --override --comment "<why>")'
+      );
   }
   return undefined;
 }
@@ -151,15 +165,18 @@ export function howToApprove(id: string, step: StepId, invariantsFailed: boolean
   const over = step === 'approve-promote' && invariantsFailed;
   const extra = over ? ', "override": true, "comment": "<why promote despite failed invariants>"' : '';
   return [
-    `Temporal UI: ${UI_UPDATE}, with {"step": "${step}", "decision": "approve", "by": "<you>"${extra}} (it answers: accepted, or why not; "decision": "reject" with a "comment" to stop the run)`,
-    `Temporal UI, for bots that only signal: send signal approve with {"step": "${step}", "by": "<you>"${extra}} (no answer: a refused one is listed under ignored)`,
+    `Temporal UI: ${UI_UPDATE}, with {"step": "${step}", "decision": "approve", "by": "<you>"${extra}} ` +
+      '(it answers: accepted, or why not; "decision": "reject" with a "comment" to stop the run)',
+    `Temporal UI, for bots that only signal: send signal approve with {"step": "${step}", "by": "<you>"${extra}} ` +
+      '(no answer: a refused one is listed under ignored)',
     `CLI: lifeboat approve ${id} ${step} --as <you>${over ? ' --override --comment "<why>"' : ''}`,
     ...(step === 'approve-promote'
       ? [`to move the target instead: lifeboat retarget ${id} --to-time <iso> --as <you>`]
       : []),
     ...(step === 'approve-repair'
       ? [
-          `conflicts (changedSince) are left alone unless an approver includes them: add "include": ["changedSince"] (CLI: --include changedSince)`,
+          'conflicts (changedSince) are left alone unless an approver includes them: ' +
+            'add "include": ["changedSince"] (CLI: --include changedSince)',
         ]
       : []),
   ];
@@ -176,6 +193,7 @@ const AFTER_ABORT: Record<FenceState, string> = {
 
 export function howToResolve(id: string, step: StepId, runbook: Runbook | undefined, fence: FenceState): string[] {
   const skippable = (runbook?.skippable as readonly string[] | undefined)?.includes(step);
+  const orSkip = skippable ? ' or "skip"' : '';
   return [
     `retry: lifeboat retry ${id} ${step} --as <you> (or signal retry {"step": "${step}", "by": "<you>"})`,
     ...(skippable ? [`skip: lifeboat skip ${id} ${step} --as <you> --reason "<why>"`] : []),
@@ -183,7 +201,8 @@ export function howToResolve(id: string, step: StepId, runbook: Runbook | undefi
       ? [`retarget: lifeboat retarget ${id} --to-latest|--to-time <iso> --as <you> (restores again to the new target)`]
       : []),
     `abort: lifeboat abort ${id} ${step} --as <you> --reason "<why>" (${AFTER_ABORT[fence]})`,
-    `Temporal UI: ${UI_UPDATE}, with {"step": "${step}", "decision": "retry", "by": "<you>"} (it answers: accepted, or why not; "decision": "abort"${skippable ? ' or "skip"' : ''} with a "comment" saying why)`,
+    `Temporal UI: ${UI_UPDATE}, with {"step": "${step}", "decision": "retry", "by": "<you>"} ` +
+      `(it answers: accepted, or why not; "decision": "abort"${orSkip} with a "comment" saying why)`,
   ];
 }
 

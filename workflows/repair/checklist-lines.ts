@@ -18,7 +18,12 @@ const CLASS_WORDS: Record<string, string> = {
 export function repairHead(s: RecoveryStatus): string {
   const r = s.repair!;
   const after = r.after ? `, after ${describeTarget(r.after)}` : ', no after target';
-  return `**Repair of ${r.tables.map((t) => `\`${t}\``).join(', ')} (runbook \`${s.runbook}\`) from a copy at ${describeTarget(s.target)}${after}**${s.incident ? ` · ${s.incident}` : ''}${s.dryRun ? ' · dry run' : ''}${r.where ? ` · where \`${r.where}\`` : ''}`;
+  const tables = r.tables.map((t) => `\`${t}\``).join(', ');
+  const copyAt = `from a copy at ${describeTarget(s.target)}${after}`;
+  const incident = s.incident ? ` · ${s.incident}` : '';
+  const dryRun = s.dryRun ? ' · dry run' : '';
+  const where = r.where ? ` · where \`${r.where}\`` : '';
+  return `**Repair of ${tables} (runbook \`${s.runbook}\`) ${copyAt}**${incident}${dryRun}${where}`;
 }
 
 /** A sample row: the columns that differ between before, after and now. */
@@ -36,10 +41,11 @@ function sampleLine(t: RepairTableDiff, cls: string): string | undefined {
   const diffs = [...cols]
     .filter((c) => row.before?.[c] !== row.now?.[c] || (row.after && row.after[c] !== row.before?.[c]))
     .slice(0, 4)
-    .map(
-      (c) =>
-        `${c}: ${row.before ? JSON.stringify(row.before[c]) : '(none)'}${row.after ? ` → ${JSON.stringify(row.after[c])}` : ''} → now ${row.now ? JSON.stringify(row.now[c]) : '(none)'}`,
-    );
+    .map((c) => {
+      const shown = (values: typeof row.now) => (values ? JSON.stringify(values[c]) : '(none)');
+      const after = row.after ? ` → ${JSON.stringify(row.after[c])}` : '';
+      return `${c}: ${shown(row.before)}${after} → now ${shown(row.now)}`;
+    });
   return `e.g. ${key}: ${diffs.join('; ') || 'no column differs'}`;
 }
 
@@ -64,17 +70,15 @@ export function repairLines(s: RecoveryStatus): string[] {
       `Approved classes: ${r.classes.join(', ')}${r.approvedBy?.length ? ` (by ${r.approvedBy.join(', ')})` : ''}`,
     );
   for (const a of r.applied ?? []) {
-    out.push(
-      '',
-      `**Applied to \`${a.table}\`**${a.alreadyApplied ? ' (already applied earlier, found in the audit table)' : ''}: ${a.updated} updated, ${a.inserted} inserted, ${a.skipped} skipped (changed since the diff: never overwritten)${
-        a.skippedKeys.length
-          ? `, e.g. ${a.skippedKeys
-              .slice(0, 5)
-              .map((k) => `(${k.join(', ')})`)
-              .join(' ')}`
-          : ''
-      }; rows locked ${a.lockedMs} ms`,
-    );
+    const earlier = a.alreadyApplied ? ' (already applied earlier, found in the audit table)' : '';
+    const keys = a.skippedKeys
+      .slice(0, 5)
+      .map((k) => `(${k.join(', ')})`)
+      .join(' ');
+    const examples = a.skippedKeys.length ? `, e.g. ${keys}` : '';
+    const skipped = `${a.skipped} skipped (changed since the diff: never overwritten)${examples}`;
+    const counts = `${a.updated} updated, ${a.inserted} inserted, ${skipped}`;
+    out.push('', `**Applied to \`${a.table}\`**${earlier}: ${counts}; rows locked ${a.lockedMs} ms`);
   }
   return out;
 }
@@ -90,5 +94,6 @@ export function repairEndedLine(s: RecoveryStatus): string {
       : 'nothing applied';
   const verdict =
     o.verdict === 'passed' ? 'repaired' : o.verdict === 'failed' ? 'repaired, with a failed check' : o.verdict;
-  return `**Ended: ${s.dryRun && o.verdict === 'passed' ? 'diffed' : verdict}** · ${what} · no failover, no traffic touched`;
+  const ended = s.dryRun && o.verdict === 'passed' ? 'diffed' : verdict;
+  return `**Ended: ${ended}** · ${what} · no failover, no traffic touched`;
 }
