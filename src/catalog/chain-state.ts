@@ -39,7 +39,21 @@ export async function readChainState(
   const window = runbook?.retention
     ? continuityFrom(entries, archive.files, retentionPolicy(runbook), now.toISOString())
     : undefined;
-  const chain = analyzeChain({
+  const chain = chainOfCatalog(archive, complete, window?.backupId);
+  return { entries, complete, archive, ...(window ? { window } : {}), chain };
+}
+
+/**
+ * The chain check of a repository's archive for its verified backups (oldest
+ * first); with tiered retention, continuous from `continuousFrom` on (each
+ * backup's endWal counts only then).
+ */
+export function chainOfCatalog(
+  archive: WalArchive,
+  complete: readonly CompleteEntry[],
+  continuousFrom?: string,
+): ChainReport {
+  return analyzeChain({
     walFiles: archive.files.map((f) => f.name),
     histories: archive.histories,
     backups: complete.map((e) => ({
@@ -50,7 +64,6 @@ export async function readChainState(
       endWal: e.meta.endWal,
     })),
     walSegmentSize: complete[complete.length - 1]?.meta.walSegmentSize,
-    ...(window ? { continuousFrom: window.backupId } : {}),
+    ...(continuousFrom ? { continuousFrom } : {}),
   });
-  return { entries, complete, archive, ...(window ? { window } : {}), chain };
 }

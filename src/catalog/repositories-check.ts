@@ -8,7 +8,8 @@ import { closeRepositories, openEntry, repositoryLabel, type OpenedRepository } 
 import type { Runbook } from '../runbook/schema';
 import { repositoryLag, type RepositoryLag } from '../wal/catchup';
 import { isComplete, readCatalog, readWalArchive, type CompleteEntry } from './catalog';
-import { analyzeChain, describeChainProblems, type ChainReport, type HealthProblem } from './chain';
+import { describeChainProblems, type ChainReport, type HealthProblem } from './chain';
+import { chainOfCatalog } from './chain-state';
 
 export interface RepositoryReport {
   name: string;
@@ -70,17 +71,7 @@ export async function checkOtherRepositories(
             });
           }
         }
-        report.chain = analyzeChain({
-          walFiles: archive.files.map((f) => f.name),
-          histories: archive.histories,
-          backups: complete.map((e) => ({
-            backupId: e.backupId,
-            timeline: e.meta.timeline,
-            startWal: e.meta.startWal,
-            startLsn: e.meta.startLsn,
-          })),
-          walSegmentSize: complete[complete.length - 1]?.meta.walSegmentSize,
-        });
+        report.chain = chainOfCatalog(archive, complete);
         for (const p of describeChainProblems(
           report.chain,
           complete[complete.length - 1]?.backupId,
