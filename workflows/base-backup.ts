@@ -18,6 +18,7 @@ import type { BackupMeta } from '../src/catalog/backup-meta';
 import { isErrorCode, type ErrorCode } from '../src/errors';
 import { backupHost, hostQueue } from '../src/runbook/schema';
 import type { ExpireBackupsResult } from './expire-backups';
+import { bounded, tries } from './activity-options';
 import { parseWorkflowInput } from './input';
 
 export const BaseBackupInput = z.strictObject({
@@ -48,21 +49,12 @@ export type BaseBackupExpiry =
     }
   | { workflowId: string; failed: string };
 
-// Every activity heartbeats every 2 s while it runs (activities/failure.ts
-// keepBeating): the heartbeatTimeout notices a dead worker within seconds.
-const { resolveRunbook } = proxyActivities<typeof backupActivities>({
-  startToCloseTimeout: '1 minute',
-  heartbeatTimeout: '10 seconds',
-  retry: { maximumAttempts: 5 },
-});
+// Every activity heartbeats while it runs (./activity-options.ts).
+const { resolveRunbook } = proxyActivities<typeof backupActivities>(bounded('1 minute', tries(5)));
 
 // A few tries only: a webhook that is down must not hold the backup's own
 // failure back for long, and its failure is logged, never thrown.
-const { notify } = proxyActivities<typeof notifyActivities>({
-  startToCloseTimeout: '30 seconds',
-  heartbeatTimeout: '10 seconds',
-  retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
-});
+const { notify } = proxyActivities<typeof notifyActivities>(bounded('30 seconds', tries(3, '2 seconds')));
 
 export async function baseBackup(input: BaseBackupInput): Promise<BaseBackupResult | EngineBaseBackupResult> {
   const { runbook: name, expire = false, type } = parseWorkflowInput(BaseBackupInput, input, 'baseBackup');
@@ -72,13 +64,13 @@ export async function baseBackup(input: BaseBackupInput): Promise<BaseBackupResu
 
   // pg_basebackup can run for hours on a large cluster; the heartbeat
   // (progress in bytes) is what tells a dead worker from a slow copy.
-  const { runBaseBackup } = proxyActivities<typeof backupActivities>({
-    taskQueue: hostQueue(host),
-    startToCloseTimeout: '12 hours',
-    heartbeatTimeout: '30 seconds',
-    scheduleToStartTimeout: '1 hour',
-    retry: { maximumAttempts: 3, initialInterval: '30 seconds' },
-  });
+  const { runBaseBackup } = proxyActivities<typeof backupActivities>(
+    bounded('12 hours', tries(3, '30 seconds'), {
+      taskQueue: hostQueue(host),
+      heartbeatTimeout: '30 seconds',
+      scheduleToStartTimeout: '1 hour',
+    }),
+  );
   log.info('base backup starting', { runbook: name, host, workflowId });
   let meta: BaseBackupMeta;
   try {

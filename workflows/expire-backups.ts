@@ -6,6 +6,7 @@ import { log, patched, proxyActivities } from '@temporalio/workflow';
 import { z } from 'zod';
 import type * as retention from '../activities/retention';
 import type { ExpiryApplied, ExpiryPlan } from '../activities/retention';
+import { bounded, tries } from './activity-options';
 import { parseWorkflowInput } from './input';
 
 export const ExpireBackupsInput = z.strictObject({
@@ -27,28 +28,24 @@ export interface ExpireBackupsResult {
   runbook: string;
   dryRun: boolean;
   plan: ExpiryPlan;
-  /** What was deleted (and which locks extended); absent on a dry run or when the plan deletes nothing and extends no lock. */
+  /**
+   * What was deleted (and which locks extended); absent on a dry run or when
+   * the plan deletes nothing and extends no lock.
+   */
   applied?: ExpiryApplied;
 }
 
 // Listing a large WAL archive on S3 takes a while, but planning has no
-// progress to report: a generous start-to-close bound instead of heartbeats.
-// Both heartbeat every 2 s while they run (activities/failure.ts
-// keepBeating): the heartbeatTimeout notices a dead worker within seconds.
-const { planExpiry } = proxyActivities<typeof retention>({
-  startToCloseTimeout: '15 minutes',
-  heartbeatTimeout: '10 seconds',
-  retry: { maximumAttempts: 5, initialInterval: '5 seconds' },
-});
+// progress to report: a generous start-to-close bound. Both heartbeat while
+// they run (./activity-options.ts).
+const { planExpiry } = proxyActivities<typeof retention>(bounded('15 minutes', tries(5, '5 seconds')));
 
 // Deleting tens of thousands of objects can take long; the heartbeat (per
 // batch) is what tells a dead worker from a slow store. A retry re-reads the
 // repository, so it never deletes twice or more than the plan allowed.
-const { applyExpiry } = proxyActivities<typeof retention>({
-  startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 5, initialInterval: '10 seconds' },
-});
+const { applyExpiry } = proxyActivities<typeof retention>(
+  bounded('6 hours', tries(5, '10 seconds'), { heartbeatTimeout: '30 seconds' }),
+);
 
 /**
  * Apply also when nothing is to be deleted but Object Lock dates of backups

@@ -7,6 +7,7 @@ import { log, proxyActivities } from '@temporalio/workflow';
 import { z } from 'zod';
 import type * as checkpoint from '../activities/checkpoint';
 import { labelProblem, type CheckpointResult } from '../src/checkpoint/label';
+import { bounded, tries } from './activity-options';
 import { parseWorkflowInput } from './input';
 
 export const MigrationCheckpointInput = z.strictObject({
@@ -22,27 +23,14 @@ export const MigrationCheckpointInput = z.strictObject({
 });
 export type MigrationCheckpointInput = z.infer<typeof MigrationCheckpointInput>;
 
-// Every activity heartbeats every 2 s while it runs (activities/failure.ts
-// keepBeating): the heartbeatTimeout notices a dead worker within seconds.
-const { checkCheckpoint } = proxyActivities<typeof checkpoint>({
-  startToCloseTimeout: '5 minutes',
-  heartbeatTimeout: '10 seconds',
-  retry: { maximumAttempts: 3, initialInterval: '5 seconds' },
-});
+// Every activity heartbeats while it runs (./activity-options.ts).
+const { checkCheckpoint } = proxyActivities<typeof checkpoint>(bounded('5 minutes', tries(3, '5 seconds')));
 
 // Once only: a retry after a lost answer would write a second point of the
 // same name, and this run would report the second one's position.
-const { createRestorePoint } = proxyActivities<typeof checkpoint>({
-  startToCloseTimeout: '1 minute',
-  heartbeatTimeout: '10 seconds',
-  retry: { maximumAttempts: 1 },
-});
+const { createRestorePoint } = proxyActivities<typeof checkpoint>(bounded('1 minute', tries(1)));
 
-const { waitCheckpointArchived } = proxyActivities<typeof checkpoint>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '10 seconds',
-  retry: { maximumAttempts: 3, initialInterval: '5 seconds' },
-});
+const { waitCheckpointArchived } = proxyActivities<typeof checkpoint>(bounded('2 hours', tries(3, '5 seconds')));
 
 export async function migrationCheckpoint(input: MigrationCheckpointInput): Promise<CheckpointResult> {
   const { runbook, label } = parseWorkflowInput(MigrationCheckpointInput, input, 'migrationCheckpoint');

@@ -7,10 +7,8 @@
 // Retries are few on purpose: a drill that needs many is a finding, and it
 // runs again at its next schedule. scheduleToStart bounds how long a drill
 // waits for a worker on the drill host, so a missing worker is a failed
-// drill that notifies rather than one that waits forever. Every activity
-// heartbeats every 2 s while it runs (activities/failure.ts keepBeating), so
-// each has a heartbeatTimeout: a worker that dies mid-step is noticed within
-// it, not at the start-to-close timeout.
+// drill that notifies rather than one that waits forever. Every activity has
+// a heartbeatTimeout (../activity-options.ts).
 import { proxyActivities } from '@temporalio/workflow';
 import type * as backupActivities from '../../activities/backup';
 import type * as notifyActivities from '../../activities/notify';
@@ -18,27 +16,19 @@ import type * as standbyActivities from '../../activities/standby';
 import type { DrillActivities } from '../../src/drill/contract';
 import type { RecoveryActivities } from '../../src/recovery/activity-types';
 import { hostQueue } from '../../src/runbook/schema';
+import { BOOKKEEPING, bounded, tries } from '../activity-options';
 
 type Both = RecoveryActivities & DrillActivities;
 
 export function sharedActivities() {
-  const shared = proxyActivities<RecoveryActivities & typeof backupActivities>({
-    startToCloseTimeout: '10 minutes',
-    heartbeatTimeout: '10 seconds',
-    retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
-  });
-  // The evidence must not be lost to a short outage of the store.
-  const bookkeeping = proxyActivities<RecoveryActivities>({
-    startToCloseTimeout: '2 minutes',
-    heartbeatTimeout: '10 seconds',
-    retry: { maximumAttempts: 20, initialInterval: '2 seconds', maximumInterval: '1 minute' },
-  });
+  const shared = proxyActivities<RecoveryActivities & typeof backupActivities>(
+    bounded('10 minutes', tries(3, '2 seconds')),
+  );
+  const bookkeeping = proxyActivities<RecoveryActivities>(BOOKKEEPING);
   // A notifier that keeps failing must not hold up or fail the drill: a few quick tries, then the outcome is noted.
-  const notifier = proxyActivities<typeof notifyActivities>({
-    startToCloseTimeout: '30 seconds',
-    heartbeatTimeout: '10 seconds',
-    retry: { maximumAttempts: 3, initialInterval: '1 second', backoffCoefficient: 2 },
-  });
+  const notifier = proxyActivities<typeof notifyActivities>(
+    bounded('30 seconds', tries(3, '1 second', { backoffCoefficient: 2 })),
+  );
   return {
     resolveRunbook: shared.resolveRunbook,
     preflight: shared.preflight,
@@ -49,21 +39,12 @@ export function sharedActivities() {
 
 export function drillHostActivities(drillHost: string) {
   const taskQueue = hostQueue(drillHost);
+  const onHost = { taskQueue, scheduleToStartTimeout: '15 minutes' } as const;
+  const short = proxyActivities<Both>(bounded('15 minutes', tries(3, '2 seconds'), onHost));
   // The heartbeat timeout notices a worker that died mid-restore or mid-replay.
-  const long = proxyActivities<Both>({
-    taskQueue,
-    startToCloseTimeout: '24 hours',
-    scheduleToStartTimeout: '15 minutes',
-    heartbeatTimeout: '15 seconds',
-    retry: { maximumAttempts: 3, initialInterval: '5 seconds' },
-  });
-  const short = proxyActivities<Both>({
-    taskQueue,
-    startToCloseTimeout: '15 minutes',
-    scheduleToStartTimeout: '15 minutes',
-    heartbeatTimeout: '10 seconds',
-    retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
-  });
+  const long = proxyActivities<Both>(
+    bounded('24 hours', tries(3, '5 seconds'), { ...onHost, heartbeatTimeout: '15 seconds' }),
+  );
   return {
     pickDrillTarget: short.pickDrillTarget,
     checkRestoreSite: short.checkRestoreSite,
@@ -79,12 +60,11 @@ export function drillHostActivities(drillHost: string) {
 
 /** The warm standby's status, read on its host's queue (a drill only reads it: it never takes the standby). */
 export function standbyHostActivities(standbyHost: string) {
-  const read = proxyActivities<typeof standbyActivities>({
-    taskQueue: hostQueue(standbyHost),
-    startToCloseTimeout: '2 minutes',
-    scheduleToStartTimeout: '5 minutes',
-    heartbeatTimeout: '10 seconds',
-    retry: { maximumAttempts: 2, initialInterval: '2 seconds' },
-  });
+  const read = proxyActivities<typeof standbyActivities>(
+    bounded('2 minutes', tries(2, '2 seconds'), {
+      taskQueue: hostQueue(standbyHost),
+      scheduleToStartTimeout: '5 minutes',
+    }),
+  );
   return { standbyStatus: read.standbyStatus };
 }

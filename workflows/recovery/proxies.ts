@@ -7,56 +7,26 @@
 // parks in `failed` and a person decides (retry, skip, abort). Codes that no
 // retry can fix are non-retryable at the source (src/errors.ts).
 //
-// Every activity has a heartbeatTimeout: each one heartbeats every 2 s while
-// it runs, whatever it waits on (activities/failure.ts keepBeating), so a
-// worker that dies mid-step (SIGKILL, OOM, a lost host) is noticed within
-// that timeout and the step retried on another worker, instead of waiting
-// out the start-to-close timeout. The start-to-close timeouts only bound a
-// wait that never ends (a lock never released, a hung endpoint). Each
-// activity says in its comment why running it twice is safe: after a
-// takeover, the dead worker's SQL may still complete on the server.
+// Every activity has a heartbeatTimeout (../activity-options.ts); the
+// start-to-close timeouts only bound a wait that never ends (a lock never
+// released, a hung endpoint). Each activity says in its comment why running
+// it twice is safe: after a takeover, the dead worker's SQL may still
+// complete on the server.
 import { proxyActivities } from '@temporalio/workflow';
 import type { RecoveryActivities } from '../../src/recovery/activity-types';
 import { hostQueue, type Runbook } from '../../src/runbook/schema';
 import { trafficHost } from '../../src/traffic/host';
-
-/** SQL or HTTP from the shared queue: a dead worker is noticed within 10 s. */
-const SQL_HEARTBEAT = '10 seconds';
+import { BOOKKEEPING, bounded, tries } from '../activity-options';
 
 // preflight lists the repository's WAL (large archives take minutes); capture runs the runbook's queries.
-const shared = proxyActivities<RecoveryActivities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: SQL_HEARTBEAT,
-  retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
-});
-
+const shared = proxyActivities<RecoveryActivities>(bounded('10 minutes', tries(3, '2 seconds')));
 // A gate is a few statements; what can make it long is a row lock or a
 // session that will not end, and that deserves a retry and then a person.
-const gates = proxyActivities<RecoveryActivities>({
-  startToCloseTimeout: '5 minutes',
-  heartbeatTimeout: SQL_HEARTBEAT,
-  retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
-});
-
-// The audit log and the evidence must not be lost to a short outage of the store.
-const bookkeeping = proxyActivities<RecoveryActivities>({
-  startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: SQL_HEARTBEAT,
-  retry: { maximumAttempts: 20, initialInterval: '2 seconds', maximumInterval: '1 minute' },
-});
-
-const caches = proxyActivities<RecoveryActivities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: SQL_HEARTBEAT,
-  retry: { maximumAttempts: 3, initialInterval: '5 seconds' },
-});
-
+const gates = proxyActivities<RecoveryActivities>(bounded('5 minutes', tries(3, '2 seconds')));
+const bookkeeping = proxyActivities<RecoveryActivities>(BOOKKEEPING);
+const caches = proxyActivities<RecoveryActivities>(bounded('30 minutes', tries(3, '5 seconds')));
 // Preflight's endpoint probes: seconds; a refusal is non-retryable and ends the run.
-const probe = proxyActivities<RecoveryActivities>({
-  startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: SQL_HEARTBEAT,
-  retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
-});
+const probe = proxyActivities<RecoveryActivities>(bounded('2 minutes', tries(3, '2 seconds')));
 
 export function sharedActivities() {
   return {
@@ -85,39 +55,17 @@ export function hostActivities(runbook: Runbook) {
   const taskQueue = hostQueue(runbook.restore.host);
   // 15 s rather than 10: pg_ctl, tar and zstd share the host's CPU with the
   // worker, and a missed beat here costs a restart of a long step.
-  const long = proxyActivities<RecoveryActivities>({
-    taskQueue,
-    startToCloseTimeout: '24 hours',
-    heartbeatTimeout: '15 seconds',
-    retry: { maximumAttempts: 5, initialInterval: '5 seconds' },
-  });
+  const long = proxyActivities<RecoveryActivities>(
+    bounded('24 hours', tries(5, '5 seconds'), { taskQueue, heartbeatTimeout: '15 seconds' }),
+  );
   // Invariants and the outbox reconciliation are queries over the whole
   // copy's tables: minutes on a large one.
-  const short = proxyActivities<RecoveryActivities>({
-    taskQueue,
-    startToCloseTimeout: '15 minutes',
-    heartbeatTimeout: SQL_HEARTBEAT,
-    retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
-  });
+  const short = proxyActivities<RecoveryActivities>(bounded('15 minutes', tries(3, '2 seconds'), { taskQueue }));
   // pg_ctl promote waits 60 s at most; a gate is a few statements; pg_ctl stop a minute.
-  const quick = proxyActivities<RecoveryActivities>({
-    taskQueue,
-    startToCloseTimeout: '5 minutes',
-    heartbeatTimeout: SQL_HEARTBEAT,
-    retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
-  });
-  const traffic = proxyActivities<RecoveryActivities>({
-    taskQueue: hostQueue(trafficHost(runbook)),
-    startToCloseTimeout: '10 minutes',
-    heartbeatTimeout: SQL_HEARTBEAT,
-    retry: { maximumAttempts: 3, initialInterval: '5 seconds' },
-  });
-  const trafficProbe = proxyActivities<RecoveryActivities>({
-    taskQueue: hostQueue(trafficHost(runbook)),
-    startToCloseTimeout: '2 minutes',
-    heartbeatTimeout: SQL_HEARTBEAT,
-    retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
-  });
+  const quick = proxyActivities<RecoveryActivities>(bounded('5 minutes', tries(3, '2 seconds'), { taskQueue }));
+  const onTrafficHost = { taskQueue: hostQueue(trafficHost(runbook)) };
+  const traffic = proxyActivities<RecoveryActivities>(bounded('10 minutes', tries(3, '5 seconds'), onTrafficHost));
+  const trafficProbe = proxyActivities<RecoveryActivities>(bounded('2 minutes', tries(3, '2 seconds'), onTrafficHost));
   return {
     restoreBaseBackup: long.restoreBaseBackup,
     // Pause, stop and a rename: seconds; a restore point target reads the archive after the standby's position.
@@ -137,3 +85,6 @@ export function hostActivities(runbook: Runbook) {
     checkTrafficEndpoint: trafficProbe.checkTrafficEndpoint,
   };
 }
+
+export type SharedActivities = ReturnType<typeof sharedActivities>;
+export type HostActivities = ReturnType<typeof hostActivities>;

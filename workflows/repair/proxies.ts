@@ -10,20 +10,13 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { RecoveryActivities } from '../../src/recovery/activity-types';
 import type { RepairActivities } from '../../src/repair/contract';
 import { hostQueue } from '../../src/runbook/schema';
+import { BOOKKEEPING, bounded, tries } from '../activity-options';
 
 type All = RecoveryActivities & RepairActivities;
 
 export function sharedActivities() {
-  const shared = proxyActivities<All>({
-    startToCloseTimeout: '10 minutes',
-    heartbeatTimeout: '10 seconds',
-    retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
-  });
-  const bookkeeping = proxyActivities<All>({
-    startToCloseTimeout: '2 minutes',
-    heartbeatTimeout: '10 seconds',
-    retry: { maximumAttempts: 20, initialInterval: '2 seconds', maximumInterval: '1 minute' },
-  });
+  const shared = proxyActivities<All>(bounded('10 minutes', tries(3, '2 seconds')));
+  const bookkeeping = proxyActivities<All>(BOOKKEEPING);
   return {
     preflight: shared.preflight,
     checkRepairTables: shared.checkRepairTables,
@@ -38,18 +31,10 @@ export function sharedActivities() {
 export function copyHostActivities(drillHost: string) {
   const taskQueue = hostQueue(drillHost);
   // Restore, replay, snapshots, diff and apply can take long on a big table; the heartbeat notices a dead worker.
-  const long = proxyActivities<All>({
-    taskQueue,
-    startToCloseTimeout: '24 hours',
-    heartbeatTimeout: '15 seconds',
-    retry: { maximumAttempts: 5, initialInterval: '5 seconds' },
-  });
-  const short = proxyActivities<All>({
-    taskQueue,
-    startToCloseTimeout: '15 minutes',
-    heartbeatTimeout: '10 seconds',
-    retry: { maximumAttempts: 3, initialInterval: '2 seconds' },
-  });
+  const long = proxyActivities<All>(
+    bounded('24 hours', tries(5, '5 seconds'), { taskQueue, heartbeatTimeout: '15 seconds' }),
+  );
+  const short = proxyActivities<All>(bounded('15 minutes', tries(3, '2 seconds'), { taskQueue }));
   return {
     checkRestoreSite: short.checkRestoreSite,
     restoreBaseBackup: long.restoreBaseBackup,
