@@ -32,7 +32,7 @@ import { buildDrillEvidence, judge, measure, type DrillFacts } from './drill/evi
 import { drillHostActivities, sharedActivities, standbyHostActivities } from './drill/proxies';
 import { DrillRun, DrillStepFailed } from './drill/run';
 import { parseWorkflowInput } from './input';
-import { movedAsideNote } from './recovery/restore-summary';
+import * as summary from './recovery/step-summaries';
 import { stepError } from './recovery/rules';
 
 export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
@@ -48,7 +48,10 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
     throw ApplicationFailure.create({
       type: 'RUNBOOK_INVALID',
       nonRetryable: true,
-      message: `runbook ${name} has no drill section, so no restore drill can run\nHINT: add one, e.g. drill: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/drill, port: 5499, targetWindow: 24h }`,
+      message:
+        `runbook ${name} has no drill section, so no restore drill can run\n` +
+        'HINT: add one, e.g. drill: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/drill, ' +
+        'port: 5499, targetWindow: 24h }',
     });
   }
   const cluster = clusterName(runbook);
@@ -135,8 +138,7 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
         }
         return p;
       },
-      (p) =>
-        `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}; archiver ${p.archiver ?? 'not read'}`,
+      summary.plannedForDrill,
     );
     f.backup = plan.backup;
     f.notes.push(...plan.warnings);
@@ -144,7 +146,8 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
       // The drill still runs: a stale archiver is exactly what a drill is for finding.
       await notify(
         'archive-stale',
-        `Restore drill ${workflowId} of ${name}: the primary's archiver is unhealthy: ${plan.archiverProblems.join('; ')}`,
+        `Restore drill ${workflowId} of ${name}: ` +
+          `the primary's archiver is unhealthy: ${plan.archiverProblems.join('; ')}`,
         { problems: plan.archiverProblems },
       );
     }
@@ -193,33 +196,29 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
           runId,
         });
       },
-      (r) =>
-        r.standby
-          ? `standby clone: ${Math.round(r.bytes / 1048576)} MiB from ${r.standby.from} (pg_basebackup from the standby, which kept replaying) into ${r.dataDir}`
-          : `${Math.round(r.bytes / 1048576)} MiB into ${r.dataDir}${movedAsideNote(r, "an earlier drill's directory")}`,
+      summary.restoredForDrill,
     );
-    if (f.restoreSource?.standby) {
+    const clone = f.restoreSource?.standby;
+    if (clone) {
       f.notes.push(
-        `restored from a clone of the warm standby ${f.restoreSource.standby.from} (built from backup ${f.restoreSource.standby.backupId}, consistent at LSN ${f.restoreSource.standby.replayLsn}); the standby kept replaying and was not touched; walSegmentsReplayed counts the WAL replayed from the clone's start`,
+        `restored from a clone of the warm standby ${clone.from} ` +
+          `(built from backup ${clone.backupId}, consistent at LSN ${clone.replayLsn}); ` +
+          'the standby kept replaying and was not touched; ' +
+          "walSegmentsReplayed counts the WAL replayed from the clone's start",
       );
     } else if (f.restoreSource) {
-      f.notes.push(
-        `asked to restore from the warm standby, restored backup ${plan.backup.backupId} instead: ${f.restoreSource.why}`,
-      );
+      const why = f.restoreSource.why;
+      f.notes.push(`asked to restore from the warm standby, restored backup ${plan.backup.backupId} instead: ${why}`);
     }
     // 4. replay-wal to the target and pause (archive_mode off in the drill copy).
     f.replay = await run.step(
       'replay-wal',
       () => host.replayWal({ ...ref, target, workflowId, runId }),
-      (r) => `paused at ${r.lsn}${r.time ? `, last commit ${r.time}` : ''}; ${r.walSegmentsReplayed} segments`,
+      (r) => `${summary.pausedAt(r)}; ${r.walSegmentsReplayed} segments`,
     );
     // 5. run-invariants on the paused copy. A failed invariant fails the drill but the
     //    drill goes on: the RTO of the remaining steps is still worth measuring.
-    f.invariants = await run.step(
-      'run-invariants',
-      () => host.runInvariants(ref),
-      (r) => `${r.filter((i) => i.passed).length} of ${r.length} passed`,
-    );
+    f.invariants = await run.step('run-invariants', () => host.runInvariants(ref), summary.invariantsPassed);
     // 6. promote, in isolation.
     f.promotedAt = (
       await run.step(
@@ -246,23 +245,15 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
       f.notes.push('no target was picked (pick-target failed): the target in this record is a placeholder');
     // 8. teardown: stop and remove the copy (only ours, by its marker), unless kept.
     if (input.keep) {
-      run.skip(
-        'teardown',
-        `kept (keep: true): ${where}; stop it with pg_ctl stop -D ${drill.dataDir} -m fast as ${runbook.cluster.osUser} and remove the directory when done`,
-      );
+      const stop = `pg_ctl stop -D ${drill.dataDir} -m fast as ${runbook.cluster.osUser}`;
+      run.skip('teardown', `kept (keep: true): ${where}; stop it with ${stop} and remove the directory when done`);
       f.notes.push(
-        `drill copy kept at ${drill.dataDir} on ${drill.host} (127.0.0.1:${drill.port}); the next drill refuses to start while it runs`,
+        `drill copy kept at ${drill.dataDir} on ${drill.host} (127.0.0.1:${drill.port}); ` +
+          'the next drill refuses to start while it runs',
       );
     } else {
       await run
-        .step(
-          'teardown',
-          () => host.teardownDrill({ runbook: name, workflowId }),
-          (t) =>
-            t.removed
-              ? `stopped${t.stopped ? '' : ' (was not running)'}, ${t.removed} removed`
-              : (t.left ?? 'nothing of this drill to remove'),
-        )
+        .step('teardown', () => host.teardownDrill({ runbook: name, workflowId }), summary.drillTornDown)
         .catch((err: unknown) => {
           if (!(err instanceof DrillStepFailed)) throw err;
           f.notes.push(
@@ -279,7 +270,8 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
       const failedAt = firstFailure(run);
       await notify(
         'drill-failed',
-        `Restore drill ${workflowId} of ${name} FAILED${failedAt ? ` at ${failedAt}` : ''} (${where}): ${v.failures.join('; ')}. Evidence: ${evidenceAt}`,
+        `Restore drill ${workflowId} of ${name} FAILED${failedAt ? ` at ${failedAt}` : ''} (${where}): ` +
+          `${v.failures.join('; ')}. Evidence: ${evidenceAt}`,
         {
           failures: v.failures,
           evidence: evidenceAt,
@@ -300,9 +292,10 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
         },
       );
     }
-    if (f.smoke)
+    const smoke = f.smoke;
+    if (smoke)
       f.notes.push(
-        `smoke write: row ${f.smoke.id} of ${f.smoke.table} committed at ${f.smoke.lsn} and read back at ${f.smoke.writableAt}`,
+        `smoke write: row ${smoke.id} of ${smoke.table} committed at ${smoke.lsn} and read back at ${smoke.writableAt}`,
       );
     let evidence: Evidence | undefined;
     await run
@@ -312,7 +305,7 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
           evidence = buildDrillEvidence(run, f, m, v, new Date().toISOString());
           return act.writeEvidence({ runbook: name, evidence });
         },
-        (w) => `${w.repository}/${w.key}`,
+        summary.evidenceWritten,
       )
       .catch((err: unknown) => {
         // The evidence store is down after 20 attempts: the failure says so; the figures are in the log.
@@ -321,7 +314,9 @@ export async function restoreDrill(rawInput: DrillInput): Promise<Evidence> {
           ? ApplicationFailure.create({
               type: 'DRILL_FAILED',
               nonRetryable: true,
-              message: `restore drill ${workflowId}: the evidence could not be written to ${evidenceAt}: ${err.error.message}`,
+              message:
+                `restore drill ${workflowId}: the evidence could not be written to ${evidenceAt}: ` +
+                `${err.error.message}`,
             })
           : err;
       });
@@ -351,7 +346,9 @@ async function cloneStandby(
   if (runbook.standby.host !== drillHost)
     return {
       used: false,
-      why: `the standby is on host ${runbook.standby.host} and the drill on host ${drillHost}: the standby is cloned over loopback, on its own host`,
+      why:
+        `the standby is on host ${runbook.standby.host} and the drill on host ${drillHost}: ` +
+        'the standby is cloned over loopback, on its own host',
     };
   return ask();
 }
