@@ -9,6 +9,7 @@
 import { TimeoutFailure, isCancellation, log } from '@temporalio/workflow';
 import { DRILL_STEP_IDS, type DrillStepId } from '../../src/drill/contract';
 import type { Evidence, StepError, StepState } from '../../src/recovery/contract';
+import { evidenceStep } from '../recovery/evidence';
 import { stepError } from '../recovery/rules';
 import { stepForSummaries } from '../summaries';
 
@@ -79,17 +80,7 @@ export class DrillRun {
   }
 
   evidenceSteps(): Evidence['steps'] {
-    return [...this.steps.values()].map((s) => ({
-      id: s.id,
-      state: s.state,
-      ...(s.startedAt ? { startedAt: s.startedAt } : {}),
-      ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}),
-      ...(s.summary ? { summary: s.summary } : {}),
-      // With the hints: the evidence is read later, without the Temporal UI at hand.
-      ...(s.error
-        ? { error: [`${s.error.type}: ${s.error.message}`, ...s.error.hints.map((h) => `HINT: ${h}`)].join('\n') }
-        : {}),
-    }));
+    return [...this.steps.values()].map(evidenceStep);
   }
 
   /** The failure's type and text; a timeout waiting for a worker says which queue has none. */
@@ -99,16 +90,13 @@ export class DrillRun {
     if (e instanceof TimeoutFailure) {
       const queue = this.hostQueue();
       const noWorker = e.timeoutType === 'SCHEDULE_TO_START';
+      const host = (queue ?? 'lifeboat-host-<host>').replace(/^lifeboat-host-/, '');
       return {
         type: 'TIMEOUT',
         message: noWorker
           ? `no worker picked the activity up on task queue ${queue ?? '(the drill host queue)'}`
           : `the activity timed out (${e.message})`,
-        hints: noWorker
-          ? [
-              `start a worker on the drill host: lifeboat worker --host ${(queue ?? 'lifeboat-host-<host>').replace(/^lifeboat-host-/, '')}`,
-            ]
-          : [],
+        hints: noWorker ? [`start a worker on the drill host: lifeboat worker --host ${host}`] : [],
       };
     }
     return stepError(err);

@@ -1,44 +1,46 @@
 // The evidence record of a recovery (DESIGN.md §7), built from the run's
 // state. Times come from activity results and step timestamps.
 import type {
-  CacheResult,
-  CaptureResult,
+  DecisionRecord,
   Evidence,
-  OutboxResult,
-  PrimaryRecord,
   RecoveryInput,
   ReplayResult,
-  RestoreSource,
+  StepError,
+  StepState,
   Target,
-  TrafficResult,
 } from '../../src/recovery/contract';
-import { repositorySourceNotes, type RepositorySources } from '../../src/recovery/repository-sources';
+import { repositorySourceNotes } from '../../src/recovery/repository-sources';
 import type { Runbook } from '../../src/runbook/schema';
 import { engineSetting } from '../../src/runbook/engine';
 import { formatLsn, parseLsn, segnoOfLsn } from '../../src/wal/names';
 import type { RecoveryMachine } from './machine';
 
-export interface RunFacts {
+/**
+ * What the run has found out for its evidence, under the evidence's names
+ * (restoreSource: runbooks with a standby; repositories: runbooks with
+ * several). walSegmentsReplayed counts from the copy's base backup (walFigures).
+ */
+export interface RunFacts extends Pick<Evidence, FactName> {
   input: RecoveryInput;
   runbook?: Runbook;
   cluster?: string;
   workflowId: string;
   runId: string;
-  promotedAt?: string;
-  forensics?: CaptureResult;
-  outbox?: OutboxResult;
-  caches?: CacheResult[];
-  traffic?: TrafficResult;
-  primary?: PrimaryRecord;
-  /** Runbooks with a standby: whether restore-base-backup took it over or restored a backup, and why. */
-  restoreSource?: RestoreSource;
-  /** Runbooks with several repositories: what another than the first served (src/recovery/repository-sources.ts). */
-  repositories?: RepositorySources;
-  walSegmentsReplayed?: number;
-  walBytesReplayed?: number;
-  validationStatus: Evidence['validationStatus'];
-  notes: string[];
 }
+
+type FactName =
+  | 'promotedAt'
+  | 'forensics'
+  | 'outbox'
+  | 'caches'
+  | 'traffic'
+  | 'primary'
+  | 'restoreSource'
+  | 'repositories'
+  | 'walSegmentsReplayed'
+  | 'walBytesReplayed'
+  | 'validationStatus'
+  | 'notes';
 
 const seconds = (from?: string, to?: string) =>
   from && to ? Math.max(0, Math.round((Date.parse(to) - Date.parse(from)) / 1000)) : undefined;
@@ -61,15 +63,7 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
   const objectives = f.runbook?.objectives;
   const wal = walFigures(f, s.replay?.lsn);
   return {
-    runId: f.runId,
-    workflowId: f.workflowId,
-    kind: 'recovery',
-    runbook: f.input.runbook,
-    cluster: f.cluster ?? f.input.runbook,
-    // Which engine held the backup and the WAL (absent when preflight never returned a runbook).
-    ...(f.runbook ? { engine: engineSetting(f.runbook).kind } : {}),
-    ...(f.input.incident ? { incident: f.input.incident } : {}),
-    ...(f.input.reason ? { reason: f.input.reason } : {}),
+    ...evidenceHead('recovery', m, f),
     dryRun: s.dryRun,
     mode: s.mode,
     // Taken over from the standby: its base backup, none restored (preflight's choice was not used).
@@ -89,13 +83,7 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
     ...(wal.bytes !== undefined ? { walBytesReplayed: wal.bytes } : {}),
     invariants: s.invariants ?? [],
     ...(m.invariantOverride ? { invariantOverride: m.invariantOverride } : {}),
-    approvals: s.decisions.map((d) => ({
-      step: d.step,
-      by: d.by,
-      at: d.at,
-      decision: d.decision,
-      ...(d.comment ? { comment: d.comment } : {}),
-    })),
+    approvals: s.decisions.map(evidenceApproval),
     // Built while record-evidence runs: writing this record is that step's end.
     steps: s.steps.map((st) => ({
       id: st.id,
@@ -130,13 +118,68 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
   };
 }
 
+/** How the evidence of a runbook workflow (recovery, repair) begins: the run, the runbook, the incident. */
+export function evidenceHead(
+  kind: 'recovery' | 'repair',
+  m: RecoveryMachine,
+  f: {
+    runId: string;
+    workflowId: string;
+    cluster?: string;
+    input: { runbook: string; incident?: string; reason?: string };
+  },
+) {
+  return {
+    runId: f.runId,
+    workflowId: f.workflowId,
+    kind,
+    runbook: f.input.runbook,
+    cluster: f.cluster ?? f.input.runbook,
+    // Which engine held the backup and the WAL (absent when preflight never returned a runbook).
+    ...(m.runbook ? { engine: engineSetting(m.runbook).kind } : {}),
+    ...(f.input.incident ? { incident: f.input.incident } : {}),
+    ...(f.input.reason ? { reason: f.input.reason } : {}),
+  };
+}
+
+/** A decision as the evidence lists it under approvals. */
+export function evidenceApproval(d: DecisionRecord): Evidence['approvals'][number] {
+  return { step: d.step, by: d.by, at: d.at, decision: d.decision, ...(d.comment ? { comment: d.comment } : {}) };
+}
+
+/**
+ * A step as the evidence of a drill or a repair records it, its error with
+ * the hints: the evidence is read later, without the Temporal UI at hand.
+ */
+export function evidenceStep(st: {
+  id: string;
+  state: StepState;
+  startedAt?: string;
+  finishedAt?: string;
+  summary?: string;
+  error?: StepError;
+}): Evidence['steps'][number] {
+  return {
+    id: st.id,
+    state: st.state,
+    ...(st.startedAt ? { startedAt: st.startedAt } : {}),
+    ...(st.finishedAt ? { finishedAt: st.finishedAt } : {}),
+    ...(st.summary ? { summary: st.summary } : {}),
+    ...(st.error
+      ? { error: [`${st.error.type}: ${st.error.message}`, ...st.error.hints.map((h) => `HINT: ${h}`)].join('\n') }
+      : {}),
+  };
+}
+
 /** A run that took the standby over used it up: nothing rebuilds it (no automatic rebuild, by design). */
 function consumedNote(f: RunFacts): string[] {
   const sb = f.restoreSource?.standby;
   if (!sb) return [];
   const host = f.runbook?.standby?.host;
   return [
-    `the warm standby ${sb.from} was consumed by this recovery (taken over at LSN ${sb.replayLsn}); nothing rebuilds it and until it is rebuilt recoveries restore from a backup: lifeboat standby build --runbook ${f.input.runbook}${host ? ` on host ${host}` : ''}`,
+    `the warm standby ${sb.from} was consumed by this recovery (taken over at LSN ${sb.replayLsn}); ` +
+      'nothing rebuilds it and until it is rebuilt recoveries restore from a backup: ' +
+      `lifeboat standby build --runbook ${f.input.runbook}${host ? ` on host ${host}` : ''}`,
   ];
 }
 
@@ -162,13 +205,19 @@ function walFigures(
   const from = parseLsn(sb.replayLsn);
   const at = parseLsn(replayedTo);
   const bytes = Number(at > from ? at - from : 0n);
-  const what = `restored from the warm standby ${sb.from}, built from backup ${sb.backupId} and taken over at LSN ${sb.replayLsn}${sb.lastReplayTime ? ` (last commit ${sb.lastReplayTime})` : ''}`;
+  const lastCommit = sb.lastReplayTime ? ` (last commit ${sb.lastReplayTime})` : '';
+  const what =
+    `restored from the warm standby ${sb.from}, ` +
+    `built from backup ${sb.backupId} and taken over at LSN ${sb.replayLsn}${lastCommit}`;
   if (!sb.walSegmentSize) {
     return {
       ...plain,
       bytes,
       standby: sb,
-      note: `${what}: walBytesReplayed counts from that position to ${replayedTo}; walSegmentsReplayed counts from the start of backup ${sb.backupId}, most of it replayed by the standby before this recovery`,
+      note:
+        `${what}: walBytesReplayed counts from that position to ${replayedTo}; ` +
+        `walSegmentsReplayed counts from the start of backup ${sb.backupId}, ` +
+        'most of it replayed by the standby before this recovery',
     };
   }
   const last = at > from ? at - 1n : from;
@@ -177,7 +226,9 @@ function walFigures(
     segments,
     bytes,
     standby: sb,
-    note: `${what}: walSegmentsReplayed and walBytesReplayed count the WAL this recovery replayed, from ${formatLsn(from)} to ${replayedTo}, not the standby's replay since its backup`,
+    note:
+      `${what}: walSegmentsReplayed and walBytesReplayed count the WAL this recovery replayed, ` +
+      `from ${formatLsn(from)} to ${replayedTo}, not the standby's replay since its backup`,
   };
 }
 
@@ -201,6 +252,8 @@ export function observedRpo(
   const from = backup ? `backup ${backup.backupId} (started ${backup.startTime})` : 'the backup';
   return {
     seconds: 0,
-    note: `observed RPO 0 s: no transaction committed between ${from} and the target ${target.time}, so the restored copy holds every transaction committed before the target`,
+    note:
+      `observed RPO 0 s: no transaction committed between ${from} and the target ${target.time}, ` +
+      'so the restored copy holds every transaction committed before the target',
   };
 }
