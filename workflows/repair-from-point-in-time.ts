@@ -7,13 +7,15 @@
 // primary in one audited transaction. No promotion, no gate, no traffic switch.
 // The step machinery (state, approvals, retry/skip/abort, the checklist) is
 // the recovery's (./recovery/machine), with this workflow's steps.
-import { ApplicationFailure, log, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import { REPAIR_STEP_IDS, describeTarget, type Evidence, type StepId } from '../src/recovery/contract';
 import { RepairInput, type RepairStatus } from '../src/repair/contract';
 import { clusterName, type Runbook } from '../src/runbook/schema';
 import { parseWorkflowInput } from './input';
 import { decisionChannels } from './recovery/channels';
-import { RecoveryMachine, RunAborted } from './recovery/machine';
+import { RecoveryMachine } from './recovery/machine';
+import { endStopped, recordEvidence } from './recovery/run-end';
+import { RunAborted } from './recovery/run-errors';
 import * as summary from './recovery/step-summaries';
 import { buildRepairEvidence, type RepairFacts } from './repair/evidence';
 import { copyHostActivities, sharedActivities } from './repair/proxies';
@@ -57,11 +59,13 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
   const facts: RepairFacts = { input, workflowId, runId, validationStatus: 'passed', notes: [] };
   const auditDone = run.auditLoop((seq, line) => act.appendAudit({ runbook: name, runId, workflowId, seq, line }));
   const notify = decisionChannels(run, act, { runbook: name, workflowId });
+  const writeEvidence = (evidence: Evidence) => act.writeEvidence({ runbook: name, evidence });
   let host: ReturnType<typeof copyHostActivities> | undefined;
   const ref = { runbook: name, workflowId };
 
   try {
-    // 1. preflight: backup and WAL to both targets, the tables (primary key, privileges), the copy's site; nothing touched.
+    // 1. preflight: backup and WAL to both targets, the tables (primary key,
+    // privileges), the copy's site; nothing touched.
     const plan = await run.step(
       'preflight',
       async () => {
@@ -77,7 +81,10 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
           throw ApplicationFailure.create({
             type: 'RUNBOOK_INVALID',
             nonRetryable: true,
-            message: `runbook ${name} has no drill section: a repair restores its copy on the drill site (its own directory and port, loopback only)\nHINT: add one, e.g. drill: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/drill, port: 5499 }`,
+            message:
+              `runbook ${name} has no drill section: ` +
+              'a repair restores its copy on the drill site (its own directory and port, loopback only)\n' +
+              'HINT: add one, e.g. drill: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/drill, port: 5499 }',
           });
         }
         if (input.after)
@@ -95,8 +102,7 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
         if (!dryRun && p.runbook.caches.length > 0) await act.checkCacheEndpoints({ runbook: name });
         return p;
       },
-      (p) =>
-        `backup ${p.backup.backupId}, ${p.walSegmentsAvailable} WAL segments from ${p.walFrom}; ${repair.checked?.map((t) => `${t.table} (key ${t.keyColumns.join(', ')})`).join(', ')}`,
+      (p) => summary.plannedForRepair(p, repair.checked),
     );
     if (!plan) throw ApplicationFailure.nonRetryable('preflight cannot be skipped', 'STEP_NOT_SKIPPABLE');
     const runbook: Runbook = plan.runbook;
@@ -111,7 +117,8 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
     // 2. approve-fence: the runbook names no fence of single tables yet; writers to every table go on.
     run.notApplicable(
       'approve-fence',
-      'not configured: the runbook names no fence for affected tables, so writers continue; the apply re-checks every row and skips one changed since the diff',
+      'not configured: the runbook names no fence for affected tables, so writers continue; ' +
+        'the apply re-checks every row and skips one changed since the diff',
     );
 
     // 3-4. restore the base backup into the isolated copy and replay to the before target, paused.
@@ -163,7 +170,8 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
     } else {
       run.notApplicable(
         'replay-wal-after',
-        `no after target: every row that differs between ${describeTarget(input.before)} and now is a candidate, none is classified safe`,
+        `no after target: every row that differs between ${describeTarget(input.before)} and now is a candidate, ` +
+          'none is classified safe',
       );
       run.notApplicable('snapshot-after', 'no after target');
     }
@@ -190,9 +198,10 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
       const rows = plannedRows(diff, classes);
       // 9. apply-repair: one transaction for every table (parents first), guarded, audited, idempotent by workflow id.
       if (rows === 0) {
+        const onlyIncluded = diff.withAfter ? '' : '; without an after target only included candidates are restored';
         run.notApplicable(
           'apply-repair',
-          `nothing to restore in the approved classes (${classes.join(', ') || 'none'})${diff.withAfter ? '' : '; without an after target only included candidates are restored'}`,
+          `nothing to restore in the approved classes (${classes.join(', ') || 'none'})${onlyIncluded}`,
         );
         run.notApplicable('invalidate-caches', 'nothing was repaired');
       } else {
@@ -204,7 +213,8 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
         const skipped = (repair.applied ?? []).reduce((n, a) => n + a.skipped, 0);
         if (skipped > 0)
           facts.notes.push(
-            `${skipped} row(s) changed between the diff and the apply were skipped, never overwritten: their keys are in repair.applied[].skippedKeys`,
+            `${skipped} row(s) changed between the diff and the apply were skipped, never overwritten: ` +
+              'their keys are in repair.applied[].skippedKeys',
           );
         // 10. invalidate-caches for the repaired keys.
         if (runbook.caches.length > 0)
@@ -219,14 +229,15 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
 
     // 11. teardown: the copy and the work files, unless kept.
     await teardown(run, copy, input, runbook, ref, facts);
-    return await finish(run, act, facts, name, auditDone);
+    // 12. record-evidence: written to the repository and returned.
+    const outcome = (evidence: Evidence) => ({ verdict: evidence.validationStatus });
+    return await recordEvidence(run, () => buildRepairEvidence(run, facts), outcome, writeEvidence, auditDone);
   } catch (err) {
     if (!(err instanceof RunAborted)) throw err;
     facts.validationStatus = err.kind;
     const applied = (repair.applied?.length ?? 0) > 0;
-    facts.notes.push(
-      `${err.kind} at ${err.step} by ${err.by}: ${err.reason}; ${applied ? 'the repair had been applied' : 'nothing was written to the primary'}`,
-    );
+    const written = applied ? 'the repair had been applied' : 'nothing was written to the primary';
+    facts.notes.push(`${err.kind} at ${err.step} by ${err.by}: ${err.reason}; ${written}`);
     // Not through run.step: the abort that ended the run would stop that step too.
     if (host && !input.keepCopy && run.steps.get('restore-base-backup')!.runs > 0) {
       const t = await host.teardownRepairCopy(ref).then(
@@ -236,18 +247,10 @@ export async function repairFromPointInTime(rawInput: RepairInput): Promise<Evid
       facts.notes.push(`teardown after ${err.kind}: ${t}`);
     }
     const evidence = buildRepairEvidence(run, facts);
-    run.findings.outcome = { verdict: evidence.validationStatus };
-    run.end(err.kind);
-    await act
-      .writeEvidence({ runbook: name, evidence })
-      .catch((e: unknown) => log.error('evidence not written', { error: String(e) }));
-    run.closeAudit();
-    await auditDone;
-    throw ApplicationFailure.create({
-      type: err.kind === 'aborted' ? 'RECOVERY_ABORTED' : 'RECOVERY_REJECTED',
-      nonRetryable: true,
-      message: `repair ${err.kind} at ${err.step} by ${err.by}: ${err.reason}\nHINT: ${applied ? 'the repair was applied before the stop: see the evidence' : 'nothing was written to the primary'}\nHINT: the evidence record is in the repository under evidence/${runId}.json`,
-    });
+    const leftBehind = () =>
+      applied ? 'the repair was applied before the stop: see the evidence' : 'nothing was written to the primary';
+    const stop = { what: 'repair', evidence, outcome: { verdict: evidence.validationStatus }, leftBehind } as const;
+    return endStopped(run, err, stop, writeEvidence, auditDone);
   }
 }
 
@@ -262,38 +265,17 @@ async function teardown(
   if (run.steps.get('teardown')!.state !== 'pending') return;
   const d = runbook.drill!;
   if (input.keepCopy) {
+    const stop = `pg_ctl stop -D ${d.dataDir} -m fast as ${runbook.cluster.osUser}`;
+    const where = `127.0.0.1:${d.port}, ${d.dataDir} on ${d.host}`;
     run.notApplicable(
       'teardown',
-      `kept (keepCopy): 127.0.0.1:${d.port}, ${d.dataDir} on ${d.host}, paused and read-only; stop it with pg_ctl stop -D ${d.dataDir} -m fast as ${runbook.cluster.osUser} and remove it when done`,
+      `kept (keepCopy): ${where}, paused and read-only; stop it with ${stop} and remove it when done`,
     );
     facts.notes.push(
-      `the copy was kept at ${d.dataDir} on ${d.host} (127.0.0.1:${d.port}); the next drill or repair refuses to start while it runs`,
+      `the copy was kept at ${d.dataDir} on ${d.host} (127.0.0.1:${d.port}); ` +
+        'the next drill or repair refuses to start while it runs',
     );
     return;
   }
   await run.step('teardown', () => copy.teardownRepairCopy(ref), summary.copyTornDown);
-}
-
-async function finish(
-  run: RecoveryMachine,
-  act: ReturnType<typeof sharedActivities>,
-  facts: RepairFacts,
-  name: string,
-  auditDone: Promise<void>,
-): Promise<Evidence> {
-  // 12. record-evidence: written to the repository and returned.
-  let evidence: Evidence | undefined;
-  await run.step(
-    'record-evidence',
-    () => {
-      evidence = buildRepairEvidence(run, facts);
-      return act.writeEvidence({ runbook: name, evidence });
-    },
-    summary.evidenceWritten,
-  );
-  run.findings.outcome = { verdict: evidence!.validationStatus };
-  run.end('finished');
-  run.closeAudit();
-  await auditDone;
-  return evidence!;
 }

@@ -2,9 +2,10 @@
 // one place that every step goes through: step state and timestamps,
 // approvals with quorum and escalation, failed steps waiting for
 // retry/skip/abort, the status and the current-details checklist the
-// Temporal UI shows. Beside it: the signals, the `decide` update and the
-// `status` query (handlers.ts, judged by rules.ts's `refusal`), and the audit
-// trail's queue (audit-queue.ts).
+// Temporal UI shows. Beside it: the wait of an approval step (approval.ts),
+// the signals, the `decide` update and the `status` query (handlers.ts,
+// judged by rules.ts's `refusal`), and the audit trail's queue
+// (audit-queue.ts).
 import {
   ApplicationFailure,
   CancellationScope,
@@ -13,7 +14,6 @@ import {
   log,
   patched,
   setCurrentDetails,
-  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -32,42 +32,15 @@ import {
 import { AWAITING_ATTRIBUTE, RUNBOOK_ATTRIBUTE, SEARCH_ATTRIBUTES_PATCH } from '../../src/recovery/search-attributes';
 import { isRetryable, type ErrorCode } from '../../src/errors';
 import type { Runbook } from '../../src/runbook/schema';
+import { awaitApproval, type Escalate } from './approval';
 import { AuditQueue } from './audit-queue';
 import { renderChecklist } from './checklist';
 import { installMessageHandlers } from './handlers';
 import { stepForSummaries } from '../summaries';
-import {
-  howToApprove,
-  howToResolve,
-  operatorsInFailure,
-  operatorsOf,
-  policyOf,
-  stepError,
-  type FenceState,
-  type Incoming,
-  type Policy,
-} from './rules';
+import { howToResolve, operatorsInFailure, operatorsOf, stepError, type FenceState } from './rules';
+import { Retargeted, RunAborted } from './run-errors';
 
-/** Thrown by a failed replay-wal when an operator moves the target; the workflow restores again. */
-export class Retargeted extends Error {
-  constructor() {
-    super('retargeted after replay-wal failed');
-    this.name = 'Retargeted';
-  }
-}
-
-/** Thrown inside the workflow when an operator aborts; caught at the top. */
-export class RunAborted extends Error {
-  constructor(
-    readonly step: StepId,
-    readonly by: string,
-    readonly reason: string,
-    readonly kind: 'aborted' | 'rejected',
-  ) {
-    super(`${kind} at ${step} by ${by}: ${reason}`);
-    this.name = 'RunAborted';
-  }
-}
+export { ANNOUNCE_APPROVAL_PATCH } from './approval';
 
 const now = () => new Date().toISOString();
 
@@ -87,18 +60,11 @@ const RUN_ENDING_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['RECOVERY_A
  * for retry or abort. Runs recorded before the patch parked every failure.
  */
 export const PREFLIGHT_ENDS_RUN_PATCH = 'preflight-failure-ends-run';
-/** Runs from before it wait for approvals without the timer that shows the wait in the UI (showWait). */
-const APPROVAL_WAIT_TIMER_PATCH = 'approval-wait-timer';
-/**
- * The patch under which a step that starts waiting for a person announces
- * it (the Slack message with the buttons). Asked only when the runbook has
- * notify.slack, so runs without it record the same history as before.
- */
-export const ANNOUNCE_APPROVAL_PATCH = 'announce-approval-slack';
 
 /** The hint every run that ends in preflight carries: what an operator most needs to know at that moment. */
 export const NOTHING_TOUCHED_HINT =
-  'the run ended in preflight: nothing was touched (no gate, no traffic, no data directory); fix the cause above and start the recovery again';
+  'the run ended in preflight: nothing was touched (no gate, no traffic, no data directory); ' +
+  'fix the cause above and start the recovery again';
 
 export class RecoveryMachine {
   readonly steps = new Map<StepId, StepRecord>();
@@ -116,7 +82,7 @@ export class RecoveryMachine {
   retargetRequest?: { by: string; target: Target; comment?: string };
   abortRequest?: { step: StepId; by: string; reason: string };
   rejection?: { step: StepId; by: string; reason: string };
-  /** What the run has found out so far (cluster, backup, replay position, RPO, invariants, outcome): merged into status. */
+  /** What the run has found out so far (cluster, backup, replay, RPO, invariants, outcome): merged into status. */
   findings: Partial<RecoveryStatus> = {};
 
   approvedBy = new Set<string>();
@@ -172,72 +138,6 @@ export class RecoveryMachine {
   /** The signals, the `decide` update and the `status` query (handlers.ts). */
   installHandlers(): void {
     installMessageHandlers(this);
-  }
-
-  /**
-   * Acts on a decision that passed `refusal`: recorded in decisions and the
-   * audit trail, then applied to the step it names.
-   */
-  accept(m: Incoming, via: 'signal' | 'update'): void {
-    const at = now();
-    const step = m.name === 'retarget' ? (this.pending?.step ?? 'approve-promote') : m.step;
-    const record: DecisionRecord = {
-      step,
-      by: m.by,
-      at,
-      decision: m.name,
-      via,
-      ...(m.comment ? { comment: m.comment } : {}),
-      ...(m.name === 'approve' && m.override ? { override: true } : {}),
-      ...(m.name === 'retarget' ? { target: m.target } : {}),
-      ...(m.name === 'approve' && m.include?.length ? { include: [...new Set(m.include)] } : {}),
-    };
-    this.decisions.push(record);
-    this.audit({ at, event: 'decision', decision: record });
-    const rec = this.steps.get(step)!;
-    switch (m.name) {
-      case 'approve': {
-        this.approvedBy.add(m.by);
-        if (m.override && step === 'approve-promote') this.invariantOverride = { by: m.by, reason: m.comment ?? '' };
-        if (this.pending) this.pending = { ...this.pending, approvedBy: [...this.approvedBy] };
-        if (this.approvedBy.size >= policyOf(this.runbook, step).min)
-          this.finish(rec, 'done', `approved by ${[...this.approvedBy].join(', ')}`);
-        break;
-      }
-      case 'reject':
-        this.rejection = { step, by: m.by, reason: m.comment ?? '(no reason given)' };
-        break;
-      case 'retarget':
-        this.retargetRequest = { by: m.by, target: m.target, ...(m.comment ? { comment: m.comment } : {}) };
-        break;
-      case 'retry':
-      case 'skip':
-        this.resolution = m.name;
-        if (m.name === 'skip') rec.skipped = { by: m.by, reason: m.comment ?? '' };
-        break;
-      case 'abort':
-        this.abortRequest = { step, by: m.by, reason: m.comment ?? '' };
-        this.currentScope?.cancel();
-        break;
-    }
-    this.publish();
-  }
-
-  /** A message not acted on: listed in status.ignored and the audit trail, and logged. */
-  ignore(via: 'signal' | 'update', name: string, raw: unknown, why: string): void {
-    const p = (raw ?? {}) as { by?: unknown; step?: unknown };
-    const item: IgnoredMessage = {
-      at: now(),
-      via,
-      name,
-      why,
-      ...(typeof p.by === 'string' ? { by: p.by.slice(0, 100) } : {}),
-      ...(typeof p.step === 'string' ? { step: p.step.slice(0, 100) } : {}),
-    };
-    this.ignored.push(item);
-    this.audit({ at: item.at, event: 'ignored', ignored: item });
-    log.warn('message ignored', { ...item });
-    this.publish();
   }
 
   // ------------------------------------------------------------ steps
@@ -344,91 +244,20 @@ export class RecoveryMachine {
   }
 
   /**
-   * Waits for an approval step's quorum. Returns 'approved', or 'retarget'
-   * (approve-promote only); rejection and abort end the run.
+   * Waits for an approval step's quorum (approval.ts). Returns 'approved', or
+   * 'retarget' (approve-promote only); rejection and abort end the run.
    */
-  async approval(
-    id: StepId,
-    notify: (pending: PendingDecision, waitedSeconds: number) => Promise<void>,
-  ): Promise<'approved' | 'retarget'> {
-    const rec = this.steps.get(id)!;
-    this.currentStep = id;
-    stepForSummaries(id);
-    this.checkAbort(id);
-    const policy = policyOf(this.runbook, id);
-    this.approvedBy = new Set();
-    rec.state = 'awaiting-approval';
-    rec.startedAt ??= now();
-    rec.runs += 1;
-    this.pending = {
-      step: id,
-      kind: 'approval',
-      since: now(),
-      approvers: policy.approvers,
-      min: policy.min,
-      approvedBy: [],
-      how: howToApprove(workflowInfo().workflowId, id, this.failedInvariants.length > 0),
-    };
-    this.publish();
-    const decided = () =>
-      rec.state !== 'awaiting-approval' || !!this.rejection || !!this.abortRequest || !!this.retargetRequest;
-    // A timer whose summary says what the wait is for: the UI draws it on the
-    // run's first page (timeline, Events with Metadata), where nothing else
-    // says that a person is awaited.
-    const shown = patched(APPROVAL_WAIT_TIMER_PATCH) ? this.showWait(id, policy, decided) : undefined;
-    // Alongside the wait and never waited for: a decision taken while Slack
-    // is slow or down (the activity's retries) does not hold the run up.
-    if (this.announce && this.runbook?.notify?.slack && patched(ANNOUNCE_APPROVAL_PATCH))
-      void this.announce(this.pending);
-    let waited = 0;
-    for (;;) {
-      if (policy.escalateAfterSeconds === undefined) {
-        await condition(decided);
-        break;
-      }
-      if (await condition(decided, policy.escalateAfterSeconds * 1000)) break;
-      // Escalation notifies again; it never approves.
-      waited += policy.escalateAfterSeconds;
-      await notify(this.pending, waited);
-    }
-    await shown;
-    this.pending = undefined;
-    this.checkAbort(id);
-    if (this.rejection) {
-      this.finish(rec, 'failed', `rejected by ${this.rejection.by}: ${this.rejection.reason}`);
-      throw new RunAborted(id, this.rejection.by, this.rejection.reason, 'rejected');
-    }
-    if (this.retargetRequest) {
-      rec.state = 'pending';
-      this.publish();
-      return 'retarget';
-    }
-    return 'approved';
+  approval(id: StepId, notify: Escalate): Promise<'approved' | 'retarget'> {
+    return awaitApproval(this, id, notify);
   }
 
-  /**
-   * Keeps one timer running while an approval waits, its summary naming the
-   * step, the approvals so far and who may give the rest; a new one replaces
-   * it when an approval arrives. The timers never fire in practice (a year)
-   * and are cancelled once the step is decided.
-   */
-  private async showWait(id: StepId, policy: Policy, decided: () => boolean): Promise<void> {
-    for (;;) {
-      const seen = this.approvedBy.size;
-      const scope = new CancellationScope();
-      const timer = scope
-        .run(() => sleep('365 days', { summary: waitSummary(id, policy, [...this.approvedBy]) }))
-        .catch((err: unknown) => {
-          if (!isCancellation(err)) throw err;
-        });
-      await condition(() => decided() || this.approvedBy.size !== seen);
-      scope.cancel();
-      await timer;
-      if (decided()) return;
-    }
+  /** Stops the body of the step that runs now (an abort). */
+  cancelStep(): void {
+    this.currentScope?.cancel();
   }
 
-  private checkAbort(id: StepId): void {
+  /** Ends the run at `id` when an operator asked to abort it. */
+  checkAbort(id: StepId): void {
     if (!this.abortRequest) return;
     const rec = this.steps.get(id)!;
     rec.state = 'failed';
@@ -462,7 +291,7 @@ export class RecoveryMachine {
     return r;
   }
 
-  private finish(rec: StepRecord, state: 'done' | 'skipped' | 'failed', summary?: string): void {
+  finish(rec: StepRecord, state: 'done' | 'skipped' | 'failed', summary?: string): void {
     rec.state = state;
     rec.finishedAt = now();
     if (summary !== undefined) rec.summary = summary;
@@ -537,10 +366,4 @@ export class RecoveryMachine {
   closeAudit(): void {
     this.auditTrail.close();
   }
-}
-
-/** "approve-promote: waiting for approval, 1 of 2 (alice); may approve: alice, bob, carol": the summary of an approval's wait timer. */
-export function waitSummary(id: StepId, policy: Policy, approvedBy: string[]): string {
-  const who = policy.approvers.length ? policy.approvers.join(', ') : 'any named approver';
-  return `${id}: waiting for approval, ${approvedBy.length} of ${policy.min}${approvedBy.length ? ` (${approvedBy.join(', ')})` : ''}; may approve: ${who}`;
 }
