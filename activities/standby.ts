@@ -2,6 +2,8 @@
 // queue (`lifeboat-host-<standby.host>`, today restore.host): build it (for a
 // schedule or a workflow that keeps it fresh), read its status, and let a
 // recovery take it over instead of restoring a backup (src/standby/adopt.ts).
+// On either engine of the runbook: Lifeboat's own repository, or a
+// pgBackRest stanza (built with pgbackrest restore --type=standby).
 import { Context } from '@temporalio/activity';
 import type { RestoreProgress, UseStandbyInput, UseStandbyResult } from '../src/recovery/contract';
 import { restoreText } from '../src/recovery/progress-text';
@@ -10,7 +12,6 @@ import { buildStandby as build, type StandbyBuildResult } from '../src/standby/b
 import { useStandby as adopt } from '../src/standby/adopt';
 import { readStandbyStatus, standbyLine, type StandbyStatus } from '../src/standby/status';
 import { heartbeat, lifeboatActivity } from './failure';
-import { requireLifeboatEngine } from '../src/runbook/engine';
 
 /**
  * Builds the standby from the newest usable backup, or keeps (restarts) the
@@ -22,7 +23,6 @@ export async function buildStandby(input: { runbook: string; force?: boolean }):
   const ctx = Context.current();
   return lifeboatActivity(async () => {
     const runbook = await loadRunbook(input.runbook);
-    requireLifeboatEngine(runbook, 'the warm standby');
     let last = { phase: '', at: 0 };
     return build(runbook, {
       signal: ctx.cancellationSignal,

@@ -45,12 +45,7 @@ export function runTool(bin: string, args: string[], opts: RunToolOptions): Prom
     );
     child.on('close', (code, signal) => {
       if (code === 0) return resolve(out);
-      const tail = err
-        .split(/[\r\n]+/)
-        .map((l) => l.trim())
-        .filter((l) => l !== '' && !/^\d+\/\d+ kB/.test(l))
-        .slice(-6)
-        .join('\n  ');
+      const tail = stderrTail(err, 6).join('\n  ');
       reject(
         new LifeboatError(
           opts.code ?? 'TOOL_FAILED',
@@ -60,4 +55,13 @@ export function runTool(bin: string, args: string[], opts: RunToolOptions): Prom
       );
     });
   });
+}
+
+/** The last `max` lines a tool wrote on stderr, without blank lines and pg_basebackup's -P progress ("1234/5678 kB"). */
+export function stderrTail(err: string, max: number): string[] {
+  return err
+    .split(/[\r\n]+/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^\d+\/\d+ kB/.test(l))
+    .slice(-max);
 }

@@ -6,7 +6,9 @@
 // writes the drill's own recovery settings over the copied ones (the apply
 // delay goes, the target comes in) and replays the rest from the archive,
 // exactly as after a restore from a backup. The standby keeps replaying
-// throughout; nothing in standby.dataDir is written, moved or stopped.
+// throughout; nothing in standby.dataDir is written, moved or stopped. On a
+// pgBackRest stanza the clone's restore_command is pointed at drill.dataDir
+// first (src/standby/copy.ts): as copied it names the standby's directory.
 //
 // Used only when provably right: the standby healthy, on the drill's host
 // (the clone is taken over loopback), and its replay position before the
@@ -19,19 +21,21 @@ import { spawn } from 'node:child_process';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { manifestEndLsn, parseBackupLabel } from '../backup/base-backup';
+import { stderrTail } from '../backup/run-tool';
 import { LifeboatError, errorMessage } from '../errors';
 import { primaryLibpqEnv } from '../pg/connect';
-import { describeTarget, type RestoreResult, type StandbySource, type UseStandbyResult } from '../recovery/contract';
+import { describeTarget, type StandbySource, type UseStandbyResult } from '../recovery/contract';
 import { takeClaim } from '../restore/claim';
 import { ensureServerConfig } from '../restore/config-files';
 import { isKeptEntry, prepareDataDir } from '../restore/data-dir';
-import { readMarker, writeMarker, type RestoreMarker } from '../restore/marker';
+import { readMarker } from '../restore/marker';
 import { asUserArgv, baseEnv } from '../restore/os-user';
 import { requireFreePort } from '../restore/port';
 import { restoreSite } from '../restore/site';
 import type { Runbook } from '../runbook/schema';
 import { formatDelay } from '../standby/conf';
 import { isBeforeTarget } from '../standby/adopt';
+import { copyDirectoryProblem, markStandbyCopy, pointCopyAtItself } from '../standby/copy';
 import { observeStandby, readStandbyStatus } from '../standby/status';
 import type { CloneStandbyInput } from './contract';
 
@@ -78,6 +82,8 @@ export async function cloneStandbyForDrill(
       used: false,
       why: `the standby had replayed to LSN ${at.lsn}${at.time ? `, last commit ${at.time}` : ''}, ${before}: a copy of it cannot replay backwards, so the drill restores a backup`,
     };
+  const settings = await copyDirectoryProblem(runbook, standby.dataDir, drill.dataDir);
+  if (settings) return { used: false, why: `${settings}, so the drill restores a backup` };
 
   // drill.dataDir as restore-base-backup takes it: claimed (with drill.port),
   // the port free, an earlier drill's copy moved aside, never deleted.
@@ -128,6 +134,21 @@ export async function cloneStandbyForDrill(
         why: `pg_basebackup from the standby (127.0.0.1:${standby.port}) failed: ${errorMessage(copied.failed).split('\n').slice(0, 3).join(' ')}`,
       };
     }
+    // Provably ours: pg_basebackup made it in this call in the empty
+    // directory prepared above, and no postmaster ever ran on it.
+    const removeClone = async () => {
+      for (const e of await readdir(drill.dataDir))
+        if (!isKeptEntry(e)) await rm(path.join(drill.dataDir, e), { recursive: true, force: true });
+    };
+    // The standby's engine settings pointed at the clone (pgBackRest's --pg1-path: ../standby/copy.ts), before anything reads them.
+    const pointed = await pointCopyAtItself(runbook, drill.dataDir, standby.dataDir, { archive: false }).then(
+      () => undefined,
+      (err: unknown) => errorMessage(err).split('\n')[0],
+    );
+    if (pointed) {
+      await removeClone();
+      return { used: false, why: `${pointed}: the clone was removed and the drill restores a backup` };
+    }
     const label = parseBackupLabel(await readFile(path.join(drill.dataDir, 'backup_label'), 'utf8'));
     const end = manifestEndLsn(await readFile(path.join(drill.dataDir, 'backup_manifest'), 'utf8'));
     const source: StandbySource = {
@@ -136,29 +157,18 @@ export async function cloneStandbyForDrill(
       backupId: status.backupId,
       walSegmentSize: status.backup.walSegmentSize,
     };
-    const result: RestoreResult = {
-      dataDir: drill.dataDir,
-      port: drill.port,
-      ...(prepared.movedAside ? { movedAside: prepared.movedAside } : {}),
-      bytes: copied.bytes,
-      files: copied.files,
-      finishedAt: new Date().toISOString(),
-      standby: source,
-    };
     // The copied marker is the standby's: replaced at once by this drill's,
     // so the copy is provably the drill's (teardown removes it) and never taken for the standby.
-    const marker: RestoreMarker = {
-      workflowId: input.workflowId,
-      runId: input.runId,
+    const result = await markStandbyCopy({
+      site: drill,
+      run: { workflowId: input.workflowId, runId: input.runId, mode: 'side-by-side' },
       backupId: status.backupId,
-      state: 'extracted',
-      at: new Date().toISOString(),
-      mode: 'side-by-side',
-      instance: 'drill',
       backup: { startLsn: label.startLsn, timeline: label.timeline, walSegmentSize: status.backup.walSegmentSize },
-      result,
-    };
-    await writeMarker(drill.dataDir, marker, drill.pg.osUser);
+      bytes: copied.bytes,
+      files: copied.files,
+      ...(prepared.movedAside ? { movedAside: prepared.movedAside } : {}),
+      source,
+    });
     // Where the standby stands now bounds where the copy ends: judged again from there.
     const now = await observeStandby(runbook).catch(() => undefined);
     const after = now?.lsn
@@ -172,10 +182,7 @@ export async function cloneStandbyForDrill(
         )
       : 'its position could not be read after the copy';
     if (after !== true) {
-      // Provably ours: pg_basebackup made it in this call in the empty
-      // directory prepared above, and no postmaster ever ran on it.
-      for (const e of await readdir(drill.dataDir))
-        if (!isKeptEntry(e)) await rm(path.join(drill.dataDir, e), { recursive: true, force: true });
+      await removeClone();
       return {
         used: false,
         why: `the standby replayed on while it was cloned, to LSN ${now?.lsn ?? '?'}${now?.ts ? `, last commit ${now.ts}` : ''}, ${after}: the clone was removed and the drill restores a backup`,
@@ -244,12 +251,7 @@ async function runCloneBackup(
     child.on('close', (code, signal) => {
       hooks.signal?.removeEventListener('abort', abort);
       if (code === 0) return resolve();
-      const tail = err
-        .split(/[\r\n]+/)
-        .map((l) => l.trim())
-        .filter((l) => l !== '' && !/^\d+\/\d+ kB/.test(l))
-        .slice(-4)
-        .join('; ');
+      const tail = stderrTail(err, 4).join('; ');
       reject(
         new LifeboatError(
           'TOOL_FAILED',

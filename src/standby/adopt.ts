@@ -11,8 +11,10 @@
 // promote, the gates, traffic and the primary overlay find the copy where
 // they always do (restore.dataDir, restore.port, restore.address), and
 // replay-wal's recovery settings replace the standby's (the apply delay goes,
-// the target comes in). Otherwise nothing is changed and the recovery
-// restores a backup, with the reason in its evidence.
+// the target comes in; on a pgBackRest stanza its restore_command and
+// archive settings are pointed at restore.dataDir first, ./copy.ts).
+// Otherwise nothing is changed and the recovery restores a backup, with the
+// reason in its evidence.
 //
 // Run twice: markers say how far a dead attempt got. The standby's marker
 // names the recovery (`adoptedBy`) before the rename; the recovery's marker
@@ -20,8 +22,8 @@
 import { readdir, rename, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client } from 'pg';
 import { isComplete, readCatalog, readWalArchive } from '../catalog/catalog';
+import { openEngine } from '../engine';
 import { errorMessage, isLifeboatError } from '../errors';
 import {
   describeTarget,
@@ -36,11 +38,13 @@ import { openRepository } from '../repository';
 import { takeClaim } from '../restore/claim';
 import { readMarker, writeMarker, type RestoreMarker } from '../restore/marker';
 import { stopPostmaster } from '../restore/postmaster';
-import { restoreSite, siteClientConfig } from '../restore/site';
+import { restoreSite } from '../restore/site';
+import { engineSetting } from '../runbook/engine';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { formatLsn, parseLsn, segmentName, segnoOfLsn } from '../wal/names';
 import { formatDelay, standbyOwner } from './conf';
-import { readStandbyStatus } from './status';
+import { copyDirectoryProblem, markStandbyCopy, pointCopyAtItself } from './copy';
+import { readStandbyStatus, standbyClient } from './status';
 
 /** The standby's marker while a recovery takes it over. */
 type AdoptingMarker = RestoreMarker & { adoptedBy?: { workflowId: string; runId: string; source: StandbySource } };
@@ -172,7 +176,7 @@ async function whyNot(runbook: Runbook, input: UseStandbyInput): Promise<string 
   if (!a) return `the parent directory of restore.dataDir ${restore.dataDir} does not exist`;
   if (a.dev !== b.dev)
     return `standby.dataDir ${standby.dataDir} and restore.dataDir ${restore.dataDir} are on different file systems: the standby is moved by a rename`;
-  return undefined;
+  return copyDirectoryProblem(runbook, standby.dataDir, restore.dataDir);
 }
 
 /**
@@ -190,14 +194,7 @@ async function whyNot(runbook: Runbook, input: UseStandbyInput): Promise<string 
  */
 async function pauseStandby(runbook: Runbook): Promise<{ lsn: string; time?: string } | { why: string }> {
   const site = restoreSite(runbook, 'standby');
-  const client = new Client(
-    siteClientConfig(runbook, site, {
-      connectionTimeoutMillis: 5000,
-      query_timeout: 15_000,
-      application_name: 'lifeboat-standby-takeover',
-    }),
-  );
-  client.on('error', () => undefined);
+  const client = standbyClient(runbook, 'lifeboat-standby-takeover');
   try {
     await client.connect();
     try {
@@ -233,15 +230,7 @@ async function pauseStandby(runbook: Runbook): Promise<{ lsn: string; time?: str
 }
 
 async function resumeStandby(runbook: Runbook): Promise<void> {
-  const site = restoreSite(runbook, 'standby');
-  const client = new Client(
-    siteClientConfig(runbook, site, {
-      connectionTimeoutMillis: 5000,
-      query_timeout: 15_000,
-      application_name: 'lifeboat-standby-takeover',
-    }),
-  );
-  client.on('error', () => undefined);
+  const client = standbyClient(runbook, 'lifeboat-standby-takeover');
   try {
     await client.connect();
     await client.query('select pg_wal_replay_resume()');
@@ -268,14 +257,12 @@ export async function isBeforeTarget(
 ): Promise<true | string> {
   if ('latest' in target) return true;
   if ('lsn' in target) return parseLsn(at.lsn) < parseLsn(target.lsn) ? true : `at or after ${describeTarget(target)}`;
-  const repo = await openRepository(runbook.repository.url, runbook.repository);
-  const cluster = clusterName(runbook);
-  const meta = (await readCatalog(repo, cluster)).filter(isComplete).find((e) => e.backupId === backupId)?.meta;
   if ('time' in target) {
     let bound = at.time;
     if (!bound) {
       const delayBound = Date.now() - runbook.standby!.delay * 1000;
-      const backupEnd = meta ? Date.parse(meta.endTime) : Date.now();
+      const end = (await (await openEngine(runbook)).listBackups()).find((b) => b.backupId === backupId)?.endTime;
+      const backupEnd = end ? Date.parse(end) : Date.now();
       bound = new Date(Math.max(delayBound, backupEnd)).toISOString();
     }
     return Date.parse(bound) < Date.parse(target.time)
@@ -292,41 +279,67 @@ export async function isBeforeTarget(
       ? true
       : `at or after restore point "${target.name}" (LSN ${found.lsn}, where preflight found it)`;
   }
-  if ('name' in target && meta) {
-    // The archive searched from the standby's position on, as preflight searches from a backup's start.
-    const { files, histories } = await readWalArchive(repo, cluster);
-    const segSize = backup.walSegmentSize;
-    const from = {
-      ...meta,
-      startLsn: at.lsn,
-      startWal: segmentName(backup.timeline, segnoOfLsn(at.lsn, segSize), segSize),
-    };
-    const reach = await checkTargetReach({
-      repo,
-      cluster,
-      pgBin: runbook.cluster.pgBin,
-      runbookName: runbook.name,
-      backup: from,
-      target,
-      files: files.map((f) => f.name),
-      histories,
-      cache: new Map(),
-    });
-    if (
-      !reach.refusal &&
-      reach.warnings.length === 0 &&
-      reach.reaches?.startsWith(`restore point "${target.name}" at LSN`)
-    )
-      return true;
-    return (
-      reach.warnings[0] ??
-      `the archive holds no restore point "${target.name}" after its position ${formatLsn(parseLsn(at.lsn))}`
-    );
-  }
+  if ('name' in target) return restorePointAfter(runbook, target, at, backupId, backup);
   return `${describeTarget(target)} cannot be placed against its position`;
 }
 
-/** Writes this recovery's marker into restore.dataDir: the copy is now the recovery's, ready for replay-wal. */
+/**
+ * true when the archive holds restore point `target.name` after the standby's
+ * position, else why not. The archive searched from that position on with
+ * pg_waldump, as preflight searches from a backup's start: in Lifeboat's own
+ * repository only. On another engine preflight does not search it either
+ * (README "Using pgBackRest as the backup engine"), so the standby is left
+ * alone and the recovery restores a backup.
+ */
+async function restorePointAfter(
+  runbook: Runbook,
+  target: { name: string },
+  at: { lsn: string },
+  backupId: string,
+  backup: RestoreMarker['backup'],
+): Promise<true | string> {
+  if (engineSetting(runbook).kind !== 'lifeboat')
+    return `${describeTarget(target)} cannot be placed against its position: on engine ${engineSetting(runbook).kind}, preflight does not search the archive for restore points`;
+  const repo = await openRepository(runbook.repository.url, runbook.repository);
+  const cluster = clusterName(runbook);
+  const meta = (await readCatalog(repo, cluster)).filter(isComplete).find((e) => e.backupId === backupId)?.meta;
+  if (!meta) return `${describeTarget(target)} cannot be placed against its position`;
+  const { files, histories } = await readWalArchive(repo, cluster);
+  const segSize = backup.walSegmentSize;
+  const from = {
+    ...meta,
+    startLsn: at.lsn,
+    startWal: segmentName(backup.timeline, segnoOfLsn(at.lsn, segSize), segSize),
+  };
+  const reach = await checkTargetReach({
+    repo,
+    cluster,
+    pgBin: runbook.cluster.pgBin,
+    runbookName: runbook.name,
+    backup: from,
+    target,
+    files: files.map((f) => f.name),
+    histories,
+    cache: new Map(),
+  });
+  if (
+    !reach.refusal &&
+    reach.warnings.length === 0 &&
+    reach.reaches?.startsWith(`restore point "${target.name}" at LSN`)
+  )
+    return true;
+  return (
+    reach.warnings[0] ??
+    `the archive holds no restore point "${target.name}" after its position ${formatLsn(parseLsn(at.lsn))}`
+  );
+}
+
+/**
+ * The copy in restore.dataDir becomes this recovery's: pointed at its own
+ * directory (./copy.ts: pgBackRest's restore_command, and its archive
+ * settings, since it is the next primary), then marked, ready for replay-wal.
+ * Run twice: the same settings, the same marker.
+ */
 async function markOurs(
   runbook: Runbook,
   input: UseStandbyInput,
@@ -334,27 +347,14 @@ async function markOurs(
   source: StandbySource,
 ): Promise<RestoreResult> {
   const restore = restoreSite(runbook, 'restore');
-  const result: RestoreResult = {
-    dataDir: restore.dataDir,
-    port: restore.port,
+  await pointCopyAtItself(runbook, restore.dataDir, source.from, { archive: true });
+  return markStandbyCopy({
+    site: restore,
+    run: { workflowId: input.workflowId, runId: input.runId, mode: input.mode },
+    backupId: from.backupId,
+    backup: from.backup,
     bytes: from.result?.bytes ?? 0,
     files: from.result?.files ?? 0,
-    finishedAt: new Date().toISOString(),
-    standby: source,
-  };
-  // 'extracted' with no log or socket: replay-wal writes its own recovery
-  // settings and signal file (recovery.signal replaces standby.signal) and
-  // starts the postmaster, exactly as after a restore from a backup.
-  const marker: RestoreMarker = {
-    workflowId: input.workflowId,
-    runId: input.runId,
-    backupId: from.backupId,
-    state: 'extracted',
-    at: new Date().toISOString(),
-    mode: input.mode,
-    backup: from.backup,
-    result,
-  };
-  await writeMarker(restore.dataDir, marker, restore.pg.osUser);
-  return result;
+    source,
+  });
 }

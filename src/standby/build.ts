@@ -1,24 +1,28 @@
 // The warm standby (DESIGN.md §4.4): a copy of the cluster on the restore
 // host, built from the newest usable base backup with the restore's own
 // machinery (claim, marker, never deleting what is not provably ours), then
-// kept replaying from the archive `delay` behind the primary.
+// kept replaying from the archive `delay` behind the primary. On either
+// engine of the runbook (src/engine/): Lifeboat's own repository (extract,
+// archive-get), or a pgBackRest stanza (pgbackrest restore --type=standby
+// --archive-mode=off, replaying through the archive-get it writes).
 //   conf.ts    its recovery settings (restore_command, apply delay, no archiving, loopback)
 //   status.ts  where it is against the archive; fell off (rebuild) or behind (warn)
+//   check.ts   its findings and line in `lifeboat check`
 //   build.ts   build, or reuse and restart what is there
 //   adopt.ts   a recovery takes it over instead of restoring a backup
+//   copy.ts    a copy in another directory (taken over, or a drill's clone): marked, pointed at itself
 //
 // Its marker and claim name `lifeboat-standby-<runbook>` where a recovery's
 // name the workflow: a rebuild finds the old copy provably ours, stops it and
 // moves it aside (src/restore/data-dir.ts), never deletes it.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { analyzeChain } from '../catalog/chain';
-import { isComplete, readCatalog, readWalArchive } from '../catalog/catalog';
+import { openEngine } from '../engine';
 import { LifeboatError, errorMessage } from '../errors';
 import type { RestoreProgress } from '../recovery/contract';
-import { openRepository } from '../repository';
 import type { ClaimRequest } from '../restore/claim';
 import { compactTimestamp } from '../restore/data-dir';
+import { restoreWithEngine } from '../restore/engine-restore';
 import { readMarker, requireOurMarker, updateMarker } from '../restore/marker';
 import { postmasterEnvWithCredentials } from '../restore/secret-file';
 import {
@@ -32,6 +36,7 @@ import {
 } from '../restore/postmaster';
 import { restoreBaseBackup } from '../restore/restore';
 import { restoreSite } from '../restore/site';
+import { engineSetting } from '../runbook/engine';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { clearRestoreFailure } from '../wal/get-failure';
 import { ensureCloneHba, formatDelay, standbyOwner, writeStandbyConf } from './conf';
@@ -98,7 +103,9 @@ export async function buildStandby(runbook: Runbook, hooks: BuildHooks = {}): Pr
     : before.state === 'absent'
       ? `built from ${backup.why}`
       : `rebuilt from ${backup.why}: ${before.fellOff ?? before.state}`;
-  const restored = await restoreBaseBackup(
+  // The restore step's own machinery for the runbook's engine: claim, move aside, restore, marker.
+  const restore = engineSetting(runbook).kind === 'lifeboat' ? restoreBaseBackup : restoreWithEngine;
+  const restored = await restore(
     runbook,
     {
       runbook: runbook.name,
@@ -128,36 +135,26 @@ export async function buildStandby(runbook: Runbook, hooks: BuildHooks = {}): Pr
 /**
  * The newest verified backup from whose start the archive runs without a gap
  * to its newest segment: a standby from any other would stop at the gap.
+ * Asked of the runbook's engine (Lifeboat's repository, or pgBackRest's info
+ * and archive listing), whose chain check names the backups each gap blocks.
  */
 export async function newestUsableBackup(runbook: Runbook): Promise<{ backupId: string; why: string }> {
-  const repo = await openRepository(runbook.repository.url, runbook.repository);
-  const cluster = clusterName(runbook);
-  const [entries, archive] = await Promise.all([readCatalog(repo, cluster), readWalArchive(repo, cluster)]);
-  const complete = entries.filter(isComplete);
-  const report = analyzeChain({
-    walFiles: archive.files.map((f) => f.name),
-    histories: archive.histories,
-    backups: complete.map((e) => ({
-      backupId: e.backupId,
-      timeline: e.meta.timeline,
-      startWal: e.meta.startWal,
-      startLsn: e.meta.startLsn,
-    })),
-    walSegmentSize: complete[complete.length - 1]?.meta.walSegmentSize,
-  });
-  const blocked = new Set(report.gaps.flatMap((g) => g.neededBy));
-  for (const e of [...complete].reverse()) {
-    if (!blocked.has(e.backupId))
+  const engine = await openEngine(runbook);
+  const backups = await engine.listBackups();
+  const blocked = new Set((await engine.readArchive(backups)).gaps.flatMap((g) => g.neededBy));
+  for (const b of [...backups].reverse()) {
+    if (!blocked.has(b.backupId))
       return {
-        backupId: e.backupId,
-        why: `backup ${e.backupId}, the newest whose WAL reaches the archive's end without a gap`,
+        backupId: b.backupId,
+        why: `backup ${b.backupId}, the newest whose WAL reaches the archive's end without a gap`,
       };
   }
+  const cluster = clusterName(runbook);
   throw new LifeboatError(
     'BACKUP_NOT_FOUND',
-    complete.length === 0
-      ? `no verified base backup of cluster ${cluster} in ${repo.url}: the standby cannot be built`
-      : `every verified backup of cluster ${cluster} (${complete.length}, newest ${complete[complete.length - 1]!.backupId}) lies before a gap in the WAL archive: a standby from it would stop there`,
+    backups.length === 0
+      ? `no verified base backup of cluster ${cluster} in ${engine.label}: the standby cannot be built`
+      : `every verified backup of cluster ${cluster} in ${engine.label} (${backups.length}, newest ${backups[backups.length - 1]!.backupId}) lies before a gap in the WAL archive: a standby from it would stop there`,
     {
       hints: [
         `take a new base backup: lifeboat backup --runbook ${runbook.name}`,

@@ -1,7 +1,9 @@
 // The warm standby's recovery settings: the same delimited block replay-wal
 // writes (src/restore/recovery-conf.ts), for "the end of the archive" (no
 // target, standby.signal: PostgreSQL keeps asking restore_command for the
-// next segment instead of promoting), plus recovery_min_apply_delay.
+// next segment instead of promoting), plus recovery_min_apply_delay. Its
+// restore_command is Lifeboat's archive-get, or the one the runbook's engine
+// wrote with its restore (pgBackRest's archive-get).
 //
 // When a recovery takes the standby over, replay-wal replaces the block
 // whole, so the delay goes with it and the target comes in.
@@ -9,9 +11,11 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { encryptionArgs, restoreEncryption } from '../repository/keys';
 import { fallbackRepoArgs } from '../repository/multi';
+import { engineRestoreCommand } from '../restore/engine-replay';
 import { chownToUser } from '../restore/os-user';
 import { BLOCK_END, recoveryLines, shellWord, writeRecoveryBlock, writeSignalFile } from '../restore/recovery-conf';
 import { clusterName, type Runbook } from '../runbook/schema';
+import { engineSetting } from '../runbook/engine';
 import { lifeboatCommand } from '../tools';
 
 /** The identity a standby's marker and claim carry where a recovery's carry its workflow id. */
@@ -19,14 +23,33 @@ export function standbyOwner(runbook: Runbook): string {
   return `lifeboat-standby-${runbook.name}`;
 }
 
-export function standbyLines(runbook: Runbook, s: { port: number; socketDir: string; delaySeconds: number }): string[] {
+/** Lifeboat's own restore_command: archive-get from the runbook's repositories (as replay-wal writes it). */
+export function lifeboatRestoreCommand(runbook: Runbook): string {
   const cluster = clusterName(runbook);
+  return `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}${[...encryptionArgs(restoreEncryption(runbook.repositories)), ...fallbackRepoArgs(runbook)].map((a) => ` ${shellWord(a)}`).join('')}`;
+}
+
+/**
+ * The restore_command of the standby in `dataDir`: Lifeboat's archive-get,
+ * or the one the runbook's engine wrote with its restore (pgBackRest:
+ * `pgbackrest ... --pg1-path=<dataDir> ... archive-get %f "%p"`, outside
+ * Lifeboat's block), which replay-wal reads again once a recovery takes the
+ * standby over (src/restore/engine-replay.ts).
+ */
+export async function standbyRestoreCommand(runbook: Runbook, dataDir: string): Promise<string> {
+  return engineSetting(runbook).kind === 'lifeboat' ? lifeboatRestoreCommand(runbook) : engineRestoreCommand(dataDir);
+}
+
+export function standbyLines(
+  runbook: Runbook,
+  s: { port: number; socketDir: string; delaySeconds: number; restoreCommand?: string },
+): string[] {
   const lines = recoveryLines({
     port: s.port,
     // Loopback only: nothing but Lifeboat may reach the standby and take it for the database.
     listenAddress: '127.0.0.1',
     socketDir: s.socketDir,
-    restoreCommand: `${lifeboatCommand()} archive-get %f %p --repo ${shellWord(runbook.repository.url)} --cluster ${shellWord(cluster)}${[...encryptionArgs(restoreEncryption(runbook.repositories)), ...fallbackRepoArgs(runbook)].map((a) => ` ${shellWord(a)}`).join('')}`,
+    restoreCommand: s.restoreCommand ?? lifeboatRestoreCommand(runbook),
     target: { latest: true },
     workflowId: standbyOwner(runbook),
     // A standby must never archive: promoted by mistake it would push a
@@ -49,7 +72,8 @@ export async function writeStandbyConf(
   osUser: string,
 ): Promise<boolean> {
   await writeSignalFile(dataDir, 'standby', osUser);
-  return writeRecoveryBlock(dataDir, standbyLines(runbook, s), osUser);
+  const restoreCommand = await standbyRestoreCommand(runbook, dataDir);
+  return writeRecoveryBlock(dataDir, standbyLines(runbook, { ...s, restoreCommand }), osUser);
 }
 
 /** What marks the line below in the standby's pg_hba.conf. */
@@ -70,17 +94,24 @@ export async function ensureCloneHba(dataDir: string, role: string, osUser: stri
   const text = await readFile(file, 'utf8').catch(() => undefined);
   if (text === undefined || text.includes(CLONE_HBA_COMMENT)) return false;
   const name = /^[a-z_][a-z0-9_]*$/.test(role) ? role : `"${role}"`;
+  await writeOwnedFile(
+    file,
+    `${text.trimEnd()}\n${CLONE_HBA_COMMENT}\nhost replication ${name} 127.0.0.1/32 md5\n`,
+    osUser,
+  );
+  return true;
+}
+
+/** Replaces a file of a data directory atomically (a temporary name, then rename), mode 0600, owned by the OS user. */
+export async function writeOwnedFile(file: string, text: string, osUser: string): Promise<void> {
   const tmp = `${file}.lifeboat-tmp`;
   try {
-    await writeFile(tmp, `${text.trimEnd()}\n${CLONE_HBA_COMMENT}\nhost replication ${name} 127.0.0.1/32 md5\n`, {
-      mode: 0o600,
-    });
+    await writeFile(tmp, text, { mode: 0o600 });
     await chownToUser(tmp, osUser);
     await rename(tmp, file);
   } finally {
     await rm(tmp, { force: true });
   }
-  return true;
 }
 
 /** "1h", "10m 5s", "20s", "no delay": a delay as an operator reads it. */

@@ -3,17 +3,20 @@
 // against the newest segment of the archive on its line of timelines, and
 // whether it fell off the archive (it can never catch up again: rebuild) or
 // only fell behind (a warning). Read only: the marker, pg_ctl status, one
-// connection to the standby, the repository's WAL listing.
+// connection to the standby, the archive's WAL listing (Lifeboat's
+// repository, or the engine's: pgBackRest's repo-ls).
 import { readdir } from 'node:fs/promises';
 import * as os from 'node:os';
 import { Client } from 'pg';
 import { readWalArchive } from '../catalog/catalog';
 import { errorMessage } from '../errors';
 import { openRepository } from '../repository';
+import { walReader } from '../restore/engine-replay';
 import { readMarker, type RestoreMarker } from '../restore/marker';
 import { postmasterRunning } from '../restore/postmaster';
 import { archiveEndOnLine } from '../restore/replay';
 import { restoreSite, siteClientConfig } from '../restore/site';
+import { engineSetting } from '../runbook/engine';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { readRestoreFailure } from '../wal/get-failure';
 import { formatLsn, parseLsn, parseSegmentName, segmentName, segnoOfLsn } from '../wal/names';
@@ -89,17 +92,26 @@ export function onStandbyHost(standbyHost: string, hostOption?: string): { here:
   return { here: name.toLowerCase() === lower || name.split('.')[0]!.toLowerCase() === lower, thisHost: name };
 }
 
-/** One look at the standby over its loopback port. */
-export async function observeStandby(runbook: Runbook): Promise<Observed> {
-  const site = restoreSite(runbook, 'standby');
+/**
+ * A client of the standby over its loopback port as the runbook's role, not
+ * yet connected; short timeouts, and an error after connecting is ignored
+ * (every caller ends it).
+ */
+export function standbyClient(runbook: Runbook, applicationName: string): Client {
   const client = new Client(
-    siteClientConfig(runbook, site, {
+    siteClientConfig(runbook, restoreSite(runbook, 'standby'), {
       connectionTimeoutMillis: 5000,
       query_timeout: 15_000,
-      application_name: 'lifeboat-standby-status',
+      application_name: applicationName,
     }),
   );
   client.on('error', () => undefined);
+  return client;
+}
+
+/** One look at the standby over its loopback port. */
+export async function observeStandby(runbook: Runbook): Promise<Observed> {
+  const client = standbyClient(runbook, 'lifeboat-standby-status');
   await client.connect();
   try {
     const { rows } = await client.query<{
@@ -251,9 +263,7 @@ async function takenOverBy(runbook: Runbook, standbyDir: string): Promise<Standb
 /** Segments behind the archive's newest, and whether the one it needs next is gone for good. */
 async function judgeAgainstArchive(runbook: Runbook, status: StandbyStatus): Promise<void> {
   if (!status.replayLsn || !status.backup) return;
-  const repo = await openRepository(runbook.repository.url, runbook.repository);
-  const { files, histories } = await readWalArchive(repo, clusterName(runbook));
-  const names = files.map((f) => f.name);
+  const { files: names, histories } = await readArchiveNames(runbook);
   const end = archiveEndOnLine(names, histories, status.backup);
   if (!end) return;
   const segSize = status.backup.walSegmentSize;
@@ -291,6 +301,20 @@ async function judgeAgainstArchive(runbook: Runbook, status: StandbyStatus): Pro
       `the standby's last replayed commit is ${status.replayLagSeconds} s old (delay ${formatDelay(status.delaySeconds)}) with ${status.segmentsBehind} archived segments still to replay: it is not keeping up`,
     );
   }
+}
+
+/**
+ * The archive's WAL file names and history files: Lifeboat's repository (as
+ * the runbook names it), or the engine's own listing (pgBackRest: repo-ls
+ * and repo-get, src/restore/engine-replay.ts).
+ */
+export async function readArchiveNames(
+  runbook: Runbook,
+): Promise<{ files: string[]; histories: Record<string, string> }> {
+  if (engineSetting(runbook).kind !== 'lifeboat') return (await walReader(runbook, clusterName(runbook)))();
+  const repo = await openRepository(runbook.repository.url, runbook.repository);
+  const { files, histories } = await readWalArchive(repo, clusterName(runbook));
+  return { files: files.map((f) => f.name), histories };
 }
 
 /** One line for `lifeboat check` and `lifeboat standby status`. */

@@ -16,9 +16,8 @@ import { checkLocksAndEncryption, lockSampleKeys } from '../../catalog/lock-chec
 import { withPrimaryOverlay, type OverlaidRunbook } from '../../catalog/primary';
 import { twoWriterProblems, type ServerSample } from '../../catalog/writers';
 import { checkOtherRepositories } from '../../catalog/repositories-check';
-import { errorMessage, isLifeboatError } from '../../errors';
-import type { Runbook } from '../../runbook/schema';
-import { onStandbyHost, readStandbyStatus, standbyLine, type StandbyStatus } from '../../standby/status';
+import { isLifeboatError } from '../../errors';
+import { checkStandby } from '../../standby/check';
 import { resolveRepoTarget, type RepoOptions } from '../context';
 import { formatDuration } from '../format';
 import { EXIT, printJson } from '../run';
@@ -117,14 +116,9 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
   for (const e of entries)
     if (e.status === 'incomplete') notes.push(`backup ${e.backupId} is incomplete and ignored: ${e.problem}`);
   // The warm standby, when the runbook declares one: read on its host only (its data directory and loopback port).
-  const where = runbook?.standby ? onStandbyHost(runbook.standby.host, opts.host) : undefined;
-  const standby =
-    runbook?.standby && where?.here
-      ? await readStandbyStatus(runbook).catch((err: unknown) => errorMessage(err))
-      : undefined;
-  const elsewhere = runbook?.standby && where && !where.here ? standbyElsewhere(runbook, where.thisHost) : undefined;
-  if (typeof standby === 'string') notes.push(`standby not checked: ${standby}`);
-  else if (standby) problems.push(...standbyProblems(runbook!, standby));
+  const standby = await checkStandby(runbook, opts.host);
+  notes.push(...standby.notes);
+  problems.push(...standby.problems);
 
   // Repositories after the first (runbook repositories:): each chain on its own, and how far behind the first.
   const others =
@@ -153,8 +147,8 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
       },
       chain,
       ...(lockCheck ? { objectLock: lockCheck.line } : {}),
-      ...(standby && typeof standby !== 'string' ? { standby } : {}),
-      ...(elsewhere ? { standbyCheckedOn: runbook!.standby!.host } : {}),
+      ...(standby.status ? { standby: standby.status } : {}),
+      ...(standby.checkedOn ? { standbyCheckedOn: standby.checkedOn } : {}),
       ...(others ? { repositories: others.reports } : {}),
       problems,
       notes,
@@ -173,8 +167,7 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
   for (const line of chainLines(chain)) out.push(line);
   if (others) out.push(...others.lines);
   if (lockCheck) out.push(lockCheck.line);
-  if (standby && typeof standby !== 'string') out.push(standbyLine(standby));
-  if (elsewhere) out.push(elsewhere);
+  if (standby.line) out.push(standby.line);
   for (const n of notes) if (!(overlaid?.applied && n === overlaid.note)) out.push(`note: ${n}`);
   out.push('');
   for (const p of problems) {
@@ -212,45 +205,4 @@ function chainLines(chain: ChainReport): string[] {
         : '';
     return `WAL timeline ${t.timeline}: ${span}${from}${checked}`;
   });
-}
-
-/** What check says on any other host than the standby's: where to check it, not a problem. */
-function standbyElsewhere(runbook: Runbook, thisHost: string): string {
-  const host = runbook.standby!.host;
-  return `standby: checked on host ${host}, not here (${thisHost}): lifeboat check --runbook ${runbook.name} --host ${host} on that host reports it`;
-}
-
-/** The standby as findings: fallen off or not running is a problem (the warm path is gone); behind, a warning. */
-function standbyProblems(runbook: Runbook, s: StandbyStatus): HealthProblem[] {
-  const build = `lifeboat standby build --runbook ${runbook.name} (on host ${runbook.standby!.host})`;
-  if (s.takenOver) {
-    return [
-      {
-        kind: 'standby-taken-over',
-        message: `standby ${s.dataDir}: ${s.fellOff}`,
-        hints: [
-          `it became the recovery's copy in ${s.takenOver.into}; until it is rebuilt, recoveries restore from a backup (nothing rebuilds it on its own): ${build}`,
-        ],
-      },
-    ];
-  }
-  if (s.fellOff) {
-    return [
-      {
-        kind: 'standby-fell-off',
-        message: `standby in ${s.dataDir}: ${s.fellOff}; recoveries restore from a backup until it is rebuilt`,
-        hints: [`rebuild it: ${build}; the old copy is moved aside, never deleted`],
-      },
-    ];
-  }
-  return s.warnings.map((w) => ({
-    kind: 'standby-behind',
-    message: `standby in ${s.dataDir}: ${w}`,
-    hints:
-      s.state === 'stopped'
-        ? [`start it: ${build}`]
-        : [
-            `see lifeboat standby status --runbook ${runbook.name} and its server log${s.logFile ? ` ${s.logFile}` : ''}`,
-          ],
-  }));
 }

@@ -1,13 +1,15 @@
 // `lifeboat backups` and `lifeboat check` for a runbook whose backups another
 // engine holds (runbook engine:, src/engine/): the engine's catalog, and its
 // own check (pgBackRest: check, verify, and the WAL chain from its listing)
-// beside the archiver's health read from the primary, as for Lifeboat's own.
+// beside the archiver's health read from the primary, and the warm standby
+// on its own host, as for Lifeboat's own.
 import { readArchiverStatus, type ArchiverStatus } from '../../catalog/archiver';
 import type { HealthProblem } from '../../catalog/chain';
 import { openEngine } from '../../engine';
 import type { EngineBackup } from '../../engine/types';
 import { isLifeboatError } from '../../errors';
 import type { Runbook } from '../../runbook/schema';
+import { checkStandby } from '../../standby/check';
 import { formatBytes, table } from '../format';
 import { EXIT, printJson } from '../run';
 
@@ -47,7 +49,10 @@ function row(b: EngineBackup): string[] {
   ];
 }
 
-export async function engineCheck(runbook: Runbook, opts: { json?: boolean; primary?: boolean }): Promise<number> {
+export async function engineCheck(
+  runbook: Runbook,
+  opts: { json?: boolean; primary?: boolean; host?: string },
+): Promise<number> {
   const engine = await openEngine(runbook);
   const problems: HealthProblem[] = [];
   const notes: string[] = [];
@@ -74,6 +79,10 @@ export async function engineCheck(runbook: Runbook, opts: { json?: boolean; prim
   }
   const report = await engine.check();
   problems.push(...report.problems);
+  // The warm standby on the stanza, read on its own host only (src/standby/check.ts), as on Lifeboat's own engine.
+  const standby = await checkStandby(runbook, opts.host);
+  problems.push(...standby.problems);
+  notes.push(...standby.notes);
   const healthy = problems.length === 0;
   if (opts.json) {
     printJson({
@@ -83,6 +92,8 @@ export async function engineCheck(runbook: Runbook, opts: { json?: boolean; prim
       archiver: archiver ?? null,
       backups: backups.map((b) => b.backupId),
       checked: report.lines,
+      ...(standby.status ? { standby: standby.status } : {}),
+      ...(standby.checkedOn ? { standbyCheckedOn: standby.checkedOn } : {}),
       problems,
       notes,
     });
@@ -99,7 +110,7 @@ export async function engineCheck(runbook: Runbook, opts: { json?: boolean; prim
       `archiver: ${archiver.lastArchivedWal ? `last archived ${archiver.lastArchivedWal}` : 'nothing archived since the counters started'}, ${archiver.failedCount} failure${archiver.failedCount === 1 ? '' : 's'}; RPO ${archiver.rpoSeconds} s`,
     );
   }
-  out.push(...report.lines, ...notes.map((n) => `note: ${n}`), '');
+  out.push(...report.lines, ...(standby.line ? [standby.line] : []), ...notes.map((n) => `note: ${n}`), '');
   for (const p of problems) out.push(p.message, ...p.hints.map((h) => `  HINT: ${h}`));
   out.push(healthy ? 'healthy' : `unhealthy: ${problems.length} problem${problems.length === 1 ? '' : 's'}`);
   process.stdout.write(`${out.join('\n')}\n`);
