@@ -390,6 +390,53 @@ describe('lifeboat recover against the Temporal server', () => {
     }
   });
 
+  it('--signal sends each decision as the signal of its name, the text as comment (approve) or reason (the others)', async () => {
+    const workflowId = `recover-orders-cli-test-signals-${process.pid}-${Date.now()}`;
+    const started = await lifeboat(
+      ['recover', '--runbook', 'orders', '--to-latest', '--dry-run', '--concurrent', '--workflow-id', workflowId],
+      env(),
+    );
+    const handle = client.workflow.getHandle(workflowId);
+    try {
+      expect(started.code).toBe(0);
+      const sent: string[] = [];
+      // abort last: a run that takes it ends, and a closed run takes no more signals.
+      for (const decision of ['approve', 'reject', 'retry', 'skip', 'abort']) {
+        const text = decision === 'approve' ? ['--comment', 'looks right'] : ['--reason', `why ${decision}`];
+        const step = decision === 'approve' || decision === 'reject' ? 'approve-fence' : 'preflight';
+        const { code, stdout } = await lifeboat(
+          [decision, workflowId, step, '--as', 'alice', ...text, '--signal'],
+          env(),
+        );
+        expect(code).toBe(0);
+        sent.push(stdout.split('\n')[0]!);
+      }
+      expect(sent).toEqual([
+        `sent the approve signal for approve-fence by alice to ${workflowId}`,
+        `sent the reject signal for approve-fence by alice to ${workflowId}`,
+        `sent the retry signal for preflight by alice to ${workflowId}`,
+        `sent the skip signal for preflight by alice to ${workflowId}`,
+        `sent the abort signal for preflight by alice to ${workflowId}`,
+      ]);
+      const signals = ((await handle.fetchHistory()).events ?? [])
+        .map((e) => e.workflowExecutionSignaledEventAttributes)
+        .filter((a) => a != null)
+        .map((a) => ({
+          name: a.signalName,
+          payload: JSON.parse(Buffer.from(a.input!.payloads![0]!.data!).toString('utf8')) as unknown,
+        }));
+      expect(signals).toEqual([
+        { name: 'approve', payload: { step: 'approve-fence', by: 'alice', comment: 'looks right' } },
+        { name: 'reject', payload: { step: 'approve-fence', by: 'alice', reason: 'why reject' } },
+        { name: 'retry', payload: { step: 'preflight', by: 'alice', reason: 'why retry' } },
+        { name: 'skip', payload: { step: 'preflight', by: 'alice', reason: 'why skip' } },
+        { name: 'abort', payload: { step: 'preflight', by: 'alice', reason: 'why abort' } },
+      ]);
+    } finally {
+      await handle.terminate('terminated by the recover CLI test').catch(() => undefined);
+    }
+  });
+
   it('says so when there is no such workflow', async () => {
     const { code, stderr } = await lifeboat(['status', 'recover-orders-never-started'], env());
     expect(code).toBe(2);
