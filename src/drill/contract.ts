@@ -5,12 +5,16 @@
 // Imported by workflow code (zod works in the sandbox) and by activities and
 // the CLI: keep it free of Node builtins.
 import { z } from 'zod';
-import { Target, type UseStandbyInput, type UseStandbyResult } from '../recovery/contract';
+import {
+  RepositoryChoice,
+  RunbookName,
+  Target,
+  type UseStandbyInput,
+  type UseStandbyResult,
+} from '../recovery/contract';
 
 export const DrillInput = z.strictObject({
-  runbook: z
-    .string({ error: 'expected the runbook name, e.g. "orders"' })
-    .min(1, { error: 'expected the runbook name' }),
+  runbook: RunbookName,
   /** Without one, a random moment of the runbook's drill.targetWindow that the archive covers. */
   target: Target.optional(),
   /** Leave the promoted drill copy running for inspection instead of removing it. */
@@ -24,7 +28,7 @@ export const DrillInput = z.strictObject({
    */
   source: z.enum(['backup', 'standby'], { error: 'expected "backup" or "standby"' }).optional(),
   /** Extension (runbook repositories:): restore from this repository only, by name or position from 1 (--repo-index). */
-  repository: z.string({ error: 'expected a repository name or its position from 1' }).min(1).optional(),
+  repository: RepositoryChoice,
 });
 export type DrillInput = z.input<typeof DrillInput>;
 
