@@ -11,7 +11,6 @@
 //
 // Imported by schema.ts, so by workflow code too: zod only, no Node builtins.
 import { z } from 'zod';
-import { LifeboatError } from '../errors';
 
 /** pgBackRest stanza names: letters, digits, '.', '_' and '-' (what its option parser accepts without quoting). */
 const STANZA_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -66,30 +65,4 @@ export type PgBackRestSetting = z.output<typeof PgBackRestEngine>;
 /** The engine a runbook uses: Lifeboat's own when it says nothing. */
 export function engineSetting(rb: { engine?: EngineSetting | undefined }): EngineSetting {
   return rb.engine ?? { kind: 'lifeboat' };
-}
-
-/**
- * Refuses, before anything is touched, a workflow that does not run on the
- * runbook's engine yet: so far a pgBackRest runbook serves recoverToPointInTime,
- * restoreDrill (and its schedule), repairFromPointInTime (its copy restored
- * and replayed through the engine as a drill's), migrationCheckpoint,
- * baseBackup and expireBackups (through pgBackRest's backup and expire),
- * `lifeboat backups` and `lifeboat check` (and the engine API, src/engine/);
- * the warm standby still reads Lifeboat's own repository, and would find no
- * backup there.
- */
-export function requireLifeboatEngine(rb: { name: string; engine?: EngineSetting | undefined }, what: string): void {
-  const e = engineSetting(rb);
-  if (e.kind === 'lifeboat') return;
-  throw new LifeboatError(
-    'RUNBOOK_INVALID',
-    `runbook ${rb.name} uses engine pgbackrest (stanza ${e.stanza}): ${what} does not run on a pgBackRest stanza yet; recoverToPointInTime, restoreDrill, repairFromPointInTime, migrationCheckpoint, lifeboat backup, expire, backups and check do`,
-    {
-      hints: [
-        'nothing was touched',
-        'README "Using pgBackRest as the backup engine" says what works on pgBackRest today',
-        `to restore by hand meanwhile: pgbackrest --stanza=${e.stanza} restore --type=time --target=... --target-action=pause`,
-      ],
-    },
-  );
 }

@@ -4,15 +4,14 @@
 // the catalog is pgBackRest's, check runs pgbackrest check and verify, and
 // reports a segment moved aside in its repository as a WAL gap with
 // pgBackRest's own command in the hint (moved back after), which a recovery's
-// preflight refuses as WAL_GAP through the engine. The workflows
-// that do not run on pgBackRest yet refuse such a runbook before touching
-// anything (backups and expiry do run: backup-expire-pgbackrest.test.ts).
+// preflight refuses as WAL_GAP through the engine (backups and expiry run
+// there too: backup-expire-pgbackrest.test.ts; the warm standby:
+// standby-pgbackrest.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import type { EngineBackup } from '../../src/engine/types';
 import { nextSegmentName } from '../../src/wal/names';
 import { activity, failureOf } from '../harness/activity';
-import { buildStandby } from '../../activities/standby';
 import { preflight } from '../../activities/recovery';
 import { skippedOnEngine } from '../../src/recovery/engine-preflight';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
@@ -115,23 +114,5 @@ describe('lifeboat backups and check with engine: pgbackrest', () => {
       aside.back();
     }
     expect((await lifeboat('check', '--runbook', 'brcli')).code).toBe(0);
-  });
-
-  it('refuses, before anything is touched, the workflows that do not run on pgBackRest yet (the warm standby; recoveries, drills, repairs, checkpoints, backups and expiry do: recovery-pgbackrest.test.ts, drill-checkpoint-pgbackrest.test.ts, repair-pgbackrest.test.ts, backup-expire-pgbackrest.test.ts)', async () => {
-    process.env.LIFEBOAT_RUNBOOKS_DIR = r.runbooksDir;
-    const refusals = [() => activity(buildStandby, { runbook: 'brcli' })];
-    const whats: string[] = [];
-    for (const refuse of refusals) {
-      const f = await failureOf(refuse());
-      expect(f.type).toBe('RUNBOOK_INVALID');
-      const first = f.message.split('\n')[0]!;
-      expect(first).toMatch(
-        /^runbook brcli uses engine pgbackrest \(stanza lb\): .* does not run on a pgBackRest stanza yet; recoverToPointInTime, restoreDrill, repairFromPointInTime, migrationCheckpoint, lifeboat backup, expire, backups and check do$/,
-      );
-      whats.push(first.replace(/^.*\(stanza lb\): /, '').replace(/ does not run.*$/, ''));
-    }
-    expect(whats).toEqual(['the warm standby']);
-    // Nothing was touched: pgBackRest holds what it held.
-    expect(await engine.listBackups()).toEqual(backups);
   });
 });

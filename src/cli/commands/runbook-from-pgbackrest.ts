@@ -47,7 +47,7 @@ export interface FromPgBackRestOptions {
   runbooksDir?: string;
 }
 
-/** What runs on a pgBackRest runbook today (src/runbook/engine.ts requireLifeboatEngine), and what does not yet. */
+/** What runs on a pgBackRest runbook today (every workflow and the warm standby), and what does not yet. */
 export const ENGINE_WORKS = [
   'recoverToPointInTime (lifeboat recover): pgbackrest restore of the chosen backup, replay to the target, paused copy',
   'lifeboat backup --type full|diff|incr (and --schedule): pgbackrest backup',
@@ -56,11 +56,9 @@ export const ENGINE_WORKS = [
   'lifeboat drill (and --schedule): pgbackrest restore into drill.dataDir, archive-mode off, a random target from its archive',
   'lifeboat checkpoint: the restore point through SQL, its segment waited for in the stanza (pgbackrest repo-ls)',
   'lifeboat repair: pgbackrest restore into drill.dataDir, archive-mode off, replayed to before (and on to after), compared and applied as always',
+  'the warm standby (lifeboat standby build|status, its line in lifeboat check): pgbackrest restore --type=standby, archive-mode off, replaying through its archive-get; taken over by recoverToPointInTime, cloned by lifeboat drill --from-standby',
 ];
-export const ENGINE_NOT_YET = [
-  "the warm standby: it reads Lifeboat's own repository and refuses this runbook before touching anything",
-  'archive-push/archive-get: pgBackRest keeps archiving as it does now',
-];
+export const ENGINE_NOT_YET = ['archive-push/archive-get: pgBackRest keeps archiving as it does now'];
 
 /** The stanza and configuration file an archive_command passes to pgbackrest archive-push; undefined when it is not one. */
 export function pgBackRestPush(command: string): { stanza?: string; config?: string } | undefined {
