@@ -14,89 +14,47 @@
 //     retention: or backup.retainFull, or --keep, is refused naming the field.
 //   - the activity's heartbeats: pgBackRest's own percent per file, rising to
 //     100; a stanza pgBackRest does not have is REPOSITORY_INVALID.
-import { execFile } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
-import { Client as TemporalClient, Connection } from '@temporalio/client';
+import type { Client as TemporalClient } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoRunbookYaml } from '../../src/dev/demo-runbook';
-import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
+import type { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import type { EngineBackup } from '../../src/engine/types';
-import { requireTool } from '../../src/tools';
 import type { EngineBaseBackupResult } from '../../workflows/base-backup';
 import type { ExpireBackupsResult } from '../../workflows/expire-backups';
 import { runBaseBackup } from '../../activities/backup';
 import { applyExpiry } from '../../activities/retention';
 import { activity, failureOf } from '../harness/activity';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
-import { cliRunner, startCliWorker } from '../harness/cli';
-import { startPgBackRestPrimary, type PgBackRestStanza } from '../harness/pgbackrest';
-import { postgresTempDir } from '../harness/postgres';
-import { freePort, waitFor } from '../harness/ports';
-import { temporalAddress } from '../harness/services';
+import type { PgBackRestStanza } from '../harness/pgbackrest';
+import {
+  createNamespace,
+  startPgBackRestRunbook,
+  triggerSchedule,
+  type PgBackRestRunbook,
+} from '../harness/pgbackrest-e2e';
 
-const exec = promisify(execFile);
-const runbooksDir = postgresTempDir('runbooks');
-const stateDir = postgresTempDir('state');
-const repoDir = postgresTempDir('repo');
-const namespace = `lifeboat-brbackup-${process.pid}`;
-const host = `brbackup${process.pid}`;
 const cleanups: Cleanups = [];
+let r: PgBackRestRunbook;
 let s: PgBackRestStanza;
 let engine: PgBackRestEngine;
 let client: TemporalClient;
-
-const env = () => ({
-  ...process.env,
-  LIFEBOAT_RUNBOOKS_DIR: runbooksDir,
-  TEMPORAL_ADDRESS: temporalAddress(),
-  TEMPORAL_NAMESPACE: namespace,
-});
-const lifeboat = cliRunner(env);
+let runbooksDir: string;
+const lifeboat = (...args: string[]) => r.lifeboat(...args);
 
 beforeAll(async () => {
-  await exec(requireTool('temporal'), [
-    'operator',
-    'namespace',
-    'create',
-    '--address',
-    temporalAddress(),
-    '--namespace',
-    namespace,
-  ]);
-  const connection = await Connection.connect({ address: temporalAddress() });
-  cleanups.push(() => connection.close());
-  client = new TemporalClient({ connection, namespace });
-  await waitFor(
-    'the namespace to be usable',
-    async () =>
-      await connection.workflowService.describeNamespace({ namespace }).then(
-        () => true,
-        () => undefined,
-      ),
-    { timeoutMs: 60_000 },
-  );
-
-  s = await startPgBackRestPrimary('bk');
-  cleanups.push(() => s.stop());
-  engine = new PgBackRestEngine(s.setting, { osUser: 'postgres' });
-  const demo = demoRunbookYaml({
-    name: 'brbk',
-    pgPort: s.primary.port,
-    pgUser: 'postgres',
-    database: 'postgres',
-    repoUrl: `file://${repoDir}`,
-    host,
-    stateDir,
-    restorePort: await freePort(),
-    drillPort: await freePort(),
-  });
+  const ns = await createNamespace(cleanups, 'brbackup');
+  client = ns.client;
   // pgBackRest's retention decides: no backup.retainFull (the demo sets one) in the runbook.
-  const yaml = demo.replace(/, retainFull: \d+/, '');
+  r = await startPgBackRestRunbook(cleanups, {
+    name: 'brbk',
+    stanza: 'bk',
+    namespace: ns.namespace,
+    edit: (demo) => demo.replace(/, retainFull: \d+/, ''),
+  });
+  ({ s, engine, runbooksDir } = r);
+  const { yaml, engineLine } = r;
   expect(yaml).not.toContain('retainFull');
-  const engineLine = `engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`;
-  writeFileSync(path.join(runbooksDir, 'brbk.yaml'), `${yaml}${engineLine}`);
   // The same cluster with Lifeboat's own engine (no engine:), and with the runbook's own retention tiers too.
   writeFileSync(path.join(runbooksDir, 'brown.yaml'), yaml.replace('name: brbk', 'name: brown'));
   writeFileSync(
@@ -107,16 +65,13 @@ beforeAll(async () => {
     path.join(runbooksDir, 'brnone.yaml'),
     `${yaml.replace('name: brbk', 'name: brnone')}${engineLine.replace(`stanza: ${s.stanza}`, 'stanza: nosuch')}`,
   );
-  writeFileSync(path.join(runbooksDir, 'brkeep.yaml'), `${demo.replace('name: brbk', 'name: brkeep')}${engineLine}`);
+  // The demo's own backup.retainFull kept.
+  await r.another({ name: 'brkeep' });
   await s.primary.query('create table t (id int primary key)');
-  const worker = await startCliWorker(host, env());
-  cleanups.push(() => worker.stop());
+  await r.startWorker();
 });
 
-afterAll(async () => {
-  await runCleanups(cleanups);
-  for (const d of [runbooksDir, stateDir, repoDir]) rmSync(d, { recursive: true, force: true });
-});
+afterAll(() => runCleanups(cleanups));
 
 const LABEL = /^\d{8}-\d{6}F(_\d{8}-\d{6}[DI])?$/;
 
@@ -191,18 +146,7 @@ describe('lifeboat backup and expire with engine: pgbackrest', () => {
     expect(created.code).toBe(0);
     const id = 'lifeboat-backup-brbk';
     cleanups.push(() => client.schedule.getHandle(id).delete());
-    const handle = client.schedule.getHandle(id);
-    const before = (await handle.describe()).info.numActionsTaken;
-    expect((await lifeboat('schedules', 'trigger', 'brbk', 'backup')).code).toBe(0);
-    const d = await waitFor(
-      `${id} to start a run`,
-      async () => {
-        const x = await handle.describe();
-        return x.info.numActionsTaken > before ? x : undefined;
-      },
-      { timeoutMs: 30_000, intervalMs: 200 },
-    );
-    const workflowId = d.info.recentActions[d.info.recentActions.length - 1]!.action.workflow.workflowId;
+    const workflowId = await triggerSchedule(client, lifeboat, { id, runbook: 'brbk', kind: 'backup' });
     const result = (await client.workflow.getHandle(workflowId).result()) as EngineBaseBackupResult;
     expect([result.engine, result.type, result.prior]).toEqual(['pgbackrest', 'diff', full1]);
     // repo1-retention-full=10: pgBackRest's retention expires nothing, and the child said so.

@@ -13,111 +13,54 @@
 //     into drill.dataDir, replay with its restore_command, invariants,
 //     promote, smoke write, teardown; evidence names the engine and backup,
 //     and the drill copy never archived into the stanza (no timeline 2).
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
-import { Client as TemporalClient, Connection } from '@temporalio/client';
+import type { Client as TemporalClient } from '@temporalio/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL, demoRunbookYaml } from '../../src/dev/demo-runbook';
-import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
+import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL } from '../../src/dev/demo-runbook';
+import type { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import type { EngineBackup } from '../../src/engine/types';
 import { waldump } from '../../src/drill/newest-commit';
-import { grantsSql } from '../../src/privileges/grants';
 import type { Evidence } from '../../src/recovery/contract';
-import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
-import { requireTool } from '../../src/tools';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
-import { cliRunner, startCliWorker } from '../harness/cli';
-import { startPgBackRestPrimary, type PgBackRestStanza } from '../harness/pgbackrest';
-import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
-import { freePort, waitFor } from '../harness/ports';
-import { temporalAddress } from '../harness/services';
+import type { PgBackRestStanza } from '../harness/pgbackrest';
+import {
+  createNamespace,
+  grantRunbookRole,
+  moveSegmentAside,
+  startPgBackRestRunbook,
+  triggerSchedule,
+  type PgBackRestRunbook,
+} from '../harness/pgbackrest-e2e';
+import { switchAndWaitArchived } from '../harness/postgres';
 
-const exec = promisify(execFile);
-const runbooksDir = postgresTempDir('runbooks');
-const stateDir = postgresTempDir('state');
-const repoDir = postgresTempDir('repo');
-const namespace = `lifeboat-brdrill-${process.pid}`;
-const host = `brdrill${process.pid}`;
 const name = 'brdrill';
 const role = 'lbdrill';
 const cleanups: Cleanups = [];
+let r: PgBackRestRunbook;
 let s: PgBackRestStanza;
 let engine: PgBackRestEngine;
 let client: TemporalClient;
 let runbook: Runbook;
 let backup: EngineBackup;
-
-const env = () => ({
-  ...process.env,
-  LIFEBOAT_RUNBOOKS_DIR: runbooksDir,
-  TEMPORAL_ADDRESS: temporalAddress(),
-  TEMPORAL_NAMESPACE: namespace,
-});
-const lifeboat = cliRunner(env);
+const lifeboat = (...args: string[]) => r.lifeboat(...args);
 
 beforeAll(async () => {
-  await exec(requireTool('temporal'), [
-    'operator',
-    'namespace',
-    'create',
-    '--address',
-    temporalAddress(),
-    '--namespace',
-    namespace,
-  ]);
-  const connection = await Connection.connect({ address: temporalAddress() });
-  cleanups.push(() => connection.close());
-  client = new TemporalClient({ connection, namespace });
-  await waitFor(
-    'the namespace to be usable',
-    async () =>
-      await connection.workflowService.describeNamespace({ namespace }).then(
-        () => true,
-        () => undefined,
-      ),
-    { timeoutMs: 60_000 },
-  );
-
-  s = await startPgBackRestPrimary('dr');
-  cleanups.push(() => s.stop());
-  engine = new PgBackRestEngine(s.setting, { osUser: 'postgres' });
-  const yaml = demoRunbookYaml({
-    name,
-    pgPort: s.primary.port,
-    pgUser: role,
-    database: 'postgres',
-    repoUrl: `file://${repoDir}`,
-    host,
-    stateDir,
-    restorePort: await freePort(),
-    drillPort: await freePort(),
-  });
-  writeFileSync(
-    path.join(runbooksDir, `${name}.yaml`),
-    `${yaml}engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`,
-  );
-  process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
-  runbook = await loadRunbook(name);
+  const ns = await createNamespace(cleanups, 'brdrill');
+  client = ns.client;
+  r = await startPgBackRestRunbook(cleanups, { name, stanza: 'dr', pgUser: role, namespace: ns.namespace });
+  ({ s, engine } = r);
+  runbook = await r.load();
   await s.primary.query(DEMO_SCHEMA_SQL);
   await s.primary.query(DEMO_SEED_SQL);
   // The role from exactly what `lifeboat grants` prints, as the superuser; then pgBackRest's backup, which carries them.
-  await s.primary.query(grantsSql(runbook));
-  const [{ superuser } = { superuser: true }] = await s.primary.query<{ superuser: boolean }>(
-    `select rolsuper as superuser from pg_roles where rolname = '${role}'`,
-  );
-  expect(superuser).toBe(false);
+  await grantRunbookRole(s.primary, runbook);
   backup = await engine.takeBackup({ type: 'full' });
-  const worker = await startCliWorker(host, env());
-  cleanups.push(() => worker.stop());
+  await r.startWorker();
 });
 
-afterAll(async () => {
-  await runCleanups(cleanups);
-  for (const d of [runbooksDir, stateDir, repoDir]) rmSync(d, { recursive: true, force: true });
-});
+afterAll(() => runCleanups(cleanups));
 
 /** Names of the restore points the primary's pg_wal holds from `lsn` on, by pg_waldump. */
 async function restorePointsSince(lsn: string): Promise<string[]> {
@@ -164,12 +107,7 @@ it('refuses a checkpoint across a gap in the stanza: CHECKPOINT_REFUSED naming t
   const segments = (await engine.walFiles()).files.filter((f) => /^[0-9A-F]{24}$/.test(f));
   const victim = segments[segments.length - 2]!;
   expect(victim > backup.endWal).toBe(true);
-  const dir = path.join(s.repoPath, 'archive', s.stanza, '15-1', victim.slice(0, 16));
-  const [stored] = readdirSync(dir).filter((f) => f.startsWith(`${victim}-`));
-  expect(stored).toBeDefined();
-  const aside = path.join(s.root, 'aside');
-  mkdirSync(aside, { recursive: true });
-  renameSync(path.join(dir, stored!), path.join(aside, stored!));
+  const aside = moveSegmentAside(s, victim);
   try {
     const from = await insertLsn();
     const r = await lifeboat('checkpoint', '--runbook', name, '--label', 'across-gap');
@@ -180,9 +118,9 @@ it('refuses a checkpoint across a gap in the stanza: CHECKPOINT_REFUSED naming t
     // Nothing written to the primary: no restore point in its WAL since.
     expect(await restorePointsSince(from)).toEqual([]);
   } finally {
-    renameSync(path.join(aside, stored!), path.join(dir, stored!));
+    aside.back();
   }
-  expect(existsSync(path.join(dir, stored!))).toBe(true);
+  expect(existsSync(path.join(aside.dir, aside.stored))).toBe(true);
 });
 
 it('runs a drill on its schedule when triggered: restored by pgBackRest, to a time picked from its archive, passed; the copy never archived', async () => {
@@ -196,18 +134,7 @@ it('runs a drill on its schedule when triggered: restored by pgBackRest, to a ti
   expect(created.code).toBe(0);
   const id = `lifeboat-drill-${name}`;
   cleanups.push(() => client.schedule.getHandle(id).delete());
-  const handle = client.schedule.getHandle(id);
-  const before = (await handle.describe()).info.numActionsTaken;
-  expect((await lifeboat('schedules', 'trigger', name, 'drill')).code).toBe(0);
-  const d = await waitFor(
-    `${id} to start a run`,
-    async () => {
-      const x = await handle.describe();
-      return x.info.numActionsTaken > before ? x : undefined;
-    },
-    { timeoutMs: 30_000, intervalMs: 200 },
-  );
-  const workflowId = d.info.recentActions[d.info.recentActions.length - 1]!.action.workflow.workflowId;
+  const workflowId = await triggerSchedule(client, lifeboat, { id, runbook: name, kind: 'drill' });
   const evidence = (await client.workflow.getHandle(workflowId).result()) as Evidence;
   const failed = evidence.steps.find((x) => x.state === 'failed');
   expect(failed?.error).toBeUndefined();
@@ -242,6 +169,6 @@ it('runs a drill on its schedule when triggered: restored by pgBackRest, to a ti
   // Torn down: the drill's directory is gone.
   expect(existsSync(runbook.drill!.dataDir)).toBe(false);
   // The schedule reports the run.
-  const after = await handle.describe();
+  const after = await client.schedule.getHandle(id).describe();
   expect(after.info.recentActions.map((a) => a.action.workflow.workflowId)).toContain(workflowId);
 });

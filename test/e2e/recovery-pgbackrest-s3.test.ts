@@ -8,67 +8,32 @@
 // with the restore_command pgBackRest wrote (its WAL from the bucket),
 // promotion. The promoted copy holds the orders as they were at the time;
 // no key is in the evidence, the status or the copy's settings.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { Client } from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL, demoRunbookYaml } from '../../src/dev/demo-runbook';
-import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import type { Evidence } from '../../src/recovery/contract';
-import { decideUpdate, statusQuery } from '../../src/recovery/messages';
-import { loadRunbook } from '../../src/runbook/load';
-import { startWorkers } from '../../src/worker';
+import { statusQuery } from '../../src/recovery/messages';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { startTlsMinio } from '../harness/minio-tls';
-import { startPgBackRestS3Primary } from '../harness/pgbackrest-s3';
-import { postgresTempDir, stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
-import { freePort, waitFor } from '../harness/ports';
-import { temporalAddress } from '../harness/services';
+import { seedOrders, startPgBackRestRunbook, startRecovery } from '../harness/pgbackrest-e2e';
+import { stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
+import { waitFor } from '../harness/ports';
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
 
 describe('recoverToPointInTime on a pgBackRest stanza on S3 over TLS', () => {
   it('brings the orders back to a time, from the bucket, and promotes', async () => {
-    const runbooksDir = postgresTempDir('runbooks');
-    const stateDir = postgresTempDir('state');
-    const repoDir = postgresTempDir('repo');
-    cleanups.push(() => {
-      for (const d of [runbooksDir, stateDir, repoDir]) rmSync(d, { recursive: true, force: true });
-    });
-    process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
     const minio = await startTlsMinio('recovery');
     cleanups.push(() => minio.stop());
-    const s = await startPgBackRestS3Primary(minio, 'recs3');
-    cleanups.push(() => s.stop());
-    const name = 'brrecovers3';
-    const host = `brrecovers3${process.pid}`;
     // Lifeboat's own repository holds only the audit log and the evidence; the backups and WAL are in the bucket.
-    const yaml = demoRunbookYaml({
-      name,
-      pgPort: s.primary.port,
-      pgUser: 'postgres',
-      database: 'postgres',
-      repoUrl: `file://${repoDir}`,
-      host,
-      stateDir,
-      restorePort: await freePort(),
-      drillPort: await freePort(),
-    });
-    writeFileSync(
-      path.join(runbooksDir, `${name}.yaml`),
-      `${yaml}engine: { kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config} }\n`,
-    );
-    const runbook = await loadRunbook(name);
+    const r = await startPgBackRestRunbook(cleanups, { name: 'brrecovers3', stanza: 'recs3', s3: minio });
+    const { s, name, engine } = r;
+    const runbook = await r.load();
 
     const pg = s.primary;
-    await pg.query(DEMO_SCHEMA_SQL);
-    await pg.query(DEMO_SEED_SQL);
-    await pg.query(
-      'create role app login; grant all on all tables in schema public to app; grant all on all sequences in schema public to app',
-    );
-    const engine = new PgBackRestEngine(s.setting, { osUser: 'postgres' });
+    await seedOrders(pg);
     const backup = await engine.takeBackup({ type: 'full' });
     const app = new Client({ ...pg.connection, user: 'app' });
     // The fence ends the application's sessions on the old primary.
@@ -95,35 +60,15 @@ describe('recoverToPointInTime on a pgBackRest stanza on S3 over TLS', () => {
     await app.query(`update orders set status = 'canceled' where status = 'pending'`);
     await switchAndWaitArchived(pg);
 
-    const taskQueue = `brrecovers3-${process.pid}`;
-    const workers = await startWorkers({ address: temporalAddress(), namespace: 'default', host, taskQueue });
-    cleanups.push(() => workers.shutdown());
-    const connection = await Connection.connect({ address: temporalAddress() });
-    cleanups.push(() => connection.close());
-    const client = new TemporalClient({ connection });
-    const wf = await client.workflow.start('recoverToPointInTime', {
-      taskQueue,
-      workflowId: `recover-${name}-${process.pid}`,
-      args: [{ runbook: name, target: { time: target }, incident: 'INC-18-S3', reason: 'bad UPDATE on orders' }],
+    const { wf, waitStep, approve } = await startRecovery(cleanups, r, {
+      target: { time: target },
+      incident: 'INC-18-S3',
+      reason: 'bad UPDATE on orders',
     });
-    const waitStep = (step: string, state: string) =>
-      waitFor(
-        `${step} to be ${state}`,
-        async () => {
-          const st = await wf.query(statusQuery);
-          const failed = st.steps.find((x) => x.state === 'failed');
-          if (failed)
-            throw new Error(
-              `${failed.id} failed: ${failed.error?.type} ${failed.error?.message}\n${failed.error?.hints.join('\n')}`,
-            );
-          return st.steps.find((x) => x.id === step)?.state === state ? st : undefined;
-        },
-        { timeoutMs: 180_000, intervalMs: 250 },
-      );
 
     const fence = await waitStep('approve-fence', 'awaiting-approval');
     expect(fence.steps.find((x) => x.id === 'preflight')?.summary).toMatch(new RegExp(`^backup ${backup.backupId}, `));
-    await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-fence', decision: 'approve', by: 'alice' }] });
+    await approve('approve-fence', 'alice');
     const paused = await waitStep('approve-promote', 'awaiting-approval');
     expect(paused.replay?.paused).toBe(true);
     const autoConf = readFileSync(path.join(runbook.restore.dataDir, 'postgresql.auto.conf'), 'utf8');
@@ -133,9 +78,9 @@ describe('recoverToPointInTime on a pgBackRest stanza on S3 over TLS', () => {
         'm',
       ),
     );
-    await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-promote', decision: 'approve', by: 'alice' }] });
+    await approve('approve-promote', 'alice');
     await waitStep('approve-resume', 'awaiting-approval');
-    await wf.executeUpdate(decideUpdate, { args: [{ step: 'approve-resume', decision: 'approve', by: 'bob' }] });
+    await approve('approve-resume', 'bob');
     const evidence = (await wf.result()) as Evidence;
     const status = await wf.query(statusQuery);
 

@@ -16,7 +16,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import * as path from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import type { EngineBackup } from '../../src/engine/types';
@@ -24,8 +23,9 @@ import { isLifeboatError, type LifeboatError } from '../../src/errors';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { startTlsMinio, type TlsMinio } from '../harness/minio-tls';
 import { S3_KEY_LINE, startPgBackRestS3Primary, type PgBackRestS3Stanza } from '../harness/pgbackrest-s3';
-import { asPostgres, PG_BIN, switchAndWaitArchived } from '../harness/postgres';
-import { freePort, waitFor } from '../harness/ports';
+import { startCopy } from '../harness/pgbackrest-e2e';
+import { switchAndWaitArchived } from '../harness/postgres';
+import { freePort } from '../harness/ports';
 
 let minio: TlsMinio;
 let s: PgBackRestS3Stanza;
@@ -134,10 +134,6 @@ describe('pgBackRest engine on S3 (MinIO over TLS, test CA)', () => {
     expect(choice.backupId).toBe(full.backupId);
     const dataDir = path.join(s.root, 'copy');
     const port = await freePort();
-    cleanups.push(async () => {
-      if (existsSync(path.join(dataDir, 'postmaster.pid')))
-        await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, 'stop', '-m', 'immediate', '-w']).catch(() => undefined);
-    });
     const result = await engine.restore({
       backupId: choice.backupId,
       dataDir,
@@ -155,31 +151,9 @@ describe('pgBackRest engine on S3 (MinIO over TLS, test CA)', () => {
     );
     expect(autoConf).not.toContain(minio.secretKey);
     expect(autoConf).not.toContain(minio.accessKey);
-    await asPostgres(`${PG_BIN}/pg_ctl`, [
-      '-D',
-      dataDir,
-      '-l',
-      path.join(s.root, 'copy.log'),
-      '-w',
-      '-t',
-      '120',
-      'start',
-    ]);
-    const query = async <T>(sql: string): Promise<T[]> => {
-      const c = new Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
-      await c.connect();
-      try {
-        return (await c.query(sql)).rows as T[];
-      } finally {
-        await c.end();
-      }
-    };
-    await waitFor(
-      'replay to pause at the restore point',
-      async () => ((await query<{ p: boolean }>('select pg_is_wal_replay_paused() as p'))[0]!.p ? true : undefined),
-      { timeoutMs: 120_000, intervalMs: 200 },
-    );
-    const rows = await query<{ n: string; damaged: string; after: string; max: number }>(
+    const copy = await startCopy(cleanups, dataDir, port, path.join(s.root, 'copy.log'));
+    await copy.paused();
+    const rows = await copy.query<{ n: string; damaged: string; after: string; max: number }>(
       `select count(*)::text as n, count(*) filter (where v = 'damaged')::text as damaged,
               count(*) filter (where id = 9999)::text as after, max(id) as max from t`,
     );
@@ -188,7 +162,7 @@ describe('pgBackRest engine on S3 (MinIO over TLS, test CA)', () => {
     expect(readFileSync(path.join(s.root, 'copy.log'), 'utf8')).toMatch(
       /restored log file "[0-9A-F]{24}" from archive/,
     );
-    await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, 'stop', '-m', 'fast', '-w']);
+    await copy.stop();
   });
 
   it("takes the S3 keys from the worker's PGBACKREST_REPO1_S3_KEY* variables when the configuration has none", async () => {
