@@ -34,6 +34,11 @@ import { temporalAddress } from '../harness/services';
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
 
+/** How long a step of a run took, from its evidence. */
+const seconds = (e: Evidence, id: string) => {
+  const st = e.steps.find((x) => x.id === id)!;
+  return (Date.parse(st.finishedAt!) - Date.parse(st.startedAt!)) / 1000;
+};
 const lsnNum = (l: string) => BigInt(`0x${l.split('/')[0]}`) * 2n ** 32n + BigInt(`0x${l.split('/')[1]}`);
 
 describe('the warm standby on a pgBackRest stanza', () => {
@@ -68,7 +73,9 @@ describe('the warm standby on a pgBackRest stanza', () => {
     const backup = await r.engine.takeBackup({ type: 'full' });
 
     // 1. Built through the activity (no refusal on this engine) from pgBackRest's backup.
+    const buildStarted = Date.now();
     const { result: built } = await activity(buildStandby, { runbook: name });
+    const buildSeconds = (Date.now() - buildStarted) / 1000;
     expect(built).toMatchObject({
       action: 'built',
       backupId: backup.backupId,
@@ -239,6 +246,10 @@ describe('the warm standby on a pgBackRest stanza', () => {
         return last !== null && /^[0-9A-F]{24}$/.test(last) && last >= segment ? true : undefined;
       },
       { timeoutMs: 120_000, intervalMs: 200 },
+    );
+    process.stdout.write(
+      `standby on pgBackRest (small database, loaded machine): build ${buildSeconds} s; drill clone ${seconds(drilled, 'restore-base-backup')} s, ` +
+        `replay ${seconds(drilled, 'replay-wal')} s; recovery take-over ${seconds(evidence, 'restore-base-backup')} s, replay ${seconds(evidence, 'replay-wal')} s, RTO observed ${evidence.rtoObservedSeconds} s\n`,
     );
     expect(await readStandbyStatus(runbook)).toMatchObject({
       state: 'absent',
