@@ -153,6 +153,8 @@ export interface DatasetOptions {
 
 /** The restore point made at the target moment, with nothing writing (so every tool can stop at the same record). */
 export const TARGET_NAME = 'bench-target';
+/** A restore point after the load that follows the target: where a recovery is before it is moved back to the target (the recovery bench's engine-delta row). */
+export const LATER_NAME = 'bench-later';
 
 /**
  * What a copy stopped at the target must hold: computed on the primary at
@@ -167,8 +169,9 @@ const walSince = async (pg: Primary, lsn: string) =>
 
 /**
  * pgbench data, a base backup by takeBaseBackup, walMb of WAL after it from the
- * wide TPC-B load, a target time, a little more WAL; all archived by the
- * primary's archive_command into the runbook's repository.
+ * wide TPC-B load, a target time, a little more WAL and a later restore
+ * point; all archived by the primary's archive_command into the runbook's
+ * repository.
  */
 export async function makeDataset(pg: Primary, work: string, runbookName: string, o: DatasetOptions) {
   const notes: string[] = [];
@@ -213,6 +216,7 @@ export async function makeDataset(pg: Primary, work: string, runbookName: string
   await pg.query(`select pg_create_restore_point($1)`, [TARGET_NAME]);
   await sleep(1100);
   pgbench(pg, ['-n', '-c', '2', '-T', '2', '-M', 'prepared', '-f', script]);
+  await pg.query(`select pg_create_restore_point($1)`, [LATER_NAME]);
   await switchAndWaitArchived(pg, 600_000);
   const walBytes = await walSince(pg, meta.startLsn);
   const repo = await openRepository(runbook.repository.url, runbook.repository);
@@ -225,6 +229,7 @@ export async function makeDataset(pg: Primary, work: string, runbookName: string
     meta,
     target,
     targetName: TARGET_NAME,
+    laterName: LATER_NAME,
     fingerprint,
     dbBytes,
     walBytes,

@@ -16,14 +16,13 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Client as TemporalClient, Connection } from '@temporalio/client';
+import type { Client as TemporalClient } from '@temporalio/client';
 import { chownToOsUser } from '../src/dev/sandbox-pg';
-import { startTemporalDevServer } from '../src/dev/temporal-server';
 import { RTO_PHASES, type DrillInput } from '../src/drill/contract';
 import type { Evidence, Target } from '../src/recovery/contract';
-import { startWorkers } from '../src/worker';
 import { startPrimary } from '../src/dev/scratch-primary';
 import { freePort } from '../src/dev/ports';
+import { startBenchTemporal } from './temporal';
 import { makeDataset, MiB, pgDir, row, span, stopPostgres, writeBenchRunbook, writeBenchSection } from './common';
 
 const SCALE = Math.max(1, Number(process.env.BENCH_SCALE ?? 22));
@@ -107,14 +106,8 @@ async function main(): Promise<void> {
     const ds = await makeDataset(pg, work, RUNBOOK, { scale: SCALE, walMb: WAL_MB, cluster: CLUSTER, progress });
     progress(`dataset ready: target ${ds.target}`);
 
-    const temporal = await startTemporalDevServer({ port: await freePort(), logFile: path.join(work, 'temporal.log') });
-    cleanups.push(temporal.stop);
     const taskQueue = `bench-drill-${process.pid}`;
-    const workers = await startWorkers({ address: temporal.address, namespace: 'default', host, taskQueue });
-    cleanups.push(workers.shutdown);
-    const connection = await Connection.connect({ address: temporal.address });
-    cleanups.push(() => connection.close());
-    const client = new TemporalClient({ connection });
+    const { client } = await startBenchTemporal(work, host, taskQueue, cleanups);
 
     // The 1-minute load average every 5 s while the drills run.
     const loads: number[] = [];

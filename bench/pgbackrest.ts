@@ -4,7 +4,7 @@
 // every file (config, repository, spool, locks, logs) inside the bench's work
 // directory. pgBackRest runs as the postgres OS user, as it would on a server.
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { chownToOsUser } from '../src/dev/sandbox-pg';
 import { pgTime } from '../src/restore/recovery-conf';
@@ -72,24 +72,48 @@ export function pgBackRestVersion(): string {
 
 /**
  * `pgbackrest restore` of the newest backup into `dataDir` (which must not
- * exist yet), to the restore point or time `target`, pausing there; returns its wall
- * seconds. Its restore_command (archive-get, asynchronous) is the one
- * pgBackRest writes. The queue of an earlier round is removed first, so each
- * round fetches its WAL from the repository.
+ * exist yet; with `delta`, a stopped copy of the same cluster, rewritten in
+ * place: --delta), to the restore point or time `target`, pausing there;
+ * returns its wall seconds. Its restore_command (archive-get, asynchronous)
+ * is the one pgBackRest writes. The queue of an earlier round is removed
+ * first, so each round fetches its WAL from the repository.
  */
 export function pgBackRestRestore(
   b: PgBackRest,
   dataDir: string,
   target: { name: string } | { time: string },
   settings: string[],
+  { delta = false }: { delta?: boolean } = {},
 ): number {
   rmSync(path.join(b.spool, 'archive'), { recursive: true, force: true });
   pgDir(dataDir);
   // A time as PostgreSQL reads recovery_target_time (pgBackRest passes it on as written).
   const type =
     'name' in target ? ['--type=name', `--target=${target.name}`] : ['--type=time', `--target=${pgTime(target.time)}`];
-  const seconds = b.run([`--pg1-path=${dataDir}`, ...type, '--target-action=pause', '--archive-mode=off', 'restore']);
+  const seconds = b.run([
+    `--pg1-path=${dataDir}`,
+    ...type,
+    '--target-action=pause',
+    '--archive-mode=off',
+    ...(delta ? ['--delta'] : []),
+    'restore',
+  ]);
   // After pgBackRest's own recovery settings: where this copy listens.
   appendFileSync(path.join(dataDir, 'postgresql.auto.conf'), `${settings.join('\n')}\n`);
   return seconds;
+}
+
+/**
+ * The options of the stanza's last `pgbackrest restore`, from pgBackRest's
+ * own log (its "restore command begin" line, at the default log-level-file
+ * info): how a row proves which restore ran (--delta, --pg1-path).
+ */
+export function lastRestoreCommand(b: PgBackRest): string {
+  const file = path.join(path.dirname(b.config), 'log', `${STANZA}-restore.log`);
+  const line = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('restore command begin'))
+    .at(-1);
+  if (!line) throw new Error(`${file} records no pgbackrest restore`);
+  return line;
 }

@@ -19,10 +19,11 @@ export interface RestoreCalls {
 
 const LINE = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \S+ \[(\d+)\] (\w+):\s+(.*)$/;
 
-export function restoreCalls(logFile: string): RestoreCalls {
+/** The calls logged in `logFile` from byte `from` on (a copy started again appends to its log). */
+export function restoreCalls(logFile: string, from = 0): RestoreCalls {
   const open = new Map<string, number>();
   const calls: RestoreCalls = { served: [], missed: [] };
-  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+  for (const line of readFileSync(logFile).subarray(from).toString('utf8').split('\n')) {
     const m = LINE.exec(line);
     if (!m) continue;
     const [, ts, pid, , msg] = m;
