@@ -1,16 +1,19 @@
-// Why a replay stopped, when WAL was the reason: a segment archive-get could
-// not serve (it aborted recovery and said why, src/wal/get-failure.ts), or
-// one PostgreSQL could not decode although the archive goes on past it. A
-// damaged segment is a fact about the archive: WAL_CHECKSUM_MISMATCH, never
-// retried by itself, the segment named on the first line.
+// Why a replay stopped (whyItStopped, for replay-wal in replay.ts). When WAL
+// was the reason: a segment archive-get could not serve (it aborted recovery
+// and said why, src/wal/get-failure.ts), or one PostgreSQL could not decode
+// although the archive goes on past it. A damaged segment is a fact about the
+// archive: WAL_CHECKSUM_MISMATCH, never retried by itself, the segment named
+// on the first line. Otherwise what the server's own log says: the archive
+// ended before the target, a target before the backup's end, or its last lines.
 import { LifeboatError } from '../errors';
 import { describeTarget, type ReplayInput } from '../recovery/contract';
 import type { WalReader } from './engine-replay';
 import type { Runbook } from '../runbook/schema';
-import type { RestoreFailure } from '../wal/get-failure';
+import { readRestoreFailure, type RestoreFailure } from '../wal/get-failure';
 import { formatLsn, parseLsn, parseSegmentName, segnoOfLsn, walFileKind } from '../wal/names';
+import { ArchiveEnd } from './archive-end';
 import type { RestoreMarker } from './marker';
-import type { PgHost } from './postmaster';
+import { lastLines, readLogFrom, type PgHost } from './postmaster';
 
 /** What replay-wal knows about the replay that stopped. */
 export interface StoppedReplay {
@@ -22,6 +25,8 @@ export interface StoppedReplay {
   /** The archive's WAL file names and history files (engine-replay.ts). */
   readWal: WalReader;
   cluster: string;
+  /** Set when this replay-wal started the postmaster: when, and where its log lines begin. */
+  started?: { at: number; logFrom: number };
 }
 
 /** archive-get's stderr line, when the server's stderr is the -l log and the failure file could not be written. */
@@ -130,6 +135,73 @@ export async function undecodableSegment(a: StoppedReplay, log: string): Promise
         `nothing was promoted: PostgreSQL in ${a.pg.dataDir} has stopped, still in archive recovery (server log: ${a.logFile})`,
       ],
       details: { walFile, archiveEnd: end.name, at: lsn },
+    },
+  );
+}
+
+/** The postmaster's last words when its startup process (recovery) failed. */
+const STARTUP_FAILED = /aborting startup due to startup process failure|database system is shut down/;
+
+export async function startGaveUp(a: StoppedReplay): Promise<boolean> {
+  return a.started !== undefined && STARTUP_FAILED.test(await readLogFrom(a.logFile, a.started.logFrom));
+}
+
+const ENDED_BEFORE_TARGET = 'recovery ended before configured recovery target was reached';
+const BEFORE_CONSISTENT = 'requested recovery stop point is before consistent recovery point';
+
+/**
+ * The error for a postmaster that exited during replay: first what
+ * archive-get recorded when it aborted recovery (a corrupt or unreadable
+ * segment), then what the server's own log says.
+ */
+export async function whyItStopped(a: StoppedReplay, lastLsn: string | null): Promise<LifeboatError> {
+  const log = await readLogFrom(a.logFile, a.started?.logFrom ?? 0);
+  const target = describeTarget(a.input.target);
+  const failed = (await readRestoreFailure(a.pg.dataDir)) ?? archiveGetFailureInLog(log);
+  if (failed) return restoreCommandFailed(a, failed, lastLsn);
+  if (log.includes(ENDED_BEFORE_TARGET)) {
+    const undecodable = await undecodableSegment(a, log);
+    if (undecodable) return undecodable;
+    const redoDone = [...log.matchAll(/redo done at ([0-9A-F]+\/[0-9A-F]+)/g)].pop()?.[1] ?? lastLsn ?? undefined;
+    const lastCommit = [...log.matchAll(/last completed transaction was at log time (.+)/g)].pop()?.[1]?.trim();
+    const end = await new ArchiveEnd(a.readWal, a.marker.backup).newest(0).catch(() => undefined);
+    const reached = [redoDone ? `LSN ${redoDone}` : undefined, lastCommit ? `last commit at ${lastCommit}` : undefined]
+      .filter(Boolean)
+      .join(', ');
+    return new LifeboatError(
+      'RECOVERY_ENDED_BEFORE_TARGET',
+      `recovery of ${a.cluster} in ${a.pg.dataDir} ended before reaching ${target}: the archive ends at segment ${end?.name ?? '(none)'}${reached ? ` (replay reached ${reached})` : ''}`,
+      {
+        hints: [
+          `choose an earlier target${reached ? `: the furthest this archive reaches is ${reached}` : ''}`,
+          `if WAL after ${end?.name ?? 'that segment'} should exist, check the archiver on the primary: select last_archived_wal, last_failed_wal, failed_count from pg_stat_archiver; and run lifeboat check --runbook ${a.runbook.name}`,
+          `nothing was promoted: PostgreSQL in ${a.pg.dataDir} has stopped, still in archive recovery (server log: ${a.logFile})`,
+        ],
+        details: { archiveEnd: end?.name, replayedTo: redoDone, lastCommit },
+      },
+    );
+  }
+  if (log.includes(BEFORE_CONSISTENT)) {
+    return new LifeboatError(
+      'INPUT_INVALID',
+      `${target} lies before the end of base backup ${a.marker.backupId} (its WAL up to there must be replayed first); PostgreSQL in ${a.pg.dataDir} stopped`,
+      {
+        hints: [
+          'choose a later target, or recover from an older backup that finished before it',
+          'nothing was promoted',
+        ],
+      },
+    );
+  }
+  const lines = lastLines(log, 10);
+  return new LifeboatError(
+    'TOOL_FAILED',
+    `PostgreSQL in ${a.pg.dataDir} stopped while replaying towards ${target}; the last lines of its log (${a.logFile}):\n  ${lines.length > 0 ? lines.join('\n  ') : '(empty)'}`,
+    {
+      hints: [
+        'nothing was promoted; a retry of replay-wal starts it again and replay resumes from its last restartpoint',
+        'lines from lifeboat archive-get name a WAL file the repository could not serve: check the repository, then retry',
+      ],
     },
   );
 }

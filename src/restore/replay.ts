@@ -15,34 +15,27 @@ import {
   type ReplayResult,
   type Target,
 } from '../recovery/contract';
-import { archiveLine } from '../recovery/reach';
 import { encryptionArgs, restoreEncryption } from '../repository/keys';
 import { fallbackRepoArgs } from '../repository/multi';
 import { readWalSources } from '../wal/get-fallback';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { lifeboatCommand } from '../tools';
 import { clearRestoreFailure, readRestoreFailure } from '../wal/get-failure';
-import { formatLsn, parseLsn, parseSegmentName, segmentName, segnoOfLsn } from '../wal/names';
+import { formatLsn, parseLsn, segnoOfLsn } from '../wal/names';
 import { requireOurMarker, updateMarker, type RestoreMarker } from './marker';
-import { archiveGetFailureInLog, restoreCommandFailed, undecodableSegment } from './replay-failure';
+import { ArchiveEnd } from './archive-end';
+import { startGaveUp, whyItStopped, type StoppedReplay } from './replay-failure';
 import { postmasterEnvWithCredentials } from './secret-file';
 import { startPrefetcher, stopPrefetcher } from './prefetch';
 import { LogWatch } from './log-watch';
-import {
-  fileSize,
-  lastLines,
-  postmasterRunning,
-  readLogFrom,
-  requirePgData,
-  runFiles,
-  startPostmaster,
-  stopPostmaster,
-  type PgHost,
-} from './postmaster';
+import { fileSize, postmasterRunning, requirePgData, runFiles, startPostmaster, stopPostmaster } from './postmaster';
 import { shellWord, signalKind, writeRecoveryConf, writeSignalFile } from './recovery-conf';
 import { engineSetting } from '../runbook/engine';
 import { restoreSite, siteClientConfig, siteLabel } from './site';
-import { engineRestoreCommand, walReader, type WalReader } from './engine-replay';
+import { engineRestoreCommand, walReader } from './engine-replay';
+
+// The end of the archive moved to archive-end.ts; src/standby/status.ts still imports it from here.
+export { archiveEndOnLine, type ArchiveEndSegment } from './archive-end';
 
 export interface ReplayHooks {
   onProgress: (p: ReplayProgress) => void;
@@ -163,7 +156,8 @@ interface Observed {
   pause: string | null;
   lsn: string | null;
   time: string | null;
-  timeline: number;
+  /** The last restartpoint's timeline: behind replay's own after a timeline switch (archive-end.ts, replayTimelineAt). */
+  checkpointTimeline: number;
 }
 
 async function observe(client: Client): Promise<Observed> {
@@ -181,20 +175,10 @@ async function observe(client: Client): Promise<Observed> {
             (select timeline_id from pg_control_checkpoint()) as tli`,
   );
   const r = rows[0]!;
-  return { inRecovery: r.r, pause: r.pause, lsn: r.lsn, time: r.ts, timeline: Number(r.tli) };
+  return { inRecovery: r.r, pause: r.pause, lsn: r.lsn, time: r.ts, checkpointTimeline: Number(r.tli) };
 }
 
-interface WaitArgs {
-  runbook: Runbook;
-  pg: PgHost;
-  input: ReplayInput;
-  marker: RestoreMarker;
-  logFile: string;
-  /** Set when this call started the postmaster: where its log lines begin. */
-  started?: { at: number; logFrom: number };
-  /** The archive's WAL file names and history files: Lifeboat's repository, or the engine's listing. */
-  readWal: WalReader;
-  cluster: string;
+interface WaitArgs extends StoppedReplay {
   clientConfig: ClientConfig;
   hooks: ReplayHooks;
 }
@@ -204,6 +188,8 @@ async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
   const pollMs = hooks.pollMs ?? 1000;
   const latest = 'latest' in input.target;
   const archiveEnd = new ArchiveEnd(a.readWal, marker.backup);
+  // The timeline the result reports is read from the archive's history files: read while replay runs.
+  archiveEnd.warm();
   const base: ReplayProgress = {
     phase: 'starting',
     startLsn: marker.backup.startLsn,
@@ -292,7 +278,8 @@ async function waitForPause(a: WaitArgs): Promise<ReplayResult> {
       };
       if (o.pause === 'paused') {
         hooks.onProgress({ ...progress, phase: 'paused' });
-        return result(marker, o);
+        const timeline = o.lsn ? await archiveEnd.timelineAt(o.lsn, o.checkpointTimeline) : o.checkpointTimeline;
+        return result(marker, o, timeline);
       }
       stable = o.lsn !== null && o.lsn === lastLsn ? stable + 1 : 0;
       lastLsn = o.lsn;
@@ -342,7 +329,7 @@ async function pauseReplay(client: Client, a: WaitArgs): Promise<void> {
   }
 }
 
-function result(marker: RestoreMarker, o: Observed): ReplayResult {
+function result(marker: RestoreMarker, o: Observed, timeline: number): ReplayResult {
   const seg = marker.backup.walSegmentSize;
   const start = parseLsn(marker.backup.startLsn);
   const at = o.lsn ? parseLsn(o.lsn) : start;
@@ -352,130 +339,8 @@ function result(marker: RestoreMarker, o: Observed): ReplayResult {
     paused: true,
     lsn: formatLsn(at),
     ...(o.time ? { time: o.time } : {}),
-    timeline: o.timeline,
+    timeline,
     walSegmentsReplayed: Number(segnoOfLsn(last, seg) - segnoOfLsn(start, seg)) + 1,
     walBytesReplayed: Number(at > start ? at - start : 0n),
   };
-}
-
-/** The last segment replay can read: its name, timeline and LSN range. */
-export interface ArchiveEndSegment {
-  name: string;
-  timeline: number;
-  startLsn: bigint;
-  endLsn: bigint;
-}
-
-/**
- * The end of the archive for a replay from this backup: the newest archived
- * segment on the line of timelines it follows (recovery_target_timeline =
- * 'latest', recovery-conf.ts), not the newest segment of any timeline. After
- * a side-by-side recovery the old primary may go on archiving its timeline
- * past the branch point; those segments are not on the line, and waiting for
- * replay to reach them waits forever (issue 11: 623 s for 0/D000000).
- */
-export function archiveEndOnLine(
-  files: readonly string[],
-  histories: Readonly<Record<string, string>>,
-  backup: RestoreMarker['backup'],
-): ArchiveEndSegment | undefined {
-  const segSize = backup.walSegmentSize;
-  const startWal = segmentName(backup.timeline, segnoOfLsn(backup.startLsn, segSize), segSize);
-  const line = archiveLine(files, histories, {
-    timeline: backup.timeline,
-    startLsn: backup.startLsn,
-    startWal,
-    walSegmentSize: segSize,
-  });
-  const name = line.segments[line.segments.length - 1];
-  if (!name) return undefined;
-  const { timeline, segno } = parseSegmentName(name, segSize);
-  const size = BigInt(segSize);
-  // Capped at the switch point when the line ends in a parent's copy of the newest timeline's first segment.
-  const endLsn = line.endCap?.segment === name ? parseLsn(line.endCap.lsn) : (segno + 1n) * size;
-  return { name, timeline, startLsn: segno * size, endLsn };
-}
-
-/** The end of the archive on the backup's line (archiveEndOnLine), re-read at most every few seconds. */
-class ArchiveEnd {
-  private cached?: { at: number; value?: ArchiveEndSegment };
-  constructor(
-    private readonly readWal: WalReader,
-    private readonly backup: RestoreMarker['backup'],
-  ) {}
-
-  async newest(maxAgeMs = 5000): Promise<ArchiveEndSegment | undefined> {
-    if (this.cached && Date.now() - this.cached.at < maxAgeMs) return this.cached.value;
-    const { files, histories } = await this.readWal();
-    const value = archiveEndOnLine(files, histories, this.backup);
-    this.cached = { at: Date.now(), value };
-    return value;
-  }
-}
-
-/** The postmaster's last words when its startup process (recovery) failed. */
-const STARTUP_FAILED = /aborting startup due to startup process failure|database system is shut down/;
-
-async function startGaveUp(a: WaitArgs): Promise<boolean> {
-  return a.started !== undefined && STARTUP_FAILED.test(await readLogFrom(a.logFile, a.started.logFrom));
-}
-
-const ENDED_BEFORE_TARGET = 'recovery ended before configured recovery target was reached';
-const BEFORE_CONSISTENT = 'requested recovery stop point is before consistent recovery point';
-
-/**
- * The error for a postmaster that exited during replay: first what
- * archive-get recorded when it aborted recovery (a corrupt or unreadable
- * segment), then what the server's own log says.
- */
-async function whyItStopped(a: WaitArgs, lastLsn: string | null): Promise<LifeboatError> {
-  const log = await readLogFrom(a.logFile, a.started?.logFrom ?? 0);
-  const target = describeTarget(a.input.target);
-  const failed = (await readRestoreFailure(a.pg.dataDir)) ?? archiveGetFailureInLog(log);
-  if (failed) return restoreCommandFailed(a, failed, lastLsn);
-  if (log.includes(ENDED_BEFORE_TARGET)) {
-    const undecodable = await undecodableSegment(a, log);
-    if (undecodable) return undecodable;
-    const redoDone = [...log.matchAll(/redo done at ([0-9A-F]+\/[0-9A-F]+)/g)].pop()?.[1] ?? lastLsn ?? undefined;
-    const lastCommit = [...log.matchAll(/last completed transaction was at log time (.+)/g)].pop()?.[1]?.trim();
-    const end = await new ArchiveEnd(a.readWal, a.marker.backup).newest(0).catch(() => undefined);
-    const reached = [redoDone ? `LSN ${redoDone}` : undefined, lastCommit ? `last commit at ${lastCommit}` : undefined]
-      .filter(Boolean)
-      .join(', ');
-    return new LifeboatError(
-      'RECOVERY_ENDED_BEFORE_TARGET',
-      `recovery of ${a.cluster} in ${a.pg.dataDir} ended before reaching ${target}: the archive ends at segment ${end?.name ?? '(none)'}${reached ? ` (replay reached ${reached})` : ''}`,
-      {
-        hints: [
-          `choose an earlier target${reached ? `: the furthest this archive reaches is ${reached}` : ''}`,
-          `if WAL after ${end?.name ?? 'that segment'} should exist, check the archiver on the primary: select last_archived_wal, last_failed_wal, failed_count from pg_stat_archiver; and run lifeboat check --runbook ${a.runbook.name}`,
-          `nothing was promoted: PostgreSQL in ${a.pg.dataDir} has stopped, still in archive recovery (server log: ${a.logFile})`,
-        ],
-        details: { archiveEnd: end?.name, replayedTo: redoDone, lastCommit },
-      },
-    );
-  }
-  if (log.includes(BEFORE_CONSISTENT)) {
-    return new LifeboatError(
-      'INPUT_INVALID',
-      `${target} lies before the end of base backup ${a.marker.backupId} (its WAL up to there must be replayed first); PostgreSQL in ${a.pg.dataDir} stopped`,
-      {
-        hints: [
-          'choose a later target, or recover from an older backup that finished before it',
-          'nothing was promoted',
-        ],
-      },
-    );
-  }
-  const lines = lastLines(log, 10);
-  return new LifeboatError(
-    'TOOL_FAILED',
-    `PostgreSQL in ${a.pg.dataDir} stopped while replaying towards ${target}; the last lines of its log (${a.logFile}):\n  ${lines.length > 0 ? lines.join('\n  ') : '(empty)'}`,
-    {
-      hints: [
-        'nothing was promoted; a retry of replay-wal starts it again and replay resumes from its last restartpoint',
-        'lines from lifeboat archive-get name a WAL file the repository could not serve: check the repository, then retry',
-      ],
-    },
-  );
 }

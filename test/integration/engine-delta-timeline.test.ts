@@ -11,13 +11,12 @@
 //     recovery from the same backup (timeline 1) to a restore point made on
 //     the promoted copy (timeline 2) gives exact rows: pgBackRest restores with
 //     --target-timeline=latest and replay follows the history file the first
-//     copy archived.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+//     copy archived; replay-wal reports the timeline it paused on (2), not
+//     the last restartpoint's (pg_control_checkpoint, 1 there when measured).
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoRunbookYaml } from '../../src/dev/demo-runbook';
-import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import { isLifeboatError } from '../../src/errors';
 import type { Target } from '../../src/recovery/contract';
 import { preflightOnEngine } from '../../src/recovery/engine-preflight';
@@ -25,44 +24,24 @@ import { restoreWithEngine } from '../../src/restore/engine-restore';
 import { promoteRestored } from '../../src/restore/instance';
 import { replayWal } from '../../src/restore/replay';
 import { checkSiteFree } from '../../src/restore/site-check';
-import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
-import { startPgBackRestPrimary, type PgBackRestStanza } from '../harness/pgbackrest';
-import { postgresTempDir, stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
-import { freePort, waitFor } from '../harness/ports';
+import { runCleanups, type Cleanups } from '../harness/cleanups';
+import type { PgBackRestStanza } from '../harness/pgbackrest';
+import { startPgBackRestRunbook, type PgBackRestRunbook } from '../harness/pgbackrest-e2e';
+import { switchAndWaitArchived } from '../harness/postgres';
+import { waitFor } from '../harness/ports';
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+const cleanups: Cleanups = [];
+afterAll(() => runCleanups(cleanups));
 
+/** The stanza and, on it, runbook dtdelta (engine.delta: true); the other runbooks are written beside it. */
+let r: PgBackRestRunbook;
 let s: PgBackRestStanza;
-let runbooksDir: string;
 let backupId: string;
 const noProgress = { onProgress: () => undefined };
 
-/** A runbook on the harness stanza; `edit` changes its YAML (the restore site). */
-async function writeRunbook(name: string, engine: string, edit: (yaml: string) => string = (y) => y): Promise<Runbook> {
-  const stateDir = postgresTempDir(`state-${name}`);
-  cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
-  const yaml = demoRunbookYaml({
-    name,
-    pgPort: s.primary.port,
-    pgUser: 'postgres',
-    database: 'postgres',
-    repoUrl: `file://${stateDir}/repo`,
-    host: `dt${process.pid}`,
-    stateDir,
-    restorePort: await freePort(),
-    drillPort: await freePort(),
-  });
-  writeFileSync(path.join(runbooksDir, `${name}.yaml`), `${edit(yaml)}engine: { ${engine} }\n`);
-  const runbook = await loadRunbook(name);
-  cleanups.push(() => stopRestoredCopy(runbook));
-  return runbook;
-}
-
-async function rowsOf(runbook: Runbook): Promise<number[]> {
+/** One statement's rows on the runbook's restored copy, as the superuser. */
+async function onCopy<T>(runbook: Runbook, sql: string, params: unknown[] = []): Promise<T[]> {
   const c = new Client({
     host: runbook.restore.address,
     port: runbook.restore.port,
@@ -71,26 +50,16 @@ async function rowsOf(runbook: Runbook): Promise<number[]> {
   });
   await c.connect();
   try {
-    return (await c.query<{ id: number }>('select id from t order by id')).rows.map((r) => r.id);
+    return (await c.query(sql, params)).rows as T[];
   } finally {
     await c.end();
   }
 }
 
-async function settingOf(runbook: Runbook, name: string): Promise<string> {
-  const c = new Client({
-    host: runbook.restore.address,
-    port: runbook.restore.port,
-    user: 'postgres',
-    database: 'postgres',
-  });
-  await c.connect();
-  try {
-    return (await c.query<{ v: string }>('select current_setting($1) as v', [name])).rows[0]!.v;
-  } finally {
-    await c.end();
-  }
-}
+const rowsOf = async (runbook: Runbook) =>
+  (await onCopy<{ id: number }>(runbook, 'select id from t order by id')).map((row) => row.id);
+const settingOf = async (runbook: Runbook, name: string) =>
+  (await onCopy<{ v: string }>(runbook, 'select current_setting($1) as v', [name]))[0]!.v;
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
@@ -105,14 +74,16 @@ async function restoreAndReplay(runbook: Runbook, workflowId: string, runId: str
 }
 
 beforeAll(async () => {
-  runbooksDir = postgresTempDir('runbooks');
-  cleanups.push(() => rmSync(runbooksDir, { recursive: true, force: true }));
-  process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
-  s = await startPgBackRestPrimary('dt');
-  cleanups.push(() => s.stop());
+  r = await startPgBackRestRunbook(cleanups, {
+    name: 'dtdelta',
+    stanza: 'dt',
+    host: `dt${process.pid}`,
+    engine: 'delta: true',
+  });
+  s = r.s;
   await s.primary.query('create table t (id int primary key)');
   await s.primary.query('insert into t select generate_series(1, 100)');
-  backupId = (await new PgBackRestEngine(s.setting, { osUser: 'postgres' }).takeBackup({ type: 'full' })).backupId;
+  backupId = (await r.engine.takeBackup({ type: 'full' })).backupId;
   await s.primary.query('insert into t select generate_series(101, 200)');
   await s.primary.query(`select pg_create_restore_point('p1')`);
   await s.primary.query('insert into t select generate_series(201, 300)');
@@ -123,15 +94,15 @@ beforeAll(async () => {
 describe('engine.delta and timelines on a pgBackRest stanza', () => {
   it("refuses delta in place over the primary's directory, before and at the restore, touching nothing", async () => {
     const pg = s.primary;
-    const runbook = await writeRunbook(
-      'dtinplace',
-      `kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config}, delta: true`,
-      (y) =>
+    const runbook = await r.another({
+      name: 'dtinplace',
+      engine: 'delta: true',
+      edit: (y) =>
         y.replace(
           /^restore: \{ host: (\S+), dataDir: \S+, port: \d+, mode: side-by-side \}$/m,
           `restore: { host: $1, dataDir: ${pg.dataDir}, port: ${pg.port}, mode: in-place }`,
         ),
-    );
+    });
     expect(runbook.restore).toMatchObject({ dataDir: pg.dataDir, mode: 'in-place' });
     const entries = readdirSync(pg.dataDir).sort();
     const pid = readFileSync(path.join(pg.dataDir, 'postmaster.pid'), 'utf8');
@@ -168,8 +139,7 @@ describe('engine.delta and timelines on a pgBackRest stanza', () => {
   });
 
   it('restores again with delta over its own copy, then the promoted copy archives on timeline 2 and a second recovery reaches it', async () => {
-    const engineLine = `kind: pgbackrest, stanza: ${s.stanza}, configPath: ${s.config}`;
-    const runbook = await writeRunbook('dtdelta', `${engineLine}, delta: true`);
+    const runbook = await r.load();
     const dir = runbook.restore.dataDir;
     const parent = path.dirname(dir);
     // What moveAside would make of it: <dir>.lifeboat-<time> (data-dir.ts).
@@ -230,12 +200,12 @@ describe('engine.delta and timelines on a pgBackRest stanza', () => {
     await waitFor(
       `${segment} archived by the promoted copy`,
       async () => {
-        const r = await copy.query<{ last: string | null }>('select last_archived_wal as last from pg_stat_archiver');
-        return r.rows[0]!.last !== null && r.rows[0]!.last >= segment ? true : undefined;
+        const a = await copy.query<{ last: string | null }>('select last_archived_wal as last from pg_stat_archiver');
+        return a.rows[0]!.last !== null && a.rows[0]!.last >= segment ? true : undefined;
       },
       { timeoutMs: 120_000, intervalMs: 200 },
     );
-    const wal = await new PgBackRestEngine(s.setting, { osUser: 'postgres' }).walFiles();
+    const wal = await r.engine.walFiles();
     expect(wal.files).toContain('00000002.history');
     expect(wal.files).toContain(segment);
     const info = JSON.parse(await s.run(['info', '--output=json'])) as Array<{
@@ -245,17 +215,20 @@ describe('engine.delta and timelines on a pgBackRest stanza', () => {
     expect(info[0]!.archive[0]!.max.startsWith('00000002')).toBe(true);
 
     // A second recovery, elsewhere, from the same timeline-1 backup to p3 on timeline 2.
-    const second = await writeRunbook('dtsecond', engineLine);
-    const r = await restoreAndReplay(second, 'dt-second', 'r1', { name: 'p3' });
-    expect(r.replayed.paused).toBe(true);
+    const second = await r.another({ name: 'dtsecond' });
+    const secondRun = await restoreAndReplay(second, 'dt-second', 'r1', { name: 'p3' });
+    expect(secondRun.replayed.paused).toBe(true);
+    // Paused on timeline 2 before any restartpoint there: the timeline replay is on, not the last
+    // restartpoint's, which pg_control_checkpoint gave (1 here when measured; replay-wal reported 1 then).
+    expect(secondRun.replayed.timeline).toBe(2);
     // Rows 1001..1050 were written only on timeline 2: replay followed the history file the promoted copy archived.
     expect(await rowsOf(second)).toEqual([...range(1, 200), ...range(1001, 1050)]);
     expect(existsSync(path.join(second.restore.dataDir, 'PG_VERSION'))).toBe(true);
 
     // The old primary, still on timeline 1, backed up after the fork: that backup cannot follow timeline 2.
-    const late = await new PgBackRestEngine(s.setting, { osUser: 'postgres' }).takeBackup({ type: 'full' });
+    const late = await r.engine.takeBackup({ type: 'full' });
     expect(late.timeline).toBe(1);
-    const third = await writeRunbook('dtthird', engineLine);
+    const third = await r.another({ name: 'dtthird' });
     // Refused by preflight, before any fence, and again by the restore.
     const byPreflight = await preflightOnEngine(third, {
       runbook: third.name,

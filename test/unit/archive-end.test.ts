@@ -4,7 +4,7 @@
 // segment of any timeline made a drill wait 623 s for 0/D000000, which only
 // the old primary's timeline reached).
 import { describe, expect, it } from 'vitest';
-import { archiveEndOnLine } from '../../src/restore/replay';
+import { ArchiveEnd, archiveEndOnLine, replayTimelineAt } from '../../src/restore/archive-end';
 
 const SEG = 16 * 1024 * 1024;
 const seg = (tli: number, n: number) =>
@@ -62,5 +62,49 @@ describe('archiveEndOnLine', () => {
 
   it('is undefined when the archive holds no segment of the line', () => {
     expect(archiveEndOnLine(['00000002.history'], histories, backup(2))).toBeUndefined();
+  });
+});
+
+// The timeline replay-wal reports at a pause: the one replay is on at pg_last_wal_replay_lsn, on the
+// line it follows (issue 18), whatever timeline the last restartpoint was on.
+describe('replayTimelineAt', () => {
+  const three = {
+    ...histories,
+    '00000003.history': '1\t0/5000100\tno recovery target specified\n2\t0/7000200\tno recovery target specified\n',
+  };
+
+  it('is the parent up to and at the switch point (its last record ends there), the child past it', () => {
+    expect(replayTimelineAt('0/4000000', histories, 2)).toBe(1);
+    expect(replayTimelineAt('0/5000100', histories, 2)).toBe(1);
+    expect(replayTimelineAt('0/5000101', histories, 2)).toBe(2);
+    expect(replayTimelineAt('0/7000000', histories, 2)).toBe(2);
+  });
+
+  it('walks every ancestor of the line’s newest timeline', () => {
+    expect(replayTimelineAt('0/5000000', three, 3)).toBe(1);
+    expect(replayTimelineAt('0/6000000', three, 3)).toBe(2);
+    expect(replayTimelineAt('0/7000200', three, 3)).toBe(2);
+    expect(replayTimelineAt('0/7000300', three, 3)).toBe(3);
+  });
+
+  it('is the line’s timeline when it has no history (the backup’s own)', () => {
+    expect(replayTimelineAt('0/9000000', {}, 1)).toBe(1);
+  });
+});
+
+describe('ArchiveEnd.timelineAt', () => {
+  const reader = (read: () => Promise<{ files: string[]; histories: Record<string, string> }>) =>
+    new ArchiveEnd(read, { timeline: 1, startLsn: '0/2000028', walSegmentSize: SEG });
+
+  it('follows the line the replay takes from the backup: timeline 2 past the branch, 1 before', async () => {
+    const end = reader(async () => ({ files, histories }));
+    expect(await end.timelineAt('0/6000000', 1)).toBe(2);
+    expect(await end.timelineAt('0/4000000', 1)).toBe(1);
+  });
+
+  it('is never below the last restartpoint’s timeline, which is also the answer when the archive cannot be read', async () => {
+    expect(await reader(async () => ({ files: range(1, 1, 9), histories: {} })).timelineAt('0/6000000', 2)).toBe(2);
+    const unreadable = reader(() => Promise.reject(new Error('repository unreachable')));
+    expect(await unreadable.timelineAt('0/6000000', 1)).toBe(1);
   });
 });
