@@ -135,7 +135,8 @@ export function evidenceHead(
     kind,
     runbook: f.input.runbook,
     cluster: f.cluster ?? f.input.runbook,
-    // Which engine held the backup and the WAL (absent when preflight never returned a runbook).
+    // Which engine held the backup and the WAL, or restored a repair's copy
+    // (absent when preflight never returned a runbook).
     ...(m.runbook ? { engine: engineSetting(m.runbook).kind } : {}),
     ...(f.input.incident ? { incident: f.input.incident } : {}),
     ...(f.input.reason ? { reason: f.input.reason } : {}),

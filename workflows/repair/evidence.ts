@@ -5,7 +5,7 @@
 // and the lock time on the live table.
 import type { CacheResult, Evidence } from '../../src/recovery/contract';
 import type { RepairInput } from '../../src/repair/contract';
-import { engineSetting } from '../../src/runbook/engine';
+import { evidenceApproval, evidenceHead, evidenceStep } from '../recovery/evidence';
 import type { RecoveryMachine } from '../recovery/machine';
 
 export interface RepairFacts {
@@ -21,15 +21,7 @@ export interface RepairFacts {
 export function buildRepairEvidence(m: RecoveryMachine, f: RepairFacts): Evidence {
   const s = m.status();
   return {
-    runId: f.runId,
-    workflowId: f.workflowId,
-    kind: 'repair',
-    runbook: f.input.runbook,
-    cluster: f.cluster ?? f.input.runbook,
-    // Which engine restored the copy (absent when preflight never returned a runbook).
-    ...(m.runbook ? { engine: engineSetting(m.runbook).kind } : {}),
-    ...(f.input.incident ? { incident: f.input.incident } : {}),
-    ...(f.input.reason ? { reason: f.input.reason } : {}),
+    ...evidenceHead('repair', m, f),
     dryRun: s.dryRun,
     ...(s.backup ? { backupId: s.backup.backupId, baseBackupBytes: s.backup.sizeBytes } : {}),
     target: s.target,
@@ -37,24 +29,9 @@ export function buildRepairEvidence(m: RecoveryMachine, f: RepairFacts): Evidenc
     finishedAt: new Date().toISOString(),
     ...(s.replay ? { replayedToLsn: s.replay.lsn, ...(s.replay.time ? { replayedToTime: s.replay.time } : {}) } : {}),
     invariants: [],
-    approvals: s.decisions.map((d) => ({
-      step: d.step,
-      by: d.by,
-      at: d.at,
-      decision: d.decision,
-      ...(d.comment ? { comment: d.comment } : {}),
-      ...(d.include ? { include: d.include } : {}),
-    })),
-    steps: s.steps.map((st) => ({
-      id: st.id,
-      state: st.state,
-      ...(st.startedAt ? { startedAt: st.startedAt } : {}),
-      ...(st.finishedAt ? { finishedAt: st.finishedAt } : {}),
-      ...(st.summary ? { summary: st.summary } : {}),
-      ...(st.error
-        ? { error: [`${st.error.type}: ${st.error.message}`, ...st.error.hints.map((h) => `HINT: ${h}`)].join('\n') }
-        : {}),
-    })),
+    // With the classes an approver included (approve-repair).
+    approvals: s.decisions.map((d) => ({ ...evidenceApproval(d), ...(d.include ? { include: d.include } : {}) })),
+    steps: s.steps.map(evidenceStep),
     ...(f.caches ? { caches: f.caches } : {}),
     ...(s.repair ? { repair: s.repair } : {}),
     validationStatus: f.validationStatus,
