@@ -1,11 +1,10 @@
 // The step machinery of recoverToPointInTime (and repairFromPointInTime), in
-// one place that every step goes through: step state and timestamps,
-// approvals with quorum and escalation, failed steps waiting for
-// retry/skip/abort, the status and the current-details checklist the
-// Temporal UI shows. Beside it: the wait of an approval step (approval.ts),
-// the signals, the `decide` update and the `status` query (handlers.ts,
-// judged by rules.ts's `refusal`), and the audit trail's queue
-// (audit-queue.ts).
+// one place that every step goes through: step state and timestamps, failed
+// steps waiting for retry/skip/abort, approvals, the status and the
+// current-details checklist the Temporal UI shows. Beside it: the wait of an
+// approval step for its quorum, with escalation (approval.ts), the signals,
+// the `decide` update and the `status` query (handlers.ts, judged by
+// rules.ts's `refusal`), and the audit trail's queue (audit-queue.ts).
 import {
   ApplicationFailure,
   CancellationScope,
