@@ -3,9 +3,12 @@
 //   types.ts              BackupEngine: list, choose, archive range and gaps,
 //                         backup, restore (to a target, paused), check, expire
 //   lifeboat.ts           Lifeboat's own repository (archive-push, baseBackup)
+//   archive-report.ts     the archive report both give, from src/catalog/chain.ts
 //   pgbackrest/engine.ts  an existing pgBackRest stanza, through its commands
+//   pgbackrest/archive.ts its WAL archive (repo-ls, repo-get) and its gaps
 //   pgbackrest/info.ts    its info and repo-ls JSON; errors.ts: its error codes
-//   pgbackrest/command.ts running it as the PostgreSQL OS user
+//   pgbackrest/output.ts  its text output: verify's findings, expire's lines
+//   pgbackrest/command.ts running it as the PostgreSQL OS user; restore's target options
 // The runbook chooses (engine:, src/runbook/engine.ts); Lifeboat's own is the
 // default. README "Using pgBackRest as the backup engine" says what the
 // workflows use the engine for today.

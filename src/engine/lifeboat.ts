@@ -23,6 +23,7 @@ import type { Repository } from '../repository/types';
 import { restoreBaseBackup } from '../restore/restore';
 import { restoreSite } from '../restore/site';
 import { clusterName, type Runbook } from '../runbook/schema';
+import { archiveReport } from './archive-report';
 import type {
   ArchiveReport,
   BackupEngine,
@@ -73,17 +74,11 @@ export class LifeboatEngine implements BackupEngine {
     // The catalog again, not `backups`: tiered retention's window needs the
     // entries as the retention plan reads them; the same reading as `lifeboat check`.
     const { complete, chain, window } = await readChainState(this.repo, this.cluster, this.runbook);
-    return {
-      timelines: chain.timelines.map((t) => ({
-        timeline: t.timeline,
-        ...(t.firstSegment ? { first: t.firstSegment, last: t.lastSegment } : {}),
-        segmentCount: t.segmentCount,
-      })),
-      gaps: chain.gaps,
-      problems: describeChainProblems(chain, complete[complete.length - 1]?.backupId, `--runbook ${this.runbook.name}`),
+    return archiveReport(
       chain,
-      notes: window ? [window.note] : [],
-    };
+      describeChainProblems(chain, complete[complete.length - 1]?.backupId, `--runbook ${this.runbook.name}`),
+      window ? [window.note] : [],
+    );
   }
 
   async takeBackup(opts: TakeBackupOptions = {}): Promise<EngineBackup> {

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { requireBackupType } from '../../src/backup/engine-backup';
 import { demoRunbookYaml } from '../../src/dev/demo-runbook';
-import { expiredInLines } from '../../src/engine/pgbackrest/engine';
+import { expiredInLines } from '../../src/engine/pgbackrest/output';
 import { isLifeboatError } from '../../src/errors';
 import { requireEngineRetention } from '../../src/retention/engine-expiry';
 import { validateRunbookText } from '../../src/runbook/load';

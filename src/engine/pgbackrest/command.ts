@@ -7,7 +7,9 @@
 // never from the runbook, never on a command line).
 import { spawnAsOsUser, baseEnv } from '../../restore/os-user';
 import { LifeboatError, type ErrorCode } from '../../errors';
+import { pgTime } from '../../restore/recovery-conf';
 import type { PgBackRestSetting } from '../../runbook/engine';
+import type { EngineRestoreRequest } from '../types';
 import { failureError, parseFailure } from './errors';
 
 export interface PgBackRestTarget extends Omit<PgBackRestSetting, 'kind' | 'delta'> {
@@ -44,6 +46,11 @@ export function commonArgs(t: PgBackRestTarget, withRepo: boolean): string[] {
     `--stanza=${t.stanza}`,
     ...(withRepo && t.repo !== undefined ? [`--repo=${t.repo}`] : []),
   ];
+}
+
+/** How hints name a command: "pgbackrest --config=... --stanza=main". */
+export function stanzaCommand(t: PgBackRestTarget): string {
+  return `pgbackrest${t.configPath ? ` --config=${t.configPath}` : ''} --stanza=${t.stanza}`;
 }
 
 /** Runs `pgbackrest <command> <args>`; resolves with its stdout, rejects with a LifeboatError keeping pgBackRest's error. */
@@ -110,4 +117,22 @@ export function runPgBackRest(
 export function progressOfLine(line: string): number | undefined {
   const m = /\((?:[^,()]+), (\d+(?:\.\d+)?)%\)/.exec(line);
   return m ? Number(m[1]) : undefined;
+}
+
+/** restore's target options for a Lifeboat target, pausing there; the end of the archive is a standby that never promotes. */
+export function targetArgs(req: Pick<EngineRestoreRequest, 'target' | 'targetTimeline' | 'immediate'>): string[] {
+  const t = req.target;
+  const timeline = `--target-timeline=${req.targetTimeline ?? 'latest'}`;
+  if (req.immediate)
+    return ['--type=immediate', '--target-action=pause', `--target-timeline=${req.targetTimeline ?? 'current'}`];
+  if ('latest' in t) return ['--type=standby', timeline];
+  const [type, value] =
+    'time' in t
+      ? ['time', pgTime(t.time)]
+      : 'name' in t
+        ? ['name', t.name]
+        : 'lsn' in t
+          ? ['lsn', t.lsn]
+          : ['xid', t.xid];
+  return [`--type=${type}`, `--target=${value}`, '--target-action=pause', timeline];
 }

@@ -4,25 +4,24 @@
 //   choose      src/recovery/plan.ts chooseBackup, over backups ordered by end time
 //   archive     info's min/max per archive id, and the WAL files themselves from
 //               repo-ls --output=json (history files read with repo-get), judged
-//               by the same continuity analysis as Lifeboat's own (src/catalog/chain.ts):
-//               pgBackRest 2.45's verify counts damaged files but does not
-//               report a segment missing between two present ones
+//               by the same continuity analysis as Lifeboat's own (./archive.ts)
 //   backup      backup --type=full|diff|incr
 //   restore     restore --set --type=time|name|lsn|xid|immediate|standby
 //               --target-action=pause --target-timeline [--delta], and
 //               --archive-mode=off unless the copy is to archive once promoted
 //               (then archive_command is archive-push with its own --pg1-path)
 //   check       check (the archiver reaches the repository) and verify
+//               (its findings read in ./output.ts)
 //   expire      expire (the stanza's own retention settings)
 // Progress comes from its per-file console lines ("(440KB, 2.48%)").
 import { mkdir, readdir, appendFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { analyzeChain, describeChainProblems, type HealthProblem } from '../../catalog/chain';
+import type { HealthProblem } from '../../catalog/chain';
 import { LifeboatError, errorMessage, isLifeboatError } from '../../errors';
 import type { Target } from '../../recovery/contract';
 import { chooseBackup } from '../../recovery/plan';
 import { baseEnv, chownToUser } from '../../restore/os-user';
-import { pgTime, shellWord } from '../../restore/recovery-conf';
+import { shellWord } from '../../restore/recovery-conf';
 import type { PgBackRestSetting } from '../../runbook/engine';
 import type {
   ArchiveReport,
@@ -35,9 +34,18 @@ import type {
   EngineRestoreResult,
   TakeBackupOptions,
 } from '../types';
-import { pgBackRestEnv, progressOfLine, runPgBackRest, type PgBackRestTarget } from './command';
+import { stanzaArchive, walOf } from './archive';
+import {
+  pgBackRestEnv,
+  progressOfLine,
+  runPgBackRest,
+  stanzaCommand,
+  targetArgs,
+  type PgBackRestTarget,
+} from './command';
 import { failureError, failureOfRepoStatus, onlyInEnvironmentError } from './errors';
-import { INFO_STATUS, parseInfo, walFilesOfRepoLs, type StanzaInfo } from './info';
+import { INFO_STATUS, parseInfo, type StanzaInfo } from './info';
+import { expiredInLines, problemOf, verifyFindings } from './output';
 
 export class PgBackRestEngine implements BackupEngine {
   readonly kind = 'pgbackrest' as const;
@@ -64,7 +72,7 @@ export class PgBackRestEngine implements BackupEngine {
   }
 
   private get cmd(): string {
-    return `pgbackrest${this.t.configPath ? ` --config=${this.t.configPath}` : ''} --stanza=${this.t.stanza}`;
+    return stanzaCommand(this.t);
   }
 
   /** `env`: instead of the worker's PGBACKREST_* variables (requireConfigAlone). */
@@ -110,90 +118,14 @@ export class PgBackRestEngine implements BackupEngine {
 
   async readArchive(backups?: readonly EngineBackup[]): Promise<ArchiveReport> {
     const info = await this.info();
-    const list = backups ?? info.backups;
-    // The current database's archive id: the last one (a stanza-upgrade adds one per major version).
-    const current = info.archives[info.archives.length - 1];
-    const notes: string[] = info.archives
-      .slice(0, -1)
-      .map((a) => `archive ${a.id} (an older database of the stanza) not checked: ${a.min ?? '?'} .. ${a.max ?? '?'}`);
-    const { files, histories } = await this.walOf(current?.id);
-    // pgBackRest does not report the WAL segment size; Lifeboat assumes PostgreSQL's default (16 MiB).
-    const chain = analyzeChain({
-      walFiles: files.map((f) => f.name),
-      histories,
-      backups: list.map((b) => ({
-        backupId: b.backupId,
-        timeline: b.timeline,
-        startWal: b.startWal,
-        startLsn: b.startLsn,
-        endWal: b.endWal,
-      })),
-    });
-    const segments = files.filter((f) => /^[0-9A-F]{24}$/.test(f.name)).map((f) => f.name);
-    if (current && (current.min !== segments[0] || current.max !== segments[segments.length - 1])) {
-      notes.push(
-        `pgbackrest info gives archive ${current.id} as ${current.min ?? 'empty'} .. ${current.max ?? 'empty'}, its listing ${segments[0] ?? 'empty'} .. ${segments[segments.length - 1] ?? 'empty'}`,
-      );
-    }
-    return {
-      timelines: chain.timelines.map((t) => ({
-        timeline: t.timeline,
-        ...(t.firstSegment ? { first: t.firstSegment, last: t.lastSegment } : {}),
-        segmentCount: t.segmentCount,
-      })),
-      gaps: chain.gaps,
-      problems: describeChainProblems(chain, list[list.length - 1]?.backupId).map((p) => this.ownHints(p)),
-      chain,
-      notes,
-    };
+    return stanzaArchive(this.t, info, backups ?? info.backups);
   }
 
   /** The WAL files of the current database's archive (repo-ls) and its history files' text (repo-get): what replay-wal needs to find the archive's end. */
   async walFiles(): Promise<{ files: string[]; histories: Record<string, string> }> {
     const info = await this.info();
-    const { files, histories } = await this.walOf(info.archives[info.archives.length - 1]?.id);
+    const { files, histories } = await walOf(this.t, info.archives[info.archives.length - 1]?.id);
     return { files: files.map((f) => f.name), histories };
-  }
-
-  private async walOf(
-    archiveId: string | undefined,
-  ): Promise<{ files: ReturnType<typeof walFilesOfRepoLs>; histories: Record<string, string> }> {
-    const files = archiveId
-      ? walFilesOfRepoLs(
-          await runPgBackRest(
-            this.t,
-            'repo-ls',
-            ['--recurse', '--output=json', `archive/${this.t.stanza}/${archiveId}`],
-            { withRepo: true },
-          ),
-        )
-      : [];
-    const histories: Record<string, string> = {};
-    for (const f of files.filter((x) => /^[0-9A-F]{8}\.history$/.test(x.name))) {
-      try {
-        histories[f.name] = await runPgBackRest(
-          this.t,
-          'repo-get',
-          [`archive/${this.t.stanza}/${archiveId!}/${f.name}`],
-          { withRepo: true },
-        );
-      } catch {
-        // Left out: the chain check reports it as unreadable.
-      }
-    }
-    return { files, histories };
-  }
-
-  /** The chain's hints name Lifeboat's archive-push and backup; here the stanza's own commands do that work. */
-  private ownHints(p: HealthProblem): HealthProblem {
-    return {
-      ...p,
-      hints: p.hints.map((h) =>
-        h
-          .replace(/lifeboat archive-push (\S+) .*$/, `${this.cmd} archive-push $1`)
-          .replace(/\(lifeboat backup [^)]*\)/, `(${this.cmd} backup --type=full)`),
-      ),
-    };
   }
 
   async takeBackup(opts: TakeBackupOptions = {}): Promise<EngineBackup> {
@@ -407,54 +339,4 @@ export class PgBackRestEngine implements BackupEngine {
     const after = new Set((await this.info()).backups.map((b) => b.backupId));
     return { expired: before.filter((id) => !after.has(id)), lines };
   }
-}
-
-/** Backup labels of `known` that expire's lines name as expired (its dry run's "expire full backup set: A, B"). */
-export function expiredInLines(lines: readonly string[], known: readonly string[]): string[] {
-  const named = new Set(
-    lines
-      .filter((l) => /expire (full|diff|incr|differential|incremental)? ?backup/.test(l))
-      .flatMap((l) => l.match(/\d{8}-\d{6}F(?:_\d{8}-\d{6}[DI])?/g) ?? []),
-  );
-  return known.filter((id) => named.has(id));
-}
-
-/** restore's target options for a Lifeboat target, pausing there; the end of the archive is a standby that never promotes. */
-export function targetArgs(req: Pick<EngineRestoreRequest, 'target' | 'targetTimeline' | 'immediate'>): string[] {
-  const t = req.target;
-  const timeline = `--target-timeline=${req.targetTimeline ?? 'latest'}`;
-  if (req.immediate)
-    return ['--type=immediate', '--target-action=pause', `--target-timeline=${req.targetTimeline ?? 'current'}`];
-  if ('latest' in t) return ['--type=standby', timeline];
-  const [type, value] =
-    'time' in t
-      ? ['time', pgTime(t.time)]
-      : 'name' in t
-        ? ['name', t.name]
-        : 'lsn' in t
-          ? ['lsn', t.lsn]
-          : ['xid', t.xid];
-  return [`--type=${type}`, `--target=${value}`, '--target-action=pause', timeline];
-}
-
-/** The lines of `verify --output=text --verbose` that report something wrong: "missing: 1, checksum invalid: 0, ..." with the archive or backup above it. */
-export function verifyFindings(text: string): string[] {
-  const out: string[] = [];
-  let subject = '';
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (/^(archiveId|backup):/.test(line)) subject = line.replace(/, total .*$/, '').replace(/, status: .*$/, '');
-    else if (/^missing: \d+/.test(line)) {
-      const bad = [...line.matchAll(/([a-z ]+): (\d+)/g)]
-        .filter((m) => m[2] !== '0')
-        .map((m) => `${m[1]!.trim()} ${m[2]}`);
-      if (bad.length > 0) out.push(`${subject}: ${bad.join(', ')}`);
-    } else if (/^status: /.test(line) && line !== 'status: ok') out.push(`stanza ${line}`);
-  }
-  return out;
-}
-
-function problemOf(kind: string, err: unknown): HealthProblem {
-  if (isLifeboatError(err)) return { kind, message: err.what, hints: [...err.hints] };
-  return { kind, message: errorMessage(err), hints: [] };
 }
