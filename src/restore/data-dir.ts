@@ -153,6 +153,34 @@ async function prepareOurs(input: PrepareInput, marker: RestoreMarker): Promise<
       removedOwnPartial: true,
     };
   }
+  const earlier = await reuseOrStop(
+    input,
+    marker,
+    running,
+    "restoring again: this recovery's earlier copy must be down before it is moved aside",
+  );
+  if (earlier.kind === 'reuse') return earlier;
+  // An interrupted extraction, or a restored copy that has replayed (or
+  // failed to): it cannot be trusted as a fresh start, but it is evidence.
+  const ownAside = await moveAside(dataDir, 'lifeboat', input.pg.osUser);
+  await makeEmptyDir(input.pg);
+  // An in-place retry keeps reporting where the primary's directory went.
+  return { kind: 'ready', movedAside: marker.movedAside ?? ownAside, stoppedPostmaster: earlier.stoppedPostmaster };
+}
+
+/**
+ * This run's own earlier copy (its marker, `running` whether a postmaster
+ * runs in it): the verified extraction of this very backup, never started,
+ * is returned as it is (a retry after the configuration check failed);
+ * anything else is restored over, its postmaster stopped first (`why` in the
+ * server log).
+ */
+export async function reuseOrStop(
+  input: PrepareInput,
+  marker: RestoreMarker,
+  running: boolean,
+  why: string,
+): Promise<{ kind: 'reuse'; result: RestoreResult } | { kind: 'stopped'; stoppedPostmaster: boolean }> {
   if (
     !running &&
     marker.state === 'extracted' &&
@@ -162,18 +190,7 @@ async function prepareOurs(input: PrepareInput, marker: RestoreMarker): Promise<
   ) {
     return { kind: 'reuse', result: marker.result };
   }
-  // An interrupted extraction, or a restored copy that has replayed (or
-  // failed to): it cannot be trusted as a fresh start, but it is evidence.
-  const stopped = running
-    ? await stopPostmaster(
-        input.pg,
-        "restoring again: this recovery's earlier copy must be down before it is moved aside",
-      )
-    : false;
-  const ownAside = await moveAside(dataDir, 'lifeboat', input.pg.osUser);
-  await makeEmptyDir(input.pg);
-  // An in-place retry keeps reporting where the primary's directory went.
-  return { kind: 'ready', movedAside: marker.movedAside ?? ownAside, stoppedPostmaster: stopped };
+  return { kind: 'stopped', stoppedPostmaster: running ? await stopPostmaster(input.pg, why) : false };
 }
 
 /**

@@ -10,10 +10,11 @@ import {
   notEmpty,
   prepareDataDir,
   promotedOurs,
+  reuseOrStop,
   type PrepareInput,
   type Prepared,
 } from './data-dir';
-import { postmasterRunning, stopPostmaster } from './postmaster';
+import { postmasterRunning } from './postmaster';
 
 /**
  * The directory an engine's delta restore (engine.delta: true, pgbackrest
@@ -49,25 +50,17 @@ export async function prepareForDelta(input: PrepareInput): Promise<DeltaPrepare
       if (marker.state === 'promoted') throw promotedOurs(input, marker, 'retry the step');
       const kept = await keptEntries(dataDir);
       if (kept.length > 0) throw deltaRefused(input, `this recovery's copy beside kept entries (${kept.join(', ')})`);
-      const running = await postmasterRunning(input.pg);
-      if (
-        !running &&
-        marker.state === 'extracted' &&
-        marker.runId === input.runId &&
-        marker.backupId === input.backupId &&
-        marker.result
-      )
-        return { kind: 'reuse', result: marker.result };
-      const stopped = running
-        ? await stopPostmaster(
-            input.pg,
-            "delta restore: this recovery's earlier copy must be down before it is rewritten",
-          )
-        : false;
+      const earlier = await reuseOrStop(
+        input,
+        marker,
+        await postmasterRunning(input.pg),
+        "delta restore: this recovery's earlier copy must be down before it is rewritten",
+      );
+      if (earlier.kind === 'reuse') return earlier;
       return {
         kind: 'delta',
         ...(marker.movedAside ? { movedAside: marker.movedAside } : {}),
-        stoppedPostmaster: stopped,
+        stoppedPostmaster: earlier.stoppedPostmaster,
       };
     }
   }

@@ -19,15 +19,14 @@ import { LifeboatError } from '../errors';
 import type { RestoreInput, RestoreResult } from '../recovery/contract';
 import { engineSetting } from '../runbook/engine';
 import type { Runbook } from '../runbook/schema';
-import { takeClaim } from './claim';
 import { checkConfigSources, ensureServerConfig } from './config-files';
 import { prepareDataDir } from './data-dir';
 import { prepareForDelta } from './delta';
 import { timelineUnreachableError, unreachableLatest } from './engine-timeline';
-import { writeMarker, type RestoreMarker } from './marker';
+import { writeMarker } from './marker';
 import { requireFreePort } from './port';
 import type { RestoreHooks } from './restore';
-import { restoreSite } from './site';
+import { beginRestore, claimSite, prepareInput, siteMarker } from './site-restore';
 
 /** WAL segment size pgBackRest's info does not give: PostgreSQL's default. */
 const WAL_SEGMENT_SIZE = 16 * 1024 * 1024;
@@ -37,9 +36,8 @@ export async function restoreWithEngine(
   input: RestoreInput,
   hooks: RestoreHooks,
 ): Promise<RestoreResult> {
-  const site = restoreSite(runbook, input.instance);
+  const site = beginRestore(runbook, input, hooks);
   const pg = site.pg;
-  hooks.onProgress({ phase: 'preparing', bytes: 0, totalBytes: 0 });
   // Checked before the directory is touched: a backup the engine lacks moves nothing aside.
   const engine = await openEngine(runbook);
   const backups = await engine.listBackups();
@@ -58,28 +56,12 @@ export async function restoreWithEngine(
     if (unreachable) throw timelineUnreachableError(meta, unreachable, engine.command);
   }
   checkConfigSources(runbook);
-  const claim = await takeClaim({
-    dataDir: pg.dataDir,
-    workflowId: input.workflowId,
-    runId: input.runId,
-    instance: site.instance,
-    field: `${site.field}.dataDir`,
-    ...(site.instance === 'drill' ? { port: site.port } : {}),
-    ...(hooks.holderRunning ? { holderRunning: hooks.holderRunning } : {}),
-  });
+  const claim = await claimSite(site, input, hooks);
   try {
     if (site.instance !== 'restore') await requireFreePort(site, input.workflowId);
     const setting = engineSetting(runbook);
     const delta = setting.kind === 'pgbackrest' && setting.delta === true;
-    const prepared = await (delta ? prepareForDelta : prepareDataDir)({
-      pg,
-      runbookName: runbook.name,
-      mode: input.mode,
-      workflowId: input.workflowId,
-      runId: input.runId,
-      backupId: input.backupId,
-      ...(site.instance !== 'restore' ? { instance: site.instance } : {}),
-    });
+    const prepared = await (delta ? prepareForDelta : prepareDataDir)(prepareInput(runbook, site, input));
     if (prepared.kind === 'reuse') {
       const config = await ensureServerConfig(pg.dataDir, runbook);
       hooks.onProgress({ phase: 'done', bytes: prepared.result.bytes, totalBytes: prepared.result.bytes });
@@ -102,18 +84,8 @@ export async function restoreWithEngine(
       files: restored.files,
       finishedAt: restored.finishedAt,
     };
-    const marker: RestoreMarker = {
-      workflowId: input.workflowId,
-      runId: input.runId,
-      backupId: input.backupId,
-      state: 'extracted',
-      at: new Date().toISOString(),
-      mode: input.mode,
-      ...(site.instance !== 'restore' ? { instance: site.instance } : {}),
-      backup: { startLsn: meta.startLsn, timeline: meta.timeline, walSegmentSize: WAL_SEGMENT_SIZE },
-      ...(prepared.movedAside ? { movedAside: prepared.movedAside } : {}),
-      result,
-    };
+    const backup = { startLsn: meta.startLsn, timeline: meta.timeline, walSegmentSize: WAL_SEGMENT_SIZE };
+    const marker = { ...siteMarker(site, input, 'extracted', backup, prepared.movedAside), result };
     await writeMarker(pg.dataDir, marker, pg.osUser);
     const config = await ensureServerConfig(pg.dataDir, runbook);
     return config.notes.length ? { ...result, configNotes: config.notes } : result;

@@ -23,10 +23,10 @@ import { LifeboatError, errorMessage, isLifeboatError } from '../errors';
 import { keys } from '../repository/layout';
 import type { Repository } from '../repository/types';
 import { keptEntries } from './data-dir';
-import { extractParts, verifyHints } from './extract-parts';
+import { extractParts, spawnUntar, verifyHints } from './extract-parts';
 import { MARKER_FILE } from './marker';
 import { processAlive } from './process-alive';
-import { baseEnv, chownToUser, runAsOsUser, spawnAsOsUser } from './os-user';
+import { baseEnv, chownToUser, runAsOsUser } from './os-user';
 import type { PgHost } from './postmaster';
 
 /** The complete backup `backupId` of the cluster, or BACKUP_NOT_FOUND saying which ones there are. */
@@ -105,15 +105,8 @@ export async function extractBaseBackup(opts: ExtractOptions): Promise<ExtractRe
   const entry = layout.archive;
   const key = keys.backupFile(cluster, meta.backupId, BASE_ARCHIVE);
   const got = await repo.getStream(key);
-  if (!got) {
-    throw new LifeboatError(
-      'BACKUP_NOT_FOUND',
-      `${key} is missing from ${repo.url}, though backup.json of backup ${meta.backupId} lists it`,
-      {
-        hints: ['was it deleted by hand? restore another backup (lifeboat backups lists them)'],
-      },
-    );
-  }
+  if (!got)
+    throw listedButMissing(opts, key, 'was it deleted by hand? restore another backup (lifeboat backups lists them)');
   const tar = await untar(got.stream, entry.storedSize, opts);
   if (tar.sha256 !== entry.sha256) {
     throw new LifeboatError(
@@ -149,25 +142,7 @@ async function untar(
 ): Promise<{ sha256: string; bytes: number; storedBytes: number }> {
   const { pg, meta } = opts;
   const zstd = spawn('zstd', ['-d', '-q', '-c'], { env: baseEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
-  // As the OS user, so every file is theirs without a chown -R afterwards.
-  // The marker is never taken from the archive: a backup of a promoted
-  // Lifeboat restore contains one, and it names another recovery.
-  const tar = spawnAsOsUser(
-    pg.osUser,
-    'tar',
-    [
-      '-x',
-      '-f',
-      '-',
-      '-C',
-      pg.dataDir,
-      '--no-same-owner',
-      `--exclude=${MARKER_FILE}`,
-      `--exclude=${MARKER_FILE}.*.tmp`,
-    ],
-    baseEnv(),
-    ['pipe', 'ignore', 'pipe'],
-  );
+  const tar = spawnUntar(pg, [], ['pipe', 'ignore', 'pipe']);
   let storedBytes = 0;
   let bytes = 0;
   const hash = createHash('sha256');
@@ -274,20 +249,26 @@ async function untar(
   return { sha256: hash.digest('hex'), bytes, storedBytes };
 }
 
+/** A file backup.json lists that the repository does not have. */
+function listedButMissing(opts: ExtractOptions, key: string, hint: string): LifeboatError {
+  return new LifeboatError(
+    'BACKUP_NOT_FOUND',
+    `${key} is missing from ${opts.repo.url}, though backup.json of backup ${opts.meta.backupId} lists it`,
+    { hints: [hint] },
+  );
+}
+
 /** The stored manifest, checked against backup.json, and how many files it lists. */
 async function readManifest(opts: ExtractOptions): Promise<{ body: Buffer; files: number }> {
   const { repo, cluster, meta, pg } = opts;
   const key = keys.backupFile(cluster, meta.backupId, MANIFEST);
   const got = await repo.get(key);
-  if (!got) {
-    throw new LifeboatError(
-      'BACKUP_NOT_FOUND',
-      `${key} is missing from ${repo.url}, though backup.json of backup ${meta.backupId} lists it`,
-      {
-        hints: ['without its manifest the restored copy cannot be checked; restore another backup'],
-      },
+  if (!got)
+    throw listedButMissing(
+      opts,
+      key,
+      'without its manifest the restored copy cannot be checked; restore another backup',
     );
-  }
   const sha = createHash('sha256').update(got.body).digest('hex');
   if (sha !== meta.manifestSha256) {
     throw new LifeboatError(

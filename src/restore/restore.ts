@@ -9,7 +9,9 @@
 //   marker.ts         .lifeboat-restore.json: what makes a directory provably ours
 //   recovery-conf.ts  the recovery settings block and the signal file
 //   replay.ts         replay-wal: start, wait for the pause at the target
+//   replay-failure.ts why a replay stopped; archive-end.ts: the archive's end and replay's timeline
 //   engine-restore.ts restore-base-backup on another engine (pgBackRest), same claim and marker
+//   site-restore.ts   what both restores share: the claim, the preparation's input, the marker
 //   engine-replay.ts  replay-wal's restore_command and WAL listing for the runbook's engine
 //   instance.ts       promote and stop the restored instance
 //   site.ts           which instance: the runbook's restore, or its drill
@@ -24,13 +26,14 @@ import { clusterName, type Runbook } from '../runbook/schema';
 import { checkConfigSources, ensureServerConfig } from './config-files';
 import { moveAside, prepareDataDir } from './data-dir';
 import { extractBaseBackup, sweepDeadManifestDirs } from './extract';
-import { takeClaim, type ClaimRequest } from './claim';
+import type { ClaimRequest } from './claim';
 import { findBackupInRepositories, nextBackupSource, type BackupSource } from './backup-source';
 import { diskFullError, isNoSpace } from './room';
 import { updateMarker, writeMarker, type RestoreMarker } from './marker';
 import type { PgHost } from './postmaster';
 import { requireFreePort } from './port';
-import { restoreSite, type RestoreSite } from './site';
+import type { RestoreSite } from './site';
+import { beginRestore, claimSite, prepareInput, siteMarker } from './site-restore';
 
 export function restoreHost(runbook: Runbook): PgHost {
   return { dataDir: runbook.restore.dataDir, pgBin: runbook.cluster.pgBin, osUser: runbook.cluster.osUser };
@@ -48,10 +51,9 @@ export async function restoreBaseBackup(
   input: RestoreInput,
   hooks: RestoreHooks,
 ): Promise<RestoreResult> {
-  const site = restoreSite(runbook, input.instance);
+  const site = beginRestore(runbook, input, hooks);
   const pg = site.pg;
   const cluster = clusterName(runbook);
-  hooks.onProgress({ phase: 'preparing', bytes: 0, totalBytes: 0 });
   // A temporary directory of a killed pg_verifybackup is nobody's now.
   await sweepDeadManifestDirs();
   // Everything that can be checked without touching the directory comes
@@ -64,15 +66,7 @@ export async function restoreBaseBackup(
 
   // The claim before anything in the directory is read or written: of two
   // restores racing for it, exactly one goes on (claim.ts).
-  const claim = await takeClaim({
-    dataDir: pg.dataDir,
-    workflowId: input.workflowId,
-    runId: input.runId,
-    instance: site.instance,
-    field: `${site.field}.dataDir`,
-    ...(site.instance === 'drill' ? { port: site.port } : {}),
-    ...(hooks.holderRunning ? { holderRunning: hooks.holderRunning } : {}),
-  });
+  const claim = await claimSite(site, input, hooks);
   let finished = false;
   const stage = { what: `preparing ${site.field}.dataDir for backup ${meta.backupId}` };
   try {
@@ -115,15 +109,7 @@ async function restoreClaimed(
   const cluster = clusterName(runbook);
   if (site.instance !== 'restore') await requireFreePort(site, input.workflowId);
 
-  const prepareArgs = {
-    pg,
-    runbookName: runbook.name,
-    mode: input.mode,
-    workflowId: input.workflowId,
-    runId: input.runId,
-    backupId: input.backupId,
-    ...(site.instance !== 'restore' ? { instance: site.instance } : {}),
-  };
+  const prepareArgs = prepareInput(runbook, site, input);
   const prepared = await prepareDataDir(prepareArgs);
   if (prepared.kind === 'reuse') {
     // A retry after the configuration check failed (e.g. restore.hbaFile added since).
@@ -135,17 +121,8 @@ async function restoreClaimed(
     };
   }
 
-  const marker: RestoreMarker = {
-    workflowId: input.workflowId,
-    runId: input.runId,
-    backupId: input.backupId,
-    state: 'extracting',
-    at: new Date().toISOString(),
-    mode: input.mode,
-    ...(site.instance !== 'restore' ? { instance: site.instance } : {}),
-    backup: { startLsn: meta.startLsn, timeline: meta.timeline, walSegmentSize: meta.walSegmentSize },
-    ...(prepared.movedAside ? { movedAside: prepared.movedAside } : {}),
-  };
+  const backup = { startLsn: meta.startLsn, timeline: meta.timeline, walSegmentSize: meta.walSegmentSize };
+  const marker: RestoreMarker = siteMarker(site, input, 'extracting', backup, prepared.movedAside);
   // Written before the first byte lands: from here on the directory is
   // provably ours, so a retry after a crash may move it aside (or, while
   // still 'extracting' in this run, remove it: data-dir.ts says why).

@@ -47,57 +47,38 @@ export function restoreSite(runbook: Runbook, instance: RestoreInstanceKind = 'r
       field: 'restore',
     };
   }
-  if (instance === 'standby') {
-    const s = runbook.standby;
-    if (!s) {
-      throw new LifeboatError(
-        'RUNBOOK_INVALID',
-        `runbook ${runbook.name} has no standby section, so no standby can be built`,
-        {
-          hints: [
-            'add one, e.g. standby: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/standby, port: 5434, delay: 1h }',
-            'nothing was touched',
-          ],
-        },
-      );
-    }
-    // Loopback only, like a drill: nothing but Lifeboat may reach a standby and take it for the database.
-    return {
-      instance,
-      host: s.host,
-      dataDir: s.dataDir,
-      port: s.port,
-      address: DRILL_ADDRESS,
-      mode: 'side-by-side',
-      pg: { dataDir: s.dataDir, pgBin, osUser },
-      field: 'standby',
-    };
+  const section = instance === 'standby' ? runbook.standby : runbook.drill;
+  if (!section) {
+    const { why, example } = MISSING_SECTION[instance];
+    throw new LifeboatError('RUNBOOK_INVALID', `runbook ${runbook.name} has no ${instance} section, so ${why}`, {
+      hints: [`add one, e.g. ${example}`, 'nothing was touched'],
+    });
   }
-  const d = runbook.drill;
-  if (!d) {
-    throw new LifeboatError(
-      'RUNBOOK_INVALID',
-      `runbook ${runbook.name} has no drill section, so no restore drill can run`,
-      {
-        hints: [
-          'add one, e.g. drill: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/drill, port: 5499, targetWindow: 24h }',
-          'nothing was touched',
-        ],
-      },
-    );
-  }
-  // Always side by side: a drill never replaces anything.
+  // Loopback only and always side by side: nothing but Lifeboat may reach a
+  // drill copy or a standby and take it for the database, and neither replaces anything.
   return {
     instance,
-    host: d.host,
-    dataDir: d.dataDir,
-    port: d.port,
+    host: section.host,
+    dataDir: section.dataDir,
+    port: section.port,
     address: DRILL_ADDRESS,
     mode: 'side-by-side',
-    pg: { dataDir: d.dataDir, pgBin, osUser },
-    field: 'drill',
+    pg: { dataDir: section.dataDir, pgBin, osUser },
+    field: instance,
   };
 }
+
+/** What a runbook without the section cannot do, and an example of one. */
+const MISSING_SECTION = {
+  standby: {
+    why: 'no standby can be built',
+    example: 'standby: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/standby, port: 5434, delay: 1h }',
+  },
+  drill: {
+    why: 'no restore drill can run',
+    example: 'drill: { host: db-recovery-1, dataDir: /var/lib/postgresql/15/drill, port: 5499, targetWindow: 24h }',
+  },
+};
 
 /** Connection settings for the site's instance: the primary's role and database, at the site's address and port. */
 export function siteClientConfig(
