@@ -17,7 +17,7 @@ import { cloneStandbyForDrill as clone } from '../src/drill/from-standby';
 import type { UseStandbyResult } from '../src/recovery/contract';
 import { smokeWrite as smoke, teardownDrill as teardown } from '../src/drill/instance';
 import { newestArchivedCommit } from '../src/drill/newest-commit';
-import { drillWindow, pickTarget } from '../src/drill/target';
+import { pickDrillTime } from '../src/drill/target';
 import { archiveLine } from '../src/recovery/reach';
 import { openRepository } from '../src/repository';
 import { loadRunbook } from '../src/runbook/load';
@@ -44,15 +44,7 @@ export async function pickDrillTarget(input: { runbook: string; after?: string }
     const newestBackup = backups[backups.length - 1];
     const lineFiles = newestBackup ? archiveLine(names, archive.histories, newestBackup).segments : names;
     const newestCommit = await newestArchivedCommit({ repo, cluster, pgBin: runbook.cluster.pgBin, files: lineFiles });
-    const window = drillWindow({
-      backups,
-      archived: new Set(names),
-      ...(newestCommit ? { newestCommit } : {}),
-      now: new Date(),
-      targetWindowSeconds: runbook.drill!.targetWindow,
-      ...(input.after ? { after: input.after } : {}),
-    });
-    return pickTarget(window, Math.random());
+    return pickDrillTime(runbook, { backups, archived: new Set(names), newestCommit, after: input.after });
   });
 }
 

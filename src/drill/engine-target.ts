@@ -19,7 +19,7 @@ import { engineSetting } from '../runbook/engine';
 import type { Runbook } from '../runbook/schema';
 import type { DrillTarget } from './contract';
 import { newestArchivedCommit } from './newest-commit';
-import { drillWindow, pickTarget } from './target';
+import { pickDrillTime } from './target';
 
 /** WAL segment size pgBackRest's info does not give: PostgreSQL's default. */
 const WAL_SEGMENT_SIZE = 16 * 1024 * 1024;
@@ -63,13 +63,5 @@ export async function pickDrillTargetOnEngine(runbook: Runbook, after?: string):
   } finally {
     await rm(own, { recursive: true, force: true });
   }
-  const window = drillWindow({
-    backups,
-    archived: new Set(files),
-    ...(newestCommit ? { newestCommit } : {}),
-    now: new Date(),
-    targetWindowSeconds: runbook.drill!.targetWindow,
-    ...(after ? { after } : {}),
-  });
-  return pickTarget(window, Math.random());
+  return pickDrillTime(runbook, { backups, archived: new Set(files), newestCommit, after });
 }

@@ -10,6 +10,7 @@
 // commit after the target, and a target after the last archived commit makes
 // PostgreSQL end recovery before reaching it.
 import type { BackupMeta } from '../catalog/backup-meta';
+import type { Runbook } from '../runbook/schema';
 import type { DrillTarget } from './contract';
 
 /** A target this close after a backup's end could still fall before its consistent point. */
@@ -82,4 +83,27 @@ export function pickTarget(w: DrillWindow, random: number): DrillTarget {
     why: `random time in the window ${new Date(w.from).toISOString()} .. ${new Date(w.to).toISOString()}, ${w.why}`,
     window: { from: new Date(w.from).toISOString(), to: new Date(w.to).toISOString() },
   };
+}
+
+/**
+ * pick-target's draw (activities/drill.ts, ./engine-target.ts): a random
+ * moment of the runbook's drill.targetWindow, as of now, among what the
+ * archive holds; `after`, a drill from the warm standby (WindowFacts).
+ */
+export function pickDrillTime(
+  runbook: Runbook,
+  facts: Pick<WindowFacts, 'backups' | 'archived'> & {
+    newestCommit: WindowFacts['newestCommit'] | undefined;
+    after: string | undefined;
+  },
+): DrillTarget {
+  const window = drillWindow({
+    backups: facts.backups,
+    archived: facts.archived,
+    ...(facts.newestCommit ? { newestCommit: facts.newestCommit } : {}),
+    now: new Date(),
+    targetWindowSeconds: runbook.drill!.targetWindow,
+    ...(facts.after ? { after: facts.after } : {}),
+  });
+  return pickTarget(window, Math.random());
 }
