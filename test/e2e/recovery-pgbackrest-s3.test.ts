@@ -10,13 +10,18 @@
 // no key is in the evidence, the status or the copy's settings.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { Client } from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Evidence } from '../../src/recovery/contract';
 import { statusQuery } from '../../src/recovery/messages';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { startTlsMinio } from '../harness/minio-tls';
-import { seedOrders, startPgBackRestRunbook, startRecovery } from '../harness/pgbackrest-e2e';
+import {
+  appSession,
+  restoredSession,
+  seedOrders,
+  startPgBackRestRunbook,
+  startRecovery,
+} from '../harness/pgbackrest-e2e';
 import { stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
 
@@ -35,11 +40,8 @@ describe('recoverToPointInTime on a pgBackRest stanza on S3 over TLS', () => {
     const pg = s.primary;
     await seedOrders(pg);
     const backup = await engine.takeBackup({ type: 'full' });
-    const app = new Client({ ...pg.connection, user: 'app' });
     // The fence ends the application's sessions on the old primary.
-    app.on('error', () => undefined);
-    await app.connect();
-    cleanups.push(() => app.end().catch(() => undefined));
+    const app = await appSession(cleanups, pg);
     await app.query(
       `insert into orders (customer, status, amount) select 'late-' || g, 'pending', 10 from generate_series(1, 40) g`,
     );
@@ -84,14 +86,7 @@ describe('recoverToPointInTime on a pgBackRest stanza on S3 over TLS', () => {
     const evidence = (await wf.result()) as Evidence;
     const status = await wf.query(statusQuery);
 
-    const restored = new Client({
-      host: runbook.restore.address,
-      port: runbook.restore.port,
-      user: 'app',
-      database: 'postgres',
-    });
-    await restored.connect();
-    cleanups.push(() => restored.end().catch(() => undefined));
+    const restored = await restoredSession(cleanups, runbook, 'app');
     expect(
       (await restored.query<{ id: number; status: string }>('select id, status from orders order by id')).rows,
     ).toEqual(before);

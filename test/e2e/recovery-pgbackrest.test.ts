@@ -9,14 +9,19 @@
 // orders as they were at the restore point, and the evidence names the engine.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { Client } from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Evidence } from '../../src/recovery/contract';
 import { openRepository } from '../../src/repository';
 import { keys } from '../../src/repository/layout';
 import { MARKER_FILE } from '../../src/restore/marker';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
-import { seedOrders, startPgBackRestRunbook, startRecovery } from '../harness/pgbackrest-e2e';
+import {
+  appSession,
+  restoredSession,
+  seedOrders,
+  startPgBackRestRunbook,
+  startRecovery,
+} from '../harness/pgbackrest-e2e';
 import { stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
 
@@ -34,11 +39,8 @@ describe('recoverToPointInTime on a pgBackRest stanza', () => {
     await seedOrders(pg);
     const backup = await engine.takeBackup({ type: 'full' });
     // After the backup, as the application: more orders, then the restore point before the incident.
-    const app = new Client({ ...pg.connection, user: 'app' });
     // The fence ends the application's sessions on the old primary.
-    app.on('error', () => undefined);
-    await app.connect();
-    cleanups.push(() => app.end().catch(() => undefined));
+    const app = await appSession(cleanups, pg);
     await app.query(
       `insert into orders (customer, status, amount) select 'late-' || g, 'pending', 10 from generate_series(1, 40) g`,
     );
@@ -81,28 +83,14 @@ describe('recoverToPointInTime on a pgBackRest stanza', () => {
     const evidence = (await wf.result()) as Evidence;
 
     // The promoted copy, as the application: exactly the rows at the restore point, and it takes writes.
-    const restored = new Client({
-      host: runbook.restore.address,
-      port: runbook.restore.port,
-      user: 'app',
-      database: 'postgres',
-    });
-    await restored.connect();
-    cleanups.push(() => restored.end().catch(() => undefined));
+    const restored = await restoredSession(cleanups, runbook, 'app');
     expect(
       (await restored.query<{ id: number; status: string }>('select id, status from orders order by id')).rows,
     ).toEqual(before);
     await restored.query(`insert into orders (customer, status, amount) values ('after-recovery', 'paid', 5)`);
     expect((await restored.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]!.r).toBe(false);
     // The new primary archives into the stanza on its new timeline: held until its archiver pushed the switched segment.
-    const admin = new Client({
-      host: runbook.restore.address,
-      port: runbook.restore.port,
-      user: 'postgres',
-      database: 'postgres',
-    });
-    await admin.connect();
-    cleanups.push(() => admin.end().catch(() => undefined));
+    const admin = await restoredSession(cleanups, runbook, 'postgres');
     // The segment the switch completed (pg_switch_wal returns an LSN within it), named on timeline 2.
     const { f: segment } = (await admin.query<{ f: string }>('select pg_walfile_name(pg_switch_wal()) as f')).rows[0]!;
     expect(segment.startsWith('00000002')).toBe(true);

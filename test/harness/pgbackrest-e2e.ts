@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync }
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { Client as TemporalClient, Connection, type WorkflowHandle } from '@temporalio/client';
+import { Client } from 'pg';
 import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL, demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import { grantsSql } from '../../src/privileges/grants';
@@ -257,6 +258,26 @@ export async function seedOrders(primary: Primary): Promise<void> {
   await primary.query(
     'create role app login; grant all on all tables in schema public to app; grant all on all sequences in schema public to app',
   );
+}
+
+/**
+ * A session of `app` (seedOrders) on the primary, ended by the cleanups. The
+ * fence ends it, which is no error here: its 'error' event is taken.
+ */
+export async function appSession(cleanups: Cleanups, primary: Primary): Promise<Client> {
+  const app = new Client({ ...primary.connection, user: 'app' });
+  app.on('error', () => undefined);
+  await app.connect();
+  cleanups.push(() => app.end().catch(() => undefined));
+  return app;
+}
+
+/** A session on the runbook's restored copy (restore.address and port) as `user`, ended by the cleanups. */
+export async function restoredSession(cleanups: Cleanups, runbook: Runbook, user: string): Promise<Client> {
+  const c = new Client({ host: runbook.restore.address, port: runbook.restore.port, user, database: 'postgres' });
+  await c.connect();
+  cleanups.push(() => c.end().catch(() => undefined));
+  return c;
 }
 
 /** A segment's file moved out of the posix repository's archive, into `<root>/<aside>`; back() puts it where it was. */

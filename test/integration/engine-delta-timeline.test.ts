@@ -15,7 +15,6 @@
 //     the last restartpoint's (pg_control_checkpoint, 1 there when measured).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLifeboatError } from '../../src/errors';
 import type { Target } from '../../src/recovery/contract';
@@ -27,7 +26,7 @@ import { checkSiteFree } from '../../src/restore/site-check';
 import type { Runbook } from '../../src/runbook/schema';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import type { PgBackRestStanza } from '../harness/pgbackrest';
-import { startPgBackRestRunbook, type PgBackRestRunbook } from '../harness/pgbackrest-e2e';
+import { restoredSession, startPgBackRestRunbook, type PgBackRestRunbook } from '../harness/pgbackrest-e2e';
 import { switchAndWaitArchived } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
 
@@ -40,19 +39,14 @@ let s: PgBackRestStanza;
 let backupId: string;
 const noProgress = { onProgress: () => undefined };
 
-/** One statement's rows on the runbook's restored copy, as the superuser. */
+/** One statement's rows on the runbook's restored copy, as the superuser (a session of its own). */
 async function onCopy<T>(runbook: Runbook, sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new Client({
-    host: runbook.restore.address,
-    port: runbook.restore.port,
-    user: 'postgres',
-    database: 'postgres',
-  });
-  await c.connect();
+  const session: Cleanups = [];
+  const c = await restoredSession(session, runbook, 'postgres');
   try {
     return (await c.query(sql, params)).rows as T[];
   } finally {
-    await c.end();
+    await runCleanups(session);
   }
 }
 
@@ -179,14 +173,7 @@ describe('engine.delta and timelines on a pgBackRest stanza', () => {
 
     // Promoted: the new primary, on timeline 2, archiving into the stanza.
     await promoteRestored(runbook, { workflowId: 'dt-delta' });
-    const copy = new Client({
-      host: runbook.restore.address,
-      port: runbook.restore.port,
-      user: 'postgres',
-      database: 'postgres',
-    });
-    await copy.connect();
-    cleanups.push(() => copy.end().catch(() => undefined));
+    const copy = await restoredSession(cleanups, runbook, 'postgres');
     expect(
       (await copy.query<{ tli: number }>('select timeline_id as tli from pg_control_checkpoint()')).rows[0]!.tli,
     ).toBe(2);
