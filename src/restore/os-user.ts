@@ -11,7 +11,7 @@
 // messages would show them.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { chown } from 'node:fs/promises';
+import { chown, rename, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { LifeboatError, type ErrorCode } from '../errors';
 import { CREDENTIALS_FILE_ENV } from '../repository/credentials-file';
@@ -212,4 +212,16 @@ export async function chownToUser(p: string, user: string): Promise<void> {
   if (!isRoot()) return;
   const { uid, gid } = await osUserIds(user);
   await chown(p, uid, gid);
+}
+
+/** Replaces a file of a data directory atomically (a temporary name, then rename), mode 0600, owned by the OS user. */
+export async function writeOwnedFile(file: string, text: string, osUser: string): Promise<void> {
+  const tmp = `${file}.lifeboat-tmp`;
+  try {
+    await writeFile(tmp, text, { mode: 0o600 });
+    await chownToUser(tmp, osUser);
+    await rename(tmp, file);
+  } finally {
+    await rm(tmp, { force: true });
+  }
 }

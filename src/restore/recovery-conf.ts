@@ -5,10 +5,10 @@
 // postgresql.auto.conf is read after postgresql.conf and its last setting of
 // a name wins, so the block overrides the primary's own port and listen
 // addresses without editing the files the backup brought along.
-import { rm, readFile, rename, writeFile } from 'node:fs/promises';
+import { rm, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Target } from '../recovery/contract';
-import { chownToUser } from './os-user';
+import { chownToUser, writeOwnedFile } from './os-user';
 
 export const BLOCK_BEGIN = '# lifeboat recovery begin';
 export const BLOCK_END = '# lifeboat recovery end';
@@ -117,14 +117,7 @@ export async function writeRecoveryBlock(dataDir: string, lines: string[], osUse
   const before = await readFile(file, 'utf8').catch(() => '');
   const after = withRecoveryBlock(before, lines);
   if (before === after) return false;
-  const tmp = `${file}.lifeboat-tmp`;
-  try {
-    await writeFile(tmp, after, { mode: 0o600 });
-    await chownToUser(tmp, osUser);
-    await rename(tmp, file);
-  } finally {
-    await rm(tmp, { force: true });
-  }
+  await writeOwnedFile(file, after, osUser);
   return true;
 }
 

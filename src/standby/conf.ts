@@ -7,12 +7,12 @@
 //
 // When a recovery takes the standby over, replay-wal replaces the block
 // whole, so the delay goes with it and the target comes in.
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { encryptionArgs, restoreEncryption } from '../repository/keys';
 import { fallbackRepoArgs } from '../repository/multi';
 import { engineRestoreCommand } from '../restore/engine-replay';
-import { chownToUser } from '../restore/os-user';
+import { writeOwnedFile } from '../restore/os-user';
 import { BLOCK_END, recoveryLines, shellWord, writeRecoveryBlock, writeSignalFile } from '../restore/recovery-conf';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { engineSetting } from '../runbook/engine';
@@ -100,18 +100,6 @@ export async function ensureCloneHba(dataDir: string, role: string, osUser: stri
     osUser,
   );
   return true;
-}
-
-/** Replaces a file of a data directory atomically (a temporary name, then rename), mode 0600, owned by the OS user. */
-export async function writeOwnedFile(file: string, text: string, osUser: string): Promise<void> {
-  const tmp = `${file}.lifeboat-tmp`;
-  try {
-    await writeFile(tmp, text, { mode: 0o600 });
-    await chownToUser(tmp, osUser);
-    await rename(tmp, file);
-  } finally {
-    await rm(tmp, { force: true });
-  }
 }
 
 /** "1h", "10m 5s", "20s", "no delay": a delay as an operator reads it. */

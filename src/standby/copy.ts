@@ -27,7 +27,7 @@ import { BLOCK_BEGIN, BLOCK_END } from '../restore/recovery-conf';
 import type { RestoreSite } from '../restore/site';
 import { engineSetting } from '../runbook/engine';
 import type { Runbook } from '../runbook/schema';
-import { writeOwnedFile } from './conf';
+import { writeOwnedFile } from '../restore/os-user';
 
 /** What marks the archive settings appended for a promoted copy (as the engine's restore marks them). */
 const COPY_COMMENT = "# Lifeboat: this copy's own settings";
