@@ -32,6 +32,30 @@ export function redisClient(url: URL, timeouts = { connectTimeout: 10_000, socke
   return { client, lastError: () => lastError };
 }
 
+/**
+ * Deletes every key matching `pattern`, a SCAN page at a time, each page with
+ * one UNLINK; returns the running count (from `deleted`), reported after each
+ * page. Keys as bytes: a key that is not valid UTF-8 would otherwise come back
+ * mangled from SCAN and UNLINK would miss it.
+ */
+export async function unlinkMatching(
+  client: ReturnType<typeof redisClient>['client'],
+  pattern: string,
+  deleted: number,
+  progress: { signal?: AbortSignal | undefined; report: (deleted: number) => void },
+): Promise<number> {
+  const bytes = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+  let cursor = '0';
+  do {
+    progress.signal?.throwIfAborted();
+    const page = await bytes.scan(cursor, { MATCH: pattern, COUNT: SCAN_COUNT });
+    cursor = page.cursor.toString();
+    if (page.keys.length > 0) deleted += await bytes.unlink(page.keys);
+    progress.report(deleted);
+  } while (cursor !== '0');
+  return deleted;
+}
+
 export function redisInvalidator(cfg: { urlEnv: string; patterns: string[] }, runbook: string): CacheInvalidator {
   const url = urlFromEnv(cfg.urlEnv, {
     runbook,
@@ -48,18 +72,10 @@ export function redisInvalidator(cfg: { urlEnv: string; patterns: string[] }, ru
       let pattern: string | undefined;
       try {
         await client.connect();
-        // Keys as bytes: a key that is not valid UTF-8 would otherwise come
-        // back mangled from SCAN and UNLINK would miss it.
-        const bytes = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
         for (pattern of cfg.patterns) {
-          let cursor = '0';
-          do {
-            ctx.signal?.throwIfAborted();
-            const page = await bytes.scan(cursor, { MATCH: pattern, COUNT: SCAN_COUNT });
-            cursor = page.cursor.toString();
-            if (page.keys.length > 0) deleted += await bytes.unlink(page.keys);
-            ctx.progress(deleted);
-          } while (cursor !== '0');
+          // The count follows each page, so a failure says how many went before it.
+          const report = (n: number) => ctx.progress((deleted = n));
+          await unlinkMatching(client, pattern, deleted, { signal: ctx.signal, report });
         }
       } catch (err) {
         if (ctx.signal?.aborted) throw err;

@@ -12,7 +12,7 @@ import type { CacheResult } from '../recovery/contract';
 import type { Runbook } from '../runbook/schema';
 import { invalidateRunbookCaches } from '../caches';
 import { hostOf, redact, urlFromEnv } from '../endpoints/secret-url';
-import { SCAN_COUNT, redisClient } from '../caches/redis';
+import { SCAN_COUNT, redisClient, unlinkMatching } from '../caches/redis';
 
 export interface RepairedKeys {
   /** Unquoted table name (what `{table}` becomes). */
@@ -87,14 +87,10 @@ async function invalidateKeyed(
       if (names.length === 0 || GLOB.test(pattern.replace(PLACEHOLDER, ''))) {
         // No placeholder, or a glob beside them: one SCAN of the broadened pattern.
         const broad = pattern.replace(PLACEHOLDER, '*');
-        let cursor = '0';
-        do {
-          opts.signal?.throwIfAborted();
-          const page = await client.scan(cursor, { MATCH: broad, COUNT: SCAN_COUNT });
-          cursor = page.cursor.toString();
-          if (page.keys.length > 0) deleted += await client.unlink(page.keys);
-          opts.onProgress?.(deleted);
-        } while (cursor !== '0');
+        await unlinkMatching(client, broad, deleted, {
+          signal: opts.signal,
+          report: (n) => opts.onProgress?.((deleted = n)),
+        });
         continue;
       }
       for (const t of tables) {
