@@ -2,8 +2,8 @@
 // that makes WAL fast enough to measure with, the recovery and drill benches'
 // dataset (a base backup and archived WAL after it), and the writing of a
 // section of BENCHMARKS.md between markers.
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
@@ -14,10 +14,11 @@ import { chownToOsUser } from '../src/dev/sandbox-pg';
 import { openRepository } from '../src/repository';
 import { keys, walFileOfKey } from '../src/repository/layout';
 import { loadRunbook } from '../src/runbook/load';
-import { projectRoot, requireTool } from '../src/tools';
+import { projectRoot } from '../src/tools';
 import { walFileKind } from '../src/wal/names';
 import { PG_BIN, switchAndWaitArchived, type Primary } from '../src/dev/scratch-primary';
-import { freePort, waitFor } from '../src/dev/ports';
+import { freePort } from '../src/dev/ports';
+import { minioHealthy, spawnMinio } from '../src/dev/minio';
 
 export const MiB = 2 ** 20;
 export const secondsSince = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e9;
@@ -77,27 +78,19 @@ export async function startMinio(
   const port = await freePort();
   const user = 'lifeboat-bench';
   const secret = `bench-${Math.random().toString(36).slice(2)}`;
-  const logFd = openSync(path.join(root, 'minio.log'), 'a');
-  const child = spawn(
-    requireTool('minio'),
-    [
-      'server',
-      path.join(root, 'minio'),
-      '--address',
-      `127.0.0.1:${port}`,
-      '--console-address',
-      `127.0.0.1:${await freePort()}`,
-      '--quiet',
-    ],
-    {
-      env: { ...process.env, MINIO_ROOT_USER: user, MINIO_ROOT_PASSWORD: secret, MINIO_BROWSER: 'off' },
-      stdio: ['ignore', logFd, logFd],
-    },
-  );
+  const logFile = path.join(root, 'minio.log');
+  const child = spawnMinio({
+    dataDir: path.join(root, 'minio'),
+    port,
+    consolePort: await freePort(),
+    logFile,
+    user,
+    password: secret,
+  });
   const stop = () => stopChild(child);
   try {
     const endpoint = `http://127.0.0.1:${port}`;
-    await waitFor('MinIO', async () => ((await fetch(`${endpoint}/minio/health/live`)).ok ? true : undefined));
+    await minioHealthy(child, endpoint, logFile);
     const s3 = new S3Client({
       endpoint,
       region: 'us-east-1',

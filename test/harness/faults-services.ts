@@ -12,6 +12,7 @@ import { Connection } from '@temporalio/client';
 import { stopChild } from '../../src/dev/child';
 import { devServerSearchAttributeArgs } from '../../src/recovery/search-attributes';
 import { requireTool } from '../../src/tools';
+import { minioHealthy, spawnMinio } from '../../src/dev/minio';
 import { freePort, waitFor } from './ports';
 
 /** A process the test may freeze, kill and start again with the same arguments. */
@@ -151,37 +152,16 @@ export async function startOwnMinio(label: string, opts: { env?: Record<string, 
     'MinIO',
     root,
     () =>
-      spawn(
-        requireTool('minio'),
-        [
-          'server',
-          path.join(root, 'data'),
-          '--address',
-          `127.0.0.1:${port}`,
-          '--console-address',
-          `127.0.0.1:${consolePort}`,
-          '--quiet',
-        ],
-        {
-          env: {
-            ...process.env,
-            MINIO_ROOT_USER: ACCESS_KEY,
-            MINIO_ROOT_PASSWORD: SECRET_KEY,
-            MINIO_BROWSER: 'off',
-            ...opts.env,
-          },
-          stdio: ['ignore', openSync(logFile, 'a'), openSync(logFile, 'a')],
-        },
-      ),
-    (child) =>
-      waitFor(
-        `MinIO on ${endpoint}`,
-        async () => {
-          if (child.exitCode !== null) throw new Error(`minio exited with ${child.exitCode}; see ${logFile}`);
-          return (await fetch(`${endpoint}/minio/health/ready`)).ok ? true : undefined;
-        },
-        { timeoutMs: 120_000, intervalMs: 200 },
-      ),
+      spawnMinio({
+        dataDir: path.join(root, 'data'),
+        port,
+        consolePort,
+        logFile,
+        user: ACCESS_KEY,
+        password: SECRET_KEY,
+        env: opts.env,
+      }),
+    (child) => minioHealthy(child, endpoint, logFile, { check: 'ready', timeoutMs: 120_000 }),
   );
   await r.boot();
   const bucket = 'faults';

@@ -2,16 +2,15 @@
 // loopback ports in a temporary directory; both are stopped again in
 // teardown, also when tests fail or when start-up itself fails half-way.
 // Tests reach them through `inject()` (test/harness/services.ts).
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { startOwnDevServer } from './dev-server';
-import { requireTool } from '../../src/tools';
+import { minioHealthy, spawnMinio } from '../../src/dev/minio';
 import { stopChild } from '../../src/dev/child';
-import { freePort, waitFor } from './ports';
+import { freePort } from './ports';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -28,30 +27,18 @@ async function startMinio(root: string): Promise<{ endpoint: string; stop: () =>
   const port = await freePort();
   const consolePort = await freePort();
   const logFile = path.join(root, 'minio.log');
-  const log = openSync(logFile, 'a');
-  const child = spawn(
-    requireTool('minio'),
-    [
-      'server',
-      path.join(root, 'minio'),
-      '--address',
-      `127.0.0.1:${port}`,
-      '--console-address',
-      `127.0.0.1:${consolePort}`,
-      '--quiet',
-    ],
-    {
-      env: { ...process.env, MINIO_ROOT_USER: ACCESS_KEY, MINIO_ROOT_PASSWORD: SECRET_KEY, MINIO_BROWSER: 'off' },
-      stdio: ['ignore', log, log],
-    },
-  );
+  const child = spawnMinio({
+    dataDir: path.join(root, 'minio'),
+    port,
+    consolePort,
+    logFile,
+    user: ACCESS_KEY,
+    password: SECRET_KEY,
+  });
   const stop = () => stopChild(child);
   const endpoint = `http://127.0.0.1:${port}`;
   try {
-    await waitFor('MinIO', async () => {
-      if (child.exitCode !== null) throw new Error(`minio exited with ${child.exitCode}; see ${logFile}`);
-      return (await fetch(`${endpoint}/minio/health/live`)).ok ? true : undefined;
-    });
+    await minioHealthy(child, endpoint, logFile);
   } catch (err) {
     await stop();
     throw err;

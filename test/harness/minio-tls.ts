@@ -7,14 +7,14 @@
 // name alone it refuses with "[095]: unable to find hostname '127.0.0.1' in
 // certificate common name or subject alternative names". A second CA that
 // signed nothing is made too, for tests of a wrong CA file.
-import { spawn, execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { stopChild } from '../../src/dev/child';
-import { requireTool } from '../../src/tools';
+import { spawnMinio } from '../../src/dev/minio';
 import { freePort, waitFor } from './ports';
 
 export interface TestCa {
@@ -109,21 +109,15 @@ export async function startTlsMinio(label: string, opts: { ipOnly?: boolean } = 
   const accessKey = `lifeboat-tls-${label}`;
   const secretKey = `lifeboat-tls-secret-${process.pid}-${Date.now().toString(36)}`;
   const logFile = path.join(root, 'minio.log');
-  const log = openSync(logFile, 'a');
-  const child = spawn(
-    requireTool('minio'),
-    ['server', path.join(root, 'data'), '--address', `127.0.0.1:${port}`].concat([
-      '--console-address',
-      `127.0.0.1:${consolePort}`,
-      '--certs-dir',
-      ca.certsDir,
-      '--quiet',
-    ]),
-    {
-      env: { ...process.env, MINIO_ROOT_USER: accessKey, MINIO_ROOT_PASSWORD: secretKey, MINIO_BROWSER: 'off' },
-      stdio: ['ignore', log, log],
-    },
-  );
+  const child = spawnMinio({
+    dataDir: path.join(root, 'data'),
+    port,
+    consolePort,
+    logFile,
+    user: accessKey,
+    password: secretKey,
+    args: ['--certs-dir', ca.certsDir],
+  });
   const stop = async () => {
     await stopChild(child);
     rmSync(root, { recursive: true, force: true });
