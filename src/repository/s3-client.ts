@@ -57,7 +57,7 @@ export function s3Target(url: string, opts: RepositoryEnvOptions = {}): S3Target
     url: `s3://${bucket}/${prefix}`.replace(/\/$/, ''),
     bucket,
     prefix,
-    client: newClient(endpoint, region, identity),
+    client: newClient(endpoint, region, identity, opts.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS),
     endpoint,
     identity,
     writeSettings: {
@@ -68,7 +68,10 @@ export function s3Target(url: string, opts: RepositoryEnvOptions = {}): S3Target
   };
 }
 
-function newClient(endpoint: Endpoint, region: string, identity: ResolvedIdentity): S3Client {
+/** Seconds a request may go without a byte either way (runbook repository.idleTimeoutSeconds). */
+export const DEFAULT_IDLE_TIMEOUT_SECONDS = 60;
+
+function newClient(endpoint: Endpoint, region: string, identity: ResolvedIdentity, idleSeconds: number): S3Client {
   return new S3Client({
     region,
     forcePathStyle: true,
@@ -82,12 +85,12 @@ function newClient(endpoint: Endpoint, region: string, identity: ResolvedIdentit
         : {}),
     // A store that accepts the connection and then answers nothing (a
     // frozen process, a hung gateway) must fail the request, not hang it:
-    // socketTimeout is 60 s without a byte either way, so a slow but moving
+    // socketTimeout is 60 s (idleTimeoutSeconds) without a byte either way, so a slow but moving
     // transfer (a large part, a long download) is never cut. requestTimeout
     // alone only logs a warning in this SDK (throwOnRequestTimeout is off),
     // and archive-push, archive-get and lifeboat check then waited forever
     // on a SIGSTOPped MinIO (test/faults/object-store.test.ts).
-    requestHandler: { connectionTimeout: 5_000, socketTimeout: 60_000 },
+    requestHandler: { connectionTimeout: 5_000, socketTimeout: idleSeconds * 1000 },
   });
 }
 

@@ -161,6 +161,8 @@ export interface RepositoryEnvOptions {
   credentials?: RepositoryCredentials;
   /** Client-side encryption of every object (runbook repository.encryption; key names, never values). */
   encryption?: EncryptionSettings;
+  /** s3:// only: seconds without a byte either way before a request fails (runbook repository.idleTimeoutSeconds; 60). */
+  idleTimeoutSeconds?: number;
   /** Where the runbook wrote this repository (`repository`, `repositories[1]`): errors name its fields from there. */
   runbookField?: string;
 }

@@ -151,6 +151,17 @@ export const Repository = z.strictObject(
     encryption: Encryption.optional(),
     /** s3:// only: a storage identity per role; a role not named uses the AWS SDK's default chain. */
     credentials: RepositoryCredentials.optional(),
+    /**
+     * s3:// only: seconds a request may go without a byte either way before
+     * it fails (each of the SDK's attempts); 60 by default. A slow but moving
+     * transfer is never cut; a store that answers nothing is.
+     */
+    idleTimeoutSeconds: z
+      .number({ error: 'expected a whole number of seconds from 1 to 3600' })
+      .int({ error: 'expected a whole number of seconds from 1 to 3600' })
+      .min(1, { error: 'expected a whole number of seconds from 1 to 3600' })
+      .max(3600, { error: 'expected a whole number of seconds from 1 to 3600' })
+      .optional(),
   },
   { error: 'expected a mapping with url (and for s3://, endpointEnv)' },
 );
@@ -217,7 +228,10 @@ export function repositoriesOneWay(rb: RepositoryFields, ctx: z.RefinementCtx): 
   );
 }
 
-/** serverSide and objectLock are S3 features: on a file:// repository they would silently protect nothing. */
+/**
+ * serverSide, objectLock and idleTimeoutSeconds are S3 features: on a file://
+ * repository the first two would silently protect nothing, the last limit nothing.
+ */
 export function s3OnlySettings(rb: RepositoryFields, ctx: z.RefinementCtx): void {
   const entries: Array<[Array<string | number>, z.output<typeof Repository>]> = rb.repositories
     ? rb.repositories.map((r, i) => [['repositories', i], r])
@@ -226,12 +240,16 @@ export function s3OnlySettings(rb: RepositoryFields, ctx: z.RefinementCtx): void
       : [];
   for (const [at, r] of entries) {
     if (r.url.startsWith('s3://')) continue;
-    for (const key of ['serverSide', 'objectLock'] as const) {
-      if (!r[key]) continue;
+    for (const key of ['serverSide', 'objectLock', 'idleTimeoutSeconds'] as const) {
+      if (r[key] === undefined) continue;
+      const outside =
+        key === 'idleTimeoutSeconds'
+          ? 'a file system read or write has no request to time out'
+          : "a file system's own encryption and immutability are set up outside Lifeboat";
       ctx.addIssue({
         code: 'custom',
         path: [...at, key],
-        message: `expected no ${key} on a ${r.url.split(':')[0]}:// repository: it is an S3 setting (s3://bucket/prefix); a file system's own encryption and immutability are set up outside Lifeboat`,
+        message: `expected no ${key} on a ${r.url.split(':')[0]}:// repository: it is an S3 setting (s3://bucket/prefix); ${outside}`,
       });
     }
   }
