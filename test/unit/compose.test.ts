@@ -90,6 +90,7 @@ describe('docker-compose.yml', () => {
         'minio-init',
         'pgbouncer',
         'primary',
+        'prometheus',
         'redis',
         'temporal',
         'temporal-db',
