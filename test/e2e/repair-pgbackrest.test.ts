@@ -184,9 +184,13 @@ describe('repairFromPointInTime on a pgBackRest stanza', () => {
     expect(evidence.steps.filter((x) => x.state !== 'done').map((x) => `${x.id}:${x.state}`)).toEqual([
       'approve-fence:skipped',
       'invalidate-caches:skipped',
-      // The record is written by its own step.
-      'record-evidence:running',
     ]);
+    // The record is written by its own step, which writing it ends.
+    expect(evidence.steps.at(-1)).toMatchObject({
+      id: 'record-evidence',
+      state: 'done',
+      finishedAt: evidence.finishedAt,
+    });
     expect(evidence.repair?.applied).toEqual([
       expect.objectContaining({
         table: '"shop"."orders"',

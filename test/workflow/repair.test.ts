@@ -261,6 +261,13 @@ describe('repairFromPointInTime', () => {
       applied: [{ updated: 238, skipped: 0, alreadyApplied: false }],
     });
     expect(evidence.approvals.map((a) => a.by)).toEqual(['alice', 'bob']);
+    // Every step ended; writing the record ends record-evidence, at the record's finishedAt.
+    expect(evidence.steps.filter((x) => x.state !== 'done' && x.state !== 'skipped')).toEqual([]);
+    expect(evidence.steps.at(-1)).toMatchObject({
+      id: 'record-evidence',
+      state: 'done',
+      finishedAt: evidence.finishedAt,
+    });
     s = await h.status(wf);
     expect(s.phase).toBe('finished');
     await recordHistory('repair-quorum', wf);

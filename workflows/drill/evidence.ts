@@ -16,7 +16,7 @@ import type {
 } from '../../src/recovery/contract';
 import type { Runbook } from '../../src/runbook/schema';
 import { engineSetting } from '../../src/runbook/engine';
-import { observedRpo } from '../recovery/evidence';
+import { closeRecordStep, observedRpo } from '../recovery/evidence';
 import { DrillRun } from './run';
 
 export interface DrillFacts {
@@ -161,11 +161,7 @@ export function buildDrillEvidence(
     ...(sources ? { repositories: sources } : {}),
     invariants: f.invariants ?? [],
     approvals: [],
-    steps: run
-      .evidenceSteps()
-      .map((s) =>
-        s.id === 'record-evidence' && s.state === 'running' ? { ...s, state: 'done' as const, finishedAt } : s,
-      ),
+    steps: closeRecordStep(run.evidenceSteps(), finishedAt),
     objectives: m.objectives,
     validationStatus: v.passed ? 'passed' : 'failed',
     notes: [...v.failures.map((x) => `FAILED: ${x}`), ...f.notes, ...repositorySourceNotes(sources)],

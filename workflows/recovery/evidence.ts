@@ -85,18 +85,7 @@ export function buildEvidence(m: RecoveryMachine, f: RunFacts): Evidence {
     ...(m.invariantOverride ? { invariantOverride: m.invariantOverride } : {}),
     approvals: s.decisions.map(evidenceApproval),
     // Built while record-evidence runs: writing this record is that step's end.
-    steps: s.steps.map((st) => ({
-      id: st.id,
-      state: st.id === 'record-evidence' && st.state === 'running' ? 'done' : st.state,
-      ...(st.startedAt ? { startedAt: st.startedAt } : {}),
-      ...(st.finishedAt
-        ? { finishedAt: st.finishedAt }
-        : st.id === 'record-evidence' && st.state === 'running'
-          ? { finishedAt }
-          : {}),
-      ...(st.summary ? { summary: st.summary } : {}),
-      ...(st.error ? { error: `${st.error.type}: ${st.error.message}` } : {}),
-    })),
+    steps: closeRecordStep(s.steps.map(evidenceStep), finishedAt),
     ...(f.forensics ? { forensics: f.forensics } : {}),
     ...(f.outbox ? { outbox: f.outbox } : {}),
     ...(f.caches ? { caches: f.caches } : {}),
@@ -152,6 +141,13 @@ export function evidenceApproval(d: DecisionRecord): Evidence['approvals'][numbe
  * A step as the evidence of a drill or a repair records it, its error with
  * the hints: the evidence is read later, without the Temporal UI at hand.
  */
+/** Writing the record is record-evidence's end: a record built while that step runs lists it done, finished now. */
+export function closeRecordStep(steps: Evidence['steps'], finishedAt: string): Evidence['steps'] {
+  return steps.map((s) =>
+    s.id === 'record-evidence' && s.state === 'running' ? { ...s, state: 'done' as const, finishedAt } : s,
+  );
+}
+
 export function evidenceStep(st: {
   id: string;
   state: StepState;

@@ -5,7 +5,7 @@
 // and the lock time on the live table.
 import type { CacheResult, Evidence } from '../../src/recovery/contract';
 import type { RepairInput } from '../../src/repair/contract';
-import { evidenceApproval, evidenceHead, evidenceStep } from '../recovery/evidence';
+import { closeRecordStep, evidenceApproval, evidenceHead, evidenceStep } from '../recovery/evidence';
 import type { RecoveryMachine } from '../recovery/machine';
 
 export interface RepairFacts {
@@ -20,18 +20,20 @@ export interface RepairFacts {
 
 export function buildRepairEvidence(m: RecoveryMachine, f: RepairFacts): Evidence {
   const s = m.status();
+  const finishedAt = new Date().toISOString();
   return {
     ...evidenceHead('repair', m, f),
     dryRun: s.dryRun,
     ...(s.backup ? { backupId: s.backup.backupId, baseBackupBytes: s.backup.sizeBytes } : {}),
     target: s.target,
     startedAt: s.startedAt,
-    finishedAt: new Date().toISOString(),
+    finishedAt,
     ...(s.replay ? { replayedToLsn: s.replay.lsn, ...(s.replay.time ? { replayedToTime: s.replay.time } : {}) } : {}),
     invariants: [],
     // With the classes an approver included (approve-repair).
     approvals: s.decisions.map((d) => ({ ...evidenceApproval(d), ...(d.include ? { include: d.include } : {}) })),
-    steps: s.steps.map(evidenceStep),
+    // Built while record-evidence runs: writing this record is that step's end.
+    steps: closeRecordStep(s.steps.map(evidenceStep), finishedAt),
     ...(f.caches ? { caches: f.caches } : {}),
     ...(s.repair ? { repair: s.repair } : {}),
     validationStatus: f.validationStatus,
