@@ -48,7 +48,7 @@ import {
   writeByRename,
   writeJsonAtomic,
 } from '../src/repair/run-files';
-import { readRows, readSnapshot, snapshotTable } from '../src/repair/snapshot';
+import { copyReadRefused, readRows, readSnapshot, snapshotTable } from '../src/repair/snapshot';
 import { repairSqlText } from '../src/repair/sql';
 import { openRepository } from '../src/repository';
 import { requireOurMarker } from '../src/restore/marker';
@@ -159,7 +159,9 @@ export async function snapshotRepairCopy(input: {
         }
         return { label: input.label, tables, ...(at ? { at } : {}) };
       },
-    );
+    ).catch((err: unknown) => {
+      throw copyReadRefused(err, runbook.name, input.tables);
+    });
     await writeJsonAtomic(summaryFile, result);
     return result;
   });

@@ -102,6 +102,26 @@ function readFailure(err: unknown, table: string, where: string | undefined): Li
 }
 
 /**
+ * A read the restored copy refused for want of a privilege: the copy has the
+ * grants its base backup recorded, and a copy paused in recovery takes no
+ * GRANT, so readFailure's hint (grant it) cannot help this run, only the
+ * copies of later backups. Any other error is returned as it is.
+ */
+export function copyReadRefused(err: unknown, runbook: string, tables: string[]): unknown {
+  if (!(err instanceof LifeboatError) || err.code !== 'PRIVILEGE_MISSING') return err;
+  return new LifeboatError('PRIVILEGE_MISSING', `on the restored copy: ${err.what}`, {
+    cause: err,
+    details: err.details,
+    hints: [
+      ...err.hints,
+      'the copy was restored from a base backup and has the grants that backup recorded: a grant made on the primary after it is not in the copy, and a copy paused in recovery takes no GRANT',
+      `grant it on the primary now (lifeboat grants --runbook ${runbook} --repair-tables ${tables.join(',')}) and take a base backup (lifeboat backup --runbook ${runbook}), so that copies restored from later backups have it`,
+      'for this incident, an earlier backup is unlikely to have it either: repair by hand from a copy read as a role that could read these tables when the backup was taken (e.g. their owner)',
+    ],
+  });
+}
+
+/**
  * Streams the rows of `table` from `client`, inside its own
  * REPEATABLE READ READ ONLY transaction (one snapshot of the table, the
  * where clause cannot write). The transaction ends when the iteration ends
