@@ -10,7 +10,7 @@ import type { AuditLine, Evidence, PendingDecision, PreflightInput, PreflightRes
 import { describeTarget } from '../src/recovery/contract';
 import { checkWalCoverage, chooseBackup, estimateRtoSeconds, type ArchivedWal } from '../src/recovery/plan';
 import { checkTargetReach, type WaldumpCache } from '../src/recovery/reach';
-import { switchWalAndAwaitArchive } from '../src/recovery/switch-wal';
+import { inRepository, refusalAfterSwitch, switchWalAndAwaitArchive } from '../src/recovery/switch-wal';
 import { postWebhook } from '../src/notify/webhook';
 import { checkRunPrivileges } from '../src/privileges/preflight';
 import { openRepository } from '../src/repository';
@@ -113,7 +113,7 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
   const cache: WaldumpCache = new Map();
   const reach = () =>
     checkTargetReach({
-      repo,
+      source: { repo, cluster },
       cluster,
       pgBin: runbook.cluster.pgBin,
       runbookName: runbook.name,
@@ -139,7 +139,7 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
   let reached = await reach();
   const reachNotes: string[] = [];
   if (reached.refusal) {
-    const sw = await switchWalAndAwaitArchive(runbook, repo, cluster);
+    const sw = await switchWalAndAwaitArchive(runbook, inRepository(repo, cluster));
     reachNotes.push(sw.note);
     if (sw.archived) {
       read = await readArchive();
@@ -147,11 +147,7 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
       reached = await reach();
     }
     if (reached.refusal) {
-      const r = reached.refusal;
-      throw new LifeboatError(r.code, r.what, {
-        hints: [...r.hints.slice(0, -1), sw.note, ...r.hints.slice(-1)],
-        details: r.details,
-      });
+      throw refusalAfterSwitch(reached.refusal, sw.note);
     }
   }
   const privileges = unwrap(await privilegesRead);

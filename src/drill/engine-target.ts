@@ -4,17 +4,13 @@
 //   backups          pgbackrest info (engine.listBackups)
 //   archived files   repo-ls and repo-get of history files (engine.walFiles)
 //   newest commit    the newest segments of the newest backup's line of
-//                    timelines, fetched one at a time with pgbackrest
-//                    archive-get (decompressed, decrypted) into a temporary
-//                    directory, read with pg_waldump (./newest-commit.ts)
+//                    timelines, fetched with pgbackrest archive-get
+//                    (src/engine/pgbackrest/segments.ts), read with
+//                    pg_waldump (./newest-commit.ts)
 // Nothing of pgBackRest's repository is read as files.
-import { mkdtemp, rm } from 'node:fs/promises';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { PgBackRestEngine, openEngine } from '../engine';
-import { runPgBackRest } from '../engine/pgbackrest/command';
+import { withStanzaSegments } from '../engine/pgbackrest/segments';
 import { archiveLine } from '../recovery/reach';
-import { chownToUser } from '../restore/os-user';
 import { engineSetting } from '../runbook/engine';
 import type { Runbook } from '../runbook/schema';
 import type { DrillTarget } from './contract';
@@ -35,33 +31,8 @@ export async function pickDrillTargetOnEngine(runbook: Runbook, after?: string):
   const lineFiles = newest
     ? archiveLine(files, histories, { ...newest, walSegmentSize: WAL_SEGMENT_SIZE }).segments
     : files;
-  const target = {
-    stanza: setting.stanza,
-    osUser: runbook.cluster.osUser,
-    ...(setting.configPath ? { configPath: setting.configPath } : {}),
-    ...(setting.repo !== undefined ? { repo: setting.repo } : {}),
-  };
-  // archive-get runs as the PostgreSQL OS user: it writes into a directory of its own.
-  const own = await mkdtemp(path.join(os.tmpdir(), 'lifeboat-drill-archive-get-'));
-  let newestCommit: Awaited<ReturnType<typeof newestArchivedCommit>>;
-  try {
-    await chownToUser(own, runbook.cluster.osUser);
-    newestCommit = await newestArchivedCommit({
-      pgBin: runbook.cluster.pgBin,
-      files: lineFiles,
-      // A segment archive-get does not have (it exits 1) is skipped.
-      fetchSegment: async (segment) => {
-        const file = path.join(own, segment);
-        try {
-          await runPgBackRest(target, 'archive-get', [segment, file]);
-          return file;
-        } catch {
-          return undefined;
-        }
-      },
-    });
-  } finally {
-    await rm(own, { recursive: true, force: true });
-  }
+  const newestCommit = await withStanzaSegments(runbook, (source) =>
+    newestArchivedCommit({ ...source, pgBin: runbook.cluster.pgBin, files: lineFiles }),
+  );
   return pickDrillTime(runbook, { backups, archived: new Set(files), newestCommit, after });
 }

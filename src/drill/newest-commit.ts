@@ -4,7 +4,7 @@
 // happened; a segment switched by archive_timeout can hold nothing but the
 // switch, so segments are read newest first until one holds a commit.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Repository } from '../repository/types';
@@ -56,6 +56,28 @@ export async function newestArchivedCommit(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * One archived segment's content from either source, or undefined when the
+ * archive lacks it; an engine's file is read and removed (`dir` is where it
+ * may write when it has no directory of its own).
+ */
+export async function fetchSegmentBytes(
+  source: SegmentSource,
+  segment: string,
+  dir: string,
+): Promise<Buffer | undefined> {
+  if ('fetchSegment' in source) {
+    const file = await source.fetchSegment(segment, dir);
+    if (!file) return undefined;
+    try {
+      return await readFile(file);
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+  return (await fetchWalFile(source.repo, source.cluster, segment))?.content;
 }
 
 async function fetchInto(source: SegmentSource, segment: string, dir: string): Promise<string | undefined> {

@@ -4,10 +4,8 @@
 // restore points, skipping those archive-push counted none in.
 import { rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { waldump } from '../drill/newest-commit';
+import { fetchSegmentBytes, waldump, type SegmentSource } from '../drill/newest-commit';
 import { keys } from '../repository/layout';
-import type { Repository } from '../repository/types';
-import { fetchWalFile } from '../wal/get';
 import { formatLsn, parseLsn, parseSegmentName, segmentName, segnoOfLsn } from '../wal/names';
 
 /** Restore points and the last record's LSN of one segment, as pg_waldump shows them. */
@@ -28,7 +26,7 @@ const RESTORE_POINT = /\blsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: RESTORE_POINT (.*)$
  * so the second check after a WAL switch reads only what is new.
  */
 export async function readSegment(
-  opts: { repo: Repository; cluster: string; pgBin: string; cache: WaldumpCache; dir: string },
+  opts: { source: SegmentSource; pgBin: string; cache: WaldumpCache; dir: string },
   segment: string,
   /** Only records before this LSN count (ArchiveLine.endCap). */
   before?: bigint,
@@ -36,10 +34,10 @@ export async function readSegment(
   const key = before === undefined ? segment : `${segment}<${formatLsn(before)}`;
   const cached = opts.cache.get(key);
   if (cached) return cached;
-  const got = await fetchWalFile(opts.repo, opts.cluster, segment);
+  const got = await fetchSegmentBytes(opts.source, segment, opts.dir);
   if (!got) return undefined;
   const file = path.join(opts.dir, segment);
-  await writeFile(file, got.content);
+  await writeFile(file, got);
   try {
     const out = await waldump(`${opts.pgBin}/pg_waldump`, [file]);
     const onLine = (lsn: string) => before === undefined || parseLsn(lsn) < before;
@@ -69,12 +67,12 @@ const HEAD_FAN_OUT = 16;
  * after each one read, since a record that starts in one segment may end in
  * the next. Segments archived before the count (or whose metadata cannot be
  * read) are read. A skipped segment holds no restore point record's start,
- * so pg_waldump starting after it loses none.
+ * so pg_waldump starting after it loses none. An engine's archive (pgBackRest)
+ * counts none: every segment is read.
  */
-export async function segmentsToRead(
-  opts: { repo: Repository; cluster: string },
-  segments: readonly string[],
-): Promise<boolean[]> {
+export async function segmentsToRead(source: SegmentSource, segments: readonly string[]): Promise<boolean[]> {
+  if (!('repo' in source)) return segments.map(() => true);
+  const opts = source;
   const counts: (number | undefined)[] = [];
   for (let i = 0; i < segments.length; i += HEAD_FAN_OUT) {
     const batch = segments.slice(i, i + HEAD_FAN_OUT).map((name) =>
@@ -100,7 +98,7 @@ export async function segmentsToRead(
  * covered (read or skipped) and read, or undefined when `visit` stopped the search.
  */
 export async function searchRestorePoints(
-  opts: { repo: Repository; cluster: string; pgBin: string; dir: string; segSize: number; deadline: number },
+  opts: { source: SegmentSource; pgBin: string; dir: string; segSize: number; deadline: number },
   segments: readonly string[],
   read: readonly boolean[],
   visit: (rp: { name: string; lsn: string; segment: string }) => boolean,
@@ -124,7 +122,7 @@ export async function searchRestorePoints(
     i += run.length;
   }
   const fetchRun = (run: (typeof parsed)[number][]) =>
-    Promise.all(run.map((s) => fetchWalFile(opts.repo, opts.cluster, s.name)));
+    Promise.all(run.map((s) => fetchSegmentBytes(opts.source, s.name, opts.dir)));
   const seenLsn = new Set<string>();
   let prev: (typeof parsed)[number] | undefined;
   let done = 0;
@@ -138,9 +136,7 @@ export async function searchRestorePoints(
       const overlap =
         prev && prev.timeline === run[0]!.timeline && prev.segno + 1n === run[0]!.segno ? prev : undefined;
       if (prev && !overlap) await rm(path.join(opts.dir, prev.name), { force: true });
-      await Promise.all(
-        run.flatMap((s, j) => (got[j] ? [writeFile(path.join(opts.dir, s.name), got[j]!.content)] : [])),
-      );
+      await Promise.all(run.flatMap((s, j) => (got[j] ? [writeFile(path.join(opts.dir, s.name), got[j]!)] : [])));
       const first = overlap ?? run[0]!;
       const last = run[run.length - 1]!;
       const out = await waldump(`${opts.pgBin}/pg_waldump`, [

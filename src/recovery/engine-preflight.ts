@@ -3,19 +3,26 @@
 // own commands is checked, and the result says what was skipped and why.
 //   checked   the backup for the target (the engine's catalog, the same
 //             choice rules as Lifeboat's own), the archive of the backup's
-//             timeline from its first segment on, and no gap a restore of it
-//             would cross (the engine's archive report)
-//   skipped   the target's reach through pg_waldump and the switch of WAL
-//             (they read Lifeboat's repository), and the privileges recorded
-//             in a Lifeboat backup's metadata (pgBackRest records none)
+//             timeline from its first segment on, no gap a restore of it
+//             would cross (the engine's archive report), and whether the
+//             archive reaches the target (src/recovery/reach.ts over segments
+//             pgbackrest archive-get fetches; the primary switches WAL and
+//             preflight waits for pgBackRest to list it before refusing)
+//   skipped   the privileges recorded in a Lifeboat backup's metadata
+//             (pgBackRest records none)
 // The archiver's health is read from the primary as for Lifeboat's own.
 import { readArchiverStatus } from '../catalog/archiver';
 import { openEngine, PgBackRestEngine } from '../engine';
+import { withStanzaSegments } from '../engine/pgbackrest/segments';
+import type { EngineBackup } from '../engine/types';
 import { LifeboatError, errorMessage, isLifeboatError } from '../errors';
 import { timelineUnreachableError, unreachableLatest } from '../restore/engine-timeline';
 import { clusterName, type Runbook } from '../runbook/schema';
 import { parseSegmentName } from '../wal/names';
+import type { WaldumpCache } from './archive-records';
 import { describeTarget, type PreflightInput, type PreflightResult } from './contract';
+import { checkTargetReach } from './reach';
+import { refusalAfterSwitch, switchWalAndAwaitArchive } from './switch-wal';
 import { estimateRtoSeconds } from './plan';
 
 const SEGMENT_BYTES = 16 * 1024 * 1024;
@@ -23,8 +30,7 @@ const SEGMENT_BYTES = 16 * 1024 * 1024;
 /** What an engine's preflight does not check, said in its warnings. */
 export function skippedOnEngine(label: string): string {
   return (
-    `preflight on ${label} skipped: whether the archive reaches the target (pg_waldump over Lifeboat's repository; ` +
-    `a target past the archive's end fails in replay-wal with RECOVERY_ENDED_BEFORE_TARGET) and the role's privileges in the backup ` +
+    `preflight on ${label} skipped: the role's privileges in the backup ` +
     `(pgBackRest records no privilege record; lifeboat grants prints what the role needs)`
   );
 }
@@ -61,10 +67,19 @@ export async function preflightOnEngine(runbook: Runbook, input: PreflightInput)
       { hints: [`pgbackrest --stanza=... check shows whether the primary's archive_command reaches the stanza`] },
     );
   }
+  const reach =
+    engine instanceof PgBackRestEngine
+      ? await reachOnStanza(runbook, engine, meta, input.target)
+      : { warnings: [], notes: [] as string[] };
   const newest = archive.timelines[archive.timelines.length - 1]!;
   const segments = archive.timelines.filter((t) => t.timeline >= meta.timeline).reduce((n, t) => n + t.segmentCount, 0);
   const walTo = newest.last ?? line.last;
-  const warnings: string[] = [skippedOnEngine(engine.label), ...archive.notes.map((n) => `${engine.kind}: ${n}`)];
+  const warnings: string[] = [
+    skippedOnEngine(engine.label),
+    ...archive.notes.map((n) => `${engine.kind}: ${n}`),
+    ...reach.warnings,
+    ...reach.notes,
+  ];
   let primaryReachable = false;
   let archiver: string;
   let archiverProblems: string[] | undefined;
@@ -98,11 +113,54 @@ export async function preflightOnEngine(runbook: Runbook, input: PreflightInput)
     archiver,
     ...(archiverProblems ? { archiverProblems } : {}),
     rtoEstimateSeconds: estimateRtoSeconds(backup.sizeBytes, walBytes),
+    ...(reach.restorePointLsn ? { restorePointLsn: reach.restorePointLsn } : {}),
     warnings: [
       `restoring to ${describeTarget(input.target)} from ${engine.label} backup ${backup.backupId}: ${backup.why}`,
       ...warnings,
     ],
   };
+}
+
+/**
+ * Whether the stanza's archive reaches the target, as Lifeboat's own
+ * preflight asks it of its repository: a refusal (TARGET_UNREACHABLE) stands
+ * only after the primary has switched WAL and pgBackRest lists the segment it
+ * closed, or the primary could not (the refusal's hints say which).
+ */
+async function reachOnStanza(
+  runbook: Runbook,
+  engine: PgBackRestEngine,
+  meta: EngineBackup,
+  target: PreflightInput['target'],
+): Promise<{ warnings: string[]; notes: string[]; restorePointLsn?: string }> {
+  const backup = { ...meta, walSegmentSize: SEGMENT_BYTES };
+  return withStanzaSegments(runbook, async (source) => {
+    const cache: WaldumpCache = new Map();
+    const reach = async () => {
+      const { files, histories } = await engine.walFiles();
+      return checkTargetReach({
+        source,
+        cluster: clusterName(runbook),
+        pgBin: runbook.cluster.pgBin,
+        runbookName: runbook.name,
+        backup,
+        target,
+        files,
+        histories,
+        cache,
+      });
+    };
+    let reached = await reach();
+    // A restore point target: where replay stops, for a standby taken over instead of a restore (src/standby/adopt.ts).
+    const found = () => (reached.restorePoint ? { restorePointLsn: reached.restorePoint.lsn } : {});
+    if (!reached.refusal) return { warnings: reached.warnings, notes: [], ...found() };
+    const sw = await switchWalAndAwaitArchive(runbook, async (segment) =>
+      (await engine.walFiles()).files.includes(segment),
+    );
+    if (sw.archived) reached = await reach();
+    if (reached.refusal) throw refusalAfterSwitch(reached.refusal, sw.note);
+    return { warnings: reached.warnings, notes: [sw.note], ...found() };
+  });
 }
 
 /** Segments from `from` to `to` inclusive, by segment number (timelines aside): an estimate for the RTO. */

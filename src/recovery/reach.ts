@@ -23,9 +23,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BackupMeta } from '../catalog/backup-meta';
-import { newestArchivedCommit } from '../drill/newest-commit';
+import { newestArchivedCommit, type SegmentSource } from '../drill/newest-commit';
 import { LifeboatError, errorMessage } from '../errors';
-import type { Repository } from '../repository/types';
 import { formatLsn, parseLsn, parseSegmentName, segnoOfLsn } from '../wal/names';
 import { archiveLine } from './archive-line';
 import { readSegment, searchRestorePoints, segmentsToRead, type WaldumpCache } from './archive-records';
@@ -56,11 +55,13 @@ export interface ReachCheck {
 const NAMES_SHOWN = 5;
 
 export async function checkTargetReach(opts: {
-  repo: Repository;
+  /** Where segments are read: Lifeboat's repository, or an engine's own command (pgbackrest archive-get). */
+  source: SegmentSource;
+  /** The cluster's name, for messages. */
   cluster: string;
   pgBin: string;
   runbookName: string;
-  backup: BackupMeta;
+  backup: Pick<BackupMeta, 'backupId' | 'timeline' | 'startLsn' | 'startWal' | 'startTime' | 'walSegmentSize'>;
   target: Target;
   /** Every archived WAL file name. */
   files: readonly string[];
@@ -79,8 +80,7 @@ export async function checkTargetReach(opts: {
   try {
     if ('time' in target) {
       const newest = await newestArchivedCommit({
-        repo: opts.repo,
-        cluster: opts.cluster,
+        ...opts.source,
         pgBin: opts.pgBin,
         files: line.segments,
         ...(line.endCap ? { endCap: line.endCap } : {}),
@@ -143,7 +143,7 @@ export async function checkTargetReach(opts: {
     // A restore point name: oldest first, stopping at the first one of that name, as recovery does.
     const seen: { name: string; lsn: string; segment: string }[] = [];
     let found: (typeof seen)[number] | undefined;
-    const toRead = await segmentsToRead(opts, line.segments);
+    const toRead = await segmentsToRead(opts.source, line.segments);
     const searched = await searchRestorePoints(
       { ...opts, dir, segSize: backup.walSegmentSize, deadline: Date.now() + SEARCH_BUDGET_MS },
       line.segments,

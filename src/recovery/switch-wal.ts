@@ -8,7 +8,7 @@
 // Switching when nothing was written since the last switch is a no-op that
 // returns the end of the previous segment, whose name pg_walfile_name gives.
 import { Client } from 'pg';
-import { errorMessage } from '../errors';
+import { LifeboatError, errorMessage } from '../errors';
 import { primaryClientConfig } from '../pg/connect';
 import { keys } from '../repository/layout';
 import type { Repository } from '../repository/types';
@@ -23,10 +23,17 @@ export interface WalSwitch {
   waitedMs?: number;
 }
 
+/** Whether the archive holds a segment: a HEAD in Lifeboat's repository, or an engine's listing. */
+export type ArchivedCheck = (segment: string) => Promise<boolean>;
+
+/** The check for Lifeboat's own repository. */
+export function inRepository(repo: Repository, cluster: string): ArchivedCheck {
+  return async (segment) => (await repo.head(keys.wal(cluster, segment))) !== undefined;
+}
+
 export async function switchWalAndAwaitArchive(
   runbook: Runbook,
-  repo: Repository,
-  cluster: string,
+  isArchived: ArchivedCheck,
   { timeoutMs = 60_000, pollMs = 250 }: { timeoutMs?: number; pollMs?: number } = {},
 ): Promise<WalSwitch> {
   const p = runbook.cluster.primary;
@@ -58,10 +65,9 @@ export async function switchWalAndAwaitArchive(
     return { archived: false, note };
   }
   const started = Date.now();
-  const key = keys.wal(cluster, segment);
   try {
     for (;;) {
-      if (await repo.head(key)) {
+      if (await isArchived(segment)) {
         const waitedMs = Date.now() - started;
         return {
           archived: true,
@@ -148,4 +154,12 @@ async function archiverFailing(
   const failingBefore =
     before.lastFailedAt !== null && (before.lastArchivedAt === null || before.lastFailedAt > before.lastArchivedAt);
   return failingBefore && waitedMs >= FAILING_GRACE_MS ? `${what}; failing since before the switch` : undefined;
+}
+
+/** A reach refusal that stands after the switch: the switch's note goes before its last hint (nothing was touched). */
+export function refusalAfterSwitch(r: LifeboatError, note: string): LifeboatError {
+  return new LifeboatError(r.code, r.what, {
+    hints: [...r.hints.slice(0, -1), note, ...r.hints.slice(-1)],
+    details: r.details,
+  });
 }

@@ -23,7 +23,9 @@ import { readdir, rename, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isComplete, readCatalog, readWalArchive } from '../catalog/catalog';
-import { openEngine } from '../engine';
+import type { SegmentSource } from '../drill/newest-commit';
+import { openEngine, PgBackRestEngine } from '../engine';
+import { withStanzaSegments } from '../engine/pgbackrest/segments';
 import { errorMessage, isLifeboatError } from '../errors';
 import {
   describeTarget,
@@ -286,10 +288,8 @@ export async function isBeforeTarget(
 /**
  * true when the archive holds restore point `target.name` after the standby's
  * position, else why not. The archive searched from that position on with
- * pg_waldump, as preflight searches from a backup's start: in Lifeboat's own
- * repository only. On another engine preflight does not search it either
- * (README "Using pgBackRest as the backup engine"), so the standby is left
- * alone and the recovery restores a backup.
+ * pg_waldump, as preflight searches from a backup's start: Lifeboat's own
+ * repository, or a pgBackRest stanza through archive-get.
  */
 async function restorePointAfter(
   runbook: Runbook,
@@ -298,30 +298,50 @@ async function restorePointAfter(
   backupId: string,
   backup: RestoreMarker['backup'],
 ): Promise<true | string> {
-  if (engineSetting(runbook).kind !== 'lifeboat')
-    return `${describeTarget(target)} cannot be placed against its position: on engine ${engineSetting(runbook).kind}, preflight does not search the archive for restore points`;
-  const repo = await openRepository(runbook.repository.url, runbook.repository);
   const cluster = clusterName(runbook);
-  const meta = (await readCatalog(repo, cluster)).filter(isComplete).find((e) => e.backupId === backupId)?.meta;
-  if (!meta) return `${describeTarget(target)} cannot be placed against its position`;
-  const { files, histories } = await readWalArchive(repo, cluster);
   const segSize = backup.walSegmentSize;
   const from = {
-    ...meta,
     startLsn: at.lsn,
     startWal: segmentName(backup.timeline, segnoOfLsn(at.lsn, segSize), segSize),
+    walSegmentSize: segSize,
   };
-  const reach = await checkTargetReach({
-    repo,
-    cluster,
-    pgBin: runbook.cluster.pgBin,
-    runbookName: runbook.name,
-    backup: from,
-    target,
-    files: files.map((f) => f.name),
-    histories,
-    cache: new Map(),
-  });
+  const search = (
+    source: SegmentSource,
+    meta: Parameters<typeof checkTargetReach>[0]['backup'],
+    files: string[],
+    histories: Record<string, string>,
+  ) =>
+    checkTargetReach({
+      source,
+      cluster,
+      pgBin: runbook.cluster.pgBin,
+      runbookName: runbook.name,
+      backup: meta,
+      target,
+      files,
+      histories,
+      cache: new Map(),
+    });
+  let reach: Awaited<ReturnType<typeof search>>;
+  if (engineSetting(runbook).kind === 'lifeboat') {
+    const repo = await openRepository(runbook.repository.url, runbook.repository);
+    const meta = (await readCatalog(repo, cluster)).filter(isComplete).find((e) => e.backupId === backupId)?.meta;
+    if (!meta) return `${describeTarget(target)} cannot be placed against its position`;
+    const { files, histories } = await readWalArchive(repo, cluster);
+    reach = await search(
+      { repo, cluster },
+      { ...meta, ...from },
+      files.map((f) => f.name),
+      histories,
+    );
+  } else {
+    const engine = await openEngine(runbook);
+    const meta = (await engine.listBackups()).find((b) => b.backupId === backupId);
+    if (!meta || !(engine instanceof PgBackRestEngine))
+      return `${describeTarget(target)} cannot be placed against its position`;
+    const { files, histories } = await engine.walFiles();
+    reach = await withStanzaSegments(runbook, (source) => search(source, { ...meta, ...from }, files, histories));
+  }
   if (
     !reach.refusal &&
     reach.warnings.length === 0 &&

@@ -101,6 +101,7 @@ describe('the warm standby on a pgBackRest stanza', () => {
     await pg.query(`insert into t select g, 3 from generate_series(201, 300) g`);
     const afterBatch3 = await at();
     await pg.query(`insert into t select g, 4 from generate_series(301, 400) g`);
+    await pg.query(`select pg_create_restore_point('after-batch-4')`);
     await switchAndWaitArchived(pg);
     await waitFor(
       'the standby to hold batch 2 back for its delay',
@@ -120,11 +121,12 @@ describe('the warm standby on a pgBackRest stanza', () => {
     const newest = JSON.parse(await r.s.run(['info', '--output=json'])) as Array<{ archive: Array<{ max: string }> }>;
     expect(status.archiveNewest).toBe(newest[0]!.archive[0]!.max);
     expect(status.segmentsBehind).toBeGreaterThanOrEqual(0);
-    // A restore point is placed against its position only where preflight found it, which it does not on pgBackRest.
-    expect(
-      await isBeforeTarget(runbook, { name: 'before' }, { lsn: status.replayLsn! }, backup.backupId, status.backup!),
-    ).toBe(
-      'restore point "before" cannot be placed against its position: on engine pgbackrest, preflight does not search the archive for restore points',
+    // A restore point is placed against its position by searching the stanza's archive from there (archive-get, pg_waldump).
+    const isBefore = (name: string) =>
+      isBeforeTarget(runbook, { name }, { lsn: status.replayLsn! }, backup.backupId, status.backup!);
+    expect(await isBefore('after-batch-4')).toBe(true);
+    expect(await isBefore('before')).toBe(
+      `the archive holds no restore point "before" after its position ${status.replayLsn}`,
     );
 
     // 3. lifeboat check on the standby's host: its line and healthy (pgbackrest check switched a segment: newer); elsewhere, where to look.

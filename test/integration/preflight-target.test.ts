@@ -199,7 +199,7 @@ describe('the restore point search reads only the segments archive-push counted 
     const entry = (await readCatalog(repo, tc.name)).filter(isComplete).find((e) => e.backupId === backupId)!;
     const archive = await readWalArchive(repo, tc.name);
     return checkTargetReach({
-      repo,
+      source: { repo, cluster: tc.name },
       cluster: tc.name,
       pgBin: PG_BIN,
       runbookName: tc.name,
