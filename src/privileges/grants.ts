@@ -27,8 +27,9 @@ export function psqlCommand(runbook: Runbook): string {
 }
 
 /** The whole of it in one line: the grants piped into psql. */
-export function grantCommand(runbook: Runbook): string {
-  return `lifeboat grants --runbook ${runbook.name} | ${psqlCommand(runbook)} -f -`;
+export function grantCommand(runbook: Runbook, repairTables: readonly string[] = []): string {
+  const repair = repairTables.length > 0 ? ` --repair-tables ${repairTables.join(',')}` : '';
+  return `lifeboat grants --runbook ${runbook.name}${repair} | ${psqlCommand(runbook)} -f -`;
 }
 
 /**

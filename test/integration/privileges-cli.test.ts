@@ -253,4 +253,55 @@ describe('lifeboat grants and lifeboat doctor', () => {
       await pg.pgCtl('start', '-w', '-l', pg.logFile);
     }
   });
+
+  it('doctor --repair-tables also checks what a repair of those tables needs, names each missing piece, and passes once lifeboat grants --repair-tables ran', async () => {
+    // ledger.entries and ledger.accounts were granted for repairs above; ledger.limits was not.
+    const before = await lifeboat(
+      'doctor',
+      '--runbook',
+      'bank',
+      '--repair-tables',
+      'ledger.entries,ledger.limits',
+      '--json',
+    );
+    const report = JSON.parse(before.stdout) as {
+      ok: boolean;
+      repairTables: string[];
+      primary: { missing: Array<{ key: string; uses: string[]; fix: string }> };
+      grants: string;
+    };
+    expect(report.repairTables).toEqual(['ledger.entries', 'ledger.limits']);
+    const missing = report.primary.missing.filter((m) => !m.key.startsWith('member:pg_monitor'));
+    expect(missing.map((m) => m.key)).toEqual(['repair:table:ledger.limits']);
+    expect(missing[0]!.uses).toContain('repair-primary');
+    expect(missing[0]!.fix).toContain('ON TABLE "ledger"."limits"');
+    expect(report.grants).toBe('lifeboat grants --runbook bank --repair-tables ledger.entries,ledger.limits');
+    expect(before.code).toBe(1);
+    const text = await lifeboat('doctor', '--runbook', 'bank', '--repair-tables', 'ledger.entries,ledger.limits');
+    expect(text.stdout).toContain(', and repairs of ledger.entries, ledger.limits\n');
+    expect(text.stdout).toContain("  repairs: a backup records none of a repair's grants;");
+    expect(text.stdout).toContain(
+      `All grants at once (safe to repeat): lifeboat grants --runbook bank --repair-tables ledger.entries,ledger.limits | psql`,
+    );
+
+    const grants = await lifeboat('grants', '--runbook', 'bank', '--repair-tables', 'ledger.entries,ledger.limits');
+    await asSuperuser(grants.stdout);
+    const after = await lifeboat(
+      'doctor',
+      '--runbook',
+      'bank',
+      '--repair-tables',
+      'ledger.entries,ledger.limits',
+      '--json',
+    );
+    expect(
+      (JSON.parse(after.stdout) as typeof report).primary.missing.filter((m) => !m.key.startsWith('member:')),
+    ).toEqual([]);
+    expect(after.code).toBe(0);
+
+    // A list that names no table is refused before anything is read.
+    const empty = await lifeboat('doctor', '--runbook', 'bank', '--repair-tables', ' , ');
+    expect(empty.code).not.toBe(0);
+    expect(empty.stderr).toContain("--repair-tables names no table: ' , '");
+  });
 });

@@ -3,7 +3,9 @@
 // lacks with the exact SQL that grants it (src/privileges/check.ts); then,
 // per base backup, whether the privileges recorded when it was taken let a
 // restored copy do its part (a copy has the catalog of its backup, so a grant
-// made since is not in it). Exit 0 when nothing is missing, 1 otherwise.
+// made since is not in it). With --repair-tables, also what a repair of those
+// tables needs, on the primary (backups record none of it). Exit 0 when
+// nothing is missing, 1 otherwise.
 import { Client } from 'pg';
 import { listBackups } from '../../catalog/catalog';
 import { errorMessage, isLifeboatError } from '../../errors';
@@ -18,6 +20,7 @@ import { openEngine } from '../../engine';
 import { engineSetting } from '../../runbook/engine';
 import { clusterName, type Runbook } from '../../runbook/schema';
 import { requireRunbook, type RepoOptions } from '../context';
+import { repairTablesOption } from './grants';
 import { EXIT, printJson } from '../run';
 
 const USE_WORDS: Record<Use, string> = {
@@ -34,13 +37,14 @@ interface BackupLine extends BackupJudgement {
   backupId: string;
 }
 
-export async function run(opts: RepoOptions & { json?: boolean }): Promise<number> {
+export async function run(opts: RepoOptions & { json?: boolean; repairTables?: string }): Promise<number> {
+  const tables = repairTablesOption(opts.repairTables);
   const runbook = await requireRunbook(opts, 'doctor');
   const p = runbook.cluster.primary;
   let primary: PrivilegeReport | undefined;
   let primaryError: string | undefined;
   try {
-    primary = await checkPrimary(runbook);
+    primary = await checkPrimary(runbook, tables);
   } catch (err) {
     primaryError = isLifeboatError(err) ? err.message : errorMessage(err);
   }
@@ -84,13 +88,15 @@ export async function run(opts: RepoOptions & { json?: boolean }): Promise<numbe
       primary: primary ?? { error: primaryError },
       backups: backupsError ? { error: backupsError } : backups,
       ...(engineLine ? { engineBackups: engineLine.trim() } : {}),
-      grants: `lifeboat grants --runbook ${runbook.name}`,
+      ...(tables.length > 0 ? { repairTables: tables } : {}),
+      grants: `lifeboat grants --runbook ${runbook.name}${tables.length > 0 ? ` --repair-tables ${tables.join(',')}` : ''}`,
     });
     return ok ? EXIT.ok : EXIT.failed;
   }
 
   const out: string[] = [
-    `lifeboat doctor: runbook ${runbook.name}, role ${p.user} on the primary ${p.host}:${p.port}, database ${p.database}`,
+    `lifeboat doctor: runbook ${runbook.name}, role ${p.user} on the primary ${p.host}:${p.port}, database ${p.database}` +
+      (tables.length > 0 ? `, and repairs of ${tables.join(', ')}` : ''),
     '',
   ];
   if (!primary) {
@@ -117,8 +123,13 @@ export async function run(opts: RepoOptions & { json?: boolean }): Promise<numbe
     const word = b.verdict === 'complete' ? 'ok' : b.verdict === 'lacking' ? 'LACKING' : 'no record';
     out.push(`  ${b.backupId}  ${word}: ${b.detail}`);
   }
+  if (tables.length > 0)
+    out.push(
+      `  repairs: a backup records none of a repair's grants; a copy restored from one taken before them cannot be read by the repair ` +
+        `(snapshot-before fails PRIVILEGE_MISSING): take a backup after granting (lifeboat backup --runbook ${runbook.name})`,
+    );
   out.push('');
-  out.push(`All grants at once (safe to repeat): ${grantCommand(runbook)}`);
+  out.push(`All grants at once (safe to repeat): ${grantCommand(runbook, tables)}`);
   const verdict: string[] = [];
   if (!primary) verdict.push('the primary could not be checked');
   if (backupsError) verdict.push('the backups could not be read');
@@ -139,12 +150,16 @@ export async function run(opts: RepoOptions & { json?: boolean }): Promise<numbe
   return ok ? EXIT.ok : EXIT.failed;
 }
 
-async function checkPrimary(runbook: Runbook): Promise<PrivilegeReport> {
+async function checkPrimary(runbook: Runbook, repairTables: string[]): Promise<PrivilegeReport> {
   const client = new Client(primaryClientConfig(runbook, { application_name: 'lifeboat-doctor' }));
   client.on('error', () => undefined);
   try {
     await client.connect();
-    return await inspectPrivileges(client, runbook);
+    return await inspectPrivileges(
+      client,
+      runbook,
+      repairTables.length > 0 ? { repair: { tables: repairTables } } : {},
+    );
   } finally {
     await client.end().catch(() => undefined);
   }

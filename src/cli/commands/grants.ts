@@ -12,15 +12,21 @@ export function splitTables(list: string): string[] {
   return (list.match(/(?:"(?:[^"]|"")*"|[^,])+/g) ?? []).map((t) => t.trim()).filter((t) => t !== '');
 }
 
-export async function run(opts: RepoOptions & { repairTables?: string }): Promise<number> {
-  const runbook = await requireRunbook(opts, 'grants');
-  const p = runbook.cluster.primary;
-  const tables = opts.repairTables === undefined ? [] : splitTables(opts.repairTables);
-  if (opts.repairTables !== undefined && tables.length === 0) {
-    throw new LifeboatError('INPUT_INVALID', `--repair-tables names no table: '${opts.repairTables}'`, {
+/** --repair-tables of grants and doctor: the tables, or [] without the option; refuses a list that names none. */
+export function repairTablesOption(value: string | undefined): string[] {
+  const tables = value === undefined ? [] : splitTables(value);
+  if (value !== undefined && tables.length === 0) {
+    throw new LifeboatError('INPUT_INVALID', `--repair-tables names no table: '${value}'`, {
       hints: ['name the tables a repair may restore, comma-separated: --repair-tables public.orders,public.payments'],
     });
   }
+  return tables;
+}
+
+export async function run(opts: RepoOptions & { repairTables?: string }): Promise<number> {
+  const tables = repairTablesOption(opts.repairTables);
+  const runbook = await requireRunbook(opts, 'grants');
+  const p = runbook.cluster.primary;
   process.stdout.write(grantsSql(runbook, tables.length > 0 ? { repair: { tables } } : {}));
   process.stderr.write(
     [

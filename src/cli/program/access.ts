@@ -48,7 +48,12 @@ TEMPORARY, a schema for lifeboat_repair_audit); grant it before the backup a rep
         `
 Run it after lifeboat grants and after every change to the runbook's invariants, capture queries or gates, and on a
 schedule: a missing grant found on a Tuesday is not found during the incident. Recoveries and drills run the same
-check in preflight and stop with PRIVILEGE_MISSING, touching nothing, when a piece is missing.`,
+check in preflight and stop with PRIVILEGE_MISSING, touching nothing, when a piece is missing.
+  lifeboat doctor --runbook bank --repair-tables ledger.entries,ledger.accounts   # and what a repair of them needs`,
+      )
+      .option(
+        '--repair-tables <t,...>',
+        'also check, on the primary, what lifeboat repair needs for these tables (as lifeboat grants --repair-tables grants it)',
       ),
   ).action((opts) => runCommand(() => import('../commands/doctor'), opts));
 
