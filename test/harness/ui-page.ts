@@ -70,8 +70,15 @@ export async function seeAfterReloads(
     async () => {
       await page.reload();
       await before?.();
-      await page.waitForLoadState('networkidle').catch(() => undefined);
-      return (await shows(page, text, opts)) ? true : undefined;
+      // The UI polls its server for as long as a run's page is open, so
+      // 'networkidle' never comes there (each wait ran out its 30 s): look
+      // for the text for a few seconds as the page fills in, then reload.
+      const until = Date.now() + 5_000;
+      for (;;) {
+        if (await shows(page, text, opts)) return true;
+        if (Date.now() > until) return undefined;
+        await new Promise((r) => setTimeout(r, 250));
+      }
     },
     { timeoutMs: 150_000, intervalMs: 1000 },
   );
