@@ -256,14 +256,9 @@ describe('lifeboat grants and lifeboat doctor', () => {
 
   it('doctor --repair-tables also checks what a repair of those tables needs, names each missing piece, and passes once lifeboat grants --repair-tables ran', async () => {
     // ledger.entries and ledger.accounts were granted for repairs above; ledger.limits was not.
-    const before = await lifeboat(
-      'doctor',
-      '--runbook',
-      'bank',
-      '--repair-tables',
-      'ledger.entries,ledger.limits',
-      '--json',
-    );
+    const doctor = (...more: string[]) =>
+      lifeboat('doctor', '--runbook', 'bank', '--repair-tables', 'ledger.entries,ledger.limits', ...more);
+    const before = await doctor('--json');
     const report = JSON.parse(before.stdout) as {
       ok: boolean;
       repairTables: string[];
@@ -277,7 +272,7 @@ describe('lifeboat grants and lifeboat doctor', () => {
     expect(missing[0]!.fix).toContain('ON TABLE "ledger"."limits"');
     expect(report.grants).toBe('lifeboat grants --runbook bank --repair-tables ledger.entries,ledger.limits');
     expect(before.code).toBe(1);
-    const text = await lifeboat('doctor', '--runbook', 'bank', '--repair-tables', 'ledger.entries,ledger.limits');
+    const text = await doctor();
     expect(text.stdout).toContain(', and repairs of ledger.entries, ledger.limits\n');
     expect(text.stdout).toContain("  repairs: a backup records none of a repair's grants;");
     expect(text.stdout).toContain(
@@ -286,14 +281,7 @@ describe('lifeboat grants and lifeboat doctor', () => {
 
     const grants = await lifeboat('grants', '--runbook', 'bank', '--repair-tables', 'ledger.entries,ledger.limits');
     await asSuperuser(grants.stdout);
-    const after = await lifeboat(
-      'doctor',
-      '--runbook',
-      'bank',
-      '--repair-tables',
-      'ledger.entries,ledger.limits',
-      '--json',
-    );
+    const after = await doctor('--json');
     expect(
       (JSON.parse(after.stdout) as typeof report).primary.missing.filter((m) => !m.key.startsWith('member:')),
     ).toEqual([]);
