@@ -3,7 +3,7 @@
 // through `lifeboat archive-push`. Never for production: trust auth.
 // PostgreSQL refuses to run as root, so everything runs as the OS user.
 import { execFile } from 'node:child_process';
-import { appendFileSync, chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -89,8 +89,21 @@ export function pgCtl(pg: SandboxPg, ...args: string[]): Promise<string> {
   return asOsUser(pg.osUser, `${pg.pgBin}/pg_ctl`, ['-D', pg.dataDir, ...args], pg.env ?? {});
 }
 
+/**
+ * Starts the sandbox's postmaster; when it does not come up, the error holds
+ * the end of its log (why it stopped: a port taken, a bad setting), which
+ * pg_ctl only says to examine.
+ */
 export async function startSandboxPrimary(pg: SandboxPg): Promise<void> {
-  await pgCtl(pg, '-l', pg.logFile, '-w', '-t', '60', 'start');
+  try {
+    await pgCtl(pg, '-l', pg.logFile, '-w', '-t', '60', 'start');
+  } catch (err) {
+    const tail = existsSync(pg.logFile) ? readFileSync(pg.logFile, 'utf8').trimEnd().split('\n').slice(-15) : [];
+    throw new Error(
+      `${err instanceof Error ? err.message : String(err)}\nthe end of ${pg.logFile}:\n${tail.join('\n') || '(empty)'}`,
+      { cause: err },
+    );
+  }
 }
 
 export async function stopSandboxPrimary(pg: SandboxPg, mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
