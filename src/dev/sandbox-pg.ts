@@ -48,7 +48,11 @@ export function chownToOsUser(dir: string, user: string): void {
 
 export async function initSandboxPrimary(
   pg: SandboxPg,
-  opts: { archiveCommand?: string; conf?: string[] } = {},
+  opts: {
+    archiveCommand?: string;
+    conf?: string[];
+    /** More initdb options, e.g. --wal-segsize=1. */ initdb?: string[];
+  } = {},
 ): Promise<void> {
   if (existsSync(path.join(pg.dataDir, 'PG_VERSION'))) return;
   mkdirSync(pg.socketDir, { recursive: true });
@@ -63,6 +67,7 @@ export async function initSandboxPrimary(
     '-E',
     'UTF8',
     '--locale=C',
+    ...(opts.initdb ?? []),
   ]);
   const conf = [
     `listen_addresses = '127.0.0.1'`,

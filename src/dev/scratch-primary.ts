@@ -10,7 +10,14 @@ import * as path from 'node:path';
 import { Client } from 'pg';
 import { lifeboatCommand } from '../tools';
 import { freePort, waitFor } from './ports';
-import { chownToOsUser, initSandboxPrimary, pgCtl as pgCtlAs, startSandboxPrimary, type SandboxPg } from './sandbox-pg';
+import {
+  asOsUser,
+  chownToOsUser,
+  initSandboxPrimary,
+  pgCtl as pgCtlAs,
+  startSandboxPrimary,
+  type SandboxPg,
+} from './sandbox-pg';
 
 export const PG_BIN = process.env.LIFEBOAT_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 const running = new Set<string>();
@@ -39,6 +46,10 @@ export interface PrimaryOptions {
   };
   /** Extra postgresql.conf lines. */
   conf?: string[];
+  /** More initdb options (--wal-segsize=1: a cluster not made with PostgreSQL's default segment size). */
+  initdb?: string[];
+  /** The first WAL segment the new cluster writes (pg_resetwal -l before its first start): a cluster far into its WAL without writing it. */
+  walStart?: string;
 }
 
 export interface Primary {
@@ -80,8 +91,10 @@ export async function startPrimary(opts: PrimaryOptions = {}): Promise<Primary> 
       ? `${lifeboatCommand()} archive-push %p --repo ${opts.archive.repo} --cluster ${opts.archive.cluster}${(opts.archive.args ?? []).map((a) => ` ${a}`).join('')}`
       : undefined,
     conf: ['fsync = off', ...(opts.conf ?? [])],
+    ...(opts.initdb ? { initdb: opts.initdb } : {}),
   });
   const pgCtl = (...args: string[]) => pgCtlAs(sandbox, ...args);
+  if (opts.walStart) await asOsUser('postgres', `${PG_BIN}/pg_resetwal`, ['-l', opts.walStart, dataDir]);
   await startSandboxPrimary(sandbox);
   running.add(dataDir);
 

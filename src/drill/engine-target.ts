@@ -17,9 +17,6 @@ import type { DrillTarget } from './contract';
 import { newestArchivedCommit } from './newest-commit';
 import { pickDrillTime } from './target';
 
-/** WAL segment size pgBackRest's info does not give: PostgreSQL's default. */
-const WAL_SEGMENT_SIZE = 16 * 1024 * 1024;
-
 export async function pickDrillTargetOnEngine(runbook: Runbook, after?: string): Promise<DrillTarget> {
   const setting = engineSetting(runbook);
   const engine = await openEngine(runbook);
@@ -29,7 +26,7 @@ export async function pickDrillTargetOnEngine(runbook: Runbook, after?: string):
   const { files, histories } = await engine.walFiles();
   const newest = backups[backups.length - 1];
   const lineFiles = newest
-    ? archiveLine(files, histories, { ...newest, walSegmentSize: WAL_SEGMENT_SIZE }).segments
+    ? archiveLine(files, histories, { ...newest, walSegmentSize: await engine.walSegmentSize() }).segments
     : files;
   const newestCommit = await withStanzaSegments(runbook, (source) =>
     newestArchivedCommit({ ...source, pgBin: runbook.cluster.pgBin, files: lineFiles }),

@@ -25,8 +25,6 @@ import { checkTargetReach } from './reach';
 import { refusalAfterSwitch, switchWalAndAwaitArchive } from './switch-wal';
 import { estimateRtoSeconds } from './plan';
 
-const SEGMENT_BYTES = 16 * 1024 * 1024;
-
 /** What an engine's preflight does not check, said in its warnings. */
 export function skippedOnEngine(label: string): string {
   return (
@@ -67,9 +65,11 @@ export async function preflightOnEngine(runbook: Runbook, input: PreflightInput)
       { hints: [`pgbackrest --stanza=... check shows whether the primary's archive_command reaches the stanza`] },
     );
   }
+  // Segment names are numbered by the archive's segment size, which pgBackRest does not record (read from a segment).
+  const segSize = archive.chain.walSegmentSize;
   const reach =
     engine instanceof PgBackRestEngine
-      ? await reachOnStanza(runbook, engine, meta, input.target)
+      ? await reachOnStanza(runbook, engine, { ...meta, walSegmentSize: segSize }, input.target)
       : { warnings: [], notes: [] as string[] };
   const newest = archive.timelines[archive.timelines.length - 1]!;
   const segments = archive.timelines.filter((t) => t.timeline >= meta.timeline).reduce((n, t) => n + t.segmentCount, 0);
@@ -101,7 +101,7 @@ export async function preflightOnEngine(runbook: Runbook, input: PreflightInput)
         : `the primary does not answer (${archiver.slice(10)}): the gate steps will fail and can be skipped with a reason`,
     );
   }
-  const walBytes = segmentsBetween(meta.startWal, walTo) * SEGMENT_BYTES;
+  const walBytes = segmentsBetween(meta.startWal, walTo, segSize) * segSize;
   return {
     runbook,
     cluster,
@@ -130,10 +130,9 @@ export async function preflightOnEngine(runbook: Runbook, input: PreflightInput)
 async function reachOnStanza(
   runbook: Runbook,
   engine: PgBackRestEngine,
-  meta: EngineBackup,
+  backup: EngineBackup & { walSegmentSize: number },
   target: PreflightInput['target'],
 ): Promise<{ warnings: string[]; notes: string[]; restorePointLsn?: string }> {
-  const backup = { ...meta, walSegmentSize: SEGMENT_BYTES };
   return withStanzaSegments(runbook, async (source) => {
     const cache: WaldumpCache = new Map();
     const reach = async () => {
@@ -164,10 +163,10 @@ async function reachOnStanza(
 }
 
 /** Segments from `from` to `to` inclusive, by segment number (timelines aside): an estimate for the RTO. */
-function segmentsBetween(from: string, to: string): number {
+function segmentsBetween(from: string, to: string, segSize: number): number {
   try {
-    const a = parseSegmentName(from, SEGMENT_BYTES).segno;
-    const b = parseSegmentName(to, SEGMENT_BYTES).segno;
+    const a = parseSegmentName(from, segSize).segno;
+    const b = parseSegmentName(to, segSize).segno;
     return b >= a ? Number(b - a) + 1 : 1;
   } catch {
     return 1;

@@ -19,6 +19,7 @@ import { LifeboatError } from '../errors';
 import type { RestoreInput, RestoreResult } from '../recovery/contract';
 import { engineSetting } from '../runbook/engine';
 import type { Runbook } from '../runbook/schema';
+import { DEFAULT_WAL_SEGMENT_SIZE } from '../wal/names';
 import { checkConfigSources, ensureServerConfig } from './config-files';
 import { prepareDataDir } from './data-dir';
 import { prepareForDelta } from './delta';
@@ -27,9 +28,6 @@ import { writeMarker } from './marker';
 import { requireFreePort } from './port';
 import type { RestoreHooks } from './restore';
 import { beginRestore, claimSite, prepareInput, siteMarker } from './site-restore';
-
-/** WAL segment size pgBackRest's info does not give: PostgreSQL's default. */
-const WAL_SEGMENT_SIZE = 16 * 1024 * 1024;
 
 export async function restoreWithEngine(
   runbook: Runbook,
@@ -84,7 +82,10 @@ export async function restoreWithEngine(
       files: restored.files,
       finishedAt: restored.finishedAt,
     };
-    const backup = { startLsn: meta.startLsn, timeline: meta.timeline, walSegmentSize: WAL_SEGMENT_SIZE };
+    // pgBackRest's info does not give the segment size: read from an archived segment (src/engine/pgbackrest/segments.ts).
+    const walSegmentSize =
+      engine instanceof PgBackRestEngine ? await engine.walSegmentSize() : DEFAULT_WAL_SEGMENT_SIZE;
+    const backup = { startLsn: meta.startLsn, timeline: meta.timeline, walSegmentSize };
     const marker = { ...siteMarker(site, input, 'extracted', backup, prepared.movedAside), result };
     await writeMarker(pg.dataDir, marker, pg.osUser);
     const config = await ensureServerConfig(pg.dataDir, runbook);

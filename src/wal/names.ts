@@ -6,6 +6,11 @@
 
 export const DEFAULT_WAL_SEGMENT_SIZE = 16 * 1024 * 1024;
 
+/** A size initdb --wal-segsize allows: a power of two from 1 MiB to 1 GiB. */
+export function isSegmentSize(n: number): boolean {
+  return n >= 1 << 20 && n <= 1 << 30 && (n & (n - 1)) === 0;
+}
+
 const SEGMENT_RE = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/;
 const HISTORY_RE = /^([0-9A-F]{8})\.history$/;
 const LSN_RE = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;

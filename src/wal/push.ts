@@ -8,7 +8,7 @@ import { LifeboatError } from '../errors';
 import { keys } from '../repository/layout';
 import type { Repository } from '../repository/types';
 import { decodeWal, encodeWal, sha256Hex } from './compress';
-import { DEFAULT_WAL_SEGMENT_SIZE, walFileKind } from './names';
+import { DEFAULT_WAL_SEGMENT_SIZE, isSegmentSize, walFileKind } from './names';
 import { restorePointCandidates } from './restore-points';
 import { TimelineWatch, type Supersession } from './superseded';
 
@@ -153,10 +153,6 @@ async function shaOfArchived(repo: Repository, key: string, walFile: string): Pr
   } catch {
     return undefined;
   }
-}
-
-function isSegmentSize(n: number): boolean {
-  return n >= 1 << 20 && n <= 1 << 30 && (n & (n - 1)) === 0;
 }
 
 /** What the old primary's server log shows, once per retry: who replaced it, when, and what to do. */

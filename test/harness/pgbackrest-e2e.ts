@@ -51,6 +51,8 @@ export interface PgBackRestRunbookOptions {
   namespace?: string;
   /** More settings in the engine block, e.g. `delta: true`. */
   engine?: string;
+  /** The primary's WAL segment size in MiB (initdb --wal-segsize) and first WAL segment (pg_resetwal -l); a posix stanza only. */
+  wal?: { segSizeMb?: number; start?: string };
   /** Changes the runbook's YAML before the engine line is added. */
   edit?: (yaml: string) => string;
 }
@@ -101,7 +103,9 @@ export async function startPgBackRestRunbook(
   const runbooksDir = postgresTempDir('runbooks');
   cleanups.push(() => rmSync(runbooksDir, { recursive: true, force: true }));
   process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
-  const s = opts.s3 ? await startPgBackRestS3Primary(opts.s3, opts.stanza) : await startPgBackRestPrimary(opts.stanza);
+  const s = opts.s3
+    ? await startPgBackRestS3Primary(opts.s3, opts.stanza)
+    : await startPgBackRestPrimary(opts.stanza, { walSegSizeMb: opts.wal?.segSizeMb, walStart: opts.wal?.start });
   cleanups.push(() => s.stop());
   const host = opts.host ?? `${opts.name}${process.pid}`;
 

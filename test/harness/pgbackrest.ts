@@ -29,10 +29,21 @@ export interface PgBackRestStanza {
 
 export async function startPgBackRestPrimary(
   stanza = 'lb',
-  opts: { repo?: string[]; /** The configuration file's mode (0600 when it holds keys). */ mode?: number } = {},
+  opts: {
+    repo?: string[];
+    /** The configuration file's mode (0600 when it holds keys). */ mode?: number;
+    /** The primary's WAL segment size in MiB (initdb --wal-segsize); PostgreSQL's default (16) otherwise. */
+    walSegSizeMb?: number;
+    /** The primary's first WAL segment (pg_resetwal -l before its first start). */
+    walStart?: string;
+  } = {},
 ): Promise<PgBackRestStanza> {
   const root = postgresTempDir('pgbackrest');
-  const primary = await startPrimary({ conf: ['archive_mode = on', "archive_command = ''", 'archive_timeout = 0'] });
+  const primary = await startPrimary({
+    conf: ['archive_mode = on', "archive_command = ''", 'archive_timeout = 0'],
+    ...(opts.walSegSizeMb ? { initdb: [`--wal-segsize=${opts.walSegSizeMb}`] } : {}),
+    ...(opts.walStart ? { walStart: opts.walStart } : {}),
+  });
   const config = path.join(root, 'pgbackrest.conf');
   const repoPath = path.join(root, 'repo');
   writeFileSync(

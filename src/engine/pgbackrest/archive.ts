@@ -9,6 +9,7 @@ import { archiveReport } from '../archive-report';
 import type { ArchiveReport, EngineBackup } from '../types';
 import { runPgBackRest, stanzaCommand, type PgBackRestTarget } from './command';
 import { walFilesOfRepoLs, type StanzaInfo } from './info';
+import { stanzaSegmentSize } from './segments';
 
 /** The archive of `info`'s current database, for the backups `list`. */
 export async function stanzaArchive(
@@ -22,8 +23,14 @@ export async function stanzaArchive(
     .slice(0, -1)
     .map((a) => `archive ${a.id} (an older database of the stanza) not checked: ${a.min ?? '?'} .. ${a.max ?? '?'}`);
   const { files, histories } = await walOf(t, current?.id);
-  // pgBackRest does not report the WAL segment size; Lifeboat assumes PostgreSQL's default (16 MiB).
+  // pgBackRest does not report the WAL segment size: read from a segment (./segments.ts).
+  const walSegmentSize = await stanzaSegmentSize(
+    t,
+    current?.id,
+    files.map((f) => f.name),
+  );
   const chain = analyzeChain({
+    walSegmentSize,
     walFiles: files.map((f) => f.name),
     histories,
     backups: list.map((b) => ({

@@ -45,6 +45,7 @@ import {
 } from './command';
 import { failureError, failureOfRepoStatus, onlyInEnvironmentError } from './errors';
 import { INFO_STATUS, parseInfo, type StanzaInfo } from './info';
+import { stanzaSegmentSize } from './segments';
 import { expiredInLines, problemOf, verifyFindings } from './output';
 
 export class PgBackRestEngine implements BackupEngine {
@@ -126,6 +127,18 @@ export class PgBackRestEngine implements BackupEngine {
     const info = await this.info();
     const { files, histories } = await walOf(this.t, info.archives[info.archives.length - 1]?.id);
     return { files: files.map((f) => f.name), histories };
+  }
+
+  /** The WAL segment size of the current database's archive, which pgBackRest's info does not give (./segments.ts). */
+  async walSegmentSize(): Promise<number> {
+    const info = await this.info();
+    const archiveId = info.archives[info.archives.length - 1]?.id;
+    const { files } = await walOf(this.t, archiveId);
+    return stanzaSegmentSize(
+      this.t,
+      archiveId,
+      files.map((f) => f.name),
+    );
   }
 
   async takeBackup(opts: TakeBackupOptions = {}): Promise<EngineBackup> {
