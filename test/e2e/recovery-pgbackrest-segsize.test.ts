@@ -13,6 +13,7 @@
 // writes, batch B; archived. Then:
 //   - the engine reads the size: 1 MiB, as the primary's wal_segment_size;
 //   - preflight to LSN a passes, the archive read without a gap;
+//   - a drill's target is drawn up to batch B's commit, past the boundary;
 //   - preflight refuses an LSN 4 MiB past the archive's end with
 //     TARGET_UNREACHABLE, nothing started;
 //   - a recovery to LSN a on the dev Temporal server pauses with exactly the
@@ -20,6 +21,7 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { preflight } from '../../activities/recovery';
+import { pickDrillTargetOnEngine } from '../../src/drill/engine-target';
 import type { Runbook } from '../../src/runbook/schema';
 import { formatLsn, parseLsn } from '../../src/wal/names';
 import { activity, failureOf } from '../harness/activity';
@@ -105,6 +107,12 @@ describe('a pgBackRest stanza of a cluster with 1 MiB WAL segments', () => {
     });
     expect(result.walFrom <= '000000010000000000000FFF').toBe(true);
     expect(result.walTo! >= '000000010000000100000000').toBe(true);
+  });
+
+  it("draws a drill's target up to the newest commit, past the boundary", async () => {
+    const picked = await pickDrillTargetOnEngine(runbook);
+    // Batch B's commit, in a segment of log id 1 (with 16 MiB assumed the line ended at 0FFF, before batch A).
+    expect(picked.why).toMatch(/newest archived commit \(\S+, in 0000000100000001[0-9A-F]{8}\)/);
   });
 
   it('refuses in preflight an LSN past the end of the archive, nothing started', async () => {

@@ -5,7 +5,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { demoRunbookYaml, type DemoRunbookParams } from '../../src/dev/demo-runbook';
-import { postgresTempDir, startPrimary, type Primary } from './postgres';
+import { postgresTempDir, startPrimary, type Primary, type PrimaryOptions } from './postgres';
 import { freePort } from './ports';
 import { s3Env, s3RepoUrl } from './services';
 
@@ -46,6 +46,8 @@ export async function startTestCluster(opts: {
   primaryConf?: string[];
   /** More options for the primary's archive-push (e.g. --encryption-key k1=/path). */
   archiveArgs?: string[];
+  /** How the primary is made: more initdb options (--wal-segsize=1) and its first WAL segment (pg_resetwal -l). */
+  primaryInit?: Pick<PrimaryOptions, 'initdb' | 'walStart'>;
 }): Promise<TestCluster> {
   const { name, kind } = opts;
   const repoDir = kind === 'file' ? postgresTempDir('repo') : undefined;
@@ -62,6 +64,7 @@ export async function startTestCluster(opts: {
         ...(opts.archiveArgs ? { args: opts.archiveArgs } : {}),
       },
       ...(opts.primaryConf ? { conf: opts.primaryConf } : {}),
+      ...opts.primaryInit,
     });
   } catch (err) {
     for (const d of [repoDir, stateDir]) if (d) rmSync(d, { recursive: true, force: true });

@@ -30,6 +30,7 @@ export async function backedUpCluster(
   label: string,
   cleanups: Cleanups,
   kind: RepoKind = 'file',
+  primaryInit?: Parameters<typeof startTestCluster>[0]['primaryInit'],
 ): Promise<BackedUpCluster> {
   if (kind === 's3') useS3Env();
   const runbooksDir = postgresTempDir('runbooks');
@@ -37,7 +38,14 @@ export async function backedUpCluster(
   process.env.LIFEBOAT_RUNBOOKS_DIR = runbooksDir;
   const host = `${label}${process.pid}`;
   const name = `${label}-${process.pid}`;
-  const tc = await startTestCluster({ name, kind, runbooksDir, host, runbook: { approvers: ['alice'] } });
+  const tc = await startTestCluster({
+    name,
+    kind,
+    runbooksDir,
+    host,
+    runbook: { approvers: ['alice'] },
+    ...(primaryInit ? { primaryInit } : {}),
+  });
   cleanups.push(() => tc.stop());
   const runbook = await loadRunbook(name);
   // A copy a run leaves paused or promoted is the test's to stop.
