@@ -24,6 +24,7 @@ import { lifeboatActivity } from './failure';
 import { postApprovalToSlack } from './notify';
 import { engineSetting } from '../src/runbook/engine';
 import { preflightOnEngine } from '../src/recovery/engine-preflight';
+import { tablespaceWarnings } from '../src/recovery/tablespaces';
 
 /**
  * Step 1: the runbook, the repository, the backup to restore and the WAL to
@@ -136,6 +137,7 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
       ...(input.instance ? { instance: input.instance } : {}),
     }),
   );
+  const tablespacesRead = tablespaceWarnings(runbook, meta);
   let reached = await reach();
   const reachNotes: string[] = [];
   if (reached.refusal) {
@@ -151,7 +153,13 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
     }
   }
   const privileges = unwrap(await privilegesRead);
-  const warnings = [...privileges.warnings, ...coverage.warnings, ...reached.warnings, ...reachNotes];
+  const warnings = [
+    ...privileges.warnings,
+    ...coverage.warnings,
+    ...reached.warnings,
+    ...reachNotes,
+    ...(await tablespacesRead),
+  ];
   let primaryReachable = false;
   let archiver: string | undefined;
   let archiverProblems: string[] | undefined;

@@ -13,7 +13,7 @@
 // plain format then our own tar, rather than pg_basebackup -Ft.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, readlink, rename, rm, unlink } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
@@ -79,6 +79,23 @@ interface PrimaryFacts {
   pgVersion: string;
   systemIdentifier: string;
   walSegmentSize: number;
+  tablespaces: Tablespace[];
+}
+
+/** A tablespace outside the data directory: pg_tablespace_location is absolute (an in-place one's is relative). */
+export interface Tablespace {
+  oid: string;
+  name: string;
+  location: string;
+}
+
+/** The server's tablespaces outside its data directory (pg_tablespace is readable by every role). */
+export async function readTablespaces(client: Client): Promise<Tablespace[]> {
+  const { rows } = await client.query<Tablespace>(
+    `select oid::text as oid, spcname as name, pg_tablespace_location(oid) as location
+       from pg_tablespace where pg_tablespace_location(oid) like '/%' order by oid`,
+  );
+  return rows;
 }
 
 async function readPrimaryFacts(runbook: Runbook): Promise<PrimaryFacts> {
@@ -91,7 +108,12 @@ async function readPrimaryFacts(runbook: Runbook): Promise<PrimaryFacts> {
               (select setting from pg_settings where name = 'wal_segment_size') as seg`,
     );
     const r = rows[0]!;
-    return { pgVersion: r.v, systemIdentifier: r.sysid, walSegmentSize: Number(r.seg) };
+    return {
+      pgVersion: r.v,
+      systemIdentifier: r.sysid,
+      walSegmentSize: Number(r.seg),
+      tablespaces: await readTablespaces(client),
+    };
   } catch (err) {
     const p = runbook.cluster.primary;
     throw new LifeboatError(
@@ -171,7 +193,21 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
     const label = `lifeboat ${cluster} ${backupId}`;
     await runTool(
       `${bin}/pg_basebackup`,
-      ['-D', dataDir, '-Fp', '-X', 'stream', '-c', 'fast', '-l', label, '--manifest-checksums=SHA256', '-P'],
+      [
+        '-D',
+        dataDir,
+        '-Fp',
+        '-X',
+        'stream',
+        '-c',
+        'fast',
+        '-l',
+        label,
+        '--manifest-checksums=SHA256',
+        '-P',
+        // A plain copy writes each tablespace at its own path: on the primary's host that is the primary's.
+        ...facts.tablespaces.map((t) => tablespaceMapping(t, work)),
+      ],
       {
         env: primaryLibpqEnv(runbook),
         what: 'pg_basebackup',
@@ -197,6 +233,7 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
       ],
     });
     const verifiedAt = new Date();
+    await placeTablespacesInside(dataDir, work, facts.tablespaces);
 
     const labelFacts = parseBackupLabel(await readFile(path.join(dataDir, 'backup_label'), 'utf8'));
     const manifestText = await readFile(path.join(dataDir, MANIFEST), 'utf8');
@@ -289,6 +326,7 @@ export async function takeBaseBackup(opts: TakeBaseBackupOptions): Promise<Backu
       verifiedBy: 'pg_verifybackup',
       label,
       privileges,
+      ...(facts.tablespaces.length > 0 ? { tablespaces: facts.tablespaces } : {}),
     });
     const metaText = `${JSON.stringify(meta, null, 2)}\n`;
     const metaSha = createHash('sha256').update(metaText).digest('hex');
@@ -339,4 +377,39 @@ async function packSingle(dataDir: string, work: string, progress: Progress): Pr
     progress({ phase: 'pack', bytesDone: (done += n) }),
   );
   return [{ name: BASE_ARCHIVE, storedSize: p.storedSize, size: p.size, sha256: p.sha256, compression: 'zstd' }];
+}
+
+/** Where pg_basebackup writes a tablespace of the copy: the backup's own scratch directory. */
+function tablespaceCopy(t: Tablespace, work: string): string {
+  return path.join(work, 'tablespaces', t.oid);
+}
+
+/** pg_basebackup's --tablespace-mapping=OLD=NEW, an `=` in either written `\=`. */
+export function tablespaceMapping(t: Tablespace, work: string): string {
+  const esc = (p: string) => p.replace(/=/g, '\\=');
+  return `--tablespace-mapping=${esc(t.location)}=${esc(tablespaceCopy(t, work))}`;
+}
+
+/**
+ * Each tablespace's copy moved into the copied data directory, in place of
+ * its link (pg_tblspc/<oid> becomes the directory itself, as an in-place
+ * tablespace is): the backup holds the files, and a restored copy uses its
+ * own, never the primary's location. After pg_verifybackup, which followed
+ * the links.
+ */
+async function placeTablespacesInside(dataDir: string, work: string, tablespaces: Tablespace[]): Promise<void> {
+  for (const t of tablespaces) {
+    const link = path.join(dataDir, 'pg_tblspc', t.oid);
+    const copy = tablespaceCopy(t, work);
+    const points = await readlink(link).catch(() => undefined);
+    if (points !== copy) {
+      throw new LifeboatError(
+        'BACKUP_FAILED',
+        `tablespace ${t.name} (oid ${t.oid}, at ${t.location}) is not where the copy should have it: pg_tblspc/${t.oid} ${points ? `points to ${points}` : 'is not a link'}, expected ${copy}`,
+        { hints: ['a tablespace made or dropped while the backup ran; take the backup again', 'nothing was stored'] },
+      );
+    }
+    await unlink(link);
+    await rename(copy, link);
+  }
 }

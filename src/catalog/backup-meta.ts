@@ -144,6 +144,14 @@ export const BackupMeta = z
     label: z.string(),
     /** The role's privileges at backup time; absent in backups taken before Lifeboat recorded them. */
     privileges: BackupPrivileges.optional(),
+    /**
+     * The primary's tablespaces outside its data directory, stored inside it
+     * (pg_tblspc/<oid> a directory, not a link): a copy never reaches the
+     * primary's own location. Absent when there are none.
+     */
+    tablespaces: z
+      .array(z.strictObject({ oid: z.string().regex(/^\d+$/), name: z.string(), location: z.string() }))
+      .optional(),
   })
   .superRefine((meta, ctx) => {
     const layout = baseLayout(meta);

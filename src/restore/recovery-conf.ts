@@ -5,7 +5,7 @@
 // postgresql.auto.conf is read after postgresql.conf and its last setting of
 // a name wins, so the block overrides the primary's own port and listen
 // addresses without editing the files the backup brought along.
-import { rm, readFile, writeFile } from 'node:fs/promises';
+import { lstat, readdir, rm, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Target } from '../recovery/contract';
 import { chownToUser, writeOwnedFile } from './os-user';
@@ -111,14 +111,40 @@ export async function writeRecoveryConf(dataDir: string, settings: RecoverySetti
   return writeRecoveryBlock(dataDir, recoveryLines(settings), osUser);
 }
 
-/** Writes these lines as Lifeboat's block of postgresql.auto.conf (atomically, owned by the OS user); true when it changed. */
+/**
+ * Writes these lines as Lifeboat's block of postgresql.auto.conf (atomically,
+ * owned by the OS user); true when it changed. A copy whose tablespaces are
+ * directories in pg_tblspc (a Lifeboat backup stores them so) also gets
+ * allow_in_place_tablespaces: PostgreSQL 15 stops recovery at "unexpected
+ * directory entry found in pg_tblspc/" without it.
+ */
 export async function writeRecoveryBlock(dataDir: string, lines: string[], osUser: string): Promise<boolean> {
   const file = path.join(dataDir, AUTO_CONF);
   const before = await readFile(file, 'utf8').catch(() => '');
-  const after = withRecoveryBlock(before, lines);
+  const inPlace = await inPlaceTablespaces(dataDir);
+  const block = [...lines];
+  if (inPlace.length > 0) {
+    const end = block.lastIndexOf(BLOCK_END);
+    block.splice(
+      end < 0 ? block.length : end,
+      0,
+      `# tablespaces ${inPlace.join(', ')} are directories inside this data directory, not links`,
+      'allow_in_place_tablespaces = on',
+    );
+  }
+  const after = withRecoveryBlock(before, block);
   if (before === after) return false;
   await writeOwnedFile(file, after, osUser);
   return true;
+}
+
+/** The tablespaces (oids) that are directories in the data directory's pg_tblspc, not links. */
+export async function inPlaceTablespaces(dataDir: string): Promise<string[]> {
+  const dir = path.join(dataDir, 'pg_tblspc');
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const found: string[] = [];
+  for (const n of names.sort()) if ((await lstat(path.join(dir, n))).isDirectory()) found.push(n);
+  return found;
 }
 
 /**

@@ -193,7 +193,15 @@ async function restoreClaimed(
   // failed run, a test, an operator who removes it) must have no process
   // writing into its pg_wal.
   hooks.onProgress({ phase: 'done', bytes: extracted.storedBytes, totalBytes: extracted.storedBytes });
-  return { result: config.notes.length ? { ...result, configNotes: config.notes } : result, served: source };
+  // The backup holds its tablespaces inside the data directory (src/backup/base-backup.ts): said where the copy has them.
+  const notes = [
+    ...config.notes,
+    ...(meta.tablespaces ?? []).map(
+      (t) =>
+        `tablespace ${t.name} (at ${t.location} on the primary) is inside the copy's data directory: pg_tblspc/${t.oid}`,
+    ),
+  ];
+  return { result: notes.length ? { ...result, configNotes: notes } : result, served: source };
 }
 
 /** The restore host's PostgreSQL must be the backup's major version, or the copy could never start. */

@@ -1,0 +1,131 @@
+// A DBA's cluster with a tablespace outside its data directory, on Lifeboat's
+// own file:// repository. pg_basebackup's plain format writes a tablespace at
+// its own path, which on the primary's host is the primary's: the backup
+// failed ("directory exists but is not empty") before Lifeboat mapped it, and
+// a copy restored from links to that path would have used the primary's
+// files. Now the backup maps each tablespace into its scratch directory and
+// stores it inside the data directory (pg_tblspc/<oid> a directory); the
+// copy reads its own. A real PostgreSQL 15 primary: tablespace `fast` in a
+// directory of its own with a table in it (after the harness's first backup),
+// then a second backup, then rows in the
+// table, a restore point, more rows. Then:
+//   - the backup records the tablespace and stores its files;
+//   - a recovery to the restore point pauses with exactly the rows at it in
+//     the tablespace's table, the copy's tablespace inside its own data
+//     directory (pg_tablespace_location is pg_tblspc/<oid>), the restore's
+//     summary says so, and the primary's tablespace still serves the primary;
+//   - a tablespace made on the primary after the backup is named in
+//     preflight's warnings (replay would make it at the primary's location).
+import { lstatSync, mkdirSync, rmSync } from 'node:fs';
+import * as path from 'node:path';
+import { Client } from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { preflight } from '../../activities/recovery';
+import { takeBaseBackup } from '../../src/backup/base-backup';
+import type { BackupMeta } from '../../src/catalog/backup-meta';
+import { chownToOsUser } from '../../src/dev/sandbox-pg';
+import { approveSignal, statusQuery } from '../../src/recovery/messages';
+import { activity } from '../harness/activity';
+import { runCleanups, type Cleanups } from '../harness/cleanups';
+import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { waitFor } from '../harness/ports';
+import { backedUpCluster, recoveryWorkers, type BackedUpCluster } from '../harness/recovery-cluster';
+
+const cleanups: Cleanups = [];
+afterAll(() => runCleanups(cleanups));
+
+type Row = { id: number; note: string };
+const ROWS = 'select id, note from ledger_fast order by id';
+
+let c: BackedUpCluster;
+let meta: BackupMeta;
+let location = '';
+let oid = '';
+let rowsAtPoint: Row[] = [];
+
+beforeAll(async () => {
+  c = await backedUpCluster('tblspc', cleanups);
+  const pg = c.tc.pg;
+  const root = postgresTempDir('tblspc');
+  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+  location = path.join(root, 'fast');
+  mkdirSync(location);
+  chownToOsUser(location, 'postgres');
+  await pg.query(`create tablespace fast location '${location}'`);
+  await pg.query(`create table ledger_fast (id int primary key, note text) tablespace fast`);
+  await pg.query(`insert into ledger_fast select g, 'before-backup-' || g from generate_series(1, 50) g`);
+  oid = (await pg.query<{ oid: string }>(`select oid::text as oid from pg_tablespace where spcname = 'fast'`))[0]!.oid;
+  meta = await takeBaseBackup({ runbook: c.runbook });
+  await pg.query(`insert into ledger_fast select g, 'after-backup-' || g from generate_series(51, 80) g`);
+  await pg.query(`select pg_create_restore_point('tblspc-point')`);
+  rowsAtPoint = await pg.query<Row>(ROWS);
+  await pg.query(`update ledger_fast set note = 'damaged'`);
+  await switchAndWaitArchived(pg);
+});
+
+describe('a cluster with a tablespace outside its data directory', () => {
+  it('is backed up with the tablespace stored inside the data directory', () => {
+    expect(meta.tablespaces).toEqual([{ oid, name: 'fast', location }]);
+  });
+
+  it('recovers to a restore point with exactly its rows, the copy on its own tablespace files', async () => {
+    const { client, taskQueue } = await recoveryWorkers(c, cleanups);
+    const wf = await client.workflow.start('recoverToPointInTime', {
+      taskQueue,
+      workflowId: `recover-${c.name}`,
+      args: [{ runbook: c.name, target: { name: 'tblspc-point' }, backupId: meta.backupId }],
+    });
+    cleanups.push(() => wf.terminate('test over').catch(() => undefined));
+    const paused = await waitFor(
+      'the copy to pause at the restore point',
+      async () => {
+        const s = await wf.query(statusQuery);
+        const failed = s.steps.find((x) => x.state === 'failed');
+        if (failed) throw new Error(`${failed.id} failed: ${failed.error?.type} ${failed.error?.message}`);
+        if (s.pending?.step === 'approve-fence') await wf.signal(approveSignal, { step: 'approve-fence', by: 'alice' });
+        return s.pending?.step === 'approve-promote' ? s : undefined;
+      },
+      { timeoutMs: 300_000, intervalMs: 250 },
+    );
+    expect(paused.replay?.paused).toBe(true);
+    expect(paused.steps.find((x) => x.id === 'restore-base-backup')?.summary).toContain(
+      `tablespace fast (at ${location} on the primary) is inside the copy's data directory: pg_tblspc/${oid}`,
+    );
+    // A directory in the copy, not a link to the primary's location.
+    expect(lstatSync(path.join(c.runbook.restore.dataDir, 'pg_tblspc', oid)).isDirectory()).toBe(true);
+    const copy = new Client({ host: c.runbook.restore.address, port: c.runbook.restore.port, user: 'postgres' });
+    await copy.connect();
+    try {
+      expect((await copy.query<Row>(ROWS)).rows).toEqual(rowsAtPoint);
+      const [loc] = (await copy.query<{ l: string }>(`select pg_tablespace_location(${oid}) as l`)).rows;
+      expect(loc?.l).toBe(`pg_tblspc/${oid}`);
+    } finally {
+      await copy.end();
+    }
+    // The primary still reads and writes its own tablespace.
+    const pg = c.tc.pg;
+    await pg.query(`insert into ledger_fast values (81, 'after-recovery')`);
+    expect((await pg.query<Row>(ROWS)).map((r) => r.note).slice(-2)).toEqual(['damaged', 'after-recovery']);
+    const [ploc] = await pg.query<{ l: string }>(`select pg_tablespace_location(${oid}) as l`);
+    expect(ploc?.l).toBe(location);
+  });
+
+  it("warns in preflight of a tablespace on the primary that the backup does not hold, not of the backup's own", async () => {
+    const late = path.join(path.dirname(location), 'late');
+    mkdirSync(late);
+    chownToOsUser(late, 'postgres');
+    await c.tc.pg.query(`create tablespace late location '${late}'`);
+    const { result } = await activity(preflight, {
+      runbook: c.name,
+      target: { name: 'tblspc-point' },
+      backupId: meta.backupId,
+      mode: 'side-by-side',
+      dryRun: false,
+    });
+    const about = result.warnings.filter((w) => w.startsWith('tablespace '));
+    expect(about).toHaveLength(1);
+    expect(about[0]).toMatch(
+      new RegExp(`^tablespace late \\(oid \\d+, at ${late}\\) is on the primary but not in backup ${meta.backupId}: `),
+    );
+  });
+});
