@@ -14,7 +14,7 @@
 //               (its findings read in ./output.ts)
 //   expire      expire (the stanza's own retention settings)
 // Progress comes from its per-file console lines ("(440KB, 2.48%)").
-import { mkdir, readdir, appendFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readlink, rename, rmdir, symlink, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { HealthProblem } from '../../catalog/chain';
 import { LifeboatError, errorMessage, isLifeboatError } from '../../errors';
@@ -184,6 +184,7 @@ export class PgBackRestEngine implements BackupEngine {
     await this.requireConfigAlone();
     const delta = req.delta ?? this.delta;
     await this.prepareDir(req.dataDir, delta);
+    await clearTablespaceStage(req.dataDir);
     let files = 0;
     let last = 0;
     req.onProgress?.({ phase: 'preparing', bytes: 0, totalBytes: backup.sizeBytes });
@@ -196,6 +197,8 @@ export class PgBackRestEngine implements BackupEngine {
         ...targetArgs(req),
         ...(req.archive ? [] : ['--archive-mode=off']),
         ...(delta ? ['--delta'] : []),
+        // By default pgBackRest restores each tablespace at its recorded path: on the primary's host, the primary's own.
+        `--tablespace-map-all=${tablespaceStage(req.dataDir)}`,
       ],
       {
         withRepo: true,
@@ -215,6 +218,7 @@ export class PgBackRestEngine implements BackupEngine {
         },
       },
     );
+    await tablespacesInPlace(req.dataDir);
     // After pgBackRest's own recovery settings (postgresql.auto.conf: its restore_command and the target): where this copy listens.
     const settings = [...(req.settings ?? []), ...(req.archive ? this.archiveSettings(req.dataDir) : [])];
     if (settings.length)
@@ -352,4 +356,50 @@ export class PgBackRestEngine implements BackupEngine {
     const after = new Set((await this.info()).backups.map((b) => b.backupId));
     return { expired: before.filter((id) => !after.has(id)), lines };
   }
+}
+
+/** Where pgBackRest restores a copy's tablespaces (--tablespace-map-all): beside the copy (it refuses a path in PGDATA), before they are moved into it. */
+function tablespaceStage(dataDir: string): string {
+  return `${dataDir}.lifeboat-tablespaces`;
+}
+
+/**
+ * An earlier stage (a restore interrupted before its tablespaces were moved
+ * in) is moved aside, never removed: pgBackRest refuses a tablespace
+ * directory that holds files.
+ */
+async function clearTablespaceStage(dataDir: string): Promise<void> {
+  const stage = tablespaceStage(dataDir);
+  const left = await readdir(stage).catch(() => undefined);
+  if (left === undefined) return;
+  if (left.length === 0) await rmdir(stage);
+  else await rename(stage, `${stage}-${new Date().toISOString().replace(/[-:.]/g, '')}`);
+}
+
+/**
+ * Each tablespace pgBackRest restored into the stage moved to
+ * pg_tblspc/<oid> itself, in place of its link, as a Lifeboat backup stores
+ * them (src/backup/base-backup.ts): the copy is one directory, moved aside
+ * whole, and never reaches the primary's location; the recovery block allows
+ * in-place tablespaces (src/restore/recovery-conf.ts). A data directory that
+ * is a mount point cannot take a rename from beside it: there the link to
+ * the stage stays (still the copy's own files, not the primary's).
+ */
+async function tablespacesInPlace(dataDir: string): Promise<void> {
+  const stage = tablespaceStage(dataDir);
+  const links = path.join(dataDir, 'pg_tblspc');
+  for (const oid of await readdir(links).catch(() => [] as string[])) {
+    const link = path.join(links, oid);
+    const points = await readlink(link).catch(() => undefined);
+    if (!points || path.dirname(path.resolve(links, points)) !== stage) continue;
+    const target = path.resolve(links, points);
+    await unlink(link);
+    try {
+      await rename(target, link);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      await symlink(target, link);
+    }
+  }
+  await rmdir(stage).catch(() => undefined);
 }
