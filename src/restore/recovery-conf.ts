@@ -23,10 +23,14 @@ export interface RecoverySettings {
   /** For the comment line: who wrote the block. */
   workflowId: string;
   /**
-   * A drill copy: never archive. Promoted, it would otherwise push its new
-   * timeline's history and WAL into the production repository through the
-   * primary's archive_command, and recovery_target_timeline = 'latest' would
-   * make later restores follow the drill's timeline.
+   * A drill copy (or a standby): never archive, never apply a subscription.
+   * Promoted, it would otherwise push its new timeline's history and WAL into
+   * the production repository through the primary's archive_command, and
+   * recovery_target_timeline = 'latest' would make later restores follow the
+   * drill's timeline; and the subscriptions in its catalog would start apply
+   * workers that connect to the publishers with production's slots, taking
+   * changes the production subscriber then never gets (whenever it is not
+   * connected itself). max_logical_replication_workers = 0 starts none.
    */
   archiveOff?: boolean;
 }
@@ -77,7 +81,7 @@ export function recoveryLines(s: RecoverySettings): string[] {
     `primary_slot_name = ''`,
     `archive_cleanup_command = ''`,
     `recovery_end_command = ''`,
-    ...(s.archiveOff ? [`archive_mode = off`, `archive_command = ''`] : []),
+    ...(s.archiveOff ? [`archive_mode = off`, `archive_command = ''`, `max_logical_replication_workers = 0`] : []),
     `restore_command = ${quote(s.restoreCommand)}`,
     `recovery_target_timeline = 'latest'`,
     ...target,

@@ -26,6 +26,8 @@ describe('standby recovery settings', () => {
         'hot_standby = on',
         'archive_mode = off',
         "archive_command = ''",
+        // Promoted by mistake it must not apply the subscriptions in its catalog either.
+        'max_logical_replication_workers = 0',
         "recovery_target_timeline = 'latest'",
         "recovery_min_apply_delay = '3600s'",
       ]),
