@@ -32,6 +32,8 @@ import {
   seedOrders,
   startPgBackRestRunbook,
   startRecovery,
+  ORDERS,
+  type Order,
   type PgBackRestRunbook,
 } from '../harness/pgbackrest-e2e';
 import { stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
@@ -39,12 +41,6 @@ import { stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
 
-interface Order {
-  id: number;
-  customer: string;
-  status: string;
-}
-const ORDERS = 'select id, customer, status from orders order by id';
 const MIB = 1024 * 1024;
 
 let r: PgBackRestRunbook;

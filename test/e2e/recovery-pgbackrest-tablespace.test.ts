@@ -12,10 +12,9 @@
 // same run retargeted to LSN a restores again with --delta over its own copy
 // and pauses with exactly the rows at a; the primary's tablespace still
 // serves the primary.
-import { existsSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chownToOsUser } from '../../src/dev/sandbox-pg';
 import { retargetSignal, statusQuery } from '../../src/recovery/messages';
 import type { RecoveryStatus } from '../../src/recovery/contract';
 import type { Runbook } from '../../src/runbook/schema';
@@ -28,14 +27,12 @@ import {
   type PgBackRestRunbook,
   type RecoveryRun,
 } from '../harness/pgbackrest-e2e';
-import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
+import { switchAndWaitArchived } from '../harness/postgres';
 import { waitFor } from '../harness/ports';
+import { fastTablespace, LEDGER_FAST_ROWS as ROWS, type LedgerRow as Row } from '../harness/tablespace';
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
-
-type Row = { id: number; note: string };
-const ROWS = 'select id, note from ledger_fast order by id';
 
 let r: PgBackRestRunbook;
 let runbook: Runbook;
@@ -61,15 +58,7 @@ beforeAll(async () => {
   runbook = await r.load();
   const pg = r.s.primary;
   await seedOrders(pg);
-  const root = postgresTempDir('tblspc');
-  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
-  location = path.join(root, 'fast');
-  mkdirSync(location);
-  chownToOsUser(location, 'postgres');
-  await pg.query(`create tablespace fast location '${location}'`);
-  await pg.query(`create table ledger_fast (id int primary key, note text) tablespace fast`);
-  await pg.query(`insert into ledger_fast select g, 'before-backup-' || g from generate_series(1, 50) g`);
-  oid = (await pg.query<{ oid: string }>(`select oid::text as oid from pg_tablespace where spcname = 'fast'`))[0]!.oid;
+  ({ location, oid } = await fastTablespace(cleanups, pg));
   await r.engine.takeBackup({ type: 'full' });
   const at = async () => (await pg.query<{ l: string }>('select pg_current_wal_insert_lsn()::text as l'))[0]!.l;
   await pg.query(`insert into ledger_fast select g, 'a-' || g from generate_series(51, 60) g`);

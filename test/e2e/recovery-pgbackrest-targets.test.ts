@@ -34,6 +34,8 @@ import {
   seedOrders,
   startPgBackRestRunbook,
   startRecovery,
+  ORDERS,
+  type Order,
   type PgBackRestRunbook,
   type RecoveryRun,
 } from '../harness/pgbackrest-e2e';
@@ -42,13 +44,6 @@ import { waitFor } from '../harness/ports';
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
-
-interface Order {
-  id: number;
-  customer: string;
-  status: string;
-}
-const ORDERS = 'select id, customer, status from orders order by id';
 
 let r: PgBackRestRunbook;
 let runbook: Runbook;

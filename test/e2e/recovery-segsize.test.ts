@@ -13,14 +13,12 @@
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCatalog } from '../../src/catalog/catalog';
-import { approveSignal, statusQuery } from '../../src/recovery/messages';
 import { openRepository } from '../../src/repository';
 import { parseLsn } from '../../src/wal/names';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { cliRunner } from '../harness/cli';
 import { switchAndWaitArchived } from '../harness/postgres';
-import { waitFor } from '../harness/ports';
-import { backedUpCluster, recoveryWorkers, type BackedUpCluster } from '../harness/recovery-cluster';
+import { backedUpCluster, recoverUntilPaused, type BackedUpCluster } from '../harness/recovery-cluster';
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
@@ -67,24 +65,7 @@ describe("Lifeboat's own repository for a cluster with 1 MiB WAL segments", () =
   });
 
   it('recovers to an LSN past the boundary with exactly the rows at that LSN', async () => {
-    const { client, taskQueue } = await recoveryWorkers(c, cleanups);
-    const wf = await client.workflow.start('recoverToPointInTime', {
-      taskQueue,
-      workflowId: `recover-${c.name}`,
-      args: [{ runbook: c.name, target: { lsn: lsnA } }],
-    });
-    cleanups.push(() => wf.terminate('test over').catch(() => undefined));
-    const paused = await waitFor(
-      'the copy to pause at the target',
-      async () => {
-        const s = await wf.query(statusQuery);
-        const failed = s.steps.find((x) => x.state === 'failed');
-        if (failed) throw new Error(`${failed.id} failed: ${failed.error?.type} ${failed.error?.message}`);
-        if (s.pending?.step === 'approve-fence') await wf.signal(approveSignal, { step: 'approve-fence', by: 'alice' });
-        return s.pending?.step === 'approve-promote' ? s : undefined;
-      },
-      { timeoutMs: 300_000, intervalMs: 250 },
-    );
+    const paused = await recoverUntilPaused(c, cleanups, { target: { lsn: lsnA } });
     expect(paused.replay?.paused).toBe(true);
     const copy = new Client({ host: c.runbook.restore.address, port: c.runbook.restore.port, user: 'postgres' });
     await copy.connect();

@@ -16,7 +16,7 @@
 //     summary says so, and the primary's tablespace still serves the primary;
 //   - a tablespace made on the primary after the backup is named in
 //     preflight's warnings (replay would make it at the primary's location).
-import { lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,18 +24,14 @@ import { preflight } from '../../activities/recovery';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import type { BackupMeta } from '../../src/catalog/backup-meta';
 import { chownToOsUser } from '../../src/dev/sandbox-pg';
-import { approveSignal, statusQuery } from '../../src/recovery/messages';
 import { activity } from '../harness/activity';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
-import { postgresTempDir, switchAndWaitArchived } from '../harness/postgres';
-import { waitFor } from '../harness/ports';
-import { backedUpCluster, recoveryWorkers, type BackedUpCluster } from '../harness/recovery-cluster';
+import { switchAndWaitArchived } from '../harness/postgres';
+import { backedUpCluster, recoverUntilPaused, type BackedUpCluster } from '../harness/recovery-cluster';
+import { fastTablespace, LEDGER_FAST_ROWS as ROWS, type LedgerRow as Row } from '../harness/tablespace';
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
-
-type Row = { id: number; note: string };
-const ROWS = 'select id, note from ledger_fast order by id';
 
 let c: BackedUpCluster;
 let meta: BackupMeta;
@@ -46,15 +42,7 @@ let rowsAtPoint: Row[] = [];
 beforeAll(async () => {
   c = await backedUpCluster('tblspc', cleanups);
   const pg = c.tc.pg;
-  const root = postgresTempDir('tblspc');
-  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
-  location = path.join(root, 'fast');
-  mkdirSync(location);
-  chownToOsUser(location, 'postgres');
-  await pg.query(`create tablespace fast location '${location}'`);
-  await pg.query(`create table ledger_fast (id int primary key, note text) tablespace fast`);
-  await pg.query(`insert into ledger_fast select g, 'before-backup-' || g from generate_series(1, 50) g`);
-  oid = (await pg.query<{ oid: string }>(`select oid::text as oid from pg_tablespace where spcname = 'fast'`))[0]!.oid;
+  ({ location, oid } = await fastTablespace(cleanups, pg));
   meta = await takeBaseBackup({ runbook: c.runbook });
   await pg.query(`insert into ledger_fast select g, 'after-backup-' || g from generate_series(51, 80) g`);
   await pg.query(`select pg_create_restore_point('tblspc-point')`);
@@ -69,24 +57,7 @@ describe('a cluster with a tablespace outside its data directory', () => {
   });
 
   it('recovers to a restore point with exactly its rows, the copy on its own tablespace files', async () => {
-    const { client, taskQueue } = await recoveryWorkers(c, cleanups);
-    const wf = await client.workflow.start('recoverToPointInTime', {
-      taskQueue,
-      workflowId: `recover-${c.name}`,
-      args: [{ runbook: c.name, target: { name: 'tblspc-point' }, backupId: meta.backupId }],
-    });
-    cleanups.push(() => wf.terminate('test over').catch(() => undefined));
-    const paused = await waitFor(
-      'the copy to pause at the restore point',
-      async () => {
-        const s = await wf.query(statusQuery);
-        const failed = s.steps.find((x) => x.state === 'failed');
-        if (failed) throw new Error(`${failed.id} failed: ${failed.error?.type} ${failed.error?.message}`);
-        if (s.pending?.step === 'approve-fence') await wf.signal(approveSignal, { step: 'approve-fence', by: 'alice' });
-        return s.pending?.step === 'approve-promote' ? s : undefined;
-      },
-      { timeoutMs: 300_000, intervalMs: 250 },
-    );
+    const paused = await recoverUntilPaused(c, cleanups, { target: { name: 'tblspc-point' }, backupId: meta.backupId });
     expect(paused.replay?.paused).toBe(true);
     expect(paused.steps.find((x) => x.id === 'restore-base-backup')?.summary).toContain(
       `tablespace fast (at ${location} on the primary) is inside the copy's data directory: pg_tblspc/${oid}`,

@@ -255,6 +255,14 @@ export async function grantRunbookRole(primary: Primary, runbook: Runbook): Prom
   if (row.superuser) throw new Error(`role ${role} is a superuser: the test needs the grants alone`);
 }
 
+/** A row of the demo's orders as the recovery tests compare them, and the query that reads them all. */
+export interface Order {
+  id: number;
+  customer: string;
+  status: string;
+}
+export const ORDERS = 'select id, customer, status from orders order by id';
+
 /** The demo's orders (DEMO_SCHEMA_SQL, DEMO_SEED_SQL) and `app`, the application's role: no superuser, every right on them. */
 export async function seedOrders(primary: Primary): Promise<void> {
   await primary.query(DEMO_SCHEMA_SQL);

@@ -8,11 +8,14 @@ import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import { DEMO_SCHEMA_SQL } from '../../src/dev/demo-runbook';
 import { loadRunbook } from '../../src/runbook/load';
+import type { RecoveryStatus, Target } from '../../src/recovery/contract';
+import { approveSignal, statusQuery } from '../../src/recovery/messages';
 import type { Runbook } from '../../src/runbook/schema';
 import { startWorkers } from '../../src/worker';
 import type { Cleanups } from './cleanups';
 import { startTestCluster, type RepoKind, type TestCluster } from './cluster';
 import { postgresTempDir, stopRestoredCopy } from './postgres';
+import { waitFor } from './ports';
 import { temporalAddress, useS3Env } from './services';
 
 export interface BackedUpCluster {
@@ -72,4 +75,35 @@ export async function recoveryWorkers(
   const connection = await Connection.connect({ address: temporalAddress() });
   cleanups.push(() => connection.close());
   return { client: new TemporalClient({ connection }), taskQueue };
+}
+
+/**
+ * recoverToPointInTime on the cluster with workers of this process, the
+ * fence approved (a signal, as the UI sends it) as alice; held until the
+ * copy waits for approve-promote (a failed step ends the wait with its
+ * error). The run is terminated by the cleanups.
+ */
+export async function recoverUntilPaused(
+  cluster: BackedUpCluster,
+  cleanups: Cleanups,
+  args: { target: Target; backupId?: string },
+): Promise<RecoveryStatus> {
+  const { client, taskQueue } = await recoveryWorkers(cluster, cleanups);
+  const wf = await client.workflow.start('recoverToPointInTime', {
+    taskQueue,
+    workflowId: `recover-${cluster.name}`,
+    args: [{ runbook: cluster.name, ...args }],
+  });
+  cleanups.push(() => wf.terminate('test over').catch(() => undefined));
+  return waitFor(
+    'the copy to pause at the target',
+    async () => {
+      const s = await wf.query(statusQuery);
+      const failed = s.steps.find((x) => x.state === 'failed');
+      if (failed) throw new Error(`${failed.id} failed: ${failed.error?.type} ${failed.error?.message}`);
+      if (s.pending?.step === 'approve-fence') await wf.signal(approveSignal, { step: 'approve-fence', by: 'alice' });
+      return s.pending?.step === 'approve-promote' ? s : undefined;
+    },
+    { timeoutMs: 300_000, intervalMs: 250 },
+  );
 }
