@@ -24,7 +24,7 @@ import { lifeboatActivity } from './failure';
 import { postApprovalToSlack } from './notify';
 import { engineSetting } from '../src/runbook/engine';
 import { preflightOnEngine } from '../src/recovery/engine-preflight';
-import { tablespaceWarnings } from '../src/recovery/tablespaces';
+import { catalogWarnings } from '../src/recovery/catalog-warnings';
 
 /**
  * Step 1: the runbook, the repository, the backup to restore and the WAL to
@@ -137,7 +137,7 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
       ...(input.instance ? { instance: input.instance } : {}),
     }),
   );
-  const tablespacesRead = tablespaceWarnings(runbook, meta);
+  const catalogRead = catalogWarnings(runbook, meta, input.instance ?? 'restore');
   let reached = await reach();
   const reachNotes: string[] = [];
   if (reached.refusal) {
@@ -158,7 +158,7 @@ async function preflightOf(runbook: Runbook, input: PreflightInput): Promise<Pre
     ...coverage.warnings,
     ...reached.warnings,
     ...reachNotes,
-    ...(await tablespacesRead),
+    ...(await catalogRead),
   ];
   let primaryReachable = false;
   let archiver: string | undefined;

@@ -9,15 +9,20 @@
 // subscription is disabled (the slot free, as while that subscriber
 // restarts) and the publisher writes rows the slot holds. A drill to the end
 // of the archive passes, with an invariant on the copy that no apply worker
-// may start, and the publisher's slot is where it was: nothing consumed.
+// may start, and the publisher's slot is where it was: nothing consumed. A
+// recovery's preflight (whose copy is promoted as the new primary) warns
+// that the copy's subscriptions resume from the slots, past the target; a
+// drill's does not.
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { preflight } from '../../activities/recovery';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import { DEMO_SCHEMA_SQL } from '../../src/dev/demo-runbook';
 import type { Evidence } from '../../src/recovery/contract';
 import { loadRunbook } from '../../src/runbook/load';
 import { startWorkers } from '../../src/worker';
+import { activity } from '../harness/activity';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
 import { postgresTempDir, startPrimary, switchAndWaitArchived, type Primary } from '../harness/postgres';
@@ -110,5 +115,26 @@ describe('a drill of a logical replication subscriber', () => {
     await waitFor('production to get the rows', async () =>
       (await tc.pg.query<{ n: string }>('select count(*)::text as n from items'))[0]?.n === '20' ? true : undefined,
     );
+  });
+
+  it("warns in a recovery's preflight that the copy's subscriptions resume past the target; not in a drill's", async () => {
+    const recovery = await activity(preflight, {
+      runbook: tc.name,
+      target: { latest: true },
+      mode: 'side-by-side',
+      dryRun: false,
+    });
+    const about = recovery.result.warnings.filter((w) => w.startsWith('the cluster subscribes to publications'));
+    expect(about).toHaveLength(1);
+    expect(about[0]).toContain('(subscription drillsub in database postgres)');
+    expect(about[0]).toContain('ALTER SUBSCRIPTION ... DISABLE on the old primary');
+    const drill = await activity(preflight, {
+      runbook: tc.name,
+      target: { latest: true },
+      mode: 'side-by-side',
+      dryRun: false,
+      instance: 'drill',
+    });
+    expect(drill.result.warnings.filter((w) => w.startsWith('the cluster subscribes'))).toEqual([]);
   });
 });
