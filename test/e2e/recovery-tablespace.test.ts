@@ -15,7 +15,8 @@
 //     directory (pg_tablespace_location is pg_tblspc/<oid>), the restore's
 //     summary says so, and the primary's tablespace still serves the primary;
 //   - a tablespace made on the primary after the backup is named in
-//     preflight's warnings (replay would make it at the primary's location).
+//     preflight's warnings (replay would make it at the primary's location)
+//     and in lifeboat check, with the backup to take.
 import { lstatSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
@@ -26,6 +27,7 @@ import type { BackupMeta } from '../../src/catalog/backup-meta';
 import { chownToOsUser } from '../../src/dev/sandbox-pg';
 import { activity } from '../harness/activity';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
+import { cliRunner } from '../harness/cli';
 import { switchAndWaitArchived } from '../harness/postgres';
 import { backedUpCluster, recoverUntilPaused, type BackedUpCluster } from '../harness/recovery-cluster';
 import { fastTablespace, LEDGER_FAST_ROWS as ROWS, type LedgerRow as Row } from '../harness/tablespace';
@@ -38,6 +40,14 @@ let meta: BackupMeta;
 let location = '';
 let oid = '';
 let rowsAtPoint: Row[] = [];
+const lifeboat = cliRunner(() => process.env);
+
+/** What `lifeboat check --json` finds about tablespaces. */
+async function tablespaceFindings(): Promise<{ kind: string; message: string; hints: string[] }[]> {
+  const out = await lifeboat('check', '--runbook', c.name, '--json');
+  const report = JSON.parse(out.stdout) as { problems: { kind: string; message: string; hints: string[] }[] };
+  return report.problems.filter((p) => p.kind === 'tablespace-not-in-backup');
+}
 
 beforeAll(async () => {
   c = await backedUpCluster('tblspc', cleanups);
@@ -52,8 +62,9 @@ beforeAll(async () => {
 });
 
 describe('a cluster with a tablespace outside its data directory', () => {
-  it('is backed up with the tablespace stored inside the data directory', () => {
+  it('is backed up with the tablespace stored inside the data directory; lifeboat check finds it held', async () => {
     expect(meta.tablespaces).toEqual([{ oid, name: 'fast', location }]);
+    expect(await tablespaceFindings()).toEqual([]);
   });
 
   it('recovers to a restore point with exactly its rows, the copy on its own tablespace files', async () => {
@@ -93,6 +104,15 @@ describe('a cluster with a tablespace outside its data directory', () => {
       mode: 'side-by-side',
       dryRun: false,
     });
+    // lifeboat check says so before any night: the newest backup does not hold it, and which backup to take.
+    const [finding, ...more] = await tablespaceFindings();
+    expect(more).toEqual([]);
+    expect(finding?.message).toMatch(
+      new RegExp(
+        `^tablespace late \\(oid \\d+, at ${late}\\) is on the primary but not in the newest backup ${meta.backupId}$`,
+      ),
+    );
+    expect(finding?.hints[0]).toBe(`take a backup, which holds it: lifeboat backup --runbook ${c.name}`);
     const about = result.warnings.filter((w) => w.startsWith('tablespace '));
     expect(about).toHaveLength(1);
     expect(about[0]).toMatch(

@@ -10,6 +10,7 @@
 // (src/catalog/primary.ts); the runbook's own primary, the old one, is asked
 // too: still running on the old timeline, it is a second writer.
 import { readArchiverStatus, type ArchiverStatus } from '../../catalog/archiver';
+import { tablespaceProblems } from '../../recovery/catalog-warnings';
 import { describeChainProblems, type ChainReport, type HealthProblem } from '../../catalog/chain';
 import { readChainState } from '../../catalog/chain-state';
 import { checkLocksAndEncryption, lockSampleKeys } from '../../catalog/lock-check';
@@ -92,6 +93,9 @@ export async function run(opts: RepoOptions & { json?: boolean; primary?: boolea
       ],
     });
   }
+  // A tablespace made since the newest backup is not in it: a restore would replay its creation at the primary's path.
+  if (archiver && overlaid)
+    problems.push(...(await tablespaceProblems(overlaid.runbook, complete[complete.length - 1]?.meta)));
   const repoArgs = runbook ? `--runbook ${runbook.name}` : `--repo ${repo.url} --cluster ${cluster}`;
   problems.push(...describeChainProblems(chain, complete[complete.length - 1]?.backupId, repoArgs));
   problems.push(
