@@ -12,12 +12,15 @@ import { promoteRestored, restoreBaseBackup } from '../../activities/restore';
 import { takeBaseBackup } from '../../src/backup/base-backup';
 import type { ReplayProgress } from '../../src/recovery/contract';
 import { replayWal } from '../../src/restore/replay';
+import { openRepository } from '../../src/repository';
+import { keys } from '../../src/repository/layout';
 import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
 import { activity } from '../harness/activity';
 import { startTestCluster, type TestCluster } from '../harness/cluster';
 import { runCleanups } from '../harness/cleanups';
 import { postgresTempDir, stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
+import { waitFor } from '../harness/ports';
 
 const runbooksDir = postgresTempDir('runbooks');
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -121,6 +124,12 @@ describe('the pause and the promotion, noticed as they happen', () => {
     const promoteMs = Date.now() - t;
     expect(result.timeline).toBe(2);
     expect(await onCopy('select pg_is_in_recovery() as r, count(*)::int as n from t')).toEqual({ r: false, n: 200 });
+    // The promoted copy is the next primary: it archives timeline 2's history into the repository. Held until it
+    // is there, so that the next case's promotion deterministically takes timeline 3 (it raced the copy's stop).
+    const repo = await openRepository(runbook.repository.url, runbook.repository);
+    await waitFor('the promoted copy to archive 00000002.history', async () =>
+      (await repo.head(keys.wal(tc.name, '00000002.history'))) ? true : undefined,
+    );
     console.log(
       `replay-wal returned ${returnedAt - paused} ms after the log's "pausing at the end of recovery" (log times are whole ms); promote (superuser, pg_wal_replay_resume) took ${promoteMs} ms`,
     );
@@ -135,7 +144,8 @@ describe('the pause and the promotion, noticed as they happen', () => {
       runId: 'wf-plain-run',
     });
     const promoteMs = Date.now() - t;
-    expect(result.timeline).toBe(2);
+    // Past timeline 2, whose history the first case's copy archived.
+    expect(result.timeline).toBe(3);
     expect(await onCopy('select pg_is_in_recovery() as r, count(*)::int as n from t')).toEqual({ r: false, n: 200 });
     console.log(`promote as lb_plain (no EXECUTE on pg_wal_replay_resume) took ${promoteMs} ms`);
   });
