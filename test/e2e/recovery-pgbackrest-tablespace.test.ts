@@ -16,7 +16,6 @@ import { existsSync, lstatSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { retargetSignal, statusQuery } from '../../src/recovery/messages';
-import type { RecoveryStatus } from '../../src/recovery/contract';
 import type { Runbook } from '../../src/runbook/schema';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import {
@@ -24,11 +23,13 @@ import {
   seedOrders,
   startPgBackRestRunbook,
   startRecovery,
+  pausedAgain,
+  replayRuns,
+  rowsOnCopy,
   type PgBackRestRunbook,
   type RecoveryRun,
 } from '../harness/pgbackrest-e2e';
 import { switchAndWaitArchived } from '../harness/postgres';
-import { waitFor } from '../harness/ports';
 import { fastTablespace, LEDGER_FAST_ROWS as ROWS, type LedgerRow as Row } from '../harness/tablespace';
 
 const cleanups: Cleanups = [];
@@ -41,17 +42,7 @@ let oid = '';
 const rows: { a: Row[]; b: Row[] } = { a: [], b: [] };
 const lsn = { a: '', b: '' };
 
-async function rowsOnCopy(): Promise<Row[]> {
-  const session: Cleanups = [];
-  try {
-    const c = await restoredSession(session, runbook, 'postgres');
-    return (await c.query<Row>(ROWS)).rows;
-  } finally {
-    await runCleanups(session);
-  }
-}
-
-const replayRuns = (st: RecoveryStatus) => st.steps.find((x) => x.id === 'replay-wal')?.runs ?? 0;
+const ledgerOnCopy = () => rowsOnCopy<Row>(runbook, ROWS, 'postgres');
 
 beforeAll(async () => {
   r = await startPgBackRestRunbook(cleanups, { name: 'brtblspc', stanza: 'tbs', engine: 'delta: true' });
@@ -81,7 +72,7 @@ describe('a pgBackRest stanza of a cluster with a tablespace outside its data di
     await run.approve('approve-fence', 'alice');
     const paused = await run.waitStep('approve-promote', 'awaiting-approval');
     expect(paused.replay?.paused).toBe(true);
-    expect(await rowsOnCopy()).toEqual(rows.b);
+    expect(await ledgerOnCopy()).toEqual(rows.b);
     expect(lstatSync(path.join(runbook.restore.dataDir, 'pg_tblspc', oid)).isDirectory()).toBe(true);
     expect(existsSync(`${runbook.restore.dataDir}.lifeboat-tablespaces`)).toBe(false);
     const session: Cleanups = [];
@@ -98,20 +89,9 @@ describe('a pgBackRest stanza of a cluster with a tablespace outside its data di
   it('retargeted to an earlier LSN, restores again with --delta over its own copy and pauses with the rows there', async () => {
     const before = replayRuns(await run.wf.query(statusQuery));
     await run.wf.signal(retargetSignal, { by: 'alice', target: { lsn: lsn.a }, comment: 'before batch b' });
-    const st = await waitFor(
-      'the retargeted copy to pause again',
-      async () => {
-        const s = await run.wf.query(statusQuery);
-        const failed = s.steps.find((x) => x.state === 'failed');
-        if (failed)
-          throw new Error(`${failed.id} failed after the retarget: ${failed.error?.type} ${failed.error?.message}`);
-        const promote = s.steps.find((x) => x.id === 'approve-promote')?.state;
-        return replayRuns(s) > before && promote === 'awaiting-approval' ? s : undefined;
-      },
-      { timeoutMs: 300_000, intervalMs: 250 },
-    );
+    const st = await pausedAgain(run, before);
     expect(st.replay?.paused).toBe(true);
-    expect(await rowsOnCopy()).toEqual(rows.a);
+    expect(await ledgerOnCopy()).toEqual(rows.a);
     expect(lstatSync(path.join(runbook.restore.dataDir, 'pg_tblspc', oid)).isDirectory()).toBe(true);
     await run.wf.terminate('test: the retargeted copy is checked');
     // The primary still reads and writes its own tablespace.

@@ -24,23 +24,23 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { WorkflowFailedError } from '@temporalio/client';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RecoveryStatus, StepRecord } from '../../src/recovery/contract';
 import { retargetSignal, statusQuery } from '../../src/recovery/messages';
 import type { Runbook } from '../../src/runbook/schema';
 import { runCleanups, type Cleanups } from '../harness/cleanups';
 import {
   appSession,
-  restoredSession,
   seedOrders,
   startPgBackRestRunbook,
   startRecovery,
   ORDERS,
   type Order,
+  pausedAgain,
+  replayRuns,
+  rowsOnCopy,
   type PgBackRestRunbook,
   type RecoveryRun,
 } from '../harness/pgbackrest-e2e';
 import { stopRestoredCopy, switchAndWaitArchived } from '../harness/postgres';
-import { waitFor } from '../harness/ports';
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
@@ -54,16 +54,8 @@ const lsn = { a: '', b: '' };
 /** The transaction that inserted batch B. */
 let xidB = '';
 
-/** The orders on a runbook's restored copy, as the application (a session of its own, ended before returning). */
-async function ordersOnCopy(rb: Runbook): Promise<Order[]> {
-  const session: Cleanups = [];
-  try {
-    const c = await restoredSession(session, rb, 'app');
-    return (await c.query<Order>(ORDERS)).rows;
-  } finally {
-    await runCleanups(session);
-  }
-}
+/** The orders on a runbook's restored copy, as the application. */
+const ordersOnCopy = (rb: Runbook) => rowsOnCopy<Order>(rb, ORDERS, 'app');
 
 /** pgBackRest's "restore command begin" lines in its log file for the stanza (log-level-file=info, set below). */
 function restoreCommands(): string[] {
@@ -71,31 +63,6 @@ function restoreCommands(): string[] {
   return readFileSync(file, 'utf8')
     .split('\n')
     .filter((l) => l.includes('restore command begin'));
-}
-
-/** How many times replay-wal ran (a retarget to an earlier point runs it again). */
-const replayRuns = (st: RecoveryStatus) => st.steps.find((x) => x.id === 'replay-wal')?.runs ?? 0;
-
-/**
- * Held until approve-promote is asked again after replay-wal ran more than
- * `before` times (the pause reached after a retarget, not the one before); a
- * failed step ends the wait with its error.
- */
-async function pausedAgain(run: RecoveryRun, before: number): Promise<RecoveryStatus> {
-  const st = await waitFor(
-    'the retargeted copy to pause again',
-    async (): Promise<{ failed: StepRecord } | { s: RecoveryStatus } | undefined> => {
-      const s = await run.wf.query(statusQuery);
-      const failed = s.steps.find((x) => x.state === 'failed');
-      if (failed) return { failed };
-      const promote = s.steps.find((x) => x.id === 'approve-promote')?.state;
-      return replayRuns(s) > before && promote === 'awaiting-approval' ? { s } : undefined;
-    },
-    { timeoutMs: 300_000, intervalMs: 250 },
-  );
-  if ('failed' in st)
-    throw new Error(`${st.failed.id} failed after the retarget: ${st.failed.error?.type} ${st.failed.error?.message}`);
-  return st.s;
 }
 
 beforeAll(async () => {

@@ -19,12 +19,12 @@ import { Client } from 'pg';
 import { DEMO_SCHEMA_SQL, DEMO_SEED_SQL, demoRunbookYaml } from '../../src/dev/demo-runbook';
 import { PgBackRestEngine } from '../../src/engine/pgbackrest/engine';
 import { grantsSql } from '../../src/privileges/grants';
-import type { RecoveryStatus, StepId, Target } from '../../src/recovery/contract';
-import { decideUpdate } from '../../src/recovery/messages';
+import type { RecoveryStatus, StepId, StepRecord, Target } from '../../src/recovery/contract';
+import { decideUpdate, statusQuery } from '../../src/recovery/messages';
 import { loadRunbook } from '../../src/runbook/load';
 import type { Runbook } from '../../src/runbook/schema';
 import { requireTool } from '../../src/tools';
-import type { Cleanups } from './cleanups';
+import { runCleanups, type Cleanups } from './cleanups';
 import { cliRunner, startCliWorker, type CliResult, type CliWorker } from './cli';
 import { queryAt, waitForStep } from './faults-cluster';
 import type { TlsMinio } from './minio-tls';
@@ -256,11 +256,7 @@ export async function grantRunbookRole(primary: Primary, runbook: Runbook): Prom
 }
 
 /** A row of the demo's orders as the recovery tests compare them, and the query that reads them all. */
-export interface Order {
-  id: number;
-  customer: string;
-  status: string;
-}
+export type Order = { id: number; customer: string; status: string };
 export const ORDERS = 'select id, customer, status from orders order by id';
 
 /** The demo's orders (DEMO_SCHEMA_SQL, DEMO_SEED_SQL) and `app`, the application's role: no superuser, every right on them. */
@@ -290,6 +286,46 @@ export async function restoredSession(cleanups: Cleanups, runbook: Runbook, user
   await c.connect();
   cleanups.push(() => c.end().catch(() => undefined));
   return c;
+}
+
+/** The rows `sql` reads on the runbook's restored copy as `user` (a session of its own, ended before returning). */
+export async function rowsOnCopy<T extends Record<string, unknown>>(
+  runbook: Runbook,
+  sql: string,
+  user: string,
+): Promise<T[]> {
+  const session: Cleanups = [];
+  try {
+    const c = await restoredSession(session, runbook, user);
+    return (await c.query<T>(sql)).rows;
+  } finally {
+    await runCleanups(session);
+  }
+}
+
+/** How many times replay-wal ran (a retarget to an earlier point runs it again). */
+export const replayRuns = (st: RecoveryStatus) => st.steps.find((x) => x.id === 'replay-wal')?.runs ?? 0;
+
+/**
+ * Held until approve-promote is asked again after replay-wal ran more than
+ * `before` times (the pause reached after a retarget, not the one before); a
+ * failed step ends the wait with its error.
+ */
+export async function pausedAgain(run: RecoveryRun, before: number): Promise<RecoveryStatus> {
+  const st = await waitFor(
+    'the retargeted copy to pause again',
+    async (): Promise<{ failed: StepRecord } | { s: RecoveryStatus } | undefined> => {
+      const s = await run.wf.query(statusQuery);
+      const failed = s.steps.find((x) => x.state === 'failed');
+      if (failed) return { failed };
+      const promote = s.steps.find((x) => x.id === 'approve-promote')?.state;
+      return replayRuns(s) > before && promote === 'awaiting-approval' ? { s } : undefined;
+    },
+    { timeoutMs: 300_000, intervalMs: 250 },
+  );
+  if ('failed' in st)
+    throw new Error(`${st.failed.id} failed after the retarget: ${st.failed.error?.type} ${st.failed.error?.message}`);
+  return st.s;
 }
 
 /** A segment's file moved out of the posix repository's archive, into `<root>/<aside>`; back() puts it where it was. */
